@@ -1,0 +1,67 @@
+"""Composition root: create_app() builds madoguchi; `app` is the WSGI entry point."""
+from __future__ import annotations
+
+import logging
+
+from flask import Flask
+
+
+def create_app(config: dict | None = None) -> Flask:
+    """Build the app from the environment, with `config` overriding settings (tests)."""
+    from bot.cli import register_cli
+    from bot.clock import Clock, parse_instant
+    from bot.config import check_production, load_config
+    from bot.db import Database, upgrade_schema
+    from bot.line_client import LineClient
+    from bot.offices import load_offices
+    from bot.render import Renderer
+    from bot.runtime import Runtime
+    from bot import settings_store, textfmt, web, webhook
+
+    cfg = load_config(config)
+    offices = load_offices(cfg.offices_dir)
+    check_production(cfg, [o.id for o in offices.values() if o.enabled])
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+
+    db = Database(cfg.database_url)
+    clock = Clock(None if cfg.is_production else (lambda: settings_store.clock_offset(db)))
+    line = LineClient(cfg.line_api_base_url, cfg.line_api_data_base_url, cfg.channel_token,
+                      timeout=cfg.line_timeout_seconds)
+    rt = Runtime(config=cfg, db=db, offices=offices, clock=clock, line=line, renderer=Renderer({}))
+
+    app = Flask(__name__, template_folder="templates", static_folder="static", instance_path=str(cfg.instance_path))
+    app.config.update(SECRET_KEY=cfg.secret_key, MAX_CONTENT_LENGTH=webhook.MAX_BODY,
+                      SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Lax",
+                      SESSION_COOKIE_SECURE=cfg.is_production, TESTING=cfg.testing)
+    app.extensions["madoguchi"] = rt
+    textfmt.register(app)
+    app.register_blueprint(webhook.bp)
+    app.register_blueprint(web.bp)
+    register_cli(app)
+
+    if not cfg.is_production:
+        upgrade_schema(db)
+        settings_store.seed(rt)
+        if cfg.fake_now:
+            settings_store.start_fake_clock(db, parse_instant(cfg.fake_now))
+    return app
+
+
+class _LazyApp:
+    """`app` for gunicorn/flask: built on first use, so importing this module has no side effects."""
+
+    _app: Flask | None = None
+
+    def _get(self) -> Flask:
+        if _LazyApp._app is None:
+            _LazyApp._app = create_app()
+        return _LazyApp._app
+
+    def __call__(self, environ, start_response):
+        return self._get()(environ, start_response)
+
+    def __getattr__(self, name):
+        return getattr(self._get(), name)
+
+
+app = _LazyApp()

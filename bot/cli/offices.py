@@ -1,0 +1,154 @@
+"""`flask --app app offices …`: validate the office profiles, show an office's dialog as data.
+
+Register with `app.cli.add_command(offices_group)`. The profiles are read from `OFFICES_DIR` in the app's config
+when set, else from the shipped `dialogs/offices/`.
+Exit codes: 0 success (warnings allowed), 1 an unusable profile, 2 misuse (e.g. an unknown office).
+"""
+from __future__ import annotations
+
+import json
+from datetime import time
+from pathlib import Path
+from typing import Any
+
+import click
+from flask import current_app
+from flask.cli import AppGroup
+
+from bot.config import DEFAULT_OFFICES_DIR
+from bot.offices import Office, ProfileError, check_offices
+
+offices_group = AppGroup("offices", help="Check the office profiles and show an office's dialog.")
+
+# The consent step's two answers; the exact words are fixed by the interface (interface.md, "Chat").
+CONSENT_CHOICES = ("同意する", "同意しない")
+CHECKLIST_CHOICES = ("yes", "no")
+CHECKLIST_PASSING = ("yes",)
+
+
+def offices_dir() -> Path:
+    """The profiles folder: the app's OFFICES_DIR, else the shipped profiles."""
+    return Path(current_app.config.get("OFFICES_DIR") or DEFAULT_OFFICES_DIR)
+
+
+def _load(ctx: click.Context) -> tuple[dict[str, Office], list[str]]:
+    directory = offices_dir()
+    try:
+        return check_offices(directory)
+    except ProfileError as exc:
+        for problem in exc.problems:
+            click.echo(f"error: {problem}", err=True)
+        click.echo(f"{len(exc.problems)} error(s) in the office profiles in {directory}", err=True)
+        ctx.exit(1)
+
+
+@offices_group.command("check")
+@click.pass_context
+def check_command(ctx: click.Context) -> None:
+    """Validate every office profile (errors name the file and field; warnings list values to confirm)."""
+    offices, warnings = _load(ctx)
+    for warning in warnings:
+        click.echo(f"warning: {warning}")
+    click.echo(f"{len(offices)} office profile(s) OK ({', '.join(offices)}); {len(warnings)} warning(s)")
+
+
+@offices_group.command("show")
+@click.argument("office")
+@click.option("--json", "as_json", is_flag=True, help="Print the dialog as JSON.")
+@click.pass_context
+def show_command(ctx: click.Context, office: str, as_json: bool) -> None:
+    """Show OFFICE's dialog: its steps, their choices and the answers that pass."""
+    offices, _warnings = _load(ctx)
+    if office not in offices:
+        raise click.BadParameter(f"unknown office {office!r} (known: {', '.join(offices)})", param_hint="OFFICE")
+    data = dialog_data(offices[office])
+    click.echo(json.dumps(data, ensure_ascii=False, indent=2) if as_json else dialog_text(data))
+
+
+def dialog_data(office: Office) -> dict[str, Any]:
+    """The office's dialog as plain data, steps in the order the user meets them."""
+    terms = office.current_terms
+    steps: list[dict[str, Any]] = [{
+        "step": "consent",
+        "id": "consent",
+        "version": terms.version,
+        "terms_path": f"/terms/{office.id}/{terms.version}",
+        "summary": list(office.consent_summary),
+        "choices": list(CONSENT_CHOICES),
+        "passing": list(CONSENT_CHOICES[:1]),
+    }]
+    steps += [{
+        "step": "eligibility",
+        "id": question.id,
+        "text": question.text,
+        "detail": list(question.detail),
+        "choices": list(question.choices),
+        "passing": list(question.passing),
+        "record": question.record,
+        "on_fail": question.on_fail,
+        "on_unsure": question.on_unsure,
+        "redirects": [
+            {"topic": r.topic, "window": r.window, "phone": r.phone.value if r.phone.confirmed else None}
+            for r in question.redirects
+        ],
+    } for question in office.eligibility]
+    steps += [{
+        "step": "checklist",
+        "id": item.id,
+        "text": item.text,
+        "choices": list(CHECKLIST_CHOICES),
+        "passing": list(CHECKLIST_PASSING),
+        "fix": item.fix,
+    } for item in office.checklist]
+    schedule, notice = office.schedule, office.booking.notice
+    steps.append({
+        "step": "slot",
+        "id": "slot",
+        "schedule": {
+            "weekdays": list(schedule.weekdays),
+            "starts": [_hhmm(start) for start in schedule.starts],
+            "duration_minutes": schedule.duration_minutes,
+            "capacity": schedule.capacity,
+            "closures": [day.isoformat() for day in schedule.closures],
+        },
+        "notice": {
+            "kind": notice.kind,
+            "calendar_days": notice.calendar_days,
+            "deadline": _hhmm(notice.deadline),
+            "confirmed": notice.confirmed,
+        },
+        "window_weeks": office.booking.window_weeks,
+        "hold_minutes": office.booking.hold_minutes,
+    })
+    steps.append({"step": "form", "id": "form", "fields": list(office.form_fields)})
+    return {
+        "office": office.id,
+        "name": office.name,
+        "enabled": office.enabled,
+        "terms_version": terms.version,
+        "steps": steps,
+    }
+
+
+def dialog_text(data: dict[str, Any]) -> str:
+    """A short readable outline of dialog_data()."""
+    lines = [f"{data['name']} ({data['office']}), terms {data['terms_version']}"]
+    for number, step in enumerate(data["steps"], start=1):
+        head = f"{number}. {step['step']} {step['id']}"
+        if "choices" in step:
+            lines.append(f"{head}: {' / '.join(step['choices'])} -> passes: {', '.join(step['passing'])}")
+            if "text" in step:
+                lines.append(f"   {step['text']}")
+            lines += [f"   - {line}" for line in step.get("detail", [])]
+        elif step["step"] == "slot":
+            sched, notice = step["schedule"], step["notice"]
+            lines.append(f"{head}: weekdays {sched['weekdays']} at {', '.join(sched['starts'])}, "
+                         f"{sched['duration_minutes']} min; notice {notice['kind']} "
+                         f"{notice['calendar_days']} day(s), {notice['deadline']}")
+        else:
+            lines.append(f"{head}: {', '.join(step['fields'])}")
+    return "\n".join(lines)
+
+
+def _hhmm(value: time) -> str:
+    return value.strftime("%H:%M")

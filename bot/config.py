@@ -1,0 +1,174 @@
+"""The one configuration object: environment first, overrides from create_app(config=...)."""
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import warnings
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+
+from cryptography.fernet import Fernet
+
+log = logging.getLogger(__name__)
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_OFFICES_DIR = PROJECT_ROOT / "dialogs" / "offices"
+PRODUCTION_LINE_API = "https://api.line.me"
+PRODUCTION_LINE_DATA_API = "https://api-data.line.me"
+
+
+class ConfigError(RuntimeError):
+    """Raised when the app cannot start with the settings it was given."""
+
+
+@dataclass(frozen=True)
+class Config:
+    app_env: str = "development"
+    database_url: str = ""
+    line_api_base_url: str = ""
+    line_api_data_base_url: str = ""
+    public_base_url: str = "http://localhost:5000"
+    secret_key: str = ""
+    data_encryption_keys: tuple[str, ...] = ()
+    offices_dir: Path = DEFAULT_OFFICES_DIR
+    fake_now: str | None = None
+    instance_path: Path = PROJECT_ROOT / "instance"
+    # Per-office channel settings: office id -> value (read from LINE_*_<OFFICE>).
+    env: dict[str, str] = field(default_factory=dict)
+    testing: bool = False
+    # Budget for sending replies in the web process after commit (seconds).
+    reply_budget_seconds: float = 1.0
+    line_timeout_seconds: float = 5.0
+
+    @property
+    def is_production(self) -> bool:
+        return self.app_env == "production"
+
+    def channel_secret(self, office_id: str) -> str | None:
+        return self._per_office("LINE_CHANNEL_SECRET", office_id)
+
+    def channel_token(self, office_id: str) -> str | None:
+        return self._per_office("LINE_CHANNEL_ACCESS_TOKEN", office_id)
+
+    def staff_group_id(self, office_id: str) -> str | None:
+        return self.env.get(f"LINE_STAFF_GROUP_ID_{office_id.upper()}") or None
+
+    def basic_id(self, office_id: str) -> str | None:
+        return self.env.get(f"LINE_BASIC_ID_{office_id.upper()}") or None
+
+    def _per_office(self, prefix: str, office_id: str) -> str | None:
+        value = self.env.get(f"{prefix}_{office_id.upper()}")
+        if value:
+            return value
+        if self.is_production:
+            return None
+        # Development placeholders: stable per office so the simulator can sign.
+        return f"dev-{prefix.lower().replace('_', '-')}-{office_id}"
+
+
+def _normalise_db_url(url: str) -> str:
+    if url.startswith("postgres://"):
+        url = "postgresql://" + url[len("postgres://"):]
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url[len("postgresql://"):]
+    return url
+
+
+def _dev_secret(instance: Path, name: str, make) -> str:
+    """Read a development key from instance/, creating it once, atomically."""
+    instance.mkdir(parents=True, exist_ok=True)
+    path = instance / name
+    if not path.exists():
+        tmp = instance / f".{name}.{os.getpid()}.{secrets.token_hex(4)}"
+        tmp.write_text(make())
+        os.chmod(tmp, 0o600)
+        try:
+            os.link(tmp, path)  # fails if another process won the race
+        except FileExistsError:
+            pass
+        finally:
+            tmp.unlink()
+    return path.read_text().strip()
+
+
+def load_config(overrides: dict | None = None, environ: dict | None = None) -> Config:
+    """Build the Config from the environment, then apply overrides (tests)."""
+    environ = dict(os.environ if environ is None else environ)
+    overrides = dict(overrides or {})
+    app_env = overrides.pop("app_env", None) or environ.get("APP_ENV", "development")
+    if app_env not in ("development", "production"):
+        raise ConfigError(f"APP_ENV must be 'development' or 'production', not {app_env!r}")
+    production = app_env == "production"
+    instance = Path(overrides.pop("instance_path", None) or environ.get("INSTANCE_PATH") or PROJECT_ROOT / "instance")
+
+    public = (environ.get("PUBLIC_BASE_URL") or "http://localhost:5000").rstrip("/")
+    if production and public.startswith("http://"):
+        warnings.warn("PUBLIC_BASE_URL is plain http in production", stacklevel=2)
+
+    db_url = environ.get("DATABASE_URL") or f"sqlite:///{instance / 'madoguchi.sqlite3'}"
+    db_url = _normalise_db_url(db_url)
+    if production and db_url.startswith("sqlite"):
+        warnings.warn("SQLite in production: fine for a pilot, PostgreSQL is recommended", stacklevel=2)
+
+    api = environ.get("LINE_API_BASE_URL") or (PRODUCTION_LINE_API if production else f"{public}/simulator/api")
+    data_api = environ.get("LINE_API_DATA_BASE_URL") or (
+        PRODUCTION_LINE_DATA_API if production else f"{public}/simulator/api"
+    )
+
+    secret_key = environ.get("SECRET_KEY", "")
+    keys = tuple(k.strip() for k in environ.get("DATA_ENCRYPTION_KEY", "").split(",") if k.strip())
+    fake_now = environ.get("APP_FAKE_NOW") or None
+    if production and fake_now:
+        raise ConfigError("APP_FAKE_NOW is for development only; unset it in production")
+
+    cfg = Config(
+        app_env=app_env,
+        database_url=db_url,
+        line_api_base_url=api.rstrip("/"),
+        line_api_data_base_url=data_api.rstrip("/"),
+        public_base_url=public,
+        secret_key=secret_key,
+        data_encryption_keys=keys,
+        offices_dir=Path(environ.get("OFFICES_DIR") or DEFAULT_OFFICES_DIR),
+        fake_now=fake_now,
+        instance_path=instance,
+        env={k: v for k, v in environ.items() if k.startswith("LINE_")},
+    )
+    known = {f.name for f in fields(Config)}
+    unknown = set(overrides) - known
+    if unknown:
+        raise ConfigError(f"unknown config overrides: {sorted(unknown)}")
+    if "database_url" in overrides:
+        overrides["database_url"] = _normalise_db_url(overrides["database_url"])
+    cfg = replace(cfg, **overrides)
+    if not cfg.is_production:
+        if not cfg.secret_key:
+            cfg = replace(cfg, secret_key=_dev_secret(cfg.instance_path, "secret_key", lambda: secrets.token_hex(32)))
+        if not cfg.data_encryption_keys:
+            key = _dev_secret(cfg.instance_path, "data_encryption_key", lambda: Fernet.generate_key().decode())
+            cfg = replace(cfg, data_encryption_keys=(key,))
+    for key in cfg.data_encryption_keys:
+        try:
+            Fernet(key.encode())
+        except (ValueError, TypeError) as exc:
+            raise ConfigError("DATA_ENCRYPTION_KEY holds a value that is not a Fernet key") from exc
+    return cfg
+
+
+def check_production(cfg: Config, office_ids: list[str]) -> None:
+    """Refuse to start in production without the secrets, naming what is missing."""
+    if not cfg.is_production:
+        return
+    missing = []
+    if not cfg.secret_key:
+        missing.append("SECRET_KEY")
+    if not cfg.data_encryption_keys:
+        missing.append("DATA_ENCRYPTION_KEY")
+    for office in office_ids:
+        for prefix in ("LINE_CHANNEL_SECRET", "LINE_CHANNEL_ACCESS_TOKEN"):
+            name = f"{prefix}_{office.upper()}"
+            if not cfg.env.get(name):
+                missing.append(name)
+    if missing:
+        raise ConfigError("production needs these settings: " + ", ".join(missing))

@@ -1,0 +1,164 @@
+"""The only module that talks to LINE's Messaging API (linebot.v3.messaging), always with a timeout."""
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from dataclasses import dataclass
+
+import urllib3
+from linebot.v3.messaging import (
+    ApiClient,
+    ApiException,
+    BroadcastRequest,
+    Configuration,
+    MessagingApi,
+    MessagingApiBlob,
+    MulticastRequest,
+    PushMessageRequest,
+    ReplyMessageRequest,
+    RichMenuRequest,
+    ShowLoadingAnimationRequest,
+)
+
+log = logging.getLogger(__name__)
+
+SENT = "sent"              # accepted by LINE
+DUPLICATE = "duplicate"    # 409: accepted earlier under the same retry key
+RETRY = "retry"            # not delivered, safe to try again (refused before sending, 5xx with retry key)
+FAILED = "failed"          # certainly not delivered, and trying again will not help (4xx)
+UNKNOWN = "unknown"        # may or may not have arrived (a reply that timed out): never resend as is
+QUOTA = "quota"            # 429 monthly limit: hold until sending works again
+RATE = "rate"              # 429 rate limit: retry later
+
+
+@dataclass(frozen=True)
+class SendResult:
+    outcome: str
+    status: int | None = None
+    detail: str = ""
+
+    @property
+    def delivered(self) -> bool:
+        return self.outcome in (SENT, DUPLICATE)
+
+
+def _is_quota(body: str | None) -> bool:
+    try:
+        message = json.loads(body or "{}").get("message", "")
+    except (ValueError, AttributeError):
+        message = body or ""
+    return "monthly limit" in str(message).lower()
+
+
+class LineClient:
+    """Per-office SDK clients pointed at LINE (or a local fake), thread-safe, with timeouts."""
+
+    def __init__(self, base_url: str, data_base_url: str, token_for, timeout: float = 5.0):
+        self._base = base_url
+        self._data_base = data_base_url
+        self._token_for = token_for
+        self.timeout = timeout
+        self._clients: dict[tuple[str, str], ApiClient] = {}
+        self._lock = threading.Lock()
+
+    def _api_client(self, office: str, host: str) -> ApiClient:
+        key = (office, host)
+        with self._lock:
+            client = self._clients.get(key)
+            if client is None:
+                cfg = Configuration(host=host, access_token=self._token_for(office))
+                cfg.retries = False  # we retry ourselves, with retry keys
+                client = ApiClient(cfg)
+                self._clients[key] = client
+            return client
+
+    def api(self, office: str) -> MessagingApi:
+        return MessagingApi(self._api_client(office, self._base))
+
+    def blob(self, office: str) -> MessagingApiBlob:
+        return MessagingApiBlob(self._api_client(office, self._data_base))
+
+    def _timeout(self, timeout: float | None):
+        t = self.timeout if timeout is None else timeout
+        return (min(2.0, t), t)
+
+    # -- sending ------------------------------------------------------------------------------
+    def reply(self, office: str, token: str, messages: list[dict], timeout: float | None = None) -> SendResult:
+        request = ReplyMessageRequest.from_dict({"replyToken": token, "messages": messages})
+        return self._send(lambda: self.api(office).reply_message_with_http_info(
+            request, _request_timeout=self._timeout(timeout)), reply=True)
+
+    def push(self, office: str, to: str, messages: list[dict], retry_key: str,
+             timeout: float | None = None) -> SendResult:
+        request = PushMessageRequest.from_dict({"to": to, "messages": messages})
+        return self._send(lambda: self.api(office).push_message_with_http_info(
+            request, x_line_retry_key=retry_key, _request_timeout=self._timeout(timeout)))
+
+    def multicast(self, office: str, to: list[str], messages: list[dict], retry_key: str,
+                  timeout: float | None = None) -> SendResult:
+        request = MulticastRequest.from_dict({"to": to, "messages": messages})
+        return self._send(lambda: self.api(office).multicast_with_http_info(
+            request, x_line_retry_key=retry_key, _request_timeout=self._timeout(timeout)))
+
+    def broadcast(self, office: str, messages: list[dict], retry_key: str,
+                  timeout: float | None = None) -> SendResult:
+        request = BroadcastRequest.from_dict({"messages": messages})
+        return self._send(lambda: self.api(office).broadcast_with_http_info(
+            request, x_line_retry_key=retry_key, _request_timeout=self._timeout(timeout)))
+
+    def leave_group(self, office: str, group_id: str, timeout: float | None = None) -> SendResult:
+        return self._send(lambda: self.api(office).leave_group_with_http_info(
+            group_id, _request_timeout=self._timeout(timeout)))
+
+    def show_loading(self, office: str, user_id: str, seconds: int = 5) -> SendResult:
+        request = ShowLoadingAnimationRequest.from_dict({"chatId": user_id, "loadingSeconds": seconds})
+        return self._send(lambda: self.api(office).show_loading_animation_with_http_info(
+            request, _request_timeout=self._timeout(2.0)))
+
+    # -- reading ------------------------------------------------------------------------------
+    def remaining_quota(self, office: str) -> tuple[int | None, int]:
+        """(monthly limit or None for unlimited, messages consumed this month)."""
+        api = self.api(office)
+        quota = api.get_message_quota(_request_timeout=self._timeout(None))
+        used = api.get_message_quota_consumption(_request_timeout=self._timeout(None))
+        limit = quota.value if getattr(quota, "type", "") == "limited" else None
+        return limit, int(used.total_usage)
+
+    # -- rich menu ----------------------------------------------------------------------------
+    def deploy_rich_menu(self, office: str, menu: dict, png: bytes) -> str:
+        api = self.api(office)
+        created = api.create_rich_menu(RichMenuRequest.from_dict(menu), _request_timeout=self._timeout(None))
+        self.blob(office).set_rich_menu_image(
+            created.rich_menu_id, body=bytearray(png), _headers={"Content-Type": "image/png"},
+            _request_timeout=self._timeout(None))
+        api.set_default_rich_menu(created.rich_menu_id, _request_timeout=self._timeout(None))
+        return created.rich_menu_id
+
+    # -- classification -----------------------------------------------------------------------
+    @staticmethod
+    def _send(call, reply: bool = False) -> SendResult:
+        try:
+            response = call()
+        except ApiException as exc:
+            status = exc.status or 0
+            if status == 409:
+                return SendResult(DUPLICATE, status)
+            if status == 429:
+                return SendResult(QUOTA if _is_quota(exc.body) else RATE, status, "429")
+            if status >= 500:
+                # A reply has no retry key: a 5xx may still have been delivered.
+                return SendResult(UNKNOWN if reply else RETRY, status, f"http {status}")
+            return SendResult(FAILED, status, f"http {status}")
+        except (urllib3.exceptions.ConnectTimeoutError, urllib3.exceptions.NewConnectionError) as exc:
+            return SendResult(RETRY, None, type(exc).__name__)
+        except urllib3.exceptions.MaxRetryError as exc:
+            reason = exc.reason
+            if isinstance(reason, (urllib3.exceptions.ConnectTimeoutError, urllib3.exceptions.NewConnectionError)):
+                return SendResult(RETRY, None, type(reason).__name__)
+            return SendResult(UNKNOWN if reply else RETRY, None, type(reason).__name__)
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            # Read timeout, reset after sending: outcome unknown.
+            return SendResult(UNKNOWN if reply else RETRY, None, type(exc).__name__)
+        status = getattr(response, "status_code", 200)
+        return SendResult(SENT, status)

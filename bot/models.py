@@ -1,0 +1,230 @@
+"""The database schema, as SQLAlchemy 2 typed models."""
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.types import TypeDecorator
+
+
+class UTCDateTime(TypeDecorator):
+    """Timezone-aware datetimes on every backend (SQLite keeps no offset: store UTC)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the database")
+        from datetime import timezone
+
+        value = value.astimezone(timezone.utc)
+        if dialect.name == "sqlite":
+            return value.replace(tzinfo=None)
+        return value
+
+    def process_result_value(self, value, dialect):
+        if value is None:
+            return None
+        from datetime import timezone
+
+        from bot.clock import TOKYO
+
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=timezone.utc)
+        return value.astimezone(TOKYO)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {datetime: UTCDateTime(), dict: JSON}
+
+
+class AppSetting(Base):
+    """Small key/value settings shared by every process (e.g. the development clock offset)."""
+
+    __tablename__ = "app_settings"
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+
+
+class ProcessedEvent(Base):
+    """One row per webhook event handled: a redelivered event finds its row and does nothing."""
+
+    __tablename__ = "processed_events"
+    webhook_event_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    office_id: Mapped[str] = mapped_column(String(32))
+    received_at: Mapped[datetime] = mapped_column(index=True)
+
+
+class Conversation(Base):
+    """A LINE user at one office: where they are in the dialog, and what they answered."""
+
+    __tablename__ = "conversations"
+    __table_args__ = (UniqueConstraint("office_id", "line_user_id"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    office_id: Mapped[str] = mapped_column(String(32))
+    line_user_id: Mapped[str] = mapped_column(String(64))
+    state: Mapped[str] = mapped_column(String(40), default="idle")
+    context: Mapped[dict] = mapped_column(JSON, default=dict)
+    step: Mapped[int] = mapped_column(Integer, default=0)  # bumps on every state change (stale buttons)
+    misses: Mapped[int] = mapped_column(Integer, default=0)
+    language: Mapped[str] = mapped_column(String(8), default="ja")
+    followed: Mapped[bool] = mapped_column(Boolean, default=True)  # False after unfollow: never pushed to
+    booking_blocked: Mapped[bool] = mapped_column(Boolean, default=False)  # staff blocked online booking
+    last_event_ms: Mapped[int] = mapped_column(BigInteger, default=0)
+    last_active_at: Mapped[datetime | None] = mapped_column(default=None)
+    pending_notice: Mapped[str | None] = mapped_column(String(64), default=None)  # next-message notices
+    created_at: Mapped[datetime]
+
+
+class OutboxMessage(Base):
+    """A message on its way to LINE, written in the same transaction as what caused it."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (Index("ix_outbox_due", "status", "due_at"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    office_id: Mapped[str] = mapped_column(String(32))
+    kind: Mapped[str] = mapped_column(String(16))  # reply | push | multicast | broadcast | leave_group
+    recipient: Mapped[str | None] = mapped_column(String(64), index=True, default=None)
+    reply_token: Mapped[str | None] = mapped_column(String(255), default=None)
+    reply_deadline: Mapped[datetime | None] = mapped_column(default=None)
+    payload: Mapped[dict] = mapped_column(JSON)  # {"messages": [...], "to": [...]}
+    retry_key: Mapped[str] = mapped_column(String(36))
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    # pending | sending | sent | failed | held | unknown | skipped
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    due_at: Mapped[datetime]
+    next_attempt_at: Mapped[datetime]
+    created_at: Mapped[datetime]
+    sent_at: Mapped[datetime | None] = mapped_column(default=None)
+    last_error: Mapped[str | None] = mapped_column(String(255), default=None)
+    purpose: Mapped[str] = mapped_column(String(40), default="chat")
+    source_event_id: Mapped[str | None] = mapped_column(String(64), default=None)
+
+
+class TermsVersion(Base):
+    """One version of an office's terms; id = effective date (YYYY-MM-DD)."""
+
+    __tablename__ = "terms_versions"
+    __table_args__ = (UniqueConstraint("office_id", "version"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    office_id: Mapped[str] = mapped_column(String(32))
+    version: Mapped[str] = mapped_column(String(10))
+    body: Mapped[str | None] = mapped_column(Text, default=None)  # None: known by date only
+    summary: Mapped[str | None] = mapped_column(Text, default=None)
+    published_at: Mapped[datetime]
+
+
+class Consent(Base):
+    """The office's record of who consented to which terms version, when and how."""
+
+    __tablename__ = "consents"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    office_id: Mapped[str] = mapped_column(String(32), index=True)
+    conversation_id: Mapped[int] = mapped_column(ForeignKey("conversations.id"), index=True)
+    version: Mapped[str] = mapped_column(String(10))
+    consented_at: Mapped[datetime]
+    webhook_event_id: Mapped[str] = mapped_column(String(64))
+    method: Mapped[str] = mapped_column(String(16))  # button | text
+
+    conversation: Mapped[Conversation] = relationship()
+
+
+class StaffGroupSighting(Base):
+    """A group the bot was invited to (join event), for setting up the staff group."""
+
+    __tablename__ = "staff_group_sightings"
+    __table_args__ = (UniqueConstraint("office_id", "group_id"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    office_id: Mapped[str] = mapped_column(String(32))
+    group_id: Mapped[str] = mapped_column(String(64))
+    joined_at: Mapped[datetime]
+    left_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class SlotHold(Base):
+    """A slot held for one conversation while its user fills in the form."""
+
+    __tablename__ = "slot_holds"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    office_id: Mapped[str] = mapped_column(String(32))
+    conversation_id: Mapped[int] = mapped_column(ForeignKey("conversations.id"), unique=True)
+    slot_start: Mapped[datetime] = mapped_column(index=True)
+    expires_at: Mapped[datetime] = mapped_column(index=True)
+    token_nonce: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[datetime]
+
+
+class Booking(Base):
+    """A request and, once staff decide, the booking it became."""
+
+    __tablename__ = "bookings"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    reference: Mapped[str] = mapped_column(String(9), unique=True)
+    office_id: Mapped[str] = mapped_column(String(32), index=True)
+    conversation_id: Mapped[int | None] = mapped_column(ForeignKey("conversations.id"), index=True)
+    slot_start: Mapped[datetime] = mapped_column(index=True)
+    status: Mapped[str] = mapped_column(String(20), default="requested")
+    source: Mapped[str] = mapped_column(String(16), default="line")  # line | phone | window
+    seeker_hash: Mapped[str | None] = mapped_column(String(64), index=True, default=None)
+    details: Mapped[bytes | None] = mapped_column(LargeBinary, default=None)  # Fernet-encrypted JSON
+    details_purged_at: Mapped[datetime | None] = mapped_column(default=None)
+    invitation_sent_at: Mapped[datetime | None] = mapped_column(default=None)
+    decided_at: Mapped[datetime | None] = mapped_column(default=None)
+    receipt_pending: Mapped[bool] = mapped_column(Boolean, default=False)  # not yet shown in chat
+    staff_note: Mapped[str | None] = mapped_column(Text, default=None)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+    conversation: Mapped[Conversation | None] = relationship()
+
+
+class SlotClaim(Base):
+    """Capacity enforced by the database: one row per (office, slot, seat) taken."""
+
+    __tablename__ = "slot_claims"
+    __table_args__ = (UniqueConstraint("office_id", "slot_start", "seat"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    office_id: Mapped[str] = mapped_column(String(32))
+    slot_start: Mapped[datetime]
+    seat: Mapped[int] = mapped_column(Integer)
+    booking_id: Mapped[int] = mapped_column(ForeignKey("bookings.id"), unique=True)
+
+
+class SlotBlock(Base):
+    """A slot (slot_start set) or a whole day (slot_start empty) staff took out of online booking."""
+
+    __tablename__ = "slot_blocks"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    office_id: Mapped[str] = mapped_column(String(32), index=True)
+    day: Mapped[str] = mapped_column(String(10), index=True)  # YYYY-MM-DD (Asia/Tokyo)
+    slot_start: Mapped[datetime | None] = mapped_column(default=None)
+    reason: Mapped[str | None] = mapped_column(String(200), default=None)
+    created_at: Mapped[datetime]
+
+
+class StaffNotice(Base):
+    """A handoff for the office's staff: shown on the dashboard, carded to the LINE group if set."""
+
+    __tablename__ = "staff_notices"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    office_id: Mapped[str] = mapped_column(String(32), index=True)
+    kind: Mapped[str] = mapped_column(String(20))  # new_request | withdrawn | cancelled | expired
+    booking_id: Mapped[int] = mapped_column(ForeignKey("bookings.id"), index=True)
+    created_at: Mapped[datetime]
+    seen_at: Mapped[datetime | None] = mapped_column(default=None)

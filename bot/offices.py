@@ -1,0 +1,753 @@
+"""Office profiles: one YAML file per office, loaded and validated at start-up.
+
+The dataclasses below are the contract the rest of the app reads; `load_offices()` builds them.
+Every user-facing string in a profile is Japanese office wording (the office's own data).
+
+A profile's keys are the dataclass field names, with two groupings: `contacts` holds `phone`, `email` and
+`hours`, and `booking.notice` holds the NoticeRule. Validation is strict: an unknown key, a missing required
+key or a value of the wrong shape is a ProfileError naming the file and the dotted field path, e.g.
+``otaru.yaml: schedule.starts[2]: not a HH:MM time``. Values an office still has to confirm
+(``confirmed: false``) load fine and come back as warnings from `check_offices()`.
+
+Only the standard library and PyYAML: this module must not import flask, linebot or dialogs.
+"""
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, time
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+TERMS_DIR = PROJECT_ROOT / "templates" / "terms"
+
+OFFICE_ID = re.compile(r"^[a-z][a-z0-9_]*$")
+ITEM_ID = re.compile(r"^[a-z][a-z0-9_]*$")
+ANSWERS = ("yes", "no", "unsure")
+NOTICE_KINDS = ("business_day_before",)
+CANCEL_ROUTES = ("phone", "email")
+FORM_FIELDS = (
+    "name", "name_kana", "seeker_number", "birth_date", "phone", "category", "consultation",
+    "companion", "companion_detail", "mypage_email_confirmed",
+)
+DEFAULT_RETENTION = {
+    "personal_details_days_after_session": 90,
+    "closed_requests_days": 30,
+    "drafts_days": 1,
+    "dedupe_days": 7,
+}
+DEFAULT_STAFF_CARDS = {"new_request": True, "withdrawn": True, "cancelled": True, "expired": True}
+DEFAULT_REMINDERS = {"user_day_before": True}
+UNCONFIRMED = "to be confirmed by the office"
+
+
+class ProfileError(ValueError):
+    """A profile that cannot be used: names the file and the field.
+
+    `problems` holds one line per problem ("<file>: <field path>: <what is wrong>"); str() joins them.
+    """
+
+    def __init__(self, *problems: str) -> None:
+        super().__init__("\n".join(problems))
+        self.problems: tuple[str, ...] = problems
+
+
+@dataclass(frozen=True)
+class Contact:
+    value: str | None          # e.g. "0134-32-8689"; None when unknown
+    note: str | None = None    # how to use it, e.g. "音声ガイダンスの後に部門コード41#を押してください"
+    confirmed: bool = False    # False: to be confirmed by the office; never shown to users
+
+
+@dataclass(frozen=True)
+class Redirect:
+    """A specialised window for a topic not handled online."""
+    topic: str                 # e.g. 新規学卒者の相談
+    window: str                # e.g. ハローワーク小樽 学卒担当窓口
+    phone: Contact = field(default_factory=lambda: Contact(None))
+
+
+@dataclass(frozen=True)
+class Question:
+    id: str
+    text: str                  # the question, polite Japanese
+    choices: tuple[str, ...]   # subset of ("yes", "no", "unsure")
+    passing: tuple[str, ...]   # answers that pass
+    detail: tuple[str, ...] = ()   # bullet lines listed under the question (e.g. the five categories)
+    on_fail: str = ""          # kind explanation when the answer does not pass
+    on_unsure: str = ""        # explanation for わからない
+    redirects: tuple[Redirect, ...] = ()  # shown on fail (Otaru's not-handled topics)
+    record: bool = True        # False: the answer is never stored (Otaru's combined topic question)
+
+
+@dataclass(frozen=True)
+class ChecklistItem:
+    id: str
+    text: str                  # what must be true, as a yes/no question
+    fix: str                   # what to do when the answer is いいえ
+
+
+@dataclass(frozen=True)
+class NoticeRule:
+    """When booking closes for a slot.
+
+    kind "business_day_before": deadline at `deadline` on the last business day on or before
+    (session date - calendar_days). Sakata: calendar_days=3 → Friday 17:00 for a Monday.
+    Otaru: calendar_days=1 → previous business day 17:00.
+    """
+    kind: str
+    calendar_days: int
+    deadline: time
+    confirmed: bool = False
+
+
+@dataclass(frozen=True)
+class Schedule:
+    weekdays: tuple[int, ...]        # Monday=0
+    starts: tuple[time, ...]
+    duration_minutes: int = 30
+    capacity: int = 1
+    closures: tuple[date, ...] = ()  # office closure dates beyond the national calendar
+
+
+@dataclass(frozen=True)
+class Booking:
+    notice: NoticeRule
+    window_weeks: int = 8
+    hold_minutes: int = 15
+    usage_limit_note: str = ""       # e.g. 利用回数に制限を設ける場合があります
+    max_open_per_user: int = 1
+
+
+@dataclass(frozen=True)
+class Cancellation:
+    in_chat: bool                    # may a confirmed booking be cancelled in chat?
+    in_chat_until_days_before: int   # 1 = until the previous day
+    routes: tuple[str, ...]          # "phone", "email"
+    same_day_routes: tuple[str, ...]
+    note: str = ""                   # the office's own rule in words
+    confirmed: bool = False
+
+
+@dataclass(frozen=True)
+class VideoApp:
+    name: str                        # Zoom, or the office's wording
+    account_needed: bool | None = None
+    terms_name: str | None = None    # e.g. ZOOM サービス規約
+    terms_url: str | None = None
+    confirmed: bool = True           # the name (False: the office has not named its app yet)
+    terms_url_confirmed: bool = False  # False: a URL the office's documents do not print
+
+
+@dataclass(frozen=True)
+class TermsSpec:
+    version: str                     # YYYY-MM-DD
+    file: str | None                 # path under templates/terms/, None when known by date only
+    summary: str | None = None
+
+
+@dataclass(frozen=True)
+class Office:
+    id: str
+    enabled: bool
+    name: str                        # ハローワーク酒田
+    formal_name: str                 # 酒田公共職業安定所
+    controller: str                  # 酒田公共職業安定所長 (data controller on the privacy notice)
+    phone: Contact
+    email: Contact
+    hours: Contact
+    other_routes: tuple[str, ...]    # e.g. ("ハローワークの窓口へお越しいただく",)
+    video_app: VideoApp
+    eligibility: tuple[Question, ...]
+    checklist: tuple[ChecklistItem, ...]
+    consent_summary: tuple[str, ...]  # 要約 bullet lines shown with 同意する / 同意しない
+    notices: tuple[str, ...]          # what the user must know (no recording, no extension, ...)
+    after_request: str                # what happens after a request, in the office's terms
+    schedule: Schedule
+    booking: Booking
+    cancellation: Cancellation
+    no_show_minutes: int
+    form_fields: tuple[str, ...]
+    terms: tuple[TermsSpec, ...]
+    court: str
+    documents_route: str | None = None   # how to send documents (Otaru: e-mail), None if none
+    retention: dict = field(default_factory=dict)
+    staff_cards: dict = field(default_factory=dict)
+    reminders: dict = field(default_factory=dict)
+    source_file: str = ""
+
+    @property
+    def current_terms(self) -> TermsSpec:
+        return max(self.terms, key=lambda t: t.version)
+
+
+# --------------------------------------------------------------------------- loading
+
+def load_offices(directory: Path, terms_dir: Path = TERMS_DIR) -> dict[str, Office]:
+    """Every office profile in `directory`, by id; ProfileError if any profile is unusable."""
+    offices, _warnings = check_offices(directory, terms_dir)
+    return offices
+
+
+def check_offices(directory: Path, terms_dir: Path = TERMS_DIR) -> tuple[dict[str, Office], list[str]]:
+    """Load and validate every `*.yaml` in `directory`: the offices by id, and the to-be-confirmed warnings.
+
+    Raises ProfileError listing the problems of every unusable file (not only the first one).
+    """
+    directory = Path(directory)
+    paths = sorted(directory.glob("*.yaml")) if directory.is_dir() else []
+    if not paths:
+        raise ProfileError(f"{directory}: no office profiles (*.yaml)")
+    offices: dict[str, Office] = {}
+    warnings: list[str] = []
+    problems: list[str] = []
+    for path in paths:
+        try:
+            office = read_office(path, terms_dir)
+        except ProfileError as exc:
+            problems.extend(exc.problems)
+            continue
+        if office.id in offices:
+            other = Path(offices[office.id].source_file).name
+            problems.append(f"{path.name}: id: duplicate office id {office.id!r} (also in {other})")
+            continue
+        offices[office.id] = office
+        warnings.extend(office_warnings(office))
+    if problems:
+        raise ProfileError(*problems)
+    return offices, warnings
+
+
+def read_office(path: Path, terms_dir: Path = TERMS_DIR) -> Office:
+    """One profile file, validated; ProfileError names the file and every field that is wrong."""
+    try:
+        raw = yaml.load(path.read_text(encoding="utf-8"), Loader=_StrictLoader)  # noqa: S506 (safe loader)
+    except yaml.YAMLError as exc:
+        raise ProfileError(f"{path.name}: not valid YAML: {_yaml_problem(exc)}") from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ProfileError(f"{path.name}: cannot read: {exc}") from exc
+    return _office(raw, path, terms_dir)
+
+
+def office_warnings(office: Office) -> list[str]:
+    """Values the office still has to confirm (the bot leaves unconfirmed contacts out)."""
+    file = Path(office.source_file).name or f"{office.id}.yaml"
+    found: list[tuple[str, str]] = []
+    for key, contact in (("phone", office.phone), ("email", office.email), ("hours", office.hours)):
+        if not contact.confirmed:
+            found.append((f"contacts.{key}", _contact_hint(contact)))
+    if not office.video_app.confirmed:
+        found.append(("video_app.name", "the app is not named in the office's documents"))
+    if office.video_app.terms_url and not office.video_app.terms_url_confirmed:
+        found.append(("video_app.terms_url", "the URL is not printed in the office's documents"))
+    for i, question in enumerate(office.eligibility):
+        for j, redirect in enumerate(question.redirects):
+            if not redirect.phone.confirmed:
+                found.append((f"eligibility[{i}].redirects[{j}].phone", _contact_hint(redirect.phone)))
+    if not office.booking.notice.confirmed:
+        found.append(("booking.notice", "how the booking deadline is read (kind, calendar_days, deadline)"))
+    if not office.cancellation.confirmed:
+        found.append(("cancellation", "how and until when users may cancel"))
+    lines = [f"{file}: {where}: {UNCONFIRMED}: {hint}" for where, hint in found]
+    used_routes = set(office.cancellation.routes) | set(office.cancellation.same_day_routes)
+    for route, contact in (("phone", office.phone), ("email", office.email)):
+        if route in used_routes and (contact.value is None or not contact.confirmed):
+            lines.append(
+                f"{file}: cancellation.routes: users cancel by {route}, but contacts.{route} "
+                "has no confirmed value to show them"
+            )
+    return lines
+
+
+def _contact_hint(contact: Contact) -> str:
+    if contact.value is None:
+        return "not given in the office's documents; the bot leaves it out"
+    return "the bot leaves it out until it is confirmed"
+
+
+# --------------------------------------------------------------------------- YAML
+
+class _StrictLoader(yaml.SafeLoader):
+    """yaml.SafeLoader that refuses a key given twice in one mapping (PyYAML keeps the last silently)."""
+
+
+def _construct_mapping(loader: _StrictLoader, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+    seen: set[Any] = set()
+    for key_node, _value_node in node.value:
+        if key_node.tag == "tag:yaml.org,2002:merge":
+            continue  # "<<: *anchor" may legitimately repeat keys
+        key = loader.construct_object(key_node, deep=deep)
+        if not isinstance(key, (str, int, float, bool, date)):
+            continue  # unhashable or odd keys: construct_mapping reports them
+        if key in seen:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"duplicate key {key!r}", key_node.start_mark
+            )
+        seen.add(key)
+    return loader.construct_mapping(node, deep=deep)
+
+
+_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None) or str(exc)
+    return f"line {mark.line + 1}: {problem}" if mark is not None else problem
+
+
+# --------------------------------------------------------------------------- field readers
+# Each reader takes the raw YAML value and its dotted path, and returns a typed value or raises _Invalid.
+
+T = TypeVar("T")
+
+_HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
+_YMD = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_PHONE = re.compile(r"^0\d{1,4}-\d{1,4}-\d{3,4}$")
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[A-Za-z]{2,}$")
+
+
+class _Invalid(Exception):
+    """One problem at one field path; becomes a ProfileError line prefixed with the file name."""
+
+    def __init__(self, path: str, message: str) -> None:
+        super().__init__(f"{path}: {message}" if path else message)
+
+
+def _at(path: str, key: str) -> str:
+    return f"{path}.{key}" if path else key
+
+
+def _kind(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true/false (quote yes, no, on and off in YAML)"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, date):
+        return "a date"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "a mapping"
+    return type(value).__name__
+
+
+def _key_problems(value: dict[Any, Any], path: str, required: Sequence[str],
+                  optional: Sequence[str]) -> list[_Invalid]:
+    allowed = (*required, *optional)
+    problems = [
+        _Invalid(_at(path, str(key)), f"unknown field (allowed: {', '.join(allowed)})")
+        for key in value if key not in allowed
+    ]
+    problems += [_Invalid(_at(path, key), "missing required field") for key in required if key not in value]
+    return problems
+
+
+def _fields(value: Any, path: str, required: Sequence[str], optional: Sequence[str] = ()) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise _Invalid(path, f"must be a mapping, not {_kind(value)}")
+    problems = _key_problems(value, path, required, optional)
+    if problems:
+        raise problems[0]
+    return value
+
+
+def _list(value: Any, path: str, *, non_empty: bool = False) -> list[Any]:
+    if not isinstance(value, list):
+        raise _Invalid(path, f"must be a list, not {_kind(value)}")
+    if non_empty and not value:
+        raise _Invalid(path, "must not be empty")
+    return value
+
+
+def _each(value: Any, path: str, read: Callable[[Any, str], T], *, non_empty: bool = False) -> tuple[T, ...]:
+    return tuple(read(item, f"{path}[{i}]") for i, item in enumerate(_list(value, path, non_empty=non_empty)))
+
+
+def _text(value: Any, path: str) -> str:
+    if not isinstance(value, str):
+        raise _Invalid(path, f"must be a string, not {_kind(value)}")
+    if not value.strip():
+        raise _Invalid(path, "must not be empty")
+    return value.strip()
+
+
+def _optional_text(value: Any, path: str) -> str | None:
+    return None if value is None else _text(value, path)
+
+
+def _text_or_empty(value: Any, path: str) -> str:
+    if value == "":
+        return ""
+    return _text(value, path)
+
+
+def _texts(value: Any, path: str, *, non_empty: bool = False) -> tuple[str, ...]:
+    return _each(value, path, _text, non_empty=non_empty)
+
+
+def _bool(value: Any, path: str) -> bool:
+    if not isinstance(value, bool):
+        raise _Invalid(path, f"must be true or false, not {_kind(value)}")
+    return value
+
+
+def _optional_bool(value: Any, path: str) -> bool | None:
+    return None if value is None else _bool(value, path)
+
+
+def _int(value: Any, path: str, low: int, high: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise _Invalid(path, f"must be a whole number, not {_kind(value)}")
+    if not low <= value <= high:
+        raise _Invalid(path, f"must be between {low} and {high}")
+    return value
+
+
+def _time(value: Any, path: str) -> time:
+    if isinstance(value, int) and not isinstance(value, bool):
+        raise _Invalid(path, 'not a HH:MM time (quote it, e.g. "14:00": YAML reads 14:00 unquoted as a number)')
+    if not isinstance(value, str) or not _HHMM.match(value):
+        raise _Invalid(path, "not a HH:MM time")
+    hours, minutes = value.split(":")
+    return time(int(hours), int(minutes))
+
+
+def _date(value: Any, path: str) -> date:
+    if isinstance(value, date) and not isinstance(value, datetime):
+        return value
+    if isinstance(value, str) and _YMD.match(value):
+        try:
+            return date.fromisoformat(value)
+        except ValueError:
+            pass
+    raise _Invalid(path, "not a YYYY-MM-DD date")
+
+
+def _unique(items: tuple[T, ...], path: str, show: Callable[[T], str] = repr) -> tuple[T, ...]:
+    seen: set[T] = set()
+    for i, item in enumerate(items):
+        if item in seen:
+            raise _Invalid(f"{path}[{i}]", f"{show(item)} is listed twice")
+        seen.add(item)
+    return items
+
+
+def _subset(value: Any, path: str, allowed: Iterable[str], *, non_empty: bool = True) -> tuple[str, ...]:
+    allowed = tuple(allowed)
+
+    def one(item: Any, item_path: str) -> str:
+        word = _text(item, item_path)
+        if word not in allowed:
+            raise _Invalid(item_path, f"{word!r} is not one of: {', '.join(allowed)}")
+        return word
+
+    return _unique(_each(value, path, one, non_empty=non_empty), path)
+
+
+def _identifier(value: Any, path: str) -> str:
+    ident = _text(value, path)
+    if not ITEM_ID.match(ident):
+        raise _Invalid(path, f"{ident!r} must match ^[a-z][a-z0-9_]*$")
+    return ident
+
+
+# --------------------------------------------------------------------------- sections
+
+def _contact(value: Any, path: str, pattern: re.Pattern[str] | None = None, example: str = "") -> Contact:
+    raw = _fields(value, path, ("value",), ("note", "confirmed"))
+    contact_value = _optional_text(raw["value"], _at(path, "value"))
+    if contact_value is not None and pattern is not None and not pattern.match(contact_value):
+        raise _Invalid(_at(path, "value"), f"{contact_value!r} does not look like {example}")
+    return Contact(
+        value=contact_value,
+        note=_optional_text(raw.get("note"), _at(path, "note")),
+        confirmed=_bool(raw.get("confirmed", False), _at(path, "confirmed")),
+    )
+
+
+def _phone(value: Any, path: str) -> Contact:
+    return _contact(value, path, _PHONE, "a phone number such as 0134-32-8689")
+
+
+def _contacts(value: Any, path: str) -> tuple[Contact, Contact, Contact]:
+    raw = _fields(value, path, ("phone", "email", "hours"))
+    return (
+        _phone(raw["phone"], _at(path, "phone")),
+        _contact(raw["email"], _at(path, "email"), _EMAIL, "an e-mail address"),
+        _contact(raw["hours"], _at(path, "hours")),
+    )
+
+
+def _video_app(value: Any, path: str) -> VideoApp:
+    raw = _fields(value, path, ("name",),
+                  ("account_needed", "terms_name", "terms_url", "confirmed", "terms_url_confirmed"))
+    url = _optional_text(raw.get("terms_url"), _at(path, "terms_url"))
+    if url is not None and not url.startswith("https://"):
+        raise _Invalid(_at(path, "terms_url"), "must be an https:// URL")
+    return VideoApp(
+        name=_text(raw["name"], _at(path, "name")),
+        account_needed=_optional_bool(raw.get("account_needed"), _at(path, "account_needed")),
+        terms_name=_optional_text(raw.get("terms_name"), _at(path, "terms_name")),
+        terms_url=url,
+        confirmed=_bool(raw.get("confirmed", True), _at(path, "confirmed")),
+        terms_url_confirmed=_bool(raw.get("terms_url_confirmed", False), _at(path, "terms_url_confirmed")),
+    )
+
+
+def _redirect(value: Any, path: str) -> Redirect:
+    raw = _fields(value, path, ("topic", "window"), ("phone",))
+    phone = _phone(raw["phone"], _at(path, "phone")) if "phone" in raw else Contact(None)
+    return Redirect(topic=_text(raw["topic"], _at(path, "topic")),
+                    window=_text(raw["window"], _at(path, "window")), phone=phone)
+
+
+def _question(value: Any, path: str) -> Question:
+    raw = _fields(value, path, ("id", "text", "choices", "passing"),
+                  ("detail", "on_fail", "on_unsure", "redirects", "record"))
+    choices = _subset(raw["choices"], _at(path, "choices"), ANSWERS)
+    passing = _subset(raw["passing"], _at(path, "passing"), ANSWERS)
+    for i, answer in enumerate(passing):
+        if answer not in choices:
+            raise _Invalid(f"{_at(path, 'passing')}[{i}]", f"{answer!r} is not among the choices")
+    on_fail = _text_or_empty(raw.get("on_fail", ""), _at(path, "on_fail"))
+    on_unsure = _text_or_empty(raw.get("on_unsure", ""), _at(path, "on_unsure"))
+    failing = set(choices) - set(passing)
+    if failing - {"unsure"} and not on_fail:
+        raise _Invalid(_at(path, "on_fail"), "required: say what to do instead when the answer does not pass")
+    if "unsure" in failing and not on_unsure:
+        raise _Invalid(_at(path, "on_unsure"), "required: say what to do when the user is unsure")
+    return Question(
+        id=_identifier(raw["id"], _at(path, "id")),
+        text=_text(raw["text"], _at(path, "text")),
+        choices=choices,
+        passing=passing,
+        detail=_texts(raw.get("detail", []), _at(path, "detail")),
+        on_fail=on_fail,
+        on_unsure=on_unsure,
+        redirects=_each(raw.get("redirects", []), _at(path, "redirects"), _redirect),
+        record=_bool(raw.get("record", True), _at(path, "record")),
+    )
+
+
+def _checklist_item(value: Any, path: str) -> ChecklistItem:
+    raw = _fields(value, path, ("id", "text", "fix"))
+    return ChecklistItem(id=_identifier(raw["id"], _at(path, "id")), text=_text(raw["text"], _at(path, "text")),
+                         fix=_text(raw["fix"], _at(path, "fix")))
+
+
+def _notice(value: Any, path: str) -> NoticeRule:
+    raw = _fields(value, path, ("kind", "calendar_days", "deadline"), ("confirmed",))
+    kind = _text(raw["kind"], _at(path, "kind"))
+    if kind not in NOTICE_KINDS:
+        raise _Invalid(_at(path, "kind"), f"unknown kind {kind!r} (known: {', '.join(NOTICE_KINDS)})")
+    return NoticeRule(
+        kind=kind,
+        calendar_days=_int(raw["calendar_days"], _at(path, "calendar_days"), 0, 60),
+        deadline=_time(raw["deadline"], _at(path, "deadline")),
+        confirmed=_bool(raw.get("confirmed", False), _at(path, "confirmed")),
+    )
+
+
+def _schedule(value: Any, path: str) -> Schedule:
+    raw = _fields(value, path, ("weekdays", "starts"), ("duration_minutes", "capacity", "closures"))
+    weekdays = _unique(_each(raw["weekdays"], _at(path, "weekdays"), lambda v, p: _int(v, p, 0, 6),
+                             non_empty=True), _at(path, "weekdays"))
+    starts = _unique(_each(raw["starts"], _at(path, "starts"), _time, non_empty=True), _at(path, "starts"),
+                     lambda t: t.strftime("%H:%M"))
+    duration = _int(raw.get("duration_minutes", 30), _at(path, "duration_minutes"), 5, 240)
+    for i, start in enumerate(starts):
+        if start.hour * 60 + start.minute + duration > 24 * 60:
+            raise _Invalid(f"{_at(path, 'starts')}[{i}]", "the session would end after midnight")
+    closures = _unique(_each(raw.get("closures", []), _at(path, "closures"), _date), _at(path, "closures"),
+                       date.isoformat)
+    return Schedule(
+        weekdays=tuple(sorted(weekdays)),
+        starts=tuple(sorted(starts)),
+        duration_minutes=duration,
+        capacity=_int(raw.get("capacity", 1), _at(path, "capacity"), 1, 50),
+        closures=tuple(sorted(closures)),
+    )
+
+
+def _booking(value: Any, path: str) -> Booking:
+    raw = _fields(value, path, ("notice",), ("window_weeks", "hold_minutes", "usage_limit_note", "max_open_per_user"))
+    return Booking(
+        notice=_notice(raw["notice"], _at(path, "notice")),
+        window_weeks=_int(raw.get("window_weeks", 8), _at(path, "window_weeks"), 1, 52),
+        hold_minutes=_int(raw.get("hold_minutes", 15), _at(path, "hold_minutes"), 1, 24 * 60),
+        usage_limit_note=_text_or_empty(raw.get("usage_limit_note", ""), _at(path, "usage_limit_note")),
+        max_open_per_user=_int(raw.get("max_open_per_user", 1), _at(path, "max_open_per_user"), 1, 10),
+    )
+
+
+def _cancellation(value: Any, path: str) -> Cancellation:
+    raw = _fields(value, path, ("in_chat", "in_chat_until_days_before", "routes", "same_day_routes"),
+                  ("note", "confirmed"))
+    routes = _subset(raw["routes"], _at(path, "routes"), CANCEL_ROUTES)
+    same_day = _subset(raw["same_day_routes"], _at(path, "same_day_routes"), CANCEL_ROUTES, non_empty=False)
+    for i, route in enumerate(same_day):
+        if route not in routes:
+            raise _Invalid(f"{_at(path, 'same_day_routes')}[{i}]", f"{route!r} is not among routes")
+    return Cancellation(
+        in_chat=_bool(raw["in_chat"], _at(path, "in_chat")),
+        in_chat_until_days_before=_int(raw["in_chat_until_days_before"], _at(path, "in_chat_until_days_before"),
+                                       0, 30),
+        routes=routes,
+        same_day_routes=same_day,
+        note=_text_or_empty(raw.get("note", ""), _at(path, "note")),
+        confirmed=_bool(raw.get("confirmed", False), _at(path, "confirmed")),
+    )
+
+
+def _form_fields(value: Any, path: str) -> tuple[str, ...]:
+    names = _subset(value, path, FORM_FIELDS)
+    if "companion_detail" in names and "companion" not in names:
+        raise _Invalid(path, "companion_detail needs companion")
+    return names
+
+
+def _terms_file(value: Any, path: str, terms_dir: Path) -> str | None:
+    if value is None:
+        return None
+    relative = _text(value, path)
+    parts = Path(relative)
+    if parts.is_absolute() or ".." in parts.parts or parts.suffix != ".md":
+        raise _Invalid(path, f"{relative!r} must be a relative .md path under templates/terms/")
+    full = terms_dir / parts
+    if not full.is_file():
+        raise _Invalid(path, f"no such file: {full}")
+    if not full.read_text(encoding="utf-8").strip():
+        raise _Invalid(path, f"empty file: {full}")
+    return relative
+
+
+def _terms(value: Any, path: str, terms_dir: Path) -> tuple[TermsSpec, ...]:
+    def one(item: Any, item_path: str) -> TermsSpec:
+        raw = _fields(item, item_path, ("version", "file"), ("summary",))
+        return TermsSpec(
+            version=_date(raw["version"], _at(item_path, "version")).isoformat(),
+            file=_terms_file(raw["file"], _at(item_path, "file"), terms_dir),
+            summary=_optional_text(raw.get("summary"), _at(item_path, "summary")),
+        )
+
+    specs = _each(value, path, one, non_empty=True)
+    _unique(tuple(spec.version for spec in specs), path, str)
+    current = max(specs, key=lambda spec: spec.version)
+    if current.file is None:
+        where = f"{path}[{specs.index(current)}].file"
+        raise _Invalid(where, f"the current version {current.version} needs its text (a file)")
+    return tuple(sorted(specs, key=lambda spec: spec.version))
+
+
+def _settings(defaults: dict[str, Any]) -> Callable[[Any, str], dict[str, Any]]:
+    """A reader for a small mapping of settings, each of the type of its default (whole days or flags)."""
+
+    def read(value: Any, path: str) -> dict[str, Any]:
+        raw = _fields(value, path, (), tuple(defaults))
+        merged = dict(defaults)
+        for key, item in raw.items():
+            if isinstance(defaults[key], bool):
+                merged[key] = _bool(item, _at(path, key))
+            else:
+                merged[key] = _int(item, _at(path, key), 0, 3650)
+        return merged
+
+    return read
+
+
+def _office_id(value: Any, path: str) -> str:
+    office_id = _text(value, path)
+    if not OFFICE_ID.match(office_id):
+        raise _Invalid(path, f"{office_id!r} must match ^[a-z][a-z0-9_]*$")
+    return office_id
+
+
+# --------------------------------------------------------------------------- the profile
+
+_TOP_REQUIRED = (
+    "id", "name", "formal_name", "controller", "contacts", "other_routes", "video_app", "eligibility",
+    "checklist", "consent_summary", "notices", "after_request", "schedule", "booking", "cancellation",
+    "no_show_minutes", "form_fields", "terms", "court",
+)
+_TOP_OPTIONAL = ("enabled", "documents_route", "retention", "staff_cards", "reminders")
+
+
+def _office(raw: Any, path: Path, terms_dir: Path) -> Office:
+    """Build the Office, collecting one problem per broken section so a check shows them all."""
+    file = path.name
+    if not isinstance(raw, dict):
+        raise ProfileError(f"{file}: the profile must be a YAML mapping, not {_kind(raw)}")
+    problems: list[_Invalid] = _key_problems(raw, "", _TOP_REQUIRED, _TOP_OPTIONAL)
+    values: dict[str, Any] = {}
+
+    def read(key: str, reader: Callable[[Any, str], Any], default: Any = None) -> None:
+        if key not in raw:
+            values[key] = default
+            return
+        try:
+            values[key] = reader(raw[key], key)
+        except _Invalid as exc:
+            problems.append(exc)
+
+    read("id", _office_id)
+    read("enabled", _bool, True)
+    for key in ("name", "formal_name", "controller", "after_request", "court"):
+        read(key, _text)
+    read("contacts", _contacts)
+    read("other_routes", _texts)
+    read("video_app", _video_app)
+    read("eligibility", lambda v, p: _each(v, p, _question, non_empty=True))
+    read("checklist", lambda v, p: _each(v, p, _checklist_item, non_empty=True))
+    read("consent_summary", lambda v, p: _texts(v, p, non_empty=True))
+    read("notices", _texts)
+    read("schedule", _schedule)
+    read("booking", _booking)
+    read("cancellation", _cancellation)
+    read("no_show_minutes", lambda v, p: _int(v, p, 0, 120))
+    read("form_fields", _form_fields)
+    read("terms", lambda v, p: _terms(v, p, terms_dir))
+    read("documents_route", _optional_text)
+    read("retention", _settings(DEFAULT_RETENTION), dict(DEFAULT_RETENTION))
+    read("staff_cards", _settings(DEFAULT_STAFF_CARDS), dict(DEFAULT_STAFF_CARDS))
+    read("reminders", _settings(DEFAULT_REMINDERS), dict(DEFAULT_REMINDERS))
+
+    office_id = values.get("id")
+    if office_id and office_id != path.stem:
+        problems.append(_Invalid("id", f"{office_id!r} does not match the file name {file}"))
+    problems.extend(_step_id_clashes(values.get("eligibility"), values.get("checklist")))
+    if problems:
+        raise ProfileError(*(f"{file}: {problem}" for problem in problems))
+
+    phone, email, hours = values["contacts"]
+    return Office(
+        id=values["id"], enabled=values["enabled"], name=values["name"], formal_name=values["formal_name"],
+        controller=values["controller"], phone=phone, email=email, hours=hours,
+        other_routes=values["other_routes"], video_app=values["video_app"], eligibility=values["eligibility"],
+        checklist=values["checklist"], consent_summary=values["consent_summary"], notices=values["notices"],
+        after_request=values["after_request"], schedule=values["schedule"], booking=values["booking"],
+        cancellation=values["cancellation"], no_show_minutes=values["no_show_minutes"],
+        form_fields=values["form_fields"], terms=values["terms"], court=values["court"],
+        documents_route=values["documents_route"], retention=values["retention"],
+        staff_cards=values["staff_cards"], reminders=values["reminders"], source_file=str(path),
+    )
+
+
+def _step_id_clashes(eligibility: tuple[Question, ...] | None,
+                     checklist: tuple[ChecklistItem, ...] | None) -> list[_Invalid]:
+    """Question and checklist ids name the dialog's steps: each must be used once."""
+    seen: dict[str, str] = {}
+    problems = []
+    for section, items in (("eligibility", eligibility or ()), ("checklist", checklist or ())):
+        for i, item in enumerate(items):
+            where = f"{section}[{i}]"
+            if item.id in seen:
+                problems.append(_Invalid(f"{where}.id", f"{item.id!r} is already used by {seen[item.id]}"))
+            seen.setdefault(item.id, where)
+    return problems

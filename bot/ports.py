@@ -1,0 +1,85 @@
+"""The dialog's ports, implemented over one database session (no commits, no LINE calls)."""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from bot.models import Conversation
+from bot.services import bookings, holds, terms
+
+
+class SessionPorts:
+    """Everything a dialog step may ask, for one conversation during one event."""
+
+    def __init__(self, session: Session, runtime, office, conv: Conversation, now: datetime,
+                 event_id: str = ""):
+        self.s = session
+        self.rt = runtime
+        self.office = office
+        self.conv = conv
+        self.now = now
+        self.event_id = event_id
+
+    # -- terms --------------------------------------------------------------------------------
+    def _current_terms(self):
+        version = terms.current(self.s, self.office.id, self.now.date())
+        return version.version if version else self.office.current_terms.version
+
+    def terms_version(self) -> str:
+        if not hasattr(self, "_terms_version"):
+            self._terms_version = self._current_terms()
+        return self._terms_version
+
+    def terms_url(self) -> str:
+        return f"{self.rt.config.public_base_url}/terms/{self.office.id}"
+
+    def has_consented(self, version: str) -> bool:
+        return terms.has_consented(self.s, self.conv.id, version)
+
+    def record_consent(self, version: str, method: str) -> None:
+        terms.record_consent(self.s, self.conv, version, now=self.now, event_id=self.event_id,
+                             method="text" if method == "text" else "button")
+
+    # -- the user -----------------------------------------------------------------------------
+    def set_followed(self, followed: bool) -> None:
+        self.conv.followed = followed
+
+    def set_language(self, language: str) -> None:
+        self.conv.language = language
+
+    def booking_blocked(self) -> bool:
+        return bool(self.conv.booking_blocked)
+
+    # -- bookings -----------------------------------------------------------------------------
+    def bookings(self) -> list[dict[str, Any]]:
+        return bookings.summaries(self.s, self.office, self.conv, self.now)
+
+    def open_booking(self) -> dict[str, Any] | None:
+        return bookings.open_summary(self.s, self.office, self.conv, self.now)
+
+    def withdraw(self, reference: str) -> dict[str, Any]:
+        return bookings.withdraw_in_chat(self.s, self.rt, self.office, self.conv, reference, self.now)
+
+    def delete_personal_data(self) -> dict[str, Any]:
+        return bookings.delete_personal_data(self.s, self.rt, self.office, self.conv, self.now)
+
+    def receipt(self) -> dict[str, Any] | None:
+        return bookings.take_receipt(self.s, self.office, self.conv, self.now)
+
+    # -- slots --------------------------------------------------------------------------------
+    def week(self, index: int) -> dict[str, Any]:
+        return holds.week_page(self.s, self.office, self.now, index)
+
+    def hold(self, start_iso: str) -> dict[str, Any]:
+        return holds.hold(self.s, self.rt, self.office, self.conv, start_iso, self.now)
+
+    def release_hold(self) -> None:
+        holds.release(self.s, self.conv)
+
+    def held_slot(self) -> dict[str, Any] | None:
+        return holds.held(self.s, self.rt, self.office, self.conv, self.now)
+
+    def parse_slot(self, text: str) -> str | None:
+        return holds.parse_typed(self.office, text, self.now)

@@ -1,0 +1,152 @@
+"""Render dialog effects into LINE message objects from templates/messages/<language>/."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+import yaml
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, TemplateNotFound
+
+from bot.clock import TOKYO
+from dialogs.effects import Choice
+from dialogs.router import Vocabulary
+
+TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
+LANGUAGES = ("ja", "easy", "en")
+MAX_QUICK_REPLY = 13
+MAX_LABEL = 20
+MAX_TEXT = 5000
+
+
+class RenderError(RuntimeError):
+    """A template is missing or does not produce valid LINE messages."""
+
+
+def _weekday(value) -> str:
+    return load_labels("ja")["weekdays"][value.weekday()]
+
+
+def _md(value) -> str:
+    """`M/D(曜)` in Asia/Tokyo."""
+    value = value.astimezone(TOKYO) if getattr(value, "tzinfo", None) else value
+    return f"{value.month}/{value.day}({_weekday(value)})"
+
+
+def _slot(value) -> str:
+    """`M/D(曜) HH:MM`: the fixed slot format in every language."""
+    value = value.astimezone(TOKYO)
+    return f"{_md(value)} {value:%H:%M}"
+
+
+@lru_cache(maxsize=1)
+def environment() -> Environment:
+    env = Environment(
+        loader=FileSystemLoader(str(TEMPLATES_DIR)),
+        undefined=StrictUndefined,
+        autoescape=False,
+        keep_trailing_newline=False,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["md"] = _md
+    env.filters["slot"] = _slot
+    env.filters["tojson"] = lambda v: json.dumps(v, ensure_ascii=False)
+    return env
+
+
+@lru_cache(maxsize=None)
+def load_labels(language: str) -> dict[str, Any]:
+    path = TEMPLATES_DIR / "messages" / language / "labels.yaml"
+    if not path.exists():
+        path = TEMPLATES_DIR / "messages" / "ja" / "labels.yaml"
+    return yaml.safe_load(path.read_text(encoding="utf-8"))
+
+
+@lru_cache(maxsize=None)
+def load_vocabulary(language: str = "ja") -> Vocabulary:
+    """Words understood in every mode: the Japanese chat words plus the language's own."""
+    def read(lang: str) -> Vocabulary:
+        path = TEMPLATES_DIR / "messages" / lang / "vocabulary.yaml"
+        if not path.exists():
+            return Vocabulary()
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        return Vocabulary.build(data.get("words", {}), data.get("answers", {}), data.get("consent", ""))
+
+    base = read("ja")
+    return base if language == "ja" else read(language).merged(base)
+
+
+@dataclass(frozen=True)
+class Renderer:
+    """Turns (template, vars, choices) into at most five LINE message dicts."""
+
+    globals: Mapping[str, Any]
+
+    def messages(self, language: str, template: str, vars: Mapping[str, Any],
+                 choices: Iterable[Choice] = ()) -> list[dict]:
+        context = {**self.globals, **vars, "labels": load_labels(language), "language": language}
+        messages = self._render(language, template, context)
+        choices = list(choices)
+        if choices and messages:
+            messages[-1]["quickReply"] = {"items": [self._item(language, c) for c in choices[:MAX_QUICK_REPLY]]}
+        for m in messages:
+            if m.get("type") == "text" and len(m["text"]) > MAX_TEXT:
+                raise RenderError(f"{template}: text over {MAX_TEXT} characters")
+        return messages
+
+    def _render(self, language: str, template: str, context: Mapping[str, Any]) -> list[dict]:
+        env = environment()
+        for lang in (language, "ja"):
+            for suffix, kind in ((".json.j2", "json"), (".txt", "text")):
+                name = f"messages/{lang}/{template}{suffix}"
+                try:
+                    tpl = env.get_template(name)
+                except TemplateNotFound:
+                    continue
+                out = tpl.render(**context)
+                if kind == "text":
+                    return [{"type": "text", "text": out.strip()}]
+                try:
+                    data = json.loads(out)
+                except json.JSONDecodeError as exc:
+                    raise RenderError(f"{name}: not JSON ({exc})") from exc
+                return data if isinstance(data, list) else [data]
+        raise RenderError(f"no template for message {template!r}")
+
+    def label(self, language: str, choice: Choice) -> str:
+        label = choice.label if choice.label is not None else load_labels(language)["buttons"][choice.label_key]
+        return label
+
+    def _item(self, language: str, choice: Choice) -> dict:
+        label = self.label(language, choice)
+        return {
+            "type": "action",
+            "action": {
+                "type": "postback",
+                "label": label[:MAX_LABEL],
+                "data": choice.data,
+                "displayText": choice.display or label,
+            },
+        }
+
+
+def text_of(messages: list[dict]) -> str:
+    """All the words in some messages (text, altText, Flex texts): for tests and privacy scans."""
+    out: list[str] = []
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key in ("text", "altText", "label", "displayText", "uri", "title") and isinstance(value, str):
+                    out.append(value)
+                else:
+                    walk(value)
+        elif isinstance(node, list):
+            for item in node:
+                walk(item)
+
+    walk(messages)
+    return "\n".join(out)

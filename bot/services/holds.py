@@ -1,0 +1,123 @@
+"""Slot holds while a user fills in the form, and what is free to show them."""
+from __future__ import annotations
+
+import secrets
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import delete, func, select, text
+from sqlalchemy.orm import Session
+
+from bot.clock import TOKYO
+from bot.models import Booking, Conversation, SlotBlock, SlotHold
+from bot.services import slots as slotsvc
+
+ACTIVE_STATUSES = ("requested", "proposed", "confirmed")
+
+
+def lock_slot(session: Session, office_id: str, start: datetime) -> None:
+    """Serialise work on one slot (PostgreSQL; SQLite's write lock already does)."""
+    if session.bind.dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:k))"),
+                        {"k": f"{office_id}|{start.isoformat()}"})
+
+
+def taken_counts(session: Session, office_id: str, now: datetime,
+                 exclude_conversation: int | None = None) -> dict[datetime, int]:
+    """Active requests/bookings and live holds per slot start, from now on."""
+    counts: dict[datetime, int] = {}
+    booked = session.execute(
+        select(Booking.slot_start, func.count()).where(
+            Booking.office_id == office_id, Booking.status.in_(ACTIVE_STATUSES), Booking.slot_start >= now
+        ).group_by(Booking.slot_start))
+    for start, n in booked:
+        counts[start] = counts.get(start, 0) + n
+    held_q = select(SlotHold.slot_start, func.count()).where(
+        SlotHold.office_id == office_id, SlotHold.expires_at > now)
+    if exclude_conversation is not None:
+        held_q = held_q.where(SlotHold.conversation_id != exclude_conversation)
+    for start, n in session.execute(held_q.group_by(SlotHold.slot_start)):
+        counts[start] = counts.get(start, 0) + n
+    return counts
+
+
+def blocks(session: Session, office_id: str, now: datetime) -> tuple[set[datetime], set[date]]:
+    rows = session.scalars(select(SlotBlock).where(SlotBlock.office_id == office_id,
+                                                   SlotBlock.day >= now.date().isoformat())).all()
+    slot_blocks = {r.slot_start for r in rows if r.slot_start is not None}
+    day_blocks = {date.fromisoformat(r.day) for r in rows if r.slot_start is None}
+    return slot_blocks, day_blocks
+
+
+def week_page(session: Session, office, now: datetime, index: int) -> dict[str, Any]:
+    blocked, blocked_days = blocks(session, office.id, now)
+    view = slotsvc.week_view(office, now, index, taken_counts(session, office.id, now), blocked, blocked_days)
+    return {
+        "week_start": view.week_start,
+        "week_end": view.week_start + timedelta(days=6),
+        "slots": [{"start": s.start.isoformat(), "label": s.label, "at": s.start} for s in view.slots],
+        "closed_days": [{"day": d, "reason": r, "holiday": h} for d, r, h in view.closed_days],
+        "reason": view.reason_if_empty,
+        "has_prev": view.has_prev,
+        "has_next": view.has_next,
+        "index": index,
+    }
+
+
+def _parse_iso(value: str) -> datetime | None:
+    try:
+        moment = datetime.fromisoformat(value)
+    except (TypeError, ValueError):
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=TOKYO)
+    return moment.astimezone(TOKYO)
+
+
+def hold(session: Session, rt, office, conv: Conversation, start_iso: str, now: datetime) -> dict[str, Any]:
+    """Hold a slot for this conversation (replacing any hold it had)."""
+    start = _parse_iso(start_iso)
+    if start is None:
+        return {"ok": False, "reason": "not_a_slot", "alternatives": []}
+    lock_slot(session, office.id, start)
+    existing = session.scalar(select(SlotHold).where(SlotHold.conversation_id == conv.id))
+    if existing is not None and existing.slot_start == start and existing.expires_at > now:
+        return _held_dict(rt, office, conv, existing)
+    taken = taken_counts(session, office.id, now, exclude_conversation=conv.id)
+    blocked, blocked_days = blocks(session, office.id, now)
+    reason = slotsvc.is_bookable(office, now, start, taken, blocked, blocked_days)
+    if reason is not None:
+        nearest = slotsvc.available_slots(office, now, taken, blocked, blocked_days, limit=60)
+        nearest.sort(key=lambda s: abs((s.start - start).total_seconds()))
+        alternatives = sorted(nearest[:3], key=lambda s: s.start)
+        return {"ok": False, "reason": reason, "label": slotsvc.slot_label(start),
+                "alternatives": [{"start": s.start.isoformat(), "label": s.label} for s in alternatives]}
+    if existing is not None:
+        session.delete(existing)
+        session.flush()
+    row = SlotHold(office_id=office.id, conversation_id=conv.id, slot_start=start,
+                   expires_at=now + timedelta(minutes=office.booking.hold_minutes),
+                   token_nonce=secrets.token_urlsafe(12), created_at=now)
+    session.add(row)
+    session.flush()
+    return _held_dict(rt, office, conv, row)
+
+
+def _held_dict(rt, office, conv: Conversation, row: SlotHold) -> dict[str, Any]:
+    return {"ok": True, "start": row.slot_start.isoformat(), "at": row.slot_start,
+            "label": slotsvc.slot_label(row.slot_start), "expires_at": row.expires_at,
+            "form_url": rt.form_url(office.id, conv.id, row.token_nonce)}
+
+
+def release(session: Session, conv: Conversation) -> None:
+    session.execute(delete(SlotHold).where(SlotHold.conversation_id == conv.id))
+
+
+def held(session: Session, rt, office, conv: Conversation, now: datetime) -> dict[str, Any] | None:
+    row = session.scalar(select(SlotHold).where(SlotHold.conversation_id == conv.id, SlotHold.expires_at > now))
+    return _held_dict(rt, office, conv, row) if row else None
+
+
+def parse_typed(office, text_value: str, now: datetime) -> str | None:
+    start = slotsvc.parse_slot_text(text_value, now)
+    return start.isoformat() if start else None

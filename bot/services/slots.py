@@ -1,0 +1,411 @@
+"""Session slots: which times an office offers, and which of them a job seeker may still request.
+
+Pure rules over an office profile and the clock: no database, no LINE. The caller counts what is taken
+(active requests, bookings and live holds per slot start) and what staff blocked, and passes them in.
+All datetimes are timezone-aware; results are in Asia/Tokyo.
+
+Rules:
+- A slot is a schedule start on one of the schedule's weekdays, on a day the office is open.
+- Booking closes at the notice deadline (`booking_deadline`).
+- The booking window runs from today up to and including the day `window_weeks` weeks later
+  (Monday 12/7 with 8 weeks: up to Monday 2/1, i.e. eight Mondays after today).
+"""
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections import Counter
+from collections.abc import Collection, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from functools import lru_cache
+from typing import Literal
+
+from bot.clock import TOKYO
+from bot.offices import Office
+from bot.services.calendar import holiday_name, is_closed, last_business_day_on_or_before
+
+# The weekday mark W inside the fixed slot format `M/D(W) HH:MM`; Monday first, as date.weekday().
+WEEKDAY_KANJI: tuple[str, ...] = ("月", "火", "水", "木", "金", "土", "日")
+
+UnavailableReason = Literal["past", "notice_passed", "outside_window", "closed", "not_a_slot", "full", "blocked"]
+EmptyWeekReason = Literal["year_end", "holiday", "notice_passed", "full", "blocked", "outside_window"]
+
+# A week without slots is explained by the reason behind most of its slot times that are still open for
+# booking (so "Friday is full" beats "Monday has passed"); these break ties, most telling first.
+_EMPTY_WEEK_ORDER: tuple[EmptyWeekReason, ...] = (
+    "year_end", "holiday", "blocked", "full", "notice_passed", "outside_window",
+)
+# `_Walk.assess` reasons as the chat explains an empty week.
+_AS_EMPTY_WEEK_REASON: dict[str, EmptyWeekReason] = {
+    "past": "notice_passed",
+    "notice_passed": "notice_passed",
+    "outside_window": "outside_window",
+    "year_end": "year_end",
+    "holiday": "holiday",
+    "weekend": "holiday",
+    "office_closure": "blocked",
+    "blocked": "blocked",
+    "full": "full",
+}
+_LATE = frozenset({"past", "notice_passed", "outside_window"})
+
+
+@dataclass(frozen=True, slots=True)
+class Slot:
+    start: datetime
+    end: datetime
+    capacity: int
+    taken: int
+
+    @property
+    def free(self) -> int:
+        return max(0, self.capacity - self.taken)
+
+    @property
+    def label(self) -> str:
+        return slot_label(self.start)
+
+
+@dataclass(frozen=True)
+class WeekView:
+    """One calendar week (Monday to Sunday) of an office's bookable slots.
+
+    `closed_days` lists the schedule's weekdays in this week on which there are no sessions:
+    (date, reason, holiday name or None); reason is a calendar reason ("year_end", "holiday", "weekend",
+    "office_closure") or "blocked" (a day staff blocked). `reason_if_empty` is None when there are slots.
+    """
+    week_start: date
+    slots: list[Slot]
+    closed_days: list[tuple[date, str, str | None]] = field(default_factory=list)
+    has_prev: bool = False
+    has_next: bool = False
+    reason_if_empty: EmptyWeekReason | None = None
+
+
+def slot_label(start: datetime) -> str:
+    """The fixed format `M/D(W) HH:MM` in Asia/Tokyo, W from WEEKDAY_KANJI (Monday 12/7 14:00: W = Monday's)."""
+    local = start.astimezone(TOKYO)
+    return f"{local.month}/{local.day}({WEEKDAY_KANJI[local.weekday()]}) {local:%H:%M}"
+
+
+# --- deadlines and the window --------------------------------------------------------------------------
+
+@lru_cache(maxsize=4096)
+def _deadline_day(session_day: date, calendar_days: int, closures: tuple[date, ...]) -> date:
+    return last_business_day_on_or_before(session_day - timedelta(days=calendar_days), closures)
+
+
+def booking_deadline(office: Office, slot_start: datetime) -> datetime:
+    """The last moment a request for the slot starting at `slot_start` is accepted.
+
+    "business_day_before": `notice.deadline` o'clock on the last business day on or before the session date
+    minus `calendar_days` (Sakata, 3: Friday for a Monday, Thursday when Friday is a holiday; Otaru, 1: the
+    previous business day).
+    """
+    notice = office.booking.notice
+    if notice.kind != "business_day_before":
+        raise ValueError(f"office {office.id}: unknown notice rule kind {notice.kind!r}")
+    day = _deadline_day(_aware(slot_start).date(), notice.calendar_days, tuple(office.schedule.closures))
+    return datetime.combine(day, notice.deadline, tzinfo=TOKYO)
+
+
+def _window_end(office: Office, today: date) -> date:
+    """The last day of the booking window (inclusive)."""
+    return today + timedelta(weeks=office.booking.window_weeks)
+
+
+def _monday(d: date) -> date:
+    return d - timedelta(days=d.weekday())
+
+
+# --- walking the schedule ------------------------------------------------------------------------------
+
+def _scheduled_days(office: Office, frm: date, to: date) -> Iterator[date]:
+    """Dates in [frm, to] on the schedule's weekdays, open or not."""
+    weekdays = frozenset(office.schedule.weekdays)
+    d = frm
+    while d <= to:
+        if d.weekday() in weekdays:
+            yield d
+        d += timedelta(days=1)
+
+
+def candidate_starts(office: Office, frm: date, to: date) -> list[datetime]:
+    """Every session start in [frm, to] (both inclusive) on a day the office is open, earliest first."""
+    closures, starts = office.schedule.closures, sorted(office.schedule.starts)
+    return [
+        datetime.combine(d, t, tzinfo=TOKYO)
+        for d in _scheduled_days(office, frm, to)
+        if is_closed(d, closures) is None
+        for t in starts
+    ]
+
+
+@dataclass(frozen=True, slots=True)
+class _Walk:
+    """One availability question: an office at a moment, with what is taken and blocked."""
+    office: Office
+    now: datetime
+    taken: Mapping[datetime, int]
+    blocked: Collection[datetime]
+    blocked_days: Collection[date]
+
+    @property
+    def window_end(self) -> date:
+        return _window_end(self.office, self.now.date())
+
+    def assess(self, frm: date, to: date) -> Iterator[tuple[datetime, str | None, int]]:
+        """(start, reason, taken) for every scheduled start in [frm, to], earliest first.
+
+        reason is None for a bookable slot, else the first that applies of: the time reasons "past",
+        "notice_passed", "outside_window"; a calendar reason (`calendar.ClosureReason`); "blocked"; "full".
+        """
+        schedule = self.office.schedule
+        starts = sorted(schedule.starts)
+        window_end = self.window_end
+        now = self.now
+        for d in _scheduled_days(self.office, frm, to):
+            closure = is_closed(d, schedule.closures)
+            day_reason: str | None
+            if d > window_end:
+                day_reason = "outside_window"
+            elif booking_deadline(self.office, datetime.combine(d, time(), tzinfo=TOKYO)) <= now:
+                day_reason = "notice_passed"
+            else:
+                day_reason = None
+            day_blocked = d in self.blocked_days
+            for t in starts:
+                start = datetime.combine(d, t, tzinfo=TOKYO)
+                n_taken = self.taken.get(start, 0)
+                if start <= now:
+                    yield start, "past", n_taken
+                elif day_reason is not None or closure is not None:
+                    yield start, day_reason or closure, n_taken
+                elif day_blocked or start in self.blocked:
+                    yield start, "blocked", n_taken
+                elif n_taken >= schedule.capacity:
+                    yield start, "full", n_taken
+                else:
+                    yield start, None, n_taken
+
+    def slot(self, start: datetime, n_taken: int) -> Slot:
+        schedule = self.office.schedule
+        end = start + timedelta(minutes=schedule.duration_minutes)
+        return Slot(start=start, end=end, capacity=schedule.capacity, taken=n_taken)
+
+    def first_open_day(self) -> date | None:
+        """The first day in the window with a slot still open for booking, whatever is taken or blocked."""
+        today, window_end = self.now.date(), self.window_end
+        last_start = max(self.office.schedule.starts, default=None)
+        if last_start is None:
+            return None
+        for d in _scheduled_days(self.office, today, window_end):
+            if is_closed(d, self.office.schedule.closures) is not None:
+                continue
+            start = datetime.combine(d, last_start, tzinfo=TOKYO)
+            if start > self.now and booking_deadline(self.office, start) > self.now:
+                return d
+        return None
+
+    def week_start(self, week_index: int) -> date:
+        """Week 0 is the week of the first day still open for booking (see `week_view`)."""
+        if week_index < 0:
+            raise ValueError("week_index must be 0 or more")
+        anchor = self.first_open_day() or self.now.date()
+        return _monday(anchor) + timedelta(weeks=week_index)
+
+
+def _walk(
+    office: Office,
+    now: datetime,
+    taken: Mapping[datetime, int],
+    blocked: Collection[datetime] | None,
+    blocked_days: Collection[date] | None,
+) -> _Walk:
+    return _Walk(office, _aware(now), taken, blocked or frozenset(), blocked_days or frozenset())
+
+
+# --- the public questions ------------------------------------------------------------------------------
+
+def available_slots(
+    office: Office,
+    now: datetime,
+    taken: Mapping[datetime, int],
+    blocked: Collection[datetime] | None = None,
+    blocked_days: Collection[date] | None = None,
+    *,
+    start_week_offset: int = 0,
+    limit: int | None = None,
+) -> list[Slot]:
+    """Slots a user may request now, earliest first.
+
+    Free, before their booking deadline, within the booking window, not blocked. `taken` maps a slot start
+    to the requests, bookings and live holds on it. `start_week_offset` skips whole weeks, numbered as in
+    `week_view`; `limit` stops after that many slots.
+    """
+    walk = _walk(office, now, taken, blocked, blocked_days)
+    frm = max(walk.now.date(), walk.week_start(start_week_offset))
+    found: list[Slot] = []
+    for start, reason, n_taken in walk.assess(frm, walk.window_end):
+        if reason is None:
+            found.append(walk.slot(start, n_taken))
+            if limit is not None and len(found) >= limit:
+                break
+    return found
+
+
+def week_view(
+    office: Office,
+    now: datetime,
+    week_index: int,
+    taken: Mapping[datetime, int],
+    blocked: Collection[datetime] | None = None,
+    blocked_days: Collection[date] | None = None,
+) -> WeekView:
+    """The bookable slots of one week, with the closed days and why the week is empty if it is.
+
+    Week 0 is the week of the first slot still open for booking (its deadline ahead, on an open day in
+    the window) regardless of what is taken or blocked: what a user expects to see first (after Friday's
+    deadline, Sakata opens on next week, not on a week of passed slots), and the numbering stays put while
+    other users book, so "next" and "back" keep their meaning. Weeks run Monday to Sunday; with no open
+    slot in the window at all, week 0 is the current week.
+    """
+    walk = _walk(office, now, taken, blocked, blocked_days)
+    week_start = walk.week_start(week_index)
+    week_end = week_start + timedelta(days=6)
+    slots: list[Slot] = []
+    open_reasons: Counter[EmptyWeekReason] = Counter()  # why slot times still open for booking are unavailable
+    late_reasons: Counter[EmptyWeekReason] = Counter()  # passed or beyond the window
+    for start, reason, n_taken in walk.assess(week_start, week_end):
+        if reason is None:
+            slots.append(walk.slot(start, n_taken))
+        else:
+            tally = late_reasons if reason in _LATE else open_reasons
+            tally[_AS_EMPTY_WEEK_REASON[reason]] += 1
+    return WeekView(
+        week_start=week_start,
+        slots=slots,
+        closed_days=_closed_days(walk, week_start, week_end),
+        has_prev=week_index > 0,
+        has_next=any(_scheduled_days(office, week_end + timedelta(days=1), walk.window_end)),
+        reason_if_empty=None if slots else _empty_week_reason(open_reasons or late_reasons),
+    )
+
+
+def _closed_days(walk: _Walk, frm: date, to: date) -> list[tuple[date, str, str | None]]:
+    closed: list[tuple[date, str, str | None]] = []
+    for d in _scheduled_days(walk.office, frm, to):
+        closure = is_closed(d, walk.office.schedule.closures)
+        if closure is not None:
+            closed.append((d, closure, holiday_name(d) if closure == "holiday" else None))
+        elif d in walk.blocked_days:
+            closed.append((d, "blocked", None))
+    return closed
+
+
+def _empty_week_reason(tally: Counter[EmptyWeekReason]) -> EmptyWeekReason:
+    if not tally:
+        return "outside_window"  # a schedule with no start: nothing will ever be offered
+    return max(_EMPTY_WEEK_ORDER, key=lambda reason: (tally[reason], -_EMPTY_WEEK_ORDER.index(reason)))
+
+
+def is_bookable(
+    office: Office,
+    now: datetime,
+    start: datetime,
+    taken: Mapping[datetime, int],
+    blocked: Collection[datetime] | None = None,
+    blocked_days: Collection[date] | None = None,
+) -> UnavailableReason | None:
+    """None if a user may request the slot starting at `start` now, else why not.
+
+    Checked in this order: "past", "not_a_slot" (not a schedule weekday and start), "closed" (calendar or
+    office closure), "notice_passed", "outside_window", "blocked" (the slot or its day), "full".
+    """
+    walk = _walk(office, now, taken, blocked, blocked_days)
+    start = _aware(start)
+    schedule = office.schedule
+    if start <= walk.now:
+        return "past"
+    if start.weekday() not in schedule.weekdays or start.time() not in schedule.starts:
+        return "not_a_slot"
+    if is_closed(start.date(), schedule.closures) is not None:
+        return "closed"
+    if booking_deadline(office, start) <= walk.now:
+        return "notice_passed"
+    if start.date() > walk.window_end:
+        return "outside_window"
+    if start.date() in walk.blocked_days or start in walk.blocked:
+        return "blocked"
+    if taken.get(start, 0) >= schedule.capacity:
+        return "full"
+    return None
+
+
+def _aware(moment: datetime) -> datetime:
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise ValueError("a timezone-aware datetime is required")
+    return moment.astimezone(TOKYO)
+
+
+# --- typed slot text ------------------------------------------------------------------------------------
+
+# The marks of the typed forms `12<month>7<day>14<hour>`, `14<hour>30<minute>` and `14<hour><half>`
+# (escaped: Python holds no Japanese text besides WEEKDAY_KANJI).
+_MONTH_MARK = "\u6708"
+_DAY_MARK = "\u65e5"
+_HOUR_MARK = "\u6642"
+_MINUTE_MARK = "\u5206"
+_HALF_MARK = "\u534a"
+
+_SLOT_TEXT = re.compile(
+    rf"(?<!\d)(?P<month>\d{{1,2}})\s*(?:/|{_MONTH_MARK})\s*(?P<day>\d{{1,2}})\s*{_DAY_MARK}?\s*"
+    rf"(?:\(\s*(?P<weekday>[^)]*)\)\s*)?"
+    rf"(?P<hour>\d{{1,2}})\s*"
+    rf"(?::\s*(?P<minute>\d{{2}})"
+    rf"|{_HOUR_MARK}(?:\s*(?P<minute_mark>\d{{1,2}})\s*{_MINUTE_MARK}|\s*(?P<half>{_HALF_MARK}))?)"
+    rf"(?!\d)"
+)
+# A typed month/day means its next occurrence, counting dates up to this far back as this one (so a date
+# that just passed is answered "past", not silently moved to next year).
+_RECENT_PAST = timedelta(days=31)
+
+
+def parse_slot_text(text: str, now: datetime) -> datetime | None:
+    """The slot start a user typed, or None when there is none or it is no real date and time.
+
+    Accepted after NFKC (so full-width forms too), anywhere in the text: `12/7 14:00`, `12/7(W) 14:00`,
+    `12/7 14<hour>`, `12<month>7<day>14<hour>`, `12<month>7<day> 14:00`, `14<hour>30<minute>`,
+    `14<hour><half>` (the `_*_MARK` characters; W a weekday kanji); the tests list them in Japanese.
+
+    The year is that of the first occurrence of the month/day on or after about a month ago, so the result
+    lies within roughly [today - 1 month, today + 11 months]. A weekday in brackets must match the date.
+    """
+    match = _SLOT_TEXT.search(unicodedata.normalize("NFKC", text))
+    if match is None:
+        return None
+    month, day, hour = int(match["month"]), int(match["day"]), int(match["hour"])
+    minute_text = match["minute"] or match["minute_mark"]
+    minute = int(minute_text) if minute_text else (30 if match["half"] else 0)
+    if not (0 <= hour <= 23 and 0 <= minute <= 59):
+        return None
+    on = _next_occurrence(month, day, _aware(now).date())
+    if on is None:
+        return None
+    weekday = (match["weekday"] or "").strip()[:1]
+    if weekday in WEEKDAY_KANJI and WEEKDAY_KANJI.index(weekday) != on.weekday():
+        return None
+    return datetime.combine(on, time(hour, minute), tzinfo=TOKYO)
+
+
+def _next_occurrence(month: int, day: int, today: date) -> date | None:
+    earliest = today - _RECENT_PAST
+    for year in (earliest.year, earliest.year + 1):
+        try:
+            candidate = date(year, month, day)
+        except ValueError:
+            continue  # 2/30, or 2/29 outside a leap year
+        if candidate >= earliest:
+            return candidate
+    return None

@@ -1,0 +1,64 @@
+"""Terms versions and consent: which version is in force, who consented to what."""
+from __future__ import annotations
+
+from datetime import date, datetime
+from pathlib import Path
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from bot.models import Consent, Conversation, TermsVersion
+
+TERMS_DIR = Path(__file__).resolve().parent.parent.parent / "templates" / "terms"
+
+
+def current(session: Session, office_id: str, today: date) -> TermsVersion | None:
+    """The newest version whose effective date has come."""
+    return session.scalar(
+        select(TermsVersion)
+        .where(TermsVersion.office_id == office_id, TermsVersion.version <= today.isoformat())
+        .order_by(TermsVersion.version.desc())
+        .limit(1)
+    )
+
+
+def get(session: Session, office_id: str, version: str) -> TermsVersion | None:
+    return session.scalar(select(TermsVersion).where(
+        TermsVersion.office_id == office_id, TermsVersion.version == version))
+
+
+def versions(session: Session, office_id: str) -> list[TermsVersion]:
+    return list(session.scalars(select(TermsVersion).where(TermsVersion.office_id == office_id)
+                                .order_by(TermsVersion.version.desc())))
+
+
+def has_consented(session: Session, conversation_id: int, version: str) -> bool:
+    return session.scalar(select(Consent.id).where(
+        Consent.conversation_id == conversation_id, Consent.version == version).limit(1)) is not None
+
+
+def latest_consent(session: Session, conversation_id: int) -> Consent | None:
+    return session.scalar(select(Consent).where(Consent.conversation_id == conversation_id)
+                          .order_by(Consent.version.desc(), Consent.id.desc()).limit(1))
+
+
+def record_consent(session: Session, conv: Conversation, version: str, *, now: datetime, event_id: str,
+                   method: str) -> Consent:
+    consent = Consent(office_id=conv.office_id, conversation_id=conv.id, version=version, consented_at=now,
+                      webhook_event_id=event_id, method=method)
+    session.add(consent)
+    return consent
+
+
+def seed(session: Session, offices, now: datetime) -> int:
+    """Insert the shipped versions that the database does not hold yet (idempotent)."""
+    added = 0
+    for office in offices.values():
+        for spec in office.terms:
+            if get(session, office.id, spec.version) is not None:
+                continue
+            body = (TERMS_DIR / spec.file).read_text(encoding="utf-8") if spec.file else None
+            session.add(TermsVersion(office_id=office.id, version=spec.version, body=body,
+                                     summary=spec.summary, published_at=now))
+            added += 1
+    return added

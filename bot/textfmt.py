@@ -1,0 +1,65 @@
+"""Jinja filters for the HTML pages: dates in Japanese style and the terms' light Markdown."""
+from __future__ import annotations
+
+import re
+
+from markupsafe import Markup, escape
+
+from bot.render import _md, _slot
+
+_HEADING = re.compile(r"^(#{1,6})\s*(.*)$")
+_ITEM = re.compile(r"^\s*[-*・]\s+(.*)$")
+
+
+def markdown_light(text: str | None) -> Markup:
+    """Headings, list items and paragraphs; everything escaped (office text is shown as written)."""
+    if not text:
+        return Markup("")
+    out: list[str] = []
+    in_list = False
+    paragraph: list[str] = []
+
+    def flush() -> None:
+        nonlocal paragraph
+        if paragraph:
+            out.append("<p>" + "<br>".join(str(escape(p)) for p in paragraph) + "</p>")
+            paragraph = []
+
+    for line in text.splitlines():
+        stripped = line.strip()
+        heading = _HEADING.match(stripped)
+        item = _ITEM.match(line)
+        if not stripped:
+            flush()
+            if in_list:
+                out.append("</ul>")
+                in_list = False
+            continue
+        if heading:
+            flush()
+            if in_list:
+                out.append("</ul>")
+                in_list = False
+            level = min(len(heading.group(1)) + 1, 4)
+            out.append(f"<h{level}>{escape(heading.group(2))}</h{level}>")
+        elif item:
+            flush()
+            if not in_list:
+                out.append("<ul>")
+                in_list = True
+            out.append(f"<li>{escape(item.group(1))}</li>")
+        else:
+            if in_list:
+                out.append("</ul>")
+                in_list = False
+            paragraph.append(stripped)
+    flush()
+    if in_list:
+        out.append("</ul>")
+    return Markup("\n".join(out))
+
+
+def register(app) -> None:
+    app.jinja_env.filters["markdown_light"] = markdown_light
+    app.jinja_env.filters["md"] = _md
+    app.jinja_env.filters["slot"] = _slot

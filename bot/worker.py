@@ -1,0 +1,48 @@
+"""The worker: delivers the outbox and runs due jobs, pass after pass."""
+from __future__ import annotations
+
+import logging
+import signal
+import time
+
+from bot import jobs
+
+log = logging.getLogger(__name__)
+POLL_SECONDS = 0.5
+
+
+class Worker:
+    def __init__(self, runtime):
+        self.rt = runtime
+        self.sender = runtime.sender()
+        self._stop = False
+        self._last_jobs = 0.0
+
+    def run_once(self) -> dict[str, int]:
+        """One pass: recover interrupted rows, run due jobs, send everything due."""
+        self.sender.recover_stale()
+        figures = jobs.run_due(self.rt)
+        while self.sender.send_due() > 0:
+            pass
+        return {**self.sender.stats, **figures}
+
+    def run_forever(self) -> None:
+        signal.signal(signal.SIGTERM, lambda *_: self.stop())
+        signal.signal(signal.SIGINT, lambda *_: self.stop())
+        log.info("worker started")
+        while not self._stop:
+            try:
+                self.sender.recover_stale()
+                if time.monotonic() - self._last_jobs > 5:
+                    jobs.run_due(self.rt)
+                    self._last_jobs = time.monotonic()
+                sent = self.sender.send_due()
+            except Exception:  # noqa: BLE001 - keep the worker alive; the rows stay queued
+                log.exception("worker pass failed")
+                sent = 0
+            if not sent:
+                time.sleep(POLL_SECONDS)
+        log.info("worker stopped")
+
+    def stop(self) -> None:
+        self._stop = True

@@ -1,0 +1,142 @@
+"""Run one incoming event through the dialog: route it, fire the machine, leave effects."""
+from __future__ import annotations
+
+from dialogs.effects import Say
+from dialogs.inputs import Incoming
+from dialogs.machine import MACHINE, MAX_MISSES, State, Talk, ask, choices_for_routing, fire
+from dialogs.router import Routed, Vocabulary, route
+
+
+def handle(talk: Talk, inp: Incoming, vocab: Vocabulary) -> Routed:
+    """Apply one event to the talk; effects accumulate on `talk.effects`."""
+    if inp.kind == "unfollow":
+        talk.ports.set_followed(False)
+        return Routed("unfollow")
+    receipt = talk.ports.receipt()
+    if receipt:
+        talk.say("receipt", receipt=receipt)
+
+    routed = route(inp, office=talk.office.id, position=talk.position(),
+                   choices=choices_for_routing(talk), vocab=vocab)
+    if inp.stale and routed.trigger not in ("follow", "unfollow"):
+        routed = Routed("stale")
+    apply(talk, routed)
+    return routed
+
+
+def apply(talk: Talk, routed: Routed) -> None:
+    """Fire the routed trigger: a machine step, or one of the words that work at every step."""
+    trigger = routed.trigger
+    if trigger == "typed" and talk.state == State.AWAITING_SLOT:
+        start = talk.ports.parse_slot(routed.value or "")
+        if start:
+            trigger, routed = "choose_slot", Routed("choose_slot", value=start)
+    if trigger in MACHINE.events:
+        kwargs = {"value": routed.value, "method": routed.method, **routed.extra}
+        if fire(talk, trigger, **kwargs):
+            talk.misses = 0
+            return
+        # A valid word with nothing to do here (e.g. an answer at the wrong step): re-ask.
+        trigger = "miss"
+    handler = GLOBAL.get(trigger, _miss)
+    handler(talk, routed)
+
+
+def _follow(talk: Talk, routed: Routed) -> None:
+    talk.ports.set_followed(True)
+    talk.say("greeting")
+
+
+def _help(talk: Talk, routed: Routed) -> None:
+    talk.say("help", state=talk.state)
+    if talk.state != State.IDLE:
+        ask(talk)
+
+
+def _show_bookings(talk: Talk, routed: Routed) -> None:
+    talk.say("bookings", bookings=talk.ports.bookings(), in_progress=talk.state != State.IDLE)
+
+
+def _stale(talk: Talk, routed: Routed) -> None:
+    if talk.state == State.IDLE:
+        talk.say("stale_idle")
+    else:
+        talk.say("stale_button")
+        ask(talk)
+
+
+def _unsupported(talk: Talk, routed: Routed) -> None:
+    talk.say("unsupported", kind=routed.value, in_progress=talk.state != State.IDLE)
+    if talk.state != State.IDLE:
+        ask(talk)
+
+
+def _miss(talk: Talk, routed: Routed) -> None:
+    talk.misses += 1
+    if talk.state == State.IDLE:
+        talk.say("idle_hint", misses=talk.misses)
+        return
+    if talk.misses >= MAX_MISSES:
+        talk.say("miss_contact", state=talk.state)
+    else:
+        talk.say("not_understood", state=talk.state)
+    ask(talk)
+
+
+def _switch_language(talk: Talk, routed: Routed) -> None:
+    talk.language = routed.value or "ja"
+    talk.ports.set_language(talk.language)
+    talk.say("language_switched", language=talk.language)
+    if talk.state != State.IDLE:
+        ask(talk)
+
+
+def _delete_data(talk: Talk, routed: Routed) -> None:
+    from dialogs.router import postback
+
+    yes = postback("confirm_delete", talk.position(), talk.office.id, "yes")
+    no = postback("confirm_delete", talk.position(), talk.office.id, "no")
+    from dialogs.effects import Choice
+
+    talk.say("delete_confirm", (Choice(label_key="delete_yes", data=yes), Choice(label_key="delete_no", data=no)),
+             open_booking=talk.ports.open_booking())
+
+
+def _confirm_delete(talk: Talk, routed: Routed) -> None:
+    if routed.value != "yes":
+        talk.say("delete_kept")
+        if talk.state != State.IDLE:
+            ask(talk)
+        return
+    result = talk.ports.delete_personal_data()
+    talk.context.clear()
+    talk.state = State.IDLE.value
+    talk.say("deleted", result=result)
+
+
+def _withdraw(talk: Talk, routed: Routed) -> None:
+    result = talk.ports.withdraw(routed.value or "")
+    talk.say("withdraw_result", result=result)
+
+
+def _ignore(talk: Talk, routed: Routed) -> None:
+    return None
+
+
+GLOBAL = {
+    "follow": _follow,
+    "help": _help,
+    "show_bookings": _show_bookings,
+    "stale": _stale,
+    "unsupported": _unsupported,
+    "miss": _miss,
+    "typed": _miss,
+    "switch_language": _switch_language,
+    "delete_data": _delete_data,
+    "confirm_delete": _confirm_delete,
+    "withdraw": _withdraw,
+    "cancel_booking": _withdraw,
+    "ignore": _ignore,
+}
+
+__all__ = ["handle", "apply", "Talk", "Say"]

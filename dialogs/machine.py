@@ -1,0 +1,492 @@
+"""The booking conversation as one office-agnostic `transitions` Machine, built once at import.
+
+States name what the bot waits for; triggers are what the user does. The office decides the
+content of each step (its questions, its checklist), never the machine's shape. Callbacks only
+read the Talk, call its ports and append effects.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from enum import Enum
+from typing import Any, Mapping
+
+from transitions import EventData, Machine
+
+from dialogs.effects import Choice, Say
+from dialogs.ports import Ports
+from dialogs.router import postback
+
+
+class State(str, Enum):
+    IDLE = "idle"
+    AWAITING_CONSENT = "awaiting_consent"
+    AWAITING_ELIGIBILITY = "awaiting_eligibility"
+    AWAITING_CHECKLIST = "awaiting_checklist"
+    AWAITING_SLOT = "awaiting_slot"
+    AWAITING_FORM = "awaiting_form"
+
+
+IN_PROGRESS = [s.value for s in State if s is not State.IDLE]
+RESUME_AFTER = timedelta(hours=24)
+MAX_MISSES = 3
+
+
+@dataclass
+class Talk:
+    """One user's conversation during one event: the machine's model."""
+
+    state: str
+    context: dict
+    office: Any                      # bot.offices.Office (duck-typed: dialogs import no bot code)
+    ports: Ports
+    now: datetime
+    labels: Mapping[str, str]        # label key -> label text in the user's language
+    misses: int = 0
+    last_active: datetime | None = None
+    language: str = "ja"
+    effects: list = field(default_factory=list)
+    scratch: dict = field(default_factory=dict)  # per-event values shared by prepare/conditions
+
+    # -- helpers used by callbacks ------------------------------------------------------------
+    @property
+    def index(self) -> int:
+        return int(self.context.get("i", 0))
+
+    def say(self, template: str, choices: tuple[Choice, ...] = (), **vars: Any) -> None:
+        self.effects.append(Say(template, vars, choices))
+
+    def position(self) -> str:
+        if self.state in (State.AWAITING_ELIGIBILITY, State.AWAITING_CHECKLIST):
+            return f"{self.state}:{self.index}"
+        if self.state == State.AWAITING_SLOT:
+            return f"{self.state}:{self.context.get('week', 0)}"
+        return self.state
+
+    def button(self, action: str, value: str | None = None, label_key: str | None = None,
+               label: str | None = None) -> Choice:
+        data = postback(action, self.position(), self.office.id, value)
+        return Choice(label_key=label_key, label=label, data=data)
+
+
+# -- what each waiting state offers ------------------------------------------------------------
+
+def offered(talk: Talk) -> list[tuple[Choice, str]]:
+    """The buttons of the current step, each with its choice value (`action:value`)."""
+    if talk.context.get("resume_offered"):
+        return [(talk.button("resume", "continue", "continue"), "resume:continue"),
+                (talk.button("resume", "fresh", "fresh"), "resume:fresh")]
+    state = talk.state
+    if state == State.AWAITING_CONSENT:
+        return [(talk.button("agree", None, "agree"), "agree"),
+                (talk.button("disagree", None, "disagree"), "disagree")]
+    if state == State.AWAITING_ELIGIBILITY:
+        question = talk.office.eligibility[talk.index]
+        return [(talk.button("answer", c, c), f"answer:{c}") for c in question.choices]
+    if state == State.AWAITING_CHECKLIST:
+        return [(talk.button("answer", c, c), f"answer:{c}") for c in ("yes", "no")]
+    if state == State.AWAITING_SLOT:
+        page = talk.scratch.get("week") or talk.ports.week(int(talk.context.get("week", 0)))
+        talk.scratch["week"] = page
+        buttons = [(talk.button("slot", s["start"], label=s["label"]), f"slot:{s['start']}")
+                   for s in page["slots"][:11]]
+        if page.get("has_prev"):
+            buttons.append((talk.button("week", "-1", "prev_week"), "week:-1"))
+        if page.get("has_next"):
+            buttons.append((talk.button("week", "1", "next_week"), "week:1"))
+        return buttons
+    return []
+
+
+def choices_for_routing(talk: Talk) -> list[tuple[str, list[str]]]:
+    """(value, labels) in display order, for typed numbers and labels."""
+    result = []
+    for choice, value in offered(talk):
+        label = choice.label or talk.labels.get(choice.label_key or "", "")
+        result.append((value, [label] if label else []))
+    return result
+
+
+def ask(talk: Talk) -> None:
+    """Say what the current step asks, with its buttons."""
+    buttons = tuple(c for c, _ in offered(talk))
+    if talk.context.get("resume_offered"):
+        talk.say("resume_offer", buttons)
+        return
+    state = talk.state
+    office = talk.office
+    if state == State.AWAITING_CONSENT:
+        version = talk.ports.terms_version()
+        talk.say("consent", buttons, version=version, terms_url=talk.ports.terms_url(),
+                 reconsent=bool(talk.context.get("reconsent")))
+    elif state == State.AWAITING_ELIGIBILITY:
+        talk.say("eligibility_question", buttons, question=office.eligibility[talk.index],
+                 number=talk.index + 1, total=len(office.eligibility))
+    elif state == State.AWAITING_CHECKLIST:
+        talk.say("checklist_item", buttons, item=office.checklist[talk.index],
+                 number=talk.index + 1, total=len(office.checklist))
+    elif state == State.AWAITING_SLOT:
+        page = talk.scratch.get("week") or talk.ports.week(int(talk.context.get("week", 0)))
+        talk.say("slots", buttons, page=page)
+    elif state == State.AWAITING_FORM:
+        held = talk.ports.held_slot()
+        if held:
+            talk.say("form_link", (), held=held)
+        else:
+            talk.say("hold_expired")
+
+
+# -- conditions (predicates on the event) ------------------------------------------------------
+
+def _value(e: EventData) -> str | None:
+    return e.kwargs.get("value")
+
+
+def is_blocked(e: EventData) -> bool:
+    return e.model.ports.booking_blocked()
+
+
+def has_open_booking(e: EventData) -> bool:
+    return e.model.ports.open_booking() is not None
+
+
+def consented_current(e: EventData) -> bool:
+    ports = e.model.ports
+    return ports.has_consented(ports.terms_version())
+
+
+def idle_over_a_day(e: EventData) -> bool:
+    last = e.model.last_active
+    return last is not None and e.model.now - last > RESUME_AFTER
+
+
+def answer_valid(e: EventData) -> bool:
+    talk: Talk = e.model
+    value = _value(e)
+    if talk.state == State.AWAITING_ELIGIBILITY:
+        return value in talk.office.eligibility[talk.index].choices
+    return value in ("yes", "no")
+
+
+def answer_passes(e: EventData) -> bool:
+    talk: Talk = e.model
+    return _value(e) in talk.office.eligibility[talk.index].passing
+
+
+def answer_is_no(e: EventData) -> bool:
+    return _value(e) == "no"
+
+
+def more_questions(e: EventData) -> bool:
+    return e.model.index + 1 < len(e.model.office.eligibility)
+
+
+def more_items(e: EventData) -> bool:
+    return e.model.index + 1 < len(e.model.office.checklist)
+
+
+def not_first(e: EventData) -> bool:
+    return e.model.index > 0
+
+
+def consented_in_flow(e: EventData) -> bool:
+    return bool(e.model.context.get("consented_in_flow"))
+
+
+def hold_ok(e: EventData) -> bool:
+    return bool(e.model.scratch.get("hold", {}).get("ok"))
+
+
+def resume_fresh(e: EventData) -> bool:
+    return _value(e) == "fresh"
+
+
+def resume_pending(e: EventData) -> bool:
+    return bool(e.model.context.get("resume_offered"))
+
+
+# -- callbacks (one per step) ------------------------------------------------------------------
+
+def ask_step(e: EventData) -> None:
+    """Ask what the new state waits for."""
+    e.model.context.pop("resume_offered", None)
+    ask(e.model)
+
+
+def clear_context(e: EventData) -> None:
+    """Forget the booking in progress (and give back a held slot)."""
+    e.model.ports.release_hold()
+    e.model.context.clear()
+
+
+def record_consent(e: EventData) -> None:
+    """Record consent to the current terms version."""
+    talk: Talk = e.model
+    talk.ports.record_consent(talk.ports.terms_version(), e.kwargs.get("method", "button"))
+    talk.context["consented_in_flow"] = True
+    talk.context.pop("reconsent", None)
+
+
+def begin_eligibility(e: EventData) -> None:
+    """Start the office's eligibility questions."""
+    talk: Talk = e.model
+    talk.context["i"] = 0
+    if e.event.name == "agree":
+        talk.say("consent_thanks")
+    ask(talk)
+
+
+def next_question(e: EventData) -> None:
+    """Move to the next eligibility question (answers are not stored: only passing matters)."""
+    e.model.context["i"] = e.model.index + 1
+    ask(e.model)
+
+
+def begin_checklist(e: EventData) -> None:
+    """All questions passed: start the device checklist."""
+    talk: Talk = e.model
+    talk.context["i"] = 0
+    talk.say("checklist_intro", count=len(talk.office.checklist))
+    ask(talk)
+
+
+def say_ineligible(e: EventData) -> None:
+    """Explain kindly why online counselling does not fit, and the other routes."""
+    talk: Talk = e.model
+    question = talk.office.eligibility[talk.context.get("last_i", 0)]
+    talk.say("ineligible", question=question, unsure=_value(e) == "unsure")
+    talk.context.clear()
+
+
+def remember_question(e: EventData) -> None:
+    """Keep the index of the question answered, for the explanation after leaving the state."""
+    e.model.context["last_i"] = e.model.index
+
+
+def say_fix(e: EventData) -> None:
+    """A checklist item is not ready: what to fix, and that 予約 resumes here."""
+    talk: Talk = e.model
+    talk.say("checklist_fix", item=talk.office.checklist[talk.index])
+
+
+def next_item(e: EventData) -> None:
+    """Move to the next checklist item."""
+    e.model.context["i"] = e.model.index + 1
+    ask(e.model)
+
+
+def show_first_week(e: EventData) -> None:
+    """Checklist done: show the first week with free slots."""
+    talk: Talk = e.model
+    talk.context.pop("i", None)
+    talk.context["week"] = 0
+    talk.say("checklist_done")
+    ask(talk)
+
+
+def turn_week(e: EventData) -> None:
+    """次の週 / 前の週."""
+    talk: Talk = e.model
+    step = 1 if str(_value(e)) == "1" else -1
+    talk.context["week"] = max(0, int(talk.context.get("week", 0)) + step)
+    talk.scratch.pop("week", None)
+    ask(talk)
+
+
+def try_hold(e: EventData) -> None:
+    """Hold the chosen slot (prepare: its outcome decides the transition)."""
+    talk: Talk = e.model
+    talk.scratch["hold"] = talk.ports.hold(str(_value(e)))
+
+
+def send_form_link(e: EventData) -> None:
+    """The slot is held: link the details form (never ask personal data in chat)."""
+    talk: Talk = e.model
+    talk.context["slot"] = talk.scratch["hold"]["start"]
+    talk.say("form_link", (), held=talk.scratch["hold"])
+
+
+def say_slot_unavailable(e: EventData) -> None:
+    """The slot cannot be held: why, and the nearest alternatives."""
+    talk: Talk = e.model
+    talk.scratch.pop("week", None)
+    result = talk.scratch.get("hold", {})
+    talk.say("slot_unavailable", reason=result.get("reason"), alternatives=result.get("alternatives", []))
+    ask(talk)
+
+
+def back_one(e: EventData) -> None:
+    """Go back one question or item."""
+    e.model.context["i"] = e.model.index - 1
+    ask(e.model)
+
+
+def to_last_question(e: EventData) -> None:
+    """Back from the checklist's first item to the last eligibility question."""
+    e.model.context["i"] = len(e.model.office.eligibility) - 1
+    ask(e.model)
+
+
+def to_last_item(e: EventData) -> None:
+    """Back from the slots to the last checklist item."""
+    e.model.context["i"] = len(e.model.office.checklist) - 1
+    e.model.context.pop("week", None)
+    ask(e.model)
+
+
+def release_hold(e: EventData) -> None:
+    """Give back the held slot."""
+    e.model.ports.release_hold()
+    e.model.context.pop("slot", None)
+
+
+def say_no_earlier_step(e: EventData) -> None:
+    """戻る where there is nothing before."""
+    talk: Talk = e.model
+    if talk.state == State.IDLE:
+        talk.say("nothing_in_progress")
+    else:
+        talk.say("no_earlier_step")
+        ask(talk)
+
+
+def say_declined_terms(e: EventData) -> None:
+    """同意しない: end kindly with the office's other ways."""
+    e.model.context.clear()
+    e.model.say("consent_declined")
+
+
+def say_stopped(e: EventData) -> None:
+    """中止: nothing is kept as a request."""
+    e.model.say("stopped")
+
+
+def say_nothing_to_stop(e: EventData) -> None:
+    """中止 when nothing is in progress."""
+    e.model.say("nothing_in_progress")
+
+
+def say_blocked(e: EventData) -> None:
+    """Staff blocked online booking for this user: contact the office."""
+    e.model.say("booking_blocked")
+
+
+def say_has_open_booking(e: EventData) -> None:
+    """One open request or booking per office."""
+    e.model.say("already_booked", booking=e.model.ports.open_booking())
+
+
+def offer_resume(e: EventData) -> None:
+    """After 24 h idle: 続きから / 最初から."""
+    e.model.context["resume_offered"] = True
+    ask(e.model)
+
+
+def resume_here(e: EventData) -> None:
+    """続きから: ask the step we stopped at."""
+    e.model.context.pop("resume_offered", None)
+    ask(e.model)
+
+
+def start_over(e: EventData) -> None:
+    """Start the booking from the beginning (before choosing where it begins)."""
+    talk: Talk = e.model
+    talk.ports.release_hold()
+    talk.context.clear()
+    talk.scratch.clear()
+
+
+_S = State
+MACHINE_TRANSITIONS: list[dict] = [
+    # 予約
+    dict(trigger="start", source=_S.IDLE, dest=None, conditions=[is_blocked], after=say_blocked),
+    dict(trigger="start", source=_S.IDLE, dest=None, conditions=[has_open_booking], after=say_has_open_booking),
+    dict(trigger="start", source=_S.IDLE, dest=_S.AWAITING_CONSENT, unless=[consented_current],
+         before=start_over, after=ask_step),
+    dict(trigger="start", source=_S.IDLE, dest=_S.AWAITING_ELIGIBILITY, before=start_over,
+         after=begin_eligibility),
+    dict(trigger="start", source=IN_PROGRESS, dest=None, conditions=[idle_over_a_day], after=offer_resume),
+    dict(trigger="start", source=IN_PROGRESS, dest=None, after=resume_here),
+    # 続きから / 最初から after a long pause
+    dict(trigger="resume", source=IN_PROGRESS, dest=_S.AWAITING_CONSENT, conditions=[resume_pending, resume_fresh],
+         unless=[consented_current], before=start_over, after=ask_step),
+    dict(trigger="resume", source=IN_PROGRESS, dest=_S.AWAITING_ELIGIBILITY,
+         conditions=[resume_pending, resume_fresh], before=start_over, after=begin_eligibility),
+    dict(trigger="resume", source=IN_PROGRESS, dest=None, conditions=[resume_pending], after=resume_here),
+    # consent
+    dict(trigger="agree", source=_S.AWAITING_CONSENT, dest=_S.AWAITING_ELIGIBILITY, before=record_consent,
+         after=begin_eligibility),
+    dict(trigger="disagree", source=_S.AWAITING_CONSENT, dest=_S.IDLE, after=say_declined_terms),
+    # eligibility
+    dict(trigger="answer", source=_S.AWAITING_ELIGIBILITY, dest=None,
+         conditions=[answer_valid, answer_passes, more_questions], after=next_question),
+    dict(trigger="answer", source=_S.AWAITING_ELIGIBILITY, dest=_S.AWAITING_CHECKLIST,
+         conditions=[answer_valid, answer_passes], after=begin_checklist),
+    dict(trigger="answer", source=_S.AWAITING_ELIGIBILITY, dest=_S.IDLE, conditions=[answer_valid],
+         before=remember_question, after=say_ineligible),
+    # checklist
+    dict(trigger="answer", source=_S.AWAITING_CHECKLIST, dest=None, conditions=[answer_valid, answer_is_no],
+         after=say_fix),
+    dict(trigger="answer", source=_S.AWAITING_CHECKLIST, dest=None, conditions=[answer_valid, more_items],
+         after=next_item),
+    dict(trigger="answer", source=_S.AWAITING_CHECKLIST, dest=_S.AWAITING_SLOT, conditions=[answer_valid],
+         after=show_first_week),
+    # slots and the form
+    dict(trigger="turn_week", source=_S.AWAITING_SLOT, dest=None, after=turn_week),
+    dict(trigger="choose_slot", source=[_S.AWAITING_SLOT, _S.AWAITING_FORM], dest=_S.AWAITING_FORM,
+         prepare=try_hold, conditions=[hold_ok], after=send_form_link),
+    dict(trigger="choose_slot", source=[_S.AWAITING_SLOT, _S.AWAITING_FORM], dest=_S.AWAITING_SLOT,
+         after=say_slot_unavailable),
+    # 戻る
+    dict(trigger="back", source=[_S.AWAITING_ELIGIBILITY, _S.AWAITING_CHECKLIST], dest=None,
+         conditions=[not_first], after=back_one),
+    dict(trigger="back", source=_S.AWAITING_ELIGIBILITY, dest=_S.AWAITING_CONSENT,
+         conditions=[consented_in_flow], after=ask_step),
+    dict(trigger="back", source=_S.AWAITING_CHECKLIST, dest=_S.AWAITING_ELIGIBILITY, after=to_last_question),
+    dict(trigger="back", source=_S.AWAITING_SLOT, dest=_S.AWAITING_CHECKLIST, after=to_last_item),
+    dict(trigger="back", source=_S.AWAITING_FORM, dest=_S.AWAITING_SLOT, before=release_hold, after=ask_step),
+    dict(trigger="back", source="*", dest=None, after=say_no_earlier_step),
+    # 最初から (from anywhere, idle included)
+    dict(trigger="restart", source="*", dest=_S.AWAITING_CONSENT, conditions=[lambda e: not is_blocked(e)],
+         unless=[consented_current, has_open_booking], before=start_over, after=ask_step),
+    dict(trigger="restart", source="*", dest=_S.AWAITING_ELIGIBILITY,
+         unless=[is_blocked, has_open_booking], before=start_over, after=begin_eligibility),
+    dict(trigger="restart", source="*", dest=_S.IDLE, conditions=[is_blocked], before=start_over,
+         after=say_blocked),
+    dict(trigger="restart", source="*", dest=_S.IDLE, before=start_over, after=say_has_open_booking),
+    # 中止
+    dict(trigger="stop", source=IN_PROGRESS, dest=_S.IDLE, before=clear_context, after=say_stopped),
+    dict(trigger="stop", source=_S.IDLE, dest=None, after=say_nothing_to_stop),
+]
+
+def _plain(value):
+    """State names as plain strings (the database stores them; transitions would use Enum names)."""
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value.value if isinstance(value, State) else value
+
+
+for _t in MACHINE_TRANSITIONS:
+    _t["source"] = _plain(_t["source"])
+    if _t.get("dest") is not None:
+        _t["dest"] = _plain(_t["dest"])
+
+MACHINE = Machine(
+    model=None,
+    states=[s.value for s in State],
+    initial=State.IDLE.value,
+    transitions=MACHINE_TRANSITIONS,
+    auto_transitions=False,
+    send_event=True,
+    ignore_invalid_triggers=True,
+)
+
+STEP_TRIGGERS = frozenset(MACHINE.events)
+
+
+def fire(talk: Talk, trigger: str, **kwargs: Any) -> bool:
+    """Fire a machine trigger on a talk; False when nothing applied from the current state."""
+    event = MACHINE.events.get(trigger)
+    if event is None:
+        return False
+    return bool(event.trigger(talk, **kwargs))

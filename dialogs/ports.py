@@ -1,0 +1,57 @@
+"""What a dialog may ask of the outside world (implemented by bot.ports over one DB session)."""
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+
+class Ports(Protocol):
+    def terms_version(self) -> str:
+        """The office's current terms version id."""
+
+    def terms_url(self) -> str:
+        """Where the full current terms can be read."""
+
+    def has_consented(self, version: str) -> bool:
+        """Did this user consent to that version?"""
+
+    def record_consent(self, version: str, method: str) -> None:
+        """Record consent to `version` (method: button | text)."""
+
+    def set_followed(self, followed: bool) -> None:
+        """Follow/unfollow: nothing is pushed to an unfollowed user."""
+
+    def set_language(self, language: str) -> None:
+        """Remember the user's language (ja | easy | en)."""
+
+    def bookings(self) -> list[dict[str, Any]]:
+        """The user's requests and bookings, newest first, with what they may do about each."""
+
+    def open_booking(self) -> dict[str, Any] | None:
+        """The user's open request or booking at this office, if any."""
+
+    def booking_blocked(self) -> bool:
+        """Has staff blocked this user's online booking?"""
+
+    def week(self, index: int) -> dict[str, Any]:
+        """Slots of the index-th bookable week: slots, why empty, paging, week label."""
+
+    def hold(self, start_iso: str) -> dict[str, Any]:
+        """Hold a slot for the form: ok, form_url, expires; or reason + nearest alternatives."""
+
+    def release_hold(self) -> None:
+        """Give back the slot this user holds, if any."""
+
+    def held_slot(self) -> dict[str, Any] | None:
+        """The live hold of this user (label, form_url), or None when it expired."""
+
+    def parse_slot(self, text: str) -> str | None:
+        """A typed date/time as a slot start (ISO), or None."""
+
+    def withdraw(self, reference: str) -> dict[str, Any]:
+        """Withdraw a request / cancel a booking in chat where the office allows it."""
+
+    def delete_personal_data(self) -> dict[str, Any]:
+        """Delete the user's personal data; open requests/bookings are withdrawn first."""
+
+    def receipt(self) -> dict[str, Any] | None:
+        """A receipt for a request completed on the form and not yet shown in chat."""

@@ -1,0 +1,175 @@
+"""Turn an incoming event into a trigger of the dialog machine (a whitelist; nothing else passes)."""
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass, field
+from typing import Iterable, Mapping
+from urllib.parse import parse_qsl, urlencode
+
+from dialogs.inputs import Incoming
+
+# Chat words (ids) -> triggers. The words themselves are vocabulary data from templates/.
+WORD_TRIGGERS = {
+    "book": "start",
+    "status": "show_bookings",
+    "help": "help",
+    "back": "back",
+    "restart": "restart",
+    "stop": "stop",
+    "delete_data": "delete_data",
+    "lang_en": "switch_language",
+    "lang_easy": "switch_language",
+    "lang_ja": "switch_language",
+}
+LANGUAGE_OF_WORD = {"lang_en": "en", "lang_easy": "easy", "lang_ja": "ja"}
+
+# Postback actions a button may carry, and the trigger each one fires.
+POSTBACK_ACTIONS = {
+    "agree": "agree",
+    "disagree": "disagree",
+    "answer": "answer",
+    "slot": "choose_slot",
+    "week": "turn_week",
+    "resume": "resume",
+    "word": None,  # rich menu / help buttons carrying a chat word id
+    "withdraw": "withdraw",
+    "cancel_booking": "cancel_booking",
+    "confirm_delete": "confirm_delete",
+}
+MAX_POSTBACK = 300
+_SPACES = re.compile(r"\s+")
+_TRAILING = re.compile(r"[。．.!！?？、,]+$")
+
+
+def normalise(text: str) -> str:
+    """NFKC, trimmed, lower-cased, inner spaces folded, trailing punctuation dropped."""
+    value = unicodedata.normalize("NFKC", text or "").strip().lower()
+    value = _SPACES.sub(" ", value)
+    stripped = _TRAILING.sub("", value)
+    return stripped or value
+
+
+@dataclass(frozen=True)
+class Vocabulary:
+    """What typed text means: chat words and answer synonyms (normalised)."""
+
+    words: Mapping[str, str] = field(default_factory=dict)     # phrase -> word id
+    answers: Mapping[str, str] = field(default_factory=dict)   # phrase -> answer value
+    consent_phrase: str = ""                                   # the exact words that consent
+
+    @classmethod
+    def build(cls, words: Mapping[str, Iterable[str]], answers: Mapping[str, Iterable[str]],
+              consent_phrase: str) -> "Vocabulary":
+        w = {normalise(p): wid for wid, phrases in words.items() for p in phrases}
+        a = {normalise(p): val for val, phrases in answers.items() for p in phrases}
+        return cls(words=w, answers=a, consent_phrase=normalise(consent_phrase))
+
+    def merged(self, other: "Vocabulary") -> "Vocabulary":
+        return Vocabulary({**other.words, **self.words}, {**other.answers, **self.answers},
+                          self.consent_phrase or other.consent_phrase)
+
+
+@dataclass(frozen=True)
+class Routed:
+    trigger: str
+    value: str | None = None
+    method: str = "text"       # text | button
+    extra: Mapping[str, str] = field(default_factory=dict)
+
+
+def postback(action: str, at: str, office: str, value: str | None = None, **extra: str) -> str:
+    """Build postback data for a button offered at position `at` (e.g. 'awaiting_eligibility:2')."""
+    fields = {"a": action, "at": at, "o": office}
+    if value is not None:
+        fields["v"] = value
+    fields.update(extra)
+    data = urlencode(fields)
+    if len(data) > MAX_POSTBACK:
+        raise ValueError("postback data over LINE's 300 characters")
+    return data
+
+
+def parse_postback(data: str) -> dict[str, str] | None:
+    if not data or len(data) > MAX_POSTBACK:
+        return None
+    try:
+        fields = dict(parse_qsl(data, strict_parsing=True))
+    except ValueError:
+        return None
+    if fields.get("a") not in POSTBACK_ACTIONS:
+        return None
+    return fields
+
+
+def route(inp: Incoming, *, office: str, position: str, choices: list[tuple[str, Iterable[str]]],
+          vocab: Vocabulary) -> Routed:
+    """Map one event to a trigger.
+
+    `position` names what the bot waits for now (state plus index); `choices` are the values
+    offered at that position with the labels the user sees, in display order (numbers are
+    1-based positions in this list).
+    """
+    if inp.kind in ("follow", "unfollow"):
+        return Routed(inp.kind)
+    if inp.kind in ("sticker", "media", "location"):
+        return Routed("unsupported", value=inp.kind if inp.kind != "media" else inp.media_type or "media")
+    if inp.kind == "postback":
+        return _route_postback(inp, office=office, position=position)
+    if inp.kind != "text":
+        return Routed("ignore")
+
+    text = normalise(inp.text)
+    if not text:
+        return Routed("miss")
+    word = vocab.words.get(text)
+    if word:
+        return Routed(WORD_TRIGGERS[word], value=LANGUAGE_OF_WORD.get(word, word))
+    if vocab.consent_phrase and text == vocab.consent_phrase:
+        return Routed("agree", method="text")
+    # A choice by number, by its label, or by a common synonym of an answer.
+    if text.isdigit():
+        index = int(text) - 1
+        if 0 <= index < len(choices):
+            return _choice(choices[index][0])
+        return Routed("miss")
+    for value, labels in choices:
+        if text in {normalise(label) for label in labels}:
+            return _choice(value)
+    synonym = vocab.answers.get(text)
+    if synonym:
+        for value, _ in choices:
+            if synonym in (value, value.partition(":")[2]):
+                return _choice(value)
+    return Routed("typed", value=inp.text)
+
+
+def _choice(value: str) -> Routed:
+    """A typed choice. Values are `action:value` as on the buttons; consent is never typed by number."""
+    action, _, rest = value.partition(":")
+    if action == "agree":
+        return Routed("miss")
+    trigger = POSTBACK_ACTIONS.get(action)
+    if not trigger:
+        return Routed("miss")
+    return Routed(trigger, value=rest or None, method="text")
+
+
+def _route_postback(inp: Incoming, *, office: str, position: str) -> Routed:
+    fields = parse_postback(inp.data)
+    if fields is None:
+        return Routed("stale")
+    if fields.get("o") != office:
+        return Routed("stale")
+    action = fields["a"]
+    if action == "word":
+        word = fields.get("v", "")
+        if word in WORD_TRIGGERS:
+            return Routed(WORD_TRIGGERS[word], value=LANGUAGE_OF_WORD.get(word, word), method="button")
+        return Routed("stale")
+    # Buttons that act on a booking are valid at any position; step buttons only where offered.
+    if action not in ("withdraw", "cancel_booking", "confirm_delete") and fields.get("at") != position:
+        return Routed("stale")
+    extra = {k: v for k, v in fields.items() if k not in ("a", "at", "o", "v")}
+    extra.update(inp.params)
+    return Routed(POSTBACK_ACTIONS[action], value=fields.get("v"), method="button", extra=extra)

@@ -1,0 +1,185 @@
+"""Shared fixtures: the app on SQLite and PostgreSQL, a loopback fake LINE API, users, a frozen clock."""
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from datetime import datetime
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from bot.clock import TOKYO
+from tests.fakeline import FakeLineApi
+from tests.lineuser import LineUser, StaffGroup
+
+# Tuesday 2026-12-01 10:00 in Tokyo: Sakata's next Mondays are 12/7, 12/14, ...
+DEFAULT_NOW = datetime(2026, 12, 1, 10, 0, tzinfo=TOKYO)
+PG_ENV = "TEST_DATABASE_URL"
+
+
+# -- no real network ------------------------------------------------------------------------------
+_real_connect = socket.socket.connect
+
+
+def _guarded_connect(self, address):
+    host = address[0] if isinstance(address, tuple) else address
+    if isinstance(host, str) and not (host.startswith("127.") or host in ("localhost", "::1", "")) \
+            and not str(host).startswith("/"):
+        raise RuntimeError(f"tests may not reach the network ({host})")
+    return _real_connect(self, address)
+
+
+@pytest.fixture(autouse=True)
+def _no_network(monkeypatch):
+    monkeypatch.setattr(socket.socket, "connect", _guarded_connect)
+
+
+# -- databases ------------------------------------------------------------------------------------
+def _pg_admin_url() -> str | None:
+    url = os.environ.get(PG_ENV)
+    if not url:
+        return None
+    if url.startswith("postgres://"):
+        url = "postgresql://" + url[len("postgres://"):]
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url[len("postgresql://"):]
+    return url
+
+
+class PgDatabases:
+    """Fresh PostgreSQL databases for tests, each created and dropped around its test."""
+
+    def __init__(self, admin_url: str):
+        self.admin_url = admin_url
+        self.engine = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+
+    def create(self) -> str:
+        name = f"madoguchi_t_{uuid.uuid4().hex[:12]}"
+        with self.engine.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+        return make_url(self.admin_url).set(database=name).render_as_string(hide_password=False)
+
+    def drop(self, url: str) -> None:
+        name = make_url(url).database
+        with self.engine.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture(scope="session")
+def pg_databases():
+    url = _pg_admin_url()
+    if url is None:
+        yield None
+        return
+    pg = PgDatabases(url)
+    yield pg
+    pg.engine.dispose()
+
+
+def _backends():
+    backends = ["sqlite"]
+    if os.environ.get(PG_ENV):
+        backends.append("postgresql")
+    return backends
+
+
+@pytest.fixture(params=_backends())
+def database_url(request, tmp_path, pg_databases):
+    """Every database test runs on SQLite, and on PostgreSQL when TEST_DATABASE_URL is set."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'madoguchi.sqlite3'}"
+        return
+    url = pg_databases.create()
+    yield url
+    pg_databases.drop(url)
+
+
+# -- the fake LINE API ---------------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def _fake_line_server():
+    fake = FakeLineApi().start()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture
+def fake_line(_fake_line_server):
+    _fake_line_server.reset()
+    yield _fake_line_server
+    _fake_line_server.reset()
+
+
+# -- the app --------------------------------------------------------------------------------------
+@pytest.fixture
+def make_app(tmp_path, database_url, fake_line):
+    """Build an app (several may share a database: like several gunicorn workers)."""
+    apps = []
+
+    def build(**overrides):
+        from app import create_app
+
+        settings = {
+            "instance_path": str(tmp_path / "instance"),
+            "database_url": database_url,
+            "line_api_base_url": fake_line.url,
+            "line_api_data_base_url": fake_line.url,
+            "testing": True,
+            "line_timeout_seconds": 2.0,
+        }
+        settings.update(overrides)
+        app = create_app(settings)
+        app.extensions["madoguchi"].clock.freeze(overrides.pop("now", None) or DEFAULT_NOW)
+        apps.append(app)
+        return app
+
+    yield build
+    for app in apps:
+        app.extensions["madoguchi"].db.dispose()
+
+
+@pytest.fixture
+def app(make_app):
+    return make_app()
+
+
+@pytest.fixture
+def rt(app):
+    return app.extensions["madoguchi"]
+
+
+@pytest.fixture
+def clock(rt):
+    return rt.clock
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def user_factory(client, rt, fake_line):
+    def make(office: str = "sakata", **kwargs) -> LineUser:
+        return LineUser(client, office, channel_secret=rt.config.channel_secret(office), fake=fake_line,
+                        clock=rt.clock, **kwargs)
+    return make
+
+
+@pytest.fixture
+def sakata_user(user_factory):
+    return user_factory("sakata")
+
+
+@pytest.fixture
+def otaru_user(user_factory):
+    return user_factory("otaru")
+
+
+@pytest.fixture
+def staff_group_factory(client, rt, fake_line):
+    def make(office: str = "sakata", **kwargs) -> StaffGroup:
+        return StaffGroup(client, office, channel_secret=rt.config.channel_secret(office), fake=fake_line,
+                          clock=rt.clock, **kwargs)
+    return make

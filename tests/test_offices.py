@@ -1,0 +1,466 @@
+"""Office profiles: the shipped ones load, broken ones are refused naming file and field, and the CLI."""
+from __future__ import annotations
+
+import ast
+import io
+import json
+import re
+import shutil
+import tokenize
+from collections.abc import Callable
+from datetime import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from flask import Flask
+
+from bot.cli.offices import offices_group
+from bot.config import DEFAULT_OFFICES_DIR, PROJECT_ROOT
+from bot.offices import (
+    FORM_FIELDS,
+    Contact,
+    Office,
+    ProfileError,
+    check_offices,
+    load_offices,
+)
+
+OFFICES_MODULE = PROJECT_ROOT / "bot" / "offices.py"
+
+
+@pytest.fixture(scope="module")
+def offices() -> dict[str, Office]:
+    return load_offices(DEFAULT_OFFICES_DIR)
+
+
+def copy_profiles(tmp_path: Path) -> Path:
+    directory = tmp_path / "offices"
+    shutil.copytree(DEFAULT_OFFICES_DIR, directory)
+    return directory
+
+
+def edit_profile(tmp_path: Path, name: str, change: Callable[[dict[str, Any]], None]) -> Path:
+    """A copy of the shipped profiles where `name`'s parsed YAML went through `change`."""
+    directory = copy_profiles(tmp_path)
+    path = directory / f"{name}.yaml"
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    change(data)
+    path.write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    return directory
+
+
+def problems_of(directory: Path) -> str:
+    with pytest.raises(ProfileError) as caught:
+        load_offices(directory)
+    return str(caught.value)
+
+
+# --------------------------------------------------------------------------- the shipped profiles
+
+def test_both_shipped_profiles_load(offices: dict[str, Office]) -> None:
+    assert set(offices) == {"sakata", "otaru"}
+    sakata, otaru = offices["sakata"], offices["otaru"]
+    assert (sakata.name, sakata.formal_name, sakata.controller) == (
+        "ハローワーク酒田", "酒田公共職業安定所", "酒田公共職業安定所長")
+    assert (otaru.name, otaru.formal_name, otaru.controller) == (
+        "ハローワーク小樽", "小樽公共職業安定所", "小樽公共職業安定所長")
+    assert sakata.enabled and otaru.enabled
+    assert sakata.court == "山形地方裁判所"
+    assert otaru.court == "札幌地方・家庭裁判所小樽支部"
+
+
+def test_check_gives_warnings_for_unconfirmed_values_but_no_errors() -> None:
+    offices, warnings = check_offices(DEFAULT_OFFICES_DIR)
+    assert set(offices) == {"sakata", "otaru"}
+    text = "\n".join(warnings)
+    for expected in (
+        "sakata.yaml: contacts.phone: to be confirmed by the office",
+        "sakata.yaml: contacts.email: to be confirmed by the office",
+        "sakata.yaml: contacts.hours: to be confirmed by the office",
+        "sakata.yaml: video_app.name: to be confirmed by the office",
+        "sakata.yaml: booking.notice: to be confirmed by the office",
+        "sakata.yaml: cancellation.routes: users cancel by phone",
+        "otaru.yaml: contacts.hours: to be confirmed by the office",
+        "otaru.yaml: video_app.terms_url: to be confirmed by the office",
+        "otaru.yaml: booking.notice: to be confirmed by the office",
+        "otaru.yaml: cancellation: to be confirmed by the office",
+        "otaru.yaml: eligibility[1].redirects[0].phone: to be confirmed by the office",
+    ):
+        assert expected in text
+    assert "otaru.yaml: contacts.phone" not in text
+    assert "otaru.yaml: contacts.email" not in text
+    assert "sakata.yaml: cancellation: " not in text  # the terms say: by phone
+
+
+def test_contacts_are_never_invented(offices: dict[str, Office]) -> None:
+    sakata, otaru = offices["sakata"], offices["otaru"]
+    for contact in (sakata.phone, sakata.email, sakata.hours, otaru.hours):
+        assert contact == Contact(None, None, False)
+    assert otaru.phone.value == "0134-32-8689" and otaru.phone.confirmed
+    assert "41#" in (otaru.phone.note or "")
+    assert otaru.email.value == "s-otaru.sm@hkdrdk.go.jp" and otaru.email.confirmed
+    assert otaru.documents_route and "s-otaru.sm@hkdrdk.go.jp" in otaru.documents_route
+    assert sakata.documents_route is None
+    assert sakata.other_routes and otaru.other_routes
+
+
+def test_video_apps(offices: dict[str, Office]) -> None:
+    sakata, otaru = offices["sakata"].video_app, offices["otaru"].video_app
+    assert "ハローワークが指定する" in sakata.name and not sakata.confirmed
+    assert otaru.name == "Zoom" and otaru.confirmed and otaru.account_needed is False
+    assert otaru.terms_name == "ZOOM サービス規約"
+    assert otaru.terms_url == "https://www.zoom.com/ja/trust/terms/" and not otaru.terms_url_confirmed
+
+
+def test_sakata_asks_one_category_question_with_five_detail_lines(offices: dict[str, Office]) -> None:
+    questions = offices["sakata"].eligibility
+    assert [q.id for q in questions] == ["registered", "category", "mypage", "device_app", "continuing"]
+    with_detail = [q for q in questions if q.detail]
+    assert [q.id for q in with_detail] == ["category"]
+    category = with_detail[0]
+    assert len(category.detail) == 5
+    for word in ("3年以内", "UIJターン", "障害者手帳", "長期療養者就職支援事業", "マザーズコーナー"):
+        assert sum(word in line for line in category.detail) == 1
+    assert category.passing == ("yes",)
+    assert "どれに当てはまるか" in category.text  # asks whether one applies, never which
+
+
+def test_otaru_topic_question_is_combined_unrecorded_and_names_windows_without_phones(
+        offices: dict[str, Office]) -> None:
+    otaru = offices["otaru"]
+    assert [q.id for q in otaru.eligibility] == ["registered", "topic", "device_zoom", "continuing", "need"]
+    topic = next(q for q in otaru.eligibility if q.redirects)
+    assert topic.id == "topic"
+    assert topic.record is False
+    assert topic.passing == ("no",)
+    assert len(topic.detail) == 3
+    assert [r.topic for r in topic.redirects] == ["新規学卒者の相談", "障がい者の相談", "職業訓練の相談"]
+    for redirect in topic.redirects:
+        assert redirect.window.startswith("ハローワーク小樽")
+        assert redirect.phone == Contact(None, None, False)
+        assert "41#" not in redirect.window
+    assert all(q.record for q in otaru.eligibility if q is not topic)
+
+
+def test_every_question_says_what_to_do_instead(offices: dict[str, Office]) -> None:
+    for office in offices.values():
+        for question in office.eligibility:
+            assert set(question.choices) == {"yes", "no", "unsure"}
+            assert question.on_fail and question.on_unsure
+
+
+def test_checklists_follow_each_office_documents(offices: dict[str, Office]) -> None:
+    sakata = [item.id for item in offices["sakata"].checklist]
+    otaru = [item.id for item in offices["otaru"].checklist]
+    assert sakata == ["secure_device", "safe_connection", "os_supported", "firewall", "no_file_sharing",
+                      "antivirus", "app_ready", "software_updated", "private_room"]
+    assert otaru == ["zoom_ready", "os_supported", "firewall", "software_updated", "no_free_wifi", "private_room"]
+    antivirus = next(item for item in offices["sakata"].checklist if item.id == "antivirus")
+    assert "有償版相当" in antivirus.text
+    assert all(item.fix for office in offices.values() for item in office.checklist)
+
+
+def test_schedules_booking_and_cancellation(offices: dict[str, Office]) -> None:
+    sakata, otaru = offices["sakata"], offices["otaru"]
+    assert sakata.schedule.weekdays == (0,)
+    assert sakata.schedule.starts == (time(14), time(15), time(16))
+    assert otaru.schedule.weekdays == (0, 1, 2, 3, 4)
+    assert [t.strftime("%H:%M") for t in otaru.schedule.starts] == [
+        "10:00", "10:30", "11:00", "11:30", "13:00", "13:30", "14:00", "14:30", "15:00", "15:30"]
+    for office, days in ((sakata, 3), (otaru, 1)):
+        assert office.schedule.duration_minutes == 30 and office.schedule.capacity == 1
+        assert office.schedule.closures == ()
+        notice = office.booking.notice
+        assert (notice.kind, notice.calendar_days, notice.deadline, notice.confirmed) == (
+            "business_day_before", days, time(17), False)
+        assert (office.booking.window_weeks, office.booking.hold_minutes) == (8, 15)
+        assert office.no_show_minutes == 10
+    assert "利用回数に制限" in otaru.booking.usage_limit_note
+    assert (sakata.cancellation.in_chat, sakata.cancellation.routes, sakata.cancellation.same_day_routes,
+            sakata.cancellation.confirmed) == (False, ("phone",), ("phone",), True)
+    assert (otaru.cancellation.in_chat, otaru.cancellation.in_chat_until_days_before, otaru.cancellation.routes,
+            otaru.cancellation.same_day_routes, otaru.cancellation.confirmed) == (
+        True, 1, ("phone", "email"), ("phone",), False)
+
+
+def test_form_fields_terms_and_settings(offices: dict[str, Office]) -> None:
+    sakata, otaru = offices["sakata"], offices["otaru"]
+    assert sakata.form_fields == ("name", "name_kana", "seeker_number", "phone", "category", "companion",
+                                  "companion_detail", "mypage_email_confirmed")
+    assert otaru.form_fields == ("name", "name_kana", "birth_date", "seeker_number", "phone", "consultation",
+                                 "companion", "companion_detail")
+    assert [(t.version, t.file) for t in sakata.terms] == [
+        ("2022-07-01", None), ("2022-09-15", None), ("2023-11-01", "sakata/2023-11-01.md")]
+    assert [(t.version, t.file) for t in otaru.terms] == [("2023-10-01", "otaru/2023-10-01.md")]
+    assert sakata.current_terms.version == "2023-11-01"
+    for office in (sakata, otaru):
+        assert office.retention == {"personal_details_days_after_session": 90, "closed_requests_days": 30,
+                                    "drafts_days": 1, "dedupe_days": 7}
+        assert office.staff_cards == {"new_request": True, "withdrawn": True, "cancelled": True, "expired": True}
+        assert office.reminders == {"user_day_before": True}
+
+
+def test_consent_summaries_cover_the_terms(offices: dict[str, Office]) -> None:
+    for office_id, words in {
+        "sakata": ("無料", "従量制", "30分", "録画・録音", "個室", "通訳", "有償版相当", "電話", "10分",
+                   "記録", "脅迫", "職業安定法", "LINE"),
+        "otaru": ("無料", "従量制", "30分", "延長", "録画・録音", "個室", "通訳", "フリーWi-Fi", "指名",
+                  "利用回数", "メール", "当日", "10分", "記録", "脅迫", "職業安定法", "LINE", "ZOOM サービス規約"),
+    }.items():
+        summary = "\n".join(offices[office_id].consent_summary)
+        for word in words:
+            assert word in summary, (office_id, word)
+
+
+def test_after_request_follows_the_terms(offices: dict[str, Office]) -> None:
+    assert "電話" in offices["sakata"].after_request and "会議招待メール" in offices["sakata"].after_request
+    assert "ミーティングID" in offices["otaru"].after_request and "パスワード" in offices["otaru"].after_request
+
+
+def test_terms_files_keep_the_text_with_listed_corrections() -> None:
+    terms = PROJECT_ROOT / "templates" / "terms"
+    sakata = (terms / "sakata" / "2023-11-01.md").read_text(encoding="utf-8")
+    otaru = (terms / "otaru" / "2023-10-01.md").read_text(encoding="utf-8")
+    assert "ハローワークプラザさかた マザーズコーナー" in sakata and "まザース" not in sakata
+    assert "最新のバージョンに更新" in sakata and "バージョンン" not in sakata
+    assert "職業安定法第5条の4" in sakata and "職業安定法第5条の4" in otaru  # the old number, as printed
+    assert "山形地方裁判所" in sakata and "札幌地方・家庭裁判所小樽支部" in otaru
+    assert "ソフト等の一切" in otaru and "等的一切" not in otaru
+    assert "オンライン職業相談のお知らせ" not in otaru  # the notice is not part of the terms
+    corrections = (terms / "CORRECTIONS.md").read_text(encoding="utf-8")
+    for listed in ("まザース", "バージョン", "第 1 2 条", "等的一切"):
+        assert listed in corrections
+
+
+def test_profile_texts_have_no_folded_line_spaces(offices: dict[str, Office]) -> None:
+    """A folded YAML block (>-) would put a space between Japanese sentences."""
+    between_japanese = re.compile(r"[\u3000-\u9fff\uff00-\uffef] [\u3000-\u9fff\uff00-\uffef]")
+    names_with_a_space = ("ハローワークプラザさかた マザーズコーナー", "ハローワーク小樽 ")
+
+    def texts(value: Any) -> list[str]:
+        if isinstance(value, str):
+            return [value]
+        if isinstance(value, dict):
+            return [t for item in value.values() for t in texts(item)]
+        if isinstance(value, list):
+            return [t for item in value for t in texts(item)]
+        return []
+
+    for path in DEFAULT_OFFICES_DIR.glob("*.yaml"):
+        for text in texts(yaml.safe_load(path.read_text(encoding="utf-8"))):
+            for name in names_with_a_space:
+                text = text.replace(name, "")
+            assert not between_japanese.search(text), (path.name, text)
+
+
+# --------------------------------------------------------------------------- refused profiles
+
+def _set(path: str, value: Any) -> Callable[[dict[str, Any]], None]:
+    """Set a value at a dotted path with [i] indexes, e.g. "schedule.starts[2]"."""
+
+    def change(data: dict[str, Any]) -> None:
+        *parents, last = re.findall(r"[^.\[\]]+", path)
+        target: Any = data
+        for key in parents:
+            target = target[int(key)] if key.isdigit() else target[key]
+        target[int(last) if last.isdigit() else last] = value
+
+    return change
+
+
+def _delete(path: str) -> Callable[[dict[str, Any]], None]:
+    def change(data: dict[str, Any]) -> None:
+        *parents, last = path.split(".")
+        target: Any = data
+        for key in parents:
+            target = target[key]
+        del target[last]
+
+    return change
+
+
+@pytest.mark.parametrize(("change", "expected"), [
+    (_set("id", "Otaru"), "otaru.yaml: id: 'Otaru' must match ^[a-z][a-z0-9_]*$"),
+    (_set("id", "sakata"), "otaru.yaml: id: 'sakata' does not match the file name otaru.yaml"),
+    (_delete("court"), "otaru.yaml: court: missing required field"),
+    (_delete("schedule.starts"), "otaru.yaml: schedule.starts: missing required field"),
+    (_set("colour", "blue"), "otaru.yaml: colour: unknown field"),
+    (_set("eligibility[1].recorded", False), "otaru.yaml: eligibility[1].recorded: unknown field"),
+    (_set("terms[0].version", "v2"), "otaru.yaml: terms[0].version: not a YYYY-MM-DD date"),
+    (_set("terms[0].version", "2023-02-30"), "otaru.yaml: terms[0].version: not a YYYY-MM-DD date"),
+    (_set("eligibility[0].passing", ["maybe"]), "otaru.yaml: eligibility[0].passing[0]: 'maybe' is not one of"),
+    (_set("eligibility[0].choices", ["yes", "no"]) , None),  # passing still within choices: fine
+    (_set("form_fields", ["name", "address"]), "otaru.yaml: form_fields[1]: 'address' is not one of"),
+    (_set("schedule.starts[2]", "25:00"), "otaru.yaml: schedule.starts[2]: not a HH:MM time"),
+    (_set("schedule.weekdays", [0, 7]), "otaru.yaml: schedule.weekdays[1]: must be between 0 and 6"),
+    (_set("booking.notice.kind", "calendar_days_before"), "otaru.yaml: booking.notice.kind: unknown kind"),
+    (_set("terms[0].file", "otaru/2099-01-01.md"), "otaru.yaml: terms[0].file: no such file"),
+    (_set("terms[0].file", None), "otaru.yaml: terms[0].file: the current version 2023-10-01 needs its text"),
+    (_set("cancellation.same_day_routes", ["email"]) , None),  # email is among routes: fine
+    (_set("cancellation.routes", ["phone"]),
+     None),  # same-day phone is still among routes: fine
+    (_set("cancellation.routes", ["fax"]), "otaru.yaml: cancellation.routes[0]: 'fax' is not one of"),
+    (_set("contacts.email.value", "not-an-address"), "otaru.yaml: contacts.email.value"),
+    (_set("checklist[1].id", "topic"), "otaru.yaml: checklist[1].id: 'topic' is already used by eligibility[1]"),
+    (_set("retention.drafts_days", "one"), "otaru.yaml: retention.drafts_days: must be a whole number"),
+])
+def test_a_broken_profile_is_refused_naming_file_and_field(
+        tmp_path: Path, change: Callable[[dict[str, Any]], None], expected: str | None) -> None:
+    directory = edit_profile(tmp_path, "otaru", change)
+    if expected is None:
+        assert "otaru" in load_offices(directory)
+        return
+    assert expected in problems_of(directory)
+
+
+def test_passing_must_be_among_the_choices(tmp_path: Path) -> None:
+    def change(data: dict[str, Any]) -> None:
+        data["eligibility"][0]["choices"] = ["no", "unsure"]
+
+    message = problems_of(edit_profile(tmp_path, "sakata", change))
+    assert "sakata.yaml: eligibility[0].passing[0]: 'yes' is not among the choices" in message
+
+
+def test_an_office_id_must_equal_the_file_stem(tmp_path: Path) -> None:
+    directory = copy_profiles(tmp_path)
+    (directory / "otaru.yaml").rename(directory / "otaru_2.yaml")
+    assert "otaru_2.yaml: id: 'otaru' does not match the file name otaru_2.yaml" in problems_of(directory)
+
+
+def test_a_bad_file_stem_is_a_bad_id(tmp_path: Path) -> None:
+    directory = edit_profile(tmp_path, "otaru", _set("id", "2otaru"))
+    (directory / "otaru.yaml").rename(directory / "2otaru.yaml")
+    assert "2otaru.yaml: id: '2otaru' must match" in problems_of(directory)
+
+
+def test_yaml_pitfalls_are_explained(tmp_path: Path) -> None:
+    directory = copy_profiles(tmp_path)
+    path = directory / "otaru.yaml"
+    text = path.read_text(encoding="utf-8")
+    text = text.replace('starts: ["10:00", "10:30", "11:00"', 'starts: ["10:00", "10:30", 11:00', 1)
+    text = text.replace('passing: ["yes"]', "passing: [yes]", 1)
+    path.write_text(text, encoding="utf-8")
+    message = problems_of(directory)
+    assert "otaru.yaml: schedule.starts[2]: not a HH:MM time (quote it" in message
+    assert "otaru.yaml: eligibility[0].passing[0]: must be a string, not true/false (quote yes" in message
+
+
+def test_a_key_given_twice_is_refused(tmp_path: Path) -> None:
+    directory = copy_profiles(tmp_path)
+    path = directory / "sakata.yaml"
+    path.write_text(path.read_text(encoding="utf-8") + "\ncourt: 東京地方裁判所\n", encoding="utf-8")
+    message = problems_of(directory)
+    assert "sakata.yaml: not valid YAML:" in message and "duplicate key 'court'" in message
+
+
+def test_every_problem_of_every_file_is_reported(tmp_path: Path) -> None:
+    def break_otaru(data: dict[str, Any]) -> None:
+        del data["court"]
+        data["schedule"]["capacity"] = 0
+        data["form_fields"].append("address")
+
+    directory = edit_profile(tmp_path, "otaru", break_otaru)
+    sakata = directory / "sakata.yaml"
+    sakata.write_text(sakata.read_text(encoding="utf-8").replace("no_show_minutes: 10", "no_show_minutes: ten"),
+                      encoding="utf-8")
+    with pytest.raises(ProfileError) as caught:
+        check_offices(directory)
+    problems = caught.value.problems
+    assert any(p.startswith("otaru.yaml: court: missing required field") for p in problems)
+    assert any(p.startswith("otaru.yaml: schedule.capacity: must be between") for p in problems)
+    assert any(p.startswith("otaru.yaml: form_fields[8]: 'address'") for p in problems)
+    assert any(p.startswith("sakata.yaml: no_show_minutes: must be a whole number") for p in problems)
+
+
+def test_an_empty_directory_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ProfileError, match="no office profiles"):
+        load_offices(tmp_path)
+
+
+def test_known_form_fields_match_the_interface() -> None:
+    assert set(FORM_FIELDS) == {"name", "name_kana", "seeker_number", "birth_date", "phone", "category",
+                                "consultation", "companion", "companion_detail", "mypage_email_confirmed"}
+
+
+def test_the_loader_stays_plain_python() -> None:
+    source = OFFICES_MODULE.read_text(encoding="utf-8")
+    imported = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            imported |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            imported.add(node.module.split(".")[0])
+    assert not imported & {"flask", "linebot", "dialogs", "sqlalchemy"}
+    assert imported <= {"__future__", "re", "collections", "dataclasses", "datetime", "pathlib", "typing", "yaml"}
+    strings = [tok.string for tok in tokenize.generate_tokens(io.StringIO(source).readline)
+               if tok.type == tokenize.STRING]
+    assert not [s for s in strings if re.search(r"[\u3040-\u30ff\u4e00-\u9fff]", s)]
+
+
+# --------------------------------------------------------------------------- the CLI
+
+def cli(offices_dir: Path | None = None):  # type: ignore[no-untyped-def]
+    app = Flask(__name__)
+    if offices_dir is not None:
+        app.config["OFFICES_DIR"] = str(offices_dir)
+    return app.test_cli_runner()
+
+
+def test_cli_check_passes_with_warnings() -> None:
+    result = cli().invoke(offices_group, ["check"])
+    assert result.exit_code == 0, result.output
+    assert "warning: sakata.yaml: contacts.phone: to be confirmed by the office" in result.output
+    assert "2 office profile(s) OK (otaru, sakata)" in result.output
+
+
+def test_cli_check_fails_on_errors_naming_file_and_field(tmp_path: Path) -> None:
+    directory = edit_profile(tmp_path, "otaru", _set("schedule.starts[2]", "11:0"))
+    result = cli(directory).invoke(offices_group, ["check"])
+    assert result.exit_code == 1
+    assert "error: otaru.yaml: schedule.starts[2]: not a HH:MM time" in result.output
+
+
+def test_cli_show_unknown_office_is_misuse() -> None:
+    result = cli().invoke(offices_group, ["show", "kyoto", "--json"])
+    assert result.exit_code == 2
+    assert "unknown office 'kyoto'" in result.output
+
+
+def test_cli_show_json_lists_the_steps_in_order() -> None:
+    result = cli().invoke(offices_group, ["show", "sakata", "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["office"] == "sakata" and data["terms_version"] == "2023-11-01"
+    steps = data["steps"]
+    assert [s["step"] for s in steps] == ["consent"] + ["eligibility"] * 5 + ["checklist"] * 9 + ["slot", "form"]
+    consent = steps[0]
+    assert consent["version"] == "2023-11-01"
+    assert consent["choices"] == ["同意する", "同意しない"] and consent["passing"] == ["同意する"]
+    assert consent["summary"] and all(isinstance(line, str) for line in consent["summary"])
+    category = steps[2]
+    assert category["id"] == "category" and len(category["detail"]) == 5
+    assert category["choices"] == ["yes", "no", "unsure"] and category["passing"] == ["yes"]
+    for step in steps[6:15]:
+        assert set(step) >= {"id", "text", "choices", "passing", "fix"}
+        assert step["choices"] == ["yes", "no"] and step["passing"] == ["yes"]
+    slot = steps[15]
+    assert slot["schedule"]["weekdays"] == [0]
+    assert slot["schedule"]["starts"] == ["14:00", "15:00", "16:00"]
+    assert slot["notice"] == {"kind": "business_day_before", "calendar_days": 3, "deadline": "17:00",
+                              "confirmed": False}
+
+
+def test_cli_show_json_for_otaru_hides_unconfirmed_phones() -> None:
+    result = cli().invoke(offices_group, ["show", "otaru", "--json"])
+    assert result.exit_code == 0, result.output
+    topic = next(s for s in json.loads(result.stdout)["steps"] if s["id"] == "topic")
+    assert topic["passing"] == ["no"] and topic["record"] is False
+    assert [r["phone"] for r in topic["redirects"]] == [None, None, None]
+
+
+def test_cli_show_without_json_prints_an_outline() -> None:
+    result = cli().invoke(offices_group, ["show", "otaru"])
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith("ハローワーク小樽 (otaru), terms 2023-10-01")

@@ -1,0 +1,25 @@
+"""README's two commands are the real ones: .ci/run runs exactly the README's test command."""
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _commands(text: str) -> list[str]:
+    lines = text.splitlines()
+    return [lines[i + 1] for i, line in enumerate(lines) if line.strip() == "```sh"]
+
+
+def test_ci_runs_the_readme_test_command():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+    run_command, test_command = _commands(readme)[:2]
+    assert "pytest" in test_command and "requirements-dev.txt" in test_command
+    assert test_command in ci.splitlines()
+    assert "requirements.txt" in run_command and "flask --app app dev" in run_command
+
+
+def test_procfile_has_the_three_processes():
+    procfile = (ROOT / "Procfile").read_text()
+    kinds = {line.split(":", 1)[0] for line in procfile.splitlines() if line.strip()}
+    assert kinds == {"web", "worker", "release"}
+    assert "gunicorn" in procfile and "app:app" in procfile
