@@ -134,5 +134,5 @@ def upgrade_schema(database: Database) -> None:
     with database.migration_lock():
         with database.engine.connect() as conn:
             cfg.attributes["connection"] = conn
-            command.upgrade(cfg, "head")
+            command.upgrade(cfg, "heads")  # features add their own branches from 0001
             conn.commit()

@@ -4,8 +4,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import create_engine
 
-from bot import models  # noqa: F401 - registers every table
-from bot.models import Base
+from bot.schema import Base  # imports every module that defines tables
 
 config = context.config
 target_metadata = Base.metadata

@@ -442,6 +442,7 @@ def test_cli_show_json_lists_the_steps_in_order() -> None:
     category = steps[2]
     assert category["id"] == "category" and len(category["detail"]) == 5
     assert category["choices"] == ["yes", "no", "unsure"] and category["passing"] == ["yes"]
+    assert category["labels"] == {"yes": "はい", "no": "いいえ", "unsure": "わからない"}
     for step in steps[6:15]:
         assert set(step) >= {"id", "text", "choices", "passing", "fix"}
         assert step["choices"] == ["yes", "no"] and step["passing"] == ["yes"]

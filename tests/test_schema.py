@@ -3,7 +3,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
 from bot.db import Database, upgrade_schema
-from bot.models import Base
+from bot.schema import Base
 
 
 def test_migrations_match_models(database_url):

@@ -17,11 +17,11 @@ from flask.cli import AppGroup
 
 from bot.config import DEFAULT_OFFICES_DIR
 from bot.offices import Office, ProfileError, check_offices
+from bot.render import load_labels
 
 offices_group = AppGroup("offices", help="Check the office profiles and show an office's dialog.")
 
-# The consent step's two answers; the exact words are fixed by the interface (interface.md, "Chat").
-CONSENT_CHOICES = ("同意する", "同意しない")
+CONSENT_CHOICES = ("agree", "disagree")   # button ids; the labels come from templates/messages/ja/labels.yaml
 CHECKLIST_CHOICES = ("yes", "no")
 CHECKLIST_PASSING = ("yes",)
 
@@ -66,7 +66,14 @@ def show_command(ctx: click.Context, office: str, as_json: bool) -> None:
 
 
 def dialog_data(office: Office) -> dict[str, Any]:
-    """The office's dialog as plain data, steps in the order the user meets them."""
+    """The office's dialog as plain data, steps in the order the user meets them.
+
+    Consent lists its button labels (the words to tap or type); the other steps list answer ids
+    (yes/no/unsure) with `labels` giving the Japanese button label of each.
+    """
+    buttons = load_labels("ja")["buttons"]
+    answer_labels = {answer: buttons[answer] for answer in ("yes", "no", "unsure")}
+    consent = [buttons[choice] for choice in CONSENT_CHOICES]
     terms = office.current_terms
     steps: list[dict[str, Any]] = [{
         "step": "consent",
@@ -74,8 +81,8 @@ def dialog_data(office: Office) -> dict[str, Any]:
         "version": terms.version,
         "terms_path": f"/terms/{office.id}/{terms.version}",
         "summary": list(office.consent_summary),
-        "choices": list(CONSENT_CHOICES),
-        "passing": list(CONSENT_CHOICES[:1]),
+        "choices": consent,
+        "passing": consent[:1],
     }]
     steps += [{
         "step": "eligibility",
@@ -84,6 +91,7 @@ def dialog_data(office: Office) -> dict[str, Any]:
         "detail": list(question.detail),
         "choices": list(question.choices),
         "passing": list(question.passing),
+        "labels": {choice: answer_labels[choice] for choice in question.choices},
         "record": question.record,
         "on_fail": question.on_fail,
         "on_unsure": question.on_unsure,
@@ -98,6 +106,7 @@ def dialog_data(office: Office) -> dict[str, Any]:
         "text": item.text,
         "choices": list(CHECKLIST_CHOICES),
         "passing": list(CHECKLIST_PASSING),
+        "labels": {choice: answer_labels[choice] for choice in CHECKLIST_CHOICES},
         "fix": item.fix,
     } for item in office.checklist]
     schedule, notice = office.schedule, office.booking.notice
