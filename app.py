@@ -10,16 +10,20 @@ def create_app(config: dict | None = None) -> Flask:
     """Build the app from the environment, with `config` overriding settings (tests)."""
     from bot.cli import register_cli
     from bot.clock import Clock, parse_instant
-    from bot.config import check_production, load_config
+    from bot.config import ConfigError, check_production, load_config
     from bot.db import Database, upgrade_schema
     from bot.line_client import LineClient
-    from bot.offices import load_offices
+    from bot.offices import ProfileError, load_offices
     from bot.render import Renderer
     from bot.runtime import Runtime
     from bot import settings_store, textfmt, web, webhook
 
     cfg = load_config(config)
-    offices = load_offices(cfg.offices_dir)
+    try:
+        offices = load_offices(cfg.offices_dir)
+    except ProfileError as exc:
+        raise ConfigError("invalid office profiles (see `flask --app app offices check`):\n"
+                          + "\n".join(getattr(exc, "problems", None) or [str(exc)])) from exc
     check_production(cfg, [o.id for o in offices.values() if o.enabled])
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
 
@@ -30,7 +34,7 @@ def create_app(config: dict | None = None) -> Flask:
     rt = Runtime(config=cfg, db=db, offices=offices, clock=clock, line=line, renderer=Renderer({}))
 
     app = Flask(__name__, template_folder="templates", static_folder="static", instance_path=str(cfg.instance_path))
-    app.config.update(SECRET_KEY=cfg.secret_key, MAX_CONTENT_LENGTH=webhook.MAX_BODY,
+    app.config.update(SECRET_KEY=cfg.secret_key, MAX_CONTENT_LENGTH=webhook.MAX_BODY, OFFICES_DIR=str(cfg.offices_dir),
                       SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Lax",
                       SESSION_COOKIE_SECURE=cfg.is_production, TESTING=cfg.testing)
     app.extensions["madoguchi"] = rt

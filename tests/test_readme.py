@@ -22,4 +22,4 @@ def test_procfile_has_the_three_processes():
     procfile = (ROOT / "Procfile").read_text()
     kinds = {line.split(":", 1)[0] for line in procfile.splitlines() if line.strip()}
     assert kinds == {"web", "worker", "release"}
-    assert "gunicorn" in procfile and "app:app" in procfile
+    assert "gunicorn" in procfile and "app:create_app()" in procfile
