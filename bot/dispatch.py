@@ -143,9 +143,20 @@ class Dispatcher:
                 self.rt.notify_staff(session, office, effect.kind, effect.booking_id, now)
             elif isinstance(effect, LeaveGroup):
                 outbox.add(session, office=office.id, kind="leave_group", recipient=effect.group_id, now=now)
+        if conv.pending_notice and reply_token and messages and len(messages) < outbox.MAX_REPLY_MESSAGES:
+            messages.extend(self._terms_notice(session, office, conv))
         return outbox.queue_to_user(session, office=office.id, user_id=conv.line_user_id, messages=messages,
                                     now=now, reply_token=reply_token, event_id=event_id,
                                     may_push=conv.followed)
+
+    def _terms_notice(self, session: Session, office, conv: Conversation) -> list[dict]:
+        """A terms notice sent `next-message` style: inside this (free) reply, once."""
+        from bot.services import terms
+
+        version, conv.pending_notice = conv.pending_notice, None
+        row = terms.get(session, office.id, version)
+        vars = {**self.rt.template_globals(office, conv), "version": version, "summary": row.summary if row else ""}
+        return self.rt.renderer.messages(conv.language, "terms_updated", vars)
 
     # -- groups -------------------------------------------------------------------------------
     def _group_event(self, session: Session, office, event, now: datetime):
@@ -177,8 +188,8 @@ class Dispatcher:
     def _claim(session: Session, office_id: str, event_id: str, now: datetime) -> bool:
         stmt = _insert(session)(ProcessedEvent).values(
             webhook_event_id=event_id, office_id=office_id, received_at=now
-        ).on_conflict_do_nothing(index_elements=["webhook_event_id"])
-        return (session.execute(stmt).rowcount or 0) == 1
+        ).on_conflict_do_nothing(index_elements=["webhook_event_id"]).returning(ProcessedEvent.webhook_event_id)
+        return session.execute(stmt).scalar() is not None
 
     @staticmethod
     def _conversation(session: Session, office_id: str, user_id: str, now: datetime) -> Conversation:

@@ -228,3 +228,35 @@ class StaffNotice(Base):
     booking_id: Mapped[int] = mapped_column(ForeignKey("bookings.id"), index=True)
     created_at: Mapped[datetime]
     seen_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class TermsBroadcast(Base):
+    """Telling followers about a terms version: one per office, version and mode; resumable."""
+
+    __tablename__ = "terms_broadcasts"
+    __table_args__ = (UniqueConstraint("office_id", "version", "mode"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    office_id: Mapped[str] = mapped_column(String(32))
+    version: Mapped[str] = mapped_column(String(10))
+    mode: Mapped[str] = mapped_column(String(16))  # multicast | broadcast | next-message
+    status: Mapped[str] = mapped_column(String(16), default="planned")  # planned | running | paused | complete
+    runner: Mapped[str | None] = mapped_column(String(36), default=None)
+    heartbeat_at: Mapped[datetime | None] = mapped_column(default=None)
+    recipients: Mapped[int] = mapped_column(Integer, default=0)
+    note: Mapped[str | None] = mapped_column(String(255), default=None)
+    created_at: Mapped[datetime]
+    completed_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class BroadcastChunk(Base):
+    """One Messaging API call of a terms broadcast, with its own retry key."""
+
+    __tablename__ = "broadcast_chunks"
+    __table_args__ = (UniqueConstraint("broadcast_id", "seq"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    broadcast_id: Mapped[int] = mapped_column(ForeignKey("terms_broadcasts.id"), index=True)
+    seq: Mapped[int] = mapped_column(Integer)
+    recipients: Mapped[dict] = mapped_column(JSON)  # {"to": [...]} (empty for broadcast)
+    retry_key: Mapped[str] = mapped_column(String(36))
+    status: Mapped[str] = mapped_column(String(16), default="pending")  # pending | sent | failed
+    sent_at: Mapped[datetime | None] = mapped_column(default=None)

@@ -38,6 +38,14 @@ class SessionPorts:
     def has_consented(self, version: str) -> bool:
         return terms.has_consented(self.s, self.conv.id, version)
 
+    def consented_version(self) -> str | None:
+        consent = terms.latest_consent(self.s, self.conv.id)
+        return consent.version if consent else None
+
+    def terms_summary(self, version: str) -> str | None:
+        row = terms.get(self.s, self.office.id, version)
+        return row.summary if row else None
+
     def record_consent(self, version: str, method: str) -> None:
         terms.record_consent(self.s, self.conv, version, now=self.now, event_id=self.event_id,
                              method="text" if method == "text" else "button")

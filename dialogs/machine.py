@@ -78,7 +78,7 @@ def offered(talk: Talk) -> list[tuple[Choice, str]]:
                 (talk.button("resume", "fresh", "fresh"), "resume:fresh")]
     state = talk.state
     if state == State.AWAITING_CONSENT:
-        return [(talk.button("agree", None, "agree"), "agree"),
+        return [(talk.button("agree", talk.ports.terms_version(), "agree"), "agree"),
                 (talk.button("disagree", None, "disagree"), "disagree")]
     if state == State.AWAITING_ELIGIBILITY:
         question = talk.office.eligibility[talk.index]
@@ -117,8 +117,11 @@ def ask(talk: Talk) -> None:
     office = talk.office
     if state == State.AWAITING_CONSENT:
         version = talk.ports.terms_version()
-        talk.say("consent", buttons, version=version, terms_url=talk.ports.terms_url(),
-                 reconsent=bool(talk.context.get("reconsent")))
+        previous = talk.ports.consented_version()
+        reconsent = previous is not None and previous < version
+        talk.say("consent", buttons, version=version, terms_url=talk.ports.terms_url(), reconsent=reconsent,
+                 summary=talk.ports.terms_summary(version) if reconsent else None,
+                 open_booking=talk.ports.open_booking() if reconsent else None)
     elif state == State.AWAITING_ELIGIBILITY:
         talk.say("eligibility_question", buttons, question=office.eligibility[talk.index],
                  number=talk.index + 1, total=len(office.eligibility))
@@ -153,6 +156,12 @@ def has_open_booking(e: EventData) -> bool:
 def consented_current(e: EventData) -> bool:
     ports = e.model.ports
     return ports.has_consented(ports.terms_version())
+
+
+def agrees_to_current(e: EventData) -> bool:
+    """Typed 同意する, or a button shown for the version in force now (not an older one)."""
+    value = _value(e)
+    return value is None or value == e.model.ports.terms_version()
 
 
 def idle_over_a_day(e: EventData) -> bool:
@@ -350,6 +359,12 @@ def say_no_earlier_step(e: EventData) -> None:
         ask(talk)
 
 
+def say_terms_changed(e: EventData) -> None:
+    """A consent button from an older version: show the version in force."""
+    e.model.say("stale_button")
+    ask(e.model)
+
+
 def say_declined_terms(e: EventData) -> None:
     """同意しない: end kindly with the office's other ways."""
     e.model.context.clear()
@@ -414,8 +429,9 @@ MACHINE_TRANSITIONS: list[dict] = [
          conditions=[resume_pending, resume_fresh], before=start_over, after=begin_eligibility),
     dict(trigger="resume", source=IN_PROGRESS, dest=None, conditions=[resume_pending], after=resume_here),
     # consent
-    dict(trigger="agree", source=_S.AWAITING_CONSENT, dest=_S.AWAITING_ELIGIBILITY, before=record_consent,
-         after=begin_eligibility),
+    dict(trigger="agree", source=_S.AWAITING_CONSENT, dest=_S.AWAITING_ELIGIBILITY, conditions=[agrees_to_current],
+         before=record_consent, after=begin_eligibility),
+    dict(trigger="agree", source=_S.AWAITING_CONSENT, dest=None, after=say_terms_changed),
     dict(trigger="disagree", source=_S.AWAITING_CONSENT, dest=_S.IDLE, after=say_declined_terms),
     # eligibility
     dict(trigger="answer", source=_S.AWAITING_ELIGIBILITY, dest=None,

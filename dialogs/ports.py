@@ -14,6 +14,12 @@ class Ports(Protocol):
     def has_consented(self, version: str) -> bool:
         """Did this user consent to that version?"""
 
+    def consented_version(self) -> str | None:
+        """The newest terms version this user consented to, if any."""
+
+    def terms_summary(self, version: str) -> str | None:
+        """What changed in that version (shown before consenting again)."""
+
     def record_consent(self, version: str, method: str) -> None:
         """Record consent to `version` (method: button | text)."""
 

@@ -6,9 +6,11 @@ def register_cli(app) -> None:
     from bot.cli.core import db_group, diagram_command, worker_command
     from bot.cli.dev import dev_command
     from bot.cli.offices import offices_group
+    from bot.cli.terms import terms_group
 
     app.cli.add_command(db_group)
     app.cli.add_command(worker_command)
     app.cli.add_command(diagram_command)
     app.cli.add_command(offices_group)
+    app.cli.add_command(terms_group)
     app.cli.add_command(dev_command)

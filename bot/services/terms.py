@@ -62,3 +62,36 @@ def seed(session: Session, offices, now: datetime) -> int:
                                      summary=spec.summary, published_at=now))
             added += 1
     return added
+
+
+class PublishError(ValueError):
+    """A terms version that cannot be published (the message says why, for the operator)."""
+
+
+def publish(session: Session, office_id: str, version: str, body: str, summary: str, *,
+            today: date, now: datetime) -> TermsVersion:
+    """Add a new version, effective on its date (today or later); older versions stay readable."""
+    try:
+        effective = date.fromisoformat(version)
+    except ValueError as exc:
+        raise PublishError(f"version must be a date YYYY-MM-DD, not {version!r}") from exc
+    if effective.isoformat() != version:
+        raise PublishError(f"version must be written YYYY-MM-DD, not {version!r}")
+    if effective < today:
+        raise PublishError(f"version {version} is in the past; a new version takes effect today or later")
+    if not body or not body.strip():
+        raise PublishError("the terms text is empty")
+    if not summary or not summary.strip():
+        raise PublishError("a summary of what changed is required")
+    if get(session, office_id, version) is not None:
+        raise PublishError(f"version {version} already exists for {office_id}")
+    row = TermsVersion(office_id=office_id, version=version, body=body.strip() + "\n", summary=summary.strip(),
+                       published_at=now)
+    session.add(row)
+    return row
+
+
+def consent_log(session: Session, office_id: str) -> list[Consent]:
+    """The office's consent record, oldest first."""
+    return list(session.scalars(select(Consent).where(Consent.office_id == office_id)
+                                .order_by(Consent.consented_at, Consent.id)))

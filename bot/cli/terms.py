@@ -1,0 +1,171 @@
+"""`flask --app app terms …`: publish a version, tell followers (cost shown first), export consents."""
+from __future__ import annotations
+
+import csv
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import click
+from flask import current_app
+from flask.cli import AppGroup
+
+from bot import line_client as lc
+from bot.services import broadcasts, terms
+
+terms_group = AppGroup("terms", help="Terms versions, re-consent and notices to followers.")
+SECONDS_BETWEEN_MULTICASTS = 1 / 150  # LINE allows about 200 multicast calls a second
+
+
+def _office_or_exit(rt, office_id: str):
+    office = rt.offices.get(office_id)
+    if office is None:
+        click.echo(f"unknown office: {office_id}", err=True)
+        sys.exit(2)
+    return office
+
+
+@terms_group.command("publish")
+@click.option("--office", "office_id", required=True)
+@click.option("--version", required=True, help="Effective date YYYY-MM-DD (today or later).")
+@click.option("--file", "path", required=True, type=click.Path(dir_okay=False))
+@click.option("--summary", required=True, help="What changed, shown to users before they consent again.")
+def publish_command(office_id: str, version: str, path: str, summary: str) -> None:
+    """Publish a new terms version."""
+    rt = current_app.extensions["madoguchi"]
+    office = _office_or_exit(rt, office_id)
+    try:
+        body = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        click.echo(f"cannot read {path}: {exc}", err=True)
+        sys.exit(1)
+    now = rt.clock.now()
+    try:
+        with rt.db.transaction() as s:
+            terms.publish(s, office.id, version, body, summary, today=now.date(), now=now)
+    except terms.PublishError as exc:
+        click.echo(str(exc), err=True)
+        sys.exit(1)
+    click.echo(f"published {office.id} terms {version}; users consent again from {version} before booking")
+
+
+def _notice_messages(rt, office, version: str) -> list[dict]:
+    with rt.db.reading() as s:
+        row = terms.get(s, office.id, version)
+    vars = {**rt.template_globals(office, None), "version": version, "summary": row.summary if row else ""}
+    return rt.renderer.messages("ja", "terms_updated", vars)
+
+
+@terms_group.command("broadcast")
+@click.option("--office", "office_id", required=True)
+@click.option("--mode", type=click.Choice(broadcasts.MODES), required=True)
+@click.option("--version", default=None, help="Defaults to the newest published version.")
+@click.option("--dry-run", is_flag=True, help="Only show recipients, cost and remaining quota.")
+@click.option("--yes", is_flag=True, help="Send (without it, only the estimate is shown).")
+def broadcast_command(office_id: str, mode: str, version: str | None, dry_run: bool, yes: bool) -> None:
+    """Tell followers about a terms version: shows the cost first; resumable; one runner at a time."""
+    rt = current_app.extensions["madoguchi"]
+    office = _office_or_exit(rt, office_id)
+    now = rt.clock.now()
+    with rt.db.reading() as s:
+        versions = terms.versions(s, office.id)
+        if not versions:
+            click.echo("no terms version published", err=True)
+            sys.exit(1)
+        version = version or versions[0].version
+        if terms.get(s, office.id, version) is None:
+            click.echo(f"unknown version {version}", err=True)
+            sys.exit(1)
+        existing = broadcasts.find(s, office.id, version, mode)
+        est = broadcasts.estimate(s, office.id, mode)
+    if existing is not None and existing.status == "complete":
+        click.echo(f"already complete: {office.id} {version} {mode}")
+        return
+    remaining = _remaining_quota(rt, office.id) if mode != "next-message" else None
+    click.echo(f"office {office.id}, version {version}, mode {mode}")
+    click.echo(f"recipients: {est.recipients} known followers" + (" (broadcast reaches every friend)" if mode == "broadcast" else ""))
+    click.echo(f"API calls: {est.calls}; messages counted against the monthly quota: {est.messages}"
+               + (" or more (every friend counts)" if mode == "broadcast" else ""))
+    if remaining is not None:
+        click.echo("remaining monthly quota: " + ("unlimited" if remaining[0] is None else str(remaining[0] - remaining[1])))
+        if remaining[0] is not None and est.messages > remaining[0] - remaining[1]:
+            click.echo("warning: this exceeds the remaining quota; LINE will stop it part-way (429)", err=True)
+    if dry_run or not yes:
+        click.echo("nothing sent" + ("" if dry_run else " (add --yes to send)"))
+        return
+    _send(rt, office, version, mode)
+
+
+def _remaining_quota(rt, office_id: str):
+    try:
+        return rt.line.remaining_quota(office_id)
+    except Exception as exc:  # noqa: BLE001 - the estimate still helps without the quota
+        click.echo(f"remaining quota unknown ({type(exc).__name__})", err=True)
+        return None
+
+
+def _send(rt, office, version: str, mode: str) -> None:
+    runner = str(uuid.uuid4())
+    now = rt.clock.now()
+    with rt.db.transaction() as s:
+        run = broadcasts.plan(s, office.id, version, mode, now)
+        run_id = run.id
+        if run.status == "complete":
+            click.echo(f"done: {run.recipients} users will see the notice in their next reply (free)")
+            return
+        if not broadcasts.claim(s, run_id, runner, now):
+            click.echo("another run of this broadcast is in progress; try again later", err=True)
+            sys.exit(1)
+    messages = _notice_messages(rt, office, version)
+    with rt.db.reading() as s:
+        chunks = [(c.id, c.recipients.get("to", []), c.retry_key) for c in broadcasts.pending_chunks(s, run_id)]
+        done, total = broadcasts.progress(s, run_id)
+    with click.progressbar(length=total, label="sending", file=sys.stderr) as bar:
+        bar.update(done)
+        for chunk_id, to, key in chunks:
+            result = _call(rt, office.id, mode, to, messages, key)
+            now = rt.clock.now()
+            if result.delivered:
+                with rt.db.transaction() as s:
+                    broadcasts.mark_sent(s, chunk_id, runner, run_id, now)
+                bar.update(1)
+                done += 1
+                if mode == "multicast":
+                    time.sleep(SECONDS_BETWEEN_MULTICASTS)
+                continue
+            reason = "monthly quota reached" if result.outcome == lc.QUOTA else f"LINE answered {result.outcome}"
+            with rt.db.transaction() as s:
+                broadcasts.finish(s, run_id, now, "paused", reason)
+            click.echo(f"\nstopped: {reason}; {done} of {total} calls sent. Run the same command again to resume.",
+                       err=True)
+            sys.exit(1)
+    with rt.db.transaction() as s:
+        broadcasts.finish(s, run_id, rt.clock.now(), "complete")
+    click.echo(f"complete: {total} calls sent")
+
+
+def _call(rt, office_id: str, mode: str, to: list[str], messages: list[dict], key: str) -> lc.SendResult:
+    for attempt in range(5):
+        if mode == "multicast":
+            result = rt.line.multicast(office_id, to, messages, key)
+        else:
+            result = rt.line.broadcast(office_id, messages, key)
+        if result.outcome not in (lc.RETRY, lc.RATE, lc.UNKNOWN):
+            return result
+        time.sleep(min(8, 2 ** attempt) * 0.25)
+    return result
+
+
+@terms_group.command("consents")
+@click.option("--office", "office_id", required=True)
+def consents_command(office_id: str) -> None:
+    """Export the office's consent log as CSV (user, version, when, how) to standard output."""
+    rt = current_app.extensions["madoguchi"]
+    office = _office_or_exit(rt, office_id)
+    writer = csv.writer(sys.stdout)
+    writer.writerow(["office", "line_user_id", "version", "consented_at", "method", "webhook_event_id"])
+    with rt.db.reading() as s:
+        for c in terms.consent_log(s, office.id):
+            writer.writerow([c.office_id, c.conversation.line_user_id, c.version, c.consented_at.isoformat(),
+                             c.method, c.webhook_event_id])

@@ -1,0 +1,101 @@
+"""Telling followers about a terms version: plan the calls, claim the run, record each chunk."""
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from bot.models import BroadcastChunk, Conversation, TermsBroadcast
+
+MULTICAST_MAX = 500
+MODES = ("multicast", "broadcast", "next-message")
+LEASE = timedelta(seconds=60)
+
+
+@dataclass(frozen=True)
+class Estimate:
+    recipients: int       # users who will get the notice (known followers; broadcast: all friends)
+    calls: int            # Messaging API calls
+    messages: int         # messages counted against the monthly quota (known followers for broadcast)
+
+
+def followers(session: Session, office_id: str) -> list[str]:
+    """Users of this office known to the bot who still follow it (blocked users are skipped)."""
+    return list(session.scalars(select(Conversation.line_user_id).where(
+        Conversation.office_id == office_id, Conversation.followed.is_(True)).order_by(Conversation.id)))
+
+
+def estimate(session: Session, office_id: str, mode: str) -> Estimate:
+    known = len(followers(session, office_id))
+    if mode == "multicast":
+        return Estimate(known, -(-known // MULTICAST_MAX), known)
+    if mode == "broadcast":
+        return Estimate(known, 1, known)
+    return Estimate(known, 0, 0)
+
+
+def find(session: Session, office_id: str, version: str, mode: str) -> TermsBroadcast | None:
+    return session.scalar(select(TermsBroadcast).where(
+        TermsBroadcast.office_id == office_id, TermsBroadcast.version == version, TermsBroadcast.mode == mode))
+
+
+def plan(session: Session, office_id: str, version: str, mode: str, now: datetime) -> TermsBroadcast:
+    """The run for (office, version, mode), planned once: its chunks are fixed at planning time."""
+    existing = find(session, office_id, version, mode)
+    if existing is not None:
+        return existing
+    run = TermsBroadcast(office_id=office_id, version=version, mode=mode, status="planned", created_at=now)
+    session.add(run)
+    session.flush()
+    users = followers(session, office_id)
+    run.recipients = len(users)
+    if mode == "multicast":
+        for seq, start in enumerate(range(0, len(users), MULTICAST_MAX)):
+            session.add(BroadcastChunk(broadcast_id=run.id, seq=seq, recipients={"to": users[start:start + MULTICAST_MAX]},
+                                       retry_key=str(uuid.uuid4()), status="pending"))
+    elif mode == "broadcast":
+        session.add(BroadcastChunk(broadcast_id=run.id, seq=0, recipients={"to": []},
+                                   retry_key=str(uuid.uuid4()), status="pending"))
+    else:
+        session.execute(update(Conversation).where(
+            Conversation.office_id == office_id, Conversation.followed.is_(True)
+        ).values(pending_notice=version))
+        run.status, run.completed_at = "complete", now
+    return run
+
+
+def claim(session: Session, run_id: int, runner: str, now: datetime) -> bool:
+    """Take the run for this process; refused while another live runner holds it."""
+    result = session.execute(update(TermsBroadcast).where(
+        TermsBroadcast.id == run_id,
+        TermsBroadcast.status != "complete",
+        (TermsBroadcast.runner.is_(None)) | (TermsBroadcast.heartbeat_at < now - LEASE) |
+        (TermsBroadcast.runner == runner),
+    ).values(runner=runner, heartbeat_at=now, status="running"))
+    return (result.rowcount or 0) == 1
+
+
+def pending_chunks(session: Session, run_id: int) -> list[BroadcastChunk]:
+    return list(session.scalars(select(BroadcastChunk).where(
+        BroadcastChunk.broadcast_id == run_id, BroadcastChunk.status == "pending").order_by(BroadcastChunk.seq)))
+
+
+def progress(session: Session, run_id: int) -> tuple[int, int]:
+    chunks = session.scalars(select(BroadcastChunk.status).where(BroadcastChunk.broadcast_id == run_id)).all()
+    return sum(1 for s in chunks if s == "sent"), len(chunks)
+
+
+def mark_sent(session: Session, chunk_id: int, runner: str, run_id: int, now: datetime) -> None:
+    session.execute(update(BroadcastChunk).where(BroadcastChunk.id == chunk_id).values(status="sent", sent_at=now))
+    session.execute(update(TermsBroadcast).where(TermsBroadcast.id == run_id, TermsBroadcast.runner == runner)
+                    .values(heartbeat_at=now))
+
+
+def finish(session: Session, run_id: int, now: datetime, status: str, note: str | None = None) -> None:
+    values = {"status": status, "runner": None, "note": note}
+    if status == "complete":
+        values["completed_at"] = now
+    session.execute(update(TermsBroadcast).where(TermsBroadcast.id == run_id).values(**values))

@@ -1,0 +1,201 @@
+"""Terms updates: publishing versions, consenting again, and telling followers at a known cost."""
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import pytest
+from sqlalchemy import func, select
+
+from bot.clock import TOKYO
+from bot.models import BroadcastChunk, Consent, Conversation, TermsBroadcast
+from bot.services import broadcasts
+
+NEW_VERSION = "2026-12-10"
+
+
+def _cli(app, *args, input=None):
+    return app.test_cli_runner().invoke(args=list(args), input=input)
+
+
+def _publish(app, tmp_path, version=NEW_VERSION, text="第1条 改定後の本文です。", summary="第6条の予約方法を変更しました。"):
+    path = tmp_path / f"terms-{version}.md"
+    path.write_text(text, encoding="utf-8")
+    return _cli(app, "terms", "publish", "--office", "sakata", "--version", version, "--file", str(path),
+                "--summary", summary)
+
+
+def _followers(rt, n, office="sakata", followed=True):
+    now = rt.clock.now()
+    with rt.db.transaction() as s:
+        for i in range(n):
+            s.add(Conversation(office_id=office, line_user_id=f"U{i:032x}", state="idle", context={}, step=0,
+                               misses=0, language="ja", followed=followed, booking_blocked=False,
+                               last_event_ms=0, created_at=now))
+
+
+def _consent_via_chat(user, fake_line):
+    user.says("予約")
+    user.says("同意する")
+    return fake_line.texts_to(user.user_id)
+
+
+# -- publishing ------------------------------------------------------------------------------------
+
+def test_publish_accepts_today_or_later_and_keeps_old_versions_readable(app, client, tmp_path):
+    assert _publish(app, tmp_path).exit_code == 0
+    assert _publish(app, tmp_path, version="2026-12-01").exit_code == 0  # today
+    page = client.get("/terms/sakata/2023-11-01")
+    assert page.status_code == 200 and "山形地方裁判所" in page.get_data(as_text=True)
+    assert "改定後の本文" in client.get(f"/terms/sakata/{NEW_VERSION}").get_data(as_text=True)
+
+
+@pytest.mark.parametrize("version,text,summary,why", [
+    ("2026-11-30", "本文", "要約", "past"),
+    ("2023-11-01", "本文", "要約", "past"),
+    ("2026-12-1", "本文", "要約", "YYYY-MM-DD"),
+    ("next-week", "本文", "要約", "date"),
+    (NEW_VERSION, "   \n", "要約", "empty"),
+])
+def test_publish_refuses_bad_versions(app, tmp_path, version, text, summary, why):
+    result = _publish(app, tmp_path, version=version, text=text, summary=summary)
+    assert result.exit_code == 1
+    assert why in result.output
+
+
+def test_publish_refuses_a_version_already_used(app, tmp_path):
+    assert _publish(app, tmp_path).exit_code == 0
+    again = _publish(app, tmp_path)
+    assert again.exit_code == 1 and "already exists" in again.output
+
+
+def test_publish_unknown_office_is_misuse(app, tmp_path):
+    path = tmp_path / "t.md"
+    path.write_text("本文", encoding="utf-8")
+    result = _cli(app, "terms", "publish", "--office", "nowhere", "--version", NEW_VERSION, "--file", str(path),
+                  "--summary", "s")
+    assert result.exit_code == 2
+
+
+# -- consenting again -------------------------------------------------------------------------------
+
+def test_old_consenter_consents_again_from_the_effective_date(app, rt, sakata_user, fake_line, tmp_path):
+    _consent_via_chat(sakata_user, fake_line)
+    sakata_user.says("中止")
+    assert _publish(app, tmp_path).exit_code == 0
+
+    # Before the effective date the old consent still holds: straight to the questions.
+    sakata_user.says("予約")
+    assert "【確認 1/" in fake_line.texts_to(sakata_user.user_id)[-1]
+    sakata_user.says("中止")
+
+    rt.clock.freeze(datetime(2026, 12, 10, 9, 0, tzinfo=TOKYO))
+    sakata_user.says("予約")
+    text = fake_line.texts_to(sakata_user.user_id)[-1]
+    assert "改定" in text and "第6条の予約方法を変更しました。" in text and NEW_VERSION in text
+
+    # A stale consent button from the old version is not applied.
+    sakata_user.taps(f"a=agree&at=awaiting_consent&o=sakata&v=2023-11-01")
+    with rt.db.reading() as s:
+        assert s.scalar(select(func.count()).select_from(Consent).where(Consent.version == NEW_VERSION)) == 0
+    assert "前の手順" in fake_line.texts_to(sakata_user.user_id)[-2]
+
+    sakata_user.taps(f"a=agree&at=awaiting_consent&o=sakata&v={NEW_VERSION}")
+    with rt.db.reading() as s:
+        consent = s.scalar(select(Consent).where(Consent.version == NEW_VERSION))
+        assert consent is not None and consent.method == "button" and consent.office_id == "sakata"
+    assert "【確認 1/" in fake_line.texts_to(sakata_user.user_id)[-1]
+
+
+# -- telling followers ------------------------------------------------------------------------------
+
+def test_multicast_shows_the_cost_first_and_sends_nothing_without_yes(app, rt, fake_line, tmp_path):
+    _publish(app, tmp_path)
+    _followers(rt, 1200)
+    _followers_blocked = 7
+    with rt.db.transaction() as s:
+        for i in range(_followers_blocked):
+            s.add(Conversation(office_id="sakata", line_user_id=f"Ublocked{i:025x}", state="idle", context={},
+                               step=0, misses=0, language="ja", followed=False, booking_blocked=False,
+                               last_event_ms=0, created_at=rt.clock.now()))
+    for extra in ([], ["--dry-run"], ["--dry-run", "--yes"]):
+        result = _cli(app, "terms", "broadcast", "--office", "sakata", "--mode", "multicast", *extra)
+        assert result.exit_code == 0, result.output
+        assert "recipients: 1200" in result.output and "API calls: 3" in result.output
+        assert "remaining monthly quota" in result.output
+    assert fake_line.deliveries("multicast") == []
+
+
+def test_multicast_chunks_within_limits_and_resumes_after_a_quota_stop(app, rt, fake_line, tmp_path):
+    _publish(app, tmp_path)
+    _followers(rt, 1200)
+    fake_line.fail_next(1, status=429, path_contains="multicast",
+                        body={"message": "You have reached your monthly limit."})
+    first = _cli(app, "terms", "broadcast", "--office", "sakata", "--mode", "multicast", "--yes")
+    assert first.exit_code == 1 and "monthly quota" in first.output
+    assert fake_line.deliveries("multicast") == []
+
+    # Sent but not recorded (a crash after LINE accepted): the rerun's same retry key gets a 409.
+    fake_line.fail_next(1, status=500, path_contains="multicast", fail_after_accept=True)
+    second = _cli(app, "terms", "broadcast", "--office", "sakata", "--mode", "multicast", "--yes")
+    assert second.exit_code == 0, second.output
+
+    sent = fake_line.deliveries("multicast")
+    recipients = [u for d in sent for u in d.to]
+    assert len(sent) == 3 and all(len(d.to) <= 500 for d in sent)
+    assert sorted(recipients) == sorted(set(recipients)) and len(recipients) == 1200
+    keys = [c.retry_key for c in fake_line.calls_to("multicast")]
+    assert all(keys) and len(set(keys)) == 3  # one key per chunk, kept across attempts
+    assert "改定" in fake_line.texts_to(recipients[0])[-1]
+
+    again = _cli(app, "terms", "broadcast", "--office", "sakata", "--mode", "multicast", "--yes")
+    assert again.exit_code == 0 and "already complete" in again.output
+    assert len(fake_line.deliveries("multicast")) == 3
+
+
+def test_a_second_run_while_one_is_going_is_refused(app, rt, fake_line, tmp_path):
+    _publish(app, tmp_path)
+    _followers(rt, 10)
+    with rt.db.transaction() as s:
+        run = broadcasts.plan(s, "sakata", NEW_VERSION, "multicast", rt.clock.now())
+        assert broadcasts.claim(s, run.id, "another-process", rt.clock.now())
+    result = _cli(app, "terms", "broadcast", "--office", "sakata", "--mode", "multicast", "--yes")
+    assert result.exit_code == 1 and "in progress" in result.output
+    assert fake_line.deliveries("multicast") == []
+    # A runner that died (no heartbeat for a while) no longer blocks.
+    rt.clock.advance(minutes=5)
+    assert _cli(app, "terms", "broadcast", "--office", "sakata", "--mode", "multicast", "--yes").exit_code == 0
+    assert len(fake_line.deliveries("multicast")) == 1
+
+
+def test_broadcast_mode_is_one_call(app, rt, fake_line, tmp_path):
+    _publish(app, tmp_path)
+    _followers(rt, 3)
+    assert _cli(app, "terms", "broadcast", "--office", "sakata", "--mode", "broadcast", "--yes").exit_code == 0
+    assert len(fake_line.deliveries("broadcast")) == 1
+    with rt.db.reading() as s:
+        assert s.scalar(select(TermsBroadcast.status)) == "complete"
+        assert s.scalar(select(func.count()).select_from(BroadcastChunk)) == 1
+
+
+def test_next_message_mode_rides_on_the_next_free_reply_once(app, rt, sakata_user, fake_line, tmp_path):
+    sakata_user.follows()
+    _publish(app, tmp_path)
+    result = _cli(app, "terms", "broadcast", "--office", "sakata", "--mode", "next-message", "--yes")
+    assert result.exit_code == 0 and "API calls: 0" in result.output
+    assert fake_line.deliveries("push") == [] and fake_line.deliveries("multicast") == []
+    sakata_user.says("ヘルプ")
+    texts = fake_line.texts_to(sakata_user.user_id)
+    assert "利用規約が改定されます" in texts[-1]
+    sakata_user.says("ヘルプ")
+    assert "利用規約が改定されます" not in fake_line.texts_to(sakata_user.user_id)[-1]
+
+
+def test_consent_log_exports_per_office(app, rt, sakata_user, otaru_user, fake_line):
+    _consent_via_chat(sakata_user, fake_line)
+    _consent_via_chat(otaru_user, fake_line)
+    result = _cli(app, "terms", "consents", "--office", "sakata")
+    assert result.exit_code == 0
+    lines = result.output.strip().splitlines()
+    assert lines[0].startswith("office,line_user_id,version,consented_at,method")
+    assert len(lines) == 2 and sakata_user.user_id in lines[1] and ",text," in lines[1]
+    assert otaru_user.user_id not in result.output
