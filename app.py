@@ -17,6 +17,10 @@ def create_app(config: dict | None = None) -> Flask:
     from bot.render import Renderer
     from bot.runtime import Runtime
     from bot import settings_store, textfmt, web, webhook
+    from bot import channels
+    from functools import partial
+    from bot import notify
+    from bot.staff import views as staff_views
 
     cfg = load_config(config)
     try:
@@ -24,10 +28,12 @@ def create_app(config: dict | None = None) -> Flask:
     except ProfileError as exc:
         raise ConfigError("invalid office profiles (see `flask --app app offices check`):\n"
                           + "\n".join(getattr(exc, "problems", None) or [str(exc)])) from exc
+    db = Database(cfg.database_url)
+    cfg = channels.attach(cfg, db, [o.id for o in offices.values() if o.enabled])  # env wins; store fills gaps
     check_production(cfg, [o.id for o in offices.values() if o.enabled])
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.getLogger("transitions").setLevel(logging.WARNING)  # two INFO lines per event, nothing ops need
 
-    db = Database(cfg.database_url)
     clock = Clock(None if cfg.is_production else (lambda: settings_store.clock_offset(db)))
     line = LineClient(cfg.line_api_base_url, cfg.line_api_data_base_url, cfg.channel_token,
                       timeout=cfg.line_timeout_seconds)
@@ -41,13 +47,23 @@ def create_app(config: dict | None = None) -> Flask:
     textfmt.register(app)
     app.register_blueprint(webhook.bp)
     app.register_blueprint(web.bp)
+    from bot import forms
+    app.register_blueprint(forms.bp)
+    app.register_blueprint(staff_views.bp)
+    from bot import security_headers
+    security_headers.register(app, production=cfg.is_production)
+    rt.extras["staff_cards"] = partial(notify.cards, rt)
+    rt.extras["staff_postback"] = partial(notify.postback, rt)
     register_cli(app)
 
     if not cfg.is_production:
+        from bot.simulator import register as register_simulator  # the local LINE simulator: never in production
+        register_simulator(app)
         upgrade_schema(db)
-        settings_store.seed(rt)
         if cfg.fake_now:
             settings_store.start_fake_clock(db, parse_instant(cfg.fake_now))
+            clock.forget()  # the offset it may have cached before is stale now
+        settings_store.seed(rt)
     return app
 
 

@@ -10,6 +10,8 @@ from pathlib import Path
 
 from cryptography.fernet import Fernet
 
+from bot.clock import parse_instant
+
 log = logging.getLogger(__name__)
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -40,6 +42,9 @@ class Config:
     # Budget for sending replies in the web process after commit (seconds).
     reply_budget_seconds: float = 1.0
     line_timeout_seconds: float = 5.0
+    # Channel credentials from the channels store (bot/channels.py), for offices the environment misses:
+    # office id -> {"secret": ..., "token": ...}. The environment wins, setting by setting.
+    stored_channels: dict[str, dict[str, str]] = field(default_factory=dict, repr=False)
 
     @property
     def is_production(self) -> bool:
@@ -59,6 +64,9 @@ class Config:
 
     def _per_office(self, prefix: str, office_id: str) -> str | None:
         value = self.env.get(f"{prefix}_{office_id.upper()}")
+        if value:
+            return value
+        value = self.stored_channels.get(office_id, {}).get("secret" if prefix == "LINE_CHANNEL_SECRET" else "token")
         if value:
             return value
         if self.is_production:
@@ -81,14 +89,17 @@ def _dev_secret(instance: Path, name: str, make) -> str:
     path = instance / name
     if not path.exists():
         tmp = instance / f".{name}.{os.getpid()}.{secrets.token_hex(4)}"
-        tmp.write_text(make())
-        os.chmod(tmp, 0o600)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         try:
+            with os.fdopen(fd, "w") as fh:
+                fh.write(make())
+                fh.flush()
+                os.fsync(fh.fileno())  # complete on disk before it gets its name
             os.link(tmp, path)  # fails if another process won the race
         except FileExistsError:
             pass
         finally:
-            tmp.unlink()
+            tmp.unlink(missing_ok=True)
     return path.read_text().strip()
 
 
@@ -119,8 +130,6 @@ def load_config(overrides: dict | None = None, environ: dict | None = None) -> C
     secret_key = environ.get("SECRET_KEY", "")
     keys = tuple(k.strip() for k in environ.get("DATA_ENCRYPTION_KEY", "").split(",") if k.strip())
     fake_now = environ.get("APP_FAKE_NOW") or None
-    if production and fake_now:
-        raise ConfigError("APP_FAKE_NOW is for development only; unset it in production")
 
     cfg = Config(
         app_env=app_env,
@@ -141,7 +150,16 @@ def load_config(overrides: dict | None = None, environ: dict | None = None) -> C
         raise ConfigError(f"unknown config overrides: {sorted(unknown)}")
     if "database_url" in overrides:
         overrides["database_url"] = _normalise_db_url(overrides["database_url"])
+    if "offices_dir" in overrides:
+        overrides["offices_dir"] = Path(overrides["offices_dir"])
     cfg = replace(cfg, **overrides)
+    if cfg.is_production and cfg.fake_now:
+        raise ConfigError("APP_FAKE_NOW is for development only; unset it in production")
+    if cfg.fake_now:
+        try:
+            parse_instant(cfg.fake_now)
+        except ValueError as exc:
+            raise ConfigError(f"APP_FAKE_NOW is not an ISO 8601 time: {cfg.fake_now!r}") from exc
     if not cfg.is_production:
         if not cfg.secret_key:
             cfg = replace(cfg, secret_key=_dev_secret(cfg.instance_path, "secret_key", lambda: secrets.token_hex(32)))
@@ -168,7 +186,7 @@ def check_production(cfg: Config, office_ids: list[str]) -> None:
     for office in office_ids:
         for prefix in ("LINE_CHANNEL_SECRET", "LINE_CHANNEL_ACCESS_TOKEN"):
             name = f"{prefix}_{office.upper()}"
-            if not cfg.env.get(name):
+            if not cfg._per_office(prefix, office):  # the environment, then the channels store
                 missing.append(name)
     if missing:
         raise ConfigError("production needs these settings: " + ", ".join(missing))

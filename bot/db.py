@@ -4,6 +4,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import logging
+import traceback
 from pathlib import Path
 from typing import Iterator
 
@@ -17,19 +18,35 @@ MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 ADVISORY_LOCK_ID = 0x6D61646F  # "mado"
 
 
+def describe_error(exc: BaseException, frames: int = 4) -> str:
+    """An exception for the log without its message: the message of a database error may quote
+    the values of a row (PostgreSQL's DETAIL does, whatever `hide_parameters` says), and those can
+    be personal data. Type names, SQLSTATE and where it happened are enough to find the bug."""
+    kind = type(exc).__name__
+    orig = getattr(exc, "orig", None)
+    if orig is not None:
+        code = getattr(orig, "sqlstate", None) or getattr(orig, "sqlite_errorname", None)
+        kind += f" ({type(orig).__name__}{', ' + code if code else ''})"
+    where = [f"{Path(f.filename).name}:{f.lineno} {f.name}"
+             for f in traceback.extract_tb(exc.__traceback__)[-frames:]]
+    return f"{kind} at {' < '.join(reversed(where))}" if where else kind
+
+
 def is_sqlite(engine: Engine) -> bool:
     return engine.dialect.name == "sqlite"
 
 
 def make_engine(url: str) -> Engine:
+    """An engine whose errors and logs never show bound values (they may be personal data)."""
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False},
+                               hide_parameters=True)
         _make_sqlite_safe(engine)
     else:
-        engine = create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
+        engine = create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5, hide_parameters=True)
     return engine
 
 
@@ -41,7 +58,8 @@ def _make_sqlite_safe(engine: Engine) -> None:
         dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
         cur = dbapi_conn.cursor()
         cur.execute("PRAGMA journal_mode=WAL")
-        cur.execute("PRAGMA synchronous=NORMAL")  # durable in WAL mode across app crashes
+        # FULL: a committed transaction survives a power loss too (NORMAL would trade that away).
+        cur.execute("PRAGMA synchronous=FULL")
         cur.execute("PRAGMA busy_timeout=30000")
         cur.execute("PRAGMA foreign_keys=ON")
         cur.close()

@@ -23,9 +23,9 @@ from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from bot import outbox
+from bot import outbox, ratelimit
 from bot.clock import TOKYO
-from bot.models import Conversation, ProcessedEvent, StaffGroupSighting
+from bot.models import Conversation, OutboxMessage, ProcessedEvent, StaffGroupSighting
 from bot.ports import SessionPorts
 from dialogs import engine
 from dialogs.effects import LeaveGroup, NotifyStaff, Say
@@ -79,8 +79,8 @@ class Dispatcher:
     def __init__(self, runtime):
         self.rt = runtime
 
-    def handle(self, office, event) -> list[int]:
-        """Handle one event; returns the ids of reply rows to send right after the commit."""
+    def handle(self, office, event) -> list:
+        """Handle one event; returns the reply rows (or ids) to send right after the commit."""
         event_id = getattr(event, "webhook_event_id", None)
         if not event_id:
             return []
@@ -100,22 +100,32 @@ class Dispatcher:
             if source_type != "user" or not user_id:
                 return []
             rows = self._user_event(session, office, event, user_id, now)
+            replies = outbox.reserve_replies(rows, now)  # claimed in this commit: no claim of their own
             session.flush()
-            return [r.id for r in rows if r.kind == "reply"]
+            return replies
 
     # -- users --------------------------------------------------------------------------------
     def _user_event(self, session: Session, office, event, user_id: str, now: datetime):
-        conv = self._conversation(session, office.id, user_id, now)
         inp = to_incoming(event)
-        timestamp = int(event.timestamp)
-        stale = timestamp < conv.last_event_ms
-        if stale:
-            inp = Incoming(**{**inp.__dict__, "stale": True})
-        else:
-            conv.last_event_ms = timestamp
         if inp.kind == "other":
+            # A type this version does not know (LINE adds some): acknowledged, nothing else.
             log.info("event=%s type=%s ignored", inp.event_id, getattr(event, "type", "?"))
             return []
+        conv = self._conversation(session, office.id, user_id, now)
+        timestamp = int(event.timestamp)
+        stale = timestamp < conv.last_event_ms
+        if stale and inp.kind in ("follow", "unfollow"):
+            # A newer event already tells whether the user follows: an older one changes nothing.
+            log.info("event=%s kind=%s stale, ignored", inp.event_id, inp.kind)
+            return []
+        if inp.kind not in ratelimit.EXEMPT_KINDS:
+            verdict = ratelimit.admit(conv, now, can_answer=bool(getattr(event, "reply_token", None)))
+            if not verdict.admitted:  # a flood: acknowledged, answered once per window, the dialog untouched
+                log.info("event=%s kind=%s rate limited", inp.event_id, inp.kind)
+                return self.queue_effects(session, office, conv, ratelimit.effects(verdict), now,
+                                          getattr(event, "reply_token", None), inp.event_id)
+        if stale:
+            inp = Incoming(**{**inp.__dict__, "stale": True})
         ports = SessionPorts(session, self.rt, office, conv, now, event_id=inp.event_id)
         talk = Talk(state=conv.state, context=dict(conv.context or {}), office=office, ports=ports, now=now,
                     labels=self.rt.button_labels(conv.language), misses=conv.misses,
@@ -124,6 +134,8 @@ class Dispatcher:
         routed = engine.handle(talk, inp, self.rt.vocabulary(conv.language))
         conv.state, conv.context, conv.misses = talk.state, talk.context, talk.misses
         conv.language = talk.language
+        if not stale:
+            conv.last_event_ms = timestamp  # set with the rest: one UPDATE of the row per event, at the end
         if inp.kind not in ("unfollow",):
             conv.last_active_at = now
         log.info("event=%s kind=%s trigger=%s state=%s->%s", inp.event_id, inp.kind, routed.trigger,
@@ -160,28 +172,52 @@ class Dispatcher:
 
     # -- groups -------------------------------------------------------------------------------
     def _group_event(self, session: Session, office, event, now: datetime):
-        group_id = getattr(event.source, "group_id", None) or getattr(event.source, "room_id", None)
+        source = event.source
+        room = getattr(source, "type", None) == "room"
+        group_id = getattr(source, "room_id", None) if room else getattr(source, "group_id", None)
+        if not group_id:
+            return []
         staff_group = self.rt.config.staff_group_id(office.id)
+        other_group = bool(staff_group) and group_id != staff_group
         if isinstance(event, JoinEvent):
-            sighting = session.scalar(select(StaffGroupSighting).where(
-                StaffGroupSighting.office_id == office.id, StaffGroupSighting.group_id == group_id))
+            sighting = self._sighting(session, office.id, group_id)
             if sighting is None:
                 session.add(StaffGroupSighting(office_id=office.id, group_id=group_id, joined_at=now))
             else:
                 sighting.joined_at, sighting.left_at = now, None
             log.info("event=%s join recorded", event.webhook_event_id)
-            if staff_group and group_id != staff_group:
-                outbox.add(session, office=office.id, kind="leave_group", recipient=group_id, now=now)
+            if other_group:
+                self._leave(session, office.id, group_id, room, now)
             return []
         if isinstance(event, LeaveEvent):
-            sighting = session.scalar(select(StaffGroupSighting).where(
-                StaffGroupSighting.office_id == office.id, StaffGroupSighting.group_id == group_id))
+            sighting = self._sighting(session, office.id, group_id)
             if sighting is not None:
                 sighting.left_at = now
+            log.info("event=%s leave recorded", event.webhook_event_id)
             return []
-        if staff_group and group_id == staff_group and isinstance(event, PostbackEvent):
+        if other_group:
+            # A group the bot was in before the staff group was configured: leave it (once).
+            self._leave(session, office.id, group_id, room, now)
+            return []
+        if staff_group and isinstance(event, PostbackEvent):
             return self.rt.staff_postback(session, office, event, now)
         return []
+
+    @staticmethod
+    def _sighting(session: Session, office_id: str, group_id: str) -> StaffGroupSighting | None:
+        return session.scalar(select(StaffGroupSighting).where(
+            StaffGroupSighting.office_id == office_id, StaffGroupSighting.group_id == group_id))
+
+    @staticmethod
+    def _leave(session: Session, office_id: str, group_id: str, room: bool, now: datetime) -> None:
+        """Queue leaving a group or room that is not the staff group, unless already queued."""
+        kind = "leave_room" if room else "leave_group"
+        queued = session.scalar(select(OutboxMessage.id).where(
+            OutboxMessage.office_id == office_id, OutboxMessage.kind == kind,
+            OutboxMessage.recipient == group_id,
+            OutboxMessage.status.in_(("pending", "sending", "held"))).limit(1))
+        if queued is None:
+            outbox.add(session, office=office_id, kind=kind, recipient=group_id, now=now, purpose="leave")
 
     # -- rows ---------------------------------------------------------------------------------
     @staticmethod
@@ -193,13 +229,17 @@ class Dispatcher:
 
     @staticmethod
     def _conversation(session: Session, office_id: str, user_id: str, now: datetime) -> Conversation:
-        stmt = _insert(session)(Conversation).values(
-            office_id=office_id, line_user_id=user_id, state="idle", context={}, step=0, misses=0,
-            language="ja", followed=True, booking_blocked=False, last_event_ms=0, created_at=now,
-        ).on_conflict_do_nothing(index_elements=["office_id", "line_user_id"])
-        session.execute(stmt)
+        """The user's row, locked; created first for a new user (a known user costs one statement)."""
         query = select(Conversation).where(Conversation.office_id == office_id,
                                            Conversation.line_user_id == user_id)
         if session.bind.dialect.name == "postgresql":
             query = query.with_for_update()
+        conv = session.scalars(query).one_or_none()
+        if conv is not None:
+            return conv
+        stmt = _insert(session)(Conversation).values(
+            office_id=office_id, line_user_id=user_id, state="idle", context={}, step=0, misses=0,
+            language="ja", followed=True, booking_blocked=False, last_event_ms=0, created_at=now,
+        ).on_conflict_do_nothing(index_elements=["office_id", "line_user_id"])
+        session.execute(stmt)  # two first events racing: one inserts, the other waits for it here
         return session.scalars(query).one()

@@ -5,7 +5,9 @@ from datetime import timedelta
 
 from sqlalchemy import delete
 
-from bot.models import ProcessedEvent, SlotHold
+from bot import booking_jobs
+from bot.models import SlotHold
+from bot.staff import jobs as staff_jobs
 
 DEDUPE_KEEP = timedelta(days=7)
 
@@ -15,6 +17,8 @@ def run_due(rt) -> dict[str, int]:
     figures: dict[str, int] = {}
     with rt.db.transaction() as s:
         figures["holds_expired"] = s.execute(delete(SlotHold).where(SlotHold.expires_at <= now)).rowcount or 0
-        figures["dedupe_purged"] = s.execute(delete(ProcessedEvent).where(
-            ProcessedEvent.received_at < now - DEDUPE_KEEP)).rowcount or 0
+    # Reminders, attendance prompts and retention (dedupe rows included, per office profile).
+    figures.update(staff_jobs.run_due(rt))
+    # Receipts not yet seen, undecided requests whose slot began, used form links.
+    figures.update(booking_jobs.run_due(rt))
     return figures

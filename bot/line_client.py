@@ -31,6 +31,8 @@ UNKNOWN = "unknown"        # may or may not have arrived (a reply that timed out
 QUOTA = "quota"            # 429 monthly limit: hold until sending works again
 RATE = "rate"              # 429 rate limit: retry later
 
+CONNECT_TIMEOUT = 2.0      # seconds to open a connection (the worker's calls)
+
 
 @dataclass(frozen=True)
 class SendResult:
@@ -79,9 +81,15 @@ class LineClient:
     def blob(self, office: str) -> MessagingApiBlob:
         return MessagingApiBlob(self._api_client(office, self._data_base))
 
-    def _timeout(self, timeout: float | None):
-        t = self.timeout if timeout is None else timeout
-        return (min(2.0, t), t)
+    def _timeout(self, budget: float | None):
+        """urllib3 timeouts: (connect, read) for the worker; one total for a budgeted call.
+
+        A budget (the web process's reply budget) bounds connect and read together, so a call
+        never outlasts it; the worker's calls may take a connect timeout plus a read timeout.
+        """
+        if budget is not None:
+            return max(0.05, float(budget))
+        return (min(CONNECT_TIMEOUT, self.timeout), self.timeout)
 
     # -- sending ------------------------------------------------------------------------------
     def reply(self, office: str, token: str, messages: list[dict], timeout: float | None = None) -> SendResult:
@@ -110,6 +118,10 @@ class LineClient:
     def leave_group(self, office: str, group_id: str, timeout: float | None = None) -> SendResult:
         return self._send(lambda: self.api(office).leave_group_with_http_info(
             group_id, _request_timeout=self._timeout(timeout)))
+
+    def leave_room(self, office: str, room_id: str, timeout: float | None = None) -> SendResult:
+        return self._send(lambda: self.api(office).leave_room_with_http_info(
+            room_id, _request_timeout=self._timeout(timeout)))
 
     def show_loading(self, office: str, user_id: str, seconds: int = 5) -> SendResult:
         request = ShowLoadingAnimationRequest.from_dict({"chatId": user_id, "loadingSeconds": seconds})
@@ -142,6 +154,9 @@ class LineClient:
             response = call()
         except ApiException as exc:
             status = exc.status or 0
+            if status == 0:
+                # Raised by the SDK without an answer (e.g. a TLS failure): it may have been sent.
+                return SendResult(UNKNOWN if reply else RETRY, None, "no answer")
             if status == 409:
                 return SendResult(DUPLICATE, status)
             if status == 429:

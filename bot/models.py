@@ -89,6 +89,8 @@ class Conversation(Base):
     last_event_ms: Mapped[int] = mapped_column(BigInteger, default=0)
     last_active_at: Mapped[datetime | None] = mapped_column(default=None)
     pending_notice: Mapped[str | None] = mapped_column(String(64), default=None)  # next-message notices
+    flood_tat: Mapped[datetime | None] = mapped_column(default=None)          # flood control (bot/ratelimit.py)
+    flood_noticed_at: Mapped[datetime | None] = mapped_column(default=None)   # last flood notice sent
     created_at: Mapped[datetime]
 
 

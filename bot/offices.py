@@ -9,13 +9,17 @@ key or a value of the wrong shape is a ProfileError naming the file and the dott
 ``otaru.yaml: schedule.starts[2]: not a HH:MM time``. Values an office still has to confirm
 (``confirmed: false``) load fine and come back as warnings from `check_offices()`.
 
+An optional `translations` section gives the office's wording in the other chat languages (`en`, `easy`),
+keyed like the profile (questions and checklist items by id); `Office.localized(language)` returns the office
+with those texts in place. Untranslated texts stay in Japanese and `check_offices()` warns about them.
+
 Only the standard library and PyYAML: this module must not import flask, linebot or dialogs.
 """
 from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time
 from pathlib import Path
 from typing import Any, TypeVar
@@ -43,6 +47,7 @@ DEFAULT_RETENTION = {
 DEFAULT_STAFF_CARDS = {"new_request": True, "withdrawn": True, "cancelled": True, "expired": True}
 DEFAULT_REMINDERS = {"user_day_before": True}
 UNCONFIRMED = "to be confirmed by the office"
+TRANSLATED_LANGUAGES = ("en", "easy")   # chat languages besides the office's Japanese
 
 
 class ProfileError(ValueError):
@@ -179,10 +184,20 @@ class Office:
     staff_cards: dict = field(default_factory=dict)
     reminders: dict = field(default_factory=dict)
     source_file: str = ""
+    translations: dict = field(default_factory=dict, repr=False)  # language -> validated overlay
 
     @property
     def current_terms(self) -> TermsSpec:
         return max(self.terms, key=lambda t: t.version)
+
+    def localized(self, language: str) -> "Office":
+        """This office with its wording in `language` where the profile translates it (else Japanese)."""
+        overlay = self.translations.get(language)
+        return _apply_translation(self, overlay) if overlay else self
+
+    def step(self, step_id: str) -> "Question | ChecklistItem | None":
+        """The eligibility question or checklist item with this id."""
+        return next((s for s in (*self.eligibility, *self.checklist) if s.id == step_id), None)
 
 
 # --------------------------------------------------------------------------- loading
@@ -253,6 +268,7 @@ def office_warnings(office: Office) -> list[str]:
     if not office.cancellation.confirmed:
         found.append(("cancellation", "how and until when users may cancel"))
     lines = [f"{file}: {where}: {UNCONFIRMED}: {hint}" for where, hint in found]
+    lines += [f"{file}: {where}: not translated: the Japanese text is shown" for where in untranslated(office)]
     used_routes = set(office.cancellation.routes) | set(office.cancellation.same_day_routes)
     for route, contact in (("phone", office.phone), ("email", office.email)):
         if route in used_routes and (contact.value is None or not contact.confirmed):
@@ -263,6 +279,32 @@ def office_warnings(office: Office) -> list[str]:
     return lines
 
 
+def untranslated(office: Office) -> list[str]:
+    """Field paths of user-facing wording that a chat language shows in Japanese (no translation given)."""
+    missing: list[str] = []
+    for language in TRANSLATED_LANGUAGES:
+        overlay = office.translations.get(language, {})
+        base = f"translations.{language}"
+        for key in ("name", "formal_name", "controller", "other_routes", "consent_summary", "after_request"):
+            if key not in overlay:
+                missing.append(f"{base}.{key}")
+        for key, items in (("eligibility", office.eligibility), ("checklist", office.checklist)):
+            given = overlay.get(key, {})
+            missing += [f"{base}.{key}.{item.id}" for item in items if item.id not in given]
+        optional = (("documents_route", office.documents_route), ("booking.usage_limit_note",
+                    office.booking.usage_limit_note), ("cancellation.note", office.cancellation.note),
+                    ("contacts.phone.note", office.phone.confirmed and office.phone.note),
+                    ("contacts.email.note", office.email.confirmed and office.email.note))
+        for path, japanese in optional:
+            *sections, key = path.split(".")
+            holder = overlay
+            for section in sections:
+                holder = holder.get(section, {})
+            if japanese and key not in holder:
+                missing.append(f"{base}.{path}")
+    return missing
+
+
 def _contact_hint(contact: Contact) -> str:
     if contact.value is None:
         return "not given in the office's documents; the bot leaves it out"
@@ -271,8 +313,11 @@ def _contact_hint(contact: Contact) -> str:
 
 # --------------------------------------------------------------------------- YAML
 
-class _StrictLoader(yaml.SafeLoader):
-    """yaml.SafeLoader that refuses a key given twice in one mapping (PyYAML keeps the last silently)."""
+class _StrictLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):
+    """A safe loader that refuses a key given twice in one mapping (PyYAML keeps the last silently).
+
+    libyaml's parser when PyYAML has it (ten times faster: start-up with hundreds of offices), else PyYAML's.
+    """
 
 
 def _construct_mapping(loader: _StrictLoader, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
@@ -676,7 +721,7 @@ _TOP_REQUIRED = (
     "checklist", "consent_summary", "notices", "after_request", "schedule", "booking", "cancellation",
     "no_show_minutes", "form_fields", "terms", "court",
 )
-_TOP_OPTIONAL = ("enabled", "documents_route", "retention", "staff_cards", "reminders")
+_TOP_OPTIONAL = ("enabled", "documents_route", "retention", "staff_cards", "reminders", "translations")
 
 
 def _office(raw: Any, path: Path, terms_dir: Path) -> Office:
@@ -722,6 +767,8 @@ def _office(raw: Any, path: Path, terms_dir: Path) -> Office:
     if office_id and office_id != path.stem:
         problems.append(_Invalid("id", f"{office_id!r} does not match the file name {file}"))
     problems.extend(_step_id_clashes(values.get("eligibility"), values.get("checklist")))
+    if "translations" in raw and not problems:
+        read("translations", lambda v, p: _translations(v, p, values))
     if problems:
         raise ProfileError(*(f"{file}: {problem}" for problem in problems))
 
@@ -736,6 +783,7 @@ def _office(raw: Any, path: Path, terms_dir: Path) -> Office:
         form_fields=values["form_fields"], terms=values["terms"], court=values["court"],
         documents_route=values["documents_route"], retention=values["retention"],
         staff_cards=values["staff_cards"], reminders=values["reminders"], source_file=str(path),
+        translations=values.get("translations") or {},
     )
 
 
@@ -751,3 +799,105 @@ def _step_id_clashes(eligibility: tuple[Question, ...] | None,
                 problems.append(_Invalid(f"{where}.id", f"{item.id!r} is already used by {seen[item.id]}"))
             seen.setdefault(item.id, where)
     return problems
+
+
+# --------------------------------------------------------------------------- translations
+# `translations.<language>` mirrors the translatable wording of the profile. Lists must have as many lines as the
+# Japanese (a translation never drops a line of the office's wording); questions and items are keyed by id.
+
+def _same_length(texts: tuple[str, ...], japanese: tuple[Any, ...], path: str) -> tuple[str, ...]:
+    if len(texts) != len(japanese):
+        raise _Invalid(path, f"has {len(texts)} lines; the Japanese has {len(japanese)}")
+    return texts
+
+
+def _translated_question(value: Any, path: str, question: Question) -> dict[str, Any]:
+    raw = _fields(value, path, ("text",), ("detail", "on_fail", "on_unsure", "redirects"))
+    out: dict[str, Any] = {"text": _text(raw["text"], _at(path, "text"))}
+    if "detail" in raw:
+        out["detail"] = _same_length(_texts(raw["detail"], _at(path, "detail")), question.detail, _at(path, "detail"))
+    for key in ("on_fail", "on_unsure"):
+        if key in raw:
+            out[key] = _text(raw[key], _at(path, key))
+    if "redirects" in raw:
+        def redirect(item: Any, item_path: str) -> dict[str, str]:
+            fields = _fields(item, item_path, ("topic", "window"))
+            return {"topic": _text(fields["topic"], _at(item_path, "topic")),
+                    "window": _text(fields["window"], _at(item_path, "window"))}
+
+        items = _each(raw["redirects"], _at(path, "redirects"), redirect)
+        out["redirects"] = _same_length(items, question.redirects, _at(path, "redirects"))
+    return out
+
+
+def _translated_item(value: Any, path: str) -> dict[str, str]:
+    raw = _fields(value, path, ("text", "fix"))
+    return {"text": _text(raw["text"], _at(path, "text")), "fix": _text(raw["fix"], _at(path, "fix"))}
+
+
+def _by_id(value: Any, path: str, steps: tuple[Any, ...], read: Callable[[Any, str, Any], dict]) -> dict[str, dict]:
+    known = {step.id: step for step in steps}
+    raw = _fields(value, path, (), tuple(known))
+    return {step_id: read(item, _at(path, step_id), known[step_id]) for step_id, item in raw.items()}
+
+
+def _translation(value: Any, path: str, values: dict[str, Any]) -> dict[str, Any]:
+    raw = _fields(value, path, (), (
+        "name", "formal_name", "controller", "contacts", "other_routes", "video_app", "eligibility", "checklist",
+        "consent_summary", "after_request", "booking", "cancellation", "documents_route"))
+    out: dict[str, Any] = {}
+    for key in ("name", "formal_name", "controller", "after_request", "documents_route"):
+        if key in raw:
+            out[key] = _text(raw[key], _at(path, key))
+    for key in ("other_routes", "consent_summary"):
+        if key in raw:
+            out[key] = _same_length(_texts(raw[key], _at(path, key)), values[key], _at(path, key))
+    if "contacts" in raw:
+        contacts = _fields(raw["contacts"], _at(path, "contacts"), (), ("phone", "email", "hours"))
+        out["contacts"] = {}
+        for name, contact in contacts.items():
+            where = _at(_at(path, "contacts"), name)
+            fields = _fields(contact, where, (), ("note", "value") if name == "hours" else ("note",))
+            out["contacts"][name] = {k: _text(v, _at(where, k)) for k, v in fields.items()}
+    for key, allowed in (("video_app", ("name",)), ("booking", ("usage_limit_note",)), ("cancellation", ("note",))):
+        if key in raw:
+            fields = _fields(raw[key], _at(path, key), (), allowed)
+            out[key] = {k: _text(v, _at(_at(path, key), k)) for k, v in fields.items()}
+    if "eligibility" in raw:
+        out["eligibility"] = _by_id(raw["eligibility"], _at(path, "eligibility"), values["eligibility"],
+                                    _translated_question)
+    if "checklist" in raw:
+        out["checklist"] = _by_id(raw["checklist"], _at(path, "checklist"), values["checklist"],
+                                  lambda v, p, _item: _translated_item(v, p))
+    return out
+
+
+def _translations(value: Any, path: str, values: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    raw = _fields(value, path, (), TRANSLATED_LANGUAGES)
+    return {language: _translation(overlay, _at(path, language), values) for language, overlay in raw.items()}
+
+
+def _apply_translation(office: Office, overlay: dict[str, Any]) -> Office:
+    """The office with the overlay's texts in place of the Japanese ones (everything else unchanged)."""
+    def question(q: Question) -> Question:
+        t = overlay.get("eligibility", {}).get(q.id)
+        if not t:
+            return q
+        redirects = tuple(replace(r, **tr) for r, tr in zip(q.redirects, t.get("redirects", ()))) or q.redirects
+        return replace(q, text=t["text"], detail=t.get("detail", q.detail), on_fail=t.get("on_fail", q.on_fail),
+                       on_unsure=t.get("on_unsure", q.on_unsure), redirects=redirects)
+
+    def item(i: ChecklistItem) -> ChecklistItem:
+        t = overlay.get("checklist", {}).get(i.id)
+        return replace(i, **t) if t else i
+
+    contacts = overlay.get("contacts", {})
+    changes: dict[str, Any] = {key: overlay[key] for key in ("name", "formal_name", "controller", "after_request",
+                                                              "other_routes", "consent_summary", "documents_route")
+                               if key in overlay}
+    changes.update({key: replace(getattr(office, key), **contacts[key]) for key in contacts})
+    for key in ("video_app", "booking", "cancellation"):
+        if key in overlay:
+            changes[key] = replace(getattr(office, key), **overlay[key])
+    return replace(office, eligibility=tuple(question(q) for q in office.eligibility),
+                   checklist=tuple(item(i) for i in office.checklist), translations={}, **changes)

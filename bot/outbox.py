@@ -27,6 +27,7 @@ SENDING_LEASE = timedelta(seconds=60)
 MAX_ATTEMPTS = 25
 QUOTA_PROBE = timedelta(seconds=60)
 BACKOFF = (1, 2, 4, 8, 8, 15, 30, 60, 120, 300)
+RECORD_BATCH = 50   # the worker records this many outcomes per commit
 
 
 def backoff(attempts: int) -> timedelta:
@@ -73,6 +74,20 @@ def queue_to_user(session: Session, *, office: str, user_id: str, messages: list
     return rows
 
 
+def reserve_replies(rows: Iterable[OutboxMessage], now: datetime) -> list[OutboxMessage]:
+    """This event's replies, claimed for the web process inside the event's own transaction.
+
+    The web process sends them right after the commit without a claim of its own: one durable commit and two
+    statements less per event, and no moment in which the worker could take them. As with a claimed reply, a
+    process that dies before recording the outcome leaves the row to become `unknown` after the lease; what
+    the reply budget leaves unsent goes back to the worker (`Sender.send_replies`).
+    """
+    replies = [row for row in rows if row.kind == "reply"]
+    for row in replies:
+        row.status, row.attempts, row.next_attempt_at = "sending", 1, now + SENDING_LEASE
+    return replies
+
+
 # -- sending ------------------------------------------------------------------------------------
 
 class Sender:
@@ -84,24 +99,64 @@ class Sender:
         self.clock = clock
         self.can_push = can_push or (lambda session, row: True)
         self.stats = {"sent": 0, "retried": 0, "held": 0, "failed": 0, "unknown": 0, "skipped": 0}
+        self._batch: list | None = None  # outcomes waiting for one commit (the worker's passes)
 
     # The web process: this request's replies, within a time budget.
-    def send_replies(self, ids: Iterable[int], budget_seconds: float) -> None:
+    def send_replies(self, items: Iterable[int | OutboxMessage], budget_seconds: float) -> None:
+        """Rows reserved in their event's transaction (`reserve_replies`) are sent as they are; ids are
+        claimed first. What does not fit the budget is left to the worker."""
         deadline = time.monotonic() + budget_seconds
-        for row_id in ids:
+        unsent: list[int] = []
+        for item in items:
+            reserved = isinstance(item, OutboxMessage)
             remaining = deadline - time.monotonic()
             if remaining <= 0.05:
-                break  # the worker takes the rest
-            row = self._claim_one(row_id)
+                if reserved:
+                    unsent.append(item.id)
+                continue  # the worker takes the rest
+            row = item if reserved else self._claim_one(item)
             if row is not None:
                 self._deliver(row, timeout=max(0.1, remaining))
+        if unsent:
+            self._release(unsent)
+
+    def _release(self, ids: list[int]) -> None:
+        """Reserved replies never tried go back to the worker."""
+        with self.db.transaction() as s:
+            s.execute(update(OutboxMessage).where(
+                OutboxMessage.id.in_(ids), OutboxMessage.status == "sending"
+            ).values(status="pending", attempts=OutboxMessage.attempts - 1, next_attempt_at=self.clock.now())
+                .execution_options(synchronize_session=False))
 
     # The worker: everything due.
     def send_due(self, limit: int = 200) -> int:
+        """Send the due rows, recording outcomes RECORD_BATCH at a time (one commit each, not one per row).
+
+        A row stays `sending` until its batch is committed, so a later row to the same chat still waits; a
+        worker that dies in between leaves rows that the lease hands back: pushes go again under their retry
+        key (LINE answers 409: delivered once), replies become `unknown`, as for a single row.
+        """
         rows = self._claim_due(limit)
-        for row in rows:
-            self._deliver(row, timeout=None)
+        allowed = self._pushable(rows)
+        self._batch = []
+        try:
+            for row in rows:
+                self._deliver(row, timeout=None, allowed=allowed.get(row.id))
+                if len(self._batch) >= RECORD_BATCH:
+                    self._commit_changes(self._batch)
+                    self._batch = []
+        finally:
+            batch, self._batch = self._batch, None
+            self._commit_changes(batch)
         return len(rows)
+
+    def _pushable(self, rows: list[OutboxMessage]) -> dict[int, bool]:
+        """May each push go (the recipient still follows)? Asked for the whole batch in one read."""
+        pushes = [row for row in rows if row.kind == "push"]
+        if not pushes:
+            return {}
+        with self.db.reading() as s:
+            return {row.id: self.can_push(s, row) for row in pushes}
 
     def recover_stale(self) -> int:
         """Rows left 'sending' by a killed process: replies become unknown, pushes retry."""
@@ -129,11 +184,12 @@ class Sender:
     def _claim_due(self, limit: int) -> list[OutboxMessage]:
         now = self.clock.now()
         earlier = aliased(OutboxMessage)
+        # Per-recipient order: a row waits while an earlier due row to the same chat (a reply
+        # included: its push fallback must not be overtaken) is still on its way.
         blocking = exists().where(
             earlier.recipient == OutboxMessage.recipient,
             earlier.office_id == OutboxMessage.office_id,
             earlier.id < OutboxMessage.id,
-            earlier.kind != "reply",
             earlier.status.in_(("pending", "sending", "held")),
             earlier.due_at <= now,
         )
@@ -171,25 +227,58 @@ class Sender:
             return self.client.broadcast(row.office_id, messages, row.retry_key, timeout=timeout)
         if row.kind == "leave_group":
             return self.client.leave_group(row.office_id, row.recipient, timeout=timeout)
+        if row.kind == "leave_room":
+            return self.client.leave_room(row.office_id, row.recipient, timeout=timeout)
         return lc.SendResult(lc.FAILED, None, f"unknown kind {row.kind}")
 
-    def _deliver(self, row: OutboxMessage, timeout: float | None) -> None:
+    def _deliver(self, row: OutboxMessage, timeout: float | None, allowed: bool | None = None) -> None:
+        if row.kind == "reply" and self._token_expired(row):
+            # Never sent (a pending reply was not tried or certainly failed): push it instead.
+            self._record(row.id, lambda r, now, s: self._reply_to_push(r, now, "reply token expired"))
+            return
         if row.kind == "push":
-            with self.db.reading() as s:
-                allowed = self.can_push(s, row)
+            if allowed is None:
+                with self.db.reading() as s:
+                    allowed = self.can_push(s, row)
             if not allowed:
                 self._record(row.id, lambda r, now, s: self._skip(r))
                 return
         result = self._call(row, timeout)
         log.info("outbox row=%s kind=%s purpose=%s outcome=%s status=%s",
                  row.id, row.kind, row.purpose, result.outcome, result.status)
+        if row.kind == "reply" and result.delivered and self._batch is None:
+            self._mark_reply_sent(row.id)
+            return
         self._record(row.id, lambda r, now, s: self._apply(r, result, now, s))
 
-    def _record(self, row_id: int, change) -> None:
+    def _mark_reply_sent(self, row_id: int) -> None:
+        """The common case in one statement (what `_apply` does for a delivered reply, without loading it)."""
         with self.db.transaction() as s:
-            row = s.get(OutboxMessage, row_id)
-            if row is not None and row.status == "sending":
-                change(row, self.clock.now(), s)
+            done = s.execute(update(OutboxMessage).where(
+                OutboxMessage.id == row_id, OutboxMessage.status == "sending"
+            ).values(status="sent", sent_at=self.clock.now(), last_error=None)
+                .execution_options(synchronize_session=False)).rowcount
+        if done:
+            self.stats["sent"] += 1
+
+    def _record(self, row_id: int, change) -> None:
+        if self._batch is not None:
+            self._batch.append((row_id, change))
+            return
+        self._commit_changes([(row_id, change)])
+
+    def _commit_changes(self, changes: list) -> None:
+        """Apply outcomes to rows still `sending`, in one transaction."""
+        if not changes:
+            return
+        with self.db.transaction() as s:
+            rows = {row.id: row for row in s.scalars(select(OutboxMessage).where(
+                OutboxMessage.id.in_([row_id for row_id, _ in changes])))}
+            now = self.clock.now()
+            for row_id, change in changes:
+                row = rows.get(row_id)
+                if row is not None and row.status == "sending":
+                    change(row, now, s)
 
     def _skip(self, row: OutboxMessage) -> None:
         row.status, row.last_error = "skipped", "recipient unfollowed"
@@ -201,7 +290,9 @@ class Sender:
         if result.delivered:
             row.status, row.sent_at = "sent", now
             self.stats["sent"] += 1
-            if row.kind != "reply":
+            released = session.info.setdefault("held_released", set())
+            if row.kind != "reply" and row.office_id not in released:
+                released.add(row.office_id)  # once per office and commit
                 release_held(session, row.office_id, now)
             return
         if row.kind == "reply":
@@ -229,9 +320,17 @@ class Sender:
             self.stats["retried"] += 1
             return
         # Certainly not delivered and the token is gone or refused: fall back to one push.
+        self._reply_to_push(row, now, row.last_error)
+
+    def _token_expired(self, row: OutboxMessage) -> bool:
+        return row.reply_deadline is None or self.clock.now() >= row.reply_deadline
+
+    def _reply_to_push(self, row: OutboxMessage, now: datetime, reason: str | None) -> None:
+        """A reply that certainly did not arrive becomes one push (with a fresh retry key)."""
         row.kind, row.reply_token, row.status = "push", None, "pending"
         row.attempts, row.next_attempt_at = 0, now
         row.retry_key = str(uuid.uuid4())
+        row.last_error = (reason or "reply not delivered")[:255]
         self.stats["retried"] += 1
 
 

@@ -76,6 +76,11 @@ class SessionPorts:
     def receipt(self) -> dict[str, Any] | None:
         return bookings.take_receipt(self.s, self.office, self.conv, self.now)
 
+    def answer_proposal(self, reference: str, accept: bool) -> dict[str, Any]:
+        from bot.staff import decisions
+
+        return decisions.answer_proposal(self.s, self.rt, self.office, self.conv, reference, accept, self.now)
+
     # -- slots --------------------------------------------------------------------------------
     def week(self, index: int) -> dict[str, Any]:
         return holds.week_page(self.s, self.office, self.now, index)

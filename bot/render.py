@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from datetime import date, datetime
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Iterable, Mapping
@@ -11,6 +12,7 @@ import yaml
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, TemplateNotFound
 
 from bot.clock import TOKYO
+from bot.offices import ChecklistItem, Office, Question
 from dialogs.effects import Choice
 from dialogs.router import Vocabulary
 
@@ -41,6 +43,25 @@ def _slot(value) -> str:
     return f"{_md(value)} {value:%H:%M}"
 
 
+def local_date(value, language: str = "ja") -> str:
+    """A date (or date and time, in Asia/Tokyo) written out the language's way (easy Japanese: year, month and
+    day with their marks, the weekday and HH:MM); the formats are `date_format`, `time_format` and
+    `datetime_format` in the language's labels.yaml. Accepts a datetime, a date or an ISO 8601 string."""
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value) if "T" in value else date.fromisoformat(value)
+    labels = load_labels(language)
+    if isinstance(value, datetime):
+        value = value.astimezone(TOKYO) if value.tzinfo else value
+    fields = {"year": value.year, "month": value.month, "day": value.day,
+              "weekday": labels["weekdays"][value.weekday()],
+              "month_name": labels.get("months", [""] * 12)[value.month - 1]}
+    written = labels["date_format"].format(**fields)
+    if isinstance(value, datetime):
+        time = labels["time_format"].format(hour=value.hour, minute=value.minute)
+        written = labels.get("datetime_format", "{date} {time}").format(date=written, time=time)
+    return written
+
+
 @lru_cache(maxsize=1)
 def environment() -> Environment:
     env = Environment(
@@ -53,6 +74,7 @@ def environment() -> Environment:
     )
     env.filters["md"] = _md
     env.filters["slot"] = _slot
+    env.filters["local_date"] = local_date
     env.filters["tojson"] = lambda v: json.dumps(v, ensure_ascii=False)
     return env
 
@@ -87,7 +109,8 @@ class Renderer:
 
     def messages(self, language: str, template: str, vars: Mapping[str, Any],
                  choices: Iterable[Choice] = ()) -> list[dict]:
-        context = {**self.globals, **vars, "labels": load_labels(language), "language": language}
+        context = localize({**self.globals, **vars}, language)
+        context.update(labels=load_labels(language), language=language)
         messages = self._render(language, template, context)
         choices = list(choices)
         if choices and messages:
@@ -131,6 +154,19 @@ class Renderer:
                 "displayText": choice.display or label,
             },
         }
+
+
+def localize(context: Mapping[str, Any], language: str) -> dict[str, Any]:
+    """The office's wording in the message's language: `office` and any question or checklist item of it."""
+    office = context.get("office")
+    if language == "ja" or not isinstance(office, Office):
+        return dict(context)
+    local = office.localized(language)
+    out = {**context, "office": local}
+    for key, value in context.items():
+        if isinstance(value, (Question, ChecklistItem)):
+            out[key] = local.step(value.id) or value
+    return out
 
 
 def text_of(messages: list[dict]) -> str:

@@ -4,7 +4,8 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
+from sqlalchemy.dialects import postgresql, sqlite
 
 from bot.db import Database
 from bot.models import AppSetting
@@ -21,14 +22,13 @@ def _get(db: Database, key: str) -> str | None:
 
 
 def _put(session, key: str, value: str | None) -> None:
-    row = session.get(AppSetting, key)
+    """Set or clear one setting; an upsert, so processes starting together cannot collide."""
     if value is None:
-        if row is not None:
-            session.delete(row)
-    elif row is None:
-        session.add(AppSetting(key=key, value=value))
-    else:
-        row.value = value
+        session.execute(delete(AppSetting).where(AppSetting.key == key))
+        return
+    insert = postgresql.insert if session.bind.dialect.name == "postgresql" else sqlite.insert
+    stmt = insert(AppSetting).values(key=key, value=value)
+    session.execute(stmt.on_conflict_do_update(index_elements=["key"], set_={"value": value}))
 
 
 def clock_offset(db: Database) -> float:
@@ -49,9 +49,10 @@ def set_clock(db: Database, target: datetime | None) -> None:
 def start_fake_clock(db: Database, start: datetime) -> None:
     """APP_FAKE_NOW: set the clock once per value, so processes starting later keep the same time."""
     marker = start.isoformat()
-    with db.transaction() as s:
-        row = s.get(AppSetting, CLOCK_FAKE_START)
-        if row is not None and row.value == marker:
+    with db.migration_lock(), db.transaction() as s:
+        # Serialised: of several processes starting together, the first sets it, the rest keep it.
+        current = s.scalar(select(AppSetting.value).where(AppSetting.key == CLOCK_FAKE_START))
+        if current == marker:
             return
         _put(s, CLOCK_FAKE_START, marker)
         _put(s, CLOCK_OFFSET, repr((start - datetime.now(start.tzinfo)).total_seconds()))

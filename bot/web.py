@@ -1,11 +1,19 @@
 """Small public pages: health and the terms of each office."""
 from __future__ import annotations
 
-from flask import Blueprint, abort, current_app, render_template
+import re
+from datetime import date
+from functools import lru_cache
+
+import yaml
+from flask import Blueprint, abort, current_app, render_template, request
+
+from bot.render import TEMPLATES_DIR
 
 from bot.services import terms
 
 bp = Blueprint("web", __name__)
+_VERSION_ID = re.compile(r"^\d{4}-\d{2}-\d{2}$", re.ASCII)
 
 
 @bp.get("/healthz")
@@ -18,12 +26,37 @@ def healthz():
     return {"status": "ok"}, 200
 
 
+def _is_version_id(version: str) -> bool:
+    """A terms version id is its effective date, written YYYY-MM-DD."""
+    if not _VERSION_ID.match(version):
+        return False
+    try:
+        date.fromisoformat(version)
+    except ValueError:
+        return False
+    return True
+
+
+@lru_cache(maxsize=1)
+def _summary_words() -> dict:
+    return yaml.safe_load((TEMPLATES_DIR / "terms" / "translated_summary.yaml").read_text(encoding="utf-8"))
+
+
+def _translated_summary(office, language: str | None) -> dict | None:
+    """`?lang=en|easy`: the office's consent summary in that language, labelled as a translation."""
+    words = _summary_words().get(language or "")
+    local = office.localized(language) if words else None
+    if local is None or local.consent_summary == office.consent_summary:
+        return None
+    return {**words, "lines": local.consent_summary}
+
+
 @bp.get("/terms/<office_id>")
 @bp.get("/terms/<office_id>/<version>")
 def terms_page(office_id: str, version: str | None = None):
     rt = current_app.extensions["madoguchi"]
     office = rt.enabled_office(office_id)
-    if office is None:
+    if office is None or (version is not None and not _is_version_id(version)):
         abort(404)
     with rt.db.reading() as s:
         now = rt.clock.now()
@@ -32,5 +65,7 @@ def terms_page(office_id: str, version: str | None = None):
         all_versions = [(v.version, v.body is not None) for v in terms.versions(s, office.id)]
         if version and shown is None:
             abort(404)
+        summary = _translated_summary(office, request.args.get("lang")) \
+            if shown is not None and current is not None and shown.version == current.version else None
         return render_template("terms/page.html", office=office, shown=shown, current=current,
-                               versions=all_versions, requested=version)
+                               versions=all_versions, requested=version, translated_summary=summary)

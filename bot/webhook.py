@@ -8,11 +8,28 @@ from linebot.v3 import WebhookParser
 from linebot.v3.exceptions import InvalidSignatureError
 from werkzeug.exceptions import RequestEntityTooLarge
 
+from bot.db import describe_error
 from bot.dispatch import Dispatcher
 
 log = logging.getLogger(__name__)
 bp = Blueprint("webhook", __name__)
 MAX_BODY = 1024 * 1024
+
+
+def _read_body() -> bytes:
+    """The raw body, refused (413) past MAX_BODY even without Content-Length (chunked).
+
+    Werkzeug stops reading a stream at the limit without saying so; reading one byte past
+    the limit tells a body of exactly MAX_BODY from a longer one.
+    """
+    request.max_content_length = MAX_BODY + 1
+    try:
+        raw = request.get_data(cache=False)
+    except RequestEntityTooLarge:
+        abort(413)
+    if len(raw) > MAX_BODY:
+        abort(413)
+    return raw
 
 
 @bp.post("/callback/<office_id>")
@@ -23,10 +40,7 @@ def callback(office_id: str):
         abort(404)
     if (request.content_length or 0) > MAX_BODY:
         abort(413)
-    try:
-        raw = request.get_data(cache=False)
-    except RequestEntityTooLarge:
-        abort(413)
+    raw = _read_body()
     signature = request.headers.get("X-Line-Signature")
     if not signature:
         abort(400)
@@ -37,13 +51,19 @@ def callback(office_id: str):
         abort(400)
     except (ValueError, KeyError, TypeError, AttributeError, RecursionError, UnicodeDecodeError):
         abort(400)
+    if request.mimetype != "application/json":
+        abort(400)  # signed, but not sent as LINE sends a webhook: not a webhook body
     dispatcher = Dispatcher(rt)
-    reply_ids: list[int] = []
+    replies: list = []  # reply rows reserved by dispatch, or ids to claim
     for event in sorted(payload.events or [], key=lambda e: getattr(e, "timestamp", 0) or 0):
         try:
-            reply_ids.extend(dispatcher.handle(office, event))
-        except Exception:  # noqa: BLE001 - one bad event must not lose the others
-            log.exception("event=%s failed; rolled back", getattr(event, "webhook_event_id", "?"))
-    if reply_ids:
-        rt.sender().send_replies(reply_ids, rt.config.reply_budget_seconds)
+            replies.extend(dispatcher.handle(office, event))
+        except Exception as exc:  # noqa: BLE001 - one bad event must not lose the others
+            log.error("event=%s failed; rolled back: %s", getattr(event, "webhook_event_id", "?"),
+                      describe_error(exc))
+    if replies:
+        try:
+            rt.sender().send_replies(replies, rt.config.reply_budget_seconds)
+        except Exception as exc:  # noqa: BLE001 - committed rows stay for the worker; LINE gets its 200
+            log.error("sending replies failed: %s", describe_error(exc))
     return "OK", 200

@@ -3,12 +3,15 @@ from __future__ import annotations
 
 import logging
 import signal
+import threading
 import time
 
 from bot import jobs
+from bot.db import describe_error
 
 log = logging.getLogger(__name__)
-POLL_SECONDS = 0.5
+POLL_SECONDS = 0.5        # a due row leaves within about this long after its commit
+JOBS_EVERY_SECONDS = 5.0
 
 
 class Worker:
@@ -16,7 +19,8 @@ class Worker:
         self.rt = runtime
         self.sender = runtime.sender()
         self._stop = False
-        self._last_jobs = 0.0
+        self._wake = threading.Event()
+        self._last_jobs = -JOBS_EVERY_SECONDS
 
     def run_once(self) -> dict[str, int]:
         """One pass: recover interrupted rows, run due jobs, send everything due."""
@@ -27,22 +31,25 @@ class Worker:
         return {**self.sender.stats, **figures}
 
     def run_forever(self) -> None:
-        signal.signal(signal.SIGTERM, lambda *_: self.stop())
-        signal.signal(signal.SIGINT, lambda *_: self.stop())
+        if threading.current_thread() is threading.main_thread():
+            # The process's own worker: stop cleanly between passes on SIGTERM/SIGINT.
+            signal.signal(signal.SIGTERM, lambda *_: self.stop())
+            signal.signal(signal.SIGINT, lambda *_: self.stop())
         log.info("worker started")
         while not self._stop:
             try:
                 self.sender.recover_stale()
-                if time.monotonic() - self._last_jobs > 5:
+                if time.monotonic() - self._last_jobs >= JOBS_EVERY_SECONDS:
                     jobs.run_due(self.rt)
                     self._last_jobs = time.monotonic()
                 sent = self.sender.send_due()
-            except Exception:  # noqa: BLE001 - keep the worker alive; the rows stay queued
-                log.exception("worker pass failed")
+            except Exception as exc:  # noqa: BLE001 - keep the worker alive; the rows stay queued
+                log.error("worker pass failed: %s", describe_error(exc))
                 sent = 0
             if not sent:
-                time.sleep(POLL_SECONDS)
+                self._wake.wait(POLL_SECONDS)
         log.info("worker stopped")
 
     def stop(self) -> None:
         self._stop = True
+        self._wake.set()

@@ -12,16 +12,22 @@ def _names(source) -> list[str]:
     return [str(getattr(source, "value", source))]
 
 
-def mermaid() -> str:
-    lines = ["stateDiagram-v2", f"    [*] --> {State.IDLE.value}"]
-    seen: set[tuple[str, str, str]] = set()
+def edges() -> dict[tuple[str, str], list[str]]:
+    """(source, destination) -> the triggers that lead there, in the table's order."""
+    found: dict[tuple[str, str], list[str]] = {}
     for t in MACHINE_TRANSITIONS:
         dest = t.get("dest")
         for src in _names(t["source"]):
             target = src if dest is None else str(getattr(dest, "value", dest))
-            key = (src, target, t["trigger"])
-            if key in seen:
-                continue
-            seen.add(key)
-            lines.append(f"    {src} --> {target}: {t['trigger']}")
+            triggers = found.setdefault((src, target), [])
+            if t["trigger"] not in triggers:
+                triggers.append(t["trigger"])
+    return found
+
+
+def mermaid() -> str:
+    """One arrow per pair of states, labelled with every trigger that takes it."""
+    lines = ["stateDiagram-v2", f"    [*] --> {State.IDLE.value}"]
+    for (src, target), triggers in edges().items():
+        lines.append(f"    {src} --> {target}: {', '.join(triggers)}")
     return "\n".join(lines)

@@ -48,9 +48,9 @@ def _follow(talk: Talk, routed: Routed) -> None:
 
 
 def _help(talk: Talk, routed: Routed) -> None:
-    talk.say("help", state=talk.state)
+    talk.say("help", state=talk.state, resuming=bool(talk.context.get("resume_offered")))
     if talk.state != State.IDLE:
-        ask(talk)
+        ask(talk, again=True)
 
 
 def _show_bookings(talk: Talk, routed: Routed) -> None:
@@ -62,13 +62,13 @@ def _stale(talk: Talk, routed: Routed) -> None:
         talk.say("stale_idle")
     else:
         talk.say("stale_button")
-        ask(talk)
+        ask(talk, again=True)
 
 
 def _unsupported(talk: Talk, routed: Routed) -> None:
     talk.say("unsupported", kind=routed.value, in_progress=talk.state != State.IDLE)
     if talk.state != State.IDLE:
-        ask(talk)
+        ask(talk, again=True)
 
 
 def _miss(talk: Talk, routed: Routed) -> None:
@@ -80,7 +80,7 @@ def _miss(talk: Talk, routed: Routed) -> None:
         talk.say("miss_contact", state=talk.state)
     else:
         talk.say("not_understood", state=talk.state)
-    ask(talk)
+    ask(talk, again=True)
 
 
 def _switch_language(talk: Talk, routed: Routed) -> None:
@@ -88,7 +88,7 @@ def _switch_language(talk: Talk, routed: Routed) -> None:
     talk.ports.set_language(talk.language)
     talk.say("language_switched", language=talk.language)
     if talk.state != State.IDLE:
-        ask(talk)
+        ask(talk, again=True)
 
 
 def _delete_data(talk: Talk, routed: Routed) -> None:
@@ -106,7 +106,7 @@ def _confirm_delete(talk: Talk, routed: Routed) -> None:
     if routed.value != "yes":
         talk.say("delete_kept")
         if talk.state != State.IDLE:
-            ask(talk)
+            ask(talk, again=True)
         return
     result = talk.ports.delete_personal_data()
     talk.context.clear()
@@ -117,6 +117,11 @@ def _confirm_delete(talk: Talk, routed: Routed) -> None:
 def _withdraw(talk: Talk, routed: Routed) -> None:
     result = talk.ports.withdraw(routed.value or "")
     talk.say("withdraw_result", result=result)
+
+
+def _answer_proposal(talk: Talk, routed: Routed) -> None:
+    result = talk.ports.answer_proposal(routed.extra.get("r", ""), routed.value == "accept")
+    talk.say("proposal_result", result=result)
 
 
 def _ignore(talk: Talk, routed: Routed) -> None:
@@ -136,6 +141,7 @@ GLOBAL = {
     "confirm_delete": _confirm_delete,
     "withdraw": _withdraw,
     "cancel_booking": _withdraw,
+    "answer_proposal": _answer_proposal,
     "ignore": _ignore,
 }
 

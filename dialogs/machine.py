@@ -85,7 +85,7 @@ def offered(talk: Talk) -> list[tuple[Choice, str]]:
         return [(talk.button("answer", c, c), f"answer:{c}") for c in question.choices]
     if state == State.AWAITING_CHECKLIST:
         return [(talk.button("answer", c, c), f"answer:{c}") for c in ("yes", "no")]
-    if state == State.AWAITING_SLOT:
+    if state == State.AWAITING_SLOT or (state == State.AWAITING_FORM and hold_lapsed_now(talk)):
         page = talk.scratch.get("week") or talk.ports.week(int(talk.context.get("week", 0)))
         talk.scratch["week"] = page
         buttons = [(talk.button("slot", s["start"], label=s["label"]), f"slot:{s['start']}")
@@ -107,8 +107,12 @@ def choices_for_routing(talk: Talk) -> list[tuple[str, list[str]]]:
     return result
 
 
-def ask(talk: Talk) -> None:
-    """Say what the current step asks, with its buttons."""
+def ask(talk: Talk, again: bool = False) -> None:
+    """Say what the current step asks, with its buttons.
+
+    `again`: the step was already shown and is asked once more (after a miss, ヘルプ, a sticker...):
+    consent then repeats only its link and buttons, not the whole summary.
+    """
     buttons = tuple(c for c, _ in offered(talk))
     if talk.context.get("resume_offered"):
         talk.say("resume_offer", buttons)
@@ -120,6 +124,7 @@ def ask(talk: Talk) -> None:
         previous = talk.ports.consented_version()
         reconsent = previous is not None and previous < version
         talk.say("consent", buttons, version=version, terms_url=talk.ports.terms_url(), reconsent=reconsent,
+                 brief=again,
                  summary=talk.ports.terms_summary(version) if reconsent else None,
                  open_booking=talk.ports.open_booking() if reconsent else None)
     elif state == State.AWAITING_ELIGIBILITY:
@@ -132,11 +137,20 @@ def ask(talk: Talk) -> None:
         page = talk.scratch.get("week") or talk.ports.week(int(talk.context.get("week", 0)))
         talk.say("slots", buttons, page=page)
     elif state == State.AWAITING_FORM:
-        held = talk.ports.held_slot()
+        held = None if hold_lapsed_now(talk) else talk.ports.held_slot()
         if held:
             talk.say("form_link", (), held=held)
         else:
             talk.say("hold_expired")
+            page = talk.scratch.get("week") or talk.ports.week(int(talk.context.get("week", 0)))
+            talk.say("slots", buttons, page=page)
+
+
+def hold_lapsed_now(talk: Talk) -> bool:
+    """Waiting for the form, but the slot's hold has run out (asked once per event)."""
+    if "hold_lapsed" not in talk.scratch:
+        talk.scratch["hold_lapsed"] = talk.ports.held_slot() is None
+    return talk.scratch["hold_lapsed"]
 
 
 # -- conditions (predicates on the event) ------------------------------------------------------
@@ -202,6 +216,10 @@ def consented_in_flow(e: EventData) -> bool:
     return bool(e.model.context.get("consented_in_flow"))
 
 
+def hold_lapsed(e: EventData) -> bool:
+    return hold_lapsed_now(e.model)
+
+
 def hold_ok(e: EventData) -> bool:
     return bool(e.model.scratch.get("hold", {}).get("ok"))
 
@@ -231,7 +249,9 @@ def clear_context(e: EventData) -> None:
 def record_consent(e: EventData) -> None:
     """Record consent to the current terms version."""
     talk: Talk = e.model
-    talk.ports.record_consent(talk.ports.terms_version(), e.kwargs.get("method", "button"))
+    version = talk.ports.terms_version()
+    if not talk.ports.has_consented(version):  # back at consent (戻る) and agreeing again: one record
+        talk.ports.record_consent(version, e.kwargs.get("method", "button"))
     talk.context["consented_in_flow"] = True
     talk.context.pop("reconsent", None)
 
@@ -343,6 +363,12 @@ def to_last_item(e: EventData) -> None:
     ask(e.model)
 
 
+def finish_form(e: EventData) -> None:
+    """The details form is complete: the request exists (its receipt comes separately); start afresh next time."""
+    e.model.context.clear()
+    e.model.scratch.clear()
+
+
 def release_hold(e: EventData) -> None:
     """Give back the held slot."""
     e.model.ports.release_hold()
@@ -356,7 +382,7 @@ def say_no_earlier_step(e: EventData) -> None:
         talk.say("nothing_in_progress")
     else:
         talk.say("no_earlier_step")
-        ask(talk)
+        ask(talk, again=True)
 
 
 def say_terms_changed(e: EventData) -> None:
@@ -449,10 +475,14 @@ MACHINE_TRANSITIONS: list[dict] = [
          after=show_first_week),
     # slots and the form
     dict(trigger="turn_week", source=_S.AWAITING_SLOT, dest=None, after=turn_week),
+    dict(trigger="turn_week", source=_S.AWAITING_FORM, dest=_S.AWAITING_SLOT, conditions=[hold_lapsed],
+         before=release_hold, after=turn_week),
     dict(trigger="choose_slot", source=[_S.AWAITING_SLOT, _S.AWAITING_FORM], dest=_S.AWAITING_FORM,
          prepare=try_hold, conditions=[hold_ok], after=send_form_link),
     dict(trigger="choose_slot", source=[_S.AWAITING_SLOT, _S.AWAITING_FORM], dest=_S.AWAITING_SLOT,
          after=say_slot_unavailable),
+    # the details form was completed (fired by the form's page, not by chat input)
+    dict(trigger="complete_form", source=[_S.AWAITING_SLOT, _S.AWAITING_FORM], dest=_S.IDLE, after=finish_form),
     # 戻る
     dict(trigger="back", source=[_S.AWAITING_ELIGIBILITY, _S.AWAITING_CHECKLIST], dest=None,
          conditions=[not_first], after=back_one),

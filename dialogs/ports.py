@@ -61,3 +61,6 @@ class Ports(Protocol):
 
     def receipt(self) -> dict[str, Any] | None:
         """A receipt for a request completed on the form and not yet shown in chat."""
+
+    def answer_proposal(self, reference: str, accept: bool) -> dict[str, Any]:
+        """Accept or decline the other slot staff proposed for a request (outcome, reference, label)."""

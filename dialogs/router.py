@@ -36,6 +36,7 @@ POSTBACK_ACTIONS = {
     "withdraw": "withdraw",
     "cancel_booking": "cancel_booking",
     "confirm_delete": "confirm_delete",
+    "proposal": "answer_proposal",  # the user answers another slot staff proposed
 }
 MAX_POSTBACK = 300
 _SPACES = re.compile(r"\s+")
@@ -127,10 +128,11 @@ def route(inp: Incoming, *, office: str, position: str, choices: list[tuple[str,
         return Routed(WORD_TRIGGERS[word], value=LANGUAGE_OF_WORD.get(word, word))
     if vocab.consent_phrase and text == vocab.consent_phrase:
         return Routed("agree", method="text")
-    # A choice by number, by its label, or by a common synonym of an answer.
+    # A choice by number, by its label, or by a common synonym of an answer. Consent is never
+    # given or refused by a number: where 同意する is offered, numbers choose nothing.
     if text.isdigit():
         index = int(text) - 1
-        if 0 <= index < len(choices):
+        if 0 <= index < len(choices) and not _offers_consent(choices):
             return _choice(choices[index][0])
         return Routed("miss")
     for value, labels in choices:
@@ -142,6 +144,10 @@ def route(inp: Incoming, *, office: str, position: str, choices: list[tuple[str,
             if synonym in (value, value.partition(":")[2]):
                 return _choice(value)
     return Routed("typed", value=inp.text)
+
+
+def _offers_consent(choices: list[tuple[str, Iterable[str]]]) -> bool:
+    return any(value == "agree" for value, _ in choices)
 
 
 def _choice(value: str) -> Routed:
@@ -168,7 +174,7 @@ def _route_postback(inp: Incoming, *, office: str, position: str) -> Routed:
             return Routed(WORD_TRIGGERS[word], value=LANGUAGE_OF_WORD.get(word, word), method="button")
         return Routed("stale")
     # Buttons that act on a booking are valid at any position; step buttons only where offered.
-    if action not in ("withdraw", "cancel_booking", "confirm_delete") and fields.get("at") != position:
+    if action not in ("withdraw", "cancel_booking", "confirm_delete", "proposal") and fields.get("at") != position:
         return Routed("stale")
     extra = {k: v for k, v in fields.items() if k not in ("a", "at", "o", "v")}
     extra.update(inp.params)

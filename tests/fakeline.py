@@ -561,7 +561,8 @@ class FakeLineApi:
         By default the fault happens *before* acceptance: nothing is delivered, no token or retry
         key is used, no quota is consumed.  ``fail_after_accept=True`` processes the request
         normally first (delivers, uses the token/key, counts quota) and then answers the fault
-        instead (for "timeout": stalls, then sends the real answer if the client still listens).
+        instead (for "timeout": stalls, then sends the real answer if the client still listens); a
+        request the fake refuses anyway (over quota, a used token, a bad body) gets its real answer.
 
         Requests refused before routing (401 without a token, 404 for unknown paths) do not
         consume faults.  Note that urllib3 (the SDK's transport) retries idempotent GETs on a
@@ -700,7 +701,9 @@ class FakeLineApi:
             self.errors.append(traceback.format_exc())
             answer = _Answer(500, {"message": f"FakeLineApi error: {exc!r}"})
 
-        if fault is None:
+        if fault is None or answer.status >= 300:
+            # Refused as LINE would refuse it (quota, token, body): nothing was accepted, so no fault
+            # "after acceptance" can happen; the real answer goes back.
             self._finish(h, call, answer)
             return
         call.fault = fault.describe()

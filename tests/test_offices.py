@@ -249,7 +249,9 @@ def test_profile_texts_have_no_folded_line_spaces(offices: dict[str, Office]) ->
         return []
 
     for path in DEFAULT_OFFICES_DIR.glob("*.yaml"):
-        for text in texts(yaml.safe_load(path.read_text(encoding="utf-8"))):
+        profile = yaml.safe_load(path.read_text(encoding="utf-8"))
+        profile.get("translations", {}).pop("easy", None)  # やさしい日本語 separates its phrases by design
+        for text in texts(profile):
             for name in names_with_a_space:
                 text = text.replace(name, "")
             assert not between_japanese.search(text), (path.name, text)

@@ -1,4 +1,14 @@
-"""Requests and bookings as the user sees them: list, withdraw or cancel, delete personal data."""
+"""Requests and bookings as the user sees them in chat: list, withdraw or cancel, receipt, delete data.
+
+What a user may do about each (the `action` of a summary):
+- `withdraw`: a request not yet decided (requested), before its slot begins;
+- `proposal`: staff proposed another slot: accept or decline it;
+- `cancel`: a confirmed booking, in chat, where the office's rule allows it (`cancellation.in_chat`,
+  until `in_chat_until_days_before` days before the session date);
+- `call`: a confirmed booking the office's rule says to cancel another way: `routes` names them
+  (`same_day_routes` on the session day), and the templates show each route's confirmed contact.
+Every withdrawal or cancellation is handed to staff (a StaffNotice). Summaries carry no personal values.
+"""
 from __future__ import annotations
 
 from datetime import datetime, timedelta
@@ -7,96 +17,166 @@ from typing import Any
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from bot.models import Booking, Conversation, SlotClaim, SlotHold
+from bot.models import Booking, Conversation, SlotHold
+from bot.services import lifecycle
 from bot.services import slots as slotsvc
 
-OPEN_STATUSES = ("requested", "proposed", "confirmed")
+OPEN_STATUSES = lifecycle.OPEN_STATUSES
+LIST_LIMIT = 10
 
 
-def _summary(office, booking: Booking, now: datetime) -> dict[str, Any]:
-    action = None
-    if booking.status in ("requested", "proposed"):
-        action = "withdraw"
-    elif booking.status == "confirmed" and booking.slot_start > now:
-        action = "cancel" if cancellable_in_chat(office, booking, now) else "call"
-    return {"reference": booking.reference, "status": booking.status, "at": booking.slot_start,
-            "label": slotsvc.slot_label(booking.slot_start), "action": action}
-
+# -- what the user may do --------------------------------------------------------------------------
 
 def cancellable_in_chat(office, booking: Booking, now: datetime) -> bool:
+    """May this confirmed booking be cancelled in chat now, by the office's rule?"""
     rule = office.cancellation
-    if not rule.in_chat:
+    if not rule.in_chat or booking.slot_start <= now:
         return False
     last_day = booking.slot_start.date() - timedelta(days=rule.in_chat_until_days_before)
     return now.date() <= last_day
 
 
-def _user_bookings(session: Session, office, conv: Conversation):
-    return session.scalars(select(Booking).where(Booking.office_id == office.id,
-                                                 Booking.conversation_id == conv.id)
-                           .order_by(Booking.slot_start.desc())).all()
+def cancel_routes(office, booking: Booking, now: datetime) -> tuple[str, ...]:
+    """How to cancel outside the chat: the office's routes, only the same-day ones on the session day."""
+    rule = office.cancellation
+    same_day = booking.slot_start.date() == now.date()
+    return tuple(rule.same_day_routes if same_day else rule.routes)
 
 
-def summaries(session: Session, office, conv: Conversation, now: datetime) -> list[dict[str, Any]]:
-    return [_summary(office, b, now) for b in _user_bookings(session, office, conv)][:10]
-
-
-def open_summary(session: Session, office, conv: Conversation, now: datetime) -> dict[str, Any] | None:
-    for booking in _user_bookings(session, office, conv):
-        if booking.status in OPEN_STATUSES and booking.slot_start > now:
-            return _summary(office, booking, now)
+def _action(office, booking: Booking, now: datetime) -> str | None:
+    if booking.slot_start <= now:
+        return None
+    if booking.status == lifecycle.REQUESTED:
+        return "withdraw"
+    if booking.status == lifecycle.PROPOSED:
+        return "proposal"
+    if booking.status == lifecycle.CONFIRMED:
+        return "cancel" if cancellable_in_chat(office, booking, now) else "call"
     return None
 
 
+def summary(office, booking: Booking, now: datetime) -> dict[str, Any]:
+    """What the chat may say about a booking: reference, slot, status, and what the user may do."""
+    action = _action(office, booking, now)
+    return {
+        "reference": booking.reference,
+        "status": booking.status,
+        "at": booking.slot_start,
+        "label": slotsvc.slot_label(booking.slot_start),
+        "action": action,
+        "routes": cancel_routes(office, booking, now) if action == "call" else (),
+        "same_day": booking.slot_start.date() == now.date(),
+    }
+
+
+# -- listing ---------------------------------------------------------------------------------------
+
+def _user_bookings(session: Session, office, conv: Conversation) -> list[Booking]:
+    return list(session.scalars(select(Booking).where(
+        Booking.office_id == office.id, Booking.conversation_id == conv.id,
+    ).order_by(Booking.slot_start.desc(), Booking.id.desc())))
+
+
+def summaries(session: Session, office, conv: Conversation, now: datetime) -> list[dict[str, Any]]:
+    """The user's requests and bookings at this office, open ones first, then the latest closed ones."""
+    rows = _user_bookings(session, office, conv)
+    open_rows = [b for b in rows if b.status in OPEN_STATUSES and b.slot_start > now]
+    open_rows.sort(key=lambda b: b.slot_start)
+    rest = [b for b in rows if b not in open_rows]
+    return [summary(office, b, now) for b in (open_rows + rest)[:LIST_LIMIT]]
+
+
+def open_summary(session: Session, office, conv: Conversation, now: datetime) -> dict[str, Any] | None:
+    """The user's nearest open request or booking at this office (its slot still ahead), if any."""
+    rows = [b for b in _user_bookings(session, office, conv) if b.status in OPEN_STATUSES and b.slot_start > now]
+    return summary(office, min(rows, key=lambda b: b.slot_start), now) if rows else None
+
+
 def free_seat(session: Session, booking: Booking) -> None:
-    session.execute(delete(SlotClaim).where(SlotClaim.booking_id == booking.id))
+    """Give back the seat a request or booking holds."""
+    lifecycle.free_seat(session, booking)
+
+
+# -- withdrawing and cancelling ---------------------------------------------------------------------
+
+def _find(session: Session, office, conv: Conversation, reference: str) -> Booking | None:
+    query = select(Booking).where(Booking.reference == (reference or "").strip().upper(),
+                                  Booking.office_id == office.id, Booking.conversation_id == conv.id)
+    if session.bind.dialect.name == "postgresql":
+        query = query.with_for_update()
+    return session.scalar(query)
 
 
 def withdraw_in_chat(session: Session, rt, office, conv: Conversation, reference: str,
                      now: datetime) -> dict[str, Any]:
-    """Withdraw an undecided request, or cancel a confirmed booking where the office allows it in chat."""
-    booking = session.scalar(select(Booking).where(Booking.reference == reference,
-                                                   Booking.office_id == office.id,
-                                                   Booking.conversation_id == conv.id))
+    """Withdraw an undecided request, or cancel a confirmed booking where the office allows it in chat.
+
+    outcome: withdrawn | cancelled | declined (a proposal turned down) | call (use another route) |
+    started (its slot has begun) | already (closed before) | not_found.
+    """
+    booking = _find(session, office, conv, reference)
     if booking is None:
         return {"outcome": "not_found", "reference": reference}
-    summary = _summary(office, booking, now)
-    if booking.status in ("requested", "proposed"):
-        booking.status, booking.updated_at = "withdrawn", now
-        kind = "withdrawn"
-    elif summary["action"] == "cancel":
-        booking.status, booking.updated_at = "cancelled", now
-        kind = "cancelled"
-    elif booking.status == "confirmed" and booking.slot_start > now:
-        return {"outcome": "call", **summary}
-    else:
-        return {"outcome": "already", **summary}
-    free_seat(session, booking)
-    rt.notify_staff(session, office, kind, booking.id, now)
-    return {"outcome": kind, **_summary(office, booking, now)}
+    action = _action(office, booking, now)
+    if action == "withdraw" and lifecycle.fire(session, booking, "withdraw", now):
+        rt.notify_staff(session, office, "withdrawn", booking.id, now)
+        return {"outcome": "withdrawn", **summary(office, booking, now)}
+    if action == "proposal" and lifecycle.fire(session, booking, "decline", now):
+        rt.notify_staff(session, office, "proposal_declined", booking.id, now)
+        return {"outcome": "declined", **summary(office, booking, now)}
+    if action == "cancel" and lifecycle.fire(session, booking, "cancel", now):
+        rt.notify_staff(session, office, "cancelled", booking.id, now)
+        return {"outcome": "cancelled", **summary(office, booking, now)}
+    if action == "call":
+        return {"outcome": "call", **summary(office, booking, now)}
+    if booking.status in OPEN_STATUSES and booking.slot_start <= now:
+        return {"outcome": "started", **summary(office, booking, now)}
+    return {"outcome": "already", **summary(office, booking, now)}
+
+
+# -- personal data ----------------------------------------------------------------------------------
+
+_CLOSE_FOR_DELETION = {
+    lifecycle.REQUESTED: ("withdraw", "withdrawn"),
+    lifecycle.PROPOSED: ("decline", "proposal_declined"),
+    lifecycle.CONFIRMED: ("cancel", "cancelled"),
+}
 
 
 def delete_personal_data(session: Session, rt, office, conv: Conversation, now: datetime) -> dict[str, Any]:
-    """Withdraw/cancel what is open (staff told), then erase the personal details we hold."""
-    closed = []
+    """Close what is still ahead (withdrawn/cancelled, staff told), then erase every detail we hold.
+
+    The consent records stay (the office's record of who agreed to which terms); the conversation
+    keeps only its LINE user id, state and language.
+    """
+    closed: list[str] = []
     for booking in _user_bookings(session, office, conv):
-        if booking.status in OPEN_STATUSES and booking.slot_start > now:
-            booking.status = "withdrawn" if booking.status != "confirmed" else "cancelled"
-            booking.updated_at = now
-            free_seat(session, booking)
-            rt.notify_staff(session, office, booking.status, booking.id, now)
+        step = _CLOSE_FOR_DELETION.get(booking.status)
+        if step is not None and booking.slot_start > now and lifecycle.fire(session, booking, step[0], now):
+            rt.notify_staff(session, office, step[1], booking.id, now)
             closed.append(booking.reference)
-        if booking.details is not None:
+        if booking.details is not None or booking.seeker_hash is not None:
             booking.details, booking.seeker_hash, booking.details_purged_at = None, None, now
+        booking.receipt_pending = False
     session.execute(delete(SlotHold).where(SlotHold.conversation_id == conv.id))
     return {"closed": closed}
 
 
+# -- the receipt --------------------------------------------------------------------------------------
+
 def take_receipt(session: Session, office, conv: Conversation, now: datetime) -> dict[str, Any] | None:
-    """A request completed on the form and not yet shown in chat (shown once)."""
-    booking = session.scalar(select(Booking).where(Booking.conversation_id == conv.id,
-                                                   Booking.receipt_pending.is_(True)).limit(1))
-    if booking is None:
+    """A request completed on the form and not yet shown in chat (shown once, while still undecided)."""
+    booking = session.scalar(select(Booking).where(
+        Booking.office_id == office.id, Booking.conversation_id == conv.id, Booking.receipt_pending.is_(True),
+    ).order_by(Booking.id).limit(1))
+    return take_receipt_of(office, booking, now) if booking is not None else None
+
+
+def take_receipt_of(office, booking: Booking, now: datetime) -> dict[str, Any] | None:
+    """This request's receipt, once: None when already shown or when it was decided meanwhile."""
+    if not booking.receipt_pending:
         return None
     booking.receipt_pending = False
-    return _summary(office, booking, now)
+    if booking.status != lifecycle.REQUESTED:
+        return None  # decided meanwhile: the decision itself was told
+    return summary(office, booking, now)

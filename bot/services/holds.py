@@ -10,9 +10,11 @@ from sqlalchemy.orm import Session
 
 from bot.clock import TOKYO
 from bot.models import Booking, Conversation, SlotBlock, SlotHold
+from bot.services import lifecycle
 from bot.services import slots as slotsvc
 
-ACTIVE_STATUSES = ("requested", "proposed", "confirmed")
+ACTIVE_STATUSES = lifecycle.OPEN_STATUSES  # what takes a seat: requests and bookings still open
+MAX_HOLD_PERIODS = 4  # a hold kept alive by a user on the form lasts at most this many hold periods
 
 
 def lock_slot(session: Session, office_id: str, start: datetime) -> None:
@@ -107,6 +109,14 @@ def _held_dict(rt, office, conv: Conversation, row: SlotHold) -> dict[str, Any]:
     return {"ok": True, "start": row.slot_start.isoformat(), "at": row.slot_start,
             "label": slotsvc.slot_label(row.slot_start), "expires_at": row.expires_at,
             "form_url": rt.form_url(office.id, conv.id, row.token_nonce)}
+
+
+def extend(session: Session, office, row: SlotHold, now: datetime) -> None:
+    """The user is on the form: keep the slot one more hold period from now (at most MAX_HOLD_PERIODS in all)."""
+    period = timedelta(minutes=office.booking.hold_minutes)
+    target = min(now + period, row.created_at + period * MAX_HOLD_PERIODS)
+    if target > row.expires_at:
+        row.expires_at = target
 
 
 def release(session: Session, conv: Conversation) -> None:

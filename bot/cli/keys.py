@@ -1,0 +1,115 @@
+"""`flask --app app keys rotate`: re-encrypt everything held under DATA_ENCRYPTION_KEY with its newest key.
+
+Rotation, step by step: put the new key first in DATA_ENCRYPTION_KEY (`new,old`), restart, run
+`keys rotate`, and once it reports nothing unreadable, drop the old key. The command re-encrypts the
+request details, the stored channel credentials and the staff second-factor secrets, a batch per
+transaction, and is safe to run again (tokens already under the newest key are left alone). It prints
+counts only, never a value. Exit 0 when done, 1 when a token opens with no configured key.
+"""
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+
+import click
+from cryptography.fernet import InvalidToken
+from flask import current_app
+from flask.cli import AppGroup
+from sqlalchemy import select
+
+from bot import crypto
+from bot.db import Database
+
+keys_group = AppGroup("keys", help="Keys of the personal data at rest.")
+
+
+@dataclass(frozen=True)
+class Target:
+    """A column holding Fernet tokens: bytes, or text for a token stored as a string."""
+    label: str
+    model: type
+    column: str
+    text: bool = False
+
+
+@dataclass
+class Tally:
+    rotated: int = 0
+    current: int = 0
+    unreadable: list[int | str] = field(default_factory=list)
+
+
+def targets() -> list[Target]:
+    """Every encrypted column of the schema."""
+    from bot.models import Booking
+
+    found = [Target("request details", Booking, "details")]
+    try:
+        from bot.channels import ChannelCredentials
+        found.append(Target("channel credentials", ChannelCredentials, "credentials"))
+    except ImportError:  # pragma: no cover - a deployment without the channels store
+        pass
+    try:
+        from bot.staff.models import StaffUser
+        found.append(Target("staff second factors", StaffUser, "totp_secret", text=True))
+    except ImportError:  # pragma: no cover - a deployment without the dashboard
+        pass
+    return found
+
+
+def rotate_target(db: Database, vault: crypto.Vault, target: Target, batch: int = 200) -> Tally:
+    """Re-encrypt one column under the newest key, a batch of rows per transaction."""
+    tally = Tally()
+    key = target.model.__mapper__.primary_key[0]
+    column = getattr(target.model, target.column)
+    last = None
+    while True:
+        with db.transaction() as s:
+            query = select(target.model).where(column.is_not(None)).order_by(key).limit(batch)
+            if last is not None:
+                query = query.where(key > last)
+            rows = s.scalars(query).all()
+            for row in rows:
+                _rotate_row(vault, target, row, key.key, tally)
+            if rows:
+                last = getattr(rows[-1], key.key)
+        if len(rows) < batch:
+            return tally
+
+
+def _rotate_row(vault: crypto.Vault, target: Target, row, key_name: str, tally: Tally) -> None:
+    value = getattr(row, target.column)
+    token = value.encode("ascii") if target.text else bytes(value)
+    if vault.is_current(token):
+        tally.current += 1
+        return
+    try:
+        rotated = vault.rotate(token)
+    except InvalidToken:
+        tally.unreadable.append(getattr(row, key_name))
+        return
+    setattr(row, target.column, rotated.decode("ascii") if target.text else rotated)
+    tally.rotated += 1
+
+
+@keys_group.command("rotate")
+@click.option("--batch", default=200, show_default=True, type=click.IntRange(1, 10_000),
+              help="Rows per transaction.")
+def rotate_command(batch: int) -> None:
+    """Re-encrypt personal data (and other secrets) under the newest DATA_ENCRYPTION_KEY."""
+    rt = current_app.extensions["madoguchi"]
+    vault = crypto.for_config(rt.config)
+    failed = False
+    for target in targets():
+        tally = rotate_target(rt.db, vault, target, batch)
+        click.echo(f"{target.label}: rotated={tally.rotated} already_current={tally.current} "
+                   f"unreadable={len(tally.unreadable)}")
+        if tally.unreadable:
+            failed = True
+            shown = ", ".join(str(i) for i in tally.unreadable[:20])
+            click.echo(f"{target.label}: no configured key opens rows {shown}"
+                       f"{' ...' if len(tally.unreadable) > 20 else ''}; keep the key they were written with",
+                       err=True)
+    if failed:
+        sys.exit(1)
+    click.echo(f"keys rotated: everything is under the newest of {len(rt.config.data_encryption_keys)} key(s)")

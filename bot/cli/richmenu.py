@@ -1,0 +1,76 @@
+"""`flask --app app richmenu …`: deploy the rich menu to an office's account, or draw its picture again."""
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import click
+from flask import current_app
+from flask.cli import AppGroup
+
+from bot import richmenu
+
+richmenu_group = AppGroup("richmenu", help="The rich menu of the offices' LINE accounts.")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--no-first-run", "--disable-sync"]
+
+
+@richmenu_group.command("deploy")
+@click.argument("office_id")
+def deploy(office_id: str) -> None:
+    """Create the rich menu, upload its picture (data host) and make it the default; prints its id."""
+    rt = current_app.extensions["madoguchi"]
+    office = rt.enabled_office(office_id)
+    if office is None:
+        click.echo(f"unknown or disabled office: {office_id}", err=True)
+        sys.exit(2)
+    menu = richmenu.default_menu()
+    try:
+        picture = menu.picture()
+    except (OSError, richmenu.RichMenuError) as exc:
+        click.echo(f"the rich menu picture cannot be used: {exc}", err=True)
+        sys.exit(1)
+    try:
+        menu_id = rt.line.deploy_rich_menu(office.id, menu.request(), picture)
+    except Exception as exc:  # noqa: BLE001 - the SDK's ApiException and network errors alike
+        status = getattr(exc, "status", None)
+        click.echo(f"LINE did not accept the rich menu ({type(exc).__name__}"
+                   f"{f', http {status}' if status else ''})", err=True)
+        sys.exit(1)
+    click.echo(menu_id)
+
+
+@richmenu_group.command("picture")
+@click.option("--out", "out_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Where to write the PNG (default: the shipped picture).")
+def picture(out_path: Path | None) -> None:
+    """Draw the picture again from templates/richmenu/picture.html (needs Playwright and Chromium)."""
+    menu = richmenu.default_menu()
+    target = out_path or menu.picture_path
+    executable = os.environ.get("CHROMIUM_PATH") or shutil.which("chromium")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        click.echo("drawing the picture needs Playwright (requirements-dev.txt)", err=True)
+        sys.exit(1)
+    if not executable:
+        click.echo("drawing the picture needs Chromium (set CHROMIUM_PATH or install chromium)", err=True)
+        sys.exit(1)
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=executable, headless=True, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": menu.width, "height": menu.height})
+            page.set_content(richmenu.picture_html(menu), wait_until="load")
+            data = page.screenshot(type="png", full_page=False)
+        finally:
+            browser.close()
+    try:
+        richmenu.check_picture(data, menu.width, menu.height)
+    except richmenu.RichMenuError as exc:
+        click.echo(str(exc), err=True)
+        sys.exit(1)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(data)
+    click.echo(f"{target} ({len(data)} bytes)")

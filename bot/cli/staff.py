@@ -1,0 +1,66 @@
+"""`flask --app app staff …`: dashboard accounts.
+
+`staff create-user --office <office> --username <name> [--role staff|admin] --password-stdin` reads the password
+from standard input (one line; never prompts). Exit 0 created, 1 failed (e.g. the username is taken), 2 misuse.
+"""
+from __future__ import annotations
+
+import sys
+
+import click
+from flask import current_app
+from flask.cli import AppGroup
+
+from bot.staff import audit, auth
+
+staff_group = AppGroup("staff", help="Staff dashboard accounts.")
+
+MISUSE = {"username", "role", "password_short", "password_long"}
+
+
+@staff_group.command("create-user")
+@click.option("--office", "office_id", required=True, help="The office the account belongs to.")
+@click.option("--username", required=True, help="Letters, digits, '.', '_' and '-' (3-64).")
+@click.option("--role", default="staff", show_default=True, help="staff or admin (admins manage accounts).")
+@click.option("--password-stdin", "password_stdin", is_flag=True, help="Read the password from standard input.")
+def create_user_command(office_id: str, username: str, role: str, password_stdin: bool) -> None:
+    """Create a dashboard account for an office."""
+    rt = current_app.extensions["madoguchi"]
+    if office_id not in rt.offices:
+        click.echo(f"unknown office: {office_id} (known: {', '.join(sorted(rt.offices))})", err=True)
+        sys.exit(2)
+    if role not in auth.ROLES:
+        click.echo("--role must be staff or admin", err=True)
+        sys.exit(2)
+    if not password_stdin:
+        click.echo("give the password on standard input with --password-stdin (it is never prompted for)", err=True)
+        sys.exit(2)
+    password = _read_password()
+    try:
+        with rt.db.transaction() as s:
+            now = rt.clock.now()
+            user = auth.create_user(s, office_id=office_id, username=username, password=password, role=role,
+                                    now=now)
+            audit.record(s, office_id, audit.Actor(label="cli"), "create_user", now, account=user.username,
+                         role=role)
+    except auth.AccountError as exc:
+        click.echo(f"cannot create the account: {_explain(exc.code)}", err=True)
+        sys.exit(2 if exc.code in MISUSE else 1)
+    click.echo(f"created {role} account {user.username} for {office_id}")
+
+
+def _read_password() -> str:
+    stream = sys.stdin
+    if stream is None or stream.closed:
+        return ""
+    return stream.readline().rstrip("\r\n")
+
+
+def _explain(code: str) -> str:
+    return {
+        "username": "the username must be 3-64 letters, digits, '.', '_' or '-'",
+        "role": "the role must be staff or admin",
+        "password_short": f"the password must be at least {auth.MIN_PASSWORD} characters",
+        "password_long": "the password is too long",
+        "exists": "that username is already taken",
+    }.get(code, code)

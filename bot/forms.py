@@ -1,0 +1,338 @@
+"""The details form, `/form/<token>`: input -> confirmation -> completion, on madoguchi's own pages.
+
+Personal details are never asked in chat: the chat links this form with a signed token bound to one
+conversation and the nonce of its slot hold; the link works while that hold lives (each page view
+keeps it alive, up to a limit). Pages work without JavaScript (LINE's in-app browser included), each
+input and confirmation page holds exactly one POST form with a `csrf_token`, and every page is sent
+with strict security headers and `Cache-Control: no-store`.
+
+Views are thin: they read the token, check CSRF, and hand the work to bot.services.validation and
+bot.services.requests inside one transaction. Logs carry ids and outcomes only, never values.
+"""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import secrets
+from dataclasses import dataclass, replace
+from datetime import date
+from functools import lru_cache
+from typing import Any, Mapping
+
+import yaml
+from flask import Blueprint, current_app, redirect, render_template, request, session, url_for
+from markupsafe import Markup
+from sqlalchemy import select
+
+from bot.models import Conversation
+from bot.render import LANGUAGES, TEMPLATES_DIR, local_date
+from bot.services import holds, requests, validation
+from bot.services import slots as slotsvc
+
+log = logging.getLogger(__name__)
+bp = Blueprint("forms", __name__)
+
+CSRF_SESSION_KEY = "form_csrf"
+SECURITY_HEADERS = {
+    "Content-Security-Policy": ("default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
+                                "frame-ancestors 'self'; base-uri 'none'"),
+    "X-Frame-Options": "SAMEORIGIN",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+    "X-Content-Type-Options": "nosniff",
+}
+# The kind page for each way a link cannot be used, and its HTTP status.
+PROBLEM_STATUS = {
+    "forged": 404, "refused": 403, "expired": 410, "superseded": 410, "csrf": 400,
+    "full": 409, "blocked": 403, "limit": 409, "seeker_open": 409,
+}
+
+
+@dataclass(frozen=True)
+class Link:
+    """A form link whose signature checked out."""
+    token: str
+    office: Any
+    conversation_id: int
+    nonce: str
+    language: str = "ja"       # the conversation's chat language: the pages follow it
+
+
+# -- texts (templates/forms/*.yaml) ------------------------------------------------------------------
+
+@lru_cache(maxsize=None)
+def form_texts(language: str = "ja") -> dict[str, Any]:
+    """Field labels, hints and choices, the error messages and the pages' words, for the form's language
+    (`fields.<language>.yaml`, `errors.<language>.yaml`, `page.<language>.yaml`; Japanese where one is missing)."""
+    def read(name: str) -> dict[str, Any]:
+        path = TEMPLATES_DIR / "forms" / f"{name}.{language}.yaml"
+        if not path.exists():
+            path = TEMPLATES_DIR / "forms" / f"{name}.ja.yaml"
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+
+    return {**read("fields"), "errors": read("errors"), "page": read("page")}
+
+
+@bp.app_template_filter("fill")
+def fill(words: str, **values: Any) -> Markup:
+    """Put values into a page's words (`{name}` placeholders): the words are ours, the values are escaped."""
+    return Markup(words).format(**values)
+
+
+def slot_text(start, language: str) -> str:
+    """A slot as the form's pages show it: the fixed slot label, with the date written out beside it as the
+    language's `slot` wording says (standard Japanese: the label alone)."""
+    return form_texts(language)["page"]["slot"].format(label=slotsvc.slot_label(start),
+                                                       date=local_date(start, language))
+
+
+def error_messages(errors: Mapping[str, validation.FieldError], language: str = "ja") -> dict[str, str]:
+    """Each field's error as words: the field's own wording for the code if it has one, else the general one."""
+    table = form_texts(language)["errors"]
+    out = {}
+    for field, error in errors.items():
+        wording = table.get("fields", {}).get(field, {}).get(error.code) or table["codes"][error.code]
+        out[field] = wording.format(**error.params)
+    return out
+
+
+# -- the link and CSRF --------------------------------------------------------------------------------
+
+def _runtime():
+    return current_app.extensions["madoguchi"]
+
+
+def _link(rt, token: str, data: Mapping[str, Any]) -> Link | None:
+    """The link a verified token names, or None when its contents are not a form link."""
+    office = rt.enabled_office(str(data.get("o", "")))
+    conversation_id, nonce = data.get("c"), data.get("n")
+    if office is None or not isinstance(conversation_id, int) or not isinstance(nonce, str) or not nonce:
+        return None
+    return Link(token=token, office=office, conversation_id=conversation_id, nonce=nonce)
+
+
+def _csrf_expected(nonce: str, browser_secret: str) -> str:
+    key = _runtime().config.secret_key.encode("utf-8")
+    return hmac.new(key, f"form-csrf|{browser_secret}|{nonce}".encode("utf-8"), hashlib.sha256).hexdigest()
+
+
+def csrf_token(nonce: str) -> str:
+    """The CSRF field's value: bound to this browser (a random value in its session) and to the link."""
+    browser_secret = session.get(CSRF_SESSION_KEY)
+    if not browser_secret:
+        browser_secret = secrets.token_urlsafe(32)
+        session[CSRF_SESSION_KEY] = browser_secret
+    return _csrf_expected(nonce, browser_secret)
+
+
+def csrf_ok(nonce: str) -> bool:
+    browser_secret = session.get(CSRF_SESSION_KEY)
+    sent = request.form.get("csrf_token", "")
+    return bool(browser_secret) and bool(sent) and hmac.compare_digest(_csrf_expected(nonce, browser_secret), sent)
+
+
+@bp.after_request
+def _security_headers(response):
+    for name, value in SECURITY_HEADERS.items():
+        response.headers[name] = value
+    return response
+
+
+# -- pages --------------------------------------------------------------------------------------------
+
+def _problem(kind: str, office=None, language: str = "ja"):
+    rt = _runtime()
+    basic_id = rt.config.basic_id(office.id) if office is not None else None
+    log.info("form page=problem kind=%s office=%s", kind, office.id if office is not None else "-")
+    office = office.localized(language) if office is not None else None
+    return render_template("forms/problem.html", kind=kind, office=office, basic_id=basic_id,
+                           text=form_texts(language)), PROBLEM_STATUS[kind]
+
+
+def _page_vars(link: Link, hold_label: str, expires_at) -> dict[str, Any]:
+    office = link.office.localized(link.language)
+    return {
+        "office": office, "fields": office.form_fields, "text": form_texts(link.language), "slot_text": hold_label,
+        "expires_at": expires_at, "csrf_token": csrf_token(link.nonce),
+        "sensitive": validation.SENSITIVE_CATEGORIES, "categories": validation.CATEGORIES,
+        "companions": validation.COMPANIONS, "retention": office.retention,
+    }
+
+
+def _open(link: Link, extend: bool):
+    """Check the link in a short transaction (keeping the hold alive); (access, label, expiry)."""
+    rt = _runtime()
+    with rt.db.transaction() as s:
+        now = rt.clock.now()
+        access = requests.form_access(s, link.office.id, link.conversation_id, link.nonce, now, lock=True)
+        if access.kind == "open" and extend:
+            holds.extend(s, link.office, access.hold, now)
+        expires = access.hold.expires_at if access.hold is not None else None
+        label = slot_text(access.slot_start, link.language) if access.slot_start else None
+    return access, label, expires
+
+
+def _input_page(link: Link, label: str, expires_at, values: Mapping[str, Any], errors: Mapping[str, str]):
+    return render_template("forms/input.html", **_page_vars(link, label, expires_at), values=values,
+                           errors=errors, action=url_for("forms.input_page", token=link.token))
+
+
+def _resolve(token: str):
+    """The link of a token, or the kind page to answer with instead (a genuine but old link: expired)."""
+    rt = _runtime()
+    data = rt.read_form_token(token)
+    if data is None:
+        return None, _problem("expired" if rt.read_form_token(token, max_age=None) is not None else "forged")
+    link = _link(rt, token, data)
+    if link is None:
+        return None, _problem("forged")
+    return replace(link, language=_language(rt, link.conversation_id)), None
+
+
+def _language(rt, conversation_id: int) -> str:
+    """The chat language of the link's conversation (the pages speak it too)."""
+    with rt.db.reading() as s:
+        language = s.scalar(select(Conversation.language).where(Conversation.id == conversation_id))
+    return language if language in LANGUAGES else "ja"
+
+
+def _back_to_input(link: Link, raw: Mapping[str, str], errors: Mapping[str, str]):
+    """The input page again, with what was sent (to correct it), if the link is still open."""
+    access, label, expires = _open(link, extend=True)
+    if access.kind == "done":
+        return redirect(url_for("forms.done_page", token=link.token), 303)
+    if access.kind != "open":
+        return _problem(access.kind, link.office, link.language)
+    return _input_page(link, label, expires, raw, errors)
+
+
+@bp.get("/form/<token>")
+def input_page(token: str):
+    link, problem = _resolve(token)
+    if problem:
+        return problem
+    access, label, expires = _open(link, extend=True)
+    if access.kind == "done":
+        return redirect(url_for("forms.done_page", token=token), 303)
+    if access.kind != "open":
+        return _problem(access.kind, link.office, link.language)
+    log.info("form page=input office=%s conversation=%s", link.office.id, link.conversation_id)
+    return _input_page(link, label, expires, {}, {})
+
+
+@bp.post("/form/<token>")
+def check_input(token: str):
+    """Input sent: errors on the input page, or the confirmation page."""
+    link, problem = _resolve(token)
+    if problem:
+        return problem
+    if not csrf_ok(link.nonce):
+        return _problem("csrf", link.office, link.language)
+    access, label, expires = _open(link, extend=True)
+    if access.kind == "done":
+        return redirect(url_for("forms.done_page", token=token), 303)
+    if access.kind != "open":
+        return _problem(access.kind, link.office, link.language)
+    rt = _runtime()
+    result = validation.validate(link.office.form_fields, request.form, rt.clock.now().date())
+    raw = {name: request.form.get(name, "") for name in link.office.form_fields}
+    if not result.ok:
+        log.info("form page=input office=%s conversation=%s invalid=%s", link.office.id, link.conversation_id,
+                 ",".join(sorted(result.errors)))
+        return _input_page(link, label, expires, raw, error_messages(result.errors, link.language))
+    log.info("form page=confirm office=%s conversation=%s", link.office.id, link.conversation_id)
+    return render_template("forms/confirm.html", **_page_vars(link, label, expires), values=result.values,
+                           hidden=_hidden_values(result.values), readback=_readback(result.values),
+                           action=url_for("forms.submit", token=token), edit_action=url_for("forms.edit", token=token))
+
+
+def _hidden_values(values: Mapping[str, Any]) -> dict[str, str]:
+    """The checked values as the confirmation form sends them back (checked again on arrival)."""
+    return {name: ("yes" if value is True else str(value)) for name, value in values.items()}
+
+
+def _readback(values: Mapping[str, Any]) -> dict[str, Any]:
+    """Values shown differently from how they are stored: the birth date in both calendars."""
+    out: dict[str, Any] = {}
+    if values.get("birth_date"):
+        born = date.fromisoformat(values["birth_date"])
+        era = validation.wareki(born)
+        out["birth_date"] = {"date": born, "era": era[0].name if era else None, "era_year": era[1] if era else None}
+    return out
+
+
+@bp.post("/form/<token>/confirm")
+def submit(token: str):
+    """Confirmation sent: create the request (or go back to the input page to correct it)."""
+    link, problem = _resolve(token)
+    if problem:
+        return problem
+    if not csrf_ok(link.nonce):
+        return _problem("csrf", link.office, link.language)
+    rt = _runtime()
+    raw = {name: request.form.get(name, "") for name in link.office.form_fields}
+    result = validation.validate(link.office.form_fields, request.form, rt.clock.now().date())
+    if not result.ok:
+        return _back_to_input(link, raw, error_messages(result.errors, link.language))
+    with rt.db.transaction() as s:
+        now = rt.clock.now()
+        outcome = requests.submit(s, rt, link.office, link.conversation_id, link.nonce, result.values, now)
+        if outcome.status == "created":
+            _close_dialog(s, rt, link.office, link.conversation_id, now)
+    log.info("form page=submit office=%s conversation=%s outcome=%s", link.office.id, link.conversation_id,
+             outcome.status)
+    if outcome.status in ("created", "duplicate"):
+        return redirect(url_for("forms.done_page", token=token), 303)
+    return _problem(outcome.status, link.office, link.language)
+
+
+@bp.post("/form/<token>/edit")
+def edit(token: str):
+    """修正する on the confirmation page: the input page again with the values it carried."""
+    link, problem = _resolve(token)
+    if problem:
+        return problem
+    if not csrf_ok(link.nonce):
+        return _problem("csrf", link.office, link.language)
+    return _back_to_input(link, {name: request.form.get(name, "") for name in link.office.form_fields}, {})
+
+
+@bp.get("/form/<token>/confirm")
+def confirm_reloaded(token: str):
+    """The confirmation address opened directly (a reload): back to the input page."""
+    return redirect(url_for("forms.input_page", token=token), 303)
+
+
+@bp.get("/form/<token>/done")
+def done_page(token: str):
+    link, problem = _resolve(token)
+    if problem:
+        return problem
+    rt = _runtime()
+    with rt.db.reading() as s:
+        access = requests.form_access(s, link.office.id, link.conversation_id, link.nonce, rt.clock.now())
+    if access.kind == "open":
+        return redirect(url_for("forms.input_page", token=token), 303)
+    if access.kind != "done" or not access.reference:
+        return _problem(access.kind if access.kind != "done" else "expired", link.office, link.language)
+    return render_template("forms/done.html", office=link.office.localized(link.language),
+                           reference=access.reference, slot_text=slot_text(access.slot_start, link.language),
+                           basic_id=rt.config.basic_id(link.office.id), text=form_texts(link.language))
+
+
+# -- the conversation -----------------------------------------------------------------------------------
+
+def _close_dialog(session, rt, office, conversation_id: int, now) -> None:
+    """Move the conversation on through the dialog machine: the form is done, nothing more to ask."""
+    from bot.models import Conversation
+    from bot.ports import SessionPorts
+    from dialogs.machine import Talk, fire
+
+    conv = session.get(Conversation, conversation_id)
+    talk = Talk(state=conv.state, context=dict(conv.context or {}), office=office,
+                ports=SessionPorts(session, rt, office, conv, now), now=now,
+                labels=rt.button_labels(conv.language), misses=conv.misses, last_active=conv.last_active_at,
+                language=conv.language)
+    if fire(talk, "complete_form"):
+        conv.state, conv.context = talk.state, talk.context

@@ -1,0 +1,164 @@
+"""Domain senders of the staff handoff: which template goes to whom (the outbox stores, the worker sends).
+
+- `cards`: a Flex card to the office's staff group (`LINE_STAFF_GROUP_ID_<OFFICE>`) for a staff notice:
+  reference, office, slot, status and a dashboard link only (no name, number, birth date, phone, category
+  or content). Each kind can be turned off in the profile's `staff_cards`.
+- `postback`: a tap on a card's button (approve / decline / attended / no-show), counted only from the configured group.
+- `tell_user`: a push telling the user an outcome (confirmed, declined, another slot, cancelled, reminders).
+"""
+from __future__ import annotations
+
+import logging
+import re
+from datetime import datetime
+from typing import Any
+from urllib.parse import parse_qsl, urlencode
+
+from sqlalchemy.orm import Session
+
+from bot import outbox
+from bot.models import Booking, Conversation, OutboxMessage
+from bot.services import slots as slotsvc
+
+log = logging.getLogger(__name__)
+
+STAFF_ACTION = "staff"
+GROUP_ACTIONS = ("confirm", "decline", "attended", "no_show")
+# Buttons on a card, by notice kind.
+CARD_BUTTONS = {
+    "new_request": ("confirm", "decline"),
+    "undecided": ("confirm", "decline"),
+    "no_show_check": ("attended", "no_show"),
+}
+REFERENCE = re.compile(r"^[A-HJ-NP-Z2-9]{4}-[A-HJ-NP-Z2-9]{4}$")
+
+
+def booking_view(booking: Booking) -> dict[str, Any]:
+    """What a LINE message may say about a booking: its reference, slot and status, nothing personal."""
+    return {"reference": booking.reference, "at": booking.slot_start,
+            "label": slotsvc.slot_label(booking.slot_start), "status": booking.status}
+
+
+def dashboard_url(rt, booking: Booking) -> str:
+    return f"{rt.config.public_base_url}/staff/bookings/{booking.reference}"
+
+
+def staff_postback_data(office_id: str, action: str, reference: str) -> str:
+    return urlencode({"a": STAFF_ACTION, "d": action, "r": reference, "o": office_id})
+
+
+# -- staff group cards ----------------------------------------------------------------------------
+
+# The profile's `staff_cards` switches name the four handoff kinds; follow-up cards about handling a request
+# follow the `new_request` switch, so an office that turns request cards off gets none about them.
+CARD_SWITCH = {"undecided": "new_request", "invitation": "new_request", "no_show_check": "new_request",
+               "proposal_accepted": "new_request", "proposal_declined": "new_request"}
+
+
+def card_enabled(office, kind: str) -> bool:
+    return bool((office.staff_cards or {}).get(CARD_SWITCH.get(kind, kind), True))
+
+
+def cards(rt, session: Session, office, kind: str, booking_id: int, now: datetime) -> OutboxMessage | None:
+    """Queue the staff group's card for a notice (nothing when no group is set or the kind is off)."""
+    group_id = rt.config.staff_group_id(office.id)
+    if not group_id or not card_enabled(office, kind):
+        return None
+    booking = session.get(Booking, booking_id)
+    if booking is None or booking.office_id != office.id:
+        return None
+    buttons = [{"action": action, "data": staff_postback_data(office.id, action, booking.reference)}
+               for action in CARD_BUTTONS.get(kind, ())]
+    messages = rt.renderer.messages("ja", "staff_card", {
+        "office": office, "kind": kind, "booking": booking_view(booking),
+        "dashboard_url": dashboard_url(rt, booking), "buttons": buttons,
+    })
+    log.info("staff card office=%s kind=%s booking=%s", office.id, kind, booking.id)
+    return outbox.add(session, office=office.id, kind="push", recipient=group_id, messages=messages, now=now,
+                      purpose="staff_card")
+
+
+def postback(rt, session: Session, office, event, now: datetime) -> list[int]:
+    """A staff member tapped a card's button: decide, and answer in the group with the current status."""
+    from bot.staff import decisions
+    from bot.staff.audit import Actor
+
+    source = getattr(event, "source", None)
+    group_id = getattr(source, "group_id", None)
+    if not group_id or group_id != rt.config.staff_group_id(office.id):
+        log.info("event=%s staff postback refused: not the staff group", event.webhook_event_id)
+        return []
+    fields = _parse(getattr(event.postback, "data", "") or "")
+    if fields is None or fields["o"] != office.id:
+        log.info("event=%s staff postback refused: not a staff action", event.webhook_event_id)
+        return []
+    actor = Actor.group(getattr(source, "user_id", None))
+    action, reference = fields["d"], fields["r"]
+    try:
+        booking = decisions.load(session, office.id, reference=reference)
+        if action == "confirm":
+            result = decisions.confirm(session, rt, office, booking, actor, now)
+        elif action == "decline":
+            result = decisions.decline(session, rt, office, booking, actor, now)
+        else:
+            result = decisions.mark_attendance(session, rt, office, booking, actor, now,
+                                               attended=action == "attended")
+        outcome = "done" if result.changed else "already"
+    except decisions.Refused as refused:
+        booking = refused.booking
+        outcome = "not_found" if booking is None else refused.code
+    log.info("event=%s staff action=%s outcome=%s", event.webhook_event_id, action, outcome)
+    return _reply_in_group(session, rt, office, event, group_id, now, outcome=outcome, action=action,
+                           reference=reference, booking=booking_view(booking) if booking else None,
+                           dashboard_url=dashboard_url(rt, booking) if booking else None)
+
+
+def _parse(data: str) -> dict[str, str] | None:
+    if not data or len(data) > 300:
+        return None
+    try:
+        fields = dict(parse_qsl(data, strict_parsing=True))
+    except ValueError:
+        return None
+    if fields.get("a") != STAFF_ACTION or fields.get("d") not in GROUP_ACTIONS:
+        return None
+    if not REFERENCE.match(fields.get("r", "")) or not fields.get("o"):
+        return None
+    return fields
+
+
+def _reply_in_group(session: Session, rt, office, event, group_id: str, now: datetime, **vars: Any) -> list[int]:
+    token = getattr(event, "reply_token", None)
+    if not token:
+        return []
+    messages = rt.renderer.messages("ja", "staff_group_reply", {"office": office, **vars})
+    row = outbox.add(session, office=office.id, kind="reply", recipient=group_id, reply_token=token,
+                     messages=messages, now=now, event_id=event.webhook_event_id, purpose="staff_reply")
+    session.flush()
+    return [row.id]
+
+
+# -- the user -------------------------------------------------------------------------------------
+
+def tell_user(session: Session, rt, office, booking: Booking, template: str, now: datetime,
+              **vars: Any) -> OutboxMessage | None:
+    """One push to the user behind a booking (none for phone/window bookings or a user who unfollowed)."""
+    if booking.conversation_id is None:
+        return None
+    conv = session.get(Conversation, booking.conversation_id)
+    if conv is None or not conv.followed:
+        return None
+    context = {**rt.template_globals(office, conv), "booking": booking_view(booking), **vars}
+    if "reason" in vars:
+        from bot.staff import handoff
+
+        context["reason_text"] = handoff.decline_reasons(conv.language)[vars["reason"]]["text"]
+    if template == "outcome_proposed":
+        from dialogs.router import postback as user_postback
+
+        context["accept_data"] = user_postback("proposal", "any", office.id, "accept", r=booking.reference)
+        context["decline_data"] = user_postback("proposal", "any", office.id, "decline", r=booking.reference)
+    messages = rt.renderer.messages(conv.language, template, context)
+    log.info("user push office=%s booking=%s template=%s", office.id, booking.id, template)
+    return outbox.add(session, office=office.id, kind="push", recipient=conv.line_user_id, messages=messages,
+                      now=now, purpose=template[:40])

@@ -1,0 +1,220 @@
+"""Requests from the details form: who may open a form link, and turning a completed form into a request.
+
+One call, one transaction (the caller's): the conversation row is locked, the link checked against the
+conversation's hold, the request created with its reference, a seat of the slot claimed, the details
+encrypted, staff told (a StaffNotice), the hold given back and the link recorded as used. Capacity is
+the database's: one SlotClaim row per (office, slot start, seat), so of two people racing for the last
+seat exactly one gets it, whatever the processes; the other gets `full`, never an error.
+
+The same form sent twice finds its FormSubmission row and answers `duplicate` with the same reference.
+Nothing here logs personal values: ids and outcomes only.
+"""
+from __future__ import annotations
+
+import logging
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from bot import crypto
+from bot.form_models import FormSubmission
+from bot.models import Booking, Conversation, SlotClaim, SlotHold
+from bot.services import lifecycle, validation
+
+log = logging.getLogger(__name__)
+
+REFERENCE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # upper-case letters and digits without 0, O, 1, I
+DETAILS_VERSION = 1
+SUBMISSION_KEEP = timedelta(days=1)  # how long a used link still shows its completion page
+
+AccessKind = Literal["open", "done", "expired", "superseded", "refused"]
+OutcomeStatus = Literal["created", "duplicate", "expired", "superseded", "refused", "full", "blocked",
+                        "limit", "seeker_open"]
+
+
+@dataclass(frozen=True)
+class FormAccess:
+    """What a signed form link may do now.
+
+    open: the hold is live and this link is its latest; done: this link already made a request;
+    expired: the conversation holds no live slot; superseded: it holds another one (a newer link);
+    refused: the link names a conversation it does not belong to.
+    """
+    kind: AccessKind
+    conversation: Conversation | None = None
+    hold: SlotHold | None = None
+    reference: str | None = None
+    slot_start: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Outcome:
+    status: OutcomeStatus
+    reference: str | None = None
+    booking_id: int | None = None
+    slot_start: datetime | None = None
+
+
+# -- the link ---------------------------------------------------------------------------------------
+
+def _conversation(session: Session, conversation_id: int, lock: bool) -> Conversation | None:
+    query = select(Conversation).where(Conversation.id == conversation_id)
+    if lock and session.bind.dialect.name == "postgresql":
+        query = query.with_for_update()
+    return session.scalar(query)
+
+
+def form_access(session: Session, office_id: str, conversation_id: int, nonce: str, now: datetime, *,
+                lock: bool = False) -> FormAccess:
+    """Check a link's (office, conversation, nonce) against the database; `lock` the conversation row."""
+    conv = _conversation(session, conversation_id, lock)
+    if conv is None or conv.office_id != office_id:
+        return FormAccess("refused")
+    used = session.get(FormSubmission, nonce)
+    if used is not None:
+        if used.conversation_id != conv.id:
+            return FormAccess("refused")
+        booking = session.get(Booking, used.booking_id)
+        return FormAccess("done", conv, reference=booking.reference if booking else None,
+                          slot_start=booking.slot_start if booking else None)
+    owner = session.scalar(select(SlotHold.conversation_id).where(SlotHold.token_nonce == nonce))
+    if owner is not None and owner != conv.id:
+        return FormAccess("refused")
+    hold = session.scalar(select(SlotHold).where(SlotHold.conversation_id == conv.id))
+    if hold is None or hold.expires_at <= now:
+        return FormAccess("expired", conv)
+    if hold.token_nonce != nonce:
+        return FormAccess("superseded", conv, hold=hold, slot_start=hold.slot_start)
+    return FormAccess("open", conv, hold=hold, slot_start=hold.slot_start)
+
+
+# -- completing the form ------------------------------------------------------------------------------
+
+def submit(session: Session, rt, office, conversation_id: int, nonce: str, values: dict[str, Any],
+           now: datetime) -> Outcome:
+    """A confirmed form: create the request for the held slot (or say why not)."""
+    access = form_access(session, office.id, conversation_id, nonce, now, lock=True)
+    if access.kind == "done":
+        return Outcome("duplicate", reference=access.reference, slot_start=access.slot_start)
+    if access.kind != "open":
+        return Outcome(access.kind)
+    conv, hold = access.conversation, access.hold
+    outcome = create_request(session, rt, office, conv, hold.slot_start, values, now)
+    session.delete(hold)  # created or refused for good: either way the slot is not held any more
+    if outcome.status == "created":
+        session.add(FormSubmission(nonce=nonce, office_id=office.id, conversation_id=conv.id,
+                                   booking_id=outcome.booking_id, created_at=now))
+    session.flush()
+    return outcome
+
+
+def create_request(session: Session, rt, office, conv: Conversation, slot_start: datetime,
+                   values: dict[str, Any], now: datetime) -> Outcome:
+    """Create a `requested` booking for the slot if a seat is free (no hold needed: the seat decides)."""
+    refusal = _refusal(session, rt, office, conv, values, now)
+    if refusal is not None:
+        log.info("request refused office=%s conversation=%s outcome=%s", office.id, conv.id, refusal)
+        return Outcome(refusal)
+    try:
+        booking, seat = _insert_with_seat(session, rt, office, conv, slot_start, values, now)
+    except _SlotFull:
+        log.info("request refused office=%s conversation=%s outcome=full", office.id, conv.id)
+        return Outcome("full", slot_start=slot_start)
+    rt.notify_staff(session, office, "new_request", booking.id, now)
+    log.info("request created office=%s booking=%s conversation=%s seat=%s", office.id, booking.id, conv.id, seat)
+    return Outcome("created", reference=booking.reference, booking_id=booking.id, slot_start=slot_start)
+
+
+class _SlotFull(Exception):
+    """Every seat of the slot is taken: the savepoint holding the new booking is rolled back."""
+
+
+def _insert_with_seat(session: Session, rt, office, conv: Conversation, slot_start: datetime,
+                      values: dict[str, Any], now: datetime) -> tuple[Booking, int]:
+    """Insert the booking and claim its seat inside a savepoint; _SlotFull undoes both."""
+    vault = crypto.for_config(rt.config)
+    booking = Booking(
+        reference=new_reference(session), office_id=office.id, conversation_id=conv.id,
+        slot_start=slot_start, status=lifecycle.REQUESTED, source="line", seeker_hash=seeker_hash(rt, values),
+        details=vault.encrypt({"v": DETAILS_VERSION, **values}),
+        receipt_pending=True, created_at=now, updated_at=now,
+    )
+    with session.begin_nested():
+        session.add(booking)
+        session.flush()
+        seat = claim_seat(session, office.id, slot_start, office.schedule.capacity, booking.id)
+        if seat is None:
+            raise _SlotFull
+    return booking, seat
+
+
+def _refusal(session: Session, rt, office, conv: Conversation, values: dict[str, Any],
+             now: datetime) -> OutcomeStatus | None:
+    """Why this user may not request now: blocked by staff, at the office's limit, or already booked."""
+    if conv.booking_blocked:
+        return "blocked"
+    open_count = session.scalar(select(func.count()).select_from(Booking).where(
+        Booking.office_id == office.id, Booking.conversation_id == conv.id,
+        Booking.status.in_(lifecycle.OPEN_STATUSES), Booking.slot_start > now)) or 0
+    if open_count >= office.booking.max_open_per_user:
+        return "limit"
+    digest = seeker_hash(rt, values)
+    if digest:
+        other = session.scalar(select(Booking.id).where(
+            Booking.office_id == office.id, Booking.seeker_hash == digest, Booking.conversation_id != conv.id,
+            Booking.status.in_(lifecycle.OPEN_STATUSES), Booking.slot_start > now).limit(1))
+        if other is not None:
+            return "seeker_open"
+    return None
+
+
+def seeker_hash(rt, values: dict[str, Any]) -> str | None:
+    """The keyed hash of the job seeker number in `values` (normalised first), if there is one."""
+    number = validation.normalise_seeker_number(values.get("seeker_number") or "")
+    if isinstance(number, validation.FieldError):
+        return None
+    return crypto.for_config(rt.config).seeker_hash(number)
+
+
+# -- seats and references -------------------------------------------------------------------------
+
+def _insert(session: Session):
+    return postgresql.insert if session.bind.dialect.name == "postgresql" else sqlite.insert
+
+
+def claim_seat(session: Session, office_id: str, slot_start: datetime, capacity: int, booking_id: int) -> int | None:
+    """Take the first free seat 0..capacity-1 of the slot; None when all are taken.
+
+    A seat is a unique (office, slot start, seat) row: a concurrent insert of the same seat waits for the
+    other transaction and then does nothing, so no two requests ever hold one seat.
+    """
+    claims = SlotClaim.__table__
+    for seat in range(capacity):
+        # RETURNING, not rowcount: an ORM insert on PostgreSQL reports rowcount -1 whatever happened.
+        claimed = session.execute(_insert(session)(claims).values(
+            office_id=office_id, slot_start=slot_start, seat=seat, booking_id=booking_id,
+        ).on_conflict_do_nothing().returning(claims.c.id)).scalar()
+        if claimed is not None:
+            return seat
+    return None
+
+
+def new_reference(session: Session) -> str:
+    """A fresh `XXXX-XXXX` reference not used by any request yet."""
+    for _ in range(20):
+        code = "".join(secrets.choice(REFERENCE_ALPHABET) for _ in range(8))
+        reference = f"{code[:4]}-{code[4:]}"
+        if session.scalar(select(Booking.id).where(Booking.reference == reference)) is None:
+            return reference
+    raise RuntimeError("could not find an unused reference")  # 32**8 codes: practically unreachable
+
+
+def purge_submissions(session: Session, now: datetime) -> int:
+    """Forget used links after a day (their completion page then says the link has expired)."""
+    return session.execute(delete(FormSubmission).where(
+        FormSubmission.created_at < now - SUBMISSION_KEEP)).rowcount or 0

@@ -1,0 +1,65 @@
+"""The audit log: one row per staff action or view of personal details (who, what, when; no personal data)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from bot.models import Booking
+from bot.staff.models import AuditEntry
+
+SYSTEM = "system"
+LINE_GROUP = "line_group"
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who acts: a dashboard account, the office's LINE staff group (with the member when given), or a job."""
+
+    label: str
+    user_id: int | None = None
+    line_member_id: str | None = None
+    ip: str | None = None
+
+    @classmethod
+    def staff(cls, user, ip: str | None = None) -> "Actor":
+        return cls(label=user.username, user_id=user.id, ip=ip)
+
+    @classmethod
+    def group(cls, member_id: str | None) -> "Actor":
+        return cls(label=LINE_GROUP, line_member_id=member_id)
+
+    @classmethod
+    def system(cls) -> "Actor":
+        return cls(label=SYSTEM)
+
+
+def record(session: Session, office_id: str, actor: Actor, action: str, now: datetime,
+           booking: Booking | None = None, **detail: Any) -> AuditEntry:
+    """Add one audit row in the caller's transaction. `detail` holds ids, keys and slots only."""
+    entry = AuditEntry(office_id=office_id, at=now, actor=actor.label, user_id=actor.user_id,
+                       line_member_id=actor.line_member_id, action=action,
+                       booking_id=booking.id if booking is not None else None,
+                       reference=booking.reference if booking is not None else None,
+                       detail={k: _plain(v) for k, v in detail.items()}, ip=actor.ip)
+    session.add(entry)
+    return entry
+
+
+def for_booking(session: Session, booking_id: int) -> list[AuditEntry]:
+    return list(session.scalars(select(AuditEntry).where(AuditEntry.booking_id == booking_id)
+                                .order_by(AuditEntry.at, AuditEntry.id)))
+
+
+def recent(session: Session, office_id: str, limit: int = 200) -> list[AuditEntry]:
+    return list(session.scalars(select(AuditEntry).where(AuditEntry.office_id == office_id)
+                                .order_by(AuditEntry.at.desc(), AuditEntry.id.desc()).limit(limit)))
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return value

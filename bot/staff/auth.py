@@ -1,0 +1,269 @@
+"""Staff accounts: hashed passwords, optional TOTP, lock-out after repeated failures, server-side sessions,
+and an optional IP allow-list per office. Pure functions over a session (no Flask here)."""
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import re
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import pyotp
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from bot.models import AppSetting
+from bot.staff.models import LoginFailure, StaffSession, StaffUser
+
+ROLES = ("staff", "admin")
+USERNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{2,63}$")
+MIN_PASSWORD = 12
+MAX_PASSWORD = 256
+LOCK_AFTER = 10                     # wrong passwords within FAILURE_WINDOW lock the username
+FAILURE_WINDOW = timedelta(minutes=15)
+LOCK_FOR = timedelta(minutes=15)
+IDLE_TIMEOUT = timedelta(minutes=30)
+MAX_SESSION = timedelta(hours=12)
+ALLOWLIST_KEY = "staff_ip_allowlist:{office}"
+PASSWORD_METHOD = "scrypt"          # werkzeug's default cost; the stored hash carries its own parameters
+# Compared against when the username is unknown, so both cases take the same time.
+_DUMMY_HASH = generate_password_hash("madoguchi-dummy-password")
+
+
+class AccountError(ValueError):
+    """An account cannot be created or changed as asked; `code` says why."""
+
+    def __init__(self, code: str):
+        super().__init__(code)
+        self.code = code
+
+
+@dataclass(frozen=True)
+class LoginResult:
+    user: StaffUser | None
+    error: str | None = None   # invalid | locked | otp | ip
+
+
+# -- accounts -------------------------------------------------------------------------------------
+
+def check_password_rules(password: str) -> None:
+    if len(password) < MIN_PASSWORD:
+        raise AccountError("password_short")
+    if len(password) > MAX_PASSWORD:
+        raise AccountError("password_long")
+
+
+def create_user(session: Session, *, office_id: str, username: str, password: str, role: str,
+                now: datetime) -> StaffUser:
+    username = username.strip()
+    if not USERNAME.match(username):
+        raise AccountError("username")
+    if role not in ROLES:
+        raise AccountError("role")
+    check_password_rules(password)
+    if session.scalar(select(StaffUser.id).where(StaffUser.username == username.lower())) is not None:
+        raise AccountError("exists")
+    user = StaffUser(office_id=office_id, username=username.lower(),
+                     password_hash=generate_password_hash(password, method=PASSWORD_METHOD),
+                     role=role, active=True, totp_last_step=0, created_at=now)
+    session.add(user)
+    session.flush()
+    return user
+
+
+def set_password(session: Session, user: StaffUser, password: str) -> None:
+    """A new password ends every session of the account."""
+    check_password_rules(password)
+    user.password_hash = generate_password_hash(password, method=PASSWORD_METHOD)
+    end_sessions(session, user.id)
+
+
+# -- logging in -----------------------------------------------------------------------------------
+
+def authenticate(session: Session, config, *, username: str, password: str, otp: str | None, ip: str | None,
+                 now: datetime) -> LoginResult:
+    """Check a login; failures are counted per username (known or not) and lock it for a while."""
+    key = (username or "").strip().lower()[:64]
+    failure = session.get(LoginFailure, key) if key else None
+    if failure is not None and failure.locked_until is not None and failure.locked_until > now:
+        return LoginResult(None, "locked")
+    user = session.scalar(select(StaffUser).where(StaffUser.username == key)) if key else None
+    password_ok = check_password_hash(user.password_hash if user else _DUMMY_HASH, password or "")
+    if user is None or not user.active or not password_ok:
+        return LoginResult(None, _count_failure(session, key, failure, now))
+    if not ip_allowed(session, user.office_id, ip):
+        return LoginResult(None, "ip")
+    if user.totp_secret:
+        step = verify_totp(config, user, otp or "", now)
+        if step is None:
+            return LoginResult(None, _count_failure(session, key, failure, now, otp=True))
+        user.totp_last_step = step
+    if failure is not None:
+        session.delete(failure)
+    user.last_login_at = now
+    return LoginResult(user)
+
+
+def _count_failure(session: Session, key: str, failure: LoginFailure | None, now: datetime,
+                   otp: bool = False) -> str:
+    if not key:
+        return "invalid"
+    if failure is None:
+        failure = LoginFailure(username=key, count=0, first_at=now)
+        session.add(failure)
+    elif now - failure.first_at > FAILURE_WINDOW:
+        failure.count, failure.first_at, failure.locked_until = 0, now, None
+    failure.count += 1
+    if failure.count >= LOCK_AFTER:
+        failure.locked_until = now + LOCK_FOR
+        return "locked"
+    return "otp" if otp else "invalid"
+
+
+def unlock(session: Session, username: str) -> None:
+    session.execute(delete(LoginFailure).where(LoginFailure.username == username.lower()))
+
+
+def is_locked(session: Session, username: str, now: datetime) -> bool:
+    failure = session.get(LoginFailure, username.lower())
+    return failure is not None and failure.locked_until is not None and failure.locked_until > now
+
+
+# -- sessions -------------------------------------------------------------------------------------
+
+def _session_id(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def start_session(session: Session, user: StaffUser, now: datetime, ip: str | None) -> str:
+    """A fresh session for a login (never the one the browser had): returns the cookie's token."""
+    token = secrets.token_urlsafe(32)
+    session.add(StaffSession(id=_session_id(token), user_id=user.id, created_at=now, last_seen_at=now,
+                             ip=(ip or "")[:45] or None))
+    return token
+
+
+def resume_session(session: Session, token: str | None, now: datetime) -> StaffUser | None:
+    """The account behind a cookie's token, if its session is still alive (idle and absolute limits)."""
+    if not token:
+        return None
+    row = session.get(StaffSession, _session_id(token))
+    if row is None:
+        return None
+    if now - row.last_seen_at > IDLE_TIMEOUT or now - row.created_at > MAX_SESSION:
+        session.delete(row)
+        return None
+    user = session.get(StaffUser, row.user_id)
+    if user is None or not user.active:
+        session.delete(row)
+        return None
+    row.last_seen_at = now
+    return user
+
+
+def end_session(session: Session, token: str | None) -> None:
+    if token:
+        session.execute(delete(StaffSession).where(StaffSession.id == _session_id(token)))
+
+
+def end_sessions(session: Session, user_id: int) -> None:
+    session.execute(delete(StaffSession).where(StaffSession.user_id == user_id))
+
+
+# -- second factor --------------------------------------------------------------------------------
+
+def _fernet(config) -> MultiFernet:
+    return MultiFernet([Fernet(key.encode()) for key in config.data_encryption_keys])
+
+
+def new_totp_secret() -> str:
+    return pyotp.random_base32()
+
+
+def provisioning_uri(secret: str, username: str, office_name: str) -> str:
+    return pyotp.TOTP(secret).provisioning_uri(name=username, issuer_name=f"madoguchi {office_name}")
+
+
+def totp_step(secret: str, code: str, now: datetime) -> int | None:
+    """The time step a code is valid for (one step of drift either way), or None."""
+    code = re.sub(r"\s", "", code or "")
+    if not re.fullmatch(r"\d{6}", code):
+        return None
+    totp = pyotp.TOTP(secret)
+    for drift in (0, -1, 1):
+        at = now + timedelta(seconds=drift * totp.interval)
+        if secrets.compare_digest(totp.at(at), code):
+            return totp.timecode(at)
+    return None
+
+
+def verify_totp(config, user: StaffUser, code: str, now: datetime) -> int | None:
+    """A fresh step for a valid code not used before (a replayed code fails)."""
+    try:
+        secret = _fernet(config).decrypt(user.totp_secret.encode()).decode()
+    except (InvalidToken, AttributeError):
+        return None
+    step = totp_step(secret, code, now)
+    if step is None or step <= (user.totp_last_step or 0):
+        return None
+    return step
+
+
+def enroll_totp(config, user: StaffUser, secret: str, code: str, now: datetime) -> bool:
+    """Turn the second factor on once the user proved their app shows the right codes."""
+    step = totp_step(secret, code, now)
+    if step is None:
+        return False
+    user.totp_secret = _fernet(config).encrypt(secret.encode()).decode()
+    user.totp_last_step = step
+    return True
+
+
+# -- IP allow-list --------------------------------------------------------------------------------
+
+def allowlist(session: Session, office_id: str) -> list[str]:
+    value = session.scalar(select(AppSetting.value).where(AppSetting.key == ALLOWLIST_KEY.format(office=office_id)))
+    return [part for part in (value or "").split(",") if part]
+
+
+def parse_allowlist(text: str) -> list[str]:
+    """CIDRs or addresses, one per line or comma-separated; AccountError('allowlist') on a bad entry."""
+    networks = []
+    for part in re.split(r"[\s,]+", text or ""):
+        if not part:
+            continue
+        try:
+            networks.append(str(ipaddress.ip_network(part, strict=False)))
+        except ValueError as exc:
+            raise AccountError("allowlist") from exc
+    return networks
+
+
+def set_allowlist(session: Session, office_id: str, networks: list[str]) -> None:
+    key = ALLOWLIST_KEY.format(office=office_id)
+    row = session.get(AppSetting, key)
+    if not networks:
+        if row is not None:
+            session.delete(row)
+        return
+    if row is None:
+        session.add(AppSetting(key=key, value=",".join(networks)))
+    else:
+        row.value = ",".join(networks)
+
+
+def address_in(networks: list[str], ip: str | None) -> bool:
+    if not networks:
+        return True
+    try:
+        address = ipaddress.ip_address(ip or "")
+    except ValueError:
+        return False
+    return any(address in ipaddress.ip_network(net) for net in networks)
+
+
+def ip_allowed(session: Session, office_id: str, ip: str | None) -> bool:
+    return address_in(allowlist(session, office_id), ip)

@@ -1,0 +1,348 @@
+"""What staff do to bookings, from the dashboard or the LINE group: one function per action.
+
+Every action runs in the caller's transaction, loads the booking with a row lock (PostgreSQL; SQLite's
+write transaction already serialises), checks the status it finds, records an audit entry and queues
+what the user must be told. Two staff deciding at once: the first changes the booking, the second finds
+it decided and gets `changed=False` (the same outcome) or `Refused` (another outcome) — never both.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from bot.models import Booking, Conversation, SlotBlock, SlotClaim
+from bot.services import holds, lifecycle, requests
+from bot.services import slots as slotsvc
+from bot.staff import audit, handoff, personal
+from bot.staff.audit import Actor
+from bot.staff.models import BookingHandoff
+
+OPEN_STATUSES = lifecycle.OPEN_STATUSES
+UNDECIDED = lifecycle.UNDECIDED_STATUSES
+# Why staff may still book a slot a user could not (with a reason); anything else cannot be overridden.
+OVERRIDABLE = ("notice_passed", "outside_window", "blocked")
+SOURCES = ("phone", "window")
+
+
+class Refused(Exception):
+    """The action does not apply: `code` says why (not_found, status, too_early, full, needs_override, …)."""
+
+    def __init__(self, code: str, booking: Booking | None = None, **detail: Any):
+        super().__init__(code)
+        self.code = code
+        self.booking = booking
+        self.detail = detail
+
+
+@dataclass(frozen=True)
+class Result:
+    booking: Booking
+    action: str
+    changed: bool  # False: it had already been done (a second tap, another member, the dashboard)
+
+
+# -- loading ----------------------------------------------------------------------------------------
+
+def load(session: Session, office_id: str, *, reference: str | None = None,
+         booking_id: int | None = None, lock: bool = True) -> Booking:
+    """The office's booking by reference or id, locked for this transaction; Refused('not_found')."""
+    query = select(Booking).where(Booking.office_id == office_id)
+    if reference is not None:
+        query = query.where(Booking.reference == reference.strip().upper())
+    elif booking_id is not None:
+        query = query.where(Booking.id == booking_id)
+    else:
+        raise Refused("not_found")
+    if lock and session.bind.dialect.name == "postgresql":
+        query = query.with_for_update(of=Booking)
+    booking = session.scalar(query)
+    if booking is None:
+        raise Refused("not_found")
+    return booking
+
+
+def handoff_of(session: Session, booking: Booking, now: datetime) -> BookingHandoff:
+    row = session.get(BookingHandoff, booking.id)
+    if row is None:
+        row = BookingHandoff(booking_id=booking.id, call_needed=False, updated_at=now)
+        session.add(row)
+    return row
+
+
+def _move(session: Session, booking: Booking, trigger: str, target: str, now: datetime) -> bool:
+    """Fire a lifecycle trigger; False when the booking is already at `target`, Refused from elsewhere.
+
+    The lifecycle stamps the row and gives the seat back when the booking closes.
+    """
+    if booking.status == target:
+        return False
+    if not lifecycle.fire(session, booking, trigger, now):
+        raise Refused("status", booking)
+    return True
+
+
+# -- seats ------------------------------------------------------------------------------------------
+
+def claim_seat(session: Session, office, booking: Booking) -> bool:
+    """Take one of the slot's seats for the booking (capacity is enforced by a unique row per seat)."""
+    holds.lock_slot(session, office.id, booking.slot_start)
+    return requests.claim_seat(session, office.id, booking.slot_start, office.schedule.capacity,
+                               booking.id) is not None
+
+
+def _claims_on(session: Session, office_id: str, start: datetime) -> int:
+    return session.scalar(select(func.count()).select_from(SlotClaim).where(
+        SlotClaim.office_id == office_id, SlotClaim.slot_start == start)) or 0
+
+
+# -- decisions --------------------------------------------------------------------------------------
+
+def confirm(session: Session, rt, office, booking: Booking, actor: Actor, now: datetime) -> Result:
+    """Approve: the request becomes a booking; the user is told; the office's phone task is opened."""
+    if booking.status in UNDECIDED and booking.slot_start <= now:
+        raise Refused("started", booking)
+    changed = _move(session, booking, "confirm", lifecycle.CONFIRMED, now)
+    if changed:
+        if handoff.call_user_on_confirm(office.id):
+            handoff_of(session, booking, now).call_needed = True
+        audit.record(session, office.id, actor, "confirm", now, booking)
+        _tell(session, rt, office, booking, "outcome_confirmed", now)
+    return Result(booking, "confirm", changed)
+
+
+def decline(session: Session, rt, office, booking: Booking, actor: Actor, now: datetime,
+            reason: str | None = None) -> Result:
+    """Decline with one of the office's reason templates; the seat is freed and the user told kindly."""
+    reasons = handoff.decline_reasons("ja")
+    reason = reason or handoff.default_reason()
+    if reason not in reasons:
+        raise Refused("reason", booking)
+    changed = _move(session, booking, "decline", lifecycle.DECLINED, now)
+    if changed:
+        row = handoff_of(session, booking, now)
+        row.decline_reason, row.updated_at = reason, now
+        audit.record(session, office.id, actor, "decline", now, booking, reason=reason)
+        _tell(session, rt, office, booking, "outcome_declined", now, reason=reason)
+    return Result(booking, "decline", changed)
+
+
+def propose(session: Session, rt, office, booking: Booking, actor: Actor, now: datetime,
+            start: datetime) -> Result:
+    """Offer the user another slot instead: it is taken for them until they answer."""
+    if booking.status == "proposed" and booking.slot_start == start:
+        return Result(booking, "propose", False)
+    if booking.status != "requested":
+        raise Refused("status", booking)
+    problem = _staff_slot_problem(session, office, now, start)
+    if problem is not None and problem not in ("notice_passed", "outside_window"):
+        raise Refused(problem, booking)
+    original = booking.slot_start
+    with session.begin_nested():  # a seat taken meanwhile: the request keeps its slot and its seat
+        lifecycle.free_seat(session, booking)
+        booking.slot_start = start
+        session.flush()
+        if not claim_seat(session, office, booking):
+            raise Refused("full", booking)
+    _move(session, booking, "propose", lifecycle.PROPOSED, now)
+    row = handoff_of(session, booking, now)
+    row.proposed_from, row.updated_at = original, now
+    audit.record(session, office.id, actor, "propose", now, booking, original=original, proposed=start)
+    _tell(session, rt, office, booking, "outcome_proposed", now, original=original)
+    return Result(booking, "propose", True)
+
+
+def answer_proposal(session: Session, rt, office, conv: Conversation, reference: str, accept: bool,
+                    now: datetime) -> dict[str, Any]:
+    """The user accepts or declines the slot staff proposed (from their own chat)."""
+    try:
+        booking = load(session, office.id, reference=reference)
+    except Refused:
+        return {"outcome": "not_found", "reference": reference}
+    summary = {"reference": booking.reference, "at": booking.slot_start,
+               "label": slotsvc.slot_label(booking.slot_start)}
+    if booking.conversation_id != conv.id:
+        return {"outcome": "not_found", "reference": reference}
+    if booking.status != "proposed":
+        return {"outcome": "already", "status": booking.status, **summary}
+    if booking.slot_start <= now:
+        return {"outcome": "already", "status": "expired", **summary}
+    actor = Actor(label="user")
+    if accept:
+        _move(session, booking, "confirm", lifecycle.CONFIRMED, now)
+        if handoff.call_user_on_confirm(office.id):
+            handoff_of(session, booking, now).call_needed = True
+        audit.record(session, office.id, actor, "accept_proposal", now, booking)
+        rt.notify_staff(session, office, "proposal_accepted", booking.id, now)
+        return {"outcome": "confirmed", "status": booking.status, **summary}
+    _move(session, booking, "decline", lifecycle.DECLINED, now)
+    audit.record(session, office.id, actor, "reject_proposal", now, booking)
+    rt.notify_staff(session, office, "proposal_declined", booking.id, now)
+    return {"outcome": "declined", "status": booking.status, **summary}
+
+
+def mark_attendance(session: Session, rt, office, booking: Booking, actor: Actor, now: datetime,
+                    attended: bool) -> Result:
+    """Attended or no-show, once the session has started."""
+    action = "attended" if attended else "no_show"
+    if booking.status == "confirmed" and booking.slot_start > now:
+        raise Refused("too_early", booking)
+    if attended:
+        changed = _move(session, booking, "attend", lifecycle.ATTENDED, now)
+    else:
+        changed = _move(session, booking, "mark_no_show", lifecycle.NO_SHOW, now)
+    if changed:
+        audit.record(session, office.id, actor, action, now, booking)
+    return Result(booking, action, changed)
+
+
+def cancel(session: Session, rt, office, booking: Booking, actor: Actor, now: datetime,
+           by_office: bool, note: str | None = None) -> Result:
+    """Cancel on the user's behalf (they phoned) or by the office; the seat is freed and the user told."""
+    if by_office:
+        action, trigger, target = "cancel_by_office", "cancel_by_office", lifecycle.CANCELLED_BY_OFFICE
+    elif booking.status == lifecycle.REQUESTED:
+        action, trigger, target = "withdraw_for_user", "withdraw", lifecycle.WITHDRAWN
+    elif booking.status == lifecycle.PROPOSED:
+        # The user turned the proposed slot down by phone: a proposal ends declined (interface.md).
+        action, trigger, target = "withdraw_for_user", "decline", lifecycle.DECLINED
+    else:
+        action, trigger, target = "cancel_for_user", "cancel", lifecycle.CANCELLED
+    changed = _move(session, booking, trigger, target, now)
+    if changed:
+        audit.record(session, office.id, actor, action, now, booking, note=(note or "")[:200] or None)
+        template = "outcome_cancelled_by_office" if by_office else "outcome_cancelled_for_user"
+        _tell(session, rt, office, booking, template, now)
+    return Result(booking, action, changed)
+
+
+def mark_invitation_sent(session: Session, office, booking: Booking, actor: Actor, now: datetime) -> Result:
+    """The invitation (Sakata: e-mail; Otaru: meeting ID and password) went out, outside LINE."""
+    if booking.status != "confirmed":
+        raise Refused("status", booking)
+    if booking.invitation_sent_at is not None:
+        return Result(booking, "invitation_sent", False)
+    booking.invitation_sent_at, booking.updated_at = now, now
+    audit.record(session, office.id, actor, "invitation_sent", now, booking)
+    return Result(booking, "invitation_sent", True)
+
+
+def mark_called(session: Session, office, booking: Booking, actor: Actor, now: datetime) -> Result:
+    """The office phoned the user with the date and time (the call task is done)."""
+    row = handoff_of(session, booking, now)
+    if row.called_at is not None:
+        return Result(booking, "called", False)
+    row.called_at, row.updated_at = now, now
+    audit.record(session, office.id, actor, "called", now, booking)
+    return Result(booking, "called", True)
+
+
+def set_note(session: Session, office, booking: Booking, actor: Actor, now: datetime, note: str) -> Result:
+    booking.staff_note, booking.updated_at = (note.strip()[:2000] or None), now
+    audit.record(session, office.id, actor, "note", now, booking)
+    return Result(booking, "note", True)
+
+
+# -- the user's online booking --------------------------------------------------------------------
+
+def set_user_blocked(session: Session, office, booking: Booking, actor: Actor, now: datetime,
+                     blocked: bool) -> Result:
+    """Block (after no-shows) or unblock the online booking of the user behind this booking."""
+    if booking.conversation_id is None:
+        raise Refused("no_user", booking)
+    conv = session.get(Conversation, booking.conversation_id)
+    if conv is None or conv.office_id != office.id:
+        raise Refused("no_user", booking)
+    if bool(conv.booking_blocked) == blocked:
+        return Result(booking, "block_user" if blocked else "unblock_user", False)
+    conv.booking_blocked = blocked
+    action = "block_user" if blocked else "unblock_user"
+    audit.record(session, office.id, actor, action, now, booking)
+    return Result(booking, action, True)
+
+
+# -- slots and days -------------------------------------------------------------------------------
+
+def block(session: Session, office, actor: Actor, now: datetime, day: date,
+          start: datetime | None = None, reason: str | None = None) -> SlotBlock:
+    """Take a slot (start given) or a whole day out of online booking; existing bookings are kept."""
+    query = select(SlotBlock).where(SlotBlock.office_id == office.id, SlotBlock.day == day.isoformat())
+    query = query.where(SlotBlock.slot_start.is_(None) if start is None else SlotBlock.slot_start == start)
+    existing = session.scalar(query)
+    if existing is not None:
+        return existing
+    row = SlotBlock(office_id=office.id, day=day.isoformat(), slot_start=start,
+                    reason=(reason or "").strip()[:200] or None, created_at=now)
+    session.add(row)
+    audit.record(session, office.id, actor, "block_slot" if start else "block_day", now,
+                 day=day.isoformat(), slot=start)
+    return row
+
+
+def unblock(session: Session, office, actor: Actor, now: datetime, block_id: int) -> None:
+    row = session.get(SlotBlock, block_id)
+    if row is None or row.office_id != office.id:
+        raise Refused("not_found")
+    audit.record(session, office.id, actor, "unblock_slot" if row.slot_start else "unblock_day", now,
+                 day=row.day, slot=row.slot_start)
+    session.delete(row)
+
+
+# -- bookings staff take by phone or at the window ------------------------------------------------
+
+def _staff_slot_problem(session: Session, office, now: datetime, start: datetime) -> str | None:
+    """Why staff could not book `start` now (holds of users on the form do not count: staff take it)."""
+    blocked, blocked_days = holds.blocks(session, office.id, now)
+    taken = {start: _claims_on(session, office.id, start)}
+    return slotsvc.is_bookable(office, now, start, taken, blocked, blocked_days)
+
+
+new_reference = requests.new_reference
+
+
+def create_booking(session: Session, rt, office, actor: Actor, now: datetime, *, start: datetime,
+                   source: str, details: dict[str, Any], override_reason: str | None = None) -> Booking:
+    """A confirmed booking for a phone or window request: takes the slot, so the bot never offers it.
+
+    The notice rule, the booking window, a staff block and the one-open rule may be overridden with a
+    reason; a past, closed, non-schedule or full slot may not.
+    """
+    if source not in SOURCES:
+        raise Refused("source")
+    override_reason = (override_reason or "").strip()[:200] or None
+    problem = _staff_slot_problem(session, office, now, start)
+    overrides: list[str] = []
+    if problem is not None:
+        if problem not in OVERRIDABLE:
+            raise Refused(problem)
+        overrides.append(problem)
+    seeker_hash = personal.seeker_hash(rt, details.get("seeker_number") or "")
+    if seeker_hash and session.scalar(select(Booking.id).where(
+            Booking.office_id == office.id, Booking.seeker_hash == seeker_hash,
+            Booking.status.in_(OPEN_STATUSES), Booking.slot_start > now).limit(1)) is not None:
+        overrides.append("one_open")
+    if overrides and not override_reason:
+        raise Refused("needs_override", overrides=overrides)
+    booking = Booking(reference=new_reference(session), office_id=office.id, conversation_id=None,
+                      slot_start=start, status="confirmed", source=source, seeker_hash=seeker_hash,
+                      details=personal.encrypt(rt, details), decided_at=now, created_at=now, updated_at=now)
+    session.add(booking)
+    session.flush()
+    if not claim_seat(session, office, booking):
+        raise Refused("full")
+    row = handoff_of(session, booking, now)
+    row.override_reason = override_reason if overrides else None
+    audit.record(session, office.id, actor, "create_booking", now, booking, source=source, slot=start,
+                 overrides=overrides)
+    return booking
+
+
+# -- telling the user -----------------------------------------------------------------------------
+
+def _tell(session: Session, rt, office, booking: Booking, template: str, now: datetime, **vars: Any) -> None:
+    from bot import notify
+
+    notify.tell_user(session, rt, office, booking, template, now, **vars)

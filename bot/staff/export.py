@@ -1,0 +1,88 @@
+"""CSV export of an office's bookings over a date range: fixed columns, UTF-8 with BOM or CP932."""
+from __future__ import annotations
+
+import csv
+import io
+from datetime import date, datetime, time, timedelta
+from functools import lru_cache
+from typing import Any
+
+import yaml
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from bot.clock import TOKYO
+from bot.models import Booking
+from bot.staff import personal
+from bot.staff.handoff import TEMPLATES_DIR
+
+# Fixed columns, in order; their headers are in templates/staff/labels.yaml (columns).
+COLUMNS = (
+    "reference", "office", "slot", "status", "source", "requested_at", "decided_at", "invitation_sent_at",
+    "name", "name_kana", "seeker_number", "birth_date", "phone", "category", "consultation", "companion",
+    "companion_detail", "mypage_email_confirmed", "staff_note",
+)
+DETAIL_COLUMNS = frozenset(COLUMNS[8:18])
+ENCODINGS = {"utf8": "utf-8-sig", "cp932": "cp932"}
+MAX_DAYS = 366
+
+
+@lru_cache(maxsize=1)
+def labels() -> dict[str, Any]:
+    return yaml.safe_load((TEMPLATES_DIR / "staff" / "labels.yaml").read_text(encoding="utf-8"))
+
+
+def _when(value: datetime | None) -> str:
+    return value.astimezone(TOKYO).strftime("%Y-%m-%d %H:%M") if value else ""
+
+
+def _cell(key: str, value: Any) -> str:
+    names = labels()
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return names["yes_no"]["yes" if value else "no"]
+    if key == "category":
+        return names["categories"].get(value, value)
+    if key == "companion":
+        return names["companions"].get(value, value)
+    return str(value)
+
+
+def rows(session: Session, rt, office, first: date, last: date) -> list[list[str]]:
+    lo = datetime.combine(first, time(), tzinfo=TOKYO)
+    hi = datetime.combine(last + timedelta(days=1), time(), tzinfo=TOKYO)
+    names = labels()
+    found = session.scalars(select(Booking).where(
+        Booking.office_id == office.id, Booking.slot_start >= lo, Booking.slot_start < hi,
+    ).order_by(Booking.slot_start, Booking.id)).all()
+    out = []
+    for booking in found:
+        details = personal.decrypt(rt, booking.details) or {}
+        base = {
+            "reference": booking.reference, "office": office.name, "slot": _when(booking.slot_start),
+            "status": names["statuses"].get(booking.status, booking.status),
+            "source": names["sources"].get(booking.source, booking.source),
+            "requested_at": _when(booking.created_at), "decided_at": _when(booking.decided_at),
+            "invitation_sent_at": _when(booking.invitation_sent_at), "staff_note": booking.staff_note or "",
+        }
+        out.append([base[c] if c in base else _cell(c, details.get(c)) for c in COLUMNS])
+    return out
+
+
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _inert(cell: str) -> str:
+    """A cell a spreadsheet will not run: text a person typed that starts like a formula gets a leading `'`."""
+    return "'" + cell if cell.startswith(FORMULA_STARTS) else cell
+
+
+def render(table: list[list[str]], encoding: str) -> bytes:
+    """The CSV bytes; characters CP932 cannot hold become '?' (UTF-8 keeps everything)."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\r\n")
+    headers = labels()["columns"]
+    writer.writerow([headers[c] for c in COLUMNS])
+    writer.writerows([[_inert(cell) for cell in row] for row in table])
+    return buffer.getvalue().encode(ENCODINGS[encoding], errors="replace")

@@ -1,0 +1,175 @@
+"""Scheduled jobs of the staff handoff, run by the worker on every pass (and rehearsed with `--now`).
+
+Each job is idempotent: a job done for a booking leaves a JobMark row (unique per job and key), so a rerun,
+a second worker or a pass after a crash finds it and does nothing. A job whose transaction rolls back
+leaves no mark and runs again on the next pass.
+"""
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from datetime import date, datetime, time, timedelta
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from bot import notify
+from bot.clock import TOKYO
+from bot.models import Booking, ProcessedEvent, SlotClaim, SlotHold, StaffNotice
+from bot.offices import DEFAULT_RETENTION
+from bot.services.calendar import last_business_day_on_or_before
+from bot.staff import audit
+from bot.staff.auth import MAX_SESSION
+from bot.staff.models import AuditEntry, BookingHandoff, JobMark, StaffSession
+
+log = logging.getLogger(__name__)
+
+STAFF_REMINDER_AT = time(9, 0)      # undecided requests: on the business day before the session
+USER_REMINDER_AT = time(12, 0)      # the user's reminder: the day before the session
+INVITATION_CHECK_AT = time(15, 0)   # invitation not marked sent: the day before the session
+ATTENDANCE_LOOKBACK = timedelta(days=1)
+CLOSED_STATUSES = ("declined", "expired", "withdrawn")
+JOB_MARK_KEEP = timedelta(days=180)
+
+
+def run_due(rt) -> dict[str, int]:
+    """Every staff-handoff job for every office; figures for the worker's summary line."""
+    now = rt.clock.now()
+    figures: Counter[str] = Counter()
+    for office in rt.offices.values():
+        for job in (remind_undecided, remind_user_day_before, check_invitations, prompt_attendance,
+                    purge_expired_data):
+            with rt.db.transaction() as s:
+                figures.update(job(s, rt, office, now))
+    with rt.db.transaction() as s:
+        figures.update(purge_unknown_offices(s, rt, now))
+    return dict(figures)
+
+
+def _mark(session: Session, job: str, key: str, now: datetime) -> bool:
+    """Claim (job, key) once across reruns and workers; False when it was already done."""
+    insert = postgresql.insert if session.bind.dialect.name == "postgresql" else sqlite.insert
+    # RETURNING, not rowcount: an ORM insert on PostgreSQL (psycopg) reports rowcount -1.
+    marked = session.execute(insert(JobMark).values(job=job, key=key, created_at=now)
+                             .on_conflict_do_nothing(index_elements=["job", "key"])
+                             .returning(JobMark.id)).scalar_one_or_none()
+    return marked is not None
+
+
+def _at(day: date, moment: time) -> datetime:
+    return datetime.combine(day, moment, tzinfo=TOKYO)
+
+
+def _upcoming(session: Session, office, now: datetime, statuses: tuple[str, ...], days: int) -> list[Booking]:
+    return list(session.scalars(select(Booking).where(
+        Booking.office_id == office.id, Booking.status.in_(statuses), Booking.slot_start > now,
+        Booking.slot_start < now + timedelta(days=days)).order_by(Booking.slot_start, Booking.id)))
+
+
+# -- reminders -------------------------------------------------------------------------------------
+
+def remind_undecided(session: Session, rt, office, now: datetime) -> dict[str, int]:
+    """On the business day before a session, remind staff of a request still undecided (once)."""
+    sent = 0
+    for booking in _upcoming(session, office, now, ("requested", "proposed"), days=14):
+        session_day = booking.slot_start.astimezone(TOKYO).date()
+        moment = _at(last_business_day_on_or_before(session_day - timedelta(days=1), office.schedule.closures),
+                     STAFF_REMINDER_AT)
+        if now < moment or booking.created_at >= moment:
+            continue  # not yet; or it arrived after the reminder time and its new-request card just went
+        if _mark(session, "undecided", str(booking.id), now):
+            rt.notify_staff(session, office, "undecided", booking.id, now)
+            sent += 1
+    return {"staff_reminded_undecided": sent}
+
+
+def remind_user_day_before(session: Session, rt, office, now: datetime) -> dict[str, int]:
+    """The day before a confirmed session, one push to the user (profile `reminders.user_day_before`)."""
+    if not (office.reminders or {}).get("user_day_before", True):
+        return {}
+    sent = 0
+    for booking in _upcoming(session, office, now, ("confirmed",), days=2):
+        if booking.source != "line":
+            continue
+        moment = _at(booking.slot_start.astimezone(TOKYO).date() - timedelta(days=1), USER_REMINDER_AT)
+        if now < moment or (booking.decided_at is not None and booking.decided_at >= moment):
+            continue  # confirmed after the reminder time: the confirmation itself said it all
+        if _mark(session, "user_day_before", str(booking.id), now):
+            if notify.tell_user(session, rt, office, booking, "reminder_day_before", now) is not None:
+                sent += 1
+    return {"users_reminded": sent}
+
+
+def check_invitations(session: Session, rt, office, now: datetime) -> dict[str, int]:
+    """The day before a confirmed session, remind staff when the invitation is not marked sent."""
+    sent = 0
+    for booking in _upcoming(session, office, now, ("confirmed",), days=2):
+        if booking.invitation_sent_at is not None:
+            continue
+        moment = _at(booking.slot_start.astimezone(TOKYO).date() - timedelta(days=1), INVITATION_CHECK_AT)
+        if now >= moment and _mark(session, "invitation", str(booking.id), now):
+            rt.notify_staff(session, office, "invitation", booking.id, now)
+            sent += 1
+    return {"staff_reminded_invitation": sent}
+
+
+def prompt_attendance(session: Session, rt, office, now: datetime) -> dict[str, int]:
+    """At start + the office's no-show minutes, ask staff to record attendance if nobody has."""
+    limit = now - timedelta(minutes=office.no_show_minutes)
+    found = session.scalars(select(Booking).where(
+        Booking.office_id == office.id, Booking.status == "confirmed", Booking.slot_start <= limit,
+        Booking.slot_start > now - ATTENDANCE_LOOKBACK)).all()
+    sent = 0
+    for booking in found:
+        if _mark(session, "no_show_check", str(booking.id), now):
+            rt.notify_staff(session, office, "no_show_check", booking.id, now)
+            sent += 1
+    return {"staff_prompted_attendance": sent}
+
+
+# -- retention ------------------------------------------------------------------------------------
+
+def purge_expired_data(session: Session, rt, office, now: datetime) -> dict[str, int]:
+    """The office's retention rules (profile `retention`); the consent log is kept as the office's record."""
+    keep = {**DEFAULT_RETENTION, **(office.retention or {})}
+    details = session.execute(update(Booking).where(
+        Booking.office_id == office.id, Booking.details.is_not(None),
+        Booking.slot_start < now - timedelta(days=keep["personal_details_days_after_session"]),
+    ).values(details=None, seeker_hash=None, details_purged_at=now)).rowcount or 0
+    closed = _delete_closed_requests(session, office.id, now - timedelta(days=keep["closed_requests_days"]))
+    drafts = session.execute(delete(SlotHold).where(
+        SlotHold.office_id == office.id,
+        SlotHold.expires_at < now - timedelta(days=keep["drafts_days"]))).rowcount or 0
+    dedupe = session.execute(delete(ProcessedEvent).where(
+        ProcessedEvent.office_id == office.id,
+        ProcessedEvent.received_at < now - timedelta(days=keep["dedupe_days"]))).rowcount or 0
+    if details or closed:
+        audit.record(session, office.id, audit.Actor.system(), "retention_purge", now, details=details,
+                     requests=closed)
+        log.info("retention office=%s details=%d requests=%d", office.id, details, closed)
+    return {"details_purged": details, "requests_purged": closed, "drafts_purged": drafts,
+            "dedupe_purged": dedupe}
+
+
+def _delete_closed_requests(session: Session, office_id: str, before: datetime) -> int:
+    ids = list(session.scalars(select(Booking.id).where(
+        Booking.office_id == office_id, Booking.status.in_(CLOSED_STATUSES), Booking.updated_at < before)))
+    if not ids:
+        return 0
+    # The audit log outlives the rows it names: it keeps the reference, not the link.
+    session.execute(update(AuditEntry).where(AuditEntry.booking_id.in_(ids)).values(booking_id=None))
+    for table in (StaffNotice, BookingHandoff, SlotClaim):
+        session.execute(delete(table).where(table.booking_id.in_(ids)))
+    return session.execute(delete(Booking).where(Booking.id.in_(ids))).rowcount or 0
+
+
+def purge_unknown_offices(session: Session, rt, now: datetime) -> dict[str, int]:
+    """Housekeeping that is not per office: dedupe rows of offices no longer configured, old job marks,
+    ended staff sessions."""
+    dedupe = session.execute(delete(ProcessedEvent).where(
+        ProcessedEvent.office_id.not_in(list(rt.offices)),
+        ProcessedEvent.received_at < now - timedelta(days=DEFAULT_RETENTION["dedupe_days"]))).rowcount or 0
+    session.execute(delete(JobMark).where(JobMark.created_at < now - JOB_MARK_KEEP))
+    session.execute(delete(StaffSession).where(StaffSession.created_at < now - MAX_SESSION))
+    return {"dedupe_purged": dedupe}

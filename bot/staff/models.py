@@ -1,0 +1,87 @@
+"""Tables of the staff handoff: accounts, their sessions, the audit log, and staff-side booking state."""
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import JSON, Boolean, ForeignKey, Integer, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from bot.models import Base
+
+
+class StaffUser(Base):
+    """A dashboard account: belongs to one office; role staff or admin (admins manage accounts)."""
+
+    __tablename__ = "staff_users"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    office_id: Mapped[str] = mapped_column(String(32), index=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    role: Mapped[str] = mapped_column(String(16), default="staff")  # staff | admin
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    totp_secret: Mapped[str | None] = mapped_column(String(255), default=None)  # Fernet-encrypted
+    totp_last_step: Mapped[int] = mapped_column(Integer, default=0)  # a code is accepted once
+    created_at: Mapped[datetime]
+    last_login_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class StaffSession(Base):
+    """A signed-in browser: the cookie holds only this row's random id (new on every login)."""
+
+    __tablename__ = "staff_sessions"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("staff_users.id"), index=True)
+    created_at: Mapped[datetime]
+    last_seen_at: Mapped[datetime]
+    ip: Mapped[str | None] = mapped_column(String(45), default=None)
+
+
+class LoginFailure(Base):
+    """Wrong passwords per username (known or not), for the temporary lock-out."""
+
+    __tablename__ = "staff_login_failures"
+    username: Mapped[str] = mapped_column(String(64), primary_key=True)
+    count: Mapped[int] = mapped_column(Integer, default=0)
+    first_at: Mapped[datetime]
+    locked_until: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class AuditEntry(Base):
+    """Who did what, when: every staff action and every view of personal details. No personal data."""
+
+    __tablename__ = "staff_audit"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    office_id: Mapped[str] = mapped_column(String(32), index=True)
+    at: Mapped[datetime] = mapped_column(index=True)
+    actor: Mapped[str] = mapped_column(String(80))  # a username, "line_group" or "system"
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("staff_users.id"), default=None)
+    line_member_id: Mapped[str | None] = mapped_column(String(64), default=None)  # group member who tapped
+    action: Mapped[str] = mapped_column(String(40))
+    booking_id: Mapped[int | None] = mapped_column(ForeignKey("bookings.id"), index=True, default=None)
+    reference: Mapped[str | None] = mapped_column(String(9), default=None)
+    detail: Mapped[dict] = mapped_column(JSON, default=dict)
+    ip: Mapped[str | None] = mapped_column(String(45), default=None)
+
+
+class BookingHandoff(Base):
+    """Staff-side state of one booking: the decline reason, a proposal's original slot, the phone task."""
+
+    __tablename__ = "booking_handoffs"
+    booking_id: Mapped[int] = mapped_column(ForeignKey("bookings.id"), primary_key=True)
+    decline_reason: Mapped[str | None] = mapped_column(String(40), default=None)
+    proposed_from: Mapped[datetime | None] = mapped_column(default=None)
+    call_needed: Mapped[bool] = mapped_column(Boolean, default=False)
+    called_at: Mapped[datetime | None] = mapped_column(default=None)
+    override_reason: Mapped[str | None] = mapped_column(String(200), default=None)
+    updated_at: Mapped[datetime]
+
+
+class JobMark(Base):
+    """A scheduled job done once for one key (a booking): reruns and other workers find it and skip."""
+
+    __tablename__ = "staff_job_marks"
+    __table_args__ = (UniqueConstraint("job", "key"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    job: Mapped[str] = mapped_column(String(40))
+    key: Mapped[str] = mapped_column(String(80))
+    created_at: Mapped[datetime] = mapped_column(index=True)

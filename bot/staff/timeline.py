@@ -1,0 +1,93 @@
+"""The dashboard's view of days: each scheduled slot as free, held, requested, confirmed or blocked."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from bot.clock import TOKYO
+from bot.models import Booking, SlotBlock, SlotHold
+from bot.services.calendar import holiday_name, is_closed
+from bot.services.slots import slot_label
+
+SHOWN_STATUSES = ("requested", "proposed", "confirmed", "attended", "no_show")
+
+
+@dataclass
+class SlotView:
+    start: datetime
+    label: str
+    capacity: int
+    bookings: list[Booking] = field(default_factory=list)
+    held: int = 0
+    block_id: int | None = None
+
+    @property
+    def state(self) -> str:
+        """confirmed | requested | held | blocked | free (what staff most need to see first)."""
+        statuses = {b.status for b in self.bookings}
+        if statuses & {"confirmed", "attended", "no_show"}:
+            return "confirmed"
+        if statuses & {"requested", "proposed"}:
+            return "requested"
+        if self.held:
+            return "held"
+        if self.block_id is not None:
+            return "blocked"
+        return "free"
+
+    @property
+    def free(self) -> int:
+        active = sum(1 for b in self.bookings if b.status in ("requested", "proposed", "confirmed"))
+        return max(0, self.capacity - active - self.held)
+
+
+@dataclass
+class DayView:
+    day: date
+    closed: str | None               # calendar reason (weekend, holiday, year_end, office_closure) or None
+    holiday: str | None
+    day_block_id: int | None
+    slots: list[SlotView]
+    block_reason: str | None = None
+
+
+def days(session: Session, office, now: datetime, first: date, count: int) -> list[DayView]:
+    """`count` days from `first` that are on the office's schedule (closed ones say why)."""
+    last = first + timedelta(days=count)
+    lo, hi = datetime.combine(first, time(), tzinfo=TOKYO), datetime.combine(last, time(), tzinfo=TOKYO)
+    bookings = session.scalars(select(Booking).where(
+        Booking.office_id == office.id, Booking.slot_start >= lo, Booking.slot_start < hi,
+        Booking.status.in_(SHOWN_STATUSES)).order_by(Booking.slot_start, Booking.id)).all()
+    holds = session.scalars(select(SlotHold).where(
+        SlotHold.office_id == office.id, SlotHold.slot_start >= lo, SlotHold.slot_start < hi,
+        SlotHold.expires_at > now)).all()
+    blocks = session.scalars(select(SlotBlock).where(
+        SlotBlock.office_id == office.id, SlotBlock.day >= first.isoformat(),
+        SlotBlock.day < last.isoformat())).all()
+    schedule = office.schedule
+    out: list[DayView] = []
+    for offset in range(count):
+        d = first + timedelta(days=offset)
+        if d.weekday() not in schedule.weekdays:
+            continue
+        closed = is_closed(d, schedule.closures)
+        day_row = next((b for b in blocks if b.day == d.isoformat() and b.slot_start is None), None)
+        day_block = day_row.id if day_row is not None else None
+        slots: list[SlotView] = []
+        if closed is None:
+            for t in sorted(schedule.starts):
+                start = datetime.combine(d, t, tzinfo=TOKYO)
+                slot_block = next((b.id for b in blocks if b.slot_start == start), None)
+                slots.append(SlotView(
+                    start=start, label=slot_label(start), capacity=schedule.capacity,
+                    bookings=[b for b in bookings if b.slot_start == start],
+                    held=sum(1 for h in holds if h.slot_start == start),
+                    block_id=slot_block if slot_block is not None else day_block,
+                ))
+        out.append(DayView(day=d, closed=closed, holiday=holiday_name(d) if closed == "holiday" else None,
+                           day_block_id=day_block, slots=slots,
+                           block_reason=day_row.reason if day_row is not None else None))
+    return out

@@ -1,0 +1,620 @@
+"""The staff dashboard (/staff/…): thin views over bot.staff.{auth,decisions,timeline,export}.
+
+Every POST carries the CSRF token; every page but the login needs a live session of an account, whose
+office is the only one it sees (another office's booking is a 404).
+"""
+from __future__ import annotations
+
+import hmac
+import re
+import secrets
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from functools import wraps
+
+from flask import (
+    Blueprint, Response, abort, current_app, flash, g, redirect, render_template, request, session, url_for,
+)
+from sqlalchemy import and_, or_, select
+
+from bot.clock import TOKYO
+from bot.models import Booking, Conversation, OutboxMessage, StaffGroupSighting, StaffNotice
+from bot.services import holds, validation
+from bot.services import slots as slotsvc
+from bot.staff import audit, auth, decisions, export, handoff, personal, timeline
+from bot.staff.audit import Actor
+from bot.staff.models import BookingHandoff, StaffUser
+
+bp = Blueprint("staff", __name__, url_prefix="/staff")
+
+TOKEN_KEY = "staff_token"
+CSRF_KEY = "staff_csrf"
+TOTP_PENDING_KEY = "staff_totp_pending"
+PUBLIC_ENDPOINTS = frozenset({"staff.login"})
+TIMELINE_DAYS = 14
+BOOKING_ACTIONS = ("confirm", "decline", "propose", "invitation", "called", "attended", "no_show",
+                   "cancel_user", "cancel_office", "block_user", "unblock_user", "note")
+DETAIL_FIELDS = ("name", "name_kana", "birth_date", "seeker_number", "phone", "category", "consultation",
+                 "companion", "companion_detail", "mypage_email_confirmed")
+
+
+@dataclass(frozen=True)
+class Who:
+    """The signed-in account, detached from any database session."""
+
+    id: int
+    username: str
+    role: str
+    office_id: str
+    has_totp: bool
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == "admin"
+
+
+def _rt():
+    return current_app.extensions["madoguchi"]
+
+
+def _now() -> datetime:
+    return _rt().clock.now()
+
+
+def _office():
+    return _rt().offices[g.who.office_id]
+
+
+def _actor() -> Actor:
+    return Actor(label=g.who.username, user_id=g.who.id, ip=request.remote_addr)
+
+
+# -- CSRF and sessions ----------------------------------------------------------------------------
+
+def csrf_token() -> str:
+    token = session.get(CSRF_KEY)
+    if not token:
+        token = secrets.token_urlsafe(32)
+        session[CSRF_KEY] = token
+    return token
+
+
+def _csrf_ok() -> bool:
+    sent = request.form.get("csrf_token", "")
+    expected = session.get(CSRF_KEY, "")
+    return bool(sent) and bool(expected) and hmac.compare_digest(sent, expected)
+
+
+@bp.context_processor
+def _template_globals():
+    return {"csrf_token": csrf_token, "who": g.get("who"), "labels": export.labels(),
+            "office": _rt().offices.get(g.who.office_id) if g.get("who") else None}
+
+
+@bp.before_request
+def _guard():
+    if request.method == "POST" and not _csrf_ok():
+        abort(400, description="CSRF token missing or wrong")
+    if request.endpoint in PUBLIC_ENDPOINTS:
+        return None
+    rt = _rt()
+    token = session.get(TOKEN_KEY)
+    with rt.db.transaction() as s:
+        user = auth.resume_session(s, token, rt.clock.now())
+        if user is not None and not auth.ip_allowed(s, user.office_id, request.remote_addr):
+            auth.end_session(s, token)
+            user = None
+        who = Who(user.id, user.username, user.role, user.office_id, bool(user.totp_secret)) if user else None
+    if who is None or who.office_id not in rt.offices:
+        session.pop(TOKEN_KEY, None)
+        return redirect(url_for("staff.login", next=request.path if request.method == "GET" else None))
+    g.who = who
+    return None
+
+
+def admin_only(view):
+    @wraps(view)
+    def wrapped(*args, **kwargs):
+        if not g.who.is_admin:
+            abort(403)
+        return view(*args, **kwargs)
+    return wrapped
+
+
+@bp.after_request
+def _no_store(response: Response) -> Response:
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["X-Frame-Options"] = "DENY"
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Referrer-Policy"] = "same-origin"
+    return response
+
+
+# -- login ----------------------------------------------------------------------------------------
+
+LOGIN_STATUS = {"invalid": 401, "otp": 401, "locked": 429, "ip": 403}
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login():
+    if request.method == "GET":
+        return render_template("staff/login.html", error=None, username="")
+    rt = _rt()
+    username = request.form.get("username", "")
+    with rt.db.transaction() as s:
+        now = rt.clock.now()
+        result = auth.authenticate(s, rt.config, username=username, password=request.form.get("password", ""),
+                                   otp=request.form.get("otp"), ip=request.remote_addr, now=now)
+        token = None
+        if result.user is not None:
+            auth.end_session(s, session.get(TOKEN_KEY))
+            token = auth.start_session(s, result.user, now, request.remote_addr)
+            audit.record(s, result.user.office_id, Actor.staff(result.user, request.remote_addr), "login", now)
+    if token is None:
+        return render_template("staff/login.html", error=result.error, username=username[:64]), \
+            LOGIN_STATUS.get(result.error or "invalid", 401)
+    # A new session on login: nothing the browser carried before survives (fixation).
+    for key in [k for k in session if k.startswith("staff_")]:
+        session.pop(key)
+    session[TOKEN_KEY] = token
+    session[CSRF_KEY] = secrets.token_urlsafe(32)
+    return redirect(_local_target(request.args.get("next") or ""))
+
+
+_LOCAL_TARGET = re.compile(r"/staff/[A-Za-z0-9/_.~%?=&+-]*")
+
+
+def _local_target(target: str) -> str:
+    """Where to go after login: a dashboard path of this site, nothing else (no other host, no header tricks)."""
+    if _LOCAL_TARGET.fullmatch(target) and "//" not in target and "/.." not in target:
+        return target
+    return url_for("staff.home")
+
+
+@bp.post("/logout")
+def logout():
+    rt = _rt()
+    with rt.db.transaction() as s:
+        auth.end_session(s, session.get(TOKEN_KEY))
+        audit.record(s, g.who.office_id, _actor(), "logout", rt.clock.now())
+    for key in [k for k in session if k.startswith("staff_")]:
+        session.pop(key)
+    return redirect(url_for("staff.login"))
+
+
+# -- the day --------------------------------------------------------------------------------------
+
+def _date_arg(name: str, default: date) -> date:
+    try:
+        return date.fromisoformat(request.args.get(name) or request.form.get(name) or "")
+    except ValueError:
+        return default
+
+
+@bp.get("/")
+def home():
+    rt = _rt()
+    office = _office()
+    now = rt.clock.now()
+    first = _date_arg("from", now.date())
+    with rt.db.reading() as s:
+        day_views = timeline.days(s, office, now, first, TIMELINE_DAYS)
+        pending = s.scalar(select(Booking.id).where(
+            Booking.office_id == office.id, Booking.status.in_(decisions.UNDECIDED)).limit(1)) is not None
+        return render_template("staff/timeline.html", days=day_views, first=first, now=now, pending=pending,
+                               prev=first - timedelta(days=TIMELINE_DAYS),
+                               next=first + timedelta(days=TIMELINE_DAYS))
+
+
+@bp.get("/queue")
+def queue():
+    rt = _rt()
+    office = _office()
+    now = rt.clock.now()
+    with rt.db.reading() as s:
+        undecided = s.scalars(select(Booking).where(
+            Booking.office_id == office.id, Booking.status.in_(decisions.UNDECIDED)
+        ).order_by(Booking.slot_start)).all()
+        calls = s.scalars(select(Booking).join(BookingHandoff, BookingHandoff.booking_id == Booking.id).where(
+            Booking.office_id == office.id, Booking.status == "confirmed", BookingHandoff.call_needed.is_(True),
+            BookingHandoff.called_at.is_(None)).order_by(Booking.slot_start)).all()
+        invitations = s.scalars(select(Booking).where(
+            Booking.office_id == office.id, Booking.status == "confirmed", Booking.invitation_sent_at.is_(None),
+            Booking.slot_start > now).order_by(Booking.slot_start)).all()
+        attendance = s.scalars(select(Booking).where(
+            Booking.office_id == office.id, Booking.status == "confirmed",
+            Booking.slot_start <= now - timedelta(minutes=office.no_show_minutes)).order_by(Booking.slot_start)).all()
+        notices = s.execute(select(StaffNotice, Booking.reference).join(
+            Booking, Booking.id == StaffNotice.booking_id).where(StaffNotice.office_id == office.id)
+            .order_by(StaffNotice.created_at.desc(), StaffNotice.id.desc()).limit(50)).all()
+        return render_template("staff/queue.html", undecided=undecided, calls=calls, invitations=invitations,
+                               attendance=attendance, notices=notices, now=now)
+
+
+# -- one booking ----------------------------------------------------------------------------------
+
+def _booking_or_404(s, reference: str, lock: bool = False) -> Booking:
+    try:
+        return decisions.load(s, g.who.office_id, reference=reference, lock=lock)
+    except decisions.Refused:
+        abort(404)
+
+
+def _proposable(s, office, now: datetime, exclude: datetime) -> list:
+    blocked, blocked_days = holds.blocks(s, office.id, now)
+    found = slotsvc.available_slots(office, now, holds.taken_counts(s, office.id, now), blocked, blocked_days,
+                                    limit=40)
+    return [slot for slot in found if slot.start != exclude]
+
+
+@bp.get("/bookings/<reference>")
+def booking(reference: str):
+    rt = _rt()
+    office = _office()
+    with rt.db.transaction() as s:
+        now = rt.clock.now()
+        row = _booking_or_404(s, reference)
+        details = personal.decrypt(rt, row.details)
+        if details is not None:
+            audit.record(s, office.id, _actor(), "view_details", now, row)
+        conv = s.get(Conversation, row.conversation_id) if row.conversation_id else None
+        page = render_template(
+            "staff/booking.html", booking=row, details=details, fields=DETAIL_FIELDS,
+            handoff=s.get(BookingHandoff, row.id), conv=conv, entries=audit.for_booking(s, row.id),
+            reasons=handoff.decline_reasons("ja"), now=now,
+            proposable=_proposable(s, office, now, row.slot_start) if row.status == "requested" else [],
+            attendance_open=row.status == "confirmed" and row.slot_start <= now,
+        )
+    return page
+
+
+@bp.post("/bookings/<reference>/<action>")
+def booking_action(reference: str, action: str):
+    if action not in BOOKING_ACTIONS:
+        abort(404)
+    rt = _rt()
+    office = _office()
+    form = request.form
+    with rt.db.transaction() as s:
+        now = rt.clock.now()
+        row = _booking_or_404(s, reference, lock=True)
+        try:
+            result = _apply(s, rt, office, row, action, form, now)
+            message, category = ("done" if result.changed else "already"), "ok"
+        except decisions.Refused as refused:
+            message, category = refused.code, "error"
+        status = row.status
+    flash(f"{action}:{message}:{status}", category)
+    return redirect(url_for("staff.booking", reference=reference))
+
+
+def _apply(s, rt, office, row: Booking, action: str, form, now: datetime) -> decisions.Result:
+    actor = _actor()
+    if action == "confirm":
+        return decisions.confirm(s, rt, office, row, actor, now)
+    if action == "decline":
+        return decisions.decline(s, rt, office, row, actor, now, reason=form.get("reason") or None)
+    if action == "propose":
+        start = _slot_arg(form.get("slot"))
+        if start is None:
+            raise decisions.Refused("not_a_slot", row)
+        return decisions.propose(s, rt, office, row, actor, now, start)
+    if action == "invitation":
+        return decisions.mark_invitation_sent(s, office, row, actor, now)
+    if action == "called":
+        return decisions.mark_called(s, office, row, actor, now)
+    if action in ("attended", "no_show"):
+        return decisions.mark_attendance(s, rt, office, row, actor, now, attended=action == "attended")
+    if action in ("cancel_user", "cancel_office"):
+        return decisions.cancel(s, rt, office, row, actor, now, by_office=action == "cancel_office",
+                                note=form.get("note"))
+    if action in ("block_user", "unblock_user"):
+        return decisions.set_user_blocked(s, office, row, actor, now, blocked=action == "block_user")
+    return decisions.set_note(s, office, row, actor, now, form.get("note", ""))
+
+
+def _slot_arg(value: str | None) -> datetime | None:
+    try:
+        moment = datetime.fromisoformat(value or "")
+    except ValueError:
+        return None
+    return (moment if moment.tzinfo else moment.replace(tzinfo=TOKYO)).astimezone(TOKYO)
+
+
+# -- phone and window bookings --------------------------------------------------------------------
+
+def _staff_slot_choices(s, office, now: datetime) -> list[tuple[datetime, str | None]]:
+    """Every scheduled start from now to the window's end, with why a user could not book it."""
+    blocked, blocked_days = holds.blocks(s, office.id, now)
+    taken = holds.taken_counts(s, office.id, now)
+    end = now.date() + timedelta(weeks=office.booking.window_weeks + 4)
+    starts = [t for t in slotsvc.candidate_starts(office, now.date(), end) if t > now]
+    return [(t, slotsvc.is_bookable(office, now, t, taken, blocked, blocked_days)) for t in starts]
+
+
+@bp.route("/bookings/new", methods=["GET", "POST"])
+def new_booking():
+    rt = _rt()
+    office = _office()
+    errors: list[str] = []
+    form = request.form
+    if request.method == "POST":
+        start = _slot_arg(form.get("slot"))
+        # What staff learnt on the phone: the name at least; every value given is checked as the form does.
+        given = [f for f in office.form_fields if f == "name" or (form.get(f) or "").strip()]
+        checked = validation.validate(given, form, rt.clock.now().date())
+        details = {k: v for k, v in checked.values.items() if v not in ("", None)}
+        errors.extend(sorted(checked.errors))
+        if start is None:
+            errors.append("slot")
+        if form.get("source") not in decisions.SOURCES:
+            errors.append("source")
+        if not errors:
+            try:
+                with rt.db.transaction() as s:
+                    created = decisions.create_booking(
+                        s, rt, office, _actor(), rt.clock.now(), start=start, source=form["source"],
+                        details=details, override_reason=form.get("override_reason"))
+                    reference = created.reference
+                flash(f"create_booking:done:{created.status}", "ok")
+                return redirect(url_for("staff.booking", reference=reference))
+            except decisions.Refused as refused:
+                errors.append(refused.code)
+                if refused.code == "needs_override":
+                    errors.extend(f"override_{o}" for o in refused.detail.get("overrides", []))
+    with rt.db.reading() as s:
+        now = rt.clock.now()
+        choices = _staff_slot_choices(s, office, now)
+    status = 400 if errors else 200
+    return render_template("staff/new_booking.html", choices=choices, errors=errors, form=form,
+                           fields=office.form_fields), status
+
+
+# -- search ---------------------------------------------------------------------------------------
+
+@bp.route("/search", methods=["GET", "POST"])
+def search():
+    rt = _rt()
+    office = _office()
+    found = None
+    invalid = False
+    if request.method == "POST":
+        seeker_hash = personal.seeker_hash(rt, request.form.get("seeker_number", ""))
+        invalid = seeker_hash is None
+        with rt.db.transaction() as s:
+            found = [] if invalid else s.scalars(select(Booking).where(
+                Booking.office_id == office.id, Booking.seeker_hash == seeker_hash
+            ).order_by(Booking.slot_start.desc())).all()
+            audit.record(s, office.id, _actor(), "search", rt.clock.now(), results=len(found))
+    return render_template("staff/search.html", found=found, invalid=invalid), 400 if invalid else 200
+
+
+# -- blocks ---------------------------------------------------------------------------------------
+
+@bp.post("/blocks")
+def add_block():
+    rt = _rt()
+    office = _office()
+    day = _date_arg("day", None)
+    start = _slot_arg(request.form.get("slot")) if request.form.get("slot") else None
+    if day is None or (start is not None and start.date() != day):
+        abort(400)
+    with rt.db.transaction() as s:
+        decisions.block(s, office, _actor(), rt.clock.now(), day, start, request.form.get("reason"))
+    flash(f"{'block_slot' if start else 'block_day'}:done:", "ok")
+    return redirect(url_for("staff.home", **({"from": request.form["back"]} if request.form.get("back") else {})))
+
+
+@bp.post("/blocks/<int:block_id>/delete")
+def delete_block(block_id: int):
+    rt = _rt()
+    office = _office()
+    with rt.db.transaction() as s:
+        try:
+            decisions.unblock(s, office, _actor(), rt.clock.now(), block_id)
+        except decisions.Refused:
+            abort(404)
+    flash("unblock:done:", "ok")
+    return redirect(url_for("staff.home", **({"from": request.form["back"]} if request.form.get("back") else {})))
+
+
+# -- what LINE did not take ----------------------------------------------------------------------
+
+@bp.get("/outbox")
+def outbox_rows():
+    rt = _rt()
+    office = _office()
+    with rt.db.reading() as s:
+        rows = s.scalars(select(OutboxMessage).where(
+            OutboxMessage.office_id == office.id,
+            or_(OutboxMessage.status.in_(("failed", "held", "unknown")),
+                and_(OutboxMessage.status == "pending", OutboxMessage.attempts > 0)),
+        ).order_by(OutboxMessage.id.desc()).limit(200)).all()
+        return render_template("staff/outbox.html", rows=rows)
+
+
+@bp.get("/groups")
+def groups():
+    rt = _rt()
+    office = _office()
+    with rt.db.reading() as s:
+        sightings = s.scalars(select(StaffGroupSighting).where(StaffGroupSighting.office_id == office.id)
+                              .order_by(StaffGroupSighting.joined_at.desc())).all()
+        return render_template("staff/groups.html", sightings=sightings,
+                               configured=rt.config.staff_group_id(office.id),
+                               setting=f"LINE_STAFF_GROUP_ID_{office.id.upper()}")
+
+
+# -- export ---------------------------------------------------------------------------------------
+
+@bp.route("/export", methods=["GET", "POST"])
+def export_csv():
+    rt = _rt()
+    office = _office()
+    now = rt.clock.now()
+    if request.method == "GET":
+        return render_template("staff/export.html", first=now.date(), last=now.date() + timedelta(days=30),
+                               error=None)
+    first, last = _date_arg("from", None), _date_arg("to", None)
+    encoding = request.form.get("encoding", "utf8")
+    if first is None or last is None or last < first or (last - first).days > export.MAX_DAYS \
+            or encoding not in export.ENCODINGS:
+        return render_template("staff/export.html", first=first or now.date(), last=last or now.date(),
+                               error="range"), 400
+    with rt.db.transaction() as s:
+        table = export.rows(s, rt, office, first, last)
+        audit.record(s, office.id, _actor(), "export", now, first=first.isoformat(), last=last.isoformat(),
+                     encoding=encoding, rows=len(table))
+    body = export.render(table, encoding)
+    filename = f"madoguchi-{office.id}-{first:%Y%m%d}-{last:%Y%m%d}.csv"
+    charset = "shift_jis" if encoding == "cp932" else "utf-8"
+    return Response(body, headers={"Content-Type": f"text/csv; charset={charset}",
+                                   "Content-Disposition": f'attachment; filename="{filename}"'})
+
+
+# -- the audit log --------------------------------------------------------------------------------
+
+@bp.get("/audit")
+def audit_log():
+    rt = _rt()
+    with rt.db.reading() as s:
+        return render_template("staff/audit.html", entries=audit.recent(s, g.who.office_id))
+
+
+# -- my account -----------------------------------------------------------------------------------
+
+@bp.get("/account")
+def account():
+    pending = session.get(TOTP_PENDING_KEY)
+    uri = auth.provisioning_uri(pending, g.who.username, _office().name) if pending else None
+    return render_template("staff/account.html", pending=pending, uri=uri, error=request.args.get("error"))
+
+
+@bp.post("/account/totp")
+def account_totp():
+    rt = _rt()
+    step = request.form.get("step")
+    if step == "start":
+        session[TOTP_PENDING_KEY] = auth.new_totp_secret()
+        return redirect(url_for("staff.account"))
+    pending = session.get(TOTP_PENDING_KEY)
+    if step != "confirm" or not pending:
+        abort(400)
+    with rt.db.transaction() as s:
+        user = s.get(StaffUser, g.who.id)
+        now = rt.clock.now()
+        ok = auth.enroll_totp(rt.config, user, pending, request.form.get("otp", ""), now)
+        if ok:
+            audit.record(s, user.office_id, _actor(), "enroll_totp", now)
+    if not ok:
+        return redirect(url_for("staff.account", error="otp"))
+    session.pop(TOTP_PENDING_KEY, None)
+    flash("enroll_totp:done:", "ok")
+    return redirect(url_for("staff.account"))
+
+
+@bp.post("/account/password")
+def account_password():
+    rt = _rt()
+    with rt.db.transaction() as s:
+        user = s.get(StaffUser, g.who.id)
+        from werkzeug.security import check_password_hash
+
+        if not check_password_hash(user.password_hash, request.form.get("current", "")):
+            return redirect(url_for("staff.account", error="current"))
+        try:
+            auth.set_password(s, user, request.form.get("new", ""))
+        except auth.AccountError as exc:
+            return redirect(url_for("staff.account", error=exc.code))
+        now = rt.clock.now()
+        token = auth.start_session(s, user, now, request.remote_addr)
+        audit.record(s, user.office_id, _actor(), "change_password", now)
+    session[TOKEN_KEY] = token
+    flash("change_password:done:", "ok")
+    return redirect(url_for("staff.account"))
+
+
+# -- accounts (admins) ----------------------------------------------------------------------------
+
+@bp.get("/users")
+@admin_only
+def users():
+    rt = _rt()
+    with rt.db.reading() as s:
+        now = rt.clock.now()
+        rows = s.scalars(select(StaffUser).where(StaffUser.office_id == g.who.office_id)
+                         .order_by(StaffUser.username)).all()
+        locked = {u.id for u in rows if auth.is_locked(s, u.username, now)}
+        return render_template("staff/users.html", users=rows, locked=locked,
+                               allowlist="\n".join(auth.allowlist(s, g.who.office_id)),
+                               error=request.args.get("error"), remote=request.remote_addr)
+
+
+@bp.post("/users")
+@admin_only
+def create_user():
+    rt = _rt()
+    try:
+        with rt.db.transaction() as s:
+            now = rt.clock.now()
+            user = auth.create_user(s, office_id=g.who.office_id, username=request.form.get("username", ""),
+                                    password=request.form.get("password", ""),
+                                    role=request.form.get("role", "staff"), now=now)
+            audit.record(s, g.who.office_id, _actor(), "create_user", now, account=user.username, role=user.role)
+    except auth.AccountError as exc:
+        return redirect(url_for("staff.users", error=exc.code))
+    flash("create_user:done:", "ok")
+    return redirect(url_for("staff.users"))
+
+
+USER_OPS = ("deactivate", "activate", "reset_password", "unlock", "reset_totp")
+
+
+@bp.post("/users/<int:user_id>/<op>")
+@admin_only
+def user_op(user_id: int, op: str):
+    if op not in USER_OPS:
+        abort(404)
+    rt = _rt()
+    try:
+        with rt.db.transaction() as s:
+            now = rt.clock.now()
+            user = s.get(StaffUser, user_id)
+            if user is None or user.office_id != g.who.office_id:
+                abort(404)
+            if op in ("deactivate",) and user.id == g.who.id:
+                raise auth.AccountError("self")
+            if op == "deactivate":
+                user.active = False
+                auth.end_sessions(s, user.id)
+            elif op == "activate":
+                user.active = True
+            elif op == "reset_password":
+                auth.set_password(s, user, request.form.get("password", ""))
+            elif op == "unlock":
+                auth.unlock(s, user.username)
+            else:
+                user.totp_secret, user.totp_last_step = None, 0
+            action = {"deactivate": "deactivate_user", "activate": "activate_user", "unlock": "unlock_user"}.get(op, op)
+            audit.record(s, g.who.office_id, _actor(), action, now, account=user.username)
+    except auth.AccountError as exc:
+        return redirect(url_for("staff.users", error=exc.code))
+    flash(f"{op}:done:", "ok")
+    return redirect(url_for("staff.users"))
+
+
+@bp.post("/users/allowlist")
+@admin_only
+def set_allowlist():
+    rt = _rt()
+    try:
+        networks = auth.parse_allowlist(request.form.get("allowlist", ""))
+        if not auth.address_in(networks, request.remote_addr):
+            raise auth.AccountError("allowlist_self")
+    except auth.AccountError as exc:
+        return redirect(url_for("staff.users", error=exc.code))
+    with rt.db.transaction() as s:
+        auth.set_allowlist(s, g.who.office_id, networks)
+        audit.record(s, g.who.office_id, _actor(), "set_allowlist", rt.clock.now(), networks=networks)
+    flash("set_allowlist:done:", "ok")
+    return redirect(url_for("staff.users"))

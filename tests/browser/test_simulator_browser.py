@@ -1,0 +1,108 @@
+"""The simulator in Debian's Chromium: a Sakata user reaches slot selection by tapping and by typing."""
+from __future__ import annotations
+
+import re
+
+import pytest
+from playwright.sync_api import Page, expect
+
+pytestmark = pytest.mark.browser
+
+SLOT_LABEL = re.compile(r"^\d{1,2}/\d{1,2}\(.\) \d{2}:\d{2}$")
+FIRST_DAY = "12/7(月)"   # the clock is frozen on Tuesday 2026-12-01 10:00: Sakata's next Monday
+MAX_STEPS = 30
+BOT_ROWS = "#user-chat .row.bot"
+
+
+def open_simulator(page: Page, base: str, office: str = "sakata") -> None:
+    page.goto(f"{base}/simulator?office={office}")
+    expect(page.get_by_role("heading", name=re.compile("LINE シミュレーター"))).to_be_visible()
+    page.wait_for_selector("body[data-ready]", state="attached")  # users loaded (or the first one added)
+
+
+def new_user(page: Page) -> None:
+    """A fresh test user (adds the account as a friend): wait for the bot's greeting."""
+    before = page.locator("#user option").count()
+    page.get_by_role("button", name="利用者を追加").click()
+    expect(page.locator("#user option")).to_have_count(before + 1)
+    expect(page.locator(BOT_ROWS)).to_have_count(1)
+
+
+def after_reply(page: Page, act) -> None:
+    """Do something in the chat and wait until the bot has answered it."""
+    before = page.locator(BOT_ROWS).count()
+    act()
+    page.wait_for_function("([sel, n]) => document.querySelectorAll(sel).length > n", arg=[BOT_ROWS, before])
+
+
+def quick_labels(page: Page) -> list[str]:
+    return [label.strip() for label in page.locator("#user-quick button").all_inner_texts()]
+
+
+def slot_labels(page: Page) -> list[str]:
+    return [label for label in quick_labels(page) if SLOT_LABEL.match(label)]
+
+
+def tap(page: Page, label: str) -> None:
+    after_reply(page, lambda: page.locator("#user-quick").get_by_role("button", name=label, exact=True).click())
+
+
+def type_text(page: Page, words: str) -> None:
+    def send() -> None:
+        page.get_by_role("textbox", name="メッセージを入力", exact=True).fill(words)
+        page.locator("#user-composer").get_by_role("button", name="送信", exact=True).click()
+    after_reply(page, send)
+
+
+def test_page_loads_with_a_user_the_rich_menu_and_the_staff_pane(page, live_server, screenshot):
+    open_simulator(page, live_server.url)
+    expect(page.locator("#user option")).not_to_have_count(0)
+    expect(page.locator(BOT_ROWS).first).to_be_visible()  # the greeting after the follow event
+    expect(page.locator("#richmenu .area")).to_have_count(6)
+    expect(page.locator("#richmenu").get_by_role("button", name="予約", exact=True)).to_be_visible()
+    expect(page.get_by_role("heading", name="職員グループ")).to_be_visible()
+    expect(page.locator(".group-note:not([hidden])")).to_contain_text("LINE_STAFF_GROUP_ID_SAKATA")
+    expect(page.locator("#now")).to_contain_text("2026/12/1(火) 10:00")
+    screenshot("loaded")
+
+
+def test_sakata_user_reaches_slot_selection_by_taps(page, live_server, screenshot):
+    open_simulator(page, live_server.url)
+    new_user(page)
+    after_reply(page, lambda: page.locator("#richmenu").get_by_role("button", name="予約", exact=True).click())
+    expect(page.locator("#user-chat .row.user").last).to_have_text(re.compile("予約"))
+    tap(page, "同意する")
+    expect(page.locator("#user-chat .row.user").last).to_contain_text("同意する")  # displayText as my bubble
+    for _ in range(MAX_STEPS):
+        if slot_labels(page):
+            break
+        tap(page, "はい")
+    slots = slot_labels(page)
+    assert slots and slots[0].startswith(FIRST_DAY)
+    expect(page.locator(BOT_ROWS).last).to_contain_text(slots[0])
+    screenshot("slots")
+
+    tap(page, slots[0])  # the held slot comes as a Flex bubble with a URI button to the form
+    page.locator(BOT_ROWS).last.get_by_role("button", name="入力ページを開く").click()
+    browser = page.locator("#browser")
+    expect(browser).to_be_visible()
+    assert "/form/" in page.locator("#browser-frame").get_attribute("src")
+    screenshot("form-overlay")
+    browser.get_by_role("button", name="閉じる").click()
+    expect(browser).to_be_hidden()
+
+
+def test_sakata_user_reaches_slot_selection_by_typing(page, live_server, screenshot):
+    open_simulator(page, live_server.url)
+    new_user(page)
+    type_text(page, "予約")
+    type_text(page, "同意する")
+    for _ in range(MAX_STEPS):
+        if slot_labels(page):
+            break
+        type_text(page, "はい")
+    slots = slot_labels(page)
+    assert slots and slots[0].startswith(FIRST_DAY)
+    expect(page.locator(BOT_ROWS).last).to_contain_text(slots[0])
+    expect(page.locator("#user-chat .row.user .bubble").last).to_have_text("はい")
+    screenshot("slots")

@@ -1,0 +1,82 @@
+"""The staff dashboard in Debian's Chromium: log in, confirm a request, block a day, export CSV."""
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from playwright.sync_api import Page, expect
+from sqlalchemy import select
+
+from bot.models import SlotBlock
+from bot.services import holds
+from tests.staffkit import PASSWORD, SAKATA_MONDAY, booking, create_staff, make_request
+
+pytestmark = pytest.mark.browser
+
+USERNAME = "browser-staff"
+
+
+@pytest.fixture(scope="module")
+def account(live_server):
+    create_staff(live_server.rt, username=USERNAME)
+    return USERNAME
+
+
+def log_in(page: Page, base: str) -> None:
+    page.goto(f"{base}/staff/")
+    expect(page.get_by_role("heading", name="職員用ページ ログイン")).to_be_visible()
+    page.get_by_label("ユーザー名", exact=True).fill(USERNAME)
+    page.get_by_label("パスワード", exact=True).fill(PASSWORD)
+    page.get_by_role("button", name="ログイン", exact=True).click()
+    expect(page.get_by_role("heading", name="予定表", exact=True)).to_be_visible()
+
+
+def test_log_in_and_confirm_a_request(page, live_server, account, screenshot):
+    rt = live_server.rt
+    reference = make_request(rt, user_id="U" + uuid.uuid4().hex)
+    log_in(page, live_server.url)
+    screenshot("timeline")
+    page.get_by_role("link", name="対応待ち", exact=True).click()
+    expect(page.get_by_role("heading", name="確認待ちの申込（1件）")).to_be_visible()
+    page.get_by_role("link", name=reference).first.click()
+    expect(page.get_by_role("heading", name=f"受付番号 {reference}")).to_be_visible()
+    expect(page.get_by_text("酒田 花子")).to_be_visible()
+    screenshot("request")
+    page.get_by_role("button", name="承認する（予約を確定）").click()
+    expect(page.get_by_role("status").first).to_contain_text("承認しました")
+    expect(page.locator("#status")).to_have_text("確定")
+    screenshot("confirmed")
+    assert booking(rt, reference).status == "confirmed"
+
+
+def test_block_a_day(page, live_server, account, screenshot):
+    rt = live_server.rt
+    log_in(page, live_server.url)
+    day = page.locator('section[data-day="2026-12-14"]')
+    day.get_by_label("理由").fill("職員研修")
+    day.get_by_role("button", name="この日をオンライン予約から停止").click()
+    day = page.locator('section[data-day="2026-12-14"]')
+    expect(day.get_by_role("button", name="この日の停止を解除")).to_be_visible()
+    expect(day.locator(".state-blocked")).to_have_count(3)
+    screenshot("blocked")
+    with rt.db.reading() as s:
+        assert s.scalar(select(SlotBlock.reason).where(SlotBlock.day == "2026-12-14")) == "職員研修"
+        week = holds.week_page(s, rt.offices["sakata"], rt.clock.now(), 1)
+    assert not any(slot["start"].startswith("2026-12-14") for slot in week["slots"])
+
+
+def test_export_csv(page, live_server, account, screenshot):
+    rt = live_server.rt
+    reference = make_request(rt, start=SAKATA_MONDAY.replace(hour=16), notify=False)
+    log_in(page, live_server.url)
+    page.get_by_role("link", name="CSV出力", exact=True).click()
+    page.get_by_label("開始日").fill("2026-12-01")
+    page.get_by_label("終了日").fill("2026-12-31")
+    screenshot("export")
+    with page.expect_download() as download:
+        page.get_by_role("button", name="CSVを出力する").click()
+    data = open(download.value.path(), "rb").read()
+    assert download.value.suggested_filename == "madoguchi-sakata-20261201-20261231.csv"
+    assert data.startswith(b"\xef\xbb\xbf")
+    text = data.decode("utf-8-sig")
+    assert text.splitlines()[0].startswith("受付番号,事業所,相談日時,状況") and reference in text

@@ -1,0 +1,366 @@
+"""Booking through the chat and the form, end to end: signed webhooks in, the real form over HTTP, the fake
+LINE API recording what the users saw. Also 予約確認 (withdraw, cancel, the offices' routes), データ削除,
+and the bad inputs of the slot step."""
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta
+
+import pytest
+from sqlalchemy import select
+
+from bot.clock import TOKYO
+from bot.models import Booking, Conversation, SlotClaim, SlotHold, StaffNotice
+from bot.services import lifecycle
+from bot.worker import Worker
+from tests.formflow import (
+    Page,
+    complete_form,
+    form_link,
+    hold_directly,
+    quick_reply_data,
+    valid_answers,
+    walk_to_slots,
+)
+
+PHONE_NUMBER = re.compile(r"\d{2,4}-\d{2,4}-\d{4}")
+
+
+# -- helpers ---------------------------------------------------------------------------------------------
+
+def rows(rt, model, *where) -> list:
+    with rt.db.reading() as s:
+        found = list(s.scalars(select(model).where(*where)))
+        for row in found:
+            s.expunge(row)
+        return found
+
+
+def the_booking(rt, user) -> Booking:
+    [booking] = rows(rt, Booking, Booking.conversation_id == conversation(rt, user).id)
+    return booking
+
+
+def conversation(rt, user) -> Conversation:
+    [conv] = rows(rt, Conversation, Conversation.line_user_id == user.user_id)
+    return conv
+
+
+def new_texts(fake_line, user, before: int) -> str:
+    return "\n".join(fake_line.texts_to(user.user_id)[before:])
+
+
+def says(fake_line, user, text: str) -> str:
+    before = len(fake_line.texts_to(user.user_id))
+    assert user.says(text).status_code == 200
+    return new_texts(fake_line, user, before)
+
+
+def taps(fake_line, user, data: str) -> str:
+    before = len(fake_line.texts_to(user.user_id))
+    assert user.taps(data).status_code == 200
+    return new_texts(fake_line, user, before)
+
+
+def last_buttons(fake_line, user) -> dict[str, str]:
+    return quick_reply_data(fake_line.messages_to(user.user_id)[-1])
+
+
+def request_for(rt, client, user) -> Booking:
+    """A request of this LINE user, made on the form from a hold set up directly (no intake walk)."""
+    _, url = hold_directly(rt, user.office, user_id=user.user_id)
+    done = complete_form(client, url, valid_answers(rt.offices[user.office]))
+    assert "受付番号: " in done.html
+    return the_booking(rt, user)
+
+
+def confirm(rt, booking: Booking) -> None:
+    with rt.db.transaction() as s:
+        assert lifecycle.fire(s, s.get(Booking, booking.id), "confirm", rt.clock.now())
+
+
+def deliveries_to(fake_line, user) -> list[str]:
+    return [d.kind for d in fake_line.deliveries() if user.user_id in d.recipients]
+
+
+# -- end to end, around the year-end and holidays --------------------------------------------------------
+
+def test_sakata_end_to_end_over_the_year_end(rt, clock, client, user_factory, fake_line):
+    clock.freeze(datetime(2026, 12, 28, 10, 0, tzinfo=TOKYO))   # Monday; 12/29-1/3 closed
+    user = user_factory("sakata")
+    walk_to_slots(user, rt)
+    slots = fake_line.texts_to(user.user_id)[-1]
+    labels = list(last_buttons(fake_line, user))
+    # 12/28's deadline (Friday 12/25 17:00) has passed; 1/4's is today 17:00 (12/29-1/3 are not business days).
+    assert labels[:3] == ["1/4(月) 14:00", "1/4(月) 15:00", "1/4(月) 16:00"]
+    assert "12/28" not in slots and not re.search(r"1/[123]\(", slots) and "12/29" not in slots
+    reply = says(fake_line, user, "1/4 15:00")                  # a typed date and time selects it
+    assert "1/4(月) 15:00" in reply and "仮押さえしました" in reply
+    url = form_link(fake_line.messages_to(user.user_id))
+    done = complete_form(client, url, valid_answers(rt.offices["sakata"]))
+    booking = the_booking(rt, user)
+    assert f"受付番号: {booking.reference}" in done.html
+    assert booking.slot_start == datetime(2027, 1, 4, 15, 0, tzinfo=TOKYO)
+    assert conversation(rt, user).state == "idle"
+    # Back in LINE: the receipt comes as a free reply with the list.
+    clock.advance(minutes=1)
+    reply = says(fake_line, user, "予約確認")
+    assert f"受付番号: {booking.reference}" in reply and "お申し込みを受け付けました" in reply
+    assert "1/4(月) 15:00" in reply and "受付済み" in reply
+    assert "開始時刻を10分過ぎても" in reply                     # the no-show rule
+    assert rt.offices["sakata"].after_request in reply           # what happens next, in the office's words
+    clock.advance(minutes=10)
+    Worker(rt).run_once()
+    assert set(deliveries_to(fake_line, user)) == {"reply"}      # no push: the reply said it
+
+
+def test_otaru_end_to_end_with_the_receipt_pushed(rt, clock, client, user_factory, fake_line):
+    clock.freeze(datetime(2026, 12, 28, 10, 0, tzinfo=TOKYO))
+    user = user_factory("otaru")
+    walk_to_slots(user, rt)
+    buttons = last_buttons(fake_line, user)
+    assert list(buttons)[0] == "1/4(月) 10:00"
+    assert not any(label.startswith(("12/28", "12/29", "12/30", "12/31", "1/1(", "1/2(", "1/3("))
+                   for label in buttons)
+    taps(fake_line, user, buttons["1/4(月) 13:00"])
+    done = complete_form(client, form_link(fake_line.messages_to(user.user_id)), valid_answers(rt.offices["otaru"]))
+    booking = the_booking(rt, user)
+    assert booking.slot_start == datetime(2027, 1, 4, 13, 0, tzinfo=TOKYO)
+    assert f"受付番号: {booking.reference}" in done.html
+    # The user does not come back: one push after a few minutes.
+    clock.advance(minutes=5)
+    figures = Worker(rt).run_once()
+    assert figures["receipts_pushed"] == 1
+    pushed = fake_line.texts_to(user.user_id)[-1]
+    assert f"受付番号: {booking.reference}" in pushed and "ミーティングID" in pushed
+    assert deliveries_to(fake_line, user)[-1] == "push"
+    # Nobody decided before the slot began: expired, the user told, the seat free again.
+    clock.freeze(datetime(2027, 1, 4, 13, 0, tzinfo=TOKYO))
+    Worker(rt).run_once()
+    assert the_booking(rt, user).status == "expired"
+    assert "期限切れ" in fake_line.texts_to(user.user_id)[-1]
+    assert rows(rt, SlotClaim) == []
+    assert [n.kind for n in rows(rt, StaffNotice)] == ["new_request", "expired"]
+
+
+def test_a_typed_holiday_past_or_far_slot_is_explained(rt, clock, user_factory, fake_line):
+    clock.freeze(datetime(2027, 1, 5, 10, 0, tzinfo=TOKYO))     # Tuesday; Monday 1/11 is 成人の日
+    user = user_factory("sakata")
+    walk_to_slots(user, rt)
+    assert "閉庁日" in says(fake_line, user, "1/11 14:00")
+    assert "すでに過ぎています" in says(fake_line, user, "1/4 14:00")
+    assert "相談の枠ではありません" in says(fake_line, user, "1/8 14:00")       # a Friday
+    far = says(fake_line, user, "3/8 14:00")                                     # the window ends 3/2
+    assert "まだ予約を受け付けていません" in far and "8週間先まで" in far
+    clock.freeze(datetime(2027, 1, 16, 10, 0, tzinfo=TOKYO))                    # after Friday 17:00
+    assert "受付期限を過ぎています" in says(fake_line, user, "1/18 14:00")
+    assert conversation(rt, user).state == "awaiting_slot" and rows(rt, SlotHold) == []
+
+
+# -- choosing a slot: races and repeats -------------------------------------------------------------------
+
+def test_a_slot_taken_a_minute_ago(rt, user_factory, fake_line):
+    first, second = user_factory("sakata"), user_factory("sakata")
+    walk_to_slots(first, rt)
+    walk_to_slots(second, rt)
+    seen_by_second = last_buttons(fake_line, second)
+    taps(fake_line, first, last_buttons(fake_line, first)["12/7(月) 14:00"])
+    reply = taps(fake_line, second, seen_by_second["12/7(月) 14:00"])
+    assert "ちょうど他の方の予約で埋まりました" in reply
+    assert "12/7(月) 15:00" in reply                            # the nearest alternatives
+    assert conversation(rt, second).state == "awaiting_slot"
+    assert [h.conversation_id for h in rows(rt, SlotHold)] == [conversation(rt, first).id]
+
+
+def test_a_double_tap_holds_once(rt, user_factory, fake_line):
+    user = user_factory("otaru")
+    walk_to_slots(user, rt)
+    button = list(last_buttons(fake_line, user).values())[0]
+    taps(fake_line, user, button)
+    link = form_link(fake_line.messages_to(user.user_id))
+    again = taps(fake_line, user, button)
+    assert "前の手順" in again
+    repeated = form_link(fake_line.messages_to(user.user_id))
+    token = lambda url: rt.read_form_token(url.rsplit("/", 1)[1])  # noqa: E731
+    assert token(repeated) == token(link)                         # the same hold, the same nonce
+    assert len(rows(rt, SlotHold)) == 1
+
+
+def test_an_expired_hold_offers_the_slots_again(rt, clock, user_factory, fake_line):
+    user = user_factory("sakata")
+    walk_to_slots(user, rt)
+    user.says("1")
+    old = form_link(fake_line.messages_to(user.user_id))
+    clock.advance(minutes=rt.offices["sakata"].booking.hold_minutes + 1)
+    reply = says(fake_line, user, "予約")
+    assert "仮押さえの時間が過ぎました" in reply and "12/7(月) 14:00" in reply
+    taps(fake_line, user, last_buttons(fake_line, user)["12/7(月) 15:00"])
+    assert form_link(fake_line.messages_to(user.user_id)) != old
+    assert [h.slot_start.hour for h in rows(rt, SlotHold)] == [15]
+
+
+# -- 予約確認: withdraw and cancel --------------------------------------------------------------------------
+
+def test_withdraw_a_request_then_again(rt, client, user_factory, fake_line):
+    user = user_factory("sakata")
+    booking = request_for(rt, client, user)
+    listing = says(fake_line, user, "予約確認")
+    buttons = last_buttons(fake_line, user)
+    label = f"取り下げる（{booking.reference}）"
+    assert label in listing and list(buttons) == [label]
+    reply = taps(fake_line, user, buttons[label])
+    assert f"受付番号 {booking.reference}" in reply and "取り下げました" in reply
+    assert the_booking(rt, user).status == "withdrawn"
+    assert rows(rt, SlotClaim) == []
+    assert [n.kind for n in rows(rt, StaffNotice)] == ["new_request", "withdrawn"]
+    twice = taps(fake_line, user, buttons[label])
+    assert "すでに取り下げ済みです" in twice
+    assert [n.kind for n in rows(rt, StaffNotice)] == ["new_request", "withdrawn"]
+    # And they may book again.
+    assert "すでにお申し込み中" not in says(fake_line, user, "予約")
+    assert conversation(rt, user).state == "awaiting_consent"
+
+
+def test_one_open_request_per_user(rt, client, user_factory, fake_line):
+    user = user_factory("otaru")
+    booking = request_for(rt, client, user)
+    reply = says(fake_line, user, "予約")
+    assert "すでにお申し込み中の予約があります" in reply and booking.reference in reply
+    assert conversation(rt, user).state == "idle"
+
+
+def test_otaru_cancels_in_chat_until_the_previous_day(rt, clock, client, user_factory, fake_line):
+    user = user_factory("otaru")
+    booking = request_for(rt, client, user)   # 12/2(水) 10:00
+    confirm(rt, booking)
+    clock.freeze(booking.slot_start.replace(hour=12) - timedelta(days=1))   # the day before
+    says(fake_line, user, "予約確認")
+    label = f"キャンセルする（{booking.reference}）"
+    buttons = last_buttons(fake_line, user)
+    assert list(buttons) == [label]
+    reply = taps(fake_line, user, buttons[label])
+    assert "キャンセルしました" in reply
+    assert the_booking(rt, user).status == "cancelled" and rows(rt, SlotClaim) == []
+    assert rows(rt, StaffNotice)[-1].kind == "cancelled"
+
+
+def test_otaru_on_the_day_shows_the_phone_and_how_to_dial(rt, clock, client, user_factory, fake_line):
+    user = user_factory("otaru")
+    booking = request_for(rt, client, user)
+    confirm(rt, booking)
+    says(fake_line, user, "予約確認")
+    old_cancel = last_buttons(fake_line, user)[f"キャンセルする（{booking.reference}）"]
+    clock.freeze(booking.slot_start.replace(hour=8))              # the session day
+    listing = says(fake_line, user, "予約確認")
+    assert "0134-32-8689" in listing and "41#" in listing
+    assert "当日のキャンセルは、このトークではお受けできません" in listing
+    assert last_buttons(fake_line, user) == {}
+    reply = taps(fake_line, user, old_cancel)                     # an old button from the day before
+    assert "このトークではキャンセルできません" in reply and "0134-32-8689" in reply
+    assert "s-otaru.sm@" not in reply                             # e-mail is not a same-day route
+    assert the_booking(rt, user).status == "confirmed"
+
+
+def test_sakata_cancels_by_phone_only(rt, client, user_factory, fake_line):
+    user = user_factory("sakata")
+    booking = request_for(rt, client, user)
+    confirm(rt, booking)
+    listing = says(fake_line, user, "予約確認")
+    assert "予約確定" in listing and "電話にてご連絡" in listing
+    assert last_buttons(fake_line, user) == {}
+    assert not PHONE_NUMBER.search(listing)                       # no number is confirmed: none is invented
+    forced = taps(fake_line, user, f"a=cancel_booking&at=any&o=sakata&v={booking.reference}")
+    assert "このトークではキャンセルできません" in forced
+    assert the_booking(rt, user).status == "confirmed"
+
+
+def test_another_users_reference_is_not_found(rt, client, user_factory, fake_line):
+    owner, other = user_factory("sakata"), user_factory("sakata")
+    booking = request_for(rt, client, owner)
+    reply = taps(fake_line, other, f"a=withdraw&at=any&o=sakata&v={booking.reference}")
+    assert "見つかりませんでした" in reply
+    assert the_booking(rt, owner).status == "requested"
+
+
+# -- データ削除 and unfollow ------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("decided, closed_as, words", [(False, "withdrawn", "取り下げ"),
+                                                       (True, "cancelled", "キャンセル")])
+def test_delete_data_closes_what_is_open_then_erases(rt, client, user_factory, fake_line, decided, closed_as, words):
+    user = user_factory("otaru")
+    booking = request_for(rt, client, user)
+    if decided:
+        confirm(rt, booking)
+    question = says(fake_line, user, "データ削除")
+    assert booking.reference in question and f"{words}となり" in question
+    assert the_booking(rt, user).details is not None              # nothing happens before the answer
+    reply = taps(fake_line, user, last_buttons(fake_line, user)["削除する"])
+    assert "個人情報を削除しました" in reply and booking.reference in reply
+    after = the_booking(rt, user)
+    assert after.status == closed_as
+    assert (after.details, after.seeker_hash) == (None, None) and after.details_purged_at is not None
+    assert rows(rt, SlotClaim) == []
+    assert rows(rt, StaffNotice)[-1].kind == closed_as
+
+
+def test_delete_data_can_be_declined(rt, client, user_factory, fake_line):
+    user = user_factory("sakata")
+    request_for(rt, client, user)
+    says(fake_line, user, "データ削除")
+    assert "取りやめました" in taps(fake_line, user, last_buttons(fake_line, user)["削除しない"])
+    assert the_booking(rt, user).details is not None and the_booking(rt, user).status == "requested"
+
+
+def test_unfollow_only_marks_the_user(rt, client, user_factory, fake_line):
+    user = user_factory("sakata")
+    booking = request_for(rt, client, user)
+    user.unfollows()
+    assert conversation(rt, user).followed is False
+    after = the_booking(rt, user)
+    assert (after.status, after.details) == (booking.status, booking.details)
+
+
+def test_a_blocked_user_is_told_to_contact_the_office(rt, client, user_factory, fake_line):
+    user = user_factory("otaru")
+    walk_to_slots(user, rt)
+    user.says("1")
+    url = form_link(fake_line.messages_to(user.user_id))
+    with rt.db.transaction() as s:
+        s.get(Conversation, conversation(rt, user).id).booking_blocked = True
+    confirmation = Page.get(client, url).submit(client, valid_answers(rt.offices["otaru"]))
+    refused = confirmation.submit(client)
+    assert refused.status == 403 and "お受けできません" in refused.html and "0134-32-8689" in refused.html
+    assert rows(rt, Booking) == [] and rows(rt, SlotHold) == []
+    says(fake_line, user, "中止")
+    reply = says(fake_line, user, "予約")
+    assert "お受けできません" in reply and "0134-32-8689" in reply
+
+
+def test_nothing_to_withdraw_once_the_slot_has_begun(rt, clock, client, user_factory, fake_line):
+    user = user_factory("sakata")
+    booking = request_for(rt, client, user)
+    says(fake_line, user, "予約確認")
+    withdraw = last_buttons(fake_line, user)[f"取り下げる（{booking.reference}）"]
+    clock.freeze(booking.slot_start + timedelta(minutes=1))       # before the worker expired it
+    assert "開始時刻を過ぎている" in taps(fake_line, user, withdraw)
+    assert the_booking(rt, user).status == "requested"
+    assert last_buttons(fake_line, user) == {}
+
+
+def test_a_proposal_is_answered_from_the_list(rt, client, user_factory, fake_line):
+    from dialogs.router import parse_postback
+
+    user = user_factory("otaru")
+    booking = request_for(rt, client, user)
+    with rt.db.transaction() as s:
+        assert lifecycle.fire(s, s.get(Booking, booking.id), "propose", rt.clock.now())
+    listing = says(fake_line, user, "予約確認")
+    assert "別の日時のご提案あり" in listing
+    buttons = last_buttons(fake_line, user)
+    assert set(buttons) == {"この日時で予約する", "辞退する"}
+    fields = parse_postback(buttons["辞退する"])
+    assert (fields["a"], fields["v"], fields["r"], fields["o"]) == ("proposal", "decline", booking.reference, "otaru")
+    # An old 取り下げる button turns the proposal down (a proposal cannot be withdrawn: it is declined).
+    reply = taps(fake_line, user, f"a=withdraw&at=any&o=otaru&v={booking.reference}")
+    assert "辞退されたこと" in reply
+    assert the_booking(rt, user).status == "declined" and rows(rt, SlotClaim) == []

@@ -1,0 +1,299 @@
+"""The words that work at every step, and the ways a choice can be made, at both offices (signed webhooks).
+
+予約 (resume), 予約確認 (none yet), ヘルプ (explain the step, ask again), 戻る, 最初から, 中止; a choice by tap,
+label or number, full-width and common variants; misses, stickers, stale and foreign buttons; 24 h idle.
+"""
+from __future__ import annotations
+
+import pytest
+
+from tests.intake_walk import CONSENT_HEAD, NO, YES, Chat, joined, postback_fields
+
+OFFICES = ["sakata", "otaru"]
+# (step, index): where a test stands before it speaks.
+STEPS = [("consent", None), ("eligibility", 0), ("eligibility", 2), ("checklist", 0), ("checklist", 3),
+         ("slot", None)]
+STATE = {"consent": "awaiting_consent", "eligibility": "awaiting_eligibility", "checklist": "awaiting_checklist",
+         "slot": "awaiting_slot"}
+HELP_SAYS = {"consent": "利用規約への同意をお願いしています", "eligibility": "ご利用いただけるかを確認しています",
+             "checklist": "端末と環境を1項目ずつ確認しています", "slot": "相談の日時を選んでいただいています"}
+
+
+@pytest.fixture(params=OFFICES)
+def chat(request, user_factory, fake_line, rt) -> Chat:
+    return Chat(user_factory(request.param), fake_line, rt)
+
+
+def stand_at(chat: Chat, step: str, index: int | None) -> None:
+    if step == "consent":
+        chat.say("予約")
+    else:
+        chat.walk_to(step, index or 0)
+    assert chat.position()[0] == STATE[step]
+
+
+def asking(chat: Chat, step: str, index: int | None) -> str:
+    """The words that show the step is being asked (in the last message sent)."""
+    office = chat.office
+    if step == "consent":
+        return "「同意する」と送って"
+    if step == "eligibility":
+        return f"【確認 {index + 1}/{len(office.eligibility)}】"
+    if step == "checklist":
+        return f"【端末・環境の確認 {index + 1}/{len(office.checklist)}】"
+    return "空いている枠です"
+
+
+def assert_asked_again(chat: Chat, out: list[str], step: str, index: int | None) -> None:
+    assert asking(chat, step, index) in out[-1]
+    assert chat.buttons(), "the step is asked again with its buttons"
+    expected_index = index if step in ("eligibility", "checklist") else None
+    state, at = chat.position()
+    assert state == STATE[step]
+    if expected_index is not None:
+        assert at == expected_index
+
+
+# -- the words at every step ---------------------------------------------------------------------
+
+def every_step(chat: Chat):
+    """Walk the whole dialog, yielding at each step (consent, every question, every item, the slots)."""
+    chat.say("予約")
+    yield "consent", None
+    chat.tap("同意する")
+    for index, question in enumerate(chat.office.eligibility):
+        yield "eligibility", index
+        chat.tap(chat.passing_label(question))
+    for index in range(len(chat.office.checklist)):
+        yield "checklist", index
+        chat.tap(YES)
+    yield "slot", None
+
+
+def test_booking_word_resumes_the_step_in_progress_at_every_step(chat):
+    for step, index in every_step(chat):
+        out = chat.say("予約")
+        assert_asked_again(chat, out, step, index)
+
+
+def test_booking_status_says_none_yet_and_keeps_the_step_at_every_step(chat):
+    for step, _index in every_step(chat):
+        [text] = chat.say("予約確認")
+        assert "お申し込み中の予約はありません" in text, step
+        assert "手続きの途中です" in text and "「予約」" in text
+        assert "予約を始めるには" not in text
+        assert chat.position()[0] == STATE[step]
+        chat.say("予約")                        # the buttons of the step again, to walk on
+
+
+def test_booking_status_when_idle(chat):
+    [text] = chat.say("予約確認")
+    assert "お申し込み中の予約はありません" in text and "予約を始めるには「予約」" in text
+
+
+def test_help_explains_the_step_and_asks_again_at_every_step(chat):
+    for step, index in every_step(chat):
+        out = chat.say("ヘルプ")
+        assert HELP_SAYS[step] in out[0], step
+        assert "戻る" in out[0] and "中止" in out[0]
+        assert_asked_again(chat, out, step, index)
+
+
+def test_help_at_consent_repeats_the_link_not_the_whole_summary(chat, rt):
+    chat.say("予約")
+    out = chat.say("ヘルプ")
+    assert CONSENT_HEAD not in joined(out)
+    assert f"/terms/{chat.office.id}" in out[-1]
+    assert chat.buttons() == ["同意する", "同意しない"]
+
+
+@pytest.mark.parametrize("step,index,back_to,back_index", [
+    ("eligibility", 0, "consent", None),      # consented a moment ago: back to the consent step
+    ("eligibility", 2, "eligibility", 1),
+    ("checklist", 0, "eligibility", -1),      # the last question
+    ("checklist", 3, "checklist", 2),
+    ("slot", None, "checklist", -1),          # the last item
+])
+def test_back_goes_one_step_back(chat, step, index, back_to, back_index):
+    stand_at(chat, step, index)
+    out = chat.say("戻る")
+    if back_index == -1:
+        back_index = len(chat.office.eligibility if back_to == "eligibility" else chat.office.checklist) - 1
+    assert_asked_again(chat, out, back_to, back_index)
+
+
+def test_back_at_consent_says_there_is_no_earlier_step(chat):
+    chat.say("予約")
+    out = chat.say("戻る")
+    assert "これより前の手順はありません" in out[0]
+    assert_asked_again(chat, out, "consent", None)
+
+
+def test_back_at_the_first_question_of_a_later_booking_says_there_is_no_earlier_step(chat):
+    chat.start_and_consent()
+    chat.say("中止")
+    chat.say("予約")                                   # consented before: starts at the first question
+    out = chat.say("戻る")
+    assert "これより前の手順はありません" in out[0]
+    assert_asked_again(chat, out, "eligibility", 0)
+
+
+def test_back_when_nothing_is_in_progress(chat):
+    [text] = chat.say("戻る")
+    assert "いま進めている予約はありません" in text
+
+
+@pytest.mark.parametrize("step,index", STEPS)
+def test_restart_begins_again_at_the_first_question(chat, step, index):
+    stand_at(chat, step, index)
+    out = chat.say("最初から")
+    if step == "consent":
+        assert CONSENT_HEAD in joined(out)
+        assert chat.position()[0] == "awaiting_consent"
+    else:
+        assert_asked_again(chat, out, "eligibility", 0)
+
+
+@pytest.mark.parametrize("step,index", STEPS)
+def test_stop_then_book_starts_a_new_booking(chat, step, index):
+    stand_at(chat, step, index)
+    [text] = chat.say("中止")
+    assert "中止しました" in text
+    conv = chat.conversation()
+    assert (conv.state, conv.context) == ("idle", {})
+    out = chat.say("予約")
+    if step == "consent":
+        assert CONSENT_HEAD in joined(out)
+    else:
+        assert_asked_again(chat, out, "eligibility", 0)
+
+
+def test_stop_when_nothing_is_in_progress(chat):
+    [text] = chat.say("中止")
+    assert "いま進めている予約はありません" in text
+
+
+# -- making a choice ------------------------------------------------------------------------------
+
+# Every variant is covered in test_router; here each kind once, through real webhooks.
+@pytest.mark.parametrize("typed", ["はい", "1", "１", "ハイ", "yes", "ok", "はい。"])
+def test_yes_by_label_number_width_and_variant(chat, typed):
+    chat.walk_to("eligibility", 0)
+    chat.say(typed)
+    assert chat.position() == ("awaiting_eligibility", 1)
+
+
+@pytest.mark.parametrize("typed", ["いいえ", "２", "no"])
+def test_no_by_label_number_and_variant_at_a_checklist_item(chat, typed):
+    chat.walk_to("checklist", 1)
+    out = chat.say(typed)
+    assert chat.office.checklist[1].fix in out[0]
+
+
+@pytest.mark.parametrize("typed", ["わからない", "3", "分かりません"])
+def test_unsure_by_label_number_and_variant(chat, typed):
+    chat.walk_to("eligibility", 0)
+    chat.say(typed)
+    assert chat.conversation().state == "idle"
+
+
+def test_three_at_a_checklist_item_chooses_nothing(chat):
+    chat.walk_to("checklist", 0)
+    out = chat.say("3")
+    assert "読み取れませんでした" in out[0]
+    assert chat.position() == ("awaiting_checklist", 0)
+
+
+def test_text_that_matches_nothing_asks_again_and_offers_the_contact_after_three_misses(chat):
+    chat.walk_to("eligibility", 1)
+    for _ in range(2):
+        out = chat.say("えーと、たぶん")
+        assert "読み取れませんでした" in out[0] and "番号" in out[0]
+        assert_asked_again(chat, out, "eligibility", 1)
+    out = chat.say("えーと、たぶん")
+    assert "チャット以外の方法" in out[0]
+    for route in chat.office.other_routes:
+        assert route in out[0]
+    if chat.office.phone.confirmed:
+        assert chat.office.phone.value in out[0]
+    else:
+        assert "電話:" not in out[0]
+    assert_asked_again(chat, out, "eligibility", 1)
+    chat.tap(chat.passing_label(chat.office.eligibility[1]))   # a good answer resets the count
+    out = chat.say("えーと")
+    assert "読み取れませんでした" in out[0]
+
+
+def test_a_sticker_at_a_yes_no_step_gets_a_kind_answer_and_the_question_again(chat):
+    chat.walk_to("checklist", 2)
+    out = chat.sticker()
+    assert "スタンプありがとうございます" in out[0]
+    assert_asked_again(chat, out, "checklist", 2)
+
+
+def test_a_button_from_an_earlier_step_is_answered_with_the_current_step_and_not_applied(chat):
+    chat.walk_to("eligibility", 0)
+    old_yes = chat.button_data(YES)
+    chat.tap(YES)
+    old_no = chat.button_data(NO)                    # question 2's いいえ
+    chat.tap(chat.passing_label(chat.office.eligibility[1]))
+    for data in (old_yes, old_no):
+        out = chat.tap_data(data)
+        assert "いまは使えないボタン" in out[0]
+        assert_asked_again(chat, out, "eligibility", 2)
+
+
+def test_a_consent_button_tapped_after_consenting_is_not_applied_again(chat):
+    chat.say("予約")
+    agree = chat.button_data("同意する")
+    chat.tap_data(agree)
+    out = chat.tap_data(agree)
+    assert "いまは使えないボタン" in out[0]
+    assert len(chat.consents()) == 1
+    assert_asked_again(chat, out, "eligibility", 0)
+
+
+def test_a_button_of_another_office_is_answered_with_the_current_step_and_not_applied(chat):
+    chat.walk_to("eligibility", 0)
+    here = postback_fields(chat.button_data(NO))
+    other = "otaru" if chat.office.id == "sakata" else "sakata"
+    forged = f"a=answer&at={here['at']}&o={other}&v=no"
+    out = chat.tap_data(forged)
+    assert "いまは使えないボタン" in out[0]
+    assert_asked_again(chat, out, "eligibility", 0)
+
+
+@pytest.mark.parametrize("data", ["a=hack&at=idle&o=sakata", "x" * 400])
+def test_malformed_postbacks_are_treated_as_stale(chat, data):
+    chat.walk_to("eligibility", 0)
+    out = chat.tap_data(data)
+    assert "いまは使えないボタン" in out[0]
+    assert chat.position() == ("awaiting_eligibility", 0)
+
+
+# -- a long pause ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("how", ["tap", "type"])
+def test_after_a_day_booking_offers_to_continue_and_continuing_works(chat, rt, how):
+    chat.walk_to("checklist", 2)
+    rt.clock.advance(hours=24, minutes=1)
+    out = chat.say("予約")
+    assert "続きから" in out[-1] and chat.buttons() == ["続きから", "最初から"]
+    out = chat.tap("続きから") if how == "tap" else chat.say("続きから")
+    assert_asked_again(chat, out, "checklist", 2)
+
+
+@pytest.mark.parametrize("how", ["tap", "type"])
+def test_after_a_day_starting_over_begins_at_the_first_question(chat, rt, how):
+    chat.walk_to("checklist", 2)
+    rt.clock.advance(hours=25)
+    chat.say("予約")
+    out = chat.tap("最初から") if how == "tap" else chat.say("最初から")
+    assert_asked_again(chat, out, "eligibility", 0)
+
+
+def test_within_a_day_booking_simply_resumes(chat, rt):
+    chat.walk_to("checklist", 2)
+    rt.clock.advance(hours=23, minutes=59)
+    out = chat.say("予約")
+    assert_asked_again(chat, out, "checklist", 2)

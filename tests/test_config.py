@@ -1,0 +1,305 @@
+"""One config object from the environment: production's refusal, development keys, URLs, APP_FAKE_NOW."""
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+import time
+import warnings
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pytest
+from cryptography.fernet import Fernet
+
+from bot.clock import TOKYO, parse_instant
+from bot.config import ConfigError, check_production, load_config
+
+ROOT = Path(__file__).resolve().parent.parent
+pytestmark = [pytest.mark.filterwarnings("ignore:SQLite in production"),
+              pytest.mark.filterwarnings("ignore:PUBLIC_BASE_URL is plain http")]
+OFFICES = ["sakata", "otaru"]
+
+
+def production_env(tmp_path, **extra) -> dict[str, str]:
+    """Everything production needs, for both shipped offices."""
+    env = {
+        "APP_ENV": "production",
+        "INSTANCE_PATH": str(tmp_path / "instance"),
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'prod.sqlite3'}",
+        "PUBLIC_BASE_URL": "https://madoguchi.example.jp",
+        "SECRET_KEY": "s" * 64,
+        "DATA_ENCRYPTION_KEY": Fernet.generate_key().decode(),
+    }
+    for office in OFFICES:
+        env[f"LINE_CHANNEL_SECRET_{office.upper()}"] = f"secret-{office}"
+        env[f"LINE_CHANNEL_ACCESS_TOKEN_{office.upper()}"] = f"token-{office}"
+    env.update(extra)
+    return env
+
+
+REQUIRED = ["SECRET_KEY", "DATA_ENCRYPTION_KEY", "LINE_CHANNEL_SECRET_SAKATA", "LINE_CHANNEL_ACCESS_TOKEN_SAKATA",
+            "LINE_CHANNEL_SECRET_OTARU", "LINE_CHANNEL_ACCESS_TOKEN_OTARU"]
+
+
+# -- production ---------------------------------------------------------------------------------
+
+def test_production_without_anything_names_every_missing_setting(tmp_path):
+    cfg = load_config(environ={"APP_ENV": "production", "INSTANCE_PATH": str(tmp_path)})
+    with pytest.raises(ConfigError) as refused:
+        check_production(cfg, OFFICES)
+    for name in REQUIRED:
+        assert name in str(refused.value)
+    assert not (tmp_path / "secret_key").exists()  # production never invents keys
+
+
+@pytest.mark.parametrize("missing", REQUIRED)
+def test_production_names_the_one_setting_missing(tmp_path, missing):
+    env = production_env(tmp_path)
+    del env[missing]
+    cfg = load_config(environ=env)
+    with pytest.raises(ConfigError) as refused:
+        check_production(cfg, OFFICES)
+    named = [name for name in REQUIRED if name in str(refused.value).replace(",", " ").split()]
+    assert named == [missing]
+
+
+def test_an_empty_value_counts_as_missing(tmp_path):
+    cfg = load_config(environ=production_env(tmp_path, SECRET_KEY=""))
+    with pytest.raises(ConfigError, match="SECRET_KEY"):
+        check_production(cfg, OFFICES)
+
+
+def test_production_with_everything_starts(tmp_path):
+    cfg = load_config(environ=production_env(tmp_path))
+    check_production(cfg, OFFICES)
+    assert cfg.is_production
+    assert cfg.line_api_base_url == "https://api.line.me"
+    assert cfg.line_api_data_base_url == "https://api-data.line.me"
+    assert cfg.channel_secret("sakata") == "secret-sakata"
+    assert cfg.channel_token("otaru") == "token-otaru"
+
+
+def test_only_enabled_offices_need_their_channel(tmp_path):
+    env = production_env(tmp_path)
+    del env["LINE_CHANNEL_SECRET_OTARU"], env["LINE_CHANNEL_ACCESS_TOKEN_OTARU"]
+    check_production(load_config(environ=env), ["sakata"])
+
+
+def test_nothing_else_makes_production_refuse(tmp_path):
+    env = production_env(tmp_path, PUBLIC_BASE_URL="http://plain.example.jp")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        cfg = load_config(environ=env)
+    check_production(cfg, OFFICES)
+    said = " ".join(str(w.message) for w in caught)
+    assert "SQLite" in said and "http" in said
+
+
+def test_production_has_no_placeholders(tmp_path):
+    cfg = load_config(environ={"APP_ENV": "production", "INSTANCE_PATH": str(tmp_path)})
+    assert cfg.channel_secret("sakata") is None and cfg.channel_token("sakata") is None
+
+
+def test_create_app_refuses_production_naming_what_is_missing(tmp_path, monkeypatch):
+    from app import create_app
+
+    env = production_env(tmp_path)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("SECRET_KEY")
+    monkeypatch.delenv("LINE_CHANNEL_ACCESS_TOKEN_OTARU")
+    with pytest.raises(ConfigError) as refused:
+        create_app()
+    assert "SECRET_KEY" in str(refused.value) and "LINE_CHANNEL_ACCESS_TOKEN_OTARU" in str(refused.value)
+    assert "DATA_ENCRYPTION_KEY" not in str(refused.value)
+
+
+def test_create_app_in_production_with_its_secrets(tmp_path, monkeypatch):
+    from app import create_app
+
+    for name, value in production_env(tmp_path).items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("APP_FAKE_NOW", raising=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        app = create_app()
+    rt = app.extensions["madoguchi"]
+    try:
+        assert rt.config.is_production
+        assert app.config["SESSION_COOKIE_SECURE"] is True
+        assert app.test_client().get("/simulator").status_code == 404
+    finally:
+        rt.db.dispose()
+
+
+def test_app_fake_now_is_refused_in_production(tmp_path):
+    with pytest.raises(ConfigError, match="APP_FAKE_NOW"):
+        load_config(environ=production_env(tmp_path, APP_FAKE_NOW="2026-12-07T13:55"))
+    with pytest.raises(ConfigError, match="APP_FAKE_NOW"):
+        load_config({"app_env": "production", "fake_now": "2026-12-07T13:55"}, environ=production_env(tmp_path))
+
+
+def test_app_env_must_be_known(tmp_path):
+    with pytest.raises(ConfigError, match="APP_ENV"):
+        load_config(environ={"APP_ENV": "staging", "INSTANCE_PATH": str(tmp_path)})
+
+
+def test_a_data_key_that_is_not_fernet_is_refused(tmp_path):
+    with pytest.raises(ConfigError, match="DATA_ENCRYPTION_KEY"):
+        load_config(environ=production_env(tmp_path, DATA_ENCRYPTION_KEY="not-a-key"))
+
+
+def test_several_data_keys_newest_first(tmp_path):
+    new, old = Fernet.generate_key().decode(), Fernet.generate_key().decode()
+    cfg = load_config(environ=production_env(tmp_path, DATA_ENCRYPTION_KEY=f" {new} , {old} ,"))
+    assert cfg.data_encryption_keys == (new, old)
+
+
+# -- development --------------------------------------------------------------------------------
+
+def test_development_has_safe_defaults(tmp_path):
+    cfg = load_config(environ={"INSTANCE_PATH": str(tmp_path)})
+    assert cfg.app_env == "development"
+    assert cfg.database_url == f"sqlite:///{tmp_path / 'madoguchi.sqlite3'}"
+    assert cfg.line_api_base_url == "http://localhost:5000/simulator/api"
+    assert cfg.public_base_url == "http://localhost:5000"
+    assert cfg.channel_secret("sakata") and cfg.channel_secret("sakata") != cfg.channel_secret("otaru")
+    check_production(cfg, OFFICES)  # development never refuses
+
+
+def test_the_environment_wins_over_placeholders(tmp_path):
+    cfg = load_config(environ={"INSTANCE_PATH": str(tmp_path), "LINE_CHANNEL_SECRET_SAKATA": "real",
+                               "LINE_STAFF_GROUP_ID_SAKATA": "C" + "1" * 32, "LINE_BASIC_ID_OTARU": "@otaru"})
+    assert cfg.channel_secret("sakata") == "real"
+    assert cfg.staff_group_id("sakata") == "C" + "1" * 32 and cfg.staff_group_id("otaru") is None
+    assert cfg.basic_id("otaru") == "@otaru" and cfg.basic_id("sakata") is None
+
+
+def test_development_keys_are_created_once_and_kept(tmp_path):
+    first = load_config(environ={"INSTANCE_PATH": str(tmp_path)})
+    again = load_config(environ={"INSTANCE_PATH": str(tmp_path)})
+    assert first.secret_key and first.secret_key == again.secret_key
+    assert first.data_encryption_keys == again.data_encryption_keys
+    Fernet(first.data_encryption_keys[0].encode())
+    for name in ("secret_key", "data_encryption_key"):
+        assert (tmp_path / name).stat().st_mode & 0o077 == 0  # readable by the owner only
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data_encryption_key", "secret_key"]
+
+
+def test_development_keys_racing_threads_agree(tmp_path):
+    results: list[tuple] = []
+    barrier = threading.Barrier(8)
+
+    def load():
+        barrier.wait(timeout=10)
+        cfg = load_config(environ={"INSTANCE_PATH": str(tmp_path / "instance")})
+        results.append((cfg.secret_key, cfg.data_encryption_keys))
+
+    threads = [threading.Thread(target=load) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    assert len(results) == 8 and len(set(results)) == 1
+    assert sorted(p.name for p in (tmp_path / "instance").iterdir()) == ["data_encryption_key", "secret_key"]
+
+
+def test_development_keys_racing_processes_agree(tmp_path):
+    instance = tmp_path / "instance"
+    code = ("import sys; from bot.config import load_config; "
+            "c = load_config(environ={'INSTANCE_PATH': sys.argv[1]}); print(c.secret_key, c.data_encryption_keys[0])")
+    procs = [subprocess.Popen([sys.executable, "-c", code, str(instance)], cwd=ROOT, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE) for _ in range(4)]
+    outputs = []
+    for proc in procs:
+        out, err = proc.communicate(timeout=60)
+        assert proc.returncode == 0, err.decode()
+        outputs.append(out.decode().strip())
+    assert len(set(outputs)) == 1 and outputs[0]
+    assert sorted(p.name for p in instance.iterdir()) == ["data_encryption_key", "secret_key"]
+
+
+# -- URLs ---------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("given,expected", [
+    ("postgres://u:p@db.example:5432/mado", "postgresql+psycopg://u:p@db.example:5432/mado"),
+    ("postgresql://u@localhost/mado", "postgresql+psycopg://u@localhost/mado"),
+    ("postgresql+psycopg://u@localhost/mado", "postgresql+psycopg://u@localhost/mado"),
+    ("sqlite:////var/lib/mado.sqlite3", "sqlite:////var/lib/mado.sqlite3"),
+])
+def test_database_urls_are_normalised(tmp_path, given, expected):
+    assert load_config(environ={"INSTANCE_PATH": str(tmp_path), "DATABASE_URL": given}).database_url == expected
+    assert load_config({"database_url": given}, environ={"INSTANCE_PATH": str(tmp_path)}).database_url == expected
+
+
+def test_line_api_urls_point_elsewhere_without_a_trailing_slash(tmp_path):
+    cfg = load_config(environ={"INSTANCE_PATH": str(tmp_path), "LINE_API_BASE_URL": "http://127.0.0.1:9/",
+                               "LINE_API_DATA_BASE_URL": "http://127.0.0.1:10/"})
+    assert (cfg.line_api_base_url, cfg.line_api_data_base_url) == ("http://127.0.0.1:9", "http://127.0.0.1:10")
+
+
+def test_unknown_overrides_are_refused(tmp_path):
+    with pytest.raises(ConfigError, match="unknown"):
+        load_config({"databse_url": "sqlite://"}, environ={"INSTANCE_PATH": str(tmp_path)})
+
+
+def test_importing_app_has_no_side_effects(tmp_path):
+    instance = tmp_path / "instance"
+    code = "import app; print(type(app.app).__name__)"
+    env = {"INSTANCE_PATH": str(instance), "PATH": "/usr/bin:/bin", "APP_ENV": "bogus"}
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, timeout=60)
+    assert done.returncode == 0, done.stderr.decode()
+    assert not instance.exists()
+
+
+# -- APP_FAKE_NOW -------------------------------------------------------------------------------
+
+def test_fake_now_without_an_offset_is_tokyo_time():
+    assert parse_instant("2026-12-07T13:55") == datetime(2026, 12, 7, 13, 55, tzinfo=TOKYO)
+    assert parse_instant("2026-12-07T04:55:00+00:00") == datetime(2026, 12, 7, 13, 55, tzinfo=TOKYO)
+
+
+def test_a_fake_now_that_is_not_a_time_is_refused(tmp_path):
+    with pytest.raises(ConfigError, match="APP_FAKE_NOW"):
+        load_config(environ={"INSTANCE_PATH": str(tmp_path), "APP_FAKE_NOW": "soon"})
+
+
+def test_app_fake_now_starts_the_clock_there_and_it_keeps_running(tmp_path, database_url, monkeypatch):
+    from app import create_app
+
+    start = datetime(2027, 1, 4, 9, 0, tzinfo=TOKYO)
+    monkeypatch.setenv("APP_FAKE_NOW", "2027-01-04T09:00")
+    settings = {"database_url": database_url, "instance_path": str(tmp_path / "instance")}
+    first = create_app(settings).extensions["madoguchi"]
+    apps = [first]
+    try:
+        began = first.clock.now()
+        assert start <= began < start + timedelta(minutes=1)
+        time.sleep(0.3)
+        # A process starting later with the same setting keeps the running clock (no jump back).
+        second = create_app(settings).extensions["madoguchi"]
+        apps.append(second)
+        assert second.clock.now() >= start + timedelta(seconds=0.3)
+        assert first.clock.now() > began
+        # The worker and every web process read the same clock.
+        assert abs((second.clock.now() - first.clock.now()).total_seconds()) < 5
+    finally:
+        for rt in apps:
+            rt.db.dispose()
+
+
+def test_a_new_app_fake_now_moves_the_clock_again(tmp_path, database_url, monkeypatch):
+    from app import create_app
+
+    settings = {"database_url": database_url, "instance_path": str(tmp_path / "instance")}
+    monkeypatch.setenv("APP_FAKE_NOW", "2027-01-04T09:00")
+    first = create_app(settings).extensions["madoguchi"]
+    monkeypatch.setenv("APP_FAKE_NOW", "2027-03-01T15:00+09:00")
+    second = create_app(settings).extensions["madoguchi"]
+    try:
+        moved = datetime(2027, 3, 1, 15, 0, tzinfo=TOKYO)
+        assert moved <= second.clock.now() < moved + timedelta(minutes=1)
+    finally:
+        first.db.dispose()
+        second.db.dispose()

@@ -1,0 +1,114 @@
+"""Personal details at rest (bot.crypto) and `flask --app app keys rotate`."""
+from __future__ import annotations
+
+from datetime import datetime
+
+import pytest
+from cryptography.fernet import Fernet, InvalidToken
+from sqlalchemy import select
+
+from bot.clock import TOKYO
+from bot.crypto import Vault, for_config
+from bot.models import Booking
+
+NOW = datetime(2026, 12, 1, 10, 0, tzinfo=TOKYO)
+DETAILS = {"name": "山田 太郎", "seeker_number": "01234-56789", "phone": "090-1234-5678"}
+
+
+def key() -> str:
+    return Fernet.generate_key().decode()
+
+
+def test_details_round_trip_and_leave_no_plaintext():
+    vault = Vault([key()], "secret")
+    token = vault.encrypt(DETAILS)
+    assert vault.decrypt(token) == DETAILS
+    for value in DETAILS.values():
+        assert value.encode("utf-8") not in token
+    assert vault.encrypt(DETAILS) != token  # a fresh IV every time
+
+
+def test_the_newest_key_encrypts_and_every_key_decrypts():
+    old, new = key(), key()
+    under_old = Vault([old], "secret").encrypt(DETAILS)
+    both = Vault([new, old], "secret")
+    assert both.decrypt(under_old) == DETAILS
+    assert not both.is_current(under_old)
+    fresh = both.encrypt(DETAILS)
+    assert both.is_current(fresh)
+    assert Vault([new], "secret").decrypt(fresh) == DETAILS
+    with pytest.raises(InvalidToken):
+        Vault([old], "secret").decrypt(fresh)
+
+
+def test_rotate_moves_a_token_to_the_newest_key():
+    old, new = key(), key()
+    token = Vault([old], "secret").encrypt(DETAILS)
+    rotated = Vault([new, old], "secret").rotate(token)
+    assert Vault([new], "secret").decrypt(rotated) == DETAILS
+    with pytest.raises(InvalidToken):
+        Vault([key()], "secret").rotate(token)
+
+
+def test_the_seeker_hash_is_keyed_by_the_secret():
+    a = Vault([key()], "secret-a")
+    assert a.seeker_hash("01234-56789") == Vault([key()], "secret-a").seeker_hash("01234-56789")
+    assert a.seeker_hash("01234-56789") != Vault([key()], "secret-b").seeker_hash("01234-56789")
+    assert a.seeker_hash("01234-56789") != a.seeker_hash("01234-56788")
+    assert len(a.seeker_hash("01234-56789")) == 64
+    assert "01234" not in a.seeker_hash("01234-56789")
+
+
+def test_a_vault_needs_keys_and_a_secret():
+    with pytest.raises(ValueError):
+        Vault([], "secret")
+    with pytest.raises(ValueError):
+        Vault([key()], "")
+
+
+# -- keys rotate ----------------------------------------------------------------------------------------
+
+def _add_booking(rt, reference: str, details: bytes) -> int:
+    with rt.db.transaction() as s:
+        row = Booking(reference=reference, office_id="sakata", slot_start=datetime(2026, 12, 7, 14, tzinfo=TOKYO),
+                      status="requested", details=details, created_at=NOW, updated_at=NOW)
+        s.add(row)
+        s.flush()
+        return row.id
+
+
+def _details(rt) -> dict[str, bytes]:
+    with rt.db.reading() as s:
+        return {b.reference: bytes(b.details) for b in s.scalars(select(Booking)) if b.details is not None}
+
+
+def test_keys_rotate_reencrypts_every_detail_under_the_newest_key(make_app):
+    old, new = key(), key()
+    before = make_app(data_encryption_keys=(old,))
+    rt = before.extensions["madoguchi"]
+    for i in range(5):
+        _add_booking(rt, f"AAAA-AAA{'23456'[i]}", for_config(rt.config).encrypt({**DETAILS, "i": i}))
+
+    after = make_app(data_encryption_keys=(new, old))
+    result = after.test_cli_runner().invoke(args=["keys", "rotate", "--batch", "2"])
+    assert result.exit_code == 0, result.output
+    assert "request details: rotated=5 already_current=0 unreadable=0" in result.output
+    only_new = Vault([new], rt.config.secret_key)
+    assert sorted(only_new.decrypt(t)["i"] for t in _details(rt).values()) == [0, 1, 2, 3, 4]
+
+    again = after.test_cli_runner().invoke(args=["keys", "rotate"])
+    assert again.exit_code == 0 and "rotated=0 already_current=5" in again.output
+    for value in DETAILS.values():
+        assert value not in result.output + again.output
+
+
+def test_keys_rotate_fails_when_a_key_is_missing(make_app):
+    lost, current = key(), key()
+    app = make_app(data_encryption_keys=(current,))
+    rt = app.extensions["madoguchi"]
+    bad = _add_booking(rt, "BBBB-BBBB", Vault([lost], rt.config.secret_key).encrypt(DETAILS))
+    _add_booking(rt, "CCCC-CCCC", Vault([current], rt.config.secret_key).encrypt(DETAILS))
+    result = app.test_cli_runner().invoke(args=["keys", "rotate"])
+    assert result.exit_code == 1
+    assert f"no configured key opens rows {bad}" in result.output
+    assert "unreadable=1" in result.output

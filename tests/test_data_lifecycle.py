@@ -1,0 +1,260 @@
+"""Personal data from entry to deletion, after a full run: several bookings through the chat and the form, staff
+at work on the dashboard (views, decisions, a note, a search, an export, a phone booking), the worker sending.
+
+- Neither the database (the SQLite files byte for byte, and every text, JSON and binary column read back on
+  either backend, as a dump would) nor anything logged holds a plaintext personal value.
+- `flask --app app keys rotate` re-encrypts under the new key without losing a value; the old key can go.
+- The retention purge removes what the office's schedule says, when it says.
+- `データ削除` leaves none of the user's values behind, even encrypted; other users' stay.
+- Unfollowing only marks the user as not following: nothing is deleted or changed, nothing is pushed.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pyotp
+import pytest
+from cryptography.fernet import Fernet, InvalidToken
+from sqlalchemy import select, text
+
+from bot.clock import TOKYO
+from bot.crypto import Vault
+from bot.models import Booking, Consent, Conversation
+from bot.schema import Base
+from bot.staff import auth, personal
+from bot.staff.models import AuditEntry, StaffUser
+from bot.worker import Worker
+from tests.formflow import Page, form_link, walk_to_slots
+from tests.reliability.kit import Person, leaks
+from tests.staffkit import fast_password_hashing  # noqa: F401 - autouse fixture
+from tests.staffkit import create_staff, login, post, postback_value
+
+
+@dataclass
+class FullRun:
+    """What a full run left: the people (their values), their users, the requests' references."""
+
+    people: dict[str, Person] = field(default_factory=dict)     # user id -> person
+    users: dict[str, object] = field(default_factory=dict)      # user id -> LineUser
+    references: dict[str, str] = field(default_factory=dict)    # user id -> reference
+    phone_person: Person | None = None
+    details: dict[str, dict] = field(default_factory=dict)      # reference -> details as decrypted
+
+    def secrets(self) -> list[str]:
+        found = [value for person in self.people.values() for value in person.secrets()]
+        return found + (self.phone_person.secrets() if self.phone_person else [])
+
+
+def _book(app, rt, fake, user, person: Person) -> str:
+    walk_to_slots(user, rt)
+    user.says("1")
+    browser = app.test_client()
+    confirmation = Page.get(browser, form_link(fake.messages_to(user.user_id))).submit(
+        browser, person.answers(rt.offices[user.office]))
+    assert confirmation.status == 200, confirmation.html
+    done = confirmation.submit(browser)
+    assert done.status == 200
+    return done.html.split("受付番号: ")[1][:9]
+
+
+def full_run(app, rt, fake, user_factory) -> FullRun:
+    run = FullRun()
+    for n, office in enumerate(("sakata", "otaru", "otaru")):
+        user = user_factory(office)
+        person = Person(900 + n)
+        run.people[user.user_id], run.users[user.user_id] = person, user
+        run.references[user.user_id] = _book(app, rt, fake, user, person)
+    sakata, otaru = app.test_client(), app.test_client()
+    create_staff(rt, "sakata", "sakata-admin", role="admin")
+    create_staff(rt, "otaru", "otaru-admin", role="admin")
+    login(sakata, "sakata-admin")
+    login(otaru, "otaru-admin")
+    (a, b, c) = run.references.values()
+    for client, reference in ((sakata, a), (otaru, b), (otaru, c)):
+        assert client.get(f"/staff/bookings/{reference}").status_code == 200     # details viewed (audited)
+    assert post(sakata, f"/staff/bookings/{a}/confirm").status_code == 302
+    assert post(otaru, f"/staff/bookings/{b}/confirm").status_code == 302
+    assert post(otaru, f"/staff/bookings/{c}/decline").status_code == 302
+    assert post(otaru, f"/staff/bookings/{b}/note", note="電話で日時を確認済み").status_code == 302
+    first = next(iter(run.people.values()))
+    assert post(sakata, "/staff/search", seeker_number=first.seeker_number).status_code == 200
+    assert post(otaru, "/staff/export", **{"from": "2026-12-01", "to": "2027-01-31", "encoding": "utf8"}).status_code == 200
+    run.phone_person = phone = Person(999)
+    made = post(otaru, "/staff/bookings/new", source="phone", slot="2026-12-03T11:00:00+09:00", name=phone.name,
+                seeker_number=phone.seeker_number, phone=phone.phone, consultation=phone.consultation)
+    assert made.status_code == 302, made.get_data(as_text=True)
+    with rt.db.transaction() as s:
+        admin = s.scalar(select(StaffUser).where(StaffUser.username == "sakata-admin"))
+        secret = auth.new_totp_secret()
+        assert auth.enroll_totp(rt.config, admin, secret, pyotp.TOTP(secret).at(rt.clock.now()), rt.clock.now())
+    Worker(rt).run_once()
+    for user in run.users.values():
+        user.says("予約確認")
+    rt.clock.freeze(datetime(2026, 12, 1, 12, 30, tzinfo=TOKYO))   # the day before Otaru's session: a reminder
+    Worker(rt).run_once()
+    with rt.db.reading() as s:
+        run.details = {b.reference: personal.decrypt(rt, b.details) for b in s.scalars(select(Booking))}
+    assert all(run.details.values()) and len(run.details) == 4
+    return run
+
+
+# -- looking for plaintext ----------------------------------------------------------------------------------
+
+def database_blobs(rt, database_url: str) -> list[bytes]:
+    """What a copy of the database would give away: the files (SQLite), and every stored value read back."""
+    blobs: list[bytes] = []
+    if database_url.startswith("sqlite"):
+        path = Path(database_url.split("///", 1)[1])
+        for suffix in ("", "-wal", "-shm", "-journal"):
+            candidate = Path(str(path) + suffix)
+            if candidate.exists():
+                blobs.append(candidate.read_bytes())
+    with rt.db.reading() as s:
+        for table in Base.metadata.sorted_tables:
+            for row in s.execute(table.select()):
+                for value in row:
+                    if isinstance(value, (bytes, bytearray, memoryview)):
+                        blobs.append(bytes(value))
+                    elif isinstance(value, (dict, list)):
+                        blobs.append(json.dumps(value, ensure_ascii=False).encode())
+                    elif value is not None:
+                        blobs.append(str(value).encode())
+        if s.bind.dialect.name == "postgresql":
+            columns = s.execute(text(
+                "SELECT table_name, column_name FROM information_schema.columns WHERE table_schema = 'public' "
+                "AND data_type IN ('text', 'character varying', 'character', 'json', 'jsonb', 'bytea')")).all()
+            for table_name, column in columns:
+                for (value,) in s.execute(text(f'SELECT "{column}"::text FROM "{table_name}"')):
+                    if value is not None:
+                        blobs.append(value.encode())
+    return blobs
+
+
+def test_no_plaintext_is_stored_or_logged_and_keys_rotate_without_loss(make_app, app, rt, fake_line, user_factory,
+                                                                       database_url, caplog, capfd):
+    caplog.set_level(logging.DEBUG)
+    run = full_run(app, rt, fake_line, user_factory)
+    secrets = run.secrets()
+    no_plaintext_anywhere(rt, database_url, secrets, caplog.text + "".join(capfd.readouterr()), fake_line)
+    assert len(caplog.records) > 20, "nothing was logged: the check proves nothing"
+    keys_rotate_without_loss(make_app, rt, run)
+    no_plaintext_anywhere(rt, database_url, secrets, caplog.text + "".join(capfd.readouterr()), fake_line)
+
+
+def test_deletion_unfollow_and_retention_after_a_full_run(app, rt, fake_line, user_factory, database_url):
+    run = full_run(app, rt, fake_line, user_factory)
+    sakata_user, otaru_user, declined_user = run.users
+    data_deletion_leaves_nothing(rt, database_url, run, sakata_user)
+    unfollow_only_marks_the_user(app, rt, fake_line, run, otaru_user)
+    retention_follows_the_schedule(rt, run, confirmed=run.references[otaru_user],
+                                   closed=run.references[declined_user])
+
+
+# -- the checks -----------------------------------------------------------------------------------------------
+
+def no_plaintext_anywhere(rt, database_url: str, secrets: list[str], logged: str, fake) -> None:
+    for blob in database_blobs(rt, database_url):
+        assert leaks(blob, secrets) == []
+    assert leaks(logged.encode(), secrets) == []
+    for call in fake.calls:
+        assert leaks(call.raw, secrets) == []
+
+
+def keys_rotate_without_loss(make_app, rt, run: FullRun) -> None:
+    old, new = rt.config.data_encryption_keys[0], Fernet.generate_key().decode()
+    both = make_app(data_encryption_keys=(new, old))
+    result = both.test_cli_runner().invoke(args=["keys", "rotate"])
+    assert result.exit_code == 0, result.output
+    assert "request details: rotated=4 already_current=0 unreadable=0" in result.output
+    assert "staff second factors: rotated=1" in result.output
+    assert leaks(result.output.encode(), run.secrets()) == []
+    only_new = make_app(data_encryption_keys=(new,))             # the old key removed
+    new_rt = only_new.extensions["madoguchi"]
+    with new_rt.db.reading() as s:
+        rows = list(s.scalars(select(Booking)))
+        admin = s.scalar(select(StaffUser).where(StaffUser.totp_secret.is_not(None)))
+    assert {b.reference: personal.decrypt(new_rt, b.details) for b in rows} == run.details
+    old_vault = Vault([old], rt.config.secret_key)
+    for booking in rows:
+        with pytest.raises(InvalidToken):
+            old_vault.decrypt(booking.details)
+    assert auth._fernet(new_rt.config).decrypt(admin.totp_secret.encode())   # the second factor still opens
+    again = only_new.test_cli_runner().invoke(args=["keys", "rotate"])
+    assert again.exit_code == 0 and "rotated=0 already_current=4" in again.output
+
+
+def data_deletion_leaves_nothing(rt, database_url: str, run: FullRun, user_id: str) -> None:
+    user, person, reference = run.users[user_id], run.people[user_id], run.references[user_id]
+    user.says("データ削除")
+    user.taps(postback_value(user.messages(), "削除する"))
+    gone = _booking(rt, reference)
+    assert gone.details is None and gone.seeker_hash is None and gone.status == "cancelled"
+    vault = Vault(rt.config.data_encryption_keys, rt.config.secret_key)
+    with rt.db.reading() as s:
+        opened = [json.dumps(vault.decrypt(b.details), ensure_ascii=False).encode()
+                  for b in s.scalars(select(Booking)) if b.details is not None]
+        conv = s.scalar(select(Conversation).where(Conversation.line_user_id == user_id))
+    assert len(opened) == 3
+    for blob in opened + database_blobs(rt, database_url):
+        assert leaks(blob, person.secrets()) == []                    # not even encrypted
+    others = [v for uid, p in run.people.items() if uid != user_id for v in p.secrets()[:3]]
+    assert any(leaks(blob, others) for blob in opened), "the other users' details must stay"
+    assert conv.state == "idle" and conv.context == {}
+    assert user.says("予約確認").status_code == 200                   # the chat still works
+
+
+def unfollow_only_marks_the_user(app, rt, fake, run: FullRun, user_id: str) -> None:
+    user, reference = run.users[user_id], run.references[user_id]
+    kept = [t for t in Base.metadata.sorted_tables if t.name not in ("conversations", "processed_events", "outbox")]
+    with rt.db.reading() as s:
+        before = {t.name: [tuple(r) for r in s.execute(t.select())] for t in kept}
+        conv_before = s.scalar(select(Conversation).where(Conversation.line_user_id == user_id))
+    user.unfollows()
+    with rt.db.reading() as s:
+        after = {t.name: [tuple(r) for r in s.execute(t.select())] for t in kept}
+        conv = s.scalar(select(Conversation).where(Conversation.line_user_id == user_id))
+    assert after == before
+    assert conv.followed is False and conv_before.followed is True
+    assert (conv.state, conv.context, conv.language) == (conv_before.state, conv_before.context, conv_before.language)
+    assert personal.decrypt(rt, _booking(rt, reference).details) == run.details[reference]
+    pushed = len(fake.deliveries("push"))
+    staff = app.test_client()
+    login(staff, "otaru-admin")
+    assert post(staff, f"/staff/bookings/{reference}/cancel_office").status_code == 302
+    Worker(rt).run_once()
+    assert [d for d in fake.deliveries("push")[pushed:] if user_id in d.recipients] == [], "pushed after unfollow"
+
+
+def retention_follows_the_schedule(rt, run: FullRun, confirmed: str, closed: str) -> None:
+    keep = rt.offices["otaru"].retention
+    closed_at, session = _booking(rt, closed).updated_at, _booking(rt, confirmed).slot_start
+
+    def at(moment: datetime) -> None:
+        rt.clock.freeze(moment)
+        Worker(rt).run_once()
+
+    at(closed_at + timedelta(days=keep["closed_requests_days"]) - timedelta(minutes=5))
+    assert _booking(rt, closed) is not None, "a closed request went before its time"
+    at(closed_at + timedelta(days=keep["closed_requests_days"], minutes=5))
+    assert _booking(rt, closed) is None, "a closed request outlived its time"
+    with rt.db.reading() as s:
+        assert s.scalar(select(text("count(*)")).select_from(text("processed_events"))) == 0   # dedupe: 7 days
+        assert s.scalar(select(text("count(*)")).select_from(text("slot_holds"))) == 0       # drafts: 1 day
+    at(session + timedelta(days=keep["personal_details_days_after_session"]) - timedelta(minutes=5))
+    assert _booking(rt, confirmed).details is not None, "details went before their time"
+    at(session + timedelta(days=keep["personal_details_days_after_session"], minutes=5))
+    purged = _booking(rt, confirmed)
+    assert purged.details is None and purged.seeker_hash is None and purged.details_purged_at is not None
+    assert purged.reference == confirmed                           # the booking itself stays, without details
+    with rt.db.reading() as s:
+        assert s.scalar(select(text("count(*)")).select_from(Consent)) >= 3          # the office's record stays
+        assert s.scalars(select(AuditEntry.action).where(AuditEntry.action == "retention_purge")).all()
+
+
+def _booking(rt, reference: str) -> Booking | None:
+    with rt.db.reading() as s:
+        return s.scalar(select(Booking).where(Booking.reference == reference))

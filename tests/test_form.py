@@ -1,0 +1,334 @@
+"""The details form over HTTP (`/form/<token>`): input -> confirmation -> completion, as a browser uses it."""
+from __future__ import annotations
+
+import logging
+import re
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import func, select
+
+from bot.crypto import for_config
+from bot.models import Booking, Conversation, SlotHold
+from bot.render import text_of
+from tests.formflow import Page, form_link, hold_directly, path_of, valid_answers, walk_to_slots
+
+REFERENCE_LINE = re.compile(r"受付番号: [A-HJ-NP-Z2-9]{4}-[A-HJ-NP-Z2-9]{4}")
+
+
+@pytest.fixture
+def holding(rt):
+    """A conversation holding a slot, set up through the services: (conversation id, form URL)."""
+    def make(office: str = "sakata"):
+        return hold_directly(rt, office)
+    return make
+
+
+@pytest.fixture
+def chatting(user_factory, rt, fake_line):
+    """A user who went through the chat and holds a slot: (user, form URL)."""
+    def make(office: str = "sakata"):
+        user = user_factory(office)
+        walk_to_slots(user, rt)
+        assert user.says("1").status_code == 200
+        return user, form_link(fake_line.messages_to(user.user_id))
+    return make
+
+
+def bookings(rt) -> list[Booking]:
+    with rt.db.reading() as s:
+        rows = list(s.scalars(select(Booking).order_by(Booking.id)))
+        for row in rows:
+            s.expunge(row)
+        return rows
+
+
+def visible_text(html: str) -> str:
+    return re.sub(r"<[^>]+>", "", html)
+
+
+def complete(client, url: str, answers: dict[str, str]) -> Page:
+    confirmation = Page.get(client, url).submit(client, answers)
+    assert confirmation.status == 200 and "入力内容の確認" in confirmation.html
+    return confirmation.submit(client)
+
+
+# -- what the pages show ----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("office_id", ["sakata", "otaru"])
+def test_the_privacy_notice_comes_before_any_field(holding, client, rt, office_id):
+    _, url = holding(office_id)
+    page = Page.get(client, url)
+    assert page.status == 200
+    office = rt.offices[office_id]
+    html = page.html
+    notice = html[:html.index("<form")]
+    assert "利用目的" in notice
+    assert office.controller in notice
+    assert f"{office.retention['personal_details_days_after_session']}日" in notice
+    assert "LINEには送られず" in notice and "システム" in notice
+    assert "個人情報の保護に関する法律第62条" in notice
+    assert "職業安定法第5条の5" in notice
+    assert "開示" in notice
+
+
+@pytest.mark.parametrize("office_id", ["sakata", "otaru"])
+def test_the_fields_are_the_profiles(holding, client, rt, office_id):
+    _, url = holding(office_id)
+    page = Page.get(client, url)
+    form, parser = page.form, page.parsed
+    names = form.names
+    assert names == set(rt.offices[office_id].form_fields) | {"csrf_token"}
+    assert form.method == "post" and "csrf_token" in form.fields
+    for name in rt.offices[office_id].form_fields:
+        if name not in ("category", "companion", "mypage_email_confirmed"):
+            assert f"f-{name}" in parser.labels_for, f"{name} has no label"
+
+
+def test_sensitive_categories_are_marked_with_the_purpose_first(holding, client):
+    _, url = holding("sakata")
+    html = Page.get(client, url).html
+    purpose = html.index("要配慮個人情報")
+    assert purpose < html.index('name="category"')
+    for value in ("disability", "hospital"):
+        option = re.search(rf'value="{value}"[^<]*>[^<]*<strong>（要配慮個人情報）</strong>', html)
+        assert option, value
+    for value in ("graduate", "uij", "mothers"):
+        assert not re.search(rf'value="{value}"[^<]*>[^<]*<strong>', html)
+
+
+def test_each_page_holds_one_post_form_and_the_completion_none(holding, client, rt):
+    _, url = holding("otaru")
+    page = Page.get(client, url)
+    assert len(page.forms) == 1 and page.form.method == "post"
+    confirmation = page.submit(client, valid_answers(rt.offices["otaru"]))
+    assert len(confirmation.forms) == 1 and confirmation.form.method == "post"
+    done = confirmation.submit(client)
+    assert done.status == 200 and done.forms == []
+    lines = [line.strip() for line in visible_text(done.html).splitlines()]
+    assert any(REFERENCE_LINE.fullmatch(line) for line in lines)
+    [booking] = bookings(rt)
+    assert f"受付番号: {booking.reference}" in lines
+
+
+def test_the_birth_date_is_read_back(holding, client, rt):
+    _, url = holding("otaru")
+    confirmation = Page.get(client, url).submit(client, {**valid_answers(rt.offices["otaru"]), "birth_date": "H2.4.1"})
+    assert "1990年4月1日（平成2年4月1日）" in confirmation.html
+    assert confirmation.form.fields["birth_date"] == "1990-04-01"
+
+
+def test_edit_goes_back_to_the_input_with_the_values(holding, client, rt):
+    _, url = holding("sakata")
+    confirmation = Page.get(client, url).submit(client, valid_answers(rt.offices["sakata"]))
+    form = confirmation.form
+    assert all(name is None for name, _ in form.buttons)          # no button needs a name
+    edit_target = re.search(r'formaction="([^"]+)"', confirmation.html).group(1)
+    again = Page(client.post(edit_target, data=form.fields, follow_redirects=True))
+    assert "ご本人情報の入力" in again.html
+    assert again.form.fields["seeker_number"] == "01234-56789"
+    assert again.form.fields["category"] == "uij"
+    assert bookings(rt) == []
+
+
+# -- bad input, explained on its field --------------------------------------------------------------------
+
+@pytest.mark.parametrize("office_id, field, typed, words", [
+    ("sakata", "seeker_number", "12345-6789a", "求人番号"),
+    ("sakata", "seeker_number", "12345678901234", "求人番号"),
+    ("sakata", "name", "😀😀", "絵文字"),
+    ("otaru", "birth_date", "令和99年1月1日", "今日より後"),
+    ("otaru", "birth_date", "2000年2月30日", "2月30日という日付はありません"),
+    ("otaru", "phone", "12-34", "日本国内の番号"),
+])
+def test_bad_input_is_explained_on_its_field(holding, client, rt, office_id, field, typed, words):
+    _, url = holding(office_id)
+    answers = {**valid_answers(rt.offices[office_id]), field: typed}
+    page = Page.get(client, url).submit(client, answers)
+    assert page.status == 200 and "入力内容をご確認ください" in page.html
+    error_id = f"f-{field}-error"
+    match = re.search(rf'<p class="error" id="{error_id}">([^<]*)</p>', page.html)
+    assert match and words in match.group(1)
+    field_tag = re.search(rf'<input id="f-{field}"[^>]*>', page.html).group(0)
+    assert error_id in re.search(r'aria-describedby="([^"]*)"', field_tag).group(1)
+    assert 'aria-invalid="true"' in field_tag
+    assert f'href="#f-{field}"' in page.html  # the summary links to the field
+    assert page.form.fields[field] == typed   # what they typed, to correct it
+    assert bookings(rt) == []
+
+
+def test_a_missing_choice_is_tied_to_its_group(holding, client, rt):
+    _, url = holding("sakata")
+    page = Page.get(client, url).submit(client, valid_answers(rt.offices["sakata"]), drop=("category",
+                                                                                        "mypage_email_confirmed"))
+    for name in ("category", "mypage_email_confirmed"):
+        fieldset = re.search(rf'<fieldset class="field" id="f-{name}"[^>]*>', page.html).group(0)
+        assert f"f-{name}-error" in fieldset and 'aria-invalid="true"' in fieldset
+    parser = page.parsed
+    assert set(parser.described) <= parser.ids  # every description points at something on the page
+
+
+# -- the link ------------------------------------------------------------------------------------------
+
+def test_without_csrf_the_form_is_refused(holding, client, app, rt):
+    _, url = holding("sakata")
+    page = Page.get(client, url)
+    answers = valid_answers(rt.offices["sakata"])
+    missing = page.submit(client, answers, drop=("csrf_token",))
+    assert missing.status == 400 and "もう一度お試しください" in missing.html
+    wrong = page.submit(client, answers, extra={"csrf_token": "0" * 64})
+    assert wrong.status == 400
+    other_browser = app.test_client()
+    stolen = Page(other_browser.post(page.form.action, data={**page.form.fields, **answers}))
+    assert stolen.status == 400
+    confirmation = page.submit(client, answers)
+    direct = Page(client.post(confirmation.form.action, data={k: v for k, v in confirmation.form.fields.items()
+                                                             if k != "csrf_token"}))
+    assert direct.status == 400
+    assert bookings(rt) == []
+
+
+def test_a_forged_or_tampered_token_is_refused(holding, client, rt):
+    _, url = holding("sakata")
+    path = path_of(url)
+    token = path.rsplit("/", 1)[1]
+    for bad in ("nonsense", token[:-2] + ("AA" if not token.endswith("AA") else "BB"), token + "x"):
+        page = Page(client.get(f"/form/{bad}"))
+        assert page.status == 404 and "このページは表示できません" in page.html
+        assert Page(client.post(f"/form/{bad}/confirm", data={})).status == 404
+    assert bookings(rt) == []
+
+
+def test_another_users_token_is_refused(holding, client, rt):
+    alice, alice_url = holding("sakata")
+    bob, _ = holding("sakata")
+    with rt.db.reading() as s:
+        alice_hold = s.scalar(select(SlotHold).where(SlotHold.conversation_id == alice))
+    # A genuinely signed link that names Bob's conversation with Alice's hold.
+    crossed = rt.form_url("sakata", bob, alice_hold.token_nonce)
+    page = Page.get(client, crossed)
+    assert page.status == 403 and "このページは表示できません" in page.html
+    # And another office's conversation.
+    assert Page.get(client, rt.form_url("otaru", alice, alice_hold.token_nonce)).status == 403
+    assert Page.get(client, alice_url).status == 200
+    assert bookings(rt) == []
+
+
+def test_an_expired_hold_gets_a_kind_page(holding, client, rt, clock):
+    _, url = holding("sakata")
+    page = Page.get(client, url)
+    answers = valid_answers(rt.offices["sakata"])
+    clock.advance(minutes=rt.offices["sakata"].booking.hold_minutes + 1)
+    late = page.submit(client, answers)
+    assert late.status == 410
+    assert "もう一度日時をお選びください" in late.html
+    assert len(late.forms) == 0
+    assert Page.get(client, url).status == 410
+    assert bookings(rt) == []
+
+
+def test_a_superseded_link_points_to_the_newest(chatting, client, rt, fake_line):
+    user, first = chatting("otaru")
+    user.says("戻る")   # back to the slot list: the hold is given back
+    user.says("2")      # another slot: a new hold, a new link
+    second = form_link(fake_line.messages_to(user.user_id))
+    assert second != first
+    old = Page.get(client, first)
+    assert old.status == 410 and "最新のご案内" in old.html
+    assert Page.get(client, second).status == 200
+
+
+def test_the_hold_lives_while_the_user_is_on_the_form(holding, client, rt, clock):
+    _, url = holding("sakata")
+    minutes = rt.offices["sakata"].booking.hold_minutes
+    with rt.db.reading() as s:
+        created = s.scalar(select(SlotHold)).created_at
+    for _ in range(4):  # each view keeps the slot one more period, up to four periods in all
+        clock.advance(minutes=minutes - 1)
+        assert Page.get(client, url).status == 200
+    with rt.db.reading() as s:
+        assert s.scalar(select(SlotHold)).expires_at == created + timedelta(minutes=minutes * 4)
+    clock.advance(minutes=minutes - 1)
+    assert Page.get(client, url).status == 410
+
+
+def test_the_form_sent_twice_makes_one_request(holding, client, rt):
+    _, url = holding("sakata")
+    confirmation = Page.get(client, url).submit(client, valid_answers(rt.offices["sakata"]))
+    first = confirmation.submit(client)
+    second = confirmation.submit(client)
+    assert first.status == second.status == 200
+    [booking] = bookings(rt)
+    for page in (first, second):
+        assert f"受付番号: {booking.reference}" in page.html
+    reloaded = Page(client.get(path_of(url) + "/done"))
+    assert f"受付番号: {booking.reference}" in reloaded.html
+    assert Page.get(client, url).status == 200 and f"受付番号: {booking.reference}" in Page.get(client, url).html
+
+
+# -- headers, links, privacy ----------------------------------------------------------------------------
+
+def _assert_secure(response):
+    csp = response.headers["Content-Security-Policy"]
+    assert "script-src" not in csp or "'unsafe-inline'" not in csp
+    assert "default-src 'none'" in csp and "frame-ancestors 'self'" in csp
+    assert response.headers["X-Frame-Options"] == "SAMEORIGIN"
+    assert response.headers["Referrer-Policy"] == "no-referrer"
+    assert response.headers["Cache-Control"] == "no-store"
+
+
+def test_every_form_page_is_sent_with_security_headers(holding, client, rt):
+    _, url = holding("sakata")
+    page = Page.get(client, url)
+    confirmation = page.submit(client, valid_answers(rt.offices["sakata"]))
+    done = confirmation.submit(client)
+    for response in (page.response, confirmation.response, done.response, client.get("/form/forged")):
+        _assert_secure(response)
+        assert "<script" not in response.get_data(as_text=True)
+        assert " style=" not in response.get_data(as_text=True)
+
+
+def test_back_to_line_when_the_basic_id_is_set(make_app):
+    app = make_app(env={"LINE_BASIC_ID_SAKATA": "@madoguchi"})
+    rt, client = app.extensions["madoguchi"], app.test_client()
+    _, url = hold_directly(rt, "sakata")
+    done = complete(client, url, valid_answers(rt.offices["sakata"]))
+    link = re.search(r'<a class="button" href="([^"]+)">LINEに戻る</a>', done.html).group(1)
+    assert link == "https://line.me/R/oaMessage/%40madoguchi/?%E4%BA%88%E7%B4%84%E7%A2%BA%E8%AA%8D"
+
+
+def test_without_a_basic_id_the_page_says_to_go_back(holding, client, rt):
+    _, url = holding("sakata")
+    done = complete(client, url, valid_answers(rt.offices["sakata"]))
+    assert "LINEに戻る" not in done.html and "LINEのトーク画面にお戻りください" in done.html
+
+
+def test_details_are_encrypted_and_never_reach_line_or_the_logs(chatting, client, rt, fake_line, caplog):
+    caplog.set_level(logging.DEBUG)
+    user, url = chatting("otaru")
+    answers = {**valid_answers(rt.offices["otaru"]), "name": "鵺野 鳴介", "seeker_number": "98765-4321",
+               "phone": "080-9999-0000", "consultation": "鵺についての相談"}
+    complete(client, url, answers)
+    user.says("予約確認")
+    [booking] = bookings(rt)
+    assert booking.status == "requested" and booking.receipt_pending is False
+    stored = for_config(rt.config).decrypt(booking.details)
+    assert stored["name"] == "鵺野 鳴介" and stored["seeker_number"] == "98765-4321"
+    assert stored["birth_date"] == "1990-04-01"
+    assert booking.seeker_hash == for_config(rt.config).seeker_hash("98765-4321")
+    secrets_typed = ("鵺野", "鵺", "98765", "4321", "080-9999", "1990-04-01", "平成2年", "やまだ")
+    chat = text_of(fake_line.messages_to(user.user_id))
+    for value in secrets_typed:
+        assert value.encode() not in bytes(booking.details)
+        assert value not in chat, value
+        assert value not in caplog.text, value
+    assert booking.reference in chat
+
+
+def test_the_conversation_is_idle_after_completion(chatting, client, rt):
+    user, url = chatting("sakata")
+    complete(client, url, valid_answers(rt.offices["sakata"]))
+    with rt.db.reading() as s:
+        conv = s.scalar(select(Conversation).where(Conversation.line_user_id == user.user_id))
+        assert conv.state == "idle" and conv.context == {}
+        assert s.scalar(select(func.count()).select_from(SlotHold)) == 0

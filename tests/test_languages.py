@@ -1,0 +1,459 @@
+"""Languages: every message exists in standard Japanese, やさしい日本語 and English, and both offices' flows work
+in each language through signed webhooks (switching at any time, the choice kept, the Japanese chat words
+working in every mode); the form follows the conversation's language; phone routes come with the telephone
+relay service; the やさしい日本語 texts are checked against the 2020 guideline as far as a machine can."""
+from __future__ import annotations
+
+import html
+import re
+import unicodedata
+from typing import Any
+
+import pytest
+import yaml
+from sqlalchemy import select, update
+
+from bot.config import DEFAULT_OFFICES_DIR
+from bot.forms import form_texts
+from bot.models import Booking, Conversation
+from bot.offices import ProfileError, load_offices, read_office, untranslated
+from bot.render import MAX_LABEL, TEMPLATES_DIR, Renderer, load_labels, load_vocabulary, text_of
+from bot.staff import decisions
+from bot.staff.audit import Actor
+from bot.worker import Worker
+from dialogs.effects import Choice
+from dialogs.router import normalise
+from tests.formflow import Page, form_link, hold_directly, quick_reply_data, valid_answers
+from tests.test_templates import AT, BASE_URL, booking, samples
+
+LANGUAGES = ("ja", "easy", "en")
+TRANSLATED = ("easy", "en")
+OFFICES = load_offices(DEFAULT_OFFICES_DIR)
+MESSAGES = TEMPLATES_DIR / "messages"
+LABEL = "12/7(月) 14:00"                       # the fixed slot format, in every language
+REFERENCE_LINE = "受付番号: ABCD-EFGH"
+WRITTEN_OUT = {"ja": "2026年12月7日(月) 14:00", "easy": "2026年12月7日(月) 14:00", "en": "Mon 7 Dec 2026, 14:00"}
+SWITCH = {"ja": "日本語", "easy": "やさしい日本語", "en": "English"}
+# A phrase only the language's own language_switched / receipt templates say: tells which language answered.
+SWITCHED = {"ja": "日本語に切り替えました", "easy": "やさしい 日本語で はなします", "en": "The bot now writes in English"}
+RECEIVED = {"ja": "お申し込みを受け付けました", "easy": "もうしこみを うけつけました", "en": "We have received your request"}
+TYPED_YES = {"ja": "はい", "easy": "はい", "en": "yes"}
+EMOJI = re.compile("[\U0001F000-\U0001FAFF\u2600-\u27BF\uFE0F]")
+
+
+def files(language: str) -> set[str]:
+    return {path.name for path in (MESSAGES / language).iterdir() if path.is_file()}
+
+
+# -- every template in every language -----------------------------------------------------------------
+
+@pytest.mark.parametrize("language", TRANSLATED)
+def test_every_message_template_exists_in_every_language(language):
+    missing = files("ja") - files(language)
+    assert not missing, f"templates/messages/{language}/ lacks {sorted(missing)}"
+
+
+def _keys(node: Any, prefix: str = "") -> set[str]:
+    if not isinstance(node, dict):
+        return {prefix}
+    return {key for k, v in node.items() for key in _keys(v, f"{prefix}.{k}" if prefix else str(k))}
+
+
+@pytest.mark.parametrize("language", TRANSLATED)
+def test_labels_and_form_words_cover_the_japanese_ones(language):
+    ja, other = load_labels("ja"), load_labels(language)
+    assert set(ja["buttons"]) <= set(other["buttons"]) and set(ja["statuses"]) <= set(other["statuses"])
+    assert all(len(label) <= MAX_LABEL for label in other["buttons"].values())
+    assert len(other["weekdays"]) == 7 and other["date_format"] and other["time_format"]
+    for name in ("fields", "errors", "page"):
+        path = TEMPLATES_DIR / "forms" / f"{name}.{language}.yaml"
+        assert path.is_file(), f"{path.name} is missing"
+    missing = _keys(form_texts("ja")) - _keys(form_texts(language))
+    assert not missing, f"the {language} form lacks {sorted(missing)}"
+    reasons = lambda lang: yaml.safe_load((MESSAGES / lang / "decline_reasons.yaml").read_text("utf-8"))  # noqa: E731
+    assert set(reasons(language)) == set(reasons("ja"))
+
+
+def all_samples(office) -> dict[str, list[dict[str, Any]]]:
+    """Every template's variable sets: the dialog's (tests/test_templates.py) and the pushes and staff cards."""
+    out = samples(office)
+    confirmed = booking("confirmed", "none")
+    out.update({
+        "outcome_confirmed": [dict(booking=confirmed)],
+        "outcome_declined": [dict(booking=booking("declined", "none"), reason_text="ご希望の日時はお受けできません。")],
+        "outcome_proposed": [dict(booking=booking("proposed", "proposal"), original=AT, accept_data="a=proposal&v=accept",
+                                  decline_data="a=proposal&v=decline")],
+        "outcome_cancelled_by_office": [dict(booking=booking("cancelled_by_office", "none"))],
+        "outcome_cancelled_for_user": [dict(booking=booking(s, "none")) for s in ("withdrawn", "cancelled")],
+        "reminder_day_before": [dict(booking=confirmed)],
+        "request_expired": [dict(booking=booking("expired", "none"))],
+        "terms_updated": [dict(version="2027-04-01", summary=s) for s in ("", "第3条を改めました。")],
+        "flood": [{}],
+        "staff_card": [dict(kind=k, booking=booking(), dashboard_url=f"{BASE_URL}/staff/bookings/ABCD-EFGH",
+                            buttons=[{"action": "confirm", "data": "x"}, {"action": "decline", "data": "y"}])
+                       for k in ("new_request", "no_show_check", "unknown")],
+        "staff_group_reply": [dict(outcome=o, action="confirm", reference="ABCD-EFGH", booking=booking(),
+                                   dashboard_url=f"{BASE_URL}/staff") for o in ("done", "already", "not_found",
+                                                                               "started", "too_early", "other")],
+    })
+    return out
+
+
+def render(office, language: str, name: str, vars: dict[str, Any], choices=()) -> list[dict]:
+    context = {"office": office, "public_base_url": BASE_URL, "terms_url": f"{BASE_URL}/terms/{office.id}", **vars}
+    return Renderer({}).messages(language, name, context, choices)
+
+
+def test_every_top_level_template_has_samples():
+    tops = {name.split(".")[0] for name in files("ja") if not name.startswith("_") and name.endswith((".txt", ".json.j2"))}
+    missing = tops - set(all_samples(OFFICES["sakata"]))
+    assert not missing, f"add sample variables for {sorted(missing)}"
+
+
+def _cases() -> list[tuple[str, str, str, int]]:
+    return [(office_id, language, name, i) for office_id, office in OFFICES.items() for language in LANGUAGES
+            for name, var_sets in all_samples(office).items() for i in range(len(var_sets))]
+
+
+def flex_alt_texts(messages: list[dict]) -> list[str]:
+    return [m.get("altText", "") for m in messages if m.get("type") in ("flex", "template")]
+
+
+@pytest.mark.parametrize("office_id,language,name,i", _cases(), ids=lambda v: str(v))
+def test_renders_in_every_language(office_id, language, name, i):
+    office = OFFICES[office_id]
+    choices = (Choice(label_key="yes", data="a=answer&at=x&o=sakata&v=yes"),)
+    messages = render(office, language, name, all_samples(office)[name][i], choices)
+    assert 1 <= len(messages) <= 5
+    words = text_of(messages)
+    assert words.strip() and "None" not in words and "{{" not in words and "{%" not in words
+    assert not re.search(r"\n{3,}", words), "no runs of blank lines"
+    assert not EMOJI.search(words), "no meaning carried by emoji"
+    for alt in flex_alt_texts(messages):
+        assert 15 <= len(alt) <= 400 and not EMOJI.search(alt), f"altText {alt!r} must say what the message is"
+    for message in messages:
+        for item in message.get("quickReply", {}).get("items", []):
+            assert len(item["action"]["label"]) <= MAX_LABEL
+
+
+# -- fixed formats and what each language says --------------------------------------------------------------
+
+@pytest.mark.parametrize("office_id", sorted(OFFICES))
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_the_fixed_formats_stand_in_every_language(office_id, language):
+    office = OFFICES[office_id]
+    receipt = text_of(render(office, language, "receipt", dict(receipt=booking())))
+    confirmed = text_of(render(office, language, "outcome_confirmed", dict(booking=booking("confirmed"))))
+    for words in (receipt, confirmed):
+        assert REFERENCE_LINE in words and LABEL in words
+        if language != "ja":
+            assert WRITTEN_OUT[language] in words
+    assert "予約が確定しました" in confirmed
+    slot = Choice(label=LABEL, data="a=slot&at=awaiting_slot:0&o=x&v=1")
+    slots = render(office, language, "slots", samples(office)["slots"][0], (slot,))
+    assert quick_reply_data(slots[-1]) == {LABEL: slot.data}
+    if language != "ja":
+        assert WRITTEN_OUT[language] in slots[0]["text"]
+
+
+@pytest.mark.parametrize("office_id", sorted(OFFICES))
+@pytest.mark.parametrize("language", TRANSLATED)
+def test_the_offices_wording_is_translated(office_id, language):
+    office = OFFICES[office_id]
+    local = office.localized(language)
+    for i, question in enumerate(office.eligibility):
+        [message] = render(office, language, "eligibility_question", dict(question=question, number=i + 1, total=5))
+        assert local.eligibility[i].text in message["text"] and question.text not in message["text"]
+        for line in local.eligibility[i].detail:
+            assert line in message["text"]
+    for item, translated in zip(office.checklist, local.checklist):
+        [message] = render(office, language, "checklist_item", dict(item=item, number=1, total=1))
+        assert translated.text in message["text"] and item.text not in message["text"]
+        [fix] = render(office, language, "checklist_fix", dict(item=item))
+        assert translated.fix in fix["text"]
+    [consent] = render(office, language, "consent", samples(office)["consent"][0])
+    assert all(line in consent["text"] for line in local.consent_summary)
+    assert not any(line in consent["text"] for line in office.consent_summary)
+    label = {"en": "Summary (translation)", "easy": "やさしい 日本語に したもの"}[language]
+    assert label in consent["text"] and f"{BASE_URL}/terms/{office.id}?lang={language}" in consent["text"]
+    assert "同意する" in consent["text"]            # the exact words that consent, in every language
+
+
+def test_the_shipped_profiles_translate_all_their_wording():
+    for office in OFFICES.values():
+        assert untranslated(office) == [], office.id
+        assert office.localized("ja") is office
+
+
+@pytest.mark.parametrize("change,where", [
+    (lambda t: t["en"]["consent_summary"].pop(), "translations.en.consent_summary"),
+    (lambda t: t["en"]["eligibility"].update(nosuch={"text": "x"}), "translations.en.eligibility.nosuch"),
+    (lambda t: t["easy"]["checklist"]["secure_device"].pop("fix"), "translations.easy.checklist.secure_device.fix"),
+    (lambda t: t.update(fr={}), "translations.fr"),
+])
+def test_a_broken_translation_is_refused_with_its_path(tmp_path, change, where):
+    source = DEFAULT_OFFICES_DIR / "sakata.yaml"
+    profile = yaml.safe_load(source.read_text(encoding="utf-8"))
+    change(profile["translations"])
+    path = tmp_path / "sakata.yaml"
+    path.write_text(yaml.safe_dump(profile, allow_unicode=True), encoding="utf-8")
+    with pytest.raises(ProfileError) as refused:
+        read_office(path)
+    assert where in str(refused.value)
+
+
+def test_an_untranslated_text_is_a_warning_and_shows_in_japanese(tmp_path):
+    profile = yaml.safe_load((DEFAULT_OFFICES_DIR / "sakata.yaml").read_text(encoding="utf-8"))
+    del profile["translations"]["en"]["checklist"]["firewall"]
+    path = tmp_path / "sakata.yaml"
+    path.write_text(yaml.safe_dump(profile, allow_unicode=True), encoding="utf-8")
+    office = read_office(path)
+    assert untranslated(office) == ["translations.en.checklist.firewall"]
+    firewall = next(item for item in office.localized("en").checklist if item.id == "firewall")
+    assert firewall.text == next(item for item in office.checklist if item.id == "firewall").text
+
+
+# -- phone routes: e-mail where accepted, and the telephone relay service -------------------------------------
+
+PHONE_ROUTES = {
+    "booking_blocked": {}, "miss_contact": dict(state="awaiting_slot"), "consent_declined": {},
+    "outcome_confirmed": dict(booking=booking("confirmed")), "reminder_day_before": dict(booking=booking("confirmed")),
+    "withdraw_result": dict(result={"outcome": "call", **booking("confirmed", "call", ("phone",))}),
+    "bookings": dict(bookings=[booking("confirmed", "call", ("phone", "email"))], in_progress=False),
+}
+
+
+@pytest.mark.parametrize("office_id", sorted(OFFICES))
+@pytest.mark.parametrize("language", LANGUAGES)
+@pytest.mark.parametrize("name", sorted(PHONE_ROUTES))
+def test_every_phone_route_mentions_the_relay_service(office_id, language, name):
+    office = OFFICES[office_id]
+    words = text_of(render(office, language, name, PHONE_ROUTES[name]))
+    assert "電話リレーサービス" in words and "https://nftrs.or.jp/" in words
+    assert words.count("https://nftrs.or.jp/") == 1
+    if office.email.confirmed and name in ("bookings", "booking_blocked", "outcome_confirmed"):
+        assert office.email.value in words                     # Otaru takes e-mail too (not on the day)
+
+
+# -- やさしい日本語 against the guideline ---------------------------------------------------------------------
+# 在留支援のためのやさしい日本語ガイドライン (2020): short sentences with one idea each, plain words instead of
+# honorific and humble forms, few kanji (readings given in brackets), numbered steps, dates written out.
+
+READING = re.compile(r"（[\u3040-\u309f\u30fc ・]+）")
+JAPANESE = re.compile(r"[\u3040-\u30ff\u4e00-\u9fff]")
+KANJI = re.compile(r"[\u4e00-\u9fff]")
+HONORIFIC = ("いただ", "いたし", "おります", "恐れ入", "申し訳", "ご確認", "ご利用", "お待ち", "承知", "存じ", "ご連絡",
+             "お越し", "差し上げ", "くださいませ")
+MAX_SENTENCE = 45        # Japanese characters in one sentence (readings in brackets not counted)
+
+
+def easy_texts() -> list[tuple[str, str]]:
+    out = []
+    for office in OFFICES.values():
+        for name, var_sets in all_samples(office).items():
+            if name.startswith("staff_"):
+                continue  # staff read standard Japanese
+            out += [(name, text_of(render(office, "easy", name, vars))) for vars in var_sets]
+    return out
+
+
+def test_easy_japanese_sentences_are_short_plain_and_low_in_kanji():
+    kanji = japanese = 0
+    for name, words in easy_texts():
+        plain = READING.sub("", re.sub(r"https?://\S+", "", words))
+        for sentence in re.split(r"[。\n]", plain):
+            assert len(JAPANESE.findall(sentence)) <= MAX_SENTENCE, (name, sentence)
+        for form in HONORIFIC:
+            assert form not in plain, (name, form)
+        kanji += len(KANJI.findall(plain))
+        japanese += len(JAPANESE.findall(plain))
+    assert kanji / japanese < 0.2            # standard Japanese here runs at about a third
+
+
+def test_easy_japanese_gives_steps_as_numbered_lists():
+    office = OFFICES["sakata"]
+    for name, vars in (("form_link", samples(office)["form_link"][0]), ("consent", samples(office)["consent"][0]),
+                       ("help", dict(state="awaiting_consent", resuming=False)), ("greeting", {})):
+        words = text_of(render(office, "easy", name, vars))
+        assert "1. " in words and "2. " in words, name
+
+
+# -- through signed webhooks ---------------------------------------------------------------------------------
+
+def texts(fake_line, user, before: int) -> str:
+    return "\n".join(fake_line.texts_to(user.user_id)[before:])
+
+
+def says(fake_line, user, text: str) -> str:
+    before = len(fake_line.texts_to(user.user_id))
+    assert user.says(text).status_code == 200
+    return texts(fake_line, user, before)
+
+
+def taps_label(fake_line, user, label: str) -> str:
+    buttons = quick_reply_data(fake_line.messages_to(user.user_id)[-1])
+    assert label in buttons, f"no button {label!r} (buttons: {list(buttons)})"
+    before = len(fake_line.texts_to(user.user_id))
+    assert user.taps(buttons[label]).status_code == 200
+    return texts(fake_line, user, before)
+
+
+def conversation(rt, user) -> Conversation:
+    with rt.db.reading() as s:
+        conv = s.scalar(select(Conversation).where(Conversation.line_user_id == user.user_id))
+        s.expunge(conv)
+        return conv
+
+
+def confirm_by_staff(rt, user) -> None:
+    with rt.db.transaction() as s:
+        conv = s.scalar(select(Conversation).where(Conversation.line_user_id == user.user_id))
+        booking = s.scalar(select(Booking).where(Booking.conversation_id == conv.id))
+        decisions.confirm(s, rt, rt.offices[user.office], booking, Actor.system(), rt.clock.now())
+    Worker(rt).run_once()
+
+
+@pytest.mark.parametrize("office_id", sorted(OFFICES))
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_a_whole_booking_in_each_language(rt, client, user_factory, fake_line, office_id, language):
+    user = user_factory(office_id)
+    office, local = rt.offices[office_id], rt.offices[office_id].localized(language)
+    buttons = load_labels(language)["buttons"]
+    assert user.follows().status_code == 200
+    if language != "ja":
+        assert SWITCHED[language] in says(fake_line, user, SWITCH[language])
+    consent = says(fake_line, user, "予約")                       # the Japanese chat word, in every mode
+    assert local.consent_summary[0] in consent
+    out = taps_label(fake_line, user, buttons["agree"])
+    for question in office.eligibility:
+        assert local.step(question.id).text in out
+        out = taps_label(fake_line, user, buttons[question.passing[0]])
+    for item in office.checklist:
+        assert local.step(item.id).text in out
+        out = says(fake_line, user, TYPED_YES[language])            # typed, in the language's own word
+    slots = quick_reply_data(fake_line.messages_to(user.user_id)[-1])
+    first = next(label for label in slots if re.fullmatch(r"\d{1,2}/\d{1,2}\(.\) \d{2}:\d{2}", label))
+    held = taps_label(fake_line, user, first)
+    assert first in held or language == "easy"                     # the flex's altText, in the language
+    page = Page.get(client, form_link(fake_line.messages_to(user.user_id)))
+    words = form_texts(language)["page"]
+    assert page.status == 200 and f'<html lang="{words["lang"]}">' in page.html
+    assert words["input"]["heading"] in page.html and local.controller in page.html
+    confirmation = page.submit(client, valid_answers(office))
+    assert words["confirm"]["heading"] in confirmation.html
+    done = confirmation.submit(client)
+    reference = re.search(r"受付番号: ([A-HJ-NP-Z2-9]{4}-[A-HJ-NP-Z2-9]{4})", done.html).group(1)
+    assert words["done"]["heading"] in done.html and local.after_request in done.html
+    rt.clock.advance(minutes=1)
+    receipt = says(fake_line, user, "予約確認")
+    assert RECEIVED[language] in receipt and f"受付番号: {reference}" in receipt and first in receipt
+    confirm_by_staff(rt, user)
+    pushed = fake_line.texts_to(user.user_id)[-1]
+    assert "予約が確定しました" in pushed and f"受付番号: {reference}" in pushed and first in pushed
+    assert local.name in pushed
+    assert conversation(rt, user).language == language
+
+
+def test_switching_mid_dialog_keeps_the_step_and_the_choice_persists(rt, user_factory, fake_line):
+    user = user_factory("otaru")
+    office = rt.offices["otaru"]
+    says(fake_line, user, "予約")
+    taps_label(fake_line, user, "同意する")
+    says(fake_line, user, "はい")                                           # question 1 answered
+    reply = says(fake_line, user, "English")                               # at question 2
+    assert SWITCHED["en"] in reply and office.localized("en").eligibility[1].text in reply
+    assert (conversation(rt, user).state, conversation(rt, user).context["i"]) == ("awaiting_eligibility", 1)
+    back = says(fake_line, user, "戻る")                                   # a Japanese chat word in English mode
+    assert office.localized("en").eligibility[0].text in back
+    easy = says(fake_line, user, "やさしい日本語")
+    assert SWITCHED["easy"] in easy and office.localized("easy").eligibility[0].text in easy
+    english = says(fake_line, user, "English")                             # typed in easy mode
+    assert SWITCHED["en"] in english
+    assert office.localized("en").eligibility[1].text in says(fake_line, user, "yes")
+    assert "Not sure" in quick_reply_data(fake_line.messages_to(user.user_id)[-1])
+    assert "The booking has been stopped" in says(fake_line, user, "中止")
+    again = says(fake_line, user, "予約")                                 # consent kept; the language too
+    assert office.localized("en").eligibility[0].text in again
+    assert conversation(rt, user).language == "en"
+    assert "日本語に切り替えました" in says(fake_line, user, "日本語")
+    assert office.eligibility[0].text in says(fake_line, user, "ヘルプ")
+
+
+@pytest.mark.parametrize("language", TRANSLATED)
+def test_the_japanese_words_and_the_languages_own_work_in_each_mode(rt, user_factory, fake_line, language):
+    user = user_factory("sakata")
+    says(fake_line, user, SWITCH[language])
+    help_text = says(fake_line, user, "ヘルプ")
+    assert "English" in help_text and "やさしい日本語" in help_text and "データ削除" in help_text
+    assert says(fake_line, user, "help" if language == "en" else "つかいかた") == help_text
+    says(fake_line, user, "予約")
+    says(fake_line, user, "同意する")                                       # the exact words, in every mode
+    out = says(fake_line, user, "1")                                        # a number chooses
+    assert OFFICES["sakata"].localized(language).eligibility[1].text in out
+    out = says(fake_line, user, "はい")                                     # Japanese answers keep working
+    assert OFFICES["sakata"].localized(language).eligibility[2].text in out
+    status = says(fake_line, user, "予約確認")
+    assert {"en": "You are in the middle of a booking", "easy": "予約の とちゅうです"}[language] in status
+    assert conversation(rt, user).state == "awaiting_eligibility"
+
+
+def test_the_rich_menu_and_the_chat_words_switch_language():
+    menu = yaml.safe_load((TEMPLATES_DIR / "richmenu" / "menu.yaml").read_text(encoding="utf-8"))
+    sent = {button["text"] for button in menu["buttons"]}
+    assert {"English", "やさしい日本語"} <= sent
+    for language in LANGUAGES:
+        vocab = load_vocabulary(language)
+        for word, wid in (("English", "lang_en"), ("やさしい日本語", "lang_easy"), ("日本語", "lang_ja")):
+            assert vocab.words[normalise(word)] == wid, (language, word)
+        for word in ("予約", "予約確認", "ヘルプ", "戻る", "最初から", "中止", "データ削除"):
+            assert normalise(word) in vocab.words, (language, word)
+        assert vocab.consent_phrase == normalise("同意する")
+
+
+# -- the form follows the language ---------------------------------------------------------------------------
+
+def form_in(rt, office_id: str, language: str) -> str:
+    conv_id, url = hold_directly(rt, office_id)
+    with rt.db.transaction() as s:
+        s.execute(update(Conversation).where(Conversation.id == conv_id).values(language=language))
+    return url
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_the_forms_errors_follow_the_language_and_an_interpreter_needs_a_language(rt, client, language):
+    url = form_in(rt, "otaru", language)
+    errors = form_texts(language)["errors"]
+    answers = {**valid_answers(rt.offices["otaru"]), "phone": "12-34", "companion": "interpreter",
+               "companion_detail": ""}
+    page = Page.get(client, url).submit(client, answers)
+    assert page.status == 200
+    for field, code in (("phone", "phone_format"), ("companion_detail", "interpreter_language")):
+        message = re.search(rf'<p class="error" id="f-{field}-error">([^<]*)</p>', page.html).group(1)
+        assert html.unescape(message) == errors["codes"][code]
+        assert re.search(rf'id="f-{field}"[^>]*aria-describedby="[^"]*f-{field}-error', page.html)
+    fixed = page.submit(client, {**answers, "phone": "090-1234-5678", "companion_detail": "ベトナム語 / Vietnamese"})
+    assert html.escape(form_texts(language)["page"]["confirm"]["heading"]) in fixed.html
+    assert "ベトナム語 / Vietnamese" in fixed.html
+    assert "国籍" not in page.html and "nationality" not in page.html.lower()
+
+
+def test_the_form_shows_the_slot_written_out_beside_the_fixed_label(rt, client):
+    url = form_in(rt, "sakata", "easy")
+    html = Page.get(client, url).html
+    assert "2026年12月7日(月) 14:00（12/7(月) 14:00）" in html and '<html lang="ja">' in html
+    english = Page.get(client, form_in(rt, "otaru", "en")).html
+    assert re.search(r"\d{1,2}/\d{1,2}\(.\) \d{2}:\d{2} \(\w{3} \d{1,2} \w{3} 2026, \d{2}:\d{2}\)", english)
+
+
+# -- the terms stay in the office's Japanese ------------------------------------------------------------------
+
+@pytest.mark.parametrize("language", TRANSLATED)
+def test_the_terms_page_keeps_the_japanese_text_and_labels_the_translated_summary(client, language):
+    office = OFFICES["otaru"]
+    page = client.get(f"/terms/otaru?lang={language}").get_data(as_text=True)
+    heading = {"en": "Summary (translation)", "easy": "やさしい 日本語に したもの"}[language]
+    assert heading in page and office.localized(language).consent_summary[0] in page
+    assert "第1条" in unicodedata.normalize("NFKC", page)               # the office's own Japanese text
+    plain = client.get("/terms/otaru").get_data(as_text=True)
+    odd = client.get("/terms/otaru?lang=fr").get_data(as_text=True)
+    assert heading not in plain and "Summary (translation)" not in odd

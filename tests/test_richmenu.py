@@ -1,0 +1,85 @@
+"""The rich menu: areas that send the chat words, a picture LINE accepts, and `richmenu deploy`."""
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+import pytest
+
+from bot import richmenu
+from dialogs.router import WORD_TRIGGERS, normalise
+from bot.render import load_vocabulary
+
+WORDS = ["予約", "予約確認", "ヘルプ", "データ削除", "English", "やさしい日本語"]
+
+
+def test_areas_send_the_chat_words_in_order():
+    menu = richmenu.default_menu().request()
+    actions = [area["action"] for area in menu["areas"]]
+    assert [a["type"] for a in actions] == ["message"] * 6
+    assert [a["text"] for a in actions] == WORDS
+    assert len(menu["chatBarText"]) <= 14 and menu["selected"] is True
+
+
+def test_every_area_word_is_a_word_the_bot_understands():
+    vocabulary = load_vocabulary("ja")
+    ids = [vocabulary.words.get(normalise(word)) for word in WORDS]
+    assert ids == ["book", "status", "help", "delete_data", "lang_en", "lang_easy"]
+    assert all(i in WORD_TRIGGERS for i in ids)
+
+
+def test_areas_tile_the_menu_without_gaps_or_overlap():
+    menu = richmenu.default_menu()
+    covered = set()
+    for area in menu.areas:
+        assert area.x + area.width <= menu.width and area.y + area.height <= menu.height
+        cell = {(x, y) for x in range(area.x, area.x + area.width, 50) for y in range(area.y, area.y + area.height, 50)}
+        assert not covered & cell
+        covered |= cell
+    assert sum(a.width * a.height for a in menu.areas) == menu.width * menu.height
+
+
+def test_shipped_picture_is_a_png_of_the_menus_size_under_1_mb():
+    menu = richmenu.default_menu()
+    picture = menu.picture()
+    assert richmenu.png_size(picture) == (menu.width, menu.height)
+    assert len(picture) <= richmenu.MAX_PICTURE_BYTES
+    with pytest.raises(richmenu.RichMenuError):
+        richmenu.check_picture(picture, 2500, 843)
+    with pytest.raises(richmenu.RichMenuError):
+        richmenu.check_picture(b"GIF89a" + b"\0" * 40, menu.width, menu.height)
+
+
+def test_picture_page_draws_every_area():
+    html = richmenu.picture_html()
+    for area in richmenu.default_menu().areas:
+        assert f">{area.text}<" in html and area.caption in html
+
+
+# -- the command ------------------------------------------------------------------------------------------
+
+def test_deploy_creates_uploads_on_the_data_host_and_sets_default(make_app, fake_line):
+    port = urlsplit(fake_line.url).port
+    app = make_app(line_api_data_base_url=f"http://localhost:{port}")  # same fake, told apart by Host
+    result = app.test_cli_runner().invoke(args=["richmenu", "deploy", "sakata"])
+    assert result.exit_code == 0, result.output
+    menu_id = result.output.strip().splitlines()[-1]
+    assert fake_line.default_rich_menu == menu_id
+    entry = fake_line.rich_menus[menu_id]
+    assert entry["menu"] == richmenu.default_menu().request()
+    assert entry["image"] == richmenu.default_menu().picture() and entry["content_type"] == "image/png"
+    hosts = {call.path.rsplit("/", 1)[-1]: call.headers["host"] for call in fake_line.calls if "richmenu" in call.path}
+    assert hosts["content"] == f"localhost:{port}"
+    assert hosts["richmenu"] == f"127.0.0.1:{port}"
+
+
+def test_deploy_unknown_office_is_misuse(app, fake_line):
+    result = app.test_cli_runner().invoke(args=["richmenu", "deploy", "nowhere"])
+    assert result.exit_code == 2
+    assert fake_line.rich_menus == {}
+
+
+def test_deploy_fails_when_line_refuses(app, fake_line):
+    fake_line.fail_next(500, path_contains="/richmenu")
+    result = app.test_cli_runner().invoke(args=["richmenu", "deploy", "otaru"])
+    assert result.exit_code == 1
+    assert "http 500" in result.output

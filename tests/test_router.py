@@ -1,0 +1,142 @@
+"""The router: typed text and postbacks become whitelisted triggers (no Flask, database or network)."""
+from __future__ import annotations
+
+from datetime import datetime
+
+import pytest
+
+from bot.clock import TOKYO
+from bot.render import load_vocabulary
+from dialogs.inputs import Incoming
+from dialogs.router import MAX_POSTBACK, Routed, normalise, parse_postback, postback, route
+
+AT = datetime(2026, 12, 1, 10, 0, tzinfo=TOKYO)
+VOCAB = load_vocabulary("ja")
+YES_NO_UNSURE = [("answer:yes", ["はい"]), ("answer:no", ["いいえ"]), ("answer:unsure", ["わからない"])]
+CONSENT = [("agree", ["同意する"]), ("disagree", ["同意しない"])]
+Q1 = "awaiting_eligibility:0"
+
+
+def text(value: str) -> Incoming:
+    return Incoming(kind="text", event_id="e", at=AT, text=value)
+
+
+def tap(data: str, **params: str) -> Incoming:
+    return Incoming(kind="postback", event_id="e", at=AT, data=data, params=params)
+
+
+def routed(inp: Incoming, choices=YES_NO_UNSURE, position: str = Q1, office: str = "sakata") -> Routed:
+    return route(inp, office=office, position=position, choices=choices, vocab=VOCAB)
+
+
+# -- normalising --------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("raw,expected", [
+    ("１", "1"), ("ＹＥＳ", "yes"), ("ﾊｲ", "ハイ"), ("  はい  ", "はい"), ("はい。", "はい"), ("はい！！", "はい"),
+    ("予約\u3000確認", "予約 確認"), ("。", "。"), ("", ""),
+])
+def test_normalise(raw, expected):
+    assert normalise(raw) == expected
+
+
+# -- chat words -----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("word,trigger", [
+    ("予約", "start"), ("よやく", "start"), ("予約確認", "show_bookings"), ("ヘルプ", "help"), ("戻る", "back"),
+    ("最初から", "restart"), ("中止", "stop"), ("データ削除", "delete_data"), ("English", "switch_language"),
+])
+def test_chat_words_work_at_any_position(word, trigger):
+    for position, choices in ((Q1, YES_NO_UNSURE), ("awaiting_consent", CONSENT), ("idle", [])):
+        assert routed(text(word), choices, position).trigger == trigger
+
+
+def test_chat_words_win_over_choices_with_the_same_label():
+    choices = [("resume:continue", ["続きから"]), ("resume:fresh", ["最初から"])]
+    assert routed(text("最初から"), choices).trigger == "restart"
+    assert routed(text("続きから"), choices) == Routed("resume", value="continue", method="text")
+
+
+# -- choices --------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("typed,value", [
+    ("1", "yes"), ("１", "yes"), ("2", "no"), ("3", "unsure"), ("はい", "yes"), ("ハイ", "yes"), ("yes", "yes"),
+    ("ok", "yes"), ("OK", "yes"), ("はい。", "yes"), ("いいえ", "no"), ("No", "no"), ("わからない", "unsure"),
+    ("分かりません", "unsure"),
+])
+def test_a_choice_by_number_label_or_variant(typed, value):
+    assert routed(text(typed)) == Routed("answer", value=value, method="text")
+
+
+@pytest.mark.parametrize("typed", ["0", "4", "10", "-1", "1.5"])
+def test_a_number_outside_the_choices_is_a_miss(typed):
+    assert routed(text(typed)).trigger in ("miss", "typed")
+    assert routed(text(typed)).trigger != "answer"
+
+
+def test_a_synonym_only_chooses_what_is_offered():
+    yes_no = YES_NO_UNSURE[:2]
+    assert routed(text("わからない"), yes_no).trigger == "typed"
+
+
+def test_free_text_is_typed_and_empty_text_is_a_miss():
+    assert routed(text("明日の午後がいいです")) == Routed("typed", value="明日の午後がいいです")
+    assert routed(text("   ")).trigger == "miss"
+
+
+# -- consent --------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("typed", ["同意する", "同意する。", " 同意する "])
+def test_consent_by_the_exact_words(typed):
+    assert routed(text(typed), CONSENT, "awaiting_consent") == Routed("agree", method="text")
+
+
+@pytest.mark.parametrize("typed", ["1", "１", "2", "ok", "はい", "yes", "同意", "同意します", "どういする"])
+def test_nothing_else_typed_consents_or_declines(typed):
+    assert routed(text(typed), CONSENT, "awaiting_consent").trigger in ("miss", "typed")
+
+
+def test_declining_by_its_label():
+    assert routed(text("同意しない"), CONSENT, "awaiting_consent").trigger == "disagree"
+
+
+# -- postbacks ------------------------------------------------------------------------------------
+
+def test_a_button_offered_here_fires_its_trigger():
+    data = postback("answer", Q1, "sakata", "yes")
+    assert routed(tap(data)) == Routed("answer", value="yes", method="button")
+
+
+def test_a_button_from_another_step_or_office_is_stale():
+    assert routed(tap(postback("answer", "awaiting_eligibility:1", "sakata", "yes"))).trigger == "stale"
+    assert routed(tap(postback("answer", Q1, "otaru", "yes"))).trigger == "stale"
+
+
+@pytest.mark.parametrize("data", ["", "garbage", "a=answer", "a=unknown&at=x&o=sakata", "a=answer&a=agree",
+                                  "x" * (MAX_POSTBACK + 1), "a=%ZZ"])
+def test_malformed_postbacks_are_stale(data):
+    assert routed(tap(data)).trigger == "stale"
+
+
+def test_parse_postback_accepts_only_known_actions():
+    assert parse_postback(postback("agree", "awaiting_consent", "sakata", "2023-11-01"))["v"] == "2023-11-01"
+    assert parse_postback("a=drop_table&at=idle&o=sakata") is None
+
+
+def test_rich_menu_word_buttons_carry_chat_words():
+    assert routed(tap(postback("word", "any", "sakata", "book"))).trigger == "start"
+    assert routed(tap(postback("word", "any", "sakata", "rm -rf"))).trigger == "stale"
+
+
+def test_postback_data_longer_than_line_allows_is_refused():
+    with pytest.raises(ValueError):
+        postback("answer", Q1, "sakata", "x" * MAX_POSTBACK)
+
+
+@pytest.mark.parametrize("kind", ["sticker", "location"])
+def test_stickers_and_locations_are_unsupported(kind):
+    assert routed(Incoming(kind=kind, event_id="e", at=AT)) == Routed("unsupported", value=kind)
+
+
+def test_media_names_its_type():
+    inp = Incoming(kind="media", event_id="e", at=AT, media_type="image")
+    assert routed(inp) == Routed("unsupported", value="image")

@@ -1,0 +1,230 @@
+"""Dashboard accounts: login, CSRF, lock-out, session fixation and timeout, TOTP, IP allow-list, admins,
+one office per account, and the create-user command."""
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pyotp
+import pytest
+from sqlalchemy import select
+from werkzeug.security import check_password_hash
+
+from bot.staff import auth
+from bot.staff.models import AuditEntry, StaffUser
+from tests.staffkit import fast_password_hashing  # noqa: F401 - autouse fixture
+from tests.staffkit import OTARU_WEDNESDAY, PASSWORD, create_staff, login, make_request, post
+
+
+def test_pages_need_a_login(client):
+    response = client.get("/staff/")
+    assert response.status_code == 302 and "/staff/login" in response.headers["Location"]
+    assert client.get("/staff/login").status_code == 200
+
+
+def test_login_with_the_right_password_opens_the_dashboard(rt, client):
+    create_staff(rt)
+    response = login(client)
+    assert response.status_code == 302
+    page = client.get("/staff/")
+    assert page.status_code == 200 and "予定表" in page.get_data(as_text=True)
+
+
+def test_a_form_without_csrf_is_refused(rt, client):
+    create_staff(rt)
+    client.get("/staff/login")
+    assert client.post("/staff/login", data={"username": "tanaka", "password": PASSWORD}).status_code == 400
+    assert client.post("/staff/login", data={"username": "tanaka", "password": PASSWORD,
+                                             "csrf_token": "forged"}).status_code == 400
+    login(client)
+    reference = make_request(rt)
+    assert client.post(f"/staff/bookings/{reference}/confirm").status_code == 400
+    assert client.post("/staff/blocks", data={"day": "2026-12-07"}).status_code == 400
+    assert client.post("/staff/export", data={"from": "2026-12-01", "to": "2026-12-31"}).status_code == 400
+    from tests.staffkit import booking
+
+    assert booking(rt, reference).status == "requested"
+
+
+def test_twenty_wrong_passwords_lock_the_account_for_a_while(rt, client):
+    create_staff(rt)
+    codes = [login(client, password=f"wrong password {i}").status_code for i in range(20)]
+    assert codes[0] == 401 and codes[-1] == 429 and 429 in codes[:auth.LOCK_AFTER]
+    locked = login(client)  # the right password does not help while locked
+    assert locked.status_code == 429 and "ロック" in locked.get_data(as_text=True)
+    rt.clock.advance(minutes=auth.LOCK_FOR.total_seconds() / 60 + 1)
+    assert login(client).status_code == 302
+
+
+def test_unknown_usernames_lock_too_and_say_the_same(rt, client):
+    first = login(client, username="nobody", password="whatever password")
+    assert first.status_code == 401
+    assert "ユーザー名またはパスワードが正しくありません" in first.get_data(as_text=True)
+
+
+def test_an_admin_unlocks_an_account(rt, client, app):
+    create_staff(rt)
+    create_staff(rt, username="boss", role="admin")
+    for i in range(auth.LOCK_AFTER):
+        login(client, password=f"bad {i} password")
+    admin = app.test_client()
+    assert login(admin, "boss").status_code == 302
+    user_id = next(u.id for u in _users(rt) if u.username == "tanaka")
+    assert post(admin, f"/staff/users/{user_id}/unlock").status_code == 302
+    assert login(client).status_code == 302
+
+
+def _users(rt):
+    with rt.db.reading() as s:
+        return s.scalars(select(StaffUser)).all()
+
+
+def test_login_starts_a_new_session_and_logout_ends_it(rt, client, app):
+    create_staff(rt)
+    client.get("/staff/login")
+    with client.session_transaction() as sess:
+        sess["staff_token"] = "planted-by-an-attacker"
+        before_csrf = sess["staff_csrf"]
+    login(client)
+    with client.session_transaction() as sess:
+        token = sess["staff_token"]
+        assert token != "planted-by-an-attacker" and sess["staff_csrf"] != before_csrf
+    # The token works from another browser only as long as the session lives on the server.
+    thief = app.test_client()
+    with thief.session_transaction() as sess:
+        sess["staff_token"] = token
+    assert thief.get("/staff/").status_code == 200
+    assert post(client, "/staff/logout").status_code == 302
+    assert thief.get("/staff/").status_code == 302
+    assert client.get("/staff/").status_code == 302
+
+
+def test_an_idle_session_times_out(rt, client):
+    create_staff(rt)
+    login(client)
+    rt.clock.advance(minutes=20)
+    assert client.get("/staff/").status_code == 200
+    rt.clock.advance(minutes=auth.IDLE_TIMEOUT.total_seconds() / 60 + 1)
+    assert client.get("/staff/").status_code == 302
+
+
+def test_totp_second_factor(rt, client):
+    create_staff(rt)
+    login(client)
+    post(client, "/staff/account/totp", step="start")
+    with client.session_transaction() as sess:
+        secret = sess["staff_totp_pending"]
+    totp = pyotp.TOTP(secret)
+    now = rt.clock.now()
+    valid = {totp.at(now + timedelta(seconds=d)) for d in (-30, 0, 30)}
+    wrong = next(c for c in ("000000", "111111", "222222", "333333") if c not in valid)
+    assert post(client, "/staff/account/totp", step="confirm", otp=wrong).headers["Location"].endswith("error=otp")
+    post(client, "/staff/account/totp", step="confirm", otp=totp.at(rt.clock.now()))
+    post(client, "/staff/logout")
+    assert login(client).status_code == 401                                   # the password alone
+    rt.clock.advance(seconds=31)
+    code = totp.at(rt.clock.now())
+    assert login(client, otp=code).status_code == 302
+    post(client, "/staff/logout")
+    assert login(client, otp=code).status_code == 401                         # a code works once
+    rt.clock.advance(seconds=31)
+    assert login(client, otp=totp.at(rt.clock.now())).status_code == 302
+
+
+def test_the_ip_allow_list(rt, app):
+    create_staff(rt)
+    with rt.db.transaction() as s:
+        auth.set_allowlist(s, "sakata", auth.parse_allowlist("192.0.2.0/24"))
+    outside = app.test_client()
+    assert login(outside).status_code == 403          # the test client comes from 127.0.0.1
+    inside = app.test_client()
+    inside.environ_base["REMOTE_ADDR"] = "192.0.2.15"
+    assert login(inside).status_code == 302
+    assert inside.get("/staff/").status_code == 200
+    with rt.db.transaction() as s:
+        auth.set_allowlist(s, "sakata", [])
+    assert login(outside).status_code == 302
+
+
+def test_an_otaru_account_never_sees_sakata_data(rt, client):
+    create_staff(rt, office="otaru", username="otaru-staff")
+    sakata_ref = make_request(rt)
+    otaru_ref = make_request(rt, "otaru", OTARU_WEDNESDAY)
+    login(client, "otaru-staff")
+    assert client.get(f"/staff/bookings/{sakata_ref}").status_code == 404
+    assert post(client, f"/staff/bookings/{sakata_ref}/confirm").status_code == 404
+    page = client.get(f"/staff/bookings/{otaru_ref}")
+    assert page.status_code == 200 and "小樽 太郎" in page.get_data(as_text=True)
+    queue = client.get("/staff/queue").get_data(as_text=True)
+    assert otaru_ref in queue and sakata_ref not in queue
+    with rt.db.reading() as s:
+        views = s.scalars(select(AuditEntry).where(AuditEntry.action == "view_details")).all()
+        assert [(v.office_id, v.reference) for v in views] == [("otaru", otaru_ref)]
+
+
+def test_only_admins_manage_accounts_of_their_own_office(rt, app):
+    create_staff(rt)
+    create_staff(rt, username="boss", role="admin")
+    other_id = create_staff(rt, office="otaru", username="otaru-staff")
+    staff = app.test_client()
+    login(staff)
+    assert staff.get("/staff/users").status_code == 403
+    assert post(staff, "/staff/users", username="newbie", password=PASSWORD).status_code == 403
+    admin = app.test_client()
+    login(admin, "boss")
+    assert admin.get("/staff/users").status_code == 200
+    assert post(admin, "/staff/users", username="newbie", password=PASSWORD, role="staff").status_code == 302
+    assert post(admin, f"/staff/users/{other_id}/deactivate").status_code == 404
+    newbie = next(u for u in _users(rt) if u.username == "newbie")
+    assert newbie.office_id == "sakata" and newbie.password_hash != PASSWORD
+    assert post(admin, f"/staff/users/{newbie.id}/deactivate").status_code == 302
+    assert login(app.test_client(), "newbie").status_code == 401
+
+
+# -- the command ----------------------------------------------------------------------------------
+
+@pytest.fixture
+def cli(app):
+    return app.test_cli_runner()
+
+
+def test_create_user_command(cli, rt):
+    result = cli.invoke(args=["staff", "create-user", "--office", "sakata", "--username", "suzuki",
+                              "--role", "admin", "--password-stdin"], input=PASSWORD + "\n")
+    assert result.exit_code == 0, result.output
+    user = next(u for u in _users(rt) if u.username == "suzuki")
+    assert user.role == "admin" and user.office_id == "sakata"
+    assert check_password_hash(user.password_hash, PASSWORD)
+    again = cli.invoke(args=["staff", "create-user", "--office", "sakata", "--username", "suzuki",
+                             "--password-stdin"], input=PASSWORD + "\n")
+    assert again.exit_code == 1
+
+
+@pytest.mark.parametrize("args,stdin", [
+    (["--office", "nowhere", "--username", "x-user", "--password-stdin"], PASSWORD),
+    (["--office", "sakata", "--username", "x-user", "--role", "boss", "--password-stdin"], PASSWORD),
+    (["--office", "sakata", "--username", "x-user"], PASSWORD),                     # no --password-stdin
+    (["--office", "sakata", "--username", "x-user", "--password-stdin"], ""),       # nothing on stdin
+    (["--office", "sakata", "--username", "x-user", "--password-stdin"], "short"),
+    (["--office", "sakata", "--username", "no spaces", "--password-stdin"], PASSWORD),
+    (["--username", "x-user", "--password-stdin"], PASSWORD),                        # no --office
+])
+def test_create_user_misuse_exits_2_without_waiting(cli, rt, args, stdin):
+    result = cli.invoke(args=["staff", "create-user", *args], input=stdin)
+    assert result.exit_code == 2, result.output
+    assert not [u for u in _users(rt) if u.username == "x-user"]
+
+
+def test_passwords_are_stored_hashed(rt):
+    create_staff(rt)
+    user = _users(rt)[0]
+    assert PASSWORD not in user.password_hash and user.password_hash.startswith(("scrypt:", "pbkdf2:"))
+
+
+def test_locked_window_resets(rt, client):
+    create_staff(rt)
+    for i in range(auth.LOCK_AFTER - 1):
+        login(client, password=f"bad {i} password")
+    rt.clock.advance(minutes=auth.FAILURE_WINDOW.total_seconds() / 60 + 1)
+    assert login(client, password="bad again password").status_code == 401
+    assert login(client).status_code == 302
+    assert timedelta(minutes=1) < auth.LOCK_FOR

@@ -1,0 +1,330 @@
+"""The dashboard's pages and actions: the day, the queue, one booking's actions, phone/window bookings,
+search, blocks, the outbox, the staff group ids, the CSV export and the audit log."""
+from __future__ import annotations
+
+import csv
+import io
+from datetime import datetime, timedelta
+
+import pytest
+from sqlalchemy import select
+
+from bot.clock import TOKYO
+from bot.models import Booking, Conversation, SlotBlock, StaffGroupSighting
+from bot.services import holds
+from bot.staff.models import AuditEntry, BookingHandoff
+from tests.staffkit import fast_password_hashing  # noqa: F401 - autouse fixture
+from tests.staffkit import (
+    SAKATA_MONDAY, booking, create_staff, login, make_request, outbox_rows, post, postback_value, run_worker,
+)
+from tests.lineuser import StaffGroup
+
+
+@pytest.fixture
+def staff(rt, client):
+    create_staff(rt)
+    assert login(client).status_code == 302
+    return client
+
+
+@pytest.fixture
+def user(user_factory):
+    return user_factory("sakata")
+
+
+def _actions(rt, reference=None) -> list[str]:
+    with rt.db.reading() as s:
+        query = select(AuditEntry.action).order_by(AuditEntry.id)
+        if reference:
+            query = query.where(AuditEntry.reference == reference)
+        return list(s.scalars(query))
+
+
+def _page(client, path) -> str:
+    response = client.get(path)
+    assert response.status_code == 200, response.status_code
+    return response.get_data(as_text=True)
+
+
+# -- the day and the queue ------------------------------------------------------------------------
+
+def test_timeline_shows_free_held_requested_confirmed_and_blocked(rt, staff, user):
+    reference = make_request(rt, user_id=user.user_id)
+    confirmed = make_request(rt, start=SAKATA_MONDAY + timedelta(hours=1))
+    post(staff, f"/staff/bookings/{confirmed}/confirm")
+    post(staff, "/staff/blocks", day="2026-12-07", slot=(SAKATA_MONDAY + timedelta(hours=2)).isoformat())
+    post(staff, "/staff/blocks", day="2026-12-14")
+    page = _page(staff, "/staff/")
+    day = page.split('data-day="2026-12-07"')[1].split("</section>")[0]
+    assert "確認待ち" in day and reference in day and confirmed in day and "停止中" in day
+    second = page.split('data-day="2026-12-14"')[1].split("</section>")[0]
+    assert second.count("停止中") == 3 and "この日の停止を解除" in second
+    later = _page(staff, "/staff/?from=2026-12-15")
+    assert "空き" in later.split('data-day="2026-12-21"')[1].split("</section>")[0]
+    # A user holding a slot on the form shows as held.
+    with rt.db.transaction() as s:
+        from tests.staffkit import conversation
+
+        conv_id = conversation(rt, "sakata", "U" + "h" * 32)
+        s.add(holds.SlotHold(office_id="sakata", conversation_id=conv_id, slot_start=SAKATA_MONDAY + timedelta(days=14),
+                             expires_at=rt.clock.now() + timedelta(minutes=15), token_nonce="n", created_at=rt.clock.now()))
+    page = _page(staff, "/staff/?from=2026-12-15")
+    assert "入力中（仮押さえ）" in page.split('data-day="2026-12-21"')[1].split("</section>")[0]
+    # National holidays and weekends say why.
+    assert "祝日" in _page(staff, "/staff/?from=2027-01-11")
+
+
+def test_the_queue_lists_undecided_calls_invitations_and_attendance(rt, staff):
+    reference = make_request(rt)
+    page = _page(staff, "/staff/queue")
+    assert reference in page.split("電話でのお知らせ")[0]
+    post(staff, f"/staff/bookings/{reference}/confirm")
+    page = _page(staff, "/staff/queue")
+    calls, invitations = page.split("電話でのお知らせ")[1], page.split("招待の送付が未記録")[1]
+    assert reference in calls.split("招待の送付")[0] and reference in invitations.split("出欠の記録待ち")[0]
+    rt.clock.freeze(SAKATA_MONDAY + timedelta(minutes=15))
+    login(staff)  # days later: the old session timed out
+    assert reference in _page(staff, "/staff/queue").split("出欠の記録待ち")[1].split("お知らせ（")[0]
+
+
+# -- one booking ----------------------------------------------------------------------------------
+
+def test_booking_page_decrypts_details_and_audits_each_view(rt, staff):
+    reference = make_request(rt)
+    page = _page(staff, f"/staff/bookings/{reference}")
+    assert "酒田 花子" in page and "12345-678901" in page and "UIJターン" in page
+    _page(staff, f"/staff/bookings/{reference}")
+    assert _actions(rt, reference).count("view_details") == 2
+    assert "個人情報の閲覧" in _page(staff, f"/staff/bookings/{reference}")
+
+
+def test_confirm_from_the_dashboard_tells_the_user_and_opens_the_call_task(rt, staff, fake_line, user):
+    reference = make_request(rt, user_id=user.user_id)
+    assert post(staff, f"/staff/bookings/{reference}/confirm").status_code == 302
+    assert booking(rt, reference).status == "confirmed"
+    assert "承認しました" in _page(staff, f"/staff/bookings/{reference}")
+    run_worker(rt)
+    assert "予約が確定しました" in fake_line.texts_to(user.user_id)[-1]
+    with rt.db.reading() as s:
+        assert s.get(BookingHandoff, booking(rt, reference).id).call_needed   # Sakata phones the date
+    post(staff, f"/staff/bookings/{reference}/called")
+    post(staff, f"/staff/bookings/{reference}/invitation")
+    assert booking(rt, reference).invitation_sent_at is not None
+    queue = _page(staff, "/staff/queue")
+    assert reference not in queue.split("電話でのお知らせ")[1].split("出欠の記録待ち")[0]
+    assert ["confirm", "called", "invitation_sent"] == [a for a in _actions(rt, reference) if a != "view_details"]
+
+
+def test_decline_with_a_reason_template(rt, staff, fake_line, user):
+    reference = make_request(rt, user_id=user.user_id)
+    post(staff, f"/staff/bookings/{reference}/decline", reason="usage_limit")
+    assert booking(rt, reference).status == "declined"
+    run_worker(rt)
+    told = fake_line.texts_to(user.user_id)[-1]
+    assert "対応できる職員や機材に限りがある" in told and "予約" in told
+    assert post(staff, f"/staff/bookings/{reference}/decline", reason="nonsense").status_code == 302
+    assert "利用回数の制限" in _page(staff, f"/staff/bookings/{reference}")
+
+
+def test_propose_another_slot_and_the_user_accepts_in_chat(rt, staff, fake_line, user):
+    reference = make_request(rt, user_id=user.user_id)
+    other = SAKATA_MONDAY + timedelta(days=7, hours=1)
+    post(staff, f"/staff/bookings/{reference}/propose", slot=other.isoformat())
+    row = booking(rt, reference)
+    assert row.status == "proposed" and row.slot_start == other
+    run_worker(rt)
+    offer = fake_line.messages_to(user.user_id)
+    assert "12/14(月) 15:00" in fake_line.texts_to(user.user_id)[-2]
+    user.taps(postback_value(offer, "この日時で予約する"))
+    assert booking(rt, reference).status == "confirmed"
+    assert "予約が確定しました" in fake_line.texts_to(user.user_id)[-1]
+    assert "12/14(月) 15:00" in fake_line.texts_to(user.user_id)[-1]
+    user.taps(postback_value(offer, "辞退する"))   # a late second tap changes nothing
+    assert booking(rt, reference).status == "confirmed"
+    assert "すでに予約確定" in fake_line.texts_to(user.user_id)[-1]
+    # The original slot is free again; the proposed one is taken.
+    with rt.db.reading() as s:
+        taken = holds.taken_counts(s, "sakata", rt.clock.now())
+    assert taken.get(SAKATA_MONDAY, 0) == 0 and taken[other] == 1
+
+
+def test_the_user_declines_a_proposal(rt, staff, fake_line, user, client):
+    reference = make_request(rt, user_id=user.user_id)
+    post(staff, f"/staff/bookings/{reference}/propose", slot=(SAKATA_MONDAY + timedelta(days=7)).isoformat())
+    run_worker(rt)
+    user.taps(postback_value(fake_line.messages_to(user.user_id), "辞退する"))
+    assert booking(rt, reference).status == "declined"
+    assert "辞退" in fake_line.texts_to(user.user_id)[-1]
+    assert _actions(rt, reference)[-1] == "reject_proposal"
+
+
+def test_a_proposal_postback_from_someone_else_changes_nothing(rt, staff, fake_line, user, user_factory):
+    reference = make_request(rt, user_id=user.user_id)
+    post(staff, f"/staff/bookings/{reference}/propose", slot=(SAKATA_MONDAY + timedelta(days=7)).isoformat())
+    run_worker(rt)
+    stranger = user_factory("sakata")
+    stranger.taps(postback_value(fake_line.messages_to(user.user_id), "この日時で予約する"))
+    assert booking(rt, reference).status == "proposed"
+
+
+def test_attendance_only_after_the_start(rt, staff):
+    reference = make_request(rt)
+    post(staff, f"/staff/bookings/{reference}/confirm")
+    post(staff, f"/staff/bookings/{reference}/no_show")
+    assert booking(rt, reference).status == "confirmed"
+    rt.clock.freeze(SAKATA_MONDAY + timedelta(minutes=11))
+    login(staff)
+    post(staff, f"/staff/bookings/{reference}/no_show")
+    assert booking(rt, reference).status == "no_show"
+    post(staff, f"/staff/bookings/{reference}/attended")
+    assert booking(rt, reference).status == "no_show"
+
+
+def test_cancel_by_the_office_and_on_the_users_behalf(rt, staff, fake_line, user, user_factory):
+    reference = make_request(rt, user_id=user.user_id)
+    post(staff, f"/staff/bookings/{reference}/confirm")
+    post(staff, f"/staff/bookings/{reference}/cancel_office")
+    assert booking(rt, reference).status == "cancelled_by_office"
+    run_worker(rt)
+    assert "都合により中止" in fake_line.texts_to(user.user_id)[-1]
+    other_user = user_factory("sakata")
+    second = make_request(rt, start=SAKATA_MONDAY + timedelta(hours=1), user_id=other_user.user_id)
+    post(staff, f"/staff/bookings/{second}/cancel_user", note="電話で取り消し")
+    assert booking(rt, second).status == "withdrawn"
+    run_worker(rt)
+    assert "取り下げました" in fake_line.texts_to(other_user.user_id)[-1]
+
+
+def test_block_a_users_online_booking_after_no_shows(rt, staff, fake_line, user):
+    reference = make_request(rt, user_id=user.user_id)
+    post(staff, f"/staff/bookings/{reference}/block_user")
+    with rt.db.reading() as s:
+        assert s.scalar(select(Conversation.booking_blocked).where(Conversation.line_user_id == user.user_id))
+    post(staff, f"/staff/bookings/{reference}/cancel_user")
+    user.says("予約")
+    assert "予約をお受けできません" in fake_line.texts_to(user.user_id)[-1]
+    post(staff, f"/staff/bookings/{reference}/unblock_user")
+    with rt.db.reading() as s:
+        assert not s.scalar(select(Conversation.booking_blocked).where(Conversation.line_user_id == user.user_id))
+    assert "block_user" in _actions(rt, reference) and "unblock_user" in _actions(rt, reference)
+
+
+# -- phone and window bookings --------------------------------------------------------------------
+
+def _new(staff, **data):
+    form = {"source": "phone", "slot": SAKATA_MONDAY.isoformat(), "name": "窓口 一郎",
+            "seeker_number": "１２３４５６７８９", **data}
+    return post(staff, "/staff/bookings/new", **form)
+
+
+def test_a_phone_booking_takes_the_slot_from_the_bot(rt, staff, user):
+    assert _page(staff, "/staff/bookings/new")
+    response = _new(staff)
+    assert response.status_code == 302
+    with rt.db.reading() as s:
+        row = s.scalar(select(Booking).where(Booking.source == "phone"))
+        assert row.status == "confirmed" and row.conversation_id is None
+        page = holds.week_page(s, rt.offices["sakata"], rt.clock.now(), 0)
+    assert SAKATA_MONDAY.isoformat() not in [slot["start"] for slot in page["slots"]]
+    detail = _page(staff, response.headers["Location"])
+    assert "窓口 一郎" in detail and "12345-6789" in detail and "電話" in detail
+    assert _new(staff).status_code == 400      # the slot is taken now
+
+
+def test_overrides_need_a_reason(rt, staff):
+    late = datetime(2026, 11, 30, 14, 0, tzinfo=TOKYO) + timedelta(days=7)  # Monday 12/7 ... use Otaru? no: notice
+    rt.clock.freeze(datetime(2026, 12, 5, 10, 0, tzinfo=TOKYO))          # Saturday: Monday's deadline passed
+    login(staff)
+    refused = _new(staff, slot=late.isoformat())
+    assert refused.status_code == 400 and "締切を過ぎた" in refused.get_data(as_text=True)
+    assert _new(staff, slot=late.isoformat(), override_reason="所長の判断で受付").status_code == 302
+    # One open booking per person: the same number again needs a reason too.
+    again = _new(staff, slot=(late + timedelta(days=7)).isoformat())
+    assert again.status_code == 400 and "すでに" in again.get_data(as_text=True)
+    assert _new(staff, slot=(late + timedelta(days=7)).isoformat(), override_reason="本人の希望").status_code == 302
+    with rt.db.reading() as s:
+        reasons = s.scalars(select(BookingHandoff.override_reason)).all()
+    assert sorted(reasons) == ["所長の判断で受付", "本人の希望"]
+
+
+def test_a_phone_booking_checks_the_number_like_the_form(rt, staff):
+    response = _new(staff, seeker_number="ABC-123")
+    assert response.status_code == 400 and "求職番号" in response.get_data(as_text=True)
+    assert _new(staff, name="").status_code == 400
+
+
+# -- search, blocks, outbox, groups ---------------------------------------------------------------
+
+def test_search_by_job_seeker_number_through_the_keyed_hash(rt, staff):
+    reference = make_request(rt)
+    found = post(staff, "/staff/search", seeker_number="１２３４５６７８９０１")
+    assert found.status_code == 200 and reference in found.get_data(as_text=True)
+    none = post(staff, "/staff/search", seeker_number="99999-1")
+    assert reference not in none.get_data(as_text=True)
+    assert post(staff, "/staff/search", seeker_number="求人12").status_code == 400
+    with rt.db.reading() as s:
+        entries = s.scalars(select(AuditEntry).where(AuditEntry.action == "search")).all()
+    assert len(entries) == 3 and all("12345" not in str(e.detail) for e in entries)
+
+
+def test_block_and_unblock_a_day(rt, staff, user):
+    post(staff, "/staff/blocks", day="2026-12-07", reason="研修")
+    with rt.db.reading() as s:
+        page = holds.week_page(s, rt.offices["sakata"], rt.clock.now(), 0)
+        block_id = s.scalar(select(SlotBlock.id))
+    assert page["slots"] == [] or all(not slot["start"].startswith("2026-12-07") for slot in page["slots"])
+    post(staff, f"/staff/blocks/{block_id}/delete")
+    with rt.db.reading() as s:
+        page = holds.week_page(s, rt.offices["sakata"], rt.clock.now(), 0)
+    assert any(slot["start"].startswith("2026-12-07") for slot in page["slots"])
+    assert _actions(rt)[-2:] == ["block_day", "unblock_day"]
+
+
+def test_the_outbox_page_shows_held_and_failed_rows_with_the_reason(rt, staff, fake_line, user):
+    reference = make_request(rt, user_id=user.user_id)
+    post(staff, f"/staff/bookings/{reference}/confirm")
+    fake_line.fail_next(1, 429, path_contains="push", body={"message": "You have reached your monthly limit."})
+    run_worker(rt)
+    page = _page(staff, "/staff/outbox")
+    assert "保留（月間の送信上限）" in page and "送信数の上限" in page
+    assert outbox_rows(rt, status="held")
+
+
+def test_the_groups_page_shows_join_event_group_ids(rt, client, staff, fake_line):
+    group = StaffGroup(client, "sakata", channel_secret=rt.config.channel_secret("sakata"), fake=fake_line,
+                       clock=rt.clock)
+    group.joins()
+    with rt.db.reading() as s:
+        assert s.scalar(select(StaffGroupSighting.group_id)) == group.group_id
+    page = _page(staff, "/staff/groups")
+    assert group.group_id in page and "LINE_STAFF_GROUP_ID_SAKATA" in page
+
+
+# -- export ---------------------------------------------------------------------------------------
+
+def test_csv_export_utf8_with_bom_and_cp932(rt, staff):
+    reference = make_request(rt)
+    make_request(rt, start=SAKATA_MONDAY + timedelta(days=60))   # outside the range
+    response = post(staff, "/staff/export", **{"from": "2026-12-01", "to": "2026-12-31", "encoding": "utf8"})
+    assert response.status_code == 200 and "attachment" in response.headers["Content-Disposition"]
+    body = response.get_data()
+    assert body.startswith(b"\xef\xbb\xbf")
+    table = list(csv.reader(io.StringIO(body.decode("utf-8-sig"))))
+    assert table[0][:4] == ["受付番号", "事業所", "相談日時", "状況"] and len(table[0]) == 19
+    assert len(table) == 2 and table[1][0] == reference and "酒田 花子" in table[1]
+    sjis = post(staff, "/staff/export", **{"from": "2026-12-01", "to": "2026-12-31", "encoding": "cp932"})
+    assert not sjis.get_data().startswith(b"\xef\xbb\xbf")
+    assert list(csv.reader(io.StringIO(sjis.get_data().decode("cp932"))))[1][0] == reference
+    assert _actions(rt).count("export") == 2
+    assert post(staff, "/staff/export", **{"from": "2026-12-31", "to": "2026-12-01"}).status_code == 400
+
+
+def test_every_action_is_in_the_audit_log_with_who_and_when(rt, staff):
+    reference = make_request(rt)
+    post(staff, f"/staff/bookings/{reference}/note", note="本人から電話あり")
+    post(staff, f"/staff/bookings/{reference}/confirm")
+    with rt.db.reading() as s:
+        entries = s.scalars(select(AuditEntry).where(AuditEntry.reference == reference)).all()
+    assert {e.actor for e in entries} == {"tanaka"} and all(e.at == rt.clock.now() for e in entries)
+    page = _page(staff, "/staff/audit")
+    assert "承認" in page and "メモの更新" in page and "tanaka" in page

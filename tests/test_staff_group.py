@@ -1,0 +1,279 @@
+"""The staff group on LINE: cards without personal data, one-tap decisions from the configured group only,
+and the user told each outcome by push."""
+from __future__ import annotations
+
+import json
+import threading
+
+import pytest
+from sqlalchemy import select
+
+from bot.render import text_of
+from bot.staff.models import AuditEntry
+from tests.lineuser import LineUser, StaffGroup, new_group_id
+from tests.staffkit import fast_password_hashing  # noqa: F401 - autouse fixture
+from tests.staffkit import (
+    DETAILS, OTARU_WEDNESDAY, booking, make_request, outbox_rows, postback_value, run_worker,
+)
+
+PERSONAL_VALUES = [v for d in DETAILS.values() for k, v in d.items() if isinstance(v, str) and k != "companion"]
+
+
+@pytest.fixture
+def group_id():
+    return new_group_id()
+
+
+@pytest.fixture
+def app(make_app, group_id):
+    return make_app(env={"LINE_STAFF_GROUP_ID_SAKATA": group_id, "LINE_STAFF_GROUP_ID_OTARU": group_id + "o"})
+
+
+@pytest.fixture
+def group(client, rt, fake_line, group_id):
+    return StaffGroup(client, "sakata", channel_secret=rt.config.channel_secret("sakata"), group_id=group_id,
+                      fake=fake_line, clock=rt.clock)
+
+
+@pytest.fixture
+def user(user_factory):
+    return user_factory("sakata")
+
+
+def _card(fake_line, group_id):
+    cards = [m for m in fake_line.messages_to(group_id) if m["type"] == "flex"]
+    assert cards, "no card reached the staff group"
+    return cards[-1]
+
+
+def test_a_new_request_cards_the_group_without_personal_data(rt, fake_line, group_id, user):
+    reference = make_request(rt, user_id=user.user_id)
+    run_worker(rt)
+    card = _card(fake_line, group_id)
+    words = text_of([card])
+    assert reference in words and "12/7(月) 14:00" in words and "ハローワーク酒田" in words
+    assert f"/staff/bookings/{reference}" in json.dumps(card, ensure_ascii=False)
+    serialised = json.dumps(fake_line.delivered(), ensure_ascii=False)
+    for value in PERSONAL_VALUES:
+        assert value not in serialised, f"personal value {value!r} went to LINE"
+    assert "承認" in words and "お断り" in words
+
+
+def test_tapping_approve_confirms_tells_the_user_and_records_the_member(rt, fake_line, group, user):
+    reference = make_request(rt, user_id=user.user_id)
+    run_worker(rt)
+    approve = postback_value([_card(fake_line, group.group_id)], "承認")
+    assert group.taps(approve).status_code == 200
+    assert booking(rt, reference).status == "confirmed"
+    assert "承認しました" in fake_line.texts_to(group.group_id)[-1]
+    run_worker(rt)
+    told = fake_line.texts_to(user.user_id)[-1]
+    assert "予約が確定しました" in told and "12/7(月) 14:00" in told and reference in told
+    assert "会議招待メール" in told and "10分" in told and "キャンセル" in told
+    with rt.db.reading() as s:
+        entry = s.scalar(select(AuditEntry).where(AuditEntry.action == "confirm"))
+        assert entry.actor == "line_group" and entry.line_member_id == group.member_id
+
+
+def test_a_second_tap_answers_with_the_current_status_and_tells_the_user_once(rt, fake_line, group, user):
+    reference = make_request(rt, user_id=user.user_id)
+    run_worker(rt)
+    card = _card(fake_line, group.group_id)
+    group.taps(postback_value([card], "承認"))
+    group.taps(postback_value([card], "承認"), user_id=None)   # LINE for PC: no member id
+    group.taps(postback_value([card], "お断り"))
+    replies = fake_line.texts_to(group.group_id)
+    assert "すでに「予約確定」です" in replies[-2]
+    assert "予約確定" in replies[-1] and "できません" in replies[-1]
+    assert booking(rt, reference).status == "confirmed"
+    run_worker(rt)
+    assert sum("予約が確定しました" in t for t in fake_line.texts_to(user.user_id)) == 1
+
+
+def test_decline_from_the_group_frees_the_slot_and_tells_the_user_kindly(rt, fake_line, group, user):
+    reference = make_request(rt, user_id=user.user_id)
+    run_worker(rt)
+    group.taps(postback_value([_card(fake_line, group.group_id)], "お断り"))
+    assert booking(rt, reference).status == "declined"
+    run_worker(rt)
+    told = fake_line.texts_to(user.user_id)[-1]
+    assert "申し訳ありません" in told and "予約" in told and "窓口" in told
+    make_request(rt, user_id=None)  # the slot is free again: another request takes it
+
+
+def test_a_staff_postback_forged_in_a_user_chat_is_refused(rt, fake_line, user):
+    reference = make_request(rt, user_id=user.user_id)
+    data = f"a=staff&d=confirm&r={reference}&o=sakata"
+    assert user.taps(data).status_code == 200
+    assert booking(rt, reference).status == "requested"
+
+
+def test_a_staff_postback_from_another_group_is_refused(rt, client, fake_line, group, user):
+    reference = make_request(rt, user_id=user.user_id)
+    run_worker(rt)
+    approve = postback_value([_card(fake_line, group.group_id)], "承認")
+    other = StaffGroup(client, "sakata", channel_secret=rt.config.channel_secret("sakata"), fake=fake_line,
+                       clock=rt.clock)
+    assert other.taps(approve).status_code == 200
+    assert booking(rt, reference).status == "requested"
+    assert fake_line.texts_to(other.group_id) == []
+
+
+def test_a_postback_naming_another_offices_booking_is_refused(rt, fake_line, group, otaru_user):
+    reference = make_request(rt, "otaru", OTARU_WEDNESDAY, user_id=otaru_user.user_id)
+    group.taps(f"a=staff&d=confirm&r={reference}&o=sakata")
+    assert booking(rt, reference).status == "requested"
+    assert "見つかりませんでした" in fake_line.texts_to(group.group_id)[-1]
+
+
+def test_confirming_a_request_the_user_just_withdrew(rt, fake_line, group, user):
+    reference = make_request(rt, user_id=user.user_id)
+    run_worker(rt)
+    approve = postback_value([_card(fake_line, group.group_id)], "承認")
+    user.says("予約確認")
+    user.taps(postback_value(user.messages(), "取り下げる"))
+    assert booking(rt, reference).status == "withdrawn"
+    group.taps(approve)
+    assert booking(rt, reference).status == "withdrawn"
+    assert "取り下げ" in fake_line.texts_to(group.group_id)[-1]
+    run_worker(rt)
+    assert not any("予約が確定しました" in t for t in fake_line.texts_to(user.user_id))
+
+
+def test_two_staff_confirming_at_once_decide_once(make_app, group_id, fake_line, user_factory):
+    """The group and the dashboard (two app processes) race on one request: one decision, one push."""
+    apps = [make_app(env={"LINE_STAFF_GROUP_ID_SAKATA": group_id}) for _ in range(2)]
+    rt = apps[0].extensions["madoguchi"]
+    user = LineUser(apps[0].test_client(), "sakata", channel_secret=rt.config.channel_secret("sakata"),
+                    fake=fake_line, clock=rt.clock)
+    reference = make_request(rt, user_id=user.user_id)
+    groups = [StaffGroup(a.test_client(), "sakata", channel_secret=rt.config.channel_secret("sakata"),
+                         group_id=group_id, fake=fake_line, clock=a.extensions["madoguchi"].clock) for a in apps]
+    data = f"a=staff&d=confirm&r={reference}&o=sakata"
+    barrier = threading.Barrier(2)
+
+    def tap(g):
+        barrier.wait()
+        assert g.taps(data).status_code == 200
+
+    threads = [threading.Thread(target=tap, args=(g,)) for g in groups]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert booking(rt, reference).status == "confirmed"
+    with rt.db.reading() as s:
+        assert len(s.scalars(select(AuditEntry).where(AuditEntry.action == "confirm")).all()) == 1
+    assert len(outbox_rows(rt, purpose="outcome_confirmed")) == 1
+    replies = fake_line.texts_to(group_id)
+    assert sum("承認しました" in r for r in replies) == 1 and sum("すでに" in r for r in replies) == 1
+
+
+def test_each_card_kind_can_be_turned_off_in_the_profile(rt, fake_line, group_id, user):
+    import dataclasses
+
+    office = rt.offices["sakata"]
+    rt.offices["sakata"] = dataclasses.replace(office, staff_cards={**office.staff_cards, "new_request": False})
+    try:
+        make_request(rt, user_id=user.user_id)
+        run_worker(rt)
+        assert fake_line.messages_to(group_id) == []
+    finally:
+        rt.offices["sakata"] = office
+
+
+def test_no_group_configured_means_dashboard_only(make_app, fake_line, user_factory):
+    app = make_app(env={})
+    rt = app.extensions["madoguchi"]
+    make_request(rt)
+    run_worker(rt)
+    assert fake_line.deliveries("push") == []
+    with rt.db.reading() as s:
+        from bot.models import StaffNotice
+
+        assert s.scalar(select(StaffNotice.kind)) == "new_request"
+
+
+def test_otaru_confirmation_never_carries_a_meeting_id_or_password(make_app, fake_line, user_factory):
+    group_id = new_group_id()
+    app = make_app(env={"LINE_STAFF_GROUP_ID_OTARU": group_id})
+    rt = app.extensions["madoguchi"]
+    user = LineUser(app.test_client(), "otaru", channel_secret=rt.config.channel_secret("otaru"), fake=fake_line,
+                    clock=rt.clock)
+    group = StaffGroup(app.test_client(), "otaru", channel_secret=rt.config.channel_secret("otaru"),
+                       group_id=group_id, fake=fake_line, clock=rt.clock)
+    reference = make_request(rt, "otaru", OTARU_WEDNESDAY, user_id=user.user_id)
+    run_worker(rt)
+    group.taps(postback_value([_card(fake_line, group_id)], "承認"))
+    run_worker(rt)
+    told = fake_line.texts_to(user.user_id)[-1]
+    assert "予約が確定しました" in told and "12/2(水) 10:00" in told and reference in told
+    assert "求職者マイページまたはお電話" in told and "LINEではお知らせしません" in told
+    assert "前日" in told  # Otaru: cancel in chat until the previous day
+
+
+@pytest.mark.parametrize("fault", [500, 429, "quota", 409, "timeout"])
+def test_cards_survive_line_faults_and_arrive_once(make_app, fake_line, group_id, fault, clock_step=70):
+    app = make_app(env={"LINE_STAFF_GROUP_ID_SAKATA": group_id}, line_timeout_seconds=0.3)
+    rt = app.extensions["madoguchi"]
+    make_request(rt)
+    saved_timeout = fake_line.timeout_seconds
+    fake_line.timeout_seconds = 0.6
+    try:
+        if fault == "quota":
+            fake_line.fail_next(1, 429, path_contains="push", body={"message": "You have reached your monthly limit."})
+        elif fault == "timeout":
+            fake_line.fail_next(1, "timeout", path_contains="push", fail_after_accept=True)
+        elif fault == 409:
+            fake_line.fail_next(1, 500, path_contains="push", fail_after_accept=True)
+        else:
+            fake_line.fail_next(1, fault, path_contains="push")
+        run_worker(rt)
+        row = outbox_rows(rt, purpose="staff_card")[0]
+        assert row.status == ("held" if fault == "quota" else "pending")
+        if fault == "quota":
+            assert row.last_error == "429"
+        for _ in range(5):
+            rt.clock.advance(seconds=clock_step)
+            run_worker(rt)
+        assert outbox_rows(rt, purpose="staff_card")[0].status == "sent"
+        assert len([m for m in fake_line.messages_to(group_id) if m["type"] == "flex"]) == 1
+    finally:
+        fake_line.timeout_seconds = saved_timeout
+
+
+def test_a_worker_killed_between_send_and_commit_does_not_card_twice(rt, fake_line, group_id):
+    """The row was claimed and sent, then the process died: after the lease it is sent again with the same
+    retry key, LINE answers 409, and the group has one card."""
+    from bot.outbox import SENDING_LEASE
+
+    make_request(rt)
+    sender = rt.sender()
+    rows = sender._claim_due(10)                      # claimed ("sending") ...
+    row = next(r for r in rows if r.purpose == "staff_card")
+    result = rt.line.push("sakata", row.recipient, row.payload["messages"], row.retry_key)
+    assert result.delivered                          # ... delivered, and never recorded: the crash
+    rt.clock.advance(seconds=SENDING_LEASE.total_seconds() + 1)
+    run_worker(rt)
+    assert outbox_rows(rt, purpose="staff_card")[0].status == "sent"
+    assert len([m for m in fake_line.messages_to(group_id) if m["type"] == "flex"]) == 1
+    assert fake_line.calls_to("push")[-1].status == 409
+
+
+def test_follow_up_cards_follow_the_new_request_switch(rt, fake_line, group_id):
+    import dataclasses
+    from datetime import datetime
+
+    from bot.clock import TOKYO
+    from bot.staff import jobs as staff_jobs
+
+    office = rt.offices["sakata"]
+    rt.offices["sakata"] = dataclasses.replace(office, staff_cards={**office.staff_cards, "new_request": False})
+    try:
+        make_request(rt)
+        rt.clock.freeze(datetime(2026, 12, 4, 9, 5, tzinfo=TOKYO))   # Friday: the undecided reminder is due
+        assert staff_jobs.run_due(rt)["staff_reminded_undecided"] == 1
+        run_worker(rt)
+        assert fake_line.messages_to(group_id) == []                  # on the dashboard only
+    finally:
+        rt.offices["sakata"] = office

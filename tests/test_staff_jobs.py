@@ -1,0 +1,224 @@
+"""Scheduled jobs of the handoff: reminders to staff and users, the no-show prompt and the retention purge;
+each idempotent and rehearsable with `worker --once --now`."""
+from __future__ import annotations
+
+import dataclasses
+import threading
+from datetime import datetime, timedelta
+
+import pytest
+from sqlalchemy import func, select
+
+from bot.clock import TOKYO
+from bot.models import Booking, Consent, Conversation, ProcessedEvent, StaffNotice
+from bot.services import requests as requestsvc
+from bot.staff import jobs as staff_jobs
+from bot.staff.models import AuditEntry
+from tests.lineuser import LineUser, StaffGroup, new_group_id
+from tests.staffkit import fast_password_hashing  # noqa: F401 - autouse fixture
+from tests.staffkit import (
+    DETAILS, SAKATA_MONDAY, booking, conversation, make_request, outbox_rows, postback_value,
+)
+
+FRIDAY_MORNING = datetime(2026, 12, 4, 9, 5, tzinfo=TOKYO)
+SUNDAY_NOON = datetime(2026, 12, 6, 12, 5, tzinfo=TOKYO)
+SUNDAY_AFTERNOON = datetime(2026, 12, 6, 15, 5, tzinfo=TOKYO)
+
+
+@pytest.fixture
+def group_id():
+    return new_group_id()
+
+
+@pytest.fixture
+def app(make_app, group_id):
+    return make_app(env={"LINE_STAFF_GROUP_ID_SAKATA": group_id})
+
+
+@pytest.fixture
+def cli(app):
+    return app.test_cli_runner()
+
+
+def _rehearse(cli, when: datetime):
+    result = cli.invoke(args=["worker", "--once", "--now", when.isoformat()])
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def _notices(rt, kind: str) -> int:
+    with rt.db.reading() as s:
+        return s.scalar(select(func.count()).select_from(StaffNotice).where(StaffNotice.kind == kind))
+
+
+def _cards(fake_line, group_id, heading: str) -> int:
+    return sum(heading in t for t in fake_line.texts_to(group_id))
+
+
+def _confirm(rt, reference):
+    from bot.staff import decisions
+    from bot.staff.audit import Actor
+
+    with rt.db.transaction() as s:
+        row = decisions.load(s, "sakata", reference=reference)
+        decisions.confirm(s, rt, rt.offices["sakata"], row, Actor(label="tanaka"), rt.clock.now())
+
+
+def test_end_to_end_request_card_approve_confirmation_reminder_attendance(rt, cli, client, fake_line, group_id):
+    """A request made by the form's own service, the card, 承認 in the group, the user's confirmation, the
+    day-before reminder and the attendance prompt, through signed webhooks and `worker --now`."""
+    user = LineUser(client, "sakata", channel_secret=rt.config.channel_secret("sakata"), fake=fake_line,
+                    clock=rt.clock)
+    group = StaffGroup(client, "sakata", channel_secret=rt.config.channel_secret("sakata"), group_id=group_id,
+                       fake=fake_line, clock=rt.clock)
+    conv_id = conversation(rt, "sakata", user.user_id)
+    with rt.db.transaction() as s:
+        conv = s.get(Conversation, conv_id)
+        outcome = requestsvc.create_request(s, rt, rt.offices["sakata"], conv, SAKATA_MONDAY,
+                                            dict(DETAILS["sakata"]), rt.clock.now())
+    assert outcome.status == "created"
+    _rehearse(cli, datetime(2026, 12, 1, 10, 1, tzinfo=TOKYO))
+    card = [m for m in fake_line.messages_to(group_id) if m["type"] == "flex"][-1]
+    group.taps(postback_value([card], "承認"))
+    _rehearse(cli, datetime(2026, 12, 1, 10, 2, tzinfo=TOKYO))
+    assert "予約が確定しました" in fake_line.texts_to(user.user_id)[-1]
+    _rehearse(cli, SUNDAY_NOON)
+    assert "明日はオンライン職業相談の日です" in fake_line.texts_to(user.user_id)[-1]
+    _rehearse(cli, SAKATA_MONDAY + timedelta(minutes=10))
+    prompt = [m for m in fake_line.messages_to(group_id) if m["type"] == "flex"][-1]
+    assert "出欠の記録" in prompt["altText"]
+    group.taps(postback_value([prompt], "出席"))
+    assert booking(rt, outcome.reference).status == "attended"
+
+
+def test_staff_are_reminded_of_undecided_requests_on_the_business_day_before(rt, cli, fake_line, group_id):
+    reference = make_request(rt)
+    _rehearse(cli, datetime(2026, 12, 3, 17, 0, tzinfo=TOKYO))   # Thursday: not yet
+    assert _notices(rt, "undecided") == 0
+    _rehearse(cli, FRIDAY_MORNING)                                # Friday, the business day before Monday
+    _rehearse(cli, FRIDAY_MORNING + timedelta(hours=1))           # a rerun does nothing more
+    assert _notices(rt, "undecided") == 1
+    assert _cards(fake_line, group_id, "未決定の申込") == 1
+    assert booking(rt, reference).status == "requested"
+
+
+def test_a_holiday_before_the_session_moves_the_staff_reminder_earlier(rt, cli):
+    # Otaru, Wednesday 2027-11-24: the day before is Labour Thanksgiving Day (Tuesday 11/23), so staff are
+    # reminded on Monday 11/22, the last business day before the session.
+    start = datetime(2027, 11, 24, 10, 0, tzinfo=TOKYO)
+    rt.clock.freeze(datetime(2027, 11, 18, 10, 0, tzinfo=TOKYO))
+    make_request(rt, "otaru", start)
+    _rehearse(cli, datetime(2027, 11, 19, 9, 5, tzinfo=TOKYO))
+    assert _notices(rt, "undecided") == 0
+    _rehearse(cli, datetime(2027, 11, 22, 9, 5, tzinfo=TOKYO))
+    assert _notices(rt, "undecided") == 1
+
+
+def test_the_user_gets_one_reminder_the_day_before(rt, cli, fake_line, user_factory):
+    user = user_factory("sakata")
+    reference = make_request(rt, user_id=user.user_id)
+    _confirm(rt, reference)
+    _rehearse(cli, SUNDAY_NOON - timedelta(hours=1))
+    assert not any("明日は" in t for t in fake_line.texts_to(user.user_id))
+    _rehearse(cli, SUNDAY_NOON)
+    _rehearse(cli, SUNDAY_NOON + timedelta(hours=2))
+    reminders = [t for t in fake_line.texts_to(user.user_id) if "明日はオンライン職業相談の日です" in t]
+    assert len(reminders) == 1 and "12/7(月) 14:00" in reminders[0] and reference in reminders[0]
+    assert "会議招待メール" in reminders[0]
+
+
+def test_the_user_reminder_follows_the_profile(rt, cli, fake_line, user_factory):
+    office = rt.offices["sakata"]
+    rt.offices["sakata"] = dataclasses.replace(office, reminders={"user_day_before": False})
+    try:
+        user = user_factory("sakata")
+        _confirm(rt, make_request(rt, user_id=user.user_id))
+        _rehearse(cli, SUNDAY_NOON)
+        assert not any("明日は" in t for t in fake_line.texts_to(user.user_id))
+    finally:
+        rt.offices["sakata"] = office
+
+
+def test_staff_are_reminded_when_the_invitation_is_not_marked_sent(rt, cli, fake_line, group_id):
+    unsent = make_request(rt)
+    sent = make_request(rt, start=SAKATA_MONDAY + timedelta(hours=1))
+    for reference in (unsent, sent):
+        _confirm(rt, reference)
+    with rt.db.transaction() as s:
+        s.scalar(select(Booking).where(Booking.reference == sent)).invitation_sent_at = rt.clock.now()
+    _rehearse(cli, SUNDAY_AFTERNOON)
+    _rehearse(cli, SUNDAY_AFTERNOON + timedelta(minutes=30))
+    with rt.db.reading() as s:
+        rows = s.execute(select(Booking.reference).join(StaffNotice, StaffNotice.booking_id == Booking.id)
+                         .where(StaffNotice.kind == "invitation")).scalars().all()
+    assert rows == [unsent]
+    assert _cards(fake_line, group_id, "招待の送付が未記録") == 1
+
+
+def test_the_no_show_prompt_at_start_plus_ten_minutes(rt, cli, fake_line, group_id):
+    reference = make_request(rt)
+    _confirm(rt, reference)
+    _rehearse(cli, SAKATA_MONDAY + timedelta(minutes=9))
+    assert _notices(rt, "no_show_check") == 0
+    _rehearse(cli, SAKATA_MONDAY + timedelta(minutes=10))
+    _rehearse(cli, SAKATA_MONDAY + timedelta(minutes=40))
+    assert _notices(rt, "no_show_check") == 1
+    marked = make_request(rt, start=SAKATA_MONDAY + timedelta(hours=1))
+    _confirm(rt, marked)
+    with rt.db.transaction() as s:
+        s.scalar(select(Booking).where(Booking.reference == marked)).status = "attended"
+    _rehearse(cli, SAKATA_MONDAY + timedelta(hours=1, minutes=15))
+    assert _notices(rt, "no_show_check") == 1
+
+
+def test_retention_purge(rt, cli, user_factory):
+    user = user_factory("sakata")
+    user.says("予約")
+    user.taps(postback_value(user.messages(), "同意する"))
+    done = make_request(rt, user_id=user.user_id)
+    _confirm(rt, done)
+    withdrawn = make_request(rt, start=SAKATA_MONDAY + timedelta(hours=1))
+    with rt.db.transaction() as s:
+        row = s.scalar(select(Booking).where(Booking.reference == withdrawn))
+        row.status, row.updated_at = "withdrawn", rt.clock.now()
+    # 31 days later the withdrawn request is gone, the session's details are kept.
+    _rehearse(cli, rt.clock.now() + timedelta(days=31))
+    assert booking(rt, withdrawn) is None
+    kept = booking(rt, done)
+    assert kept.details is not None and kept.seeker_hash is not None
+    # 90 days after the session the details go, the booking row and the consent stay.
+    _rehearse(cli, SAKATA_MONDAY + timedelta(days=90, hours=1))
+    kept = booking(rt, done)
+    assert kept.details is None and kept.seeker_hash is None and kept.details_purged_at is not None
+    with rt.db.reading() as s:
+        assert s.scalar(select(func.count()).select_from(Consent)) == 1
+        assert s.scalar(select(func.count()).select_from(ProcessedEvent)) == 0  # dedupe rows: 7 days
+        purge = s.scalars(select(AuditEntry).where(AuditEntry.action == "retention_purge")).all()
+        assert [e.detail for e in purge] == [{"details": 0, "requests": 1}, {"details": 1, "requests": 0}]
+
+
+def test_two_workers_running_the_jobs_at_once_remind_once(make_app, fake_line, group_id):
+    apps = [make_app(env={"LINE_STAFF_GROUP_ID_SAKATA": group_id}) for _ in range(3)]
+    rt = apps[0].extensions["madoguchi"]
+    for i in range(3):
+        make_request(rt, start=SAKATA_MONDAY + timedelta(hours=i))
+    barrier = threading.Barrier(len(apps))
+    errors = []
+
+    def run(app):
+        other = app.extensions["madoguchi"]
+        other.clock.freeze(FRIDAY_MORNING)
+        barrier.wait()
+        try:
+            staff_jobs.run_due(other)
+        except Exception as exc:  # noqa: BLE001 - collected for the assertion
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(a,)) for a in apps]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    assert _notices(rt, "undecided") == 3
+    assert len(outbox_rows(rt, purpose="staff_card")) == 3 + 3   # three new requests, three reminders

@@ -1,0 +1,235 @@
+"""Every message a dialog names exists, and renders with StrictUndefined for both offices.
+
+The intake's templates are rendered in every branch (each question, answer and item of both profiles);
+the others with values shaped like their services' results. No Flask, database or network.
+"""
+from __future__ import annotations
+
+import ast
+import re
+from dataclasses import replace
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot.clock import TOKYO
+from bot.config import DEFAULT_OFFICES_DIR
+from bot.offices import Contact, load_offices
+from bot.render import MAX_LABEL, MAX_QUICK_REPLY, TEMPLATES_DIR, Renderer, load_labels, text_of
+from dialogs.effects import Choice
+from dialogs.machine import State
+
+ROOT = Path(__file__).resolve().parent.parent
+OFFICES = load_offices(DEFAULT_OFFICES_DIR)
+MESSAGES = TEMPLATES_DIR / "messages" / "ja"
+BASE_URL = "https://madoguchi.example"
+STATES = [s.value for s in State]
+AT = datetime(2026, 12, 7, 14, 0, tzinfo=TOKYO)
+
+
+def named_templates() -> dict[str, list[str]]:
+    """Template names passed to `say(...)` / `Say(...)` in dialogs/, with where each is used."""
+    names: dict[str, list[str]] = {}
+    for path in sorted((ROOT / "dialogs").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if not isinstance(node, ast.Call) or not node.args:
+                continue
+            func = node.func
+            called = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
+            first = node.args[0]
+            if called in ("say", "Say") and isinstance(first, ast.Constant) and isinstance(first.value, str):
+                names.setdefault(first.value, []).append(f"{path.relative_to(ROOT)}:{node.lineno}")
+    return names
+
+
+NAMED = named_templates()
+
+
+def template_exists(name: str) -> bool:
+    return any((MESSAGES / f"{name}{suffix}").is_file() for suffix in (".txt", ".json.j2"))
+
+
+def test_the_scan_finds_the_intake_templates():
+    assert {"consent", "eligibility_question", "checklist_item", "checklist_fix", "ineligible",
+            "consent_declined", "help", "not_understood", "miss_contact"} <= set(NAMED)
+
+
+@pytest.mark.parametrize("name", sorted(NAMED))
+def test_every_template_a_dialog_names_exists(name):
+    assert template_exists(name), f"{name} (used at {', '.join(NAMED[name])}) has no template"
+
+
+# -- rendering ------------------------------------------------------------------------------------
+
+def booking(status: str = "requested", action: str = "withdraw", routes: tuple = ()) -> dict[str, Any]:
+    return {"reference": "ABCD-EFGH", "status": status, "at": AT, "label": "12/7(月) 14:00", "action": action,
+            "routes": routes, "same_day": False}
+
+
+def week(slots: bool = True, reason: str | None = None) -> dict[str, Any]:
+    start = date(2026, 12, 7)
+    return {"week_start": start, "week_end": start + timedelta(days=6),
+            "slots": [{"start": AT.isoformat(), "label": "12/7(月) 14:00", "at": AT}] if slots else [],
+            "closed_days": [{"day": date(2026, 12, 7), "reason": "holiday", "holiday": "祝日"}],
+            "reason": reason, "has_prev": False, "has_next": True, "index": 0}
+
+
+HELD = {"ok": True, "start": AT.isoformat(), "at": AT, "label": "12/7(月) 14:00", "expires_at": AT,
+        "form_url": f"{BASE_URL}/form/token"}
+
+
+def samples(office) -> dict[str, list[dict[str, Any]]]:
+    """Each template's variable sets, one per branch worth rendering."""
+    failing = [(q, answer == "unsure") for q in office.eligibility for answer in q.choices if answer not in q.passing]
+    consent = [dict(version=office.current_terms.version, terms_url=f"{BASE_URL}/terms/{office.id}",
+                    reconsent=reconsent, brief=brief, summary="第3条を改めました。" if reconsent else None,
+                    open_booking=booking() if reconsent else None)
+               for reconsent in (False, True) for brief in (False, True)]
+    return {
+        "consent": consent,
+        "consent_thanks": [{}],
+        "consent_declined": [{}],
+        "eligibility_question": [dict(question=q, number=i + 1, total=len(office.eligibility))
+                                 for i, q in enumerate(office.eligibility)],
+        "checklist_intro": [dict(count=len(office.checklist))],
+        "checklist_item": [dict(item=item, number=i + 1, total=len(office.checklist))
+                           for i, item in enumerate(office.checklist)],
+        "checklist_fix": [dict(item=item) for item in office.checklist],
+        "checklist_done": [{}],
+        "ineligible": [dict(question=q, unsure=unsure) for q, unsure in failing],
+        "help": [dict(state=s, resuming=r) for s in STATES for r in (False, True)],
+        "not_understood": [dict(state=s) for s in STATES],
+        "miss_contact": [dict(state=s) for s in STATES],
+        "idle_hint": [dict(misses=n) for n in (1, 3)],
+        "no_earlier_step": [{}],
+        "nothing_in_progress": [{}],
+        "stale_button": [{}],
+        "stale_idle": [{}],
+        "stopped": [{}],
+        "resume_offer": [{}],
+        "greeting": [{}],
+        "booking_blocked": [{}],
+        "unsupported": [dict(kind=k, in_progress=p) for k in ("sticker", "location", "image") for p in (False, True)],
+        "language_switched": [dict(language=lang) for lang in ("ja", "easy", "en")],
+        "bookings": [dict(bookings=[], in_progress=p) for p in (False, True)]
+                    + [dict(bookings=[booking(), booking("confirmed", "cancel"),
+                                      booking("confirmed", "call", ("phone",)), booking("proposed", "proposal")],
+                            in_progress=False)],
+        "already_booked": [dict(booking=booking())],
+        "receipt": [dict(receipt=booking())],
+        "slots": [dict(page=week())] + [dict(page=week(False, r)) for r in
+                                        (None, "year_end", "holiday", "notice_passed", "full", "blocked",
+                                         "outside_window")],
+        "slot_unavailable": [dict(reason=r, alternatives=[{"start": AT.isoformat(), "label": "12/7(月) 14:00"}])
+                             for r in ("full", "notice_passed", "past", "outside_window", "closed", "blocked",
+                                       "not_a_slot")],
+        "form_link": [dict(held=HELD)],
+        "hold_expired": [{}],
+        "delete_confirm": [dict(open_booking=b) for b in (None, booking())],
+        "delete_kept": [{}],
+        "deleted": [dict(result={"closed": c}) for c in ([], ["ABCD-EFGH"])],
+        "withdraw_result": [dict(result={"outcome": o, **booking("confirmed", "call", ("phone", "email"))})
+                            for o in ("withdrawn", "cancelled", "call", "already", "declined", "started",
+                                      "not_found")],
+        "proposal_result": [dict(result={"outcome": o, **booking("confirmed", "none")})
+                            for o in ("confirmed", "declined", "already", "not_found")],
+    }
+
+
+def render(office, name: str, vars: dict[str, Any], choices=()) -> list[dict]:
+    globals_ = {"office": office, "public_base_url": BASE_URL, "terms_url": f"{BASE_URL}/terms/{office.id}"}
+    return Renderer({}).messages("ja", name, {**globals_, **vars}, choices)
+
+
+def unconfirmed_values(office) -> list[str]:
+    contacts: list[Contact] = [office.phone, office.email, office.hours]
+    contacts += [r.phone for q in office.eligibility for r in q.redirects]
+    return [c.value for c in contacts if c.value and not c.confirmed]
+
+
+def _cases() -> list[tuple[str, str, int]]:
+    return [(office_id, name, i) for office_id, office in OFFICES.items()
+            for name, var_sets in samples(office).items() for i in range(len(var_sets))]
+
+
+def test_every_named_template_has_samples():
+    missing = set(NAMED) - set(samples(OFFICES["sakata"]))
+    assert not missing, f"add sample variables for {sorted(missing)}"
+
+
+@pytest.mark.parametrize("office_id,name,i", _cases(), ids=lambda v: str(v))
+def test_renders_with_strict_undefined(office_id, name, i):
+    office = OFFICES[office_id]
+    choices = (Choice(label_key="yes", data="a=answer&at=x&o=sakata&v=yes"),)
+    messages = render(office, name, samples(office)[name][i], choices)
+    assert 1 <= len(messages) <= 5
+    words = text_of(messages)
+    assert words.strip()
+    assert "None" not in words and "{{" not in words and "{%" not in words
+    assert not re.search(r"\n{3,}", words), "no runs of blank lines"
+    for value in unconfirmed_values(office):
+        assert value not in words
+    for message in messages:
+        items = message.get("quickReply", {}).get("items", [])
+        assert len(items) <= MAX_QUICK_REPLY
+        assert all(len(item["action"]["label"]) <= MAX_LABEL for item in items)
+
+
+# -- what the intake templates say ----------------------------------------------------------------
+
+@pytest.mark.parametrize("office_id", sorted(OFFICES))
+def test_yes_no_steps_number_their_answers_like_the_buttons(office_id):
+    office = OFFICES[office_id]
+    labels = load_labels("ja")["buttons"]
+    for i, question in enumerate(office.eligibility):
+        [message] = render(office, "eligibility_question", dict(question=question, number=i + 1, total=5))
+        options = "　".join(f"{n}. {labels[c]}" for n, c in enumerate(question.choices, start=1))
+        assert message["text"].endswith(options)
+        for line in question.detail:
+            assert f"・{line}" in message["text"]
+    [item] = render(office, "checklist_item", dict(item=office.checklist[0], number=1, total=9))
+    assert item["text"].endswith("1. はい　2. いいえ")
+
+
+@pytest.mark.parametrize("office_id", sorted(OFFICES))
+def test_the_brief_consent_repeats_link_and_how_to_but_not_the_summary(office_id):
+    office = OFFICES[office_id]
+    [full] = render(office, "consent", samples(office)["consent"][0])
+    [brief] = render(office, "consent", samples(office)["consent"][1])
+    assert office.consent_summary[0] in full["text"] and office.consent_summary[0] not in brief["text"]
+    for message in (full["text"], brief["text"]):
+        assert f"{BASE_URL}/terms/{office.id}" in message and "「同意する」と送って" in message
+
+
+def test_the_video_apps_terms_are_named_and_linked_where_the_profile_has_them():
+    [otaru] = render(OFFICES["otaru"], "consent", samples(OFFICES["otaru"])["consent"][0])
+    assert "「ZOOM サービス規約」" in otaru["text"] and "\nhttps://www.zoom.com/ja/trust/terms/\n" in otaru["text"]
+    [sakata] = render(OFFICES["sakata"], "consent", samples(OFFICES["sakata"])["consent"][0])
+    assert "サービス規約" not in sakata["text"]
+
+
+def test_an_unconfirmed_contact_never_shows_even_when_it_has_a_value():
+    office = OFFICES["sakata"]
+    sneaky = replace(office, phone=Contact("0234-00-0000", "内線", confirmed=False),
+                     email=Contact("someone@example.jp", confirmed=False),
+                     hours=Contact("平日8:30〜17:15", confirmed=False))
+    for name in ("consent_declined", "miss_contact", "booking_blocked", "ineligible"):
+        var_sets = samples(sneaky)[name]
+        for vars in var_sets:
+            words = text_of(render(sneaky, name, vars))
+            for value in ("0234-00-0000", "someone@example.jp", "平日8:30〜17:15"):
+                assert value not in words
+    confirmed = replace(office, phone=Contact("0234-00-0000", confirmed=True))
+    assert "0234-00-0000" in text_of(render(confirmed, "consent_declined", {}))
+
+
+def test_the_topic_answer_never_shows_the_online_counselling_line():
+    office = OFFICES["otaru"]
+    topic = next(q for q in office.eligibility if q.redirects)
+    for unsure in (False, True):
+        words = text_of(render(office, "ineligible", dict(question=topic, unsure=unsure)))
+        assert "41#" not in words and office.phone.value not in words
+        for redirect in topic.redirects:
+            assert redirect.window in words

@@ -1,0 +1,714 @@
+"""POST /callback/<office>: the checks in interface.md's order, dedupe, ordering, every event type.
+
+Every test here runs on SQLite and, with TEST_DATABASE_URL, on PostgreSQL (through `app`).
+"""
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+from werkzeug.serving import make_server
+
+from bot.config import DEFAULT_OFFICES_DIR
+from bot.models import Conversation, OutboxMessage, ProcessedEvent, StaffGroupSighting
+from bot.worker import Worker
+from tests.lineuser import LineUser, StaffGroup, as_redelivery, sign
+
+MIB = 1024 * 1024
+
+
+# -- helpers ------------------------------------------------------------------------------------
+
+def counts(rt) -> dict[str, int]:
+    """How many rows the webhook may write: dedupe marks, conversations, outbox rows."""
+    with rt.db.reading() as s:
+        return {
+            "processed_events": s.scalar(select(func.count()).select_from(ProcessedEvent)),
+            "conversations": s.scalar(select(func.count()).select_from(Conversation)),
+            "outbox": s.scalar(select(func.count()).select_from(OutboxMessage)),
+            "sightings": s.scalar(select(func.count()).select_from(StaffGroupSighting)),
+        }
+
+
+NOTHING = {"processed_events": 0, "conversations": 0, "outbox": 0, "sightings": 0}
+
+
+def conversation(rt, user: LineUser) -> Conversation | None:
+    with rt.db.reading() as s:
+        return s.scalar(select(Conversation).where(Conversation.office_id == user.office,
+                                                   Conversation.line_user_id == user.user_id))
+
+
+def outbox_rows(rt) -> list[OutboxMessage]:
+    with rt.db.reading() as s:
+        return list(s.scalars(select(OutboxMessage).order_by(OutboxMessage.id)))
+
+
+def signed_post(client, office: str, raw: bytes, secret: str):
+    return client.post(f"/callback/{office}", data=raw, headers={
+        "Content-Type": "application/json; charset=utf-8", "X-Line-Signature": sign(raw, secret)})
+
+
+class LiveServer:
+    """The app on a real loopback HTTP server with a thread per request (like several workers)."""
+
+    def __init__(self, app):
+        self.server = make_server("127.0.0.1", 0, app, threaded=True)
+        self.url = f"http://127.0.0.1:{self.server.server_port}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self) -> "LiveServer":
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(timeout=5)
+
+
+def post_concurrently(url: str, path: str, raw: bytes, signature: str, n: int) -> list[int]:
+    """POST the same body from n threads released together; the status codes."""
+    import requests
+
+    barrier = threading.Barrier(n)
+    statuses: list[int] = []
+    lock = threading.Lock()
+
+    def one():
+        barrier.wait(timeout=10)
+        response = requests.post(url + path, data=raw, timeout=20, headers={
+            "Content-Type": "application/json; charset=utf-8", "X-Line-Signature": signature})
+        with lock:
+            statuses.append(response.status_code)
+
+    threads = [threading.Thread(target=one) for _ in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    return statuses
+
+
+# -- the checks, in order -----------------------------------------------------------------------
+
+def test_valid_body_is_answered_200_and_replied_to(rt, sakata_user, fake_line):
+    response = sakata_user.says("予約")
+    assert response.status_code == 200
+    assert len(fake_line.deliveries("reply")) == 1
+    assert sakata_user.texts()
+    assert counts(rt)["processed_events"] == 1
+
+
+def test_unknown_office_is_404_and_writes_nothing(rt, client, sakata_user):
+    raw = sakata_user.body(sakata_user.text_event("予約"))
+    response = client.post("/callback/nagoya", data=raw, headers={
+        "X-Line-Signature": sign(raw, rt.config.channel_secret("sakata"))})
+    assert response.status_code == 404
+    assert counts(rt) == NOTHING
+
+
+@pytest.fixture
+def otaru_disabled_dir(tmp_path) -> Path:
+    folder = tmp_path / "offices"
+    shutil.copytree(DEFAULT_OFFICES_DIR, folder)
+    profile = folder / "otaru.yaml"
+    text = profile.read_text(encoding="utf-8")
+    assert "\nenabled: true\n" in text
+    profile.write_text(text.replace("\nenabled: true\n", "\nenabled: false\n"), encoding="utf-8")
+    return folder
+
+
+def test_disabled_office_is_404_and_writes_nothing(make_app, otaru_disabled_dir, fake_line):
+    app = make_app(offices_dir=str(otaru_disabled_dir))
+    rt = app.extensions["madoguchi"]
+    client = app.test_client()
+    otaru = LineUser(client, "otaru", channel_secret=rt.config.channel_secret("otaru"), fake=fake_line,
+                     clock=rt.clock)
+    assert otaru.says("予約").status_code == 404
+    assert otaru.follows().status_code == 404
+    assert counts(rt) == NOTHING
+    assert fake_line.calls == []
+    # The other office still works.
+    sakata = LineUser(client, "sakata", channel_secret=rt.config.channel_secret("sakata"), fake=fake_line,
+                      clock=rt.clock)
+    assert sakata.says("予約").status_code == 200
+
+
+def test_body_over_one_mib_is_413_and_writes_nothing(rt, client, sakata_user):
+    event = sakata_user.text_event("予約")
+    event["padding"] = "x" * (2 * MIB)
+    raw = sakata_user.body(event)
+    assert len(raw) > 2 * MIB
+    assert signed_post(client, "sakata", raw, rt.config.channel_secret("sakata")).status_code == 413
+    # Size is checked before the signature: a forged oversized body is 413 too.
+    forged = client.post("/callback/sakata", data=raw, headers={"X-Line-Signature": "forged"})
+    assert forged.status_code == 413
+    assert counts(rt) == NOTHING
+
+
+def test_unknown_office_is_checked_before_size(client):
+    raw = b"{" + b" " * (2 * MIB) + b"}"
+    assert client.post("/callback/nagoya", data=raw, headers={"X-Line-Signature": "x"}).status_code == 404
+
+
+def test_chunked_body_over_one_mib_is_413(app, rt, sakata_user):
+    """A body without Content-Length (chunked) is limited while it is read."""
+    import requests
+
+    event = sakata_user.text_event("予約")
+    event["padding"] = "x" * (2 * MIB)
+    raw = sakata_user.body(event)
+
+    def chunks():
+        for i in range(0, len(raw), 65536):
+            yield raw[i:i + 65536]
+
+    with LiveServer(app) as server:
+        try:
+            response = requests.post(server.url + "/callback/sakata", data=chunks(), timeout=20, headers={
+                "X-Line-Signature": sign(raw, rt.config.channel_secret("sakata"))})
+            status = response.status_code
+        except requests.ConnectionError:
+            status = 413  # the server may answer and close before the client finished sending
+    assert status == 413
+    assert counts(rt) == NOTHING
+
+
+def test_body_of_exactly_one_mib_is_read(rt, client, sakata_user):
+    event = sakata_user.text_event("予約")
+    raw = sakata_user.body(event)
+    event["padding"] = "x" * (MIB - len(raw) - len(',"padding":""'))
+    raw = sakata_user.body(event)
+    assert len(raw) == MIB
+    assert signed_post(client, "sakata", raw, rt.config.channel_secret("sakata")).status_code == 200
+
+
+@pytest.mark.parametrize("signature", [False, "", "forged", "AAAA", "bm90IGEgc2lnbmF0dXJl"])
+def test_missing_or_forged_signature_is_400_and_writes_nothing(rt, sakata_user, fake_line, signature):
+    response = sakata_user.says("予約", signature=signature)
+    assert response.status_code == 400
+    assert counts(rt) == NOTHING
+    assert fake_line.calls == []
+
+
+def test_signature_of_another_office_is_400(rt, client, sakata_user):
+    raw = sakata_user.body(sakata_user.text_event("予約"))
+    otaru_signature = sign(raw, rt.config.channel_secret("otaru"))
+    response = client.post("/callback/sakata", data=raw, headers={"X-Line-Signature": otaru_signature})
+    assert response.status_code == 400
+    assert counts(rt) == NOTHING
+
+
+def test_signature_is_checked_before_the_body(rt, client):
+    """A forged signature on a body that is not JSON is refused for the signature (400 either way)."""
+    response = client.post("/callback/sakata", data=b"not json", headers={"X-Line-Signature": "forged"})
+    assert response.status_code == 400
+    assert counts(rt) == NOTHING
+
+
+NOT_WEBHOOKS = {
+    "invalid_json": b'{"events": [',
+    "not_utf8": b'{"events": [], "x": "\xff\xfe"}',
+    "empty": b"",
+    "foo": b'{"foo": 1}',
+    "events_is_a_number": b'{"events": 5}',
+    "events_is_a_string": b'{"events": "abc"}',
+    "events_is_an_object": b'{"events": {"a": 1}}',
+    "top_level_list": b"[]",
+    "top_level_string": b'"events"',
+    "null": b"null",
+    "event_is_a_number": b'{"events": [5]}',
+    "event_is_null": b'{"events": [null]}',
+    "event_without_type": b'{"events": [{}]}',
+    "event_type_not_a_string": b'{"events": [{"type": 5}]}',
+    "event_without_required_fields": b'{"events": [{"type": "message"}]}',
+    "message_not_an_object": b'{"events": [{"type": "message", "message": 5}]}',
+    "deeply_nested": b'{"events": [' + b"[" * 200_000 + b"]" * 200_000 + b"]}",
+    "huge_number": b'{"events": [], "n": ' + b"9" * 100_000 + b"}",
+}
+
+
+@pytest.mark.parametrize("name", sorted(NOT_WEBHOOKS))
+def test_body_that_is_not_a_webhook_is_400_and_writes_nothing(rt, client, fake_line, name):
+    raw = NOT_WEBHOOKS[name]
+    assert len(raw) <= MIB
+    response = signed_post(client, "sakata", raw, rt.config.channel_secret("sakata"))
+    assert response.status_code == 400
+    assert counts(rt) == NOTHING
+    assert fake_line.calls == []
+
+
+def test_empty_events_is_lines_verify_and_200(rt, client, fake_line):
+    raw = json.dumps({"destination": fake_line.bot_user_id, "events": []}).encode()
+    for office in ("sakata", "otaru"):
+        assert signed_post(client, office, raw, rt.config.channel_secret(office)).status_code == 200
+    assert counts(rt) == NOTHING
+    assert fake_line.calls == []
+
+
+def test_get_is_not_allowed(client):
+    assert client.get("/callback/sakata").status_code == 405
+
+
+# -- the same body again ------------------------------------------------------------------------
+
+def test_same_body_twice_has_one_effect(rt, sakata_user, fake_line):
+    event = sakata_user.text_event("予約")
+    body = sakata_user.body(event)
+    assert sakata_user.post(body).status_code == 200
+    state = conversation(rt, sakata_user).state
+    assert sakata_user.post(body).status_code == 200
+    assert len(fake_line.deliveries()) == 1
+    assert len(outbox_rows(rt)) == 1
+    assert conversation(rt, sakata_user).state == state
+    assert counts(rt)["processed_events"] == 1
+
+
+def test_redelivery_has_no_second_effect(rt, sakata_user, fake_line):
+    event = sakata_user.text_event("予約")
+    assert sakata_user.post(sakata_user.body(event)).status_code == 200
+    before = conversation(rt, sakata_user)
+    again = as_redelivery(event)
+    assert again["deliveryContext"]["isRedelivery"] is True
+    assert sakata_user.post(sakata_user.body(again)).status_code == 200
+    after = conversation(rt, sakata_user)
+    assert (after.state, after.context, after.last_event_ms) == (before.state, before.context, before.last_event_ms)
+    assert len(fake_line.deliveries()) == 1
+    assert len(outbox_rows(rt)) == 1
+
+
+def test_redelivery_inside_a_batch_is_skipped_while_new_events_are_handled(rt, sakata_user, fake_line):
+    first = sakata_user.text_event("予約", timestamp=rt.clock.now())
+    sakata_user.post(sakata_user.body(first))
+    rt.clock.advance(seconds=5)
+    second = sakata_user.text_event("ヘルプ")
+    assert sakata_user.post(sakata_user.body([as_redelivery(first), second])).status_code == 200
+    assert [r.source_event_id for r in outbox_rows(rt)] == [first["webhookEventId"], second["webhookEventId"]]
+    assert len(fake_line.deliveries("reply")) == 2
+
+
+def test_same_body_concurrently_has_one_effect(app, rt, user_factory, fake_line):
+    """Eight deliveries of one body at the same moment, on a real threaded server: one reply."""
+    with LiveServer(app) as server:
+        user = LineUser(server.url, "sakata", channel_secret=rt.config.channel_secret("sakata"), fake=fake_line,
+                        clock=rt.clock)
+        event = user.text_event("予約")
+        raw = user.body(event)
+        statuses = post_concurrently(server.url, "/callback/sakata", raw, sign(raw, user.channel_secret), 8)
+    assert statuses == [200] * 8
+    assert len(fake_line.deliveries("reply")) == 1
+    assert len(outbox_rows(rt)) == 1
+    assert counts(rt)["processed_events"] == 1
+    assert counts(rt)["conversations"] == 1
+
+
+def test_same_body_concurrently_through_separate_clients(app, rt, fake_line):
+    """As two gunicorn workers would: separate test clients in threads, one effect."""
+    user = LineUser(app.test_client(), "otaru", channel_secret=rt.config.channel_secret("otaru"), fake=fake_line,
+                    clock=rt.clock)
+    raw = user.body(user.follow_event())
+    headers = {"X-Line-Signature": sign(raw, user.channel_secret), "Content-Type": "application/json"}
+    barrier = threading.Barrier(4)
+    statuses: list[int] = []
+
+    def one():
+        client = app.test_client()
+        barrier.wait(timeout=10)
+        statuses.append(client.post("/callback/otaru", data=raw, headers=headers).status_code)
+
+    threads = [threading.Thread(target=one) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    assert statuses == [200] * 4
+    assert len(fake_line.texts_to(user.user_id)) == 1
+
+
+# -- standby, order, one at a time --------------------------------------------------------------
+
+def test_standby_sends_nothing_and_changes_nothing(rt, sakata_user, fake_line):
+    assert sakata_user.says("予約", mode="standby").status_code == 200
+    assert sakata_user.follows(mode="standby").status_code == 200
+    assert fake_line.calls == []
+    assert outbox_rows(rt) == []
+    assert conversation(rt, sakata_user) is None
+
+
+def test_events_in_one_body_are_handled_by_timestamp(rt, sakata_user, fake_line):
+    """予約 (older) then 中止 (newer), delivered newest first: handled oldest first, so the booking stops."""
+    now_ms = int(rt.clock.now().timestamp() * 1000)
+    start = sakata_user.text_event("予約", timestamp=now_ms)
+    stop = sakata_user.text_event("中止", timestamp=now_ms + 1000)
+    assert sakata_user.post(sakata_user.body([stop, start])).status_code == 200
+    rows = outbox_rows(rt)
+    assert [r.source_event_id for r in rows] == [start["webhookEventId"], stop["webhookEventId"]]
+    conv = conversation(rt, sakata_user)
+    assert conv.state == "idle"
+    assert conv.last_event_ms == now_ms + 1000
+    # The replies went out in the same order.
+    assert [d.reply_token for d in fake_line.deliveries("reply")] == [start["replyToken"], stop["replyToken"]]
+
+
+def test_an_older_event_arriving_later_is_stale_and_changes_nothing(rt, sakata_user, fake_line):
+    now_ms = int(rt.clock.now().timestamp() * 1000)
+    assert sakata_user.says("予約", timestamp=now_ms + 1000).status_code == 200
+    before = conversation(rt, sakata_user)
+    assert before.state != "idle"
+    # 中止 was sent earlier, but arrives after: it must not stop the booking.
+    assert sakata_user.says("中止", timestamp=now_ms).status_code == 200
+    after = conversation(rt, sakata_user)
+    assert after.state == before.state
+    assert after.context == before.context
+    assert after.last_event_ms == now_ms + 1000
+    # It is still answered (with the current step), never silently dropped.
+    assert len(fake_line.deliveries("reply")) == 2
+
+
+def test_an_older_follow_after_unfollow_does_not_mark_the_user_following(rt, sakata_user, fake_line):
+    now_ms = int(rt.clock.now().timestamp() * 1000)
+    sakata_user.unfollows(timestamp=now_ms + 1000)
+    assert sakata_user.follows(timestamp=now_ms).status_code == 200
+    assert conversation(rt, sakata_user).followed is False
+    assert fake_line.calls == []
+
+
+def test_events_of_one_user_are_handled_one_at_a_time(app, rt, fake_line, monkeypatch):
+    """Different events of one user posted at once never run the dialog side by side."""
+    from dialogs import engine
+
+    real = engine.handle
+    active: dict[str, int] = {}
+    most = {"seen": 0}
+    lock = threading.Lock()
+
+    def watched(talk, inp, vocab):
+        key = talk.ports.conv.line_user_id
+        with lock:
+            active[key] = active.get(key, 0) + 1
+            most["seen"] = max(most["seen"], active[key])
+        try:
+            time.sleep(0.05)  # widen the window a race would need
+            return real(talk, inp, vocab)
+        finally:
+            with lock:
+                active[key] -= 1
+
+    monkeypatch.setattr(engine, "handle", watched)
+    with LiveServer(app) as server:
+        user = LineUser(server.url, "sakata", channel_secret=rt.config.channel_secret("sakata"), fake=fake_line,
+                        clock=rt.clock)
+        now_ms = int(rt.clock.now().timestamp() * 1000)
+        events = [user.text_event(word, timestamp=now_ms + i) for i, word in
+                  enumerate(["予約", "ヘルプ", "予約確認", "ヘルプ"])]
+        barrier = threading.Barrier(len(events))
+        statuses: list[int] = []
+
+        def post(ev):
+            barrier.wait(timeout=10)
+            statuses.append(user.post(user.body(ev)).status_code)
+
+        threads = [threading.Thread(target=post, args=(ev,)) for ev in events]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=30)
+    assert statuses == [200] * 4
+    assert most["seen"] == 1
+    assert counts(rt)["processed_events"] == 4
+    assert counts(rt)["conversations"] == 1
+
+
+# -- every event type ---------------------------------------------------------------------------
+
+def test_follow_is_greeted_with_what_the_account_does(rt, sakata_user, otaru_user, fake_line):
+    assert sakata_user.follows().status_code == 200
+    greeting = sakata_user.texts()
+    assert len(greeting) == 1 and "予約" in greeting[0] and "ハローワーク酒田" in greeting[0]
+    assert otaru_user.follows(unblocked=True).status_code == 200
+    assert "予約" in otaru_user.texts()[0] and "ハローワーク小樽" in otaru_user.texts()[0]
+    assert conversation(rt, sakata_user).followed is True
+
+
+def test_unfollow_marks_the_user_and_nothing_is_pushed_afterwards(app, rt, sakata_user, fake_line):
+    from bot import outbox
+
+    sakata_user.says("予約")
+    assert sakata_user.unfollows().status_code == 200
+    conv = conversation(rt, sakata_user)
+    assert conv.followed is False
+    calls = len(fake_line.calls)
+    assert calls == 1  # the reply to 予約; unfollow has no reply token and sends nothing
+    # Something later wants to push to them (e.g. a staff decision): it is skipped, not sent.
+    with rt.db.transaction() as s:
+        outbox.add(s, office="sakata", kind="push", recipient=sakata_user.user_id,
+                   messages=[{"type": "text", "text": "x"}], now=rt.clock.now())
+    Worker(rt).run_once()
+    assert len(fake_line.calls) == calls
+    assert [r.status for r in outbox_rows(rt) if r.kind == "push"] == ["skipped"]
+    # Their data stays (the conversation is kept until retention ends).
+    assert conversation(rt, sakata_user) is not None
+    # Following again makes them reachable again.
+    sakata_user.follows(unblocked=True)
+    assert conversation(rt, sakata_user).followed is True
+
+
+def test_text_is_answered(sakata_user, fake_line):
+    assert sakata_user.says("こんにちは").status_code == 200
+    assert len(sakata_user.texts()) >= 1
+
+
+def test_text_with_awkward_characters_is_answered(rt, sakata_user, fake_line):
+    texts = ("\u0000", "'; DROP TABLE outbox; --", "🙂" * 100, "ｙｏｙａｋｕ", "a" * 5000, " ", "\ud7ff\ufeff")
+    for text in texts:
+        assert sakata_user.says(text).status_code == 200
+    assert len(fake_line.deliveries("reply")) == len(texts)
+
+
+def test_sticker_is_answered_kindly(sakata_user):
+    assert sakata_user.sends_sticker().status_code == 200
+    assert "スタンプ" in sakata_user.texts()[-1]
+
+
+def _media(user: LineUser, kind: str) -> dict:
+    base = {"id": "5" * 18, "type": kind}
+    if kind in ("image", "video", "audio"):
+        base.update(quoteToken="q" * 40, contentProvider={"type": "line"})
+    if kind in ("video", "audio"):
+        base["duration"] = 1234
+    if kind == "file":
+        base.update(fileName="履歴書.pdf", fileSize=2048)
+    if kind == "location":
+        base.update(title="酒田市役所", address="山形県酒田市本町二丁目2-45", latitude=38.9, longitude=139.8)
+    return user.event("message", message=base)
+
+
+@pytest.mark.parametrize("kind", ["image", "video", "audio", "file", "location"])
+def test_media_is_answered_kindly_and_never_downloaded(rt, sakata_user, fake_line, kind):
+    assert sakata_user.send(_media(sakata_user, kind)).status_code == 200
+    texts = sakata_user.texts()
+    assert len(texts) == 1 and "予約" in texts[0]
+    assert [c.path for c in fake_line.calls] == ["/v2/bot/message/reply"]
+    assert not any("/content" in c.path for c in fake_line.calls)
+
+
+def test_files_at_otaru_are_told_the_documents_route(otaru_user, fake_line):
+    otaru_user.send(_media(otaru_user, "file"))
+    text = otaru_user.texts()[-1]
+    assert "s-otaru.sm@hkdrdk.go.jp" in text
+    assert text.count("応募書類") == 1  # the office's own sentence, not prefixed twice
+    assert not any("/content" in c.path for c in fake_line.calls)
+
+
+@pytest.mark.parametrize("data", [
+    "", "garbage", "a=agree", "a=agree&at=awaiting_consent&o=otaru", "a=nuke&at=idle&o=sakata",
+    "a=slot&v=2026-12-07T14:00:00+09:00&at=awaiting_slot:0&o=sakata", "a=" + "x" * 400, "%%%%",
+])
+def test_unknown_or_forged_postback_is_answered_with_the_current_step(rt, sakata_user, data):
+    sakata_user.says("予約")
+    before = conversation(rt, sakata_user)
+    assert before.state == "awaiting_consent"
+    assert sakata_user.taps(data).status_code == 200
+    after = conversation(rt, sakata_user)
+    assert (after.state, after.context) == (before.state, before.context)
+    answer = sakata_user.texts()[-1]
+    assert "同意" in answer  # the consent step is asked again
+
+
+def test_forged_postback_at_idle_changes_nothing(rt, sakata_user):
+    assert sakata_user.taps("a=agree&at=awaiting_consent&o=sakata").status_code == 200
+    conv = conversation(rt, sakata_user)
+    assert conv.state == "idle"
+    assert "予約" in sakata_user.texts()[-1]
+
+
+def test_join_records_the_group_for_setting_up_the_staff_group(rt, staff_group_factory, fake_line):
+    group = staff_group_factory("sakata")
+    assert group.joins().status_code == 200
+    with rt.db.reading() as s:
+        sighting = s.scalar(select(StaffGroupSighting))
+        assert (sighting.office_id, sighting.group_id, sighting.left_at) == ("sakata", group.group_id, None)
+    assert fake_line.calls == []  # no staff group configured: the bot stays, says nothing
+    assert group.leaves().status_code == 200
+    with rt.db.reading() as s:
+        assert s.scalar(select(StaffGroupSighting)).left_at is not None
+
+
+@pytest.fixture
+def staffed(make_app, fake_line):
+    """An app whose Sakata office has a configured staff group."""
+    staff_id = "C" + "5" * 32
+    app = make_app(env={"LINE_STAFF_GROUP_ID_SAKATA": staff_id})
+    rt = app.extensions["madoguchi"]
+    client = app.test_client()
+
+    def group(group_id=None):
+        return StaffGroup(client, "sakata", channel_secret=rt.config.channel_secret("sakata"), fake=fake_line,
+                          clock=rt.clock, group_id=group_id)
+
+    return rt, staff_id, group
+
+
+def test_once_a_staff_group_is_configured_the_bot_leaves_other_groups(staffed, fake_line):
+    rt, staff_id, group = staffed
+    other = group()
+    assert other.joins().status_code == 200
+    rows = outbox_rows(rt)
+    assert [(r.kind, r.recipient) for r in rows] == [("leave_group", other.group_id)]
+    Worker(rt).run_once()
+    assert fake_line.left_groups == [other.group_id]
+    assert outbox_rows(rt)[0].status == "sent"
+    # The staff group itself is recorded and kept.
+    assert group(staff_id).joins().status_code == 200
+    Worker(rt).run_once()
+    assert fake_line.left_groups == [other.group_id]
+    with rt.db.reading() as s:
+        assert {g.group_id for g in s.scalars(select(StaffGroupSighting))} == {other.group_id, staff_id}
+
+
+def test_a_message_in_another_group_makes_the_bot_leave_once(staffed, fake_line):
+    rt, _staff_id, group = staffed
+    other = group()
+    assert other.says("こんにちは").status_code == 200
+    assert other.says("まだいる？").status_code == 200
+    assert [(r.kind, r.recipient) for r in outbox_rows(rt)] == [("leave_group", other.group_id)]
+    Worker(rt).run_once()
+    assert fake_line.left_groups == [other.group_id]
+    assert fake_line.texts_to(other.group_id) == []
+
+
+def test_a_room_is_left_through_the_room_endpoint(staffed, fake_line):
+    rt, _staff_id, group = staffed
+    chat = group()
+    room_id = "R" + "7" * 32
+    event = chat.event("join", source={"type": "room", "roomId": room_id})
+    assert chat.send(event).status_code == 200
+    assert [(r.kind, r.recipient) for r in outbox_rows(rt)] == [("leave_room", room_id)]
+    Worker(rt).run_once()
+    assert [c.path for c in fake_line.calls] == [f"/v2/bot/room/{room_id}/leave"]
+
+
+def test_member_events_are_acknowledged_and_ignored(rt, staff_group_factory, fake_line):
+    group = staff_group_factory("otaru")
+    assert group.member_joins().status_code == 200
+    assert group.member_leaves().status_code == 200
+    assert group.says("よろしくお願いします").status_code == 200
+    assert fake_line.calls == []
+    assert counts(rt)["outbox"] == 0
+
+
+FUTURE_EVENTS = ["brandNewThing", "membership", "module", "activated", "botSuspended", "unsend",
+                 "videoPlayComplete", "beacon", "accountLink", "things"]
+
+
+@pytest.mark.parametrize("kind", FUTURE_EVENTS)
+def test_other_and_unknown_event_types_are_200_and_ignored(rt, sakata_user, fake_line, kind):
+    event = sakata_user.event(kind, reply=False)
+    event["somethingNew"] = {"x": [1, 2, 3]}
+    assert sakata_user.send(event).status_code == 200
+    assert fake_line.calls == []
+    assert counts(rt)["outbox"] == 0
+    assert conversation(rt, sakata_user) is None
+
+
+def test_an_unknown_event_does_not_make_a_later_real_event_stale(rt, sakata_user):
+    now_ms = int(rt.clock.now().timestamp() * 1000)
+    sakata_user.send(sakata_user.event("brandNewThing", reply=False, timestamp=now_ms + 5000))
+    sakata_user.says("予約", timestamp=now_ms)
+    assert conversation(rt, sakata_user).state == "awaiting_consent"
+
+
+def test_every_event_type_in_one_body_is_200(rt, sakata_user, staff_group_factory, fake_line):
+    group = staff_group_factory("sakata")
+    user = sakata_user
+    events = [
+        user.follow_event(), user.text_event("予約"), user.postback_event("garbage"),
+        user.event("message", message=user.sticker_message()), _media(user, "image"), _media(user, "video"),
+        _media(user, "audio"), _media(user, "file"), _media(user, "location"),
+        group.event("join", source={"type": "group", "groupId": group.group_id}),
+        group.event("memberJoined", source={"type": "group", "groupId": group.group_id},
+                    joined={"members": [{"type": "user", "userId": user.user_id}]}),
+        group.event("memberLeft", source={"type": "group", "groupId": group.group_id},
+                    left={"members": [{"type": "user", "userId": user.user_id}]}),
+        group.event("leave", source={"type": "group", "groupId": group.group_id}),
+        user.event("brandNewThing", reply=False), user.unfollow_event(),
+    ]
+    now_ms = int(rt.clock.now().timestamp() * 1000)
+    for i, event in enumerate(events):
+        event["timestamp"] = now_ms + i
+    assert user.post(user.body(events)).status_code == 200
+    assert counts(rt)["processed_events"] == len(events)
+    assert conversation(rt, user).followed is False
+
+
+def test_one_failing_event_is_rolled_back_alone_and_the_answer_is_still_200(rt, sakata_user, otaru_user,
+                                                                          monkeypatch, fake_line):
+    """Everything an event writes (dedupe mark, state, outbox) commits together or not at all."""
+    from bot import dispatch
+
+    real = dispatch.outbox.queue_to_user
+
+    def queue_then_fail(session, **kwargs):
+        rows = real(session, **kwargs)
+        session.flush()
+        if kwargs["user_id"] == sakata_user.user_id:
+            raise RuntimeError("boom after queueing")
+        return rows
+
+    monkeypatch.setattr(dispatch.outbox, "queue_to_user", queue_then_fail)
+    failing = sakata_user.text_event("予約")
+    assert sakata_user.post(sakata_user.body(failing)).status_code == 200
+    assert counts(rt) == NOTHING
+    assert otaru_user.says("予約").status_code == 200
+    assert counts(rt)["outbox"] == 1 and counts(rt)["processed_events"] == 1
+    assert fake_line.texts_to(sakata_user.user_id) == []
+
+
+# -- logs ---------------------------------------------------------------------------------------
+
+def test_logs_hold_no_message_text(rt, sakata_user, staff_group_factory, caplog, fake_line):
+    secret_words = "ヤマダタロウ12345-678901"
+    caplog.set_level(logging.DEBUG)
+    sakata_user.says(secret_words)
+    sakata_user.says("予約")
+    sakata_user.says(secret_words)
+    sakata_user.taps(secret_words)
+    sakata_user.send(sakata_user.event("brandNewThing", reply=False, note=secret_words))
+    sakata_user.sends_location(title=secret_words, address=secret_words)
+    staff_group_factory("sakata").says(secret_words)
+    fake_line.fail_next(status=500, path_contains="reply")
+    sakata_user.says(secret_words)
+    Worker(rt).run_once()
+    assert caplog.records, "the bot logs what it does (ids and states)"
+    for record in caplog.records:
+        assert secret_words not in record.getMessage()
+        assert "12345" not in record.getMessage()
+    assert secret_words not in caplog.text
+    assert any("event=" in r.getMessage() for r in caplog.records)
+
+
+def test_a_database_error_logs_no_values(rt, sakata_user, monkeypatch, caplog):
+    """SQL errors are logged without their bound parameters (they may hold what a user wrote)."""
+    from sqlalchemy import text
+
+    from bot import dispatch
+
+    secret_words = "ヤマダハナコ98765-432109"
+
+    def failing_insert(session, **kwargs):
+        session.execute(text("INSERT INTO app_settings (key, value) VALUES (:k, :v)"), {"k": None, "v": secret_words})
+        return []
+
+    monkeypatch.setattr(dispatch.outbox, "queue_to_user", failing_insert)
+    caplog.set_level(logging.DEBUG)
+    assert sakata_user.says("予約").status_code == 200
+    assert "IntegrityError" in caplog.text
+    assert secret_words not in caplog.text
+    assert counts(rt) == NOTHING

@@ -1,0 +1,293 @@
+"""The worker: `flask --app app worker`, order per user, recovery after a kill, several workers at once."""
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from bot import outbox
+from bot.clock import TOKYO
+from bot.models import OutboxMessage, ProcessedEvent
+from bot.worker import Worker
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def rows(rt) -> list[OutboxMessage]:
+    with rt.db.reading() as s:
+        return list(s.scalars(select(OutboxMessage).order_by(OutboxMessage.id)))
+
+
+def row(rt, row_id: int) -> OutboxMessage:
+    with rt.db.reading() as s:
+        return s.get(OutboxMessage, row_id)
+
+
+def push(rt, recipient: str, text: str, now: datetime | None = None, **kwargs) -> int:
+    with rt.db.transaction() as s:
+        r = outbox.add(s, office="sakata", kind="push", recipient=recipient,
+                       messages=[{"type": "text", "text": text}], now=now or rt.clock.now(), **kwargs)
+        s.flush()
+        return r.id
+
+
+def texts(fake, user_id: str) -> list[str]:
+    return fake.texts_to(user_id)
+
+
+USER_A = "U" + "a" * 32
+USER_B = "U" + "b" * 32
+
+
+# -- the command --------------------------------------------------------------------------------
+
+def test_worker_once_delivers_what_is_due_and_reports_figures(app, rt, fake_line):
+    push(rt, USER_A, "1")
+    result = app.test_cli_runner().invoke(args=["worker", "--once"])
+    assert result.exit_code == 0, result.output
+    assert "sent=1" in result.output
+    assert texts(fake_line, USER_A) == ["1"]
+
+
+def test_worker_now_decides_what_is_due(app, rt, fake_line):
+    later = rt.clock.now() + timedelta(hours=2)
+    push(rt, USER_A, "later", due_at=later)
+    runner = app.test_cli_runner()
+    assert runner.invoke(args=["worker", "--once", "--now", "2026-12-01T11:00"]).exit_code == 0
+    assert fake_line.calls == []
+    result = runner.invoke(args=["worker", "--once", "--now", "2026-12-01T12:00:00+09:00"])
+    assert result.exit_code == 0, result.output
+    assert texts(fake_line, USER_A) == ["later"]
+
+
+def test_worker_now_must_be_iso_8601(app, fake_line):
+    result = app.test_cli_runner().invoke(args=["worker", "--once", "--now", "next tuesday"])
+    assert result.exit_code == 2
+    assert "ISO 8601" in result.output
+    assert fake_line.calls == []
+
+
+# -- order --------------------------------------------------------------------------------------
+
+def test_pushes_to_one_user_keep_their_order_when_one_must_be_retried(rt, fake_line):
+    for text in ("A1", "A2", "A3"):
+        push(rt, USER_A, text)
+    push(rt, USER_B, "B1")
+    fake_line.fail_next(status=500, path_contains="/push")  # A1's first try
+    Worker(rt).run_once()
+    assert texts(fake_line, USER_A) == []   # A2 and A3 wait for A1
+    assert texts(fake_line, USER_B) == ["B1"]  # other users are not held up
+    rt.clock.advance(seconds=1)
+    Worker(rt).run_once()
+    assert texts(fake_line, USER_A) == ["A1", "A2", "A3"]
+
+
+def test_a_push_waits_for_an_earlier_reply_to_the_same_user(rt, sakata_user, fake_line):
+    fake_line.fail_next(status=429, path_contains="/reply")
+    sakata_user.says("予約")
+    (reply,) = rows(rt)
+    assert (reply.kind, reply.status) == ("reply", "pending")
+    push(rt, sakata_user.user_id, "after the reply")
+    Worker(rt).run_once()
+    assert fake_line.deliveries() == []
+    rt.clock.advance(seconds=2)
+    Worker(rt).run_once()
+    assert [d.kind for d in fake_line.deliveries()] == ["reply", "push"]
+    assert sakata_user.texts()[-1] == "after the reply"
+
+
+def test_a_later_scheduled_row_does_not_hold_up_one_due_now(rt, fake_line):
+    push(rt, USER_A, "tomorrow", due_at=rt.clock.now() + timedelta(days=1))
+    push(rt, USER_A, "now")
+    Worker(rt).run_once()
+    assert texts(fake_line, USER_A) == ["now"]
+
+
+# -- a worker killed mid-send -------------------------------------------------------------------
+
+def _claim_like_a_worker_that_dies(rt) -> list[OutboxMessage]:
+    return rt.sender()._claim_due(200)
+
+
+def test_a_push_left_sending_after_it_was_accepted_is_resent_with_its_key_and_arrives_once(rt, fake_line):
+    row_id = push(rt, USER_A, "once")
+    (claimed,) = _claim_like_a_worker_that_dies(rt)
+    assert rt.line.push("sakata", USER_A, claimed.payload["messages"], claimed.retry_key).delivered
+    # ... and the worker is killed before it records the outcome.
+    assert row(rt, row_id).status == "sending"
+    Worker(rt).run_once()
+    assert row(rt, row_id).status == "sending"  # its lease has not run out: maybe still at work
+    rt.clock.advance(seconds=outbox.SENDING_LEASE.total_seconds() + 1)
+    Worker(rt).run_once()
+    recovered = row(rt, row_id)
+    assert recovered.status == "sent"
+    assert [c.status for c in fake_line.calls_to("/push")] == [200, 409]
+    assert {c.retry_key for c in fake_line.calls_to("/push")} == {claimed.retry_key}
+    assert texts(fake_line, USER_A) == ["once"]
+
+
+def test_a_push_left_sending_before_it_was_sent_is_sent_after_recovery(rt, fake_line):
+    row_id = push(rt, USER_A, "late but once")
+    _claim_like_a_worker_that_dies(rt)
+    rt.clock.advance(seconds=outbox.SENDING_LEASE.total_seconds() + 1)
+    Worker(rt).run_once()
+    assert row(rt, row_id).status == "sent"
+    assert texts(fake_line, USER_A) == ["late but once"]
+
+
+def test_a_reply_left_sending_by_a_killed_process_is_marked_unknown_and_not_resent(rt, sakata_user, fake_line,
+                                                                                  monkeypatch):
+    # The web process claims the reply and dies before LINE answers.
+    monkeypatch.setattr(rt.sender().__class__, "_deliver", lambda self, r, timeout: None)
+    sakata_user.says("予約")
+    monkeypatch.undo()
+    (reply,) = rows(rt)
+    assert (reply.kind, reply.status) == ("reply", "sending")
+    rt.clock.advance(seconds=outbox.SENDING_LEASE.total_seconds() + 1)
+    Worker(rt).run_once()
+    recovered = row(rt, reply.id)
+    assert (recovered.kind, recovered.status) == ("reply", "unknown")
+    assert recovered.last_error
+    assert fake_line.calls == []
+
+
+# -- several workers ----------------------------------------------------------------------------
+
+def test_several_workers_at_once_deliver_each_row_exactly_once(make_app, fake_line):
+    apps = [make_app() for _ in range(3)]
+    rts = [a.extensions["madoguchi"] for a in apps]
+    users = [f"U{i:032x}" for i in range(10)]
+    for n in range(3):
+        for u in users:
+            push(rts[0], u, f"{u[-2:]}-{n}")
+    barrier = threading.Barrier(len(rts))
+    errors = []
+
+    def work(rt):
+        try:
+            barrier.wait(timeout=10)
+            Worker(rt).run_once()
+        except Exception as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(rt,)) for rt in rts]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert errors == []
+    Worker(rts[0]).run_once()  # rows a busy peer left blocked behind a user's earlier row
+    assert len(fake_line.deliveries("push")) == 30
+    assert all(c.status == 200 for c in fake_line.calls_to("/push"))  # nothing sent twice (no 409)
+    for u in users:
+        assert texts(fake_line, u) == [f"{u[-2:]}-{n}" for n in range(3)]
+    assert {r.status for r in rows(rts[0])} == {"sent"}
+
+
+# -- jobs ---------------------------------------------------------------------------------------
+
+def test_dedupe_marks_are_purged_after_a_week(rt, sakata_user):
+    sakata_user.says("予約")
+    assert Worker(rt).run_once()["dedupe_purged"] == 0
+    rt.clock.advance(days=8)
+    assert Worker(rt).run_once()["dedupe_purged"] == 1
+    with rt.db.reading() as s:
+        assert s.scalar(select(ProcessedEvent)) is None
+
+
+# -- the long-running worker --------------------------------------------------------------------
+
+def test_a_due_row_leaves_within_about_two_seconds_of_its_commit(rt, fake_line):
+    worker = Worker(rt)
+    thread = threading.Thread(target=worker.run_forever, daemon=True)
+    thread.start()
+    try:
+        time.sleep(0.2)  # let it settle into its polling
+        committed = time.monotonic()
+        push(rt, USER_A, "prompt")
+        deadline = committed + 10
+        while not texts(fake_line, USER_A) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        took = time.monotonic() - committed
+    finally:
+        worker.stop()
+        thread.join(timeout=10)
+    assert not thread.is_alive()
+    assert texts(fake_line, USER_A) == ["prompt"]
+    print(f"push left {took:.3f} s after its commit")
+    assert took < 2.0
+
+
+def test_the_worker_process_delivers_and_stops_on_sigterm(tmp_path, database_url, fake_line):
+    """`flask --app app worker` as its own process, as the Procfile runs it."""
+    from app import create_app
+
+    env = {**os.environ, "APP_ENV": "development", "DATABASE_URL": database_url,
+           "INSTANCE_PATH": str(tmp_path / "instance"), "LINE_API_BASE_URL": fake_line.url,
+           "LINE_API_DATA_BASE_URL": fake_line.url, "PYTHONPATH": str(ROOT)}
+    env.pop("APP_FAKE_NOW", None)
+    app = create_app({"database_url": database_url, "instance_path": str(tmp_path / "instance")})
+    rt = app.extensions["madoguchi"]
+    proc = subprocess.Popen([sys.executable, "-m", "flask", "--app", "app", "worker"], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        push(rt, USER_B, "from the worker process", now=datetime.now(TOKYO))
+        deadline = time.monotonic() + 20
+        while not texts(fake_line, USER_B) and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.05)
+        assert texts(fake_line, USER_B) == ["from the worker process"]
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=10) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)
+        rt.db.dispose()
+    output = proc.stdout.read().decode(errors="replace")
+    assert "worker stopped" in output
+    assert "from the worker process" not in output  # message text never logged
+
+
+def test_a_failing_pass_keeps_the_worker_alive_and_logs_no_values(rt, fake_line, monkeypatch, caplog):
+    from sqlalchemy import text
+
+    from bot import jobs
+
+    secret_words = "サトウイチロウ55555-123456"
+    failures = {"left": 1}
+    real_run_due = jobs.run_due
+
+    def failing_run_due(runtime):
+        if failures["left"]:
+            failures["left"] -= 1
+            with runtime.db.transaction() as s:
+                s.execute(text("INSERT INTO app_settings (key, value) VALUES (:k, :v)"),
+                          {"k": None, "v": secret_words})
+        return real_run_due(runtime)
+
+    monkeypatch.setattr(jobs, "run_due", failing_run_due)
+    monkeypatch.setattr("bot.worker.JOBS_EVERY_SECONDS", 0.0)
+    caplog.set_level(logging.INFO)
+    push(rt, USER_A, "still delivered")
+    worker = Worker(rt)
+    thread = threading.Thread(target=worker.run_forever, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 10
+        while not texts(fake_line, USER_A) and time.monotonic() < deadline:
+            time.sleep(0.02)
+    finally:
+        worker.stop()
+        thread.join(timeout=10)
+    assert texts(fake_line, USER_A) == ["still delivered"]
+    assert "worker pass failed: IntegrityError" in caplog.text
+    assert secret_words not in caplog.text
