@@ -152,5 +152,5 @@ def upgrade_schema(database: Database) -> None:
     with database.migration_lock():
         with database.engine.connect() as conn:
             cfg.attributes["connection"] = conn
-            command.upgrade(cfg, "heads")  # features add their own branches from 0001
+            command.upgrade(cfg, "heads")  # "heads": a feature branch not yet merged still applies
             conn.commit()

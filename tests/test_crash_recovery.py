@@ -14,7 +14,7 @@ from tests.reliability.kit import skip_unless_heavy
 def _run(rt, fake_line, tmp_path, database_url, seed: int, users: int, kills: int):
     figures, problems, logs = run_crash(rt, fake_line, tmp_path, database_url, seed=seed, users=users, kills=kills)
     print("\n" + "  ".join(f"{k}={v}" for k, v in figures.row().items()))
-    assert problems == [], logs
+    assert problems == [], "\n".join(problems) + "\n" + logs
     assert figures.web_kills >= kills // 2 and figures.worker_kills >= kills // 2 - 1, "the kills did not happen"
     assert figures.requests == users and figures.confirmed == users
 

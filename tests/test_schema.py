@@ -17,3 +17,15 @@ def test_migrations_match_models(database_url):
         assert diff == [], f"models and migrations differ: {diff}"
     finally:
         db.dispose()
+
+
+def test_migrations_have_one_head():
+    """The next migration has one obvious parent (feature branches are merged)."""
+    from alembic.config import Config as AlembicConfig
+    from alembic.script import ScriptDirectory
+
+    from bot.db import MIGRATIONS_DIR
+
+    cfg = AlembicConfig()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    assert len(ScriptDirectory.from_config(cfg).get_heads()) == 1

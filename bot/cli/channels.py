@@ -12,17 +12,10 @@ import click
 from flask import current_app
 from flask.cli import AppGroup
 
+from bot.cli.common import office_or_exit
 from bot import channels
 
 channels_group = AppGroup("channels", help="LINE channel credentials kept encrypted in the database.")
-
-
-def _office_or_exit(rt, office_id: str):
-    office = rt.offices.get(office_id)
-    if office is None:
-        click.echo(f"unknown office: {office_id}", err=True)
-        sys.exit(2)
-    return office
 
 
 def _read_values(secret_stdin: bool, token_stdin: bool) -> dict[str, str]:
@@ -49,7 +42,7 @@ def set_command(office_id: str, secret_stdin: bool, token_stdin: bool) -> None:
         click.echo("give --secret-stdin, --token-stdin or both", err=True)
         sys.exit(2)
     rt = current_app.extensions["madoguchi"]
-    office = _office_or_exit(rt, office_id)
+    office = office_or_exit(rt, office_id)
     values = _read_values(secret_stdin, token_stdin)
     with rt.db.transaction() as s:
         channels.put(s, rt.config.data_encryption_keys, office.id, values, rt.clock.now())

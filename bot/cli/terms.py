@@ -11,19 +11,12 @@ import click
 from flask import current_app
 from flask.cli import AppGroup
 
+from bot.cli.common import office_or_exit
 from bot import line_client as lc
 from bot.services import broadcasts, terms
 
 terms_group = AppGroup("terms", help="Terms versions, re-consent and notices to followers.")
 SECONDS_BETWEEN_MULTICASTS = 1 / 150  # LINE allows about 200 multicast calls a second
-
-
-def _office_or_exit(rt, office_id: str):
-    office = rt.offices.get(office_id)
-    if office is None:
-        click.echo(f"unknown office: {office_id}", err=True)
-        sys.exit(2)
-    return office
 
 
 @terms_group.command("publish")
@@ -34,7 +27,7 @@ def _office_or_exit(rt, office_id: str):
 def publish_command(office_id: str, version: str, path: str, summary: str) -> None:
     """Publish a new terms version."""
     rt = current_app.extensions["madoguchi"]
-    office = _office_or_exit(rt, office_id)
+    office = office_or_exit(rt, office_id)
     try:
         body = Path(path).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
@@ -66,7 +59,7 @@ def _notice_messages(rt, office, version: str) -> list[dict]:
 def broadcast_command(office_id: str, mode: str, version: str | None, dry_run: bool, yes: bool) -> None:
     """Tell followers about a terms version: shows the cost first; resumable; one runner at a time."""
     rt = current_app.extensions["madoguchi"]
-    office = _office_or_exit(rt, office_id)
+    office = office_or_exit(rt, office_id)
     now = rt.clock.now()
     with rt.db.reading() as s:
         versions = terms.versions(s, office.id)
@@ -162,7 +155,7 @@ def _call(rt, office_id: str, mode: str, to: list[str], messages: list[dict], ke
 def consents_command(office_id: str) -> None:
     """Export the office's consent log as CSV (user, version, when, how) to standard output."""
     rt = current_app.extensions["madoguchi"]
-    office = _office_or_exit(rt, office_id)
+    office = office_or_exit(rt, office_id)
     writer = csv.writer(sys.stdout)
     writer.writerow(["office", "line_user_id", "version", "consented_at", "method", "webhook_event_id"])
     with rt.db.reading() as s:
