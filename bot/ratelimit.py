@@ -25,7 +25,7 @@ EXEMPT_KINDS = frozenset({"follow", "unfollow"})  # they change no step and carr
 class Policy:
     """How many events a chat may send at once (`burst`), how fast it earns them back, how often it is told."""
 
-    burst: int = 60                                      # a full booking walk is about 20 events
+    burst: int = 60                                      # a booking walk is about 20 events: room for slips
     interval: timedelta = timedelta(seconds=1)           # one event a second, sustained
     notice_every: timedelta = timedelta(minutes=1)       # the kind answer, at most once per window
 

@@ -402,10 +402,12 @@ class CrashRun:
             self._next_kill.set()
             killer.join(timeout=START_TIMEOUT)
             self._settle()
+            seen = {person: len(self.fake.texts_to(person.user.user_id)) for person in self.people}
             for person in self.people:
-                before = len(self.fake.texts_to(person.user.user_id))
                 person.say("予約確認")
-                person.resumed = len(self.fake.texts_to(person.user.user_id)) > before
+            self._drain(("reply", "push"))
+            for person in self.people:
+                person.resumed = len(self.fake.texts_to(person.user.user_id)) > seen[person]
         finally:
             self.stack.stop()
         self.figures.seconds = time.monotonic() - started
@@ -420,11 +422,15 @@ class CrashRun:
             self.stack.worker.start()
         shared_now = datetime.now(TOKYO) + timedelta(seconds=settings_store.clock_offset(self.rt.db))
         settings_store.set_clock(self.rt.db, shared_now + outbox.SENDING_LEASE + timedelta(minutes=1))
-        deadline = time.monotonic() + 30
+        self._drain(("push",))
+
+    def _drain(self, kinds: tuple[str, ...], seconds: float = 30.0) -> None:
+        """Wait until the worker has sent every row of these kinds (it does within seconds once all is up)."""
+        deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
             with self.rt.db.reading() as s:
                 waiting = s.scalar(select(func.count()).select_from(OutboxMessage).where(
-                    OutboxMessage.kind == "push", OutboxMessage.status.in_(("pending", "sending", "held"))))
+                    OutboxMessage.kind.in_(kinds), OutboxMessage.status.in_(("pending", "sending", "held"))))
             if not waiting:
                 return
             time.sleep(0.2)
