@@ -197,13 +197,22 @@ def _language(rt, conversation_id: int) -> str:
     return language if language in LANGUAGES else "ja"
 
 
-def _back_to_input(link: Link, raw: Mapping[str, str], errors: Mapping[str, str]):
-    """The input page again, with what was sent (to correct it), if the link is still open."""
+def _open_or_answer(link: Link):
+    """Open the link for one more page (extending the hold): (label, expires, None), or the answer to give
+    instead — the completion page when it was already used, a kind problem page when it cannot be used."""
     access, label, expires = _open(link, extend=True)
     if access.kind == "done":
-        return redirect(url_for("forms.done_page", token=link.token), 303)
+        return None, None, redirect(url_for("forms.done_page", token=link.token), 303)
     if access.kind != "open":
-        return _problem(access.kind, link.office, link.language)
+        return None, None, _problem(access.kind, link.office, link.language)
+    return label, expires, None
+
+
+def _back_to_input(link: Link, raw: Mapping[str, str], errors: Mapping[str, str]):
+    """The input page again, with what was sent (to correct it), if the link is still open."""
+    label, expires, answer = _open_or_answer(link)
+    if answer is not None:
+        return answer
     return _input_page(link, label, expires, raw, errors)
 
 
@@ -212,11 +221,9 @@ def input_page(token: str):
     link, problem = _resolve(token)
     if problem:
         return problem
-    access, label, expires = _open(link, extend=True)
-    if access.kind == "done":
-        return redirect(url_for("forms.done_page", token=token), 303)
-    if access.kind != "open":
-        return _problem(access.kind, link.office, link.language)
+    label, expires, answer = _open_or_answer(link)
+    if answer is not None:
+        return answer
     log.info("form page=input office=%s conversation=%s", link.office.id, link.conversation_id)
     return _input_page(link, label, expires, {}, {})
 
@@ -229,11 +236,9 @@ def check_input(token: str):
         return problem
     if not csrf_ok(link.nonce):
         return _problem("csrf", link.office, link.language)
-    access, label, expires = _open(link, extend=True)
-    if access.kind == "done":
-        return redirect(url_for("forms.done_page", token=token), 303)
-    if access.kind != "open":
-        return _problem(access.kind, link.office, link.language)
+    label, expires, answer = _open_or_answer(link)
+    if answer is not None:
+        return answer
     rt = _runtime()
     result = validation.validate(link.office.form_fields, request.form, rt.clock.now().date())
     raw = {name: request.form.get(name, "") for name in link.office.form_fields}
