@@ -4,11 +4,12 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import logging
+import time
 import traceback
 from pathlib import Path
 from typing import Iterator
 
-from sqlalchemy import create_engine, event, text
+from sqlalchemy import create_engine, event, exc, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -16,6 +17,7 @@ log = logging.getLogger(__name__)
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 ADVISORY_LOCK_ID = 0x6D61646F  # "mado"
+IDLE_PING_SECONDS = 10.0  # a pooled connection idle this long is checked before use
 
 
 def describe_error(exc: BaseException, frames: int = 4) -> str:
@@ -46,8 +48,41 @@ def make_engine(url: str) -> Engine:
                                hide_parameters=True)
         _make_sqlite_safe(engine)
     else:
-        engine = create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5, hide_parameters=True)
+        engine = create_engine(url, pool_size=5, max_overflow=5, hide_parameters=True)
+        _ping_when_idle(engine)
     return engine
+
+
+def is_disconnect(error: BaseException) -> bool:
+    """A statement failed because the connection was gone (the database restarted, a proxy cut it)."""
+    return isinstance(error, exc.DBAPIError) and bool(error.connection_invalidated)
+
+
+def _ping_when_idle(engine: Engine) -> None:
+    """Check a pooled connection before use only when it sat idle (a database restart or an idle
+    timeout may have closed it); a busy connection is used straight away.
+
+    `pool_pre_ping` would cost a round trip on every checkout, i.e. on every event. A connection that
+    died while busy makes one statement fail; that invalidates the pool, and the event is run again on a
+    new connection (`Dispatcher.handle`).
+    """
+
+    @event.listens_for(engine, "checkin")
+    def _on_checkin(_dbapi_conn, record):
+        record.info["idle_since"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _on_checkout(dbapi_conn, record, _proxy):
+        since = record.info.get("idle_since")
+        if since is None or time.monotonic() - since < IDLE_PING_SECONDS:
+            return
+        try:
+            cursor = dbapi_conn.cursor()
+            cursor.execute("SELECT 1")
+            cursor.close()
+            dbapi_conn.rollback()
+        except Exception as error:  # noqa: BLE001 - any failure means: do not use this connection
+            raise exc.DisconnectionError("idle connection is gone") from error
 
 
 def _make_sqlite_safe(engine: Engine) -> None:

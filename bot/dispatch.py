@@ -1,8 +1,11 @@
 """One webhook event, one transaction: dedupe, lock the conversation, run the dialog, queue replies."""
 from __future__ import annotations
 
+import functools
 import logging
+from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from linebot.v3.webhooks import (
     AudioMessageContent,
@@ -19,12 +22,14 @@ from linebot.v3.webhooks import (
     UnfollowEvent,
     VideoMessageContent,
 )
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from bot import outbox, ratelimit
 from bot.clock import TOKYO
+from bot.db import is_disconnect
 from bot.models import Conversation, OutboxMessage, ProcessedEvent, StaffGroupSighting
 from bot.ports import SessionPorts
 from dialogs import engine
@@ -73,6 +78,29 @@ def _insert(session: Session):
     return postgresql.insert if session.bind.dialect.name == "postgresql" else sqlite.insert
 
 
+@dataclass(frozen=True)
+class _Statements:
+    """The statements every event runs, built once per dialect (building one costs more than running it)."""
+
+    claim: Any
+    conversation: Any
+
+
+@functools.cache
+def _statements(dialect: str) -> _Statements:
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    claim = (insert(ProcessedEvent)
+             .values(webhook_event_id=bindparam("event_id"), office_id=bindparam("office_id"),
+                     received_at=bindparam("now"))
+             .on_conflict_do_nothing(index_elements=["webhook_event_id"])
+             .returning(ProcessedEvent.webhook_event_id))
+    conversation = select(Conversation).where(Conversation.office_id == bindparam("office_id"),
+                                              Conversation.line_user_id == bindparam("user_id"))
+    if dialect == "postgresql":
+        conversation = conversation.with_for_update()
+    return _Statements(claim=claim, conversation=conversation)
+
+
 class Dispatcher:
     """Handles webhook events; each in its own transaction, replies queued in the outbox."""
 
@@ -80,10 +108,23 @@ class Dispatcher:
         self.rt = runtime
 
     def handle(self, office, event) -> list:
-        """Handle one event; returns the reply rows (or ids) to send right after the commit."""
+        """Handle one event; returns the reply rows (or ids) to send right after the commit.
+
+        A connection lost under the event (the database restarted) rolls it back whole, so it is run
+        once more on a new connection.
+        """
         event_id = getattr(event, "webhook_event_id", None)
         if not event_id:
             return []
+        try:
+            return self._handle(office, event, event_id)
+        except DBAPIError as error:
+            if not is_disconnect(error):
+                raise
+            log.warning("event=%s database connection lost; running it again", event_id)
+            return self._handle(office, event, event_id)
+
+    def _handle(self, office, event, event_id: str) -> list:
         with self.rt.db.transaction() as session:
             now = self.rt.clock.now()
             if not self._claim(session, office.id, event_id, now):
@@ -222,19 +263,17 @@ class Dispatcher:
     # -- rows ---------------------------------------------------------------------------------
     @staticmethod
     def _claim(session: Session, office_id: str, event_id: str, now: datetime) -> bool:
-        stmt = _insert(session)(ProcessedEvent).values(
-            webhook_event_id=event_id, office_id=office_id, received_at=now
-        ).on_conflict_do_nothing(index_elements=["webhook_event_id"]).returning(ProcessedEvent.webhook_event_id)
-        return session.execute(stmt).scalar() is not None
+        """Record the event as processed; False when it was already (LINE redelivered it)."""
+        connection = session.connection()
+        params = {"event_id": event_id, "office_id": office_id, "now": now}
+        return connection.execute(_statements(connection.dialect.name).claim, params).scalar() is not None
 
     @staticmethod
     def _conversation(session: Session, office_id: str, user_id: str, now: datetime) -> Conversation:
         """The user's row, locked; created first for a new user (a known user costs one statement)."""
-        query = select(Conversation).where(Conversation.office_id == office_id,
-                                           Conversation.line_user_id == user_id)
-        if session.bind.dialect.name == "postgresql":
-            query = query.with_for_update()
-        conv = session.scalars(query).one_or_none()
+        query = _statements(session.bind.dialect.name).conversation
+        params = {"office_id": office_id, "user_id": user_id}
+        conv = session.scalars(query, params).one_or_none()
         if conv is not None:
             return conv
         stmt = _insert(session)(Conversation).values(
@@ -242,4 +281,4 @@ class Dispatcher:
             language="ja", followed=True, booking_blocked=False, last_event_ms=0, created_at=now,
         ).on_conflict_do_nothing(index_elements=["office_id", "line_user_id"])
         session.execute(stmt)  # two first events racing: one inserts, the other waits for it here
-        return session.scalars(query).one()
+        return session.scalars(query, params).one()

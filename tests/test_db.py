@@ -168,6 +168,52 @@ def test_postgresql_outbox_claims_skip_rows_another_worker_holds(rt):
     assert any("FROM outbox" in s and "FOR UPDATE OF outbox SKIP LOCKED" in s for s in seen)
 
 
+
+def _drop_app_connections(database_url: str) -> int:
+    """What a database restart does to the app: every server process of its connections ends."""
+    from sqlalchemy.engine import make_url
+
+    admin = create_engine(database_url.replace("postgresql://", "postgresql+psycopg://", 1),
+                          isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            return len(conn.execute(text(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = :name AND pid <> pg_backend_pid()"), {"name": make_url(database_url).database}
+            ).all())
+    finally:
+        admin.dispose()
+
+
+def test_postgresql_an_event_survives_its_connection_dropping(rt, sakata_user, database_url, caplog):
+    """A busy pooled connection is used without a ping; when it turns out dead, the event runs again."""
+    if rt.db.sqlite:
+        pytest.skip("PostgreSQL only")
+    sakata_user.follows()
+    assert _drop_app_connections(database_url) >= 1
+    caplog.set_level("WARNING", logger="bot.dispatch")
+    sakata_user.says("予約")
+    assert sakata_user.texts(), "the event was handled and answered"
+    assert "running it again" in caplog.text
+    with rt.db.reading() as s:
+        assert s.scalar(text("SELECT count(*) FROM processed_events")) == 2
+        assert s.scalar(text("SELECT state FROM conversations")) != "idle"
+
+
+def test_postgresql_an_idle_connection_is_checked_before_use(rt, sakata_user, database_url, caplog,
+                                                             monkeypatch):
+    if rt.db.sqlite:
+        pytest.skip("PostgreSQL only")
+    import bot.db
+
+    sakata_user.follows()
+    monkeypatch.setattr(bot.db, "IDLE_PING_SECONDS", 0.0)
+    assert _drop_app_connections(database_url) >= 1
+    caplog.set_level("WARNING", logger="bot.dispatch")
+    sakata_user.says("予約")
+    assert sakata_user.texts()
+    assert "running it again" not in caplog.text  # the ping found the dead connection first
+
 # -- migrations ---------------------------------------------------------------------------------
 
 def test_upgrade_is_idempotent_and_reaches_every_head(database_url):
