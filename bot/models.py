@@ -15,6 +15,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
@@ -91,6 +92,8 @@ class Conversation(Base):
     pending_notice: Mapped[str | None] = mapped_column(String(64), default=None)  # next-message notices
     flood_tat: Mapped[datetime | None] = mapped_column(default=None)          # flood control (bot/ratelimit.py)
     flood_noticed_at: Mapped[datetime | None] = mapped_column(default=None)   # last flood notice sent
+    # A request's receipt may be waiting to be shown in chat (set with the request; cleared once none is).
+    receipt_due: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_at: Mapped[datetime]
 
 

@@ -364,3 +364,58 @@ def test_a_proposal_is_answered_from_the_list(rt, client, user_factory, fake_lin
     reply = taps(fake_line, user, f"a=withdraw&at=any&o=otaru&v={booking.reference}")
     assert "辞退されたこと" in reply
     assert the_booking(rt, user).status == "declined" and rows(rt, SlotClaim) == []
+
+
+# -- the receipt: looked for only while one may be due ----------------------------------------------------
+
+def test_the_receipt_is_looked_for_only_while_one_may_be_due(rt, client, user_factory, fake_line):
+    from sqlalchemy import event
+
+    seen: list[str] = []
+
+    @event.listens_for(rt.db.engine, "before_cursor_execute")
+    def _record(conn, cursor, statement, parameters, context, executemany):
+        seen.append(" ".join(statement.split()))
+
+    def booking_reads() -> int:
+        return sum(1 for s in seen if s.startswith("SELECT") and "FROM bookings" in s)
+
+    other = user_factory("sakata")
+    says(fake_line, other, "ヘルプ")
+    assert booking_reads() == 0 and not conversation(rt, other).receipt_due
+    user = user_factory("sakata")
+    request_for(rt, client, user)
+    assert conversation(rt, user).receipt_due
+    seen.clear()
+    assert "受付番号" in says(fake_line, user, "ヘルプ")   # the receipt, shown once
+    says(fake_line, user, "ヘルプ")                         # looks once more, finds none, stops looking
+    assert not conversation(rt, user).receipt_due
+    reads = booking_reads()
+    says(fake_line, user, "ヘルプ")
+    assert booking_reads() == reads
+
+
+def test_the_migration_marks_receipts_already_waiting(rt, client, user_factory, fake_line):
+    from alembic import command
+    from alembic.config import Config as AlembicConfig
+
+    from bot.db import MIGRATIONS_DIR, upgrade_schema
+
+    waiting, shown = user_factory("sakata"), user_factory("sakata")
+    request_for(rt, client, waiting)
+    _, url = hold_directly(rt, "sakata", user_id=shown.user_id, slot_index=1)
+    other_person = {**valid_answers(rt.offices["sakata"]), "seeker_number": "98765-43210"}
+    assert "受付番号: " in complete_form(client, url, other_person).html
+    says(fake_line, shown, "ヘルプ")
+    says(fake_line, shown, "ヘルプ")
+    cfg = AlembicConfig()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    with rt.db.engine.connect() as conn:
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "0010_merge")
+        conn.commit()
+    rt.db.dispose()
+    upgrade_schema(rt.db)
+    assert conversation(rt, waiting).receipt_due
+    assert not conversation(rt, shown).receipt_due
+    assert "受付番号" in says(fake_line, waiting, "ヘルプ")

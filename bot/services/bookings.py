@@ -165,11 +165,20 @@ def delete_personal_data(session: Session, rt, office, conv: Conversation, now: 
 # -- the receipt --------------------------------------------------------------------------------------
 
 def take_receipt(session: Session, office, conv: Conversation, now: datetime) -> dict[str, Any] | None:
-    """A request completed on the form and not yet shown in chat (shown once, while still undecided)."""
-    booking = session.scalar(select(Booking).where(
-        Booking.office_id == office.id, Booking.conversation_id == conv.id, Booking.receipt_pending.is_(True),
-    ).order_by(Booking.id).limit(1))
-    return take_receipt_of(office, booking, now) if booking is not None else None
+    """A request completed on the form and not yet shown in chat (shown once, while still undecided).
+
+    Looked for only while the conversation says one may be due: most events cost no query.
+    """
+    if not conv.receipt_due:
+        return None
+    with session.no_autoflush:
+        booking = session.scalar(select(Booking).where(
+            Booking.office_id == office.id, Booking.conversation_id == conv.id, Booking.receipt_pending.is_(True),
+        ).order_by(Booking.id).limit(1))
+    if booking is None:
+        conv.receipt_due = False
+        return None
+    return take_receipt_of(office, booking, now)
 
 
 def take_receipt_of(office, booking: Booking, now: datetime) -> dict[str, Any] | None:

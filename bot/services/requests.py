@@ -144,6 +144,7 @@ def _insert_with_seat(session: Session, rt, office, conv: Conversation, slot_sta
         details=vault.encrypt({"v": DETAILS_VERSION, **values}),
         receipt_pending=True, created_at=now, updated_at=now,
     )
+    conv.receipt_due = True
     with session.begin_nested():
         session.add(booking)
         session.flush()
