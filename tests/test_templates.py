@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from linebot.v3.messaging import ReplyMessageRequest
 
 from bot.clock import TOKYO
 from bot.config import DEFAULT_OFFICES_DIR
@@ -175,6 +176,9 @@ def test_renders_with_strict_undefined(office_id, name, i):
         items = message.get("quickReply", {}).get("items", [])
         assert len(items) <= MAX_QUICK_REPLY
         assert all(len(item["action"]["label"]) <= MAX_LABEL for item in items)
+    # The client posts these dicts as they are (bot/line_client.py): the SDK's models must accept them.
+    request = ReplyMessageRequest.from_dict({"replyToken": "t", "messages": messages})
+    assert len(request.messages) == len(messages)
 
 
 # -- what the intake templates say ----------------------------------------------------------------
