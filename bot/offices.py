@@ -43,6 +43,7 @@ DEFAULT_RETENTION = {
     "closed_requests_days": 30,
     "drafts_days": 1,
     "dedupe_days": 7,
+    "outbox_days": 30,   # messages LINE has taken or refused for good (the problems page shows 30 days)
 }
 DEFAULT_STAFF_CARDS = {"new_request": True, "withdrawn": True, "cancelled": True, "expired": True}
 DEFAULT_REMINDERS = {"user_day_before": True}

@@ -12,7 +12,7 @@ import uuid
 from datetime import datetime, timedelta
 from typing import Iterable
 
-from sqlalchemy import and_, exists, or_, select, update
+from sqlalchemy import and_, bindparam, exists, or_, select, update
 from sqlalchemy.orm import Session, aliased
 
 from bot import line_client as lc
@@ -28,6 +28,12 @@ MAX_ATTEMPTS = 25
 QUOTA_PROBE = timedelta(seconds=60)
 BACKOFF = (1, 2, 4, 8, 8, 15, 30, 60, 120, 300)
 RECORD_BATCH = 50   # the worker records this many outcomes per commit
+FINISHED = ("sent", "skipped", "failed", "unknown")  # nothing more will happen to these rows
+
+
+_MARK_REPLY_SENT = (update(OutboxMessage)
+                    .where(OutboxMessage.id == bindparam("row_id"), OutboxMessage.status == "sending")
+                    .values(status="sent", sent_at=bindparam("now"), last_error=None))
 
 
 def backoff(attempts: int) -> timedelta:
@@ -252,12 +258,10 @@ class Sender:
         self._record(row.id, lambda r, now, s: self._apply(r, result, now, s))
 
     def _mark_reply_sent(self, row_id: int) -> None:
-        """The common case in one statement (what `_apply` does for a delivered reply, without loading it)."""
-        with self.db.transaction() as s:
-            done = s.execute(update(OutboxMessage).where(
-                OutboxMessage.id == row_id, OutboxMessage.status == "sending"
-            ).values(status="sent", sent_at=self.clock.now(), last_error=None)
-                .execution_options(synchronize_session=False)).rowcount
+        """The common case in one statement (what `_apply` does for a delivered reply, without loading it):
+        built once, run on a bare connection (no ORM session), as it runs once per event."""
+        with self.db.engine.begin() as conn:
+            done = conn.execute(_MARK_REPLY_SENT, {"row_id": row_id, "now": self.clock.now()}).rowcount
         if done:
             self.stats["sent"] += 1
 

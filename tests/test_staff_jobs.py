@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import func, select
 
 from bot.clock import TOKYO
-from bot.models import Booking, Consent, Conversation, ProcessedEvent, StaffNotice
+from bot.models import Booking, Consent, Conversation, OutboxMessage, ProcessedEvent, StaffNotice
 from bot.services import requests as requestsvc
 from bot.staff import jobs as staff_jobs
 from bot.staff.models import AuditEntry
@@ -193,6 +193,7 @@ def test_retention_purge(rt, cli, user_factory):
     with rt.db.reading() as s:
         assert s.scalar(select(func.count()).select_from(Consent)) == 1
         assert s.scalar(select(func.count()).select_from(ProcessedEvent)) == 0  # dedupe rows: 7 days
+        assert s.scalar(select(func.count()).select_from(OutboxMessage)) == 0  # sent messages: 30 days
         purge = s.scalars(select(AuditEntry).where(AuditEntry.action == "retention_purge")).all()
         assert [e.detail for e in purge] == [{"details": 0, "requests": 1}, {"details": 1, "requests": 0}]
 
@@ -222,3 +223,26 @@ def test_two_workers_running_the_jobs_at_once_remind_once(make_app, fake_line, g
     assert not errors
     assert _notices(rt, "undecided") == 3
     assert len(outbox_rows(rt, purpose="staff_card")) == 3 + 3   # three new requests, three reminders
+
+
+def test_finished_outbox_rows_go_after_30_days_and_waiting_ones_stay(rt, cli, user_factory):
+    from bot import outbox
+
+    user = user_factory("sakata")
+    user.says("ヘルプ")
+    start = rt.clock.now()
+    with rt.db.transaction() as s:
+        outbox.add(s, office="sakata", kind="push", recipient=user.user_id, now=start,  # not due yet
+                   messages=[{"type": "text", "text": "x"}], due_at=start + timedelta(days=60))
+        for status in ("failed", "unknown", "skipped"):
+            outbox.add(s, office="sakata", kind="push", recipient=user.user_id, now=start,
+                       messages=[{"type": "text", "text": "x"}]).status = status
+
+    def statuses() -> list[str]:
+        with rt.db.reading() as s:
+            return sorted(s.scalars(select(OutboxMessage.status)))
+
+    _rehearse(cli, start + timedelta(days=29))
+    assert statuses() == ["failed", "pending", "sent", "skipped", "unknown"]
+    _rehearse(cli, start + timedelta(days=31))
+    assert statuses() == ["pending"]

@@ -14,9 +14,9 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from bot import notify
+from bot import notify, outbox
 from bot.clock import TOKYO
-from bot.models import Booking, ProcessedEvent, SlotClaim, SlotHold, StaffNotice
+from bot.models import Booking, OutboxMessage, ProcessedEvent, SlotClaim, SlotHold, StaffNotice
 from bot.offices import DEFAULT_RETENTION
 from bot.services.calendar import last_business_day_on_or_before
 from bot.staff import audit
@@ -144,12 +144,15 @@ def purge_expired_data(session: Session, rt, office, now: datetime) -> dict[str,
     dedupe = session.execute(delete(ProcessedEvent).where(
         ProcessedEvent.office_id == office.id,
         ProcessedEvent.received_at < now - timedelta(days=keep["dedupe_days"]))).rowcount or 0
+    sent = session.execute(delete(OutboxMessage).where(
+        OutboxMessage.office_id == office.id, OutboxMessage.status.in_(outbox.FINISHED),
+        OutboxMessage.created_at < now - timedelta(days=keep["outbox_days"]))).rowcount or 0
     if details or closed:
         audit.record(session, office.id, audit.Actor.system(), "retention_purge", now, details=details,
                      requests=closed)
         log.info("retention office=%s details=%d requests=%d", office.id, details, closed)
     return {"details_purged": details, "requests_purged": closed, "drafts_purged": drafts,
-            "dedupe_purged": dedupe}
+            "dedupe_purged": dedupe, "outbox_purged": sent}
 
 
 def _delete_closed_requests(session: Session, office_id: str, before: datetime) -> int:
@@ -165,11 +168,14 @@ def _delete_closed_requests(session: Session, office_id: str, before: datetime) 
 
 
 def purge_unknown_offices(session: Session, rt, now: datetime) -> dict[str, int]:
-    """Housekeeping that is not per office: dedupe rows of offices no longer configured, old job marks,
-    ended staff sessions."""
+    """Housekeeping that is not per office: dedupe and finished outbox rows of offices no longer configured,
+    old job marks, ended staff sessions."""
     dedupe = session.execute(delete(ProcessedEvent).where(
         ProcessedEvent.office_id.not_in(list(rt.offices)),
         ProcessedEvent.received_at < now - timedelta(days=DEFAULT_RETENTION["dedupe_days"]))).rowcount or 0
+    session.execute(delete(OutboxMessage).where(
+        OutboxMessage.office_id.not_in(list(rt.offices)), OutboxMessage.status.in_(outbox.FINISHED),
+        OutboxMessage.created_at < now - timedelta(days=DEFAULT_RETENTION["outbox_days"])))
     session.execute(delete(JobMark).where(JobMark.created_at < now - JOB_MARK_KEEP))
     session.execute(delete(StaffSession).where(StaffSession.created_at < now - MAX_SESSION))
     return {"dedupe_purged": dedupe}
