@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session
 
 from bot import outbox, ratelimit
 from bot.clock import TOKYO
-from bot.db import is_disconnect
+from bot.db import describe_error, is_disconnect
 from bot.models import Conversation, OutboxMessage, ProcessedEvent, StaffGroupSighting
 from bot.ports import SessionPorts
 from dialogs import engine
@@ -144,6 +144,39 @@ class Dispatcher:
             replies = outbox.reserve_replies(rows, now)  # claimed in this commit: no claim of their own
             session.flush()
             return replies
+
+    def apologise(self, office, event) -> list:
+        """An event failed and was rolled back: tell the user (not a group), so nobody waits for an answer
+        that will not come. Queued like any reply; if the database is what failed, sent straight away
+        (nothing can be recorded then). Never raises."""
+        source = getattr(event, "source", None)
+        user_id = getattr(source, "user_id", None) if getattr(source, "type", None) == "user" else None
+        reply_token = getattr(event, "reply_token", None)
+        if not user_id or not reply_token:
+            return []
+        try:
+            with self.rt.db.transaction() as session:
+                now = self.rt.clock.now()
+                conv = session.scalar(select(Conversation).where(
+                    Conversation.office_id == office.id, Conversation.line_user_id == user_id))
+                language = conv.language if conv is not None else "ja"
+                messages = self.rt.renderer.messages(language, "trouble", self.rt.template_globals(office, conv))
+                rows = outbox.queue_to_user(session, office=office.id, user_id=user_id, messages=messages, now=now,
+                                            reply_token=reply_token, purpose="trouble", may_push=False)
+                replies = outbox.reserve_replies(rows, now)
+                session.flush()
+                return replies
+        except Exception as error:  # noqa: BLE001 - the database may be down: answer without it
+            log.error("event=%s apology not queued (%s); replying directly",
+                      getattr(event, "webhook_event_id", "?"), describe_error(error))
+        try:
+            messages = self.rt.renderer.messages("ja", "trouble", self.rt.template_globals(office, None))
+            result = self.rt.line.reply(office.id, reply_token, messages, timeout=self.rt.config.reply_budget_seconds)
+            log.info("event=%s apology sent directly outcome=%s", getattr(event, "webhook_event_id", "?"),
+                     result.outcome)
+        except Exception as error:  # noqa: BLE001 - nothing more can be done for this event
+            log.error("event=%s apology failed: %s", getattr(event, "webhook_event_id", "?"), describe_error(error))
+        return []
 
     # -- users --------------------------------------------------------------------------------
     def _user_event(self, session: Session, office, event, user_id: str, now: datetime):

@@ -61,6 +61,7 @@ def callback(office_id: str):
         except Exception as exc:  # noqa: BLE001 - one bad event must not lose the others
             log.error("event=%s failed; rolled back: %s", getattr(event, "webhook_event_id", "?"),
                       describe_error(exc))
+            replies.extend(dispatcher.apologise(office, event))
     if replies:
         try:
             rt.sender().send_replies(replies, rt.config.reply_budget_seconds)

@@ -89,6 +89,7 @@ def all_samples(office) -> dict[str, list[dict[str, Any]]]:
         "request_expired": [dict(booking=booking("expired", "none"))],
         "terms_updated": [dict(version="2027-04-01", summary=s) for s in ("", "第3条を改めました。")],
         "flood": [{}],
+        "trouble": [{}],
         "staff_card": [dict(kind=k, booking=booking(), dashboard_url=f"{BASE_URL}/staff/bookings/ABCD-EFGH",
                             buttons=[{"action": "confirm", "data": "x"}, {"action": "decline", "data": "y"}])
                        for k in ("new_request", "no_show_check", "unknown")],

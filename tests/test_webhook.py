@@ -668,7 +668,65 @@ def test_one_failing_event_is_rolled_back_alone_and_the_answer_is_still_200(rt, 
     assert counts(rt) == NOTHING
     assert otaru_user.says("予約").status_code == 200
     assert counts(rt)["outbox"] == 1 and counts(rt)["processed_events"] == 1
-    assert fake_line.texts_to(sakata_user.user_id) == []
+    [apology] = fake_line.texts_to(sakata_user.user_id)  # queueing fails for this user: sent without the outbox
+    assert apology.startswith(TROUBLE_JA)
+
+
+TROUBLE_JA = "申し訳ありません。システムの不具合"
+
+
+def _break_the_dialog(monkeypatch):
+    from dialogs import engine
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("a bug in a dialog step")
+
+    monkeypatch.setattr(engine, "handle", broken)
+
+
+def test_a_failing_event_is_answered_with_an_apology_in_the_users_language(rt, user_factory, monkeypatch,
+                                                                           fake_line):
+    """A bug rolls the event back; the user is told, through the outbox, and may simply send it again."""
+    japanese, english = user_factory("sakata"), user_factory("sakata")
+    english.says("English")
+    before = counts(rt)
+    _break_the_dialog(monkeypatch)
+    assert japanese.says("予約").status_code == 200
+    assert english.says("予約").status_code == 200
+    assert fake_line.texts_to(japanese.user_id)[-1].startswith(TROUBLE_JA)
+    assert fake_line.texts_to(english.user_id)[-1].startswith("We are sorry")
+    after = counts(rt)
+    assert after["processed_events"] == before["processed_events"], "the failed events stay unclaimed"
+    with rt.db.reading() as s:
+        rows = s.scalars(select(OutboxMessage).where(OutboxMessage.purpose == "trouble")).all()
+        assert [r.status for r in rows] == ["sent", "sent"]
+    monkeypatch.undo()
+    assert english.says("予約").status_code == 200  # sent again, it works
+    assert "We are sorry" not in fake_line.texts_to(english.user_id)[-1]
+
+
+def test_with_the_database_down_the_apology_goes_straight_to_line(rt, sakata_user, monkeypatch, fake_line):
+    from sqlalchemy.exc import OperationalError
+
+    def down(*args, **kwargs):
+        raise OperationalError("SELECT 1", {}, Exception("connection refused"))
+
+    monkeypatch.setattr(rt.db, "transaction", down)
+    assert sakata_user.says("予約").status_code == 200
+    [apology] = fake_line.texts_to(sakata_user.user_id)
+    assert apology.startswith(TROUBLE_JA)
+
+
+def test_a_failing_group_event_gets_no_apology(rt, staff_group_factory, monkeypatch, fake_line):
+    from bot import dispatch
+
+    def broken(self, *args, **kwargs):
+        raise RuntimeError("a bug in a group step")
+
+    monkeypatch.setattr(dispatch.Dispatcher, "_group_event", broken)
+    group = staff_group_factory("sakata")
+    assert group.says("こんにちは").status_code == 200
+    assert fake_line.deliveries() == []
 
 
 # -- logs ---------------------------------------------------------------------------------------
