@@ -152,6 +152,26 @@ def test_multicast_chunks_within_limits_and_resumes_after_a_quota_stop(app, rt, 
     assert len(fake_line.deliveries("multicast")) == 3
 
 
+def test_multicast_speaks_each_followers_language(app, rt, fake_line, tmp_path):
+    _publish(app, tmp_path)
+    now = rt.clock.now()
+    languages = ["ja"] * 501 + ["en"] * 3 + ["easy"] * 2
+    with rt.db.transaction() as s:
+        for i, language in enumerate(languages):
+            s.add(Conversation(office_id="sakata", line_user_id=f"U{i:032x}", state="idle", context={}, step=0,
+                               misses=0, language=language, followed=True, booking_blocked=False,
+                               last_event_ms=0, created_at=now))
+    estimate = _cli(app, "terms", "broadcast", "--office", "sakata", "--mode", "multicast")
+    assert "recipients: 506" in estimate.output and "API calls: 4" in estimate.output  # 500 + 1 ja, en, easy
+    assert _cli(app, "terms", "broadcast", "--office", "sakata", "--mode", "multicast", "--yes").exit_code == 0
+    sent = fake_line.deliveries("multicast")
+    assert sorted(len(d.to) for d in sent) == [1, 2, 3, 500]
+    assert "[Notice]" in fake_line.texts_to(f"U{501:032x}")[-1]            # English
+    assert "お知らせ" in fake_line.texts_to(f"U{0:032x}")[-1]               # Japanese
+    easy = fake_line.texts_to(f"U{504:032x}")[-1]
+    assert easy != fake_line.texts_to(f"U{0:032x}")[-1] and "[Notice]" not in easy
+
+
 def test_a_second_run_while_one_is_going_is_refused(app, rt, fake_line, tmp_path):
     _publish(app, tmp_path)
     _followers(rt, 10)

@@ -43,11 +43,11 @@ def publish_command(office_id: str, version: str, path: str, summary: str) -> No
     click.echo(f"published {office.id} terms {version}; users consent again from {version} before booking")
 
 
-def _notice_messages(rt, office, version: str) -> list[dict]:
+def _notice_messages(rt, office, version: str, language: str = "ja") -> list[dict]:
     with rt.db.reading() as s:
         row = terms.get(s, office.id, version)
     vars = {**rt.template_globals(office, None), "version": version, "summary": row.summary if row else ""}
-    return rt.renderer.messages("ja", "terms_updated", vars)
+    return rt.renderer.messages(language, "terms_updated", vars)
 
 
 @terms_group.command("broadcast")
@@ -110,14 +110,16 @@ def _send(rt, office, version: str, mode: str) -> None:
         if not broadcasts.claim(s, run_id, runner, now):
             click.echo("another run of this broadcast is in progress; try again later", err=True)
             sys.exit(1)
-    messages = _notice_messages(rt, office, version)
     with rt.db.reading() as s:
-        chunks = [(c.id, c.recipients.get("to", []), c.retry_key) for c in broadcasts.pending_chunks(s, run_id)]
+        chunks = [(c.id, c.recipients.get("to", []), c.recipients.get("language", "ja"), c.retry_key)
+                  for c in broadcasts.pending_chunks(s, run_id)]
         done, total = broadcasts.progress(s, run_id)
+    # A multicast chunk speaks its users' language; a broadcast reaches every friend, so it speaks Japanese.
+    notices = {language: _notice_messages(rt, office, version, language) for language in {c[2] for c in chunks}}
     with click.progressbar(length=total, label="sending", file=sys.stderr) as bar:
         bar.update(done)
-        for chunk_id, to, key in chunks:
-            result = _call(rt, office.id, mode, to, messages, key)
+        for chunk_id, to, language, key in chunks:
+            result = _call(rt, office.id, mode, to, notices[language], key)
             now = rt.clock.now()
             if result.delivered:
                 with rt.db.transaction() as s:

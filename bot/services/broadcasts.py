@@ -28,10 +28,22 @@ def followers(session: Session, office_id: str) -> list[str]:
         Conversation.office_id == office_id, Conversation.followed.is_(True)).order_by(Conversation.id)))
 
 
+def multicast_chunks(session: Session, office_id: str) -> list[tuple[str, list[str]]]:
+    """Followers in calls of at most MULTICAST_MAX, one language per call (each in the user's chat
+    language: a multicast carries one text for all its recipients). Japanese first."""
+    groups: dict[str, list[str]] = {}
+    for language, user_id in session.execute(select(Conversation.language, Conversation.line_user_id).where(
+            Conversation.office_id == office_id, Conversation.followed.is_(True)).order_by(Conversation.id)):
+        groups.setdefault(language or "ja", []).append(user_id)
+    return [(language, users[start:start + MULTICAST_MAX])
+            for language, users in sorted(groups.items(), key=lambda item: (item[0] != "ja", item[0]))
+            for start in range(0, len(users), MULTICAST_MAX)]
+
+
 def estimate(session: Session, office_id: str, mode: str) -> Estimate:
     known = len(followers(session, office_id))
     if mode == "multicast":
-        return Estimate(known, -(-known // MULTICAST_MAX), known)
+        return Estimate(known, len(multicast_chunks(session, office_id)), known)
     if mode == "broadcast":
         return Estimate(known, 1, known)
     return Estimate(known, 0, 0)
@@ -50,11 +62,10 @@ def plan(session: Session, office_id: str, version: str, mode: str, now: datetim
     run = TermsBroadcast(office_id=office_id, version=version, mode=mode, status="planned", created_at=now)
     session.add(run)
     session.flush()
-    users = followers(session, office_id)
-    run.recipients = len(users)
+    run.recipients = len(followers(session, office_id))
     if mode == "multicast":
-        for seq, start in enumerate(range(0, len(users), MULTICAST_MAX)):
-            session.add(BroadcastChunk(broadcast_id=run.id, seq=seq, recipients={"to": users[start:start + MULTICAST_MAX]},
+        for seq, (language, to) in enumerate(multicast_chunks(session, office_id)):
+            session.add(BroadcastChunk(broadcast_id=run.id, seq=seq, recipients={"to": to, "language": language},
                                        retry_key=str(uuid.uuid4()), status="pending"))
     elif mode == "broadcast":
         session.add(BroadcastChunk(broadcast_id=run.id, seq=0, recipients={"to": []},
