@@ -168,7 +168,6 @@ def test_postgresql_outbox_claims_skip_rows_another_worker_holds(rt):
     assert any("FROM outbox" in s and "FOR UPDATE OF outbox SKIP LOCKED" in s for s in seen)
 
 
-
 def _drop_app_connections(database_url: str) -> int:
     """What a database restart does to the app: every server process of its connections ends."""
     from sqlalchemy.engine import make_url
@@ -213,6 +212,7 @@ def test_postgresql_an_idle_connection_is_checked_before_use(rt, sakata_user, da
     sakata_user.says("予約")
     assert sakata_user.texts()
     assert "running it again" not in caplog.text  # the ping found the dead connection first
+
 
 # -- migrations ---------------------------------------------------------------------------------
 
