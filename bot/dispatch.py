@@ -157,8 +157,8 @@ class Dispatcher:
         try:
             with self.rt.db.transaction() as session:
                 now = self.rt.clock.now()
-                conv = session.scalar(select(Conversation).where(
-                    Conversation.office_id == office.id, Conversation.line_user_id == user_id))
+                conv = session.scalars(_statements(session.bind.dialect.name).conversation,
+                                       {"office_id": office.id, "user_id": user_id}).one_or_none()
                 language = conv.language if conv is not None else "ja"
                 messages = self.rt.renderer.messages(language, "trouble", self.rt.template_globals(office, conv))
                 rows = outbox.queue_to_user(session, office=office.id, user_id=user_id, messages=messages, now=now,

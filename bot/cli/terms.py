@@ -43,11 +43,12 @@ def publish_command(office_id: str, version: str, path: str, summary: str) -> No
     click.echo(f"published {office.id} terms {version}; users consent again from {version} before booking")
 
 
-def _notice_messages(rt, office, version: str, language: str = "ja") -> list[dict]:
+def _notices(rt, office, version: str, languages) -> dict[str, list[dict]]:
+    """The notice of this version in each of these languages (the summary read once)."""
     with rt.db.reading() as s:
         row = terms.get(s, office.id, version)
     vars = {**rt.template_globals(office, None), "version": version, "summary": row.summary if row else ""}
-    return rt.renderer.messages(language, "terms_updated", vars)
+    return {language: rt.renderer.messages(language, "terms_updated", vars) for language in languages}
 
 
 @terms_group.command("broadcast")
@@ -115,7 +116,7 @@ def _send(rt, office, version: str, mode: str) -> None:
                   for c in broadcasts.pending_chunks(s, run_id)]
         done, total = broadcasts.progress(s, run_id)
     # A multicast chunk speaks its users' language; a broadcast reaches every friend, so it speaks Japanese.
-    notices = {language: _notice_messages(rt, office, version, language) for language in {c[2] for c in chunks}}
+    notices = _notices(rt, office, version, {c[2] for c in chunks})
     with click.progressbar(length=total, label="sending", file=sys.stderr) as bar:
         bar.update(done)
         for chunk_id, to, language, key in chunks:

@@ -41,9 +41,11 @@ def multicast_chunks(session: Session, office_id: str) -> list[tuple[str, list[s
 
 
 def estimate(session: Session, office_id: str, mode: str) -> Estimate:
-    known = len(followers(session, office_id))
     if mode == "multicast":
-        return Estimate(known, len(multicast_chunks(session, office_id)), known)
+        chunks = multicast_chunks(session, office_id)
+        known = sum(len(to) for _, to in chunks)
+        return Estimate(known, len(chunks), known)
+    known = len(followers(session, office_id))
     if mode == "broadcast":
         return Estimate(known, 1, known)
     return Estimate(known, 0, 0)
@@ -62,12 +64,15 @@ def plan(session: Session, office_id: str, version: str, mode: str, now: datetim
     run = TermsBroadcast(office_id=office_id, version=version, mode=mode, status="planned", created_at=now)
     session.add(run)
     session.flush()
-    run.recipients = len(followers(session, office_id))
     if mode == "multicast":
-        for seq, (language, to) in enumerate(multicast_chunks(session, office_id)):
+        chunks = multicast_chunks(session, office_id)
+        run.recipients = sum(len(to) for _, to in chunks)
+        for seq, (language, to) in enumerate(chunks):
             session.add(BroadcastChunk(broadcast_id=run.id, seq=seq, recipients={"to": to, "language": language},
                                        retry_key=str(uuid.uuid4()), status="pending"))
-    elif mode == "broadcast":
+        return run
+    run.recipients = len(followers(session, office_id))
+    if mode == "broadcast":
         session.add(BroadcastChunk(broadcast_id=run.id, seq=0, recipients={"to": []},
                                    retry_key=str(uuid.uuid4()), status="pending"))
     else:
