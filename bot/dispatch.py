@@ -192,9 +192,11 @@ class Dispatcher:
             # A newer event already tells whether the user follows: an older one changes nothing.
             log.info("event=%s kind=%s stale, ignored", inp.event_id, inp.kind)
             return []
+        verdict = None
         if inp.kind not in ratelimit.EXEMPT_KINDS:
             verdict = ratelimit.admit(conv, now, can_answer=bool(getattr(event, "reply_token", None)))
             if not verdict.admitted:  # a flood: acknowledged, answered once per window, the dialog untouched
+                verdict.apply(conv)
                 log.info("event=%s kind=%s rate limited", inp.event_id, inp.kind)
                 return self.queue_effects(session, office, conv, ratelimit.effects(verdict), now,
                                           getattr(event, "reply_token", None), inp.event_id)
@@ -208,6 +210,8 @@ class Dispatcher:
         routed = engine.handle(talk, inp, self.rt.vocabulary(conv.language))
         conv.state, conv.context, conv.misses = talk.state, talk.context, talk.misses
         conv.language = talk.language
+        if verdict is not None:
+            verdict.apply(conv)
         if not stale:
             conv.last_event_ms = timestamp  # set with the rest: one UPDATE of the row per event, at the end
         if inp.kind not in ("unfollow",):

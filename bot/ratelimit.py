@@ -12,7 +12,7 @@ reply; the rest of the window gets nothing, so a flood can never make the bot fl
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from dialogs.effects import Say
@@ -41,20 +41,24 @@ POLICY = Policy()
 class Verdict:
     admitted: bool
     notify: bool = False   # refused, and the first refusal of its window: answer once
+    changes: dict = field(default_factory=dict)  # the flood columns' new values, for the caller to set
+
+    def apply(self, conv) -> None:
+        for column, value in self.changes.items():
+            setattr(conv, column, value)
 
 
 def admit(conv, now: datetime, *, can_answer: bool, policy: Policy | None = None) -> Verdict:
-    """Take one event from the chat's bucket; the conversation row's flood columns are updated in place."""
+    """Take one event from the chat's bucket. The row is not touched: the caller sets `changes` with the rest
+    of the row at the end of the event, so a read during the dialog does not flush the row a second time."""
     policy = policy or POLICY
     tat = conv.flood_tat if conv.flood_tat is not None and conv.flood_tat > now else now
     if tat - now <= policy.tolerance:
-        conv.flood_tat = tat + policy.interval
-        return Verdict(admitted=True)
+        return Verdict(admitted=True, changes={"flood_tat": tat + policy.interval})
     noticed = conv.flood_noticed_at
     if not can_answer or (noticed is not None and now - noticed < policy.notice_every):
         return Verdict(admitted=False)
-    conv.flood_noticed_at = now
-    return Verdict(admitted=False, notify=True)
+    return Verdict(admitted=False, notify=True, changes={"flood_noticed_at": now})
 
 
 def effects(verdict: Verdict) -> list[Say]:

@@ -395,6 +395,27 @@ def test_the_receipt_is_looked_for_only_while_one_may_be_due(rt, client, user_fa
     assert booking_reads() == reads
 
 
+def test_a_step_that_reads_writes_the_conversation_row_once(rt, user_factory, fake_line):
+    """The flood bucket is set with the rest of the row at the end of the event: the dialog's own reads
+    (予約確認 reads the bookings) do not flush the row early, so it is updated once per event."""
+    from sqlalchemy import event
+
+    user = user_factory("sakata")
+    says(fake_line, user, "ヘルプ")  # the row exists: what follows is a known user's event
+    rt.clock.advance(minutes=1)     # a minute later: the row's moments change too
+    seen: list[str] = []
+
+    @event.listens_for(rt.db.engine, "before_cursor_execute")
+    def _record(conn, cursor, statement, parameters, context, executemany):
+        seen.append(" ".join(statement.split()))
+
+    says(fake_line, user, "予約確認")
+    event.remove(rt.db.engine, "before_cursor_execute", _record)
+    assert any(s.startswith("SELECT") and "FROM bookings" in s for s in seen)
+    assert sum(1 for s in seen if s.startswith("UPDATE conversations")) == 1
+    assert conversation(rt, user).flood_tat is not None
+
+
 def test_the_migration_marks_receipts_already_waiting(rt, client, user_factory, fake_line):
     from alembic import command
     from alembic.config import Config as AlembicConfig
