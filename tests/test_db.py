@@ -216,7 +216,8 @@ def test_postgresql_an_idle_connection_is_checked_before_use(rt, sakata_user, da
 
 # -- migrations ---------------------------------------------------------------------------------
 
-def test_upgrade_is_idempotent_and_reaches_every_head(database_url):
+def test_upgrade_is_idempotent_and_reaches_every_head(empty_database_url):
+    database_url = empty_database_url
     from alembic.script import ScriptDirectory
     from alembic.config import Config as AlembicConfig
 
@@ -247,8 +248,9 @@ def test_db_upgrade_command_twice(app):
     assert len(versions) == len(set(versions)) > 0
 
 
-def test_schema_upgrade_is_safe_when_several_processes_start_at_once(tmp_path, database_url):
+def test_schema_upgrade_is_safe_when_several_processes_start_at_once(tmp_path, empty_database_url):
     """Three `flask --app app db upgrade` against a fresh database at the same moment: all succeed."""
+    database_url = empty_database_url
     env = {**os.environ, "APP_ENV": "development", "DATABASE_URL": database_url,
            "INSTANCE_PATH": str(tmp_path / "instance"), "LINE_API_BASE_URL": "http://127.0.0.1:9",
            "LINE_API_DATA_BASE_URL": "http://127.0.0.1:9"}

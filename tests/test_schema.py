@@ -6,8 +6,8 @@ from bot.db import Database, upgrade_schema
 from bot.schema import Base
 
 
-def test_migrations_match_models(database_url):
-    db = Database(database_url)
+def test_migrations_match_models(empty_database_url):
+    db = Database(empty_database_url)
     try:
         upgrade_schema(db)
         upgrade_schema(db)  # a second run (another process starting) finds nothing to do
