@@ -257,6 +257,31 @@ def test_get_is_not_allowed(client):
     assert client.get("/callback/sakata").status_code == 405
 
 
+def test_the_statements_of_an_event_are_compiled_once(rt, sakata_user, fake_line):
+    """SQLAlchemy compiles a statement once and reuses it, unless the statement cannot be cached (the
+    dialects' own `insert()` cannot): compiled anew on every event, such a statement cost more than it
+    took to run. After a first pass, a known user's events compile nothing."""
+    from sqlalchemy import event
+
+    seen: list[tuple[str, object]] = []
+
+    def record(conn, cursor, statement, parameters, context, executemany):
+        if context.compiled is not None:  # a construct, not SQL text we issue ourselves (BEGIN)
+            seen.append((" ".join(statement.split())[:60], context.cache_hit))
+
+    for word in ("ヘルプ", "予約確認"):
+        sakata_user.says(word)  # the first pass compiles and caches
+    event.listen(rt.db.engine, "before_cursor_execute", record)
+    try:
+        for word in ("ヘルプ", "予約確認"):
+            sakata_user.says(word)
+    finally:
+        event.remove(rt.db.engine, "before_cursor_execute", record)
+    dialect = rt.db.engine.dialect
+    assert seen and any(statement.startswith("INSERT INTO processed_events") for statement, _ in seen)
+    assert [statement for statement, hit in seen if hit != dialect.CACHE_HIT] == []
+
+
 # -- the same body again ------------------------------------------------------------------------
 
 def test_same_body_twice_has_one_effect(rt, sakata_user, fake_line):
