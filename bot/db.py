@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Iterator
 
 from sqlalchemy import create_engine, event, exc, text
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 log = logging.getLogger(__name__)
@@ -131,6 +131,12 @@ class Database:
                 yield session
         finally:
             session.close()
+
+    @contextlib.contextmanager
+    def connected(self) -> Iterator[Connection]:
+        """One write transaction on a bare connection, for statements run without a session."""
+        with self.engine.connect() as conn, conn.begin():
+            yield conn
 
     @contextlib.contextmanager
     def reading(self) -> Iterator[Session]:

@@ -20,15 +20,14 @@ from linebot.v3.webhooks import (
     UnfollowEvent,
     VideoMessageContent,
 )
-from sqlalchemy import bindparam, select, text
+from sqlalchemy import bindparam, select
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from bot import outbox, ratelimit
+from bot import event_rows, outbox, ratelimit
 from bot.clock import TOKYO
 from bot.db import describe_error, is_disconnect
-from bot.models import Conversation, OutboxMessage, ProcessedEvent, StaffGroupSighting
+from bot.models import Conversation, OutboxMessage, StaffGroupSighting
 from bot.ports import SessionPorts
 from dialogs import engine
 from dialogs.effects import LeaveGroup, NotifyStaff, Say
@@ -72,23 +71,9 @@ def to_incoming(event) -> Incoming:
     return Incoming(kind="other", **base)
 
 
-def _insert(session: Session):
-    return postgresql.insert if session.bind.dialect.name == "postgresql" else sqlite.insert
-
-
-# The event's claim, as text: SQLAlchemy does not cache the dialects' own `insert()` constructs (needed for
-# ON CONFLICT; they are `inherit_cache = False`), so built with them it was compiled anew on every event,
-# which took twice as long as running it. The same SQL runs on PostgreSQL and SQLite.
-_CLAIM = text(
-    "INSERT INTO processed_events (webhook_event_id, office_id, received_at) "
-    "VALUES (:event_id, :office_id, :now) "
-    "ON CONFLICT (webhook_event_id) DO NOTHING RETURNING webhook_event_id"
-).bindparams(bindparam("now", type_=ProcessedEvent.__table__.c.received_at.type))
-
-
 @functools.cache
 def _conversation_query(dialect: str):
-    """The user's conversation row, locked where the database has row locks; built once per dialect."""
+    """The user's conversation as an ORM object (for an apology), locked where the database has row locks."""
     query = select(Conversation).where(Conversation.office_id == bindparam("office_id"),
                                        Conversation.line_user_id == bindparam("user_id"))
     return query.with_for_update() if dialect == "postgresql" else query
@@ -118,9 +103,9 @@ class Dispatcher:
             return self._handle(office, event, event_id)
 
     def _handle(self, office, event, event_id: str) -> list:
-        with self.rt.db.transaction() as session:
+        with event_rows.transaction(self.rt.db) as tx:
             now = self.rt.clock.now()
-            if not self._claim(session, office.id, event_id, now):
+            if not event_rows.claim(tx.conn, office.id, event_id, now):
                 log.info("event=%s duplicate, skipped", event_id)
                 return []
             if getattr(event, "mode", "active") == "standby":
@@ -129,14 +114,11 @@ class Dispatcher:
             source = getattr(event, "source", None)
             source_type = getattr(source, "type", None)
             if source_type in ("group", "room"):
-                return self._group_event(session, office, event, now)
+                return self._group_event(tx.session, office, event, now)
             user_id = getattr(source, "user_id", None)
             if source_type != "user" or not user_id:
                 return []
-            rows = self._user_event(session, office, event, user_id, now)
-            replies = outbox.reserve_replies(rows, now)  # claimed in this commit: no claim of their own
-            session.flush()
-            return replies
+            return self._user_event(tx, office, event, user_id, now)
 
     def apologise(self, office, event) -> list:
         """An event failed and was rolled back: tell the user (not a group), so nobody waits for an answer
@@ -172,13 +154,15 @@ class Dispatcher:
         return []
 
     # -- users --------------------------------------------------------------------------------
-    def _user_event(self, session: Session, office, event, user_id: str, now: datetime):
+    def _user_event(self, tx: event_rows.EventTransaction, office, event, user_id: str, now: datetime) -> list:
+        """The dialog's step for one user event; returns its replies, reserved for the web process."""
         inp = to_incoming(event)
         if inp.kind == "other":
             # A type this version does not know (LINE adds some): acknowledged, nothing else.
             log.info("event=%s type=%s ignored", inp.event_id, getattr(event, "type", "?"))
             return []
-        conv = self._conversation(session, office.id, user_id, now)
+        conv = event_rows.conversation(tx.conn, office.id, user_id, now)
+        reply_token = getattr(event, "reply_token", None)
         timestamp = int(event.timestamp)
         stale = timestamp < conv.last_event_ms
         if stale and inp.kind in ("follow", "unfollow"):
@@ -186,16 +170,34 @@ class Dispatcher:
             log.info("event=%s kind=%s stale, ignored", inp.event_id, inp.kind)
             return []
         verdict = None
+        effects = None
         if inp.kind not in ratelimit.EXEMPT_KINDS:
-            verdict = ratelimit.admit(conv, now, can_answer=bool(getattr(event, "reply_token", None)))
+            verdict = ratelimit.admit(conv, now, can_answer=bool(reply_token))
             if not verdict.admitted:  # a flood: acknowledged, answered once per window, the dialog untouched
                 verdict.apply(conv)
                 log.info("event=%s kind=%s rate limited", inp.event_id, inp.kind)
-                return self.queue_effects(session, office, conv, ratelimit.effects(verdict), now,
-                                          getattr(event, "reply_token", None), inp.event_id)
+                effects = ratelimit.effects(verdict)
+        if effects is None:
+            effects = self._dialog(tx, office, conv, inp, now, stale)
+            if verdict is not None:
+                verdict.apply(conv)
+            if not stale:
+                conv.last_event_ms = timestamp  # set with the rest: one UPDATE of the row per event, at the end
+            if inp.kind not in ("unfollow",):
+                conv.last_active_at = now
+        rows = self.queue_effects(tx.session, office, conv, effects, now, reply_token, inp.event_id)
+        replies = outbox.reserve_replies(rows, now)  # claimed in this commit: no claim of their own
+        tx.flush()  # what the services queued is written first, as before
+        event_rows.save(tx.conn, conv)
+        event_rows.insert_outbox(tx.conn, rows)
+        return replies
+
+    def _dialog(self, tx: event_rows.EventTransaction, office, conv, inp: Incoming, now: datetime,
+                stale: bool) -> list:
+        """Run the dialog for an admitted event; the conversation takes its new state, the effects are returned."""
         if stale:
             inp = Incoming(**{**inp.__dict__, "stale": True})
-        ports = SessionPorts(session, self.rt, office, conv, now, event_id=inp.event_id)
+        ports = SessionPorts(tx.session, self.rt, office, conv, now, event_id=inp.event_id)
         talk = Talk(state=conv.state, context=dict(conv.context or {}), office=office, ports=ports, now=now,
                     labels=self.rt.button_labels(conv.language), misses=conv.misses,
                     last_active=conv.last_active_at, language=conv.language)
@@ -203,20 +205,14 @@ class Dispatcher:
         routed = engine.handle(talk, inp, self.rt.vocabulary(conv.language))
         conv.state, conv.context, conv.misses = talk.state, talk.context, talk.misses
         conv.language = talk.language
-        if verdict is not None:
-            verdict.apply(conv)
-        if not stale:
-            conv.last_event_ms = timestamp  # set with the rest: one UPDATE of the row per event, at the end
-        if inp.kind not in ("unfollow",):
-            conv.last_active_at = now
         log.info("event=%s kind=%s trigger=%s state=%s->%s", inp.event_id, inp.kind, routed.trigger,
                  before, conv.state)
-        reply_token = getattr(event, "reply_token", None)
-        return self.queue_effects(session, office, conv, talk.effects, now, reply_token, inp.event_id)
+        return talk.effects
 
-    def queue_effects(self, session: Session, office, conv: Conversation, effects, now: datetime,
-                      reply_token: str | None, event_id: str | None):
-        """Render the effects of one event into outbox rows (same transaction)."""
+    def queue_effects(self, session: Session, office, conv, effects, now: datetime,
+                      reply_token: str | None, event_id: str | None) -> list[OutboxMessage]:
+        """Render the effects of one event; staff notices and group calls are queued in the session, the rows
+        to the user are returned for the caller to write (same transaction)."""
         messages: list[dict] = []
         for effect in effects:
             if isinstance(effect, Say):
@@ -228,17 +224,16 @@ class Dispatcher:
                 outbox.add(session, office=office.id, kind="leave_group", recipient=effect.group_id, now=now)
         if conv.pending_notice and reply_token and messages and len(messages) < outbox.MAX_REPLY_MESSAGES:
             messages.extend(self._terms_notice(session, office, conv))
-        return outbox.queue_to_user(session, office=office.id, user_id=conv.line_user_id, messages=messages,
-                                    now=now, reply_token=reply_token, event_id=event_id,
-                                    may_push=conv.followed)
+        return outbox.to_user(office=office.id, user_id=conv.line_user_id, messages=messages, now=now,
+                              reply_token=reply_token, event_id=event_id, may_push=conv.followed)
 
-    def _terms_notice(self, session: Session, office, conv: Conversation) -> list[dict]:
+    def _terms_notice(self, session: Session, office, conv) -> list[dict]:
         """A terms notice sent `next-message` style: inside this (free) reply, once."""
         from bot.services import terms
 
         version, conv.pending_notice = conv.pending_notice, None
-        row = terms.get(session, office.id, version)
-        vars = {**self.rt.template_globals(office, conv), "version": version, "summary": row.summary if row else ""}
+        vars = {**self.rt.template_globals(office, conv), "version": version,
+                "summary": terms.summary(session, office.id, version) or ""}
         return self.rt.renderer.messages(conv.language, "terms_updated", vars)
 
     # -- groups -------------------------------------------------------------------------------
@@ -289,25 +284,3 @@ class Dispatcher:
             OutboxMessage.status.in_(("pending", "sending", "held"))).limit(1))
         if queued is None:
             outbox.add(session, office=office_id, kind=kind, recipient=group_id, now=now, purpose="leave")
-
-    # -- rows ---------------------------------------------------------------------------------
-    @staticmethod
-    def _claim(session: Session, office_id: str, event_id: str, now: datetime) -> bool:
-        """Record the event as processed; False when it was already (LINE redelivered it)."""
-        params = {"event_id": event_id, "office_id": office_id, "now": now}
-        return session.connection().execute(_CLAIM, params).scalar() is not None
-
-    @staticmethod
-    def _conversation(session: Session, office_id: str, user_id: str, now: datetime) -> Conversation:
-        """The user's row, locked; created first for a new user (a known user costs one statement)."""
-        query = _conversation_query(session.bind.dialect.name)
-        params = {"office_id": office_id, "user_id": user_id}
-        conv = session.scalars(query, params).one_or_none()
-        if conv is not None:
-            return conv
-        stmt = _insert(session)(Conversation).values(
-            office_id=office_id, line_user_id=user_id, state="idle", context={}, step=0, misses=0,
-            language="ja", followed=True, booking_blocked=False, last_event_ms=0, created_at=now,
-        ).on_conflict_do_nothing(index_elements=["office_id", "line_user_id"])
-        session.execute(stmt)  # two first events racing: one inserts, the other waits for it here
-        return session.scalars(query, params).one()

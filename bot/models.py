@@ -1,7 +1,7 @@
 """The database schema, as SQLAlchemy 2 typed models."""
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timezone
 
 from sqlalchemy import (
     JSON,
@@ -20,6 +20,8 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 
+from bot.clock import TOKYO
+
 
 class UTCDateTime(TypeDecorator):
     """Timezone-aware datetimes on every backend (SQLite keeps no offset: store UTC)."""
@@ -32,8 +34,6 @@ class UTCDateTime(TypeDecorator):
             return None
         if value.tzinfo is None:
             raise ValueError("naive datetime given to the database")
-        from datetime import timezone
-
         value = value.astimezone(timezone.utc)
         if dialect.name == "sqlite":
             return value.replace(tzinfo=None)
@@ -42,10 +42,6 @@ class UTCDateTime(TypeDecorator):
     def process_result_value(self, value, dialect):
         if value is None:
             return None
-        from datetime import timezone
-
-        from bot.clock import TOKYO
-
         if value.tzinfo is None:
             value = value.replace(tzinfo=timezone.utc)
         return value.astimezone(TOKYO)

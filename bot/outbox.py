@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session, aliased
 from bot import line_client as lc
 from bot.db import Database
 from bot.models import OutboxMessage
+from bot.rawsql import Statement
 
 log = logging.getLogger(__name__)
 
@@ -31,9 +32,10 @@ RECORD_BATCH = 50   # the worker records this many outcomes per commit
 FINISHED = ("sent", "skipped", "failed", "unknown")  # nothing more will happen to these rows
 
 
-_MARK_REPLY_SENT = (update(OutboxMessage)
-                    .where(OutboxMessage.id == bindparam("row_id"), OutboxMessage.status == "sending")
-                    .values(status="sent", sent_at=bindparam("now"), last_error=None))
+_MARK_REPLY_SENT = Statement(
+    update(OutboxMessage.__table__)
+    .where(OutboxMessage.__table__.c.id == bindparam("row_id"), OutboxMessage.__table__.c.status == "sending")
+    .values(status="sent", sent_at=bindparam("now", type_=OutboxMessage.__table__.c.sent_at.type), last_error=None))
 
 
 def backoff(attempts: int) -> timedelta:
@@ -42,41 +44,52 @@ def backoff(attempts: int) -> timedelta:
 
 # -- writing ------------------------------------------------------------------------------------
 
-def add(session: Session, *, office: str, kind: str, messages: list[dict] | None = None, now: datetime,
-        recipient: str | None = None, reply_token: str | None = None, to: list[str] | None = None,
-        due_at: datetime | None = None, purpose: str = "chat", event_id: str | None = None,
-        retry_key: str | None = None) -> OutboxMessage:
-    """Queue one LINE call in the caller's transaction."""
+def new_row(*, office: str, kind: str, messages: list[dict] | None = None, now: datetime,
+            recipient: str | None = None, reply_token: str | None = None, to: list[str] | None = None,
+            due_at: datetime | None = None, purpose: str = "chat", event_id: str | None = None,
+            retry_key: str | None = None) -> OutboxMessage:
+    """One LINE call as a row, not yet in any session (the caller writes it in its transaction)."""
     payload: dict = {"messages": messages or []}
     if to is not None:
         payload["to"] = to
-    row = OutboxMessage(
+    return OutboxMessage(
         office_id=office, kind=kind, recipient=recipient, reply_token=reply_token,
         reply_deadline=now + REPLY_TOKEN_LIFETIME if reply_token else None,
         payload=payload, retry_key=retry_key or str(uuid.uuid4()), status="pending",
         due_at=due_at or now, next_attempt_at=due_at or now, created_at=now, purpose=purpose,
         source_event_id=event_id,
     )
+
+
+def add(session: Session, **fields) -> OutboxMessage:
+    """Queue one LINE call in the caller's transaction (the fields of `new_row`)."""
+    row = new_row(**fields)
     session.add(row)
     return row
 
 
-def queue_to_user(session: Session, *, office: str, user_id: str, messages: list[dict], now: datetime,
-                  reply_token: str | None, event_id: str | None = None, purpose: str = "chat",
-                  may_push: bool = True) -> list[OutboxMessage]:
-    """A reply when there is a token (the first five messages), pushes for the rest."""
+def to_user(*, office: str, user_id: str, messages: list[dict], now: datetime, reply_token: str | None,
+            event_id: str | None = None, purpose: str = "chat", may_push: bool = True) -> list[OutboxMessage]:
+    """A reply when there is a token (the first five messages), pushes for the rest; rows not yet written."""
     rows: list[OutboxMessage] = []
     if not messages:
         return rows
     if reply_token:
-        rows.append(add(session, office=office, kind="reply", recipient=user_id, reply_token=reply_token,
-                        messages=messages[:MAX_REPLY_MESSAGES], now=now, event_id=event_id, purpose=purpose))
+        rows.append(new_row(office=office, kind="reply", recipient=user_id, reply_token=reply_token,
+                            messages=messages[:MAX_REPLY_MESSAGES], now=now, event_id=event_id, purpose=purpose))
         messages = messages[MAX_REPLY_MESSAGES:]
     if messages and may_push:
         for i in range(0, len(messages), MAX_REPLY_MESSAGES):
-            rows.append(add(session, office=office, kind="push", recipient=user_id,
-                            messages=messages[i:i + MAX_REPLY_MESSAGES], now=now, event_id=event_id,
-                            purpose=purpose))
+            rows.append(new_row(office=office, kind="push", recipient=user_id,
+                                messages=messages[i:i + MAX_REPLY_MESSAGES], now=now, event_id=event_id,
+                                purpose=purpose))
+    return rows
+
+
+def queue_to_user(session: Session, **fields) -> list[OutboxMessage]:
+    """`to_user`'s rows, queued in the caller's transaction."""
+    rows = to_user(**fields)
+    session.add_all(rows)
     return rows
 
 
@@ -258,14 +271,13 @@ class Sender:
         self._record(row.id, lambda r, now, s: self._apply(r, result, now, s))
 
     def _mark_reply_sent(self, row_id: int) -> None:
-        """The common case in one statement (what `_apply` does for a delivered reply, without loading it):
-        built once, run on a bare connection (no ORM session), as it runs once per event. On PostgreSQL
-        the statement is its own transaction (autocommit): one round trip instead of BEGIN, UPDATE, COMMIT,
-        and as durable (the commit still waits for the WAL)."""
-        options = {} if self.db.sqlite else {"isolation_level": "AUTOCOMMIT"}
+        """The common case in one statement (what `_apply` does for a delivered reply, without loading it),
+        run on the driver's cursor (`bot.rawsql`), as it runs once per event. The statement is its own
+        transaction (autocommit): one round trip instead of BEGIN, UPDATE, COMMIT, and as durable (the commit
+        still waits for the WAL)."""
+        options = {} if self.db.sqlite else {"isolation_level": "AUTOCOMMIT"}  # SQLite's driver: as it is
         with self.db.engine.connect().execution_options(**options) as conn:
-            done = conn.execute(_MARK_REPLY_SENT, {"row_id": row_id, "now": self.clock.now()}).rowcount
-            conn.commit()
+            done = _MARK_REPLY_SENT.rowcount(conn, {"row_id": row_id, "now": self.clock.now()})
         if done:
             self.stats["sent"] += 1
 

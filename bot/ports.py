@@ -24,8 +24,8 @@ class SessionPorts:
 
     # -- terms --------------------------------------------------------------------------------
     def _current_terms(self):
-        version = terms.current(self.s, self.office.id, self.now.date())
-        return version.version if version else self.office.current_terms.version
+        version = terms.current_version(self.s, self.office.id, self.now.date())
+        return version or self.office.current_terms.version
 
     def terms_version(self) -> str:
         if not hasattr(self, "_terms_version"):
@@ -43,8 +43,7 @@ class SessionPorts:
         return consent.version if consent else None
 
     def terms_summary(self, version: str) -> str | None:
-        row = terms.get(self.s, self.office.id, version)
-        return row.summary if row else None
+        return terms.summary(self.s, self.office.id, version)
 
     def record_consent(self, version: str, method: str) -> None:
         terms.record_consent(self.s, self.conv, version, now=self.now, event_id=self.event_id,

@@ -1,6 +1,7 @@
 """Turn an incoming event into a trigger of the dialog machine (a whitelist; nothing else passes)."""
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from dataclasses import dataclass, field
@@ -79,6 +80,7 @@ class Routed:
     extra: Mapping[str, str] = field(default_factory=dict)
 
 
+@functools.lru_cache(maxsize=4096)  # the same few buttons are built on every event (20 µs each to encode)
 def postback(action: str, at: str, office: str, value: str | None = None, **extra: str) -> str:
     """Build postback data for a button offered at position `at` (e.g. 'awaiting_eligibility:2')."""
     fields = {"a": action, "at": at, "o": office}

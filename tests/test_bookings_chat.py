@@ -13,6 +13,7 @@ from bot.clock import TOKYO
 from bot.models import Booking, Conversation, SlotClaim, SlotHold, StaffNotice
 from bot.services import lifecycle
 from bot.worker import Worker
+from tests.sqlwatch import watch
 from tests.formflow import (
     Page,
     complete_form,
@@ -369,48 +370,34 @@ def test_a_proposal_is_answered_from_the_list(rt, client, user_factory, fake_lin
 # -- the receipt: looked for only while one may be due ----------------------------------------------------
 
 def test_the_receipt_is_looked_for_only_while_one_may_be_due(rt, client, user_factory, fake_line):
-    from sqlalchemy import event
+    with watch(rt.db.engine) as seen:
+        def booking_reads() -> int:
+            return sum(1 for s in seen if s.startswith("SELECT") and "FROM bookings" in s)
 
-    seen: list[str] = []
-
-    @event.listens_for(rt.db.engine, "before_cursor_execute")
-    def _record(conn, cursor, statement, parameters, context, executemany):
-        seen.append(" ".join(statement.split()))
-
-    def booking_reads() -> int:
-        return sum(1 for s in seen if s.startswith("SELECT") and "FROM bookings" in s)
-
-    other = user_factory("sakata")
-    says(fake_line, other, "ヘルプ")
-    assert booking_reads() == 0 and not conversation(rt, other).receipt_due
-    user = user_factory("sakata")
-    request_for(rt, client, user)
-    assert conversation(rt, user).receipt_due
-    seen.clear()
-    assert "受付番号" in says(fake_line, user, "ヘルプ")   # the receipt, shown once
-    says(fake_line, user, "ヘルプ")                         # looks once more, finds none, stops looking
-    assert not conversation(rt, user).receipt_due
-    reads = booking_reads()
-    says(fake_line, user, "ヘルプ")
-    assert booking_reads() == reads
+        other = user_factory("sakata")
+        says(fake_line, other, "ヘルプ")
+        assert booking_reads() == 0 and not conversation(rt, other).receipt_due
+        user = user_factory("sakata")
+        request_for(rt, client, user)
+        assert conversation(rt, user).receipt_due
+        seen.clear()
+        assert "受付番号" in says(fake_line, user, "ヘルプ")   # the receipt, shown once
+        says(fake_line, user, "ヘルプ")                         # looks once more, finds none, stops looking
+        assert not conversation(rt, user).receipt_due
+        reads = booking_reads()
+        says(fake_line, user, "ヘルプ")
+        assert booking_reads() == reads
 
 
 def test_a_step_that_reads_writes_the_conversation_row_once(rt, user_factory, fake_line):
     """The flood bucket is set with the rest of the row at the end of the event: the dialog's own reads
     (予約確認 reads the bookings) do not flush the row early, so it is updated once per event."""
-    from sqlalchemy import event
 
     user = user_factory("sakata")
     says(fake_line, user, "ヘルプ")  # the row exists: what follows is a known user's event
     rt.clock.advance(minutes=1)     # a minute later: the row's moments change too
-    seen: list[str] = []
-
-    @event.listens_for(rt.db.engine, "before_cursor_execute")
-    def _record(conn, cursor, statement, parameters, context, executemany):
-        seen.append(" ".join(statement.split()))
-
-    says(fake_line, user, "予約確認")
-    event.remove(rt.db.engine, "before_cursor_execute", _record)
+    with watch(rt.db.engine) as seen:
+        says(fake_line, user, "予約確認")
     assert any(s.startswith("SELECT") and "FROM bookings" in s for s in seen)
     assert sum(1 for s in seen if s.startswith("UPDATE conversations")) == 1
     assert conversation(rt, user).flood_tat is not None

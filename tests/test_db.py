@@ -12,16 +12,9 @@ from sqlalchemy import create_engine, event, func, inspect, select, text
 
 from bot.db import Database, upgrade_schema
 from bot.models import AppSetting, TermsVersion
+from tests.sqlwatch import watch
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def statements(engine, sink: list[str]):
-    @event.listens_for(engine, "before_cursor_execute")
-    def _record(conn, cursor, statement, parameters, context, executemany):
-        sink.append(" ".join(statement.split()))
-
-    return _record
 
 
 # -- SQLite -------------------------------------------------------------------------------------
@@ -43,15 +36,14 @@ def test_sqlite_uses_wal_a_busy_timeout_full_sync_and_foreign_keys(sqlite_db):
 
 
 def test_sqlite_write_transactions_take_the_lock_up_front_and_reads_do_not(sqlite_db):
-    seen: list[str] = []
-    statements(sqlite_db.engine, seen)
-    with sqlite_db.transaction() as s:
-        s.add(AppSetting(key="k", value="v"))
-    assert seen[0] == "BEGIN IMMEDIATE"
-    seen.clear()
-    with sqlite_db.reading() as s:
-        assert s.scalar(select(AppSetting.value)) == "v"
-    assert seen[0] == "BEGIN"
+    with watch(sqlite_db.engine) as seen:
+        with sqlite_db.transaction() as s:
+            s.add(AppSetting(key="k", value="v"))
+        assert seen[0] == "BEGIN IMMEDIATE"
+        seen.clear()
+        with sqlite_db.reading() as s:
+            assert s.scalar(select(AppSetting.value)) == "v"
+        assert seen[0] == "BEGIN"
 
 
 def test_a_failed_transaction_leaves_nothing(sqlite_db):
@@ -153,18 +145,16 @@ def test_deferred_sqlite_transactions_would_fail_here(tmp_path):
 def test_postgresql_locks_the_conversation_row(rt, sakata_user):
     if rt.db.sqlite:
         pytest.skip("PostgreSQL only (SQLite serialises writers with BEGIN IMMEDIATE)")
-    seen: list[str] = []
-    statements(rt.db.engine, seen)
-    sakata_user.says("予約")
+    with watch(rt.db.engine) as seen:
+        sakata_user.says("予約")
     assert any(s.startswith("SELECT") and "FROM conversations" in s and s.endswith("FOR UPDATE") for s in seen)
 
 
 def test_postgresql_outbox_claims_skip_rows_another_worker_holds(rt):
     if rt.db.sqlite:
         pytest.skip("PostgreSQL only")
-    seen: list[str] = []
-    statements(rt.db.engine, seen)
-    rt.sender().send_due()
+    with watch(rt.db.engine) as seen:
+        rt.sender().send_due()
     assert any("FROM outbox" in s and "FOR UPDATE OF outbox SKIP LOCKED" in s for s in seen)
 
 

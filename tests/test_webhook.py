@@ -19,6 +19,7 @@ from bot.config import DEFAULT_OFFICES_DIR
 from bot.models import Conversation, OutboxMessage, ProcessedEvent, StaffGroupSighting
 from bot.worker import Worker
 from tests.lineuser import LineUser, StaffGroup, as_redelivery, sign
+from tests.sqlwatch import watch
 
 MIB = 1024 * 1024
 
@@ -257,28 +258,40 @@ def test_get_is_not_allowed(client):
     assert client.get("/callback/sakata").status_code == 405
 
 
-def test_the_statements_of_an_event_are_compiled_once(rt, sakata_user, fake_line):
-    """SQLAlchemy compiles a statement once and reuses it, unless the statement cannot be cached (the
-    dialects' own `insert()` cannot): compiled anew on every event, such a statement cost more than it
-    took to run. After a first pass, a known user's events compile nothing."""
+def test_the_statements_of_an_event_are_compiled_once(rt, sakata_user, fake_line, monkeypatch):
+    """Compiling a statement cost more than running it. The event's own statements (`bot.rawsql`) are
+    compiled once per dialect, and what runs through SQLAlchemy comes from its cache (the dialects' own
+    `insert()` would not). After a first pass, a known user's events compile nothing."""
     from sqlalchemy import event
+    from sqlalchemy.sql.elements import CompilerElement
 
     seen: list[tuple[str, object]] = []
+    compiled: list[str] = []
 
     def record(conn, cursor, statement, parameters, context, executemany):
         if context.compiled is not None:  # a construct, not SQL text we issue ourselves (BEGIN)
             seen.append((" ".join(statement.split())[:60], context.cache_hit))
 
+    original = CompilerElement.compile
+
+    def counting(self, *args, **kwargs):
+        compiled.append(str(self)[:60])
+        return original(self, *args, **kwargs)
+
     for word in ("ヘルプ", "予約確認"):
         sakata_user.says(word)  # the first pass compiles and caches
+    monkeypatch.setattr(CompilerElement, "compile", counting)
     event.listen(rt.db.engine, "before_cursor_execute", record)
     try:
-        for word in ("ヘルプ", "予約確認"):
-            sakata_user.says(word)
+        with watch(rt.db.engine) as driver:
+            for word in ("ヘルプ", "予約確認"):
+                sakata_user.says(word)
     finally:
         event.remove(rt.db.engine, "before_cursor_execute", record)
     dialect = rt.db.engine.dialect
-    assert seen and any(statement.startswith("INSERT INTO processed_events") for statement, _ in seen)
+    assert any(statement.startswith("INSERT INTO processed_events") for statement in driver)
+    assert any(statement.startswith("SELECT bookings") for statement, _ in seen)  # 予約確認, through the ORM
+    assert compiled == []
     assert [statement for statement, hit in seen if hit != dialect.CACHE_HIT] == []
 
 
@@ -678,15 +691,21 @@ def test_one_failing_event_is_rolled_back_alone_and_the_answer_is_still_200(rt, 
     """Everything an event writes (dedupe mark, state, outbox) commits together or not at all."""
     from bot import dispatch
 
-    real = dispatch.outbox.queue_to_user
+    real_insert, real_queue = dispatch.event_rows.insert_outbox, dispatch.outbox.queue_to_user
 
-    def queue_then_fail(session, **kwargs):
-        rows = real(session, **kwargs)
+    def insert_then_fail(conn, rows):  # the event's reply
+        real_insert(conn, rows)
+        if any(row.recipient == sakata_user.user_id for row in rows):
+            raise RuntimeError("boom after queueing")
+
+    def queue_then_fail(session, **kwargs):  # the apology
+        rows = real_queue(session, **kwargs)
         session.flush()
         if kwargs["user_id"] == sakata_user.user_id:
             raise RuntimeError("boom after queueing")
         return rows
 
+    monkeypatch.setattr(dispatch.event_rows, "insert_outbox", insert_then_fail)
     monkeypatch.setattr(dispatch.outbox, "queue_to_user", queue_then_fail)
     failing = sakata_user.text_event("予約")
     assert sakata_user.post(sakata_user.body(failing)).status_code == 200
@@ -737,6 +756,7 @@ def test_with_the_database_down_the_apology_goes_straight_to_line(rt, sakata_use
         raise OperationalError("SELECT 1", {}, Exception("connection refused"))
 
     monkeypatch.setattr(rt.db, "transaction", down)
+    monkeypatch.setattr(rt.db, "connected", down)
     assert sakata_user.says("予約").status_code == 200
     [apology] = fake_line.texts_to(sakata_user.user_id)
     assert apology.startswith(TROUBLE_JA)
@@ -789,9 +809,40 @@ def test_a_database_error_logs_no_values(rt, sakata_user, monkeypatch, caplog):
         session.execute(text("INSERT INTO app_settings (key, value) VALUES (:k, :v)"), {"k": None, "v": secret_words})
         return []
 
-    monkeypatch.setattr(dispatch.outbox, "queue_to_user", failing_insert)
+    monkeypatch.setattr(dispatch.outbox, "queue_to_user", failing_insert)  # the apology fails the same way
+    monkeypatch.setattr(dispatch.event_rows, "insert_outbox", lambda conn, rows: failing_insert(conn))
     caplog.set_level(logging.DEBUG)
     assert sakata_user.says("予約").status_code == 200
     assert "IntegrityError" in caplog.text
     assert secret_words not in caplog.text
     assert counts(rt) == NOTHING
+
+
+def test_a_database_error_on_the_events_own_rows_logs_no_values(rt, sakata_user, monkeypatch, caplog):
+    """The same for the statements run on the driver's cursor (`bot.rawsql`): SQLAlchemy's error, no values."""
+    from sqlalchemy import text
+    from sqlalchemy.exc import IntegrityError
+
+    from bot import dispatch, rawsql
+
+    secret_words = "ヤマダハナコ98765-432109"
+    failing = rawsql.Statement(text("INSERT INTO app_settings (key, value) VALUES (:k, :v)"))
+    raised: list[BaseException] = []
+
+    def failing_insert(conn, rows):
+        try:
+            failing.rowcount(conn, {"k": None, "v": secret_words})
+        except Exception as error:
+            raised.append(error)
+            raise
+
+    monkeypatch.setattr(dispatch.event_rows, "insert_outbox", failing_insert)
+    caplog.set_level(logging.DEBUG)
+    assert sakata_user.says("予約").status_code == 200
+    [error] = raised
+    assert isinstance(error, IntegrityError) and not error.connection_invalidated
+    assert error.params is None and secret_words not in caplog.text
+    assert "IntegrityError" in caplog.text
+    assert counts(rt)["processed_events"] == 0 and counts(rt)["conversations"] == 0
+    [apology] = [r for r in outbox_rows(rt) if r.purpose == "trouble"]  # queued and sent as any reply
+    assert apology.status == "sent"

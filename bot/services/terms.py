@@ -22,6 +22,22 @@ def current(session: Session, office_id: str, today: date) -> TermsVersion | Non
     )
 
 
+def current_version(session: Session, office_id: str, today: date) -> str | None:
+    """`current`'s version string alone (the dialog asks on each consent step; the body is not needed)."""
+    return session.scalar(
+        select(TermsVersion.version)
+        .where(TermsVersion.office_id == office_id, TermsVersion.version <= today.isoformat())
+        .order_by(TermsVersion.version.desc())
+        .limit(1)
+    )
+
+
+def summary(session: Session, office_id: str, version: str) -> str | None:
+    """A version's summary alone (None for an unknown version or one without a summary)."""
+    return session.scalar(select(TermsVersion.summary).where(
+        TermsVersion.office_id == office_id, TermsVersion.version == version))
+
+
 def get(session: Session, office_id: str, version: str) -> TermsVersion | None:
     return session.scalar(select(TermsVersion).where(
         TermsVersion.office_id == office_id, TermsVersion.version == version))

@@ -1,0 +1,104 @@
+"""The event's own rows on the driver's cursor (bot.event_rows, bot.rawsql): stored and read as the ORM does."""
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select, text
+from sqlalchemy.exc import DBAPIError, IntegrityError
+
+from bot import event_rows, outbox, rawsql
+from bot.clock import TOKYO
+from bot.db import describe_error
+from bot.models import Conversation, OutboxMessage
+from tests.sqlwatch import watch
+
+USER = "U" + "1" * 32
+
+
+def _orm_conversation(rt) -> Conversation:
+    with rt.db.reading() as s:
+        conv = s.scalar(select(Conversation).where(Conversation.line_user_id == USER))
+        s.expunge(conv)
+        return conv
+
+
+def test_a_new_users_row_is_created_once_and_read_as_the_orm_reads_it(rt):
+    now = rt.clock.now()
+    with event_rows.transaction(rt.db) as tx:
+        first = event_rows.conversation(tx.conn, "sakata", USER, now)
+    with event_rows.transaction(rt.db) as tx:
+        again = event_rows.conversation(tx.conn, "sakata", USER, now + timedelta(seconds=1))
+    assert first.id == again.id
+    orm = _orm_conversation(rt)
+    for name in event_rows.CONVERSATION_COLUMNS:
+        assert getattr(again, name) == getattr(orm, name), name
+        assert type(getattr(again, name)) is type(getattr(orm, name)), name
+    assert again.created_at.tzinfo is not None and again.created_at.utcoffset() == timedelta(hours=9)
+    assert (again.state, again.context, again.followed, again.receipt_due) == ("idle", {}, True, False)
+
+
+def test_save_writes_the_changed_columns_in_one_update_and_nothing_when_none_changed(rt):
+    now = rt.clock.now()
+    with event_rows.transaction(rt.db) as tx:
+        event_rows.conversation(tx.conn, "sakata", USER, now)
+    with watch(rt.db.engine) as seen:
+        with event_rows.transaction(rt.db) as tx:
+            conv = event_rows.conversation(tx.conn, "sakata", USER, now)
+            conv.state, conv.context, conv.followed = "awaiting_consent", {"i": 2, "answers": {"a": "はい"}}, False
+            conv.flood_tat = now + timedelta(seconds=3)
+            event_rows.save(tx.conn, conv)
+            event_rows.save(tx.conn, conv)  # nothing changed since: no statement
+    updates = [s for s in seen if s.startswith("UPDATE conversations")]
+    assert len(updates) == 1
+    assert "context" in updates[0] and "line_user_id" not in updates[0] and "misses" not in updates[0]
+    orm = _orm_conversation(rt)
+    assert (orm.state, orm.context, orm.followed) == ("awaiting_consent", {"i": 2, "answers": {"a": "はい"}}, False)
+    assert orm.flood_tat == (now + timedelta(seconds=3)).astimezone(TOKYO)
+
+
+def test_outbox_rows_get_their_ids_and_the_columns_defaults(rt):
+    now = rt.clock.now()
+    messages = [{"type": "text", "text": f"お知らせ {i}"} for i in range(7)]
+    rows = outbox.to_user(office="sakata", user_id=USER, messages=messages, now=now, reply_token="tok",
+                          event_id="ev1")
+    replies = outbox.reserve_replies(rows, now)
+    with event_rows.transaction(rt.db) as tx:
+        event_rows.insert_outbox(tx.conn, rows)
+    assert [r.kind for r in rows] == ["reply", "push"] and all(r.id for r in rows)
+    assert replies == rows[:1]
+    with rt.db.reading() as s:
+        stored = s.scalars(select(OutboxMessage).order_by(OutboxMessage.id)).all()
+    assert [r.id for r in stored] == [r.id for r in rows]
+    reply, push = stored
+    assert (reply.status, reply.attempts, reply.source_event_id) == ("sending", 1, "ev1")
+    assert reply.payload == {"messages": messages[:5]} and reply.reply_deadline == rows[0].reply_deadline
+    assert (push.status, push.attempts, push.purpose, push.last_error) == ("pending", 0, "chat", None)
+    assert rows[1].attempts == 0  # the row as written
+
+
+def test_a_failing_statement_raises_sqlalchemys_error_and_logs_no_values(rt):
+    """As for SQLAlchemy's own statements: the bound values are not attached, and what is logged
+    (`describe_error`) names the error without its message (PostgreSQL's DETAIL quotes the row)."""
+    statement = rawsql.Statement(text("INSERT INTO app_settings (key, value) VALUES (:k, :v)"))
+    with pytest.raises(IntegrityError) as raised:
+        with rt.db.connected() as conn:
+            statement.rowcount(conn, {"k": None, "v": "ヤマダハナコ"})
+    assert raised.value.params is None and not raised.value.connection_invalidated
+    assert "ヤマダハナコ" not in describe_error(raised.value) and "IntegrityError" in describe_error(raised.value)
+
+
+def test_a_dropped_connection_is_reported_as_such_and_the_pool_starts_afresh(rt, database_url):
+    if rt.db.sqlite:
+        pytest.skip("PostgreSQL only (a server process to end)")
+    from tests.test_db import _drop_app_connections
+
+    with rt.db.connected() as conn:
+        conn.execute(text("SELECT 1"))
+    with pytest.raises(DBAPIError) as raised:
+        with rt.db.connected() as conn:
+            assert _drop_app_connections(database_url) >= 1
+            event_rows.claim(conn, "sakata", "ev-dropped", rt.clock.now())
+    assert raised.value.connection_invalidated
+    with rt.db.connected() as conn:  # a new connection: the event's second run works
+        assert event_rows.claim(conn, "sakata", "ev-dropped", rt.clock.now())
