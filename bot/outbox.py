@@ -275,7 +275,8 @@ class Sender:
         run on the driver's cursor (`bot.rawsql`), as it runs once per event. The statement is its own
         transaction (autocommit): one round trip instead of BEGIN, UPDATE, COMMIT, and as durable (the commit
         still waits for the WAL)."""
-        options = {} if self.db.sqlite else {"isolation_level": "AUTOCOMMIT"}  # SQLite's driver: as it is
+        # SQLite's connections run a statement outside BEGIN as its own transaction already (bot/db.py).
+        options = {} if self.db.sqlite else {"isolation_level": "AUTOCOMMIT"}
         with self.db.engine.connect().execution_options(**options) as conn:
             done = _MARK_REPLY_SENT.rowcount(conn, {"row_id": row_id, "now": self.clock.now()})
         if done:

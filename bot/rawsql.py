@@ -70,7 +70,7 @@ def _arguments(compiled: _Compiled, params: dict[str, Any]) -> Sequence | dict:
 
 def _run(conn: Connection, compiled: _Compiled, params: dict[str, Any], fetch: bool) -> tuple[list, int]:
     arguments = _arguments(compiled, params)
-    proxied = conn.connection  # begins nothing by itself: the caller's transaction is already open
+    proxied = conn.connection  # begins nothing: runs in the caller's transaction (or autocommit, as the caller set)
     dbapi = conn.dialect.loaded_dbapi
     try:
         cursor = proxied.cursor()

@@ -13,7 +13,6 @@ from bot.clock import TOKYO
 from bot.models import Booking, Conversation, SlotClaim, SlotHold, StaffNotice
 from bot.services import lifecycle
 from bot.worker import Worker
-from tests.sqlwatch import watch
 from tests.formflow import (
     Page,
     complete_form,
@@ -23,6 +22,7 @@ from tests.formflow import (
     valid_answers,
     walk_to_slots,
 )
+from tests.sqlwatch import watch
 
 PHONE_NUMBER = re.compile(r"\d{2,4}-\d{2,4}-\d{4}")
 
