@@ -12,24 +12,22 @@ from bot.models import Consent, Conversation, TermsVersion
 TERMS_DIR = Path(__file__).resolve().parent.parent.parent / "templates" / "terms"
 
 
+def _in_force(what, office_id: str, today: date):
+    """The newest version whose effective date has come: `what` of it (the row, or one column)."""
+    return (select(what)
+            .where(TermsVersion.office_id == office_id, TermsVersion.version <= today.isoformat())
+            .order_by(TermsVersion.version.desc())
+            .limit(1))
+
+
 def current(session: Session, office_id: str, today: date) -> TermsVersion | None:
     """The newest version whose effective date has come."""
-    return session.scalar(
-        select(TermsVersion)
-        .where(TermsVersion.office_id == office_id, TermsVersion.version <= today.isoformat())
-        .order_by(TermsVersion.version.desc())
-        .limit(1)
-    )
+    return session.scalar(_in_force(TermsVersion, office_id, today))
 
 
 def current_version(session: Session, office_id: str, today: date) -> str | None:
     """`current`'s version string alone (the dialog asks on each consent step; the body is not needed)."""
-    return session.scalar(
-        select(TermsVersion.version)
-        .where(TermsVersion.office_id == office_id, TermsVersion.version <= today.isoformat())
-        .order_by(TermsVersion.version.desc())
-        .limit(1)
-    )
+    return session.scalar(_in_force(TermsVersion.version, office_id, today))
 
 
 def summary(session: Session, office_id: str, version: str) -> str | None:
