@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 import numbers
 
+import pytest
+
 from tests.bench.__main__ import main
 from tests.bench.report import render
 
@@ -24,7 +26,7 @@ def test_a_tiny_benchmark_run_writes_well_formed_json(tmp_path, capsys):
 
     assert results["meta"]["run"] == "smoke" and results["meta"]["web_workers"] == 2
     webhook = results["webhook"]
-    assert webhook["madoguchi_postgresql"] == {"skipped": "no PostgreSQL"}
+    assert webhook["madoguchi_postgresql"] == webhook["floor_durable"] == {"skipped": "no PostgreSQL"}
     for name in ("floor", "madoguchi_sqlite"):
         server = webhook[name]
         assert _is_figure(server["saturated"]["events_per_s"]) and server["saturated"]["errors"] == 0
@@ -43,3 +45,39 @@ def test_a_tiny_benchmark_run_writes_well_formed_json(tmp_path, capsys):
     table = render(results)
     assert "saturated throughput" in table and "availability 8 weeks: sakata" in table
     assert str(out) in capsys.readouterr().out
+
+
+def test_the_durable_floor_writes_its_rows_once_per_event_and_replies(pg_databases, fake_line, monkeypatch):
+    """The benchmark's second reference: the floor plus the one durable transaction per event madoguchi makes."""
+    if pg_databases is None:
+        pytest.skip("the durable floor runs on PostgreSQL (TEST_DATABASE_URL)")
+    import psycopg
+
+    from tests.bench.floor_app import REPLY_TEXT, create_app
+    from tests.lineuser import LineUser, as_redelivery
+
+    url = pg_databases.create().replace("postgresql+psycopg://", "postgresql://", 1)
+    try:
+        monkeypatch.setenv("LINE_API_BASE_URL", fake_line.url)
+        monkeypatch.setenv("FLOOR_OFFICES", "sakata")
+        monkeypatch.setenv("LINE_CHANNEL_SECRET_SAKATA", "durable-floor-secret")
+        monkeypatch.setenv("LINE_CHANNEL_ACCESS_TOKEN_SAKATA", "durable-floor-token")
+        monkeypatch.setenv("FLOOR_DATABASE_URL", url)
+        client = create_app().test_client()
+        user = LineUser(client, "sakata", channel_secret="durable-floor-secret", fake=fake_line)
+
+        assert user.follows().status_code == 200
+        first = user.text_event("予約")
+        assert user.send(first).status_code == 200
+        assert user.send(as_redelivery(first)).status_code == 200  # the same event again: nothing more
+        assert user.post(user.body(user.text_event("はい")), signature="forged").status_code == 400
+
+        assert user.texts() == [REPLY_TEXT, REPLY_TEXT]
+        with psycopg.connect(url) as conn:
+            assert conn.execute("SELECT count(*) FROM floor_events").fetchone() == (2,)
+            assert conn.execute("SELECT last_event_ms FROM floor_conversations").fetchall() == [
+                (first["timestamp"],)]
+            assert conn.execute("SELECT status, count(*) FROM floor_outbox GROUP BY status").fetchall() == [
+                ("sent", 2)]
+    finally:
+        pg_databases.drop(url)

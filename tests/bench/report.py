@@ -33,8 +33,16 @@ def _row(label: str, cells: list[str], target: str = "") -> str:
 
 
 def _servers(webhook: dict) -> list[tuple[str, dict]]:
-    names = (("floor", "floor"), ("madoguchi_postgresql", "madoguchi PG"), ("madoguchi_sqlite", "madoguchi SQLite"))
+    names = (("floor", "floor"), ("floor_durable", "durable floor PG"), ("madoguchi_postgresql", "madoguchi PG"),
+             ("madoguchi_sqlite", "madoguchi SQLite"))
     return [(label, webhook.get(key) or {}) for key, label in names]
+
+
+def _against_durable(servers: list[tuple[str, dict]], times: str) -> list[str]:
+    """madoguchi PG's throughput as a share of the durable floor's (the design's per-event transaction alone)."""
+    durable = (servers[1][1].get("saturated") or {}).get("events_per_s")
+    value = (servers[2][1].get("saturated") or {}).get("events_per_s")
+    return ["", "", f"{value / durable:.2f}{times}" if value and durable else "-", ""]
 
 
 def webhook_table(webhook: dict) -> list[str]:
@@ -51,6 +59,7 @@ def webhook_table(webhook: dict) -> list[str]:
         return f"{_num(value)}{ratio}"
 
     lines.append(_row("saturated throughput (events/s)", [throughput(r) for _, r in servers], TARGETS["throughput"]))
+    lines.append(_row("  against the durable floor", _against_durable(servers, "x")))
     cells = []
     for _, r in servers:
         cpu = (r.get("saturated") or {}).get("cpu_ms_per_event") or {}
@@ -149,6 +158,7 @@ def markdown(results: dict) -> str:
         return _num(value) + (f" ({value / floor:.2f}×)" if floor and r is not servers[0][1] else "")
 
     row("saturated throughput (events/s)", [sat(r) for _, r in servers], "PG ≥ 0.5× floor")
+    row("… against the durable floor", _against_durable(servers, "×"))
     row("CPU per event, ms (web + db)", [
         "-" if not (c := (r.get("saturated") or {}).get("cpu_ms_per_event")) else
         _num(c.get("web"), 2) + (f" + {_num(c['database'], 2)}" if c.get("database") is not None else "")

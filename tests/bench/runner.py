@@ -117,9 +117,13 @@ class Run:
         out["floor"] = self._serve("floor", "tests.bench.floor_app:create_app()", env, plan)
         if self.postgres:
             with postgres_database() as url:
+                out["floor_durable"] = self._serve("floor/durable", "tests.bench.floor_app:create_app()",
+                                                   {**env, "FLOOR_DATABASE_URL": url}, plan,
+                                                   url.rsplit("/", 1)[1])
+            with postgres_database() as url:
                 out["madoguchi_postgresql"] = self._madoguchi("postgresql", url, plan)
         else:
-            out["madoguchi_postgresql"] = {"skipped": "no PostgreSQL"}
+            out["floor_durable"] = out["madoguchi_postgresql"] = {"skipped": "no PostgreSQL"}
         out["madoguchi_sqlite"] = self._madoguchi("sqlite", f"sqlite:///{self.workdir / 'bench.sqlite3'}", plan)
         self.results["webhook"] = out
 
