@@ -39,8 +39,7 @@ class SessionPorts:
         return terms.has_consented(self.s, self.conv.id, version)
 
     def consented_version(self) -> str | None:
-        consent = terms.latest_consent(self.s, self.conv.id)
-        return consent.version if consent else None
+        return terms.latest_consented_version(self.s, self.conv.id)
 
     def terms_summary(self, version: str) -> str | None:
         return terms.summary(self.s, self.office.id, version)

@@ -15,6 +15,7 @@ from typing import Any, Callable, Sequence
 
 from sqlalchemy import exc
 from sqlalchemy.engine import Connection, Dialect
+from sqlalchemy.orm import Session
 from sqlalchemy.sql.expression import Executable
 
 
@@ -59,6 +60,17 @@ class Statement:
     def rowcount(self, conn: Connection, params: dict[str, Any]) -> int:
         _, count = _run(conn, self._for(conn.dialect), params, fetch=False)
         return count
+
+    def scalar(self, session: Session, params: dict[str, Any]) -> Any:
+        """The first column of the first row (None without one), read in the session's transaction.
+
+        For services, which take a session: what the session holds is written first, as the ORM's autoflush
+        would, so the read sees it.
+        """
+        if session.autoflush and (session.new or session.dirty or session.deleted):
+            session.flush()
+        found = self.rows(session.connection(), params)
+        return found[0][0] if found else None
 
 
 def _arguments(compiled: _Compiled, params: dict[str, Any]) -> Sequence | dict:

@@ -102,3 +102,70 @@ def test_a_dropped_connection_is_reported_as_such_and_the_pool_starts_afresh(rt,
     assert raised.value.connection_invalidated
     with rt.db.connected() as conn:  # a new connection: the event's second run works
         assert event_rows.claim(conn, "sakata", "ev-dropped", rt.clock.now())
+
+
+def test_a_services_compiled_read_sees_what_the_session_has_not_written_yet(rt):
+    """`Statement.scalar` runs in the session's transaction after writing what the session holds, as the
+    ORM's autoflush would: a consent added a moment ago counts, and the newest one is the one read."""
+    from bot.models import Consent
+    from bot.services import terms
+
+    now = rt.clock.now()
+    with event_rows.transaction(rt.db) as tx:
+        conv = event_rows.conversation(tx.conn, "sakata", USER, now)
+    with rt.db.transaction() as s:
+        assert terms.latest_consented_version(s, conv.id) is None
+        assert not terms.has_consented(s, conv.id, "2026-04-01")
+        for version in ("2025-04-01", "2026-04-01"):
+            s.add(Consent(office_id="sakata", conversation_id=conv.id, version=version, consented_at=now,
+                          webhook_event_id=f"e-{version}", method="button"))
+        assert s.new  # not written yet
+        assert terms.has_consented(s, conv.id, "2026-04-01")
+        assert not terms.has_consented(s, conv.id, "2024-04-01")
+        assert terms.latest_consented_version(s, conv.id) == "2026-04-01"
+        assert not s.new
+    with rt.db.reading() as s:
+        assert terms.latest_consented_version(s, conv.id) == "2026-04-01"
+
+
+def test_the_terms_in_force_are_the_newest_whose_date_has_come(rt):
+    from datetime import date
+
+    from bot.services import terms
+
+    with rt.db.reading() as s:
+        shipped = terms.versions(s, "sakata")
+        assert shipped, "the shipped versions are seeded"
+        newest = shipped[0].version
+        assert terms.current_version(s, "sakata", date.fromisoformat(newest)) == newest
+        assert terms.current_version(s, "sakata", date.fromisoformat(newest) - timedelta(days=1)) == (
+            shipped[1].version if len(shipped) > 1 else None)
+        assert terms.current_version(s, "sakata", date(2000, 1, 1)) is None
+        assert terms.current_version(s, "no-such-office", date(2100, 1, 1)) is None
+
+
+@pytest.mark.parametrize("status", ["requested", "proposed", "confirmed"])
+def test_an_open_booking_is_found_only_while_open_and_ahead_and_the_list_only_when_there_is_one(rt, status):
+    """The compiled existence checks in front of the ORM loads (`bookings._ANY_OPEN`, `_ANY`) answer as the
+    loads would: open statuses only, the slot still ahead, other users' and offices' bookings not counted."""
+    from bot.services import bookings
+    from tests.staffkit import SAKATA_MONDAY, conversation, make_request
+
+    office = rt.offices["sakata"]
+    conv_id = conversation(rt, "sakata", USER)
+    make_request(rt, start=SAKATA_MONDAY + timedelta(days=7), user_id="U" + "2" * 32, notify=False)  # another's
+    now = rt.clock.now()
+
+    def seen(at):
+        with rt.db.reading() as s:
+            conv = s.get(Conversation, conv_id)
+            found = bookings.open_summary(s, office, conv, at)
+            return (found or {}).get("reference"), [b["reference"] for b in bookings.summaries(s, office, conv, at)]
+
+    assert seen(now) == (None, [])
+    reference = make_request(rt, user_id=USER, status=status, notify=False)
+    assert seen(now) == (reference, [reference])
+    assert seen(SAKATA_MONDAY) == (None, [reference])  # its slot has begun
+    with rt.db.transaction() as s:
+        s.execute(text("UPDATE bookings SET status = 'withdrawn' WHERE reference = :r"), {"r": reference})
+    assert seen(now) == (None, [reference])

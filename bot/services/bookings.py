@@ -14,10 +14,11 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import bindparam, delete, or_, select
 from sqlalchemy.orm import Session
 
 from bot.models import Booking, Conversation, SlotHold
+from bot.rawsql import Statement
 from bot.services import lifecycle
 from bot.services import slots as slotsvc
 
@@ -71,6 +72,15 @@ def summary(office, booking: Booking, now: datetime) -> dict[str, Any]:
 
 # -- listing ---------------------------------------------------------------------------------------
 
+# Most users asking have no booking yet (予約 asks for an open one, 予約確認 lists them): a compiled
+# statement (`bot.rawsql`) answers that before the ORM loads anything.
+_ANY = Statement(select(Booking.id).where(
+    Booking.office_id == bindparam("office_id"), Booking.conversation_id == bindparam("conversation_id")).limit(1))
+_ANY_OPEN = Statement(select(Booking.id).where(
+    Booking.office_id == bindparam("office_id"), Booking.conversation_id == bindparam("conversation_id"),
+    or_(*(Booking.status == status for status in OPEN_STATUSES)), Booking.slot_start > bindparam("now")).limit(1))
+
+
 def _user_bookings(session: Session, office, conv: Conversation) -> list[Booking]:
     return list(session.scalars(select(Booking).where(
         Booking.office_id == office.id, Booking.conversation_id == conv.id,
@@ -79,6 +89,8 @@ def _user_bookings(session: Session, office, conv: Conversation) -> list[Booking
 
 def summaries(session: Session, office, conv: Conversation, now: datetime) -> list[dict[str, Any]]:
     """The user's requests and bookings at this office, open ones first, then the latest closed ones."""
+    if _ANY.scalar(session, {"office_id": office.id, "conversation_id": conv.id}) is None:
+        return []
     rows = _user_bookings(session, office, conv)
     open_rows = [b for b in rows if b.status in OPEN_STATUSES and b.slot_start > now]
     open_rows.sort(key=lambda b: b.slot_start)
@@ -88,6 +100,8 @@ def summaries(session: Session, office, conv: Conversation, now: datetime) -> li
 
 def open_summary(session: Session, office, conv: Conversation, now: datetime) -> dict[str, Any] | None:
     """The user's nearest open request or booking at this office (its slot still ahead), if any."""
+    if _ANY_OPEN.scalar(session, {"office_id": office.id, "conversation_id": conv.id, "now": now}) is None:
+        return None
     rows = [b for b in _user_bookings(session, office, conv) if b.status in OPEN_STATUSES and b.slot_start > now]
     return summary(office, min(rows, key=lambda b: b.slot_start), now) if rows else None
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 from datetime import date, datetime
 from pathlib import Path
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from bot.models import Consent, Conversation, TermsVersion
+from bot.rawsql import Statement
 
 TERMS_DIR = Path(__file__).resolve().parent.parent.parent / "templates" / "terms"
 
@@ -25,9 +26,24 @@ def current(session: Session, office_id: str, today: date) -> TermsVersion | Non
     return session.scalar(_in_force(TermsVersion, office_id, today))
 
 
+# The dialog's reads on a consent step (予約, 同意する), run as compiled statements (`bot.rawsql`): through
+# the ORM each cost several times the query itself.
+_CURRENT_VERSION = Statement(
+    select(TermsVersion.version)
+    .where(TermsVersion.office_id == bindparam("office_id"), TermsVersion.version <= bindparam("today"))
+    .order_by(TermsVersion.version.desc()).limit(1))
+_CONSENTED = Statement(
+    select(Consent.id)
+    .where(Consent.conversation_id == bindparam("conversation_id"), Consent.version == bindparam("version"))
+    .limit(1))
+_LATEST_CONSENTED_VERSION = Statement(
+    select(Consent.version).where(Consent.conversation_id == bindparam("conversation_id"))
+    .order_by(Consent.version.desc(), Consent.id.desc()).limit(1))
+
+
 def current_version(session: Session, office_id: str, today: date) -> str | None:
     """`current`'s version string alone (the dialog asks on each consent step; the body is not needed)."""
-    return session.scalar(_in_force(TermsVersion.version, office_id, today))
+    return _CURRENT_VERSION.scalar(session, {"office_id": office_id, "today": today.isoformat()})
 
 
 def summary(session: Session, office_id: str, version: str) -> str | None:
@@ -47,13 +63,12 @@ def versions(session: Session, office_id: str) -> list[TermsVersion]:
 
 
 def has_consented(session: Session, conversation_id: int, version: str) -> bool:
-    return session.scalar(select(Consent.id).where(
-        Consent.conversation_id == conversation_id, Consent.version == version).limit(1)) is not None
+    return _CONSENTED.scalar(session, {"conversation_id": conversation_id, "version": version}) is not None
 
 
-def latest_consent(session: Session, conversation_id: int) -> Consent | None:
-    return session.scalar(select(Consent).where(Consent.conversation_id == conversation_id)
-                          .order_by(Consent.version.desc(), Consent.id.desc()).limit(1))
+def latest_consented_version(session: Session, conversation_id: int) -> str | None:
+    """The newest version the user consented to (None before any consent)."""
+    return _LATEST_CONSENTED_VERSION.scalar(session, {"conversation_id": conversation_id})
 
 
 def record_consent(session: Session, conv: Conversation, version: str, *, now: datetime, event_id: str,
