@@ -61,16 +61,22 @@ class Statement:
         _, count = _run(conn, self._for(conn.dialect), params, fetch=False)
         return count
 
+    # For services, which take a session: the statement runs in the session's transaction, after what the
+    # session holds is written, as the ORM's autoflush would (a read sees it; a write comes after it).
     def scalar(self, session: Session, params: dict[str, Any]) -> Any:
-        """The first column of the first row (None without one), read in the session's transaction.
-
-        For services, which take a session: what the session holds is written first, as the ORM's autoflush
-        would, so the read sees it.
-        """
-        if session.autoflush and (session.new or session.dirty or session.deleted):
-            session.flush()
-        found = self.rows(session.connection(), params)
+        """The first column of the first row, None without one."""
+        found = self.rows(_flushed(session), params)
         return found[0][0] if found else None
+
+    def execute(self, session: Session, params: dict[str, Any]) -> int:
+        """A statement returning nothing; how many rows it touched."""
+        return self.rowcount(_flushed(session), params)
+
+
+def _flushed(session: Session) -> Connection:
+    if session.autoflush and (session.new or session.dirty or session.deleted):
+        session.flush()
+    return session.connection()
 
 
 def _arguments(compiled: _Compiled, params: dict[str, Any]) -> Sequence | dict:

@@ -128,6 +128,22 @@ def test_a_services_compiled_read_sees_what_the_session_has_not_written_yet(rt):
         assert terms.latest_consented_version(s, conv.id) == "2026-04-01"
 
 
+def test_a_consent_is_recorded_as_the_orm_would_store_it(rt):
+    from bot.models import Consent
+    from bot.services import terms
+
+    now = rt.clock.now()
+    with event_rows.transaction(rt.db) as tx:
+        conv = event_rows.conversation(tx.conn, "sakata", USER, now)
+        terms.record_consent(tx.session, conv, "2026-04-01", now=now, event_id="e-1", method="text")
+        assert terms.has_consented(tx.session, conv.id, "2026-04-01")  # seen in the same transaction
+    with rt.db.reading() as s:
+        consent = s.scalar(select(Consent).where(Consent.conversation_id == conv.id))
+    assert (consent.office_id, consent.version, consent.webhook_event_id, consent.method) == (
+        "sakata", "2026-04-01", "e-1", "text")
+    assert consent.consented_at == now and consent.consented_at.utcoffset() == timedelta(hours=9)
+
+
 def test_the_terms_in_force_are_the_newest_whose_date_has_come(rt):
     from datetime import date
 

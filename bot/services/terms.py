@@ -4,7 +4,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from pathlib import Path
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import bindparam, insert, select
 from sqlalchemy.orm import Session
 
 from bot.models import Consent, Conversation, TermsVersion
@@ -36,6 +36,10 @@ _CONSENTED = Statement(
     select(Consent.id)
     .where(Consent.conversation_id == bindparam("conversation_id"), Consent.version == bindparam("version"))
     .limit(1))
+_consents = Consent.__table__
+_RECORD_CONSENT = Statement(insert(_consents).inline().values({
+    name: bindparam(name, type_=_consents.c[name].type)
+    for name in ("office_id", "conversation_id", "version", "consented_at", "webhook_event_id", "method")}))
 _LATEST_CONSENTED_VERSION = Statement(
     select(Consent.version).where(Consent.conversation_id == bindparam("conversation_id"))
     .order_by(Consent.version.desc(), Consent.id.desc()).limit(1))
@@ -72,11 +76,10 @@ def latest_consented_version(session: Session, conversation_id: int) -> str | No
 
 
 def record_consent(session: Session, conv: Conversation, version: str, *, now: datetime, event_id: str,
-                   method: str) -> Consent:
-    consent = Consent(office_id=conv.office_id, conversation_id=conv.id, version=version, consented_at=now,
-                      webhook_event_id=event_id, method=method)
-    session.add(consent)
-    return consent
+                   method: str) -> None:
+    """The user's consent to `version`, in the session's transaction (a compiled statement, as the reads)."""
+    _RECORD_CONSENT.execute(session, {"office_id": conv.office_id, "conversation_id": conv.id, "version": version,
+                                      "consented_at": now, "webhook_event_id": event_id, "method": method})
 
 
 def seed(session: Session, offices, now: datetime) -> int:
