@@ -7,6 +7,8 @@ columns' own type processing (`TypeEngine.dialect_impl(...).bind_processor/resul
 stored and read exactly as the ORM stores and reads them. Driver errors are raised as SQLAlchemy's
 `DBAPIError`, with `connection_invalidated` set when the connection is gone, as for any other statement
 (`Dispatcher.handle` runs the event again on a new connection). Bound values never reach an error or a log.
+Services use the same statements inside an ORM session's transaction (`Statement.scalar`, `.execute`) for the
+few reads and writes the dialog makes on its busiest steps.
 """
 from __future__ import annotations
 

@@ -13,36 +13,34 @@ from bot.rawsql import Statement
 TERMS_DIR = Path(__file__).resolve().parent.parent.parent / "templates" / "terms"
 
 
-def _in_force(what, office_id: str, today: date):
-    """The newest version whose effective date has come: `what` of it (the row, or one column)."""
+def _in_force(what, office_id, today):
+    """The newest version whose effective date (`today`, ISO) has come: `what` of it (the row, or one
+    column); the values may be bind parameters."""
     return (select(what)
-            .where(TermsVersion.office_id == office_id, TermsVersion.version <= today.isoformat())
+            .where(TermsVersion.office_id == office_id, TermsVersion.version <= today)
             .order_by(TermsVersion.version.desc())
             .limit(1))
 
 
 def current(session: Session, office_id: str, today: date) -> TermsVersion | None:
     """The newest version whose effective date has come."""
-    return session.scalar(_in_force(TermsVersion, office_id, today))
+    return session.scalar(_in_force(TermsVersion, office_id, today.isoformat()))
 
 
-# The dialog's reads on a consent step (予約, 同意する), run as compiled statements (`bot.rawsql`): through
-# the ORM each cost several times the query itself.
-_CURRENT_VERSION = Statement(
-    select(TermsVersion.version)
-    .where(TermsVersion.office_id == bindparam("office_id"), TermsVersion.version <= bindparam("today"))
-    .order_by(TermsVersion.version.desc()).limit(1))
+# What the dialog asks and records on a consent step (予約, 同意する), as compiled statements (`bot.rawsql`):
+# through the ORM each cost several times the query itself.
+_consents = Consent.__table__
+_CURRENT_VERSION = Statement(_in_force(TermsVersion.version, bindparam("office_id"), bindparam("today")))
 _CONSENTED = Statement(
     select(Consent.id)
     .where(Consent.conversation_id == bindparam("conversation_id"), Consent.version == bindparam("version"))
     .limit(1))
-_consents = Consent.__table__
-_RECORD_CONSENT = Statement(insert(_consents).inline().values({
-    name: bindparam(name, type_=_consents.c[name].type)
-    for name in ("office_id", "conversation_id", "version", "consented_at", "webhook_event_id", "method")}))
 _LATEST_CONSENTED_VERSION = Statement(
     select(Consent.version).where(Consent.conversation_id == bindparam("conversation_id"))
     .order_by(Consent.version.desc(), Consent.id.desc()).limit(1))
+_RECORD_CONSENT = Statement(insert(_consents).inline().values({
+    name: bindparam(name, type_=_consents.c[name].type)
+    for name in ("office_id", "conversation_id", "version", "consented_at", "webhook_event_id", "method")}))
 
 
 def current_version(session: Session, office_id: str, today: date) -> str | None:
