@@ -8,6 +8,9 @@ from flask import Flask
 
 def create_app(config: dict | None = None) -> Flask:
     """Build the app from the environment, with `config` overriding settings (tests)."""
+    from functools import partial
+
+    from bot import channels, forms, notify, security_headers, settings_store, textfmt, web, webhook
     from bot.cli import register_cli
     from bot.clock import Clock, parse_instant
     from bot.config import ConfigError, check_production, load_config
@@ -16,10 +19,6 @@ def create_app(config: dict | None = None) -> Flask:
     from bot.offices import ProfileError, load_offices
     from bot.render import Renderer
     from bot.runtime import Runtime
-    from bot import settings_store, textfmt, web, webhook
-    from bot import channels
-    from functools import partial
-    from bot import notify
     from bot.staff import views as staff_views
 
     cfg = load_config(config)
@@ -47,10 +46,8 @@ def create_app(config: dict | None = None) -> Flask:
     textfmt.register(app)
     app.register_blueprint(webhook.bp)
     app.register_blueprint(web.bp)
-    from bot import forms
     app.register_blueprint(forms.bp)
     app.register_blueprint(staff_views.bp)
-    from bot import security_headers
     security_headers.register(app, production=cfg.is_production)
     rt.extras["staff_cards"] = partial(notify.cards, rt)
     rt.extras["staff_postback"] = partial(notify.postback, rt)

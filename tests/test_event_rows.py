@@ -1,4 +1,5 @@
-"""The event's own rows on the driver's cursor (bot.event_rows, bot.rawsql): stored and read as the ORM does."""
+"""Statements on the driver's cursor (bot.rawsql): the event's own rows (bot.event_rows) and the services' compiled
+reads and writes, stored and read as the ORM does."""
 from __future__ import annotations
 
 from datetime import timedelta
