@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from bot.db import Database
 from bot.models import Conversation, OutboxMessage, ProcessedEvent
-from bot.rawsql import Statement
+from bot.rawsql import Statement, bound
 
 _conversations = Conversation.__table__
 _outbox = OutboxMessage.__table__
@@ -159,15 +159,14 @@ def save(conn: Connection, conv: ConversationRow) -> None:
     if statement is None:  # a handful of column sets occur; each is compiled once
         statement = _UPDATES[names] = Statement(
             update(_conversations).where(_conversations.c.id == bindparam("row_id"))
-            .values({name: bindparam(name, type_=_conversations.c[name].type) for name in names}))
+            .values(bound(_conversations, names)))
     statement.rowcount(conn, {**changes, "row_id": conv.id})
     conv._loaded.update(changes)
 
 
 # -- outbox rows ------------------------------------------------------------------------------------------
 
-_INSERT_OUTBOX = Statement(insert(_outbox).values(
-    {name: bindparam(name, type_=_outbox.c[name].type) for name in _OUTBOX_COLUMNS}).returning(_outbox.c.id))
+_INSERT_OUTBOX = Statement(insert(_outbox).values(bound(_outbox, _OUTBOX_COLUMNS)).returning(_outbox.c.id))
 
 
 def _column_defaults() -> dict[str, Any]:

@@ -15,10 +15,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
-from sqlalchemy import exc
+from sqlalchemy import bindparam, exc
 from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.expression import Executable
+
+
+def bound(table, names: Sequence[str]) -> dict[str, Any]:
+    """`.values(...)` of an insert or update of these columns: each a bind parameter of the column's name and
+    type (so `Statement` applies the column's own processing to the value)."""
+    return {name: bindparam(name, type_=table.c[name].type) for name in names}
 
 
 @dataclass(frozen=True)

@@ -81,6 +81,11 @@ _ANY_OPEN = Statement(select(Booking.id).where(
     or_(*(Booking.status == status for status in OPEN_STATUSES)), Booking.slot_start > bindparam("now")).limit(1))
 
 
+def _open_ahead(booking: Booking, now: datetime) -> bool:
+    """Open (requested, proposed, confirmed) and its slot still ahead: what `_ANY_OPEN` asks in SQL."""
+    return booking.status in OPEN_STATUSES and booking.slot_start > now
+
+
 def _user_bookings(session: Session, office, conv: Conversation) -> list[Booking]:
     return list(session.scalars(select(Booking).where(
         Booking.office_id == office.id, Booking.conversation_id == conv.id,
@@ -92,7 +97,7 @@ def summaries(session: Session, office, conv: Conversation, now: datetime) -> li
     if _ANY.scalar(session, {"office_id": office.id, "conversation_id": conv.id}) is None:
         return []
     rows = _user_bookings(session, office, conv)
-    open_rows = [b for b in rows if b.status in OPEN_STATUSES and b.slot_start > now]
+    open_rows = [b for b in rows if _open_ahead(b, now)]
     open_rows.sort(key=lambda b: b.slot_start)
     rest = [b for b in rows if b not in open_rows]
     return [summary(office, b, now) for b in (open_rows + rest)[:LIST_LIMIT]]
@@ -102,7 +107,7 @@ def open_summary(session: Session, office, conv: Conversation, now: datetime) ->
     """The user's nearest open request or booking at this office (its slot still ahead), if any."""
     if _ANY_OPEN.scalar(session, {"office_id": office.id, "conversation_id": conv.id, "now": now}) is None:
         return None
-    rows = [b for b in _user_bookings(session, office, conv) if b.status in OPEN_STATUSES and b.slot_start > now]
+    rows = [b for b in _user_bookings(session, office, conv) if _open_ahead(b, now)]
     return summary(office, min(rows, key=lambda b: b.slot_start), now) if rows else None
 
 

@@ -8,7 +8,7 @@ from sqlalchemy import bindparam, insert, select
 from sqlalchemy.orm import Session
 
 from bot.models import Consent, Conversation, TermsVersion
-from bot.rawsql import Statement
+from bot.rawsql import Statement, bound
 
 TERMS_DIR = Path(__file__).resolve().parent.parent.parent / "templates" / "terms"
 
@@ -38,9 +38,8 @@ _CONSENTED = Statement(
 _LATEST_CONSENTED_VERSION = Statement(
     select(Consent.version).where(Consent.conversation_id == bindparam("conversation_id"))
     .order_by(Consent.version.desc(), Consent.id.desc()).limit(1))
-_RECORD_CONSENT = Statement(insert(_consents).inline().values({
-    name: bindparam(name, type_=_consents.c[name].type)
-    for name in ("office_id", "conversation_id", "version", "consented_at", "webhook_event_id", "method")}))
+_RECORD_CONSENT = Statement(insert(_consents).inline().values(bound(
+    _consents, ("office_id", "conversation_id", "version", "consented_at", "webhook_event_id", "method"))))
 
 
 def current_version(session: Session, office_id: str, today: date) -> str | None:

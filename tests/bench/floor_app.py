@@ -58,8 +58,12 @@ def create_app() -> Flask:
             abort(400)
         for event in events:
             token = getattr(event, "reply_token", None)
-            row_id = durable.record(office, event, token) if durable else None
-            if token and (row_id or not durable):
+            row_id = None
+            if durable:
+                row_id = durable.record(office, event, token)
+                if row_id is None:
+                    continue  # a redelivery, or nothing to reply to
+            if token:
                 apis[office].reply_message(
                     ReplyMessageRequest(reply_token=token, messages=[TextMessage(text=REPLY_TEXT)]),
                     _request_timeout=REPLY_TIMEOUT)
