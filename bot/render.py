@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 import yaml
-from jinja2 import Environment, FileSystemLoader, StrictUndefined, TemplateNotFound
+from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from bot.clock import TOKYO
 from bot.offices import ChecklistItem, Office, Question
@@ -80,6 +80,18 @@ def environment() -> Environment:
 
 
 @lru_cache(maxsize=None)
+def template_file(language: str, template: str) -> tuple[str, str]:
+    """The file a message is rendered from, and its kind ("json" or "text"): the language's own, else the
+    Japanese one. Looked up once per message and language (every event renders one or more)."""
+    for lang in (language, "ja"):
+        for suffix, kind in ((".json.j2", "json"), (".txt", "text")):
+            name = f"messages/{lang}/{template}{suffix}"
+            if (TEMPLATES_DIR / name).is_file():
+                return name, kind
+    raise RenderError(f"no template for message {template!r}")
+
+
+@lru_cache(maxsize=None)
 def load_labels(language: str) -> dict[str, Any]:
     path = TEMPLATES_DIR / "messages" / language / "labels.yaml"
     if not path.exists():
@@ -121,23 +133,15 @@ class Renderer:
         return messages
 
     def _render(self, language: str, template: str, context: Mapping[str, Any]) -> list[dict]:
-        env = environment()
-        for lang in (language, "ja"):
-            for suffix, kind in ((".json.j2", "json"), (".txt", "text")):
-                name = f"messages/{lang}/{template}{suffix}"
-                try:
-                    tpl = env.get_template(name)
-                except TemplateNotFound:
-                    continue
-                out = tpl.render(**context)
-                if kind == "text":
-                    return [{"type": "text", "text": out.strip()}]
-                try:
-                    data = json.loads(out)
-                except json.JSONDecodeError as exc:
-                    raise RenderError(f"{name}: not JSON ({exc})") from exc
-                return data if isinstance(data, list) else [data]
-        raise RenderError(f"no template for message {template!r}")
+        name, kind = template_file(language, template)
+        out = environment().get_template(name).render(**context)
+        if kind == "text":
+            return [{"type": "text", "text": out.strip()}]
+        try:
+            data = json.loads(out)
+        except json.JSONDecodeError as exc:
+            raise RenderError(f"{name}: not JSON ({exc})") from exc
+        return data if isinstance(data, list) else [data]
 
     def label(self, language: str, choice: Choice) -> str:
         label = choice.label if choice.label is not None else load_labels(language)["buttons"][choice.label_key]

@@ -18,7 +18,16 @@ from linebot.v3.messaging import ReplyMessageRequest
 from bot.clock import TOKYO
 from bot.config import DEFAULT_OFFICES_DIR
 from bot.offices import Contact, load_offices
-from bot.render import MAX_LABEL, MAX_QUICK_REPLY, TEMPLATES_DIR, Renderer, load_labels, text_of
+from bot.render import (
+    MAX_LABEL,
+    MAX_QUICK_REPLY,
+    TEMPLATES_DIR,
+    Renderer,
+    RenderError,
+    load_labels,
+    template_file,
+    text_of,
+)
 from dialogs.effects import Choice
 from dialogs.machine import State
 
@@ -180,6 +189,16 @@ def test_renders_with_strict_undefined(office_id, name, i):
     request = ReplyMessageRequest.from_dict({"replyToken": "t", "messages": messages})
     assert len(request.messages) == len(messages)
 
+
+
+def test_a_message_is_read_from_the_languages_own_file_else_the_japanese_one():
+    assert template_file("en", "help") == ("messages/en/help.txt", "text")
+    assert template_file("ja", "bookings") == ("messages/ja/bookings.json.j2", "json")
+    assert template_file("xx", "help") == ("messages/ja/help.txt", "text")  # no such language: Japanese
+    with pytest.raises(RenderError, match="no_such_message"):
+        template_file("ja", "no_such_message")
+    with pytest.raises(RenderError):
+        Renderer(globals={}).messages("ja", "no_such_message", {})
 
 # -- what the intake templates say ----------------------------------------------------------------
 
