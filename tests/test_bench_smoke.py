@@ -12,7 +12,7 @@ import numbers
 import pytest
 
 from tests.bench.__main__ import main
-from tests.bench.report import render
+from tests.bench.report import markdown, render
 
 
 def _is_figure(value) -> bool:
@@ -31,11 +31,18 @@ def test_a_tiny_benchmark_run_writes_well_formed_json(tmp_path, capsys):
         server = webhook[name]
         assert _is_figure(server["saturated"]["events_per_s"]) and server["saturated"]["errors"] == 0
         assert _is_figure(server["saturated"]["cpu_ms_per_event"]["web"])
+        assert len(server["saturated"]["rounds"]) == 2 and all(_is_figure(r) for r in server["saturated"]["rounds"])
         assert len(server["rss_mb_per_worker"]) == 2 and all(_is_figure(r) for r in server["rss_mb_per_worker"])
         load = server["loads"]["10"]
         assert load["events"] > 0 and load["errors"] == 0
         assert all(_is_figure(load["ack_ms"][p]) for p in ("p50", "p95", "p99", "max"))
         assert all(_is_figure(load["reply_lag_ms"][p]) for p in ("p50", "p99", "max"))
+
+    # The servers took turns at saturation: madoguchi's throughput over the floor's, round by round.
+    against_floor = webhook["madoguchi_sqlite"]["ratios"]["floor"]
+    assert len(against_floor["rounds"]) == 2 and all(_is_figure(r) for r in against_floor["rounds"])
+    assert against_floor["lowest"] <= against_floor["median"] <= against_floor["highest"]
+    assert "floor" not in webhook["floor"]["ratios"]
 
     offices = results["availability"]["offices"]
     assert set(offices) == {"sakata", "otaru"}
@@ -43,7 +50,8 @@ def test_a_tiny_benchmark_run_writes_well_formed_json(tmp_path, capsys):
                for call in calls.values())
 
     table = render(results)
-    assert "saturated throughput" in table and "availability 8 weeks: sakata" in table
+    assert "saturated throughput" in table and "lowest-highest round" in table
+    assert "availability 8 weeks: sakata" in table
     assert str(out) in capsys.readouterr().out
 
 
@@ -81,3 +89,26 @@ def test_the_durable_floor_writes_its_rows_once_per_event_and_replies(pg_databas
                 ("sent", 2)]
     finally:
         pg_databases.drop(url)
+
+
+def test_the_table_shows_the_median_of_the_per_round_ratios_and_their_range():
+    from types import SimpleNamespace
+
+    from tests.bench.bench_webhook import ratios
+
+    floor, durable = SimpleNamespace(rounds=[100.0, 200.0, 150.0]), SimpleNamespace(rounds=[50.0, 80.0, 75.0])
+    madoguchi = SimpleNamespace(rounds=[40.0, 100.0, 60.0])
+    assert ratios(madoguchi, floor) == {"median": 0.4, "lowest": 0.4, "highest": 0.5, "rounds": [0.4, 0.5, 0.4]}
+
+    def server(me, events_per_s):
+        return {"saturated": {"events_per_s": events_per_s, "rounds": me.rounds},
+                "ratios": {"floor": ratios(me, floor), "floor_durable": ratios(me, durable)}}
+
+    webhook = {"floor": {"saturated": {"events_per_s": 150.0, "rounds": floor.rounds}, "ratios": {}},
+               "floor_durable": server(durable, 68.3), "madoguchi_postgresql": server(madoguchi, 66.7),
+               "madoguchi_sqlite": {"skipped": "no SQLite today"}}
+    table = render({"webhook": webhook})
+    assert "67 (0.40x)" in table and "0.40-0.50x" in table          # median of 0.4, 0.5, 0.4; its range
+    assert "0.80x (0.80-1.25x)" in table                            # against the durable floor: 0.8, 1.25, 0.8
+    assert "no SQLite today" in table
+    assert "| 67 (0.40×) |" in markdown({"webhook": webhook})

@@ -1,6 +1,13 @@
-"""Webhook figures for one server (the floor or madoguchi): throughput, acknowledgement latency, reply lag, RSS."""
+"""Webhook figures for the servers side by side (the floors and madoguchi): throughput, acknowledgement latency,
+reply lag, RSS.
+
+Saturation runs in rounds, the servers taking turns (`compare`): a machine whose speed drifts during the run
+(other work on a shared box) then slows every server's round alike, and each round gives a ratio of two servers
+measured a few seconds apart. The table shows the median of those ratios and their range.
+"""
 from __future__ import annotations
 
+import statistics
 import time
 from dataclasses import dataclass
 
@@ -14,7 +21,8 @@ class Plan:
     """How long each phase runs; `quick` for the short run."""
 
     warmup_seconds: float
-    saturation_seconds: float
+    round_seconds: float   # one server's turn at saturation
+    rounds: int            # turns per server
     open_seconds: float
     rates: tuple[int, ...] = (50, 100, 200)
     saturation_clients: int = 8
@@ -22,15 +30,15 @@ class Plan:
 
     @classmethod
     def quick(cls) -> "Plan":
-        return cls(warmup_seconds=1, saturation_seconds=3, open_seconds=3)
+        return cls(warmup_seconds=1, round_seconds=1, rounds=3, open_seconds=3)
 
     @classmethod
     def full(cls) -> "Plan":
-        return cls(warmup_seconds=3, saturation_seconds=20, open_seconds=20)
+        return cls(warmup_seconds=3, round_seconds=4, rounds=5, open_seconds=20)
 
     @classmethod
     def smoke(cls) -> "Plan":
-        return cls(warmup_seconds=0.2, saturation_seconds=0.5, open_seconds=0.5, rates=(10,),
+        return cls(warmup_seconds=0.2, round_seconds=0.25, rounds=2, open_seconds=0.5, rates=(10,),
                    saturation_clients=2, users=10)
 
 
@@ -69,38 +77,95 @@ def _summarise(shots: list[Shot], arrived: dict[str, float]) -> dict:
     }
 
 
-def measure(name: str, server: Gunicorn, fake: FakeProcess, plan: Plan, database: str | None = None,
-            seed: int = 10) -> dict:
-    """All webhook phases against a running server; the fake must be the one the server replies through.
+class Subject:
+    """One running server under measurement, with its own users walking their dialogs across every phase.
 
     `database`: a PostgreSQL database name, whose server processes' CPU is counted beside the web workers'.
     """
-    target = Target(server.url)
-    population = Population(OFFICES, channel_secret, plan.users, seed)
-    closed_loop(target, population, plan.saturation_clients, plan.warmup_seconds)  # warm caches and pools
 
-    since = fake.reply_count()
-    web_cpu = CpuMeter(server.worker_pids)
-    db_cpu = CpuMeter(lambda: postgres_backends(database)) if database else None
-    for meter in filter(None, (web_cpu, db_cpu)):
-        meter.start()
-    shots, seconds = closed_loop(target, population, plan.saturation_clients, plan.saturation_seconds)
-    ok = sum(1 for s in shots if s.status == 200)
-    saturated = {"clients": plan.saturation_clients, "seconds": seconds, "events_per_s": round(ok / seconds, 1),
-                 "errors": len(shots) - ok,
-                 "cpu_ms_per_event": {"web": round(web_cpu.stop() * 1000 / max(ok, 1), 2),
-                                      "database": round(db_cpu.stop() * 1000 / max(ok, 1), 2) if db_cpu else None}}
-    _wait_for_replies(fake, since, ok)
+    def __init__(self, key: str, server: Gunicorn, fake: FakeProcess, plan: Plan, database: str | None = None,
+                 seed: int = 10):
+        self.key, self.server, self.fake, self.plan = key, server, fake, plan
+        self.target = Target(server.url)
+        self.population = Population(OFFICES, channel_secret, plan.users, seed)
+        self.web_cpu = CpuMeter(server.worker_pids)
+        self.db_cpu = CpuMeter(lambda: postgres_backends(database)) if database else None
+        self.rounds: list[float] = []  # events/s, one per turn
+        self.ok = self.errors = 0
+        self.seconds = self.web_cpu_s = self.db_cpu_s = 0.0
 
-    loads = {}
-    for rate in plan.rates:
-        since = fake.reply_count()
-        shots = open_loop(target, population, rate, plan.open_seconds)
-        expected = sum(1 for s in shots if s.status == 200 and s.reply_token)
-        arrived = _wait_for_replies(fake, since, expected)
-        offered_for = max(s.acked for s in shots) - min(s.due for s in shots) if shots else 0
-        loads[str(rate)] = {**_summarise(shots, arrived),
-                            "achieved_per_s": round(len(shots) / offered_for, 1) if offered_for else None}
-    rss = server.worker_rss_mb()
-    return {"name": name, "saturated": saturated, "loads": loads,
-            "rss_mb_per_worker": [round(r, 1) for r in rss], "users_started": population.started}
+    def warm(self) -> None:
+        """Caches and pools warm, before anything counts."""
+        closed_loop(self.target, self.population, self.plan.saturation_clients, self.plan.warmup_seconds)
+
+    def saturate(self) -> None:
+        """One turn: `saturation_clients` back to back; its replies and its worker's pushes are all in before
+        the next server's turn."""
+        self.fake.reset()
+        for meter in filter(None, (self.web_cpu, self.db_cpu)):
+            meter.start()
+        shots, seconds = closed_loop(self.target, self.population, self.plan.saturation_clients,
+                                     self.plan.round_seconds)
+        self.web_cpu_s += self.web_cpu.stop()
+        if self.db_cpu:
+            self.db_cpu_s += self.db_cpu.stop()
+        ok = sum(1 for s in shots if s.status == 200)
+        self.rounds.append(round(ok / seconds, 1))
+        self.ok, self.errors, self.seconds = self.ok + ok, self.errors + len(shots) - ok, self.seconds + seconds
+        _wait_for_replies(self.fake, 0, ok)
+        self.fake.wait_until_quiet()
+
+    def loads(self) -> dict:
+        """Open loop at each fixed rate: acknowledgement latency and reply lag."""
+        loads = {}
+        for rate in self.plan.rates:
+            since = self.fake.reply_count()
+            shots = open_loop(self.target, self.population, rate, self.plan.open_seconds)
+            expected = sum(1 for s in shots if s.status == 200 and s.reply_token)
+            arrived = _wait_for_replies(self.fake, since, expected)
+            offered_for = max(s.acked for s in shots) - min(s.due for s in shots) if shots else 0
+            loads[str(rate)] = {**_summarise(shots, arrived),
+                                "achieved_per_s": round(len(shots) / offered_for, 1) if offered_for else None}
+        return loads
+
+    def saturated(self) -> dict:
+        ok = max(self.ok, 1)
+        return {"clients": self.plan.saturation_clients, "seconds": round(self.seconds, 1),
+                "events_per_s": round(self.ok / self.seconds, 1) if self.seconds else None,
+                "rounds": self.rounds, "errors": self.errors,
+                "cpu_ms_per_event": {"web": round(self.web_cpu_s * 1000 / ok, 2),
+                                     "database": round(self.db_cpu_s * 1000 / ok, 2) if self.db_cpu else None}}
+
+
+def ratios(subject: Subject, reference: Subject) -> dict:
+    """`subject`'s throughput over `reference`'s, round by round (each pair measured seconds apart)."""
+    each = [round(a / b, 3) for a, b in zip(subject.rounds, reference.rounds) if b]
+    if not each:
+        return {"median": None, "rounds": []}
+    return {"median": round(statistics.median(each), 3), "lowest": min(each), "highest": max(each), "rounds": each}
+
+
+def compare(subjects: list[Subject], references: tuple[str, ...], log=lambda text: None) -> dict:
+    """Every phase for running servers: all warm, saturation in turns (the order rotating each round), then
+    each server's fixed loads. `references`: the keys each server's throughput is compared with (the floor
+    first). Returns each server's figures by key, with `ratios` to its references."""
+    for subject in subjects:
+        subject.warm()
+    plan = subjects[0].plan
+    log(f"  saturation: {plan.rounds} rounds of {plan.round_seconds:g} s, the servers taking turns")
+    for turn in range(plan.rounds):
+        shift = turn % len(subjects)
+        for subject in subjects[shift:] + subjects[:shift]:
+            subject.saturate()
+    out: dict = {}
+    by_key = {subject.key: subject for subject in subjects}
+    for subject in subjects:
+        log(f"  fixed loads: {subject.key}")
+        subject.fake.reset()
+        result = {"saturated": subject.saturated(), "loads": subject.loads(),
+                  "rss_mb_per_worker": [round(r, 1) for r in subject.server.worker_rss_mb()],
+                  "users_started": subject.population.started}
+        result["ratios"] = {key: ratios(subject, by_key[key]) for key in references
+                            if key in by_key and key != subject.key}
+        out[subject.key] = result
+    return out

@@ -13,6 +13,7 @@ import json
 import re
 import subprocess
 import sys
+import time
 import urllib.request
 from collections import Counter
 from dataclasses import dataclass
@@ -33,6 +34,7 @@ class BenchFakeLineApi(FakeLineApi):
         self._routes.extend([
             ("GET", re.compile(r"^/__bench/replies$"), self._bench_replies),
             ("GET", re.compile(r"^/__bench/summary$"), self._bench_summary),
+            ("GET", re.compile(r"^/__bench/calls$"), self._bench_calls),
             ("POST", re.compile(r"^/__bench/reset$"), self._bench_reset),
         ])
 
@@ -42,6 +44,11 @@ class BenchFakeLineApi(FakeLineApi):
         with self._lock:
             replies = [d for d in self._deliveries if d.kind == "reply"]
         return _Answer(200, {"count": len(replies), "at": {d.reply_token: d.at for d in replies[since:]}})
+
+    def _bench_calls(self, req: _Request) -> _Answer:
+        """How many Messaging API calls came in (any kind): the benchmark waits for it to stop moving."""
+        with self._lock:
+            return _Answer(200, {"calls": sum(1 for c in self._calls if not c.path.startswith("/__bench/"))})
 
     def _bench_summary(self, req: _Request) -> _Answer:
         with self._lock:
@@ -114,6 +121,22 @@ class FakeProcess:
 
     def summary(self) -> dict:
         return self._get("/__bench/summary")
+
+    def calls(self) -> int:
+        return self._get("/__bench/calls")["calls"]
+
+    def wait_until_quiet(self, quiet_for: float = 0.7, patience: float = 10.0) -> None:
+        """Until no call has come in for `quiet_for` seconds (longer than the worker's poll), so what a server
+        sends after its turn (its worker's pushes) is not paid for by the next server's."""
+        deadline = time.monotonic() + patience
+        last, since = -1, time.monotonic()
+        while time.monotonic() < deadline:
+            count = self.calls()
+            if count != last:
+                last, since = count, time.monotonic()
+            elif time.monotonic() - since >= quiet_for:
+                return
+            time.sleep(0.1)
 
     def reply_count(self) -> int:
         return self.replies(since=1 << 62)[0]

@@ -38,27 +38,47 @@ def _servers(webhook: dict) -> list[tuple[str, dict]]:
     return [(label, webhook.get(key) or {}) for key, label in names]
 
 
+def _ratios(result: dict, reference: str) -> dict:
+    """Throughput over a reference server's, by round (`bench_webhook.ratios`): median, lowest, highest."""
+    return (result.get("ratios") or {}).get(reference) or {}
+
+
+def _span(ratio: dict, times: str) -> str:
+    dash = "-" if times == "x" else "–"
+    return f"{ratio['lowest']:.2f}{dash}{ratio['highest']:.2f}{times}" if ratio.get("rounds") else ""
+
+
+def _throughput(servers: list[tuple[str, dict]], times: str) -> list[str]:
+    """Events/s, and for all but the floor the median of the per-round ratios to the floor."""
+    cells = []
+    for index, (_, result) in enumerate(servers):
+        value = (result.get("saturated") or {}).get("events_per_s")
+        if value is None:
+            cells.append(result.get("skipped", "-"))
+            continue
+        median = _ratios(result, "floor").get("median") if index else None
+        cells.append(_num(value) + (f" ({median:.2f}{times})" if median is not None else ""))
+    return cells
+
+
+def _floor_spans(servers: list[tuple[str, dict]], times: str) -> list[str]:
+    return [_span(_ratios(result, "floor"), times) if index else "" for index, (_, result) in enumerate(servers)]
+
+
 def _against_durable(servers: list[tuple[str, dict]], times: str) -> list[str]:
     """madoguchi PG's throughput as a share of the durable floor's (the design's per-event transaction alone)."""
-    durable = (servers[1][1].get("saturated") or {}).get("events_per_s")
-    value = (servers[2][1].get("saturated") or {}).get("events_per_s")
-    return ["", "", f"{value / durable:.2f}{times}" if value and durable else "-", ""]
+    ratio = _ratios(servers[2][1], "floor_durable")
+    if ratio.get("median") is None:
+        return ["", "", "-", ""]
+    return ["", "", f"{ratio['median']:.2f}{times} ({_span(ratio, times)})", ""]
 
 
 def webhook_table(webhook: dict) -> list[str]:
     servers = _servers(webhook)
     lines = [_row("webhook (2 sync workers)", [label for label, _ in servers], "target"),
              _row("", ["-" * 22] * len(servers))]
-    floor = (servers[0][1].get("saturated") or {}).get("events_per_s")
-
-    def throughput(result: dict) -> str:
-        value = (result.get("saturated") or {}).get("events_per_s")
-        if value is None:
-            return result.get("skipped", "-")
-        ratio = f" ({value / floor:.2f}x)" if floor and result is not servers[0][1] else ""
-        return f"{_num(value)}{ratio}"
-
-    lines.append(_row("saturated throughput (events/s)", [throughput(r) for _, r in servers], TARGETS["throughput"]))
+    lines.append(_row("saturated throughput (events/s)", _throughput(servers, "x"), TARGETS["throughput"]))
+    lines.append(_row("  lowest-highest round", _floor_spans(servers, "x")))
     lines.append(_row("  against the durable floor", _against_durable(servers, "x")))
     cells = []
     for _, r in servers:
@@ -151,13 +171,8 @@ def markdown(results: dict) -> str:
     def row(label: str, cells: list[str], target: str = "") -> None:
         lines.append(f"| {label} | " + " | ".join(cells) + f" | {target} |")
 
-    def sat(r: dict) -> str:
-        value = (r.get("saturated") or {}).get("events_per_s")
-        if value is None:
-            return r.get("skipped", "-")
-        return _num(value) + (f" ({value / floor:.2f}×)" if floor and r is not servers[0][1] else "")
-
-    row("saturated throughput (events/s)", [sat(r) for _, r in servers], "PG ≥ 0.5× floor")
+    row("saturated throughput (events/s)", _throughput(servers, "×"), "PG ≥ 0.5× floor")
+    row("… lowest–highest round", _floor_spans(servers, "×"))
     row("… against the durable floor", _against_durable(servers, "×"))
     row("CPU per event, ms (web + db)", [
         "-" if not (c := (r.get("saturated") or {}).get("cpu_ms_per_event")) else

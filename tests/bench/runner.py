@@ -1,6 +1,7 @@
 """The benchmark run: every section in order, each against fresh processes and a scratch database."""
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import platform
@@ -110,43 +111,46 @@ class Run:
 
     # -- 1-3: the webhook, floor and madoguchi ------------------------------------------------------
     def run_webhook(self) -> None:
-        out: dict = {}
+        """All servers up at once; `bench_webhook.compare` measures them side by side."""
         plan = self.sizes.webhook
         env = {**os.environ, "LINE_API_BASE_URL": self.fake.url, "FLOOR_OFFICES": ",".join(OFFICES),
                **channel_env()}
-        out["floor"] = self._serve("floor", "tests.bench.floor_app:create_app()", env, plan)
-        if self.postgres:
-            with postgres_database() as url:
-                out["floor_durable"] = self._serve("floor/durable", "tests.bench.floor_app:create_app()",
-                                                   {**env, "FLOOR_DATABASE_URL": url}, plan,
-                                                   url.rsplit("/", 1)[1])
-            with postgres_database() as url:
-                out["madoguchi_postgresql"] = self._madoguchi("postgresql", url, plan)
-        else:
+        floor = "tests.bench.floor_app:create_app()"
+        self.fake.reset()
+        with contextlib.ExitStack() as stack:
+            subjects = [self._subject(stack, "floor", floor, env, plan)]
+            workers = {}
+            if self.postgres:
+                url = stack.enter_context(postgres_database())
+                subjects.append(self._subject(stack, "floor_durable", floor, {**env, "FLOOR_DATABASE_URL": url},
+                                              plan, database=url.rsplit("/", 1)[1]))
+                url = stack.enter_context(postgres_database())
+                subjects.append(self._madoguchi(stack, "postgresql", url, plan, workers))
+            subjects.append(self._madoguchi(stack, "sqlite", f"sqlite:///{self.workdir / 'bench.sqlite3'}", plan,
+                                            workers))
+            out = bench_webhook.compare(subjects, ("floor", "floor_durable"), self.log)
+            for key, worker in workers.items():
+                out[key]["worker_rss_mb"] = round(rss_mb(worker.pid), 1)
+        if not self.postgres:
             out["floor_durable"] = out["madoguchi_postgresql"] = {"skipped": "no PostgreSQL"}
-        out["madoguchi_sqlite"] = self._madoguchi("sqlite", f"sqlite:///{self.workdir / 'bench.sqlite3'}", plan)
         self.results["webhook"] = out
 
-    def _madoguchi(self, backend: str, url: str, plan) -> dict:
+    def _madoguchi(self, stack: contextlib.ExitStack, backend: str, url: str, plan, workers: dict):
+        """madoguchi in production mode on `url`, its worker beside it, as deployed."""
         env = app_env(url, self.fake.url, self.workdir / f"instance-{backend}")
         flask(["db", "upgrade"], env, log=self.workdir / f"release-{backend}.log")
-        worker = start_flask(["worker"], env, self.workdir / f"worker-{backend}.log")
-        try:
-            database = url.rsplit("/", 1)[1] if backend == "postgresql" else None
-            result = self._serve(f"madoguchi/{backend}", "app:create_app()", env, plan, database)
-            result["worker_rss_mb"] = round(rss_mb(worker.pid), 1)
-        finally:
-            stop(worker)
-        return result
+        key = f"madoguchi_{backend}"
+        workers[key] = start_flask(["worker"], env, self.workdir / f"worker-{backend}.log")
+        stack.callback(stop, workers[key])
+        database = url.rsplit("/", 1)[1] if backend == "postgresql" else None
+        return self._subject(stack, key, "app:create_app()", env, plan, database)
 
-    def _serve(self, name: str, target: str, env: dict, plan, database: str | None = None) -> dict:
-        self.fake.reset()
-        server = Gunicorn(target, env, self.workdir / f"gunicorn-{name.replace('/', '-')}.log").start()
-        try:
-            self.log(f"  {name} on {server.url}")
-            return bench_webhook.measure(name, server, self.fake, plan, database)
-        finally:
-            server.stop()
+    def _subject(self, stack: contextlib.ExitStack, key: str, target: str, env: dict, plan,
+                 database: str | None = None) -> bench_webhook.Subject:
+        server = Gunicorn(target, env, self.workdir / f"gunicorn-{key}.log").start()
+        stack.callback(server.stop)
+        self.log(f"  {key} on {server.url}")
+        return bench_webhook.Subject(key, server, self.fake, plan, database)
 
     # -- 4: the worker's pushes ---------------------------------------------------------------------
     def run_worker(self) -> None:
