@@ -1,6 +1,6 @@
 """`python -m tests.bench [--quick]`: the benchmark against the SDK's floor; prints a table, writes JSON.
 
-    .venv/bin/python -m tests.bench --quick     # about 2 minutes
+    .venv/bin/python -m tests.bench --quick     # about 3 minutes
     .venv/bin/python -m tests.bench             # the full run, under 10 minutes
 
 Needs PostgreSQL on 127.0.0.1:5432 (user postgres; BENCH_PG_URL or TEST_DATABASE_URL to change it) for the
@@ -24,7 +24,7 @@ DEFAULT_OUT = PROJECT_ROOT / "test-artifacts" / "bench.json"
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tests.bench", description=__doc__.splitlines()[0])
     size = parser.add_mutually_exclusive_group()
-    size.add_argument("--quick", action="store_true", help="short phases (about 2 minutes)")
+    size.add_argument("--quick", action="store_true", help="short phases (about 3 minutes)")
     size.add_argument("--smoke", action="store_true", help="a few seconds of tiny loads (checks the machinery)")
     parser.add_argument("--only", default=",".join(SECTIONS),
                         help=f"comma-separated sections to run (default: all of {','.join(SECTIONS)})")
