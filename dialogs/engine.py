@@ -98,8 +98,20 @@ def _delete_data(talk: Talk, routed: Routed) -> None:
     no = postback("confirm_delete", talk.position(), talk.office.id, "no")
     from dialogs.effects import Choice
 
+    booking = talk.ports.open_booking()
+    if booking is not None and booking["action"] == "call":
+        _deletion_blocked(talk, [booking])
+        return
     talk.say("delete_confirm", (Choice(label_key="delete_yes", data=yes), Choice(label_key="delete_no", data=no)),
-             open_booking=talk.ports.open_booking())
+             open_booking=booking)
+
+
+def _deletion_blocked(talk: Talk, kept: list) -> None:
+    """A booking ahead may not be closed in chat: its details are what staff run the session with, so it is
+    cancelled by the office's route first; nothing is deleted."""
+    talk.say("delete_blocked", kept=kept)
+    if talk.state != State.IDLE:
+        ask(talk, again=True)
 
 
 def _confirm_delete(talk: Talk, routed: Routed) -> None:
@@ -109,6 +121,9 @@ def _confirm_delete(talk: Talk, routed: Routed) -> None:
             ask(talk, again=True)
         return
     result = talk.ports.delete_personal_data()
+    if result["outcome"] == "call":
+        _deletion_blocked(talk, result["kept"])
+        return
     talk.context.clear()
     talk.state = State.IDLE.value
     talk.say("deleted", result=result)

@@ -57,7 +57,9 @@ class Ports(Protocol):
         """Withdraw a request / cancel a booking in chat where the office allows it."""
 
     def delete_personal_data(self) -> dict[str, Any]:
-        """Delete the user's personal data; open requests/bookings are withdrawn first."""
+        """Delete the user's personal data; open requests/bookings are withdrawn first (outcome `deleted`,
+        `closed`), unless one may not be closed in chat by the office's rule (outcome `call`, `kept`:
+        nothing is done)."""
 
     def receipt(self) -> dict[str, Any] | None:
         """A receipt for a request completed on the form and not yet shown in chat."""

@@ -285,9 +285,10 @@ def test_another_users_reference_is_not_found(rt, client, user_factory, fake_lin
 
 # -- データ削除 and unfollow ------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("decided, closed_as, words", [(False, "withdrawn", "取り下げ"),
-                                                       (True, "cancelled", "キャンセル")])
-def test_delete_data_closes_what_is_open_then_erases(rt, client, user_factory, fake_line, decided, closed_as, words):
+@pytest.mark.parametrize("decided, closed_as, words, done", [(False, "withdrawn", "取り下げ", "お申し込みを取り下げました"),
+                                                             (True, "cancelled", "キャンセル", "予約をキャンセルしました")])
+def test_delete_data_closes_what_is_open_then_erases(rt, client, user_factory, fake_line, decided, closed_as, words,
+                                                     done):
     user = user_factory("otaru")
     booking = request_for(rt, client, user)
     if decided:
@@ -296,12 +297,71 @@ def test_delete_data_closes_what_is_open_then_erases(rt, client, user_factory, f
     assert booking.reference in question and f"{words}となり" in question
     assert the_booking(rt, user).details is not None              # nothing happens before the answer
     reply = taps(fake_line, user, last_buttons(fake_line, user)["削除する"])
-    assert "個人情報を削除しました" in reply and booking.reference in reply
+    assert "個人情報を削除しました" in reply and f"{booking.reference}（" in reply and done in reply
     after = the_booking(rt, user)
     assert after.status == closed_as
     assert (after.details, after.seeker_hash) == (None, None) and after.details_purged_at is not None
     assert rows(rt, SlotClaim) == []
     assert rows(rt, StaffNotice)[-1].kind == closed_as
+
+
+def assert_kept(rt, user, booking, status: str) -> None:
+    after = the_booking(rt, user)
+    assert (after.status, after.details is not None, after.seeker_hash) == (status, True, booking.seeker_hash)
+    assert not [n for n in rows(rt, StaffNotice) if n.kind in ("cancelled", "withdrawn")]
+
+
+def test_delete_data_keeps_a_booking_the_office_cancels_only_by_phone(rt, client, user_factory, fake_line):
+    """Sakata cancels confirmed sessions by phone only: データ削除 must not cancel one in chat."""
+    user = user_factory("sakata")
+    booking = request_for(rt, client, user)
+    confirm(rt, booking)
+    reply = says(fake_line, user, "データ削除")
+    assert "今は個人情報を削除できません" in reply and booking.reference in reply
+    assert "電話にてご連絡" in reply and "あらためて「データ削除」と送ってください" in reply
+    assert last_buttons(fake_line, user) == {}                   # nothing to confirm
+    assert_kept(rt, user, booking, "confirmed")
+
+
+def test_delete_data_checks_again_when_confirmed(rt, client, user_factory, fake_line):
+    """Staff confirmed the request between the question and the answer: nothing is deleted."""
+    user = user_factory("sakata")
+    booking = request_for(rt, client, user)
+    assert "取り下げとなり" in says(fake_line, user, "データ削除")
+    yes = last_buttons(fake_line, user)["削除する"]
+    confirm(rt, booking)
+    reply = taps(fake_line, user, yes)
+    assert "今は個人情報を削除できません" in reply and "個人情報を削除しました" not in reply
+    assert_kept(rt, user, booking, "confirmed")
+
+
+@pytest.mark.parametrize("decided", [False, True])
+def test_on_the_session_day_otaru_takes_changes_by_phone_only(rt, clock, client, user_factory, fake_line, decided):
+    """Otaru: 「当日キャンセルの場合は電話のみにて」 — a request not yet decided included (staff may be confirming
+    it), through 予約確認, its button and データ削除 alike."""
+    user = user_factory("otaru")
+    booking = request_for(rt, client, user)
+    if decided:
+        confirm(rt, booking)
+    status = "confirmed" if decided else "requested"
+    clock.freeze(booking.slot_start - timedelta(minutes=30))
+    listing = says(fake_line, user, "予約確認")
+    assert "このトークではキャンセルできません" in listing and "当日のキャンセルは" in listing
+    assert "取り下げる場合は" not in listing
+    reply = taps(fake_line, user, f"a=withdraw&at=any&o=otaru&v={booking.reference}")
+    assert "このトークではキャンセルできません" in reply and "電話:" in reply and "メール:" not in reply
+    reply = says(fake_line, user, "データ削除")
+    assert "今は個人情報を削除できません" in reply and "電話:" in reply
+    assert_kept(rt, user, booking, status)
+
+
+def test_the_day_before_a_request_is_still_withdrawn_in_chat(rt, clock, client, user_factory, fake_line):
+    user = user_factory("otaru")
+    booking = request_for(rt, client, user)
+    clock.freeze(booking.slot_start - timedelta(days=1))
+    reply = taps(fake_line, user, f"a=withdraw&at=any&o=otaru&v={booking.reference}")
+    assert "お申し込みを取り下げました" in reply
+    assert the_booking(rt, user).status == "withdrawn"
 
 
 def test_delete_data_can_be_declined(rt, client, user_factory, fake_line):

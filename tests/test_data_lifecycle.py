@@ -25,7 +25,8 @@ from bot.clock import TOKYO
 from bot.crypto import Vault
 from bot.models import Booking, Consent, Conversation
 from bot.schema import Base
-from bot.staff import auth, personal
+from bot.staff import auth, decisions, personal
+from bot.staff.audit import Actor
 from bot.staff.models import AuditEntry, StaffUser
 from bot.worker import Worker
 from tests.formflow import Page, form_link, walk_to_slots
@@ -189,6 +190,13 @@ def keys_rotate_without_loss(make_app, rt, run: FullRun) -> None:
 
 def data_deletion_leaves_nothing(rt, database_url: str, run: FullRun, user_id: str) -> None:
     user, person, reference = run.users[user_id], run.people[user_id], run.references[user_id]
+    user.says("データ削除")                                             # Sakata: a confirmed session is
+    assert "今は個人情報を削除できません" in user.messages()[-1]["text"]    # cancelled by phone, not here
+    assert _booking(rt, reference).details is not None
+    with rt.db.transaction() as s:                                     # the user phoned; staff cancel it
+        booking = s.scalar(select(Booking).where(Booking.reference == reference))
+        assert decisions.cancel(s, rt, rt.offices[booking.office_id], booking, Actor(label="sakata-admin"),
+                                rt.clock.now(), by_office=False).changed
     user.says("データ削除")
     user.taps(postback_value(user.messages(), "削除する"))
     gone = _booking(rt, reference)

@@ -95,7 +95,7 @@ class FakePorts:
         return {"outcome": "not_found"}
 
     def delete_personal_data(self) -> dict[str, Any]:
-        return {"closed": []}
+        return {"outcome": "deleted", "closed": []}
 
     def receipt(self) -> dict[str, Any] | None:
         return None

@@ -139,7 +139,11 @@ def samples(office) -> dict[str, list[dict[str, Any]]]:
         "hold_expired": [{}],
         "delete_confirm": [dict(open_booking=b) for b in (None, booking())],
         "delete_kept": [{}],
-        "deleted": [dict(result={"closed": c}) for c in ([], ["ABCD-EFGH"])],
+        "deleted": [dict(result={"outcome": "deleted", "closed": c})
+                    for c in ([], [{**booking(), "closed_as": how}
+                                   for how in ("withdrawn", "cancelled", "proposal_declined")])],
+        "delete_blocked": [dict(kept=[booking(status, "call", routes)]) for status, routes in
+                           (("confirmed", ("phone",)), ("requested", ("phone", "email")))],
         "withdraw_result": [dict(result={"outcome": o, **booking("confirmed", "call", ("phone", "email"))})
                             for o in ("withdrawn", "cancelled", "call", "already", "declined", "started",
                                       "not_found")],

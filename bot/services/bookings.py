@@ -1,7 +1,9 @@
 """Requests and bookings as the user sees them in chat: list, withdraw or cancel, receipt, delete data.
 
 What a user may do about each (the `action` of a summary):
-- `withdraw`: a request not yet decided (requested), before its slot begins;
+- `withdraw`: a request not yet decided (requested), before the session day (on the day itself only where
+  the office takes same-day cancellations in chat: staff may be about to confirm it, and a same-day change
+  goes by the office's same-day routes, as for a booking);
 - `proposal`: staff proposed another slot: accept or decline it;
 - `cancel`: a confirmed booking, in chat, where the office's rule allows it (`cancellation.in_chat`,
   until `in_chat_until_days_before` days before the session date);
@@ -48,7 +50,8 @@ def _action(office, booking: Booking, now: datetime) -> str | None:
     if booking.slot_start <= now:
         return None
     if booking.status == lifecycle.REQUESTED:
-        return "withdraw"
+        same_day = booking.slot_start.date() == now.date()
+        return "withdraw" if not same_day or cancellable_in_chat(office, booking, now) else "call"
     if booking.status == lifecycle.PROPOSED:
         return "proposal"
     if booking.status == lifecycle.CONFIRMED:
@@ -165,20 +168,31 @@ _CLOSE_FOR_DELETION = {
 def delete_personal_data(session: Session, rt, office, conv: Conversation, now: datetime) -> dict[str, Any]:
     """Close what is still ahead (withdrawn/cancelled, staff told), then erase every detail we hold.
 
+    outcome `deleted`, with `closed`: the summaries of what was closed, each with how (`closed_as`).
+    outcome `call`, with `kept`: nothing done, because a booking ahead may not be closed in chat by the
+    office's rule (a confirmed session the office cancels only by phone, or anything on the session day
+    where same-day cancellations go by phone): its details are what staff run the session with, so the
+    user is told to cancel it by the office's route first (or to ask again after the session).
+
     The consent records stay (the office's record of who agreed to which terms); the conversation
     keeps only its LINE user id, state and language.
     """
-    closed: list[str] = []
-    for booking in _user_bookings(session, office, conv):
+    bookings = _user_bookings(session, office, conv)
+    kept = [summary(office, b, now) for b in bookings
+            if _open_ahead(b, now) and _action(office, b, now) == "call"]
+    if kept:
+        return {"outcome": "call", "kept": sorted(kept, key=lambda k: k["at"])}
+    closed: list[dict[str, Any]] = []
+    for booking in bookings:
         step = _CLOSE_FOR_DELETION.get(booking.status)
         if step is not None and booking.slot_start > now and lifecycle.fire(session, booking, step[0], now):
             rt.notify_staff(session, office, step[1], booking.id, now)
-            closed.append(booking.reference)
+            closed.append({**summary(office, booking, now), "closed_as": step[1]})
         if booking.details is not None or booking.seeker_hash is not None:
             booking.details, booking.seeker_hash, booking.details_purged_at = None, None, now
         booking.receipt_pending = False
     session.execute(delete(SlotHold).where(SlotHold.conversation_id == conv.id))
-    return {"closed": closed}
+    return {"outcome": "deleted", "closed": sorted(closed, key=lambda c: c["at"])}
 
 
 # -- the receipt --------------------------------------------------------------------------------------
