@@ -116,6 +116,7 @@ class Schedule:
     weekdays: tuple[int, ...]        # Monday=0
     starts: tuple[time, ...]
     duration_minutes: int = 30
+    duration_approximate: bool = False  # the documents say 「30分程度」 (about), not 「30分」 (no extension)
     capacity: int = 1
     closures: tuple[date, ...] = ()  # office closure dates beyond the national calendar
 
@@ -288,6 +289,9 @@ def untranslated(office: Office) -> list[str]:
         base = f"translations.{language}"
         for key in ("name", "formal_name", "controller", "other_routes", "consent_summary", "after_request"):
             if key not in overlay:
+                missing.append(f"{base}.{key}")
+        for key in ("notices",):
+            if getattr(office, key) and key not in overlay:
                 missing.append(f"{base}.{key}")
         for key, items in (("eligibility", office.eligibility), ("checklist", office.checklist)):
             given = overlay.get(key, {})
@@ -602,7 +606,7 @@ def _notice(value: Any, path: str) -> NoticeRule:
 
 
 def _schedule(value: Any, path: str) -> Schedule:
-    raw = _fields(value, path, ("weekdays", "starts"), ("duration_minutes", "capacity", "closures"))
+    raw = _fields(value, path, ("weekdays", "starts"), ("duration_minutes", "duration_approximate", "capacity", "closures"))
     weekdays = _unique(_each(raw["weekdays"], _at(path, "weekdays"), lambda v, p: _int(v, p, 0, 6),
                              non_empty=True), _at(path, "weekdays"))
     starts = _unique(_each(raw["starts"], _at(path, "starts"), _time, non_empty=True), _at(path, "starts"),
@@ -617,6 +621,7 @@ def _schedule(value: Any, path: str) -> Schedule:
         weekdays=tuple(sorted(weekdays)),
         starts=tuple(sorted(starts)),
         duration_minutes=duration,
+        duration_approximate=_bool(raw.get("duration_approximate", False), _at(path, "duration_approximate")),
         capacity=_int(raw.get("capacity", 1), _at(path, "capacity"), 1, 50),
         closures=tuple(sorted(closures)),
     )
@@ -845,12 +850,12 @@ def _by_id(value: Any, path: str, steps: tuple[Any, ...], read: Callable[[Any, s
 def _translation(value: Any, path: str, values: dict[str, Any]) -> dict[str, Any]:
     raw = _fields(value, path, (), (
         "name", "formal_name", "controller", "contacts", "other_routes", "video_app", "eligibility", "checklist",
-        "consent_summary", "after_request", "booking", "cancellation", "documents_route"))
+        "consent_summary", "notices", "after_request", "booking", "cancellation", "documents_route"))
     out: dict[str, Any] = {}
     for key in ("name", "formal_name", "controller", "after_request", "documents_route"):
         if key in raw:
             out[key] = _text(raw[key], _at(path, key))
-    for key in ("other_routes", "consent_summary"):
+    for key in ("other_routes", "consent_summary", "notices"):
         if key in raw:
             out[key] = _same_length(_texts(raw[key], _at(path, key)), values[key], _at(path, key))
     if "contacts" in raw:
@@ -894,7 +899,8 @@ def _apply_translation(office: Office, overlay: dict[str, Any]) -> Office:
 
     contacts = overlay.get("contacts", {})
     changes: dict[str, Any] = {key: overlay[key] for key in ("name", "formal_name", "controller", "after_request",
-                                                              "other_routes", "consent_summary", "documents_route")
+                                                              "other_routes", "consent_summary", "notices",
+                                                              "documents_route")
                                if key in overlay}
     changes.update({key: replace(getattr(office, key), **contacts[key]) for key in contacts})
     for key in ("video_app", "booking", "cancellation"):

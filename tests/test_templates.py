@@ -5,6 +5,7 @@ the others with values shaped like their services' results. No Flask, database o
 """
 from __future__ import annotations
 
+
 import ast
 import re
 from dataclasses import replace
@@ -230,9 +231,14 @@ def test_the_brief_consent_repeats_link_and_how_to_but_not_the_summary(office_id
         assert f"{BASE_URL}/terms/{office.id}" in message and "「同意する」と送って" in message
 
 
-def test_the_video_apps_terms_are_named_and_linked_where_the_profile_has_them():
-    [otaru] = render(OFFICES["otaru"], "consent", samples(OFFICES["otaru"])["consent"][0])
-    assert "「ZOOM サービス規約」" in otaru["text"] and "\nhttps://www.zoom.com/ja/trust/terms/\n" in otaru["text"]
+def test_the_video_apps_terms_are_named_and_linked_once_the_office_confirms_the_address():
+    office = OFFICES["otaru"]
+    assert office.video_app.terms_url and not office.video_app.terms_url_confirmed   # not printed by Otaru
+    [otaru] = render(office, "consent", samples(office)["consent"][0])
+    assert "「ZOOM サービス規約」" in otaru["text"] and "zoom.com" not in otaru["text"]
+    confirmed = replace(office, video_app=replace(office.video_app, terms_url_confirmed=True))
+    [otaru] = render(confirmed, "consent", samples(confirmed)["consent"][0])
+    assert "\nhttps://www.zoom.com/ja/trust/terms/\n" in otaru["text"]
     [sakata] = render(OFFICES["sakata"], "consent", samples(OFFICES["sakata"])["consent"][0])
     assert "サービス規約" not in sakata["text"]
 
@@ -260,3 +266,26 @@ def test_the_topic_answer_never_shows_the_online_counselling_line():
         assert "41#" not in words and office.phone.value not in words
         for redirect in topic.redirects:
             assert redirect.window in words
+
+
+@pytest.mark.parametrize("office_id", sorted(OFFICES))
+def test_the_confirmation_tells_every_notice_of_the_office(office_id):
+    office = OFFICES[office_id]
+    [message] = render(office, "outcome_confirmed", dict(booking=booking("confirmed", "cancel")))
+    assert office.notices and all(f"・{notice}" in message["text"] for notice in office.notices)
+
+
+def test_the_greeting_gives_the_sessions_length_as_each_office_does():
+    [sakata] = render(OFFICES["sakata"], "greeting", {})
+    [otaru] = render(OFFICES["otaru"], "greeting", {})
+    assert "1回30分程度" in sakata["text"]                      # 「30分程度」
+    assert "1回30分・" in otaru["text"] and "程度" not in otaru["text"]   # 「1回30分」, no extension
+
+
+def test_the_forms_examples_are_no_offices_real_numbers():
+    real = {c.value for office in OFFICES.values() for c in (office.phone, *[r.phone for q in office.eligibility
+                                                                              for r in q.redirects]) if c.value}
+    assert real
+    for path in (ROOT / "templates" / "forms").glob("errors.*.yaml"):
+        text = path.read_text(encoding="utf-8")
+        assert not [number for number in real if number in text], path.name
