@@ -42,6 +42,11 @@ def create_app(config: dict | None = None) -> Flask:
     app.config.update(SECRET_KEY=cfg.secret_key, MAX_CONTENT_LENGTH=webhook.MAX_BODY, OFFICES_DIR=str(cfg.offices_dir),
                       SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Lax",
                       SESSION_COOKIE_SECURE=cfg.is_production, TESTING=cfg.testing)
+    if cfg.trusted_proxy_hops:  # behind a router: the client's address and scheme are in its headers
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        hops = cfg.trusted_proxy_hops
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)  # type: ignore[method-assign]
     app.extensions["madoguchi"] = rt
     textfmt.register(app)
     app.register_blueprint(webhook.bp)

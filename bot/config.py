@@ -42,6 +42,9 @@ class Config:
     # Budget for sending replies in the web process after commit (seconds).
     reply_budget_seconds: float = 1.0
     line_timeout_seconds: float = 5.0
+    # Reverse proxies in front of the app whose X-Forwarded-For/-Proto are believed (0: none, the client's
+    # own address is the peer's). The staff allow-list and audit log need the real address behind a router.
+    trusted_proxy_hops: int = 0
     # Channel credentials from the channels store (bot/channels.py), for offices the environment misses:
     # office id -> {"secret": ..., "token": ...}. The environment wins, setting by setting.
     stored_channels: dict[str, dict[str, str]] = field(default_factory=dict, repr=False)
@@ -103,6 +106,15 @@ def _dev_secret(instance: Path, name: str, make) -> str:
     return path.read_text().strip()
 
 
+def _proxy_hops(value: str) -> int:
+    value = value.strip()
+    if not value:
+        return 0
+    if not value.isdigit() or int(value) > 5:
+        raise ConfigError(f"TRUSTED_PROXY_HOPS must be a whole number from 0 to 5, not {value!r}")
+    return int(value)
+
+
 def load_config(overrides: dict | None = None, environ: dict | None = None) -> Config:
     """Build the Config from the environment, then apply overrides (tests)."""
     environ = dict(os.environ if environ is None else environ)
@@ -130,6 +142,7 @@ def load_config(overrides: dict | None = None, environ: dict | None = None) -> C
     secret_key = environ.get("SECRET_KEY", "")
     keys = tuple(k.strip() for k in environ.get("DATA_ENCRYPTION_KEY", "").split(",") if k.strip())
     fake_now = environ.get("APP_FAKE_NOW") or None
+    hops = _proxy_hops(environ.get("TRUSTED_PROXY_HOPS", ""))
 
     cfg = Config(
         app_env=app_env,
@@ -143,6 +156,7 @@ def load_config(overrides: dict | None = None, environ: dict | None = None) -> C
         fake_now=fake_now,
         instance_path=instance,
         env={k: v for k, v in environ.items() if k.startswith("LINE_")},
+        trusted_proxy_hops=hops,
     )
     known = {f.name for f in fields(Config)}
     unknown = set(overrides) - known

@@ -303,3 +303,14 @@ def test_a_new_app_fake_now_moves_the_clock_again(tmp_path, database_url, monkey
     finally:
         first.db.dispose()
         second.db.dispose()
+
+
+@pytest.mark.parametrize("value, hops", [("", 0), ("0", 0), ("1", 1), (" 2 ", 2)])
+def test_trusted_proxy_hops(tmp_path, value, hops):
+    assert load_config(environ={"INSTANCE_PATH": str(tmp_path), "TRUSTED_PROXY_HOPS": value}).trusted_proxy_hops == hops
+
+
+@pytest.mark.parametrize("value", ["-1", "one", "6", "1.5"])
+def test_trusted_proxy_hops_refuses_what_it_cannot_mean(tmp_path, value):
+    with pytest.raises(ConfigError, match="TRUSTED_PROXY_HOPS"):
+        load_config(environ={"INSTANCE_PATH": str(tmp_path), "TRUSTED_PROXY_HOPS": value})

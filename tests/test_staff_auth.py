@@ -145,6 +145,26 @@ def test_the_ip_allow_list(rt, app):
     assert login(outside).status_code == 302
 
 
+@pytest.mark.parametrize("hops, forwarded, allowed", [
+    (0, "192.0.2.15", False),                 # no proxy trusted: a forged header changes nothing
+    (1, "192.0.2.15", True),                  # behind the router: the client's address it adds counts
+    (1, "192.0.2.15, 198.51.100.7", False),   # only the hop the router added, not what the client wrote
+])
+def test_the_ip_allow_list_behind_a_router(make_app, hops, forwarded, allowed):
+    app = make_app(trusted_proxy_hops=hops)
+    rt = app.extensions["madoguchi"]
+    create_staff(rt)
+    with rt.db.transaction() as s:
+        auth.set_allowlist(s, "sakata", auth.parse_allowlist("192.0.2.0/24"))
+    client = app.test_client()
+    client.environ_base["HTTP_X_FORWARDED_FOR"] = forwarded
+    assert login(client).status_code == (302 if allowed else 403)
+    if allowed:
+        with rt.db.reading() as s:
+            entry = s.scalars(select(AuditEntry).where(AuditEntry.action == "login")).one()
+        assert entry.ip == "192.0.2.15"
+
+
 def test_an_otaru_account_never_sees_sakata_data(rt, client):
     create_staff(rt, office="otaru", username="otaru-staff")
     sakata_ref = make_request(rt)
