@@ -27,7 +27,7 @@ def handle(talk: Talk, inp: Incoming, vocab: Vocabulary) -> Routed:
 def apply(talk: Talk, routed: Routed) -> None:
     """Fire the routed trigger: a machine step, or one of the words that work at every step."""
     trigger = routed.trigger
-    if trigger == "typed" and talk.state == State.AWAITING_SLOT:
+    if trigger == "typed" and talk.state in (State.AWAITING_SLOT, State.AWAITING_FORM):  # choose_slot's sources
         start = talk.ports.parse_slot(routed.value or "")
         if start:
             trigger, routed = "choose_slot", Routed("choose_slot", value=start)

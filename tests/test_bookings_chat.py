@@ -158,6 +158,23 @@ def test_a_typed_holiday_past_or_far_slot_is_explained(rt, clock, user_factory, 
     assert conversation(rt, user).state == "awaiting_slot" and rows(rt, SlotHold) == []
 
 
+def test_a_typed_slot_is_read_while_the_form_waits_too(rt, clock, user_factory, fake_line):
+    """The bot offers slots again once a hold lapsed and asks for 「12/7 14:00」 or a number: typing one
+    holds it, as tapping does; while a hold is live, a typed slot moves the hold there."""
+    user = user_factory("sakata")
+    walk_to_slots(user, rt)
+    user.says("1")
+    clock.advance(minutes=rt.offices["sakata"].booking.hold_minutes + 1)
+    assert "仮押さえの時間が過ぎました" in says(fake_line, user, "予約")
+    reply = says(fake_line, user, "12/7 15:00")
+    assert "読み取れませんでした" not in reply and "12/7(月) 15:00" in reply
+    assert [h.slot_start.hour for h in rows(rt, SlotHold)] == [15]
+    reply = says(fake_line, user, "１２月７日１６時")                             # full-width, 日/時
+    assert "読み取れませんでした" not in reply
+    assert [h.slot_start.hour for h in rows(rt, SlotHold)] == [16]
+    assert conversation(rt, user).state == "awaiting_form" and conversation(rt, user).misses == 0
+
+
 # -- choosing a slot: races and repeats -------------------------------------------------------------------
 
 def test_a_slot_taken_a_minute_ago(rt, user_factory, fake_line):
