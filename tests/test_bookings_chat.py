@@ -381,6 +381,15 @@ def test_the_day_before_a_request_is_still_withdrawn_in_chat(rt, clock, client, 
     assert the_booking(rt, user).status == "withdrawn"
 
 
+def test_typing_cancel_shows_how_each_booking_is_cancelled(rt, client, user_factory, fake_line):
+    user = user_factory("sakata")
+    booking = request_for(rt, client, user)
+    confirm(rt, booking)
+    reply = says(fake_line, user, "キャンセルしたい")
+    assert booking.reference in reply and "このトークではキャンセルできません" in reply and "電話" in reply
+    assert the_booking(rt, user).status == "confirmed"                  # shown, nothing done
+
+
 def test_delete_data_can_be_declined(rt, client, user_factory, fake_line):
     user = user_factory("sakata")
     request_for(rt, client, user)
