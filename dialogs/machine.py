@@ -125,7 +125,7 @@ def shown_page(talk: Talk) -> dict[str, Any]:
         page = talk.ports.week(int(talk.context.get("week", 0)), int(talk.context.get("page", 0)))
         talk.scratch["week"] = page
         if page.get("page"):
-            talk.context["page"] = page["page"]   # a page past the end (the week's last, asked for) resolved
+            talk.context["page"] = page["page"]   # -1 or past the end, as the service read it: the week's last
         else:
             talk.context.pop("page", None)
     return page
