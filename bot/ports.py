@@ -80,8 +80,8 @@ class SessionPorts:
         return decisions.answer_proposal(self.s, self.rt, self.office, self.conv, reference, accept, self.now)
 
     # -- slots --------------------------------------------------------------------------------
-    def week(self, index: int) -> dict[str, Any]:
-        return holds.week_page(self.s, self.office, self.now, index)
+    def week(self, index: int, page: int = 0) -> dict[str, Any]:
+        return holds.week_page(self.s, self.office, self.now, index, page)
 
     def hold(self, start_iso: str) -> dict[str, Any]:
         return holds.hold(self.s, self.rt, self.office, self.conv, start_iso, self.now)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dialogs.effects import Say
 from dialogs.inputs import Incoming
-from dialogs.machine import MACHINE, MAX_MISSES, State, Talk, ask, choices_for_routing, fire
+from dialogs.machine import MACHINE, MAX_MISSES, State, Talk, ask, choices_for_routing, fire, typed_aliases
 from dialogs.router import Routed, Vocabulary, route
 
 
@@ -17,7 +17,7 @@ def handle(talk: Talk, inp: Incoming, vocab: Vocabulary) -> Routed:
         talk.say("receipt", receipt=receipt)
 
     routed = route(inp, office=talk.office.id, position=talk.position(),
-                   choices=choices_for_routing(talk), vocab=vocab)
+                   choices=choices_for_routing(talk), vocab=vocab, aliases=typed_aliases(talk))
     if inp.stale and routed.trigger not in ("follow", "unfollow"):
         routed = Routed("stale")
     apply(talk, routed)

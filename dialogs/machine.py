@@ -57,10 +57,17 @@ class Talk:
         self.effects.append(Say(template, vars, choices))
 
     def position(self) -> str:
+        """What the bot waits for, as its buttons carry it (a button from another position is stale).
+
+        At the slot step: the week and, past a week's first page, the page (`awaiting_slot:1` is week 1's
+        first page, `awaiting_slot:1:2` its third).
+        """
         if self.state in (State.AWAITING_ELIGIBILITY, State.AWAITING_CHECKLIST):
             return f"{self.state}:{self.index}"
         if self.state == State.AWAITING_SLOT:
-            return f"{self.state}:{self.context.get('week', 0)}"
+            page = int(self.context.get("page", 0))
+            week = f"{self.state}:{self.context.get('week', 0)}"
+            return f"{week}:{page}" if page else week
         return self.state
 
     def button(self, action: str, value: str | None = None, label_key: str | None = None,
@@ -85,17 +92,58 @@ def offered(talk: Talk) -> list[tuple[Choice, str]]:
         return [(talk.button("answer", c, c), f"answer:{c}") for c in question.choices]
     if state == State.AWAITING_CHECKLIST:
         return [(talk.button("answer", c, c), f"answer:{c}") for c in ("yes", "no")]
-    if state == State.AWAITING_SLOT or (state == State.AWAITING_FORM and hold_lapsed_now(talk)):
-        page = talk.scratch.get("week") or talk.ports.week(int(talk.context.get("week", 0)))
-        talk.scratch["week"] = page
+    if offers_slots(talk):
+        page = shown_page(talk)
         buttons = [(talk.button("slot", s["start"], label=s["label"]), f"slot:{s['start']}")
-                   for s in page["slots"][:11]]
-        if page.get("has_prev"):
-            buttons.append((talk.button("week", "-1", "prev_week"), "week:-1"))
-        if page.get("has_next"):
-            buttons.append((talk.button("week", "1", "next_week"), "week:1"))
+                   for s in page["slots"]]
+        buttons += [(talk.button("week", value, label_key), f"week:{value}") for value, label_key in _turns(page)]
         return buttons
     return []
+
+
+def offers_slots(talk: Talk) -> bool:
+    """Does the current step show a page of slots? (Choosing one; or the form's hold ran out.)"""
+    state = talk.state
+    return not talk.context.get("resume_offered") and (
+        state == State.AWAITING_SLOT or (state == State.AWAITING_FORM and hold_lapsed_now(talk)))
+
+
+def _turns(page: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """(value, label key) of the buttons that turn the page: 前の週 / 次の週 where they cross a week's end."""
+    turns = []
+    if page.get("has_prev"):
+        turns.append(("prev", "prev_week" if page.get("prev_is_week", True) else "prev_page"))
+    if page.get("has_next"):
+        turns.append(("next", "next_week" if page.get("next_is_week", True) else "next_page"))
+    return turns
+
+
+def shown_page(talk: Talk) -> dict[str, Any]:
+    """The page of slots the step shows (asked once per event); the context keeps its page number."""
+    page = talk.scratch.get("week")
+    if page is None:
+        page = talk.ports.week(int(talk.context.get("week", 0)), int(talk.context.get("page", 0)))
+        talk.scratch["week"] = page
+        if page.get("page"):
+            talk.context["page"] = page["page"]   # -1 or past the end, as the service read it: the week's last
+        else:
+            talk.context.pop("page", None)
+    return page
+
+
+def typed_aliases(talk: Talk) -> list[tuple[str, list[str]]]:
+    """(value, labels) chosen by typing a label that is not on this page's buttons (never by number):
+    次の週 / 前の週 go to that week's first page, 次へ / 前へ turn the page, where these moves exist."""
+    if not offers_slots(talk):
+        return []
+    page = shown_page(talk)
+    shown = {label_key for _, label_key in _turns(page)}
+    moves = [("next_week", "week:1", page.get("has_next_week")),
+             ("prev_week", "week:-1", page.get("has_prev_week")),
+             ("next_page", "week:next", page.get("has_next")),
+             ("prev_page", "week:prev", page.get("has_prev"))]
+    return [(value, [talk.labels[key]]) for key, value, possible in moves
+            if possible and key not in shown and key in talk.labels]
 
 
 def choices_for_routing(talk: Talk) -> list[tuple[str, list[str]]]:
@@ -134,16 +182,14 @@ def ask(talk: Talk, again: bool = False) -> None:
         talk.say("checklist_item", buttons, item=office.checklist[talk.index],
                  number=talk.index + 1, total=len(office.checklist))
     elif state == State.AWAITING_SLOT:
-        page = talk.scratch.get("week") or talk.ports.week(int(talk.context.get("week", 0)))
-        talk.say("slots", buttons, page=page)
+        talk.say("slots", buttons, page=shown_page(talk))
     elif state == State.AWAITING_FORM:
         held = None if hold_lapsed_now(talk) else talk.ports.held_slot()
         if held:
             talk.say("form_link", (), held=held)
         else:
             talk.say("hold_expired")
-            page = talk.scratch.get("week") or talk.ports.week(int(talk.context.get("week", 0)))
-            talk.say("slots", buttons, page=page)
+            talk.say("slots", buttons, page=shown_page(talk))
 
 
 def hold_lapsed_now(talk: Talk) -> bool:
@@ -308,16 +354,30 @@ def show_first_week(e: EventData) -> None:
     """Checklist done: show the first week with free slots."""
     talk: Talk = e.model
     talk.context.pop("i", None)
+    talk.context.pop("page", None)
     talk.context["week"] = 0
     talk.say("checklist_done")
     ask(talk)
 
 
 def turn_week(e: EventData) -> None:
-    """次の週 / 前の週."""
+    """次へ / 前へ: the next or previous page, into the next or previous week at a week's ends (its first
+    page forward, its last page back); 次の週 / 前の週 typed: that week's first page."""
     talk: Talk = e.model
-    step = 1 if str(_value(e)) == "1" else -1
-    talk.context["week"] = max(0, int(talk.context.get("week", 0)) + step)
+    value = str(_value(e))
+    week, page = int(talk.context.get("week", 0)), int(talk.context.get("page", 0))
+    if value == "next":
+        shown = shown_page(talk)
+        if shown.get("has_next"):
+            week, page = (week + 1, 0) if shown.get("next_is_week", True) else (week, page + 1)
+    elif value == "prev":
+        if page > 0:
+            page -= 1
+        elif week > 0:
+            week, page = week - 1, -1       # -1: the week's last page
+    elif value in ("1", "-1"):
+        week, page = max(0, week + int(value)), 0
+    talk.context["week"], talk.context["page"] = week, page
     talk.scratch.pop("week", None)
     ask(talk)
 
@@ -360,6 +420,7 @@ def to_last_item(e: EventData) -> None:
     """Back from the slots to the last checklist item."""
     e.model.context["i"] = len(e.model.office.checklist) - 1
     e.model.context.pop("week", None)
+    e.model.context.pop("page", None)
     ask(e.model)
 
 

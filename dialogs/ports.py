@@ -38,8 +38,9 @@ class Ports(Protocol):
     def booking_blocked(self) -> bool:
         """Has staff blocked this user's online booking?"""
 
-    def week(self, index: int) -> dict[str, Any]:
-        """Slots of the index-th bookable week: slots, why empty, paging, week label."""
+    def week(self, index: int, page: int = 0) -> dict[str, Any]:
+        """One page of the index-th bookable week (page -1: its last): the page's slots (whole days, at most
+        11), the days shown, why the week is empty, and where the previous and next pages lie."""
 
     def hold(self, start_iso: str) -> dict[str, Any]:
         """Hold a slot for the form: ok, form_url, expires; or reason + nearest alternatives."""

@@ -106,12 +106,13 @@ def parse_postback(data: str) -> dict[str, str] | None:
 
 
 def route(inp: Incoming, *, office: str, position: str, choices: list[tuple[str, Iterable[str]]],
-          vocab: Vocabulary) -> Routed:
+          vocab: Vocabulary, aliases: Iterable[tuple[str, Iterable[str]]] = ()) -> Routed:
     """Map one event to a trigger.
 
     `position` names what the bot waits for now (state plus index); `choices` are the values
     offered at that position with the labels the user sees, in display order (numbers are
-    1-based positions in this list).
+    1-based positions in this list). `aliases` are more values chosen only by typing their labels
+    (after the choices' own labels; never by number).
     """
     if inp.kind in ("follow", "unfollow"):
         return Routed(inp.kind)
@@ -137,7 +138,7 @@ def route(inp: Incoming, *, office: str, position: str, choices: list[tuple[str,
         if 0 <= index < len(choices) and not _offers_consent(choices):
             return _choice(choices[index][0])
         return Routed("miss")
-    for value, labels in choices:
+    for value, labels in (*choices, *aliases):
         if text in {normalise(label) for label in labels}:
             return _choice(value)
     synonym = vocab.answers.get(text)

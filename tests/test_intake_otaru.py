@@ -7,12 +7,16 @@ Checked against the seed: the notice 「オンライン職業相談のお知ら�
 from __future__ import annotations
 
 import logging
+import re
+from datetime import date, datetime, time, timedelta
 
 import pytest
 from sqlalchemy import inspect, select
 
-from bot.models import Base
-from tests.intake_walk import CONSENT_HEAD, HOW_TO_CONSENT, NO, UNSURE, YES, Chat, joined
+from bot.clock import TOKYO
+from bot.models import Base, Conversation, SlotHold
+from bot.services.slots import slot_label
+from tests.intake_walk import CONSENT_HEAD, HOW_TO_CONSENT, NO, UNSURE, YES, Chat, joined, postback_fields
 
 OFFICE = "otaru"
 QUESTIONS = ["registered", "topic", "device_zoom", "continuing", "need"]
@@ -198,3 +202,138 @@ def test_the_checklist_asks_what_otaru_documents_say_and_nothing_of_sakatas(rt):
         assert words in texts
     for sakata_only in ["ファイル共有ソフト", "ウイルス対策ソフト", "パターンファイル"]:
         assert sakata_only not in texts
+
+
+# -- the slot step, a week in pages: ten slots a weekday do not fit LINE's 13 buttons in one week ------------
+
+SLOT_LABEL = re.compile(r"\d{1,2}/\d{1,2}\(.\) \d{2}:\d{2}")
+FIRST_WEEK_DAYS = [date(2026, 12, d) for d in (2, 3, 4)]            # from Tuesday 12/1 10:00: Wednesday on
+SECOND_WEEK_DAYS = [date(2026, 12, d) for d in (7, 8, 9, 10, 11)]
+
+
+def md(day: date) -> str:
+    return slot_label(datetime.combine(day, time(), tzinfo=TOKYO)).split()[0]     # 12/7(月)
+
+
+def shown(chat) -> tuple[str, list[str], list[str]]:
+    """The last message's first line, its slot buttons and its other buttons (checked against its list)."""
+    text, buttons = chat.last_message()["text"], chat.buttons()
+    slots = [label for label in buttons if SLOT_LABEL.fullmatch(label)]
+    assert len(buttons) <= 13 and len(slots) <= 11
+    assert [line for line in text.splitlines() if re.match(r"\d+\. ", line)] == \
+        [f"{n}. {label}" for n, label in enumerate(slots, start=1)]
+    return text.splitlines()[0], slots, buttons[len(slots):]
+
+
+def heading(days: list[date]) -> str:
+    named = md(days[0]) if len(days) == 1 else f"{md(days[0])}〜{md(days[-1])}"
+    return f"{named}の空いている枠です（1回30分）。"
+
+
+def held_start(rt) -> datetime | None:
+    with rt.db.reading() as s:
+        return s.scalar(select(SlotHold.slot_start))
+
+
+def test_every_free_slot_of_a_week_is_on_a_button_page_by_page(chat, rt):
+    chat.walk_to("slots")
+    starts = sorted(rt.offices[OFFICE].schedule.starts)
+    expected = [slot_label(datetime.combine(d, t, tzinfo=TOKYO))
+                for d in FIRST_WEEK_DAYS + SECOND_WEEK_DAYS for t in starts]
+    seen, turns = [], []
+    for day in FIRST_WEEK_DAYS + SECOND_WEEK_DAYS:           # one page a day: 10 slots each
+        first_line, slots, others = shown(chat)
+        assert first_line == heading([day]) and all(label.startswith(md(day)) for label in slots)
+        seen += slots
+        turns.append(others)
+        chat.tap(others[-1])                                  # 次へ, or 次の週 on a week's last page
+    assert seen == expected                                   # all 80, each once, in order
+    assert turns == [["次へ"], ["前へ", "次へ"], ["前へ", "次の週"],
+                     ["前の週", "次へ"], ["前へ", "次へ"], ["前へ", "次へ"], ["前へ", "次へ"], ["前へ", "次の週"]]
+    assert shown(chat)[0] == heading([date(2026, 12, 14)])    # the third week's first page
+    # Back page by page: across a week's start to the previous week's last page.
+    for day in reversed(FIRST_WEEK_DAYS + SECOND_WEEK_DAYS):
+        chat.tap(shown(chat)[2][0])                           # 前の週 on a week's first page, else 前へ
+        assert shown(chat)[0] == heading([day])
+    assert shown(chat)[2] == ["次へ"]                         # the first page of all: nothing before it
+
+
+def test_the_page_tells_which_part_of_the_week_it_is(chat):
+    out = chat.walk_to("slots")
+    assert "11/30(月)〜12/6(日)の週は、空いている枠を3回に分けてお見せしています（1/3）。" in out[-1]
+    assert "「次へ」でほかの枠をご覧いただけます。" in out[-1]
+    out = chat.tap("次へ")
+    assert "（2/3）" in out[-1] and "「前へ」「次へ」でほかの枠" in out[-1]
+
+
+@pytest.mark.parametrize("typed", ["3", "３"])
+def test_a_typed_number_picks_from_the_page_shown(chat, rt, typed):
+    chat.walk_to("slots")
+    chat.tap("次へ")
+    chat.tap("次へ")
+    chat.tap("次の週")
+    chat.tap("次へ")
+    chat.tap("次へ")
+    assert shown(chat)[0] == heading([date(2026, 12, 9)])
+    out = chat.say(typed)
+    assert "12/9(水) 11:00" in joined(out) and "仮押さえしました" in joined(out)
+    assert held_start(rt) == datetime(2026, 12, 9, 11, 0, tzinfo=TOKYO)
+
+
+def test_a_typed_date_and_time_on_another_page_is_chosen(chat, rt):
+    chat.walk_to("slots")
+    chat.tap("次へ")
+    assert shown(chat)[0] == heading([date(2026, 12, 3)])
+    out = chat.say("12/10 15:30")
+    assert "12/10(木) 15:30" in joined(out) and "仮押さえしました" in joined(out)
+    assert held_start(rt) == datetime(2026, 12, 10, 15, 30, tzinfo=TOKYO)
+
+
+def test_typed_week_and_page_words_move_as_their_names_say(chat):
+    chat.walk_to("slots")
+    chat.say("次へ")
+    assert shown(chat)[0] == heading([date(2026, 12, 3)])
+    chat.say("次の週")                                         # not on this page's buttons: next week's start
+    assert shown(chat)[0] == heading([date(2026, 12, 7)])
+    chat.say("次へ")
+    chat.say("次へ")
+    assert shown(chat)[0] == heading([date(2026, 12, 9)])
+    chat.say("前の週")                                         # the previous week from its first page
+    assert shown(chat)[0] == heading([date(2026, 12, 2)])
+    chat.say("前の週")                                         # nothing before the first week: not understood
+    assert shown(chat)[0] == heading([date(2026, 12, 2)]) and chat.conversation().misses == 1
+
+
+def test_a_button_from_another_page_is_stale(chat, rt):
+    chat.walk_to("slots")
+    old_slot, old_next = chat.button_data("12/2(水) 10:00"), chat.button_data("次へ")
+    assert postback_fields(old_slot)["at"] == "awaiting_slot:0"
+    chat.tap("次へ")
+    assert postback_fields(chat.button_data("12/3(木) 10:00"))["at"] == "awaiting_slot:0:1"
+    out = chat.tap_data(old_slot)
+    assert "前の手順のもの" in out[0] and held_start(rt) is None
+    assert shown(chat)[0] == heading([date(2026, 12, 3)])      # the page in force, asked again
+    out = chat.tap_data(old_next)                               # not a second turn of the page
+    assert "前の手順のもの" in out[0] and shown(chat)[0] == heading([date(2026, 12, 3)])
+    chat.tap("12/3(木) 10:00")
+    assert held_start(rt) == datetime(2026, 12, 3, 10, 0, tzinfo=TOKYO)
+
+
+def test_a_day_partly_taken_shares_a_page_with_the_next(chat, rt, client):
+    """Whole days per page, as many as fit: Wednesday with two free slots and Thursday's ten do not fit
+    eleven buttons, Thursday and Friday neither; Wednesday with one free slot and Thursday do."""
+    office = rt.offices[OFFICE]
+    now = rt.clock.now()
+    wednesday = [datetime.combine(date(2026, 12, 2), t, tzinfo=TOKYO) for t in sorted(office.schedule.starts)]
+    with rt.db.transaction() as s:
+        for n, start in enumerate(wednesday[:9]):
+            conv = Conversation(office_id=OFFICE, line_user_id=f"U{n:032x}", state="awaiting_form",
+                                context={}, created_at=now)
+            s.add(conv)
+            s.flush()
+            s.add(SlotHold(office_id=OFFICE, conversation_id=conv.id, slot_start=start,
+                           expires_at=now + timedelta(hours=1), token_nonce=f"n{n}", created_at=now))
+    chat.walk_to("slots")
+    first_line, slots, _ = shown(chat)
+    assert first_line == heading([date(2026, 12, 2), date(2026, 12, 3)])
+    assert slots[0] == "12/2(水) 15:30" and len(slots) == 11

@@ -278,3 +278,19 @@ def test_a_contact_to_be_confirmed_never_reaches_the_chat(tmp_path, make_app, fa
     assert "チャット以外の方法" in everything and "利用規約に同意いただけない" in everything
     for value in ("0234-00-0000", "someone@example.jp", "平日8時30分から"):
         assert value not in everything
+
+
+def test_a_week_of_three_slots_is_one_page_as_before(chat):
+    """Three slots a week fit one page: the week's heading, its list, 次の週 / 前の週 and no page count."""
+    out = chat.walk_to("slots")
+    assert out[-1] == ("12/7(月)〜12/13(日)の空いている枠です（1回30分）。\n"
+                       "1. 12/7(月) 14:00\n2. 12/7(月) 15:00\n3. 12/7(月) 16:00\n\n"
+                       "ボタンを押すか、番号または「12/7 14:00」のように日時を送ってください。")
+    assert chat.buttons() == ["12/7(月) 14:00", "12/7(月) 15:00", "12/7(月) 16:00", "次の週"]
+    assert {postback_fields(chat.button_data(label))["at"] for label in chat.buttons()} == {"awaiting_slot:0"}
+    out = chat.tap("次の週")
+    assert out[-1].startswith("12/14(月)〜12/20(日)の空いている枠です（1回30分）。")
+    assert chat.buttons() == ["12/14(月) 14:00", "12/14(月) 15:00", "12/14(月) 16:00", "前の週", "次の週"]
+    assert {postback_fields(chat.button_data(label))["at"] for label in chat.buttons()} == {"awaiting_slot:1"}
+    out = chat.say("2")
+    assert "12/14(月) 15:00" in out[-1] and chat.conversation().state == "awaiting_form"

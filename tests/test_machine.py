@@ -75,7 +75,7 @@ class FakePorts:
     def booking_blocked(self) -> bool:
         return self.blocked
 
-    def week(self, index: int) -> dict[str, Any]:
+    def week(self, index: int, page: int = 0) -> dict[str, Any]:
         return {"slots": [{"start": "2026-12-07T14:00:00+09:00", "label": "12/7(月) 14:00"}],
                 "has_prev": False, "has_next": True}
 

@@ -84,6 +84,22 @@ def test_free_text_is_typed_and_empty_text_is_a_miss():
     assert routed(text("   ")).trigger == "miss"
 
 
+PAGE = [("slot:2026-12-09T10:00:00+09:00", ["12/9(水) 10:00"]), ("week:prev", ["前へ"]), ("week:next", ["次へ"])]
+WEEK_WORDS = [("week:1", ["次の週"]), ("week:-1", ["前の週"]), ("week:1", ["次へ"])]
+
+
+@pytest.mark.parametrize("typed,expected", [
+    ("次の週", Routed("turn_week", value="1", method="text")),
+    ("前の週", Routed("turn_week", value="-1", method="text")),
+    ("次へ", Routed("turn_week", value="next", method="text")),      # the page's own button comes first
+    ("3", Routed("turn_week", value="next", method="text")),
+    ("4", Routed("miss")),                                          # aliases have no number
+])
+def test_aliases_are_chosen_by_their_labels_never_by_number(typed, expected):
+    assert route(text(typed), office="sakata", position="awaiting_slot:1:2", choices=PAGE, vocab=VOCAB,
+                 aliases=WEEK_WORDS) == expected
+
+
 # -- consent --------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("typed", ["同意する", "同意する。", " 同意する "])

@@ -12,6 +12,7 @@ from bot.clock import TOKYO
 from bot.offices import Booking, Cancellation, Contact, NoticeRule, Office, Schedule, VideoApp
 from bot.services.calendar import holiday_name, is_business_day, is_closed, last_business_day_on_or_before
 from bot.services.slots import (
+    PAGE_SLOTS,
     WEEKDAY_KANJI,
     Slot,
     available_slots,
@@ -20,6 +21,7 @@ from bot.services.slots import (
     is_bookable,
     parse_slot_text,
     slot_label,
+    split_into_pages,
     week_view,
 )
 
@@ -342,6 +344,75 @@ def test_nothing_open_in_the_window_shows_this_week_as_passed():
     assert (week.slots, week.reason_if_empty, week.has_next) == ([], "notice_passed", False)
 
 
+# --- a week in pages ------------------------------------------------------------------------------------
+
+def day_slots(day: date, count: int) -> list[Slot]:
+    """`count` free slots on `day`, every 30 minutes from 9:00."""
+    first = datetime.combine(day, time(9), tzinfo=TOKYO)
+    return [Slot(first + timedelta(minutes=30 * n), first + timedelta(minutes=30 * n + 30), 1, 0)
+            for n in range(count)]
+
+
+def test_otarus_full_week_is_five_pages_of_one_day_each():
+    week = week_view(OTARU, at(2026, 12, 1, 10), 1, {})
+    assert len(week.slots) == 50                        # 10 a day, Monday 12/7 to Friday 12/11
+    pages = week.pages()
+    assert [page.days for page in pages] == [[date(2026, 12, d)] for d in range(7, 12)]
+    assert [len(page.slots) for page in pages] == [10] * 5
+    assert [s for page in pages for s in page.slots] == week.slots
+    assert all((page.part, page.parts) == (1, 1) for page in pages)
+
+
+def test_sakatas_week_and_an_empty_week_are_one_page():
+    week = week_view(SAKATA, at(2026, 12, 1, 9), 0, {})
+    [page] = week.pages()
+    assert page.slots == week.slots and len(page.slots) == 3 and page.days == [date(2026, 12, 7)]
+    full = week_view(SAKATA, at(2026, 12, 1, 9), 0, {at(2026, 12, 7, h): 1 for h in (14, 15, 16)})
+    [empty] = full.pages()
+    assert (empty.slots, empty.days, empty.parts) == ([], [], 1)
+
+
+def test_pages_take_as_many_whole_days_as_fit():
+    monday = date(2026, 12, 7)
+    sizes = [3, 4, 4, 10, 1]                            # Monday to Friday's free slots
+    slots = [s for n, size in enumerate(sizes) for s in day_slots(monday + timedelta(days=n), size)]
+    pages = split_into_pages(slots)
+    assert [[d.day for d in page.days] for page in pages] == [[7, 8, 9], [10, 11]]
+    assert [len(page.slots) for page in pages] == [11, 11]
+
+
+def test_a_day_with_more_slots_than_a_page_gets_pages_of_its_own():
+    monday = date(2026, 12, 7)
+    slots = day_slots(monday, 2) + day_slots(monday + timedelta(days=1), 23) + day_slots(monday + timedelta(days=2), 2)
+    pages = split_into_pages(slots)
+    assert [len(page.slots) for page in pages] == [2, 8, 8, 7, 2]
+    assert [(page.part, page.parts) for page in pages] == [(1, 1), (1, 3), (2, 3), (3, 3), (1, 1)]
+    assert [page.days for page in pages][1:4] == [[date(2026, 12, 8)]] * 3
+    assert [s for page in pages for s in page.slots] == slots
+    assert [len(page.slots) for page in split_into_pages(day_slots(monday, 12))] == [6, 6]
+
+
+@settings(max_examples=200, deadline=None)
+@given(sizes=st.lists(st.integers(min_value=0, max_value=30), min_size=0, max_size=7),
+       per_page=st.integers(min_value=1, max_value=PAGE_SLOTS))
+def test_pages_hold_every_slot_once_in_order_and_whole_days(sizes, per_page):
+    monday = date(2026, 12, 7)
+    slots = [s for n, size in enumerate(sizes) for s in day_slots(monday + timedelta(days=n), size)]
+    pages = split_into_pages(slots, per_page)
+    assert [s for page in pages for s in page.slots] == slots
+    assert pages and all(1 <= len(page.slots) <= per_page for page in pages if slots)
+    for index, page in enumerate(pages):
+        if page.parts > 1:                              # part of a day too long for one page
+            assert len(page.days) == 1 and sizes[(page.days[0] - monday).days] > per_page
+        else:                                           # whole days, as many as fit
+            for day in page.days:
+                assert [s for s in slots if s.start.date() == day] == [s for s in page.slots if s.start.date() == day]
+            following = pages[index + 1] if index + 1 < len(pages) else None
+            if following is not None and following.parts == 1:
+                first_day = following.days[0]
+                assert len(page.slots) + sizes[(first_day - monday).days] > per_page
+
+
 # --- one slot -------------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize(
@@ -380,6 +451,7 @@ def test_weeks_and_slot_checks_agree_with_available_slots(now, office, taken_eve
     for index in range(10):
         week = week_view(office, now, index, taken)
         by_week.extend(week.slots)
+        assert [s for page in week.pages() for s in page.slots] == week.slots
         assert bool(week.slots) != bool(week.reason_if_empty)
     assert by_week == slots
     bookable = [s for s in horizon if is_bookable(office, now, s, taken) is None]

@@ -29,6 +29,7 @@ from bot.render import (
     template_file,
     text_of,
 )
+from bot.services.slots import slot_label
 from dialogs.effects import Choice
 from dialogs.machine import State
 
@@ -79,12 +80,19 @@ def booking(status: str = "requested", action: str = "withdraw", routes: tuple =
             "routes": routes, "same_day": False}
 
 
-def week(slots: bool = True, reason: str | None = None) -> dict[str, Any]:
+def week(slots: bool = True, reason: str | None = None, page: int = 0, pages: int = 1, days: int = 1,
+         parts: int = 1) -> dict[str, Any]:
+    """A page of week 1 (12/7-12/13): one slot a day from 12/7 on, `days` of them on the page."""
     start = date(2026, 12, 7)
+    shown = [AT + timedelta(days=n) for n in range(days)] if slots else []
     return {"week_start": start, "week_end": start + timedelta(days=6),
-            "slots": [{"start": AT.isoformat(), "label": "12/7(月) 14:00", "at": AT}] if slots else [],
+            "slots": [{"start": at.isoformat(), "label": slot_label(at), "at": at} for at in shown],
             "closed_days": [{"day": date(2026, 12, 7), "reason": "holiday", "holiday": "祝日"}],
-            "reason": reason, "has_prev": False, "has_next": True, "index": 0}
+            "reason": reason, "index": 1, "page": page, "pages": pages,
+            "first_day": shown[0].date() if shown else start, "last_day": shown[-1].date() if shown else start,
+            "part": min(page + 1, parts), "parts": parts,
+            "has_prev": True, "has_next": True, "prev_is_week": page == 0,
+            "next_is_week": page + 1 == pages, "has_prev_week": True, "has_next_week": True}
 
 
 HELD = {"ok": True, "start": AT.isoformat(), "at": AT, "label": "12/7(月) 14:00", "expires_at": AT,
@@ -130,7 +138,9 @@ def samples(office) -> dict[str, list[dict[str, Any]]]:
                             in_progress=False)],
         "already_booked": [dict(booking=booking())],
         "receipt": [dict(receipt=booking())],
-        "slots": [dict(page=week())] + [dict(page=week(False, r)) for r in
+        "slots": [dict(page=week()), dict(page=week(days=2, pages=3)), dict(page=week(page=1, pages=3)),
+                  dict(page=week(page=2, pages=3, parts=2))]
+                 + [dict(page=week(False, r)) for r in
                                         (None, "year_end", "holiday", "notice_passed", "full", "blocked",
                                          "outside_window")],
         "slot_unavailable": [dict(reason=r, alternatives=[{"start": AT.isoformat(), "label": "12/7(月) 14:00"}])

@@ -51,18 +51,38 @@ def blocks(session: Session, office_id: str, now: datetime) -> tuple[set[datetim
     return slot_blocks, day_blocks
 
 
-def week_page(session: Session, office, now: datetime, index: int) -> dict[str, Any]:
+def week_page(session: Session, office, now: datetime, index: int, page: int = 0) -> dict[str, Any]:
+    """One page of the index-th bookable week (see `slots.week_view`): its slots, why the week is empty if it
+    is, the days shown, and where the previous and next page lie.
+
+    `page` counts from 0; one past the last (or -1) is the week's last page. Moving on from the last page
+    goes to the next week's first, back from the first to the previous week's last.
+    """
     blocked, blocked_days = blocks(session, office.id, now)
     view = slotsvc.week_view(office, now, index, taken_counts(session, office.id, now), blocked, blocked_days)
+    pages = view.pages()
+    page = page if 0 <= page < len(pages) else len(pages) - 1
+    shown = pages[page]
+    days = shown.days
     return {
         "week_start": view.week_start,
         "week_end": view.week_start + timedelta(days=6),
-        "slots": [{"start": s.start.isoformat(), "label": s.label, "at": s.start} for s in view.slots],
+        "slots": [{"start": s.start.isoformat(), "label": s.label, "at": s.start} for s in shown.slots],
         "closed_days": [{"day": d, "reason": r, "holiday": h} for d, r, h in view.closed_days],
         "reason": view.reason_if_empty,
-        "has_prev": view.has_prev,
-        "has_next": view.has_next,
         "index": index,
+        "page": page,
+        "pages": len(pages),
+        "first_day": days[0] if days else view.week_start,
+        "last_day": days[-1] if days else view.week_start + timedelta(days=6),
+        "part": shown.part,
+        "parts": shown.parts,
+        "has_prev": page > 0 or view.has_prev,
+        "has_next": page + 1 < len(pages) or view.has_next,
+        "prev_is_week": page == 0,             # the previous page is the previous week's last
+        "next_is_week": page + 1 == len(pages),  # the next page is the next week's first
+        "has_prev_week": view.has_prev,
+        "has_next_week": view.has_next,
     }
 
 

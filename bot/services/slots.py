@@ -9,13 +9,15 @@ Rules:
 - Booking closes at the notice deadline (`booking_deadline`).
 - The booking window runs from today up to and including the day `window_weeks` weeks later
   (Monday 12/7 with 8 weeks: up to Monday 2/1, i.e. eight Mondays after today).
+- A week's free slots are shown in pages of at most PAGE_SLOTS, each page whole days (a day with more
+  slots than that alone, split evenly).
 """
 from __future__ import annotations
 
 import re
 import unicodedata
 from collections import Counter
-from collections.abc import Collection, Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from functools import lru_cache
@@ -24,6 +26,10 @@ from typing import Literal
 from bot.clock import TOKYO
 from bot.offices import Office
 from bot.services.calendar import holiday_name, is_closed, last_business_day_on_or_before
+
+# Slots on one page of a week: LINE shows at most 13 quick-reply buttons, and two are kept for the
+# previous and next page.
+PAGE_SLOTS = 11
 
 # The weekday mark W inside the fixed slot format `M/D(W) HH:MM`; Monday first, as date.weekday().
 WEEKDAY_KANJI: tuple[str, ...] = ("月", "火", "水", "木", "金", "土", "日")
@@ -68,6 +74,51 @@ class Slot:
 
 
 @dataclass(frozen=True)
+class SlotPage:
+    """One page of a week's free slots: whole days, or one part of a day with more than a page holds.
+
+    `part` and `parts` number the parts of a day split over several pages (1 and 1 otherwise).
+    """
+    slots: list[Slot]
+    part: int = 1
+    parts: int = 1
+
+    @property
+    def days(self) -> list[date]:
+        return sorted({s.start.date() for s in self.slots})
+
+
+def split_into_pages(slots: Sequence[Slot], per_page: int = PAGE_SLOTS) -> list[SlotPage]:
+    """The slots (earliest first) in pages of at most `per_page`: as many whole days as fit on each page;
+    a day with more slots than a page holds gets pages of its own, its slots shared out evenly. No slots:
+    one empty page."""
+    if per_page < 1:
+        raise ValueError("per_page must be 1 or more")
+    by_day: dict[date, list[Slot]] = {}
+    for s in slots:
+        by_day.setdefault(s.start.date(), []).append(s)
+    pages: list[SlotPage] = []
+    filling: list[Slot] = []
+    for day_slots in by_day.values():
+        if filling and len(filling) + len(day_slots) > per_page:
+            pages.append(SlotPage(filling))
+            filling = []
+        if len(day_slots) <= per_page:
+            filling = filling + day_slots
+            continue
+        parts = -(-len(day_slots) // per_page)
+        size, larger = divmod(len(day_slots), parts)
+        first = 0
+        for part in range(parts):
+            last = first + size + (1 if part < larger else 0)
+            pages.append(SlotPage(day_slots[first:last], part=part + 1, parts=parts))
+            first = last
+    if filling or not pages:
+        pages.append(SlotPage(filling))
+    return pages
+
+
+@dataclass(frozen=True)
 class WeekView:
     """One calendar week (Monday to Sunday) of an office's bookable slots.
 
@@ -81,6 +132,10 @@ class WeekView:
     has_prev: bool = False
     has_next: bool = False
     reason_if_empty: EmptyWeekReason | None = None
+
+    def pages(self, per_page: int = PAGE_SLOTS) -> list[SlotPage]:
+        """The week's free slots as the chat shows them, page by page (see `split_into_pages`)."""
+        return split_into_pages(self.slots, per_page)
 
 
 def slot_label(start: datetime) -> str:
