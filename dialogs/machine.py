@@ -147,9 +147,15 @@ def typed_aliases(talk: Talk) -> list[tuple[str, list[str]]]:
 
 
 def choices_for_routing(talk: Talk) -> list[tuple[str, list[str]]]:
-    """(value, labels) in display order, for typed numbers and labels."""
-    result = []
+    """(value, labels) in display order, for typed numbers and labels.
+
+    Slots: those last shown, in their numbers (a slot taken since is then explained, not swapped for
+    another); the page's turns after them, as displayed."""
+    shown = talk.context.get("shown_slots") if offers_slots(talk) else None
+    result = [(f"slot:{start}", [label]) for start, label in shown] if shown is not None else []
     for choice, value in offered(talk):
+        if shown is not None and value.startswith("slot:"):
+            continue
         label = choice.label or talk.labels.get(choice.label_key or "", "")
         result.append((value, [label] if label else []))
     return result
@@ -182,14 +188,22 @@ def ask(talk: Talk, again: bool = False) -> None:
         talk.say("checklist_item", buttons, item=office.checklist[talk.index],
                  number=talk.index + 1, total=len(office.checklist))
     elif state == State.AWAITING_SLOT:
-        talk.say("slots", buttons, page=shown_page(talk))
+        _say_slots(talk, buttons)
     elif state == State.AWAITING_FORM:
         held = None if hold_lapsed_now(talk) else talk.ports.held_slot()
         if held:
             talk.say("form_link", (), held=held)
         else:
             talk.say("hold_expired")
-            talk.say("slots", buttons, page=shown_page(talk))
+            _say_slots(talk, buttons)
+
+
+def _say_slots(talk: Talk, buttons: tuple[Choice, ...]) -> None:
+    """The page of slots, numbered; the context keeps what was shown, so that a number typed later means
+    the slot the user saw as that number, even if others booked meanwhile and the page moved."""
+    page = shown_page(talk)
+    talk.context["shown_slots"] = [[s["start"], s["label"]] for s in page["slots"]]
+    talk.say("slots", buttons, page=page)
 
 
 def hold_lapsed_now(talk: Talk) -> bool:

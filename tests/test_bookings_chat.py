@@ -190,6 +190,30 @@ def test_a_slot_taken_a_minute_ago(rt, user_factory, fake_line):
     assert [h.conversation_id for h in rows(rt, SlotHold)] == [conversation(rt, first).id]
 
 
+def test_a_typed_number_means_the_slot_shown_under_it(rt, clock, user_factory, fake_line):
+    """The list moved after it was shown (a hold ran out, a slot was taken): 「2」 is still the second slot
+    the user saw, and one taken since is explained rather than swapped for its neighbour."""
+    first, second = user_factory("sakata"), user_factory("sakata")
+    walk_to_slots(first, rt)
+    taps(fake_line, first, last_buttons(fake_line, first)["12/7(月) 14:00"])
+    walk_to_slots(second, rt)
+    shown = fake_line.texts_to(second.user_id)[-1]
+    assert "1. 12/7(月) 15:00" in shown and "2. 12/7(月) 16:00" in shown
+    clock.advance(minutes=rt.offices["sakata"].booking.hold_minutes + 1)       # 14:00 is free again
+    reply = says(fake_line, second, "2")
+    assert "12/7(月) 16:00" in reply and "12/7(月) 15:00の枠" not in reply
+    assert [h.slot_start.hour for h in rows(rt, SlotHold) if h.conversation_id == conversation(rt, second).id] == [16]
+
+    third = user_factory("sakata")
+    walk_to_slots(third, rt)
+    seen = fake_line.texts_to(third.user_id)[-1]
+    assert "1. 12/7(月) 14:00" in seen and "2. 12/7(月) 15:00" in seen
+    says(fake_line, first, "12/7 14:00")                                          # first holds 14:00 again
+    reply = says(fake_line, third, "1")
+    assert "ちょうど他の方の予約で埋まりました" in reply                             # not 15:00 instead
+    assert conversation(rt, third).state == "awaiting_slot"
+
+
 def test_a_double_tap_holds_once(rt, user_factory, fake_line):
     user = user_factory("otaru")
     walk_to_slots(user, rt)
