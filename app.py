@@ -61,7 +61,7 @@ def create_app(config: dict | None = None) -> Flask:
     if not cfg.is_production:
         from bot.simulator import register as register_simulator  # the local LINE simulator: never in production
         register_simulator(app)
-        upgrade_schema(db)
+        upgrade_schema(db, cfg.data_encryption_keys)
         if cfg.fake_now:
             settings_store.start_fake_clock(db, parse_instant(cfg.fake_now))
             clock.forget()  # the offset it may have cached before is stale now

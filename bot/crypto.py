@@ -1,5 +1,8 @@
 """Personal details at rest: Fernet encryption with key rotation, and a keyed hash for look-ups.
 
+Two shapes of plaintext go in: a request's details (a JSON object) and the free text staff write about a
+booking (the staff note, the memo of a cancellation on the user's behalf), each one token under the same keys.
+
 `DATA_ENCRYPTION_KEY` holds one or more Fernet keys, newest first: data is always encrypted under
 the newest; every listed key can still decrypt (MultiFernet), and `rotate` re-encrypts a token
 under the newest. The job seeker number is searchable only through an HMAC-SHA256 whose key is
@@ -47,6 +50,16 @@ class Vault:
         """The details back; InvalidToken when no configured key opens the token."""
         return json.loads(self._multi.decrypt(bytes(token)).decode("utf-8"))
 
+    # -- free text (staff notes and memos) --------------------------------------------------------
+    def encrypt_text(self, text: str) -> bytes:
+        """A text as a Fernet token under the newest key (its UTF-8 bytes, nothing around them)."""
+        return self._multi.encrypt(text.encode("utf-8"))
+
+    def decrypt_text(self, token: bytes) -> str:
+        """The text back; InvalidToken when no configured key opens the token."""
+        return self._multi.decrypt(bytes(token)).decode("utf-8")
+
+    # -- rotation ---------------------------------------------------------------------------------
     def is_current(self, token: bytes) -> bool:
         """Is the token encrypted under the newest key?"""
         try:
@@ -56,7 +69,7 @@ class Vault:
         return True
 
     def rotate(self, token: bytes) -> bytes:
-        """The same details re-encrypted under the newest key (InvalidToken if no key opens it)."""
+        """The same plaintext re-encrypted under the newest key (InvalidToken if no key opens it)."""
         return self._multi.rotate(bytes(token))
 
     # -- look-ups ---------------------------------------------------------------------------------

@@ -7,7 +7,7 @@ import logging
 import time
 import traceback
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Sequence
 
 from sqlalchemy import create_engine, event, exc, text
 from sqlalchemy.engine import Connection, Engine
@@ -182,16 +182,28 @@ class Database:
                     conn.commit()
 
 
-def upgrade_schema(database: Database) -> None:
-    """Run Alembic migrations to head (idempotent; serialised across processes)."""
-    from alembic import command
-    from alembic.config import Config as AlembicConfig
+def upgrade_schema(database: Database, data_encryption_keys: Sequence[str] = ()) -> None:
+    """Run Alembic migrations to head (idempotent; serialised across processes).
 
-    cfg = AlembicConfig()
-    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
-    cfg.set_main_option("sqlalchemy.url", database.url.replace("%", "%%"))
+    `data_encryption_keys` (newest first) are for a migration that encrypts what was stored in the clear
+    (0012: the staff notes); a migration that needs them and finds none refuses.
+    """
+    from alembic import command
+
+    cfg = alembic_config(database.url, data_encryption_keys)
     with database.migration_lock():
         with database.engine.connect() as conn:
             cfg.attributes["connection"] = conn
             command.upgrade(cfg, "heads")  # "heads": a feature branch not yet merged still applies
             conn.commit()
+
+
+def alembic_config(url: str, data_encryption_keys: Sequence[str] = ()):
+    """Alembic's settings for our migrations folder, with the keys a data migration may need."""
+    from alembic.config import Config as AlembicConfig
+
+    cfg = AlembicConfig()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    cfg.attributes["data_encryption_keys"] = tuple(data_encryption_keys)
+    return cfg

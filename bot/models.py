@@ -188,7 +188,8 @@ class Booking(Base):
     invitation_sent_at: Mapped[datetime | None] = mapped_column(default=None)
     decided_at: Mapped[datetime | None] = mapped_column(default=None)
     receipt_pending: Mapped[bool] = mapped_column(Boolean, default=False)  # not yet shown in chat
-    staff_note: Mapped[str | None] = mapped_column(Text, default=None)
+    # What staff wrote about the booking (職員メモ): free text, so personal; Fernet-encrypted text (bot.crypto).
+    staff_note: Mapped[bytes | None] = mapped_column(LargeBinary, default=None)
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
 

@@ -50,6 +50,19 @@ def test_rotate_moves_a_token_to_the_newest_key():
         Vault([key()], "secret").rotate(token)
 
 
+def test_free_text_round_trips_under_the_same_keys_and_rotates():
+    note = "本人より電話 090-9999-8888 うつ病で通院中"
+    old, new = key(), key()
+    token = Vault([old], "secret").encrypt_text(note)
+    assert note.encode("utf-8") not in token and b"090-9999-8888" not in token
+    both = Vault([new, old], "secret")
+    assert both.decrypt_text(token) == note and not both.is_current(token)
+    rotated = both.rotate(token)
+    assert Vault([new], "secret").decrypt_text(rotated) == note
+    with pytest.raises(InvalidToken):
+        Vault([key()], "secret").decrypt_text(token)
+
+
 def test_the_seeker_hash_is_keyed_by_the_secret():
     a = Vault([key()], "secret-a")
     assert a.seeker_hash("01234-56789") == Vault([key()], "secret-a").seeker_hash("01234-56789")

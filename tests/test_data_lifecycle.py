@@ -1,11 +1,12 @@
 """Personal data from entry to deletion, after a full run: several bookings through the chat and the form, staff
-at work on the dashboard (views, decisions, a note, a search, an export, a phone booking), the worker sending.
+at work on the dashboard (views, decisions, notes, a search, an export, a phone booking cancelled with a memo),
+the worker sending. Staff notes and memos carry what staff really write there (a phone number, an illness).
 
 - Neither the database (the SQLite files byte for byte, and every text, JSON and binary column read back on
   either backend, as a dump would) nor anything logged holds a plaintext personal value.
 - `flask --app app keys rotate` re-encrypts under the new key without losing a value; the old key can go.
 - The retention purge removes what the office's schedule says, when it says.
-- `データ削除` leaves none of the user's values behind, even encrypted; other users' stay.
+- `データ削除` leaves none of the user's values behind, even encrypted (details, notes, memos); other users' stay.
 - Unfollowing only marks the user as not following: nothing is deleted or changed, nothing is pushed.
 """
 from __future__ import annotations
@@ -35,18 +36,37 @@ from tests.staffkit import fast_password_hashing  # noqa: F401 - autouse fixture
 from tests.staffkit import create_staff, login, post, postback_value
 
 
+def staff_note(person: Person) -> str:
+    """A 職員メモ as staff write them: who phoned, their number, their illness."""
+    return f"本人より電話 {person.phone} 職員メモ{person.n:04d}番 うつ病で通院中"
+
+
+def cancel_memo(person: Person) -> str:
+    """The memo of a cancellation on the user's behalf, as staff write them."""
+    return f"本人より取消の電話 {person.phone} 取消メモ{person.n:04d}番 入院のため"
+
+
+def note_secrets(text: str) -> list[str]:
+    """A note or memo whole, and the part that names its person without the phone number."""
+    return [text, text.split()[2]]
+
+
 @dataclass
 class FullRun:
-    """What a full run left: the people (their values), their users, the requests' references."""
+    """What a full run left: the people (their values), their users, the requests' references, the notes."""
 
     people: dict[str, Person] = field(default_factory=dict)     # user id -> person
     users: dict[str, object] = field(default_factory=dict)      # user id -> LineUser
     references: dict[str, str] = field(default_factory=dict)    # user id -> reference
     phone_person: Person | None = None
+    phone_reference: str | None = None
     details: dict[str, dict] = field(default_factory=dict)      # reference -> details as decrypted
+    notes: dict[str, str] = field(default_factory=dict)         # reference -> its 職員メモ
+    memos: dict[str, str] = field(default_factory=dict)         # reference -> the memo of its cancellation
 
     def secrets(self) -> list[str]:
         found = [value for person in self.people.values() for value in person.secrets()]
+        found += [value for text in [*self.notes.values(), *self.memos.values()] for value in note_secrets(text)]
         return found + (self.phone_person.secrets() if self.phone_person else [])
 
 
@@ -80,14 +100,24 @@ def full_run(app, rt, fake, user_factory) -> FullRun:
     assert post(sakata, f"/staff/bookings/{a}/confirm").status_code == 302
     assert post(otaru, f"/staff/bookings/{b}/confirm").status_code == 302
     assert post(otaru, f"/staff/bookings/{c}/decline").status_code == 302
-    assert post(otaru, f"/staff/bookings/{b}/note", note="電話で日時を確認済み").status_code == 302
+    (person_a, person_b, _) = run.people.values()
+    for client, reference, person in ((sakata, a, person_a), (otaru, b, person_b)):
+        run.notes[reference] = staff_note(person)
+        assert post(client, f"/staff/bookings/{reference}/note", note=staff_note(person)).status_code == 302
+        assert staff_note(person) in client.get(f"/staff/bookings/{reference}").get_data(as_text=True)
     first = next(iter(run.people.values()))
     assert post(sakata, "/staff/search", seeker_number=first.seeker_number).status_code == 200
-    assert post(otaru, "/staff/export", **{"from": "2026-12-01", "to": "2027-01-31", "encoding": "utf8"}).status_code == 200
+    exported = post(otaru, "/staff/export", **{"from": "2026-12-01", "to": "2027-01-31", "encoding": "utf8"})
+    assert exported.status_code == 200 and staff_note(person_b) in exported.get_data().decode("utf-8-sig")
     run.phone_person = phone = Person(999)
     made = post(otaru, "/staff/bookings/new", source="phone", slot="2026-12-03T11:00:00+09:00", name=phone.name,
                 seeker_number=phone.seeker_number, phone=phone.phone, consultation=phone.consultation)
     assert made.status_code == 302, made.get_data(as_text=True)
+    run.phone_reference = made.headers["Location"].rstrip("/").rsplit("/", 1)[1]
+    run.memos[run.phone_reference] = cancel_memo(phone)                # the caller phoned again: cancelled
+    assert post(otaru, f"/staff/bookings/{run.phone_reference}/cancel_user",
+                note=cancel_memo(phone)).status_code == 302
+    assert cancel_memo(phone) in otaru.get(f"/staff/bookings/{run.phone_reference}").get_data(as_text=True)
     with rt.db.transaction() as s:
         admin = s.scalar(select(StaffUser).where(StaffUser.username == "sakata-admin"))
         secret = auth.new_totp_secret()
@@ -171,6 +201,8 @@ def keys_rotate_without_loss(make_app, rt, run: FullRun) -> None:
     result = both.test_cli_runner().invoke(args=["keys", "rotate"])
     assert result.exit_code == 0, result.output
     assert "request details: rotated=4 already_current=0 unreadable=0" in result.output
+    assert "staff notes: rotated=2 already_current=0 unreadable=0" in result.output
+    assert "cancellation memos: rotated=1 already_current=0 unreadable=0" in result.output
     assert "staff second factors: rotated=1" in result.output
     assert leaks(result.output.encode(), run.secrets()) == []
     only_new = make_app(data_encryption_keys=(new,))             # the old key removed
@@ -178,11 +210,14 @@ def keys_rotate_without_loss(make_app, rt, run: FullRun) -> None:
     with new_rt.db.reading() as s:
         rows = list(s.scalars(select(Booking)))
         admin = s.scalar(select(StaffUser).where(StaffUser.totp_secret.is_not(None)))
+        memos = {e.reference: e.note for e in s.scalars(select(AuditEntry).where(AuditEntry.note.is_not(None)))}
     assert {b.reference: personal.decrypt(new_rt, b.details) for b in rows} == run.details
+    assert {b.reference: personal.open_note(new_rt, b.staff_note) for b in rows if b.staff_note} == run.notes
+    assert {ref: personal.open_note(new_rt, token) for ref, token in memos.items()} == run.memos
     old_vault = Vault([old], rt.config.secret_key)
-    for booking in rows:
+    for token in [b.details for b in rows] + [b.staff_note for b in rows if b.staff_note] + list(memos.values()):
         with pytest.raises(InvalidToken):
-            old_vault.decrypt(booking.details)
+            old_vault.decrypt_text(token)
     assert auth._fernet(new_rt.config).decrypt(admin.totp_secret.encode())   # the second factor still opens
     again = only_new.test_cli_runner().invoke(args=["keys", "rotate"])
     assert again.exit_code == 0 and "rotated=0 already_current=4" in again.output
@@ -196,19 +231,31 @@ def data_deletion_leaves_nothing(rt, database_url: str, run: FullRun, user_id: s
     with rt.db.transaction() as s:                                     # the user phoned; staff cancel it
         booking = s.scalar(select(Booking).where(Booking.reference == reference))
         assert decisions.cancel(s, rt, rt.offices[booking.office_id], booking, Actor(label="sakata-admin"),
-                                rt.clock.now(), by_office=False).changed
+                                rt.clock.now(), by_office=False, note=cancel_memo(person)).changed
+    assert personal.open_note(rt, _memo_entry(rt, reference, "cancel_for_user").note) == cancel_memo(person)
+    assert personal.open_note(rt, _booking(rt, reference).staff_note) == staff_note(person)
     user.says("データ削除")
     user.taps(postback_value(user.messages(), "削除する"))
     gone = _booking(rt, reference)
     assert gone.details is None and gone.seeker_hash is None and gone.status == "cancelled"
+    assert gone.staff_note is None
+    entry = _memo_entry(rt, reference, "cancel_for_user")             # the entry stays, without its memo
+    assert entry.note is None and entry.actor == "sakata-admin" and entry.at is not None
     vault = Vault(rt.config.data_encryption_keys, rt.config.secret_key)
     with rt.db.reading() as s:
+        bookings = list(s.scalars(select(Booking)))
         opened = [json.dumps(vault.decrypt(b.details), ensure_ascii=False).encode()
-                  for b in s.scalars(select(Booking)) if b.details is not None]
+                  for b in bookings if b.details is not None]
+        notes = [vault.decrypt_text(b.staff_note).encode() for b in bookings if b.staff_note is not None]
+        notes += [vault.decrypt_text(e.note).encode()
+                  for e in s.scalars(select(AuditEntry).where(AuditEntry.note.is_not(None)))]
         conv = s.scalar(select(Conversation).where(Conversation.line_user_id == user_id))
     assert len(opened) == 3
-    for blob in opened + database_blobs(rt, database_url):
-        assert leaks(blob, person.secrets()) == []                    # not even encrypted
+    assert sorted(notes) == sorted(text.encode() for ref, text in [*run.notes.items(), *run.memos.items()]
+                                   if ref != reference), "the other users' notes and memos must stay"
+    mine = person.secrets() + note_secrets(staff_note(person)) + note_secrets(cancel_memo(person))
+    for blob in opened + notes + database_blobs(rt, database_url):
+        assert leaks(blob, mine) == []                                # not even encrypted
     others = [v for uid, p in run.people.items() if uid != user_id for v in p.secrets()[:3]]
     assert any(leaks(blob, others) for blob in opened), "the other users' details must stay"
     assert conv.state == "idle" and conv.context == {}
@@ -254,10 +301,20 @@ def retention_follows_the_schedule(rt, run: FullRun, confirmed: str, closed: str
         assert s.scalar(select(text("count(*)")).select_from(text("slot_holds"))) == 0       # drafts: 1 day
     at(session + timedelta(days=keep["personal_details_days_after_session"]) - timedelta(minutes=5))
     assert _booking(rt, confirmed).details is not None, "details went before their time"
+    assert personal.open_note(rt, _booking(rt, confirmed).staff_note) == run.notes[confirmed]
     at(session + timedelta(days=keep["personal_details_days_after_session"], minutes=5))
     purged = _booking(rt, confirmed)
     assert purged.details is None and purged.seeker_hash is None and purged.details_purged_at is not None
+    assert purged.staff_note is None                               # the 職員メモ goes with the details
     assert purged.reference == confirmed                           # the booking itself stays, without details
+    phoned = run.phone_reference                                   # cancelled by phone, with a memo
+    at(_booking(rt, phoned).slot_start + timedelta(days=keep["personal_details_days_after_session"])
+       - timedelta(minutes=5))
+    assert personal.open_note(rt, _memo_entry(rt, phoned, "cancel_for_user").note) == run.memos[phoned]
+    at(_booking(rt, phoned).slot_start + timedelta(days=keep["personal_details_days_after_session"], minutes=5))
+    assert _booking(rt, phoned).details is None
+    entry = _memo_entry(rt, phoned, "cancel_for_user")             # the entry stays, without its memo
+    assert entry.note is None and entry.actor == "otaru-admin"
     with rt.db.reading() as s:
         assert s.scalar(select(text("count(*)")).select_from(Consent)) >= 3          # the office's record stays
         assert s.scalars(select(AuditEntry.action).where(AuditEntry.action == "retention_purge")).all()
@@ -266,3 +323,9 @@ def retention_follows_the_schedule(rt, run: FullRun, confirmed: str, closed: str
 def _booking(rt, reference: str) -> Booking | None:
     with rt.db.reading() as s:
         return s.scalar(select(Booking).where(Booking.reference == reference))
+
+
+def _memo_entry(rt, reference: str, action: str) -> AuditEntry:
+    with rt.db.reading() as s:
+        return s.scalars(select(AuditEntry).where(AuditEntry.reference == reference,
+                                                  AuditEntry.action == action)).one()

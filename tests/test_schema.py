@@ -1,4 +1,7 @@
 """The migrations build exactly the schema the models describe, on every backend, idempotently."""
+import json
+
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
@@ -29,3 +32,75 @@ def test_migrations_have_one_head():
     cfg = AlembicConfig()
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
     assert len(ScriptDirectory.from_config(cfg).get_heads()) == 1
+
+
+def _migrate_to(db, revision: str, keys=(), down: bool = False) -> None:
+    from alembic import command
+
+    from bot.db import alembic_config
+
+    cfg = alembic_config(db.url, keys)
+    with db.engine.connect() as conn:
+        cfg.attributes["connection"] = conn
+        (command.downgrade if down else command.upgrade)(cfg, revision)
+        conn.commit()
+
+
+def test_the_notes_migration_encrypts_what_staff_wrote_in_the_clear(empty_database_url):
+    """0012: the 職員メモ and the cancellation memos written before it are encrypted (and back on downgrade)."""
+    from datetime import datetime, timezone
+
+    import sqlalchemy as sa
+    from cryptography.fernet import Fernet
+
+    from bot.crypto import Vault
+
+    note, memo = "本人より電話 090-9999-8888 うつ病で通院中", "本人より取消の電話 090-9999-8888"
+    keys = (Fernet.generate_key().decode(), Fernet.generate_key().decode())
+    vault = Vault(keys, "secret")
+    db = Database(empty_database_url)
+    try:
+        _migrate_to(db, "0011_receipt_due")
+        at = datetime(2026, 12, 1, 1, 0, tzinfo=timezone.utc)
+        with db.engine.connect() as conn:
+            meta = sa.MetaData()
+            bookings = sa.Table("bookings", meta, autoload_with=conn)
+            audit = sa.Table("staff_audit", meta, autoload_with=conn)
+            for n, text in enumerate((note, None, "  ")):
+                conn.execute(bookings.insert().values(
+                    id=n + 1, reference=f"AAAA-AAA{n + 2}", office_id="sakata", slot_start=at, status="cancelled",
+                    source="line", receipt_pending=False, staff_note=text, created_at=at, updated_at=at))
+            for n, (action, detail) in enumerate((("cancel_for_user", {"note": memo}),
+                                                  ("withdraw_for_user", {"note": None}),
+                                                  ("decline", {"reason": "full"}))):
+                conn.execute(audit.insert().values(id=n + 1, office_id="sakata", at=at, actor="tanaka",
+                                                   action=action, booking_id=n + 1, reference=f"AAAA-AAA{n + 2}",
+                                                   detail=detail))
+            conn.commit()
+
+        with pytest.raises(RuntimeError, match="DATA_ENCRYPTION_KEY"):
+            upgrade_schema(db)                           # plaintext to encrypt and no key: refused, unchanged
+        with db.engine.connect() as conn:
+            assert conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar() == "0011_receipt_due"
+            assert conn.execute(sa.text("SELECT staff_note FROM bookings WHERE id = 1")).scalar() == note
+
+        upgrade_schema(db, keys)
+        with db.engine.connect() as conn:
+            notes = dict(conn.execute(sa.text("SELECT id, staff_note FROM bookings")).all())
+            entries = {row.id: row for row in conn.execute(sa.text("SELECT id, detail, note FROM staff_audit"))}
+        assert vault.decrypt_text(notes[1]) == note and b"090-9999-8888" not in bytes(notes[1])
+        assert notes[2] is None and notes[3] is None
+        details = {i: r.detail if isinstance(r.detail, dict) else json.loads(r.detail) for i, r in entries.items()}
+        assert details == {1: {}, 2: {}, 3: {"reason": "full"}}
+        assert vault.decrypt_text(entries[1].note) == memo and entries[2].note is None and entries[3].note is None
+        with db.engine.connect() as conn:
+            ctx = MigrationContext.configure(conn, opts={"compare_type": True})
+            assert compare_metadata(ctx, Base.metadata) == []
+
+        _migrate_to(db, "0011_receipt_due", keys, down=True)
+        with db.engine.connect() as conn:
+            assert conn.execute(sa.text("SELECT staff_note FROM bookings WHERE id = 1")).scalar() == note
+            back = conn.execute(sa.text("SELECT detail FROM staff_audit WHERE id = 1")).scalar()
+        assert (back if isinstance(back, dict) else json.loads(back)) == {"note": memo}
+    finally:
+        db.dispose()

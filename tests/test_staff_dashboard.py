@@ -12,6 +12,7 @@ from sqlalchemy import select
 from bot.clock import TOKYO
 from bot.models import Booking, Conversation, SlotBlock, StaffGroupSighting
 from bot.services import holds
+from bot.staff import personal
 from bot.staff.models import AuditEntry, BookingHandoff
 from tests.staffkit import fast_password_hashing  # noqa: F401 - autouse fixture
 from tests.staffkit import (
@@ -328,3 +329,53 @@ def test_every_action_is_in_the_audit_log_with_who_and_when(rt, staff):
     assert {e.actor for e in entries} == {"tanaka"} and all(e.at == rt.clock.now() for e in entries)
     page = _page(staff, "/staff/audit")
     assert "承認" in page and "メモの更新" in page and "tanaka" in page
+
+
+# -- what staff write about a booking -----------------------------------------------------------------
+
+NOTE = "本人より電話 090-9999-8888 うつ病で通院中"
+MEMO = "本人より取消の電話 090-9999-8888 入院のため"
+
+
+def test_the_staff_note_is_stored_encrypted_and_shown_and_exported_decrypted(rt, staff):
+    reference = make_request(rt)
+    assert post(staff, f"/staff/bookings/{reference}/note", note=f"  {NOTE}\n").status_code == 302
+    stored = booking(rt, reference).staff_note
+    assert isinstance(stored, bytes) and b"090-9999-8888" not in stored and NOTE.encode() not in stored
+    assert personal.open_note(rt, stored) == NOTE
+    assert f">{NOTE}</textarea>" in _page(staff, f"/staff/bookings/{reference}")
+    export = post(staff, "/staff/export", **{"from": "2026-12-01", "to": "2026-12-31", "encoding": "utf8"})
+    table = list(csv.reader(io.StringIO(export.get_data().decode("utf-8-sig"))))
+    assert table[1][0] == reference and table[1][-1] == NOTE
+    post(staff, f"/staff/bookings/{reference}/note", note="   ")    # emptied: nothing is kept
+    assert booking(rt, reference).staff_note is None
+    with rt.db.reading() as s:
+        assert all(e.detail == {} and e.note is None for e in s.scalars(select(AuditEntry).where(
+            AuditEntry.reference == reference, AuditEntry.action == "note")))
+
+
+def test_the_memo_of_a_cancellation_is_encrypted_apart_from_the_audit_detail(rt, staff):
+    reference = make_request(rt)
+    assert post(staff, f"/staff/bookings/{reference}/cancel_user", note=MEMO).status_code == 302
+    with rt.db.reading() as s:
+        entry = s.scalars(select(AuditEntry).where(AuditEntry.reference == reference,
+                                                   AuditEntry.action == "withdraw_for_user")).one()
+    assert entry.detail == {} and b"090-9999-8888" not in entry.note
+    assert personal.open_note(rt, entry.note) == MEMO
+    assert f"（メモ: {MEMO}）" in _page(staff, f"/staff/bookings/{reference}")
+    assert "090-9999-8888" not in _page(staff, "/staff/audit")
+    other = make_request(rt, start=SAKATA_MONDAY + timedelta(hours=1))
+    post(staff, f"/staff/bookings/{other}/cancel_user")                 # no memo: none stored
+    with rt.db.reading() as s:
+        assert s.scalars(select(AuditEntry.note).where(AuditEntry.reference == other,
+                                                        AuditEntry.action == "withdraw_for_user")).one() is None
+
+
+def test_the_audit_log_takes_free_text_only_encrypted(rt):
+    from bot.staff import audit
+
+    with rt.db.transaction() as s:
+        with pytest.raises(TypeError):
+            audit.record(s, "sakata", audit.Actor.system(), "cancel_for_user", rt.clock.now(), note=MEMO)
+        with pytest.raises(TypeError):
+            audit.record(s, "sakata", audit.Actor.system(), "cancel_for_user", rt.clock.now(), sealed_note=MEMO)

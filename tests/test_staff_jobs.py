@@ -198,6 +198,64 @@ def test_retention_purge(rt, cli, user_factory):
         assert [e.detail for e in purge] == [{"details": 0, "requests": 1}, {"details": 1, "requests": 0}]
 
 
+def _write(rt, reference, note=None, memo=None):
+    """Staff write about a booking: a 職員メモ, or a memo as they cancel on the user's behalf."""
+    from bot.staff import decisions
+    from bot.staff.audit import Actor
+
+    with rt.db.transaction() as s:
+        row = decisions.load(s, "sakata", reference=reference)
+        if note is not None:
+            decisions.set_note(s, rt, rt.offices["sakata"], row, Actor(label="tanaka"), rt.clock.now(), note)
+        if memo is not None:
+            decisions.cancel(s, rt, rt.offices["sakata"], row, Actor(label="tanaka"), rt.clock.now(),
+                             by_office=False, note=memo)
+
+
+def _memos(rt) -> dict[str, tuple[str, str, bool]]:
+    with rt.db.reading() as s:
+        return {e.reference: (e.action, e.actor, e.note is not None) for e in s.scalars(
+            select(AuditEntry).where(AuditEntry.action.in_(("withdraw_for_user", "cancel_for_user"))))}
+
+
+def test_retention_purge_takes_the_staff_notes_and_memos_with_the_details(rt, cli):
+    kept = make_request(rt)
+    _confirm(rt, kept)
+    _write(rt, kept, note="本人より電話 090-9999-8888 うつ病で通院中")
+    cancelled = make_request(rt, start=SAKATA_MONDAY + timedelta(hours=1))
+    _confirm(rt, cancelled)
+    _write(rt, cancelled, note="職員メモ", memo="本人より取消の電話 090-9999-8888")
+    withdrawn = make_request(rt, start=SAKATA_MONDAY + timedelta(hours=2))
+    _write(rt, withdrawn, memo="本人より取下げの電話 090-9999-8888")
+    assert _memos(rt) == {cancelled: ("cancel_for_user", "tanaka", True),
+                          withdrawn: ("withdraw_for_user", "tanaka", True)}
+    # 31 days later the withdrawn request is gone; its audit entry stays, without the memo.
+    _rehearse(cli, rt.clock.now() + timedelta(days=31))
+    assert booking(rt, withdrawn) is None
+    assert _memos(rt)[withdrawn] == ("withdraw_for_user", "tanaka", False)
+    assert _memos(rt)[cancelled] == ("cancel_for_user", "tanaka", True)
+    assert booking(rt, kept).staff_note is not None and booking(rt, cancelled).staff_note is not None
+    # 90 days after the sessions the notes and the memo go with the details; the entries stay.
+    _rehearse(cli, SAKATA_MONDAY + timedelta(days=90, hours=2))
+    for reference in (kept, cancelled):
+        row = booking(rt, reference)
+        assert row.details is None and row.staff_note is None and row.details_purged_at is not None
+    assert _memos(rt) == {cancelled: ("cancel_for_user", "tanaka", False),
+                          withdrawn: ("withdraw_for_user", "tanaka", False)}
+
+
+def test_retention_purge_takes_a_note_left_behind_without_details(rt, cli):
+    """A note kept after the details went (written before notes were erased with them) goes at the same time."""
+    reference = make_request(rt)
+    _write(rt, reference, note="本人より電話 090-9999-8888")
+    with rt.db.transaction() as s:
+        s.scalar(select(Booking).where(Booking.reference == reference)).details = None
+    _rehearse(cli, SAKATA_MONDAY + timedelta(days=90) - timedelta(minutes=5))
+    assert booking(rt, reference).staff_note is not None
+    _rehearse(cli, SAKATA_MONDAY + timedelta(days=90, minutes=5))
+    assert booking(rt, reference).staff_note is None
+
+
 def test_two_workers_running_the_jobs_at_once_remind_once(make_app, fake_line, group_id):
     apps = [make_app(env={"LINE_STAFF_GROUP_ID_SAKATA": group_id}) for _ in range(3)]
     rt = apps[0].extensions["madoguchi"]

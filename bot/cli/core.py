@@ -17,7 +17,7 @@ def db_upgrade() -> None:
     from bot.settings_store import seed
 
     rt = current_app.extensions["madoguchi"]
-    upgrade_schema(rt.db)
+    upgrade_schema(rt.db, rt.config.data_encryption_keys)
     seed(rt)
     click.echo("database is up to date")
 

@@ -2,8 +2,8 @@
 
 Rotation, step by step: put the new key first in DATA_ENCRYPTION_KEY (`new,old`), restart, run
 `keys rotate`, and once it reports nothing unreadable, drop the old key. The command re-encrypts the
-request details, the stored channel credentials and the staff second-factor secrets, a batch per
-transaction, and is safe to run again (tokens already under the newest key are left alone). It prints
+request details, the staff notes and cancellation memos, the stored channel credentials and the staff
+second-factor secrets, a batch per transaction, and is safe to run again (tokens already under the newest key are left alone). It prints
 counts only, never a value. Exit 0 when done, 1 when a token opens with no configured key.
 """
 from __future__ import annotations
@@ -43,14 +43,15 @@ def targets() -> list[Target]:
     """Every encrypted column of the schema."""
     from bot.models import Booking
 
-    found = [Target("request details", Booking, "details")]
+    found = [Target("request details", Booking, "details"), Target("staff notes", Booking, "staff_note")]
     try:
         from bot.channels import ChannelCredentials
         found.append(Target("channel credentials", ChannelCredentials, "credentials"))
     except ImportError:  # pragma: no cover - a deployment without the channels store
         pass
     try:
-        from bot.staff.models import StaffUser
+        from bot.staff.models import AuditEntry, StaffUser
+        found.append(Target("cancellation memos", AuditEntry, "note"))
         found.append(Target("staff second factors", StaffUser, "totp_secret", text=True))
     except ImportError:  # pragma: no cover - a deployment without the dashboard
         pass

@@ -16,13 +16,14 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, delete, or_, select
+from sqlalchemy import Select, bindparam, delete, or_, select, update
 from sqlalchemy.orm import Session
 
 from bot.models import Booking, Conversation, SlotHold
 from bot.rawsql import Statement
 from bot.services import lifecycle
 from bot.services import slots as slotsvc
+from bot.staff.models import AuditEntry
 
 OPEN_STATUSES = lifecycle.OPEN_STATUSES
 LIST_LIMIT = 10
@@ -174,8 +175,9 @@ def delete_personal_data(session: Session, rt, office, conv: Conversation, now: 
     where same-day cancellations go by phone): its details are what staff run the session with, so the
     user is told to cancel it by the office's route first (or to ask again after the session).
 
-    The consent records stay (the office's record of who agreed to which terms); the conversation
-    keeps only its LINE user id, state and language.
+    What staff wrote about the user's bookings (the 職員メモ, the memos of cancellations) goes with the
+    details; the audit entries stay, without their memo. The consent records stay (the office's record of
+    who agreed to which terms); the conversation keeps only its LINE user id, state and language.
     """
     bookings = _user_bookings(session, office, conv)
     kept = [summary(office, b, now) for b in bookings
@@ -188,11 +190,23 @@ def delete_personal_data(session: Session, rt, office, conv: Conversation, now: 
         if step is not None and booking.slot_start > now and lifecycle.fire(session, booking, step[0], now):
             rt.notify_staff(session, office, step[1], booking.id, now)
             closed.append({**summary(office, booking, now), "closed_as": step[1]})
-        if booking.details is not None or booking.seeker_hash is not None:
+        if booking.details is not None or booking.seeker_hash is not None or booking.staff_note is not None:
             booking.details, booking.seeker_hash, booking.details_purged_at = None, None, now
+            booking.staff_note = None
         booking.receipt_pending = False
+    erase_memos(session, [booking.id for booking in bookings])
     session.execute(delete(SlotHold).where(SlotHold.conversation_id == conv.id))
     return {"outcome": "deleted", "closed": sorted(closed, key=lambda c: c["at"])}
+
+
+def erase_memos(session: Session, booking_ids: list[int] | Select) -> int:
+    """Erase the memos staff gave in the audit log about these bookings (ids, or a select of ids): they go
+    when the bookings' details go. The entries stay, with their action, time and actor."""
+    if isinstance(booking_ids, list) and not booking_ids:
+        return 0
+    return session.execute(update(AuditEntry).where(
+        AuditEntry.booking_id.in_(booking_ids), AuditEntry.note.is_not(None),
+    ).values(note=None).execution_options(synchronize_session=False)).rowcount or 0
 
 
 # -- the receipt --------------------------------------------------------------------------------------

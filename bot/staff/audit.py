@@ -38,13 +38,18 @@ class Actor:
 
 
 def record(session: Session, office_id: str, actor: Actor, action: str, now: datetime,
-           booking: Booking | None = None, **detail: Any) -> AuditEntry:
-    """Add one audit row in the caller's transaction. `detail` holds ids, keys and slots only."""
+           booking: Booking | None = None, *, sealed_note: bytes | None = None, **detail: Any) -> AuditEntry:
+    """Add one audit row in the caller's transaction. `detail` holds ids, keys and slots only; a memo staff
+    wrote is personal and comes already encrypted (`personal.seal_note`)."""
+    if sealed_note is not None and not isinstance(sealed_note, bytes):
+        raise TypeError("an audit memo is stored encrypted: pass personal.seal_note(...)")
+    if "note" in detail:
+        raise TypeError("free text is personal: pass it as sealed_note, never in the detail")
     entry = AuditEntry(office_id=office_id, at=now, actor=actor.label, user_id=actor.user_id,
                        line_member_id=actor.line_member_id, action=action,
                        booking_id=booking.id if booking is not None else None,
                        reference=booking.reference if booking is not None else None,
-                       detail={k: _plain(v) for k, v in detail.items()}, ip=actor.ip)
+                       detail={k: _plain(v) for k, v in detail.items()}, ip=actor.ip, note=sealed_note)
     session.add(entry)
     return entry
 

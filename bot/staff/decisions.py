@@ -26,6 +26,8 @@ UNDECIDED = lifecycle.UNDECIDED_STATUSES
 # Why staff may still book a slot a user could not (with a reason); anything else cannot be overridden.
 OVERRIDABLE = ("notice_passed", "outside_window", "blocked")
 SOURCES = ("phone", "window")
+NOTE_LIMIT = 2000   # characters of the 職員メモ (the page's textarea says the same)
+MEMO_LIMIT = 200    # characters of the memo of a cancellation on the user's behalf
 
 
 class Refused(Exception):
@@ -213,7 +215,8 @@ def cancel(session: Session, rt, office, booking: Booking, actor: Actor, now: da
         action, trigger, target = "cancel_for_user", "cancel", lifecycle.CANCELLED
     changed = _move(session, booking, trigger, target, now)
     if changed:
-        audit.record(session, office.id, actor, action, now, booking, note=(note or "")[:200] or None)
+        audit.record(session, office.id, actor, action, now, booking,
+                     sealed_note=personal.seal_note(rt, note, MEMO_LIMIT))
         template = "outcome_cancelled_by_office" if by_office else "outcome_cancelled_for_user"
         _tell(session, rt, office, booking, template, now)
     return Result(booking, action, changed)
@@ -240,8 +243,9 @@ def mark_called(session: Session, office, booking: Booking, actor: Actor, now: d
     return Result(booking, "called", True)
 
 
-def set_note(session: Session, office, booking: Booking, actor: Actor, now: datetime, note: str) -> Result:
-    booking.staff_note, booking.updated_at = (note.strip()[:2000] or None), now
+def set_note(session: Session, rt, office, booking: Booking, actor: Actor, now: datetime, note: str) -> Result:
+    """The 職員メモ: replaced as a whole, stored encrypted (staff write personal things there)."""
+    booking.staff_note, booking.updated_at = personal.seal_note(rt, note, NOTE_LIMIT), now
     audit.record(session, office.id, actor, "note", now, booking)
     return Result(booking, "note", True)
 

@@ -64,7 +64,7 @@ def rows(session: Session, rt, office, first: date, last: date) -> list[list[str
             "status": names["statuses"].get(booking.status, booking.status),
             "source": names["sources"].get(booking.source, booking.source),
             "requested_at": _when(booking.created_at), "decided_at": _when(booking.decided_at),
-            "invitation_sent_at": _when(booking.invitation_sent_at), "staff_note": booking.staff_note or "",
+            "invitation_sent_at": _when(booking.invitation_sent_at), "staff_note": personal.open_note(rt, booking.staff_note) or "",
         }
         out.append([base[c] if c in base else _cell(c, details.get(c)) for c in COLUMNS])
     return out

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, Boolean, ForeignKey, Integer, String, UniqueConstraint
+from sqlalchemy import JSON, Boolean, ForeignKey, Integer, LargeBinary, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from bot.models import Base
@@ -47,7 +47,12 @@ class LoginFailure(Base):
 
 
 class AuditEntry(Base):
-    """Who did what, when: every staff action and every view of personal details. No personal data."""
+    """Who did what, when: every staff action and every view of personal details.
+
+    `detail` holds ids, keys and slots only. The one free text, the memo staff give when they cancel on the
+    user's behalf, is personal: it is kept in `note`, Fernet-encrypted (bot.crypto), and erased with the
+    booking's details; the entry itself (action, time, actor) stays.
+    """
 
     __tablename__ = "staff_audit"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -61,6 +66,7 @@ class AuditEntry(Base):
     reference: Mapped[str | None] = mapped_column(String(9), default=None)
     detail: Mapped[dict] = mapped_column(JSON, default=dict)
     ip: Mapped[str | None] = mapped_column(String(45), default=None)
+    note: Mapped[bytes | None] = mapped_column(LargeBinary, default=None)  # the memo, encrypted
 
 
 class BookingHandoff(Base):

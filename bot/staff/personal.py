@@ -1,7 +1,8 @@
 """Personal details as staff see them: decrypted for the booking page, encrypted for phone/window bookings.
 
 One scheme with the details form (`bot.crypto`): Fernet under `DATA_ENCRYPTION_KEY` (newest first), and the
-job seeker number searchable only through its keyed hash, after the form's own normalisation.
+job seeker number searchable only through its keyed hash, after the form's own normalisation. What staff
+write about a booking (the 職員メモ, the memo of a cancellation) is personal too: sealed the same way.
 """
 from __future__ import annotations
 
@@ -30,6 +31,22 @@ def decrypt(rt, blob: bytes | None) -> dict[str, Any] | None:
 
 def encrypt(rt, details: dict[str, Any]) -> bytes:
     return crypto.for_config(rt.config).encrypt({"v": DETAILS_VERSION, **details})
+
+
+def seal_note(rt, text: str | None, limit: int) -> bytes | None:
+    """A note or memo as stored: its first `limit` characters (trimmed) encrypted, or None when empty."""
+    text = (text or "").strip()[:limit].strip()
+    return crypto.for_config(rt.config).encrypt_text(text) if text else None
+
+
+def open_note(rt, token: bytes | None) -> str | None:
+    """A stored note or memo as text; None when there is none or no configured key opens it."""
+    if token is None:
+        return None
+    try:
+        return crypto.for_config(rt.config).decrypt_text(token)
+    except (crypto.InvalidToken, UnicodeDecodeError):
+        return None
 
 
 def normalise_seeker_number(text: str) -> str | None:

@@ -258,9 +258,12 @@ def booking(reference: str):
         if details is not None:
             audit.record(s, office.id, _actor(), "view_details", now, row)
         conv = s.get(Conversation, row.conversation_id) if row.conversation_id else None
+        entries = audit.for_booking(s, row.id)
         page = render_template(
             "staff/booking.html", booking=row, details=details, fields=DETAIL_FIELDS,
-            handoff=s.get(BookingHandoff, row.id), conv=conv, entries=audit.for_booking(s, row.id),
+            staff_note=personal.open_note(rt, row.staff_note),
+            memos={e.id: personal.open_note(rt, e.note) for e in entries if e.note is not None},
+            handoff=s.get(BookingHandoff, row.id), conv=conv, entries=entries,
             reasons=handoff.decline_reasons("ja"), now=now,
             proposable=_proposable(s, office, now, row.slot_start) if row.status == "requested" else [],
             attendance_open=row.status == "confirmed" and row.slot_start <= now,
@@ -310,7 +313,7 @@ def _apply(s, rt, office, row: Booking, action: str, form, now: datetime) -> dec
                                 note=form.get("note"))
     if action in ("block_user", "unblock_user"):
         return decisions.set_user_blocked(s, office, row, actor, now, blocked=action == "block_user")
-    return decisions.set_note(s, office, row, actor, now, form.get("note", ""))
+    return decisions.set_note(s, rt, office, row, actor, now, form.get("note", ""))
 
 
 def _slot_arg(value: str | None) -> datetime | None:
