@@ -7,12 +7,14 @@ from __future__ import annotations
 import html
 import re
 import unicodedata
+from datetime import datetime
 from typing import Any
 
 import pytest
 import yaml
 from sqlalchemy import select, update
 
+from bot.clock import TOKYO
 from bot.config import DEFAULT_OFFICES_DIR
 from bot.forms import form_texts
 from bot.models import Booking, Conversation
@@ -444,6 +446,23 @@ def test_the_form_shows_the_slot_written_out_beside_the_fixed_label(rt, client):
     assert "2026年12月7日(月) 14:00（12/7(月) 14:00）" in html and '<html lang="ja">' in html
     english = Page.get(client, form_in(rt, "otaru", "en")).html
     assert re.search(r"\d{1,2}/\d{1,2}\(.\) \d{2}:\d{2} \(\w{3} \d{1,2} \w{3} 2026, \d{2}:\d{2}\)", english)
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_the_booking_deadline_is_told_in_the_forms_language(rt, client, language):
+    rt.clock.freeze(datetime(2026, 12, 4, 16, 58, tzinfo=TOKYO))   # Sakata's Monday 12/7 closes at 17:00
+    url = form_in(rt, "sakata", language)
+    words = form_texts(language)["page"]
+    page = Page.get(client, url)
+    assert html.escape(words["deadline"].split("<strong>")[0].strip()) in page.html and "12/4(金) 17:00" in page.html
+    confirmation = page.submit(client, valid_answers(rt.offices["sakata"]))
+    rt.clock.advance(minutes=5)
+    late = confirmation.submit(client)
+    assert late.status == 410 and len(late.forms) == 0
+    problem = words["problem"]
+    for text in (problem["notice_passed"], problem["text_notice_passed_how"]):
+        assert html.escape(text, quote=False) in late.html.replace("&#34;", '"'), text
+    assert "12/7(月) 14:00" in late.html and "12/4(金) 17:00" in late.html
 
 
 # -- the terms stay in the office's Japanese ------------------------------------------------------------------
