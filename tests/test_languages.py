@@ -80,8 +80,9 @@ def all_samples(office) -> dict[str, list[dict[str, Any]]]:
     """Every template's variable sets: the dialog's (tests/test_templates.py) and the pushes and staff cards."""
     out = samples(office)
     confirmed = booking("confirmed", "none")
+    on_the_day = {**confirmed, "timing": {"session_day": True, "cancel_in_chat": False}}   # confirmed late
     out.update({
-        "outcome_confirmed": [dict(booking=confirmed)],
+        "outcome_confirmed": [dict(booking=confirmed), dict(booking=on_the_day)],
         "outcome_declined": [dict(booking=booking("declined", "none"), reason_text="ご希望の日時はお受けできません。")],
         "outcome_proposed": [dict(booking=booking("proposed", "proposal"), original=AT, accept_data="a=proposal&v=accept",
                                   decline_data="a=proposal&v=decline")],
@@ -93,11 +94,14 @@ def all_samples(office) -> dict[str, list[dict[str, Any]]]:
         "flood": [{}],
         "trouble": [{}],
         "staff_card": [dict(kind=k, booking=booking(), dashboard_url=f"{BASE_URL}/staff/bookings/ABCD-EFGH",
-                            buttons=[{"action": "confirm", "data": "x"}, {"action": "decline", "data": "y"}])
-                       for k in ("new_request", "no_show_check", "unknown")],
+                            buttons=[{"action": "confirm", "data": "x"}, {"action": "decline", "data": "y"}],
+                            deadline=deadline)
+                       for k in ("new_request", "no_show_check", "unknown")
+                       for deadline in (None, {"label": "12/4(金) 17:00", "passed": True})],
         "staff_group_reply": [dict(outcome=o, action="confirm", reference="ABCD-EFGH", booking=booking(),
-                                   dashboard_url=f"{BASE_URL}/staff") for o in ("done", "already", "not_found",
-                                                                               "started", "too_early", "other")],
+                                   dashboard_url=f"{BASE_URL}/staff", late=late)
+                              for o in ("done", "already", "not_found", "started", "too_early", "other")
+                              for late in (None, {"label": "12/4(金) 17:00", "passed": True})],
     })
     return out
 

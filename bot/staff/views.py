@@ -262,6 +262,8 @@ def booking(reference: str):
             "staff/booking.html", booking=row, details=details, fields=DETAIL_FIELDS,
             handoff=s.get(BookingHandoff, row.id), conv=conv, entries=audit.for_booking(s, row.id),
             reasons=handoff.decline_reasons("ja"), now=now,
+            deadline=slotsvc.booking_deadline(office, row.slot_start),
+            deadline_passed=decisions.past_deadline(office, row, now),
             proposable=_proposable(s, office, now, row.slot_start) if row.status == "requested" else [],
             attendance_open=row.status == "confirmed" and row.slot_start <= now,
         )
@@ -281,6 +283,8 @@ def booking_action(reference: str, action: str):
         try:
             result = _apply(s, rt, office, row, action, form, now)
             message, category = ("done" if result.changed else "already"), "ok"
+            if result.after_deadline:
+                message = "done_after_deadline"
         except decisions.Refused as refused:
             message, category = refused.code, "error"
         status = row.status
