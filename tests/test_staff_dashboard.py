@@ -211,6 +211,34 @@ def test_attendance_only_after_the_start(rt, staff):
     assert booking(rt, reference).status == "no_show"
 
 
+def test_a_no_show_only_after_the_offices_grace_period_attended_from_the_start(rt, staff):
+    # Both offices: 「連絡がないまま…実施日時を10分経過した場合は、キャンセルとみなします」 (no_show_minutes: 10).
+    late, present = make_request(rt), make_request(rt, start=SAKATA_MONDAY + timedelta(hours=1))
+    for reference in (late, present):
+        post(staff, f"/staff/bookings/{reference}/confirm")
+    rt.clock.freeze(SAKATA_MONDAY + timedelta(minutes=1))
+    login(staff)
+    page = _page(staff, f"/staff/bookings/{late}")
+    assert 'data-action="attended"' in page and 'data-action="no_show"' not in page
+    assert "14:10 から記録できます" in page
+    post(staff, f"/staff/bookings/{late}/no_show")
+    assert booking(rt, late).status == "confirmed"
+    assert "欠席（連絡なし）は、開始時刻から10分を過ぎるまで記録できません" in _page(staff, f"/staff/bookings/{late}")
+    rt.clock.freeze(SAKATA_MONDAY + timedelta(minutes=9, seconds=59))
+    login(staff)
+    post(staff, f"/staff/bookings/{late}/no_show")
+    assert booking(rt, late).status == "confirmed"
+    rt.clock.freeze(SAKATA_MONDAY + timedelta(minutes=10))
+    login(staff)
+    assert 'data-action="no_show"' in _page(staff, f"/staff/bookings/{late}")
+    post(staff, f"/staff/bookings/{late}/no_show")
+    assert booking(rt, late).status == "no_show"
+    rt.clock.freeze(SAKATA_MONDAY + timedelta(hours=1))   # attended: from the start itself
+    login(staff)
+    post(staff, f"/staff/bookings/{present}/attended")
+    assert booking(rt, present).status == "attended"
+
+
 def test_cancel_by_the_office_and_on_the_users_behalf(rt, staff, fake_line, user, user_factory):
     reference = make_request(rt, user_id=user.user_id)
     post(staff, f"/staff/bookings/{reference}/confirm")

@@ -4,18 +4,19 @@ from __future__ import annotations
 
 import json
 import threading
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import pytest
 from sqlalchemy import select
 
 from bot.clock import TOKYO
+from bot.notify import staff_postback_data
 from bot.render import text_of
 from bot.staff.models import AuditEntry
 from tests.lineuser import LineUser, StaffGroup, new_group_id
 from tests.staffkit import fast_password_hashing  # noqa: F401 - autouse fixture
 from tests.staffkit import (
-    DETAILS, OTARU_WEDNESDAY, booking, make_request, outbox_rows, postback_value, run_worker,
+    DETAILS, OTARU_WEDNESDAY, SAKATA_MONDAY, booking, make_request, outbox_rows, postback_value, run_worker,
 )
 
 PERSONAL_VALUES = [v for d in DETAILS.values() for k, v in d.items() if isinstance(v, str) and k != "companion"]
@@ -104,6 +105,19 @@ def test_approving_before_the_deadline_promises_the_day_before(rt, fake_line, gr
     run_worker(rt)
     told = fake_line.texts_to(user.user_id)[-1]
     assert booking(rt, reference).status == "confirmed" and "開催日の前日までに" in told
+
+
+def test_a_no_show_tapped_within_the_grace_period_is_refused(rt, fake_line, group, user):
+    reference = make_request(rt, user_id=user.user_id)
+    run_worker(rt)
+    group.taps(postback_value([_card(fake_line, group.group_id)], "承認"))
+    rt.clock.freeze(SAKATA_MONDAY + timedelta(minutes=5))
+    group.taps(staff_postback_data("sakata", "no_show", reference))
+    assert booking(rt, reference).status == "confirmed"
+    assert "開始時刻から10分を過ぎるまで欠席（連絡なし）を記録できません" in fake_line.texts_to(group.group_id)[-1]
+    rt.clock.freeze(SAKATA_MONDAY + timedelta(minutes=10))
+    group.taps(staff_postback_data("sakata", "no_show", reference))
+    assert booking(rt, reference).status == "no_show"
 
 
 def test_a_second_tap_answers_with_the_current_status_and_tells_the_user_once(rt, fake_line, group, user):
@@ -309,7 +323,7 @@ def test_a_worker_killed_between_send_and_commit_does_not_card_twice(rt, fake_li
 
 def test_follow_up_cards_follow_the_new_request_switch(rt, fake_line, group_id):
     import dataclasses
-    from datetime import datetime
+    from datetime import datetime, timedelta
 
     from bot.clock import TOKYO
     from bot.staff import jobs as staff_jobs

@@ -8,7 +8,7 @@ it decided and gets `changed=False` (the same outcome) or `Refused` (another out
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select
@@ -200,10 +200,13 @@ def answer_proposal(session: Session, rt, office, conv: Conversation, reference:
 
 def mark_attendance(session: Session, rt, office, booking: Booking, actor: Actor, now: datetime,
                     attended: bool) -> Result:
-    """Attended or no-show, once the session has started."""
+    """Attended once the session has started; a no-show only once the office's grace period after the start
+    has passed (「連絡がないまま…実施日時を10分経過した場合は、キャンセルとみなします」: `no_show_minutes`)."""
     action = "attended" if attended else "no_show"
     if booking.status == "confirmed" and booking.slot_start > now:
         raise Refused("too_early", booking)
+    if not attended and booking.status == "confirmed" and now < no_show_from(office, booking):
+        raise Refused("too_early_no_show", booking)
     if attended:
         changed = _move(session, booking, "attend", lifecycle.ATTENDED, now)
     else:
@@ -211,6 +214,11 @@ def mark_attendance(session: Session, rt, office, booking: Booking, actor: Actor
     if changed:
         audit.record(session, office.id, actor, action, now, booking)
     return Result(booking, action, changed)
+
+
+def no_show_from(office, booking: Booking) -> datetime:
+    """When a booking nobody joined or called about may be recorded as a no-show: start + no_show_minutes."""
+    return booking.slot_start + timedelta(minutes=office.no_show_minutes)
 
 
 def cancel(session: Session, rt, office, booking: Booking, actor: Actor, now: datetime,

@@ -266,6 +266,7 @@ def booking(reference: str):
             deadline_passed=decisions.past_deadline(office, row, now),
             proposable=_proposable(s, office, now, row.slot_start) if row.status == "requested" else [],
             attendance_open=row.status == "confirmed" and row.slot_start <= now,
+            no_show_from=decisions.no_show_from(office, row),
         )
     return page
 
