@@ -45,7 +45,7 @@ SECURITY_HEADERS = {
 # The kind page for each way a link cannot be used, and its HTTP status.
 PROBLEM_STATUS = {
     "forged": 404, "refused": 403, "expired": 410, "superseded": 410, "csrf": 400,
-    "full": 409, "blocked": 403, "limit": 409, "seeker_open": 409,
+    "full": 409, "blocked": 403, "limit": 409, "seeker_open": 409, "notice_passed": 410,
 }
 
 
@@ -141,40 +141,63 @@ def _security_headers(response):
 
 # -- pages --------------------------------------------------------------------------------------------
 
-def _problem(kind: str, office=None, language: str = "ja"):
+def _problem(kind: str, office=None, language: str = "ja", slot_start=None):
+    """The kind page for a link that cannot be used; `slot_start` names the slot whose deadline passed."""
     rt = _runtime()
     basic_id = rt.config.basic_id(office.id) if office is not None else None
     log.info("form page=problem kind=%s office=%s", kind, office.id if office is not None else "-")
+    late = None
+    if kind == "notice_passed" and office is not None and slot_start is not None:
+        late = {"slot": slot_text(slot_start, language),
+                "deadline": slot_text(slotsvc.booking_deadline(office, slot_start), language)}
     office = office.localized(language) if office is not None else None
-    return render_template("forms/problem.html", kind=kind, office=office, basic_id=basic_id,
+    return render_template("forms/problem.html", kind=kind, office=office, basic_id=basic_id, late=late,
                            text=form_texts(language)), PROBLEM_STATUS[kind]
 
 
-def _page_vars(link: Link, hold_label: str, expires_at) -> dict[str, Any]:
+@dataclass(frozen=True)
+class _Held:
+    """What the input and confirmation pages say about the held slot."""
+    label: str
+    expires_at: Any
+    deadline: str | None  # the slot's booking deadline, when it may come while the form is open
+
+
+def _page_vars(link: Link, held: _Held) -> dict[str, Any]:
     office = link.office.localized(link.language)
     return {
-        "office": office, "fields": office.form_fields, "text": form_texts(link.language), "slot_text": hold_label,
-        "expires_at": expires_at, "csrf_token": csrf_token(link.nonce),
+        "office": office, "fields": office.form_fields, "text": form_texts(link.language), "slot_text": held.label,
+        "expires_at": held.expires_at, "deadline": held.deadline, "csrf_token": csrf_token(link.nonce),
         "sensitive": validation.SENSITIVE_CATEGORIES, "categories": validation.CATEGORIES,
         "companions": validation.COMPANIONS, "retention": office.retention,
     }
 
 
-def _open(link: Link, extend: bool):
-    """Check the link in a short transaction (keeping the hold alive); (access, label, expiry)."""
+def _open(link: Link):
+    """Check the link in a short transaction, keeping the hold alive; (access, what the pages say of it).
+
+    A slot whose booking deadline passed while the user was on the form is given back at once: no request
+    can be made for it, so the chat offers the slots again.
+    """
     rt = _runtime()
+    office = link.office
     with rt.db.transaction() as s:
         now = rt.clock.now()
-        access = requests.form_access(s, link.office.id, link.conversation_id, link.nonce, now, lock=True)
-        if access.kind == "open" and extend:
-            holds.extend(s, link.office, access.hold, now)
-        expires = access.hold.expires_at if access.hold is not None else None
-        label = slot_text(access.slot_start, link.language) if access.slot_start else None
-    return access, label, expires
+        access = requests.form_access(s, office, link.conversation_id, link.nonce, now, lock=True)
+        if access.kind == "notice_passed":
+            holds.release(s, access.conversation)
+        if access.kind != "open":
+            return access, None
+        holds.extend(s, office, access.hold, now)
+        deadline = slotsvc.booking_deadline(office, access.slot_start)
+        held = _Held(label=slot_text(access.slot_start, link.language), expires_at=access.hold.expires_at,
+                     deadline=slot_text(deadline, link.language)
+                     if deadline <= holds.latest_expiry(office, access.hold) else None)
+    return access, held
 
 
-def _input_page(link: Link, label: str, expires_at, values: Mapping[str, Any], errors: Mapping[str, str]):
-    return render_template("forms/input.html", **_page_vars(link, label, expires_at), values=values,
+def _input_page(link: Link, held: _Held, values: Mapping[str, Any], errors: Mapping[str, str]):
+    return render_template("forms/input.html", **_page_vars(link, held), values=values,
                            errors=errors, action=url_for("forms.input_page", token=link.token))
 
 
@@ -198,22 +221,23 @@ def _language(rt, conversation_id: int) -> str:
 
 
 def _open_or_answer(link: Link):
-    """Open the link for one more page (extending the hold): (label, expires, None), or the answer to give
-    instead — the completion page when it was already used, a kind problem page when it cannot be used."""
-    access, label, expires = _open(link, extend=True)
+    """Open the link for one more page (extending the hold): (what the pages say of the hold, None), or the
+    answer to give instead — the completion page when it was already used, a kind problem page when it
+    cannot be used (what was typed is not carried on: no request can be made with it)."""
+    access, held = _open(link)
     if access.kind == "done":
-        return None, None, redirect(url_for("forms.done_page", token=link.token), 303)
+        return None, redirect(url_for("forms.done_page", token=link.token), 303)
     if access.kind != "open":
-        return None, None, _problem(access.kind, link.office, link.language)
-    return label, expires, None
+        return None, _problem(access.kind, link.office, link.language, access.slot_start)
+    return held, None
 
 
 def _back_to_input(link: Link, raw: Mapping[str, str], errors: Mapping[str, str]):
     """The input page again, with what was sent (to correct it), if the link is still open."""
-    label, expires, answer = _open_or_answer(link)
+    held, answer = _open_or_answer(link)
     if answer is not None:
         return answer
-    return _input_page(link, label, expires, raw, errors)
+    return _input_page(link, held, raw, errors)
 
 
 @bp.get("/form/<token>")
@@ -221,11 +245,11 @@ def input_page(token: str):
     link, problem = _resolve(token)
     if problem:
         return problem
-    label, expires, answer = _open_or_answer(link)
+    held, answer = _open_or_answer(link)
     if answer is not None:
         return answer
     log.info("form page=input office=%s conversation=%s", link.office.id, link.conversation_id)
-    return _input_page(link, label, expires, {}, {})
+    return _input_page(link, held, {}, {})
 
 
 @bp.post("/form/<token>")
@@ -236,7 +260,7 @@ def check_input(token: str):
         return problem
     if not csrf_ok(link.nonce):
         return _problem("csrf", link.office, link.language)
-    label, expires, answer = _open_or_answer(link)
+    held, answer = _open_or_answer(link)
     if answer is not None:
         return answer
     rt = _runtime()
@@ -245,9 +269,9 @@ def check_input(token: str):
     if not result.ok:
         log.info("form page=input office=%s conversation=%s invalid=%s", link.office.id, link.conversation_id,
                  ",".join(sorted(result.errors)))
-        return _input_page(link, label, expires, raw, error_messages(result.errors, link.language))
+        return _input_page(link, held, raw, error_messages(result.errors, link.language))
     log.info("form page=confirm office=%s conversation=%s", link.office.id, link.conversation_id)
-    return render_template("forms/confirm.html", **_page_vars(link, label, expires), values=result.values,
+    return render_template("forms/confirm.html", **_page_vars(link, held), values=result.values,
                            hidden=_hidden_values(result.values), readback=_readback(result.values),
                            action=url_for("forms.submit", token=token), edit_action=url_for("forms.edit", token=token))
 
@@ -289,7 +313,7 @@ def submit(token: str):
              outcome.status)
     if outcome.status in ("created", "duplicate"):
         return redirect(url_for("forms.done_page", token=token), 303)
-    return _problem(outcome.status, link.office, link.language)
+    return _problem(outcome.status, link.office, link.language, outcome.slot_start)
 
 
 @bp.post("/form/<token>/edit")
@@ -316,11 +340,12 @@ def done_page(token: str):
         return problem
     rt = _runtime()
     with rt.db.reading() as s:
-        access = requests.form_access(s, link.office.id, link.conversation_id, link.nonce, rt.clock.now())
+        access = requests.form_access(s, link.office, link.conversation_id, link.nonce, rt.clock.now())
     if access.kind == "open":
         return redirect(url_for("forms.input_page", token=token), 303)
     if access.kind != "done" or not access.reference:
-        return _problem(access.kind if access.kind != "done" else "expired", link.office, link.language)
+        return _problem(access.kind if access.kind != "done" else "expired", link.office, link.language,
+                        access.slot_start)
     return render_template("forms/done.html", office=link.office.localized(link.language),
                            reference=access.reference, slot_text=slot_text(access.slot_start, link.language),
                            basic_id=rt.config.basic_id(link.office.id), text=form_texts(link.language))

@@ -4,7 +4,8 @@
   reference, office, slot, status and a dashboard link only (no name, number, birth date, phone, category
   or content). Each kind can be turned off in the profile's `staff_cards`.
 - `postback`: a tap on a card's button (approve / decline / attended / no-show), counted only from the configured group.
-- `tell_user`: a push telling the user an outcome (confirmed, declined, another slot, cancelled, reminders).
+- `tell_user`: a push telling the user an outcome (confirmed, declined, another slot, cancelled, reminders);
+  its templates get `booking.timing` (services.bookings.message_timing): what it can still promise.
 """
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from bot import outbox
 from bot.models import Booking, Conversation, OutboxMessage
+from bot.services import bookings
 from bot.services import slots as slotsvc
 
 log = logging.getLogger(__name__)
@@ -37,6 +39,12 @@ def booking_view(booking: Booking) -> dict[str, Any]:
     """What a LINE message may say about a booking: its reference, slot and status, nothing personal."""
     return {"reference": booking.reference, "at": booking.slot_start,
             "label": slotsvc.slot_label(booking.slot_start), "status": booking.status}
+
+
+def deadline_view(office, booking: Booking, now: datetime) -> dict[str, Any]:
+    """The booking deadline of the booking's slot, for staff deciding on it: when, and whether it has passed."""
+    deadline = slotsvc.booking_deadline(office, booking.slot_start)
+    return {"label": slotsvc.slot_label(deadline), "passed": deadline <= now}
 
 
 def dashboard_url(rt, booking: Booking) -> str:
@@ -72,6 +80,7 @@ def cards(rt, session: Session, office, kind: str, booking_id: int, now: datetim
     messages = rt.renderer.messages("ja", "staff_card", {
         "office": office, "kind": kind, "booking": booking_view(booking),
         "dashboard_url": dashboard_url(rt, booking), "buttons": buttons,
+        "deadline": deadline_view(office, booking, now) if "confirm" in CARD_BUTTONS.get(kind, ()) else None,
     })
     log.info("staff card office=%s kind=%s booking=%s", office.id, kind, booking.id)
     return outbox.add(session, office=office.id, kind="push", recipient=group_id, messages=messages, now=now,
@@ -94,6 +103,7 @@ def postback(rt, session: Session, office, event, now: datetime) -> list[int]:
         return []
     actor = Actor.group(getattr(source, "user_id", None))
     action, reference = fields["d"], fields["r"]
+    late = None
     try:
         booking = decisions.load(session, office.id, reference=reference)
         if action == "confirm":
@@ -104,13 +114,15 @@ def postback(rt, session: Session, office, event, now: datetime) -> list[int]:
             result = decisions.mark_attendance(session, rt, office, booking, actor, now,
                                                attended=action == "attended")
         outcome = "done" if result.changed else "already"
+        if result.after_deadline:
+            late = deadline_view(office, booking, now)
     except decisions.Refused as refused:
         booking = refused.booking
         outcome = "not_found" if booking is None else refused.code
     log.info("event=%s staff action=%s outcome=%s", event.webhook_event_id, action, outcome)
     return _reply_in_group(session, rt, office, event, group_id, now, outcome=outcome, action=action,
                            reference=reference, booking=booking_view(booking) if booking else None,
-                           dashboard_url=dashboard_url(rt, booking) if booking else None)
+                           dashboard_url=dashboard_url(rt, booking) if booking else None, late=late)
 
 
 def _parse(data: str) -> dict[str, str] | None:
@@ -148,7 +160,8 @@ def tell_user(session: Session, rt, office, booking: Booking, template: str, now
     conv = session.get(Conversation, booking.conversation_id)
     if conv is None or not conv.followed:
         return None
-    context = {**rt.template_globals(office, conv), "booking": booking_view(booking), **vars}
+    view = {**booking_view(booking), "timing": bookings.message_timing(office, booking.slot_start, now)}
+    context = {**rt.template_globals(office, conv), "booking": view, **vars}
     if "reason" in vars:
         from bot.staff import handoff
 

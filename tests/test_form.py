@@ -3,12 +3,14 @@ from __future__ import annotations
 
 import logging
 import re
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from sqlalchemy import func, select
 
+from bot.clock import TOKYO
 from bot.crypto import for_config
+from bot.form_models import FormSubmission
 from bot.models import Booking, Conversation, SlotHold
 from bot.render import text_of
 from tests.formflow import Page, form_link, hold_directly, path_of, valid_answers, walk_to_slots
@@ -225,6 +227,64 @@ def test_an_expired_hold_gets_a_kind_page(holding, client, rt, clock):
     assert len(late.forms) == 0
     assert Page.get(client, url).status == 410
     assert bookings(rt) == []
+
+
+# Two minutes before the booking deadline of the first slot offered: Sakata's Monday 12/7 closes on
+# Friday 12/4 at 17:00, Otaru's Wednesday 12/2 on Tuesday 12/1 at 17:00.
+JUST_BEFORE = {"sakata": datetime(2026, 12, 4, 16, 58, tzinfo=TOKYO),
+               "otaru": datetime(2026, 12, 1, 16, 58, tzinfo=TOKYO)}
+LATE_SLOT = {"sakata": ("12/7(月) 14:00", "12/4(金) 17:00"), "otaru": ("12/2(水) 10:00", "12/1(火) 17:00")}
+
+
+def _count(rt, model) -> int:
+    with rt.db.reading() as s:
+        return s.scalar(select(func.count()).select_from(model))
+
+
+@pytest.mark.parametrize("office_id", ["sakata", "otaru"])
+def test_a_form_sent_after_the_booking_deadline_is_refused_kindly_and_keeps_nothing(make_app, office_id):
+    app = make_app(env={f"LINE_BASIC_ID_{office_id.upper()}": "@madoguchi"})
+    rt, client = app.extensions["madoguchi"], app.test_client()
+    rt.clock.freeze(JUST_BEFORE[office_id])
+    _, url = hold_directly(rt, office_id)
+    slot, deadline = LATE_SLOT[office_id]
+    page = Page.get(client, url)
+    assert f"締切は {deadline} です" in visible_text(page.html)   # said up front: it comes while the form is open
+    answers = {**valid_answers(rt.offices[office_id]), "name": "締切 過子"}
+    confirmation = page.submit(client, answers)
+    assert confirmation.status == 200 and "入力内容の確認" in confirmation.html
+    rt.clock.advance(minutes=12)   # 17:10: the hold (extended by the confirmation page) still lives
+    late = confirmation.submit(client)
+    assert late.status == 410
+    words = visible_text(late.html)
+    assert "お申し込みの締切を過ぎました" in words and slot in words and deadline in words
+    assert "お申し込みは送信されていません" in words and "「予約」と送り" in words
+    assert len(late.forms) == 0 and "締切 過子" not in late.html   # nothing typed is carried on
+    assert "https://line.me/R/oaMessage/%40madoguchi/?%E4%BA%88%E7%B4%84\"" in late.html   # 予約, typed
+    assert bookings(rt) == [] and _count(rt, SlotHold) == 0 and _count(rt, FormSubmission) == 0
+    assert Page.get(client, url).status == 410
+
+
+def test_the_form_opened_after_the_deadline_gives_the_slot_back_and_the_chat_offers_others(
+        chatting, client, rt, fake_line, clock):
+    clock.freeze(JUST_BEFORE["sakata"])
+    user, url = chatting("sakata")
+    page = Page.get(client, url)
+    clock.advance(minutes=5)       # 17:03: the hold lives, the deadline has passed
+    typed = page.submit(client, {**valid_answers(rt.offices["sakata"]), "name": "締切 過子"})
+    assert typed.status == 410 and "お申し込みの締切を過ぎました" in typed.html
+    assert "締切 過子" not in typed.html and len(typed.forms) == 0
+    assert _count(rt, SlotHold) == 0 and bookings(rt) == []
+    before = len(fake_line.texts_to(user.user_id))
+    user.says("予約")
+    offered = "\n".join(fake_line.texts_to(user.user_id)[before:])
+    assert "12/7(月) 14:00" not in offered and "12/14(月) 14:00" in offered
+
+
+def test_no_deadline_line_while_the_deadline_is_far(holding, client):
+    _, url = holding("sakata")
+    page = Page.get(client, url)
+    assert page.status == 200 and "締切" not in visible_text(page.html)
 
 
 def test_a_superseded_link_points_to_the_newest(chatting, client, rt, fake_line):

@@ -7,12 +7,14 @@ from __future__ import annotations
 import html
 import re
 import unicodedata
+from datetime import datetime
 from typing import Any
 
 import pytest
 import yaml
 from sqlalchemy import select, update
 
+from bot.clock import TOKYO
 from bot.config import DEFAULT_OFFICES_DIR
 from bot.forms import form_texts
 from bot.models import Booking, Conversation
@@ -78,8 +80,9 @@ def all_samples(office) -> dict[str, list[dict[str, Any]]]:
     """Every template's variable sets: the dialog's (tests/test_templates.py) and the pushes and staff cards."""
     out = samples(office)
     confirmed = booking("confirmed", "none")
+    on_the_day = {**confirmed, "timing": {"session_day": True, "cancel_in_chat": False}}   # confirmed late
     out.update({
-        "outcome_confirmed": [dict(booking=confirmed)],
+        "outcome_confirmed": [dict(booking=confirmed), dict(booking=on_the_day)],
         "outcome_declined": [dict(booking=booking("declined", "none"), reason_text="ご希望の日時はお受けできません。")],
         "outcome_proposed": [dict(booking=booking("proposed", "proposal"), original=AT, accept_data="a=proposal&v=accept",
                                   decline_data="a=proposal&v=decline")],
@@ -91,11 +94,15 @@ def all_samples(office) -> dict[str, list[dict[str, Any]]]:
         "flood": [{}],
         "trouble": [{}],
         "staff_card": [dict(kind=k, booking=booking(), dashboard_url=f"{BASE_URL}/staff/bookings/ABCD-EFGH",
-                            buttons=[{"action": "confirm", "data": "x"}, {"action": "decline", "data": "y"}])
-                       for k in ("new_request", "no_show_check", "unknown")],
+                            buttons=[{"action": "confirm", "data": "x"}, {"action": "decline", "data": "y"}],
+                            deadline=deadline)
+                       for k in ("new_request", "no_show_check", "unknown")
+                       for deadline in (None, {"label": "12/4(金) 17:00", "passed": True})],
         "staff_group_reply": [dict(outcome=o, action="confirm", reference="ABCD-EFGH", booking=booking(),
-                                   dashboard_url=f"{BASE_URL}/staff") for o in ("done", "already", "not_found",
-                                                                               "started", "too_early", "other")],
+                                   dashboard_url=f"{BASE_URL}/staff", late=late)
+                              for o in ("done", "already", "not_found", "started", "too_early",
+                                        "too_early_no_show", "other")
+                              for late in (None, {"label": "12/4(金) 17:00", "passed": True})],
     })
     return out
 
@@ -444,6 +451,23 @@ def test_the_form_shows_the_slot_written_out_beside_the_fixed_label(rt, client):
     assert "2026年12月7日(月) 14:00（12/7(月) 14:00）" in html and '<html lang="ja">' in html
     english = Page.get(client, form_in(rt, "otaru", "en")).html
     assert re.search(r"\d{1,2}/\d{1,2}\(.\) \d{2}:\d{2} \(\w{3} \d{1,2} \w{3} 2026, \d{2}:\d{2}\)", english)
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_the_booking_deadline_is_told_in_the_forms_language(rt, client, language):
+    rt.clock.freeze(datetime(2026, 12, 4, 16, 58, tzinfo=TOKYO))   # Sakata's Monday 12/7 closes at 17:00
+    url = form_in(rt, "sakata", language)
+    words = form_texts(language)["page"]
+    page = Page.get(client, url)
+    assert html.escape(words["deadline"].split("<strong>")[0].strip()) in page.html and "12/4(金) 17:00" in page.html
+    confirmation = page.submit(client, valid_answers(rt.offices["sakata"]))
+    rt.clock.advance(minutes=5)
+    late = confirmation.submit(client)
+    assert late.status == 410 and len(late.forms) == 0
+    problem = words["problem"]
+    for text in (problem["notice_passed"], problem["text_notice_passed_how"]):
+        assert html.escape(text, quote=False) in late.html.replace("&#34;", '"'), text
+    assert "12/7(月) 14:00" in late.html and "12/4(金) 17:00" in late.html
 
 
 # -- the terms stay in the office's Japanese ------------------------------------------------------------------

@@ -112,6 +112,16 @@ def test_a_user_blocked_by_staff_cannot_request(rt):
     assert count(rt, Booking) == 0
 
 
+def test_no_request_once_the_slots_booking_deadline_has_passed(rt, clock):
+    # Sakata: 「開催日の3日前までに利用予約が完了」, read as Friday 17:00 for a Monday.
+    clock.freeze(datetime(2026, 12, 4, 17, 0, tzinfo=TOKYO))
+    outcome = create(rt, new_conversation(rt))
+    assert (outcome.status, outcome.slot_start) == ("notice_passed", MONDAY)
+    assert count(rt, Booking) == count(rt, SlotClaim) == count(rt, StaffNotice) == 0
+    clock.freeze(datetime(2026, 12, 4, 16, 59, tzinfo=TOKYO))
+    assert create(rt, new_conversation(rt)).status == "created"
+
+
 # -- through the form link ------------------------------------------------------------------------------
 
 def submit(rt, conv_id: int, nonce: str, office_id: str = "sakata") -> requests.Outcome:
@@ -147,6 +157,29 @@ def test_a_link_after_its_hold_expired_or_was_replaced(rt, clock):
     clock.advance(minutes=16)
     assert submit(rt, conv, nonce_of(rt, conv), "otaru").status == "expired"
     assert count(rt, Booking) == 0
+
+
+@pytest.mark.parametrize("office_id,held_at", [
+    ("sakata", datetime(2026, 12, 4, 16, 58, tzinfo=TOKYO)),   # Monday 12/7's deadline: Friday 17:00
+    ("otaru", datetime(2026, 12, 1, 16, 58, tzinfo=TOKYO)),    # Wednesday 12/2's: Tuesday 17:00
+])
+def test_a_hold_kept_open_past_the_booking_deadline_makes_no_request(rt, clock, office_id, held_at):
+    """Held two minutes before the deadline, the form kept open (each page view extends the hold), sent at
+    17:30: refused, nothing stored, the slot no longer held."""
+    office = rt.offices[office_id]
+    clock.freeze(held_at)
+    conv, _ = hold_directly(rt, office_id)
+    nonce = nonce_of(rt, conv)
+    for minutes in (12, 24):
+        with rt.db.transaction() as s:
+            holds.extend(s, office, s.scalar(select(SlotHold)), held_at + timedelta(minutes=minutes))
+    clock.freeze(held_at + timedelta(minutes=32))
+    with rt.db.reading() as s:
+        assert s.scalar(select(SlotHold.expires_at)) > clock.now()   # the hold itself is still live
+    outcome = submit(rt, conv, nonce, office_id)
+    assert outcome.status == "notice_passed"
+    assert count(rt, Booking) == count(rt, SlotHold) == count(rt, FormSubmission) == count(rt, StaffNotice) == 0
+    assert submit(rt, conv, nonce, office_id).status == "expired"
 
 
 def test_a_nonce_of_another_conversation_is_refused(rt):

@@ -116,6 +116,37 @@ def test_confirm_from_the_dashboard_tells_the_user_and_opens_the_call_task(rt, s
     assert ["confirm", "called", "invitation_sent"] == [a for a in _actions(rt, reference) if a != "view_details"]
 
 
+def test_confirming_after_the_deadline_is_allowed_and_the_dashboard_says_it_is_late(rt, staff, fake_line, user):
+    reference = make_request(rt, user_id=user.user_id)
+    page = _page(staff, f"/staff/bookings/{reference}")
+    assert "12/4(金) 17:00</dd>" in page and 'id="late-confirm"' not in page
+    rt.clock.freeze(datetime(2026, 12, 7, 10, 0, tzinfo=TOKYO))   # the session's day, before its start
+    login(staff)
+    page = _page(staff, f"/staff/bookings/{reference}")
+    assert "12/4(金) 17:00（過ぎています）" in page and 'id="late-confirm"' in page
+    post(staff, f"/staff/bookings/{reference}/confirm")
+    assert booking(rt, reference).status == "confirmed"
+    page = _page(staff, f"/staff/bookings/{reference}")
+    assert "承認しました。ご本人にLINEでお知らせします。予約の締切を過ぎてからの承認です" in page
+    assert "承認（予約の締切後）" in page and "（過ぎています）" not in page
+    run_worker(rt)
+    told = fake_line.texts_to(user.user_id)[-1]
+    assert "予約が確定しました" in told and "開始時刻までに" in told and "前日までに" not in told
+
+
+def test_a_proposal_accepted_on_the_session_day_promises_only_what_can_happen(rt, staff, fake_line, user):
+    reference = make_request(rt, user_id=user.user_id, start=SAKATA_MONDAY + timedelta(days=7))
+    rt.clock.freeze(datetime(2026, 12, 7, 9, 0, tzinfo=TOKYO))
+    login(staff)
+    post(staff, f"/staff/bookings/{reference}/propose", slot=SAKATA_MONDAY.isoformat())   # today, 14:00
+    assert booking(rt, reference).status == "proposed"
+    run_worker(rt)
+    user.taps(postback_value(fake_line.messages_to(user.user_id), "この日時で予約する"))
+    told = fake_line.texts_to(user.user_id)[-1]
+    assert "予約が確定しました" in told and "12/7(月) 14:00" in told
+    assert "開始時刻までに" in told and "前日までに" not in told
+
+
 def test_decline_with_a_reason_template(rt, staff, fake_line, user):
     reference = make_request(rt, user_id=user.user_id)
     post(staff, f"/staff/bookings/{reference}/decline", reason="usage_limit")
@@ -179,6 +210,34 @@ def test_attendance_only_after_the_start(rt, staff):
     assert booking(rt, reference).status == "no_show"
     post(staff, f"/staff/bookings/{reference}/attended")
     assert booking(rt, reference).status == "no_show"
+
+
+def test_a_no_show_only_after_the_offices_grace_period_attended_from_the_start(rt, staff):
+    # Both offices: 「連絡がないまま…実施日時を10分経過した場合は、キャンセルとみなします」 (no_show_minutes: 10).
+    late, present = make_request(rt), make_request(rt, start=SAKATA_MONDAY + timedelta(hours=1))
+    for reference in (late, present):
+        post(staff, f"/staff/bookings/{reference}/confirm")
+    rt.clock.freeze(SAKATA_MONDAY + timedelta(minutes=1))
+    login(staff)
+    page = _page(staff, f"/staff/bookings/{late}")
+    assert 'data-action="attended"' in page and 'data-action="no_show"' not in page
+    assert "14:10 から記録できます" in page
+    post(staff, f"/staff/bookings/{late}/no_show")
+    assert booking(rt, late).status == "confirmed"
+    assert "欠席（連絡なし）は、開始時刻から10分を過ぎるまで記録できません" in _page(staff, f"/staff/bookings/{late}")
+    rt.clock.freeze(SAKATA_MONDAY + timedelta(minutes=9, seconds=59))
+    login(staff)
+    post(staff, f"/staff/bookings/{late}/no_show")
+    assert booking(rt, late).status == "confirmed"
+    rt.clock.freeze(SAKATA_MONDAY + timedelta(minutes=10))
+    login(staff)
+    assert 'data-action="no_show"' in _page(staff, f"/staff/bookings/{late}")
+    post(staff, f"/staff/bookings/{late}/no_show")
+    assert booking(rt, late).status == "no_show"
+    rt.clock.freeze(SAKATA_MONDAY + timedelta(hours=1))   # attended: from the start itself
+    login(staff)
+    post(staff, f"/staff/bookings/{present}/attended")
+    assert booking(rt, present).status == "attended"
 
 
 def test_cancel_by_the_office_and_on_the_users_behalf(rt, staff, fake_line, user, user_factory):

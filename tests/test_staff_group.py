@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import json
 import threading
+from datetime import datetime, timedelta
 
 import pytest
 from sqlalchemy import select
 
+from bot.clock import TOKYO
+from bot.notify import staff_postback_data
 from bot.render import text_of
 from bot.staff.models import AuditEntry
 from tests.lineuser import LineUser, StaffGroup, new_group_id
 from tests.staffkit import fast_password_hashing  # noqa: F401 - autouse fixture
 from tests.staffkit import (
-    DETAILS, OTARU_WEDNESDAY, booking, make_request, outbox_rows, postback_value, run_worker,
+    DETAILS, OTARU_WEDNESDAY, SAKATA_MONDAY, booking, make_request, outbox_rows, postback_value, run_worker,
 )
 
 PERSONAL_VALUES = [v for d in DETAILS.values() for k, v in d.items() if isinstance(v, str) and k != "companion"]
@@ -73,6 +76,48 @@ def test_tapping_approve_confirms_tells_the_user_and_records_the_member(rt, fake
     with rt.db.reading() as s:
         entry = s.scalar(select(AuditEntry).where(AuditEntry.action == "confirm"))
         assert entry.actor == "line_group" and entry.line_member_id == group.member_id
+
+
+def test_approving_on_the_session_day_says_the_deadline_passed_and_promises_only_what_can_happen(
+        rt, fake_line, group, user):
+    reference = make_request(rt, user_id=user.user_id)
+    run_worker(rt)
+    card = _card(fake_line, group.group_id)
+    assert "予約の締切: 12/4(金) 17:00" in text_of([card]) and "過ぎています" not in text_of([card])
+    rt.clock.freeze(datetime(2026, 12, 7, 9, 30, tzinfo=TOKYO))   # Monday 12/7, the session's day (14:00)
+    assert group.taps(postback_value([card], "承認")).status_code == 200
+    assert booking(rt, reference).status == "confirmed"             # still allowed: the rule says 原則
+    reply = fake_line.texts_to(group.group_id)[-1]
+    assert "承認しました" in reply and "予約の締切（12/4(金) 17:00）を過ぎてからの承認です" in reply
+    run_worker(rt)
+    told = fake_line.texts_to(user.user_id)[-1]
+    assert "予約が確定しました" in told and "会議招待メール" in told
+    assert "開始時刻までに、求職者マイページ" in told and "前日までに" not in told
+    with rt.db.reading() as s:
+        assert s.scalar(select(AuditEntry.detail).where(AuditEntry.action == "confirm")) == {"after_deadline": True}
+
+
+def test_approving_before_the_deadline_promises_the_day_before(rt, fake_line, group, user):
+    reference = make_request(rt, user_id=user.user_id)
+    run_worker(rt)
+    group.taps(postback_value([_card(fake_line, group.group_id)], "承認"))
+    assert "締切" not in fake_line.texts_to(group.group_id)[-1]
+    run_worker(rt)
+    told = fake_line.texts_to(user.user_id)[-1]
+    assert booking(rt, reference).status == "confirmed" and "開催日の前日までに" in told
+
+
+def test_a_no_show_tapped_within_the_grace_period_is_refused(rt, fake_line, group, user):
+    reference = make_request(rt, user_id=user.user_id)
+    run_worker(rt)
+    group.taps(postback_value([_card(fake_line, group.group_id)], "承認"))
+    rt.clock.freeze(SAKATA_MONDAY + timedelta(minutes=5))
+    group.taps(staff_postback_data("sakata", "no_show", reference))
+    assert booking(rt, reference).status == "confirmed"
+    assert "開始時刻から10分を過ぎるまで欠席（連絡なし）を記録できません" in fake_line.texts_to(group.group_id)[-1]
+    rt.clock.freeze(SAKATA_MONDAY + timedelta(minutes=10))
+    group.taps(staff_postback_data("sakata", "no_show", reference))
+    assert booking(rt, reference).status == "no_show"
 
 
 def test_a_second_tap_answers_with_the_current_status_and_tells_the_user_once(rt, fake_line, group, user):
@@ -212,6 +257,22 @@ def test_otaru_confirmation_never_carries_a_meeting_id_or_password(make_app, fak
     assert "前日" in told  # Otaru: cancel in chat until the previous day
 
 
+def test_otaru_confirmed_on_the_day_offers_only_the_same_day_routes(rt, client, fake_line, group_id, user_factory):
+    otaru_group = StaffGroup(client, "otaru", channel_secret=rt.config.channel_secret("otaru"),
+                             group_id=group_id + "o", fake=fake_line, clock=rt.clock)
+    user = user_factory("otaru")
+    make_request(rt, "otaru", OTARU_WEDNESDAY, user_id=user.user_id)
+    run_worker(rt)
+    rt.clock.freeze(datetime(2026, 12, 2, 9, 0, tzinfo=TOKYO))   # Wednesday 12/2, an hour before the session
+    otaru_group.taps(postback_value([_card(fake_line, otaru_group.group_id)], "承認"))
+    assert "予約の締切（12/1(火) 17:00）を過ぎてからの承認です" in fake_line.texts_to(otaru_group.group_id)[-1]
+    run_worker(rt)
+    told = fake_line.texts_to(user.user_id)[-1]
+    assert "予約が確定しました" in told and "開始時刻までに求職者マイページまたはお電話" in told
+    assert "このトークで" not in told and "前日" not in told    # in-chat cancelling closed the day before
+    assert "当日キャンセルの場合は電話のみ" in told
+
+
 @pytest.mark.parametrize("fault", [500, 429, "quota", 409, "timeout"])
 def test_cards_survive_line_faults_and_arrive_once(make_app, fake_line, group_id, fault, clock_step=70):
     app = make_app(env={"LINE_STAFF_GROUP_ID_SAKATA": group_id}, line_timeout_seconds=0.3)
@@ -262,7 +323,7 @@ def test_a_worker_killed_between_send_and_commit_does_not_card_twice(rt, fake_li
 
 def test_follow_up_cards_follow_the_new_request_switch(rt, fake_line, group_id):
     import dataclasses
-    from datetime import datetime
+    from datetime import datetime, timedelta
 
     from bot.clock import TOKYO
     from bot.staff import jobs as staff_jobs

@@ -21,6 +21,7 @@ from tests.staffkit import (
 )
 
 FRIDAY_MORNING = datetime(2026, 12, 4, 9, 5, tzinfo=TOKYO)
+FRIDAY_AFTERNOON = datetime(2026, 12, 4, 15, 5, tzinfo=TOKYO)
 SUNDAY_NOON = datetime(2026, 12, 6, 12, 5, tzinfo=TOKYO)
 SUNDAY_AFTERNOON = datetime(2026, 12, 6, 15, 5, tzinfo=TOKYO)
 
@@ -55,13 +56,13 @@ def _cards(fake_line, group_id, heading: str) -> int:
     return sum(heading in t for t in fake_line.texts_to(group_id))
 
 
-def _confirm(rt, reference):
+def _confirm(rt, reference, office_id: str = "sakata"):
     from bot.staff import decisions
     from bot.staff.audit import Actor
 
     with rt.db.transaction() as s:
-        row = decisions.load(s, "sakata", reference=reference)
-        decisions.confirm(s, rt, rt.offices["sakata"], row, Actor(label="tanaka"), rt.clock.now())
+        row = decisions.load(s, office_id, reference=reference)
+        decisions.confirm(s, rt, rt.offices[office_id], row, Actor(label="tanaka"), rt.clock.now())
 
 
 def test_end_to_end_request_card_approve_confirmation_reminder_attendance(rt, cli, client, fake_line, group_id):
@@ -140,19 +141,40 @@ def test_the_user_reminder_follows_the_profile(rt, cli, fake_line, user_factory)
 
 
 def test_staff_are_reminded_when_the_invitation_is_not_marked_sent(rt, cli, fake_line, group_id):
+    # Monday 12/7's session: the office's last business day before it is Friday 12/4, not Sunday 12/6
+    # (Sakata sends the invitation 「開催日前日までに」; the office is closed at the weekend).
     unsent = make_request(rt)
     sent = make_request(rt, start=SAKATA_MONDAY + timedelta(hours=1))
     for reference in (unsent, sent):
         _confirm(rt, reference)
     with rt.db.transaction() as s:
         s.scalar(select(Booking).where(Booking.reference == sent)).invitation_sent_at = rt.clock.now()
-    _rehearse(cli, SUNDAY_AFTERNOON)
-    _rehearse(cli, SUNDAY_AFTERNOON + timedelta(minutes=30))
+    _rehearse(cli, datetime(2026, 12, 4, 14, 59, tzinfo=TOKYO))
+    assert _notices(rt, "invitation") == 0
+    _rehearse(cli, FRIDAY_AFTERNOON)
+    _rehearse(cli, FRIDAY_AFTERNOON + timedelta(minutes=30))
     with rt.db.reading() as s:
         rows = s.execute(select(Booking.reference).join(StaffNotice, StaffNotice.booking_id == Booking.id)
                          .where(StaffNotice.kind == "invitation")).scalars().all()
     assert rows == [unsent]
     assert _cards(fake_line, group_id, "招待の送付が未記録") == 1
+    _rehearse(cli, SUNDAY_AFTERNOON)   # once only
+    assert _notices(rt, "invitation") == 1
+
+
+@pytest.mark.parametrize("office_id,start,reminded_on", [
+    # Otaru, Wednesday 2027-11-24: Tuesday 11/23 is Labour Thanksgiving Day, so Monday 11/22.
+    ("otaru", datetime(2027, 11, 24, 10, 0, tzinfo=TOKYO), datetime(2027, 11, 22, 15, 0, tzinfo=TOKYO)),
+    # Sakata, Monday 2027-01-04: 12/29-1/3 are the year-end closure, so Monday 2026-12-28.
+    ("sakata", datetime(2027, 1, 4, 14, 0, tzinfo=TOKYO), datetime(2026, 12, 28, 15, 0, tzinfo=TOKYO)),
+])
+def test_the_invitation_reminder_skips_holidays_and_the_year_end(rt, cli, office_id, start, reminded_on):
+    rt.clock.freeze(reminded_on - timedelta(days=4))
+    _confirm(rt, make_request(rt, office_id, start), office_id)
+    _rehearse(cli, reminded_on - timedelta(minutes=1))
+    assert _notices(rt, "invitation") == 0
+    _rehearse(cli, reminded_on)
+    assert _notices(rt, "invitation") == 1
 
 
 def test_the_no_show_prompt_at_start_plus_ten_minutes(rt, cli, fake_line, group_id):

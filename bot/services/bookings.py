@@ -19,6 +19,7 @@ from typing import Any
 from sqlalchemy import Select, bindparam, delete, or_, select, update
 from sqlalchemy.orm import Session
 
+from bot.clock import TOKYO
 from bot.models import Booking, Conversation, SlotHold
 from bot.rawsql import Statement
 from bot.services import lifecycle
@@ -33,11 +34,26 @@ LIST_LIMIT = 10
 
 def cancellable_in_chat(office, booking: Booking, now: datetime) -> bool:
     """May this confirmed booking be cancelled in chat now, by the office's rule?"""
+    return _in_chat_open(office, booking.slot_start, now)
+
+
+def _in_chat_open(office, slot_start: datetime, now: datetime) -> bool:
     rule = office.cancellation
-    if not rule.in_chat or booking.slot_start <= now:
+    if not rule.in_chat or slot_start <= now:
         return False
-    last_day = booking.slot_start.date() - timedelta(days=rule.in_chat_until_days_before)
+    last_day = slot_start.date() - timedelta(days=rule.in_chat_until_days_before)
     return now.date() <= last_day
+
+
+def message_timing(office, slot_start: datetime, now: datetime) -> dict[str, bool]:
+    """What a message about a confirmed booking, sent now, may still promise (`booking.timing` in
+    the templates).
+
+    `session_day`: it is the session's day already (staff may confirm that late), so nothing can come "by
+    the day before" any more; `cancel_in_chat`: the office's in-chat cancellation is still open for it.
+    """
+    return {"session_day": now.astimezone(TOKYO).date() >= slot_start.astimezone(TOKYO).date(),
+            "cancel_in_chat": _in_chat_open(office, slot_start, now)}
 
 
 def cancel_routes(office, booking: Booking, now: datetime) -> tuple[str, ...]:

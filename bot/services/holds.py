@@ -131,10 +131,14 @@ def _held_dict(rt, office, conv: Conversation, row: SlotHold) -> dict[str, Any]:
             "form_url": rt.form_url(office.id, conv.id, row.token_nonce)}
 
 
+def latest_expiry(office, row: SlotHold) -> datetime:
+    """The furthest an open form can keep this hold alive (MAX_HOLD_PERIODS hold periods from its start)."""
+    return row.created_at + timedelta(minutes=office.booking.hold_minutes) * MAX_HOLD_PERIODS
+
+
 def extend(session: Session, office, row: SlotHold, now: datetime) -> None:
     """The user is on the form: keep the slot one more hold period from now (at most MAX_HOLD_PERIODS in all)."""
-    period = timedelta(minutes=office.booking.hold_minutes)
-    target = min(now + period, row.created_at + period * MAX_HOLD_PERIODS)
+    target = min(now + timedelta(minutes=office.booking.hold_minutes), latest_expiry(office, row))
     if target > row.expires_at:
         row.expires_at = target
 

@@ -6,6 +6,10 @@ encrypted, staff told (a StaffNotice), the hold given back and the link recorded
 the database's: one SlotClaim row per (office, slot start, seat), so of two people racing for the last
 seat exactly one gets it, whatever the processes; the other gets `full`, never an error.
 
+The office's booking deadline (`slots.booking_deadline`) is checked again when the form is sent: a slot
+held just before it, with the form kept open past it, is refused (`notice_passed`), nothing is stored and
+the hold is given back.
+
 The same form sent twice finds its FormSubmission row and answers `duplicate` with the same reference.
 Nothing here logs personal values: ids and outcomes only.
 """
@@ -25,6 +29,7 @@ from bot import crypto
 from bot.form_models import FormSubmission
 from bot.models import Booking, Conversation, SlotClaim, SlotHold
 from bot.services import lifecycle, validation
+from bot.services import slots as slotsvc
 
 log = logging.getLogger(__name__)
 
@@ -32,9 +37,9 @@ REFERENCE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # upper-case letters an
 DETAILS_VERSION = 1
 SUBMISSION_KEEP = timedelta(days=1)  # how long a used link still shows its completion page
 
-AccessKind = Literal["open", "done", "expired", "superseded", "refused"]
+AccessKind = Literal["open", "done", "expired", "superseded", "refused", "notice_passed"]
 OutcomeStatus = Literal["created", "duplicate", "expired", "superseded", "refused", "full", "blocked",
-                        "limit", "seeker_open"]
+                        "limit", "seeker_open", "notice_passed"]
 
 
 @dataclass(frozen=True)
@@ -43,7 +48,8 @@ class FormAccess:
 
     open: the hold is live and this link is its latest; done: this link already made a request;
     expired: the conversation holds no live slot; superseded: it holds another one (a newer link);
-    refused: the link names a conversation it does not belong to.
+    refused: the link names a conversation it does not belong to; notice_passed: the hold is live and
+    this link is its latest, but the slot's booking deadline has passed since it was held.
     """
     kind: AccessKind
     conversation: Conversation | None = None
@@ -69,11 +75,11 @@ def _conversation(session: Session, conversation_id: int, lock: bool) -> Convers
     return session.scalar(query)
 
 
-def form_access(session: Session, office_id: str, conversation_id: int, nonce: str, now: datetime, *,
+def form_access(session: Session, office, conversation_id: int, nonce: str, now: datetime, *,
                 lock: bool = False) -> FormAccess:
     """Check a link's (office, conversation, nonce) against the database; `lock` the conversation row."""
     conv = _conversation(session, conversation_id, lock)
-    if conv is None or conv.office_id != office_id:
+    if conv is None or conv.office_id != office.id:
         return FormAccess("refused")
     used = session.get(FormSubmission, nonce)
     if used is not None:
@@ -90,7 +96,14 @@ def form_access(session: Session, office_id: str, conversation_id: int, nonce: s
         return FormAccess("expired", conv)
     if hold.token_nonce != nonce:
         return FormAccess("superseded", conv, hold=hold, slot_start=hold.slot_start)
+    if deadline_passed(office, hold.slot_start, now):
+        return FormAccess("notice_passed", conv, hold=hold, slot_start=hold.slot_start)
     return FormAccess("open", conv, hold=hold, slot_start=hold.slot_start)
+
+
+def deadline_passed(office, slot_start: datetime, now: datetime) -> bool:
+    """Has the office's booking deadline for this slot passed (so no request can be made for it)?"""
+    return slotsvc.booking_deadline(office, slot_start) <= now
 
 
 # -- completing the form ------------------------------------------------------------------------------
@@ -98,10 +111,10 @@ def form_access(session: Session, office_id: str, conversation_id: int, nonce: s
 def submit(session: Session, rt, office, conversation_id: int, nonce: str, values: dict[str, Any],
            now: datetime) -> Outcome:
     """A confirmed form: create the request for the held slot (or say why not)."""
-    access = form_access(session, office.id, conversation_id, nonce, now, lock=True)
+    access = form_access(session, office, conversation_id, nonce, now, lock=True)
     if access.kind == "done":
         return Outcome("duplicate", reference=access.reference, slot_start=access.slot_start)
-    if access.kind != "open":
+    if access.kind not in ("open", "notice_passed"):  # notice_passed: create_request refuses it below
         return Outcome(access.kind)
     conv, hold = access.conversation, access.hold
     outcome = create_request(session, rt, office, conv, hold.slot_start, values, now)
@@ -115,11 +128,14 @@ def submit(session: Session, rt, office, conversation_id: int, nonce: str, value
 
 def create_request(session: Session, rt, office, conv: Conversation, slot_start: datetime,
                    values: dict[str, Any], now: datetime) -> Outcome:
-    """Create a `requested` booking for the slot if a seat is free (no hold needed: the seat decides)."""
+    """Create a `requested` booking for the slot if a seat is free (no hold needed: the seat decides) and
+    its booking deadline has not passed."""
     refusal = _refusal(session, rt, office, conv, values, now)
+    if refusal is None and deadline_passed(office, slot_start, now):
+        refusal = "notice_passed"
     if refusal is not None:
         log.info("request refused office=%s conversation=%s outcome=%s", office.id, conv.id, refusal)
-        return Outcome(refusal)
+        return Outcome(refusal, slot_start=slot_start)
     try:
         booking, seat = _insert_with_seat(session, rt, office, conv, slot_start, values, now)
     except _SlotFull:

@@ -8,13 +8,14 @@ it decided and gets `changed=False` (the same outcome) or `Refused` (another out
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from bot.models import Booking, Conversation, SlotBlock, SlotClaim
+from bot.services import bookings as bookingsvc
 from bot.services import holds, lifecycle, requests
 from bot.services import slots as slotsvc
 from bot.staff import audit, handoff, personal
@@ -45,6 +46,7 @@ class Result:
     booking: Booking
     action: str
     changed: bool  # False: it had already been done (a second tap, another member, the dashboard)
+    after_deadline: bool = False  # confirmed after the slot's booking deadline (allowed: the rule says 原則)
 
 
 # -- loading ----------------------------------------------------------------------------------------
@@ -104,16 +106,27 @@ def _claims_on(session: Session, office_id: str, start: datetime) -> int:
 # -- decisions --------------------------------------------------------------------------------------
 
 def confirm(session: Session, rt, office, booking: Booking, actor: Actor, now: datetime) -> Result:
-    """Approve: the request becomes a booking; the user is told; the office's phone task is opened."""
+    """Approve: the request becomes a booking; the user is told; the office's phone task is opened.
+
+    Allowed after the slot's booking deadline too (the offices' rules say 原則), up to its start: the
+    result and the audit entry then say so, and the user's message promises only what can still happen.
+    """
     if booking.status in UNDECIDED and booking.slot_start <= now:
         raise Refused("started", booking)
     changed = _move(session, booking, "confirm", lifecycle.CONFIRMED, now)
+    late = changed and past_deadline(office, booking, now)
     if changed:
         if handoff.call_user_on_confirm(office.id):
             handoff_of(session, booking, now).call_needed = True
-        audit.record(session, office.id, actor, "confirm", now, booking)
+        detail = {"after_deadline": True} if late else {}
+        audit.record(session, office.id, actor, "confirm", now, booking, **detail)
         _tell(session, rt, office, booking, "outcome_confirmed", now)
-    return Result(booking, "confirm", changed)
+    return Result(booking, "confirm", changed, after_deadline=late)
+
+
+def past_deadline(office, booking: Booking, now: datetime) -> bool:
+    """Has the booking deadline of the booking's slot passed (staff deciding now decide late)?"""
+    return slotsvc.booking_deadline(office, booking.slot_start) <= now
 
 
 def decline(session: Session, rt, office, booking: Booking, actor: Actor, now: datetime,
@@ -165,7 +178,8 @@ def answer_proposal(session: Session, rt, office, conv: Conversation, reference:
     except Refused:
         return {"outcome": "not_found", "reference": reference}
     summary = {"reference": booking.reference, "at": booking.slot_start,
-               "label": slotsvc.slot_label(booking.slot_start)}
+               "label": slotsvc.slot_label(booking.slot_start),
+               "timing": bookingsvc.message_timing(office, booking.slot_start, now)}
     if booking.conversation_id != conv.id:
         return {"outcome": "not_found", "reference": reference}
     if booking.status != "proposed":
@@ -188,10 +202,13 @@ def answer_proposal(session: Session, rt, office, conv: Conversation, reference:
 
 def mark_attendance(session: Session, rt, office, booking: Booking, actor: Actor, now: datetime,
                     attended: bool) -> Result:
-    """Attended or no-show, once the session has started."""
+    """Attended once the session has started; a no-show only once the office's grace period after the start
+    has passed (「連絡がないまま…実施日時を10分経過した場合は、キャンセルとみなします」: `no_show_minutes`)."""
     action = "attended" if attended else "no_show"
     if booking.status == "confirmed" and booking.slot_start > now:
         raise Refused("too_early", booking)
+    if not attended and booking.status == "confirmed" and now < no_show_from(office, booking):
+        raise Refused("too_early_no_show", booking)
     if attended:
         changed = _move(session, booking, "attend", lifecycle.ATTENDED, now)
     else:
@@ -199,6 +216,11 @@ def mark_attendance(session: Session, rt, office, booking: Booking, actor: Actor
     if changed:
         audit.record(session, office.id, actor, action, now, booking)
     return Result(booking, action, changed)
+
+
+def no_show_from(office, booking: Booking) -> datetime:
+    """When a booking nobody joined or called about may be recorded as a no-show: start + no_show_minutes."""
+    return booking.slot_start + timedelta(minutes=office.no_show_minutes)
 
 
 def cancel(session: Session, rt, office, booking: Booking, actor: Actor, now: datetime,

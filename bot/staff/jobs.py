@@ -28,7 +28,8 @@ log = logging.getLogger(__name__)
 
 STAFF_REMINDER_AT = time(9, 0)      # undecided requests: on the business day before the session
 USER_REMINDER_AT = time(12, 0)      # the user's reminder: the day before the session
-INVITATION_CHECK_AT = time(15, 0)   # invitation not marked sent: the day before the session
+INVITATION_CHECK_AT = time(15, 0)   # invitation not marked sent: on the business day before the session
+STAFF_LOOKAHEAD_DAYS = 14           # the last business day before a session is never further back than this
 ATTENDANCE_LOOKBACK = timedelta(days=1)
 CLOSED_STATUSES = ("declined", "expired", "withdrawn")
 JOB_MARK_KEEP = timedelta(days=180)
@@ -68,15 +69,20 @@ def _upcoming(session: Session, office, now: datetime, statuses: tuple[str, ...]
         Booking.slot_start < now + timedelta(days=days)).order_by(Booking.slot_start, Booking.id)))
 
 
+def _business_day_before(office, booking: Booking) -> date:
+    """The office's last business day before the session's date (weekends, holidays, 12/29-1/3 and the
+    profile's closures skipped): when staff, who work on business days only, are reminded."""
+    session_day = booking.slot_start.astimezone(TOKYO).date()
+    return last_business_day_on_or_before(session_day - timedelta(days=1), office.schedule.closures)
+
+
 # -- reminders -------------------------------------------------------------------------------------
 
 def remind_undecided(session: Session, rt, office, now: datetime) -> dict[str, int]:
     """On the business day before a session, remind staff of a request still undecided (once)."""
     sent = 0
-    for booking in _upcoming(session, office, now, ("requested", "proposed"), days=14):
-        session_day = booking.slot_start.astimezone(TOKYO).date()
-        moment = _at(last_business_day_on_or_before(session_day - timedelta(days=1), office.schedule.closures),
-                     STAFF_REMINDER_AT)
+    for booking in _upcoming(session, office, now, ("requested", "proposed"), days=STAFF_LOOKAHEAD_DAYS):
+        moment = _at(_business_day_before(office, booking), STAFF_REMINDER_AT)
         if now < moment or booking.created_at >= moment:
             continue  # not yet; or it arrived after the reminder time and its new-request card just went
         if _mark(session, "undecided", str(booking.id), now):
@@ -103,12 +109,13 @@ def remind_user_day_before(session: Session, rt, office, now: datetime) -> dict[
 
 
 def check_invitations(session: Session, rt, office, now: datetime) -> dict[str, int]:
-    """The day before a confirmed session, remind staff when the invitation is not marked sent."""
+    """On the office's last business day before a confirmed session, remind staff when the invitation is not
+    marked sent (Sakata sends it 「開催日前日までに」: for a Monday, that is Friday, when the office is open)."""
     sent = 0
-    for booking in _upcoming(session, office, now, ("confirmed",), days=2):
+    for booking in _upcoming(session, office, now, ("confirmed",), days=STAFF_LOOKAHEAD_DAYS):
         if booking.invitation_sent_at is not None:
             continue
-        moment = _at(booking.slot_start.astimezone(TOKYO).date() - timedelta(days=1), INVITATION_CHECK_AT)
+        moment = _at(_business_day_before(office, booking), INVITATION_CHECK_AT)
         if now >= moment and _mark(session, "invitation", str(booking.id), now):
             rt.notify_staff(session, office, "invitation", booking.id, now)
             sent += 1

@@ -265,8 +265,11 @@ def booking(reference: str):
             memos={e.id: personal.open_note(rt, e.note) for e in entries if e.note is not None},
             handoff=s.get(BookingHandoff, row.id), conv=conv, entries=entries,
             reasons=handoff.decline_reasons("ja"), now=now,
+            deadline=slotsvc.booking_deadline(office, row.slot_start),
+            deadline_passed=decisions.past_deadline(office, row, now),
             proposable=_proposable(s, office, now, row.slot_start) if row.status == "requested" else [],
             attendance_open=row.status == "confirmed" and row.slot_start <= now,
+            no_show_from=decisions.no_show_from(office, row),
         )
     return page
 
@@ -284,6 +287,8 @@ def booking_action(reference: str, action: str):
         try:
             result = _apply(s, rt, office, row, action, form, now)
             message, category = ("done" if result.changed else "already"), "ok"
+            if result.after_deadline:
+                message = "done_after_deadline"
         except decisions.Refused as refused:
             message, category = refused.code, "error"
         status = row.status
