@@ -180,6 +180,15 @@ def test_propose_another_slot_and_the_user_accepts_in_chat(rt, staff, fake_line,
     assert taken.get(SAKATA_MONDAY, 0) == 0 and taken[other] == 1
 
 
+def test_a_proposed_slot_is_never_confirmed_by_staff(rt, staff, fake_line, user):
+    reference = make_request(rt, user_id=user.user_id)
+    post(staff, f"/staff/bookings/{reference}/propose", slot=(SAKATA_MONDAY + timedelta(days=7)).isoformat())
+    page = post(staff, f"/staff/bookings/{reference}/confirm")
+    assert page.status_code == 302
+    assert "ご本人のお返事" in staff.get(page.headers["Location"]).get_data(as_text=True)
+    assert booking(rt, reference).status == "proposed"
+
+
 def test_the_user_declines_a_proposal(rt, staff, fake_line, user, client):
     reference = make_request(rt, user_id=user.user_id)
     post(staff, f"/staff/bookings/{reference}/propose", slot=(SAKATA_MONDAY + timedelta(days=7)).isoformat())

@@ -12,6 +12,8 @@ from sqlalchemy import select
 from bot.clock import TOKYO
 from bot.notify import staff_postback_data
 from bot.render import text_of
+from bot.staff import decisions
+from bot.staff.audit import Actor
 from bot.staff.models import AuditEntry
 from tests.lineuser import LineUser, StaffGroup, new_group_id
 from tests.staffkit import fast_password_hashing  # noqa: F401 - autouse fixture
@@ -183,6 +185,25 @@ def test_confirming_a_request_the_user_just_withdrew(rt, fake_line, group, user)
     assert "取り下げ" in fake_line.texts_to(group.group_id)[-1]
     run_worker(rt)
     assert not any("予約が確定しました" in t for t in fake_line.texts_to(user.user_id))
+
+
+def test_approving_a_request_after_another_slot_was_proposed_is_refused(rt, fake_line, group, user):
+    """Staff proposed another slot on the dashboard; a colleague then taps 承認 on the request's card: the
+    user must not be booked for a time they never agreed to. Their own answer decides."""
+    reference = make_request(rt, user_id=user.user_id)
+    run_worker(rt)
+    approve = postback_value([_card(fake_line, group.group_id)], "承認")
+    with rt.db.transaction() as s:
+        row = decisions.load(s, "sakata", reference=reference)
+        decisions.propose(s, rt, rt.offices["sakata"], row, Actor(label="sakata-staff"), rt.clock.now(),
+                          SAKATA_MONDAY + timedelta(days=7))
+    group.taps(approve)
+    assert booking(rt, reference).status == "proposed"
+    assert "ご提案中のため、承認できません" in fake_line.texts_to(group.group_id)[-1]
+    run_worker(rt)
+    assert not any("予約が確定しました" in t for t in fake_line.texts_to(user.user_id))
+    user.taps(postback_value(fake_line.messages_to(user.user_id), "この日時で予約する"))
+    assert booking(rt, reference).status == "confirmed"
 
 
 def test_two_staff_confirming_at_once_decide_once(make_app, group_id, fake_line, user_factory):

@@ -113,6 +113,10 @@ def confirm(session: Session, rt, office, booking: Booking, actor: Actor, now: d
     """
     if booking.status in UNDECIDED and booking.slot_start <= now:
         raise Refused("started", booking)
+    if booking.status == lifecycle.PROPOSED:
+        # Another slot was proposed: only the user's own answer confirms it (a stale 承認 on the request's
+        # card would book them for a time they never agreed to).
+        raise Refused("awaiting_user", booking)
     changed = _move(session, booking, "confirm", lifecycle.CONFIRMED, now)
     late = changed and past_deadline(office, booking, now)
     if changed:
