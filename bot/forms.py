@@ -173,17 +173,18 @@ def _page_vars(link: Link, held: _Held) -> dict[str, Any]:
     }
 
 
-def _open(link: Link):
+def _open(link: Link, revive: bool = False):
     """Check the link in a short transaction, keeping the hold alive; (access, what the pages say of it).
 
     A slot whose booking deadline passed while the user was on the form is given back at once: no request
-    can be made for it, so the chat offers the slots again.
+    can be made for it, so the chat offers the slots again. `revive` (the input being sent): a hold that
+    ran out while the user typed is held again if the slot is still free (`requests.form_access`).
     """
     rt = _runtime()
     office = link.office
     with rt.db.transaction() as s:
         now = rt.clock.now()
-        access = requests.form_access(s, office, link.conversation_id, link.nonce, now, lock=True)
+        access = requests.form_access(s, office, link.conversation_id, link.nonce, now, lock=True, revive=revive)
         if access.kind == "notice_passed":
             holds.release(s, access.conversation)
         if access.kind != "open":
@@ -220,11 +221,11 @@ def _language(rt, conversation_id: int) -> str:
     return language if language in LANGUAGES else "ja"
 
 
-def _open_or_answer(link: Link):
+def _open_or_answer(link: Link, revive: bool = False):
     """Open the link for one more page (extending the hold): (what the pages say of the hold, None), or the
     answer to give instead — the completion page when it was already used, a kind problem page when it
     cannot be used (what was typed is not carried on: no request can be made with it)."""
-    access, held = _open(link)
+    access, held = _open(link, revive)
     if access.kind == "done":
         return None, redirect(url_for("forms.done_page", token=link.token), 303)
     if access.kind != "open":
@@ -234,7 +235,7 @@ def _open_or_answer(link: Link):
 
 def _back_to_input(link: Link, raw: Mapping[str, str], errors: Mapping[str, str]):
     """The input page again, with what was sent (to correct it), if the link is still open."""
-    held, answer = _open_or_answer(link)
+    held, answer = _open_or_answer(link, revive=True)
     if answer is not None:
         return answer
     return _input_page(link, held, raw, errors)
@@ -260,7 +261,7 @@ def check_input(token: str):
         return problem
     if not csrf_ok(link.nonce):
         return _problem("csrf", link.office, link.language)
-    held, answer = _open_or_answer(link)
+    held, answer = _open_or_answer(link, revive=True)
     if answer is not None:
         return answer
     rt = _runtime()

@@ -3,10 +3,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from sqlalchemy import delete
-
 from bot import booking_jobs
-from bot.models import SlotHold
 from bot.staff import jobs as staff_jobs
 
 DEDUPE_KEEP = timedelta(days=7)
@@ -15,8 +12,8 @@ DEDUPE_KEEP = timedelta(days=7)
 def run_due(rt) -> dict[str, int]:
     now = rt.clock.now()
     figures: dict[str, int] = {}
-    with rt.db.transaction() as s:
-        figures["holds_expired"] = s.execute(delete(SlotHold).where(SlotHold.expires_at <= now)).rowcount or 0
+    # Holds that ran out stay until the retention purge (`drafts_days`): a form sent late may still take
+    # its slot if nobody else did (`holds.revive`); they count for nothing meanwhile.
     # Reminders, attendance prompts and retention (dedupe rows included, per office profile).
     figures.update(staff_jobs.run_due(rt))
     # Receipts not yet seen, undecided requests whose slot began, used form links.

@@ -216,16 +216,40 @@ def test_another_users_token_is_refused(holding, client, rt):
     assert bookings(rt) == []
 
 
-def test_an_expired_hold_gets_a_kind_page(holding, client, rt, clock):
+def test_a_hold_that_ran_out_while_typing_is_taken_again_when_the_slot_is_free(holding, client, rt, clock):
+    """16 minutes typing: the hold ran out, nobody took the slot: what was typed is sent, not lost."""
     _, url = holding("sakata")
     page = Page.get(client, url)
-    answers = valid_answers(rt.offices["sakata"])
     clock.advance(minutes=rt.offices["sakata"].booking.hold_minutes + 1)
-    late = page.submit(client, answers)
+    confirmation = page.submit(client, valid_answers(rt.offices["sakata"]))
+    assert confirmation.status == 200 and "入力内容の確認" in confirmation.html
+    with rt.db.reading() as s:
+        assert s.scalar(select(SlotHold)).expires_at > clock.now()                # held again
+    clock.advance(minutes=rt.offices["sakata"].booking.hold_minutes + 1)        # and ran out once more
+    done = confirmation.submit(client)
+    assert done.status == 200 and "受付番号: " in done.html
+    assert len(bookings(rt)) == 1
+
+
+def test_a_hold_that_ran_out_and_was_taken_meanwhile_gets_a_kind_page(holding, client, rt, clock):
+    _, url = holding("sakata")
+    page = Page.get(client, url)
+    clock.advance(minutes=rt.offices["sakata"].booking.hold_minutes + 1)
+    other, _ = hold_directly(rt, "sakata")                                      # someone else holds the slot
+    late = page.submit(client, {**valid_answers(rt.offices["sakata"]), "name": "遅延 太郎"})
+    assert late.status == 409 and "埋まりました" in late.html
+    assert len(late.forms) == 0 and "遅延 太郎" not in late.html
+    assert bookings(rt) == []
+
+
+def test_an_expired_hold_gets_a_kind_page(holding, client, rt, clock):
+    """Only a sent form takes a slot again: opening the page after the hold ran out does not."""
+    _, url = holding("sakata")
+    clock.advance(minutes=rt.offices["sakata"].booking.hold_minutes + 1)
+    late = Page.get(client, url)
     assert late.status == 410
     assert "もう一度日時をお選びください" in late.html
     assert len(late.forms) == 0
-    assert Page.get(client, url).status == 410
     assert bookings(rt) == []
 
 

@@ -7,7 +7,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 
 from bot.clock import TOKYO
 from bot.crypto import for_config
@@ -155,8 +155,25 @@ def test_a_link_after_its_hold_expired_or_was_replaced(rt, clock):
         assert holds.hold(s, rt, rt.offices["otaru"], c, later, clock.now())["ok"]
     assert submit(rt, conv, old, "otaru").status == "superseded"
     clock.advance(minutes=16)
-    assert submit(rt, conv, nonce_of(rt, conv), "otaru").status == "expired"
+    current = nonce_of(rt, conv)
+    with rt.db.transaction() as s:                         # the slot is taken by someone else meanwhile
+        other = Conversation(office_id="otaru", line_user_id="U" + uuid.uuid4().hex, state="awaiting_form",
+                             context={}, created_at=clock.now())
+        s.add(other)
+        s.flush()
+        assert holds.hold(s, rt, rt.offices["otaru"], other, later, clock.now())["ok"]
+    assert submit(rt, conv, current, "otaru").status == "full"
+    with rt.db.transaction() as s:                         # no hold left at all (purged)
+        s.execute(delete(SlotHold).where(SlotHold.conversation_id == conv))
+    assert submit(rt, conv, current, "otaru").status == "expired"
     assert count(rt, Booking) == 0
+
+
+def test_a_link_whose_hold_ran_out_takes_its_slot_again_if_free(rt, clock):
+    conv, _ = hold_directly(rt, "otaru")
+    clock.advance(minutes=16)
+    assert submit(rt, conv, nonce_of(rt, conv), "otaru").status == "created"
+    assert count(rt, Booking) == 1
 
 
 @pytest.mark.parametrize("office_id,held_at", [

@@ -143,6 +143,20 @@ def extend(session: Session, office, row: SlotHold, now: datetime) -> None:
         row.expires_at = target
 
 
+def revive(session: Session, office, row: SlotHold, now: datetime) -> str | None:
+    """A hold that ran out while its user was still filling in the form, which they now send: held again
+    for one period from now if the slot is still free for them (nobody else took it meanwhile); else the
+    reason it cannot be (`slots.is_bookable`: full, notice_passed, ...). Only a sent form revives a hold,
+    never a page view, so an open page alone cannot keep a slot from others."""
+    lock_slot(session, office.id, row.slot_start)
+    taken = taken_counts(session, office.id, now, exclude_conversation=row.conversation_id)
+    blocked, blocked_days = blocks(session, office.id, now)
+    reason = slotsvc.is_bookable(office, now, row.slot_start, taken, blocked, blocked_days)
+    if reason is None:
+        row.created_at, row.expires_at = now, now + timedelta(minutes=office.booking.hold_minutes)
+    return reason
+
+
 def release(session: Session, conv: Conversation) -> None:
     session.execute(delete(SlotHold).where(SlotHold.conversation_id == conv.id))
 

@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session
 from bot import crypto
 from bot.form_models import FormSubmission
 from bot.models import Booking, Conversation, SlotClaim, SlotHold
-from bot.services import lifecycle, validation
+from bot.services import holds, lifecycle, validation
 from bot.services import slots as slotsvc
 
 log = logging.getLogger(__name__)
@@ -76,8 +76,12 @@ def _conversation(session: Session, conversation_id: int, lock: bool) -> Convers
 
 
 def form_access(session: Session, office, conversation_id: int, nonce: str, now: datetime, *,
-                lock: bool = False) -> FormAccess:
-    """Check a link's (office, conversation, nonce) against the database; `lock` the conversation row."""
+                lock: bool = False, revive: bool = False) -> FormAccess:
+    """Check a link's (office, conversation, nonce) against the database; `lock` the conversation row.
+
+    `revive` (a form being sent): the link's hold ran out while the user was typing, but nobody took the
+    slot meanwhile: it is held again (`holds.revive`) rather than losing what they typed; taken since:
+    `full`."""
     conv = _conversation(session, conversation_id, lock)
     if conv is None or conv.office_id != office.id:
         return FormAccess("refused")
@@ -92,6 +96,10 @@ def form_access(session: Session, office, conversation_id: int, nonce: str, now:
     if owner is not None and owner != conv.id:
         return FormAccess("refused")
     hold = session.scalar(select(SlotHold).where(SlotHold.conversation_id == conv.id))
+    if revive and hold is not None and hold.token_nonce == nonce and hold.expires_at <= now:
+        reason = holds.revive(session, office, hold, now)
+        if reason in ("full", "notice_passed"):
+            return FormAccess(reason, conv, hold=hold, slot_start=hold.slot_start)
     if hold is None or hold.expires_at <= now:
         return FormAccess("expired", conv)
     if hold.token_nonce != nonce:
@@ -111,7 +119,7 @@ def deadline_passed(office, slot_start: datetime, now: datetime) -> bool:
 def submit(session: Session, rt, office, conversation_id: int, nonce: str, values: dict[str, Any],
            now: datetime) -> Outcome:
     """A confirmed form: create the request for the held slot (or say why not)."""
-    access = form_access(session, office, conversation_id, nonce, now, lock=True)
+    access = form_access(session, office, conversation_id, nonce, now, lock=True, revive=True)
     if access.kind == "done":
         return Outcome("duplicate", reference=access.reference, slot_start=access.slot_start)
     if access.kind not in ("open", "notice_passed"):  # notice_passed: create_request refuses it below
