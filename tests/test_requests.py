@@ -112,6 +112,23 @@ def test_a_user_blocked_by_staff_cannot_request(rt):
     assert count(rt, Booking) == 0
 
 
+def test_a_job_seeker_blocked_on_one_line_account_is_refused_on_another(rt):
+    """第10条: staff may refuse a person further online counselling after a no-show; a second LINE account
+    with the same job seeker number does not get round it."""
+    blocked = new_conversation(rt)
+    first = create(rt, blocked, seeker_number="01234-56789")
+    assert fire(rt, first.booking_id, "withdraw")
+    with rt.db.transaction() as s:
+        s.get(Conversation, blocked).booking_blocked = True
+    later = MONDAY + timedelta(weeks=1)
+    assert create(rt, new_conversation(rt), start=later, seeker_number="0123456789").status == "blocked"
+    assert create(rt, new_conversation(rt), start=later, seeker_number="98765-43210").status == "created"
+    with rt.db.transaction() as s:
+        s.get(Conversation, blocked).booking_blocked = False                      # unblocked by staff
+    assert create(rt, new_conversation(rt), start=later + timedelta(weeks=1),
+                  seeker_number="0123456789").status == "created"
+
+
 def test_no_request_once_the_slots_booking_deadline_has_passed(rt, clock):
     # Sakata: 「開催日の3日前までに利用予約が完了」, read as Friday 17:00 for a Monday.
     clock.freeze(datetime(2026, 12, 4, 17, 0, tzinfo=TOKYO))

@@ -190,6 +190,14 @@ def _refusal(session: Session, rt, office, conv: Conversation, values: dict[str,
         return "limit"
     digest = seeker_hash(rt, values)
     if digest:
+        # Staff refused this person further online counselling (第10条: a no-show, misuse) on another LINE
+        # account: the same job seeker number is refused here too, while the office keeps its details.
+        blocked_elsewhere = session.scalar(select(Booking.id).join(
+            Conversation, Conversation.id == Booking.conversation_id).where(
+            Booking.office_id == office.id, Booking.seeker_hash == digest, Booking.conversation_id != conv.id,
+            Conversation.booking_blocked.is_(True)).limit(1))
+        if blocked_elsewhere is not None:
+            return "blocked"
         other = session.scalar(select(Booking.id).where(
             Booking.office_id == office.id, Booking.seeker_hash == digest, Booking.conversation_id != conv.id,
             Booking.status.in_(lifecycle.OPEN_STATUSES), Booking.slot_start > now).limit(1))
