@@ -181,7 +181,7 @@ class Booking(Base):
     conversation_id: Mapped[int | None] = mapped_column(ForeignKey("conversations.id"), index=True)
     slot_start: Mapped[datetime] = mapped_column(index=True)
     status: Mapped[str] = mapped_column(String(20), default="requested")
-    source: Mapped[str] = mapped_column(String(16), default="line")  # line | phone | window
+    source: Mapped[str] = mapped_column(String(16), default="line")  # line | phone | window | online
     seeker_hash: Mapped[str | None] = mapped_column(String(64), index=True, default=None)
     details: Mapped[bytes | None] = mapped_column(LargeBinary, default=None)  # Fernet-encrypted JSON
     details_purged_at: Mapped[datetime | None] = mapped_column(default=None)

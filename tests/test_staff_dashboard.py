@@ -300,6 +300,16 @@ def test_a_phone_booking_takes_the_slot_from_the_bot(rt, staff, user):
     assert _new(staff).status_code == 400      # the slot is taken now
 
 
+def test_a_next_booking_asked_for_during_an_online_session(rt, staff):
+    """Both offices: the next booking can be made during an online session (第4条(1), notices)."""
+    response = _new(staff, source="online")
+    assert response.status_code == 302
+    with rt.db.reading() as s:
+        assert s.scalar(select(Booking.source)) == "online"
+    assert "オンライン相談中" in _page(staff, response.headers["Location"])
+    assert _new(staff, source="email", slot=(SAKATA_MONDAY + timedelta(days=7)).isoformat()).status_code == 400
+
+
 def test_overrides_need_a_reason(rt, staff):
     late = datetime(2026, 11, 30, 14, 0, tzinfo=TOKYO) + timedelta(days=7)  # Monday 12/7 ... use Otaru? no: notice
     rt.clock.freeze(datetime(2026, 12, 5, 10, 0, tzinfo=TOKYO))          # Saturday: Monday's deadline passed

@@ -26,7 +26,7 @@ OPEN_STATUSES = lifecycle.OPEN_STATUSES
 UNDECIDED = lifecycle.UNDECIDED_STATUSES
 # Why staff may still book a slot a user could not (with a reason); anything else cannot be overridden.
 OVERRIDABLE = ("notice_passed", "outside_window", "blocked")
-SOURCES = ("phone", "window")
+SOURCES = ("phone", "window", "online")  # online: asked for during an online session (第4条(1))
 NOTE_LIMIT = 2000   # characters of the 職員メモ (the page's textarea says the same)
 MEMO_LIMIT = 200    # characters of the memo of a cancellation on the user's behalf
 
