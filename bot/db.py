@@ -186,7 +186,7 @@ def upgrade_schema(database: Database, data_encryption_keys: Sequence[str] = ())
     """Run Alembic migrations to head (idempotent; serialised across processes).
 
     `data_encryption_keys` (newest first) are for a migration that encrypts what was stored in the clear
-    (0012: the staff notes); a migration that needs them and finds none refuses.
+    (0012: the staff notes; 0013: the override reasons); a migration that needs them and finds none refuses.
     """
     from alembic import command
 

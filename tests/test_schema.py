@@ -1,12 +1,18 @@
 """The migrations build exactly the schema the models describe, on every backend, idempotently."""
 import json
+from datetime import datetime, timezone
 
 import pytest
+import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from cryptography.fernet import Fernet
 
+from bot.crypto import Vault
 from bot.db import Database, upgrade_schema
 from bot.schema import Base
+
+AT = datetime(2026, 12, 1, 1, 0, tzinfo=timezone.utc)
 
 
 def test_migrations_match_models(empty_database_url):
@@ -46,34 +52,35 @@ def _migrate_to(db, revision: str, keys=(), down: bool = False) -> None:
         conn.commit()
 
 
+def _two_keys() -> tuple[tuple[str, str], Vault]:
+    keys = (Fernet.generate_key().decode(), Fernet.generate_key().decode())
+    return keys, Vault(keys, "secret")
+
+
+def _old_booking(n: int, **values) -> dict:
+    """Booking n as a row of an older schema (ids from 1, references from AAAA-AAA2)."""
+    return {"id": n + 1, "reference": f"AAAA-AAA{n + 2}", "office_id": "sakata", "slot_start": AT,
+            "receipt_pending": False, "created_at": AT, "updated_at": AT, **values}
+
+
 def test_the_notes_migration_encrypts_what_staff_wrote_in_the_clear(empty_database_url):
     """0012: the 職員メモ and the cancellation memos written before it are encrypted (and back on downgrade)."""
-    from datetime import datetime, timezone
-
-    import sqlalchemy as sa
-    from cryptography.fernet import Fernet
-
-    from bot.crypto import Vault
-
     note, memo = "本人より電話 090-9999-8888 うつ病で通院中", "本人より取消の電話 090-9999-8888"
-    keys = (Fernet.generate_key().decode(), Fernet.generate_key().decode())
-    vault = Vault(keys, "secret")
+    keys, vault = _two_keys()
     db = Database(empty_database_url)
     try:
         _migrate_to(db, "0011_receipt_due")
-        at = datetime(2026, 12, 1, 1, 0, tzinfo=timezone.utc)
         with db.engine.connect() as conn:
             meta = sa.MetaData()
             bookings = sa.Table("bookings", meta, autoload_with=conn)
             audit = sa.Table("staff_audit", meta, autoload_with=conn)
             for n, text in enumerate((note, None, "  ")):
-                conn.execute(bookings.insert().values(
-                    id=n + 1, reference=f"AAAA-AAA{n + 2}", office_id="sakata", slot_start=at, status="cancelled",
-                    source="line", receipt_pending=False, staff_note=text, created_at=at, updated_at=at))
+                conn.execute(bookings.insert().values(_old_booking(n, status="cancelled", source="line",
+                                                                   staff_note=text)))
             for n, (action, detail) in enumerate((("cancel_for_user", {"note": memo}),
                                                   ("withdraw_for_user", {"note": None}),
                                                   ("decline", {"reason": "full"}))):
-                conn.execute(audit.insert().values(id=n + 1, office_id="sakata", at=at, actor="tanaka",
+                conn.execute(audit.insert().values(id=n + 1, office_id="sakata", at=AT, actor="tanaka",
                                                    action=action, booking_id=n + 1, reference=f"AAAA-AAA{n + 2}",
                                                    detail=detail))
             conn.commit()
@@ -104,3 +111,63 @@ def test_the_notes_migration_encrypts_what_staff_wrote_in_the_clear(empty_databa
         assert (back if isinstance(back, dict) else json.loads(back)) == {"note": memo}
     finally:
         db.dispose()
+
+
+def test_the_override_reasons_migration_encrypts_what_staff_wrote_in_the_clear(empty_database_url):
+    """0013: the reasons staff gave for booking a slot that could not be booked are encrypted (and back)."""
+    reason = "本人より電話 090-9999-8888 通院のため"
+    keys, vault = _two_keys()
+    db = Database(empty_database_url)
+    try:
+        _old_handoffs(db, (reason, None, "  "))
+
+        def reasons() -> dict:
+            with db.engine.connect() as conn:
+                return dict(conn.execute(sa.text("SELECT booking_id, override_reason FROM booking_handoffs")).all())
+
+        with pytest.raises(RuntimeError, match="DATA_ENCRYPTION_KEY"):
+            upgrade_schema(db)                           # plaintext to encrypt and no key: refused, unchanged
+        with db.engine.connect() as conn:
+            assert conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar() == "0012_sealed_notes"
+        assert reasons() == {1: reason, 2: None, 3: "  "}
+
+        upgrade_schema(db, keys)
+        sealed = reasons()
+        assert vault.decrypt_text(sealed[1]) == reason and b"090-9999-8888" not in bytes(sealed[1])
+        assert sealed[2] is None and sealed[3] is None
+        with db.engine.connect() as conn:
+            ctx = MigrationContext.configure(conn, opts={"compare_type": True})
+            assert compare_metadata(ctx, Base.metadata) == []
+
+        with pytest.raises(RuntimeError, match="DATA_ENCRYPTION_KEY"):
+            _migrate_to(db, "0012_sealed_notes", down=True)   # tokens to decrypt and no key: refused
+        _migrate_to(db, "0012_sealed_notes", keys, down=True)
+        assert reasons() == {1: reason, 2: None, 3: None}
+    finally:
+        db.dispose()
+
+
+def test_the_override_reasons_migration_needs_no_key_when_there_is_no_text(empty_database_url):
+    """A database with no override reason (or only blank ones) upgrades without keys."""
+    db = Database(empty_database_url)
+    try:
+        _old_handoffs(db, (" ",))
+        upgrade_schema(db)
+        with db.engine.connect() as conn:
+            assert conn.execute(sa.text("SELECT override_reason FROM booking_handoffs")).scalar() is None
+    finally:
+        db.dispose()
+
+
+def _old_handoffs(db: Database, reasons) -> None:
+    """At 0012, phone bookings whose handoff rows hold these override reasons in the clear."""
+    _migrate_to(db, "0012_sealed_notes")
+    with db.engine.connect() as conn:
+        meta = sa.MetaData()
+        bookings = sa.Table("bookings", meta, autoload_with=conn)
+        handoffs = sa.Table("booking_handoffs", meta, autoload_with=conn)
+        for n, text in enumerate(reasons):
+            conn.execute(bookings.insert().values(_old_booking(n, status="confirmed", source="phone")))
+            conn.execute(handoffs.insert().values(booking_id=n + 1, call_needed=False, override_reason=text,
+                                                  updated_at=AT))
+        conn.commit()

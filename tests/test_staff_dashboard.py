@@ -323,7 +323,26 @@ def test_overrides_need_a_reason(rt, staff):
     assert _new(staff, slot=(late + timedelta(days=7)).isoformat(), override_reason="本人の希望").status_code == 302
     with rt.db.reading() as s:
         reasons = s.scalars(select(BookingHandoff.override_reason)).all()
-    assert sorted(reasons) == ["所長の判断で受付", "本人の希望"]
+    assert sorted(personal.open_note(rt, reason) for reason in reasons) == ["所長の判断で受付", "本人の希望"]
+
+
+def test_the_override_reason_is_stored_encrypted_and_shown_decrypted(rt, staff):
+    """Staff write personal things into the reason too (who phoned, their number, their illness)."""
+    rt.clock.freeze(datetime(2026, 12, 5, 10, 0, tzinfo=TOKYO))          # Saturday: Monday's deadline passed
+    login(staff)
+    response = _new(staff, override_reason=f"  {OVERRIDE}\n")
+    assert response.status_code == 302
+    with rt.db.reading() as s:
+        stored = s.scalar(select(BookingHandoff.override_reason))
+    assert isinstance(stored, bytes) and b"090-9999-8888" not in stored and OVERRIDE.encode() not in stored
+    assert personal.open_note(rt, stored) == OVERRIDE
+    assert f"<dd>{OVERRIDE}</dd>" in _page(staff, response.headers["Location"])
+    assert "090-9999-8888" not in _page(staff, "/staff/audit")
+    # No override needed: whatever was typed as a reason is not kept.
+    assert _new(staff, slot=(SAKATA_MONDAY + timedelta(days=7)).isoformat(), seeker_number="98765-432109",
+                override_reason=OVERRIDE).status_code == 302
+    with rt.db.reading() as s:
+        assert sorted(r is None for r in s.scalars(select(BookingHandoff.override_reason))) == [False, True]
 
 
 def test_a_phone_booking_checks_the_number_like_the_form(rt, staff):
@@ -412,6 +431,7 @@ def test_every_action_is_in_the_audit_log_with_who_and_when(rt, staff):
 # -- what staff write about a booking -----------------------------------------------------------------
 
 NOTE = "本人より電話 090-9999-8888 うつ病で通院中"
+OVERRIDE = "本人より電話 090-9999-8888 通院のため締切後に受付"
 MEMO = "本人より取消の電話 090-9999-8888 入院のため"
 
 

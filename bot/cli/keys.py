@@ -2,9 +2,10 @@
 
 Rotation, step by step: put the new key first in DATA_ENCRYPTION_KEY (`new,old`), restart, run
 `keys rotate`, and once it reports nothing unreadable, drop the old key. The command re-encrypts the
-request details, the staff notes and cancellation memos, the stored channel credentials and the staff
-second-factor secrets, a batch per transaction, and is safe to run again (tokens already under the newest key are left alone). It prints
-counts only, never a value. Exit 0 when done, 1 when a token opens with no configured key.
+request details, the staff notes, cancellation memos and override reasons, the stored channel credentials
+and the staff second-factor secrets, a batch per transaction, and is safe to run again (tokens already
+under the newest key are left alone). It prints counts only, never a value. Exit 0 when done, 1 when a
+token opens with no configured key.
 """
 from __future__ import annotations
 
@@ -50,8 +51,9 @@ def targets() -> list[Target]:
     except ImportError:  # pragma: no cover - a deployment without the channels store
         pass
     try:
-        from bot.staff.models import AuditEntry, StaffUser
+        from bot.staff.models import AuditEntry, BookingHandoff, StaffUser
         found.append(Target("cancellation memos", AuditEntry, "note"))
+        found.append(Target("override reasons", BookingHandoff, "override_reason"))
         found.append(Target("staff second factors", StaffUser, "totp_secret", text=True))
     except ImportError:  # pragma: no cover - a deployment without the dashboard
         pass

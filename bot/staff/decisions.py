@@ -29,6 +29,7 @@ OVERRIDABLE = ("notice_passed", "outside_window", "blocked")
 SOURCES = ("phone", "window", "online")  # online: asked for during an online session (第4条(1))
 NOTE_LIMIT = 2000   # characters of the 職員メモ (the page's textarea says the same)
 MEMO_LIMIT = 200    # characters of the memo of a cancellation on the user's behalf
+OVERRIDE_LIMIT = 200  # characters of the reason for booking a slot that could not normally be booked
 
 
 class Refused(Exception):
@@ -338,11 +339,11 @@ def create_booking(session: Session, rt, office, actor: Actor, now: datetime, *,
     """A confirmed booking for a phone or window request: takes the slot, so the bot never offers it.
 
     The notice rule, the booking window, a staff block and the one-open rule may be overridden with a
-    reason; a past, closed, non-schedule or full slot may not.
+    reason (free text staff write, so stored encrypted); a past, closed, non-schedule or full slot may not.
     """
     if source not in SOURCES:
         raise Refused("source")
-    override_reason = (override_reason or "").strip()[:200] or None
+    override_reason = (override_reason or "").strip()[:OVERRIDE_LIMIT].strip() or None
     problem = _staff_slot_problem(session, office, now, start)
     overrides: list[str] = []
     if problem is not None:
@@ -364,7 +365,7 @@ def create_booking(session: Session, rt, office, actor: Actor, now: datetime, *,
     if not claim_seat(session, office, booking):
         raise Refused("full")
     row = handoff_of(session, booking, now)
-    row.override_reason = override_reason if overrides else None
+    row.override_reason = personal.seal_note(rt, override_reason, OVERRIDE_LIMIT) if overrides else None
     audit.record(session, office.id, actor, "create_booking", now, booking, source=source, slot=start,
                  overrides=overrides)
     return booking

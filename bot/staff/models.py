@@ -70,7 +70,12 @@ class AuditEntry(Base):
 
 
 class BookingHandoff(Base):
-    """Staff-side state of one booking: the decline reason, a proposal's original slot, the phone task."""
+    """Staff-side state of one booking: the decline reason, a proposal's original slot, the phone task, and
+    why staff booked a slot that could not normally be booked.
+
+    The override reason is free text staff write (「本人より電話 090-… 通院のため」), so personal: it is kept
+    Fernet-encrypted (bot.crypto) and erased with the booking's details.
+    """
 
     __tablename__ = "booking_handoffs"
     booking_id: Mapped[int] = mapped_column(ForeignKey("bookings.id"), primary_key=True)
@@ -78,7 +83,7 @@ class BookingHandoff(Base):
     proposed_from: Mapped[datetime | None] = mapped_column(default=None)
     call_needed: Mapped[bool] = mapped_column(Boolean, default=False)
     called_at: Mapped[datetime | None] = mapped_column(default=None)
-    override_reason: Mapped[str | None] = mapped_column(String(200), default=None)
+    override_reason: Mapped[bytes | None] = mapped_column(LargeBinary, default=None)  # encrypted
     updated_at: Mapped[datetime]
 
 

@@ -259,11 +259,13 @@ def booking(reference: str):
             audit.record(s, office.id, _actor(), "view_details", now, row)
         conv = s.get(Conversation, row.conversation_id) if row.conversation_id else None
         entries = audit.for_booking(s, row.id)
+        handed = s.get(BookingHandoff, row.id)
         page = render_template(
             "staff/booking.html", booking=row, details=details, fields=DETAIL_FIELDS,
             staff_note=personal.open_note(rt, row.staff_note),
             memos={e.id: personal.open_note(rt, e.note) for e in entries if e.note is not None},
-            handoff=s.get(BookingHandoff, row.id), conv=conv, entries=entries,
+            handoff=handed, override_reason=personal.open_note(rt, handed.override_reason if handed else None),
+            conv=conv, entries=entries,
             reasons=handoff.decline_reasons("ja"), now=now,
             deadline=slotsvc.booking_deadline(office, row.slot_start),
             deadline_passed=decisions.past_deadline(office, row, now),
