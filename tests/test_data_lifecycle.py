@@ -1,12 +1,14 @@
 """Personal data from entry to deletion, after a full run: several bookings through the chat and the form, staff
-at work on the dashboard (views, decisions, notes, a search, an export, a phone booking cancelled with a memo),
-the worker sending. Staff notes and memos carry what staff really write there (a phone number, an illness).
+at work on the dashboard (views, decisions, notes, a search, an export, a phone booking of a blocked slot taken
+with an override reason and cancelled with a memo), the worker sending. Staff notes, memos and override reasons
+carry what staff really write there (a phone number, an illness).
 
 - Neither the database (the SQLite files byte for byte, and every text, JSON and binary column read back on
   either backend, as a dump would) nor anything logged holds a plaintext personal value.
 - `flask --app app keys rotate` re-encrypts under the new key without losing a value; the old key can go.
 - The retention purge removes what the office's schedule says, when it says.
-- `データ削除` leaves none of the user's values behind, even encrypted (details, notes, memos); other users' stay.
+- `データ削除` leaves none of the user's values behind, even encrypted (details, notes, memos, override reasons);
+  other users' stay.
 - Unfollowing only marks the user as not following: nothing is deleted or changed, nothing is pushed.
 """
 from __future__ import annotations
@@ -28,7 +30,7 @@ from bot.models import Booking, Consent, Conversation
 from bot.schema import Base
 from bot.staff import auth, decisions, personal
 from bot.staff.audit import Actor
-from bot.staff.models import AuditEntry, StaffUser
+from bot.staff.models import AuditEntry, BookingHandoff, StaffUser
 from bot.worker import Worker
 from tests.formflow import Page, form_link, walk_to_slots
 from tests.reliability.kit import Person, leaks
@@ -44,6 +46,11 @@ def staff_note(person: Person) -> str:
 def cancel_memo(person: Person) -> str:
     """The memo of a cancellation on the user's behalf, as staff write them."""
     return f"本人より取消の電話 {person.phone} 取消メモ{person.n:04d}番 入院のため"
+
+
+def override_reason(person: Person) -> str:
+    """Why staff booked a slot that could not be booked, as staff write it."""
+    return f"本人より電話 {person.phone} 例外理由{person.n:04d}番 通院のため"
 
 
 def note_secrets(text: str) -> list[str]:
@@ -63,10 +70,15 @@ class FullRun:
     details: dict[str, dict] = field(default_factory=dict)      # reference -> details as decrypted
     notes: dict[str, str] = field(default_factory=dict)         # reference -> its 職員メモ
     memos: dict[str, str] = field(default_factory=dict)         # reference -> the memo of its cancellation
+    reasons: dict[str, str] = field(default_factory=dict)       # reference -> why it was booked by exception
+
+    def written(self) -> list[str]:
+        """Everything staff wrote: notes, memos, override reasons."""
+        return [*self.notes.values(), *self.memos.values(), *self.reasons.values()]
 
     def secrets(self) -> list[str]:
         found = [value for person in self.people.values() for value in person.secrets()]
-        found += [value for text in [*self.notes.values(), *self.memos.values()] for value in note_secrets(text)]
+        found += [value for text in self.written() for value in note_secrets(text)]
         return found + (self.phone_person.secrets() if self.phone_person else [])
 
 
@@ -110,10 +122,16 @@ def full_run(app, rt, fake, user_factory) -> FullRun:
     exported = post(otaru, "/staff/export", **{"from": "2026-12-01", "to": "2027-01-31", "encoding": "utf8"})
     assert exported.status_code == 200 and staff_note(person_b) in exported.get_data().decode("utf-8-sig")
     run.phone_person = phone = Person(999)
-    made = post(otaru, "/staff/bookings/new", source="phone", slot="2026-12-03T11:00:00+09:00", name=phone.name,
-                seeker_number=phone.seeker_number, phone=phone.phone, consultation=phone.consultation)
+    slot = "2026-12-03T11:00:00+09:00"                                 # blocked: staff book it by exception
+    assert post(otaru, "/staff/blocks", day="2026-12-03", slot=slot).status_code == 302
+    by_phone = {"source": "phone", "slot": slot, "name": phone.name, "seeker_number": phone.seeker_number,
+                "phone": phone.phone, "consultation": phone.consultation}
+    assert post(otaru, "/staff/bookings/new", **by_phone).status_code == 400      # not without a reason
+    made = post(otaru, "/staff/bookings/new", **by_phone, override_reason=override_reason(phone))
     assert made.status_code == 302, made.get_data(as_text=True)
     run.phone_reference = made.headers["Location"].rstrip("/").rsplit("/", 1)[1]
+    run.reasons[run.phone_reference] = override_reason(phone)
+    assert override_reason(phone) in otaru.get(made.headers["Location"]).get_data(as_text=True)
     run.memos[run.phone_reference] = cancel_memo(phone)                # the caller phoned again: cancelled
     assert post(otaru, f"/staff/bookings/{run.phone_reference}/cancel_user",
                 note=cancel_memo(phone)).status_code == 302
@@ -203,6 +221,7 @@ def keys_rotate_without_loss(make_app, rt, run: FullRun) -> None:
     assert "request details: rotated=4 already_current=0 unreadable=0" in result.output
     assert "staff notes: rotated=2 already_current=0 unreadable=0" in result.output
     assert "cancellation memos: rotated=1 already_current=0 unreadable=0" in result.output
+    assert "override reasons: rotated=1 already_current=0 unreadable=0" in result.output
     assert "staff second factors: rotated=1" in result.output
     assert leaks(result.output.encode(), run.secrets()) == []
     only_new = make_app(data_encryption_keys=(new,))             # the old key removed
@@ -211,11 +230,14 @@ def keys_rotate_without_loss(make_app, rt, run: FullRun) -> None:
         rows = list(s.scalars(select(Booking)))
         admin = s.scalar(select(StaffUser).where(StaffUser.totp_secret.is_not(None)))
         memos = {e.reference: e.note for e in s.scalars(select(AuditEntry).where(AuditEntry.note.is_not(None)))}
+        reasons = _override_reasons(s)
     assert {b.reference: personal.decrypt(new_rt, b.details) for b in rows} == run.details
     assert {b.reference: personal.open_note(new_rt, b.staff_note) for b in rows if b.staff_note} == run.notes
     assert {ref: personal.open_note(new_rt, token) for ref, token in memos.items()} == run.memos
+    assert {ref: personal.open_note(new_rt, token) for ref, token in reasons.items()} == run.reasons
     old_vault = Vault([old], rt.config.secret_key)
-    for token in [b.details for b in rows] + [b.staff_note for b in rows if b.staff_note] + list(memos.values()):
+    for token in ([b.details for b in rows] + [b.staff_note for b in rows if b.staff_note] + list(memos.values())
+                  + list(reasons.values())):
         with pytest.raises(InvalidToken):
             old_vault.decrypt_text(token)
     assert auth._fernet(new_rt.config).decrypt(admin.totp_secret.encode())   # the second factor still opens
@@ -232,6 +254,10 @@ def data_deletion_leaves_nothing(rt, database_url: str, run: FullRun, user_id: s
         booking = s.scalar(select(Booking).where(Booking.reference == reference))
         assert decisions.cancel(s, rt, rt.offices[booking.office_id], booking, Actor(label="sakata-admin"),
                                 rt.clock.now(), by_office=False, note=cancel_memo(person)).changed
+    with rt.db.transaction() as s:       # no dashboard path gives a request from the chat an override reason,
+        booking = s.scalar(select(Booking).where(Booking.reference == reference))   # but one there goes too
+        decisions.handoff_of(s, booking, rt.clock.now()).override_reason = personal.seal_note(
+            rt, override_reason(person), decisions.OVERRIDE_LIMIT)
     assert personal.open_note(rt, _memo_entry(rt, reference, "cancel_for_user").note) == cancel_memo(person)
     assert personal.open_note(rt, _booking(rt, reference).staff_note) == staff_note(person)
     user.says("データ削除")
@@ -239,6 +265,8 @@ def data_deletion_leaves_nothing(rt, database_url: str, run: FullRun, user_id: s
     gone = _booking(rt, reference)
     assert gone.details is None and gone.seeker_hash is None and gone.status == "cancelled"
     assert gone.staff_note is None
+    with rt.db.reading() as s:                                        # the handoff row stays, without it
+        assert s.get(BookingHandoff, gone.id) is not None and reference not in _override_reasons(s)
     entry = _memo_entry(rt, reference, "cancel_for_user")             # the entry stays, without its memo
     assert entry.note is None and entry.actor == "sakata-admin" and entry.at is not None
     vault = Vault(rt.config.data_encryption_keys, rt.config.secret_key)
@@ -249,11 +277,14 @@ def data_deletion_leaves_nothing(rt, database_url: str, run: FullRun, user_id: s
         notes = [vault.decrypt_text(b.staff_note).encode() for b in bookings if b.staff_note is not None]
         notes += [vault.decrypt_text(e.note).encode()
                   for e in s.scalars(select(AuditEntry).where(AuditEntry.note.is_not(None)))]
+        notes += [vault.decrypt_text(token).encode() for token in _override_reasons(s).values()]
         conv = s.scalar(select(Conversation).where(Conversation.line_user_id == user_id))
     assert len(opened) == 3
-    assert sorted(notes) == sorted(text.encode() for ref, text in [*run.notes.items(), *run.memos.items()]
-                                   if ref != reference), "the other users' notes and memos must stay"
-    mine = person.secrets() + note_secrets(staff_note(person)) + note_secrets(cancel_memo(person))
+    written = [*run.notes.items(), *run.memos.items(), *run.reasons.items()]
+    assert sorted(notes) == sorted(text.encode() for ref, text in written if ref != reference), \
+        "the other users' notes, memos and override reasons must stay"
+    mine = person.secrets() + [value for text in (staff_note(person), cancel_memo(person), override_reason(person))
+                               for value in note_secrets(text)]
     for blob in opened + notes + database_blobs(rt, database_url):
         assert leaks(blob, mine) == []                                # not even encrypted
     others = [v for uid, p in run.people.items() if uid != user_id for v in p.secrets()[:3]]
@@ -311,10 +342,14 @@ def retention_follows_the_schedule(rt, run: FullRun, confirmed: str, closed: str
     at(_booking(rt, phoned).slot_start + timedelta(days=keep["personal_details_days_after_session"])
        - timedelta(minutes=5))
     assert personal.open_note(rt, _memo_entry(rt, phoned, "cancel_for_user").note) == run.memos[phoned]
+    with rt.db.reading() as s:
+        assert personal.open_note(rt, _override_reasons(s)[phoned]) == run.reasons[phoned]
     at(_booking(rt, phoned).slot_start + timedelta(days=keep["personal_details_days_after_session"], minutes=5))
     assert _booking(rt, phoned).details is None
     entry = _memo_entry(rt, phoned, "cancel_for_user")             # the entry stays, without its memo
     assert entry.note is None and entry.actor == "otaru-admin"
+    with rt.db.reading() as s:                                     # the override reason goes too
+        assert s.get(BookingHandoff, _booking(rt, phoned).id) is not None and _override_reasons(s) == {}
     with rt.db.reading() as s:
         assert s.scalar(select(text("count(*)")).select_from(Consent)) >= 3          # the office's record stays
         assert s.scalars(select(AuditEntry.action).where(AuditEntry.action == "retention_purge")).all()
@@ -323,6 +358,13 @@ def retention_follows_the_schedule(rt, run: FullRun, confirmed: str, closed: str
 def _booking(rt, reference: str) -> Booking | None:
     with rt.db.reading() as s:
         return s.scalar(select(Booking).where(Booking.reference == reference))
+
+
+def _override_reasons(s) -> dict[str, bytes]:
+    """reference -> its override reason as stored."""
+    return dict(s.execute(select(Booking.reference, BookingHandoff.override_reason)
+                          .join(BookingHandoff, BookingHandoff.booking_id == Booking.id)
+                          .where(BookingHandoff.override_reason.is_not(None))).all())
 
 
 def _memo_entry(rt, reference: str, action: str) -> AuditEntry:

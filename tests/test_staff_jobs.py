@@ -13,7 +13,7 @@ from bot.clock import TOKYO
 from bot.models import Booking, Consent, Conversation, OutboxMessage, ProcessedEvent, StaffNotice
 from bot.services import requests as requestsvc
 from bot.staff import jobs as staff_jobs
-from bot.staff.models import AuditEntry
+from bot.staff.models import AuditEntry, BookingHandoff
 from tests.lineuser import LineUser, StaffGroup, new_group_id
 from tests.staffkit import fast_password_hashing  # noqa: F401 - autouse fixture
 from tests.staffkit import (
@@ -276,6 +276,29 @@ def test_retention_purge_takes_a_note_left_behind_without_details(rt, cli):
     assert booking(rt, reference).staff_note is not None
     _rehearse(cli, SAKATA_MONDAY + timedelta(days=90, minutes=5))
     assert booking(rt, reference).staff_note is None
+
+
+def test_retention_purge_takes_the_override_reason_with_the_details(rt, cli):
+    """A phone booking of a blocked slot, taken with a reason: the reason goes with the details, the row stays."""
+    from bot.staff import decisions, personal
+    from bot.staff.audit import Actor
+
+    office, tanaka, now = rt.offices["sakata"], Actor(label="tanaka"), rt.clock.now()
+    with rt.db.transaction() as s:
+        decisions.block(s, office, tanaka, now, SAKATA_MONDAY.date(), SAKATA_MONDAY)
+        made = decisions.create_booking(s, rt, office, tanaka, now, start=SAKATA_MONDAY, source="phone",
+                                        details=DETAILS["sakata"], override_reason="本人より電話 090-9999-8888 通院のため")
+        booking_id, reference = made.id, made.reference
+
+    def reason() -> bytes | None:
+        with rt.db.reading() as s:
+            return s.get(BookingHandoff, booking_id).override_reason
+
+    assert personal.open_note(rt, reason()) == "本人より電話 090-9999-8888 通院のため"
+    _rehearse(cli, SAKATA_MONDAY + timedelta(days=90) - timedelta(minutes=5))
+    assert reason() is not None
+    _rehearse(cli, SAKATA_MONDAY + timedelta(days=90, minutes=5))
+    assert reason() is None and booking(rt, reference).details is None
 
 
 def test_two_workers_running_the_jobs_at_once_remind_once(make_app, fake_line, group_id):

@@ -24,7 +24,7 @@ from bot.models import Booking, Conversation, SlotHold
 from bot.rawsql import Statement
 from bot.services import lifecycle
 from bot.services import slots as slotsvc
-from bot.staff.models import AuditEntry
+from bot.staff.models import AuditEntry, BookingHandoff
 
 OPEN_STATUSES = lifecycle.OPEN_STATUSES
 LIST_LIMIT = 10
@@ -191,9 +191,10 @@ def delete_personal_data(session: Session, rt, office, conv: Conversation, now: 
     where same-day cancellations go by phone): its details are what staff run the session with, so the
     user is told to cancel it by the office's route first (or to ask again after the session).
 
-    What staff wrote about the user's bookings (the 職員メモ, the memos of cancellations) goes with the
-    details; the audit entries stay, without their memo. The consent records stay (the office's record of
-    who agreed to which terms); the conversation keeps only its LINE user id, state and language.
+    What staff wrote about the user's bookings (the 職員メモ, the memos of cancellations, the reasons for
+    booking a slot by exception) goes with the details; the audit entries stay, without their memo. The
+    consent records stay (the office's record of who agreed to which terms); the conversation keeps only its
+    LINE user id, state and language.
     """
     bookings = _user_bookings(session, office, conv)
     kept = [summary(office, b, now) for b in bookings
@@ -210,19 +211,25 @@ def delete_personal_data(session: Session, rt, office, conv: Conversation, now: 
             booking.details, booking.seeker_hash, booking.details_purged_at = None, None, now
             booking.staff_note = None
         booking.receipt_pending = False
-    erase_memos(session, [booking.id for booking in bookings])
+    erase_staff_text(session, [booking.id for booking in bookings])
     session.execute(delete(SlotHold).where(SlotHold.conversation_id == conv.id))
     return {"outcome": "deleted", "closed": sorted(closed, key=lambda c: c["at"])}
 
 
-def erase_memos(session: Session, booking_ids: list[int] | Select) -> int:
-    """Erase the memos staff gave in the audit log about these bookings (ids, or a select of ids): they go
-    when the bookings' details go. The entries stay, with their action, time and actor."""
+# What staff wrote about a booking outside its own row: the memos in the audit log, the override reasons.
+_STAFF_TEXT = ((AuditEntry, "note"), (BookingHandoff, "override_reason"))
+
+
+def erase_staff_text(session: Session, booking_ids: list[int] | Select) -> None:
+    """Erase what staff wrote about these bookings (ids, or a select of ids) outside the booking row: the
+    memos in their audit entries and the reasons for booking them by exception. They go when the bookings'
+    details go; the audit entries (action, time, actor) and the handoff rows stay."""
     if isinstance(booking_ids, list) and not booking_ids:
-        return 0
-    return session.execute(update(AuditEntry).where(
-        AuditEntry.booking_id.in_(booking_ids), AuditEntry.note.is_not(None),
-    ).values(note=None).execution_options(synchronize_session=False)).rowcount or 0
+        return
+    for model, column in _STAFF_TEXT:
+        session.execute(update(model).where(
+            model.booking_id.in_(booking_ids), getattr(model, column).is_not(None),
+        ).values({column: None}).execution_options(synchronize_session=False))
 
 
 # -- the receipt --------------------------------------------------------------------------------------

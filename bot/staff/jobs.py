@@ -18,7 +18,7 @@ from bot import notify, outbox
 from bot.clock import TOKYO
 from bot.models import Booking, OutboxMessage, ProcessedEvent, SlotClaim, SlotHold, StaffNotice
 from bot.offices import DEFAULT_RETENTION
-from bot.services.bookings import erase_memos
+from bot.services.bookings import erase_staff_text
 from bot.services.calendar import last_business_day_on_or_before
 from bot.staff import audit
 from bot.staff.auth import MAX_SESSION
@@ -141,8 +141,8 @@ def prompt_attendance(session: Session, rt, office, now: datetime) -> dict[str, 
 def purge_expired_data(session: Session, rt, office, now: datetime) -> dict[str, int]:
     """The office's retention rules (profile `retention`); the consent log is kept as the office's record.
 
-    A booking's details go with what staff wrote about it: its 職員メモ and the memos in its audit entries
-    (the entries themselves stay).
+    A booking's details go with what staff wrote about it: its 職員メモ, the memos in its audit entries
+    (the entries themselves stay) and the reason it was booked by exception.
     """
     keep = {**DEFAULT_RETENTION, **(office.retention or {})}
     past = (Booking.office_id == office.id,
@@ -150,7 +150,7 @@ def purge_expired_data(session: Session, rt, office, now: datetime) -> dict[str,
     details = session.execute(update(Booking).where(*past, Booking.details.is_not(None)).values(
         details=None, seeker_hash=None, staff_note=None, details_purged_at=now)).rowcount or 0
     session.execute(update(Booking).where(*past, Booking.staff_note.is_not(None)).values(staff_note=None))
-    erase_memos(session, select(Booking.id).where(*past))
+    erase_staff_text(session, select(Booking.id).where(*past))
     closed = _delete_closed_requests(session, office.id, now - timedelta(days=keep["closed_requests_days"]))
     drafts = session.execute(delete(SlotHold).where(
         SlotHold.office_id == office.id,
@@ -175,6 +175,7 @@ def _delete_closed_requests(session: Session, office_id: str, before: datetime) 
     if not ids:
         return 0
     # The audit log outlives the rows it names: it keeps the reference, not the link, and not the memo.
+    # The handoff row, with its override reason, goes with the booking.
     session.execute(update(AuditEntry).where(AuditEntry.booking_id.in_(ids)).values(booking_id=None, note=None))
     for table in (StaffNotice, BookingHandoff, SlotClaim):
         session.execute(delete(table).where(table.booking_id.in_(ids)))
