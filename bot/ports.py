@@ -92,5 +92,8 @@ class SessionPorts:
     def held_slot(self) -> dict[str, Any] | None:
         return holds.held(self.s, self.rt, self.office, self.conv, self.now)
 
+    def hold_ran_out(self) -> bool:
+        return holds.ran_out(self.s, self.conv, self.now)
+
     def parse_slot(self, text: str) -> str | None:
         return holds.parse_typed(self.office, text, self.now)

@@ -194,7 +194,7 @@ def ask(talk: Talk, again: bool = False) -> None:
         if held:
             talk.say("form_link", (), held=held)
         else:
-            talk.say("hold_expired")
+            talk.say("hold_expired", ran_out=talk.ports.hold_ran_out())
             _say_slots(talk, buttons)
 
 

@@ -51,6 +51,10 @@ class Ports(Protocol):
     def held_slot(self) -> dict[str, Any] | None:
         """The live hold of this user (label, form_url), or None when it expired."""
 
+    def hold_ran_out(self) -> bool:
+        """Did this user's hold simply run out (rather than the form giving the slot back: its deadline
+        passed, someone took it)?"""
+
     def parse_slot(self, text: str) -> str | None:
         """A typed date/time as a slot start (ISO), or None."""
 

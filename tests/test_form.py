@@ -303,6 +303,7 @@ def test_the_form_opened_after_the_deadline_gives_the_slot_back_and_the_chat_off
     user.says("予約")
     offered = "\n".join(fake_line.texts_to(user.user_id)[before:])
     assert "12/7(月) 14:00" not in offered and "12/14(月) 14:00" in offered
+    assert "お取りできなくなりました" in offered and "時間が過ぎました" not in offered   # it did not run out
 
 
 def test_no_deadline_line_while_the_deadline_is_far(holding, client):

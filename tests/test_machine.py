@@ -88,6 +88,9 @@ class FakePorts:
     def held_slot(self) -> dict[str, Any] | None:
         return None
 
+    def hold_ran_out(self) -> bool:
+        return True
+
     def parse_slot(self, text: str) -> str | None:
         return None
 

@@ -147,7 +147,7 @@ def samples(office) -> dict[str, list[dict[str, Any]]]:
                              for r in ("full", "notice_passed", "past", "outside_window", "closed", "blocked",
                                        "not_a_slot")],
         "form_link": [dict(held=HELD)],
-        "hold_expired": [{}],
+        "hold_expired": [dict(ran_out=r) for r in (True, False)],
         "delete_confirm": [dict(open_booking=b) for b in (None, booking())],
         "delete_kept": [{}],
         "deleted": [dict(result={"outcome": "deleted", "closed": c})

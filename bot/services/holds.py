@@ -161,6 +161,13 @@ def release(session: Session, conv: Conversation) -> None:
     session.execute(delete(SlotHold).where(SlotHold.conversation_id == conv.id))
 
 
+def ran_out(session: Session, conv: Conversation, now: datetime) -> bool:
+    """Is the conversation's hold still there, expired? (Expired holds stay until the retention purge; the
+    form deletes the hold when it gives the slot back for good: deadline passed, slot taken.)"""
+    return session.scalar(select(SlotHold.id).where(SlotHold.conversation_id == conv.id,
+                                                    SlotHold.expires_at <= now)) is not None
+
+
 def held(session: Session, rt, office, conv: Conversation, now: datetime) -> dict[str, Any] | None:
     row = session.scalar(select(SlotHold).where(SlotHold.conversation_id == conv.id, SlotHold.expires_at > now))
     return _held_dict(rt, office, conv, row) if row else None
