@@ -56,19 +56,22 @@ def message_timing(office, slot_start: datetime, now: datetime) -> dict[str, boo
             "cancel_in_chat": _in_chat_open(office, slot_start, now)}
 
 
+def _same_day(booking: Booking, now: datetime) -> bool:
+    """Is it the session's day (Asia/Tokyo: the database and the clock both give Tokyo times)?"""
+    return booking.slot_start.date() == now.date()
+
+
 def cancel_routes(office, booking: Booking, now: datetime) -> tuple[str, ...]:
     """How to cancel outside the chat: the office's routes, only the same-day ones on the session day."""
     rule = office.cancellation
-    same_day = booking.slot_start.date() == now.date()
-    return tuple(rule.same_day_routes if same_day else rule.routes)
+    return tuple(rule.same_day_routes if _same_day(booking, now) else rule.routes)
 
 
 def _action(office, booking: Booking, now: datetime) -> str | None:
     if booking.slot_start <= now:
         return None
     if booking.status == lifecycle.REQUESTED:
-        same_day = booking.slot_start.date() == now.date()
-        return "withdraw" if not same_day or cancellable_in_chat(office, booking, now) else "call"
+        return "withdraw" if not _same_day(booking, now) or cancellable_in_chat(office, booking, now) else "call"
     if booking.status == lifecycle.PROPOSED:
         return "proposal"
     if booking.status == lifecycle.CONFIRMED:
@@ -86,7 +89,7 @@ def summary(office, booking: Booking, now: datetime) -> dict[str, Any]:
         "label": slotsvc.slot_label(booking.slot_start),
         "action": action,
         "routes": cancel_routes(office, booking, now) if action == "call" else (),
-        "same_day": booking.slot_start.date() == now.date(),
+        "same_day": _same_day(booking, now),
     }
 
 

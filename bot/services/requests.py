@@ -104,14 +104,9 @@ def form_access(session: Session, office, conversation_id: int, nonce: str, now:
         return FormAccess("expired", conv)
     if hold.token_nonce != nonce:
         return FormAccess("superseded", conv, hold=hold, slot_start=hold.slot_start)
-    if deadline_passed(office, hold.slot_start, now):
+    if slotsvc.deadline_passed(office, hold.slot_start, now):
         return FormAccess("notice_passed", conv, hold=hold, slot_start=hold.slot_start)
     return FormAccess("open", conv, hold=hold, slot_start=hold.slot_start)
-
-
-def deadline_passed(office, slot_start: datetime, now: datetime) -> bool:
-    """Has the office's booking deadline for this slot passed (so no request can be made for it)?"""
-    return slotsvc.booking_deadline(office, slot_start) <= now
 
 
 # -- completing the form ------------------------------------------------------------------------------
@@ -139,7 +134,7 @@ def create_request(session: Session, rt, office, conv: Conversation, slot_start:
     """Create a `requested` booking for the slot if a seat is free (no hold needed: the seat decides) and
     its booking deadline has not passed."""
     refusal = _refusal(session, rt, office, conv, values, now)
-    if refusal is None and deadline_passed(office, slot_start, now):
+    if refusal is None and slotsvc.deadline_passed(office, slot_start, now):
         refusal = "notice_passed"
     if refusal is not None:
         log.info("request refused office=%s conversation=%s outcome=%s", office.id, conv.id, refusal)

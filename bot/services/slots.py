@@ -165,6 +165,11 @@ def booking_deadline(office: Office, slot_start: datetime) -> datetime:
     return datetime.combine(day, notice.deadline, tzinfo=TOKYO)
 
 
+def deadline_passed(office: Office, slot_start: datetime, now: datetime) -> bool:
+    """Has the slot's booking deadline passed (no request can be made for it; staff deciding now decide late)?"""
+    return booking_deadline(office, slot_start) <= now
+
+
 def _window_end(office: Office, today: date) -> date:
     """The last day of the booking window (inclusive)."""
     return today + timedelta(weeks=office.booking.window_weeks)

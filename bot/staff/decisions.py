@@ -119,7 +119,7 @@ def confirm(session: Session, rt, office, booking: Booking, actor: Actor, now: d
         # card would book them for a time they never agreed to).
         raise Refused("awaiting_user", booking)
     changed = _move(session, booking, "confirm", lifecycle.CONFIRMED, now)
-    late = changed and past_deadline(office, booking, now)
+    late = changed and slotsvc.deadline_passed(office, booking.slot_start, now)
     if changed:
         if handoff.call_user_on_confirm(office.id):
             handoff_of(session, booking, now).call_needed = True
@@ -127,11 +127,6 @@ def confirm(session: Session, rt, office, booking: Booking, actor: Actor, now: d
         audit.record(session, office.id, actor, "confirm", now, booking, **detail)
         _tell(session, rt, office, booking, "outcome_confirmed", now)
     return Result(booking, "confirm", changed, after_deadline=late)
-
-
-def past_deadline(office, booking: Booking, now: datetime) -> bool:
-    """Has the booking deadline of the booking's slot passed (staff deciding now decide late)?"""
-    return slotsvc.booking_deadline(office, booking.slot_start) <= now
 
 
 def decline(session: Session, rt, office, booking: Booking, actor: Actor, now: datetime,

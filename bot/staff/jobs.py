@@ -148,7 +148,8 @@ def purge_expired_data(session: Session, rt, office, now: datetime) -> dict[str,
     past = (Booking.office_id == office.id,
             Booking.slot_start < now - timedelta(days=keep["personal_details_days_after_session"]))
     details = session.execute(update(Booking).where(*past, Booking.details.is_not(None)).values(
-        details=None, seeker_hash=None, staff_note=None, details_purged_at=now)).rowcount or 0
+        details=None, seeker_hash=None, details_purged_at=now)).rowcount or 0
+    # The notes go whether or not the details were still there (a purge before notes were erased kept them).
     session.execute(update(Booking).where(*past, Booking.staff_note.is_not(None)).values(staff_note=None))
     erase_staff_text(session, select(Booking.id).where(*past))
     closed = _delete_closed_requests(session, office.id, now - timedelta(days=keep["closed_requests_days"]))

@@ -268,7 +268,7 @@ def booking(reference: str):
             conv=conv, entries=entries,
             reasons=handoff.decline_reasons("ja"), now=now,
             deadline=slotsvc.booking_deadline(office, row.slot_start),
-            deadline_passed=decisions.past_deadline(office, row, now),
+            deadline_passed=slotsvc.deadline_passed(office, row.slot_start, now),
             proposable=_proposable(s, office, now, row.slot_start) if row.status == "requested" else [],
             attendance_open=row.status == "confirmed" and row.slot_start <= now,
             no_show_from=decisions.no_show_from(office, row),
