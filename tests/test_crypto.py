@@ -1,11 +1,12 @@
 """Personal details at rest (bot.crypto) and `flask --app app keys rotate`."""
 from __future__ import annotations
 
+import threading
 from datetime import datetime
 
 import pytest
 from cryptography.fernet import Fernet, InvalidToken
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from bot.clock import TOKYO
 from bot.crypto import Vault, for_config
@@ -125,3 +126,36 @@ def test_keys_rotate_fails_when_a_key_is_missing(make_app):
     assert result.exit_code == 1
     assert f"no configured key opens rows {bad}" in result.output
     assert "unreadable=1" in result.output
+
+
+def test_an_erasure_during_keys_rotate_is_not_undone(make_app, monkeypatch):
+    """`keys rotate` runs on a live system: details erased (データ削除, the retention purge) while a batch is being
+    re-encrypted stay erased; the batch never writes back the token it read before the erasure."""
+    old, new = key(), key()
+    before = make_app(data_encryption_keys=(old,))
+    rt = before.extensions["madoguchi"]
+    booking_id = _add_booking(rt, "DDDD-DDDD", for_config(rt.config).encrypt(DETAILS))
+    after = make_app(data_encryption_keys=(new, old))
+    live = after.extensions["madoguchi"]
+
+    def erase() -> None:
+        with live.db.transaction() as s:
+            s.execute(update(Booking).where(Booking.id == booking_id).values(
+                details=None, seeker_hash=None, details_purged_at=NOW))
+
+    eraser = threading.Thread(target=erase)
+    original = Vault.rotate
+
+    def rotate_while_erasing(self, token):
+        if not eraser.is_alive() and eraser.ident is None:
+            eraser.start()
+            eraser.join(timeout=1)  # done at once unless the batch's rows are locked against it
+        return original(self, token)
+
+    monkeypatch.setattr(Vault, "rotate", rotate_while_erasing)
+    result = after.test_cli_runner().invoke(args=["keys", "rotate"])
+    eraser.join(timeout=30)
+    assert result.exit_code == 0, result.output
+    assert not eraser.is_alive()
+    with rt.db.reading() as s:
+        assert s.get(Booking, booking_id).details is None

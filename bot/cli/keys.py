@@ -71,6 +71,11 @@ def rotate_target(db: Database, vault: crypto.Vault, target: Target, batch: int 
             query = select(target.model).where(column.is_not(None)).order_by(key).limit(batch)
             if last is not None:
                 query = query.where(key > last)
+            if s.bind.dialect.name == "postgresql":
+                # Locked until the batch commits: an erasure (データ削除, the retention purge) or a staff edit
+                # committed between this read and the write would otherwise be overwritten with the old value.
+                # SQLite's write transaction (BEGIN IMMEDIATE) already keeps every other writer out.
+                query = query.with_for_update()
             rows = s.scalars(query).all()
             for row in rows:
                 _rotate_row(vault, target, row, key.key, tally)
