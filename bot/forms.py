@@ -34,13 +34,11 @@ log = logging.getLogger(__name__)
 bp = Blueprint("forms", __name__)
 
 CSRF_SESSION_KEY = "form_csrf"
+# On top of every page's headers (bot/security_headers.py: the policy with no script and no framing —
+# in development a same-origin frame, for the simulator's in-app browser): never cached, never a referrer.
 SECURITY_HEADERS = {
-    "Content-Security-Policy": ("default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
-                                "frame-ancestors 'self'; base-uri 'none'"),
-    "X-Frame-Options": "SAMEORIGIN",
     "Referrer-Policy": "no-referrer",
     "Cache-Control": "no-store",
-    "X-Content-Type-Options": "nosniff",
 }
 # The kind page for each way a link cannot be used, and its HTTP status.
 PROBLEM_STATUS = {

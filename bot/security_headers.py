@@ -1,10 +1,11 @@
 """Security headers on every response, and a Content-Security-Policy on every HTML page.
 
 Registered once on the app (`register(app)`), after the blueprints: a blueprint that sets its own, stricter
-values (the details form, the dashboard) keeps them, because this hook only fills in what is missing.
-No page of madoguchi runs inline script or inline style, so the policy allows neither; the local LINE
-simulator (development only) runs its own same-origin script and talks to its own API, and gets a policy
-that allows exactly that.
+values (the dashboard) keeps them, because this hook only fills in what is missing.
+No page of madoguchi runs inline script or inline style, so the policy allows neither, and no page may be
+framed. Development only: the local LINE simulator runs its own same-origin script and talks to its own
+API, and shows the terms and the details form in its in-app browser, a same-origin frame; each gets a
+policy that allows exactly that. In production no path gets these allowances (`/simulator` is a 404 there).
 """
 from __future__ import annotations
 
@@ -15,8 +16,8 @@ PAGE_CSP = ("default-src 'none'; style-src 'self'; img-src 'self'; form-action '
 SIMULATOR_CSP = ("default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'self'; frame-src 'self'; "
                  "img-src 'self' data: https:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
 SIMULATOR_PREFIX = "/simulator"
-TERMS_PREFIX = "/terms/"
-DEV_TERMS_CSP = PAGE_CSP.replace("frame-ancestors 'none'", "frame-ancestors 'self'")
+FRAMED_IN_DEV = ("/terms/", "/form/")  # the pages the simulator's in-app browser shows
+DEV_FRAMED_CSP = PAGE_CSP.replace("frame-ancestors 'none'", "frame-ancestors 'self'")
 ALWAYS = {
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
@@ -26,9 +27,9 @@ ALWAYS = {
 HSTS = "max-age=31536000; includeSubDomains"
 
 
-def policy_for(path: str) -> str:
+def policy_for(path: str, production: bool = False) -> str:
     """The Content-Security-Policy of an HTML page at `path`."""
-    if path == SIMULATOR_PREFIX or path.startswith(SIMULATOR_PREFIX + "/"):
+    if not production and (path == SIMULATOR_PREFIX or path.startswith(SIMULATOR_PREFIX + "/")):
         return SIMULATOR_CSP
     return PAGE_CSP
 
@@ -38,14 +39,14 @@ def register(app: Flask, *, production: bool) -> None:
 
     @app.after_request
     def _security_headers(response: Response) -> Response:
-        if not production and request.path.startswith(TERMS_PREFIX):
-            # Development: the simulator's in-app browser shows the terms the chat links in a same-origin frame.
+        if not production and request.path.startswith(FRAMED_IN_DEV):
+            # Development: the simulator's in-app browser shows the terms and the form in a same-origin frame.
             response.headers.setdefault("X-Frame-Options", "SAMEORIGIN")
-            response.headers.setdefault("Content-Security-Policy", DEV_TERMS_CSP)
+            response.headers.setdefault("Content-Security-Policy", DEV_FRAMED_CSP)
         for name, value in ALWAYS.items():
             response.headers.setdefault(name, value)
         if response.mimetype == "text/html":
-            response.headers.setdefault("Content-Security-Policy", policy_for(request.path))
+            response.headers.setdefault("Content-Security-Policy", policy_for(request.path, production))
         if production:
             response.headers.setdefault("Strict-Transport-Security", HSTS)
         return response

@@ -183,6 +183,29 @@ def test_only_the_simulator_may_run_script_and_only_its_own(app, rt):
             assert "<script" not in html(response), name
 
 
+def test_in_production_no_page_may_be_framed_or_run_script(make_app, rt):
+    """The simulator's allowances (script, a same-origin frame for the form and the terms) are development's:
+    in production the details form refuses framing like every other page, and /simulator is a plain 404."""
+    env = {f"LINE_{kind}_{office.upper()}": f"{kind}-{office}" for office in rt.offices
+           for kind in ("CHANNEL_SECRET", "CHANNEL_ACCESS_TOKEN")}
+    production = make_app(app_env="production", secret_key="p" * 64, env=env,
+                          data_encryption_keys=rt.config.data_encryption_keys)
+    _, url = hold_directly(production.extensions["madoguchi"], "sakata")
+    visitor = production.test_client()
+    form = visitor.get(path_of(url))
+    assert form.status_code == 200 and "<form" in html(form)
+    pages = {"form input": form, "form problem": visitor.get("/form/forged-token"),
+             "terms": visitor.get("/terms/sakata"), "simulator": visitor.get("/simulator"),
+             "simulator api": visitor.get("/simulator/api/anything")}
+    for name, response in pages.items():
+        policy = response.headers["Content-Security-Policy"]
+        assert "frame-ancestors 'none'" in policy, name
+        assert response.headers["X-Frame-Options"] == "DENY", name
+        assert "script-src" not in policy and "frame-src" not in policy and "https:" not in policy, name
+    assert pages["simulator"].status_code == 404
+    assert form.headers["Cache-Control"] == "no-store" and form.headers["Referrer-Policy"] == "no-referrer"
+
+
 # -- what people type -------------------------------------------------------------------------------------
 
 def test_script_in_a_name_is_shown_as_text_on_every_page(app, rt, client):
