@@ -76,6 +76,22 @@ def test_worker_now_must_be_iso_8601(app, fake_line):
     assert fake_line.calls == []
 
 
+def test_worker_now_is_refused_in_production(make_app, rt, fake_line):
+    """A pretended time on live data would purge details, expire requests and message users for real."""
+    env = {f"LINE_{kind}_{office.upper()}": f"{kind}-{office}" for office in rt.offices
+           for kind in ("CHANNEL_SECRET", "CHANNEL_ACCESS_TOKEN")}
+    production = make_app(app_env="production", secret_key="p" * 64, env=env,
+                          data_encryption_keys=rt.config.data_encryption_keys)
+    later = rt.clock.now() + timedelta(hours=2)
+    row_id = push(rt, USER_A, "later", due_at=later)
+    result = production.test_cli_runner().invoke(
+        args=["worker", "--once", "--now", (later + timedelta(hours=1)).isoformat()])
+    assert result.exit_code == 2
+    assert "development only" in result.output
+    assert fake_line.calls == []
+    assert row(rt, row_id).status == "pending"
+
+
 # -- order --------------------------------------------------------------------------------------
 
 def test_pushes_to_one_user_keep_their_order_when_one_must_be_retried(rt, fake_line):

@@ -24,7 +24,7 @@ def db_upgrade() -> None:
 
 @click.command("worker")
 @click.option("--once", is_flag=True, help="Run one pass and exit.")
-@click.option("--now", "now_text", default=None, help="Pretend it is this time (ISO 8601).")
+@click.option("--now", "now_text", default=None, help="Pretend it is this time (ISO 8601; development only).")
 @with_appcontext
 def worker_command(once: bool, now_text: str | None) -> None:
     """Deliver the outbox and run due jobs."""
@@ -32,6 +32,11 @@ def worker_command(once: bool, now_text: str | None) -> None:
     from bot.worker import Worker
 
     rt = current_app.extensions["madoguchi"]
+    if now_text and rt.config.is_production:
+        # Like APP_FAKE_NOW: on live data a pretended time purges personal details, expires requests and
+        # messages users for real.
+        click.echo("--now is for development only: in production the worker runs on the real clock", err=True)
+        sys.exit(2)
     if now_text:
         try:
             rt.clock.freeze(parse_instant(now_text))
