@@ -4,11 +4,14 @@ and the bad inputs of the slot step."""
 from __future__ import annotations
 
 import re
+import threading
+import time
 from datetime import datetime, timedelta
 
 import pytest
 from sqlalchemy import select
 
+from bot import crypto
 from bot.clock import TOKYO
 from bot.models import Booking, Conversation, SlotClaim, SlotHold, StaffNotice
 from bot.services import lifecycle
@@ -346,6 +349,28 @@ def test_delete_data_closes_what_is_open_then_erases(rt, client, user_factory, f
     assert (after.details, after.seeker_hash) == (None, None) and after.details_purged_at is not None
     assert rows(rt, SlotClaim) == []
     assert rows(rt, StaffNotice)[-1].kind == closed_as
+
+
+def test_delete_data_erases_a_staff_note_written_meanwhile(rt, client, user_factory, fake_line):
+    """A staff note (free text: a phone number, an illness) committed while データ削除 runs is erased with the
+    rest; the deletion does not work from what it read before the note."""
+    user = user_factory("otaru")
+    booking = request_for(rt, client, user)
+    says(fake_line, user, "データ削除")
+    delete = last_buttons(fake_line, user)["削除する"]
+    answered = []
+    tap = threading.Thread(target=lambda: answered.append(user.taps(delete).status_code))
+    with rt.db.transaction() as s:  # staff saving a note, their row locked until they commit
+        query = select(Booking).where(Booking.id == booking.id)
+        row = s.scalar(query.with_for_update() if s.bind.dialect.name == "postgresql" else query)
+        row.staff_note = crypto.for_config(rt.config).encrypt_text("090-1111-2222 通院中")
+        s.flush()
+        tap.start()
+        time.sleep(1)  # the deletion reads the user's bookings meanwhile
+    tap.join(timeout=60)
+    assert answered == [200]
+    after = the_booking(rt, user)
+    assert (after.details, after.staff_note, after.status) == (None, None, "withdrawn")
 
 
 def assert_kept(rt, user, booking, status: str) -> None:

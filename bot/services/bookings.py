@@ -109,10 +109,13 @@ def _open_ahead(booking: Booking, now: datetime) -> bool:
     return booking.status in OPEN_STATUSES and booking.slot_start > now
 
 
-def _user_bookings(session: Session, office, conv: Conversation) -> list[Booking]:
-    return list(session.scalars(select(Booking).where(
+def _user_bookings(session: Session, office, conv: Conversation, lock: bool = False) -> list[Booking]:
+    query = select(Booking).where(
         Booking.office_id == office.id, Booking.conversation_id == conv.id,
-    ).order_by(Booking.slot_start.desc(), Booking.id.desc())))
+    ).order_by(Booking.slot_start.desc(), Booking.id.desc())
+    if lock and session.bind.dialect.name == "postgresql":
+        query = query.with_for_update()
+    return list(session.scalars(query))
 
 
 def summaries(session: Session, office, conv: Conversation, now: datetime) -> list[dict[str, Any]]:
@@ -199,7 +202,9 @@ def delete_personal_data(session: Session, rt, office, conv: Conversation, now: 
     consent records stay (the office's record of who agreed to which terms); the conversation keeps only its
     LINE user id, state and language.
     """
-    bookings = _user_bookings(session, office, conv)
+    # Locked (PostgreSQL; SQLite's write lock already serialises): a staff note or a decision committed while
+    # this runs is read as it ended, so what staff just wrote is erased too and no decision is overwritten.
+    bookings = _user_bookings(session, office, conv, lock=True)
     kept = [summary(office, b, now) for b in bookings
             if _open_ahead(b, now) and _action(office, b, now) == "call"]
     if kept:
