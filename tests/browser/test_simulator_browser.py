@@ -106,3 +106,19 @@ def test_sakata_user_reaches_slot_selection_by_typing(page, live_server, screens
     expect(page.locator(BOT_ROWS).last).to_contain_text(slots[0])
     expect(page.locator("#user-chat .row.user .bubble").last).to_have_text("はい")
     screenshot("slots")
+
+
+def test_on_a_phone_screen_the_composer_keeps_its_send_button_on_one_line(browser, live_server):
+    """At 360 px the text box takes the room left: 送信 must not break into two lines of one letter each."""
+    context = browser.new_context(viewport={"width": 360, "height": 640}, locale="ja-JP", timezone_id="Asia/Tokyo")
+    try:
+        phone = context.new_page()
+        open_simulator(phone, live_server.url)
+        send = phone.locator("#user-composer").get_by_role("button", name="送信", exact=True)
+        expect(send).to_be_visible()
+        lines = send.evaluate("""button => {
+            const range = document.createRange(); range.selectNodeContents(button);
+            return new Set([...range.getClientRects()].map(r => Math.round(r.top))).size; }""")
+        assert lines == 1
+    finally:
+        context.close()
