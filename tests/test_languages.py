@@ -349,6 +349,9 @@ def test_a_whole_booking_in_each_language(rt, client, user_factory, fake_line, o
     assert words["input"]["heading"] in page.html and local.controller in page.html
     confirmation = page.submit(client, valid_answers(office))
     assert words["confirm"]["heading"] in confirmation.html
+    if language == "en":                     # Japanese full-width brackets never wrap English words
+        for html in (page.html, confirmation.html):
+            assert not re.findall(r".{0,30}[（）].{0,30}", re.sub(r"<[^>]*>", "", html))
     done = confirmation.submit(client)
     reference = re.search(r"受付番号: ([A-HJ-NP-Z2-9]{4}-[A-HJ-NP-Z2-9]{4})", done.html).group(1)
     assert words["done"]["heading"] in done.html and local.after_request in done.html
