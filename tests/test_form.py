@@ -417,3 +417,19 @@ def test_the_conversation_is_idle_after_completion(chatting, client, rt):
         conv = s.scalar(select(Conversation).where(Conversation.line_user_id == user.user_id))
         assert conv.state == "idle" and conv.context == {}
         assert s.scalar(select(func.count()).select_from(SlotHold)) == 0
+
+
+def test_the_same_job_seeker_number_from_another_line_account_is_told_what_to_do(make_app):
+    """予約確認 in this chat would show nothing: the page names the number and sends the user to 予約."""
+    app = make_app(env={"LINE_BASIC_ID_SAKATA": "@madoguchi"})
+    rt, client = app.extensions["madoguchi"], app.test_client()
+    answers = valid_answers(rt.offices["sakata"])
+    _, first = hold_directly(rt, "sakata", slot_index=0)
+    assert REFERENCE_LINE.search(complete(client, first, answers).html)
+    _, second = hold_directly(rt, "sakata", slot_index=1)
+    refused = complete(client, second, answers)
+    assert refused.status == 409
+    text = visible_text(refused.html)
+    assert "求職番号" in text and "別のLINEアカウント" in text and "送信されていません" in text
+    link = re.search(r'<a class="button" href="([^"]+)">LINEに戻る</a>', refused.html).group(1)
+    assert link == "https://line.me/R/oaMessage/%40madoguchi/?%E4%BA%88%E7%B4%84"
