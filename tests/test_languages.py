@@ -221,6 +221,22 @@ def test_an_untranslated_text_is_a_warning_and_shows_in_japanese(tmp_path):
     assert firewall.text == next(item for item in office.checklist if item.id == "firewall").text
 
 
+NOTE_HEADING = {"ja": "【ご注意】", "easy": "【ちゅうい】", "en": "[Please note]"}
+
+
+@pytest.mark.parametrize("office_id", sorted(OFFICES))
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_the_office_s_invitation_is_followed_by_a_blank_line(office_id, language):
+    """The invitation part is an included file: the blank line after it must survive the include."""
+    office = OFFICES[office_id]
+    confirmed = text_of(render(office, language, "outcome_confirmed", dict(booking=booking("confirmed"))))
+    assert f"\n\n{NOTE_HEADING[language]}\n" in confirmed
+    reminder = text_of(render(office, language, "reminder_day_before", dict(booking=booking("confirmed"))))
+    invitation = text_of(render(office, language, "outcome_confirmed", dict(booking=booking("confirmed")))
+                         ).split(NOTE_HEADING[language])[0].rstrip().splitlines()[-1]
+    assert f"{invitation}\n\n" in reminder
+
+
 # -- phone routes: e-mail where accepted, and the telephone relay service -------------------------------------
 
 PHONE_ROUTES = {
