@@ -237,6 +237,27 @@ def test_the_office_s_invitation_is_followed_by_a_blank_line(office_id, language
     assert f"{invitation}\n\n" in reminder
 
 
+WITHDRAW_WORDS = {"ja": "取り下げ", "easy": "とりけす", "en": "withdraw"}
+CANCEL_WORDS = {"ja": "キャンセル", "easy": "とりけす", "en": "cancel"}
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_already_booked_offers_only_what_my_bookings_can_do(language):
+    """A confirmed Sakata booking is cancelled by phone: 予約確認 offers no withdrawal, so neither may this."""
+    office = OFFICES["sakata"]
+    def said(status: str, action: str | None) -> str:
+        return text_of(render(office, language, "already_booked", dict(booking=booking(status, action))))
+    assert WITHDRAW_WORDS[language] in said("requested", "withdraw")
+    assert CANCEL_WORDS[language] in said("confirmed", "cancel")
+    for status, action in (("confirmed", "call"), ("requested", "call"), ("proposed", "proposal")):
+        words = said(status, action)
+        assert "予約確認" in words
+        if language != "easy":                                 # やさしい日本語 says とりけす for both
+            assert WITHDRAW_WORDS[language] not in words
+        if action == "proposal":
+            assert CANCEL_WORDS[language] not in words.lower() and WITHDRAW_WORDS[language] not in words
+
+
 # -- phone routes: e-mail where accepted, and the telephone relay service -------------------------------------
 
 PHONE_ROUTES = {
