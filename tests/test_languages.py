@@ -258,6 +258,23 @@ def test_already_booked_offers_only_what_my_bookings_can_do(language):
             assert CANCEL_WORDS[language] not in words.lower() and WITHDRAW_WORDS[language] not in words
 
 
+OUTSIDE_THE_CHAT = {"ja": "・このトーク以外でのご連絡: ", "easy": "・この トーク いがいの ほうほう: ",
+                    "en": "- Outside this chat: "}
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+@pytest.mark.parametrize("name", ["outcome_confirmed", "reminder_day_before"])
+def test_where_the_chat_cancels_the_offices_note_reads_as_the_other_way(language, name):
+    """Otaru: 'cancel here until the day before' must not be followed by a bare 'to cancel, call or e-mail'."""
+    office = OFFICES["otaru"]
+    note = office.localized(language).cancellation.note
+    in_chat = text_of(render(office, language, name, dict(booking=booking("confirmed", "cancel"))))
+    assert f"{OUTSIDE_THE_CHAT[language]}{note}" in in_chat
+    on_the_day = {**booking("confirmed", "call"), "timing": {"session_day": True, "cancel_in_chat": False}}
+    by_phone = text_of(render(office, language, name, dict(booking=on_the_day)))
+    assert note in by_phone and OUTSIDE_THE_CHAT[language] not in by_phone
+
+
 # -- phone routes: e-mail where accepted, and the telephone relay service -------------------------------------
 
 PHONE_ROUTES = {
