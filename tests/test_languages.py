@@ -502,6 +502,18 @@ def test_the_forms_errors_follow_the_language_and_an_interpreter_needs_a_languag
     assert "国籍" not in page.html and "nationality" not in page.html.lower()
 
 
+def test_in_easy_japanese_a_choice_or_checkbox_is_not_marked_as_something_to_write(rt, client):
+    """かならず 書く on 'E-mail address on My Page' sends the user looking for a box to type the address in."""
+    words = form_texts("easy")["page"]
+    page = Page.get(client, form_in(rt, "sakata", "easy")).html
+    legends = re.findall(r"<legend>(.*?)</legend>", page, re.S)
+    assert len(legends) == 3                                    # category, companion, mypage_email_confirmed
+    for legend in legends:
+        assert words["required_choice"] in legend and words["required"] not in legend
+    labels = re.findall(r'<label for="f-(?:name|phone)">(.*?)</label>', page, re.S)
+    assert len(labels) == 2 and all(words["required"] in label for label in labels)
+
+
 def test_the_form_shows_the_slot_written_out_beside_the_fixed_label(rt, client):
     url = form_in(rt, "sakata", "easy")
     html = Page.get(client, url).html
