@@ -275,6 +275,18 @@ def test_where_the_chat_cancels_the_offices_note_reads_as_the_other_way(language
     assert note in by_phone and OUTSIDE_THE_CHAT[language] not in by_phone
 
 
+def test_english_glosses_a_chat_word_the_same_way_everywhere():
+    """help.txt names each Japanese chat word with its English gloss; every other message uses that one."""
+    help_text = (TEMPLATES_DIR / "messages" / "en" / "help.txt").read_text(encoding="utf-8")
+    glosses = dict(re.findall(r"^- (\S+) \(([^)]+)\):", help_text, re.M))
+    assert glosses["データ削除"] == "delete my data" and glosses["予約確認"] == "my bookings"
+    files = [*(TEMPLATES_DIR / "messages" / "en").glob("*"), TEMPLATES_DIR / "forms" / "page.en.yaml"]
+    for path in files:
+        for word, gloss in re.findall(r'\\?"(\S+?)\\?" \(([^)]+)\)', path.read_text(encoding="utf-8")):
+            if word in glosses and not gloss.startswith("or "):         # 'send "予約" (or "book")' offers the word
+                assert gloss == glosses[word], (path.name, word, gloss)
+
+
 # -- phone routes: e-mail where accepted, and the telephone relay service -------------------------------------
 
 PHONE_ROUTES = {
