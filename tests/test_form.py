@@ -417,3 +417,38 @@ def test_the_conversation_is_idle_after_completion(chatting, client, rt):
         conv = s.scalar(select(Conversation).where(Conversation.line_user_id == user.user_id))
         assert conv.state == "idle" and conv.context == {}
         assert s.scalar(select(func.count()).select_from(SlotHold)) == 0
+
+
+def test_the_same_job_seeker_number_from_another_line_account_is_told_what_to_do(make_app):
+    """予約確認 in this chat would show nothing: the page names the number and sends the user to 予約."""
+    app = make_app(env={"LINE_BASIC_ID_SAKATA": "@madoguchi"})
+    rt, client = app.extensions["madoguchi"], app.test_client()
+    answers = valid_answers(rt.offices["sakata"])
+    _, first = hold_directly(rt, "sakata", slot_index=0)
+    assert REFERENCE_LINE.search(complete(client, first, answers).html)
+    _, second = hold_directly(rt, "sakata", slot_index=1)
+    refused = complete(client, second, answers)
+    assert refused.status == 409
+    text = visible_text(refused.html)
+    assert "求職番号" in text and "別のLINEアカウント" in text and "送信されていません" in text
+    link = re.search(r'<a class="button" href="([^"]+)">LINEに戻る</a>', refused.html).group(1)
+    assert link == "https://line.me/R/oaMessage/%40madoguchi/?%E4%BA%88%E7%B4%84"
+
+
+def test_a_page_that_asks_to_choose_again_goes_back_to_line_with_予約_typed(make_app):
+    """Expired or taken: choosing a slot is next, and 予約 offers the slots (予約確認 would list nothing)."""
+    app = make_app(env={"LINE_BASIC_ID_SAKATA": "@madoguchi"})
+    rt, client = app.extensions["madoguchi"], app.test_client()
+    book_again = "https://line.me/R/oaMessage/%40madoguchi/?%E4%BA%88%E7%B4%84"
+    _, url = hold_directly(rt, "sakata")
+    page = Page.get(client, url)
+    rt.clock.advance(minutes=rt.offices["sakata"].booking.hold_minutes + 1)
+    hold_directly(rt, "sakata")                                                  # someone else takes the slot
+    taken = page.submit(client, valid_answers(rt.offices["sakata"]))
+    _, url = hold_directly(rt, "sakata", slot_index=1)
+    rt.clock.advance(minutes=rt.offices["sakata"].booking.hold_minutes + 1)
+    expired = Page.get(client, url)
+    assert (taken.status, expired.status) == (409, 410)
+    for late in (taken, expired):
+        link = re.search(r'<a class="button" href="([^"]+)">LINEに戻る</a>', late.html).group(1)
+        assert link == book_again

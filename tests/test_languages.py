@@ -221,6 +221,72 @@ def test_an_untranslated_text_is_a_warning_and_shows_in_japanese(tmp_path):
     assert firewall.text == next(item for item in office.checklist if item.id == "firewall").text
 
 
+NOTE_HEADING = {"ja": "【ご注意】", "easy": "【ちゅうい】", "en": "[Please note]"}
+
+
+@pytest.mark.parametrize("office_id", sorted(OFFICES))
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_the_office_s_invitation_is_followed_by_a_blank_line(office_id, language):
+    """The invitation part is an included file: the blank line after it must survive the include."""
+    office = OFFICES[office_id]
+    confirmed = text_of(render(office, language, "outcome_confirmed", dict(booking=booking("confirmed"))))
+    assert f"\n\n{NOTE_HEADING[language]}\n" in confirmed
+    reminder = text_of(render(office, language, "reminder_day_before", dict(booking=booking("confirmed"))))
+    invitation = text_of(render(office, language, "outcome_confirmed", dict(booking=booking("confirmed")))
+                         ).split(NOTE_HEADING[language])[0].rstrip().splitlines()[-1]
+    assert f"{invitation}\n\n" in reminder
+
+
+WITHDRAW_WORDS = {"ja": "取り下げ", "easy": "とりけす", "en": "withdraw"}
+CANCEL_WORDS = {"ja": "キャンセル", "easy": "とりけす", "en": "cancel"}
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_already_booked_offers_only_what_my_bookings_can_do(language):
+    """A confirmed Sakata booking is cancelled by phone: 予約確認 offers no withdrawal, so neither may this."""
+    office = OFFICES["sakata"]
+    def said(status: str, action: str | None) -> str:
+        return text_of(render(office, language, "already_booked", dict(booking=booking(status, action))))
+    assert WITHDRAW_WORDS[language] in said("requested", "withdraw")
+    assert CANCEL_WORDS[language] in said("confirmed", "cancel")
+    for status, action in (("confirmed", "call"), ("requested", "call"), ("proposed", "proposal")):
+        words = said(status, action)
+        assert "予約確認" in words
+        if language != "easy":                                 # やさしい日本語 says とりけす for both
+            assert WITHDRAW_WORDS[language] not in words
+        if action == "proposal":
+            assert CANCEL_WORDS[language] not in words.lower() and WITHDRAW_WORDS[language] not in words
+
+
+OUTSIDE_THE_CHAT = {"ja": "・このトーク以外でのご連絡: ", "easy": "・この トーク いがいの ほうほう: ",
+                    "en": "- Outside this chat: "}
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+@pytest.mark.parametrize("name", ["outcome_confirmed", "reminder_day_before"])
+def test_where_the_chat_cancels_the_offices_note_reads_as_the_other_way(language, name):
+    """Otaru: 'cancel here until the day before' must not be followed by a bare 'to cancel, call or e-mail'."""
+    office = OFFICES["otaru"]
+    note = office.localized(language).cancellation.note
+    in_chat = text_of(render(office, language, name, dict(booking=booking("confirmed", "cancel"))))
+    assert f"{OUTSIDE_THE_CHAT[language]}{note}" in in_chat
+    on_the_day = {**booking("confirmed", "call"), "timing": {"session_day": True, "cancel_in_chat": False}}
+    by_phone = text_of(render(office, language, name, dict(booking=on_the_day)))
+    assert note in by_phone and OUTSIDE_THE_CHAT[language] not in by_phone
+
+
+def test_english_glosses_a_chat_word_the_same_way_everywhere():
+    """help.txt names each Japanese chat word with its English gloss; every other message uses that one."""
+    help_text = (TEMPLATES_DIR / "messages" / "en" / "help.txt").read_text(encoding="utf-8")
+    glosses = dict(re.findall(r"^- (\S+) \(([^)]+)\):", help_text, re.M))
+    assert glosses["データ削除"] == "delete my data" and glosses["予約確認"] == "my bookings"
+    files = [*(TEMPLATES_DIR / "messages" / "en").glob("*"), TEMPLATES_DIR / "forms" / "page.en.yaml"]
+    for path in files:
+        for word, gloss in re.findall(r'\\?"(\S+?)\\?" \(([^)]+)\)', path.read_text(encoding="utf-8")):
+            if word in glosses and not gloss.startswith("or "):         # 'send "予約" (or "book")' offers the word
+                assert gloss == glosses[word], (path.name, word, gloss)
+
+
 # -- phone routes: e-mail where accepted, and the telephone relay service -------------------------------------
 
 PHONE_ROUTES = {
@@ -349,6 +415,9 @@ def test_a_whole_booking_in_each_language(rt, client, user_factory, fake_line, o
     assert words["input"]["heading"] in page.html and local.controller in page.html
     confirmation = page.submit(client, valid_answers(office))
     assert words["confirm"]["heading"] in confirmation.html
+    if language == "en":                     # Japanese full-width brackets never wrap English words
+        for html in (page.html, confirmation.html):
+            assert not re.findall(r".{0,30}[（）].{0,30}", re.sub(r"<[^>]*>", "", html))
     done = confirmation.submit(client)
     reference = re.search(r"受付番号: ([A-HJ-NP-Z2-9]{4}-[A-HJ-NP-Z2-9]{4})", done.html).group(1)
     assert words["done"]["heading"] in done.html and local.after_request in done.html
@@ -443,6 +512,18 @@ def test_the_forms_errors_follow_the_language_and_an_interpreter_needs_a_languag
     assert html.escape(form_texts(language)["page"]["confirm"]["heading"]) in fixed.html
     assert "ベトナム語 / Vietnamese" in fixed.html
     assert "国籍" not in page.html and "nationality" not in page.html.lower()
+
+
+def test_in_easy_japanese_a_choice_or_checkbox_is_not_marked_as_something_to_write(rt, client):
+    """かならず 書く on 'E-mail address on My Page' sends the user looking for a box to type the address in."""
+    words = form_texts("easy")["page"]
+    page = Page.get(client, form_in(rt, "sakata", "easy")).html
+    legends = re.findall(r"<legend>(.*?)</legend>", page, re.S)
+    assert len(legends) == 3                                    # category, companion, mypage_email_confirmed
+    for legend in legends:
+        assert words["required_choice"] in legend and words["required"] not in legend
+    labels = re.findall(r'<label for="f-(?:name|phone)">(.*?)</label>', page, re.S)
+    assert len(labels) == 2 and all(words["required"] in label for label in labels)
 
 
 def test_the_form_shows_the_slot_written_out_beside_the_fixed_label(rt, client):

@@ -87,3 +87,25 @@ def test_an_error_is_announced_and_tied_to_its_field(phone, live_server):
     described = field.get_attribute("aria-describedby").split()
     assert "f-birth_date-error" in described
     expect(phone.locator("#f-birth_date-error")).to_contain_text("今日より後")
+
+
+@pytest.mark.parametrize("office_id", ["sakata", "otaru"])
+def test_the_browsers_back_button_on_the_confirmation_keeps_what_was_typed(phone, live_server, office_id):
+    """Many go back with the phone's back gesture rather than 修正する: no field may come back empty."""
+    _, url = hold_directly(live_server.rt, office_id)
+    phone.goto(url)
+    typed = {"お名前（必須）": "山田 太郎", "ふりがな（必須）": "やまだ たろう", "求職番号（必須）": "01234-56789",
+             "電話番号（必須）": "090-1234-5678"}
+    if office_id == "otaru":
+        typed |= {"生年月日（必須）": "1990-04-01", "ご相談になりたい内容（必須）": "応募書類の添削をお願いしたいです。"}
+    for label, value in typed.items():
+        phone.get_by_label(label).fill(value)
+    if office_id == "sakata":
+        phone.get_by_label(re.compile("UIJターン")).check()
+        phone.get_by_label(re.compile("メールを受け取れることを確認しました")).check()
+    phone.get_by_role("button", name="入力内容を確認する").click()
+    expect(phone.get_by_role("heading", name="入力内容の確認")).to_be_visible()
+    phone.go_back()
+    expect(phone.get_by_role("heading", name="ご本人情報の入力")).to_be_visible()
+    for label, value in typed.items():
+        expect(phone.get_by_label(label)).to_have_value(value)

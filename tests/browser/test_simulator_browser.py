@@ -47,6 +47,15 @@ def tap(page: Page, label: str) -> None:
     after_reply(page, lambda: page.locator("#user-quick").get_by_role("button", name=label, exact=True).click())
 
 
+def answer_until_slots(page: Page, answer) -> list[str]:
+    """Answer はい (by `tap` or `type_text`) to every question and checklist item: the slots offered."""
+    for _ in range(MAX_STEPS):
+        if slot_labels(page):
+            break
+        answer(page, "はい")
+    return slot_labels(page)
+
+
 def type_text(page: Page, words: str) -> None:
     def send() -> None:
         page.get_by_role("textbox", name="メッセージを入力", exact=True).fill(words)
@@ -73,11 +82,7 @@ def test_sakata_user_reaches_slot_selection_by_taps(page, live_server, screensho
     expect(page.locator("#user-chat .row.user").last).to_have_text(re.compile("予約"))
     tap(page, "同意する")
     expect(page.locator("#user-chat .row.user").last).to_contain_text("同意する")  # displayText as my bubble
-    for _ in range(MAX_STEPS):
-        if slot_labels(page):
-            break
-        tap(page, "はい")
-    slots = slot_labels(page)
+    slots = answer_until_slots(page, tap)
     assert slots and slots[0].startswith(FIRST_DAY)
     expect(page.locator(BOT_ROWS).last).to_contain_text(slots[0])
     screenshot("slots")
@@ -97,12 +102,44 @@ def test_sakata_user_reaches_slot_selection_by_typing(page, live_server, screens
     new_user(page)
     type_text(page, "予約")
     type_text(page, "同意する")
-    for _ in range(MAX_STEPS):
-        if slot_labels(page):
-            break
-        type_text(page, "はい")
-    slots = slot_labels(page)
+    slots = answer_until_slots(page, type_text)
     assert slots and slots[0].startswith(FIRST_DAY)
     expect(page.locator(BOT_ROWS).last).to_contain_text(slots[0])
     expect(page.locator("#user-chat .row.user .bubble").last).to_have_text("はい")
     screenshot("slots")
+
+
+
+@pytest.fixture
+def phone_screen(browser, live_server):
+    """The simulator on a 360 x 640 phone screen."""
+    context = browser.new_context(viewport={"width": 360, "height": 640}, locale="ja-JP", timezone_id="Asia/Tokyo")
+    phone = context.new_page()
+    open_simulator(phone, live_server.url)
+    yield phone
+    context.close()
+
+
+def test_on_a_phone_screen_the_composer_keeps_its_send_button_on_one_line(phone_screen):
+    """At 360 px the text box takes the room left: 送信 must not break into two lines of one letter each."""
+    send = phone_screen.locator("#user-composer").get_by_role("button", name="送信", exact=True)
+    expect(send).to_be_visible()
+    lines = send.evaluate("""button => {
+        const range = document.createRange(); range.selectNodeContents(button);
+        return new Set([...range.getClientRects()].map(r => Math.round(r.top))).size; }""")
+    assert lines == 1
+
+
+def test_on_a_phone_screen_the_form_links_bubble_fits_the_chat(phone_screen):
+    """A 300 px Flex bubble beside the avatar in a 360 px screen: it shrinks, as in LINE, and nothing scrolls sideways."""
+    phone = phone_screen
+    new_user(phone)
+    type_text(phone, "予約")
+    tap(phone, "同意する")
+    tap(phone, answer_until_slots(phone, tap)[-1])
+    bubble = phone.locator(BOT_ROWS).last.locator(".fx-bubble")
+    expect(bubble.get_by_role("button", name="入力ページを開く")).to_be_visible()
+    chat = phone.locator("#user-chat")
+    assert chat.evaluate("chat => chat.scrollWidth - chat.clientWidth") <= 0
+    chat_right = chat.evaluate("chat => chat.getBoundingClientRect().right")
+    assert bubble.evaluate("bubble => bubble.getBoundingClientRect().right") <= chat_right
