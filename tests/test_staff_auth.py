@@ -12,7 +12,7 @@ from werkzeug.security import check_password_hash
 from bot.staff import auth
 from bot.staff.models import AuditEntry, StaffUser
 from tests.staffkit import fast_password_hashing  # noqa: F401 - autouse fixture
-from tests.staffkit import OTARU_WEDNESDAY, PASSWORD, create_staff, login, make_request, post
+from tests.staffkit import OTARU_WEDNESDAY, PASSWORD, booking, create_staff, csrf, login, make_request, post
 
 
 def test_pages_need_a_login(client):
@@ -40,8 +40,6 @@ def test_a_form_without_csrf_is_refused(rt, client):
     assert client.post(f"/staff/bookings/{reference}/confirm").status_code == 400
     assert client.post("/staff/blocks", data={"day": "2026-12-07"}).status_code == 400
     assert client.post("/staff/export", data={"from": "2026-12-01", "to": "2026-12-31"}).status_code == 400
-    from tests.staffkit import booking
-
     assert booking(rt, reference).status == "requested"
 
 
@@ -105,6 +103,40 @@ def test_an_idle_session_times_out(rt, client):
     assert client.get("/staff/").status_code == 200
     rt.clock.advance(minutes=auth.IDLE_TIMEOUT.total_seconds() / 60 + 1)
     assert client.get("/staff/").status_code == 302
+
+
+def test_a_button_pressed_after_the_session_ended_says_nothing_was_done_and_leads_back(rt, client):
+    create_staff(rt)
+    login(client)
+    reference = make_request(rt)
+    page = f"/staff/bookings/{reference}"
+    assert client.get(page).status_code == 200
+    rt.clock.advance(minutes=auth.IDLE_TIMEOUT.total_seconds() / 60 + 1)   # a phone call, then 承認
+    response = post(client, f"{page}/confirm")
+    assert response.status_code == 302
+    target = response.headers["Location"]
+    assert target.startswith("/staff/login?") and "not_done=1" in target
+    login_page = client.get(target).get_data(as_text=True)
+    assert "押した操作は行われていません" in login_page
+    assert booking(rt, reference).status == "requested"
+    back = client.post(target, data={"username": "tanaka", "password": PASSWORD, "csrf_token": csrf(client)})
+    assert back.status_code == 302 and back.headers["Location"] == page
+
+
+def test_a_form_sent_after_the_session_ended_returns_to_the_page_it_came_from(rt, client):
+    create_staff(rt)
+    login(client)
+    rt.clock.advance(minutes=auth.IDLE_TIMEOUT.total_seconds() / 60 + 1)
+    response = client.post("/staff/blocks", data={"day": "2026-12-14", "csrf_token": csrf(client)},
+                           headers={"Referer": "http://localhost/staff/?from=2026-12-14"})
+    assert response.status_code == 302 and "not_done=1" in response.headers["Location"]
+    back = client.post(response.headers["Location"],
+                       data={"username": "tanaka", "password": PASSWORD, "csrf_token": csrf(client)})
+    assert back.headers["Location"] == "/staff/?from=2026-12-14"
+    later = client.get("/staff/?from=2026-12-14")
+    assert later.status_code == 200
+    client.post("/staff/logout", data={"csrf_token": csrf(client)})
+    assert "from%3D2026-12-14" in client.get("/staff/?from=2026-12-14").headers["Location"]
 
 
 def test_totp_second_factor(rt, client):

@@ -11,6 +11,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from functools import wraps
+from urllib.parse import urlsplit
 
 from flask import (
     Blueprint, Response, abort, current_app, flash, g, redirect, render_template, request, session, url_for,
@@ -107,9 +108,26 @@ def _guard():
         who = Who(user.id, user.username, user.role, user.office_id, bool(user.totp_secret)) if user else None
     if who is None or who.office_id not in rt.offices:
         session.pop(TOKEN_KEY, None)
-        return redirect(url_for("staff.login", next=request.path if request.method == "GET" else None))
+        if request.method == "GET":
+            return redirect(url_for("staff.login", next=request.full_path.rstrip("?")))
+        # A button pressed after the session ended did nothing: the login page says so, and leads back to
+        # the page the button was on (a booking's action: its booking page) to press it again.
+        return redirect(url_for("staff.login", next=_page_of_post(), not_done=1))
     g.who = who
     return None
+
+
+_BOOKING_ACTION_PATH = re.compile(r"(/staff/bookings/[^/]+)/[a-z_]+")
+
+
+def _page_of_post() -> str | None:
+    """The dashboard page a POST was sent from: the Referer's path on this site, else the booking's page."""
+    referrer = urlsplit(request.referrer or "")
+    if referrer.netloc == request.host and referrer.path.startswith("/staff/") \
+            and referrer.path != url_for("staff.login"):
+        return referrer.path + (f"?{referrer.query}" if referrer.query else "")
+    action = _BOOKING_ACTION_PATH.fullmatch(request.path)
+    return action.group(1) if action else None
 
 
 def admin_only(view):
