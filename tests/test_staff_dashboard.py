@@ -16,7 +16,7 @@ from bot.staff import personal
 from bot.staff.models import AuditEntry, BookingHandoff
 from tests.staffkit import fast_password_hashing  # noqa: F401 - autouse fixture
 from tests.staffkit import (
-    SAKATA_MONDAY, booking, create_staff, login, make_request, outbox_rows, post, postback_value, run_worker,
+    OTARU_WEDNESDAY, SAKATA_MONDAY, booking, create_staff, login, make_request, outbox_rows, post, postback_value, run_worker,
 )
 from tests.lineuser import StaffGroup
 
@@ -363,6 +363,21 @@ def test_search_by_job_seeker_number_through_the_keyed_hash(rt, staff):
     with rt.db.reading() as s:
         entries = s.scalars(select(AuditEntry).where(AuditEntry.action == "search")).all()
     assert len(entries) == 3 and all("12345" not in str(e.detail) for e in entries)
+
+
+def test_open_a_booking_by_the_reference_a_caller_reads_out(rt, staff):
+    reference = make_request(rt)
+    assert "受付番号で開く" in _page(staff, "/staff/search")
+    typed = "受付番号: " + reference.lower().replace("-", " ")
+    wide = reference.translate(str.maketrans("ABCDEFGHJKLMNPQRSTUVWXYZ23456789-",
+                                             "ＡＢＣＤＥＦＧＨＪＫＬＭＮＰＱＲＳＴＵＶＷＸＹＺ２３４５６７８９－"))
+    for text in (reference, typed, wide):
+        response = staff.get("/staff/search", query_string={"reference": text})
+        assert response.status_code == 302 and response.headers["Location"] == f"/staff/bookings/{reference}"
+    missing = staff.get("/staff/search", query_string={"reference": "ZZZZ-ZZZZ"})
+    assert missing.status_code == 404 and "見つかりませんでした" in missing.get_data(as_text=True)
+    other = make_request(rt, office="otaru", start=OTARU_WEDNESDAY)
+    assert staff.get("/staff/search", query_string={"reference": other}).status_code == 404   # another office
 
 
 def test_block_and_unblock_a_day(rt, staff, user):

@@ -8,6 +8,7 @@ from __future__ import annotations
 import hmac
 import re
 import secrets
+import unicodedata
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from functools import wraps
@@ -400,12 +401,35 @@ def new_booking():
 
 # -- search ---------------------------------------------------------------------------------------
 
+_REFERENCE_TYPED = re.compile(r"([A-Z0-9]{4})-?([A-Z0-9]{4})")
+
+
+def _typed_reference(text: str) -> str | None:
+    """A 受付番号 as staff type it from a phone call: full-width, lower-case, spaces, with or without the
+    hyphen or the words 受付番号 — as `XXXX-XXXX`, or None."""
+    plain = unicodedata.normalize("NFKC", text or "").upper().replace("受付番号", "")
+    plain = re.sub(r"[\s:：]+", "", plain).replace("ー", "-").replace("‐", "-").replace("−", "-")
+    match = _REFERENCE_TYPED.fullmatch(plain)
+    return f"{match.group(1)}-{match.group(2)}" if match else None
+
+
 @bp.route("/search", methods=["GET", "POST"])
 def search():
     rt = _rt()
     office = _office()
     found = None
     invalid = False
+    if request.method == "GET" and "reference" in request.args:
+        # A caller quotes the only number the chat gave them: open that booking of this office.
+        reference = _typed_reference(request.args["reference"])
+        if reference is not None:
+            with rt.db.reading() as s:
+                known = s.scalar(select(Booking.reference).where(
+                    Booking.office_id == office.id, Booking.reference == reference))
+            if known is not None:
+                return redirect(url_for("staff.booking", reference=known))
+        return render_template("staff/search.html", found=None, invalid=False,
+                               reference_missing=request.args["reference"][:20]), 404
     if request.method == "POST":
         seeker_hash = personal.seeker_hash(rt, request.form.get("seeker_number", ""))
         invalid = seeker_hash is None
@@ -414,7 +438,8 @@ def search():
                 Booking.office_id == office.id, Booking.seeker_hash == seeker_hash
             ).order_by(Booking.slot_start.desc())).all()
             audit.record(s, office.id, _actor(), "search", rt.clock.now(), results=len(found))
-    return render_template("staff/search.html", found=found, invalid=invalid), 400 if invalid else 200
+    return render_template("staff/search.html", found=found, invalid=invalid, reference_missing=None), \
+        400 if invalid else 200
 
 
 # -- blocks ---------------------------------------------------------------------------------------
