@@ -21,6 +21,7 @@ from bot import outbox
 from bot.models import Booking, Conversation, OutboxMessage
 from bot.services import bookings
 from bot.services import slots as slotsvc
+from bot.staff import handoff
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +82,7 @@ def cards(rt, session: Session, office, kind: str, booking_id: int, now: datetim
         "office": office, "kind": kind, "booking": booking_view(booking),
         "dashboard_url": dashboard_url(rt, booking), "buttons": buttons,
         "deadline": deadline_view(office, booking, now) if "confirm" in CARD_BUTTONS.get(kind, ()) else None,
+        "invitation": handoff.invitation_task(office.id),
     })
     log.info("staff card office=%s kind=%s booking=%s", office.id, kind, booking.id)
     return outbox.add(session, office=office.id, kind="push", recipient=group_id, messages=messages, now=now,
@@ -163,8 +165,6 @@ def tell_user(session: Session, rt, office, booking: Booking, template: str, now
     view = {**booking_view(booking), "timing": bookings.message_timing(office, booking.slot_start, now)}
     context = {**rt.template_globals(office, conv), "booking": view, **vars}
     if "reason" in vars:
-        from bot.staff import handoff
-
         context["reason_text"] = handoff.decline_reasons(conv.language)[vars["reason"]]["text"]
     if template == "outcome_proposed":
         from dialogs.router import postback as user_postback

@@ -81,11 +81,30 @@ def test_the_queue_lists_undecided_calls_invitations_and_attendance(rt, staff):
     assert reference in page.split("電話でのお知らせ")[0]
     post(staff, f"/staff/bookings/{reference}/confirm")
     page = _page(staff, "/staff/queue")
-    calls, invitations = page.split("電話でのお知らせ")[1], page.split("招待の送付が未記録")[1]
-    assert reference in calls.split("招待の送付")[0] and reference in invitations.split("出欠の記録待ち")[0]
+    calls, invitations = page.split("電話でのお知らせ")[1], page.split("会議招待メールの送付が未記録")[1]
+    assert reference in calls.split("会議招待メールの送付")[0] and reference in invitations.split("出欠の記録待ち")[0]
     rt.clock.freeze(SAKATA_MONDAY + timedelta(minutes=15))
     login(staff)  # days later: the old session timed out
     assert reference in _page(staff, "/staff/queue").split("出欠の記録待ち")[1].split("お知らせ（")[0]
+
+
+@pytest.mark.parametrize("office_id,start,task,how,other", [
+    ("sakata", SAKATA_MONDAY, "会議招待メールの送付", "求職者マイページに登録されたメールアドレス", "ミーティングID"),
+    ("otaru", OTARU_WEDNESDAY, "ミーティングID・パスワードのお知らせ", "求職者マイページまたはお電話", "会議招待メール"),
+])
+def test_the_invitation_task_is_named_as_the_offices_rules_name_it(rt, client, office_id, start, task, how, other):
+    """Sakata e-mails a meeting invitation to the My Page address; Otaru gives the Zoom meeting ID and password
+    through My Page or by phone: each office's staff see their own task and how it goes, never the other's."""
+    create_staff(rt, office=office_id)
+    login(client)
+    reference = make_request(rt, office=office_id, start=start)
+    post(client, f"/staff/bookings/{reference}/confirm")
+    page = _page(client, f"/staff/bookings/{reference}")
+    assert f"{task}を記録" in page and how in page and other not in page
+    queue = _page(client, "/staff/queue")
+    assert f"{task}が未記録" in queue and reference in queue.split(f"{task}が未記録")[1].split("出欠の記録待ち")[0]
+    post(client, f"/staff/bookings/{reference}/invitation")
+    assert f"{task}を記録しました" in _page(client, f"/staff/bookings/{reference}")
 
 
 # -- one booking ----------------------------------------------------------------------------------

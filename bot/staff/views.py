@@ -90,7 +90,8 @@ def _csrf_ok() -> bool:
 @bp.context_processor
 def _template_globals():
     return {"csrf_token": csrf_token, "who": g.get("who"), "labels": export.labels(),
-            "office": _rt().offices.get(g.who.office_id) if g.get("who") else None}
+            "office": _rt().offices.get(g.who.office_id) if g.get("who") else None,
+            "invitation": handoff.invitation_task(g.who.office_id) if g.get("who") else None}
 
 
 @bp.before_request
