@@ -139,6 +139,26 @@ def test_a_form_sent_after_the_session_ended_returns_to_the_page_it_came_from(rt
     assert "from%3D2026-12-14" in client.get("/staff/?from=2026-12-14").headers["Location"]
 
 
+def test_a_page_older_than_the_session_says_nothing_was_done_and_links_back(rt, app):
+    create_staff(rt)
+    reference = make_request(rt)
+    page = f"/staff/bookings/{reference}"
+    client = app.test_client()
+    login(client)
+    old_token = csrf(client)
+    assert client.get(page).status_code == 200
+    login(client)   # logged in again in another tab: the new session has a new token
+    response = client.post(f"{page}/confirm", data={"csrf_token": old_token},
+                           headers={"Referer": f"http://localhost{page}"})
+    text = response.get_data(as_text=True)
+    assert response.status_code == 400 and "操作は行われていません" in text and f'href="{page}"' in text
+    assert booking(rt, reference).status == "requested"
+    stale_login = client.post("/staff/login?next=/staff/queue",
+                              data={"username": "tanaka", "password": PASSWORD, "csrf_token": old_token})
+    assert stale_login.status_code == 400 and 'href="/staff/login?next=/staff/queue"' in \
+        stale_login.get_data(as_text=True)
+
+
 def test_totp_second_factor(rt, client):
     create_staff(rt)
     login(client)

@@ -97,7 +97,10 @@ def _template_globals():
 @bp.before_request
 def _guard():
     if request.method == "POST" and not _csrf_ok():
-        abort(400, description="CSRF token missing or wrong")
+        # A page older than the session's token (logged in again in another tab, or a forged form): nothing
+        # is done, and staff are told so in words, with the way back to the page to do it again.
+        back = request.full_path.rstrip("?") if request.endpoint in PUBLIC_ENDPOINTS else _page_of_post()
+        return render_template("staff/stale_form.html", back=back or url_for("staff.home")), 400
     if request.endpoint in PUBLIC_ENDPOINTS:
         return None
     rt = _rt()
