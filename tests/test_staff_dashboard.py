@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from datetime import datetime, timedelta
 
 import pytest
@@ -484,6 +485,28 @@ def test_the_staff_note_is_stored_encrypted_and_shown_and_exported_decrypted(rt,
     with rt.db.reading() as s:
         assert all(e.detail == {} and e.note is None for e in s.scalars(select(AuditEntry).where(
             AuditEntry.reference == reference, AuditEntry.action == "note")))
+
+
+def test_two_staff_saving_the_note_at_once_never_overwrite_each_other_unseen(rt, staff, app):
+    reference = make_request(rt)
+    page = f"/staff/bookings/{reference}"
+    create_staff(rt, username="suzuki")
+    other = app.test_client()
+    login(other, username="suzuki")
+    seen = re.search(r'name="note_seen" value="([0-9a-f]+)"', _page(staff, page)).group(1)
+    seen_by_other = re.search(r'name="note_seen" value="([0-9a-f]+)"', _page(other, page)).group(1)
+    assert post(other, f"{page}/note", note="本人より電話あり", note_seen=seen_by_other).status_code == 302
+    clash = post(staff, f"{page}/note", note="招待メール送付済み", note_seen=seen)
+    text = clash.get_data(as_text=True)
+    assert clash.status_code == 409 and "ほかの職員がメモを保存していた" in text
+    assert "本人より電話あり" in text and ">招待メール送付済み</textarea>" in text   # theirs shown, mine kept
+    with rt.db.reading() as s:
+        stored = s.scalar(select(Booking).where(Booking.reference == reference)).staff_note
+    assert personal.open_note(rt, stored) == "本人より電話あり"
+    merged = re.search(r'name="note_seen" value="([0-9a-f]+)"', text).group(1)
+    assert post(staff, f"{page}/note", note="本人より電話あり／招待メール送付済み", note_seen=merged).status_code == 302
+    assert "本人より電話あり／招待メール送付済み" in _page(staff, page)
+    assert _actions(rt, reference).count("note") == 2
 
 
 def test_the_memo_of_a_cancellation_is_encrypted_apart_from_the_audit_detail(rt, staff):

@@ -265,8 +265,15 @@ def mark_called(session: Session, office, booking: Booking, actor: Actor, now: d
     return Result(booking, "called", True)
 
 
-def set_note(session: Session, rt, office, booking: Booking, actor: Actor, now: datetime, note: str) -> Result:
-    """The 職員メモ: replaced as a whole, stored encrypted (staff write personal things there)."""
+def set_note(session: Session, rt, office, booking: Booking, actor: Actor, now: datetime, note: str,
+             seen: str | None = None) -> Result:
+    """The 職員メモ: replaced as a whole, stored encrypted (staff write personal things there).
+
+    `seen` is the fingerprint of the note the page showed: when another member saved a different note since,
+    Refused('note_changed'), so nobody's note is overwritten unseen.
+    """
+    if seen is not None and seen != personal.note_digest(personal.open_note(rt, booking.staff_note)):
+        raise Refused("note_changed", booking)
     booking.staff_note, booking.updated_at = personal.seal_note(rt, note, NOTE_LIMIT), now
     audit.record(session, office.id, actor, "note", now, booking)
     return Result(booking, "note", True)

@@ -272,6 +272,11 @@ def _proposable(s, office, now: datetime, exclude: datetime) -> list:
 
 @bp.get("/bookings/<reference>")
 def booking(reference: str):
+    return _booking_page(reference)
+
+
+def _booking_page(reference: str, note_draft: str | None = None) -> str:
+    """The booking's page; `note_draft`: a note that could not be saved, kept in the box beside the current one."""
     rt = _rt()
     office = _office()
     with rt.db.transaction() as s:
@@ -285,7 +290,8 @@ def booking(reference: str):
         handed = s.get(BookingHandoff, row.id)
         page = render_template(
             "staff/booking.html", booking=row, details=details, fields=DETAIL_FIELDS,
-            staff_note=personal.open_note(rt, row.staff_note),
+            staff_note=personal.open_note(rt, row.staff_note), note_draft=note_draft,
+            note_seen=personal.note_digest(personal.open_note(rt, row.staff_note)),
             memos={e.id: personal.open_note(rt, e.note) for e in entries if e.note is not None},
             handoff=handed, override_reason=personal.open_note(rt, handed.override_reason if handed else None),
             conv=conv, entries=entries,
@@ -317,6 +323,9 @@ def booking_action(reference: str, action: str):
         except decisions.Refused as refused:
             message, category = refused.code, "error"
         status = row.status
+    if message == "note_changed":
+        # The page shows the note as it is now and keeps what this member typed, to merge and save again.
+        return _booking_page(reference, note_draft=form.get("note", "")), 409
     flash(f"{action}:{message}:{status}", category)
     return redirect(url_for("staff.booking", reference=reference))
 
@@ -343,7 +352,7 @@ def _apply(s, rt, office, row: Booking, action: str, form, now: datetime) -> dec
                                 note=form.get("note"))
     if action in ("block_user", "unblock_user"):
         return decisions.set_user_blocked(s, office, row, actor, now, blocked=action == "block_user")
-    return decisions.set_note(s, rt, office, row, actor, now, form.get("note", ""))
+    return decisions.set_note(s, rt, office, row, actor, now, form.get("note", ""), seen=form.get("note_seen"))
 
 
 def _slot_arg(value: str | None) -> datetime | None:
