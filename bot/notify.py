@@ -124,7 +124,9 @@ def postback(rt, session: Session, office, event, now: datetime) -> list[int]:
     log.info("event=%s staff action=%s outcome=%s", event.webhook_event_id, action, outcome)
     return _reply_in_group(session, rt, office, event, group_id, now, outcome=outcome, action=action,
                            reference=reference, booking=booking_view(booking) if booking else None,
-                           dashboard_url=dashboard_url(rt, booking) if booking else None, late=late)
+                           dashboard_url=dashboard_url(rt, booking) if booking else None, late=late,
+                           call_task=handoff.call_user_on_confirm(office.id),
+                           invitation=handoff.invitation_task(office.id))
 
 
 def _parse(data: str) -> dict[str, str] | None:
