@@ -76,6 +76,21 @@ def test_timeline_shows_free_held_requested_confirmed_and_blocked(rt, staff, use
     assert "祝日" in _page(staff, "/staff/?from=2027-01-11")
 
 
+def test_each_block_button_and_reason_field_of_the_schedule_names_its_day_or_slot(rt, staff):
+    """A screen reader lists the page's buttons by name: ten 「この枠を停止」 a day told nobody which slot."""
+    post(staff, "/staff/blocks", day="2026-12-07", slot=SAKATA_MONDAY.isoformat())
+    post(staff, "/staff/blocks", day="2026-12-14")
+    page = _page(staff, "/staff/")
+    buttons = re.findall(r'<button type="submit" class="secondary small"[^>]*aria-label="([^"]+)">([^<]+)</button>',
+                         page)
+    names = [name for name, _ in buttons]
+    assert len(names) == 5 and len(set(names)) == len(names), names
+    assert all(name.startswith(visible) for name, visible in buttons)   # the visible words come first
+    assert "停止を解除（12/7(月) 14:00）" in names and "この枠を停止（12/7(月) 15:00）" in names
+    assert "この日の停止を解除（12/14(月)）" in names
+    assert re.findall(r'name="reason"[^>]*aria-label="([^"]+)"', page) == ["理由（12/7(月)を停止する理由）"]
+
+
 def test_the_queue_lists_undecided_calls_invitations_and_attendance(rt, staff):
     reference = make_request(rt)
     page = _page(staff, "/staff/queue")
