@@ -111,6 +111,10 @@ def postback(rt, session: Session, office, event, now: datetime) -> list[int]:
         if action == "confirm":
             result = decisions.confirm(session, rt, office, booking, actor, now)
         elif action == "decline":
+            if booking.status == "proposed":
+                # The card's お断り was for the request as it came; since then staff offered another slot, which
+                # the user may be accepting right now. The dashboard can still withdraw the offer, with a reason.
+                raise decisions.Refused("awaiting_user", booking)
             result = decisions.decline(session, rt, office, booking, actor, now)
         else:
             result = decisions.mark_attendance(session, rt, office, booking, actor, now,

@@ -203,6 +203,10 @@ def test_approving_a_request_after_another_slot_was_proposed_is_refused(rt, fake
     group.taps(approve)
     assert booking(rt, reference).status == "proposed"
     assert "ご提案中のため、承認できません" in fake_line.texts_to(group.group_id)[-1]
+    # お断り on the same old card would take back the offer the user is answering: refused the same way.
+    group.taps(postback_value([_card(fake_line, group.group_id)], "お断り"))
+    assert booking(rt, reference).status == "proposed"
+    assert "ご提案中のため、お断りできません" in fake_line.texts_to(group.group_id)[-1]
     run_worker(rt)
     assert not any("予約が確定しました" in t for t in fake_line.texts_to(user.user_id))
     user.taps(postback_value(fake_line.messages_to(user.user_id), "この日時で予約する"))
