@@ -222,7 +222,10 @@ def test_an_otaru_account_never_sees_sakata_data(rt, client):
     sakata_ref = make_request(rt)
     otaru_ref = make_request(rt, "otaru", OTARU_WEDNESDAY)
     login(client, "otaru-staff")
-    assert client.get(f"/staff/bookings/{sakata_ref}").status_code == 404
+    missing = client.get(f"/staff/bookings/{sakata_ref}")
+    assert missing.status_code == 404 and sakata_ref not in missing.get_data(as_text=True)
+    assert "見つかりませんでした" in missing.get_data(as_text=True)   # in words, with the way on
+    assert 'href="/staff/search"' in missing.get_data(as_text=True)
     assert post(client, f"/staff/bookings/{sakata_ref}/confirm").status_code == 404
     page = client.get(f"/staff/bookings/{otaru_ref}")
     assert page.status_code == 200 and "小樽 太郎" in page.get_data(as_text=True)
@@ -240,6 +243,7 @@ def test_only_admins_manage_accounts_of_their_own_office(rt, app):
     staff = app.test_client()
     login(staff)
     assert staff.get("/staff/users").status_code == 403
+    assert "管理者のアカウントだけ" in staff.get("/staff/users").get_data(as_text=True)
     assert post(staff, "/staff/users", username="newbie", password=PASSWORD).status_code == 403
     admin = app.test_client()
     login(admin, "boss")

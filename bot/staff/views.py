@@ -144,6 +144,15 @@ def admin_only(view):
     return wrapped
 
 
+@bp.errorhandler(400)
+@bp.errorhandler(403)
+@bp.errorhandler(404)
+def _refused_page(error):
+    """What a dashboard page refuses, said in Japanese with the way on (a card's link to a booking since
+    deleted, another office's booking, an admin page): the status stays."""
+    return render_template("staff/refused.html", code=error.code), error.code
+
+
 @bp.after_request
 def _no_store(response: Response) -> Response:
     response.headers["Cache-Control"] = "no-store"
