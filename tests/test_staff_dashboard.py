@@ -120,7 +120,10 @@ def test_the_invitation_task_is_named_as_the_offices_rules_name_it(rt, client, o
     queue = _page(client, "/staff/queue")
     assert f"{task}が未記録" in queue and reference in queue.split(f"{task}が未記録")[1].split("出欠の記録待ち")[0]
     post(client, f"/staff/bookings/{reference}/invitation")
-    assert f"{task}を記録しました" in _page(client, f"/staff/bookings/{reference}")
+    page = _page(client, f"/staff/bookings/{reference}")
+    assert f"{task}を記録しました" in page
+    for log in (page.split('id="audit-h"')[1], _page(client, "/staff/audit")):   # the record names it too
+        assert f"{task}を記録" in log and other not in log
 
 
 # -- one booking ----------------------------------------------------------------------------------
