@@ -106,6 +106,7 @@ def postback(rt, session: Session, office, event, now: datetime) -> list[int]:
     actor = Actor.group(getattr(source, "user_id", None))
     action, reference = fields["d"], fields["r"]
     late = None
+    told = None
     try:
         booking = decisions.load(session, office.id, reference=reference)
         if action == "confirm":
@@ -120,6 +121,7 @@ def postback(rt, session: Session, office, event, now: datetime) -> list[int]:
             result = decisions.mark_attendance(session, rt, office, booking, actor, now,
                                                attended=action == "attended")
         outcome = "done" if result.changed else "already"
+        told = result.told
         if result.after_deadline:
             late = deadline_view(office, booking, now)
     except decisions.Refused as refused:
@@ -129,7 +131,7 @@ def postback(rt, session: Session, office, event, now: datetime) -> list[int]:
     return _reply_in_group(session, rt, office, event, group_id, now, outcome=outcome, action=action,
                            reference=reference, booking=booking_view(booking) if booking else None,
                            dashboard_url=dashboard_url(rt, booking) if booking else None, late=late,
-                           call_task=handoff.call_user_on_confirm(office.id),
+                           call_task=handoff.call_user_on_confirm(office.id), told=told,
                            invitation=handoff.invitation_task(office.id))
 
 

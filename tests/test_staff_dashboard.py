@@ -17,7 +17,8 @@ from bot.staff import personal
 from bot.staff.models import AuditEntry, BookingHandoff
 from tests.staffkit import fast_password_hashing  # noqa: F401 - autouse fixture
 from tests.staffkit import (
-    OTARU_WEDNESDAY, SAKATA_MONDAY, booking, create_staff, login, make_request, outbox_rows, post, postback_value, run_worker,
+    OTARU_WEDNESDAY, SAKATA_MONDAY, booking, conversation, create_staff, login, make_request, outbox_rows, post,
+    postback_value, run_worker,
 )
 from tests.lineuser import StaffGroup
 
@@ -65,8 +66,6 @@ def test_timeline_shows_free_held_requested_confirmed_and_blocked(rt, staff, use
     assert "空き" in later.split('data-day="2026-12-21"')[1].split("</section>")[0]
     # A user holding a slot on the form shows as held.
     with rt.db.transaction() as s:
-        from tests.staffkit import conversation
-
         conv_id = conversation(rt, "sakata", "U" + "h" * 32)
         s.add(holds.SlotHold(office_id="sakata", conversation_id=conv_id, slot_start=SAKATA_MONDAY + timedelta(days=14),
                              expires_at=rt.clock.now() + timedelta(minutes=15), token_nonce="n", created_at=rt.clock.now()))
@@ -336,6 +335,28 @@ def test_a_phone_booking_takes_the_slot_from_the_bot(rt, staff, user):
     detail = _page(staff, response.headers["Location"])
     assert "窓口 一郎" in detail and "12345-6789" in detail and "電話" in detail
     assert _new(staff).status_code == 400      # the slot is taken now
+
+
+def test_staff_are_told_when_the_user_cannot_be_told_on_line(rt, staff, fake_line):
+    """A phone booking has no LINE chat and a user who blocked the account gets no push: the dashboard must not
+    say 「ご本人にLINEでお知らせします」 then, but ask staff to phone them; nor offer them a slot to answer in LINE."""
+    phoned = _new(staff).headers["Location"].rsplit("/", 1)[1]
+    post(staff, f"/staff/bookings/{phoned}/cancel_office")
+    page = _page(staff, f"/staff/bookings/{phoned}")
+    assert "中止を記録しました" in page and "LINEではご本人にお知らせできません" in page
+    assert "ご本人にLINEでお知らせします" not in page
+    conversation(rt, "sakata", "U" + "b" * 32, followed=False)   # blocked the account after asking
+    blocked = make_request(rt, start=SAKATA_MONDAY + timedelta(hours=1), user_id="U" + "b" * 32)
+    post(staff, f"/staff/bookings/{blocked}/propose", slot=(SAKATA_MONDAY + timedelta(days=7)).isoformat())
+    page = _page(staff, f"/staff/bookings/{blocked}")
+    assert booking(rt, blocked).status == "requested" and "別の日時は提案できません" in page
+    post(staff, f"/staff/bookings/{blocked}/confirm")
+    page = _page(staff, f"/staff/bookings/{blocked}")
+    assert "承認しました" in page and "LINEではご本人にお知らせできません" in page
+    reachable = make_request(rt, start=SAKATA_MONDAY + timedelta(hours=2), user_id="U" + "r" * 32)
+    post(staff, f"/staff/bookings/{reachable}/confirm")
+    page = _page(staff, f"/staff/bookings/{reachable}")
+    assert "承認しました。ご本人にLINEでお知らせします。" in page and "お知らせできません" not in page
 
 
 def test_a_next_booking_asked_for_during_an_online_session(rt, staff):

@@ -125,6 +125,18 @@ def test_a_no_show_tapped_within_the_grace_period_is_refused(rt, fake_line, grou
     assert booking(rt, reference).status == "no_show"
 
 
+def test_approving_for_a_user_who_blocked_the_account_asks_staff_to_phone(rt, fake_line, group):
+    from tests.staffkit import conversation
+
+    conversation(rt, "sakata", "U" + "b" * 32, followed=False)
+    reference = make_request(rt, user_id="U" + "b" * 32)
+    run_worker(rt)
+    group.taps(postback_value([_card(fake_line, group.group_id)], "承認"))
+    answer = fake_line.texts_to(group.group_id)[-1]
+    assert booking(rt, reference).status == "confirmed"
+    assert "LINEではご本人にお知らせできません" in answer and "ご本人にLINEでお知らせします" not in answer
+
+
 def test_a_second_tap_answers_with_the_current_status_and_tells_the_user_once(rt, fake_line, group, user):
     reference = make_request(rt, user_id=user.user_id)
     run_worker(rt)

@@ -329,13 +329,14 @@ def booking_action(reference: str, action: str):
             message, category = ("done" if result.changed else "already"), "ok"
             if result.after_deadline:
                 message = "done_after_deadline"
+            told = {True: "line", False: "none"}.get(result.told, "")
         except decisions.Refused as refused:
-            message, category = refused.code, "error"
+            message, category, told = refused.code, "error", ""
         status = row.status
     if message == "note_changed":
         # The page shows the note as it is now and keeps what this member typed, to merge and save again.
         return _booking_page(reference, note_draft=form.get("note", "")), 409
-    flash(f"{action}:{message}:{status}", category)
+    flash(f"{action}:{message}:{status}:{told}", category)
     return redirect(url_for("staff.booking", reference=reference))
 
 
