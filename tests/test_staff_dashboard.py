@@ -184,6 +184,17 @@ def test_a_proposal_accepted_on_the_session_day_promises_only_what_can_happen(rt
     assert "開始時刻までに" in told and "前日までに" not in told
 
 
+def test_a_request_whose_slot_has_begun_offers_no_approval_button(rt, staff):
+    """承認 is refused once the slot has begun (the request expires): the page must not offer a button that fails."""
+    reference = make_request(rt)
+    assert 'data-action="confirm"' in _page(staff, f"/staff/bookings/{reference}")
+    rt.clock.freeze(SAKATA_MONDAY + timedelta(minutes=1))   # before the worker expired it
+    login(staff)
+    page = _page(staff, f"/staff/bookings/{reference}")
+    assert booking(rt, reference).status == "requested"
+    assert 'data-action="confirm"' not in page and "開始時刻を過ぎたため、この申込はもう承認できません" in page
+
+
 def test_decline_with_a_reason_template(rt, staff, fake_line, user):
     reference = make_request(rt, user_id=user.user_id)
     post(staff, f"/staff/bookings/{reference}/decline", reason="usage_limit")
