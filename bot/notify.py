@@ -21,6 +21,7 @@ from bot import outbox
 from bot.models import Booking, Conversation, OutboxMessage
 from bot.services import bookings
 from bot.services import slots as slotsvc
+from bot.staff import handoff
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +82,7 @@ def cards(rt, session: Session, office, kind: str, booking_id: int, now: datetim
         "office": office, "kind": kind, "booking": booking_view(booking),
         "dashboard_url": dashboard_url(rt, booking), "buttons": buttons,
         "deadline": deadline_view(office, booking, now) if "confirm" in CARD_BUTTONS.get(kind, ()) else None,
+        "invitation": handoff.invitation_task(office.id),
     })
     log.info("staff card office=%s kind=%s booking=%s", office.id, kind, booking.id)
     return outbox.add(session, office=office.id, kind="push", recipient=group_id, messages=messages, now=now,
@@ -104,16 +106,22 @@ def postback(rt, session: Session, office, event, now: datetime) -> list[int]:
     actor = Actor.group(getattr(source, "user_id", None))
     action, reference = fields["d"], fields["r"]
     late = None
+    told = None
     try:
         booking = decisions.load(session, office.id, reference=reference)
         if action == "confirm":
             result = decisions.confirm(session, rt, office, booking, actor, now)
         elif action == "decline":
+            if booking.status == "proposed":
+                # The card's お断り was for the request as it came; since then staff offered another slot, which
+                # the user may be accepting right now. The dashboard can still withdraw the offer, with a reason.
+                raise decisions.Refused("awaiting_user", booking)
             result = decisions.decline(session, rt, office, booking, actor, now)
         else:
             result = decisions.mark_attendance(session, rt, office, booking, actor, now,
                                                attended=action == "attended")
         outcome = "done" if result.changed else "already"
+        told = result.told
         if result.after_deadline:
             late = deadline_view(office, booking, now)
     except decisions.Refused as refused:
@@ -122,7 +130,9 @@ def postback(rt, session: Session, office, event, now: datetime) -> list[int]:
     log.info("event=%s staff action=%s outcome=%s", event.webhook_event_id, action, outcome)
     return _reply_in_group(session, rt, office, event, group_id, now, outcome=outcome, action=action,
                            reference=reference, booking=booking_view(booking) if booking else None,
-                           dashboard_url=dashboard_url(rt, booking) if booking else None, late=late)
+                           dashboard_url=dashboard_url(rt, booking) if booking else None, late=late,
+                           call_task=handoff.call_user_on_confirm(office.id), told=told,
+                           invitation=handoff.invitation_task(office.id))
 
 
 def _parse(data: str) -> dict[str, str] | None:
@@ -163,8 +173,6 @@ def tell_user(session: Session, rt, office, booking: Booking, template: str, now
     view = {**booking_view(booking), "timing": bookings.message_timing(office, booking.slot_start, now)}
     context = {**rt.template_globals(office, conv), "booking": view, **vars}
     if "reason" in vars:
-        from bot.staff import handoff
-
         context["reason_text"] = handoff.decline_reasons(conv.language)[vars["reason"]]["text"]
     if template == "outcome_proposed":
         from dialogs.router import postback as user_postback

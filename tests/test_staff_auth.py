@@ -12,7 +12,7 @@ from werkzeug.security import check_password_hash
 from bot.staff import auth
 from bot.staff.models import AuditEntry, StaffUser
 from tests.staffkit import fast_password_hashing  # noqa: F401 - autouse fixture
-from tests.staffkit import OTARU_WEDNESDAY, PASSWORD, create_staff, login, make_request, post
+from tests.staffkit import OTARU_WEDNESDAY, PASSWORD, booking, create_staff, csrf, login, make_request, post
 
 
 def test_pages_need_a_login(client):
@@ -40,8 +40,6 @@ def test_a_form_without_csrf_is_refused(rt, client):
     assert client.post(f"/staff/bookings/{reference}/confirm").status_code == 400
     assert client.post("/staff/blocks", data={"day": "2026-12-07"}).status_code == 400
     assert client.post("/staff/export", data={"from": "2026-12-01", "to": "2026-12-31"}).status_code == 400
-    from tests.staffkit import booking
-
     assert booking(rt, reference).status == "requested"
 
 
@@ -107,6 +105,60 @@ def test_an_idle_session_times_out(rt, client):
     assert client.get("/staff/").status_code == 302
 
 
+def test_a_button_pressed_after_the_session_ended_says_nothing_was_done_and_leads_back(rt, client):
+    create_staff(rt)
+    login(client)
+    reference = make_request(rt)
+    page = f"/staff/bookings/{reference}"
+    assert client.get(page).status_code == 200
+    rt.clock.advance(minutes=auth.IDLE_TIMEOUT.total_seconds() / 60 + 1)   # a phone call, then 承認
+    response = post(client, f"{page}/confirm")
+    assert response.status_code == 302
+    target = response.headers["Location"]
+    assert target.startswith("/staff/login?") and "not_done=1" in target
+    login_page = client.get(target).get_data(as_text=True)
+    assert "押した操作は行われていません" in login_page
+    assert booking(rt, reference).status == "requested"
+    back = client.post(target, data={"username": "tanaka", "password": PASSWORD, "csrf_token": csrf(client)})
+    assert back.status_code == 302 and back.headers["Location"] == page
+
+
+def test_a_form_sent_after_the_session_ended_returns_to_the_page_it_came_from(rt, client):
+    create_staff(rt)
+    login(client)
+    rt.clock.advance(minutes=auth.IDLE_TIMEOUT.total_seconds() / 60 + 1)
+    response = client.post("/staff/blocks", data={"day": "2026-12-14", "csrf_token": csrf(client)},
+                           headers={"Referer": "http://localhost/staff/?from=2026-12-14"})
+    assert response.status_code == 302 and "not_done=1" in response.headers["Location"]
+    back = client.post(response.headers["Location"],
+                       data={"username": "tanaka", "password": PASSWORD, "csrf_token": csrf(client)})
+    assert back.headers["Location"] == "/staff/?from=2026-12-14"
+    later = client.get("/staff/?from=2026-12-14")
+    assert later.status_code == 200
+    client.post("/staff/logout", data={"csrf_token": csrf(client)})
+    assert "from%3D2026-12-14" in client.get("/staff/?from=2026-12-14").headers["Location"]
+
+
+def test_a_page_older_than_the_session_says_nothing_was_done_and_links_back(rt, app):
+    create_staff(rt)
+    reference = make_request(rt)
+    page = f"/staff/bookings/{reference}"
+    client = app.test_client()
+    login(client)
+    old_token = csrf(client)
+    assert client.get(page).status_code == 200
+    login(client)   # logged in again in another tab: the new session has a new token
+    response = client.post(f"{page}/confirm", data={"csrf_token": old_token},
+                           headers={"Referer": f"http://localhost{page}"})
+    text = response.get_data(as_text=True)
+    assert response.status_code == 400 and "操作は行われていません" in text and f'href="{page}"' in text
+    assert booking(rt, reference).status == "requested"
+    stale_login = client.post("/staff/login?next=/staff/queue",
+                              data={"username": "tanaka", "password": PASSWORD, "csrf_token": old_token})
+    assert stale_login.status_code == 400 and 'href="/staff/login?next=/staff/queue"' in \
+        stale_login.get_data(as_text=True)
+
+
 def test_totp_second_factor(rt, client):
     create_staff(rt)
     login(client)
@@ -170,7 +222,10 @@ def test_an_otaru_account_never_sees_sakata_data(rt, client):
     sakata_ref = make_request(rt)
     otaru_ref = make_request(rt, "otaru", OTARU_WEDNESDAY)
     login(client, "otaru-staff")
-    assert client.get(f"/staff/bookings/{sakata_ref}").status_code == 404
+    missing = client.get(f"/staff/bookings/{sakata_ref}")
+    assert missing.status_code == 404 and sakata_ref not in missing.get_data(as_text=True)
+    assert "見つかりませんでした" in missing.get_data(as_text=True)   # in words, with the way on
+    assert 'href="/staff/search"' in missing.get_data(as_text=True)
     assert post(client, f"/staff/bookings/{sakata_ref}/confirm").status_code == 404
     page = client.get(f"/staff/bookings/{otaru_ref}")
     assert page.status_code == 200 and "小樽 太郎" in page.get_data(as_text=True)
@@ -188,6 +243,7 @@ def test_only_admins_manage_accounts_of_their_own_office(rt, app):
     staff = app.test_client()
     login(staff)
     assert staff.get("/staff/users").status_code == 403
+    assert "管理者のアカウントだけ" in staff.get("/staff/users").get_data(as_text=True)
     assert post(staff, "/staff/users", username="newbie", password=PASSWORD).status_code == 403
     admin = app.test_client()
     login(admin, "boss")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from datetime import datetime, timedelta
 
 import pytest
@@ -16,7 +17,8 @@ from bot.staff import personal
 from bot.staff.models import AuditEntry, BookingHandoff
 from tests.staffkit import fast_password_hashing  # noqa: F401 - autouse fixture
 from tests.staffkit import (
-    SAKATA_MONDAY, booking, create_staff, login, make_request, outbox_rows, post, postback_value, run_worker,
+    OTARU_WEDNESDAY, SAKATA_MONDAY, booking, conversation, create_staff, login, make_request, outbox_rows, post,
+    postback_value, run_worker,
 )
 from tests.lineuser import StaffGroup
 
@@ -64,8 +66,6 @@ def test_timeline_shows_free_held_requested_confirmed_and_blocked(rt, staff, use
     assert "空き" in later.split('data-day="2026-12-21"')[1].split("</section>")[0]
     # A user holding a slot on the form shows as held.
     with rt.db.transaction() as s:
-        from tests.staffkit import conversation
-
         conv_id = conversation(rt, "sakata", "U" + "h" * 32)
         s.add(holds.SlotHold(office_id="sakata", conversation_id=conv_id, slot_start=SAKATA_MONDAY + timedelta(days=14),
                              expires_at=rt.clock.now() + timedelta(minutes=15), token_nonce="n", created_at=rt.clock.now()))
@@ -75,17 +75,54 @@ def test_timeline_shows_free_held_requested_confirmed_and_blocked(rt, staff, use
     assert "祝日" in _page(staff, "/staff/?from=2027-01-11")
 
 
+def test_each_block_button_and_reason_field_of_the_schedule_names_its_day_or_slot(rt, staff):
+    """A screen reader lists the page's buttons by name: ten 「この枠を停止」 a day told nobody which slot."""
+    post(staff, "/staff/blocks", day="2026-12-07", slot=SAKATA_MONDAY.isoformat())
+    post(staff, "/staff/blocks", day="2026-12-14")
+    page = _page(staff, "/staff/")
+    buttons = re.findall(r'<button type="submit" class="secondary small"[^>]*aria-label="([^"]+)">([^<]+)</button>',
+                         page)
+    names = [name for name, _ in buttons]
+    assert len(names) == 5 and len(set(names)) == len(names), names
+    assert all(name.startswith(visible) for name, visible in buttons)   # the visible words come first
+    assert "停止を解除（12/7(月) 14:00）" in names and "この枠を停止（12/7(月) 15:00）" in names
+    assert "この日の停止を解除（12/14(月)）" in names
+    assert re.findall(r'name="reason"[^>]*aria-label="([^"]+)"', page) == ["理由（12/7(月)を停止する理由）"]
+
+
 def test_the_queue_lists_undecided_calls_invitations_and_attendance(rt, staff):
     reference = make_request(rt)
     page = _page(staff, "/staff/queue")
     assert reference in page.split("電話でのお知らせ")[0]
     post(staff, f"/staff/bookings/{reference}/confirm")
     page = _page(staff, "/staff/queue")
-    calls, invitations = page.split("電話でのお知らせ")[1], page.split("招待の送付が未記録")[1]
-    assert reference in calls.split("招待の送付")[0] and reference in invitations.split("出欠の記録待ち")[0]
+    calls, invitations = page.split("電話でのお知らせ")[1], page.split("会議招待メールの送付が未記録")[1]
+    assert reference in calls.split("会議招待メールの送付")[0] and reference in invitations.split("出欠の記録待ち")[0]
     rt.clock.freeze(SAKATA_MONDAY + timedelta(minutes=15))
     login(staff)  # days later: the old session timed out
     assert reference in _page(staff, "/staff/queue").split("出欠の記録待ち")[1].split("お知らせ（")[0]
+
+
+@pytest.mark.parametrize("office_id,start,task,how,other", [
+    ("sakata", SAKATA_MONDAY, "会議招待メールの送付", "求職者マイページに登録されたメールアドレス", "ミーティングID"),
+    ("otaru", OTARU_WEDNESDAY, "ミーティングID・パスワードのお知らせ", "求職者マイページまたはお電話", "会議招待メール"),
+])
+def test_the_invitation_task_is_named_as_the_offices_rules_name_it(rt, client, office_id, start, task, how, other):
+    """Sakata e-mails a meeting invitation to the My Page address; Otaru gives the Zoom meeting ID and password
+    through My Page or by phone: each office's staff see their own task and how it goes, never the other's."""
+    create_staff(rt, office=office_id)
+    login(client)
+    reference = make_request(rt, office=office_id, start=start)
+    post(client, f"/staff/bookings/{reference}/confirm")
+    page = _page(client, f"/staff/bookings/{reference}")
+    assert f"{task}を記録" in page and how in page and other not in page
+    queue = _page(client, "/staff/queue")
+    assert f"{task}が未記録" in queue and reference in queue.split(f"{task}が未記録")[1].split("出欠の記録待ち")[0]
+    post(client, f"/staff/bookings/{reference}/invitation")
+    page = _page(client, f"/staff/bookings/{reference}")
+    assert f"{task}を記録しました" in page
+    for log in (page.split('id="audit-h"')[1], _page(client, "/staff/audit")):   # the record names it too
+        assert f"{task}を記録" in log and other not in log
 
 
 # -- one booking ----------------------------------------------------------------------------------
@@ -145,6 +182,17 @@ def test_a_proposal_accepted_on_the_session_day_promises_only_what_can_happen(rt
     told = fake_line.texts_to(user.user_id)[-1]
     assert "予約が確定しました" in told and "12/7(月) 14:00" in told
     assert "開始時刻までに" in told and "前日までに" not in told
+
+
+def test_a_request_whose_slot_has_begun_offers_no_approval_button(rt, staff):
+    """承認 is refused once the slot has begun (the request expires): the page must not offer a button that fails."""
+    reference = make_request(rt)
+    assert 'data-action="confirm"' in _page(staff, f"/staff/bookings/{reference}")
+    rt.clock.freeze(SAKATA_MONDAY + timedelta(minutes=1))   # before the worker expired it
+    login(staff)
+    page = _page(staff, f"/staff/bookings/{reference}")
+    assert booking(rt, reference).status == "requested"
+    assert 'data-action="confirm"' not in page and "開始時刻を過ぎたため、この申込はもう承認できません" in page
 
 
 def test_decline_with_a_reason_template(rt, staff, fake_line, user):
@@ -300,6 +348,28 @@ def test_a_phone_booking_takes_the_slot_from_the_bot(rt, staff, user):
     assert _new(staff).status_code == 400      # the slot is taken now
 
 
+def test_staff_are_told_when_the_user_cannot_be_told_on_line(rt, staff, fake_line):
+    """A phone booking has no LINE chat and a user who blocked the account gets no push: the dashboard must not
+    say 「ご本人にLINEでお知らせします」 then, but ask staff to phone them; nor offer them a slot to answer in LINE."""
+    phoned = _new(staff).headers["Location"].rsplit("/", 1)[1]
+    post(staff, f"/staff/bookings/{phoned}/cancel_office")
+    page = _page(staff, f"/staff/bookings/{phoned}")
+    assert "中止を記録しました" in page and "LINEではご本人にお知らせできません" in page
+    assert "ご本人にLINEでお知らせします" not in page
+    conversation(rt, "sakata", "U" + "b" * 32, followed=False)   # blocked the account after asking
+    blocked = make_request(rt, start=SAKATA_MONDAY + timedelta(hours=1), user_id="U" + "b" * 32)
+    post(staff, f"/staff/bookings/{blocked}/propose", slot=(SAKATA_MONDAY + timedelta(days=7)).isoformat())
+    page = _page(staff, f"/staff/bookings/{blocked}")
+    assert booking(rt, blocked).status == "requested" and "別の日時は提案できません" in page
+    post(staff, f"/staff/bookings/{blocked}/confirm")
+    page = _page(staff, f"/staff/bookings/{blocked}")
+    assert "承認しました" in page and "LINEではご本人にお知らせできません" in page
+    reachable = make_request(rt, start=SAKATA_MONDAY + timedelta(hours=2), user_id="U" + "r" * 32)
+    post(staff, f"/staff/bookings/{reachable}/confirm")
+    page = _page(staff, f"/staff/bookings/{reachable}")
+    assert "承認しました。ご本人にLINEでお知らせします。" in page and "お知らせできません" not in page
+
+
 def test_a_next_booking_asked_for_during_an_online_session(rt, staff):
     """Both offices: the next booking can be made during an online session (第4条(1), notices)."""
     response = _new(staff, source="online")
@@ -363,6 +433,21 @@ def test_search_by_job_seeker_number_through_the_keyed_hash(rt, staff):
     with rt.db.reading() as s:
         entries = s.scalars(select(AuditEntry).where(AuditEntry.action == "search")).all()
     assert len(entries) == 3 and all("12345" not in str(e.detail) for e in entries)
+
+
+def test_open_a_booking_by_the_reference_a_caller_reads_out(rt, staff):
+    reference = make_request(rt)
+    assert "受付番号で開く" in _page(staff, "/staff/search")
+    typed = "受付番号: " + reference.lower().replace("-", " ")
+    wide = reference.translate(str.maketrans("ABCDEFGHJKLMNPQRSTUVWXYZ23456789-",
+                                             "ＡＢＣＤＥＦＧＨＪＫＬＭＮＰＱＲＳＴＵＶＷＸＹＺ２３４５６７８９－"))
+    for text in (reference, typed, wide):
+        response = staff.get("/staff/search", query_string={"reference": text})
+        assert response.status_code == 302 and response.headers["Location"] == f"/staff/bookings/{reference}"
+    missing = staff.get("/staff/search", query_string={"reference": "ZZZZ-ZZZZ"})
+    assert missing.status_code == 404 and "見つかりませんでした" in missing.get_data(as_text=True)
+    other = make_request(rt, office="otaru", start=OTARU_WEDNESDAY)
+    assert staff.get("/staff/search", query_string={"reference": other}).status_code == 404   # another office
 
 
 def test_block_and_unblock_a_day(rt, staff, user):
@@ -450,6 +535,28 @@ def test_the_staff_note_is_stored_encrypted_and_shown_and_exported_decrypted(rt,
     with rt.db.reading() as s:
         assert all(e.detail == {} and e.note is None for e in s.scalars(select(AuditEntry).where(
             AuditEntry.reference == reference, AuditEntry.action == "note")))
+
+
+def test_two_staff_saving_the_note_at_once_never_overwrite_each_other_unseen(rt, staff, app):
+    reference = make_request(rt)
+    page = f"/staff/bookings/{reference}"
+    create_staff(rt, username="suzuki")
+    other = app.test_client()
+    login(other, username="suzuki")
+    seen = re.search(r'name="note_seen" value="([0-9a-f]+)"', _page(staff, page)).group(1)
+    seen_by_other = re.search(r'name="note_seen" value="([0-9a-f]+)"', _page(other, page)).group(1)
+    assert post(other, f"{page}/note", note="本人より電話あり", note_seen=seen_by_other).status_code == 302
+    clash = post(staff, f"{page}/note", note="招待メール送付済み", note_seen=seen)
+    text = clash.get_data(as_text=True)
+    assert clash.status_code == 409 and "ほかの職員がメモを保存していた" in text
+    assert "本人より電話あり" in text and ">招待メール送付済み</textarea>" in text   # theirs shown, mine kept
+    with rt.db.reading() as s:
+        stored = s.scalar(select(Booking).where(Booking.reference == reference)).staff_note
+    assert personal.open_note(rt, stored) == "本人より電話あり"
+    merged = re.search(r'name="note_seen" value="([0-9a-f]+)"', text).group(1)
+    assert post(staff, f"{page}/note", note="本人より電話あり／招待メール送付済み", note_seen=merged).status_code == 302
+    assert "本人より電話あり／招待メール送付済み" in _page(staff, page)
+    assert _actions(rt, reference).count("note") == 2
 
 
 def test_the_memo_of_a_cancellation_is_encrypted_apart_from_the_audit_detail(rt, staff):

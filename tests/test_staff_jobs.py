@@ -157,7 +157,7 @@ def test_staff_are_reminded_when_the_invitation_is_not_marked_sent(rt, cli, fake
         rows = s.execute(select(Booking.reference).join(StaffNotice, StaffNotice.booking_id == Booking.id)
                          .where(StaffNotice.kind == "invitation")).scalars().all()
     assert rows == [unsent]
-    assert _cards(fake_line, group_id, "招待の送付が未記録") == 1
+    assert _cards(fake_line, group_id, "会議招待メールの送付が未記録") == 1   # Sakata's task, by its name
     _rehearse(cli, SUNDAY_AFTERNOON)   # once only
     assert _notices(rt, "invitation") == 1
 

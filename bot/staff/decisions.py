@@ -48,6 +48,7 @@ class Result:
     action: str
     changed: bool  # False: it had already been done (a second tap, another member, the dashboard)
     after_deadline: bool = False  # confirmed after the slot's booking deadline (allowed: the rule says 原則)
+    told: bool | None = None  # the user was sent a LINE message about it (False: no LINE to reach; None: n/a)
 
 
 # -- loading ----------------------------------------------------------------------------------------
@@ -120,13 +121,14 @@ def confirm(session: Session, rt, office, booking: Booking, actor: Actor, now: d
         raise Refused("awaiting_user", booking)
     changed = _move(session, booking, "confirm", lifecycle.CONFIRMED, now)
     late = changed and slotsvc.deadline_passed(office, booking.slot_start, now)
+    told = None
     if changed:
         if handoff.call_user_on_confirm(office.id):
             handoff_of(session, booking, now).call_needed = True
         detail = {"after_deadline": True} if late else {}
         audit.record(session, office.id, actor, "confirm", now, booking, **detail)
-        _tell(session, rt, office, booking, "outcome_confirmed", now)
-    return Result(booking, "confirm", changed, after_deadline=late)
+        told = _tell(session, rt, office, booking, "outcome_confirmed", now)
+    return Result(booking, "confirm", changed, after_deadline=late, told=told)
 
 
 def decline(session: Session, rt, office, booking: Booking, actor: Actor, now: datetime,
@@ -137,12 +139,13 @@ def decline(session: Session, rt, office, booking: Booking, actor: Actor, now: d
     if reason not in reasons:
         raise Refused("reason", booking)
     changed = _move(session, booking, "decline", lifecycle.DECLINED, now)
+    told = None
     if changed:
         row = handoff_of(session, booking, now)
         row.decline_reason, row.updated_at = reason, now
         audit.record(session, office.id, actor, "decline", now, booking, reason=reason)
-        _tell(session, rt, office, booking, "outcome_declined", now, reason=reason)
-    return Result(booking, "decline", changed)
+        told = _tell(session, rt, office, booking, "outcome_declined", now, reason=reason)
+    return Result(booking, "decline", changed, told=told)
 
 
 def propose(session: Session, rt, office, booking: Booking, actor: Actor, now: datetime,
@@ -152,6 +155,10 @@ def propose(session: Session, rt, office, booking: Booking, actor: Actor, now: d
         return Result(booking, "propose", False)
     if booking.status != "requested":
         raise Refused("status", booking)
+    conv = session.get(Conversation, booking.conversation_id) if booking.conversation_id else None
+    if conv is None or not conv.followed:
+        # Only the user's answer in LINE decides a proposal: one they cannot receive would hold the slot unanswered.
+        raise Refused("unreachable", booking)
     problem = _staff_slot_problem(session, office, now, start)
     if problem is not None and problem not in ("notice_passed", "outside_window"):
         raise Refused(problem, booking)
@@ -166,8 +173,8 @@ def propose(session: Session, rt, office, booking: Booking, actor: Actor, now: d
     row = handoff_of(session, booking, now)
     row.proposed_from, row.updated_at = original, now
     audit.record(session, office.id, actor, "propose", now, booking, original=original, proposed=start)
-    _tell(session, rt, office, booking, "outcome_proposed", now, original=original)
-    return Result(booking, "propose", True)
+    told = _tell(session, rt, office, booking, "outcome_proposed", now, original=original)
+    return Result(booking, "propose", True, told=told)
 
 
 def answer_proposal(session: Session, rt, office, conv: Conversation, reference: str, accept: bool,
@@ -236,12 +243,13 @@ def cancel(session: Session, rt, office, booking: Booking, actor: Actor, now: da
     else:
         action, trigger, target = "cancel_for_user", "cancel", lifecycle.CANCELLED
     changed = _move(session, booking, trigger, target, now)
+    told = None
     if changed:
         audit.record(session, office.id, actor, action, now, booking,
                      sealed_note=personal.seal_note(rt, note, MEMO_LIMIT))
         template = "outcome_cancelled_by_office" if by_office else "outcome_cancelled_for_user"
-        _tell(session, rt, office, booking, template, now)
-    return Result(booking, action, changed)
+        told = _tell(session, rt, office, booking, template, now)
+    return Result(booking, action, changed, told=told)
 
 
 def mark_invitation_sent(session: Session, office, booking: Booking, actor: Actor, now: datetime) -> Result:
@@ -265,8 +273,15 @@ def mark_called(session: Session, office, booking: Booking, actor: Actor, now: d
     return Result(booking, "called", True)
 
 
-def set_note(session: Session, rt, office, booking: Booking, actor: Actor, now: datetime, note: str) -> Result:
-    """The 職員メモ: replaced as a whole, stored encrypted (staff write personal things there)."""
+def set_note(session: Session, rt, office, booking: Booking, actor: Actor, now: datetime, note: str,
+             seen: str | None = None) -> Result:
+    """The 職員メモ: replaced as a whole, stored encrypted (staff write personal things there).
+
+    `seen` is the fingerprint of the note the page showed: when another member saved a different note since,
+    Refused('note_changed'), so nobody's note is overwritten unseen.
+    """
+    if seen is not None and seen != personal.note_digest(personal.open_note(rt, booking.staff_note)):
+        raise Refused("note_changed", booking)
     booking.staff_note, booking.updated_at = personal.seal_note(rt, note, NOTE_LIMIT), now
     audit.record(session, office.id, actor, "note", now, booking)
     return Result(booking, "note", True)
@@ -368,7 +383,9 @@ def create_booking(session: Session, rt, office, actor: Actor, now: datetime, *,
 
 # -- telling the user -----------------------------------------------------------------------------
 
-def _tell(session: Session, rt, office, booking: Booking, template: str, now: datetime, **vars: Any) -> None:
+def _tell(session: Session, rt, office, booking: Booking, template: str, now: datetime, **vars: Any) -> bool:
+    """Queue the user's message; False when there is no LINE chat to send it to (a phone or window booking,
+    or a user who blocked the account): staff must tell them another way."""
     from bot import notify
 
-    notify.tell_user(session, rt, office, booking, template, now, **vars)
+    return notify.tell_user(session, rt, office, booking, template, now, **vars) is not None

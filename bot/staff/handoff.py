@@ -21,6 +21,14 @@ def call_user_on_confirm(office_id: str) -> bool:
     return bool((_settings().get(office_id) or {}).get("call_user_on_confirm", False))
 
 
+DEFAULT_INVITATION = {"label": "招待の送付", "how": ""}
+
+
+def invitation_task(office_id: str) -> dict[str, str]:
+    """What the office sends outside LINE before a session, as staff name it: {label, how}."""
+    return {**DEFAULT_INVITATION, **((_settings().get(office_id) or {}).get("invitation") or {})}
+
+
 @lru_cache(maxsize=None)
 def decline_reasons(language: str = "ja") -> dict[str, dict[str, str]]:
     """Reason key -> {label (for staff), text (for the user)}, in the order staff see them."""

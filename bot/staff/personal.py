@@ -6,6 +6,7 @@ write about a booking (the 職員メモ, the memo of a cancellation) is personal
 """
 from __future__ import annotations
 
+import hashlib
 import json
 from typing import Any
 
@@ -47,6 +48,11 @@ def open_note(rt, token: bytes | None) -> str | None:
         return crypto.for_config(rt.config).decrypt_text(token)
     except (crypto.InvalidToken, UnicodeDecodeError):
         return None
+
+
+def note_digest(text: str | None) -> str:
+    """A short fingerprint of a note as a page showed it: saving over a note someone changed since is caught."""
+    return hashlib.sha256((text or "").encode("utf-8")).hexdigest()[:16]
 
 
 def normalise_seeker_number(text: str) -> str | None:

@@ -8,9 +8,11 @@ from __future__ import annotations
 import hmac
 import re
 import secrets
+import unicodedata
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from functools import wraps
+from urllib.parse import urlsplit
 
 from flask import (
     Blueprint, Response, abort, current_app, flash, g, redirect, render_template, request, session, url_for,
@@ -88,13 +90,17 @@ def _csrf_ok() -> bool:
 @bp.context_processor
 def _template_globals():
     return {"csrf_token": csrf_token, "who": g.get("who"), "labels": export.labels(),
-            "office": _rt().offices.get(g.who.office_id) if g.get("who") else None}
+            "office": _rt().offices.get(g.who.office_id) if g.get("who") else None,
+            "invitation": handoff.invitation_task(g.who.office_id) if g.get("who") else None}
 
 
 @bp.before_request
 def _guard():
     if request.method == "POST" and not _csrf_ok():
-        abort(400, description="CSRF token missing or wrong")
+        # A page older than the session's token (logged in again in another tab, or a forged form): nothing
+        # is done, and staff are told so in words, with the way back to the page to do it again.
+        back = request.full_path.rstrip("?") if request.endpoint in PUBLIC_ENDPOINTS else _page_of_post()
+        return render_template("staff/stale_form.html", back=back or url_for("staff.home")), 400
     if request.endpoint in PUBLIC_ENDPOINTS:
         return None
     rt = _rt()
@@ -107,9 +113,26 @@ def _guard():
         who = Who(user.id, user.username, user.role, user.office_id, bool(user.totp_secret)) if user else None
     if who is None or who.office_id not in rt.offices:
         session.pop(TOKEN_KEY, None)
-        return redirect(url_for("staff.login", next=request.path if request.method == "GET" else None))
+        if request.method == "GET":
+            return redirect(url_for("staff.login", next=request.full_path.rstrip("?")))
+        # A button pressed after the session ended did nothing: the login page says so, and leads back to
+        # the page the button was on (a booking's action: its booking page) to press it again.
+        return redirect(url_for("staff.login", next=_page_of_post(), not_done=1))
     g.who = who
     return None
+
+
+_BOOKING_ACTION_PATH = re.compile(r"(/staff/bookings/[^/]+)/[a-z_]+")
+
+
+def _page_of_post() -> str | None:
+    """The dashboard page a POST was sent from: the Referer's path on this site, else the booking's page."""
+    referrer = urlsplit(request.referrer or "")
+    if referrer.netloc == request.host and referrer.path.startswith("/staff/") \
+            and referrer.path != url_for("staff.login"):
+        return referrer.path + (f"?{referrer.query}" if referrer.query else "")
+    action = _BOOKING_ACTION_PATH.fullmatch(request.path)
+    return action.group(1) if action else None
 
 
 def admin_only(view):
@@ -119,6 +142,15 @@ def admin_only(view):
             abort(403)
         return view(*args, **kwargs)
     return wrapped
+
+
+@bp.errorhandler(400)
+@bp.errorhandler(403)
+@bp.errorhandler(404)
+def _refused_page(error):
+    """What a dashboard page refuses, said in Japanese with the way on (a card's link to a booking since
+    deleted, another office's booking, an admin page): the status stays."""
+    return render_template("staff/refused.html", code=error.code), error.code
 
 
 @bp.after_request
@@ -249,6 +281,11 @@ def _proposable(s, office, now: datetime, exclude: datetime) -> list:
 
 @bp.get("/bookings/<reference>")
 def booking(reference: str):
+    return _booking_page(reference)
+
+
+def _booking_page(reference: str, note_draft: str | None = None) -> str:
+    """The booking's page; `note_draft`: a note that could not be saved, kept in the box beside the current one."""
     rt = _rt()
     office = _office()
     with rt.db.transaction() as s:
@@ -262,7 +299,8 @@ def booking(reference: str):
         handed = s.get(BookingHandoff, row.id)
         page = render_template(
             "staff/booking.html", booking=row, details=details, fields=DETAIL_FIELDS,
-            staff_note=personal.open_note(rt, row.staff_note),
+            staff_note=personal.open_note(rt, row.staff_note), note_draft=note_draft,
+            note_seen=personal.note_digest(personal.open_note(rt, row.staff_note)),
             memos={e.id: personal.open_note(rt, e.note) for e in entries if e.note is not None},
             handoff=handed, override_reason=personal.open_note(rt, handed.override_reason if handed else None),
             conv=conv, entries=entries,
@@ -291,10 +329,14 @@ def booking_action(reference: str, action: str):
             message, category = ("done" if result.changed else "already"), "ok"
             if result.after_deadline:
                 message = "done_after_deadline"
+            told = {True: "line", False: "none"}.get(result.told, "")
         except decisions.Refused as refused:
-            message, category = refused.code, "error"
+            message, category, told = refused.code, "error", ""
         status = row.status
-    flash(f"{action}:{message}:{status}", category)
+    if message == "note_changed":
+        # The page shows the note as it is now and keeps what this member typed, to merge and save again.
+        return _booking_page(reference, note_draft=form.get("note", "")), 409
+    flash(f"{action}:{message}:{status}:{told}", category)
     return redirect(url_for("staff.booking", reference=reference))
 
 
@@ -320,7 +362,7 @@ def _apply(s, rt, office, row: Booking, action: str, form, now: datetime) -> dec
                                 note=form.get("note"))
     if action in ("block_user", "unblock_user"):
         return decisions.set_user_blocked(s, office, row, actor, now, blocked=action == "block_user")
-    return decisions.set_note(s, rt, office, row, actor, now, form.get("note", ""))
+    return decisions.set_note(s, rt, office, row, actor, now, form.get("note", ""), seen=form.get("note_seen"))
 
 
 def _slot_arg(value: str | None) -> datetime | None:
@@ -382,12 +424,35 @@ def new_booking():
 
 # -- search ---------------------------------------------------------------------------------------
 
+_REFERENCE_TYPED = re.compile(r"([A-Z0-9]{4})-?([A-Z0-9]{4})")
+
+
+def _typed_reference(text: str) -> str | None:
+    """A 受付番号 as staff type it from a phone call: full-width, lower-case, spaces, with or without the
+    hyphen or the words 受付番号 — as `XXXX-XXXX`, or None."""
+    plain = unicodedata.normalize("NFKC", text or "").upper().replace("受付番号", "")
+    plain = re.sub(r"[\s:：]+", "", plain).replace("ー", "-").replace("‐", "-").replace("−", "-")
+    match = _REFERENCE_TYPED.fullmatch(plain)
+    return f"{match.group(1)}-{match.group(2)}" if match else None
+
+
 @bp.route("/search", methods=["GET", "POST"])
 def search():
     rt = _rt()
     office = _office()
     found = None
     invalid = False
+    if request.method == "GET" and "reference" in request.args:
+        # A caller quotes the only number the chat gave them: open that booking of this office.
+        reference = _typed_reference(request.args["reference"])
+        if reference is not None:
+            with rt.db.reading() as s:
+                known = s.scalar(select(Booking.reference).where(
+                    Booking.office_id == office.id, Booking.reference == reference))
+            if known is not None:
+                return redirect(url_for("staff.booking", reference=known))
+        return render_template("staff/search.html", found=None, invalid=False,
+                               reference_missing=request.args["reference"][:20]), 404
     if request.method == "POST":
         seeker_hash = personal.seeker_hash(rt, request.form.get("seeker_number", ""))
         invalid = seeker_hash is None
@@ -396,7 +461,8 @@ def search():
                 Booking.office_id == office.id, Booking.seeker_hash == seeker_hash
             ).order_by(Booking.slot_start.desc())).all()
             audit.record(s, office.id, _actor(), "search", rt.clock.now(), results=len(found))
-    return render_template("staff/search.html", found=found, invalid=invalid), 400 if invalid else 200
+    return render_template("staff/search.html", found=found, invalid=invalid, reference_missing=None), \
+        400 if invalid else 200
 
 
 # -- blocks ---------------------------------------------------------------------------------------

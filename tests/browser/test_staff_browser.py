@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 
 import pytest
 from playwright.sync_api import Page, expect
@@ -80,3 +81,21 @@ def test_export_csv(page, live_server, account, screenshot):
     assert data.startswith(b"\xef\xbb\xbf")
     text = data.decode("utf-8-sig")
     assert text.splitlines()[0].startswith("受付番号,事業所,相談日時,状況") and reference in text
+
+
+def test_cancelling_for_the_office_takes_a_second_deliberate_click(page, live_server, account, screenshot):
+    """中止 cannot be undone and tells the user at once: a stray click on it only opens the explanation."""
+    rt = live_server.rt
+    reference = make_request(rt, start=SAKATA_MONDAY + timedelta(days=14, hours=1), user_id="U" + uuid.uuid4().hex,
+                             status="confirmed")
+    log_in(page, live_server.url)
+    page.goto(f"{live_server.url}/staff/bookings/{reference}")
+    do_it = page.get_by_role("button", name="中止を確定して、ご本人に知らせる")
+    expect(do_it).to_be_hidden()
+    page.get_by_text("ハローワークの都合で中止する", exact=True).click()
+    expect(page.locator("#cancel-office")).to_contain_text("中止は取り消せません")
+    assert booking(rt, reference).status == "confirmed"
+    screenshot("cancel-office-asked")
+    do_it.click()
+    expect(page.locator("#status")).to_have_text("中止（ハローワーク都合）")
+    assert booking(rt, reference).status == "cancelled_by_office"
