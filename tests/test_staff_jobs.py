@@ -278,6 +278,27 @@ def test_retention_purge_takes_a_note_left_behind_without_details(rt, cli):
     assert booking(rt, reference).staff_note is None
 
 
+def test_an_office_whose_profile_was_removed_keeps_no_details_past_the_default_retention(rt, monkeypatch):
+    """A profile taken out of OFFICES_DIR: its bookings' details and notes still go by the default rules."""
+    reference = make_request(rt)
+    _confirm(rt, reference)
+    _write(rt, reference, note="本人より電話 090-9999-8888")
+    monkeypatch.setattr(rt, "offices", {k: v for k, v in rt.offices.items() if k != "sakata"})
+    rt.clock.freeze(SAKATA_MONDAY + timedelta(days=89))
+    staff_jobs.run_due(rt)
+    row = booking(rt, reference)
+    assert row.details is not None and row.staff_note is not None
+    rt.clock.freeze(SAKATA_MONDAY + timedelta(days=90, hours=1))
+    figures = staff_jobs.run_due(rt)
+    row = booking(rt, reference)
+    assert row.details is None and row.seeker_hash is None and row.staff_note is None
+    assert figures["details_purged"] == 1
+    with rt.db.reading() as s:
+        assert s.scalar(select(func.count()).select_from(ProcessedEvent)) == 0
+        purge = s.scalars(select(AuditEntry).where(AuditEntry.action == "retention_purge")).all()
+        assert [(e.office_id, e.detail) for e in purge] == [("sakata", {"details": 1, "requests": 0})]
+
+
 def test_retention_purge_takes_the_override_reason_with_the_details(rt, cli):
     """A phone booking of a blocked slot, taken with a reason: the reason goes with the details, the row stays."""
     from bot.staff import decisions, personal

@@ -144,28 +144,31 @@ def purge_expired_data(session: Session, rt, office, now: datetime) -> dict[str,
     A booking's details go with what staff wrote about it: its 職員メモ, the memos in its audit entries
     (the entries themselves stay) and the reason it was booked by exception.
     """
-    keep = {**DEFAULT_RETENTION, **(office.retention or {})}
-    past = (Booking.office_id == office.id,
+    return _purge(session, office.id, {**DEFAULT_RETENTION, **(office.retention or {})}, now)
+
+
+def _purge(session: Session, office_id: str, keep: dict[str, int], now: datetime) -> dict[str, int]:
+    past = (Booking.office_id == office_id,
             Booking.slot_start < now - timedelta(days=keep["personal_details_days_after_session"]))
     details = session.execute(update(Booking).where(*past, Booking.details.is_not(None)).values(
         details=None, seeker_hash=None, details_purged_at=now)).rowcount or 0
     # The notes go whether or not the details were still there (a purge before notes were erased kept them).
     session.execute(update(Booking).where(*past, Booking.staff_note.is_not(None)).values(staff_note=None))
     erase_staff_text(session, select(Booking.id).where(*past))
-    closed = _delete_closed_requests(session, office.id, now - timedelta(days=keep["closed_requests_days"]))
+    closed = _delete_closed_requests(session, office_id, now - timedelta(days=keep["closed_requests_days"]))
     drafts = session.execute(delete(SlotHold).where(
-        SlotHold.office_id == office.id,
+        SlotHold.office_id == office_id,
         SlotHold.expires_at < now - timedelta(days=keep["drafts_days"]))).rowcount or 0
     dedupe = session.execute(delete(ProcessedEvent).where(
-        ProcessedEvent.office_id == office.id,
+        ProcessedEvent.office_id == office_id,
         ProcessedEvent.received_at < now - timedelta(days=keep["dedupe_days"]))).rowcount or 0
     sent = session.execute(delete(OutboxMessage).where(
-        OutboxMessage.office_id == office.id, OutboxMessage.status.in_(outbox.FINISHED),
+        OutboxMessage.office_id == office_id, OutboxMessage.status.in_(outbox.FINISHED),
         OutboxMessage.created_at < now - timedelta(days=keep["outbox_days"]))).rowcount or 0
     if details or closed:
-        audit.record(session, office.id, audit.Actor.system(), "retention_purge", now, details=details,
+        audit.record(session, office_id, audit.Actor.system(), "retention_purge", now, details=details,
                      requests=closed)
-        log.info("retention office=%s details=%d requests=%d", office.id, details, closed)
+        log.info("retention office=%s details=%d requests=%d", office_id, details, closed)
     return {"details_purged": details, "requests_purged": closed, "drafts_purged": drafts,
             "dedupe_purged": dedupe, "outbox_purged": sent}
 
@@ -184,14 +187,18 @@ def _delete_closed_requests(session: Session, office_id: str, before: datetime) 
 
 
 def purge_unknown_offices(session: Session, rt, now: datetime) -> dict[str, int]:
-    """Housekeeping that is not per office: dedupe and finished outbox rows of offices no longer configured,
-    old job marks, ended staff sessions."""
-    dedupe = session.execute(delete(ProcessedEvent).where(
-        ProcessedEvent.office_id.not_in(list(rt.offices)),
-        ProcessedEvent.received_at < now - timedelta(days=DEFAULT_RETENTION["dedupe_days"]))).rowcount or 0
-    session.execute(delete(OutboxMessage).where(
-        OutboxMessage.office_id.not_in(list(rt.offices)), OutboxMessage.status.in_(outbox.FINISHED),
-        OutboxMessage.created_at < now - timedelta(days=DEFAULT_RETENTION["outbox_days"])))
+    """Housekeeping that is not per office: old job marks, ended staff sessions, and the data of offices no
+    longer configured (a profile removed; a disabled one is still configured), purged by the default
+    retention rules so that no personal details outlive them. Such offices are looked for once an hour."""
     session.execute(delete(JobMark).where(JobMark.created_at < now - JOB_MARK_KEEP))
     session.execute(delete(StaffSession).where(StaffSession.created_at < now - MAX_SESSION))
-    return {"dedupe_purged": dedupe}
+    if not _mark(session, "unknown_offices", now.astimezone(TOKYO).strftime("%Y-%m-%dT%H"), now):
+        return {}
+    known = list(rt.offices)
+    gone: set[str] = set()
+    for table in (Booking, SlotHold, ProcessedEvent, OutboxMessage):
+        gone.update(session.scalars(select(table.office_id).distinct().where(table.office_id.not_in(known))))
+    figures: Counter[str] = Counter()
+    for office_id in sorted(gone):
+        figures.update(_purge(session, office_id, DEFAULT_RETENTION, now))
+    return dict(figures)
