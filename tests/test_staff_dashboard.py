@@ -559,6 +559,33 @@ def test_two_staff_saving_the_note_at_once_never_overwrite_each_other_unseen(rt,
     assert _actions(rt, reference).count("note") == 2
 
 
+def test_no_note_is_written_about_a_booking_whose_details_were_erased(rt, staff):
+    """After the user's データ削除 or the retention purge, a page left open cannot write personal text back."""
+    reference = make_request(rt)
+    page = f"/staff/bookings/{reference}"
+    seen = re.search(r'name="note_seen" value="([0-9a-f]+)"', _page(staff, page)).group(1)
+    with rt.db.transaction() as s:
+        row = s.scalar(select(Booking).where(Booking.reference == reference))
+        row.status, row.details, row.seeker_hash, row.details_purged_at = "withdrawn", None, None, rt.clock.now()
+    assert post(staff, f"{page}/note", note=NOTE, note_seen=seen).status_code == 302
+    assert booking(rt, reference).staff_note is None and "note" not in _actions(rt, reference)
+    shown = _page(staff, page)
+    assert "削除されているため、メモは保存できません" in shown
+    assert 'name="note_seen"' not in shown and "職員メモは書けません" in shown
+
+
+def test_a_phone_call_is_not_recorded_on_a_booking_no_longer_confirmed(rt, staff):
+    reference = make_request(rt)
+    post(staff, f"/staff/bookings/{reference}/confirm")
+    post(staff, f"/staff/bookings/{reference}/cancel_user")
+    assert post(staff, f"/staff/bookings/{reference}/called").status_code == 302
+    assert "現在の状況では、この操作はできません" in _page(staff, f"/staff/bookings/{reference}")
+    with rt.db.reading() as s:
+        assert s.scalar(select(BookingHandoff.called_at).join(
+            Booking, Booking.id == BookingHandoff.booking_id).where(Booking.reference == reference)) is None
+    assert "called" not in _actions(rt, reference)
+
+
 def test_the_memo_of_a_cancellation_is_encrypted_apart_from_the_audit_detail(rt, staff):
     reference = make_request(rt)
     assert post(staff, f"/staff/bookings/{reference}/cancel_user", note=MEMO).status_code == 302

@@ -265,6 +265,8 @@ def mark_invitation_sent(session: Session, office, booking: Booking, actor: Acto
 
 def mark_called(session: Session, office, booking: Booking, actor: Actor, now: datetime) -> Result:
     """The office phoned the user with the date and time (the call task is done)."""
+    if booking.status != "confirmed":  # a page left open while the booking was cancelled or ended
+        raise Refused("status", booking)
     row = handoff_of(session, booking, now)
     if row.called_at is not None:
         return Result(booking, "called", False)
@@ -282,6 +284,9 @@ def set_note(session: Session, rt, office, booking: Booking, actor: Actor, now: 
     """
     if seen is not None and seen != personal.note_digest(personal.open_note(rt, booking.staff_note)):
         raise Refused("note_changed", booking)
+    if booking.details_purged_at is not None and note.strip():
+        # The details were erased (retention, or the user's データ削除): nothing personal is written back.
+        raise Refused("erased", booking)
     booking.staff_note, booking.updated_at = personal.seal_note(rt, note, NOTE_LIMIT), now
     audit.record(session, office.id, actor, "note", now, booking)
     return Result(booking, "note", True)
