@@ -183,6 +183,7 @@ def test_only_the_simulator_may_run_script_and_only_its_own(app, rt):
             assert "<script" not in html(response), name
 
 
+@pytest.mark.filterwarnings("ignore:.*production:UserWarning")
 def test_in_production_no_page_may_be_framed_or_run_script(make_app, rt):
     """The simulator's allowances (script, a same-origin frame for the form and the terms) are development's:
     in production the details form refuses framing like every other page, and /simulator is a plain 404."""

@@ -463,6 +463,21 @@ def test_block_and_unblock_a_day(rt, staff, user):
     assert _actions(rt)[-2:] == ["block_day", "unblock_day"]
 
 
+def test_unblocking_opens_a_slot_two_members_blocked_at_the_same_moment(rt, staff):
+    """Two blocks of one slot (both members saw none, both added one): 停止を解除 on either opens the slot."""
+    start = SAKATA_MONDAY
+    with rt.db.transaction() as s:
+        for _ in range(2):
+            s.add(SlotBlock(office_id="sakata", day="2026-12-07", slot_start=start, created_at=rt.clock.now()))
+        s.add(SlotBlock(office_id="sakata", day="2026-12-07", slot_start=start + timedelta(hours=1),
+                        created_at=rt.clock.now()))
+    with rt.db.reading() as s:
+        first = s.scalar(select(SlotBlock.id).where(SlotBlock.slot_start == start).order_by(SlotBlock.id))
+    post(staff, f"/staff/blocks/{first}/delete")
+    with rt.db.reading() as s:
+        assert s.scalars(select(SlotBlock.slot_start)).all() == [start + timedelta(hours=1)]
+
+
 def test_the_outbox_page_shows_held_and_failed_rows_with_the_reason(rt, staff, fake_line, user):
     reference = make_request(rt, user_id=user.user_id)
     post(staff, f"/staff/bookings/{reference}/confirm")

@@ -76,6 +76,7 @@ def test_worker_now_must_be_iso_8601(app, fake_line):
     assert fake_line.calls == []
 
 
+@pytest.mark.filterwarnings("ignore:.*production:UserWarning")
 def test_worker_now_is_refused_in_production(make_app, rt, fake_line):
     """A pretended time on live data would purge details, expire requests and message users for real."""
     env = {f"LINE_{kind}_{office.upper()}": f"{kind}-{office}" for office in rt.offices

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from bot.models import Booking, Conversation, SlotBlock, SlotClaim
@@ -334,7 +334,9 @@ def unblock(session: Session, office, actor: Actor, now: datetime, block_id: int
         raise Refused("not_found")
     audit.record(session, office.id, actor, "unblock_slot" if row.slot_start else "unblock_day", now,
                  day=row.day, slot=row.slot_start)
-    session.delete(row)
+    # Every block of that slot or day goes: two members blocking it at the same moment may both have added one.
+    same = SlotBlock.slot_start.is_(None) if row.slot_start is None else SlotBlock.slot_start == row.slot_start
+    session.execute(delete(SlotBlock).where(SlotBlock.office_id == office.id, SlotBlock.day == row.day, same))
 
 
 # -- bookings staff take by phone or at the window ------------------------------------------------
