@@ -103,6 +103,21 @@ def test_the_queue_lists_undecided_calls_invitations_and_attendance(rt, staff):
     assert reference in _page(staff, "/staff/queue").split("出欠の記録待ち")[1].split("お知らせ（")[0]
 
 
+def test_the_queue_shows_each_requests_booking_deadline_and_when_it_was_loaded(rt, staff):
+    from bot.services import slots as slotsvc
+
+    reference = make_request(rt)
+    deadline = slotsvc.booking_deadline(rt.offices["sakata"], SAKATA_MONDAY)
+    row = next(r for r in _page(staff, "/staff/queue").split("<tr>") if reference in r)
+    assert f"締切 {slotsvc.slot_label(deadline)}" in row and "過ぎています" not in row
+    rt.clock.freeze(deadline + timedelta(minutes=1))
+    login(staff)
+    page = _page(staff, "/staff/queue")
+    row = next(r for r in page.split("<tr>") if reference in r)
+    assert "（締切を過ぎています）" in row
+    assert f"{deadline.strftime('%m/%d')} {(deadline + timedelta(minutes=1)).strftime('%H:%M')}時点の内容です" in page
+
+
 @pytest.mark.parametrize("office_id,start,task,how,other", [
     ("sakata", SAKATA_MONDAY, "会議招待メールの送付", "求職者マイページに登録されたメールアドレス", "ミーティングID"),
     ("otaru", OTARU_WEDNESDAY, "ミーティングID・パスワードのお知らせ", "求職者マイページまたはお電話", "会議招待メール"),

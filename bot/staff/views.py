@@ -19,6 +19,7 @@ from flask import (
 )
 from sqlalchemy import and_, or_, select
 
+from bot import notify
 from bot.clock import TOKYO
 from bot.models import Booking, Conversation, OutboxMessage, StaffGroupSighting, StaffNotice
 from bot.services import holds, validation
@@ -260,7 +261,8 @@ def queue():
             Booking, Booking.id == StaffNotice.booking_id).where(StaffNotice.office_id == office.id)
             .order_by(StaffNotice.created_at.desc(), StaffNotice.id.desc()).limit(50)).all()
         return render_template("staff/queue.html", undecided=undecided, calls=calls, invitations=invitations,
-                               attendance=attendance, notices=notices, now=now)
+                               attendance=attendance, notices=notices, now=now,
+                               deadlines={b.id: notify.deadline_view(office, b, now) for b in undecided})
 
 
 # -- one booking ----------------------------------------------------------------------------------
