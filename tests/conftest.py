@@ -214,6 +214,16 @@ def rt(app):
 
 
 @pytest.fixture
+def production_app(make_app, rt):
+    """The app as production runs it (every office's channel set, a long secret key), on `rt`'s database
+    and keys."""
+    env = {f"LINE_{kind}_{office.upper()}": f"{kind}-{office}" for office in rt.offices
+           for kind in ("CHANNEL_SECRET", "CHANNEL_ACCESS_TOKEN")}
+    return make_app(app_env="production", secret_key="p" * 64, env=env,
+                    data_encryption_keys=rt.config.data_encryption_keys)
+
+
+@pytest.fixture
 def clock(rt):
     return rt.clock
 

@@ -107,11 +107,8 @@ def test_a_copied_session_dies_with_logout(rt, app):
 
 
 @pytest.mark.filterwarnings("ignore:.*production:UserWarning")
-def test_cookies_are_httponly_samesite_and_secure_in_production(make_app, app, rt):
-    env = {f"LINE_{kind}_{office.upper()}": f"{kind}-{office}" for office in rt.offices
-           for kind in ("CHANNEL_SECRET", "CHANNEL_ACCESS_TOKEN")}
-    production = make_app(app_env="production", secret_key="p" * 64, env=env,
-                          data_encryption_keys=rt.config.data_encryption_keys)
+def test_cookies_are_httponly_samesite_and_secure_in_production(production_app, app, rt):
+    production = production_app
     create_staff(rt)
     for served, secure in ((production, True), (app, False)):
         client = served.test_client()
@@ -184,13 +181,10 @@ def test_only_the_simulator_may_run_script_and_only_its_own(app, rt):
 
 
 @pytest.mark.filterwarnings("ignore:.*production:UserWarning")
-def test_in_production_no_page_may_be_framed_or_run_script(make_app, rt):
+def test_in_production_no_page_may_be_framed_or_run_script(production_app, rt):
     """The simulator's allowances (script, a same-origin frame for the form and the terms) are development's:
     in production the details form refuses framing like every other page, and /simulator is a plain 404."""
-    env = {f"LINE_{kind}_{office.upper()}": f"{kind}-{office}" for office in rt.offices
-           for kind in ("CHANNEL_SECRET", "CHANNEL_ACCESS_TOKEN")}
-    production = make_app(app_env="production", secret_key="p" * 64, env=env,
-                          data_encryption_keys=rt.config.data_encryption_keys)
+    production = production_app
     _, url = hold_directly(production.extensions["madoguchi"], "sakata")
     visitor = production.test_client()
     form = visitor.get(path_of(url))

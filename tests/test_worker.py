@@ -77,12 +77,9 @@ def test_worker_now_must_be_iso_8601(app, fake_line):
 
 
 @pytest.mark.filterwarnings("ignore:.*production:UserWarning")
-def test_worker_now_is_refused_in_production(make_app, rt, fake_line):
+def test_worker_now_is_refused_in_production(production_app, rt, fake_line):
     """A pretended time on live data would purge details, expire requests and message users for real."""
-    env = {f"LINE_{kind}_{office.upper()}": f"{kind}-{office}" for office in rt.offices
-           for kind in ("CHANNEL_SECRET", "CHANNEL_ACCESS_TOKEN")}
-    production = make_app(app_env="production", secret_key="p" * 64, env=env,
-                          data_encryption_keys=rt.config.data_encryption_keys)
+    production = production_app
     later = rt.clock.now() + timedelta(hours=2)
     row_id = push(rt, USER_A, "later", due_at=later)
     result = production.test_cli_runner().invoke(

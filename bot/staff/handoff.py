@@ -21,12 +21,11 @@ def call_user_on_confirm(office_id: str) -> bool:
     return bool((_settings().get(office_id) or {}).get("call_user_on_confirm", False))
 
 
-DEFAULT_INVITATION = {"label": "招待の送付", "how": ""}
-
-
 def invitation_task(office_id: str) -> dict[str, str]:
-    """What the office sends outside LINE before a session, as staff name it: {label, how}."""
-    return {**DEFAULT_INVITATION, **((_settings().get(office_id) or {}).get("invitation") or {})}
+    """What the office sends outside LINE before a session, as staff name it: {label, how} (the file's
+    `_default` for an office it does not list)."""
+    default = (_settings().get("_default") or {}).get("invitation") or {}
+    return {**default, **((_settings().get(office_id) or {}).get("invitation") or {})}
 
 
 @lru_cache(maxsize=None)
