@@ -62,6 +62,13 @@ def local_date(value, language: str = "ja") -> str:
     return written
 
 
+def session_length(schedule, language: str = "ja") -> str:
+    """A session's length as the office words it: "about" where its terms say so (Sakata's 「30分程度」), the
+    language's `session_length` / `session_length_about` in labels.yaml."""
+    key = "session_length_about" if schedule.duration_approximate else "session_length"
+    return load_labels(language)[key].format(minutes=schedule.duration_minutes)
+
+
 @lru_cache(maxsize=1)
 def environment() -> Environment:
     env = Environment(
@@ -75,6 +82,7 @@ def environment() -> Environment:
     env.filters["md"] = _md
     env.filters["slot"] = _slot
     env.filters["local_date"] = local_date
+    env.filters["session_length"] = session_length
     env.filters["tojson"] = lambda v: json.dumps(v, ensure_ascii=False)
     return env
 

@@ -281,15 +281,16 @@ def test_a_contact_to_be_confirmed_never_reaches_the_chat(tmp_path, make_app, fa
 
 
 def test_a_week_of_three_slots_is_one_page_as_before(chat):
-    """Three slots a week fit one page: the week's heading, its list, 次の週 / 前の週 and no page count."""
+    """Three slots a week fit one page: the week's heading (Sakata's 「30分程度」), its list, 次の週 / 前の週 and no
+    page count."""
     out = chat.walk_to("slots")
-    assert out[-1] == ("12/7(月)〜12/13(日)の空いている枠です（1回30分）。\n"
+    assert out[-1] == ("12/7(月)〜12/13(日)の空いている枠です（1回30分程度）。\n"
                        "1. 12/7(月) 14:00\n2. 12/7(月) 15:00\n3. 12/7(月) 16:00\n\n"
                        "ボタンを押すか、番号または「12/7 14:00」のように日時を送ってください。")
     assert chat.buttons() == ["12/7(月) 14:00", "12/7(月) 15:00", "12/7(月) 16:00", "次の週"]
     assert {postback_fields(chat.button_data(label))["at"] for label in chat.buttons()} == {"awaiting_slot:0"}
     out = chat.tap("次の週")
-    assert out[-1].startswith("12/14(月)〜12/20(日)の空いている枠です（1回30分）。")
+    assert out[-1].startswith("12/14(月)〜12/20(日)の空いている枠です（1回30分程度）。")
     assert chat.buttons() == ["12/14(月) 14:00", "12/14(月) 15:00", "12/14(月) 16:00", "前の週", "次の週"]
     assert {postback_fields(chat.button_data(label))["at"] for label in chat.buttons()} == {"awaiting_slot:1"}
     out = chat.say("2")

@@ -26,7 +26,7 @@ from bot.worker import Worker
 from dialogs.effects import Choice
 from dialogs.router import normalise
 from tests.formflow import Page, form_link, hold_directly, quick_reply_data, valid_answers
-from tests.test_templates import AT, BASE_URL, booking, samples
+from tests.test_templates import AT, BASE_URL, booking, samples, week
 
 LANGUAGES = ("ja", "easy", "en")
 TRANSLATED = ("easy", "en")
@@ -273,6 +273,24 @@ def test_where_the_chat_cancels_the_offices_note_reads_as_the_other_way(language
     on_the_day = {**booking("confirmed", "call"), "timing": {"session_day": True, "cancel_in_chat": False}}
     by_phone = text_of(render(office, language, name, dict(booking=on_the_day)))
     assert note in by_phone and OUTSIDE_THE_CHAT[language] not in by_phone
+
+
+# Sakata's terms (第6条(1)): 「1回当たり30分程度」; Otaru's: 「1回当たり30分」 and 「予約時間の延長はできません」.
+ABOUT_30 = {"ja": "30分程度", "easy": "30分ぐらい", "en": "about 30 minutes"}
+JUST_30 = {"ja": "30分", "easy": "30分", "en": "30 minutes"}
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+@pytest.mark.parametrize("office_id,about", [("sakata", True), ("otaru", False)])
+def test_the_session_length_is_said_as_the_office_words_it(office_id, about, language):
+    """Every message that gives a session's length says "about" where the office's terms do, and only there."""
+    office = OFFICES[office_id]
+    for name, vars in (("greeting", {}), ("slots", dict(page=week())), ("slots", dict(page=week(days=2, pages=3))),
+                       ("outcome_confirmed", dict(booking=booking("confirmed"))),
+                       ("reminder_day_before", dict(booking=booking("confirmed")))):
+        text = text_of(render(office, language, name, vars))
+        assert JUST_30[language] in text, (name, text)
+        assert (ABOUT_30[language] in text) == about, (name, text)
 
 
 def test_english_glosses_a_chat_word_the_same_way_everywhere():
