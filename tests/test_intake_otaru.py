@@ -30,6 +30,8 @@ SUMMARY_MUST_SAY = {
     "free of charge, costs are the user's": ["無料", "通信料", "負担"],
     "mind metered plans": ["従量制"],
     "30 minutes, no extension": ["30分", "延長はできません"],
+    "weekdays 10-12 and 13-16, booked by the day before (第4条(1))": [
+        "平日", "10:00～12:00、13:00～16:00", "前日までに予約が完了"],
     "no recording": ["録画・録音"],
     "a private room": ["個室"],
     "interpreter or caregiver told in advance": ["通訳", "介助者", "予め"],

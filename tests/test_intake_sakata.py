@@ -29,7 +29,9 @@ SUMMARY_MUST_SAY = {
     "free of charge": ["無料"],
     "communication costs are the user's": ["通信料", "負担"],
     "mind metered plans": ["従量制"],
-    "about 30 minutes": ["30分"],
+    "about 30 minutes": ["30分程度"],
+    "Mondays at 14:00, 15:00, 16:00, booked 3 days before (第6条(1))": [
+        "毎週月曜日", "14:00、15:00、16:00", "3日前までに予約が完了"],
     "no recording": ["録画・録音", "禁止"],
     "a private room": ["個室"],
     "interpreter or caregiver told in advance": ["通訳", "介助者", "予め"],

@@ -187,6 +187,24 @@ def test_the_offices_wording_is_translated(office_id, language):
     assert "同意する" in consent["text"]            # the exact words that consent, in every language
 
 
+# The session times and the notice rule each office's terms set, as every language's 要約 gives them.
+SUMMARY_TIMES = {"sakata": ("14:00", "15:00", "16:00"), "otaru": ("10:00", "12:00", "13:00", "16:00")}
+SUMMARY_NOTICE = {
+    "sakata": {"ja": "3日前までに", "easy": "3日 まえまでに", "en": "3 days before"},
+    "otaru": {"ja": "前日までに", "easy": "まえの 日までに", "en": "by the day before"},
+}
+
+
+@pytest.mark.parametrize("office_id", sorted(OFFICES))
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_the_summary_gives_the_session_times_and_the_booking_notice(office_id, language):
+    """Sakata 第6条(1) and Otaru 第4条(1): when sessions are held and how early a booking must be complete."""
+    summary = "\n".join(OFFICES[office_id].localized(language).consent_summary)
+    for time in SUMMARY_TIMES[office_id]:
+        assert time in summary, time
+    assert SUMMARY_NOTICE[office_id][language] in summary
+
+
 def test_the_shipped_profiles_translate_all_their_wording():
     for office in OFFICES.values():
         assert untranslated(office) == [], office.id
