@@ -414,7 +414,8 @@ def say_slot_unavailable(e: EventData) -> None:
     talk: Talk = e.model
     talk.scratch.pop("week", None)
     result = talk.scratch.get("hold", {})
-    talk.say("slot_unavailable", reason=result.get("reason"), alternatives=result.get("alternatives", []))
+    talk.say("slot_unavailable", reason=result.get("reason"), deadline=result.get("deadline"),
+             alternatives=result.get("alternatives", []))
     ask(talk)
 
 

@@ -161,6 +161,21 @@ def test_a_typed_holiday_past_or_far_slot_is_explained(rt, clock, user_factory, 
     assert conversation(rt, user).state == "awaiting_slot" and rows(rt, SlotHold) == []
 
 
+@pytest.mark.parametrize("office_id,label", [("sakata", "12/7(月) 14:00"), ("otaru", "12/7(月) 10:00")])
+def test_a_slot_whose_deadline_passed_while_shown_names_the_deadline(rt, clock, user_factory, fake_line,
+                                                                      office_id, label):
+    """Sakata 「開催日の3日前までに」 and Otaru 「前日までに」 both close Monday's slots at Friday 17:00: a button
+    tapped just after says when that slot's booking closed, not only that it did."""
+    clock.freeze(datetime(2026, 12, 4, 16, 58, tzinfo=TOKYO))                  # Friday
+    user = user_factory(office_id)
+    walk_to_slots(user, rt)                                                    # the first page: Monday 12/7
+    button = last_buttons(fake_line, user)[label]
+    clock.freeze(datetime(2026, 12, 4, 17, 1, tzinfo=TOKYO))
+    reply = taps(fake_line, user, button)
+    assert "受付期限" in reply and "2026年12月4日(金) 17:00" in reply
+    assert rows(rt, SlotHold) == []
+
+
 def test_a_typed_slot_is_read_while_the_form_waits_too(rt, clock, user_factory, fake_line):
     """The bot offers slots again once a hold lapsed and asks for 「12/7 14:00」 or a number: typing one
     holds it, as tapping does; while a hold is live, a typed slot moves the hold there."""

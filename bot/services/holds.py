@@ -112,7 +112,9 @@ def hold(session: Session, rt, office, conv: Conversation, start_iso: str, now: 
         nearest = slotsvc.available_slots(office, now, taken, blocked, blocked_days, limit=60)
         nearest.sort(key=lambda s: abs((s.start - start).total_seconds()))
         alternatives = sorted(nearest[:3], key=lambda s: s.start)
-        return {"ok": False, "reason": reason, "label": slotsvc.slot_label(start),
+        # A slot whose booking closed says when (the office's notice rule, as this bot reads it).
+        deadline = slotsvc.booking_deadline(office, start).isoformat() if reason == "notice_passed" else None
+        return {"ok": False, "reason": reason, "label": slotsvc.slot_label(start), "deadline": deadline,
                 "alternatives": [{"start": s.start.isoformat(), "label": s.label} for s in alternatives]}
     if existing is not None:
         session.delete(existing)
