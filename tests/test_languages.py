@@ -127,6 +127,11 @@ def flex_alt_texts(messages: list[dict]) -> list[str]:
     return [m.get("altText", "") for m in messages if m.get("type") in ("flex", "template")]
 
 
+# A bullet that ends with a colon, followed by more bullets, reads as one flat list ("・how to cancel:" then
+# "・call us"): what introduces a list is a heading of its own.
+INTRODUCES_A_LIST_AS_AN_ITEM = re.compile(r"^(・|- ).*[:：]\n(・|- )", re.MULTILINE)
+
+
 @pytest.mark.parametrize("office_id,language,name,i", _cases(), ids=lambda v: str(v))
 def test_renders_in_every_language(office_id, language, name, i):
     office = OFFICES[office_id]
@@ -136,6 +141,7 @@ def test_renders_in_every_language(office_id, language, name, i):
     words = text_of(messages)
     assert words.strip() and "None" not in words and "{{" not in words and "{%" not in words
     assert not re.search(r"\n{3,}", words), "no runs of blank lines"
+    assert not INTRODUCES_A_LIST_AS_AN_ITEM.search(words), "a list's lead-in is a heading, not one of its items"
     assert not EMOJI.search(words), "no meaning carried by emoji"
     for alt in flex_alt_texts(messages):
         assert 15 <= len(alt) <= 400 and not EMOJI.search(alt), f"altText {alt!r} must say what the message is"
