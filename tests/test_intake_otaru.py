@@ -260,6 +260,33 @@ def test_every_free_slot_of_a_week_is_on_a_button_page_by_page(chat, rt):
     assert shown(chat)[2] == ["次へ"]                         # the first page of all: nothing before it
 
 
+CLOSED_THIS_WEEK = "※この週のお休み: "
+
+
+def test_a_week_with_a_closed_day_ahead_names_it_beside_its_slots(chat):
+    """Otaru's weekday pages skip a holiday: each page of that week says which day is closed and why."""
+    out = chat.walk_to("slots")
+    assert CLOSED_THIS_WEEK not in out[-1]                     # 11/30-12/6: nothing closed
+    for _ in range(4):
+        chat.say("次の週")
+    assert shown(chat)[0] == "12/28(月)〜1/3(日)の空いている枠です（1回30分）。"   # Monday, then the year end
+    assert f"{CLOSED_THIS_WEEK}12/29(火) 年末年始、12/30(水) 年末年始、12/31(木) 年末年始、1/1(金) 年末年始\n" in \
+        chat.last_message()["text"]
+    chat.say("次の週")
+    chat.say("次の週")
+    assert shown(chat)[0] == heading([date(2027, 1, 12)])     # 1/11 is 成人の日
+    assert f"{CLOSED_THIS_WEEK}1/11(月) 成人の日\n" in chat.last_message()["text"]
+    chat.tap("次へ")
+    assert f"{CLOSED_THIS_WEEK}1/11(月) 成人の日\n" in chat.last_message()["text"]
+
+
+def test_a_closed_day_already_past_is_not_named(chat, clock):
+    clock.freeze(datetime(2027, 1, 12, 9, 0, tzinfo=TOKYO))   # the day after 成人の日
+    out = chat.walk_to("slots")
+    assert shown(chat)[0] == heading([date(2027, 1, 13)])
+    assert CLOSED_THIS_WEEK not in out[-1]
+
+
 def test_the_page_tells_which_part_of_the_week_it_is(chat):
     out = chat.walk_to("slots")
     assert "11/30(月)〜12/6(日)の週は、空いている枠を3回に分けてお見せしています（1/3）。" in out[-1]

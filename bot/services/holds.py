@@ -69,6 +69,8 @@ def week_page(session: Session, office, now: datetime, index: int, page: int = 0
         "week_end": view.week_start + timedelta(days=6),
         "slots": [{"start": s.start.isoformat(), "label": s.label, "at": s.start} for s in shown.slots],
         "closed_days": [{"day": d, "reason": r, "holiday": h} for d, r, h in view.closed_days],
+        # The week's closed days still to come, named beside its slots so that a missing day is explained.
+        "closed_ahead": [{"day": d, "reason": r, "holiday": h} for d, r, h in view.closed_days if d > now.date()],
         "reason": view.reason_if_empty,
         "index": index,
         "page": page,
