@@ -7,8 +7,9 @@ import pytest
 from sqlalchemy import func, select
 
 from bot.clock import TOKYO
-from bot.models import BroadcastChunk, Consent, Conversation, TermsBroadcast
+from bot.models import BroadcastChunk, Consent, Conversation, SlotHold, TermsBroadcast
 from bot.services import broadcasts
+from tests.formflow import form_link, walk_to_slots
 
 NEW_VERSION = "2026-12-10"
 
@@ -219,3 +220,74 @@ def test_consent_log_exports_per_office(app, rt, sakata_user, otaru_user, fake_l
     assert lines[0].startswith("office,line_user_id,version,consented_at,method")
     assert len(lines) == 2 and sakata_user.user_id in lines[1] and ",text," in lines[1]
     assert otaru_user.user_id not in result.output
+
+
+# -- a new version taking effect mid-booking -----------------------------------------------------------
+
+def _effective_tomorrow(app, rt, tmp_path):
+    """Publish NEW_VERSION, then move to its effective date."""
+    rt.clock.freeze(datetime(2026, 12, 9, 16, 0, tzinfo=TOKYO))
+    assert _publish(app, tmp_path).exit_code == 0
+
+
+def _consents(rt, version=NEW_VERSION):
+    with rt.db.reading() as s:
+        return s.scalar(select(func.count()).select_from(Consent).where(Consent.version == version))
+
+
+@pytest.mark.parametrize("language,asked,thanks", [
+    ("ja", "予約のお手続きの途中で改定後の規約が適用になりました", "途中から続けます"),
+    ("easy", "予約の とちゅうで、あたらしい ルールに なりました", "とちゅうから つづけます"),
+    ("en", "The new terms took effect while you were booking", "carry on where you were"),
+])
+def test_a_version_taking_effect_at_the_questions_is_consented_to_before_the_next_one(
+        app, rt, sakata_user, fake_line, tmp_path, language, asked, thanks):
+    _effective_tomorrow(app, rt, tmp_path)
+    sakata_user.says("予約")
+    sakata_user.says("同意する")
+    if language != "ja":
+        sakata_user.says({"easy": "やさしい日本語", "en": "English"}[language])
+    sakata_user.says("はい")                                   # question 1 of 5 answered under the old terms
+    rt.clock.freeze(datetime(2026, 12, 10, 9, 0, tzinfo=TOKYO))
+
+    sakata_user.says("はい")                                   # question 2: the new terms come first
+    text = fake_line.texts_to(sakata_user.user_id)[-1]
+    assert asked in text and NEW_VERSION in text and "第6条の予約方法を変更しました。" in text
+    assert _consents(rt) == 0
+    with rt.db.reading() as s:
+        assert s.scalar(select(Conversation.state)) == "awaiting_consent"
+
+    sakata_user.says("同意する")
+    texts = fake_line.texts_to(sakata_user.user_id)
+    assert thanks in texts[-2] and "2/5" in texts[-1]          # the question reached, not the first one again
+    assert _consents(rt) == 1
+
+
+def test_a_version_taking_effect_while_a_slot_is_held_keeps_the_slot(app, rt, sakata_user, fake_line, tmp_path):
+    _effective_tomorrow(app, rt, tmp_path)
+    walk_to_slots(sakata_user, rt)
+    sakata_user.says("1")
+    held = form_link(fake_line.messages_to(sakata_user.user_id))
+    rt.clock.freeze(datetime(2026, 12, 10, 0, 5, tzinfo=TOKYO))
+
+    sakata_user.says("予約")                                   # back to the chat after midnight
+    assert "改定後の規約が適用になりました" in fake_line.texts_to(sakata_user.user_id)[-1]
+    sakata_user.says("同意する")
+    assert form_link(fake_line.messages_to(sakata_user.user_id)) == held   # the same slot, the same link
+    with rt.db.reading() as s:
+        assert s.scalar(select(Conversation.state)) == "awaiting_form"
+        assert s.scalar(select(func.count()).select_from(SlotHold)) == 1
+
+
+def test_declining_a_version_that_took_effect_mid_booking_gives_the_held_slot_back(
+        app, rt, sakata_user, fake_line, tmp_path):
+    _effective_tomorrow(app, rt, tmp_path)
+    walk_to_slots(sakata_user, rt)
+    sakata_user.says("1")
+    rt.clock.freeze(datetime(2026, 12, 10, 0, 5, tzinfo=TOKYO))
+    sakata_user.says("予約")
+    sakata_user.says("同意しない")
+    with rt.db.reading() as s:
+        assert s.scalar(select(Conversation.state)) == "idle"
+        assert s.scalar(select(func.count()).select_from(SlotHold)) == 0
+
