@@ -7,9 +7,9 @@ import pytest
 from sqlalchemy import func, select
 
 from bot.clock import TOKYO
-from bot.models import BroadcastChunk, Consent, Conversation, SlotHold, TermsBroadcast
+from bot.models import Booking, BroadcastChunk, Consent, Conversation, SlotHold, TermsBroadcast
 from bot.services import broadcasts
-from tests.formflow import form_link, walk_to_slots
+from tests.formflow import Page, form_link, valid_answers, walk_to_slots
 
 NEW_VERSION = "2026-12-10"
 
@@ -230,6 +230,12 @@ def _effective_tomorrow(app, rt, tmp_path):
     assert _publish(app, tmp_path).exit_code == 0
 
 
+def _hold_of(rt, url):
+    """The (conversation, hold nonce) a form link is for (a link signed again later reads differently)."""
+    data = rt.read_form_token(url.rstrip("/").rsplit("/form/", 1)[1])
+    return data["c"], data["n"]
+
+
 def _consents(rt, version=NEW_VERSION):
     with rt.db.reading() as s:
         return s.scalar(select(func.count()).select_from(Consent).where(Consent.version == version))
@@ -273,7 +279,7 @@ def test_a_version_taking_effect_while_a_slot_is_held_keeps_the_slot(app, rt, sa
     sakata_user.says("予約")                                   # back to the chat after midnight
     assert "改定後の規約が適用になりました" in fake_line.texts_to(sakata_user.user_id)[-1]
     sakata_user.says("同意する")
-    assert form_link(fake_line.messages_to(sakata_user.user_id)) == held   # the same slot, the same link
+    assert _hold_of(rt, form_link(fake_line.messages_to(sakata_user.user_id))) == _hold_of(rt, held)  # same hold
     with rt.db.reading() as s:
         assert s.scalar(select(Conversation.state)) == "awaiting_form"
         assert s.scalar(select(func.count()).select_from(SlotHold)) == 1
@@ -291,3 +297,34 @@ def test_declining_a_version_that_took_effect_mid_booking_gives_the_held_slot_ba
         assert s.scalar(select(Conversation.state)) == "idle"
         assert s.scalar(select(func.count()).select_from(SlotHold)) == 0
 
+
+def test_a_form_open_when_a_version_takes_effect_waits_for_consent_and_keeps_what_was_typed(
+        app, rt, client, sakata_user, fake_line, tmp_path):
+    _effective_tomorrow(app, rt, tmp_path)
+    rt.clock.freeze(datetime(2026, 12, 9, 23, 55, tzinfo=TOKYO))
+    walk_to_slots(sakata_user, rt)
+    sakata_user.says("1")
+    url = form_link(fake_line.messages_to(sakata_user.user_id))
+    office = rt.offices["sakata"]
+    page = Page.get(client, url)
+    assert "改定" not in page.html
+    confirmation = page.submit(client, valid_answers(office))
+    rt.clock.freeze(datetime(2026, 12, 10, 0, 2, tzinfo=TOKYO))  # the new terms are in force
+
+    sent = confirmation.submit(client)
+    assert sent.status == 200 and "受付番号" not in sent.html
+    assert f"{NEW_VERSION}から利用規約が改定されました" in sent.html
+    assert sent.form.fields["name"] == valid_answers(office)["name"]      # what was typed is still there
+    with rt.db.reading() as s:
+        assert s.scalar(select(func.count()).select_from(Booking)) == 0
+        assert s.scalar(select(func.count()).select_from(SlotHold)) == 1   # the slot stays held
+
+    sakata_user.says("予約")
+    sakata_user.says("同意する")
+    assert _hold_of(rt, form_link(fake_line.messages_to(sakata_user.user_id))) == _hold_of(rt, url)
+    done = sent.submit(client).submit(client)
+    assert "受付番号" in done.html and "改定" not in done.html
+    with rt.db.reading() as s:
+        assert s.scalar(select(Booking.status)) == "requested"
+        assert s.scalar(select(Conversation.state)) == "idle"
+    assert _consents(rt) == 1
