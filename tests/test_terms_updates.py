@@ -173,6 +173,17 @@ def test_multicast_speaks_each_followers_language(app, rt, fake_line, tmp_path):
     assert easy != fake_line.texts_to(f"U{0:032x}")[-1] and "[Notice]" not in easy
 
 
+def test_a_multicast_stopped_by_a_refused_token_names_the_setting_and_resumes(app, rt, fake_line, tmp_path):
+    _publish(app, tmp_path)
+    _followers(rt, 600)
+    fake_line.fail_next(1, status=401, path_contains="multicast")
+    first = _cli(app, "terms", "broadcast", "--office", "sakata", "--mode", "multicast", "--yes")
+    assert first.exit_code == 1 and "LINE_CHANNEL_ACCESS_TOKEN_SAKATA" in first.output
+    assert fake_line.deliveries("multicast") == []
+    assert _cli(app, "terms", "broadcast", "--office", "sakata", "--mode", "multicast", "--yes").exit_code == 0
+    assert sorted(len(d.to) for d in fake_line.deliveries("multicast")) == [100, 500]
+
+
 def test_a_second_run_while_one_is_going_is_refused(app, rt, fake_line, tmp_path):
     _publish(app, tmp_path)
     _followers(rt, 10)
