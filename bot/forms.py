@@ -27,7 +27,7 @@ from sqlalchemy import select
 
 from bot.models import Conversation
 from bot.render import LANGUAGES, TEMPLATES_DIR, local_date
-from bot.services import holds, requests, validation
+from bot.services import holds, requests, terms, validation
 from bot.services import slots as slotsvc
 
 log = logging.getLogger(__name__)
@@ -159,6 +159,7 @@ class _Held:
     label: str
     expires_at: Any
     deadline: str | None  # the slot's booking deadline, when it may come while the form is open
+    terms_version: str | None = None  # a terms version in force the user has not consented to yet
 
 
 def _page_vars(link: Link, held: _Held) -> dict[str, Any]:
@@ -166,6 +167,7 @@ def _page_vars(link: Link, held: _Held) -> dict[str, Any]:
     return {
         "office": office, "fields": office.form_fields, "text": form_texts(link.language), "slot_text": held.label,
         "expires_at": held.expires_at, "deadline": held.deadline, "csrf_token": csrf_token(link.nonce),
+        "terms_version": held.terms_version,
         "sensitive": validation.SENSITIVE_CATEGORIES, "categories": validation.CATEGORIES,
         "companions": validation.COMPANIONS, "retention": office.retention,
     }
@@ -191,7 +193,8 @@ def _open(link: Link, revive: bool = False):
         deadline = slotsvc.booking_deadline(office, access.slot_start)
         held = _Held(label=slot_text(access.slot_start, link.language), expires_at=access.hold.expires_at,
                      deadline=slot_text(deadline, link.language)
-                     if deadline <= holds.latest_expiry(office, access.hold) else None)
+                     if deadline <= holds.latest_expiry(office, access.hold) else None,
+                     terms_version=terms.awaiting_consent(s, office.id, link.conversation_id, now.date()))
     return access, held
 
 
@@ -312,6 +315,8 @@ def submit(token: str):
              outcome.status)
     if outcome.status in ("created", "duplicate"):
         return redirect(url_for("forms.done_page", token=token), 303)
+    if outcome.status == "terms_changed":  # consent first, in the chat; what was typed stays on the page
+        return _back_to_input(link, raw, {})
     return _problem(outcome.status, link.office, link.language, outcome.slot_start)
 
 

@@ -28,6 +28,7 @@ FAILED = "failed"          # certainly not delivered, and trying again will not 
 UNKNOWN = "unknown"        # may or may not have arrived (a reply that timed out): never resend as is
 QUOTA = "quota"            # 429 monthly limit: hold until sending works again
 RATE = "rate"              # 429 rate limit: retry later
+AUTH = "auth"              # 401: the channel access token is refused: hold until the operator sets a valid one
 
 CONNECT_TIMEOUT = 2.0      # seconds to open a connection (the worker's calls)
 REPLY_PATH = "/v2/bot/message/reply"
@@ -173,6 +174,9 @@ class LineClient:
                 return SendResult(DUPLICATE, status)
             if status == 429:
                 return SendResult(QUOTA if _is_quota(exc.body) else RATE, status, "429")
+            if status == 401:
+                # Nothing was sent; no message of this channel goes until its token is valid again.
+                return SendResult(AUTH, status, "http 401")
             if status >= 500:
                 # A reply has no retry key: a 5xx may still have been delivered.
                 return SendResult(UNKNOWN if reply else RETRY, status, f"http {status}")

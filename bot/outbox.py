@@ -319,7 +319,9 @@ class Sender:
         if row.kind == "reply":
             self._apply_reply_failure(row, outcome, now)
             return
-        if outcome == lc.QUOTA:
+        if outcome in (lc.QUOTA, lc.AUTH):
+            # The channel cannot send now (monthly quota, or its access token refused): tried again every
+            # minute, and all at once when another row of the office goes through.
             row.status, row.next_attempt_at = "held", now + QUOTA_PROBE
             self.stats["held"] += 1
         elif outcome in (lc.RETRY, lc.RATE, lc.UNKNOWN) and row.attempts < MAX_ATTEMPTS:

@@ -178,7 +178,7 @@ def ask(talk: Talk, again: bool = False) -> None:
         previous = talk.ports.consented_version()
         reconsent = previous is not None and previous < version
         talk.say("consent", buttons, version=version, terms_url=talk.ports.terms_url(), reconsent=reconsent,
-                 brief=again,
+                 brief=again, resuming=bool(talk.context.get("return_to")),
                  summary=talk.ports.terms_summary(version) if reconsent else None,
                  open_booking=talk.ports.open_booking() if reconsent else None)
     elif state == State.AWAITING_ELIGIBILITY:
@@ -276,6 +276,24 @@ def consented_in_flow(e: EventData) -> bool:
     return bool(e.model.context.get("consented_in_flow"))
 
 
+def terms_changed(e: EventData) -> bool:
+    """Past the consent step, but a newer terms version has taken effect since the user consented.
+
+    The context keeps the version the booking went on under (one read of the version in force a step);
+    a booking begun before it kept one asks the consent record."""
+    talk: Talk = e.model
+    current = talk.ports.terms_version()
+    return talk.context.get("terms") != current and not talk.ports.has_consented(current)
+
+
+def _returns_to(state: "State"):
+    """A predicate: the consent step was interposed mid-booking, and the booking goes on at `state`."""
+    def returns(e: EventData) -> bool:
+        return e.model.context.get("return_to") == state.value
+    returns.__name__ = f"returns_to_{state.value}"
+    return returns
+
+
 def hold_lapsed(e: EventData) -> bool:
     return hold_lapsed_now(e.model)
 
@@ -313,15 +331,32 @@ def record_consent(e: EventData) -> None:
     if not talk.ports.has_consented(version):  # back at consent (戻る) and agreeing again: one record
         talk.ports.record_consent(version, e.kwargs.get("method", "button"))
     talk.context["consented_in_flow"] = True
+    talk.context["terms"] = version
     talk.context.pop("reconsent", None)
+
+
+def consent_again(e: EventData) -> None:
+    """A new terms version took effect mid-booking: ask consent to it first, keeping the step reached."""
+    talk: Talk = e.model
+    talk.context.pop("resume_offered", None)
+    talk.context["return_to"] = talk.state
+
+
+def continue_after_consent(e: EventData) -> None:
+    """Consented to the new version: go on where the booking was (answers, page and held slot kept)."""
+    talk: Talk = e.model
+    talk.context.pop("return_to", None)
+    talk.say("consent_thanks", resuming=True)
+    ask(talk)
 
 
 def begin_eligibility(e: EventData) -> None:
     """Start the office's eligibility questions."""
     talk: Talk = e.model
     talk.context["i"] = 0
+    talk.context["terms"] = talk.ports.terms_version()
     if e.event.name == "agree":
-        talk.say("consent_thanks")
+        talk.say("consent_thanks", resuming=False)
     ask(talk)
 
 
@@ -468,7 +503,8 @@ def say_terms_changed(e: EventData) -> None:
 
 
 def say_declined_terms(e: EventData) -> None:
-    """同意しない: end kindly with the office's other ways."""
+    """同意しない: end kindly with the office's other ways (a slot held before the new terms is given back)."""
+    e.model.ports.release_hold()
     e.model.context.clear()
     e.model.say("consent_declined")
 
@@ -514,7 +550,15 @@ def start_over(e: EventData) -> None:
 
 
 _S = State
+# Steps past consent: a terms version taking effect while the user is at one of them is consented to first.
+_PAST_CONSENT = [_S.AWAITING_ELIGIBILITY, _S.AWAITING_CHECKLIST, _S.AWAITING_SLOT, _S.AWAITING_FORM]
+_RECONSENT = dict(dest=_S.AWAITING_CONSENT, conditions=[terms_changed], before=consent_again, after=ask_step)
 MACHINE_TRANSITIONS: list[dict] = [
+    # a new terms version took effect mid-booking: consent to it before going on (and back after)
+    dict(trigger="answer", source=[_S.AWAITING_ELIGIBILITY, _S.AWAITING_CHECKLIST], **_RECONSENT),
+    *[dict(trigger=trigger, source=[_S.AWAITING_SLOT, _S.AWAITING_FORM], **_RECONSENT)
+      for trigger in ("turn_week", "choose_slot")],
+    dict(trigger="back", source=_PAST_CONSENT, **_RECONSENT),
     # 予約
     dict(trigger="start", source=_S.IDLE, dest=None, conditions=[is_blocked], after=say_blocked),
     dict(trigger="start", source=_S.IDLE, dest=None, conditions=[has_open_booking], after=say_has_open_booking),
@@ -523,14 +567,19 @@ MACHINE_TRANSITIONS: list[dict] = [
     dict(trigger="start", source=_S.IDLE, dest=_S.AWAITING_ELIGIBILITY, before=start_over,
          after=begin_eligibility),
     dict(trigger="start", source=IN_PROGRESS, dest=None, conditions=[idle_over_a_day], after=offer_resume),
+    dict(trigger="start", source=_PAST_CONSENT, **_RECONSENT),
     dict(trigger="start", source=IN_PROGRESS, dest=None, after=resume_here),
     # 続きから / 最初から after a long pause
     dict(trigger="resume", source=IN_PROGRESS, dest=_S.AWAITING_CONSENT, conditions=[resume_pending, resume_fresh],
          unless=[consented_current], before=start_over, after=ask_step),
     dict(trigger="resume", source=IN_PROGRESS, dest=_S.AWAITING_ELIGIBILITY,
          conditions=[resume_pending, resume_fresh], before=start_over, after=begin_eligibility),
+    dict(trigger="resume", source=_PAST_CONSENT, dest=_S.AWAITING_CONSENT,
+         conditions=[resume_pending, terms_changed], before=consent_again, after=ask_step),
     dict(trigger="resume", source=IN_PROGRESS, dest=None, conditions=[resume_pending], after=resume_here),
     # consent
+    *[dict(trigger="agree", source=_S.AWAITING_CONSENT, dest=state, conditions=[agrees_to_current, _returns_to(state)],
+           before=record_consent, after=continue_after_consent) for state in _PAST_CONSENT],
     dict(trigger="agree", source=_S.AWAITING_CONSENT, dest=_S.AWAITING_ELIGIBILITY, conditions=[agrees_to_current],
          before=record_consent, after=begin_eligibility),
     dict(trigger="agree", source=_S.AWAITING_CONSENT, dest=None, after=say_terms_changed),

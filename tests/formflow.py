@@ -48,10 +48,19 @@ def hold_directly(rt, office_id: str, user_id: str | None = None, slot_index: in
                             state="awaiting_form", context={"week": 0}, created_at=now)
         s.add(conv)
         s.flush()
+        consent_as_in_chat(s, conv, now)
         start = holds.week_page(s, office, now, 0)["slots"][slot_index]["start"]
         held = holds.hold(s, rt, office, conv, start, now)
         assert held["ok"], held
         return conv.id, held["form_url"]
+
+
+def consent_as_in_chat(session, conv, now) -> None:
+    """The consent to the terms in force that the chat records before any slot is held."""
+    from bot.services import terms
+
+    version = terms.current_version(session, conv.office_id, now.date())
+    terms.record_consent(session, conv, version, now=now, event_id=f"setup-{conv.id}", method="button")
 
 
 def uris(node: Any) -> list[str]:

@@ -280,7 +280,7 @@ def test_withdraw_a_request_then_again(rt, client, user_factory, fake_line):
     assert [n.kind for n in rows(rt, StaffNotice)] == ["new_request", "withdrawn"]
     # And they may book again.
     assert "すでにお申し込み中" not in says(fake_line, user, "予約")
-    assert conversation(rt, user).state == "awaiting_consent"
+    assert conversation(rt, user).state == "awaiting_eligibility"  # consented to these terms when booking
 
 
 def test_one_open_request_per_user(rt, client, user_factory, fake_line):

@@ -156,7 +156,7 @@ def test_a_not_handled_topic_names_the_windows_and_records_nothing(chat, rt, ans
     after = _rows(rt)
     conv = chat.conversation()
     assert (conv.state, conv.context) == ("idle", {})
-    assert conv_before.context.keys() <= {"i", "consented_in_flow"}
+    assert conv_before.context.keys() <= {"i", "consented_in_flow", "terms"}  # "terms": the version consented to
     assert {k: v for k, v in after.items() if k != "conversations"} == \
         {k: v for k, v in before.items() if k != "conversations"}
     assert "topic" not in caplog.text and "v=yes" not in caplog.text and "新規学卒" not in caplog.text
@@ -167,7 +167,7 @@ def test_no_at_the_topic_question_passes_and_is_not_stored(chat):
     chat.tap(NO)
     conv = chat.conversation()
     assert conv.state == "awaiting_eligibility" and conv.context["i"] == TOPIC + 1
-    assert set(conv.context) <= {"i", "consented_in_flow"}
+    assert set(conv.context) <= {"i", "consented_in_flow", "terms"}  # "terms": the version consented to
 
 
 @pytest.mark.parametrize("answer", [NO, UNSURE])

@@ -197,7 +197,7 @@ def test_the_category_answer_is_never_stored(chat):
     chat.walk_to("eligibility", 1)
     chat.tap(YES)
     context = chat.conversation().context
-    assert set(context) <= {"i", "consented_in_flow"}
+    assert set(context) <= {"i", "consented_in_flow", "terms"}  # "terms": the version consented to
     assert not {"yes", "no", "unsure"} & {str(v) for v in context.values()}
 
 

@@ -248,7 +248,7 @@ def test_answers_are_never_kept(office_id):
     session.says("同意する")
     for question in session.office.eligibility:
         session.says({"yes": "はい", "no": "いいえ"}[question.passing[0]])
-        assert set(session.context) <= {"i", "consented_in_flow"}
+        assert set(session.context) <= {"i", "consented_in_flow", "terms"}  # "terms": the version consented to
 
 
 def test_an_unsure_answer_ends_with_the_unsure_explanation():

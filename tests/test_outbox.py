@@ -401,7 +401,7 @@ def test_a_successful_push_releases_held_rows_at_once(rt, fake_line):
     assert [r.status for r in rows(rt)] == ["sent", "sent"]
 
 
-@pytest.mark.parametrize("status", [400, 401, 403, 404])
+@pytest.mark.parametrize("status", [400, 403, 404])
 def test_push_refused_for_good_is_failed_and_recorded(rt, fake_line, status):
     fake_line.fail_next(status=status, path_contains="/push")
     row_id = push(rt, "U" + "f" * 32)
@@ -410,6 +410,34 @@ def test_push_refused_for_good_is_failed_and_recorded(rt, fake_line, status):
     assert (failed.status, failed.last_error) == ("failed", f"http {status}")
     run_worker(rt, 600)
     assert len(fake_line.calls_to("/push")) == 1
+
+
+def test_a_push_refused_for_the_channel_token_is_held_and_goes_once_the_token_works(rt, fake_line):
+    """401: the channel access token is wrong (reissued, revoked): no message of the channel can go, so none is
+    given up; each is held, tried again every minute, and sent once the operator sets a valid token."""
+    fake_line.fail_next(n=4, status=401, path_contains="/push")
+    first, second = push(rt, "U" + "e" * 32), push(rt, "U" + "d" * 32, "二通目です。")
+    run_worker(rt)
+    assert [(row(rt, r).status, row(rt, r).last_error) for r in (first, second)] == [("held", "http 401")] * 2
+    run_worker(rt, 60)                        # still refused: held again
+    assert [row(rt, r).status for r in (first, second)] == ["held", "held"]
+    assert fake_line.deliveries("push") == []
+    run_worker(rt, 60)                        # the token works again
+    assert [row(rt, r).status for r in (first, second)] == ["sent", "sent"]
+    assert len(fake_line.deliveries("push")) == 2
+    run_worker(rt, 600)
+    assert len(fake_line.deliveries("push")) == 2
+
+
+def test_a_reply_refused_for_the_channel_token_is_held_as_a_push(rt, sakata_user, fake_line):
+    fake_line.fail_next(n=2, status=401)
+    sakata_user.says("ヘルプ")
+    run_worker(rt)
+    [held] = rows(rt)
+    assert (held.kind, held.status, held.last_error) == ("push", "held", "http 401")
+    run_worker(rt, 60)
+    assert row(rt, held.id).status == "sent"
+    assert [d.kind for d in fake_line.deliveries()] == ["push"]
 
 
 def test_push_answered_409_counts_as_delivered(rt, fake_line):
@@ -494,7 +522,7 @@ def test_line_api_base_urls_point_the_client_elsewhere(make_app, private_fake, f
     (500, lc.UNKNOWN, lc.RETRY),
     (503, lc.UNKNOWN, lc.RETRY),
     (400, lc.FAILED, lc.FAILED),
-    (401, lc.FAILED, lc.FAILED),
+    (401, lc.AUTH, lc.AUTH),
     (409, lc.DUPLICATE, lc.DUPLICATE),
     (429, lc.RATE, lc.RATE),
 ])

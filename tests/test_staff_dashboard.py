@@ -503,6 +503,16 @@ def test_the_outbox_page_shows_held_and_failed_rows_with_the_reason(rt, staff, f
     assert outbox_rows(rt, status="held")
 
 
+def test_the_outbox_page_says_which_setting_to_fix_when_line_refuses_the_token(rt, staff, fake_line, user):
+    reference = make_request(rt, user_id=user.user_id)
+    post(staff, f"/staff/bookings/{reference}/confirm")
+    fake_line.fail_next(1, 401, path_contains="push")
+    run_worker(rt)
+    page = _page(staff, "/staff/outbox")
+    assert "保留（チャネルアクセストークン）" in page and "LINE_CHANNEL_ACCESS_TOKEN_SAKATA" in page
+    assert outbox_rows(rt, status="held") and not outbox_rows(rt, status="failed")
+
+
 def test_the_groups_page_shows_join_event_group_ids(rt, client, staff, fake_line):
     group = StaffGroup(client, "sakata", channel_secret=rt.config.channel_secret("sakata"), fake=fake_line,
                        clock=rt.clock)

@@ -107,11 +107,13 @@ def samples(office) -> dict[str, list[dict[str, Any]]]:
     failing = [(q, answer == "unsure") for q in office.eligibility for answer in q.choices if answer not in q.passing]
     consent = [dict(version=office.current_terms.version, terms_url=f"{BASE_URL}/terms/{office.id}",
                     reconsent=reconsent, brief=brief, summary="第3条を改めました。" if reconsent else None,
-                    open_booking=booking() if reconsent else None)
+                    open_booking=booking() if reconsent else None, resuming=False)
                for reconsent in (False, True) for brief in (False, True)]
+    # A version that took effect mid-booking: consent again, then go on where the booking was.
+    consent.append({**consent[2], "resuming": True})
     return {
         "consent": consent,
-        "consent_thanks": [{}],
+        "consent_thanks": [{"resuming": False}, {"resuming": True}],
         "consent_declined": [{}],
         "eligibility_question": [dict(question=q, number=i + 1, total=len(office.eligibility))
                                  for i, q in enumerate(office.eligibility)],

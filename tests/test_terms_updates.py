@@ -7,8 +7,9 @@ import pytest
 from sqlalchemy import func, select
 
 from bot.clock import TOKYO
-from bot.models import BroadcastChunk, Consent, Conversation, TermsBroadcast
+from bot.models import Booking, BroadcastChunk, Consent, Conversation, SlotHold, TermsBroadcast
 from bot.services import broadcasts
+from tests.formflow import Page, form_link, valid_answers, walk_to_slots
 
 NEW_VERSION = "2026-12-10"
 
@@ -172,6 +173,17 @@ def test_multicast_speaks_each_followers_language(app, rt, fake_line, tmp_path):
     assert easy != fake_line.texts_to(f"U{0:032x}")[-1] and "[Notice]" not in easy
 
 
+def test_a_multicast_stopped_by_a_refused_token_names_the_setting_and_resumes(app, rt, fake_line, tmp_path):
+    _publish(app, tmp_path)
+    _followers(rt, 600)
+    fake_line.fail_next(1, status=401, path_contains="multicast")
+    first = _cli(app, "terms", "broadcast", "--office", "sakata", "--mode", "multicast", "--yes")
+    assert first.exit_code == 1 and "LINE_CHANNEL_ACCESS_TOKEN_SAKATA" in first.output
+    assert fake_line.deliveries("multicast") == []
+    assert _cli(app, "terms", "broadcast", "--office", "sakata", "--mode", "multicast", "--yes").exit_code == 0
+    assert sorted(len(d.to) for d in fake_line.deliveries("multicast")) == [100, 500]
+
+
 def test_a_second_run_while_one_is_going_is_refused(app, rt, fake_line, tmp_path):
     _publish(app, tmp_path)
     _followers(rt, 10)
@@ -219,3 +231,111 @@ def test_consent_log_exports_per_office(app, rt, sakata_user, otaru_user, fake_l
     assert lines[0].startswith("office,line_user_id,version,consented_at,method")
     assert len(lines) == 2 and sakata_user.user_id in lines[1] and ",text," in lines[1]
     assert otaru_user.user_id not in result.output
+
+
+# -- a new version taking effect mid-booking -----------------------------------------------------------
+
+def _effective_tomorrow(app, rt, tmp_path):
+    """Publish NEW_VERSION, then move to its effective date."""
+    rt.clock.freeze(datetime(2026, 12, 9, 16, 0, tzinfo=TOKYO))
+    assert _publish(app, tmp_path).exit_code == 0
+
+
+def _hold_of(rt, url):
+    """The (conversation, hold nonce) a form link is for (a link signed again later reads differently)."""
+    data = rt.read_form_token(url.rstrip("/").rsplit("/form/", 1)[1])
+    return data["c"], data["n"]
+
+
+def _consents(rt, version=NEW_VERSION):
+    with rt.db.reading() as s:
+        return s.scalar(select(func.count()).select_from(Consent).where(Consent.version == version))
+
+
+@pytest.mark.parametrize("language,asked,thanks", [
+    ("ja", "予約のお手続きの途中で改定後の規約が適用になりました", "途中から続けます"),
+    ("easy", "予約の とちゅうで、あたらしい ルールに なりました", "とちゅうから つづけます"),
+    ("en", "The new terms took effect while you were booking", "carry on where you were"),
+])
+def test_a_version_taking_effect_at_the_questions_is_consented_to_before_the_next_one(
+        app, rt, sakata_user, fake_line, tmp_path, language, asked, thanks):
+    _effective_tomorrow(app, rt, tmp_path)
+    sakata_user.says("予約")
+    sakata_user.says("同意する")
+    if language != "ja":
+        sakata_user.says({"easy": "やさしい日本語", "en": "English"}[language])
+    sakata_user.says("はい")                                   # question 1 of 5 answered under the old terms
+    rt.clock.freeze(datetime(2026, 12, 10, 9, 0, tzinfo=TOKYO))
+
+    sakata_user.says("はい")                                   # question 2: the new terms come first
+    text = fake_line.texts_to(sakata_user.user_id)[-1]
+    assert asked in text and NEW_VERSION in text and "第6条の予約方法を変更しました。" in text
+    assert _consents(rt) == 0
+    with rt.db.reading() as s:
+        assert s.scalar(select(Conversation.state)) == "awaiting_consent"
+
+    sakata_user.says("同意する")
+    texts = fake_line.texts_to(sakata_user.user_id)
+    assert thanks in texts[-2] and "2/5" in texts[-1]          # the question reached, not the first one again
+    assert _consents(rt) == 1
+
+
+def test_a_version_taking_effect_while_a_slot_is_held_keeps_the_slot(app, rt, sakata_user, fake_line, tmp_path):
+    _effective_tomorrow(app, rt, tmp_path)
+    walk_to_slots(sakata_user, rt)
+    sakata_user.says("1")
+    held = form_link(fake_line.messages_to(sakata_user.user_id))
+    rt.clock.freeze(datetime(2026, 12, 10, 0, 5, tzinfo=TOKYO))
+
+    sakata_user.says("予約")                                   # back to the chat after midnight
+    assert "改定後の規約が適用になりました" in fake_line.texts_to(sakata_user.user_id)[-1]
+    sakata_user.says("同意する")
+    assert _hold_of(rt, form_link(fake_line.messages_to(sakata_user.user_id))) == _hold_of(rt, held)  # same hold
+    with rt.db.reading() as s:
+        assert s.scalar(select(Conversation.state)) == "awaiting_form"
+        assert s.scalar(select(func.count()).select_from(SlotHold)) == 1
+
+
+def test_declining_a_version_that_took_effect_mid_booking_gives_the_held_slot_back(
+        app, rt, sakata_user, fake_line, tmp_path):
+    _effective_tomorrow(app, rt, tmp_path)
+    walk_to_slots(sakata_user, rt)
+    sakata_user.says("1")
+    rt.clock.freeze(datetime(2026, 12, 10, 0, 5, tzinfo=TOKYO))
+    sakata_user.says("予約")
+    sakata_user.says("同意しない")
+    with rt.db.reading() as s:
+        assert s.scalar(select(Conversation.state)) == "idle"
+        assert s.scalar(select(func.count()).select_from(SlotHold)) == 0
+
+
+def test_a_form_open_when_a_version_takes_effect_waits_for_consent_and_keeps_what_was_typed(
+        app, rt, client, sakata_user, fake_line, tmp_path):
+    _effective_tomorrow(app, rt, tmp_path)
+    rt.clock.freeze(datetime(2026, 12, 9, 23, 55, tzinfo=TOKYO))
+    walk_to_slots(sakata_user, rt)
+    sakata_user.says("1")
+    url = form_link(fake_line.messages_to(sakata_user.user_id))
+    office = rt.offices["sakata"]
+    page = Page.get(client, url)
+    assert "改定" not in page.html
+    confirmation = page.submit(client, valid_answers(office))
+    rt.clock.freeze(datetime(2026, 12, 10, 0, 2, tzinfo=TOKYO))  # the new terms are in force
+
+    sent = confirmation.submit(client)
+    assert sent.status == 200 and "受付番号" not in sent.html
+    assert f"{NEW_VERSION}から利用規約が改定されました" in sent.html
+    assert sent.form.fields["name"] == valid_answers(office)["name"]      # what was typed is still there
+    with rt.db.reading() as s:
+        assert s.scalar(select(func.count()).select_from(Booking)) == 0
+        assert s.scalar(select(func.count()).select_from(SlotHold)) == 1   # the slot stays held
+
+    sakata_user.says("予約")
+    sakata_user.says("同意する")
+    assert _hold_of(rt, form_link(fake_line.messages_to(sakata_user.user_id))) == _hold_of(rt, url)
+    done = sent.submit(client).submit(client)
+    assert "受付番号" in done.html and "改定" not in done.html
+    with rt.db.reading() as s:
+        assert s.scalar(select(Booking.status)) == "requested"
+        assert s.scalar(select(Conversation.state)) == "idle"
+    assert _consents(rt) == 1

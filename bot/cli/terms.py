@@ -130,7 +130,9 @@ def _send(rt, office, version: str, mode: str) -> None:
                 if mode == "multicast":
                     time.sleep(SECONDS_BETWEEN_MULTICASTS)
                 continue
-            reason = "monthly quota reached" if result.outcome == lc.QUOTA else f"LINE answered {result.outcome}"
+            reason = ("monthly quota reached" if result.outcome == lc.QUOTA else
+                      f"LINE refused the channel access token (401): check LINE_CHANNEL_ACCESS_TOKEN_{office.id.upper()}"
+                      if result.outcome == lc.AUTH else f"LINE answered {result.outcome}")
             with rt.db.transaction() as s:
                 broadcasts.finish(s, run_id, now, "paused", reason)
             click.echo(f"\nstopped: {reason}; {done} of {total} calls sent. Run the same command again to resume.",

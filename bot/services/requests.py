@@ -10,6 +10,9 @@ The office's booking deadline (`slots.booking_deadline`) is checked again when t
 held just before it, with the form kept open past it, is refused (`notice_passed`), nothing is stored and
 the hold is given back.
 
+A terms version that took effect while the form was open is consented to first, in the chat: the form is
+refused (`terms_changed`) and the hold kept, so the same page can be sent again afterwards.
+
 The same form sent twice finds its FormSubmission row and answers `duplicate` with the same reference.
 Nothing here logs personal values: ids and outcomes only.
 """
@@ -28,7 +31,7 @@ from sqlalchemy.orm import Session
 from bot import crypto
 from bot.form_models import FormSubmission
 from bot.models import Booking, Conversation, SlotClaim, SlotHold
-from bot.services import holds, lifecycle, validation
+from bot.services import holds, lifecycle, terms, validation
 from bot.services import slots as slotsvc
 
 log = logging.getLogger(__name__)
@@ -39,7 +42,7 @@ SUBMISSION_KEEP = timedelta(days=1)  # how long a used link still shows its comp
 
 AccessKind = Literal["open", "done", "expired", "superseded", "refused", "notice_passed"]
 OutcomeStatus = Literal["created", "duplicate", "expired", "superseded", "refused", "full", "blocked",
-                        "limit", "seeker_open", "notice_passed"]
+                        "limit", "seeker_open", "notice_passed", "terms_changed"]
 
 
 @dataclass(frozen=True)
@@ -120,6 +123,11 @@ def submit(session: Session, rt, office, conversation_id: int, nonce: str, value
     if access.kind not in ("open", "notice_passed"):  # notice_passed: create_request refuses it below
         return Outcome(access.kind)
     conv, hold = access.conversation, access.hold
+    if access.kind == "open" and terms.awaiting_consent(session, office.id, conv.id, now.date()):
+        # A terms version took effect while the form was open: consent comes first (in the chat); the hold
+        # stays, so the same form can be sent once the user has agreed.
+        log.info("request refused office=%s conversation=%s outcome=terms_changed", office.id, conv.id)
+        return Outcome("terms_changed", slot_start=hold.slot_start)
     outcome = create_request(session, rt, office, conv, hold.slot_start, values, now)
     session.delete(hold)  # created or refused for good: either way the slot is not held any more
     if outcome.status == "created":

@@ -67,6 +67,14 @@ def has_consented(session: Session, conversation_id: int, version: str) -> bool:
     return _CONSENTED.scalar(session, {"conversation_id": conversation_id, "version": version}) is not None
 
 
+def awaiting_consent(session: Session, office_id: str, conversation_id: int, today: date) -> str | None:
+    """The version in force that this conversation has not consented to (it took effect mid-booking), or None."""
+    version = current_version(session, office_id, today)
+    if version is None or has_consented(session, conversation_id, version):
+        return None
+    return version
+
+
 def latest_consented_version(session: Session, conversation_id: int) -> str | None:
     """The newest version the user consented to (None before any consent)."""
     return _LATEST_CONSENTED_VERSION.scalar(session, {"conversation_id": conversation_id})

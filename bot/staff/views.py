@@ -508,7 +508,8 @@ def outbox_rows():
             or_(OutboxMessage.status.in_(("failed", "held", "unknown")),
                 and_(OutboxMessage.status == "pending", OutboxMessage.attempts > 0)),
         ).order_by(OutboxMessage.id.desc()).limit(200)).all()
-        return render_template("staff/outbox.html", rows=rows)
+        return render_template("staff/outbox.html", rows=rows,
+                               token_setting=f"LINE_CHANNEL_ACCESS_TOKEN_{office.id.upper()}")
 
 
 @bp.get("/groups")

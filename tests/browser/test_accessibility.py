@@ -19,6 +19,7 @@ from bot.clock import TOKYO
 from bot.forms import form_texts
 from bot.models import Conversation
 from bot.services import holds
+from tests.formflow import consent_as_in_chat
 from tests.staffkit import PASSWORD, create_staff, fast_password_hashing, make_request  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.browser
@@ -57,6 +58,7 @@ def form_url(live_server, office_id: str, language: str) -> str:
                             context={"week": 0}, language=language, created_at=now)
         s.add(conv)
         s.flush()
+        consent_as_in_chat(s, conv, now)
         start = next(slot["start"] for week in range(office.booking.window_weeks)
                      for slot in holds.week_page(s, office, now, week)["slots"])
         held = holds.hold(s, rt, office, conv, start, now)
