@@ -252,6 +252,9 @@ def _consents(rt, version=NEW_VERSION):
         return s.scalar(select(func.count()).select_from(Consent).where(Consent.version == version))
 
 
+NEXT_BOOKING = {"ja": "次のご予約の前に", "easy": "つぎの 予約の まえに", "en": "Before your next booking"}
+
+
 @pytest.mark.parametrize("language,asked,thanks", [
     ("ja", "予約のお手続きの途中で改定後の規約が適用になりました", "途中から続けます"),
     ("easy", "予約の とちゅうで、あたらしい ルールに なりました", "とちゅうから つづけます"),
@@ -270,6 +273,7 @@ def test_a_version_taking_effect_at_the_questions_is_consented_to_before_the_nex
     sakata_user.says("はい")                                   # question 2: the new terms come first
     text = fake_line.texts_to(sakata_user.user_id)[-1]
     assert asked in text and NEW_VERSION in text and "第6条の予約方法を変更しました。" in text
+    assert NEXT_BOOKING[language] not in text                 # this booking goes on: not "before your next"
     assert _consents(rt) == 0
     with rt.db.reading() as s:
         assert s.scalar(select(Conversation.state)) == "awaiting_consent"
