@@ -54,15 +54,36 @@ class EventTransaction:
 
 
 class _LazySession:
-    """Stands for the event's ORM session until first used."""
+    """Stands for the event's ORM session until first used.
+
+    What a compiled statement asks of a session (`rawsql.Statement.scalar`: anything to flush, then the
+    connection) is answered without making one: the dialog's reads on most steps (the terms in force) are
+    such statements, and a session costs more than they do.
+    """
 
     __slots__ = ("_tx",)
+    autoflush = True
 
     def __init__(self, tx: EventTransaction):
         self._tx = tx
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._tx.real_session(), name)
+
+    @property
+    def new(self):
+        return () if self._tx._session is None else self._tx._session.new
+
+    @property
+    def dirty(self):
+        return () if self._tx._session is None else self._tx._session.dirty
+
+    @property
+    def deleted(self):
+        return () if self._tx._session is None else self._tx._session.deleted
+
+    def connection(self) -> Connection:
+        return self._tx.conn if self._tx._session is None else self._tx._session.connection()
 
 
 @contextlib.contextmanager

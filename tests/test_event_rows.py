@@ -186,3 +186,17 @@ def test_an_open_booking_is_found_only_while_open_and_ahead_and_the_list_only_wh
     with rt.db.transaction() as s:
         s.execute(text("UPDATE bookings SET status = 'withdrawn' WHERE reference = :r"), {"r": reference})
     assert seen(now) == (None, [reference])
+
+
+def test_steps_that_only_read_compiled_statements_make_no_orm_session(sakata_user, fake_line, rt, monkeypatch):
+    """A checklist answer reads the terms in force (a version may take effect mid-booking) through a compiled
+    statement on the event's connection: no ORM session is made for it (most events are such steps)."""
+    from tests.intake_walk import Chat
+
+    chat = Chat(sakata_user, fake_line, rt)
+    chat.walk_to("checklist", 1)
+    made = []
+    real = event_rows.EventTransaction.real_session
+    monkeypatch.setattr(event_rows.EventTransaction, "real_session", lambda tx: made.append(1) or real(tx))
+    out = chat.say("はい")
+    assert "3/" in out[-1] and made == []
