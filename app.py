@@ -25,7 +25,8 @@ def create_app(config: dict | None = None) -> Flask:
     try:
         offices = load_offices(cfg.offices_dir)
     except ProfileError as exc:
-        raise ConfigError("invalid office profiles (see `flask --app app offices check`):\n"
+        raise ConfigError(f"invalid office profiles in {cfg.offices_dir} (fix each field named below; "
+                          "`flask --app app offices check` checks them again):\n"
                           + "\n".join(getattr(exc, "problems", None) or [str(exc)])) from exc
     db = Database(cfg.database_url)
     cfg = channels.attach(cfg, db, [o.id for o in offices.values() if o.enabled])  # env wins; store fills gaps
