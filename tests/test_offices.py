@@ -397,7 +397,8 @@ def test_the_loader_stays_plain_python() -> None:
         elif isinstance(node, ast.ImportFrom) and node.module:
             imported.add(node.module.split(".")[0])
     assert not imported & {"flask", "linebot", "dialogs", "sqlalchemy"}
-    assert imported <= {"__future__", "re", "collections", "dataclasses", "datetime", "pathlib", "typing", "yaml"}
+    assert imported <= {"__future__", "re", "collections", "dataclasses", "datetime", "pathlib", "typing", "unicodedata",
+                        "yaml"}
     strings = [tok.string for tok in tokenize.generate_tokens(io.StringIO(source).readline)
                if tok.type == tokenize.STRING]
     assert not [s for s in strings if re.search(r"[\u3040-\u30ff\u4e00-\u9fff]", s)]
@@ -469,3 +470,61 @@ def test_cli_show_without_json_prints_an_outline() -> None:
     result = cli().invoke(offices_group, ["show", "otaru"])
     assert result.exit_code == 0, result.output
     assert result.output.startswith("ハローワーク小樽 (otaru), terms 2023-10-01")
+
+
+# --------------------------------------------------------------------------- an operator's mistakes (a third office)
+
+def test_an_office_id_longer_than_the_database_keeps_is_refused(tmp_path: Path) -> None:
+    long_id = "otaru_" + "x" * 27   # 33 characters: every table keeps office ids in 32
+    directory = edit_profile(tmp_path, "otaru", _set("id", long_id))
+    (directory / "otaru.yaml").rename(directory / f"{long_id}.yaml")
+    assert f"{long_id}.yaml: id: '{long_id}' is longer than 32 characters" in problems_of(directory)
+
+
+@pytest.mark.parametrize("weekdays,where,day", [([5], "[0]", "Saturday"), ([1, 6], "[1]", "Sunday")])
+def test_a_weekend_session_day_is_refused(tmp_path: Path, weekdays: list[int], where: str, day: str) -> None:
+    directory = edit_profile(tmp_path, "otaru", _set("schedule.weekdays", weekdays))
+    assert (f"otaru.yaml: schedule.weekdays{where}: {weekdays[int(where[1])]} is a {day}: offices are closed "
+            "on Saturdays and Sundays, so no slot would be offered") in problems_of(directory)
+
+
+def test_notice_longer_than_the_booking_window_is_refused(tmp_path: Path) -> None:
+    def change(data: dict[str, Any]) -> None:
+        data["booking"]["notice"]["calendar_days"] = 15
+        data["booking"]["window_weeks"] = 2
+
+    assert ("otaru.yaml: booking.notice.calendar_days: 15 days' notice is longer than the booking window "
+            "(booking.window_weeks: 2 weeks, 14 days): no slot could ever be booked") in problems_of(
+        edit_profile(tmp_path, "otaru", change))
+    fits = edit_profile(tmp_path / "fits", "otaru", _set("booking.notice.calendar_days", 14))
+    assert "otaru" in load_offices(fits)
+
+
+@pytest.mark.parametrize("pattern,replacement,expected", [
+    ('"10:30"', '"１０:３０"', 'schedule.starts[1]: "１０:３０" has full-width characters: write "10:30"'),
+    ('"10:30"', '"1０:30"', 'schedule.starts[1]: "1０:30" has full-width characters: write "10:30"'),
+    ('"10:30"', '"10：30"', 'schedule.starts[1]: "10：30" has full-width characters: write "10:30"'),
+    ("weekdays: [0, 1, 2, 3, 4]", "weekdays: [０, 1, 2, 3, 4]",
+     'schedule.weekdays[0]: "０" has full-width characters: write 0'),
+    ("capacity: 1", "capacity: ２", 'schedule.capacity: "２" has full-width characters: write 2'),
+    ('"0134-32-8689"', '"0134-３２-8689"',
+     'contacts.phone.value: "0134-３２-8689" has full-width characters: write "0134-32-8689"'),
+    ('version: "2023-10-01"', 'version: "２０２３-10-01"',
+     'terms[0].version: "２０２３-10-01" has full-width characters: write "2023-10-01"'),
+])
+def test_full_width_digits_are_named_with_the_half_width_value(
+        tmp_path: Path, pattern: str, replacement: str, expected: str) -> None:
+    directory = copy_profiles(tmp_path)
+    path = directory / "otaru.yaml"
+    text = path.read_text(encoding="utf-8")
+    assert pattern in text
+    path.write_text(text.replace(pattern, replacement, 1), encoding="utf-8")
+    assert f"otaru.yaml: {expected}" in problems_of(directory)
+
+
+@pytest.mark.parametrize("name", ["nayoro.yml", "nayoro.YAML"])
+def test_a_profile_under_another_file_name_is_not_silently_skipped(tmp_path: Path, name: str) -> None:
+    directory = copy_profiles(tmp_path)
+    (directory / name).write_text((directory / "otaru.yaml").read_text(encoding="utf-8"), encoding="utf-8")
+    assert f"{name}: not read: an office profile's file name ends in .yaml (rename it nayoro.yaml)" in problems_of(
+        directory)
