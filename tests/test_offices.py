@@ -528,3 +528,17 @@ def test_a_profile_under_another_file_name_is_not_silently_skipped(tmp_path: Pat
     (directory / name).write_text((directory / "otaru.yaml").read_text(encoding="utf-8"), encoding="utf-8")
     assert f"{name}: not read: an office profile's file name ends in .yaml (rename it nayoro.yaml)" in problems_of(
         directory)
+
+
+def test_readme_says_how_to_add_an_office_and_what_every_profile_key_does() -> None:
+    """An operator adds an office from README alone: its section names every key a profile may hold."""
+    from bot.offices import _TOP_OPTIONAL, _TOP_REQUIRED
+
+    readme = (PROJECT_ROOT / "README.md").read_text(encoding="utf-8")
+    assert "\n## Adding an office\n" in readme
+    section = readme.split("\n## Adding an office\n", 1)[1].split("\n## ", 1)[0]
+    missing = [key for key in (*_TOP_REQUIRED, *_TOP_OPTIONAL) if f"`{key}`" not in section]
+    assert not missing, f"README's 'Adding an office' does not explain: {missing}"
+    for step in ("templates/terms/<id>/", "templates/staff/handoff.yaml", "invitation_<id>.j2",
+                 "flask --app app offices check", "richmenu deploy <id>", "staff create-user"):
+        assert step in section, step
