@@ -19,6 +19,7 @@ def create_app(config: dict | None = None) -> Flask:
     from bot.offices import ProfileError, load_offices
     from bot.render import Renderer
     from bot.runtime import Runtime
+    from bot.staff import handoff as staff_handoff
     from bot.staff import views as staff_views
 
     cfg = load_config(config)
@@ -28,6 +29,8 @@ def create_app(config: dict | None = None) -> Flask:
         raise ConfigError(f"invalid office profiles in {cfg.offices_dir} (fix each field named below; "
                           "`flask --app app offices check` checks them again):\n"
                           + "\n".join(getattr(exc, "problems", None) or [str(exc)])) from exc
+    if handoff_problems := staff_handoff.problems():
+        raise ConfigError("invalid staff handoff settings:\n" + "\n".join(handoff_problems))
     db = Database(cfg.database_url)
     cfg = channels.attach(cfg, db, [o.id for o in offices.values() if o.enabled])  # env wins; store fills gaps
     check_production(cfg, [o.id for o in offices.values() if o.enabled])

@@ -57,3 +57,33 @@ def test_flask_commands_name_a_broken_profile_without_a_traceback(tmp_path):
         assert done.returncode == 1, command
         assert "otaru.yaml: schedule.capacty: unknown field" in done.stderr
         assert "Traceback" not in done.stderr, done.stderr
+
+
+@pytest.mark.parametrize("entry,expected", [
+    ("nayoro:\n  call_user_on_confrim: true\n",
+     "templates/staff/handoff.yaml: nayoro.call_user_on_confrim: unknown field (allowed: call_user_on_confirm, "
+     "invitation)"),
+    ("nayoro:\n  call_user_on_confirm: 'yes'\n",
+     "templates/staff/handoff.yaml: nayoro.call_user_on_confirm: must be true or false"),
+    ("nayoro:\n  invitation:\n    lable: 会議URLの送付\n",
+     "templates/staff/handoff.yaml: nayoro.invitation.lable: unknown field (allowed: label, how)"),
+    ("nayoro:\n  invitation: 会議URLの送付\n",
+     "templates/staff/handoff.yaml: nayoro.invitation: must be a mapping"),
+])
+def test_a_misspelt_staff_handoff_setting_stops_start_up(tmp_path, make_app, monkeypatch, entry, expected):
+    """An office's line in handoff.yaml that is misspelt was ignored: staff silently lost the phone task or the
+    invitation's name. It now stops start-up naming the file and the field."""
+    from bot.staff import handoff
+
+    templates = tmp_path / "templates"
+    (templates / "staff").mkdir(parents=True)
+    shipped = (handoff.TEMPLATES_DIR / "staff" / "handoff.yaml").read_text(encoding="utf-8")
+    (templates / "staff" / "handoff.yaml").write_text(shipped + entry, encoding="utf-8")
+    monkeypatch.setattr(handoff, "TEMPLATES_DIR", templates)
+    handoff._settings.cache_clear()
+    try:
+        with pytest.raises(ConfigError) as refused:
+            make_app()
+    finally:
+        handoff._settings.cache_clear()
+    assert expected in str(refused.value)
