@@ -542,3 +542,31 @@ def test_readme_says_how_to_add_an_office_and_what_every_profile_key_does() -> N
     for step in ("templates/terms/<id>/", "templates/staff/handoff.yaml", "invitation_<id>.j2",
                  "flask --app app offices check", "richmenu deploy <id>", "staff create-user"):
         assert step in section, step
+
+
+def test_cli_check_warns_about_office_wording_that_no_office_or_language_uses(tmp_path: Path) -> None:
+    """Office wording outside the profile is found by office id: a typo in the id, or a language left out,
+    silently falls back to the generic wording. `offices check` says so."""
+    directory = copy_profiles(tmp_path)
+    (directory / "sakata.yaml").unlink()   # a deployment serving Otaru alone: Sakata's wording is unused
+    result = cli(directory).invoke(offices_group, ["check"])
+    assert result.exit_code == 0, result.output
+    assert ("warning: templates/staff/handoff.yaml: sakata: no office profile has this id; its settings are not used"
+            in result.output)
+    for language in ("ja", "easy", "en"):
+        assert (f"warning: templates/messages/{language}/invitation_sakata.j2: no office profile has the id sakata; "
+                "it is not used") in result.output
+    assert "otaru" not in "".join(line for line in result.output.splitlines() if "invitation_" in line)
+
+
+def test_cli_check_warns_about_an_office_whose_join_wording_misses_a_language(tmp_path: Path, monkeypatch) -> None:
+    from bot import render
+
+    templates = tmp_path / "templates"
+    shutil.copytree(render.TEMPLATES_DIR / "messages", templates / "messages")
+    (templates / "messages" / "en" / "invitation_otaru.j2").unlink()
+    monkeypatch.setattr(render, "TEMPLATES_DIR", templates)
+    result = cli().invoke(offices_group, ["check"])
+    assert result.exit_code == 0, result.output
+    assert ("warning: templates/messages/en/invitation_otaru.j2: missing: ja has invitation_otaru.j2; this "
+            "language shows the generic invitation_default.j2") in result.output

@@ -49,6 +49,11 @@ def problems() -> list[str]:
     return found
 
 
+def office_ids() -> list[str]:
+    """The offices handoff.yaml gives settings to (not `_default`)."""
+    return [key for key in _settings() if key != "_default"]
+
+
 def call_user_on_confirm(office_id: str) -> bool:
     """Does this office phone the user with the date once a request is confirmed?"""
     return bool((_settings().get(office_id) or {}).get("call_user_on_confirm", False))
