@@ -656,9 +656,9 @@ def _booking(value: Any, path: str) -> Booking:
     notice = _notice(raw["notice"], _at(path, "notice"))
     window_weeks = _int(raw.get("window_weeks", 8), _at(path, "window_weeks"), 1, 52)
     if notice.calendar_days > 7 * window_weeks:  # even the window's last day would be past its deadline today
-        raise _Invalid(_at(_at(path, "notice"), "calendar_days"),
-                       f"{notice.calendar_days} days' notice is longer than the booking window ({_at(path, 'window_weeks')}: "
-                       f"{window_weeks} weeks, {7 * window_weeks} days): no slot could ever be booked")
+        window = f"{_at(path, 'window_weeks')}: {window_weeks} weeks, {7 * window_weeks} days"
+        raise _Invalid(_at(_at(path, "notice"), "calendar_days"), f"{notice.calendar_days} days' notice is longer "
+                       f"than the booking window ({window}): no slot could ever be booked")
     return Booking(
         notice=notice,
         window_weeks=window_weeks,

@@ -397,8 +397,8 @@ def test_the_loader_stays_plain_python() -> None:
         elif isinstance(node, ast.ImportFrom) and node.module:
             imported.add(node.module.split(".")[0])
     assert not imported & {"flask", "linebot", "dialogs", "sqlalchemy"}
-    assert imported <= {"__future__", "re", "collections", "dataclasses", "datetime", "pathlib", "typing", "unicodedata",
-                        "yaml"}
+    assert imported <= {"__future__", "re", "collections", "dataclasses", "datetime", "pathlib", "typing",
+                        "unicodedata", "yaml"}
     strings = [tok.string for tok in tokenize.generate_tokens(io.StringIO(source).readline)
                if tok.type == tokenize.STRING]
     assert not [s for s in strings if re.search(r"[\u3040-\u30ff\u4e00-\u9fff]", s)]
