@@ -305,7 +305,8 @@ def untranslated(office: Office) -> list[str]:
         optional = (("documents_route", office.documents_route), ("booking.usage_limit_note",
                     office.booking.usage_limit_note), ("cancellation.note", office.cancellation.note),
                     ("contacts.phone.note", office.phone.confirmed and office.phone.note),
-                    ("contacts.email.note", office.email.confirmed and office.email.note))
+                    ("contacts.email.note", office.email.confirmed and office.email.note),
+                    ("contacts.hours.value", office.hours.confirmed and office.hours.value))
         for path, japanese in optional:
             *sections, key = path.split(".")
             holder = overlay

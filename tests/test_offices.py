@@ -570,3 +570,13 @@ def test_cli_check_warns_about_an_office_whose_join_wording_misses_a_language(tm
     assert result.exit_code == 0, result.output
     assert ("warning: templates/messages/en/invitation_otaru.j2: missing: ja has invitation_otaru.j2; this "
             "language shows the generic invitation_default.j2") in result.output
+
+
+def test_check_warns_when_confirmed_opening_hours_are_not_translated(tmp_path: Path) -> None:
+    """Hours are the office's own words (平日8:30～17:15): the English and やさしい日本語 chats show them as written
+    unless the profile translates them, so `offices check` lists them with the other untranslated texts."""
+    directory = edit_profile(tmp_path, "otaru", _set("contacts.hours", {"value": "平日8:30～17:15", "confirmed": True}))
+    _offices, warnings = check_offices(directory)
+    for language in ("en", "easy"):
+        assert (f"otaru.yaml: translations.{language}.contacts.hours.value: not translated: the Japanese text is "
+                "shown") in warnings
