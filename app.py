@@ -19,14 +19,18 @@ def create_app(config: dict | None = None) -> Flask:
     from bot.offices import ProfileError, load_offices
     from bot.render import Renderer
     from bot.runtime import Runtime
+    from bot.staff import handoff as staff_handoff
     from bot.staff import views as staff_views
 
     cfg = load_config(config)
     try:
         offices = load_offices(cfg.offices_dir)
     except ProfileError as exc:
-        raise ConfigError("invalid office profiles (see `flask --app app offices check`):\n"
+        raise ConfigError(f"invalid office profiles in {cfg.offices_dir} (fix each field named below; "
+                          "`flask --app app offices check` checks them again):\n"
                           + "\n".join(getattr(exc, "problems", None) or [str(exc)])) from exc
+    if handoff_problems := staff_handoff.problems():
+        raise ConfigError("invalid staff handoff settings:\n" + "\n".join(handoff_problems))
     db = Database(cfg.database_url)
     cfg = channels.attach(cfg, db, [o.id for o in offices.values() if o.enabled])  # env wins; store fills gaps
     check_production(cfg, [o.id for o in offices.values() if o.enabled])

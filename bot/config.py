@@ -8,6 +8,7 @@ import warnings
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
+import click
 from cryptography.fernet import Fernet
 
 from bot.clock import parse_instant
@@ -20,8 +21,12 @@ PRODUCTION_LINE_API = "https://api.line.me"
 PRODUCTION_LINE_DATA_API = "https://api-data.line.me"
 
 
-class ConfigError(RuntimeError):
-    """Raised when the app cannot start with the settings it was given."""
+class ConfigError(click.ClickException, RuntimeError):
+    """Raised when the app cannot start with the settings it was given.
+
+    A ClickException too: when `flask --app app <command>` builds the app and it cannot start (a broken office
+    profile, a missing production secret), the command prints the message and exits 1 instead of a traceback.
+    """
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ Only the standard library and PyYAML: this module must not import flask, linebot
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time
@@ -30,6 +31,7 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 TERMS_DIR = PROJECT_ROOT / "templates" / "terms"
 
 OFFICE_ID = re.compile(r"^[a-z][a-z0-9_]*$")
+OFFICE_ID_MAX = 32   # every table keeps the office id in a String(32) column
 ITEM_ID = re.compile(r"^[a-z][a-z0-9_]*$")
 ANSWERS = ("yes", "no", "unsure")
 NOTICE_KINDS = ("business_day_before",)
@@ -221,7 +223,11 @@ def check_offices(directory: Path, terms_dir: Path = TERMS_DIR) -> tuple[dict[st
         raise ProfileError(f"{directory}: no office profiles (*.yaml)")
     offices: dict[str, Office] = {}
     warnings: list[str] = []
-    problems: list[str] = []
+    problems: list[str] = [  # a profile saved as .yml would otherwise be an office that silently does not exist
+        f"{path.name}: not read: an office profile's file name ends in .yaml (rename it {path.stem}.yaml)"
+        for path in sorted(directory.iterdir())
+        if path.suffix.lower() in (".yaml", ".yml") and path.suffix != ".yaml" and not path.name.startswith(".")
+    ]
     for path in paths:
         try:
             office = read_office(path, terms_dir)
@@ -299,7 +305,8 @@ def untranslated(office: Office) -> list[str]:
         optional = (("documents_route", office.documents_route), ("booking.usage_limit_note",
                     office.booking.usage_limit_note), ("cancellation.note", office.cancellation.note),
                     ("contacts.phone.note", office.phone.confirmed and office.phone.note),
-                    ("contacts.email.note", office.email.confirmed and office.email.note))
+                    ("contacts.email.note", office.email.confirmed and office.email.note),
+                    ("contacts.hours.value", office.hours.confirmed and office.hours.value))
         for path, japanese in optional:
             *sections, key = path.split(".")
             holder = overlay
@@ -355,9 +362,9 @@ def _yaml_problem(exc: yaml.YAMLError) -> str:
 
 T = TypeVar("T")
 
-_HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
-_YMD = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-_PHONE = re.compile(r"^0\d{1,4}-\d{1,4}-\d{3,4}$")
+_HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$", re.ASCII)
+_YMD = re.compile(r"^\d{4}-\d{2}-\d{2}$", re.ASCII)
+_PHONE = re.compile(r"^0\d{1,4}-\d{1,4}-\d{3,4}$", re.ASCII)
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[A-Za-z]{2,}$")
 
 
@@ -452,7 +459,16 @@ def _optional_bool(value: Any, path: str) -> bool | None:
     return None if value is None else _bool(value, path)
 
 
+def _half_width(value: Any, path: str, *, quote: bool = True) -> None:
+    """Refuse a value typed with full-width digits or signs (an IME's ２ or ：), naming its half-width spelling."""
+    if isinstance(value, str):
+        half = unicodedata.normalize("NFKC", value)
+        if half != value and half.isascii():
+            raise _Invalid(path, f'"{value}" has full-width characters: write ' + (f'"{half}"' if quote else half))
+
+
 def _int(value: Any, path: str, low: int, high: int) -> int:
+    _half_width(value, path, quote=False)
     if isinstance(value, bool) or not isinstance(value, int):
         raise _Invalid(path, f"must be a whole number, not {_kind(value)}")
     if not low <= value <= high:
@@ -463,6 +479,7 @@ def _int(value: Any, path: str, low: int, high: int) -> int:
 def _time(value: Any, path: str) -> time:
     if isinstance(value, int) and not isinstance(value, bool):
         raise _Invalid(path, 'not a HH:MM time (quote it, e.g. "14:00": YAML reads 14:00 unquoted as a number)')
+    _half_width(value, path)
     if not isinstance(value, str) or not _HHMM.match(value):
         raise _Invalid(path, "not a HH:MM time")
     hours, minutes = value.split(":")
@@ -472,6 +489,7 @@ def _time(value: Any, path: str) -> time:
 def _date(value: Any, path: str) -> date:
     if isinstance(value, date) and not isinstance(value, datetime):
         return value
+    _half_width(value, path)
     if isinstance(value, str) and _YMD.match(value):
         try:
             return date.fromisoformat(value)
@@ -513,6 +531,8 @@ def _identifier(value: Any, path: str) -> str:
 def _contact(value: Any, path: str, pattern: re.Pattern[str] | None = None, example: str = "") -> Contact:
     raw = _fields(value, path, ("value",), ("note", "confirmed"))
     contact_value = _optional_text(raw["value"], _at(path, "value"))
+    if pattern is not None:
+        _half_width(contact_value, _at(path, "value"))
     if contact_value is not None and pattern is not None and not pattern.match(contact_value):
         raise _Invalid(_at(path, "value"), f"{contact_value!r} does not look like {example}")
     return Contact(
@@ -609,6 +629,11 @@ def _schedule(value: Any, path: str) -> Schedule:
     raw = _fields(value, path, ("weekdays", "starts"), ("duration_minutes", "duration_approximate", "capacity", "closures"))
     weekdays = _unique(_each(raw["weekdays"], _at(path, "weekdays"), lambda v, p: _int(v, p, 0, 6),
                              non_empty=True), _at(path, "weekdays"))
+    for i, weekday in enumerate(weekdays):
+        if weekday >= 5:  # bot/services/calendar.py closes every Saturday and Sunday
+            day = ("Saturday", "Sunday")[weekday - 5]
+            raise _Invalid(f"{_at(path, 'weekdays')}[{i}]", f"{weekday} is a {day}: offices are closed on Saturdays "
+                           "and Sundays, so no slot would be offered")
     starts = _unique(_each(raw["starts"], _at(path, "starts"), _time, non_empty=True), _at(path, "starts"),
                      lambda t: t.strftime("%H:%M"))
     duration = _int(raw.get("duration_minutes", 30), _at(path, "duration_minutes"), 5, 240)
@@ -629,9 +654,15 @@ def _schedule(value: Any, path: str) -> Schedule:
 
 def _booking(value: Any, path: str) -> Booking:
     raw = _fields(value, path, ("notice",), ("window_weeks", "hold_minutes", "usage_limit_note", "max_open_per_user"))
+    notice = _notice(raw["notice"], _at(path, "notice"))
+    window_weeks = _int(raw.get("window_weeks", 8), _at(path, "window_weeks"), 1, 52)
+    if notice.calendar_days > 7 * window_weeks:  # even the window's last day would be past its deadline today
+        window = f"{_at(path, 'window_weeks')}: {window_weeks} weeks, {7 * window_weeks} days"
+        raise _Invalid(_at(_at(path, "notice"), "calendar_days"), f"{notice.calendar_days} days' notice is longer "
+                       f"than the booking window ({window}): no slot could ever be booked")
     return Booking(
-        notice=_notice(raw["notice"], _at(path, "notice")),
-        window_weeks=_int(raw.get("window_weeks", 8), _at(path, "window_weeks"), 1, 52),
+        notice=notice,
+        window_weeks=window_weeks,
         hold_minutes=_int(raw.get("hold_minutes", 15), _at(path, "hold_minutes"), 1, 24 * 60),
         usage_limit_note=_text_or_empty(raw.get("usage_limit_note", ""), _at(path, "usage_limit_note")),
         max_open_per_user=_int(raw.get("max_open_per_user", 1), _at(path, "max_open_per_user"), 1, 10),
@@ -717,6 +748,8 @@ def _office_id(value: Any, path: str) -> str:
     office_id = _text(value, path)
     if not OFFICE_ID.match(office_id):
         raise _Invalid(path, f"{office_id!r} must match ^[a-z][a-z0-9_]*$")
+    if len(office_id) > OFFICE_ID_MAX:
+        raise _Invalid(path, f"{office_id!r} is longer than {OFFICE_ID_MAX} characters")
     return office_id
 
 

@@ -174,7 +174,9 @@ def localize(context: Mapping[str, Any], language: str) -> dict[str, Any]:
     if language == "ja" or not isinstance(office, Office):
         return dict(context)
     local = office.localized(language)
-    out = {**context, "office": local}
+    # An office may leave a language out: its Japanese summary must then not be called a translation.
+    translated = "consent_summary" in office.translations.get(language, {})
+    out = {**context, "office": local, "summary_translated": translated}
     for key, value in context.items():
         if isinstance(value, (Question, ChecklistItem)):
             out[key] = local.step(value.id) or value

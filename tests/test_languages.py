@@ -605,3 +605,23 @@ def test_the_terms_page_keeps_the_japanese_text_and_labels_the_translated_summar
     plain = client.get("/terms/otaru").get_data(as_text=True)
     odd = client.get("/terms/otaru?lang=fr").get_data(as_text=True)
     assert heading not in plain and "Summary (translation)" not in odd
+
+
+@pytest.mark.parametrize("language", TRANSLATED)
+def test_an_office_without_a_translation_never_calls_its_japanese_summary_a_translation(tmp_path, language):
+    """An office may write no English (or no やさしい日本語): the chat's consent then shows its Japanese summary
+    as Japanese, not under 'Summary (translation)' nor with a link to a translated summary that is not there."""
+    profile = DEFAULT_OFFICES_DIR / "otaru.yaml"
+    data = yaml.safe_load(profile.read_text(encoding="utf-8"))
+    del data["translations"][language]
+    path = tmp_path / "otaru.yaml"
+    path.write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    office = read_office(path)
+    for sample in samples(office)["consent"]:
+        [consent] = render(office, language, "consent", sample)
+        text = consent["text"]
+        assert "Summary (translation)" not in text and "やさしい 日本語に したもの" not in text
+        assert "translated summary" not in text and f"?lang={language}" not in text
+        if not sample["brief"]:
+            assert all(line in text for line in office.consent_summary)
+            assert {"en": "in Japanese", "easy": "ふつうの 日本語"}[language] in text

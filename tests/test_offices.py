@@ -397,7 +397,8 @@ def test_the_loader_stays_plain_python() -> None:
         elif isinstance(node, ast.ImportFrom) and node.module:
             imported.add(node.module.split(".")[0])
     assert not imported & {"flask", "linebot", "dialogs", "sqlalchemy"}
-    assert imported <= {"__future__", "re", "collections", "dataclasses", "datetime", "pathlib", "typing", "yaml"}
+    assert imported <= {"__future__", "re", "collections", "dataclasses", "datetime", "pathlib", "typing",
+                        "unicodedata", "yaml"}
     strings = [tok.string for tok in tokenize.generate_tokens(io.StringIO(source).readline)
                if tok.type == tokenize.STRING]
     assert not [s for s in strings if re.search(r"[\u3040-\u30ff\u4e00-\u9fff]", s)]
@@ -469,3 +470,113 @@ def test_cli_show_without_json_prints_an_outline() -> None:
     result = cli().invoke(offices_group, ["show", "otaru"])
     assert result.exit_code == 0, result.output
     assert result.output.startswith("ハローワーク小樽 (otaru), terms 2023-10-01")
+
+
+# --------------------------------------------------------------------------- an operator's mistakes (a third office)
+
+def test_an_office_id_longer_than_the_database_keeps_is_refused(tmp_path: Path) -> None:
+    long_id = "otaru_" + "x" * 27   # 33 characters: every table keeps office ids in 32
+    directory = edit_profile(tmp_path, "otaru", _set("id", long_id))
+    (directory / "otaru.yaml").rename(directory / f"{long_id}.yaml")
+    assert f"{long_id}.yaml: id: '{long_id}' is longer than 32 characters" in problems_of(directory)
+
+
+@pytest.mark.parametrize("weekdays,where,day", [([5], "[0]", "Saturday"), ([1, 6], "[1]", "Sunday")])
+def test_a_weekend_session_day_is_refused(tmp_path: Path, weekdays: list[int], where: str, day: str) -> None:
+    directory = edit_profile(tmp_path, "otaru", _set("schedule.weekdays", weekdays))
+    assert (f"otaru.yaml: schedule.weekdays{where}: {weekdays[int(where[1])]} is a {day}: offices are closed "
+            "on Saturdays and Sundays, so no slot would be offered") in problems_of(directory)
+
+
+def test_notice_longer_than_the_booking_window_is_refused(tmp_path: Path) -> None:
+    def change(data: dict[str, Any]) -> None:
+        data["booking"]["notice"]["calendar_days"] = 15
+        data["booking"]["window_weeks"] = 2
+
+    assert ("otaru.yaml: booking.notice.calendar_days: 15 days' notice is longer than the booking window "
+            "(booking.window_weeks: 2 weeks, 14 days): no slot could ever be booked") in problems_of(
+        edit_profile(tmp_path, "otaru", change))
+    fits = edit_profile(tmp_path / "fits", "otaru", _set("booking.notice.calendar_days", 14))
+    assert "otaru" in load_offices(fits)
+
+
+@pytest.mark.parametrize("pattern,replacement,expected", [
+    ('"10:30"', '"１０:３０"', 'schedule.starts[1]: "１０:３０" has full-width characters: write "10:30"'),
+    ('"10:30"', '"1０:30"', 'schedule.starts[1]: "1０:30" has full-width characters: write "10:30"'),
+    ('"10:30"', '"10：30"', 'schedule.starts[1]: "10：30" has full-width characters: write "10:30"'),
+    ("weekdays: [0, 1, 2, 3, 4]", "weekdays: [０, 1, 2, 3, 4]",
+     'schedule.weekdays[0]: "０" has full-width characters: write 0'),
+    ("capacity: 1", "capacity: ２", 'schedule.capacity: "２" has full-width characters: write 2'),
+    ('"0134-32-8689"', '"0134-３２-8689"',
+     'contacts.phone.value: "0134-３２-8689" has full-width characters: write "0134-32-8689"'),
+    ('version: "2023-10-01"', 'version: "２０２３-10-01"',
+     'terms[0].version: "２０２３-10-01" has full-width characters: write "2023-10-01"'),
+])
+def test_full_width_digits_are_named_with_the_half_width_value(
+        tmp_path: Path, pattern: str, replacement: str, expected: str) -> None:
+    directory = copy_profiles(tmp_path)
+    path = directory / "otaru.yaml"
+    text = path.read_text(encoding="utf-8")
+    assert pattern in text
+    path.write_text(text.replace(pattern, replacement, 1), encoding="utf-8")
+    assert f"otaru.yaml: {expected}" in problems_of(directory)
+
+
+@pytest.mark.parametrize("name", ["nayoro.yml", "nayoro.YAML"])
+def test_a_profile_under_another_file_name_is_not_silently_skipped(tmp_path: Path, name: str) -> None:
+    directory = copy_profiles(tmp_path)
+    (directory / name).write_text((directory / "otaru.yaml").read_text(encoding="utf-8"), encoding="utf-8")
+    assert f"{name}: not read: an office profile's file name ends in .yaml (rename it nayoro.yaml)" in problems_of(
+        directory)
+
+
+def test_readme_says_how_to_add_an_office_and_what_every_profile_key_does() -> None:
+    """An operator adds an office from README alone: its section names every key a profile may hold."""
+    from bot.offices import _TOP_OPTIONAL, _TOP_REQUIRED
+
+    readme = (PROJECT_ROOT / "README.md").read_text(encoding="utf-8")
+    assert "\n## Adding an office\n" in readme
+    section = readme.split("\n## Adding an office\n", 1)[1].split("\n## ", 1)[0]
+    missing = [key for key in (*_TOP_REQUIRED, *_TOP_OPTIONAL) if f"`{key}`" not in section]
+    assert not missing, f"README's 'Adding an office' does not explain: {missing}"
+    for step in ("templates/terms/<id>/", "templates/staff/handoff.yaml", "invitation_<id>.j2",
+                 "flask --app app offices check", "richmenu deploy <id>", "staff create-user"):
+        assert step in section, step
+
+
+def test_cli_check_warns_about_office_wording_that_no_office_or_language_uses(tmp_path: Path) -> None:
+    """Office wording outside the profile is found by office id: a typo in the id, or a language left out,
+    silently falls back to the generic wording. `offices check` says so."""
+    directory = copy_profiles(tmp_path)
+    (directory / "sakata.yaml").unlink()   # a deployment serving Otaru alone: Sakata's wording is unused
+    result = cli(directory).invoke(offices_group, ["check"])
+    assert result.exit_code == 0, result.output
+    assert ("warning: templates/staff/handoff.yaml: sakata: no office profile has this id; its settings are not used"
+            in result.output)
+    for language in ("ja", "easy", "en"):
+        assert (f"warning: templates/messages/{language}/invitation_sakata.j2: no office profile has the id sakata; "
+                "it is not used") in result.output
+    assert "otaru" not in "".join(line for line in result.output.splitlines() if "invitation_" in line)
+
+
+def test_cli_check_warns_about_an_office_whose_join_wording_misses_a_language(tmp_path: Path, monkeypatch) -> None:
+    from bot import render
+
+    templates = tmp_path / "templates"
+    shutil.copytree(render.TEMPLATES_DIR / "messages", templates / "messages")
+    (templates / "messages" / "en" / "invitation_otaru.j2").unlink()
+    monkeypatch.setattr(render, "TEMPLATES_DIR", templates)
+    result = cli().invoke(offices_group, ["check"])
+    assert result.exit_code == 0, result.output
+    assert ("warning: templates/messages/en/invitation_otaru.j2: missing: ja has invitation_otaru.j2; this "
+            "language shows the generic invitation_default.j2") in result.output
+
+
+def test_check_warns_when_confirmed_opening_hours_are_not_translated(tmp_path: Path) -> None:
+    """Hours are the office's own words (平日8:30～17:15): the English and やさしい日本語 chats show them as written
+    unless the profile translates them, so `offices check` lists them with the other untranslated texts."""
+    directory = edit_profile(tmp_path, "otaru", _set("contacts.hours", {"value": "平日8:30～17:15", "confirmed": True}))
+    _offices, warnings = check_offices(directory)
+    for language in ("en", "easy"):
+        assert (f"otaru.yaml: translations.{language}.contacts.hours.value: not translated: the Japanese text is "
+                "shown") in warnings

@@ -1,12 +1,15 @@
 """The app refuses to start on an invalid office profile, naming the file and the field (issue 3's bad input)."""
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from bot.config import DEFAULT_OFFICES_DIR, ConfigError
+from bot.config import DEFAULT_OFFICES_DIR, PROJECT_ROOT, ConfigError
 from bot.offices import ProfileError
 
 
@@ -39,3 +42,48 @@ def test_a_file_named_with_a_bad_id_is_refused(tmp_path, make_app):
     with pytest.raises((ConfigError, ProfileError)) as refused:
         make_app(offices_dir=str(folder))
     assert "Otaru-2.yaml: id:" in str(refused.value)
+
+
+def test_flask_commands_name_a_broken_profile_without_a_traceback(tmp_path):
+    """`flask --app app offices check` is where the start-up error sends the operator: it must run and answer
+    with the problems (exit 1), not a Python traceback; the same for every other command."""
+    folder = profiles(tmp_path, "otaru", lambda t: t.replace("  capacity: 1", "  capacty: 1"))
+    env = {**os.environ, "OFFICES_DIR": str(folder), "INSTANCE_PATH": str(tmp_path / "instance"),
+           "APP_ENV": "development"}
+    env.pop("DATABASE_URL", None)
+    for command in (["offices", "check"], ["worker", "--once"]):
+        done = subprocess.run([sys.executable, "-m", "flask", "--app", "app", *command], cwd=PROJECT_ROOT, env=env,
+                              capture_output=True, text=True, timeout=60)
+        assert done.returncode == 1, command
+        assert "otaru.yaml: schedule.capacty: unknown field" in done.stderr
+        assert "Traceback" not in done.stderr, done.stderr
+
+
+@pytest.mark.parametrize("entry,expected", [
+    ("nayoro:\n  call_user_on_confrim: true\n",
+     "templates/staff/handoff.yaml: nayoro.call_user_on_confrim: unknown field (allowed: call_user_on_confirm, "
+     "invitation)"),
+    ("nayoro:\n  call_user_on_confirm: 'yes'\n",
+     "templates/staff/handoff.yaml: nayoro.call_user_on_confirm: must be true or false"),
+    ("nayoro:\n  invitation:\n    lable: 会議URLの送付\n",
+     "templates/staff/handoff.yaml: nayoro.invitation.lable: unknown field (allowed: label, how)"),
+    ("nayoro:\n  invitation: 会議URLの送付\n",
+     "templates/staff/handoff.yaml: nayoro.invitation: must be a mapping"),
+])
+def test_a_misspelt_staff_handoff_setting_stops_start_up(tmp_path, make_app, monkeypatch, entry, expected):
+    """An office's line in handoff.yaml that is misspelt was ignored: staff silently lost the phone task or the
+    invitation's name. It now stops start-up naming the file and the field."""
+    from bot.staff import handoff
+
+    templates = tmp_path / "templates"
+    (templates / "staff").mkdir(parents=True)
+    shipped = (handoff.TEMPLATES_DIR / "staff" / "handoff.yaml").read_text(encoding="utf-8")
+    (templates / "staff" / "handoff.yaml").write_text(shipped + entry, encoding="utf-8")
+    monkeypatch.setattr(handoff, "TEMPLATES_DIR", templates)
+    handoff._settings.cache_clear()
+    try:
+        with pytest.raises(ConfigError) as refused:
+            make_app()
+    finally:
+        handoff._settings.cache_clear()
+    assert expected in str(refused.value)

@@ -17,7 +17,9 @@ from flask.cli import AppGroup
 
 from bot.config import DEFAULT_OFFICES_DIR
 from bot.offices import Office, ProfileError, check_offices
-from bot.render import load_labels
+from bot import render
+from bot.render import LANGUAGES, load_labels
+from bot.staff import handoff
 
 offices_group = AppGroup("offices", help="Check the office profiles and show an office's dialog.")
 
@@ -47,9 +49,33 @@ def _load(ctx: click.Context) -> tuple[dict[str, Office], list[str]]:
 def check_command(ctx: click.Context) -> None:
     """Validate every office profile (errors name the file and field; warnings list values to confirm)."""
     offices, warnings = _load(ctx)
+    warnings = [*warnings, *wording_warnings(set(offices))]
     for warning in warnings:
         click.echo(f"warning: {warning}")
     click.echo(f"{len(offices)} office profile(s) OK ({', '.join(offices)}); {len(warnings)} warning(s)")
+
+
+def wording_warnings(office_ids: set[str]) -> list[str]:
+    """Office wording kept outside the profiles, found by office id, that would silently not be used: a
+    handoff.yaml entry or an invitation_<id>.j2 naming no office, or an office's invitation_<id>.j2 missing in
+    a language (that language shows the generic invitation_default.j2)."""
+    found = [f"templates/staff/handoff.yaml: {office_id}: no office profile has this id; its settings are not used"
+             for office_id in handoff.office_ids() if office_id not in office_ids]
+    have: dict[str, list[str]] = {}
+    for language in LANGUAGES:
+        for path in sorted((render.TEMPLATES_DIR / "messages" / language).glob("invitation_*.j2")):
+            have.setdefault(path.stem.removeprefix("invitation_"), []).append(language)
+    for office_id, languages in sorted(have.items()):
+        if office_id == "default":
+            continue
+        if office_id not in office_ids:
+            found += [f"templates/messages/{language}/invitation_{office_id}.j2: no office profile has the id "
+                      f"{office_id}; it is not used" for language in languages]
+            continue
+        found += [f"templates/messages/{language}/invitation_{office_id}.j2: missing: {languages[0]} has "
+                  f"invitation_{office_id}.j2; this language shows the generic invitation_default.j2"
+                  for language in LANGUAGES if language not in languages]
+    return found
 
 
 @offices_group.command("show")

@@ -16,6 +16,44 @@ def _settings() -> dict[str, Any]:
     return yaml.safe_load(path.read_text(encoding="utf-8")) or {}
 
 
+_FIELDS = ("call_user_on_confirm", "invitation")
+_INVITATION_FIELDS = ("label", "how")
+
+
+def problems() -> list[str]:
+    """What is wrong in handoff.yaml, one line per problem naming the field ("<file>: <office>.<field>: ...").
+
+    A misspelt setting would otherwise be ignored: staff would lose the phone task or the invitation's name
+    without a word. An entry for an office this deployment does not serve is fine (OFFICES_DIR may hold a subset).
+    """
+    file = "templates/staff/handoff.yaml"
+    found: list[str] = []
+    for office_id, entry in _settings().items():
+        if not isinstance(entry, dict):
+            found.append(f"{file}: {office_id}: must be a mapping of {', '.join(_FIELDS)}")
+            continue
+        found += [f"{file}: {office_id}.{key}: unknown field (allowed: {', '.join(_FIELDS)})"
+                  for key in entry if key not in _FIELDS]
+        if "call_user_on_confirm" in entry and not isinstance(entry["call_user_on_confirm"], bool):
+            found.append(f"{file}: {office_id}.call_user_on_confirm: must be true or false")
+        invitation = entry.get("invitation", {})
+        if not isinstance(invitation, dict):
+            found.append(f"{file}: {office_id}.invitation: must be a mapping of {', '.join(_INVITATION_FIELDS)}")
+            continue
+        for key, value in invitation.items():
+            if key not in _INVITATION_FIELDS:
+                found.append(f"{file}: {office_id}.invitation.{key}: unknown field "
+                             f"(allowed: {', '.join(_INVITATION_FIELDS)})")
+            elif not isinstance(value, str):
+                found.append(f"{file}: {office_id}.invitation.{key}: must be a text")
+    return found
+
+
+def office_ids() -> list[str]:
+    """The offices handoff.yaml gives settings to (not `_default`)."""
+    return [key for key in _settings() if key != "_default"]
+
+
 def call_user_on_confirm(office_id: str) -> bool:
     """Does this office phone the user with the date once a request is confirmed?"""
     return bool((_settings().get(office_id) or {}).get("call_user_on_confirm", False))
