@@ -116,6 +116,11 @@ class OutboxMessage(Base):
     last_error: Mapped[str | None] = mapped_column(String(255), default=None)
     purpose: Mapped[str] = mapped_column(String(40), default="chat")
     source_event_id: Mapped[str | None] = mapped_column(String(64), default=None)
+    # The booking a message is about (none for chat answers and notices): its reference (which, unlike the
+    # row's id, is never reused) and its status when the message was queued.
+    booking_reference: Mapped[str | None] = mapped_column(String(9), default=None)
+    booking_status: Mapped[str | None] = mapped_column(String(20), default=None)
+    notice_kind: Mapped[str | None] = mapped_column(String(20), default=None)  # a staff card's notice kind
 
 
 class TermsVersion(Base):

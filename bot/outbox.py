@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session, aliased
 
 from bot import line_client as lc
 from bot.db import Database
-from bot.models import OutboxMessage
+from bot.models import Booking, OutboxMessage
 from bot.rawsql import Statement
 
 log = logging.getLogger(__name__)
@@ -47,8 +47,12 @@ def backoff(attempts: int) -> timedelta:
 def new_row(*, office: str, kind: str, messages: list[dict] | None = None, now: datetime,
             recipient: str | None = None, reply_token: str | None = None, to: list[str] | None = None,
             due_at: datetime | None = None, purpose: str = "chat", event_id: str | None = None,
-            retry_key: str | None = None) -> OutboxMessage:
-    """One LINE call as a row, not yet in any session (the caller writes it in its transaction)."""
+            retry_key: str | None = None, about: Booking | None = None,
+            notice_kind: str | None = None) -> OutboxMessage:
+    """One LINE call as a row, not yet in any session (the caller writes it in its transaction).
+
+    `about`: the booking the message is about, recorded as it is now (reference and status), so that
+    staff can tell whom it concerns."""
     payload: dict = {"messages": messages or []}
     if to is not None:
         payload["to"] = to
@@ -57,7 +61,9 @@ def new_row(*, office: str, kind: str, messages: list[dict] | None = None, now: 
         reply_deadline=now + REPLY_TOKEN_LIFETIME if reply_token else None,
         payload=payload, retry_key=retry_key or str(uuid.uuid4()), status="pending",
         due_at=due_at or now, next_attempt_at=due_at or now, created_at=now, purpose=purpose,
-        source_event_id=event_id,
+        source_event_id=event_id, notice_kind=notice_kind,
+        booking_reference=about.reference if about is not None else None,
+        booking_status=about.status if about is not None else None,
     )
 
 

@@ -508,7 +508,10 @@ def outbox_rows():
             or_(OutboxMessage.status.in_(("failed", "held", "unknown")),
                 and_(OutboxMessage.status == "pending", OutboxMessage.attempts > 0)),
         ).order_by(OutboxMessage.id.desc()).limit(200)).all()
-        return render_template("staff/outbox.html", rows=rows,
+        references = {r.booking_reference for r in rows if r.booking_reference}
+        bookings = {b.reference: b for b in s.scalars(select(Booking).where(
+            Booking.office_id == office.id, Booking.reference.in_(references)))} if references else {}
+        return render_template("staff/outbox.html", rows=rows, bookings=bookings,
                                token_setting=f"LINE_CHANNEL_ACCESS_TOKEN_{office.id.upper()}")
 
 
