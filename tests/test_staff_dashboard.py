@@ -514,10 +514,11 @@ def test_the_outbox_page_says_in_words_what_each_message_is_and_links_its_bookin
 
 def test_every_kind_of_queued_message_has_a_name_for_staff():
     """LINE送信状況 names each message in words: every purpose the code queues, every template pushed to a user
-    about a booking and every staff card's notice."""
+    about a booking, every staff card's notice and every reason a message was dropped."""
     from pathlib import Path
 
     from bot import notify
+    from bot.services import staleness
     from bot.staff import export
 
     root = Path(__file__).resolve().parent.parent
@@ -532,6 +533,7 @@ def test_every_kind_of_queued_message_has_a_name_for_staff():
     assert purposes <= set(names["outbox"]["messages"])
     assert set(notify.CARD_SWITCH) | set(notify.CARD_BUTTONS) | {"withdrawn", "cancelled", "expired"} \
         <= set(names["notices"])
+    assert set(staleness.REASONS) == set(names["outbox"]["stale"])
 
 
 def test_the_outbox_page_says_which_setting_to_fix_when_line_refuses_the_token(rt, staff, fake_line, user):
