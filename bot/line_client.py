@@ -152,13 +152,29 @@ class LineClient:
 
     # -- rich menu ----------------------------------------------------------------------------
     def deploy_rich_menu(self, office: str, menu: dict, png: bytes) -> str:
+        """Create the menu, upload its picture, make it the default; its id.
+
+        A failure after the menu was created deletes it again (it is not the default yet, so nobody sees it),
+        so a rerun does not leave one more half-made menu on LINE. The error is raised either way, with
+        `rich_menu_left` set to the id of a menu that could not be deleted (None when nothing was left)."""
         api = self.api(office)
         created = api.create_rich_menu(RichMenuRequest.from_dict(menu), _request_timeout=self._timeout(None))
-        self.blob(office).set_rich_menu_image(
-            created.rich_menu_id, body=bytearray(png), _headers={"Content-Type": "image/png"},
-            _request_timeout=self._timeout(None))
-        api.set_default_rich_menu(created.rich_menu_id, _request_timeout=self._timeout(None))
+        try:
+            self.blob(office).set_rich_menu_image(
+                created.rich_menu_id, body=bytearray(png), _headers={"Content-Type": "image/png"},
+                _request_timeout=self._timeout(None))
+            api.set_default_rich_menu(created.rich_menu_id, _request_timeout=self._timeout(None))
+        except Exception as exc:
+            exc.rich_menu_left = None if self._delete_rich_menu(api, created.rich_menu_id) else created.rich_menu_id
+            raise
         return created.rich_menu_id
+
+    def _delete_rich_menu(self, api: MessagingApi, menu_id: str) -> bool:
+        try:
+            api.delete_rich_menu(menu_id, _request_timeout=self._timeout(None))
+        except Exception:  # noqa: BLE001 - the caller reports the menu left behind
+            return False
+        return True
 
     # -- classification -----------------------------------------------------------------------
     @staticmethod

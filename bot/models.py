@@ -107,7 +107,7 @@ class OutboxMessage(Base):
     payload: Mapped[dict] = mapped_column(JSON)  # {"messages": [...], "to": [...]}
     retry_key: Mapped[str] = mapped_column(String(36))
     status: Mapped[str] = mapped_column(String(16), default="pending")
-    # pending | sending | sent | failed | held | unknown | skipped
+    # pending | sending | sent | failed | held | unknown | skipped | stale
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     due_at: Mapped[datetime]
     next_attempt_at: Mapped[datetime]
@@ -116,6 +116,12 @@ class OutboxMessage(Base):
     last_error: Mapped[str | None] = mapped_column(String(255), default=None)
     purpose: Mapped[str] = mapped_column(String(40), default="chat")
     source_event_id: Mapped[str | None] = mapped_column(String(64), default=None)
+    # The booking a message is about (none for chat answers and notices): its reference (which, unlike the
+    # row's id, is never reused) and its status when the message was queued. The worker drops a message the
+    # booking has since left behind (status "stale", the reason in last_error; bot/services/staleness.py).
+    booking_reference: Mapped[str | None] = mapped_column(String(9), default=None)
+    booking_status: Mapped[str | None] = mapped_column(String(20), default=None)
+    notice_kind: Mapped[str | None] = mapped_column(String(20), default=None)  # a staff card's notice kind
 
 
 class TermsVersion(Base):

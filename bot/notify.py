@@ -86,7 +86,7 @@ def cards(rt, session: Session, office, kind: str, booking_id: int, now: datetim
     })
     log.info("staff card office=%s kind=%s booking=%s", office.id, kind, booking.id)
     return outbox.add(session, office=office.id, kind="push", recipient=group_id, messages=messages, now=now,
-                      purpose="staff_card")
+                      purpose="staff_card", about=booking, notice_kind=kind)
 
 
 def postback(rt, session: Session, office, event, now: datetime) -> list[int]:
@@ -128,7 +128,7 @@ def postback(rt, session: Session, office, event, now: datetime) -> list[int]:
         booking = refused.booking
         outcome = "not_found" if booking is None else refused.code
     log.info("event=%s staff action=%s outcome=%s", event.webhook_event_id, action, outcome)
-    return _reply_in_group(session, rt, office, event, group_id, now, outcome=outcome, action=action,
+    return _reply_in_group(session, rt, office, event, group_id, now, booking, outcome=outcome, action=action,
                            reference=reference, booking=booking_view(booking) if booking else None,
                            dashboard_url=dashboard_url(rt, booking) if booking else None, late=late,
                            call_task=handoff.call_user_on_confirm(office.id), told=told,
@@ -149,13 +149,15 @@ def _parse(data: str) -> dict[str, str] | None:
     return fields
 
 
-def _reply_in_group(session: Session, rt, office, event, group_id: str, now: datetime, **vars: Any) -> list[int]:
+def _reply_in_group(session: Session, rt, office, event, group_id: str, now: datetime, about: Booking | None,
+                    **vars: Any) -> list[int]:
     token = getattr(event, "reply_token", None)
     if not token:
         return []
     messages = rt.renderer.messages("ja", "staff_group_reply", {"office": office, **vars})
     row = outbox.add(session, office=office.id, kind="reply", recipient=group_id, reply_token=token,
-                     messages=messages, now=now, event_id=event.webhook_event_id, purpose="staff_reply")
+                     messages=messages, now=now, event_id=event.webhook_event_id, purpose="staff_reply",
+                     about=about)
     session.flush()
     return [row.id]
 
@@ -182,4 +184,4 @@ def tell_user(session: Session, rt, office, booking: Booking, template: str, now
     messages = rt.renderer.messages(conv.language, template, context)
     log.info("user push office=%s booking=%s template=%s", office.id, booking.id, template)
     return outbox.add(session, office=office.id, kind="push", recipient=conv.line_user_id, messages=messages,
-                      now=now, purpose=template[:40])
+                      now=now, purpose=template[:40], about=booking)

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session, aliased
 
 from bot import line_client as lc
 from bot.db import Database
-from bot.models import OutboxMessage
+from bot.models import Booking, OutboxMessage
 from bot.rawsql import Statement
 
 log = logging.getLogger(__name__)
@@ -29,7 +29,12 @@ MAX_ATTEMPTS = 25
 QUOTA_PROBE = timedelta(seconds=60)
 BACKOFF = (1, 2, 4, 8, 8, 15, 30, 60, 120, 300)
 RECORD_BATCH = 50   # the worker records this many outcomes per commit
-FINISHED = ("sent", "skipped", "failed", "unknown")  # nothing more will happen to these rows
+FINISHED = ("sent", "skipped", "failed", "unknown", "stale")  # nothing more will happen to these rows
+STALE_PREFIX = "stale: "   # a dropped row's last_error: this, then the reason (bot/services/staleness.py)
+STALE_MAYBE_SENT = "; an earlier try may have arrived"   # ...and this when an earlier try went unanswered
+NOT_SENT = ("429", "http 401")   # the last_error of a try LINE refused before taking it (quota, rate, token)
+_UNFOLLOWED = "unfollowed"
+_ASK = object()            # a push whose verdict was not asked with its batch
 
 
 _MARK_REPLY_SENT = Statement(
@@ -47,8 +52,12 @@ def backoff(attempts: int) -> timedelta:
 def new_row(*, office: str, kind: str, messages: list[dict] | None = None, now: datetime,
             recipient: str | None = None, reply_token: str | None = None, to: list[str] | None = None,
             due_at: datetime | None = None, purpose: str = "chat", event_id: str | None = None,
-            retry_key: str | None = None) -> OutboxMessage:
-    """One LINE call as a row, not yet in any session (the caller writes it in its transaction)."""
+            retry_key: str | None = None, about: Booking | None = None,
+            notice_kind: str | None = None) -> OutboxMessage:
+    """One LINE call as a row, not yet in any session (the caller writes it in its transaction).
+
+    `about`: the booking the message is about, recorded as it is now (reference and status), so that
+    staff can tell whom it concerns and the worker can drop it once the booking has moved on."""
     payload: dict = {"messages": messages or []}
     if to is not None:
         payload["to"] = to
@@ -57,7 +66,9 @@ def new_row(*, office: str, kind: str, messages: list[dict] | None = None, now: 
         reply_deadline=now + REPLY_TOKEN_LIFETIME if reply_token else None,
         payload=payload, retry_key=retry_key or str(uuid.uuid4()), status="pending",
         due_at=due_at or now, next_attempt_at=due_at or now, created_at=now, purpose=purpose,
-        source_event_id=event_id,
+        source_event_id=event_id, notice_kind=notice_kind,
+        booking_reference=about.reference if about is not None else None,
+        booking_status=about.status if about is not None else None,
     )
 
 
@@ -112,12 +123,14 @@ def reserve_replies(rows: Iterable[OutboxMessage], now: datetime) -> list[Outbox
 class Sender:
     """Claims outbox rows, calls LINE, and records each row's outcome."""
 
-    def __init__(self, db: Database, client: lc.LineClient, clock, can_push=None):
+    def __init__(self, db: Database, client: lc.LineClient, clock, can_push=None, why_stale=None):
         self.db = db
         self.client = client
         self.clock = clock
         self.can_push = can_push or (lambda session, row: True)
-        self.stats = {"sent": 0, "retried": 0, "held": 0, "failed": 0, "unknown": 0, "skipped": 0}
+        # The reason a push may no longer go (its booking moved on), or None; see bot/services/staleness.py.
+        self.why_stale = why_stale or (lambda session, row, now: None)
+        self.stats = {"sent": 0, "retried": 0, "held": 0, "failed": 0, "unknown": 0, "skipped": 0, "stale": 0}
         self._batch: list | None = None  # outcomes waiting for one commit (the worker's passes)
 
     # The web process: this request's replies, within a time budget.
@@ -156,11 +169,11 @@ class Sender:
         key (LINE answers 409: delivered once), replies become `unknown`, as for a single row.
         """
         rows = self._claim_due(limit)
-        allowed = self._pushable(rows)
+        verdicts = self._verdicts(rows)
         self._batch = []
         try:
             for row in rows:
-                self._deliver(row, timeout=None, allowed=allowed.get(row.id))
+                self._deliver(row, timeout=None, verdict=verdicts.get(row.id, _ASK))
                 if len(self._batch) >= RECORD_BATCH:
                     self._commit_changes(self._batch)
                     self._batch = []
@@ -169,13 +182,20 @@ class Sender:
             self._commit_changes(batch)
         return len(rows)
 
-    def _pushable(self, rows: list[OutboxMessage]) -> dict[int, bool]:
-        """May each push go (the recipient still follows)? Asked for the whole batch in one read."""
+    def _verdicts(self, rows: list[OutboxMessage]) -> dict[int, str | None]:
+        """Why each push must not go (the recipient unfollowed, or it went stale), None when it may go.
+        Asked for the whole batch in one read."""
         pushes = [row for row in rows if row.kind == "push"]
         if not pushes:
             return {}
         with self.db.reading() as s:
-            return {row.id: self.can_push(s, row) for row in pushes}
+            return {row.id: self._verdict(s, row) for row in pushes}
+
+    def _verdict(self, session: Session, row: OutboxMessage) -> str | None:
+        if not self.can_push(session, row):
+            return _UNFOLLOWED
+        reason = self.why_stale(session, row, self.clock.now())
+        return STALE_PREFIX + reason if reason else None
 
     def recover_stale(self) -> int:
         """Rows left 'sending' by a killed process: replies become unknown, pushes retry."""
@@ -250,17 +270,20 @@ class Sender:
             return self.client.leave_room(row.office_id, row.recipient, timeout=timeout)
         return lc.SendResult(lc.FAILED, None, f"unknown kind {row.kind}")
 
-    def _deliver(self, row: OutboxMessage, timeout: float | None, allowed: bool | None = None) -> None:
+    def _deliver(self, row: OutboxMessage, timeout: float | None, verdict=_ASK) -> None:
         if row.kind == "reply" and self._token_expired(row):
             # Never sent (a pending reply was not tried or certainly failed): push it instead.
             self._record(row.id, lambda r, now, s: self._reply_to_push(r, now, "reply token expired"))
             return
         if row.kind == "push":
-            if allowed is None:
+            if verdict is _ASK:
                 with self.db.reading() as s:
-                    allowed = self.can_push(s, row)
-            if not allowed:
+                    verdict = self._verdict(s, row)
+            if verdict == _UNFOLLOWED:
                 self._record(row.id, lambda r, now, s: self._skip(r))
+                return
+            if verdict:
+                self._record(row.id, lambda r, now, s: self._drop_stale(r, verdict))
                 return
         result = self._call(row, timeout)
         log.info("outbox row=%s kind=%s purpose=%s outcome=%s status=%s",
@@ -304,6 +327,15 @@ class Sender:
     def _skip(self, row: OutboxMessage) -> None:
         row.status, row.last_error = "skipped", "recipient unfollowed"
         self.stats["skipped"] += 1
+
+    def _drop_stale(self, row: OutboxMessage, reason: str) -> None:
+        """Out of date: not sent, kept with its reason for the dashboard (LINE送信状況). An earlier try that LINE
+        did not answer (a 5xx, a timeout) may have been delivered: the reason says so, for staff to know."""
+        if row.attempts > 1 and row.last_error not in NOT_SENT:   # None: a try cut short by a killed worker
+            reason += STALE_MAYBE_SENT
+        row.status, row.last_error = "stale", reason[:255]
+        self.stats["stale"] += 1
+        log.info("outbox row=%s kind=%s purpose=%s dropped: %s", row.id, row.kind, row.purpose, reason)
 
     def _apply(self, row: OutboxMessage, result: lc.SendResult, now: datetime, session: Session) -> None:
         outcome = result.outcome
@@ -355,6 +387,15 @@ class Sender:
         row.retry_key = str(uuid.uuid4())
         row.last_error = (reason or "reply not delivered")[:255]
         self.stats["retried"] += 1
+
+
+def stale_reason(row: OutboxMessage) -> tuple[str, bool] | None:
+    """Why a dropped row was not sent, and whether an earlier try may have arrived (None for other rows)."""
+    if row.status != "stale" or not (row.last_error or "").startswith(STALE_PREFIX):
+        return None
+    reason = row.last_error[len(STALE_PREFIX):]
+    maybe_sent = reason.endswith(STALE_MAYBE_SENT)
+    return reason.removesuffix(STALE_MAYBE_SENT), maybe_sent
 
 
 def release_held(session: Session, office: str, now: datetime) -> int:

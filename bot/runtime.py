@@ -14,6 +14,7 @@ from bot.db import Database
 from bot.line_client import LineClient
 from bot.models import StaffNotice
 from bot.render import Renderer, load_labels, load_vocabulary
+from bot.services import staleness
 
 FORM_SALT = "madoguchi-form"
 
@@ -86,4 +87,5 @@ class Runtime:
         return followed is not False
 
     def sender(self) -> outbox.Sender:
-        return outbox.Sender(self.db, self.line, self.clock, can_push=self.can_push)
+        return outbox.Sender(self.db, self.line, self.clock, can_push=self.can_push,
+                             why_stale=staleness.why_stale)

@@ -404,6 +404,7 @@ class FakeLineApi:
             ("POST", re.compile(r"^/v2/bot/richmenu/(?P<richMenuId>[^/]+)/content$"), self._richmenu_content),
             ("POST", re.compile(r"^/v2/bot/user/all/richmenu/(?P<richMenuId>[^/]+)$"), self._richmenu_default),
             ("GET", re.compile(r"^/v2/bot/richmenu/list$"), self._richmenu_list),
+            ("DELETE", re.compile(r"^/v2/bot/richmenu/(?P<richMenuId>[^/]+)$"), self._richmenu_delete),
             ("POST", re.compile(r"^/v2/bot/group/(?P<groupId>[^/]+)/leave$"), self._group_leave),
             ("GET", re.compile(r"^/v2/bot/group/(?P<groupId>[^/]+)/members/count$"), self._group_count),
         ]
@@ -911,6 +912,15 @@ class FakeLineApi:
             if entry["image"] is None:
                 return _error("An image has not been uploaded to the richmenu")
             self.default_rich_menu = menu_id
+        return _Answer(200, {})
+
+    def _richmenu_delete(self, req: _Request) -> _Answer:
+        menu_id = req.params["richMenuId"]
+        with self._lock:
+            if self.rich_menus.pop(menu_id, None) is None:
+                return _Answer(404, {"message": "Not found"})
+            if self.default_rich_menu == menu_id:
+                self.default_rich_menu = None
         return _Answer(200, {})
 
     def _richmenu_list(self, req: _Request) -> _Answer:

@@ -31,6 +31,20 @@ def fast_password_hashing(monkeypatch):
     monkeypatch.setattr(auth, "PASSWORD_METHOD", "scrypt:1024:8:1")
 
 
+@pytest.fixture
+def staff(rt, client):
+    """A dashboard client signed in as a Sakata staff member."""
+    create_staff(rt)
+    assert login(client).status_code == 302
+    return client
+
+
+@pytest.fixture
+def user(user_factory):
+    """A Sakata LINE user."""
+    return user_factory("sakata")
+
+
 def conversation(rt, office: str, user_id: str, followed: bool = True) -> int:
     """The user's conversation row (as the dialog leaves it), created if missing."""
     now = rt.clock.now()

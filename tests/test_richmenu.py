@@ -83,3 +83,36 @@ def test_deploy_fails_when_line_refuses(app, fake_line):
     result = app.test_cli_runner().invoke(args=["richmenu", "deploy", "otaru"])
     assert result.exit_code == 1
     assert "http 500" in result.output
+
+
+def _deploy(make_app, fake_line, office="sakata"):
+    port = urlsplit(fake_line.url).port
+    app = make_app(line_api_data_base_url=f"http://localhost:{port}")
+    return app.test_cli_runner().invoke(args=["richmenu", "deploy", office])
+
+
+@pytest.mark.parametrize("failing", ["/content", "/user/all/richmenu"])
+def test_a_deploy_that_fails_after_creating_the_menu_removes_it_again(make_app, fake_line, failing):
+    """The picture upload (or making it the default) fails: the menu just created on LINE is deleted, so
+    LINE keeps no half-made menu and a rerun does not pile up another one."""
+    fake_line.fail_next(status=500, path_contains=failing)
+    result = _deploy(make_app, fake_line)
+    assert result.exit_code == 1
+    assert "http 500" in result.output
+    assert "removed" in result.output
+    assert fake_line.rich_menus == {} and fake_line.default_rich_menu is None
+    deleted = [c for c in fake_line.calls if c.method == "DELETE" and "/richmenu/" in c.path]
+    assert len(deleted) == 1
+
+    rerun = _deploy(make_app, fake_line)
+    assert rerun.exit_code == 0, rerun.output
+    assert list(fake_line.rich_menus) == [fake_line.default_rich_menu]
+
+
+def test_a_menu_that_cannot_be_removed_is_named_for_the_operator(make_app, fake_line):
+    fake_line.fail_next(status=500, path_contains="/content")
+    fake_line.fail_next(status=500, path_contains="/v2/bot/richmenu/richmenu-")
+    result = _deploy(make_app, fake_line)
+    assert result.exit_code == 1
+    [left] = list(fake_line.rich_menus)
+    assert left in result.output and "could not be removed" in result.output

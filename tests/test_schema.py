@@ -171,3 +171,30 @@ def _old_handoffs(db: Database, reasons) -> None:
             conn.execute(handoffs.insert().values(booking_id=n + 1, call_needed=False, override_reason=text,
                                                   updated_at=AT))
         conn.commit()
+
+
+def test_the_outbox_booking_migration_keeps_queued_rows_and_goes_back(empty_database_url):
+    """0014: rows queued before it stay queued, about no booking; the downgrade drops the new columns."""
+    db = Database(empty_database_url)
+    try:
+        _migrate_to(db, "0013_sealed_override_reasons")
+        with db.engine.connect() as conn:
+            outbox = sa.Table("outbox", sa.MetaData(), autoload_with=conn)
+            conn.execute(outbox.insert().values(
+                id=1, office_id="sakata", kind="push", recipient="U" + "0" * 32, payload={"messages": []},
+                retry_key="k", status="held", attempts=3, due_at=AT, next_attempt_at=AT, created_at=AT,
+                purpose="reminder_day_before"))
+            conn.commit()
+        upgrade_schema(db)
+        with db.engine.connect() as conn:
+            row = conn.execute(sa.text("SELECT status, purpose, booking_reference, booking_status, "
+                                       "notice_kind FROM outbox WHERE id = 1")).one()
+        assert tuple(row) == ("held", "reminder_day_before", None, None, None)
+
+        _migrate_to(db, "0013_sealed_override_reasons", down=True)
+        with db.engine.connect() as conn:
+            columns = {c["name"] for c in sa.inspect(conn).get_columns("outbox")}
+            assert "booking_reference" not in columns and "notice_kind" not in columns
+            assert conn.execute(sa.text("SELECT status FROM outbox WHERE id = 1")).scalar() == "held"
+    finally:
+        db.dispose()

@@ -15,24 +15,12 @@ from bot.models import Booking, Conversation, SlotBlock, StaffGroupSighting
 from bot.services import holds
 from bot.staff import personal
 from bot.staff.models import AuditEntry, BookingHandoff
-from tests.staffkit import fast_password_hashing  # noqa: F401 - autouse fixture
+from tests.staffkit import fast_password_hashing, staff, user  # noqa: F401 - fixtures
 from tests.staffkit import (
     OTARU_WEDNESDAY, SAKATA_MONDAY, booking, conversation, create_staff, login, make_request, outbox_rows, post,
     postback_value, run_worker,
 )
 from tests.lineuser import StaffGroup
-
-
-@pytest.fixture
-def staff(rt, client):
-    create_staff(rt)
-    assert login(client).status_code == 302
-    return client
-
-
-@pytest.fixture
-def user(user_factory):
-    return user_factory("sakata")
 
 
 def _actions(rt, reference=None) -> list[str]:
@@ -501,6 +489,51 @@ def test_the_outbox_page_shows_held_and_failed_rows_with_the_reason(rt, staff, f
     page = _page(staff, "/staff/outbox")
     assert "保留（月間の送信上限）" in page and "送信数の上限" in page
     assert outbox_rows(rt, status="held")
+
+
+def test_the_outbox_page_says_in_words_what_each_message_is_and_links_its_booking(rt, staff, fake_line, user):
+    """A busy member of staff can tell whom to phone: the message's kind in plain words and its 受付番号."""
+    from tests.test_outbox import push
+
+    reference = make_request(rt, user_id=user.user_id)
+    post(staff, f"/staff/bookings/{reference}/confirm")
+    push(rt, "U" + "9" * 32, "お知らせです。")       # a message about no booking
+    fake_line.quota_limit = 0
+    try:
+        run_worker(rt)
+    finally:
+        fake_line.quota_limit = None
+    assert [r.booking_reference for r in outbox_rows(rt, kind="push")] == [reference, None]
+    page = _page(staff, "/staff/outbox")
+    [confirmed, chat] = re.findall(r'<tr class="outbox-[a-z]+">(.*?)</tr>', page, re.S)[::-1]
+    assert "予約確定のお知らせ（利用者へ）" in confirmed and "outcome_confirmed" not in page
+    assert f'<a href="/staff/bookings/{reference}">受付番号 {reference}</a>' in confirmed
+    assert "12/7(月) 14:00" in confirmed and "確定" in confirmed
+    assert "トークでの返信（利用者へ）" in chat and "申込に関係しないメッセージ" in chat and "受付番号" not in chat
+
+
+def test_every_kind_of_queued_message_has_a_name_for_staff():
+    """LINE送信状況 names each message in words: every purpose the code queues, every template pushed to a user
+    about a booking, every staff card's notice and every reason a message was dropped."""
+    from pathlib import Path
+
+    from bot import notify
+    from bot.services import staleness
+    from bot.staff import export
+
+    root = Path(__file__).resolve().parent.parent
+    names = export.labels()
+    templates = {p.name.split(".")[0] for p in (root / "templates" / "messages" / "ja").iterdir()}
+    purposes = {"chat"}   # the default purpose (bot/outbox.py)
+    for path in (root / "bot").rglob("*.py"):
+        purposes |= set(re.findall(r'purpose="([a-z_]+)"', path.read_text(encoding="utf-8")))
+    for name in ("staff/decisions.py", "booking_jobs.py", "staff/jobs.py"):
+        purposes |= set(re.findall(r'"([a-z_]+)"', (root / "bot" / name).read_text(encoding="utf-8"))) & templates
+    assert {"chat", "staff_card", "outcome_confirmed", "reminder_day_before", "receipt"} <= purposes
+    assert purposes <= set(names["outbox"]["messages"])
+    assert set(notify.CARD_SWITCH) | set(notify.CARD_BUTTONS) | {"withdrawn", "cancelled", "expired"} \
+        <= set(names["notices"])
+    assert set(staleness.REASONS) == set(names["outbox"]["stale"])
 
 
 def test_the_outbox_page_says_which_setting_to_fix_when_line_refuses_the_token(rt, staff, fake_line, user):

@@ -38,6 +38,12 @@ def deploy(office_id: str) -> None:
         status = getattr(exc, "status", None)
         click.echo(f"LINE did not accept the rich menu ({type(exc).__name__}"
                    f"{f', http {status}' if status else ''})", err=True)
+        left = getattr(exc, "rich_menu_left", False)
+        if left:
+            click.echo(f"the menu created for it ({left}) could not be removed: it is not the default, so no "
+                       f"user sees it; delete it with the Messaging API (DELETE /v2/bot/richmenu/{left})", err=True)
+        elif left is None:
+            click.echo("the menu created for it was removed again; run the command again", err=True)
         sys.exit(1)
     click.echo(menu_id)
 

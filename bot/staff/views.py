@@ -19,7 +19,7 @@ from flask import (
 )
 from sqlalchemy import and_, or_, select
 
-from bot import notify
+from bot import notify, outbox
 from bot.clock import TOKYO
 from bot.models import Booking, Conversation, OutboxMessage, StaffGroupSighting, StaffNotice
 from bot.services import holds, validation
@@ -505,10 +505,14 @@ def outbox_rows():
     with rt.db.reading() as s:
         rows = s.scalars(select(OutboxMessage).where(
             OutboxMessage.office_id == office.id,
-            or_(OutboxMessage.status.in_(("failed", "held", "unknown")),
+            or_(OutboxMessage.status.in_(("failed", "held", "unknown", "stale")),
                 and_(OutboxMessage.status == "pending", OutboxMessage.attempts > 0)),
         ).order_by(OutboxMessage.id.desc()).limit(200)).all()
-        return render_template("staff/outbox.html", rows=rows,
+        references = {r.booking_reference for r in rows if r.booking_reference}
+        bookings = {b.reference: b for b in s.scalars(select(Booking).where(
+            Booking.office_id == office.id, Booking.reference.in_(references)))} if references else {}
+        dropped = {r.id: outbox.stale_reason(r) for r in rows if r.status == "stale"}
+        return render_template("staff/outbox.html", rows=rows, bookings=bookings, dropped=dropped,
                                token_setting=f"LINE_CHANNEL_ACCESS_TOKEN_{office.id.upper()}")
 
 

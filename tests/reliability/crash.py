@@ -38,7 +38,7 @@ from bot.models import Booking, Conversation, OutboxMessage, ProcessedEvent
 from bot.staff import auth
 from tests.formflow import ANSWER_WORD, _FormParser, form_link
 from tests.lineuser import LineUser
-from tests.reliability.kit import Person, capacity_problems, leaks, states_valid
+from tests.reliability.kit import Person, capacity_problems, leaks, push_outcome_problem, states_valid
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 GUNICORN = Path(sys.executable).with_name("gunicorn")
@@ -469,9 +469,7 @@ class CrashRun:
                                 f"{sum(CONFIRMED_WORDS in t for t in texts)} times")
         pushes = {r.retry_key: r for r in rows if r.kind == "push"}
         delivered = Counter(d.retry_key for d in self.fake.deliveries("push"))
-        for key, row in pushes.items():
-            if row.status != "sent" or delivered[key] != 1:
-                problems.append(f"push row {row.id} ({row.purpose}) is {row.status}, delivered {delivered[key]} times")
+        problems += [p for p in (push_outcome_problem(row, delivered[key]) for key, row in pushes.items()) if p]
         if any(key not in pushes for key in delivered):
             problems.append("a push was delivered that no row asked for")
         tokens = Counter(d.reply_token for d in self.fake.deliveries("reply"))

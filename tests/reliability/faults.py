@@ -29,7 +29,7 @@ from bot.staff.audit import Actor
 from bot.worker import Worker
 from tests.formflow import Page, form_link, walk_to_slots
 from tests.lineuser import LineUser
-from tests.reliability.kit import Person
+from tests.reliability.kit import Person, push_outcome_problem
 
 KINDS = (500, 429, "accepted-409", "timeout", "reset", "accepted-500", "accepted-timeout")
 CLIENT_TIMEOUT = 0.25       # the app's LINE timeout in fault runs (seconds)
@@ -179,11 +179,7 @@ class FaultRun:
         rows = self._rows()
         pushes = {r.retry_key: r for r in rows if r.kind == "push"}
         delivered = Counter(d.retry_key for d in self.fake.deliveries("push"))
-        for key, row in pushes.items():
-            if row.status != "sent":
-                problems.append(f"push row {row.id} ended {row.status} ({row.last_error})")
-            if delivered[key] != 1:
-                problems.append(f"push row {row.id} delivered {delivered[key]} times")
+        problems += [p for p in (push_outcome_problem(row, delivered[key]) for key, row in pushes.items()) if p]
         strays = [key for key in delivered if key not in pushes]
         if strays:
             problems.append(f"{len(strays)} pushes delivered that no row asked for")
@@ -193,8 +189,9 @@ class FaultRun:
         problems += self._replies_sent_again()
         by_id = {r.id: r for r in rows}
         for row_id in self.quota_held:
-            if by_id[row_id].status != "sent" or delivered[by_id[row_id].retry_key] != 1:
-                problems.append(f"quota-held row {row_id} not delivered once after the quota came back")
+            if push_outcome_problem(by_id[row_id], delivered[by_id[row_id].retry_key]):
+                problems.append(f"quota-held row {row_id} neither delivered once after the quota came back "
+                                "nor dropped as out of date")
         problems += self._user_problems()
         return problems
 

@@ -15,6 +15,7 @@ from typing import Any, Iterable
 import pytest
 from sqlalchemy import func, select
 
+from bot import outbox
 from bot.models import Booking, Conversation, OutboxMessage, SlotClaim
 from bot.services import lifecycle
 from dialogs.machine import State
@@ -106,6 +107,20 @@ def leaks(blob: bytes, values: Iterable[str]) -> list[str]:
 
 
 # -- database invariants --------------------------------------------------------------------------------
+
+def push_outcome_problem(row: OutboxMessage, delivered: int) -> str | None:
+    """What is wrong with how a push row ended, given how many times LINE took it (None: nothing).
+
+    Sent: taken exactly once. Dropped as out of date (`stale`, bot/services/staleness.py): only a message
+    about a booking, taken at most once (an earlier try LINE did not answer may have arrived), and said so."""
+    if row.status == "sent":
+        return None if delivered == 1 else f"push row {row.id} ({row.purpose}) sent, delivered {delivered} times"
+    if row.status == "stale" and row.booking_reference is not None:
+        reason = outbox.stale_reason(row)
+        if reason is not None and delivered <= (1 if reason[1] else 0):
+            return None
+    return f"push row {row.id} ({row.purpose}) is {row.status} ({row.last_error}), delivered {delivered} times"
+
 
 def states_valid(rt) -> list[str]:
     """Conversations whose state is not one of the dialog's states."""
