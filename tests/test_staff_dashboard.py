@@ -546,6 +546,27 @@ def test_the_outbox_page_says_which_setting_to_fix_when_line_refuses_the_token(r
     assert outbox_rows(rt, status="held") and not outbox_rows(rt, status="failed")
 
 
+def test_the_outbox_page_lists_messages_waiting_behind_a_held_one(rt, staff, fake_line, user):
+    """The chat's order is kept: a message queued after a held one is not tried. Once it is overdue, staff see
+    it too (whom it concerns, that it waits), not only the held one in front of it."""
+    from tests.test_outbox import push
+
+    reference = make_request(rt, user_id=user.user_id)
+    post(staff, f"/staff/bookings/{reference}/confirm")
+    fake_line.fail_next(1, 401, path_contains="push")
+    run_worker(rt)
+    behind = push(rt, user.user_id, "お知らせです。")
+    run_worker(rt)
+    assert [r.status for r in outbox_rows(rt, kind="push")] == ["held", "pending"]
+    assert "送信待ち" not in _page(staff, "/staff/outbox")            # just queued: not yet worth a look
+    rt.clock.advance(minutes=6)
+    page = _page(staff, "/staff/outbox")
+    rows = re.findall(r'<tr class="outbox-([a-z]+)">(.*?)</tr>', page, re.S)
+    assert [status for status, _ in rows] == ["pending", "held"]
+    assert "送信待ち（同じ宛先への先のメッセージが送られるのを待っています）" in rows[0][1]
+    assert outbox_rows(rt, status="pending")[0].id == behind
+
+
 def test_the_groups_page_shows_join_event_group_ids(rt, client, staff, fake_line):
     group = StaffGroup(client, "sakata", channel_secret=rt.config.channel_secret("sakata"), fake=fake_line,
                        clock=rt.clock)
