@@ -75,3 +75,76 @@ def test_readme_backup_and_restore_drill_restores_a_readable_copy(database_url, 
         assert not re.search(r"unreadable=[1-9]", checked.output), checked.output
     finally:
         pg_databases.drop(scratch)
+
+
+# -- the schema and the release process --------------------------------------------------------------------
+
+def _production_app(url: str, tmp_path, fake_line):
+    """The app as production starts it on `url`: no schema work at start-up (that is the release process's)."""
+    from cryptography.fernet import Fernet
+
+    from app import create_app
+
+    env = {f"LINE_{kind}_{office.upper()}": f"{kind}-{office}" for office in ("sakata", "otaru")
+           for kind in ("CHANNEL_SECRET", "CHANNEL_ACCESS_TOKEN")}
+    return create_app({"app_env": "production", "database_url": url, "env": env, "secret_key": "p" * 64,
+                       "data_encryption_keys": (Fernet.generate_key().decode(),), "testing": True,
+                       "instance_path": str(tmp_path / "instance"), "line_api_base_url": fake_line.url,
+                       "line_api_data_base_url": fake_line.url, "line_timeout_seconds": 2.0})
+
+
+def test_healthz_is_503_and_names_db_upgrade_until_the_release_process_ran(empty_database_url, tmp_path,
+                                                                             fake_line, caplog):
+    app = _production_app(empty_database_url, tmp_path, fake_line)
+    rt = app.extensions["madoguchi"]
+    try:
+        answer = app.test_client().get("/healthz")
+        assert answer.status_code == 503
+        assert "flask --app app db upgrade" in answer.get_json()["status"]
+        assert "flask --app app db upgrade" in caplog.text
+        result = app.test_cli_runner().invoke(args=["db", "upgrade"])
+        assert result.exit_code == 0, result.output
+        answer = app.test_client().get("/healthz")
+        assert (answer.status_code, answer.get_json()) == (200, {"status": "ok"})
+    finally:
+        rt.db.dispose()
+
+
+def test_a_missing_table_in_the_logs_names_db_upgrade(empty_database_url, tmp_path, fake_line, caplog):
+    from bot.worker import Worker
+    from tests.lineuser import LineUser
+
+    app = _production_app(empty_database_url, tmp_path, fake_line)
+    rt = app.extensions["madoguchi"]
+    try:
+        user = LineUser(app.test_client(), "sakata", channel_secret="CHANNEL_SECRET-sakata")
+        assert user.says("予約").status_code == 200
+        failed = [r.getMessage() for r in caplog.records if "failed" in r.getMessage()]
+        assert failed and all("run `flask --app app db upgrade`" in line for line in failed), failed
+        with pytest.raises(Exception) as raised:
+            Worker(rt).run_once()
+        from bot.db import describe_error
+        assert "run `flask --app app db upgrade`" in describe_error(raised.value)
+    finally:
+        rt.db.dispose()
+
+
+def _stamp(rt, revision: str) -> None:
+    from sqlalchemy import text
+
+    with rt.db.connected() as conn:
+        conn.execute(text("UPDATE alembic_version SET version_num = :r"), {"r": revision})
+
+
+def test_db_upgrade_of_an_older_release_refuses_a_newer_database_plainly(production_app, rt):
+    _stamp(rt, "0099_from_a_newer_release")
+    result = production_app.test_cli_runner().invoke(args=["db", "upgrade"])
+    assert result.exit_code == 1
+    assert "upgraded by a newer release" in result.output and "0099_from_a_newer_release" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_healthz_stays_200_while_a_newer_release_upgrades_the_schema(production_app, rt):
+    _stamp(rt, "0099_from_a_newer_release")  # the old processes keep serving until they are replaced
+    answer = production_app.test_client().get("/healthz")
+    assert (answer.status_code, answer.get_json()) == (200, {"status": "ok"})
