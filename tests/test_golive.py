@@ -18,6 +18,7 @@ from sqlalchemy.engine import make_url
 from bot.models import Booking
 from bot.staff import personal
 from tests import staffkit
+from tests.staffkit import fast_password_hashing  # noqa: F401 - autouse fixture
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text(encoding="utf-8")
@@ -148,3 +149,21 @@ def test_healthz_stays_200_while_a_newer_release_upgrades_the_schema(production_
     _stamp(rt, "0099_from_a_newer_release")  # the old processes keep serving until they are replaced
     answer = production_app.test_client().get("/healthz")
     assert (answer.status_code, answer.get_json()) == (200, {"status": "ok"})
+
+
+# -- keys ------------------------------------------------------------------------------------------------------
+
+def test_details_under_a_key_no_longer_configured_are_not_shown_as_erased(make_app, rt, caplog):
+    """A backup restored after its key was dropped, or the old key removed before `keys rotate` finished."""
+    from cryptography.fernet import Fernet
+
+    reference = staffkit.make_request(rt, "sakata")
+    staffkit.create_staff(rt)
+    other_keys = make_app(data_encryption_keys=(Fernet.generate_key().decode(),))
+    client = other_keys.test_client()
+    staffkit.login(client)
+    page = client.get(f"/staff/bookings/{reference}").get_data(as_text=True)
+    assert "暗号鍵では読めません" in page and "削除されたのではありません" in page
+    assert "申込内容はありません" not in page
+    assert f"booking={staffkit.booking(rt, reference).id} details open under no key in DATA_ENCRYPTION_KEY" \
+        in caplog.text
