@@ -213,4 +213,10 @@ def check_production(cfg: Config, office_ids: list[str]) -> None:
             if not cfg._per_office(prefix, office):  # the environment, then the channels store
                 missing.append(name)
     if missing:
-        raise ConfigError("production needs these settings: " + ", ".join(missing))
+        hint = ""
+        if any(name.startswith("LINE_") for name in missing):
+            hint = ("\nA channel's secret and token come from the environment or from the channels store. To keep "
+                    "them in the store, set the office's profile to `enabled: false`, run `flask --app app db "
+                    "upgrade` and `flask --app app channels set --office <office> --secret-stdin --token-stdin`, "
+                    "then set it back to `enabled: true` and restart.")
+        raise ConfigError("production needs these settings: " + ", ".join(missing) + hint)

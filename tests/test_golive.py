@@ -167,3 +167,38 @@ def test_details_under_a_key_no_longer_configured_are_not_shown_as_erased(make_a
     assert "申込内容はありません" not in page
     assert f"booking={staffkit.booking(rt, reference).id} details open under no key in DATA_ENCRYPTION_KEY" \
         in caplog.text
+
+
+# -- commands in the order an operator might guess ---------------------------------------------------------
+
+@pytest.mark.parametrize("args, stdin", [
+    (["channels", "set", "--office", "otaru", "--secret-stdin", "--token-stdin"], "secret\ntoken\n"),
+    (["channels", "list"], ""),
+    (["staff", "create-user", "--office", "sakata", "--username", "tanaka", "--password-stdin"],
+     "correct horse battery staple\n"),
+    (["keys", "rotate"], ""),
+    (["terms", "consents", "--office", "sakata"], ""),
+])
+def test_a_command_before_the_first_db_upgrade_says_to_run_it(empty_database_url, tmp_path, fake_line, args,
+                                                                stdin):
+    """README's step 1 offers `channels set` before step 3 creates the schema."""
+    app = _production_app(empty_database_url, tmp_path, fake_line)
+    try:
+        result = app.test_cli_runner().invoke(args=args, input=stdin)
+        assert result.exit_code == 1, result.output
+        assert "run `flask --app app db upgrade` first" in result.output
+        assert result.exception is None or isinstance(result.exception, SystemExit)
+    finally:
+        app.extensions["madoguchi"].db.dispose()
+
+
+def test_production_missing_a_channel_says_how_to_use_the_channels_store(tmp_path, monkeypatch):
+    from bot.config import ConfigError, check_production, load_config
+
+    cfg = load_config({"app_env": "production", "secret_key": "p" * 64}, environ={
+        "INSTANCE_PATH": str(tmp_path), "DATA_ENCRYPTION_KEY": "x" * 43 + "="})
+    with pytest.raises(ConfigError) as refused:
+        check_production(cfg, ["otaru"])
+    message = str(refused.value)
+    assert "LINE_CHANNEL_SECRET_OTARU" in message
+    assert "enabled: false" in message and "channels set --office <office>" in message
