@@ -253,12 +253,13 @@ def _migration_scripts():
 
 def schema_state(database: Database) -> SchemaState:
     """Compare the database's Alembic revisions with this release's (one read of `alembic_version`)."""
-    from alembic.runtime.migration import MigrationContext
     from alembic.util import CommandError
+    from sqlalchemy import inspect
 
     scripts = _migration_scripts()
-    with database.engine.connect() as conn:
-        current = tuple(sorted(MigrationContext.configure(conn).get_current_heads()))
+    with database.engine.connect() as conn:  # read directly: Alembic's MigrationContext logs INFO lines each time
+        found = inspect(conn).has_table("alembic_version")
+        current = tuple(sorted(conn.scalars(text("SELECT version_num FROM alembic_version")))) if found else ()
     unknown = []
     for revision in current:
         try:

@@ -5,6 +5,7 @@ runs it; skipped without TEST_DATABASE_URL or the PostgreSQL client tools), then
 """
 from __future__ import annotations
 
+import logging
 import os
 import re
 import shutil
@@ -143,6 +144,12 @@ def test_db_upgrade_of_an_older_release_refuses_a_newer_database_plainly(product
     assert result.exit_code == 1
     assert "upgraded by a newer release" in result.output and "0099_from_a_newer_release" in result.output
     assert "Traceback" not in result.output
+
+
+def test_healthz_reads_the_schema_without_alembic_log_lines(production_app, caplog):
+    caplog.set_level(logging.INFO)
+    assert production_app.test_client().get("/healthz").status_code == 200
+    assert not [r for r in caplog.records if r.name.startswith("alembic")], caplog.text
 
 
 def test_healthz_stays_200_while_a_newer_release_upgrades_the_schema(production_app, rt):
