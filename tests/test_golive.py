@@ -209,3 +209,34 @@ def test_production_missing_a_channel_says_how_to_use_the_channels_store(tmp_pat
     message = str(refused.value)
     assert "LINE_CHANNEL_SECRET_OTARU" in message
     assert "enabled: false" in message and "channels set --office <office>" in message
+
+
+# -- an office that cannot send ------------------------------------------------------------------------------
+
+def test_a_refused_channel_token_is_a_warning_naming_the_setting(rt, sakata_user, fake_line, caplog):
+    from tests.staffkit import run_worker
+
+    caplog.set_level(logging.INFO)
+    fake_line.access_token = "the token LINE issued"  # the app's is another
+    try:
+        assert sakata_user.says("予約").status_code == 200
+        run_worker(rt)
+    finally:
+        fake_line.access_token = None
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING and r.name == "bot.outbox"]
+    assert warnings and all("LINE_CHANNEL_ACCESS_TOKEN_SAKATA" in line for line in warnings), caplog.text
+    assert "the token LINE issued" not in caplog.text
+
+
+def test_a_used_up_monthly_quota_is_a_warning(make_app, fake_line, caplog):
+    app = make_app(env={"LINE_STAFF_GROUP_ID_SAKATA": "C" + "0" * 32})
+    rt = app.extensions["madoguchi"]
+    caplog.set_level(logging.INFO)
+    fake_line.quota_limit = 0
+    try:
+        staffkit.make_request(rt, "sakata")  # the staff card is a push
+        staffkit.run_worker(rt)
+    finally:
+        fake_line.quota_limit = None
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING and r.name == "bot.outbox"]
+    assert warnings and all("office=sakata's monthly message quota is used up" in line for line in warnings)
