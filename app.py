@@ -36,6 +36,7 @@ def create_app(config: dict | None = None) -> Flask:
     check_production(cfg, [o.id for o in offices.values() if o.enabled])
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     logging.getLogger("transitions").setLevel(logging.WARNING)  # two INFO lines per event, nothing ops need
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)  # seven lines on importing Alembic
 
     clock = Clock(None if cfg.is_production else (lambda: settings_store.clock_offset(db)))
     line = LineClient(cfg.line_api_base_url, cfg.line_api_data_base_url, cfg.channel_token,

@@ -185,11 +185,16 @@ def load_config(overrides: dict | None = None, environ: dict | None = None) -> C
         if not cfg.data_encryption_keys:
             key = _dev_secret(cfg.instance_path, "data_encryption_key", lambda: Fernet.generate_key().decode())
             cfg = replace(cfg, data_encryption_keys=(key,))
-    for key in cfg.data_encryption_keys:
+    keys = cfg.data_encryption_keys
+    for position, key in enumerate(keys, start=1):
         try:
             Fernet(key.encode())
-        except (ValueError, TypeError) as exc:
-            raise ConfigError("DATA_ENCRYPTION_KEY holds a value that is not a Fernet key") from exc
+        except (ValueError, TypeError) as exc:  # the value is never shown: its place and length find it
+            raise ConfigError(
+                f"DATA_ENCRYPTION_KEY: key {position} of {len(keys)} (comma-separated, newest first) is not a "
+                f"Fernet key: it has {len(key)} characters, a Fernet key has 44 (URL-safe base64, usually ending "
+                "in '='; make one with `python3 -c 'from cryptography.fernet import Fernet; "
+                "print(Fernet.generate_key().decode())'`)") from exc
     return cfg
 
 
@@ -208,4 +213,10 @@ def check_production(cfg: Config, office_ids: list[str]) -> None:
             if not cfg._per_office(prefix, office):  # the environment, then the channels store
                 missing.append(name)
     if missing:
-        raise ConfigError("production needs these settings: " + ", ".join(missing))
+        hint = ""
+        if any(name.startswith("LINE_") for name in missing):
+            hint = ("\nA channel's secret and token come from the environment or from the channels store. To keep "
+                    "them in the store, set the office's profile to `enabled: false`, run `flask --app app db "
+                    "upgrade` and `flask --app app channels set --office <office> --secret-stdin --token-stdin`, "
+                    "then set it back to `enabled: true` and restart.")
+        raise ConfigError("production needs these settings: " + ", ".join(missing) + hint)

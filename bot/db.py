@@ -6,6 +6,8 @@ import fcntl
 import logging
 import time
 import traceback
+from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Iterator, Sequence
 
@@ -31,7 +33,23 @@ def describe_error(exc: BaseException, frames: int = 4) -> str:
         kind += f" ({type(orig).__name__}{', ' + code if code else ''})"
     where = [f"{Path(f.filename).name}:{f.lineno} {f.name}"
              for f in traceback.extract_tb(exc.__traceback__)[-frames:]]
-    return f"{kind} at {' < '.join(reversed(where))}" if where else kind
+    described = f"{kind} at {' < '.join(reversed(where))}" if where else kind
+    return f"{described}; {SCHEMA_BEHIND_HINT}" if _is_missing_schema(orig) else described
+
+
+# What the operator does when the database lacks a table or column this release uses.
+SCHEMA_BEHIND_HINT = ("the database schema is older than this release: run `flask --app app db upgrade` "
+                      "(the release process)")
+
+
+def _is_missing_schema(orig: BaseException | None) -> bool:
+    """A driver error saying a table or column does not exist (PostgreSQL's SQLSTATE, SQLite's message)."""
+    if orig is None:
+        return False
+    if getattr(orig, "sqlstate", None) in ("42P01", "42703"):  # undefined_table, undefined_column
+        return True
+    return type(orig).__name__ == "OperationalError" and str(orig).startswith(("no such table",
+                                                                              "no such column"))
 
 
 def is_sqlite(engine: Engine) -> bool:
@@ -192,10 +210,63 @@ def upgrade_schema(database: Database, data_encryption_keys: Sequence[str] = ())
 
     cfg = alembic_config(database.url, data_encryption_keys)
     with database.migration_lock():
+        state = schema_state(database)
+        if state.ahead:
+            from bot.config import ConfigError
+
+            raise ConfigError(f"the database was upgraded by a newer release ({state.describe()}): this release "
+                              "cannot change it back. Deploy that release or a newer one; the database is "
+                              "unchanged")
         with database.engine.connect() as conn:
             cfg.attributes["connection"] = conn
             command.upgrade(cfg, "heads")  # "heads": a feature branch not yet merged still applies
             conn.commit()
+
+
+@dataclass(frozen=True)
+class SchemaState:
+    """Where the database's schema stands against this release's migrations."""
+    database: tuple[str, ...]   # the revisions the database is at (none: no schema yet)
+    release: tuple[str, ...]    # this release's heads
+    unknown: tuple[str, ...]    # the database's revisions this release does not have (a newer release's)
+
+    @property
+    def behind(self) -> bool:
+        """This release needs `db upgrade` before it can run on the database."""
+        return not self.unknown and set(self.database) != set(self.release)
+
+    @property
+    def ahead(self) -> bool:
+        """A newer release upgraded the database (this one may still be running beside it)."""
+        return bool(self.unknown)
+
+    def describe(self) -> str:
+        return f"database at {', '.join(self.database) or 'no schema'}; this release needs {', '.join(self.release)}"
+
+
+@lru_cache(maxsize=1)
+def _migration_scripts():
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory.from_config(alembic_config("sqlite://"))
+
+
+def schema_state(database: Database) -> SchemaState:
+    """Compare the database's Alembic revisions with this release's (one read of `alembic_version`)."""
+    from alembic.util import CommandError
+    from sqlalchemy import inspect
+
+    scripts = _migration_scripts()
+    with database.engine.connect() as conn:  # read directly: Alembic's MigrationContext logs INFO lines each time
+        found = inspect(conn).has_table("alembic_version")
+        current = tuple(sorted(conn.scalars(text("SELECT version_num FROM alembic_version")))) if found else ()
+    unknown = []
+    for revision in current:
+        try:
+            scripts.get_revision(revision)
+        except CommandError:
+            unknown.append(revision)
+    return SchemaState(current, tuple(sorted(scripts.get_heads())), tuple(unknown))
 
 
 def alembic_config(url: str, data_encryption_keys: Sequence[str] = ()):

@@ -27,6 +27,14 @@ REPLY_TOKEN_LIFETIME = timedelta(seconds=55)   # LINE: about one minute; keep a 
 SENDING_LEASE = timedelta(seconds=60)
 MAX_ATTEMPTS = 25
 QUOTA_PROBE = timedelta(seconds=60)
+# Said with each refusal that holds an office's messages (README: Reliability; dashboard: LINE送信状況).
+HELD_HINTS = {
+    lc.AUTH: ("; LINE refused office={office}'s channel access token: its messages are held until "
+              "LINE_CHANNEL_ACCESS_TOKEN_{OFFICE} (or the channels store) holds the token issued in the LINE "
+              "Developers console and the processes are restarted"),
+    lc.QUOTA: ("; office={office}'s monthly message quota is used up: pushes are held until LINE accepts them "
+               "again (a larger plan in LINE Official Account Manager, or the next month)"),
+}
 BACKOFF = (1, 2, 4, 8, 8, 15, 30, 60, 120, 300)
 RECORD_BATCH = 50   # the worker records this many outcomes per commit
 FINISHED = ("sent", "skipped", "failed", "unknown", "stale")  # nothing more will happen to these rows
@@ -286,8 +294,10 @@ class Sender:
                 self._record(row.id, lambda r, now, s: self._drop_stale(r, verdict))
                 return
         result = self._call(row, timeout)
-        log.info("outbox row=%s kind=%s purpose=%s outcome=%s status=%s",
-                 row.id, row.kind, row.purpose, result.outcome, result.status)
+        hint = HELD_HINTS.get(result.outcome)  # the office cannot send at all: a warning that names the fix
+        log.log(logging.WARNING if hint else logging.INFO, "outbox row=%s kind=%s purpose=%s outcome=%s status=%s%s",
+                row.id, row.kind, row.purpose, result.outcome, result.status,
+                hint.format(office=row.office_id, OFFICE=row.office_id.upper()) if hint else "")
         if row.kind == "reply" and result.delivered and self._batch is None:
             self._mark_reply_sent(row.id)
             return

@@ -1,6 +1,7 @@
 """Small public pages: health and the terms of each office."""
 from __future__ import annotations
 
+import logging
 import re
 from datetime import date
 from functools import lru_cache
@@ -8,10 +9,12 @@ from functools import lru_cache
 import yaml
 from flask import Blueprint, abort, current_app, render_template, request
 
+from bot.db import SCHEMA_BEHIND_HINT, schema_state
 from bot.render import TEMPLATES_DIR
 
 from bot.services import terms
 
+log = logging.getLogger(__name__)
 bp = Blueprint("web", __name__)
 _VERSION_ID = re.compile(r"^\d{4}-\d{2}-\d{2}$", re.ASCII)
 
@@ -23,6 +26,12 @@ def healthz():
         rt.db.ping()
     except Exception:  # noqa: BLE001
         return {"status": "database unavailable"}, 503
+    if not rt.extras.get("schema_ready"):  # read until it is: a schema does not go back
+        state = schema_state(rt.db)
+        if state.behind:  # no release process ran: every webhook and worker pass would fail
+            log.error("healthz: %s (%s)", SCHEMA_BEHIND_HINT, state.describe())
+            return {"status": "database schema out of date: run flask --app app db upgrade"}, 503
+        rt.extras["schema_ready"] = True  # current, or upgraded by a newer release while this one still runs
     return {"status": "ok"}, 200
 
 

@@ -32,27 +32,39 @@ def _read_body() -> bytes:
     return raw
 
 
+def _refuse(status: int, office_id: str, reason: str):
+    """Answer a refused delivery, saying why in the log (never anything from the body): LINE's Verify button
+    shows only the status, so the log is where the operator finds a wrong channel secret or a disabled office."""
+    log.warning("webhook office=%s refused %d: %s", office_id, status, reason)
+    abort(status)
+
+
 @bp.post("/callback/<office_id>")
 def callback(office_id: str):
     rt = current_app.extensions["madoguchi"]
     office = rt.enabled_office(office_id)
     if office is None:
+        if office_id in rt.offices:  # an unknown id is not logged: it is any client's text
+            _refuse(404, office_id, "the office is disabled (`enabled: false` in its profile)")
         abort(404)
     if (request.content_length or 0) > MAX_BODY:
-        abort(413)
+        _refuse(413, office.id, f"body over {MAX_BODY} bytes")
     raw = _read_body()
     signature = request.headers.get("X-Line-Signature")
     if not signature:
-        abort(400)
+        _refuse(400, office.id, "no X-Line-Signature header: not sent by LINE")
     try:
         body = raw.decode("utf-8")
         payload = WebhookParser(rt.config.channel_secret(office.id)).parse(body, signature, as_payload=True)
     except InvalidSignatureError:
-        abort(400)
+        _refuse(400, office.id, f"X-Line-Signature does not match the channel secret in use "
+                                f"(LINE_CHANNEL_SECRET_{office.id.upper()} or the channels store): either it "
+                                "is not this channel's secret (LINE Developers console, Basic settings) or "
+                                "the request is not from LINE")
     except (ValueError, KeyError, TypeError, AttributeError, RecursionError, UnicodeDecodeError):
-        abort(400)
+        _refuse(400, office.id, "signed, but not a webhook body")
     if request.mimetype != "application/json":
-        abort(400)  # signed, but not sent as LINE sends a webhook: not a webhook body
+        _refuse(400, office.id, "signed, but not sent as JSON")  # not sent as LINE sends a webhook
     dispatcher = Dispatcher(rt)
     replies: list = []  # reply rows reserved by dispatch, or ids to claim
     for event in sorted(payload.events or [], key=lambda e: getattr(e, "timestamp", 0) or 0):

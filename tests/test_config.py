@@ -150,6 +150,16 @@ def test_a_data_key_that_is_not_fernet_is_refused(tmp_path):
         load_config(environ=production_env(tmp_path, DATA_ENCRYPTION_KEY="not-a-key"))
 
 
+def test_a_broken_key_among_several_is_named_by_position_and_length_never_by_value(tmp_path):
+    """Rotation puts two keys in one setting; one cut at its trailing '=' (a shell's `cut -d=`) must be findable."""
+    new, old = Fernet.generate_key().decode(), Fernet.generate_key().decode()
+    with pytest.raises(ConfigError) as refused:
+        load_config(environ=production_env(tmp_path, DATA_ENCRYPTION_KEY=f"{new},{old[:-1]}"))
+    message = str(refused.value)
+    assert "key 2 of 2" in message and "43 characters" in message and "44" in message
+    assert old[:-1] not in message and new not in message
+
+
 def test_several_data_keys_newest_first(tmp_path):
     new, old = Fernet.generate_key().decode(), Fernet.generate_key().decode()
     cfg = load_config(environ=production_env(tmp_path, DATA_ENCRYPTION_KEY=f" {new} , {old} ,"))

@@ -116,3 +116,21 @@ def test_a_menu_that_cannot_be_removed_is_named_for_the_operator(make_app, fake_
     assert result.exit_code == 1
     [left] = list(fake_line.rich_menus)
     assert left in result.output and "could not be removed" in result.output
+
+
+def test_deploy_with_a_refused_token_names_the_setting(make_app, fake_line):
+    fake_line.access_token = "the token LINE issued"
+    try:
+        result = make_app().test_cli_runner().invoke(args=["richmenu", "deploy", "otaru"])
+    finally:
+        fake_line.access_token = None
+    assert result.exit_code == 1
+    assert "http 401" in result.output and "LINE_CHANNEL_ACCESS_TOKEN_OTARU" in result.output
+    assert "the token LINE issued" not in result.output and "dev-line-channel-access-token" not in result.output
+
+
+def test_deploy_with_line_unreachable_names_the_address(make_app, fake_line):
+    result = make_app(line_api_base_url="http://127.0.0.1:9", line_api_data_base_url="http://127.0.0.1:9",
+                      line_timeout_seconds=0.5).test_cli_runner().invoke(args=["richmenu", "deploy", "otaru"])
+    assert result.exit_code == 1
+    assert "could not be reached at http://127.0.0.1:9" in result.output

@@ -143,6 +143,27 @@ def test_disabled_office_is_404_and_writes_nothing(make_app, otaru_disabled_dir,
     assert sakata.says("予約").status_code == 200
 
 
+def test_refused_deliveries_say_why_in_the_log_and_nothing_of_the_body(make_app, otaru_disabled_dir, fake_line,
+                                                                       caplog):
+    """LINE's Verify button shows only the status: the log names the setting to check."""
+    app = make_app(offices_dir=str(otaru_disabled_dir))
+    rt = app.extensions["madoguchi"]
+    client = app.test_client()
+    caplog.set_level(logging.WARNING, logger="bot.webhook")
+    pasted_token = LineUser(client, "sakata", channel_secret="the access token, pasted as the secret")
+    assert pasted_token.says("山田太郎 090-1234-5678").status_code == 400
+    assert "office=sakata refused 400" in caplog.text and "LINE_CHANNEL_SECRET_SAKATA" in caplog.text
+    unsigned = LineUser(client, "sakata", channel_secret=rt.config.channel_secret("sakata"))
+    assert unsigned.post(unsigned.body(unsigned.text_event("x")), signature=False).status_code == 400
+    assert "no X-Line-Signature" in caplog.text
+    otaru = LineUser(client, "otaru", channel_secret=rt.config.channel_secret("otaru"))
+    assert otaru.says("予約").status_code == 404
+    assert "office=otaru refused 404: the office is disabled" in caplog.text
+    assert LineUser(client, "osaka", channel_secret="x").says("予約").status_code == 404
+    assert "osaka" not in caplog.text  # an unknown id is the client's text, not logged
+    assert "山田" not in caplog.text and "090" not in caplog.text
+
+
 def test_body_over_one_mib_is_413_and_writes_nothing(rt, client, sakata_user):
     event = sakata_user.text_event("予約")
     event["padding"] = "x" * (2 * MIB)

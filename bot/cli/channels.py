@@ -12,7 +12,7 @@ import click
 from flask import current_app
 from flask.cli import AppGroup
 
-from bot.cli.common import office_or_exit
+from bot.cli.common import office_or_exit, schema_or_exit
 from bot import channels
 
 channels_group = AppGroup("channels", help="LINE channel credentials kept encrypted in the database.")
@@ -42,6 +42,7 @@ def set_command(office_id: str, secret_stdin: bool, token_stdin: bool) -> None:
         click.echo("give --secret-stdin, --token-stdin or both", err=True)
         sys.exit(2)
     rt = current_app.extensions["madoguchi"]
+    schema_or_exit(rt)
     office = office_or_exit(rt, office_id)
     values = _read_values(secret_stdin, token_stdin)
     with rt.db.transaction() as s:
@@ -57,6 +58,7 @@ def set_command(office_id: str, secret_stdin: bool, token_stdin: bool) -> None:
 def list_command() -> None:
     """Where each office's secret and token come from: env, store or missing (never the values)."""
     rt = current_app.extensions["madoguchi"]
+    schema_or_exit(rt)
     with rt.db.reading() as s:
         updated = channels.listing(s)
         held = channels.stored(s, rt.config.data_encryption_keys)
@@ -81,6 +83,7 @@ def list_command() -> None:
 def delete_command(office_id: str) -> None:
     """Remove an office's stored credentials (exit 1 when none were stored)."""
     rt = current_app.extensions["madoguchi"]
+    schema_or_exit(rt)
     with rt.db.transaction() as s:
         removed = channels.remove(s, office_id)
     if not removed:

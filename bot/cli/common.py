@@ -1,4 +1,4 @@
-"""What the commands share: finding the office they were asked about."""
+"""What the commands share: finding the office they were asked about, a database ready for them."""
 from __future__ import annotations
 
 import sys
@@ -13,3 +13,15 @@ def office_or_exit(rt, office_id: str):
         click.echo(f"unknown office: {office_id} (known: {', '.join(sorted(rt.offices))})", err=True)
         sys.exit(2)
     return office
+
+
+def schema_or_exit(rt) -> None:
+    """Exit 1 before touching a database that `db upgrade` has not brought to this release (its first run
+    included): a command run in the order an operator might guess says what to run, not a driver traceback."""
+    from bot.db import schema_state
+
+    state = schema_state(rt.db)
+    if state.behind:
+        click.echo(f"the database is not ready for this release ({state.describe()}): "
+                   "run `flask --app app db upgrade` first", err=True)
+        sys.exit(1)

@@ -19,6 +19,7 @@ from flask.cli import AppGroup
 from sqlalchemy import select
 
 from bot import crypto
+from bot.cli.common import schema_or_exit
 from bot.db import Database
 
 keys_group = AppGroup("keys", help="Keys of the personal data at rest.")
@@ -106,6 +107,7 @@ def _rotate_row(vault: crypto.Vault, target: Target, row, key_name: str, tally: 
 def rotate_command(batch: int) -> None:
     """Re-encrypt personal data (and other secrets) under the newest DATA_ENCRYPTION_KEY."""
     rt = current_app.extensions["madoguchi"]
+    schema_or_exit(rt)
     vault = crypto.for_config(rt.config)
     failed = False
     for target in targets():

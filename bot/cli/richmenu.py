@@ -37,7 +37,7 @@ def deploy(office_id: str) -> None:
     except Exception as exc:  # noqa: BLE001 - the SDK's ApiException and network errors alike
         status = getattr(exc, "status", None)
         click.echo(f"LINE did not accept the rich menu ({type(exc).__name__}"
-                   f"{f', http {status}' if status else ''})", err=True)
+                   f"{f', http {status}' if status else ''}){_what_to_check(rt, office.id, status)}", err=True)
         left = getattr(exc, "rich_menu_left", False)
         if left:
             click.echo(f"the menu created for it ({left}) could not be removed: it is not the default, so no "
@@ -46,6 +46,16 @@ def deploy(office_id: str) -> None:
             click.echo("the menu created for it was removed again; run the command again", err=True)
         sys.exit(1)
     click.echo(menu_id)
+
+
+def _what_to_check(rt, office_id: str, status: int | None) -> str:
+    """The setting behind the usual refusals (never its value)."""
+    if status == 401:
+        return (f": the channel access token was refused; check LINE_CHANNEL_ACCESS_TOKEN_{office_id.upper()} (or "
+                "the channels store) against the long-lived token issued in the LINE Developers console")
+    if status is None:
+        return f": LINE could not be reached at {rt.config.line_api_base_url} (LINE_API_BASE_URL); check the network"
+    return ""
 
 
 @richmenu_group.command("picture")

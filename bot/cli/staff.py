@@ -11,7 +11,7 @@ import click
 from flask import current_app
 from flask.cli import AppGroup
 
-from bot.cli.common import office_or_exit
+from bot.cli.common import office_or_exit, schema_or_exit
 from bot.staff import audit, auth
 
 staff_group = AppGroup("staff", help="Staff dashboard accounts.")
@@ -27,6 +27,7 @@ MISUSE = {"username", "role", "password_short", "password_long"}
 def create_user_command(office_id: str, username: str, role: str, password_stdin: bool) -> None:
     """Create a dashboard account for an office."""
     rt = current_app.extensions["madoguchi"]
+    schema_or_exit(rt)
     office_or_exit(rt, office_id)
     if role not in auth.ROLES:
         click.echo("--role must be staff or admin", err=True)

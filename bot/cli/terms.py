@@ -11,7 +11,7 @@ import click
 from flask import current_app
 from flask.cli import AppGroup
 
-from bot.cli.common import office_or_exit
+from bot.cli.common import office_or_exit, schema_or_exit
 from bot import line_client as lc
 from bot.services import broadcasts, terms
 
@@ -27,6 +27,7 @@ SECONDS_BETWEEN_MULTICASTS = 1 / 150  # LINE allows about 200 multicast calls a 
 def publish_command(office_id: str, version: str, path: str, summary: str) -> None:
     """Publish a new terms version."""
     rt = current_app.extensions["madoguchi"]
+    schema_or_exit(rt)
     office = office_or_exit(rt, office_id)
     try:
         body = Path(path).read_text(encoding="utf-8")
@@ -60,6 +61,7 @@ def _notices(rt, office, version: str, languages) -> dict[str, list[dict]]:
 def broadcast_command(office_id: str, mode: str, version: str | None, dry_run: bool, yes: bool) -> None:
     """Tell followers about a terms version: shows the cost first; resumable; one runner at a time."""
     rt = current_app.extensions["madoguchi"]
+    schema_or_exit(rt)
     office = office_or_exit(rt, office_id)
     now = rt.clock.now()
     with rt.db.reading() as s:
@@ -160,6 +162,7 @@ def _call(rt, office_id: str, mode: str, to: list[str], messages: list[dict], ke
 def consents_command(office_id: str) -> None:
     """Export the office's consent log as CSV (user, version, when, how) to standard output."""
     rt = current_app.extensions["madoguchi"]
+    schema_or_exit(rt)
     office = office_or_exit(rt, office_id)
     writer = csv.writer(sys.stdout)
     writer.writerow(["office", "line_user_id", "version", "consented_at", "method", "webhook_event_id"])

@@ -6,6 +6,7 @@ office is the only one it sees (another office's booking is a 404).
 from __future__ import annotations
 
 import hmac
+import logging
 import re
 import secrets
 import unicodedata
@@ -28,6 +29,7 @@ from bot.staff import audit, auth, decisions, export, handoff, personal, timelin
 from bot.staff.audit import Actor
 from bot.staff.models import BookingHandoff, StaffUser
 
+log = logging.getLogger(__name__)
 bp = Blueprint("staff", __name__, url_prefix="/staff")
 
 TOKEN_KEY = "staff_token"
@@ -296,11 +298,16 @@ def _booking_page(reference: str, note_draft: str | None = None) -> str:
         details = personal.decrypt(rt, row.details)
         if details is not None:
             audit.record(s, office.id, _actor(), "view_details", now, row)
+        details_unreadable = row.details is not None and details is None
+        if details_unreadable:  # kept, but under a key no longer configured: not the same as erased
+            log.error("booking=%s details open under no key in DATA_ENCRYPTION_KEY: add the key they were "
+                      "written with after the newest (`flask --app app keys rotate` lists every such row)", row.id)
         conv = s.get(Conversation, row.conversation_id) if row.conversation_id else None
         entries = audit.for_booking(s, row.id)
         handed = s.get(BookingHandoff, row.id)
         page = render_template(
-            "staff/booking.html", booking=row, details=details, fields=DETAIL_FIELDS,
+            "staff/booking.html", booking=row, details=details, details_unreadable=details_unreadable,
+            fields=DETAIL_FIELDS,
             staff_note=personal.open_note(rt, row.staff_note), note_draft=note_draft,
             note_seen=personal.note_digest(personal.open_note(rt, row.staff_note)),
             memos={e.id: personal.open_note(rt, e.note) for e in entries if e.note is not None},

@@ -1,0 +1,242 @@
+"""README's "Going live", followed as an operator would: the documented commands run as written.
+
+The backup and restore drill runs README's own `pg_dump` and `pg_restore` lines (PostgreSQL only, as production
+runs it; skipped without TEST_DATABASE_URL or the PostgreSQL client tools), then the app on the restored copy.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.engine import make_url
+
+from bot.models import Booking
+from bot.staff import personal
+from tests import staffkit
+from tests.staffkit import fast_password_hashing  # noqa: F401 - autouse fixture
+
+ROOT = Path(__file__).resolve().parent.parent
+README = (ROOT / "README.md").read_text(encoding="utf-8")
+
+
+def _section(title: str) -> str:
+    start = README.index(title)
+    end = README.find("\n### ", start + len(title))
+    return README[start:end if end != -1 else None]
+
+
+def _inline_commands(text: str, program: str) -> list[str]:
+    """The `…` spans of a section that run `program`."""
+    return [span for span in re.findall(r"`([^`\n]+)`", text) if span.startswith(program + " ")]
+
+
+def _libpq_url(url: str) -> str:
+    """The URL as pg_dump and psql read it (no SQLAlchemy driver name)."""
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+def test_backups_section_gives_one_backup_and_one_restore_command():
+    backups = _section("### 7. Backups")
+    assert len(_inline_commands(backups, "pg_dump")) == 1
+    assert len(_inline_commands(backups, "pg_restore")) == 1
+
+
+def test_readme_backup_and_restore_drill_restores_a_readable_copy(database_url, pg_databases, make_app, rt,
+                                                                  tmp_path):
+    if not database_url.startswith("postgresql"):
+        pytest.skip("backups are PostgreSQL's (pg_dump)")
+    if not (shutil.which("pg_dump") and shutil.which("pg_restore")):
+        pytest.skip("the PostgreSQL client tools are not installed")
+    reference = staffkit.make_request(rt, "sakata")
+    backups = _section("### 7. Backups")
+    [backup] = _inline_commands(backups, "pg_dump")
+    [restore] = _inline_commands(backups, "pg_restore")
+    scratch = pg_databases.create()  # a new, empty database: the usual place to rehearse a restore
+    try:
+        env = {**os.environ, "DATABASE_URL": _libpq_url(database_url), "SCRATCH_URL": _libpq_url(scratch)}
+        for command in (backup, restore, restore):  # the second restore: into a copy restored before
+            command = re.sub(r"madoguchi-\d{4}-\d{2}-\d{2}\.dump", "madoguchi-*.dump", command)  # the dump just made
+            done = subprocess.run(["bash", "-c", command], cwd=tmp_path, env=env, capture_output=True, text=True,
+                                  timeout=120)
+            assert done.returncode == 0, f"{command}\n{done.stderr[-2000:]}"
+            assert "error" not in done.stderr.lower(), done.stderr[-2000:]
+        restored_app = make_app(database_url=scratch, data_encryption_keys=rt.config.data_encryption_keys)
+        restored = restored_app.extensions["madoguchi"]
+        with restored.db.reading() as s:
+            assert s.scalar(select(func.count()).select_from(Booking)) == 1
+            row = s.scalar(select(Booking).where(Booking.reference == reference))
+            assert personal.decrypt(restored, row.details)["name"] == staffkit.DETAILS["sakata"]["name"]
+        checked = restored_app.test_cli_runner().invoke(args=["keys", "rotate"])  # README's check of the keys
+        assert checked.exit_code == 0, checked.output
+        assert not re.search(r"unreadable=[1-9]", checked.output), checked.output
+    finally:
+        pg_databases.drop(scratch)
+
+
+# -- the schema and the release process --------------------------------------------------------------------
+
+def _production_app(url: str, tmp_path, fake_line):
+    """The app as production starts it on `url`: no schema work at start-up (that is the release process's)."""
+    from cryptography.fernet import Fernet
+
+    from app import create_app
+
+    env = {f"LINE_{kind}_{office.upper()}": f"{kind}-{office}" for office in ("sakata", "otaru")
+           for kind in ("CHANNEL_SECRET", "CHANNEL_ACCESS_TOKEN")}
+    return create_app({"app_env": "production", "database_url": url, "env": env, "secret_key": "p" * 64,
+                       "data_encryption_keys": (Fernet.generate_key().decode(),), "testing": True,
+                       "instance_path": str(tmp_path / "instance"), "line_api_base_url": fake_line.url,
+                       "line_api_data_base_url": fake_line.url, "line_timeout_seconds": 2.0})
+
+
+def test_healthz_is_503_and_names_db_upgrade_until_the_release_process_ran(empty_database_url, tmp_path,
+                                                                             fake_line, caplog):
+    app = _production_app(empty_database_url, tmp_path, fake_line)
+    rt = app.extensions["madoguchi"]
+    try:
+        answer = app.test_client().get("/healthz")
+        assert answer.status_code == 503
+        assert "flask --app app db upgrade" in answer.get_json()["status"]
+        assert "flask --app app db upgrade" in caplog.text
+        result = app.test_cli_runner().invoke(args=["db", "upgrade"])
+        assert result.exit_code == 0, result.output
+        answer = app.test_client().get("/healthz")
+        assert (answer.status_code, answer.get_json()) == (200, {"status": "ok"})
+    finally:
+        rt.db.dispose()
+
+
+def test_a_missing_table_in_the_logs_names_db_upgrade(empty_database_url, tmp_path, fake_line, caplog):
+    from bot.worker import Worker
+    from tests.lineuser import LineUser
+
+    app = _production_app(empty_database_url, tmp_path, fake_line)
+    rt = app.extensions["madoguchi"]
+    try:
+        user = LineUser(app.test_client(), "sakata", channel_secret="CHANNEL_SECRET-sakata")
+        assert user.says("予約").status_code == 200
+        failed = [r.getMessage() for r in caplog.records if "failed" in r.getMessage()]
+        assert failed and all("run `flask --app app db upgrade`" in line for line in failed), failed
+        with pytest.raises(Exception) as raised:
+            Worker(rt).run_once()
+        from bot.db import describe_error
+        assert "run `flask --app app db upgrade`" in describe_error(raised.value)
+    finally:
+        rt.db.dispose()
+
+
+def _stamp(rt, revision: str) -> None:
+    from sqlalchemy import text
+
+    with rt.db.connected() as conn:
+        conn.execute(text("UPDATE alembic_version SET version_num = :r"), {"r": revision})
+
+
+def test_db_upgrade_of_an_older_release_refuses_a_newer_database_plainly(production_app, rt):
+    _stamp(rt, "0099_from_a_newer_release")
+    result = production_app.test_cli_runner().invoke(args=["db", "upgrade"])
+    assert result.exit_code == 1
+    assert "upgraded by a newer release" in result.output and "0099_from_a_newer_release" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_healthz_reads_the_schema_without_alembic_log_lines(production_app, caplog):
+    caplog.set_level(logging.INFO)
+    assert production_app.test_client().get("/healthz").status_code == 200
+    assert not [r for r in caplog.records if r.name.startswith("alembic")], caplog.text
+
+
+def test_healthz_stays_200_while_a_newer_release_upgrades_the_schema(production_app, rt):
+    _stamp(rt, "0099_from_a_newer_release")  # the old processes keep serving until they are replaced
+    answer = production_app.test_client().get("/healthz")
+    assert (answer.status_code, answer.get_json()) == (200, {"status": "ok"})
+
+
+# -- keys ------------------------------------------------------------------------------------------------------
+
+def test_details_under_a_key_no_longer_configured_are_not_shown_as_erased(make_app, rt, caplog):
+    """A backup restored after its key was dropped, or the old key removed before `keys rotate` finished."""
+    from cryptography.fernet import Fernet
+
+    reference = staffkit.make_request(rt, "sakata")
+    staffkit.create_staff(rt)
+    other_keys = make_app(data_encryption_keys=(Fernet.generate_key().decode(),))
+    client = other_keys.test_client()
+    staffkit.login(client)
+    page = client.get(f"/staff/bookings/{reference}").get_data(as_text=True)
+    assert "暗号鍵では読めません" in page and "削除されたのではありません" in page
+    assert "申込内容はありません" not in page
+    assert f"booking={staffkit.booking(rt, reference).id} details open under no key in DATA_ENCRYPTION_KEY" \
+        in caplog.text
+
+
+# -- commands in the order an operator might guess ---------------------------------------------------------
+
+@pytest.mark.parametrize("args, stdin", [
+    (["channels", "set", "--office", "otaru", "--secret-stdin", "--token-stdin"], "secret\ntoken\n"),
+    (["channels", "list"], ""),
+    (["staff", "create-user", "--office", "sakata", "--username", "tanaka", "--password-stdin"],
+     "correct horse battery staple\n"),
+    (["keys", "rotate"], ""),
+    (["terms", "consents", "--office", "sakata"], ""),
+])
+def test_a_command_before_the_first_db_upgrade_says_to_run_it(empty_database_url, tmp_path, fake_line, args,
+                                                                stdin):
+    """README's step 1 offers `channels set` before step 3 creates the schema."""
+    app = _production_app(empty_database_url, tmp_path, fake_line)
+    try:
+        result = app.test_cli_runner().invoke(args=args, input=stdin)
+        assert result.exit_code == 1, result.output
+        assert "run `flask --app app db upgrade` first" in result.output
+        assert result.exception is None or isinstance(result.exception, SystemExit)
+    finally:
+        app.extensions["madoguchi"].db.dispose()
+
+
+def test_production_missing_a_channel_says_how_to_use_the_channels_store(tmp_path, monkeypatch):
+    from bot.config import ConfigError, check_production, load_config
+
+    cfg = load_config({"app_env": "production", "secret_key": "p" * 64}, environ={
+        "INSTANCE_PATH": str(tmp_path), "DATA_ENCRYPTION_KEY": "x" * 43 + "="})
+    with pytest.raises(ConfigError) as refused:
+        check_production(cfg, ["otaru"])
+    message = str(refused.value)
+    assert "LINE_CHANNEL_SECRET_OTARU" in message
+    assert "enabled: false" in message and "channels set --office <office>" in message
+
+
+# -- an office that cannot send ------------------------------------------------------------------------------
+
+def test_a_refused_channel_token_is_a_warning_naming_the_setting(rt, sakata_user, fake_line, caplog):
+    from tests.staffkit import run_worker
+
+    caplog.set_level(logging.INFO)
+    fake_line.access_token = "the token LINE issued"  # the app's is another
+    try:
+        assert sakata_user.says("予約").status_code == 200
+        run_worker(rt)
+    finally:
+        fake_line.access_token = None
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING and r.name == "bot.outbox"]
+    assert warnings and all("LINE_CHANNEL_ACCESS_TOKEN_SAKATA" in line for line in warnings), caplog.text
+    assert "the token LINE issued" not in caplog.text
+
+
+def test_a_used_up_monthly_quota_is_a_warning(make_app, fake_line, caplog):
+    app = make_app(env={"LINE_STAFF_GROUP_ID_SAKATA": "C" + "0" * 32})
+    rt = app.extensions["madoguchi"]
+    caplog.set_level(logging.INFO)
+    fake_line.quota_limit = 0
+    try:
+        staffkit.make_request(rt, "sakata")  # the staff card is a push
+        staffkit.run_worker(rt)
+    finally:
+        fake_line.quota_limit = None
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING and r.name == "bot.outbox"]
+    assert warnings and all("office=sakata's monthly message quota is used up" in line for line in warnings)
