@@ -304,3 +304,13 @@ def test_locked_window_resets(rt, client):
     assert login(client, password="bad again password").status_code == 401
     assert login(client).status_code == 302
     assert timedelta(minutes=1) < auth.LOCK_FOR
+
+
+def test_readme_gives_the_passwords_least_length():
+    """The operator creating the first account reads the rule before the command refuses a short password."""
+    from pathlib import Path
+
+    from bot.staff import auth
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    assert f"A password has at least {auth.MIN_PASSWORD} characters" in readme
