@@ -131,13 +131,9 @@ def load_config(overrides: dict | None = None, environ: dict | None = None) -> C
     instance = Path(overrides.pop("instance_path", None) or environ.get("INSTANCE_PATH") or PROJECT_ROOT / "instance")
 
     public = (environ.get("PUBLIC_BASE_URL") or "http://localhost:5000").rstrip("/")
-    if production and public.startswith("http://"):
-        warnings.warn("PUBLIC_BASE_URL is plain http in production", stacklevel=2)
 
     db_url = environ.get("DATABASE_URL") or f"sqlite:///{instance / 'madoguchi.sqlite3'}"
     db_url = _normalise_db_url(db_url)
-    if production and db_url.startswith("sqlite"):
-        warnings.warn("SQLite in production: fine for a pilot, PostgreSQL is recommended", stacklevel=2)
 
     api = environ.get("LINE_API_BASE_URL") or (PRODUCTION_LINE_API if production else f"{public}/simulator/api")
     data_api = environ.get("LINE_API_DATA_BASE_URL") or (
@@ -174,6 +170,11 @@ def load_config(overrides: dict | None = None, environ: dict | None = None) -> C
     cfg = replace(cfg, **overrides)
     if cfg.is_production and cfg.fake_now:
         raise ConfigError("APP_FAKE_NOW is for development only; unset it in production")
+    # Warned about as finally configured (overrides included), not as the environment alone says.
+    if cfg.is_production and cfg.public_base_url.startswith("http://"):
+        warnings.warn("PUBLIC_BASE_URL is plain http in production", stacklevel=2)
+    if cfg.is_production and cfg.database_url.startswith("sqlite"):
+        warnings.warn("SQLite in production: fine for a pilot, PostgreSQL is recommended", stacklevel=2)
     if cfg.fake_now:
         try:
             parse_instant(cfg.fake_now)

@@ -324,3 +324,18 @@ def test_trusted_proxy_hops(tmp_path, value, hops):
 def test_trusted_proxy_hops_refuses_what_it_cannot_mean(tmp_path, value):
     with pytest.raises(ConfigError, match="TRUSTED_PROXY_HOPS"):
         load_config(environ={"INSTANCE_PATH": str(tmp_path), "TRUSTED_PROXY_HOPS": value})
+
+
+def test_production_warnings_judge_the_settings_in_force():
+    """The SQLite and plain-http warnings look at the configuration as finally set, overrides included."""
+    environ = {"APP_ENV": "production", "SECRET_KEY": "s" * 64}   # no DATABASE_URL, no PUBLIC_BASE_URL
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        load_config({"database_url": "postgresql://db.example/madoguchi"}, environ=environ)
+    said = [str(w.message) for w in caught]
+    assert not any("SQLite" in s for s in said) and any("plain http" in s for s in said)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        load_config({}, environ={**environ, "PUBLIC_BASE_URL": "https://madoguchi.example.jp"})
+    said = [str(w.message) for w in caught]
+    assert any("SQLite" in s for s in said) and not any("plain http" in s for s in said)
