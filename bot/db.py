@@ -1,6 +1,7 @@
 """Engine and sessions: SQLite (WAL, busy timeout, BEGIN IMMEDIATE) or PostgreSQL (row locks)."""
 from __future__ import annotations
 
+import ast
 import contextlib
 import fcntl
 import logging
@@ -245,28 +246,33 @@ class SchemaState:
 
 
 @lru_cache(maxsize=1)
-def _migration_scripts():
-    from alembic.script import ScriptDirectory
-
-    return ScriptDirectory.from_config(alembic_config("sqlite://"))
+def release_revisions() -> tuple[frozenset[str], tuple[str, ...]]:
+    """This release's migration revisions and its heads (the revisions no other one follows), read from the
+    scripts' `revision` and `down_revision` lines without importing Alembic or the scripts: the web processes
+    ask on their health check, and those imports cost each of them about 10 MB."""
+    revisions: set[str] = set()
+    followed: set[str] = set()
+    for path in sorted((MIGRATIONS_DIR / "versions").glob("*.py")):
+        for node in ast.parse(path.read_text(encoding="utf-8")).body:
+            if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+                name = node.targets[0].id
+                if name == "revision":
+                    revisions.add(ast.literal_eval(node.value))
+                elif name == "down_revision":
+                    down = ast.literal_eval(node.value)
+                    followed |= {down} if isinstance(down, str) else set(down or ())
+    return frozenset(revisions), tuple(sorted(revisions - followed))
 
 
 def schema_state(database: Database) -> SchemaState:
     """Compare the database's Alembic revisions with this release's (one read of `alembic_version`)."""
-    from alembic.util import CommandError
     from sqlalchemy import inspect
 
-    scripts = _migration_scripts()
+    known, heads = release_revisions()
     with database.engine.connect() as conn:  # read directly: Alembic's MigrationContext logs INFO lines each time
         found = inspect(conn).has_table("alembic_version")
         current = tuple(sorted(conn.scalars(text("SELECT version_num FROM alembic_version")))) if found else ()
-    unknown = []
-    for revision in current:
-        try:
-            scripts.get_revision(revision)
-        except CommandError:
-            unknown.append(revision)
-    return SchemaState(current, tuple(sorted(scripts.get_heads())), tuple(unknown))
+    return SchemaState(current, heads, tuple(revision for revision in current if revision not in known))
 
 
 def alembic_config(url: str, data_encryption_keys: Sequence[str] = ()):

@@ -10,6 +10,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -150,6 +151,33 @@ def test_healthz_reads_the_schema_without_alembic_log_lines(production_app, capl
     caplog.set_level(logging.INFO)
     assert production_app.test_client().get("/healthz").status_code == 200
     assert not [r for r in caplog.records if r.name.startswith("alembic")], caplog.text
+
+
+def test_the_release_revisions_read_from_the_scripts_are_alembics():
+    from alembic.script import ScriptDirectory
+
+    from bot.db import alembic_config, release_revisions
+
+    scripts = ScriptDirectory.from_config(alembic_config("sqlite://"))
+    known, heads = release_revisions()
+    assert known == {script.revision for script in scripts.walk_revisions()}
+    assert heads == tuple(sorted(scripts.get_heads()))
+
+
+def test_a_production_health_check_does_not_load_alembic(database_url, tmp_path):
+    """A web process reads the schema's state on its health check without Alembic and the migration scripts
+    (about 10 MB in each web worker): only the release process migrates."""
+    script = (
+        "import sys, warnings; warnings.simplefilter('ignore')\n"
+        "from app import create_app\n"
+        "env = {f'LINE_{k}_{o}': 'x' for o in ('SAKATA', 'OTARU') for k in ('CHANNEL_SECRET', 'CHANNEL_ACCESS_TOKEN')}\n"
+        f"app = create_app({{'app_env': 'production', 'database_url': {database_url!r}, 'secret_key': 'p' * 64,\n"
+        f"    'env': env, 'instance_path': {str(tmp_path / 'instance')!r},\n"
+        "    'data_encryption_keys': ('TzN3ZWtIYVh2b0N0cFp0T0xQZmVxR3NqQ1J4bEFfV0s=',)})\n"
+        "print(app.test_client().get('/healthz').status_code, 'alembic' in sys.modules)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert done.stdout.split() == ["200", "False"], done.stdout + done.stderr
 
 
 def test_healthz_stays_200_while_a_newer_release_upgrades_the_schema(production_app, rt):
