@@ -204,6 +204,29 @@ def test_details_under_a_key_no_longer_configured_are_not_shown_as_erased(make_a
         in caplog.text
 
 
+def test_a_staff_note_under_a_key_no_longer_configured_is_not_overwritten(make_app, rt, client):
+    """Saving the 職員メモ would replace a note no configured key opens: the page says so and offers no box,
+    and a save sent anyway is refused, the stored note kept."""
+    from cryptography.fernet import Fernet
+
+    reference = staffkit.make_request(rt, "sakata")
+    staffkit.create_staff(rt)
+    staffkit.login(client)
+    staffkit.post(client, f"/staff/bookings/{reference}/note", note="折り返しは午後に",
+                  note_seen=personal.note_digest(None))
+    sealed = staffkit.booking(rt, reference).staff_note
+    assert sealed is not None
+
+    other_keys = make_app(data_encryption_keys=(Fernet.generate_key().decode(),))
+    other = other_keys.test_client()
+    staffkit.login(other)
+    page = other.get(f"/staff/bookings/{reference}").get_data(as_text=True)
+    assert 'id="note-unreadable"' in page and 'name="note_seen"' not in page
+    answer = staffkit.post(other, f"/staff/bookings/{reference}/note", note="", note_seen=personal.note_digest(None))
+    assert "上書きしないよう、保存しませんでした" in other.get(answer.headers["Location"]).get_data(as_text=True)
+    assert staffkit.booking(rt, reference).staff_note == sealed
+
+
 # -- commands in the order an operator might guess ---------------------------------------------------------
 
 @pytest.mark.parametrize("args, stdin", [

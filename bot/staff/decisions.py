@@ -280,9 +280,14 @@ def set_note(session: Session, rt, office, booking: Booking, actor: Actor, now: 
     """The 職員メモ: replaced as a whole, stored encrypted (staff write personal things there).
 
     `seen` is the fingerprint of the note the page showed: when another member saved a different note since,
-    Refused('note_changed'), so nobody's note is overwritten unseen.
+    Refused('note_changed'), so nobody's note is overwritten unseen; a note no configured key opens is not
+    overwritten either (Refused('note_unreadable')).
     """
-    if seen is not None and seen != personal.note_digest(personal.open_note(rt, booking.staff_note)):
+    current = personal.open_note(rt, booking.staff_note)
+    if booking.staff_note is not None and current is None:
+        # Kept under a key no longer configured: saving would replace a note nobody can read now.
+        raise Refused("note_unreadable", booking)
+    if seen is not None and seen != personal.note_digest(current):
         raise Refused("note_changed", booking)
     if booking.details_purged_at is not None and note.strip():
         # The details were erased (retention, or the user's データ削除): nothing personal is written back.

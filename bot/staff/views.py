@@ -309,6 +309,7 @@ def _booking_page(reference: str, note_draft: str | None = None) -> str:
             "staff/booking.html", booking=row, details=details, details_unreadable=details_unreadable,
             fields=DETAIL_FIELDS,
             staff_note=personal.open_note(rt, row.staff_note), note_draft=note_draft,
+            note_unreadable=row.staff_note is not None and personal.open_note(rt, row.staff_note) is None,
             note_seen=personal.note_digest(personal.open_note(rt, row.staff_note)),
             memos={e.id: personal.open_note(rt, e.note) for e in entries if e.note is not None},
             handoff=handed, override_reason=personal.open_note(rt, handed.override_reason if handed else None),
