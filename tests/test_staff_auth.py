@@ -53,6 +53,26 @@ def test_twenty_wrong_passwords_lock_the_account_for_a_while(rt, client):
     assert login(client).status_code == 302
 
 
+def test_logins_are_in_the_log_with_why_and_from_where_never_what_was_typed(rt, client, caplog):
+    """The security officer reads refused logins and lock-outs in the app's log, not only in the database."""
+    import logging
+
+    caplog.set_level(logging.INFO, logger="bot")
+    create_staff(rt)
+    login(client, username="S3cret-typed-as-name", password="wrong password 1")
+    for i in range(auth.LOCK_AFTER):
+        login(client, password=f"wrong password {i}")
+    refused = [r.getMessage() for r in caplog.records if "staff login refused" in r.getMessage()]
+    assert refused[0].startswith("staff login refused reason=invalid ip=") and refused[-1].startswith(
+        "staff login refused reason=locked ip=")
+    assert all(r.levelno == logging.WARNING for r in caplog.records if "login refused" in r.getMessage())
+    rt.clock.advance(minutes=auth.LOCK_FOR.total_seconds() / 60 + 1)
+    login(client)
+    assert any(r.getMessage().startswith("staff login account=") for r in caplog.records)
+    assert "S3cret-typed-as-name" not in caplog.text and "wrong password" not in caplog.text
+    assert "tanaka" not in caplog.text and PASSWORD not in caplog.text
+
+
 def test_unknown_usernames_lock_too_and_say_the_same(rt, client):
     first = login(client, username="nobody", password="whatever password")
     assert first.status_code == 401

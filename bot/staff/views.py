@@ -186,8 +186,12 @@ def login():
             token = auth.start_session(s, result.user, now, request.remote_addr)
             audit.record(s, result.user.office_id, Actor.staff(result.user, request.remote_addr), "login", now)
     if token is None:
+        # For the security officer's log: why and from where, never what was typed (a password typed into the
+        # user name box would otherwise be written down).
+        log.warning("staff login refused reason=%s ip=%s", result.error or "invalid", request.remote_addr)
         return render_template("staff/login.html", error=result.error, username=username[:64]), \
             LOGIN_STATUS.get(result.error or "invalid", 401)
+    log.info("staff login account=%s office=%s ip=%s", result.user.id, result.user.office_id, request.remote_addr)
     # A new session on login: nothing the browser carried before survives (fixation).
     for key in [k for k in session if k.startswith("staff_")]:
         session.pop(key)
