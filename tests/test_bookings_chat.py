@@ -151,7 +151,7 @@ def test_a_typed_holiday_past_or_far_slot_is_explained(rt, clock, user_factory, 
     clock.freeze(datetime(2027, 1, 5, 10, 0, tzinfo=TOKYO))     # Tuesday; Monday 1/11 is 成人の日
     user = user_factory("sakata")
     walk_to_slots(user, rt)
-    assert "閉庁日" in says(fake_line, user, "1/11 14:00")
+    assert "その日は成人の日で閉庁日のため" in says(fake_line, user, "1/11 14:00")
     assert "すでに過ぎています" in says(fake_line, user, "1/4 14:00")
     assert "相談の枠ではありません" in says(fake_line, user, "1/8 14:00")       # a Friday
     far = says(fake_line, user, "3/8 14:00")                                     # the window ends 3/2

@@ -148,11 +148,14 @@ def samples(office) -> dict[str, list[dict[str, Any]]]:
                  + [dict(page=week(False, r)) for r in
                                         (None, "year_end", "holiday", "notice_passed", "full", "blocked",
                                          "outside_window")],
-        "slot_unavailable": [dict(reason=r, deadline=None, alternatives=[{"start": AT.isoformat(),
-                                                                           "label": "12/7(月) 14:00"}])
+        "slot_unavailable": [dict(reason=r, deadline=None, closure=None, holiday=None,
+                                  alternatives=[{"start": AT.isoformat(), "label": "12/7(月) 14:00"}])
                              for r in ("full", "notice_passed", "past", "outside_window", "closed", "blocked",
                                        "not_a_slot")]
-                            + [dict(reason="notice_passed", deadline="2026-12-04T17:00:00+09:00", alternatives=[])],
+                            + [dict(reason="notice_passed", deadline="2026-12-04T17:00:00+09:00", closure=None,
+                                    holiday=None, alternatives=[])]
+                            + [dict(reason="closed", deadline=None, closure=c, holiday=h, alternatives=[])
+                               for c, h in (("holiday", "成人の日"), ("year_end", None), ("office_closure", None))],
         "form_link": [dict(held=HELD)],
         "hold_expired": [dict(ran_out=r) for r in (True, False)],
         "delete_confirm": [dict(open_booking=b) for b in (None, booking())],

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from bot.clock import TOKYO
 from bot.models import Booking, Conversation, SlotBlock, SlotHold
-from bot.services import lifecycle
+from bot.services import calendar, lifecycle
 from bot.services import slots as slotsvc
 
 ACTIVE_STATUSES = lifecycle.OPEN_STATUSES  # what takes a seat: requests and bookings still open
@@ -116,7 +116,11 @@ def hold(session: Session, rt, office, conv: Conversation, start_iso: str, now: 
         alternatives = sorted(nearest[:3], key=lambda s: s.start)
         # A slot whose booking closed says when (the office's notice rule, as this bot reads it).
         deadline = slotsvc.booking_deadline(office, start).isoformat() if reason == "notice_passed" else None
+        # A closed day says why: the holiday by name, the year end, or the office's own closure.
+        day = start.astimezone(TOKYO).date()
+        closure = calendar.is_closed(day, office.schedule.closures) if reason == "closed" else None
         return {"ok": False, "reason": reason, "label": slotsvc.slot_label(start), "deadline": deadline,
+                "closure": closure, "holiday": calendar.holiday_name(day) if closure == "holiday" else None,
                 "alternatives": [{"start": s.start.isoformat(), "label": s.label} for s in alternatives]}
     if existing is not None:
         session.delete(existing)
