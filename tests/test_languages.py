@@ -351,6 +351,24 @@ def test_every_phone_route_mentions_the_relay_service(office_id, language, name)
         assert office.email.value in words                     # Otaru takes e-mail too (not on the day)
 
 
+FIND_THE_NUMBER = {"ja": "電話番号は、ハローワークからの書類やホームページでご確認ください",
+                   "easy": "でんわばんごうは、ハローワークから もらった かみか、ホームページで 見て ください",
+                   "en": "phone number on the papers you received from Hello Work or on its website"}
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_the_relay_service_never_stands_without_a_number_or_where_to_find_it(language):
+    """"You can call through the relay service" is no help without the number: an office that has not confirmed
+    its phone number (Sakata) says where to find it, wherever the relay note is shown."""
+    for office in OFFICES.values():
+        number = office.phone.value if office.phone.confirmed and office.phone.value else FIND_THE_NUMBER[language]
+        for name, var_sets in all_samples(office).items():
+            for vars in var_sets:
+                words = text_of(render(office, language, name, vars))
+                if "https://nftrs.or.jp/" in words:
+                    assert number in words, (office.id, name, words)
+
+
 # -- やさしい日本語 against the guideline ---------------------------------------------------------------------
 # 在留支援のためのやさしい日本語ガイドライン (2020): short sentences with one idea each, plain words instead of
 # honorific and humble forms, few kanji (readings given in brackets), numbered steps, dates written out.
