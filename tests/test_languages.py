@@ -329,6 +329,23 @@ def test_english_glosses_a_chat_word_the_same_way_everywhere():
                 assert gloss == glosses[word], (path.name, word, gloss)
 
 
+@pytest.mark.parametrize("office_id", sorted(OFFICES))
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_what_my_bookings_says_about_an_entry_stays_inside_that_entry(office_id, language):
+    """予約確認's numbered list: how to cancel one booking by phone is indented under it, not a loose line that
+    reads as if it were about the whole list or the next entry."""
+    office = OFFICES[office_id]
+    for vars in all_samples(office)["bookings"]:
+        lines = text_of(render(office, language, "bookings", vars)).splitlines()
+        items = [i for i, line in enumerate(lines) if re.match(r"\d+\. ", line)]
+        if not items:
+            continue
+        tail = next((i for i in range(items[-1] + 1, len(lines)) if not lines[i].startswith("   ")), len(lines))
+        for line in lines[items[0]:tail]:
+            assert re.match(r"\d+\. ", line) or line.startswith("   "), (language, line)
+        assert all(not re.match(r"\d+\. ", line) for line in lines[tail:])
+
+
 # -- phone routes: e-mail where accepted, and the telephone relay service -------------------------------------
 
 PHONE_ROUTES = {
