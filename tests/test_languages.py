@@ -317,6 +317,20 @@ def test_the_session_length_is_said_as_the_office_words_it(office_id, about, lan
         assert (ABOUT_30[language] in text) == about, (name, text)
 
 
+QUESTION = {"ja": "質問", "easy": "しつもん", "en": "question"}
+NEXT_STEP = {"awaiting_slot": {"ja": "日時をお選びください", "easy": "日と 時間を えらんで", "en": "choose a date and time"},
+             "awaiting_form": {"ja": "入力ページを開いて", "easy": "ページを ひらいて", "en": "fill in the form"}}
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+@pytest.mark.parametrize("state", sorted(NEXT_STEP))
+def test_help_ends_with_the_step_in_hand_not_a_question_there_is_not(state, language):
+    """After ヘルプ the step is shown again; at the slot and form steps there is no question to answer."""
+    office = OFFICES["otaru"]
+    last = text_of(render(office, language, "help", dict(state=state, resuming=False))).strip().split("\n\n")[-1]
+    assert NEXT_STEP[state][language] in last and QUESTION[language] not in last
+
+
 def test_english_glosses_a_chat_word_the_same_way_everywhere():
     """help.txt names each Japanese chat word with its English gloss; every other message uses that one."""
     help_text = (TEMPLATES_DIR / "messages" / "en" / "help.txt").read_text(encoding="utf-8")
