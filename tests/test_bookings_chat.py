@@ -271,12 +271,12 @@ def test_withdraw_a_request_then_again(rt, client, user_factory, fake_line):
     label = f"取り下げる（{booking.reference}）"
     assert label in listing and list(buttons) == [label]
     reply = taps(fake_line, user, buttons[label])
-    assert f"受付番号 {booking.reference}" in reply and "取り下げました" in reply
+    assert f"受付番号: {booking.reference}" in reply and "取り下げました" in reply
     assert the_booking(rt, user).status == "withdrawn"
     assert rows(rt, SlotClaim) == []
     assert [n.kind for n in rows(rt, StaffNotice)] == ["new_request", "withdrawn"]
     twice = taps(fake_line, user, buttons[label])
-    assert "すでに取り下げ済みです" in twice
+    assert "現在の状況は「取り下げ済み」です" in twice
     assert [n.kind for n in rows(rt, StaffNotice)] == ["new_request", "withdrawn"]
     # And they may book again.
     assert "すでにお申し込み中" not in says(fake_line, user, "予約")

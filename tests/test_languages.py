@@ -317,6 +317,35 @@ def test_the_session_length_is_said_as_the_office_words_it(office_id, about, lan
         assert (ABOUT_30[language] in text) == about, (name, text)
 
 
+UNFIXED_REFERENCE = re.compile(r"受付番号(?!: )[\s　]*[A-HJ-NP-Z2-9]{4}-[A-HJ-NP-Z2-9]{4}")
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_every_message_writes_a_reference_in_the_fixed_format(language):
+    """A reference is always `受付番号: XXXX-XXXX`, inside a sentence as on its own line, for users and staff."""
+    for office in OFFICES.values():
+        for name, var_sets in all_samples(office).items():
+            for vars in var_sets:
+                messages = render(office, language, name, vars)
+                for words in (text_of(messages), *flex_alt_texts(messages)):
+                    assert not UNFIXED_REFERENCE.search(words), (office.id, name, UNFIXED_REFERENCE.search(words))
+
+
+QUOTED_STATUS = {"ja": "「{}」", "easy": "「{}」", "en": '"{}"'}
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+@pytest.mark.parametrize("name", ["withdraw_result", "proposal_result"])
+def test_a_request_already_decided_names_its_status_as_a_status(name, language):
+    """'Already' answers quote the status label, which reads right for every status ("すでにお受けできませんでした
+    です" and "is already could not be accepted" did not), and point to 予約確認."""
+    office = OFFICES["otaru"]
+    for status, label in load_labels(language)["statuses"].items():
+        result = {"outcome": "already", **booking(status, "none")}
+        words = text_of(render(office, language, name, dict(result=result)))
+        assert QUOTED_STATUS[language].format(label) in words and "予約確認" in words, (status, words)
+
+
 QUESTION = {"ja": "質問", "easy": "しつもん", "en": "question"}
 NEXT_STEP = {"awaiting_slot": {"ja": "日時をお選びください", "easy": "日と 時間を えらんで", "en": "choose a date and time"},
              "awaiting_form": {"ja": "入力ページを開いて", "easy": "ページを ひらいて", "en": "fill in the form"}}
