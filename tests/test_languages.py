@@ -464,6 +464,19 @@ def test_easy_japanese_sentences_are_short_plain_and_low_in_kanji():
     assert kanji / japanese < 0.2            # standard Japanese here runs at about a third
 
 
+# One word, one written form: the chat word 予約 is what the user types and taps, so the texts write it so too
+# (with its reading where it is quoted as a word to send), never as よやく in one message and 予約 in the next.
+EASY_FORMS = {"予約": re.compile(r"よやく"), "もう一度": re.compile(r"もう いちど|もういちど")}
+
+
+def test_easy_japanese_writes_a_word_one_way():
+    form = yaml.safe_dump(form_texts("easy"), allow_unicode=True)
+    for name, words in [*easy_texts(), ("forms", form)]:
+        plain = re.sub(r"（[^（）]*）", "", words)
+        for written, other in EASY_FORMS.items():
+            assert not other.search(plain), (name, written, other.search(plain))
+
+
 def test_easy_japanese_gives_steps_as_numbered_lists():
     office = OFFICES["sakata"]
     for name, vars in (("form_link", samples(office)["form_link"][0]), ("consent", samples(office)["consent"][0]),
