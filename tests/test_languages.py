@@ -38,7 +38,7 @@ WRITTEN_OUT = {"ja": "2026年12月7日(月) 14:00", "easy": "2026年12月7日(�
 SWITCH = {"ja": "日本語", "easy": "やさしい日本語", "en": "English"}
 # A phrase only the language's own language_switched / receipt templates say: tells which language answered.
 SWITCHED = {"ja": "日本語に切り替えました", "easy": "やさしい 日本語で はなします", "en": "The bot now writes in English"}
-RECEIVED = {"ja": "お申し込みを受け付けました", "easy": "もうしこみを うけつけました", "en": "We have received your request"}
+RECEIVED = {"ja": "お申込みを受け付けました", "easy": "もうしこみを うけつけました", "en": "We have received your request"}
 TYPED_YES = {"ja": "はい", "easy": "はい", "en": "yes"}
 EMOJI = re.compile("[\U0001F000-\U0001FAFF\u2600-\u27BF\uFE0F]")
 
@@ -344,6 +344,20 @@ def test_a_request_already_decided_names_its_status_as_a_status(name, language):
         result = {"outcome": "already", **booking(status, "none")}
         words = text_of(render(office, language, name, dict(result=result)))
         assert QUOTED_STATUS[language].format(label) in words and "予約確認" in words, (status, words)
+
+
+# The offices' documents write the noun 申込み (予約申込み, 利用申込み) and the verb 申し込む: so does every Japanese
+# text a user reads (お申込みを受け付けました; お申し込みいただけます).
+NOUN_WRITTEN_OTHERWISE = re.compile(r"申し込み(?!いただ|ください|・お問い合わせください)|申込(?!み)")
+
+
+def test_standard_japanese_writes_moushikomi_as_the_offices_do():
+    texts = [(f"{office.id} {name}", text_of(render(office, "ja", name, vars)))
+             for office in OFFICES.values() for name, var_sets in all_samples(office).items()
+             if not name.startswith("staff_") for vars in var_sets]
+    texts.append(("forms", yaml.safe_dump(form_texts("ja"), allow_unicode=True)))
+    for name, words in texts:
+        assert not NOUN_WRITTEN_OTHERWISE.search(words), (name, NOUN_WRITTEN_OTHERWISE.search(words))
 
 
 QUESTION = {"ja": "質問", "easy": "しつもん", "en": "question"}
