@@ -360,6 +360,19 @@ def test_standard_japanese_writes_moushikomi_as_the_offices_do():
         assert not NOUN_WRITTEN_OTHERWISE.search(words), (name, NOUN_WRITTEN_OTHERWISE.search(words))
 
 
+# English calls one thing by one name: the form's companion choice is a "caregiver", so no message says "carer".
+ENGLISH_ONE_NAME = {"caregiver": re.compile(r"\bcarers?\b", re.I)}
+
+
+def test_english_calls_a_thing_by_one_name():
+    texts = [(f"{office.id} {name}", text_of(render(office, "en", name, vars)))
+             for office in OFFICES.values() for name, var_sets in all_samples(office).items() for vars in var_sets]
+    texts.append(("forms", yaml.safe_dump(form_texts("en"), allow_unicode=True)))
+    for name, words in texts:
+        for word, other in ENGLISH_ONE_NAME.items():
+            assert not other.search(words), (name, f"say {word!r}", other.search(words))
+
+
 QUESTION = {"ja": "質問", "easy": "しつもん", "en": "question"}
 NEXT_STEP = {"awaiting_slot": {"ja": "日時をお選びください", "easy": "日と 時間を えらんで", "en": "choose a date and time"},
              "awaiting_form": {"ja": "入力ページを開いて", "easy": "ページを ひらいて", "en": "fill in the form"}}
