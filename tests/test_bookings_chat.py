@@ -109,7 +109,7 @@ def test_sakata_end_to_end_over_the_year_end(rt, clock, client, user_factory, fa
     # Back in LINE: the receipt comes as a free reply with the list.
     clock.advance(minutes=1)
     reply = says(fake_line, user, "予約確認")
-    assert f"受付番号: {booking.reference}" in reply and "お申し込みを受け付けました" in reply
+    assert f"受付番号: {booking.reference}" in reply and "お申込みを受け付けました" in reply
     assert "1/4(月) 15:00" in reply and "受付済み" in reply
     assert "開始時刻を10分過ぎても" in reply                     # the no-show rule
     assert rt.offices["sakata"].after_request in reply           # what happens next, in the office's words
@@ -271,15 +271,15 @@ def test_withdraw_a_request_then_again(rt, client, user_factory, fake_line):
     label = f"取り下げる（{booking.reference}）"
     assert label in listing and list(buttons) == [label]
     reply = taps(fake_line, user, buttons[label])
-    assert f"受付番号 {booking.reference}" in reply and "取り下げました" in reply
+    assert f"受付番号: {booking.reference}" in reply and "取り下げました" in reply
     assert the_booking(rt, user).status == "withdrawn"
     assert rows(rt, SlotClaim) == []
     assert [n.kind for n in rows(rt, StaffNotice)] == ["new_request", "withdrawn"]
     twice = taps(fake_line, user, buttons[label])
-    assert "すでに取り下げ済みです" in twice
+    assert "現在の状況は「取り下げ済み」です" in twice
     assert [n.kind for n in rows(rt, StaffNotice)] == ["new_request", "withdrawn"]
     # And they may book again.
-    assert "すでにお申し込み中" not in says(fake_line, user, "予約")
+    assert "すでにお申込み中" not in says(fake_line, user, "予約")
     assert conversation(rt, user).state == "awaiting_eligibility"  # consented to these terms when booking
 
 
@@ -287,7 +287,7 @@ def test_one_open_request_per_user(rt, client, user_factory, fake_line):
     user = user_factory("otaru")
     booking = request_for(rt, client, user)
     reply = says(fake_line, user, "予約")
-    assert "すでにお申し込み中の予約があります" in reply and booking.reference in reply
+    assert "すでにお申込み中の予約があります" in reply and booking.reference in reply
     assert conversation(rt, user).state == "idle"
 
 
@@ -346,7 +346,7 @@ def test_another_users_reference_is_not_found(rt, client, user_factory, fake_lin
 
 # -- データ削除 and unfollow ------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("decided, closed_as, words, done", [(False, "withdrawn", "取り下げ", "お申し込みを取り下げました"),
+@pytest.mark.parametrize("decided, closed_as, words, done", [(False, "withdrawn", "取り下げ", "お申込みを取り下げました"),
                                                              (True, "cancelled", "キャンセル", "予約をキャンセルしました")])
 def test_delete_data_closes_what_is_open_then_erases(rt, client, user_factory, fake_line, decided, closed_as, words,
                                                      done):
@@ -443,7 +443,7 @@ def test_the_day_before_a_request_is_still_withdrawn_in_chat(rt, clock, client, 
     booking = request_for(rt, client, user)
     clock.freeze(booking.slot_start - timedelta(days=1))
     reply = taps(fake_line, user, f"a=withdraw&at=any&o=otaru&v={booking.reference}")
-    assert "お申し込みを取り下げました" in reply
+    assert "お申込みを取り下げました" in reply
     assert the_booking(rt, user).status == "withdrawn"
 
 

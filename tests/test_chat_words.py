@@ -79,7 +79,7 @@ def test_booking_word_resumes_the_step_in_progress_at_every_step(chat):
 def test_booking_status_says_none_yet_and_keeps_the_step_at_every_step(chat):
     for step, _index in every_step(chat):
         [text] = chat.say("予約確認")
-        assert "お申し込み中の予約はありません" in text, step
+        assert "お申込み中の予約はありません" in text, step
         assert "手続きの途中です" in text and "「予約」" in text
         assert "予約を始めるには" not in text
         assert chat.position()[0] == STATE[step]
@@ -88,7 +88,7 @@ def test_booking_status_says_none_yet_and_keeps_the_step_at_every_step(chat):
 
 def test_booking_status_when_idle(chat):
     [text] = chat.say("予約確認")
-    assert "お申し込み中の予約はありません" in text and "予約を始めるには「予約」" in text
+    assert "お申込み中の予約はありません" in text and "予約を始めるには「予約」" in text
 
 
 def test_help_explains_the_step_and_asks_again_at_every_step(chat):

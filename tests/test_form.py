@@ -281,8 +281,8 @@ def test_a_form_sent_after_the_booking_deadline_is_refused_kindly_and_keeps_noth
     late = confirmation.submit(client)
     assert late.status == 410
     words = visible_text(late.html)
-    assert "お申し込みの締切を過ぎました" in words and slot in words and deadline in words
-    assert "お申し込みは送信されていません" in words and "「予約」と送り" in words
+    assert "お申込みの締切を過ぎました" in words and slot in words and deadline in words
+    assert "お申込みは送信されていません" in words and "「予約」と送り" in words
     assert len(late.forms) == 0 and "締切 過子" not in late.html   # nothing typed is carried on
     assert "https://line.me/R/oaMessage/%40madoguchi/?%E4%BA%88%E7%B4%84\"" in late.html   # 予約, typed
     assert bookings(rt) == [] and _count(rt, SlotHold) == 0 and _count(rt, FormSubmission) == 0
@@ -296,7 +296,7 @@ def test_the_form_opened_after_the_deadline_gives_the_slot_back_and_the_chat_off
     page = Page.get(client, url)
     clock.advance(minutes=5)       # 17:03: the hold lives, the deadline has passed
     typed = page.submit(client, {**valid_answers(rt.offices["sakata"]), "name": "締切 過子"})
-    assert typed.status == 410 and "お申し込みの締切を過ぎました" in typed.html
+    assert typed.status == 410 and "お申込みの締切を過ぎました" in typed.html
     assert "締切 過子" not in typed.html and len(typed.forms) == 0
     assert _count(rt, SlotHold) == 0 and bookings(rt) == []
     before = len(fake_line.texts_to(user.user_id))

@@ -38,7 +38,7 @@ WRITTEN_OUT = {"ja": "2026年12月7日(月) 14:00", "easy": "2026年12月7日(�
 SWITCH = {"ja": "日本語", "easy": "やさしい日本語", "en": "English"}
 # A phrase only the language's own language_switched / receipt templates say: tells which language answered.
 SWITCHED = {"ja": "日本語に切り替えました", "easy": "やさしい 日本語で はなします", "en": "The bot now writes in English"}
-RECEIVED = {"ja": "お申し込みを受け付けました", "easy": "もうしこみを うけつけました", "en": "We have received your request"}
+RECEIVED = {"ja": "お申込みを受け付けました", "easy": "もうしこみを うけつけました", "en": "We have received your request"}
 TYPED_YES = {"ja": "はい", "easy": "はい", "en": "yes"}
 EMOJI = re.compile("[\U0001F000-\U0001FAFF\u2600-\u27BF\uFE0F]")
 
@@ -317,6 +317,76 @@ def test_the_session_length_is_said_as_the_office_words_it(office_id, about, lan
         assert (ABOUT_30[language] in text) == about, (name, text)
 
 
+UNFIXED_REFERENCE = re.compile(r"受付番号(?!: )[\s　]*[A-HJ-NP-Z2-9]{4}-[A-HJ-NP-Z2-9]{4}")
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_every_message_writes_a_reference_in_the_fixed_format(language):
+    """A reference is always `受付番号: XXXX-XXXX`, inside a sentence as on its own line, for users and staff."""
+    for office in OFFICES.values():
+        for name, var_sets in all_samples(office).items():
+            for vars in var_sets:
+                messages = render(office, language, name, vars)
+                for words in (text_of(messages), *flex_alt_texts(messages)):
+                    assert not UNFIXED_REFERENCE.search(words), (office.id, name, UNFIXED_REFERENCE.search(words))
+
+
+QUOTED_STATUS = {"ja": "「{}」", "easy": "「{}」", "en": '"{}"'}
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+@pytest.mark.parametrize("name", ["withdraw_result", "proposal_result"])
+def test_a_request_already_decided_names_its_status_as_a_status(name, language):
+    """'Already' answers quote the status label, which reads right for every status ("すでにお受けできませんでした
+    です" and "is already could not be accepted" did not), and point to 予約確認."""
+    office = OFFICES["otaru"]
+    for status, label in load_labels(language)["statuses"].items():
+        result = {"outcome": "already", **booking(status, "none")}
+        words = text_of(render(office, language, name, dict(result=result)))
+        assert QUOTED_STATUS[language].format(label) in words and "予約確認" in words, (status, words)
+
+
+# The offices' documents write the noun 申込み (予約申込み, 利用申込み) and the verb 申し込む: so does every Japanese
+# text a user reads (お申込みを受け付けました; お申し込みいただけます).
+NOUN_WRITTEN_OTHERWISE = re.compile(r"申し込み(?!いただ|ください|・お問い合わせください)|申込(?!み)")
+
+
+def test_standard_japanese_writes_moushikomi_as_the_offices_do():
+    texts = [(f"{office.id} {name}", text_of(render(office, "ja", name, vars)))
+             for office in OFFICES.values() for name, var_sets in all_samples(office).items()
+             if not name.startswith("staff_") for vars in var_sets]
+    texts.append(("forms", yaml.safe_dump(form_texts("ja"), allow_unicode=True)))
+    for name, words in texts:
+        assert not NOUN_WRITTEN_OTHERWISE.search(words), (name, NOUN_WRITTEN_OTHERWISE.search(words))
+
+
+# English calls one thing by one name: the form's companion choice is a "caregiver", so no message says "carer".
+ENGLISH_ONE_NAME = {"caregiver": re.compile(r"\bcarers?\b", re.I)}
+
+
+def test_english_calls_a_thing_by_one_name():
+    texts = [(f"{office.id} {name}", text_of(render(office, "en", name, vars)))
+             for office in OFFICES.values() for name, var_sets in all_samples(office).items() for vars in var_sets]
+    texts.append(("forms", yaml.safe_dump(form_texts("en"), allow_unicode=True)))
+    for name, words in texts:
+        for word, other in ENGLISH_ONE_NAME.items():
+            assert not other.search(words), (name, f"say {word!r}", other.search(words))
+
+
+QUESTION = {"ja": "質問", "easy": "しつもん", "en": "question"}
+NEXT_STEP = {"awaiting_slot": {"ja": "日時をお選びください", "easy": "日と 時間を えらんで", "en": "choose a date and time"},
+             "awaiting_form": {"ja": "入力ページを開いて", "easy": "ページを ひらいて", "en": "fill in the form"}}
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+@pytest.mark.parametrize("state", sorted(NEXT_STEP))
+def test_help_ends_with_the_step_in_hand_not_a_question_there_is_not(state, language):
+    """After ヘルプ the step is shown again; at the slot and form steps there is no question to answer."""
+    office = OFFICES["otaru"]
+    last = text_of(render(office, language, "help", dict(state=state, resuming=False))).strip().split("\n\n")[-1]
+    assert NEXT_STEP[state][language] in last and QUESTION[language] not in last
+
+
 def test_english_glosses_a_chat_word_the_same_way_everywhere():
     """help.txt names each Japanese chat word with its English gloss; every other message uses that one."""
     help_text = (TEMPLATES_DIR / "messages" / "en" / "help.txt").read_text(encoding="utf-8")
@@ -327,6 +397,23 @@ def test_english_glosses_a_chat_word_the_same_way_everywhere():
         for word, gloss in re.findall(r'\\?"(\S+?)\\?" \(([^)]+)\)', path.read_text(encoding="utf-8")):
             if word in glosses and not gloss.startswith("or "):         # 'send "予約" (or "book")' offers the word
                 assert gloss == glosses[word], (path.name, word, gloss)
+
+
+@pytest.mark.parametrize("office_id", sorted(OFFICES))
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_what_my_bookings_says_about_an_entry_stays_inside_that_entry(office_id, language):
+    """予約確認's numbered list: how to cancel one booking by phone is indented under it, not a loose line that
+    reads as if it were about the whole list or the next entry."""
+    office = OFFICES[office_id]
+    for vars in all_samples(office)["bookings"]:
+        lines = text_of(render(office, language, "bookings", vars)).splitlines()
+        items = [i for i, line in enumerate(lines) if re.match(r"\d+\. ", line)]
+        if not items:
+            continue
+        tail = next((i for i in range(items[-1] + 1, len(lines)) if not lines[i].startswith("   ")), len(lines))
+        for line in lines[items[0]:tail]:
+            assert re.match(r"\d+\. ", line) or line.startswith("   "), (language, line)
+        assert all(not re.match(r"\d+\. ", line) for line in lines[tail:])
 
 
 # -- phone routes: e-mail where accepted, and the telephone relay service -------------------------------------
@@ -349,6 +436,24 @@ def test_every_phone_route_mentions_the_relay_service(office_id, language, name)
     assert words.count("https://nftrs.or.jp/") == 1
     if office.email.confirmed and name in ("bookings", "booking_blocked", "outcome_confirmed"):
         assert office.email.value in words                     # Otaru takes e-mail too (not on the day)
+
+
+FIND_THE_NUMBER = {"ja": "電話番号は、ハローワークからの書類やホームページでご確認ください",
+                   "easy": "でんわばんごうは、ハローワークから もらった かみか、ホームページで 見て ください",
+                   "en": "phone number on the papers you received from Hello Work or on its website"}
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_the_relay_service_never_stands_without_a_number_or_where_to_find_it(language):
+    """"You can call through the relay service" is no help without the number: an office that has not confirmed
+    its phone number (Sakata) says where to find it, wherever the relay note is shown."""
+    for office in OFFICES.values():
+        number = office.phone.value if office.phone.confirmed and office.phone.value else FIND_THE_NUMBER[language]
+        for name, var_sets in all_samples(office).items():
+            for vars in var_sets:
+                words = text_of(render(office, language, name, vars))
+                if "https://nftrs.or.jp/" in words:
+                    assert number in words, (office.id, name, words)
 
 
 # -- やさしい日本語 against the guideline ---------------------------------------------------------------------
@@ -384,6 +489,19 @@ def test_easy_japanese_sentences_are_short_plain_and_low_in_kanji():
         kanji += len(KANJI.findall(plain))
         japanese += len(JAPANESE.findall(plain))
     assert kanji / japanese < 0.2            # standard Japanese here runs at about a third
+
+
+# One word, one written form: the chat word 予約 is what the user types and taps, so the texts write it so too
+# (with its reading where it is quoted as a word to send), never as よやく in one message and 予約 in the next.
+EASY_FORMS = {"予約": re.compile(r"よやく"), "もう一度": re.compile(r"もう いちど|もういちど")}
+
+
+def test_easy_japanese_writes_a_word_one_way():
+    form = yaml.safe_dump(form_texts("easy"), allow_unicode=True)
+    for name, words in [*easy_texts(), ("forms", form)]:
+        plain = re.sub(r"（[^（）]*）", "", words)
+        for written, other in EASY_FORMS.items():
+            assert not other.search(plain), (name, written, other.search(plain))
 
 
 def test_easy_japanese_gives_steps_as_numbered_lists():

@@ -347,13 +347,13 @@ def test_the_receipt_is_pushed_once_if_the_user_does_not_come_back(rt, clock, us
     clock.advance(minutes=2)
     assert Worker(rt).run_once()["receipts_pushed"] == 1
     receipts = [t for t in fake_line.texts_to(user.user_id) if f"受付番号: {outcome.reference}" in t]
-    assert len(receipts) == 1 and "お申し込みを受け付けました" in receipts[0]
+    assert len(receipts) == 1 and "お申込みを受け付けました" in receipts[0]
     assert [d.kind for d in fake_line.deliveries() if user.user_id in d.recipients] == ["push"]
     assert booking(rt, outcome.booking_id).receipt_pending is False
     clock.advance(minutes=10)
     assert Worker(rt).run_once()["receipts_pushed"] == 0
     user.says("ヘルプ")
-    assert sum(f"受付番号: {outcome.reference}" in t and "お申し込みを受け付けました" in t
+    assert sum(f"受付番号: {outcome.reference}" in t and "お申込みを受け付けました" in t
                for t in fake_line.texts_to(user.user_id)) == 1
 
 

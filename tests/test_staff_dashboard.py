@@ -224,7 +224,7 @@ def test_propose_another_slot_and_the_user_accepts_in_chat(rt, staff, fake_line,
     assert "12/14(月) 15:00" in fake_line.texts_to(user.user_id)[-1]
     user.taps(postback_value(offer, "辞退する"))   # a late second tap changes nothing
     assert booking(rt, reference).status == "confirmed"
-    assert "すでに予約確定" in fake_line.texts_to(user.user_id)[-1]
+    assert "現在の状況は「予約確定」です" in fake_line.texts_to(user.user_id)[-1]
     # The original slot is free again; the proposed one is taken.
     with rt.db.reading() as s:
         taken = holds.taken_counts(s, "sakata", rt.clock.now())

@@ -70,7 +70,7 @@ def test_the_form_works_without_javascript_on_a_phone(phone, live_server, office
     phone.get_by_role("button", name="入力内容を確認する").click()
     expect(phone.get_by_text("0134-32-8689")).to_be_visible()
     phone.get_by_role("button", name="この内容で申し込む").click()
-    expect(phone.get_by_role("heading", name="お申し込みを受け付けました")).to_be_visible()
+    expect(phone.get_by_role("heading", name="お申込みを受け付けました")).to_be_visible()
     expect(phone.get_by_text(re.compile(r"^受付番号: [A-HJ-NP-Z2-9]{4}-[A-HJ-NP-Z2-9]{4}$"))).to_be_visible()
     assert phone.locator("form").count() == 0
     phone.screenshot(path=str(_artifact(f"form-{office_id}-done.png")), full_page=True)

@@ -164,7 +164,7 @@ def fill_form(sim: Simulator, office: str) -> str:
     form.get_by_role("button", name="入力内容を確認する").click()
     expect(form.get_by_role("heading", name="入力内容の確認")).to_be_visible()
     form.get_by_role("button", name="この内容で申し込む").click()
-    expect(form.get_by_role("heading", name="お申し込みを受け付けました")).to_be_visible()
+    expect(form.get_by_role("heading", name="お申込みを受け付けました")).to_be_visible()
     done = form.get_by_text(REFERENCE)
     expect(done).to_be_visible()
     reference = REFERENCE.search(done.inner_text()).group(1)
@@ -174,7 +174,7 @@ def fill_form(sim: Simulator, office: str) -> str:
     expect(page.locator("#browser")).to_be_hidden()
     expect(page.get_by_role("textbox", name="メッセージを入力", exact=True)).to_have_value("予約確認")
     sim.answered(sim.send_typed)
-    expect(page.locator(BOT_ROWS, has_text="お申し込みを受け付けました")).to_contain_text(f"受付番号: {reference}")
+    expect(page.locator(BOT_ROWS, has_text="お申込みを受け付けました")).to_contain_text(f"受付番号: {reference}")
     return reference
 
 
@@ -275,7 +275,7 @@ def test_an_otaru_session_booked_approved_and_cancelled_in_chat(page, live_serve
     cancel = f"キャンセルする（{reference}）"
     assert cancel in sim.quick()
     sim.tap(cancel)
-    expect(sim.last()).to_contain_text(f"受付番号 {reference}")
+    expect(sim.last()).to_contain_text(f"受付番号: {reference}")
     expect(sim.last()).to_contain_text("キャンセルしました")
     card = page.locator(GROUP_ROWS, has_text="予約のキャンセル")
     expect(card).to_contain_text(reference)
