@@ -61,7 +61,7 @@ def _stale(talk: Talk, routed: Routed) -> None:
     if talk.state == State.IDLE:
         talk.say("stale_idle")
     else:
-        talk.say("stale_button")
+        talk.say("stale_button", state=talk.state)
         ask(talk, again=True)
 
 

@@ -499,7 +499,7 @@ def say_no_earlier_step(e: EventData) -> None:
 
 def say_terms_changed(e: EventData) -> None:
     """A consent button from an older version: show the version in force."""
-    e.model.say("stale_button")
+    e.model.say("stale_button", state=e.model.state)
     ask(e.model)
 
 

@@ -387,6 +387,13 @@ def test_help_ends_with_the_step_in_hand_not_a_question_there_is_not(state, lang
     assert NEXT_STEP[state][language] in last and QUESTION[language] not in last
 
 
+@pytest.mark.parametrize("language", LANGUAGES)
+@pytest.mark.parametrize("state", sorted(NEXT_STEP))
+def test_a_stale_button_points_to_the_step_in_hand_not_a_question_there_is_not(state, language):
+    said = text_of(render(OFFICES["sakata"], language, "stale_button", dict(state=state)))
+    assert NEXT_STEP[state][language] in said and QUESTION[language] not in said
+
+
 def test_english_glosses_a_chat_word_the_same_way_everywhere():
     """help.txt names each Japanese chat word with its English gloss; every other message uses that one."""
     help_text = (TEMPLATES_DIR / "messages" / "en" / "help.txt").read_text(encoding="utf-8")

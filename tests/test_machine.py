@@ -334,3 +334,4 @@ def test_a_button_for_another_position_is_stale():
     stale = postback("answer", "awaiting_eligibility:3", "sakata", "yes")
     session.taps(stale)
     assert session.templates() == ["stale_button", "eligibility_question"] and session.context["i"] == 0
+    assert session.effects[0].vars == {"state": "awaiting_eligibility"}   # the step the answer names

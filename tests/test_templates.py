@@ -129,7 +129,7 @@ def samples(office) -> dict[str, list[dict[str, Any]]]:
         "idle_hint": [dict(misses=n) for n in (1, 3)],
         "no_earlier_step": [{}],
         "nothing_in_progress": [{}],
-        "stale_button": [{}],
+        "stale_button": [dict(state=s) for s in STATES if s != "idle"],
         "stale_idle": [{}],
         "stopped": [{}],
         "resume_offer": [{}],
