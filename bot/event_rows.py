@@ -70,17 +70,8 @@ class _LazySession:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._tx.real_session(), name)
 
-    @property
-    def new(self):
-        return () if self._tx._session is None else self._tx._session.new
-
-    @property
-    def dirty(self):
-        return () if self._tx._session is None else self._tx._session.dirty
-
-    @property
-    def deleted(self):
-        return () if self._tx._session is None else self._tx._session.deleted
+    new, dirty, deleted = (property(lambda self, name=name: () if self._tx._session is None
+                                    else getattr(self._tx._session, name)) for name in ("new", "dirty", "deleted"))
 
     def connection(self) -> Connection:
         return self._tx.conn if self._tx._session is None else self._tx._session.connection()

@@ -309,12 +309,12 @@ def _booking_page(reference: str, note_draft: str | None = None) -> str:
         conv = s.get(Conversation, row.conversation_id) if row.conversation_id else None
         entries = audit.for_booking(s, row.id)
         handed = s.get(BookingHandoff, row.id)
+        note = personal.open_note(rt, row.staff_note)
         page = render_template(
             "staff/booking.html", booking=row, details=details, details_unreadable=details_unreadable,
             fields=DETAIL_FIELDS,
-            staff_note=personal.open_note(rt, row.staff_note), note_draft=note_draft,
-            note_unreadable=row.staff_note is not None and personal.open_note(rt, row.staff_note) is None,
-            note_seen=personal.note_digest(personal.open_note(rt, row.staff_note)),
+            staff_note=note, note_draft=note_draft, note_seen=personal.note_digest(note),
+            note_unreadable=row.staff_note is not None and note is None,
             memos={e.id: personal.open_note(rt, e.note) for e in entries if e.note is not None},
             handoff=handed, override_reason=personal.open_note(rt, handed.override_reason if handed else None),
             conv=conv, entries=entries,
