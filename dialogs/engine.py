@@ -91,19 +91,26 @@ def _switch_language(talk: Talk, routed: Routed) -> None:
         ask(talk, again=True)
 
 
-def _delete_data(talk: Talk, routed: Routed) -> None:
-    from dialogs.router import postback
+def _booking_mark(booking: dict | None) -> str:
+    """What the deletion question said about the open booking (its reference and status; '' for none)."""
+    return f"{booking['reference']}.{booking['status']}" if booking else ""
 
-    yes = postback("confirm_delete", talk.position(), talk.office.id, "yes")
-    no = postback("confirm_delete", talk.position(), talk.office.id, "no")
+
+def _delete_data(talk: Talk, routed: Routed, changed: bool = False) -> None:
     from dialogs.effects import Choice
+    from dialogs.router import postback
 
     booking = talk.ports.open_booking()
     if booking is not None and booking["action"] == "call":
         _deletion_blocked(talk, [booking])
         return
+    # 削除する carries what the question said about the open booking: tapped after that changed (an old
+    # question's button, a booking made or confirmed since), it asks again instead of acting on the new facts.
+    mark = {"b": _booking_mark(booking)} if booking else {}
+    yes = postback("confirm_delete", talk.position(), talk.office.id, "yes", **mark)
+    no = postback("confirm_delete", talk.position(), talk.office.id, "no")
     talk.say("delete_confirm", (Choice(label_key="delete_yes", data=yes), Choice(label_key="delete_no", data=no)),
-             open_booking=booking)
+             open_booking=booking, changed=changed)
 
 
 def _deletion_blocked(talk: Talk, kept: list) -> None:
@@ -119,6 +126,9 @@ def _confirm_delete(talk: Talk, routed: Routed) -> None:
         talk.say("delete_kept")
         if talk.state != State.IDLE:
             ask(talk, again=True)
+        return
+    if routed.extra.get("b", "") != _booking_mark(talk.ports.open_booking()):
+        _delete_data(talk, routed, changed=True)
         return
     result = talk.ports.delete_personal_data()
     if result["outcome"] == "call":

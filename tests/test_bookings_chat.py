@@ -418,6 +418,26 @@ def test_delete_data_checks_again_when_confirmed(rt, client, user_factory, fake_
     assert_kept(rt, user, booking, "confirmed")
 
 
+def test_an_old_delete_button_does_not_close_a_request_its_question_did_not_name(rt, client, user_factory,
+                                                                                 fake_line):
+    """削除する from a question asked before the request existed: the question is asked again, naming the
+    request, and nothing is withdrawn or erased until its own button is tapped."""
+    user = user_factory("otaru")
+    says(fake_line, user, "データ削除")                      # nothing open yet: the question names no request
+    old_yes = last_buttons(fake_line, user)["削除する"]
+    walk_to_slots(user, rt)                                   # then a request, made through the chat
+    user.says("1")
+    complete_form(client, form_link(fake_line.messages_to(user.user_id)), valid_answers(rt.offices["otaru"]))
+    booking = the_booking(rt, user)
+    reply = taps(fake_line, user, old_yes)
+    assert "個人情報を削除しました" not in reply
+    assert "状況が、削除のご確認をお送りした後に変わりました" in reply
+    assert booking.reference in reply and "取り下げとなり" in reply
+    assert_kept(rt, user, booking, "requested")
+    reply = taps(fake_line, user, last_buttons(fake_line, user)["削除する"])
+    assert "個人情報を削除しました" in reply and the_booking(rt, user).status == "withdrawn"
+
+
 @pytest.mark.parametrize("decided", [False, True])
 def test_on_the_session_day_otaru_takes_changes_by_phone_only(rt, clock, client, user_factory, fake_line, decided):
     """Otaru: 「当日キャンセルの場合は電話のみにて」 — a request not yet decided included (staff may be confirming
