@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from dialogs.effects import Say
 from dialogs.inputs import Incoming
-from dialogs.machine import MACHINE, MAX_MISSES, State, Talk, ask, choices_for_routing, fire, typed_aliases
+from dialogs.machine import (MACHINE, MAX_MISSES, State, Talk, ask, choices_for_routing, fire, offers_slots,
+                             typed_aliases)
 from dialogs.router import Routed, Vocabulary, route
 
 
@@ -57,16 +58,21 @@ def _show_bookings(talk: Talk, routed: Routed) -> None:
     talk.say("bookings", bookings=talk.ports.bookings(), in_progress=talk.state != State.IDLE)
 
 
+def _step_shown(talk: Talk) -> str:
+    """The step as the user sees it: waiting for the form, but its hold ran out, the slots are shown again."""
+    return State.AWAITING_SLOT.value if talk.state == State.AWAITING_FORM and offers_slots(talk) else talk.state
+
+
 def _stale(talk: Talk, routed: Routed) -> None:
     if talk.state == State.IDLE:
         talk.say("stale_idle")
     else:
-        talk.say("stale_button", state=talk.state)
+        talk.say("stale_button", state=_step_shown(talk))
         ask(talk, again=True)
 
 
 def _unsupported(talk: Talk, routed: Routed) -> None:
-    talk.say("unsupported", kind=routed.value, in_progress=talk.state != State.IDLE)
+    talk.say("unsupported", kind=routed.value, in_progress=talk.state != State.IDLE, state=_step_shown(talk))
     if talk.state != State.IDLE:
         ask(talk, again=True)
 
@@ -79,7 +85,7 @@ def _miss(talk: Talk, routed: Routed) -> None:
     if talk.misses >= MAX_MISSES:
         talk.say("miss_contact", state=talk.state)
     else:
-        talk.say("not_understood", state=talk.state)
+        talk.say("not_understood", state=_step_shown(talk))
     ask(talk, again=True)
 
 

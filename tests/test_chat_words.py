@@ -231,6 +231,22 @@ def test_a_sticker_at_a_yes_no_step_gets_a_kind_answer_and_the_question_again(ch
     assert_asked_again(chat, out, "checklist", 2)
 
 
+def test_at_the_form_step_a_miss_or_a_photo_points_to_the_form_not_to_buttons_there_are_not(chat):
+    """Waiting for the form there are no buttons and no numbered choices: the answer says where the details
+    go, and how to choose another slot."""
+    chat.walk_to("slot")
+    chat.say("1")
+    assert chat.conversation().state == "awaiting_form"
+    out = chat.say("2")
+    assert "ボタンを押すか" not in out[0] and "番号" not in out[0]
+    assert "入力ページ" in out[0] and "「戻る」" in out[0]
+    before = len(chat.all_texts())
+    assert chat.user.sends_image().status_code == 200
+    out = chat.all_texts()[before:]
+    assert "文字またはボタンでお答えください" not in out[0] and "入力ページ" in out[0]
+    assert chat.conversation().state == "awaiting_form"
+
+
 def test_a_button_from_an_earlier_step_is_answered_with_the_current_step_and_not_applied(chat):
     chat.walk_to("eligibility", 0)
     old_yes = chat.button_data(YES)

@@ -135,7 +135,8 @@ def samples(office) -> dict[str, list[dict[str, Any]]]:
         "resume_offer": [{}],
         "greeting": [{}],
         "booking_blocked": [{}],
-        "unsupported": [dict(kind=k, in_progress=p) for k in ("sticker", "location", "image") for p in (False, True)],
+        "unsupported": [dict(kind=k, in_progress=p, state=s) for k in ("sticker", "location", "image")
+                        for p, s in ((False, "idle"), (True, "awaiting_checklist"), (True, "awaiting_form"))],
         "language_switched": [dict(language=lang) for lang in ("ja", "easy", "en")],
         "bookings": [dict(bookings=[], in_progress=p) for p in (False, True)]
                     + [dict(bookings=[booking(), booking("confirmed", "cancel"),
