@@ -42,14 +42,20 @@ POSTBACK_ACTIONS = {
 MAX_POSTBACK = 300
 _SPACES = re.compile(r"\s+")
 _TRAILING = re.compile(r"[。．.!！?？、,]+$")
+# Emoji presentation marks: a keycap digit (1️⃣) is the digit, VS16 and the enclosing keycap after it.
+_EMOJI_MARKS = re.compile("[\ufe0e\ufe0f\u20e3]")
+# A number said as "the Nth" (N<ban>, N<ban><me>; escaped: Python holds no Japanese text).
+_NUMBERED = re.compile("^(\\d+) ?\u756a(?:\u76ee)?$")
 
 
 def normalise(text: str) -> str:
-    """NFKC, trimmed, lower-cased, inner spaces folded, trailing punctuation dropped."""
-    value = unicodedata.normalize("NFKC", text or "").strip().lower()
+    """NFKC, trimmed, lower-cased, inner spaces folded, trailing punctuation dropped; a keycap digit or a
+    number said as N番 becomes the number."""
+    value = unicodedata.normalize("NFKC", _EMOJI_MARKS.sub("", text or "")).strip().lower()
     value = _SPACES.sub(" ", value)
-    stripped = _TRAILING.sub("", value)
-    return stripped or value
+    stripped = _TRAILING.sub("", value) or value
+    numbered = _NUMBERED.match(stripped)
+    return numbered.group(1) if numbered else stripped
 
 
 @dataclass(frozen=True)

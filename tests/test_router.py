@@ -34,6 +34,8 @@ def routed(inp: Incoming, choices=YES_NO_UNSURE, position: str = Q1, office: str
 @pytest.mark.parametrize("raw,expected", [
     ("１", "1"), ("ＹＥＳ", "yes"), ("ﾊｲ", "ハイ"), ("  はい  ", "はい"), ("はい。", "はい"), ("はい！！", "はい"),
     ("予約\u3000確認", "予約 確認"), ("。", "。"), ("", ""),
+    ("1\ufe0f\u20e3", "1"), ("2\u20e3", "2"), ("①", "1"), ("1番", "1"), ("１番目。", "1"), ("2 番", "2"),
+    ("番", "番"), ("👍", "👍"),
 ])
 def test_normalise(raw, expected):
     assert normalise(raw) == expected
@@ -62,7 +64,7 @@ def test_chat_words_win_over_choices_with_the_same_label():
 @pytest.mark.parametrize("typed,value", [
     ("1", "yes"), ("１", "yes"), ("2", "no"), ("3", "unsure"), ("はい", "yes"), ("ハイ", "yes"), ("yes", "yes"),
     ("ok", "yes"), ("OK", "yes"), ("はい。", "yes"), ("いいえ", "no"), ("No", "no"), ("わからない", "unsure"),
-    ("分かりません", "unsure"),
+    ("分かりません", "unsure"), ("1\ufe0f\u20e3", "yes"), ("2番", "no"),
 ])
 def test_a_choice_by_number_label_or_variant(typed, value):
     assert routed(text(typed)) == Routed("answer", value=value, method="text")
