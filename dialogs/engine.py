@@ -44,8 +44,9 @@ def apply(talk: Talk, routed: Routed) -> None:
 
 
 def _follow(talk: Talk, routed: Routed) -> None:
+    """Added or unblocked: the greeting, which says when a booking is part way through (予約 goes on)."""
     talk.ports.set_followed(True)
-    talk.say("greeting")
+    talk.say("greeting", in_progress=talk.state != State.IDLE)
 
 
 def _help(talk: Talk, routed: Routed) -> None:

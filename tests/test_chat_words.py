@@ -247,6 +247,27 @@ def test_at_the_form_step_a_miss_or_a_photo_points_to_the_form_not_to_buttons_th
     assert chat.conversation().state == "awaiting_form"
 
 
+def test_following_again_mid_booking_says_the_booking_waits_and_how_to_go_on(chat):
+    """Blocked and unblocked in the middle: the greeting says a booking is part way through, and 予約 goes on
+    where it stopped (nothing lost)."""
+    chat.walk_to("checklist", 2)
+    assert chat.user.unfollows().status_code == 200
+    before = len(chat.all_texts())
+    assert chat.user.follows(unblocked=True).status_code == 200
+    greeting = joined(chat.all_texts()[before:])
+    assert "予約の手続きが途中になっています" in greeting and "「最初から」" in greeting
+    assert "予約を始めるには" not in greeting
+    assert chat.position() == ("awaiting_checklist", 2)
+    assert_asked_again(chat, chat.say("予約"), "checklist", 2)
+
+
+def test_a_new_friend_is_not_told_of_a_booking_in_progress(chat):
+    before = len(chat.all_texts())
+    assert chat.user.follows().status_code == 200
+    greeting = joined(chat.all_texts()[before:])
+    assert "予約を始めるには「予約」と送ってください" in greeting and "手続きが途中" not in greeting
+
+
 def test_a_button_from_an_earlier_step_is_answered_with_the_current_step_and_not_applied(chat):
     chat.walk_to("eligibility", 0)
     old_yes = chat.button_data(YES)

@@ -133,7 +133,7 @@ def samples(office) -> dict[str, list[dict[str, Any]]]:
         "stale_idle": [{}],
         "stopped": [{}],
         "resume_offer": [{}],
-        "greeting": [{}],
+        "greeting": [{}, dict(in_progress=True)],
         "booking_blocked": [{}],
         "unsupported": [dict(kind=k, in_progress=p, state=s) for k in ("sticker", "location", "image")
                         for p, s in ((False, "idle"), (True, "awaiting_checklist"), (True, "awaiting_form"))],
