@@ -193,6 +193,17 @@ def test_a_typed_slot_is_read_while_the_form_waits_too(rt, clock, user_factory, 
     assert conversation(rt, user).state == "awaiting_form" and conversation(rt, user).misses == 0
 
 
+@pytest.mark.parametrize("typed", ["12月7日 午後2時", "12/7 2pm", "7日の14時", "７日 午後２時から"])
+def test_a_slot_typed_as_people_say_it_is_held(rt, user_factory, fake_line, typed):
+    """午後2時, 2pm, a day of this month alone: read as the slot, not answered 読み取れませんでした."""
+    user = user_factory("sakata")
+    walk_to_slots(user, rt)
+    reply = says(fake_line, user, typed)
+    assert "読み取れませんでした" not in reply and "12/7(月) 14:00" in reply
+    assert [h.slot_start.hour for h in rows(rt, SlotHold)] == [14]
+    assert conversation(rt, user).state == "awaiting_form"
+
+
 # -- choosing a slot: races and repeats -------------------------------------------------------------------
 
 def test_a_slot_taken_a_minute_ago(rt, user_factory, fake_line):

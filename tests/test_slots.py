@@ -503,6 +503,40 @@ def test_parse_slot_text_refuses(text):
     assert parse_slot_text(text, at(2026, 11, 30, 10)) is None
 
 
+@pytest.mark.parametrize(
+    ("text", "now", "expected"),
+    [
+        ("12月7日 午後2時", at(2026, 11, 30, 10), at(2026, 12, 7, 14)),
+        ("12/7 午後2:30", at(2026, 11, 30, 10), at(2026, 12, 7, 14, 30)),
+        ("12/7 2pm", at(2026, 11, 30, 10), at(2026, 12, 7, 14)),
+        ("12/7 2 PM", at(2026, 11, 30, 10), at(2026, 12, 7, 14)),
+        ("12/7 10am", at(2026, 11, 30, 10), at(2026, 12, 7, 10)),
+        ("12/7 午前10時", at(2026, 11, 30, 10), at(2026, 12, 7, 10)),
+        ("12/7 午後14時", at(2026, 11, 30, 10), at(2026, 12, 7, 14)),      # 午後 with a 24-hour time
+        ("7日14時", at(2026, 12, 1, 10), at(2026, 12, 7, 14)),            # a day of this month
+        ("７日の１４時から", at(2026, 12, 1, 10), at(2026, 12, 7, 14)),
+        ("4日10時", at(2026, 12, 20, 10), at(2027, 1, 4, 10)),            # passed this month: next month's
+        ("31日10時", at(2027, 2, 10, 10), at(2027, 3, 31, 10)),           # no 31st in February
+        ("明日の14:00", at(2026, 12, 6, 10), at(2026, 12, 7, 14)),
+        ("あした 午後2時", at(2026, 12, 6, 10), at(2026, 12, 7, 14)),
+        ("明後日10時半", at(2026, 12, 5, 10), at(2026, 12, 7, 10, 30)),
+        ("あさって14時", at(2026, 12, 31, 10), at(2027, 1, 2, 14)),
+        ("今日の15時", at(2026, 12, 7, 10), at(2026, 12, 7, 15)),
+        ("きょう 15:00", at(2026, 12, 7, 10), at(2026, 12, 7, 15)),
+    ],
+)
+def test_parse_slot_text_natural_forms(text, now, expected):
+    """What people type besides the documented forms: 午前/午後, am/pm, a day of the month alone, 今日/明日/
+    明後日 (the date then as the clock says)."""
+    assert parse_slot_text(text, now) == expected
+
+
+@pytest.mark.parametrize("text", ["12月7日(火) 14時", "12/7 13pm", "7日", "明日", "午後2時", "12月7日(火)14時"])
+def test_parse_slot_text_refuses_natural_forms_that_are_not_a_slot(text):
+    """A weekday that does not match, a 13 pm, a date without a time, a time without a date."""
+    assert parse_slot_text(text, at(2026, 11, 30, 10)) is None
+
+
 def test_a_typed_past_date_is_not_bookable():
     now = at(2026, 12, 10, 10)
     start = parse_slot_text("12/7 14:00", now)

@@ -411,21 +411,38 @@ def _aware(moment: datetime) -> datetime:
 
 # --- typed slot text ------------------------------------------------------------------------------------
 
-# The marks of the typed forms `12<month>7<day>14<hour>`, `14<hour>30<minute>` and `14<hour><half>`
+# The marks of the typed forms `12<month>7<day>14<hour>`, `14<hour>30<minute>` and `14<hour><half>`, the words
+# of a day said relative to today, of the morning and the afternoon, and the particle `7<day><no>14<hour>`
 # (escaped: Python holds no Japanese text besides WEEKDAY_KANJI).
 _MONTH_MARK = "\u6708"
 _DAY_MARK = "\u65e5"
 _HOUR_MARK = "\u6642"
 _MINUTE_MARK = "\u5206"
 _HALF_MARK = "\u534a"
+_NO = "\u306e"
+_MORNING = "\u5348\u524d"
+_AFTERNOON = "\u5348\u5f8c"
+_DAYS_FROM_TODAY = {
+    "\u4eca\u65e5": 0, "\u304d\u3087\u3046": 0,                          # today
+    "\u660e\u65e5": 1, "\u3042\u3057\u305f": 1, "\u3042\u3059": 1,         # tomorrow
+    "\u660e\u5f8c\u65e5": 2, "\u3042\u3055\u3063\u3066": 2,               # the day after
+}
+_RELATIVE = "|".join(sorted(_DAYS_FROM_TODAY, key=len, reverse=True))
 
 _SLOT_TEXT = re.compile(
-    rf"(?<!\d)(?P<month>\d{{1,2}})\s*(?:/|{_MONTH_MARK})\s*(?P<day>\d{{1,2}})\s*{_DAY_MARK}?\s*"
+    rf"(?:(?<!\d)(?P<month>\d{{1,2}})\s*(?:/|{_MONTH_MARK})\s*(?P<day>\d{{1,2}})\s*{_DAY_MARK}?"
+    rf"|(?P<relative>{_RELATIVE})"
+    rf"|(?<![\d/{_MONTH_MARK}])(?P<day_alone>\d{{1,2}})\s*{_DAY_MARK})\s*"
     rf"(?:\(\s*(?P<weekday>[^)]*)\)\s*)?"
+    rf"(?:{_NO}\s*)?"
+    rf"(?P<half_day>{_MORNING}|{_AFTERNOON})?\s*"
     rf"(?P<hour>\d{{1,2}})\s*"
     rf"(?::\s*(?P<minute>\d{{2}})"
-    rf"|{_HOUR_MARK}(?:\s*(?P<minute_mark>\d{{1,2}})\s*{_MINUTE_MARK}|\s*(?P<half>{_HALF_MARK}))?)"
-    rf"(?!\d)"
+    rf"|{_HOUR_MARK}(?:\s*(?P<minute_mark>\d{{1,2}})\s*{_MINUTE_MARK}|\s*(?P<half>{_HALF_MARK}))?"
+    rf"|(?=\s*[ap]\.?m))"
+    rf"(?:\s*(?P<meridiem>[ap])\.?m\b\.?)?"
+    rf"(?!\d)",
+    re.IGNORECASE,
 )
 # A typed month/day means its next occurrence, counting dates up to this far back as this one (so a date
 # that just passed is answered "past", not silently moved to next year).
@@ -438,6 +455,8 @@ def parse_slot_text(text: str, now: datetime) -> datetime | None:
     Accepted after NFKC (so full-width forms too), anywhere in the text: `12/7 14:00`, `12/7(W) 14:00`,
     `12/7 14<hour>`, `12<month>7<day>14<hour>`, `12<month>7<day> 14:00`, `14<hour>30<minute>`,
     `14<hour><half>` (the `_*_MARK` characters; W a weekday kanji); the tests list them in Japanese.
+    Also: a day of the month alone (`7<day>14<hour>`: its next occurrence from today), today / tomorrow / the
+    day after in words, the morning or afternoon before the hour, and `2pm` / `10am`.
 
     The year is that of the first occurrence of the month/day on or after about a month ago, so the result
     lies within roughly [today - 1 month, today + 11 months]. A weekday in brackets must match the date.
@@ -445,18 +464,51 @@ def parse_slot_text(text: str, now: datetime) -> datetime | None:
     match = _SLOT_TEXT.search(unicodedata.normalize("NFKC", text))
     if match is None:
         return None
-    month, day, hour = int(match["month"]), int(match["day"]), int(match["hour"])
+    hour = _hour(int(match["hour"]), match["half_day"], (match["meridiem"] or "").lower())
     minute_text = match["minute"] or match["minute_mark"]
     minute = int(minute_text) if minute_text else (30 if match["half"] else 0)
-    if not (0 <= hour <= 23 and 0 <= minute <= 59):
+    if hour is None or not (0 <= hour <= 23 and 0 <= minute <= 59):
         return None
-    on = _next_occurrence(month, day, _aware(now).date())
+    today = _aware(now).date()
+    if match["relative"]:
+        on = today + timedelta(days=_DAYS_FROM_TODAY[match["relative"]])
+    elif match["day_alone"]:
+        on = _next_day_of_month(int(match["day_alone"]), today)
+    else:
+        on = _next_occurrence(int(match["month"]), int(match["day"]), today)
     if on is None:
         return None
     weekday = (match["weekday"] or "").strip()[:1]
     if weekday in WEEKDAY_KANJI and WEEKDAY_KANJI.index(weekday) != on.weekday():
         return None
     return datetime.combine(on, time(hour, minute), tzinfo=TOKYO)
+
+
+def _hour(hour: int, half_day: str | None, meridiem: str) -> int | None:
+    """The 24-hour hour of `2` in the afternoon, `2pm`, `10am`; a 24-hour time after the afternoon word stays."""
+    afternoon = half_day == _AFTERNOON or meridiem == "p"
+    morning = half_day == _MORNING or meridiem == "a"
+    if meridiem and not 1 <= hour <= 12:
+        return None                                   # 13pm, 0am
+    if afternoon and hour < 12:
+        return hour + 12
+    if morning and hour == 12:
+        return 0
+    return hour
+
+
+def _next_day_of_month(day: int, today: date) -> date | None:
+    """The next date (today included) that falls on this day of a month."""
+    year, month = today.year, today.month
+    for _ in range(3):                                 # the 31st may skip a month or two
+        try:
+            candidate = date(year, month, day)
+        except ValueError:
+            candidate = None
+        if candidate is not None and candidate >= today:
+            return candidate
+        year, month = (year + 1, 1) if month == 12 else (year, month + 1)
+    return None
 
 
 def _next_occurrence(month: int, day: int, today: date) -> date | None:
