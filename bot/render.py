@@ -115,7 +115,8 @@ def load_vocabulary(language: str = "ja") -> Vocabulary:
         if not path.exists():
             return Vocabulary()
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
-        return Vocabulary.build(data.get("words", {}), data.get("answers", {}), data.get("consent", ""))
+        return Vocabulary.build(data.get("words", {}), data.get("answers", {}), data.get("consent", ""),
+                                data.get("endings", ()))
 
     base = read("ja")
     return base if language == "ja" else read(language).merged(base)

@@ -65,17 +65,29 @@ class Vocabulary:
     words: Mapping[str, str] = field(default_factory=dict)     # phrase -> word id
     answers: Mapping[str, str] = field(default_factory=dict)   # phrase -> answer value
     consent_phrase: str = ""                                   # the exact words that consent
+    endings: tuple[str, ...] = ()                              # polite endings that add nothing, longest first
 
     @classmethod
     def build(cls, words: Mapping[str, Iterable[str]], answers: Mapping[str, Iterable[str]],
-              consent_phrase: str) -> "Vocabulary":
+              consent_phrase: str, endings: Iterable[str] = ()) -> "Vocabulary":
         w = {normalise(p): wid for wid, phrases in words.items() for p in phrases}
         a = {normalise(p): val for val, phrases in answers.items() for p in phrases}
-        return cls(words=w, answers=a, consent_phrase=normalise(consent_phrase))
+        return cls(words=w, answers=a, consent_phrase=normalise(consent_phrase), endings=_longest_first(endings))
 
     def merged(self, other: "Vocabulary") -> "Vocabulary":
         return Vocabulary({**other.words, **self.words}, {**other.answers, **self.answers},
-                          self.consent_phrase or other.consent_phrase)
+                          self.consent_phrase or other.consent_phrase, _longest_first((*self.endings, *other.endings)))
+
+    def without_ending(self, text: str) -> str:
+        """The normalised text without one polite ending (予約をお願いします -> 予約); never down to nothing."""
+        for ending in self.endings:
+            if text.endswith(ending) and len(text) > len(ending):
+                return normalise(text[: -len(ending)]) or text
+        return text
+
+
+def _longest_first(endings: Iterable[str]) -> tuple[str, ...]:
+    return tuple(sorted({normalise(e) for e in endings if normalise(e)}, key=len, reverse=True))
 
 
 @dataclass(frozen=True)
@@ -132,11 +144,13 @@ def route(inp: Incoming, *, office: str, position: str, choices: list[tuple[str,
     text = normalise(inp.text)
     if not text:
         return Routed("miss")
-    word = vocab.words.get(text)
+    plain = vocab.without_ending(text)   # 予約をお願いします, はいです: the word or choice itself
+    word = vocab.words.get(text) or vocab.words.get(plain)
     if word:
         return Routed(WORD_TRIGGERS[word], value=LANGUAGE_OF_WORD.get(word, word))
-    if vocab.consent_phrase and text == vocab.consent_phrase:
+    if vocab.consent_phrase and text == vocab.consent_phrase:   # consent: the exact words, no ending
         return Routed("agree", method="text")
+    text = plain
     # A choice by number, by its label, or by a common synonym of an answer. Consent is never
     # given or refused by a number: where 同意する is offered, numbers choose nothing.
     if text.isdigit():

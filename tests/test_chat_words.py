@@ -183,6 +183,19 @@ def test_yes_by_label_number_width_and_variant(chat, typed):
     assert chat.position() == ("awaiting_eligibility", 1)
 
 
+def test_an_older_user_writing_sentences_is_understood(chat):
+    """予約をお願いします starts, はい、お願いします answers, 同意します still does not consent."""
+    out = chat.say("予約をお願いします")
+    assert chat.position()[0] == "awaiting_consent" and "「同意する」と送って" in out[-1]
+    chat.say("同意します")
+    assert chat.position()[0] == "awaiting_consent" and chat.consents() == []
+    chat.say("同意する")
+    chat.say("はい、お願いします")
+    assert chat.position() == ("awaiting_eligibility", 1)
+    chat.say("中止します")
+    assert chat.position()[0] == "idle"
+
+
 @pytest.mark.parametrize("typed", ["いいえ", "２", "no"])
 def test_no_by_label_number_and_variant_at_a_checklist_item(chat, typed):
     chat.walk_to("checklist", 1)

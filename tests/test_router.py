@@ -53,6 +53,29 @@ def test_chat_words_work_at_any_position(word, trigger):
         assert routed(text(word), choices, position).trigger == trigger
 
 
+@pytest.mark.parametrize("typed,trigger", [
+    ("予約をお願いします", "start"), ("予約お願いします。", "start"), ("予約したいです", "start"),
+    ("予約します", "start"), ("予約確認をお願いします", "show_bookings"), ("中止します", "stop"),
+    ("ヘルプをお願いします", "help"), ("最初からお願いします", "restart"),
+])
+def test_a_chat_word_said_politely_is_that_word(typed, trigger):
+    """An older user writes a sentence, not a command: a polite ending (です, します, をお願いします)
+    around a chat word changes nothing."""
+    assert routed(text(typed), YES_NO_UNSURE).trigger == trigger
+    assert routed(text(typed), [], "idle").trigger == trigger
+
+
+@pytest.mark.parametrize("typed,value", [("はいです", "yes"), ("いいえです。", "no"), ("1です", "yes"),
+                                         ("２番でお願いします", "no"), ("わからないです", "unsure")])
+def test_a_choice_said_politely_is_that_choice(typed, value):
+    assert routed(text(typed)) == Routed("answer", value=value, method="text")
+
+
+@pytest.mark.parametrize("typed", ["です", "お願いします", "します"])
+def test_a_polite_ending_alone_is_not_a_word(typed):
+    assert routed(text(typed)).trigger in ("miss", "typed")
+
+
 def test_chat_words_win_over_choices_with_the_same_label():
     choices = [("resume:continue", ["続きから"]), ("resume:fresh", ["最初から"])]
     assert routed(text("最初から"), choices).trigger == "restart"
@@ -109,7 +132,8 @@ def test_consent_by_the_exact_words(typed):
     assert routed(text(typed), CONSENT, "awaiting_consent") == Routed("agree", method="text")
 
 
-@pytest.mark.parametrize("typed", ["1", "１", "2", "ok", "はい", "yes", "同意", "同意します", "どういする"])
+@pytest.mark.parametrize("typed", ["1", "１", "2", "ok", "はい", "yes", "同意", "同意します", "どういする",
+                                   "同意するです", "1です", "同意をお願いします"])
 def test_nothing_else_typed_consents_or_declines(typed):
     assert routed(text(typed), CONSENT, "awaiting_consent").trigger in ("miss", "typed")
 
