@@ -20,7 +20,7 @@ def handle(talk: Talk, inp: Incoming, vocab: Vocabulary) -> Routed:
     routed = route(inp, office=talk.office.id, position=talk.position(),
                    choices=choices_for_routing(talk), vocab=vocab, aliases=typed_aliases(talk))
     if inp.stale and routed.trigger not in ("follow", "unfollow"):
-        routed = Routed("stale")
+        routed = Routed("stale", value="button" if inp.kind == "postback" else "message")
     apply(talk, routed)
     return routed
 
@@ -65,10 +65,12 @@ def _step_shown(talk: Talk) -> str:
 
 
 def _stale(talk: Talk, routed: Routed) -> None:
+    """An out-of-date button, or a message that arrived after a newer one (`late`): nothing is applied."""
+    late = {"late": True} if routed.value == "message" else {}
     if talk.state == State.IDLE:
-        talk.say("stale_idle")
+        talk.say("stale_idle", **late)
     else:
-        talk.say("stale_button", state=_step_shown(talk))
+        talk.say("stale_button", state=_step_shown(talk), **late)
         ask(talk, again=True)
 
 

@@ -434,6 +434,33 @@ def test_an_older_event_arriving_later_is_stale_and_changes_nothing(rt, sakata_u
     assert len(fake_line.deliveries("reply")) == 2
 
 
+@pytest.mark.parametrize("late", ["text", "sticker", "button"])
+def test_a_late_message_is_not_called_a_button(rt, sakata_user, fake_line, late):
+    """A typed text or a sticker that arrives after a newer event is answered as a message that came late,
+    with the step in hand; only a late postback is 'that button'."""
+    now_ms = int(rt.clock.now().timestamp() * 1000)
+
+    def first_line(send) -> str:
+        before = len(sakata_user.texts())
+        send()
+        return sakata_user.texts()[before].split("\n")[0]
+
+    sakata_user.says("予約", timestamp=now_ms + 1000)
+    send = {"text": lambda: sakata_user.says("はい", timestamp=now_ms),
+            "sticker": lambda: sakata_user.sends_sticker(timestamp=now_ms),
+            "button": lambda: sakata_user.taps("a=disagree&at=awaiting_consent&o=sakata", timestamp=now_ms)}[late]
+    answer = first_line(send)
+    assert conversation(rt, sakata_user).state == "awaiting_consent"
+    if late == "button":
+        assert "そのボタンは" in answer
+        return
+    assert "ボタン" not in answer and "前後して届いた" in answer
+    sakata_user.says("中止", timestamp=now_ms + 4000)          # and once nothing is in progress
+    answer = first_line(lambda: sakata_user.says("はい", timestamp=now_ms + 3500))
+    assert conversation(rt, sakata_user).state == "idle"
+    assert "ボタン" not in answer and "前後して届いた" in answer
+
+
 def test_an_older_follow_after_unfollow_does_not_mark_the_user_following(rt, sakata_user, fake_line):
     now_ms = int(rt.clock.now().timestamp() * 1000)
     sakata_user.unfollows(timestamp=now_ms + 1000)
