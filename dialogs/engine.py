@@ -37,8 +37,9 @@ def apply(talk: Talk, routed: Routed) -> None:
         if fire(talk, trigger, **kwargs):
             talk.misses = 0
             return
-        # A valid word with nothing to do here (e.g. an answer at the wrong step): re-ask.
-        trigger = "miss"
+        # A valid word with nothing to do here (e.g. an answer at the wrong step): re-ask. A button that does
+        # nothing here (tapped twice, or forged) is an old button, not an answer the bot could not read.
+        trigger = "stale" if routed.method == "button" else "miss"
     handler = GLOBAL.get(trigger, _miss)
     handler(talk, routed)
 

@@ -333,6 +333,20 @@ def test_after_a_day_booking_offers_to_continue_and_continuing_works(chat, rt, h
     assert_asked_again(chat, out, "checklist", 2)
 
 
+def test_a_double_tap_on_continue_is_an_old_button_not_a_misread_answer(chat, rt):
+    """続きから tapped twice: the second tap is answered as a button already used, asks the step again, and
+    is not counted as a miss (three would offer the phone)."""
+    chat.walk_to("checklist", 2)
+    rt.clock.advance(hours=25)
+    chat.say("予約")
+    data = chat.button_data("続きから")
+    chat.tap_data(data)
+    out = chat.tap_data(data)
+    assert "読み取れませんでした" not in out[0] and "いまは使えないボタン" in out[0]
+    assert_asked_again(chat, out, "checklist", 2)
+    assert chat.conversation().misses == 0
+
+
 @pytest.mark.parametrize("how", ["tap", "type"])
 def test_after_a_day_starting_over_begins_at_the_first_question(chat, rt, how):
     chat.walk_to("checklist", 2)
