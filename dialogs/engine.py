@@ -101,9 +101,11 @@ def _switch_language(talk: Talk, routed: Routed) -> None:
         ask(talk, again=True)
 
 
-def _booking_mark(booking: dict | None) -> str:
-    """What the deletion question said about the open booking (its reference and status; '' for none)."""
-    return f"{booking['reference']}.{booking['status']}" if booking else ""
+def _deletion_mark(talk: Talk, booking: dict | None) -> str:
+    """What the deletion question said: the open booking (its reference and status) and whether a booking was
+    in progress in the chat ('' for neither)."""
+    said = f"{booking['reference']}.{booking['status']}" if booking else ""
+    return f"{said}+" if talk.state != State.IDLE else said
 
 
 def _delete_data(talk: Talk, routed: Routed, changed: bool = False) -> None:
@@ -114,13 +116,15 @@ def _delete_data(talk: Talk, routed: Routed, changed: bool = False) -> None:
     if booking is not None and booking["action"] == "call":
         _deletion_blocked(talk, [booking])
         return
-    # 削除する carries what the question said about the open booking: tapped after that changed (an old
-    # question's button, a booking made or confirmed since), it asks again instead of acting on the new facts.
-    mark = {"b": _booking_mark(booking)} if booking else {}
+    # 削除する carries what the question said about the open booking and the booking in progress: tapped after
+    # that changed (an old question's button, a booking made or confirmed since), it asks again instead of
+    # acting on the new facts.
+    said = _deletion_mark(talk, booking)
+    mark = {"b": said} if said else {}
     yes = postback("confirm_delete", talk.position(), talk.office.id, "yes", **mark)
     no = postback("confirm_delete", talk.position(), talk.office.id, "no")
     talk.say("delete_confirm", (Choice(label_key="delete_yes", data=yes), Choice(label_key="delete_no", data=no)),
-             open_booking=booking, changed=changed)
+             open_booking=booking, changed=changed, in_progress=talk.state != State.IDLE)
 
 
 def _deletion_blocked(talk: Talk, kept: list) -> None:
@@ -137,7 +141,7 @@ def _confirm_delete(talk: Talk, routed: Routed) -> None:
         if talk.state != State.IDLE:
             ask(talk, again=True)
         return
-    if routed.extra.get("b", "") != _booking_mark(talk.ports.open_booking()):
+    if routed.extra.get("b", "") != _deletion_mark(talk, talk.ports.open_booking()):
         _delete_data(talk, routed, changed=True)
         return
     result = talk.ports.delete_personal_data()

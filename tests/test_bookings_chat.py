@@ -442,7 +442,7 @@ def test_an_old_delete_button_does_not_close_a_request_its_question_did_not_name
     booking = the_booking(rt, user)
     reply = taps(fake_line, user, old_yes)
     assert "個人情報を削除しました" not in reply
-    assert "状況が、削除のご確認をお送りした後に変わりました" in reply
+    assert "削除のご確認をお送りした後に、予約の状況が変わりました" in reply
     assert booking.reference in reply and "取り下げとなり" in reply
     assert_kept(rt, user, booking, "requested")
     reply = taps(fake_line, user, last_buttons(fake_line, user)["削除する"])

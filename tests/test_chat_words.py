@@ -281,6 +281,21 @@ def test_a_new_friend_is_not_told_of_a_booking_in_progress(chat):
     assert "予約を始めるには「予約」と送ってください" in greeting and "手続きが途中" not in greeting
 
 
+def test_delete_data_mid_booking_says_the_booking_in_progress_stops(chat):
+    """データ削除 while a slot is held: the question says the booking in progress stops too; an older 削除する
+    (asked when nothing was in progress) asks again instead of ending the booking unannounced."""
+    chat.say("データ削除")
+    old_yes = chat.button_data("削除する")
+    chat.tap("削除しない")
+    chat.walk_to("slot")
+    chat.say("1")
+    out = chat.tap_data(old_yes)
+    assert "個人情報を削除しました" not in joined(out) and "予約の手続きも中止" in joined(out)
+    assert chat.conversation().state == "awaiting_form"
+    out = chat.tap("削除する")
+    assert "個人情報を削除しました" in joined(out) and chat.conversation().state == "idle"
+
+
 def test_a_button_from_an_earlier_step_is_answered_with_the_current_step_and_not_applied(chat):
     chat.walk_to("eligibility", 0)
     old_yes = chat.button_data(YES)

@@ -159,7 +159,8 @@ def samples(office) -> dict[str, list[dict[str, Any]]]:
                                for c, h in (("holiday", "成人の日"), ("year_end", None), ("office_closure", None))],
         "form_link": [dict(held=HELD)],
         "hold_expired": [dict(ran_out=r) for r in (True, False)],
-        "delete_confirm": [dict(open_booking=b, changed=c) for b in (None, booking()) for c in (False, True)],
+        "delete_confirm": [dict(open_booking=b, changed=c, in_progress=p) for b in (None, booking())
+                           for c in (False, True) for p in (False, True)],
         "delete_kept": [{}],
         "deleted": [dict(result={"outcome": "deleted", "closed": c})
                     for c in ([], [{**booking(), "closed_as": how}
