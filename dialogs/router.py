@@ -70,7 +70,8 @@ class Vocabulary:
     @classmethod
     def build(cls, words: Mapping[str, Iterable[str]], answers: Mapping[str, Iterable[str]],
               consent_phrase: str, endings: Iterable[str] = ()) -> "Vocabulary":
-        w = {normalise(p): wid for wid, phrases in words.items() for p in phrases}
+        w = {key: wid for wid, phrases in words.items() for p in phrases
+             for key in (normalise(p), _compact(normalise(p)))}
         a = {normalise(p): val for val, phrases in answers.items() for p in phrases}
         return cls(words=w, answers=a, consent_phrase=normalise(consent_phrase), endings=_longest_first(endings))
 
@@ -84,6 +85,11 @@ class Vocabulary:
             if text.endswith(ending) and len(text) > len(ending):
                 return normalise(text[: -len(ending)]) or text
         return text
+
+
+def _compact(phrase: str) -> str:
+    """A chat word without its spaces: they separate nothing in Japanese, and no two words differ by one."""
+    return phrase.replace(" ", "")
 
 
 def _longest_first(endings: Iterable[str]) -> tuple[str, ...]:
@@ -145,7 +151,9 @@ def route(inp: Incoming, *, office: str, position: str, choices: list[tuple[str,
     if not text:
         return Routed("miss")
     plain = vocab.without_ending(text)   # 予約をお願いします, はいです: the word or choice itself
-    word = vocab.words.get(text) or vocab.words.get(plain)
+    # Spaces separate nothing in a chat word: 予約 確認 is 予約確認, 予約 を お願いします is 予約.
+    word = next(filter(None, (vocab.words.get(_compact(text)), vocab.words.get(_compact(plain)),
+                              vocab.words.get(vocab.without_ending(_compact(text))))), None)
     if word:
         return Routed(WORD_TRIGGERS[word], value=LANGUAGE_OF_WORD.get(word, word))
     if vocab.consent_phrase and text == vocab.consent_phrase:   # consent: the exact words, no ending

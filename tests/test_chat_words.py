@@ -194,6 +194,7 @@ def test_an_older_user_writing_sentences_is_understood(chat):
     assert chat.position() == ("awaiting_eligibility", 1)
     chat.say("中止します")
     assert chat.position()[0] == "idle"
+    assert "お申込み中の予約はありません" in joined(chat.say("予約\u3000確認"))   # a space inside a word
 
 
 @pytest.mark.parametrize("typed", ["いいえ", "２", "no"])

@@ -65,6 +65,12 @@ def test_a_chat_word_said_politely_is_that_word(typed, trigger):
     assert routed(text(typed), [], "idle").trigger == trigger
 
 
+@pytest.mark.parametrize("typed,trigger", [("予約\u3000確認", "show_bookings"), ("予 約", "start"), ("ヘ ル プ", "help"),
+                                           ("データ 削除", "delete_data"), ("予約 を お願いします", "start")])
+def test_a_chat_word_typed_with_spaces_inside_is_that_word(typed, trigger):
+    assert routed(text(typed), [], "idle").trigger == trigger
+
+
 @pytest.mark.parametrize("typed,value", [("はいです", "yes"), ("いいえです。", "no"), ("1です", "yes"),
                                          ("２番でお願いします", "no"), ("わからないです", "unsure")])
 def test_a_choice_said_politely_is_that_choice(typed, value):
