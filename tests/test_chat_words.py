@@ -245,6 +245,14 @@ def test_a_sticker_at_a_yes_no_step_gets_a_kind_answer_and_the_question_again(ch
     assert_asked_again(chat, out, "checklist", 2)
 
 
+@pytest.mark.parametrize("typed", ["12/7", "14時", "来週の月曜"])
+def test_at_the_slot_step_a_date_or_time_alone_is_told_to_send_both(chat, typed):
+    chat.walk_to("slot")
+    out = chat.say(typed)
+    assert "日付と時刻" in out[0] and "「12/7 14:00」" in out[0]
+    assert chat.conversation().state == "awaiting_slot"
+
+
 def test_at_the_form_step_a_miss_or_a_photo_points_to_the_form_not_to_buttons_there_are_not(chat):
     """Waiting for the form there are no buttons and no numbered choices: the answer says where the details
     go, and how to choose another slot."""
