@@ -33,6 +33,7 @@ from dialogs import engine
 from dialogs.effects import LeaveGroup, NotifyStaff, Say
 from dialogs.inputs import Incoming
 from dialogs.machine import Talk
+from dialogs.router import normalise
 
 log = logging.getLogger(__name__)
 
@@ -267,7 +268,25 @@ class Dispatcher:
             return []
         if staff_group and isinstance(event, PostbackEvent):
             return self.rt.staff_postback(session, office, event, now)
+        if not staff_group and self._chat_word(event):
+            return self._book_one_to_one(session, office, group_id, event, now)
         return []
+
+    def _chat_word(self, event) -> bool:
+        """A chat word (予約, 予約確認…) typed in a group or room."""
+        message = getattr(event, "message", None)
+        if not isinstance(event, MessageEvent) or not isinstance(message, TextMessageContent):
+            return False
+        return normalise(message.text or "") in self.rt.vocabulary("ja").words
+
+    def _book_one_to_one(self, session: Session, office, group_id: str, event, now: datetime) -> list:
+        """Someone asked to book in a group the bot stays in: booking works in a one-to-one chat only (the
+        group holds no conversation); answered with the event's reply token, never pushed."""
+        messages = self.rt.renderer.messages("ja", "group_hint", self.rt.template_globals(office, None))
+        rows = outbox.queue_to_user(session, office=office.id, user_id=group_id, messages=messages, now=now,
+                                    reply_token=getattr(event, "reply_token", None), event_id=event.webhook_event_id,
+                                    purpose="group_hint", may_push=False)
+        return outbox.reserve_replies(rows, now)
 
     @staticmethod
     def _sighting(session: Session, office_id: str, group_id: str) -> StaffGroupSighting | None:

@@ -131,6 +131,7 @@ def samples(office) -> dict[str, list[dict[str, Any]]]:
         "nothing_in_progress": [{}],
         "stale_button": [dict(state=s, late=late) for s in STATES if s != "idle" for late in (False, True)],
         "stale_idle": [{}, dict(late=True)],
+        "group_hint": [{}],
         "stopped": [{}],
         "resume_offer": [{}],
         "greeting": [{}, dict(in_progress=True)],

@@ -630,6 +630,21 @@ def test_join_records_the_group_for_setting_up_the_staff_group(rt, staff_group_f
         assert s.scalar(select(StaffGroupSighting)).left_at is not None
 
 
+def test_a_chat_word_in_a_group_is_told_to_book_in_a_one_to_one_chat(rt, staff_group_factory, fake_line):
+    """A job seeker added the bot to a group (no staff group configured, so it stays): 予約 there is answered in
+    the group, once per message, with where booking works; other talk there is not answered."""
+    group = staff_group_factory("sakata")
+    assert group.joins().status_code == 200
+    assert group.says("よろしくお願いします").status_code == 200
+    assert fake_line.texts_to(group.group_id) == []
+    assert group.says("予約").status_code == 200
+    [hint] = fake_line.texts_to(group.group_id)
+    assert "1対1のトーク" in hint and "「予約」" in hint and "友だち追加" in hint
+    assert [d.kind for d in fake_line.deliveries()] == ["reply"]
+    with rt.db.reading() as s:
+        assert s.scalar(select(func.count()).select_from(Conversation)) == 0   # no conversation for a group
+
+
 @pytest.fixture
 def staffed(make_app, fake_line):
     """An app whose Sakata office has a configured staff group."""
