@@ -42,6 +42,7 @@ POSTBACK_ACTIONS = {
 MAX_POSTBACK = 300
 _SPACES = re.compile(r"\s+")
 _TRAILING = re.compile(r"[。．.!！?？、,]+$")
+_CLAUSES = re.compile(r"[。．.!！?？、, ]+")
 # Emoji presentation marks: a keycap digit (1️⃣) is the digit, VS16 and the enclosing keycap after it.
 _EMOJI_MARKS = re.compile("[\ufe0e\ufe0f\u20e3]")
 # A number said as "the Nth" (N<ban>, N<ban><me>; escaped: Python holds no Japanese text).
@@ -166,15 +167,27 @@ def route(inp: Incoming, *, office: str, position: str, choices: list[tuple[str,
         if 0 <= index < len(choices) and not _offers_consent(choices):
             return _choice(choices[index][0])
         return Routed("miss")
+    value = _matching(text, choices, aliases, vocab)
+    if value is None:
+        # はい、済んでいます / いいえ まだです: every part of the sentence names the same choice.
+        parts = {_matching(vocab.without_ending(part), choices, aliases, vocab)
+                 for part in _CLAUSES.split(text) if part}
+        value = parts.pop() if len(parts) == 1 and len(_CLAUSES.split(text)) > 1 else None
+    return _choice(value) if value is not None else Routed("typed", value=inp.text)
+
+
+def _matching(text: str, choices: list[tuple[str, Iterable[str]]], aliases: Iterable[tuple[str, Iterable[str]]],
+              vocab: Vocabulary) -> str | None:
+    """The choice value a phrase names by its label or by a common synonym of an answer, if any."""
     for value, labels in (*choices, *aliases):
         if text in {normalise(label) for label in labels}:
-            return _choice(value)
+            return value
     synonym = vocab.answers.get(text)
     if synonym:
         for value, _ in choices:
             if synonym in (value, value.partition(":")[2]):
-                return _choice(value)
-    return Routed("typed", value=inp.text)
+                return value
+    return None
 
 
 def _offers_consent(choices: list[tuple[str, Iterable[str]]]) -> bool:

@@ -192,6 +192,10 @@ def test_an_older_user_writing_sentences_is_understood(chat):
     chat.say("同意する")
     chat.say("はい、お願いします")
     assert chat.position() == ("awaiting_eligibility", 1)
+    chat.say("はい、でもまだです")                                      # parts that disagree: asked again
+    assert chat.position() == ("awaiting_eligibility", 1)
+    chat.say({"yes": "はい、大丈夫です", "no": "いいえ、ありません"}[chat.office.eligibility[1].passing[0]])
+    assert chat.position() == ("awaiting_eligibility", 2)
     chat.say("中止します")
     assert chat.position()[0] == "idle"
     assert "お申込み中の予約はありません" in joined(chat.say("予約\u3000確認"))   # a space inside a word

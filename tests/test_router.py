@@ -77,6 +77,18 @@ def test_a_choice_said_politely_is_that_choice(typed, value):
     assert routed(text(typed)) == Routed("answer", value=value, method="text")
 
 
+@pytest.mark.parametrize("typed,value", [("はい、済んでいます", "yes"), ("はい、大丈夫です。", "yes"), ("いいえ まだです", "no"),
+                                         ("いいえ、していません", "no"), ("はい,できます", "yes")])
+def test_an_answer_said_twice_in_one_sentence_is_that_answer(typed, value):
+    assert routed(text(typed)) == Routed("answer", value=value, method="text")
+
+
+@pytest.mark.parametrize("typed", ["はい、でもまだです", "はい、いいえ", "はい、わかりません", "同意する、はい"])
+def test_a_sentence_whose_parts_disagree_or_mean_nothing_chooses_nothing(typed):
+    assert routed(text(typed)).trigger in ("miss", "typed")
+    assert routed(text(typed), CONSENT, "awaiting_consent").trigger in ("miss", "typed")
+
+
 @pytest.mark.parametrize("typed", ["です", "お願いします", "します"])
 def test_a_polite_ending_alone_is_not_a_word(typed):
     assert routed(text(typed)).trigger in ("miss", "typed")
