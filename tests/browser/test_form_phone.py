@@ -1,0 +1,35 @@
+"""The details form and the terms on the smallest phone screen (320 x 568 CSS px, JavaScript off as in LINE's
+in-app browser): what a person sees without scrolling, what a thumb can hit, and where focus lands."""
+from __future__ import annotations
+
+import pytest
+from playwright.sync_api import expect
+
+from tests.formflow import hold_directly
+
+pytestmark = pytest.mark.browser
+
+SMALL_PHONE = {"width": 320, "height": 568}
+
+
+@pytest.fixture
+def small_phone(browser):
+    context = browser.new_context(viewport=SMALL_PHONE, java_script_enabled=False, locale="ja-JP",
+                                  timezone_id="Asia/Tokyo", has_touch=True, is_mobile=True)
+    tab = context.new_page()
+    tab.set_default_timeout(10_000)
+    yield tab
+    context.close()
+
+
+@pytest.mark.parametrize("office_id", ["sakata", "otaru"])
+def test_errors_are_seen_and_focused_without_scrolling(small_phone, live_server, office_id):
+    """Sent with a mistake: the summary is on the first screen and has the focus (a screen reader reads it),
+    not below the long privacy notice where the page would look unchanged."""
+    _, url = hold_directly(live_server.rt, office_id)
+    small_phone.goto(url)
+    small_phone.get_by_role("button", name="入力内容を確認する").click()
+    summary = small_phone.locator(".error-summary")
+    expect(summary).to_be_focused()
+    expect(summary).to_be_in_viewport()
+    assert summary.bounding_box()["y"] < SMALL_PHONE["height"] / 2
