@@ -33,3 +33,31 @@ def test_errors_are_seen_and_focused_without_scrolling(small_phone, live_server,
     expect(summary).to_be_focused()
     expect(summary).to_be_in_viewport()
     assert summary.bounding_box()["y"] < SMALL_PHONE["height"] / 2
+
+
+# What a thumb taps: a choice is its whole line (the label holds the radio or checkbox), not the small box.
+TARGETS = ("main button, main a.button, main input:not([type=hidden]):not([type=radio]):not([type=checkbox]), "
+           "main textarea, main label.choice, .error-summary a, .versions a")
+THUMB = 44
+
+
+def small_targets(tab) -> list[str]:
+    return tab.evaluate("""([selector, least]) => [...document.querySelectorAll(selector)].filter(e => {
+        const r = e.getBoundingClientRect();
+        return r.width > 0 && (r.height < least || r.width < least);
+    }).map(e => `${e.tagName} ${(e.name || e.textContent).trim().slice(0, 20)} ${Math.round(e.getBoundingClientRect().height)}px`)""",
+                        [TARGETS, THUMB])
+
+
+@pytest.mark.parametrize("office_id", ["sakata", "otaru"])
+def test_every_control_is_big_enough_for_a_thumb(small_phone, live_server, office_id):
+    _, url = hold_directly(live_server.rt, office_id)
+    small_phone.goto(url)
+    assert small_phone.locator("main label.choice").count() >= 3
+    assert small_targets(small_phone) == []
+    small_phone.get_by_role("button", name="入力内容を確認する").click()        # with the error summary's links
+    expect(small_phone.locator(".error-summary a").first).to_be_visible()
+    assert small_targets(small_phone) == []
+    small_phone.goto(f"{live_server.url}/terms/{office_id}")
+    assert small_phone.locator(".versions a").count() >= 1
+    assert small_targets(small_phone) == []
