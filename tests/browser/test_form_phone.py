@@ -61,3 +61,24 @@ def test_every_control_is_big_enough_for_a_thumb(small_phone, live_server, offic
     small_phone.goto(f"{live_server.url}/terms/{office_id}")
     assert small_phone.locator(".versions a").count() >= 1
     assert small_targets(small_phone) == []
+
+
+def test_long_unbroken_answers_wrap_on_the_confirmation_page(small_phone, live_server):
+    """A romanised name or a pasted address has no place to break: it wraps, the page never scrolls sideways,
+    and each answer stands under its label in bold, using the screen's whole width."""
+    _, url = hold_directly(live_server.rt, "otaru")
+    small_phone.goto(url)
+    typed = {"#f-name": "Wolfeschlegelsteinhausenbergerdorffvoralternwa", "#f-name_kana": "うるふ",
+             "#f-seeker_number": "01234-567890", "#f-phone": "090-1234-5678", "#f-birth_date": "1990-04-01",
+             "#f-consultation": "https://example.com/" + "a" * 60}
+    for field, value in typed.items():
+        small_phone.locator(field).fill(value)
+    small_phone.get_by_role("button", name="入力内容を確認する").click()
+    expect(small_phone.get_by_role("heading", name="入力内容の確認")).to_be_visible()
+    assert small_phone.evaluate("document.documentElement.scrollWidth") <= SMALL_PHONE["width"]
+    review = small_phone.evaluate("""() => {
+        const dt = document.querySelector('.review dt'), dd = document.querySelector('.review dd');
+        return {weight: parseInt(getComputedStyle(dt).fontWeight),
+                indent: dd.getBoundingClientRect().left - dt.getBoundingClientRect().left};
+    }""")
+    assert review["weight"] >= 600 and review["indent"] == 0, review
