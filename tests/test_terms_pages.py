@@ -120,3 +120,14 @@ def test_the_link_in_the_consent_message_opens_the_current_terms(user_factory, f
 def test_no_path_of_this_machine_in_the_pages(client):
     html = page(client, "/terms/sakata")
     assert str(Path(__file__).resolve().parent.parent) not in html
+
+
+def test_the_terms_page_ends_with_the_way_back_to_line(make_app, client):
+    """Read on a phone in LINE's browser, the long text ends with what to do next and a link back to the chat."""
+    html = page(client, "/terms/sakata")
+    assert "「同意する」を押してください" in html and "LINEのトーク画面にお戻りください" in html
+    assert html.index("第14条") < html.index("LINEのトーク画面にお戻りください")
+    app = make_app(env={"LINE_BASIC_ID_OTARU": "@madoguchi"})
+    html = page(app.test_client(), "/terms/otaru")
+    link = re.search(r'<a class="button" href="([^"]+)">LINEに戻る</a>', html).group(1)
+    assert link == "https://line.me/R/oaMessage/%40madoguchi/?%E4%BA%88%E7%B4%84"
