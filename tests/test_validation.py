@@ -101,6 +101,27 @@ def test_impossible_birth_dates_are_refused_with_a_reason(typed, why):
     assert code(v.parse_birth_date(typed, TODAY)) == why
 
 
+@pytest.mark.parametrize("language", ["ja", "en", "easy"])
+def test_a_birth_date_out_of_range_says_what_to_check(language):
+    """R2.4.1 typed for H2.4.1 makes a six-year-old: the message names the ages and the year and era to check,
+    not just "please check"."""
+    from bot.forms import error_messages
+
+    result = v.validate(OTARU_FIELDS, {"birth_date": "R2.4.1"}, TODAY)
+    assert result.errors["birth_date"].code == "birth_date_range"
+    wording = error_messages({"birth_date": result.errors["birth_date"]}, language)["birth_date"]
+    assert f"{v.MIN_AGE}" in wording and f"{v.MAX_AGE}" in wording and "平成" in wording
+
+
+@pytest.mark.parametrize("language", ["ja", "en", "easy"])
+def test_the_birth_date_hint_offers_eight_digits_that_pass(language):
+    """On a phone's keyboard digits alone are the quickest: the hint says so, and such a date passes."""
+    from bot.forms import form_texts
+
+    assert "19900401" in form_texts(language)["hints"]["birth_date"]
+    assert v.parse_birth_date("19900401", TODAY) == date(1990, 4, 1)
+
+
 def test_a_birth_date_reads_back_in_the_japanese_calendar():
     era, year = v.wareki(date(1990, 4, 1))
     assert (era.name, year) == ("平成", 2)
