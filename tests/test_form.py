@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 from bot.clock import TOKYO
 from bot.crypto import for_config
 from bot.form_models import FormSubmission
+from bot.forms import form_texts
 from bot.models import Booking, Conversation, SlotHold
 from bot.render import text_of
 from tests.formflow import Page, form_link, hold_directly, path_of, valid_answers, walk_to_slots
@@ -251,6 +252,14 @@ def test_an_expired_hold_gets_a_kind_page(holding, client, rt, clock):
     assert "もう一度日時をお選びください" in late.html
     assert len(late.forms) == 0
     assert bookings(rt) == []
+
+
+@pytest.mark.parametrize("language", ["ja", "en", "easy"])
+def test_a_page_that_asks_to_choose_again_says_what_to_send(language):
+    """Back in the chat nothing new has arrived: the page names the word that brings the slots (予約)."""
+    problem = form_texts(language)["page"]["problem"]
+    for kind in ("text_expired", "text_full"):
+        assert "予約" in problem[kind], (language, kind)
 
 
 # Two minutes before the booking deadline of the first slot offered: Sakata's Monday 12/7 closes on
