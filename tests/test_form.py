@@ -191,6 +191,20 @@ def test_without_csrf_the_form_is_refused(holding, client, app, rt):
     assert bookings(rt) == []
 
 
+def test_a_refused_post_offers_the_input_page_one_tap_away(holding, client, rt):
+    """The session cookie was lost (LINE's browser closed in the background): the kind page links the same
+    input page, which sets a fresh token, and sending from it works."""
+    _, url = holding("otaru")
+    answers = valid_answers(rt.offices["otaru"])
+    client.delete_cookie("session")
+    refused = Page.get(client, url).submit(client, answers, drop=("csrf_token",))
+    assert refused.status == 400
+    reopen = re.search(r'<a class="button" href="([^"]+)">入力ページを開き直す</a>', refused.html).group(1)
+    assert reopen == path_of(url)
+    confirmation = Page.get(client, reopen).submit(client, answers)
+    assert confirmation.status == 200 and "入力内容の確認" in confirmation.html
+
+
 def test_a_forged_or_tampered_token_is_refused(holding, client, rt):
     _, url = holding("sakata")
     path = path_of(url)
