@@ -2,10 +2,12 @@
 in-app browser): what a person sees without scrolling, what a thumb can hit, and where focus lands."""
 from __future__ import annotations
 
+import re
+
 import pytest
 from playwright.sync_api import expect
 
-from tests.formflow import hold_directly
+from tests.formflow import hold_first_free
 
 pytestmark = pytest.mark.browser
 
@@ -26,7 +28,7 @@ def small_phone(browser):
 def test_errors_are_seen_and_focused_without_scrolling(small_phone, live_server, office_id):
     """Sent with a mistake: the summary is on the first screen and has the focus (a screen reader reads it),
     not below the long privacy notice where the page would look unchanged."""
-    _, url = hold_directly(live_server.rt, office_id)
+    url = hold_first_free(live_server.rt, office_id)
     small_phone.goto(url)
     small_phone.get_by_role("button", name="入力内容を確認する").click()
     summary = small_phone.locator(".error-summary")
@@ -51,7 +53,7 @@ def small_targets(tab) -> list[str]:
 
 @pytest.mark.parametrize("office_id", ["sakata", "otaru"])
 def test_every_control_is_big_enough_for_a_thumb(small_phone, live_server, office_id):
-    _, url = hold_directly(live_server.rt, office_id)
+    url = hold_first_free(live_server.rt, office_id)
     small_phone.goto(url)
     assert small_phone.locator("main label.choice").count() >= 3
     assert small_targets(small_phone) == []
@@ -66,7 +68,7 @@ def test_every_control_is_big_enough_for_a_thumb(small_phone, live_server, offic
 def test_long_unbroken_answers_wrap_on_the_confirmation_page(small_phone, live_server):
     """A romanised name or a pasted address has no place to break: it wraps, the page never scrolls sideways,
     and each answer stands under its label in bold, using the screen's whole width."""
-    _, url = hold_directly(live_server.rt, "otaru")
+    url = hold_first_free(live_server.rt, "otaru")
     small_phone.goto(url)
     typed = {"#f-name": "Wolfeschlegelsteinhausenbergerdorffvoralternwa", "#f-name_kana": "うるふ",
              "#f-seeker_number": "01234-567890", "#f-phone": "090-1234-5678", "#f-birth_date": "1990-04-01",
@@ -82,3 +84,13 @@ def test_long_unbroken_answers_wrap_on_the_confirmation_page(small_phone, live_s
                 indent: dd.getBoundingClientRect().left - dt.getBoundingClientRect().left};
     }""")
     assert review["weight"] >= 600 and review["indent"] == 0, review
+
+
+@pytest.mark.parametrize("group, label", [("category", "対象となる区分"), ("mypage_email_confirmed", "求職者マイページ")])
+def test_an_error_link_to_a_group_puts_the_focus_on_its_first_choice(small_phone, live_server, group, label):
+    """From the error summary, a choice left unanswered is one tap away and ready for Space or a tap."""
+    url = hold_first_free(live_server.rt, "sakata")
+    small_phone.goto(url)
+    small_phone.get_by_role("button", name="入力内容を確認する").click()
+    small_phone.locator(".error-summary").get_by_role("link", name=re.compile(f"^{label}")).click()
+    expect(small_phone.locator(f"input[name={group}]").first).to_be_focused()
