@@ -11,8 +11,9 @@ _HEADING = re.compile(r"^(#{1,6})\s*(.*)$")
 _ITEM = re.compile(r"^\s*[-*・]\s+(.*)$")
 
 
-def markdown_light(text: str | None) -> Markup:
-    """Headings, list items and paragraphs; everything escaped (office text is shown as written)."""
+def markdown_light(text: str | None, top: int = 2) -> Markup:
+    """Headings, list items and paragraphs; everything escaped (office text is shown as written). `#` becomes
+    `<h{top}>` (1 where the text's own title is the page's heading), `##` the level below, down to h4."""
     if not text:
         return Markup("")
     out: list[str] = []
@@ -40,7 +41,7 @@ def markdown_light(text: str | None) -> Markup:
             if in_list:
                 out.append("</ul>")
                 in_list = False
-            level = min(len(heading.group(1)) + 1, 4)
+            level = min(len(heading.group(1)) + top - 1, 4)
             out.append(f"<h{level}>{escape(heading.group(2))}</h{level}>")
         elif item:
             flush()

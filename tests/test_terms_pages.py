@@ -131,3 +131,11 @@ def test_the_terms_page_ends_with_the_way_back_to_line(make_app, client):
     html = page(app.test_client(), "/terms/otaru")
     link = re.search(r'<a class="button" href="([^"]+)">LINEに戻る</a>', html).group(1)
     assert link == "https://line.me/R/oaMessage/%40madoguchi/?%E4%BA%88%E7%B4%84"
+
+
+@pytest.mark.parametrize("office_id, title", [("sakata", "ハローワーク酒田オンライン職業相談利用規約"),
+                                              ("otaru", "小樽公共職業安定所オンライン職業相談利用規約")])
+def test_the_terms_title_is_the_pages_one_h1_and_the_articles_come_under_it(client, office_id, title):
+    html = page(client, f"/terms/{office_id}")
+    assert re.findall(r"<h1>(.*?)</h1>", html) == [title]
+    assert re.search(r"<h2>第1条（目的）</h2>", html)
