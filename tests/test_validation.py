@@ -122,6 +122,17 @@ def test_the_birth_date_hint_offers_eight_digits_that_pass(language):
     assert v.parse_birth_date("19900401", TODAY) == date(1990, 4, 1)
 
 
+@pytest.mark.parametrize("language", ["ja", "en", "easy"])
+def test_too_long_says_how_long_it_is_now(language):
+    """A pasted consultation over the limit: the message says how many characters there are, so the user
+    knows how much to cut."""
+    from bot.forms import error_messages
+
+    result = v.validate(OTARU_FIELDS, {"consultation": "あ" * 1234}, TODAY)
+    wording = error_messages({"consultation": result.errors["consultation"]}, language)["consultation"]
+    assert "1000" in wording and "1234" in wording
+
+
 def test_a_birth_date_reads_back_in_the_japanese_calendar():
     era, year = v.wareki(date(1990, 4, 1))
     assert (era.name, year) == ("平成", 2)
@@ -167,7 +178,7 @@ def test_an_emoji_or_symbol_only_name_is_refused(typed):
 def test_name_length_limits():
     assert v.check_name("あ" * v.NAME_MAX) == "あ" * v.NAME_MAX
     result = v.check_name("あ" * (v.NAME_MAX + 1))
-    assert code(result) == "too_long" and result.params == {"max": v.NAME_MAX}
+    assert code(result) == "too_long" and result.params == {"max": v.NAME_MAX, "length": v.NAME_MAX + 1}
     assert code(v.check_name("")) == "required"
     assert code(v.check_name("山田\x00")) == "text_characters"
 
@@ -231,7 +242,7 @@ def test_every_error_code_has_words():
              "seeker_number_format", "seeker_number_insurance", "birth_date_format", "birth_date_no_such_day",
              "birth_date_era", "birth_date_future", "birth_date_range", "phone_format", "mypage_email_required"}
     assert codes <= set(errors["codes"])
-    params = {"max": 1, "month": 2, "day": 30, "era": "平成", "min_age": 15, "max_age": 110}
+    params = {"max": 1, "length": 2, "month": 2, "day": 30, "era": "平成", "min_age": 15, "max_age": 110}
     for wording in errors["codes"].values():
         assert wording.format(**params)
 
