@@ -94,3 +94,22 @@ def test_an_error_link_to_a_group_puts_the_focus_on_its_first_choice(small_phone
     small_phone.get_by_role("button", name="入力内容を確認する").click()
     small_phone.locator(".error-summary").get_by_role("link", name=re.compile(f"^{label}")).click()
     expect(small_phone.locator(f"input[name={group}]").first).to_be_focused()
+
+
+def test_the_reference_stands_out_on_the_completion_page(small_phone, live_server):
+    """The one thing to keep from the last page, read out on the phone to staff or copied down: larger than
+    the text around it, whole on the small screen."""
+    url = hold_first_free(live_server.rt, "otaru")
+    small_phone.goto(url)
+    for field, value in {"#f-name": "山田 太郎", "#f-name_kana": "やまだ たろう", "#f-seeker_number": "01234-567891",
+                         "#f-phone": "090-1234-5678", "#f-birth_date": "19900401", "#f-consultation": "相談"}.items():
+        small_phone.locator(field).fill(value)
+    small_phone.get_by_role("button", name="入力内容を確認する").click()
+    small_phone.get_by_role("button", name="この内容で申し込む").click()
+    reference = small_phone.get_by_text(re.compile(r"^受付番号: "))
+    expect(reference).to_be_visible()
+    sizes = small_phone.evaluate("""() => [getComputedStyle(document.querySelector('.reference strong')).fontSize,
+                                            getComputedStyle(document.querySelector('main p:not(.reference)')).fontSize]""")
+    assert float(sizes[0].rstrip("px")) >= 1.25 * float(sizes[1].rstrip("px")), sizes
+    box = reference.bounding_box()
+    assert box["x"] >= 0 and box["x"] + box["width"] <= SMALL_PHONE["width"] and box["height"] < 40   # one line
