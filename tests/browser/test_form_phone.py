@@ -39,7 +39,7 @@ def test_errors_are_seen_and_focused_without_scrolling(small_phone, live_server,
 
 # What a thumb taps: a choice is its whole line (the label holds the radio or checkbox), not the small box.
 TARGETS = ("main button, main a.button, main input:not([type=hidden]):not([type=radio]):not([type=checkbox]), "
-           "main textarea, main label.choice, .error-summary a, .versions a")
+           "main textarea, main label.choice, .error-summary a, .versions a, .contents summary")
 THUMB = 44
 
 
