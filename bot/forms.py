@@ -139,8 +139,9 @@ def _security_headers(response):
 
 # -- pages --------------------------------------------------------------------------------------------
 
-def _problem(kind: str, office=None, language: str = "ja", slot_start=None):
-    """The kind page for a link that cannot be used; `slot_start` names the slot whose deadline passed."""
+def _problem(kind: str, office=None, language: str = "ja", slot_start=None, reopen: str | None = None):
+    """The kind page for a link that cannot be used; `slot_start` names the slot whose deadline passed,
+    `reopen` the input page to open again (one tap instead of finding the link in the chat)."""
     rt = _runtime()
     basic_id = rt.config.basic_id(office.id) if office is not None else None
     log.info("form page=problem kind=%s office=%s", kind, office.id if office is not None else "-")
@@ -150,7 +151,13 @@ def _problem(kind: str, office=None, language: str = "ja", slot_start=None):
                 "deadline": slot_text(slotsvc.booking_deadline(office, slot_start), language)}
     office = office.localized(language) if office is not None else None
     return render_template("forms/problem.html", kind=kind, office=office, basic_id=basic_id, late=late,
-                           text=form_texts(language)), PROBLEM_STATUS[kind]
+                           reopen=reopen, text=form_texts(language)), PROBLEM_STATUS[kind]
+
+
+def _csrf_problem(link: Link):
+    """A post this browser's session does not vouch for (its cookie lost or blocked): the page to try again,
+    with the input page one tap away — opening it sets a fresh token."""
+    return _problem("csrf", link.office, link.language, reopen=url_for("forms.input_page", token=link.token))
 
 
 @dataclass(frozen=True)
@@ -261,7 +268,7 @@ def check_input(token: str):
     if problem:
         return problem
     if not csrf_ok(link.nonce):
-        return _problem("csrf", link.office, link.language)
+        return _csrf_problem(link)
     held, answer = _open_or_answer(link, revive=True)
     if answer is not None:
         return answer
@@ -300,7 +307,7 @@ def submit(token: str):
     if problem:
         return problem
     if not csrf_ok(link.nonce):
-        return _problem("csrf", link.office, link.language)
+        return _csrf_problem(link)
     rt = _runtime()
     raw = {name: request.form.get(name, "") for name in link.office.form_fields}
     result = validation.validate(link.office.form_fields, request.form, rt.clock.now().date())
@@ -327,7 +334,7 @@ def edit(token: str):
     if problem:
         return problem
     if not csrf_ok(link.nonce):
-        return _problem("csrf", link.office, link.language)
+        return _csrf_problem(link)
     return _back_to_input(link, {name: request.form.get(name, "") for name in link.office.form_fields}, {})
 
 

@@ -77,4 +77,5 @@ def terms_page(office_id: str, version: str | None = None):
         summary = _translated_summary(office, request.args.get("lang")) \
             if shown is not None and current is not None and shown.version == current.version else None
         return render_template("terms/page.html", office=office, shown=shown, current=current,
-                               versions=all_versions, requested=version, translated_summary=summary)
+                               versions=all_versions, requested=version, translated_summary=summary,
+                               basic_id=rt.config.basic_id(office.id))

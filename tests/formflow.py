@@ -55,6 +55,29 @@ def hold_directly(rt, office_id: str, user_id: str | None = None, slot_index: in
         return conv.id, held["form_url"]
 
 
+def hold_first_free(rt, office_id: str, language: str = "ja") -> str:
+    """A conversation in `language` holding the first free slot of any week (for a server that lives for a
+    whole module, whose early slots fill up); returns the form URL."""
+    import uuid
+
+    from bot.models import Conversation
+    from bot.services import holds
+
+    office = rt.offices[office_id]
+    with rt.db.transaction() as s:
+        now = rt.clock.now()
+        conv = Conversation(office_id=office_id, line_user_id="U" + uuid.uuid4().hex, state="awaiting_form",
+                            context={"week": 0}, language=language, created_at=now)
+        s.add(conv)
+        s.flush()
+        consent_as_in_chat(s, conv, now)
+        start = next(slot["start"] for week in range(office.booking.window_weeks)
+                     for slot in holds.week_page(s, office, now, week)["slots"])
+        held = holds.hold(s, rt, office, conv, start, now)
+        assert held["ok"], held
+        return held["form_url"]
+
+
 def consent_as_in_chat(session, conv, now) -> None:
     """The consent to the terms in force that the chat records before any slot is held."""
     from bot.services import terms

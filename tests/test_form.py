@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 from bot.clock import TOKYO
 from bot.crypto import for_config
 from bot.form_models import FormSubmission
+from bot.forms import form_texts
 from bot.models import Booking, Conversation, SlotHold
 from bot.render import text_of
 from tests.formflow import Page, form_link, hold_directly, path_of, valid_answers, walk_to_slots
@@ -93,10 +94,10 @@ def test_sensitive_categories_are_marked_with_the_purpose_first(holding, client)
     purpose = html.index("要配慮個人情報")
     assert purpose < html.index('name="category"')
     for value in ("disability", "hospital"):
-        option = re.search(rf'value="{value}"[^<]*>[^<]*<strong>（要配慮個人情報）</strong>', html)
+        option = re.search(rf'value="{value}"[^<]*>\s*<span>[^<]*<strong>（要配慮個人情報）</strong>', html)
         assert option, value
     for value in ("graduate", "uij", "mothers"):
-        assert not re.search(rf'value="{value}"[^<]*>[^<]*<strong>', html)
+        assert re.search(rf'value="{value}"[^<]*>\s*<span>[^<]*</span>', html), value   # no mark before it ends
 
 
 def test_each_page_holds_one_post_form_and_the_completion_none(holding, client, rt):
@@ -190,6 +191,20 @@ def test_without_csrf_the_form_is_refused(holding, client, app, rt):
     assert bookings(rt) == []
 
 
+def test_a_refused_post_offers_the_input_page_one_tap_away(holding, client, rt):
+    """The session cookie was lost (LINE's browser closed in the background): the kind page links the same
+    input page, which sets a fresh token, and sending from it works."""
+    _, url = holding("otaru")
+    answers = valid_answers(rt.offices["otaru"])
+    client.delete_cookie("session")
+    refused = Page.get(client, url).submit(client, answers, drop=("csrf_token",))
+    assert refused.status == 400
+    reopen = re.search(r'<a class="button" href="([^"]+)">入力ページを開き直す</a>', refused.html).group(1)
+    assert reopen == path_of(url)
+    confirmation = Page.get(client, reopen).submit(client, answers)
+    assert confirmation.status == 200 and "入力内容の確認" in confirmation.html
+
+
 def test_a_forged_or_tampered_token_is_refused(holding, client, rt):
     _, url = holding("sakata")
     path = path_of(url)
@@ -251,6 +266,14 @@ def test_an_expired_hold_gets_a_kind_page(holding, client, rt, clock):
     assert "もう一度日時をお選びください" in late.html
     assert len(late.forms) == 0
     assert bookings(rt) == []
+
+
+@pytest.mark.parametrize("language", ["ja", "en", "easy"])
+def test_a_page_that_asks_to_choose_again_says_what_to_send(language):
+    """Back in the chat nothing new has arrived: the page names the word that brings the slots (予約)."""
+    problem = form_texts(language)["page"]["problem"]
+    for kind in ("text_expired", "text_full"):
+        assert "予約" in problem[kind], (language, kind)
 
 
 # Two minutes before the booking deadline of the first slot offered: Sakata's Monday 12/7 closes on

@@ -120,3 +120,34 @@ def test_the_link_in_the_consent_message_opens_the_current_terms(user_factory, f
 def test_no_path_of_this_machine_in_the_pages(client):
     html = page(client, "/terms/sakata")
     assert str(Path(__file__).resolve().parent.parent) not in html
+
+
+def test_the_terms_page_ends_with_the_way_back_to_line(make_app, client):
+    """Read on a phone in LINE's browser, the long text ends with what to do next and a link back to the chat."""
+    html = page(client, "/terms/sakata")
+    assert "「同意する」を押してください" in html and "LINEのトーク画面にお戻りください" in html
+    assert html.index("第14条") < html.index("LINEのトーク画面にお戻りください")
+    app = make_app(env={"LINE_BASIC_ID_OTARU": "@madoguchi"})
+    html = page(app.test_client(), "/terms/otaru")
+    link = re.search(r'<a class="button" href="([^"]+)">LINEに戻る</a>', html).group(1)
+    assert link == "https://line.me/R/oaMessage/%40madoguchi/?%E4%BA%88%E7%B4%84"
+
+
+@pytest.mark.parametrize("office_id, title", [("sakata", "ハローワーク酒田オンライン職業相談利用規約"),
+                                              ("otaru", "小樽公共職業安定所オンライン職業相談利用規約")])
+def test_the_terms_title_is_the_pages_one_h1_and_the_articles_come_under_it(client, office_id, title):
+    html = page(client, f"/terms/{office_id}")
+    assert re.findall(r"<h1[^>]*>(.*?)</h1>", html) == [title]
+    assert re.search(r"<h2[^>]*>第1条（目的）</h2>", html)
+
+
+@pytest.mark.parametrize("office_id, articles", [("sakata", 14), ("otaru", 12)])
+def test_a_contents_list_under_the_title_jumps_to_each_article(client, office_id, articles):
+    """Fourteen articles are many screens on a phone: a folded contents list (no script) right under the title
+    links every article's heading."""
+    html = page(client, f"/terms/{office_id}")
+    contents = re.search(r'</h1>\s*<details class="contents">(.*?)</details>', html, re.S).group(1)
+    links = re.findall(r'<a href="#([^"]+)">(第\d+条（[^<]+）)</a>', contents)
+    assert len(links) == articles and links[0][1] == "第1条（目的）"
+    for anchor, title in links:
+        assert f'<h2 id="{anchor}">{title}</h2>' in html

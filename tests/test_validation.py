@@ -101,6 +101,38 @@ def test_impossible_birth_dates_are_refused_with_a_reason(typed, why):
     assert code(v.parse_birth_date(typed, TODAY)) == why
 
 
+@pytest.mark.parametrize("language", ["ja", "en", "easy"])
+def test_a_birth_date_out_of_range_says_what_to_check(language):
+    """R2.4.1 typed for H2.4.1 makes a six-year-old: the message names the ages and the year and era to check,
+    not just "please check"."""
+    from bot.forms import error_messages
+
+    result = v.validate(OTARU_FIELDS, {"birth_date": "R2.4.1"}, TODAY)
+    assert result.errors["birth_date"].code == "birth_date_range"
+    wording = error_messages({"birth_date": result.errors["birth_date"]}, language)["birth_date"]
+    assert f"{v.MIN_AGE}" in wording and f"{v.MAX_AGE}" in wording and "平成" in wording
+
+
+@pytest.mark.parametrize("language", ["ja", "en", "easy"])
+def test_the_birth_date_hint_offers_eight_digits_that_pass(language):
+    """On a phone's keyboard digits alone are the quickest: the hint says so, and such a date passes."""
+    from bot.forms import form_texts
+
+    assert "19900401" in form_texts(language)["hints"]["birth_date"]
+    assert v.parse_birth_date("19900401", TODAY) == date(1990, 4, 1)
+
+
+@pytest.mark.parametrize("language", ["ja", "en", "easy"])
+def test_too_long_says_how_long_it_is_now(language):
+    """A pasted consultation over the limit: the message says how many characters there are, so the user
+    knows how much to cut."""
+    from bot.forms import error_messages
+
+    result = v.validate(OTARU_FIELDS, {"consultation": "あ" * 1234}, TODAY)
+    wording = error_messages({"consultation": result.errors["consultation"]}, language)["consultation"]
+    assert "1000" in wording and "1234" in wording
+
+
 def test_a_birth_date_reads_back_in_the_japanese_calendar():
     era, year = v.wareki(date(1990, 4, 1))
     assert (era.name, year) == ("平成", 2)
@@ -146,7 +178,7 @@ def test_an_emoji_or_symbol_only_name_is_refused(typed):
 def test_name_length_limits():
     assert v.check_name("あ" * v.NAME_MAX) == "あ" * v.NAME_MAX
     result = v.check_name("あ" * (v.NAME_MAX + 1))
-    assert code(result) == "too_long" and result.params == {"max": v.NAME_MAX}
+    assert code(result) == "too_long" and result.params == {"max": v.NAME_MAX, "length": v.NAME_MAX + 1}
     assert code(v.check_name("")) == "required"
     assert code(v.check_name("山田\x00")) == "text_characters"
 
@@ -210,7 +242,7 @@ def test_every_error_code_has_words():
              "seeker_number_format", "seeker_number_insurance", "birth_date_format", "birth_date_no_such_day",
              "birth_date_era", "birth_date_future", "birth_date_range", "phone_format", "mypage_email_required"}
     assert codes <= set(errors["codes"])
-    params = {"max": 1, "month": 2, "day": 30, "era": "平成", "min_age": 15, "max_age": 110}
+    params = {"max": 1, "length": 2, "month": 2, "day": 30, "era": "平成", "min_age": 15, "max_age": 110}
     for wording in errors["codes"].values():
         assert wording.format(**params)
 

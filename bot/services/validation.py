@@ -217,7 +217,7 @@ def check_name(raw: str | None) -> str | FieldError:
     if not name:
         return FieldError("required")
     if len(name) > NAME_MAX:
-        return FieldError("too_long", {"max": NAME_MAX})
+        return FieldError("too_long", {"max": NAME_MAX, "length": len(name)})
     if _has_control(name):
         return FieldError("text_characters")
     if not any(unicodedata.category(ch).startswith("L") for ch in name):
@@ -234,7 +234,7 @@ def normalise_kana(raw: str | None) -> str | FieldError:
     if not kana:
         return FieldError("required")
     if len(kana) > KANA_MAX:
-        return FieldError("too_long", {"max": KANA_MAX})
+        return FieldError("too_long", {"max": KANA_MAX, "length": len(kana)})
     if not _KANA.match(kana):
         return FieldError("kana_only")
     return kana
@@ -247,7 +247,7 @@ def check_text(raw: str | None, limit: int, required: bool) -> str | FieldError:
     if not text:
         return FieldError("required") if required else ""
     if len(text) > limit:
-        return FieldError("too_long", {"max": limit})
+        return FieldError("too_long", {"max": limit, "length": len(text)})
     if _has_control(text, allow_newlines=True):
         return FieldError("text_characters")
     return text

@@ -17,9 +17,7 @@ from playwright.sync_api import Page, expect
 
 from bot.clock import TOKYO
 from bot.forms import form_texts
-from bot.models import Conversation
-from bot.services import holds
-from tests.formflow import consent_as_in_chat
+from tests.formflow import hold_first_free
 from tests.staffkit import PASSWORD, create_staff, fast_password_hashing, make_request  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.browser
@@ -50,20 +48,7 @@ def blocking_violations(axe: Axe, page: Page) -> list[str]:
 
 def form_url(live_server, office_id: str, language: str) -> str:
     """A conversation in `language` holding the first free slot (any week: the server lives for the module)."""
-    rt = live_server.rt
-    office = rt.offices[office_id]
-    with rt.db.transaction() as s:
-        now = rt.clock.now()
-        conv = Conversation(office_id=office_id, line_user_id="U" + uuid.uuid4().hex, state="awaiting_form",
-                            context={"week": 0}, language=language, created_at=now)
-        s.add(conv)
-        s.flush()
-        consent_as_in_chat(s, conv, now)
-        start = next(slot["start"] for week in range(office.booking.window_weeks)
-                     for slot in holds.week_page(s, office, now, week)["slots"])
-        held = holds.hold(s, rt, office, conv, start, now)
-        assert held["ok"], held
-        return held["form_url"]
+    return hold_first_free(live_server.rt, office_id, language)
 
 
 _REQUESTS = itertools.count()
