@@ -123,6 +123,19 @@ def test_a_no_show_tapped_within_the_grace_period_is_refused(rt, fake_line, grou
     rt.clock.freeze(SAKATA_MONDAY + timedelta(minutes=10))
     group.taps(staff_postback_data("sakata", "no_show", reference))
     assert booking(rt, reference).status == "no_show"
+    assert f"受付番号: {reference}（12/7(月) 14:00）の欠席（連絡なし）を記録しました。" in fake_line.texts_to(group.group_id)[-1]
+
+
+def test_attendance_tapped_in_the_group_is_answered_in_a_plain_sentence(rt, fake_line, group, user):
+    reference = make_request(rt, user_id=user.user_id)
+    run_worker(rt)
+    group.taps(postback_value([_card(fake_line, group.group_id)], "承認"))
+    rt.clock.freeze(SAKATA_MONDAY + timedelta(minutes=2))
+    group.taps(staff_postback_data("sakata", "attended", reference))
+    assert booking(rt, reference).status == "attended"
+    reply = fake_line.texts_to(group.group_id)[-1]
+    assert f"受付番号: {reference}（12/7(月) 14:00）の出席を記録しました。" in reply
+    assert "記録しました" in reply and "の記録しました" not in reply
 
 
 def test_approving_for_a_user_who_blocked_the_account_asks_staff_to_phone(rt, fake_line, group):
