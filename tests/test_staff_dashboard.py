@@ -63,6 +63,32 @@ def test_timeline_shows_free_held_requested_confirmed_and_blocked(rt, staff, use
     assert "祝日" in _page(staff, "/staff/?from=2027-01-11")
 
 
+def test_the_schedule_shows_todays_next_session_and_the_attendance_to_record_at_a_glance(rt, staff):
+    done, under_way, coming, last = (
+        make_request(rt, start=SAKATA_MONDAY + timedelta(hours=h), user_id=f"U{h}" + "t" * 31, status="confirmed")
+        for h in (-7, 0, 1, 2))   # 7:00 is off the schedule, but a confirmed booking all the same
+    rt.clock.freeze(SAKATA_MONDAY + timedelta(minutes=40))   # Monday 12/7 14:40, between two sessions
+    login(staff)
+    page = _page(staff, "/staff/")
+    glance = page.split('id="today"')[1].split("</section>")[0]
+    assert "今日 12/7(月) の相談" in glance
+    assert f"次の相談: <strong>12/7(月) 15:00（今日）</strong> 受付番号" in glance and coming in glance
+    assert "（あと20分）" in glance and "今日これから始まる相談: 2件" in glance
+    attendance = glance.split('id="today-attendance"')[1]
+    assert "出欠の記録待ち（2件）" in attendance and done in attendance and under_way in attendance
+    assert coming not in attendance and last not in attendance
+    # In the day's table: the next session is marked, a started one says its attendance is not recorded.
+    rows = page.split('data-day="2026-12-07"')[1].split("</section>")[0].split("<tr")
+    row = {h: next(r for r in rows if f'data-slot="2026-12-07T{h}:00:00+09:00"' in r) for h in ("14", "15", "16")}
+    assert "次の相談" in row["15"] and " next" in row["15"] and "次の相談" not in row["16"]
+    assert "出欠未記録" in row["14"] and " past" in row["14"] and "出欠未記録" not in row["15"]
+    # Nothing left today: the next one is named with its day.
+    rt.clock.freeze(SAKATA_MONDAY + timedelta(hours=2, minutes=40))
+    login(staff)
+    glance = _page(staff, "/staff/").split('id="today"')[1].split("</section>")[0]
+    assert "この後に確定している相談はありません。" in glance and "今日これから始まる相談: 0件" in glance
+
+
 def test_each_block_button_and_reason_field_of_the_schedule_names_its_day_or_slot(rt, staff):
     """A screen reader lists the page's buttons by name: ten 「この枠を停止」 a day told nobody which slot."""
     post(staff, "/staff/blocks", day="2026-12-07", slot=SAKATA_MONDAY.isoformat())

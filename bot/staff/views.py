@@ -94,7 +94,14 @@ def _csrf_ok() -> bool:
 def _template_globals():
     return {"csrf_token": csrf_token, "who": g.get("who"), "labels": export.labels(),
             "office": _rt().offices.get(g.who.office_id) if g.get("who") else None,
-            "invitation": handoff.invitation_task(g.who.office_id) if g.get("who") else None}
+            "invitation": handoff.invitation_task(g.who.office_id) if g.get("who") else None,
+            "relative_day": _relative_day}
+
+
+def _relative_day(moment: datetime | date) -> str | None:
+    """today | tomorrow | None: said beside a date, so that 12/8(火) is never misread on a busy day."""
+    day = moment.astimezone(TOKYO).date() if isinstance(moment, datetime) else moment
+    return {0: "today", 1: "tomorrow"}.get((day - _now().date()).days)
 
 
 @bp.before_request
@@ -238,9 +245,11 @@ def home():
     first = _date_arg("from", now.date())
     with rt.db.reading() as s:
         day_views = timeline.days(s, office, now, first, TIMELINE_DAYS)
+        today = timeline.today(s, office, now)
         pending = s.scalar(select(Booking.id).where(
             Booking.office_id == office.id, Booking.status.in_(decisions.UNDECIDED)).limit(1)) is not None
         return render_template("staff/timeline.html", days=day_views, first=first, now=now, pending=pending,
+                               today=today, next_id=today.next.id if today.next else None,
                                prev=first - timedelta(days=TIMELINE_DAYS),
                                next=first + timedelta(days=TIMELINE_DAYS))
 
