@@ -326,6 +326,25 @@ def test_a_no_show_only_after_the_offices_grace_period_attended_from_the_start(r
     assert booking(rt, present).status == "attended"
 
 
+def test_once_the_session_has_begun_its_attendance_comes_first_and_says_it_is_final(rt, staff):
+    reference = make_request(rt)
+    post(staff, f"/staff/bookings/{reference}/confirm")
+
+    def actions(page):
+        return re.findall(r'<button type="submit" class="([a-z]*)" data-action="([a-z_]+)"', page)
+
+    before = _page(staff, f"/staff/bookings/{reference}")
+    assert actions(before)[:2] == [("", "invitation"), ("", "called")] and 'id="invitation-how"' in before
+    assert "変更できません" not in before
+    rt.clock.freeze(SAKATA_MONDAY + timedelta(minutes=11))   # the session began 11 minutes ago
+    login(staff)
+    during = _page(staff, f"/staff/bookings/{reference}")
+    assert actions(during)[:4] == [("", "attended"), ("secondary", "no_show"), ("secondary", "invitation"),
+                                   ("secondary", "called")]
+    assert "出欠は、一度記録すると変更できません。押し間違えた場合は、下の職員メモに正しい出欠を書き残してください。" in during
+    assert 'id="invitation-how"' not in during
+
+
 def test_cancel_by_the_office_and_on_the_users_behalf(rt, staff, fake_line, user, user_factory):
     reference = make_request(rt, user_id=user.user_id)
     post(staff, f"/staff/bookings/{reference}/confirm")
