@@ -713,6 +713,36 @@ def test_no_note_is_written_about_a_booking_whose_details_were_erased(rt, staff)
     assert 'name="note_seen"' not in shown and "職員メモは書けません" in shown
 
 
+def test_a_button_on_a_page_older_than_the_booking_says_what_happened_meanwhile(rt, staff, app, user):
+    from bot.services import lifecycle
+
+    second = app.test_client()
+    create_staff(rt, username="sato")
+    login(second, username="sato")
+    first_ref, withdrawn, expired = (make_request(rt, start=SAKATA_MONDAY + timedelta(hours=h), user_id=f"U{h}" + "w" * 31)
+                                     for h in (0, 1, 2))
+    # Two members on the same request: the second one's お断り finds it approved.
+    post(staff, f"/staff/bookings/{first_ref}/confirm")
+    post(second, f"/staff/bookings/{first_ref}/decline", reason="schedule")
+    shown = _page(second, f"/staff/bookings/{first_ref}")
+    assert "この申込は、すでに承認されています（ほかの職員が先に承認しました）。何も変更していません。" in shown
+    assert booking(rt, first_ref).status == "confirmed"
+    post(second, f"/staff/bookings/{first_ref}/confirm")   # the same outcome: nothing to do, and why
+    assert "この操作はすでに済んでいます（現在: 確定）。ほかの職員が先に行ったか、二度押されたためです。" in _page(
+        second, f"/staff/bookings/{first_ref}")
+    # The user withdrew while the page was open; another request expired at its start.
+    with rt.db.transaction() as s:
+        lifecycle.fire(s, s.scalar(select(Booking).where(Booking.reference == withdrawn)), "withdraw", rt.clock.now())
+    post(staff, f"/staff/bookings/{withdrawn}/confirm")
+    assert "この申込は、ご本人が取り下げました。ご本人への連絡は要りません。" in _page(staff, f"/staff/bookings/{withdrawn}")
+    with rt.db.transaction() as s:
+        lifecycle.fire(s, s.scalar(select(Booking).where(Booking.reference == expired)), "expire", rt.clock.now())
+    post(staff, f"/staff/bookings/{expired}/decline", reason="schedule")
+    assert "開始時刻までに決まらなかったため期限切れになりました。ご本人にはLINEでお知らせしています。" in _page(
+        staff, f"/staff/bookings/{expired}")
+    assert [booking(rt, r).status for r in (withdrawn, expired)] == ["withdrawn", "expired"]
+
+
 def test_a_phone_call_is_not_recorded_on_a_booking_no_longer_confirmed(rt, staff):
     reference = make_request(rt)
     post(staff, f"/staff/bookings/{reference}/confirm")

@@ -136,6 +136,11 @@ def test_attendance_tapped_in_the_group_is_answered_in_a_plain_sentence(rt, fake
     reply = fake_line.texts_to(group.group_id)[-1]
     assert f"受付番号: {reference}（12/7(月) 14:00）の出席を記録しました。" in reply
     assert "記録しました" in reply and "の記録しました" not in reply
+    # A second member taps 欠席 on the same card: refused, and told how to note a wrong record.
+    rt.clock.freeze(SAKATA_MONDAY + timedelta(minutes=12))
+    group.taps(staff_postback_data("sakata", "no_show", reference))
+    assert booking(rt, reference).status == "attended"
+    assert "一度記録した出欠は変更できません。押し間違えた場合は、ダッシュボードの職員メモに" in fake_line.texts_to(group.group_id)[-1]
 
 
 def test_approving_for_a_user_who_blocked_the_account_asks_staff_to_phone(rt, fake_line, group):
@@ -211,6 +216,7 @@ def test_confirming_a_request_the_user_just_withdrew(rt, fake_line, group, user)
     group.taps(approve)
     assert booking(rt, reference).status == "withdrawn"
     assert "取り下げ" in fake_line.texts_to(group.group_id)[-1]
+    assert "ご本人が申込を取り下げました。ご本人への連絡は要りません。" in fake_line.texts_to(group.group_id)[-1]
     run_worker(rt)
     assert not any("予約が確定しました" in t for t in fake_line.texts_to(user.user_id))
 
