@@ -145,8 +145,12 @@ def test_the_invitation_task_is_named_as_the_offices_rules_name_it(rt, client, o
     post(client, f"/staff/bookings/{reference}/confirm")
     page = _page(client, f"/staff/bookings/{reference}")
     assert f"{task}を記録" in page and how in page and other not in page
+    with rt.db.transaction() as s:   # the worker's reminder that it is not recorded yet
+        rt.notify_staff(s, rt.offices[office_id], "invitation", booking(rt, reference).id, rt.clock.now())
     queue = _page(client, "/staff/queue")
     assert f"{task}が未記録" in queue and reference in queue.split(f"{task}が未記録")[1].split("出欠の記録待ち")[0]
+    notices = queue.split("お知らせ（新しい順）")[1]
+    assert f"<td>{task}が未記録</td>" in notices and "招待の送付" not in notices
     post(client, f"/staff/bookings/{reference}/invitation")
     page = _page(client, f"/staff/bookings/{reference}")
     assert f"{task}を記録しました" in page
@@ -555,6 +559,28 @@ def test_the_outbox_page_says_in_words_what_each_message_is_and_links_its_bookin
     assert f'<a href="/staff/bookings/{reference}">受付番号 {reference}</a>' in confirmed
     assert "12/7(月) 14:00" in confirmed and "確定" in confirmed
     assert "トークでの返信（利用者へ）" in chat and "申込に関係しないメッセージ" in chat and "受付番号" not in chat
+
+
+def test_the_outbox_page_names_the_invitation_card_as_the_office_does(make_app, fake_line):
+    app = make_app(env={"LINE_STAFF_GROUP_ID_OTARU": "C" + "7" * 32})
+    rt, client = app.extensions["madoguchi"], app.test_client()
+    create_staff(rt, office="otaru")
+    login(client)
+    reference = make_request(rt, office="otaru", start=OTARU_WEDNESDAY, notify=False, status="confirmed")
+    with rt.db.transaction() as s:   # the worker's reminder, carded to the group while the quota is spent
+        rt.notify_staff(s, rt.offices["otaru"], "invitation", booking(rt, reference).id, rt.clock.now())
+    fake_line.quota_limit = 0
+    try:
+        run_worker(rt)
+    finally:
+        fake_line.quota_limit = None
+    post(client, f"/staff/bookings/{reference}/invitation")
+    rt.clock.freeze(rt.clock.now() + timedelta(minutes=30))
+    run_worker(rt)   # recorded meanwhile: the card is not sent after all
+    login(client)
+    [card] = re.findall(r'<tr class="outbox-stale">(.*?)</tr>', _page(client, "/staff/outbox"), re.S)
+    assert "職員グループへの通知（ミーティングID・パスワードのお知らせが未記録）" in card
+    assert "ミーティングID・パスワードのお知らせが記録されました。" in card and "招待" not in card
 
 
 def test_every_kind_of_queued_message_has_a_name_for_staff():
