@@ -132,6 +132,20 @@ def test_the_queue_shows_each_requests_booking_deadline_and_when_it_was_loaded(r
     assert f"{deadline.strftime('%m/%d')} {(deadline + timedelta(minutes=1)).strftime('%H:%M')}時点の内容です" in page
 
 
+def test_dates_of_today_and_tomorrow_say_so_on_the_queue_and_the_booking_page(rt, staff):
+    tomorrow, later = make_request(rt), make_request(rt, start=SAKATA_MONDAY + timedelta(days=7))
+    rt.clock.freeze(datetime(2026, 12, 6, 18, 0, tzinfo=TOKYO))   # Sunday evening
+    login(staff)
+    rows = _page(staff, "/staff/queue").split("<tr>")
+    assert "12/7(月) 14:00（明日）" in next(r for r in rows if tomorrow in r)
+    assert "12/14(月) 14:00<" in next(r for r in rows if later in r)
+    assert '<dd id="slot-time">12/7(月) 14:00（明日）・30分</dd>' in _page(staff, f"/staff/bookings/{tomorrow}")
+    rt.clock.freeze(datetime(2026, 12, 7, 9, 0, tzinfo=TOKYO))
+    login(staff)
+    assert '<dd id="slot-time">12/7(月) 14:00（今日）・30分</dd>' in _page(staff, f"/staff/bookings/{tomorrow}")
+    assert "（今日）" not in _page(staff, f"/staff/bookings/{later}").split('id="slot-time">')[1].split("</dd>")[0]
+
+
 @pytest.mark.parametrize("office_id,start,task,how,other", [
     ("sakata", SAKATA_MONDAY, "会議招待メールの送付", "求職者マイページに登録されたメールアドレス", "ミーティングID"),
     ("otaru", OTARU_WEDNESDAY, "ミーティングID・パスワードのお知らせ", "求職者マイページまたはお電話", "会議招待メール"),
