@@ -202,6 +202,26 @@ def test_totp_second_factor(rt, client):
     assert login(client, otp=totp.at(rt.clock.now())).status_code == 302
 
 
+def test_a_totp_code_typed_in_full_width_digits_works_and_never_errs(rt, client):
+    """A Japanese keyboard gives １２３ ４５６: it is the same code, at enrolment and at login."""
+    def wide(code: str) -> str:
+        return "".join(chr(ord(c) + 0xFEE0) for c in code)
+
+    create_staff(rt)
+    login(client)
+    post(client, "/staff/account/totp", step="start")
+    with client.session_transaction() as sess:
+        totp = pyotp.TOTP(sess["staff_totp_pending"])
+    code = totp.at(rt.clock.now())
+    enrolled = post(client, "/staff/account/totp", step="confirm", otp=f"{wide(code[:3])}　{wide(code[3:])}")
+    assert enrolled.status_code == 302 and not enrolled.headers["Location"].endswith("error=otp")
+    post(client, "/staff/logout")
+    rt.clock.advance(seconds=31)
+    assert login(client, otp=wide("12345６")[:5] + "Ｘ").status_code == 401      # not digits: refused, no error
+    assert login(client, otp=wide(totp.at(rt.clock.now()))).status_code == 302
+    assert 'pattern="' not in client.get("/staff/login").get_data(as_text=True)
+
+
 def test_the_ip_allow_list(rt, app):
     create_staff(rt)
     with rt.db.transaction() as s:
