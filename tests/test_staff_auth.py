@@ -296,6 +296,25 @@ def test_only_admins_manage_accounts_of_their_own_office(rt, app):
     assert login(app.test_client(), "newbie").status_code == 401
 
 
+def test_an_account_that_cannot_be_made_keeps_what_the_admin_typed(rt, client):
+    create_staff(rt, username="boss", role="admin")
+    create_staff(rt, username="sato")
+    login(client, "boss")
+    page = client.get("/staff/users").get_data(as_text=True)
+    assert 'aria-label="停止（sato）"' in page and 'aria-label="停止（boss）"' not in page   # not one's own
+    assert 'aria-label="パスワードを再設定（sato）"' in page
+    taken = post(client, "/staff/users", username="sato", password=PASSWORD, role="admin")
+    assert taken.status_code == 400
+    page = taken.get_data(as_text=True)
+    assert "アカウントは作成していません。そのユーザー名はすでに使われています。" in page
+    assert 'name="username" required autocomplete="off" value="sato"' in page and 'value="admin" selected' in page
+    assert PASSWORD not in page
+    short = post(client, "/staff/users", username="suzuki", password="short", role="staff")
+    assert short.status_code == 400 and 'value="suzuki"' in short.get_data(as_text=True)
+    assert "パスワードは12文字以上にしてください。" in short.get_data(as_text=True)
+    assert sorted(u.username for u in _users(rt)) == ["boss", "sato"]
+
+
 # -- the command ----------------------------------------------------------------------------------
 
 @pytest.fixture

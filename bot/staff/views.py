@@ -650,6 +650,11 @@ def account_password():
 @bp.get("/users")
 @admin_only
 def users():
+    return _users_page(request.args.get("error"))
+
+
+def _users_page(error: str | None, typed: dict | None = None) -> str:
+    """The accounts page; `typed`: the new account's name and role as sent, kept when it could not be made."""
     rt = _rt()
     with rt.db.reading() as s:
         now = rt.clock.now()
@@ -658,7 +663,7 @@ def users():
         locked = {u.id for u in rows if auth.is_locked(s, u.username, now)}
         return render_template("staff/users.html", users=rows, locked=locked,
                                allowlist="\n".join(auth.allowlist(s, g.who.office_id)),
-                               error=request.args.get("error"), remote=request.remote_addr)
+                               error=error, remote=request.remote_addr, typed=typed or {})
 
 
 @bp.post("/users")
@@ -673,7 +678,9 @@ def create_user():
                                     role=request.form.get("role", "staff"), now=now)
             audit.record(s, g.who.office_id, _actor(), "create_user", now, account=user.username, role=user.role)
     except auth.AccountError as exc:
-        return redirect(url_for("staff.users", error=exc.code))
+        # Said beside the form, with the name and role as typed: only what was wrong is typed again.
+        typed = {"username": request.form.get("username", "")[:64], "role": request.form.get("role", "staff")}
+        return _users_page(exc.code, typed), 400
     flash("create_user:done:", "ok")
     return redirect(url_for("staff.users"))
 
