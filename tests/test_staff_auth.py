@@ -116,6 +116,20 @@ def test_login_starts_a_new_session_and_logout_ends_it(rt, client, app):
     assert client.get("/staff/").status_code == 302
 
 
+def test_logging_out_says_so_even_after_the_session_had_ended(rt, client):
+    create_staff(rt)
+    login(client)
+    out = post(client, "/staff/logout")
+    assert out.status_code == 302 and out.headers["Location"].endswith("/staff/login?logged_out=1")
+    page = client.get(out.headers["Location"]).get_data(as_text=True)
+    assert "ログアウトしました。" in page and "押した操作は行われていません" not in page
+    login(client)
+    rt.clock.advance(seconds=31 * 60)   # left idle: the session ended before the button was pressed
+    late = post(client, "/staff/logout")
+    assert late.headers["Location"].endswith("/staff/login?logged_out=1")
+    assert client.get("/staff/").status_code == 302
+
+
 def test_an_idle_session_times_out(rt, client):
     create_staff(rt)
     login(client)

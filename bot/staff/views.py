@@ -125,6 +125,8 @@ def _guard():
         session.pop(TOKEN_KEY, None)
         if request.method == "GET":
             return redirect(url_for("staff.login", next=request.full_path.rstrip("?")))
+        if request.endpoint == "staff.logout":  # what the button asked for is already so
+            return redirect(url_for("staff.login", logged_out=1))
         # A button pressed after the session ended did nothing: the login page says so, and leads back to
         # the page the button was on (a booking's action: its booking page) to press it again.
         return redirect(url_for("staff.login", next=_page_of_post(), not_done=1))
@@ -225,7 +227,7 @@ def logout():
         audit.record(s, g.who.office_id, _actor(), "logout", rt.clock.now())
     for key in [k for k in session if k.startswith("staff_")]:
         session.pop(key)
-    return redirect(url_for("staff.login"))
+    return redirect(url_for("staff.login", logged_out=1))
 
 
 # -- the day --------------------------------------------------------------------------------------
