@@ -242,6 +242,20 @@ def test_a_request_whose_slot_has_begun_offers_no_approval_button(rt, staff):
     assert 'data-action="confirm"' not in page and "開始時刻を過ぎたため、この申込はもう承認できません" in page
 
 
+def test_before_deciding_the_page_says_what_the_user_will_be_told(rt, staff, user):
+    from tests.staffkit import conversation
+
+    page = _page(staff, f"/staff/bookings/{make_request(rt, user_id=user.user_id)}")
+    assert "承認すると、ご本人にLINEで「予約が確定しました」と日時・参加のご案内が届きます。" in page
+    told = page.split('id="told-decline"')[1].split("</details>")[0]
+    assert "日程の都合がつかない" in told and "担当職員の都合がつかず、お受けすることができませんでした" in told
+    assert "提案した日時と「この日時で予約する」「辞退する」のボタンが届きます" in page
+    conversation(rt, "sakata", "U" + "b" * 32, followed=False)   # a user who blocked the account
+    page = _page(staff, f"/staff/bookings/{make_request(rt, start=SAKATA_MONDAY + timedelta(hours=1), user_id='U' + 'b' * 32)}")
+    assert "LINEでお知らせできません（ブロックされています）。承認したら、お電話で日時をお知らせください。" in page
+    assert re.search(r'data-action="propose" disabled', page) and "別の日時は提案できません" in page
+
+
 def test_decline_with_a_reason_template(rt, staff, fake_line, user):
     reference = make_request(rt, user_id=user.user_id)
     post(staff, f"/staff/bookings/{reference}/decline", reason="usage_limit")

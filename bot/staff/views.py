@@ -328,7 +328,7 @@ def _booking_page(reference: str, note_draft: str | None = None) -> str:
             note_unreadable=row.staff_note is not None and note is None,
             memos={e.id: personal.open_note(rt, e.note) for e in entries if e.note is not None},
             handoff=handed, override_reason=personal.open_note(rt, handed.override_reason if handed else None),
-            conv=conv, entries=entries,
+            conv=conv, entries=entries, reachable=conv is not None and bool(conv.followed),
             reasons=handoff.decline_reasons("ja"), now=now,
             deadline=slotsvc.booking_deadline(office, row.slot_start),
             deadline_passed=slotsvc.deadline_passed(office, row.slot_start, now),
