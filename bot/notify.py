@@ -45,7 +45,7 @@ def booking_view(booking: Booking) -> dict[str, Any]:
 def deadline_view(office, booking: Booking, now: datetime) -> dict[str, Any]:
     """The booking deadline of the booking's slot, for staff deciding on it: when, and whether it has passed."""
     deadline = slotsvc.booking_deadline(office, booking.slot_start)
-    return {"label": slotsvc.slot_label(deadline), "passed": deadline <= now}
+    return {"label": slotsvc.slot_label(deadline), "at": deadline, "passed": deadline <= now}
 
 
 def dashboard_url(rt, booking: Booking) -> str:

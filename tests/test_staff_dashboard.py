@@ -144,6 +144,12 @@ def test_dates_of_today_and_tomorrow_say_so_on_the_queue_and_the_booking_page(rt
     login(staff)
     assert '<dd id="slot-time">12/7(月) 14:00（今日）・30分</dd>' in _page(staff, f"/staff/bookings/{tomorrow}")
     assert "（今日）" not in _page(staff, f"/staff/bookings/{later}").split('id="slot-time">')[1].split("</dd>")[0]
+    # The booking deadline too: on its day, staff see that it is today.
+    rt.clock.freeze(datetime(2026, 12, 11, 9, 0, tzinfo=TOKYO))   # Friday: 12/14's deadline is 17:00 today
+    login(staff)
+    row = next(r for r in _page(staff, "/staff/queue").split("<tr>") if later in r)
+    assert "締切 12/11(金) 17:00（今日）" in row
+    assert '<dd id="deadline">12/11(金) 17:00（今日）</dd>' in _page(staff, f"/staff/bookings/{later}")
 
 
 @pytest.mark.parametrize("office_id,start,task,how,other", [
