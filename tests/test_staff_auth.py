@@ -2,6 +2,7 @@
 one office per account, and the create-user command."""
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 import pyotp
@@ -226,6 +227,10 @@ def test_a_totp_code_typed_in_full_width_digits_works_and_never_errs(rt, client)
     post(client, "/staff/account/totp", step="start")
     with client.session_transaction() as sess:
         totp = pyotp.TOTP(sess["staff_totp_pending"])
+    page = client.get("/staff/account").get_data(as_text=True)   # the key in groups of four, and a link for a phone
+    grouped = " ".join(totp.secret[i:i + 4] for i in range(0, len(totp.secret), 4))
+    assert f'<code id="totp-secret">{grouped}</code>' in page
+    assert re.search(r'<a href="otpauth://totp/[^"]+secret=' + totp.secret + '[^"]*" id="totp-link">', page)
     code = totp.at(rt.clock.now())
     enrolled = post(client, "/staff/account/totp", step="confirm", otp=f"{wide(code[:3])}　{wide(code[3:])}")
     assert enrolled.status_code == 302 and not enrolled.headers["Location"].endswith("error=otp")
