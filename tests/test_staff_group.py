@@ -62,6 +62,8 @@ def test_a_new_request_cards_the_group_without_personal_data(rt, fake_line, grou
     for value in PERSONAL_VALUES:
         assert value not in serialised, f"personal value {value!r} went to LINE"
     assert "承認" in words and "お断り" in words
+    # A tap decides at once: the card says so, and which reason お断り gives the user.
+    assert "押すとすぐにご本人へLINEでお知らせします。お断りの理由は「日程の都合がつかない」として伝わります" in words
 
 
 def test_tapping_approve_confirms_tells_the_user_and_records_the_member(rt, fake_line, group, user):
