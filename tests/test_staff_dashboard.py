@@ -75,7 +75,7 @@ def test_the_schedule_shows_todays_next_session_and_the_attendance_to_record_at_
     assert f"次の相談: <strong>12/7(月) 15:00（今日）</strong> 受付番号" in glance and coming in glance
     assert "（あと20分）" in glance and "今日これから始まる相談: 2件" in glance
     attendance = glance.split('id="today-attendance"')[1]
-    assert "出欠の記録待ち（2件）" in attendance and done in attendance and under_way in attendance
+    assert "始まった相談で出欠が未記録（2件）" in attendance and done in attendance and under_way in attendance
     assert coming not in attendance and last not in attendance
     # In the day's table: the next session is marked, a started one says its attendance is not recorded.
     rows = page.split('data-day="2026-12-07"')[1].split("</section>")[0].split("<tr")
