@@ -84,6 +84,7 @@ def cards(rt, session: Session, office, kind: str, booking_id: int, now: datetim
         "deadline": deadline_view(office, booking, now) if "confirm" in CARD_BUTTONS.get(kind, ()) else None,
         "invitation": handoff.invitation_task(office.id),
         "decline_label": handoff.decline_reasons("ja")[handoff.default_reason()]["label"],
+        "call_task": handoff.call_user_on_confirm(office.id),
     })
     log.info("staff card office=%s kind=%s booking=%s", office.id, kind, booking.id)
     return outbox.add(session, office=office.id, kind="push", recipient=group_id, messages=messages, now=now,

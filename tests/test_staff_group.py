@@ -223,6 +223,29 @@ def test_confirming_a_request_the_user_just_withdrew(rt, fake_line, group, user)
     assert not any("予約が確定しました" in t for t in fake_line.texts_to(user.user_id))
 
 
+def test_each_card_says_what_is_left_for_staff_to_do(rt, fake_line, group, user, user_factory):
+    withdrawn = make_request(rt, user_id=user.user_id)
+    run_worker(rt)
+    user.says("予約確認")
+    user.taps(postback_value(user.messages(), "取り下げる"))
+    run_worker(rt)
+    assert "枠は空きに戻りました。対応は要りません。" in text_of([_card(fake_line, group.group_id)])
+    # Another slot proposed and accepted: the booking is confirmed, and Sakata's two tasks are named.
+    other = user_factory("sakata")
+    reference = make_request(rt, start=SAKATA_MONDAY + timedelta(days=7), user_id=other.user_id)
+    with rt.db.transaction() as s:
+        row = decisions.load(s, "sakata", reference=reference)
+        decisions.propose(s, rt, rt.offices["sakata"], row, Actor(label="tanaka"), rt.clock.now(),
+                          SAKATA_MONDAY + timedelta(days=7, hours=1))
+    run_worker(rt)
+    other.taps(postback_value(fake_line.messages_to(other.user_id), "この日時で予約する"))
+    run_worker(rt)
+    card = text_of([_card(fake_line, group.group_id)])
+    assert "提案した日時の承諾" in card and reference in card and withdrawn not in card
+    assert "予約が確定しました。確定した日時を、お電話でご本人にお知らせしてください。" in card
+    assert "会議招待メールをお送りください。済んだら、ダッシュボードの予約の画面で記録してください。" in card
+
+
 def test_approving_a_request_after_another_slot_was_proposed_is_refused(rt, fake_line, group, user):
     """Staff proposed another slot on the dashboard; a colleague then taps 承認 on the request's card: the
     user must not be booked for a time they never agreed to. Their own answer decides."""
