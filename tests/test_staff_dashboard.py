@@ -295,6 +295,19 @@ def test_propose_another_slot_and_the_user_accepts_in_chat(rt, staff, fake_line,
     assert taken.get(SAKATA_MONDAY, 0) == 0 and taken[other] == 1
 
 
+def test_proposing_a_slot_taken_while_the_page_was_open_changes_nothing_and_says_so(rt, staff, fake_line, user):
+    reference = make_request(rt, user_id=user.user_id)
+    other = SAKATA_MONDAY + timedelta(days=7, hours=1)
+    assert other.isoformat() in _page(staff, f"/staff/bookings/{reference}")   # offered when the page opened
+    make_request(rt, start=other, user_id="U" + "o" * 32)                    # meanwhile someone took it
+    post(staff, f"/staff/bookings/{reference}/propose", slot=other.isoformat())
+    row = booking(rt, reference)
+    assert row.status == "requested" and row.slot_start == SAKATA_MONDAY
+    page = _page(staff, f"/staff/bookings/{reference}")
+    assert "選んだ日時は、開いている間にほかの申込で埋まったため、何も変更していません（ご本人へのお知らせもありません）。" in page
+    assert f'value="{other.isoformat()}"' not in page.split('id="slot"')[1].split("</select>")[0]
+
+
 def test_a_proposed_slot_is_never_confirmed_by_staff(rt, staff, fake_line, user):
     reference = make_request(rt, user_id=user.user_id)
     post(staff, f"/staff/bookings/{reference}/propose", slot=(SAKATA_MONDAY + timedelta(days=7)).isoformat())
