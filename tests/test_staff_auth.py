@@ -332,6 +332,12 @@ def test_an_account_that_cannot_be_made_keeps_what_the_admin_typed(rt, client):
     assert short.status_code == 400 and 'value="suzuki"' in short.get_data(as_text=True)
     assert "パスワードは12文字以上にしてください。" in short.get_data(as_text=True)
     assert sorted(u.username for u in _users(rt)) == ["boss", "sato"]
+    # Done: the answer names the account, since every row has the same buttons.
+    sato = next(u for u in _users(rt) if u.username == "sato")
+    post(client, f"/staff/users/{sato.id}/deactivate")
+    assert "アカウントを停止しました。（アカウント: sato）" in client.get("/staff/users").get_data(as_text=True)
+    post(client, "/staff/users", username="suzuki", password=PASSWORD, role="staff")
+    assert "アカウントを作成しました。（アカウント: suzuki）" in client.get("/staff/users").get_data(as_text=True)
 
 
 # -- the command ----------------------------------------------------------------------------------

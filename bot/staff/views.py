@@ -679,11 +679,12 @@ def create_user():
                                     password=request.form.get("password", ""),
                                     role=request.form.get("role", "staff"), now=now)
             audit.record(s, g.who.office_id, _actor(), "create_user", now, account=user.username, role=user.role)
+            account_name = user.username
     except auth.AccountError as exc:
         # Said beside the form, with the name and role as typed: only what was wrong is typed again.
         typed = {"username": request.form.get("username", "")[:64], "role": request.form.get("role", "staff")}
         return _users_page(exc.code, typed), 400
-    flash("create_user:done:", "ok")
+    flash(f"create_user:done:::{account_name}", "ok")
     return redirect(url_for("staff.users"))
 
 
@@ -717,9 +718,10 @@ def user_op(user_id: int, op: str):
                 user.totp_secret, user.totp_last_step = None, 0
             action = {"deactivate": "deactivate_user", "activate": "activate_user", "unlock": "unlock_user"}.get(op, op)
             audit.record(s, g.who.office_id, _actor(), action, now, account=user.username)
+            account_name = user.username
     except auth.AccountError as exc:
         return redirect(url_for("staff.users", error=exc.code))
-    flash(f"{op}:done:", "ok")
+    flash(f"{op}:done:::{account_name}", "ok")   # which account: the rows look alike
     return redirect(url_for("staff.users"))
 
 
