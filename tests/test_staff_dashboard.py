@@ -395,6 +395,10 @@ def test_once_the_session_has_begun_its_attendance_comes_first_and_says_it_is_fi
                                    ("secondary", "called")]
     assert "出欠は、一度記録すると変更できません。押し間違えた場合は、下の職員メモに正しい出欠を書き残してください。" in during
     assert 'id="invitation-how"' not in during
+    post(staff, f"/staff/bookings/{reference}/attended")
+    after = _page(staff, f"/staff/bookings/{reference}")
+    assert "出欠は「出席」と記録済みで、変更できません。誤りがあった場合は、下の職員メモに正しい出欠を書き残してください。" in after
+    assert 'data-action="no_show"' not in after and 'name="note"' in after
 
 
 def test_cancel_by_the_office_and_on_the_users_behalf(rt, staff, fake_line, user, user_factory):
