@@ -659,6 +659,21 @@ def test_every_kind_of_queued_message_has_a_name_for_staff():
     assert set(staleness.REASONS) == set(names["outbox"]["stale"])
 
 
+def test_the_booking_page_says_when_the_user_has_not_been_told_on_line(rt, staff, fake_line, user):
+    reference = make_request(rt, user_id=user.user_id)
+    run_worker(rt)
+    assert 'id="undelivered"' not in _page(staff, f"/staff/bookings/{reference}")
+    post(staff, f"/staff/bookings/{reference}/confirm")
+    fake_line.quota_limit = 0        # the month's quota is spent: the confirmation is held
+    try:
+        run_worker(rt)
+    finally:
+        fake_line.quota_limit = None
+    notice = _page(staff, f"/staff/bookings/{reference}").split('id="undelivered"')[1].split("</div>")[0]
+    assert "届いていない（届いたか分からない）ものがあります。必要なら、お電話でお伝えください。" in notice
+    assert "予約確定のお知らせ（利用者へ）" in notice and "保留（月間の送信上限）" in notice
+
+
 def test_the_outbox_page_says_which_setting_to_fix_when_line_refuses_the_token(rt, staff, fake_line, user):
     reference = make_request(rt, user_id=user.user_id)
     post(staff, f"/staff/bookings/{reference}/confirm")

@@ -37,6 +37,7 @@ CSRF_KEY = "staff_csrf"
 TOTP_PENDING_KEY = "staff_totp_pending"
 PUBLIC_ENDPOINTS = frozenset({"staff.login"})
 TIMELINE_DAYS = 14
+UNDELIVERED = ("failed", "held", "unknown", "stale")  # outbox states a message to the user may be stuck in
 BOOKING_ACTIONS = ("confirm", "decline", "propose", "invitation", "called", "attended", "no_show",
                    "cancel_user", "cancel_office", "block_user", "unblock_user", "note")
 DETAIL_FIELDS = ("name", "name_kana", "birth_date", "seeker_number", "phone", "category", "consultation",
@@ -321,6 +322,10 @@ def _booking_page(reference: str, note_draft: str | None = None) -> str:
         entries = audit.for_booking(s, row.id)
         handed = s.get(BookingHandoff, row.id)
         note = personal.open_note(rt, row.staff_note)
+        # What LINE has not delivered to the user about this booking: staff may need to phone instead.
+        undelivered = s.scalars(select(OutboxMessage).where(
+            OutboxMessage.recipient == conv.line_user_id, OutboxMessage.booking_reference == row.reference,
+            OutboxMessage.status.in_(UNDELIVERED)).order_by(OutboxMessage.id)).all() if conv else []
         page = render_template(
             "staff/booking.html", booking=row, details=details, details_unreadable=details_unreadable,
             fields=DETAIL_FIELDS,
@@ -328,7 +333,7 @@ def _booking_page(reference: str, note_draft: str | None = None) -> str:
             note_unreadable=row.staff_note is not None and note is None,
             memos={e.id: personal.open_note(rt, e.note) for e in entries if e.note is not None},
             handoff=handed, override_reason=personal.open_note(rt, handed.override_reason if handed else None),
-            conv=conv, entries=entries, reachable=conv is not None and bool(conv.followed),
+            conv=conv, entries=entries, reachable=conv is not None and bool(conv.followed), undelivered=undelivered,
             reasons=handoff.decline_reasons("ja"), now=now,
             deadline=slotsvc.booking_deadline(office, row.slot_start),
             deadline_passed=slotsvc.deadline_passed(office, row.slot_start, now),
