@@ -123,6 +123,19 @@ def test_on_a_phone_no_page_is_wider_than_the_screen_and_attendance_is_one_tap_a
             phone.goto(f"{live_server.url}{path}")
             wide = phone.evaluate("document.documentElement.scrollWidth")   # a phone zooms out to fit wider pages
             assert wide <= 390, f"{path} is {wide}px wide on a 390px screen"
+        # A 受付番号 is read out on the phone: it never breaks across two lines (LINE送信状況 had it split).
+        from bot import outbox
+        from tests.staffkit import booking as booking_row
+
+        with rt.db.transaction() as s:
+            row = outbox.add(s, office="sakata", kind="push", recipient="U" + "f" * 32,
+                             messages=[{"type": "text", "text": "x"}], now=rt.clock.now(),
+                             purpose="outcome_confirmed", about=booking_row(rt, reference))
+            row.status, row.last_error = "failed", "http 400"
+        phone.goto(f"{live_server.url}/staff/outbox")
+        link = phone.get_by_role("link", name=f"受付番号 {reference}")
+        assert link.evaluate("e => e.getClientRects().length") == 1
+        assert phone.evaluate("document.documentElement.scrollWidth") <= 390
         phone.goto(f"{live_server.url}/staff/bookings/{reference}")
         phone.get_by_role("link", name="操作（承認・お断りなど）へ移動").click()
         expect_(phone.get_by_role("button", name="承認する（予約を確定）")).to_be_in_viewport()
