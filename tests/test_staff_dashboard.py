@@ -77,11 +77,19 @@ def test_the_schedule_shows_todays_next_session_and_the_attendance_to_record_at_
     attendance = glance.split('id="today-attendance"')[1]
     assert "始まった相談で出欠が未記録（2件）" in attendance and done in attendance and under_way in attendance
     assert coming not in attendance and last not in attendance
+    assert 'id="today-undecided"' not in glance
     # In the day's table: the next session is marked, a started one says its attendance is not recorded.
     rows = page.split('data-day="2026-12-07"')[1].split("</section>")[0].split("<tr")
     row = {h: next(r for r in rows if f'data-slot="2026-12-07T{h}:00:00+09:00"' in r) for h in ("14", "15", "16")}
     assert "次の相談" in row["15"] and " next" in row["15"] and "次の相談" not in row["16"]
     assert "出欠未記録" in row["14"] and " past" in row["14"] and "出欠未記録" not in row["15"]
+    # A request for a slot later today, still undecided, is named with what happens if nobody decides.
+    with rt.db.transaction() as s:
+        s.scalar(select(Booking).where(Booking.reference == last)).status = "requested"
+    glance = _page(staff, "/staff/").split('id="today"')[1].split("</section>")[0]
+    undecided = glance.split('id="today-undecided"')[1].split("</li>")[0]
+    assert "今日の枠で、まだ決まっていない申込（1件）" in undecided and f"16:00 {last}</a>（確認待ち）" in undecided
+    assert "開始時刻までに決まらないと期限切れになり" in undecided and "今日これから始まる相談: 1件" in glance
     # Nothing left today: the next one is named with its day.
     rt.clock.freeze(SAKATA_MONDAY + timedelta(hours=2, minutes=40))
     login(staff)

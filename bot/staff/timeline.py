@@ -64,6 +64,7 @@ class Today:
     next: Booking | None             # the next confirmed session to start (any day)
     later_today: int                 # confirmed sessions still to start today, `next` included
     attendance_due: list[Booking]    # confirmed sessions that started, attendance not recorded yet
+    undecided_today: list[Booking] = field(default_factory=list)  # requests for today's slots still to decide
 
     @property
     def minutes_to_next(self) -> int | None:
@@ -84,7 +85,11 @@ def today(session: Session, office, now: datetime) -> Today:
         *confirmed, Booking.slot_start > now, Booking.slot_start < end_of_day)) or 0
     length = timedelta(minutes=office.schedule.duration_minutes)
     current = next((b for b in reversed(started) if b.slot_start + length > now), None)
-    return Today(now=now, current=current, next=upcoming, later_today=later, attendance_due=list(started))
+    undecided = session.scalars(select(Booking).where(
+        Booking.office_id == office.id, Booking.status.in_(("requested", "proposed")), Booking.slot_start > now,
+        Booking.slot_start < end_of_day).order_by(Booking.slot_start, Booking.id)).all()
+    return Today(now=now, current=current, next=upcoming, later_today=later, attendance_due=list(started),
+                 undecided_today=list(undecided))
 
 
 def days(session: Session, office, now: datetime, first: date, count: int) -> list[DayView]:
