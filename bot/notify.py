@@ -45,7 +45,7 @@ def booking_view(booking: Booking) -> dict[str, Any]:
 def deadline_view(office, booking: Booking, now: datetime) -> dict[str, Any]:
     """The booking deadline of the booking's slot, for staff deciding on it: when, and whether it has passed."""
     deadline = slotsvc.booking_deadline(office, booking.slot_start)
-    return {"label": slotsvc.slot_label(deadline), "passed": deadline <= now}
+    return {"label": slotsvc.slot_label(deadline), "at": deadline, "passed": deadline <= now}
 
 
 def dashboard_url(rt, booking: Booking) -> str:
@@ -83,6 +83,8 @@ def cards(rt, session: Session, office, kind: str, booking_id: int, now: datetim
         "dashboard_url": dashboard_url(rt, booking), "buttons": buttons,
         "deadline": deadline_view(office, booking, now) if "confirm" in CARD_BUTTONS.get(kind, ()) else None,
         "invitation": handoff.invitation_task(office.id),
+        "decline_label": handoff.decline_reasons("ja")[handoff.default_reason()]["label"],
+        "call_task": handoff.call_user_on_confirm(office.id),
     })
     log.info("staff card office=%s kind=%s booking=%s", office.id, kind, booking.id)
     return outbox.add(session, office=office.id, kind="push", recipient=group_id, messages=messages, now=now,

@@ -2,6 +2,7 @@
 one office per account, and the create-user command."""
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 import pyotp
@@ -116,6 +117,20 @@ def test_login_starts_a_new_session_and_logout_ends_it(rt, client, app):
     assert client.get("/staff/").status_code == 302
 
 
+def test_logging_out_says_so_even_after_the_session_had_ended(rt, client):
+    create_staff(rt)
+    login(client)
+    out = post(client, "/staff/logout")
+    assert out.status_code == 302 and out.headers["Location"].endswith("/staff/login?logged_out=1")
+    page = client.get(out.headers["Location"]).get_data(as_text=True)
+    assert "ログアウトしました。" in page and "押した操作は行われていません" not in page
+    login(client)
+    rt.clock.advance(seconds=31 * 60)   # left idle: the session ended before the button was pressed
+    late = post(client, "/staff/logout")
+    assert late.headers["Location"].endswith("/staff/login?logged_out=1")
+    assert client.get("/staff/").status_code == 302
+
+
 def test_an_idle_session_times_out(rt, client):
     create_staff(rt)
     login(client)
@@ -202,6 +217,30 @@ def test_totp_second_factor(rt, client):
     assert login(client, otp=totp.at(rt.clock.now())).status_code == 302
 
 
+def test_a_totp_code_typed_in_full_width_digits_works_and_never_errs(rt, client):
+    """A Japanese keyboard gives １２３ ４５６: it is the same code, at enrolment and at login."""
+    def wide(code: str) -> str:
+        return "".join(chr(ord(c) + 0xFEE0) for c in code)
+
+    create_staff(rt)
+    login(client)
+    post(client, "/staff/account/totp", step="start")
+    with client.session_transaction() as sess:
+        totp = pyotp.TOTP(sess["staff_totp_pending"])
+    page = client.get("/staff/account").get_data(as_text=True)   # the key in groups of four, and a link for a phone
+    grouped = " ".join(totp.secret[i:i + 4] for i in range(0, len(totp.secret), 4))
+    assert f'<code id="totp-secret">{grouped}</code>' in page
+    assert re.search(r'<a href="otpauth://totp/[^"]+secret=' + totp.secret + '[^"]*" id="totp-link">', page)
+    code = totp.at(rt.clock.now())
+    enrolled = post(client, "/staff/account/totp", step="confirm", otp=f"{wide(code[:3])}　{wide(code[3:])}")
+    assert enrolled.status_code == 302 and not enrolled.headers["Location"].endswith("error=otp")
+    post(client, "/staff/logout")
+    rt.clock.advance(seconds=31)
+    assert login(client, otp=wide("12345６")[:5] + "Ｘ").status_code == 401      # not digits: refused, no error
+    assert login(client, otp=wide(totp.at(rt.clock.now()))).status_code == 302
+    assert 'pattern="' not in client.get("/staff/login").get_data(as_text=True)
+
+
 def test_the_ip_allow_list(rt, app):
     create_staff(rt)
     with rt.db.transaction() as s:
@@ -274,6 +313,31 @@ def test_only_admins_manage_accounts_of_their_own_office(rt, app):
     assert newbie.office_id == "sakata" and newbie.password_hash != PASSWORD
     assert post(admin, f"/staff/users/{newbie.id}/deactivate").status_code == 302
     assert login(app.test_client(), "newbie").status_code == 401
+
+
+def test_an_account_that_cannot_be_made_keeps_what_the_admin_typed(rt, client):
+    create_staff(rt, username="boss", role="admin")
+    create_staff(rt, username="sato")
+    login(client, "boss")
+    page = client.get("/staff/users").get_data(as_text=True)
+    assert 'aria-label="停止（sato）"' in page and 'aria-label="停止（boss）"' not in page   # not one's own
+    assert 'aria-label="パスワードを再設定（sato）"' in page
+    taken = post(client, "/staff/users", username="sato", password=PASSWORD, role="admin")
+    assert taken.status_code == 400
+    page = taken.get_data(as_text=True)
+    assert "アカウントは作成していません。そのユーザー名はすでに使われています。" in page
+    assert 'name="username" required autocomplete="off" value="sato"' in page and 'value="admin" selected' in page
+    assert PASSWORD not in page
+    short = post(client, "/staff/users", username="suzuki", password="short", role="staff")
+    assert short.status_code == 400 and 'value="suzuki"' in short.get_data(as_text=True)
+    assert "パスワードは12文字以上にしてください。" in short.get_data(as_text=True)
+    assert sorted(u.username for u in _users(rt)) == ["boss", "sato"]
+    # Done: the answer names the account, since every row has the same buttons.
+    sato = next(u for u in _users(rt) if u.username == "sato")
+    post(client, f"/staff/users/{sato.id}/deactivate")
+    assert "アカウントを停止しました。（アカウント: sato）" in client.get("/staff/users").get_data(as_text=True)
+    post(client, "/staff/users", username="suzuki", password=PASSWORD, role="staff")
+    assert "アカウントを作成しました。（アカウント: suzuki）" in client.get("/staff/users").get_data(as_text=True)
 
 
 # -- the command ----------------------------------------------------------------------------------

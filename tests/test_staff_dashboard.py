@@ -63,6 +63,40 @@ def test_timeline_shows_free_held_requested_confirmed_and_blocked(rt, staff, use
     assert "祝日" in _page(staff, "/staff/?from=2027-01-11")
 
 
+def test_the_schedule_shows_todays_next_session_and_the_attendance_to_record_at_a_glance(rt, staff):
+    done, under_way, coming, last = (
+        make_request(rt, start=SAKATA_MONDAY + timedelta(hours=h), user_id=f"U{h}" + "t" * 31, status="confirmed")
+        for h in (-7, 0, 1, 2))   # 7:00 is off the schedule, but a confirmed booking all the same
+    rt.clock.freeze(SAKATA_MONDAY + timedelta(minutes=40))   # Monday 12/7 14:40, between two sessions
+    login(staff)
+    page = _page(staff, "/staff/")
+    glance = page.split('id="today"')[1].split("</section>")[0]
+    assert "今日 12/7(月) の相談" in glance
+    assert f"次の相談: <strong>12/7(月) 15:00（今日）</strong> 受付番号" in glance and coming in glance
+    assert "（あと20分）" in glance and "今日これから始まる相談: 2件" in glance
+    attendance = glance.split('id="today-attendance"')[1]
+    assert "始まった相談で出欠が未記録（2件）" in attendance and done in attendance and under_way in attendance
+    assert coming not in attendance and last not in attendance
+    assert 'id="today-undecided"' not in glance
+    # In the day's table: the next session is marked, a started one says its attendance is not recorded.
+    rows = page.split('data-day="2026-12-07"')[1].split("</section>")[0].split("<tr")
+    row = {h: next(r for r in rows if f'data-slot="2026-12-07T{h}:00:00+09:00"' in r) for h in ("14", "15", "16")}
+    assert "次の相談" in row["15"] and " next" in row["15"] and "次の相談" not in row["16"]
+    assert "出欠未記録" in row["14"] and " past" in row["14"] and "出欠未記録" not in row["15"]
+    # A request for a slot later today, still undecided, is named with what happens if nobody decides.
+    with rt.db.transaction() as s:
+        s.scalar(select(Booking).where(Booking.reference == last)).status = "requested"
+    glance = _page(staff, "/staff/").split('id="today"')[1].split("</section>")[0]
+    undecided = glance.split('id="today-undecided"')[1].split("</li>")[0]
+    assert "今日の枠で、まだ決まっていない申込（1件）" in undecided and f"16:00 {last}</a>（確認待ち）" in undecided
+    assert "開始時刻までに決まらないと期限切れになり" in undecided and "今日これから始まる相談: 1件" in glance
+    # Nothing left today: the next one is named with its day.
+    rt.clock.freeze(SAKATA_MONDAY + timedelta(hours=2, minutes=40))
+    login(staff)
+    glance = _page(staff, "/staff/").split('id="today"')[1].split("</section>")[0]
+    assert "この後に確定している相談はありません。" in glance and "今日これから始まる相談: 0件" in glance
+
+
 def test_each_block_button_and_reason_field_of_the_schedule_names_its_day_or_slot(rt, staff):
     """A screen reader lists the page's buttons by name: ten 「この枠を停止」 a day told nobody which slot."""
     post(staff, "/staff/blocks", day="2026-12-07", slot=SAKATA_MONDAY.isoformat())
@@ -106,6 +140,27 @@ def test_the_queue_shows_each_requests_booking_deadline_and_when_it_was_loaded(r
     assert f"{deadline.strftime('%m/%d')} {(deadline + timedelta(minutes=1)).strftime('%H:%M')}時点の内容です" in page
 
 
+def test_dates_of_today_and_tomorrow_say_so_on_the_queue_and_the_booking_page(rt, staff):
+    tomorrow, later = make_request(rt), make_request(rt, start=SAKATA_MONDAY + timedelta(days=7))
+    rt.clock.freeze(datetime(2026, 12, 6, 18, 0, tzinfo=TOKYO))   # Sunday evening
+    login(staff)
+    rows = _page(staff, "/staff/queue").split("<tr>")
+    assert "12/7(月) 14:00（明日）" in next(r for r in rows if tomorrow in r)
+    assert "12/14(月) 14:00<" in next(r for r in rows if later in r)
+    assert '<dd id="slot-time">12/7(月) 14:00（明日）・30分</dd>' in _page(staff, f"/staff/bookings/{tomorrow}")
+    assert "<h2>2026年12/7(月)（明日）</h2>" in _page(staff, "/staff/")   # and the schedule's day
+    rt.clock.freeze(datetime(2026, 12, 7, 9, 0, tzinfo=TOKYO))
+    login(staff)
+    assert '<dd id="slot-time">12/7(月) 14:00（今日）・30分</dd>' in _page(staff, f"/staff/bookings/{tomorrow}")
+    assert "（今日）" not in _page(staff, f"/staff/bookings/{later}").split('id="slot-time">')[1].split("</dd>")[0]
+    # The booking deadline too: on its day, staff see that it is today.
+    rt.clock.freeze(datetime(2026, 12, 11, 9, 0, tzinfo=TOKYO))   # Friday: 12/14's deadline is 17:00 today
+    login(staff)
+    row = next(r for r in _page(staff, "/staff/queue").split("<tr>") if later in r)
+    assert "締切 12/11(金) 17:00（今日）" in row
+    assert '<dd id="deadline">12/11(金) 17:00（今日）</dd>' in _page(staff, f"/staff/bookings/{later}")
+
+
 @pytest.mark.parametrize("office_id,start,task,how,other", [
     ("sakata", SAKATA_MONDAY, "会議招待メールの送付", "求職者マイページに登録されたメールアドレス", "ミーティングID"),
     ("otaru", OTARU_WEDNESDAY, "ミーティングID・パスワードのお知らせ", "求職者マイページまたはお電話", "会議招待メール"),
@@ -119,8 +174,12 @@ def test_the_invitation_task_is_named_as_the_offices_rules_name_it(rt, client, o
     post(client, f"/staff/bookings/{reference}/confirm")
     page = _page(client, f"/staff/bookings/{reference}")
     assert f"{task}を記録" in page and how in page and other not in page
+    with rt.db.transaction() as s:   # the worker's reminder that it is not recorded yet
+        rt.notify_staff(s, rt.offices[office_id], "invitation", booking(rt, reference).id, rt.clock.now())
     queue = _page(client, "/staff/queue")
     assert f"{task}が未記録" in queue and reference in queue.split(f"{task}が未記録")[1].split("出欠の記録待ち")[0]
+    notices = queue.split("お知らせ（新しい順）")[1]
+    assert f"<td>{task}が未記録</td>" in notices and "招待の送付" not in notices
     post(client, f"/staff/bookings/{reference}/invitation")
     page = _page(client, f"/staff/bookings/{reference}")
     assert f"{task}を記録しました" in page
@@ -198,6 +257,20 @@ def test_a_request_whose_slot_has_begun_offers_no_approval_button(rt, staff):
     assert 'data-action="confirm"' not in page and "開始時刻を過ぎたため、この申込はもう承認できません" in page
 
 
+def test_before_deciding_the_page_says_what_the_user_will_be_told(rt, staff, user):
+    from tests.staffkit import conversation
+
+    page = _page(staff, f"/staff/bookings/{make_request(rt, user_id=user.user_id)}")
+    assert "承認すると、ご本人にLINEで「予約が確定しました」と日時・参加のご案内が届きます。" in page
+    told = page.split('id="told-decline"')[1].split("</details>")[0]
+    assert "日程の都合がつかない" in told and "担当職員の都合がつかず、お受けすることができませんでした" in told
+    assert "提案した日時と「この日時で予約する」「辞退する」のボタンが届きます" in page
+    conversation(rt, "sakata", "U" + "b" * 32, followed=False)   # a user who blocked the account
+    page = _page(staff, f"/staff/bookings/{make_request(rt, start=SAKATA_MONDAY + timedelta(hours=1), user_id='U' + 'b' * 32)}")
+    assert "LINEでお知らせできません（ブロックされています）。承認したら、お電話で日時をお知らせください。" in page
+    assert re.search(r'data-action="propose" disabled', page) and "別の日時は提案できません" in page
+
+
 def test_decline_with_a_reason_template(rt, staff, fake_line, user):
     reference = make_request(rt, user_id=user.user_id)
     post(staff, f"/staff/bookings/{reference}/decline", reason="usage_limit")
@@ -229,6 +302,19 @@ def test_propose_another_slot_and_the_user_accepts_in_chat(rt, staff, fake_line,
     with rt.db.reading() as s:
         taken = holds.taken_counts(s, "sakata", rt.clock.now())
     assert taken.get(SAKATA_MONDAY, 0) == 0 and taken[other] == 1
+
+
+def test_proposing_a_slot_taken_while_the_page_was_open_changes_nothing_and_says_so(rt, staff, fake_line, user):
+    reference = make_request(rt, user_id=user.user_id)
+    other = SAKATA_MONDAY + timedelta(days=7, hours=1)
+    assert other.isoformat() in _page(staff, f"/staff/bookings/{reference}")   # offered when the page opened
+    make_request(rt, start=other, user_id="U" + "o" * 32)                    # meanwhile someone took it
+    post(staff, f"/staff/bookings/{reference}/propose", slot=other.isoformat())
+    row = booking(rt, reference)
+    assert row.status == "requested" and row.slot_start == SAKATA_MONDAY
+    page = _page(staff, f"/staff/bookings/{reference}")
+    assert "選んだ日時は、開いている間にほかの申込で埋まったため、何も変更していません（ご本人へのお知らせもありません）。" in page
+    assert f'value="{other.isoformat()}"' not in page.split('id="slot"')[1].split("</select>")[0]
 
 
 def test_a_proposed_slot_is_never_confirmed_by_staff(rt, staff, fake_line, user):
@@ -298,6 +384,29 @@ def test_a_no_show_only_after_the_offices_grace_period_attended_from_the_start(r
     login(staff)
     post(staff, f"/staff/bookings/{present}/attended")
     assert booking(rt, present).status == "attended"
+
+
+def test_once_the_session_has_begun_its_attendance_comes_first_and_says_it_is_final(rt, staff):
+    reference = make_request(rt)
+    post(staff, f"/staff/bookings/{reference}/confirm")
+
+    def actions(page):
+        return re.findall(r'<button type="submit" class="([a-z]*)" data-action="([a-z_]+)"', page)
+
+    before = _page(staff, f"/staff/bookings/{reference}")
+    assert actions(before)[:2] == [("", "invitation"), ("", "called")] and 'id="invitation-how"' in before
+    assert "変更できません" not in before
+    rt.clock.freeze(SAKATA_MONDAY + timedelta(minutes=11))   # the session began 11 minutes ago
+    login(staff)
+    during = _page(staff, f"/staff/bookings/{reference}")
+    assert actions(during)[:4] == [("", "attended"), ("secondary", "no_show"), ("secondary", "invitation"),
+                                   ("secondary", "called")]
+    assert "出欠は、一度記録すると変更できません。押し間違えた場合は、下の職員メモに正しい出欠を書き残してください。" in during
+    assert 'id="invitation-how"' not in during
+    post(staff, f"/staff/bookings/{reference}/attended")
+    after = _page(staff, f"/staff/bookings/{reference}")
+    assert "出欠は「出席」と記録済みで、変更できません。誤りがあった場合は、下の職員メモに正しい出欠を書き残してください。" in after
+    assert 'data-action="no_show"' not in after and 'name="note"' in after
 
 
 def test_cancel_by_the_office_and_on_the_users_behalf(rt, staff, fake_line, user, user_factory):
@@ -512,6 +621,28 @@ def test_the_outbox_page_says_in_words_what_each_message_is_and_links_its_bookin
     assert "トークでの返信（利用者へ）" in chat and "申込に関係しないメッセージ" in chat and "受付番号" not in chat
 
 
+def test_the_outbox_page_names_the_invitation_card_as_the_office_does(make_app, fake_line):
+    app = make_app(env={"LINE_STAFF_GROUP_ID_OTARU": "C" + "7" * 32})
+    rt, client = app.extensions["madoguchi"], app.test_client()
+    create_staff(rt, office="otaru")
+    login(client)
+    reference = make_request(rt, office="otaru", start=OTARU_WEDNESDAY, notify=False, status="confirmed")
+    with rt.db.transaction() as s:   # the worker's reminder, carded to the group while the quota is spent
+        rt.notify_staff(s, rt.offices["otaru"], "invitation", booking(rt, reference).id, rt.clock.now())
+    fake_line.quota_limit = 0
+    try:
+        run_worker(rt)
+    finally:
+        fake_line.quota_limit = None
+    post(client, f"/staff/bookings/{reference}/invitation")
+    rt.clock.freeze(rt.clock.now() + timedelta(minutes=30))
+    run_worker(rt)   # recorded meanwhile: the card is not sent after all
+    login(client)
+    [card] = re.findall(r'<tr class="outbox-stale">(.*?)</tr>', _page(client, "/staff/outbox"), re.S)
+    assert "職員グループへの通知（ミーティングID・パスワードのお知らせが未記録）" in card
+    assert "ミーティングID・パスワードのお知らせが記録されました。" in card and "招待" not in card
+
+
 def test_every_kind_of_queued_message_has_a_name_for_staff():
     """LINE送信状況 names each message in words: every purpose the code queues, every template pushed to a user
     about a booking, every staff card's notice and every reason a message was dropped."""
@@ -534,6 +665,21 @@ def test_every_kind_of_queued_message_has_a_name_for_staff():
     assert set(notify.CARD_SWITCH) | set(notify.CARD_BUTTONS) | {"withdrawn", "cancelled", "expired"} \
         <= set(names["notices"])
     assert set(staleness.REASONS) == set(names["outbox"]["stale"])
+
+
+def test_the_booking_page_says_when_the_user_has_not_been_told_on_line(rt, staff, fake_line, user):
+    reference = make_request(rt, user_id=user.user_id)
+    run_worker(rt)
+    assert 'id="undelivered"' not in _page(staff, f"/staff/bookings/{reference}")
+    post(staff, f"/staff/bookings/{reference}/confirm")
+    fake_line.quota_limit = 0        # the month's quota is spent: the confirmation is held
+    try:
+        run_worker(rt)
+    finally:
+        fake_line.quota_limit = None
+    notice = _page(staff, f"/staff/bookings/{reference}").split('id="undelivered"')[1].split("</div>")[0]
+    assert "届いていない（届いたか分からない）ものがあります。必要なら、お電話でお伝えください。" in notice
+    assert "予約確定のお知らせ（利用者へ）" in notice and "保留（月間の送信上限）" in notice
 
 
 def test_the_outbox_page_says_which_setting_to_fix_when_line_refuses_the_token(rt, staff, fake_line, user):
@@ -666,6 +812,36 @@ def test_no_note_is_written_about_a_booking_whose_details_were_erased(rt, staff)
     shown = _page(staff, page)
     assert "削除されているため、メモは保存できません" in shown
     assert 'name="note_seen"' not in shown and "職員メモは書けません" in shown
+
+
+def test_a_button_on_a_page_older_than_the_booking_says_what_happened_meanwhile(rt, staff, app, user):
+    from bot.services import lifecycle
+
+    second = app.test_client()
+    create_staff(rt, username="sato")
+    login(second, username="sato")
+    first_ref, withdrawn, expired = (make_request(rt, start=SAKATA_MONDAY + timedelta(hours=h), user_id=f"U{h}" + "w" * 31)
+                                     for h in (0, 1, 2))
+    # Two members on the same request: the second one's お断り finds it approved.
+    post(staff, f"/staff/bookings/{first_ref}/confirm")
+    post(second, f"/staff/bookings/{first_ref}/decline", reason="schedule")
+    shown = _page(second, f"/staff/bookings/{first_ref}")
+    assert "この申込は、すでに承認されています（ほかの職員が先に承認しました）。何も変更していません。" in shown
+    assert booking(rt, first_ref).status == "confirmed"
+    post(second, f"/staff/bookings/{first_ref}/confirm")   # the same outcome: nothing to do, and why
+    assert "この操作はすでに済んでいます（現在: 確定）。ほかの職員が先に行ったか、二度押されたためです。" in _page(
+        second, f"/staff/bookings/{first_ref}")
+    # The user withdrew while the page was open; another request expired at its start.
+    with rt.db.transaction() as s:
+        lifecycle.fire(s, s.scalar(select(Booking).where(Booking.reference == withdrawn)), "withdraw", rt.clock.now())
+    post(staff, f"/staff/bookings/{withdrawn}/confirm")
+    assert "この申込は、ご本人が取り下げました。ご本人への連絡は要りません。" in _page(staff, f"/staff/bookings/{withdrawn}")
+    with rt.db.transaction() as s:
+        lifecycle.fire(s, s.scalar(select(Booking).where(Booking.reference == expired)), "expire", rt.clock.now())
+    post(staff, f"/staff/bookings/{expired}/decline", reason="schedule")
+    assert "開始時刻までに決まらなかったため期限切れになりました。ご本人にはLINEでお知らせしています。" in _page(
+        staff, f"/staff/bookings/{expired}")
+    assert [booking(rt, r).status for r in (withdrawn, expired)] == ["withdrawn", "expired"]
 
 
 def test_a_phone_call_is_not_recorded_on_a_booking_no_longer_confirmed(rt, staff):

@@ -62,6 +62,8 @@ def test_a_new_request_cards_the_group_without_personal_data(rt, fake_line, grou
     for value in PERSONAL_VALUES:
         assert value not in serialised, f"personal value {value!r} went to LINE"
     assert "承認" in words and "お断り" in words
+    # A tap decides at once: the card says so, and which reason お断り gives the user.
+    assert "押すとすぐにご本人へLINEでお知らせします。お断りの理由は「日程の都合がつかない」として伝わります" in words
 
 
 def test_tapping_approve_confirms_tells_the_user_and_records_the_member(rt, fake_line, group, user):
@@ -123,6 +125,24 @@ def test_a_no_show_tapped_within_the_grace_period_is_refused(rt, fake_line, grou
     rt.clock.freeze(SAKATA_MONDAY + timedelta(minutes=10))
     group.taps(staff_postback_data("sakata", "no_show", reference))
     assert booking(rt, reference).status == "no_show"
+    assert f"受付番号: {reference}（12/7(月) 14:00）の欠席（連絡なし）を記録しました。" in fake_line.texts_to(group.group_id)[-1]
+
+
+def test_attendance_tapped_in_the_group_is_answered_in_a_plain_sentence(rt, fake_line, group, user):
+    reference = make_request(rt, user_id=user.user_id)
+    run_worker(rt)
+    group.taps(postback_value([_card(fake_line, group.group_id)], "承認"))
+    rt.clock.freeze(SAKATA_MONDAY + timedelta(minutes=2))
+    group.taps(staff_postback_data("sakata", "attended", reference))
+    assert booking(rt, reference).status == "attended"
+    reply = fake_line.texts_to(group.group_id)[-1]
+    assert f"受付番号: {reference}（12/7(月) 14:00）の出席を記録しました。" in reply
+    assert "記録しました" in reply and "の記録しました" not in reply
+    # A second member taps 欠席 on the same card: refused, and told how to note a wrong record.
+    rt.clock.freeze(SAKATA_MONDAY + timedelta(minutes=12))
+    group.taps(staff_postback_data("sakata", "no_show", reference))
+    assert booking(rt, reference).status == "attended"
+    assert "一度記録した出欠は変更できません。押し間違えた場合は、ダッシュボードの職員メモに" in fake_line.texts_to(group.group_id)[-1]
 
 
 def test_approving_for_a_user_who_blocked_the_account_asks_staff_to_phone(rt, fake_line, group):
@@ -198,8 +218,32 @@ def test_confirming_a_request_the_user_just_withdrew(rt, fake_line, group, user)
     group.taps(approve)
     assert booking(rt, reference).status == "withdrawn"
     assert "取り下げ" in fake_line.texts_to(group.group_id)[-1]
+    assert "ご本人が申込を取り下げました。ご本人への連絡は要りません。" in fake_line.texts_to(group.group_id)[-1]
     run_worker(rt)
     assert not any("予約が確定しました" in t for t in fake_line.texts_to(user.user_id))
+
+
+def test_each_card_says_what_is_left_for_staff_to_do(rt, fake_line, group, user, user_factory):
+    withdrawn = make_request(rt, user_id=user.user_id)
+    run_worker(rt)
+    user.says("予約確認")
+    user.taps(postback_value(user.messages(), "取り下げる"))
+    run_worker(rt)
+    assert "枠は空きに戻りました。対応は要りません。" in text_of([_card(fake_line, group.group_id)])
+    # Another slot proposed and accepted: the booking is confirmed, and Sakata's two tasks are named.
+    other = user_factory("sakata")
+    reference = make_request(rt, start=SAKATA_MONDAY + timedelta(days=7), user_id=other.user_id)
+    with rt.db.transaction() as s:
+        row = decisions.load(s, "sakata", reference=reference)
+        decisions.propose(s, rt, rt.offices["sakata"], row, Actor(label="tanaka"), rt.clock.now(),
+                          SAKATA_MONDAY + timedelta(days=7, hours=1))
+    run_worker(rt)
+    other.taps(postback_value(fake_line.messages_to(other.user_id), "この日時で予約する"))
+    run_worker(rt)
+    card = text_of([_card(fake_line, group.group_id)])
+    assert "提案した日時の承諾" in card and reference in card and withdrawn not in card
+    assert "予約が確定しました。確定した日時を、お電話でご本人にお知らせしてください。" in card
+    assert "会議招待メールをお送りください。済んだら、ダッシュボードの予約の画面で記録してください。" in card
 
 
 def test_approving_a_request_after_another_slot_was_proposed_is_refused(rt, fake_line, group, user):

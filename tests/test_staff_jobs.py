@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 
 from bot.clock import TOKYO
 from bot.models import Booking, Consent, Conversation, OutboxMessage, ProcessedEvent, StaffNotice
+from bot.render import text_of
 from bot.services import requests as requestsvc
 from bot.staff import jobs as staff_jobs
 from bot.staff.models import AuditEntry, BookingHandoff
@@ -88,6 +89,7 @@ def test_end_to_end_request_card_approve_confirmation_reminder_attendance(rt, cl
     _rehearse(cli, SAKATA_MONDAY + timedelta(minutes=10))
     prompt = [m for m in fake_line.messages_to(group_id) if m["type"] == "flex"][-1]
     assert "出欠の記録" in prompt["altText"]
+    assert "出欠は、押すとすぐに記録され、後から変更できません。" in text_of([prompt])
     group.taps(postback_value([prompt], "出席"))
     assert booking(rt, outcome.reference).status == "attended"
 

@@ -6,6 +6,7 @@ import hashlib
 import ipaddress
 import re
 import secrets
+import unicodedata
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -188,9 +189,11 @@ def provisioning_uri(secret: str, username: str, office_name: str) -> str:
 
 
 def totp_step(secret: str, code: str, now: datetime) -> int | None:
-    """The time step a code is valid for (one step of drift either way), or None."""
-    code = re.sub(r"\s", "", code or "")
-    if not re.fullmatch(r"\d{6}", code):
+    """The time step a code is valid for (one step of drift either way), or None.
+
+    Typed as a Japanese keyboard gives it too: full-width digits, spaces or a hyphen between the halves."""
+    code = re.sub(r"[\s\-]", "", unicodedata.normalize("NFKC", code or ""))
+    if not re.fullmatch(r"[0-9]{6}", code):
         return None
     totp = pyotp.TOTP(secret)
     for drift in (0, -1, 1):

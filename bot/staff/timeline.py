@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from bot.clock import TOKYO
@@ -52,6 +52,44 @@ class DayView:
     day_block_id: int | None
     slots: list[SlotView]
     block_reason: str | None = None
+
+
+@dataclass
+class Today:
+    """What a counsellor between sessions looks for first: the session under way or next, and whose attendance
+    is still to be recorded."""
+
+    now: datetime
+    current: Booking | None          # a confirmed session under way (started, its length not yet over)
+    next: Booking | None             # the next confirmed session to start (any day)
+    later_today: int                 # confirmed sessions still to start today, `next` included
+    attendance_due: list[Booking]    # confirmed sessions that started, attendance not recorded yet
+    undecided_today: list[Booking] = field(default_factory=list)  # requests for today's slots still to decide
+
+    @property
+    def minutes_to_next(self) -> int | None:
+        if self.next is None:
+            return None
+        return max(0, int((self.next.slot_start - self.now).total_seconds() // 60))
+
+
+def today(session: Session, office, now: datetime) -> Today:
+    """Today at a glance (see Today)."""
+    confirmed = (Booking.office_id == office.id, Booking.status == "confirmed")
+    end_of_day = datetime.combine(now.astimezone(TOKYO).date() + timedelta(days=1), time(), tzinfo=TOKYO)
+    started = session.scalars(select(Booking).where(*confirmed, Booking.slot_start <= now)
+                              .order_by(Booking.slot_start, Booking.id)).all()
+    upcoming = session.scalars(select(Booking).where(*confirmed, Booking.slot_start > now)
+                               .order_by(Booking.slot_start, Booking.id).limit(1)).first()
+    later = session.scalar(select(func.count()).select_from(Booking).where(
+        *confirmed, Booking.slot_start > now, Booking.slot_start < end_of_day)) or 0
+    length = timedelta(minutes=office.schedule.duration_minutes)
+    current = next((b for b in reversed(started) if b.slot_start + length > now), None)
+    undecided = session.scalars(select(Booking).where(
+        Booking.office_id == office.id, Booking.status.in_(("requested", "proposed")), Booking.slot_start > now,
+        Booking.slot_start < end_of_day).order_by(Booking.slot_start, Booking.id)).all()
+    return Today(now=now, current=current, next=upcoming, later_today=later, attendance_due=list(started),
+                 undecided_today=list(undecided))
 
 
 def days(session: Session, office, now: datetime, first: date, count: int) -> list[DayView]:

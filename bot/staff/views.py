@@ -37,6 +37,7 @@ CSRF_KEY = "staff_csrf"
 TOTP_PENDING_KEY = "staff_totp_pending"
 PUBLIC_ENDPOINTS = frozenset({"staff.login"})
 TIMELINE_DAYS = 14
+UNDELIVERED = ("failed", "held", "unknown", "stale")  # outbox states a message to the user may be stuck in
 BOOKING_ACTIONS = ("confirm", "decline", "propose", "invitation", "called", "attended", "no_show",
                    "cancel_user", "cancel_office", "block_user", "unblock_user", "note")
 DETAIL_FIELDS = ("name", "name_kana", "birth_date", "seeker_number", "phone", "category", "consultation",
@@ -94,7 +95,14 @@ def _csrf_ok() -> bool:
 def _template_globals():
     return {"csrf_token": csrf_token, "who": g.get("who"), "labels": export.labels(),
             "office": _rt().offices.get(g.who.office_id) if g.get("who") else None,
-            "invitation": handoff.invitation_task(g.who.office_id) if g.get("who") else None}
+            "invitation": handoff.invitation_task(g.who.office_id) if g.get("who") else None,
+            "relative_day": _relative_day}
+
+
+def _relative_day(moment: datetime | date) -> str | None:
+    """today | tomorrow | None: said beside a date, so that 12/8(火) is never misread on a busy day."""
+    day = moment.astimezone(TOKYO).date() if isinstance(moment, datetime) else moment
+    return {0: "today", 1: "tomorrow"}.get((day - _now().date()).days)
 
 
 @bp.before_request
@@ -118,6 +126,8 @@ def _guard():
         session.pop(TOKEN_KEY, None)
         if request.method == "GET":
             return redirect(url_for("staff.login", next=request.full_path.rstrip("?")))
+        if request.endpoint == "staff.logout":  # what the button asked for is already so
+            return redirect(url_for("staff.login", logged_out=1))
         # A button pressed after the session ended did nothing: the login page says so, and leads back to
         # the page the button was on (a booking's action: its booking page) to press it again.
         return redirect(url_for("staff.login", next=_page_of_post(), not_done=1))
@@ -218,7 +228,7 @@ def logout():
         audit.record(s, g.who.office_id, _actor(), "logout", rt.clock.now())
     for key in [k for k in session if k.startswith("staff_")]:
         session.pop(key)
-    return redirect(url_for("staff.login"))
+    return redirect(url_for("staff.login", logged_out=1))
 
 
 # -- the day --------------------------------------------------------------------------------------
@@ -238,9 +248,11 @@ def home():
     first = _date_arg("from", now.date())
     with rt.db.reading() as s:
         day_views = timeline.days(s, office, now, first, TIMELINE_DAYS)
+        today = timeline.today(s, office, now)
         pending = s.scalar(select(Booking.id).where(
             Booking.office_id == office.id, Booking.status.in_(decisions.UNDECIDED)).limit(1)) is not None
         return render_template("staff/timeline.html", days=day_views, first=first, now=now, pending=pending,
+                               today=today, next_id=today.next.id if today.next else None,
                                prev=first - timedelta(days=TIMELINE_DAYS),
                                next=first + timedelta(days=TIMELINE_DAYS))
 
@@ -310,6 +322,10 @@ def _booking_page(reference: str, note_draft: str | None = None) -> str:
         entries = audit.for_booking(s, row.id)
         handed = s.get(BookingHandoff, row.id)
         note = personal.open_note(rt, row.staff_note)
+        # What LINE has not delivered to the user about this booking: staff may need to phone instead.
+        undelivered = s.scalars(select(OutboxMessage).where(
+            OutboxMessage.recipient == conv.line_user_id, OutboxMessage.booking_reference == row.reference,
+            OutboxMessage.status.in_(UNDELIVERED)).order_by(OutboxMessage.id)).all() if conv else []
         page = render_template(
             "staff/booking.html", booking=row, details=details, details_unreadable=details_unreadable,
             fields=DETAIL_FIELDS,
@@ -317,7 +333,7 @@ def _booking_page(reference: str, note_draft: str | None = None) -> str:
             note_unreadable=row.staff_note is not None and note is None,
             memos={e.id: personal.open_note(rt, e.note) for e in entries if e.note is not None},
             handoff=handed, override_reason=personal.open_note(rt, handed.override_reason if handed else None),
-            conv=conv, entries=entries,
+            conv=conv, entries=entries, reachable=conv is not None and bool(conv.followed), undelivered=undelivered,
             reasons=handoff.decline_reasons("ja"), now=now,
             deadline=slotsvc.booking_deadline(office, row.slot_start),
             deadline_passed=slotsvc.deadline_passed(office, row.slot_start, now),
@@ -641,6 +657,11 @@ def account_password():
 @bp.get("/users")
 @admin_only
 def users():
+    return _users_page(request.args.get("error"))
+
+
+def _users_page(error: str | None, typed: dict | None = None) -> str:
+    """The accounts page; `typed`: the new account's name and role as sent, kept when it could not be made."""
     rt = _rt()
     with rt.db.reading() as s:
         now = rt.clock.now()
@@ -649,7 +670,7 @@ def users():
         locked = {u.id for u in rows if auth.is_locked(s, u.username, now)}
         return render_template("staff/users.html", users=rows, locked=locked,
                                allowlist="\n".join(auth.allowlist(s, g.who.office_id)),
-                               error=request.args.get("error"), remote=request.remote_addr)
+                               error=error, remote=request.remote_addr, typed=typed or {})
 
 
 @bp.post("/users")
@@ -663,9 +684,12 @@ def create_user():
                                     password=request.form.get("password", ""),
                                     role=request.form.get("role", "staff"), now=now)
             audit.record(s, g.who.office_id, _actor(), "create_user", now, account=user.username, role=user.role)
+            account_name = user.username
     except auth.AccountError as exc:
-        return redirect(url_for("staff.users", error=exc.code))
-    flash("create_user:done:", "ok")
+        # Said beside the form, with the name and role as typed: only what was wrong is typed again.
+        typed = {"username": request.form.get("username", "")[:64], "role": request.form.get("role", "staff")}
+        return _users_page(exc.code, typed), 400
+    flash(f"create_user:done:::{account_name}", "ok")
     return redirect(url_for("staff.users"))
 
 
@@ -699,9 +723,10 @@ def user_op(user_id: int, op: str):
                 user.totp_secret, user.totp_last_step = None, 0
             action = {"deactivate": "deactivate_user", "activate": "activate_user", "unlock": "unlock_user"}.get(op, op)
             audit.record(s, g.who.office_id, _actor(), action, now, account=user.username)
+            account_name = user.username
     except auth.AccountError as exc:
         return redirect(url_for("staff.users", error=exc.code))
-    flash(f"{op}:done:", "ok")
+    flash(f"{op}:done:::{account_name}", "ok")   # which account: the rows look alike
     return redirect(url_for("staff.users"))
 
 

@@ -99,3 +99,45 @@ def test_cancelling_for_the_office_takes_a_second_deliberate_click(page, live_se
     do_it.click()
     expect(page.locator("#status")).to_have_text("中止（ハローワーク都合）")
     assert booking(rt, reference).status == "cancelled_by_office"
+
+
+def test_on_a_phone_no_page_is_wider_than_the_screen_and_attendance_is_one_tap_away(browser, live_server, account):
+    """Between sessions, on a phone: every page fits the screen's width (nothing to scroll sideways, the
+    accounts table included), and a booking page leads straight to its actions."""
+    from playwright.sync_api import expect as expect_
+
+    rt = live_server.rt
+    reference = make_request(rt, start=SAKATA_MONDAY + timedelta(days=56), user_id="U" + uuid.uuid4().hex)
+    create_staff(rt, username="phone-admin", role="admin")
+    context = browser.new_context(viewport={"width": 390, "height": 844}, locale="ja-JP", timezone_id="Asia/Tokyo",
+                                  is_mobile=True, has_touch=True)
+    phone = context.new_page()
+    try:
+        phone.goto(f"{live_server.url}/staff/login")
+        phone.get_by_label("ユーザー名", exact=True).fill("phone-admin")
+        phone.get_by_label("パスワード", exact=True).fill(PASSWORD)
+        phone.get_by_role("button", name="ログイン", exact=True).click()
+        expect_(phone.get_by_role("heading", name="予定表", exact=True)).to_be_visible()
+        for path in ("/staff/", "/staff/queue", f"/staff/bookings/{reference}", "/staff/users", "/staff/account",
+                     "/staff/outbox", "/staff/audit"):
+            phone.goto(f"{live_server.url}{path}")
+            wide = phone.evaluate("document.documentElement.scrollWidth")   # a phone zooms out to fit wider pages
+            assert wide <= 390, f"{path} is {wide}px wide on a 390px screen"
+        # A 受付番号 is read out on the phone: it never breaks across two lines (LINE送信状況 had it split).
+        from bot import outbox
+        from tests.staffkit import booking as booking_row
+
+        with rt.db.transaction() as s:
+            row = outbox.add(s, office="sakata", kind="push", recipient="U" + "f" * 32,
+                             messages=[{"type": "text", "text": "x"}], now=rt.clock.now(),
+                             purpose="outcome_confirmed", about=booking_row(rt, reference))
+            row.status, row.last_error = "failed", "http 400"
+        phone.goto(f"{live_server.url}/staff/outbox")
+        link = phone.get_by_role("link", name=f"受付番号 {reference}")
+        assert link.evaluate("e => e.getClientRects().length") == 1
+        assert phone.evaluate("document.documentElement.scrollWidth") <= 390
+        phone.goto(f"{live_server.url}/staff/bookings/{reference}")
+        phone.get_by_role("link", name="操作（承認・お断りなど）へ移動").click()
+        expect_(phone.get_by_role("button", name="承認する（予約を確定）")).to_be_in_viewport()
+    finally:
+        context.close()
