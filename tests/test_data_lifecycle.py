@@ -119,7 +119,8 @@ def full_run(app, rt, fake, user_factory) -> FullRun:
         assert staff_note(person) in client.get(f"/staff/bookings/{reference}").get_data(as_text=True)
     first = next(iter(run.people.values()))
     assert post(sakata, "/staff/search", seeker_number=first.seeker_number).status_code == 200
-    exported = post(otaru, "/staff/export", **{"from": "2026-12-01", "to": "2027-01-31", "encoding": "utf8"})
+    exported = post(otaru, "/staff/export", **{"from": "2026-12-01", "to": "2027-01-31", "encoding": "utf8",
+                                               "contents": "details"})
     assert exported.status_code == 200 and staff_note(person_b) in exported.get_data().decode("utf-8-sig")
     run.phone_person = phone = Person(999)
     slot = "2026-12-03T11:00:00+09:00"                                 # blocked: staff book it by exception
