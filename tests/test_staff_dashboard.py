@@ -466,6 +466,18 @@ def test_block_and_unblock_a_day(rt, staff, user):
     assert _actions(rt)[-2:] == ["block_day", "unblock_day"]
 
 
+def test_a_block_reason_is_stored_encrypted_and_shown_decrypted(rt, staff):
+    """Why staff blocked a day is free text, so it may name someone: sealed like the 職員メモ."""
+    reason = "本人より電話 090-9999-8888 通院の付き添い"
+    post(staff, "/staff/blocks", day="2026-12-07", reason=f"  {reason} ")
+    post(staff, "/staff/blocks", day="2026-12-14", reason="   ")          # blank: nothing is kept
+    with rt.db.reading() as s:
+        stored = dict(s.execute(select(SlotBlock.day, SlotBlock.reason)).all())
+    assert isinstance(stored["2026-12-07"], bytes) and b"090-9999-8888" not in stored["2026-12-07"]
+    assert personal.open_note(rt, stored["2026-12-07"]) == reason and stored["2026-12-14"] is None
+    assert f"（理由: {reason}）" in _page(staff, "/staff/?from=2026-12-07")
+
+
 def test_unblocking_opens_a_slot_two_members_blocked_at_the_same_moment(rt, staff):
     """Two blocks of one slot (both members saw none, both added one): 停止を解除 on either opens the slot."""
     start = SAKATA_MONDAY

@@ -237,7 +237,8 @@ def home():
     now = rt.clock.now()
     first = _date_arg("from", now.date())
     with rt.db.reading() as s:
-        day_views = timeline.days(s, office, now, first, TIMELINE_DAYS)
+        day_views = timeline.days(s, office, now, first, TIMELINE_DAYS,
+                                  open_reason=lambda token: personal.open_note(rt, token))
         pending = s.scalar(select(Booking.id).where(
             Booking.office_id == office.id, Booking.status.in_(decisions.UNDECIDED)).limit(1)) is not None
         return render_template("staff/timeline.html", days=day_views, first=first, now=now, pending=pending,
@@ -490,7 +491,8 @@ def add_block():
     if day is None or (start is not None and start.date() != day):
         abort(400)
     with rt.db.transaction() as s:
-        decisions.block(s, office, _actor(), rt.clock.now(), day, start, request.form.get("reason"))
+        decisions.block(s, office, _actor(), rt.clock.now(), day, start,
+                        personal.seal_note(rt, request.form.get("reason"), decisions.BLOCK_REASON_LIMIT))
     flash(f"{'block_slot' if start else 'block_day'}:done:", "ok")
     return redirect(url_for("staff.home", **({"from": request.form["back"]} if request.form.get("back") else {})))
 
