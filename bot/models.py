@@ -222,7 +222,8 @@ class SlotBlock(Base):
     office_id: Mapped[str] = mapped_column(String(32), index=True)
     day: Mapped[str] = mapped_column(String(10), index=True)  # YYYY-MM-DD (Asia/Tokyo)
     slot_start: Mapped[datetime | None] = mapped_column(default=None)
-    reason: Mapped[str | None] = mapped_column(String(200), default=None)
+    # Why staff blocked it: free text, so personal; Fernet-encrypted text (bot.crypto), as the 職員メモ.
+    reason: Mapped[bytes | None] = mapped_column(LargeBinary, default=None)
     created_at: Mapped[datetime]
 
 

@@ -278,7 +278,8 @@ def test_the_csv_export_defuses_formulas(app, rt, client):
                                            "companion": "interpreter", "companion_detail": "+cmd|' /C calc'!A0"})
     staff = app.test_client()
     login(staff)
-    response = post(staff, "/staff/export", **{"from": "2026-12-01", "to": "2026-12-31", "encoding": "utf8"})
+    response = post(staff, "/staff/export", **{"from": "2026-12-01", "to": "2026-12-31", "encoding": "utf8",
+                                               "contents": "details"})
     assert response.status_code == 200
     table = list(csv.reader(io.StringIO(response.get_data().decode("utf-8-sig"))))
     cells = [cell for row in table[1:] for cell in row]

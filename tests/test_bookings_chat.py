@@ -377,6 +377,21 @@ def test_delete_data_closes_what_is_open_then_erases(rt, client, user_factory, f
     assert rows(rt, StaffNotice)[-1].kind == closed_as
 
 
+def test_delete_data_says_truthfully_what_it_erases_and_what_stays(rt, client, user_factory, fake_line):
+    """What stays after データ削除 is said before and after: the request's reference, date and status (予約確認
+    still lists them, without a name), and the consent record; the staff's notes go with the details."""
+    user = user_factory("otaru")
+    booking = request_for(rt, client, user)
+    question = says(fake_line, user, "データ削除")
+    assert "職員がご予約について記録したメモ" in question
+    assert "受付番号・日時・状況（お名前などは含みません）と、規約への同意の記録は" in question
+    reply = taps(fake_line, user, last_buttons(fake_line, user)["削除する"])
+    assert "受付番号・日時・状況は、お名前などを含まない記録として残り、「予約確認」で表示されます" in reply
+    listing = says(fake_line, user, "予約確認")
+    assert booking.reference in listing and "取り下げ済み" in listing     # what the answer said stays, stays
+    assert the_booking(rt, user).details is None
+
+
 def test_delete_data_erases_a_staff_note_written_meanwhile(rt, client, user_factory, fake_line):
     """A staff note (free text: a phone number, an illness) committed while データ削除 runs is erased with the
     rest; the deletion does not work from what it read before the note."""

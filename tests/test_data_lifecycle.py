@@ -1,7 +1,7 @@
 """Personal data from entry to deletion, after a full run: several bookings through the chat and the form, staff
-at work on the dashboard (views, decisions, notes, a search, an export, a phone booking of a blocked slot taken
-with an override reason and cancelled with a memo), the worker sending. Staff notes, memos and override reasons
-carry what staff really write there (a phone number, an illness).
+at work on the dashboard (views, decisions, notes, a search, an export, a slot blocked with a reason and booked by
+phone with an override reason, then cancelled with a memo), the worker sending. Staff notes, memos, override and
+block reasons carry what staff really write there (a phone number, an illness).
 
 - Neither the database (the SQLite files byte for byte, and every text, JSON and binary column read back on
   either backend, as a dump would) nor anything logged holds a plaintext personal value.
@@ -26,7 +26,7 @@ from sqlalchemy import select, text
 
 from bot.clock import TOKYO
 from bot.crypto import Vault
-from bot.models import Booking, Consent, Conversation
+from bot.models import Booking, Consent, Conversation, SlotBlock
 from bot.schema import Base
 from bot.staff import auth, decisions, personal
 from bot.staff.audit import Actor
@@ -53,6 +53,11 @@ def override_reason(person: Person) -> str:
     return f"本人より電話 {person.phone} 例外理由{person.n:04d}番 通院のため"
 
 
+def block_reason(person: Person) -> str:
+    """Why staff took a slot out of online booking, as staff write it."""
+    return f"本人より電話 {person.phone} 停止理由{person.n:04d}番 通院の付き添い"
+
+
 def note_secrets(text: str) -> list[str]:
     """A note or memo whole, and the part that names its person without the phone number."""
     return [text, text.split()[2]]
@@ -71,10 +76,11 @@ class FullRun:
     notes: dict[str, str] = field(default_factory=dict)         # reference -> its 職員メモ
     memos: dict[str, str] = field(default_factory=dict)         # reference -> the memo of its cancellation
     reasons: dict[str, str] = field(default_factory=dict)       # reference -> why it was booked by exception
+    block_reasons: list[str] = field(default_factory=list)      # why slots were blocked
 
     def written(self) -> list[str]:
-        """Everything staff wrote: notes, memos, override reasons."""
-        return [*self.notes.values(), *self.memos.values(), *self.reasons.values()]
+        """Everything staff wrote: notes, memos, override reasons, block reasons."""
+        return [*self.notes.values(), *self.memos.values(), *self.reasons.values(), *self.block_reasons]
 
     def secrets(self) -> list[str]:
         found = [value for person in self.people.values() for value in person.secrets()]
@@ -119,11 +125,13 @@ def full_run(app, rt, fake, user_factory) -> FullRun:
         assert staff_note(person) in client.get(f"/staff/bookings/{reference}").get_data(as_text=True)
     first = next(iter(run.people.values()))
     assert post(sakata, "/staff/search", seeker_number=first.seeker_number).status_code == 200
-    exported = post(otaru, "/staff/export", **{"from": "2026-12-01", "to": "2027-01-31", "encoding": "utf8"})
+    exported = post(otaru, "/staff/export", **{"from": "2026-12-01", "to": "2027-01-31", "encoding": "utf8",
+                                               "contents": "details"})
     assert exported.status_code == 200 and staff_note(person_b) in exported.get_data().decode("utf-8-sig")
     run.phone_person = phone = Person(999)
     slot = "2026-12-03T11:00:00+09:00"                                 # blocked: staff book it by exception
-    assert post(otaru, "/staff/blocks", day="2026-12-03", slot=slot).status_code == 302
+    run.block_reasons.append(block_reason(phone))
+    assert post(otaru, "/staff/blocks", day="2026-12-03", slot=slot, reason=block_reason(phone)).status_code == 302
     by_phone = {"source": "phone", "slot": slot, "name": phone.name, "seeker_number": phone.seeker_number,
                 "phone": phone.phone, "consultation": phone.consultation}
     assert post(otaru, "/staff/bookings/new", **by_phone).status_code == 400      # not without a reason
@@ -222,6 +230,7 @@ def keys_rotate_without_loss(make_app, rt, run: FullRun) -> None:
     assert "staff notes: rotated=2 already_current=0 unreadable=0" in result.output
     assert "cancellation memos: rotated=1 already_current=0 unreadable=0" in result.output
     assert "override reasons: rotated=1 already_current=0 unreadable=0" in result.output
+    assert "slot block reasons: rotated=1 already_current=0 unreadable=0" in result.output
     assert "staff second factors: rotated=1" in result.output
     assert leaks(result.output.encode(), run.secrets()) == []
     only_new = make_app(data_encryption_keys=(new,))             # the old key removed
@@ -231,13 +240,15 @@ def keys_rotate_without_loss(make_app, rt, run: FullRun) -> None:
         admin = s.scalar(select(StaffUser).where(StaffUser.totp_secret.is_not(None)))
         memos = {e.reference: e.note for e in s.scalars(select(AuditEntry).where(AuditEntry.note.is_not(None)))}
         reasons = _override_reasons(s)
+        blocks = [token for token in s.scalars(select(SlotBlock.reason)) if token is not None]
     assert {b.reference: personal.decrypt(new_rt, b.details) for b in rows} == run.details
+    assert [personal.open_note(new_rt, token) for token in blocks] == run.block_reasons
     assert {b.reference: personal.open_note(new_rt, b.staff_note) for b in rows if b.staff_note} == run.notes
     assert {ref: personal.open_note(new_rt, token) for ref, token in memos.items()} == run.memos
     assert {ref: personal.open_note(new_rt, token) for ref, token in reasons.items()} == run.reasons
     old_vault = Vault([old], rt.config.secret_key)
     for token in ([b.details for b in rows] + [b.staff_note for b in rows if b.staff_note] + list(memos.values())
-                  + list(reasons.values())):
+                  + list(reasons.values()) + blocks):
         with pytest.raises(InvalidToken):
             old_vault.decrypt_text(token)
     assert auth._fernet(new_rt.config).decrypt(admin.totp_secret.encode())   # the second factor still opens

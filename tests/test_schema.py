@@ -198,3 +198,37 @@ def test_the_outbox_booking_migration_keeps_queued_rows_and_goes_back(empty_data
             assert conn.execute(sa.text("SELECT status FROM outbox WHERE id = 1")).scalar() == "held"
     finally:
         db.dispose()
+
+
+def test_the_block_reasons_migration_encrypts_what_staff_wrote_in_the_clear(empty_database_url):
+    """0015: the reasons staff gave for blocking a slot or a day are encrypted (and back)."""
+    reason = "本人より電話 090-9999-8888 通院の付き添い"
+    keys, vault = _two_keys()
+    db = Database(empty_database_url)
+    try:
+        _migrate_to(db, "0014_outbox_about_booking")
+        with db.engine.connect() as conn:
+            blocks = sa.Table("slot_blocks", sa.MetaData(), autoload_with=conn)
+            for n, text in enumerate((reason, None, "  ")):
+                conn.execute(blocks.insert().values(id=n + 1, office_id="sakata", day=f"2026-12-0{n + 1}",
+                                                    reason=text, created_at=AT))
+            conn.commit()
+
+        def reasons() -> dict:
+            with db.engine.connect() as conn:
+                return dict(conn.execute(sa.text("SELECT id, reason FROM slot_blocks")).all())
+
+        with pytest.raises(RuntimeError, match="DATA_ENCRYPTION_KEY"):
+            upgrade_schema(db)                           # plaintext to encrypt and no key: refused, unchanged
+        assert reasons() == {1: reason, 2: None, 3: "  "}
+        upgrade_schema(db, keys)
+        sealed = reasons()
+        assert vault.decrypt_text(sealed[1]) == reason and b"090-9999-8888" not in bytes(sealed[1])
+        assert sealed[2] is None and sealed[3] is None
+        with db.engine.connect() as conn:
+            ctx = MigrationContext.configure(conn, opts={"compare_type": True})
+            assert compare_metadata(ctx, Base.metadata) == []
+        _migrate_to(db, "0014_outbox_about_booking", keys, down=True)
+        assert reasons() == {1: reason, 2: None, 3: None}
+    finally:
+        db.dispose()

@@ -17,7 +17,7 @@ from bot.staff import personal
 from bot.staff.models import AuditEntry, BookingHandoff
 from tests.staffkit import fast_password_hashing, staff, user  # noqa: F401 - fixtures
 from tests.staffkit import (
-    OTARU_WEDNESDAY, SAKATA_MONDAY, booking, conversation, create_staff, login, make_request, outbox_rows, post,
+    DETAILS, OTARU_WEDNESDAY, SAKATA_MONDAY, booking, conversation, create_staff, login, make_request, outbox_rows, post,
     postback_value, run_worker,
 )
 from tests.lineuser import StaffGroup
@@ -575,6 +575,18 @@ def test_block_and_unblock_a_day(rt, staff, user):
     assert _actions(rt)[-2:] == ["block_day", "unblock_day"]
 
 
+def test_a_block_reason_is_stored_encrypted_and_shown_decrypted(rt, staff):
+    """Why staff blocked a day is free text, so it may name someone: sealed like the 職員メモ."""
+    reason = "本人より電話 090-9999-8888 通院の付き添い"
+    post(staff, "/staff/blocks", day="2026-12-07", reason=f"  {reason} ")
+    post(staff, "/staff/blocks", day="2026-12-14", reason="   ")          # blank: nothing is kept
+    with rt.db.reading() as s:
+        stored = dict(s.execute(select(SlotBlock.day, SlotBlock.reason)).all())
+    assert isinstance(stored["2026-12-07"], bytes) and b"090-9999-8888" not in stored["2026-12-07"]
+    assert personal.open_note(rt, stored["2026-12-07"]) == reason and stored["2026-12-14"] is None
+    assert f"（理由: {reason}）" in _page(staff, "/staff/?from=2026-12-07")
+
+
 def test_unblocking_opens_a_slot_two_members_blocked_at_the_same_moment(rt, staff):
     """Two blocks of one slot (both members saw none, both added one): 停止を解除 on either opens the slot."""
     start = SAKATA_MONDAY
@@ -728,18 +740,47 @@ def test_the_groups_page_shows_join_event_group_ids(rt, client, staff, fake_line
 def test_csv_export_utf8_with_bom_and_cp932(rt, staff):
     reference = make_request(rt)
     make_request(rt, start=SAKATA_MONDAY + timedelta(days=60))   # outside the range
-    response = post(staff, "/staff/export", **{"from": "2026-12-01", "to": "2026-12-31", "encoding": "utf8"})
+    response = post(staff, "/staff/export", **{"from": "2026-12-01", "to": "2026-12-31", "encoding": "utf8",
+                                               "contents": "details"})
     assert response.status_code == 200 and "attachment" in response.headers["Content-Disposition"]
     body = response.get_data()
     assert body.startswith(b"\xef\xbb\xbf")
     table = list(csv.reader(io.StringIO(body.decode("utf-8-sig"))))
     assert table[0][:4] == ["受付番号", "事業所", "相談日時", "状況"] and len(table[0]) == 19
     assert len(table) == 2 and table[1][0] == reference and "酒田 花子" in table[1]
-    sjis = post(staff, "/staff/export", **{"from": "2026-12-01", "to": "2026-12-31", "encoding": "cp932"})
+    sjis = post(staff, "/staff/export", **{"from": "2026-12-01", "to": "2026-12-31", "encoding": "cp932",
+                                           "contents": "details"})
     assert not sjis.get_data().startswith(b"\xef\xbb\xbf")
     assert list(csv.reader(io.StringIO(sjis.get_data().decode("cp932"))))[1][0] == reference
     assert _actions(rt).count("export") == 2
     assert post(staff, "/staff/export", **{"from": "2026-12-31", "to": "2026-12-01"}).status_code == 400
+
+
+def test_the_csv_export_holds_no_personal_data_unless_staff_ask_for_it(rt, staff):
+    """The page's default is the list of bookings without names, numbers, categories or notes; the details
+    come only when chosen, and the audit log says which of the two each export was."""
+    reference = make_request(rt, details={**DETAILS["sakata"], "category": "disability"})
+    post(staff, f"/staff/bookings/{reference}/note", note="本人より電話 090-9999-8888 うつ病で通院中")
+    page = _page(staff, "/staff/export")
+    assert re.search(r'<input type="radio" name="contents" value="schedule" checked>', page)
+    period = {"from": "2026-12-01", "to": "2026-12-31", "encoding": "utf8"}
+    listed = post(staff, "/staff/export", **period)                  # what the page sends by default
+    body = listed.get_data().decode("utf-8-sig")
+    table = list(csv.reader(io.StringIO(body)))
+    assert listed.status_code == 200 and table[1][0] == reference
+    assert table[0] == ["受付番号", "事業所", "相談日時", "状況", "受付経路", "申込日時", "決定日時", "招待送付日時"]
+    for personal_value in ("酒田 花子", "12345-678901", "090-1234-5678", "障害", "090-9999-8888", "うつ病"):
+        assert personal_value not in body
+    assert "-details" not in listed.headers["Content-Disposition"]
+    full = post(staff, "/staff/export", **period, contents="details")
+    body = full.get_data().decode("utf-8-sig")
+    assert "酒田 花子" in body and "うつ病" in body and "-details.csv" in full.headers["Content-Disposition"]
+    assert post(staff, "/staff/export", **period, contents="everything").status_code == 400
+    with rt.db.reading() as s:
+        exports = s.scalars(select(AuditEntry).where(AuditEntry.action == "export").order_by(AuditEntry.id)).all()
+    assert [e.detail["contents"] for e in exports] == ["schedule", "details"]
+    log = _page(staff, "/staff/audit")
+    assert "CSVの出力（予約の一覧のみ）" in log and "CSVの出力（個人情報を含む）" in log
 
 
 def test_every_action_is_in_the_audit_log_with_who_and_when(rt, staff):
@@ -767,7 +808,8 @@ def test_the_staff_note_is_stored_encrypted_and_shown_and_exported_decrypted(rt,
     assert isinstance(stored, bytes) and b"090-9999-8888" not in stored and NOTE.encode() not in stored
     assert personal.open_note(rt, stored) == NOTE
     assert f">{NOTE}</textarea>" in _page(staff, f"/staff/bookings/{reference}")
-    export = post(staff, "/staff/export", **{"from": "2026-12-01", "to": "2026-12-31", "encoding": "utf8"})
+    export = post(staff, "/staff/export", **{"from": "2026-12-01", "to": "2026-12-31", "encoding": "utf8",
+                                             "contents": "details"})
     table = list(csv.reader(io.StringIO(export.get_data().decode("utf-8-sig"))))
     assert table[1][0] == reference and table[1][-1] == NOTE
     post(staff, f"/staff/bookings/{reference}/note", note="   ")    # emptied: nothing is kept

@@ -2,10 +2,10 @@
 
 Rotation, step by step: put the new key first in DATA_ENCRYPTION_KEY (`new,old`), restart, run
 `keys rotate`, and once it reports nothing unreadable, drop the old key. The command re-encrypts the
-request details, the staff notes, cancellation memos and override reasons, the stored channel credentials
-and the staff second-factor secrets, a batch per transaction, and is safe to run again (tokens already
-under the newest key are left alone). It prints counts only, never a value. Exit 0 when done, 1 when a
-token opens with no configured key.
+request details, the staff notes, cancellation memos, override reasons and slot block reasons, the stored
+channel credentials and the staff second-factor secrets, a batch per transaction, and is safe to run again
+(tokens already under the newest key are left alone). It prints counts only, never a value. Exit 0 when
+done, 1 when a token opens with no configured key.
 """
 from __future__ import annotations
 
@@ -43,9 +43,10 @@ class Tally:
 
 def targets() -> list[Target]:
     """Every encrypted column of the schema."""
-    from bot.models import Booking
+    from bot.models import Booking, SlotBlock
 
-    found = [Target("request details", Booking, "details"), Target("staff notes", Booking, "staff_note")]
+    found = [Target("request details", Booking, "details"), Target("staff notes", Booking, "staff_note"),
+             Target("slot block reasons", SlotBlock, "reason")]
     try:
         from bot.channels import ChannelCredentials
         found.append(Target("channel credentials", ChannelCredentials, "credentials"))

@@ -30,6 +30,7 @@ SOURCES = ("phone", "window", "online")  # online: asked for during an online se
 NOTE_LIMIT = 2000   # characters of the 職員メモ (the page's textarea says the same)
 MEMO_LIMIT = 200    # characters of the memo of a cancellation on the user's behalf
 OVERRIDE_LIMIT = 200  # characters of the reason for booking a slot that could not normally be booked
+BLOCK_REASON_LIMIT = 200  # characters of the reason for blocking a slot or a day (the page's field says the same)
 
 
 class Refused(Exception):
@@ -318,15 +319,18 @@ def set_user_blocked(session: Session, office, booking: Booking, actor: Actor, n
 # -- slots and days -------------------------------------------------------------------------------
 
 def block(session: Session, office, actor: Actor, now: datetime, day: date,
-          start: datetime | None = None, reason: str | None = None) -> SlotBlock:
-    """Take a slot (start given) or a whole day out of online booking; existing bookings are kept."""
+          start: datetime | None = None, sealed_reason: bytes | None = None) -> SlotBlock:
+    """Take a slot (start given) or a whole day out of online booking; existing bookings are kept. The reason
+    staff give is free text, so personal: it comes already encrypted (`personal.seal_note`)."""
+    if sealed_reason is not None and not isinstance(sealed_reason, bytes):
+        raise TypeError("a block reason is stored encrypted: pass personal.seal_note(...)")
     query = select(SlotBlock).where(SlotBlock.office_id == office.id, SlotBlock.day == day.isoformat())
     query = query.where(SlotBlock.slot_start.is_(None) if start is None else SlotBlock.slot_start == start)
     existing = session.scalar(query)
     if existing is not None:
         return existing
-    row = SlotBlock(office_id=office.id, day=day.isoformat(), slot_start=start,
-                    reason=(reason or "").strip()[:200] or None, created_at=now)
+    row = SlotBlock(office_id=office.id, day=day.isoformat(), slot_start=start, reason=sealed_reason,
+                    created_at=now)
     session.add(row)
     audit.record(session, office.id, actor, "block_slot" if start else "block_day", now,
                  day=day.isoformat(), slot=start)

@@ -1,4 +1,10 @@
-"""CSV export of an office's bookings over a date range: fixed columns, UTF-8 with BOM or CP932."""
+"""CSV export of an office's bookings over a date range: fixed columns, UTF-8 with BOM or CP932.
+
+Two contents, chosen on the export page: `schedule` (the default), the bookings without any personal value
+(reference, slot, status, source, dates), enough for planning and statistics; and `details`, with the
+decrypted details and the 職員メモ, for when staff need them. Personal data leaves the database only when asked
+for (要配慮個人情報 among it: the category, the consultation).
+"""
 from __future__ import annotations
 
 import csv
@@ -23,6 +29,8 @@ COLUMNS = (
     "companion_detail", "mypage_email_confirmed", "staff_note",
 )
 DETAIL_COLUMNS = frozenset(COLUMNS[8:18])
+PERSONAL_COLUMNS = DETAIL_COLUMNS | {"staff_note"}
+CONTENTS = ("schedule", "details")  # the first is the default
 ENCODINGS = {"utf8": "utf-8-sig", "cp932": "cp932"}
 MAX_DAYS = 366
 
@@ -49,24 +57,32 @@ def _cell(key: str, value: Any) -> str:
     return str(value)
 
 
-def rows(session: Session, rt, office, first: date, last: date) -> list[list[str]]:
+def columns(contents: str) -> tuple[str, ...]:
+    """The columns of an export: all of them with `details`, none holding a personal value otherwise."""
+    return COLUMNS if contents == "details" else tuple(c for c in COLUMNS if c not in PERSONAL_COLUMNS)
+
+
+def rows(session: Session, rt, office, first: date, last: date, contents: str = CONTENTS[0]) -> list[list[str]]:
     lo = datetime.combine(first, time(), tzinfo=TOKYO)
     hi = datetime.combine(last + timedelta(days=1), time(), tzinfo=TOKYO)
     names = labels()
     found = session.scalars(select(Booking).where(
         Booking.office_id == office.id, Booking.slot_start >= lo, Booking.slot_start < hi,
     ).order_by(Booking.slot_start, Booking.id)).all()
+    wanted, with_details = columns(contents), contents == "details"
     out = []
     for booking in found:
-        details = personal.decrypt(rt, booking.details) or {}
+        details = (personal.decrypt(rt, booking.details) or {}) if with_details else {}
         base = {
             "reference": booking.reference, "office": office.name, "slot": _when(booking.slot_start),
             "status": names["statuses"].get(booking.status, booking.status),
             "source": names["sources"].get(booking.source, booking.source),
             "requested_at": _when(booking.created_at), "decided_at": _when(booking.decided_at),
-            "invitation_sent_at": _when(booking.invitation_sent_at), "staff_note": personal.open_note(rt, booking.staff_note) or "",
+            "invitation_sent_at": _when(booking.invitation_sent_at),
         }
-        out.append([base[c] if c in base else _cell(c, details.get(c)) for c in COLUMNS])
+        if with_details:
+            base["staff_note"] = personal.open_note(rt, booking.staff_note) or ""
+        out.append([base[c] if c in base else _cell(c, details.get(c)) for c in wanted])
     return out
 
 
@@ -78,11 +94,11 @@ def _inert(cell: str) -> str:
     return "'" + cell if cell.startswith(FORMULA_STARTS) else cell
 
 
-def render(table: list[list[str]], encoding: str) -> bytes:
+def render(table: list[list[str]], encoding: str, contents: str = CONTENTS[0]) -> bytes:
     """The CSV bytes; characters CP932 cannot hold become '?' (UTF-8 keeps everything)."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")
     headers = labels()["columns"]
-    writer.writerow([headers[c] for c in COLUMNS])
+    writer.writerow([headers[c] for c in columns(contents)])
     writer.writerows([[_inert(cell) for cell in row] for row in table])
     return buffer.getvalue().encode(ENCODINGS[encoding], errors="replace")

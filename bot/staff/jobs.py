@@ -10,7 +10,7 @@ import logging
 from collections import Counter
 from datetime import date, datetime, time, timedelta
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -21,8 +21,8 @@ from bot.offices import DEFAULT_RETENTION
 from bot.services.bookings import erase_staff_text
 from bot.services.calendar import last_business_day_on_or_before
 from bot.staff import audit
-from bot.staff.auth import MAX_SESSION
-from bot.staff.models import AuditEntry, BookingHandoff, JobMark, StaffSession
+from bot.staff.auth import FAILURE_WINDOW, MAX_SESSION
+from bot.staff.models import AuditEntry, BookingHandoff, JobMark, LoginFailure, StaffSession
 
 log = logging.getLogger(__name__)
 
@@ -187,11 +187,15 @@ def _delete_closed_requests(session: Session, office_id: str, before: datetime) 
 
 
 def purge_unknown_offices(session: Session, rt, now: datetime) -> dict[str, int]:
-    """Housekeeping that is not per office: old job marks, ended staff sessions, and the data of offices no
-    longer configured (a profile removed; a disabled one is still configured), purged by the default
+    """Housekeeping that is not per office: old job marks, ended staff sessions, counts of wrong passwords
+    that no longer lock anything (each keyed by the name as typed: sometimes a password typed in the wrong
+    box), and the data of offices no longer configured (a profile removed; a disabled one is still configured), purged by the default
     retention rules so that no personal details outlive them. Such offices are looked for once an hour."""
     session.execute(delete(JobMark).where(JobMark.created_at < now - JOB_MARK_KEEP))
     session.execute(delete(StaffSession).where(StaffSession.created_at < now - MAX_SESSION))
+    session.execute(delete(LoginFailure).where(
+        LoginFailure.first_at < now - FAILURE_WINDOW,
+        or_(LoginFailure.locked_until.is_(None), LoginFailure.locked_until <= now)))
     if not _mark(session, "unknown_offices", now.astimezone(TOKYO).strftime("%Y-%m-%dT%H"), now):
         return {}
     known = list(rt.offices)

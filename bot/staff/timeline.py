@@ -1,6 +1,7 @@
 """The dashboard's view of days: each scheduled slot as free, held, requested, confirmed or blocked."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 
@@ -92,7 +93,8 @@ def today(session: Session, office, now: datetime) -> Today:
                  undecided_today=list(undecided))
 
 
-def days(session: Session, office, now: datetime, first: date, count: int) -> list[DayView]:
+def days(session: Session, office, now: datetime, first: date, count: int,
+         open_reason: Callable[[bytes | None], str | None]) -> list[DayView]:
     """`count` days from `first` that are on the office's schedule (closed ones say why)."""
     last = first + timedelta(days=count)
     lo, hi = datetime.combine(first, time(), tzinfo=TOKYO), datetime.combine(last, time(), tzinfo=TOKYO)
@@ -127,5 +129,5 @@ def days(session: Session, office, now: datetime, first: date, count: int) -> li
                 ))
         out.append(DayView(day=d, closed=closed, holiday=holiday_name(d) if closed == "holiday" else None,
                            day_block_id=day_block, slots=slots,
-                           block_reason=day_row.reason if day_row is not None else None))
+                           block_reason=open_reason(day_row.reason) if day_row is not None else None))
     return out

@@ -247,7 +247,8 @@ def home():
     now = rt.clock.now()
     first = _date_arg("from", now.date())
     with rt.db.reading() as s:
-        day_views = timeline.days(s, office, now, first, TIMELINE_DAYS)
+        day_views = timeline.days(s, office, now, first, TIMELINE_DAYS,
+                                  open_reason=lambda token: personal.open_note(rt, token))
         today = timeline.today(s, office, now)
         pending = s.scalar(select(Booking.id).where(
             Booking.office_id == office.id, Booking.status.in_(decisions.UNDECIDED)).limit(1)) is not None
@@ -506,7 +507,8 @@ def add_block():
     if day is None or (start is not None and start.date() != day):
         abort(400)
     with rt.db.transaction() as s:
-        decisions.block(s, office, _actor(), rt.clock.now(), day, start, request.form.get("reason"))
+        decisions.block(s, office, _actor(), rt.clock.now(), day, start,
+                        personal.seal_note(rt, request.form.get("reason"), decisions.BLOCK_REASON_LIMIT))
     flash(f"{'block_slot' if start else 'block_day'}:done:", "ok")
     return redirect(url_for("staff.home", **({"from": request.form["back"]} if request.form.get("back") else {})))
 
@@ -575,16 +577,18 @@ def export_csv():
                                error=None)
     first, last = _date_arg("from", None), _date_arg("to", None)
     encoding = request.form.get("encoding", "utf8")
+    contents = request.form.get("contents", export.CONTENTS[0])
     if first is None or last is None or last < first or (last - first).days > export.MAX_DAYS \
-            or encoding not in export.ENCODINGS:
+            or encoding not in export.ENCODINGS or contents not in export.CONTENTS:
         return render_template("staff/export.html", first=first or now.date(), last=last or now.date(),
                                error="range"), 400
     with rt.db.transaction() as s:
-        table = export.rows(s, rt, office, first, last)
+        table = export.rows(s, rt, office, first, last, contents)
         audit.record(s, office.id, _actor(), "export", now, first=first.isoformat(), last=last.isoformat(),
-                     encoding=encoding, rows=len(table))
-    body = export.render(table, encoding)
-    filename = f"madoguchi-{office.id}-{first:%Y%m%d}-{last:%Y%m%d}.csv"
+                     encoding=encoding, rows=len(table), contents=contents)
+    body = export.render(table, encoding, contents)
+    kind = "-details" if contents == "details" else ""  # a file with personal data says so in its name
+    filename = f"madoguchi-{office.id}-{first:%Y%m%d}-{last:%Y%m%d}{kind}.csv"
     charset = "shift_jis" if encoding == "cp932" else "utf-8"
     return Response(body, headers={"Content-Type": f"text/csv; charset={charset}",
                                    "Content-Disposition": f'attachment; filename="{filename}"'})

@@ -10,6 +10,7 @@ from sqlalchemy import select
 
 from bot.models import SlotBlock
 from bot.services import holds
+from bot.staff import personal
 from tests.staffkit import PASSWORD, SAKATA_MONDAY, booking, create_staff, make_request
 
 pytestmark = pytest.mark.browser
@@ -61,7 +62,8 @@ def test_block_a_day(page, live_server, account, screenshot):
     expect(day.locator(".state-blocked")).to_have_count(3)
     screenshot("blocked")
     with rt.db.reading() as s:
-        assert s.scalar(select(SlotBlock.reason).where(SlotBlock.day == "2026-12-14")) == "職員研修"
+        reason = s.scalar(select(SlotBlock.reason).where(SlotBlock.day == "2026-12-14"))  # sealed like a note
+        assert personal.open_note(rt, reason) == "職員研修"
         week = holds.week_page(s, rt.offices["sakata"], rt.clock.now(), 1)
     assert not any(slot["start"].startswith("2026-12-14") for slot in week["slots"])
 
