@@ -35,6 +35,8 @@ def code(result) -> str | None:
     ("123456789", "12345-6789"),                        # hyphen missing
     ("0123456789012", "01234-56789012"),                # 13 digits, leading zero kept
     (" 01234 - 00056 ", "01234-00056"),                 # spaces and leading zeros
+    ("٠١٢٣٤-٥٦٧٨٩", "01234-56789"),                     # Arabic-Indic digits (NFKC keeps them)
+    ("०१२३४५६७८९", "01234-56789"),                      # Devanagari digits
 ])
 def test_seeker_number_is_normalised_keeping_leading_zeros(typed, stored):
     assert v.normalise_seeker_number(typed) == stored
@@ -120,6 +122,7 @@ def test_a_birth_date_reads_back_in_the_japanese_calendar():
     ("+81(0)90-1234-5678", "090-1234-5678"),
     ("0120-123-456", "0120-123-456"),
     ("050-1234-5678", "050-1234-5678"),
+    ("٠٩٠-١٢٣٤-٥٦٧٨", "090-1234-5678"),                # Arabic-Indic digits
 ])
 def test_japanese_phone_numbers(typed, stored):
     assert v.normalise_phone(typed) == stored
