@@ -217,6 +217,24 @@ def test_the_ip_allow_list(rt, app):
     assert login(outside).status_code == 302
 
 
+def test_from_outside_the_allow_list_no_answer_tells_whether_the_password_was_right(rt, app):
+    """Refused outside the office's network whatever was typed, and every try counts towards the lock-out:
+    an attacker outside cannot confirm a stolen or guessed password by the answer or by when the lock comes."""
+    create_staff(rt)
+    with rt.db.transaction() as s:
+        auth.set_allowlist(s, "sakata", auth.parse_allowlist("192.0.2.0/24"))
+    outside = app.test_client()
+    answers = [login(outside, password=p) for p in ["wrong password 1", PASSWORD, "wrong password 2", PASSWORD]]
+    assert {a.status_code for a in answers} == {403}
+    assert len({a.get_data(as_text=True).replace(csrf(outside), "") for a in answers[-2:]}) == 1
+    for _ in range(auth.LOCK_AFTER - len(answers) - 1):
+        assert login(outside).status_code == 403
+    assert login(outside).status_code == 429
+    inside = app.test_client()
+    inside.environ_base["REMOTE_ADDR"] = "192.0.2.15"
+    assert login(inside).status_code == 429        # the lock-out holds everywhere, as for wrong passwords
+
+
 @pytest.mark.parametrize("hops, forwarded, allowed", [
     (0, "192.0.2.15", False),                 # no proxy trusted: a forged header changes nothing
     (1, "192.0.2.15", True),                  # behind the router: the client's address it adds counts

@@ -92,10 +92,12 @@ def authenticate(session: Session, config, *, username: str, password: str, otp:
         return LoginResult(None, "locked")
     user = session.scalar(select(StaffUser).where(StaffUser.username == key)) if key else None
     password_ok = check_password_hash(user.password_hash if user else _DUMMY_HASH, password or "")
+    if user is not None and user.active and not ip_allowed(session, user.office_id, ip):
+        # Outside the office's network the answer is the same whatever the password, and every try counts
+        # towards the lock-out: a stolen or guessed password cannot be confirmed from outside.
+        return LoginResult(None, "locked" if _count_failure(session, key, failure, now) == "locked" else "ip")
     if user is None or not user.active or not password_ok:
         return LoginResult(None, _count_failure(session, key, failure, now))
-    if not ip_allowed(session, user.office_id, ip):
-        return LoginResult(None, "ip")
     if user.totp_secret:
         step = verify_totp(config, user, otp or "", now)
         if step is None:
