@@ -202,6 +202,28 @@ def test_totp_second_factor(rt, client):
     assert login(client, otp=totp.at(rt.clock.now())).status_code == 302
 
 
+def test_a_second_factor_once_set_is_not_replaced_from_the_session(rt, client):
+    """Only an admin removes a second factor: an open session (left on a shared PC, or stolen) cannot move it to
+    another phone by setting it up again."""
+    create_staff(rt)
+    with rt.db.transaction() as s:
+        user = s.scalar(select(StaffUser).where(StaffUser.username == "tanaka"))
+        secret = auth.new_totp_secret()
+        assert auth.enroll_totp(rt.config, user, secret, pyotp.TOTP(secret).at(rt.clock.now()), rt.clock.now())
+    rt.clock.advance(seconds=31)
+    assert login(client, otp=pyotp.TOTP(secret).at(rt.clock.now())).status_code == 302
+    assert post(client, "/staff/account/totp", step="start").status_code == 403
+    theirs = auth.new_totp_secret()
+    with client.session_transaction() as sess:
+        sess["staff_totp_pending"] = theirs
+    rt.clock.advance(seconds=31)
+    assert post(client, "/staff/account/totp", step="confirm", otp=pyotp.TOTP(theirs).at(rt.clock.now())
+                ).status_code == 403
+    post(client, "/staff/logout")
+    assert login(client, otp=pyotp.TOTP(theirs).at(rt.clock.now())).status_code == 401
+    assert login(client, otp=pyotp.TOTP(secret).at(rt.clock.now())).status_code == 302
+
+
 def test_the_ip_allow_list(rt, app):
     create_staff(rt)
     with rt.db.transaction() as s:

@@ -595,6 +595,10 @@ def account():
 @bp.post("/account/totp")
 def account_totp():
     rt = _rt()
+    if g.who.has_totp:
+        # Set up already: only an admin removes it (the page says so). Replacing it here would let whoever holds
+        # an open session move the second factor to their own phone.
+        abort(403)
     step = request.form.get("step")
     if step == "start":
         session[TOTP_PENDING_KEY] = auth.new_totp_secret()
