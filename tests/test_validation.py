@@ -154,6 +154,14 @@ def test_name_length_limits():
     assert code(v.check_name("山田\x00")) == "text_characters"
 
 
+@pytest.mark.parametrize("control", ["\u202e", "\u202d", "\u2066", "\u2067", "\u2068", "\u202a"])
+def test_text_that_would_show_in_another_order_than_typed_is_refused(control):
+    """A right-to-left override makes `山田{RLO}郎太` show as 山田太郎 on the dashboard and in the export."""
+    assert code(v.check_name(f"山田{control}郎太")) == "text_characters"
+    assert code(v.check_text(f"相談{control}です", v.CONSULTATION_MAX, required=True)) == "text_characters"
+    assert v.check_name("Nguyễn Văn An") == "Nguyễn Văn An" and v.check_name("علي") == "علي"
+
+
 def test_kana_width_is_normalised():
     assert v.normalise_kana("ﾔﾏﾀﾞ ﾀﾛｳ") == "ヤマダ タロウ"
     assert v.normalise_kana("やまだ　たろう") == "やまだ たろう"

@@ -93,11 +93,16 @@ def _compact(text: str) -> str:
     return _DASHES.sub("-", _SPACES.sub("", _ascii_digits(nfkc(text))))
 
 
+# Bidirectional embeddings, overrides and isolates: text after one is shown in another order than it is stored
+# (a name that reads differently on the dashboard and in the export than what was typed).
+_BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
 def _has_control(text: str, allow_newlines: bool = False) -> bool:
     for ch in text:
         if allow_newlines and ch in "\n\t":
             continue
-        if unicodedata.category(ch) in ("Cc", "Cs", "Co"):
+        if unicodedata.category(ch) in ("Cc", "Cs", "Co") or ch in _BIDI_CONTROLS:
             return True
     return False
 
