@@ -2,6 +2,7 @@
 one office per account, and the create-user command."""
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 
 import pyotp
@@ -374,3 +375,38 @@ def test_readme_gives_the_passwords_least_length():
 
     readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
     assert f"A password has at least {auth.MIN_PASSWORD} characters" in readme
+
+
+def test_one_code_sent_twice_at_once_logs_in_once(rt, app, monkeypatch):
+    """A code seen over someone's shoulder, or relayed by a phishing page, and sent at the same moment as the
+    owner's own login: only one of the two gets in (the account's row is locked while a login is checked)."""
+    import threading
+
+    create_staff(rt)
+    with rt.db.transaction() as s:
+        user = s.scalar(select(StaffUser).where(StaffUser.username == "tanaka"))
+        secret = auth.new_totp_secret()
+        assert auth.enroll_totp(rt.config, user, secret, pyotp.TOTP(secret).at(rt.clock.now()), rt.clock.now())
+    rt.clock.advance(seconds=31)
+    code = pyotp.TOTP(secret).at(rt.clock.now())
+    real_check = auth.check_password_hash
+
+    def slow_check(*args):       # both logins are inside their check at the same time
+        time.sleep(0.5)
+        return real_check(*args)
+
+    monkeypatch.setattr(auth, "check_password_hash", slow_check)
+    clients = [app.test_client() for _ in range(2)]
+    forms = [{"username": "tanaka", "password": PASSWORD, "otp": code, "csrf_token": csrf(c)} for c in clients]
+    barrier, statuses = threading.Barrier(2), []
+
+    def one(client, form):
+        barrier.wait(timeout=10)
+        statuses.append(client.post("/staff/login", data=form).status_code)
+
+    threads = [threading.Thread(target=one, args=pair) for pair in zip(clients, forms)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert sorted(statuses) == [302, 401]

@@ -90,7 +90,8 @@ def authenticate(session: Session, config, *, username: str, password: str, otp:
     failure = session.get(LoginFailure, key) if key else None
     if failure is not None and failure.locked_until is not None and failure.locked_until > now:
         return LoginResult(None, "locked")
-    user = session.scalar(select(StaffUser).where(StaffUser.username == key)) if key else None
+    # Locked until the login commits: two logins with the same one-time code at once cannot both pass.
+    user = session.scalar(select(StaffUser).where(StaffUser.username == key).with_for_update()) if key else None
     password_ok = check_password_hash(user.password_hash if user else _DUMMY_HASH, password or "")
     if user is not None and user.active and not ip_allowed(session, user.office_id, ip):
         # Outside the office's network the answer is the same whatever the password, and every try counts
