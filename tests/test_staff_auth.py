@@ -203,15 +203,21 @@ def test_totp_second_factor(rt, client):
     assert login(client, otp=totp.at(rt.clock.now())).status_code == 302
 
 
-def test_a_second_factor_once_set_is_not_replaced_from_the_session(rt, client):
-    """Only an admin removes a second factor: an open session (left on a shared PC, or stolen) cannot move it to
-    another phone by setting it up again."""
+def staff_with_a_second_factor(rt) -> str:
+    """The account `tanaka` with TOTP set up half a minute ago: its secret (the next code is a fresh one)."""
     create_staff(rt)
     with rt.db.transaction() as s:
         user = s.scalar(select(StaffUser).where(StaffUser.username == "tanaka"))
         secret = auth.new_totp_secret()
         assert auth.enroll_totp(rt.config, user, secret, pyotp.TOTP(secret).at(rt.clock.now()), rt.clock.now())
     rt.clock.advance(seconds=31)
+    return secret
+
+
+def test_a_second_factor_once_set_is_not_replaced_from_the_session(rt, client):
+    """Only an admin removes a second factor: an open session (left on a shared PC, or stolen) cannot move it to
+    another phone by setting it up again."""
+    secret = staff_with_a_second_factor(rt)
     assert login(client, otp=pyotp.TOTP(secret).at(rt.clock.now())).status_code == 302
     assert post(client, "/staff/account/totp", step="start").status_code == 403
     theirs = auth.new_totp_secret()
@@ -382,12 +388,7 @@ def test_one_code_sent_twice_at_once_logs_in_once(rt, app, monkeypatch):
     owner's own login: only one of the two gets in (the account's row is locked while a login is checked)."""
     import threading
 
-    create_staff(rt)
-    with rt.db.transaction() as s:
-        user = s.scalar(select(StaffUser).where(StaffUser.username == "tanaka"))
-        secret = auth.new_totp_secret()
-        assert auth.enroll_totp(rt.config, user, secret, pyotp.TOTP(secret).at(rt.clock.now()), rt.clock.now())
-    rt.clock.advance(seconds=31)
+    secret = staff_with_a_second_factor(rt)
     code = pyotp.TOTP(secret).at(rt.clock.now())
     real_check = auth.check_password_hash
 
