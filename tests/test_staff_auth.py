@@ -7,9 +7,10 @@ from datetime import timedelta
 
 import pyotp
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 from werkzeug.security import check_password_hash
 
+from bot.schema import Base
 from bot.staff import auth
 from bot.staff.models import AuditEntry, StaffUser
 from tests.staffkit import fast_password_hashing  # noqa: F401 - autouse fixture
@@ -72,6 +73,28 @@ def test_logins_are_in_the_log_with_why_and_from_where_never_what_was_typed(rt, 
     assert any(r.getMessage().startswith("staff login account=") for r in caplog.records)
     assert "S3cret-typed-as-name" not in caplog.text and "wrong password" not in caplog.text
     assert "tanaka" not in caplog.text and PASSWORD not in caplog.text
+
+
+def test_what_was_typed_as_a_user_name_is_not_kept_in_the_database(rt, client):
+    """A password typed into the user name box is not written down (the lock-out counts a keyed hash of the
+    name), and a counter whose window has passed is purged by the worker."""
+    from bot.staff.models import LoginFailure
+    from bot.worker import Worker
+
+    create_staff(rt)
+    typed = "MyS3cretPassw0rd-typed-as-name"
+    assert login(client, username=typed, password="wrong password").status_code == 401
+    assert login(client, password="wrong password").status_code == 401
+    with rt.db.reading() as s:
+        stored = [value for table in Base.metadata.sorted_tables for row in s.execute(table.select())
+                  for value in row if isinstance(value, str)]
+        assert s.scalar(select(func.count()).select_from(LoginFailure)) == 2
+    assert not [value for value in stored if typed.lower() in value.lower()]
+    assert "tanaka" not in [value for value in stored if len(value) == 64]
+    rt.clock.advance(minutes=auth.FAILURE_WINDOW.total_seconds() / 60 + 1)
+    Worker(rt).run_once()
+    with rt.db.reading() as s:
+        assert s.scalar(select(func.count()).select_from(LoginFailure)) == 0
 
 
 def test_unknown_usernames_lock_too_and_say_the_same(rt, client):

@@ -20,7 +20,7 @@ from bot.models import Booking, OutboxMessage, ProcessedEvent, SlotClaim, SlotHo
 from bot.offices import DEFAULT_RETENTION
 from bot.services.bookings import erase_staff_text
 from bot.services.calendar import last_business_day_on_or_before
-from bot.staff import audit
+from bot.staff import audit, auth
 from bot.staff.auth import MAX_SESSION
 from bot.staff.models import AuditEntry, BookingHandoff, JobMark, StaffSession
 
@@ -192,6 +192,7 @@ def purge_unknown_offices(session: Session, rt, now: datetime) -> dict[str, int]
     retention rules so that no personal details outlive them. Such offices are looked for once an hour."""
     session.execute(delete(JobMark).where(JobMark.created_at < now - JOB_MARK_KEEP))
     session.execute(delete(StaffSession).where(StaffSession.created_at < now - MAX_SESSION))
+    auth.purge_login_failures(session, now)
     if not _mark(session, "unknown_offices", now.astimezone(TOKYO).strftime("%Y-%m-%dT%H"), now):
         return {}
     known = list(rt.offices)

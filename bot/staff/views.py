@@ -650,7 +650,7 @@ def users():
         now = rt.clock.now()
         rows = s.scalars(select(StaffUser).where(StaffUser.office_id == g.who.office_id)
                          .order_by(StaffUser.username)).all()
-        locked = {u.id for u in rows if auth.is_locked(s, u.username, now)}
+        locked = {u.id for u in rows if auth.is_locked(s, rt.config, u.username, now)}
         return render_template("staff/users.html", users=rows, locked=locked,
                                allowlist="\n".join(auth.allowlist(s, g.who.office_id)),
                                error=request.args.get("error"), remote=request.remote_addr)
@@ -698,7 +698,7 @@ def user_op(user_id: int, op: str):
             elif op == "reset_password":
                 auth.set_password(s, user, request.form.get("password", ""))
             elif op == "unlock":
-                auth.unlock(s, user.username)
+                auth.unlock(s, rt.config, user.username)
             else:
                 user.totp_secret, user.totp_last_step = None, 0
             action = {"deactivate": "deactivate_user", "activate": "activate_user", "unlock": "unlock_user"}.get(op, op)
