@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from linebot.v3.webhooks import (
     AudioMessageContent,
@@ -28,6 +28,7 @@ from bot import event_rows, outbox, ratelimit
 from bot.clock import TOKYO
 from bot.db import describe_error, is_disconnect
 from bot.models import Conversation, OutboxMessage, StaffGroupSighting
+from bot.offices import DEFAULT_RETENTION
 from bot.ports import SessionPorts
 from dialogs import engine
 from dialogs.effects import LeaveGroup, NotifyStaff, Say
@@ -47,6 +48,13 @@ MEDIA = {
 
 def event_time(event) -> datetime:
     return datetime.fromtimestamp(event.timestamp / 1000, tz=TOKYO)
+
+
+def older_than_its_marks(office, event, now: datetime) -> bool:
+    """An event from before the oldest dedupe mark kept (`retention.dedupe_days`): whether it was handled
+    cannot be known any more, so a signed body captured once and sent again later must not count."""
+    days = {**DEFAULT_RETENTION, **(office.retention or {})}["dedupe_days"]
+    return event_time(event) < now - timedelta(days=days)
 
 
 def to_incoming(event) -> Incoming:
@@ -106,6 +114,9 @@ class Dispatcher:
     def _handle(self, office, event, event_id: str) -> list:
         with event_rows.transaction(self.rt.db) as tx:
             now = self.rt.clock.now()
+            if older_than_its_marks(office, event, now):
+                log.warning("event=%s older than its dedupe mark would be kept: ignored as a replay", event_id)
+                return []
             if not event_rows.claim(tx.conn, office.id, event_id, now):
                 log.info("event=%s duplicate, skipped", event_id)
                 return []

@@ -191,6 +191,27 @@ def test_an_identical_body_again_is_200_with_no_effect(rt, client, sakata_user, 
         assert s.scalar(select(Conversation.state)) == state
 
 
+def test_a_body_replayed_after_its_dedupe_mark_is_gone_changes_nothing(rt, client, sakata_user, fake_line):
+    """A signed body captured once and sent again after the marks are purged (`dedupe_days`) is still not
+    handled twice: an event older than the marks are kept cannot be told from a replay, so it is ignored."""
+    from bot.staff import jobs
+
+    raw = sakata_user.body(sakata_user.text_event("予約"))
+    signature = sign(raw, sakata_user.channel_secret)
+    assert post(client, "sakata", raw, signature).status_code == 200
+    rt.clock.advance(days=8)
+    with rt.db.transaction() as s:
+        assert jobs.purge_expired_data(s, rt, rt.offices["sakata"], rt.clock.now())["dedupe_purged"] == 1
+    with rt.db.reading() as s:
+        conversation = s.scalar(select(Conversation.context))
+    after_first, deliveries = footprint(rt), fake_line.deliveries()
+    assert post(client, "sakata", raw, signature).status_code == 200
+    assert footprint(rt) == after_first, "the old event was handled again"
+    assert fake_line.deliveries() == deliveries
+    with rt.db.reading() as s:
+        assert s.scalar(select(Conversation.context)) == conversation
+
+
 # -- floods --------------------------------------------------------------------------------------------
 
 def _replies_to(fake, user) -> list[str]:

@@ -107,6 +107,13 @@ def test_the_same_job_seeker_from_another_line_account_is_refused(rt):
     assert other.status == "seeker_open"
 
 
+@pytest.mark.parametrize("typed", ["٠١٢٣٤-٥٦٧٨٩", "०१२३४५६७८९"])
+def test_the_same_number_in_another_scripts_digits_is_the_same_job_seeker(rt, typed):
+    create(rt, new_conversation(rt), seeker_number="01234-56789")
+    other = create(rt, new_conversation(rt), start=MONDAY + timedelta(weeks=1), seeker_number=typed)
+    assert other.status == "seeker_open"
+
+
 def test_a_user_blocked_by_staff_cannot_request(rt):
     assert create(rt, new_conversation(rt, booking_blocked=True)).status == "blocked"
     assert count(rt, Booking) == 0

@@ -3,13 +3,15 @@ one office per account, and the create-user command."""
 from __future__ import annotations
 
 import re
+import time
 from datetime import timedelta
 
 import pyotp
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 from werkzeug.security import check_password_hash
 
+from bot.schema import Base
 from bot.staff import auth
 from bot.staff.models import AuditEntry, LoginFailure, StaffUser
 from tests.staffkit import fast_password_hashing  # noqa: F401 - autouse fixture
@@ -90,14 +92,36 @@ def test_what_was_typed_as_a_user_name_is_forgotten_once_it_locks_nothing(rt, cl
         with rt.db.reading() as s:
             return set(s.scalars(select(LoginFailure.username)))
 
-    assert counted() == {"s3cret-typed-as-name", "tanaka"}
+    assert counted() == {auth.failure_key(rt.config, "S3cret-typed-as-name"), auth.failure_key(rt.config, "tanaka")}
     rt.clock.advance(minutes=6)                               # both windows over, the lock not
     jobs.run_due(rt)
-    assert counted() == {"tanaka"} and login(client).status_code == 429
+    assert counted() == {auth.failure_key(rt.config, "tanaka")} and login(client).status_code == 429
     rt.clock.advance(minutes=10)
     jobs.run_due(rt)
     assert counted() == set()
     assert login(client).status_code == 302
+
+
+def test_what_was_typed_as_a_user_name_is_not_kept_in_the_database(rt, client):
+    """A password typed into the user name box is not written down (the lock-out counts a keyed hash of the
+    name), and a counter whose window has passed is purged by the worker."""
+    from bot.staff.models import LoginFailure
+    from bot.worker import Worker
+
+    create_staff(rt)
+    typed = "MyS3cretPassw0rd-typed-as-name"
+    assert login(client, username=typed, password="wrong password").status_code == 401
+    assert login(client, password="wrong password").status_code == 401
+    with rt.db.reading() as s:
+        stored = [value for table in Base.metadata.sorted_tables for row in s.execute(table.select())
+                  for value in row if isinstance(value, str)]
+        assert s.scalar(select(func.count()).select_from(LoginFailure)) == 2
+    assert not [value for value in stored if typed.lower() in value.lower()]
+    assert "tanaka" not in [value for value in stored if len(value) == 64]
+    rt.clock.advance(minutes=auth.FAILURE_WINDOW.total_seconds() / 60 + 1)
+    Worker(rt).run_once()
+    with rt.db.reading() as s:
+        assert s.scalar(select(func.count()).select_from(LoginFailure)) == 0
 
 
 def test_unknown_usernames_lock_too_and_say_the_same(rt, client):
@@ -267,6 +291,34 @@ def test_a_totp_code_typed_in_full_width_digits_works_and_never_errs(rt, client)
     assert 'pattern="' not in client.get("/staff/login").get_data(as_text=True)
 
 
+def staff_with_a_second_factor(rt) -> str:
+    """The account `tanaka` with TOTP set up half a minute ago: its secret (the next code is a fresh one)."""
+    create_staff(rt)
+    with rt.db.transaction() as s:
+        user = s.scalar(select(StaffUser).where(StaffUser.username == "tanaka"))
+        secret = auth.new_totp_secret()
+        assert auth.enroll_totp(rt.config, user, secret, pyotp.TOTP(secret).at(rt.clock.now()), rt.clock.now())
+    rt.clock.advance(seconds=31)
+    return secret
+
+
+def test_a_second_factor_once_set_is_not_replaced_from_the_session(rt, client):
+    """Only an admin removes a second factor: an open session (left on a shared PC, or stolen) cannot move it to
+    another phone by setting it up again."""
+    secret = staff_with_a_second_factor(rt)
+    assert login(client, otp=pyotp.TOTP(secret).at(rt.clock.now())).status_code == 302
+    assert post(client, "/staff/account/totp", step="start").status_code == 403
+    theirs = auth.new_totp_secret()
+    with client.session_transaction() as sess:
+        sess["staff_totp_pending"] = theirs
+    rt.clock.advance(seconds=31)
+    assert post(client, "/staff/account/totp", step="confirm", otp=pyotp.TOTP(theirs).at(rt.clock.now())
+                ).status_code == 403
+    post(client, "/staff/logout")
+    assert login(client, otp=pyotp.TOTP(theirs).at(rt.clock.now())).status_code == 401
+    assert login(client, otp=pyotp.TOTP(secret).at(rt.clock.now())).status_code == 302
+
+
 def test_the_ip_allow_list(rt, app):
     create_staff(rt)
     with rt.db.transaction() as s:
@@ -280,6 +332,24 @@ def test_the_ip_allow_list(rt, app):
     with rt.db.transaction() as s:
         auth.set_allowlist(s, "sakata", [])
     assert login(outside).status_code == 302
+
+
+def test_from_outside_the_allow_list_no_answer_tells_whether_the_password_was_right(rt, app):
+    """Refused outside the office's network whatever was typed, and every try counts towards the lock-out:
+    an attacker outside cannot confirm a stolen or guessed password by the answer or by when the lock comes."""
+    create_staff(rt)
+    with rt.db.transaction() as s:
+        auth.set_allowlist(s, "sakata", auth.parse_allowlist("192.0.2.0/24"))
+    outside = app.test_client()
+    answers = [login(outside, password=p) for p in ["wrong password 1", PASSWORD, "wrong password 2", PASSWORD]]
+    assert {a.status_code for a in answers} == {403}
+    assert len({a.get_data(as_text=True).replace(csrf(outside), "") for a in answers[-2:]}) == 1
+    for _ in range(auth.LOCK_AFTER - len(answers) - 1):
+        assert login(outside).status_code == 403
+    assert login(outside).status_code == 429
+    inside = app.test_client()
+    inside.environ_base["REMOTE_ADDR"] = "192.0.2.15"
+    assert login(inside).status_code == 429        # the lock-out holds everywhere, as for wrong passwords
 
 
 @pytest.mark.parametrize("hops, forwarded, allowed", [
@@ -424,3 +494,33 @@ def test_readme_gives_the_passwords_least_length():
 
     readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
     assert f"A password has at least {auth.MIN_PASSWORD} characters" in readme
+
+
+def test_one_code_sent_twice_at_once_logs_in_once(rt, app, monkeypatch):
+    """A code seen over someone's shoulder, or relayed by a phishing page, and sent at the same moment as the
+    owner's own login: only one of the two gets in (the account's row is locked while a login is checked)."""
+    import threading
+
+    secret = staff_with_a_second_factor(rt)
+    code = pyotp.TOTP(secret).at(rt.clock.now())
+    real_check = auth.check_password_hash
+
+    def slow_check(*args):       # both logins are inside their check at the same time
+        time.sleep(0.5)
+        return real_check(*args)
+
+    monkeypatch.setattr(auth, "check_password_hash", slow_check)
+    clients = [app.test_client() for _ in range(2)]
+    forms = [{"username": "tanaka", "password": PASSWORD, "otp": code, "csrf_token": csrf(c)} for c in clients]
+    barrier, statuses = threading.Barrier(2), []
+
+    def one(client, form):
+        barrier.wait(timeout=10)
+        statuses.append(client.post("/staff/login", data=form).status_code)
+
+    threads = [threading.Thread(target=one, args=pair) for pair in zip(clients, forms)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert sorted(statuses) == [302, 401]

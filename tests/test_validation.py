@@ -35,6 +35,8 @@ def code(result) -> str | None:
     ("123456789", "12345-6789"),                        # hyphen missing
     ("0123456789012", "01234-56789012"),                # 13 digits, leading zero kept
     (" 01234 - 00056 ", "01234-00056"),                 # spaces and leading zeros
+    ("٠١٢٣٤-٥٦٧٨٩", "01234-56789"),                     # Arabic-Indic digits (NFKC keeps them)
+    ("०१२३४५६७८९", "01234-56789"),                      # Devanagari digits
 ])
 def test_seeker_number_is_normalised_keeping_leading_zeros(typed, stored):
     assert v.normalise_seeker_number(typed) == stored
@@ -152,6 +154,7 @@ def test_a_birth_date_reads_back_in_the_japanese_calendar():
     ("+81(0)90-1234-5678", "090-1234-5678"),
     ("0120-123-456", "0120-123-456"),
     ("050-1234-5678", "050-1234-5678"),
+    ("٠٩٠-١٢٣٤-٥٦٧٨", "090-1234-5678"),                # Arabic-Indic digits
 ])
 def test_japanese_phone_numbers(typed, stored):
     assert v.normalise_phone(typed) == stored
@@ -181,6 +184,14 @@ def test_name_length_limits():
     assert code(result) == "too_long" and result.params == {"max": v.NAME_MAX, "length": v.NAME_MAX + 1}
     assert code(v.check_name("")) == "required"
     assert code(v.check_name("山田\x00")) == "text_characters"
+
+
+@pytest.mark.parametrize("control", ["\u202e", "\u202d", "\u2066", "\u2067", "\u2068", "\u202a"])
+def test_text_that_would_show_in_another_order_than_typed_is_refused(control):
+    """A right-to-left override makes `山田{RLO}郎太` show as 山田太郎 on the dashboard and in the export."""
+    assert code(v.check_name(f"山田{control}郎太")) == "text_characters"
+    assert code(v.check_text(f"相談{control}です", v.CONSULTATION_MAX, required=True)) == "text_characters"
+    assert v.check_name("Nguyễn Văn An") == "Nguyễn Văn An" and v.check_name("علي") == "علي"
 
 
 def test_kana_width_is_normalised():

@@ -80,16 +80,29 @@ def nfkc(text: str | None) -> str:
     return unicodedata.normalize("NFKC", text or "")
 
 
+def _ascii_digits(text: str) -> str:
+    """Every script's decimal digits as 0-9: NFKC turns full-width digits into them but leaves Arabic-Indic,
+    Devanagari and the like as they are, and a number must be one number however it was typed (its keyed hash
+    finds it, and the one-open-request rule holds)."""
+    return "".join(str(unicodedata.decimal(ch)) if not ch.isascii() and unicodedata.category(ch) == "Nd" else ch
+                   for ch in text)
+
+
 def _compact(text: str) -> str:
-    """NFKC, dashes unified to '-', all spaces removed."""
-    return _DASHES.sub("-", _SPACES.sub("", nfkc(text)))
+    """NFKC, digits of any script as 0-9, dashes unified to '-', all spaces removed."""
+    return _DASHES.sub("-", _SPACES.sub("", _ascii_digits(nfkc(text))))
+
+
+# Bidirectional embeddings, overrides and isolates: text after one is shown in another order than it is stored
+# (a name that reads differently on the dashboard and in the export than what was typed).
+_BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 
 
 def _has_control(text: str, allow_newlines: bool = False) -> bool:
     for ch in text:
         if allow_newlines and ch in "\n\t":
             continue
-        if unicodedata.category(ch) in ("Cc", "Cs", "Co"):
+        if unicodedata.category(ch) in ("Cc", "Cs", "Co") or ch in _BIDI_CONTROLS:
             return True
     return False
 

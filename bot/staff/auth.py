@@ -3,6 +3,7 @@ and an optional IP allow-list per office. Pure functions over a session (no Flas
 from __future__ import annotations
 
 import hashlib
+import hmac
 import ipaddress
 import re
 import secrets
@@ -12,7 +13,7 @@ from datetime import datetime, timedelta
 
 import pyotp
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
-from sqlalchemy import delete, select
+from sqlalchemy import delete, or_, select
 from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
 
@@ -87,16 +88,20 @@ def set_password(session: Session, user: StaffUser, password: str) -> None:
 def authenticate(session: Session, config, *, username: str, password: str, otp: str | None, ip: str | None,
                  now: datetime) -> LoginResult:
     """Check a login; failures are counted per username (known or not) and lock it for a while."""
-    key = (username or "").strip().lower()[:64]
+    typed = (username or "").strip().lower()[:64]
+    key = failure_key(config, typed)
     failure = session.get(LoginFailure, key) if key else None
     if failure is not None and failure.locked_until is not None and failure.locked_until > now:
         return LoginResult(None, "locked")
-    user = session.scalar(select(StaffUser).where(StaffUser.username == key)) if key else None
+    # Locked until the login commits: two logins with the same one-time code at once cannot both pass.
+    user = session.scalar(select(StaffUser).where(StaffUser.username == typed).with_for_update()) if key else None
     password_ok = check_password_hash(user.password_hash if user else _DUMMY_HASH, password or "")
+    if user is not None and user.active and not ip_allowed(session, user.office_id, ip):
+        # Outside the office's network the answer is the same whatever the password, and every try counts
+        # towards the lock-out: a stolen or guessed password cannot be confirmed from outside.
+        return LoginResult(None, "locked" if _count_failure(session, key, failure, now) == "locked" else "ip")
     if user is None or not user.active or not password_ok:
         return LoginResult(None, _count_failure(session, key, failure, now))
-    if not ip_allowed(session, user.office_id, ip):
-        return LoginResult(None, "ip")
     if user.totp_secret:
         step = verify_totp(config, user, otp or "", now)
         if step is None:
@@ -124,13 +129,29 @@ def _count_failure(session: Session, key: str, failure: LoginFailure | None, now
     return "otp" if otp else "invalid"
 
 
-def unlock(session: Session, username: str) -> None:
-    session.execute(delete(LoginFailure).where(LoginFailure.username == username.lower()))
+def failure_key(config, username: str) -> str:
+    """The lock-out counter of a user name as typed: a keyed hash, never the text itself (a password typed into
+    the user name box, or whatever an attacker tries, is not written down); empty for an empty name."""
+    typed = (username or "").strip().lower()[:64]
+    if not typed:
+        return ""
+    return hmac.new(config.secret_key.encode(), f"login-failure|{typed}".encode(), hashlib.sha256).hexdigest()
 
 
-def is_locked(session: Session, username: str, now: datetime) -> bool:
-    failure = session.get(LoginFailure, username.lower())
+def unlock(session: Session, config, username: str) -> None:
+    session.execute(delete(LoginFailure).where(LoginFailure.username == failure_key(config, username)))
+
+
+def is_locked(session: Session, config, username: str, now: datetime) -> bool:
+    failure = session.get(LoginFailure, failure_key(config, username))
     return failure is not None and failure.locked_until is not None and failure.locked_until > now
+
+
+def purge_login_failures(session: Session, now: datetime) -> None:
+    """Counters whose window has passed and that lock nothing any more: they count nothing now."""
+    session.execute(delete(LoginFailure).where(
+        LoginFailure.first_at < now - FAILURE_WINDOW,
+        or_(LoginFailure.locked_until.is_(None), LoginFailure.locked_until <= now)))
 
 
 # -- sessions -------------------------------------------------------------------------------------

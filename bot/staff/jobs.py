@@ -10,7 +10,7 @@ import logging
 from collections import Counter
 from datetime import date, datetime, time, timedelta
 
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -20,9 +20,9 @@ from bot.models import Booking, OutboxMessage, ProcessedEvent, SlotClaim, SlotHo
 from bot.offices import DEFAULT_RETENTION
 from bot.services.bookings import erase_staff_text
 from bot.services.calendar import last_business_day_on_or_before
-from bot.staff import audit
-from bot.staff.auth import FAILURE_WINDOW, MAX_SESSION
-from bot.staff.models import AuditEntry, BookingHandoff, JobMark, LoginFailure, StaffSession
+from bot.staff import audit, auth
+from bot.staff.auth import MAX_SESSION
+from bot.staff.models import AuditEntry, BookingHandoff, JobMark, StaffSession
 
 log = logging.getLogger(__name__)
 
@@ -193,9 +193,7 @@ def purge_unknown_offices(session: Session, rt, now: datetime) -> dict[str, int]
     retention rules so that no personal details outlive them. Such offices are looked for once an hour."""
     session.execute(delete(JobMark).where(JobMark.created_at < now - JOB_MARK_KEEP))
     session.execute(delete(StaffSession).where(StaffSession.created_at < now - MAX_SESSION))
-    session.execute(delete(LoginFailure).where(
-        LoginFailure.first_at < now - FAILURE_WINDOW,
-        or_(LoginFailure.locked_until.is_(None), LoginFailure.locked_until <= now)))
+    auth.purge_login_failures(session, now)
     if not _mark(session, "unknown_offices", now.astimezone(TOKYO).strftime("%Y-%m-%dT%H"), now):
         return {}
     known = list(rt.offices)

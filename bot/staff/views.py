@@ -615,6 +615,10 @@ def account():
 @bp.post("/account/totp")
 def account_totp():
     rt = _rt()
+    if g.who.has_totp:
+        # Set up already: only an admin removes it (the page says so). Replacing it here would let whoever holds
+        # an open session move the second factor to their own phone.
+        abort(403)
     step = request.form.get("step")
     if step == "start":
         session[TOTP_PENDING_KEY] = auth.new_totp_secret()
@@ -671,7 +675,7 @@ def _users_page(error: str | None, typed: dict | None = None) -> str:
         now = rt.clock.now()
         rows = s.scalars(select(StaffUser).where(StaffUser.office_id == g.who.office_id)
                          .order_by(StaffUser.username)).all()
-        locked = {u.id for u in rows if auth.is_locked(s, u.username, now)}
+        locked = {u.id for u in rows if auth.is_locked(s, rt.config, u.username, now)}
         return render_template("staff/users.html", users=rows, locked=locked,
                                allowlist="\n".join(auth.allowlist(s, g.who.office_id)),
                                error=error, remote=request.remote_addr, typed=typed or {})
@@ -722,7 +726,7 @@ def user_op(user_id: int, op: str):
             elif op == "reset_password":
                 auth.set_password(s, user, request.form.get("password", ""))
             elif op == "unlock":
-                auth.unlock(s, user.username)
+                auth.unlock(s, rt.config, user.username)
             else:
                 user.totp_secret, user.totp_last_step = None, 0
             action = {"deactivate": "deactivate_user", "activate": "activate_user", "unlock": "unlock_user"}.get(op, op)
