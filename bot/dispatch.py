@@ -28,7 +28,6 @@ from bot import event_rows, outbox, ratelimit
 from bot.clock import TOKYO
 from bot.db import describe_error, is_disconnect
 from bot.models import Conversation, OutboxMessage, StaffGroupSighting
-from bot.offices import DEFAULT_RETENTION
 from bot.ports import SessionPorts
 from dialogs import engine
 from dialogs.effects import LeaveGroup, NotifyStaff, Say
@@ -53,8 +52,7 @@ def event_time(event) -> datetime:
 def older_than_its_marks(office, event, now: datetime) -> bool:
     """An event from before the oldest dedupe mark kept (`retention.dedupe_days`): whether it was handled
     cannot be known any more, so a signed body captured once and sent again later must not count."""
-    days = {**DEFAULT_RETENTION, **(office.retention or {})}["dedupe_days"]
-    return event_time(event) < now - timedelta(days=days)
+    return event_time(event) < now - timedelta(days=office.retention_rules()["dedupe_days"])
 
 
 def to_incoming(event) -> Incoming:
@@ -288,7 +286,7 @@ class Dispatcher:
         message = getattr(event, "message", None)
         if not isinstance(event, MessageEvent) or not isinstance(message, TextMessageContent):
             return False
-        return normalise(message.text or "") in self.rt.vocabulary("ja").words
+        return self.rt.vocabulary("ja").word(normalise(message.text or "")) is not None
 
     def _book_one_to_one(self, session: Session, office, group_id: str, event, now: datetime) -> list:
         """Someone asked to book in a group the bot stays in: booking works in a one-to-one chat only (the

@@ -190,6 +190,10 @@ class Office:
     source_file: str = ""
     translations: dict = field(default_factory=dict, repr=False)  # language -> validated overlay
 
+    def retention_rules(self) -> dict[str, int]:
+        """The retention rules in force: the profile's `retention`, the defaults for what it leaves out."""
+        return {**DEFAULT_RETENTION, **(self.retention or {})}
+
     @property
     def current_terms(self) -> TermsSpec:
         return max(self.terms, key=lambda t: t.version)

@@ -80,6 +80,13 @@ class Vocabulary:
         return Vocabulary({**other.words, **self.words}, {**other.answers, **self.answers},
                           self.consent_phrase or other.consent_phrase, _longest_first((*self.endings, *other.endings)))
 
+    def word(self, text: str) -> str | None:
+        """The chat word a normalised text names, if any: spaces inside (予約 確認 is 予約確認) and a polite
+        ending (予約をお願いします, 予約 を お願いします) do not count."""
+        compact = _compact(text)
+        return (self.words.get(compact) or self.words.get(_compact(self.without_ending(text)))
+                or self.words.get(self.without_ending(compact)))
+
     def without_ending(self, text: str) -> str:
         """The normalised text without one polite ending (予約をお願いします -> 予約); never down to nothing."""
         for ending in self.endings:
@@ -151,15 +158,12 @@ def route(inp: Incoming, *, office: str, position: str, choices: list[tuple[str,
     text = normalise(inp.text)
     if not text:
         return Routed("miss")
-    plain = vocab.without_ending(text)   # 予約をお願いします, はいです: the word or choice itself
-    # Spaces separate nothing in a chat word: 予約 確認 is 予約確認, 予約 を お願いします is 予約.
-    word = next(filter(None, (vocab.words.get(_compact(text)), vocab.words.get(_compact(plain)),
-                              vocab.words.get(vocab.without_ending(_compact(text))))), None)
+    word = vocab.word(text)
     if word:
         return Routed(WORD_TRIGGERS[word], value=LANGUAGE_OF_WORD.get(word, word))
     if vocab.consent_phrase and text == vocab.consent_phrase:   # consent: the exact words, no ending
         return Routed("agree", method="text")
-    text = plain
+    text = vocab.without_ending(text)   # はいです: the choice itself
     # A choice by number, by its label, or by a common synonym of an answer. Consent is never
     # given or refused by a number: where 同意する is offered, numbers choose nothing.
     if text.isdigit():

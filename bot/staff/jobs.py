@@ -144,7 +144,7 @@ def purge_expired_data(session: Session, rt, office, now: datetime) -> dict[str,
     A booking's details go with what staff wrote about it: its 職員メモ, the memos in its audit entries
     (the entries themselves stay) and the reason it was booked by exception.
     """
-    return _purge(session, office.id, {**DEFAULT_RETENTION, **(office.retention or {})}, now)
+    return _purge(session, office.id, office.retention_rules(), now)
 
 
 def _purge(session: Session, office_id: str, keep: dict[str, int], now: datetime) -> dict[str, int]:
