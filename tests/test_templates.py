@@ -312,3 +312,36 @@ def test_the_forms_examples_are_no_offices_real_numbers():
     for path in (ROOT / "templates" / "forms").glob("errors.*.yaml"):
         text = path.read_text(encoding="utf-8")
         assert not [number for number in real if number in text], path.name
+
+
+def test_page_templates_are_compiled_once_per_process_and_again_when_edited(make_app, tmp_path, monkeypatch):
+    """Each app has its own Jinja environment; the pages' compiled code is shared, keyed by the source."""
+    from jinja2 import Environment, FileSystemLoader
+
+    compiled: list[str] = []
+    real = Environment.compile
+
+    def counting(self, source, name=None, filename=None, raw=False, defer_init=False):
+        compiled.append(name)
+        return real(self, source, name, filename, raw, defer_init)
+
+    monkeypatch.setattr(Environment, "compile", counting)
+    first, second = make_app(), make_app()
+    page = "terms/page.html"
+    with first.app_context():
+        first.jinja_env.get_template(page)
+    with second.app_context():
+        second.jinja_env.get_template(page)
+    assert compiled.count(page) <= 1  # the first app may find it compiled by an earlier test already
+
+    folder = tmp_path / "pages"
+    folder.mkdir()
+    (folder / "probe.html").write_text("one", encoding="utf-8")
+    for app in (first, second):
+        app.jinja_env.loader = FileSystemLoader(str(folder))
+    with first.app_context():
+        assert first.jinja_env.get_template("probe.html").render() == "one"
+    (folder / "probe.html").write_text("two", encoding="utf-8")
+    with second.app_context():
+        assert second.jinja_env.get_template("probe.html").render() == "two"
+    assert compiled.count("probe.html") == 2
