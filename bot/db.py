@@ -207,9 +207,6 @@ def upgrade_schema(database: Database, data_encryption_keys: Sequence[str] = ())
     `data_encryption_keys` (newest first) are for a migration that encrypts what was stored in the clear
     (0012: the staff notes; 0013: the override reasons); a migration that needs them and finds none refuses.
     """
-    from alembic import command
-
-    cfg = alembic_config(database.url, data_encryption_keys)
     with database.migration_lock():
         state = schema_state(database)
         if state.ahead:
@@ -218,6 +215,11 @@ def upgrade_schema(database: Database, data_encryption_keys: Sequence[str] = ())
             raise ConfigError(f"the database was upgraded by a newer release ({state.describe()}): this release "
                               "cannot change it back. Deploy that release or a newer one; the database is "
                               "unchanged")
+        if not state.behind:
+            return  # nothing to apply: Alembic and the scripts stay unloaded (every start outside production)
+        from alembic import command
+
+        cfg = alembic_config(database.url, data_encryption_keys)
         with database.engine.connect() as conn:
             cfg.attributes["connection"] = conn
             command.upgrade(cfg, "heads")  # "heads": a feature branch not yet merged still applies

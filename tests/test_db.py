@@ -226,6 +226,25 @@ def test_upgrade_is_idempotent_and_reaches_every_head(empty_database_url):
         db.dispose()
 
 
+def test_an_upgrade_with_nothing_to_apply_leaves_alembic_alone(database_url, monkeypatch):
+    """Every start outside production upgrades the schema: at head, that is one read, not Alembic's machinery."""
+    from alembic import command
+
+    def refuse(*_args, **_kwargs):
+        raise AssertionError("Alembic ran")
+
+    monkeypatch.setattr(command, "upgrade", refuse)
+    db = Database(database_url)
+    try:
+        upgrade_schema(db)
+        with db.engine.begin() as conn:  # no revision recorded: now Alembic has work to do
+            conn.execute(text("DELETE FROM alembic_version"))
+        with pytest.raises(AssertionError, match="Alembic ran"):
+            upgrade_schema(db)
+    finally:
+        db.dispose()
+
+
 def test_db_upgrade_command_twice(app):
     runner = app.test_cli_runner()
     for _ in range(2):
