@@ -8,6 +8,7 @@ import socket
 import sqlite3
 import uuid
 from datetime import datetime
+from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, text
@@ -37,6 +38,35 @@ def _guarded_connect(self, address):
 @pytest.fixture(autouse=True)
 def _no_network(monkeypatch):
     monkeypatch.setattr(socket.socket, "connect", _guarded_connect)
+
+
+# -- office profiles ------------------------------------------------------------------------------
+def _files(directory) -> tuple[tuple[str, bytes], ...]:
+    root = Path(directory)
+    if not root.is_dir():
+        return ()
+    return tuple((str(path.relative_to(root)), path.read_bytes()) for path in sorted(root.rglob("*")) if path.is_file())
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _profiles_read_once():
+    """Each test builds its own app, and parsing the office profiles was a sixth of building one: the same
+    files (byte for byte, terms included) give the same offices, which are frozen. A test that writes other
+    files gets them read."""
+    from bot import offices
+
+    real = offices.load_offices
+    read: dict = {}
+
+    def load_offices(directory, terms_dir=offices.TERMS_DIR):
+        key = (str(directory), str(terms_dir), _files(directory), _files(terms_dir))
+        if key not in read:
+            read[key] = real(directory, terms_dir)
+        return dict(read[key])
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(offices, "load_offices", load_offices)
+        yield
 
 
 # -- databases ------------------------------------------------------------------------------------
