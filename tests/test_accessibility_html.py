@@ -147,3 +147,37 @@ def test_a_booking_by_phone_that_cannot_be_registered_marks_each_field_at_fault(
     assert page.invalid() == {"source", "slot"}
     assert "受付経路を選んでください" in page.description("source")
     assert "日時を選んでください" in page.description("slot")
+
+
+# -- the terms ------------------------------------------------------------------------------------------
+
+def headings(page: Dom) -> list[tuple[int, str]]:
+    return [(int(e.tag[1]), "".join(e.text).strip()) for e in page.elements if e.tag in ("h1", "h2", "h3", "h4")]
+
+
+@pytest.mark.parametrize("url", ["/terms/sakata?lang=en", "/terms/otaru?lang=easy", "/terms/sakata",
+                                 "/terms/sakata/2022-07-01"])
+def test_the_terms_headings_start_with_the_one_h1_and_go_down_one_level_at_a_time(client, url):
+    """The translated summary (a translation of the consent points) comes under the title, not above it."""
+    levels = [level for level, _ in headings(dom(client.get(url)))]
+    assert levels[0] == 1 and levels.count(1) == 1, levels
+    assert all(b <= a + 1 for a, b in zip(levels, levels[1:])), levels
+
+
+def test_the_translated_summary_is_in_its_own_language_right_under_the_title(client):
+    page = dom(client.get("/terms/sakata?lang=en"))
+    (first, title), (second, summary) = headings(page)[:2]
+    assert first == 1 and "利用規約" in title
+    assert second == 2 and page.by_id("translated-summary-title").text
+    section = next(e for e in page.elements if e.attrs.get("aria-labelledby") == "translated-summary-title")
+    assert section.attrs["lang"] == "en" and "".join(page.by_id("translated-summary-title").text) == summary
+
+
+@pytest.mark.parametrize(("url", "version"), [("/terms/sakata/2022-07-01", "2022-07-01"),
+                                              ("/terms/sakata/2023-11-01", "2023-11-01"),
+                                              ("/terms/otaru/2023-10-01", "2023-10-01")])
+def test_a_version_page_says_which_version_in_its_title(client, url, version):
+    titles = {"".join(e.text).strip() for e in dom(client.get(url)).elements if e.tag == "title"}
+    current = {"".join(e.text).strip() for e in dom(client.get(url.rsplit("/", 1)[0])).elements if e.tag == "title"}
+    assert len(titles) == 1 and f"{version}版" in titles.pop()
+    assert len(current) == 1 and "版" not in current.pop()        # the current page: no version to name
