@@ -149,6 +149,21 @@ def test_a_booking_by_phone_that_cannot_be_registered_marks_each_field_at_fault(
     assert "日時を選んでください" in page.description("slot")
 
 
+# -- where one is ------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("path", "words"), [("/staff/", "予定表"), ("/staff/queue", "対応待ち"),
+                                             ("/staff/export", "CSV出力"), ("/staff/users", "アカウント管理"),
+                                             ("/staff/account", "tanaka")])
+def test_the_menu_marks_the_page_one_is_on(rt, client, path, words):
+    create_staff(rt, role="admin")
+    login(client)
+    page = dom(client.get(path))
+    menu = [e for e in page.elements if e.tag == "a" and e.attrs.get("href", "").startswith("/staff/")
+            and e.attrs.get("href") != "#main"]
+    current = ["".join(e.text).strip() for e in menu if e.attrs.get("aria-current") == "page"]
+    assert current == [words]
+
+
 # -- the terms ------------------------------------------------------------------------------------------
 
 def headings(page: Dom) -> list[tuple[int, str]]:
