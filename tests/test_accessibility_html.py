@@ -10,6 +10,7 @@ import pyotp
 import pytest
 
 from tests.staffkit import fast_password_hashing  # noqa: F401 - autouse fixture
+from bot.staff import auth
 from tests.staffkit import PASSWORD, create_staff, login, post
 
 VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track", "wbr"}
@@ -149,7 +150,7 @@ def test_a_booking_by_phone_that_cannot_be_registered_marks_each_field_at_fault(
     assert "日時を選んでください" in page.description("slot")
 
 
-# -- where one is ------------------------------------------------------------------------------------------
+# -- where one is, and for how long -----------------------------------------------------------------------
 
 @pytest.mark.parametrize(("path", "words"), [("/staff/", "予定表"), ("/staff/queue", "対応待ち"),
                                              ("/staff/export", "CSV出力"), ("/staff/users", "アカウント管理"),
@@ -162,6 +163,12 @@ def test_the_menu_marks_the_page_one_is_on(rt, client, path, words):
             and e.attrs.get("href") != "#main"]
     current = ["".join(e.text).strip() for e in menu if e.attrs.get("aria-current") == "page"]
     assert current == [words]
+
+
+def test_the_login_page_states_the_session_limits_before_they_apply(client):
+    words = "".join(dom(client.get("/staff/login")).by_id("session-limits").text)
+    idle, longest = auth.IDLE_TIMEOUT.total_seconds() // 60, auth.MAX_SESSION.total_seconds() // 3600
+    assert f"{idle:.0f}分間操作がないとき" in words and f"ログインから{longest:.0f}時間" in words
 
 
 # -- the terms ------------------------------------------------------------------------------------------
