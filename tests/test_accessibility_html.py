@@ -3,6 +3,7 @@ control it is about (aria-invalid, aria-describedby to the message), so a screen
 reaching the field (JIS X 8341-3 / WCAG 3.3.1, 1.3.1)."""
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 
@@ -11,6 +12,7 @@ import pytest
 
 from tests.staffkit import fast_password_hashing  # noqa: F401 - autouse fixture
 from bot.staff import auth
+from tests.formflow import complete_form, hold_first_free, valid_answers
 from tests.staffkit import PASSWORD, create_staff, login, post
 
 VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track", "wbr"}
@@ -203,3 +205,18 @@ def test_a_version_page_says_which_version_in_its_title(client, url, version):
     current = {"".join(e.text).strip() for e in dom(client.get(url.rsplit("/", 1)[0])).elements if e.tag == "title"}
     assert len(titles) == 1 and f"{version}版" in titles.pop()
     assert len(current) == 1 and "版" not in current.pop()        # the current page: no version to name
+
+
+# -- the form in English: the fixed Japanese line marked as Japanese -----------------------------------
+
+@pytest.mark.parametrize("language", ["en", "ja"])
+def test_the_reference_line_is_marked_as_japanese_on_the_english_completion_page(rt, client, language):
+    """`受付番号: XXXX-XXXX` stays Japanese on every page (a fixed format): a screen reader on the English page
+    reads it with a Japanese voice (WCAG 3.1.2)."""
+    office = rt.offices["sakata"]
+    done = complete_form(client, hold_first_free(rt, "sakata", language), valid_answers(office))
+    page = dom(done.response)
+    assert next(e for e in page.elements if e.tag == "html").attrs["lang"] == language
+    line = next(e for e in page.elements if e.tag == "p" and "受付番号: " in "".join(e.text))
+    assert line.attrs.get("lang") == "ja"
+    assert re.search(r"<strong>受付番号: [A-Z0-9]{4}-[A-Z0-9]{4}</strong>", done.html)   # one line of text
