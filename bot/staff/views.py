@@ -96,7 +96,12 @@ def _template_globals():
     return {"csrf_token": csrf_token, "who": g.get("who"), "labels": export.labels(),
             "office": _rt().offices.get(g.who.office_id) if g.get("who") else None,
             "invitation": handoff.invitation_task(g.who.office_id) if g.get("who") else None,
-            "relative_day": _relative_day}
+            "relative_day": _relative_day, "session_limits": _SESSION_LIMITS}
+
+
+# The session's time limits as the pages state them in advance (WCAG 2.2.1: no limit comes unannounced).
+_SESSION_LIMITS = {"idle_minutes": auth.IDLE_TIMEOUT // timedelta(minutes=1),
+                   "max_hours": auth.MAX_SESSION // timedelta(hours=1)}
 
 
 def _relative_day(moment: datetime | date) -> str | None:

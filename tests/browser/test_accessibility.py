@@ -18,7 +18,7 @@ from playwright.sync_api import Page, expect
 from bot.clock import TOKYO
 from bot.forms import form_texts
 from tests.formflow import hold_first_free
-from tests.staffkit import PASSWORD, create_staff, fast_password_hashing, make_request  # noqa: F401 (fixture)
+from tests.staffkit import DETAILS, PASSWORD, create_staff, fast_password_hashing, make_request  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.browser
 
@@ -36,7 +36,8 @@ def axe() -> Axe:
 
 @pytest.fixture(scope="module")
 def account(live_server):
-    create_staff(live_server.rt, username=USERNAME)
+    """An admin: every dashboard page, account management included, is open to it."""
+    create_staff(live_server.rt, username=USERNAME, role="admin")
     return USERNAME
 
 
@@ -54,11 +55,11 @@ def form_url(live_server, office_id: str, language: str) -> str:
 _REQUESTS = itertools.count()
 
 
-def a_request(live_server) -> str:
+def a_request(live_server, details: dict | None = None) -> str:
     """A request on its own Sakata slot, weeks after the ones the form tests hold (a seat each)."""
     n = next(_REQUESTS)
     start = datetime(2027, 1, 18, 14, 0, tzinfo=TOKYO) + timedelta(weeks=n // 3, hours=n % 3)
-    return make_request(live_server.rt, start=start, user_id="U" + uuid.uuid4().hex)
+    return make_request(live_server.rt, start=start, user_id="U" + uuid.uuid4().hex, details=details)
 
 
 def seeker_number() -> str:
@@ -135,7 +136,7 @@ def test_the_dashboard_passes_axe(page, live_server, axe, account):
     log_in_by_keyboard(page, live_server.url)
     assert blocking_violations(axe, page) == []
     for path in ("/staff/queue", f"/staff/bookings/{reference}", "/staff/bookings/new", "/staff/search",
-                 "/staff/outbox", "/staff/groups", "/staff/export", "/staff/audit", "/staff/account"):
+                 "/staff/outbox", "/staff/groups", "/staff/export", "/staff/audit", "/staff/account", "/staff/users"):
         page.goto(f"{live_server.url}{path}")
         assert blocking_violations(axe, page) == [], path
 
@@ -215,6 +216,21 @@ def test_errors_are_tied_to_their_fields_and_reachable_from_the_summary(page, li
     expect(page.locator("#f-companion_detail")).to_be_focused()
 
 
+def test_a_date_field_keeps_its_focus_ring_on_its_calendar_button(page, live_server, account):
+    """Tab walks through a date field's parts, its calendar button last: the ring stays on the field."""
+    log_in_by_keyboard(page, live_server.url)
+    page.goto(f"{live_server.url}/staff/export")
+    page.locator("#from").focus()
+    steps = 0
+    while focus_ring(page)["id"] == "from" and steps < 8:
+        ring = page.evaluate("""() => { const s = getComputedStyle(document.getElementById('from'));
+            return s.outlineStyle !== 'none' || s.boxShadow !== 'none'; }""")
+        assert ring, f"no visible focus after {steps} Tab presses in the date field"
+        page.keyboard.press("Tab")
+        steps += 1
+    assert steps >= 2 and focus_ring(page)["id"] == "to"
+
+
 # -- 200% zoom -------------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("viewport", [ZOOMED, NARROW], ids=["200%", "320px"])
@@ -222,7 +238,10 @@ def test_nothing_is_lost_at_200_percent(browser, live_server, account, viewport)
     context = browser.new_context(viewport=viewport, locale="ja-JP", timezone_id="Asia/Tokyo")
     page = context.new_page()
     try:
-        reference = a_request(live_server)
+        # Words a phone cannot fit on one line: a long romanised name, a pasted URL, a long user name.
+        reference = a_request(live_server, {**DETAILS["sakata"], "name": "Bartholomew-Nguyen-Van-An-Longname",
+                                            "companion_detail": "https://example.org/" + "a" * 60})
+        create_staff(live_server.rt, username=f"temporary.staff-account_{uuid.uuid4().hex}")
         pages = [form_url(live_server, "sakata", "ja"), form_url(live_server, "otaru", "en"),
                  f"{live_server.url}/terms/sakata?lang=easy", f"{live_server.url}/staff/login"]
         for url in pages:
@@ -230,7 +249,7 @@ def test_nothing_is_lost_at_200_percent(browser, live_server, account, viewport)
             assert not overflows_sideways(page), url
             assert clipped_elements(page) == [], url
         log_in_by_keyboard(page, live_server.url)
-        for path in ("/staff/", "/staff/queue", f"/staff/bookings/{reference}"):
+        for path in ("/staff/", "/staff/queue", f"/staff/bookings/{reference}", "/staff/users"):
             page.goto(f"{live_server.url}{path}")
             assert not overflows_sideways(page), path
             assert clipped_elements(page) == [], path

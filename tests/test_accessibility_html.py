@@ -1,0 +1,222 @@
+"""Accessibility read from the rendered HTML (no browser): on every dashboard form an error message is tied to the
+control it is about (aria-invalid, aria-describedby to the message), so a screen reader says what is wrong on
+reaching the field (JIS X 8341-3 / WCAG 3.3.1, 1.3.1)."""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from html.parser import HTMLParser
+
+import pyotp
+import pytest
+
+from tests.staffkit import fast_password_hashing  # noqa: F401 - autouse fixture
+from bot.staff import auth
+from tests.formflow import complete_form, hold_first_free, valid_answers
+from tests.staffkit import PASSWORD, create_staff, login, post
+
+VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track", "wbr"}
+
+
+@dataclass
+class Element:
+    tag: str
+    attrs: dict[str, str]
+    text: list[str] = field(default_factory=list)
+
+
+class Dom(HTMLParser):
+    """Every element with its attributes, and the text inside each (descendants included)."""
+
+    def __init__(self, html: str):
+        super().__init__()
+        self.elements: list[Element] = []
+        self._open: list[Element] = []
+        self.feed(html)
+
+    def handle_starttag(self, tag, attrs):
+        element = Element(tag, {k: v or "" for k, v in attrs})
+        self.elements.append(element)
+        if tag not in VOID:
+            self._open.append(element)
+
+    def handle_endtag(self, tag):
+        for i in range(len(self._open) - 1, -1, -1):
+            if self._open[i].tag == tag:
+                del self._open[i:]
+                break
+
+    def handle_data(self, data):
+        for element in self._open:
+            element.text.append(data)
+
+    def by_id(self, id_: str) -> Element:
+        found = [e for e in self.elements if e.attrs.get("id") == id_]
+        assert len(found) == 1, f"{len(found)} elements with id {id_!r}"
+        return found[0]
+
+    def description(self, id_: str) -> str:
+        """What a screen reader reads as the control's description: the texts its aria-describedby names."""
+        ids = self.by_id(id_).attrs.get("aria-describedby", "").split()
+        return " ".join("".join(self.by_id(i).text).strip() for i in ids)
+
+    def invalid(self) -> set[str]:
+        return {e.attrs.get("id", e.tag) for e in self.elements if e.attrs.get("aria-invalid") == "true"}
+
+
+def dom(response) -> Dom:
+    return Dom(response.get_data(as_text=True))
+
+
+def test_a_refused_login_marks_the_fields_it_is_about(rt, client):
+    create_staff(rt)
+    page = dom(login(client, password="wrong password"))
+    assert page.invalid() == {"username", "password"}
+    assert "パスワードが正しくありません" in page.description("password")
+    assert "パスワードが正しくありません" in page.description("username")
+
+
+def test_a_wrong_second_factor_code_marks_the_code_field(rt, client):
+    create_staff(rt)
+    login(client)
+    post(client, "/staff/account/totp", step="start")
+    with client.session_transaction() as sess:
+        secret = sess["staff_totp_pending"]
+    page = dom(client.get(post(client, "/staff/account/totp", step="confirm", otp="000000").headers["Location"]))
+    assert page.invalid() == {"otp"} and "コードが正しくありません" in page.description("otp")
+    post(client, "/staff/account/totp", step="confirm", otp=pyotp.TOTP(secret).at(rt.clock.now()))
+    post(client, "/staff/logout")
+    page = dom(login(client, otp="000000"))
+    assert page.invalid() == {"otp"} and "二段階認証のコードが正しくありません" in page.description("otp")
+
+
+def test_a_refused_password_change_marks_the_field_that_was_wrong(rt, client):
+    create_staff(rt)
+    login(client)
+    wrong = post(client, "/staff/account/password", current="not my password", new=PASSWORD + "!")
+    page = dom(client.get(wrong.headers["Location"]))
+    assert page.invalid() == {"current"} and "今のパスワードが正しくありません" in page.description("current")
+    short = post(client, "/staff/account/password", current=PASSWORD, new="short")
+    page = dom(client.get(short.headers["Location"]))
+    assert page.invalid() == {"new"} and "12文字以上" in page.description("new")
+
+
+@pytest.mark.parametrize(("typed", "field_id", "words"), [
+    ({"username": "tanaka", "password": PASSWORD, "role": "staff"}, "new-username", "すでに使われています"),
+    ({"username": "suzuki", "password": "short", "role": "staff"}, "new-password", "12文字以上"),
+    ({"username": "suzuki", "password": PASSWORD, "role": "owner"}, "new-role", "権限を選んでください"),
+])
+def test_an_account_that_cannot_be_made_marks_what_to_correct(rt, client, typed, field_id, words):
+    create_staff(rt, role="admin")
+    login(client)
+    page = dom(post(client, "/staff/users", **typed))
+    assert page.invalid() == {field_id} and words in page.description(field_id)
+
+
+def test_a_refused_allow_list_marks_the_list(rt, client):
+    create_staff(rt, role="admin")
+    login(client)
+    refused = post(client, "/staff/users/allowlist", allowlist="not an address")
+    page = dom(client.get(refused.headers["Location"]))
+    assert page.invalid() == {"allowlist"} and "IPアドレスの書き方" in page.description("allowlist")
+
+
+def test_an_export_period_that_cannot_be_used_marks_both_dates(rt, client):
+    create_staff(rt)
+    login(client)
+    page = dom(post(client, "/staff/export", **{"from": "2026-12-31", "to": "2026-12-01"}))
+    assert page.invalid() == {"from", "to"}
+    assert "期間を正しく指定してください" in page.description("from") == page.description("to")
+
+
+def test_a_search_that_finds_nothing_marks_what_was_typed(rt, client):
+    create_staff(rt)
+    login(client)
+    page = dom(post(client, "/staff/search", seeker_number="12-34"))
+    assert page.invalid() == {"seeker_number"} and "5桁-最大8桁" in page.description("seeker_number")
+    page = dom(client.get("/staff/search?reference=ZZZZ-ZZZZ"))
+    assert page.invalid() == {"reference"} and "見つかりませんでした" in page.description("reference")
+
+
+def test_a_booking_by_phone_that_cannot_be_registered_marks_each_field_at_fault(rt, client):
+    create_staff(rt)
+    login(client)
+    page = dom(post(client, "/staff/bookings/new", source="phone", slot="2026-12-07T14:00:00+09:00", name="",
+                    seeker_number="12-34"))
+    assert page.invalid() == {"name", "seeker_number"}
+    assert "氏名を正しく入力してください" in page.description("name")
+    assert "5桁-最大8桁" in page.description("seeker_number")
+    page = dom(post(client, "/staff/bookings/new", source="fax", slot="", name="酒田 花子"))
+    assert page.invalid() == {"source", "slot"}
+    assert "受付経路を選んでください" in page.description("source")
+    assert "日時を選んでください" in page.description("slot")
+
+
+# -- where one is, and for how long -----------------------------------------------------------------------
+
+@pytest.mark.parametrize(("path", "words"), [("/staff/", "予定表"), ("/staff/queue", "対応待ち"),
+                                             ("/staff/export", "CSV出力"), ("/staff/users", "アカウント管理"),
+                                             ("/staff/account", "tanaka")])
+def test_the_menu_marks_the_page_one_is_on(rt, client, path, words):
+    create_staff(rt, role="admin")
+    login(client)
+    page = dom(client.get(path))
+    menu = [e for e in page.elements if e.tag == "a" and e.attrs.get("href", "").startswith("/staff/")
+            and e.attrs.get("href") != "#main"]
+    current = ["".join(e.text).strip() for e in menu if e.attrs.get("aria-current") == "page"]
+    assert current == [words]
+
+
+def test_the_login_page_states_the_session_limits_before_they_apply(client):
+    words = "".join(dom(client.get("/staff/login")).by_id("session-limits").text)
+    idle, longest = auth.IDLE_TIMEOUT.total_seconds() // 60, auth.MAX_SESSION.total_seconds() // 3600
+    assert f"{idle:.0f}分間操作がないとき" in words and f"ログインから{longest:.0f}時間" in words
+
+
+# -- the terms ------------------------------------------------------------------------------------------
+
+def headings(page: Dom) -> list[tuple[int, str]]:
+    return [(int(e.tag[1]), "".join(e.text).strip()) for e in page.elements if e.tag in ("h1", "h2", "h3", "h4")]
+
+
+@pytest.mark.parametrize("url", ["/terms/sakata?lang=en", "/terms/otaru?lang=easy", "/terms/sakata",
+                                 "/terms/sakata/2022-07-01"])
+def test_the_terms_headings_start_with_the_one_h1_and_go_down_one_level_at_a_time(client, url):
+    """The translated summary (a translation of the consent points) comes under the title, not above it."""
+    levels = [level for level, _ in headings(dom(client.get(url)))]
+    assert levels[0] == 1 and levels.count(1) == 1, levels
+    assert all(b <= a + 1 for a, b in zip(levels, levels[1:])), levels
+
+
+def test_the_translated_summary_is_in_its_own_language_right_under_the_title(client):
+    page = dom(client.get("/terms/sakata?lang=en"))
+    (first, title), (second, summary) = headings(page)[:2]
+    assert first == 1 and "利用規約" in title
+    assert second == 2 and page.by_id("translated-summary-title").text
+    section = next(e for e in page.elements if e.attrs.get("aria-labelledby") == "translated-summary-title")
+    assert section.attrs["lang"] == "en" and "".join(page.by_id("translated-summary-title").text) == summary
+
+
+@pytest.mark.parametrize(("url", "version"), [("/terms/sakata/2022-07-01", "2022-07-01"),
+                                              ("/terms/sakata/2023-11-01", "2023-11-01"),
+                                              ("/terms/otaru/2023-10-01", "2023-10-01")])
+def test_a_version_page_says_which_version_in_its_title(client, url, version):
+    titles = {"".join(e.text).strip() for e in dom(client.get(url)).elements if e.tag == "title"}
+    current = {"".join(e.text).strip() for e in dom(client.get(url.rsplit("/", 1)[0])).elements if e.tag == "title"}
+    assert len(titles) == 1 and f"{version}版" in titles.pop()
+    assert len(current) == 1 and "版" not in current.pop()        # the current page: no version to name
+
+
+# -- the form in English: the fixed Japanese line marked as Japanese -----------------------------------
+
+@pytest.mark.parametrize("language", ["en", "ja"])
+def test_the_reference_line_is_marked_as_japanese_on_the_english_completion_page(rt, client, language):
+    """`受付番号: XXXX-XXXX` stays Japanese on every page (a fixed format): a screen reader on the English page
+    reads it with a Japanese voice (WCAG 3.1.2)."""
+    office = rt.offices["sakata"]
+    done = complete_form(client, hold_first_free(rt, "sakata", language), valid_answers(office))
+    page = dom(done.response)
+    assert next(e for e in page.elements if e.tag == "html").attrs["lang"] == language
+    line = next(e for e in page.elements if e.tag == "p" and "受付番号: " in "".join(e.text))
+    assert line.attrs.get("lang") == "ja"
+    assert re.search(r"<strong>受付番号: [A-Z0-9]{4}-[A-Z0-9]{4}</strong>", done.html)   # one line of text
