@@ -211,6 +211,19 @@ def test_the_summary_gives_the_session_times_and_the_booking_notice(office_id, l
     assert SUMMARY_NOTICE[office_id][language] in summary
 
 
+@pytest.mark.parametrize("office_id", sorted(OFFICES))
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_the_receipt_says_the_offices_limit_on_how_often_the_service_is_used(office_id, language):
+    """Otaru's notice: 「利用回数に制限を設ける場合があります」 is told with every request, before staff decide."""
+    office = OFFICES[office_id]
+    note = office.localized(language).booking.usage_limit_note
+    receipt = text_of(render(office, language, "receipt", dict(receipt=booking())))
+    if office.booking.usage_limit_note:
+        assert note and note in receipt
+    else:
+        assert not re.search(r"^[※*] *$", receipt, re.M), receipt     # no empty line where an office has none
+
+
 def test_the_shipped_profiles_translate_all_their_wording():
     for office in OFFICES.values():
         assert untranslated(office) == [], office.id
