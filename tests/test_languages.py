@@ -224,7 +224,7 @@ def test_the_receipt_says_the_offices_limit_on_how_often_the_service_is_used(off
         assert not re.search(r"^[※*] *$", receipt, re.M), receipt     # no empty line where an office has none
 
 
-# The day-before reminder: trouble connecting or running late on the day is told to the office, the way the
+# The day-before reminder and the confirmation: trouble connecting or running late on the day is told to the office, the way the
 # office takes same-day contact (Otaru 第4条(3): 当日は電話のみ; Sakata 第6条(3): 電話), before the no-show rule
 # (「連絡がないまま…10分経過した場合は、キャンセルとみなします」) applies.
 ON_THE_DAY = {"ja": "当日、つながらない・開始に遅れる", "easy": "そうだんの 日に つながらない ときや おくれる ときは",
@@ -235,11 +235,12 @@ SAME_DAY_ROUTE = {"ja": {"phone": "お電話", "email": "メール"}, "easy": {"
 
 @pytest.mark.parametrize("office_id", sorted(OFFICES))
 @pytest.mark.parametrize("language", LANGUAGES)
-def test_the_reminder_says_how_to_reach_the_office_on_the_day(office_id, language):
+@pytest.mark.parametrize("name", ["reminder_day_before", "outcome_confirmed"])   # (a late one gets no reminder)
+def test_the_reminder_and_the_confirmation_say_how_to_reach_the_office_on_the_day(office_id, language, name):
     office = OFFICES[office_id]
-    reminder = text_of(render(office, language, "reminder_day_before", dict(booking=booking("confirmed"))))
-    start = reminder.index(ON_THE_DAY[language])
-    line = reminder[start:].split("\n")[0]
+    words = text_of(render(office, language, name, dict(booking=booking("confirmed"))))
+    start = words.index(ON_THE_DAY[language])
+    line = words[start:].split("\n")[0]
     for route, word in SAME_DAY_ROUTE[language].items():
         assert (word in line) == (route in office.cancellation.same_day_routes), (route, line)
 
