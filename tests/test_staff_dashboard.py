@@ -301,6 +301,18 @@ def test_a_limit_on_how_often_one_may_use_the_service_is_a_reason_only_where_the
     assert any("対応できる職員や機材に限りがある" in t for t in fake_line.texts_to(user.user_id)) == offered
 
 
+def test_every_rule_a_decline_reason_needs_is_a_booking_setting_of_the_profile():
+    """A misspelt `needs` would silently hide its reason from every office."""
+    import dataclasses
+
+    from bot.offices import Booking as BookingRules
+    from bot.staff.handoff import decline_reasons
+
+    settings = {f.name for f in dataclasses.fields(BookingRules)}
+    needs = [r["needs"] for r in decline_reasons("ja").values() if "needs" in r]
+    assert needs and set(needs) <= settings
+
+
 def test_propose_another_slot_and_the_user_accepts_in_chat(rt, staff, fake_line, user):
     reference = make_request(rt, user_id=user.user_id)
     other = SAKATA_MONDAY + timedelta(days=7, hours=1)
