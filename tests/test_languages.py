@@ -245,6 +245,20 @@ def test_the_reminder_and_the_confirmation_say_how_to_reach_the_office_on_the_da
         assert (word in line) == (route in office.cancellation.same_day_routes), (route, line)
 
 
+@pytest.mark.parametrize("office_id", sorted(OFFICES))
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_a_time_that_is_not_a_slot_is_answered_with_the_offices_session_times(office_id, language):
+    """Sakata 第6条(1) 「原則毎週月曜日 14:00、15:00、16:00」, Otaru 第4条(1) 「平日10:00～12:00、13:00～16:00の間の
+    30分間」: a typed time outside them is refused, and the user is told when sessions are."""
+    office = OFFICES[office_id]
+    words = text_of(render(office, language, "slot_unavailable", dict(
+        reason="not_a_slot", deadline=None, closure=None, holiday=None, alternatives=[])))
+    weekdays = load_labels(language)["weekdays"]
+    for start in office.schedule.starts:
+        assert start.strftime("%H:%M") in words, (start, words)
+    assert weekdays[office.schedule.weekdays[0]] in words and weekdays[office.schedule.weekdays[-1]] in words
+
+
 def test_the_shipped_profiles_translate_all_their_wording():
     for office in OFFICES.values():
         assert untranslated(office) == [], office.id
