@@ -24,6 +24,18 @@ CONSENT_HEAD = "【要約】"
 HOW_TO_CONSENT = "「同意する」と送って"
 
 
+def closing_clauses(court: str) -> dict[str, list[str]]:
+    """What every office's 要約 must tell of its terms' closing articles, each as words that must appear in it."""
+    return {
+        "applying counts as agreeing to the terms": ["申し込むと", "同意したものとみなされます"],
+        "no liability for the user's connection or force majeure; damages from a breach are the user's": [
+            "責任を負いません", "サイバー攻撃", "停電", "利用者の負担"],
+        "the terms may change without consent; using the service after counts as agreeing": [
+            "承諾なしに変更", "変更に同意したものとみなされます"],
+        "Japanese law and the court of first instance": ["日本法", court, "専属的合意管轄裁判所"],
+    }
+
+
 @dataclass
 class Chat:
     user: Any          # tests.lineuser.LineUser

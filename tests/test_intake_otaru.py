@@ -16,7 +16,8 @@ from sqlalchemy import inspect, select
 from bot.clock import TOKYO
 from bot.models import Base, Conversation, SlotHold
 from bot.services.slots import slot_label
-from tests.intake_walk import CONSENT_HEAD, HOW_TO_CONSENT, NO, UNSURE, YES, Chat, joined, postback_fields
+from tests.intake_walk import (CONSENT_HEAD, HOW_TO_CONSENT, NO, UNSURE, YES, Chat, closing_clauses, joined,
+                               postback_fields)
 
 OFFICE = "otaru"
 QUESTIONS = ["registered", "topic", "device_zoom", "continuing", "need"]
@@ -45,6 +46,7 @@ SUMMARY_MUST_SAY = {
     "usage records kept": ["記録"],
     "refused for abuse or non-job purposes": ["脅迫や暴言", "就職目的以外"],
     "personal data: law and who keeps it": ["個人情報", "職業安定法", "ハローワーク小樽が管理"],
+    **closing_clauses("札幌地方・家庭裁判所小樽支部"),
 }
 
 

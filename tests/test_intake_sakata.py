@@ -13,7 +13,8 @@ import pytest
 from bot.clock import TOKYO
 from bot.config import DEFAULT_OFFICES_DIR
 from tests.conftest import DEFAULT_NOW
-from tests.intake_walk import CONSENT_HEAD, HOW_TO_CONSENT, NO, UNSURE, YES, Chat, joined, postback_fields
+from tests.intake_walk import (CONSENT_HEAD, HOW_TO_CONSENT, NO, UNSURE, YES, Chat, closing_clauses, joined,
+                               postback_fields)
 from tests.lineuser import LineUser
 
 OFFICE = "sakata"
@@ -42,7 +43,10 @@ SUMMARY_MUST_SAY = {
     "10-minute no-show rule": ["10分", "キャンセルとみなし", "お断りする場合"],
     "usage records kept": ["記録"],
     "refused for abuse or non-job purposes": ["脅迫や暴言", "就職目的以外", "中止またはお断り"],
+    "the app ready, the connection checked, software up to date, nothing unneeded running (第12条(4), 第5条(5))": [
+        "アプリの準備と通信の確認", "ブラウザやソフトウェアの更新", "不要なソフトを起動しない"],
     "personal data: law and who keeps it": ["個人情報", "職業安定法", "ハローワーク酒田が管理"],
+    **closing_clauses("山形地方裁判所"),
 }
 
 

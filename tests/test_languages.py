@@ -211,6 +211,54 @@ def test_the_summary_gives_the_session_times_and_the_booking_notice(office_id, l
     assert SUMMARY_NOTICE[office_id][language] in summary
 
 
+@pytest.mark.parametrize("office_id", sorted(OFFICES))
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_the_receipt_says_the_offices_limit_on_how_often_the_service_is_used(office_id, language):
+    """Otaru's notice: 「利用回数に制限を設ける場合があります」 is told with every request, before staff decide."""
+    office = OFFICES[office_id]
+    note = office.localized(language).booking.usage_limit_note
+    receipt = text_of(render(office, language, "receipt", dict(receipt=booking())))
+    if office.booking.usage_limit_note:
+        assert note and note in receipt
+    else:
+        assert not re.search(r"^[※*] *$", receipt, re.M), receipt     # no empty line where an office has none
+
+
+# The day-before reminder and the confirmation: trouble connecting or running late on the day is told to the office, the way the
+# office takes same-day contact (Otaru 第4条(3): 当日は電話のみ; Sakata 第6条(3): 電話), before the no-show rule
+# (「連絡がないまま…10分経過した場合は、キャンセルとみなします」) applies.
+ON_THE_DAY = {"ja": "当日、つながらない・開始に遅れる", "easy": "そうだんの 日に つながらない ときや おくれる ときは",
+              "en": "On the day, if you cannot connect or will be late"}
+SAME_DAY_ROUTE = {"ja": {"phone": "お電話", "email": "メール"}, "easy": {"phone": "でんわ", "email": "メール"},
+                  "en": {"phone": "by phone", "email": "e-mail"}}
+
+
+@pytest.mark.parametrize("office_id", sorted(OFFICES))
+@pytest.mark.parametrize("language", LANGUAGES)
+@pytest.mark.parametrize("name", ["reminder_day_before", "outcome_confirmed"])   # (a late one gets no reminder)
+def test_the_reminder_and_the_confirmation_say_how_to_reach_the_office_on_the_day(office_id, language, name):
+    office = OFFICES[office_id]
+    words = text_of(render(office, language, name, dict(booking=booking("confirmed"))))
+    start = words.index(ON_THE_DAY[language])
+    line = words[start:].split("\n")[0]
+    for route, word in SAME_DAY_ROUTE[language].items():
+        assert (word in line) == (route in office.cancellation.same_day_routes), (route, line)
+
+
+@pytest.mark.parametrize("office_id", sorted(OFFICES))
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_a_time_that_is_not_a_slot_is_answered_with_the_offices_session_times(office_id, language):
+    """Sakata 第6条(1) 「原則毎週月曜日 14:00、15:00、16:00」, Otaru 第4条(1) 「平日10:00～12:00、13:00～16:00の間の
+    30分間」: a typed time outside them is refused, and the user is told when sessions are."""
+    office = OFFICES[office_id]
+    words = text_of(render(office, language, "slot_unavailable", dict(
+        reason="not_a_slot", deadline=None, closure=None, holiday=None, alternatives=[])))
+    weekdays = load_labels(language)["weekdays"]
+    for start in office.schedule.starts:
+        assert start.strftime("%H:%M") in words, (start, words)
+    assert weekdays[office.schedule.weekdays[0]] in words and weekdays[office.schedule.weekdays[-1]] in words
+
+
 def test_the_shipped_profiles_translate_all_their_wording():
     for office in OFFICES.values():
         assert untranslated(office) == [], office.id

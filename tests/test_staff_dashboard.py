@@ -273,13 +273,44 @@ def test_before_deciding_the_page_says_what_the_user_will_be_told(rt, staff, use
 
 def test_decline_with_a_reason_template(rt, staff, fake_line, user):
     reference = make_request(rt, user_id=user.user_id)
-    post(staff, f"/staff/bookings/{reference}/decline", reason="usage_limit")
+    post(staff, f"/staff/bookings/{reference}/decline", reason="details_unconfirmed")
     assert booking(rt, reference).status == "declined"
     run_worker(rt)
     told = fake_line.texts_to(user.user_id)[-1]
-    assert "対応できる職員や機材に限りがある" in told and "予約" in told
+    assert "お申込みの内容を確認することができなかった" in told and "予約" in told
     assert post(staff, f"/staff/bookings/{reference}/decline", reason="nonsense").status_code == 302
-    assert "利用回数の制限" in _page(staff, f"/staff/bookings/{reference}")
+    assert "申込内容を確認できない" in _page(staff, f"/staff/bookings/{reference}")
+
+
+@pytest.mark.parametrize("office_id,start,offered",
+                         [("otaru", OTARU_WEDNESDAY, True), ("sakata", SAKATA_MONDAY, False)])
+def test_a_limit_on_how_often_one_may_use_the_service_is_a_reason_only_where_the_office_has_that_rule(
+        rt, client, user_factory, fake_line, office_id, start, offered):
+    """Otaru's notice: 「利用回数に制限を設ける場合があります」 (profile `booking.usage_limit_note`). Sakata's terms
+    say nothing of the kind: its staff are not offered that reason and cannot give it."""
+    user = user_factory(office_id)
+    create_staff(rt, office=office_id)
+    login(client)
+    reference = make_request(rt, office=office_id, start=start, user_id=user.user_id)
+    page = _page(client, f"/staff/bookings/{reference}")
+    assert ('<option value="usage_limit">' in page) == offered
+    assert ("対応できる職員や機材に限りがある" in page) == offered
+    post(client, f"/staff/bookings/{reference}/decline", reason="usage_limit")
+    assert booking(rt, reference).status == ("declined" if offered else "requested")
+    run_worker(rt)
+    assert any("対応できる職員や機材に限りがある" in t for t in fake_line.texts_to(user.user_id)) == offered
+
+
+def test_every_rule_a_decline_reason_needs_is_a_booking_setting_of_the_profile():
+    """A misspelt `needs` would silently hide its reason from every office."""
+    import dataclasses
+
+    from bot.offices import Booking as BookingRules
+    from bot.staff.handoff import decline_reasons
+
+    settings = {f.name for f in dataclasses.fields(BookingRules)}
+    needs = [r["needs"] for r in decline_reasons("ja").values() if "needs" in r]
+    assert needs and set(needs) <= settings
 
 
 def test_propose_another_slot_and_the_user_accepts_in_chat(rt, staff, fake_line, user):

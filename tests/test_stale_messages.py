@@ -125,24 +125,24 @@ def test_a_confirmation_is_dropped_once_the_session_has_begun(rt, staff, fake_li
 def test_a_decline_still_arrives_however_late(rt, staff, fake_line, user, line_down):
     """The user still does not know their request was turned down: that is never out of date."""
     reference = make_request(rt, user_id=user.user_id)
-    post(staff, f"/staff/bookings/{reference}/decline", reason="usage_limit")
+    post(staff, f"/staff/bookings/{reference}/decline", reason="schedule")
     run_worker(rt)
     line_down.end()
     worker_at(rt, SAKATA_MONDAY + timedelta(days=3))
     assert row_of(rt, "outcome_declined").status == "sent"
-    assert "対応できる職員や機材に限りがある" in fake_line.texts_to(user.user_id)[-1]
+    assert "担当職員の都合がつかず" in fake_line.texts_to(user.user_id)[-1]
 
 
 def test_an_offer_withdrawn_before_it_could_be_sent_is_dropped(rt, staff, fake_line, user, line_down):
     reference = make_request(rt, user_id=user.user_id)
     post(staff, f"/staff/bookings/{reference}/propose", slot=(SAKATA_MONDAY + timedelta(days=7)).isoformat())
     run_worker(rt)
-    post(staff, f"/staff/bookings/{reference}/decline", reason="usage_limit")   # the offer is taken back
+    post(staff, f"/staff/bookings/{reference}/decline", reason="schedule")   # the offer is taken back
     line_down.end()
     worker_at(rt, rt.clock.now() + timedelta(minutes=2))
     assert row_of(rt, "outcome_proposed").last_error == "stale: status_changed"
     [text] = fake_line.texts_to(user.user_id)
-    assert "対応できる職員や機材に限りがある" in text
+    assert "担当職員の都合がつかず" in text
 
 
 def test_a_message_about_no_booking_is_never_dropped(rt, fake_line, user, line_down):
@@ -159,7 +159,7 @@ def test_a_message_about_a_booking_no_longer_kept_is_dropped(rt, staff, fake_lin
     from bot.staff import jobs
 
     reference = make_request(rt, user_id=user.user_id)
-    post(staff, f"/staff/bookings/{reference}/decline", reason="usage_limit")
+    post(staff, f"/staff/bookings/{reference}/decline", reason="schedule")
     run_worker(rt)
     with rt.db.transaction() as s:   # the retention purge took the closed request meanwhile
         assert jobs._delete_closed_requests(s, "sakata", rt.clock.now() + timedelta(seconds=1)) == 1

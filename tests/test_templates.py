@@ -298,6 +298,24 @@ def test_the_confirmation_tells_every_notice_of_the_office(office_id):
     assert office.notices and all(f"・{notice}" in message["text"] for notice in office.notices)
 
 
+# What each office's terms ask of the user before the session, said again when the booking is confirmed:
+# Sakata 第12条(2)-(4), Otaru 第10条(2)-(4) and its notice.
+BEFORE_THE_SESSION = {
+    "no recording": ("録画・録音",),
+    "an interpreter or caregiver told in advance": ("通訳", "介助者", "予め"),
+    "the app ready and the connection checked": ("相談の前に", "通信環境"),
+}
+
+
+@pytest.mark.parametrize("office_id", sorted(OFFICES))
+def test_the_confirmation_tells_what_the_terms_ask_before_the_session(office_id):
+    office = OFFICES[office_id]
+    caution = text_of(render(office, "outcome_confirmed", dict(booking=booking("confirmed", "cancel"))))
+    caution = caution.split("【ご注意】")[1].split("【")[0]
+    for rule, words in BEFORE_THE_SESSION.items():
+        assert any(all(word in line for word in words) for line in caution.splitlines()), (office_id, rule)
+
+
 def test_the_greeting_gives_the_sessions_length_as_each_office_does():
     [sakata] = render(OFFICES["sakata"], "greeting", {})
     [otaru] = render(OFFICES["otaru"], "greeting", {})

@@ -135,7 +135,7 @@ def confirm(session: Session, rt, office, booking: Booking, actor: Actor, now: d
 def decline(session: Session, rt, office, booking: Booking, actor: Actor, now: datetime,
             reason: str | None = None) -> Result:
     """Decline with one of the office's reason templates; the seat is freed and the user told kindly."""
-    reasons = handoff.decline_reasons("ja")
+    reasons = handoff.office_decline_reasons(office)
     reason = reason or handoff.default_reason()
     if reason not in reasons:
         raise Refused("reason", booking)

@@ -75,6 +75,14 @@ def decline_reasons(language: str = "ja") -> dict[str, dict[str, str]]:
     return yaml.safe_load(path.read_text(encoding="utf-8"))
 
 
+def office_decline_reasons(office, language: str = "ja") -> dict[str, dict[str, str]]:
+    """The reasons `office` may give: one that cites an office rule (`needs`, a `booking` setting of the
+    profile, e.g. Otaru's usage_limit_note) only where the office's profile states that rule."""
+    needs = {key: reason.get("needs") for key, reason in decline_reasons("ja").items()}
+    return {key: reason for key, reason in decline_reasons(language).items()
+            if not needs.get(key) or getattr(office.booking, needs[key], None)}
+
+
 def default_reason() -> str:
     """The reason used when staff decline with one tap in the LINE group."""
     return next(iter(decline_reasons("ja")))

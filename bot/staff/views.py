@@ -340,7 +340,7 @@ def _booking_page(reference: str, note_draft: str | None = None) -> str:
             memos={e.id: personal.open_note(rt, e.note) for e in entries if e.note is not None},
             handoff=handed, override_reason=personal.open_note(rt, handed.override_reason if handed else None),
             conv=conv, entries=entries, reachable=conv is not None and bool(conv.followed), undelivered=undelivered,
-            reasons=handoff.decline_reasons("ja"), now=now,
+            reasons=handoff.decline_reasons("ja"), offered_reasons=handoff.office_decline_reasons(office), now=now,
             deadline=slotsvc.booking_deadline(office, row.slot_start),
             deadline_passed=slotsvc.deadline_passed(office, row.slot_start, now),
             proposable=_proposable(s, office, now, row.slot_start) if row.status == "requested" else [],
