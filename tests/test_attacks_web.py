@@ -288,6 +288,40 @@ def test_the_csv_export_defuses_formulas(app, rt, client):
     assert "'" + formula in cells
 
 
+FULL_WIDTH = {"name": "＠SUM(1+1)太郎", "consultation": '＝HYPERLINK("http://evil.example","x")',
+              "companion_detail": "　＋cmd|' /C calc'!A0"}
+
+
+@pytest.mark.parametrize("encoding", ["utf8", "cp932"])
+def test_the_csv_export_defuses_full_width_and_indented_formulas(app, rt, client, encoding):
+    """＝＋－＠ as a Japanese input method types them start a formula in a Japanese spreadsheet as = + - @ do."""
+    create_staff(rt, office="otaru")
+    through_the_form(client, rt, "otaru", {**FULL_WIDTH, "companion": "interpreter"})
+    staff = app.test_client()
+    login(staff)
+    response = post(staff, "/staff/export", **{"from": "2026-12-01", "to": "2026-12-31", "encoding": encoding,
+                                               "contents": "details"})
+    body = response.get_data().decode("utf-8-sig" if encoding == "utf8" else "cp932")
+    cells = [cell for row in list(csv.reader(io.StringIO(body)))[1:] for cell in row]
+    for value in FULL_WIDTH.values():
+        assert "'" + value.strip() in cells, value      # the form trims the leading space
+
+
+@pytest.mark.parametrize("cell", ["=1+1", "+1", "-1", "@A1", "\t=1", "\r=1", "＝1+1", "＋1", "－1", "＠A1",
+                                  "﹦1", "−1", " =1+1", "　＝1+1", "\n=1+1", "  @A1"])
+def test_every_formula_start_is_defused(cell):
+    from bot.staff.export import _inert
+
+    assert _inert(cell) == "'" + cell
+
+
+@pytest.mark.parametrize("cell", ["酒田 太郎", "090-1234-5678", "12345-678", "", " ", "1=1", "A-1"])
+def test_plain_cells_are_left_as_they_are(cell):
+    from bot.staff.export import _inert
+
+    assert _inert(cell) == cell
+
+
 # -- where the dashboard sends people ---------------------------------------------------------------------
 
 OFF_SITE = ["https://evil.example/", "//evil.example", "/\\evil.example", "\\\\evil.example", "http:evil.example",
