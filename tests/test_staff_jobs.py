@@ -372,3 +372,73 @@ def test_finished_outbox_rows_go_after_30_days_and_waiting_ones_stay(rt, cli, us
     assert statuses() == ["failed", "pending", "sent", "skipped", "unknown"]
     _rehearse(cli, start + timedelta(days=31))
     assert statuses() == ["pending"]
+
+
+def _stored(rt, value: str) -> list[str]:
+    """The tables holding `value` in a row (any column, JSON included), as a dump would show them. (Not the
+    database files: old versions of a row stay in free pages until the database reuses or vacuums them.)"""
+    from bot.models import Base
+
+    with rt.db.reading() as s:
+        return [table.name for table in Base.metadata.sorted_tables
+                if any(value in repr(tuple(row)) for row in s.execute(table.select()))]
+
+
+def _conv_of(rt, user_id: str) -> Conversation | None:
+    with rt.db.reading() as s:
+        return s.scalar(select(Conversation).where(Conversation.line_user_id == user_id))
+
+
+def test_the_line_id_of_a_user_who_unfollowed_is_forgotten_once_nothing_needs_it(rt, user_factory, fake_line):
+    """30 days after unfollowing (`retention.unfollowed_days`), and only once their bookings are closed and
+    without details, a user's LINE id is replaced by a pseudonym everywhere: the booking, the consent and the
+    outbox rows still point to the same (emptied) conversation. A user who still follows is kept."""
+    from bot.services import broadcasts
+    from bot.staff import decisions
+    from bot.staff.audit import Actor
+
+    booked, passing, following = (user_factory("sakata") for _ in range(3))
+    for user in (booked, passing, following):
+        user.says("予約")
+        user.taps(postback_value(user.messages(), "同意する"))
+    reference = make_request(rt, user_id=booked.user_id)
+    _confirm(rt, reference)
+    with rt.db.transaction() as s:                     # a terms notice planned to every follower, not yet sent
+        broadcasts.plan(s, "sakata", "2099-01-01", "multicast", rt.clock.now())
+    with rt.db.transaction() as s:                     # the staff cancel it: a push the user never saw
+        row = decisions.load(s, "sakata", reference=reference)
+        decisions.cancel(s, rt, rt.offices["sakata"], row, Actor(label="tanaka"), rt.clock.now(), by_office=True)
+    booked.unfollows()
+    passing.unfollows()
+    ids = {user.user_id: _conv_of(rt, user.user_id).id for user in (booked, passing, following)}
+    unfollowed_at = rt.clock.now()
+
+    rt.clock.freeze(unfollowed_at + timedelta(days=30) - timedelta(minutes=5))
+    assert staff_jobs.run_due(rt)["users_forgotten"] == 0
+    rt.clock.freeze(unfollowed_at + timedelta(days=30, minutes=5))
+    assert staff_jobs.run_due(rt)["users_forgotten"] == 1           # the booking still holds its details: kept
+    assert _stored(rt, passing.user_id) == []
+    with rt.db.reading() as s:
+        gone = s.get(Conversation, ids[passing.user_id])
+        assert (gone.line_user_id, gone.followed, gone.context) == (f"forgotten:{gone.id}", False, {})
+    assert _conv_of(rt, booked.user_id) is not None and _conv_of(rt, following.user_id) is not None
+
+    rt.clock.freeze(SAKATA_MONDAY + timedelta(days=90, hours=1))     # the details went: now it goes too
+    figures = staff_jobs.run_due(rt)
+    assert figures["details_purged"] == 1 and figures["users_forgotten"] == 1
+    assert _stored(rt, booked.user_id) == []
+    assert staff_jobs.run_due(rt)["users_forgotten"] == 0                    # nothing more to do
+    with rt.db.reading() as s:
+        row = s.scalar(select(Booking).where(Booking.reference == reference))
+        assert row.conversation_id == ids[booked.user_id]         # the booking still points to its conversation
+        consents = s.scalars(select(Consent.conversation_id)).all()
+        assert sorted(consents) == sorted(ids.values())             # the consent log keeps every record
+        recipients = set(s.scalars(select(OutboxMessage.recipient)))
+        assert f"forgotten:{ids[booked.user_id]}" in recipients       # the undelivered push is still listed
+    assert _conv_of(rt, following.user_id).id == ids[following.user_id]
+
+    booked.follows()                                                 # back later: a new user
+    again = _conv_of(rt, booked.user_id)
+    assert again.id not in ids.values() and again.followed
+    booked.says("予約")
+    assert postback_value(booked.messages(), "同意する")               # asked to consent again
