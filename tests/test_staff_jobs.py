@@ -324,6 +324,29 @@ def test_retention_purge_takes_the_override_reason_with_the_details(rt, cli):
     assert reason() is None and booking(rt, reference).details is None
 
 
+def test_retention_purge_takes_the_reason_for_blocking_a_slot_90_days_after_its_day(rt, cli):
+    """Staff write why they blocked a slot as they write a note (a phone number, an illness): it is kept as long
+    after the day as the details after a session; the block stays."""
+    from bot.models import SlotBlock
+    from bot.staff import decisions, personal
+    from bot.staff.audit import Actor
+
+    written = "本人より電話 090-9999-8888 通院の付き添い"
+    with rt.db.transaction() as s:
+        decisions.block(s, rt.offices["sakata"], Actor(label="tanaka"), rt.clock.now(), SAKATA_MONDAY.date(),
+                        SAKATA_MONDAY, personal.seal_note(rt, written, decisions.BLOCK_REASON_LIMIT))
+
+    def reason() -> str | None:
+        with rt.db.reading() as s:
+            return personal.open_note(rt, s.scalars(select(SlotBlock)).one().reason)
+
+    end_of_day = datetime.combine(SAKATA_MONDAY.date() + timedelta(days=1), datetime.min.time(), tzinfo=TOKYO)
+    _rehearse(cli, end_of_day + timedelta(days=90) - timedelta(minutes=5))
+    assert reason() == written
+    _rehearse(cli, end_of_day + timedelta(days=90, minutes=5))
+    assert reason() is None
+
+
 def test_two_workers_running_the_jobs_at_once_remind_once(make_app, fake_line, group_id):
     apps = [make_app(env={"LINE_STAFF_GROUP_ID_SAKATA": group_id}) for _ in range(3)]
     rt = apps[0].extensions["madoguchi"]

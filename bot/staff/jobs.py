@@ -16,7 +16,9 @@ from sqlalchemy.orm import Session
 
 from bot import notify, outbox
 from bot.clock import TOKYO
-from bot.models import Booking, Conversation, OutboxMessage, ProcessedEvent, SlotClaim, SlotHold, StaffNotice
+from bot.models import (
+    Booking, Conversation, OutboxMessage, ProcessedEvent, SlotBlock, SlotClaim, SlotHold, StaffNotice,
+)
 from bot.offices import DEFAULT_RETENTION
 from bot.services import broadcasts, lifecycle
 from bot.services.bookings import erase_staff_text
@@ -158,6 +160,11 @@ def _purge(session: Session, office_id: str, keep: dict[str, int], now: datetime
     # The notes go whether or not the details were still there (a purge before notes were erased kept them).
     session.execute(update(Booking).where(*past, Booking.staff_note.is_not(None)).values(staff_note=None))
     erase_staff_text(session, select(Booking.id).where(*past))
+    # Why staff blocked a slot or day is free text like the note (「本人より電話 090-… 通院の付き添い」): it goes
+    # as long after the day as the details after a session; the block itself stays (the day view's history).
+    last_day = (now - timedelta(days=keep["personal_details_days_after_session"])).astimezone(TOKYO).date()
+    session.execute(update(SlotBlock).where(SlotBlock.office_id == office_id, SlotBlock.reason.is_not(None),
+                                            SlotBlock.day < last_day.isoformat()).values(reason=None))
     closed = _delete_closed_requests(session, office_id, now - timedelta(days=keep["closed_requests_days"]))
     drafts = session.execute(delete(SlotHold).where(
         SlotHold.office_id == office_id,
@@ -239,7 +246,7 @@ def purge_unknown_offices(session: Session, rt, now: datetime) -> dict[str, int]
         return {}
     known = list(rt.offices)
     gone: set[str] = set()
-    for table in (Booking, Conversation, SlotHold, ProcessedEvent, OutboxMessage):
+    for table in (Booking, Conversation, SlotBlock, SlotHold, ProcessedEvent, OutboxMessage):
         gone.update(session.scalars(select(table.office_id).distinct().where(table.office_id.not_in(known))))
     figures: Counter[str] = Counter()
     for office_id in sorted(gone):
