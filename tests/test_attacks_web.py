@@ -8,6 +8,7 @@ refused, escaped or contained.
 from __future__ import annotations
 
 import csv
+import logging
 import io
 import re
 import secrets
@@ -320,6 +321,31 @@ def test_plain_cells_are_left_as_they_are(cell):
     from bot.staff.export import _inert
 
     assert _inert(cell) == cell
+
+
+def test_a_request_that_fails_logs_neither_the_errors_values_nor_the_link(app, rt, client, monkeypatch, caplog):
+    """A database error's message may quote a row (PostgreSQL's DETAIL): Flask would log it whole under the
+    traceback, with the form's path (the user's link). Logged: the route, the error's type and place."""
+    from sqlalchemy.exc import IntegrityError
+
+    from bot.services import requests as requestsvc
+
+    quoted = "酒田 花子 090-1234-5678"
+
+    def failing(*args, **kwargs):
+        raise IntegrityError("INSERT INTO bookings", None,
+                             Exception(f"duplicate key value\nDETAIL:  Key (name)=({quoted}) already exists."))
+
+    monkeypatch.setattr(requestsvc, "submit", failing)
+    app.config["PROPAGATE_EXCEPTIONS"] = False                    # as in production: logged, answered 500
+    _, url = hold_directly(rt, "sakata")
+    confirmation = Page.get(client, url).submit(client, valid_answers(rt.offices["sakata"]))
+    with caplog.at_level(logging.DEBUG):
+        response = confirmation.submit(client)
+    assert response.status == 500
+    token = url.rsplit("/", 1)[1]
+    assert "IntegrityError" in caplog.text and "/form/<token>" in caplog.text
+    assert quoted not in caplog.text and "DETAIL" not in caplog.text and token not in caplog.text
 
 
 # -- where the dashboard sends people ---------------------------------------------------------------------
