@@ -129,8 +129,9 @@ def forget_recipients(session: Session, office_id: str, user_ids: set[str]) -> i
     """Take these (forgotten) users out of the office's chunk lists: a paused run resumes without them, and a
     list kept from before lists were emptied once sent names them no more. Returns the chunks changed."""
     changed = 0
+    # Locked (PostgreSQL): two workers taking out different users must not write back each other's list.
     for chunk in session.scalars(select(BroadcastChunk).join(TermsBroadcast).where(
-            TermsBroadcast.office_id == office_id)):
+            TermsBroadcast.office_id == office_id).order_by(BroadcastChunk.id).with_for_update(of=BroadcastChunk)):
         to = chunk.recipients.get("to") or []
         kept = [user_id for user_id in to if user_id not in user_ids]
         if len(kept) != len(to):
