@@ -420,20 +420,25 @@ def test_the_line_id_of_a_user_who_unfollowed_is_forgotten_once_nothing_needs_it
     from bot.staff import decisions
     from bot.staff.audit import Actor
 
-    booked, passing, following = (user_factory("sakata") for _ in range(3))
-    for user in (booked, passing, following):
+    booked, passing, following, blocked = (user_factory("sakata") for _ in range(4))
+    for user in (booked, passing, following, blocked):
         user.says("予約")
         user.taps(postback_value(user.messages(), "同意する"))
     reference = make_request(rt, user_id=booked.user_id)
     _confirm(rt, reference)
+    no_show = make_request(rt, user_id=blocked.user_id, start=SAKATA_MONDAY + timedelta(hours=1), status="no_show")
+    with rt.db.transaction() as s:                     # staff refuse this user further online booking
+        row = decisions.load(s, "sakata", reference=no_show)
+        assert decisions.set_user_blocked(s, rt.offices["sakata"], row, Actor(label="tanaka"), rt.clock.now(),
+                                          blocked=True).changed
     with rt.db.transaction() as s:                     # a terms notice planned to every follower, not yet sent
         broadcasts.plan(s, "sakata", "2099-01-01", "multicast", rt.clock.now())
     with rt.db.transaction() as s:                     # the staff cancel it: a push the user never saw
         row = decisions.load(s, "sakata", reference=reference)
         decisions.cancel(s, rt, rt.offices["sakata"], row, Actor(label="tanaka"), rt.clock.now(), by_office=True)
-    booked.unfollows()
-    passing.unfollows()
-    ids = {user.user_id: _conv_of(rt, user.user_id).id for user in (booked, passing, following)}
+    for user in (booked, passing, blocked):
+        user.unfollows()
+    ids = {user.user_id: _conv_of(rt, user.user_id).id for user in (booked, passing, following, blocked)}
     unfollowed_at = rt.clock.now()
 
     rt.clock.freeze(unfollowed_at + timedelta(days=30) - timedelta(minutes=5))
@@ -446,9 +451,9 @@ def test_the_line_id_of_a_user_who_unfollowed_is_forgotten_once_nothing_needs_it
         assert (gone.line_user_id, gone.followed, gone.context) == (f"forgotten:{gone.id}", False, {})
     assert _conv_of(rt, booked.user_id) is not None and _conv_of(rt, following.user_id) is not None
 
-    rt.clock.freeze(SAKATA_MONDAY + timedelta(days=90, hours=1))     # the details went: now it goes too
+    rt.clock.freeze(SAKATA_MONDAY + timedelta(days=90, hours=2))     # the details went: now it goes too
     figures = staff_jobs.run_due(rt)
-    assert figures["details_purged"] == 1 and figures["users_forgotten"] == 1
+    assert figures["details_purged"] == 2 and figures["users_forgotten"] == 1
     assert _stored(rt, booked.user_id) == []
     assert staff_jobs.run_due(rt)["users_forgotten"] == 0                    # nothing more to do
     with rt.db.reading() as s:
@@ -459,6 +464,11 @@ def test_the_line_id_of_a_user_who_unfollowed_is_forgotten_once_nothing_needs_it
         recipients = set(s.scalars(select(OutboxMessage.recipient)))
         assert f"forgotten:{ids[booked.user_id]}" in recipients       # the undelivered push is still listed
     assert _conv_of(rt, following.user_id).id == ids[following.user_id]
+    assert _conv_of(rt, blocked.user_id).id == ids[blocked.user_id]    # blocked: kept, or they would come back new
+    with rt.db.transaction() as s:                                   # until staff lift the block
+        row = decisions.load(s, "sakata", reference=no_show)
+        decisions.set_user_blocked(s, rt.offices["sakata"], row, Actor(label="tanaka"), rt.clock.now(), blocked=False)
+    assert staff_jobs.run_due(rt)["users_forgotten"] == 1 and _conv_of(rt, blocked.user_id) is None
 
     booked.follows()                                                 # back later: a new user
     again = _conv_of(rt, booked.user_id)

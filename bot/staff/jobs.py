@@ -194,12 +194,14 @@ def forget_unfollowed(session: Session, office_id: str, before: datetime) -> int
     status), the consent log (who consented to which version, when: now a pseudonym), the outbox rows of the
     last 30 days (their recipient becomes the pseudonym: the booking page's list of undelivered messages still
     finds them). Terms broadcasts' chunk lists lose the id. A user who follows again later is a new user (a new
-    conversation: asked to consent again; the old bookings are not shown). A batch per pass; a rerun finds
-    nothing more to do (a pseudonym is never forgotten again)."""
+    conversation: asked to consent again; the old bookings are not shown). A user whose online booking staff
+    blocked is kept until they unblock it: a new conversation would not be blocked. A batch per pass; a rerun
+    finds nothing more to do (a pseudonym is never forgotten again)."""
     holding = exists().where(Booking.conversation_id == Conversation.id,
                              or_(Booking.details.is_not(None), Booking.status.in_(lifecycle.OPEN_STATUSES)))
     found = session.execute(select(Conversation.id, Conversation.line_user_id).where(
         Conversation.office_id == office_id, Conversation.followed.is_(False),
+        Conversation.booking_blocked.is_(False),   # staff refused them online booking: kept while that holds
         Conversation.last_event_ms < int(before.timestamp() * 1000),
         ~Conversation.line_user_id.startswith(FORGOTTEN), ~holding,
     ).order_by(Conversation.id).limit(FORGET_BATCH)).all()
