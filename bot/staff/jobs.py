@@ -37,7 +37,7 @@ ATTENDANCE_LOOKBACK = timedelta(days=1)
 CLOSED_STATUSES = ("declined", "expired", "withdrawn")
 JOB_MARK_KEEP = timedelta(days=180)
 FORGOTTEN = "forgotten:"   # a forgotten user's pseudonym: this and the conversation's id (never a LINE user id)
-FORGET_BATCH = 200         # users forgotten per office and pass
+PURGE_BATCH = 200          # closed requests deleted, and users forgotten, per office and pass
 
 
 def run_due(rt) -> dict[str, int]:
@@ -204,7 +204,7 @@ def forget_unfollowed(session: Session, office_id: str, before: datetime) -> int
         Conversation.booking_blocked.is_(False),   # staff refused them online booking: kept while that holds
         Conversation.last_event_ms < int(before.timestamp() * 1000),
         ~Conversation.line_user_id.startswith(FORGOTTEN), ~holding,
-    ).order_by(Conversation.id).limit(FORGET_BATCH)).all()
+    ).order_by(Conversation.id).limit(PURGE_BATCH)).all()
     forgotten: set[str] = set()
     for conv_id, user_id in found:
         pseudonym = f"{FORGOTTEN}{conv_id}"
@@ -224,8 +224,10 @@ def forget_unfollowed(session: Session, office_id: str, before: datetime) -> int
 
 
 def _delete_closed_requests(session: Session, office_id: str, before: datetime) -> int:
+    # A batch per pass (the next pass takes the rest): a backlog never makes one statement too big to run.
     ids = list(session.scalars(select(Booking.id).where(
-        Booking.office_id == office_id, Booking.status.in_(CLOSED_STATUSES), Booking.updated_at < before)))
+        Booking.office_id == office_id, Booking.status.in_(CLOSED_STATUSES), Booking.updated_at < before)
+        .order_by(Booking.id).limit(PURGE_BATCH)))
     if not ids:
         return 0
     # The audit log outlives the rows it names: it keeps the reference, not the link, and not the memo.
