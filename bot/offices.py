@@ -46,6 +46,9 @@ DEFAULT_RETENTION = {
     "drafts_days": 1,
     "dedupe_days": 7,
     "outbox_days": 30,   # messages LINE has taken or refused for good (the problems page shows 30 days)
+    # The LINE user id of a user who unfollowed (blocked) the account, counted from their last event, once none
+    # of their bookings is open or holds details: then replaced by a pseudonym (bot/staff/jobs.py).
+    "unfollowed_days": 30,
 }
 DEFAULT_STAFF_CARDS = {"new_request": True, "withdrawn": True, "cancelled": True, "expired": True}
 DEFAULT_REMINDERS = {"user_day_before": True}

@@ -45,10 +45,20 @@ _UNFOLLOWED = "unfollowed"
 _ASK = object()            # a push whose verdict was not asked with its batch
 
 
+# What a finished row keeps of its payload: nothing. Its text is needed only to send it; what stays (kind,
+# purpose, recipient, booking reference and status, retry key, times, outcome) is what the dashboard's lists of
+# undelivered messages, the per-chat order and LINE's de-duplication of a retried push use. A reply can say
+# more than the chat's opaque reference (Otaru's "this topic is not handled online" names the topic that
+# applied to this user), so it is not kept once it has gone, or will never go.
+def spent_payload() -> dict:
+    return {"messages": []}
+
+
 _MARK_REPLY_SENT = Statement(
     update(OutboxMessage.__table__)
     .where(OutboxMessage.__table__.c.id == bindparam("row_id"), OutboxMessage.__table__.c.status == "sending")
-    .values(status="sent", sent_at=bindparam("now", type_=OutboxMessage.__table__.c.sent_at.type), last_error=None))
+    .values(status="sent", sent_at=bindparam("now", type_=OutboxMessage.__table__.c.sent_at.type), last_error=None,
+            payload=spent_payload()))
 
 
 def backoff(attempts: int) -> timedelta:
@@ -214,6 +224,7 @@ class Sender:
             for row in stale:
                 if row.kind == "reply":
                     row.status, row.last_error = "unknown", "interrupted while sending"
+                    row.payload = spent_payload()
                 else:
                     row.status = "pending"
             return len(stale)
@@ -322,7 +333,8 @@ class Sender:
         self._commit_changes([(row_id, change)])
 
     def _commit_changes(self, changes: list) -> None:
-        """Apply outcomes to rows still `sending`, in one transaction."""
+        """Apply outcomes to rows still `sending`, in one transaction; a row finished by its outcome keeps no
+        text (`spent_payload`)."""
         if not changes:
             return
         with self.db.transaction() as s:
@@ -333,6 +345,8 @@ class Sender:
                 row = rows.get(row_id)
                 if row is not None and row.status == "sending":
                     change(row, now, s)
+                    if row.status in FINISHED:
+                        row.payload = spent_payload()
 
     def _skip(self, row: OutboxMessage) -> None:
         row.status, row.last_error = "skipped", "recipient unfollowed"

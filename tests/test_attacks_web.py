@@ -8,6 +8,7 @@ refused, escaped or contained.
 from __future__ import annotations
 
 import csv
+import logging
 import io
 import re
 import secrets
@@ -286,6 +287,65 @@ def test_the_csv_export_defuses_formulas(app, rt, client):
     assert cells, "the request is not in the export"
     assert not [cell for cell in cells if cell[:1] in ("=", "+", "-", "@", "\t", "\r")]
     assert "'" + formula in cells
+
+
+FULL_WIDTH = {"name": "＠SUM(1+1)太郎", "consultation": '＝HYPERLINK("http://evil.example","x")',
+              "companion_detail": "　＋cmd|' /C calc'!A0"}
+
+
+@pytest.mark.parametrize("encoding", ["utf8", "cp932"])
+def test_the_csv_export_defuses_full_width_and_indented_formulas(app, rt, client, encoding):
+    """＝＋－＠ as a Japanese input method types them start a formula in a Japanese spreadsheet as = + - @ do."""
+    create_staff(rt, office="otaru")
+    through_the_form(client, rt, "otaru", {**FULL_WIDTH, "companion": "interpreter"})
+    staff = app.test_client()
+    login(staff)
+    response = post(staff, "/staff/export", **{"from": "2026-12-01", "to": "2026-12-31", "encoding": encoding,
+                                               "contents": "details"})
+    body = response.get_data().decode("utf-8-sig" if encoding == "utf8" else "cp932")
+    cells = [cell for row in list(csv.reader(io.StringIO(body)))[1:] for cell in row]
+    for value in FULL_WIDTH.values():
+        assert "'" + value.strip() in cells, value      # the form trims the leading space
+
+
+@pytest.mark.parametrize("cell", ["=1+1", "+1", "-1", "@A1", "\t=1", "\r=1", "＝1+1", "＋1", "－1", "＠A1",
+                                  "﹦1", "−1", " =1+1", "　＝1+1", "\n=1+1", "  @A1"])
+def test_every_formula_start_is_defused(cell):
+    from bot.staff.export import _inert
+
+    assert _inert(cell) == "'" + cell
+
+
+@pytest.mark.parametrize("cell", ["酒田 太郎", "090-1234-5678", "12345-678", "", " ", "1=1", "A-1"])
+def test_plain_cells_are_left_as_they_are(cell):
+    from bot.staff.export import _inert
+
+    assert _inert(cell) == cell
+
+
+def test_a_request_that_fails_logs_neither_the_errors_values_nor_the_link(app, rt, client, monkeypatch, caplog):
+    """A database error's message may quote a row (PostgreSQL's DETAIL): Flask would log it whole under the
+    traceback, with the form's path (the user's link). Logged: the route, the error's type and place."""
+    from sqlalchemy.exc import IntegrityError
+
+    from bot.services import requests as requestsvc
+
+    quoted = "酒田 花子 090-1234-5678"
+
+    def failing(*args, **kwargs):
+        raise IntegrityError("INSERT INTO bookings", None,
+                             Exception(f"duplicate key value\nDETAIL:  Key (name)=({quoted}) already exists."))
+
+    monkeypatch.setattr(requestsvc, "submit", failing)
+    app.config["PROPAGATE_EXCEPTIONS"] = False                    # as in production: logged, answered 500
+    _, url = hold_directly(rt, "sakata")
+    confirmation = Page.get(client, url).submit(client, valid_answers(rt.offices["sakata"]))
+    with caplog.at_level(logging.DEBUG):
+        response = confirmation.submit(client)
+    assert response.status == 500
+    token = url.rsplit("/", 1)[1]
+    assert "IntegrityError" in caplog.text and "/form/<token>" in caplog.text
+    assert quoted not in caplog.text and "DETAIL" not in caplog.text and token not in caplog.text
 
 
 # -- where the dashboard sends people ---------------------------------------------------------------------

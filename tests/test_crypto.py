@@ -159,3 +159,33 @@ def test_an_erasure_during_keys_rotate_is_not_undone(make_app, monkeypatch):
     assert not eraser.is_alive()
     with rt.db.reading() as s:
         assert s.get(Booking, booking_id).details is None
+
+
+def test_keys_rotate_computes_the_search_hashes_again_after_secret_key_changed(make_app):
+    """The job seeker number is searched by a hash keyed with SECRET_KEY: after SECRET_KEY changed, a search
+    (and the check that one job seeker holds one open booking) finds the booking again once `keys rotate` ran."""
+    from bot.staff import personal
+
+    keys = (key(),)
+    before = make_app(data_encryption_keys=keys, secret_key="s" * 64)
+    rt = before.extensions["madoguchi"]
+    booking_id = _add_booking(rt, "EEEE-EEEE", for_config(rt.config).encrypt(DETAILS))
+    _add_booking(rt, "FFFF-FFFF", for_config(rt.config).encrypt({"name": "電話の方"}))   # no number: no hash
+    with rt.db.transaction() as s:
+        s.get(Booking, booking_id).seeker_hash = personal.seeker_hash(rt, DETAILS["seeker_number"])
+    after = make_app(data_encryption_keys=keys, secret_key="t" * 64)
+    live = after.extensions["madoguchi"]
+
+    def found() -> list[int]:
+        digest = personal.seeker_hash(live, "０１２３４ー５６７８９")      # as staff type it
+        with live.db.reading() as s:
+            return list(s.scalars(select(Booking.id).where(Booking.seeker_hash == digest)))
+
+    assert found() == []
+    result = after.test_cli_runner().invoke(args=["keys", "rotate", "--batch", "1"])
+    assert result.exit_code == 0, result.output
+    assert "search hashes: rehashed=1 already_current=1 unreadable=0" in result.output
+    assert found() == [booking_id]
+    again = after.test_cli_runner().invoke(args=["keys", "rotate"])
+    assert "search hashes: rehashed=0 already_current=2" in again.output
+    assert DETAILS["seeker_number"] not in result.output + again.output

@@ -9,7 +9,8 @@ block reasons carry what staff really write there (a phone number, an illness).
 - The retention purge removes what the office's schedule says, when it says.
 - `データ削除` leaves none of the user's values behind, even encrypted (details, notes, memos, override reasons);
   other users' stay.
-- Unfollowing only marks the user as not following: nothing is deleted or changed, nothing is pushed.
+- Unfollowing only marks the user as not following: nothing is deleted or changed, nothing is pushed; once
+  their details went, the user's LINE id goes too.
 """
 from __future__ import annotations
 
@@ -349,6 +350,10 @@ def retention_follows_the_schedule(rt, run: FullRun, confirmed: str, closed: str
     assert purged.details is None and purged.seeker_hash is None and purged.details_purged_at is not None
     assert purged.staff_note is None                               # the 職員メモ goes with the details
     assert purged.reference == confirmed                           # the booking itself stays, without details
+    unfollowed = next(uid for uid, ref in run.references.items() if ref == confirmed)
+    with rt.db.reading() as s:                                     # its user unfollowed: forgotten with them
+        assert s.scalar(select(Conversation).where(Conversation.line_user_id == unfollowed)) is None
+        assert s.get(Conversation, purged.conversation_id).line_user_id == f"forgotten:{purged.conversation_id}"
     phoned = run.phone_reference                                   # cancelled by phone, with a memo
     at(_booking(rt, phoned).slot_start + timedelta(days=keep["personal_details_days_after_session"])
        - timedelta(minutes=5))

@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import inspect, select
 
 from bot.clock import TOKYO
-from bot.models import Base, Conversation, SlotHold
+from bot.models import Base, Conversation, OutboxMessage, SlotHold
 from bot.services.slots import slot_label
 from tests.intake_walk import (CONSENT_HEAD, HOW_TO_CONSENT, NO, UNSURE, YES, Chat, closing_clauses, joined,
                                postback_fields)
@@ -162,6 +162,10 @@ def test_a_not_handled_topic_names_the_windows_and_records_nothing(chat, rt, ans
     assert {k: v for k, v in after.items() if k != "conversations"} == \
         {k: v for k, v in before.items() if k != "conversations"}
     assert "topic" not in caplog.text and "v=yes" not in caplog.text and "新規学卒" not in caplog.text
+    # The reply that named the windows went to LINE: the outbox keeps that a reply went, not what it said.
+    with rt.db.reading() as s:
+        sent = s.scalars(select(OutboxMessage).order_by(OutboxMessage.id.desc())).first()
+    assert (sent.kind, sent.status, sent.payload) == ("reply", "sent", {"messages": []})
 
 
 def test_no_at_the_topic_question_passes_and_is_not_stored(chat):

@@ -197,7 +197,8 @@ def test_form_fields_terms_and_settings(offices: dict[str, Office]) -> None:
     assert sakata.current_terms.version == "2023-11-01"
     for office in (sakata, otaru):
         assert office.retention == {"personal_details_days_after_session": 90, "closed_requests_days": 30,
-                                    "drafts_days": 1, "dedupe_days": 7, "outbox_days": 30}
+                                    "drafts_days": 1, "dedupe_days": 7, "outbox_days": 30,
+                                    "unfollowed_days": 30}
         assert office.staff_cards == {"new_request": True, "withdrawn": True, "cancelled": True, "expired": True}
         assert office.reminders == {"user_day_before": True}
 

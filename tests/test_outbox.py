@@ -440,6 +440,43 @@ def test_a_reply_refused_for_the_channel_token_is_held_as_a_push(rt, sakata_user
     assert [d.kind for d in fake_line.deliveries()] == ["push"]
 
 
+def test_a_message_keeps_its_text_only_until_it_has_gone_or_never_will(rt, sakata_user, fake_line):
+    """Text is needed to send a row, nothing after: a finished row (sent, failed, unknown, skipped) keeps its
+    kind, purpose, recipient, retry key and outcome, for the dashboard and LINE's de-duplication."""
+    sakata_user.says("予約")                                  # a reply, sent by the web process
+    fake_line.fail_next(status="reset", path_contains="/reply")
+    sakata_user.says("ヘルプ")                                # a reply of unknown fate
+    fake_line.fail_next(status=400, path_contains="/push")
+    failed = push(rt, "U" + "f" * 32, "失敗するお知らせ")
+    run_worker(rt)
+    fake_line.fail_next(status=500, path_contains="/push")
+    retried = push(rt, "U" + "2" * 32, "再送するお知らせ")
+    fake_line.quota_limit = 0
+    try:
+        held = push(rt, "U" + "1" * 32, "保留するお知らせ")
+        run_worker(rt)
+        assert [row(rt, i).status for i in (failed, retried, held)] == ["failed", "pending", "held"]
+        assert row(rt, retried).payload["messages"][0]["text"] == "再送するお知らせ"   # still to be sent
+        assert row(rt, held).payload["messages"][0]["text"] == "保留するお知らせ"
+    finally:
+        fake_line.quota_limit = None
+    run_worker(rt, 61)
+    assert [d.messages[0]["text"] for d in fake_line.deliveries("push")] == ["再送するお知らせ", "保留するお知らせ"]
+    with rt.db.transaction() as s:
+        conv = s.scalar(select(Conversation).where(Conversation.line_user_id == sakata_user.user_id))
+        conv.followed = False
+        skipped = outbox.add(s, office="sakata", kind="push", recipient=sakata_user.user_id,
+                             messages=TEXT, now=rt.clock.now())
+        s.flush()
+        skipped = skipped.id
+    run_worker(rt)
+    finished = rows(rt)
+    assert sorted(r.status for r in finished) == ["failed", "sent", "sent", "sent", "skipped", "unknown"]
+    assert row(rt, skipped).status == "skipped"
+    assert [r.payload for r in finished] == [{"messages": []}] * len(finished)
+    assert all(r.retry_key and r.purpose for r in finished)
+
+
 def test_push_answered_409_counts_as_delivered(rt, fake_line):
     fake_line.fail_next(status=409, path_contains="/push")
     row_id = push(rt, "U" + "0" * 32)

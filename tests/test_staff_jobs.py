@@ -242,6 +242,18 @@ def _memos(rt) -> dict[str, tuple[str, str, bool]]:
             select(AuditEntry).where(AuditEntry.action.in_(("withdraw_for_user", "cancel_for_user"))))}
 
 
+def test_closed_requests_go_a_batch_per_pass(rt, monkeypatch):
+    """A backlog of closed requests (a worker that did not run for a while) goes a batch per pass, never in one
+    statement too big for the database, and the next passes take the rest."""
+    monkeypatch.setattr(staff_jobs, "PURGE_BATCH", 2)
+    for hour in range(5):
+        make_request(rt, start=SAKATA_MONDAY + timedelta(hours=hour), status="withdrawn", notify=False)
+    rt.clock.freeze(rt.clock.now() + timedelta(days=31))
+    assert [staff_jobs.run_due(rt)["requests_purged"] for _ in range(4)] == [2, 2, 1, 0]
+    with rt.db.reading() as s:
+        assert s.scalar(select(func.count()).select_from(Booking)) == 0
+
+
 def test_retention_purge_takes_the_staff_notes_and_memos_with_the_details(rt, cli):
     kept = make_request(rt)
     _confirm(rt, kept)
@@ -324,6 +336,29 @@ def test_retention_purge_takes_the_override_reason_with_the_details(rt, cli):
     assert reason() is None and booking(rt, reference).details is None
 
 
+def test_retention_purge_takes_the_reason_for_blocking_a_slot_90_days_after_its_day(rt, cli):
+    """Staff write why they blocked a slot as they write a note (a phone number, an illness): it is kept as long
+    after the day as the details after a session; the block stays."""
+    from bot.models import SlotBlock
+    from bot.staff import decisions, personal
+    from bot.staff.audit import Actor
+
+    written = "本人より電話 090-9999-8888 通院の付き添い"
+    with rt.db.transaction() as s:
+        decisions.block(s, rt.offices["sakata"], Actor(label="tanaka"), rt.clock.now(), SAKATA_MONDAY.date(),
+                        SAKATA_MONDAY, personal.seal_note(rt, written, decisions.BLOCK_REASON_LIMIT))
+
+    def reason() -> str | None:
+        with rt.db.reading() as s:
+            return personal.open_note(rt, s.scalars(select(SlotBlock)).one().reason)
+
+    end_of_day = datetime.combine(SAKATA_MONDAY.date() + timedelta(days=1), datetime.min.time(), tzinfo=TOKYO)
+    _rehearse(cli, end_of_day + timedelta(days=90) - timedelta(minutes=5))
+    assert reason() == written
+    _rehearse(cli, end_of_day + timedelta(days=90, minutes=5))
+    assert reason() is None
+
+
 def test_two_workers_running_the_jobs_at_once_remind_once(make_app, fake_line, group_id):
     apps = [make_app(env={"LINE_STAFF_GROUP_ID_SAKATA": group_id}) for _ in range(3)]
     rt = apps[0].extensions["madoguchi"]
@@ -372,3 +407,83 @@ def test_finished_outbox_rows_go_after_30_days_and_waiting_ones_stay(rt, cli, us
     assert statuses() == ["failed", "pending", "sent", "skipped", "unknown"]
     _rehearse(cli, start + timedelta(days=31))
     assert statuses() == ["pending"]
+
+
+def _stored(rt, value: str) -> list[str]:
+    """The tables holding `value` in a row (any column, JSON included), as a dump would show them. (Not the
+    database files: old versions of a row stay in free pages until the database reuses or vacuums them.)"""
+    from bot.models import Base
+
+    with rt.db.reading() as s:
+        return [table.name for table in Base.metadata.sorted_tables
+                if any(value in repr(tuple(row)) for row in s.execute(table.select()))]
+
+
+def _conv_of(rt, user_id: str) -> Conversation | None:
+    with rt.db.reading() as s:
+        return s.scalar(select(Conversation).where(Conversation.line_user_id == user_id))
+
+
+def test_the_line_id_of_a_user_who_unfollowed_is_forgotten_once_nothing_needs_it(rt, user_factory, fake_line):
+    """30 days after unfollowing (`retention.unfollowed_days`), and only once their bookings are closed and
+    without details, a user's LINE id is replaced by a pseudonym everywhere: the booking, the consent and the
+    outbox rows still point to the same (emptied) conversation. A user who still follows is kept."""
+    from bot.services import broadcasts
+    from bot.staff import decisions
+    from bot.staff.audit import Actor
+
+    booked, passing, following, blocked = (user_factory("sakata") for _ in range(4))
+    for user in (booked, passing, following, blocked):
+        user.says("予約")
+        user.taps(postback_value(user.messages(), "同意する"))
+    reference = make_request(rt, user_id=booked.user_id)
+    _confirm(rt, reference)
+    no_show = make_request(rt, user_id=blocked.user_id, start=SAKATA_MONDAY + timedelta(hours=1), status="no_show")
+    with rt.db.transaction() as s:                     # staff refuse this user further online booking
+        row = decisions.load(s, "sakata", reference=no_show)
+        assert decisions.set_user_blocked(s, rt.offices["sakata"], row, Actor(label="tanaka"), rt.clock.now(),
+                                          blocked=True).changed
+    with rt.db.transaction() as s:                     # a terms notice planned to every follower, not yet sent
+        broadcasts.plan(s, "sakata", "2099-01-01", "multicast", rt.clock.now())
+    with rt.db.transaction() as s:                     # the staff cancel it: a push the user never saw
+        row = decisions.load(s, "sakata", reference=reference)
+        decisions.cancel(s, rt, rt.offices["sakata"], row, Actor(label="tanaka"), rt.clock.now(), by_office=True)
+    for user in (booked, passing, blocked):
+        user.unfollows()
+    ids = {user.user_id: _conv_of(rt, user.user_id).id for user in (booked, passing, following, blocked)}
+    unfollowed_at = rt.clock.now()
+
+    rt.clock.freeze(unfollowed_at + timedelta(days=30) - timedelta(minutes=5))
+    assert staff_jobs.run_due(rt)["users_forgotten"] == 0
+    rt.clock.freeze(unfollowed_at + timedelta(days=30, minutes=5))
+    assert staff_jobs.run_due(rt)["users_forgotten"] == 1           # the booking still holds its details: kept
+    assert _stored(rt, passing.user_id) == []
+    with rt.db.reading() as s:
+        gone = s.get(Conversation, ids[passing.user_id])
+        assert (gone.line_user_id, gone.followed, gone.context) == (f"forgotten:{gone.id}", False, {})
+    assert _conv_of(rt, booked.user_id) is not None and _conv_of(rt, following.user_id) is not None
+
+    rt.clock.freeze(SAKATA_MONDAY + timedelta(days=90, hours=2))     # the details went: now it goes too
+    figures = staff_jobs.run_due(rt)
+    assert figures["details_purged"] == 2 and figures["users_forgotten"] == 1
+    assert _stored(rt, booked.user_id) == []
+    assert staff_jobs.run_due(rt)["users_forgotten"] == 0                    # nothing more to do
+    with rt.db.reading() as s:
+        row = s.scalar(select(Booking).where(Booking.reference == reference))
+        assert row.conversation_id == ids[booked.user_id]         # the booking still points to its conversation
+        consents = s.scalars(select(Consent.conversation_id)).all()
+        assert sorted(consents) == sorted(ids.values())             # the consent log keeps every record
+        recipients = set(s.scalars(select(OutboxMessage.recipient)))
+        assert f"forgotten:{ids[booked.user_id]}" in recipients       # the undelivered push is still listed
+    assert _conv_of(rt, following.user_id).id == ids[following.user_id]
+    assert _conv_of(rt, blocked.user_id).id == ids[blocked.user_id]    # blocked: kept, or they would come back new
+    with rt.db.transaction() as s:                                   # until staff lift the block
+        row = decisions.load(s, "sakata", reference=no_show)
+        decisions.set_user_blocked(s, rt.offices["sakata"], row, Actor(label="tanaka"), rt.clock.now(), blocked=False)
+    assert staff_jobs.run_due(rt)["users_forgotten"] == 1 and _conv_of(rt, blocked.user_id) is None
+
+    booked.follows()                                                 # back later: a new user
+    again = _conv_of(rt, booked.user_id)
+    assert again.id not in ids.values() and again.followed
+    booked.says("予約")
+    assert postback_value(booked.messages(), "同意する")               # asked to consent again

@@ -151,6 +151,10 @@ def test_multicast_chunks_within_limits_and_resumes_after_a_quota_stop(app, rt, 
     again = _cli(app, "terms", "broadcast", "--office", "sakata", "--mode", "multicast", "--yes")
     assert again.exit_code == 0 and "already complete" in again.output
     assert len(fake_line.deliveries("multicast")) == 3
+    with rt.db.reading() as s:                      # the lists of user ids went once LINE took each call
+        chunks = s.scalars(select(BroadcastChunk).order_by(BroadcastChunk.seq)).all()
+    assert [(c.status, c.recipients["to"], c.recipients["count"]) for c in chunks] == \
+        [("sent", [], 500), ("sent", [], 500), ("sent", [], 200)]
 
 
 def test_multicast_speaks_each_followers_language(app, rt, fake_line, tmp_path):

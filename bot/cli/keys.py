@@ -4,7 +4,8 @@ Rotation, step by step: put the new key first in DATA_ENCRYPTION_KEY (`new,old`)
 `keys rotate`, and once it reports nothing unreadable, drop the old key. The command re-encrypts the
 request details, the staff notes, cancellation memos, override reasons and slot block reasons, the stored
 channel credentials and the staff second-factor secrets, a batch per transaction, and is safe to run again
-(tokens already under the newest key are left alone). It prints counts only, never a value. Exit 0 when
+(tokens already under the newest key are left alone). It also computes again the search hash of each request's
+job seeker number, keyed with SECRET_KEY: run it after changing SECRET_KEY too. It prints counts only, never a value. Exit 0 when
 done, 1 when a token opens with no configured key.
 """
 from __future__ import annotations
@@ -64,13 +65,44 @@ def targets() -> list[Target]:
 
 def rotate_target(db: Database, vault: crypto.Vault, target: Target, batch: int = 200) -> Tally:
     """Re-encrypt one column under the newest key, a batch of rows per transaction."""
-    tally = Tally()
     key = target.model.__mapper__.primary_key[0]
-    column = getattr(target.model, target.column)
+    return _each_row(db, target.model, target.column, batch,
+                     lambda row, tally: _rotate_row(vault, target, row, key.key, tally))
+
+
+def rehash_seekers(db: Database, vault: crypto.Vault, batch: int = 200) -> Tally:
+    """The search hash of each request's job seeker number (`bookings.seeker_hash`), computed again from its
+    details: the hash is keyed with SECRET_KEY, so after SECRET_KEY changed a search (and the check that one job
+    seeker has one open booking) would find nothing until this has run. Rows whose hash is right are left alone."""
+    from bot.models import Booking
+    from bot.staff.personal import normalise_seeker_number
+
+    def rehash(row, tally: Tally) -> None:
+        try:
+            details = vault.decrypt(bytes(row.details))
+        except InvalidToken:
+            tally.unreadable.append(row.id)
+            return
+        number = normalise_seeker_number((details or {}).get("seeker_number") or "")
+        digest = vault.seeker_hash(number) if number else None
+        if digest == row.seeker_hash:
+            tally.current += 1
+        else:
+            row.seeker_hash = digest
+            tally.rotated += 1
+
+    return _each_row(db, Booking, "details", batch, rehash)
+
+
+def _each_row(db: Database, model: type, column_name: str, batch: int, visit) -> Tally:
+    """`visit(row, tally)` for every row whose column is set, a batch of rows per transaction."""
+    tally = Tally()
+    key = model.__mapper__.primary_key[0]
+    column = getattr(model, column_name)
     last = None
     while True:
         with db.transaction() as s:
-            query = select(target.model).where(column.is_not(None)).order_by(key).limit(batch)
+            query = select(model).where(column.is_not(None)).order_by(key).limit(batch)
             if last is not None:
                 query = query.where(key > last)
             if s.bind.dialect.name == "postgresql":
@@ -80,7 +112,7 @@ def rotate_target(db: Database, vault: crypto.Vault, target: Target, batch: int 
                 query = query.with_for_update()
             rows = s.scalars(query).all()
             for row in rows:
-                _rotate_row(vault, target, row, key.key, tally)
+                visit(row, tally)
             if rows:
                 last = getattr(rows[-1], key.key)
         if len(rows) < batch:
@@ -121,6 +153,9 @@ def rotate_command(batch: int) -> None:
             click.echo(f"{target.label}: no configured key opens rows {shown}"
                        f"{' ...' if len(tally.unreadable) > 20 else ''}; keep the key they were written with",
                        err=True)
+    hashes = rehash_seekers(rt.db, vault, batch)
+    click.echo(f"search hashes: rehashed={hashes.rotated} already_current={hashes.current} "
+               f"unreadable={len(hashes.unreadable)}")
     if failed:
         sys.exit(1)
     click.echo(f"keys rotated: everything is under the newest of {len(rt.config.data_encryption_keys)} key(s)")

@@ -105,7 +105,10 @@ def progress(session: Session, run_id: int) -> tuple[int, int]:
 
 
 def mark_sent(session: Session, chunk_id: int, runner: str, run_id: int, now: datetime) -> None:
-    session.execute(update(BroadcastChunk).where(BroadcastChunk.id == chunk_id).values(status="sent", sent_at=now))
+    """A chunk LINE took: its list of user ids has done its work and goes (the count and language stay)."""
+    chunk = session.get(BroadcastChunk, chunk_id)
+    if chunk is not None:
+        chunk.status, chunk.sent_at, chunk.recipients = "sent", now, _spent(chunk.recipients)
     session.execute(update(TermsBroadcast).where(TermsBroadcast.id == run_id, TermsBroadcast.runner == runner)
                     .values(heartbeat_at=now))
 
@@ -115,3 +118,23 @@ def finish(session: Session, run_id: int, now: datetime, status: str, note: str 
     if status == "complete":
         values["completed_at"] = now
     session.execute(update(TermsBroadcast).where(TermsBroadcast.id == run_id).values(**values))
+
+
+def _spent(recipients: dict) -> dict:
+    to = recipients.get("to") or []
+    return {**recipients, "to": [], "count": recipients.get("count", len(to))}
+
+
+def forget_recipients(session: Session, office_id: str, user_ids: set[str]) -> int:
+    """Take these (forgotten) users out of the office's chunk lists: a paused run resumes without them, and a
+    list kept from before lists were emptied once sent names them no more. Returns the chunks changed."""
+    changed = 0
+    # Locked (PostgreSQL): two workers taking out different users must not write back each other's list.
+    for chunk in session.scalars(select(BroadcastChunk).join(TermsBroadcast).where(
+            TermsBroadcast.office_id == office_id).order_by(BroadcastChunk.id).with_for_update(of=BroadcastChunk)):
+        to = chunk.recipients.get("to") or []
+        kept = [user_id for user_id in to if user_id not in user_ids]
+        if len(kept) != len(to):
+            chunk.recipients = {**chunk.recipients, "to": kept}
+            changed += 1
+    return changed

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
+import unicodedata
 from datetime import date, datetime, time, timedelta
 from functools import lru_cache
 from typing import Any
@@ -86,12 +87,20 @@ def rows(session: Session, rt, office, first: date, last: date, contents: str = 
     return out
 
 
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+FORMULA_STARTS = frozenset("=+-@\t\r")   # what a spreadsheet may take for the start of a formula
+FORMULA_SIGNS = frozenset("=+-@\u2212")     # the same signs behind spaces (and the minus sign U+2212)
 
 
 def _inert(cell: str) -> str:
-    """A cell a spreadsheet will not run: text a person typed that starts like a formula gets a leading `'`."""
-    return "'" + cell if cell.startswith(FORMULA_STARTS) else cell
+    """A cell a spreadsheet will not run: text a person typed that starts like a formula gets a leading `'`.
+
+    Full-width signs (＝＋－＠, as a Japanese input method types them) count as their half-width forms: a
+    Japanese spreadsheet reads ＝SUM(…) as a formula too. So do the signs behind leading spaces (half- or
+    full-width) or line breaks, which some spreadsheets skip."""
+    if cell[:1] in FORMULA_STARTS:
+        return "'" + cell
+    first = unicodedata.normalize("NFKC", cell.lstrip()[:1])
+    return "'" + cell if first[:1] in FORMULA_SIGNS else cell
 
 
 def render(table: list[list[str]], encoding: str, contents: str = CONTENTS[0]) -> bytes:

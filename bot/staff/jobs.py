@@ -10,14 +10,17 @@ import logging
 from collections import Counter
 from datetime import date, datetime, time, timedelta
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, exists, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from bot import notify, outbox
 from bot.clock import TOKYO
-from bot.models import Booking, OutboxMessage, ProcessedEvent, SlotClaim, SlotHold, StaffNotice
+from bot.models import (
+    Booking, Conversation, OutboxMessage, ProcessedEvent, SlotBlock, SlotClaim, SlotHold, StaffNotice,
+)
 from bot.offices import DEFAULT_RETENTION
+from bot.services import broadcasts, lifecycle
 from bot.services.bookings import erase_staff_text
 from bot.services.calendar import last_business_day_on_or_before
 from bot.staff import audit, auth
@@ -33,6 +36,8 @@ STAFF_LOOKAHEAD_DAYS = 14           # the last business day before a session is 
 ATTENDANCE_LOOKBACK = timedelta(days=1)
 CLOSED_STATUSES = ("declined", "expired", "withdrawn")
 JOB_MARK_KEEP = timedelta(days=180)
+FORGOTTEN = "forgotten:"   # a forgotten user's pseudonym: this and the conversation's id (never a LINE user id)
+PURGE_BATCH = 200          # closed requests deleted, and users forgotten, per office and pass
 
 
 def run_due(rt) -> dict[str, int]:
@@ -155,6 +160,11 @@ def _purge(session: Session, office_id: str, keep: dict[str, int], now: datetime
     # The notes go whether or not the details were still there (a purge before notes were erased kept them).
     session.execute(update(Booking).where(*past, Booking.staff_note.is_not(None)).values(staff_note=None))
     erase_staff_text(session, select(Booking.id).where(*past))
+    # Why staff blocked a slot or day is free text like the note (「本人より電話 090-… 通院の付き添い」): it goes
+    # as long after the day as the details after a session; the block itself stays (the day view's history).
+    last_day = (now - timedelta(days=keep["personal_details_days_after_session"])).astimezone(TOKYO).date()
+    session.execute(update(SlotBlock).where(SlotBlock.office_id == office_id, SlotBlock.reason.is_not(None),
+                                            SlotBlock.day < last_day.isoformat()).values(reason=None))
     closed = _delete_closed_requests(session, office_id, now - timedelta(days=keep["closed_requests_days"]))
     drafts = session.execute(delete(SlotHold).where(
         SlotHold.office_id == office_id,
@@ -165,17 +175,59 @@ def _purge(session: Session, office_id: str, keep: dict[str, int], now: datetime
     sent = session.execute(delete(OutboxMessage).where(
         OutboxMessage.office_id == office_id, OutboxMessage.status.in_(outbox.FINISHED),
         OutboxMessage.created_at < now - timedelta(days=keep["outbox_days"]))).rowcount or 0
+    forgotten = forget_unfollowed(session, office_id, now - timedelta(days=keep["unfollowed_days"]))
     if details or closed:
         audit.record(session, office_id, audit.Actor.system(), "retention_purge", now, details=details,
                      requests=closed)
         log.info("retention office=%s details=%d requests=%d", office_id, details, closed)
+    if forgotten:
+        log.info("retention office=%s users_forgotten=%d", office_id, forgotten)
     return {"details_purged": details, "requests_purged": closed, "drafts_purged": drafts,
-            "dedupe_purged": dedupe, "outbox_purged": sent}
+            "dedupe_purged": dedupe, "outbox_purged": sent, "users_forgotten": forgotten}
+
+
+def forget_unfollowed(session: Session, office_id: str, before: datetime) -> int:
+    """Users who unfollowed (blocked) the account before `before` and whose bookings are all closed and
+    without details: their LINE user id is replaced by a pseudonym (FORGOTTEN + the conversation's id).
+
+    The conversation row stays, emptied, so that what points to it still holds: its bookings (reference, slot,
+    status), the consent log (who consented to which version, when: now a pseudonym), the outbox rows of the
+    last 30 days (their recipient becomes the pseudonym: the booking page's list of undelivered messages still
+    finds them). Terms broadcasts' chunk lists lose the id. A user who follows again later is a new user (a new
+    conversation: asked to consent again; the old bookings are not shown). A user whose online booking staff
+    blocked is kept until they unblock it: a new conversation would not be blocked. A batch per pass; a rerun
+    finds nothing more to do (a pseudonym is never forgotten again)."""
+    holding = exists().where(Booking.conversation_id == Conversation.id,
+                             or_(Booking.details.is_not(None), Booking.status.in_(lifecycle.OPEN_STATUSES)))
+    found = session.execute(select(Conversation.id, Conversation.line_user_id).where(
+        Conversation.office_id == office_id, Conversation.followed.is_(False),
+        Conversation.booking_blocked.is_(False),   # staff refused them online booking: kept while that holds
+        Conversation.last_event_ms < int(before.timestamp() * 1000),
+        ~Conversation.line_user_id.startswith(FORGOTTEN), ~holding,
+    ).order_by(Conversation.id).limit(PURGE_BATCH)).all()
+    forgotten: set[str] = set()
+    for conv_id, user_id in found:
+        pseudonym = f"{FORGOTTEN}{conv_id}"
+        # Followed again meanwhile (an event committed first): left alone.
+        done = session.execute(update(Conversation).where(
+            Conversation.id == conv_id, Conversation.line_user_id == user_id, Conversation.followed.is_(False),
+        ).values(line_user_id=pseudonym, state="idle", context={}, step=0, misses=0, pending_notice=None,
+                 receipt_due=False, flood_tat=None, flood_noticed_at=None)).rowcount or 0
+        if done:
+            session.execute(update(OutboxMessage).where(OutboxMessage.office_id == office_id,
+                                                        OutboxMessage.recipient == user_id)
+                            .values(recipient=pseudonym))
+            forgotten.add(user_id)
+    if forgotten:
+        broadcasts.forget_recipients(session, office_id, forgotten)
+    return len(forgotten)
 
 
 def _delete_closed_requests(session: Session, office_id: str, before: datetime) -> int:
+    # A batch per pass (the next pass takes the rest): a backlog never makes one statement too big to run.
     ids = list(session.scalars(select(Booking.id).where(
-        Booking.office_id == office_id, Booking.status.in_(CLOSED_STATUSES), Booking.updated_at < before)))
+        Booking.office_id == office_id, Booking.status.in_(CLOSED_STATUSES), Booking.updated_at < before)
+        .order_by(Booking.id).limit(PURGE_BATCH)))
     if not ids:
         return 0
     # The audit log outlives the rows it names: it keeps the reference, not the link, and not the memo.
@@ -198,7 +250,7 @@ def purge_unknown_offices(session: Session, rt, now: datetime) -> dict[str, int]
         return {}
     known = list(rt.offices)
     gone: set[str] = set()
-    for table in (Booking, SlotHold, ProcessedEvent, OutboxMessage):
+    for table in (Booking, Conversation, SlotBlock, SlotHold, ProcessedEvent, OutboxMessage):
         gone.update(session.scalars(select(table.office_id).distinct().where(table.office_id.not_in(known))))
     figures: Counter[str] = Counter()
     for office_id in sorted(gone):
