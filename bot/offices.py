@@ -100,6 +100,15 @@ class ChecklistItem:
 
 
 @dataclass(frozen=True)
+class Category:
+    """One answer to the details form's `category` field: which of the office's target groups applies."""
+    id: str                    # the form value, e.g. graduate
+    text: str                  # as the form shows it, the office's wording
+    staff_label: str = ""      # shorter, for the dashboard and the CSV export (else `text`)
+    sensitive: bool = False    # 要配慮個人情報 (disability, illness): marked on the form
+
+
+@dataclass(frozen=True)
 class NoticeRule:
     """When booking closes for a slot.
 
@@ -184,6 +193,7 @@ class Office:
     terms: tuple[TermsSpec, ...]
     court: str
     documents_route: str | None = None   # how to send documents (Otaru: e-mail), None if none
+    categories: tuple[Category, ...] = ()   # the form's `category` choices (form_fields has `category`)
     retention: dict = field(default_factory=dict)
     staff_cards: dict = field(default_factory=dict)
     reminders: dict = field(default_factory=dict)
@@ -202,6 +212,10 @@ class Office:
         """This office with its wording in `language` where the profile translates it (else Japanese)."""
         overlay = self.translations.get(language)
         return _apply_translation(self, overlay) if overlay else self
+
+    def category_labels(self) -> dict[str, str]:
+        """Each category's id -> how staff read it (the dashboard, the export)."""
+        return {c.id: c.staff_label or c.text for c in self.categories}
 
     def step(self, step_id: str) -> "Question | ChecklistItem | None":
         """The eligibility question or checklist item with this id."""
@@ -303,7 +317,8 @@ def untranslated(office: Office) -> list[str]:
         for key in ("notices",):
             if getattr(office, key) and key not in overlay:
                 missing.append(f"{base}.{key}")
-        for key, items in (("eligibility", office.eligibility), ("checklist", office.checklist)):
+        for key, items in (("eligibility", office.eligibility), ("checklist", office.checklist),
+                           ("categories", office.categories)):
             given = overlay.get(key, {})
             missing += [f"{base}.{key}.{item.id}" for item in items if item.id not in given]
         optional = (("documents_route", office.documents_route), ("booking.usage_limit_note",
@@ -616,6 +631,19 @@ def _checklist_item(value: Any, path: str) -> ChecklistItem:
                          fix=_text(raw["fix"], _at(path, "fix")))
 
 
+def _category(value: Any, path: str) -> Category:
+    raw = _fields(value, path, ("id", "text"), ("staff_label", "sensitive"))
+    return Category(id=_identifier(raw["id"], _at(path, "id")), text=_text(raw["text"], _at(path, "text")),
+                    staff_label=_text_or_empty(raw.get("staff_label", ""), _at(path, "staff_label")),
+                    sensitive=_bool(raw.get("sensitive", False), _at(path, "sensitive")))
+
+
+def _categories(value: Any, path: str) -> tuple[Category, ...]:
+    categories = _each(value, path, _category, non_empty=True)
+    _unique(tuple(c.id for c in categories), path, repr)
+    return categories
+
+
 def _notice(value: Any, path: str) -> NoticeRule:
     raw = _fields(value, path, ("kind", "calendar_days", "deadline"), ("confirmed",))
     kind = _text(raw["kind"], _at(path, "kind"))
@@ -764,7 +792,7 @@ _TOP_REQUIRED = (
     "checklist", "consent_summary", "notices", "after_request", "schedule", "booking", "cancellation",
     "no_show_minutes", "form_fields", "terms", "court",
 )
-_TOP_OPTIONAL = ("enabled", "documents_route", "retention", "staff_cards", "reminders", "translations")
+_TOP_OPTIONAL = ("enabled", "categories", "documents_route", "retention", "staff_cards", "reminders", "translations")
 
 
 def _office(raw: Any, path: Path, terms_dir: Path) -> Office:
@@ -800,6 +828,7 @@ def _office(raw: Any, path: Path, terms_dir: Path) -> Office:
     read("cancellation", _cancellation)
     read("no_show_minutes", lambda v, p: _int(v, p, 0, 120))
     read("form_fields", _form_fields)
+    read("categories", _categories, ())
     read("terms", lambda v, p: _terms(v, p, terms_dir))
     read("documents_route", _optional_text)
     read("retention", _settings(DEFAULT_RETENTION), dict(DEFAULT_RETENTION))
@@ -810,6 +839,7 @@ def _office(raw: Any, path: Path, terms_dir: Path) -> Office:
     if office_id and office_id != path.stem:
         problems.append(_Invalid("id", f"{office_id!r} does not match the file name {file}"))
     problems.extend(_step_id_clashes(values.get("eligibility"), values.get("checklist")))
+    problems.extend(_category_problems(raw, values))
     if "translations" in raw and not problems:
         read("translations", lambda v, p: _translations(v, p, values))
     if problems:
@@ -824,10 +854,21 @@ def _office(raw: Any, path: Path, terms_dir: Path) -> Office:
         after_request=values["after_request"], schedule=values["schedule"], booking=values["booking"],
         cancellation=values["cancellation"], no_show_minutes=values["no_show_minutes"],
         form_fields=values["form_fields"], terms=values["terms"], court=values["court"],
-        documents_route=values["documents_route"], retention=values["retention"],
+        documents_route=values["documents_route"], categories=values["categories"], retention=values["retention"],
         staff_cards=values["staff_cards"], reminders=values["reminders"], source_file=str(path),
         translations=values.get("translations") or {},
     )
+
+
+def _category_problems(raw: dict[str, Any], values: dict[str, Any]) -> list[_Invalid]:
+    """The form's `category` field offers the office's own `categories`: one without the other is a mistake."""
+    fields = values.get("form_fields") or ()
+    if "category" in fields and "categories" not in raw:
+        return [_Invalid("categories", "missing: form_fields has category, so list the choices the form offers "
+                         "(each id, text and optional staff_label, sensitive)")]
+    if "categories" in raw and "form_fields" in raw and fields is not None and "category" not in fields:
+        return [_Invalid("categories", "not used: form_fields has no category (add it, or remove categories)")]
+    return []
 
 
 def _step_id_clashes(eligibility: tuple[Question, ...] | None,
@@ -887,7 +928,7 @@ def _by_id(value: Any, path: str, steps: tuple[Any, ...], read: Callable[[Any, s
 def _translation(value: Any, path: str, values: dict[str, Any]) -> dict[str, Any]:
     raw = _fields(value, path, (), (
         "name", "formal_name", "controller", "contacts", "other_routes", "video_app", "eligibility", "checklist",
-        "consent_summary", "notices", "after_request", "booking", "cancellation", "documents_route"))
+        "consent_summary", "notices", "after_request", "booking", "cancellation", "documents_route", "categories"))
     out: dict[str, Any] = {}
     for key in ("name", "formal_name", "controller", "after_request", "documents_route"):
         if key in raw:
@@ -909,6 +950,9 @@ def _translation(value: Any, path: str, values: dict[str, Any]) -> dict[str, Any
     if "eligibility" in raw:
         out["eligibility"] = _by_id(raw["eligibility"], _at(path, "eligibility"), values["eligibility"],
                                     _translated_question)
+    if "categories" in raw:
+        out["categories"] = _by_id(raw["categories"], _at(path, "categories"), values["categories"],
+                                   lambda v, p, _category: {"text": _text(v, p)})
     if "checklist" in raw:
         out["checklist"] = _by_id(raw["checklist"], _at(path, "checklist"), values["checklist"],
                                   lambda v, p, _item: _translated_item(v, p))
@@ -934,6 +978,10 @@ def _apply_translation(office: Office, overlay: dict[str, Any]) -> Office:
         t = overlay.get("checklist", {}).get(i.id)
         return replace(i, **t) if t else i
 
+    def category(c: Category) -> Category:
+        t = overlay.get("categories", {}).get(c.id)
+        return replace(c, **t) if t else c
+
     contacts = overlay.get("contacts", {})
     changes: dict[str, Any] = {key: overlay[key] for key in ("name", "formal_name", "controller", "after_request",
                                                               "other_routes", "consent_summary", "notices",
@@ -944,4 +992,5 @@ def _apply_translation(office: Office, overlay: dict[str, Any]) -> Office:
         if key in overlay:
             changes[key] = replace(getattr(office, key), **overlay[key])
     return replace(office, eligibility=tuple(question(q) for q in office.eligibility),
-                   checklist=tuple(item(i) for i in office.checklist), translations={}, **changes)
+                   checklist=tuple(item(i) for i in office.checklist),
+                   categories=tuple(category(c) for c in office.categories), translations={}, **changes)

@@ -1,0 +1,68 @@
+"""A third office added as data alone (tests/third_office.py): it gets its own words and rules, never another
+office's."""
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from bot.offices import ProfileError, load_offices
+from tests import third_office
+from tests.formflow import Page, complete_form, hold_directly, valid_answers
+from tests.staffkit import create_staff, fast_password_hashing, login  # noqa: F401 (fixture)
+
+SAKATA_WORDS = ("酒田", "庄内町", "日本海総合病院", "マザーズコーナー", "UIJターン")
+
+
+@pytest.fixture
+def third(make_app, tmp_path):
+    """An app serving the shipped offices and the third one: its runtime."""
+    app = make_app(offices_dir=third_office.write_offices(tmp_path / "offices"))
+    return app.extensions["madoguchi"], app.test_client()
+
+
+def test_the_form_offers_the_third_offices_own_categories(third):
+    rt, client = third
+    _, url = hold_directly(rt, third_office.OFFICE_ID)
+    html = Page.get(client, url).html
+    for word in SAKATA_WORDS:
+        assert word not in html, word
+    assert 'value="parent"' in html and 'value="illness"' in html and 'value="uij"' not in html
+    assert "このうち「難病の治療を続けている方」は" in html    # its own 要配慮個人情報, named
+    confirmation = Page.get(client, url).submit(client, {**valid_answers(rt.offices["kakuu"]), "category": "uij"})
+    assert "対象となる区分" in confirmation.html and "入力内容の確認" not in confirmation.html   # not its choice
+
+
+def test_staff_read_the_third_offices_category_in_its_words(third, fast_password_hashing):  # noqa: F811
+    rt, client = third
+    _, url = hold_directly(rt, third_office.OFFICE_ID)
+    done = complete_form(client, url, {**valid_answers(rt.offices["kakuu"]), "category": "illness"})
+    reference = re.search(r"受付番号: ([A-Z0-9]{4}-[A-Z0-9]{4})", done.html).group(1)
+    create_staff(rt, office="kakuu")
+    assert login(client).status_code == 302
+    page = client.get(f"/staff/bookings/{reference}").get_data(as_text=True)
+    assert "難病治療中" in page
+
+
+def test_an_office_without_sensitive_categories_marks_none(make_app, tmp_path):
+    data = third_office.profile()
+    data["categories"][2]["sensitive"] = False
+    app = make_app(offices_dir=third_office.write_offices(tmp_path / "offices", data))
+    _, url = hold_directly(app.extensions["madoguchi"], third_office.OFFICE_ID)
+    html = Page.get(app.test_client(), url).html
+    assert 'value="illness"' in html and "要配慮個人情報" not in html
+    assert "対象となる区分を確認し" in html    # the purpose is still said
+
+
+@pytest.mark.parametrize("change,expected", [
+    (lambda d: d.pop("categories"), "kakuu.yaml: categories: missing: form_fields has category"),
+    (lambda d: d["form_fields"].remove("category"), "kakuu.yaml: categories: not used: form_fields has no category"),
+    (lambda d: d["categories"].append({"id": "parent", "text": "重複"}), "kakuu.yaml: categories[3]: 'parent' is listed twice"),
+    (lambda d: d["categories"][0].update(sensitive="yes"), "kakuu.yaml: categories[0].sensitive: must be true or false"),
+])
+def test_categories_mistakes_are_named(tmp_path, change, expected):
+    data = third_office.profile()
+    change(data)
+    with pytest.raises(ProfileError) as caught:
+        load_offices(third_office.write_offices(tmp_path, data))
+    assert any(problem.startswith(expected) for problem in caught.value.problems), caught.value.problems
