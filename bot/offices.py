@@ -657,9 +657,16 @@ def _notice(value: Any, path: str) -> NoticeRule:
     )
 
 
+def _weekday(value: Any, path: str) -> int:
+    if isinstance(value, str) and not unicodedata.normalize("NFKC", value).isdigit():  # tue, 火, Tuesday
+        raise _Invalid(path, f"{value!r} is not a weekday number: write Monday 0, Tuesday 1, Wednesday 2, "
+                       "Thursday 3, Friday 4")
+    return _int(value, path, 0, 6)
+
+
 def _schedule(value: Any, path: str) -> Schedule:
     raw = _fields(value, path, ("weekdays", "starts"), ("duration_minutes", "duration_approximate", "capacity", "closures"))
-    weekdays = _unique(_each(raw["weekdays"], _at(path, "weekdays"), lambda v, p: _int(v, p, 0, 6),
+    weekdays = _unique(_each(raw["weekdays"], _at(path, "weekdays"), _weekday,
                              non_empty=True), _at(path, "weekdays"))
     for i, weekday in enumerate(weekdays):
         if weekday >= 5:  # bot/services/calendar.py closes every Saturday and Sunday
@@ -672,6 +679,12 @@ def _schedule(value: Any, path: str) -> Schedule:
     for i, start in enumerate(starts):
         if start.hour * 60 + start.minute + duration > 24 * 60:
             raise _Invalid(f"{_at(path, 'starts')}[{i}]", "the session would end after midnight")
+    minutes = sorted((start.hour * 60 + start.minute, i) for i, start in enumerate(starts))
+    for (before, _), (after, i) in zip(minutes, minutes[1:]):
+        if after < before + duration:  # one session still running when the next starts (capacity: sessions at once)
+            raise _Invalid(f"{_at(path, 'starts')}[{i}]", f"{starts[i]:%H:%M} starts before the {duration}-minute "
+                           f"session of {before // 60:02d}:{before % 60:02d} ends: sessions must not overlap "
+                           "(for several sessions at the same time, set schedule.capacity)")
     closures = _unique(_each(raw.get("closures", []), _at(path, "closures"), _date), _at(path, "closures"),
                        date.isoformat)
     return Schedule(
@@ -840,13 +853,14 @@ def _office(raw: Any, path: Path, terms_dir: Path) -> Office:
         problems.append(_Invalid("id", f"{office_id!r} does not match the file name {file}"))
     problems.extend(_step_id_clashes(values.get("eligibility"), values.get("checklist")))
     problems.extend(_category_problems(raw, values))
+    problems.extend(_cancellation_window_problems(values.get("cancellation"), values.get("booking")))
     if "translations" in raw and not problems:
         read("translations", lambda v, p: _translations(v, p, values))
     if problems:
         raise ProfileError(*(f"{file}: {problem}" for problem in problems))
 
     phone, email, hours = values["contacts"]
-    return Office(
+    office = Office(
         id=values["id"], enabled=values["enabled"], name=values["name"], formal_name=values["formal_name"],
         controller=values["controller"], phone=phone, email=email, hours=hours,
         other_routes=values["other_routes"], video_app=values["video_app"], eligibility=values["eligibility"],
@@ -858,6 +872,9 @@ def _office(raw: Any, path: Path, terms_dir: Path) -> Office:
         staff_cards=values["staff_cards"], reminders=values["reminders"], source_file=str(path),
         translations=values.get("translations") or {},
     )
+    if too_long := _length_problems(office):
+        raise ProfileError(*(f"{file}: {problem}" for problem in too_long))
+    return office
 
 
 def _category_problems(raw: dict[str, Any], values: dict[str, Any]) -> list[_Invalid]:
@@ -868,6 +885,55 @@ def _category_problems(raw: dict[str, Any], values: dict[str, Any]) -> list[_Inv
                          "(each id, text and optional staff_label, sensitive)")]
     if "categories" in raw and "form_fields" in raw and fields is not None and "category" not in fields:
         return [_Invalid("categories", "not used: form_fields has no category (add it, or remove categories)")]
+    return []
+
+
+LINE_TEXT_MAX = 5000      # characters in one LINE text message
+OFFICE_TEXT_BUDGET = 4000  # the office's words in one message: the rest is for the bot's own (headings, links, steps)
+
+
+def _length_problems(office: Office) -> list[_Invalid]:
+    """The office's words that one chat message carries, in each language, must leave room for the bot's own
+    within LINE's 5000 characters: a longer message is refused by LINE and the user would be stuck at that step."""
+    problems: list[_Invalid] = []
+    for language in ("ja", *office.translations):
+        o = office.localized(language)
+        where = "" if language == "ja" else f" (translations.{language})"
+        contacts = [c.note or "" for c in (o.phone, o.email)] + [o.hours.value or ""]
+        groups: list[tuple[str, str, list[str]]] = [
+            ("consent_summary", "the consent step", [*o.consent_summary, o.video_app.terms_name or ""]),
+            ("notices", "the confirmation", [*o.notices, o.after_request, o.cancellation.note,
+                                              o.booking.usage_limit_note, o.documents_route or "", *contacts]),
+        ]
+        for i, q in enumerate(o.eligibility):
+            groups.append((f"eligibility[{i}]", "the question", [q.text, *q.detail]))
+            groups.append((f"eligibility[{i}]", "the answer when it does not pass",
+                           [q.on_fail, q.on_unsure, *(f"{r.topic}{r.window}" for r in q.redirects),
+                            *o.other_routes, *contacts]))
+        for i, item in enumerate(o.checklist):
+            groups.append((f"checklist[{i}].text", "the checklist item", [item.text]))
+            groups.append((f"checklist[{i}].fix", "the answer to no", [item.fix]))
+        for path, message, texts in groups:
+            size = sum(len(text) + 1 for text in texts if text)
+            if size > OFFICE_TEXT_BUDGET:
+                problems.append(_Invalid(path + where, f"{size} characters of the office's words in one chat message "
+                                         f"({message}): LINE takes at most {LINE_TEXT_MAX} with the bot's own, so keep "
+                                         f"them under {OFFICE_TEXT_BUDGET} (shorten the text, or say the rest on the "
+                                         "terms page)"))
+    return problems
+
+
+def _cancellation_window_problems(cancellation: Cancellation | None, booking: Booking | None) -> list[_Invalid]:
+    """Cancelling in the chat until N days before a session that can be booked at most the window ahead: an N
+    as long as the window would offer cancelling on no booking at all, while the chat says it can be done."""
+    if not cancellation or not booking or not cancellation.in_chat:
+        return []
+    days = cancellation.in_chat_until_days_before
+    if days >= 7 * booking.window_weeks:
+        return [_Invalid("cancellation.in_chat_until_days_before",
+                         f"{days} days before a session is longer than the booking window (booking.window_weeks: "
+                         f"{booking.window_weeks} weeks, {7 * booking.window_weeks} days): no booking could ever be "
+                         "cancelled in the chat (or set in_chat: false)")]
     return []
 
 

@@ -66,3 +66,47 @@ def test_categories_mistakes_are_named(tmp_path, change, expected):
     with pytest.raises(ProfileError) as caught:
         load_offices(third_office.write_offices(tmp_path, data))
     assert any(problem.startswith(expected) for problem in caught.value.problems), caught.value.problems
+
+
+def _problems(tmp_path, change) -> tuple[str, ...]:
+    data = third_office.profile()
+    change(data)
+    with pytest.raises(ProfileError) as caught:
+        load_offices(third_office.write_offices(tmp_path, data))
+    return caught.value.problems
+
+
+def test_overlapping_sessions_are_refused(tmp_path):
+    """40-minute sessions at 09:30 and 10:00: the counsellor would be in two at once (capacity says how many)."""
+    problems = _problems(tmp_path, lambda d: d["schedule"].update(starts=["09:30", "10:00", "13:45"]))
+    assert ("kakuu.yaml: schedule.starts[1]: 10:00 starts before the 40-minute session of 09:30 ends: sessions must "
+            "not overlap (for several sessions at the same time, set schedule.capacity)") in problems
+    back_to_back = third_office.profile()
+    back_to_back["schedule"]["starts"] = ["09:30", "10:10"]
+    assert "kakuu" in load_offices(third_office.write_offices(tmp_path / "fits", back_to_back))
+
+
+def test_in_chat_cancelling_that_no_booking_could_use_is_refused(tmp_path):
+    problems = _problems(tmp_path, lambda d: d["cancellation"].update(in_chat_until_days_before=28))
+    assert ("kakuu.yaml: cancellation.in_chat_until_days_before: 28 days before a session is longer than the booking "
+            "window (booking.window_weeks: 4 weeks, 28 days): no booking could ever be cancelled in the chat (or set "
+            "in_chat: false)") in problems
+
+
+@pytest.mark.parametrize("change,where", [
+    (lambda d: d["checklist"][1].update(text="イヤホンをご用意いただけますか。" * 300), "checklist[1].text: "),
+    (lambda d: d["eligibility"][1]["detail"].extend(["長い説明です。" * 300] * 2), "eligibility[1]: "),
+    (lambda d: d.update(translations={"en": {"checklist": {"headset": {"text": "Do you have earphones? " * 200,
+                                                                       "fix": "Please have earphones."}}}}),
+     "checklist[1].text (translations.en): "),
+])
+def test_words_too_long_for_one_line_message_are_refused(tmp_path, change, where):
+    """LINE refuses a text over 5000 characters: the user would be stuck at that step, so the profile is refused."""
+    problems = _problems(tmp_path, change)
+    assert any(p.startswith(f"kakuu.yaml: {where}") and "LINE takes at most 5000" in p for p in problems), problems
+
+
+def test_a_weekday_written_as_a_name_is_named_with_the_numbers(tmp_path):
+    problems = _problems(tmp_path, lambda d: d["schedule"].update(weekdays=["tue", 3]))
+    assert ("kakuu.yaml: schedule.weekdays[0]: 'tue' is not a weekday number: write Monday 0, Tuesday 1, "
+            "Wednesday 2, Thursday 3, Friday 4") in problems
