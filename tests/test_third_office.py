@@ -9,6 +9,7 @@ import pytest
 from bot.offices import ProfileError, load_offices
 from tests import third_office
 from tests.formflow import Page, complete_form, hold_directly, valid_answers
+from tests.lineuser import LineUser
 from tests.staffkit import create_staff, fast_password_hashing, login  # noqa: F401 (fixture)
 
 SAKATA_WORDS = ("酒田", "庄内町", "日本海総合病院", "マザーズコーナー", "UIJターン")
@@ -19,6 +20,25 @@ def third(make_app, tmp_path):
     """An app serving the shipped offices and the third one: its runtime."""
     app = make_app(offices_dir=third_office.write_offices(tmp_path / "offices"))
     return app.extensions["madoguchi"], app.test_client()
+
+
+@pytest.fixture
+def third_user(third, fake_line):
+    """A LINE user of the third office."""
+    rt, client = third
+    return LineUser(client, third_office.OFFICE_ID, channel_secret=rt.config.channel_secret(third_office.OFFICE_ID),
+                    fake=fake_line, clock=rt.clock)
+
+
+@pytest.mark.parametrize("language,relay", [("日本語", "電話リレーサービス"), ("English", "Telephone Relay Service"),
+                                            ("やさしい日本語", "電話リレーサービス")])
+def test_a_redirect_desk_phone_comes_with_the_relay_service(third_user, fake_line, language, relay):
+    """The office's windows for topics not handled online, with their phone numbers: deaf and hard-of-hearing
+    users are told of the telephone relay service there too, as wherever the bot gives a phone route."""
+    for text in (language, "予約", "同意する", "はい", "はい", "はい"):   # the third question: a topic not online
+        assert third_user.says(text).status_code == 200
+    answer = fake_line.texts_to(third_user.user_id)[-1]
+    assert "0999-12-7777" in answer and relay in answer
 
 
 def test_the_form_offers_the_third_offices_own_categories(third):
