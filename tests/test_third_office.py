@@ -130,3 +130,18 @@ def test_a_weekday_written_as_a_name_is_named_with_the_numbers(tmp_path):
     problems = _problems(tmp_path, lambda d: d["schedule"].update(weekdays=["tue", 3]))
     assert ("kakuu.yaml: schedule.weekdays[0]: 'tue' is not a weekday number: write Monday 0, Tuesday 1, "
             "Wednesday 2, Thursday 3, Friday 4") in problems
+
+
+@pytest.mark.parametrize("status", ["attended", "no_show"])
+def test_a_session_whose_attendance_is_recorded_still_takes_its_seat_on_the_schedule(status):
+    """Two sessions at once (capacity 2): once one is recorded 出席 or 欠席, the 予定表 still says one of two
+    seats was taken, not 空き 2/2."""
+    from datetime import datetime
+
+    from bot.clock import TOKYO
+    from bot.models import Booking
+    from bot.staff.timeline import SlotView
+
+    start = datetime(2026, 12, 3, 9, 30, tzinfo=TOKYO)
+    view = SlotView(start=start, label="12/3(木) 09:30", capacity=2, bookings=[Booking(status=status)])
+    assert view.free == 1
