@@ -145,3 +145,21 @@ def test_a_session_whose_attendance_is_recorded_still_takes_its_seat_on_the_sche
     start = datetime(2026, 12, 3, 9, 30, tzinfo=TOKYO)
     view = SlotView(start=start, label="12/3(木) 09:30", capacity=2, bookings=[Booking(status=status)])
     assert view.free == 1
+
+
+@pytest.mark.parametrize("needed,language,expected", [
+    (True, "ja", "使用するソフト: Microsoft Teams（アカウントが必要です。相談の日までにご用意ください）"),
+    (True, "en", "Software: Microsoft Teams (you need an account: please have one ready before the day)"),
+    (True, "easy", "つかう ソフト: Microsoft Teams（アカウントが ひつようです。そうだんの 日までに つくって ください）"),
+    (False, "ja", "使用するソフト: Microsoft Teams（アカウント登録は不要です）"),
+    (None, "ja", "使用するソフト: Microsoft Teams\n"),
+])
+def test_the_confirmation_says_whether_the_video_app_needs_an_account(tmp_path, needed, language, expected):
+    """`video_app.account_needed` is the office's rule: the user learns it with the confirmation."""
+    from bot.render import text_of
+    from tests.test_languages import booking, render
+
+    data = third_office.profile()
+    data["video_app"]["account_needed"] = needed
+    office = load_offices(third_office.write_offices(tmp_path, data))["kakuu"].localized(language)
+    assert expected in text_of(render(office, language, "outcome_confirmed", dict(booking=booking("confirmed"))))
