@@ -163,3 +163,16 @@ def test_the_confirmation_says_whether_the_video_app_needs_an_account(tmp_path, 
     data["video_app"]["account_needed"] = needed
     office = load_offices(third_office.write_offices(tmp_path, data))["kakuu"].localized(language)
     assert expected in text_of(render(office, language, "outcome_confirmed", dict(booking=booking("confirmed"))))
+
+
+@pytest.mark.parametrize("language,offered,not_offered", [
+    ("日本語", "「はい」「いいえ」のいずれか", "わからない"),
+    ("English", 'send "Yes" or "No", or the number', "Not sure"),
+    ("やさしい日本語", "「はい」「いいえ」か、その ばんごう", "わからない"),
+])
+def test_help_at_a_yes_no_question_offers_only_its_answers(third_user, fake_line, language, offered, not_offered):
+    """The third office's first question has no わからない: ヘルプ names the answers that question offers."""
+    for text in (language, "予約", "同意する", "ヘルプ"):
+        assert third_user.says(text).status_code == 200
+    help_text = next(t for t in reversed(fake_line.texts_to(third_user.user_id)) if "1." not in t)
+    assert offered in help_text and not_offered not in help_text
