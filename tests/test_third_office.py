@@ -176,3 +176,42 @@ def test_help_at_a_yes_no_question_offers_only_its_answers(third_user, fake_line
         assert third_user.says(text).status_code == 200
     help_text = next(t for t in reversed(fake_line.texts_to(third_user.user_id)) if "1." not in t)
     assert offered in help_text and not_offered not in help_text
+
+
+@pytest.fixture
+def own_templates(tmp_path, monkeypatch):
+    """A copy of templates/ the app renders from, for an office's own wording written by a test."""
+    import shutil
+
+    from bot import render
+
+    folder = tmp_path / "templates"
+    shutil.copytree(render.TEMPLATES_DIR, folder)
+    for cached in (render.environment, render.template_file):
+        cached.cache_clear()
+    monkeypatch.setattr(render, "TEMPLATES_DIR", folder)
+    yield folder
+    for cached in (render.environment, render.template_file):
+        cached.cache_clear()
+
+
+@pytest.mark.parametrize("wording,expected", [
+    ("・参加用のURLは{{ office.teams_url }}でご確認ください。\n",
+     "templates/messages/en/invitation_kakuu.j2: line 1: UndefinedError: 'bot.offices.Office object' has no "
+     "attribute 'teams_url'"),
+    ("・参加のご案内です。\n{% if booking.timing.session_day %}\n・当日お送りします。\n",
+     "templates/messages/en/invitation_kakuu.j2: line 3: TemplateSyntaxError: Unexpected end of template."),
+])
+def test_a_mistake_in_an_offices_own_join_wording_stops_the_start(make_app, tmp_path, own_templates, wording, expected):
+    """Written as README says (invitation_<id>.j2), a typo would have made every confirmation of the office fail
+    when staff tap 承認; the app refuses to start instead, naming the file, the line and the mistake."""
+    from bot.config import ConfigError
+
+    for language in ("ja", "easy"):
+        (own_templates / "messages" / language / "invitation_kakuu.j2").write_text("・参加のご案内です。\n", "utf-8")
+    (own_templates / "messages" / "en" / "invitation_kakuu.j2").write_text(wording, encoding="utf-8")
+    with pytest.raises(ConfigError) as refused:
+        make_app(offices_dir=third_office.write_offices(tmp_path / "offices"))
+    assert "invalid office wording" in str(refused.value)
+    assert expected in str(refused.value)
+    assert "invitation_kakuu.j2" not in str(refused.value).replace(expected, "")   # the other languages are fine
