@@ -2,6 +2,7 @@
 office's."""
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
@@ -215,3 +216,21 @@ def test_a_mistake_in_an_offices_own_join_wording_stops_the_start(make_app, tmp_
     assert "invalid office wording" in str(refused.value)
     assert expected in str(refused.value)
     assert "invitation_kakuu.j2" not in str(refused.value).replace(expected, "")   # the other languages are fine
+
+
+def test_offices_show_lists_the_forms_categories(tmp_path):
+    """`offices show` prints the dialog as the user meets it: the form's category choices are the office's."""
+    from flask import Flask
+
+    from bot.cli.offices import offices_group
+
+    app = Flask(__name__)
+    app.config["OFFICES_DIR"] = str(third_office.write_offices(tmp_path))
+    result = app.test_cli_runner().invoke(offices_group, ["show", "kakuu", "--json"])
+    assert result.exit_code == 0, result.output
+    form = json.loads(result.stdout)["steps"][-1]
+    assert form["categories"] == [{"id": "parent", "text": "子育て中の方", "sensitive": False},
+                                  {"id": "senior", "text": "55歳以上の方", "sensitive": False},
+                                  {"id": "illness", "text": "難病の治療を続けている方", "sensitive": True}]
+    outline = app.test_cli_runner().invoke(offices_group, ["show", "kakuu"]).output
+    assert "   - category illness: 難病の治療を続けている方 (sensitive)" in outline
