@@ -830,7 +830,7 @@ def _office(raw: Any, path: Path, terms_dir: Path) -> Office:
     for key in ("name", "formal_name", "controller", "after_request", "court"):
         read(key, _text)
     read("contacts", _contacts)
-    read("other_routes", _texts)
+    read("other_routes", lambda v, p: _texts(v, p, non_empty=True))  # declines say "in these other ways"
     read("video_app", _video_app)
     read("eligibility", lambda v, p: _each(v, p, _question, non_empty=True))
     read("checklist", lambda v, p: _each(v, p, _checklist_item, non_empty=True))

@@ -78,8 +78,10 @@ def test_an_office_without_sensitive_categories_marks_none(make_app, tmp_path):
 @pytest.mark.parametrize("change,expected", [
     (lambda d: d.pop("categories"), "kakuu.yaml: categories: missing: form_fields has category"),
     (lambda d: d["form_fields"].remove("category"), "kakuu.yaml: categories: not used: form_fields has no category"),
-    (lambda d: d["categories"].append({"id": "parent", "text": "重複"}), "kakuu.yaml: categories[3]: 'parent' is listed twice"),
-    (lambda d: d["categories"][0].update(sensitive="yes"), "kakuu.yaml: categories[0].sensitive: must be true or false"),
+    (lambda d: d["categories"].append({"id": "parent", "text": "重複"}),
+     "kakuu.yaml: categories[3]: 'parent' is listed twice"),
+    (lambda d: d["categories"][0].update(sensitive="yes"),
+     "kakuu.yaml: categories[0].sensitive: must be true or false"),
 ])
 def test_categories_mistakes_are_named(tmp_path, change, expected):
     data = third_office.profile()
@@ -234,3 +236,10 @@ def test_offices_show_lists_the_forms_categories(tmp_path):
                                   {"id": "illness", "text": "難病の治療を続けている方", "sensitive": True}]
     outline = app.test_cli_runner().invoke(offices_group, ["show", "kakuu"]).output
     assert "   - category illness: 難病の治療を続けている方 (sensitive)" in outline
+
+
+def test_an_office_with_no_other_route_is_refused(tmp_path):
+    """A decline, a cancellation by the office and a blocked account say 「次の方法で…」 and list other_routes:
+    an empty list would leave the user with a sentence pointing at nothing."""
+    problems = _problems(tmp_path, lambda d: d.update(other_routes=[]))
+    assert "kakuu.yaml: other_routes: must not be empty" in problems
