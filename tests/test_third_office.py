@@ -243,3 +243,28 @@ def test_an_office_with_no_other_route_is_refused(tmp_path):
     an empty list would leave the user with a sentence pointing at nothing."""
     problems = _problems(tmp_path, lambda d: d.update(other_routes=[]))
     assert "kakuu.yaml: other_routes: must not be empty" in problems
+
+
+def test_a_user_may_have_as_many_open_requests_as_the_office_allows(third, third_user, fake_line):
+    """The third office allows two open requests at once (booking.max_open_per_user: 2): 予約 goes on after the
+    first, and the third is refused in the office's words, not as 「1件です」."""
+    from tests.formflow import form_link
+
+    rt, client = third
+    office = rt.offices["kakuu"]
+    third_user.says("予約")
+    third_user.says("同意する")
+    for n in range(2):
+        if n:
+            third_user.says("予約")
+        for question in office.eligibility:
+            third_user.says({"yes": "はい", "no": "いいえ"}[question.passing[0]])
+        for _ in office.checklist:
+            third_user.says("はい")
+        third_user.says("1")
+        url = form_link(fake_line.messages_to(third_user.user_id))
+        answers = {**valid_answers(office), "category": "parent", "seeker_number": "01234-56789"}
+        assert "受付番号" in complete_form(client, url, answers).html
+    third_user.says("予約")
+    refusal = fake_line.texts_to(third_user.user_id)[-1]
+    assert "一度にお申し込みいただける予約は2件までです。" in refusal

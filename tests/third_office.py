@@ -52,7 +52,7 @@ _PROFILE: dict[str, Any] = {
                  "capacity": 2},
     "booking": {"notice": {"kind": "business_day_before", "calendar_days": 2, "deadline": "12:00",
                            "confirmed": True},
-                "window_weeks": 4, "hold_minutes": 20},
+                "window_weeks": 4, "hold_minutes": 20, "max_open_per_user": 2},
     "cancellation": {"in_chat": True, "in_chat_until_days_before": 3, "routes": ["email"], "same_day_routes": [],
                      "note": "開催日の3日前まではこのトークで、それ以降はメールでご連絡ください。", "confirmed": True},
     "no_show_minutes": 15,
