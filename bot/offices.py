@@ -854,6 +854,7 @@ def _office(raw: Any, path: Path, terms_dir: Path) -> Office:
     problems.extend(_step_id_clashes(values.get("eligibility"), values.get("checklist")))
     problems.extend(_category_problems(raw, values))
     problems.extend(_cancellation_window_problems(values.get("cancellation"), values.get("booking")))
+    problems.extend(_same_day_deadline_problems(values.get("booking"), values.get("schedule")))
     if "translations" in raw and not problems:
         read("translations", lambda v, p: _translations(v, p, values))
     if problems:
@@ -921,6 +922,20 @@ def _length_problems(office: Office) -> list[_Invalid]:
                                          f"them under {OFFICE_TEXT_BUDGET} (shorten the text, or say the rest on the "
                                          "terms page)"))
     return problems
+
+
+def _same_day_deadline_problems(booking: Booking | None, schedule: Schedule | None) -> list[_Invalid]:
+    """Booking until `deadline` on the session's own day (calendar_days: 0): a session starting before that time
+    would have its booking deadline after its start, and the chat and staff would be told a deadline that means
+    nothing."""
+    if not booking or not schedule or booking.notice.calendar_days != 0:
+        return []
+    early = [start for start in schedule.starts if start < booking.notice.deadline]
+    if not early:
+        return []
+    return [_Invalid("booking.notice.deadline", f"{booking.notice.deadline:%H:%M} on the session's own day "
+                     f"(calendar_days: 0) is after the {early[0]:%H:%M} session starts: set calendar_days to 1 or "
+                     "more, or a deadline no later than the first start")]
 
 
 def _cancellation_window_problems(cancellation: Cancellation | None, booking: Booking | None) -> list[_Invalid]:

@@ -268,3 +268,16 @@ def test_a_user_may_have_as_many_open_requests_as_the_office_allows(third, third
     third_user.says("予約")
     refusal = fake_line.texts_to(third_user.user_id)[-1]
     assert "一度にお申し込みいただける予約は2件までです。" in refusal
+
+
+def test_a_same_day_deadline_after_a_start_is_refused(tmp_path):
+    """Booking until noon on the day itself, with a 09:30 session: its deadline would come after it began."""
+    def change(data):
+        data["booking"]["notice"].update(calendar_days=0, deadline="12:00")
+
+    assert ("kakuu.yaml: booking.notice.deadline: 12:00 on the session's own day (calendar_days: 0) is after the "
+            "09:30 session starts: set calendar_days to 1 or more, or a deadline no later than the first start"
+            ) in _problems(tmp_path, change)
+    afternoon = third_office.profile()
+    afternoon["booking"]["notice"].update(calendar_days=0, deadline="09:30")
+    assert "kakuu" in load_offices(third_office.write_offices(tmp_path / "fits", afternoon))
