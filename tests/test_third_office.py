@@ -63,6 +63,11 @@ def test_staff_read_the_third_offices_category_in_its_words(third, fast_password
     assert login(client).status_code == 302
     page = client.get(f"/staff/bookings/{reference}").get_data(as_text=True)
     assert "難病治療中" in page
+    with client.session_transaction() as sess:
+        csrf = sess["staff_csrf"]
+    export = client.post("/staff/export", data={"from": "2026-12-01", "to": "2026-12-31", "encoding": "utf8",
+                                                "contents": "details", "csrf_token": csrf})
+    assert export.status_code == 200 and "難病治療中" in export.get_data().decode("utf-8-sig")
 
 
 def test_an_office_without_sensitive_categories_marks_none(make_app, tmp_path):
