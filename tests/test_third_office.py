@@ -286,3 +286,19 @@ def test_a_same_day_deadline_after_a_start_is_refused(tmp_path):
     afternoon = third_office.profile()
     afternoon["booking"]["notice"].update(calendar_days=0, deadline="09:30")
     assert "kakuu" in load_offices(third_office.write_offices(tmp_path / "fits", afternoon))
+
+
+def test_readme_says_to_enable_a_new_office_to_try_it_in_the_simulator(make_app, tmp_path):
+    """README ships a new office `enabled: false` and then tries it in the simulator: the simulator serves enabled
+    offices only, so README says to enable it on the development machine."""
+    from bot.config import PROJECT_ROOT
+
+    data = third_office.profile()
+    data["enabled"] = False
+    app = make_app(offices_dir=third_office.write_offices(tmp_path / "offices", data))
+    page = app.test_client().get("/simulator").get_data(as_text=True)
+    assert "ハローワーク架空" not in page and "ハローワーク酒田" in page
+    readme = (PROJECT_ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme.split("\n## Adding an office\n", 1)[1].split("\n## ", 1)[0]
+    step = section.split("5. **Check**", 1)[1].split("\n6. ", 1)[0]
+    assert "enabled: true" in step and "simulator" in step
