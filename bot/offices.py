@@ -880,11 +880,13 @@ def _office(raw: Any, path: Path, terms_dir: Path) -> Office:
 
 def _category_problems(raw: dict[str, Any], values: dict[str, Any]) -> list[_Invalid]:
     """The form's `category` field offers the office's own `categories`: one without the other is a mistake."""
-    fields = values.get("form_fields") or ()
+    fields = values.get("form_fields")
+    if fields is None:  # missing or wrong: named already
+        return []
     if "category" in fields and "categories" not in raw:
         return [_Invalid("categories", "missing: form_fields has category, so list the choices the form offers "
                          "(each id, text and optional staff_label, sensitive)")]
-    if "categories" in raw and "form_fields" in raw and fields is not None and "category" not in fields:
+    if "categories" in raw and "category" not in fields:
         return [_Invalid("categories", "not used: form_fields has no category (add it, or remove categories)")]
     return []
 
