@@ -901,25 +901,31 @@ def _length_problems(office: Office) -> list[_Invalid]:
     problems: list[_Invalid] = []
     for language in ("ja", *office.translations):
         o = office.localized(language)
-        where = "" if language == "ja" else f" (translations.{language})"
+        def at(ja: str, translated: str, language: str = language) -> str:
+            """Where the words are written: in the Japanese profile, or in its translation."""
+            return ja if language == "ja" else f"translations.{language}.{translated}"
+
         contacts = [c.note or "" for c in (o.phone, o.email)] + [o.hours.value or ""]
         groups: list[tuple[str, str, list[str]]] = [
-            ("consent_summary", "the consent step", [*o.consent_summary, o.video_app.terms_name or ""]),
-            ("notices", "the confirmation", [*o.notices, o.after_request, o.cancellation.note,
-                                              o.booking.usage_limit_note, o.documents_route or "", *contacts]),
+            (at("consent_summary", "consent_summary"), "the consent step",
+             [*o.consent_summary, o.video_app.terms_name or ""]),
+            (at("notices", "notices"), "the confirmation", [*o.notices, o.after_request, o.cancellation.note,
+                                                             o.booking.usage_limit_note, o.documents_route or "",
+                                                             *contacts]),
         ]
         for i, q in enumerate(o.eligibility):
-            groups.append((f"eligibility[{i}]", "the question", [q.text, *q.detail]))
-            groups.append((f"eligibility[{i}]", "the answer when it does not pass",
+            groups.append((at(f"eligibility[{i}]", f"eligibility.{q.id}"), "the question", [q.text, *q.detail]))
+            groups.append((at(f"eligibility[{i}]", f"eligibility.{q.id}"), "the answer when it does not pass",
                            [q.on_fail, q.on_unsure, *(f"{r.topic}{r.window}" for r in q.redirects),
                             *o.other_routes, *contacts]))
         for i, item in enumerate(o.checklist):
-            groups.append((f"checklist[{i}].text", "the checklist item", [item.text]))
-            groups.append((f"checklist[{i}].fix", "the answer to no", [item.fix]))
+            groups.append((at(f"checklist[{i}].text", f"checklist.{item.id}.text"), "the checklist item",
+                           [item.text]))
+            groups.append((at(f"checklist[{i}].fix", f"checklist.{item.id}.fix"), "the answer to no", [item.fix]))
         for path, message, texts in groups:
             size = sum(len(text) + 1 for text in texts if text)
             if size > OFFICE_TEXT_BUDGET:
-                problems.append(_Invalid(path + where, f"{size} characters of the office's words in one chat message "
+                problems.append(_Invalid(path, f"{size} characters of the office's words in one chat message "
                                          f"({message}): LINE takes at most {LINE_TEXT_MAX} with the bot's own, so keep "
                                          f"them under {OFFICE_TEXT_BUDGET} (shorten the text, or say the rest on the "
                                          "terms page)"))

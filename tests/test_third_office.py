@@ -126,7 +126,7 @@ def test_in_chat_cancelling_that_no_booking_could_use_is_refused(tmp_path):
     (lambda d: d["eligibility"][1]["detail"].extend(["長い説明です。" * 300] * 2), "eligibility[1]: "),
     (lambda d: d.update(translations={"en": {"checklist": {"headset": {"text": "Do you have earphones? " * 200,
                                                                        "fix": "Please have earphones."}}}}),
-     "checklist[1].text (translations.en): "),
+     "translations.en.checklist.headset.text: "),
 ])
 def test_words_too_long_for_one_line_message_are_refused(tmp_path, change, where):
     """LINE refuses a text over 5000 characters: the user would be stuck at that step, so the profile is refused."""
