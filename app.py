@@ -17,7 +17,7 @@ def create_app(config: dict | None = None) -> Flask:
     from bot.db import Database, upgrade_schema
     from bot.line_client import LineClient
     from bot.offices import ProfileError, load_offices
-    from bot.render import Renderer
+    from bot.render import Renderer, office_wording_problems
     from bot.runtime import Runtime
     from bot.staff import handoff as staff_handoff
     from bot.staff import views as staff_views
@@ -31,6 +31,8 @@ def create_app(config: dict | None = None) -> Flask:
                           + "\n".join(getattr(exc, "problems", None) or [str(exc)])) from exc
     if handoff_problems := staff_handoff.problems():
         raise ConfigError("invalid staff handoff settings:\n" + "\n".join(handoff_problems))
+    if wording_problems := office_wording_problems(offices):
+        raise ConfigError("invalid office wording (fix each template named below):\n" + "\n".join(wording_problems))
     db = Database(cfg.database_url)
     cfg = channels.attach(cfg, db, [o.id for o in offices.values() if o.enabled])  # env wins; store fills gaps
     check_production(cfg, [o.id for o in offices.values() if o.enabled])

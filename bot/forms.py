@@ -175,7 +175,9 @@ def _page_vars(link: Link, held: _Held) -> dict[str, Any]:
         "office": office, "fields": office.form_fields, "text": form_texts(link.language), "slot_text": held.label,
         "expires_at": held.expires_at, "deadline": held.deadline, "csrf_token": csrf_token(link.nonce),
         "terms_version": held.terms_version,
-        "sensitive": validation.SENSITIVE_CATEGORIES, "categories": validation.CATEGORIES,
+        # The office's own `category` choices: id -> its wording, and the ids that are 要配慮個人情報.
+        "categories": {c.id: c.text for c in office.categories},
+        "sensitive": [c.id for c in office.categories if c.sensitive],
         "companions": validation.COMPANIONS, "retention": office.retention,
     }
 
@@ -273,7 +275,8 @@ def check_input(token: str):
     if answer is not None:
         return answer
     rt = _runtime()
-    result = validation.validate(link.office.form_fields, request.form, rt.clock.now().date())
+    result = validation.validate(link.office.form_fields, request.form, rt.clock.now().date(),
+                                 [c.id for c in link.office.categories])
     raw = {name: request.form.get(name, "") for name in link.office.form_fields}
     if not result.ok:
         log.info("form page=input office=%s conversation=%s invalid=%s", link.office.id, link.conversation_id,
@@ -310,7 +313,8 @@ def submit(token: str):
         return _csrf_problem(link)
     rt = _runtime()
     raw = {name: request.form.get(name, "") for name in link.office.form_fields}
-    result = validation.validate(link.office.form_fields, request.form, rt.clock.now().date())
+    result = validation.validate(link.office.form_fields, request.form, rt.clock.now().date(),
+                                 [c.id for c in link.office.categories])
     if not result.ok:
         return _back_to_input(link, raw, error_messages(result.errors, link.language))
     with rt.db.transaction() as s:

@@ -103,6 +103,15 @@ class ChecklistItem:
 
 
 @dataclass(frozen=True)
+class Category:
+    """One answer to the details form's `category` field: which of the office's target groups applies."""
+    id: str                    # the form value, e.g. graduate
+    text: str                  # as the form shows it, the office's wording
+    staff_label: str = ""      # shorter, for the dashboard and the CSV export (else `text`)
+    sensitive: bool = False    # 要配慮個人情報 (disability, illness): marked on the form
+
+
+@dataclass(frozen=True)
 class NoticeRule:
     """When booking closes for a slot.
 
@@ -187,6 +196,7 @@ class Office:
     terms: tuple[TermsSpec, ...]
     court: str
     documents_route: str | None = None   # how to send documents (Otaru: e-mail), None if none
+    categories: tuple[Category, ...] = ()   # the form's `category` choices (form_fields has `category`)
     retention: dict = field(default_factory=dict)
     staff_cards: dict = field(default_factory=dict)
     reminders: dict = field(default_factory=dict)
@@ -205,6 +215,10 @@ class Office:
         """This office with its wording in `language` where the profile translates it (else Japanese)."""
         overlay = self.translations.get(language)
         return _apply_translation(self, overlay) if overlay else self
+
+    def category_labels(self) -> dict[str, str]:
+        """Each category's id -> how staff read it (the dashboard, the export)."""
+        return {c.id: c.staff_label or c.text for c in self.categories}
 
     def step(self, step_id: str) -> "Question | ChecklistItem | None":
         """The eligibility question or checklist item with this id."""
@@ -306,7 +320,8 @@ def untranslated(office: Office) -> list[str]:
         for key in ("notices",):
             if getattr(office, key) and key not in overlay:
                 missing.append(f"{base}.{key}")
-        for key, items in (("eligibility", office.eligibility), ("checklist", office.checklist)):
+        for key, items in (("eligibility", office.eligibility), ("checklist", office.checklist),
+                           ("categories", office.categories)):
             given = overlay.get(key, {})
             missing += [f"{base}.{key}.{item.id}" for item in items if item.id not in given]
         optional = (("documents_route", office.documents_route), ("booking.usage_limit_note",
@@ -619,6 +634,19 @@ def _checklist_item(value: Any, path: str) -> ChecklistItem:
                          fix=_text(raw["fix"], _at(path, "fix")))
 
 
+def _category(value: Any, path: str) -> Category:
+    raw = _fields(value, path, ("id", "text"), ("staff_label", "sensitive"))
+    return Category(id=_identifier(raw["id"], _at(path, "id")), text=_text(raw["text"], _at(path, "text")),
+                    staff_label=_text_or_empty(raw.get("staff_label", ""), _at(path, "staff_label")),
+                    sensitive=_bool(raw.get("sensitive", False), _at(path, "sensitive")))
+
+
+def _categories(value: Any, path: str) -> tuple[Category, ...]:
+    categories = _each(value, path, _category, non_empty=True)
+    _unique(tuple(c.id for c in categories), path, repr)
+    return categories
+
+
 def _notice(value: Any, path: str) -> NoticeRule:
     raw = _fields(value, path, ("kind", "calendar_days", "deadline"), ("confirmed",))
     kind = _text(raw["kind"], _at(path, "kind"))
@@ -632,9 +660,16 @@ def _notice(value: Any, path: str) -> NoticeRule:
     )
 
 
+def _weekday(value: Any, path: str) -> int:
+    if isinstance(value, str) and not unicodedata.normalize("NFKC", value).isdigit():  # tue, 火, Tuesday
+        raise _Invalid(path, f"{value!r} is not a weekday number: write Monday 0, Tuesday 1, Wednesday 2, "
+                       "Thursday 3, Friday 4")
+    return _int(value, path, 0, 6)
+
+
 def _schedule(value: Any, path: str) -> Schedule:
     raw = _fields(value, path, ("weekdays", "starts"), ("duration_minutes", "duration_approximate", "capacity", "closures"))
-    weekdays = _unique(_each(raw["weekdays"], _at(path, "weekdays"), lambda v, p: _int(v, p, 0, 6),
+    weekdays = _unique(_each(raw["weekdays"], _at(path, "weekdays"), _weekday,
                              non_empty=True), _at(path, "weekdays"))
     for i, weekday in enumerate(weekdays):
         if weekday >= 5:  # bot/services/calendar.py closes every Saturday and Sunday
@@ -647,6 +682,12 @@ def _schedule(value: Any, path: str) -> Schedule:
     for i, start in enumerate(starts):
         if start.hour * 60 + start.minute + duration > 24 * 60:
             raise _Invalid(f"{_at(path, 'starts')}[{i}]", "the session would end after midnight")
+    minutes = sorted((start.hour * 60 + start.minute, i) for i, start in enumerate(starts))
+    for (before, _), (after, i) in zip(minutes, minutes[1:]):
+        if after < before + duration:  # one session still running when the next starts (capacity: sessions at once)
+            raise _Invalid(f"{_at(path, 'starts')}[{i}]", f"{starts[i]:%H:%M} starts before the {duration}-minute "
+                           f"session of {before // 60:02d}:{before % 60:02d} ends: sessions must not overlap "
+                           "(for several sessions at the same time, set schedule.capacity)")
     closures = _unique(_each(raw.get("closures", []), _at(path, "closures"), _date), _at(path, "closures"),
                        date.isoformat)
     return Schedule(
@@ -767,7 +808,7 @@ _TOP_REQUIRED = (
     "checklist", "consent_summary", "notices", "after_request", "schedule", "booking", "cancellation",
     "no_show_minutes", "form_fields", "terms", "court",
 )
-_TOP_OPTIONAL = ("enabled", "documents_route", "retention", "staff_cards", "reminders", "translations")
+_TOP_OPTIONAL = ("enabled", "categories", "documents_route", "retention", "staff_cards", "reminders", "translations")
 
 
 def _office(raw: Any, path: Path, terms_dir: Path) -> Office:
@@ -792,7 +833,7 @@ def _office(raw: Any, path: Path, terms_dir: Path) -> Office:
     for key in ("name", "formal_name", "controller", "after_request", "court"):
         read(key, _text)
     read("contacts", _contacts)
-    read("other_routes", _texts)
+    read("other_routes", lambda v, p: _texts(v, p, non_empty=True))  # declines say "in these other ways"
     read("video_app", _video_app)
     read("eligibility", lambda v, p: _each(v, p, _question, non_empty=True))
     read("checklist", lambda v, p: _each(v, p, _checklist_item, non_empty=True))
@@ -803,6 +844,7 @@ def _office(raw: Any, path: Path, terms_dir: Path) -> Office:
     read("cancellation", _cancellation)
     read("no_show_minutes", lambda v, p: _int(v, p, 0, 120))
     read("form_fields", _form_fields)
+    read("categories", _categories, ())
     read("terms", lambda v, p: _terms(v, p, terms_dir))
     read("documents_route", _optional_text)
     read("retention", _settings(DEFAULT_RETENTION), dict(DEFAULT_RETENTION))
@@ -813,13 +855,16 @@ def _office(raw: Any, path: Path, terms_dir: Path) -> Office:
     if office_id and office_id != path.stem:
         problems.append(_Invalid("id", f"{office_id!r} does not match the file name {file}"))
     problems.extend(_step_id_clashes(values.get("eligibility"), values.get("checklist")))
+    problems.extend(_category_problems(raw, values))
+    problems.extend(_cancellation_window_problems(values.get("cancellation"), values.get("booking")))
+    problems.extend(_same_day_deadline_problems(values.get("booking"), values.get("schedule")))
     if "translations" in raw and not problems:
         read("translations", lambda v, p: _translations(v, p, values))
     if problems:
         raise ProfileError(*(f"{file}: {problem}" for problem in problems))
 
     phone, email, hours = values["contacts"]
-    return Office(
+    office = Office(
         id=values["id"], enabled=values["enabled"], name=values["name"], formal_name=values["formal_name"],
         controller=values["controller"], phone=phone, email=email, hours=hours,
         other_routes=values["other_routes"], video_app=values["video_app"], eligibility=values["eligibility"],
@@ -827,10 +872,95 @@ def _office(raw: Any, path: Path, terms_dir: Path) -> Office:
         after_request=values["after_request"], schedule=values["schedule"], booking=values["booking"],
         cancellation=values["cancellation"], no_show_minutes=values["no_show_minutes"],
         form_fields=values["form_fields"], terms=values["terms"], court=values["court"],
-        documents_route=values["documents_route"], retention=values["retention"],
+        documents_route=values["documents_route"], categories=values["categories"], retention=values["retention"],
         staff_cards=values["staff_cards"], reminders=values["reminders"], source_file=str(path),
         translations=values.get("translations") or {},
     )
+    if too_long := _length_problems(office):
+        raise ProfileError(*(f"{file}: {problem}" for problem in too_long))
+    return office
+
+
+def _category_problems(raw: dict[str, Any], values: dict[str, Any]) -> list[_Invalid]:
+    """The form's `category` field offers the office's own `categories`: one without the other is a mistake."""
+    fields = values.get("form_fields")
+    if fields is None:  # missing or wrong: named already
+        return []
+    if "category" in fields and "categories" not in raw:
+        return [_Invalid("categories", "missing: form_fields has category, so list the choices the form offers "
+                         "(each id, text and optional staff_label, sensitive)")]
+    if "categories" in raw and "category" not in fields:
+        return [_Invalid("categories", "not used: form_fields has no category (add it, or remove categories)")]
+    return []
+
+
+LINE_TEXT_MAX = 5000      # characters in one LINE text message
+OFFICE_TEXT_BUDGET = 4000  # the office's words in one message: the rest is for the bot's own (headings, links, steps)
+
+
+def _length_problems(office: Office) -> list[_Invalid]:
+    """The office's words that one chat message carries, in each language, must leave room for the bot's own
+    within LINE's 5000 characters: a longer message is refused by LINE and the user would be stuck at that step."""
+    problems: list[_Invalid] = []
+    for language in ("ja", *office.translations):
+        o = office.localized(language)
+        def at(ja: str, translated: str, language: str = language) -> str:
+            """Where the words are written: in the Japanese profile, or in its translation."""
+            return ja if language == "ja" else f"translations.{language}.{translated}"
+
+        contacts = [c.note or "" for c in (o.phone, o.email)] + [o.hours.value or ""]
+        groups: list[tuple[str, str, list[str]]] = [
+            (at("consent_summary", "consent_summary"), "the consent step",
+             [*o.consent_summary, o.video_app.terms_name or ""]),
+            (at("notices", "notices"), "the confirmation", [*o.notices, o.after_request, o.cancellation.note,
+                                                             o.booking.usage_limit_note, o.documents_route or "",
+                                                             *contacts]),
+        ]
+        for i, q in enumerate(o.eligibility):
+            groups.append((at(f"eligibility[{i}]", f"eligibility.{q.id}"), "the question", [q.text, *q.detail]))
+            groups.append((at(f"eligibility[{i}]", f"eligibility.{q.id}"), "the answer when it does not pass",
+                           [q.on_fail, q.on_unsure, *(f"{r.topic}{r.window}" for r in q.redirects),
+                            *o.other_routes, *contacts]))
+        for i, item in enumerate(o.checklist):
+            groups.append((at(f"checklist[{i}].text", f"checklist.{item.id}.text"), "the checklist item",
+                           [item.text]))
+            groups.append((at(f"checklist[{i}].fix", f"checklist.{item.id}.fix"), "the answer to no", [item.fix]))
+        for path, message, texts in groups:
+            size = sum(len(text) + 1 for text in texts if text)
+            if size > OFFICE_TEXT_BUDGET:
+                problems.append(_Invalid(path, f"{size} characters of the office's words in one chat message "
+                                         f"({message}): LINE takes at most {LINE_TEXT_MAX} with the bot's own, so keep "
+                                         f"them under {OFFICE_TEXT_BUDGET} (shorten the text, or say the rest on the "
+                                         "terms page)"))
+    return problems
+
+
+def _same_day_deadline_problems(booking: Booking | None, schedule: Schedule | None) -> list[_Invalid]:
+    """Booking until `deadline` on the session's own day (calendar_days: 0): a session starting before that time
+    would have its booking deadline after its start, and the chat and staff would be told a deadline that means
+    nothing."""
+    if not booking or not schedule or booking.notice.calendar_days != 0:
+        return []
+    early = [start for start in schedule.starts if start < booking.notice.deadline]
+    if not early:
+        return []
+    return [_Invalid("booking.notice.deadline", f"{booking.notice.deadline:%H:%M} on the session's own day "
+                     f"(calendar_days: 0) is after the {early[0]:%H:%M} session starts: set calendar_days to 1 or "
+                     "more, or a deadline no later than the first start")]
+
+
+def _cancellation_window_problems(cancellation: Cancellation | None, booking: Booking | None) -> list[_Invalid]:
+    """Cancelling in the chat until N days before a session that can be booked at most the window ahead: an N
+    as long as the window would offer cancelling on no booking at all, while the chat says it can be done."""
+    if not cancellation or not booking or not cancellation.in_chat:
+        return []
+    days = cancellation.in_chat_until_days_before
+    if days >= 7 * booking.window_weeks:
+        return [_Invalid("cancellation.in_chat_until_days_before",
+                         f"{days} days before a session is longer than the booking window (booking.window_weeks: "
+                         f"{booking.window_weeks} weeks, {7 * booking.window_weeks} days): no booking could ever be "
+                         "cancelled in the chat (or set in_chat: false)")]
+    return []
 
 
 def _step_id_clashes(eligibility: tuple[Question, ...] | None,
@@ -890,7 +1020,7 @@ def _by_id(value: Any, path: str, steps: tuple[Any, ...], read: Callable[[Any, s
 def _translation(value: Any, path: str, values: dict[str, Any]) -> dict[str, Any]:
     raw = _fields(value, path, (), (
         "name", "formal_name", "controller", "contacts", "other_routes", "video_app", "eligibility", "checklist",
-        "consent_summary", "notices", "after_request", "booking", "cancellation", "documents_route"))
+        "consent_summary", "notices", "after_request", "booking", "cancellation", "documents_route", "categories"))
     out: dict[str, Any] = {}
     for key in ("name", "formal_name", "controller", "after_request", "documents_route"):
         if key in raw:
@@ -912,6 +1042,9 @@ def _translation(value: Any, path: str, values: dict[str, Any]) -> dict[str, Any
     if "eligibility" in raw:
         out["eligibility"] = _by_id(raw["eligibility"], _at(path, "eligibility"), values["eligibility"],
                                     _translated_question)
+    if "categories" in raw:
+        out["categories"] = _by_id(raw["categories"], _at(path, "categories"), values["categories"],
+                                   lambda v, p, _category: {"text": _text(v, p)})
     if "checklist" in raw:
         out["checklist"] = _by_id(raw["checklist"], _at(path, "checklist"), values["checklist"],
                                   lambda v, p, _item: _translated_item(v, p))
@@ -937,6 +1070,10 @@ def _apply_translation(office: Office, overlay: dict[str, Any]) -> Office:
         t = overlay.get("checklist", {}).get(i.id)
         return replace(i, **t) if t else i
 
+    def category(c: Category) -> Category:
+        t = overlay.get("categories", {}).get(c.id)
+        return replace(c, **t) if t else c
+
     contacts = overlay.get("contacts", {})
     changes: dict[str, Any] = {key: overlay[key] for key in ("name", "formal_name", "controller", "after_request",
                                                               "other_routes", "consent_summary", "notices",
@@ -947,4 +1084,5 @@ def _apply_translation(office: Office, overlay: dict[str, Any]) -> Office:
         if key in overlay:
             changes[key] = replace(getattr(office, key), **overlay[key])
     return replace(office, eligibility=tuple(question(q) for q in office.eligibility),
-                   checklist=tuple(item(i) for i in office.checklist), translations={}, **changes)
+                   checklist=tuple(item(i) for i in office.checklist),
+                   categories=tuple(category(c) for c in office.categories), translations={}, **changes)

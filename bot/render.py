@@ -201,3 +201,47 @@ def text_of(messages: list[dict]) -> str:
 
     walk(messages)
     return "\n".join(out)
+
+
+# -- an office's own message wording, checked at start ------------------------------------------------
+
+OFFICE_WORDING_MESSAGES = ("outcome_confirmed", "reminder_day_before")   # the messages that include it
+
+
+def office_wording_problems(offices: Mapping[str, Office]) -> list[str]:
+    """What is wrong in an office's own wording of how to join (`messages/<language>/invitation_<id>.j2`), one
+    line per file naming it, the line and the mistake.
+
+    The file is rendered as the confirmation and the day-before reminder include it, with a sample booking (before
+    and on the session day): a variable that does not exist or a broken tag would otherwise be found only when
+    staff confirm a request, and every confirmation of that office would fail.
+    """
+    at = datetime(2026, 12, 7, 14, 0, tzinfo=TOKYO)
+    problems: list[str] = []
+    for office in offices.values():
+        for language in LANGUAGES:
+            name = f"messages/{language}/invitation_{office.id}.j2"
+            if not (TEMPLATES_DIR / name).is_file():
+                continue
+            try:
+                for template in OFFICE_WORDING_MESSAGES:
+                    for session_day in (False, True):
+                        booking = {"reference": "ABCD-EFGH", "at": at, "label": _slot(at), "status": "confirmed",
+                                   "timing": {"session_day": session_day, "cancel_in_chat": not session_day}}
+                        Renderer({}).messages(language, template, {
+                            "office": office, "booking": booking, "public_base_url": "https://madoguchi.invalid",
+                            "terms_url": f"https://madoguchi.invalid/terms/{office.id}"})
+            except Exception as exc:  # noqa: BLE001 (any mistake in the office's file is named, not raised)
+                problems.append(f"templates/{name}: {_where(exc, name)}{type(exc).__name__}: {exc}")
+    return problems
+
+
+def _where(exc: BaseException, name: str) -> str:
+    """`line N: ` of the template `name` where the error arose (Jinja keeps template lines in the traceback)."""
+    line = getattr(exc, "lineno", None) if getattr(exc, "name", None) == name else None
+    if line is None:
+        import traceback
+
+        lines = [frame.lineno for frame in traceback.extract_tb(exc.__traceback__) if frame.filename.endswith(name)]
+        line = lines[-1] if lines else None
+    return f"line {line}: " if line else ""

@@ -223,8 +223,10 @@ def is_blocked(e: EventData) -> bool:
     return e.model.ports.booking_blocked()
 
 
-def has_open_booking(e: EventData) -> bool:
-    return e.model.ports.open_booking() is not None
+def at_booking_limit(e: EventData) -> bool:
+    """The user has as many open requests and bookings as the office allows at once (`max_open_per_user`)."""
+    booking = e.model.ports.open_booking()
+    return booking is not None and booking.get("open_count", 1) >= e.model.office.booking.max_open_per_user
 
 
 def consented_current(e: EventData) -> bool:
@@ -525,8 +527,8 @@ def say_blocked(e: EventData) -> None:
     e.model.say("booking_blocked")
 
 
-def say_has_open_booking(e: EventData) -> None:
-    """One open request or booking per office."""
+def say_at_booking_limit(e: EventData) -> None:
+    """As many open requests or bookings as the office allows at once (one, unless its profile says more)."""
     e.model.say("already_booked", booking=e.model.ports.open_booking())
 
 
@@ -562,7 +564,7 @@ MACHINE_TRANSITIONS: list[dict] = [
     dict(trigger="back", source=_PAST_CONSENT, **_RECONSENT),
     # 予約
     dict(trigger="start", source=_S.IDLE, dest=None, conditions=[is_blocked], after=say_blocked),
-    dict(trigger="start", source=_S.IDLE, dest=None, conditions=[has_open_booking], after=say_has_open_booking),
+    dict(trigger="start", source=_S.IDLE, dest=None, conditions=[at_booking_limit], after=say_at_booking_limit),
     dict(trigger="start", source=_S.IDLE, dest=_S.AWAITING_CONSENT, unless=[consented_current],
          before=start_over, after=ask_step),
     dict(trigger="start", source=_S.IDLE, dest=_S.AWAITING_ELIGIBILITY, before=start_over,
@@ -620,12 +622,12 @@ MACHINE_TRANSITIONS: list[dict] = [
     dict(trigger="back", source="*", dest=None, after=say_no_earlier_step),
     # 最初から (from anywhere, idle included)
     dict(trigger="restart", source="*", dest=_S.AWAITING_CONSENT, conditions=[lambda e: not is_blocked(e)],
-         unless=[consented_current, has_open_booking], before=start_over, after=ask_step),
+         unless=[consented_current, at_booking_limit], before=start_over, after=ask_step),
     dict(trigger="restart", source="*", dest=_S.AWAITING_ELIGIBILITY,
-         unless=[is_blocked, has_open_booking], before=start_over, after=begin_eligibility),
+         unless=[is_blocked, at_booking_limit], before=start_over, after=begin_eligibility),
     dict(trigger="restart", source="*", dest=_S.IDLE, conditions=[is_blocked], before=start_over,
          after=say_blocked),
-    dict(trigger="restart", source="*", dest=_S.IDLE, before=start_over, after=say_has_open_booking),
+    dict(trigger="restart", source="*", dest=_S.IDLE, before=start_over, after=say_at_booking_limit),
     # 中止
     dict(trigger="stop", source=IN_PROGRESS, dest=_S.IDLE, before=clear_context, after=say_stopped),
     dict(trigger="stop", source=_S.IDLE, dest=None, after=say_nothing_to_stop),

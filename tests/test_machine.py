@@ -297,7 +297,7 @@ def test_help_says_where_the_user_is_and_asks_again():
     _through_questions(session)
     session.says("ヘルプ")
     assert session.templates() == ["help", "checklist_item"]
-    assert session.effects[0].vars == {"state": "awaiting_checklist", "resuming": False}
+    assert session.effects[0].vars == {"state": "awaiting_checklist", "resuming": False, "answers": ("yes", "no")}
 
 
 def test_stop_gives_back_a_held_slot_and_forgets_everything():

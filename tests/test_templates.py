@@ -123,7 +123,8 @@ def samples(office) -> dict[str, list[dict[str, Any]]]:
         "checklist_fix": [dict(item=item) for item in office.checklist],
         "checklist_done": [{}],
         "ineligible": [dict(question=q, unsure=unsure) for q, unsure in failing],
-        "help": [dict(state=s, resuming=r) for s in STATES for r in (False, True)],
+        "help": [dict(state=s, resuming=r, answers=c) for s in STATES for r in (False, True)
+                 for c in (("yes", "no", "unsure"), ("yes", "no"))],
         "not_understood": [dict(state=s) for s in STATES],
         "miss_contact": [dict(state=s) for s in STATES],
         "idle_hint": [dict(misses=n) for n in (1, 3)],

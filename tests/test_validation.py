@@ -13,6 +13,7 @@ from bot.services import validation as v
 from bot.services.validation import FieldError
 
 TODAY = date(2026, 12, 1)
+SAKATA_CATEGORIES = ("graduate", "uij", "disability", "hospital", "mothers")   # its profile's categories
 SAKATA_FIELDS = ("name", "name_kana", "seeker_number", "phone", "category", "companion", "companion_detail",
                  "mypage_email_confirmed")
 OTARU_FIELDS = ("name", "name_kana", "birth_date", "seeker_number", "phone", "consultation", "companion",
@@ -213,7 +214,7 @@ def sakata_answers(**changes) -> dict[str, str]:
 
 
 def test_a_valid_sakata_form():
-    result = v.validate(SAKATA_FIELDS, sakata_answers(), TODAY)
+    result = v.validate(SAKATA_FIELDS, sakata_answers(), TODAY, SAKATA_CATEGORIES)
     assert result.ok
     assert result.values["seeker_number"] == "01234-56789"
     assert result.values["mypage_email_confirmed"] is True
@@ -221,13 +222,14 @@ def test_a_valid_sakata_form():
 
 
 def test_only_the_profile_fields_are_taken():
-    result = v.validate(SAKATA_FIELDS, {**sakata_answers(), "birth_date": "1990-01-01", "religion": "x"}, TODAY)
+    result = v.validate(SAKATA_FIELDS, {**sakata_answers(), "birth_date": "1990-01-01", "religion": "x"}, TODAY,
+                        SAKATA_CATEGORIES)
     assert "birth_date" not in result.values and "religion" not in result.values
 
 
 def test_each_problem_is_named_by_field():
     result = v.validate(SAKATA_FIELDS, sakata_answers(name="😀", seeker_number="ABC", category="other",
-                                                     mypage_email_confirmed=""), TODAY)
+                                                     mypage_email_confirmed=""), TODAY, SAKATA_CATEGORIES)
     assert {k: e.code for k, e in result.errors.items()} == {
         "name": "name_letters", "seeker_number": "seeker_number_format", "category": "choose_one",
         "mypage_email_confirmed": "mypage_email_required"}
@@ -243,7 +245,8 @@ def test_otaru_needs_birth_date_and_consultation():
 
 
 def test_no_companion_means_no_companion_detail_is_kept():
-    result = v.validate(SAKATA_FIELDS, sakata_answers(companion="none", companion_detail="母"), TODAY)
+    result = v.validate(SAKATA_FIELDS, sakata_answers(companion="none", companion_detail="母"), TODAY,
+                        SAKATA_CATEGORIES)
     assert result.values["companion_detail"] == ""
 
 

@@ -155,7 +155,10 @@ def dialog_data(office: Office) -> dict[str, Any]:
         "window_weeks": office.booking.window_weeks,
         "hold_minutes": office.booking.hold_minutes,
     })
-    steps.append({"step": "form", "id": "form", "fields": list(office.form_fields)})
+    form: dict[str, Any] = {"step": "form", "id": "form", "fields": list(office.form_fields)}
+    if office.categories:   # the choices of its `category` field
+        form["categories"] = [{"id": c.id, "text": c.text, "sensitive": c.sensitive} for c in office.categories]
+    steps.append(form)
     return {
         "office": office.id,
         "name": office.name,
@@ -182,6 +185,8 @@ def dialog_text(data: dict[str, Any]) -> str:
                          f"{notice['calendar_days']} day(s), {notice['deadline']}")
         else:
             lines.append(f"{head}: {', '.join(step['fields'])}")
+            lines += [f"   - category {c['id']}: {c['text']}{' (sensitive)' if c['sensitive'] else ''}"
+                      for c in step.get("categories", [])]
     return "\n".join(lines)
 
 

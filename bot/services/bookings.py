@@ -130,11 +130,14 @@ def summaries(session: Session, office, conv: Conversation, now: datetime) -> li
 
 
 def open_summary(session: Session, office, conv: Conversation, now: datetime) -> dict[str, Any] | None:
-    """The user's nearest open request or booking at this office (its slot still ahead), if any."""
+    """The user's nearest open request or booking at this office (its slot still ahead), if any, with how many
+    they have open (`open_count`: the office's `max_open_per_user` may allow more than one)."""
     if _ANY_OPEN.scalar(session, {"office_id": office.id, "conversation_id": conv.id, "now": now}) is None:
         return None
     rows = [b for b in _user_bookings(session, office, conv) if _open_ahead(b, now)]
-    return summary(office, min(rows, key=lambda b: b.slot_start), now) if rows else None
+    if not rows:
+        return None
+    return {**summary(office, min(rows, key=lambda b: b.slot_start), now), "open_count": len(rows)}
 
 
 def free_seat(session: Session, booking: Booking) -> None:

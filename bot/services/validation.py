@@ -23,8 +23,6 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
-CATEGORIES = ("graduate", "uij", "disability", "hospital", "mothers")
-SENSITIVE_CATEGORIES = frozenset({"disability", "hospital"})  # sensitive personal data (disability, illness)
 COMPANIONS = ("none", "interpreter", "caregiver")
 
 NAME_MAX = 50
@@ -279,8 +277,10 @@ def check_confirmed(raw: str | None) -> bool | FieldError:
 
 # --------------------------------------------------------------------------- the form
 
-def validate(fields: Iterable[str], form: Mapping[str, str], today: date) -> Validated:
-    """Check the office's fields in `form` (raw strings); unknown keys are ignored."""
+def validate(fields: Iterable[str], form: Mapping[str, str], today: date,
+             categories: Iterable[str] = ()) -> Validated:
+    """Check the office's fields in `form` (raw strings); unknown keys are ignored. `categories`: the ids the
+    office's `category` field offers (its profile's `categories`)."""
     fields = tuple(fields)
     values: dict[str, Any] = {}
     errors: dict[str, FieldError] = {}
@@ -305,7 +305,7 @@ def validate(fields: Iterable[str], form: Mapping[str, str], today: date) -> Val
         elif name == "phone":
             take(name, normalise_phone(get(name)))
         elif name == "category":
-            take(name, check_choice(get(name), CATEGORIES))
+            take(name, check_choice(get(name), categories))
         elif name == "consultation":
             take(name, check_text(get(name), CONSULTATION_MAX, required=True))
         elif name == "companion":

@@ -45,14 +45,14 @@ def _when(value: datetime | None) -> str:
     return value.astimezone(TOKYO).strftime("%Y-%m-%d %H:%M") if value else ""
 
 
-def _cell(key: str, value: Any) -> str:
+def _cell(key: str, value: Any, office) -> str:
     names = labels()
     if value is None:
         return ""
     if isinstance(value, bool):
         return names["yes_no"]["yes" if value else "no"]
     if key == "category":
-        return names["categories"].get(value, value)
+        return office.category_labels().get(value, value)
     if key == "companion":
         return names["companions"].get(value, value)
     return str(value)
@@ -83,7 +83,7 @@ def rows(session: Session, rt, office, first: date, last: date, contents: str = 
         }
         if with_details:
             base["staff_note"] = personal.open_note(rt, booking.staff_note) or ""
-        out.append([base[c] if c in base else _cell(c, details.get(c)) for c in wanted])
+        out.append([base[c] if c in base else _cell(c, details.get(c), office) for c in wanted])
     return out
 
 

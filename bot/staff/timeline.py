@@ -41,7 +41,7 @@ class SlotView:
 
     @property
     def free(self) -> int:
-        active = sum(1 for b in self.bookings if b.status in ("requested", "proposed", "confirmed"))
+        active = sum(1 for b in self.bookings if b.status in SHOWN_STATUSES)  # a session held still took its seat
         return max(0, self.capacity - active - self.held)
 
 

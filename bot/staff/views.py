@@ -430,7 +430,7 @@ def new_booking():
         start = _slot_arg(form.get("slot"))
         # What staff learnt on the phone: the name at least; every value given is checked as the form does.
         given = [f for f in office.form_fields if f == "name" or (form.get(f) or "").strip()]
-        checked = validation.validate(given, form, rt.clock.now().date())
+        checked = validation.validate(given, form, rt.clock.now().date(), [c.id for c in office.categories])
         details = {k: v for k, v in checked.values.items() if v not in ("", None)}
         errors.extend(sorted(checked.errors))
         if start is None:
