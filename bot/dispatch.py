@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import time
 from datetime import datetime, timedelta
 
 from linebot.v3.webhooks import (
@@ -130,10 +131,12 @@ class Dispatcher:
                 return []
             return self._user_event(tx, office, event, user_id, now)
 
-    def apologise(self, office, event) -> list:
+    def apologise(self, office, event, until: float | None = None) -> list:
         """An event failed and was rolled back: tell the user (not a group), so nobody waits for an answer
         that will not come. Queued like any reply; if the database is what failed, sent straight away
-        (nothing can be recorded then). Never raises."""
+        (nothing can be recorded then) within the request's reply budget, which ends at `until`
+        (`time.monotonic()`): a body of several events must still be acknowledged in time when LINE is slow
+        too. Never raises."""
         source = getattr(event, "source", None)
         user_id = getattr(source, "user_id", None) if getattr(source, "type", None) == "user" else None
         reply_token = getattr(event, "reply_token", None)
@@ -154,9 +157,13 @@ class Dispatcher:
         except Exception as error:  # noqa: BLE001 - the database may be down: answer without it
             log.error("event=%s apology not queued (%s); replying directly",
                       getattr(event, "webhook_event_id", "?"), describe_error(error))
+        remaining = (until - time.monotonic()) if until is not None else self.rt.config.reply_budget_seconds
+        if remaining <= 0.05:
+            log.error("event=%s apology not sent: the reply budget is spent", getattr(event, "webhook_event_id", "?"))
+            return []
         try:
             messages = self.rt.renderer.messages("ja", "trouble", self.rt.template_globals(office, None))
-            result = self.rt.line.reply(office.id, reply_token, messages, timeout=self.rt.config.reply_budget_seconds)
+            result = self.rt.line.reply(office.id, reply_token, messages, timeout=remaining)
             log.info("event=%s apology sent directly outcome=%s", getattr(event, "webhook_event_id", "?"),
                      result.outcome)
         except Exception as error:  # noqa: BLE001 - nothing more can be done for this event

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import time
 
 from flask import Blueprint, abort, current_app, request
 from linebot.v3 import WebhookParser
@@ -67,16 +68,21 @@ def callback(office_id: str):
         _refuse(400, office.id, "signed, but not sent as JSON")  # not sent as LINE sends a webhook
     dispatcher = Dispatcher(rt)
     replies: list = []  # reply rows reserved by dispatch, or ids to claim
+    budget = rt.config.reply_budget_seconds
+    apologies_until = None  # the reply budget, started by the first failed event: direct apologies share it
     for event in sorted(payload.events or [], key=lambda e: getattr(e, "timestamp", 0) or 0):
         try:
             replies.extend(dispatcher.handle(office, event))
         except Exception as exc:  # noqa: BLE001 - one bad event must not lose the others
             log.error("event=%s failed; rolled back: %s", getattr(event, "webhook_event_id", "?"),
                       describe_error(exc))
-            replies.extend(dispatcher.apologise(office, event))
+            apologies_until = apologies_until or time.monotonic() + budget
+            replies.extend(dispatcher.apologise(office, event, apologies_until))
+    if apologies_until is not None:
+        budget = max(0.0, min(budget, apologies_until - time.monotonic()))
     if replies:
         try:
-            rt.sender().send_replies(replies, rt.config.reply_budget_seconds)
+            rt.sender().send_replies(replies, budget)
         except Exception as exc:  # noqa: BLE001 - committed rows stay for the worker; LINE gets its 200
             log.error("sending replies failed: %s", describe_error(exc))
     return "OK", 200
