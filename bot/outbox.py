@@ -51,8 +51,10 @@ _MARK_REPLY_SENT = Statement(
     .values(status="sent", sent_at=bindparam("now", type_=OutboxMessage.__table__.c.sent_at.type), last_error=None))
 
 
-def backoff(attempts: int) -> timedelta:
-    return timedelta(seconds=BACKOFF[min(max(attempts, 1), len(BACKOFF)) - 1])
+def backoff(attempts: int, retry_after: float | None = None) -> timedelta:
+    """How long a row waits before its next try: the schedule, or longer when LINE said so (Retry-After)."""
+    wait = timedelta(seconds=BACKOFF[min(max(attempts, 1), len(BACKOFF)) - 1])
+    return max(wait, timedelta(seconds=retry_after)) if retry_after else wait
 
 
 # -- writing ------------------------------------------------------------------------------------
@@ -359,7 +361,7 @@ class Sender:
                 release_held(session, row.office_id, now)
             return
         if row.kind == "reply":
-            self._apply_reply_failure(row, outcome, now)
+            self._apply_reply_failure(row, result, now)
             return
         if outcome in (lc.QUOTA, lc.AUTH):
             # The channel cannot send now (monthly quota, or its access token refused): tried again every
@@ -367,25 +369,30 @@ class Sender:
             row.status, row.next_attempt_at = "held", now + QUOTA_PROBE
             self.stats["held"] += 1
         elif outcome in (lc.RETRY, lc.RATE, lc.UNKNOWN) and row.attempts < MAX_ATTEMPTS:
-            row.status, row.next_attempt_at = "pending", now + backoff(row.attempts)
+            row.status, row.next_attempt_at = "pending", now + backoff(row.attempts, result.retry_after)
             self.stats["retried"] += 1
         else:
             row.status = "failed"
             self.stats["failed"] += 1
 
-    def _apply_reply_failure(self, row: OutboxMessage, outcome: str, now: datetime) -> None:
+    def _apply_reply_failure(self, row: OutboxMessage, result: lc.SendResult, now: datetime) -> None:
+        outcome = result.outcome
         if outcome == lc.UNKNOWN:
             # It may have arrived: sending it again (as a push) could duplicate it.
             row.status = "unknown"
             self.stats["unknown"] += 1
             return
-        token_alive = row.reply_deadline is not None and now + backoff(row.attempts) < row.reply_deadline
+        wait = backoff(row.attempts, result.retry_after)
+        token_alive = row.reply_deadline is not None and now + wait < row.reply_deadline
         if outcome in (lc.RETRY, lc.RATE) and token_alive:
-            row.status, row.next_attempt_at = "pending", now + backoff(row.attempts)
+            row.status, row.next_attempt_at = "pending", now + wait
             self.stats["retried"] += 1
             return
-        # Certainly not delivered and the token is gone or refused: fall back to one push.
+        # Certainly not delivered and the token is gone or refused: fall back to one push (not before LINE's
+        # Retry-After, when it gave one).
         self._reply_to_push(row, now, row.last_error)
+        if result.retry_after:
+            row.next_attempt_at = now + timedelta(seconds=result.retry_after)
 
     def _token_expired(self, row: OutboxMessage) -> bool:
         return row.reply_deadline is None or self.clock.now() >= row.reply_deadline

@@ -5,10 +5,15 @@ tests/test_crash_recovery.py play the rest) through the loopback fake Messaging 
 """
 from __future__ import annotations
 
+import time
+from datetime import timedelta
+from email.utils import formatdate
+
 import pytest
 from sqlalchemy.exc import OperationalError
 
-from tests.test_outbox import ACK_DEADLINE, private_fake, timed, user_on  # noqa: F401 - fixture
+from tests.test_outbox import ACK_DEADLINE, private_fake, push, row, rows, run_worker, timed, user_on  # noqa: F401
+from tests.test_terms_updates import _cli, _followers, _publish
 
 pytestmark = pytest.mark.usefixtures("fake_line")
 
@@ -34,3 +39,58 @@ def test_database_down_and_line_slow_a_batch_is_still_acknowledged_in_time(make_
     assert response.status_code == 200
     assert len(private_fake.calls_to("/reply")) == 1, "one apology tried within the budget, the others not"
     assert elapsed < ACK_DEADLINE
+
+
+# -- LINE says when to come back (Retry-After) ------------------------------------------------------------
+
+@pytest.mark.parametrize("status,retry_after", [
+    (429, lambda: "120"),                                 # rate limited, in seconds
+    (503, lambda: formatdate(time.time() + 120, usegmt=True)),   # down for maintenance, as an HTTP date
+], ids=["429-seconds", "503-http-date"])
+def test_a_push_waits_as_long_as_line_asked_and_then_arrives_once(rt, fake_line, status, retry_after):
+    fake_line.fail_next(status=status, path_contains="/push", headers={"Retry-After": retry_after()})
+    row_id = push(rt, "U" + "a" * 32)
+    run_worker(rt)
+    waiting = row(rt, row_id)
+    assert waiting.status == "pending"
+    assert waiting.next_attempt_at - rt.clock.now() > timedelta(seconds=100)
+    run_worker(rt, 5)   # the usual backoff has passed, LINE's wait has not: LINE is not asked again
+    assert len(fake_line.calls_to("/push")) == 1
+    run_worker(rt, 120)
+    assert row(rt, row_id).status == "sent"
+    assert len(fake_line.deliveries("push")) == 1
+
+
+def test_a_push_refused_429_without_retry_after_is_retried_on_the_usual_schedule(rt, fake_line):
+    fake_line.fail_next(status=429, path_contains="/push")
+    row_id = push(rt, "U" + "b" * 32)
+    run_worker(rt)
+    assert row(rt, row_id).next_attempt_at - rt.clock.now() <= timedelta(seconds=2)
+    run_worker(rt, 2)
+    assert row(rt, row_id).status == "sent" and len(fake_line.deliveries("push")) == 1
+
+
+def test_a_reply_refused_429_for_longer_than_its_token_lives_goes_once_as_a_push_when_line_allows(
+        rt, sakata_user, fake_line):
+    fake_line.fail_next(status=429, path_contains="/reply", headers={"Retry-After": "120"})
+    response, elapsed = timed(lambda: sakata_user.says("予約"))
+    assert response.status_code == 200 and elapsed < ACK_DEADLINE
+    (fallback,) = rows(rt)
+    assert (fallback.kind, fallback.status) == ("push", "pending")   # the token will be gone by then
+    assert fallback.next_attempt_at - rt.clock.now() >= timedelta(seconds=120)
+    run_worker(rt, 5)
+    assert fake_line.deliveries() == []
+    run_worker(rt, 120)
+    assert [d.kind for d in fake_line.deliveries()] == ["push"] and len(sakata_user.texts()) == 1
+
+
+def test_a_terms_multicast_asked_to_wait_long_stops_at_once_and_resumes(app, rt, fake_line, tmp_path):
+    _publish(app, tmp_path)
+    _followers(rt, 600)
+    fake_line.fail_next(1, status=429, path_contains="multicast", headers={"Retry-After": "300"})
+    first = _cli(app, "terms", "broadcast", "--office", "sakata", "--mode", "multicast", "--yes")
+    assert first.exit_code == 1 and "wait 300 s" in first.output
+    assert len(fake_line.calls_to("multicast")) == 1, "LINE asked to wait: not asked again at once"
+    assert _cli(app, "terms", "broadcast", "--office", "sakata", "--mode", "multicast", "--yes").exit_code == 0
+    recipients = [u for d in fake_line.deliveries("multicast") for u in d.to]
+    assert len(recipients) == len(set(recipients)) == 600
