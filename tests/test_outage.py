@@ -5,23 +5,27 @@ tests/test_crash_recovery.py play the rest) through the loopback fake Messaging 
 """
 from __future__ import annotations
 
+import logging
 import time
 from datetime import timedelta
 from email.utils import formatdate
 
 import pytest
+from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 
+from bot.models import Booking
+from tests.formflow import Page, hold_directly, valid_answers
 from tests.test_outbox import ACK_DEADLINE, private_fake, push, row, rows, run_worker, timed, user_on  # noqa: F401
 from tests.test_terms_updates import _cli, _followers, _publish
 
 pytestmark = pytest.mark.usefixtures("fake_line")
 
 
-def _database_down(monkeypatch, db) -> None:
+def _database_down(monkeypatch, db, message: str = "connection refused") -> None:
     """Every new transaction fails as when PostgreSQL refuses connections (restarting)."""
     def down(*args, **kwargs):
-        raise OperationalError("SELECT 1", {}, Exception("connection refused"))
+        raise OperationalError("SELECT 1", {}, Exception(message))
 
     for name in ("transaction", "connected", "reading"):
         monkeypatch.setattr(db, name, down)
@@ -94,3 +98,36 @@ def test_a_terms_multicast_asked_to_wait_long_stops_at_once_and_resumes(app, rt,
     assert _cli(app, "terms", "broadcast", "--office", "sakata", "--mode", "multicast", "--yes").exit_code == 0
     recipients = [u for d in fake_line.deliveries("multicast") for u in d.to]
     assert len(recipients) == len(set(recipients)) == 600
+
+
+# -- the details form while the database restarts ---------------------------------------------------------
+
+def test_a_form_sent_while_the_database_restarts_says_so_kindly_and_sends_again_once(app, rt, monkeypatch, caplog):
+    app.config["PROPAGATE_EXCEPTIONS"] = False   # as in production: a failing page is answered, not raised
+    browser = app.test_client()
+    _, url = hold_directly(rt, "sakata")
+    confirmation = Page.get(browser, url).submit(browser, valid_answers(rt.offices["sakata"]))
+    with monkeypatch.context() as m:
+        _database_down(m, rt.db, message="DETAIL: Key (name)=(山田 太郎) already exists")
+        caplog.set_level(logging.INFO)
+        failed = confirmation.submit(browser)
+    assert failed.status == 503
+    assert "もう一度送信する" in failed.html and "Internal Server Error" not in failed.html
+    assert "山田" not in caplog.text and url.rsplit("/", 1)[-1] not in caplog.text, "no value, no link token logged"
+    assert "POST /form/<token>/confirm failed: OperationalError" in caplog.text
+    done = failed.submit(browser)   # the one button, once the database is back
+    assert done.status == 200 and "受付番号: " in done.html
+    assert failed.submit(browser).status == 200   # sent once more, still one request
+    with rt.db.reading() as s:
+        assert len(s.scalars(select(Booking.id)).all()) == 1
+
+
+def test_a_form_page_opened_while_the_database_restarts_offers_to_open_it_again(app, rt, monkeypatch):
+    app.config["PROPAGATE_EXCEPTIONS"] = False
+    browser = app.test_client()
+    _, url = hold_directly(rt, "sakata")
+    with monkeypatch.context() as m:
+        _database_down(m, rt.db)
+        failed = Page.get(browser, url)
+    assert failed.status == 503 and "もう一度開く" in failed.html and failed.forms == []
+    assert Page.get(browser, url).status == 200
