@@ -25,7 +25,8 @@ log = logging.getLogger(__name__)
 MAX_REPLY_MESSAGES = 5
 REPLY_TOKEN_LIFETIME = timedelta(seconds=55)   # LINE: about one minute; keep a margin
 SENDING_LEASE = timedelta(seconds=60)
-MAX_ATTEMPTS = 25
+MAX_ATTEMPTS = 25         # tries (about 80 minutes) before a row that fails alone is given up
+OUTAGE_WINDOW = timedelta(hours=1)   # nothing of the office delivered for this long: LINE is down for all
 QUOTA_PROBE = timedelta(seconds=60)
 # Said with each refusal that holds an office's messages (README: Reliability; dashboard: LINE送信状況).
 HELD_HINTS = {
@@ -368,12 +369,27 @@ class Sender:
             # minute, and all at once when another row of the office goes through.
             row.status, row.next_attempt_at = "held", now + QUOTA_PROBE
             self.stats["held"] += 1
-        elif outcome in (lc.RETRY, lc.RATE, lc.UNKNOWN) and row.attempts < MAX_ATTEMPTS:
+        elif outcome in (lc.RETRY, lc.RATE, lc.UNKNOWN) and (
+                row.attempts < MAX_ATTEMPTS or not self._line_takes_office(session, row.office_id, now)):
             row.status, row.next_attempt_at = "pending", now + backoff(row.attempts, result.retry_after)
             self.stats["retried"] += 1
         else:
             row.status = "failed"
             self.stats["failed"] += 1
+
+    @staticmethod
+    def _line_takes_office(session: Session, office: str, now: datetime) -> bool:
+        """Whether LINE took a message of this office within OUTAGE_WINDOW. When it took none, LINE (or the way
+        to it) is down for everyone: a row that ran out of tries keeps waiting for it, as a held row does, rather
+        than being given up by an outage longer than its tries (it is still dropped once out of date). Asked
+        once per office and commit, and only for such rows; due_at bounds the read to recent rows."""
+        known = session.info.setdefault("line_takes_office", {})
+        if office not in known:
+            since = now - OUTAGE_WINDOW
+            known[office] = session.scalar(select(OutboxMessage.id).where(
+                OutboxMessage.status == "sent", OutboxMessage.due_at >= since, OutboxMessage.sent_at >= since,
+                OutboxMessage.office_id == office).limit(1)) is not None
+        return known[office]
 
     def _apply_reply_failure(self, row: OutboxMessage, result: lc.SendResult, now: datetime) -> None:
         outcome = result.outcome

@@ -14,6 +14,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 
+from bot import outbox
 from bot.models import Booking
 from tests.formflow import Page, hold_directly, valid_answers
 from tests.test_outbox import ACK_DEADLINE, private_fake, push, row, rows, run_worker, timed, user_on  # noqa: F401
@@ -131,3 +132,17 @@ def test_a_form_page_opened_while_the_database_restarts_offers_to_open_it_again(
         failed = Page.get(browser, url)
     assert failed.status == 503 and "もう一度開く" in failed.html and failed.forms == []
     assert Page.get(browser, url).status == 200
+
+
+# -- LINE down for longer than a row's tries --------------------------------------------------------------
+
+def test_a_push_queued_as_line_goes_down_for_hours_is_not_given_up_and_arrives_once_it_is_back(rt, fake_line):
+    fake_line.fail_next(n=outbox.MAX_ATTEMPTS + 10, status=503, path_contains="/push")
+    row_id = push(rt, "U" + "c" * 32)
+    for _ in range(outbox.MAX_ATTEMPTS + 5):    # about two and a half hours of LINE answering 503 to everything
+        run_worker(rt, 300)
+    waiting = row(rt, row_id)
+    assert waiting.status == "pending" and waiting.attempts > outbox.MAX_ATTEMPTS
+    fake_line.clear_faults()                    # LINE is back
+    run_worker(rt, 300)
+    assert row(rt, row_id).status == "sent" and len(fake_line.deliveries("push")) == 1
