@@ -16,6 +16,8 @@ from sqlalchemy.exc import OperationalError
 
 from bot import outbox
 from bot.models import Booking
+from tests.staffkit import fast_password_hashing, staff, user  # noqa: F401 - fixtures
+from tests.staffkit import make_request, post
 from tests.formflow import Page, hold_directly, valid_answers
 from tests.test_outbox import ACK_DEADLINE, private_fake, push, row, rows, run_worker, timed, user_on  # noqa: F401
 from tests.test_terms_updates import _cli, _followers, _publish
@@ -146,3 +148,19 @@ def test_a_push_queued_as_line_goes_down_for_hours_is_not_given_up_and_arrives_o
     fake_line.clear_faults()                    # LINE is back
     run_worker(rt, 300)
     assert row(rt, row_id).status == "sent" and len(fake_line.deliveries("push")) == 1
+
+
+def test_the_booking_page_says_the_confirmation_has_not_arrived_while_line_is_down(rt, staff, fake_line, user):
+    """Staff who open the booking while LINE refuses pushes learn that the user has not been told yet."""
+    reference = make_request(rt, user_id=user.user_id)
+    run_worker(rt)
+    post(staff, f"/staff/bookings/{reference}/confirm")
+    fake_line.fail_next(n=3, status=503, path_contains="/push")
+    run_worker(rt)
+    page = staff.get(f"/staff/bookings/{reference}").get_data(as_text=True)
+    assert 'id="undelivered"' in page
+    notice = page.split('id="undelivered"')[1].split("</div>")[0]
+    assert "予約確定のお知らせ（利用者へ）" in notice and "再送を待っています" in notice
+    fake_line.clear_faults()
+    run_worker(rt, 300)
+    assert 'id="undelivered"' not in staff.get(f"/staff/bookings/{reference}").get_data(as_text=True)
