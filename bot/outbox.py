@@ -13,10 +13,11 @@ from datetime import datetime, timedelta
 from typing import Iterable
 
 from sqlalchemy import and_, bindparam, exists, or_, select, update
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, aliased
 
 from bot import line_client as lc
-from bot.db import Database
+from bot.db import Database, describe_error
 from bot.models import Booking, OutboxMessage
 from bot.rawsql import Statement
 
@@ -157,9 +158,14 @@ class Sender:
                 if reserved:
                     unsent.append(item.id)
                 continue  # the worker takes the rest
-            row = item if reserved else self._claim_one(item)
-            if row is not None:
-                self._deliver(row, timeout=max(0.1, remaining))
+            try:
+                row = item if reserved else self._claim_one(item)
+                if row is not None:
+                    self._deliver(row, timeout=max(0.1, remaining))
+            except DBAPIError as error:
+                # The database went away after the events' commits (a restart): the other replies still go.
+                # A row whose outcome could not be recorded stays `sending`: after the lease it reads `unknown`.
+                log.error("outbox row=%s outcome not recorded: %s", getattr(item, "id", item), describe_error(error))
         if unsent:
             self._release(unsent)
 

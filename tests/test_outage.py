@@ -164,3 +164,25 @@ def test_the_booking_page_says_the_confirmation_has_not_arrived_while_line_is_do
     fake_line.clear_faults()
     run_worker(rt, 300)
     assert 'id="undelivered"' not in staff.get(f"/staff/bookings/{reference}").get_data(as_text=True)
+
+
+# -- the database gone between an event's commit and its reply ---------------------------------------------
+
+def test_replies_of_a_batch_still_go_when_the_database_goes_away_after_the_commit(rt, user_factory, fake_line,
+                                                                                 monkeypatch):
+    """LINE batches events of several chats in one body. The database restarting after their commits must not
+    keep the second chat's reply from going: each reply is sent; what cannot be recorded reads `unknown`."""
+    from bot.outbox import Sender
+
+    first, second = user_factory("sakata"), user_factory("sakata")
+    def database_gone(self, row_id):
+        raise OperationalError("UPDATE outbox", {}, Exception("terminating connection"))
+
+    monkeypatch.setattr(Sender, "_mark_reply_sent", database_gone)
+    body = first.body([first.text_event("予約"), second.text_event("予約")])
+    assert first.post(body).status_code == 200
+    assert len(fake_line.texts_to(first.user_id)) == 1 and len(fake_line.texts_to(second.user_id)) == 1
+    monkeypatch.undo()
+    run_worker(rt, 120)   # after the lease: recorded as of unknown fate, never sent again
+    assert [r.status for r in rows(rt)] == ["unknown", "unknown"]
+    assert len(fake_line.deliveries("reply")) == 2
