@@ -186,3 +186,16 @@ def test_replies_of_a_batch_still_go_when_the_database_goes_away_after_the_commi
     run_worker(rt, 120)   # after the lease: recorded as of unknown fate, never sent again
     assert [r.status for r in rows(rt)] == ["unknown", "unknown"]
     assert len(fake_line.deliveries("reply")) == 2
+
+
+def test_a_dashboard_page_that_fails_while_the_database_restarts_says_so_in_japanese(app, rt, staff, user,
+                                                                                    monkeypatch):
+    app.config["PROPAGATE_EXCEPTIONS"] = False
+    reference = make_request(rt, user_id=user.user_id)
+    with monkeypatch.context() as m:
+        _database_down(m, rt.db)
+        page = staff.get(f"/staff/bookings/{reference}")
+    assert page.status_code == 503
+    html = page.get_data(as_text=True)
+    assert "一時的に応答できませんでした" in html and "Internal Server Error" not in html
+    assert staff.get(f"/staff/bookings/{reference}").status_code == 200   # and once it is back, as before

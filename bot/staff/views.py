@@ -166,6 +166,13 @@ def _refused_page(error):
     return render_template("staff/refused.html", code=error.code), error.code
 
 
+@bp.errorhandler(500)
+def _failed_page(_error):
+    """A page that failed (most often the database restarting), said in Japanese: what to check before doing it
+    again (503: try later). Logged by the app without the error's message (`web.log_failures_without_values`)."""
+    return render_template("staff/refused.html", code=503), 503
+
+
 @bp.after_request
 def _no_store(response: Response) -> Response:
     response.headers["Cache-Control"] = "no-store"
