@@ -376,7 +376,7 @@ class Sender:
             row.status, row.next_attempt_at = "held", now + QUOTA_PROBE
             self.stats["held"] += 1
         elif outcome in (lc.RETRY, lc.RATE, lc.UNKNOWN) and (
-                row.attempts < MAX_ATTEMPTS or not self._line_takes_office(session, row.office_id, now)):
+                row.attempts < MAX_ATTEMPTS or not self._line_takes(session, row, now)):
             row.status, row.next_attempt_at = "pending", now + backoff(row.attempts, result.retry_after)
             self.stats["retried"] += 1
         else:
@@ -384,18 +384,20 @@ class Sender:
             self.stats["failed"] += 1
 
     @staticmethod
-    def _line_takes_office(session: Session, office: str, now: datetime) -> bool:
-        """Whether LINE took a message of this office within OUTAGE_WINDOW. When it took none, LINE (or the way
-        to it) is down for everyone: a row that ran out of tries keeps waiting for it, as a held row does, rather
-        than being given up by an outage longer than its tries (it is still dropped once out of date). Asked
-        once per office and commit, and only for such rows; due_at bounds the read to recent rows."""
-        known = session.info.setdefault("line_takes_office", {})
-        if office not in known:
+    def _line_takes(session: Session, row: OutboxMessage, now: datetime) -> bool:
+        """Whether LINE took a message of this office and kind (a push: LINE may refuse pushes while it takes
+        replies) within OUTAGE_WINDOW. When it took none, LINE (or the way to it) is down for everyone: a row
+        that ran out of tries keeps waiting for it, as a held row does, rather than being given up by an outage
+        longer than its tries (it is still dropped once out of date). Asked once per office, kind and commit, and
+        only for such rows; due_at bounds the read to recent rows."""
+        known = session.info.setdefault("line_takes", {})
+        key = (row.office_id, row.kind)
+        if key not in known:
             since = now - OUTAGE_WINDOW
-            known[office] = session.scalar(select(OutboxMessage.id).where(
+            known[key] = session.scalar(select(OutboxMessage.id).where(
                 OutboxMessage.status == "sent", OutboxMessage.due_at >= since, OutboxMessage.sent_at >= since,
-                OutboxMessage.office_id == office).limit(1)) is not None
-        return known[office]
+                OutboxMessage.office_id == row.office_id, OutboxMessage.kind == row.kind).limit(1)) is not None
+        return known[key]
 
     def _apply_reply_failure(self, row: OutboxMessage, result: lc.SendResult, now: datetime) -> None:
         outcome = result.outcome

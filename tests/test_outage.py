@@ -199,3 +199,17 @@ def test_a_dashboard_page_that_fails_while_the_database_restarts_says_so_in_japa
     html = page.get_data(as_text=True)
     assert "一時的に応答できませんでした" in html and "Internal Server Error" not in html
     assert staff.get(f"/staff/bookings/{reference}").status_code == 200   # and once it is back, as before
+
+
+def test_a_push_is_not_given_up_while_line_refuses_pushes_but_takes_replies(rt, sakata_user, fake_line):
+    """A partial outage: the push endpoint fails for hours while replies go through."""
+    fake_line.fail_next(n=outbox.MAX_ATTEMPTS + 10, status=500, path_contains="/push")
+    row_id = push(rt, "U" + "d" * 32)
+    for _ in range(outbox.MAX_ATTEMPTS + 5):
+        rt.clock.advance(seconds=300)
+        sakata_user.says("ヘルプ")    # answered by a reply, which LINE takes
+        run_worker(rt)
+    assert row(rt, row_id).status == "pending"
+    fake_line.clear_faults()
+    run_worker(rt, 300)
+    assert row(rt, row_id).status == "sent" and len(fake_line.deliveries("push")) == 1
