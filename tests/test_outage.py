@@ -116,6 +116,7 @@ def test_a_form_sent_while_the_database_restarts_says_so_kindly_and_sends_again_
         failed = confirmation.submit(browser)
     assert failed.status == 503
     assert "もう一度送信する" in failed.html and "Internal Server Error" not in failed.html
+    assert "ページを閉じて" not in failed.html
     assert "山田" not in caplog.text and url.rsplit("/", 1)[-1] not in caplog.text, "no value, no link token logged"
     assert "POST /form/<token>/confirm failed: OperationalError" in caplog.text
     done = failed.submit(browser)   # the one button, once the database is back
