@@ -44,6 +44,7 @@ STALE_PREFIX = "stale: "   # a dropped row's last_error: this, then the reason (
 STALE_MAYBE_SENT = "; an earlier try may have arrived"   # ...and this when an earlier try went unanswered
 NOT_SENT = ("429", "http 401")   # the last_error of a try LINE refused before taking it (quota, rate, token)
 _UNFOLLOWED = "unfollowed"
+
 _ASK = object()            # a push whose verdict was not asked with its batch
 
 
@@ -51,6 +52,12 @@ _MARK_REPLY_SENT = Statement(
     update(OutboxMessage.__table__)
     .where(OutboxMessage.__table__.c.id == bindparam("row_id"), OutboxMessage.__table__.c.status == "sending")
     .values(status="sent", sent_at=bindparam("now", type_=OutboxMessage.__table__.c.sent_at.type), last_error=None))
+
+
+def _line_in_trouble(result: lc.SendResult) -> bool:
+    """LINE gave no answer (slow past the timeout, refused or reset the connection) or rate-limits the channel:
+    the office's other rows wait for the next pass. A 5xx answer comes fast and may be one row's: others go on."""
+    return result.outcome == lc.RATE or (result.outcome in (lc.RETRY, lc.UNKNOWN) and result.status is None)
 
 
 def backoff(attempts: int, retry_after: float | None = None) -> timedelta:
@@ -188,9 +195,17 @@ class Sender:
         rows = self._claim_due(limit)
         verdicts = self._verdicts(rows)
         self._batch = []
+        failing: set[str] = set()   # offices whose call LINE failed in this pass (down, slow, rate-limited)
         try:
             for row in rows:
-                self._deliver(row, timeout=None, verdict=verdicts.get(row.id, _ASK))
+                if row.office_id in failing:
+                    # Not tried: a slow or down LINE would hold the pass (and the jobs after it) for a timeout
+                    # per row. Back in the queue as it was, without a try counted, for the next pass.
+                    self._record(row.id, self._defer)
+                else:
+                    result = self._deliver(row, timeout=None, verdict=verdicts.get(row.id, _ASK))
+                    if result is not None and _line_in_trouble(result):
+                        failing.add(row.office_id)
                 if len(self._batch) >= RECORD_BATCH:
                     self._commit_changes(self._batch)
                     self._batch = []
@@ -287,21 +302,22 @@ class Sender:
             return self.client.leave_room(row.office_id, row.recipient, timeout=timeout)
         return lc.SendResult(lc.FAILED, None, f"unknown kind {row.kind}")
 
-    def _deliver(self, row: OutboxMessage, timeout: float | None, verdict=_ASK) -> None:
+    def _deliver(self, row: OutboxMessage, timeout: float | None, verdict=_ASK) -> lc.SendResult | None:
+        """Send one row (or settle it without a call) and record the outcome; LINE's answer, None without a call."""
         if row.kind == "reply" and self._token_expired(row):
             # Never sent (a pending reply was not tried or certainly failed): push it instead.
             self._record(row.id, lambda r, now, s: self._reply_to_push(r, now, "reply token expired"))
-            return
+            return None
         if row.kind == "push":
             if verdict is _ASK:
                 with self.db.reading() as s:
                     verdict = self._verdict(s, row)
             if verdict == _UNFOLLOWED:
                 self._record(row.id, lambda r, now, s: self._skip(r))
-                return
+                return None
             if verdict:
                 self._record(row.id, lambda r, now, s: self._drop_stale(r, verdict))
-                return
+                return None
         result = self._call(row, timeout)
         hint = HELD_HINTS.get(result.outcome)  # the office cannot send at all: a warning that names the fix
         log.log(logging.WARNING if hint else logging.INFO, "outbox row=%s kind=%s purpose=%s outcome=%s status=%s%s",
@@ -309,8 +325,13 @@ class Sender:
                 hint.format(office=row.office_id, OFFICE=row.office_id.upper()) if hint else "")
         if row.kind == "reply" and result.delivered and self._batch is None:
             self._mark_reply_sent(row.id)
-            return
+            return result
         self._record(row.id, lambda r, now, s: self._apply(r, result, now, s))
+        return result
+
+    @staticmethod
+    def _defer(row: OutboxMessage, now: datetime, session: Session) -> None:
+        row.status, row.attempts, row.next_attempt_at = "pending", row.attempts - 1, now + backoff(1)
 
     def _mark_reply_sent(self, row_id: int) -> None:
         """The common case in one statement (what `_apply` does for a delivered reply, without loading it),

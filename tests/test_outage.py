@@ -214,3 +214,23 @@ def test_a_push_is_not_given_up_while_line_refuses_pushes_but_takes_replies(rt, 
     fake_line.clear_faults()
     run_worker(rt, 300)
     assert row(rt, row_id).status == "sent" and len(fake_line.deliveries("push")) == 1
+
+
+# -- LINE slow or failing for a whole batch ----------------------------------------------------------------
+
+@pytest.mark.parametrize("fault", ["timeout", "reset", 429])
+def test_once_line_fails_a_call_the_worker_does_not_try_the_rest_of_the_office_in_that_pass(make_app, fake_line,
+                                                                                           monkeypatch, fault):
+    """Slow past the client's timeout, gone, or rate-limiting: one call tells, and the pass does not wait out a
+    timeout per row (the jobs wait behind it). The rows not tried keep their place and count no try. (A 5xx
+    answer comes at once and may concern one row: tests/test_worker.py, other users are not held up.)"""
+    rt = make_app(line_timeout_seconds=0.2).extensions["madoguchi"]
+    monkeypatch.setattr(fake_line, "timeout_seconds", 0.5)
+    ids = [push(rt, "U" + f"{n:032x}") for n in range(1, 6)]
+    fake_line.fail_next(n=1, status=fault, path_contains="/push")
+    run_worker(rt)
+    assert len(fake_line.calls_to("/push")) == 1
+    assert [(row(rt, i).status, row(rt, i).attempts) for i in ids[1:]] == [("pending", 0)] * 4
+    run_worker(rt, 5)
+    assert [row(rt, i).status for i in ids] == ["sent"] * 5
+    assert len(fake_line.deliveries("push")) == 5 and len(fake_line.calls_to("/push")) == 6
