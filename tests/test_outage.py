@@ -137,6 +137,25 @@ def test_a_form_page_opened_while_the_database_restarts_offers_to_open_it_again(
     assert Page.get(browser, url).status == 200
 
 
+@pytest.mark.parametrize("fault,times,said", [(400, 1, "LINE refused the call for good (http 400)"),
+                                              (503, 4, "LINE did not take the call after 5 tries (http 503)")])
+def test_a_terms_multicast_stopped_halfway_says_why_and_resumes_without_sending_twice(app, rt, fake_line, tmp_path,
+                                                                                      monkeypatch, fault, times, said):
+    from bot.cli import terms as terms_cli
+
+    monkeypatch.setattr(terms_cli.time, "sleep", lambda seconds: None)
+    _publish(app, tmp_path)
+    _followers(rt, 1200)
+    fake_line.fail_next(1, status=500, path_contains="multicast", fail_after_accept=True)  # taken, answered 500
+    fake_line.fail_next(times, status=fault, path_contains="multicast")                    # then LINE fails
+    first = _cli(app, "terms", "broadcast", "--office", "sakata", "--mode", "multicast", "--yes")
+    assert first.exit_code == 1 and said in first.output and "0 of 3 calls sent" in first.output
+    again = _cli(app, "terms", "broadcast", "--office", "sakata", "--mode", "multicast", "--yes")
+    assert again.exit_code == 0, again.output
+    recipients = [u for d in fake_line.deliveries("multicast") for u in d.to]
+    assert len(recipients) == len(set(recipients)) == 1200
+
+
 # -- LINE down for longer than a row's tries --------------------------------------------------------------
 
 def test_a_push_queued_as_line_goes_down_for_hours_is_not_given_up_and_arrives_once_it_is_back(rt, fake_line):

@@ -135,7 +135,9 @@ def _send(rt, office, version: str, mode: str) -> None:
                 continue
             reason = ("monthly quota reached" if result.outcome == lc.QUOTA else
                       f"LINE refused the channel access token (401): check LINE_CHANNEL_ACCESS_TOKEN_{office.id.upper()}"
-                      if result.outcome == lc.AUTH else f"LINE answered {result.outcome}")
+                      if result.outcome == lc.AUTH else
+                      f"LINE refused the call for good ({result.detail}): see its log line" if result.outcome == lc.FAILED
+                      else f"LINE did not take the call after 5 tries ({result.detail or result.outcome})")
             if result.retry_after:
                 reason += f" and asked to wait {result.retry_after:.0f} s before trying again"
             with rt.db.transaction() as s:
