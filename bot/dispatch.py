@@ -92,6 +92,7 @@ class Dispatcher:
 
     def __init__(self, runtime):
         self.rt = runtime
+        self.direct_seconds = 0.0   # spent on apologies sent straight to LINE: part of the request's reply budget
 
     def handle(self, office, event) -> list:
         """Handle one event; returns the reply rows (or ids) to send right after the commit.
@@ -131,12 +132,11 @@ class Dispatcher:
                 return []
             return self._user_event(tx, office, event, user_id, now)
 
-    def apologise(self, office, event, until: float | None = None) -> list:
+    def apologise(self, office, event) -> list:
         """An event failed and was rolled back: tell the user (not a group), so nobody waits for an answer
         that will not come. Queued like any reply; if the database is what failed, sent straight away
-        (nothing can be recorded then) within the request's reply budget, which ends at `until`
-        (`time.monotonic()`): a body of several events must still be acknowledged in time when LINE is slow
-        too. Never raises."""
+        (nothing can be recorded then) within what is left of the request's reply budget: a body of several
+        events must still be acknowledged in time when LINE is slow too. Never raises."""
         source = getattr(event, "source", None)
         user_id = getattr(source, "user_id", None) if getattr(source, "type", None) == "user" else None
         reply_token = getattr(event, "reply_token", None)
@@ -157,10 +157,11 @@ class Dispatcher:
         except Exception as error:  # noqa: BLE001 - the database may be down: answer without it
             log.error("event=%s apology not queued (%s); replying directly",
                       getattr(event, "webhook_event_id", "?"), describe_error(error))
-        remaining = (until - time.monotonic()) if until is not None else self.rt.config.reply_budget_seconds
+        remaining = self.rt.config.reply_budget_seconds - self.direct_seconds
         if remaining <= 0.05:
             log.error("event=%s apology not sent: the reply budget is spent", getattr(event, "webhook_event_id", "?"))
             return []
+        started = time.monotonic()
         try:
             messages = self.rt.renderer.messages("ja", "trouble", self.rt.template_globals(office, None))
             result = self.rt.line.reply(office.id, reply_token, messages, timeout=remaining)
@@ -168,6 +169,8 @@ class Dispatcher:
                      result.outcome)
         except Exception as error:  # noqa: BLE001 - nothing more can be done for this event
             log.error("event=%s apology failed: %s", getattr(event, "webhook_event_id", "?"), describe_error(error))
+        finally:
+            self.direct_seconds += time.monotonic() - started
         return []
 
     # -- users --------------------------------------------------------------------------------

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import logging
-import time
 
 from flask import Blueprint, abort, current_app, request
 from linebot.v3 import WebhookParser
@@ -68,21 +67,17 @@ def callback(office_id: str):
         _refuse(400, office.id, "signed, but not sent as JSON")  # not sent as LINE sends a webhook
     dispatcher = Dispatcher(rt)
     replies: list = []  # reply rows reserved by dispatch, or ids to claim
-    budget = rt.config.reply_budget_seconds
-    apologies_until = None  # the reply budget, started by the first failed event: direct apologies share it
     for event in sorted(payload.events or [], key=lambda e: getattr(e, "timestamp", 0) or 0):
         try:
             replies.extend(dispatcher.handle(office, event))
         except Exception as exc:  # noqa: BLE001 - one bad event must not lose the others
             log.error("event=%s failed; rolled back: %s", getattr(event, "webhook_event_id", "?"),
                       describe_error(exc))
-            apologies_until = apologies_until or time.monotonic() + budget
-            replies.extend(dispatcher.apologise(office, event, apologies_until))
-    if apologies_until is not None:
-        budget = max(0.0, min(budget, apologies_until - time.monotonic()))
+            replies.extend(dispatcher.apologise(office, event))
     if replies:
         try:
-            rt.sender().send_replies(replies, budget)
+            # What direct apologies (the database down) used of the request's reply budget is gone.
+            rt.sender().send_replies(replies, max(0.0, rt.config.reply_budget_seconds - dispatcher.direct_seconds))
         except Exception as exc:  # noqa: BLE001 - committed rows stay for the worker; LINE gets its 200
             log.error("sending replies failed: %s", describe_error(exc))
     return "OK", 200
