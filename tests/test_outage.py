@@ -253,3 +253,65 @@ def test_once_line_fails_a_call_the_worker_does_not_try_the_rest_of_the_office_i
     run_worker(rt, 5)
     assert [row(rt, i).status for i in ids] == ["sent"] * 5
     assert len(fake_line.deliveries("push")) == 5 and len(fake_line.calls_to("/push")) == 6
+
+
+# -- a process started while the database restarts ---------------------------------------------------------
+
+class _PausedClock:
+    """`time` for bot.channels: sleeping moves the clock, nothing waits."""
+
+    def __init__(self):
+        self.now, self.slept = 0.0, []
+
+    def monotonic(self):
+        return self.now
+
+    def sleep(self, seconds):
+        self.slept.append(seconds)
+        self.now += seconds
+
+
+@pytest.fixture
+def stored_channels_production(make_app, rt):
+    """A production app whose offices' channels are only in the channels store."""
+    from bot import channels
+
+    with rt.db.transaction() as s:
+        for office in rt.offices:
+            channels.put(s, rt.config.data_encryption_keys, office, {"secret": f"stored-secret-{office}",
+                                                                     "token": f"stored-token-{office}"},
+                         rt.clock.now())
+    return lambda: make_app(app_env="production", secret_key="s" * 32,
+                            data_encryption_keys=rt.config.data_encryption_keys, env={})
+
+
+@pytest.mark.filterwarnings("ignore:PUBLIC_BASE_URL is plain http", "ignore:SQLite in production")
+def test_a_process_started_while_the_database_restarts_waits_for_it_and_reads_the_stored_channels(
+        stored_channels_production, monkeypatch):
+    from bot import channels
+
+    clock, read, answers = _PausedClock(), channels.stored, iter([False, False, True])
+    def stored(*args, **kwargs):
+        if not next(answers):
+            raise OperationalError("SELECT", {}, Exception("the database system is starting up"))
+        return read(*args, **kwargs)
+
+    monkeypatch.setattr(channels, "time", clock, raising=False)
+    monkeypatch.setattr(channels, "stored", stored)
+    config = stored_channels_production().extensions["madoguchi"].config
+    assert config.channel_secret("sakata") == "stored-secret-sakata" and len(clock.slept) == 2
+
+
+@pytest.mark.filterwarnings("ignore:PUBLIC_BASE_URL is plain http", "ignore:SQLite in production")
+def test_a_process_refused_for_a_database_that_stays_down_says_so(stored_channels_production, monkeypatch):
+    from bot import channels
+    from bot.config import ConfigError
+
+    def down(*args, **kwargs):
+        raise OperationalError("SELECT", {}, Exception("connection refused"))
+
+    monkeypatch.setattr(channels, "time", _PausedClock(), raising=False)
+    monkeypatch.setattr(channels, "stored", down)
+    with pytest.raises(ConfigError) as refused:
+        stored_channels_production()
+    assert "the database does not answer" in str(refused.value) and "otaru" in str(refused.value)
