@@ -133,23 +133,32 @@ class Dispatcher:
             return self._user_event(tx, office, event, user_id, now)
 
     def apologise(self, office, event) -> list:
-        """An event failed and was rolled back: tell the user (not a group), so nobody waits for an answer
-        that will not come. Queued like any reply; if the database is what failed, sent straight away
-        (nothing can be recorded then) within what is left of the request's reply budget: a body of several
-        events must still be acknowledged in time when LINE is slow too. Never raises."""
+        """An event failed and was rolled back: tell the user, or the staff member who tapped a card's button in
+        the staff group (not a group's chatter), so nobody waits for an answer that will not come. Queued like
+        any reply; if the database is what failed, sent straight away (nothing can be recorded then) within
+        what is left of the request's reply budget: a body of several events must still be acknowledged in time
+        when LINE is slow too. Never raises."""
         source = getattr(event, "source", None)
-        user_id = getattr(source, "user_id", None) if getattr(source, "type", None) == "user" else None
+        source_type = getattr(source, "type", None)
+        staff_tap = (source_type == "group" and isinstance(event, PostbackEvent)
+                     and getattr(source, "group_id", None) == self.rt.config.staff_group_id(office.id))
+        chat_id = getattr(source, "group_id", None) if staff_tap else (
+            getattr(source, "user_id", None) if source_type == "user" else None)
         reply_token = getattr(event, "reply_token", None)
-        if not user_id or not reply_token:
+        if not chat_id or not reply_token:
             return []
+        # The staff group's answer is in Japanese, like its cards; a user's in their language.
+        template, variables = ("staff_group_reply", {"office": office, "outcome": "failed", "dashboard_url": None}) if staff_tap \
+            else ("trouble", {})
         try:
             with self.rt.db.transaction() as session:
                 now = self.rt.clock.now()
-                conv = session.scalars(_conversation_query(session.bind.dialect.name),
-                                       {"office_id": office.id, "user_id": user_id}).one_or_none()
+                conv = None if staff_tap else session.scalars(_conversation_query(session.bind.dialect.name),
+                                                              {"office_id": office.id, "user_id": chat_id}).one_or_none()
                 language = conv.language if conv is not None else "ja"
-                messages = self.rt.renderer.messages(language, "trouble", self.rt.template_globals(office, conv))
-                rows = outbox.queue_to_user(session, office=office.id, user_id=user_id, messages=messages, now=now,
+                messages = self.rt.renderer.messages(language, template,
+                                                     {**self.rt.template_globals(office, conv), **variables})
+                rows = outbox.queue_to_user(session, office=office.id, user_id=chat_id, messages=messages, now=now,
                                             reply_token=reply_token, purpose="trouble", may_push=False)
                 replies = outbox.reserve_replies(rows, now)
                 session.flush()
@@ -163,7 +172,7 @@ class Dispatcher:
             return []
         started = time.monotonic()
         try:
-            messages = self.rt.renderer.messages("ja", "trouble", self.rt.template_globals(office, None))
+            messages = self.rt.renderer.messages("ja", template, {**self.rt.template_globals(office, None), **variables})
             result = self.rt.line.reply(office.id, reply_token, messages, timeout=remaining)
             log.info("event=%s apology sent directly outcome=%s", getattr(event, "webhook_event_id", "?"),
                      result.outcome)

@@ -17,8 +17,10 @@ from sqlalchemy.exc import OperationalError
 from bot import outbox
 from bot.models import Booking
 from tests.staffkit import fast_password_hashing, staff, user  # noqa: F401 - fixtures
-from tests.staffkit import make_request, post
+from tests.lineuser import StaffGroup, new_group_id
+from tests.staffkit import booking, make_request, post, postback_value
 from tests.formflow import Page, hold_directly, valid_answers
+from tests.lineuser import LineUser
 from tests.test_outbox import ACK_DEADLINE, private_fake, push, row, rows, run_worker, timed, user_on  # noqa: F401
 from tests.test_terms_updates import _cli, _followers, _publish
 
@@ -315,3 +317,37 @@ def test_a_process_refused_for_a_database_that_stays_down_says_so(stored_channel
     with pytest.raises(ConfigError) as refused:
         stored_channels_production()
     assert "the database does not answer" in str(refused.value) and "otaru" in str(refused.value)
+
+
+# -- a staff member's tap while the database restarts ------------------------------------------------------
+
+@pytest.mark.parametrize("database", ["down", "failing"])
+def test_a_staff_tap_that_fails_is_answered_in_the_group_and_works_when_tapped_again(
+        make_app, fake_line, user_factory, monkeypatch, database):
+    """A member who taps 承認 while the database restarts learns that nothing happened and to tap again (the
+    group's chatter still gets no answer: tests/test_webhook.py)."""
+    group_id = new_group_id()
+    app = make_app(env={"LINE_STAFF_GROUP_ID_SAKATA": group_id})
+    rt = app.extensions["madoguchi"]
+    group = StaffGroup(app.test_client(), "sakata", channel_secret=rt.config.channel_secret("sakata"),
+                       group_id=group_id, fake=fake_line, clock=rt.clock)
+    user = LineUser(app.test_client(), "sakata", channel_secret=rt.config.channel_secret("sakata"), fake=fake_line,
+                    clock=rt.clock)
+    reference = make_request(rt, user_id=user.user_id)
+    run_worker(rt)
+    approve = postback_value([m for m in fake_line.messages_to(group_id) if m["type"] == "flex"], "承認")
+    with monkeypatch.context() as m:
+        if database == "down":      # nothing can be queued: the answer goes straight to LINE
+            _database_down(m, rt.db)
+        else:                       # the tap's transaction fails, the apology is queued like any reply
+            from bot import dispatch
+
+            def broken(self, *args, **kwargs):
+                raise OperationalError("SELECT", {}, Exception("terminating connection"))
+
+            m.setattr(dispatch.Dispatcher, "_group_event", broken)
+        assert group.taps(approve).status_code == 200
+    assert "もう一度押してください" in fake_line.texts_to(group_id)[-1]
+    assert booking(rt, reference).status == "requested"
+    group.taps(approve)
+    assert booking(rt, reference).status == "confirmed" and "承認しました" in fake_line.texts_to(group_id)[-1]
