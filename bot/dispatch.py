@@ -148,13 +148,15 @@ class Dispatcher:
         if not chat_id or not reply_token:
             return []
         # The staff group's answer is in Japanese, like its cards; a user's in their language.
-        template, variables = ("staff_group_reply", {"office": office, "outcome": "failed", "dashboard_url": None}) if staff_tap \
-            else ("trouble", {})
+        template, variables = ("trouble", {})
+        if staff_tap:
+            template, variables = "staff_group_reply", {"office": office, "outcome": "failed", "dashboard_url": None}
         try:
             with self.rt.db.transaction() as session:
                 now = self.rt.clock.now()
-                conv = None if staff_tap else session.scalars(_conversation_query(session.bind.dialect.name),
-                                                              {"office_id": office.id, "user_id": chat_id}).one_or_none()
+                conv = None if staff_tap else session.scalars(
+                    _conversation_query(session.bind.dialect.name),
+                    {"office_id": office.id, "user_id": chat_id}).one_or_none()
                 language = conv.language if conv is not None else "ja"
                 messages = self.rt.renderer.messages(language, template,
                                                      {**self.rt.template_globals(office, conv), **variables})
@@ -172,7 +174,8 @@ class Dispatcher:
             return []
         started = time.monotonic()
         try:
-            messages = self.rt.renderer.messages("ja", template, {**self.rt.template_globals(office, None), **variables})
+            messages = self.rt.renderer.messages("ja", template,
+                                                 {**self.rt.template_globals(office, None), **variables})
             result = self.rt.line.reply(office.id, reply_token, messages, timeout=remaining)
             log.info("event=%s apology sent directly outcome=%s", getattr(event, "webhook_event_id", "?"),
                      result.outcome)

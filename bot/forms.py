@@ -149,6 +149,7 @@ def _unavailable(_error):
     return _problem("unavailable", link.office if link else None, link.language if link else "ja",
                     reopen=request.path, resend=resend)
 
+
 def _problem(kind: str, office=None, language: str = "ja", slot_start=None, reopen: str | None = None,
              resend: list[tuple[str, str]] | None = None):
     """The kind page for a link that cannot be used; `slot_start` names the slot whose deadline passed,

@@ -44,7 +44,6 @@ STALE_PREFIX = "stale: "   # a dropped row's last_error: this, then the reason (
 STALE_MAYBE_SENT = "; an earlier try may have arrived"   # ...and this when an earlier try went unanswered
 NOT_SENT = ("429", "http 401")   # the last_error of a try LINE refused before taking it (quota, rate, token)
 _UNFOLLOWED = "unfollowed"
-
 _ASK = object()            # a push whose verdict was not asked with its batch
 
 

@@ -133,11 +133,7 @@ def _send(rt, office, version: str, mode: str) -> None:
                 if mode == "multicast":
                     time.sleep(SECONDS_BETWEEN_MULTICASTS)
                 continue
-            reason = ("monthly quota reached" if result.outcome == lc.QUOTA else
-                      f"LINE refused the channel access token (401): check LINE_CHANNEL_ACCESS_TOKEN_{office.id.upper()}"
-                      if result.outcome == lc.AUTH else
-                      f"LINE refused the call for good ({result.detail}): see its log line" if result.outcome == lc.FAILED
-                      else f"LINE did not take the call after 5 tries ({result.detail or result.outcome})")
+            reason = _stop_reason(office, result)
             if result.retry_after:
                 reason += f" and asked to wait {result.retry_after:.0f} s before trying again"
             with rt.db.transaction() as s:
@@ -148,6 +144,17 @@ def _send(rt, office, version: str, mode: str) -> None:
     with rt.db.transaction() as s:
         broadcasts.finish(s, run_id, rt.clock.now(), "complete")
     click.echo(f"complete: {total} calls sent")
+
+
+def _stop_reason(office, result: lc.SendResult) -> str:
+    """Why the run stopped, in words the operator can act on."""
+    if result.outcome == lc.QUOTA:
+        return "monthly quota reached"
+    if result.outcome == lc.AUTH:
+        return f"LINE refused the channel access token (401): check LINE_CHANNEL_ACCESS_TOKEN_{office.id.upper()}"
+    if result.outcome == lc.FAILED:
+        return f"LINE refused the call for good ({result.detail}): see its log line"
+    return f"LINE did not take the call ({result.detail or result.outcome}), tried again as long as it allowed"
 
 
 def _call(rt, office_id: str, mode: str, to: list[str], messages: list[dict], key: str) -> lc.SendResult:
