@@ -13,21 +13,25 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from sqlalchemy import LargeBinary, String, inspect, select
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from bot.config import Config
+from bot.config import Config, ConfigError
 from bot.models import Base
 
 log = logging.getLogger(__name__)
 
 SECRET, TOKEN = "secret", "token"
+# How long a starting process waits for a database that does not answer (restarting) before refusing to start:
+# under gunicorn's 30 s boot timeout.
+STARTUP_WAIT_SECONDS = 20.0
 ENV_PREFIX = {SECRET: "LINE_CHANNEL_SECRET", TOKEN: "LINE_CHANNEL_ACCESS_TOKEN"}
 
 
@@ -108,19 +112,35 @@ def missing_from_env(cfg: Config, office_ids: Iterable[str]) -> list[str]:
             if not all(cfg.env.get(f"{prefix}_{o.upper()}") for prefix in ENV_PREFIX.values())]
 
 
+def _read_waiting(db, cfg: Config, wanted) -> dict:
+    """The stored credentials of `wanted`, waiting up to STARTUP_WAIT_SECONDS for a database that does not answer
+    (a process started while it restarts must not refuse to start for want of a channel the store holds)."""
+    deadline, pause = time.monotonic() + STARTUP_WAIT_SECONDS, 0.5
+    while True:
+        try:
+            if not inspect(db.engine).has_table(ChannelCredentials.__tablename__):
+                return {}
+            with db.reading() as session:
+                return stored(session, cfg.data_encryption_keys, wanted)
+        except OperationalError as exc:
+            if time.monotonic() >= deadline:
+                raise ConfigError(f"the database does not answer ({type(exc).__name__}), and the channels store is "
+                                  f"where {', '.join(sorted(wanted))}'s LINE channel settings would come from: start "
+                                  "again once the database answers (`/healthz` says so)") from None
+            log.warning("channels store: the database does not answer (%s); trying again", type(exc).__name__)
+            time.sleep(pause)
+            pause = min(pause * 2, 4.0)
+        except SQLAlchemyError as exc:
+            log.warning("channels store not readable (%s); using the environment only", type(exc).__name__)
+            return {}
+
+
 def attach(cfg: Config, db, office_ids: Iterable[str]) -> Config:
     """The config with stored credentials for the offices the environment does not fully cover."""
     wanted = missing_from_env(cfg, office_ids)
     if not wanted or not cfg.data_encryption_keys:
         return cfg
-    try:
-        if not inspect(db.engine).has_table(ChannelCredentials.__tablename__):
-            return cfg
-        with db.reading() as session:
-            found = stored(session, cfg.data_encryption_keys, wanted)
-    except SQLAlchemyError as exc:
-        log.warning("channels store not readable (%s); using the environment only", type(exc).__name__)
-        return cfg
+    found = _read_waiting(db, cfg, wanted)
     if not found:
         return cfg
     log.info("channels store: credentials for %d offices", len(found))

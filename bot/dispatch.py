@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import time
 from datetime import datetime, timedelta
 
 from linebot.v3.webhooks import (
@@ -91,6 +92,7 @@ class Dispatcher:
 
     def __init__(self, runtime):
         self.rt = runtime
+        self.direct_seconds = 0.0   # spent on apologies sent straight to LINE: part of the request's reply budget
 
     def handle(self, office, event) -> list:
         """Handle one event; returns the reply rows (or ids) to send right after the commit.
@@ -131,22 +133,34 @@ class Dispatcher:
             return self._user_event(tx, office, event, user_id, now)
 
     def apologise(self, office, event) -> list:
-        """An event failed and was rolled back: tell the user (not a group), so nobody waits for an answer
-        that will not come. Queued like any reply; if the database is what failed, sent straight away
-        (nothing can be recorded then). Never raises."""
+        """An event failed and was rolled back: tell the user, or the staff member who tapped a card's button in
+        the staff group (not a group's chatter), so nobody waits for an answer that will not come. Queued like
+        any reply; if the database is what failed, sent straight away (nothing can be recorded then) within
+        what is left of the request's reply budget: a body of several events must still be acknowledged in time
+        when LINE is slow too. Never raises."""
         source = getattr(event, "source", None)
-        user_id = getattr(source, "user_id", None) if getattr(source, "type", None) == "user" else None
+        source_type = getattr(source, "type", None)
+        staff_tap = (source_type == "group" and isinstance(event, PostbackEvent)
+                     and getattr(source, "group_id", None) == self.rt.config.staff_group_id(office.id))
+        chat_id = getattr(source, "group_id", None) if staff_tap else (
+            getattr(source, "user_id", None) if source_type == "user" else None)
         reply_token = getattr(event, "reply_token", None)
-        if not user_id or not reply_token:
+        if not chat_id or not reply_token:
             return []
+        # The staff group's answer is in Japanese, like its cards; a user's in their language.
+        template, variables = ("trouble", {})
+        if staff_tap:
+            template, variables = "staff_group_reply", {"office": office, "outcome": "failed", "dashboard_url": None}
         try:
             with self.rt.db.transaction() as session:
                 now = self.rt.clock.now()
-                conv = session.scalars(_conversation_query(session.bind.dialect.name),
-                                       {"office_id": office.id, "user_id": user_id}).one_or_none()
+                conv = None if staff_tap else session.scalars(
+                    _conversation_query(session.bind.dialect.name),
+                    {"office_id": office.id, "user_id": chat_id}).one_or_none()
                 language = conv.language if conv is not None else "ja"
-                messages = self.rt.renderer.messages(language, "trouble", self.rt.template_globals(office, conv))
-                rows = outbox.queue_to_user(session, office=office.id, user_id=user_id, messages=messages, now=now,
+                messages = self.rt.renderer.messages(language, template,
+                                                     {**self.rt.template_globals(office, conv), **variables})
+                rows = outbox.queue_to_user(session, office=office.id, user_id=chat_id, messages=messages, now=now,
                                             reply_token=reply_token, purpose="trouble", may_push=False)
                 replies = outbox.reserve_replies(rows, now)
                 session.flush()
@@ -154,13 +168,21 @@ class Dispatcher:
         except Exception as error:  # noqa: BLE001 - the database may be down: answer without it
             log.error("event=%s apology not queued (%s); replying directly",
                       getattr(event, "webhook_event_id", "?"), describe_error(error))
+        remaining = self.rt.config.reply_budget_seconds - self.direct_seconds
+        if remaining <= 0.05:
+            log.error("event=%s apology not sent: the reply budget is spent", getattr(event, "webhook_event_id", "?"))
+            return []
+        started = time.monotonic()
         try:
-            messages = self.rt.renderer.messages("ja", "trouble", self.rt.template_globals(office, None))
-            result = self.rt.line.reply(office.id, reply_token, messages, timeout=self.rt.config.reply_budget_seconds)
+            messages = self.rt.renderer.messages("ja", template,
+                                                 {**self.rt.template_globals(office, None), **variables})
+            result = self.rt.line.reply(office.id, reply_token, messages, timeout=remaining)
             log.info("event=%s apology sent directly outcome=%s", getattr(event, "webhook_event_id", "?"),
                      result.outcome)
         except Exception as error:  # noqa: BLE001 - nothing more can be done for this event
             log.error("event=%s apology failed: %s", getattr(event, "webhook_event_id", "?"), describe_error(error))
+        finally:
+            self.direct_seconds += time.monotonic() - started
         return []
 
     # -- users --------------------------------------------------------------------------------

@@ -21,7 +21,7 @@ from functools import lru_cache
 from typing import Any, Mapping
 
 import yaml
-from flask import Blueprint, current_app, redirect, render_template, request, session, url_for
+from flask import Blueprint, current_app, g, redirect, render_template, request, session, url_for
 from markupsafe import Markup
 from sqlalchemy import select
 
@@ -43,7 +43,7 @@ SECURITY_HEADERS = {
 # The kind page for each way a link cannot be used, and its HTTP status.
 PROBLEM_STATUS = {
     "forged": 404, "refused": 403, "expired": 410, "superseded": 410, "csrf": 400,
-    "full": 409, "blocked": 403, "limit": 409, "seeker_open": 409, "notice_passed": 410,
+    "full": 409, "blocked": 403, "limit": 409, "seeker_open": 409, "notice_passed": 410, "unavailable": 503,
 }
 
 
@@ -139,9 +139,22 @@ def _security_headers(response):
 
 # -- pages --------------------------------------------------------------------------------------------
 
-def _problem(kind: str, office=None, language: str = "ja", slot_start=None, reopen: str | None = None):
+@bp.errorhandler(500)
+def _unavailable(_error):
+    """A page failed under the user (most often the database restarting): say so in their language, with one
+    button that sends the same again — what was typed comes back as it was sent, CSRF token included, and
+    sending twice still makes one request (`requests.submit`). A page opened (GET) is offered again."""
+    link = g.get("form_link")
+    resend = list(request.form.items(multi=True)) if request.method == "POST" else None
+    return _problem("unavailable", link.office if link else None, link.language if link else "ja",
+                    reopen=request.path, resend=resend)
+
+
+def _problem(kind: str, office=None, language: str = "ja", slot_start=None, reopen: str | None = None,
+             resend: list[tuple[str, str]] | None = None):
     """The kind page for a link that cannot be used; `slot_start` names the slot whose deadline passed,
-    `reopen` the input page to open again (one tap instead of finding the link in the chat)."""
+    `reopen` the input page to open again (one tap instead of finding the link in the chat), `resend` the
+    fields to post to it again."""
     rt = _runtime()
     basic_id = rt.config.basic_id(office.id) if office is not None else None
     log.info("form page=problem kind=%s office=%s", kind, office.id if office is not None else "-")
@@ -151,7 +164,7 @@ def _problem(kind: str, office=None, language: str = "ja", slot_start=None, reop
                 "deadline": slot_text(slotsvc.booking_deadline(office, slot_start), language)}
     office = office.localized(language) if office is not None else None
     return render_template("forms/problem.html", kind=kind, office=office, basic_id=basic_id, late=late,
-                           reopen=reopen, text=form_texts(language)), PROBLEM_STATUS[kind]
+                           reopen=reopen, resend=resend, text=form_texts(language)), PROBLEM_STATUS[kind]
 
 
 def _csrf_problem(link: Link):
@@ -221,7 +234,8 @@ def _resolve(token: str):
     link = _link(rt, token, data)
     if link is None:
         return None, _problem("forged")
-    return replace(link, language=_language(rt, link.conversation_id)), None
+    g.form_link = replace(link, language=_language(rt, link.conversation_id))  # for a page that fails later
+    return g.form_link, None
 
 
 def _language(rt, conversation_id: int) -> str:

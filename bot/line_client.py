@@ -4,7 +4,9 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
 
 import urllib3
 from linebot.v3.messaging import (
@@ -31,6 +33,7 @@ RATE = "rate"              # 429 rate limit: retry later
 AUTH = "auth"              # 401: the channel access token is refused: hold until the operator sets a valid one
 
 CONNECT_TIMEOUT = 2.0      # seconds to open a connection (the worker's calls)
+MAX_RETRY_AFTER = 3600.0   # a longer Retry-After is taken as this (a bad header must not park rows for days)
 REPLY_PATH = "/v2/bot/message/reply"
 PUSH_PATH = "/v2/bot/message/push"
 
@@ -40,6 +43,7 @@ class SendResult:
     outcome: str
     status: int | None = None
     detail: str = ""
+    retry_after: float | None = None   # seconds LINE asked us to wait before trying again (Retry-After)
 
     @property
     def delivered(self) -> bool:
@@ -52,6 +56,23 @@ def _is_quota(body: str | None) -> bool:
     except (ValueError, AttributeError):
         message = body or ""
     return "monthly limit" in str(message).lower()
+
+
+def _retry_after(headers) -> float | None:
+    """Seconds from a Retry-After header (delay-seconds or an HTTP date), at most MAX_RETRY_AFTER; None without
+    a usable one."""
+    value = (headers or {}).get("Retry-After") if hasattr(headers, "get") else None
+    if not value:
+        return None
+    value = str(value).strip()
+    try:
+        seconds = float(int(value))
+    except ValueError:
+        try:
+            seconds = parsedate_to_datetime(value).timestamp() - time.time()
+        except (TypeError, ValueError, IndexError, OverflowError):
+            return None
+    return min(max(seconds, 0.0), MAX_RETRY_AFTER)
 
 
 class LineClient:
@@ -189,13 +210,14 @@ class LineClient:
             if status == 409:
                 return SendResult(DUPLICATE, status)
             if status == 429:
-                return SendResult(QUOTA if _is_quota(exc.body) else RATE, status, "429")
+                return SendResult(QUOTA if _is_quota(exc.body) else RATE, status, "429",
+                                  _retry_after(exc.headers))
             if status == 401:
                 # Nothing was sent; no message of this channel goes until its token is valid again.
                 return SendResult(AUTH, status, "http 401")
             if status >= 500:
                 # A reply has no retry key: a 5xx may still have been delivered.
-                return SendResult(UNKNOWN if reply else RETRY, status, f"http {status}")
+                return SendResult(UNKNOWN if reply else RETRY, status, f"http {status}", _retry_after(exc.headers))
             return SendResult(FAILED, status, f"http {status}")
         except (urllib3.exceptions.ConnectTimeoutError, urllib3.exceptions.NewConnectionError) as exc:
             return SendResult(RETRY, None, type(exc).__name__)

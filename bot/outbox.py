@@ -13,10 +13,11 @@ from datetime import datetime, timedelta
 from typing import Iterable
 
 from sqlalchemy import and_, bindparam, exists, or_, select, update
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, aliased
 
 from bot import line_client as lc
-from bot.db import Database
+from bot.db import Database, describe_error
 from bot.models import Booking, OutboxMessage
 from bot.rawsql import Statement
 
@@ -25,7 +26,8 @@ log = logging.getLogger(__name__)
 MAX_REPLY_MESSAGES = 5
 REPLY_TOKEN_LIFETIME = timedelta(seconds=55)   # LINE: about one minute; keep a margin
 SENDING_LEASE = timedelta(seconds=60)
-MAX_ATTEMPTS = 25
+MAX_ATTEMPTS = 25         # tries (about 80 minutes) before a row that fails alone is given up
+OUTAGE_WINDOW = timedelta(hours=1)   # nothing of the office delivered for this long: LINE is down for all
 QUOTA_PROBE = timedelta(seconds=60)
 # Said with each refusal that holds an office's messages (README: Reliability; dashboard: LINE送信状況).
 HELD_HINTS = {
@@ -61,8 +63,16 @@ _MARK_REPLY_SENT = Statement(
             payload=spent_payload()))
 
 
-def backoff(attempts: int) -> timedelta:
-    return timedelta(seconds=BACKOFF[min(max(attempts, 1), len(BACKOFF)) - 1])
+def _line_in_trouble(result: lc.SendResult) -> bool:
+    """LINE gave no answer (slow past the timeout, refused or reset the connection) or rate-limits the channel:
+    the office's other rows wait for the next pass. A 5xx answer comes fast and may be one row's: others go on."""
+    return result.outcome == lc.RATE or (result.outcome in (lc.RETRY, lc.UNKNOWN) and result.status is None)
+
+
+def backoff(attempts: int, retry_after: float | None = None) -> timedelta:
+    """How long a row waits before its next try: the schedule, or longer when LINE said so (Retry-After)."""
+    wait = timedelta(seconds=BACKOFF[min(max(attempts, 1), len(BACKOFF)) - 1])
+    return max(wait, timedelta(seconds=retry_after)) if retry_after else wait
 
 
 # -- writing ------------------------------------------------------------------------------------
@@ -164,9 +174,14 @@ class Sender:
                 if reserved:
                     unsent.append(item.id)
                 continue  # the worker takes the rest
-            row = item if reserved else self._claim_one(item)
-            if row is not None:
-                self._deliver(row, timeout=max(0.1, remaining))
+            try:
+                row = item if reserved else self._claim_one(item)
+                if row is not None:
+                    self._deliver(row, timeout=max(0.1, remaining))
+            except DBAPIError as error:
+                # The database went away after the events' commits (a restart): the other replies still go.
+                # A row whose outcome could not be recorded stays `sending`: after the lease it reads `unknown`.
+                log.error("outbox row=%s outcome not recorded: %s", getattr(item, "id", item), describe_error(error))
         if unsent:
             self._release(unsent)
 
@@ -189,9 +204,17 @@ class Sender:
         rows = self._claim_due(limit)
         verdicts = self._verdicts(rows)
         self._batch = []
+        failing: set[str] = set()   # offices whose call LINE failed in this pass (down, slow, rate-limited)
         try:
             for row in rows:
-                self._deliver(row, timeout=None, verdict=verdicts.get(row.id, _ASK))
+                if row.office_id in failing:
+                    # Not tried: a slow or down LINE would hold the pass (and the jobs after it) for a timeout
+                    # per row. Back in the queue as it was, without a try counted, for the next pass.
+                    self._record(row.id, self._defer)
+                else:
+                    result = self._deliver(row, timeout=None, verdict=verdicts.get(row.id, _ASK))
+                    if result is not None and _line_in_trouble(result):
+                        failing.add(row.office_id)
                 if len(self._batch) >= RECORD_BATCH:
                     self._commit_changes(self._batch)
                     self._batch = []
@@ -289,21 +312,22 @@ class Sender:
             return self.client.leave_room(row.office_id, row.recipient, timeout=timeout)
         return lc.SendResult(lc.FAILED, None, f"unknown kind {row.kind}")
 
-    def _deliver(self, row: OutboxMessage, timeout: float | None, verdict=_ASK) -> None:
+    def _deliver(self, row: OutboxMessage, timeout: float | None, verdict=_ASK) -> lc.SendResult | None:
+        """Send one row (or settle it without a call) and record the outcome; LINE's answer, None without a call."""
         if row.kind == "reply" and self._token_expired(row):
             # Never sent (a pending reply was not tried or certainly failed): push it instead.
             self._record(row.id, lambda r, now, s: self._reply_to_push(r, now, "reply token expired"))
-            return
+            return None
         if row.kind == "push":
             if verdict is _ASK:
                 with self.db.reading() as s:
                     verdict = self._verdict(s, row)
             if verdict == _UNFOLLOWED:
                 self._record(row.id, lambda r, now, s: self._skip(r))
-                return
+                return None
             if verdict:
                 self._record(row.id, lambda r, now, s: self._drop_stale(r, verdict))
-                return
+                return None
         result = self._call(row, timeout)
         hint = HELD_HINTS.get(result.outcome)  # the office cannot send at all: a warning that names the fix
         log.log(logging.WARNING if hint else logging.INFO, "outbox row=%s kind=%s purpose=%s outcome=%s status=%s%s",
@@ -311,8 +335,13 @@ class Sender:
                 hint.format(office=row.office_id, OFFICE=row.office_id.upper()) if hint else "")
         if row.kind == "reply" and result.delivered and self._batch is None:
             self._mark_reply_sent(row.id)
-            return
+            return result
         self._record(row.id, lambda r, now, s: self._apply(r, result, now, s))
+        return result
+
+    @staticmethod
+    def _defer(row: OutboxMessage, now: datetime, session: Session) -> None:
+        row.status, row.attempts, row.next_attempt_at = "pending", row.attempts - 1, now + backoff(1)
 
     def _mark_reply_sent(self, row_id: int) -> None:
         """The common case in one statement (what `_apply` does for a delivered reply, without loading it),
@@ -373,33 +402,55 @@ class Sender:
                 release_held(session, row.office_id, now)
             return
         if row.kind == "reply":
-            self._apply_reply_failure(row, outcome, now)
+            self._apply_reply_failure(row, result, now)
             return
         if outcome in (lc.QUOTA, lc.AUTH):
             # The channel cannot send now (monthly quota, or its access token refused): tried again every
             # minute, and all at once when another row of the office goes through.
             row.status, row.next_attempt_at = "held", now + QUOTA_PROBE
             self.stats["held"] += 1
-        elif outcome in (lc.RETRY, lc.RATE, lc.UNKNOWN) and row.attempts < MAX_ATTEMPTS:
-            row.status, row.next_attempt_at = "pending", now + backoff(row.attempts)
+        elif outcome in (lc.RETRY, lc.RATE, lc.UNKNOWN) and (
+                row.attempts < MAX_ATTEMPTS or not self._line_takes(session, row, now)):
+            row.status, row.next_attempt_at = "pending", now + backoff(row.attempts, result.retry_after)
             self.stats["retried"] += 1
         else:
             row.status = "failed"
             self.stats["failed"] += 1
 
-    def _apply_reply_failure(self, row: OutboxMessage, outcome: str, now: datetime) -> None:
+    @staticmethod
+    def _line_takes(session: Session, row: OutboxMessage, now: datetime) -> bool:
+        """Whether LINE took a message of this office and kind (a push: LINE may refuse pushes while it takes
+        replies) within OUTAGE_WINDOW. When it took none, LINE (or the way to it) is down for everyone: a row
+        that ran out of tries keeps waiting for it, as a held row does, rather than being given up by an outage
+        longer than its tries (it is still dropped once out of date). Asked once per office, kind and commit, and
+        only for such rows; due_at bounds the read to recent rows."""
+        known = session.info.setdefault("line_takes", {})
+        key = (row.office_id, row.kind)
+        if key not in known:
+            since = now - OUTAGE_WINDOW
+            known[key] = session.scalar(select(OutboxMessage.id).where(
+                OutboxMessage.status == "sent", OutboxMessage.due_at >= since, OutboxMessage.sent_at >= since,
+                OutboxMessage.office_id == row.office_id, OutboxMessage.kind == row.kind).limit(1)) is not None
+        return known[key]
+
+    def _apply_reply_failure(self, row: OutboxMessage, result: lc.SendResult, now: datetime) -> None:
+        outcome = result.outcome
         if outcome == lc.UNKNOWN:
             # It may have arrived: sending it again (as a push) could duplicate it.
             row.status = "unknown"
             self.stats["unknown"] += 1
             return
-        token_alive = row.reply_deadline is not None and now + backoff(row.attempts) < row.reply_deadline
+        wait = backoff(row.attempts, result.retry_after)
+        token_alive = row.reply_deadline is not None and now + wait < row.reply_deadline
         if outcome in (lc.RETRY, lc.RATE) and token_alive:
-            row.status, row.next_attempt_at = "pending", now + backoff(row.attempts)
+            row.status, row.next_attempt_at = "pending", now + wait
             self.stats["retried"] += 1
             return
-        # Certainly not delivered and the token is gone or refused: fall back to one push.
+        # Certainly not delivered and the token is gone or refused: fall back to one push (not before LINE's
+        # Retry-After, when it gave one).
         self._reply_to_push(row, now, row.last_error)
+        if result.retry_after:
+            row.next_attempt_at = now + timedelta(seconds=result.retry_after)
 
     def _token_expired(self, row: OutboxMessage) -> bool:
         return row.reply_deadline is None or self.clock.now() >= row.reply_deadline

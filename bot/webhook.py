@@ -76,7 +76,8 @@ def callback(office_id: str):
             replies.extend(dispatcher.apologise(office, event))
     if replies:
         try:
-            rt.sender().send_replies(replies, rt.config.reply_budget_seconds)
+            # What direct apologies (the database down) used of the request's reply budget is gone.
+            rt.sender().send_replies(replies, max(0.0, rt.config.reply_budget_seconds - dispatcher.direct_seconds))
         except Exception as exc:  # noqa: BLE001 - committed rows stay for the worker; LINE gets its 200
             log.error("sending replies failed: %s", describe_error(exc))
     return "OK", 200

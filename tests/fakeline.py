@@ -162,6 +162,7 @@ class Fault:
     delay: float = 0.0
     body: Any = None
     after_accept: bool = False
+    headers: dict[str, str] | None = None
 
     def matches(self, path: str) -> bool:
         return self.path_contains is None or self.path_contains in path
@@ -550,11 +551,13 @@ class FakeLineApi:
         delay: float = 0.0,
         body: Any = None,
         fail_after_accept: bool = False,
+        headers: dict[str, str] | None = None,
     ) -> None:
         """Script a fault for the next ``n`` matching requests (faults are consumed in order).
 
         ``status``: an HTTP status (500, 502, 503, 429, 409, 400, ...) answered with ``body``
-        (default: LINE's text for that status; 409 also carries ``x-line-accepted-request-id``),
+        (default: LINE's text for that status; 409 also carries ``x-line-accepted-request-id``) and
+        ``headers`` (e.g. ``{"Retry-After": "30"}``),
         or "timeout" (stall ``timeout_seconds``, then hang up without an answer), or "reset"
         (close the socket with RST, no answer).  ``path_contains``: only requests whose path
         contains it (None: any known endpoint).  ``delay``: wait this long before the fault.
@@ -575,7 +578,7 @@ class FakeLineApi:
         if n < 1:
             return
         with self._lock:
-            self._faults.append(Fault(status, n, path_contains, delay, body, fail_after_accept))
+            self._faults.append(Fault(status, n, path_contains, delay, body, fail_after_accept, headers))
 
     def random_faults(
         self,
@@ -620,7 +623,7 @@ class FakeLineApi:
                     f.remaining -= 1
                     if f.remaining <= 0:
                         self._faults.remove(f)
-                    return Fault(f.kind, 1, f.path_contains, f.delay, f.body, f.after_accept)
+                    return Fault(f.kind, 1, f.path_contains, f.delay, f.body, f.after_accept, f.headers)
             if self._random is not None:
                 rng, rate, kinds, contains = self._random
                 if (contains is None or contains in path) and rng.random() < rate:
@@ -646,6 +649,7 @@ class FakeLineApi:
             body = {"message": MSG_INTERNAL}
         else:
             body = {"message": "Injected fault"}
+        headers.update(fault.headers or {})
         return _Answer(status, body, headers)
 
     # ------------------------------------------------------------------ request handling

@@ -508,13 +508,16 @@ def test_backoff_starts_near_a_second_and_stays_under_ten_for_the_first_retries(
 
 
 def test_a_push_that_keeps_failing_is_given_up_and_recorded(rt, fake_line):
-    fake_line.fail_next(n=outbox.MAX_ATTEMPTS + 5, status=500, path_contains="/push")
+    """It fails alone: LINE takes the office's other pushes meanwhile (tests/test_outage.py: LINE down)."""
     row_id = push(rt, "U" + "8" * 32)
-    for _ in range(outbox.MAX_ATTEMPTS + 2):
-        run_worker(rt, 3600)
+    for n in range(outbox.MAX_ATTEMPTS + 2):
+        rt.clock.advance(seconds=1800)
+        fake_line.fail_next(n=1, status=500, path_contains="/push")   # the first push tried: the failing one
+        push(rt, "U" + "7" * 32, f"お知らせです。{n}")                  # then another, which LINE takes
+        run_worker(rt)
     gone = row(rt, row_id)
     assert (gone.status, gone.attempts) == ("failed", outbox.MAX_ATTEMPTS)
-    assert len(fake_line.calls_to("/push")) == outbox.MAX_ATTEMPTS
+    assert sum(c.retry_key == gone.retry_key for c in fake_line.calls_to("/push")) == outbox.MAX_ATTEMPTS
 
 
 # -- the client (no database needed) ------------------------------------------------------------

@@ -17,6 +17,7 @@ from bot.services import broadcasts, terms
 
 terms_group = AppGroup("terms", help="Terms versions, re-consent and notices to followers.")
 SECONDS_BETWEEN_MULTICASTS = 1 / 150  # LINE allows about 200 multicast calls a second
+LONGEST_WAIT = 30.0   # seconds the command waits when LINE asks it to (Retry-After); longer: it stops, to be rerun
 
 
 @terms_group.command("publish")
@@ -132,9 +133,9 @@ def _send(rt, office, version: str, mode: str) -> None:
                 if mode == "multicast":
                     time.sleep(SECONDS_BETWEEN_MULTICASTS)
                 continue
-            reason = ("monthly quota reached" if result.outcome == lc.QUOTA else
-                      f"LINE refused the channel access token (401): check LINE_CHANNEL_ACCESS_TOKEN_{office.id.upper()}"
-                      if result.outcome == lc.AUTH else f"LINE answered {result.outcome}")
+            reason = _stop_reason(office, result)
+            if result.retry_after:
+                reason += f" and asked to wait {result.retry_after:.0f} s before trying again"
             with rt.db.transaction() as s:
                 broadcasts.finish(s, run_id, now, "paused", reason)
             click.echo(f"\nstopped: {reason}; {done} of {total} calls sent. Run the same command again to resume.",
@@ -145,6 +146,17 @@ def _send(rt, office, version: str, mode: str) -> None:
     click.echo(f"complete: {total} calls sent")
 
 
+def _stop_reason(office, result: lc.SendResult) -> str:
+    """Why the run stopped, in words the operator can act on."""
+    if result.outcome == lc.QUOTA:
+        return "monthly quota reached"
+    if result.outcome == lc.AUTH:
+        return f"LINE refused the channel access token (401): check LINE_CHANNEL_ACCESS_TOKEN_{office.id.upper()}"
+    if result.outcome == lc.FAILED:
+        return f"LINE refused the call for good ({result.detail}): see its log line"
+    return f"LINE did not take the call ({result.detail or result.outcome}), tried again as long as it allowed"
+
+
 def _call(rt, office_id: str, mode: str, to: list[str], messages: list[dict], key: str) -> lc.SendResult:
     for attempt in range(5):
         if mode == "multicast":
@@ -153,7 +165,10 @@ def _call(rt, office_id: str, mode: str, to: list[str], messages: list[dict], ke
             result = rt.line.broadcast(office_id, messages, key)
         if result.outcome not in (lc.RETRY, lc.RATE, lc.UNKNOWN):
             return result
-        time.sleep(min(8, 2 ** attempt) * 0.25)
+        wait = max(min(8, 2 ** attempt) * 0.25, result.retry_after or 0)
+        if wait > LONGEST_WAIT:
+            return result   # stopped: the rerun resumes under the same retry keys
+        time.sleep(wait)
     return result
 
 

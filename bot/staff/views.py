@@ -171,6 +171,13 @@ def _refused_page(error):
     return render_template("staff/refused.html", code=error.code), error.code
 
 
+@bp.errorhandler(500)
+def _failed_page(_error):
+    """A page that failed (most often the database restarting), said in Japanese: what to check before doing it
+    again (503: try later). Logged by the app without the error's message (`web.log_failures_without_values`)."""
+    return render_template("staff/refused.html", code=503), 503
+
+
 @bp.after_request
 def _no_store(response: Response) -> Response:
     response.headers["Cache-Control"] = "no-store"
@@ -331,7 +338,7 @@ def _booking_page(reference: str, note_draft: str | None = None) -> str:
         # What LINE has not delivered to the user about this booking: staff may need to phone instead.
         undelivered = s.scalars(select(OutboxMessage).where(
             OutboxMessage.recipient == conv.line_user_id, OutboxMessage.booking_reference == row.reference,
-            OutboxMessage.status.in_(UNDELIVERED)).order_by(OutboxMessage.id)).all() if conv else []
+            _not_delivered(now)).order_by(OutboxMessage.id)).all() if conv else []
         page = render_template(
             "staff/booking.html", booking=row, details=details, details_unreadable=details_unreadable,
             fields=DETAIL_FIELDS,
@@ -538,17 +545,21 @@ def delete_block(block_id: int):
 OUTBOX_OVERDUE = timedelta(minutes=5)
 
 
+def _not_delivered(now):
+    """Messages LINE has not taken (yet): given up, held, of unknown fate, dropped, waiting for a retry after a
+    refused try (LINE down), or overdue behind another. LINE送信状況 lists them; a booking page, its user's."""
+    return or_(OutboxMessage.status.in_(UNDELIVERED),
+               and_(OutboxMessage.status == "pending",
+                    or_(OutboxMessage.attempts > 0, OutboxMessage.next_attempt_at < now - OUTBOX_OVERDUE)))
+
+
 @bp.get("/outbox")
 def outbox_rows():
     rt = _rt()
     office = _office()
-    overdue = rt.clock.now() - OUTBOX_OVERDUE
     with rt.db.reading() as s:
         rows = s.scalars(select(OutboxMessage).where(
-            OutboxMessage.office_id == office.id,
-            or_(OutboxMessage.status.in_(("failed", "held", "unknown", "stale")),
-                and_(OutboxMessage.status == "pending",
-                     or_(OutboxMessage.attempts > 0, OutboxMessage.next_attempt_at < overdue))),
+            OutboxMessage.office_id == office.id, _not_delivered(rt.clock.now()),
         ).order_by(OutboxMessage.id.desc()).limit(200)).all()
         references = {r.booking_reference for r in rows if r.booking_reference}
         bookings = {b.reference: b for b in s.scalars(select(Booking).where(
