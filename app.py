@@ -55,7 +55,6 @@ def create_app(config: dict | None = None) -> Flask:
         hops = cfg.trusted_proxy_hops
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)  # type: ignore[method-assign]
     app.extensions["madoguchi"] = rt
-    web.log_failures_without_values(app)
     textfmt.register(app)
     app.register_blueprint(webhook.bp)
     app.register_blueprint(web.bp)

@@ -7,15 +7,18 @@ method, and the exception as `describe_error` gives it (type, SQLSTATE, where), 
 """
 from __future__ import annotations
 
+import logging
+
 from flask import Flask, request
 
 from bot.db import describe_error
+
+log = logging.getLogger(__name__)
 
 
 def register(app: Flask) -> None:
     def log_exception(exc_info) -> None:
         rule = request.url_rule.rule if request.url_rule is not None else "(no route)"
-        app.logger.error("request failed: %s %s: %s", request.method, rule, describe_error(exc_info[1]))
+        log.error("%s %s failed: %s", request.method, rule, describe_error(exc_info[1]))
 
     app.log_exception = log_exception  # type: ignore[method-assign]
-

@@ -9,7 +9,7 @@ from functools import lru_cache
 import yaml
 from flask import Blueprint, abort, current_app, render_template, request
 
-from bot.db import SCHEMA_BEHIND_HINT, describe_error, schema_state
+from bot.db import SCHEMA_BEHIND_HINT, schema_state
 from bot.render import TEMPLATES_DIR
 
 from bot.services import terms
@@ -17,16 +17,6 @@ from bot.services import terms
 log = logging.getLogger(__name__)
 bp = Blueprint("web", __name__)
 _VERSION_ID = re.compile(r"^\d{4}-\d{2}-\d{2}$", re.ASCII)
-
-
-def log_failures_without_values(app) -> None:
-    """A request that fails is logged by its route and `describe_error`: Flask's own line quotes the exception's
-    message (a database error's may hold row values: personal data) and the path (a form link's token)."""
-    def log_exception(exc_info) -> None:
-        rule = request.url_rule.rule if request.url_rule is not None else "?"
-        log.error("%s %s failed: %s", request.method, rule, describe_error(exc_info[1]))
-
-    app.log_exception = log_exception
 
 
 @bp.get("/healthz")

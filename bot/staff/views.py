@@ -174,7 +174,7 @@ def _refused_page(error):
 @bp.errorhandler(500)
 def _failed_page(_error):
     """A page that failed (most often the database restarting), said in Japanese: what to check before doing it
-    again (503: try later). Logged by the app without the error's message (`web.log_failures_without_values`)."""
+    again (503: try later). Logged by the app without the error's message (`bot/errorlog.py`)."""
     return render_template("staff/refused.html", code=503), 503
 
 
