@@ -337,12 +337,12 @@ def test_a_request_that_fails_logs_neither_the_errors_values_nor_the_link(app, r
                              Exception(f"duplicate key value\nDETAIL:  Key (name)=({quoted}) already exists."))
 
     monkeypatch.setattr(requestsvc, "submit", failing)
-    app.config["PROPAGATE_EXCEPTIONS"] = False                    # as in production: logged, answered 500
+    app.config["PROPAGATE_EXCEPTIONS"] = False                    # as in production: logged, the kind page
     _, url = hold_directly(rt, "sakata")
     confirmation = Page.get(client, url).submit(client, valid_answers(rt.offices["sakata"]))
     with caplog.at_level(logging.DEBUG):
         response = confirmation.submit(client)
-    assert response.status == 500
+    assert response.status == 503  # "try again": the form's page for any failure under the user
     token = url.rsplit("/", 1)[1]
     assert "IntegrityError" in caplog.text and "/form/<token>" in caplog.text
     assert quoted not in caplog.text and "DETAIL" not in caplog.text and token not in caplog.text
