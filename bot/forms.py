@@ -21,7 +21,7 @@ from functools import lru_cache
 from typing import Any, Mapping
 
 import yaml
-from flask import Blueprint, current_app, redirect, render_template, request, session, url_for
+from flask import Blueprint, current_app, g, redirect, render_template, request, session, url_for
 from markupsafe import Markup
 from sqlalchemy import select
 
@@ -221,7 +221,9 @@ def _resolve(token: str):
     link = _link(rt, token, data)
     if link is None:
         return None, _problem("forged")
-    return replace(link, language=_language(rt, link.conversation_id)), None
+    link = replace(link, language=_language(rt, link.conversation_id))
+    g.form_link = link  # an error page on the way speaks the link's language (bot/error_pages.py)
+    return link, None
 
 
 def _language(rt, conversation_id: int) -> str:
