@@ -345,8 +345,10 @@ def edit(token: str):
 
 
 @bp.get("/form/<token>/confirm")
+@bp.get("/form/<token>/edit")
 def confirm_reloaded(token: str):
-    """The confirmation address opened directly (a reload): back to the input page."""
+    """The confirmation or correction address opened directly (a reload, LINE's "open in browser" after
+    確認 or 修正する): back to the input page."""
     return redirect(url_for("forms.input_page", token=token), 303)
 
 

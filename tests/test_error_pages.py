@@ -133,3 +133,14 @@ def test_a_failure_on_the_dashboard_is_its_own_page(app, monkeypatch):
     assert "ZeroDivisionError" not in html
 
 
+
+def test_the_correction_address_opened_again_goes_back_to_the_input_page(app, rt):
+    """修正する posts to /form/<token>/edit and the input page shows at that address: LINE's "open in browser"
+    (or a reload from the history) opens it with GET, which was a 405."""
+    client = app.test_client()
+    _, url = hold_directly(rt, "sakata")
+    confirmation = Page.get(client, url).submit(client, valid_answers(rt.offices["sakata"]))
+    assert confirmation.status == 200
+    opened = client.get(path_of(url) + "/edit")
+    assert opened.status_code == 303 and opened.headers["Location"].endswith(path_of(url))
+    assert Page.get(client, path_of(url) + "/edit").status == 200
