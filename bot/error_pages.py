@@ -36,13 +36,14 @@ def _kind(code: int) -> str:
 def _answer(error: HTTPException):
     code = error.code or 500
     path = request.path
+    headers = {name: value for name, value in error.get_headers() if name.lower() != "content-type"}  # 405: Allow
     if request.blueprint in MACHINE_BLUEPRINTS or request.endpoint in MACHINE_ENDPOINTS:
-        return {"message": error.name}, code
+        return {"message": error.name}, code, headers
     if path == STAFF_PREFIX or path.startswith(STAFF_PREFIX + "/"):
         html = render_template("staff/refused.html", code=code)
     else:
         html = _public_page(_kind(code))
-    return html, code, {"Cache-Control": "no-store"}
+    return html, code, {**headers, "Cache-Control": "no-store"}
 
 
 def _public_page(kind: str) -> str:

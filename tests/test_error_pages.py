@@ -47,7 +47,9 @@ def test_an_unknown_terms_version_opened_from_the_english_chat_is_in_english(cli
 
 
 def test_a_wrong_method_on_a_public_page_is_a_japanese_page(client):
-    assert_own_page(client.post("/terms/sakata"), 405, "このページは開けません")
+    response = client.post("/terms/sakata")
+    assert_own_page(response, 405, "このページは開けません")
+    assert set(response.headers["Allow"].split(", ")) == {"GET", "HEAD", "OPTIONS"}
     assert_own_page(client.put("/form/abc"), 405, "このページは開けません")
     assert_own_page(client.delete("/healthz"), 405, "このページは開けません")
 
