@@ -63,6 +63,12 @@ def test_the_dashboards_errors_are_its_own_pages(client, method, path, status, w
     assert "staff.css" in html
 
 
+def test_a_body_too_large_on_the_dashboard_changes_nothing_and_says_so(client):
+    response = client.post("/staff/login", data={"username": "x" * (1024 * 1024 + 10), "password": "y"})
+    html = assert_own_page(response, 413, "送られた内容が大きすぎるため", "何も変更していません", "職員用ページ")
+    assert "xxxx" not in html
+
+
 @pytest.mark.parametrize("path,status", [("/callback/nowhere", 404), ("/callback/sakata", 400)])
 def test_the_webhooks_refusals_stay_short_json_for_line(client, path, status):
     response = client.post(path, data="{}", content_type="application/json")
