@@ -101,7 +101,11 @@ def _normalise_db_url(url: str) -> str:
 
 def _dev_secret(instance: Path, name: str, make) -> str:
     """Read a development key from instance/, creating it once, atomically."""
-    instance.mkdir(parents=True, exist_ok=True)
+    try:
+        instance.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise ConfigError(f"INSTANCE_PATH: cannot create {instance} for the development keys and database "
+                          f"({error.strerror or error}): choose a writable folder") from None
     path = instance / name
     if not path.exists():
         tmp = instance / f".{name}.{os.getpid()}.{secrets.token_hex(4)}"
