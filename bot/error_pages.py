@@ -15,6 +15,7 @@ from __future__ import annotations
 from flask import Flask, current_app, g, render_template, request, url_for
 from werkzeug.exceptions import HTTPException
 
+from bot.forms import form_texts
 from bot.render import LANGUAGES
 
 # The routes that answer programs (an address no route knows is a person's, wherever it points).
@@ -47,8 +48,6 @@ def _answer(error: HTTPException):
 
 
 def _public_page(kind: str) -> str:
-    from bot.forms import form_texts
-
     rt = current_app.extensions["madoguchi"]
     link = g.get("form_link")  # set once a form link's signature checked out (bot/forms.py)
     office, language = (link.office, link.language) if link is not None else (None, "ja")
