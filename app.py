@@ -10,7 +10,7 @@ def create_app(config: dict | None = None) -> Flask:
     """Build the app from the environment, with `config` overriding settings (tests)."""
     from functools import partial
 
-    from bot import channels, errorlog, forms, notify, security_headers, settings_store, textfmt, web, webhook
+    from bot import channels, error_pages, errorlog, forms, notify, security_headers, settings_store, textfmt, web, webhook
     from bot.cli import register_cli
     from bot.clock import Clock, parse_instant
     from bot.config import ConfigError, check_production, load_config
@@ -62,6 +62,7 @@ def create_app(config: dict | None = None) -> Flask:
     app.register_blueprint(staff_views.bp)
     security_headers.register(app, production=cfg.is_production)
     errorlog.register(app)
+    error_pages.register(app)
     rt.extras["staff_cards"] = partial(notify.cards, rt)
     rt.extras["staff_postback"] = partial(notify.postback, rt)
     register_cli(app)

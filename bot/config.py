@@ -13,6 +13,12 @@ from cryptography.fernet import Fernet
 
 from bot.clock import parse_instant
 
+try:
+    from gunicorn.errors import AppImportError as AppLoadRefused
+except ImportError:  # gunicorn serves the web process only; a command runs without it
+    class AppLoadRefused(Exception):  # type: ignore[no-redef]
+        """Stands in for gunicorn's AppImportError."""
+
 log = logging.getLogger(__name__)
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -21,11 +27,13 @@ PRODUCTION_LINE_API = "https://api.line.me"
 PRODUCTION_LINE_DATA_API = "https://api-data.line.me"
 
 
-class ConfigError(click.ClickException, RuntimeError):
+class ConfigError(click.ClickException, RuntimeError, AppLoadRefused):
     """Raised when the app cannot start with the settings it was given.
 
     A ClickException too: when `flask --app app <command>` builds the app and it cannot start (a broken office
     profile, a missing production secret), the command prints the message and exits 1 instead of a traceback.
+    And gunicorn's AppImportError: a gunicorn worker that cannot build the app (the Procfile's `web`) prints the
+    message alone, and gunicorn stops ("App failed to load", a failure status) instead of logging a traceback.
     """
 
 
@@ -93,7 +101,11 @@ def _normalise_db_url(url: str) -> str:
 
 def _dev_secret(instance: Path, name: str, make) -> str:
     """Read a development key from instance/, creating it once, atomically."""
-    instance.mkdir(parents=True, exist_ok=True)
+    try:
+        instance.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise ConfigError(f"INSTANCE_PATH: cannot create {instance} for the development keys and database "
+                          f"({error.strerror or error}): choose a writable folder") from None
     path = instance / name
     if not path.exists():
         tmp = instance / f".{name}.{os.getpid()}.{secrets.token_hex(4)}"

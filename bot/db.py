@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Iterator, Sequence
 
 from sqlalchemy import create_engine, event, exc, text
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 log = logging.getLogger(__name__)
@@ -53,22 +53,60 @@ def _is_missing_schema(orig: BaseException | None) -> bool:
                                                                               "no such column"))
 
 
+def database_problem(error: BaseException, url: str) -> str | None:
+    """What the operator does about a database error that stops a command, or None when it is not the setting's
+    or the release's: the database cannot be reached, or its schema is older than this release."""
+    if not isinstance(error, exc.DBAPIError):
+        return None
+    return connect_problem(error, url) or (SCHEMA_BEHIND_HINT if _is_missing_schema(error.orig) else None)
+
+
+def connect_problem(error: exc.DBAPIError, url: str) -> str | None:
+    """The database could not be reached: the error came while connecting (no statement), and the driver's
+    reason says why (no row is in it)."""
+    if error.statement is not None:
+        return None
+    reason = (str(error.orig).strip().splitlines() or [""])[0] or type(error.orig).__name__
+    return (f"cannot connect to the database at {shown_url(url)} ({reason}): check DATABASE_URL and that the "
+            "database server is running and accepts connections from here")
+
+
+def shown_url(url: str) -> str:
+    """A database URL as messages may show it: without its password."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except exc.ArgumentError:
+        return "(DATABASE_URL)"
+
+
 def is_sqlite(engine: Engine) -> bool:
     return engine.dialect.name == "sqlite"
 
 
 def make_engine(url: str) -> Engine:
-    """An engine whose errors and logs never show bound values (they may be personal data)."""
-    if url.startswith("sqlite"):
-        path = url.split("///", 1)[-1]
-        if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False},
-                               hide_parameters=True)
-        _make_sqlite_safe(engine)
-    else:
-        engine = create_engine(url, pool_size=5, max_overflow=5, hide_parameters=True)
-        _ping_when_idle(engine)
+    """An engine whose errors and logs never show bound values (they may be personal data).
+
+    A URL this app cannot use stops the start naming DATABASE_URL (ConfigError), not with a driver traceback."""
+    from bot.config import ConfigError
+
+    try:
+        if url.startswith("sqlite"):
+            path = url.split("///", 1)[-1]
+            if path and path != ":memory:":
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+            engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False},
+                                   hide_parameters=True)
+            _make_sqlite_safe(engine)
+        else:
+            engine = create_engine(url, pool_size=5, max_overflow=5, hide_parameters=True)
+            _ping_when_idle(engine)
+    except OSError as error:  # the SQLite file's folder cannot be made
+        raise ConfigError(f"DATABASE_URL: cannot create the folder of the SQLite file {shown_url(url)} "
+                          f"({error.strerror or error}): choose a writable path") from None
+    except (exc.ArgumentError, ImportError) as error:  # not a URL, or a database without a driver here
+        raise ConfigError(f"DATABASE_URL cannot be used ({error}): give a PostgreSQL URL "
+                          "(postgresql://user:password@host:5432/name) or a SQLite one (sqlite:////path/to/file)"
+                          ) from None
     return engine
 
 
@@ -207,6 +245,17 @@ def upgrade_schema(database: Database, data_encryption_keys: Sequence[str] = ())
     `data_encryption_keys` (newest first) are for a migration that encrypts what was stored in the clear
     (0012: the staff notes; 0013: the override reasons); a migration that needs them and finds none refuses.
     """
+    try:
+        _upgrade(database, data_encryption_keys)
+    except exc.DBAPIError as error:
+        from bot.config import ConfigError
+
+        if problem := connect_problem(error, database.url):
+            raise ConfigError(problem) from None
+        raise
+
+
+def _upgrade(database: Database, data_encryption_keys: Sequence[str]) -> None:
     with database.migration_lock():
         state = schema_state(database)
         if state.ahead:

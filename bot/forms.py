@@ -234,7 +234,8 @@ def _resolve(token: str):
     link = _link(rt, token, data)
     if link is None:
         return None, _problem("forged")
-    g.form_link = replace(link, language=_language(rt, link.conversation_id))  # for a page that fails later
+    # Kept for a page that fails later: the error pages speak the link's language (bot/error_pages.py).
+    g.form_link = replace(link, language=_language(rt, link.conversation_id))
     return g.form_link, None
 
 
@@ -357,8 +358,10 @@ def edit(token: str):
 
 
 @bp.get("/form/<token>/confirm")
+@bp.get("/form/<token>/edit")
 def confirm_reloaded(token: str):
-    """The confirmation address opened directly (a reload): back to the input page."""
+    """The confirmation or correction address opened directly (a reload, LINE's "open in browser" after
+    確認 or 修正する): back to the input page."""
     return redirect(url_for("forms.input_page", token=token), 303)
 
 

@@ -197,6 +197,14 @@ def test_development_keys_are_created_once_and_kept(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["data_encryption_key", "secret_key"]
 
 
+def test_an_instance_folder_that_cannot_be_made_is_named(tmp_path):
+    """Development keeps its keys under INSTANCE_PATH: a folder that cannot be made was an OSError traceback."""
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    with pytest.raises(ConfigError, match=r"^INSTANCE_PATH: cannot create .*a-file/instance .*choose a writable"):
+        load_config(environ={"INSTANCE_PATH": str(blocker / "instance")})
+
+
 def test_development_keys_racing_threads_agree(tmp_path):
     results: list[tuple] = []
     barrier = threading.Barrier(8)

@@ -250,3 +250,21 @@ def test_readme_lists_every_command():
     section = section[:section.index("\n## ", 1)]
     missing = sorted(name for name in _commands(app.cli) if f"`{name}" not in section)
     assert not missing, f"README's Commands section does not name: {missing}"
+
+
+def test_a_port_in_use_stops_dev_before_it_says_it_is_running(app, monkeypatch):
+    """`dev` started the worker and printed "madoguchi is running: open …" before Werkzeug found the port taken."""
+    for office in ("SAKATA", "OTARU"):  # nothing for `dev` to fill in: the environment stays as it is
+        monkeypatch.setenv(f"LINE_BASIC_ID_{office}", f"@{office.lower()}")
+        monkeypatch.setenv(f"LINE_STAFF_GROUP_ID_{office}", "C" + "0" * 32)
+    monkeypatch.setenv("PUBLIC_BASE_URL", "http://localhost:5000")
+    started = []
+    monkeypatch.setattr(subprocess, "Popen", lambda *a, **k: started.append(a) or pytest.fail("worker started"))
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = app.test_cli_runner().invoke(args=["dev", "--port", str(port)])
+    assert result.exit_code == 1, result.output
+    assert f"cannot serve 127.0.0.1 port {port}" in result.output and "--port <another port>" in result.output
+    assert "is running" not in result.output and not started

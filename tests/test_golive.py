@@ -250,6 +250,55 @@ def test_a_command_before_the_first_db_upgrade_says_to_run_it(empty_database_url
         app.extensions["madoguchi"].db.dispose()
 
 
+def test_the_worker_before_the_first_db_upgrade_says_to_run_it(empty_database_url, tmp_path, fake_line):
+    """`worker --once` (a rehearsal, a cron pass) on a database the release process has not upgraded was a
+    driver traceback ending in "no such table" / "relation does not exist"."""
+    app = _production_app(empty_database_url, tmp_path, fake_line)
+    try:
+        result = app.test_cli_runner().invoke(args=["worker", "--once"])
+        assert result.exit_code == 1, result.output
+        assert "run `flask --app app db upgrade`" in result.output and "Traceback" not in result.output
+        assert isinstance(result.exception, SystemExit)
+    finally:
+        app.extensions["madoguchi"].db.dispose()
+
+
+UNREACHABLE = "postgresql://madoguchi:sekret@127.0.0.1:1/madoguchi"  # nothing listens on port 1
+
+
+@pytest.mark.parametrize("args", [["db", "upgrade"], ["worker", "--once"], ["channels", "list"],
+                                  ["staff", "create-user", "--office", "sakata", "--username", "tanaka",
+                                   "--password-stdin"]])
+def test_a_command_on_an_unreachable_database_names_the_setting(tmp_path, fake_line, args):
+    app = _production_app(UNREACHABLE, tmp_path, fake_line)
+    try:
+        result = app.test_cli_runner().invoke(args=args, input="correct horse battery staple\n")
+        assert result.exit_code == 1, result.output
+        assert "cannot connect to the database at postgresql+psycopg://madoguchi:***@127.0.0.1:1/madoguchi" \
+               in result.output and "check DATABASE_URL" in result.output
+        assert "sekret" not in result.output and isinstance(result.exception, SystemExit)
+    finally:
+        app.extensions["madoguchi"].db.dispose()
+
+
+@pytest.mark.parametrize("url,expected", [
+    (UNREACHABLE, "cannot connect to the database at postgresql+psycopg://madoguchi:***@127.0.0.1:1/madoguchi"),
+    ("postgres//madoguchi@db/madoguchi", "DATABASE_URL cannot be used"),
+    ("mysql://madoguchi@db/madoguchi", "DATABASE_URL cannot be used (No module named"),
+])
+def test_a_database_setting_that_stops_the_start_is_named(tmp_path, fake_line, url, expected):
+    """Development prepares the database on start (`flask --app app dev`, `run`, any command): an unusable
+    DATABASE_URL stopped it with a driver traceback; it is a ConfigError now, which every command and gunicorn
+    print as the message alone."""
+    from app import create_app
+    from bot.config import ConfigError
+
+    with pytest.raises(ConfigError) as refused:
+        create_app({"database_url": url, "instance_path": str(tmp_path / "instance"), "testing": True,
+                    "line_api_base_url": fake_line.url, "line_api_data_base_url": fake_line.url})
+    assert expected in str(refused.value) and "sekret" not in str(refused.value)
+
+
 def test_production_missing_a_channel_says_how_to_use_the_channels_store(tmp_path, monkeypatch):
     from bot.config import ConfigError, check_production, load_config
 

@@ -87,3 +87,31 @@ def test_a_misspelt_staff_handoff_setting_stops_start_up(tmp_path, make_app, mon
     finally:
         handoff._settings.cache_clear()
     assert expected in str(refused.value)
+
+
+def web_command_env(tmp_path: Path, **settings: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LINE_", "APP_", "DATABASE_URL", "SECRET_KEY",
+                                                                     "DATA_ENCRYPTION_KEY", "OFFICES_DIR"))}
+    env.update({"INSTANCE_PATH": str(tmp_path / "instance"), "WEB_CONCURRENCY": "1", "PORT": "0",
+                "DATABASE_URL": f"sqlite:///{tmp_path / 'web.sqlite3'}",
+                "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}", **settings})
+    return env
+
+
+@pytest.mark.parametrize("setting,expected", [
+    ({"APP_ENV": "production"}, "production needs these settings: SECRET_KEY, DATA_ENCRYPTION_KEY"),
+    ("broken profile", "otaru.yaml: schedule.capacty: unknown field"),
+])
+def test_the_procfiles_web_command_names_what_stops_the_start_without_a_traceback(tmp_path, setting, expected):
+    """Under gunicorn a configuration error was a worker's traceback with the message as its last line, then
+    "Worker failed to boot": the operator sees the message alone, and gunicorn stops with a failure status."""
+    if setting == "broken profile":
+        folder = profiles(tmp_path, "otaru", lambda t: t.replace("  capacity: 1", "  capacty: 1"))
+        setting = {"APP_ENV": "development", "OFFICES_DIR": str(folder)}
+    procfile = (PROJECT_ROOT / "Procfile").read_text(encoding="utf-8")
+    web = next(line.split(":", 1)[1] for line in procfile.splitlines() if line.startswith("web:"))
+    done = subprocess.run(["bash", "-c", web.replace("0.0.0.0", "127.0.0.1")], cwd=PROJECT_ROOT,
+                          env=web_command_env(tmp_path, **setting), capture_output=True, text=True, timeout=120)
+    assert done.returncode != 0
+    assert expected in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr, done.stderr

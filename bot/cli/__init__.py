@@ -1,6 +1,10 @@
 """`flask --app app …` commands, registered on the app."""
 from __future__ import annotations
 
+import functools
+
+import click
+
 
 def register_cli(app) -> None:
     from bot.cli.channels import channels_group
@@ -22,3 +26,37 @@ def register_cli(app) -> None:
     app.cli.add_command(terms_group)
     app.cli.add_command(dev_command)
     app.cli.add_command(keys_group)
+    for command in app.cli.commands.values():
+        # `db upgrade` is what the schema hint says to run: a missing table there is a migration's own error.
+        _plain_database_errors(command, schema_hint=command is not db_group)
+
+
+def _plain_database_errors(command: click.Command, schema_hint: bool = True) -> None:
+    """A command stopped by the database (unreachable, or its schema older than this release) prints what to do
+    about it and exits 1 (`bot.db.database_problem`), not a driver traceback. Commands are module objects that
+    every app registers again: each is wrapped once."""
+    for sub in getattr(command, "commands", {}).values():
+        _plain_database_errors(sub, schema_hint)
+    callback = command.callback
+    if callback is None or getattr(callback, "plain_database_errors", False):
+        return
+
+    @functools.wraps(callback)
+    def run(*args, **kwargs):
+        from flask.cli import ScriptInfo
+        from sqlalchemy.exc import DBAPIError
+
+        from bot.config import ConfigError
+        from bot.db import connect_problem, database_problem
+
+        try:
+            return callback(*args, **kwargs)
+        except DBAPIError as error:
+            url = click.get_current_context().ensure_object(ScriptInfo).load_app().extensions["madoguchi"].db.url
+            problem = (database_problem if schema_hint else connect_problem)(error, url)
+            if problem is None:
+                raise
+            raise ConfigError(problem) from None
+
+    run.plain_database_errors = True  # type: ignore[attr-defined]
+    command.callback = run

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 from typing import Iterable, Mapping
@@ -61,6 +62,19 @@ def _raise_interrupt(signum, frame) -> None:
     raise KeyboardInterrupt
 
 
+def _exit_if_taken(host: str, port: int) -> None:
+    """A port another program serves stops `dev` before it starts the worker and says it is running (Werkzeug
+    would say so too, but only after both)."""
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as Werkzeug binds: a closing port is free
+        try:
+            probe.bind((host, port))
+        except OSError as error:
+            click.echo(f"cannot serve {host} port {port} ({error.strerror or error}): stop the program that uses "
+                       "it, or start with `--port <another port>`", err=True)
+            sys.exit(1)
+
+
 def _stop(worker: subprocess.Popen) -> None:
     worker.terminate()
     try:
@@ -80,6 +94,7 @@ def dev_command(host: str, port: int) -> None:
     if rt.config.is_production:
         click.echo("`dev` is for development only; use gunicorn and `flask --app app worker`.", err=True)
         sys.exit(2)
+    _exit_if_taken(host, port)
     app = current_app._get_current_object()
     added = development_settings(os.environ, [o.id for o in rt.offices.values() if o.enabled], host, port)
     if added:
