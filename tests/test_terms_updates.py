@@ -213,6 +213,34 @@ def test_broadcast_mode_is_one_call(app, rt, fake_line, tmp_path):
         assert s.scalar(select(func.count()).select_from(BroadcastChunk)) == 1
 
 
+def test_a_version_told_in_one_mode_is_not_told_again_in_another(app, rt, fake_line, tmp_path):
+    _publish(app, tmp_path)
+    _followers(rt, 3)
+    assert _cli(app, "terms", "broadcast", "--office", "sakata", "--mode", "multicast", "--yes").exit_code == 0
+    for mode in ("broadcast", "next-message"):
+        again = _cli(app, "terms", "broadcast", "--office", "sakata", "--mode", mode, "--yes")
+        assert again.exit_code == 0 and "already complete: sakata 2026-12-10 multicast" in again.output
+    assert len(fake_line.deliveries("multicast")) == 1 and fake_line.deliveries("broadcast") == []
+    with rt.db.reading() as s:
+        assert s.scalar(select(func.count()).select_from(TermsBroadcast)) == 1
+        assert s.scalar(select(func.count()).select_from(Conversation).where(
+            Conversation.pending_notice.is_not(None))) == 0
+
+
+def test_a_paused_run_is_resumed_in_its_own_mode_not_sent_again_in_another(app, rt, fake_line, tmp_path):
+    _publish(app, tmp_path)
+    _followers(rt, 3)
+    fake_line.fail_next(1, status=429, path_contains="multicast",
+                        body={"message": "You have reached your monthly limit."})
+    assert _cli(app, "terms", "broadcast", "--office", "sakata", "--mode", "multicast", "--yes").exit_code == 1
+    other = _cli(app, "terms", "broadcast", "--office", "sakata", "--mode", "broadcast", "--yes")
+    assert other.exit_code == 1
+    assert "multicast run of sakata 2026-12-10 is paused (monthly quota reached)" in other.output
+    assert "--mode multicast" in other.output and fake_line.deliveries("broadcast") == []
+    assert _cli(app, "terms", "broadcast", "--office", "sakata", "--mode", "multicast", "--yes").exit_code == 0
+    assert len(fake_line.deliveries("multicast")) == 1
+
+
 def test_next_message_mode_rides_on_the_next_free_reply_once(app, rt, sakata_user, fake_line, tmp_path):
     sakata_user.follows()
     _publish(app, tmp_path)

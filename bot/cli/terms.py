@@ -74,10 +74,21 @@ def broadcast_command(office_id: str, mode: str, version: str | None, dry_run: b
             click.echo(f"unknown version {version}", err=True)
             sys.exit(1)
         existing = broadcasts.find(s, office.id, version, mode)
+        other = broadcasts.other_run(s, office.id, version, mode)
         est = broadcasts.estimate(s, office.id, mode)
     if existing is not None and existing.status == "complete":
         click.echo(f"already complete: {office.id} {version} {mode}")
         return
+    if other is not None and other.status == "complete":
+        click.echo(f"already complete: {office.id} {version} {other.mode}; nothing sent "
+                   f"(a {mode} notice would tell the same followers a second time)")
+        return
+    if other is not None:
+        click.echo(f"a {other.mode} run of {office.id} {version} is {other.status}"
+                   + (f" ({other.note})" if other.note else "")
+                   + f"; run the same command with --mode {other.mode} to resume it "
+                   f"(a {mode} notice would tell the same followers a second time)", err=True)
+        sys.exit(1)
     remaining = _remaining_quota(rt, office.id) if mode != "next-message" else None
     click.echo(f"office {office.id}, version {version}, mode {mode}")
     click.echo(f"recipients: {est.recipients} known followers" + (" (broadcast reaches every friend)" if mode == "broadcast" else ""))

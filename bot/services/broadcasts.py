@@ -56,6 +56,14 @@ def find(session: Session, office_id: str, version: str, mode: str) -> TermsBroa
         TermsBroadcast.office_id == office_id, TermsBroadcast.version == version, TermsBroadcast.mode == mode))
 
 
+def other_run(session: Session, office_id: str, version: str, mode: str) -> TermsBroadcast | None:
+    """A run of this version in another mode: its followers were (or are being) told already, and a second
+    notice by another mode would reach them again (and count twice against the quota)."""
+    return session.scalar(select(TermsBroadcast).where(
+        TermsBroadcast.office_id == office_id, TermsBroadcast.version == version, TermsBroadcast.mode != mode
+    ).order_by(TermsBroadcast.id).limit(1))
+
+
 def plan(session: Session, office_id: str, version: str, mode: str, now: datetime) -> TermsBroadcast:
     """The run for (office, version, mode), planned once: its chunks are fixed at planning time."""
     existing = find(session, office_id, version, mode)
