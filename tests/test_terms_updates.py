@@ -254,6 +254,35 @@ def test_next_message_mode_rides_on_the_next_free_reply_once(app, rt, sakata_use
     assert "利用規約が改定されます" not in fake_line.texts_to(sakata_user.user_id)[-1]
 
 
+def test_a_next_message_notice_is_not_added_to_the_consent_it_announces(app, rt, sakata_user, fake_line, tmp_path):
+    _consent_via_chat(sakata_user, fake_line)
+    sakata_user.says("中止")
+    _publish(app, tmp_path)
+    assert _cli(app, "terms", "broadcast", "--office", "sakata", "--mode", "next-message", "--yes").exit_code == 0
+    rt.clock.freeze(datetime(2026, 12, 10, 9, 0, tzinfo=TOKYO))
+
+    sakata_user.says("予約")                                   # the reply asks consent to that very version
+    reply = fake_line.texts_to(sakata_user.user_id)
+    assert "改定されました" in reply[-1] and "第6条の予約方法を変更しました。" in reply[-1]
+    assert not any("利用規約が改定されます" in text for text in reply)
+    sakata_user.says("同意する")
+    sakata_user.says("ヘルプ")                                 # consented already: nothing more to announce
+    assert not any("利用規約が改定されます" in text for text in fake_line.texts_to(sakata_user.user_id))
+
+
+def test_a_next_message_notice_is_not_sent_to_who_consented_to_that_version(app, rt, sakata_user, fake_line,
+                                                                            tmp_path):
+    sakata_user.follows()
+    _publish(app, tmp_path, version="2026-12-01")              # in force today
+    assert _cli(app, "terms", "broadcast", "--office", "sakata", "--mode", "next-message", "--yes").exit_code == 0
+    with rt.db.transaction() as s:                              # consented on the same day through another way
+        conv = s.scalar(select(Conversation))
+        s.add(Consent(office_id="sakata", conversation_id=conv.id, version="2026-12-01",
+                      consented_at=rt.clock.now(), webhook_event_id="e1", method="text"))
+    sakata_user.says("ヘルプ")
+    assert not any("利用規約が改定" in text for text in fake_line.texts_to(sakata_user.user_id))
+
+
 def test_consent_log_exports_per_office(app, rt, sakata_user, otaru_user, fake_line):
     _consent_via_chat(sakata_user, fake_line)
     _consent_via_chat(otaru_user, fake_line)
