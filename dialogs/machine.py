@@ -506,10 +506,13 @@ def say_terms_changed(e: EventData) -> None:
 
 
 def say_declined_terms(e: EventData) -> None:
-    """同意しない: end kindly with the office's other ways (a slot held before the new terms is given back)."""
-    e.model.ports.release_hold()
-    e.model.context.clear()
-    e.model.say("consent_declined")
+    """同意しない: end kindly with the office's other ways (a slot held before the new terms is given back,
+    and said so; a request or booking made under the older terms stays, and the user is told what to do)."""
+    talk: Talk = e.model
+    released = talk.ports.held_slot()
+    talk.ports.release_hold()
+    talk.context.clear()
+    talk.say("consent_declined", released=released, booking=talk.ports.open_booking())
 
 
 def say_stopped(e: EventData) -> None:

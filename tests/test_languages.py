@@ -474,7 +474,7 @@ def test_what_my_bookings_says_about_an_entry_stays_inside_that_entry(office_id,
 # -- phone routes: e-mail where accepted, and the telephone relay service -------------------------------------
 
 PHONE_ROUTES = {
-    "booking_blocked": {}, "miss_contact": dict(state="awaiting_slot"), "consent_declined": {},
+    "booking_blocked": {}, "miss_contact": dict(state="awaiting_slot"), "consent_declined": dict(released=None, booking=None),
     "outcome_confirmed": dict(booking=booking("confirmed")), "reminder_day_before": dict(booking=booking("confirmed")),
     "withdraw_result": dict(result={"outcome": "call", **booking("confirmed", "call", ("phone",))}),
     "bookings": dict(bookings=[booking("confirmed", "call", ("phone", "email"))], in_progress=False),

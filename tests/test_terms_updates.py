@@ -374,6 +374,20 @@ def test_declining_a_version_that_took_effect_mid_booking_gives_the_held_slot_ba
         assert s.scalar(select(func.count()).select_from(SlotHold)) == 0
 
 
+def test_declining_while_a_slot_is_held_says_the_slot_is_let_go(app, rt, sakata_user, fake_line, tmp_path):
+    _effective_tomorrow(app, rt, tmp_path)
+    rt.clock.freeze(datetime(2026, 12, 9, 23, 55, tzinfo=TOKYO))
+    walk_to_slots(sakata_user, rt)
+    sakata_user.says("1")
+    rt.clock.freeze(datetime(2026, 12, 10, 0, 2, tzinfo=TOKYO))   # the hold is still live
+    sakata_user.says("予約")
+    sakata_user.says("同意しない")
+    declined = fake_line.texts_to(sakata_user.user_id)[-1]
+    assert "仮押さえは取り消しました" in declined and "お申込み中の予約" not in declined
+    with rt.db.reading() as s:
+        assert s.scalar(select(func.count()).select_from(SlotHold)) == 0
+
+
 def test_a_form_open_when_a_version_takes_effect_waits_for_consent_and_keeps_what_was_typed(
         app, rt, client, sakata_user, fake_line, tmp_path):
     _effective_tomorrow(app, rt, tmp_path)
