@@ -177,6 +177,7 @@ def ask(talk: Talk, again: bool = False) -> None:
         version = talk.ports.terms_version()
         previous = talk.ports.consented_version()
         reconsent = previous is not None and previous < version
+        talk.context["terms_shown"] = version   # typed 同意する agrees to this version, not to one that follows
         talk.say("consent", buttons, version=version, terms_url=talk.ports.terms_url(), reconsent=reconsent,
                  brief=again, resuming=bool(talk.context.get("return_to")),
                  summary=talk.ports.terms_summary(version) if reconsent else None,
@@ -235,8 +236,9 @@ def consented_current(e: EventData) -> bool:
 
 
 def agrees_to_current(e: EventData) -> bool:
-    """Typed 同意する, or a button shown for the version in force now (not an older one)."""
-    value = _value(e)
+    """A button, or typed 同意する, for the version in force now: not for an older one shown before a new
+    version took effect (typed words agree to the version last shown)."""
+    value = _value(e) or e.model.context.get("terms_shown")
     return value is None or value == e.model.ports.terms_version()
 
 
@@ -335,6 +337,7 @@ def record_consent(e: EventData) -> None:
     talk.context["consented_in_flow"] = True
     talk.context["terms"] = version
     talk.context.pop("reconsent", None)
+    talk.context.pop("terms_shown", None)
 
 
 def consent_again(e: EventData) -> None:
@@ -501,7 +504,7 @@ def say_no_earlier_step(e: EventData) -> None:
 
 def say_terms_changed(e: EventData) -> None:
     """A consent button from an older version: show the version in force."""
-    e.model.say("stale_button", state=e.model.state)
+    e.model.say("stale_button", state=e.model.state, terms_changed=True)
     ask(e.model)
 
 

@@ -131,7 +131,8 @@ def samples(office) -> dict[str, list[dict[str, Any]]]:
         "idle_hint": [dict(misses=n) for n in (1, 3)],
         "no_earlier_step": [{}],
         "nothing_in_progress": [{}],
-        "stale_button": [dict(state=s, late=late) for s in STATES if s != "idle" for late in (False, True)],
+        "stale_button": [dict(state=s, late=late) for s in STATES if s != "idle" for late in (False, True)]
+                        + [dict(state="awaiting_consent", terms_changed=True)],
         "stale_idle": [{}, dict(late=True)],
         "group_hint": [{}],
         "stopped": [{}],

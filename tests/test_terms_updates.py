@@ -98,7 +98,7 @@ def test_old_consenter_consents_again_from_the_effective_date(app, rt, sakata_us
     sakata_user.taps(f"a=agree&at=awaiting_consent&o=sakata&v=2023-11-01")
     with rt.db.reading() as s:
         assert s.scalar(select(func.count()).select_from(Consent).where(Consent.version == NEW_VERSION)) == 0
-    assert "前の手順" in fake_line.texts_to(sakata_user.user_id)[-2]
+    assert "その後改定されました" in fake_line.texts_to(sakata_user.user_id)[-2]
 
     sakata_user.taps(f"a=agree&at=awaiting_consent&o=sakata&v={NEW_VERSION}")
     with rt.db.reading() as s:
@@ -343,6 +343,21 @@ def test_a_version_taking_effect_at_the_questions_is_consented_to_before_the_nex
     texts = fake_line.texts_to(sakata_user.user_id)
     assert thanks in texts[-2] and "2/5" in texts[-1]          # the question reached, not the first one again
     assert _consents(rt) == 1
+
+
+def test_typed_consent_to_the_terms_shown_before_a_new_version_took_effect_is_not_taken_for_it(
+        app, rt, sakata_user, fake_line, tmp_path):
+    _effective_tomorrow(app, rt, tmp_path)
+    rt.clock.freeze(datetime(2026, 12, 9, 23, 59, tzinfo=TOKYO))
+    sakata_user.says("予約")                                   # shown the version in force until midnight
+    assert "2023-11-01" in fake_line.texts_to(sakata_user.user_id)[-1]
+    rt.clock.freeze(datetime(2026, 12, 10, 0, 1, tzinfo=TOKYO))
+
+    sakata_user.says("同意する")                               # typed after the new version took effect
+    texts = fake_line.texts_to(sakata_user.user_id)
+    assert _consents(rt) == 0 and "その後改定されました" in texts[-2] and NEW_VERSION in texts[-1]
+    sakata_user.says("同意する")                               # now about the version just shown
+    assert _consents(rt) == 1 and "【確認 1/" in fake_line.texts_to(sakata_user.user_id)[-1]
 
 
 def test_a_version_taking_effect_while_a_slot_is_held_keeps_the_slot(app, rt, sakata_user, fake_line, tmp_path):
