@@ -203,6 +203,28 @@ def test_a_second_run_while_one_is_going_is_refused(app, rt, fake_line, tmp_path
     assert len(fake_line.deliveries("multicast")) == 1
 
 
+def test_a_broadcast_stopped_with_ctrl_c_resumes_at_once_without_sending_twice(app, rt, fake_line, tmp_path,
+                                                                              monkeypatch):
+    _publish(app, tmp_path)
+    _followers(rt, 1200)
+    send, calls = rt.line.multicast, []
+
+    def interrupted_at_the_second_call(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return send(*args, **kwargs)
+
+    monkeypatch.setattr(rt.line, "multicast", interrupted_at_the_second_call)
+    first = _cli(app, "terms", "broadcast", "--office", "sakata", "--mode", "multicast", "--yes")
+    assert first.exit_code == 1 and "interrupted" in first.output and "1 of 3 calls sent" in first.output
+    monkeypatch.setattr(rt.line, "multicast", send)
+    again = _cli(app, "terms", "broadcast", "--office", "sakata", "--mode", "multicast", "--yes")
+    assert again.exit_code == 0, again.output
+    recipients = [u for d in fake_line.deliveries("multicast") for u in d.to]
+    assert len(recipients) == 1200 and len(set(recipients)) == 1200
+
+
 def test_broadcast_mode_is_one_call(app, rt, fake_line, tmp_path):
     _publish(app, tmp_path)
     _followers(rt, 3)

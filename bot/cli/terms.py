@@ -127,9 +127,32 @@ def _send(rt, office, version: str, mode: str) -> None:
     with rt.db.reading() as s:
         chunks = [(c.id, c.recipients.get("to", []), c.recipients.get("language", "ja"), c.retry_key)
                   for c in broadcasts.pending_chunks(s, run_id)]
-        done, total = broadcasts.progress(s, run_id)
+    done, total = _progress(rt, run_id)
     # A multicast chunk speaks its users' language; a broadcast reaches every friend, so it speaks Japanese.
     notices = _notices(rt, office, version, {c[2] for c in chunks})
+    try:
+        done = _send_chunks(rt, office, mode, run_id, runner, chunks, notices, done, total)
+    except KeyboardInterrupt:
+        # Ctrl+C: let the run go now, so that the same command resumes at once (not after the lease runs out);
+        # a call LINE took just before is not sent twice (its chunk keeps its retry key).
+        with rt.db.transaction() as s:
+            broadcasts.finish(s, run_id, rt.clock.now(), "paused", "interrupted")
+        done, total = _progress(rt, run_id)
+        click.echo(f"\nstopped: interrupted; {done} of {total} calls sent. Run the same command again to resume.",
+                   err=True)
+        sys.exit(1)
+    with rt.db.transaction() as s:
+        broadcasts.finish(s, run_id, rt.clock.now(), "complete")
+    click.echo(f"complete: {total} calls sent")
+
+
+def _progress(rt, run_id: int) -> tuple[int, int]:
+    with rt.db.reading() as s:
+        return broadcasts.progress(s, run_id)
+
+
+def _send_chunks(rt, office, mode: str, run_id: int, runner: str, chunks, notices, done: int, total: int) -> int:
+    """Send the pending chunks in order, each recorded once LINE took it; stops (exit 1) on a refusal."""
     with click.progressbar(length=total, label="sending", file=sys.stderr) as bar:
         bar.update(done)
         for chunk_id, to, language, key in chunks:
@@ -151,9 +174,7 @@ def _send(rt, office, version: str, mode: str) -> None:
             click.echo(f"\nstopped: {reason}; {done} of {total} calls sent. Run the same command again to resume.",
                        err=True)
             sys.exit(1)
-    with rt.db.transaction() as s:
-        broadcasts.finish(s, run_id, rt.clock.now(), "complete")
-    click.echo(f"complete: {total} calls sent")
+    return done
 
 
 def _call(rt, office_id: str, mode: str, to: list[str], messages: list[dict], key: str) -> lc.SendResult:
