@@ -63,6 +63,23 @@ def test_publish_refuses_bad_versions(app, tmp_path, version, text, summary, why
     assert why in result.output
 
 
+def test_a_summary_too_long_for_the_chat_is_refused_and_the_longest_accepted_fits(app, rt, sakata_user, fake_line,
+                                                                                   tmp_path):
+    from bot.services.terms import SUMMARY_MAX
+
+    too_long = _publish(app, tmp_path, summary="変" * (SUMMARY_MAX + 1))
+    assert too_long.exit_code == 1 and f"at most {SUMMARY_MAX} characters" in too_long.output
+    _consent_via_chat(sakata_user, fake_line)
+    sakata_user.says("中止")
+    assert _publish(app, tmp_path, summary="変" * SUMMARY_MAX).exit_code == 0
+    rt.clock.freeze(datetime(2026, 12, 10, 9, 0, tzinfo=TOKYO))
+    for language in ("English", "やさしい日本語", "日本語"):
+        sakata_user.says(language)
+        sakata_user.says("予約")                               # the consent prompt with the summary fits
+        assert "変" * SUMMARY_MAX in fake_line.texts_to(sakata_user.user_id)[-1]
+        sakata_user.says("中止")
+
+
 def test_publish_refuses_a_version_already_used(app, tmp_path):
     assert _publish(app, tmp_path).exit_code == 0
     again = _publish(app, tmp_path)
