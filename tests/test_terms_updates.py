@@ -242,6 +242,18 @@ def test_a_broadcast_stopped_with_ctrl_c_resumes_at_once_without_sending_twice(a
     assert len(recipients) == 1200 and len(set(recipients)) == 1200
 
 
+def test_a_superseded_version_is_not_announced(app, rt, fake_line, tmp_path):
+    _followers(rt, 3)
+    _publish(app, tmp_path, version="2026-12-01")                     # in force today
+    _publish(app, tmp_path)
+    old = _cli(app, "terms", "broadcast", "--office", "sakata", "--mode", "multicast", "--version", "2023-11-01",
+               "--yes")
+    assert old.exit_code == 1 and "2023-11-01 is no longer in force (2026-12-01 is)" in old.output
+    assert fake_line.deliveries("multicast") == []
+    assert _cli(app, "terms", "broadcast", "--office", "sakata", "--mode", "multicast", "--version", "2026-12-01",
+                "--yes").exit_code == 0
+
+
 def test_broadcast_mode_is_one_call(app, rt, fake_line, tmp_path):
     _publish(app, tmp_path)
     _followers(rt, 3)

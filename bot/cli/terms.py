@@ -73,6 +73,11 @@ def broadcast_command(office_id: str, mode: str, version: str | None, dry_run: b
         if terms.get(s, office.id, version) is None:
             click.echo(f"unknown version {version}", err=True)
             sys.exit(1)
+        in_force = terms.current_version(s, office.id, now.date())
+        if in_force is not None and version < in_force:
+            click.echo(f"{version} is no longer in force ({in_force} is): a notice would announce a superseded "
+                       "version", err=True)
+            sys.exit(1)
         existing = broadcasts.find(s, office.id, version, mode)
         other = broadcasts.other_run(s, office.id, version, mode)
         est = broadcasts.estimate(s, office.id, mode)
