@@ -235,7 +235,7 @@ class Dispatcher:
         if conv.pending_notice and self._notice_told(session, conv, effects):
             conv.pending_notice = None
         if conv.pending_notice and reply_token and messages and len(messages) < outbox.MAX_REPLY_MESSAGES:
-            messages.extend(self._terms_notice(session, office, conv))
+            messages.extend(self._terms_notice(session, office, conv, now))
         return outbox.to_user(office=office.id, user_id=conv.line_user_id, messages=messages, now=now,
                               reply_token=reply_token, event_id=event_id, may_push=conv.followed)
 
@@ -250,13 +250,14 @@ class Dispatcher:
                     for e in effects)
                 or terms.has_consented(session, conv.id, version))
 
-    def _terms_notice(self, session: Session, office, conv) -> list[dict]:
+    def _terms_notice(self, session: Session, office, conv, now: datetime) -> list[dict]:
         """A terms notice sent `next-message` style: inside this (free) reply, once."""
         from bot.services import terms
 
         version, conv.pending_notice = conv.pending_notice, None
         vars = {**self.rt.template_globals(office, conv), "version": version,
-                "summary": terms.summary(session, office.id, version) or ""}
+                "summary": terms.summary(session, office.id, version) or "",
+                "in_force": version <= now.date().isoformat()}   # told later than planned: it has taken effect
         return self.rt.renderer.messages(conv.language, "terms_updated", vars)
 
     # -- groups -------------------------------------------------------------------------------

@@ -90,7 +90,8 @@ def all_samples(office) -> dict[str, list[dict[str, Any]]]:
         "outcome_cancelled_for_user": [dict(booking=booking(s, "none")) for s in ("withdrawn", "cancelled")],
         "reminder_day_before": [dict(booking=confirmed)],
         "request_expired": [dict(booking=booking("expired", "none"))],
-        "terms_updated": [dict(version="2027-04-01", summary=s) for s in ("", "第3条を改めました。")],
+        "terms_updated": [dict(version="2027-04-01", summary=s, in_force=f) for s in ("", "第3条を改めました。")
+                          for f in (False, True)],
         "flood": [{}],
         "trouble": [{}],
         "staff_card": [dict(kind=k, booking=booking(), dashboard_url=f"{BASE_URL}/staff/bookings/ABCD-EFGH",

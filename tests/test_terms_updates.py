@@ -305,6 +305,18 @@ def test_next_message_mode_rides_on_the_next_free_reply_once(app, rt, sakata_use
     assert "利用規約が改定されます" not in fake_line.texts_to(sakata_user.user_id)[-1]
 
 
+def test_a_notice_told_after_the_effective_date_says_the_terms_have_changed(app, rt, sakata_user, fake_line,
+                                                                             tmp_path):
+    sakata_user.follows()
+    _publish(app, tmp_path)
+    assert _cli(app, "terms", "broadcast", "--office", "sakata", "--mode", "next-message", "--yes").exit_code == 0
+    rt.clock.freeze(datetime(2026, 12, 20, 9, 0, tzinfo=TOKYO))     # the user next writes after 12/10
+    sakata_user.says("ヘルプ")
+    notice = fake_line.texts_to(sakata_user.user_id)[-1]
+    assert "利用規約が改定されました（2026-12-10から適用）" in notice and "次に予約するときに" in notice
+    assert "改定されます" not in notice and "2026-12-10以降に" not in notice
+
+
 def test_a_next_message_notice_is_not_added_to_the_consent_it_announces(app, rt, sakata_user, fake_line, tmp_path):
     _consent_via_chat(sakata_user, fake_line)
     sakata_user.says("中止")

@@ -48,7 +48,8 @@ def _notices(rt, office, version: str, languages) -> dict[str, list[dict]]:
     """The notice of this version in each of these languages (the summary read once)."""
     with rt.db.reading() as s:
         row = terms.get(s, office.id, version)
-    vars = {**rt.template_globals(office, None), "version": version, "summary": row.summary if row else ""}
+    vars = {**rt.template_globals(office, None), "version": version, "summary": row.summary if row else "",
+            "in_force": version <= rt.clock.now().date().isoformat()}
     return {language: rt.renderer.messages(language, "terms_updated", vars) for language in languages}
 
 
