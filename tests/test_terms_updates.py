@@ -220,19 +220,51 @@ def test_a_second_run_while_one_is_going_is_refused(app, rt, fake_line, tmp_path
     assert len(fake_line.deliveries("multicast")) == 1
 
 
+def _at_the_second_multicast(rt, monkeypatch, happen):
+    """`happen()` just before the second multicast call goes out; returns the real call."""
+    send, calls = rt.line.multicast, []
+
+    def multicast(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            happen()
+        return send(*args, **kwargs)
+
+    monkeypatch.setattr(rt.line, "multicast", multicast)
+    return send
+
+
+def _interrupt():
+    raise KeyboardInterrupt
+
+
+def test_a_multicast_stopped_by_the_quota_can_tell_the_rest_by_next_message_only(app, rt, fake_line, tmp_path,
+                                                                                monkeypatch):
+    _publish(app, tmp_path)
+    _followers(rt, 1200)
+    _at_the_second_multicast(rt, monkeypatch, lambda: fake_line.fail_next(
+        1, status=429, path_contains="multicast", body={"message": "You have reached your monthly limit."}))
+    assert _cli(app, "terms", "broadcast", "--office", "sakata", "--mode", "multicast", "--yes").exit_code == 1
+    told = {u for d in fake_line.deliveries("multicast") for u in d.to}
+    assert len(told) == 500
+
+    estimate = _cli(app, "terms", "broadcast", "--office", "sakata", "--mode", "next-message")
+    assert "recipients: 700" in estimate.output and "stopped part-way (monthly quota reached)" in estimate.output
+    rest = _cli(app, "terms", "broadcast", "--office", "sakata", "--mode", "next-message", "--yes")
+    assert rest.exit_code == 0, rest.output
+    with rt.db.reading() as s:
+        waiting = set(s.scalars(select(Conversation.line_user_id).where(Conversation.pending_notice == NEW_VERSION)))
+    assert len(waiting) == 700 and not waiting & told
+    again = _cli(app, "terms", "broadcast", "--office", "sakata", "--mode", "multicast", "--yes")
+    assert again.exit_code == 0 and "already complete" in again.output
+    assert len(fake_line.deliveries("multicast")) == 1
+
+
 def test_a_broadcast_stopped_with_ctrl_c_resumes_at_once_without_sending_twice(app, rt, fake_line, tmp_path,
                                                                               monkeypatch):
     _publish(app, tmp_path)
     _followers(rt, 1200)
-    send, calls = rt.line.multicast, []
-
-    def interrupted_at_the_second_call(*args, **kwargs):
-        calls.append(1)
-        if len(calls) == 2:
-            raise KeyboardInterrupt
-        return send(*args, **kwargs)
-
-    monkeypatch.setattr(rt.line, "multicast", interrupted_at_the_second_call)
+    send = _at_the_second_multicast(rt, monkeypatch, _interrupt)
     first = _cli(app, "terms", "broadcast", "--office", "sakata", "--mode", "multicast", "--yes")
     assert first.exit_code == 1 and "interrupted" in first.output and "1 of 3 calls sent" in first.output
     monkeypatch.setattr(rt.line, "multicast", send)

@@ -82,6 +82,9 @@ def broadcast_command(office_id: str, mode: str, version: str | None, dry_run: b
         existing = broadcasts.find(s, office.id, version, mode)
         other = broadcasts.other_run(s, office.id, version, mode)
         est = broadcasts.estimate(s, office.id, mode)
+        if broadcasts.handing_over(other, mode):
+            left = len(broadcasts.untold(s, other.id))
+            est = broadcasts.Estimate(left, 0, 0)
     if existing is not None and existing.status == "complete":
         click.echo(f"already complete: {office.id} {version} {mode}")
         return
@@ -89,11 +92,16 @@ def broadcast_command(office_id: str, mode: str, version: str | None, dry_run: b
         click.echo(f"already complete: {office.id} {version} {other.mode}; nothing sent "
                    f"(a {mode} notice would tell the same followers a second time)")
         return
-    if other is not None:
+    if broadcasts.handing_over(other, mode):
+        click.echo(f"the multicast of {version} stopped part-way ({other.note}): the followers it did not reach "
+                   "will see the notice in their next reply")
+    elif other is not None:
         click.echo(f"a {other.mode} run of {office.id} {version} is {other.status}"
                    + (f" ({other.note})" if other.note else "")
-                   + f"; run the same command with --mode {other.mode} to resume it "
-                   f"(a {mode} notice would tell the same followers a second time)", err=True)
+                   + f"; run the same command with --mode {other.mode} to resume it"
+                   + (", or --mode next-message to tell the rest in their next reply (free)"
+                      if other.mode == "multicast" and other.status == "paused" else "")
+                   + f" (a {mode} notice would tell the same followers a second time)", err=True)
         sys.exit(1)
     remaining = _remaining_quota(rt, office.id) if mode != "next-message" else None
     click.echo(f"office {office.id}, version {version}, mode {mode}")
