@@ -345,14 +345,41 @@ def consent_again(e: EventData) -> None:
     talk: Talk = e.model
     talk.context.pop("resume_offered", None)
     talk.context["return_to"] = talk.state
+    if e.event.name == "choose_slot" and talk.state == State.AWAITING_SLOT.value:
+        talk.context["chosen_slot"] = str(_value(e))   # taken once they agree: the tap is not lost
+    else:
+        talk.context.pop("chosen_slot", None)
 
 
 def continue_after_consent(e: EventData) -> None:
-    """Consented to the new version: go on where the booking was (answers, page and held slot kept)."""
+    """Consented to the new version: go on where the booking was (answers, page and held slot kept; a slot
+    chosen just before that could not be held after all is explained)."""
     talk: Talk = e.model
     talk.context.pop("return_to", None)
+    talk.context.pop("chosen_slot", None)
     talk.say("consent_thanks", resuming=True)
-    ask(talk)
+    if talk.scratch.get("hold"):
+        say_slot_unavailable(e)
+    else:
+        ask(talk)
+
+
+def hold_chosen_slot(e: EventData) -> None:
+    """Agreeing to the version that took effect as a slot was chosen: hold that slot now (prepare)."""
+    talk: Talk = e.model
+    chosen = talk.context.get("chosen_slot")
+    if (chosen and "hold" not in talk.scratch and talk.context.get("return_to") == State.AWAITING_SLOT.value
+            and agrees_to_current(e)):
+        talk.scratch["hold"] = talk.ports.hold(chosen)
+
+
+def form_after_consent(e: EventData) -> None:
+    """Consented, and the slot chosen just before is held: the details form's link."""
+    talk: Talk = e.model
+    talk.context.pop("return_to", None)
+    talk.context.pop("chosen_slot", None)
+    talk.say("consent_thanks", resuming=True)
+    send_form_link(e)
 
 
 def begin_eligibility(e: EventData) -> None:
@@ -587,6 +614,8 @@ MACHINE_TRANSITIONS: list[dict] = [
          conditions=[resume_pending, terms_changed], before=consent_again, after=ask_step),
     dict(trigger="resume", source=IN_PROGRESS, dest=None, conditions=[resume_pending], after=resume_here),
     # consent
+    dict(trigger="agree", source=_S.AWAITING_CONSENT, dest=_S.AWAITING_FORM, prepare=hold_chosen_slot,
+         conditions=[agrees_to_current, hold_ok], before=record_consent, after=form_after_consent),
     *[dict(trigger="agree", source=_S.AWAITING_CONSENT, dest=state, conditions=[agrees_to_current, _returns_to(state)],
            before=record_consent, after=continue_after_consent) for state in _PAST_CONSENT],
     dict(trigger="agree", source=_S.AWAITING_CONSENT, dest=_S.AWAITING_ELIGIBILITY, conditions=[agrees_to_current],

@@ -471,6 +471,44 @@ def test_a_version_taking_effect_while_a_slot_is_held_keeps_the_slot(app, rt, sa
         assert s.scalar(select(func.count()).select_from(SlotHold)) == 1
 
 
+def _slot_tapped_at_midnight(app, rt, user, tmp_path):
+    """The slots shown at 23:55, the first tapped at 00:02, when NEW_VERSION has just taken effect."""
+    _effective_tomorrow(app, rt, tmp_path)
+    rt.clock.freeze(datetime(2026, 12, 9, 23, 55, tzinfo=TOKYO))
+    walk_to_slots(user, rt)
+    rt.clock.freeze(datetime(2026, 12, 10, 0, 2, tzinfo=TOKYO))
+    user.says("1")
+
+
+def test_a_slot_chosen_as_a_version_takes_effect_is_held_once_the_user_agrees(app, rt, sakata_user, fake_line,
+                                                                               tmp_path):
+    _slot_tapped_at_midnight(app, rt, sakata_user, tmp_path)   # the new terms come first
+    assert "改定後の規約が適用になりました" in fake_line.texts_to(sakata_user.user_id)[-1]
+    with rt.db.reading() as s:
+        assert s.scalar(select(func.count()).select_from(SlotHold)) == 0
+    sakata_user.says("同意する")
+    assert form_link(fake_line.messages_to(sakata_user.user_id))            # that slot, not the list again
+    with rt.db.reading() as s:
+        assert s.scalar(select(Conversation.state)) == "awaiting_form"
+        assert s.scalar(select(func.count()).select_from(SlotHold)) == 1
+    assert _consents(rt) == 1
+
+
+def test_a_slot_chosen_as_a_version_takes_effect_and_taken_meanwhile_is_explained(app, rt, sakata_user, fake_line,
+                                                                                    tmp_path):
+    from tests.formflow import hold_directly
+
+    _slot_tapped_at_midnight(app, rt, sakata_user, tmp_path)
+    hold_directly(rt, "sakata", slot_index=0)                  # someone else takes it while the user reads
+    sakata_user.says("同意する")
+    texts = fake_line.texts_to(sakata_user.user_id)
+    assert "途中から続けます" in texts[-3] and "ちょうど他の方の予約で埋まりました" in texts[-2]
+    with rt.db.reading() as s:
+        conv = s.scalar(select(Conversation).where(Conversation.line_user_id == sakata_user.user_id))
+        assert conv.state == "awaiting_slot"
+        assert s.scalar(select(func.count()).select_from(Consent).where(Consent.conversation_id == conv.id)) == 2
+
+
 def test_declining_a_version_that_took_effect_mid_booking_gives_the_held_slot_back(
         app, rt, sakata_user, fake_line, tmp_path):
     _effective_tomorrow(app, rt, tmp_path)
