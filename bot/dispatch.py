@@ -254,18 +254,32 @@ class Dispatcher:
                 self.rt.notify_staff(session, office, effect.kind, effect.booking_id, now)
             elif isinstance(effect, LeaveGroup):
                 outbox.add(session, office=office.id, kind="leave_group", recipient=effect.group_id, now=now)
+        if conv.pending_notice and self._notice_told(session, conv, effects):
+            conv.pending_notice = None
         if conv.pending_notice and reply_token and messages and len(messages) < outbox.MAX_REPLY_MESSAGES:
-            messages.extend(self._terms_notice(session, office, conv))
+            messages.extend(self._terms_notice(session, office, conv, now))
         return outbox.to_user(office=office.id, user_id=conv.line_user_id, messages=messages, now=now,
                               reply_token=reply_token, event_id=event_id, may_push=conv.followed)
 
-    def _terms_notice(self, session: Session, office, conv) -> list[dict]:
+    @staticmethod
+    def _notice_told(session: Session, conv, effects) -> bool:
+        """The pending terms notice has nothing left to tell: this reply asks consent to that very version,
+        or the user consented to it already (the notice would ask them to do what they did)."""
+        from bot.services import terms
+
+        version = conv.pending_notice
+        return (any(isinstance(e, Say) and e.template == "consent" and e.vars.get("version") == version
+                    for e in effects)
+                or terms.has_consented(session, conv.id, version))
+
+    def _terms_notice(self, session: Session, office, conv, now: datetime) -> list[dict]:
         """A terms notice sent `next-message` style: inside this (free) reply, once."""
         from bot.services import terms
 
         version, conv.pending_notice = conv.pending_notice, None
         vars = {**self.rt.template_globals(office, conv), "version": version,
-                "summary": terms.summary(session, office.id, version) or ""}
+                "summary": terms.summary(session, office.id, version) or "",
+                "in_force": version <= now.date().isoformat()}   # told later than planned: it has taken effect
         return self.rt.renderer.messages(conv.language, "terms_updated", vars)
 
     # -- groups -------------------------------------------------------------------------------

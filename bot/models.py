@@ -267,5 +267,5 @@ class BroadcastChunk(Base):
     seq: Mapped[int] = mapped_column(Integer)
     recipients: Mapped[dict] = mapped_column(JSON)  # {"to": [...]} (empty for broadcast)
     retry_key: Mapped[str] = mapped_column(String(36))
-    status: Mapped[str] = mapped_column(String(16), default="pending")  # pending | sent | failed
+    status: Mapped[str] = mapped_column(String(16), default="pending")  # pending | sent | next-message
     sent_at: Mapped[datetime | None] = mapped_column(default=None)

@@ -177,6 +177,7 @@ def ask(talk: Talk, again: bool = False) -> None:
         version = talk.ports.terms_version()
         previous = talk.ports.consented_version()
         reconsent = previous is not None and previous < version
+        talk.context["terms_shown"] = version   # typed 同意する agrees to this version, not to one that follows
         talk.say("consent", buttons, version=version, terms_url=talk.ports.terms_url(), reconsent=reconsent,
                  brief=again, resuming=bool(talk.context.get("return_to")),
                  summary=talk.ports.terms_summary(version) if reconsent else None,
@@ -235,8 +236,9 @@ def consented_current(e: EventData) -> bool:
 
 
 def agrees_to_current(e: EventData) -> bool:
-    """Typed 同意する, or a button shown for the version in force now (not an older one)."""
-    value = _value(e)
+    """A button, or typed 同意する, for the version in force now: not for an older one shown before a new
+    version took effect (typed words agree to the version last shown)."""
+    value = _value(e) or e.model.context.get("terms_shown")
     return value is None or value == e.model.ports.terms_version()
 
 
@@ -335,6 +337,7 @@ def record_consent(e: EventData) -> None:
     talk.context["consented_in_flow"] = True
     talk.context["terms"] = version
     talk.context.pop("reconsent", None)
+    talk.context.pop("terms_shown", None)
 
 
 def consent_again(e: EventData) -> None:
@@ -342,14 +345,41 @@ def consent_again(e: EventData) -> None:
     talk: Talk = e.model
     talk.context.pop("resume_offered", None)
     talk.context["return_to"] = talk.state
+    if e.event.name == "choose_slot" and talk.state == State.AWAITING_SLOT.value:
+        talk.context["chosen_slot"] = str(_value(e))   # taken once they agree: the tap is not lost
+    else:
+        talk.context.pop("chosen_slot", None)
 
 
 def continue_after_consent(e: EventData) -> None:
-    """Consented to the new version: go on where the booking was (answers, page and held slot kept)."""
+    """Consented to the new version: go on where the booking was (answers, page and held slot kept; a slot
+    chosen just before that could not be held after all is explained)."""
     talk: Talk = e.model
     talk.context.pop("return_to", None)
+    talk.context.pop("chosen_slot", None)
     talk.say("consent_thanks", resuming=True)
-    ask(talk)
+    if talk.scratch.get("hold"):
+        say_slot_unavailable(e)
+    else:
+        ask(talk)
+
+
+def hold_chosen_slot(e: EventData) -> None:
+    """Agreeing to the version that took effect as a slot was chosen: hold that slot now (prepare)."""
+    talk: Talk = e.model
+    chosen = talk.context.get("chosen_slot")
+    if (chosen and "hold" not in talk.scratch and talk.context.get("return_to") == State.AWAITING_SLOT.value
+            and agrees_to_current(e)):
+        talk.scratch["hold"] = talk.ports.hold(chosen)
+
+
+def form_after_consent(e: EventData) -> None:
+    """Consented, and the slot chosen just before is held: the details form's link."""
+    talk: Talk = e.model
+    talk.context.pop("return_to", None)
+    talk.context.pop("chosen_slot", None)
+    talk.say("consent_thanks", resuming=True)
+    send_form_link(e)
 
 
 def begin_eligibility(e: EventData) -> None:
@@ -501,15 +531,18 @@ def say_no_earlier_step(e: EventData) -> None:
 
 def say_terms_changed(e: EventData) -> None:
     """A consent button from an older version: show the version in force."""
-    e.model.say("stale_button", state=e.model.state)
+    e.model.say("stale_button", state=e.model.state, terms_changed=True)
     ask(e.model)
 
 
 def say_declined_terms(e: EventData) -> None:
-    """同意しない: end kindly with the office's other ways (a slot held before the new terms is given back)."""
-    e.model.ports.release_hold()
-    e.model.context.clear()
-    e.model.say("consent_declined")
+    """同意しない: end kindly with the office's other ways (a slot held before the new terms is given back,
+    and said so; a request or booking made under the older terms stays, and the user is told what to do)."""
+    talk: Talk = e.model
+    released = talk.ports.held_slot()
+    talk.ports.release_hold()
+    talk.context.clear()
+    talk.say("consent_declined", released=released, booking=talk.ports.open_booking())
 
 
 def say_stopped(e: EventData) -> None:
@@ -581,6 +614,8 @@ MACHINE_TRANSITIONS: list[dict] = [
          conditions=[resume_pending, terms_changed], before=consent_again, after=ask_step),
     dict(trigger="resume", source=IN_PROGRESS, dest=None, conditions=[resume_pending], after=resume_here),
     # consent
+    dict(trigger="agree", source=_S.AWAITING_CONSENT, dest=_S.AWAITING_FORM, prepare=hold_chosen_slot,
+         conditions=[agrees_to_current, hold_ok], before=record_consent, after=form_after_consent),
     *[dict(trigger="agree", source=_S.AWAITING_CONSENT, dest=state, conditions=[agrees_to_current, _returns_to(state)],
            before=record_consent, after=continue_after_consent) for state in _PAST_CONSENT],
     dict(trigger="agree", source=_S.AWAITING_CONSENT, dest=_S.AWAITING_ELIGIBILITY, conditions=[agrees_to_current],

@@ -90,7 +90,8 @@ def all_samples(office) -> dict[str, list[dict[str, Any]]]:
         "outcome_cancelled_for_user": [dict(booking=booking(s, "none")) for s in ("withdrawn", "cancelled")],
         "reminder_day_before": [dict(booking=confirmed)],
         "request_expired": [dict(booking=booking("expired", "none"))],
-        "terms_updated": [dict(version="2027-04-01", summary=s) for s in ("", "第3条を改めました。")],
+        "terms_updated": [dict(version="2027-04-01", summary=s, in_force=f) for s in ("", "第3条を改めました。")
+                          for f in (False, True)],
         "flood": [{}],
         "trouble": [{}],
         "staff_card": [dict(kind=k, booking=booking(), dashboard_url=f"{BASE_URL}/staff/bookings/ABCD-EFGH",
@@ -474,7 +475,7 @@ def test_what_my_bookings_says_about_an_entry_stays_inside_that_entry(office_id,
 # -- phone routes: e-mail where accepted, and the telephone relay service -------------------------------------
 
 PHONE_ROUTES = {
-    "booking_blocked": {}, "miss_contact": dict(state="awaiting_slot"), "consent_declined": {},
+    "booking_blocked": {}, "miss_contact": dict(state="awaiting_slot"), "consent_declined": dict(released=None, booking=None),
     "outcome_confirmed": dict(booking=booking("confirmed")), "reminder_day_before": dict(booking=booking("confirmed")),
     "withdraw_result": dict(result={"outcome": "call", **booking("confirmed", "call", ("phone",))}),
     "bookings": dict(bookings=[booking("confirmed", "call", ("phone", "email"))], in_progress=False),

@@ -114,7 +114,8 @@ def samples(office) -> dict[str, list[dict[str, Any]]]:
     return {
         "consent": consent,
         "consent_thanks": [{"resuming": False}, {"resuming": True}],
-        "consent_declined": [{}],
+        "consent_declined": [dict(released=held, booking=open_) for held in (None, HELD)
+                             for open_ in (None, booking(), booking("confirmed", "call"))],
         "eligibility_question": [dict(question=q, number=i + 1, total=len(office.eligibility))
                                  for i, q in enumerate(office.eligibility)],
         "checklist_intro": [dict(count=len(office.checklist))],
@@ -130,7 +131,8 @@ def samples(office) -> dict[str, list[dict[str, Any]]]:
         "idle_hint": [dict(misses=n) for n in (1, 3)],
         "no_earlier_step": [{}],
         "nothing_in_progress": [{}],
-        "stale_button": [dict(state=s, late=late) for s in STATES if s != "idle" for late in (False, True)],
+        "stale_button": [dict(state=s, late=late) for s in STATES if s != "idle" for late in (False, True)]
+                        + [dict(state="awaiting_consent", terms_changed=True)],
         "stale_idle": [{}, dict(late=True)],
         "group_hint": [{}],
         "stopped": [{}],
@@ -279,7 +281,7 @@ def test_an_unconfirmed_contact_never_shows_even_when_it_has_a_value():
             for value in ("0234-00-0000", "someone@example.jp", "平日8:30〜17:15"):
                 assert value not in words
     confirmed = replace(office, phone=Contact("0234-00-0000", confirmed=True))
-    assert "0234-00-0000" in text_of(render(confirmed, "consent_declined", {}))
+    assert "0234-00-0000" in text_of(render(confirmed, "consent_declined", dict(released=None, booking=None)))
 
 
 def test_the_topic_answer_never_shows_the_online_counselling_line():

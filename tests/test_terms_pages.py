@@ -94,6 +94,11 @@ def test_a_future_version_is_shown_as_such_and_the_current_one_stays(rt, client)
     html = page(client, "/terms/sakata/2027-01-01")
     assert "2027-01-01から適用される版" in html and "過去の版" not in html
     assert "<script>x</script>" not in html and "&lt;script&gt;" in html
+    # Not yet in force: 同意する in the chat now would agree to the current version, not to this one.
+    assert "「同意する」を押してください" not in html and "2027-01-01から適用されます" in html
+    assert "この版の主な変更点: 変更点" in html                   # what the notice's link is opened for
+    assert "「同意する」を押してください" in page(client, "/terms/sakata")
+    assert "「同意する」を押してください" not in page(client, "/terms/sakata/2022-09-15")  # a past version
 
 
 def test_a_disabled_office_has_no_terms_page(make_app, tmp_path):

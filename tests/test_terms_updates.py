@@ -63,6 +63,23 @@ def test_publish_refuses_bad_versions(app, tmp_path, version, text, summary, why
     assert why in result.output
 
 
+def test_a_summary_too_long_for_the_chat_is_refused_and_the_longest_accepted_fits(app, rt, sakata_user, fake_line,
+                                                                                   tmp_path):
+    from bot.services.terms import SUMMARY_MAX
+
+    too_long = _publish(app, tmp_path, summary="変" * (SUMMARY_MAX + 1))
+    assert too_long.exit_code == 1 and f"at most {SUMMARY_MAX} characters" in too_long.output
+    _consent_via_chat(sakata_user, fake_line)
+    sakata_user.says("中止")
+    assert _publish(app, tmp_path, summary="変" * SUMMARY_MAX).exit_code == 0
+    rt.clock.freeze(datetime(2026, 12, 10, 9, 0, tzinfo=TOKYO))
+    for language in ("English", "やさしい日本語", "日本語"):
+        sakata_user.says(language)
+        sakata_user.says("予約")                               # the consent prompt with the summary fits
+        assert "変" * SUMMARY_MAX in fake_line.texts_to(sakata_user.user_id)[-1]
+        sakata_user.says("中止")
+
+
 def test_publish_refuses_a_version_already_used(app, tmp_path):
     assert _publish(app, tmp_path).exit_code == 0
     again = _publish(app, tmp_path)
@@ -98,7 +115,7 @@ def test_old_consenter_consents_again_from_the_effective_date(app, rt, sakata_us
     sakata_user.taps(f"a=agree&at=awaiting_consent&o=sakata&v=2023-11-01")
     with rt.db.reading() as s:
         assert s.scalar(select(func.count()).select_from(Consent).where(Consent.version == NEW_VERSION)) == 0
-    assert "前の手順" in fake_line.texts_to(sakata_user.user_id)[-2]
+    assert "その後改定されました" in fake_line.texts_to(sakata_user.user_id)[-2]
 
     sakata_user.taps(f"a=agree&at=awaiting_consent&o=sakata&v={NEW_VERSION}")
     with rt.db.reading() as s:
@@ -203,6 +220,72 @@ def test_a_second_run_while_one_is_going_is_refused(app, rt, fake_line, tmp_path
     assert len(fake_line.deliveries("multicast")) == 1
 
 
+def _at_the_second_multicast(rt, monkeypatch, happen):
+    """`happen()` just before the second multicast call goes out; returns the real call."""
+    send, calls = rt.line.multicast, []
+
+    def multicast(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            happen()
+        return send(*args, **kwargs)
+
+    monkeypatch.setattr(rt.line, "multicast", multicast)
+    return send
+
+
+def _interrupt():
+    raise KeyboardInterrupt
+
+
+def test_a_multicast_stopped_by_the_quota_can_tell_the_rest_by_next_message_only(app, rt, fake_line, tmp_path,
+                                                                                monkeypatch):
+    _publish(app, tmp_path)
+    _followers(rt, 1200)
+    _at_the_second_multicast(rt, monkeypatch, lambda: fake_line.fail_next(
+        1, status=429, path_contains="multicast", body={"message": "You have reached your monthly limit."}))
+    assert _cli(app, "terms", "broadcast", "--office", "sakata", "--mode", "multicast", "--yes").exit_code == 1
+    told = {u for d in fake_line.deliveries("multicast") for u in d.to}
+    assert len(told) == 500
+
+    estimate = _cli(app, "terms", "broadcast", "--office", "sakata", "--mode", "next-message")
+    assert "recipients: 700" in estimate.output and "stopped part-way (monthly quota reached)" in estimate.output
+    rest = _cli(app, "terms", "broadcast", "--office", "sakata", "--mode", "next-message", "--yes")
+    assert rest.exit_code == 0, rest.output
+    with rt.db.reading() as s:
+        waiting = set(s.scalars(select(Conversation.line_user_id).where(Conversation.pending_notice == NEW_VERSION)))
+    assert len(waiting) == 700 and not waiting & told
+    again = _cli(app, "terms", "broadcast", "--office", "sakata", "--mode", "multicast", "--yes")
+    assert again.exit_code == 0 and "already complete" in again.output
+    assert len(fake_line.deliveries("multicast")) == 1
+
+
+def test_a_broadcast_stopped_with_ctrl_c_resumes_at_once_without_sending_twice(app, rt, fake_line, tmp_path,
+                                                                              monkeypatch):
+    _publish(app, tmp_path)
+    _followers(rt, 1200)
+    send = _at_the_second_multicast(rt, monkeypatch, _interrupt)
+    first = _cli(app, "terms", "broadcast", "--office", "sakata", "--mode", "multicast", "--yes")
+    assert first.exit_code == 1 and "interrupted" in first.output and "1 of 3 calls sent" in first.output
+    monkeypatch.setattr(rt.line, "multicast", send)
+    again = _cli(app, "terms", "broadcast", "--office", "sakata", "--mode", "multicast", "--yes")
+    assert again.exit_code == 0, again.output
+    recipients = [u for d in fake_line.deliveries("multicast") for u in d.to]
+    assert len(recipients) == 1200 and len(set(recipients)) == 1200
+
+
+def test_a_superseded_version_is_not_announced(app, rt, fake_line, tmp_path):
+    _followers(rt, 3)
+    _publish(app, tmp_path, version="2026-12-01")                     # in force today
+    _publish(app, tmp_path)
+    old = _cli(app, "terms", "broadcast", "--office", "sakata", "--mode", "multicast", "--version", "2023-11-01",
+               "--yes")
+    assert old.exit_code == 1 and "2023-11-01 is no longer in force (2026-12-01 is)" in old.output
+    assert fake_line.deliveries("multicast") == []
+    assert _cli(app, "terms", "broadcast", "--office", "sakata", "--mode", "multicast", "--version", "2026-12-01",
+                "--yes").exit_code == 0
+
+
 def test_broadcast_mode_is_one_call(app, rt, fake_line, tmp_path):
     _publish(app, tmp_path)
     _followers(rt, 3)
@@ -211,6 +294,34 @@ def test_broadcast_mode_is_one_call(app, rt, fake_line, tmp_path):
     with rt.db.reading() as s:
         assert s.scalar(select(TermsBroadcast.status)) == "complete"
         assert s.scalar(select(func.count()).select_from(BroadcastChunk)) == 1
+
+
+def test_a_version_told_in_one_mode_is_not_told_again_in_another(app, rt, fake_line, tmp_path):
+    _publish(app, tmp_path)
+    _followers(rt, 3)
+    assert _cli(app, "terms", "broadcast", "--office", "sakata", "--mode", "multicast", "--yes").exit_code == 0
+    for mode in ("broadcast", "next-message"):
+        again = _cli(app, "terms", "broadcast", "--office", "sakata", "--mode", mode, "--yes")
+        assert again.exit_code == 0 and "already complete: sakata 2026-12-10 multicast" in again.output
+    assert len(fake_line.deliveries("multicast")) == 1 and fake_line.deliveries("broadcast") == []
+    with rt.db.reading() as s:
+        assert s.scalar(select(func.count()).select_from(TermsBroadcast)) == 1
+        assert s.scalar(select(func.count()).select_from(Conversation).where(
+            Conversation.pending_notice.is_not(None))) == 0
+
+
+def test_a_paused_run_is_resumed_in_its_own_mode_not_sent_again_in_another(app, rt, fake_line, tmp_path):
+    _publish(app, tmp_path)
+    _followers(rt, 3)
+    fake_line.fail_next(1, status=429, path_contains="multicast",
+                        body={"message": "You have reached your monthly limit."})
+    assert _cli(app, "terms", "broadcast", "--office", "sakata", "--mode", "multicast", "--yes").exit_code == 1
+    other = _cli(app, "terms", "broadcast", "--office", "sakata", "--mode", "broadcast", "--yes")
+    assert other.exit_code == 1
+    assert "multicast run of sakata 2026-12-10 is paused (monthly quota reached)" in other.output
+    assert "--mode multicast" in other.output and fake_line.deliveries("broadcast") == []
+    assert _cli(app, "terms", "broadcast", "--office", "sakata", "--mode", "multicast", "--yes").exit_code == 0
+    assert len(fake_line.deliveries("multicast")) == 1
 
 
 def test_next_message_mode_rides_on_the_next_free_reply_once(app, rt, sakata_user, fake_line, tmp_path):
@@ -224,6 +335,47 @@ def test_next_message_mode_rides_on_the_next_free_reply_once(app, rt, sakata_use
     assert "利用規約が改定されます" in texts[-1]
     sakata_user.says("ヘルプ")
     assert "利用規約が改定されます" not in fake_line.texts_to(sakata_user.user_id)[-1]
+
+
+def test_a_notice_told_after_the_effective_date_says_the_terms_have_changed(app, rt, sakata_user, fake_line,
+                                                                             tmp_path):
+    sakata_user.follows()
+    _publish(app, tmp_path)
+    assert _cli(app, "terms", "broadcast", "--office", "sakata", "--mode", "next-message", "--yes").exit_code == 0
+    rt.clock.freeze(datetime(2026, 12, 20, 9, 0, tzinfo=TOKYO))     # the user next writes after 12/10
+    sakata_user.says("ヘルプ")
+    notice = fake_line.texts_to(sakata_user.user_id)[-1]
+    assert "利用規約が改定されました（2026-12-10から適用）" in notice and "次に予約するときに" in notice
+    assert "改定されます" not in notice and "2026-12-10以降に" not in notice
+
+
+def test_a_next_message_notice_is_not_added_to_the_consent_it_announces(app, rt, sakata_user, fake_line, tmp_path):
+    _consent_via_chat(sakata_user, fake_line)
+    sakata_user.says("中止")
+    _publish(app, tmp_path)
+    assert _cli(app, "terms", "broadcast", "--office", "sakata", "--mode", "next-message", "--yes").exit_code == 0
+    rt.clock.freeze(datetime(2026, 12, 10, 9, 0, tzinfo=TOKYO))
+
+    sakata_user.says("予約")                                   # the reply asks consent to that very version
+    reply = fake_line.texts_to(sakata_user.user_id)
+    assert "改定されました" in reply[-1] and "第6条の予約方法を変更しました。" in reply[-1]
+    assert not any("利用規約が改定されます" in text for text in reply)
+    sakata_user.says("同意する")
+    sakata_user.says("ヘルプ")                                 # consented already: nothing more to announce
+    assert not any("利用規約が改定されます" in text for text in fake_line.texts_to(sakata_user.user_id))
+
+
+def test_a_next_message_notice_is_not_sent_to_who_consented_to_that_version(app, rt, sakata_user, fake_line,
+                                                                            tmp_path):
+    sakata_user.follows()
+    _publish(app, tmp_path, version="2026-12-01")              # in force today
+    assert _cli(app, "terms", "broadcast", "--office", "sakata", "--mode", "next-message", "--yes").exit_code == 0
+    with rt.db.transaction() as s:                              # consented on the same day through another way
+        conv = s.scalar(select(Conversation))
+        s.add(Consent(office_id="sakata", conversation_id=conv.id, version="2026-12-01",
+                      consented_at=rt.clock.now(), webhook_event_id="e1", method="text"))
+    sakata_user.says("ヘルプ")
+    assert not any("利用規約が改定" in text for text in fake_line.texts_to(sakata_user.user_id))
 
 
 def test_consent_log_exports_per_office(app, rt, sakata_user, otaru_user, fake_line):
@@ -288,6 +440,21 @@ def test_a_version_taking_effect_at_the_questions_is_consented_to_before_the_nex
     assert _consents(rt) == 1
 
 
+def test_typed_consent_to_the_terms_shown_before_a_new_version_took_effect_is_not_taken_for_it(
+        app, rt, sakata_user, fake_line, tmp_path):
+    _effective_tomorrow(app, rt, tmp_path)
+    rt.clock.freeze(datetime(2026, 12, 9, 23, 59, tzinfo=TOKYO))
+    sakata_user.says("予約")                                   # shown the version in force until midnight
+    assert "2023-11-01" in fake_line.texts_to(sakata_user.user_id)[-1]
+    rt.clock.freeze(datetime(2026, 12, 10, 0, 1, tzinfo=TOKYO))
+
+    sakata_user.says("同意する")                               # typed after the new version took effect
+    texts = fake_line.texts_to(sakata_user.user_id)
+    assert _consents(rt) == 0 and "その後改定されました" in texts[-2] and NEW_VERSION in texts[-1]
+    sakata_user.says("同意する")                               # now about the version just shown
+    assert _consents(rt) == 1 and "【確認 1/" in fake_line.texts_to(sakata_user.user_id)[-1]
+
+
 def test_a_version_taking_effect_while_a_slot_is_held_keeps_the_slot(app, rt, sakata_user, fake_line, tmp_path):
     _effective_tomorrow(app, rt, tmp_path)
     walk_to_slots(sakata_user, rt)
@@ -304,6 +471,44 @@ def test_a_version_taking_effect_while_a_slot_is_held_keeps_the_slot(app, rt, sa
         assert s.scalar(select(func.count()).select_from(SlotHold)) == 1
 
 
+def _slot_tapped_at_midnight(app, rt, user, tmp_path):
+    """The slots shown at 23:55, the first tapped at 00:02, when NEW_VERSION has just taken effect."""
+    _effective_tomorrow(app, rt, tmp_path)
+    rt.clock.freeze(datetime(2026, 12, 9, 23, 55, tzinfo=TOKYO))
+    walk_to_slots(user, rt)
+    rt.clock.freeze(datetime(2026, 12, 10, 0, 2, tzinfo=TOKYO))
+    user.says("1")
+
+
+def test_a_slot_chosen_as_a_version_takes_effect_is_held_once_the_user_agrees(app, rt, sakata_user, fake_line,
+                                                                               tmp_path):
+    _slot_tapped_at_midnight(app, rt, sakata_user, tmp_path)   # the new terms come first
+    assert "改定後の規約が適用になりました" in fake_line.texts_to(sakata_user.user_id)[-1]
+    with rt.db.reading() as s:
+        assert s.scalar(select(func.count()).select_from(SlotHold)) == 0
+    sakata_user.says("同意する")
+    assert form_link(fake_line.messages_to(sakata_user.user_id))            # that slot, not the list again
+    with rt.db.reading() as s:
+        assert s.scalar(select(Conversation.state)) == "awaiting_form"
+        assert s.scalar(select(func.count()).select_from(SlotHold)) == 1
+    assert _consents(rt) == 1
+
+
+def test_a_slot_chosen_as_a_version_takes_effect_and_taken_meanwhile_is_explained(app, rt, sakata_user, fake_line,
+                                                                                    tmp_path):
+    from tests.formflow import hold_directly
+
+    _slot_tapped_at_midnight(app, rt, sakata_user, tmp_path)
+    hold_directly(rt, "sakata", slot_index=0)                  # someone else takes it while the user reads
+    sakata_user.says("同意する")
+    texts = fake_line.texts_to(sakata_user.user_id)
+    assert "途中から続けます" in texts[-3] and "ちょうど他の方の予約で埋まりました" in texts[-2]
+    with rt.db.reading() as s:
+        conv = s.scalar(select(Conversation).where(Conversation.line_user_id == sakata_user.user_id))
+        assert conv.state == "awaiting_slot"
+        assert s.scalar(select(func.count()).select_from(Consent).where(Consent.conversation_id == conv.id)) == 2
+
+
 def test_declining_a_version_that_took_effect_mid_booking_gives_the_held_slot_back(
         app, rt, sakata_user, fake_line, tmp_path):
     _effective_tomorrow(app, rt, tmp_path)
@@ -314,6 +519,20 @@ def test_declining_a_version_that_took_effect_mid_booking_gives_the_held_slot_ba
     sakata_user.says("同意しない")
     with rt.db.reading() as s:
         assert s.scalar(select(Conversation.state)) == "idle"
+        assert s.scalar(select(func.count()).select_from(SlotHold)) == 0
+
+
+def test_declining_while_a_slot_is_held_says_the_slot_is_let_go(app, rt, sakata_user, fake_line, tmp_path):
+    _effective_tomorrow(app, rt, tmp_path)
+    rt.clock.freeze(datetime(2026, 12, 9, 23, 55, tzinfo=TOKYO))
+    walk_to_slots(sakata_user, rt)
+    sakata_user.says("1")
+    rt.clock.freeze(datetime(2026, 12, 10, 0, 2, tzinfo=TOKYO))   # the hold is still live
+    sakata_user.says("予約")
+    sakata_user.says("同意しない")
+    declined = fake_line.texts_to(sakata_user.user_id)[-1]
+    assert "仮押さえは取り消しました" in declined and "お申込み中の予約" not in declined
+    with rt.db.reading() as s:
         assert s.scalar(select(func.count()).select_from(SlotHold)) == 0
 
 

@@ -250,11 +250,23 @@ def test_an_office_with_no_other_route_is_refused(tmp_path):
     assert "kakuu.yaml: other_routes: must not be empty" in problems
 
 
+def _request_first_slot(office, client, user, fake_line) -> None:
+    """From the first question (consented): answer to pass, take the first slot, send the form."""
+    from tests.formflow import form_link
+
+    for question in office.eligibility:
+        user.says({"yes": "はい", "no": "いいえ"}[question.passing[0]])
+    for _ in office.checklist:
+        user.says("はい")
+    user.says("1")
+    url = form_link(fake_line.messages_to(user.user_id))
+    answers = {**valid_answers(office), "category": "parent", "seeker_number": "01234-56789"}
+    assert "受付番号" in complete_form(client, url, answers).html
+
+
 def test_a_user_may_have_as_many_open_requests_as_the_office_allows(third, third_user, fake_line):
     """The third office allows two open requests at once (booking.max_open_per_user: 2): 予約 goes on after the
     first, and the third is refused in the office's words, not as 「1件です」."""
-    from tests.formflow import form_link
-
     rt, client = third
     office = rt.offices["kakuu"]
     third_user.says("予約")
@@ -262,14 +274,7 @@ def test_a_user_may_have_as_many_open_requests_as_the_office_allows(third, third
     for n in range(2):
         if n:
             third_user.says("予約")
-        for question in office.eligibility:
-            third_user.says({"yes": "はい", "no": "いいえ"}[question.passing[0]])
-        for _ in office.checklist:
-            third_user.says("はい")
-        third_user.says("1")
-        url = form_link(fake_line.messages_to(third_user.user_id))
-        answers = {**valid_answers(office), "category": "parent", "seeker_number": "01234-56789"}
-        assert "受付番号" in complete_form(client, url, answers).html
+        _request_first_slot(office, client, third_user, fake_line)
     third_user.says("予約")
     refusal = fake_line.texts_to(third_user.user_id)[-1]
     assert "一度にお申し込みいただける予約は2件までです。" in refusal
@@ -302,3 +307,36 @@ def test_readme_says_to_enable_a_new_office_to_try_it_in_the_simulator(make_app,
     section = readme.split("\n## Adding an office\n", 1)[1].split("\n## ", 1)[0]
     step = section.split("5. **Check**", 1)[1].split("\n6. ", 1)[0]
     assert "enabled: true" in step and "simulator" in step
+
+
+def test_declining_new_terms_with_a_request_open_says_it_stays_and_how_to_withdraw_it(third, third_user, fake_line):
+    """An office allowing two open requests: a user with one asked to consent to a new version declines; they are
+    told that their request stays valid under the earlier terms and how to see or withdraw it, and it stays."""
+    from datetime import datetime
+
+    from sqlalchemy import select
+
+    from bot.clock import TOKYO
+    from bot.models import Booking
+    from bot.services import terms
+
+    rt, client = third
+    office = rt.offices["kakuu"]
+    third_user.says("予約")
+    third_user.says("同意する")
+    _request_first_slot(office, client, third_user, fake_line)
+    with rt.db.transaction() as s:
+        reference = s.scalar(select(Booking.reference))
+        terms.publish(s, "kakuu", "2026-12-02", "第1条 改定後の本文です。", "第2条を変更しました。",
+                      today=rt.clock.now().date(), now=rt.clock.now())
+    rt.clock.freeze(datetime(2026, 12, 2, 9, 0, tzinfo=TOKYO))
+
+    third_user.says("予約")
+    asked = fake_line.texts_to(third_user.user_id)[-1]
+    assert "改定されました" in asked and reference in asked
+    third_user.says("同意しない")
+    declined = fake_line.texts_to(third_user.user_id)[-1]
+    assert reference in declined and "そのまま有効です" in declined and "「予約確認」" in declined
+    assert "オンライン職業相談はご利用いただけません" not in declined
+    with rt.db.reading() as s:
+        assert s.scalar(select(Booking.status)) == "requested"

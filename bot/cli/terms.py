@@ -49,7 +49,8 @@ def _notices(rt, office, version: str, languages) -> dict[str, list[dict]]:
     """The notice of this version in each of these languages (the summary read once)."""
     with rt.db.reading() as s:
         row = terms.get(s, office.id, version)
-    vars = {**rt.template_globals(office, None), "version": version, "summary": row.summary if row else ""}
+    vars = {**rt.template_globals(office, None), "version": version, "summary": row.summary if row else "",
+            "in_force": version <= rt.clock.now().date().isoformat()}
     return {language: rt.renderer.messages(language, "terms_updated", vars) for language in languages}
 
 
@@ -74,11 +75,35 @@ def broadcast_command(office_id: str, mode: str, version: str | None, dry_run: b
         if terms.get(s, office.id, version) is None:
             click.echo(f"unknown version {version}", err=True)
             sys.exit(1)
+        in_force = terms.current_version(s, office.id, now.date())
+        if in_force is not None and version < in_force:
+            click.echo(f"{version} is no longer in force ({in_force} is): a notice would announce a superseded "
+                       "version", err=True)
+            sys.exit(1)
         existing = broadcasts.find(s, office.id, version, mode)
+        other = broadcasts.other_run(s, office.id, version, mode)
         est = broadcasts.estimate(s, office.id, mode)
+        if broadcasts.handing_over(other, mode):
+            left = len(broadcasts.untold(s, other.id))
+            est = broadcasts.Estimate(left, 0, 0)
     if existing is not None and existing.status == "complete":
         click.echo(f"already complete: {office.id} {version} {mode}")
         return
+    if other is not None and other.status == "complete":
+        click.echo(f"already complete: {office.id} {version} {other.mode}; nothing sent "
+                   f"(a {mode} notice would tell the same followers a second time)")
+        return
+    if broadcasts.handing_over(other, mode):
+        click.echo(f"the multicast of {version} stopped part-way ({other.note}): the followers it did not reach "
+                   "will see the notice in their next reply")
+    elif other is not None:
+        click.echo(f"a {other.mode} run of {office.id} {version} is {other.status}"
+                   + (f" ({other.note})" if other.note else "")
+                   + f"; run the same command with --mode {other.mode} to resume it"
+                   + (", or --mode next-message to tell the rest in their next reply (free)"
+                      if other.mode == "multicast" and other.status == "paused" else "")
+                   + f" (a {mode} notice would tell the same followers a second time)", err=True)
+        sys.exit(1)
     remaining = _remaining_quota(rt, office.id) if mode != "next-message" else None
     click.echo(f"office {office.id}, version {version}, mode {mode}")
     click.echo(f"recipients: {est.recipients} known followers" + (" (broadcast reaches every friend)" if mode == "broadcast" else ""))
@@ -117,9 +142,32 @@ def _send(rt, office, version: str, mode: str) -> None:
     with rt.db.reading() as s:
         chunks = [(c.id, c.recipients.get("to", []), c.recipients.get("language", "ja"), c.retry_key)
                   for c in broadcasts.pending_chunks(s, run_id)]
-        done, total = broadcasts.progress(s, run_id)
+    done, total = _progress(rt, run_id)
     # A multicast chunk speaks its users' language; a broadcast reaches every friend, so it speaks Japanese.
     notices = _notices(rt, office, version, {c[2] for c in chunks})
+    try:
+        done = _send_chunks(rt, office, mode, run_id, runner, chunks, notices, done, total)
+    except KeyboardInterrupt:
+        # Ctrl+C: let the run go now, so that the same command resumes at once (not after the lease runs out);
+        # a call LINE took just before is not sent twice (its chunk keeps its retry key).
+        with rt.db.transaction() as s:
+            broadcasts.finish(s, run_id, rt.clock.now(), "paused", "interrupted")
+        done, total = _progress(rt, run_id)
+        click.echo(f"\nstopped: interrupted; {done} of {total} calls sent. Run the same command again to resume.",
+                   err=True)
+        sys.exit(1)
+    with rt.db.transaction() as s:
+        broadcasts.finish(s, run_id, rt.clock.now(), "complete")
+    click.echo(f"complete: {total} calls sent")
+
+
+def _progress(rt, run_id: int) -> tuple[int, int]:
+    with rt.db.reading() as s:
+        return broadcasts.progress(s, run_id)
+
+
+def _send_chunks(rt, office, mode: str, run_id: int, runner: str, chunks, notices, done: int, total: int) -> int:
+    """Send the pending chunks in order, each recorded once LINE took it; stops (exit 1) on a refusal."""
     with click.progressbar(length=total, label="sending", file=sys.stderr) as bar:
         bar.update(done)
         for chunk_id, to, language, key in chunks:
@@ -141,9 +189,7 @@ def _send(rt, office, version: str, mode: str) -> None:
             click.echo(f"\nstopped: {reason}; {done} of {total} calls sent. Run the same command again to resume.",
                        err=True)
             sys.exit(1)
-    with rt.db.transaction() as s:
-        broadcasts.finish(s, run_id, rt.clock.now(), "complete")
-    click.echo(f"complete: {total} calls sent")
+    return done
 
 
 def _stop_reason(office, result: lc.SendResult) -> str:

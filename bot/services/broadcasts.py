@@ -56,6 +56,38 @@ def find(session: Session, office_id: str, version: str, mode: str) -> TermsBroa
         TermsBroadcast.office_id == office_id, TermsBroadcast.version == version, TermsBroadcast.mode == mode))
 
 
+def other_run(session: Session, office_id: str, version: str, mode: str) -> TermsBroadcast | None:
+    """A run of this version in another mode: its followers were (or are being) told already, and a second
+    notice by another mode would reach them again (and count twice against the quota)."""
+    return session.scalar(select(TermsBroadcast).where(
+        TermsBroadcast.office_id == office_id, TermsBroadcast.version == version, TermsBroadcast.mode != mode
+    ).order_by(TermsBroadcast.id).limit(1))
+
+
+def handing_over(other: TermsBroadcast | None, mode: str) -> bool:
+    """A multicast stopped part-way (the monthly quota, say) whose untold followers `next-message` can tell
+    for free: the rest of that run, not everyone again."""
+    return other is not None and other.mode == "multicast" and other.status == "paused" and mode == "next-message"
+
+
+def untold(session: Session, run_id: int) -> list[str]:
+    """The users of a run's chunks not sent yet."""
+    return [user for chunk in pending_chunks(session, run_id) for user in chunk.recipients.get("to") or []]
+
+
+def _hand_over(session: Session, paused: TermsBroadcast, version: str, now: datetime) -> int:
+    """Tell the paused multicast's untold followers by next-message; the multicast is then complete."""
+    users = untold(session, paused.id)
+    for chunk in pending_chunks(session, paused.id):
+        chunk.status, chunk.recipients = "next-message", _spent(chunk.recipients)
+    for start in range(0, len(users), MULTICAST_MAX):
+        session.execute(update(Conversation).where(
+            Conversation.office_id == paused.office_id, Conversation.followed.is_(True),
+            Conversation.line_user_id.in_(users[start:start + MULTICAST_MAX])).values(pending_notice=version))
+    finish(session, paused.id, now, "complete", "the rest told by next-message")
+    return len(users)
+
+
 def plan(session: Session, office_id: str, version: str, mode: str, now: datetime) -> TermsBroadcast:
     """The run for (office, version, mode), planned once: its chunks are fixed at planning time."""
     existing = find(session, office_id, version, mode)
@@ -70,6 +102,11 @@ def plan(session: Session, office_id: str, version: str, mode: str, now: datetim
         for seq, (language, to) in enumerate(chunks):
             session.add(BroadcastChunk(broadcast_id=run.id, seq=seq, recipients={"to": to, "language": language},
                                        retry_key=str(uuid.uuid4()), status="pending"))
+        return run
+    other = other_run(session, office_id, version, mode)
+    if handing_over(other, mode):
+        run.recipients = _hand_over(session, other, version, now)
+        run.status, run.completed_at = "complete", now
         return run
     run.recipients = len(followers(session, office_id))
     if mode == "broadcast":

@@ -101,6 +101,9 @@ def seed(session: Session, offices, now: datetime) -> int:
     return added
 
 
+SUMMARY_MAX = 500  # characters: the summary rides in the consent prompt and the notice, each one LINE message
+
+
 class PublishError(ValueError):
     """A terms version that cannot be published (the message says why, for the operator)."""
 
@@ -120,6 +123,9 @@ def publish(session: Session, office_id: str, version: str, body: str, summary: 
         raise PublishError("the terms text is empty")
     if not summary or not summary.strip():
         raise PublishError("a summary of what changed is required")
+    if len(summary.strip()) > SUMMARY_MAX:
+        raise PublishError(f"the summary is {len(summary.strip())} characters; keep it to at most {SUMMARY_MAX} "
+                           "characters (what changed, in a few lines: the full text is on the terms page)")
     if get(session, office_id, version) is not None:
         raise PublishError(f"version {version} already exists for {office_id}")
     row = TermsVersion(office_id=office_id, version=version, body=body.strip() + "\n", summary=summary.strip(),
