@@ -19,6 +19,7 @@ from flask import (
     Blueprint, Response, abort, current_app, flash, g, redirect, render_template, request, session, url_for,
 )
 from sqlalchemy import and_, or_, select
+from sqlalchemy.exc import DBAPIError
 
 from bot import notify, outbox
 from bot.clock import TOKYO
@@ -172,10 +173,12 @@ def _refused_page(error):
 
 
 @bp.errorhandler(500)
-def _failed_page(_error):
-    """A page that failed (most often the database restarting), said in Japanese: what to check before doing it
-    again (503: try later). Logged by the app without the error's message (`bot/errorlog.py`)."""
-    return render_template("staff/refused.html", code=503), 503
+def _failed_page(error):
+    """A page that failed, said in Japanese with what to check before doing it again: the database not
+    answering (most often restarting) is 503, try later; anything else 500, which also says whom to tell if it
+    goes on. Logged by the app without the error's message (`bot/errorlog.py`)."""
+    code = 503 if isinstance(getattr(error, "original_exception", None), DBAPIError) else 500
+    return render_template("staff/refused.html", code=code), code
 
 
 @bp.after_request
