@@ -32,6 +32,9 @@ TERMS_DIR = PROJECT_ROOT / "templates" / "terms"
 
 OFFICE_ID = re.compile(r"^[a-z][a-z0-9_]*$")
 OFFICE_ID_MAX = 32   # every table keeps the office id in a String(32) column
+# A terms version's summary of what changed rides in the consent prompt and the notice, each one LINE message:
+# at most this many characters, whether published with `terms publish` or shipped in a profile.
+TERMS_SUMMARY_MAX = 500
 ITEM_ID = re.compile(r"^[a-z][a-z0-9_]*$")
 ANSWERS = ("yes", "no", "unsure")
 NOTICE_KINDS = ("business_day_before",)
@@ -758,13 +761,21 @@ def _terms_file(value: Any, path: str, terms_dir: Path) -> str | None:
     return relative
 
 
+def _summary(value: Any, path: str) -> str | None:
+    summary = _optional_text(value, path)
+    if summary is not None and len(summary.strip()) > TERMS_SUMMARY_MAX:
+        raise _Invalid(path, f"{len(summary.strip())} characters; keep it to at most {TERMS_SUMMARY_MAX} (what "
+                             "changed, in a few lines: the full text is on the terms page)")
+    return summary
+
+
 def _terms(value: Any, path: str, terms_dir: Path) -> tuple[TermsSpec, ...]:
     def one(item: Any, item_path: str) -> TermsSpec:
         raw = _fields(item, item_path, ("version", "file"), ("summary",))
         return TermsSpec(
             version=_date(raw["version"], _at(item_path, "version")).isoformat(),
             file=_terms_file(raw["file"], _at(item_path, "file"), terms_dir),
-            summary=_optional_text(raw.get("summary"), _at(item_path, "summary")),
+            summary=_summary(raw.get("summary"), _at(item_path, "summary")),
         )
 
     specs = _each(value, path, one, non_empty=True)

@@ -581,3 +581,20 @@ def test_check_warns_when_confirmed_opening_hours_are_not_translated(tmp_path: P
     for language in ("en", "easy"):
         assert (f"otaru.yaml: translations.{language}.contacts.hours.value: not translated: the Japanese text is "
                 "shown") in warnings
+
+
+def test_a_shipped_terms_summary_longer_than_a_publish_may_be_is_refused(tmp_path: Path) -> None:
+    """The summary rides in the consent prompt (one LINE message): a profile may not ship one `terms publish`
+    would refuse."""
+    from bot.offices import TERMS_SUMMARY_MAX
+
+    def long_summary(data: dict[str, Any]) -> None:
+        data["terms"][0]["summary"] = "変" * (TERMS_SUMMARY_MAX + 1)
+
+    problems = problems_of(edit_profile(tmp_path, "otaru", long_summary))
+    assert f"otaru.yaml: terms[0].summary: {TERMS_SUMMARY_MAX + 1} characters; keep it to at most" in problems
+
+    def longest(data: dict[str, Any]) -> None:
+        data["terms"][0]["summary"] = "変" * TERMS_SUMMARY_MAX
+
+    assert load_offices(edit_profile(tmp_path / "ok", "otaru", longest))["otaru"].terms[0].summary

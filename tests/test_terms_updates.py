@@ -65,7 +65,7 @@ def test_publish_refuses_bad_versions(app, tmp_path, version, text, summary, why
 
 def test_a_summary_too_long_for_the_chat_is_refused_and_the_longest_accepted_fits(app, rt, sakata_user, fake_line,
                                                                                    tmp_path):
-    from bot.services.terms import SUMMARY_MAX
+    from bot.offices import TERMS_SUMMARY_MAX as SUMMARY_MAX
 
     too_long = _publish(app, tmp_path, summary="変" * (SUMMARY_MAX + 1))
     assert too_long.exit_code == 1 and f"at most {SUMMARY_MAX} characters" in too_long.output

@@ -8,6 +8,7 @@ from sqlalchemy import bindparam, insert, select
 from sqlalchemy.orm import Session
 
 from bot.models import Consent, Conversation, TermsVersion
+from bot.offices import TERMS_SUMMARY_MAX
 from bot.rawsql import Statement, bound
 
 TERMS_DIR = Path(__file__).resolve().parent.parent.parent / "templates" / "terms"
@@ -101,9 +102,6 @@ def seed(session: Session, offices, now: datetime) -> int:
     return added
 
 
-SUMMARY_MAX = 500  # characters: the summary rides in the consent prompt and the notice, each one LINE message
-
-
 class PublishError(ValueError):
     """A terms version that cannot be published (the message says why, for the operator)."""
 
@@ -123,8 +121,8 @@ def publish(session: Session, office_id: str, version: str, body: str, summary: 
         raise PublishError("the terms text is empty")
     if not summary or not summary.strip():
         raise PublishError("a summary of what changed is required")
-    if len(summary.strip()) > SUMMARY_MAX:
-        raise PublishError(f"the summary is {len(summary.strip())} characters; keep it to at most {SUMMARY_MAX} "
+    if len(summary.strip()) > TERMS_SUMMARY_MAX:
+        raise PublishError(f"the summary is {len(summary.strip())} characters; keep it to at most {TERMS_SUMMARY_MAX} "
                            "characters (what changed, in a few lines: the full text is on the terms page)")
     if get(session, office_id, version) is not None:
         raise PublishError(f"version {version} already exists for {office_id}")
