@@ -10,7 +10,8 @@ def create_app(config: dict | None = None) -> Flask:
     """Build the app from the environment, with `config` overriding settings (tests)."""
     from functools import partial
 
-    from bot import channels, error_pages, errorlog, forms, notify, security_headers, settings_store, textfmt, web, webhook
+    from bot import (channels, error_pages, errorlog, forms, notify, security_headers, settings_store, textfmt, web,
+                     webhook)
     from bot.cli import register_cli
     from bot.clock import Clock, parse_instant
     from bot.config import ConfigError, check_production, load_config

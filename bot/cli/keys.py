@@ -5,8 +5,8 @@ Rotation, step by step: put the new key first in DATA_ENCRYPTION_KEY (`new,old`)
 request details, the staff notes, cancellation memos, override reasons and slot block reasons, the stored
 channel credentials and the staff second-factor secrets, a batch per transaction, and is safe to run again
 (tokens already under the newest key are left alone). It also computes again the search hash of each request's
-job seeker number, keyed with SECRET_KEY: run it after changing SECRET_KEY too. It prints counts only, never a value. Exit 0 when
-done, 1 when a token opens with no configured key.
+job seeker number, keyed with SECRET_KEY: run it after changing SECRET_KEY too. It prints counts only, never a
+value. Exit 0 when done, 1 when a token opens with no configured key.
 """
 from __future__ import annotations
 

@@ -106,11 +106,13 @@ def broadcast_command(office_id: str, mode: str, version: str | None, dry_run: b
         sys.exit(1)
     remaining = _remaining_quota(rt, office.id) if mode != "next-message" else None
     click.echo(f"office {office.id}, version {version}, mode {mode}")
-    click.echo(f"recipients: {est.recipients} known followers" + (" (broadcast reaches every friend)" if mode == "broadcast" else ""))
+    click.echo(f"recipients: {est.recipients} known followers"
+               + (" (broadcast reaches every friend)" if mode == "broadcast" else ""))
     click.echo(f"API calls: {est.calls}; messages counted against the monthly quota: {est.messages}"
                + (" or more (every friend counts)" if mode == "broadcast" else ""))
     if remaining is not None:
-        click.echo("remaining monthly quota: " + ("unlimited" if remaining[0] is None else str(remaining[0] - remaining[1])))
+        click.echo("remaining monthly quota: "
+                   + ("unlimited" if remaining[0] is None else str(remaining[0] - remaining[1])))
         if remaining[0] is not None and est.messages > remaining[0] - remaining[1]:
             click.echo("warning: this exceeds the remaining quota; LINE will stop it part-way (429)", err=True)
     if dry_run or not yes:
