@@ -170,8 +170,9 @@ class VideoApp:
 @dataclass(frozen=True)
 class TermsSpec:
     version: str                     # YYYY-MM-DD
-    file: str | None                 # path under templates/terms/, None when known by date only
+    file: str | None                 # <office>/<YYYY-MM-DD>.md, None when known by date only
     summary: str | None = None
+    path: Path | None = None         # where `file` was found: the profiles' own terms/ folder, else templates/terms/
 
 
 @dataclass(frozen=True)
@@ -746,19 +747,22 @@ def _form_fields(value: Any, path: str) -> tuple[str, ...]:
     return names
 
 
-def _terms_file(value: Any, path: str, terms_dir: Path) -> str | None:
+def _terms_file(value: Any, path: str, roots: tuple[Path, ...]) -> tuple[str | None, Path | None]:
+    """The file's name as written and where it is: the first of `roots` (the profiles' terms/ folder, then
+    templates/terms/) that holds it."""
     if value is None:
-        return None
+        return None, None
     relative = _text(value, path)
     parts = Path(relative)
     if parts.is_absolute() or ".." in parts.parts or parts.suffix != ".md":
-        raise _Invalid(path, f"{relative!r} must be a relative .md path under templates/terms/")
-    full = terms_dir / parts
-    if not full.is_file():
-        raise _Invalid(path, f"no such file: {full}")
+        raise _Invalid(path, f"{relative!r} must be a relative .md path under the profiles' terms/ folder "
+                             "or templates/terms/")
+    full = next((root / parts for root in roots if (root / parts).is_file()), None)
+    if full is None:
+        raise _Invalid(path, f"no such file: {relative} in {' or '.join(f'{root}/' for root in roots)}")
     if not full.read_text(encoding="utf-8").strip():
         raise _Invalid(path, f"empty file: {full}")
-    return relative
+    return relative, full
 
 
 def _summary(value: Any, path: str) -> str | None:
@@ -769,14 +773,13 @@ def _summary(value: Any, path: str) -> str | None:
     return summary
 
 
-def _terms(value: Any, path: str, terms_dir: Path) -> tuple[TermsSpec, ...]:
+def _terms(value: Any, path: str, roots: tuple[Path, ...]) -> tuple[TermsSpec, ...]:
     def one(item: Any, item_path: str) -> TermsSpec:
         raw = _fields(item, item_path, ("version", "file"), ("summary",))
-        return TermsSpec(
-            version=_date(raw["version"], _at(item_path, "version")).isoformat(),
-            file=_terms_file(raw["file"], _at(item_path, "file"), terms_dir),
-            summary=_summary(raw.get("summary"), _at(item_path, "summary")),
-        )
+        version = _date(raw["version"], _at(item_path, "version")).isoformat()
+        file, full = _terms_file(raw["file"], _at(item_path, "file"), roots)
+        return TermsSpec(version=version, file=file, summary=_summary(raw.get("summary"), _at(item_path, "summary")),
+                         path=full)
 
     specs = _each(value, path, one, non_empty=True)
     _unique(tuple(spec.version for spec in specs), path, str)
@@ -856,7 +859,7 @@ def _office(raw: Any, path: Path, terms_dir: Path) -> Office:
     read("no_show_minutes", lambda v, p: _int(v, p, 0, 120))
     read("form_fields", _form_fields)
     read("categories", _categories, ())
-    read("terms", lambda v, p: _terms(v, p, terms_dir))
+    read("terms", lambda v, p: _terms(v, p, (path.parent.absolute() / "terms", terms_dir)))
     read("documents_route", _optional_text)
     read("retention", _settings(DEFAULT_RETENTION), dict(DEFAULT_RETENTION))
     read("staff_cards", _settings(DEFAULT_STAFF_CARDS), dict(DEFAULT_STAFF_CARDS))

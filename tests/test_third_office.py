@@ -340,3 +340,42 @@ def test_declining_new_terms_with_a_request_open_says_it_stays_and_how_to_withdr
     assert "オンライン職業相談はご利用いただけません" not in declined
     with rt.db.reading() as s:
         assert s.scalar(select(Booking.status)) == "requested"
+
+
+def test_a_new_offices_terms_text_may_live_beside_its_profile(make_app, tmp_path):
+    """A deployment keeps its profiles outside the project (OFFICES_DIR): the new office's terms text sits beside
+    them, in `terms/<office>/<version>.md`, is checked, seeded and shown on the terms page, with no file committed
+    into the project's templates/terms/."""
+    from flask import Flask
+
+    from bot.cli.offices import offices_group
+
+    data = third_office.profile()
+    data["terms"] = [{"version": "2026-04-01", "file": "kakuu/2026-04-01.md"}]
+    folder = third_office.write_offices(tmp_path / "offices", data)
+    (folder / "terms" / "kakuu").mkdir(parents=True)
+    (folder / "terms" / "kakuu" / "2026-04-01.md").write_text("# 架空の利用規約\n\n第1条 架空だけの条文です。\n",
+                                                             encoding="utf-8")
+    cli = Flask(__name__)
+    cli.config["OFFICES_DIR"] = str(folder)
+    result = cli.test_cli_runner().invoke(offices_group, ["check"])
+    assert result.exit_code == 0, result.output
+    assert "3 office profile(s) OK (kakuu, otaru, sakata)" in result.output
+    html = make_app(offices_dir=folder).test_client().get("/terms/kakuu").get_data(as_text=True)
+    assert "第1条 架空だけの条文です。" in html
+    assert "小樽" not in html
+
+
+def test_a_missing_terms_file_names_both_places_it_was_looked_for(tmp_path):
+    """Neither beside the profiles nor in templates/terms/: the error says where it looked."""
+    problems = _problems(tmp_path, lambda d: d["terms"][0].update(file="kakuu/2026-04-01.md"))
+    [problem] = [p for p in problems if p.startswith("kakuu.yaml: terms[0].file: no such file")]
+    assert str(tmp_path / "terms") in problem and "templates/terms" in problem
+
+
+@pytest.mark.parametrize("file", ["../kakuu.md", "kakuu/../../2026-04-01.md", "/etc/kakuu.md"])
+def test_a_terms_file_outside_the_terms_folders_stays_refused(tmp_path, file):
+    (tmp_path / "terms").mkdir()
+    (tmp_path / "kakuu.md").write_text("本文", encoding="utf-8")
+    problems = _problems(tmp_path, lambda d: d["terms"][0].update(file=file))
+    assert any(p.startswith("kakuu.yaml: terms[0].file: ") and "must be a relative .md path" in p for p in problems)

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from pathlib import Path
 
 from sqlalchemy import bindparam, insert, select
 from sqlalchemy.orm import Session
@@ -10,8 +9,6 @@ from sqlalchemy.orm import Session
 from bot.models import Consent, Conversation, TermsVersion
 from bot.offices import TERMS_SUMMARY_MAX
 from bot.rawsql import Statement, bound
-
-TERMS_DIR = Path(__file__).resolve().parent.parent.parent / "templates" / "terms"
 
 
 def _in_force(what, office_id, today):
@@ -95,7 +92,7 @@ def seed(session: Session, offices, now: datetime) -> int:
         for spec in office.terms:
             if get(session, office.id, spec.version) is not None:
                 continue
-            body = (TERMS_DIR / spec.file).read_text(encoding="utf-8") if spec.file else None
+            body = spec.path.read_text(encoding="utf-8") if spec.path else None
             session.add(TermsVersion(office_id=office.id, version=spec.version, body=body,
                                      summary=spec.summary, published_at=now))
             added += 1
