@@ -83,6 +83,15 @@ def connect_problem(error: exc.DBAPIError, url: str) -> str | None:
 _SERVER_UP = "that the database server is running and accepts connections from here"
 
 
+def lost_problem(error: exc.DBAPIError, url: str) -> str | None:
+    """The connection went away under a statement (the database stopped or restarted while a command ran): the
+    driver's error type says so (its message is not shown: a statement's error may quote a row)."""
+    if not is_disconnect(error):
+        return None
+    return (f"the connection to the database at {shown_url(url)} was lost while the command ran "
+            f"({type(error.orig).__name__}): check {_SERVER_UP}, then run the command again")
+
+
 def shown_url(url: str) -> str:
     """A database URL as messages may show it: without its password."""
     try:

@@ -103,3 +103,17 @@ def test_a_web_process_starting_while_another_migrates_waits_for_it(rt):
         done.join()
         migrating.close()
 
+
+def test_a_worker_pass_that_loses_the_database_says_so_in_one_line(app, monkeypatch):
+    """`worker --once` while the database went away (it restarted under the pass) was a driver traceback."""
+    from bot.outbox import Sender
+
+    def gone(self):
+        raise OperationalError("SELECT 1", {}, Exception("server closed the connection unexpectedly"),
+                               connection_invalidated=True)
+
+    monkeypatch.setattr(Sender, "recover_stale", gone)
+    result = app.test_cli_runner().invoke(args=["worker", "--once"])
+    assert result.exit_code == 1, result.output
+    assert "was lost while the command ran" in result.output and "Traceback" not in result.output
+    assert isinstance(result.exception, SystemExit)
