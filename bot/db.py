@@ -21,6 +21,16 @@ log = logging.getLogger(__name__)
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 ADVISORY_LOCK_ID = 0x6D61646F  # "mado"
 IDLE_PING_SECONDS = 10.0  # a pooled connection idle this long is checked before use
+# Bounded waits on PostgreSQL, set once per connection when it is opened (never a statement per event). LINE
+# wants the webhook's answer within 2 s: an event stuck behind a row lock gives up after LOCK_TIMEOUT_MS, and
+# its apology (which takes the same lock) too, leaving the reply budget (1 s) to send the apology, so the
+# answer comes in about 1.5 s. STATEMENT_TIMEOUT_MS stops any other statement of a web process that hangs;
+# the dashboard's and the webhook's statements take milliseconds. Commands (the worker, its jobs, migrations,
+# broadcasts, purges) run long statements legitimately: they keep no statement or lock timeout
+# (`Database.allow_long_statements`). CONNECT_TIMEOUT_SECONDS is the least the driver allows (libpq's 2 s).
+CONNECT_TIMEOUT_SECONDS = 2
+LOCK_TIMEOUT_MS = 250
+STATEMENT_TIMEOUT_MS = 500
 
 
 def describe_error(exc: BaseException, frames: int = 4) -> str:
@@ -67,8 +77,19 @@ def connect_problem(error: exc.DBAPIError, url: str) -> str | None:
     if error.statement is not None:
         return None
     reason = (str(error.orig).strip().splitlines() or [""])[0] or type(error.orig).__name__
-    return (f"cannot connect to the database at {shown_url(url)} ({reason}): check DATABASE_URL and that the "
-            "database server is running and accepts connections from here")
+    return f"cannot connect to the database at {shown_url(url)} ({reason}): check DATABASE_URL and {_SERVER_UP}"
+
+
+_SERVER_UP = "that the database server is running and accepts connections from here"
+
+
+def lost_problem(error: exc.DBAPIError, url: str) -> str | None:
+    """The connection went away under a statement (the database stopped or restarted while a command ran): the
+    driver's error type says so (its message is not shown: a statement's error may quote a row)."""
+    if not is_disconnect(error):
+        return None
+    return (f"the connection to the database at {shown_url(url)} was lost while the command ran "
+            f"({type(error.orig).__name__}): check {_SERVER_UP}, then run the command again")
 
 
 def shown_url(url: str) -> str:
@@ -83,8 +104,11 @@ def is_sqlite(engine: Engine) -> bool:
     return engine.dialect.name == "sqlite"
 
 
-def make_engine(url: str) -> Engine:
+def make_engine(url: str, long_statements=lambda: False) -> Engine:
     """An engine whose errors and logs never show bound values (they may be personal data).
+
+    On PostgreSQL a connection waits at most CONNECT_TIMEOUT_SECONDS to open and, unless `long_statements()`
+    says so when it opens, LOCK_TIMEOUT_MS for a lock and STATEMENT_TIMEOUT_MS for a statement.
 
     A URL this app cannot use stops the start naming DATABASE_URL (ConfigError), not with a driver traceback."""
     from bot.config import ConfigError
@@ -100,6 +124,7 @@ def make_engine(url: str) -> Engine:
         else:
             engine = create_engine(url, pool_size=5, max_overflow=5, hide_parameters=True)
             _ping_when_idle(engine)
+            _bound_waits(engine, long_statements)
     except OSError as error:  # the SQLite file's folder cannot be made
         raise ConfigError(f"DATABASE_URL: cannot create the folder of the SQLite file {shown_url(url)} "
                           f"({error.strerror or error}): choose a writable path") from None
@@ -142,6 +167,17 @@ def _ping_when_idle(engine: Engine) -> None:
             raise exc.DisconnectionError("idle connection is gone") from error
 
 
+def _bound_waits(engine: Engine, long_statements) -> None:
+    """The timeouts go with the connection's start-up packet (libpq's `options`): no round trip of their own."""
+
+    @event.listens_for(engine, "do_connect")
+    def _on_connect(_dialect, _record, _cargs, cparams):
+        cparams.setdefault("connect_timeout", CONNECT_TIMEOUT_SECONDS)
+        if not long_statements():
+            waits = f"-c statement_timeout={STATEMENT_TIMEOUT_MS} -c lock_timeout={LOCK_TIMEOUT_MS}"
+            cparams["options"] = f"{cparams['options']} {waits}" if cparams.get("options") else waits
+
+
 def _make_sqlite_safe(engine: Engine) -> None:
     """WAL + busy timeout; every write transaction takes the write lock up front."""
 
@@ -169,7 +205,8 @@ class Database:
 
     def __init__(self, url: str):
         self.url = url
-        self.engine = make_engine(url)
+        self.long_statements = False
+        self.engine = make_engine(url, lambda: self.long_statements)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         self._read_sessions = sessionmaker(
             self.engine.execution_options(readonly=True), expire_on_commit=False
@@ -210,6 +247,13 @@ class Database:
             conn.execute(text("SELECT 1"))
         return True
 
+    def allow_long_statements(self) -> None:
+        """This process runs commands (the worker, migrations, broadcasts, purges), not the webhook: its
+        connections, opened from now on, have no statement or lock timeout."""
+        if not self.long_statements:
+            self.long_statements = True
+            self.engine.dispose()  # connections opened with the web's timeouts (by create_app) are closed
+
     def dispose(self) -> None:
         self.engine.dispose()
 
@@ -245,14 +289,21 @@ def upgrade_schema(database: Database, data_encryption_keys: Sequence[str] = ())
     `data_encryption_keys` (newest first) are for a migration that encrypts what was stored in the clear
     (0012: the staff notes; 0013: the override reasons); a migration that needs them and finds none refuses.
     """
+    long = database
+    if not database.sqlite and not database.long_statements:  # a web process's start (outside production)
+        long = Database(database.url)
+        long.long_statements = True  # a migration may run long, or wait for another process's migration
     try:
-        _upgrade(database, data_encryption_keys)
+        _upgrade(long, data_encryption_keys)
     except exc.DBAPIError as error:
         from bot.config import ConfigError
 
         if problem := connect_problem(error, database.url):
             raise ConfigError(problem) from None
         raise
+    finally:
+        if long is not database:
+            long.dispose()
 
 
 def _upgrade(database: Database, data_encryption_keys: Sequence[str]) -> None:

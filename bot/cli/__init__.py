@@ -32,9 +32,9 @@ def register_cli(app) -> None:
 
 
 def _plain_database_errors(command: click.Command, schema_hint: bool = True) -> None:
-    """A command stopped by the database (unreachable, or its schema older than this release) prints what to do
-    about it and exits 1 (`bot.db.database_problem`), not a driver traceback. Commands are module objects that
-    every app registers again: each is wrapped once."""
+    """A command stopped by the database (unreachable, gone while it ran, or its schema older than this release)
+    prints what to do about it and exits 1 (`bot.db.database_problem`, `lost_problem`), not a driver traceback.
+    Commands are module objects that every app registers again: each is wrapped once."""
     for sub in getattr(command, "commands", {}).values():
         _plain_database_errors(sub, schema_hint)
     callback = command.callback
@@ -47,13 +47,15 @@ def _plain_database_errors(command: click.Command, schema_hint: bool = True) -> 
         from sqlalchemy.exc import DBAPIError
 
         from bot.config import ConfigError
-        from bot.db import connect_problem, database_problem
+        from bot.db import connect_problem, database_problem, lost_problem
 
+        db = click.get_current_context().ensure_object(ScriptInfo).load_app().extensions["madoguchi"].db
+        db.allow_long_statements()  # a command's statements may run long: not the webhook's timeouts
         try:
             return callback(*args, **kwargs)
         except DBAPIError as error:
-            url = click.get_current_context().ensure_object(ScriptInfo).load_app().extensions["madoguchi"].db.url
-            problem = (database_problem if schema_hint else connect_problem)(error, url)
+            url = db.url
+            problem = (database_problem if schema_hint else connect_problem)(error, url) or lost_problem(error, url)
             if problem is None:
                 raise
             raise ConfigError(problem) from None

@@ -1,0 +1,119 @@
+"""PostgreSQL that stalls (a row lock held by a stuck transaction, a statement that does not end) cannot keep
+LINE's webhook past its 2 s: the web's connections wait boundedly; the commands' statements are not cut short."""
+from __future__ import annotations
+
+import threading
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import OperationalError
+
+from tests.test_outbox import ACK_DEADLINE, timed
+
+pytestmark = pytest.mark.usefixtures("fake_line")
+
+APOLOGY = "システムの不具合のため"
+
+
+@pytest.fixture
+def postgresql(rt):
+    if rt.db.sqlite:
+        pytest.skip("row locks and server-side timeouts: PostgreSQL only")
+
+
+def _hold_conversation(rt, user_id: str):
+    """Another connection locks the user's conversation, as a stuck transaction would; it gives up after
+    a while, so that a webhook that waits for the lock (no lock timeout) ends too, with the dialog's answer."""
+    conn = rt.db.engine.connect()
+    conn.execute(text("SET lock_timeout = 0"))
+    conn.execute(text("SELECT 1 FROM conversations WHERE line_user_id = :u FOR UPDATE"), {"u": user_id})
+    release = threading.Timer(8.0, conn.rollback)
+    release.start()
+    return conn, release
+
+
+def _conversation(rt, user_id: str):
+    with rt.db.engine.connect() as conn:
+        return tuple(conn.execute(text("SELECT state, context::text FROM conversations WHERE line_user_id = :u"),
+                                  {"u": user_id}).one())
+
+
+def _claimed(rt, event: dict) -> int:
+    with rt.db.engine.connect() as conn:
+        return conn.scalar(text("SELECT count(*) FROM processed_events WHERE webhook_event_id = :e"),
+                           {"e": event["webhookEventId"]})
+
+
+@pytest.mark.usefixtures("postgresql")
+def test_a_conversation_locked_by_a_stuck_transaction_gets_the_apology_in_time_once_and_nothing_half_done(
+        rt, sakata_user):
+    sakata_user.says("予約")
+    answered = len(sakata_user.texts())
+    before = _conversation(rt, sakata_user.user_id)
+    event = sakata_user.text_event("ヘルプ")
+    holder, release = _hold_conversation(rt, sakata_user.user_id)
+    try:
+        response, elapsed = timed(lambda: sakata_user.post(sakata_user.body([event])))
+    finally:
+        release.cancel()
+        holder.rollback()
+        holder.close()
+    assert response.status_code == 200 and elapsed < ACK_DEADLINE
+    new = sakata_user.texts()[answered:]
+    assert len(new) == 1 and APOLOGY in new[0], "the apology, once, and nothing else"
+    assert (_conversation(rt, sakata_user.user_id), _claimed(rt, event)) == (before, 0), \
+        "the timed-out event was rolled back whole"
+    # Sent again once the lock is gone (LINE's redelivery), it is handled like any event, once.
+    assert sakata_user.post(sakata_user.body([event])).status_code == 200
+    assert _claimed(rt, event) == 1
+
+
+@pytest.mark.usefixtures("postgresql")
+def test_a_web_statement_that_does_not_end_is_stopped(rt):
+    with pytest.raises(OperationalError), rt.db.transaction() as session:
+        session.execute(text("SELECT pg_sleep(5)"))
+
+
+@pytest.mark.usefixtures("postgresql")
+def test_commands_keep_their_long_statements(app, rt):
+    """The worker, its jobs, migrations, broadcasts and purges run as commands: no statement or lock timeout
+    (they may get a connect timeout)."""
+    result = app.test_cli_runner().invoke(args=["worker", "--once"])
+    assert result.exit_code == 0, result.output
+    with rt.db.transaction() as session:
+        session.execute(text("SELECT pg_sleep(0.7)"))  # longer than the web's statement timeout
+        assert session.scalar(text("SHOW lock_timeout")) == "0"
+        assert session.scalar(text("SHOW statement_timeout")) == "0"
+
+
+@pytest.mark.usefixtures("postgresql")
+def test_a_web_process_starting_while_another_migrates_waits_for_it(rt):
+    """Outside production each process upgrades the schema as it starts: one waits for another's migration
+    (the advisory lock) longer than the web's lock timeout, without failing its start."""
+    from bot.db import ADVISORY_LOCK_ID, upgrade_schema
+
+    migrating = rt.db.engine.connect()
+    migrating.execute(text("SELECT pg_advisory_lock(:k)"), {"k": ADVISORY_LOCK_ID})
+    done = threading.Timer(0.7, lambda: migrating.execute(text("SELECT pg_advisory_unlock(:k)"),
+                                                          {"k": ADVISORY_LOCK_ID}))
+    done.start()
+    try:
+        upgrade_schema(rt.db, rt.config.data_encryption_keys)
+    finally:
+        done.join()
+        migrating.close()
+
+
+def test_a_worker_pass_that_loses_the_database_says_so_in_one_line(app, monkeypatch):
+    """`worker --once` while the database went away (it restarted under the pass) was a driver traceback."""
+    from bot.outbox import Sender
+
+    def gone(self):
+        raise OperationalError("SELECT 1", {}, Exception("server closed the connection unexpectedly"),
+                               connection_invalidated=True)
+
+    monkeypatch.setattr(Sender, "recover_stale", gone)
+    result = app.test_cli_runner().invoke(args=["worker", "--once"])
+    assert result.exit_code == 1, result.output
+    assert "was lost while the command ran" in result.output and "Traceback" not in result.output
+    assert isinstance(result.exception, SystemExit)
