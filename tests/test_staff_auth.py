@@ -510,6 +510,7 @@ def test_one_code_sent_twice_at_once_logs_in_once(rt, app, monkeypatch):
         return real_check(*args)
 
     monkeypatch.setattr(auth, "check_password_hash", slow_check)
+    app.config["PROPAGATE_EXCEPTIONS"] = False  # as in production: a failed page is answered, not raised
     clients = [app.test_client() for _ in range(2)]
     forms = [{"username": "tanaka", "password": PASSWORD, "otp": code, "csrf_token": csrf(c)} for c in clients]
     barrier, statuses = threading.Barrier(2), []
@@ -523,4 +524,6 @@ def test_one_code_sent_twice_at_once_logs_in_once(rt, app, monkeypatch):
         thread.start()
     for thread in threads:
         thread.join(timeout=30)
-    assert sorted(statuses) == [302, 401]
+    # The other is refused: its code was used (401), or, where the first holds the row past the web's lock
+    # timeout (PostgreSQL), it is asked to try again (503). Never two logins.
+    assert sorted(statuses)[0] == 302 and sorted(statuses)[1] in (401, 503), statuses

@@ -49,12 +49,14 @@ def _plain_database_errors(command: click.Command, schema_hint: bool = True) -> 
         from bot.config import ConfigError
         from bot.db import connect_problem, database_problem, lost_problem
 
-        db = click.get_current_context().ensure_object(ScriptInfo).load_app().extensions["madoguchi"].db
-        db.allow_long_statements()  # a command's statements may run long: not the webhook's timeouts
+        rt = click.get_current_context().ensure_object(ScriptInfo).load_app().extensions.get("madoguchi")
+        if rt is None:  # not madoguchi's app (a bare Flask app, as some tests build): nothing to wrap
+            return callback(*args, **kwargs)
+        rt.db.allow_long_statements()  # a command's statements may run long: not the webhook's timeouts
         try:
             return callback(*args, **kwargs)
         except DBAPIError as error:
-            url = db.url
+            url = rt.db.url
             problem = (database_problem if schema_hint else connect_problem)(error, url) or lost_problem(error, url)
             if problem is None:
                 raise
