@@ -7,7 +7,7 @@ from __future__ import annotations
 import html
 import re
 import unicodedata
-from datetime import datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -20,6 +20,7 @@ from bot.forms import form_texts
 from bot.models import Booking, Conversation
 from bot.offices import ProfileError, load_offices, read_office, untranslated
 from bot.render import MAX_LABEL, TEMPLATES_DIR, Renderer, load_labels, load_vocabulary, text_of
+from bot.services.calendar import holiday_name
 from bot.staff import decisions
 from bot.staff.audit import Actor
 from bot.worker import Worker
@@ -799,3 +800,32 @@ def test_an_office_without_a_translation_never_calls_its_japanese_summary_a_tran
         if not sample["brief"]:
             assert all(line in text for line in office.consent_summary)
             assert {"en": "in Japanese", "easy": "ふつうの 日本語"}[language] in text
+
+
+# -- national holidays are named in the user's language ----------------------------------------------------
+
+@pytest.mark.parametrize("language", TRANSLATED)
+def test_every_national_holiday_has_a_name_in_the_language(language):
+    """jpholiday names the holidays in Japanese (and "<name> 振替休日" for a substitute day); English must not show
+    成人の日, and やさしい日本語 gives the kanji's reading."""
+    holidays = load_labels(language)["holidays"]
+    day = date(2026, 1, 1)
+    while day < date(2031, 1, 1):
+        for part in (holiday_name(day) or "").split():
+            assert part in holidays, (language, day, part)
+        day += timedelta(days=1)
+
+
+@pytest.mark.parametrize("office_id", sorted(OFFICES))
+def test_a_holiday_is_named_in_english_not_in_japanese(office_id):
+    office = OFFICES[office_id]
+    refused = text_of(render(office, "en", "slot_unavailable", dict(
+        reason="closed", deadline=None, closure="holiday", holiday="成人の日", alternatives=[])))
+    assert "Coming of Age Day" in refused and "成人の日" not in refused
+    page = {**week(), "closed_ahead": [{"day": date(2026, 5, 6), "reason": "holiday",
+                                        "holiday": "憲法記念日 振替休日"}]}
+    slots = text_of(render(office, "en", "slots", dict(page=page)))
+    assert "Constitution Memorial Day, a substitute holiday" in slots and "振替" not in slots
+    easy = text_of(render(office, "easy", "slot_unavailable", dict(
+        reason="closed", deadline=None, closure="holiday", holiday="成人の日", alternatives=[])))
+    assert "成人の日（せいじんの ひ）" in easy
