@@ -26,7 +26,7 @@ from bot.staff.audit import Actor
 from bot.worker import Worker
 from dialogs.effects import Choice
 from dialogs.router import normalise
-from tests.formflow import Page, form_link, hold_directly, quick_reply_data, valid_answers
+from tests.formflow import Page, form_link, hold_directly, quick_reply_data, valid_answers, walk_to_slots
 from tests.test_templates import AT, BASE_URL, booking, samples, week
 
 LANGUAGES = ("ja", "easy", "en")
@@ -95,6 +95,9 @@ def all_samples(office) -> dict[str, list[dict[str, Any]]]:
                           for f in (False, True)],
         "flood": [{}],
         "trouble": [{}],
+        "slot_unavailable": out["slot_unavailable"] + [
+            dict(reason=r, requested="2027-08-12T14:00:00+09:00", deadline=None, closure=None, holiday=None,
+                 alternatives=[]) for r in ("past", "outside_window", "full")],
         "staff_card": [dict(kind=k, booking=booking(), dashboard_url=f"{BASE_URL}/staff/bookings/ABCD-EFGH",
                             buttons=[{"action": "confirm", "data": "x"}, {"action": "decline", "data": "y"}],
                             deadline=deadline)
@@ -829,3 +832,32 @@ def test_a_holiday_is_named_in_english_not_in_japanese(office_id):
     easy = text_of(render(office, "easy", "slot_unavailable", dict(
         reason="closed", deadline=None, closure="holiday", holiday="成人の日", alternatives=[])))
     assert "成人の日（せいじんの ひ）" in easy
+
+
+
+# -- a typed date and time, read the Japanese way (month/day) -------------------------------------------------
+
+@pytest.mark.parametrize("language", TRANSLATED)
+def test_a_typed_date_that_cannot_be_booked_is_said_back_written_out(rt, user_factory, fake_line, language):
+    """"8/12 14:00" is 12 August (month/day, as every slot label is written): a user who meant 8 December must see
+    which date the bot read, not only that bookings are not open yet."""
+    user = user_factory("otaru")
+    says(fake_line, user, SWITCH[language])
+    walk_to_slots(user, rt)
+    reply = says(fake_line, user, "8/12 14:00")
+    written = {"en": "12 Aug", "easy": "8月12日"}[language]
+    assert written in reply, reply
+    if language == "en":
+        assert "month/day" in reply
+
+
+@pytest.mark.parametrize("language", TRANSLATED)
+def test_an_unread_date_is_answered_with_how_to_write_one(rt, user_factory, fake_line, language):
+    """"Dec 8 2pm" and "tomorrow 10am" are not read: the answer says a date is month/day, with an example."""
+    user = user_factory("sakata")
+    says(fake_line, user, SWITCH[language])
+    walk_to_slots(user, rt)
+    for typed in ("Dec 8 2pm", "tomorrow 10am"):
+        reply = says(fake_line, user, typed)
+        assert {"en": "month/day", "easy": "月/日"}[language] in reply, reply
+        assert {"en": "7 December at 2 pm", "easy": "12月7日の 14時"}[language] in reply
