@@ -551,6 +551,30 @@ def test_easy_japanese_sentences_are_short_plain_and_low_in_kanji():
     assert kanji / japanese < 0.2            # standard Japanese here runs at about a third
 
 
+
+# Words of two or more kanji that a reader of やさしい日本語 is expected to know (or that stand in a fixed format,
+# explained right after it): every other one carries its reading in brackets where a message first uses it.
+EVERYDAY_KANJI_WORDS = {"予約", "予約確認", "受付番号", "時間", "電話", "一度", "方法", "日本", "日本語", "学校", "日時",
+                        "確定", "月曜日", "火曜日", "水曜日", "木曜日", "金曜日"}
+KANJI_WORD = re.compile(r"[\u4e00-\u9fff々]{2,}")
+GIVEN_READING = re.compile(r"（[\u3040-\u30ff]+[ ・）]")    # データ削除（データ さくじょ）, 祝日（しゅくじつ・…）
+PROPER_NAMES = re.compile(r"「ZOOM サービス規約」")        # a document's name, explained beside it
+STAFF_WORDS = "ご希望の日時はお受けできません。"            # the sample's decline reason, written by staff
+
+
+def test_easy_japanese_gives_a_hard_word_its_reading_where_a_message_first_uses_it():
+    for name, words in easy_texts():
+        words = PROPER_NAMES.sub("", words.replace(STAFF_WORDS, ""))
+        seen: set[str] = set()
+        for match in KANJI_WORD.finditer(words):
+            word = match.group()
+            if word in seen or word in EVERYDAY_KANJI_WORDS:
+                continue
+            seen.add(word)
+            rest = words[match.end():]
+            before_the_bracket = re.match(r"[^\s（]*", rest).end()    # okurigana, a closing quote, more kanji
+            assert GIVEN_READING.match(rest, before_the_bracket), (name, word, words[match.start():match.end() + 20])
+
 # One word, one written form: the chat word 予約 is what the user types and taps, so the texts write it so too
 # (with its reading where it is quoted as a word to send), never as よやく in one message and 予約 in the next.
 EASY_FORMS = {"予約": re.compile(r"よやく"), "もう一度": re.compile(r"もう いちど|もういちど")}
