@@ -459,6 +459,24 @@ def test_english_glosses_a_chat_word_the_same_way_everywhere():
                 assert gloss == glosses[word], (path.name, word, gloss)
 
 
+
+CHAT_WORD = re.compile("予約確認|データ削除|最初から|予約|ヘルプ|戻る|中止")
+LISTS_THE_CHAT_WORDS = ("help", "language_switched")          # they name the words in lists of their own
+
+
+def test_english_quotes_and_glosses_every_chat_word_it_asks_for():
+    """A Japanese chat word in an English text is the thing to send: always `"予約" (book)`, never a bare 予約 the
+    reader cannot tell from the sentence around it."""
+    texts = [(f"{office.id} {name}", text_of(render(office, "en", name, vars)))
+             for office in OFFICES.values() for name, var_sets in all_samples(office).items()
+             if not name.startswith("staff_") and name not in LISTS_THE_CHAT_WORDS for vars in var_sets]
+    texts.append(("forms", yaml.safe_dump(form_texts("en"), allow_unicode=True, width=10_000)))
+    for name, words in texts:
+        words = words.replace("予約が確定しました", "")                # the fixed confirmation phrase
+        for match in CHAT_WORD.finditer(words):
+            quoted = words[match.start() - 1:match.start()] == '"' and words[match.end():].startswith('" (')
+            assert quoted, (name, words[max(0, match.start() - 30):match.end() + 20])
+
 @pytest.mark.parametrize("office_id", sorted(OFFICES))
 @pytest.mark.parametrize("language", LANGUAGES)
 def test_what_my_bookings_says_about_an_entry_stays_inside_that_entry(office_id, language):
