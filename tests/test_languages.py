@@ -916,3 +916,15 @@ def test_an_unread_date_is_answered_with_how_to_write_one(rt, user_factory, fake
         reply = says(fake_line, user, typed)
         assert {"en": "month/day", "easy": "月/日"}[language] in reply, reply
         assert {"en": "7 December at 2 pm", "easy": "12月7日の 14時"}[language] in reply
+
+
+@pytest.mark.parametrize("office_id", sorted(OFFICES))
+def test_english_refuses_kindly_and_reminds_in_plain_word_order(office_id):
+    """Every English refusal opens with an apology, as its Japanese counterpart is said politely (「位置情報は
+    お受けしていません」); the reminder says what is tomorrow, not "Tomorrow is your counselling"."""
+    office = OFFICES[office_id]
+    for kind in ("location", "image"):
+        refusal = text_of(render(office, "en", "unsupported", dict(kind=kind, in_progress=False, state="idle")))
+        assert refusal.startswith("Sorry"), refusal
+    reminder = text_of(render(office, "en", "reminder_day_before", dict(booking=booking("confirmed"))))
+    assert reminder.startswith("Your online job counselling is tomorrow.")
