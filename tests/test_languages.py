@@ -7,7 +7,7 @@ from __future__ import annotations
 import html
 import re
 import unicodedata
-from datetime import datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -20,12 +20,13 @@ from bot.forms import form_texts
 from bot.models import Booking, Conversation
 from bot.offices import ProfileError, load_offices, read_office, untranslated
 from bot.render import MAX_LABEL, TEMPLATES_DIR, Renderer, load_labels, load_vocabulary, text_of
+from bot.services.calendar import holiday_name
 from bot.staff import decisions
 from bot.staff.audit import Actor
 from bot.worker import Worker
 from dialogs.effects import Choice
 from dialogs.router import normalise
-from tests.formflow import Page, form_link, hold_directly, quick_reply_data, valid_answers
+from tests.formflow import Page, form_link, hold_directly, quick_reply_data, valid_answers, walk_to_slots
 from tests.test_templates import AT, BASE_URL, booking, samples, week
 
 LANGUAGES = ("ja", "easy", "en")
@@ -94,6 +95,9 @@ def all_samples(office) -> dict[str, list[dict[str, Any]]]:
                           for f in (False, True)],
         "flood": [{}],
         "trouble": [{}],
+        "slot_unavailable": out["slot_unavailable"] + [
+            dict(reason=r, requested="2027-08-12T14:00:00+09:00", deadline=None, closure=None, holiday=None,
+                 alternatives=[]) for r in ("past", "outside_window", "full")],
         "staff_card": [dict(kind=k, booking=booking(), dashboard_url=f"{BASE_URL}/staff/bookings/ABCD-EFGH",
                             buttons=[{"action": "confirm", "data": "x"}, {"action": "decline", "data": "y"}],
                             deadline=deadline)
@@ -455,6 +459,24 @@ def test_english_glosses_a_chat_word_the_same_way_everywhere():
                 assert gloss == glosses[word], (path.name, word, gloss)
 
 
+
+CHAT_WORD = re.compile("予約確認|データ削除|最初から|予約|ヘルプ|戻る|中止")
+LISTS_THE_CHAT_WORDS = ("help", "language_switched")          # they name the words in lists of their own
+
+
+def test_english_quotes_and_glosses_every_chat_word_it_asks_for():
+    """A Japanese chat word in an English text is the thing to send: always `"予約" (book)`, never a bare 予約 the
+    reader cannot tell from the sentence around it."""
+    texts = [(f"{office.id} {name}", text_of(render(office, "en", name, vars)))
+             for office in OFFICES.values() for name, var_sets in all_samples(office).items()
+             if not name.startswith("staff_") and name not in LISTS_THE_CHAT_WORDS for vars in var_sets]
+    texts.append(("forms", yaml.safe_dump(form_texts("en"), allow_unicode=True, width=10_000)))
+    for name, words in texts:
+        words = words.replace("予約が確定しました", "")                # the fixed confirmation phrase
+        for match in CHAT_WORD.finditer(words):
+            quoted = words[match.start() - 1:match.start()] == '"' and words[match.end():].startswith('" (')
+            assert quoted, (name, words[max(0, match.start() - 30):match.end() + 20])
+
 @pytest.mark.parametrize("office_id", sorted(OFFICES))
 @pytest.mark.parametrize("language", LANGUAGES)
 def test_what_my_bookings_says_about_an_entry_stays_inside_that_entry(office_id, language):
@@ -546,6 +568,43 @@ def test_easy_japanese_sentences_are_short_plain_and_low_in_kanji():
         japanese += len(JAPANESE.findall(plain))
     assert kanji / japanese < 0.2            # standard Japanese here runs at about a third
 
+
+
+# Words of two or more kanji that a reader of やさしい日本語 is expected to know (or that stand in a fixed format,
+# explained right after it): every other one carries its reading in brackets where a message first uses it.
+EVERYDAY_KANJI_WORDS = {"予約", "予約確認", "受付番号", "時間", "電話", "一度", "方法", "日本", "日本語", "学校", "日時",
+                        "確定", "月曜日", "火曜日", "水曜日", "木曜日", "金曜日"}
+KANJI_WORD = re.compile(r"[\u4e00-\u9fff々]{2,}")
+GIVEN_READING = re.compile(r"（[\u3040-\u30ff]+[ ・）]")    # データ削除（データ さくじょ）, 祝日（しゅくじつ・…）
+PROPER_NAMES = re.compile(r"「ZOOM サービス規約」")        # a document's name, explained beside it
+STAFF_WORDS = "ご希望の日時はお受けできません。"            # the sample's decline reason, written by staff
+
+
+# The form's hints, errors and notices each stand alone; its eras and example name are written as the user writes them.
+FORM_EVERYDAY = {"文字", "数字", "昭和", "平成", "令和", "山田"}
+
+
+def form_notices(node: Any, path: str = "") -> list[tuple[str, str]]:
+    if isinstance(node, dict):
+        return [leaf for key, value in node.items() for leaf in form_notices(value, f"{path}.{key}")]
+    return [(path, node)] if isinstance(node, str) else []
+
+
+def test_easy_japanese_gives_a_hard_word_its_reading_where_a_message_first_uses_it():
+    easy_form = form_texts("easy")
+    notices = [leaf for part in ("hints", "errors") for leaf in form_notices(easy_form[part], part)]
+    notices += [("page.skip", easy_form["page"]["skip"]), *form_notices(easy_form["page"]["problem"], "page.problem")]
+    for name, words in [*easy_texts(), *notices]:
+        words = PROPER_NAMES.sub("", words.replace(STAFF_WORDS, ""))
+        seen: set[str] = set()
+        for match in KANJI_WORD.finditer(words):
+            word = match.group()
+            if word in seen or word in EVERYDAY_KANJI_WORDS or (name in dict(notices) and word in FORM_EVERYDAY):
+                continue
+            seen.add(word)
+            rest = words[match.end():]
+            before_the_bracket = re.match(r"[^\s（]*", rest).end()    # okurigana, a closing quote, more kanji
+            assert GIVEN_READING.match(rest, before_the_bracket), (name, word, words[match.start():match.end() + 20])
 
 # One word, one written form: the chat word 予約 is what the user types and taps, so the texts write it so too
 # (with its reading where it is quoted as a word to send), never as よやく in one message and 予約 in the next.
@@ -799,3 +858,73 @@ def test_an_office_without_a_translation_never_calls_its_japanese_summary_a_tran
         if not sample["brief"]:
             assert all(line in text for line in office.consent_summary)
             assert {"en": "in Japanese", "easy": "ふつうの 日本語"}[language] in text
+
+
+# -- national holidays are named in the user's language ----------------------------------------------------
+
+@pytest.mark.parametrize("language", TRANSLATED)
+def test_every_national_holiday_has_a_name_in_the_language(language):
+    """jpholiday names the holidays in Japanese (and "<name> 振替休日" for a substitute day); English must not show
+    成人の日, and やさしい日本語 gives the kanji's reading."""
+    holidays = load_labels(language)["holidays"]
+    day = date(2026, 1, 1)
+    while day < date(2031, 1, 1):
+        for part in (holiday_name(day) or "").split():
+            assert part in holidays, (language, day, part)
+        day += timedelta(days=1)
+
+
+@pytest.mark.parametrize("office_id", sorted(OFFICES))
+def test_a_holiday_is_named_in_english_not_in_japanese(office_id):
+    office = OFFICES[office_id]
+    refused = text_of(render(office, "en", "slot_unavailable", dict(
+        reason="closed", deadline=None, closure="holiday", holiday="成人の日", alternatives=[])))
+    assert "Coming of Age Day" in refused and "成人の日" not in refused
+    page = {**week(), "closed_ahead": [{"day": date(2026, 5, 6), "reason": "holiday",
+                                        "holiday": "憲法記念日 振替休日"}]}
+    slots = text_of(render(office, "en", "slots", dict(page=page)))
+    assert "Constitution Memorial Day, a substitute holiday" in slots and "振替" not in slots
+    easy = text_of(render(office, "easy", "slot_unavailable", dict(
+        reason="closed", deadline=None, closure="holiday", holiday="成人の日", alternatives=[])))
+    assert "成人の日（せいじんの ひ）" in easy
+
+
+
+# -- a typed date and time, read the Japanese way (month/day) -------------------------------------------------
+
+@pytest.mark.parametrize("language", TRANSLATED)
+def test_a_typed_date_that_cannot_be_booked_is_said_back_written_out(rt, user_factory, fake_line, language):
+    """"8/12 14:00" is 12 August (month/day, as every slot label is written): a user who meant 8 December must see
+    which date the bot read, not only that bookings are not open yet."""
+    user = user_factory("otaru")
+    says(fake_line, user, SWITCH[language])
+    walk_to_slots(user, rt)
+    reply = says(fake_line, user, "8/12 14:00")
+    written = {"en": "12 Aug", "easy": "8月12日"}[language]
+    assert written in reply, reply
+    if language == "en":
+        assert "month/day" in reply
+
+
+@pytest.mark.parametrize("language", TRANSLATED)
+def test_an_unread_date_is_answered_with_how_to_write_one(rt, user_factory, fake_line, language):
+    """"Dec 8 2pm" and "tomorrow 10am" are not read: the answer says a date is month/day, with an example."""
+    user = user_factory("sakata")
+    says(fake_line, user, SWITCH[language])
+    walk_to_slots(user, rt)
+    for typed in ("Dec 8 2pm", "tomorrow 10am"):
+        reply = says(fake_line, user, typed)
+        assert {"en": "month/day", "easy": "月/日"}[language] in reply, reply
+        assert {"en": "7 December at 2 pm", "easy": "12月7日の 14時"}[language] in reply
+
+
+@pytest.mark.parametrize("office_id", sorted(OFFICES))
+def test_english_refuses_kindly_and_reminds_in_plain_word_order(office_id):
+    """Every English refusal opens with an apology, as its Japanese counterpart is said politely (「位置情報は
+    お受けしていません」); the reminder says what is tomorrow, not "Tomorrow is your counselling"."""
+    office = OFFICES[office_id]
+    for kind in ("location", "image"):
+        refusal = text_of(render(office, "en", "unsupported", dict(kind=kind, in_progress=False, state="idle")))
+        assert refusal.startswith("Sorry"), refusal
+    reminder = text_of(render(office, "en", "reminder_day_before", dict(booking=booking("confirmed"))))
+    assert reminder.startswith("Your online job counselling is tomorrow.")
