@@ -482,8 +482,7 @@ def say_slot_unavailable(e: EventData) -> None:
     talk.scratch.pop("week", None)
     result = talk.scratch.get("hold", {})
     talk.say("slot_unavailable", reason=result.get("reason"), requested=result.get("start"),
-             deadline=result.get("deadline"),
-             closure=result.get("closure"), holiday=result.get("holiday"),
+             deadline=result.get("deadline"), closure=result.get("closure"), holiday=result.get("holiday"),
              alternatives=result.get("alternatives", []))
     ask(talk)
 
