@@ -120,7 +120,8 @@ def hold(session: Session, rt, office, conv: Conversation, start_iso: str, now: 
         day = start.astimezone(TOKYO).date()
         closure = calendar.is_closed(day, office.schedule.closures) if reason == "closed" else None
         return {"ok": False, "reason": reason, "start": start.isoformat(), "label": slotsvc.slot_label(start),
-                "deadline": deadline, "closure": closure, "holiday": calendar.holiday_name(day) if closure == "holiday" else None,
+                "deadline": deadline, "closure": closure,
+                "holiday": calendar.holiday_name(day) if closure == "holiday" else None,
                 "alternatives": [{"start": s.start.isoformat(), "label": s.label} for s in alternatives]}
     if existing is not None:
         session.delete(existing)

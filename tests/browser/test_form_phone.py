@@ -59,6 +59,7 @@ def test_every_control_is_big_enough_for_a_thumb(small_phone, live_server, offic
     assert small_targets(small_phone) == []
     small_phone.get_by_role("button", name="入力内容を確認する").click()        # with the error summary's links
     expect(small_phone.locator(".error-summary a").first).to_be_visible()
+    small_phone.wait_for_load_state("load")  # its stylesheet applied (a busy machine measured unstyled links)
     assert small_targets(small_phone) == []
     small_phone.goto(f"{live_server.url}/terms/{office_id}")
     assert small_phone.locator(".versions a").count() >= 1
