@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import NullPool
 
 from bot.clock import TOKYO
@@ -89,8 +90,9 @@ class PgDatabases:
     copy of one template migrated once per session (`CREATE DATABASE ... TEMPLATE`: about 0.15 s, and 8 MB of
     WAL); after its test it is emptied and lent to the next one (about 10 ms): its other connections ended, its
     rows deleted, its sequences restarted. A test that changed the schema or the recorded revision gets its
-    database dropped instead. Tests of the migrations themselves ask for an empty database
-    (`empty_database_url`), created and dropped each time.
+    database dropped instead. A lent database gets a new name, so that nothing of the test before reaches it.
+    Tests of the migrations themselves ask for an empty database (`empty_database_url`), created and dropped
+    each time.
     """
 
     def __init__(self, admin_url: str):
@@ -117,8 +119,8 @@ class PgDatabases:
         name = make_url(url).database
         if name in self._lent:
             self._lent.discard(name)
-            if self._emptied(name):
-                self._free.append(name)
+            if self._emptied(name) and (renamed := self._renamed(name)):
+                self._free.append(renamed)
                 return
         self._drop(name)
 
@@ -154,6 +156,20 @@ class PgDatabases:
                                    "JOIN pg_sequence s ON s.seqrelid = c.oid "
                                    "WHERE c.relnamespace = 'public'::regnamespace")
         return True
+
+    def _renamed(self, name: str) -> str | None:
+        """The emptied database under a new name: anything of the test before it still running (a thread, a
+        process) that connects again finds no database, instead of writing into the next test's rows (whose
+        ids start again at 1). None if something is connected to it (it is dropped instead)."""
+        fresh = f"madoguchi_t_{uuid.uuid4().hex[:12]}"
+        try:
+            with self.engine.connect() as conn:
+                conn.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :name"),
+                             {"name": name})
+                conn.execute(text(f'ALTER DATABASE "{name}" RENAME TO "{fresh}"'))
+        except DBAPIError:
+            return None
+        return fresh
 
     def _connect(self, name: str):
         return contextlib.closing(create_engine(self._url(name), poolclass=NullPool,
