@@ -163,15 +163,7 @@ def admin_only(view):
     return wrapped
 
 
-@bp.errorhandler(400)
-@bp.errorhandler(403)
-@bp.errorhandler(404)
-def _refused_page(error):
-    """What a dashboard page refuses, said in Japanese with the way on (a card's link to a booking since
-    deleted, another office's booking, an admin page): the status stays."""
-    return render_template("staff/refused.html", code=error.code), error.code
-
-
+# What a dashboard page refuses (400, 403, 404, 405, 413) is bot/error_pages.py's: staff/refused.html, status kept.
 @bp.errorhandler(500)
 def _failed_page(error):
     """A page that failed, said in Japanese with what to check before doing it again: the database not
