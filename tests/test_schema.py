@@ -232,3 +232,19 @@ def test_the_block_reasons_migration_encrypts_what_staff_wrote_in_the_clear(empt
         assert reasons() == {1: reason, 2: None, 3: None}
     finally:
         db.dispose()
+
+
+def test_the_login_address_migration_adds_its_table_and_goes_back(empty_database_url):
+    """0016: failed logins per client address get their own table; the downgrade drops it, nothing else."""
+    db = Database(empty_database_url)
+    try:
+        upgrade_schema(db)
+        with db.engine.connect() as conn:
+            assert "staff_login_address_failures" in sa.inspect(conn).get_table_names()
+        _migrate_to(db, "0015_sealed_block_reasons", down=True)
+        with db.engine.connect() as conn:
+            tables = sa.inspect(conn).get_table_names()
+        assert "staff_login_address_failures" not in tables and "staff_login_failures" in tables
+        upgrade_schema(db)
+    finally:
+        db.dispose()

@@ -46,6 +46,17 @@ class LoginFailure(Base):
     locked_until: Mapped[datetime | None] = mapped_column(default=None)
 
 
+class LoginAddressFailure(Base):
+    """Failed logins per client address (bot/staff/throttle.py), whatever the user names: one address spraying
+    passwords over many names is throttled. Keyed by a keyed hash of the address, never the address itself."""
+
+    __tablename__ = "staff_login_address_failures"
+    address: Mapped[str] = mapped_column(String(64), primary_key=True)
+    count: Mapped[int] = mapped_column(Integer, default=0)
+    first_at: Mapped[datetime]
+    throttled_until: Mapped[datetime | None] = mapped_column(default=None)
+
+
 class AuditEntry(Base):
     """Who did what, when: every staff action and every view of personal details.
 
