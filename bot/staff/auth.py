@@ -1,5 +1,6 @@
-"""Staff accounts: hashed passwords, optional TOTP, lock-out after repeated failures, server-side sessions,
-and an optional IP allow-list per office. Pure functions over a session (no Flask here)."""
+"""Staff accounts: hashed passwords, optional TOTP, lock-out after repeated failures (per name here, per client
+address in bot/staff/throttle.py), server-side sessions, and an optional IP allow-list per office. Pure
+functions over a session (no Flask here)."""
 from __future__ import annotations
 
 import hashlib
@@ -18,6 +19,7 @@ from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from bot.models import AppSetting
+from bot.staff import throttle
 from bot.staff.models import LoginFailure, StaffSession, StaffUser
 
 ROLES = ("staff", "admin")
@@ -46,7 +48,8 @@ class AccountError(ValueError):
 @dataclass(frozen=True)
 class LoginResult:
     user: StaffUser | None
-    error: str | None = None   # invalid | locked | otp | ip
+    error: str | None = None   # invalid | locked | otp | ip | throttled
+    wait: timedelta | None = None  # throttled: how long the client's address is still refused
 
 
 # -- accounts -------------------------------------------------------------------------------------
@@ -87,7 +90,12 @@ def set_password(session: Session, user: StaffUser, password: str) -> None:
 
 def authenticate(session: Session, config, *, username: str, password: str, otp: str | None, ip: str | None,
                  now: datetime) -> LoginResult:
-    """Check a login; failures are counted per username (known or not) and lock it for a while."""
+    """Check a login; failures are counted per username (known or not) and lock it for a while, and per client
+    address, which a spray over many names throttles (nothing is checked while it is)."""
+    address = throttle.address_key(config, ip)
+    wait = throttle.throttled_for(session, address, now)
+    if wait is not None:
+        return LoginResult(None, "throttled", wait)
     typed = (username or "").strip().lower()[:64]
     key = failure_key(config, typed)
     failure = session.get(LoginFailure, key) if key else None
@@ -99,18 +107,26 @@ def authenticate(session: Session, config, *, username: str, password: str, otp:
     if user is not None and user.active and not ip_allowed(session, user.office_id, ip):
         # Outside the office's network the answer is the same whatever the password, and every try counts
         # towards the lock-out: a stolen or guessed password cannot be confirmed from outside.
-        return LoginResult(None, "locked" if _count_failure(session, key, failure, now) == "locked" else "ip")
+        error = "locked" if _count_failure(session, key, failure, now) == "locked" else "ip"
+        return _refused(session, address, error, now)
     if user is None or not user.active or not password_ok:
-        return LoginResult(None, _count_failure(session, key, failure, now))
+        return _refused(session, address, _count_failure(session, key, failure, now), now)
     if user.totp_secret:
         step = verify_totp(config, user, otp or "", now)
         if step is None:
-            return LoginResult(None, _count_failure(session, key, failure, now, otp=True))
+            return _refused(session, address, _count_failure(session, key, failure, now, otp=True), now)
         user.totp_last_step = step
     if failure is not None:
         session.delete(failure)
     user.last_login_at = now
     return LoginResult(user)
+
+
+def _refused(session: Session, address: str, error: str, now: datetime) -> LoginResult:
+    """A login refused after its check: it counts for the client's address too, and may throttle it."""
+    if throttle.count_failure(session, address, now):
+        return LoginResult(None, "throttled", throttle.ADDRESS_THROTTLE)
+    return LoginResult(None, error)
 
 
 def _count_failure(session: Session, key: str, failure: LoginFailure | None, now: datetime,
@@ -148,10 +164,12 @@ def is_locked(session: Session, config, username: str, now: datetime) -> bool:
 
 
 def purge_login_failures(session: Session, now: datetime) -> None:
-    """Counters whose window has passed and that lock nothing any more: they count nothing now."""
+    """Counters whose window has passed and that lock nothing any more: they count nothing now. Per user name
+    and per client address alike."""
     session.execute(delete(LoginFailure).where(
         LoginFailure.first_at < now - FAILURE_WINDOW,
         or_(LoginFailure.locked_until.is_(None), LoginFailure.locked_until <= now)))
+    throttle.purge(session, now)
 
 
 # -- sessions -------------------------------------------------------------------------------------

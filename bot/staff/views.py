@@ -184,7 +184,7 @@ def _no_store(response: Response) -> Response:
 
 # -- login ----------------------------------------------------------------------------------------
 
-LOGIN_STATUS = {"invalid": 401, "otp": 401, "locked": 429, "ip": 403}
+LOGIN_STATUS = {"invalid": 401, "otp": 401, "locked": 429, "ip": 403, "throttled": 429}
 
 
 @bp.route("/login", methods=["GET", "POST"])
@@ -206,8 +206,11 @@ def login():
         # For the security officer's log: why and from where, never what was typed (a password typed into the
         # user name box would otherwise be written down).
         log.warning("staff login refused reason=%s ip=%s", result.error or "invalid", request.remote_addr)
-        return render_template("staff/login.html", error=result.error, username=username[:64]), \
-            LOGIN_STATUS.get(result.error or "invalid", 401)
+        # Throttled: the page says how many minutes to wait, and so does Retry-After (whole seconds).
+        wait = -(-result.wait // timedelta(minutes=1)) if result.wait else None
+        headers = {"Retry-After": str(wait * 60)} if wait else {}
+        return render_template("staff/login.html", error=result.error, username=username[:64], wait_minutes=wait), \
+            LOGIN_STATUS.get(result.error or "invalid", 401), headers
     log.info("staff login account=%s office=%s ip=%s", result.user.id, result.user.office_id, request.remote_addr)
     # A new session on login: nothing the browser carried before survives (fixation).
     for key in [k for k in session if k.startswith("staff_")]:

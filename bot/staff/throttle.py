@@ -1,0 +1,88 @@
+"""Failed dashboard logins per client address: one address cannot spray passwords over many user names.
+
+The per-name lock-out (bot/staff/auth.py) stops guessing one name; an address trying a few passwords on each of
+many names stays under it. So every login refused after a check (wrong name or password, wrong code, outside
+the office's network) also counts for the client's address, as the app sees it (`request.remote_addr`, after
+`TRUSTED_PROXY_HOPS`); at ADDRESS_LIMIT within ADDRESS_WINDOW the address is refused for ADDRESS_THROTTLE,
+whatever name and password it sends. A `locked` answer, given before any check, does not count.
+
+The limit is three times the per-name one. A name's own 15-minute windows meet an address's window at most
+twice, and a locked name is not checked, so one name fails under 2 × LOCK_AFTER times within it: one person
+typing their password wrongly never throttles the office behind its shared router (they lock only their own
+name); only several people at once, or someone trying many names, do.
+A successful login does not reset the address's count: behind one router it is not the same person's count,
+and any account that works (a colleague's, or one an attacker holds) would otherwise wipe a spray's count.
+The count ends with its window, and the throttle with its time.
+
+The count is a row per address in the database (several processes and hosts share it), updated in one
+statement (an upsert), keyed by a keyed hash of the address; an IPv6 address counts by its /64, the range one
+line or host usually holds. An address the app cannot read is not counted (counting them together would let
+one client throttle everybody).
+"""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import ipaddress
+from datetime import datetime, timedelta
+
+from sqlalchemy import case, delete, literal, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from bot.staff.models import LoginAddressFailure
+
+ADDRESS_LIMIT = 30                          # failed logins from one address within ADDRESS_WINDOW throttle it
+ADDRESS_WINDOW = timedelta(minutes=15)
+ADDRESS_THROTTLE = timedelta(minutes=15)
+
+_ROW = LoginAddressFailure
+
+
+def address_key(config, ip: str | None) -> str:
+    """The counter of a client address: a keyed hash, never the address itself; empty when not an address."""
+    try:
+        address = ipaddress.ip_address((ip or "").strip())
+    except ValueError:
+        return ""
+    if isinstance(address, ipaddress.IPv6Address):
+        counted = str(address.ipv4_mapped or ipaddress.ip_network(f"{address}/64", strict=False))
+    else:
+        counted = str(address)
+    return hmac.new(config.secret_key.encode(), f"login-address|{counted}".encode(), hashlib.sha256).hexdigest()
+
+
+def throttled_for(session: Session, key: str, now: datetime) -> timedelta | None:
+    """How long the address is still refused, or None when it is not."""
+    if not key:
+        return None
+    until = session.scalar(select(_ROW.throttled_until).where(_ROW.address == key))
+    return until - now if until is not None and until > now else None
+
+
+def count_failure(session: Session, key: str, now: datetime) -> bool:
+    """Count one failed login of the address; True when this one throttles it."""
+    if not key:
+        return False
+    over = or_(_ROW.first_at < now - ADDRESS_WINDOW, _ROW.throttled_until <= now)   # a new window begins
+    insert = postgresql.insert if session.bind.dialect.name == "postgresql" else sqlite.insert
+    count = session.execute(
+        insert(_ROW).values(address=key, count=1, first_at=now, throttled_until=None)
+        .on_conflict_do_update(index_elements=["address"], set_={
+            "count": case((over, 1), else_=_ROW.count + 1),
+            "first_at": case((over, literal(now, _ROW.first_at.type)), else_=_ROW.first_at),
+            "throttled_until": case((over, None), else_=_ROW.throttled_until)})
+        .returning(_ROW.count)).scalar_one()
+    if count < ADDRESS_LIMIT:
+        return False
+    # Set once: a straggler counted just after (it passed the check before) does not push the end further.
+    session.execute(update(_ROW).where(_ROW.address == key, _ROW.throttled_until.is_(None))
+                    .values(throttled_until=now + ADDRESS_THROTTLE))
+    return True
+
+
+def purge(session: Session, now: datetime) -> None:
+    """Counts whose window has passed and that throttle nothing any more."""
+    session.execute(delete(_ROW).where(
+        _ROW.first_at < now - ADDRESS_WINDOW,
+        or_(_ROW.throttled_until.is_(None), _ROW.throttled_until <= now)))
