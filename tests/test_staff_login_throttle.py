@@ -208,3 +208,9 @@ def test_the_refusal_words_come_from_the_template(rt, app):
     python = "".join(p.read_text(encoding="utf-8") for p in (ROOT / "bot").rglob("*.py"))
     assert sentence not in python and "待ってから" not in python
 
+
+def test_readme_and_security_give_the_throttles_figures():
+    """The operator and the security officer read the limits the code applies."""
+    figures = f"after {throttle.ADDRESS_LIMIT} failed logins within {int(_minutes(throttle.ADDRESS_WINDOW))} minutes"
+    for name in ("README.md", "SECURITY.md"):
+        assert figures in " ".join((ROOT / name).read_text(encoding="utf-8").split()), name
