@@ -908,11 +908,12 @@ def test_a_typed_date_that_cannot_be_booked_is_said_back_written_out(rt, user_fa
 
 @pytest.mark.parametrize("language", TRANSLATED)
 def test_an_unread_date_is_answered_with_how_to_write_one(rt, user_factory, fake_line, language):
-    """"Dec 8 2pm" and "tomorrow 10am" are not read: the answer says a date is month/day, with an example."""
+    """A date without a time ("Dec 8"), or a time without am/pm or minutes ("tomorrow at 2"), is not read: the
+    answer says a date is month/day, with an example."""
     user = user_factory("sakata")
     says(fake_line, user, SWITCH[language])
     walk_to_slots(user, rt)
-    for typed in ("Dec 8 2pm", "tomorrow 10am"):
+    for typed in ("Dec 8", "tomorrow at 2"):
         reply = says(fake_line, user, typed)
         assert {"en": "month/day", "easy": "月/日"}[language] in reply, reply
         assert {"en": "7 December at 2 pm", "easy": "12月7日の 14時"}[language] in reply
