@@ -908,14 +908,43 @@ def test_a_typed_date_that_cannot_be_booked_is_said_back_written_out(rt, user_fa
 
 @pytest.mark.parametrize("language", TRANSLATED)
 def test_an_unread_date_is_answered_with_how_to_write_one(rt, user_factory, fake_line, language):
-    """"Dec 8 2pm" and "tomorrow 10am" are not read: the answer says a date is month/day, with an example."""
+    """A date without a time ("Dec 8"), or a time without am/pm or minutes ("tomorrow at 2"), is not read: the
+    answer says a date is month/day, with an example."""
     user = user_factory("sakata")
     says(fake_line, user, SWITCH[language])
     walk_to_slots(user, rt)
-    for typed in ("Dec 8 2pm", "tomorrow 10am"):
+    for typed in ("Dec 8", "tomorrow at 2"):
         reply = says(fake_line, user, typed)
         assert {"en": "month/day", "easy": "月/日"}[language] in reply, reply
         assert {"en": "7 December at 2 pm", "easy": "12月7日の 14時"}[language] in reply
+
+
+UNREAD = {"ja": "読み取れませんでした", "easy": "わかりませんでした", "en": "could not read"}
+
+
+@pytest.mark.parametrize(("office_id", "language", "typed", "start"), [
+    ("otaru", "en", "tomorrow 2pm", datetime(2026, 12, 2, 14, 0, tzinfo=TOKYO)),
+    ("otaru", "en", "Dec 3 at 10.30am", datetime(2026, 12, 3, 10, 30, tzinfo=TOKYO)),
+    ("sakata", "en", "next Monday 3pm", datetime(2026, 12, 7, 15, 0, tzinfo=TOKYO)),
+    ("otaru", "easy", "8 Dec 2:30 pm", datetime(2026, 12, 8, 14, 30, tzinfo=TOKYO)),
+    ("sakata", "ja", "Mon 2pm", datetime(2026, 12, 7, 14, 0, tzinfo=TOKYO)),
+])
+def test_a_slot_typed_in_english_words_is_booked_in_any_mode(rt, client, user_factory, fake_line, office_id,
+                                                              language, typed, start):
+    """Said on Tuesday 12/1 at 10:00 (the bot's clock): the typed words hold that slot, and the form books it."""
+    assert rt.clock.now() == datetime(2026, 12, 1, 10, 0, tzinfo=TOKYO)
+    user = user_factory(office_id)
+    if language != "ja":
+        says(fake_line, user, SWITCH[language])
+    walk_to_slots(user, rt)
+    assert UNREAD[language] not in says(fake_line, user, typed)
+    assert conversation(rt, user).state == "awaiting_form"
+    page = Page.get(client, form_link(fake_line.messages_to(user.user_id)))
+    assert "受付番号: " in page.submit(client, valid_answers(rt.offices[office_id])).submit(client).html
+    with rt.db.reading() as s:
+        conv = s.scalar(select(Conversation).where(Conversation.line_user_id == user.user_id))
+        booking = s.scalar(select(Booking).where(Booking.conversation_id == conv.id))
+        assert (booking.status, booking.slot_start.astimezone(TOKYO)) == ("requested", start)
 
 
 @pytest.mark.parametrize("office_id", sorted(OFFICES))

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from bot.clock import TOKYO
 from bot.offices import Booking, Cancellation, Contact, NoticeRule, Office, Schedule, VideoApp
 from bot.services.calendar import holiday_name, is_business_day, is_closed, last_business_day_on_or_before
+from bot.services.slot_text import parse_slot_text
 from bot.services.slots import (
     PAGE_SLOTS,
     WEEKDAY_KANJI,
@@ -19,7 +20,6 @@ from bot.services.slots import (
     booking_deadline,
     candidate_starts,
     is_bookable,
-    parse_slot_text,
     slot_label,
     split_into_pages,
     week_view,
@@ -456,85 +456,6 @@ def test_weeks_and_slot_checks_agree_with_available_slots(now, office, taken_eve
     assert by_week == slots
     bookable = [s for s in horizon if is_bookable(office, now, s, taken) is None]
     assert [s.start for s in slots] == bookable
-
-
-# --- typed slots ----------------------------------------------------------------------------------------
-
-@pytest.mark.parametrize(
-    "text",
-    [
-        "12/7 14:00",
-        "12/7 14時",
-        "12月7日14時",
-        "12月7日 14:00",
-        "12/7(月) 14:00",
-        "12/7(月)14:00",
-        "１２／７　１４：００",
-        "１２月７日（月）１４時",
-        "12/7 14:00でお願いします",
-        " 12 / 7  14 : 00 ",
-    ],
-)
-def test_parse_slot_text_forms(text):
-    assert parse_slot_text(text, at(2026, 11, 30, 10)) == at(2026, 12, 7, 14)
-
-
-@pytest.mark.parametrize(
-    ("text", "now", "expected"),
-    [
-        ("12/7 14時半", at(2026, 11, 30), at(2026, 12, 7, 14, 30)),
-        ("12月7日14時30分", at(2026, 11, 30), at(2026, 12, 7, 14, 30)),
-        ("1/4 10:00", at(2026, 12, 20), at(2027, 1, 4, 10)),        # next year
-        ("12/7 14:00", at(2026, 12, 10), at(2026, 12, 7, 14)),      # just passed: this year's, so "past"
-        ("11/1 10:00", at(2026, 12, 10), at(2027, 11, 1, 10)),      # long passed: next year's
-        ("2/29 10:00", at(2027, 12, 1), at(2028, 2, 29, 10)),       # a leap day exists in 2028
-    ],
-)
-def test_parse_slot_text_years_and_minutes(text, now, expected):
-    assert parse_slot_text(text, now) == expected
-
-
-@pytest.mark.parametrize(
-    "text",
-    ["2月30日 10時", "2/29 10:00", "13/1 10:00", "12/7 25:00", "12/7 14:60", "12/7", "14:00", "予約", "3",
-     "12/7(火) 14:00"],  # a weekday that does not match the date
-)
-def test_parse_slot_text_refuses(text):
-    assert parse_slot_text(text, at(2026, 11, 30, 10)) is None
-
-
-@pytest.mark.parametrize(
-    ("text", "now", "expected"),
-    [
-        ("12月7日 午後2時", at(2026, 11, 30, 10), at(2026, 12, 7, 14)),
-        ("12/7 午後2:30", at(2026, 11, 30, 10), at(2026, 12, 7, 14, 30)),
-        ("12/7 2pm", at(2026, 11, 30, 10), at(2026, 12, 7, 14)),
-        ("12/7 2 PM", at(2026, 11, 30, 10), at(2026, 12, 7, 14)),
-        ("12/7 10am", at(2026, 11, 30, 10), at(2026, 12, 7, 10)),
-        ("12/7 午前10時", at(2026, 11, 30, 10), at(2026, 12, 7, 10)),
-        ("12/7 午後14時", at(2026, 11, 30, 10), at(2026, 12, 7, 14)),      # 午後 with a 24-hour time
-        ("7日14時", at(2026, 12, 1, 10), at(2026, 12, 7, 14)),            # a day of this month
-        ("７日の１４時から", at(2026, 12, 1, 10), at(2026, 12, 7, 14)),
-        ("4日10時", at(2026, 12, 20, 10), at(2027, 1, 4, 10)),            # passed this month: next month's
-        ("31日10時", at(2027, 2, 10, 10), at(2027, 3, 31, 10)),           # no 31st in February
-        ("明日の14:00", at(2026, 12, 6, 10), at(2026, 12, 7, 14)),
-        ("あした 午後2時", at(2026, 12, 6, 10), at(2026, 12, 7, 14)),
-        ("明後日10時半", at(2026, 12, 5, 10), at(2026, 12, 7, 10, 30)),
-        ("あさって14時", at(2026, 12, 31, 10), at(2027, 1, 2, 14)),
-        ("今日の15時", at(2026, 12, 7, 10), at(2026, 12, 7, 15)),
-        ("きょう 15:00", at(2026, 12, 7, 10), at(2026, 12, 7, 15)),
-    ],
-)
-def test_parse_slot_text_natural_forms(text, now, expected):
-    """What people type besides the documented forms: 午前/午後, am/pm, a day of the month alone, 今日/明日/
-    明後日 (the date then as the clock says)."""
-    assert parse_slot_text(text, now) == expected
-
-
-@pytest.mark.parametrize("text", ["12月7日(火) 14時", "12/7 13pm", "7日", "明日", "午後2時", "12月7日(火)14時"])
-def test_parse_slot_text_refuses_natural_forms_that_are_not_a_slot(text):
-    """A weekday that does not match, a 13 pm, a date without a time, a time without a date."""
-    assert parse_slot_text(text, at(2026, 11, 30, 10)) is None
 
 
 def test_a_typed_past_date_is_not_bookable():

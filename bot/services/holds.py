@@ -12,6 +12,7 @@ from bot.clock import TOKYO
 from bot.models import Booking, Conversation, SlotBlock, SlotHold
 from bot.services import calendar, lifecycle
 from bot.services import slots as slotsvc
+from bot.services.slot_text import parse_slot_text
 
 ACTIVE_STATUSES = lifecycle.OPEN_STATUSES  # what takes a seat: requests and bookings still open
 MAX_HOLD_PERIODS = 4  # a hold kept alive by a user on the form lasts at most this many hold periods
@@ -183,5 +184,5 @@ def held(session: Session, rt, office, conv: Conversation, now: datetime) -> dic
 
 
 def parse_typed(office, text_value: str, now: datetime) -> str | None:
-    start = slotsvc.parse_slot_text(text_value, now)
+    start = parse_slot_text(text_value, now)
     return start.isoformat() if start else None

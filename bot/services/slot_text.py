@@ -1,0 +1,274 @@
+"""A slot typed in the chat: one date and one time read from free text, in Japanese or English.
+
+Pure: the text and the clock in, a timezone-aware Asia/Tokyo datetime (or None) out. Whether that moment is a
+slot, and whether it can still be booked, is for `bot.services.slots` to say.
+
+Read after NFKC (so full-width forms too) and lower-casing, anywhere in the text:
+- a date: `12/7` (always month/day, as every slot label is written), `12<month>7<day>`, a day of the month
+  alone (`7<day>`: its next occurrence from today), `Dec 7`, `December 7th`, `7 Dec`, `the 7th of December`
+  (a year may follow, `Dec 7, 2026`, or lead, `2026/12/7`); today / tomorrow / the day after tomorrow in
+  Japanese or English; or a weekday (`Mon`, `Monday`, `<W><youbi>`), see below;
+- a time: `14:00`, `14.00`, `14<hour>`, `14<hour>30<minute>`, `14<hour><half>`, `2pm`, `2 p.m.`, `2:30pm`,
+  `10 am`, `noon`, the Japanese morning or afternoon word before the hour (the marks are `_*_MARK` below; the
+  tests spell every form out).
+The date and the time stand side by side, in either order, with only spaces, commas, `at`, `on`, `around`,
+`from`, `@` or `<no>` between them. The first such pair decides. A date without a time, or a time without a
+date, is no slot (None), as the bot then asks for both.
+
+A weekday beside a date (`Mon Dec 7`, `12/7(<W>)`, `Dec 7 Monday`) must be that date's weekday. A weekday alone
+means the first such day whose time has not passed yet: today, if it is that weekday and the time is still
+ahead (the slot check then says whether its booking is still open), else a day of the coming week.
+`next week Friday` / `<next-week> Friday` is the Friday of the next Monday-to-Sunday week, `this week Friday` /
+`<this-week> Friday` that of this week. `next Friday` is read only where its two common meanings agree (the
+first Friday after today is also next week's); otherwise it is ambiguous and not read. A weekday alone is not
+read either when the text also names a date.
+"""
+from __future__ import annotations
+
+import bisect
+import re
+import unicodedata
+from datetime import date, datetime, time, timedelta
+
+from bot.clock import TOKYO
+from bot.services.slots import WEEKDAY_KANJI
+
+# Japanese marks and words, escaped: Python holds no Japanese text besides WEEKDAY_KANJI.
+_YEAR_MARK = "\u5e74"
+_MONTH_MARK = "\u6708"
+_DAY_MARK = "\u65e5"
+_HOUR_MARK = "\u6642"
+_MINUTE_MARK = "\u5206"
+_HALF_MARK = "\u534a"
+_WEEKDAY_MARK = "\u66dc"                    # <W><youbi>(<day>): Monday is WEEKDAY_KANJI[0] + this
+_NO = "\u306e"
+_COMMA = "\u3001"
+_MORNING = "\u5348\u524d"
+_AFTERNOON = "\u5348\u5f8c"
+_THIS_WEEK = "\u4eca\u9031"
+_NEXT_WEEK = "\u6765\u9031"
+
+_DAYS_FROM_TODAY = {
+    "\u4eca\u65e5": 0, "\u304d\u3087\u3046": 0, "today": 0,                                 # today
+    "\u660e\u65e5": 1, "\u3042\u3057\u305f": 1, "\u3042\u3059": 1,                            # tomorrow
+    "tomorrow": 1, "tomorow": 1, "tommorow": 1, "tommorrow": 1, "tmrw": 1, "tmr": 1,
+    "\u660e\u5f8c\u65e5": 2, "\u3042\u3055\u3063\u3066": 2,                                  # the day after
+    "day after tomorrow": 2, "the day after tomorrow": 2,
+}
+_MONTHS = {
+    "jan": 1, "january": 1, "feb": 2, "february": 2, "mar": 3, "march": 3, "apr": 4, "april": 4, "may": 5,
+    "jun": 6, "june": 6, "jul": 7, "july": 7, "aug": 8, "august": 8, "sep": 9, "sept": 9, "september": 9,
+    "oct": 10, "october": 10, "nov": 11, "november": 11, "dec": 12, "december": 12,
+}
+_WEEKDAYS = {
+    "mon": 0, "monday": 0, "tue": 1, "tues": 1, "tuesday": 1, "wed": 2, "weds": 2, "wednesday": 2,
+    "thu": 3, "thur": 3, "thurs": 3, "thursday": 3, "fri": 4, "friday": 4, "sat": 5, "saturday": 5,
+    "sun": 6, "sunday": 6,
+}
+
+
+def _words(words) -> str:
+    """An alternation of whole English words (or Japanese words), longest first; spaces match any spacing."""
+    ordered = sorted(words, key=len, reverse=True)
+    return "(?<![a-z])(?:" + "|".join(re.escape(w).replace(r"\ ", r"\s+") for w in ordered) + ")(?![a-z])"
+
+
+_ORDINAL = r"(?:st|nd|rd|th)?"
+_YEAR = r"20\d\d"
+_WEEKDAY = rf"(?:{_words(_WEEKDAYS)}\.?|[{''.join(WEEKDAY_KANJI)}]{_WEEKDAY_MARK}{_DAY_MARK}?)"
+_MONTH = rf"{_words(_MONTHS)}\.?"
+# A day number that is not the hour of a time (`Dec 10am` names no day).
+_NOT_AN_HOUR = r"(?!\d|\s*:|\.\d|\s*[ap]\.?m(?![a-z]))"
+
+_EXPLICIT_DATE = (
+    # 12/7, 12<month>7<day>, 2026/12/7, 2026<year>12<month>7<day> (a 7<day> followed by <youbi> is Sunday's mark)
+    rf"(?:(?P<num_year>{_YEAR})\s*(?:/|{_YEAR_MARK})\s*|(?<![\d/]))"
+    rf"(?P<num_month>\d{{1,2}})\s*(?:/|{_MONTH_MARK})\s*(?P<num_day>\d{{1,2}})(?!\d)"
+    rf"(?:\s*{_DAY_MARK}(?!{_WEEKDAY_MARK}))?"
+    # Dec 7, December the 7th, Dec. 7, 2026
+    rf"|(?P<md_month>{_MONTH})\s*(?:the\s+)?(?P<md_day>\d{{1,2}}){_ORDINAL}{_NOT_AN_HOUR}"
+    rf"(?:\s*,?\s*(?P<md_year>{_YEAR})(?![\d:.]))?"
+    # 7 Dec, 7th of December, the 7th December 2026
+    rf"|(?:the\s+)?(?<![\d/:.])(?P<dm_day>\d{{1,2}}){_ORDINAL}\s*(?:of\s+)?(?P<dm_month>{_MONTH})"
+    rf"(?:\s*,?\s*(?P<dm_year>{_YEAR})(?![\d:.]))?"
+    # 7<day>: a day of the month alone
+    rf"|(?<![\d/{_MONTH_MARK}])(?P<day_alone>\d{{1,2}})\s*{_DAY_MARK}(?!{_WEEKDAY_MARK})"
+    rf"|(?P<relative>{_words(_DAYS_FROM_TODAY)})"
+)
+_WEEK_WORDS = {"next week": "next_week", "next week's": "next_week", "next weeks": "next_week",
+               "this week": "this_week", "this week's": "this_week", "this weeks": "this_week",
+               "next": "next", "this": "bare"}
+_DATE = re.compile(
+    rf"(?:(?P<lead_wd>{_WEEKDAY})\s*,?\s*)?(?:{_EXPLICIT_DATE})"
+    rf"(?:\s*\(\s*(?P<bracket>[^)]*)\)|\s*,?\s*(?P<trail_wd>{_WEEKDAY}))?"
+    rf"|(?:(?P<week>{_words(_WEEK_WORDS)}|{_NEXT_WEEK}|{_THIS_WEEK})\s*(?:on\s+|{_NO}\s*)?)?(?P<weekday>{_WEEKDAY})"
+)
+_TIME = re.compile(
+    r"(?<![\d:.])(?:"
+    rf"(?P<half_day>{_MORNING}|{_AFTERNOON})?\s*(?P<hour>\d{{1,2}})"
+    rf"(?:(?:\s*:\s*|\.)(?P<minute>\d{{2}})(?!\d)"
+    rf"|\s*{_HOUR_MARK}(?:\s*(?P<minute_mark>\d{{1,2}})\s*{_MINUTE_MARK}|\s*(?P<half>{_HALF_MARK}))?"
+    r"|(?=\s*[ap]\.?m(?![a-z])))"
+    r"(?:\s*(?P<meridiem>[ap])\.?m(?![a-z])\.?)?"
+    r"|(?:12\s*)?(?P<noon>noon|midday)(?![a-z])"
+    r")(?!\d)"
+)
+# What may stand between a date and its time (at most _MAX_BETWEEN characters, after spaces are folded).
+_BETWEEN = re.compile(rf"(?:\s|,|@|{_NO}|{_COMMA}|{_words(('at', 'on', 'around', 'about', 'from'))})*")
+_MAX_BETWEEN = 24
+# A typed month/day means its next occurrence, counting dates up to this far back as this one (so a date
+# that just passed is answered "past", not silently moved to next year).
+_RECENT_PAST = timedelta(days=31)
+
+
+def parse_slot_text(text: str, now: datetime) -> datetime | None:
+    """The slot start a user typed (see the module's docstring), or None when there is none or it is no real,
+    unambiguous date and time. `now` is the bot's clock (timezone-aware); the result is in Asia/Tokyo.
+
+    A month/day without a year is that of the first occurrence on or after about a month ago, so the result
+    lies within roughly [today - 1 month, today + 11 months].
+    """
+    if now.tzinfo is None or now.utcoffset() is None:
+        raise ValueError("a timezone-aware datetime is required")
+    now = now.astimezone(TOKYO)
+    value = " ".join(unicodedata.normalize("NFKC", text or "").lower().replace("\u2019", "'").split())
+    dates = list(_DATE.finditer(value))
+    times = list(_TIME.finditer(value))
+    starts = [t.start() for t in times]
+    for found in dates:
+        said = _beside(found, times, starts, value)
+        if said is None:
+            continue
+        at = _time(said)
+        if at is None:
+            return None
+        if found["weekday"] and any(not other["weekday"] for other in dates):
+            return None                                   # `Friday` beside `12/7` elsewhere: which one?
+        on = _date(found, at, now)
+        return None if on is None else datetime.combine(on, at, tzinfo=TOKYO)
+    return None
+
+
+def _beside(found: re.Match, times: list[re.Match], starts: list[int], value: str) -> re.Match | None:
+    """The time right after the date, else the one right before it, with only a few filler words between
+    (`starts`: where each of the text's times starts, in order)."""
+    following = bisect.bisect_left(starts, found.end())
+    nearest = times[following:following + 1] + [t for t in times[following - 1:following] if t.end() <= found.start()]
+    for said in nearest:
+        gap = value[found.end():said.start()] if said.start() >= found.end() else value[said.end():found.start()]
+        if len(gap) <= _MAX_BETWEEN and _BETWEEN.fullmatch(gap):
+            return said
+    return None
+
+
+def _time(said: re.Match) -> time | None:
+    if said["noon"]:
+        return time(12, 0)
+    hour = _hour(int(said["hour"]), said["half_day"], said["meridiem"] or "")
+    minute_text = said["minute"] or said["minute_mark"]
+    minute = int(minute_text) if minute_text else (30 if said["half"] else 0)
+    if hour is None or not (0 <= hour <= 23 and 0 <= minute <= 59):
+        return None
+    return time(hour, minute)
+
+
+def _hour(hour: int, half_day: str | None, meridiem: str) -> int | None:
+    """The 24-hour hour of `2` in the afternoon, `2pm`, `10am`; a 24-hour time after the afternoon word stays."""
+    afternoon = half_day == _AFTERNOON or meridiem == "p"
+    morning = half_day == _MORNING or meridiem == "a"
+    if meridiem and not 1 <= hour <= 12:
+        return None                                   # 13pm, 0am
+    if afternoon and hour < 12:
+        return hour + 12
+    if morning and hour == 12:
+        return 0
+    return hour
+
+
+def _date(found: re.Match, at: time, now: datetime) -> date | None:
+    """The day a date match names (None when there is no such day, or a weekday beside it disagrees)."""
+    today, on = now.date(), None
+    if found["weekday"]:
+        return _weekday_date(_weekday_index(found["weekday"]), found["week"], at, now)
+    if found["relative"]:
+        on = today + timedelta(days=_DAYS_FROM_TODAY[_phrase(found["relative"])])
+    elif found["day_alone"]:
+        on = _next_day_of_month(int(found["day_alone"]), today)
+    else:
+        for kind in ("num", "md", "dm"):
+            if found[f"{kind}_day"]:
+                month = found[f"{kind}_month"]
+                month = int(month) if month.isdigit() else _MONTHS[month.rstrip(".")]
+                on = _on(found[f"{kind}_year"], month, int(found[f"{kind}_day"]), today)
+                break
+    if on is None:
+        return None
+    said = [_weekday_index(found[name]) for name in ("lead_wd", "trail_wd", "bracket") if found[name]]
+    if any(weekday is not None and weekday != on.weekday() for weekday in said):
+        return None
+    return on
+
+
+def _phrase(words: str) -> str:
+    return " ".join(words.split())
+
+
+def _weekday_index(word: str) -> int | None:
+    """Monday 0 ... Sunday 6, from an English weekday or a Japanese one (its first character); else None."""
+    word = word.strip().rstrip(".")
+    if word in _WEEKDAYS:
+        return _WEEKDAYS[word]
+    return WEEKDAY_KANJI.index(word[0]) if word[:1] in WEEKDAY_KANJI else None
+
+
+def _weekday_date(weekday: int, week: str | None, at: time, now: datetime) -> date | None:
+    today = now.date()
+    next_monday = today + timedelta(days=7 - today.weekday())
+    kind = {_NEXT_WEEK: "next_week", _THIS_WEEK: "this_week"}.get(week or "") or _WEEK_WORDS.get(
+        _phrase(week or ""), "bare")
+    if kind == "next_week":
+        return next_monday + timedelta(days=weekday)
+    if kind == "this_week":
+        return next_monday - timedelta(days=7 - weekday)
+    if kind == "next":
+        coming = today + timedelta(days=(weekday - today.weekday() - 1) % 7 + 1)   # after today
+        return coming if coming == next_monday + timedelta(days=weekday) else None
+    on = today + timedelta(days=(weekday - today.weekday()) % 7)
+    if datetime.combine(on, at, tzinfo=TOKYO) <= now:
+        on += timedelta(days=7)
+    return on
+
+
+def _on(year: str | None, month: int, day: int, today: date) -> date | None:
+    if year is None:
+        return _next_occurrence(month, day, today)
+    try:
+        return date(int(year), month, day)
+    except ValueError:
+        return None
+
+
+def _next_day_of_month(day: int, today: date) -> date | None:
+    """The next date (today included) that falls on this day of a month."""
+    year, month = today.year, today.month
+    for _ in range(3):                                 # the 31st may skip a month or two
+        try:
+            candidate = date(year, month, day)
+        except ValueError:
+            candidate = None
+        if candidate is not None and candidate >= today:
+            return candidate
+        year, month = (year + 1, 1) if month == 12 else (year, month + 1)
+    return None
+
+
+def _next_occurrence(month: int, day: int, today: date) -> date | None:
+    earliest = today - _RECENT_PAST
+    for year in (earliest.year, earliest.year + 1):
+        try:
+            candidate = date(year, month, day)
+        except ValueError:
+            continue  # 2/30, or 2/29 outside a leap year
+        if candidate >= earliest:
+            return candidate
+    return None

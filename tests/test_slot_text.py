@@ -1,0 +1,262 @@
+"""Reading a slot typed in the chat (bot.services.slot_text): a pure function of the text and the clock."""
+from __future__ import annotations
+
+import calendar
+from datetime import datetime, timedelta
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from bot.clock import TOKYO
+from bot.services.slot_text import parse_slot_text
+
+
+def at(y: int, m: int, d: int, hh: int = 0, mm: int = 0) -> datetime:
+    return datetime(y, m, d, hh, mm, tzinfo=TOKYO)
+
+
+TUESDAY = at(2026, 12, 1, 10)      # Tuesday 1 December 2026, 10:00 in Tokyo
+
+
+# --- the Japanese forms ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "12/7 14:00",
+        "12/7 14時",
+        "12月7日14時",
+        "12月7日 14:00",
+        "12/7(月) 14:00",
+        "12/7(月)14:00",
+        "１２／７　１４：００",
+        "１２月７日（月）１４時",
+        "12/7 14:00でお願いします",
+        " 12 / 7  14 : 00 ",
+    ],
+)
+def test_parse_slot_text_forms(text):
+    assert parse_slot_text(text, at(2026, 11, 30, 10)) == at(2026, 12, 7, 14)
+
+
+@pytest.mark.parametrize(
+    ("text", "now", "expected"),
+    [
+        ("12/7 14時半", at(2026, 11, 30), at(2026, 12, 7, 14, 30)),
+        ("12月7日14時30分", at(2026, 11, 30), at(2026, 12, 7, 14, 30)),
+        ("1/4 10:00", at(2026, 12, 20), at(2027, 1, 4, 10)),        # next year
+        ("12/7 14:00", at(2026, 12, 10), at(2026, 12, 7, 14)),      # just passed: this year's, so "past"
+        ("11/1 10:00", at(2026, 12, 10), at(2027, 11, 1, 10)),      # long passed: next year's
+        ("2/29 10:00", at(2027, 12, 1), at(2028, 2, 29, 10)),       # a leap day exists in 2028
+    ],
+)
+def test_parse_slot_text_years_and_minutes(text, now, expected):
+    assert parse_slot_text(text, now) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["2月30日 10時", "2/29 10:00", "13/1 10:00", "12/7 25:00", "12/7 14:60", "12/7", "14:00", "予約", "3",
+     "12/7(火) 14:00"],  # a weekday that does not match the date
+)
+def test_parse_slot_text_refuses(text):
+    assert parse_slot_text(text, at(2026, 11, 30, 10)) is None
+
+
+@pytest.mark.parametrize(
+    ("text", "now", "expected"),
+    [
+        ("12月7日 午後2時", at(2026, 11, 30, 10), at(2026, 12, 7, 14)),
+        ("12/7 午後2:30", at(2026, 11, 30, 10), at(2026, 12, 7, 14, 30)),
+        ("12/7 2pm", at(2026, 11, 30, 10), at(2026, 12, 7, 14)),
+        ("12/7 2 PM", at(2026, 11, 30, 10), at(2026, 12, 7, 14)),
+        ("12/7 10am", at(2026, 11, 30, 10), at(2026, 12, 7, 10)),
+        ("12/7 午前10時", at(2026, 11, 30, 10), at(2026, 12, 7, 10)),
+        ("12/7 午後14時", at(2026, 11, 30, 10), at(2026, 12, 7, 14)),      # 午後 with a 24-hour time
+        ("7日14時", at(2026, 12, 1, 10), at(2026, 12, 7, 14)),            # a day of this month
+        ("７日の１４時から", at(2026, 12, 1, 10), at(2026, 12, 7, 14)),
+        ("4日10時", at(2026, 12, 20, 10), at(2027, 1, 4, 10)),            # passed this month: next month's
+        ("31日10時", at(2027, 2, 10, 10), at(2027, 3, 31, 10)),           # no 31st in February
+        ("明日の14:00", at(2026, 12, 6, 10), at(2026, 12, 7, 14)),
+        ("あした 午後2時", at(2026, 12, 6, 10), at(2026, 12, 7, 14)),
+        ("明後日10時半", at(2026, 12, 5, 10), at(2026, 12, 7, 10, 30)),
+        ("あさって14時", at(2026, 12, 31, 10), at(2027, 1, 2, 14)),
+        ("今日の15時", at(2026, 12, 7, 10), at(2026, 12, 7, 15)),
+        ("きょう 15:00", at(2026, 12, 7, 10), at(2026, 12, 7, 15)),
+    ],
+)
+def test_parse_slot_text_natural_forms(text, now, expected):
+    """What people type besides the documented forms: 午前/午後, am/pm, a day of the month alone, 今日/明日/
+    明後日 (the date then as the clock says)."""
+    assert parse_slot_text(text, now) == expected
+
+
+@pytest.mark.parametrize("text", ["12月7日(火) 14時", "12/7 13pm", "7日", "明日", "午後2時", "12月7日(火)14時"])
+def test_parse_slot_text_refuses_natural_forms_that_are_not_a_slot(text):
+    """A weekday that does not match, a 13 pm, a date without a time, a time without a date."""
+    assert parse_slot_text(text, at(2026, 11, 30, 10)) is None
+
+
+# --- English forms, read in every language mode -----------------------------------------------------------
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("tomorrow 10am", at(2026, 12, 2, 10)),
+        ("Tomorrow at 2pm", at(2026, 12, 2, 14)),
+        ("tomorrow 10 am", at(2026, 12, 2, 10)),                # a space before am
+        ("tomorow 2pm", at(2026, 12, 2, 14)),                   # common misspellings
+        ("tommorow 2pm", at(2026, 12, 2, 14)),
+        ("tmrw 2 p.m.", at(2026, 12, 2, 14)),
+        ("2pm tomorrow", at(2026, 12, 2, 14)),                  # the time first
+        ("14:00 tomorrow please", at(2026, 12, 2, 14)),
+        ("today 3pm", at(2026, 12, 1, 15)),
+        ("the day after tomorrow at 14:00", at(2026, 12, 3, 14)),
+        ("day after tomorrow 10:30", at(2026, 12, 3, 10, 30)),
+        ("Dec 8 2pm", at(2026, 12, 8, 14)),
+        ("December 8 at 14:00", at(2026, 12, 8, 14)),
+        ("Dec. 8, 2:30 p.m.", at(2026, 12, 8, 14, 30)),
+        ("DEC 8 2PM", at(2026, 12, 8, 14)),
+        ("dec8 2pm", at(2026, 12, 8, 14)),
+        ("December the 8th at 2pm", at(2026, 12, 8, 14)),
+        ("Dec 8th 14:00", at(2026, 12, 8, 14)),
+        ("8 Dec 2:30 pm", at(2026, 12, 8, 14, 30)),
+        ("8th December 14:00", at(2026, 12, 8, 14)),
+        ("the 8th of December at 2pm", at(2026, 12, 8, 14)),
+        ("2pm on Dec 8", at(2026, 12, 8, 14)),
+        ("14:00, 8 December", at(2026, 12, 8, 14)),
+        ("Dec 8, 2026 at 2pm", at(2026, 12, 8, 14)),            # a year
+        ("8 Dec 2026 14:00", at(2026, 12, 8, 14)),
+        ("2026/12/8 14:00", at(2026, 12, 8, 14)),
+        ("Jan 4 10am", at(2027, 1, 4, 10)),                     # next year's, as 1/4 is
+        ("12/8 2pm", at(2026, 12, 8, 14)),
+        ("12/8 at 2pm", at(2026, 12, 8, 14)),
+        ("12/8 @ 14:00", at(2026, 12, 8, 14)),
+        ("12/8 around 2pm", at(2026, 12, 8, 14)),
+        ("Dec 8 10.30", at(2026, 12, 8, 10, 30)),               # a dot for the colon
+        ("Dec 8 10.30am", at(2026, 12, 8, 10, 30)),
+        ("Dec 8 10 a.m.", at(2026, 12, 8, 10)),
+        ("Dec 8 noon", at(2026, 12, 8, 12)),
+        ("Dec 8 12 noon", at(2026, 12, 8, 12)),
+        ("tomorrow at midday", at(2026, 12, 2, 12)),
+        ("Dec 8 12pm", at(2026, 12, 8, 12)),
+        ("Dec 8 12:30pm", at(2026, 12, 8, 12, 30)),
+        ("Tue Dec 8 2pm", at(2026, 12, 8, 14)),                 # a weekday that matches the date
+        ("Tuesday, December 8, 2pm", at(2026, 12, 8, 14)),
+        ("Dec 8 (Tue) 2pm", at(2026, 12, 8, 14)),
+        ("Dec 8 Tuesday 2pm", at(2026, 12, 8, 14)),
+        ("12/8(Tue) 14:00", at(2026, 12, 8, 14)),
+        ("Ｄｅｃ ８ ２ｐｍ", at(2026, 12, 8, 14)),                  # full-width
+        ("ｔｏｍｏｒｒｏｗ　１０ａｍ", at(2026, 12, 2, 10)),
+        ("Ｄｅｃ　８　１４：００", at(2026, 12, 8, 14)),
+        ("Can I book Dec 8 at 2pm?", at(2026, 12, 8, 14)),
+        ("明日 2pm", at(2026, 12, 2, 14)),                       # the two languages mixed
+        ("tomorrow 14時", at(2026, 12, 2, 14)),
+        ("12月8日 2:30pm", at(2026, 12, 8, 14, 30)),
+    ],
+)
+def test_english_dates_and_times(text, expected):
+    assert parse_slot_text(text, TUESDAY) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("Mon 2pm", at(2026, 12, 7, 14)),
+        ("monday 14:00", at(2026, 12, 7, 14)),
+        ("Thu 10:30", at(2026, 12, 3, 10, 30)),
+        ("thurs. at 10am", at(2026, 12, 3, 10)),
+        ("2pm on Friday", at(2026, 12, 4, 14)),
+        ("Tue 2pm", at(2026, 12, 1, 14)),                       # today's weekday, the time still ahead: today
+        ("Tue 9am", at(2026, 12, 8, 9)),                        # today's 9:00 has passed: next week's
+        ("Tue 10:00", at(2026, 12, 8, 10)),                     # now exactly: passed
+        ("next Monday 14:00", at(2026, 12, 7, 14)),             # the next Monday is next week's
+        ("next Tuesday 2pm", at(2026, 12, 8, 14)),
+        ("next Sunday 2pm", at(2026, 12, 13, 14)),              # said on Sunday: next week's
+        ("next week Friday 2pm", at(2026, 12, 11, 14)),
+        ("next week's Fri 2pm", at(2026, 12, 11, 14)),
+        ("next week on Friday at 2pm", at(2026, 12, 11, 14)),
+        ("this week Friday 2pm", at(2026, 12, 4, 14)),
+        ("this Friday 2pm", at(2026, 12, 4, 14)),
+        ("月曜14時", at(2026, 12, 7, 14)),                       # the Japanese weekday words too
+        ("月曜日の午後2時", at(2026, 12, 7, 14)),
+        ("来週の金曜 14:00", at(2026, 12, 11, 14)),
+        ("来週金曜日14時", at(2026, 12, 11, 14)),
+        ("今週の金曜14時", at(2026, 12, 4, 14)),
+        ("１２月７日月曜日 １４時", at(2026, 12, 7, 14)),
+    ],
+)
+def test_weekdays(text, expected):
+    """Said on Tuesday 12/1 at 10:00 (Sunday 12/6 for `next Sunday`). A weekday alone is the first such day whose time is still ahead (today included); `next` only where
+    both of its meanings agree; `next week` / `this week` the Monday-to-Sunday weeks, as the slot pages show."""
+    now = at(2026, 12, 6, 10) if text == "next Sunday 2pm" else TUESDAY
+    assert parse_slot_text(text, now) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "now"),
+    [
+        ("next Friday 2pm", TUESDAY),                           # this Friday 12/4, or next week's 12/11?
+        ("next Sunday 2pm", at(2026, 12, 5, 10)),               # said on a Saturday: tomorrow, or 12/13?
+        ("next Sunday 2pm", TUESDAY),                           # Sunday 12/6 ends this week: or 12/13?
+        ("next Wednesday 2pm", at(2026, 12, 7, 10)),            # said on a Monday
+    ],
+)
+def test_next_weekday_is_not_read_where_it_is_ambiguous(text, now):
+    assert parse_slot_text(text, now) is None
+
+
+def test_next_weekday_agrees_with_next_week_wherever_they_coincide():
+    for offset in range(7):                                     # said on each day of a week
+        now = at(2026, 11, 30, 10) + timedelta(days=offset)
+        for weekday, name in enumerate(calendar.day_name):
+            read = parse_slot_text(f"next {name} 2pm", now)
+            coming = now.date() + timedelta(days=(weekday - now.weekday() - 1) % 7 + 1)
+            next_weeks = now.date() + timedelta(days=7 - now.weekday() + weekday)
+            assert read == (at(coming.year, coming.month, coming.day, 14) if coming == next_weeks else None)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Dec 8", "tomorrow", "Monday", "next Monday", "8 December",      # a date without a time
+        "2pm", "at 14:00", "noon", "10.30",                               # a time without a date
+        "Dec 8 at 2", "tomorrow at 2",                                    # no am/pm, no minutes: not a time
+        "Dec 10am",                                                       # the 10 is the hour, not the day
+        "Dec 32 2pm", "Feb 30 10am", "Feb 29, 2027 10am",                 # no such day
+        "Dec 8 13pm", "Dec 8 0am", "Dec 8 14:00 pm", "Dec 8 25:00", "Dec 8 10:60",
+        "Mon Dec 8 2pm", "Dec 8 (Mon) 2pm", "12/8(Mon) 14:00", "Dec 8 Monday 2pm",  # the weekday disagrees
+        "I can do Dec 15 or Tuesday 2pm",                                 # a weekday beside another date
+        "12.8 14:00",                                                     # a date is month/day with a slash
+        "may I book?", "next", "sunday", "book", "3", "",                 # no date and time at all
+        "wednesday", "sat",
+    ],
+)
+def test_english_texts_that_are_not_a_slot(text):
+    assert parse_slot_text(text, TUESDAY) is None
+
+
+@pytest.mark.parametrize(("japanese", "english"), [("12月8日", "Dec 8"), ("明日", "tomorrow"),
+                                                    ("午後2時", "2pm"), ("12/8 14", "Dec 8 14")])
+def test_a_date_or_a_time_alone_is_refused_in_both_languages(japanese, english):
+    assert parse_slot_text(japanese, TUESDAY) is None and parse_slot_text(english, TUESDAY) is None
+
+
+@given(
+    now=st.datetimes(min_value=datetime(2026, 1, 1), max_value=datetime(2028, 12, 31), timezones=st.just(TOKYO)),
+    ahead=st.integers(min_value=0, max_value=300),
+    hour=st.integers(min_value=1, max_value=23),
+    minute=st.sampled_from([0, 15, 30, 45]),
+    style=st.sampled_from(["{mon} {d} {t}", "{month} {d} at {t}", "{d} {mon} {t}", "{t} on {month} {d}",
+                           "{d}th of {month}, {t}", "{wd} {mon} {d} {t}"]),
+)
+def test_english_dates_name_the_same_moment_as_month_day(now, ahead, hour, minute, style):
+    """Every English way of writing a date reads as the month/day form does, in 24-hour or am/pm time."""
+    day = now.date() + timedelta(days=ahead)
+    twelve = f"{hour % 12 or 12}:{minute:02d}{'pm' if hour >= 12 else 'am'}"
+    clock = f"{hour}:{minute:02d}" if hour > 12 or minute % 30 else twelve
+    text = style.format(mon=calendar.month_abbr[day.month], month=calendar.month_name[day.month], d=day.day,
+                        t=clock, wd=calendar.day_abbr[day.weekday()])
+    assert parse_slot_text(text, now) == parse_slot_text(f"{day.month}/{day.day} {hour}:{minute:02d}", now)
+    assert parse_slot_text(text, now) is not None
