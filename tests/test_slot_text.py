@@ -84,6 +84,8 @@ def test_parse_slot_text_refuses(text):
         ("あさって14時", at(2026, 12, 31, 10), at(2027, 1, 2, 14)),
         ("今日の15時", at(2026, 12, 7, 10), at(2026, 12, 7, 15)),
         ("きょう 15:00", at(2026, 12, 7, 10), at(2026, 12, 7, 15)),
+        ("3日後の14時", at(2026, 12, 4, 10), at(2026, 12, 7, 14)),         # three days from today
+        ("１０日後 10:00", at(2026, 12, 28, 10), at(2027, 1, 7, 10)),
     ],
 )
 def test_parse_slot_text_natural_forms(text, now, expected):
@@ -92,9 +94,11 @@ def test_parse_slot_text_natural_forms(text, now, expected):
     assert parse_slot_text(text, now) == expected
 
 
-@pytest.mark.parametrize("text", ["12月7日(火) 14時", "12/7 13pm", "7日", "明日", "午後2時", "12月7日(火)14時"])
+@pytest.mark.parametrize("text", ["12月7日(火) 14時", "12/7 13pm", "7日", "明日", "午後2時", "12月7日(火)14時",
+                                  "3日前の14時", "3日間 14時", "3日以内 14時", "3日後"])
 def test_parse_slot_text_refuses_natural_forms_that_are_not_a_slot(text):
-    """A weekday that does not match, a 13 pm, a date without a time, a time without a date."""
+    """A weekday that does not match, a 13 pm, a date without a time, a time without a date, a span of days
+    (`3日前`: read as the 3rd before)."""
     assert parse_slot_text(text, at(2026, 11, 30, 10)) is None
 
 

@@ -7,7 +7,8 @@ Read after NFKC (so full-width forms too) and lower-casing, anywhere in the text
 - a date: `12/7` (always month/day, as every slot label is written), `12<month>7<day>`, a day of the month
   alone (`7<day>`: its next occurrence from today), `Dec 7`, `December 7th`, `7 Dec`, `the 7th of December`
   (a year may follow, `Dec 7, 2026`, or lead, `2026/12/7`); today / tomorrow / the day after tomorrow in
-  Japanese or English; or a weekday (`Mon`, `Monday`, `<W><youbi>`), see below;
+  Japanese or English, `3<day><later>` (three days from today; `3<day>` before a word of a span — before, for,
+  within — is no date); or a weekday (`Mon`, `Monday`, `<W><youbi>`), see below;
 - a time: `14:00`, `14.00`, `14<hour>`, `14<hour>30<minute>`, `14<hour><half>`, `2pm`, `2 p.m.`, `2:30pm`,
   `10 am`, `noon`, the Japanese morning or afternoon word before the hour (the marks are `_*_MARK` below; the
   tests spell every form out).
@@ -47,6 +48,8 @@ _MORNING = "\u5348\u524d"
 _AFTERNOON = "\u5348\u5f8c"
 _THIS_WEEK = "\u4eca\u9031"
 _NEXT_WEEK = "\u6765\u9031"
+_LATER = "\u5f8c"                           # N<day><later>: N days from today
+_NOT_A_DAY = "\u524d\u9593\u4ee5"               # N<day> before, for, within...: a span, no day of the month
 
 _DAYS_FROM_TODAY = {
     "\u4eca\u65e5": 0, "\u304d\u3087\u3046": 0, "today": 0,                                 # today
@@ -91,8 +94,10 @@ _EXPLICIT_DATE = (
     # 7 Dec, 7th of December, the 7th December 2026
     rf"|(?:the\s+)?(?<![\d/:.])(?P<dm_day>\d{{1,2}}){_ORDINAL}\s*(?:of\s+)?(?P<dm_month>{_MONTH})"
     rf"(?:\s*,?\s*(?P<dm_year>{_YEAR})(?![\d:.]))?"
-    # 7<day>: a day of the month alone
-    rf"|(?<![\d/{_MONTH_MARK}])(?P<day_alone>\d{{1,2}})\s*{_DAY_MARK}(?!{_WEEKDAY_MARK})"
+    # 3<day><later>: three days from today
+    rf"|(?<![\d/{_MONTH_MARK}])(?P<days_later>\d{{1,2}})\s*{_DAY_MARK}\s*{_LATER}"
+    # 7<day>: a day of the month alone (not `3<day>` of a span: before, for, within)
+    rf"|(?<![\d/{_MONTH_MARK}])(?P<day_alone>\d{{1,2}})\s*{_DAY_MARK}(?![{_WEEKDAY_MARK}{_NOT_A_DAY}])"
     rf"|(?P<relative>{_words(_DAYS_FROM_TODAY)})"
 )
 _WEEK_WORDS = {"next week": "next_week", "next week's": "next_week", "next weeks": "next_week",
@@ -192,6 +197,8 @@ def _date(found: re.Match, at: time, now: datetime) -> date | None:
         return _weekday_date(_weekday_index(found["weekday"]), found["week"], at, now)
     if found["relative"]:
         on = today + timedelta(days=_DAYS_FROM_TODAY[_phrase(found["relative"])])
+    elif found["days_later"]:
+        on = today + timedelta(days=int(found["days_later"]))
     elif found["day_alone"]:
         on = _next_day_of_month(int(found["day_alone"]), today)
     else:
