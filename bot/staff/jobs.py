@@ -10,7 +10,7 @@ import logging
 from collections import Counter
 from datetime import date, datetime, time, timedelta
 
-from sqlalchemy import delete, exists, or_, select, update
+from sqlalchemy import delete, exists, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -224,9 +224,13 @@ def forget_unfollowed(session: Session, office_id: str, before: datetime) -> int
 
 
 def _delete_closed_requests(session: Session, office_id: str, before: datetime) -> int:
+    # Counted from when the request closed, stamped once by the lifecycle: a later touch of the row (a staff
+    # note moves `updated_at`) must not keep it longer. A closed status written without the stamp (outside the
+    # lifecycle) falls back to the last change, so nothing is kept for ever.
+    closed = func.coalesce(Booking.closed_at, Booking.updated_at)
     # A batch per pass (the next pass takes the rest): a backlog never makes one statement too big to run.
     ids = list(session.scalars(select(Booking.id).where(
-        Booking.office_id == office_id, Booking.status.in_(CLOSED_STATUSES), Booking.updated_at < before)
+        Booking.office_id == office_id, Booking.status.in_(CLOSED_STATUSES), closed < before)
         .order_by(Booking.id).limit(PURGE_BATCH)))
     if not ids:
         return 0
