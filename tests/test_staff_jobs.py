@@ -511,3 +511,19 @@ def test_the_line_id_of_a_user_who_unfollowed_is_forgotten_once_nothing_needs_it
     assert again.id not in ids.values() and again.followed
     booked.says("予約")
     assert postback_value(booked.messages(), "同意する")               # asked to consent again
+
+
+def test_a_booking_left_confirmed_after_its_session_does_not_keep_the_line_id_for_ever(rt, user_factory):
+    """Staff never recorded attendance: the booking stays `confirmed` after its session. Once its details went
+    (90 days after the session) it no longer needs its user: one who unfollowed is forgotten like any other,
+    not kept for as long as the booking stays open on paper."""
+    user = user_factory("sakata")
+    user.says("予約")
+    user.taps(postback_value(user.messages(), "同意する"))
+    reference = make_request(rt, user_id=user.user_id)
+    _confirm(rt, reference)
+    user.unfollows()
+    rt.clock.freeze(SAKATA_MONDAY + timedelta(days=90, hours=2))
+    figures = staff_jobs.run_due(rt)
+    assert booking(rt, reference).status == "confirmed" and booking(rt, reference).details is None
+    assert figures["users_forgotten"] == 1 and _conv_of(rt, user.user_id) is None
