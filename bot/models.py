@@ -193,6 +193,9 @@ class Booking(Base):
     details_purged_at: Mapped[datetime | None] = mapped_column(default=None)
     invitation_sent_at: Mapped[datetime | None] = mapped_column(default=None)
     decided_at: Mapped[datetime | None] = mapped_column(default=None)
+    # When it entered a closed status, stamped once by the lifecycle: the clock of the closed-request purge
+    # (`updated_at` moves whenever staff touch the row, a note say, which must not keep it longer).
+    closed_at: Mapped[datetime | None] = mapped_column(default=None)
     receipt_pending: Mapped[bool] = mapped_column(Boolean, default=False)  # not yet shown in chat
     # What staff wrote about the booking (職員メモ): free text, so personal; Fernet-encrypted text (bot.crypto).
     staff_note: Mapped[bytes | None] = mapped_column(LargeBinary, default=None)

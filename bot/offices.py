@@ -50,7 +50,8 @@ DEFAULT_RETENTION = {
     "dedupe_days": 7,
     "outbox_days": 30,   # messages LINE has taken or refused for good (the problems page shows 30 days)
     # The LINE user id of a user who unfollowed (blocked) the account, counted from their last event, once none
-    # of their bookings is open or holds details: then replaced by a pseudonym (bot/staff/jobs.py).
+    # of their bookings is open with its session ahead or holds details: then replaced by a pseudonym
+    # (bot/staff/jobs.py).
     "unfollowed_days": 30,
 }
 DEFAULT_STAFF_CARDS = {"new_request": True, "withdrawn": True, "cancelled": True, "expired": True}

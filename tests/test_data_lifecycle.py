@@ -329,7 +329,7 @@ def unfollow_only_marks_the_user(app, rt, fake, run: FullRun, user_id: str) -> N
 
 def retention_follows_the_schedule(rt, run: FullRun, confirmed: str, closed: str) -> None:
     keep = rt.offices["otaru"].retention
-    closed_at, session = _booking(rt, closed).updated_at, _booking(rt, confirmed).slot_start
+    closed_at, session = _booking(rt, closed).closed_at, _booking(rt, confirmed).slot_start
 
     def at(moment: datetime) -> None:
         rt.clock.freeze(moment)

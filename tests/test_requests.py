@@ -304,6 +304,22 @@ def test_a_decision_is_stamped(rt, clock):
     fire(rt, outcome.booking_id, "confirm")
     row = booking(rt, outcome.booking_id)
     assert row.decided_at == clock.now() and row.updated_at == clock.now()
+    assert row.closed_at is None                     # still open
+
+
+@pytest.mark.parametrize("path", [["withdraw"], ["decline"], ["propose", "expire"], ["confirm", "cancel"],
+                                  ["confirm", "attend"], ["confirm", "cancel_by_office"]])
+def test_closing_is_stamped_once(rt, clock, path):
+    """The moment a request or booking closes: the clock of its retention, never moved afterwards."""
+    outcome = create(rt, new_conversation(rt))
+    for trigger in path:
+        clock.advance(hours=1)
+        assert fire(rt, outcome.booking_id, trigger)
+    closed_on = clock.now()
+    clock.advance(hours=1)
+    for trigger in ("withdraw", "cancel", "expire", "decline"):   # none applies any more: nothing moves
+        fire(rt, outcome.booking_id, trigger)
+    assert booking(rt, outcome.booking_id).closed_at == closed_on
 
 
 def test_an_unknown_trigger_is_an_error(rt):

@@ -1,6 +1,6 @@
 """The migrations build exactly the schema the models describe, on every backend, idempotently."""
 import json
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import pytest
 import sqlalchemy as sa
@@ -10,6 +10,7 @@ from cryptography.fernet import Fernet
 
 from bot.crypto import Vault
 from bot.db import Database, upgrade_schema
+from bot.models import UTCDateTime
 from bot.schema import Base
 
 AT = datetime(2026, 12, 1, 1, 0, tzinfo=timezone.utc)
@@ -246,5 +247,45 @@ def test_the_login_address_migration_adds_its_table_and_goes_back(empty_database
             tables = sa.inspect(conn).get_table_names()
         assert "staff_login_address_failures" not in tables and "staff_login_failures" in tables
         upgrade_schema(db)
+    finally:
+        db.dispose()
+
+
+def test_the_closed_at_migration_stamps_closed_bookings_with_when_they_closed(empty_database_url):
+    """0017: each booking already closed gets the earliest stamp of its closing (a decline's decision, the
+    staff notice or audit entry of its closing), never later than its last change; open ones get none."""
+    day = timedelta(days=1)
+    db = Database(empty_database_url)
+    try:
+        _migrate_to(db, "0016_login_address_throttle")
+        with db.engine.connect() as conn:
+            meta = sa.MetaData()
+            bookings, notices, audit = (sa.Table(name, meta, autoload_with=conn)
+                                        for name in ("bookings", "staff_notices", "staff_audit"))
+            later = AT + 20 * day                       # a 職員メモ saved long after it closed moved updated_at
+            for n, (status, decided_at) in enumerate((("declined", AT + day), ("withdrawn", None),
+                                                      ("expired", None), ("cancelled", AT), ("confirmed", AT),
+                                                      ("withdrawn", None))):
+                conn.execute(bookings.insert().values(_old_booking(n, status=status, source="line",
+                                                                   decided_at=decided_at, updated_at=later)))
+            for booking_id, kind, at in ((1, "new_request", AT), (2, "new_request", AT),
+                                         (2, "withdrawn", AT + 2 * day), (3, "expired", AT + 3 * day),
+                                         (5, "new_request", AT)):
+                conn.execute(notices.insert().values(office_id="sakata", kind=kind, booking_id=booking_id,
+                                                     created_at=at))
+            for booking_id, action, at in ((4, "note", AT + 5 * day), (4, "cancel_for_user", AT + 4 * day),
+                                           (1, "decline", AT + day)):
+                conn.execute(audit.insert().values(office_id="sakata", at=at, actor="tanaka", action=action,
+                                                   booking_id=booking_id, detail={}))
+            conn.commit()
+        upgrade_schema(db)
+        stored = sa.table("bookings", sa.column("id", sa.Integer), sa.column("closed_at", UTCDateTime(timezone=True)))
+        with db.engine.connect() as conn:
+            stamps = dict(conn.execute(sa.select(stored.c.id, stored.c.closed_at)).all())
+        assert stamps == {1: AT + day, 2: AT + 2 * day, 3: AT + 3 * day, 4: AT + 4 * day, 5: None,
+                          6: AT + 20 * day}             # nothing better known: its last change, as before
+        _migrate_to(db, "0016_login_address_throttle", down=True)
+        with db.engine.connect() as conn:
+            assert "closed_at" not in {c["name"] for c in sa.inspect(conn).get_columns("bookings")}
     finally:
         db.dispose()

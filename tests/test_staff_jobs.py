@@ -254,6 +254,30 @@ def test_closed_requests_go_a_batch_per_pass(rt, monkeypatch):
         assert s.scalar(select(func.count()).select_from(Booking)) == 0
 
 
+def test_a_closed_request_goes_on_the_clock_of_its_closing_whatever_staff_touch_after(rt):
+    """closed_requests_days is counted from the moment the request closed: a 職員メモ saved on it later (a
+    staff member keeping it alive, on purpose or not, every few weeks) does not keep its details longer."""
+    from bot.staff import decisions
+    from bot.staff.audit import Actor
+
+    keep = rt.offices["sakata"].retention_rules()["closed_requests_days"]
+    declined = make_request(rt, start=SAKATA_MONDAY + timedelta(days=40))
+    closed_on = rt.clock.now()
+    with rt.db.transaction() as s:
+        decisions.decline(s, rt, rt.offices["sakata"], decisions.load(s, "sakata", reference=declined),
+                          Actor(label="tanaka"), closed_on)
+    for days in (10, 20, keep - 1):
+        rt.clock.freeze(closed_on + timedelta(days=days))
+        _write(rt, declined, note=f"本人より電話 090-9999-8888 ({days})")
+        assert staff_jobs.run_due(rt)["requests_purged"] == 0
+    closed = booking(rt, declined)
+    assert closed.status == "declined" and closed.updated_at > closed_on     # the note moved the last change
+    rt.clock.freeze(closed_on + timedelta(days=keep, minutes=5))
+    assert staff_jobs.run_due(rt)["requests_purged"] == 1
+    with rt.db.reading() as s:
+        assert s.scalar(select(Booking).where(Booking.reference == declined)) is None
+
+
 def test_retention_purge_takes_the_staff_notes_and_memos_with_the_details(rt, cli):
     kept = make_request(rt)
     _confirm(rt, kept)
@@ -487,3 +511,19 @@ def test_the_line_id_of_a_user_who_unfollowed_is_forgotten_once_nothing_needs_it
     assert again.id not in ids.values() and again.followed
     booked.says("予約")
     assert postback_value(booked.messages(), "同意する")               # asked to consent again
+
+
+def test_a_booking_left_confirmed_after_its_session_does_not_keep_the_line_id_for_ever(rt, user_factory):
+    """Staff never recorded attendance: the booking stays `confirmed` after its session. Once its details went
+    (90 days after the session) it no longer needs its user: one who unfollowed is forgotten like any other,
+    not kept for as long as the booking stays open on paper."""
+    user = user_factory("sakata")
+    user.says("予約")
+    user.taps(postback_value(user.messages(), "同意する"))
+    reference = make_request(rt, user_id=user.user_id)
+    _confirm(rt, reference)
+    user.unfollows()
+    rt.clock.freeze(SAKATA_MONDAY + timedelta(days=90, hours=2))
+    figures = staff_jobs.run_due(rt)
+    assert booking(rt, reference).status == "confirmed" and booking(rt, reference).details is None
+    assert figures["users_forgotten"] == 1 and _conv_of(rt, user.user_id) is None

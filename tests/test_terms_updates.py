@@ -1,6 +1,8 @@
 """Terms updates: publishing versions, consenting again, and telling followers at a known cost."""
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 
 import pytest
@@ -218,6 +220,60 @@ def test_a_second_run_while_one_is_going_is_refused(app, rt, fake_line, tmp_path
     rt.clock.advance(minutes=5)
     assert _cli(app, "terms", "broadcast", "--office", "sakata", "--mode", "multicast", "--yes").exit_code == 0
     assert len(fake_line.deliveries("multicast")) == 1
+
+
+def _start_together(app, monkeypatch, modes) -> list[int]:
+    """Operators running `terms broadcast --yes` at the same moment, one thread (own connection and
+    transactions) each: all of them have read the runs of the version (the estimate) before any plans one.
+    Returns their exit codes."""
+    from flask.cli import ScriptInfo
+
+    read_all = threading.Barrier(len(modes))
+    real = broadcasts.estimate
+
+    def estimate(*args, **kwargs):
+        found = real(*args, **kwargs)
+        read_all.wait(timeout=30)
+        return found
+
+    monkeypatch.setattr(broadcasts, "estimate", estimate)
+
+    def start(mode: str) -> int:
+        try:
+            app.cli.main(args=["terms", "broadcast", "--office", "sakata", "--mode", mode, "--yes"],
+                         prog_name="flask", obj=ScriptInfo(create_app=lambda: app), standalone_mode=False)
+        except SystemExit as stop:
+            return int(stop.code or 0)
+        return 0
+
+    with ThreadPoolExecutor(max_workers=len(modes)) as pool:
+        return list(pool.map(start, modes))
+
+
+@pytest.mark.parametrize("modes", [("multicast", "broadcast"), ("multicast", "next-message"),
+                                   ("broadcast", "next-message"), ("multicast", "multicast")])
+def test_two_operators_starting_at_once_only_one_sends(app, rt, fake_line, tmp_path, monkeypatch, capsys, modes):
+    """A version is told once: two starts racing (two modes, or the same one twice) are decided one after the
+    other by the database, whatever each read before. The second finds the first's run: refused while it goes
+    (exit 1), or told it is complete (a next-message run completes at once: exit 0); nothing is sent twice."""
+    _publish(app, tmp_path)
+    _followers(rt, 3)
+    capsys.readouterr()
+    codes = _start_together(app, monkeypatch, modes)
+    said = capsys.readouterr()
+    with rt.db.reading() as s:
+        waiting = s.scalar(select(func.count()).select_from(Conversation).where(
+            Conversation.pending_notice == NEW_VERSION))
+        runs = s.scalars(select(TermsBroadcast.mode)).all()
+    told = {"multicast": sum(len(d.to) for d in fake_line.deliveries("multicast")),
+            "broadcast": len(fake_line.deliveries("broadcast")), "next-message": waiting}
+    assert len(runs) == 1 and [mode for mode, n in told.items() if n] == runs, (told, runs)
+    assert told[runs[0]] == (1 if runs == ["broadcast"] else 3), told    # one call, or each follower once
+    assert 0 in codes and set(codes) <= {0, 1}, said
+    if 1 in codes:
+        assert "is running" in said.err or "in progress" in said.err, said
+    else:
+        assert "already complete" in said.out, said
 
 
 def _at_the_second_multicast(rt, monkeypatch, happen):

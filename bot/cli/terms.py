@@ -86,24 +86,10 @@ def broadcast_command(office_id: str, mode: str, version: str | None, dry_run: b
         if broadcasts.handing_over(other, mode):
             left = len(broadcasts.untold(s, other.id))
             est = broadcasts.Estimate(left, 0, 0)
-    if existing is not None and existing.status == "complete":
-        click.echo(f"already complete: {office.id} {version} {mode}")
-        return
-    if other is not None and other.status == "complete":
-        click.echo(f"already complete: {office.id} {version} {other.mode}; nothing sent "
-                   f"(a {mode} notice would tell the same followers a second time)")
-        return
+    _stop_unless_free(office.id, version, mode, existing, other)
     if broadcasts.handing_over(other, mode):
         click.echo(f"the multicast of {version} stopped part-way ({other.note}): the followers it did not reach "
                    "will see the notice in their next reply")
-    elif other is not None:
-        click.echo(f"a {other.mode} run of {office.id} {version} is {other.status}"
-                   + (f" ({other.note})" if other.note else "")
-                   + f"; run the same command with --mode {other.mode} to resume it"
-                   + (", or --mode next-message to tell the rest in their next reply (free)"
-                      if other.mode == "multicast" and other.status == "paused" else "")
-                   + f" (a {mode} notice would tell the same followers a second time)", err=True)
-        sys.exit(1)
     remaining = _remaining_quota(rt, office.id) if mode != "next-message" else None
     click.echo(f"office {office.id}, version {version}, mode {mode}")
     click.echo(f"recipients: {est.recipients} known followers"
@@ -121,6 +107,26 @@ def broadcast_command(office_id: str, mode: str, version: str | None, dry_run: b
     _send(rt, office, version, mode)
 
 
+def _stop_unless_free(office_id: str, version: str, mode: str, existing, other) -> None:
+    """Exit, saying why, when this version was told already (0) or another mode's run of it is going or
+    paused (1); return when this run may go on (its own run, new or resumed, or the hand-over to next-message)."""
+    if existing is not None and existing.status == "complete":
+        click.echo(f"already complete: {office_id} {version} {mode}")
+        sys.exit(0)
+    if other is not None and other.status == "complete":
+        click.echo(f"already complete: {office_id} {version} {other.mode}; nothing sent "
+                   f"(a {mode} notice would tell the same followers a second time)")
+        sys.exit(0)
+    if other is not None and not broadcasts.handing_over(other, mode):
+        click.echo(f"a {other.mode} run of {office_id} {version} is {other.status}"
+                   + (f" ({other.note})" if other.note else "")
+                   + f"; run the same command with --mode {other.mode} to resume it"
+                   + (", or --mode next-message to tell the rest in their next reply (free)"
+                      if other.mode == "multicast" and other.status == "paused" else "")
+                   + f" (a {mode} notice would tell the same followers a second time)", err=True)
+        sys.exit(1)
+
+
 def _remaining_quota(rt, office_id: str):
     try:
         return rt.line.remaining_quota(office_id)
@@ -133,6 +139,12 @@ def _send(rt, office, version: str, mode: str) -> None:
     runner = str(uuid.uuid4())
     now = rt.clock.now()
     with rt.db.transaction() as s:
+        # Every start of a notice of this version, in any mode, takes its terms version row first and decides
+        # again under that lock: two operators starting at once (the same mode or two) cannot both send, as
+        # what the estimate read before may have changed since.
+        broadcasts.lock_version(s, office.id, version)
+        _stop_unless_free(office.id, version, mode, broadcasts.find(s, office.id, version, mode),
+                          broadcasts.other_run(s, office.id, version, mode))
         run = broadcasts.plan(s, office.id, version, mode, now)
         run_id = run.id
         if run.status == "complete":

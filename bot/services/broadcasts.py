@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from bot.models import BroadcastChunk, Conversation, TermsBroadcast
+from bot.models import BroadcastChunk, Conversation, TermsBroadcast, TermsVersion
 
 MULTICAST_MAX = 500
 MODES = ("multicast", "broadcast", "next-message")
@@ -49,6 +49,15 @@ def estimate(session: Session, office_id: str, mode: str) -> Estimate:
     if mode == "broadcast":
         return Estimate(known, 1, known)
     return Estimate(known, 0, 0)
+
+
+def lock_version(session: Session, office_id: str, version: str) -> None:
+    """Hold the version's terms_versions row until the caller's transaction ends, so that the runs of one
+    office and version (every mode) are planned and claimed one after the other: a start that waited here
+    reads the runs the other committed. PostgreSQL takes the row lock; SQLite's write transaction (BEGIN
+    IMMEDIATE) already keeps every other writer out."""
+    session.execute(select(TermsVersion.id).where(
+        TermsVersion.office_id == office_id, TermsVersion.version == version).with_for_update())
 
 
 def find(session: Session, office_id: str, version: str, mode: str) -> TermsBroadcast | None:

@@ -6,8 +6,9 @@
 
 The machine is built once (model=None) and fired on a small wrapper around one Booking row, so the
 row's `status` column is the state. Entering a terminal status gives the seat back (the SlotClaim row
-goes); confirming or declining stamps `decided_at`; every change stamps `updated_at`. Nothing here
-commits, notifies or talks to LINE: callers record the staff handoff and tell the user.
+goes) and stamps `closed_at`, once: the clock of the closed-request purge, which later touches of the row
+(a staff note) do not move; confirming or declining stamps `decided_at`; every change stamps `updated_at`.
+Nothing here commits, notifies or talks to LINE: callers record the staff handoff and tell the user.
 """
 from __future__ import annotations
 
@@ -62,11 +63,13 @@ class BookingFlow:
 
 
 def _stamp(e: EventData) -> None:
-    """Every change: when it happened; a staff decision: when it was decided."""
+    """Every change: when it happened; a staff decision: when it was decided; closing: when it closed."""
     flow: BookingFlow = e.model
     flow.booking.updated_at = flow.now
     if e.event.name in ("confirm", "decline"):
         flow.booking.decided_at = flow.now
+    if flow.booking.status in TERMINAL_STATUSES and flow.booking.closed_at is None:
+        flow.booking.closed_at = flow.now
 
 
 def _free_seat_when_closed(e: EventData) -> None:

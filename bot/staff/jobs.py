@@ -10,7 +10,7 @@ import logging
 from collections import Counter
 from datetime import date, datetime, time, timedelta
 
-from sqlalchemy import delete, exists, or_, select, update
+from sqlalchemy import and_, delete, exists, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -175,7 +175,7 @@ def _purge(session: Session, office_id: str, keep: dict[str, int], now: datetime
     sent = session.execute(delete(OutboxMessage).where(
         OutboxMessage.office_id == office_id, OutboxMessage.status.in_(outbox.FINISHED),
         OutboxMessage.created_at < now - timedelta(days=keep["outbox_days"]))).rowcount or 0
-    forgotten = forget_unfollowed(session, office_id, now - timedelta(days=keep["unfollowed_days"]))
+    forgotten = forget_unfollowed(session, office_id, now - timedelta(days=keep["unfollowed_days"]), now)
     if details or closed:
         audit.record(session, office_id, audit.Actor.system(), "retention_purge", now, details=details,
                      requests=closed)
@@ -186,9 +186,11 @@ def _purge(session: Session, office_id: str, keep: dict[str, int], now: datetime
             "dedupe_purged": dedupe, "outbox_purged": sent, "users_forgotten": forgotten}
 
 
-def forget_unfollowed(session: Session, office_id: str, before: datetime) -> int:
-    """Users who unfollowed (blocked) the account before `before` and whose bookings are all closed and
-    without details: their LINE user id is replaced by a pseudonym (FORGOTTEN + the conversation's id).
+def forget_unfollowed(session: Session, office_id: str, before: datetime, now: datetime) -> int:
+    """Users who unfollowed (blocked) the account before `before` and none of whose bookings is open with its
+    session ahead or holds details: their LINE user id is replaced by a pseudonym (FORGOTTEN + the
+    conversation's id). A booking left `confirmed` after its session (attendance never recorded) holds
+    nothing once its details went: it must not keep the id for as long as nobody closes it.
 
     The conversation row stays, emptied, so that what points to it still holds: its bookings (reference, slot,
     status), the consent log (who consented to which version, when: now a pseudonym), the outbox rows of the
@@ -198,7 +200,8 @@ def forget_unfollowed(session: Session, office_id: str, before: datetime) -> int
     blocked is kept until they unblock it: a new conversation would not be blocked. A batch per pass; a rerun
     finds nothing more to do (a pseudonym is never forgotten again)."""
     holding = exists().where(Booking.conversation_id == Conversation.id,
-                             or_(Booking.details.is_not(None), Booking.status.in_(lifecycle.OPEN_STATUSES)))
+                             or_(Booking.details.is_not(None),
+                                 and_(Booking.status.in_(lifecycle.OPEN_STATUSES), Booking.slot_start > now)))
     found = session.execute(select(Conversation.id, Conversation.line_user_id).where(
         Conversation.office_id == office_id, Conversation.followed.is_(False),
         Conversation.booking_blocked.is_(False),   # staff refused them online booking: kept while that holds
@@ -224,9 +227,13 @@ def forget_unfollowed(session: Session, office_id: str, before: datetime) -> int
 
 
 def _delete_closed_requests(session: Session, office_id: str, before: datetime) -> int:
+    # Counted from when the request closed, stamped once by the lifecycle: a later touch of the row (a staff
+    # note moves `updated_at`) must not keep it longer. A closed status written without the stamp (outside the
+    # lifecycle) falls back to the last change, so nothing is kept for ever.
+    closed = func.coalesce(Booking.closed_at, Booking.updated_at)
     # A batch per pass (the next pass takes the rest): a backlog never makes one statement too big to run.
     ids = list(session.scalars(select(Booking.id).where(
-        Booking.office_id == office_id, Booking.status.in_(CLOSED_STATUSES), Booking.updated_at < before)
+        Booking.office_id == office_id, Booking.status.in_(CLOSED_STATUSES), closed < before)
         .order_by(Booking.id).limit(PURGE_BATCH)))
     if not ids:
         return 0
