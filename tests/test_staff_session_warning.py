@@ -3,6 +3,7 @@ the keep-alive that 続ける sends (POST /staff/session/extend), which moves th
 one. The script itself runs in tests/browser/test_session_warning_browser.py."""
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta
 
 from sqlalchemy import select
@@ -28,6 +29,25 @@ def _session_row(rt) -> StaffSession:
 def _extensions(rt) -> int:
     with rt.db.reading() as s:
         return len(s.scalars(select(AuditEntry).where(AuditEntry.action == "extend_session")).all())
+
+
+def test_a_dashboard_page_carries_the_deadlines_of_its_session(rt, client):
+    create_staff(rt)
+    logged_in = rt.clock.now()
+    login(client)
+    rt.clock.advance(minutes=10)
+    page = client.get("/staff/queue").get_data(as_text=True)
+    timer = re.search(r'<div id="session-timer" hidden ([^>]*)>', page).group(1)
+    values = dict(re.findall(r'data-([a-z-]+)="([^"]*)"', timer))
+    assert _at(values["now"]) == rt.clock.now()
+    assert _at(values["idle"]) == rt.clock.now() + auth.IDLE_TIMEOUT
+    assert _at(values["absolute"]) == logged_in + auth.MAX_SESSION
+    assert 20 <= int(values["warn-seconds"]) < auth.IDLE_TIMEOUT.total_seconds()
+    assert 'role="alertdialog"' in page and ">続ける</button>" in page and "延長できません" in page
+    assert 'href="/staff/login?next=/staff/queue"' in page            # after the end: back to this page
+    assert 'src="/static/staff/session.js"' in page
+    login_page = client.get("/staff/login").get_data(as_text=True)
+    assert "session-timer" not in login_page and "<script" not in login_page
 
 
 def test_continuing_moves_the_idle_limit_and_not_the_absolute_one(rt, client):

@@ -21,7 +21,7 @@ from flask import (
 from sqlalchemy import and_, or_, select
 from sqlalchemy.exc import DBAPIError
 
-from bot import notify, outbox
+from bot import notify, outbox, security_headers
 from bot.clock import TOKYO
 from bot.models import Booking, Conversation, OutboxMessage, StaffGroupSighting, StaffNotice
 from bot.services import holds, validation
@@ -38,6 +38,8 @@ CSRF_KEY = "staff_csrf"
 TOTP_PENDING_KEY = "staff_totp_pending"
 PUBLIC_ENDPOINTS = frozenset({"staff.login"})
 JSON_ENDPOINTS = frozenset({"staff.extend_session"})  # answer the page's script, not a person
+# How long before the session ends the page's script warns (WCAG 2.2.1: at least 20 seconds to answer).
+SESSION_WARNING = timedelta(minutes=5)
 TIMELINE_DAYS = 14
 UNDELIVERED = ("failed", "held", "unknown", "stale")  # outbox states a message to the user may be stuck in
 BOOKING_ACTIONS = ("confirm", "decline", "propose", "invitation", "called", "attended", "no_show",
@@ -98,7 +100,7 @@ def _template_globals():
     return {"csrf_token": csrf_token, "who": g.get("who"), "labels": export.labels(),
             "office": _rt().offices.get(g.who.office_id) if g.get("who") else None,
             "invitation": handoff.invitation_task(g.who.office_id) if g.get("who") else None,
-            "relative_day": _relative_day, "session_limits": _SESSION_LIMITS}
+            "relative_day": _relative_day, "session_limits": _SESSION_LIMITS, "session_timer": _session_timer}
 
 
 # The session's time limits as the pages state them in advance (WCAG 2.2.1: no limit comes unannounced).
@@ -108,6 +110,22 @@ _SESSION_LIMITS = {"idle_minutes": auth.IDLE_TIMEOUT // timedelta(minutes=1),
 
 def _iso(moment: datetime) -> str:
     return moment.astimezone(TOKYO).isoformat(timespec="seconds")
+
+
+def _session_timer(return_here: bool = True) -> dict | None:
+    """What static/staff/session.js needs to warn before the session ends: the server's clock at this request
+    and both deadlines (the app's clock, which development and tests move), the warning's lead, and the page to
+    come back to after logging in again (`return_here` False, a refusal page: the day's page). None where no
+    session is live (the login page)."""
+    limits = g.get("deadlines")
+    if limits is None:
+        return None
+    back = None
+    if return_here:
+        back = request.full_path.rstrip("?") if request.method == "GET" else _page_of_post()
+    return {"now": _iso(g.seen_at), "idle": _iso(limits.idle), "absolute": _iso(limits.absolute),
+            "warn_seconds": int(SESSION_WARNING.total_seconds()),
+            "login": url_for("staff.login", next=back or url_for("staff.home"))}
 
 
 def _relative_day(moment: datetime | date) -> str | None:
@@ -190,6 +208,9 @@ def _no_store(response: Response) -> Response:
     response.headers["X-Frame-Options"] = "DENY"
     response.headers["X-Content-Type-Options"] = "nosniff"
     response.headers["Referrer-Policy"] = "same-origin"
+    if g.get("who") is not None and response.mimetype == "text/html":
+        # A signed-in page runs the session warning's script: its own file, and its calls to this site only.
+        response.headers["Content-Security-Policy"] = security_headers.DASHBOARD_CSP
     return response
 
 
