@@ -105,7 +105,8 @@ def _template_globals():
 
 # The session's time limits as the pages state them in advance (WCAG 2.2.1: no limit comes unannounced).
 _SESSION_LIMITS = {"idle_minutes": auth.IDLE_TIMEOUT // timedelta(minutes=1),
-                   "max_hours": auth.MAX_SESSION // timedelta(hours=1)}
+                   "max_hours": auth.MAX_SESSION // timedelta(hours=1),
+                   "warning_minutes": SESSION_WARNING // timedelta(minutes=1)}
 
 
 def _iso(moment: datetime) -> str:

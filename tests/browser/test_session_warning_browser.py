@@ -75,7 +75,7 @@ def test_the_warning_takes_the_focus_and_continuing_extends_the_session(page, li
     expect(dialog).to_be_hidden()                      # not before the lead time
     pass_time(page, clock, 6)                          # 26 minutes idle: four to go
     expect(dialog).to_be_visible()
-    expect(dialog).to_contain_text(f"{(opened + auth.IDLE_TIMEOUT):%H:%M} になると")
+    expect(dialog).to_contain_text(f"{(opened + auth.IDLE_TIMEOUT):%H:%M}になると")
     expect(dialog).to_contain_text("あと約4分")
     expect(dialog.get_by_role("button", name="続ける")).to_be_focused()
     violations = [v["id"] for v in Axe().run(page).response["violations"] if v["impact"] in ("serious", "critical")]
