@@ -1,11 +1,13 @@
 """Security headers on every response, and a Content-Security-Policy on every HTML page.
 
-Registered once on the app (`register(app)`), after the blueprints: a blueprint that sets its own, stricter
-values (the dashboard) keeps them, because this hook only fills in what is missing.
+Registered once on the app (`register(app)`), after the blueprints: a blueprint that sets its own values (the
+dashboard) keeps them, because this hook only fills in what is missing.
 No page of madoguchi runs inline script or inline style, so the policy allows neither, and no page may be
-framed. Development only: the local LINE simulator runs its own same-origin script and talks to its own
-API, and shows the terms and the details form in its in-app browser, a same-origin frame; each gets a
-policy that allows exactly that. In production no path gets these allowances (`/simulator` is a 404 there).
+framed. Two kinds of page run script, each only its own file of this site: a signed-in dashboard page (the
+warning before the session ends, `static/staff/session.js`, which calls only this site), and, in development
+only, the local LINE simulator, which talks to its own API and shows the terms and the details form in its
+in-app browser, a same-origin frame; each gets a policy that allows exactly that. In production no path gets
+the simulator's allowances (`/simulator` is a 404 there).
 """
 from __future__ import annotations
 
@@ -13,6 +15,9 @@ from flask import Flask, Response, request
 
 PAGE_CSP = ("default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
             "frame-ancestors 'none'; base-uri 'none'")
+# A signed-in dashboard page (set by the staff blueprint): the page's one script, the session warning, is a file
+# of this site, and it talks to this site only (the keep-alive POST). Still no inline script.
+DASHBOARD_CSP = PAGE_CSP + "; script-src 'self'; connect-src 'self'"
 SIMULATOR_CSP = ("default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'self'; frame-src 'self'; "
                  "img-src 'self' data: https:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
 SIMULATOR_PREFIX = "/simulator"

@@ -12,6 +12,7 @@ import pytest
 
 from tests.staffkit import fast_password_hashing  # noqa: F401 - autouse fixture
 from bot.staff import auth
+from bot.staff.views import SESSION_WARNING
 from tests.formflow import complete_form, hold_first_free, valid_answers
 from tests.staffkit import PASSWORD, create_staff, login, post
 
@@ -171,6 +172,9 @@ def test_the_login_page_states_the_session_limits_before_they_apply(client):
     words = "".join(dom(client.get("/staff/login")).by_id("session-limits").text)
     idle, longest = auth.IDLE_TIMEOUT.total_seconds() // 60, auth.MAX_SESSION.total_seconds() // 3600
     assert f"{idle:.0f}分間操作がないとき" in words and f"ログインから{longest:.0f}時間" in words
+    # ... and that a dashboard page warns before either, with 続ける for the idle one (WCAG 2.2.1)
+    warning = SESSION_WARNING.total_seconds() // 60
+    assert f"{warning:.0f}分前に画面でお知らせします" in words and "「続ける」" in words and "延長できません" in words
 
 
 # -- the terms ------------------------------------------------------------------------------------------

@@ -204,6 +204,23 @@ def resume_session(session: Session, token: str | None, now: datetime) -> StaffU
     return user
 
 
+@dataclass(frozen=True)
+class Deadlines:
+    """When a live session ends: `idle` if nothing more is sent (each request moves it), `absolute` whatever is
+    done (MAX_SESSION after the login; nothing moves it)."""
+
+    idle: datetime
+    absolute: datetime
+
+
+def deadlines(session: Session, token: str | None) -> Deadlines | None:
+    """The limits of the session behind a cookie's token, as they stand after `resume_session` (None: no row)."""
+    row = session.get(StaffSession, _session_id(token)) if token else None
+    if row is None:
+        return None
+    return Deadlines(idle=row.last_seen_at + IDLE_TIMEOUT, absolute=row.created_at + MAX_SESSION)
+
+
 def end_session(session: Session, token: str | None) -> None:
     if token:
         session.execute(delete(StaffSession).where(StaffSession.id == _session_id(token)))

@@ -21,7 +21,7 @@ from flask import (
 from sqlalchemy import and_, or_, select
 from sqlalchemy.exc import DBAPIError
 
-from bot import notify, outbox
+from bot import notify, outbox, security_headers
 from bot.clock import TOKYO
 from bot.models import Booking, Conversation, OutboxMessage, StaffGroupSighting, StaffNotice
 from bot.services import holds, validation
@@ -37,6 +37,9 @@ TOKEN_KEY = "staff_token"
 CSRF_KEY = "staff_csrf"
 TOTP_PENDING_KEY = "staff_totp_pending"
 PUBLIC_ENDPOINTS = frozenset({"staff.login"})
+JSON_ENDPOINTS = frozenset({"staff.extend_session"})  # answer the page's script, not a person
+# How long before the session ends the page's script warns (WCAG 2.2.1: at least 20 seconds to answer).
+SESSION_WARNING = timedelta(minutes=5)
 TIMELINE_DAYS = 14
 UNDELIVERED = ("failed", "held", "unknown", "stale")  # outbox states a message to the user may be stuck in
 BOOKING_ACTIONS = ("confirm", "decline", "propose", "invitation", "called", "attended", "no_show",
@@ -97,12 +100,33 @@ def _template_globals():
     return {"csrf_token": csrf_token, "who": g.get("who"), "labels": export.labels(),
             "office": _rt().offices.get(g.who.office_id) if g.get("who") else None,
             "invitation": handoff.invitation_task(g.who.office_id) if g.get("who") else None,
-            "relative_day": _relative_day, "session_limits": _SESSION_LIMITS}
+            "relative_day": _relative_day, "session_limits": _SESSION_LIMITS, "session_timer": _session_timer}
 
 
 # The session's time limits as the pages state them in advance (WCAG 2.2.1: no limit comes unannounced).
 _SESSION_LIMITS = {"idle_minutes": auth.IDLE_TIMEOUT // timedelta(minutes=1),
-                   "max_hours": auth.MAX_SESSION // timedelta(hours=1)}
+                   "max_hours": auth.MAX_SESSION // timedelta(hours=1),
+                   "warning_minutes": SESSION_WARNING // timedelta(minutes=1)}
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(TOKYO).isoformat(timespec="seconds")
+
+
+def _session_timer(return_here: bool = True) -> dict | None:
+    """What static/staff/session.js needs to warn before the session ends: the server's clock at this request
+    and both deadlines (the app's clock, which development and tests move), the warning's lead, and the page to
+    come back to after logging in again (`return_here` False, a refusal page: the day's page). None where no
+    session is live (the login page)."""
+    limits = g.get("deadlines")
+    if limits is None:
+        return None
+    back = None
+    if return_here:
+        back = request.full_path.rstrip("?") if request.method == "GET" else _page_of_post()
+    return {"now": _iso(g.seen_at), "idle": _iso(limits.idle), "absolute": _iso(limits.absolute),
+            "warn_seconds": int(SESSION_WARNING.total_seconds()),
+            "login": url_for("staff.login", next=back or url_for("staff.home"))}
 
 
 def _relative_day(moment: datetime | date) -> str | None:
@@ -114,6 +138,8 @@ def _relative_day(moment: datetime | date) -> str | None:
 @bp.before_request
 def _guard():
     if request.method == "POST" and not _csrf_ok():
+        if request.endpoint in JSON_ENDPOINTS:
+            return {"error": "csrf"}, 400
         # A page older than the session's token (logged in again in another tab, or a forged form): nothing
         # is done, and staff are told so in words, with the way back to the page to do it again.
         back = request.full_path.rstrip("?") if request.endpoint in PUBLIC_ENDPOINTS else _page_of_post()
@@ -123,13 +149,17 @@ def _guard():
     rt = _rt()
     token = session.get(TOKEN_KEY)
     with rt.db.transaction() as s:
-        user = auth.resume_session(s, token, rt.clock.now())
+        now = rt.clock.now()
+        user = auth.resume_session(s, token, now)
         if user is not None and not auth.ip_allowed(s, user.office_id, request.remote_addr):
             auth.end_session(s, token)
             user = None
         who = Who(user.id, user.username, user.role, user.office_id, bool(user.totp_secret)) if user else None
+        limits = auth.deadlines(s, token) if user else None
     if who is None or who.office_id not in rt.offices:
         session.pop(TOKEN_KEY, None)
+        if request.endpoint in JSON_ENDPOINTS:
+            return {"error": "ended"}, 401
         if request.method == "GET":
             return redirect(url_for("staff.login", next=request.full_path.rstrip("?")))
         if request.endpoint == "staff.logout":  # what the button asked for is already so
@@ -137,7 +167,7 @@ def _guard():
         # A button pressed after the session ended did nothing: the login page says so, and leads back to
         # the page the button was on (a booking's action: its booking page) to press it again.
         return redirect(url_for("staff.login", next=_page_of_post(), not_done=1))
-    g.who = who
+    g.who, g.deadlines, g.seen_at = who, limits, now
     return None
 
 
@@ -179,6 +209,9 @@ def _no_store(response: Response) -> Response:
     response.headers["X-Frame-Options"] = "DENY"
     response.headers["X-Content-Type-Options"] = "nosniff"
     response.headers["Referrer-Policy"] = "same-origin"
+    if g.get("who") is not None and response.mimetype == "text/html":
+        # A signed-in page runs the session warning's script: its own file, and its calls to this site only.
+        response.headers["Content-Security-Policy"] = security_headers.DASHBOARD_CSP
     return response
 
 
@@ -239,6 +272,17 @@ def logout():
     for key in [k for k in session if k.startswith("staff_")]:
         session.pop(key)
     return redirect(url_for("staff.login", logged_out=1))
+
+
+@bp.post("/session/extend")
+def extend_session():
+    """続ける on the warning before the idle limit. The guard's resume already moved the idle clock (and only that:
+    the absolute limit stays where the login put it); this records that the member asked and answers the page's
+    script with the deadlines as they now are."""
+    rt = _rt()
+    with rt.db.transaction() as s:
+        audit.record(s, g.who.office_id, _actor(), "extend_session", g.seen_at)
+    return {"now": _iso(g.seen_at), "idle": _iso(g.deadlines.idle), "absolute": _iso(g.deadlines.absolute)}
 
 
 # -- the day --------------------------------------------------------------------------------------
