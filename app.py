@@ -1,4 +1,4 @@
-"""Composition root: create_app() builds madoguchi; `app` is the WSGI entry point."""
+"""Composition root: create_app() builds madoguchi; `app` is the WSGI entry point (built on first access)."""
 from __future__ import annotations
 
 import logging
@@ -79,21 +79,14 @@ def create_app(config: dict | None = None) -> Flask:
     return app
 
 
-class _LazyApp:
-    """`app` for gunicorn/flask: built on first use, so importing this module has no side effects."""
+def __getattr__(name: str) -> Flask:
+    """`app` for gunicorn/flask (PEP 562): built on first access, so importing this module has no side effects.
 
-    _app: Flask | None = None
-
-    def _get(self) -> Flask:
-        if _LazyApp._app is None:
-            _LazyApp._app = create_app()
-        return _LazyApp._app
-
-    def __call__(self, environ, start_response):
-        return self._get()(environ, start_response)
-
-    def __getattr__(self, name):
-        return getattr(self._get(), name)
-
-
-app = _LazyApp()
+    Built when `gunicorn app:app` looks the name up, not at the first request: a configuration error is then
+    ConfigError (gunicorn's AppImportError) while the worker loads the app, so gunicorn prints the message alone
+    and stops ("App failed to load"), as the Procfile's `app:create_app()` does, instead of booting and answering
+    every request with a traceback."""
+    if name != "app":
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    built = globals()["app"] = create_app()
+    return built

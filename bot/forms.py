@@ -29,6 +29,7 @@ from bot.models import Conversation
 from bot.render import LANGUAGES, TEMPLATES_DIR, local_date
 from bot.services import holds, requests, terms, validation
 from bot.services import slots as slotsvc
+from bot.textfmt import mark_japanese
 
 log = logging.getLogger(__name__)
 bp = Blueprint("forms", __name__)
@@ -74,24 +75,34 @@ def form_texts(language: str = "ja") -> dict[str, Any]:
 
 @bp.app_template_filter("fill")
 def fill(words: str, **values: Any) -> Markup:
-    """Put values into a page's words (`{name}` placeholders): the words are ours, the values are escaped."""
+    """Put values into a page's words (`{name}` placeholders): the words are ours, the values are escaped. With
+    no values, the words as they are written (an English page's words mark their Japanese <span lang="ja">)."""
     return Markup(words).format(**values)
 
 
-def slot_text(start, language: str) -> str:
+def slot_text(start, language: str) -> Markup:
     """A slot as the form's pages show it: the fixed slot label, with the date written out beside it as the
-    language's `slot` wording says (standard Japanese: the label alone)."""
-    return form_texts(language)["page"]["slot"].format(label=slotsvc.slot_label(start),
-                                                       date=local_date(start, language))
+    language's `slot` wording says (standard Japanese: the label alone). The label is Japanese on every page
+    (`12/7(月) 14:00`): on a page in another language it is marked so (WCAG 3.1.2)."""
+    words = form_texts(language)["page"]
+    label = slotsvc.slot_label(start)
+    if words["lang"] != "ja":
+        label = Markup('<span lang="ja">{}</span>').format(label)
+    return Markup(words["slot"]).format(label=label, date=local_date(start, language))
 
 
-def error_messages(errors: Mapping[str, validation.FieldError], language: str = "ja") -> dict[str, str]:
-    """Each field's error as words: the field's own wording for the code if it has one, else the general one."""
-    table = form_texts(language)["errors"]
+def error_messages(errors: Mapping[str, validation.FieldError], language: str = "ja") -> dict[str, Markup]:
+    """Each field's error as words: the field's own wording for the code if it has one, else the general one
+    (our words, which may mark a Japanese word; the values escaped, their Japanese marked on a page in another
+    language: the era 平成 in English)."""
+    texts = form_texts(language)
+    table, page_lang = texts["errors"], texts["page"]["lang"]
     out = {}
     for field, error in errors.items():
         wording = table.get("fields", {}).get(field, {}).get(error.code) or table["codes"][error.code]
-        out[field] = wording.format(**error.params)
+        params = {name: mark_japanese(value, page_lang) if isinstance(value, str) else value
+                  for name, value in error.params.items()}
+        out[field] = Markup(wording).format(**params)
     return out
 
 

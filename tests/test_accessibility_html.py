@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from html.parser import HTMLParser
 
 import pyotp
@@ -12,8 +13,9 @@ import pytest
 
 from tests.staffkit import fast_password_hashing  # noqa: F401 - autouse fixture
 from bot.staff import auth
+from bot.clock import TOKYO
 from bot.staff.views import SESSION_WARNING
-from tests.formflow import complete_form, hold_first_free, valid_answers
+from tests.formflow import Page, complete_form, hold_first_free, path_of, valid_answers
 from tests.staffkit import PASSWORD, create_staff, login, post
 
 VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track", "wbr"}
@@ -224,3 +226,123 @@ def test_the_reference_line_is_marked_as_japanese_on_the_english_completion_page
     line = next(e for e in page.elements if e.tag == "p" and "受付番号: " in "".join(e.text))
     assert line.attrs.get("lang") == "ja"
     assert re.search(r"<strong>受付番号: [A-Z0-9]{4}-[A-Z0-9]{4}</strong>", done.html)   # one line of text
+
+
+# -- the public pages in English: every Japanese word that stays Japanese is marked lang="ja" ----------
+
+JAPANESE = re.compile(r"[\u3000-\u303f\u3040-\u30ff\u31f0-\u31ff\u3400-\u4dbf\u4e00-\u9fff\uff00-\uffef]")
+
+
+class _LanguageWalk(HTMLParser):
+    """Each text node with the language it is in: the lang of the nearest element that sets one."""
+
+    def __init__(self, html: str):
+        super().__init__()
+        self.texts: list[tuple[str, str]] = []
+        self._open: list[tuple[str, str | None]] = []
+        self.feed(html)
+        self.close()
+
+    def handle_starttag(self, tag, attrs):
+        if tag not in VOID:
+            self._open.append((tag, dict(attrs).get("lang")))
+
+    def handle_endtag(self, tag):
+        for i in range(len(self._open) - 1, -1, -1):
+            if self._open[i][0] == tag:
+                del self._open[i:]
+                break
+
+    def handle_data(self, data):
+        language = next((lang for _, lang in reversed(self._open) if lang is not None), "")
+        self.texts.append((language, data))
+
+
+def unmarked_japanese(html: str) -> list[str]:
+    """The text nodes holding Japanese that a screen reader would read in another language's voice."""
+    return [text.strip() for language, text in _LanguageWalk(html).texts
+            if JAPANESE.search(text) and language.split("-")[0] != "ja"]
+
+
+# Two minutes before the booking deadline of the first slot (tests/test_form.py): the input page says when
+# requests close, and twelve minutes later the confirmation is refused with the slot and the deadline named.
+JUST_BEFORE = {"sakata": datetime(2026, 12, 4, 16, 58, tzinfo=TOKYO),
+               "otaru": datetime(2026, 12, 1, 16, 58, tzinfo=TOKYO)}
+
+
+# Answers each error message of the form is about (the rest of the answers valid, and kept on the page).
+TYPED_WRONG = [{"seeker_number": "12-34", "birth_date": "平成40年1月1日", "phone": "電話"},
+               {"seeker_number": "1234-567890-1", "birth_date": "someday"},
+               {"birth_date": "1900-01-01", "name_kana": "山田"}]
+
+
+@pytest.mark.parametrize("office_id", ["sakata", "otaru"])
+def test_the_english_public_pages_mark_every_japanese_word_as_japanese(make_app, office_id):
+    """On a page in English, the words that stay Japanese (the chat words to send, 受付番号, the slot label, the
+    office's Japanese names, 和暦, what the person typed) are marked lang="ja", so that a screen reader reads
+    them with a Japanese voice (WCAG 3.1.2, JIS X 8341-3): every page the form, the terms and a refusal show."""
+    app = make_app(env={f"LINE_BASIC_ID_{office_id.upper()}": "@madoguchi"})
+    rt, client = app.extensions["madoguchi"], app.test_client()
+    office = rt.offices[office_id]
+    rt.clock.freeze(JUST_BEFORE[office_id])
+    url = hold_first_free(rt, office_id, "en")
+    pages: dict[str, str] = {}
+    page = Page.get(client, url)
+    pages["input"] = page.html
+    pages["input, nothing typed"] = page.submit(client, {name: "" for name in page.form.names - {"csrf_token"}}).html
+    for number, wrong in enumerate(TYPED_WRONG):
+        pages[f"input, typed wrong {number}"] = page.submit(client, {**valid_answers(office), **wrong}).html
+    confirmation = page.submit(client, valid_answers(office))
+    pages["confirm"] = confirmation.html
+    pages["done"] = confirmation.submit(client).html
+    late = Page.get(client, hold_first_free(rt, office_id, "en")).submit(client, valid_answers(office))
+    rt.clock.advance(minutes=12)
+    pages["notice passed"] = late.submit(client).html
+    pages["too large"] = client.post(path_of(url), data={"name": "x" * (1024 * 1024 + 10)}).get_data(as_text=True)
+    pages["terms"] = client.get(f"/terms/{office_id}?lang=en").get_data(as_text=True)
+    pages["unknown terms version"] = client.get(f"/terms/{office_id}/2021-01-01?lang=en").get_data(as_text=True)
+    with app.test_request_context():
+        pages.update(every_refusal(rt, office_id))
+    assert "受付番号" in pages["done"] and "予約" in pages["notice passed"]      # Japanese there to be marked
+    found = {name: unmarked for name, html in pages.items() if (unmarked := unmarked_japanese(html))}
+    assert not found, found
+    whole = {name: html for name, html in pages.items() if "<html" in html}
+    assert {name for name, html in whole.items() if '<html lang="en">' not in html} == {"terms"}  # Japanese text
+
+
+def every_refusal(rt, office_id: str) -> dict[str, str]:
+    """Each problem page of the form and each error page, in English, rendered the way bot/forms.py and
+    bot/error_pages.py render them (with and without the office, the chat's basic ID, the form)."""
+    from flask import render_template
+
+    from bot.forms import PROBLEM_STATUS, form_texts, slot_text
+
+    text = form_texts("en")
+    office = rt.offices[office_id].localized("en")
+    late = {"slot": slot_text(JUST_BEFORE[office_id] + timedelta(days=3), "en"),
+            "deadline": slot_text(JUST_BEFORE[office_id] + timedelta(minutes=2), "en")}
+    pages = {}
+    for kind in PROBLEM_STATUS:
+        for shown_office, basic_id in ((office, "@madoguchi"), (office, None), (None, None)):
+            pages[f"problem {kind} {bool(shown_office)} {basic_id}"] = render_template(
+                "forms/problem.html", kind=kind, office=shown_office, basic_id=basic_id, late=late,
+                reopen="/form/t", resend=[("name", "山田 太郎")], text=text)
+    for kind in [kind for kind, words in text["page"]["error"].items() if isinstance(words, dict)]:
+        for on_form in (True, False):
+            pages[f"error {kind} {on_form}"] = render_template(
+                "error.html", kind=kind, on_form=on_form, terms_url="/terms/x", office=office,
+                basic_id="@madoguchi" if on_form else None, text=text)
+    pages["terms changed"] = render_template("forms/_terms_changed.html", terms_version="2027-01-01", text=text)
+    return pages
+
+
+def test_marking_japanese_escapes_first_and_keeps_a_phrase_whole():
+    from markupsafe import Markup
+
+    from bot.textfmt import mark_japanese
+
+    typed = '<b onclick="x">山田 太郎</b> & 平成2年4月1日 or H2.4.1'
+    assert mark_japanese(typed, "en") == ('&lt;b onclick=&#34;x&#34;&gt;<span lang="ja">山田 太郎</span>&lt;/b&gt; &amp; '
+                                          '<span lang="ja">平成2年4月1日</span> or H2.4.1')
+    assert mark_japanese(typed, "ja") == Markup.escape(typed)                  # a Japanese page: nothing to mark
+    assert mark_japanese(Markup("<em>予約</em>"), "en") == "<em>予約</em>"     # ours: marked where written

@@ -15,9 +15,9 @@ import secrets
 from urllib.parse import urlsplit
 
 import pytest
-from sqlalchemy import func, inspect, select
+from sqlalchemy import func, inspect, select, update
 
-from bot.models import Booking, SlotClaim
+from bot.models import Booking, Conversation, SlotClaim
 from bot.staff import auth
 from tests.formflow import Page, hold_directly, path_of, valid_answers
 from tests.staffkit import fast_password_hashing  # noqa: F401 - autouse fixture
@@ -34,9 +34,11 @@ def html(response) -> str:
     return response.get_data(as_text=True)
 
 
-def through_the_form(client, rt, office: str, answers: dict[str, str]) -> tuple[Page, Page]:
-    """A held slot's form filled in with `answers`: (confirmation page, completion page)."""
-    _, url = hold_directly(rt, office)
+def through_the_form(client, rt, office: str, answers: dict[str, str], language: str = "ja") -> tuple[Page, Page]:
+    """A held slot's form filled in with `answers` in a chat in `language`: (confirmation page, completion page)."""
+    conversation_id, url = hold_directly(rt, office)
+    with rt.db.transaction() as s:
+        s.execute(update(Conversation).where(Conversation.id == conversation_id).values(language=language))
     confirmation = Page.get(client, url).submit(client, {**valid_answers(rt.offices[office]), **answers})
     assert confirmation.status == 200, confirmation.html
     return confirmation, confirmation.submit(client)
@@ -212,11 +214,13 @@ def test_in_production_no_page_may_be_framed_or_run_script(production_app, rt):
 
 # -- what people type -------------------------------------------------------------------------------------
 
-def test_script_in_a_name_is_shown_as_text_on_every_page(app, rt, client):
+@pytest.mark.parametrize("language", ["ja", "en"])
+def test_script_in_a_name_is_shown_as_text_on_every_page(app, rt, client, language):
+    """Also on the English pages, which mark the Japanese in what was typed lang="ja": around the escaped text."""
     create_staff(rt, office="otaru")
     confirmation, done = through_the_form(client, rt, "otaru", {
         "name": f"山田{XSS}", "consultation": f"相談{XSS_ATTR}", "companion": "interpreter",
-        "companion_detail": XSS})
+        "companion_detail": XSS}, language)
     assert done.status == 200
     staff = app.test_client()
     login(staff)
@@ -225,8 +229,9 @@ def test_script_in_a_name_is_shown_as_text_on_every_page(app, rt, client):
     for page in (confirmation.response, detail, staff.get("/staff/queue"), staff.get("/staff/"), done.response):
         text = html(page)
         assert XSS not in text and "<img src=x" not in text
-    for page in (confirmation.response, detail):
-        assert "山田&lt;script&gt;alert(1)&lt;/script&gt;" in html(page)
+    typed = {"ja": "山田", "en": '<span lang="ja">山田</span>'}[language]   # the dashboard is in Japanese
+    for page, name in ((confirmation.response, typed), (detail, "山田")):
+        assert name + "&lt;script&gt;alert(1)&lt;/script&gt;" in html(page)
         assert "&#34;&gt;&lt;img src=x onerror=alert(1)&gt;" in html(page) or \
             "&quot;&gt;&lt;img src=x onerror=alert(1)&gt;" in html(page)
 

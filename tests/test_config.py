@@ -264,7 +264,7 @@ def test_unknown_overrides_are_refused(tmp_path):
 
 def test_importing_app_has_no_side_effects(tmp_path):
     instance = tmp_path / "instance"
-    code = "import app; print(type(app.app).__name__)"
+    code = "import app; assert 'app' not in vars(app); print(app.create_app.__name__)"
     env = {"INSTANCE_PATH": str(instance), "PATH": "/usr/bin:/bin", "APP_ENV": "bogus"}
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, timeout=60)
     assert done.returncode == 0, done.stderr.decode()

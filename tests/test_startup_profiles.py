@@ -98,18 +98,24 @@ def web_command_env(tmp_path: Path, **settings: str) -> dict[str, str]:
     return env
 
 
+@pytest.mark.parametrize("target", ["'app:create_app()'", "app:app"])
 @pytest.mark.parametrize("setting,expected", [
     ({"APP_ENV": "production"}, "production needs these settings: SECRET_KEY, DATA_ENCRYPTION_KEY"),
     ("broken profile", "otaru.yaml: schedule.capacty: unknown field"),
 ])
-def test_the_procfiles_web_command_names_what_stops_the_start_without_a_traceback(tmp_path, setting, expected):
+def test_the_procfiles_web_command_names_what_stops_the_start_without_a_traceback(tmp_path, setting, expected,
+                                                                                 target):
     """Under gunicorn a configuration error was a worker's traceback with the message as its last line, then
-    "Worker failed to boot": the operator sees the message alone, and gunicorn stops with a failure status."""
+    "Worker failed to boot": the operator sees the message alone, and gunicorn stops with a failure status.
+    The same for `gunicorn app:app` (interface.md's form), which booted and then answered every request with a
+    traceback: the lazy `app` is built when gunicorn looks it up."""
     if setting == "broken profile":
         folder = profiles(tmp_path, "otaru", lambda t: t.replace("  capacity: 1", "  capacty: 1"))
         setting = {"APP_ENV": "development", "OFFICES_DIR": str(folder)}
     procfile = (PROJECT_ROOT / "Procfile").read_text(encoding="utf-8")
     web = next(line.split(":", 1)[1] for line in procfile.splitlines() if line.startswith("web:"))
+    assert "'app:create_app()'" in web
+    web = web.replace("'app:create_app()'", target)
     done = subprocess.run(["bash", "-c", web.replace("0.0.0.0", "127.0.0.1")], cwd=PROJECT_ROOT,
                           env=web_command_env(tmp_path, **setting), capture_output=True, text=True, timeout=120)
     assert done.returncode != 0
