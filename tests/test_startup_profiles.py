@@ -89,6 +89,22 @@ def test_a_misspelt_staff_handoff_setting_stops_start_up(tmp_path, make_app, mon
     assert expected in str(refused.value)
 
 
+def test_the_misspelt_handoff_test_leaves_the_staff_labels_where_they_are():
+    """The test above points handoff's templates at a folder holding only handoff.yaml. The export module, when
+    first imported during it (the app imports it), took that folder as its own for good, and every later staff
+    page of that test process failed to read labels.yaml: its templates are the app's, not handoff's."""
+    script = (
+        "from pathlib import Path\n"
+        "from bot.staff import handoff\n"
+        "handoff.TEMPLATES_DIR = Path('nowhere')\n"
+        "from bot.staff import export\n"
+        "print(sorted(export.labels())[:1])\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], cwd=PROJECT_ROOT,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr[-2000:]
+
+
 def web_command_env(tmp_path: Path, **settings: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("LINE_", "APP_", "DATABASE_URL", "SECRET_KEY",
                                                                      "DATA_ENCRYPTION_KEY", "OFFICES_DIR"))}

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 from bot.clock import TOKYO
 from bot.models import Booking
 from bot.staff import personal
-from bot.staff.handoff import TEMPLATES_DIR
+from bot.render import TEMPLATES_DIR
 
 # Fixed columns, in order; their headers are in templates/staff/labels.yaml (columns).
 COLUMNS = (
