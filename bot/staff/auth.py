@@ -122,6 +122,26 @@ def authenticate(session: Session, config, *, username: str, password: str, otp:
     return LoginResult(user)
 
 
+def check_current_password(session: Session, config, user: StaffUser, password: str, ip: str | None,
+                           now: datetime) -> str | None:
+    """The current password asked before changing it: None when right, else `current`, `locked` or `throttled`.
+
+    A wrong one counts as a failed login, for the name and for the client's address, and while either is locked
+    nothing is checked: an open session (a terminal left signed in, a stolen cookie) is no unlimited oracle for
+    the account's password."""
+    address = throttle.address_key(config, ip)
+    if throttle.throttled_for(session, address, now) is not None:
+        return "throttled"
+    key = failure_key(config, user.username)
+    failure = session.get(LoginFailure, key)
+    if failure is not None and failure.locked_until is not None and failure.locked_until > now:
+        return "locked"
+    if check_password_hash(user.password_hash, password or ""):
+        return None
+    error = _refused(session, address, _count_failure(session, key, failure, now), now).error
+    return "current" if error == "invalid" else error
+
+
 def _refused(session: Session, address: str, error: str, now: datetime) -> LoginResult:
     """A login refused after its check: it counts for the client's address too, and may throttle it."""
     if throttle.count_failure(session, address, now):
