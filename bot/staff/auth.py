@@ -110,7 +110,12 @@ def authenticate(session: Session, config, *, username: str, password: str, otp:
         error = "locked" if _count_failure(session, key, failure, now) == "locked" else "ip"
         return _refused(session, address, error, now)
     if user is None or not user.active or not password_ok:
-        return _refused(session, address, _count_failure(session, key, failure, now), now)
+        error = _count_failure(session, key, failure, now)
+        if error == "invalid" and (user is None or not user.active) and not _any_network_admits(session, ip):
+            # An unknown name from where no office's network admits it is answered as a known one is there:
+            # "outside the network" for a known name only would tell from outside which names exist.
+            error = "ip"
+        return _refused(session, address, error, now)
     if user.totp_secret:
         step = verify_totp(config, user, otp or "", now)
         if step is None:
@@ -346,3 +351,9 @@ def address_in(networks: list[str], ip: str | None) -> bool:
 
 def ip_allowed(session: Session, office_id: str, ip: str | None) -> bool:
     return address_in(allowlist(session, office_id), ip)
+
+
+def _any_network_admits(session: Session, ip: str | None) -> bool:
+    """Could any office with accounts take a login from this address (one without an allow-list takes all)?"""
+    offices = session.scalars(select(StaffUser.office_id).where(StaffUser.active.is_(True)).distinct()).all()
+    return not offices or any(ip_allowed(session, office_id, ip) for office_id in offices)
