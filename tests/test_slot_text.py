@@ -226,7 +226,8 @@ def test_english_dates_and_times(text, expected):
 )
 def test_weekdays(text, expected):
     """Said on Tuesday 12/1 at 10:00 (Sunday 12/6 for `next Sunday`). A weekday alone is the first such day whose time is still ahead (today included); `next` only where
-    both of its meanings agree; `next week` / `this week` the Monday-to-Sunday weeks, as the slot pages show."""
+    both of its meanings agree; `next week` / `this week` the Monday-to-Sunday weeks, as the slot pages show
+    (where a Sunday-to-Saturday week names the same day)."""
     now = at(2026, 12, 6, 10) if text == "next Sunday 2pm" else TUESDAY
     assert parse_slot_text(text, now) == expected
 
@@ -242,6 +243,35 @@ def test_weekdays(text, expected):
 )
 def test_next_weekday_is_not_read_where_it_is_ambiguous(text, now):
     assert parse_slot_text(text, now) is None
+
+
+@pytest.mark.parametrize(
+    ("text", "now"),
+    [
+        ("来週の月曜 10時", at(2026, 12, 6, 10)),      # said on Sunday 12/6: tomorrow, or Monday 12/14?
+        ("来週火曜日10時", at(2026, 12, 6, 10)),
+        ("next week Monday 10am", at(2026, 12, 6, 10)),
+        ("今週金曜 10時", at(2026, 12, 6, 10)),         # Friday 12/4 just past, or 12/11?
+        ("来週の日曜 10時", TUESDAY),                   # Sunday 12/6, or 12/13?
+        ("this week Sunday 10am", TUESDAY),             # Sunday 11/29 past, or 12/6?
+    ],
+)
+def test_next_week_is_not_read_where_sunday_first_weeks_name_another_day(text, now):
+    """The slot pages run weeks Monday to Sunday, many Japanese calendars Sunday to Saturday: 来週の月曜 said on a
+    Sunday is tomorrow in one and 8 days ahead in the other. Where they differ, no day is read (the bot asks)."""
+    assert parse_slot_text(text, now) is None
+
+
+@pytest.mark.parametrize(
+    ("text", "now", "expected"),
+    [
+        ("来週の日曜 10時", at(2026, 12, 6, 9), at(2026, 12, 13, 10)),   # Sunday of Sunday: both weeks agree
+        ("今週の土曜 10時", TUESDAY, at(2026, 12, 5, 10)),
+        ("来週の月曜 10時", at(2026, 12, 5, 10), at(2026, 12, 7, 10)),   # said on Saturday: both say 12/7
+    ],
+)
+def test_next_week_is_read_where_both_weeks_agree(text, now, expected):
+    assert parse_slot_text(text, now) == expected
 
 
 def test_next_weekday_agrees_with_next_week_wherever_they_coincide():

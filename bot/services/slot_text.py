@@ -20,7 +20,8 @@ A weekday beside a date (`Mon Dec 7`, `12/7(<W>)`, `Dec 7 Monday`) must be that 
 means the first such day whose time has not passed yet: today, if it is that weekday and the time is still
 ahead (the slot check then says whether its booking is still open), else a day of the coming week.
 `next week Friday` / `<next-week> Friday` is the Friday of the next Monday-to-Sunday week, `this week Friday` /
-`<this-week> Friday` that of this week. `next Friday` is read only where its two common meanings agree (the
+`<this-week> Friday` that of this week; both are read only where a Sunday-to-Saturday week names the same day
+(on a Sunday only Sunday itself, on another day any day but Sunday). `next Friday` is read only where its two common meanings agree (the
 first Friday after today is also next week's); otherwise it is ambiguous and not read. A weekday alone is not
 read either when the text also names a date.
 
@@ -260,10 +261,13 @@ def _weekday_date(weekday: int, week: str | None, at: time, now: datetime) -> da
     next_monday = today + timedelta(days=7 - today.weekday())
     kind = {_NEXT_WEEK: "next_week", _THIS_WEEK: "this_week"}.get(week or "") or _WEEK_WORDS.get(
         _phrase(week or ""), "bare")
-    if kind == "next_week":
-        return next_monday + timedelta(days=weekday)
-    if kind == "this_week":
-        return next_monday - timedelta(days=7 - weekday)
+    if kind in ("next_week", "this_week"):
+        # Weeks run Monday to Sunday on the slot pages, Sunday to Saturday on many Japanese calendars: read only
+        # where both agree (on a Sunday only Sunday itself, on another day any day but Sunday), as `next` below.
+        ahead = 7 if kind == "next_week" else 0
+        monday_first = next_monday - timedelta(days=7 - weekday - ahead)
+        sunday_first = today - timedelta(days=(today.weekday() + 1) % 7) + timedelta(days=(weekday + 1) % 7 + ahead)
+        return monday_first if monday_first == sunday_first else None
     if kind == "next":
         coming = today + timedelta(days=(weekday - today.weekday() - 1) % 7 + 1)   # after today
         return coming if coming == next_monday + timedelta(days=weekday) else None
