@@ -90,6 +90,22 @@ def test_one_person_mistyping_their_password_never_throttles_the_office(rt, app)
     assert login(_from(app, OFFICE), username="sato").status_code == 302
 
 
+def test_an_office_network_in_the_allow_list_is_never_throttled(rt, app):
+    """An office's allow-listed network is where all its members log in, often through one router or one gateway
+    several offices share: the typos of several people at opening time, or anyone sharing it, never refuse them
+    all. Each name's own lock-out still holds there, and a client outside it is throttled as before."""
+    create_staff(rt)
+    with rt.db.transaction() as s:
+        auth.set_allowlist(s, "sakata", auth.parse_allowlist("192.0.2.0/24"))
+    assert _spray(_from(app, OFFICE), 3 * throttle.ADDRESS_LIMIT) == [401] * (3 * throttle.ADDRESS_LIMIT)
+    assert login(_from(app, OFFICE)).status_code == 302
+    codes = [login(_from(app, OFFICE), username="name000", password=f"wrong {i}").status_code
+             for i in range(auth.LOCK_AFTER)]
+    assert codes[-1] == 429 and "ロック" in login(_from(app, OFFICE), username="name000").get_data(as_text=True)
+    assert _spray(_from(app, ELSEWHERE), throttle.ADDRESS_LIMIT, first=100)[-1] == 429
+    assert "この接続元" in login(_from(app, ELSEWHERE)).get_data(as_text=True)
+
+
 def test_a_successful_login_does_not_reset_the_address_count(rt, app):
     """A colleague's success behind the same router (or an account the sprayer holds) does not wipe a spray's
     count: it ends with its window."""
