@@ -102,6 +102,39 @@ def test_parse_slot_text_refuses_natural_forms_that_are_not_a_slot(text):
     assert parse_slot_text(text, at(2026, 11, 30, 10)) is None
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "再来週の月曜 10時", "再来週月曜 10時",           # the week after next: not next week's Monday 12/7
+        "2週間後の月曜 10時", "第2月曜 10時", "第二月曜 10時", "先週の月曜 10時", "最初の月曜 10時",
+        "来月の10日 10時", "来月 10日 10時", "今月の10日 10時", "1月、7日 10時",   # not this month's 10th
+        "明日から3日後 10時",                                # counted from tomorrow, not from today
+        "next next Monday 10am", "a week from Monday 10am", "last Monday 10am", "the second Monday 10am",
+        "2nd Monday 10am",
+    ],
+)
+def test_a_day_moved_by_the_word_before_it_is_not_read_as_another_day(text):
+    """Said on Tuesday 12/1. A weekday or a day of the month after a word that moves it (the week after next,
+    next month, the second ..., from tomorrow) is not read as the plain one, which would hold a slot of another
+    day than the one meant: none is read, and the bot asks again."""
+    assert parse_slot_text(text, TUESDAY) is None
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("1月の7日 10時", at(2027, 1, 7, 10)),            # January the 7th, not this month's 7th
+        ("12月 の 7日 14時", at(2026, 12, 7, 14)),
+        ("来週の月曜 10時", at(2026, 12, 7, 10)),          # next week's: read as before
+        ("3日前に連絡した件で、7日 14時", at(2026, 12, 7, 14)),
+        ("明日の14時", at(2026, 12, 2, 14)),
+        ("from tomorrow 10am", at(2026, 12, 2, 10)),
+    ],
+)
+def test_a_day_after_other_words_is_read_as_before(text, expected):
+    assert parse_slot_text(text, TUESDAY) == expected
+
+
 # --- English forms, read in every language mode -----------------------------------------------------------
 
 @pytest.mark.parametrize(
@@ -193,7 +226,8 @@ def test_english_dates_and_times(text, expected):
 )
 def test_weekdays(text, expected):
     """Said on Tuesday 12/1 at 10:00 (Sunday 12/6 for `next Sunday`). A weekday alone is the first such day whose time is still ahead (today included); `next` only where
-    both of its meanings agree; `next week` / `this week` the Monday-to-Sunday weeks, as the slot pages show."""
+    both of its meanings agree; `next week` / `this week` the Monday-to-Sunday weeks, as the slot pages show
+    (where a Sunday-to-Saturday week names the same day)."""
     now = at(2026, 12, 6, 10) if text == "next Sunday 2pm" else TUESDAY
     assert parse_slot_text(text, now) == expected
 
@@ -209,6 +243,35 @@ def test_weekdays(text, expected):
 )
 def test_next_weekday_is_not_read_where_it_is_ambiguous(text, now):
     assert parse_slot_text(text, now) is None
+
+
+@pytest.mark.parametrize(
+    ("text", "now"),
+    [
+        ("来週の月曜 10時", at(2026, 12, 6, 10)),      # said on Sunday 12/6: tomorrow, or Monday 12/14?
+        ("来週火曜日10時", at(2026, 12, 6, 10)),
+        ("next week Monday 10am", at(2026, 12, 6, 10)),
+        ("今週金曜 10時", at(2026, 12, 6, 10)),         # Friday 12/4 just past, or 12/11?
+        ("来週の日曜 10時", TUESDAY),                   # Sunday 12/6, or 12/13?
+        ("this week Sunday 10am", TUESDAY),             # Sunday 11/29 past, or 12/6?
+    ],
+)
+def test_next_week_is_not_read_where_sunday_first_weeks_name_another_day(text, now):
+    """The slot pages run weeks Monday to Sunday, many Japanese calendars Sunday to Saturday: 来週の月曜 said on a
+    Sunday is tomorrow in one and 8 days ahead in the other. Where they differ, no day is read (the bot asks)."""
+    assert parse_slot_text(text, now) is None
+
+
+@pytest.mark.parametrize(
+    ("text", "now", "expected"),
+    [
+        ("来週の日曜 10時", at(2026, 12, 6, 9), at(2026, 12, 13, 10)),   # Sunday of Sunday: both weeks agree
+        ("今週の土曜 10時", TUESDAY, at(2026, 12, 5, 10)),
+        ("来週の月曜 10時", at(2026, 12, 5, 10), at(2026, 12, 7, 10)),   # said on Saturday: both say 12/7
+    ],
+)
+def test_next_week_is_read_where_both_weeks_agree(text, now, expected):
+    assert parse_slot_text(text, now) == expected
 
 
 def test_next_weekday_agrees_with_next_week_wherever_they_coincide():

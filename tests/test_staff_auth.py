@@ -352,6 +352,29 @@ def test_from_outside_the_allow_list_no_answer_tells_whether_the_password_was_ri
     assert login(inside).status_code == 429        # the lock-out holds everywhere, as for wrong passwords
 
 
+def test_from_outside_every_office_network_no_answer_tells_whether_a_name_exists(rt, app):
+    """From an address no office's network admits, a name that exists and one that does not (or no longer
+    works) get the same answer; inside a network, an unknown name is told so as before."""
+    create_staff(rt)
+    create_staff(rt, username="otaru1", office="otaru")
+    create_staff(rt, username="retired")
+    with rt.db.transaction() as s:
+        s.scalar(select(StaffUser).where(StaffUser.username == "retired")).active = False
+        auth.set_allowlist(s, "sakata", auth.parse_allowlist("192.0.2.0/24"))
+        auth.set_allowlist(s, "otaru", auth.parse_allowlist("198.51.100.0/24"))
+    outside = app.test_client()
+    answers = [login(outside, username=name) for name in ("tanaka", "nobody", "retired")]
+    assert {a.status_code for a in answers} == {403}
+    assert len({a.get_data(as_text=True).replace(csrf(outside), "").replace(name, "")
+                for a, name in zip(answers, ("tanaka", "nobody", "retired"))}) == 1
+    inside = app.test_client()
+    inside.environ_base["REMOTE_ADDR"] = "192.0.2.15"
+    assert login(inside, username="nobody").status_code == 401
+    with rt.db.transaction() as s:
+        auth.set_allowlist(s, "otaru", [])                # an office open to every address: as before
+    assert login(app.test_client(), username="nobody").status_code == 401
+
+
 @pytest.mark.parametrize("hops, forwarded, allowed", [
     (0, "192.0.2.15", False),                 # no proxy trusted: a forged header changes nothing
     (1, "192.0.2.15", True),                  # behind the router: the client's address it adds counts

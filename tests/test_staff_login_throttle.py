@@ -14,7 +14,7 @@ from bot.schema import Base
 from bot.staff import auth, jobs, throttle
 from bot.staff.models import LoginAddressFailure, LoginFailure
 from tests.staffkit import fast_password_hashing  # noqa: F401 - autouse fixture
-from tests.staffkit import PASSWORD, create_staff, csrf, login
+from tests.staffkit import PASSWORD, create_staff, csrf, login, post
 
 ROOT = Path(__file__).resolve().parent.parent
 OFFICE = "192.0.2.15"          # an office's router: every member's login comes from it
@@ -90,6 +90,22 @@ def test_one_person_mistyping_their_password_never_throttles_the_office(rt, app)
     assert login(_from(app, OFFICE), username="sato").status_code == 302
 
 
+def test_an_office_network_in_the_allow_list_is_never_throttled(rt, app):
+    """An office's allow-listed network is where all its members log in, often through one router or one gateway
+    several offices share: the typos of several people at opening time, or anyone sharing it, never refuse them
+    all. Each name's own lock-out still holds there, and a client outside it is throttled as before."""
+    create_staff(rt)
+    with rt.db.transaction() as s:
+        auth.set_allowlist(s, "sakata", auth.parse_allowlist("192.0.2.0/24"))
+    assert _spray(_from(app, OFFICE), 3 * throttle.ADDRESS_LIMIT) == [401] * (3 * throttle.ADDRESS_LIMIT)
+    assert login(_from(app, OFFICE)).status_code == 302
+    codes = [login(_from(app, OFFICE), username="name000", password=f"wrong {i}").status_code
+             for i in range(auth.LOCK_AFTER)]
+    assert codes[-1] == 429 and "ロック" in login(_from(app, OFFICE), username="name000").get_data(as_text=True)
+    assert _spray(_from(app, ELSEWHERE), throttle.ADDRESS_LIMIT, first=100)[-1] == 429
+    assert "この接続元" in login(_from(app, ELSEWHERE)).get_data(as_text=True)
+
+
 def test_a_successful_login_does_not_reset_the_address_count(rt, app):
     """A colleague's success behind the same router (or an account the sprayer holds) does not wipe a spray's
     count: it ends with its window."""
@@ -112,6 +128,25 @@ def test_the_count_ends_with_its_window_and_the_throttle_with_its_time(rt, app):
     rt.clock.advance(minutes=2)
     assert _spray(client, 1, first=300) == [401]             # a new window: counted from one again
     assert login(client).status_code == 302
+
+
+def test_an_open_session_is_no_unlimited_oracle_for_its_password(rt, app):
+    """Whoever holds a signed-in dashboard (a terminal left open, a stolen cookie) and guesses the current
+    password on the account page is counted as a login would be: the name locks, and the right password is
+    then refused too, so guesses cannot go on until one works and the account is taken over."""
+    create_staff(rt)
+    holder = _from(app, ELSEWHERE)
+    assert login(holder).status_code == 302
+    for i in range(auth.LOCK_AFTER):
+        answer = post(holder, "/staff/account/password", current=f"guess {i}", new="a new password 2026")
+        assert answer.status_code == 302
+    assert "error=locked" in answer.headers["Location"]
+    right = post(holder, "/staff/account/password", current=PASSWORD, new="a new password 2026")
+    assert "error=locked" in right.headers["Location"]
+    assert "ロック" in holder.get(right.headers["Location"]).get_data(as_text=True)
+    assert login(_from(app, OFFICE)).status_code == 429       # the name is locked for logins too
+    rt.clock.advance(minutes=_minutes(auth.LOCK_FOR) + 1)
+    assert login(_from(app, OFFICE)).status_code == 302       # and the right password still works afterwards
 
 
 def test_the_count_is_kept_in_the_database_for_every_process(rt, app, make_app):

@@ -20,9 +20,14 @@ A weekday beside a date (`Mon Dec 7`, `12/7(<W>)`, `Dec 7 Monday`) must be that 
 means the first such day whose time has not passed yet: today, if it is that weekday and the time is still
 ahead (the slot check then says whether its booking is still open), else a day of the coming week.
 `next week Friday` / `<next-week> Friday` is the Friday of the next Monday-to-Sunday week, `this week Friday` /
-`<this-week> Friday` that of this week. `next Friday` is read only where its two common meanings agree (the
+`<this-week> Friday` that of this week; both are read only where a Sunday-to-Saturday week names the same day
+(on a Sunday only Sunday itself, on another day any day but Sunday). `next Friday` is read only where its two common meanings agree (the
 first Friday after today is also next week's); otherwise it is ambiguous and not read. A weekday alone is not
 read either when the text also names a date.
+
+A weekday, a day of the month alone or a day counted from today right after a word that moves it (the week
+after next, next month, the second ..., 2 weeks later, from tomorrow, next next, last) is not read at all
+(`_SHIFTED`): read as it stands it would be another day than the one meant. `1<month><no>7<day>` is January 7th.
 """
 from __future__ import annotations
 
@@ -50,6 +55,12 @@ _THIS_WEEK = "\u4eca\u9031"
 _NEXT_WEEK = "\u6765\u9031"
 _LATER = "\u5f8c"                           # N<day><later>: N days from today
 _NOT_A_DAY = "\u524d\u9593\u4ee5"               # N<day> before, for, within...: a span, no day of the month
+# Right before a weekday, a day of the month alone or a day counted from today, a word that moves it: the week
+# after next (<again>-<next-week>), last or next month, 2 weeks later, the 2nd (Monday), every, first, the one
+# before, from/since (tomorrow), ... The parser does not count these, so such a day is not read at all.
+_SHIFTING_JA = ("\u518d", _MONTH_MARK, "\u9031", _LATER, "\u524d", "\u521d", "\u6bce",   # again month week later before first every
+                "\u304b\u3089", "\u3088\u308a")                                     # from, since
+_ORDINAL_MARK = "\u7b2c"                        # <ordinal>2<Monday>: the second Monday of a month
 
 _DAYS_FROM_TODAY = {
     "\u4eca\u65e5": 0, "\u304d\u3087\u3046": 0, "today": 0,                                 # today
@@ -86,7 +97,7 @@ _NOT_AN_HOUR = r"(?!\d|\s*:|\.\d|\s*[ap]\.?m(?![a-z]))"
 _EXPLICIT_DATE = (
     # 12/7, 12<month>7<day>, 2026/12/7, 2026<year>12<month>7<day> (a 7<day> followed by <youbi> is Sunday's mark)
     rf"(?:(?P<num_year>{_YEAR})\s*(?:/|{_YEAR_MARK})\s*|(?<![\d/]))"
-    rf"(?P<num_month>\d{{1,2}})\s*(?:/|{_MONTH_MARK})\s*(?P<num_day>\d{{1,2}})(?!\d)"
+    rf"(?P<num_month>\d{{1,2}})\s*(?:/|{_MONTH_MARK}(?:\s*{_NO})?)\s*(?P<num_day>\d{{1,2}})(?!\d)"
     rf"(?:\s*{_DAY_MARK}(?!{_WEEKDAY_MARK}))?"
     # Dec 7, December the 7th, Dec. 7, 2026
     rf"|(?P<md_month>{_MONTH})\s*(?:the\s+)?(?P<md_day>\d{{1,2}}){_ORDINAL}{_NOT_AN_HOUR}"
@@ -118,6 +129,13 @@ _TIME = re.compile(
     r"|(?:12\s*)?(?P<noon>noon|midday)(?![a-z])"
     r")(?!\d)"
 )
+# The end of the text before a date that moves the day it names (see _SHIFTING_JA), spaces, <no> and a comma
+# aside.
+_SHIFTED = re.compile(
+    rf"(?:[{''.join(_SHIFTING_JA[:7])}]|{'|'.join(_SHIFTING_JA[7:])}|{_ORDINAL_MARK}\s*\S{{1,2}}"
+    r"|(?<![a-z])(?:next|last|after|before|(?:weeks?|days?)\s+from|first|second|third|fourth|fifth)"
+    r"|\d(?:st|nd|rd|th))"
+    rf"\s*(?:[{_NO}{_COMMA}]\s*)?$")
 # What may stand between a date and its time (at most _MAX_BETWEEN characters, after spaces are folded).
 _BETWEEN = re.compile(rf"(?:\s|,|@|{_NO}|{_COMMA}|{_words(('at', 'on', 'around', 'about', 'from'))})*")
 _MAX_BETWEEN = 24
@@ -149,9 +167,19 @@ def parse_slot_text(text: str, now: datetime) -> datetime | None:
             return None
         if found["weekday"] and any(not other["weekday"] for other in dates):
             return None                                   # `Friday` beside `12/7` elsewhere: which one?
+        if _moved(found, value):
+            return None                                   # `<the week after next> Monday`, `<next month> 10<day>`
         on = _date(found, at, now)
         return None if on is None else datetime.combine(on, at, tzinfo=TOKYO)
     return None
+
+
+def _moved(found: re.Match, value: str) -> bool:
+    """A date without its month (a weekday, a day of the month, a day counted from today) after a word that
+    moves it: read as it stands it would be another day than the one meant."""
+    if not (found["weekday"] or found["day_alone"] or found["days_later"] or found["relative"]):
+        return False
+    return _SHIFTED.search(value, 0, found.start()) is not None
 
 
 def _beside(found: re.Match, times: list[re.Match], starts: list[int], value: str) -> re.Match | None:
@@ -233,10 +261,13 @@ def _weekday_date(weekday: int, week: str | None, at: time, now: datetime) -> da
     next_monday = today + timedelta(days=7 - today.weekday())
     kind = {_NEXT_WEEK: "next_week", _THIS_WEEK: "this_week"}.get(week or "") or _WEEK_WORDS.get(
         _phrase(week or ""), "bare")
-    if kind == "next_week":
-        return next_monday + timedelta(days=weekday)
-    if kind == "this_week":
-        return next_monday - timedelta(days=7 - weekday)
+    if kind in ("next_week", "this_week"):
+        # Weeks run Monday to Sunday on the slot pages, Sunday to Saturday on many Japanese calendars: read only
+        # where both agree (on a Sunday only Sunday itself, on another day any day but Sunday), as `next` below.
+        ahead = 7 if kind == "next_week" else 0
+        monday_first = next_monday - timedelta(days=7 - weekday - ahead)
+        sunday_first = today - timedelta(days=(today.weekday() + 1) % 7) + timedelta(days=(weekday + 1) % 7 + ahead)
+        return monday_first if monday_first == sunday_first else None
     if kind == "next":
         coming = today + timedelta(days=(weekday - today.weekday() - 1) % 7 + 1)   # after today
         return coming if coming == next_monday + timedelta(days=weekday) else None

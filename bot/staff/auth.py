@@ -92,7 +92,7 @@ def authenticate(session: Session, config, *, username: str, password: str, otp:
                  now: datetime) -> LoginResult:
     """Check a login; failures are counted per username (known or not) and lock it for a while, and per client
     address, which a spray over many names throttles (nothing is checked while it is)."""
-    address = throttle.address_key(config, ip)
+    address = _address_counter(session, config, ip)
     wait = throttle.throttled_for(session, address, now)
     if wait is not None:
         return LoginResult(None, "throttled", wait)
@@ -110,7 +110,12 @@ def authenticate(session: Session, config, *, username: str, password: str, otp:
         error = "locked" if _count_failure(session, key, failure, now) == "locked" else "ip"
         return _refused(session, address, error, now)
     if user is None or not user.active or not password_ok:
-        return _refused(session, address, _count_failure(session, key, failure, now), now)
+        error = _count_failure(session, key, failure, now)
+        if error == "invalid" and (user is None or not user.active) and not _any_network_admits(session, ip):
+            # An unknown name from where no office's network admits it is answered as a known one is there:
+            # "outside the network" for a known name only would tell from outside which names exist.
+            error = "ip"
+        return _refused(session, address, error, now)
     if user.totp_secret:
         step = verify_totp(config, user, otp or "", now)
         if step is None:
@@ -120,6 +125,36 @@ def authenticate(session: Session, config, *, username: str, password: str, otp:
         session.delete(failure)
     user.last_login_at = now
     return LoginResult(user)
+
+
+def check_current_password(session: Session, config, user: StaffUser, password: str, ip: str | None,
+                           now: datetime) -> str | None:
+    """The current password asked before changing it: None when right, else `current`, `locked` or `throttled`.
+
+    A wrong one counts as a failed login, for the name and for the client's address, and while either is locked
+    nothing is checked: an open session (a terminal left signed in, a stolen cookie) is no unlimited oracle for
+    the account's password."""
+    address = _address_counter(session, config, ip)
+    if throttle.throttled_for(session, address, now) is not None:
+        return "throttled"
+    key = failure_key(config, user.username)
+    failure = session.get(LoginFailure, key)
+    if failure is not None and failure.locked_until is not None and failure.locked_until > now:
+        return "locked"
+    if check_password_hash(user.password_hash, password or ""):
+        return None
+    error = _refused(session, address, _count_failure(session, key, failure, now), now).error
+    return "current" if error == "invalid" else error
+
+
+def _address_counter(session: Session, config, ip: str | None) -> str:
+    """The per-address counter of a login (throttle.address_key), or none from a network an office's allow-list
+    names: every member of that office logs in from it, often through one router (or one gateway shared by
+    several offices), so a few people's typos at opening time would refuse them all, and anyone who shares it
+    could keep them out with 30 failed logins every 15 minutes. There each name's own lock-out still holds."""
+    if any(networks and address_in(networks, ip) for networks in _allowlists(session)):
+        return ""
+    return throttle.address_key(config, ip)
 
 
 def _refused(session: Session, address: str, error: str, now: datetime) -> LoginResult:
@@ -283,6 +318,12 @@ def enroll_totp(config, user: StaffUser, secret: str, code: str, now: datetime) 
 
 # -- IP allow-list --------------------------------------------------------------------------------
 
+def _allowlists(session: Session) -> list[list[str]]:
+    """Every office's allow-list that is set."""
+    values = session.scalars(select(AppSetting.value).where(AppSetting.key.startswith(ALLOWLIST_KEY.format(office=""), autoescape=True)))
+    return [[part for part in value.split(",") if part] for value in values]
+
+
 def allowlist(session: Session, office_id: str) -> list[str]:
     value = session.scalar(select(AppSetting.value).where(AppSetting.key == ALLOWLIST_KEY.format(office=office_id)))
     return [part for part in (value or "").split(",") if part]
@@ -326,3 +367,9 @@ def address_in(networks: list[str], ip: str | None) -> bool:
 
 def ip_allowed(session: Session, office_id: str, ip: str | None) -> bool:
     return address_in(allowlist(session, office_id), ip)
+
+
+def _any_network_admits(session: Session, ip: str | None) -> bool:
+    """Could any office with accounts take a login from this address (one without an allow-list takes all)?"""
+    offices = session.scalars(select(StaffUser.office_id).where(StaffUser.active.is_(True)).distinct()).all()
+    return not offices or any(ip_allowed(session, office_id, ip) for office_id in offices)

@@ -13,6 +13,8 @@ name); only several people at once, or someone trying many names, do.
 A successful login does not reset the address's count: behind one router it is not the same person's count,
 and any account that works (a colleague's, or one an attacker holds) would otherwise wipe a spray's count.
 The count ends with its window, and the throttle with its time.
+An address inside an office's IP allow-list is not counted (bot/staff/auth.py): the whole office logs in
+from it, often through one gateway several offices share; only the per-name lock-out holds there.
 
 The count is a row per address in the database (several processes and hosts share it), updated in one
 statement (an upsert), keyed by a keyed hash of the address; an IPv6 address counts by its /64, the range one

@@ -702,10 +702,10 @@ def account_password():
     rt = _rt()
     with rt.db.transaction() as s:
         user = s.get(StaffUser, g.who.id)
-        from werkzeug.security import check_password_hash
-
-        if not check_password_hash(user.password_hash, request.form.get("current", "")):
-            return redirect(url_for("staff.account", error="current"))
+        wrong = auth.check_current_password(s, rt.config, user, request.form.get("current", ""),
+                                            request.remote_addr, rt.clock.now())
+        if wrong is not None:
+            return redirect(url_for("staff.account", error=wrong))
         try:
             auth.set_password(s, user, request.form.get("new", ""))
         except auth.AccountError as exc:
