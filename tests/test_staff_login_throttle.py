@@ -249,3 +249,45 @@ def test_readme_and_security_give_the_throttles_figures():
     figures = f"after {throttle.ADDRESS_LIMIT} failed logins within {int(_minutes(throttle.ADDRESS_WINDOW))} minutes"
     for name in ("README.md", "SECURITY.md"):
         assert figures in " ".join((ROOT / name).read_text(encoding="utf-8").split()), name
+
+
+@pytest.mark.parametrize("known", [False, True], ids=["unknown_name", "known_name"])
+def test_two_wrong_passwords_for_one_name_at_once_are_both_counted(rt, app, monkeypatch, known):
+    """The name's counter was read before its check and written after: two failures at once (a double tap, a
+    script) both found no counter, both inserted one, and the second login failed with an error page instead of
+    its answer (and its failure was not counted). Counted in one statement now, as the address's count is."""
+    if rt.db.sqlite:
+        pytest.skip("PostgreSQL only (SQLite serialises writers with BEGIN IMMEDIATE)")
+    import threading
+    import time
+
+    if known:
+        create_staff(rt)
+    barrier = threading.Barrier(2)
+    real_check = auth.check_password_hash
+
+    def check_together(*args):   # both logins have read the (missing) counter before either writes it
+        if known:                # a known account's row is locked for its check: the other waits for it
+            time.sleep(0.1)      # (within the web's lock timeout)
+        else:
+            barrier.wait(timeout=10)
+        return real_check(*args)
+
+    monkeypatch.setattr(auth, "check_password_hash", check_together)
+    app.config["PROPAGATE_EXCEPTIONS"] = False  # as in production: a failed page is answered, not raised
+    clients = [_from(app, ELSEWHERE) for _ in range(2)]
+    forms = [{"username": "tanaka", "password": "wrong-" + str(n), "csrf_token": csrf(c)} for n, c in
+             enumerate(clients)]
+    statuses = []
+
+    def one(client, form):
+        statuses.append(client.post("/staff/login", data=form).status_code)
+
+    threads = [threading.Thread(target=one, args=pair) for pair in zip(clients, forms)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert statuses == [401, 401]
+    with rt.db.reading() as s:
+        assert s.scalar(select(LoginFailure.count)) == 2

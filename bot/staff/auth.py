@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 
 import pyotp
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
-from sqlalchemy import delete, or_, select
+from sqlalchemy import delete, or_, select, update
 from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
 
@@ -49,7 +49,7 @@ class AccountError(ValueError):
 class LoginResult:
     user: StaffUser | None
     error: str | None = None   # invalid | locked | otp | ip | throttled
-    wait: timedelta | None = None  # throttled: how long the client's address is still refused
+    wait: timedelta | None = None  # throttled or locked: how long the address or the name is still refused
 
 
 # -- accounts -------------------------------------------------------------------------------------
@@ -100,7 +100,7 @@ def authenticate(session: Session, config, *, username: str, password: str, otp:
     key = failure_key(config, typed)
     failure = session.get(LoginFailure, key) if key else None
     if failure is not None and failure.locked_until is not None and failure.locked_until > now:
-        return LoginResult(None, "locked")
+        return LoginResult(None, "locked", failure.locked_until - now)
     # Locked until the login commits: two logins with the same one-time code at once cannot both pass.
     user = session.scalar(select(StaffUser).where(StaffUser.username == typed).with_for_update()) if key else None
     password_ok = check_password_hash(user.password_hash if user else _DUMMY_HASH, password or "")
@@ -161,21 +161,23 @@ def _refused(session: Session, address: str, error: str, now: datetime) -> Login
     """A login refused after its check: it counts for the client's address too, and may throttle it."""
     if throttle.count_failure(session, address, now):
         return LoginResult(None, "throttled", throttle.ADDRESS_THROTTLE)
-    return LoginResult(None, error)
+    return LoginResult(None, error, LOCK_FOR if error == "locked" else None)
 
 
 def _count_failure(session: Session, key: str, failure: LoginFailure | None, now: datetime,
                    otp: bool = False) -> str:
+    """Count a failure of the name (in one statement: a failure at the same moment is counted too, whatever
+    either read before) and lock the name at LOCK_AFTER."""
     if not key:
         return "invalid"
-    if failure is None:
-        failure = LoginFailure(username=key, count=0, first_at=now)
-        session.add(failure)
-    elif now - failure.first_at > FAILURE_WINDOW:
-        failure.count, failure.first_at, failure.locked_until = 0, now, None
-    failure.count += 1
-    if failure.count >= LOCK_AFTER:
-        failure.locked_until = now + LOCK_FOR
+    if failure is not None:
+        session.expire(failure)   # written behind the session's back: read again if asked
+    count = throttle.bump(session, LoginFailure, LoginFailure.username, key, now, FAILURE_WINDOW,
+                          LoginFailure.locked_until)
+    if count >= LOCK_AFTER:
+        # Set once: a failure counted just after this one does not push the end further.
+        session.execute(update(LoginFailure).where(LoginFailure.username == key, LoginFailure.locked_until.is_(None))
+                        .values(locked_until=now + LOCK_FOR))
         return "locked"
     return "otp" if otp else "invalid"
 

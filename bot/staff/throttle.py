@@ -66,21 +66,27 @@ def count_failure(session: Session, key: str, now: datetime) -> bool:
     """Count one failed login of the address; True when this one throttles it."""
     if not key:
         return False
-    over = or_(_ROW.first_at < now - ADDRESS_WINDOW, _ROW.throttled_until <= now)   # a new window begins
-    insert = postgresql.insert if session.bind.dialect.name == "postgresql" else sqlite.insert
-    count = session.execute(
-        insert(_ROW).values(address=key, count=1, first_at=now, throttled_until=None)
-        .on_conflict_do_update(index_elements=["address"], set_={
-            "count": case((over, 1), else_=_ROW.count + 1),
-            "first_at": case((over, literal(now, _ROW.first_at.type)), else_=_ROW.first_at),
-            "throttled_until": case((over, None), else_=_ROW.throttled_until)})
-        .returning(_ROW.count)).scalar_one()
-    if count < ADDRESS_LIMIT:
+    if bump(session, _ROW, _ROW.address, key, now, ADDRESS_WINDOW, _ROW.throttled_until) < ADDRESS_LIMIT:
         return False
     # Set once: a straggler counted just after (it passed the check before) does not push the end further.
     session.execute(update(_ROW).where(_ROW.address == key, _ROW.throttled_until.is_(None))
                     .values(throttled_until=now + ADDRESS_THROTTLE))
     return True
+
+
+def bump(session: Session, model, key_column, key: str, now: datetime, window: timedelta, until_column) -> int:
+    """Add one to a failure counter row (`count`, `first_at`, and the end of its lock in `until_column`) in one
+    statement, and return the new count: a window that has passed, or a lock that has ended, starts a new count.
+    Two failures at once are both counted; neither finds the other's row in its way (an upsert)."""
+    over = or_(model.first_at < now - window, until_column <= now)
+    insert = postgresql.insert if session.bind.dialect.name == "postgresql" else sqlite.insert
+    return session.execute(
+        insert(model).values({key_column: key, model.count: 1, model.first_at: now, until_column: None})
+        .on_conflict_do_update(index_elements=[key_column.key], set_={
+            model.count: case((over, 1), else_=model.count + 1),
+            model.first_at: case((over, literal(now, model.first_at.type)), else_=model.first_at),
+            until_column: case((over, None), else_=until_column)})
+        .returning(model.count)).scalar_one()
 
 
 def purge(session: Session, now: datetime) -> None:
