@@ -112,6 +112,26 @@ def login(client, username: str = "tanaka", password: str = PASSWORD, otp: str |
     return client.post("/staff/login", data=data)
 
 
+def logins_at_once(clients, forms, barrier_first: bool = False) -> list[int]:
+    """Each client posts its login form in its own thread at the same moment; their statuses, in finishing
+    order. `barrier_first`: the threads wait for each other just before posting."""
+    import threading
+
+    barrier, statuses = threading.Barrier(len(clients)), []
+
+    def one(client, form):
+        if barrier_first:
+            barrier.wait(timeout=10)
+        statuses.append(client.post("/staff/login", data=form).status_code)
+
+    threads = [threading.Thread(target=one, args=pair) for pair in zip(clients, forms)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    return statuses
+
+
 def post(client, path: str, **data):
     """A dashboard form POST with the session's CSRF token."""
     return client.post(path, data={"csrf_token": csrf(client), **data})

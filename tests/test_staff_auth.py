@@ -15,7 +15,8 @@ from bot.schema import Base
 from bot.staff import auth
 from bot.staff.models import AuditEntry, LoginFailure, StaffUser
 from tests.staffkit import fast_password_hashing  # noqa: F401 - autouse fixture
-from tests.staffkit import OTARU_WEDNESDAY, PASSWORD, booking, create_staff, csrf, login, make_request, post
+from tests.staffkit import (OTARU_WEDNESDAY, PASSWORD, booking, create_staff, csrf, login, logins_at_once,
+                            make_request, post)
 
 
 def test_pages_need_a_login(client):
@@ -528,8 +529,6 @@ def test_readme_gives_the_passwords_least_length():
 def test_one_code_sent_twice_at_once_logs_in_once(rt, app, monkeypatch):
     """A code seen over someone's shoulder, or relayed by a phishing page, and sent at the same moment as the
     owner's own login: only one of the two gets in (the account's row is locked while a login is checked)."""
-    import threading
-
     secret = staff_with_a_second_factor(rt)
     code = pyotp.TOTP(secret).at(rt.clock.now())
     real_check = auth.check_password_hash
@@ -542,17 +541,7 @@ def test_one_code_sent_twice_at_once_logs_in_once(rt, app, monkeypatch):
     app.config["PROPAGATE_EXCEPTIONS"] = False  # as in production: a failed page is answered, not raised
     clients = [app.test_client() for _ in range(2)]
     forms = [{"username": "tanaka", "password": PASSWORD, "otp": code, "csrf_token": csrf(c)} for c in clients]
-    barrier, statuses = threading.Barrier(2), []
-
-    def one(client, form):
-        barrier.wait(timeout=10)
-        statuses.append(client.post("/staff/login", data=form).status_code)
-
-    threads = [threading.Thread(target=one, args=pair) for pair in zip(clients, forms)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=30)
+    statuses = logins_at_once(clients, forms, barrier_first=True)
     # The other is refused: its code was used (401), or, where the first holds the row past the web's lock
     # timeout (PostgreSQL), it is asked to try again (503). Never two logins.
     assert sorted(statuses)[0] == 302 and sorted(statuses)[1] in (401, 503), statuses

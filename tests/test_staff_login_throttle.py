@@ -14,7 +14,7 @@ from bot.schema import Base
 from bot.staff import auth, jobs, throttle
 from bot.staff.models import LoginAddressFailure, LoginFailure
 from tests.staffkit import fast_password_hashing  # noqa: F401 - autouse fixture
-from tests.staffkit import PASSWORD, create_staff, csrf, login, post
+from tests.staffkit import PASSWORD, create_staff, csrf, login, logins_at_once, post
 
 ROOT = Path(__file__).resolve().parent.parent
 OFFICE = "192.0.2.15"          # an office's router: every member's login comes from it
@@ -278,16 +278,6 @@ def test_two_wrong_passwords_for_one_name_at_once_are_both_counted(rt, app, monk
     clients = [_from(app, ELSEWHERE) for _ in range(2)]
     forms = [{"username": "tanaka", "password": "wrong-" + str(n), "csrf_token": csrf(c)} for n, c in
              enumerate(clients)]
-    statuses = []
-
-    def one(client, form):
-        statuses.append(client.post("/staff/login", data=form).status_code)
-
-    threads = [threading.Thread(target=one, args=pair) for pair in zip(clients, forms)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=30)
-    assert statuses == [401, 401]
+    assert logins_at_once(clients, forms) == [401, 401]
     with rt.db.reading() as s:
         assert s.scalar(select(LoginFailure.count)) == 2
