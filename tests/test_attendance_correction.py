@@ -3,12 +3,15 @@ audit log with both values, under the rules of recording it, while the details a
 correct at the same moment, and without a word to the user (they were not told of the record either)."""
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import yaml
 from sqlalchemy import select
 
 from bot.staff import decisions, personal
+from bot.staff.audit import Actor
 from bot.staff import jobs as staff_jobs
 from bot.staff.handoff import TEMPLATES_DIR
 from bot.staff.models import AuditEntry
@@ -187,6 +190,27 @@ def test_two_members_correcting_at_once_correct_it_once(rt, staff, app):
     page = _page(staff, reference)
     assert "この操作はすでに済んでいます（現在: 欠席（連絡なし））。" in page
     assert 'name="to" value="attended"' in page                        # the page now offers what is left to do
+
+
+def test_members_correcting_in_the_same_instant_change_it_once(rt, staff):
+    """The same race without pages, each member in its own transaction and connection, released together: the
+    booking's row lock (PostgreSQL; SQLite's write transaction) lets one correct it, the others find it done."""
+    reference = _recorded(rt, staff, "attended")
+    racers = 4
+    start_line = threading.Barrier(racers)
+    now = rt.clock.now()
+
+    def one(index: int) -> bool:
+        start_line.wait()
+        with rt.db.transaction() as s:
+            row = decisions.load(s, "sakata", reference=reference)
+            return decisions.correct_attendance(s, rt, rt.offices["sakata"], row, Actor(label=f"member{index}"),
+                                                now, to="no_show", reason="mistap").changed
+
+    with ThreadPoolExecutor(max_workers=racers) as pool:
+        changed = list(pool.map(one, range(racers)))
+    assert sorted(changed) == [False] * (racers - 1) + [True]
+    assert booking(rt, reference).status == "no_show" and len(_corrections(rt, reference)) == 1
 
 
 def test_every_correction_reason_has_a_label_for_staff():
