@@ -155,6 +155,33 @@ def test_a_booking_by_phone_that_cannot_be_registered_marks_each_field_at_fault(
     assert "日時を選んでください" in page.description("slot")
 
 
+def test_an_attendance_correction_without_its_reason_marks_the_field_to_fill(rt, client):
+    from tests.staffkit import SAKATA_MONDAY, make_request
+
+    create_staff(rt)
+    login(client)
+    reference = make_request(rt)
+    post(client, f"/staff/bookings/{reference}/confirm")
+    rt.clock.freeze(SAKATA_MONDAY + timedelta(minutes=11))
+    login(client)
+    post(client, f"/staff/bookings/{reference}/no_show")
+    action = f"/staff/bookings/{reference}/correct_attendance"
+    page = dom(post(client, action, to="attended", note="遅れて入室"))
+    assert page.invalid() == {"correction-reason"}
+    assert "訂正の理由を選んでください" in page.description("correction-reason")
+    assert page.by_id("correction-note").attrs["value"] == "遅れて入室"          # what was typed is kept
+    page = dom(post(client, action, to="attended", reason="other"))
+    assert page.invalid() == {"correction-note"}
+    assert "「その他」を選んだ場合は、理由を入力してください" in page.description("correction-note")
+    chosen = [e.attrs["value"] for e in page.elements if e.tag == "option" and "selected" in e.attrs]
+    assert chosen == ["other"]
+    # Each control has its own label, inside a group that names the correction.
+    labelled = {e.attrs["for"] for e in page.elements if e.tag == "label"}
+    assert {"correction-reason", "correction-note"} <= labelled
+    legend = [e for e in page.elements if e.tag == "legend"]
+    assert ["".join(e.text) for e in legend] == ["出欠の訂正（「欠席（連絡なし）」から「出席」へ）"]
+
+
 # -- where one is, and for how long -----------------------------------------------------------------------
 
 @pytest.mark.parametrize(("path", "words"), [("/staff/", "予定表"), ("/staff/queue", "対応待ち"),

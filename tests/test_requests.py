@@ -254,6 +254,7 @@ def test_the_statuses_are_exactly_the_interfaces():
         ("proposed", "confirmed"), ("proposed", "declined"), ("proposed", "expired"),
         ("confirmed", "attended"), ("confirmed", "no_show"), ("confirmed", "cancelled"),
         ("confirmed", "cancelled_by_office"),
+        ("attended", "no_show"), ("no_show", "attended"),    # a wrong record corrected on the dashboard
     }
 
 
@@ -320,6 +321,25 @@ def test_closing_is_stamped_once(rt, clock, path):
     for trigger in ("withdraw", "cancel", "expire", "decline"):   # none applies any more: nothing moves
         fire(rt, outcome.booking_id, trigger)
     assert booking(rt, outcome.booking_id).closed_at == closed_on
+
+
+def test_correcting_an_attendance_keeps_the_clock_of_its_first_closing(rt, clock):
+    """attended <-> no_show moves between two closed statuses: the retention clock started when the booking
+    first closed and is not restarted by a correction (nor is the decision's stamp moved); the last change is."""
+    outcome = create(rt, new_conversation(rt))
+    assert fire(rt, outcome.booking_id, "confirm")
+    decided_on = clock.now()
+    clock.advance(hours=1)
+    assert not fire(rt, outcome.booking_id, "correct_to_attended")   # nothing recorded: nothing to correct
+    assert fire(rt, outcome.booking_id, "attend")
+    closed_on = clock.now()
+    for trigger, status in (("correct_to_no_show", "no_show"), ("correct_to_attended", "attended")):
+        clock.advance(hours=1)
+        assert not fire(rt, outcome.booking_id, "correct_to_attended" if status == "no_show" else "correct_to_no_show")
+        assert fire(rt, outcome.booking_id, trigger)
+        row = booking(rt, outcome.booking_id)
+        assert (row.status, row.closed_at, row.decided_at, row.updated_at) == (status, closed_on, decided_on,
+                                                                              clock.now())
 
 
 def test_an_unknown_trigger_is_an_error(rt):

@@ -417,7 +417,7 @@ def test_a_no_show_only_after_the_offices_grace_period_attended_from_the_start(r
     assert booking(rt, present).status == "attended"
 
 
-def test_once_the_session_has_begun_its_attendance_comes_first_and_says_it_is_final(rt, staff):
+def test_once_the_session_has_begun_its_attendance_comes_first_and_says_how_a_wrong_tap_is_corrected(rt, staff):
     reference = make_request(rt)
     post(staff, f"/staff/bookings/{reference}/confirm")
 
@@ -426,18 +426,18 @@ def test_once_the_session_has_begun_its_attendance_comes_first_and_says_it_is_fi
 
     before = _page(staff, f"/staff/bookings/{reference}")
     assert actions(before)[:2] == [("", "invitation"), ("", "called")] and 'id="invitation-how"' in before
-    assert "変更できません" not in before
+    assert "訂正" not in before
     rt.clock.freeze(SAKATA_MONDAY + timedelta(minutes=11))   # the session began 11 minutes ago
     login(staff)
     during = _page(staff, f"/staff/bookings/{reference}")
     assert actions(during)[:4] == [("", "attended"), ("secondary", "no_show"), ("secondary", "invitation"),
                                    ("secondary", "called")]
-    assert "出欠は、一度記録すると変更できません。押し間違えた場合は、下の職員メモに正しい出欠を書き残してください。" in during
+    assert "出欠は、押すとすぐに記録されます。押し間違えた場合は、記録した後にこの画面で、理由を添えて訂正できます。" in during
     assert 'id="invitation-how"' not in during
     post(staff, f"/staff/bookings/{reference}/attended")
     after = _page(staff, f"/staff/bookings/{reference}")
-    assert "出欠は「出席」と記録済みで、変更できません。誤りがあった場合は、下の職員メモに正しい出欠を書き残してください。" in after
-    assert 'data-action="no_show"' not in after and 'name="note"' in after
+    assert "出欠は「出席」と記録済みです。" in after and "職員メモに正しい出欠" not in after
+    assert 'data-action="no_show"' not in after and 'data-action="correct_attendance"' in after
 
 
 def test_cancel_by_the_office_and_on_the_users_behalf(rt, staff, fake_line, user, user_factory):

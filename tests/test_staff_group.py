@@ -138,11 +138,14 @@ def test_attendance_tapped_in_the_group_is_answered_in_a_plain_sentence(rt, fake
     reply = fake_line.texts_to(group.group_id)[-1]
     assert f"受付番号: {reference}（12/7(月) 14:00）の出席を記録しました。" in reply
     assert "記録しました" in reply and "の記録しました" not in reply
-    # A second member taps 欠席 on the same card: refused, and told how to note a wrong record.
+    # A second member taps 欠席 on the same card: refused (the group's buttons never overwrite a record), and
+    # pointed to the dashboard, where a wrong record is corrected with a reason.
     rt.clock.freeze(SAKATA_MONDAY + timedelta(minutes=12))
     group.taps(staff_postback_data("sakata", "no_show", reference))
     assert booking(rt, reference).status == "attended"
-    assert "一度記録した出欠は変更できません。押し間違えた場合は、ダッシュボードの職員メモに" in fake_line.texts_to(group.group_id)[-1]
+    answer = fake_line.texts_to(group.group_id)[-1]
+    assert "出欠の記録が誤っている場合は、ダッシュボードの予約の画面で、理由を添えて訂正してください" in answer
+    assert "職員メモ" not in answer and f"/staff/bookings/{reference}" in answer
 
 
 def test_approving_for_a_user_who_blocked_the_account_asks_staff_to_phone(rt, fake_line, group):

@@ -89,7 +89,8 @@ def test_end_to_end_request_card_approve_confirmation_reminder_attendance(rt, cl
     _rehearse(cli, SAKATA_MONDAY + timedelta(minutes=10))
     prompt = [m for m in fake_line.messages_to(group_id) if m["type"] == "flex"][-1]
     assert "出欠の記録" in prompt["altText"]
-    assert "出欠は、押すとすぐに記録され、後から変更できません。" in text_of([prompt])
+    assert "出欠は、押すとすぐに記録されます。押し間違えた場合は、ダッシュボードの予約の画面で、理由を添えて訂正できます。" \
+        in text_of([prompt])
     group.taps(postback_value([prompt], "出席"))
     assert booking(rt, outcome.reference).status == "attended"
 

@@ -3,11 +3,12 @@
     requested -> confirmed | declined | expired | withdrawn | proposed
     proposed  -> confirmed | declined | expired
     confirmed -> attended | no_show | cancelled | cancelled_by_office
+    attended <-> no_show  (a recorded attendance corrected on the dashboard, with a reason)
 
 The machine is built once (model=None) and fired on a small wrapper around one Booking row, so the
 row's `status` column is the state. Entering a terminal status gives the seat back (the SlotClaim row
 goes) and stamps `closed_at`, once: the clock of the closed-request purge, which later touches of the row
-(a staff note) do not move; confirming or declining stamps `decided_at`; every change stamps `updated_at`.
+(a staff note, an attendance corrected from one closed status to the other) do not move; confirming or declining stamps `decided_at`; every change stamps `updated_at`.
 Nothing here commits, notifies or talks to LINE: callers record the staff handoff and tell the user.
 """
 from __future__ import annotations
@@ -29,6 +30,7 @@ STATUSES: tuple[str, ...] = (REQUESTED, PROPOSED, CONFIRMED, DECLINED, EXPIRED, 
 OPEN_STATUSES: tuple[str, ...] = (REQUESTED, PROPOSED, CONFIRMED)
 UNDECIDED_STATUSES: tuple[str, ...] = (REQUESTED, PROPOSED)
 TERMINAL_STATUSES: frozenset[str] = frozenset(STATUSES) - frozenset(OPEN_STATUSES)
+ATTENDANCE_STATUSES: tuple[str, ...] = (ATTENDED, NO_SHOW)
 
 TRANSITIONS: list[dict] = [
     dict(trigger="confirm", source=[REQUESTED, PROPOSED], dest=CONFIRMED),
@@ -40,6 +42,9 @@ TRANSITIONS: list[dict] = [
     dict(trigger="mark_no_show", source=CONFIRMED, dest=NO_SHOW),
     dict(trigger="cancel", source=CONFIRMED, dest=CANCELLED),
     dict(trigger="cancel_by_office", source=CONFIRMED, dest=CANCELLED_BY_OFFICE),
+    # A wrong tap of 出席 / 欠席 put right (bot.staff.decisions.correct_attendance checks when and why).
+    dict(trigger="correct_to_attended", source=NO_SHOW, dest=ATTENDED),
+    dict(trigger="correct_to_no_show", source=ATTENDED, dest=NO_SHOW),
 ]
 
 

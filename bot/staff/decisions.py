@@ -31,6 +31,12 @@ NOTE_LIMIT = 2000   # characters of the 職員メモ (the page's textarea says t
 MEMO_LIMIT = 200    # characters of the memo of a cancellation on the user's behalf
 OVERRIDE_LIMIT = 200  # characters of the reason for booking a slot that could not normally be booked
 BLOCK_REASON_LIMIT = 200  # characters of the reason for blocking a slot or a day (the page's field says the same)
+# Why a recorded attendance was corrected: a key of templates/staff/labels.yaml `attendance_corrections`, mapped to
+# the one correction it fits (None: either). `other` needs the reason typed; what staff type may name the person
+# or their circumstances (「本人より電話 090-…」), so it is sealed like a memo and erased with the details.
+CORRECTION_REASONS: dict[str, str | None] = {
+    "mistap": None, "mixed_up": None, "joined_late": lifecycle.ATTENDED, "other": None}
+CORRECTION_LIMIT = 200  # characters of the typed reason (the page's field says the same)
 
 
 class Refused(Exception):
@@ -224,6 +230,66 @@ def mark_attendance(session: Session, rt, office, booking: Booking, actor: Actor
     if changed:
         audit.record(session, office.id, actor, action, now, booking)
     return Result(booking, action, changed)
+
+
+def correct_attendance(session: Session, rt, office, booking: Booking, actor: Actor, now: datetime, to: str,
+                       reason: str | None, note: str | None = None) -> Result:
+    """Put a wrong 出席 / 欠席 right (attended <-> no_show), with a reason, on the dashboard only.
+
+    A wrong 欠席 can cost the person future bookings (「今後のご利用をお断りする場合があります」), so a record is
+    not final: it may be corrected under the rules of recording it (never before the start; to a no-show only
+    after the grace period), while the office still keeps the booking's details. The audit entry holds both
+    values and the reason's key; a typed reason is sealed in the entry's memo. The user is told nothing: they
+    were not told of the record either (予約確認 shows the current status when they ask). Two members
+    correcting at once: the first changes it, the second finds it done (`changed=False`).
+    """
+    if to not in lifecycle.ATTENDANCE_STATUSES:
+        raise Refused("status", booking)
+    if booking.status == to:
+        return Result(booking, "correct_attendance", False)
+    problem = correction_problem(office, booking, now, to)
+    if problem is not None:
+        raise Refused(problem, booking)
+    note = (note or "").strip()
+    if reason not in correction_reasons(to) or (reason == "other" and not note):
+        raise Refused("correction_reason", booking)
+    before = booking.status
+    if not lifecycle.fire(session, booking, f"correct_to_{to}", now):
+        raise Refused("status", booking)
+    audit.record(session, office.id, actor, "correct_attendance", now, booking, before=before, after=to,
+                 reason=reason, sealed_note=personal.seal_note(rt, note, CORRECTION_LIMIT))
+    return Result(booking, "correct_attendance", True)
+
+
+def correction_target(booking: Booking) -> str | None:
+    """The status a recorded attendance may be corrected to (the other one); None when none is recorded."""
+    return {lifecycle.ATTENDED: lifecycle.NO_SHOW, lifecycle.NO_SHOW: lifecycle.ATTENDED}.get(booking.status)
+
+
+def correction_reasons(to: str) -> list[str]:
+    """The reasons that fit a correction to `to`, in the order staff see them."""
+    return [key for key, fits in CORRECTION_REASONS.items() if fits in (None, to)]
+
+
+def correction_problem(office, booking: Booking, now: datetime, to: str) -> str | None:
+    """Why the booking's attendance cannot be corrected to `to` now; None when it can."""
+    if booking.status == lifecycle.CONFIRMED:
+        return "not_recorded"
+    if booking.status not in lifecycle.ATTENDANCE_STATUSES:
+        return "status"
+    if booking.slot_start > now:
+        return "too_early"
+    if to == lifecycle.NO_SHOW and now < no_show_from(office, booking):
+        return "too_early_no_show"
+    if not details_kept(office, booking, now):
+        return "retention"
+    return None
+
+
+def details_kept(office, booking: Booking, now: datetime) -> bool:
+    """Does the office still keep the booking's details (not erased, nor due for the retention purge)?"""
+    keep = timedelta(days=office.retention_rules()["personal_details_days_after_session"])
+    return booking.details_purged_at is None and booking.slot_start >= now - keep
 
 
 def no_show_from(office, booking: Booking) -> datetime:

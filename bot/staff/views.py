@@ -43,7 +43,7 @@ SESSION_WARNING = timedelta(minutes=5)
 TIMELINE_DAYS = 14
 UNDELIVERED = ("failed", "held", "unknown", "stale")  # outbox states a message to the user may be stuck in
 BOOKING_ACTIONS = ("confirm", "decline", "propose", "invitation", "called", "attended", "no_show",
-                   "cancel_user", "cancel_office", "block_user", "unblock_user", "note")
+                   "correct_attendance", "cancel_user", "cancel_office", "block_user", "unblock_user", "note")
 DETAIL_FIELDS = ("name", "name_kana", "birth_date", "seeker_number", "phone", "category", "consultation",
                  "companion", "companion_detail", "mypage_email_confirmed")
 
@@ -359,8 +359,9 @@ def booking(reference: str):
     return _booking_page(reference)
 
 
-def _booking_page(reference: str, note_draft: str | None = None) -> str:
-    """The booking's page; `note_draft`: a note that could not be saved, kept in the box beside the current one."""
+def _booking_page(reference: str, note_draft: str | None = None, correction_draft: dict | None = None) -> str:
+    """The booking's page; `note_draft`: a note that could not be saved, kept in the box beside the current one;
+    `correction_draft`: an attendance correction sent without a usable reason, kept as chosen and typed."""
     rt = _rt()
     office = _office()
     with rt.db.transaction() as s:
@@ -395,6 +396,7 @@ def _booking_page(reference: str, note_draft: str | None = None) -> str:
             proposable=_proposable(s, office, now, row.slot_start) if row.status == "requested" else [],
             attendance_open=row.status == "confirmed" and row.slot_start <= now,
             no_show_from=decisions.no_show_from(office, row),
+            correction=_correction_view(office, row, now), correction_draft=correction_draft,
         )
     return page
 
@@ -421,6 +423,10 @@ def booking_action(reference: str, action: str):
     if message == "note_changed":
         # The page shows the note as it is now and keeps what this member typed, to merge and save again.
         return _booking_page(reference, note_draft=form.get("note", "")), 409
+    if message == "correction_reason":
+        # Said beside the reason's fields, which keep what was chosen and typed.
+        draft = {"reason": form.get("reason", ""), "note": form.get("note", "")[:decisions.CORRECTION_LIMIT]}
+        return _booking_page(reference, correction_draft=draft), 400
     flash(f"{action}:{message}:{status}:{told}", category)
     return redirect(url_for("staff.booking", reference=reference))
 
@@ -442,12 +448,25 @@ def _apply(s, rt, office, row: Booking, action: str, form, now: datetime) -> dec
         return decisions.mark_called(s, office, row, actor, now)
     if action in ("attended", "no_show"):
         return decisions.mark_attendance(s, rt, office, row, actor, now, attended=action == "attended")
+    if action == "correct_attendance":
+        return decisions.correct_attendance(s, rt, office, row, actor, now, to=form.get("to", ""),
+                                            reason=form.get("reason") or None, note=form.get("note"))
     if action in ("cancel_user", "cancel_office"):
         return decisions.cancel(s, rt, office, row, actor, now, by_office=action == "cancel_office",
                                 note=form.get("note"))
     if action in ("block_user", "unblock_user"):
         return decisions.set_user_blocked(s, office, row, actor, now, blocked=action == "block_user")
     return decisions.set_note(s, rt, office, row, actor, now, form.get("note", ""), seen=form.get("note_seen"))
+
+
+def _correction_view(office, row: Booking, now: datetime) -> dict | None:
+    """A recorded attendance's correction as the page offers it: the other status, why it cannot be made now
+    (None: it can), from when a no-show may be recorded, and the reasons that fit it. None: nothing recorded."""
+    to = decisions.correction_target(row)
+    if to is None:
+        return None
+    return {"to": to, "problem": decisions.correction_problem(office, row, now, to),
+            "reasons": decisions.correction_reasons(to), "limit": decisions.CORRECTION_LIMIT}
 
 
 def _slot_arg(value: str | None) -> datetime | None:
