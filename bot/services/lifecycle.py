@@ -8,7 +8,8 @@
 The machine is built once (model=None) and fired on a small wrapper around one Booking row, so the
 row's `status` column is the state. Entering a terminal status gives the seat back (the SlotClaim row
 goes) and stamps `closed_at`, once: the clock of the closed-request purge, which later touches of the row
-(a staff note, an attendance corrected from one closed status to the other) do not move; confirming or declining stamps `decided_at`; every change stamps `updated_at`.
+(a staff note, an attendance corrected from one closed status to the other) do not move; confirming or
+declining stamps `decided_at`; every change stamps `updated_at`.
 Nothing here commits, notifies or talks to LINE: callers record the staff handoff and tell the user.
 """
 from __future__ import annotations
