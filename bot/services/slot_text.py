@@ -21,9 +21,9 @@ means the first such day whose time has not passed yet: today, if it is that wee
 ahead (the slot check then says whether its booking is still open), else a day of the coming week.
 `next week Friday` / `<next-week> Friday` is the Friday of the next Monday-to-Sunday week, `this week Friday` /
 `<this-week> Friday` that of this week; both are read only where a Sunday-to-Saturday week names the same day
-(on a Sunday only Sunday itself, on another day any day but Sunday). `next Friday` is read only where its two common meanings agree (the
-first Friday after today is also next week's); otherwise it is ambiguous and not read. A weekday alone is not
-read either when the text also names a date.
+(on a Sunday only Sunday itself, on another day any day but Sunday). `next Friday` is read only where its two
+common meanings agree (the first Friday after today is also next week's); otherwise it is ambiguous and not read.
+A weekday alone is not read either when the text also names a date.
 
 A weekday, a day of the month alone or a day counted from today right after a word that moves it (the week
 after next, next month, the second ..., 2 weeks later, from tomorrow, next next, last) is not read at all
@@ -58,8 +58,9 @@ _NOT_A_DAY = "\u524d\u9593\u4ee5"               # N<day> before, for, within...:
 # Right before a weekday, a day of the month alone or a day counted from today, a word that moves it: the week
 # after next (<again>-<next-week>), last or next month, 2 weeks later, the 2nd (Monday), every, first, the one
 # before, from/since (tomorrow), ... The parser does not count these, so such a day is not read at all.
-_SHIFTING_JA = ("\u518d", _MONTH_MARK, "\u9031", _LATER, "\u524d", "\u521d", "\u6bce",   # again month week later before first every
-                "\u304b\u3089", "\u3088\u308a")                                     # from, since
+_SHIFTING_JA = ("\u518d", _MONTH_MARK, "\u9031", _LATER,   # again, month, week, later
+                "\u524d", "\u521d", "\u6bce",                 # before, first, every
+                "\u304b\u3089", "\u3088\u308a")                # from, since
 _ORDINAL_MARK = "\u7b2c"                        # <ordinal>2<Monday>: the second Monday of a month
 
 _DAYS_FROM_TODAY = {

@@ -322,7 +322,8 @@ def enroll_totp(config, user: StaffUser, secret: str, code: str, now: datetime) 
 
 def _allowlists(session: Session) -> list[list[str]]:
     """Every office's allow-list that is set."""
-    values = session.scalars(select(AppSetting.value).where(AppSetting.key.startswith(ALLOWLIST_KEY.format(office=""), autoescape=True)))
+    prefix = ALLOWLIST_KEY.format(office="")
+    values = session.scalars(select(AppSetting.value).where(AppSetting.key.startswith(prefix, autoescape=True)))
     return [[part for part in value.split(",") if part] for value in values]
 
 
