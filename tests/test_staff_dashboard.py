@@ -215,6 +215,21 @@ def test_confirm_from_the_dashboard_tells_the_user_and_opens_the_call_task(rt, s
     assert ["confirm", "called", "invitation_sent"] == [a for a in _actions(rt, reference) if a != "view_details"]
 
 
+def test_the_call_task_leaves_the_queue_once_the_session_has_begun(rt, staff):
+    """対応待ち's phone list asks to tell the user the confirmed date: a task before the session, as the invitation
+    is. During and after it, the list named a session under way (出欠 is what is left to do)."""
+    reference = make_request(rt)
+    post(staff, f"/staff/bookings/{reference}/confirm")
+    calls = _page(staff, "/staff/queue").split("電話でのお知らせ")[1].split("会議招待メールの送付")[0]
+    assert reference in calls
+    rt.clock.freeze(SAKATA_MONDAY + timedelta(minutes=15))
+    login(staff)
+    queue = _page(staff, "/staff/queue")
+    assert reference not in queue.split("電話でのお知らせ")[1].split("会議招待メールの送付")[0]
+    assert "電話でのお知らせ（0件）" in queue
+    assert reference in queue.split("出欠の記録待ち")[1].split("お知らせ（")[0]
+
+
 def test_confirming_after_the_deadline_is_allowed_and_the_dashboard_says_it_is_late(rt, staff, fake_line, user):
     reference = make_request(rt, user_id=user.user_id)
     page = _page(staff, f"/staff/bookings/{reference}")

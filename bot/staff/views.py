@@ -321,9 +321,11 @@ def queue():
         undecided = s.scalars(select(Booking).where(
             Booking.office_id == office.id, Booking.status.in_(decisions.UNDECIDED)
         ).order_by(Booking.slot_start)).all()
+        # To phone the date is a task before the session only, as the invitation is: once it has begun, a call
+        # "to tell the date" is moot and its attendance is what is left to do.
         calls = s.scalars(select(Booking).join(BookingHandoff, BookingHandoff.booking_id == Booking.id).where(
             Booking.office_id == office.id, Booking.status == "confirmed", BookingHandoff.call_needed.is_(True),
-            BookingHandoff.called_at.is_(None)).order_by(Booking.slot_start)).all()
+            BookingHandoff.called_at.is_(None), Booking.slot_start > now).order_by(Booking.slot_start)).all()
         invitations = s.scalars(select(Booking).where(
             Booking.office_id == office.id, Booking.status == "confirmed", Booking.invitation_sent_at.is_(None),
             Booking.slot_start > now).order_by(Booking.slot_start)).all()
