@@ -802,6 +802,22 @@ def test_csv_export_utf8_with_bom_and_cp932(rt, staff):
     assert post(staff, "/staff/export", **{"from": "2026-12-31", "to": "2026-12-01"}).status_code == 400
 
 
+@pytest.mark.parametrize("encoding,codec", [("utf8", "utf-8-sig"), ("cp932", "cp932")])
+def test_a_phone_number_typed_without_hyphens_keeps_its_leading_zero_in_excel(rt, staff, encoding, codec):
+    """Excel reads a bare 09012345678 in a CSV as the number 9012345678: a phone typed without hyphens (the form
+    keeps it as typed) is written as ="09012345678", which Excel shows as the text itself. Numbers with hyphens
+    are left as they are (Excel keeps them as text)."""
+    plain = make_request(rt, details={**DETAILS["sakata"], "phone": "09012345678"})
+    hyphens = make_request(rt, start=SAKATA_MONDAY + timedelta(hours=1))
+    body = post(staff, "/staff/export", **{"from": "2026-12-01", "to": "2026-12-31", "encoding": encoding,
+                                           "contents": "details"}).get_data().decode(codec)
+    table = list(csv.reader(io.StringIO(body)))
+    phone = table[0].index("電話番号")
+    rows = {row[0]: row for row in table[1:]}
+    assert rows[plain][phone] == '="09012345678"'
+    assert rows[hyphens][phone] == "090-1234-5678"
+
+
 def test_the_csv_export_holds_no_personal_data_unless_staff_ask_for_it(rt, staff):
     """The page's default is the list of bookings without names, numbers, categories or notes; the details
     come only when chosen, and the audit log says which of the two each export was."""
