@@ -286,6 +286,17 @@ def test_before_deciding_the_page_says_what_the_user_will_be_told(rt, staff, use
     assert re.search(r'data-action="propose" disabled', page) and "別の日時は提案できません" in page
 
 
+def test_a_proposal_not_yet_answered_says_too_what_the_user_will_be_told_on_decline(rt, staff, user):
+    """Withdrawing an offer is an お断り the user reads like any other: the page of a proposed booking lists each
+    reason's wording before its お断りする, as a request's page does."""
+    reference = make_request(rt, user_id=user.user_id)
+    post(staff, f"/staff/bookings/{reference}/propose", slot=(SAKATA_MONDAY + timedelta(days=7)).isoformat())
+    assert booking(rt, reference).status == "proposed"
+    page = _page(staff, f"/staff/bookings/{reference}")
+    told = page.split('id="told-decline"')[1].split("</details>")[0]
+    assert "日程の都合がつかない" in told and "担当職員の都合がつかず、お受けすることができませんでした" in told
+
+
 def test_decline_with_a_reason_template(rt, staff, fake_line, user):
     reference = make_request(rt, user_id=user.user_id)
     post(staff, f"/staff/bookings/{reference}/decline", reason="details_unconfirmed")
