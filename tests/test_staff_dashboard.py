@@ -971,6 +971,24 @@ def test_a_phone_call_is_not_recorded_on_a_booking_no_longer_confirmed(rt, staff
     assert "called" not in _actions(rt, reference)
 
 
+def test_the_audit_log_says_which_slot_day_account_and_period_an_entry_is_about(rt, staff):
+    """An entry without a booking named only the action (日の停止, アカウントの停止): which day, slot, account or
+    period is in its detail, and the log now says it."""
+    create_staff(rt, username="boss", role="admin")
+    login(staff, "boss")
+    post(staff, "/staff/blocks", day="2026-12-14")
+    post(staff, "/staff/blocks", day="2026-12-07", slot=SAKATA_MONDAY.isoformat())
+    post(staff, "/staff/users", username="suzuki", password="a long password here", role="staff")
+    post(staff, "/staff/export", **{"from": "2026-12-01", "to": "2026-12-31", "encoding": "utf8"})
+    with rt.db.reading() as s:
+        slot_block = s.scalar(select(SlotBlock.id).where(SlotBlock.slot_start.is_not(None)))
+    post(staff, f"/staff/blocks/{slot_block}/delete")
+    log = re.sub(r"\s+", "", _page(staff, "/staff/audit"))
+    assert "日の停止（12/14(月)）" in log and "枠の停止（12/7(月)14:00）" in log
+    assert "アカウントの作成（アカウント:suzuki）" in log and "枠の再開（12/7(月)14:00）" in log
+    assert "CSVの出力（予約の一覧のみ）（2026-12-01〜2026-12-31）" in log
+
+
 def test_the_memo_of_a_cancellation_is_encrypted_apart_from_the_audit_detail(rt, staff):
     reference = make_request(rt)
     assert post(staff, f"/staff/bookings/{reference}/cancel_user", note=MEMO).status_code == 302

@@ -660,7 +660,8 @@ def export_csv():
 def audit_log():
     rt = _rt()
     with rt.db.reading() as s:
-        return render_template("staff/audit.html", entries=audit.recent(s, g.who.office_id))
+        entries = audit.recent(s, g.who.office_id)
+        return render_template("staff/audit.html", entries=entries, subjects={e.id: audit.subject(e) for e in entries})
 
 
 # -- my account -----------------------------------------------------------------------------------
