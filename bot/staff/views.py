@@ -139,7 +139,9 @@ def _relative_day(moment: datetime | date) -> str | None:
 def _guard():
     if request.method == "POST" and not _csrf_ok():
         if request.endpoint in JSON_ENDPOINTS:
-            return {"error": "csrf"}, 400
+            # Logged out in another tab (the token went with the session): the page's script says the session
+            # ended, not that the page is older than a new login.
+            return ({"error": "ended"}, 401) if not session.get(TOKEN_KEY) else ({"error": "csrf"}, 400)
         # A page older than the session's token (logged in again in another tab, or a forged form): nothing
         # is done, and staff are told so in words, with the way back to the page to do it again.
         back = request.full_path.rstrip("?") if request.endpoint in PUBLIC_ENDPOINTS else _page_of_post()
