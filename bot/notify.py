@@ -21,7 +21,7 @@ from bot import outbox
 from bot.models import Booking, Conversation, OutboxMessage
 from bot.services import bookings
 from bot.services import slots as slotsvc
-from bot.staff import handoff
+from bot.staff import export, handoff
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +68,12 @@ def card_enabled(office, kind: str) -> bool:
     return bool((office.staff_cards or {}).get(CARD_SWITCH.get(kind, kind), True))
 
 
+def staff_statuses() -> dict[str, str]:
+    """A status as staff read it on the dashboard (確定, お断り, 出席): the group's cards and answers use the same
+    words, not the ones the user reads in 予約確認 (予約確定, お受けできませんでした, 相談済み)."""
+    return export.labels()["statuses"]
+
+
 def cards(rt, session: Session, office, kind: str, booking_id: int, now: datetime) -> OutboxMessage | None:
     """Queue the staff group's card for a notice (nothing when no group is set or the kind is off)."""
     group_id = rt.config.staff_group_id(office.id)
@@ -84,7 +90,7 @@ def cards(rt, session: Session, office, kind: str, booking_id: int, now: datetim
         "deadline": deadline_view(office, booking, now) if "confirm" in CARD_BUTTONS.get(kind, ()) else None,
         "invitation": handoff.invitation_task(office.id),
         "decline_label": handoff.decline_reasons("ja")[handoff.default_reason()]["label"],
-        "call_task": handoff.call_user_on_confirm(office.id),
+        "call_task": handoff.call_user_on_confirm(office.id), "statuses": staff_statuses(),
     })
     log.info("staff card office=%s kind=%s booking=%s", office.id, kind, booking.id)
     return outbox.add(session, office=office.id, kind="push", recipient=group_id, messages=messages, now=now,
@@ -156,7 +162,7 @@ def _reply_in_group(session: Session, rt, office, event, group_id: str, now: dat
     token = getattr(event, "reply_token", None)
     if not token:
         return []
-    messages = rt.renderer.messages("ja", "staff_group_reply", {"office": office, **vars})
+    messages = rt.renderer.messages("ja", "staff_group_reply", {"office": office, "statuses": staff_statuses(), **vars})
     row = outbox.add(session, office=office.id, kind="reply", recipient=group_id, reply_token=token,
                      messages=messages, now=now, event_id=event.webhook_event_id, purpose="staff_reply",
                      about=about)

@@ -18,6 +18,7 @@ from bot.clock import TOKYO
 from bot.config import DEFAULT_OFFICES_DIR
 from bot.forms import form_texts
 from bot.models import Booking, Conversation
+from bot.notify import staff_statuses
 from bot.offices import ProfileError, load_offices, read_office, untranslated
 from bot.render import MAX_LABEL, TEMPLATES_DIR, Renderer, load_labels, load_vocabulary, text_of
 from bot.services.calendar import holiday_name
@@ -100,11 +101,11 @@ def all_samples(office) -> dict[str, list[dict[str, Any]]]:
                  alternatives=[]) for r in ("past", "outside_window", "full")],
         "staff_card": [dict(kind=k, booking=booking(), dashboard_url=f"{BASE_URL}/staff/bookings/ABCD-EFGH",
                             buttons=[{"action": "confirm", "data": "x"}, {"action": "decline", "data": "y"}],
-                            deadline=deadline)
+                            deadline=deadline, statuses=staff_statuses())
                        for k in ("new_request", "no_show_check", "unknown")
                        for deadline in (None, {"label": "12/4(金) 17:00", "passed": True})],
         "staff_group_reply": [dict(outcome=o, action="confirm", reference="ABCD-EFGH", booking=booking(),
-                                   dashboard_url=f"{BASE_URL}/staff", late=late)
+                                   dashboard_url=f"{BASE_URL}/staff", late=late, statuses=staff_statuses())
                               for o in ("done", "already", "not_found", "started", "too_early",
                                         "too_early_no_show", "failed", "other")
                               for late in (None, {"label": "12/4(金) 17:00", "passed": True})],

@@ -215,6 +215,21 @@ def test_confirm_from_the_dashboard_tells_the_user_and_opens_the_call_task(rt, s
     assert ["confirm", "called", "invitation_sent"] == [a for a in _actions(rt, reference) if a != "view_details"]
 
 
+def test_the_call_task_leaves_the_queue_once_the_session_has_begun(rt, staff):
+    """対応待ち's phone list asks to tell the user the confirmed date: a task before the session, as the invitation
+    is. During and after it, the list named a session under way (出欠 is what is left to do)."""
+    reference = make_request(rt)
+    post(staff, f"/staff/bookings/{reference}/confirm")
+    calls = _page(staff, "/staff/queue").split("電話でのお知らせ")[1].split("会議招待メールの送付")[0]
+    assert reference in calls
+    rt.clock.freeze(SAKATA_MONDAY + timedelta(minutes=15))
+    login(staff)
+    queue = _page(staff, "/staff/queue")
+    assert reference not in queue.split("電話でのお知らせ")[1].split("会議招待メールの送付")[0]
+    assert "電話でのお知らせ（0件）" in queue
+    assert reference in queue.split("出欠の記録待ち")[1].split("お知らせ（")[0]
+
+
 def test_confirming_after_the_deadline_is_allowed_and_the_dashboard_says_it_is_late(rt, staff, fake_line, user):
     reference = make_request(rt, user_id=user.user_id)
     page = _page(staff, f"/staff/bookings/{reference}")
@@ -269,6 +284,17 @@ def test_before_deciding_the_page_says_what_the_user_will_be_told(rt, staff, use
     page = _page(staff, f"/staff/bookings/{make_request(rt, start=SAKATA_MONDAY + timedelta(hours=1), user_id='U' + 'b' * 32)}")
     assert "LINEでお知らせできません（ブロックされています）。承認したら、お電話で日時をお知らせください。" in page
     assert re.search(r'data-action="propose" disabled', page) and "別の日時は提案できません" in page
+
+
+def test_a_proposal_not_yet_answered_says_too_what_the_user_will_be_told_on_decline(rt, staff, user):
+    """Withdrawing an offer is an お断り the user reads like any other: the page of a proposed booking lists each
+    reason's wording before its お断りする, as a request's page does."""
+    reference = make_request(rt, user_id=user.user_id)
+    post(staff, f"/staff/bookings/{reference}/propose", slot=(SAKATA_MONDAY + timedelta(days=7)).isoformat())
+    assert booking(rt, reference).status == "proposed"
+    page = _page(staff, f"/staff/bookings/{reference}")
+    told = page.split('id="told-decline"')[1].split("</details>")[0]
+    assert "日程の都合がつかない" in told and "担当職員の都合がつかず、お受けすることができませんでした" in told
 
 
 def test_decline_with_a_reason_template(rt, staff, fake_line, user):
@@ -787,6 +813,22 @@ def test_csv_export_utf8_with_bom_and_cp932(rt, staff):
     assert post(staff, "/staff/export", **{"from": "2026-12-31", "to": "2026-12-01"}).status_code == 400
 
 
+@pytest.mark.parametrize("encoding,codec", [("utf8", "utf-8-sig"), ("cp932", "cp932")])
+def test_a_phone_number_typed_without_hyphens_keeps_its_leading_zero_in_excel(rt, staff, encoding, codec):
+    """Excel reads a bare 09012345678 in a CSV as the number 9012345678: a phone typed without hyphens (the form
+    keeps it as typed) is written as ="09012345678", which Excel shows as the text itself. Numbers with hyphens
+    are left as they are (Excel keeps them as text)."""
+    plain = make_request(rt, details={**DETAILS["sakata"], "phone": "09012345678"})
+    hyphens = make_request(rt, start=SAKATA_MONDAY + timedelta(hours=1))
+    body = post(staff, "/staff/export", **{"from": "2026-12-01", "to": "2026-12-31", "encoding": encoding,
+                                           "contents": "details"}).get_data().decode(codec)
+    table = list(csv.reader(io.StringIO(body)))
+    phone = table[0].index("電話番号")
+    rows = {row[0]: row for row in table[1:]}
+    assert rows[plain][phone] == '="09012345678"'
+    assert rows[hyphens][phone] == "090-1234-5678"
+
+
 def test_the_csv_export_holds_no_personal_data_unless_staff_ask_for_it(rt, staff):
     """The page's default is the list of bookings without names, numbers, categories or notes; the details
     come only when chosen, and the audit log says which of the two each export was."""
@@ -927,6 +969,24 @@ def test_a_phone_call_is_not_recorded_on_a_booking_no_longer_confirmed(rt, staff
         assert s.scalar(select(BookingHandoff.called_at).join(
             Booking, Booking.id == BookingHandoff.booking_id).where(Booking.reference == reference)) is None
     assert "called" not in _actions(rt, reference)
+
+
+def test_the_audit_log_says_which_slot_day_account_and_period_an_entry_is_about(rt, staff):
+    """An entry without a booking named only the action (日の停止, アカウントの停止): which day, slot, account or
+    period is in its detail, and the log now says it."""
+    create_staff(rt, username="boss", role="admin")
+    login(staff, "boss")
+    post(staff, "/staff/blocks", day="2026-12-14")
+    post(staff, "/staff/blocks", day="2026-12-07", slot=SAKATA_MONDAY.isoformat())
+    post(staff, "/staff/users", username="suzuki", password="a long password here", role="staff")
+    post(staff, "/staff/export", **{"from": "2026-12-01", "to": "2026-12-31", "encoding": "utf8"})
+    with rt.db.reading() as s:
+        slot_block = s.scalar(select(SlotBlock.id).where(SlotBlock.slot_start.is_not(None)))
+    post(staff, f"/staff/blocks/{slot_block}/delete")
+    log = re.sub(r"\s+", "", _page(staff, "/staff/audit"))
+    assert "日の停止（12/14(月)）" in log and "枠の停止（12/7(月)14:00）" in log
+    assert "アカウントの作成（アカウント:suzuki）" in log and "枠の再開（12/7(月)14:00）" in log
+    assert "CSVの出力（予約の一覧のみ）（2026-12-01〜2026-12-31）" in log
 
 
 def test_the_memo_of_a_cancellation_is_encrypted_apart_from_the_audit_detail(rt, staff):

@@ -168,8 +168,8 @@ def test_a_second_tap_answers_with_the_current_status_and_tells_the_user_once(rt
     group.taps(postback_value([card], "承認"), user_id=None)   # LINE for PC: no member id
     group.taps(postback_value([card], "お断り"))
     replies = fake_line.texts_to(group.group_id)
-    assert "すでに「予約確定」です" in replies[-2]
-    assert "予約確定" in replies[-1] and "できません" in replies[-1]
+    assert "すでに「確定」です" in replies[-2]
+    assert "「確定」" in replies[-1] and "できません" in replies[-1]
     assert booking(rt, reference).status == "confirmed"
     run_worker(rt)
     assert sum("予約が確定しました" in t for t in fake_line.texts_to(user.user_id)) == 1
@@ -429,3 +429,24 @@ def test_follow_up_cards_follow_the_new_request_switch(rt, fake_line, group_id):
         assert fake_line.messages_to(group_id) == []                  # on the dashboard only
     finally:
         rt.offices["sakata"] = office
+
+
+def test_the_group_names_a_status_as_the_dashboard_does(rt, fake_line, group, user, client):
+    """Staff read one word for a status in the group and on the dashboard (確認待ち, お断り), not the user's words
+    from 予約確認 (受付済み（職員の確認待ち）, お受けできませんでした): 「現在「お受けできませんでした」のため、承認は
+    できません」 read as the user's answer, not as what a colleague did."""
+    from tests.staffkit import create_staff, login
+
+    reference = make_request(rt, user_id=user.user_id)
+    run_worker(rt)
+    card = _card(fake_line, group.group_id)
+    assert "状況: 確認待ち" in text_of([card]) and "受付済み" not in text_of([card])
+    group.taps(postback_value([card], "お断り"))
+    group.taps(postback_value([card], "承認"))
+    answer = fake_line.texts_to(group.group_id)[-1]
+    assert "現在「お断り」のため、承認はできません。すでにお断りしています。" in answer
+    assert "お受けできませんでした" not in answer
+    create_staff(rt)
+    login(client)
+    page = client.get(f"/staff/bookings/{reference}").get_data(as_text=True)
+    assert '<span class="status status-declined" id="status">お断り</span>' in page

@@ -106,6 +106,18 @@ def test_continuing_needs_the_csrf_token(rt, client):
     assert client.post(EXTEND, data={"csrf_token": csrf(client)}).status_code == 200
 
 
+def test_continuing_after_logging_out_in_another_tab_says_the_session_ended(rt, client):
+    """ログアウト in one tab takes the session's CSRF token with it: 続ける in another tab answered "csrf", and
+    the page said it was opened before logging in again elsewhere. It is answered as an ended session."""
+    create_staff(rt)
+    login(client)
+    token = csrf(client)
+    client.post("/staff/logout", data={"csrf_token": token})
+    refused = client.post(EXTEND, data={"csrf_token": token})
+    assert refused.status_code == 401 and refused.get_json() == {"error": "ended"}
+    assert _extensions(rt) == 0
+
+
 def test_continuing_is_in_the_audit_log_in_words(rt, client):
     create_staff(rt)
     login(client)

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import select
@@ -62,6 +62,22 @@ def for_booking(session: Session, booking_id: int) -> list[AuditEntry]:
 def recent(session: Session, office_id: str, limit: int = 200) -> list[AuditEntry]:
     return list(session.scalars(select(AuditEntry).where(AuditEntry.office_id == office_id)
                                 .order_by(AuditEntry.at.desc(), AuditEntry.id.desc()).limit(limit)))
+
+
+def subject(entry: AuditEntry) -> dict[str, Any]:
+    """What an entry without a booking acted on, from its detail, for the log to say: the slot or day blocked or
+    opened again, the account, the period exported (the log said 日の停止 but not which day)."""
+    detail = entry.detail or {}
+    found: dict[str, Any] = {}
+    if detail.get("slot"):
+        found["slot"] = datetime.fromisoformat(detail["slot"])
+    elif detail.get("day"):
+        found["day"] = date.fromisoformat(detail["day"])
+    if detail.get("account"):
+        found["account"] = detail["account"]
+    if detail.get("first") and detail.get("last"):
+        found["period"] = (detail["first"], detail["last"])
+    return found
 
 
 def _plain(value: Any) -> Any:

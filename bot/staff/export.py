@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 import unicodedata
 from datetime import date, datetime, time, timedelta
 from functools import lru_cache
@@ -103,11 +104,21 @@ def _inert(cell: str) -> str:
     return "'" + cell if first[:1] in FORMULA_SIGNS else cell
 
 
+_LEADING_ZERO = re.compile(r"0[0-9]+")
+
+
+def _kept_as_text(cell: str) -> str:
+    """Digits with a leading zero (a phone number typed without hyphens, 09012345678) as Excel keeps them: it
+    reads a bare one as a number and shows 9012345678. `="…"` is the one form Excel shows as the text itself;
+    only digits are ever put in it."""
+    return f'="{cell}"' if _LEADING_ZERO.fullmatch(cell) else cell
+
+
 def render(table: list[list[str]], encoding: str, contents: str = CONTENTS[0]) -> bytes:
     """The CSV bytes; characters CP932 cannot hold become '?' (UTF-8 keeps everything)."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")
     headers = labels()["columns"]
     writer.writerow([headers[c] for c in columns(contents)])
-    writer.writerows([[_inert(cell) for cell in row] for row in table])
+    writer.writerows([[_kept_as_text(_inert(cell)) for cell in row] for row in table])
     return buffer.getvalue().encode(ENCODINGS[encoding], errors="replace")

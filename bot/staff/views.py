@@ -139,7 +139,9 @@ def _relative_day(moment: datetime | date) -> str | None:
 def _guard():
     if request.method == "POST" and not _csrf_ok():
         if request.endpoint in JSON_ENDPOINTS:
-            return {"error": "csrf"}, 400
+            # Logged out in another tab (the token went with the session): the page's script says the session
+            # ended, not that the page is older than a new login.
+            return ({"error": "ended"}, 401) if not session.get(TOKEN_KEY) else ({"error": "csrf"}, 400)
         # A page older than the session's token (logged in again in another tab, or a forged form): nothing
         # is done, and staff are told so in words, with the way back to the page to do it again.
         back = request.full_path.rstrip("?") if request.endpoint in PUBLIC_ENDPOINTS else _page_of_post()
@@ -321,9 +323,11 @@ def queue():
         undecided = s.scalars(select(Booking).where(
             Booking.office_id == office.id, Booking.status.in_(decisions.UNDECIDED)
         ).order_by(Booking.slot_start)).all()
+        # To phone the date is a task before the session only, as the invitation is: once it has begun, a call
+        # "to tell the date" is moot and its attendance is what is left to do.
         calls = s.scalars(select(Booking).join(BookingHandoff, BookingHandoff.booking_id == Booking.id).where(
             Booking.office_id == office.id, Booking.status == "confirmed", BookingHandoff.call_needed.is_(True),
-            BookingHandoff.called_at.is_(None)).order_by(Booking.slot_start)).all()
+            BookingHandoff.called_at.is_(None), Booking.slot_start > now).order_by(Booking.slot_start)).all()
         invitations = s.scalars(select(Booking).where(
             Booking.office_id == office.id, Booking.status == "confirmed", Booking.invitation_sent_at.is_(None),
             Booking.slot_start > now).order_by(Booking.slot_start)).all()
@@ -677,7 +681,8 @@ def export_csv():
 def audit_log():
     rt = _rt()
     with rt.db.reading() as s:
-        return render_template("staff/audit.html", entries=audit.recent(s, g.who.office_id))
+        entries = audit.recent(s, g.who.office_id)
+        return render_template("staff/audit.html", entries=entries, subjects={e.id: audit.subject(e) for e in entries})
 
 
 # -- my account -----------------------------------------------------------------------------------

@@ -279,7 +279,7 @@ def test_an_otaru_session_booked_approved_and_cancelled_in_chat(page, live_serve
     expect(sim.last()).to_contain_text("キャンセルしました")
     card = page.locator(GROUP_ROWS, has_text="予約のキャンセル")
     expect(card).to_contain_text(reference)
-    expect(card).to_contain_text("キャンセル済み")
+    expect(card).to_contain_text("キャンセル（本人）")   # the dashboard's word for it
     shot(page, "otaru-08-cancelled")
 
 

@@ -143,3 +143,25 @@ def test_on_a_phone_no_page_is_wider_than_the_screen_and_attendance_is_one_tap_a
         expect_(phone.get_by_role("button", name="承認する（予約を確定）")).to_be_in_viewport()
     finally:
         context.close()
+
+
+def test_on_a_phone_the_days_table_keeps_each_time_on_one_line(browser, live_server, account):
+    """At 375 px, a day with requests left the 時刻 column so narrow that 14:00 broke into 「14:0」 and 「0」."""
+    rt = live_server.rt
+    day = SAKATA_MONDAY + timedelta(days=70)
+    for hours in (0, 1):
+        make_request(rt, start=day + timedelta(hours=hours), user_id="U" + uuid.uuid4().hex)
+    context = browser.new_context(viewport={"width": 375, "height": 812}, locale="ja-JP", timezone_id="Asia/Tokyo",
+                                  is_mobile=True, has_touch=True)
+    phone = context.new_page()
+    try:
+        log_in(phone, live_server.url)
+        phone.goto(f"{live_server.url}/staff/?from={day.date().isoformat()}")
+        cell = phone.locator(f'tr[data-slot="{day.isoformat()}"] td').first
+        expect(cell).to_contain_text("14:00")
+        lines = cell.evaluate("td => { const r = document.createRange(); r.selectNodeContents(td.firstChild);"
+                              " return r.getClientRects().length; }")
+        assert lines == 1, "14:00 is split across lines"
+        assert phone.evaluate("document.documentElement.scrollWidth") <= 375
+    finally:
+        context.close()
