@@ -156,8 +156,12 @@ def _confirm_delete(talk: Talk, routed: Routed) -> None:
 
 
 def _withdraw(talk: Talk, routed: Routed) -> None:
-    result = talk.ports.withdraw(routed.value or "")
+    """Withdraw or cancel as the button said; a request confirmed since its button was offered is shown as it is now."""
+    offered = "cancel" if routed.trigger == "cancel_booking" else "withdraw"
+    result = talk.ports.withdraw(routed.value or "", offered)
     talk.say("withdraw_result", result=result)
+    if result["outcome"] == "changed":
+        _show_bookings(talk, routed)
 
 
 def _answer_proposal(talk: Talk, routed: Routed) -> None:

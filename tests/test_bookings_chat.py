@@ -317,6 +317,25 @@ def test_otaru_cancels_in_chat_until_the_previous_day(rt, clock, client, user_fa
     assert rows(rt, StaffNotice)[-1].kind == "cancelled"
 
 
+def test_a_withdraw_button_from_before_staff_confirmed_does_not_cancel_the_booking(rt, client, user_factory,
+                                                                                  fake_line):
+    """取り下げる was offered for an undecided request; staff confirmed it since. The old button must not cancel
+    the confirmed booking unseen: the user is shown it as it is now, with the button that cancels it."""
+    user = user_factory("otaru")
+    booking = request_for(rt, client, user)
+    says(fake_line, user, "予約確認")
+    old_withdraw = last_buttons(fake_line, user)[f"取り下げる（{booking.reference}）"]
+    confirm(rt, booking)
+    reply = taps(fake_line, user, old_withdraw)
+    assert the_booking(rt, user).status == "confirmed" and rows(rt, SlotClaim) != []
+    assert "取り下げ・キャンセルはしていません" in reply and "予約確定" in reply
+    assert [n.kind for n in rows(rt, StaffNotice)] == ["new_request"]
+    cancel = f"キャンセルする（{booking.reference}）"
+    assert list(last_buttons(fake_line, user)) == [cancel]
+    assert "キャンセルしました" in taps(fake_line, user, last_buttons(fake_line, user)[cancel])
+    assert the_booking(rt, user).status == "cancelled"
+
+
 def test_otaru_on_the_day_shows_the_phone_and_how_to_dial(rt, clock, client, user_factory, fake_line):
     user = user_factory("otaru")
     booking = request_for(rt, client, user)
