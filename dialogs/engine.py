@@ -52,7 +52,7 @@ def _follow(talk: Talk, routed: Routed) -> None:
 
 def _help(talk: Talk, routed: Routed) -> None:
     question = talk.office.eligibility[talk.index] if talk.state == State.AWAITING_ELIGIBILITY else None
-    talk.say("help", state=talk.state, resuming=bool(talk.context.get("resume_offered")),
+    talk.say("help", state=_step_shown(talk), resuming=bool(talk.context.get("resume_offered")),
              answers=question.choices if question else ("yes", "no"))
     if talk.state != State.IDLE:
         ask(talk, again=True)

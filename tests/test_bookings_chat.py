@@ -193,6 +193,18 @@ def test_a_typed_slot_is_read_while_the_form_waits_too(rt, clock, user_factory, 
     assert conversation(rt, user).state == "awaiting_form" and conversation(rt, user).misses == 0
 
 
+def test_help_after_the_hold_ran_out_explains_choosing_a_slot_not_the_form(rt, clock, user_factory, fake_line):
+    """Once the hold lapsed the bot shows the slots again: ヘルプ explains that step, not "open the form"."""
+    user = user_factory("sakata")
+    walk_to_slots(user, rt)
+    user.says("1")
+    clock.advance(minutes=rt.offices["sakata"].booking.hold_minutes + 1)
+    reply = says(fake_line, user, "ヘルプ")
+    assert "仮押さえの時間が過ぎました" in reply
+    assert "相談の日時を選んでいただいています" in reply and "ご希望の日時をお選びください" in reply
+    assert "ご入力をお待ちしています" not in reply and "入力ページを開いて" not in reply
+
+
 @pytest.mark.parametrize("typed", ["12月7日 午後2時", "12/7 2pm", "7日の14時", "７日 午後２時から"])
 def test_a_slot_typed_as_people_say_it_is_held(rt, user_factory, fake_line, typed):
     """午後2時, 2pm, a day of this month alone: read as the slot, not answered 読み取れませんでした."""
