@@ -302,6 +302,10 @@ def hold_lapsed(e: EventData) -> bool:
     return hold_lapsed_now(e.model)
 
 
+def shows_slots(e: EventData) -> bool:
+    return offers_slots(e.model)
+
+
 def hold_ok(e: EventData) -> bool:
     return bool(e.model.scratch.get("hold", {}).get("ok"))
 
@@ -653,6 +657,9 @@ MACHINE_TRANSITIONS: list[dict] = [
          conditions=[consented_in_flow], after=ask_step),
     dict(trigger="back", source=_S.AWAITING_CHECKLIST, dest=_S.AWAITING_ELIGIBILITY, after=to_last_question),
     dict(trigger="back", source=_S.AWAITING_SLOT, dest=_S.AWAITING_CHECKLIST, after=to_last_item),
+    # the hold ran out and the slots are shown again: back from them, as from the slot step
+    dict(trigger="back", source=_S.AWAITING_FORM, dest=_S.AWAITING_CHECKLIST, conditions=[shows_slots],
+         before=release_hold, after=to_last_item),
     dict(trigger="back", source=_S.AWAITING_FORM, dest=_S.AWAITING_SLOT, before=release_hold, after=ask_step),
     dict(trigger="back", source="*", dest=None, after=say_no_earlier_step),
     # 最初から (from anywhere, idle included)

@@ -205,6 +205,19 @@ def test_help_after_the_hold_ran_out_explains_choosing_a_slot_not_the_form(rt, c
     assert "ご入力をお待ちしています" not in reply and "入力ページを開いて" not in reply
 
 
+def test_back_from_the_slots_shown_again_after_the_hold_ran_out_goes_to_the_checklist(rt, clock, user_factory,
+                                                                                      fake_line):
+    """The lapsed hold's reply shows the slots again; 戻る then goes back one step from them, not to the same list."""
+    user = user_factory("sakata")
+    walk_to_slots(user, rt)
+    user.says("1")
+    clock.advance(minutes=rt.offices["sakata"].booking.hold_minutes + 1)
+    assert "仮押さえの時間が過ぎました" in says(fake_line, user, "予約")
+    reply = says(fake_line, user, "戻る")
+    assert "【端末・環境の確認 9/9】" in reply and "空いている枠" not in reply
+    assert (conversation(rt, user).state, rows(rt, SlotHold)) == ("awaiting_checklist", [])
+
+
 @pytest.mark.parametrize("typed", ["12月7日 午後2時", "12/7 2pm", "7日の14時", "７日 午後２時から"])
 def test_a_slot_typed_as_people_say_it_is_held(rt, user_factory, fake_line, typed):
     """午後2時, 2pm, a day of this month alone: read as the slot, not answered 読み取れませんでした."""
