@@ -176,13 +176,18 @@ def test_a_slot_whose_deadline_passed_while_shown_names_the_deadline(rt, clock, 
     assert rows(rt, SlotHold) == []
 
 
+def with_a_lapsed_hold(rt, clock, user):
+    """The user held the first slot and let its hold run out (the form step, its slots shown again)."""
+    walk_to_slots(user, rt)
+    user.says("1")
+    clock.advance(minutes=rt.offices[user.office].booking.hold_minutes + 1)
+    return user
+
+
 def test_a_typed_slot_is_read_while_the_form_waits_too(rt, clock, user_factory, fake_line):
     """The bot offers slots again once a hold lapsed and asks for 「12/7 14:00」 or a number: typing one
     holds it, as tapping does; while a hold is live, a typed slot moves the hold there."""
-    user = user_factory("sakata")
-    walk_to_slots(user, rt)
-    user.says("1")
-    clock.advance(minutes=rt.offices["sakata"].booking.hold_minutes + 1)
+    user = with_a_lapsed_hold(rt, clock, user_factory("sakata"))
     assert "仮押さえの時間が過ぎました" in says(fake_line, user, "予約")
     reply = says(fake_line, user, "12/7 15:00")
     assert "読み取れませんでした" not in reply and "12/7(月) 15:00" in reply
@@ -195,10 +200,7 @@ def test_a_typed_slot_is_read_while_the_form_waits_too(rt, clock, user_factory, 
 
 def test_help_after_the_hold_ran_out_explains_choosing_a_slot_not_the_form(rt, clock, user_factory, fake_line):
     """Once the hold lapsed the bot shows the slots again: ヘルプ explains that step, not "open the form"."""
-    user = user_factory("sakata")
-    walk_to_slots(user, rt)
-    user.says("1")
-    clock.advance(minutes=rt.offices["sakata"].booking.hold_minutes + 1)
+    user = with_a_lapsed_hold(rt, clock, user_factory("sakata"))
     reply = says(fake_line, user, "ヘルプ")
     assert "仮押さえの時間が過ぎました" in reply
     assert "相談の日時を選んでいただいています" in reply and "ご希望の日時をお選びください" in reply
@@ -208,10 +210,7 @@ def test_help_after_the_hold_ran_out_explains_choosing_a_slot_not_the_form(rt, c
 def test_back_from_the_slots_shown_again_after_the_hold_ran_out_goes_to_the_checklist(rt, clock, user_factory,
                                                                                       fake_line):
     """The lapsed hold's reply shows the slots again; 戻る then goes back one step from them, not to the same list."""
-    user = user_factory("sakata")
-    walk_to_slots(user, rt)
-    user.says("1")
-    clock.advance(minutes=rt.offices["sakata"].booking.hold_minutes + 1)
+    user = with_a_lapsed_hold(rt, clock, user_factory("sakata"))
     assert "仮押さえの時間が過ぎました" in says(fake_line, user, "予約")
     reply = says(fake_line, user, "戻る")
     assert "【端末・環境の確認 9/9】" in reply and "空いている枠" not in reply
