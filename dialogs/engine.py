@@ -4,7 +4,7 @@ from __future__ import annotations
 from dialogs.effects import Say
 from dialogs.inputs import Incoming
 from dialogs.machine import (MACHINE, MAX_MISSES, State, Talk, ask, choices_for_routing, fire, offers_slots,
-                             typed_aliases)
+                             typed_aliases, typed_booking_actions)
 from dialogs.router import Routed, Vocabulary, route
 
 
@@ -18,7 +18,8 @@ def handle(talk: Talk, inp: Incoming, vocab: Vocabulary) -> Routed:
         talk.say("receipt", receipt=receipt)
 
     routed = route(inp, office=talk.office.id, position=talk.position(),
-                   choices=choices_for_routing(talk), vocab=vocab, aliases=typed_aliases(talk))
+                   choices=choices_for_routing(talk), vocab=vocab, aliases=typed_aliases(talk),
+                   booking_actions=typed_booking_actions(talk))
     if inp.stale and routed.trigger not in ("follow", "unfollow"):
         routed = Routed("stale", value="button" if inp.kind == "postback" else "message")
     apply(talk, routed)

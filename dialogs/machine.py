@@ -146,6 +146,11 @@ def typed_aliases(talk: Talk) -> list[tuple[str, list[str]]]:
             if possible and key not in shown and key in talk.labels]
 
 
+def typed_booking_actions(talk: Talk) -> dict[str, str]:
+    """The 予約確認 buttons' labels (trigger -> label), which also work typed with their reference."""
+    return {"withdraw": talk.labels.get("withdraw", ""), "cancel_booking": talk.labels.get("cancel", "")}
+
+
 def choices_for_routing(talk: Talk) -> list[tuple[str, list[str]]]:
     """(value, labels) in display order, for typed numbers and labels.
 

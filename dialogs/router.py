@@ -46,6 +46,8 @@ _CLAUSES = re.compile(r"[。．.!！?？、, ]+")
 # Emoji presentation marks: a keycap digit (1️⃣) is the digit, VS16 and the enclosing keycap after it.
 _EMOJI_MARKS = re.compile("[\ufe0e\ufe0f\u20e3]")
 # A number said as "the Nth" (N<ban>, N<ban><me>; escaped: Python holds no Japanese text).
+# 取り下げる（ABCD-EFGH）as typed (normalised: NFKC made the brackets ASCII, lower-cased the reference).
+_LABEL_WITH_REFERENCE = re.compile(r"^(?P<label>.+?) ?\( ?(?P<reference>[0-9a-z]{4}-[0-9a-z]{4}) ?\)$")
 _NUMBERED = re.compile("^(\\d+) ?\u756a(?:\u76ee)?$")
 
 
@@ -138,13 +140,15 @@ def parse_postback(data: str) -> dict[str, str] | None:
 
 
 def route(inp: Incoming, *, office: str, position: str, choices: list[tuple[str, Iterable[str]]],
-          vocab: Vocabulary, aliases: Iterable[tuple[str, Iterable[str]]] = ()) -> Routed:
+          vocab: Vocabulary, aliases: Iterable[tuple[str, Iterable[str]]] = (),
+          booking_actions: Mapping[str, str] | None = None) -> Routed:
     """Map one event to a trigger.
 
     `position` names what the bot waits for now (state plus index); `choices` are the values
     offered at that position with the labels the user sees, in display order (numbers are
     1-based positions in this list). `aliases` are more values chosen only by typing their labels
-    (after the choices' own labels; never by number).
+    (after the choices' own labels; never by number). `booking_actions` (trigger -> label) are the
+    予約確認 buttons, typed as their label with the reference: 取り下げる（ABCD-EFGH）.
     """
     if inp.kind in ("follow", "unfollow"):
         return Routed(inp.kind)
@@ -163,6 +167,9 @@ def route(inp: Incoming, *, office: str, position: str, choices: list[tuple[str,
         return Routed(WORD_TRIGGERS[word], value=LANGUAGE_OF_WORD.get(word, word))
     if vocab.consent_phrase and text == vocab.consent_phrase:   # consent: the exact words, no ending
         return Routed("agree", method="text")
+    acted = _booking_action(text, booking_actions or {})
+    if acted:
+        return acted
     text = vocab.without_ending(text)   # はいです: the choice itself
     # A choice by number, by its label, or by a common synonym of an answer. Consent is never
     # given or refused by a number: where 同意する is offered, numbers choose nothing.
@@ -191,6 +198,17 @@ def _matching(text: str, choices: list[tuple[str, Iterable[str]]], aliases: Iter
         for value, _ in choices:
             if synonym in (value, value.partition(":")[2]):
                 return value
+    return None
+
+
+def _booking_action(text: str, actions: Mapping[str, str]) -> Routed | None:
+    """A 予約確認 button typed as its label with the reference, as it reads on the button."""
+    typed = _LABEL_WITH_REFERENCE.match(text)
+    if typed is None:
+        return None
+    for trigger, label in actions.items():
+        if label and normalise(label) == typed["label"]:
+            return Routed(trigger, value=typed["reference"].upper(), method="text")
     return None
 
 

@@ -318,6 +318,29 @@ def test_withdraw_a_request_then_again(rt, client, user_factory, fake_line):
     assert conversation(rt, user).state == "awaiting_eligibility"  # consented to these terms when booking
 
 
+@pytest.mark.parametrize("typed", ["取り下げる（{ref}）", "取り下げる ({ref})", "取り下げる（{lower}）。"])
+def test_a_withdraw_button_typed_as_it_reads_withdraws(rt, client, user_factory, fake_line, typed):
+    """LINE for PC shows no quick replies: 「取り下げる（ABCD-EFGH）」 typed as the list says it does what the
+    button does, as every choice can be typed."""
+    user = user_factory("otaru")
+    booking = request_for(rt, client, user)
+    says(fake_line, user, "予約確認")
+    reply = says(fake_line, user, typed.format(ref=booking.reference, lower=booking.reference.lower()))
+    assert f"受付番号: {booking.reference}" in reply and "取り下げました" in reply
+    assert the_booking(rt, user).status == "withdrawn"
+
+
+def test_a_cancel_button_typed_in_english_cancels(rt, client, user_factory, fake_line):
+    user = user_factory("otaru")
+    booking = request_for(rt, client, user)
+    confirm(rt, booking)
+    says(fake_line, user, "English")
+    says(fake_line, user, "予約確認")
+    assert f"Cancel ({booking.reference})" in last_buttons(fake_line, user)
+    assert "has been cancelled" in says(fake_line, user, f"cancel ({booking.reference})")
+    assert the_booking(rt, user).status == "cancelled"
+
+
 def test_one_open_request_per_user(rt, client, user_factory, fake_line):
     user = user_factory("otaru")
     booking = request_for(rt, client, user)
