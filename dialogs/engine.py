@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from dialogs.effects import Say
 from dialogs.inputs import Incoming
-from dialogs.machine import (MACHINE, MAX_MISSES, State, Talk, ask, choices_for_routing, fire, offers_slots,
-                             typed_aliases, typed_booking_actions)
+from dialogs.machine import (DELETE_ASKED, MACHINE, MAX_MISSES, State, Talk, ask, choices_for_routing, fire,
+                             offers_slots, typed_aliases, typed_booking_actions)
 from dialogs.router import Routed, Vocabulary, route
 
 
@@ -20,6 +20,8 @@ def handle(talk: Talk, inp: Incoming, vocab: Vocabulary) -> Routed:
     routed = route(inp, office=talk.office.id, position=talk.position(),
                    choices=choices_for_routing(talk), vocab=vocab, aliases=typed_aliases(talk),
                    booking_actions=typed_booking_actions(talk))
+    if routed.trigger != "confirm_delete":
+        talk.context.pop(DELETE_ASKED, None)      # typed 削除する answers only the message right before it
     if inp.stale and routed.trigger not in ("follow", "unfollow"):
         routed = Routed("stale", value="button" if inp.kind == "postback" else "message")
     apply(talk, routed)
@@ -123,6 +125,7 @@ def _delete_data(talk: Talk, routed: Routed, changed: bool = False) -> None:
     # that changed (an old question's button, a booking made or confirmed since), it asks again instead of
     # acting on the new facts.
     said = _deletion_mark(talk, booking)
+    talk.context[DELETE_ASKED] = said
     mark = {"b": said} if said else {}
     yes = postback("confirm_delete", talk.position(), talk.office.id, "yes", **mark)
     no = postback("confirm_delete", talk.position(), talk.office.id, "no")
@@ -139,12 +142,14 @@ def _deletion_blocked(talk: Talk, kept: list) -> None:
 
 
 def _confirm_delete(talk: Talk, routed: Routed) -> None:
+    asked = talk.context.pop(DELETE_ASKED, "")
     if routed.value != "yes":
         talk.say("delete_kept")
         if talk.state != State.IDLE:
             ask(talk, again=True)
         return
-    if routed.extra.get("b", "") != _deletion_mark(talk, talk.ports.open_booking()):
+    said = routed.extra.get("b", "") if routed.method == "button" else asked
+    if said != _deletion_mark(talk, talk.ports.open_booking()):
         _delete_data(talk, routed, changed=True)
         return
     result = talk.ports.delete_personal_data()

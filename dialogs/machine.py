@@ -131,19 +131,26 @@ def shown_page(talk: Talk) -> dict[str, Any]:
     return page
 
 
+#: context key: データ削除 was just asked, with what it said about the bookings (`b` of its 削除する button).
+DELETE_ASKED = "delete_asked"
+
+
 def typed_aliases(talk: Talk) -> list[tuple[str, list[str]]]:
     """(value, labels) chosen by typing a label that is not on this page's buttons (never by number):
-    次の週 / 前の週 go to that week's first page, 次へ / 前へ turn the page, where these moves exist."""
+    次の週 / 前の週 go to that week's first page, 次へ / 前へ turn the page, where these moves exist; 削除する /
+    削除しない right after データ削除 asked."""
+    asked = [(f"confirm_delete:{value}", [talk.labels[key]]) for key, value in (("delete_yes", "yes"), ("delete_no", "no"))
+             if DELETE_ASKED in talk.context and key in talk.labels]
     if not offers_slots(talk):
-        return []
+        return asked
     page = shown_page(talk)
     shown = {label_key for _, label_key in _turns(page)}
     moves = [("next_week", "week:1", page.get("has_next_week")),
              ("prev_week", "week:-1", page.get("has_prev_week")),
              ("next_page", "week:next", page.get("has_next")),
              ("prev_page", "week:prev", page.get("has_prev"))]
-    return [(value, [talk.labels[key]]) for key, value, possible in moves
-            if possible and key not in shown and key in talk.labels]
+    return asked + [(value, [talk.labels[key]]) for key, value, possible in moves
+                    if possible and key not in shown and key in talk.labels]
 
 
 def typed_booking_actions(talk: Talk) -> dict[str, str]:

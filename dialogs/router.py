@@ -162,6 +162,11 @@ def route(inp: Incoming, *, office: str, position: str, choices: list[tuple[str,
     text = normalise(inp.text)
     if not text:
         return Routed("miss")
+    # An alias on offer wins over a chat word of the same text (English 削除する reads "Delete my data", as the
+    # word データ削除 does); the page's own buttons still come first.
+    offered = None if _matching(text, choices, (), Vocabulary()) else _matching(text, [], aliases, vocab)
+    if offered:
+        return _choice(offered)
     word = vocab.word(text)
     if word:
         return Routed(WORD_TRIGGERS[word], value=LANGUAGE_OF_WORD.get(word, word))

@@ -577,6 +577,35 @@ def test_delete_data_can_be_declined(rt, client, user_factory, fake_line):
     assert the_booking(rt, user).details is not None and the_booking(rt, user).status == "requested"
 
 
+def test_delete_data_is_confirmed_by_typing_the_buttons_words(rt, client, user_factory, fake_line):
+    """LINE for PC shows no quick replies: 削除する / 削除しない typed right after the question answer it, with
+    the same check as the button (staff confirming in between stops it); typed later they mean nothing."""
+    user = user_factory("otaru")
+    booking = request_for(rt, client, user)
+    says(fake_line, user, "データ削除")
+    assert "取りやめました" in says(fake_line, user, "削除しない")
+    says(fake_line, user, "データ削除")
+    says(fake_line, user, "ヘルプ")
+    assert "個人情報を削除しました" not in says(fake_line, user, "削除する")    # not right after the question
+    assert_kept(rt, user, booking, "requested")
+    says(fake_line, user, "データ削除")
+    confirm(rt, booking)
+    assert "予約の状況が変わりました" in says(fake_line, user, "削除する")    # asked again, naming the booking
+    assert_kept(rt, user, booking, "confirmed")
+    assert "個人情報を削除しました" in says(fake_line, user, "削除する")
+    assert the_booking(rt, user).status == "cancelled" and the_booking(rt, user).details is None
+
+
+def test_english_delete_my_data_typed_after_the_question_confirms_it(rt, client, user_factory, fake_line):
+    """In English 削除する reads "Delete my data", which is also the chat word that asks the question."""
+    user = user_factory("otaru")
+    request_for(rt, client, user)
+    says(fake_line, user, "English")
+    assert "Do you want to delete your data?" in says(fake_line, user, "delete my data")
+    assert "have been deleted" in says(fake_line, user, "Delete my data")
+    assert the_booking(rt, user).details is None
+
+
 def test_unfollow_only_marks_the_user(rt, client, user_factory, fake_line):
     user = user_factory("sakata")
     booking = request_for(rt, client, user)
