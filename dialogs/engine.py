@@ -4,7 +4,7 @@ from __future__ import annotations
 from dialogs.effects import Say
 from dialogs.inputs import Incoming
 from dialogs.machine import (DELETE_ASKED, MACHINE, MAX_MISSES, State, Talk, ask, choices_for_routing, fire,
-                             offers_slots, typed_aliases, typed_booking_actions)
+                             offers_slots, typed_aliases, typed_booking_actions, typed_proposal_answers)
 from dialogs.router import Routed, Vocabulary, route
 
 
@@ -19,7 +19,7 @@ def handle(talk: Talk, inp: Incoming, vocab: Vocabulary) -> Routed:
 
     routed = route(inp, office=talk.office.id, position=talk.position(),
                    choices=choices_for_routing(talk), vocab=vocab, aliases=typed_aliases(talk),
-                   booking_actions=typed_booking_actions(talk))
+                   booking_actions=typed_booking_actions(talk), proposal_answers=typed_proposal_answers(talk))
     if routed.trigger != "confirm_delete":
         talk.context.pop(DELETE_ASKED, None)      # typed 削除する answers only the message right before it
     if inp.stale and routed.trigger not in ("follow", "unfollow"):
@@ -171,7 +171,15 @@ def _withdraw(talk: Talk, routed: Routed) -> None:
 
 
 def _answer_proposal(talk: Talk, routed: Routed) -> None:
-    result = talk.ports.answer_proposal(routed.extra.get("r", ""), routed.value == "accept")
+    """The button names its booking; typed, the answer is for the one proposal open (several: the list)."""
+    reference = routed.extra.get("r", "")
+    if not reference and routed.method == "text":
+        proposals = [b for b in talk.ports.bookings() if b["action"] == "proposal"]
+        if len(proposals) > 1:
+            _show_bookings(talk, routed)
+            return
+        reference = proposals[0]["reference"] if proposals else ""
+    result = talk.ports.answer_proposal(reference, routed.value == "accept")
     talk.say("proposal_result", result=result)
 
 

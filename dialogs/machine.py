@@ -158,6 +158,11 @@ def typed_booking_actions(talk: Talk) -> dict[str, str]:
     return {"withdraw": talk.labels.get("withdraw", ""), "cancel_booking": talk.labels.get("cancel", "")}
 
 
+def typed_proposal_answers(talk: Talk) -> dict[str, str]:
+    """The labels of the buttons that answer a proposed slot (answer -> label), which also work typed."""
+    return {"accept": talk.labels.get("accept_proposal", ""), "decline": talk.labels.get("decline_proposal", "")}
+
+
 def choices_for_routing(talk: Talk) -> list[tuple[str, list[str]]]:
     """(value, labels) in display order, for typed numbers and labels.
 

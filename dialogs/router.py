@@ -141,14 +141,16 @@ def parse_postback(data: str) -> dict[str, str] | None:
 
 def route(inp: Incoming, *, office: str, position: str, choices: list[tuple[str, Iterable[str]]],
           vocab: Vocabulary, aliases: Iterable[tuple[str, Iterable[str]]] = (),
-          booking_actions: Mapping[str, str] | None = None) -> Routed:
+          booking_actions: Mapping[str, str] | None = None,
+          proposal_answers: Mapping[str, str] | None = None) -> Routed:
     """Map one event to a trigger.
 
     `position` names what the bot waits for now (state plus index); `choices` are the values
     offered at that position with the labels the user sees, in display order (numbers are
     1-based positions in this list). `aliases` are more values chosen only by typing their labels
     (after the choices' own labels; never by number). `booking_actions` (trigger -> label) are the
-    予約確認 buttons, typed as their label with the reference: 取り下げる（ABCD-EFGH）.
+    予約確認 buttons, typed as their label with the reference: 取り下げる（ABCD-EFGH）; `proposal_answers`
+    (accept | decline -> label) answer a slot staff proposed, typed as their label where nothing on offer reads so.
     """
     if inp.kind in ("follow", "unfollow"):
         return Routed(inp.kind)
@@ -189,7 +191,12 @@ def route(inp: Incoming, *, office: str, position: str, choices: list[tuple[str,
         parts = {_matching(vocab.without_ending(part), choices, aliases, vocab)
                  for part in _CLAUSES.split(text) if part}
         value = parts.pop() if len(parts) == 1 and len(_CLAUSES.split(text)) > 1 else None
-    return _choice(value) if value is not None else Routed("typed", value=inp.text)
+    if value is not None:
+        return _choice(value)
+    for answer, label in (proposal_answers or {}).items():
+        if label and text == normalise(label):
+            return Routed("answer_proposal", value=answer, method="text")
+    return Routed("typed", value=inp.text)
 
 
 def _matching(text: str, choices: list[tuple[str, Iterable[str]]], aliases: Iterable[tuple[str, Iterable[str]]],

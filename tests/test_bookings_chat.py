@@ -661,6 +661,25 @@ def test_a_proposal_is_answered_from_the_list(rt, client, user_factory, fake_lin
     assert the_booking(rt, user).status == "declined" and rows(rt, SlotClaim) == []
 
 
+@pytest.mark.parametrize("typed,status", [("この日時で予約する", "confirmed"), ("辞退する", "declined")])
+def test_a_proposal_is_answered_by_typing_its_buttons_words(rt, client, user_factory, fake_line, typed, status):
+    """LINE for PC shows no quick replies: the answers to a proposed slot work typed as the buttons read."""
+    user = user_factory("otaru")
+    booking = request_for(rt, client, user)
+    with rt.db.transaction() as s:
+        assert lifecycle.fire(s, s.get(Booking, booking.id), "propose", rt.clock.now())
+    says(fake_line, user, "予約確認")
+    reply = says(fake_line, user, typed)
+    assert booking.reference in reply and the_booking(rt, user).status == status
+
+
+def test_a_typed_proposal_answer_without_a_proposal_says_so(rt, client, user_factory, fake_line):
+    user = user_factory("otaru")
+    request_for(rt, client, user)
+    assert "該当するご提案が見つかりませんでした" in says(fake_line, user, "辞退する")
+    assert the_booking(rt, user).status == "requested"
+
+
 # -- the receipt: looked for only while one may be due ----------------------------------------------------
 
 def test_the_receipt_is_looked_for_only_while_one_may_be_due(rt, client, user_factory, fake_line):
