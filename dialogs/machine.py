@@ -139,7 +139,8 @@ def typed_aliases(talk: Talk) -> list[tuple[str, list[str]]]:
     """(value, labels) chosen by typing a label that is not on this page's buttons (never by number):
     次の週 / 前の週 go to that week's first page, 次へ / 前へ turn the page, where these moves exist; 削除する /
     削除しない right after データ削除 asked."""
-    asked = [(f"confirm_delete:{value}", [talk.labels[key]]) for key, value in (("delete_yes", "yes"), ("delete_no", "no"))
+    asked = [(f"confirm_delete:{value}", [talk.labels[key]])
+             for key, value in (("delete_yes", "yes"), ("delete_no", "no"))
              if DELETE_ASKED in talk.context and key in talk.labels]
     if not offers_slots(talk):
         return asked

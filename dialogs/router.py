@@ -45,9 +45,10 @@ _TRAILING = re.compile(r"[。．.!！?？、,]+$")
 _CLAUSES = re.compile(r"[。．.!！?？、, ]+")
 # Emoji presentation marks: a keycap digit (1️⃣) is the digit, VS16 and the enclosing keycap after it.
 _EMOJI_MARKS = re.compile("[\ufe0e\ufe0f\u20e3]")
-# A number said as "the Nth" (N<ban>, N<ban><me>; escaped: Python holds no Japanese text).
-# 取り下げる（ABCD-EFGH）as typed (normalised: NFKC made the brackets ASCII, lower-cased the reference).
+# A button label with a booking reference, as typed (normalised: NFKC made full-width brackets ASCII and
+# lower-cased the reference).
 _LABEL_WITH_REFERENCE = re.compile(r"^(?P<label>.+?) ?\( ?(?P<reference>[0-9a-z]{4}-[0-9a-z]{4}) ?\)$")
+# A number said as "the Nth" (N<ban>, N<ban><me>; escaped: Python holds no Japanese text).
 _NUMBERED = re.compile("^(\\d+) ?\u756a(?:\u76ee)?$")
 
 
