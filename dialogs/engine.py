@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from dialogs.effects import Say
 from dialogs.inputs import Incoming
-from dialogs.machine import (MACHINE, MAX_MISSES, State, Talk, ask, choices_for_routing, fire, offers_slots,
-                             typed_aliases)
+from dialogs.machine import (DELETE_ASKED, MACHINE, MAX_MISSES, State, Talk, ask, choices_for_routing, fire,
+                             offers_slots, typed_aliases, typed_booking_actions, typed_proposal_answers)
 from dialogs.router import Routed, Vocabulary, route
 
 
@@ -18,7 +18,10 @@ def handle(talk: Talk, inp: Incoming, vocab: Vocabulary) -> Routed:
         talk.say("receipt", receipt=receipt)
 
     routed = route(inp, office=talk.office.id, position=talk.position(),
-                   choices=choices_for_routing(talk), vocab=vocab, aliases=typed_aliases(talk))
+                   choices=choices_for_routing(talk), vocab=vocab, aliases=typed_aliases(talk),
+                   booking_actions=typed_booking_actions(talk), proposal_answers=typed_proposal_answers(talk))
+    if routed.trigger != "confirm_delete":
+        talk.context.pop(DELETE_ASKED, None)      # typed 削除する answers only the message right before it
     if inp.stale and routed.trigger not in ("follow", "unfollow"):
         routed = Routed("stale", value="button" if inp.kind == "postback" else "message")
     apply(talk, routed)
@@ -52,7 +55,7 @@ def _follow(talk: Talk, routed: Routed) -> None:
 
 def _help(talk: Talk, routed: Routed) -> None:
     question = talk.office.eligibility[talk.index] if talk.state == State.AWAITING_ELIGIBILITY else None
-    talk.say("help", state=talk.state, resuming=bool(talk.context.get("resume_offered")),
+    talk.say("help", state=_step_shown(talk), resuming=bool(talk.context.get("resume_offered")),
              answers=question.choices if question else ("yes", "no"))
     if talk.state != State.IDLE:
         ask(talk, again=True)
@@ -122,6 +125,7 @@ def _delete_data(talk: Talk, routed: Routed, changed: bool = False) -> None:
     # that changed (an old question's button, a booking made or confirmed since), it asks again instead of
     # acting on the new facts.
     said = _deletion_mark(talk, booking)
+    talk.context[DELETE_ASKED] = said
     mark = {"b": said} if said else {}
     yes = postback("confirm_delete", talk.position(), talk.office.id, "yes", **mark)
     no = postback("confirm_delete", talk.position(), talk.office.id, "no")
@@ -138,12 +142,14 @@ def _deletion_blocked(talk: Talk, kept: list) -> None:
 
 
 def _confirm_delete(talk: Talk, routed: Routed) -> None:
+    asked = talk.context.pop(DELETE_ASKED, "")
     if routed.value != "yes":
         talk.say("delete_kept")
         if talk.state != State.IDLE:
             ask(talk, again=True)
         return
-    if routed.extra.get("b", "") != _deletion_mark(talk, talk.ports.open_booking()):
+    said = routed.extra.get("b", "") if routed.method == "button" else asked
+    if said != _deletion_mark(talk, talk.ports.open_booking()):
         _delete_data(talk, routed, changed=True)
         return
     result = talk.ports.delete_personal_data()
@@ -156,12 +162,24 @@ def _confirm_delete(talk: Talk, routed: Routed) -> None:
 
 
 def _withdraw(talk: Talk, routed: Routed) -> None:
-    result = talk.ports.withdraw(routed.value or "")
+    """Withdraw or cancel as the button said; a request confirmed since its button was offered is shown as it is now."""
+    offered = "cancel" if routed.trigger == "cancel_booking" else "withdraw"
+    result = talk.ports.withdraw(routed.value or "", offered)
     talk.say("withdraw_result", result=result)
+    if result["outcome"] == "changed":
+        _show_bookings(talk, routed)
 
 
 def _answer_proposal(talk: Talk, routed: Routed) -> None:
-    result = talk.ports.answer_proposal(routed.extra.get("r", ""), routed.value == "accept")
+    """The button names its booking; typed, the answer is for the one proposal open (several: the list)."""
+    reference = routed.extra.get("r", "")
+    if not reference and routed.method == "text":
+        proposals = [b for b in talk.ports.bookings() if b["action"] == "proposal"]
+        if len(proposals) > 1:
+            _show_bookings(talk, routed)
+            return
+        reference = proposals[0]["reference"] if proposals else ""
+    result = talk.ports.answer_proposal(reference, routed.value == "accept")
     talk.say("proposal_result", result=result)
 
 

@@ -131,19 +131,37 @@ def shown_page(talk: Talk) -> dict[str, Any]:
     return page
 
 
+#: context key: データ削除 was just asked, with what it said about the bookings (`b` of its 削除する button).
+DELETE_ASKED = "delete_asked"
+
+
 def typed_aliases(talk: Talk) -> list[tuple[str, list[str]]]:
     """(value, labels) chosen by typing a label that is not on this page's buttons (never by number):
-    次の週 / 前の週 go to that week's first page, 次へ / 前へ turn the page, where these moves exist."""
+    次の週 / 前の週 go to that week's first page, 次へ / 前へ turn the page, where these moves exist; 削除する /
+    削除しない right after データ削除 asked."""
+    asked = [(f"confirm_delete:{value}", [talk.labels[key]])
+             for key, value in (("delete_yes", "yes"), ("delete_no", "no"))
+             if DELETE_ASKED in talk.context and key in talk.labels]
     if not offers_slots(talk):
-        return []
+        return asked
     page = shown_page(talk)
     shown = {label_key for _, label_key in _turns(page)}
     moves = [("next_week", "week:1", page.get("has_next_week")),
              ("prev_week", "week:-1", page.get("has_prev_week")),
              ("next_page", "week:next", page.get("has_next")),
              ("prev_page", "week:prev", page.get("has_prev"))]
-    return [(value, [talk.labels[key]]) for key, value, possible in moves
-            if possible and key not in shown and key in talk.labels]
+    return asked + [(value, [talk.labels[key]]) for key, value, possible in moves
+                    if possible and key not in shown and key in talk.labels]
+
+
+def typed_booking_actions(talk: Talk) -> dict[str, str]:
+    """The 予約確認 buttons' labels (trigger -> label), which also work typed with their reference."""
+    return {"withdraw": talk.labels.get("withdraw", ""), "cancel_booking": talk.labels.get("cancel", "")}
+
+
+def typed_proposal_answers(talk: Talk) -> dict[str, str]:
+    """The labels of the buttons that answer a proposed slot (answer -> label), which also work typed."""
+    return {"accept": talk.labels.get("accept_proposal", ""), "decline": talk.labels.get("decline_proposal", "")}
 
 
 def choices_for_routing(talk: Talk) -> list[tuple[str, list[str]]]:
@@ -300,6 +318,10 @@ def _returns_to(state: "State"):
 
 def hold_lapsed(e: EventData) -> bool:
     return hold_lapsed_now(e.model)
+
+
+def shows_slots(e: EventData) -> bool:
+    return offers_slots(e.model)
 
 
 def hold_ok(e: EventData) -> bool:
@@ -653,6 +675,9 @@ MACHINE_TRANSITIONS: list[dict] = [
          conditions=[consented_in_flow], after=ask_step),
     dict(trigger="back", source=_S.AWAITING_CHECKLIST, dest=_S.AWAITING_ELIGIBILITY, after=to_last_question),
     dict(trigger="back", source=_S.AWAITING_SLOT, dest=_S.AWAITING_CHECKLIST, after=to_last_item),
+    # the hold ran out and the slots are shown again: back from them, as from the slot step
+    dict(trigger="back", source=_S.AWAITING_FORM, dest=_S.AWAITING_CHECKLIST, conditions=[shows_slots],
+         before=release_hold, after=to_last_item),
     dict(trigger="back", source=_S.AWAITING_FORM, dest=_S.AWAITING_SLOT, before=release_hold, after=ask_step),
     dict(trigger="back", source="*", dest=None, after=say_no_earlier_step),
     # 最初から (from anywhere, idle included)

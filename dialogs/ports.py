@@ -58,8 +58,10 @@ class Ports(Protocol):
     def parse_slot(self, text: str) -> str | None:
         """A typed date/time as a slot start (ISO), or None."""
 
-    def withdraw(self, reference: str) -> dict[str, Any]:
-        """Withdraw a request / cancel a booking in chat where the office allows it."""
+    def withdraw(self, reference: str, offered: str | None = None) -> dict[str, Any]:
+        """Withdraw a request / cancel a booking in chat where the office allows it; `offered` is what the
+        user's button named (withdraw | cancel): a withdraw button does nothing (outcome `changed`) for a
+        request confirmed since."""
 
     def delete_personal_data(self) -> dict[str, Any]:
         """Delete the user's personal data; open requests/bookings are withdrawn first (outcome `deleted`,

@@ -45,6 +45,9 @@ _TRAILING = re.compile(r"[。．.!！?？、,]+$")
 _CLAUSES = re.compile(r"[。．.!！?？、, ]+")
 # Emoji presentation marks: a keycap digit (1️⃣) is the digit, VS16 and the enclosing keycap after it.
 _EMOJI_MARKS = re.compile("[\ufe0e\ufe0f\u20e3]")
+# A button label with a booking reference, as typed (normalised: NFKC made full-width brackets ASCII and
+# lower-cased the reference).
+_LABEL_WITH_REFERENCE = re.compile(r"^(?P<label>.+?) ?\( ?(?P<reference>[0-9a-z]{4}-[0-9a-z]{4}) ?\)$")
 # A number said as "the Nth" (N<ban>, N<ban><me>; escaped: Python holds no Japanese text).
 _NUMBERED = re.compile("^(\\d+) ?\u756a(?:\u76ee)?$")
 
@@ -138,13 +141,17 @@ def parse_postback(data: str) -> dict[str, str] | None:
 
 
 def route(inp: Incoming, *, office: str, position: str, choices: list[tuple[str, Iterable[str]]],
-          vocab: Vocabulary, aliases: Iterable[tuple[str, Iterable[str]]] = ()) -> Routed:
+          vocab: Vocabulary, aliases: Iterable[tuple[str, Iterable[str]]] = (),
+          booking_actions: Mapping[str, str] | None = None,
+          proposal_answers: Mapping[str, str] | None = None) -> Routed:
     """Map one event to a trigger.
 
     `position` names what the bot waits for now (state plus index); `choices` are the values
     offered at that position with the labels the user sees, in display order (numbers are
     1-based positions in this list). `aliases` are more values chosen only by typing their labels
-    (after the choices' own labels; never by number).
+    (after the choices' own labels; never by number). `booking_actions` (trigger -> label) are the
+    予約確認 buttons, typed as their label with the reference: 取り下げる（ABCD-EFGH）; `proposal_answers`
+    (accept | decline -> label) answer a slot staff proposed, typed as their label where nothing on offer reads so.
     """
     if inp.kind in ("follow", "unfollow"):
         return Routed(inp.kind)
@@ -158,11 +165,19 @@ def route(inp: Incoming, *, office: str, position: str, choices: list[tuple[str,
     text = normalise(inp.text)
     if not text:
         return Routed("miss")
+    # An alias on offer wins over a chat word of the same text (English 削除する reads "Delete my data", as the
+    # word データ削除 does); the page's own buttons still come first.
+    offered = None if _matching(text, choices, (), Vocabulary()) else _matching(text, [], aliases, vocab)
+    if offered:
+        return _choice(offered)
     word = vocab.word(text)
     if word:
         return Routed(WORD_TRIGGERS[word], value=LANGUAGE_OF_WORD.get(word, word))
     if vocab.consent_phrase and text == vocab.consent_phrase:   # consent: the exact words, no ending
         return Routed("agree", method="text")
+    acted = _booking_action(text, booking_actions or {})
+    if acted:
+        return acted
     text = vocab.without_ending(text)   # はいです: the choice itself
     # A choice by number, by its label, or by a common synonym of an answer. Consent is never
     # given or refused by a number: where 同意する is offered, numbers choose nothing.
@@ -177,7 +192,12 @@ def route(inp: Incoming, *, office: str, position: str, choices: list[tuple[str,
         parts = {_matching(vocab.without_ending(part), choices, aliases, vocab)
                  for part in _CLAUSES.split(text) if part}
         value = parts.pop() if len(parts) == 1 and len(_CLAUSES.split(text)) > 1 else None
-    return _choice(value) if value is not None else Routed("typed", value=inp.text)
+    if value is not None:
+        return _choice(value)
+    for answer, label in (proposal_answers or {}).items():
+        if label and text == normalise(label):
+            return Routed("answer_proposal", value=answer, method="text")
+    return Routed("typed", value=inp.text)
 
 
 def _matching(text: str, choices: list[tuple[str, Iterable[str]]], aliases: Iterable[tuple[str, Iterable[str]]],
@@ -191,6 +211,17 @@ def _matching(text: str, choices: list[tuple[str, Iterable[str]]], aliases: Iter
         for value, _ in choices:
             if synonym in (value, value.partition(":")[2]):
                 return value
+    return None
+
+
+def _booking_action(text: str, actions: Mapping[str, str]) -> Routed | None:
+    """A 予約確認 button typed as its label with the reference, as it reads on the button."""
+    typed = _LABEL_WITH_REFERENCE.match(text)
+    if typed is None:
+        return None
+    for trigger, label in actions.items():
+        if label and normalise(label) == typed["label"]:
+            return Routed(trigger, value=typed["reference"].upper(), method="text")
     return None
 
 

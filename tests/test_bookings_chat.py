@@ -176,13 +176,18 @@ def test_a_slot_whose_deadline_passed_while_shown_names_the_deadline(rt, clock, 
     assert rows(rt, SlotHold) == []
 
 
+def with_a_lapsed_hold(rt, clock, user):
+    """The user held the first slot and let its hold run out (the form step, its slots shown again)."""
+    walk_to_slots(user, rt)
+    user.says("1")
+    clock.advance(minutes=rt.offices[user.office].booking.hold_minutes + 1)
+    return user
+
+
 def test_a_typed_slot_is_read_while_the_form_waits_too(rt, clock, user_factory, fake_line):
     """The bot offers slots again once a hold lapsed and asks for 「12/7 14:00」 or a number: typing one
     holds it, as tapping does; while a hold is live, a typed slot moves the hold there."""
-    user = user_factory("sakata")
-    walk_to_slots(user, rt)
-    user.says("1")
-    clock.advance(minutes=rt.offices["sakata"].booking.hold_minutes + 1)
+    user = with_a_lapsed_hold(rt, clock, user_factory("sakata"))
     assert "仮押さえの時間が過ぎました" in says(fake_line, user, "予約")
     reply = says(fake_line, user, "12/7 15:00")
     assert "読み取れませんでした" not in reply and "12/7(月) 15:00" in reply
@@ -191,6 +196,25 @@ def test_a_typed_slot_is_read_while_the_form_waits_too(rt, clock, user_factory, 
     assert "読み取れませんでした" not in reply
     assert [h.slot_start.hour for h in rows(rt, SlotHold)] == [16]
     assert conversation(rt, user).state == "awaiting_form" and conversation(rt, user).misses == 0
+
+
+def test_help_after_the_hold_ran_out_explains_choosing_a_slot_not_the_form(rt, clock, user_factory, fake_line):
+    """Once the hold lapsed the bot shows the slots again: ヘルプ explains that step, not "open the form"."""
+    user = with_a_lapsed_hold(rt, clock, user_factory("sakata"))
+    reply = says(fake_line, user, "ヘルプ")
+    assert "仮押さえの時間が過ぎました" in reply
+    assert "相談の日時を選んでいただいています" in reply and "ご希望の日時をお選びください" in reply
+    assert "ご入力をお待ちしています" not in reply and "入力ページを開いて" not in reply
+
+
+def test_back_from_the_slots_shown_again_after_the_hold_ran_out_goes_to_the_checklist(rt, clock, user_factory,
+                                                                                      fake_line):
+    """The lapsed hold's reply shows the slots again; 戻る then goes back one step from them, not to the same list."""
+    user = with_a_lapsed_hold(rt, clock, user_factory("sakata"))
+    assert "仮押さえの時間が過ぎました" in says(fake_line, user, "予約")
+    reply = says(fake_line, user, "戻る")
+    assert "【端末・環境の確認 9/9】" in reply and "空いている枠" not in reply
+    assert (conversation(rt, user).state, rows(rt, SlotHold)) == ("awaiting_checklist", [])
 
 
 @pytest.mark.parametrize("typed", ["12月7日 午後2時", "12/7 2pm", "7日の14時", "７日 午後２時から"])
@@ -294,6 +318,29 @@ def test_withdraw_a_request_then_again(rt, client, user_factory, fake_line):
     assert conversation(rt, user).state == "awaiting_eligibility"  # consented to these terms when booking
 
 
+@pytest.mark.parametrize("typed", ["取り下げる（{ref}）", "取り下げる ({ref})", "取り下げる（{lower}）。"])
+def test_a_withdraw_button_typed_as_it_reads_withdraws(rt, client, user_factory, fake_line, typed):
+    """LINE for PC shows no quick replies: 「取り下げる（ABCD-EFGH）」 typed as the list says it does what the
+    button does, as every choice can be typed."""
+    user = user_factory("otaru")
+    booking = request_for(rt, client, user)
+    says(fake_line, user, "予約確認")
+    reply = says(fake_line, user, typed.format(ref=booking.reference, lower=booking.reference.lower()))
+    assert f"受付番号: {booking.reference}" in reply and "取り下げました" in reply
+    assert the_booking(rt, user).status == "withdrawn"
+
+
+def test_a_cancel_button_typed_in_english_cancels(rt, client, user_factory, fake_line):
+    user = user_factory("otaru")
+    booking = request_for(rt, client, user)
+    confirm(rt, booking)
+    says(fake_line, user, "English")
+    says(fake_line, user, "予約確認")
+    assert f"Cancel ({booking.reference})" in last_buttons(fake_line, user)
+    assert "has been cancelled" in says(fake_line, user, f"cancel ({booking.reference})")
+    assert the_booking(rt, user).status == "cancelled"
+
+
 def test_one_open_request_per_user(rt, client, user_factory, fake_line):
     user = user_factory("otaru")
     booking = request_for(rt, client, user)
@@ -315,6 +362,25 @@ def test_otaru_cancels_in_chat_until_the_previous_day(rt, clock, client, user_fa
     assert "キャンセルしました" in reply
     assert the_booking(rt, user).status == "cancelled" and rows(rt, SlotClaim) == []
     assert rows(rt, StaffNotice)[-1].kind == "cancelled"
+
+
+def test_a_withdraw_button_from_before_staff_confirmed_does_not_cancel_the_booking(rt, client, user_factory,
+                                                                                  fake_line):
+    """取り下げる was offered for an undecided request; staff confirmed it since. The old button must not cancel
+    the confirmed booking unseen: the user is shown it as it is now, with the button that cancels it."""
+    user = user_factory("otaru")
+    booking = request_for(rt, client, user)
+    says(fake_line, user, "予約確認")
+    old_withdraw = last_buttons(fake_line, user)[f"取り下げる（{booking.reference}）"]
+    confirm(rt, booking)
+    reply = taps(fake_line, user, old_withdraw)
+    assert the_booking(rt, user).status == "confirmed" and rows(rt, SlotClaim) != []
+    assert "取り下げ・キャンセルはしていません" in reply and "予約確定" in reply
+    assert [n.kind for n in rows(rt, StaffNotice)] == ["new_request"]
+    cancel = f"キャンセルする（{booking.reference}）"
+    assert list(last_buttons(fake_line, user)) == [cancel]
+    assert "キャンセルしました" in taps(fake_line, user, last_buttons(fake_line, user)[cancel])
+    assert the_booking(rt, user).status == "cancelled"
 
 
 def test_otaru_on_the_day_shows_the_phone_and_how_to_dial(rt, clock, client, user_factory, fake_line):
@@ -511,6 +577,35 @@ def test_delete_data_can_be_declined(rt, client, user_factory, fake_line):
     assert the_booking(rt, user).details is not None and the_booking(rt, user).status == "requested"
 
 
+def test_delete_data_is_confirmed_by_typing_the_buttons_words(rt, client, user_factory, fake_line):
+    """LINE for PC shows no quick replies: 削除する / 削除しない typed right after the question answer it, with
+    the same check as the button (staff confirming in between stops it); typed later they mean nothing."""
+    user = user_factory("otaru")
+    booking = request_for(rt, client, user)
+    says(fake_line, user, "データ削除")
+    assert "取りやめました" in says(fake_line, user, "削除しない")
+    says(fake_line, user, "データ削除")
+    says(fake_line, user, "ヘルプ")
+    assert "個人情報を削除しました" not in says(fake_line, user, "削除する")    # not right after the question
+    assert_kept(rt, user, booking, "requested")
+    says(fake_line, user, "データ削除")
+    confirm(rt, booking)
+    assert "予約の状況が変わりました" in says(fake_line, user, "削除する")    # asked again, naming the booking
+    assert_kept(rt, user, booking, "confirmed")
+    assert "個人情報を削除しました" in says(fake_line, user, "削除する")
+    assert the_booking(rt, user).status == "cancelled" and the_booking(rt, user).details is None
+
+
+def test_english_delete_my_data_typed_after_the_question_confirms_it(rt, client, user_factory, fake_line):
+    """In English 削除する reads "Delete my data", which is also the chat word that asks the question."""
+    user = user_factory("otaru")
+    request_for(rt, client, user)
+    says(fake_line, user, "English")
+    assert "Do you want to delete your data?" in says(fake_line, user, "delete my data")
+    assert "have been deleted" in says(fake_line, user, "Delete my data")
+    assert the_booking(rt, user).details is None
+
+
 def test_unfollow_only_marks_the_user(rt, client, user_factory, fake_line):
     user = user_factory("sakata")
     booking = request_for(rt, client, user)
@@ -564,6 +659,25 @@ def test_a_proposal_is_answered_from_the_list(rt, client, user_factory, fake_lin
     reply = taps(fake_line, user, f"a=withdraw&at=any&o=otaru&v={booking.reference}")
     assert "辞退されたこと" in reply
     assert the_booking(rt, user).status == "declined" and rows(rt, SlotClaim) == []
+
+
+@pytest.mark.parametrize("typed,status", [("この日時で予約する", "confirmed"), ("辞退する", "declined")])
+def test_a_proposal_is_answered_by_typing_its_buttons_words(rt, client, user_factory, fake_line, typed, status):
+    """LINE for PC shows no quick replies: the answers to a proposed slot work typed as the buttons read."""
+    user = user_factory("otaru")
+    booking = request_for(rt, client, user)
+    with rt.db.transaction() as s:
+        assert lifecycle.fire(s, s.get(Booking, booking.id), "propose", rt.clock.now())
+    says(fake_line, user, "予約確認")
+    reply = says(fake_line, user, typed)
+    assert booking.reference in reply and the_booking(rt, user).status == status
+
+
+def test_a_typed_proposal_answer_without_a_proposal_says_so(rt, client, user_factory, fake_line):
+    user = user_factory("otaru")
+    request_for(rt, client, user)
+    assert "該当するご提案が見つかりませんでした" in says(fake_line, user, "辞退する")
+    assert the_booking(rt, user).status == "requested"
 
 
 # -- the receipt: looked for only while one may be due ----------------------------------------------------

@@ -177,6 +177,24 @@ def test_the_fixed_formats_stand_in_every_language(office_id, language):
 
 
 @pytest.mark.parametrize("office_id", sorted(OFFICES))
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_every_listed_slot_shows_the_fixed_label_it_can_be_typed_as(office_id, language):
+    """The slot list and the nearby free slots say "send e.g. 12/7 14:00": each line shows its slot in that form
+    (the written-out date may stand beside it), or a reader of the list cannot tell what to type."""
+    office = OFFICES[office_id]
+    for vars in samples(office)["slots"]:
+        listed = [line for line in text_of(render(office, language, "slots", vars)).splitlines()
+                  if re.match(r"\d+\. ", line)]
+        assert len(listed) == len(vars["page"]["slots"])
+        for line, slot in zip(listed, vars["page"]["slots"]):
+            assert slot["label"] in line, line
+    for vars in samples(office)["slot_unavailable"]:
+        said = text_of(render(office, language, "slot_unavailable", vars))
+        for alternative in vars["alternatives"]:
+            assert alternative["label"] in said, said
+
+
+@pytest.mark.parametrize("office_id", sorted(OFFICES))
 @pytest.mark.parametrize("language", TRANSLATED)
 def test_the_offices_wording_is_translated(office_id, language):
     office = OFFICES[office_id]

@@ -94,7 +94,7 @@ class FakePorts:
     def parse_slot(self, text: str) -> str | None:
         return None
 
-    def withdraw(self, reference: str) -> dict[str, Any]:
+    def withdraw(self, reference: str, offered: str | None = None) -> dict[str, Any]:
         return {"outcome": "not_found"}
 
     def delete_personal_data(self) -> dict[str, Any]:

@@ -172,7 +172,7 @@ def samples(office) -> dict[str, list[dict[str, Any]]]:
         "delete_blocked": [dict(kept=[booking(status, "call", routes)]) for status, routes in
                            (("confirmed", ("phone",)), ("requested", ("phone", "email")))],
         "withdraw_result": [dict(result={"outcome": o, **booking("confirmed", "call", ("phone", "email"))})
-                            for o in ("withdrawn", "cancelled", "call", "already", "declined", "started",
+                            for o in ("withdrawn", "cancelled", "call", "already", "changed", "declined", "started",
                                       "not_found")],
         "proposal_result": [dict(result={"outcome": o, **booking("confirmed", "none")})
                             for o in ("confirmed", "declined", "already", "not_found")],

@@ -156,16 +156,21 @@ def _find(session: Session, office, conv: Conversation, reference: str) -> Booki
 
 
 def withdraw_in_chat(session: Session, rt, office, conv: Conversation, reference: str,
-                     now: datetime) -> dict[str, Any]:
+                     now: datetime, offered: str | None = None) -> dict[str, Any]:
     """Withdraw an undecided request, or cancel a confirmed booking where the office allows it in chat.
 
+    `offered`: the action the user's button named (withdraw | cancel). A withdraw button for a request that
+    staff have confirmed since does nothing (outcome `changed`): a confirmed booking is cancelled only by a
+    button that says so. (One for a request answered with another slot declines it: that ends the request too.)
     outcome: withdrawn | cancelled | declined (a proposal turned down) | call (use another route) |
-    started (its slot has begun) | already (closed before) | not_found.
+    started (its slot has begun) | already (closed before) | changed | not_found.
     """
     booking = _find(session, office, conv, reference)
     if booking is None:
         return {"outcome": "not_found", "reference": reference}
     action = _action(office, booking, now)
+    if offered == "withdraw" and action == "cancel":
+        return {"outcome": "changed", **summary(office, booking, now)}
     if action == "withdraw" and lifecycle.fire(session, booking, "withdraw", now):
         rt.notify_staff(session, office, "withdrawn", booking.id, now)
         return {"outcome": "withdrawn", **summary(office, booking, now)}
