@@ -99,6 +99,15 @@ def test_help_explains_the_step_and_asks_again_at_every_step(chat):
         assert_asked_again(chat, out, step, index)
 
 
+def test_a_bare_question_mark_asks_for_help_and_never_answers_a_question(chat):
+    """A ？ typed at an eligibility question meant "what?" and was read as わからない, which ends the booking
+    with the office's other routes. It is help now, at every step, in full width and half width."""
+    for n, (step, index) in enumerate(every_step(chat)):
+        out = chat.say("？" if n % 2 else "?")
+        assert HELP_SAYS[step] in out[0], step
+        assert_asked_again(chat, out, step, index)
+
+
 def test_help_at_consent_repeats_the_link_not_the_whole_summary(chat, rt):
     chat.say("予約")
     out = chat.say("ヘルプ")
