@@ -145,6 +145,24 @@ def test_multicast_shows_the_cost_first_and_sends_nothing_without_yes(app, rt, f
     assert fake_line.deliveries("multicast") == []
 
 
+@pytest.mark.parametrize("mode,rest", [
+    ("multicast", ", or tell the rest for free in their next reply: the same command with --mode next-message."),
+    ("broadcast", "."),
+])
+def test_a_quota_stop_says_when_a_rerun_helps_and_what_else_tells_the_rest(app, rt, fake_line, tmp_path, mode,
+                                                                            rest):
+    """Rerun at once after a quota stop and it stops again: the operator reads when to rerun, and (multicast)
+    that next-message tells the others for free."""
+    _publish(app, tmp_path)
+    _followers(rt, 3)
+    fake_line.fail_next(1, status=429, path_contains=mode, body={"message": "You have reached your monthly limit."})
+    stopped = _cli(app, "terms", "broadcast", "--office", "sakata", "--mode", mode, "--yes")
+    assert stopped.exit_code == 1
+    assert ("stopped: monthly quota reached; 0 of 1 calls sent. Run the same command again to resume once the quota "
+            "allows (next month, or after choosing a larger plan in LINE Official Account Manager)" + rest) \
+        in stopped.output
+
+
 def test_multicast_chunks_within_limits_and_resumes_after_a_quota_stop(app, rt, fake_line, tmp_path):
     _publish(app, tmp_path)
     _followers(rt, 1200)

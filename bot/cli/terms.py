@@ -200,10 +200,19 @@ def _send_chunks(rt, office, mode: str, run_id: int, runner: str, chunks, notice
                 reason += f" and asked to wait {result.retry_after:.0f} s before trying again"
             with rt.db.transaction() as s:
                 broadcasts.finish(s, run_id, now, "paused", reason)
-            click.echo(f"\nstopped: {reason}; {done} of {total} calls sent. Run the same command again to resume.",
-                       err=True)
+            click.echo(f"\nstopped: {reason}; {done} of {total} calls sent. {_resume_hint(result, mode)}", err=True)
             sys.exit(1)
     return done
+
+
+def _resume_hint(result: lc.SendResult, mode: str) -> str:
+    """How to go on: a rerun resumes, but after a quota stop only once the quota allows it."""
+    if result.outcome != lc.QUOTA:
+        return "Run the same command again to resume."
+    return ("Run the same command again to resume once the quota allows (next month, or after choosing a larger "
+            "plan in LINE Official Account Manager)"
+            + (", or tell the rest for free in their next reply: the same command with --mode next-message."
+               if mode == "multicast" else "."))
 
 
 def _stop_reason(office, result: lc.SendResult) -> str:
