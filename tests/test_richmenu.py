@@ -1,6 +1,7 @@
 """The rich menu: areas that send the chat words, a picture LINE accepts, and `richmenu deploy`."""
 from __future__ import annotations
 
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
@@ -76,6 +77,32 @@ def test_deploy_unknown_office_is_misuse(app, fake_line):
     result = app.test_cli_runner().invoke(args=["richmenu", "deploy", "nowhere"])
     assert result.exit_code == 2
     assert fake_line.rich_menus == {}
+
+
+def test_deploy_to_a_disabled_office_says_to_enable_it_first(make_app, fake_line, tmp_path):
+    """README's "Adding an office" ships a profile `enabled: false`; deploying its menu then names the fix."""
+    import shutil
+
+    from bot.config import DEFAULT_OFFICES_DIR
+
+    folder = tmp_path / "offices"
+    shutil.copytree(DEFAULT_OFFICES_DIR, folder)
+    otaru = folder / "otaru.yaml"
+    otaru.write_text(otaru.read_text(encoding="utf-8").replace("enabled: true", "enabled: false", 1),
+                     encoding="utf-8")
+    result = make_app(offices_dir=str(folder)).test_cli_runner().invoke(args=["richmenu", "deploy", "otaru"])
+    assert result.exit_code == 2
+    assert result.output.strip() == ("otaru is disabled (enabled: false in its profile): set `enabled: true`, "
+                                     "restart, then deploy its rich menu")
+    assert fake_line.rich_menus == {}
+
+
+def test_readme_deploys_a_new_offices_menu_once_it_is_enabled():
+    """`richmenu deploy` serves enabled offices only: README's go-live step for a new office enables it first."""
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    section = readme.split("\n## Adding an office\n", 1)[1].split("\n## ", 1)[0]
+    step = section.split("6. **Go live**", 1)[1].split("\n\n", 1)[0]
+    assert step.index("richmenu deploy <id>") > step.index("`enabled: true`")
 
 
 def test_deploy_fails_when_line_refuses(app, fake_line):
