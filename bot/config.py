@@ -190,7 +190,8 @@ def load_config(overrides: dict | None = None, environ: dict | None = None) -> C
         given = environ.get("PUBLIC_BASE_URL") or "public_base_url" in overrides
         unset = "" if given else ", the default: it is not set"
         warnings.warn(f"PUBLIC_BASE_URL is plain http in production ({cfg.public_base_url}{unset}): the links to the "
-                      "details form, the terms and the dashboard use it; set it to the bot's https:// address",
+                      "details form, the terms and the dashboard use it; serve the bot over https and set it to that "
+                      "https:// address (staff cannot log in over plain http: the session cookie is https-only)",
                       stacklevel=2)
     if cfg.is_production and cfg.database_url.startswith("sqlite"):
         warnings.warn("SQLite in production: fine for a pilot, PostgreSQL is recommended", stacklevel=2)

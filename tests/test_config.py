@@ -373,4 +373,5 @@ def test_the_plain_http_warning_says_what_uses_the_address_and_how_to_fix_it():
             load_config(environ={**environ, **({"PUBLIC_BASE_URL": given} if given else {})})
         [said] = [str(w.message) for w in caught]
         assert said == (f"PUBLIC_BASE_URL is plain http in production {shown}: the links to the details form, the "
-                        "terms and the dashboard use it; set it to the bot's https:// address")
+                        "terms and the dashboard use it; serve the bot over https and set it to that https:// address "
+                        "(staff cannot log in over plain http: the session cookie is https-only)")
