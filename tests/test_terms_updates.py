@@ -65,6 +65,15 @@ def test_publish_refuses_bad_versions(app, tmp_path, version, text, summary, why
     assert why in result.output
 
 
+def test_a_past_version_is_refused_naming_today_in_japan(app, rt, tmp_path):
+    """A server on UTC is a day behind Japan each morning: the refusal says which day "today" is."""
+    rt.clock.freeze(datetime(2026, 12, 1, 5, 0, tzinfo=TOKYO))     # 2026-11-30 20:00 UTC
+    result = _publish(app, tmp_path, version="2026-11-30")
+    assert result.exit_code == 1
+    assert "version 2026-11-30 is in the past; a new version takes effect today (2026-12-01 in Japan, where the " \
+           "bot's dates are) or later" in result.output
+
+
 def test_a_summary_too_long_for_the_chat_is_refused_and_the_longest_accepted_fits(app, rt, sakata_user, fake_line,
                                                                                    tmp_path):
     from bot.offices import TERMS_SUMMARY_MAX as SUMMARY_MAX
