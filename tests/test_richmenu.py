@@ -105,6 +105,19 @@ def test_readme_deploys_a_new_offices_menu_once_it_is_enabled():
     assert step.index("richmenu deploy <id>") > step.index("`enabled: true`")
 
 
+def test_a_simulator_that_does_not_answer_names_the_port_setting(make_app):
+    """In development the commands reach `dev`'s simulator through PUBLIC_BASE_URL: started with another
+    --port, a command left at the default port is told which setting to give it."""
+    nowhere = "http://127.0.0.1:1"   # nothing listens on port 1
+    app = make_app(public_base_url=nowhere, line_api_base_url=f"{nowhere}/simulator/api",
+                   line_api_data_base_url=f"{nowhere}/simulator/api")
+    result = app.test_cli_runner().invoke(args=["richmenu", "deploy", "otaru"])
+    assert result.exit_code == 1
+    assert ("; in development this is the simulator: start `flask --app app dev`, and when it serves another "
+            "--port, run this command with PUBLIC_BASE_URL=http://localhost:<port> (now http://127.0.0.1:1)") \
+        in " ".join(result.output.split())
+
+
 def test_deploy_fails_when_line_refuses(app, fake_line):
     fake_line.fail_next(500, path_contains="/richmenu")
     result = app.test_cli_runner().invoke(args=["richmenu", "deploy", "otaru"])

@@ -172,6 +172,20 @@ def test_a_quota_stop_says_when_a_rerun_helps_and_what_else_tells_the_rest(app, 
         in stopped.output
 
 
+def test_a_notice_in_development_without_the_simulator_says_how_to_reach_it(make_app, tmp_path):
+    nowhere = "http://127.0.0.1:1"   # `dev` serves elsewhere: nothing listens here
+    app = make_app(public_base_url=nowhere, line_api_base_url=f"{nowhere}/simulator/api",
+                   line_api_data_base_url=f"{nowhere}/simulator/api")
+    _publish(app, tmp_path)
+    _followers(app.extensions["madoguchi"], 2)
+    result = _cli(app, "terms", "broadcast", "--office", "sakata", "--mode", "multicast", "--yes")
+    assert result.exit_code == 1
+    said = " ".join(result.output.split())
+    hint = "in development this is the simulator: start `flask --app app dev`, and when it serves another --port"
+    assert f"remaining quota unknown (NewConnectionError; {hint}" in said
+    assert f"tried again as long as it allowed; {hint}" in said
+
+
 def test_multicast_chunks_within_limits_and_resumes_after_a_quota_stop(app, rt, fake_line, tmp_path):
     _publish(app, tmp_path)
     _followers(rt, 1200)

@@ -11,7 +11,7 @@ from flask import current_app
 from flask.cli import AppGroup
 
 from bot import richmenu
-from bot.cli.common import office_or_exit
+from bot.cli.common import office_or_exit, simulator_hint
 
 richmenu_group = AppGroup("richmenu", help="The rich menu of the offices' LINE accounts.")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
@@ -56,7 +56,8 @@ def _what_to_check(rt, office_id: str, status: int | None) -> str:
         return (f": the channel access token was refused; check LINE_CHANNEL_ACCESS_TOKEN_{office_id.upper()} (or "
                 "the channels store) against the long-lived token issued in the LINE Developers console")
     if status is None:
-        return f": LINE could not be reached at {rt.config.line_api_base_url} (LINE_API_BASE_URL); check the network"
+        return (f": LINE could not be reached at {rt.config.line_api_base_url} (LINE_API_BASE_URL); check the network"
+                + simulator_hint(rt))
     return ""
 
 

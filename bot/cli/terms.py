@@ -11,7 +11,7 @@ import click
 from flask import current_app
 from flask.cli import AppGroup
 
-from bot.cli.common import office_or_exit, schema_or_exit
+from bot.cli.common import office_or_exit, schema_or_exit, simulator_hint
 from bot import line_client as lc
 from bot.services import broadcasts, terms
 
@@ -131,7 +131,7 @@ def _remaining_quota(rt, office_id: str):
     try:
         return rt.line.remaining_quota(office_id)
     except Exception as exc:  # noqa: BLE001 - the estimate still helps without the quota
-        click.echo(f"remaining quota unknown ({type(exc).__name__})", err=True)
+        click.echo(f"remaining quota unknown ({type(exc).__name__}{simulator_hint(rt)})", err=True)
         return None
 
 
@@ -200,7 +200,9 @@ def _send_chunks(rt, office, mode: str, run_id: int, runner: str, chunks, notice
                 reason += f" and asked to wait {result.retry_after:.0f} s before trying again"
             with rt.db.transaction() as s:
                 broadcasts.finish(s, run_id, now, "paused", reason)
-            click.echo(f"\nstopped: {reason}; {done} of {total} calls sent. {_resume_hint(result, mode)}", err=True)
+            unreached = simulator_hint(rt) if result.outcome in (lc.RETRY, lc.UNKNOWN) else ""
+            click.echo(f"\nstopped: {reason}{unreached}; {done} of {total} calls sent. {_resume_hint(result, mode)}",
+                       err=True)
             sys.exit(1)
     return done
 
