@@ -375,3 +375,11 @@ def test_the_plain_http_warning_says_what_uses_the_address_and_how_to_fix_it():
         assert said == (f"PUBLIC_BASE_URL is plain http in production {shown}: the links to the details form, the "
                         "terms and the dashboard use it; serve the bot over https and set it to that https:// address "
                         "(staff cannot log in over plain http: the session cookie is https-only)")
+
+
+def test_the_refusals_make_keys_the_way_readme_does():
+    """README's "Keys and their rotation" and the refusals give the same commands for making each key."""
+    from bot.config import MAKE_DATA_ENCRYPTION_KEY, MAKE_SECRET_KEY
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert f"`{MAKE_SECRET_KEY}`" in readme and f"`{MAKE_DATA_ENCRYPTION_KEY}`" in readme
