@@ -256,6 +256,8 @@ def test_a_second_run_while_one_is_going_is_refused(app, rt, fake_line, tmp_path
         assert broadcasts.claim(s, run.id, "another-process", rt.clock.now())
     result = _cli(app, "terms", "broadcast", "--office", "sakata", "--mode", "multicast", "--yes")
     assert result.exit_code == 1 and "in progress" in result.output
+    assert ("try again once it has ended (a run whose command was killed, not stopped with Ctrl+C, is taken over "
+            "60 s after its last call)") in " ".join(result.output.split())   # when "later" is
     assert fake_line.deliveries("multicast") == []
     # A runner that died (no heartbeat for a while) no longer blocks.
     rt.clock.advance(minutes=5)

@@ -151,7 +151,9 @@ def _send(rt, office, version: str, mode: str) -> None:
             click.echo(f"done: {run.recipients} users will see the notice in their next reply (free)")
             return
         if not broadcasts.claim(s, run_id, runner, now):
-            click.echo("another run of this broadcast is in progress; try again later", err=True)
+            click.echo("another run of this broadcast is in progress; try again once it has ended (a run whose "
+                       "command was killed, not stopped with Ctrl+C, is taken over "
+                       f"{int(broadcasts.LEASE.total_seconds())} s after its last call)", err=True)
             sys.exit(1)
     with rt.db.reading() as s:
         chunks = [(c.id, c.recipients.get("to", []), c.recipients.get("language", "ja"), c.retry_key)
