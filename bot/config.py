@@ -25,6 +25,9 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OFFICES_DIR = PROJECT_ROOT / "dialogs" / "offices"
 PRODUCTION_LINE_API = "https://api.line.me"
 PRODUCTION_LINE_DATA_API = "https://api-data.line.me"
+# How to make each key (README "Keys and their rotation"): said wherever a key is missing or unusable.
+MAKE_SECRET_KEY = "python3 -c 'import secrets; print(secrets.token_hex(32))'"
+MAKE_DATA_ENCRYPTION_KEY = "python3 -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())'"
 
 
 class ConfigError(click.ClickException, RuntimeError, AppLoadRefused):
@@ -184,7 +187,12 @@ def load_config(overrides: dict | None = None, environ: dict | None = None) -> C
         raise ConfigError("APP_FAKE_NOW is for development only; unset it in production")
     # Warned about as finally configured (overrides included), not as the environment alone says.
     if cfg.is_production and cfg.public_base_url.startswith("http://"):
-        warnings.warn("PUBLIC_BASE_URL is plain http in production", stacklevel=2)
+        given = environ.get("PUBLIC_BASE_URL") or "public_base_url" in overrides
+        unset = "" if given else ", the default: it is not set"
+        warnings.warn(f"PUBLIC_BASE_URL is plain http in production ({cfg.public_base_url}{unset}): the links to the "
+                      "details form, the terms and the dashboard use it; serve the bot over https and set it to that "
+                      "https:// address (staff cannot log in over plain http: the session cookie is https-only)",
+                      stacklevel=2)
     if cfg.is_production and cfg.database_url.startswith("sqlite"):
         warnings.warn("SQLite in production: fine for a pilot, PostgreSQL is recommended", stacklevel=2)
     if cfg.fake_now:
@@ -206,8 +214,7 @@ def load_config(overrides: dict | None = None, environ: dict | None = None) -> C
             raise ConfigError(
                 f"DATA_ENCRYPTION_KEY: key {position} of {len(keys)} (comma-separated, newest first) is not a "
                 f"Fernet key: it has {len(key)} characters, a Fernet key has 44 (URL-safe base64, usually ending "
-                "in '='; make one with `python3 -c 'from cryptography.fernet import Fernet; "
-                "print(Fernet.generate_key().decode())'`)") from exc
+                f"in '='; make one with `{MAKE_DATA_ENCRYPTION_KEY}`)") from exc
     return cfg
 
 
@@ -227,9 +234,15 @@ def check_production(cfg: Config, office_ids: list[str]) -> None:
                 missing.append(name)
     if missing:
         hint = ""
+        if "SECRET_KEY" in missing:
+            hint += f"\nSECRET_KEY signs sessions and form links: make one with `{MAKE_SECRET_KEY}`."
+        if "DATA_ENCRYPTION_KEY" in missing:
+            hint += ("\nDATA_ENCRYPTION_KEY encrypts personal data at rest: make one with "
+                     f"`{MAKE_DATA_ENCRYPTION_KEY}` and keep it in the platform's secret store, apart from the "
+                     "backups.")
         if any(name.startswith("LINE_") for name in missing):
-            hint = ("\nA channel's secret and token come from the environment or from the channels store. To keep "
-                    "them in the store, set the office's profile to `enabled: false`, run `flask --app app db "
-                    "upgrade` and `flask --app app channels set --office <office> --secret-stdin --token-stdin`, "
-                    "then set it back to `enabled: true` and restart.")
+            hint += ("\nA channel's secret and token come from the environment or from the channels store. To keep "
+                     "them in the store, set the office's profile to `enabled: false`, run `flask --app app db "
+                     "upgrade` and `flask --app app channels set --office <office> --secret-stdin --token-stdin`, "
+                     "then set it back to `enabled: true` and restart.")
         raise ConfigError("production needs these settings: " + ", ".join(missing) + hint)

@@ -244,9 +244,11 @@ def check_offices(directory: Path, terms_dir: Path = TERMS_DIR) -> tuple[dict[st
     Raises ProfileError listing the problems of every unusable file (not only the first one).
     """
     directory = Path(directory)
-    paths = sorted(directory.glob("*.yaml")) if directory.is_dir() else []
-    if not paths:
-        raise ProfileError(f"{directory}: no office profiles (*.yaml)")
+    if not directory.is_dir():  # a mistyped OFFICES_DIR: say so, not "no profiles" as if the folder were empty
+        what = "is not a folder" if directory.exists() else "does not exist"
+        raise ProfileError(f"{directory}: {what}: OFFICES_DIR names the folder that holds the office profiles "
+                           "(<id>.yaml); unset it to serve the shipped ones")
+    paths = sorted(directory.glob("*.yaml"))
     offices: dict[str, Office] = {}
     warnings: list[str] = []
     problems: list[str] = [  # a profile saved as .yml would otherwise be an office that silently does not exist
@@ -254,6 +256,8 @@ def check_offices(directory: Path, terms_dir: Path = TERMS_DIR) -> tuple[dict[st
         for path in sorted(directory.iterdir())
         if path.suffix.lower() in (".yaml", ".yml") and path.suffix != ".yaml" and not path.name.startswith(".")
     ]
+    if not paths:
+        raise ProfileError(*problems, f"{directory}: no office profiles (<id>.yaml) in this folder")
     for path in paths:
         try:
             office = read_office(path, terms_dir)

@@ -9,7 +9,7 @@ from functools import lru_cache
 import yaml
 from flask import Blueprint, abort, current_app, render_template, request
 
-from bot.db import SCHEMA_BEHIND_HINT, schema_state
+from bot.db import SCHEMA_BEHIND_HINT, database_problem, schema_state
 from bot.render import TEMPLATES_DIR
 
 from bot.services import terms
@@ -24,7 +24,9 @@ def healthz():
     rt = current_app.extensions["madoguchi"]
     try:
         rt.db.ping()
-    except Exception:  # noqa: BLE001
+    except Exception as error:  # noqa: BLE001
+        # The answer stays short for monitors; the log says why and what to check (never a password).
+        log.error("healthz: %s", database_problem(error, rt.config.database_url) or type(error).__name__)
         return {"status": "database unavailable"}, 503
     if not rt.extras.get("schema_ready"):  # read until it is: a schema does not go back
         state = schema_state(rt.db)

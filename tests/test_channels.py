@@ -122,6 +122,26 @@ def test_cli_sets_lists_and_deletes_without_showing_values(app, rt):
     assert runner.invoke(args=["channels", "delete", "--office", "otaru"]).exit_code == 1
 
 
+def test_readme_stores_the_secret_and_the_token_each_in_its_place(app, rt):
+    """README's `channels set` line, as an operator pastes it: the secret goes first, the token second."""
+    import re
+    import shlex
+    import subprocess
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    [line] = [span for span in re.findall(r"`([^`\n]+)`", readme) if "| flask --app app channels set" in span]
+    feed, command = line.split(" | ", 1)
+    piped = subprocess.run(["bash", "-c", feed], env={"SECRET": SECRET, "TOKEN": TOKEN}, capture_output=True,
+                           text=True, check=True).stdout
+    result = app.test_cli_runner().invoke(args=shlex.split(command)[3:], input=piped)
+    assert result.exit_code == 0, result.output
+    with rt.db.reading() as s:
+        assert channels.stored(s, rt.config.data_encryption_keys)["sakata"] == {"secret": SECRET, "token": TOKEN}
+    help_text = app.test_cli_runner().invoke(args=["channels", "set", "--help"]).output
+    assert "the line after the secret's" in " ".join(help_text.split())
+
+
 @pytest.mark.parametrize("args, stdin", [
     (["--office", "nowhere", "--secret-stdin"], "x\n"),      # unknown office
     (["--office", "sakata"], ""),                             # nothing to read

@@ -64,6 +64,20 @@ def test_production_names_the_one_setting_missing(tmp_path, missing):
     assert named == [missing]
 
 
+def test_a_missing_key_is_refused_with_how_to_make_it(tmp_path):
+    """The operator reading the refusal learns how to make each missing key, not only its name."""
+    env = production_env(tmp_path)
+    del env["SECRET_KEY"], env["DATA_ENCRYPTION_KEY"]
+    with pytest.raises(ConfigError) as refused:
+        check_production(load_config(environ=env), OFFICES)
+    said = str(refused.value)
+    assert "SECRET_KEY signs sessions and form links: make one with " \
+           "`python3 -c 'import secrets; print(secrets.token_hex(32))'`." in said
+    assert "DATA_ENCRYPTION_KEY encrypts personal data at rest: make one with `python3 -c 'from cryptography.fernet " \
+           "import Fernet; print(Fernet.generate_key().decode())'`" in said
+    assert "channels store" not in said  # every channel is set: no word about channels
+
+
 def test_an_empty_value_counts_as_missing(tmp_path):
     cfg = load_config(environ=production_env(tmp_path, SECRET_KEY=""))
     with pytest.raises(ConfigError, match="SECRET_KEY"):
@@ -347,3 +361,25 @@ def test_production_warnings_judge_the_settings_in_force():
         load_config({}, environ={**environ, "PUBLIC_BASE_URL": "https://madoguchi.example.jp"})
     said = [str(w.message) for w in caught]
     assert any("SQLite" in s for s in said) and not any("plain http" in s for s in said)
+
+
+def test_the_plain_http_warning_says_what_uses_the_address_and_how_to_fix_it():
+    """Unset in production, PUBLIC_BASE_URL sends every form and terms link to localhost: the warning says so."""
+    environ = {"APP_ENV": "production", "DATABASE_URL": "postgresql://db.example/madoguchi"}
+    for given, shown in ((None, "(http://localhost:5000, the default: it is not set)"),
+                         ("http://madoguchi.example.jp", "(http://madoguchi.example.jp)")):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            load_config(environ={**environ, **({"PUBLIC_BASE_URL": given} if given else {})})
+        [said] = [str(w.message) for w in caught]
+        assert said == (f"PUBLIC_BASE_URL is plain http in production {shown}: the links to the details form, the "
+                        "terms and the dashboard use it; serve the bot over https and set it to that https:// address "
+                        "(staff cannot log in over plain http: the session cookie is https-only)")
+
+
+def test_the_refusals_make_keys_the_way_readme_does():
+    """README's "Keys and their rotation" and the refusals give the same commands for making each key."""
+    from bot.config import MAKE_DATA_ENCRYPTION_KEY, MAKE_SECRET_KEY
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert f"`{MAKE_SECRET_KEY}`" in readme and f"`{MAKE_DATA_ENCRYPTION_KEY}`" in readme

@@ -340,3 +340,19 @@ def test_a_used_up_monthly_quota_is_a_warning(make_app, fake_line, caplog):
         fake_line.quota_limit = None
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING and r.name == "bot.outbox"]
     assert warnings and all("office=sakata's monthly message quota is used up" in line for line in warnings)
+
+
+def test_healthz_logs_why_the_database_cannot_be_reached(tmp_path, fake_line, caplog):
+    """A 503 "database unavailable" leaves the operator a log line naming the cause and the setting to check
+    (the address with its password hidden), as the commands print it."""
+    app = _production_app("postgresql://madoguchi:hunter2@127.0.0.1:1/madoguchi", tmp_path, fake_line)
+    rt = app.extensions["madoguchi"]
+    try:
+        answer = app.test_client().get("/healthz")
+        assert (answer.status_code, answer.get_json()) == (503, {"status": "database unavailable"})
+        [line] = [r.getMessage() for r in caplog.records if r.getMessage().startswith("healthz:")]
+        assert line.startswith("healthz: cannot connect to the database at postgresql+psycopg://madoguchi:***@"
+                               "127.0.0.1:1/madoguchi (")
+        assert "check DATABASE_URL" in line and "hunter2" not in caplog.text
+    finally:
+        rt.db.dispose()

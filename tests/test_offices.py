@@ -384,6 +384,25 @@ def test_an_empty_directory_is_refused(tmp_path: Path) -> None:
         load_offices(tmp_path)
 
 
+def test_a_mistyped_offices_dir_is_named_as_such_not_as_an_empty_folder(tmp_path: Path) -> None:
+    """OFFICES_DIR pointing nowhere (or at a file) says what is wrong with the setting and how to fix it."""
+    with pytest.raises(ProfileError) as missing:
+        load_offices(tmp_path / "offces")
+    assert str(missing.value) == (f"{tmp_path / 'offces'}: does not exist: OFFICES_DIR names the folder that holds "
+                                  "the office profiles (<id>.yaml); unset it to serve the shipped ones")
+    (tmp_path / "sakata.yaml").write_text("id: sakata\n", encoding="utf-8")
+    with pytest.raises(ProfileError, match="sakata.yaml: is not a folder: OFFICES_DIR names the folder"):
+        load_offices(tmp_path / "sakata.yaml")
+
+
+def test_a_folder_holding_only_yml_profiles_says_to_rename_them(tmp_path: Path) -> None:
+    (tmp_path / "nayoro.yml").write_text("id: nayoro\n", encoding="utf-8")
+    with pytest.raises(ProfileError) as caught:
+        load_offices(tmp_path)
+    assert caught.value.problems[0] == ("nayoro.yml: not read: an office profile's file name ends in .yaml "
+                                        "(rename it nayoro.yaml)")
+
+
 def test_known_form_fields_match_the_interface() -> None:
     assert set(FORM_FIELDS) == {"name", "name_kana", "seeker_number", "birth_date", "phone", "category",
                                 "consultation", "companion", "companion_detail", "mypage_email_confirmed"}

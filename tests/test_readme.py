@@ -23,3 +23,11 @@ def test_procfile_has_the_three_processes():
     kinds = {line.split(":", 1)[0] for line in procfile.splitlines() if line.strip()}
     assert kinds == {"web", "worker", "release"}
     assert "gunicorn" in procfile and "app:create_app()" in procfile
+
+
+def test_going_live_says_where_the_bare_commands_come_from():
+    """Going live writes `gunicorn …` and `flask …` bare; after README's set-up they are in .venv/bin, which a
+    service outside a Procfile platform must put on its PATH ("gunicorn: command not found" otherwise)."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    processes = readme.split("### 4. Processes", 1)[1].split("\n### ", 1)[0]
+    assert "`.venv/bin` first on its `PATH`" in processes

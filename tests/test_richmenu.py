@@ -1,6 +1,7 @@
 """The rich menu: areas that send the chat words, a picture LINE accepts, and `richmenu deploy`."""
 from __future__ import annotations
 
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
@@ -76,6 +77,45 @@ def test_deploy_unknown_office_is_misuse(app, fake_line):
     result = app.test_cli_runner().invoke(args=["richmenu", "deploy", "nowhere"])
     assert result.exit_code == 2
     assert fake_line.rich_menus == {}
+
+
+def test_deploy_to_a_disabled_office_says_to_enable_it_first(make_app, fake_line, tmp_path):
+    """README's "Adding an office" ships a profile `enabled: false`; deploying its menu then names the fix."""
+    import shutil
+
+    from bot.config import DEFAULT_OFFICES_DIR
+
+    folder = tmp_path / "offices"
+    shutil.copytree(DEFAULT_OFFICES_DIR, folder)
+    otaru = folder / "otaru.yaml"
+    otaru.write_text(otaru.read_text(encoding="utf-8").replace("enabled: true", "enabled: false", 1),
+                     encoding="utf-8")
+    result = make_app(offices_dir=str(folder)).test_cli_runner().invoke(args=["richmenu", "deploy", "otaru"])
+    assert result.exit_code == 2
+    assert result.output.strip() == ("otaru is disabled (enabled: false in its profile): set `enabled: true`, "
+                                     "restart, then deploy its rich menu")
+    assert fake_line.rich_menus == {}
+
+
+def test_readme_deploys_a_new_offices_menu_once_it_is_enabled():
+    """`richmenu deploy` serves enabled offices only: README's go-live step for a new office enables it first."""
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    section = readme.split("\n## Adding an office\n", 1)[1].split("\n## ", 1)[0]
+    step = section.split("6. **Go live**", 1)[1].split("\n\n", 1)[0]
+    assert step.index("richmenu deploy <id>") > step.index("`enabled: true`")
+
+
+def test_a_simulator_that_does_not_answer_names_the_port_setting(make_app):
+    """In development the commands reach `dev`'s simulator through PUBLIC_BASE_URL: started with another
+    --port, a command left at the default port is told which setting to give it."""
+    nowhere = "http://127.0.0.1:1"   # nothing listens on port 1
+    app = make_app(public_base_url=nowhere, line_api_base_url=f"{nowhere}/simulator/api",
+                   line_api_data_base_url=f"{nowhere}/simulator/api")
+    result = app.test_cli_runner().invoke(args=["richmenu", "deploy", "otaru"])
+    assert result.exit_code == 1
+    assert ("; in development this is the simulator: start `flask --app app dev`, and when it serves another "
+            "--port, run this command with PUBLIC_BASE_URL=http://localhost:<port> (now http://127.0.0.1:1)") \
+        in " ".join(result.output.split())
 
 
 def test_deploy_fails_when_line_refuses(app, fake_line):

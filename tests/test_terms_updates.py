@@ -65,6 +65,15 @@ def test_publish_refuses_bad_versions(app, tmp_path, version, text, summary, why
     assert why in result.output
 
 
+def test_a_past_version_is_refused_naming_today_in_japan(app, rt, tmp_path):
+    """A server on UTC is a day behind Japan each morning: the refusal says which day "today" is."""
+    rt.clock.freeze(datetime(2026, 12, 1, 5, 0, tzinfo=TOKYO))     # 2026-11-30 20:00 UTC
+    result = _publish(app, tmp_path, version="2026-11-30")
+    assert result.exit_code == 1
+    assert "version 2026-11-30 is in the past; a new version takes effect today (2026-12-01 in Japan, where the " \
+           "bot's dates are) or later" in result.output
+
+
 def test_a_summary_too_long_for_the_chat_is_refused_and_the_longest_accepted_fits(app, rt, sakata_user, fake_line,
                                                                                    tmp_path):
     from bot.offices import TERMS_SUMMARY_MAX as SUMMARY_MAX
@@ -145,6 +154,38 @@ def test_multicast_shows_the_cost_first_and_sends_nothing_without_yes(app, rt, f
     assert fake_line.deliveries("multicast") == []
 
 
+@pytest.mark.parametrize("mode,rest", [
+    ("multicast", ", or tell the rest for free in their next reply: the same command with --mode next-message."),
+    ("broadcast", "."),
+])
+def test_a_quota_stop_says_when_a_rerun_helps_and_what_else_tells_the_rest(app, rt, fake_line, tmp_path, mode,
+                                                                            rest):
+    """Rerun at once after a quota stop and it stops again: the operator reads when to rerun, and (multicast)
+    that next-message tells the others for free."""
+    _publish(app, tmp_path)
+    _followers(rt, 3)
+    fake_line.fail_next(1, status=429, path_contains=mode, body={"message": "You have reached your monthly limit."})
+    stopped = _cli(app, "terms", "broadcast", "--office", "sakata", "--mode", mode, "--yes")
+    assert stopped.exit_code == 1
+    assert ("stopped: monthly quota reached; 0 of 1 calls sent. Run the same command again to resume once the quota "
+            "allows (next month, or after choosing a larger plan in LINE Official Account Manager)" + rest) \
+        in stopped.output
+
+
+def test_a_notice_in_development_without_the_simulator_says_how_to_reach_it(make_app, tmp_path):
+    nowhere = "http://127.0.0.1:1"   # `dev` serves elsewhere: nothing listens here
+    app = make_app(public_base_url=nowhere, line_api_base_url=f"{nowhere}/simulator/api",
+                   line_api_data_base_url=f"{nowhere}/simulator/api")
+    _publish(app, tmp_path)
+    _followers(app.extensions["madoguchi"], 2)
+    result = _cli(app, "terms", "broadcast", "--office", "sakata", "--mode", "multicast", "--yes")
+    assert result.exit_code == 1
+    said = " ".join(result.output.split())
+    hint = "in development this is the simulator: start `flask --app app dev`, and when it serves another --port"
+    assert f"remaining quota unknown (NewConnectionError; {hint}" in said
+    assert f"tried again as long as it allowed; {hint}" in said
+
+
 def test_multicast_chunks_within_limits_and_resumes_after_a_quota_stop(app, rt, fake_line, tmp_path):
     _publish(app, tmp_path)
     _followers(rt, 1200)
@@ -215,6 +256,8 @@ def test_a_second_run_while_one_is_going_is_refused(app, rt, fake_line, tmp_path
         assert broadcasts.claim(s, run.id, "another-process", rt.clock.now())
     result = _cli(app, "terms", "broadcast", "--office", "sakata", "--mode", "multicast", "--yes")
     assert result.exit_code == 1 and "in progress" in result.output
+    assert ("try again once it has ended (a run whose command was killed, not stopped with Ctrl+C, is taken over "
+            "60 s after its last call)") in " ".join(result.output.split())   # when "later" is
     assert fake_line.deliveries("multicast") == []
     # A runner that died (no heartbeat for a while) no longer blocks.
     rt.clock.advance(minutes=5)

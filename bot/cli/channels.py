@@ -35,7 +35,8 @@ def _read_values(secret_stdin: bool, token_stdin: bool) -> dict[str, str]:
 @channels_group.command("set")
 @click.option("--office", "office_id", required=True)
 @click.option("--secret-stdin", is_flag=True, help="Read the channel secret from standard input.")
-@click.option("--token-stdin", is_flag=True, help="Read the channel access token from standard input.")
+@click.option("--token-stdin", is_flag=True,
+              help="Read the channel access token from standard input (the line after the secret's, with both).")
 def set_command(office_id: str, secret_stdin: bool, token_stdin: bool) -> None:
     """Store an office's channel secret and/or access token (encrypted with DATA_ENCRYPTION_KEY)."""
     if not (secret_stdin or token_stdin):

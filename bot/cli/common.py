@@ -25,3 +25,13 @@ def schema_or_exit(rt) -> None:
         click.echo(f"the database is not ready for this release ({state.describe()}): "
                    "run `flask --app app db upgrade` first", err=True)
         sys.exit(1)
+
+
+def simulator_hint(rt) -> str:
+    """In development the LINE API is `flask --app app dev`'s simulator: when it does not answer, how to reach it
+    (a command does not know the port `dev` serves on; it reads PUBLIC_BASE_URL like the app). Empty otherwise."""
+    cfg = rt.config
+    if cfg.is_production or cfg.line_api_base_url != f"{cfg.public_base_url}/simulator/api":
+        return ""
+    return (f"; in development this is the simulator: start `flask --app app dev`, and when it serves another "
+            f"--port, run this command with PUBLIC_BASE_URL=http://localhost:<port> (now {cfg.public_base_url})")

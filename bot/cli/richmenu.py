@@ -11,6 +11,7 @@ from flask import current_app
 from flask.cli import AppGroup
 
 from bot import richmenu
+from bot.cli.common import office_or_exit, simulator_hint
 
 richmenu_group = AppGroup("richmenu", help="The rich menu of the offices' LINE accounts.")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
@@ -22,9 +23,10 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
 def deploy(office_id: str) -> None:
     """Create the rich menu, upload its picture (data host) and make it the default; prints its id."""
     rt = current_app.extensions["madoguchi"]
-    office = rt.enabled_office(office_id)
-    if office is None:
-        click.echo(f"unknown or disabled office: {office_id}", err=True)
+    office = office_or_exit(rt, office_id)
+    if not office.enabled:  # its channel is read (and its webhook served) only once the bot serves the office
+        click.echo(f"{office_id} is disabled (enabled: false in its profile): set `enabled: true`, restart, then "
+                   "deploy its rich menu", err=True)
         sys.exit(2)
     menu = richmenu.default_menu()
     try:
@@ -54,7 +56,8 @@ def _what_to_check(rt, office_id: str, status: int | None) -> str:
         return (f": the channel access token was refused; check LINE_CHANNEL_ACCESS_TOKEN_{office_id.upper()} (or "
                 "the channels store) against the long-lived token issued in the LINE Developers console")
     if status is None:
-        return f": LINE could not be reached at {rt.config.line_api_base_url} (LINE_API_BASE_URL); check the network"
+        return (f": LINE could not be reached at {rt.config.line_api_base_url} (LINE_API_BASE_URL); check the network"
+                + simulator_hint(rt))
     return ""
 
 

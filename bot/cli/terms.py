@@ -11,7 +11,7 @@ import click
 from flask import current_app
 from flask.cli import AppGroup
 
-from bot.cli.common import office_or_exit, schema_or_exit
+from bot.cli.common import office_or_exit, schema_or_exit, simulator_hint
 from bot import line_client as lc
 from bot.services import broadcasts, terms
 
@@ -131,7 +131,7 @@ def _remaining_quota(rt, office_id: str):
     try:
         return rt.line.remaining_quota(office_id)
     except Exception as exc:  # noqa: BLE001 - the estimate still helps without the quota
-        click.echo(f"remaining quota unknown ({type(exc).__name__})", err=True)
+        click.echo(f"remaining quota unknown ({type(exc).__name__}{simulator_hint(rt)})", err=True)
         return None
 
 
@@ -151,7 +151,9 @@ def _send(rt, office, version: str, mode: str) -> None:
             click.echo(f"done: {run.recipients} users will see the notice in their next reply (free)")
             return
         if not broadcasts.claim(s, run_id, runner, now):
-            click.echo("another run of this broadcast is in progress; try again later", err=True)
+            click.echo("another run of this broadcast is in progress; try again once it has ended (a run whose "
+                       "command was killed, not stopped with Ctrl+C, is taken over "
+                       f"{int(broadcasts.LEASE.total_seconds())} s after its last call)", err=True)
             sys.exit(1)
     with rt.db.reading() as s:
         chunks = [(c.id, c.recipients.get("to", []), c.recipients.get("language", "ja"), c.retry_key)
@@ -200,10 +202,21 @@ def _send_chunks(rt, office, mode: str, run_id: int, runner: str, chunks, notice
                 reason += f" and asked to wait {result.retry_after:.0f} s before trying again"
             with rt.db.transaction() as s:
                 broadcasts.finish(s, run_id, now, "paused", reason)
-            click.echo(f"\nstopped: {reason}; {done} of {total} calls sent. Run the same command again to resume.",
+            unreached = simulator_hint(rt) if result.outcome in (lc.RETRY, lc.UNKNOWN) else ""
+            click.echo(f"\nstopped: {reason}{unreached}; {done} of {total} calls sent. {_resume_hint(result, mode)}",
                        err=True)
             sys.exit(1)
     return done
+
+
+def _resume_hint(result: lc.SendResult, mode: str) -> str:
+    """How to go on: a rerun resumes, but after a quota stop only once the quota allows it."""
+    if result.outcome != lc.QUOTA:
+        return "Run the same command again to resume."
+    return ("Run the same command again to resume once the quota allows (next month, or after choosing a larger "
+            "plan in LINE Official Account Manager)"
+            + (", or tell the rest for free in their next reply: the same command with --mode next-message."
+               if mode == "multicast" else "."))
 
 
 def _stop_reason(office, result: lc.SendResult) -> str:

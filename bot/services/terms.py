@@ -113,7 +113,8 @@ def publish(session: Session, office_id: str, version: str, body: str, summary: 
     if effective.isoformat() != version:
         raise PublishError(f"version must be written YYYY-MM-DD, not {version!r}")
     if effective < today:
-        raise PublishError(f"version {version} is in the past; a new version takes effect today or later")
+        raise PublishError(f"version {version} is in the past; a new version takes effect today ({today.isoformat()} "
+                           "in Japan, where the bot's dates are) or later")
     if not body or not body.strip():
         raise PublishError("the terms text is empty")
     if not summary or not summary.strip():
