@@ -917,18 +917,19 @@ def test_a_holiday_is_named_in_english_not_in_japanese(office_id):
 
 # -- a typed date and time, read the Japanese way (month/day) -------------------------------------------------
 
-@pytest.mark.parametrize("language", TRANSLATED)
+@pytest.mark.parametrize("language", ("ja", *TRANSLATED))
 def test_a_typed_date_that_cannot_be_booked_is_said_back_written_out(rt, user_factory, fake_line, language):
     """"8/12 14:00" is 12 August (month/day, as every slot label is written): a user who meant 8 December must see
-    which date the bot read, not only that bookings are not open yet."""
+    which date the bot read, not only that bookings are not open yet. In Japanese too: a typed weekday (月曜14時)
+    or an English date is read in every language mode."""
     user = user_factory("otaru")
     says(fake_line, user, SWITCH[language])
     walk_to_slots(user, rt)
     reply = says(fake_line, user, "8/12 14:00")
-    written = {"en": "12 Aug", "easy": "8月12日"}[language]
+    written = {"en": "12 Aug", "easy": "8月12日", "ja": "ご指定の日時: 2027年8月12日"}[language]
     assert written in reply, reply
-    if language == "en":
-        assert "month/day" in reply
+    if language != "easy":
+        assert {"en": "month/day", "ja": "「月/日」の順"}[language] in reply
 
 
 @pytest.mark.parametrize("language", TRANSLATED)
