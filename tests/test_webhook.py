@@ -236,6 +236,21 @@ def test_signature_is_checked_before_the_body(rt, client):
     assert counts(rt) == NOTHING
 
 
+def test_a_forged_body_that_is_not_text_is_refused_for_its_signature(rt, client, caplog):
+    """The signature is checked on the bytes as they came, before they are read as text: a forged body that is
+    not UTF-8 is logged as what it is (not this channel's signature), never as a signed body LINE got wrong."""
+    caplog.set_level(logging.WARNING, logger="bot.webhook")
+    raw = b'{"events": [], "x": "\xff\xfe"}'
+    forged = client.post("/callback/sakata", data=raw, content_type="application/json",
+                         headers={"X-Line-Signature": sign(raw, "not the channel secret")})
+    assert forged.status_code == 400
+    assert "does not match the channel secret" in caplog.text and "signed, but" not in caplog.text
+    caplog.clear()
+    assert signed_post(client, "sakata", raw, rt.config.channel_secret("sakata")).status_code == 400
+    assert "signed, but not a webhook body" in caplog.text
+    assert counts(rt) == NOTHING
+
+
 NOT_WEBHOOKS = {
     "invalid_json": b'{"events": [',
     "not_utf8": b'{"events": [], "x": "\xff\xfe"}',
