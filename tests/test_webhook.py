@@ -927,3 +927,12 @@ def test_a_database_error_on_the_events_own_rows_logs_no_values(rt, sakata_user,
     assert counts(rt)["processed_events"] == 0 and counts(rt)["conversations"] == 0
     [apology] = [r for r in outbox_rows(rt) if r.purpose == "trouble"]  # queued and sent as any reply
     assert apology.status == "sent"
+
+
+def test_nothing_counts_as_signed_under_a_missing_channel_secret():
+    """An empty key is one anybody can sign with: without the channel's secret no body is taken as LINE's."""
+    from bot.webhook import _signed
+
+    raw = b'{"events": []}'
+    assert not _signed(raw, sign(raw, ""), "") and not _signed(raw, sign(raw, ""), None)
+    assert _signed(raw, sign(raw, "secret"), "secret")
