@@ -28,6 +28,9 @@ PRODUCTION_LINE_DATA_API = "https://api-data.line.me"
 # How to make each key (README "Keys and their rotation"): said wherever a key is missing or unusable.
 MAKE_SECRET_KEY = "python3 -c 'import secrets; print(secrets.token_hex(32))'"
 MAKE_DATA_ENCRYPTION_KEY = "python3 -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())'"
+# The shortest SECRET_KEY production takes: it signs the sessions and form links and keys the search hash of job
+# seeker numbers, so a guessable one would let a copy of the database give those numbers back.
+MIN_SECRET_KEY = 32
 
 
 class ConfigError(click.ClickException, RuntimeError, AppLoadRefused):
@@ -232,6 +235,13 @@ def check_production(cfg: Config, office_ids: list[str]) -> None:
             name = f"{prefix}_{office.upper()}"
             if not cfg._per_office(prefix, office):  # the environment, then the channels store
                 missing.append(name)
+    short = ""
+    if cfg.secret_key and len(cfg.secret_key) < MIN_SECRET_KEY:  # its length only: the value is never shown
+        short = (f"SECRET_KEY is too short for production: {len(cfg.secret_key)} characters, at least "
+                 f"{MIN_SECRET_KEY} random ones are needed (it signs sessions and form links and keys the search "
+                 f"hash of job seeker numbers): make one with `{MAKE_SECRET_KEY}`.")
+    if short and not missing:
+        raise ConfigError(short)
     if missing:
         hint = ""
         if "SECRET_KEY" in missing:
@@ -245,4 +255,5 @@ def check_production(cfg: Config, office_ids: list[str]) -> None:
                      "them in the store, set the office's profile to `enabled: false`, run `flask --app app db "
                      "upgrade` and `flask --app app channels set --office <office> --secret-stdin --token-stdin`, "
                      "then set it back to `enabled: true` and restart.")
-        raise ConfigError("production needs these settings: " + ", ".join(missing) + hint)
+        raise ConfigError("production needs these settings: " + ", ".join(missing) + hint
+                          + (f"\n{short}" if short else ""))

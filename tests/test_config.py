@@ -383,3 +383,21 @@ def test_the_refusals_make_keys_the_way_readme_does():
 
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     assert f"`{MAKE_SECRET_KEY}`" in readme and f"`{MAKE_DATA_ENCRYPTION_KEY}`" in readme
+
+
+@pytest.mark.parametrize("key", ["changeme", "s" * 31])
+def test_production_refuses_a_secret_key_short_enough_to_guess(tmp_path, key):
+    """SECRET_KEY signs the sessions and form links and keys the search hash of job seeker numbers: a short one
+    could be guessed, and a copy of the database would then give the numbers back. The refusal says how long it
+    is and how to make one, never the value."""
+    with pytest.raises(ConfigError) as refused:
+        check_production(load_config(environ=production_env(tmp_path, SECRET_KEY=key)), OFFICES)
+    said = str(refused.value)
+    assert f"SECRET_KEY is too short for production: {len(key)} characters, at least 32" in said
+    assert "secrets.token_hex(32)" in said and key not in said
+    env = production_env(tmp_path, SECRET_KEY=key)
+    del env["DATA_ENCRYPTION_KEY"]                         # said together with what is missing
+    with pytest.raises(ConfigError) as both:
+        check_production(load_config(environ=env), OFFICES)
+    assert "DATA_ENCRYPTION_KEY" in str(both.value) and "SECRET_KEY is too short" in str(both.value)
+    check_production(load_config(environ=production_env(tmp_path, SECRET_KEY="s" * 32)), OFFICES)

@@ -4,7 +4,8 @@ phone with an override reason, then cancelled with a memo), the worker sending. 
 block reasons carry what staff really write there (a phone number, an illness).
 
 - Neither the database (the SQLite files byte for byte, and every text, JSON and binary column read back on
-  either backend, as a dump would) nor anything logged holds a plaintext personal value.
+  either backend, as a dump would) nor anything logged holds a plaintext personal value; nor does the log name
+  a user's LINE id, the reply token of their event or the token of their form link.
 - `flask --app app keys rotate` re-encrypts under the new key without losing a value; the old key can go.
 - The retention purge removes what the office's schedule says, when it says.
 - `データ削除` leaves none of the user's values behind, even encrypted (details, notes, memos, override reasons);
@@ -197,8 +198,10 @@ def test_no_plaintext_is_stored_or_logged_and_keys_rotate_without_loss(make_app,
     caplog.set_level(logging.DEBUG)
     run = full_run(app, rt, fake_line, user_factory)
     secrets = run.secrets()
-    no_plaintext_anywhere(rt, database_url, secrets, caplog.text + "".join(capfd.readouterr()), fake_line)
+    logged = caplog.text + "".join(capfd.readouterr())
+    no_plaintext_anywhere(rt, database_url, secrets, logged, fake_line)
     assert len(caplog.records) > 20, "nothing was logged: the check proves nothing"
+    assert leaks(logged.encode(), identifiers(run, fake_line)) == []
     keys_rotate_without_loss(make_app, rt, run)
     no_plaintext_anywhere(rt, database_url, secrets, caplog.text + "".join(capfd.readouterr()), fake_line)
 
@@ -220,6 +223,17 @@ def no_plaintext_anywhere(rt, database_url: str, secrets: list[str], logged: str
     assert leaks(logged.encode(), secrets) == []
     for call in fake.calls:
         assert leaks(call.raw, secrets) == []
+
+
+def identifiers(run: FullRun, fake) -> list[str]:
+    """What names a user or opens their booking without being a form value, and so has no place in a log either:
+    their LINE user ids, the reply tokens of their events and the tokens of their form links."""
+    found = list(run.users)
+    found += [call.body["replyToken"] for call in fake.calls
+              if isinstance(call.body, dict) and call.body.get("replyToken")]
+    found += [form_link(fake.messages_to(user_id)).rsplit("/form/", 1)[1].split("/")[0] for user_id in run.users]
+    assert len(found) > 2 * len(run.users), "no reply token was seen: the check proves nothing"
+    return found
 
 
 def keys_rotate_without_loss(make_app, rt, run: FullRun) -> None:

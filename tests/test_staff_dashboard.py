@@ -929,6 +929,24 @@ def test_no_note_is_written_about_a_booking_whose_details_were_erased(rt, staff)
     assert 'name="note_seen"' not in shown and "職員メモは書けません" in shown
 
 
+def test_no_cancellation_memo_is_written_about_a_booking_whose_details_were_erased(rt, staff):
+    """A session nobody closed, whose user asked for データ削除 afterwards: a cancellation recorded for them later
+    carries no memo (a phone number, an illness) back into the database; without one it is recorded."""
+    reference = make_request(rt, status="confirmed", start=rt.clock.now() - timedelta(days=3))
+    page = f"/staff/bookings/{reference}"
+    with rt.db.transaction() as s:
+        row = s.scalar(select(Booking).where(Booking.reference == reference))
+        row.details, row.seeker_hash, row.details_purged_at = None, None, rt.clock.now()
+    assert 'id="cancel-note"' not in _page(staff, page)
+    assert post(staff, f"{page}/cancel_user", note=MEMO).status_code == 302      # a page opened before
+    assert "削除されているため、メモは保存できません" in _page(staff, page)
+    assert booking(rt, reference).status == "confirmed" and "cancel_for_user" not in _actions(rt, reference)
+    with rt.db.reading() as s:
+        assert s.scalars(select(AuditEntry.note).where(AuditEntry.note.is_not(None))).all() == []
+    assert post(staff, f"{page}/cancel_user").status_code == 302
+    assert booking(rt, reference).status == "cancelled" and "cancel_for_user" in _actions(rt, reference)
+
+
 def test_a_button_on_a_page_older_than_the_booking_says_what_happened_meanwhile(rt, staff, app, user):
     from bot.services import lifecycle
 

@@ -236,6 +236,21 @@ def test_signature_is_checked_before_the_body(rt, client):
     assert counts(rt) == NOTHING
 
 
+def test_a_forged_body_that_is_not_text_is_refused_for_its_signature(rt, client, caplog):
+    """The signature is checked on the bytes as they came, before they are read as text: a forged body that is
+    not UTF-8 is logged as what it is (not this channel's signature), never as a signed body LINE got wrong."""
+    caplog.set_level(logging.WARNING, logger="bot.webhook")
+    raw = b'{"events": [], "x": "\xff\xfe"}'
+    forged = client.post("/callback/sakata", data=raw, content_type="application/json",
+                         headers={"X-Line-Signature": sign(raw, "not the channel secret")})
+    assert forged.status_code == 400
+    assert "does not match the channel secret" in caplog.text and "signed, but" not in caplog.text
+    caplog.clear()
+    assert signed_post(client, "sakata", raw, rt.config.channel_secret("sakata")).status_code == 400
+    assert "signed, but not a webhook body" in caplog.text
+    assert counts(rt) == NOTHING
+
+
 NOT_WEBHOOKS = {
     "invalid_json": b'{"events": [',
     "not_utf8": b'{"events": [], "x": "\xff\xfe"}',
@@ -919,3 +934,12 @@ def test_a_database_error_on_the_events_own_rows_logs_no_values(rt, sakata_user,
     assert counts(rt)["processed_events"] == 0 and counts(rt)["conversations"] == 0
     [apology] = [r for r in outbox_rows(rt) if r.purpose == "trouble"]  # queued and sent as any reply
     assert apology.status == "sent"
+
+
+def test_nothing_counts_as_signed_under_a_missing_channel_secret():
+    """An empty key is one anybody can sign with: without the channel's secret no body is taken as LINE's."""
+    from bot.webhook import _signed
+
+    raw = b'{"events": []}'
+    assert not _signed(raw, sign(raw, ""), "") and not _signed(raw, sign(raw, ""), None)
+    assert _signed(raw, sign(raw, "secret"), "secret")

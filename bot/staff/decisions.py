@@ -309,6 +309,7 @@ def cancel(session: Session, rt, office, booking: Booking, actor: Actor, now: da
         action, trigger, target = "withdraw_for_user", "decline", lifecycle.DECLINED
     else:
         action, trigger, target = "cancel_for_user", "cancel", lifecycle.CANCELLED
+    _nothing_written_after_erasure(booking, note)
     changed = _move(session, booking, trigger, target, now)
     told = None
     if changed:
@@ -342,6 +343,13 @@ def mark_called(session: Session, office, booking: Booking, actor: Actor, now: d
     return Result(booking, "called", True)
 
 
+def _nothing_written_after_erasure(booking: Booking, text: str | None) -> None:
+    """Free text staff write about a booking (a note, a memo) is personal: once its details were erased (the
+    retention purge, or the user's データ削除) none is written back, not even encrypted; Refused('erased')."""
+    if booking.details_purged_at is not None and (text or "").strip():
+        raise Refused("erased", booking)
+
+
 def set_note(session: Session, rt, office, booking: Booking, actor: Actor, now: datetime, note: str,
              seen: str | None = None) -> Result:
     """The 職員メモ: replaced as a whole, stored encrypted (staff write personal things there).
@@ -356,9 +364,7 @@ def set_note(session: Session, rt, office, booking: Booking, actor: Actor, now: 
         raise Refused("note_unreadable", booking)
     if seen is not None and seen != personal.note_digest(current):
         raise Refused("note_changed", booking)
-    if booking.details_purged_at is not None and note.strip():
-        # The details were erased (retention, or the user's データ削除): nothing personal is written back.
-        raise Refused("erased", booking)
+    _nothing_written_after_erasure(booking, note)
     booking.staff_note, booking.updated_at = personal.seal_note(rt, note, NOTE_LIMIT), now
     audit.record(session, office.id, actor, "note", now, booking)
     return Result(booking, "note", True)
