@@ -16,7 +16,7 @@ from flask import current_app
 from flask.cli import AppGroup
 
 from bot.config import DEFAULT_OFFICES_DIR
-from bot.offices import Office, ProfileError, check_offices
+from bot.offices import NOTICE_DAYS, Office, ProfileError, check_offices
 from bot import render
 from bot.render import LANGUAGES, load_labels
 from bot.staff import handoff
@@ -148,7 +148,7 @@ def dialog_data(office: Office) -> dict[str, Any]:
         },
         "notice": {
             "kind": notice.kind,
-            "calendar_days": notice.calendar_days,
+            NOTICE_DAYS[notice.kind]: notice.days,
             "deadline": _hhmm(notice.deadline),
             "confirmed": notice.confirmed,
         },
@@ -182,7 +182,7 @@ def dialog_text(data: dict[str, Any]) -> str:
             sched, notice = step["schedule"], step["notice"]
             lines.append(f"{head}: weekdays {sched['weekdays']} at {', '.join(sched['starts'])}, "
                          f"{sched['duration_minutes']} min; notice {notice['kind']} "
-                         f"{notice['calendar_days']} day(s), {notice['deadline']}")
+                         f"{notice[NOTICE_DAYS[notice['kind']]]} day(s), {notice['deadline']}")
         else:
             lines.append(f"{head}: {', '.join(step['fields'])}")
             lines += [f"   - category {c['id']}: {c['text']}{' (sensitive)' if c['sensitive'] else ''}"
