@@ -18,7 +18,7 @@ from bot.clock import TOKYO
 from bot.config import DEFAULT_OFFICES_DIR
 from bot.models import Booking
 from bot.services import bookings, slots
-from tests.formflow import complete_form, form_link, quick_reply_data, valid_answers
+from tests.formflow import complete_form, form_link, hold_directly, quick_reply_data, valid_answers
 from tests.lineuser import LineUser
 from tests.staffkit import create_staff, csrf, login, run_worker, fast_password_hashing  # noqa: F401 (fixture)
 
@@ -178,3 +178,20 @@ def test_a_booking_of_the_new_office_end_to_end(make_app, tmp_path, fake_line):
     said = _texts(fake_line, user) + done.html
     for word in OTHER_OFFICES:
         assert word not in said, word
+
+
+def test_a_late_confirmation_is_not_said_to_be_allowed_by_terms_the_office_does_not_have(make_app, tmp_path):
+    """Past the deadline the booking page says confirming is still possible, without claiming the office's terms
+    say 「原則として」 (Sakata's and Otaru's do; this office's do not)."""
+    app = make_app(offices_dir=str(hakodate(tmp_path / "offices")))
+    rt, client = app.extensions["madoguchi"], app.test_client()
+    _, url = hold_directly(rt, "hakodate")
+    done = complete_form(client, url, valid_answers(rt.offices["hakodate"]))
+    reference = re.search(r"受付番号: ([A-Z0-9]{4}-[A-Z0-9]{4})", done.html).group(1)
+    rt.clock.freeze(datetime(2026, 12, 4, 10, 0, tzinfo=TOKYO))   # past Thursday 15:00, before Monday's session
+    create_staff(rt, office="hakodate")
+    assert login(client).status_code == 302
+    page = client.get(f"/staff/bookings/{reference}").get_data(as_text=True)
+    notice = page.split('id="late-confirm">', 1)[1].split("</p>", 1)[0]
+    assert "12/3(木) 15:00" in notice and "承認はできます" in notice
+    assert "規約" not in notice and "原則" not in notice
