@@ -215,6 +215,7 @@ class Office:
     retention: dict = field(default_factory=dict)
     staff_cards: dict = field(default_factory=dict)
     reminders: dict = field(default_factory=dict)
+    handoff: dict = field(default_factory=dict)   # staff wording after a decision (bot/staff/handoff.py)
     source_file: str = ""
     translations: dict = field(default_factory=dict, repr=False)  # language -> validated overlay
 
@@ -667,6 +668,21 @@ def _categories(value: Any, path: str) -> tuple[Category, ...]:
     return categories
 
 
+def _handoff(value: Any, path: str) -> dict[str, Any]:
+    """What staff do after a decision, in the office's words: `call_user_on_confirm` (the office phones the user
+    once a request is confirmed) and `invitation` (`label`, `how`: what staff send outside LINE before a session).
+    """
+    raw = _fields(value, path, (), ("call_user_on_confirm", "invitation"))
+    found: dict[str, Any] = {}
+    if "call_user_on_confirm" in raw:
+        found["call_user_on_confirm"] = _bool(raw["call_user_on_confirm"], _at(path, "call_user_on_confirm"))
+    if "invitation" in raw:
+        where = _at(path, "invitation")
+        invitation = _fields(raw["invitation"], where, (), ("label", "how"))
+        found["invitation"] = {key: _text(text, _at(where, key)) for key, text in invitation.items()}
+    return found
+
+
 def _notice(value: Any, path: str) -> NoticeRule:
     kind = value.get("kind") if isinstance(value, dict) else None
     if isinstance(kind, str) and kind not in NOTICE_KINDS:
@@ -845,7 +861,8 @@ _TOP_REQUIRED = (
     "checklist", "consent_summary", "notices", "after_request", "schedule", "booking", "cancellation",
     "no_show_minutes", "form_fields", "terms", "court",
 )
-_TOP_OPTIONAL = ("enabled", "categories", "documents_route", "retention", "staff_cards", "reminders", "translations")
+_TOP_OPTIONAL = ("enabled", "categories", "documents_route", "retention", "staff_cards", "reminders", "handoff",
+                 "translations")
 
 
 def _office(raw: Any, path: Path, terms_dir: Path) -> Office:
@@ -887,6 +904,7 @@ def _office(raw: Any, path: Path, terms_dir: Path) -> Office:
     read("retention", _settings(DEFAULT_RETENTION), dict(DEFAULT_RETENTION))
     read("staff_cards", _settings(DEFAULT_STAFF_CARDS), dict(DEFAULT_STAFF_CARDS))
     read("reminders", _settings(DEFAULT_REMINDERS), dict(DEFAULT_REMINDERS))
+    read("handoff", _handoff, {})
 
     office_id = values.get("id")
     if office_id and office_id != path.stem:
@@ -910,7 +928,8 @@ def _office(raw: Any, path: Path, terms_dir: Path) -> Office:
         cancellation=values["cancellation"], no_show_minutes=values["no_show_minutes"],
         form_fields=values["form_fields"], terms=values["terms"], court=values["court"],
         documents_route=values["documents_route"], categories=values["categories"], retention=values["retention"],
-        staff_cards=values["staff_cards"], reminders=values["reminders"], source_file=str(path),
+        staff_cards=values["staff_cards"], reminders=values["reminders"], handoff=values["handoff"],
+        source_file=str(path),
         translations=values.get("translations") or {},
     )
     if too_long := _length_problems(office):

@@ -195,3 +195,44 @@ def test_a_late_confirmation_is_not_said_to_be_allowed_by_terms_the_office_does_
     notice = page.split('id="late-confirm">', 1)[1].split("</p>", 1)[0]
     assert "12/3(木) 15:00" in notice and "承認はできます" in notice
     assert "規約" not in notice and "原則" not in notice
+
+
+HANDOFF = """\
+handoff:
+  call_user_on_confirm: true
+  invitation:
+    label: Webex招待URLの送付
+    how: 確定した日時のWebexの招待URLを、ご本人のメールアドレスあてにお送りください。
+"""
+
+
+def test_staff_wording_lives_in_the_profile_too(make_app, tmp_path):
+    """README step 3 for an office kept outside the project (OFFICES_DIR): the profile's `handoff` names what
+    staff send before the session and says the office phones the user, with nothing added to templates/."""
+    folder = hakodate(tmp_path / "offices")
+    with (folder / "hakodate.yaml").open("a", encoding="utf-8") as profile:
+        profile.write(HANDOFF)
+    app = make_app(offices_dir=str(folder))
+    rt, client = app.extensions["madoguchi"], app.test_client()
+    _, url = hold_directly(rt, "hakodate")
+    done = complete_form(client, url, valid_answers(rt.offices["hakodate"]))
+    reference = re.search(r"受付番号: ([A-Z0-9]{4}-[A-Z0-9]{4})", done.html).group(1)
+    create_staff(rt, office="hakodate")
+    assert login(client).status_code == 302
+    client.post(f"/staff/bookings/{reference}/confirm", data={"csrf_token": csrf(client)})
+    page = client.get(f"/staff/bookings/{reference}").get_data(as_text=True)
+    assert "Webex招待URLの送付" in page and "招待の送付" not in page.replace("Webex招待URLの送付", "")
+    queue = client.get("/staff/queue").get_data(as_text=True)
+    assert reference in queue.split("電話でのお知らせ（1件）")[1].split("Webex招待URLの送付")[0]
+
+
+def test_staff_wording_mistakes_in_the_profile_are_named(tmp_path):
+    for n, (mistake, named) in enumerate((
+            (("call_user_on_confirm: true", "call_user_on_confirm: 'yes'"),
+             "hakodate.yaml: handoff.call_user_on_confirm: must be true or false"),
+            (("    how:", "    howto:"),
+             "hakodate.yaml: handoff.invitation.howto: unknown field (allowed: label, how)"))):
+        folder = hakodate(tmp_path / f"offices{n}")
+        with (folder / "hakodate.yaml").open("a", encoding="utf-8") as profile:
+            profile.write(HANDOFF.replace(*mistake))
+        assert named in _check(folder).output
