@@ -10,6 +10,7 @@ import shutil
 from datetime import datetime
 from pathlib import Path
 
+import pytest
 from flask import Flask
 from sqlalchemy import select
 
@@ -236,3 +237,51 @@ def test_staff_wording_mistakes_in_the_profile_are_named(tmp_path):
         with (folder / "hakodate.yaml").open("a", encoding="utf-8") as profile:
             profile.write(HANDOFF.replace(*mistake))
         assert named in _check(folder).output
+
+
+JOIN = {"ja": "・WebexのURLは、{% if booking.timing.session_day %}開始時刻までに{% else %}前日までに{% endif %}メールでお送りします。\n",
+        "easy": "・Webexの URLは、メールで おくります。\n",
+        "en": "・We send the Webex link by e-mail.\n"}
+
+
+def _join_wording(folder: Path, languages=("ja", "easy", "en"), wording=JOIN) -> None:
+    """README step 4 beside the profiles: `<OFFICES_DIR>/messages/<language>/invitation_<id>.j2`."""
+    for language in languages:
+        (folder / "messages" / language).mkdir(parents=True, exist_ok=True)
+        (folder / "messages" / language / "invitation_hakodate.j2").write_text(wording[language], encoding="utf-8")
+
+
+def test_join_wording_lives_beside_the_profile_too(make_app, tmp_path, fake_line):
+    """How the user joins, kept beside the profile: the confirmation says it, with nothing added to templates/."""
+    folder = hakodate(tmp_path / "offices")
+    _join_wording(folder)
+    assert "invitation_hakodate" not in _check(folder).output   # found in every language
+    app = make_app(offices_dir=str(folder))
+    rt, client = app.extensions["madoguchi"], app.test_client()
+    user = LineUser(client, "hakodate", channel_secret=rt.config.channel_secret("hakodate"), fake=fake_line,
+                    clock=rt.clock)
+    _, url = hold_directly(rt, "hakodate", user_id=user.user_id)
+    done = complete_form(client, url, valid_answers(rt.offices["hakodate"]))
+    reference = re.search(r"受付番号: ([A-Z0-9]{4}-[A-Z0-9]{4})", done.html).group(1)
+    create_staff(rt, office="hakodate")
+    assert login(client).status_code == 302
+    client.post(f"/staff/bookings/{reference}/confirm", data={"csrf_token": csrf(client)})
+    run_worker(rt)
+    confirmed = _texts(fake_line, user)
+    assert "・WebexのURLは、前日までにメールでお送りします。" in confirmed
+    assert "別途お知らせします" not in confirmed   # not the generic invitation_default.j2
+
+
+def test_join_wording_beside_the_profile_is_checked(make_app, tmp_path):
+    """A language left out is named by `offices check`; a mistake stops the start, naming the file and line."""
+    from bot.config import ConfigError
+
+    folder = hakodate(tmp_path / "offices")
+    _join_wording(folder, languages=("ja", "easy"))
+    assert (f"{folder}/messages/en/invitation_hakodate.j2: missing: ja has invitation_hakodate.j2"
+            in _check(folder).output)
+    _join_wording(folder, languages=("en",), wording={"en": "・The link: {{ office.webex_url }}\n"})
+    with pytest.raises(ConfigError) as refused:
+        make_app(offices_dir=str(folder))
+    assert (f"{folder}/messages/en/invitation_hakodate.j2: line 1: UndefinedError: 'bot.offices.Office object' "
+            "has no attribute 'webex_url'") in str(refused.value)
