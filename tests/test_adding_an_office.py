@@ -153,6 +153,7 @@ def test_a_booking_of_the_new_office_end_to_end(make_app, tmp_path, fake_line):
     assert login(client).status_code == 302
     queue = client.get("/staff/queue").get_data(as_text=True)
     assert reference in queue and "締切 12/7(月) 15:00" in queue
+    assert "電話でのお知らせ" not in queue   # Sakata's rule (the office phones the date), not this office's
     client.post(f"/staff/bookings/{reference}/confirm", data={"csrf_token": csrf(client)})
     before = len(fake_line.texts_to(user.user_id))
     run_worker(rt)

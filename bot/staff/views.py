@@ -338,7 +338,8 @@ def queue():
             Booking, Booking.id == StaffNotice.booking_id).where(StaffNotice.office_id == office.id)
             .order_by(StaffNotice.created_at.desc(), StaffNotice.id.desc()).limit(50)).all()
         return render_template("staff/queue.html", undecided=undecided, calls=calls, invitations=invitations,
-                               attendance=attendance, notices=notices, now=now,
+                               call_task=handoff.call_user_on_confirm(office), attendance=attendance,
+                               notices=notices, now=now,
                                deadlines={b.id: notify.deadline_view(office, b, now) for b in undecided})
 
 
