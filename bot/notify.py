@@ -88,9 +88,9 @@ def cards(rt, session: Session, office, kind: str, booking_id: int, now: datetim
         "office": office, "kind": kind, "booking": booking_view(booking),
         "dashboard_url": dashboard_url(rt, booking), "buttons": buttons,
         "deadline": deadline_view(office, booking, now) if "confirm" in CARD_BUTTONS.get(kind, ()) else None,
-        "invitation": handoff.invitation_task(office.id),
+        "invitation": handoff.invitation_task(office),
         "decline_label": handoff.decline_reasons("ja")[handoff.default_reason()]["label"],
-        "call_task": handoff.call_user_on_confirm(office.id), "statuses": staff_statuses(),
+        "call_task": handoff.call_user_on_confirm(office), "statuses": staff_statuses(),
     })
     log.info("staff card office=%s kind=%s booking=%s", office.id, kind, booking.id)
     return outbox.add(session, office=office.id, kind="push", recipient=group_id, messages=messages, now=now,
@@ -139,8 +139,8 @@ def postback(rt, session: Session, office, event, now: datetime) -> list[int]:
     return _reply_in_group(session, rt, office, event, group_id, now, booking, outcome=outcome, action=action,
                            reference=reference, booking=booking_view(booking) if booking else None,
                            dashboard_url=dashboard_url(rt, booking) if booking else None, late=late,
-                           call_task=handoff.call_user_on_confirm(office.id), told=told,
-                           invitation=handoff.invitation_task(office.id))
+                           call_task=handoff.call_user_on_confirm(office), told=told,
+                           invitation=handoff.invitation_task(office))
 
 
 def _parse(data: str) -> dict[str, str] | None:

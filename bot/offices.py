@@ -37,7 +37,8 @@ OFFICE_ID_MAX = 32   # every table keeps the office id in a String(32) column
 TERMS_SUMMARY_MAX = 500
 ITEM_ID = re.compile(r"^[a-z][a-z0-9_]*$")
 ANSWERS = ("yes", "no", "unsure")
-NOTICE_KINDS = ("business_day_before",)
+NOTICE_KINDS = ("business_day_before", "business_days_before")
+NOTICE_DAYS = {"business_day_before": "calendar_days", "business_days_before": "business_days"}   # kind -> its key
 CANCEL_ROUTES = ("phone", "email")
 FORM_FIELDS = (
     "name", "name_kana", "seeker_number", "birth_date", "phone", "category", "consultation",
@@ -122,11 +123,20 @@ class NoticeRule:
     kind "business_day_before": deadline at `deadline` on the last business day on or before
     (session date - calendar_days). Sakata: calendar_days=3 → Friday 17:00 for a Monday.
     Otaru: calendar_days=1 → previous business day 17:00.
+    kind "business_days_before": deadline at `deadline` on the business day `business_days` business days
+    before the session date ("two business days before": business_days=2 → Thursday for a Monday, Wednesday
+    when Thursday or Friday is a holiday).
     """
     kind: str
     calendar_days: int
     deadline: time
     confirmed: bool = False
+    business_days: int = 0
+
+    @property
+    def days(self) -> int:
+        """The kind's count of days (calendar or business): 0 is the session's own day."""
+        return self.business_days if self.kind == "business_days_before" else self.calendar_days
 
 
 @dataclass(frozen=True)
@@ -205,6 +215,7 @@ class Office:
     retention: dict = field(default_factory=dict)
     staff_cards: dict = field(default_factory=dict)
     reminders: dict = field(default_factory=dict)
+    handoff: dict = field(default_factory=dict)   # staff wording after a decision (bot/staff/handoff.py)
     source_file: str = ""
     translations: dict = field(default_factory=dict, repr=False)  # language -> validated overlay
 
@@ -302,7 +313,8 @@ def office_warnings(office: Office) -> list[str]:
             if not redirect.phone.confirmed:
                 found.append((f"eligibility[{i}].redirects[{j}].phone", _contact_hint(redirect.phone)))
     if not office.booking.notice.confirmed:
-        found.append(("booking.notice", "how the booking deadline is read (kind, calendar_days, deadline)"))
+        found.append(("booking.notice", "how the booking deadline is read (kind, "
+                      f"{NOTICE_DAYS[office.booking.notice.kind]}, deadline)"))
     if not office.cancellation.confirmed:
         found.append(("cancellation", "how and until when users may cancel"))
     lines = [f"{file}: {where}: {UNCONFIRMED}: {hint}" for where, hint in found]
@@ -656,14 +668,33 @@ def _categories(value: Any, path: str) -> tuple[Category, ...]:
     return categories
 
 
+def _handoff(value: Any, path: str) -> dict[str, Any]:
+    """What staff do after a decision, in the office's words: `call_user_on_confirm` (the office phones the user
+    once a request is confirmed) and `invitation` (`label`, `how`: what staff send outside LINE before a session).
+    """
+    raw = _fields(value, path, (), ("call_user_on_confirm", "invitation"))
+    found: dict[str, Any] = {}
+    if "call_user_on_confirm" in raw:
+        found["call_user_on_confirm"] = _bool(raw["call_user_on_confirm"], _at(path, "call_user_on_confirm"))
+    if "invitation" in raw:
+        where = _at(path, "invitation")
+        invitation = _fields(raw["invitation"], where, (), ("label", "how"))
+        found["invitation"] = {key: _text(text, _at(where, key)) for key, text in invitation.items()}
+    return found
+
+
 def _notice(value: Any, path: str) -> NoticeRule:
-    raw = _fields(value, path, ("kind", "calendar_days", "deadline"), ("confirmed",))
-    kind = _text(raw["kind"], _at(path, "kind"))
-    if kind not in NOTICE_KINDS:
+    kind = value.get("kind") if isinstance(value, dict) else None
+    if isinstance(kind, str) and kind not in NOTICE_KINDS:
         raise _Invalid(_at(path, "kind"), f"unknown kind {kind!r} (known: {', '.join(NOTICE_KINDS)})")
+    days = NOTICE_DAYS.get(kind, "calendar_days")   # each kind counts its days under its own key
+    raw = _fields(value, path, ("kind", days, "deadline"), ("confirmed",))
+    kind = _text(raw["kind"], _at(path, "kind"))
+    count = _int(raw[days], _at(path, days), 0 if days == "calendar_days" else 1, 60)
     return NoticeRule(
         kind=kind,
-        calendar_days=_int(raw["calendar_days"], _at(path, "calendar_days"), 0, 60),
+        calendar_days=count if days == "calendar_days" else 0,
+        business_days=count if days == "business_days" else 0,
         deadline=_time(raw["deadline"], _at(path, "deadline")),
         confirmed=_bool(raw.get("confirmed", False), _at(path, "confirmed")),
     )
@@ -713,9 +744,12 @@ def _booking(value: Any, path: str) -> Booking:
     raw = _fields(value, path, ("notice",), ("window_weeks", "hold_minutes", "usage_limit_note", "max_open_per_user"))
     notice = _notice(raw["notice"], _at(path, "notice"))
     window_weeks = _int(raw.get("window_weeks", 8), _at(path, "window_weeks"), 1, 52)
-    if notice.calendar_days > 7 * window_weeks:  # even the window's last day would be past its deadline today
+    # Even the window's last day would be past its deadline today (a week has at most 5 business days).
+    key = NOTICE_DAYS[notice.kind]
+    if notice.days > (5 if key == "business_days" else 7) * window_weeks:
         window = f"{_at(path, 'window_weeks')}: {window_weeks} weeks, {7 * window_weeks} days"
-        raise _Invalid(_at(_at(path, "notice"), "calendar_days"), f"{notice.calendar_days} days' notice is longer "
+        unit = "business days'" if key == "business_days" else "days'"
+        raise _Invalid(_at(_at(path, "notice"), key), f"{notice.days} {unit} notice is longer "
                        f"than the booking window ({window}): no slot could ever be booked")
     return Booking(
         notice=notice,
@@ -827,7 +861,8 @@ _TOP_REQUIRED = (
     "checklist", "consent_summary", "notices", "after_request", "schedule", "booking", "cancellation",
     "no_show_minutes", "form_fields", "terms", "court",
 )
-_TOP_OPTIONAL = ("enabled", "categories", "documents_route", "retention", "staff_cards", "reminders", "translations")
+_TOP_OPTIONAL = ("enabled", "categories", "documents_route", "retention", "staff_cards", "reminders", "handoff",
+                 "translations")
 
 
 def _office(raw: Any, path: Path, terms_dir: Path) -> Office:
@@ -869,6 +904,7 @@ def _office(raw: Any, path: Path, terms_dir: Path) -> Office:
     read("retention", _settings(DEFAULT_RETENTION), dict(DEFAULT_RETENTION))
     read("staff_cards", _settings(DEFAULT_STAFF_CARDS), dict(DEFAULT_STAFF_CARDS))
     read("reminders", _settings(DEFAULT_REMINDERS), dict(DEFAULT_REMINDERS))
+    read("handoff", _handoff, {})
 
     office_id = values.get("id")
     if office_id and office_id != path.stem:
@@ -892,7 +928,8 @@ def _office(raw: Any, path: Path, terms_dir: Path) -> Office:
         cancellation=values["cancellation"], no_show_minutes=values["no_show_minutes"],
         form_fields=values["form_fields"], terms=values["terms"], court=values["court"],
         documents_route=values["documents_route"], categories=values["categories"], retention=values["retention"],
-        staff_cards=values["staff_cards"], reminders=values["reminders"], source_file=str(path),
+        staff_cards=values["staff_cards"], reminders=values["reminders"], handoff=values["handoff"],
+        source_file=str(path),
         translations=values.get("translations") or {},
     )
     if too_long := _length_problems(office):
@@ -958,7 +995,7 @@ def _same_day_deadline_problems(booking: Booking | None, schedule: Schedule | No
     """Booking until `deadline` on the session's own day (calendar_days: 0): a session starting before that time
     would have its booking deadline after its start, and the chat and staff would be told a deadline that means
     nothing."""
-    if not booking or not schedule or booking.notice.calendar_days != 0:
+    if not booking or not schedule or booking.notice.days != 0:
         return []
     early = [start for start in schedule.starts if start < booking.notice.deadline]
     if not early:

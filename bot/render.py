@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from datetime import date, datetime
 from functools import lru_cache
@@ -9,7 +10,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 import yaml
-from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from jinja2 import BaseLoader, ChoiceLoader, Environment, FileSystemLoader, StrictUndefined, TemplateNotFound
 
 from bot.clock import TOKYO
 from bot.offices import ChecklistItem, Office, Question
@@ -69,10 +70,40 @@ def session_length(schedule, language: str = "ja") -> str:
     return load_labels(language)[key].format(minutes=schedule.duration_minutes)
 
 
+# An office's own wording of how to join, kept beside its profile (README "Adding an office", step 4), is named
+# `office:<profiles folder>/messages/<language>/invitation_<id>.j2` in the templates' include lists.
+_BESIDE_PROFILES = re.compile(r"^office:(?P<path>.+/messages/(ja|easy|en)/invitation_[a-z][a-z0-9_]*\.j2)$")
+
+
+def own_invitation_file(office: Office, language: str) -> Path | None:
+    """Where `office`'s own join wording in `language` sits beside its profile (the file may not exist)."""
+    if not office.source_file:
+        return None
+    return Path(office.source_file).parent / "messages" / language / f"invitation_{office.id}.j2"
+
+
+def _own_invitation(office: Office, language: str) -> str:
+    """The template name of `office`'s join wording beside its profile (looked for before templates/messages/)."""
+    path = own_invitation_file(office, language)
+    return f"office:{path}" if path else "office:"
+
+
+class _BesideProfiles(BaseLoader):
+    """Serves only an office's join wording beside its profile; any other name is not found here."""
+
+    def get_source(self, environment: Environment, template: str):  # type: ignore[override]
+        match = _BESIDE_PROFILES.match(template)
+        path = Path(match["path"]) if match else None
+        if path is None or not path.is_file():
+            raise TemplateNotFound(template)
+        mtime = path.stat().st_mtime
+        return path.read_text(encoding="utf-8"), str(path), lambda: path.is_file() and path.stat().st_mtime == mtime
+
+
 @lru_cache(maxsize=1)
 def environment() -> Environment:
     env = Environment(
-        loader=FileSystemLoader(str(TEMPLATES_DIR)),
+        loader=ChoiceLoader([_BesideProfiles(), FileSystemLoader(str(TEMPLATES_DIR))]),
         undefined=StrictUndefined,
         autoescape=False,
         keep_trailing_newline=False,
@@ -83,6 +114,7 @@ def environment() -> Environment:
     env.filters["slot"] = _slot
     env.filters["local_date"] = local_date
     env.filters["session_length"] = session_length
+    env.filters["own_invitation"] = _own_invitation
     env.filters["tojson"] = lambda v: json.dumps(v, ensure_ascii=False)
     return env
 
@@ -220,8 +252,13 @@ def office_wording_problems(offices: Mapping[str, Office]) -> list[str]:
     problems: list[str] = []
     for office in offices.values():
         for language in LANGUAGES:
+            own = own_invitation_file(office, language)
             name = f"messages/{language}/invitation_{office.id}.j2"
-            if not (TEMPLATES_DIR / name).is_file():
+            if own is not None and own.is_file():   # beside the profile: the one used
+                name, shown = _own_invitation(office, language), str(own)
+            elif (TEMPLATES_DIR / name).is_file():
+                shown = f"templates/{name}"
+            else:
                 continue
             try:
                 for template in OFFICE_WORDING_MESSAGES:
@@ -232,7 +269,7 @@ def office_wording_problems(offices: Mapping[str, Office]) -> list[str]:
                             "office": office, "booking": booking, "public_base_url": "https://madoguchi.invalid",
                             "terms_url": f"https://madoguchi.invalid/terms/{office.id}"})
             except Exception as exc:  # noqa: BLE001 (any mistake in the office's file is named, not raised)
-                problems.append(f"templates/{name}: {_where(exc, name)}{type(exc).__name__}: {exc}")
+                problems.append(f"{shown}: {_where(exc, name)}{type(exc).__name__}: {exc}")
     return problems
 
 
@@ -242,6 +279,7 @@ def _where(exc: BaseException, name: str) -> str:
     if line is None:
         import traceback
 
-        lines = [frame.lineno for frame in traceback.extract_tb(exc.__traceback__) if frame.filename.endswith(name)]
+        file = name.removeprefix("office:")   # beside the profile: the frames name the file itself
+        lines = [frame.lineno for frame in traceback.extract_tb(exc.__traceback__) if frame.filename.endswith(file)]
         line = lines[-1] if lines else None
     return f"line {line}: " if line else ""

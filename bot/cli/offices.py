@@ -16,7 +16,7 @@ from flask import current_app
 from flask.cli import AppGroup
 
 from bot.config import DEFAULT_OFFICES_DIR
-from bot.offices import Office, ProfileError, check_offices
+from bot.offices import NOTICE_DAYS, Office, ProfileError, check_offices
 from bot import render
 from bot.render import LANGUAGES, load_labels
 from bot.staff import handoff
@@ -49,32 +49,38 @@ def _load(ctx: click.Context) -> tuple[dict[str, Office], list[str]]:
 def check_command(ctx: click.Context) -> None:
     """Validate every office profile (errors name the file and field; warnings list values to confirm)."""
     offices, warnings = _load(ctx)
-    warnings = [*warnings, *wording_warnings(set(offices))]
+    warnings = [*warnings, *wording_warnings(set(offices), offices_dir())]
     for warning in warnings:
         click.echo(f"warning: {warning}")
     click.echo(f"{len(offices)} office profile(s) OK ({', '.join(offices)}); {len(warnings)} warning(s)")
 
 
-def wording_warnings(office_ids: set[str]) -> list[str]:
+def wording_warnings(office_ids: set[str], directory: Path | None = None) -> list[str]:
     """Office wording kept outside the profiles, found by office id, that would silently not be used: a
     handoff.yaml entry or an invitation_<id>.j2 naming no office, or an office's invitation_<id>.j2 missing in
-    a language (that language shows the generic invitation_default.j2)."""
+    a language (that language shows the generic invitation_default.j2). The join wording may sit beside the
+    profiles in `directory` (`messages/<language>/`) or in templates/messages/<language>/."""
     found = [f"templates/staff/handoff.yaml: {office_id}: no office profile has this id; its settings are not used"
              for office_id in handoff.office_ids() if office_id not in office_ids]
-    have: dict[str, list[str]] = {}
-    for language in LANGUAGES:
-        for path in sorted((render.TEMPLATES_DIR / "messages" / language).glob("invitation_*.j2")):
-            have.setdefault(path.stem.removeprefix("invitation_"), []).append(language)
-    for office_id, languages in sorted(have.items()):
+    have: dict[str, dict[str, str]] = {}   # office id -> language -> the file, as named in a warning
+    folders = [("templates/messages", render.TEMPLATES_DIR / "messages")]
+    if directory is not None:   # looked for there first, as the templates' include lists do
+        folders.insert(0, (f"{directory}/messages", directory / "messages"))
+    for shown, folder in reversed(folders):
+        for language in LANGUAGES:
+            for path in sorted((folder / language).glob("invitation_*.j2")):
+                have.setdefault(path.stem.removeprefix("invitation_"), {})[language] = f"{shown}/{language}/{path.name}"
+    for office_id, files in sorted(have.items()):
         if office_id == "default":
             continue
         if office_id not in office_ids:
-            found += [f"templates/messages/{language}/invitation_{office_id}.j2: no office profile has the id "
-                      f"{office_id}; it is not used" for language in languages]
+            found += [f"{file}: no office profile has the id {office_id}; it is not used" for file in files.values()]
             continue
-        found += [f"templates/messages/{language}/invitation_{office_id}.j2: missing: {languages[0]} has "
+        first, where = next(iter(files.items()))   # the missing one belongs beside it
+        folder = where.rsplit("/", 2)[0]
+        found += [f"{folder}/{language}/invitation_{office_id}.j2: missing: {first} has "
                   f"invitation_{office_id}.j2; this language shows the generic invitation_default.j2"
-                  for language in LANGUAGES if language not in languages]
+                  for language in LANGUAGES if language not in files]
     return found
 
 
@@ -148,7 +154,7 @@ def dialog_data(office: Office) -> dict[str, Any]:
         },
         "notice": {
             "kind": notice.kind,
-            "calendar_days": notice.calendar_days,
+            NOTICE_DAYS[notice.kind]: notice.days,
             "deadline": _hhmm(notice.deadline),
             "confirmed": notice.confirmed,
         },
@@ -182,7 +188,7 @@ def dialog_text(data: dict[str, Any]) -> str:
             sched, notice = step["schedule"], step["notice"]
             lines.append(f"{head}: weekdays {sched['weekdays']} at {', '.join(sched['starts'])}, "
                          f"{sched['duration_minutes']} min; notice {notice['kind']} "
-                         f"{notice['calendar_days']} day(s), {notice['deadline']}")
+                         f"{notice[NOTICE_DAYS[notice['kind']]]} day(s), {notice['deadline']}")
         else:
             lines.append(f"{head}: {', '.join(step['fields'])}")
             lines += [f"   - category {c['id']}: {c['text']}{' (sensitive)' if c['sensitive'] else ''}"

@@ -149,17 +149,33 @@ def _deadline_day(session_day: date, calendar_days: int, closures: tuple[date, .
     return last_business_day_on_or_before(session_day - timedelta(days=calendar_days), closures)
 
 
+@lru_cache(maxsize=4096)
+def _business_days_back(session_day: date, business_days: int, closures: tuple[date, ...]) -> date:
+    """The business day `business_days` business days before `session_day` (the session day not counted)."""
+    day = session_day
+    for _ in range(business_days):
+        day = last_business_day_on_or_before(day - timedelta(days=1), closures)
+    return day
+
+
 def booking_deadline(office: Office, slot_start: datetime) -> datetime:
     """The last moment a request for the slot starting at `slot_start` is accepted.
 
     "business_day_before": `notice.deadline` o'clock on the last business day on or before the session date
     minus `calendar_days` (Sakata, 3: Friday for a Monday, Thursday when Friday is a holiday; Otaru, 1: the
     previous business day).
+
+    "business_days_before": `notice.deadline` o'clock `business_days` business days before the session date
+    (two business days before, 2: Thursday for a Monday).
     """
     notice = office.booking.notice
-    if notice.kind != "business_day_before":
+    session_day, closures = _aware(slot_start).date(), tuple(office.schedule.closures)
+    if notice.kind == "business_day_before":
+        day = _deadline_day(session_day, notice.calendar_days, closures)
+    elif notice.kind == "business_days_before":
+        day = _business_days_back(session_day, notice.business_days, closures)
+    else:
         raise ValueError(f"office {office.id}: unknown notice rule kind {notice.kind!r}")
-    day = _deadline_day(_aware(slot_start).date(), notice.calendar_days, tuple(office.schedule.closures))
     return datetime.combine(day, notice.deadline, tzinfo=TOKYO)
 
 

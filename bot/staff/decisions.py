@@ -130,7 +130,7 @@ def confirm(session: Session, rt, office, booking: Booking, actor: Actor, now: d
     late = changed and slotsvc.deadline_passed(office, booking.slot_start, now)
     told = None
     if changed:
-        if handoff.call_user_on_confirm(office.id):
+        if handoff.call_user_on_confirm(office):
             handoff_of(session, booking, now).call_needed = True
         detail = {"after_deadline": True} if late else {}
         audit.record(session, office.id, actor, "confirm", now, booking, **detail)
@@ -203,7 +203,7 @@ def answer_proposal(session: Session, rt, office, conv: Conversation, reference:
     actor = Actor(label="user")
     if accept:
         _move(session, booking, "confirm", lifecycle.CONFIRMED, now)
-        if handoff.call_user_on_confirm(office.id):
+        if handoff.call_user_on_confirm(office):
             handoff_of(session, booking, now).call_needed = True
         audit.record(session, office.id, actor, "accept_proposal", now, booking)
         rt.notify_staff(session, office, "proposal_accepted", booking.id, now)

@@ -54,16 +54,23 @@ def office_ids() -> list[str]:
     return [key for key in _settings() if key != "_default"]
 
 
-def call_user_on_confirm(office_id: str) -> bool:
-    """Does this office phone the user with the date once a request is confirmed?"""
-    return bool((_settings().get(office_id) or {}).get("call_user_on_confirm", False))
+def call_user_on_confirm(office) -> bool:
+    """Does this office phone the user with the date once a request is confirmed? (The profile's `handoff`,
+    else handoff.yaml's entry.)"""
+    if "call_user_on_confirm" in office.handoff:
+        return office.handoff["call_user_on_confirm"]
+    return bool((_settings().get(office.id) or {}).get("call_user_on_confirm", False))
 
 
-def invitation_task(office_id: str) -> dict[str, str]:
-    """What the office sends outside LINE before a session, as staff name it: {label, how} (the file's
-    `_default` for an office it does not list)."""
+def invitation_task(office) -> dict[str, str]:
+    """What the office sends outside LINE before a session, as staff name it: {label, how}: the profile's
+    `handoff.invitation`, else handoff.yaml's entry, else the file's `_default` (also for no office: one this
+    deployment no longer serves)."""
     default = (_settings().get("_default") or {}).get("invitation") or {}
-    return {**default, **((_settings().get(office_id) or {}).get("invitation") or {})}
+    if office is None:
+        return dict(default)
+    return {**default, **((_settings().get(office.id) or {}).get("invitation") or {}),
+            **office.handoff.get("invitation", {})}
 
 
 @lru_cache(maxsize=None)

@@ -97,9 +97,9 @@ def _csrf_ok() -> bool:
 
 @bp.context_processor
 def _template_globals():
-    return {"csrf_token": csrf_token, "who": g.get("who"), "labels": export.labels(),
-            "office": _rt().offices.get(g.who.office_id) if g.get("who") else None,
-            "invitation": handoff.invitation_task(g.who.office_id) if g.get("who") else None,
+    office = _rt().offices.get(g.who.office_id) if g.get("who") else None
+    return {"csrf_token": csrf_token, "who": g.get("who"), "labels": export.labels(), "office": office,
+            "invitation": handoff.invitation_task(office) if g.get("who") else None,
             "relative_day": _relative_day, "session_limits": _SESSION_LIMITS, "session_timer": _session_timer}
 
 
@@ -338,7 +338,8 @@ def queue():
             Booking, Booking.id == StaffNotice.booking_id).where(StaffNotice.office_id == office.id)
             .order_by(StaffNotice.created_at.desc(), StaffNotice.id.desc()).limit(50)).all()
         return render_template("staff/queue.html", undecided=undecided, calls=calls, invitations=invitations,
-                               attendance=attendance, notices=notices, now=now,
+                               call_task=handoff.call_user_on_confirm(office), attendance=attendance,
+                               notices=notices, now=now,
                                deadlines={b.id: notify.deadline_view(office, b, now) for b in undecided})
 
 
