@@ -75,12 +75,12 @@ class Statement:
     # session holds is written, as the ORM's autoflush would (a read sees it; a write comes after it).
     def scalar(self, session: Session, params: dict[str, Any]) -> Any:
         """The first column of the first row, None without one."""
-        found = self.rows(_flushed(session), params)
+        found = self.rows(flushed(session), params)
         return found[0][0] if found else None
 
     def execute(self, session: Session, params: dict[str, Any]) -> int:
         """A statement returning nothing; how many rows it touched."""
-        return self.rowcount(_flushed(session), params)
+        return self.rowcount(flushed(session), params)
 
 
 def _processed(compiled: _Compiled, found: list[tuple]) -> list[tuple]:
@@ -196,7 +196,8 @@ def batch(conn: Connection) -> Iterator[Batch]:
     current._close(answered=True)
 
 
-def _flushed(session: Session) -> Connection:
+def flushed(session: Session) -> Connection:
+    """The session's connection, after writing what the session holds (as the ORM's autoflush before a read)."""
     if session.autoflush and (session.new or session.dirty or session.deleted):
         session.flush()
     return session.connection()

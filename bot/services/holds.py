@@ -5,11 +5,12 @@ import secrets
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, select, text
+from sqlalchemy import bindparam, delete, func, or_, select, text
 from sqlalchemy.orm import Session
 
 from bot.clock import TOKYO
 from bot.models import Booking, Conversation, SlotBlock, SlotHold
+from bot.rawsql import Statement, batch, flushed
 from bot.services import calendar, lifecycle
 from bot.services import slots as slotsvc
 from bot.services.slot_text import parse_slot_text
@@ -25,30 +26,56 @@ def lock_slot(session: Session, office_id: str, start: datetime) -> None:
                         {"k": f"{office_id}|{start.isoformat()}"})
 
 
+# What is free to show, as compiled statements (`bot.rawsql`) sent together: a slot list is shown on every
+# step of picking one, and through the ORM these three cost more than the rest of such a step.
+_slot_start_type = Booking.__table__.c.slot_start.type
+_BOOKED = Statement(
+    select(Booking.slot_start, func.count())
+    .where(Booking.office_id == bindparam("office_id"), or_(*(Booking.status == s for s in ACTIVE_STATUSES)),
+           Booking.slot_start >= bindparam("now", type_=_slot_start_type))
+    .group_by(Booking.slot_start))
+
+
+def _held(excluding: bool) -> Statement:
+    query = select(SlotHold.slot_start, func.count()).where(
+        SlotHold.office_id == bindparam("office_id"),
+        SlotHold.expires_at > bindparam("now", type_=SlotHold.__table__.c.expires_at.type))
+    if excluding:
+        query = query.where(SlotHold.conversation_id != bindparam("conversation_id"))
+    return Statement(query.group_by(SlotHold.slot_start))
+
+
+_HELD = {False: _held(False), True: _held(True)}
+_BLOCKS = Statement(select(SlotBlock.slot_start, SlotBlock.day).where(SlotBlock.office_id == bindparam("office_id"),
+                                                                       SlotBlock.day >= bindparam("day")))
+
+
+def seats(session: Session, office_id: str, now: datetime, exclude_conversation: int | None = None
+          ) -> tuple[dict[datetime, int], set[datetime], set[date]]:
+    """`taken_counts` and `blocks` at once (one exchange with PostgreSQL)."""
+    params = {"office_id": office_id, "now": now}
+    held_params = params if exclude_conversation is None else {**params, "conversation_id": exclude_conversation}
+    with batch(flushed(session)) as statements:
+        booked = statements.add(_BOOKED, params)
+        held = statements.add(_HELD[exclude_conversation is not None], held_params)
+        blocked = statements.add(_BLOCKS, {"office_id": office_id, "day": now.date().isoformat()})
+    counts: dict[datetime, int] = {}
+    for start, n in (*booked.rows(), *held.rows()):
+        counts[start] = counts.get(start, 0) + n
+    rows = blocked.rows()
+    return (counts, {start for start, _ in rows if start is not None},
+            {date.fromisoformat(day) for start, day in rows if start is None})
+
+
 def taken_counts(session: Session, office_id: str, now: datetime,
                  exclude_conversation: int | None = None) -> dict[datetime, int]:
     """Active requests/bookings and live holds per slot start, from now on."""
-    counts: dict[datetime, int] = {}
-    booked = session.execute(
-        select(Booking.slot_start, func.count()).where(
-            Booking.office_id == office_id, Booking.status.in_(ACTIVE_STATUSES), Booking.slot_start >= now
-        ).group_by(Booking.slot_start))
-    for start, n in booked:
-        counts[start] = counts.get(start, 0) + n
-    held_q = select(SlotHold.slot_start, func.count()).where(
-        SlotHold.office_id == office_id, SlotHold.expires_at > now)
-    if exclude_conversation is not None:
-        held_q = held_q.where(SlotHold.conversation_id != exclude_conversation)
-    for start, n in session.execute(held_q.group_by(SlotHold.slot_start)):
-        counts[start] = counts.get(start, 0) + n
-    return counts
+    return seats(session, office_id, now, exclude_conversation)[0]
 
 
 def blocks(session: Session, office_id: str, now: datetime) -> tuple[set[datetime], set[date]]:
-    rows = session.scalars(select(SlotBlock).where(SlotBlock.office_id == office_id,
-                                                   SlotBlock.day >= now.date().isoformat())).all()
-    slot_blocks = {r.slot_start for r in rows if r.slot_start is not None}
-    day_blocks = {date.fromisoformat(r.day) for r in rows if r.slot_start is None}
+    """The slots and whole days staff took out of online booking, from today on."""
+    _, slot_blocks, day_blocks = seats(session, office_id, now)
     return slot_blocks, day_blocks
 
 
@@ -59,8 +86,8 @@ def week_page(session: Session, office, now: datetime, index: int, page: int = 0
     `page` counts from 0; one past the last (or -1) is the week's last page. Moving on from the last page
     goes to the next week's first, back from the first to the previous week's last.
     """
-    blocked, blocked_days = blocks(session, office.id, now)
-    view = slotsvc.week_view(office, now, index, taken_counts(session, office.id, now), blocked, blocked_days)
+    taken, blocked, blocked_days = seats(session, office.id, now)
+    view = slotsvc.week_view(office, now, index, taken, blocked, blocked_days)
     pages = view.pages()
     page = page if 0 <= page < len(pages) else len(pages) - 1
     shown = pages[page]
@@ -108,8 +135,7 @@ def hold(session: Session, rt, office, conv: Conversation, start_iso: str, now: 
     existing = session.scalar(select(SlotHold).where(SlotHold.conversation_id == conv.id))
     if existing is not None and existing.slot_start == start and existing.expires_at > now:
         return _held_dict(rt, office, conv, existing)
-    taken = taken_counts(session, office.id, now, exclude_conversation=conv.id)
-    blocked, blocked_days = blocks(session, office.id, now)
+    taken, blocked, blocked_days = seats(session, office.id, now, exclude_conversation=conv.id)
     reason = slotsvc.is_bookable(office, now, start, taken, blocked, blocked_days)
     if reason is not None:
         nearest = slotsvc.available_slots(office, now, taken, blocked, blocked_days, limit=60)
@@ -159,8 +185,7 @@ def revive(session: Session, office, row: SlotHold, now: datetime) -> str | None
     reason it cannot be (`slots.is_bookable`: full, notice_passed, ...). Only a sent form revives a hold,
     never a page view, so an open page alone cannot keep a slot from others."""
     lock_slot(session, office.id, row.slot_start)
-    taken = taken_counts(session, office.id, now, exclude_conversation=row.conversation_id)
-    blocked, blocked_days = blocks(session, office.id, now)
+    taken, blocked, blocked_days = seats(session, office.id, now, exclude_conversation=row.conversation_id)
     reason = slotsvc.is_bookable(office, now, row.slot_start, taken, blocked, blocked_days)
     if reason is None:
         row.created_at, row.expires_at = now, now + timedelta(minutes=office.booking.hold_minutes)

@@ -353,9 +353,8 @@ def _booking_or_404(s, reference: str, lock: bool = False) -> Booking:
 
 
 def _proposable(s, office, now: datetime, exclude: datetime) -> list:
-    blocked, blocked_days = holds.blocks(s, office.id, now)
-    found = slotsvc.available_slots(office, now, holds.taken_counts(s, office.id, now), blocked, blocked_days,
-                                    limit=40)
+    taken, blocked, blocked_days = holds.seats(s, office.id, now)
+    found = slotsvc.available_slots(office, now, taken, blocked, blocked_days, limit=40)
     return [slot for slot in found if slot.start != exclude]
 
 
@@ -486,8 +485,7 @@ def _slot_arg(value: str | None) -> datetime | None:
 
 def _staff_slot_choices(s, office, now: datetime) -> list[tuple[datetime, str | None]]:
     """Every scheduled start from now to the window's end, with why a user could not book it."""
-    blocked, blocked_days = holds.blocks(s, office.id, now)
-    taken = holds.taken_counts(s, office.id, now)
+    taken, blocked, blocked_days = holds.seats(s, office.id, now)
     end = now.date() + timedelta(weeks=office.booking.window_weeks + 4)
     starts = [t for t in slotsvc.candidate_starts(office, now.date(), end) if t > now]
     return [(t, slotsvc.is_bookable(office, now, t, taken, blocked, blocked_days)) for t in starts]
