@@ -391,6 +391,7 @@ def done_page(token: str):
                         access.slot_start)
     return render_template("forms/done.html", office=link.office.localized(link.language),
                            reference=access.reference, slot_text=slot_text(access.slot_start, link.language),
+                           decided=access.status != "requested",
                            basic_id=rt.config.basic_id(link.office.id), text=form_texts(link.language))
 
 

@@ -374,6 +374,25 @@ def test_the_form_sent_twice_makes_one_request(holding, client, rt):
     assert Page.get(client, url).status == 200 and f"受付番号: {booking.reference}" in Page.get(client, url).html
 
 
+@pytest.mark.parametrize("trigger", ["confirm", "withdraw"])
+def test_the_link_opened_again_after_a_decision_does_not_say_it_is_undecided(holding, client, rt, trigger):
+    """The chat keeps the form's link: tapped again once staff confirmed the request (or it was withdrawn), the
+    completion page must not still say "not confirmed yet" — it sends the user to 予約確認 for where it stands."""
+    from bot.services import lifecycle
+
+    _, url = holding("sakata")
+    done = complete(client, url, valid_answers(rt.offices["sakata"]))
+    assert "予約はまだ確定していません" in done.html
+    with rt.db.transaction() as s:
+        [booking] = s.scalars(select(Booking)).all()
+        assert lifecycle.fire(s, booking, trigger, rt.clock.now())
+    again = Page.get(client, url)
+    assert again.status == 200 and f"受付番号: {booking.reference}" in again.html
+    text = visible_text(again.html)
+    assert "まだ確定していません" not in text and rt.offices["sakata"].after_request not in text
+    assert "状況が変わっています" in text and "「予約確認」と送る" in text
+
+
 # -- headers, links, privacy ----------------------------------------------------------------------------
 
 def _assert_secure(response):
