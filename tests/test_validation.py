@@ -80,6 +80,13 @@ def test_an_empty_seeker_number_is_required():
     ("昭和64年1月7日", date(1989, 1, 7)),                 # the last day of Showa
     ("S50.12.31", date(1975, 12, 31)),
     ("昭和45年6月15日", date(1970, 6, 15)),
+    # Spaces for separators, the nearest key on a phone (full-width digits and spaces too).
+    ("1990 4 1", date(1990, 4, 1)),
+    ("１９９０　４　１", date(1990, 4, 1)),
+    ("1990 04 01", date(1990, 4, 1)),
+    ("H2 4 1", date(1990, 4, 1)),
+    ("平成 2 4 1", date(1990, 4, 1)),
+    ("S50 12 31", date(1975, 12, 31)),
 ])
 def test_birth_dates_in_western_and_japanese_era_forms(typed, born):
     assert v.parse_birth_date(typed, TODAY) == born
