@@ -374,6 +374,22 @@ def test_the_form_sent_twice_makes_one_request(holding, client, rt):
     assert Page.get(client, url).status == 200 and f"受付番号: {booking.reference}" in Page.get(client, url).html
 
 
+@pytest.mark.parametrize("language", ["ja", "easy", "en"])
+def test_the_completion_page_says_where_application_documents_go(client, rt, language):
+    """Otaru's notice: application documents for the counselling are sent by e-mail. A request about them is
+    what the form's own example asks for, so the completion page says where, in the page's language."""
+    from tests.formflow import hold_first_free
+
+    office = rt.offices["otaru"]
+    url = hold_first_free(rt, "otaru", language)
+    done = Page.get(client, url).submit(client, valid_answers(office)).submit(client)
+    assert done.status == 200
+    route = office.localized(language).documents_route
+    assert route and "s-otaru.sm@hkdrdk.go.jp" in route
+    assert route in visible_text(done.html)
+    assert rt.offices["sakata"].documents_route is None  # an office without a route says nothing of it
+
+
 @pytest.mark.parametrize("trigger", ["confirm", "withdraw"])
 def test_the_link_opened_again_after_a_decision_does_not_say_it_is_undecided(holding, client, rt, trigger):
     """The chat keeps the form's link: tapped again once staff confirmed the request (or it was withdrawn), the
