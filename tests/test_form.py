@@ -100,6 +100,20 @@ def test_sensitive_categories_are_marked_with_the_purpose_first(holding, client)
         assert re.search(rf'value="{value}"[^<]*>\s*<span>[^<]*</span>', html), value   # no mark before it ends
 
 
+@pytest.mark.parametrize("language, words", [("ja", ("病気や障害", "書かなくても")),
+                                             ("easy", ("びょうきや しょうがい", "書かなくても")),
+                                             ("en", ("illness, disability", "without them"))])
+def test_the_free_text_asks_for_no_more_sensitive_detail_than_needed(client, rt, language, words):
+    """Otaru's consultation is free text, where illness or disability (要配慮個人情報) is easily told in full:
+    its hint, read with the field (aria-describedby), says to write only what the counselling needs."""
+    from tests.formflow import hold_first_free
+
+    html = Page.get(client, hold_first_free(rt, "otaru", language)).html
+    hint = re.search(r'<p class="hint" id="f-consultation-hint">(.*?)</p>', html, re.S)
+    assert hint and all(word in hint[1] for word in words), hint
+    assert re.search(r'<textarea id="f-consultation"[^>]*aria-describedby="f-consultation-hint"', html)
+
+
 def test_each_page_holds_one_post_form_and_the_completion_none(holding, client, rt):
     _, url = holding("otaru")
     page = Page.get(client, url)
