@@ -360,6 +360,27 @@ def test_a_superseded_link_points_to_the_newest(chatting, client, rt, fake_line)
     assert Page.get(client, second).status == 200
 
 
+def test_the_same_slot_chosen_again_after_the_hold_ran_out_keeps_the_open_page_usable(chatting, client, rt,
+                                                                                      fake_line, clock):
+    """Typing took longer than the hold; the user went back to the chat, was told the hold ran out and chose
+    the same slot again. The form page still open with what they typed must still be sendable — not refused
+    as "for a time chosen before" with everything typed lost."""
+    user, first = chatting("otaru")
+    page = Page.get(client, first)
+    clock.advance(minutes=rt.offices["otaru"].booking.hold_minutes + 1)
+    user.says("予約")                   # the hold ran out: the slots are offered again
+    user.says("1")                      # the same slot, held again
+    second = form_link(fake_line.messages_to(user.user_id))
+    with rt.db.reading() as s:
+        assert s.scalar(select(func.count()).select_from(SlotHold).where(SlotHold.expires_at > clock.now())) == 1
+    confirmation = page.submit(client, valid_answers(rt.offices["otaru"]))
+    assert confirmation.status == 200 and "入力内容の確認" in confirmation.html
+    done = confirmation.submit(client)
+    assert done.status == 200 and "受付番号: " in done.html
+    assert len(bookings(rt)) == 1
+    assert f"受付番号: {bookings(rt)[0].reference}" in Page.get(client, second).html   # the newer link: the same
+
+
 def test_the_hold_lives_while_the_user_is_on_the_form(holding, client, rt, clock):
     _, url = holding("sakata")
     minutes = rt.offices["sakata"].booking.hold_minutes

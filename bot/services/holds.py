@@ -124,6 +124,13 @@ def hold(session: Session, rt, office, conv: Conversation, start_iso: str, now: 
                 "deadline": deadline, "closure": closure,
                 "holiday": calendar.holiday_name(day) if closure == "holiday" else None,
                 "alternatives": [{"start": s.start.isoformat(), "label": s.label} for s in alternatives]}
+    if existing is not None and existing.slot_start == start:
+        # The same slot chosen again after its hold ran out: held again under the same link, so that a form
+        # page still open with what was typed can be sent (as `revive` does for a page sent late). A link
+        # whose form was sent has no hold left to find here (`requests.submit` deletes it).
+        existing.created_at, existing.expires_at = now, now + timedelta(minutes=office.booking.hold_minutes)
+        session.flush()
+        return _held_dict(rt, office, conv, existing)
     if existing is not None:
         session.delete(existing)
         session.flush()
