@@ -14,6 +14,7 @@ from bot.form_models import FormSubmission
 from bot.forms import form_texts
 from bot.models import Booking, Conversation, SlotHold
 from bot.render import text_of
+from bot.services.slots import slot_label
 from tests.formflow import Page, form_link, hold_directly, path_of, valid_answers, walk_to_slots
 
 REFERENCE_LINE = re.compile(r"受付番号: [A-HJ-NP-Z2-9]{4}-[A-HJ-NP-Z2-9]{4}")
@@ -356,8 +357,34 @@ def test_a_superseded_link_points_to_the_newest(chatting, client, rt, fake_line)
     second = form_link(fake_line.messages_to(user.user_id))
     assert second != first
     old = Page.get(client, first)
-    assert old.status == 410 and "最新のご案内" in old.html
+    assert old.status == 410 and "前にお選びいただいた日時" in old.html
+    assert path_of(second) in old.parsed.links                           # the newest input page, one tap away
     assert Page.get(client, second).status == 200
+
+
+def test_a_form_sent_from_a_superseded_page_goes_on_to_the_newest_with_what_was_typed(chatting, client, rt,
+                                                                                       fake_line):
+    """A form left open in a browser while the chat moved on to another slot: sent, it is not simply refused
+    with everything typed lost — the page names the slot held now and carries what was typed to its form."""
+    user, first = chatting("otaru")
+    page = Page.get(client, first)
+    user.says("戻る")
+    user.says("2")
+    second = form_link(fake_line.messages_to(user.user_id))
+    with rt.db.reading() as s:
+        newest = s.scalar(select(SlotHold)).slot_start
+    answers = {**valid_answers(rt.offices["otaru"]), "name": "遅延 花子"}
+    late = page.submit(client, answers)
+    assert late.status == 410 and "前にお選びいただいた日時" in late.html
+    assert slot_label(newest) in visible_text(late.html)
+    assert late.form.action == path_of(second) and late.form.fields["name"] == "遅延 花子"
+    confirmation = late.submit(client)                                     # one tap: the newest slot's check
+    assert confirmation.status == 200 and "入力内容の確認" in confirmation.html
+    assert "遅延 花子" in confirmation.html and slot_label(newest) in confirmation.html
+    done = confirmation.submit(client)
+    assert done.status == 200 and "受付番号: " in done.html
+    [booking] = bookings(rt)
+    assert booking.slot_start == newest
 
 
 def test_the_same_slot_chosen_again_after_the_hold_ran_out_keeps_the_open_page_usable(chatting, client, rt,

@@ -185,8 +185,14 @@ def ran_out(session: Session, conv: Conversation, now: datetime) -> bool:
                                                     SlotHold.expires_at <= now)) is not None
 
 
+def live(session: Session, conversation_id: int, now: datetime) -> SlotHold | None:
+    """The conversation's hold while it lives (its newest form link's)."""
+    return session.scalar(select(SlotHold).where(SlotHold.conversation_id == conversation_id,
+                                                 SlotHold.expires_at > now))
+
+
 def held(session: Session, rt, office, conv: Conversation, now: datetime) -> dict[str, Any] | None:
-    row = session.scalar(select(SlotHold).where(SlotHold.conversation_id == conv.id, SlotHold.expires_at > now))
+    row = live(session, conv.id, now)
     return _held_dict(rt, office, conv, row) if row else None
 
 
