@@ -210,6 +210,21 @@ def test_kana_width_is_normalised():
     assert code(v.normalise_kana("ア" * (v.KANA_MAX + 1))) == "too_long"
 
 
+@pytest.mark.parametrize("language", ["ja", "easy", "en"])
+def test_a_name_in_the_latin_alphabet_is_told_how_to_write_its_reading(language):
+    """`John Smith` typed as the reading is refused (kana only): the hint before and the message after say
+    how such a name is written — its sound in katakana, with an example — not just "in kana"."""
+    from bot.forms import error_messages, form_texts
+
+    result = v.validate(SAKATA_FIELDS, {"name_kana": "John Smith"}, TODAY)
+    assert result.errors["name_kana"].code == "kana_only"
+    message = error_messages(result.errors, language)["name_kana"]
+    hint = form_texts(language)["hints"]["name_kana"]
+    for words in (message, hint):
+        assert "ジョン スミス" in words, (language, words)
+    assert "in kana in" not in message
+
+
 # -- the whole form ------------------------------------------------------------------------------------
 
 def sakata_answers(**changes) -> dict[str, str]:
