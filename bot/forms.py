@@ -19,6 +19,7 @@ from dataclasses import dataclass, replace
 from datetime import date
 from functools import lru_cache
 from typing import Any, Mapping
+from urllib.parse import urlsplit
 
 import yaml
 from flask import Blueprint, current_app, g, redirect, render_template, request, session, url_for
@@ -162,10 +163,10 @@ def _unavailable(_error):
 
 
 def _problem(kind: str, office=None, language: str = "ja", slot_start=None, reopen: str | None = None,
-             resend: list[tuple[str, str]] | None = None):
+             resend: list[tuple[str, str]] | None = None, newest: Markup | None = None):
     """The kind page for a link that cannot be used; `slot_start` names the slot whose deadline passed,
     `reopen` the input page to open again (one tap instead of finding the link in the chat), `resend` the
-    fields to post to it again."""
+    fields to post to it again, `newest` the slot the conversation holds now (a superseded link)."""
     rt = _runtime()
     basic_id = rt.config.basic_id(office.id) if office is not None else None
     log.info("form page=problem kind=%s office=%s", kind, office.id if office is not None else "-")
@@ -175,13 +176,32 @@ def _problem(kind: str, office=None, language: str = "ja", slot_start=None, reop
                 "deadline": slot_text(slotsvc.booking_deadline(office, slot_start), language)}
     office = office.localized(language) if office is not None else None
     return render_template("forms/problem.html", kind=kind, office=office, basic_id=basic_id, late=late,
-                           reopen=reopen, resend=resend, text=form_texts(language)), PROBLEM_STATUS[kind]
+                           reopen=reopen, resend=resend, newest=newest,
+                           text=form_texts(language)), PROBLEM_STATUS[kind]
 
 
 def _csrf_problem(link: Link):
     """A post this browser's session does not vouch for (its cookie lost or blocked): the page to try again,
     with the input page one tap away — opening it sets a fresh token."""
     return _problem("csrf", link.office, link.language, reopen=url_for("forms.input_page", token=link.token))
+
+
+def _superseded(link: Link):
+    """A link whose conversation has held another slot since (chosen in the chat): the page names that slot
+    and goes on to its input page in one tap — when this page was sent (a form left open in a browser while
+    the chat moved on), with what was typed and this browser's CSRF token for that link, so nothing is lost."""
+    rt = _runtime()
+    with rt.db.reading() as s:
+        hold = holds.live(s, link.conversation_id, rt.clock.now())
+    if hold is None:
+        return _problem("superseded", link.office, link.language)
+    newest = urlsplit(rt.form_url(link.office.id, link.conversation_id, hold.token_nonce)).path
+    resend = None
+    if request.method == "POST":
+        resend = [(name, request.form[name]) for name in link.office.form_fields if name in request.form]
+        resend.append(("csrf_token", csrf_token(hold.token_nonce)))
+    return _problem("superseded", link.office, link.language, reopen=newest, resend=resend,
+                    newest=slot_text(hold.slot_start, link.language))
 
 
 @dataclass(frozen=True)
@@ -264,6 +284,8 @@ def _open_or_answer(link: Link, revive: bool = False):
     access, held = _open(link, revive)
     if access.kind == "done":
         return None, redirect(url_for("forms.done_page", token=link.token), 303)
+    if access.kind == "superseded":
+        return None, _superseded(link)
     if access.kind != "open":
         return None, _problem(access.kind, link.office, link.language, access.slot_start)
     return held, None
@@ -354,6 +376,8 @@ def submit(token: str):
         return redirect(url_for("forms.done_page", token=token), 303)
     if outcome.status == "terms_changed":  # consent first, in the chat; what was typed stays on the page
         return _back_to_input(link, raw, {})
+    if outcome.status == "superseded":
+        return _superseded(link)
     return _problem(outcome.status, link.office, link.language, outcome.slot_start)
 
 
@@ -391,6 +415,7 @@ def done_page(token: str):
                         access.slot_start)
     return render_template("forms/done.html", office=link.office.localized(link.language),
                            reference=access.reference, slot_text=slot_text(access.slot_start, link.language),
+                           decided=access.status != "requested",
                            basic_id=rt.config.basic_id(link.office.id), text=form_texts(link.language))
 
 

@@ -14,6 +14,7 @@ from bot.form_models import FormSubmission
 from bot.forms import form_texts
 from bot.models import Booking, Conversation, SlotHold
 from bot.render import text_of
+from bot.services.slots import slot_label
 from tests.formflow import Page, form_link, hold_directly, path_of, valid_answers, walk_to_slots
 
 REFERENCE_LINE = re.compile(r"受付番号: [A-HJ-NP-Z2-9]{4}-[A-HJ-NP-Z2-9]{4}")
@@ -98,6 +99,20 @@ def test_sensitive_categories_are_marked_with_the_purpose_first(holding, client)
         assert option, value
     for value in ("graduate", "uij", "mothers"):
         assert re.search(rf'value="{value}"[^<]*>\s*<span>[^<]*</span>', html), value   # no mark before it ends
+
+
+@pytest.mark.parametrize("language, words", [("ja", ("病気や障害", "書かなくても")),
+                                             ("easy", ("びょうきや しょうがい", "書かなくても")),
+                                             ("en", ("illness, disability", "without them"))])
+def test_the_free_text_asks_for_no_more_sensitive_detail_than_needed(client, rt, language, words):
+    """Otaru's consultation is free text, where illness or disability (要配慮個人情報) is easily told in full:
+    its hint, read with the field (aria-describedby), says to write only what the counselling needs."""
+    from tests.formflow import hold_first_free
+
+    html = Page.get(client, hold_first_free(rt, "otaru", language)).html
+    hint = re.search(r'<p class="hint" id="f-consultation-hint">(.*?)</p>', html, re.S)
+    assert hint and all(word in hint[1] for word in words), hint
+    assert re.search(r'<textarea id="f-consultation"[^>]*aria-describedby="f-consultation-hint"', html)
 
 
 def test_each_page_holds_one_post_form_and_the_completion_none(holding, client, rt):
@@ -342,8 +357,55 @@ def test_a_superseded_link_points_to_the_newest(chatting, client, rt, fake_line)
     second = form_link(fake_line.messages_to(user.user_id))
     assert second != first
     old = Page.get(client, first)
-    assert old.status == 410 and "最新のご案内" in old.html
+    assert old.status == 410 and "前にお選びいただいた日時" in old.html
+    assert path_of(second) in old.parsed.links                           # the newest input page, one tap away
     assert Page.get(client, second).status == 200
+
+
+def test_a_form_sent_from_a_superseded_page_goes_on_to_the_newest_with_what_was_typed(chatting, client, rt,
+                                                                                       fake_line):
+    """A form left open in a browser while the chat moved on to another slot: sent, it is not simply refused
+    with everything typed lost — the page names the slot held now and carries what was typed to its form."""
+    user, first = chatting("otaru")
+    page = Page.get(client, first)
+    user.says("戻る")
+    user.says("2")
+    second = form_link(fake_line.messages_to(user.user_id))
+    with rt.db.reading() as s:
+        newest = s.scalar(select(SlotHold)).slot_start
+    answers = {**valid_answers(rt.offices["otaru"]), "name": "遅延 花子"}
+    late = page.submit(client, answers)
+    assert late.status == 410 and "前にお選びいただいた日時" in late.html
+    assert slot_label(newest) in visible_text(late.html)
+    assert late.form.action == path_of(second) and late.form.fields["name"] == "遅延 花子"
+    confirmation = late.submit(client)                                     # one tap: the newest slot's check
+    assert confirmation.status == 200 and "入力内容の確認" in confirmation.html
+    assert "遅延 花子" in confirmation.html and slot_label(newest) in confirmation.html
+    done = confirmation.submit(client)
+    assert done.status == 200 and "受付番号: " in done.html
+    [booking] = bookings(rt)
+    assert booking.slot_start == newest
+
+
+def test_the_same_slot_chosen_again_after_the_hold_ran_out_keeps_the_open_page_usable(chatting, client, rt,
+                                                                                      fake_line, clock):
+    """Typing took longer than the hold; the user went back to the chat, was told the hold ran out and chose
+    the same slot again. The form page still open with what they typed must still be sendable — not refused
+    as "for a time chosen before" with everything typed lost."""
+    user, first = chatting("otaru")
+    page = Page.get(client, first)
+    clock.advance(minutes=rt.offices["otaru"].booking.hold_minutes + 1)
+    user.says("予約")                   # the hold ran out: the slots are offered again
+    user.says("1")                      # the same slot, held again
+    second = form_link(fake_line.messages_to(user.user_id))
+    with rt.db.reading() as s:
+        assert s.scalar(select(func.count()).select_from(SlotHold).where(SlotHold.expires_at > clock.now())) == 1
+    confirmation = page.submit(client, valid_answers(rt.offices["otaru"]))
+    assert confirmation.status == 200 and "入力内容の確認" in confirmation.html
+    done = confirmation.submit(client)
+    assert done.status == 200 and "受付番号: " in done.html
+    assert len(bookings(rt)) == 1
+    assert f"受付番号: {bookings(rt)[0].reference}" in Page.get(client, second).html   # the newer link: the same
 
 
 def test_the_hold_lives_while_the_user_is_on_the_form(holding, client, rt, clock):
@@ -372,6 +434,41 @@ def test_the_form_sent_twice_makes_one_request(holding, client, rt):
     reloaded = Page(client.get(path_of(url) + "/done"))
     assert f"受付番号: {booking.reference}" in reloaded.html
     assert Page.get(client, url).status == 200 and f"受付番号: {booking.reference}" in Page.get(client, url).html
+
+
+@pytest.mark.parametrize("language", ["ja", "easy", "en"])
+def test_the_completion_page_says_where_application_documents_go(client, rt, language):
+    """Otaru's notice: application documents for the counselling are sent by e-mail. A request about them is
+    what the form's own example asks for, so the completion page says where, in the page's language."""
+    from tests.formflow import hold_first_free
+
+    office = rt.offices["otaru"]
+    url = hold_first_free(rt, "otaru", language)
+    done = Page.get(client, url).submit(client, valid_answers(office)).submit(client)
+    assert done.status == 200
+    route = office.localized(language).documents_route
+    assert route and "s-otaru.sm@hkdrdk.go.jp" in route
+    assert route in visible_text(done.html)
+    assert rt.offices["sakata"].documents_route is None  # an office without a route says nothing of it
+
+
+@pytest.mark.parametrize("trigger", ["confirm", "withdraw"])
+def test_the_link_opened_again_after_a_decision_does_not_say_it_is_undecided(holding, client, rt, trigger):
+    """The chat keeps the form's link: tapped again once staff confirmed the request (or it was withdrawn), the
+    completion page must not still say "not confirmed yet" — it sends the user to 予約確認 for where it stands."""
+    from bot.services import lifecycle
+
+    _, url = holding("sakata")
+    done = complete(client, url, valid_answers(rt.offices["sakata"]))
+    assert "予約はまだ確定していません" in done.html
+    with rt.db.transaction() as s:
+        [booking] = s.scalars(select(Booking)).all()
+        assert lifecycle.fire(s, booking, trigger, rt.clock.now())
+    again = Page.get(client, url)
+    assert again.status == 200 and f"受付番号: {booking.reference}" in again.html
+    text = visible_text(again.html)
+    assert "まだ確定していません" not in text and rt.offices["sakata"].after_request not in text
+    assert "状況が変わっています" in text and "「予約確認」と送る" in text
 
 
 # -- headers, links, privacy ----------------------------------------------------------------------------

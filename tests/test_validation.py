@@ -80,6 +80,13 @@ def test_an_empty_seeker_number_is_required():
     ("昭和64年1月7日", date(1989, 1, 7)),                 # the last day of Showa
     ("S50.12.31", date(1975, 12, 31)),
     ("昭和45年6月15日", date(1970, 6, 15)),
+    # Spaces for separators, the nearest key on a phone (full-width digits and spaces too).
+    ("1990 4 1", date(1990, 4, 1)),
+    ("１９９０　４　１", date(1990, 4, 1)),
+    ("1990 04 01", date(1990, 4, 1)),
+    ("H2 4 1", date(1990, 4, 1)),
+    ("平成 2 4 1", date(1990, 4, 1)),
+    ("S50 12 31", date(1975, 12, 31)),
 ])
 def test_birth_dates_in_western_and_japanese_era_forms(typed, born):
     assert v.parse_birth_date(typed, TODAY) == born
@@ -201,6 +208,21 @@ def test_kana_width_is_normalised():
     assert code(v.normalise_kana("Yamada")) == "kana_only"
     assert code(v.normalise_kana("山田")) == "kana_only"
     assert code(v.normalise_kana("ア" * (v.KANA_MAX + 1))) == "too_long"
+
+
+@pytest.mark.parametrize("language", ["ja", "easy", "en"])
+def test_a_name_in_the_latin_alphabet_is_told_how_to_write_its_reading(language):
+    """`John Smith` typed as the reading is refused (kana only): the hint before and the message after say
+    how such a name is written — its sound in katakana, with an example — not just "in kana"."""
+    from bot.forms import error_messages, form_texts
+
+    result = v.validate(SAKATA_FIELDS, {"name_kana": "John Smith"}, TODAY)
+    assert result.errors["name_kana"].code == "kana_only"
+    message = error_messages(result.errors, language)["name_kana"]
+    hint = form_texts(language)["hints"]["name_kana"]
+    for words in (message, hint):
+        assert "ジョン スミス" in words, (language, words)
+    assert "in kana in" not in message
 
 
 # -- the whole form ------------------------------------------------------------------------------------

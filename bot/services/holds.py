@@ -150,6 +150,13 @@ def hold(session: Session, rt, office, conv: Conversation, start_iso: str, now: 
                 "deadline": deadline, "closure": closure,
                 "holiday": calendar.holiday_name(day) if closure == "holiday" else None,
                 "alternatives": [{"start": s.start.isoformat(), "label": s.label} for s in alternatives]}
+    if existing is not None and existing.slot_start == start:
+        # The same slot chosen again after its hold ran out: held again under the same link, so that a form
+        # page still open with what was typed can be sent (as `revive` does for a page sent late). A link
+        # whose form was sent has no hold left to find here (`requests.submit` deletes it).
+        existing.created_at, existing.expires_at = now, now + timedelta(minutes=office.booking.hold_minutes)
+        session.flush()
+        return _held_dict(rt, office, conv, existing)
     if existing is not None:
         session.delete(existing)
         session.flush()
@@ -203,8 +210,14 @@ def ran_out(session: Session, conv: Conversation, now: datetime) -> bool:
                                                     SlotHold.expires_at <= now)) is not None
 
 
+def live(session: Session, conversation_id: int, now: datetime) -> SlotHold | None:
+    """The conversation's hold while it lives (its newest form link's)."""
+    return session.scalar(select(SlotHold).where(SlotHold.conversation_id == conversation_id,
+                                                 SlotHold.expires_at > now))
+
+
 def held(session: Session, rt, office, conv: Conversation, now: datetime) -> dict[str, Any] | None:
-    row = session.scalar(select(SlotHold).where(SlotHold.conversation_id == conv.id, SlotHold.expires_at > now))
+    row = live(session, conv.id, now)
     return _held_dict(rt, office, conv, row) if row else None
 
 

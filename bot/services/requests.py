@@ -59,6 +59,7 @@ class FormAccess:
     hold: SlotHold | None = None
     reference: str | None = None
     slot_start: datetime | None = None
+    status: str | None = None  # done: the request's status now (staff may have decided it since)
 
 
 @dataclass(frozen=True)
@@ -94,7 +95,8 @@ def form_access(session: Session, office, conversation_id: int, nonce: str, now:
             return FormAccess("refused")
         booking = session.get(Booking, used.booking_id)
         return FormAccess("done", conv, reference=booking.reference if booking else None,
-                          slot_start=booking.slot_start if booking else None)
+                          slot_start=booking.slot_start if booking else None,
+                          status=booking.status if booking else None)
     owner = session.scalar(select(SlotHold.conversation_id).where(SlotHold.token_nonce == nonce))
     if owner is not None and owner != conv.id:
         return FormAccess("refused")

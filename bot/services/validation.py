@@ -8,7 +8,7 @@ templates/forms/errors.<language>.yaml (the words live there, not here). Rules:
 - Job seeker number (kyushoku bangou): 5 digits, hyphen, 1 to 8 digits; a missing hyphen is inserted,
   leading zeros are kept. It has the same shape as a job offer number (kyujin bangou), which the
   message warns about.
-- Birth date: western `YYYY-MM-DD` (also `/`, `.` and the year/month/day marks, or 8 digits) or a Japanese
+- Birth date: western `YYYY-MM-DD` (also `/`, `.`, spaces and the year/month/day marks, or 8 digits) or a Japanese
   era date (Reiwa, Heisei, Showa: written out, as a letter R/H/S, or as the one-character era sign),
   with the first-year mark (gannen) for year 1. The date must exist, lie inside its era, and give a plausible age.
 - Phone: a Japanese number (10 digits from a landline prefix, 11 from 020/050/060/070/080/090/0800),
@@ -60,6 +60,8 @@ _YEAR, _MONTH, _DAY = "\u5e74", "\u6708", "\u65e5"       # the year / month / da
 # Dash-like characters people type for a hyphen (after NFKC): hyphens, dashes, minus, the long-vowel mark.
 _DASHES = re.compile("[\u2010-\u2015\u2212\u2043\u30fc\ufe58\ufe63\uff0d]")
 _SPACES = re.compile(r"\s+")
+# Spaces between two numbers: on a phone's keyboard the nearest separator (a date typed `1990 4 1`).
+_DIGIT_GAP = re.compile(r"(?<=\d)\s+(?=\d)")
 
 
 @dataclass(frozen=True)
@@ -163,6 +165,9 @@ def parse_birth_date(raw: str | None, today: date) -> date | FieldError:
     text = _compact(raw or "")
     if not text:
         return FieldError("required")
+    spaced = _compact(_DIGIT_GAP.sub("-", nfkc(raw)))  # `1990 4 1`, `H2 4 1`: the spaces part the numbers
+    if _JAPANESE.match(spaced) or _WESTERN.match(spaced):
+        text = spaced
     era: Era | None = None
     if match := _JAPANESE.match(text):
         era = _era_of(match[1])
