@@ -117,6 +117,9 @@ def web_command_env(tmp_path: Path, **settings: str) -> dict[str, str]:
 @pytest.mark.parametrize("target", ["'app:create_app()'", "app:app"])
 @pytest.mark.parametrize("setting,expected", [
     ({"APP_ENV": "production"}, "production needs these settings: SECRET_KEY, DATA_ENCRYPTION_KEY"),
+    # The Procfile's processes are production unless APP_ENV says otherwise: a platform deploy that forgot it
+    # stops here instead of serving the development simulator (which can speak as any user) to the internet.
+    ({}, "production needs these settings: SECRET_KEY, DATA_ENCRYPTION_KEY"),
     ("broken profile", "otaru.yaml: schedule.capacty: unknown field"),
 ])
 def test_the_procfiles_web_command_names_what_stops_the_start_without_a_traceback(tmp_path, setting, expected,
@@ -136,4 +139,15 @@ def test_the_procfiles_web_command_names_what_stops_the_start_without_a_tracebac
                           env=web_command_env(tmp_path, **setting), capture_output=True, text=True, timeout=120)
     assert done.returncode != 0
     assert expected in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr, done.stderr
+
+
+@pytest.mark.parametrize("process", ["worker", "release"])
+def test_the_procfiles_other_processes_are_production_unless_app_env_says_otherwise(tmp_path, process):
+    procfile = (PROJECT_ROOT / "Procfile").read_text(encoding="utf-8")
+    command = next(line.split(":", 1)[1] for line in procfile.splitlines() if line.startswith(f"{process}:"))
+    done = subprocess.run(["bash", "-c", command], cwd=PROJECT_ROOT, env=web_command_env(tmp_path),
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode != 0
+    assert "production needs these settings: SECRET_KEY, DATA_ENCRYPTION_KEY" in done.stderr, done.stderr
     assert "Traceback" not in done.stderr, done.stderr
