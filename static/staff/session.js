@@ -75,6 +75,12 @@
     var looking = dialog.open || document.activeElement === document.body;
     state.returnTo = null;        // the dialog's close must not take the focus back from the notice
     hide();
+    // What the page shows of a person goes with the session (an unattended screen keeps no details on show);
+    // what was typed stays, to be copied after logging in again.
+    var shown = document.querySelectorAll("[data-personal]");
+    for (var i = 0; i < shown.length; i++) shown[i].hidden = true;
+    var told = ended.querySelector("[data-personal-hidden]");
+    if (told) told.hidden = shown.length === 0;
     ended.hidden = false;
     if (looking) ended.focus();   // someone typing on after closing the warning keeps their place
   }

@@ -95,6 +95,8 @@ def test_the_warning_takes_the_focus_and_continuing_extends_the_session(page, li
 def test_after_the_end_the_page_says_so_and_keeps_what_was_typed(page, live_server, account, clock):
     reference = booking_page_with_a_note(page, live_server, 15)
     address = page.url
+    details = page.locator("table.details")
+    expect(details).to_be_visible()
     pass_time(page, clock, 26)
     expect(page.get_by_role("alertdialog", name=TITLE)).to_be_visible()
     pass_time(page, clock, 5)                          # nobody answered
@@ -106,6 +108,9 @@ def test_after_the_end_the_page_says_so_and_keeps_what_was_typed(page, live_serv
     expect(link).to_have_attribute("href", f"/staff/login?next=/staff/bookings/{reference}")
     assert page.url == address
     expect(page.get_by_label("職員メモ")).to_have_value(NOTE)
+    # The request's details leave the screen with the session (an unattended desk); what was typed stays.
+    expect(details).to_be_hidden()
+    expect(ended).to_contain_text("表示していた申込内容（個人情報）は隠しました")
 
 
 def test_near_the_absolute_limit_the_warning_says_it_cannot_be_extended(page, live_server, account, clock):
