@@ -117,26 +117,20 @@ class Dispatcher:
             if older_than_its_marks(office, event, now):
                 log.warning("event=%s older than its dedupe mark would be kept: ignored as a replay", event_id)
                 return []
-            source = getattr(event, "source", None)
-            source_type = getattr(source, "type", None)
-            standby = getattr(event, "mode", "active") == "standby"
-            inp = to_incoming(event) if source_type == "user" and not standby else None
-            # A type this version does not know (LINE adds some) is acknowledged and nothing else: no row.
-            user_id = getattr(source, "user_id", None) if inp is not None and inp.kind != "other" else None
-            claimed, conv = event_rows.claim(tx.conn, office.id, event_id, now, user_id)  # with the user's row
-            if not claimed:
+            if not event_rows.claim(tx.conn, office.id, event_id, now):
                 log.info("event=%s duplicate, skipped", event_id)
                 return []
-            if standby:
+            if getattr(event, "mode", "active") == "standby":
                 log.info("event=%s standby, nothing sent", event_id)
                 return []
+            source = getattr(event, "source", None)
+            source_type = getattr(source, "type", None)
             if source_type in ("group", "room"):
                 return self._group_event(tx.session, office, event, now)
-            if inp is not None and inp.kind == "other":
-                log.info("event=%s type=%s ignored", event_id, getattr(event, "type", "?"))
-            if conv is None:
+            user_id = getattr(source, "user_id", None)
+            if source_type != "user" or not user_id:
                 return []
-            return self._user_event(tx, office, event, inp, conv, now)
+            return self._user_event(tx, office, event, user_id, now)
 
     def apologise(self, office, event) -> list:
         """An event failed and was rolled back: tell the user, or the staff member who tapped a card's button in
@@ -192,9 +186,14 @@ class Dispatcher:
         return []
 
     # -- users --------------------------------------------------------------------------------
-    def _user_event(self, tx: event_rows.EventTransaction, office, event, inp: Incoming,
-                    conv: event_rows.ConversationRow, now: datetime) -> list:
+    def _user_event(self, tx: event_rows.EventTransaction, office, event, user_id: str, now: datetime) -> list:
         """The dialog's step for one user event; returns its replies, reserved for the web process."""
+        inp = to_incoming(event)
+        if inp.kind == "other":
+            # A type this version does not know (LINE adds some): acknowledged, nothing else.
+            log.info("event=%s type=%s ignored", inp.event_id, getattr(event, "type", "?"))
+            return []
+        conv = event_rows.conversation(tx.conn, office.id, user_id, now)
         reply_token = getattr(event, "reply_token", None)
         timestamp = int(event.timestamp)
         stale = timestamp < conv.last_event_ms
@@ -220,7 +219,9 @@ class Dispatcher:
                 conv.last_active_at = now
         rows = self.queue_effects(tx.session, office, conv, effects, now, reply_token, inp.event_id)
         replies = outbox.reserve_replies(rows, now)  # claimed in this commit: no claim of their own
-        event_rows.write_back(tx, conv, rows)  # what the services queued first, then these, then the commit
+        tx.flush()  # what the services queued is written first, as before
+        event_rows.save(tx.conn, conv)
+        event_rows.insert_outbox(tx.conn, rows)
         return replies
 
     def _dialog(self, tx: event_rows.EventTransaction, office, conv, inp: Incoming, now: datetime,

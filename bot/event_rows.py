@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from bot.db import Database
 from bot.models import Conversation, OutboxMessage, ProcessedEvent
-from bot.rawsql import Batch, Queued, Statement, batch, bound
+from bot.rawsql import Statement, bound
 
 _conversations = Conversation.__table__
 _outbox = OutboxMessage.__table__
@@ -34,7 +34,6 @@ class EventTransaction:
 
     def __init__(self, conn: Connection):
         self.conn = conn
-        self.written_back = False  # `write_back` has run: the event's last statements and its commit
         self._session: Session | None = None
         self.session = _LazySession(self)
 
@@ -85,9 +84,6 @@ def transaction(db: Database) -> Iterator[EventTransaction]:
         tx = EventTransaction(conn)
         try:
             yield tx
-            if tx.written_back and tx._session is not None and (tx._session.new or tx._session.dirty
-                                                                or tx._session.deleted):
-                raise RuntimeError("the event's session was written to after its commit")
             tx.flush()
         finally:
             tx.close()
@@ -103,24 +99,9 @@ _CLAIM = Statement(text(
 ).bindparams(bindparam("now", type_=ProcessedEvent.__table__.c.received_at.type)))
 
 
-def claim(conn: Connection, office_id: str, event_id: str, now: datetime,
-          user_id: str | None = None) -> tuple[bool, "ConversationRow | None"]:
-    """Record the event as processed (False: it was already, LINE redelivered it) and, given the user, read
-    their conversation row locked, created first for a new user. Both go in one round trip; a redelivery's
-    lock ends with its transaction."""
-    params = {"office_id": office_id, "user_id": user_id}
-    with batch(conn) as statements:
-        claimed = statements.add(_CLAIM, {"event_id": event_id, "office_id": office_id, "now": now})
-        found = statements.add(_locked(conn), params) if user_id else None
-    if not claimed.rows():
-        return False, None
-    if found is None:
-        return True, None
-    rows = found.rows()
-    if not rows:
-        _NEW[conn.dialect.name].rowcount(conn, {**params, "now": now})  # two first events racing: one waits here
-        rows = _locked(conn).rows(conn, params)
-    return True, ConversationRow(rows[0])
+def claim(conn: Connection, office_id: str, event_id: str, now: datetime) -> bool:
+    """Record the event as processed; False when it was already (LINE redelivered it)."""
+    return bool(_CLAIM.rows(conn, {"event_id": event_id, "office_id": office_id, "now": now}))
 
 
 # -- the conversation -------------------------------------------------------------------------------------
@@ -165,29 +146,23 @@ def _new_conversation(dialect: str) -> Statement:
 _NEW = {name: _new_conversation(name) for name in ("postgresql", "sqlite")}
 
 
-def _locked(conn: Connection) -> Statement:
-    return _SELECT.get(conn.dialect.name, _SELECT_UNLOCKED)
+def conversation(conn: Connection, office_id: str, user_id: str, now: datetime) -> ConversationRow:
+    """The user's row, locked; created first for a new user (a known user costs one statement)."""
+    dialect = conn.dialect.name
+    select_ = _SELECT.get(dialect, _SELECT_UNLOCKED)
+    params = {"office_id": office_id, "user_id": user_id}
+    found = select_.rows(conn, params)
+    if not found:
+        _NEW[dialect].rowcount(conn, {**params, "now": now})  # two first events racing: the other waits here
+        found = select_.rows(conn, params)
+    return ConversationRow(found[0])
 
 
 _UPDATES: dict[tuple[str, ...], Statement] = {}
 
 
-def write_back(tx: EventTransaction, conv: ConversationRow, rows: list[OutboxMessage]) -> None:
-    """The event's last statements and its commit, in one round trip: what the session holds first, then one
-    UPDATE of the conversation's changed columns (none: no statement), then the outbox rows, which get their
-    ids. Nothing may be written in the event after this."""
-    tx.flush()
-    with batch(tx.conn) as statements:
-        _save(statements, conv)
-        inserted = [_insert_outbox(statements, row) for row in rows]
-        statements.commit()
-    tx.written_back = True
-    conv._loaded.update(conv.changes())
-    for row, queued in zip(rows, inserted):
-        row.id = queued.rows()[0][0]
-
-
-def _save(statements: Batch, conv: ConversationRow) -> None:
+def save(conn: Connection, conv: ConversationRow) -> None:
+    """One UPDATE of the columns the event changed (none: no statement)."""
     changes = conv.changes()
     if not changes:
         return
@@ -197,7 +172,8 @@ def _save(statements: Batch, conv: ConversationRow) -> None:
         statement = _UPDATES[names] = Statement(
             update(_conversations).where(_conversations.c.id == bindparam("row_id"))
             .values(bound(_conversations, names)))
-    statements.add(statement, {**changes, "row_id": conv.id})
+    statement.rowcount(conn, {**changes, "row_id": conv.id})
+    conv._loaded.update(changes)
 
 
 # -- outbox rows ------------------------------------------------------------------------------------------
@@ -218,13 +194,14 @@ def _column_defaults() -> dict[str, Any]:
 _OUTBOX_DEFAULTS = _column_defaults()
 
 
-def _insert_outbox(statements: Batch, row: OutboxMessage) -> Queued:
-    """A row built by `outbox` (not in any session), as written; its id is the answer."""
-    values = {}
-    for name in _OUTBOX_COLUMNS:
-        value = getattr(row, name)
-        if value is None and _OUTBOX_DEFAULTS.get(name) is not None:
-            value = _OUTBOX_DEFAULTS[name]
-            setattr(row, name, value)  # the row as written, as after an ORM flush
-        values[name] = value
-    return statements.add(_INSERT_OUTBOX, values)
+def insert_outbox(conn: Connection, rows: Iterable[OutboxMessage]) -> None:
+    """Write rows built by `outbox` (not in any session) and give them their ids."""
+    for row in rows:
+        values = {}
+        for name in _OUTBOX_COLUMNS:
+            value = getattr(row, name)
+            if value is None and _OUTBOX_DEFAULTS.get(name) is not None:
+                value = _OUTBOX_DEFAULTS[name]
+                setattr(row, name, value)  # the row as written, as after an ORM flush
+            values[name] = value
+        row.id = _INSERT_OUTBOX.rows(conn, values)[0][0]

@@ -9,16 +9,11 @@ stored and read exactly as the ORM stores and reads them. Driver errors are rais
 (`Dispatcher.handle` runs the event again on a new connection). Bound values never reach an error or a log.
 Services use the same statements inside an ORM session's transaction (`Statement.scalar`, `.execute`) for the
 few reads and writes the dialog makes on its busiest steps.
-
-A `batch` sends several statements (and the commit) to PostgreSQL together and reads their answers together:
-one round trip instead of one each (psycopg's pipeline mode). Every round trip costs both processes a wake-up;
-an event used to wait on eight.
 """
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Sequence
 
 from sqlalchemy import bindparam, exc
 from sqlalchemy.engine import Connection, Dialect
@@ -65,7 +60,10 @@ class Statement:
     def rows(self, conn: Connection, params: dict[str, Any]) -> list[tuple]:
         compiled = self._for(conn.dialect)
         found, _ = _run(conn, compiled, params, fetch=True)
-        return _processed(compiled, found)
+        if not any(compiled.results):
+            return found
+        processors = compiled.results
+        return [tuple(p(v) if p else v for p, v in zip(processors, row)) for row in found]
 
     def rowcount(self, conn: Connection, params: dict[str, Any]) -> int:
         _, count = _run(conn, self._for(conn.dialect), params, fetch=False)
@@ -81,119 +79,6 @@ class Statement:
     def execute(self, session: Session, params: dict[str, Any]) -> int:
         """A statement returning nothing; how many rows it touched."""
         return self.rowcount(flushed(session), params)
-
-
-def _processed(compiled: _Compiled, found: list[tuple]) -> list[tuple]:
-    processors = compiled.results
-    if not any(processors):
-        return found
-    return [tuple(p(v) if p else v for p, v in zip(processors, row)) for row in found]
-
-
-class Queued:
-    """A statement added to a batch; its answer is read after the batch's block."""
-
-    __slots__ = ("_batch", "_compiled", "_cursor", "_found", "_count")
-
-    def __init__(self, batch: "Batch", compiled: _Compiled, cursor=None, found=None, count: int = -1):
-        self._batch, self._compiled, self._cursor = batch, compiled, cursor
-        self._found, self._count = found, count
-
-    def _read(self) -> None:
-        if self._batch.open:
-            raise RuntimeError("a batch's answers are read after its block")
-        cursor, self._cursor = self._cursor, None
-        if cursor is None:
-            return
-        try:
-            with _translated(self._batch.conn, self._compiled.sql):
-                self._found = cursor.fetchall() if cursor.description is not None else []
-                self._count = cursor.rowcount
-        finally:
-            cursor.close()
-
-    def rows(self) -> list[tuple]:
-        self._read()
-        return _processed(self._compiled, self._found)
-
-    def rowcount(self) -> int:
-        self._read()
-        return self._count
-
-
-class Batch:
-    """Statements sent together (see `batch`)."""
-
-    def __init__(self, conn: Connection, pipelined: bool):
-        self.conn = conn
-        self.open = True
-        self._pipelined = pipelined
-        self._queued: list[Queued] = []
-
-    def add(self, statement: Statement, params: dict[str, Any]) -> Queued:
-        compiled = statement._for(self.conn.dialect)
-        if not self._pipelined:  # SQLite: in process, nothing to save; run now
-            found, count = _run(self.conn, compiled, params, fetch=True)
-            return Queued(self, compiled, found=found, count=count)
-        with _translated(self.conn, compiled.sql):
-            cursor = self.conn.connection.cursor()
-            try:
-                cursor.execute(compiled.sql, _arguments(compiled, params))
-            except BaseException:
-                cursor.close()
-                raise
-        queued = Queued(self, compiled, cursor=cursor)
-        self._queued.append(queued)
-        return queued
-
-    def commit(self) -> None:
-        """End the transaction with the batch's statements, in the same round trip (PostgreSQL; the caller's
-        own commit then finds nothing to do, and a statement that failed before it leaves the transaction to
-        be rolled back, as any failure). Without a pipeline this does nothing: the caller's commit ends the
-        transaction, as it always has (SQLAlchemy's, or SQLite's autocommit of a statement outside BEGIN)."""
-        if self._pipelined:
-            with _translated(self.conn, "COMMIT"):
-                cursor = self.conn.connection.cursor()
-                try:
-                    cursor.execute("COMMIT")
-                finally:
-                    cursor.close()
-
-    def _close(self, answered: bool) -> None:
-        """The block has ended: read every answer (the cursors close now, not whenever they are read), or,
-        after an error, drop them."""
-        self.open = False
-        for queued in self._queued:
-            if answered:
-                queued._read()
-            elif queued._cursor is not None:
-                queued._cursor.close()
-                queued._cursor = None
-
-
-@contextlib.contextmanager
-def batch(conn: Connection) -> Iterator[Batch]:
-    """Statements added in the block go to the server together when it ends, and every answer comes back in
-    the same round trip; read them (`Queued.rows`) after the block. On PostgreSQL this is psycopg's pipeline
-    mode (the statements run in order, in the connection's transaction; the first error stops the rest and is
-    raised at the block's end as SQLAlchemy's `DBAPIError`). On SQLite each statement simply runs when added.
-    Only `Statement`s belong in a batch: the ORM reads a statement's answer at once, which a pipeline gives
-    only later."""
-    driver = conn.connection.dbapi_connection
-    current = Batch(conn, pipelined=conn.dialect.name == "postgresql" and hasattr(driver, "pipeline"))
-    if not current._pipelined:
-        try:
-            yield current
-        finally:
-            current.open = False
-        return
-    try:
-        with _translated(conn, "pipeline"), driver.pipeline():
-            yield current
-    except BaseException:
-        current._close(answered=False)
-        raise
-    current._close(answered=True)
 
 
 def flushed(session: Session) -> Connection:
@@ -212,27 +97,21 @@ def _arguments(compiled: _Compiled, params: dict[str, Any]) -> Sequence | dict:
 
 def _run(conn: Connection, compiled: _Compiled, params: dict[str, Any], fetch: bool) -> tuple[list, int]:
     arguments = _arguments(compiled, params)
-    with _translated(conn, compiled.sql):
-        cursor = conn.connection.cursor()  # begins nothing: runs in the caller's transaction (or autocommit)
-        try:
-            cursor.execute(compiled.sql, arguments)
-            return (cursor.fetchall() if fetch and cursor.description is not None else []), cursor.rowcount
-        finally:
-            cursor.close()
-
-
-@contextlib.contextmanager
-def _translated(conn: Connection, sql: str) -> Iterator[None]:
-    """The driver's errors as SQLAlchemy's `DBAPIError`, without the bound values."""
+    proxied = conn.connection  # begins nothing: runs in the caller's transaction (or autocommit, as the caller set)
     dbapi = conn.dialect.loaded_dbapi
     try:
-        yield
+        cursor = proxied.cursor()
+        try:
+            cursor.execute(compiled.sql, arguments)
+            return (cursor.fetchall() if fetch else []), cursor.rowcount
+        finally:
+            cursor.close()
     except dbapi.Error as error:
-        disconnect = conn.dialect.is_disconnect(error, conn.connection.dbapi_connection, None)
+        disconnect = conn.dialect.is_disconnect(error, proxied.dbapi_connection, None)
         if disconnect:
             # As SQLAlchemy does for its own statements: this connection and every older pooled one are
             # dropped, so the event's second run starts on a new connection.
             conn.invalidate(error)
             conn.engine.dispose(close=False)
-        raise exc.DBAPIError.instance(sql, None, error, dbapi.Error, hide_parameters=True,
+        raise exc.DBAPIError.instance(compiled.sql, None, error, dbapi.Error, hide_parameters=True,
                                       dialect=conn.dialect, connection_invalidated=disconnect) from error

@@ -27,10 +27,10 @@ def _orm_conversation(rt) -> Conversation:
 def test_a_new_users_row_is_created_once_and_read_as_the_orm_reads_it(rt):
     now = rt.clock.now()
     with event_rows.transaction(rt.db) as tx:
-        claimed, first = event_rows.claim(tx.conn, "sakata", "ev1", now, USER)
+        first = event_rows.conversation(tx.conn, "sakata", USER, now)
     with event_rows.transaction(rt.db) as tx:
-        claimed_again, again = event_rows.claim(tx.conn, "sakata", "ev2", now + timedelta(seconds=1), USER)
-    assert claimed and claimed_again and first.id == again.id
+        again = event_rows.conversation(tx.conn, "sakata", USER, now + timedelta(seconds=1))
+    assert first.id == again.id
     orm = _orm_conversation(rt)
     for name in event_rows.CONVERSATION_COLUMNS:
         assert getattr(again, name) == getattr(orm, name), name
@@ -39,19 +39,17 @@ def test_a_new_users_row_is_created_once_and_read_as_the_orm_reads_it(rt):
     assert (again.state, again.context, again.followed, again.receipt_due) == ("idle", {}, True, False)
 
 
-def test_write_back_updates_the_changed_columns_in_one_statement_and_nothing_when_none_changed(rt):
+def test_save_writes_the_changed_columns_in_one_update_and_nothing_when_none_changed(rt):
     now = rt.clock.now()
     with event_rows.transaction(rt.db) as tx:
-        event_rows.claim(tx.conn, "sakata", "ev1", now, USER)
+        event_rows.conversation(tx.conn, "sakata", USER, now)
     with watch(rt.db.engine) as seen:
         with event_rows.transaction(rt.db) as tx:
-            _, conv = event_rows.claim(tx.conn, "sakata", "ev2", now, USER)
+            conv = event_rows.conversation(tx.conn, "sakata", USER, now)
             conv.state, conv.context, conv.followed = "awaiting_consent", {"i": 2, "answers": {"a": "はい"}}, False
             conv.flood_tat = now + timedelta(seconds=3)
-            event_rows.write_back(tx, conv, [])
-        with event_rows.transaction(rt.db) as tx:
-            _, conv = event_rows.claim(tx.conn, "sakata", "ev3", now, USER)
-            event_rows.write_back(tx, conv, [])  # nothing changed: no statement
+            event_rows.save(tx.conn, conv)
+            event_rows.save(tx.conn, conv)  # nothing changed since: no statement
     updates = [s for s in seen if s.startswith("UPDATE conversations")]
     assert len(updates) == 1
     assert "context" in updates[0] and "line_user_id" not in updates[0] and "misses" not in updates[0]
@@ -67,8 +65,7 @@ def test_outbox_rows_get_their_ids_and_the_columns_defaults(rt):
                           event_id="ev1")
     replies = outbox.reserve_replies(rows, now)
     with event_rows.transaction(rt.db) as tx:
-        _, conv = event_rows.claim(tx.conn, "sakata", "ev1", now, USER)
-        event_rows.write_back(tx, conv, rows)
+        event_rows.insert_outbox(tx.conn, rows)
     assert [r.kind for r in rows] == ["reply", "push"] and all(r.id for r in rows)
     assert replies == rows[:1]
     with rt.db.reading() as s:
@@ -102,11 +99,10 @@ def test_a_dropped_connection_is_reported_as_such_and_the_pool_starts_afresh(rt,
     with pytest.raises(DBAPIError) as raised:
         with rt.db.connected() as conn:
             assert _drop_app_connections(database_url) >= 1
-            event_rows.claim(conn, "sakata", "ev-dropped", rt.clock.now(), USER)
+            event_rows.claim(conn, "sakata", "ev-dropped", rt.clock.now())
     assert raised.value.connection_invalidated
     with rt.db.connected() as conn:  # a new connection: the event's second run works
-        claimed, conv = event_rows.claim(conn, "sakata", "ev-dropped", rt.clock.now(), USER)
-    assert claimed and conv.line_user_id == USER
+        assert event_rows.claim(conn, "sakata", "ev-dropped", rt.clock.now())
 
 
 def test_a_services_compiled_read_sees_what_the_session_has_not_written_yet(rt):
@@ -117,7 +113,7 @@ def test_a_services_compiled_read_sees_what_the_session_has_not_written_yet(rt):
 
     now = rt.clock.now()
     with event_rows.transaction(rt.db) as tx:
-        _, conv = event_rows.claim(tx.conn, "sakata", "ev1", now, USER)
+        conv = event_rows.conversation(tx.conn, "sakata", USER, now)
     with rt.db.transaction() as s:
         assert terms.latest_consented_version(s, conv.id) is None
         assert not terms.has_consented(s, conv.id, "2026-04-01")
@@ -139,7 +135,7 @@ def test_a_consent_is_recorded_as_the_orm_would_store_it(rt):
 
     now = rt.clock.now()
     with event_rows.transaction(rt.db) as tx:
-        _, conv = event_rows.claim(tx.conn, "sakata", "ev1", now, USER)
+        conv = event_rows.conversation(tx.conn, "sakata", USER, now)
         terms.record_consent(tx.session, conv, "2026-04-01", now=now, event_id="e-1", method="text")
         assert terms.has_consented(tx.session, conv.id, "2026-04-01")  # seen in the same transaction
     with rt.db.reading() as s:
@@ -204,97 +200,3 @@ def test_steps_that_only_read_compiled_statements_make_no_orm_session(sakata_use
     monkeypatch.setattr(event_rows.EventTransaction, "real_session", lambda tx: made.append(1) or real(tx))
     out = chat.say("はい")
     assert "3/" in out[-1] and made == []
-
-
-# -- batches: statements sent together ----------------------------------------------------------------------
-
-def _server_waits(monkeypatch) -> list[str]:
-    """Each exchange with PostgreSQL: a driver wait in which the socket had something to read. In a pipeline,
-    only its end (the sync) counts: the server streams answers back as it goes, and a statement sent in a
-    pipeline may happen to see one arrive, but nothing waits for it."""
-    import psycopg
-    from psycopg.waiting import Ready
-
-    exchanges: list[str] = []
-    real_wait = psycopg.Connection.wait
-
-    def watched(gen, name):
-        heard = False
-        try:
-            request = next(gen)
-            while True:
-                ready = yield request
-                heard = heard or bool(ready and ready & Ready.R)
-                request = gen.send(ready)
-        except StopIteration as stop:
-            return stop.value
-        finally:
-            if heard:
-                exchanges.append(name)
-
-    def wait(self, gen, *args, **kwargs):
-        name = getattr(gen, "__name__", "?")
-        if self._pipeline is not None and name not in ("_exit_gen", "_sync_gen"):
-            return real_wait(self, gen, *args, **kwargs)
-        return real_wait(self, watched(gen, name), *args, **kwargs)
-
-    monkeypatch.setattr(psycopg.Connection, "wait", wait)
-    return exchanges
-
-
-def test_a_known_users_step_waits_on_postgresql_three_times(sakata_user, fake_line, rt, monkeypatch):
-    """The claim goes with the read of the user's row, the row's update and the reply's outbox row with the
-    commit, and the reply's mark with its own commit: three exchanges with the server where there were eight
-    (BEGIN, the claim, the read, the update, the insert, COMMIT, the mark; each waited on)."""
-    if rt.db.sqlite:
-        pytest.skip("PostgreSQL only (SQLite runs in the process)")
-    sakata_user.says("ヘルプ")
-    with rt.db.reading() as s:  # the pool's connections were checked just now: no idle ping in the count
-        s.execute(text("SELECT 1"))
-    exchanges = _server_waits(monkeypatch)
-    sakata_user.says("ヘルプ")
-    assert fake_line.texts_to(sakata_user.user_id)
-    assert exchanges == ["_exit_gen"] * 3
-
-
-def test_a_batch_that_fails_leaves_nothing_and_says_no_values(rt):
-    """The first failing statement stops the batch; its error is SQLAlchemy's, without the bound values, and
-    the commit sent with the batch does not happen: what ran before it in the batch is rolled back."""
-    failing = rawsql.Statement(text("INSERT INTO app_settings (key, value) VALUES (:k, :v)"))
-    now = rt.clock.now()
-    with pytest.raises(IntegrityError) as raised:
-        with event_rows.transaction(rt.db) as tx:
-            with rawsql.batch(tx.conn) as statements:
-                statements.add(event_rows._CLAIM, {"event_id": "ev1", "office_id": "sakata", "now": now})
-                statements.add(failing, {"k": None, "v": "ヤマダハナコ"})
-                statements.commit()
-    assert raised.value.params is None and "ヤマダハナコ" not in describe_error(raised.value)
-    with rt.db.reading() as s:
-        assert s.execute(text("SELECT count(*) FROM processed_events")).scalar() == 0
-    with event_rows.transaction(rt.db) as tx:  # the connection is usable again
-        assert event_rows.claim(tx.conn, "sakata", "ev1", now) == (True, None)
-
-
-def test_a_batchs_answers_are_read_after_its_block(rt):
-    with rt.db.connected() as conn:
-        with rawsql.batch(conn) as statements:
-            claimed = statements.add(event_rows._CLAIM, {"event_id": "ev1", "office_id": "sakata",
-                                                         "now": rt.clock.now()})
-            with pytest.raises(RuntimeError):
-                claimed.rows()
-        assert claimed.rows() == [("ev1",)] and claimed.rowcount() == 1
-
-
-def test_nothing_is_written_in_an_event_after_its_last_statements(rt):
-    """`write_back` commits with the event's last statements: a session write after it would land outside the
-    event's transaction, so it is refused and the event rolled back."""
-    from bot.models import AppSetting
-
-    now = rt.clock.now()
-    with pytest.raises(RuntimeError, match="after its commit"):
-        with event_rows.transaction(rt.db) as tx:
-            _, conv = event_rows.claim(tx.conn, "sakata", "ev1", now, USER)
-            event_rows.write_back(tx, conv, [])
-            tx.session.add(AppSetting(key="late", value="x"))
-    with rt.db.reading() as s:
-        assert s.execute(text("SELECT count(*) FROM app_settings WHERE key = 'late'")).scalar() == 0

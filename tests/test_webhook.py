@@ -772,13 +772,12 @@ def test_one_failing_event_is_rolled_back_alone_and_the_answer_is_still_200(rt, 
     """Everything an event writes (dedupe mark, state, outbox) commits together or not at all."""
     from bot import dispatch
 
-    real_insert, real_queue = dispatch.event_rows._insert_outbox, dispatch.outbox.queue_to_user
+    real_insert, real_queue = dispatch.event_rows.insert_outbox, dispatch.outbox.queue_to_user
 
-    def insert_then_fail(statements, row):  # the event's reply, sent with its last statements before the commit
-        queued = real_insert(statements, row)
-        if row.recipient == sakata_user.user_id:
+    def insert_then_fail(conn, rows):  # the event's reply
+        real_insert(conn, rows)
+        if any(row.recipient == sakata_user.user_id for row in rows):
             raise RuntimeError("boom after queueing")
-        return queued
 
     def queue_then_fail(session, **kwargs):  # the apology
         rows = real_queue(session, **kwargs)
@@ -787,7 +786,7 @@ def test_one_failing_event_is_rolled_back_alone_and_the_answer_is_still_200(rt, 
             raise RuntimeError("boom after queueing")
         return rows
 
-    monkeypatch.setattr(dispatch.event_rows, "_insert_outbox", insert_then_fail)
+    monkeypatch.setattr(dispatch.event_rows, "insert_outbox", insert_then_fail)
     monkeypatch.setattr(dispatch.outbox, "queue_to_user", queue_then_fail)
     failing = sakata_user.text_event("予約")
     assert sakata_user.post(sakata_user.body(failing)).status_code == 200
@@ -892,7 +891,7 @@ def test_a_database_error_logs_no_values(rt, sakata_user, monkeypatch, caplog):
         return []
 
     monkeypatch.setattr(dispatch.outbox, "queue_to_user", failing_insert)  # the apology fails the same way
-    monkeypatch.setattr(dispatch.event_rows, "_insert_outbox", lambda statements, row: failing_insert(statements.conn))
+    monkeypatch.setattr(dispatch.event_rows, "insert_outbox", lambda conn, rows: failing_insert(conn))
     caplog.set_level(logging.DEBUG)
     assert sakata_user.says("予約").status_code == 200
     assert "IntegrityError" in caplog.text
@@ -911,20 +910,14 @@ def test_a_database_error_on_the_events_own_rows_logs_no_values(rt, sakata_user,
     failing = rawsql.Statement(text("INSERT INTO app_settings (key, value) VALUES (:k, :v)"))
     raised: list[BaseException] = []
 
-    real_write_back = dispatch.event_rows.write_back
-
-    def failing_insert(statements, row):  # goes with the event's last statements (one round trip on PostgreSQL)
-        return statements.add(failing, {"k": None, "v": secret_words})
-
-    def write_back(*args):
+    def failing_insert(conn, rows):
         try:
-            real_write_back(*args)
+            failing.rowcount(conn, {"k": None, "v": secret_words})
         except Exception as error:
             raised.append(error)
             raise
 
-    monkeypatch.setattr(dispatch.event_rows, "_insert_outbox", failing_insert)
-    monkeypatch.setattr(dispatch.event_rows, "write_back", write_back)
+    monkeypatch.setattr(dispatch.event_rows, "insert_outbox", failing_insert)
     caplog.set_level(logging.DEBUG)
     assert sakata_user.says("予約").status_code == 200
     [error] = raised
