@@ -12,9 +12,8 @@ LINE_CHANNEL_SECRET_<OFFICE> and LINE_CHANNEL_ACCESS_TOKEN_<OFFICE>, as madoguch
 With FLOOR_DATABASE_URL (a PostgreSQL URL) it is the *durable floor*: before replying it also does what
 madoguchi's design asks of every event and nothing more, with psycopg and no ORM, on three small tables of its
 own: in one transaction, the event's deduplication row, the user's conversation row read locked (created for a
-new user) and updated, the reply's outbox row; after the reply, that row marked sent (its own transaction); the
-statements sent together as madoguchi sends them (three exchanges with the server an event). It shows what one
-durable transaction per event costs before any dialog, template or feature.
+new user) and updated, the reply's outbox row; after the reply, that row marked sent (its own transaction). It
+shows what one durable transaction per event costs before any dialog, template or feature.
 """
 from __future__ import annotations
 
@@ -103,49 +102,35 @@ class DurableRows:
 
     def _connection(self):
         if self._conn is None or self._conn.closed:
-            self._conn = self._psycopg.connect(self.url)
+            # Autocommit: the event's transaction is the `transaction()` block, the mark its own statement.
+            self._conn = self._psycopg.connect(self.url, autocommit=True)
         return self._conn
 
     def record(self, office: str, event, token: str | None) -> int | None:
-        """Claim, lock and update the conversation, queue the reply: one transaction, in two exchanges with the
-        server as madoguchi's (its statements sent together in psycopg's pipeline mode: the claim with the
-        read, the writes with the commit). None for a redelivery."""
+        """Claim, lock and update the conversation, queue the reply: one transaction. None for a redelivery."""
         conn = self._connection()
         user_id = getattr(event.source, "user_id", None) or "-"
-        try:
-            with conn.pipeline():
-                claimed = conn.execute("INSERT INTO floor_events VALUES (%s, %s, now()) ON CONFLICT DO NOTHING "
-                                       "RETURNING 1", (event.webhook_event_id, office))
-                found = conn.execute("SELECT id FROM floor_conversations WHERE office_id = %s "
-                                     "AND line_user_id = %s FOR UPDATE", (office, user_id))
-            if not claimed.fetchone():
-                conn.rollback()
+        with conn.transaction():
+            if not conn.execute("INSERT INTO floor_events VALUES (%s, %s, now()) ON CONFLICT DO NOTHING "
+                                "RETURNING 1", (event.webhook_event_id, office)).fetchone():
                 return None
-            row = found.fetchone()
+            row = conn.execute("SELECT id FROM floor_conversations WHERE office_id = %s AND line_user_id = %s "
+                               "FOR UPDATE", (office, user_id)).fetchone()
             if row is None:
                 row = conn.execute("INSERT INTO floor_conversations (office_id, line_user_id) VALUES (%s, %s) "
                                    "ON CONFLICT (office_id, line_user_id) "
                                    "DO UPDATE SET line_user_id = EXCLUDED.line_user_id RETURNING id",
                                    (office, user_id)).fetchone()
-            with conn.pipeline():
-                conn.execute("UPDATE floor_conversations SET last_event_ms = %s, last_active_at = now() "
-                             "WHERE id = %s", (int(event.timestamp), row[0]))
-                queued = None
-                if token:
-                    payload = json.dumps({"messages": [{"type": "text", "text": REPLY_TEXT}]})
-                    queued = conn.execute("INSERT INTO floor_outbox (office_id, recipient, reply_token, payload, "
-                                          "status, created_at) VALUES (%s, %s, %s, %s, 'sending', now()) "
-                                          "RETURNING id", (office, user_id, token, payload))
-                conn.execute("COMMIT")
-            return queued.fetchone()[0] if queued else None
-        except BaseException:
-            conn.rollback()
-            raise
+            conn.execute("UPDATE floor_conversations SET last_event_ms = %s, last_active_at = now() WHERE id = %s",
+                         (int(event.timestamp), row[0]))
+            if not token:
+                return None
+            payload = json.dumps({"messages": [{"type": "text", "text": REPLY_TEXT}]})
+            return conn.execute("INSERT INTO floor_outbox (office_id, recipient, reply_token, payload, status, "
+                                "created_at) VALUES (%s, %s, %s, %s, 'sending', now()) RETURNING id",
+                                (office, user_id, token, payload)).fetchone()[0]
 
     def mark_sent(self, row_id: int) -> None:
-        """The reply's outcome: one statement and its commit, sent together (as madoguchi records it)."""
-        conn = self._connection()
-        with conn.pipeline():
-            conn.execute("UPDATE floor_outbox SET status = 'sent', sent_at = now() "
-                         "WHERE id = %s AND status = 'sending'", (row_id,))
-            conn.execute("COMMIT")
+        """The reply's outcome: one statement, its own transaction (as madoguchi records it)."""
+        self._connection().execute("UPDATE floor_outbox SET status = 'sent', sent_at = now() "
+                                   "WHERE id = %s AND status = 'sending'", (row_id,))
