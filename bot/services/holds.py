@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from bot.clock import TOKYO
 from bot.models import Booking, Conversation, SlotBlock, SlotHold
-from bot.rawsql import Statement, batch, flushed
+from bot.rawsql import Statement, flushed
 from bot.services import calendar, lifecycle
 from bot.services import slots as slotsvc
 from bot.services.slot_text import parse_slot_text
@@ -26,8 +26,8 @@ def lock_slot(session: Session, office_id: str, start: datetime) -> None:
                         {"k": f"{office_id}|{start.isoformat()}"})
 
 
-# What is free to show, as compiled statements (`bot.rawsql`) sent together: a slot list is shown on every
-# step of picking one, and through the ORM these three cost more than the rest of such a step.
+# What is free to show, as compiled statements (`bot.rawsql`): a slot list is shown on every step of picking
+# one, and through the ORM these three cost more than the rest of such a step.
 _slot_start_type = Booking.__table__.c.slot_start.type
 _BOOKED = Statement(
     select(Booking.slot_start, func.count())
@@ -52,17 +52,14 @@ _BLOCKS = Statement(select(SlotBlock.slot_start, SlotBlock.day).where(SlotBlock.
 
 def seats(session: Session, office_id: str, now: datetime, exclude_conversation: int | None = None
           ) -> tuple[dict[datetime, int], set[datetime], set[date]]:
-    """`taken_counts` and `blocks` at once (one exchange with PostgreSQL)."""
+    """`taken_counts` and `blocks` at once."""
+    conn = flushed(session)
     params = {"office_id": office_id, "now": now}
     held_params = params if exclude_conversation is None else {**params, "conversation_id": exclude_conversation}
-    with batch(flushed(session)) as statements:
-        booked = statements.add(_BOOKED, params)
-        held = statements.add(_HELD[exclude_conversation is not None], held_params)
-        blocked = statements.add(_BLOCKS, {"office_id": office_id, "day": now.date().isoformat()})
     counts: dict[datetime, int] = {}
-    for start, n in (*booked.rows(), *held.rows()):
+    for start, n in (*_BOOKED.rows(conn, params), *_HELD[exclude_conversation is not None].rows(conn, held_params)):
         counts[start] = counts.get(start, 0) + n
-    rows = blocked.rows()
+    rows = _BLOCKS.rows(conn, {"office_id": office_id, "day": now.date().isoformat()})
     return (counts, {start for start, _ in rows if start is not None},
             {date.fromisoformat(day) for start, day in rows if start is None})
 
