@@ -495,6 +495,29 @@ def test_block_a_users_online_booking_after_no_shows(rt, staff, fake_line, user)
     assert "block_user" in _actions(rt, reference) and "unblock_user" in _actions(rt, reference)
 
 
+def test_a_request_shows_the_persons_earlier_no_shows(rt, staff, user, user_factory):
+    """第6条(3) / 第4条(3): after a no-show 「今後のオンライン職業相談の利用をお断りする場合があります」. Staff
+    deciding the person's next request (or taking one by phone) see the earlier no-shows, from the same LINE
+    account or the same job seeker number; nobody else's."""
+    missed = make_request(rt, user_id=user.user_id)
+    post(staff, f"/staff/bookings/{missed}/confirm")
+    rt.clock.freeze(SAKATA_MONDAY + timedelta(minutes=11))
+    login(staff)
+    post(staff, f"/staff/bookings/{missed}/no_show")
+    assert booking(rt, missed).status == "no_show"
+    again = make_request(rt, start=SAKATA_MONDAY + timedelta(days=7), user_id=user.user_id,
+                         details={**DETAILS["sakata"], "seeker_number": "55555-123456"})
+    page = _page(staff, f"/staff/bookings/{again}")
+    assert "これまでの欠席（連絡なし）" in page and missed in page.split('id="earlier-no-shows"')[1].split("</dd>")[0]
+    phoned = _new(staff, slot=(SAKATA_MONDAY + timedelta(days=7, hours=1)).isoformat(),
+                  seeker_number=DETAILS["sakata"]["seeker_number"]).headers["Location"]
+    assert missed in _page(staff, phoned).split('id="earlier-no-shows"')[1].split("</dd>")[0]
+    other = make_request(rt, start=SAKATA_MONDAY + timedelta(days=7, hours=2), user_id=user_factory("sakata").user_id,
+                         details={**DETAILS["sakata"], "seeker_number": "77777-123456"})
+    assert "これまでの欠席" not in _page(staff, f"/staff/bookings/{other}")
+    assert "これまでの欠席" not in _page(staff, f"/staff/bookings/{missed}")   # not the booking itself
+
+
 # -- phone and window bookings --------------------------------------------------------------------
 
 def _new(staff, **data):

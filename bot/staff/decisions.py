@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, or_, select
 from sqlalchemy.orm import Session
 
 from bot.models import Booking, Conversation, SlotBlock, SlotClaim
@@ -295,6 +295,22 @@ def details_kept(office, booking: Booking, now: datetime) -> bool:
 def no_show_from(office, booking: Booking) -> datetime:
     """When a booking nobody joined or called about may be recorded as a no-show: start + no_show_minutes."""
     return booking.slot_start + timedelta(minutes=office.no_show_minutes)
+
+
+def earlier_no_shows(session: Session, office, booking: Booking) -> list[Booking]:
+    """The person's other bookings at this office recorded as a no-show, latest first: from the same LINE account
+    or the same job seeker number (a phone booking, another account). After one, the office 「今後のオンライン職業
+    相談の利用をお断りする場合があります」 (Sakata 第6条(3), Otaru 第4条(3)): staff deciding the next request see them."""
+    same = []
+    if booking.conversation_id is not None:
+        same.append(Booking.conversation_id == booking.conversation_id)
+    if booking.seeker_hash:
+        same.append(Booking.seeker_hash == booking.seeker_hash)
+    if not same:
+        return []
+    return list(session.scalars(select(Booking).where(
+        Booking.office_id == office.id, Booking.id != booking.id, Booking.status == lifecycle.NO_SHOW, or_(*same),
+    ).order_by(Booking.slot_start.desc())))
 
 
 def cancel(session: Session, rt, office, booking: Booking, actor: Actor, now: datetime,
