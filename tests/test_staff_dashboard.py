@@ -588,6 +588,23 @@ def test_overrides_need_a_reason(rt, staff):
     assert sorted(personal.open_note(rt, reason) for reason in reasons) == ["所長の判断で受付", "本人の希望"]
 
 
+def test_a_phone_booking_for_a_person_refused_online_booking_needs_a_reason(rt, staff, user):
+    """Staff stopped this person's online booking (a no-show: 「今後のオンライン職業相談の利用をお断りする場合が
+    あります」). Another member taking their call books them again only on purpose, with a reason."""
+    missed = make_request(rt, user_id=user.user_id)
+    post(staff, f"/staff/bookings/{missed}/block_user")
+    post(staff, f"/staff/bookings/{missed}/cancel_user")
+    later = (SAKATA_MONDAY + timedelta(days=7)).isoformat()
+    refused = _new(staff, slot=later, seeker_number=DETAILS["sakata"]["seeker_number"])
+    assert refused.status_code == 400 and "オンライン予約を停止中" in refused.get_data(as_text=True)
+    assert _new(staff, slot=later, seeker_number=DETAILS["sakata"]["seeker_number"],
+                override_reason="所長の判断で受付").status_code == 302
+    post(staff, f"/staff/bookings/{missed}/unblock_user")
+    again = _new(staff, slot=(SAKATA_MONDAY + timedelta(days=14)).isoformat(),
+                 seeker_number=DETAILS["sakata"]["seeker_number"])
+    assert again.status_code == 400 and "オンライン予約を停止中" not in again.get_data(as_text=True)  # one open
+
+
 def test_the_override_reason_is_stored_encrypted_and_shown_decrypted(rt, staff):
     """Staff write personal things into the reason too (who phoned, their number, their illness)."""
     rt.clock.freeze(datetime(2026, 12, 5, 10, 0, tzinfo=TOKYO))          # Saturday: Monday's deadline passed

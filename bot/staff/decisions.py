@@ -452,8 +452,8 @@ def create_booking(session: Session, rt, office, actor: Actor, now: datetime, *,
                    source: str, details: dict[str, Any], override_reason: str | None = None) -> Booking:
     """A confirmed booking for a phone or window request: takes the slot, so the bot never offers it.
 
-    The notice rule, the booking window, a staff block and the one-open rule may be overridden with a
-    reason (free text staff write, so stored encrypted); a past, closed, non-schedule or full slot may not.
+    The notice rule, the booking window, a staff block, the one-open rule and a stop of the person's online
+    booking (on their LINE account, found by the job seeker number) may be overridden with a reason (free text staff write, so stored encrypted); a past, closed, non-schedule or full slot may not.
     """
     if source not in SOURCES:
         raise Refused("source")
@@ -469,6 +469,8 @@ def create_booking(session: Session, rt, office, actor: Actor, now: datetime, *,
             Booking.office_id == office.id, Booking.seeker_hash == seeker_hash,
             Booking.status.in_(OPEN_STATUSES), Booking.slot_start > now).limit(1)) is not None:
         overrides.append("one_open")
+    if seeker_hash and requests.refused_online(session, office.id, seeker_hash):
+        overrides.append("refused_online")   # staff stopped this person's online booking (a no-show, misuse)
     if overrides and not override_reason:
         raise Refused("needs_override", overrides=overrides)
     booking = Booking(reference=new_reference(session), office_id=office.id, conversation_id=None,
