@@ -642,6 +642,28 @@ def test_nothing_to_withdraw_once_the_slot_has_begun(rt, clock, client, user_fac
     assert last_buttons(fake_line, user) == {}
 
 
+@pytest.mark.parametrize("office", ["sakata", "otaru"])
+def test_just_after_the_start_cancelling_says_to_phone_before_the_no_show_rule(rt, clock, client, user_factory,
+                                                                             fake_line, office):
+    """「連絡がないまま…実施日時を10分経過した場合は、キャンセルとみなします」 and, after that, 「今後の…利用をお断り
+    する場合があります」: a user who cannot join and taps キャンセル (or asks 予約確認) in those 10 minutes is told to
+    phone the office now, not only that the chat is too late."""
+    user = user_factory(office)
+    booking = request_for(rt, client, user)
+    confirm(rt, booking)
+    cancel = f"a=cancel_booking&at=any&o={office}&v={booking.reference}"
+    clock.freeze(booking.slot_start + timedelta(minutes=3))
+    reply = taps(fake_line, user, cancel)
+    assert "このトークではキャンセルできません" in reply and "開始時刻を過ぎている" not in reply
+    assert ("0134-32-8689" in reply and "s-otaru.sm@" not in reply) if office == "otaru" else "電話番号は" in reply
+    listing = says(fake_line, user, "予約確認")
+    assert "このトークではキャンセルできません" in listing and last_buttons(fake_line, user) == {}
+    assert the_booking(rt, user).status == "confirmed"
+    clock.freeze(booking.slot_start + timedelta(minutes=rt.offices[office].no_show_minutes))
+    assert "開始時刻を過ぎている" in taps(fake_line, user, cancel)      # the no-show rule applies now
+    assert the_booking(rt, user).status == "confirmed"
+
+
 def test_a_proposal_is_answered_from_the_list(rt, client, user_factory, fake_line):
     from dialogs.router import parse_postback
 

@@ -495,6 +495,29 @@ def test_block_a_users_online_booking_after_no_shows(rt, staff, fake_line, user)
     assert "block_user" in _actions(rt, reference) and "unblock_user" in _actions(rt, reference)
 
 
+def test_a_request_shows_the_persons_earlier_no_shows(rt, staff, user, user_factory):
+    """第6条(3) / 第4条(3): after a no-show 「今後のオンライン職業相談の利用をお断りする場合があります」. Staff
+    deciding the person's next request (or taking one by phone) see the earlier no-shows, from the same LINE
+    account or the same job seeker number; nobody else's."""
+    missed = make_request(rt, user_id=user.user_id)
+    post(staff, f"/staff/bookings/{missed}/confirm")
+    rt.clock.freeze(SAKATA_MONDAY + timedelta(minutes=11))
+    login(staff)
+    post(staff, f"/staff/bookings/{missed}/no_show")
+    assert booking(rt, missed).status == "no_show"
+    again = make_request(rt, start=SAKATA_MONDAY + timedelta(days=7), user_id=user.user_id,
+                         details={**DETAILS["sakata"], "seeker_number": "55555-123456"})
+    page = _page(staff, f"/staff/bookings/{again}")
+    assert "これまでの欠席（連絡なし）" in page and missed in page.split('id="earlier-no-shows"')[1].split("</dd>")[0]
+    phoned = _new(staff, slot=(SAKATA_MONDAY + timedelta(days=7, hours=1)).isoformat(),
+                  seeker_number=DETAILS["sakata"]["seeker_number"]).headers["Location"]
+    assert missed in _page(staff, phoned).split('id="earlier-no-shows"')[1].split("</dd>")[0]
+    other = make_request(rt, start=SAKATA_MONDAY + timedelta(days=7, hours=2), user_id=user_factory("sakata").user_id,
+                         details={**DETAILS["sakata"], "seeker_number": "77777-123456"})
+    assert "これまでの欠席" not in _page(staff, f"/staff/bookings/{other}")
+    assert "これまでの欠席" not in _page(staff, f"/staff/bookings/{missed}")   # not the booking itself
+
+
 # -- phone and window bookings --------------------------------------------------------------------
 
 def _new(staff, **data):
@@ -563,6 +586,23 @@ def test_overrides_need_a_reason(rt, staff):
     with rt.db.reading() as s:
         reasons = s.scalars(select(BookingHandoff.override_reason)).all()
     assert sorted(personal.open_note(rt, reason) for reason in reasons) == ["所長の判断で受付", "本人の希望"]
+
+
+def test_a_phone_booking_for_a_person_refused_online_booking_needs_a_reason(rt, staff, user):
+    """Staff stopped this person's online booking (a no-show: 「今後のオンライン職業相談の利用をお断りする場合が
+    あります」). Another member taking their call books them again only on purpose, with a reason."""
+    missed = make_request(rt, user_id=user.user_id)
+    post(staff, f"/staff/bookings/{missed}/block_user")
+    post(staff, f"/staff/bookings/{missed}/cancel_user")
+    later = (SAKATA_MONDAY + timedelta(days=7)).isoformat()
+    refused = _new(staff, slot=later, seeker_number=DETAILS["sakata"]["seeker_number"])
+    assert refused.status_code == 400 and "オンライン予約を停止中" in refused.get_data(as_text=True)
+    assert _new(staff, slot=later, seeker_number=DETAILS["sakata"]["seeker_number"],
+                override_reason="所長の判断で受付").status_code == 302
+    post(staff, f"/staff/bookings/{missed}/unblock_user")
+    again = _new(staff, slot=(SAKATA_MONDAY + timedelta(days=14)).isoformat(),
+                 seeker_number=DETAILS["sakata"]["seeker_number"])
+    assert again.status_code == 400 and "オンライン予約を停止中" not in again.get_data(as_text=True)  # one open
 
 
 def test_the_override_reason_is_stored_encrypted_and_shown_decrypted(rt, staff):

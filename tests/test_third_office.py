@@ -173,6 +173,22 @@ def test_the_confirmation_says_whether_the_video_app_needs_an_account(tmp_path, 
     assert expected in text_of(render(office, language, "outcome_confirmed", dict(booking=booking("confirmed"))))
 
 
+@pytest.mark.parametrize("language,heading", [("ja", "【参加のご案内】"), ("en", "[How to join]"),
+                                              ("easy", "【そうだんに 出る 方法】")])
+@pytest.mark.parametrize("needed", [True, False, None])
+def test_the_video_app_line_is_set_apart_from_how_to_join(tmp_path, language, heading, needed):
+    """Otaru's confirmation (Zoom, no account needed) read 「…（アカウント登録は不要です）」 glued to
+    「【参加のご案内】」: the blank line before each heading is kept whatever the app line says."""
+    from bot.render import text_of
+    from tests.test_languages import booking, render
+
+    data = third_office.profile()
+    data["video_app"]["account_needed"] = needed
+    office = load_offices(third_office.write_offices(tmp_path, data))["kakuu"].localized(language)
+    text = text_of(render(office, language, "outcome_confirmed", dict(booking=booking("confirmed"))))
+    assert f"\n\n{heading}\n" in text
+
+
 @pytest.mark.parametrize("language,offered,not_offered", [
     ("日本語", "「はい」「いいえ」のいずれか", "わからない"),
     ("English", 'send "Yes" or "No", or the number', "Not sure"),

@@ -8,7 +8,8 @@ What a user may do about each (the `action` of a summary):
 - `cancel`: a confirmed booking, in chat, where the office's rule allows it (`cancellation.in_chat`,
   until `in_chat_until_days_before` days before the session date);
 - `call`: a confirmed booking the office's rule says to cancel another way: `routes` names them
-  (`same_day_routes` on the session day), and the templates show each route's confirmed contact.
+  (`same_day_routes` on the session day), and the templates show each route's confirmed contact; also one
+  whose session began less than `no_show_minutes` ago (a call now is not an unannounced absence).
 Every withdrawal or cancellation is handed to staff (a StaffNotice). Summaries carry no personal values.
 """
 from __future__ import annotations
@@ -67,9 +68,16 @@ def cancel_routes(office, booking: Booking, now: datetime) -> tuple[str, ...]:
     return tuple(rule.same_day_routes if _same_day(booking, now) else rule.routes)
 
 
+def _in_grace(office, booking: Booking, now: datetime) -> bool:
+    """A confirmed session that began less than the office's no-show minutes ago: a user who cannot join may
+    still tell the office (「連絡がないまま…10分経過した場合は、キャンセルとみなします」), by its same-day routes."""
+    return (booking.status == lifecycle.CONFIRMED
+            and booking.slot_start <= now < booking.slot_start + timedelta(minutes=office.no_show_minutes))
+
+
 def _action(office, booking: Booking, now: datetime) -> str | None:
     if booking.slot_start <= now:
-        return None
+        return "call" if _in_grace(office, booking, now) else None
     if booking.status == lifecycle.REQUESTED:
         return "withdraw" if not _same_day(booking, now) or cancellable_in_chat(office, booking, now) else "call"
     if booking.status == lifecycle.PROPOSED:

@@ -197,11 +197,7 @@ def _refusal(session: Session, rt, office, conv: Conversation, values: dict[str,
     if digest:
         # Staff refused this person further online counselling (第10条: a no-show, misuse) on another LINE
         # account: the same job seeker number is refused here too, while the office keeps its details.
-        blocked_elsewhere = session.scalar(select(Booking.id).join(
-            Conversation, Conversation.id == Booking.conversation_id).where(
-            Booking.office_id == office.id, Booking.seeker_hash == digest, Booking.conversation_id != conv.id,
-            Conversation.booking_blocked.is_(True)).limit(1))
-        if blocked_elsewhere is not None:
+        if refused_online(session, office.id, digest, other_than=conv.id):
             return "blocked"
         other = session.scalar(select(Booking.id).where(
             Booking.office_id == office.id, Booking.seeker_hash == digest, Booking.conversation_id != conv.id,
@@ -209,6 +205,16 @@ def _refusal(session: Session, rt, office, conv: Conversation, values: dict[str,
         if other is not None:
             return "seeker_open"
     return None
+
+
+def refused_online(session: Session, office_id: str, digest: str, other_than: int | None = None) -> bool:
+    """Did staff stop the online booking of a LINE account (other than `other_than`) that booked with this job
+    seeker number (its keyed hash) at this office?"""
+    query = select(Booking.id).join(Conversation, Conversation.id == Booking.conversation_id).where(
+        Booking.office_id == office_id, Booking.seeker_hash == digest, Conversation.booking_blocked.is_(True))
+    if other_than is not None:
+        query = query.where(Booking.conversation_id != other_than)
+    return session.scalar(query.limit(1)) is not None
 
 
 def seeker_hash(rt, values: dict[str, Any]) -> str | None:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, or_, select
 from sqlalchemy.orm import Session
 
 from bot.models import Booking, Conversation, SlotBlock, SlotClaim
@@ -297,6 +297,22 @@ def no_show_from(office, booking: Booking) -> datetime:
     return booking.slot_start + timedelta(minutes=office.no_show_minutes)
 
 
+def earlier_no_shows(session: Session, office, booking: Booking) -> list[Booking]:
+    """The person's other bookings at this office recorded as a no-show, latest first: from the same LINE account
+    or the same job seeker number (a phone booking, another account). After one, the office 「今後のオンライン職業
+    相談の利用をお断りする場合があります」 (Sakata 第6条(3), Otaru 第4条(3)): staff deciding the next request see them."""
+    same = []
+    if booking.conversation_id is not None:
+        same.append(Booking.conversation_id == booking.conversation_id)
+    if booking.seeker_hash:
+        same.append(Booking.seeker_hash == booking.seeker_hash)
+    if not same:
+        return []
+    return list(session.scalars(select(Booking).where(
+        Booking.office_id == office.id, Booking.id != booking.id, Booking.status == lifecycle.NO_SHOW, or_(*same),
+    ).order_by(Booking.slot_start.desc())))
+
+
 def cancel(session: Session, rt, office, booking: Booking, actor: Actor, now: datetime,
            by_office: bool, note: str | None = None) -> Result:
     """Cancel on the user's behalf (they phoned) or by the office; the seat is freed and the user told."""
@@ -436,8 +452,8 @@ def create_booking(session: Session, rt, office, actor: Actor, now: datetime, *,
                    source: str, details: dict[str, Any], override_reason: str | None = None) -> Booking:
     """A confirmed booking for a phone or window request: takes the slot, so the bot never offers it.
 
-    The notice rule, the booking window, a staff block and the one-open rule may be overridden with a
-    reason (free text staff write, so stored encrypted); a past, closed, non-schedule or full slot may not.
+    The notice rule, the booking window, a staff block, the one-open rule and a stop of the person's online
+    booking (on their LINE account, found by the job seeker number) may be overridden with a reason (free text staff write, so stored encrypted); a past, closed, non-schedule or full slot may not.
     """
     if source not in SOURCES:
         raise Refused("source")
@@ -453,6 +469,8 @@ def create_booking(session: Session, rt, office, actor: Actor, now: datetime, *,
             Booking.office_id == office.id, Booking.seeker_hash == seeker_hash,
             Booking.status.in_(OPEN_STATUSES), Booking.slot_start > now).limit(1)) is not None:
         overrides.append("one_open")
+    if seeker_hash and requests.refused_online(session, office.id, seeker_hash):
+        overrides.append("refused_online")   # staff stopped this person's online booking (a no-show, misuse)
     if overrides and not override_reason:
         raise Refused("needs_override", overrides=overrides)
     booking = Booking(reference=new_reference(session), office_id=office.id, conversation_id=None,
