@@ -366,3 +366,21 @@ def test_page_templates_are_compiled_once_per_process_and_again_when_edited(make
     with second.app_context():
         assert second.jinja_env.get_template("probe.html").render() == "two"
     assert compiled.count("probe.html") == 2
+
+
+# -- house wording of the Japanese messages -------------------------------------------------------
+
+# Wording the job seeker must not read in the Japanese messages, with the reason: each entry came with a
+# fix, and the rest of the messages already say it the kept way.
+UNWANTED_JA = {
+    "ご都合がつかなかった": "the office's own 都合 takes no honorific ご (the user's ご都合 does)",
+    "相談していただく": "honorific ご相談いただく, as elsewhere",
+    "すみません": "a public office apologises with 申し訳ありません",
+}
+
+
+@pytest.mark.parametrize("unwanted", sorted(UNWANTED_JA))
+def test_the_japanese_messages_keep_the_house_wording(unwanted):
+    found = [path.name for path in sorted(MESSAGES.iterdir())
+             if path.is_file() and unwanted in path.read_text(encoding="utf-8")]
+    assert not found, f"「{unwanted}」 in {found}: {UNWANTED_JA[unwanted]}"
