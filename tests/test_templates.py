@@ -370,17 +370,20 @@ def test_page_templates_are_compiled_once_per_process_and_again_when_edited(make
 
 # -- house wording of the Japanese messages -------------------------------------------------------
 
-# Wording the job seeker must not read in the Japanese messages, with the reason: each entry came with a
-# fix, and the rest of the messages already say it the kept way.
+# Wording the job seeker must not read in the Japanese and easy-Japanese messages, with the reason: each
+# entry came with a fix, and the rest of the messages already say it the kept way.
 UNWANTED_JA = {
     "ご都合がつかなかった": "the office's own 都合 takes no honorific ご (the user's ご都合 does)",
     "相談していただく": "honorific ご相談いただく, as elsewhere",
     "すみません": "a public office apologises with 申し訳ありません",
+    "チャット": "the messages call the conversation このトーク",
+    "予約手続き": "the messages say 予約の手続き",
+    "途中のまま": "the messages say 途中になっています",
 }
 
 
 @pytest.mark.parametrize("unwanted", sorted(UNWANTED_JA))
 def test_the_japanese_messages_keep_the_house_wording(unwanted):
-    found = [path.name for path in sorted(MESSAGES.iterdir())
-             if path.is_file() and unwanted in path.read_text(encoding="utf-8")]
+    found = [f"{path.parent.name}/{path.name}" for folder in (MESSAGES, MESSAGES.parent / "easy")
+             for path in sorted(folder.iterdir()) if path.is_file() and unwanted in path.read_text(encoding="utf-8")]
     assert not found, f"「{unwanted}」 in {found}: {UNWANTED_JA[unwanted]}"
