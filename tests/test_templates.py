@@ -379,6 +379,9 @@ UNWANTED_JA = {
     "チャット": "the messages call the conversation このトーク",
     "予約手続き": "the messages say 予約の手続き",
     "途中のまま": "the messages say 途中になっています",
+    "キャンセルとみなされ、": "one subject: the office みなし and お断りする, as the receipt says it",
+    "止まったところから、": "each of the two answers gets its verb (続けられ / やり直せます)",
+    "では予約を": "two では in one clause (このアカウントでは、グループ…では)",
 }
 
 
