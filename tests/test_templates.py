@@ -390,3 +390,12 @@ def test_the_japanese_messages_keep_the_house_wording(unwanted):
     found = [f"{path.parent.name}/{path.name}" for folder in (MESSAGES, MESSAGES.parent / "easy")
              for path in sorted(folder.iterdir()) if path.is_file() and unwanted in path.read_text(encoding="utf-8")]
     assert not found, f"「{unwanted}」 in {found}: {UNWANTED_JA[unwanted]}"
+
+
+def test_what_the_job_seeker_reads_calls_the_service_by_its_one_name():
+    """オンライン職業相談 (the name of the terms, the greeting and the form's heading), never a shorter オンライン相談.
+    Staff's words (staff cards and replies, the decline reasons' labels) are not the job seeker's."""
+    pages = sorted((TEMPLATES_DIR / "forms").glob("*.ja.yaml"))
+    messages = [path for path in sorted(MESSAGES.glob("*.txt")) if not path.name.startswith("staff_")]
+    found = [path.name for path in pages + messages if "オンライン相談" in path.read_text(encoding="utf-8")]
+    assert not found
