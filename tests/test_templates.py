@@ -404,3 +404,12 @@ def test_what_the_job_seeker_reads_calls_the_service_by_its_one_name():
     messages = [path for path in sorted(MESSAGES.glob("*.txt")) if not path.name.startswith("staff_")]
     found = [path.name for path in pages + messages if "オンライン相談" in path.read_text(encoding="utf-8")]
     assert not found
+
+
+@pytest.mark.parametrize("office_id", sorted(OFFICES))
+def test_the_relay_service_is_said_in_two_sentences_with_its_address_on_a_line_of_its_own(office_id):
+    """Read on a phone: what the user may do first, then what the service is, and a link LINE can open."""
+    office = OFFICES[office_id]
+    words = text_of(render(office, "miss_contact", samples(office)["miss_contact"][0]))
+    assert "「電話リレーサービス」を使ってお電話いただけます。通訳オペレーター" in words
+    assert "\nhttps://nftrs.or.jp/\n" in words + "\n"
