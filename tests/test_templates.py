@@ -385,6 +385,7 @@ UNWANTED_JA = {
     "あらためて": "the adverb is written 改めて (公用文作成の考え方), as the other messages do",
     "今は": "the messages and pages write いま in kana, as in いまは・いまの質問",
     "今の": "the messages and pages write いま in kana, as in いまは・いまの質問",
+    "）は、とりけしました": "easy: a released hold is とって おくのを やめる (as 仮押さえ is とって おく), not a cancelled booking",
 }
 
 
