@@ -385,6 +385,8 @@ UNWANTED_JA = {
     "あらためて": "the adverb is written 改めて (公用文作成の考え方), as the other messages do",
     "今は": "the messages and pages write いま in kana, as in いまは・いまの質問",
     "今の": "the messages and pages write いま in kana, as in いまは・いまの質問",
+    "でほかの枠をご覧": "say which button to press (を押すと), as the easy text does",
+    "「次の週」で次の週": "say the button's label from labels.yaml and that it is pressed, not 次の週 twice",
     "）は、とりけしました": "easy: a released hold is とって おくのを やめる (as 仮押さえ is とって おく), not a cancelled booking",
 }
 
