@@ -387,6 +387,8 @@ UNWANTED_JA = {
     "今の": "the messages and pages write いま in kana, as in いまは・いまの質問",
     "でほかの枠をご覧": "say which button to press (を押すと), as the easy text does",
     "「次の週」で次の週": "say the button's label from labels.yaml and that it is pressed, not 次の週 twice",
+    "ご連絡いただいた受付番号": "the user called about the booking, not about its number (ご連絡をいただき、受付番号…)",
+    "誠に申し訳ありませんが、": "one apology per message, after the news (outcome_cancelled_by_office said it twice)",
     "）は、とりけしました": "easy: a released hold is とって おくのを やめる (as 仮押さえ is とって おく), not a cancelled booking",
 }
 
