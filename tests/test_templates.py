@@ -418,3 +418,20 @@ def test_the_relay_service_is_said_in_two_sentences_with_its_address_on_a_line_o
     words = text_of(render(office, "miss_contact", samples(office)["miss_contact"][0]))
     assert "「電話リレーサービス」を使ってお電話いただけます。通訳オペレーター" in words
     assert "\nhttps://nftrs.or.jp/\n" in words + "\n"
+
+
+def test_the_japanese_messages_name_the_buttons_they_carry_by_the_labels_they_carry(monkeypatch):
+    """A button renamed in labels.yaml is renamed in the text that tells the user to press it."""
+    import bot.render
+    renamed = {**load_labels("ja")}
+    renamed["buttons"] = {**renamed["buttons"], "accept_proposal": "この日時にする", "decline_proposal": "見送る",
+                          "cancel": "取り消す"}
+    monkeypatch.setattr(bot.render, "load_labels", lambda language: renamed)
+    office = OFFICES["otaru"]   # cancels in the chat
+    text, template = render(office, "outcome_proposed", dict(
+        booking=booking("proposed", "proposal"), original=AT, accept_data="a=accept", decline_data="a=decline"))
+    assert "「この日時にする」を" in text["text"] and "「見送る」を押して" in text["text"]
+    assert [a["label"] for a in template["template"]["actions"]] == ["この日時にする", "見送る"]
+    assert [a["displayText"] for a in template["template"]["actions"]] == ["この日時にする", "見送る"]
+    confirmed = text_of(render(office, "outcome_confirmed", dict(booking=booking("confirmed", "cancel"))))
+    assert "「取り消す」ボタンから" in confirmed
