@@ -389,6 +389,7 @@ UNWANTED_JA = {
     "「次の週」で次の週": "say the button's label from labels.yaml and that it is pressed, not 次の週 twice",
     "ご連絡いただいた受付番号": "the user called about the booking, not about its number (ご連絡をいただき、受付番号…)",
     "誠に申し訳ありませんが、": "one apology per message, after the news (outcome_cancelled_by_office said it twice)",
+    "希望日時:": "the receipt says ご希望の日時, as the form's done page beside it and every message do",
     "）は、とりけしました": "easy: a released hold is とって おくのを やめる (as 仮押さえ is とって おく), not a cancelled booking",
 }
 
