@@ -381,6 +381,7 @@ UNWANTED_JA = {
     "途中のまま": "the messages say 途中になっています",
     "キャンセルとみなされ、": "one subject: the office みなし and お断りする, as the receipt says it",
     "止まったところから、": "each of the two answers gets its verb (続けられ / やり直せます)",
+    "」で止まったところ": "say the resume buttons are pressed (を押すと), by their labels",
     "では予約を": "two では in one clause (このアカウントでは、グループ…では)",
     "あらためて": "the adverb is written 改めて (公用文作成の考え方), as the other messages do",
     "今は": "the messages and pages write いま in kana, as in いまは・いまの質問",
@@ -436,3 +437,12 @@ def test_the_japanese_messages_name_the_buttons_they_carry_by_the_labels_they_ca
     assert [a["displayText"] for a in template["template"]["actions"]] == ["この日時にする", "見送る"]
     confirmed = text_of(render(office, "outcome_confirmed", dict(booking=booking("confirmed", "cancel"))))
     assert "「取り消す」ボタンから" in confirmed
+
+
+def test_help_names_the_resume_buttons_by_their_labels(monkeypatch):
+    import bot.render
+    renamed = {**load_labels("ja")}
+    renamed["buttons"] = {**renamed["buttons"], "continue": "再開する", "fresh": "やり直す"}
+    monkeypatch.setattr(bot.render, "load_labels", lambda language: renamed)
+    [help_] = render(OFFICES["sakata"], "help", dict(state="idle", resuming=True, answers=("yes", "no")))
+    assert "「再開する」を押すと止まったところから続けられ、「やり直す」を押すと始めから" in help_["text"]
