@@ -493,8 +493,8 @@ def test_delete_data_keeps_a_booking_the_office_cancels_only_by_phone(rt, client
     booking = request_for(rt, client, user)
     confirm(rt, booking)
     reply = says(fake_line, user, "データ削除")
-    assert "今は個人情報を削除できません" in reply and booking.reference in reply
-    assert "電話にてご連絡" in reply and "あらためて「データ削除」と送ってください" in reply
+    assert "いまは個人情報を削除できません" in reply and booking.reference in reply
+    assert "電話にてご連絡" in reply and "改めて「データ削除」と送ってください" in reply
     assert last_buttons(fake_line, user) == {}                   # nothing to confirm
     assert_kept(rt, user, booking, "confirmed")
 
@@ -507,7 +507,7 @@ def test_delete_data_checks_again_when_confirmed(rt, client, user_factory, fake_
     yes = last_buttons(fake_line, user)["削除する"]
     confirm(rt, booking)
     reply = taps(fake_line, user, yes)
-    assert "今は個人情報を削除できません" in reply and "個人情報を削除しました" not in reply
+    assert "いまは個人情報を削除できません" in reply and "個人情報を削除しました" not in reply
     assert_kept(rt, user, booking, "confirmed")
 
 
@@ -547,7 +547,7 @@ def test_on_the_session_day_otaru_takes_changes_by_phone_only(rt, clock, client,
     reply = taps(fake_line, user, f"a=withdraw&at=any&o=otaru&v={booking.reference}")
     assert "このトークではキャンセルできません" in reply and "電話:" in reply and "メール:" not in reply
     reply = says(fake_line, user, "データ削除")
-    assert "今は個人情報を削除できません" in reply and "電話:" in reply
+    assert "いまは個人情報を削除できません" in reply and "電話:" in reply
     assert_kept(rt, user, booking, status)
 
 

@@ -238,7 +238,7 @@ def test_text_that_matches_nothing_asks_again_and_offers_the_contact_after_three
         assert "読み取れませんでした" in out[0] and "番号" in out[0]
         assert_asked_again(chat, out, "eligibility", 1)
     out = chat.say("えーと、たぶん")
-    assert "チャット以外の方法" in out[0]
+    assert "このトーク以外の方法" in out[0]
     for route in chat.office.other_routes:
         assert route in out[0]
     if chat.office.phone.confirmed:

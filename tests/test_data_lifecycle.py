@@ -274,7 +274,7 @@ def keys_rotate_without_loss(make_app, rt, run: FullRun) -> None:
 def data_deletion_leaves_nothing(rt, database_url: str, run: FullRun, user_id: str) -> None:
     user, person, reference = run.users[user_id], run.people[user_id], run.references[user_id]
     user.says("データ削除")                                             # Sakata: a confirmed session is
-    assert "今は個人情報を削除できません" in user.messages()[-1]["text"]    # cancelled by phone, not here
+    assert "いまは個人情報を削除できません" in user.messages()[-1]["text"]    # cancelled by phone, not here
     assert _booking(rt, reference).details is not None
     with rt.db.transaction() as s:                                     # the user phoned; staff cancel it
         booking = s.scalar(select(Booking).where(Booking.reference == reference))

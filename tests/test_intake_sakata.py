@@ -281,7 +281,7 @@ def test_a_contact_to_be_confirmed_never_reaches_the_chat(tmp_path, make_app, fa
     chat.say("ヘルプ")
     chat.sticker()
     everything = joined(chat.all_texts())
-    assert "チャット以外の方法" in everything and "利用規約に同意いただけない" in everything
+    assert "このトーク以外の方法" in everything and "利用規約に同意いただけない" in everything
     for value in ("0234-00-0000", "someone@example.jp", "平日8時30分から"):
         assert value not in everything
 

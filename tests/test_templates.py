@@ -366,3 +366,83 @@ def test_page_templates_are_compiled_once_per_process_and_again_when_edited(make
     with second.app_context():
         assert second.jinja_env.get_template("probe.html").render() == "two"
     assert compiled.count("probe.html") == 2
+
+
+# -- house wording of the Japanese messages -------------------------------------------------------
+
+# Wording the job seeker must not read in the Japanese and easy-Japanese messages and the form's Japanese
+# pages, with the reason: each entry came with a fix, and the rest already say it the kept way.
+UNWANTED_JA = {
+    "ご都合がつかなかった": "the office's own 都合 takes no honorific ご (the user's ご都合 does)",
+    "相談していただく": "honorific ご相談いただく, as elsewhere",
+    "すみません": "a public office apologises with 申し訳ありません",
+    "チャット": "the messages call the conversation このトーク",
+    "予約手続き": "the messages say 予約の手続き",
+    "途中のまま": "the messages say 途中になっています",
+    "キャンセルとみなされ、": "one subject: the office みなし and お断りする, as the receipt says it",
+    "止まったところから、": "each of the two answers gets its verb (続けられ / やり直せます)",
+    "」で止まったところ": "say the resume buttons are pressed (を押すと), by their labels",
+    "では予約を": "two では in one clause (このアカウントでは、グループ…では)",
+    "あらためて": "the adverb is written 改めて (公用文作成の考え方), as the other messages do",
+    "今は": "the messages and pages write いま in kana, as in いまは・いまの質問",
+    "今の": "the messages and pages write いま in kana, as in いまは・いまの質問",
+    "でほかの枠をご覧": "say which button to press (を押すと), as the easy text does",
+    "「次の週」で次の週": "say the button's label from labels.yaml and that it is pressed, not 次の週 twice",
+    "ご連絡いただいた受付番号": "the user called about the booking, not about its number (ご連絡をいただき、受付番号…)",
+    "誠に申し訳ありませんが、": "one apology per message, after the news (outcome_cancelled_by_office said it twice)",
+    "希望日時:": "the receipt says ご希望の日時, as the form's done page beside it and every message do",
+    "）は、とりけしました": "easy: a released hold is とって おくのを やめる (as 仮押さえ is とって おく), not a cancelled booking",
+}
+
+
+@pytest.mark.parametrize("unwanted", sorted(UNWANTED_JA))
+def test_the_japanese_messages_keep_the_house_wording(unwanted):
+    files = [path for folder in (MESSAGES, MESSAGES.parent / "easy") for path in sorted(folder.iterdir())]
+    files += sorted((TEMPLATES_DIR / "forms").glob("*.ja.yaml"))
+    found = [f"{path.parent.name}/{path.name}" for path in files
+             if path.is_file() and unwanted in path.read_text(encoding="utf-8")]
+    assert not found, f"「{unwanted}」 in {found}: {UNWANTED_JA[unwanted]}"
+
+
+def test_what_the_job_seeker_reads_calls_the_service_by_its_one_name():
+    """オンライン職業相談 (the name of the terms, the greeting and the form's heading), never a shorter オンライン相談.
+    Staff's words (staff cards and replies, the decline reasons' labels) are not the job seeker's."""
+    pages = sorted((TEMPLATES_DIR / "forms").glob("*.ja.yaml"))
+    messages = [path for path in sorted(MESSAGES.glob("*.txt")) if not path.name.startswith("staff_")]
+    found = [path.name for path in pages + messages if "オンライン相談" in path.read_text(encoding="utf-8")]
+    assert not found
+
+
+@pytest.mark.parametrize("office_id", sorted(OFFICES))
+def test_the_relay_service_is_said_in_two_sentences_with_its_address_on_a_line_of_its_own(office_id):
+    """Read on a phone: what the user may do first, then what the service is, and a link LINE can open."""
+    office = OFFICES[office_id]
+    words = text_of(render(office, "miss_contact", samples(office)["miss_contact"][0]))
+    assert "「電話リレーサービス」を使ってお電話いただけます。通訳オペレーター" in words
+    assert "\nhttps://nftrs.or.jp/\n" in words + "\n"
+
+
+def test_the_japanese_messages_name_the_buttons_they_carry_by_the_labels_they_carry(monkeypatch):
+    """A button renamed in labels.yaml is renamed in the text that tells the user to press it."""
+    import bot.render
+    renamed = {**load_labels("ja")}
+    renamed["buttons"] = {**renamed["buttons"], "accept_proposal": "この日時にする", "decline_proposal": "見送る",
+                          "cancel": "取り消す"}
+    monkeypatch.setattr(bot.render, "load_labels", lambda language: renamed)
+    office = OFFICES["otaru"]   # cancels in the chat
+    text, template = render(office, "outcome_proposed", dict(
+        booking=booking("proposed", "proposal"), original=AT, accept_data="a=accept", decline_data="a=decline"))
+    assert "「この日時にする」を" in text["text"] and "「見送る」を押して" in text["text"]
+    assert [a["label"] for a in template["template"]["actions"]] == ["この日時にする", "見送る"]
+    assert [a["displayText"] for a in template["template"]["actions"]] == ["この日時にする", "見送る"]
+    confirmed = text_of(render(office, "outcome_confirmed", dict(booking=booking("confirmed", "cancel"))))
+    assert "「取り消す」ボタンから" in confirmed
+
+
+def test_help_names_the_resume_buttons_by_their_labels(monkeypatch):
+    import bot.render
+    renamed = {**load_labels("ja")}
+    renamed["buttons"] = {**renamed["buttons"], "continue": "再開する", "fresh": "やり直す"}
+    monkeypatch.setattr(bot.render, "load_labels", lambda language: renamed)
+    [help_] = render(OFFICES["sakata"], "help", dict(state="idle", resuming=True, answers=("yes", "no")))
+    assert "「再開する」を押すと止まったところから続けられ、「やり直す」を押すと始めから" in help_["text"]
