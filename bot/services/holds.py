@@ -53,27 +53,26 @@ _BLOCKS = Statement(select(SlotBlock.slot_start, SlotBlock.day).where(SlotBlock.
 def seats(session: Session, office_id: str, now: datetime, exclude_conversation: int | None = None
           ) -> tuple[dict[datetime, int], set[datetime], set[date]]:
     """`taken_counts` and `blocks` at once."""
+    return (taken_counts(session, office_id, now, exclude_conversation), *blocks(session, office_id, now))
+
+
+def taken_counts(session: Session, office_id: str, now: datetime,
+                 exclude_conversation: int | None = None) -> dict[datetime, int]:
+    """Active requests/bookings and live holds per slot start, from now on."""
     conn = flushed(session)
     params = {"office_id": office_id, "now": now}
     held_params = params if exclude_conversation is None else {**params, "conversation_id": exclude_conversation}
     counts: dict[datetime, int] = {}
     for start, n in (*_BOOKED.rows(conn, params), *_HELD[exclude_conversation is not None].rows(conn, held_params)):
         counts[start] = counts.get(start, 0) + n
-    rows = _BLOCKS.rows(conn, {"office_id": office_id, "day": now.date().isoformat()})
-    return (counts, {start for start, _ in rows if start is not None},
-            {date.fromisoformat(day) for start, day in rows if start is None})
-
-
-def taken_counts(session: Session, office_id: str, now: datetime,
-                 exclude_conversation: int | None = None) -> dict[datetime, int]:
-    """Active requests/bookings and live holds per slot start, from now on."""
-    return seats(session, office_id, now, exclude_conversation)[0]
+    return counts
 
 
 def blocks(session: Session, office_id: str, now: datetime) -> tuple[set[datetime], set[date]]:
     """The slots and whole days staff took out of online booking, from today on."""
-    _, slot_blocks, day_blocks = seats(session, office_id, now)
-    return slot_blocks, day_blocks
+    rows = _BLOCKS.rows(flushed(session), {"office_id": office_id, "day": now.date().isoformat()})
+    return ({start for start, _ in rows if start is not None},
+            {date.fromisoformat(day) for start, day in rows if start is None})
 
 
 def week_page(session: Session, office, now: datetime, index: int, page: int = 0) -> dict[str, Any]:

@@ -453,7 +453,8 @@ def create_booking(session: Session, rt, office, actor: Actor, now: datetime, *,
     """A confirmed booking for a phone or window request: takes the slot, so the bot never offers it.
 
     The notice rule, the booking window, a staff block, the one-open rule and a stop of the person's online
-    booking (on their LINE account, found by the job seeker number) may be overridden with a reason (free text staff write, so stored encrypted); a past, closed, non-schedule or full slot may not.
+    booking (on their LINE account, found by the job seeker number) may be overridden with a reason (free text
+    staff write, so stored encrypted); a past, closed, non-schedule or full slot may not.
     """
     if source not in SOURCES:
         raise Refused("source")
