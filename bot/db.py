@@ -135,6 +135,11 @@ def make_engine(url: str, long_statements=lambda: False) -> Engine:
     return engine
 
 
+def is_lock_timeout(error: BaseException) -> bool:
+    """A statement gave up waiting for a row lock (PostgreSQL's lock_not_available, after LOCK_TIMEOUT_MS)."""
+    return isinstance(error, exc.DBAPIError) and getattr(error.orig, "sqlstate", None) == "55P03"
+
+
 def is_disconnect(error: BaseException) -> bool:
     """A statement failed because the connection was gone (the database restarted, a proxy cut it)."""
     return isinstance(error, exc.DBAPIError) and bool(error.connection_invalidated)

@@ -104,12 +104,16 @@ class Dispatcher:
         if not event_id:
             return []
         try:
-            return self._handle(office, event, event_id)
-        except DBAPIError as error:
-            if not is_disconnect(error):
-                raise
-            log.warning("event=%s database connection lost; running it again", event_id)
-            return self._handle(office, event, event_id)
+            try:
+                return self._handle(office, event, event_id)
+            except DBAPIError as error:
+                if not is_disconnect(error):
+                    raise
+                log.warning("event=%s database connection lost; running it again", event_id)
+                return self._handle(office, event, event_id)
+        except event_rows.ClaimedElsewhere:
+            log.info("event=%s being handled by another delivery, skipped", event_id)
+            return []
 
     def _handle(self, office, event, event_id: str) -> list:
         with event_rows.transaction(self.rt.db) as tx:
@@ -154,6 +158,10 @@ class Dispatcher:
         try:
             with self.rt.db.transaction() as session:
                 now = self.rt.clock.now()
+                if self._answered_elsewhere(session, office, event, now):
+                    log.info("event=%s answered by another delivery: no apology",
+                             getattr(event, "webhook_event_id", "?"))
+                    return []
                 conv = None if staff_tap else session.scalars(
                     _conversation_query(session.bind.dialect.name),
                     {"office_id": office.id, "user_id": chat_id}).one_or_none()
@@ -184,6 +192,23 @@ class Dispatcher:
         finally:
             self.direct_seconds += time.monotonic() - started
         return []
+
+    @staticmethod
+    def _answered_elsewhere(session: Session, office, event, now: datetime) -> bool:
+        """Another delivery of the same event (LINE sent it again meanwhile) has claimed it, committed or still
+        running: that one answers the user, and an apology on the same reply token would race its answer.
+        Probed by claiming the event in a savepoint rolled back at once: a failed event stays unclaimed, so
+        LINE's redelivery of it is handled like any event."""
+        event_id = getattr(event, "webhook_event_id", None)
+        if not event_id:
+            return False
+        savepoint = session.begin_nested()
+        try:
+            return not event_rows.claim(session.connection(), office.id, event_id, now)
+        except event_rows.ClaimedElsewhere:
+            return True
+        finally:
+            savepoint.rollback()
 
     # -- users --------------------------------------------------------------------------------
     def _user_event(self, tx: event_rows.EventTransaction, office, event, user_id: str, now: datetime) -> list:

@@ -14,9 +14,10 @@ from typing import Any, Iterable, Iterator
 from sqlalchemy import bindparam, insert, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
-from bot.db import Database
+from bot.db import Database, is_lock_timeout
 from bot.models import Conversation, OutboxMessage, ProcessedEvent
 from bot.rawsql import Statement, bound
 
@@ -99,9 +100,20 @@ _CLAIM = Statement(text(
 ).bindparams(bindparam("now", type_=ProcessedEvent.__table__.c.received_at.type)))
 
 
+class ClaimedElsewhere(Exception):
+    """Another delivery of the same event holds its claim and has not committed: LINE sent the event again
+    while the first delivery was still being handled. That delivery answers the user (or apologises)."""
+
+
 def claim(conn: Connection, office_id: str, event_id: str, now: datetime) -> bool:
-    """Record the event as processed; False when it was already (LINE redelivered it)."""
-    return bool(_CLAIM.rows(conn, {"event_id": event_id, "office_id": office_id, "now": now}))
+    """Record the event as processed; False when it was already (LINE redelivered it). Raises
+    `ClaimedElsewhere` when another delivery's claim of it is still uncommitted after the lock timeout."""
+    try:
+        return bool(_CLAIM.rows(conn, {"event_id": event_id, "office_id": office_id, "now": now}))
+    except DBAPIError as error:
+        if is_lock_timeout(error):
+            raise ClaimedElsewhere(event_id) from error
+        raise
 
 
 # -- the conversation -------------------------------------------------------------------------------------

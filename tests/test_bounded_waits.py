@@ -68,6 +68,56 @@ def test_a_conversation_locked_by_a_stuck_transaction_gets_the_apology_in_time_o
     assert _claimed(rt, event) == 1
 
 
+def _hold_claim(rt, event: dict):
+    """Another delivery of the same event, still running: its claim is written, not committed."""
+    conn = rt.db.engine.connect()
+    conn.execute(text("INSERT INTO processed_events (webhook_event_id, office_id, received_at) "
+                      "VALUES (:e, 'sakata', now())"), {"e": event["webhookEventId"]})
+    return conn
+
+
+@pytest.mark.usefixtures("postgresql")
+def test_a_delivery_of_an_event_another_delivery_is_still_handling_is_skipped_without_an_apology(
+        rt, sakata_user, fake_line, caplog):
+    """LINE sent the event again while the first delivery still runs (a slow machine): the first answers;
+    this one is acknowledged in time with nothing sent, no apology racing the answer on the same reply
+    token. Found by eight concurrent deliveries on a loaded CI machine: six apologies were queued."""
+    caplog.set_level("INFO", logger="bot.dispatch")
+    event = sakata_user.text_event("予約")
+    holder = _hold_claim(rt, event)
+    try:
+        response, elapsed = timed(lambda: sakata_user.post(sakata_user.body([event])))
+    finally:
+        holder.rollback()
+        holder.close()
+    assert response.status_code == 200 and elapsed < ACK_DEADLINE
+    assert fake_line.deliveries() == [] and _claimed(rt, event) == 0
+    assert "being handled by another delivery" in caplog.text
+    # Had the first delivery failed, its own apology would answer; sent again, the event is handled once.
+    assert sakata_user.post(sakata_user.body([event])).status_code == 200
+    assert _claimed(rt, event) == 1 and len(sakata_user.texts()) == 1
+
+
+@pytest.mark.usefixtures("postgresql")
+def test_a_delivery_that_fails_while_another_is_handling_the_event_does_not_apologise(
+        rt, sakata_user, fake_line, monkeypatch):
+    from bot import dispatch
+
+    def cannot_connect(self, *args):
+        raise OperationalError("connect", {}, Exception("connection timeout expired"))
+
+    monkeypatch.setattr(dispatch.Dispatcher, "_handle", cannot_connect)
+    event = sakata_user.text_event("予約")
+    holder = _hold_claim(rt, event)
+    try:
+        assert sakata_user.post(sakata_user.body([event])).status_code == 200
+    finally:
+        holder.rollback()
+        holder.close()
+    assert fake_line.deliveries() == [], "no apology queued, none sent directly"
+    assert _claimed(rt, event) == 0
+
+
 @pytest.mark.usefixtures("postgresql")
 def test_a_web_statement_that_does_not_end_is_stopped(rt):
     with pytest.raises(OperationalError), rt.db.transaction() as session:

@@ -843,6 +843,28 @@ def test_with_the_database_down_the_apology_goes_straight_to_line(rt, sakata_use
     assert apology.startswith(TROUBLE_JA)
 
 
+def test_a_delivery_that_fails_after_another_delivery_answered_does_not_apologise(rt, sakata_user, monkeypatch,
+                                                                                   fake_line):
+    """LINE sent the event twice; one delivery answered it, the other then failed (it could not connect in
+    time, say): an apology on the same reply token would race the answer, so there is none."""
+    from sqlalchemy.exc import OperationalError
+
+    from bot import dispatch
+
+    event = sakata_user.text_event("予約")
+    raw = sakata_user.body(event)
+    assert sakata_user.post(raw).status_code == 200
+    answered = fake_line.texts_to(sakata_user.user_id)
+
+    def cannot_connect(self, *args):
+        raise OperationalError("connect", {}, Exception("connection timeout expired"))
+
+    monkeypatch.setattr(dispatch.Dispatcher, "_handle", cannot_connect)
+    assert sakata_user.post(raw).status_code == 200
+    assert fake_line.texts_to(sakata_user.user_id) == answered
+    assert [r.purpose for r in outbox_rows(rt)] == ["chat"], "the answer only, no apology queued"
+
+
 def test_a_failing_group_event_gets_no_apology(rt, staff_group_factory, monkeypatch, fake_line):
     from bot import dispatch
 
