@@ -10,7 +10,7 @@ from sqlalchemy.exc import OperationalError
 
 from tests.test_outbox import ACK_DEADLINE, timed
 
-pytestmark = pytest.mark.usefixtures("fake_line")
+pytestmark = [pytest.mark.usefixtures("fake_line"), pytest.mark.reply_budget]
 
 APOLOGY = "システムの不具合のため"
 

@@ -24,7 +24,7 @@ from tests.lineuser import LineUser
 from tests.test_outbox import ACK_DEADLINE, private_fake, push, row, rows, run_worker, timed, user_on  # noqa: F401
 from tests.test_terms_updates import _cli, _followers, _publish
 
-pytestmark = pytest.mark.usefixtures("fake_line")
+pytestmark = [pytest.mark.usefixtures("fake_line"), pytest.mark.reply_budget]
 
 
 def _database_down(monkeypatch, db, message: str = "connection refused") -> None:

@@ -22,6 +22,8 @@ from bot.worker import Worker
 from tests.fakeline import FakeLineApi
 from tests.lineuser import LineUser
 
+pytestmark = pytest.mark.reply_budget  # these tests time the acknowledgement: production's reply budget
+
 ACK_DEADLINE = 2.0   # LINE's: the webhook must answer within 2 s
 TEXT = [{"type": "text", "text": "お知らせです。"}]
 
