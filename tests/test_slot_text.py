@@ -5,11 +5,11 @@ import calendar
 from datetime import datetime, timedelta
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bot.clock import TOKYO
-from bot.services.slot_text import parse_slot_text
+from bot.services.slot_text import declines_slot, parse_slot_text
 
 
 def at(y: int, m: int, d: int, hh: int = 0, mm: int = 0) -> datetime:
@@ -133,6 +133,91 @@ def test_a_day_moved_by_the_word_before_it_is_not_read_as_another_day(text):
 )
 def test_a_day_after_other_words_is_read_as_before(text, expected):
     assert parse_slot_text(text, TUESDAY) == expected
+
+
+# --- four digits, as a phone's keypad types a time ----------------------------------------------------------
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("12/7 1400", at(2026, 12, 7, 14)),
+        ("１２／７　１４００", at(2026, 12, 7, 14)),                # full-width, an ideographic space
+        ("12月7日 1400", at(2026, 12, 7, 14)),
+        ("12/7 0930", at(2026, 12, 7, 9, 30)),
+        ("1400 12/7", at(2026, 12, 7, 14)),                       # the time first
+        ("12/7 1400でお願いします", at(2026, 12, 7, 14)),
+        ("Dec 7 1530", at(2026, 12, 7, 15, 30)),
+        ("2026/12/7 1400", at(2026, 12, 7, 14)),                  # a year before the date is the date's
+    ],
+)
+def test_four_digits_beside_a_date_are_its_time(text, expected):
+    assert parse_slot_text(text, TUESDAY) == expected
+
+
+@pytest.mark.parametrize("text", ["12/7 2500", "12/7 1460", "12/7 2400", "1400", "１４００", "12/7 14005",
+                                  "12/7 2026", "12/7 2030",       # 20xx: a year as much as a time
+                                  "12/7 1400pm", "12/7 14"])
+def test_four_digits_that_are_no_time_or_stand_alone_are_no_slot(text):
+    """No 25:00 or 14:60; a time without a date (14:00 is on many days); a year's four digits; 1400pm."""
+    assert parse_slot_text(text, TUESDAY) is None
+
+
+# --- a date or time turned down is never the slot ---------------------------------------------------------
+
+DECLINED = [
+    "12/7以外", "12/7はだめ", "12/7は無理です", "12/7じゃなくて", "12/7ではなく",
+    "12/7 14:00以外", "12/7 14時はだめです", "12/7 14:00は無理です", "12/7 14時じゃなくて",
+    "１２／７　１４００はダメ", "12/7 14時はﾀﾞﾒ", "12/7 14時 NG", "12/7 14時×", "12/7 14時は都合が悪いです",
+    "12/7 14時は都合がつきません", "12/7 14時は行けません", "12/7 14時は参加できません", "12/7 14時は難しいです",
+    "12/7 14時は予定があります", "12/7 14時は空いていません", "12/7 14時は避けたいです", "12/7 14時は遠慮します",
+    "12/7 14時はキャンセルで", "12/7 14時を除いて", "12/7 14時と12/8 10時以外",
+    "12/7 14時じゃなくて12/8 10時",              # which part the word denies is not guessed: asked again
+    "not 12/7 2pm", "Dec 7 2pm is not ok", "I can't do Dec 7 at 2pm", "Dec 7 2pm doesn’t work",
+    "any day except Dec 7 2pm", "Dec 7 2pm is no good", "Dec 7 2pm NG",
+    "2番はだめ", "1以外",                        # a number of the list turned down
+]
+
+
+@pytest.mark.parametrize("text", DECLINED)
+def test_a_date_or_time_turned_down_is_no_slot(text):
+    assert declines_slot(text)
+    assert parse_slot_text(text, TUESDAY) is None
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["12/7 14:00でお願いします", "12/7 14時希望です", "12/7 14時で大丈夫です", "12/7 14時がいいです",
+     "12/7 14時なら行けます", "12/7 14時ならできます", "12/7 14時で問題ありません", "12/7 14時の都合がいいです",
+     "12/7 14時は空いていますか", "12/7 14時でお願いできますか", "12/7 14時で都合つきます", "12/7 14時からでお願いします",
+     "12/7 1400 でおねがいします", "Dec 7 2pm please", "12/7 2pm works for me", "I'd like Dec 7 at 2pm",
+     "Can I book Dec 7 at 2pm?", "12/7 14時でいいです"],
+)
+def test_a_slot_asked_for_in_other_words_is_not_turned_down(text):
+    assert not declines_slot(text)
+    assert parse_slot_text(text, TUESDAY) == at(2026, 12, 7, 14)
+
+
+@pytest.mark.parametrize("text", ["どれも無理です", "だめ", "not sure", "無理", ""])
+def test_a_refusal_naming_no_date_time_or_number_declines_no_slot(text):
+    """What the bot answers there is the step's ordinary "could not read" (no date was turned down)."""
+    assert not declines_slot(text)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    day=st.integers(min_value=0, max_value=60),
+    hour=st.integers(min_value=9, max_value=17),
+    minute=st.sampled_from([0, 30]),
+    form=st.sampled_from(["{m}/{d} {h}:{mm}", "{m}月{d}日{h}時{mm}分", "{m}/{d} {h:02d}{mm}", "{m}/{d} {h}時{mm}分"]),
+    refusal=st.sampled_from(["以外", "はだめです", "は無理です", "じゃなくて", "は都合が悪いです", "はNG", " is not ok",
+                             "は行けません", "は難しいです"]),
+)
+def test_every_form_that_reads_a_slot_turned_down_reads_none(day, hour, minute, form, refusal):
+    """Each way of typing a slot (four digits too) reads it; with a word turning it down after it, none."""
+    on = TUESDAY.date() + timedelta(days=day)
+    typed = form.format(m=on.month, d=on.day, h=hour, mm=f"{minute:02d}")
+    assert parse_slot_text(typed, TUESDAY) == at(on.year, on.month, on.day, hour, minute)
+    assert declines_slot(typed + refusal) and parse_slot_text(typed + refusal, TUESDAY) is None
 
 
 # --- English forms, read in every language mode -----------------------------------------------------------

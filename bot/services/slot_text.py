@@ -10,8 +10,9 @@ Read after NFKC (so full-width forms too) and lower-casing, anywhere in the text
   Japanese or English, `3<day><later>` (three days from today; `3<day>` before a word of a span — before, for,
   within — is no date); or a weekday (`Mon`, `Monday`, `<W><youbi>`), see below;
 - a time: `14:00`, `14.00`, `14<hour>`, `14<hour>30<minute>`, `14<hour><half>`, `2pm`, `2 p.m.`, `2:30pm`,
-  `10 am`, `noon`, the Japanese morning or afternoon word before the hour (the marks are `_*_MARK` below; the
-  tests spell every form out).
+  `10 am`, `noon`, the Japanese morning or afternoon word before the hour, four digits as a phone's keypad
+  types them (`1400`, `0930`; not `20xx`, which beside a date reads as a year as much as a time) (the marks are
+  `_*_MARK` below; the tests spell every form out).
 The date and the time stand side by side, in either order, with only spaces, commas, `at`, `on`, `around`,
 `from`, `@` or `<no>` between them. The first such pair decides. A date without a time, or a time without a
 date, is no slot (None), as the bot then asks for both.
@@ -24,6 +25,9 @@ ahead (the slot check then says whether its booking is still open), else a day o
 (on a Sunday only Sunday itself, on another day any day but Sunday). `next Friday` is read only where its two
 common meanings agree (the first Friday after today is also next week's); otherwise it is ambiguous and not read.
 A weekday alone is not read either when the text also names a date.
+
+A text with a word that turns a date or time down (`12/7 <other than>`, `12/7 14<hour> <is impossible>`, `not Dec 7`;
+`_DECLINING`) names no slot, whichever part the word denies: see `declines_slot`.
 
 A weekday, a day of the month alone or a day counted from today right after a word that moves it (the week
 after next, next month, the second ..., 2 weeks later, from tomorrow, next next, last) is not read at all
@@ -127,6 +131,8 @@ _TIME = re.compile(
     rf"|\s*{_HOUR_MARK}(?:\s*(?P<minute_mark>\d{{1,2}})\s*{_MINUTE_MARK}|\s*(?P<half>{_HALF_MARK}))?"
     r"|(?=\s*[ap]\.?m(?![a-z])))"
     r"(?:\s*(?P<meridiem>[ap])\.?m(?![a-z])\.?)?"
+    # 1400, 0930 as typed on a phone (not 20xx: beside a date, that reads as a year as much as a time)
+    r"|(?!20\d\d)(?P<hhmm_hour>\d{2})(?P<hhmm_minute>\d{2})(?![\d/]|\s*(?:[:.]\d|[ap]\.?m(?![a-z])))"
     r"|(?:12\s*)?(?P<noon>noon|midday)(?![a-z])"
     r")(?!\d)"
 )
@@ -137,6 +143,34 @@ _SHIFTED = re.compile(
     r"|(?<![a-z])(?:next|last|after|before|(?:weeks?|days?)\s+from|first|second|third|fourth|fifth)"
     r"|\d(?:st|nd|rd|th))"
     rf"\s*(?:[{_NO}{_COMMA}]\s*)?$")
+# Words that turn a date or time down (12/7 <other than>, 12/7 <is no good>, not 12/7 but ...): anywhere in the
+# text, they make it no choice. Reading which part they deny is guesswork (`12/7 14<hour> and 12/8 <other than>`,
+# `only 12/7 14<hour> <cannot otherwise>`), and holding a slot the user said they do not want is worse than
+# asking again.
+_DECLINING_JA = (
+    "\u4ee5\u5916",                                                                             # other than
+    "\u9664(?:\u3044|\u304f|\u304d)|\u306e\u305e(?:\u3044|\u304f)",                             # excluding
+    "\u3060\u3081|\u30c0\u30e1|\u99c4\u76ee",                                                   # no good
+    "\u7121\u7406|\u3080\u308a|\u30e0\u30ea",                                                   # impossible
+    "(?:\u3058\u3083|\u3067\u306f|\u3067)"                                                      # not (it)
+    "(?:\u306a[\u3044\u304f\u3051\u304d]|\u3042\u308a\u307e\u305b)",
+    "\u4e0d\u53ef|\u4e0d\u90fd\u5408|\u90fd\u5408\u304c?"                                       # inconvenient
+    "(?:\u60aa|\u308f\u308b|\u3064\u304b\u306a|\u3064\u304d\u307e\u305b|\u5408\u308f|\u3042\u308f)",
+    "(?:\u884c|\u3044)\u3051(?:\u306a|\u307e\u305b|\u305a)"                                     # cannot go, cannot do
+    "|(?:\u3067\u304d|\u51fa\u6765)(?:\u306a|\u307e\u305b|\u304b\u306d|\u305a)",
+    "\u96e3\u3057|\u3080\u305a\u304b\u3057|\u53b3\u3057|\u304d\u3073\u3057",                    # difficult
+    "\u907f\u3051|\u3055\u3051\u3066|\u3055\u3051\u305f\u3044"                                  # avoid, dislike, pass
+    "|\u5acc|\u9060\u616e|\u3084\u3081",
+    "\u4e88\u5b9a\u304c?(?:\u3042|\u5165|\u306f\u3044)"                                         # busy then, not free
+    "|(?:\u7a7a|\u3042)\u3044\u3066(?:\u306a|\u307e\u305b|\u3044\u306a|\u3044\u307e\u305b)",
+    "\u9055|\u3061\u304c[\u3046\u3044]",                                                        # wrong
+    "\u30ad\u30e3\u30f3\u30bb\u30eb|\u53d6\u308a?\u6d88|\u3068\u308a\u3051|\u4e2d\u6b62",        # cancel, stop
+    "[\u00d7\u2715\u2716\u274c]",                                                               # crosses
+)
+_DECLINING_EN = ("not", "cannot", "cant", "dont", "wont", "isnt", "doesnt", "except", "excluding", "other than",
+                 "instead of", "no good", "unavailable", "impossible", "busy", "avoid", "cancel", "cancelled",
+                 "canceled", "ng")
+_DECLINING = re.compile("|".join(_DECLINING_JA) + rf"|{_words(_DECLINING_EN)}|n't(?![a-z])")
 # What may stand between a date and its time (at most _MAX_BETWEEN characters, after spaces are folded).
 _BETWEEN = re.compile(rf"(?:\s|,|@|{_NO}|{_COMMA}|{_words(('at', 'on', 'around', 'about', 'from'))})*")
 _MAX_BETWEEN = 24
@@ -155,7 +189,9 @@ def parse_slot_text(text: str, now: datetime) -> datetime | None:
     if now.tzinfo is None or now.utcoffset() is None:
         raise ValueError("a timezone-aware datetime is required")
     now = now.astimezone(TOKYO)
-    value = " ".join(unicodedata.normalize("NFKC", text or "").lower().replace("\u2019", "'").split())
+    value = _normalised(text)
+    if _DECLINING.search(value):
+        return None                                       # `12/7 14<hour> <is no good>`: see declines_slot
     dates = list(_DATE.finditer(value))
     times = list(_TIME.finditer(value))
     starts = [t.start() for t in times]
@@ -173,6 +209,20 @@ def parse_slot_text(text: str, now: datetime) -> datetime | None:
         on = _date(found, at, now)
         return None if on is None else datetime.combine(on, at, tzinfo=TOKYO)
     return None
+
+
+def declines_slot(text: str) -> bool:
+    """Does the text name a date, a time or a number with a word that turns it down (`12/7 <other than>`,
+    `12/7 14<hour> <is impossible>`, `not Dec 7`, `2<ban> <no good>`)? Such a text chooses nothing
+    (`parse_slot_text` reads no slot in it); the bot asks again which slot is wanted."""
+    value = _normalised(text)
+    named = re.search(r"\d", value) or _DATE.search(value) or _TIME.search(value)
+    return bool(named) and _DECLINING.search(value) is not None
+
+
+def _normalised(text: str) -> str:
+    """NFKC (full-width forms too), lower-cased, spaces folded, a typographic apostrophe made plain."""
+    return " ".join(unicodedata.normalize("NFKC", text or "").lower().replace("\u2019", "'").split())
 
 
 def _moved(found: re.Match, value: str) -> bool:
@@ -198,6 +248,9 @@ def _beside(found: re.Match, times: list[re.Match], starts: list[int], value: st
 def _time(said: re.Match) -> time | None:
     if said["noon"]:
         return time(12, 0)
+    if said["hhmm_hour"]:
+        hour, minute = int(said["hhmm_hour"]), int(said["hhmm_minute"])
+        return time(hour, minute) if hour <= 23 and minute <= 59 else None
     hour = _hour(int(said["hour"]), said["half_day"], said["meridiem"] or "")
     minute_text = said["minute"] or said["minute_mark"]
     minute = int(minute_text) if minute_text else (30 if said["half"] else 0)
