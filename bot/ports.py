@@ -8,6 +8,7 @@ from sqlalchemy.orm import Session
 
 from bot.models import Conversation
 from bot.services import bookings, holds, terms
+from bot.services.slot_text import declines_slot
 
 
 class SessionPorts:
@@ -97,3 +98,6 @@ class SessionPorts:
 
     def parse_slot(self, text: str) -> str | None:
         return holds.parse_typed(self.office, text, self.now)
+
+    def declines_slot(self, text: str) -> bool:
+        return declines_slot(text)

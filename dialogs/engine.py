@@ -32,9 +32,12 @@ def apply(talk: Talk, routed: Routed) -> None:
     """Fire the routed trigger: a machine step, or one of the words that work at every step."""
     trigger = routed.trigger
     if trigger == "typed" and talk.state in (State.AWAITING_SLOT, State.AWAITING_FORM):  # choose_slot's sources
-        start = talk.ports.parse_slot(routed.value or "")
-        if start:
-            trigger, routed = "choose_slot", Routed("choose_slot", value=start)
+        if talk.ports.declines_slot(routed.value or ""):
+            trigger = "declined_slot"                 # 12/7以外, 12/7 14時は無理: never a choice of it
+        else:
+            start = talk.ports.parse_slot(routed.value or "")
+            if start:
+                trigger, routed = "choose_slot", Routed("choose_slot", value=start)
     if trigger in MACHINE.events:
         kwargs = {"value": routed.value, "method": routed.method, **routed.extra}
         if fire(talk, trigger, **kwargs):
@@ -95,6 +98,13 @@ def _miss(talk: Talk, routed: Routed) -> None:
         talk.say("miss_contact", state=talk.state)
     else:
         talk.say("not_understood", state=_step_shown(talk))
+    ask(talk, again=True)
+
+
+def _declined_slot(talk: Talk, routed: Routed) -> None:
+    """A date or time typed with words that turn it down: understood, so no miss, and nothing is chosen or
+    released; the step is asked again (the slots, or the held slot's form link)."""
+    talk.say("slot_declined", state=_step_shown(talk))
     ask(talk, again=True)
 
 
@@ -195,6 +205,7 @@ GLOBAL = {
     "unsupported": _unsupported,
     "miss": _miss,
     "typed": _miss,
+    "declined_slot": _declined_slot,
     "switch_language": _switch_language,
     "delete_data": _delete_data,
     "confirm_delete": _confirm_delete,

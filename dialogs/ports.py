@@ -58,6 +58,9 @@ class Ports(Protocol):
     def parse_slot(self, text: str) -> str | None:
         """A typed date/time as a slot start (ISO), or None."""
 
+    def declines_slot(self, text: str) -> bool:
+        """Does the text turn a date or time down (12/7以外, 12/7 14時は無理)? It then chooses nothing."""
+
     def withdraw(self, reference: str, offered: str | None = None) -> dict[str, Any]:
         """Withdraw a request / cancel a booking in chat where the office allows it; `offered` is what the
         user's button named (withdraw | cancel): a withdraw button does nothing (outcome `changed`) for a

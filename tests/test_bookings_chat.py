@@ -228,6 +228,69 @@ def test_a_slot_typed_as_people_say_it_is_held(rt, user_factory, fake_line, type
     assert conversation(rt, user).state == "awaiting_form"
 
 
+@pytest.mark.parametrize("office_id", ["sakata", "otaru"])
+@pytest.mark.parametrize("typed", ["12/7 1400", "１２／７　１４００"])
+def test_a_slot_typed_as_a_phone_keypad_types_it_is_held(rt, user_factory, fake_line, office_id, typed):
+    """Four digits for the time (half or full width) hold the slot; 25:00, or a time without its date (14:00
+    is on several days), is asked again with the slots and holds nothing."""
+    user = user_factory(office_id)
+    walk_to_slots(user, rt)
+    for unreadable in ("12/7 2500", "1400"):
+        reply = says(fake_line, user, unreadable)
+        assert "読み取れませんでした" in reply and "日付と時刻を続けて" in reply and "空いている枠です" in reply
+        assert rows(rt, SlotHold) == [] and conversation(rt, user).state == "awaiting_slot"
+    reply = says(fake_line, user, typed)
+    assert "読み取れませんでした" not in reply and "12/7(月) 14:00" in reply
+    assert [h.slot_start.hour for h in rows(rt, SlotHold)] == [14]
+    assert conversation(rt, user).state == "awaiting_form"
+
+
+@pytest.mark.parametrize("office_id", ["sakata", "otaru"])
+@pytest.mark.parametrize("typed", ["12/7以外", "12/7はだめ", "12/7は無理です", "12/7じゃなくて", "12/7 14:00以外",
+                                   "12/7 14時はだめです", "12/7 14:00は無理です", "12/7 1400じゃなくて",
+                                   "12/7 14時じゃなくて12/8 10時", "2番はだめ"])
+def test_a_date_the_user_turns_down_is_never_held(rt, user_factory, fake_line, office_id, typed):
+    """12/7以外, 12/7 14時は無理: nothing is held (the date turned down least of all); the bot says so, kindly,
+    shows the slots again and asks which one is wanted. It understood: no miss is counted."""
+    user = user_factory(office_id)
+    walk_to_slots(user, rt)
+    reply = says(fake_line, user, typed)
+    assert "ご都合の合わない日時は、お選びしていません" in reply and "読み取れませんでした" not in reply
+    assert "空いている枠です" in reply and "\n1. " in reply                   # the slots again, numbered
+    assert rows(rt, SlotHold) == []
+    assert conversation(rt, user).state == "awaiting_slot" and conversation(rt, user).misses == 0
+
+
+@pytest.mark.parametrize("office_id", ["sakata", "otaru"])
+def test_a_date_turned_down_while_a_slot_is_held_leaves_the_hold_where_it_is(rt, user_factory, fake_line,
+                                                                            office_id):
+    """Waiting for the form: 12/7 14:00は無理です does not move the hold to 12/7 14:00; the held slot's link
+    comes again with how to choose another."""
+    user = user_factory(office_id)
+    walk_to_slots(user, rt)
+    says(fake_line, user, "12/7 15:00")
+    reply = says(fake_line, user, "12/7 14:00は無理です")
+    assert "仮押さえの枠を変えていません" in reply and "「戻る」" in reply
+    assert [h.slot_start.hour for h in rows(rt, SlotHold)] == [15]
+    assert conversation(rt, user).state == "awaiting_form"
+
+
+@pytest.mark.parametrize("office_id", ["sakata", "otaru"])
+@pytest.mark.parametrize(("language", "typed", "answer"), [
+    ("English", "Dec 7 2pm is not ok", "We have not chosen a date or time that does not suit you"),
+    ("English", "12/7 14:00以外", "We have not chosen a date or time that does not suit you"),
+    ("やさしい日本語", "12/7 14時は むりです", "つごうが わるい 日と 時間は えらんで いません"),
+])
+def test_a_date_turned_down_is_answered_in_the_users_language(rt, user_factory, fake_line, office_id, language,
+                                                              typed, answer):
+    user = user_factory(office_id)
+    walk_to_slots(user, rt)
+    says(fake_line, user, language)
+    reply = says(fake_line, user, typed)
+    assert answer in reply and "\n1. " in reply               # the slots again, numbered
+    assert rows(rt, SlotHold) == [] and conversation(rt, user).state == "awaiting_slot"
+
+
 # -- choosing a slot: races and repeats -------------------------------------------------------------------
 
 def test_a_slot_taken_a_minute_ago(rt, user_factory, fake_line):

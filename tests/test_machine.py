@@ -94,6 +94,9 @@ class FakePorts:
     def parse_slot(self, text: str) -> str | None:
         return None
 
+    def declines_slot(self, text: str) -> bool:
+        return False
+
     def withdraw(self, reference: str, offered: str | None = None) -> dict[str, Any]:
         return {"outcome": "not_found"}
 

@@ -161,6 +161,7 @@ def samples(office) -> dict[str, list[dict[str, Any]]]:
                                     holiday=None, alternatives=[])]
                             + [dict(reason="closed", deadline=None, closure=c, holiday=h, alternatives=[])
                                for c, h in (("holiday", "成人の日"), ("year_end", None), ("office_closure", None))],
+        "slot_declined": [dict(state=s) for s in ("awaiting_slot", "awaiting_form")],
         "form_link": [dict(held=HELD)],
         "hold_expired": [dict(ran_out=r) for r in (True, False)],
         "delete_confirm": [dict(open_booking=b, changed=c, in_progress=p) for b in (None, booking())
