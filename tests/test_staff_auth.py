@@ -13,7 +13,7 @@ from werkzeug.security import check_password_hash
 
 from bot.schema import Base
 from bot.staff import auth
-from bot.staff.models import AuditEntry, LoginFailure, StaffUser
+from bot.staff.models import AuditEntry, LoginFailure, StaffSession, StaffUser
 from tests.staffkit import fast_password_hashing  # noqa: F401 - autouse fixture
 from tests.staffkit import (OTARU_WEDNESDAY, PASSWORD, booking, create_staff, csrf, login, logins_at_once,
                             make_request, post)
@@ -186,6 +186,38 @@ def test_logging_out_says_so_even_after_the_session_had_ended(rt, client):
     late = post(client, "/staff/logout")
     assert late.headers["Location"].endswith("/staff/login?logged_out=1")
     assert client.get("/staff/").status_code == 302
+
+
+@pytest.mark.parametrize("sent_from", [{"Sec-Fetch-Site": "same-origin"}, {"Origin": "http://localhost"}])
+def test_logout_from_an_older_tab_still_ends_the_session(rt, app, sent_from):
+    """ログアウト in a tab opened before another tab logged in again (its page carries the old session's token):
+    the session ends all the same, rather than a page saying nothing was done while they stay signed in."""
+    create_staff(rt)
+    client = app.test_client()
+    login(client)
+    old_token = csrf(client)
+    login(client)                       # the other tab: logged in again, a new token
+    assert client.get("/staff/").status_code == 200
+    out = client.post("/staff/logout", data={"csrf_token": old_token}, headers=sent_from)
+    assert out.status_code == 302 and out.headers["Location"].endswith("/staff/login?logged_out=1")
+    assert client.get("/staff/").status_code == 302
+    with rt.db.reading() as s:
+        assert s.scalar(select(func.count()).select_from(StaffSession)) == 0
+        assert s.scalar(select(func.count()).where(AuditEntry.action == "logout")) == 1
+    # The other tab had logged out already: the older one's ログアウト says so too.
+    again = client.post("/staff/logout", data={"csrf_token": old_token}, headers=sent_from)
+    assert again.status_code == 302 and again.headers["Location"].endswith("/staff/login?logged_out=1")
+
+
+@pytest.mark.parametrize("sent_from", [{"Sec-Fetch-Site": "cross-site"}, {"Sec-Fetch-Site": "same-site"},
+                                       {"Origin": "https://evil.example"}, {"Origin": "null"}, {}])
+def test_a_logout_another_site_forges_ends_nothing(rt, app, sent_from):
+    create_staff(rt)
+    client = app.test_client()
+    login(client)
+    for token in ("", "forged"):
+        assert client.post("/staff/logout", data={"csrf_token": token}, headers=sent_from).status_code == 400
+    assert client.get("/staff/").status_code == 200
 
 
 def test_an_idle_session_times_out(rt, client):

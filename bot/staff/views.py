@@ -135,9 +135,27 @@ def _relative_day(moment: datetime | date) -> str | None:
     return {0: "today", 1: "tomorrow"}.get((day - _now().date()).days)
 
 
+def _sent_from_this_site() -> bool:
+    """Did a page of this site send the request? Browsers say so in Sec-Fetch-Site, or else in Origin; a request
+    that says neither is not taken as this site's."""
+    site = request.headers.get("Sec-Fetch-Site")
+    if site is not None:
+        return site == "same-origin"
+    origin = request.headers.get("Origin")
+    return bool(origin) and origin != "null" and urlsplit(origin).netloc == request.host
+
+
+def _logout_from_an_older_tab() -> bool:
+    """ログアウト pressed in a tab older than the session's token (another tab logged out, or out and in again):
+    it still ends the session, for refusing it would leave staff signed in who believe they are out. The token
+    is not needed for that: a logout cannot do harm beyond ending a session, and one another site forges is still
+    refused, as its request says it comes from elsewhere (nor does SameSite=Lax send it the session cookie)."""
+    return request.endpoint == "staff.logout" and _sent_from_this_site()
+
+
 @bp.before_request
 def _guard():
-    if request.method == "POST" and not _csrf_ok():
+    if request.method == "POST" and not _csrf_ok() and not _logout_from_an_older_tab():
         if request.endpoint in JSON_ENDPOINTS:
             # Logged out in another tab (the token went with the session): the page's script says the session
             # ended, not that the page is older than a new login.
