@@ -35,7 +35,7 @@ bp = Blueprint("staff", __name__, url_prefix="/staff")
 
 TOKEN_KEY = "staff_token"
 CSRF_KEY = "staff_csrf"
-TOTP_PENDING_KEY = "staff_totp_pending"
+TOTP_PENDING_KEY = "staff_totp_pending"  # the secret being set up, sealed (the cookie is signed, not secret)
 PUBLIC_ENDPOINTS = frozenset({"staff.login"})
 JSON_ENDPOINTS = frozenset({"staff.extend_session"})  # answer the page's script, not a person
 # How long before the session ends the page's script warns (WCAG 2.2.1: at least 20 seconds to answer).
@@ -707,7 +707,7 @@ def audit_log():
 
 @bp.get("/account")
 def account():
-    pending = session.get(TOTP_PENDING_KEY)
+    pending = auth.open_totp_secret(_rt().config, session.get(TOTP_PENDING_KEY))
     uri = auth.provisioning_uri(pending, g.who.username, _office().name) if pending else None
     return render_template("staff/account.html", pending=pending, uri=uri, error=request.args.get("error"))
 
@@ -721,9 +721,11 @@ def account_totp():
         abort(403)
     step = request.form.get("step")
     if step == "start":
-        session[TOTP_PENDING_KEY] = auth.new_totp_secret()
+        # Kept in the session until a code proves the app has it, sealed: Flask's cookie is only signed, and
+        # anyone who reads it (a shared PC's browser profile, a proxy's log) would have the second factor.
+        session[TOTP_PENDING_KEY] = auth.seal_totp_secret(rt.config, auth.new_totp_secret())
         return redirect(url_for("staff.account"))
-    pending = session.get(TOTP_PENDING_KEY)
+    pending = auth.open_totp_secret(rt.config, session.get(TOTP_PENDING_KEY))
     if step != "confirm" or not pending:
         abort(400)
     with rt.db.transaction() as s:
