@@ -190,6 +190,16 @@ class LineClient:
             raise
         return created.rich_menu_id
 
+    def rich_menu_ids(self, office: str, name: str) -> list[str]:
+        """The ids of the account's rich menus of this name (the list holds the menus made through the Messaging
+        API only, never one made in the LINE Official Account Manager)."""
+        listed = self.api(office).get_rich_menu_list(_request_timeout=self._timeout(None))
+        return [m.rich_menu_id for m in listed.richmenus or [] if m.name == name]
+
+    def delete_rich_menu(self, office: str, menu_id: str) -> bool:
+        """Delete one rich menu; False when LINE did not (the caller reports it)."""
+        return self._delete_rich_menu(self.api(office), menu_id)
+
     def _delete_rich_menu(self, api: MessagingApi, menu_id: str) -> bool:
         try:
             api.delete_rich_menu(menu_id, _request_timeout=self._timeout(None))

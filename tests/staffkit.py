@@ -104,6 +104,12 @@ def csrf(client) -> str:
     return token
 
 
+def pending_totp_secret(client) -> str:
+    """The second factor's secret being set up, as the account page shows it (to be typed into an app)."""
+    page = client.get("/staff/account").get_data(as_text=True)
+    return re.search(r'<code id="totp-secret">([^<]+)</code>', page).group(1).replace(" ", "")
+
+
 def login(client, username: str = "tanaka", password: str = PASSWORD, otp: str | None = None):
     client.get("/staff/login")
     data = {"username": username, "password": password, "csrf_token": csrf(client)}

@@ -16,7 +16,7 @@ from bot.staff import auth
 from bot.clock import TOKYO
 from bot.staff.views import SESSION_WARNING
 from tests.formflow import Page, complete_form, hold_first_free, path_of, valid_answers
-from tests.staffkit import PASSWORD, create_staff, login, post
+from tests.staffkit import PASSWORD, create_staff, login, pending_totp_secret, post
 
 VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track", "wbr"}
 
@@ -83,8 +83,7 @@ def test_a_wrong_second_factor_code_marks_the_code_field(rt, client):
     create_staff(rt)
     login(client)
     post(client, "/staff/account/totp", step="start")
-    with client.session_transaction() as sess:
-        secret = sess["staff_totp_pending"]
+    secret = pending_totp_secret(client)
     page = dom(client.get(post(client, "/staff/account/totp", step="confirm", otp="000000").headers["Location"]))
     assert page.invalid() == {"otp"} and "コードが正しくありません" in page.description("otp")
     post(client, "/staff/account/totp", step="confirm", otp=pyotp.TOTP(secret).at(rt.clock.now()))

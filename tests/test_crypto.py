@@ -6,7 +6,7 @@ from datetime import datetime
 
 import pytest
 from cryptography.fernet import Fernet, InvalidToken
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 
 from bot.clock import TOKYO
 from bot.crypto import Vault, for_config
@@ -189,3 +189,40 @@ def test_keys_rotate_computes_the_search_hashes_again_after_secret_key_changed(m
     again = after.test_cli_runner().invoke(args=["keys", "rotate"])
     assert "search hashes: rehashed=0 already_current=2" in again.output
     assert DETAILS["seeker_number"] not in result.output + again.output
+
+
+def test_keys_rotate_names_each_kind_of_audit_memo(make_app):
+    """The audit log's memo column holds the memos of cancellations and of attendance corrections: each kind is
+    counted under its own name (a correction's reason was counted as a cancellation memo), and every memo is
+    re-encrypted whatever its kind."""
+    from bot.staff import audit
+    from bot.staff.audit import Actor
+    from bot.staff.models import AuditEntry
+
+    old, new = key(), key()
+    before = make_app(data_encryption_keys=(old,))
+    rt = before.extensions["madoguchi"]
+    booking_id = _add_booking(rt, "GGGG-GGGG", for_config(rt.config).encrypt(DETAILS))
+    sealed = Vault([old], rt.config.secret_key).encrypt_text
+    with rt.db.transaction() as s:
+        booking = s.get(Booking, booking_id)
+        for action, memo in (("cancel_for_user", "本人より電話"), ("cancel_by_office", "担当者の都合"),
+                             ("correct_attendance", "通院のため遅れて参加"), ("some_later_action", "別の記録")):
+            audit.record(s, "sakata", Actor.system(), action, NOW, booking, sealed_note=sealed(memo))
+    after = make_app(data_encryption_keys=(new, old))
+    result = after.test_cli_runner().invoke(args=["keys", "rotate", "--batch", "1"])
+    assert result.exit_code == 0, result.output
+    assert "cancellation memos: rotated=2 already_current=0 unreadable=0" in result.output
+    assert "attendance correction memos: rotated=1 already_current=0 unreadable=0" in result.output
+    assert "other audit memos: rotated=1 already_current=0 unreadable=0" in result.output
+    only_new = Vault([new], rt.config.secret_key)
+    with rt.db.reading() as s:
+        memos = sorted(only_new.decrypt_text(e.note) for e in s.scalars(select(AuditEntry)))
+    assert memos == sorted(["本人より電話", "担当者の都合", "通院のため遅れて参加", "別の記録"])
+    again = after.test_cli_runner().invoke(args=["keys", "rotate"])
+    assert "attendance correction memos: rotated=0 already_current=1" in again.output
+    assert "other audit memos: rotated=0 already_current=1" in again.output
+    with rt.db.transaction() as s:
+        s.execute(delete(AuditEntry).where(AuditEntry.action == "some_later_action"))
+    quiet = after.test_cli_runner().invoke(args=["keys", "rotate"])
+    assert quiet.exit_code == 0 and "other audit memos" not in quiet.output   # no such memo: no line

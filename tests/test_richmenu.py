@@ -174,3 +174,58 @@ def test_deploy_with_line_unreachable_names_the_address(make_app, fake_line):
                       line_timeout_seconds=0.5).test_cli_runner().invoke(args=["richmenu", "deploy", "otaru"])
     assert result.exit_code == 1
     assert "could not be reached at http://127.0.0.1:9" in result.output
+
+
+def _foreign_menu(fake_line, name: str) -> str:
+    """A menu someone else made on the account through the Messaging API (a campaign's, another tool's)."""
+    menu_id = f"richmenu-{name}"
+    fake_line.rich_menus[menu_id] = {"menu": dict(richmenu.default_menu().request(), name=name),
+                                     "image": b"", "content_type": "image/png"}
+    return menu_id
+
+
+def test_a_deploy_deletes_the_menu_an_earlier_deploy_made_and_no_other(make_app, fake_line):
+    """A redeploy (after changing the menu or its picture) leaves one menu of the app on LINE: the one before is
+    deleted once the new one is the default, and the command says so. A menu of another name is not the app's."""
+    campaign = _foreign_menu(fake_line, "campaign")
+    first = _deploy(make_app, fake_line)
+    assert first.exit_code == 0, first.output
+    earlier = first.output.strip().splitlines()[-1]
+    assert "deleted" not in first.output
+
+    second = _deploy(make_app, fake_line)
+    assert second.exit_code == 0, second.output
+    menu_id = second.output.strip().splitlines()[-1]
+    assert menu_id != earlier and fake_line.default_rich_menu == menu_id
+    assert f"the earlier menu {earlier} was deleted" in second.output
+    assert sorted(fake_line.rich_menus) == sorted([menu_id, campaign])
+    deletes = [c.path for c in fake_line.calls if c.method == "DELETE"]
+    assert deletes == [f"/v2/bot/richmenu/{earlier}"]
+
+
+def test_an_earlier_menu_that_cannot_be_deleted_leaves_the_deploy_done(make_app, fake_line):
+    """Deleting the earlier menu fails: the new one stays the default, the command ends well and names the menu
+    left behind; the next deploy deletes it."""
+    first = _deploy(make_app, fake_line)
+    earlier = first.output.strip().splitlines()[-1]
+    fake_line.fail_next(status=500, path_contains=f"/richmenu/{earlier}")
+    second = _deploy(make_app, fake_line)
+    assert second.exit_code == 0, second.output
+    menu_id = second.output.strip().splitlines()[-1]
+    assert fake_line.default_rich_menu == menu_id
+    assert f"the earlier menu {earlier} could not be deleted" in " ".join(second.output.split())
+    assert sorted(fake_line.rich_menus) == sorted([earlier, menu_id])
+
+    third = _deploy(make_app, fake_line)
+    assert third.exit_code == 0, third.output
+    assert list(fake_line.rich_menus) == [fake_line.default_rich_menu]
+
+
+def test_earlier_menus_that_cannot_be_listed_leave_the_deploy_done(make_app, fake_line):
+    earlier = _deploy(make_app, fake_line).output.strip().splitlines()[-1]
+    fake_line.fail_next(status=500, path_contains="/richmenu/list")
+    second = _deploy(make_app, fake_line)
+    assert second.exit_code == 0, second.output
+    menu_id = second.output.strip().splitlines()[-1]
+    assert fake_line.default_rich_menu == menu_id and earlier in fake_line.rich_menus
+    assert "the earlier ones could not be listed" in " ".join(second.output.split())

@@ -2,6 +2,7 @@
 one office per account, and the create-user command."""
 from __future__ import annotations
 
+import json
 import re
 import time
 from datetime import timedelta
@@ -13,10 +14,10 @@ from werkzeug.security import check_password_hash
 
 from bot.schema import Base
 from bot.staff import auth
-from bot.staff.models import AuditEntry, LoginFailure, StaffUser
+from bot.staff.models import AuditEntry, LoginFailure, StaffSession, StaffUser
 from tests.staffkit import fast_password_hashing  # noqa: F401 - autouse fixture
 from tests.staffkit import (OTARU_WEDNESDAY, PASSWORD, booking, create_staff, csrf, login, logins_at_once,
-                            make_request, post)
+                            make_request, pending_totp_secret, post)
 
 
 def test_pages_need_a_login(client):
@@ -188,6 +189,38 @@ def test_logging_out_says_so_even_after_the_session_had_ended(rt, client):
     assert client.get("/staff/").status_code == 302
 
 
+@pytest.mark.parametrize("sent_from", [{"Sec-Fetch-Site": "same-origin"}, {"Origin": "http://localhost"}])
+def test_logout_from_an_older_tab_still_ends_the_session(rt, app, sent_from):
+    """ログアウト in a tab opened before another tab logged in again (its page carries the old session's token):
+    the session ends all the same, rather than a page saying nothing was done while they stay signed in."""
+    create_staff(rt)
+    client = app.test_client()
+    login(client)
+    old_token = csrf(client)
+    login(client)                       # the other tab: logged in again, a new token
+    assert client.get("/staff/").status_code == 200
+    out = client.post("/staff/logout", data={"csrf_token": old_token}, headers=sent_from)
+    assert out.status_code == 302 and out.headers["Location"].endswith("/staff/login?logged_out=1")
+    assert client.get("/staff/").status_code == 302
+    with rt.db.reading() as s:
+        assert s.scalar(select(func.count()).select_from(StaffSession)) == 0
+        assert s.scalar(select(func.count()).where(AuditEntry.action == "logout")) == 1
+    # The other tab had logged out already: the older one's ログアウト says so too.
+    again = client.post("/staff/logout", data={"csrf_token": old_token}, headers=sent_from)
+    assert again.status_code == 302 and again.headers["Location"].endswith("/staff/login?logged_out=1")
+
+
+@pytest.mark.parametrize("sent_from", [{"Sec-Fetch-Site": "cross-site"}, {"Sec-Fetch-Site": "same-site"},
+                                       {"Origin": "https://evil.example"}, {"Origin": "null"}, {}])
+def test_a_logout_another_site_forges_ends_nothing(rt, app, sent_from):
+    create_staff(rt)
+    client = app.test_client()
+    login(client)
+    for token in ("", "forged"):
+        assert client.post("/staff/logout", data={"csrf_token": token}, headers=sent_from).status_code == 400
+    assert client.get("/staff/").status_code == 200
+
+
 def test_an_idle_session_times_out(rt, client):
     create_staff(rt)
     login(client)
@@ -255,9 +288,7 @@ def test_totp_second_factor(rt, client):
     create_staff(rt)
     login(client)
     post(client, "/staff/account/totp", step="start")
-    with client.session_transaction() as sess:
-        secret = sess["staff_totp_pending"]
-    totp = pyotp.TOTP(secret)
+    totp = pyotp.TOTP(pending_totp_secret(client))
     now = rt.clock.now()
     valid = {totp.at(now + timedelta(seconds=d)) for d in (-30, 0, 30)}
     wrong = next(c for c in ("000000", "111111", "222222", "333333") if c not in valid)
@@ -282,8 +313,7 @@ def test_a_totp_code_typed_in_full_width_digits_works_and_never_errs(rt, client)
     create_staff(rt)
     login(client)
     post(client, "/staff/account/totp", step="start")
-    with client.session_transaction() as sess:
-        totp = pyotp.TOTP(sess["staff_totp_pending"])
+    totp = pyotp.TOTP(pending_totp_secret(client))
     page = client.get("/staff/account").get_data(as_text=True)   # the key in groups of four, and a link for a phone
     grouped = " ".join(totp.secret[i:i + 4] for i in range(0, len(totp.secret), 4))
     assert f'<code id="totp-secret">{grouped}</code>' in page
@@ -296,6 +326,27 @@ def test_a_totp_code_typed_in_full_width_digits_works_and_never_errs(rt, client)
     assert login(client, otp=wide("12345６")[:5] + "Ｘ").status_code == 401      # not digits: refused, no error
     assert login(client, otp=wide(totp.at(rt.clock.now()))).status_code == 302
     assert 'pattern="' not in client.get("/staff/login").get_data(as_text=True)
+
+
+def test_the_secret_being_set_up_never_travels_in_the_cookie(rt, app, client):
+    """Until a code confirms it, the new second factor's secret waits in the session: sealed under the data key,
+    for Flask's cookie is signed but readable by whoever holds it (a shared PC's browser, a proxy's log)."""
+    create_staff(rt)
+    login(client)
+    started = post(client, "/staff/account/totp", step="start")
+    secret = pending_totp_secret(client)
+    cookie = client.get_cookie("session").value
+    assert any(header.startswith("session=") for header in started.headers.getlist("Set-Cookie"))
+    opened = app.session_interface.get_signing_serializer(app).loads(cookie)
+    assert "staff_totp_pending" in opened                       # the enrolment is under way ...
+    assert secret not in json.dumps(opened) and secret not in cookie   # ... and its secret is not readable
+    assert auth.open_totp_secret(rt.config, opened["staff_totp_pending"]) == secret
+    done = post(client, "/staff/account/totp", step="confirm", otp=pyotp.TOTP(secret).at(rt.clock.now()))
+    assert done.status_code == 302 and not done.headers["Location"].endswith("error=otp")
+    with client.session_transaction() as sess:
+        assert "staff_totp_pending" not in sess
+    with rt.db.reading() as s:
+        assert s.scalar(select(StaffUser.totp_secret).where(StaffUser.username == "tanaka")) is not None
 
 
 def staff_with_a_second_factor(rt) -> str:
@@ -317,7 +368,7 @@ def test_a_second_factor_once_set_is_not_replaced_from_the_session(rt, client):
     assert post(client, "/staff/account/totp", step="start").status_code == 403
     theirs = auth.new_totp_secret()
     with client.session_transaction() as sess:
-        sess["staff_totp_pending"] = theirs
+        sess["staff_totp_pending"] = auth.seal_totp_secret(rt.config, theirs)
     rt.clock.advance(seconds=31)
     assert post(client, "/staff/account/totp", step="confirm", otp=pyotp.TOTP(theirs).at(rt.clock.now())
                 ).status_code == 403

@@ -2,8 +2,8 @@
 
 Rotation, step by step: put the new key first in DATA_ENCRYPTION_KEY (`new,old`), restart, run
 `keys rotate`, and once it reports nothing unreadable, drop the old key. The command re-encrypts the
-request details, the staff notes, cancellation memos, override reasons and slot block reasons, the stored
-channel credentials and the staff second-factor secrets, a batch per transaction, and is safe to run again
+request details, the staff notes, the memos of the audit log (of cancellations, of attendance corrections),
+override reasons and slot block reasons, the stored channel credentials and the staff second-factor secrets, a batch per transaction, and is safe to run again
 (tokens already under the newest key are left alone). It also computes again the search hash of each request's
 job seeker number, keyed with SECRET_KEY: run it after changing SECRET_KEY too. It prints counts only, never a
 value. Exit 0 when done, 1 when a token opens with no configured key.
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass, field
+from typing import Any
 
 import click
 from cryptography.fernet import InvalidToken
@@ -26,13 +27,22 @@ from bot.db import Database
 keys_group = AppGroup("keys", help="Keys of the personal data at rest.")
 
 
+# The audit log's one encrypted column (`staff_audit.note`) holds the memos of two kinds of action; each is
+# reported under its own name, and a memo of any other action (none is written today) is still re-encrypted.
+CANCELLATION_ACTIONS = ("cancel_for_user", "withdraw_for_user", "cancel_by_office")
+CORRECTION_ACTIONS = ("correct_attendance",)
+
+
 @dataclass(frozen=True)
 class Target:
-    """A column holding Fernet tokens: bytes, or text for a token stored as a string."""
+    """A column holding Fernet tokens: bytes, or text for a token stored as a string; `where` narrows the rows
+    (one kind of memo of a shared column); a `quiet` target is reported only when it found a row."""
     label: str
     model: type
     column: str
     text: bool = False
+    where: Any = None
+    quiet: bool = False
 
 
 @dataclass
@@ -55,7 +65,13 @@ def targets() -> list[Target]:
         pass
     try:
         from bot.staff.models import AuditEntry, BookingHandoff, StaffUser
-        found.append(Target("cancellation memos", AuditEntry, "note"))
+        memo_actions = CANCELLATION_ACTIONS + CORRECTION_ACTIONS
+        found.append(Target("cancellation memos", AuditEntry, "note",
+                            where=AuditEntry.action.in_(CANCELLATION_ACTIONS)))
+        found.append(Target("attendance correction memos", AuditEntry, "note",
+                            where=AuditEntry.action.in_(CORRECTION_ACTIONS)))
+        found.append(Target("other audit memos", AuditEntry, "note", where=AuditEntry.action.not_in(memo_actions),
+                            quiet=True))
         found.append(Target("override reasons", BookingHandoff, "override_reason"))
         found.append(Target("staff second factors", StaffUser, "totp_secret", text=True))
     except ImportError:  # pragma: no cover - a deployment without the dashboard
@@ -67,7 +83,7 @@ def rotate_target(db: Database, vault: crypto.Vault, target: Target, batch: int 
     """Re-encrypt one column under the newest key, a batch of rows per transaction."""
     key = target.model.__mapper__.primary_key[0]
     return _each_row(db, target.model, target.column, batch,
-                     lambda row, tally: _rotate_row(vault, target, row, key.key, tally))
+                     lambda row, tally: _rotate_row(vault, target, row, key.key, tally), target.where)
 
 
 def rehash_seekers(db: Database, vault: crypto.Vault, batch: int = 200) -> Tally:
@@ -94,8 +110,9 @@ def rehash_seekers(db: Database, vault: crypto.Vault, batch: int = 200) -> Tally
     return _each_row(db, Booking, "details", batch, rehash)
 
 
-def _each_row(db: Database, model: type, column_name: str, batch: int, visit) -> Tally:
-    """`visit(row, tally)` for every row whose column is set, a batch of rows per transaction."""
+def _each_row(db: Database, model: type, column_name: str, batch: int, visit, where: Any = None) -> Tally:
+    """`visit(row, tally)` for every row whose column is set (and that `where` admits), a batch of rows per
+    transaction."""
     tally = Tally()
     key = model.__mapper__.primary_key[0]
     column = getattr(model, column_name)
@@ -103,6 +120,8 @@ def _each_row(db: Database, model: type, column_name: str, batch: int, visit) ->
     while True:
         with db.transaction() as s:
             query = select(model).where(column.is_not(None)).order_by(key).limit(batch)
+            if where is not None:
+                query = query.where(where)
             if last is not None:
                 query = query.where(key > last)
             if s.bind.dialect.name == "postgresql":
@@ -145,6 +164,8 @@ def rotate_command(batch: int) -> None:
     failed = False
     for target in targets():
         tally = rotate_target(rt.db, vault, target, batch)
+        if target.quiet and not (tally.rotated or tally.current or tally.unreadable):
+            continue
         click.echo(f"{target.label}: rotated={tally.rotated} already_current={tally.current} "
                    f"unreadable={len(tally.unreadable)}")
         if tally.unreadable:

@@ -2,6 +2,9 @@
 
 `staff create-user --office <office> --username <name> [--role staff|admin] --password-stdin` reads the password
 from standard input (one line; never prompts). Exit 0 created, 1 failed (e.g. the username is taken), 2 misuse.
+
+`staff unthrottle --address <ip>` lets a client address that failed too many logins (bot/staff/throttle.py) log
+in again before its 15 minutes end, and clears its count. Exit 0 (whether or not it was throttled), 2 misuse.
 """
 from __future__ import annotations
 
@@ -12,7 +15,7 @@ from flask import current_app
 from flask.cli import AppGroup
 
 from bot.cli.common import office_or_exit, schema_or_exit
-from bot.staff import audit, auth
+from bot.staff import audit, auth, throttle
 
 staff_group = AppGroup("staff", help="Staff dashboard accounts.")
 
@@ -47,6 +50,24 @@ def create_user_command(office_id: str, username: str, role: str, password_stdin
         click.echo(f"cannot create the account: {_explain(exc.code)}", err=True)
         sys.exit(2 if exc.code in MISUSE else 1)
     click.echo(f"created {role} account {user.username} for {office_id}")
+
+
+@staff_group.command("unthrottle")
+@click.option("--address", required=True, help="The client address, as the refusal's log line gives it (ip=).")
+def unthrottle_command(address: str) -> None:
+    """Lift the login throttle of a client address before its time ends."""
+    rt = current_app.extensions["madoguchi"]
+    schema_or_exit(rt)
+    key = throttle.address_key(rt.config, address)
+    if not key:
+        click.echo(f"{address!r} is not an IPv4 or IPv6 address", err=True)
+        sys.exit(2)
+    with rt.db.transaction() as s:
+        lifted = throttle.lift(s, key, rt.clock.now())
+    if lifted:
+        click.echo(f"the login throttle of {address.strip()} is lifted: it may log in again")
+    else:
+        click.echo(f"{address.strip()} was not throttled; its count of failed logins, if any, is cleared")
 
 
 def _read_password() -> str:

@@ -296,11 +296,24 @@ def totp_step(secret: str, code: str, now: datetime) -> int | None:
     return None
 
 
+def seal_totp_secret(config, secret: str) -> str:
+    """A TOTP secret as it is kept, in the database or (while enrolment is pending) in the session cookie:
+    encrypted under DATA_ENCRYPTION_KEY, never in the clear."""
+    return _fernet(config).encrypt(secret.encode()).decode()
+
+
+def open_totp_secret(config, sealed: str | None) -> str | None:
+    """The secret of `seal_totp_secret`; None when there is none, or no configured key opens it."""
+    try:
+        return _fernet(config).decrypt(sealed.encode()).decode()
+    except (InvalidToken, AttributeError):
+        return None
+
+
 def verify_totp(config, user: StaffUser, code: str, now: datetime) -> int | None:
     """A fresh step for a valid code not used before (a replayed code fails)."""
-    try:
-        secret = _fernet(config).decrypt(user.totp_secret.encode()).decode()
-    except (InvalidToken, AttributeError):
+    secret = open_totp_secret(config, user.totp_secret)
+    if secret is None:
         return None
     step = totp_step(secret, code, now)
     if step is None or step <= (user.totp_last_step or 0):
@@ -313,7 +326,7 @@ def enroll_totp(config, user: StaffUser, secret: str, code: str, now: datetime) 
     step = totp_step(secret, code, now)
     if step is None:
         return False
-    user.totp_secret = _fernet(config).encrypt(secret.encode()).decode()
+    user.totp_secret = seal_totp_secret(config, secret)
     user.totp_last_step = step
     return True
 

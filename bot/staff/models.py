@@ -61,8 +61,9 @@ class AuditEntry(Base):
     """Who did what, when: every staff action and every view of personal details.
 
     `detail` holds ids, keys and slots only. The one free text, the memo staff give when they cancel on the
-    user's behalf, is personal: it is kept in `note`, Fernet-encrypted (bot.crypto), and erased with the
-    booking's details; the entry itself (action, time, actor) stays.
+    user's behalf or the reason they type when they correct an attendance, is personal: it is kept in `note`,
+    Fernet-encrypted (bot.crypto), and erased with the booking's details; the entry itself (action, time,
+    actor) stays.
     """
 
     __tablename__ = "staff_audit"

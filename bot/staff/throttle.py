@@ -12,7 +12,8 @@ typing their password wrongly never throttles the office behind its shared route
 name); only several people at once, or someone trying many names, do.
 A successful login does not reset the address's count: behind one router it is not the same person's count,
 and any account that works (a colleague's, or one an attacker holds) would otherwise wipe a spray's count.
-The count ends with its window, and the throttle with its time.
+The count ends with its window, and the throttle with its time (or earlier, lifted by an administrator:
+`flask --app app staff unthrottle --address <ip>`).
 An address inside an office's IP allow-list is not counted (bot/staff/auth.py): the whole office logs in
 from it, often through one gateway several offices share; only the per-name lock-out holds there.
 
@@ -87,6 +88,16 @@ def bump(session: Session, model, key_column, key: str, now: datetime, window: t
             model.first_at: case((over, literal(now, model.first_at.type)), else_=model.first_at),
             until_column: case((over, None), else_=until_column)})
         .returning(model.count)).scalar_one()
+
+
+def lift(session: Session, key: str, now: datetime) -> bool:
+    """An administrator lets the address log in again before its time ends (`staff unthrottle`): its count goes
+    too, or its next failure would throttle it again at once. True when it was throttled."""
+    if not key:
+        return False
+    was = throttled_for(session, key, now) is not None
+    session.execute(delete(_ROW).where(_ROW.address == key))
+    return was
 
 
 def purge(session: Session, now: datetime) -> None:

@@ -35,7 +35,7 @@ bp = Blueprint("staff", __name__, url_prefix="/staff")
 
 TOKEN_KEY = "staff_token"
 CSRF_KEY = "staff_csrf"
-TOTP_PENDING_KEY = "staff_totp_pending"
+TOTP_PENDING_KEY = "staff_totp_pending"  # the secret being set up, sealed (the cookie is signed, not secret)
 PUBLIC_ENDPOINTS = frozenset({"staff.login"})
 JSON_ENDPOINTS = frozenset({"staff.extend_session"})  # answer the page's script, not a person
 # How long before the session ends the page's script warns (WCAG 2.2.1: at least 20 seconds to answer).
@@ -135,9 +135,27 @@ def _relative_day(moment: datetime | date) -> str | None:
     return {0: "today", 1: "tomorrow"}.get((day - _now().date()).days)
 
 
+def _sent_from_this_site() -> bool:
+    """Did a page of this site send the request? Browsers say so in Sec-Fetch-Site, or else in Origin; a request
+    that says neither is not taken as this site's."""
+    site = request.headers.get("Sec-Fetch-Site")
+    if site is not None:
+        return site == "same-origin"
+    origin = request.headers.get("Origin")
+    return bool(origin) and origin != "null" and urlsplit(origin).netloc == request.host
+
+
+def _logout_from_an_older_tab() -> bool:
+    """ログアウト pressed in a tab older than the session's token (another tab logged out, or out and in again):
+    it still ends the session, for refusing it would leave staff signed in who believe they are out. The token
+    is not needed for that: a logout cannot do harm beyond ending a session, and one another site forges is still
+    refused, as its request says it comes from elsewhere (nor does SameSite=Lax send it the session cookie)."""
+    return request.endpoint == "staff.logout" and _sent_from_this_site()
+
+
 @bp.before_request
 def _guard():
-    if request.method == "POST" and not _csrf_ok():
+    if request.method == "POST" and not _csrf_ok() and not _logout_from_an_older_tab():
         if request.endpoint in JSON_ENDPOINTS:
             # Logged out in another tab (the token went with the session): the page's script says the session
             # ended, not that the page is older than a new login.
@@ -689,7 +707,7 @@ def audit_log():
 
 @bp.get("/account")
 def account():
-    pending = session.get(TOTP_PENDING_KEY)
+    pending = auth.open_totp_secret(_rt().config, session.get(TOTP_PENDING_KEY))
     uri = auth.provisioning_uri(pending, g.who.username, _office().name) if pending else None
     return render_template("staff/account.html", pending=pending, uri=uri, error=request.args.get("error"))
 
@@ -703,9 +721,11 @@ def account_totp():
         abort(403)
     step = request.form.get("step")
     if step == "start":
-        session[TOTP_PENDING_KEY] = auth.new_totp_secret()
+        # Kept in the session until a code proves the app has it, sealed: Flask's cookie is only signed, and
+        # anyone who reads it (a shared PC's browser profile, a proxy's log) would have the second factor.
+        session[TOTP_PENDING_KEY] = auth.seal_totp_secret(rt.config, auth.new_totp_secret())
         return redirect(url_for("staff.account"))
-    pending = session.get(TOTP_PENDING_KEY)
+    pending = auth.open_totp_secret(rt.config, session.get(TOTP_PENDING_KEY))
     if step != "confirm" or not pending:
         abort(400)
     with rt.db.transaction() as s:
