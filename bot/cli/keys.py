@@ -3,8 +3,8 @@
 Rotation, step by step: put the new key first in DATA_ENCRYPTION_KEY (`new,old`), restart, run
 `keys rotate`, and once it reports nothing unreadable, drop the old key. The command re-encrypts the
 request details, the staff notes, the memos of the audit log (of cancellations, of attendance corrections),
-override reasons and slot block reasons, the stored channel credentials and the staff second-factor secrets, a batch per transaction, and is safe to run again
-(tokens already under the newest key are left alone). It also computes again the search hash of each request's
+override reasons and slot block reasons, the stored channel credentials and the staff second-factor secrets,
+a batch per transaction, and is safe to run again (tokens already under the newest key are left alone). It also computes again the search hash of each request's
 job seeker number, keyed with SECRET_KEY: run it after changing SECRET_KEY too. It prints counts only, never a
 value. Exit 0 when done, 1 when a token opens with no configured key.
 """
