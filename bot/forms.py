@@ -46,7 +46,12 @@ SECURITY_HEADERS = {
 PROBLEM_STATUS = {
     "forged": 404, "refused": 403, "expired": 410, "superseded": 410, "csrf": 400,
     "full": 409, "blocked": 403, "limit": 409, "seeker_open": 409, "notice_passed": 410, "unavailable": 503,
+    "waiting": 409,
 }
+# The kinds of page after which the user goes on by choosing another slot in the chat: after a post, the page
+# keeps what was typed, to send it again once they have (`_cannot`, `resume`). Not `limit` or `blocked`: another
+# slot does not help there.
+CARRIED = frozenset({"full", "expired", "notice_passed", "seeker_open"})
 
 
 @dataclass(frozen=True)
@@ -163,10 +168,11 @@ def _unavailable(_error):
 
 
 def _problem(kind: str, office=None, language: str = "ja", slot_start=None, reopen: str | None = None,
-             resend: list[tuple[str, str]] | None = None, newest: Markup | None = None):
+             resend: list[tuple[str, str]] | None = None, newest: Markup | None = None, carry: bool = False):
     """The kind page for a link that cannot be used; `slot_start` names the slot whose deadline passed,
     `reopen` the input page to open again (one tap instead of finding the link in the chat), `resend` the
-    fields to post to it again, `newest` the slot the conversation holds now (a superseded link)."""
+    fields to post to it again, `newest` the slot the conversation holds now (a superseded link), `carry`:
+    `resend` waits on the page until another slot is chosen in the chat (`_cannot`)."""
     rt = _runtime()
     basic_id = rt.config.basic_id(office.id) if office is not None else None
     log.info("form page=problem kind=%s office=%s", kind, office.id if office is not None else "-")
@@ -176,7 +182,7 @@ def _problem(kind: str, office=None, language: str = "ja", slot_start=None, reop
                 "deadline": slot_text(slotsvc.booking_deadline(office, slot_start), language)}
     office = office.localized(language) if office is not None else None
     return render_template("forms/problem.html", kind=kind, office=office, basic_id=basic_id, late=late,
-                           reopen=reopen, resend=resend, newest=newest,
+                           reopen=reopen, resend=resend, newest=newest, carry=carry,
                            text=form_texts(language)), PROBLEM_STATUS[kind]
 
 
@@ -186,20 +192,40 @@ def _csrf_problem(link: Link):
     return _problem("csrf", link.office, link.language, reopen=url_for("forms.input_page", token=link.token))
 
 
-def _superseded(link: Link):
+def _typed(link: Link) -> list[tuple[str, str]]:
+    """The form's fields as this post sent them, to be posted again from the page answering it (kept nowhere
+    else)."""
+    return [(name, request.form[name]) for name in link.office.form_fields if name in request.form]
+
+
+def _cannot(link: Link, kind: str, slot_start=None, waiting: bool = False):
+    """The kind page for a link that cannot be used. After a post, where choosing another slot in the chat lets
+    the user go on (CARRIED), the page keeps what was typed — hidden fields with this link's CSRF token, stored
+    nowhere — and sends it back here (`resume`) once they have: the conversation then holds another slot and
+    `_superseded` goes on to its page with it. `waiting`: that post came before another slot was chosen."""
+    if request.method != "POST" or kind not in CARRIED:
+        return _problem(kind, link.office, link.language, slot_start)
+    return _problem("waiting" if waiting else kind, link.office, link.language, slot_start,
+                    reopen=url_for("forms.resume", token=link.token), carry=True,
+                    resend=[*_typed(link), ("csrf_token", csrf_token(link.nonce))])
+
+
+def _superseded(link: Link, waiting: bool = False):
     """A link whose conversation has held another slot since (chosen in the chat): the page names that slot
     and goes on to its input page in one tap — when this page was sent (a form left open in a browser while
-    the chat moved on), with what was typed and this browser's CSRF token for that link, so nothing is lost."""
+    the chat moved on), with what was typed and this browser's CSRF token for that link, so nothing is lost.
+    That slot's hold ran out meanwhile: sent, the page keeps what was typed until another is chosen."""
     rt = _runtime()
     with rt.db.reading() as s:
         hold = holds.live(s, link.conversation_id, rt.clock.now())
+    if hold is None and request.method == "POST":
+        return _cannot(link, "expired", waiting=waiting)
     if hold is None:
         return _problem("superseded", link.office, link.language)
     newest = urlsplit(rt.form_url(link.office.id, link.conversation_id, hold.token_nonce)).path
     resend = None
     if request.method == "POST":
-        resend = [(name, request.form[name]) for name in link.office.form_fields if name in request.form]
-        resend.append(("csrf_token", csrf_token(hold.token_nonce)))
+        resend = [*_typed(link), ("csrf_token", csrf_token(hold.token_nonce))]
     return _problem("superseded", link.office, link.language, reopen=newest, resend=resend,
                     newest=slot_text(hold.slot_start, link.language))
 
@@ -277,17 +303,17 @@ def _language(rt, conversation_id: int) -> str:
     return language if language in LANGUAGES else "ja"
 
 
-def _open_or_answer(link: Link, revive: bool = False):
+def _open_or_answer(link: Link, revive: bool = False, waiting: bool = False):
     """Open the link for one more page (extending the hold): (what the pages say of the hold, None), or the
     answer to give instead — the completion page when it was already used, a kind problem page when it
-    cannot be used (what was typed is not carried on: no request can be made with it)."""
+    cannot be used (after a post, keeping what was typed where another slot lets the user go on: `_cannot`)."""
     access, held = _open(link, revive)
     if access.kind == "done":
         return None, redirect(url_for("forms.done_page", token=link.token), 303)
     if access.kind == "superseded":
-        return None, _superseded(link)
+        return None, _superseded(link, waiting)
     if access.kind != "open":
-        return None, _problem(access.kind, link.office, link.language, access.slot_start)
+        return None, _cannot(link, access.kind, access.slot_start, waiting)
     return held, None
 
 
@@ -322,6 +348,28 @@ def check_input(token: str):
     held, answer = _open_or_answer(link, revive=True)
     if answer is not None:
         return answer
+    return _checked(link, held)
+
+
+@bp.post("/form/<token>/resume")
+def resume(token: str):
+    """「日時を選び直したので、この内容で続ける」on a page that kept what was typed (`_cannot`): on to the slot
+    the chat holds now (`_superseded`), or the same slot held again (the confirmation page, as from the input
+    page); none chosen yet: the page again, still keeping it."""
+    link, problem = _resolve(token)
+    if problem:
+        return problem
+    if not csrf_ok(link.nonce):
+        return _csrf_problem(link)
+    log.info("form page=resume office=%s conversation=%s", link.office.id, link.conversation_id)
+    held, answer = _open_or_answer(link, revive=True, waiting=True)
+    if answer is not None:
+        return answer
+    return _checked(link, held)
+
+
+def _checked(link: Link, held: _Held):
+    """The input sent to an open link, checked: errors on the input page, or the confirmation page."""
     rt = _runtime()
     result = validation.validate(link.office.form_fields, request.form, rt.clock.now().date(),
                                  [c.id for c in link.office.categories])
@@ -333,7 +381,8 @@ def check_input(token: str):
     log.info("form page=confirm office=%s conversation=%s", link.office.id, link.conversation_id)
     return render_template("forms/confirm.html", **_page_vars(link, held), values=result.values,
                            hidden=_hidden_values(result.values), readback=_readback(result.values),
-                           action=url_for("forms.submit", token=token), edit_action=url_for("forms.edit", token=token))
+                           action=url_for("forms.submit", token=link.token),
+                           edit_action=url_for("forms.edit", token=link.token))
 
 
 def _hidden_values(values: Mapping[str, Any]) -> dict[str, str]:
@@ -378,7 +427,7 @@ def submit(token: str):
         return _back_to_input(link, raw, {})
     if outcome.status == "superseded":
         return _superseded(link)
-    return _problem(outcome.status, link.office, link.language, outcome.slot_start)
+    return _cannot(link, outcome.status, outcome.slot_start)
 
 
 @bp.post("/form/<token>/edit")
@@ -394,9 +443,10 @@ def edit(token: str):
 
 @bp.get("/form/<token>/confirm")
 @bp.get("/form/<token>/edit")
+@bp.get("/form/<token>/resume")
 def confirm_reloaded(token: str):
-    """The confirmation or correction address opened directly (a reload, LINE's "open in browser" after
-    確認 or 修正する): back to the input page."""
+    """The confirmation, correction or resumption address opened directly (a reload, LINE's "open in
+    browser" after 確認, 修正する or 続ける): back to the input page."""
     return redirect(url_for("forms.input_page", token=token), 303)
 
 

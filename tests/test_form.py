@@ -15,7 +15,7 @@ from bot.forms import form_texts
 from bot.models import Booking, Conversation, SlotHold
 from bot.render import text_of
 from bot.services.slots import slot_label
-from tests.formflow import Page, form_link, hold_directly, path_of, valid_answers, walk_to_slots
+from tests.formflow import Page, form_link, hold_directly, hold_first_free, path_of, valid_answers, walk_to_slots
 
 REFERENCE_LINE = re.compile(r"受付番号: [A-HJ-NP-Z2-9]{4}-[A-HJ-NP-Z2-9]{4}")
 
@@ -55,6 +55,22 @@ def complete(client, url: str, answers: dict[str, str]) -> Page:
     confirmation = Page.get(client, url).submit(client, answers)
     assert confirmation.status == 200 and "入力内容の確認" in confirmation.html
     return confirmation.submit(client)
+
+
+def goes_on_to_the_newest(client, rt, late: Page, newest, second: str, name: str) -> Booking:
+    """A page for a slot chosen before, sent: it names the slot held now and carries what was typed to that
+    slot's form in one tap; confirmed there, the request is made for it. The request."""
+    assert late.status == 410 and "前にお選びいただいた日時" in late.html
+    assert slot_label(newest) in visible_text(late.html)
+    assert late.form.action == path_of(second) and late.form.fields["name"] == name
+    confirmation = late.submit(client)                                     # one tap: the newest slot's check
+    assert confirmation.status == 200 and "入力内容の確認" in confirmation.html
+    assert name in confirmation.html and slot_label(newest) in confirmation.html
+    done = confirmation.submit(client)
+    assert done.status == 200 and "受付番号: " in done.html
+    [booking] = bookings(rt)
+    assert booking.slot_start == newest
+    return booking
 
 
 # -- what the pages show ----------------------------------------------------------------------------------
@@ -261,15 +277,120 @@ def test_a_hold_that_ran_out_while_typing_is_taken_again_when_the_slot_is_free(h
     assert len(bookings(rt)) == 1
 
 
-def test_a_hold_that_ran_out_and_was_taken_meanwhile_gets_a_kind_page(holding, client, rt, clock):
+def _held_slot(rt, user):
+    """The slot the user's conversation holds (another conversation may hold one too)."""
+    with rt.db.reading() as s:
+        return s.scalar(select(SlotHold.slot_start).join(Conversation, Conversation.id == SlotHold.conversation_id)
+                        .where(Conversation.line_user_id == user.user_id))
+
+
+@pytest.mark.parametrize("sent_from", ["input", "confirmation"])
+def test_a_form_sent_after_its_slot_was_taken_keeps_what_was_typed_until_another_slot_is_chosen(
+        chatting, client, rt, fake_line, clock, caplog, sent_from):
+    """The hold ran out while the user typed and someone else took the slot: the page sent says so and keeps
+    what was typed (on the page only); once another slot is chosen in the chat, one tap carries it on to that
+    slot's request — nothing typed twice, nothing stored before the request, nothing in LINE or the logs."""
+    caplog.set_level(logging.DEBUG)
+    user, first = chatting("sakata")
+    taken = _held_slot(rt, user)
+    answers = {**valid_answers(rt.offices["sakata"]), "name": "遅延 太郎", "seeker_number": "24680-13579",
+               "phone": "080-2468-1357", "category": "disability"}
+    page = Page.get(client, first)
+    if sent_from == "confirmation":
+        page = page.submit(client, answers)
+        assert "入力内容の確認" in page.html
+    clock.advance(minutes=rt.offices["sakata"].booking.hold_minutes + 1)
+    hold_directly(rt, "sakata")                                                 # someone else holds the slot
+    late = page.submit(client, answers if sent_from == "input" else None)
+    assert late.status == 409 and "埋まりました" in late.html
+    words = visible_text(late.html)
+    assert "このページは閉じずに" in words and "日時を選び直したので、この内容で続ける" in words
+    assert late.form.action == path_of(first) + "/resume" and late.form.action not in late.parsed.links
+    assert late.form.fields["name"] == "遅延 太郎" and late.form.fields["category"] == "disability"
+    assert "遅延 太郎" not in words                                              # carried, not shown
+    assert bookings(rt) == []
+
+    early = late.submit(client)                     # tapped before choosing another slot: the page again
+    assert early.status == 409 and "新しい日時がまだ選ばれていません" in early.html
+    assert "「予約」と送り" in visible_text(early.html)
+    assert early.form.action == late.form.action and early.form.fields == late.form.fields
+
+    user.says("予約")                                                            # the slots again
+    user.says("1")                                                              # the first one free: another
+    second = form_link(fake_line.messages_to(user.user_id))
+    newest = _held_slot(rt, user)
+    assert second != first and newest != taken
+    booking = goes_on_to_the_newest(client, rt, early.submit(client), newest, second, "遅延 太郎")
+    stored = for_config(rt.config).decrypt(booking.details)
+    assert {name: stored[name] for name in ("name", "seeker_number", "phone", "category")} == {
+        "name": "遅延 太郎", "seeker_number": "24680-13579", "phone": "080-2468-1357", "category": "disability"}
+    chat = text_of(fake_line.messages_to(user.user_id))
+    for value in ("遅延", "24680", "13579", "080-2468", "disability"):
+        assert value not in chat and value not in caplog.text, value
+
+
+def test_a_form_sent_after_the_chat_gave_the_slot_back_keeps_what_was_typed(chatting, client, rt, fake_line):
+    """戻る in the chat gave the slot back while the form was open: sent, the page keeps what was typed for the
+    slot chosen next."""
+    user, first = chatting("otaru")
+    page = Page.get(client, first)
+    user.says("戻る")                                                            # the slot list: no hold left
+    late = page.submit(client, {**valid_answers(rt.offices["otaru"]), "name": "戻り 花子"})
+    assert late.status == 410 and "もう一度日時をお選びください" in late.html
+    assert late.form.action == path_of(first) + "/resume" and late.form.fields["name"] == "戻り 花子"
+    assert late.form.action not in late.parsed.links                         # one way on: the button
+    user.says("2")
+    second = form_link(fake_line.messages_to(user.user_id))
+    goes_on_to_the_newest(client, rt, late.submit(client), _held_slot(rt, user), second, "戻り 花子")
+
+
+def test_the_kept_input_goes_on_only_from_the_browser_it_was_typed_in(holding, client, app, rt, clock):
+    """The page keeps this link's CSRF token for this browser: another browser sending its fields is refused."""
     _, url = holding("sakata")
     page = Page.get(client, url)
     clock.advance(minutes=rt.offices["sakata"].booking.hold_minutes + 1)
-    other, _ = hold_directly(rt, "sakata")                                      # someone else holds the slot
-    late = page.submit(client, {**valid_answers(rt.offices["sakata"]), "name": "遅延 太郎"})
-    assert late.status == 409 and "埋まりました" in late.html
-    assert len(late.forms) == 0 and "遅延 太郎" not in late.html
-    assert bookings(rt) == []
+    hold_directly(rt, "sakata")
+    late = page.submit(client, valid_answers(rt.offices["sakata"]))
+    assert late.status == 409
+    elsewhere = app.test_client()
+    assert elsewhere.post(late.form.action, data=late.form.fields).status_code == 400
+    assert late.submit(client).status == 409                                   # this browser: still kept
+    assert client.get(late.form.action).status_code == 303                     # opened directly: the input page
+
+
+def test_the_kept_input_takes_the_slot_again_if_it_came_free_meanwhile(holding, client, rt, clock):
+    """The one who took the slot let it go (their hold ran out) before the user tapped to go on: the slot is
+    held again and the confirmation page comes, as for a form sent late."""
+    _, url = holding("sakata")
+    page = Page.get(client, url)
+    minutes = rt.offices["sakata"].booking.hold_minutes
+    clock.advance(minutes=minutes + 1)
+    hold_directly(rt, "sakata")
+    late = page.submit(client, {**valid_answers(rt.offices["sakata"]), "name": "再開 一郎"})
+    assert late.status == 409
+    clock.advance(minutes=minutes + 1)                                          # the other hold ran out
+    confirmation = late.submit(client)
+    assert confirmation.status == 200 and "入力内容の確認" in confirmation.html and "再開 一郎" in confirmation.html
+    assert "受付番号: " in confirmation.submit(client).html
+
+
+@pytest.mark.parametrize("language", ["en", "easy"])
+def test_the_kept_input_is_explained_in_the_chat_language(client, rt, clock, language):
+    from tests.test_accessibility_html import unmarked_japanese
+
+    url = hold_first_free(rt, "sakata", language)
+    page = Page.get(client, url)
+    clock.advance(minutes=rt.offices["sakata"].booking.hold_minutes + 1)
+    hold_first_free(rt, "sakata")                                               # the same slot, for another
+    words = form_texts(language)["page"]["problem"]
+    late = page.submit(client, valid_answers(rt.offices["sakata"]))
+    early = late.submit(client)
+    assert (late.status, early.status) == (409, 409)
+    assert visible_text(words["resume"]) in visible_text(late.html)
+    assert visible_text(words["text_carry"]) in visible_text(late.html)
+    assert visible_text(words["waiting"]) in visible_text(early.html)
+    if language == "en":
+        assert unmarked_japanese(late.html) == [] and unmarked_japanese(early.html) == []
 
 
 def test_an_expired_hold_gets_a_kind_page(holding, client, rt, clock):
@@ -321,7 +442,9 @@ def test_a_form_sent_after_the_booking_deadline_is_refused_kindly_and_keeps_noth
     words = visible_text(late.html)
     assert "お申込みの締切を過ぎました" in words and slot in words and deadline in words
     assert "お申込みは送信されていません" in words and "「予約」と送り" in words
-    assert len(late.forms) == 0 and "締切 過子" not in late.html   # nothing typed is carried on
+    # What was typed is kept on the page only, for a slot chosen next in the chat (stored nowhere).
+    assert late.form.action == path_of(url) + "/resume"
+    assert late.form.fields["name"] == "締切 過子" and "締切 過子" not in words
     assert "https://line.me/R/oaMessage/%40madoguchi/?%E4%BA%88%E7%B4%84\"" in late.html   # 予約, typed
     assert bookings(rt) == [] and _count(rt, SlotHold) == 0 and _count(rt, FormSubmission) == 0
     assert Page.get(client, url).status == 410
@@ -335,13 +458,16 @@ def test_the_form_opened_after_the_deadline_gives_the_slot_back_and_the_chat_off
     clock.advance(minutes=5)       # 17:03: the hold lives, the deadline has passed
     typed = page.submit(client, {**valid_answers(rt.offices["sakata"]), "name": "締切 過子"})
     assert typed.status == 410 and "お申込みの締切を過ぎました" in typed.html
-    assert "締切 過子" not in typed.html and len(typed.forms) == 0
+    assert typed.form.action == path_of(url) + "/resume" and typed.form.fields["name"] == "締切 過子"
     assert _count(rt, SlotHold) == 0 and bookings(rt) == []
     before = len(fake_line.texts_to(user.user_id))
     user.says("予約")
     offered = "\n".join(fake_line.texts_to(user.user_id)[before:])
     assert "12/7(月) 14:00" not in offered and "12/14(月) 14:00" in offered
     assert "お取りできなくなりました" in offered and "時間が過ぎました" not in offered   # it did not run out
+    user.says("12/14 14:00")                    # a later slot: what was typed goes on to it from the page kept
+    goes_on_to_the_newest(client, rt, typed.submit(client), datetime(2026, 12, 14, 14, 0, tzinfo=TOKYO),
+                          form_link(fake_line.messages_to(user.user_id)), "締切 過子")
 
 
 def test_no_deadline_line_while_the_deadline_is_far(holding, client):
@@ -374,17 +500,7 @@ def test_a_form_sent_from_a_superseded_page_goes_on_to_the_newest_with_what_was_
     with rt.db.reading() as s:
         newest = s.scalar(select(SlotHold)).slot_start
     answers = {**valid_answers(rt.offices["otaru"]), "name": "遅延 花子"}
-    late = page.submit(client, answers)
-    assert late.status == 410 and "前にお選びいただいた日時" in late.html
-    assert slot_label(newest) in visible_text(late.html)
-    assert late.form.action == path_of(second) and late.form.fields["name"] == "遅延 花子"
-    confirmation = late.submit(client)                                     # one tap: the newest slot's check
-    assert confirmation.status == 200 and "入力内容の確認" in confirmation.html
-    assert "遅延 花子" in confirmation.html and slot_label(newest) in confirmation.html
-    done = confirmation.submit(client)
-    assert done.status == 200 and "受付番号: " in done.html
-    [booking] = bookings(rt)
-    assert booking.slot_start == newest
+    goes_on_to_the_newest(client, rt, page.submit(client, answers), newest, second, "遅延 花子")
 
 
 def test_the_same_slot_chosen_again_after_the_hold_ran_out_keeps_the_open_page_usable(chatting, client, rt,
@@ -549,6 +665,8 @@ def test_the_same_job_seeker_number_from_another_line_account_is_told_what_to_do
     _, second = hold_directly(rt, "sakata", slot_index=1)
     refused = complete(client, second, answers)
     assert refused.status == 409
+    # What was typed kept on the page, for a slot chosen next (the number corrected on its confirmation page).
+    assert refused.form.action.endswith("/resume") and refused.form.fields["name"] == answers["name"]
     text = visible_text(refused.html)
     assert "求職番号" in text and "別のLINEアカウント" in text and "送信されていません" in text
     link = re.search(r'<a class="button" href="([^"]+)">LINEに戻る</a>', refused.html).group(1)
