@@ -268,11 +268,12 @@ def test_a_date_the_user_turns_down_is_never_held(rt, user_factory, fake_line, o
     ("12/7 14時しかできません", 14), ("12/7 14時以外は無理です", 14), ("12/7 14時でお願いできませんか", 14),
     ("12/7 14時で予定入れてください", 14), ("12/8は予定が入っているので、12/7 14時で", 14),
     ("12/7 15時じゃなくて12/7 14時", 14), ("間違えました、12/7 14時です", 14),
+    ("12/7 14時でお願いします。難しければ別の日でも大丈夫です", 14),
 ])
 def test_a_slot_chosen_with_a_word_that_denies_another_or_nothing_is_held(rt, user_factory, fake_line, office_id,
                                                                           typed, hour):
-    """<only> 12/7 14時, a polite request, another slot turned down before it, a mistake corrected: the slot
-    chosen is held, as if typed alone."""
+    """<only> 12/7 14時, a polite request, another slot turned down before it, a mistake corrected, what to do
+    should it not be free: the slot chosen is held, as if typed alone."""
     user = user_factory(office_id)
     walk_to_slots(user, rt)
     reply = says(fake_line, user, typed)

@@ -206,6 +206,9 @@ _ONLY = re.compile("\\s*(?:[\u306f\u304c]\\s*)?(?:\u3057\u304b|\u4ee5\u5916\\s*[
 _ONLY_WORDS = re.compile("\u3057\u304b|\u4ee5\u5916")
 _SENTENCE_END = re.compile("[\u3002!?\n]")
 _QUESTION = "\u304b"
+# Right after a declining word, <if> (<if>, <-tara>, <-reba>, <in case>): `12/7 14<hour> <please>, <if impossible>
+# <another day is fine>` asks for the slot and says what to do should it not be free.
+_IF = re.compile("[^\u3001,\u3002!?\\s]{0,6}?(?:\u306a\u3089|\u305f\u3089|\u308c\u3070|\u5834\u5408)")
 # Between a declining word and a slot named after it, the end of a clause (`12/7<topic> <impossible> <so> 12/8
 # 10<hour>`, `12/7 14<hour> <not-and> 12/8 10<hour>`); in English a word or mark, not a comma (`not Dec 7, Dec 8
 # 10am` may be a list).
@@ -282,7 +285,8 @@ def _choice(value: str, pairs: list[Pair]) -> tuple[Pair | None, bool]:
     and whether a declining word makes it choose nothing.
 
     A declining word is let pass only where it cannot deny the slot chosen: it is part of a phrase that asks for
-    it (`_NOT_DECLINING`); it says the slot is the only one that suits (`_ONLY`); or every declining word stands
+    it (`_NOT_DECLINING`); it says the slot is the only one that suits (`_ONLY`); it says what to do should the
+    slot not be free (`_IF`, in a later clause than the text's only slot); or every declining word stands
     before the slot, in an earlier clause, about another date or time named there (or corrects a mistake), and
     no other date or time stands between that clause and the slot. Anything else is not guessed."""
     excused = [m.span() for m in _NOT_DECLINING.finditer(value)]
@@ -290,7 +294,8 @@ def _choice(value: str, pairs: list[Pair]) -> tuple[Pair | None, bool]:
                  if not any(start < d.end() and d.start() < end for start, end in excused)]
     if not declining:
         return (pairs[0] if pairs else None), False
-    if len(pairs) == 1 and _only(value, _span(pairs[0])[1], declining):
+    if len(pairs) == 1 and (_only(value, _span(pairs[0])[1], declining)
+                            or _if_not_free(value, _span(pairs[0])[1], declining)):
         return pairs[0], False
     after = _after_turned_down(value, pairs, declining)
     return (after, False) if after is not None else (None, True)
@@ -309,6 +314,13 @@ def _only(value: str, end: int, declining: list[re.Match]) -> bool:
         return False
     return (any(d.start() >= only.end() for d in declining)
             and all(end <= d.start() and d.end() <= sentence_end for d in declining))
+
+
+def _if_not_free(value: str, end: int, declining: list[re.Match]) -> bool:
+    """`12/7 14<hour> <please>. <if it is difficult>, <another day is fine>`: every declining word comes after the
+    slot (ending at `end`, the text's only one), in a later clause, and is followed by <if>."""
+    return all(end <= d.start() and _CLAUSE_END_JA.search(value, end, d.start()) and _IF.match(value, d.end())
+               for d in declining)
 
 
 def _named(value: str, start: int, end: int) -> bool:
