@@ -205,7 +205,7 @@ _NOT_DECLINING = re.compile(
 _ONLY = re.compile("\\s*(?:[\u306f\u304c]\\s*)?(?:\u3057\u304b|\u4ee5\u5916\\s*[\u306f\u3067]*)")
 _ONLY_WORDS = re.compile("\u3057\u304b|\u4ee5\u5916")
 _SENTENCE_END = re.compile("[\u3002!?\n]")
-_QUESTION = "\u304b"
+_QUESTION = re.compile("\u304b[\u306d\u306a]?[^\\w]*$")        # <?>, <?-ne>, <?-na>, then emoji or marks
 # Right after a declining word, <if> (<if>, <-tara>, <-reba>, <in case>): `12/7 14<hour> <please>, <if impossible>
 # <another day is fine>` asks for the slot and says what to do should it not be free.
 _IF = re.compile("[^\u3001,\u3002!?\\s]{0,6}?(?:\u306a\u3089|\u305f\u3089|\u308c\u3070|\u5834\u5408)")
@@ -310,7 +310,7 @@ def _only(value: str, end: int, declining: list[re.Match]) -> bool:
         return False
     stop = _SENTENCE_END.search(value, only.end())
     sentence_end = stop.start() if stop else len(value)
-    if (stop is not None and stop.group() == "?") or value[:sentence_end].rstrip().endswith(_QUESTION):
+    if (stop is not None and stop.group() == "?") or _QUESTION.search(value, 0, sentence_end):
         return False
     return (any(d.start() >= only.end() for d in declining)
             and all(end <= d.start() and d.end() <= sentence_end for d in declining))
