@@ -162,6 +162,33 @@ def test_four_digits_that_are_no_time_or_stand_alone_are_no_slot(text):
     assert parse_slot_text(text, TUESDAY) is None
 
 
+@pytest.mark.parametrize("text", [
+    "12/7 1200円", "12/7 1200 円", "12/7 ¥1200", "12/7 1000yen", "12/7 $1400", "12/7 1400 yen",   # a price
+    "12/7 090-1234-5678", "090-1234-5678 12/7", "12/7 1234-5678", "12/7 0120-123-456",       # a phone number
+    "〒123-4567 12/7", "12/7 〒1234567", "12/7 1234567",                                       # a postcode
+    "求職番号 0123 12/7", "求職番号は0123 12/7", "12/7 求職番号1234", "12/7 No.1234", "12/7 #1234",  # a number
+    "2026/12/7", "2026年12月7日", "12/7 2026", "12/7 1400年",                                 # a year
+    "12/7 1400人", "12/7 1400件", "12/7 1400番", "12/7 1400号室", "12/7 1400回", "12/7 1400分",  # a count
+    "12/7 1400時間", "12/7 1400個", "12/7 1400 people", "12/7 1400th", "12/7 1400%", "12/7 1400.5",
+    "12/7 1,200円", "1. 12/7", "12/7 1. 2. 3.",                                               # a list's numbers
+])
+def test_four_digits_of_another_number_are_no_time(text):
+    """A price, a phone number, a postcode, a job seeker number, a year, a count beside a date: no slot."""
+    assert parse_slot_text(text, TUESDAY) is None
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("12/7 1400-1500", at(2026, 12, 7, 14)), ("12/7 1400〜1500", at(2026, 12, 7, 14)),  # a span: its start
+    ("12/7 1400~", at(2026, 12, 7, 14)), ("12/7 1400から", at(2026, 12, 7, 14)),
+    ("1. 12/7 1400", at(2026, 12, 7, 14)),                                              # a list number before it
+    ("求職番号 12345-12345678 12/7 1400", at(2026, 12, 7, 14)),
+    ("12/7 1400希望", at(2026, 12, 7, 14)), ("12/7 1400で", at(2026, 12, 7, 14)),
+    ("12/7 1400です", at(2026, 12, 7, 14)), ("12/7 1400 please", at(2026, 12, 7, 14)),
+])
+def test_four_digits_beside_other_words_are_still_the_time(text, expected):
+    assert parse_slot_text(text, TUESDAY) == expected
+
+
 # --- a date or time turned down is never the slot ---------------------------------------------------------
 
 DECLINED = [
@@ -171,7 +198,7 @@ DECLINED = [
     "12/7 14時は都合がつきません", "12/7 14時は行けません", "12/7 14時は参加できません", "12/7 14時は難しいです",
     "12/7 14時は予定があります", "12/7 14時は空いていません", "12/7 14時は避けたいです", "12/7 14時は遠慮します",
     "12/7 14時はキャンセルで", "12/7 14時を除いて", "12/7 14時と12/8 10時以外",
-    "12/7 14時じゃなくて12/8 10時",              # which part the word denies is not guessed: asked again
+    "12/7 14時、12/8 10時以外",                  # which part the word denies is not guessed: asked again
     "not 12/7 2pm", "Dec 7 2pm is not ok", "I can't do Dec 7 at 2pm", "Dec 7 2pm doesn’t work",
     "any day except Dec 7 2pm", "Dec 7 2pm is no good", "Dec 7 2pm NG",
     "2番はだめ", "1以外",                        # a number of the list turned down
@@ -195,6 +222,82 @@ def test_a_date_or_time_turned_down_is_no_slot(text):
 def test_a_slot_asked_for_in_other_words_is_not_turned_down(text):
     assert not declines_slot(text)
     assert parse_slot_text(text, TUESDAY) == at(2026, 12, 7, 14)
+
+
+# Ways a job seeker picks a slot on a phone, with the slot they pick (Tuesday 1 December 2026 being today). Some
+# hold a declining word that does not turn the chosen slot down: a phrase that asks for it (<no mistake>, <could
+# you not>, <is it not free?>, <waiting list>, <put an appointment in>), <only> (<only> ... <cannot>, <other than>
+# ... <impossible>), or a word about another date in an earlier clause, or a mistake corrected.
+D7, D8 = at(2026, 12, 7, 14), at(2026, 12, 8, 10)
+PICKS = [
+    ("12/7 14時で", D7), ("12/7 14時でお願いします", D7), ("12/7 14時がいいです", D7), ("12/7 14時にします", D7),
+    ("12/7 14時希望です", D7), ("12/7 14時で大丈夫です", D7), ("12/7 14時空いてますか？", D7),
+    ("12/7 14時予約したいです", D7), ("12/7 14時に入れたいです", D7), ("12/7 14時なら行けます", D7),
+    ("12/7 14時で問題ないです", D7), ("12/7 14時で構いません", D7), ("12/7 14時で差し支えありません", D7),
+    ("12/7 14時で結構です", D7), ("12/7 14時でも大丈夫ですか", D7), ("12/7 14時で！", D7), ("12/7 14時で👍", D7),
+    ("12/7 14時でお願いしますm(_ _)m", D7), ("１２／７ １４時でおねがいします", D7), ("12/7 14時でおねがいしまーす", D7),
+    ("12月7日の14時で", D7), ("12月7日14時～でお願いします", D7), ("12/7 14時から", D7), ("7日14時で", D7),
+    ("月曜14時で", D7), ("来週月曜の14時でお願いします", D7), ("12/7(月)14:00 で予約お願いします", D7),
+    ("12/7 14:00〜希望", D7), ("12/7 14時で。仕事が休みなので", D7), ("12/7 14時なら仕事を休めます", D7),
+    ("12/7 14時で、遅れないようにします", D7), ("12/7 14時 大丈夫です 🙆", D7), ("12/7 14時 OKです", D7),
+    ("12/7 14時⭕", D7), ("12/7 14時で良いです", D7), ("12/7 14時でいいですか？", D7), ("12/7 14時 行けます", D7),
+    ("１２／７　１４００でお願いします🙇", D7), ("12/7 1400にします", D7), ("明日14時でお願いします", at(2026, 12, 2, 14)),
+    # <only> ... <cannot>: the slot is the one that suits
+    ("12/7 14時しかできません", D7), ("12/7 14時しか空いてません", D7), ("12/7 14時しか行けません", D7),
+    ("12/7 14時しか無理です", D7), ("12/7 14時以外は無理です", D7), ("12/7 14時以外は都合が悪いです", D7),
+    ("12/7 14時しか空いていないので、お願いします", D7),
+    # what to do should the slot not be free, in a later clause
+    ("12/7 14時でお願いします、無理でしたら別の日でも", D7), ("12/7 14時でお願いします。難しければ別の日でも大丈夫です", D7),
+    ("12/7 14時希望です。都合が悪ければ12/8でも", D7), ("12/7 14時で、ダメなら連絡ください", D7),
+    ("12/7 14時、予定が入ったら連絡します", D7),
+    # a phrase that asks for the slot
+    ("12/7 14時でお願いできませんか", D7), ("12/7 14時でお願いできないでしょうか", D7),
+    ("12/7 14時は空いてないですか？", D7), ("12/7 14時って空いてませんか", D7), ("12/7 14時で予約できませんか", D7),
+    ("12/7 14時で間違いないです", D7), ("12/7 14時で間違いありません", D7),
+    ("12/7 14時に予定を入れたいです", D7), ("12/7 14時で予定入れてください", D7), ("12/7 14時で予定が入れられますか", D7),
+    ("12/7 14時でキャンセル待ちでも大丈夫です", D7),
+    # another date turned down in an earlier clause, or a mistake corrected: the slot after it
+    ("12/7は無理なので12/8 10時で", D8), ("12/7は無理なので12/8 10時でお願いします", D8),
+    ("12/7はだめなので、12/8の10時でお願いします", D8), ("12/7は予定が入っているので12/8 10時希望です", D8),
+    ("12/7は都合が悪いので12/8 10時にします", D8), ("12/7 14時じゃなくて12/8 10時", D8),
+    ("12/7 14時ではなく、12/8 10時でお願いします", D8), ("12/7 14時キャンセルして12/8 10時に変えたいです", D8),
+    ("12/7 14時は間違いです。12/8 10時で", D8), ("午前は無理なので12/7 14時で", D7),
+    ("間違えました、12/8 10時です", D8), ("すみません間違えました。12/8 10時でお願いします", D8),
+    ("まちがえました！12/8 10時で", D8), ("12/7以外なら大丈夫なので12/8 10時で", D8),
+    # English
+    ("Dec 7 2pm please", D7), ("Dec 7 at 2pm is fine", D7), ("I'd like 12/7 at 2pm", D7),
+    ("Can I book Dec 7 2pm?", D7), ("I'll take Dec 7 at 2pm", D7), ("Only Dec 7 2pm works for me", D7),
+    ("I can only do Dec 7 at 2pm", D7), ("Sorry, wrong one. Dec 7 2pm", D7), ("Is Dec 7 2pm available?", D7),
+    ("I can't make Dec 8, so Dec 7 2pm please", D7), ("Not Dec 7. But Dec 8 10am works", D8),
+]
+# Texts that name a slot and choose none: the word may deny the slot itself, or which slot is meant is guessed.
+NO_PICKS = [
+    "12/7 14時以外", "12/7 14時以外で", "12/7 14時以外でお願いします", "12/7 14時以外は大丈夫です",
+    "12/7 14時以外はだめですか", "12/7 14時しかできませんか", "12/7 14時しか空いてないんですか？",
+    "12/7 14時しかできませんか🙏", "12/7 14時しか無理ですかね",
+    "12/8 10時じゃなくて12/7", "12/7は無理、12/8 10時もだめ", "12/7は無理なので12/8か12/9 10時で",
+    "12/7 14時がいいです、12/8は無理なので、12/9 10時でも", "無理です、12/8 10時は", "無理 12/8 10時",
+    "違います、12/8 10時です", "先ほどのは違います、12/8 10時でお願いします",
+    "12/7 14時以外は無理なので12/8 10時で", "12/7しか無理なので12/8 10時で",
+    "12/7 14時は予約できません", "12/7 14時は空いてません", "12/7 14時じゃなきゃだめ", "12/7 14時が無理なら12/8 10時で",
+    "12/7 14時、もし空いてなければ12/8 10時で", "12/7 14時は都合が悪いので12/8 10時以外で",
+    "12/7 14時でお願いします、午前は無理なので", "12/7 14時でお願いします。仕事で行けない日が多いので",
+    "not Dec 7, Dec 8 10am", "Dec 7 2pm, not Dec 8", "Dec 7 2pm if not taken", "Is Dec 7 2pm not available?",
+    "I can't do Dec 8 Dec 7 2pm", "12/7 14時は無理なら大丈夫です", "12/7 14時、仕事が入ったら無理です",
+    "無理なら12/8 10時で", "12/7 14時でお願いします（もし無理なら12/8 10時）",
+]
+
+
+@pytest.mark.parametrize(("text", "expected"), PICKS)
+def test_a_slot_picked_as_job_seekers_type_it_is_read(text, expected):
+    assert not declines_slot(text)
+    assert parse_slot_text(text, TUESDAY) == expected
+
+
+@pytest.mark.parametrize("text", NO_PICKS)
+def test_a_slot_turned_down_or_a_guess_which_is_meant_picks_none(text):
+    assert declines_slot(text)
+    assert parse_slot_text(text, TUESDAY) is None
 
 
 @pytest.mark.parametrize("text", ["どれも無理です", "だめ", "not sure", "無理", ""])

@@ -27,7 +27,11 @@ common meanings agree (the first Friday after today is also next week's); otherw
 A weekday alone is not read either when the text also names a date.
 
 A text with a word that turns a date or time down (`12/7 <other than>`, `12/7 14<hour> <is impossible>`, `not Dec 7`;
-`_DECLINING`) names no slot, whichever part the word denies: see `declines_slot`.
+`_DECLINING`) names no slot, whichever part the word denies (see `declines_slot`), unless the word cannot deny the
+slot chosen: it is part of a phrase that asks for it (`14<hour> <could you not?>`, `<no mistake>`); it says the slot
+is the only one that suits (`12/7 14<hour> <only> <can-not>`); or it is about another date in an earlier clause, or
+corrects a mistake (`12/7<topic> <impossible> <so> 12/8 10<hour>`, `<made a mistake>, 12/8 10<hour>`), and the slot
+then is the one after it. Which part a word denies is otherwise not guessed.
 
 A weekday, a day of the month alone or a day counted from today right after a word that moves it (the week
 after next, next month, the second ..., 2 weeks later, from tomorrow, next next, last) is not read at all
@@ -124,6 +128,18 @@ _DATE = re.compile(
     rf"(?:\s*\(\s*(?P<bracket>[^)]*)\)|\s*,?\s*(?P<trail_wd>{_WEEKDAY}))?"
     rf"|(?:(?P<week>{_words(_WEEK_WORDS)}|{_NEXT_WEEK}|{_THIS_WEEK})\s*(?:on\s+|{_NO}\s*)?)?(?P<weekday>{_WEEKDAY})"
 )
+# Before four digits, a mark of some other number (a dash of a phone number or postcode, money, `#`, `No.`,
+# <number>), and after them a unit (<yen>, <people>, <year>, <minutes>, ..., yen, people, th) or a dash with
+# more digits that are no time (1234-5678; 1400-1500 is a span of time): no time.
+_DASHES = "\u2010-\u2015\u2212\u30fc\u301c~"
+_NUMBER_WORD = "\u756a\u53f7"                                                                  # number
+_NOT_A_NUMBERS_PIECE = (rf"(?<![-{_DASHES}\u00a5$#\u3012])(?<!no\.)(?<!no)(?<!{_NUMBER_WORD})"
+                        rf"(?<!{_NUMBER_WORD}\s)(?<!{_NUMBER_WORD}:)(?<!{_NUMBER_WORD}\u306f)")
+_UNIT_WORDS = ("yen", "jpy", "dollar", "dollars", "usd", "people", "persons", "th", "st", "nd", "rd", "km", "kg", "cm",
+               "mm", "m", "g")
+_UNIT = (r"(?:[\u5186\u4eba\u540d\u4ef6\u756a\u53f7\u500b\u56de\u6b73\u624d\u5e74\u5206\u79d2\u70b9\u679a\u672c\u53f0"
+         r"\u968e\u5ba4\u4e07\u5343\u767e\u500d\u4f4d%]|\u6642\u9593"                          # ..., hours
+         rf"|{_words(_UNIT_WORDS)})")
 _TIME = re.compile(
     r"(?<![\d:.])(?:"
     rf"(?P<half_day>{_MORNING}|{_AFTERNOON})?\s*(?P<hour>\d{{1,2}})"
@@ -131,8 +147,10 @@ _TIME = re.compile(
     rf"|\s*{_HOUR_MARK}(?:\s*(?P<minute_mark>\d{{1,2}})\s*{_MINUTE_MARK}|\s*(?P<half>{_HALF_MARK}))?"
     r"|(?=\s*[ap]\.?m(?![a-z])))"
     r"(?:\s*(?P<meridiem>[ap])\.?m(?![a-z])\.?)?"
-    # 1400, 0930 as typed on a phone (not 20xx: beside a date, that reads as a year as much as a time)
-    r"|(?!20\d\d)(?P<hhmm_hour>\d{2})(?P<hhmm_minute>\d{2})(?![\d/]|\s*(?:[:.]\d|[ap]\.?m(?![a-z])))"
+    # 1400, 0930 as typed on a phone (not 20xx: beside a date, that reads as a year as much as a time; not a
+    # piece of a longer number, an amount or a count: 090-1234-5678, 1234-5678, <number> 0123, 1200<yen>, #1400)
+    rf"|{_NOT_A_NUMBERS_PIECE}(?!20\d\d)(?P<hhmm_hour>\d{{2}})(?P<hhmm_minute>\d{{2}})"
+    rf"(?![\d/]|\s*(?:[:.,]\d|[ap]\.?m(?![a-z])|{_UNIT}|[-{_DASHES}]\s*(?!(?:[01]\d|2[0-3])[0-5]\d(?!\d))\d))"
     r"|(?:12\s*)?(?P<noon>noon|midday)(?![a-z])"
     r")(?!\d)"
 )
@@ -171,6 +189,34 @@ _DECLINING_EN = ("not", "cannot", "cant", "dont", "wont", "isnt", "doesnt", "exc
                  "instead of", "no good", "unavailable", "impossible", "busy", "avoid", "cancel", "cancelled",
                  "canceled", "ng")
 _DECLINING = re.compile("|".join(_DECLINING_JA) + rf"|{_words(_DECLINING_EN)}|n't(?![a-z])")
+# Phrases that hold a declining word yet ask for the slot: no mistake (<mistake> <none>), to put an appointment in
+# (<plan> <put in>), a waiting list (<cancel> <wait>), could you / could I book (<please> <cannot> <?>), is it
+# not free (<free> <not> <?>; not after <only>): a declining word inside one of them declines nothing.
+_NOT_DECLINING = re.compile(
+    "\u9593\u9055\u3044(?:\u306a|\u3042\u308a|\u3054\u3056\u3044)"
+    "|\u4e88\u5b9a(?:\u3092|\u304c)?(?:\u5165|\u306f\u3044)\u308c"
+    "|\u30ad\u30e3\u30f3\u30bb\u30eb(?:\u5f85|\u307e)\u3061"
+    "|(?:(?:\u9858\u3044|\u4e88\u7d04|\u7533\u3057?\u8fbc\u307f?)(?:\u3067\u304d|\u51fa\u6765)"
+    "|(?<!\u3057\u304b)(?:\u7a7a|\u3042)\u3044\u3066\u3044?)"
+    "(?:\u307e\u305b\u3093|\u306a\u3044(?:\u3093\u3067\u3059|\u3067\u3057\u3087\u3046|\u3067\u3059)?)\u304b")
+# Right after the slot, <only> or <other than> (<topic>): with a declining word after it in the same sentence
+# (`12/7 14<hour> <only> <can-not>`, `12/7 14<hour> <other than> <is impossible>`) the slot is the only one that
+# suits, so it is chosen; asked as a question (`... <can-not> <?>`) it is not.
+_ONLY = re.compile("\\s*(?:[\u306f\u304c]\\s*)?(?:\u3057\u304b|\u4ee5\u5916\\s*[\u306f\u3067]*)")
+_ONLY_WORDS = re.compile("\u3057\u304b|\u4ee5\u5916")
+_SENTENCE_END = re.compile("[\u3002!?\n]")
+_QUESTION = re.compile("\u304b[\u306d\u306a]?[^\\w]*$")        # <?>, <?-ne>, <?-na>, then emoji or marks
+# Right after a declining word, <if> (<if>, <-tara>, <-reba>, <in case>): `12/7 14<hour> <please>, <if impossible>
+# <another day is fine>` asks for the slot and says what to do should it not be free.
+_IF = re.compile("[^\u3001,\u3002!?\\s]{0,6}?(?:\u306a\u3089|\u305f\u3089|\u308c\u3070|\u5834\u5408)")
+# Between a declining word and a slot named after it, the end of a clause (`12/7<topic> <impossible> <so> 12/8
+# 10<hour>`, `12/7 14<hour> <not-and> 12/8 10<hour>`); in English a word or mark, not a comma (`not Dec 7, Dec 8
+# 10am` may be a list).
+_CLAUSE_END_JA = re.compile("[\u3001,\u3002!?;]|\u306e\u3067|\u304b\u3089|\u3051\u308c?\u3069|\u3066")
+_CLAUSE_END_EN = re.compile(r"[!?;]|(?<![a-z])(?:so|but|instead|then)(?![a-z])")
+# The first character of a word of mistake (<mistake>, <mis>-<take>): `<made a mistake>, 12/8 10<hour>` corrects.
+_MISTAKE_LEAD = "\u9593\u307e"
+_HALF_DAY = re.compile(rf"{_MORNING}|{_AFTERNOON}|(?<![a-z])(?:mornings?|afternoons?|evenings?)(?![a-z])")
 # What may stand between a date and its time (at most _MAX_BETWEEN characters, after spaces are folded).
 _BETWEEN = re.compile(rf"(?:\s|,|@|{_NO}|{_COMMA}|{_words(('at', 'on', 'around', 'about', 'from'))})*")
 _MAX_BETWEEN = 24
@@ -190,34 +236,126 @@ def parse_slot_text(text: str, now: datetime) -> datetime | None:
         raise ValueError("a timezone-aware datetime is required")
     now = now.astimezone(TOKYO)
     value = _normalised(text)
-    if _DECLINING.search(value):
-        return None                                       # `12/7 14<hour> <is no good>`: see declines_slot
     dates = list(_DATE.finditer(value))
     times = list(_TIME.finditer(value))
-    starts = [t.start() for t in times]
-    for found in dates:
-        said = _beside(found, times, starts, value)
-        if said is None:
-            continue
-        at = _time(said)
-        if at is None:
-            return None
-        if found["weekday"] and any(not other["weekday"] for other in dates):
-            return None                                   # `Friday` beside `12/7` elsewhere: which one?
-        if _moved(found, value):
-            return None                                   # `<the week after next> Monday`, `<next month> 10<day>`
-        on = _date(found, at, now)
-        return None if on is None else datetime.combine(on, at, tzinfo=TOKYO)
-    return None
+    choice, _declined = _choice(value, _pairs(value, dates, times))
+    if choice is None:
+        return None                                       # `12/7 14<hour> <is no good>`: see declines_slot
+    found, said = choice
+    at = _time(said)
+    if at is None:
+        return None
+    if found["weekday"] and any(not other["weekday"] for other in dates):
+        return None                                   # `Friday` beside `12/7` elsewhere: which one?
+    if _moved(found, value):
+        return None                                   # `<the week after next> Monday`, `<next month> 10<day>`
+    on = _date(found, at, now)
+    return None if on is None else datetime.combine(on, at, tzinfo=TOKYO)
 
 
 def declines_slot(text: str) -> bool:
     """Does the text name a date, a time or a number with a word that turns it down (`12/7 <other than>`,
-    `12/7 14<hour> <is impossible>`, `not Dec 7`, `2<ban> <no good>`)? Such a text chooses nothing
-    (`parse_slot_text` reads no slot in it); the bot asks again which slot is wanted."""
+    `12/7 14<hour> <is impossible>`, `not Dec 7`, `2<ban> <no good>`), and not only another date than the one it
+    chooses (see `_choice`)? Such a text chooses nothing (`parse_slot_text` reads no slot in it); the bot asks
+    again which slot is wanted."""
     value = _normalised(text)
     named = re.search(r"\d", value) or _DATE.search(value) or _TIME.search(value)
-    return bool(named) and _DECLINING.search(value) is not None
+    if not named:
+        return False
+    dates = list(_DATE.finditer(value))
+    return _choice(value, _pairs(value, dates, list(_TIME.finditer(value))))[1]
+
+
+Pair = tuple[re.Match, re.Match]
+
+
+def _pairs(value: str, dates: list[re.Match], times: list[re.Match]) -> list[Pair]:
+    """Each date with the time beside it (see `_beside`), in the text's order."""
+    starts = [t.start() for t in times]
+    found = ((date_, _beside(date_, times, starts, value)) for date_ in dates)
+    return [(date_, said) for date_, said in found if said is not None]
+
+
+def _span(pair: Pair) -> tuple[int, int]:
+    return min(pair[0].start(), pair[1].start()), max(pair[0].end(), pair[1].end())
+
+
+def _choice(value: str, pairs: list[Pair]) -> tuple[Pair | None, bool]:
+    """The date and time the text chooses (the first pair, or the one after the words that turn another down),
+    and whether a declining word makes it choose nothing.
+
+    A declining word is let pass only where it cannot deny the slot chosen: it is part of a phrase that asks for
+    it (`_NOT_DECLINING`); it says the slot is the only one that suits (`_ONLY`); it says what to do should the
+    slot not be free (`_IF`, in a later clause than the text's only slot); or every declining word stands
+    before the slot, in an earlier clause, about another date or time named there (or corrects a mistake), and
+    no other date or time stands between that clause and the slot. Anything else is not guessed."""
+    excused = [m.span() for m in _NOT_DECLINING.finditer(value)]
+    declining = [d for d in _DECLINING.finditer(value)
+                 if not any(start < d.end() and d.start() < end for start, end in excused)]
+    if not declining:
+        return (pairs[0] if pairs else None), False
+    if len(pairs) == 1 and (_only(value, _span(pairs[0])[1], declining)
+                            or _if_not_free(value, _span(pairs[0])[1], declining)):
+        return pairs[0], False
+    after = _after_turned_down(value, pairs, declining)
+    return (after, False) if after is not None else (None, True)
+
+
+def _only(value: str, end: int, declining: list[re.Match]) -> bool:
+    """`12/7 14<hour> <only> <can-not>`: every declining word is in the sentence right after the slot (ending at
+    `end`, the text's only one), which goes on with <only> or <other than> and a declining word, and asks no
+    question."""
+    only = _ONLY.match(value, end)
+    if only is None:
+        return False
+    stop = _SENTENCE_END.search(value, only.end())
+    sentence_end = stop.start() if stop else len(value)
+    if (stop is not None and stop.group() == "?") or _QUESTION.search(value, 0, sentence_end):
+        return False
+    return (any(d.start() >= only.end() for d in declining)
+            and all(end <= d.start() and d.end() <= sentence_end for d in declining))
+
+
+def _if_not_free(value: str, end: int, declining: list[re.Match]) -> bool:
+    """`12/7 14<hour> <please>. <if it is difficult>, <another day is fine>`: every declining word comes after the
+    slot (ending at `end`, the text's only one), in a later clause, and is followed by <if>."""
+    return all(end <= d.start() and _CLAUSE_END_JA.search(value, end, d.start()) and _IF.match(value, d.end())
+               for d in declining)
+
+
+def _named(value: str, start: int, end: int) -> bool:
+    """Is a date, a time, a number or a half of the day named in value[start:end]?"""
+    part = value[start:end]
+    return bool(re.search(r"\d", part) or _DATE.search(part) or _TIME.search(part) or _HALF_DAY.search(part))
+
+
+def _after_turned_down(value: str, pairs: list[Pair], declining: list[re.Match]) -> Pair | None:
+    """`12/7<topic> <impossible> <so> 12/8 10<hour>`, `12/7 14<hour> <not-and> 12/8 10<hour>`, `<made a mistake>,
+    12/8 10<hour>`, `I can't make Dec 8, so Dec 7 2pm`: the last pair, when every declining word comes before it
+    and belongs to another date or time (see `_choice`); else None."""
+    last = declining[-1]
+    chosen = pairs[-1] if pairs else None
+    if chosen is None or _span(chosen)[0] < last.end():
+        return None
+    english = last.group()[:1].isascii()
+    ends = list((_CLAUSE_END_EN if english else _CLAUSE_END_JA).finditer(value, last.end(), _span(chosen)[0]))
+    if not ends or _named(value, ends[-1].end(), _span(chosen)[0]):
+        return None                                   # `12/7 <impossible> 12/8 10<hour>`, `<so> 12/8 <or> 12/9 ...`
+    for d in declining:
+        clause = value[:d.start()]
+        clause = clause[max((m.end() for m in _CLAUSE_END_JA.finditer(clause)), default=0):]
+        if _ONLY_WORDS.search(clause):
+            return None                               # `12/7<only> <impossible> <so> 12/8 10<hour>`: which one?
+        mistake = value[d.start() - 1:d.start()] in _MISTAKE_LEAD if d.start() else False
+        about = _named(value, d.end(), ends[-1].start()) if d.group()[:1].isascii() else _named(value, 0, d.start())
+        if not (mistake or about):
+            return None                               # `<wrong>, 12/8 10<hour>`: what is wrong is not said
+    for pair in pairs[:-1]:
+        start, end = _span(pair)
+        following = next((d for d in declining if d.start() >= end), None)
+        if following is None or _CLAUSE_END_JA.search(value, end, following.start()):
+            return None                               # `12/7 14<hour> <please>, 12/8 <impossible> <so> ...`
+    return chosen
 
 
 def _normalised(text: str) -> str:
