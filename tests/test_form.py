@@ -344,6 +344,32 @@ def test_a_form_sent_after_the_chat_gave_the_slot_back_keeps_what_was_typed(chat
     goes_on_to_the_newest(client, rt, late.submit(client), _held_slot(rt, user), second, "戻り 花子")
 
 
+def test_the_kept_page_sent_again_after_the_request_was_made_shows_that_request(chatting, client, rt, fake_line,
+                                                                                  clock):
+    """The user went on from the kept page (or from the chat's new link) and made the request, then came back to
+    the kept page (the browser's history) and tapped its button again: the completion page of the request made,
+    not "no new slot chosen yet" (which would send them to book again), and no second request."""
+    user, first = chatting("sakata")
+    page = Page.get(client, first)
+    clock.advance(minutes=rt.offices["sakata"].booking.hold_minutes + 1)
+    hold_directly(rt, "sakata")                                                 # someone else holds the slot
+    late = page.submit(client, {**valid_answers(rt.offices["sakata"]), "name": "再送 次郎"})
+    assert late.status == 409
+    user.says("予約")
+    user.says("1")
+    second = form_link(fake_line.messages_to(user.user_id))
+    done = late.submit(client).submit(client).submit(client)                   # on, confirmed, made
+    [booking] = bookings(rt)
+    assert done.status == 200 and f"受付番号: {booking.reference}" in done.html
+    for _ in range(2):                                                          # a double tap, too
+        response = client.post(late.form.action, data=late.form.fields)
+        assert response.status_code == 303 and response.headers["Location"] == path_of(second) + "/done"
+    again = late.submit(client)
+    assert again.status == 200 and f"受付番号: {booking.reference}" in again.html
+    assert "新しい日時がまだ選ばれていません" not in again.html
+    assert [b.id for b in bookings(rt)] == [booking.id]
+
+
 def test_the_kept_input_goes_on_only_from_the_browser_it_was_typed_in(holding, client, app, rt, clock):
     """The page keeps this link's CSRF token for this browser: another browser sending its fields is refused."""
     _, url = holding("sakata")
