@@ -378,6 +378,27 @@ def test_the_kept_page_sent_again_after_the_request_was_made_shows_that_request(
     assert [b.id for b in bookings(rt)] == [booking.id]
 
 
+def test_the_kept_page_holds_any_text_as_a_value_only_and_is_never_cached_or_logged(holding, client, rt, clock,
+                                                                                   caplog):
+    """Quotes, markup, line breaks, full-width and bidi characters, a long text: each stays inside its hidden
+    field's value, on the kept page and on the page again; neither page is cached or sends a referrer."""
+    caplog.set_level(logging.DEBUG)
+    typed = '"><script>alert(1)</script>\' onfocus=\'x\n二行目\r\n＜全角＞\u202eevil\u202c' + "長" * 2000
+    _, url = holding("sakata")
+    page = Page.get(client, url)
+    clock.advance(minutes=rt.offices["sakata"].booking.hold_minutes + 1)
+    hold_directly(rt, "sakata")
+    late = page.submit(client, {**valid_answers(rt.offices["sakata"]), "name": typed})
+    early = late.submit(client)
+    for kept in (late, early):
+        assert kept.status == 409 and kept.form.fields["name"] == typed
+        assert "<script>" not in kept.html and "onfocus='" not in kept.html and "\u202e" not in visible_text(kept.html)
+        assert kept.response.headers["Cache-Control"] == "no-store"
+        assert kept.response.headers["Referrer-Policy"] == "no-referrer"
+    for value in ("script", "全角", "二行目", "長長"):
+        assert value not in caplog.text
+
+
 def test_the_kept_input_goes_on_only_from_the_browser_it_was_typed_in(holding, client, app, rt, clock):
     """The page keeps this link's CSRF token for this browser: another browser sending its fields is refused."""
     _, url = holding("sakata")
