@@ -218,10 +218,14 @@ def _superseded(link: Link, waiting: bool = False):
     """A link whose conversation has held another slot since (chosen in the chat): the page names that slot
     and goes on to its input page in one tap — when this page was sent (a form left open in a browser while
     the chat moved on), with what was typed and this browser's CSRF token for that link, so nothing is lost.
-    That slot's hold ran out meanwhile: sent, the page keeps what was typed until another is chosen."""
+    That slot's hold ran out meanwhile: sent, the page keeps what was typed until another is chosen — except
+    from a kept page's button (`waiting`, `resume`): the slot chosen since is named all the same, and its own
+    page, sent, holds it again if it is still free (as for a form sent late)."""
     rt = _runtime()
     with rt.db.reading() as s:
         hold = holds.live(s, link.conversation_id, rt.clock.now())
+        if hold is None and waiting:
+            hold = holds.chosen_since(s, link.conversation_id, link.nonce)
     if hold is None and request.method == "POST":
         return _cannot(link, "expired", waiting=waiting)
     if hold is None:
@@ -314,7 +318,8 @@ def _open_or_answer(link: Link, revive: bool = False, waiting: bool = False):
     access, held = _open(link, revive)
     if access.kind == "done":
         return None, redirect(url_for("forms.done_page", token=link.token), 303)
-    if access.kind == "superseded":
+    if access.kind == "superseded" or (waiting and access.kind == "expired"):
+        # From a kept page (`resume`): the slot chosen since may have run out too (`_superseded`).
         return None, _superseded(link, waiting)
     if access.kind != "open":
         return None, _cannot(link, access.kind, access.slot_start, waiting)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import logging
 import re
 from datetime import datetime, timedelta
+from typing import Any
 
 import pytest
 from sqlalchemy import func, select
@@ -352,20 +353,26 @@ def test_a_form_sent_after_the_chat_gave_the_slot_back_keeps_what_was_typed(chat
     goes_on_to_the_newest(client, rt, late.submit(client), _held_slot(rt, user), second, "戻り 花子")
 
 
+def kept_then_another_chosen(chatting, client, rt, fake_line, clock, name: str) -> tuple[Any, Page, str]:
+    """A form sent after its hold ran out and someone else took the slot (the page keeps what was typed), then
+    another slot chosen in the chat: (the user, the kept page, the new slot's form link)."""
+    user, first = chatting("sakata")
+    page = Page.get(client, first)
+    clock.advance(minutes=rt.offices["sakata"].booking.hold_minutes + 1)
+    hold_directly(rt, "sakata")                                                 # someone else holds the slot
+    late = page.submit(client, {**valid_answers(rt.offices["sakata"]), "name": name})
+    assert late.status == 409
+    user.says("予約")
+    user.says("1")
+    return user, late, form_link(fake_line.messages_to(user.user_id))
+
+
 def test_the_kept_page_sent_again_after_the_request_was_made_shows_that_request(chatting, client, rt, fake_line,
                                                                                   clock):
     """The user went on from the kept page (or from the chat's new link) and made the request, then came back to
     the kept page (the browser's history) and tapped its button again: the completion page of the request made,
     not "no new slot chosen yet" (which would send them to book again), and no second request."""
-    user, first = chatting("sakata")
-    page = Page.get(client, first)
-    clock.advance(minutes=rt.offices["sakata"].booking.hold_minutes + 1)
-    hold_directly(rt, "sakata")                                                 # someone else holds the slot
-    late = page.submit(client, {**valid_answers(rt.offices["sakata"]), "name": "再送 次郎"})
-    assert late.status == 409
-    user.says("予約")
-    user.says("1")
-    second = form_link(fake_line.messages_to(user.user_id))
+    _, late, second = kept_then_another_chosen(chatting, client, rt, fake_line, clock, "再送 次郎")
     done = late.submit(client).submit(client).submit(client)                   # on, confirmed, made
     [booking] = bookings(rt)
     assert done.status == 200 and f"受付番号: {booking.reference}" in done.html
@@ -397,6 +404,19 @@ def test_the_kept_page_holds_any_text_as_a_value_only_and_is_never_cached_or_log
         assert kept.response.headers["Referrer-Policy"] == "no-referrer"
     for value in ("script", "全角", "二行目", "長長"):
         assert value not in caplog.text
+
+
+def test_the_kept_page_goes_on_to_the_slot_chosen_since_even_if_its_hold_ran_out_too(chatting, client, rt,
+                                                                                     fake_line, clock):
+    """The user chose another slot in the chat but came back to the kept page only after that hold ran out too:
+    not "no new slot chosen yet" (they did choose one), but that slot named, and held again when sent if it is
+    still free, as a form sent late; the request made with what was typed."""
+    user, late, second = kept_then_another_chosen(chatting, client, rt, fake_line, clock, "遅刻 四郎")
+    newest = _held_slot(rt, user)
+    clock.advance(minutes=rt.offices["sakata"].booking.hold_minutes + 1)       # that hold ran out as well
+    onward = late.submit(client)
+    assert "新しい日時がまだ選ばれていません" not in onward.html
+    goes_on_to_the_newest(client, rt, onward, newest, second, "遅刻 四郎")
 
 
 def test_the_kept_input_goes_on_only_from_the_browser_it_was_typed_in(holding, client, app, rt, clock):
