@@ -346,6 +346,8 @@ def test_a_form_sent_after_the_chat_gave_the_slot_back_keeps_what_was_typed(chat
     user.says("戻る")                                                            # the slot list: no hold left
     late = page.submit(client, {**valid_answers(rt.offices["otaru"]), "name": "戻り 花子"})
     assert late.status == 410 and "もう一度日時をお選びください" in late.html
+    words = visible_text(late.html)                  # the page is the way on: not "no longer usable"
+    assert "お申込みは送信されていません" in words and "このページは使えなくなりました" not in words
     assert late.form.action == path_of(first) + "/resume" and late.form.fields["name"] == "戻り 花子"
     assert late.form.action not in late.parsed.links                         # one way on: the button
     user.says("2")
@@ -483,7 +485,7 @@ def test_an_expired_hold_gets_a_kind_page(holding, client, rt, clock):
 def test_a_page_that_asks_to_choose_again_says_what_to_send(language):
     """Back in the chat nothing new has arrived: the page names the word that brings the slots (予約)."""
     problem = form_texts(language)["page"]["problem"]
-    for kind in ("text_expired", "text_full"):
+    for kind in ("text_expired", "text_expired_kept", "text_full"):
         assert "予約" in problem[kind], (language, kind)
 
 
