@@ -16,7 +16,7 @@ import hmac
 import logging
 import secrets
 from dataclasses import dataclass, replace
-from datetime import date
+from datetime import date, datetime
 from functools import lru_cache
 from typing import Any, Mapping
 from urllib.parse import urlsplit
@@ -52,6 +52,9 @@ PROBLEM_STATUS = {
 # keeps what was typed, to send it again once they have (`_cannot`, `resume`). Not `limit` or `blocked`: another
 # slot does not help there.
 CARRIED = frozenset({"full", "expired", "notice_passed", "seeker_open"})
+# The hidden field of such a page saying when it was sent (the app's clock, ISO 8601): a request the conversation
+# made from another link since then is what the page's button finds, not a slot to go on to (`resume`).
+KEPT_AT = "kept_at"
 
 
 @dataclass(frozen=True)
@@ -207,17 +210,22 @@ def _cannot(link: Link, kind: str, slot_start=None, waiting: bool = False):
         return _problem(kind, link.office, link.language, slot_start)
     return _problem("waiting" if waiting else kind, link.office, link.language, slot_start,
                     reopen=url_for("forms.resume", token=link.token), carry=True,
-                    resend=[*_typed(link), ("csrf_token", csrf_token(link.nonce))])
+                    resend=[*_typed(link), (KEPT_AT, _runtime().clock.now().isoformat()),
+                            ("csrf_token", csrf_token(link.nonce))])
 
 
 def _superseded(link: Link, waiting: bool = False):
     """A link whose conversation has held another slot since (chosen in the chat): the page names that slot
     and goes on to its input page in one tap — when this page was sent (a form left open in a browser while
     the chat moved on), with what was typed and this browser's CSRF token for that link, so nothing is lost.
-    That slot's hold ran out meanwhile: sent, the page keeps what was typed until another is chosen."""
+    That slot's hold ran out meanwhile: sent, the page keeps what was typed until another is chosen — except
+    from a kept page's button (`waiting`, `resume`): the slot chosen since is named all the same, and its own
+    page, sent, holds it again if it is still free (as for a form sent late)."""
     rt = _runtime()
     with rt.db.reading() as s:
         hold = holds.live(s, link.conversation_id, rt.clock.now())
+        if hold is None and waiting:
+            hold = holds.chosen_since(s, link.conversation_id, link.nonce)
     if hold is None and request.method == "POST":
         return _cannot(link, "expired", waiting=waiting)
     if hold is None:
@@ -310,7 +318,8 @@ def _open_or_answer(link: Link, revive: bool = False, waiting: bool = False):
     access, held = _open(link, revive)
     if access.kind == "done":
         return None, redirect(url_for("forms.done_page", token=link.token), 303)
-    if access.kind == "superseded":
+    if access.kind == "superseded" or (waiting and access.kind == "expired"):
+        # From a kept page (`resume`): the slot chosen since may have run out too (`_superseded`).
         return None, _superseded(link, waiting)
     if access.kind != "open":
         return None, _cannot(link, access.kind, access.slot_start, waiting)
@@ -362,10 +371,31 @@ def resume(token: str):
     if not csrf_ok(link.nonce):
         return _csrf_problem(link)
     log.info("form page=resume office=%s conversation=%s", link.office.id, link.conversation_id)
+    made = _requested_since(link)
+    if made is not None:
+        return redirect(made, 303)
     held, answer = _open_or_answer(link, revive=True, waiting=True)
     if answer is not None:
         return answer
     return _checked(link, held)
+
+
+def _requested_since(link: Link) -> str | None:
+    """The completion page of a request the conversation made from another link since the page kept what was
+    typed (that page sent again from the browser's history after the user went on): the request is made, and
+    neither "no new slot chosen yet" nor a slot to request again is the answer. None: nothing made since."""
+    try:
+        since = datetime.fromisoformat(request.form.get(KEPT_AT, ""))
+    except ValueError:
+        return None
+    if since.tzinfo is None:
+        return None
+    rt = _runtime()
+    with rt.db.reading() as s:
+        nonce = requests.submitted_since(s, link.office.id, link.conversation_id, since, other_than=link.nonce)
+    if nonce is None:
+        return None
+    return urlsplit(rt.form_url(link.office.id, link.conversation_id, nonce)).path + "/done"
 
 
 def _checked(link: Link, held: _Held):

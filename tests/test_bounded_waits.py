@@ -167,3 +167,41 @@ def test_a_worker_pass_that_loses_the_database_says_so_in_one_line(app, monkeypa
     assert result.exit_code == 1, result.output
     assert "was lost while the command ran" in result.output and "Traceback" not in result.output
     assert isinstance(result.exception, SystemExit)
+
+
+@pytest.mark.usefixtures("postgresql")
+def test_a_delivery_that_fails_after_claiming_apologises_when_the_other_delivery_was_skipped(
+        rt, sakata_user, fake_line, monkeypatch):
+    """The first delivery claims the event, then fails (rolled back) after LINE's second delivery of it gave
+    up waiting on that claim (skipped as being handled elsewhere): the first's apology answers the user, once,
+    and the event stays unclaimed for LINE's next redelivery."""
+    from bot import dispatch, event_rows
+
+    original = dispatch.Dispatcher._handle
+    claimed, go = threading.Event(), threading.Event()
+    calls = []
+
+    def claims_then_fails(self, office, event, event_id):
+        calls.append(event_id)
+        if len(calls) > 1:
+            return original(self, office, event, event_id)
+        with event_rows.transaction(self.rt.db) as tx:
+            assert event_rows.claim(tx.conn, office.id, event_id, self.rt.clock.now())
+            claimed.set()
+            go.wait(10)
+            raise RuntimeError("the dialog failed")
+
+    monkeypatch.setattr(dispatch.Dispatcher, "_handle", claims_then_fails)
+    event = sakata_user.text_event("予約")
+    first = threading.Thread(target=lambda: sakata_user.post(sakata_user.body([event])))
+    first.start()
+    try:
+        assert claimed.wait(10)
+        assert sakata_user.post(sakata_user.body([event])).status_code == 200
+        assert fake_line.deliveries() == [], "the second delivery was skipped, nothing sent"
+    finally:
+        go.set()
+        first.join(10)
+    texts = sakata_user.texts()
+    assert len(texts) == 1 and APOLOGY in texts[0], "the first delivery's apology, once"
+    assert _claimed(rt, event) == 0

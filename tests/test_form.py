@@ -4,6 +4,7 @@ from __future__ import annotations
 import logging
 import re
 from datetime import datetime, timedelta
+from typing import Any
 
 import pytest
 from sqlalchemy import func, select
@@ -15,8 +16,7 @@ from bot.forms import form_texts
 from bot.models import Booking, Conversation, SlotHold
 from bot.render import text_of
 from bot.services.slots import slot_label
-from tests.formflow import (Page, form_link, hold_directly, hold_first_free, path_of, same_link, valid_answers,
-                            walk_to_slots)
+from tests.formflow import Page, form_link, hold_directly, hold_first_free, path_of, valid_answers, walk_to_slots
 
 REFERENCE_LINE = re.compile(r"受付番号: [A-HJ-NP-Z2-9]{4}-[A-HJ-NP-Z2-9]{4}")
 
@@ -58,12 +58,20 @@ def complete(client, url: str, answers: dict[str, str]) -> Page:
     return confirmation.submit(client)
 
 
+def same_link(rt, path: str, url: str, suffix: str = "") -> bool:
+    """`path` is the form link `url` names (and `suffix`): the same office, conversation and hold, whenever its
+    token was signed (a token made again in another second differs in its timestamp)."""
+    token = path_of(url).rsplit("/", 1)[-1]
+    return (path.startswith("/form/") and path.endswith(suffix)
+            and rt.read_form_token(path.removeprefix("/form/").removesuffix(suffix)) == rt.read_form_token(token))
+
+
 def goes_on_to_the_newest(client, rt, late: Page, newest, second: str, name: str) -> Booking:
     """A page for a slot chosen before, sent: it names the slot held now and carries what was typed to that
     slot's form in one tap; confirmed there, the request is made for it. The request."""
     assert late.status == 410 and "前にお選びいただいた日時" in late.html
     assert slot_label(newest) in visible_text(late.html)
-    assert same_link(late.form.action) == same_link(second) and late.form.fields["name"] == name
+    assert same_link(rt, late.form.action, second) and late.form.fields["name"] == name
     confirmation = late.submit(client)                                     # one tap: the newest slot's check
     assert confirmation.status == 200 and "入力内容の確認" in confirmation.html
     assert name in confirmation.html and slot_label(newest) in confirmation.html
@@ -338,11 +346,79 @@ def test_a_form_sent_after_the_chat_gave_the_slot_back_keeps_what_was_typed(chat
     user.says("戻る")                                                            # the slot list: no hold left
     late = page.submit(client, {**valid_answers(rt.offices["otaru"]), "name": "戻り 花子"})
     assert late.status == 410 and "もう一度日時をお選びください" in late.html
+    words = visible_text(late.html)                  # the page is the way on: not "no longer usable"
+    assert "お申込みは送信されていません" in words and "このページは使えなくなりました" not in words
     assert late.form.action == path_of(first) + "/resume" and late.form.fields["name"] == "戻り 花子"
     assert late.form.action not in late.parsed.links                         # one way on: the button
     user.says("2")
     second = form_link(fake_line.messages_to(user.user_id))
     goes_on_to_the_newest(client, rt, late.submit(client), _held_slot(rt, user), second, "戻り 花子")
+
+
+def kept_then_another_chosen(chatting, client, rt, fake_line, clock, name: str) -> tuple[Any, Page, str]:
+    """A form sent after its hold ran out and someone else took the slot (the page keeps what was typed), then
+    another slot chosen in the chat: (the user, the kept page, the new slot's form link)."""
+    user, first = chatting("sakata")
+    page = Page.get(client, first)
+    clock.advance(minutes=rt.offices["sakata"].booking.hold_minutes + 1)
+    hold_directly(rt, "sakata")                                                 # someone else holds the slot
+    late = page.submit(client, {**valid_answers(rt.offices["sakata"]), "name": name})
+    assert late.status == 409
+    user.says("予約")
+    user.says("1")
+    return user, late, form_link(fake_line.messages_to(user.user_id))
+
+
+def test_the_kept_page_sent_again_after_the_request_was_made_shows_that_request(chatting, client, rt, fake_line,
+                                                                                  clock):
+    """The user went on from the kept page (or from the chat's new link) and made the request, then came back to
+    the kept page (the browser's history) and tapped its button again: the completion page of the request made,
+    not "no new slot chosen yet" (which would send them to book again), and no second request."""
+    _, late, second = kept_then_another_chosen(chatting, client, rt, fake_line, clock, "再送 次郎")
+    done = late.submit(client).submit(client).submit(client)                   # on, confirmed, made
+    [booking] = bookings(rt)
+    assert done.status == 200 and f"受付番号: {booking.reference}" in done.html
+    for _ in range(2):                                                          # a double tap, too
+        response = client.post(late.form.action, data=late.form.fields)
+        assert response.status_code == 303 and same_link(rt, response.headers["Location"], second, "/done")
+    again = late.submit(client)
+    assert again.status == 200 and f"受付番号: {booking.reference}" in again.html
+    assert "新しい日時がまだ選ばれていません" not in again.html
+    assert [b.id for b in bookings(rt)] == [booking.id]
+
+
+def test_the_kept_page_holds_any_text_as_a_value_only_and_is_never_cached_or_logged(holding, client, rt, clock,
+                                                                                   caplog):
+    """Quotes, markup, line breaks, full-width and bidi characters, a long text: each stays inside its hidden
+    field's value, on the kept page and on the page again; neither page is cached or sends a referrer."""
+    caplog.set_level(logging.DEBUG)
+    typed = '"><script>alert(1)</script>\' onfocus=\'x\n二行目\r\n＜全角＞\u202eevil\u202c' + "長" * 2000
+    _, url = holding("sakata")
+    page = Page.get(client, url)
+    clock.advance(minutes=rt.offices["sakata"].booking.hold_minutes + 1)
+    hold_directly(rt, "sakata")
+    late = page.submit(client, {**valid_answers(rt.offices["sakata"]), "name": typed})
+    early = late.submit(client)
+    for kept in (late, early):
+        assert kept.status == 409 and kept.form.fields["name"] == typed
+        assert "<script>" not in kept.html and "onfocus='" not in kept.html and "\u202e" not in visible_text(kept.html)
+        assert kept.response.headers["Cache-Control"] == "no-store"
+        assert kept.response.headers["Referrer-Policy"] == "no-referrer"
+    for value in ("script", "全角", "二行目", "長長"):
+        assert value not in caplog.text
+
+
+def test_the_kept_page_goes_on_to_the_slot_chosen_since_even_if_its_hold_ran_out_too(chatting, client, rt,
+                                                                                     fake_line, clock):
+    """The user chose another slot in the chat but came back to the kept page only after that hold ran out too:
+    not "no new slot chosen yet" (they did choose one), but that slot named, and held again when sent if it is
+    still free, as a form sent late; the request made with what was typed."""
+    user, late, second = kept_then_another_chosen(chatting, client, rt, fake_line, clock, "遅刻 四郎")
+    newest = _held_slot(rt, user)
+    clock.advance(minutes=rt.offices["sakata"].booking.hold_minutes + 1)       # that hold ran out as well
+    onward = late.submit(client)
+    assert "新しい日時がまだ選ばれていません" not in onward.html
+    goes_on_to_the_newest(client, rt, onward, newest, second, "遅刻 四郎")
 
 
 def test_the_kept_input_goes_on_only_from_the_browser_it_was_typed_in(holding, client, app, rt, clock):
@@ -409,7 +485,7 @@ def test_an_expired_hold_gets_a_kind_page(holding, client, rt, clock):
 def test_a_page_that_asks_to_choose_again_says_what_to_send(language):
     """Back in the chat nothing new has arrived: the page names the word that brings the slots (予約)."""
     problem = form_texts(language)["page"]["problem"]
-    for kind in ("text_expired", "text_full"):
+    for kind in ("text_expired", "text_expired_kept", "text_full"):
         assert "予約" in problem[kind], (language, kind)
 
 
@@ -485,7 +561,7 @@ def test_a_superseded_link_points_to_the_newest(chatting, client, rt, fake_line)
     assert second != first
     old = Page.get(client, first)
     assert old.status == 410 and "前にお選びいただいた日時" in old.html
-    assert same_link(second) in map(same_link, old.parsed.links)          # the newest input page, one tap away
+    assert any(same_link(rt, link, second) for link in old.parsed.links)  # the newest input page, one tap away
     assert Page.get(client, second).status == 200
 
 
@@ -672,6 +748,55 @@ def test_the_same_job_seeker_number_from_another_line_account_is_told_what_to_do
     assert "求職番号" in text and "別のLINEアカウント" in text and "送信されていません" in text
     link = re.search(r'<a class="button" href="([^"]+)">LINEに戻る</a>', refused.html).group(1)
     assert link == "https://line.me/R/oaMessage/%40madoguchi/?%E4%BA%88%E7%B4%84"
+
+
+def test_a_mistyped_job_seeker_number_open_elsewhere_is_put_right_from_the_kept_page(make_app):
+    """The number typed is another account's open request: the kept page says what going on is for (a mistyped
+    number: a slot chosen again, the same one will do, and the number put right with 修正する), not to choose
+    "another" time and go on as typed (refused again); done so, the request is made with the number put right."""
+    from bot.services import holds
+
+    app = make_app(env={"LINE_BASIC_ID_SAKATA": "@madoguchi"})
+    rt, client = app.extensions["madoguchi"], app.test_client()
+    office = rt.offices["sakata"]
+    answers = valid_answers(office)
+    _, first = hold_directly(rt, "sakata", slot_index=0)
+    assert REFERENCE_LINE.search(complete(client, first, answers).html)       # another account, that number
+    conversation_id, second = hold_directly(rt, "sakata", slot_index=1)
+    mistyped = complete(client, second, {**answers, "name": "別人 三郎"})
+    assert mistyped.status == 409
+    words = visible_text(mistyped.html)
+    assert "求職番号を間違えて入力した場合" in words and "同じ日時でもかまいません" in words
+    assert "「修正する」を押して求職番号を直してください" in words
+    assert "別の日時をお選びください" not in words                           # not the slot's fault
+    with rt.db.transaction() as s:                                             # the same slot chosen again
+        now = rt.clock.now()
+        start = holds.week_page(s, office, now, 0)["slots"][1]["start"]
+        assert holds.hold(s, rt, office, s.get(Conversation, conversation_id), start, now)["ok"]
+    confirmation = mistyped.submit(client).submit(client)                      # on, to the slot's check
+    assert "入力内容の確認" in confirmation.html and "別人 三郎" in confirmation.html
+    corrected = Page(client.post(confirmation.form.action.removesuffix("/confirm") + "/edit",
+                                 data=confirmation.form.fields, follow_redirects=True))
+    assert corrected.form.fields["name"] == "別人 三郎"                         # the rest kept
+    done = corrected.submit(client, {"seeker_number": "13579-24680"}).submit(client)
+    assert REFERENCE_LINE.search(done.html)
+    assert len(bookings(rt)) == 2
+
+
+@pytest.mark.parametrize("language", ["en", "easy"])
+def test_what_to_do_about_a_job_seeker_number_open_elsewhere_is_said_in_the_chat_language(client, rt, language):
+    from tests.test_accessibility_html import unmarked_japanese
+
+    answers = valid_answers(rt.offices["sakata"])
+    _, first = hold_directly(rt, "sakata", slot_index=0)
+    complete(client, first, answers)
+    refused = Page.get(client, hold_first_free(rt, "sakata", language)).submit(client, answers).submit(client)
+    assert refused.status == 409 and refused.form.action.endswith("/resume")
+    words = form_texts(language)["page"]["problem"]
+    assert visible_text(words["text_carry_seeker_open"]) in visible_text(refused.html)
+    assert visible_text(words["text_carry"]) not in visible_text(refused.html)
+    if language == "en":   # kept on the page, saved nowhere: never "has not been kept" beside it
+        assert unmarked_japanese(refused.html) == [] and "has not been kept" not in refused.html
 
 
 def test_a_page_that_asks_to_choose_again_goes_back_to_line_with_予約_typed(make_app):

@@ -212,6 +212,13 @@ def live(session: Session, conversation_id: int, now: datetime) -> SlotHold | No
                                                  SlotHold.expires_at > now))
 
 
+def chosen_since(session: Session, conversation_id: int, nonce: str) -> SlotHold | None:
+    """The conversation's hold of a slot chosen after the link `nonce` was, living or run out (an expired hold
+    stays until the purge: its own link's form, sent, may revive it)."""
+    return session.scalar(select(SlotHold).where(SlotHold.conversation_id == conversation_id,
+                                                 SlotHold.token_nonce != nonce))
+
+
 def held(session: Session, rt, office, conv: Conversation, now: datetime) -> dict[str, Any] | None:
     row = live(session, conv.id, now)
     return _held_dict(rt, office, conv, row) if row else None

@@ -114,6 +114,16 @@ def form_access(session: Session, office, conversation_id: int, nonce: str, now:
     return FormAccess("open", conv, hold=hold, slot_start=hold.slot_start)
 
 
+def submitted_since(session: Session, office_id: str, conversation_id: int, since: datetime,
+                    other_than: str) -> str | None:
+    """The nonce of the newest form link of the conversation, other than `other_than`, whose request was made at
+    or after `since` (a page that kept what was typed on `other_than` sent again after the request was made)."""
+    return session.scalar(select(FormSubmission.nonce).where(
+        FormSubmission.office_id == office_id, FormSubmission.conversation_id == conversation_id,
+        FormSubmission.created_at >= since, FormSubmission.nonce != other_than)
+        .order_by(FormSubmission.created_at.desc()).limit(1))
+
+
 # -- completing the form ------------------------------------------------------------------------------
 
 def submit(session: Session, rt, office, conversation_id: int, nonce: str, values: dict[str, Any],
