@@ -110,10 +110,19 @@ class Dispatcher:
                 if not is_disconnect(error):
                     raise
                 log.warning("event=%s database connection lost; running it again", event_id)
-                return self._handle(office, event, event_id)
+                # Lost while committing, the first run may have committed: the second then finds the event
+                # handled, and the replies the first reserved are still to send.
+                return self._handle(office, event, event_id) or self._unsent_replies(event_id)
         except event_rows.ClaimedElsewhere:
             log.info("event=%s being handled by another delivery, skipped", event_id)
             return []
+
+    def _unsent_replies(self, event_id: str) -> list:
+        with self.rt.db.transaction() as session:
+            ids = outbox.release_unsent_replies(session, event_id, self.rt.clock.now())
+        if ids:
+            log.warning("event=%s was committed before the connection was lost; its replies go now", event_id)
+        return ids
 
     def _handle(self, office, event, event_id: str) -> list:
         with event_rows.transaction(self.rt.db) as tx:

@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import create_engine, event, func, inspect, select, text
 
 from bot.db import Database, upgrade_schema
-from bot.models import AppSetting, TermsVersion
+from bot.models import AppSetting, OutboxMessage, TermsVersion
 from tests.sqlwatch import watch
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -187,6 +187,37 @@ def test_postgresql_an_event_survives_its_connection_dropping(rt, sakata_user, d
     with rt.db.reading() as s:
         assert s.scalar(text("SELECT count(*) FROM processed_events")) == 2
         assert s.scalar(text("SELECT state FROM conversations")) != "idle"
+
+
+def test_an_event_whose_commit_landed_as_the_connection_was_lost_is_still_answered_once(rt, sakata_user, fake_line,
+                                                                                       monkeypatch, caplog):
+    """The database took the event's COMMIT, then the connection went before its answer came: the event's second
+    run finds it handled (a duplicate) — and the replies the first run reserved, never tried, go all the same."""
+    import contextlib
+
+    from sqlalchemy.exc import OperationalError
+
+    from bot import dispatch
+
+    real, lost = dispatch.event_rows.transaction, []
+
+    @contextlib.contextmanager
+    def committed_then_lost(db):
+        with real(db) as tx:
+            yield tx
+        if not lost:
+            lost.append(True)
+            raise OperationalError("COMMIT", {}, Exception("server closed the connection unexpectedly"),
+                                   connection_invalidated=True)
+
+    monkeypatch.setattr(dispatch.event_rows, "transaction", committed_then_lost)
+    caplog.set_level("WARNING", logger="bot.dispatch")
+    assert sakata_user.says("予約").status_code == 200
+    assert lost and "running it again" in caplog.text
+    assert len(sakata_user.texts()) == 1, "the reply, once"
+    with rt.db.reading() as s:
+        assert s.scalars(select(OutboxMessage.status)).all() == ["sent"]
+        assert s.scalar(text("SELECT count(*) FROM processed_events")) == 1
 
 
 def test_postgresql_an_idle_connection_is_checked_before_use(rt, sakata_user, database_url, caplog,
