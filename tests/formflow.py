@@ -31,8 +31,10 @@ def walk_to_slots(user, rt) -> None:
         user.says(YES)
 
 
-def hold_directly(rt, office_id: str, user_id: str | None = None, slot_index: int = 0) -> tuple[int, str]:
-    """A conversation waiting for the form with a held slot, set up through the services (no chat walk).
+def hold_directly(rt, office_id: str, user_id: str | None = None, slot_index: int = 0,
+                  start: str | None = None) -> tuple[int, str]:
+    """A conversation waiting for the form with a held slot (the `slot_index`th of this week, or the one at
+    `start`), set up through the services (no chat walk).
 
     Returns (conversation id, form URL). For tests of the form itself; the end-to-end tests use the chat.
     """
@@ -49,10 +51,30 @@ def hold_directly(rt, office_id: str, user_id: str | None = None, slot_index: in
         s.add(conv)
         s.flush()
         consent_as_in_chat(s, conv, now)
-        start = holds.week_page(s, office, now, 0)["slots"][slot_index]["start"]
+        start = start or holds.week_page(s, office, now, 0)["slots"][slot_index]["start"]
         held = holds.hold(s, rt, office, conv, start, now)
         assert held["ok"], held
         return conv.id, held["form_url"]
+
+
+def held_slot(rt, url: str):
+    """The start of the slot the conversation of a form link holds (None: it holds none)."""
+    from sqlalchemy import select
+
+    from bot.models import SlotHold
+
+    conversation = rt.read_form_token(urlsplit(url).path.split("/")[2])["c"]
+    with rt.db.reading() as s:
+        return s.scalar(select(SlotHold.slot_start).where(SlotHold.conversation_id == conversation))
+
+
+def taken_by_another(rt, url: str) -> None:
+    """The hold of a form link's conversation runs out (the clock moved past it) and someone else holds its
+    slot: the form, sent now, finds the slot full."""
+    office_id = rt.read_form_token(urlsplit(url).path.split("/")[2])["o"]
+    start = held_slot(rt, url)
+    rt.clock.advance(minutes=rt.offices[office_id].booking.hold_minutes + 1)
+    hold_directly(rt, office_id, start=start.isoformat())
 
 
 def hold_first_free(rt, office_id: str, language: str = "ja") -> str:
