@@ -83,7 +83,6 @@ def hold_first_free(rt, office_id: str, language: str = "ja") -> str:
     import uuid
 
     from bot.models import Conversation
-    from bot.services import holds
 
     office = rt.offices[office_id]
     with rt.db.transaction() as s:
@@ -93,11 +92,27 @@ def hold_first_free(rt, office_id: str, language: str = "ja") -> str:
         s.add(conv)
         s.flush()
         consent_as_in_chat(s, conv, now)
-        start = next(slot["start"] for week in range(office.booking.window_weeks)
-                     for slot in holds.week_page(s, office, now, week)["slots"])
-        held = holds.hold(s, rt, office, conv, start, now)
-        assert held["ok"], held
-        return held["form_url"]
+        return _hold_first_free(s, rt, office, conv, now)
+
+
+def another_chosen(rt, url: str) -> str:
+    """The conversation of a form link holds the first free slot now, as if chosen in the chat again; returns
+    the new form URL."""
+    from bot.models import Conversation
+
+    data = rt.read_form_token(urlsplit(url).path.split("/")[2])
+    with rt.db.transaction() as s:
+        return _hold_first_free(s, rt, rt.offices[data["o"]], s.get(Conversation, data["c"]), rt.clock.now())
+
+
+def _hold_first_free(session, rt, office, conv, now) -> str:
+    from bot.services import holds
+
+    start = next(slot["start"] for week in range(office.booking.window_weeks)
+                 for slot in holds.week_page(session, office, now, week)["slots"])
+    held = holds.hold(session, rt, office, conv, start, now)
+    assert held["ok"], held
+    return held["form_url"]
 
 
 def consent_as_in_chat(session, conv, now) -> None:
