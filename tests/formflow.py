@@ -31,8 +31,10 @@ def walk_to_slots(user, rt) -> None:
         user.says(YES)
 
 
-def hold_directly(rt, office_id: str, user_id: str | None = None, slot_index: int = 0) -> tuple[int, str]:
-    """A conversation waiting for the form with a held slot, set up through the services (no chat walk).
+def hold_directly(rt, office_id: str, user_id: str | None = None, slot_index: int = 0,
+                  start: str | None = None) -> tuple[int, str]:
+    """A conversation waiting for the form with a held slot (the `slot_index`th of this week, or the one at
+    `start`), set up through the services (no chat walk).
 
     Returns (conversation id, form URL). For tests of the form itself; the end-to-end tests use the chat.
     """
@@ -49,10 +51,30 @@ def hold_directly(rt, office_id: str, user_id: str | None = None, slot_index: in
         s.add(conv)
         s.flush()
         consent_as_in_chat(s, conv, now)
-        start = holds.week_page(s, office, now, 0)["slots"][slot_index]["start"]
+        start = start or holds.week_page(s, office, now, 0)["slots"][slot_index]["start"]
         held = holds.hold(s, rt, office, conv, start, now)
         assert held["ok"], held
         return conv.id, held["form_url"]
+
+
+def held_slot(rt, url: str):
+    """The start of the slot the conversation of a form link holds (None: it holds none)."""
+    from sqlalchemy import select
+
+    from bot.models import SlotHold
+
+    conversation = rt.read_form_token(urlsplit(url).path.split("/")[2])["c"]
+    with rt.db.reading() as s:
+        return s.scalar(select(SlotHold.slot_start).where(SlotHold.conversation_id == conversation))
+
+
+def taken_by_another(rt, url: str) -> None:
+    """The hold of a form link's conversation runs out (the clock moved past it) and someone else holds its
+    slot: the form, sent now, finds the slot full."""
+    office_id = rt.read_form_token(urlsplit(url).path.split("/")[2])["o"]
+    start = held_slot(rt, url)
+    rt.clock.advance(minutes=rt.offices[office_id].booking.hold_minutes + 1)
+    hold_directly(rt, office_id, start=start.isoformat())
 
 
 def hold_first_free(rt, office_id: str, language: str = "ja") -> str:
@@ -61,7 +83,6 @@ def hold_first_free(rt, office_id: str, language: str = "ja") -> str:
     import uuid
 
     from bot.models import Conversation
-    from bot.services import holds
 
     office = rt.offices[office_id]
     with rt.db.transaction() as s:
@@ -71,11 +92,27 @@ def hold_first_free(rt, office_id: str, language: str = "ja") -> str:
         s.add(conv)
         s.flush()
         consent_as_in_chat(s, conv, now)
-        start = next(slot["start"] for week in range(office.booking.window_weeks)
-                     for slot in holds.week_page(s, office, now, week)["slots"])
-        held = holds.hold(s, rt, office, conv, start, now)
-        assert held["ok"], held
-        return held["form_url"]
+        return _hold_first_free(s, rt, office, conv, now)
+
+
+def another_chosen(rt, url: str) -> str:
+    """The conversation of a form link holds the first free slot now, as if chosen in the chat again; returns
+    the new form URL."""
+    from bot.models import Conversation
+
+    data = rt.read_form_token(urlsplit(url).path.split("/")[2])
+    with rt.db.transaction() as s:
+        return _hold_first_free(s, rt, rt.offices[data["o"]], s.get(Conversation, data["c"]), rt.clock.now())
+
+
+def _hold_first_free(session, rt, office, conv, now) -> str:
+    from bot.services import holds
+
+    start = next(slot["start"] for week in range(office.booking.window_weeks)
+                 for slot in holds.week_page(session, office, now, week)["slots"])
+    held = holds.hold(session, rt, office, conv, start, now)
+    assert held["ok"], held
+    return held["form_url"]
 
 
 def consent_as_in_chat(session, conv, now) -> None:

@@ -353,6 +353,7 @@ def every_refusal(rt, office_id: str) -> dict[str, str]:
             pages[f"problem {kind} {bool(shown_office)} {basic_id}"] = render_template(
                 "forms/problem.html", kind=kind, office=shown_office, basic_id=basic_id, late=late,
                 reopen="/form/t", resend=[("name", "山田 太郎")], text=text)
+    pages.update(kept_pages(rt, office_id, "en"))
     for kind in [kind for kind, words in text["page"]["error"].items() if isinstance(words, dict)]:
         for on_form in (True, False):
             pages[f"error {kind} {on_form}"] = render_template(
@@ -360,6 +361,50 @@ def every_refusal(rt, office_id: str) -> dict[str, str]:
                 basic_id="@madoguchi" if on_form else None, text=text)
     pages["terms changed"] = render_template("forms/_terms_changed.html", terms_version="2027-01-01", text=text)
     return pages
+
+
+def kept_pages(rt, office_id: str, language: str) -> dict[str, str]:
+    """The problem pages that keep what was typed (bot/forms.py `_cannot`: a form sent after its slot was
+    gone, and 'waiting', its button tapped before another slot was chosen), with and without the chat's basic
+    ID, rendered the way bot/forms.py renders them."""
+    from flask import render_template
+
+    from bot.forms import CARRIED, form_texts, slot_text
+
+    late = {"slot": slot_text(JUST_BEFORE[office_id] + timedelta(days=3), language),
+            "deadline": slot_text(JUST_BEFORE[office_id] + timedelta(minutes=2), language)}
+    return {f"kept {kind} {basic_id}": render_template(
+                "forms/problem.html", kind=kind, office=rt.offices[office_id].localized(language), basic_id=basic_id,
+                late=late, reopen="/form/t/resume", resend=[("name", "山田 太郎"), ("csrf_token", "c")], carry=True,
+                text=form_texts(language))
+            for kind in sorted(CARRIED | {"waiting"}) for basic_id in ("@madoguchi", None)}
+
+
+@pytest.mark.parametrize("language", ["ja", "en", "easy"])
+def test_the_pages_keeping_what_was_typed_have_one_heading_and_the_button_their_text_names(app, rt, language):
+    """Each page keeping what was typed: one h1, which the title starts with (WCAG 2.4.2, 1.3.1); one button,
+    named in the very words the page tells to tap (a screen reader user looks for them); what was typed only
+    in hidden fields of its form, never read out."""
+    from bot.forms import form_texts
+
+    words = form_texts(language)["page"]["problem"]
+    with app.test_request_context():
+        pages = kept_pages(rt, "sakata", language)
+    for name, html in pages.items():
+        page = Dom(html)
+        [(level, heading)] = headings(page)
+        title = "".join(next(e for e in page.elements if e.tag == "title").text).strip()
+        assert level == 1 and title.startswith(heading), name
+        buttons = ["".join(e.text).strip() for e in page.elements if e.tag == "button"]
+        assert buttons == [words["resume"]], name
+        said = [e for e in page.elements if e.tag == "p" and words["resume"] in "".join(e.text)]
+        assert len(said) == 1, name
+        [form] = [e for e in page.elements if e.tag == "form"]
+        assert form.attrs["method"] == "post" and form.attrs["action"] == "/form/t/resume", name
+        hidden = {e.attrs["name"]: e.attrs["value"] for e in page.elements
+                  if e.tag == "input" and e.attrs.get("type") == "hidden"}
+        assert hidden["name"] == "山田 太郎", name
+        assert not any("山田" in text for _, text in _LanguageWalk(html).texts), name
 
 
 def test_marking_japanese_escapes_first_and_keeps_a_phrase_whole():

@@ -445,6 +445,25 @@ def test_english_calls_a_thing_by_one_name():
             assert not other.search(words), (name, f"say {word!r}", other.search(words))
 
 
+# What was typed into a form sent after its slot was gone is kept on the page (bot/forms.py CARRIED), saved
+# nowhere: the words each language would use to say it is not kept at all.
+NOT_KEPT = {"ja": re.compile("(残して|残って)いません"), "easy": re.compile("書いた ことも のこして いません"),
+            "en": re.compile(r"not (been )?kept", re.I)}
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_a_page_keeping_what_was_typed_never_says_it_was_not_kept(language):
+    """The page says why the slot is gone and then that what was typed waits on it for another slot
+    (text_carry): the why must not say the opposite (it is not saved, which is true either way)."""
+    from bot.forms import CARRIED
+
+    problem = form_texts(language)["page"]["problem"]
+    said = {key: words for key, words in problem.items()
+            if key.startswith(tuple(f"text_{kind}" for kind in CARRIED | {"waiting"}))}
+    assert "text_notice_passed" in said and "text_seeker_open" in said
+    assert {key for key, words in said.items() if NOT_KEPT[language].search(words)} == set()
+
+
 QUESTION = {"ja": "質問", "easy": "しつもん", "en": "question"}
 NEXT_STEP = {"awaiting_slot": {"ja": "日時をお選びください", "easy": "日と 時間を えらんで", "en": "choose a date and time"},
              "awaiting_form": {"ja": "入力ページを開いて", "easy": "ページを ひらいて", "en": "fill in the form"}}

@@ -8,12 +8,16 @@ import logging
 import os
 import shutil
 import threading
+import time
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
 from werkzeug.serving import make_server
 
 from tests.conftest import DEFAULT_NOW
+from tests.formflow import uris
+from tests.lineuser import LineUser
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
@@ -75,6 +79,54 @@ class LiveServer:
         for thread in self._threads:
             thread.join(timeout=5)
         self.rt.db.dispose()
+
+
+class SimulatorLine:
+    """The fake LINE a `LineUser` talks through, for the live server: its replies and pushes go to the
+    simulator the server is configured with, which accepts the reply tokens registered here and keeps what
+    it was sent."""
+
+    def __init__(self, rt, office_id: str):
+        self.rt, self.office_id = rt, office_id
+
+    def register_reply_token(self, token: str, chat_id: str) -> None:
+        from bot.simulator import store
+
+        with self.rt.db.transaction() as s:
+            store.issue_reply_token(s, self.office_id, chat_id, token, datetime.now(timezone.utc))
+
+    def messages_to(self, chat_id: str) -> list[dict]:
+        from bot.simulator import store
+
+        with self.rt.db.reading() as s:
+            return [row.message for row in store.messages_after(s, self.office_id, chat_id, 0) if row.sender == "bot"]
+
+    def new_form_link(self, chat_id: str, before: str | None = None) -> str:
+        """The form link the chat sent last, once it is not `before` (a reply the worker delivers comes a
+        moment after the webhook's answer)."""
+        deadline = time.monotonic() + TIMEOUT_MS / 1000
+        link = _last_form_link(self.messages_to(chat_id))
+        while link in (None, before) and time.monotonic() < deadline:
+            time.sleep(0.1)
+            link = _last_form_link(self.messages_to(chat_id))
+        assert link not in (None, before), "the chat sent no new form link"
+        return link
+
+
+def _last_form_link(messages: list[dict]) -> str | None:
+    links = [uri for uri in uris(messages) if "/form/" in uri]
+    return links[-1] if links else None
+
+
+@pytest.fixture
+def line_user(live_server):
+    """A job seeker chatting with the live server by signed webhooks over HTTP: `make(office)` -> LineUser,
+    whose `fake` (a SimulatorLine) reads what the chat sent."""
+    def make(office_id: str = "sakata") -> LineUser:
+        rt = live_server.rt
+        return LineUser(live_server.url, office_id, channel_secret=rt.config.channel_secret(office_id),
+                        fake=SimulatorLine(rt, office_id), clock=rt.clock)
+    return make
 
 
 @pytest.fixture(scope="module")

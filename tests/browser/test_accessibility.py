@@ -17,7 +17,7 @@ from playwright.sync_api import Page, expect
 
 from bot.clock import TOKYO
 from bot.forms import form_texts
-from tests.formflow import hold_first_free
+from tests.formflow import another_chosen, hold_first_free, taken_by_another
 from tests.staffkit import DETAILS, PASSWORD, create_staff, fast_password_hashing, make_request  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.browser
@@ -126,6 +126,36 @@ def test_the_form_pages_pass_axe_in_every_language(page, live_server, axe, langu
     expect(page.get_by_text(re.compile(r"受付番号: [A-Z0-9]{4}-[A-Z0-9]{4}"))).to_be_visible()
     assert blocking_violations(axe, page) == []
     page.goto(f"{live_server.url}/form/not-a-token")
+    assert blocking_violations(axe, page) == []
+
+
+@pytest.mark.parametrize("language", ["ja", "en"])
+def test_the_pages_keeping_what_was_typed_pass_axe(page, live_server, axe, language, screenshot):
+    """A form sent after its slot was taken: the page keeping what was typed for another slot, the one its
+    button brings while no other slot has been chosen in the chat ('waiting'), and once one has, the page
+    naming it, one tap from its confirmation."""
+    words = form_texts(language)["page"]
+    url = form_url(live_server, "otaru", language)
+    page.goto(url)
+    for name, value in (("name", "Yamada Taro"), ("name_kana", "やまだ たろう"), ("birth_date", "1990-04-01"),
+                        ("seeker_number", seeker_number()), ("phone", "090-1234-5678"),
+                        ("consultation", "Application documents")):
+        page.locator(f"#f-{name}").fill(value)
+    taken_by_another(live_server.rt, url)
+    page.get_by_role("button", name=words["input"]["submit"]).click()
+    expect(page.get_by_role("heading", name=words["problem"]["full"], exact=True)).to_be_visible()
+    assert blocking_violations(axe, page) == []
+    screenshot(f"kept-{language}")
+    page.get_by_role("button", name=words["problem"]["resume"]).click()
+    expect(page.get_by_role("heading", name=words["problem"]["waiting"], exact=True)).to_be_visible()
+    assert blocking_violations(axe, page) == []
+    screenshot(f"waiting-{language}")
+    another_chosen(live_server.rt, url)
+    page.get_by_role("button", name=words["problem"]["resume"]).click()
+    expect(page.get_by_role("button", name=words["problem"]["resend_newest"])).to_be_visible()
+    assert blocking_violations(axe, page) == []
+    page.get_by_role("button", name=words["problem"]["resend_newest"]).click()
+    expect(page.get_by_role("heading", name=words["confirm"]["heading"], exact=True)).to_be_visible()
     assert blocking_violations(axe, page) == []
 
 

@@ -5,9 +5,13 @@ from __future__ import annotations
 import re
 
 import pytest
+from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import expect
+from sqlalchemy import select
 
-from tests.formflow import hold_first_free
+from bot.models import Booking, Conversation
+from bot.services.slots import slot_label
+from tests.formflow import held_slot, hold_first_free, same_link, taken_by_another, walk_to_slots
 
 pytestmark = pytest.mark.browser
 
@@ -114,3 +118,117 @@ def test_the_reference_stands_out_on_the_completion_page(small_phone, live_serve
     assert float(sizes[0].rstrip("px")) >= 1.25 * float(sizes[1].rstrip("px")), sizes
     box = reference.bounding_box()
     assert box["x"] >= 0 and box["x"] + box["width"] <= SMALL_PHONE["width"] and box["height"] < 40   # one line
+
+
+# -- a form sent after its slot was gone: what was typed waits on the page --------------------------------
+
+CARRIED = {"#f-name": "携帯 花子", "#f-name_kana": "けいたい はなこ", "#f-seeker_number": "13579-246801",
+           "#f-phone": "080-1357-2468"}
+RESUME = "日時を選び直したので、この内容で続ける"
+
+
+def sent_after_the_slot_was_taken(tab, rt, line_user, button: str):
+    """A Sakata form filled in on the phone from the chat's link; the hold runs out, someone else takes the
+    slot, then `button` is tapped. (user, the first form link, the slot taken)."""
+    user = line_user("sakata")
+    walk_to_slots(user, rt)
+    user.says("1")
+    first = user.fake.new_form_link(user.user_id)
+    tab.goto(first)
+    for field, value in CARRIED.items():
+        tab.locator(field).fill(value)
+    tab.get_by_label(re.compile("UIJターン")).check()
+    tab.get_by_label(re.compile("メールを受け取れることを確認しました")).check()
+    if button == "この内容で申し込む":
+        tab.get_by_role("button", name="入力内容を確認する").click()
+        expect(tab.get_by_role("heading", name="入力内容の確認")).to_be_visible()
+    taken = held_slot(rt, first)
+    taken_by_another(rt, first)
+    tab.get_by_role("button", name=button).click()
+    expect(tab.get_by_role("heading", name="その枠は埋まりました")).to_be_visible()
+    return user, first, taken
+
+
+def test_a_form_sent_after_its_slot_was_taken_goes_on_from_the_phone_once_another_slot_is_chosen(
+        small_phone, live_server, line_user):
+    """The page that says the slot is gone fits the small screen, keeps what was typed out of sight and its
+    button within a thumb's reach; once another slot is chosen in the chat, that button carries it to the new
+    slot's confirmation and the request is made for it."""
+    rt = live_server.rt
+    user, first, taken = sent_after_the_slot_was_taken(small_phone, rt, line_user, "この内容で申し込む")
+    assert small_phone.evaluate("document.documentElement.scrollWidth") <= SMALL_PHONE["width"]
+    resume = small_phone.get_by_role("button", name=RESUME)
+    expect(resume).to_be_visible()
+    assert small_targets(small_phone) == []
+    box = resume.bounding_box()
+    assert box["x"] >= 0 and box["x"] + box["width"] <= SMALL_PHONE["width"]
+    shown = small_phone.locator("body").inner_text()
+    assert [value for value in CARRIED.values() if value in shown] == []
+    for _ in range(30):                                                         # reached by the keyboard too
+        small_phone.keyboard.press("Tab")
+        if small_phone.evaluate("document.activeElement.textContent.trim()") == RESUME:
+            break
+    expect(resume).to_be_focused()
+
+    user.says("予約")                                                            # another slot in the chat
+    user.says("1")
+    second = user.fake.new_form_link(user.user_id, before=first)
+    newest = held_slot(rt, second)
+    assert newest != taken
+    resume.click()                                    # the page naming the new slot, one tap from its check
+    expect(small_phone.get_by_role("heading", name="入力ページの有効期限が切れました")).to_be_visible()
+    expect(small_phone.get_by_text(slot_label(newest))).to_be_visible()
+    small_phone.get_by_role("button", name="ご入力の内容のまま、この日時で続ける").click()
+    expect(small_phone.get_by_role("heading", name="入力内容の確認")).to_be_visible()
+    assert same_link(small_phone.url) == same_link(second)
+    expect(small_phone.get_by_text(slot_label(newest))).to_be_visible()
+    for value in ("携帯 花子", "13579-246801", "080-1357-2468"):
+        expect(small_phone.get_by_text(value, exact=True)).to_be_visible()
+    small_phone.get_by_role("button", name="この内容で申し込む").click()
+    expect(small_phone.get_by_role("heading", name="お申込みを受け付けました")).to_be_visible()
+    expect(small_phone.get_by_text(re.compile(r"^受付番号: "))).to_be_visible()
+    assert requested_slot(rt, user) == newest
+
+
+@pytest.mark.parametrize("button", ["入力内容を確認する", "この内容で申し込む"])
+def test_the_back_button_on_the_kept_input_page_sends_nothing_again_and_loses_nothing(
+        small_phone, live_server, line_user, button):
+    """The phone's back gesture on the page keeping what was typed: nothing is sent again without the person
+    asking (the pages are not stored, so Chromium refetches by GET or asks before posting again); forward
+    and the resubmission the browser asks to confirm bring the page back with everything it kept."""
+    rt = live_server.rt
+    sent_after_the_slot_was_taken(small_phone, rt, line_user, button)
+    answered: list[str] = []
+    small_phone.on("response", lambda response: answered.append(f"{response.request.method} {response.status}"))
+    through_history(small_phone, small_phone.go_back)
+    through_history(small_phone, small_phone.go_forward)
+    assert not [answer for answer in answered if answer.startswith("POST")], answered
+    expect(small_phone.get_by_role("button", name=RESUME)).to_have_count(0)
+    small_phone.reload()                                      # the resubmission, confirmed
+    expect(small_phone.get_by_role("heading", name="その枠は埋まりました")).to_be_visible()
+    expect(small_phone.get_by_role("button", name=RESUME)).to_be_visible()
+    kept = {name: small_phone.locator(f"input[type=hidden][name={name}]").get_attribute("value")
+            for name in ("name", "seeker_number", "phone")}
+    assert kept == {"name": "携帯 花子", "seeker_number": "13579-246801", "phone": "080-1357-2468"}
+
+
+def through_history(tab, move) -> None:
+    """Back or forward; to a page that was posted, Chromium shows its "Confirm Form Resubmission" page
+    (ERR_CACHE_MISS) and sends nothing. Right after that page the tab may be between renderers for a moment."""
+    for _ in range(50):
+        try:
+            move()
+            return
+        except PlaywrightError as error:
+            if "ERR_CACHE_MISS" in str(error):
+                return
+            if "Not attached to an active page" not in str(error):
+                raise
+        tab.wait_for_timeout(100)
+    raise AssertionError("the tab never came back to a page")
+
+
+def requested_slot(rt, user):
+    with rt.db.reading() as s:
+        return s.scalar(select(Booking.slot_start).join(Conversation, Conversation.id == Booking.conversation_id)
+                        .where(Conversation.line_user_id == user.user_id))
