@@ -231,11 +231,24 @@ def _superseded(link: Link, waiting: bool = False):
     if hold is None:
         return _problem("superseded", link.office, link.language)
     newest = urlsplit(rt.form_url(link.office.id, link.conversation_id, hold.token_nonce)).path
+    if waiting:
+        # The button said another slot was chosen: straight on to that slot's check, not a page to tap again.
+        return _go_on(replace(link, token=newest.rsplit("/", 1)[-1], nonce=hold.token_nonce))
     resend = None
     if request.method == "POST":
         resend = [*_typed(link), ("csrf_token", csrf_token(hold.token_nonce))]
     return _problem("superseded", link.office, link.language, reopen=newest, resend=resend,
                     newest=slot_text(hold.slot_start, link.language))
+
+
+def _go_on(newer: Link):
+    """What was typed on a kept page, checked for the slot chosen since in the chat (`newer`, the link the chat
+    sent for it; this browser's CSRF token for it goes into the page): its confirmation page, its input page
+    with the errors, or — that slot gone too — its own page keeping what was typed."""
+    held, answer = _open_or_answer(newer, revive=True)
+    if answer is not None:
+        return answer
+    return _checked(newer, held)
 
 
 @dataclass(frozen=True)

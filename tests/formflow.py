@@ -149,6 +149,15 @@ def path_of(url: str) -> str:
     return parts.path + (f"?{parts.query}" if parts.query else "")
 
 
+def link_key(url: str) -> str:
+    """A form address without its token's time and signature (`/form/<payload>.<time>.<signature>`): a page's
+    own link to a hold and the one the chat sent name the same hold, though signed in different seconds."""
+    parts = path_of(url).split("/")
+    if len(parts) > 2 and parts[1] == "form":
+        parts[2] = parts[2].split(".", 1)[0]
+    return "/".join(parts)
+
+
 def quick_reply_data(message: dict) -> dict[str, str]:
     """label -> postback data of a message's quick-reply buttons."""
     items = (message.get("quickReply") or {}).get("items", [])

@@ -82,6 +82,20 @@ def goes_on_to_the_newest(client, rt, late: Page, newest, second: str, name: str
     return booking
 
 
+def resumes_on_the_newest(client, rt, onward: Page, newest, second: str, name: str) -> Booking:
+    """A kept page's button (「日時を選び直したので、この内容で続ける」), tapped once another slot is chosen in the
+    chat: straight to that slot's confirmation page with what was typed (no page between to tap again);
+    confirmed there, the request is made for it. The request."""
+    assert onward.status == 200 and "入力内容の確認" in onward.html
+    assert name in onward.html and slot_label(newest) in onward.html
+    assert same_link(rt, onward.form.action, second, "/confirm")            # the new slot's link
+    done = onward.submit(client)
+    assert done.status == 200 and "受付番号: " in done.html
+    [booking] = bookings(rt)
+    assert booking.slot_start == newest
+    return booking
+
+
 # -- what the pages show ----------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("office_id", ["sakata", "otaru"])
@@ -329,7 +343,7 @@ def test_a_form_sent_after_its_slot_was_taken_keeps_what_was_typed_until_another
     second = form_link(fake_line.messages_to(user.user_id))
     newest = _held_slot(rt, user)
     assert second != first and newest != taken
-    booking = goes_on_to_the_newest(client, rt, early.submit(client), newest, second, "遅延 太郎")
+    booking = resumes_on_the_newest(client, rt, early.submit(client), newest, second, "遅延 太郎")
     stored = for_config(rt.config).decrypt(booking.details)
     assert {name: stored[name] for name in ("name", "seeker_number", "phone", "category")} == {
         "name": "遅延 太郎", "seeker_number": "24680-13579", "phone": "080-2468-1357", "category": "disability"}
@@ -352,7 +366,7 @@ def test_a_form_sent_after_the_chat_gave_the_slot_back_keeps_what_was_typed(chat
     assert late.form.action not in late.parsed.links                         # one way on: the button
     user.says("2")
     second = form_link(fake_line.messages_to(user.user_id))
-    goes_on_to_the_newest(client, rt, late.submit(client), _held_slot(rt, user), second, "戻り 花子")
+    resumes_on_the_newest(client, rt, late.submit(client), _held_slot(rt, user), second, "戻り 花子")
 
 
 def kept_then_another_chosen(chatting, client, rt, fake_line, clock, name: str) -> tuple[Any, Page, str]:
@@ -375,7 +389,7 @@ def test_the_kept_page_sent_again_after_the_request_was_made_shows_that_request(
     the kept page (the browser's history) and tapped its button again: the completion page of the request made,
     not "no new slot chosen yet" (which would send them to book again), and no second request."""
     _, late, second = kept_then_another_chosen(chatting, client, rt, fake_line, clock, "再送 次郎")
-    done = late.submit(client).submit(client).submit(client)                   # on, confirmed, made
+    done = late.submit(client).submit(client)                                  # on to its check, made
     [booking] = bookings(rt)
     assert done.status == 200 and f"受付番号: {booking.reference}" in done.html
     for _ in range(2):                                                          # a double tap, too
@@ -418,7 +432,7 @@ def test_the_kept_page_goes_on_to_the_slot_chosen_since_even_if_its_hold_ran_out
     clock.advance(minutes=rt.offices["sakata"].booking.hold_minutes + 1)       # that hold ran out as well
     onward = late.submit(client)
     assert "新しい日時がまだ選ばれていません" not in onward.html
-    goes_on_to_the_newest(client, rt, onward, newest, second, "遅刻 四郎")
+    resumes_on_the_newest(client, rt, onward, newest, second, "遅刻 四郎")
 
 
 def test_the_kept_input_goes_on_only_from_the_browser_it_was_typed_in(holding, client, app, rt, clock):
@@ -543,7 +557,7 @@ def test_the_form_opened_after_the_deadline_gives_the_slot_back_and_the_chat_off
     assert "12/7(月) 14:00" not in offered and "12/14(月) 14:00" in offered
     assert "お取りできなくなりました" in offered and "時間が過ぎました" not in offered   # it did not run out
     user.says("12/14 14:00")                    # a later slot: what was typed goes on to it from the page kept
-    goes_on_to_the_newest(client, rt, typed.submit(client), datetime(2026, 12, 14, 14, 0, tzinfo=TOKYO),
+    resumes_on_the_newest(client, rt, typed.submit(client), datetime(2026, 12, 14, 14, 0, tzinfo=TOKYO),
                           form_link(fake_line.messages_to(user.user_id)), "締切 過子")
 
 
@@ -773,7 +787,7 @@ def test_a_mistyped_job_seeker_number_open_elsewhere_is_put_right_from_the_kept_
         now = rt.clock.now()
         start = holds.week_page(s, office, now, 0)["slots"][1]["start"]
         assert holds.hold(s, rt, office, s.get(Conversation, conversation_id), start, now)["ok"]
-    confirmation = mistyped.submit(client).submit(client)                      # on, to the slot's check
+    confirmation = mistyped.submit(client)                                     # straight to the slot's check
     assert "入力内容の確認" in confirmation.html and "別人 三郎" in confirmation.html
     corrected = Page(client.post(confirmation.form.action.removesuffix("/confirm") + "/edit",
                                  data=confirmation.form.fields, follow_redirects=True))

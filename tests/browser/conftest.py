@@ -109,7 +109,8 @@ class SimulatorLine:
         while link in (None, before) and time.monotonic() < deadline:
             time.sleep(0.1)
             link = _last_form_link(self.messages_to(chat_id))
-        assert link not in (None, before), "the chat sent no new form link"
+        said = [m.get("text", "")[:80] for m in self.messages_to(chat_id)][-3:]
+        assert link not in (None, before), f"the chat sent no new form link: {said}"
         return link
 
 
