@@ -93,6 +93,7 @@ class Dispatcher:
     def __init__(self, runtime):
         self.rt = runtime
         self.direct_seconds = 0.0   # spent on apologies sent straight to LINE: part of the request's reply budget
+        self.reserved: list[int] = []   # the ids of the replies the last event's transaction reserved
 
     def handle(self, office, event) -> list:
         """Handle one event; returns the reply rows (or ids) to send right after the commit.
@@ -109,41 +110,51 @@ class Dispatcher:
             except DBAPIError as error:
                 if not is_disconnect(error):
                     raise
+                reserved = self.reserved
                 log.warning("event=%s database connection lost; running it again", event_id)
                 # Lost while committing, the first run may have committed: the second then finds the event
                 # handled, and the replies the first reserved are still to send.
-                return self._handle(office, event, event_id) or self._unsent_replies(event_id)
+                return self._handle(office, event, event_id) or self._unsent_replies(event_id, reserved)
         except event_rows.ClaimedElsewhere:
             log.info("event=%s being handled by another delivery, skipped", event_id)
             return []
 
-    def _unsent_replies(self, event_id: str) -> list:
+    def _unsent_replies(self, event_id: str, reserved: list[int]) -> list:
+        if not reserved:
+            return []
         with self.rt.db.transaction() as session:
-            ids = outbox.release_unsent_replies(session, event_id, self.rt.clock.now())
+            ids = outbox.release_unsent_replies(session, reserved, self.rt.clock.now())
         if ids:
             log.warning("event=%s was committed before the connection was lost; its replies go now", event_id)
         return ids
 
     def _handle(self, office, event, event_id: str) -> list:
+        self.reserved = []
         with event_rows.transaction(self.rt.db) as tx:
-            now = self.rt.clock.now()
-            if older_than_its_marks(office, event, now):
-                log.warning("event=%s older than its dedupe mark would be kept: ignored as a replay", event_id)
-                return []
-            if not event_rows.claim(tx.conn, office.id, event_id, now):
-                log.info("event=%s duplicate, skipped", event_id)
-                return []
-            if getattr(event, "mode", "active") == "standby":
-                log.info("event=%s standby, nothing sent", event_id)
-                return []
-            source = getattr(event, "source", None)
-            source_type = getattr(source, "type", None)
-            if source_type in ("group", "room"):
-                return self._group_event(tx.session, office, event, now)
-            user_id = getattr(source, "user_id", None)
-            if source_type != "user" or not user_id:
-                return []
-            return self._user_event(tx, office, event, user_id, now)
+            replies = self._claimed(tx, office, event, event_id)
+            # Known before the commit: a commit whose answer the lost connection took leaves them to send.
+            self.reserved = [row.id for row in replies if getattr(row, "id", None) is not None]
+        return replies
+
+    def _claimed(self, tx: event_rows.EventTransaction, office, event, event_id: str) -> list:
+        now = self.rt.clock.now()
+        if older_than_its_marks(office, event, now):
+            log.warning("event=%s older than its dedupe mark would be kept: ignored as a replay", event_id)
+            return []
+        if not event_rows.claim(tx.conn, office.id, event_id, now):
+            log.info("event=%s duplicate, skipped", event_id)
+            return []
+        if getattr(event, "mode", "active") == "standby":
+            log.info("event=%s standby, nothing sent", event_id)
+            return []
+        source = getattr(event, "source", None)
+        source_type = getattr(source, "type", None)
+        if source_type in ("group", "room"):
+            return self._group_event(tx.session, office, event, now)
+        user_id = getattr(source, "user_id", None)
+        if source_type != "user" or not user_id:
+            return []
+        return self._user_event(tx, office, event, user_id, now)
 
     def apologise(self, office, event) -> list:
         """An event failed and was rolled back: tell the user, or the staff member who tapped a card's button in
