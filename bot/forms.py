@@ -205,7 +205,7 @@ def _cannot(link: Link, kind: str, slot_start=None, waiting: bool = False):
     """The kind page for a link that cannot be used. After a post, where choosing another slot in the chat lets
     the user go on (CARRIED), the page keeps what was typed — hidden fields with this link's CSRF token, stored
     nowhere — and sends it back here (`resume`) once they have: the conversation then holds another slot and
-    `_superseded` goes on to its page with it. `waiting`: that post came before another slot was chosen."""
+    `_superseded` goes on to its check with it. `waiting`: that post came before another slot was chosen."""
     if request.method != "POST" or kind not in CARRIED:
         return _problem(kind, link.office, link.language, slot_start)
     return _problem("waiting" if waiting else kind, link.office, link.language, slot_start,
@@ -218,9 +218,9 @@ def _superseded(link: Link, waiting: bool = False):
     """A link whose conversation has held another slot since (chosen in the chat): the page names that slot
     and goes on to its input page in one tap — when this page was sent (a form left open in a browser while
     the chat moved on), with what was typed and this browser's CSRF token for that link, so nothing is lost.
-    That slot's hold ran out meanwhile: sent, the page keeps what was typed until another is chosen — except
-    from a kept page's button (`waiting`, `resume`): the slot chosen since is named all the same, and its own
-    page, sent, holds it again if it is still free (as for a form sent late)."""
+    That slot's hold ran out meanwhile: sent, the page keeps what was typed until another is chosen. From a
+    kept page's button (`waiting`, `resume`), what was typed goes straight on to the check of the slot chosen
+    since (`_go_on`), its hold revived if it ran out and the slot is still free (as for a form sent late)."""
     rt = _runtime()
     with rt.db.reading() as s:
         hold = holds.live(s, link.conversation_id, rt.clock.now())
@@ -375,9 +375,10 @@ def check_input(token: str):
 
 @bp.post("/form/<token>/resume")
 def resume(token: str):
-    """「日時を選び直したので、この内容で続ける」on a page that kept what was typed (`_cannot`): on to the slot
-    the chat holds now (`_superseded`), or the same slot held again (the confirmation page, as from the input
-    page); none chosen yet: the page again, still keeping it."""
+    """「日時を選び直したので、この内容で続ける」on a page that kept what was typed (`_cannot`): the check of the
+    slot the chat holds now (`_superseded`, `_go_on`), or of the same slot held again (the confirmation page, as
+    from the input page); none chosen yet: the page again, still keeping it; a request made since: its
+    completion page."""
     link, problem = _resolve(token)
     if problem:
         return problem
