@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session
 
 from bot import event_rows, outbox, ratelimit
 from bot.clock import TOKYO
-from bot.db import describe_error, is_disconnect
+from bot.db import describe_error, is_disconnect, is_lock_timeout
 from bot.models import Conversation, OutboxMessage, StaffGroupSighting
 from bot.ports import SessionPorts
 from dialogs import engine
@@ -108,6 +108,11 @@ class Dispatcher:
             try:
                 return self._handle(office, event, event_id)
             except DBAPIError as error:
+                if is_lock_timeout(error):
+                    # A row it needs was held past the lock timeout (two staff deciding one request at once, a
+                    # busy moment): rolled back whole, run once more; the holder has usually finished by now.
+                    log.warning("event=%s waited too long for a row lock; running it again", event_id)
+                    return self._handle(office, event, event_id)
                 if not is_disconnect(error):
                     raise
                 reserved = self.reserved

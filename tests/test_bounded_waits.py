@@ -68,6 +68,40 @@ def test_a_conversation_locked_by_a_stuck_transaction_gets_the_apology_in_time_o
     assert _claimed(rt, event) == 1
 
 
+@pytest.mark.usefixtures("postgresql")
+def test_an_event_that_waited_too_long_for_a_lock_runs_once_more_and_is_answered(rt, sakata_user, monkeypatch):
+    """A row the event needs was held past the lock timeout (another staff member deciding the same request, a
+    busy moment) and is free a moment later: the event runs once more and gets its own answer, not an apology.
+    Seen on a loaded CI machine: two staff confirming one request at once, the second told of a failure
+    instead of "already confirmed"."""
+    from bot import dispatch
+
+    sakata_user.says("予約")
+    answered = len(sakata_user.texts())
+    holder, release = _hold_conversation(rt, sakata_user.user_id)
+    real, runs = dispatch.Dispatcher._handle, []
+
+    def first_waits_then_the_holder_finishes(self, *args):
+        runs.append(1)
+        try:
+            return real(self, *args)
+        finally:
+            if len(runs) == 1:
+                release.cancel()
+                holder.rollback()
+
+    monkeypatch.setattr(dispatch.Dispatcher, "_handle", first_waits_then_the_holder_finishes)
+    try:
+        assert sakata_user.says("同意する").status_code == 200
+    finally:
+        release.cancel()
+        holder.rollback()
+        holder.close()
+    new = sakata_user.texts()[answered:]
+    assert len(runs) == 2 and new and not any(APOLOGY in text for text in new), new
+    assert _conversation(rt, sakata_user.user_id)[0] == "awaiting_eligibility"
+
+
 def _hold_claim(rt, event: dict):
     """Another delivery of the same event, still running: its claim is written, not committed."""
     conn = rt.db.engine.connect()
