@@ -298,7 +298,15 @@ def test_two_staff_confirming_at_once_decide_once(make_app, group_id, fake_line,
         assert len(s.scalars(select(AuditEntry).where(AuditEntry.action == "confirm")).all()) == 1
     assert len(outbox_rows(rt, purpose="outcome_confirmed")) == 1
     replies = fake_line.texts_to(group_id)
-    assert sum("承認しました" in r for r in replies) == 1 and sum("すでに" in r for r in replies) == 1
+    # The other tap is told it was done already; on a machine so loaded that the first decision held the
+    # booking's row lock past both of the second's lock waits (250 ms each), it is told nothing changed and to
+    # tap again, which then says "already" (checked below). Never a second decision.
+    assert sum("承認しました" in r for r in replies) == 1 and len(replies) == 2
+    [other] = [r for r in replies if "承認しました" not in r]
+    assert "すでに" in other or "何も変更していません" in other, other
+    if "すでに" not in other:
+        groups[1].taps(data)
+        assert "すでに" in fake_line.texts_to(group_id)[-1]
 
 
 def test_each_card_kind_can_be_turned_off_in_the_profile(rt, fake_line, group_id, user):
