@@ -41,7 +41,8 @@ BACKOFF = (1, 2, 4, 8, 8, 15, 30, 60, 120, 300)
 RECORD_BATCH = 50   # the worker records this many outcomes per commit
 FINISHED = ("sent", "skipped", "failed", "unknown", "stale")  # nothing more will happen to these rows
 STALE_PREFIX = "stale: "   # a dropped row's last_error: this, then the reason (bot/services/staleness.py)
-STALE_MAYBE_SENT = "; an earlier try may have arrived"   # ...and this when an earlier try went unanswered
+MAYBE_SENT = "; an earlier try may have arrived"   # ...and this when an earlier try went unanswered (or a
+# reply's last_error, once one of its tries went unanswered: it is never pushed then)
 NOT_SENT = ("429", "http 401")   # the last_error of a try LINE refused before taking it (quota, rate, token)
 _UNFOLLOWED = "unfollowed"
 _ASK = object()            # a push whose verdict was not asked with its batch
@@ -328,8 +329,8 @@ class Sender:
     def _deliver(self, row: OutboxMessage, timeout: float | None, verdict=_ASK) -> lc.SendResult | None:
         """Send one row (or settle it without a call) and record the outcome; LINE's answer, None without a call."""
         if row.kind == "reply" and self._token_expired(row):
-            # Never sent (a pending reply was not tried or certainly failed): push it instead.
-            self._record(row.id, lambda r, now, s: self._reply_to_push(r, now, "reply token expired"))
+            # Not sent in time: pushed instead when no try may have arrived, else of unknown fate.
+            self._record(row.id, lambda r, now, s: self._reply_expired(r, now))
             return None
         if row.kind == "push":
             if verdict is _ASK:
@@ -398,14 +399,15 @@ class Sender:
         """Out of date: not sent, kept with its reason for the dashboard (LINE送信状況). An earlier try that LINE
         did not answer (a 5xx, a timeout) may have been delivered: the reason says so, for staff to know."""
         if row.attempts > 1 and row.last_error not in NOT_SENT:   # None: a try cut short by a killed worker
-            reason += STALE_MAYBE_SENT
+            reason += MAYBE_SENT
         row.status, row.last_error = "stale", reason[:255]
         self.stats["stale"] += 1
         log.info("outbox row=%s kind=%s purpose=%s dropped: %s", row.id, row.kind, row.purpose, reason)
 
     def _apply(self, row: OutboxMessage, result: lc.SendResult, now: datetime, session: Session) -> None:
         outcome = result.outcome
-        row.last_error = None if result.delivered else (result.detail or outcome)[:255]
+        maybe_sent = row.kind == "reply" and (outcome == lc.UNKNOWN or _maybe_sent(row))
+        row.last_error = None if result.delivered else _error_text(result.detail or outcome, maybe_sent)
         if result.delivered:
             row.status, row.sent_at = "sent", now
             self.stats["sent"] += 1
@@ -447,23 +449,36 @@ class Sender:
         return known[key]
 
     def _apply_reply_failure(self, row: OutboxMessage, result: lc.SendResult, now: datetime) -> None:
+        """A reply LINE did not take. LINE takes a reply token once, so the same reply on the same token cannot
+        arrive twice: a try that went unanswered (a 5xx, a timeout, a reset; it may have arrived) is made again
+        while the token lives, like one LINE refused. Once a try may have arrived, a refusal (LINE answers 400
+        for a token used already) or the token's end leaves it of unknown fate: never a push, which could say
+        it twice. A reply that certainly did not arrive and can no longer go as one becomes a push."""
         outcome = result.outcome
-        if outcome == lc.UNKNOWN:
-            # It may have arrived: sending it again (as a push) could duplicate it.
-            row.status = "unknown"
-            self.stats["unknown"] += 1
-            return
         wait = backoff(row.attempts, result.retry_after)
         token_alive = row.reply_deadline is not None and now + wait < row.reply_deadline
-        if outcome in (lc.RETRY, lc.RATE) and token_alive:
+        if outcome in (lc.RETRY, lc.RATE, lc.UNKNOWN) and token_alive:
             row.status, row.next_attempt_at = "pending", now + wait
             self.stats["retried"] += 1
+            return
+        if _maybe_sent(row):
+            self._unknown(row)
             return
         # Certainly not delivered and the token is gone or refused: fall back to one push (not before LINE's
         # Retry-After, when it gave one).
         self._reply_to_push(row, now, row.last_error)
         if result.retry_after:
             row.next_attempt_at = now + timedelta(seconds=result.retry_after)
+
+    def _reply_expired(self, row: OutboxMessage, now: datetime) -> None:
+        if _maybe_sent(row):
+            self._unknown(row)
+        else:
+            self._reply_to_push(row, now, "reply token expired")
+
+    def _unknown(self, row: OutboxMessage) -> None:
+        row.status = "unknown"
+        self.stats["unknown"] += 1
 
     def _token_expired(self, row: OutboxMessage) -> bool:
         return row.reply_deadline is None or self.clock.now() >= row.reply_deadline
@@ -477,13 +492,28 @@ class Sender:
         self.stats["retried"] += 1
 
 
+def _maybe_sent(row: OutboxMessage) -> bool:
+    """An earlier try of this reply went unanswered (see `_apply_reply_failure`)."""
+    return error_detail(row)[1]
+
+
+def _error_text(detail: str, maybe_sent: bool) -> str:
+    detail = detail.removesuffix(MAYBE_SENT)
+    return detail[:255 - len(MAYBE_SENT)] + MAYBE_SENT if maybe_sent else detail[:255]
+
+
+def error_detail(row: OutboxMessage) -> tuple[str, bool]:
+    """A row's last error without the "may have arrived" mark, and whether it had it (the dashboard says so)."""
+    text = row.last_error or ""
+    return text.removesuffix(MAYBE_SENT), text.endswith(MAYBE_SENT)
+
+
 def stale_reason(row: OutboxMessage) -> tuple[str, bool] | None:
     """Why a dropped row was not sent, and whether an earlier try may have arrived (None for other rows)."""
     if row.status != "stale" or not (row.last_error or "").startswith(STALE_PREFIX):
         return None
-    reason = row.last_error[len(STALE_PREFIX):]
-    maybe_sent = reason.endswith(STALE_MAYBE_SENT)
-    return reason.removesuffix(STALE_MAYBE_SENT), maybe_sent
+    reason, maybe_sent = error_detail(row)
+    return reason[len(STALE_PREFIX):], maybe_sent
 
 
 def release_held(session: Session, office: str, now: datetime) -> int:

@@ -532,6 +532,11 @@ class FakeLineApi:
         with self._lock:
             self._reply_tokens[token] = chat_id
 
+    def reply_token_chat(self, token: str) -> str | None:
+        """The chat a reply token was registered for (None when it was not)."""
+        with self._lock:
+            return self._reply_tokens.get(token)
+
     def expire_reply_token(self, token: str) -> None:
         """Make a reply token invalid (as if more than a minute had passed)."""
         with self._lock:

@@ -139,27 +139,53 @@ def test_replies_of_one_request_are_sent_by_the_web_process(rt, sakata_user, ota
 
 # -- LINE misbehaving during a reply (the web process) ------------------------------------------
 
-def test_reply_reset_before_an_answer_is_unknown_and_never_resent(rt, sakata_user, fake_line):
+def test_reply_reset_before_an_answer_goes_again_on_its_token_once(rt, sakata_user, fake_line):
     fake_line.fail_next(status="reset", path_contains="/reply")
     response, elapsed = timed(lambda: sakata_user.says("予約"))
     assert response.status_code == 200 and elapsed < ACK_DEADLINE
     (reply,) = rows(rt)
-    assert (reply.kind, reply.status) == ("reply", "unknown")
-    assert reply.last_error
+    assert (reply.kind, reply.status) == ("reply", "pending")   # it may have arrived: the same token again
+    assert outbox.error_detail(reply)[1]
+    run_worker(rt, 2)
+    assert [(r.kind, r.status) for r in rows(rt)] == [("reply", "sent")]
     run_worker(rt, 120)
-    assert len(fake_line.calls) == 1  # never re-sent, as a reply or a push
+    assert [c.path for c in fake_line.calls] == ["/v2/bot/message/reply"] * 2   # never as a push
+    assert len(sakata_user.texts()) == 1
 
 
 @pytest.mark.parametrize("after_accept", [False, True])
-def test_reply_answered_500_is_unknown_and_never_resent(rt, sakata_user, fake_line, after_accept):
+def test_reply_answered_500_goes_again_on_its_token_and_arrives_once(rt, sakata_user, fake_line, after_accept):
+    """LINE takes a reply token once: sending a reply again on its own token cannot make it arrive twice."""
     fake_line.fail_next(status=500, path_contains="/reply", fail_after_accept=after_accept)
     response, elapsed = timed(lambda: sakata_user.says("予約"))
     assert response.status_code == 200 and elapsed < ACK_DEADLINE
-    assert [(r.kind, r.status) for r in rows(rt)] == [("reply", "unknown")]
+    assert [(r.kind, r.status) for r in rows(rt)] == [("reply", "pending")]
+    run_worker(rt, 2)
+    # Delivered by the second try; or refused by LINE (the token was used by the first): of unknown fate.
+    assert [(r.kind, r.status) for r in rows(rt)] == [("reply", "unknown" if after_accept else "sent")]
     run_worker(rt, 120)
-    assert len(fake_line.calls) == 1
-    # At most once: it arrived exactly when LINE had accepted it.
-    assert len(sakata_user.texts()) == (1 if after_accept else 0)
+    assert [c.path for c in fake_line.calls] == ["/v2/bot/message/reply"] * 2   # never as a push
+    assert len(sakata_user.texts()) == 1
+    assert all(r.payload == outbox.spent_payload() for r in rows(rt))
+
+
+def test_reply_that_may_have_arrived_is_never_pushed_when_its_token_ends(rt, sakata_user, fake_line):
+    fake_line.fail_next(n=2, status=500, path_contains="/reply", fail_after_accept=True)
+    assert sakata_user.says("予約").status_code == 200
+    run_worker(rt, 2)        # LINE answers 400: the token was used (by the first try)
+    run_worker(rt, 120)
+    (reply,) = rows(rt)
+    assert (reply.kind, reply.status) == ("reply", "unknown")
+    assert fake_line.calls_to("/push") == [] and len(sakata_user.texts()) == 1
+
+
+def test_reply_that_may_have_arrived_is_of_unknown_fate_once_its_token_is_gone(rt, sakata_user, fake_line):
+    fake_line.fail_next(status="reset", path_contains="/reply")
+    assert sakata_user.says("予約").status_code == 200
+    run_worker(rt, 90)       # the worker comes back after the token's minute
+    (reply,) = rows(rt)
+    assert (reply.kind, reply.status) == ("reply", "unknown")
+    assert len(fake_line.calls) == 1 and fake_line.calls_to("/push") == []
 
 
 def test_reply_answered_429_is_retried_while_the_token_lives(rt, sakata_user, fake_line):
@@ -220,7 +246,7 @@ def test_reply_with_line_down_goes_as_a_reply_when_line_returns_in_time(make_app
     assert len(user.texts()) == 1
 
 
-def test_reply_with_line_slow_5s_acknowledges_in_time_and_is_not_resent(make_app, private_fake):
+def test_reply_with_line_slow_5s_acknowledges_in_time_and_is_not_pushed(make_app, private_fake):
     app = make_app(line_api_base_url=private_fake.url)
     rt = app.extensions["madoguchi"]
     user = user_on(app, private_fake)
@@ -228,9 +254,10 @@ def test_reply_with_line_slow_5s_acknowledges_in_time_and_is_not_resent(make_app
     response, elapsed = timed(lambda: user.says("予約"))
     assert response.status_code == 200
     assert elapsed < ACK_DEADLINE
-    assert [(r.kind, r.status) for r in rows(rt)] == [("reply", "unknown")]
+    assert [(r.kind, r.status) for r in rows(rt)] == [("reply", "pending")]
     private_fake.set_delay(0)
-    run_worker(rt, 120)
+    run_worker(rt, 120)   # its token is gone: the try may have arrived (it did), so never a push
+    assert [(r.kind, r.status) for r in rows(rt)] == [("reply", "unknown")]
     assert len(private_fake.calls_to("/reply")) == 1
     assert private_fake.calls_to("/push") == []
 
@@ -243,7 +270,7 @@ def test_reply_with_line_timing_out_acknowledges_in_time(rt, sakata_user, fake_l
     finally:
         fake_line.timeout_seconds = 6.0
     assert response.status_code == 200 and elapsed < ACK_DEADLINE
-    assert [r.status for r in rows(rt)] == ["unknown"]
+    assert [r.status for r in rows(rt)] == ["pending"]   # tried again on its token (at most once delivered)
 
 
 def test_reply_budget_leaves_what_does_not_fit_to_the_worker(make_app, private_fake):
@@ -255,10 +282,11 @@ def test_reply_budget_leaves_what_does_not_fit_to_the_worker(make_app, private_f
     private_fake.set_delay(5)
     response, elapsed = timed(lambda: user.post(user.body(events)))
     assert response.status_code == 200 and elapsed < ACK_DEADLINE
-    assert [r.status for r in rows(rt)] == ["unknown", "pending", "pending"]
+    assert [r.status for r in rows(rt)] == ["pending", "pending", "pending"]
+    assert [outbox.error_detail(r)[1] for r in rows(rt)] == [True, False, False]   # only the first was tried
     private_fake.set_delay(0)
     run_worker(rt)
-    assert [r.status for r in rows(rt)] == ["unknown", "sent", "sent"]
+    assert [r.status for r in rows(rt)] == ["pending", "sent", "sent"]
     assert len(private_fake.calls_to("/reply")) == 3  # each tried once
 
 

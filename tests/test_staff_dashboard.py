@@ -1072,3 +1072,14 @@ def test_the_audit_log_takes_free_text_only_encrypted(rt):
             audit.record(s, "sakata", audit.Actor.system(), "cancel_for_user", rt.clock.now(), note=MEMO)
         with pytest.raises(TypeError):
             audit.record(s, "sakata", audit.Actor.system(), "cancel_for_user", rt.clock.now(), sealed_note=MEMO)
+
+
+def test_the_outbox_page_says_in_japanese_that_a_reply_of_unknown_fate_may_have_arrived(rt, staff, fake_line, user):
+    fake_line.fail_next(2, 500, path_contains="/reply", fail_after_accept=True)
+    assert user.says("ヘルプ").status_code == 200
+    rt.clock.advance(seconds=2)
+    run_worker(rt)            # tried again on its token: LINE answers 400, the token was used by the first try
+    assert [r.status for r in outbox_rows(rt, kind="reply")] == ["unknown"]
+    page = _page(staff, "/staff/outbox")
+    assert "届いたか不明" in page and "すでに届いている場合があります" in page
+    assert "may have arrived" not in page

@@ -648,7 +648,8 @@ def outbox_rows():
         bookings = {b.reference: b for b in s.scalars(select(Booking).where(
             Booking.office_id == office.id, Booking.reference.in_(references)))} if references else {}
         dropped = {r.id: outbox.stale_reason(r) for r in rows if r.status == "stale"}
-        return render_template("staff/outbox.html", rows=rows, bookings=bookings, dropped=dropped,
+        errors = {r.id: outbox.error_detail(r) for r in rows}
+        return render_template("staff/outbox.html", rows=rows, bookings=bookings, dropped=dropped, errors=errors,
                                token_setting=f"LINE_CHANNEL_ACCESS_TOKEN_{office.id.upper()}")
 
 

@@ -10,7 +10,8 @@ drains everything on a clock moved forward pass after pass.
 `FaultRun.check()` lists what broke the promises (empty: all held):
 - every push row was delivered exactly once (its retry key accepted once, nothing delivered without a row);
 - the pushes to each user arrived in the order they were queued;
-- each reply token was used at most once; a reply whose outcome is unknown was never sent again;
+- each reply token was used at most once (a reply that may have arrived goes again only on its own token,
+  which LINE takes once); a reply that may have arrived was never pushed to its chat;
 - the rows held for the quota were delivered after it came back;
 - every confirmed request's confirmation arrived exactly once, every receipt at most once.
 """
@@ -51,7 +52,7 @@ class FaultFigures:
     retried: int = 0          # message calls made again for a row already tried
     held: int = 0             # answers "monthly limit" (rows held until the quota came back)
     failed: int = 0           # rows given up
-    unknown_replies: int = 0  # replies whose outcome LINE never told (never resent)
+    unknown_replies: int = 0  # replies whose outcome LINE never told (never pushed)
     faults: Counter = field(default_factory=Counter)
     passes: int = 0
 
@@ -186,7 +187,7 @@ class FaultRun:
         problems += self._order_problems(pushes)
         tokens = Counter(d.reply_token for d in self.fake.deliveries("reply"))
         problems += [f"reply token {t[:8]}… used {n} times" for t, n in tokens.items() if n > 1]
-        problems += self._replies_sent_again()
+        problems += self._replies_pushed_again()
         by_id = {r.id: r for r in rows}
         for row_id in self.quota_held:
             if push_outcome_problem(by_id[row_id], delivered[by_id[row_id].retry_key]):
@@ -195,18 +196,19 @@ class FaultRun:
         problems += self._user_problems()
         return problems
 
-    def _replies_sent_again(self) -> list[str]:
-        """A reply call after one that may have delivered (no answer, 5xx, 2xx, a fault after accepting)."""
-        maybe_delivered: set[str] = set()
-        problems = []
+    def _replies_pushed_again(self) -> list[str]:
+        """A push to a reply's chat carrying that reply's messages after a try of it that may have delivered (no
+        answer, a 5xx or 2xx, a fault after accepting): the reply could then have arrived twice."""
+        maybe_delivered: list[tuple[str, list]] = []
         for call in self.fake.calls_to("/reply"):
             token = call.body.get("replyToken") if isinstance(call.body, dict) else None
-            if token in maybe_delivered:
-                problems.append(f"reply token {token[:8]}… sent again after an outcome that may have delivered it")
             certainly_not = call.status is not None and 400 <= call.status < 500 and "after accept" not in (call.fault or "")
-            if not certainly_not:
-                maybe_delivered.add(token)
-        return problems
+            chat = self.fake.reply_token_chat(token) if token else None
+            if not certainly_not and chat:
+                maybe_delivered.append((chat, call.body.get("messages")))
+        pushed = {(d.to, repr(d.messages)) for d in self.fake.deliveries("push")}
+        return [f"a reply to {chat[:9]}… that may have arrived was pushed too"
+                for chat, messages in maybe_delivered if (chat, repr(messages)) in pushed]
 
     def _order_problems(self, pushes: dict[str, OutboxMessage]) -> list[str]:
         problems = []
