@@ -23,7 +23,7 @@ from sqlalchemy import select
 from werkzeug.serving import make_server
 
 from bot import line_client as lc
-from bot import outbox
+from bot import outbox, richmenu
 from bot.clock import TOKYO
 from bot.models import StaffGroupSighting
 from bot.simulator import events, store
@@ -248,6 +248,24 @@ def test_rich_menu_deployed_through_both_hosts_shows_in_the_simulator(live):
     image = client.get(shown["image_url"])
     assert image.status_code == 200 and image.data.startswith(b"\x89PNG")
     assert client.get("/simulator/richmenu?office=otaru").get_json()["source"] == "definition"
+
+
+def test_the_simulators_rich_menu_button_deletes_the_menus_earlier_installs_made(live):
+    """The button does what `richmenu deploy` does: a second install leaves one menu of the app, the new default;
+    a menu of another name (a campaign's) is not the app's to delete."""
+    rt = live.extensions["madoguchi"]
+    client = live.test_client()
+    campaign = richmenu.default_menu()
+    with rt.db.transaction() as s:
+        store.create_rich_menu(s, "sakata", "richmenu-campaign", dict(campaign.request(), name="campaign"),
+                               rt.clock.now())
+    first = client.post("/simulator/richmenu/deploy", json={"office": "sakata"}).get_json()["rich_menu_id"]
+    second = client.post("/simulator/richmenu/deploy", json={"office": "sakata"}).get_json()
+    with rt.db.reading() as s:
+        assert sorted(m.rich_menu_id for m in store.rich_menus(s, "sakata")) == sorted(
+            [second["rich_menu_id"], "richmenu-campaign"])
+    assert second["rich_menu_id"] != first and second["deleted"] == [first] and second["left"] == []
+    assert client.get("/simulator/richmenu?office=sakata").get_json()["rich_menu_id"] == second["rich_menu_id"]
 
 
 # -- the simulator's events: signed, LINE-shaped, through the real callback -----------------------------------
