@@ -84,6 +84,15 @@ def test_page_is_served_in_development_with_nothing_from_outside(client):
     assert client.get("/static/richmenu/menu.png").status_code == 200
 
 
+def test_page_tells_a_newcomer_how_to_log_in_to_the_dashboard_and_what_the_staff_pane_shows(client):
+    """The dashboard link leads to a login no account exists for yet: the page gives the command that makes one
+    (the one README gives); the staff pane, empty until a request arrives, says what will appear in it."""
+    html = client.get("/simulator").get_data(as_text=True)
+    assert ("printf '%s\\n' \"$PASSWORD\" | .venv/bin/flask --app app staff create-user --office sakata --username "
+            "tanaka --role admin --password-stdin") in html
+    assert "ここに職員向けのカード" in html
+
+
 def test_development_note_names_the_staff_group_setting(client):
     html = client.get("/simulator").get_data(as_text=True)
     assert f"LINE_STAFF_GROUP_ID_SAKATA={events.default_group_id('sakata')}" in html
