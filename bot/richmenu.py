@@ -3,11 +3,13 @@
 Each area is a message action that sends a chat word, so tapping it is the same as typing it.
 The picture is a PNG shipped in static/ (no download or drawing at run time); `picture_html()`
 is the page it was rendered from, so a changed definition can be drawn again.
+`deploy()` puts it on an office's account and deletes the menus an earlier deploy made: `richmenu deploy` and
+the simulator's button both run it, and differ only in how they report.
 """
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
@@ -57,6 +59,33 @@ class RichMenu:
         data = self.picture_path.read_bytes()
         check_picture(data, self.width, self.height)
         return data
+
+
+@dataclass
+class Deployed:
+    """What `deploy()` did once the new menu was the default."""
+
+    menu_id: str
+    deleted: list[str] = field(default_factory=list)       # earlier menus deleted
+    left: list[str] = field(default_factory=list)          # earlier menus LINE did not delete
+    unlisted: Exception | None = None                      # the earlier menus could not be listed
+
+
+def deploy(line, office_id: str, menu: RichMenu, picture: bytes) -> Deployed:
+    """Create the menu, upload its picture and make it the default (`line.deploy_rich_menu`, whose error is
+    raised: nothing changed for the users), then delete the menus an earlier deploy made: those of the
+    definition's name other than the new one, so that LINE keeps one. A menu of another name is never ours to
+    delete. A failure after the new menu is the default is not raised but returned: the deploy is done, and the
+    next one tries again."""
+    done = Deployed(line.deploy_rich_menu(office_id, menu.request(), picture))
+    try:
+        earlier = [i for i in line.rich_menu_ids(office_id, menu.name) if i != done.menu_id]
+    except Exception as exc:  # noqa: BLE001 - the SDK's ApiException and network errors alike
+        done.unlisted = exc
+        return done
+    for old in earlier:
+        (done.deleted if line.delete_rich_menu(office_id, old) else done.left).append(old)
+    return done
 
 
 def _cuts(total: int, parts: int) -> list[tuple[int, int]]:

@@ -23,7 +23,7 @@ from sqlalchemy import select
 from werkzeug.serving import make_server
 
 from bot import line_client as lc
-from bot import outbox
+from bot import outbox, richmenu
 from bot.clock import TOKYO
 from bot.models import StaffGroupSighting
 from bot.simulator import events, store
@@ -82,6 +82,15 @@ def test_page_is_served_in_development_with_nothing_from_outside(client):
     assert client.get("/static/simulator/simulator.js").status_code == 200
     assert client.get("/static/simulator/simulator.css").status_code == 200
     assert client.get("/static/richmenu/menu.png").status_code == 200
+
+
+def test_page_tells_a_newcomer_how_to_log_in_to_the_dashboard_and_what_the_staff_pane_shows(client):
+    """The dashboard link leads to a login no account exists for yet: the page gives the command that makes one
+    (the one README gives); the staff pane, empty until a request arrives, says what will appear in it."""
+    html = client.get("/simulator").get_data(as_text=True)
+    assert ("printf '%s\\n' \"$PASSWORD\" | .venv/bin/flask --app app staff create-user --office sakata --username "
+            "tanaka --role admin --password-stdin") in html
+    assert "ここに職員向けのカード" in html
 
 
 def test_development_note_names_the_staff_group_setting(client):
@@ -248,6 +257,24 @@ def test_rich_menu_deployed_through_both_hosts_shows_in_the_simulator(live):
     image = client.get(shown["image_url"])
     assert image.status_code == 200 and image.data.startswith(b"\x89PNG")
     assert client.get("/simulator/richmenu?office=otaru").get_json()["source"] == "definition"
+
+
+def test_the_simulators_rich_menu_button_deletes_the_menus_earlier_installs_made(live):
+    """The button does what `richmenu deploy` does: a second install leaves one menu of the app, the new default;
+    a menu of another name (a campaign's) is not the app's to delete."""
+    rt = live.extensions["madoguchi"]
+    client = live.test_client()
+    campaign = richmenu.default_menu()
+    with rt.db.transaction() as s:
+        store.create_rich_menu(s, "sakata", "richmenu-campaign", dict(campaign.request(), name="campaign"),
+                               rt.clock.now())
+    first = client.post("/simulator/richmenu/deploy", json={"office": "sakata"}).get_json()["rich_menu_id"]
+    second = client.post("/simulator/richmenu/deploy", json={"office": "sakata"}).get_json()
+    with rt.db.reading() as s:
+        assert sorted(m.rich_menu_id for m in store.rich_menus(s, "sakata")) == sorted(
+            [second["rich_menu_id"], "richmenu-campaign"])
+    assert second["rich_menu_id"] != first and second["deleted"] == [first] and second["left"] == []
+    assert client.get("/simulator/richmenu?office=sakata").get_json()["rich_menu_id"] == second["rich_menu_id"]
 
 
 # -- the simulator's events: signed, LINE-shaped, through the real callback -----------------------------------

@@ -12,7 +12,7 @@ from werkzeug.security import generate_password_hash
 
 from bot.schema import Base
 from bot.staff import auth, jobs, throttle
-from bot.staff.models import LoginAddressFailure, LoginFailure
+from bot.staff.models import AuditEntry, LoginAddressFailure, LoginFailure
 from tests.staffkit import fast_password_hashing  # noqa: F401 - autouse fixture
 from tests.staffkit import PASSWORD, create_staff, csrf, login, logins_at_once, post
 
@@ -302,3 +302,31 @@ def test_an_administrator_lifts_the_throttle_of_an_address(rt, app):
     assert again.exit_code == 0 and f"{OFFICE} was not throttled" in again.output
     misuse = cli.invoke(args=["staff", "unthrottle", "--address", "not-an-address"])
     assert misuse.exit_code == 2 and "not an IPv4 or IPv6 address" in misuse.output
+
+
+def test_lifting_a_throttle_is_in_every_offices_audit_log(rt, app):
+    """A throttle holds for every office, so lifting it belongs to none: the audit keeps one entry of the whole
+    deployment, which each office's log shows (what was lifted, when, by which command, whether it was on), and
+    which holds the address only as the throttle does, a keyed hash."""
+    create_staff(rt, office="sakata", username="tanaka")
+    create_staff(rt, office="otaru", username="sato")
+    assert _spray(_from(app, ELSEWHERE), throttle.ADDRESS_LIMIT)[-1] == 429
+    cli = app.test_cli_runner()
+    assert cli.invoke(args=["staff", "unthrottle", "--address", ELSEWHERE]).exit_code == 0
+    rt.clock.advance(minutes=1)
+    assert cli.invoke(args=["staff", "unthrottle", "--address", ELSEWHERE]).exit_code == 0
+    with rt.db.reading() as s:
+        lifts = list(s.scalars(select(AuditEntry).where(AuditEntry.action == "unthrottle_address")
+                               .order_by(AuditEntry.id)))
+    assert [(e.office_id, e.actor, e.detail["command"], e.detail["throttled"]) for e in lifts] == [
+        (None, "cli", "staff unthrottle", True), (None, "cli", "staff unthrottle", False)]
+    assert lifts[0].detail["address_key"] == throttle.address_key(rt.config, ELSEWHERE)
+    assert all(ELSEWHERE not in str((e.detail, e.ip)) for e in lifts)
+    for username in ("tanaka", "sato"):
+        staff = app.test_client()
+        assert login(staff, username=username).status_code == 302
+        page = staff.get("/staff/audit").get_data(as_text=True)
+        assert page.count("接続元アドレスのログイン制限の解除") == 2, username
+        assert "（全事業所共通）（コマンド: staff unthrottle）" in page
+        assert "（制限中ではありませんでした）（全事業所共通）" in page
+        assert "サーバー上のコマンド" in page and ELSEWHERE not in page

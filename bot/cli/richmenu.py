@@ -36,7 +36,7 @@ def deploy(office_id: str) -> None:
         click.echo(f"the rich menu picture cannot be used: {exc}", err=True)
         sys.exit(1)
     try:
-        menu_id = rt.line.deploy_rich_menu(office.id, menu.request(), picture)
+        done = richmenu.deploy(rt.line, office.id, menu, picture)
     except Exception as exc:  # noqa: BLE001 - the SDK's ApiException and network errors alike
         status = getattr(exc, "status", None)
         click.echo(f"LINE did not accept the rich menu ({type(exc).__name__}"
@@ -48,29 +48,24 @@ def deploy(office_id: str) -> None:
         elif left is None:
             click.echo("the menu created for it was removed again; run the command again", err=True)
         sys.exit(1)
-    _remove_earlier(rt, office.id, menu.name, menu_id)
-    click.echo(menu_id)
+    _report_earlier(done, office.id)
+    click.echo(done.menu_id)
 
 
-def _remove_earlier(rt, office_id: str, name: str, menu_id: str) -> None:
-    """Delete the menus an earlier deploy made (those of the definition's name, other than the one just made the
-    default), so that LINE keeps one. A menu of another name is never ours to delete. A failure here leaves the
-    new menu the default: it is reported, and the next deploy tries again."""
-    try:
-        earlier = [i for i in rt.line.rich_menu_ids(office_id, name) if i != menu_id]
-    except Exception as exc:  # noqa: BLE001 - the SDK's ApiException and network errors alike
-        status = getattr(exc, "status", None)
-        click.echo(f"the new menu is the default, but the earlier ones could not be listed ({type(exc).__name__}"
-                   f"{f', http {status}' if status else ''}): run `richmenu deploy {office_id}` again later to "
-                   "remove them", err=True)
-        return
-    for old in earlier:
-        if rt.line.delete_rich_menu(office_id, old):
-            click.echo(f"the earlier menu {old} was deleted")
-        else:
-            click.echo(f"the new menu is the default, but the earlier menu {old} could not be deleted: nobody sees "
-                       f"it; run `richmenu deploy {office_id}` again later, or delete it with the Messaging API "
-                       f"(DELETE /v2/bot/richmenu/{old})", err=True)
+def _report_earlier(done: richmenu.Deployed, office_id: str) -> None:
+    """What became of the menus an earlier deploy made. A failure there leaves the new menu the default: it is
+    reported, and the next deploy tries again."""
+    if done.unlisted is not None:
+        status = getattr(done.unlisted, "status", None)
+        click.echo(f"the new menu is the default, but the earlier ones could not be listed "
+                   f"({type(done.unlisted).__name__}{f', http {status}' if status else ''}): run "
+                   f"`richmenu deploy {office_id}` again later to remove them", err=True)
+    for old in done.deleted:
+        click.echo(f"the earlier menu {old} was deleted")
+    for old in done.left:
+        click.echo(f"the new menu is the default, but the earlier menu {old} could not be deleted: nobody sees "
+                   f"it; run `richmenu deploy {office_id}` again later, or delete it with the Messaging API "
+                   f"(DELETE /v2/bot/richmenu/{old})", err=True)
 
 
 def _what_to_check(rt, office_id: str, status: int | None) -> str:

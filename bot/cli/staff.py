@@ -5,6 +5,9 @@ from standard input (one line; never prompts). Exit 0 created, 1 failed (e.g. th
 
 `staff unthrottle --address <ip>` lets a client address that failed too many logins (bot/staff/throttle.py) log
 in again before its 15 minutes end, and clears its count. Exit 0 (whether or not it was throttled), 2 misuse.
+The throttle holds for every office, so its lifting is recorded in the audit log of no one office, which every
+office's log shows: the command, the time, whether the address was throttled, and the address's keyed hash as
+the throttle keeps it (never the address).
 """
 from __future__ import annotations
 
@@ -44,7 +47,7 @@ def create_user_command(office_id: str, username: str, role: str, password_stdin
             now = rt.clock.now()
             user = auth.create_user(s, office_id=office_id, username=username, password=password, role=role,
                                     now=now)
-            audit.record(s, office_id, audit.Actor(label="cli"), "create_user", now, account=user.username,
+            audit.record(s, office_id, audit.Actor.cli(), "create_user", now, account=user.username,
                          role=role)
     except auth.AccountError as exc:
         click.echo(f"cannot create the account: {_explain(exc.code)}", err=True)
@@ -63,7 +66,10 @@ def unthrottle_command(address: str) -> None:
         click.echo(f"{address!r} is not an IPv4 or IPv6 address", err=True)
         sys.exit(2)
     with rt.db.transaction() as s:
-        lifted = throttle.lift(s, key, rt.clock.now())
+        now = rt.clock.now()
+        lifted = throttle.lift(s, key, now)
+        audit.record(s, audit.DEPLOYMENT, audit.Actor.cli(), "unthrottle_address", now,
+                     command="staff unthrottle", throttled=lifted, address_key=key)
     if lifted:
         click.echo(f"the login throttle of {address.strip()} is lifted: it may log in again")
     else:

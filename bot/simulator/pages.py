@@ -168,17 +168,21 @@ def richmenu_image(office: str, menu_id: str):
 
 @bp.post("/richmenu/deploy")
 def richmenu_deploy():
-    """The same as `flask --app app richmenu deploy <office>`, through the fake API."""
+    """The same as `flask --app app richmenu deploy <office>` (bot.richmenu.deploy), through the fake API: the
+    menus an earlier install made (same name) are deleted once the new one is the default."""
     rt = _rt()
     office = _office(_payload().get("office"))
     menu = richmenu.default_menu()
     try:
-        menu_id = rt.line.deploy_rich_menu(office.id, menu.request(), menu.picture())
+        done = richmenu.deploy(rt.line, office.id, menu, menu.picture())
     except Exception as exc:  # noqa: BLE001 - the SDK's errors and network errors alike
         failure = type(exc).__name__
         log.warning("simulator rich menu deploy failed office=%s error=%s", office.id, failure)
         return jsonify({"error": failure}), 502
-    return jsonify({"rich_menu_id": menu_id})
+    if done.unlisted is not None or done.left:
+        log.warning("simulator rich menu deploy left earlier menus office=%s left=%s unlisted=%s", office.id,
+                    len(done.left), type(done.unlisted).__name__ if done.unlisted is not None else "-")
+    return jsonify({"rich_menu_id": done.menu_id, "deleted": done.deleted, "left": done.left})
 
 
 # -- the shared clock, the worker, the quota --------------------------------------------------------

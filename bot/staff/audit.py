@@ -1,11 +1,15 @@
-"""The audit log: one row per staff action or view of personal details (who, what, when; no personal data)."""
+"""The audit log: one row per staff action or view of personal details (who, what, when; no personal data).
+
+An entry of no office (`DEPLOYMENT`) records what an operator did for the whole deployment from the server's
+shell (lifting a client address's login throttle, which holds whatever office a login is for); every office's
+log shows it."""
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from bot.models import Booking
@@ -13,6 +17,8 @@ from bot.staff.models import AuditEntry
 
 SYSTEM = "system"
 LINE_GROUP = "line_group"
+CLI = "cli"                 # an operator at the server's shell (`flask --app app …`)
+DEPLOYMENT = None           # the office of an entry that concerns every office
 
 
 @dataclass(frozen=True)
@@ -36,11 +42,16 @@ class Actor:
     def system(cls) -> "Actor":
         return cls(label=SYSTEM)
 
+    @classmethod
+    def cli(cls) -> "Actor":
+        return cls(label=CLI)
 
-def record(session: Session, office_id: str, actor: Actor, action: str, now: datetime,
+
+def record(session: Session, office_id: str | None, actor: Actor, action: str, now: datetime,
            booking: Booking | None = None, *, sealed_note: bytes | None = None, **detail: Any) -> AuditEntry:
     """Add one audit row in the caller's transaction. `detail` holds ids, keys and slots only; a memo staff
-    wrote is personal and comes already encrypted (`personal.seal_note`)."""
+    wrote is personal and comes already encrypted (`personal.seal_note`). `office_id` DEPLOYMENT: every office's
+    log shows the entry."""
     if sealed_note is not None and not isinstance(sealed_note, bytes):
         raise TypeError("an audit memo is stored encrypted: pass personal.seal_note(...)")
     if "note" in detail:
@@ -60,7 +71,9 @@ def for_booking(session: Session, booking_id: int) -> list[AuditEntry]:
 
 
 def recent(session: Session, office_id: str, limit: int = 200) -> list[AuditEntry]:
-    return list(session.scalars(select(AuditEntry).where(AuditEntry.office_id == office_id)
+    """The office's latest entries, with those of the whole deployment."""
+    mine = or_(AuditEntry.office_id == office_id, AuditEntry.office_id.is_(None))
+    return list(session.scalars(select(AuditEntry).where(mine)
                                 .order_by(AuditEntry.at.desc(), AuditEntry.id.desc()).limit(limit)))
 
 
@@ -77,6 +90,12 @@ def subject(entry: AuditEntry) -> dict[str, Any]:
         found["account"] = detail["account"]
     if detail.get("first") and detail.get("last"):
         found["period"] = (detail["first"], detail["last"])
+    if entry.office_id is DEPLOYMENT:
+        found["deployment"] = True
+    if detail.get("command"):
+        found["command"] = detail["command"]
+    if detail.get("throttled") is False:
+        found["not_throttled"] = True
     return found
 
 

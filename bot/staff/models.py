@@ -64,11 +64,14 @@ class AuditEntry(Base):
     user's behalf or the reason they type when they correct an attendance, is personal: it is kept in `note`,
     Fernet-encrypted (bot.crypto), and erased with the booking's details; the entry itself (action, time,
     actor) stays.
+
+    An entry of no office (`office_id` NULL) concerns the whole deployment, e.g. an operator lifting a client
+    address's login throttle (`staff unthrottle`), which holds for every office: every office's log shows it.
     """
 
     __tablename__ = "staff_audit"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    office_id: Mapped[str] = mapped_column(String(32), index=True)
+    office_id: Mapped[str | None] = mapped_column(String(32), index=True)  # None: the whole deployment
     at: Mapped[datetime] = mapped_column(index=True)
     actor: Mapped[str] = mapped_column(String(80))  # a username, "line_group" or "system"
     user_id: Mapped[int | None] = mapped_column(ForeignKey("staff_users.id"), default=None)

@@ -143,3 +143,17 @@ def test_on_a_phone_screen_the_form_links_bubble_fits_the_chat(phone_screen):
     assert chat.evaluate("chat => chat.scrollWidth - chat.clientWidth") <= 0
     chat_right = chat.evaluate("chat => chat.getBoundingClientRect().right")
     assert bubble.evaluate("bubble => bubble.getBoundingClientRect().right") <= chat_right
+
+
+def test_setting_the_clock_with_no_time_chosen_sends_nothing(page, live_server):
+    """設定 with the field empty, or with only the date typed (a datetime-local field then has no value), is refused
+    by the field and sends nothing; it used to send an empty time, which put the clock back to real time (the
+    other button's job, 実時間に戻す)."""
+    open_simulator(page, live_server.url)
+    form = page.locator("#clock-form")
+    form.evaluate("f => { window.clockSubmits = 0; f.addEventListener('submit', () => window.clockSubmits++); }")
+    form.get_by_role("button", name="設定", exact=True).click()
+    page.locator("#clock-input").press_sequentially("12062026")        # the date only, no time yet
+    form.get_by_role("button", name="設定", exact=True).click()
+    assert page.evaluate("window.clockSubmits") == 0                    # a submit event fires during the click
+    expect(page.locator("#clock-input")).to_have_js_property("validity.valueMissing", True)
