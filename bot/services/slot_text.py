@@ -43,6 +43,7 @@ from __future__ import annotations
 import bisect
 import re
 import unicodedata
+from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 
 from bot.clock import TOKYO
@@ -244,22 +245,59 @@ _MAX_BETWEEN = 24
 _RECENT_PAST = timedelta(days=31)
 
 
-def parse_slot_text(text: str, now: datetime) -> datetime | None:
-    """The slot start a user typed (see the module's docstring), or None when there is none or it is no real,
-    unambiguous date and time. `now` is the bot's clock (timezone-aware); the result is in Asia/Tokyo.
+@dataclass(frozen=True)
+class SlotReading:
+    """What a typed text says of a slot: the start it chooses, or that it turns a date, a time or a number down
+    (`declined`: it then chooses nothing, and the bot asks again which slot is wanted), or neither."""
+    start: datetime | None = None
+    declined: bool = False
 
-    A month/day without a year is that of the first occurrence on or after about a month ago, so the result
+
+def read_slot_text(text: str, now: datetime) -> SlotReading:
+    """Read the text once for both: the slot start a user typed (see the module's docstring), None when there is
+    none or it is no real, unambiguous date and time; and whether the text declines (see `declines_slot`).
+    `now` is the bot's clock (timezone-aware); the start is in Asia/Tokyo.
+
+    A month/day without a year is that of the first occurrence on or after about a month ago, so the start
     lies within roughly [today - 1 month, today + 11 months].
     """
     if now.tzinfo is None or now.utcoffset() is None:
         raise ValueError("a timezone-aware datetime is required")
-    now = now.astimezone(TOKYO)
+    value, dates, choice, declined = _read(text)
+    if choice is None:
+        return SlotReading(declined=declined)             # `12/7 14<hour> <is no good>`: see declines_slot
+    return SlotReading(start=_start(value, dates, choice, now.astimezone(TOKYO)))
+
+
+def parse_slot_text(text: str, now: datetime) -> datetime | None:
+    """The slot start a user typed, or None (see `read_slot_text`)."""
+    return read_slot_text(text, now).start
+
+
+def declines_slot(text: str) -> bool:
+    """Does the text name a date, a time or a number with a word that turns it down (`12/7 <other than>`,
+    `12/7 14<hour> <is impossible>`, `not Dec 7`, `2<ban> <no good>`), and not only another date than the one it
+    chooses (see `_choice`)? Such a text chooses nothing (`read_slot_text` reads no slot in it); the bot asks
+    again which slot is wanted."""
+    return _read(text)[3]
+
+
+Pair = tuple[re.Match, re.Match]
+
+
+def _read(text: str) -> tuple[str, list[re.Match], Pair | None, bool]:
+    """The normalised text, its dates, the date and time it chooses (see `_choice`), and whether it declines: a
+    declining word with a date, a time or a number named (`<impossible>` alone turns nothing down)."""
     value = _normalised(text)
     dates = list(_DATE.finditer(value))
     times = list(_TIME.finditer(value))
-    choice, _declined = _choice(value, _pairs(value, dates, times))
-    if choice is None:
-        return None                                       # `12/7 14<hour> <is no good>`: see declines_slot
+    choice, declined = _choice(value, _pairs(value, dates, times))
+    named = bool(dates or times or re.search(r"\d", value))
+    return value, dates, choice, declined and named
+
+
+def _start(value: str, dates: list[re.Match], choice: Pair, now: datetime) -> datetime | None:
+    """The moment the chosen date and time name (None when it is no real, unambiguous one)."""
     found, said = choice
     at = _time(said)
     if at is None:
@@ -270,22 +308,6 @@ def parse_slot_text(text: str, now: datetime) -> datetime | None:
         return None                                   # `<the week after next> Monday`, `<next month> 10<day>`
     on = _date(found, at, now)
     return None if on is None else datetime.combine(on, at, tzinfo=TOKYO)
-
-
-def declines_slot(text: str) -> bool:
-    """Does the text name a date, a time or a number with a word that turns it down (`12/7 <other than>`,
-    `12/7 14<hour> <is impossible>`, `not Dec 7`, `2<ban> <no good>`), and not only another date than the one it
-    chooses (see `_choice`)? Such a text chooses nothing (`parse_slot_text` reads no slot in it); the bot asks
-    again which slot is wanted."""
-    value = _normalised(text)
-    named = re.search(r"\d", value) or _DATE.search(value) or _TIME.search(value)
-    if not named:
-        return False
-    dates = list(_DATE.finditer(value))
-    return _choice(value, _pairs(value, dates, list(_TIME.finditer(value))))[1]
-
-
-Pair = tuple[re.Match, re.Match]
 
 
 def _pairs(value: str, dates: list[re.Match], times: list[re.Match]) -> list[Pair]:
