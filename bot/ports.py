@@ -8,7 +8,8 @@ from sqlalchemy.orm import Session
 
 from bot.models import Conversation
 from bot.services import bookings, holds, terms
-from bot.services.slot_text import declines_slot
+from bot.services.slot_text import read_slot_text
+from dialogs.ports import TypedSlot
 
 
 class SessionPorts:
@@ -96,8 +97,6 @@ class SessionPorts:
     def hold_ran_out(self) -> bool:
         return holds.ran_out(self.s, self.conv, self.now)
 
-    def parse_slot(self, text: str) -> str | None:
-        return holds.parse_typed(self.office, text, self.now)
-
-    def declines_slot(self, text: str) -> bool:
-        return declines_slot(text)
+    def read_slot(self, text: str) -> TypedSlot:
+        reading = read_slot_text(text, self.now)
+        return TypedSlot(start=reading.start.isoformat() if reading.start else None, declined=reading.declined)

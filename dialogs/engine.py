@@ -32,12 +32,11 @@ def apply(talk: Talk, routed: Routed) -> None:
     """Fire the routed trigger: a machine step, or one of the words that work at every step."""
     trigger = routed.trigger
     if trigger == "typed" and talk.state in (State.AWAITING_SLOT, State.AWAITING_FORM):  # choose_slot's sources
-        if talk.ports.declines_slot(routed.value or ""):
+        typed = talk.ports.read_slot(routed.value or "")
+        if typed.declined:
             trigger = "declined_slot"                 # 12/7以外, 12/7 14時は無理: never a choice of it
-        else:
-            start = talk.ports.parse_slot(routed.value or "")
-            if start:
-                trigger, routed = "choose_slot", Routed("choose_slot", value=start)
+        elif typed.start:
+            trigger, routed = "choose_slot", Routed("choose_slot", value=typed.start)
     if trigger in MACHINE.events:
         kwargs = {"value": routed.value, "method": routed.method, **routed.extra}
         if fire(talk, trigger, **kwargs):

@@ -1,7 +1,16 @@
 """What a dialog may ask of the outside world (implemented by bot.ports over one DB session)."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Protocol
+
+
+@dataclass(frozen=True)
+class TypedSlot:
+    """What a text typed at the slot step says of a slot: the start it chooses (ISO), or that it turns a date or
+    time down (12/7以外, 12/7 14時は無理: it then chooses nothing), or neither."""
+    start: str | None = None
+    declined: bool = False
 
 
 class Ports(Protocol):
@@ -55,11 +64,8 @@ class Ports(Protocol):
         """Did this user's hold simply run out (rather than the form giving the slot back: its deadline
         passed, someone took it)?"""
 
-    def parse_slot(self, text: str) -> str | None:
-        """A typed date/time as a slot start (ISO), or None."""
-
-    def declines_slot(self, text: str) -> bool:
-        """Does the text turn a date or time down (12/7以外, 12/7 14時は無理)? It then chooses nothing."""
+    def read_slot(self, text: str) -> TypedSlot:
+        """A typed text read once: the slot start it chooses, or whether it turns a date or time down."""
 
     def withdraw(self, reference: str, offered: str | None = None) -> dict[str, Any]:
         """Withdraw a request / cancel a booking in chat where the office allows it; `offered` is what the

@@ -22,6 +22,7 @@ from dialogs.machine import (
     State,
     Talk,
 )
+from dialogs.ports import TypedSlot
 from dialogs.router import postback
 
 NOW = datetime(2026, 12, 1, 10, 0, tzinfo=TOKYO)
@@ -40,6 +41,9 @@ class FakePorts:
     blocked: bool = False
     open: dict | None = None
     released: int = 0
+    typed: dict = field(default_factory=dict)         # what read_slot says of a text (else: nothing)
+    read: list = field(default_factory=list)
+    held: list = field(default_factory=list)
 
     def terms_version(self) -> str:
         return self.version
@@ -80,6 +84,7 @@ class FakePorts:
                 "has_prev": False, "has_next": True}
 
     def hold(self, start_iso: str) -> dict[str, Any]:
+        self.held.append(start_iso)
         return {"ok": False, "reason": "full", "alternatives": []}
 
     def release_hold(self) -> None:
@@ -91,11 +96,9 @@ class FakePorts:
     def hold_ran_out(self) -> bool:
         return True
 
-    def parse_slot(self, text: str) -> str | None:
-        return None
-
-    def declines_slot(self, text: str) -> bool:
-        return False
+    def read_slot(self, text: str) -> TypedSlot:
+        self.read.append(text)
+        return self.typed.get(text, TypedSlot())
 
     def withdraw(self, reference: str, offered: str | None = None) -> dict[str, Any]:
         return {"outcome": "not_found"}
@@ -242,6 +245,25 @@ def test_all_passing_answers_lead_to_the_checklist_and_then_the_slots(office_id)
     for _ in session.office.checklist:
         session.says("はい")
     assert session.state == "awaiting_slot" and session.templates() == ["checklist_done", "slots"]
+
+
+def test_a_slot_typed_at_the_slot_step_is_read_once_and_chosen_or_declined():
+    """The step reads a typed text once (`read_slot`): a start is chosen (the hold is asked for), a text that
+    turns a date or time down is answered as such and holds nothing, any other text is a miss."""
+    session = Session()
+    session.ports.typed = {"12/7 14時で": TypedSlot(start="2026-12-07T14:00:00+09:00"),
+                           "12/7 14時以外": TypedSlot(declined=True)}
+    _through_questions(session)
+    for _ in session.office.checklist:
+        session.says("はい")
+    assert session.state == "awaiting_slot"
+    session.says("12/7 14時以外")
+    assert "slot_declined" in session.templates() and session.ports.held == [] and session.misses == 0
+    session.says("12/7 14時で")
+    assert session.ports.held == ["2026-12-07T14:00:00+09:00"]
+    session.says("こんにちは")
+    assert session.misses == 1
+    assert session.ports.read == ["12/7 14時以外", "12/7 14時で", "こんにちは"]
 
 
 @pytest.mark.parametrize("office_id", ["sakata", "otaru"])

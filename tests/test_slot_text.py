@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import calendar
+import re
 from datetime import datetime, timedelta
 
 import pytest
@@ -49,6 +50,15 @@ def test_parse_slot_text_forms(text):
         ("12/7 14:00", at(2026, 12, 10), at(2026, 12, 7, 14)),      # just passed: this year's, so "past"
         ("11/1 10:00", at(2026, 12, 10), at(2027, 11, 1, 10)),      # long passed: next year's
         ("2/29 10:00", at(2027, 12, 1), at(2028, 2, 29, 10)),       # a leap day exists in 2028
+        ("12/7 14じはん", at(2026, 11, 30), at(2026, 12, 7, 14, 30)),   # the marks in kana, as typed on a phone
+        ("12/7 午後２じ半", at(2026, 11, 30), at(2026, 12, 7, 14, 30)),
+        ("12/7 ごご2じはん", at(2026, 11, 30), at(2026, 12, 7, 14, 30)),
+        ("12/7 14じ30ぷん", at(2026, 11, 30), at(2026, 12, 7, 14, 30)),
+        ("12/7 14時30ぷん", at(2026, 11, 30), at(2026, 12, 7, 14, 30)),
+        ("12月7日14じ30ふん", at(2026, 11, 30), at(2026, 12, 7, 14, 30)),
+        ("12/7 ゴゴ2ジハン", at(2026, 11, 30), at(2026, 12, 7, 14, 30)),
+        ("12/7 ごぜん10じ", at(2026, 11, 30), at(2026, 12, 7, 10)),
+        ("12/7 ２じ", at(2026, 11, 30), at(2026, 12, 7, 2)),            # as 12/7 2時 reads
     ],
 )
 def test_parse_slot_text_years_and_minutes(text, now, expected):
@@ -95,10 +105,15 @@ def test_parse_slot_text_natural_forms(text, now, expected):
 
 
 @pytest.mark.parametrize("text", ["12月7日(火) 14時", "12/7 13pm", "7日", "明日", "午後2時", "12月7日(火)14時",
-                                  "3日前の14時", "3日間 14時", "3日以内 14時", "3日後"])
+                                  "3日前の14時", "3日間 14時", "3日以内 14時", "3日後",
+                                  "ごご2じ", "14じ", "12/7 No.14じ", "12/7 #14じ",
+                                  "12/7 2時間", "12/7 2時間後", "12/7 1時間で", "12/7 2じかん", "12/7 2じかんご",
+                                  "12/7 1ジカン", "12/7 2じつは", "12/7 2じぶんで", "12/7 3じげん", "12/7 1じめんせつ",
+                                  "12/7 2ジャ", "12/7 じかん 2", "12/7 30ぷん", "12/7 2じかんはんくらい"])
 def test_parse_slot_text_refuses_natural_forms_that_are_not_a_slot(text):
     """A weekday that does not match, a 13 pm, a date without a time, a time without a date, a span of days
-    (`3日前`: read as the 3rd before)."""
+    (`3日前`: read as the 3rd before) or hours (`2時間`, `2じかん`), kana after a digit that begins another word
+    (`じつは`, `じぶん`, `1じめんせつ`: no `じ` of an hour)."""
     assert parse_slot_text(text, at(2026, 11, 30, 10)) is None
 
 
@@ -171,6 +186,7 @@ def test_four_digits_that_are_no_time_or_stand_alone_are_no_slot(text):
     "12/7 1400人", "12/7 1400件", "12/7 1400番", "12/7 1400号室", "12/7 1400回", "12/7 1400分",  # a count
     "12/7 1400時間", "12/7 1400個", "12/7 1400 people", "12/7 1400th", "12/7 1400%", "12/7 1400.5",
     "12/7 1,200円", "1. 12/7", "12/7 1. 2. 3.",                                               # a list's numbers
+    "12/7 1200えん", "12/7 1200 エン", "12/7 1400ぷん", "12/7 1400じかん",                        # ... in kana
 ])
 def test_four_digits_of_another_number_are_no_time(text):
     """A price, a phone number, a postcode, a job seeker number, a year, a count beside a date: no slot."""
@@ -202,6 +218,11 @@ DECLINED = [
     "not 12/7 2pm", "Dec 7 2pm is not ok", "I can't do Dec 7 at 2pm", "Dec 7 2pm doesn’t work",
     "any day except Dec 7 2pm", "Dec 7 2pm is no good", "Dec 7 2pm NG",
     "2番はだめ", "1以外",                        # a number of the list turned down
+    "12/7 14じはむり", "12/7 14じ以外", "12/7 14じはだめです", "12/7 ごご2じは無理です", "12/7 14じゃなくて",
+    "12/7 14じ30ぷんはむりです", "12/7 14じはんは都合が悪いです", "12/7いがい",
+    "12/7 14じはつごうがわるいです", "12/7 14じはつごうがつきません", "12/7 14じはふつごうです",     # in kana too
+    "12/7 14じはえんりょします", "12/7 14じ えんりょします", "12/7 14じはよていがあります",
+    "12/7 14じはよていがはいっています",
 ]
 
 
@@ -242,6 +263,16 @@ PICKS = [
     ("12/7 14時で、遅れないようにします", D7), ("12/7 14時 大丈夫です 🙆", D7), ("12/7 14時 OKです", D7),
     ("12/7 14時⭕", D7), ("12/7 14時で良いです", D7), ("12/7 14時でいいですか？", D7), ("12/7 14時 行けます", D7),
     ("１２／７　１４００でお願いします🙇", D7), ("12/7 1400にします", D7), ("明日14時でお願いします", at(2026, 12, 2, 14)),
+    # the marks in kana, as typed on a phone
+    ("12/7 14じ", D7), ("12/7 14じでおねがいします", D7), ("１２／７ １４じで", D7), ("12/7 ごご2じ", D7),
+    ("12/7 午後２じで", D7), ("12月7日 ごご２じでお願いします", D7), ("12/7 14ジ", D7), ("12/7 14じごろ", D7),
+    ("12/7の14じから", D7), ("12/7 14じまで大丈夫です", D7), ("あした14じ", at(2026, 12, 2, 14)),
+    ("12/7 14じなら行けます", D7), ("12/7 14じしかむりです", D7), ("12/7 14じいがいはむりです", D7), ("ごぜんはむりなので12/7 14じで", D7),
+    ("12/7 14じでお願いします、2じかんくらいかかりますか", D7), ("12/7 14じでお願いします。じつは初めてです", D7),
+    ("12/7 14じはん", at(2026, 12, 7, 14, 30)), ("12/7 14時30ぷんで", at(2026, 12, 7, 14, 30)),
+    ("12/7はむりなので12/8 10じで", D8), ("12/7 14じじゃなくて12/8 10じ", D8),
+    ("12/7 14じでまちがいないです", D7), ("12/7 14じによていをいれたいです", D7), ("12/7 14じのつごうがいいです", D7),
+    ("12/7はよていがあるので12/8 10じで", D8), ("12/7はつごうがわるいので12/8 10じにします", D8),
     # <only> ... <cannot>: the slot is the one that suits
     ("12/7 14時しかできません", D7), ("12/7 14時しか空いてません", D7), ("12/7 14時しか行けません", D7),
     ("12/7 14時しか無理です", D7), ("12/7 14時以外は無理です", D7), ("12/7 14時以外は都合が悪いです", D7),
@@ -285,6 +316,7 @@ NO_PICKS = [
     "not Dec 7, Dec 8 10am", "Dec 7 2pm, not Dec 8", "Dec 7 2pm if not taken", "Is Dec 7 2pm not available?",
     "I can't do Dec 8 Dec 7 2pm", "12/7 14時は無理なら大丈夫です", "12/7 14時、仕事が入ったら無理です",
     "無理なら12/8 10時で", "12/7 14時でお願いします（もし無理なら12/8 10時）",
+    "12/7 14じ以外", "12/7 14じいがいでおねがいします", "12/7 14じしかむりですか", "12/8 10じじゃなくて12/7",
 ]
 
 
@@ -300,6 +332,29 @@ def test_a_slot_turned_down_or_a_guess_which_is_meant_picks_none(text):
     assert parse_slot_text(text, TUESDAY) is None
 
 
+def in_kana(text: str) -> str:
+    """The text with its time marks typed in kana, as on a phone: 14時 as 14じ, 30分 as 30ふん, 半 as はん, 午後 as
+    ごご, 午前 as ごぜん, 2時間 as 2じかん."""
+    text = re.sub(r"(?<=\d)時間", "じかん", text)
+    text = re.sub(r"(?<=\d)時(半?)", lambda m: "じ" + ("はん" if m[1] else ""), text)
+    text = re.sub(r"(?<=\d)分", "ふん", text)
+    return text.replace("午後", "ごご").replace("午前", "ごぜん")
+
+
+KANJI_ROWS = sorted(text for text in {text for text, _ in PICKS} | set(NO_PICKS) | set(DECLINED)
+                    if re.search(r"\d\s*[時分]|午", text))
+
+
+@pytest.mark.parametrize("text", KANJI_ROWS)
+def test_the_time_marks_typed_in_kana_read_as_the_kanji_ones(text):
+    """Every row of the tables above with a time in kanji (14時, 14時半, 30分, 午後, 2時間) reads the same with the
+    marks in kana: the same slot, or none, turned down or not."""
+    kana = in_kana(text)
+    assert kana != text
+    assert parse_slot_text(kana, TUESDAY) == parse_slot_text(text, TUESDAY)
+    assert declines_slot(kana) == declines_slot(text)
+
+
 @pytest.mark.parametrize("text", ["どれも無理です", "だめ", "not sure", "無理", ""])
 def test_a_refusal_naming_no_date_time_or_number_declines_no_slot(text):
     """What the bot answers there is the step's ordinary "could not read" (no date was turned down)."""
@@ -311,9 +366,10 @@ def test_a_refusal_naming_no_date_time_or_number_declines_no_slot(text):
     day=st.integers(min_value=0, max_value=60),
     hour=st.integers(min_value=9, max_value=17),
     minute=st.sampled_from([0, 30]),
-    form=st.sampled_from(["{m}/{d} {h}:{mm}", "{m}月{d}日{h}時{mm}分", "{m}/{d} {h:02d}{mm}", "{m}/{d} {h}時{mm}分"]),
+    form=st.sampled_from(["{m}/{d} {h}:{mm}", "{m}月{d}日{h}時{mm}分", "{m}/{d} {h:02d}{mm}", "{m}/{d} {h}時{mm}分",
+                          "{m}/{d} {h}じ{mm}ぷん", "{m}月{d}日{h}じ{mm}ふん"]),
     refusal=st.sampled_from(["以外", "はだめです", "は無理です", "じゃなくて", "は都合が悪いです", "はNG", " is not ok",
-                             "は行けません", "は難しいです"]),
+                             "は行けません", "は難しいです", "はむり"]),
 )
 def test_every_form_that_reads_a_slot_turned_down_reads_none(day, hour, minute, form, refusal):
     """Each way of typing a slot (four digits too) reads it; with a word turning it down after it, none."""

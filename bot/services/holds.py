@@ -13,7 +13,6 @@ from bot.models import Booking, Conversation, SlotBlock, SlotHold
 from bot.rawsql import Statement, flushed
 from bot.services import calendar, lifecycle
 from bot.services import slots as slotsvc
-from bot.services.slot_text import parse_slot_text
 
 ACTIVE_STATUSES = lifecycle.OPEN_STATUSES  # what takes a seat: requests and bookings still open
 MAX_HOLD_PERIODS = 4  # a hold kept alive by a user on the form lasts at most this many hold periods
@@ -222,8 +221,3 @@ def chosen_since(session: Session, conversation_id: int, nonce: str) -> SlotHold
 def held(session: Session, rt, office, conv: Conversation, now: datetime) -> dict[str, Any] | None:
     row = live(session, conv.id, now)
     return _held_dict(rt, office, conv, row) if row else None
-
-
-def parse_typed(office, text_value: str, now: datetime) -> str | None:
-    start = parse_slot_text(text_value, now)
-    return start.isoformat() if start else None

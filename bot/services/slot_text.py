@@ -12,7 +12,8 @@ Read after NFKC (so full-width forms too) and lower-casing, anywhere in the text
 - a time: `14:00`, `14.00`, `14<hour>`, `14<hour>30<minute>`, `14<hour><half>`, `2pm`, `2 p.m.`, `2:30pm`,
   `10 am`, `noon`, the Japanese morning or afternoon word before the hour, four digits as a phone's keypad
   types them (`1400`, `0930`; not `20xx`, which beside a date reads as a year as much as a time) (the marks are
-  `_*_MARK` below; the tests spell every form out).
+  `_*_MARK` below; the tests spell every form out). The marks may be typed in kana, as on a phone (`_KANA_TIME`);
+  `2<hour><interval>` (two hours) is a span, no time.
 The date and the time stand side by side, in either order, with only spaces, commas, `at`, `on`, `around`,
 `from`, `@` or `<no>` between them. The first such pair decides. A date without a time, or a time without a
 date, is no slot (None), as the bot then asks for both.
@@ -42,6 +43,7 @@ from __future__ import annotations
 import bisect
 import re
 import unicodedata
+from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 
 from bot.clock import TOKYO
@@ -61,6 +63,7 @@ _MORNING = "\u5348\u524d"
 _AFTERNOON = "\u5348\u5f8c"
 _THIS_WEEK = "\u4eca\u9031"
 _NEXT_WEEK = "\u6765\u9031"
+_INTERVAL = "\u9593"                        # N<hour><interval>: N hours, a span, no time of day
 _LATER = "\u5f8c"                           # N<day><later>: N days from today
 _NOT_A_DAY = "\u524d\u9593\u4ee5"               # N<day> before, for, within...: a span, no day of the month
 # Right before a weekday, a day of the month alone or a day counted from today, a word that moves it: the week
@@ -138,13 +141,13 @@ _NOT_A_NUMBERS_PIECE = (rf"(?<![-{_DASHES}\u00a5$#\u3012])(?<!no\.)(?<!no)(?<!{_
 _UNIT_WORDS = ("yen", "jpy", "dollar", "dollars", "usd", "people", "persons", "th", "st", "nd", "rd", "km", "kg", "cm",
                "mm", "m", "g")
 _UNIT = (r"(?:[\u5186\u4eba\u540d\u4ef6\u756a\u53f7\u500b\u56de\u6b73\u624d\u5e74\u5206\u79d2\u70b9\u679a\u672c\u53f0"
-         r"\u968e\u5ba4\u4e07\u5343\u767e\u500d\u4f4d%]|\u6642\u9593"                          # ..., hours
+         r"\u968e\u5ba4\u4e07\u5343\u767e\u500d\u4f4d%]|" + _HOUR_MARK + _INTERVAL +        # ..., hours
          rf"|{_words(_UNIT_WORDS)})")
 _TIME = re.compile(
     r"(?<![\d:.])(?:"
     rf"(?P<half_day>{_MORNING}|{_AFTERNOON})?\s*(?P<hour>\d{{1,2}})"
     rf"(?:(?:\s*:\s*|\.)(?P<minute>\d{{2}})(?!\d)"
-    rf"|\s*{_HOUR_MARK}(?:\s*(?P<minute_mark>\d{{1,2}})\s*{_MINUTE_MARK}|\s*(?P<half>{_HALF_MARK}))?"
+    rf"|\s*{_HOUR_MARK}(?!{_INTERVAL})(?:\s*(?P<minute_mark>\d{{1,2}})\s*{_MINUTE_MARK}|\s*(?P<half>{_HALF_MARK}))?"
     r"|(?=\s*[ap]\.?m(?![a-z])))"
     r"(?:\s*(?P<meridiem>[ap])\.?m(?![a-z])\.?)?"
     # 1400, 0930 as typed on a phone (not 20xx: beside a date, that reads as a year as much as a time; not a
@@ -165,21 +168,26 @@ _SHIFTED = re.compile(
 # text, they make it no choice. Reading which part they deny is guesswork (`12/7 14<hour> and 12/8 <other than>`,
 # `only 12/7 14<hour> <cannot otherwise>`), and holding a slot the user said they do not want is worse than
 # asking again.
+# Some words in kanji or kana, as typed on a phone: other than, convenience, plan, mistake.
+_OTHER_THAN = "(?:\u4ee5\u5916|\u3044\u304c\u3044)"
+_CONVENIENCE = "(?:\u90fd\u5408|\u3064\u3054\u3046)"
+_PLAN = "(?:\u4e88\u5b9a|\u3088\u3066\u3044)"
+_MISTAKE = "(?:\u9593\u9055|\u307e\u3061\u304c)"
 _DECLINING_JA = (
-    "\u4ee5\u5916",                                                                             # other than
+    _OTHER_THAN,
     "\u9664(?:\u3044|\u304f|\u304d)|\u306e\u305e(?:\u3044|\u304f)",                             # excluding
     "\u3060\u3081|\u30c0\u30e1|\u99c4\u76ee",                                                   # no good
     "\u7121\u7406|\u3080\u308a|\u30e0\u30ea",                                                   # impossible
     "(?:\u3058\u3083|\u3067\u306f|\u3067)"                                                      # not (it)
     "(?:\u306a[\u3044\u304f\u3051\u304d]|\u3042\u308a\u307e\u305b)",
-    "\u4e0d\u53ef|\u4e0d\u90fd\u5408|\u90fd\u5408\u304c?"                                       # inconvenient
+    f"\u4e0d\u53ef|[\u4e0d\u3075]{_CONVENIENCE}|{_CONVENIENCE}\u304c?"                          # inconvenient
     "(?:\u60aa|\u308f\u308b|\u3064\u304b\u306a|\u3064\u304d\u307e\u305b|\u5408\u308f|\u3042\u308f)",
     "(?:\u884c|\u3044)\u3051(?:\u306a|\u307e\u305b|\u305a)"                                     # cannot go, cannot do
     "|(?:\u3067\u304d|\u51fa\u6765)(?:\u306a|\u307e\u305b|\u304b\u306d|\u305a)",
     "\u96e3\u3057|\u3080\u305a\u304b\u3057|\u53b3\u3057|\u304d\u3073\u3057",                    # difficult
     "\u907f\u3051|\u3055\u3051\u3066|\u3055\u3051\u305f\u3044"                                  # avoid, dislike, pass
-    "|\u5acc|\u9060\u616e|\u3084\u3081",
-    "\u4e88\u5b9a\u304c?(?:\u3042|\u5165|\u306f\u3044)"                                         # busy then, not free
+    "|\u5acc|\u9060\u616e|\u3048\u3093\u308a\u3087|\u3084\u3081",
+    f"{_PLAN}\u304c?(?:\u3042|\u5165|\u306f\u3044)"                                          # busy then, not free
     "|(?:\u7a7a|\u3042)\u3044\u3066(?:\u306a|\u307e\u305b|\u3044\u306a|\u3044\u307e\u305b)",
     "\u9055|\u3061\u304c[\u3046\u3044]",                                                        # wrong
     "\u30ad\u30e3\u30f3\u30bb\u30eb|\u53d6\u308a?\u6d88|\u3068\u308a\u3051|\u4e2d\u6b62",        # cancel, stop
@@ -193,8 +201,8 @@ _DECLINING = re.compile("|".join(_DECLINING_JA) + rf"|{_words(_DECLINING_EN)}|n'
 # (<plan> <put in>), a waiting list (<cancel> <wait>), could you / could I book (<please> <cannot> <?>), is it
 # not free (<free> <not> <?>; not after <only>): a declining word inside one of them declines nothing.
 _NOT_DECLINING = re.compile(
-    "\u9593\u9055\u3044(?:\u306a|\u3042\u308a|\u3054\u3056\u3044)"
-    "|\u4e88\u5b9a(?:\u3092|\u304c)?(?:\u5165|\u306f\u3044)\u308c"
+    f"{_MISTAKE}\u3044(?:\u306a|\u3042\u308a|\u3054\u3056\u3044)"
+    f"|{_PLAN}(?:\u3092|\u304c)?(?:\u5165|\u306f\u3044)\u308c"
     "|\u30ad\u30e3\u30f3\u30bb\u30eb(?:\u5f85|\u307e)\u3061"
     "|(?:(?:\u9858\u3044|\u4e88\u7d04|\u7533\u3057?\u8fbc\u307f?)(?:\u3067\u304d|\u51fa\u6765)"
     "|(?<!\u3057\u304b)(?:\u7a7a|\u3042)\u3044\u3066\u3044?)"
@@ -202,8 +210,8 @@ _NOT_DECLINING = re.compile(
 # Right after the slot, <only> or <other than> (<topic>): with a declining word after it in the same sentence
 # (`12/7 14<hour> <only> <can-not>`, `12/7 14<hour> <other than> <is impossible>`) the slot is the only one that
 # suits, so it is chosen; asked as a question (`... <can-not> <?>`) it is not.
-_ONLY = re.compile("\\s*(?:[\u306f\u304c]\\s*)?(?:\u3057\u304b|\u4ee5\u5916\\s*[\u306f\u3067]*)")
-_ONLY_WORDS = re.compile("\u3057\u304b|\u4ee5\u5916")
+_ONLY = re.compile(f"\\s*(?:[\u306f\u304c]\\s*)?(?:\u3057\u304b|{_OTHER_THAN}\\s*[\u306f\u3067]*)")
+_ONLY_WORDS = re.compile(f"\u3057\u304b|{_OTHER_THAN}")
 _SENTENCE_END = re.compile("[\u3002!?\n]")
 _QUESTION = re.compile("\u304b[\u306d\u306a]?[^\\w]*$")        # <?>, <?-ne>, <?-na>, then emoji or marks
 # Right after a declining word, <if> (<if>, <-tara>, <-reba>, <in case>): `12/7 14<hour> <please>, <if impossible>
@@ -216,6 +224,22 @@ _CLAUSE_END_JA = re.compile("[\u3001,\u3002!?;]|\u306e\u3067|\u304b\u3089|\u3051
 _CLAUSE_END_EN = re.compile(r"[!?;]|(?<![a-z])(?:so|but|instead|then)(?![a-z])")
 # The first character of a word of mistake (<mistake>, <mis>-<take>): `<made a mistake>, 12/8 10<hour>` corrects.
 _MISTAKE_LEAD = "\u9593\u307e"
+# A time's marks as typed in kana on a phone (14<ji>, 14<ji><han>, 14<ji>30<pun>, <gogo>2<ji>, hiragana or
+# katakana), and the yen of a price (1200<en>): written in kanji before reading, so they read exactly as the kanji
+# marks do. <ji> only right after a digit and not where it begins another word: <ji-ya> (of <not>), <ji-tsu> (<in
+# fact>), <ji-bun> (<oneself>), <ji-gen> (<dimension>), <ji-men(setsu)> (<first-round interview>); <ji-kan> after a
+# digit is <hours>, a span that is no time of day, as 2<hour><interval> is.
+_KANA_TIME = (
+    (re.compile("(?<=\\d)(?:\u3058\u304b\u3093|\u30b8\u30ab\u30f3)"), _HOUR_MARK + _INTERVAL),     # hours
+    (re.compile("(?<=\\d)[\u3058\u30b8](?![\u3083\u3085\u3087\u3047\u30e3\u30e5\u30e7\u30a7]"
+                "|[\u3064\u30c4]|\u3076\u3093|\u30d6\u30f3|\u3052\u3093|\u30b2\u30f3|\u3081\u3093|\u30e1\u30f3)"),
+     _HOUR_MARK),
+    (re.compile(f"(?<={_HOUR_MARK})(\\s?)(?:\u306f\u3093|\u30cf\u30f3)"), f"\\1{_HALF_MARK}"),      # half
+    (re.compile("(?<=\\d)(\\s?)(?:[\u3075\u3077]\u3093|[\u30d5\u30d7]\u30f3)"), f"\\1{_MINUTE_MARK}"),  # minutes
+    (re.compile("(?<=\\d)(\\s?)(?:\u3048\u3093|\u30a8\u30f3)"), "\\1\u5186"),                       # yen
+    (re.compile("\u3054\u3054|\u30b4\u30b4"), _AFTERNOON),
+    (re.compile("\u3054\u305c\u3093|\u30b4\u30bc\u30f3"), _MORNING),
+)
 _HALF_DAY = re.compile(rf"{_MORNING}|{_AFTERNOON}|(?<![a-z])(?:mornings?|afternoons?|evenings?)(?![a-z])")
 # What may stand between a date and its time (at most _MAX_BETWEEN characters, after spaces are folded).
 _BETWEEN = re.compile(rf"(?:\s|,|@|{_NO}|{_COMMA}|{_words(('at', 'on', 'around', 'about', 'from'))})*")
@@ -225,22 +249,59 @@ _MAX_BETWEEN = 24
 _RECENT_PAST = timedelta(days=31)
 
 
-def parse_slot_text(text: str, now: datetime) -> datetime | None:
-    """The slot start a user typed (see the module's docstring), or None when there is none or it is no real,
-    unambiguous date and time. `now` is the bot's clock (timezone-aware); the result is in Asia/Tokyo.
+@dataclass(frozen=True)
+class SlotReading:
+    """What a typed text says of a slot: the start it chooses, or that it turns a date, a time or a number down
+    (`declined`: it then chooses nothing, and the bot asks again which slot is wanted), or neither."""
+    start: datetime | None = None
+    declined: bool = False
 
-    A month/day without a year is that of the first occurrence on or after about a month ago, so the result
+
+def read_slot_text(text: str, now: datetime) -> SlotReading:
+    """Read the text once for both: the slot start a user typed (see the module's docstring), None when there is
+    none or it is no real, unambiguous date and time; and whether the text declines (see `declines_slot`).
+    `now` is the bot's clock (timezone-aware); the start is in Asia/Tokyo.
+
+    A month/day without a year is that of the first occurrence on or after about a month ago, so the start
     lies within roughly [today - 1 month, today + 11 months].
     """
     if now.tzinfo is None or now.utcoffset() is None:
         raise ValueError("a timezone-aware datetime is required")
-    now = now.astimezone(TOKYO)
+    value, dates, choice, declined = _read(text)
+    if choice is None:
+        return SlotReading(declined=declined)             # `12/7 14<hour> <is no good>`: see declines_slot
+    return SlotReading(start=_start(value, dates, choice, now.astimezone(TOKYO)))
+
+
+def parse_slot_text(text: str, now: datetime) -> datetime | None:
+    """The slot start a user typed, or None (see `read_slot_text`)."""
+    return read_slot_text(text, now).start
+
+
+def declines_slot(text: str) -> bool:
+    """Does the text name a date, a time or a number with a word that turns it down (`12/7 <other than>`,
+    `12/7 14<hour> <is impossible>`, `not Dec 7`, `2<ban> <no good>`), and not only another date than the one it
+    chooses (see `_choice`)? Such a text chooses nothing (`read_slot_text` reads no slot in it); the bot asks
+    again which slot is wanted."""
+    return _read(text)[3]
+
+
+Pair = tuple[re.Match, re.Match]
+
+
+def _read(text: str) -> tuple[str, list[re.Match], Pair | None, bool]:
+    """The normalised text, its dates, the date and time it chooses (see `_choice`), and whether it declines: a
+    declining word with a date, a time or a number named (`<impossible>` alone turns nothing down)."""
     value = _normalised(text)
     dates = list(_DATE.finditer(value))
     times = list(_TIME.finditer(value))
-    choice, _declined = _choice(value, _pairs(value, dates, times))
-    if choice is None:
-        return None                                       # `12/7 14<hour> <is no good>`: see declines_slot
+    choice, declined = _choice(value, _pairs(value, dates, times))
+    named = bool(dates or times or re.search(r"\d", value))
+    return value, dates, choice, declined and named
+
+
+def _start(value: str, dates: list[re.Match], choice: Pair, now: datetime) -> datetime | None:
+    """The moment the chosen date and time name (None when it is no real, unambiguous one)."""
     found, said = choice
     at = _time(said)
     if at is None:
@@ -251,22 +312,6 @@ def parse_slot_text(text: str, now: datetime) -> datetime | None:
         return None                                   # `<the week after next> Monday`, `<next month> 10<day>`
     on = _date(found, at, now)
     return None if on is None else datetime.combine(on, at, tzinfo=TOKYO)
-
-
-def declines_slot(text: str) -> bool:
-    """Does the text name a date, a time or a number with a word that turns it down (`12/7 <other than>`,
-    `12/7 14<hour> <is impossible>`, `not Dec 7`, `2<ban> <no good>`), and not only another date than the one it
-    chooses (see `_choice`)? Such a text chooses nothing (`parse_slot_text` reads no slot in it); the bot asks
-    again which slot is wanted."""
-    value = _normalised(text)
-    named = re.search(r"\d", value) or _DATE.search(value) or _TIME.search(value)
-    if not named:
-        return False
-    dates = list(_DATE.finditer(value))
-    return _choice(value, _pairs(value, dates, list(_TIME.finditer(value))))[1]
-
-
-Pair = tuple[re.Match, re.Match]
 
 
 def _pairs(value: str, dates: list[re.Match], times: list[re.Match]) -> list[Pair]:
@@ -359,8 +404,12 @@ def _after_turned_down(value: str, pairs: list[Pair], declining: list[re.Match])
 
 
 def _normalised(text: str) -> str:
-    """NFKC (full-width forms too), lower-cased, spaces folded, a typographic apostrophe made plain."""
-    return " ".join(unicodedata.normalize("NFKC", text or "").lower().replace("\u2019", "'").split())
+    """NFKC (full-width forms too), lower-cased, spaces folded, a typographic apostrophe made plain, a time's kana
+    marks written in kanji (`_KANA_TIME`)."""
+    value = " ".join(unicodedata.normalize("NFKC", text or "").lower().replace("\u2019", "'").split())
+    for kana, kanji in _KANA_TIME:
+        value = kana.sub(kanji, value)
+    return value
 
 
 def _moved(found: re.Match, value: str) -> bool:
