@@ -6,6 +6,10 @@
   credentials included (a column it missed would be unreadable, or the service down, once the old key went).
 - What staff write about a booking goes with its details (`データ削除`, the retention purge): the memo of an
   attendance correction too, which is free text like the cancellation memo.
+- "Every POST carries a CSRF token bound to the browser's session and to the link": a token one browser got on
+  one link does not pass on another link open in the same browser.
+- "a guessed or altered token is a 404": a link whose contents were changed (another conversation, another
+  office) under its old signature, or signed with another SECRET_KEY, opens nothing.
 """
 from __future__ import annotations
 
@@ -13,14 +17,18 @@ from datetime import timedelta
 
 import pytest
 from cryptography.fernet import Fernet
+from itsdangerous import URLSafeTimedSerializer
 from sqlalchemy import LargeBinary, select
 
 from bot import channels
 from bot.cli import keys
+from bot.models import Booking
+from bot.runtime import FORM_SALT
 from bot.schema import Base
 from bot.staff import jobs as staff_jobs
 from bot.staff import personal
 from bot.staff.models import AuditEntry
+from tests.formflow import Page, hold_directly, path_of, valid_answers
 from tests.staffkit import fast_password_hashing, staff, user  # noqa: F401 - fixtures
 from tests.staffkit import SAKATA_MONDAY, booking, login, make_request, post, postback_value
 
@@ -94,3 +102,47 @@ def test_an_attendance_correction_memo_goes_with_the_details(rt, staff, user, ho
     assert booking(rt, reference).details is None
     entry = _correction(rt, reference)                      # the entry stays, without its memo
     assert entry.note is None and entry.detail == {"before": "attended", "after": "no_show", "reason": "other"}
+
+
+def _bookings(rt) -> int:
+    with rt.db.reading() as s:
+        return len(s.scalars(select(Booking)).all())
+
+
+def test_a_form_csrf_token_is_bound_to_its_link_as_well_as_the_browser(app, rt):
+    _, first = hold_directly(rt, "sakata")
+    _, second = hold_directly(rt, "sakata")
+    browser = app.test_client()
+    token_of_first = Page.get(browser, first).form.fields["csrf_token"]
+    page = Page.get(browser, second)                 # the same browser: the same session secret
+    answers = valid_answers(rt.offices["sakata"])
+    crossed = page.submit(browser, answers, extra={"csrf_token": token_of_first})
+    assert crossed.status == 400
+    confirmation = page.submit(browser, answers)
+    assert confirmation.status == 200
+    data = {**confirmation.form.fields, "csrf_token": token_of_first}
+    assert browser.post(confirmation.form.action, data=data).status_code == 400
+    assert _bookings(rt) == 0
+    assert confirmation.submit(browser).status == 200 and _bookings(rt) == 1   # its own token passes
+
+
+def test_a_form_link_altered_under_its_signature_or_signed_with_another_key_is_a_404(app, rt):
+    conversation, url = hold_directly(rt, "sakata")
+    other, _ = hold_directly(rt, "otaru")
+    token = path_of(url).rsplit("/", 1)[1]
+    data = rt.read_form_token(token)
+    payload, signature = token.rsplit(".", 2)[0], token.rsplit(".", 2)[1:]
+    genuine = URLSafeTimedSerializer(rt.config.secret_key, salt=FORM_SALT)
+    forged = [
+        ".".join([genuine.dumps({**data, "c": other}).split(".")[0], *signature]),      # another conversation
+        ".".join([genuine.dumps({**data, "o": "otaru"}).split(".")[0], *signature]),    # another office
+        URLSafeTimedSerializer("another-secret-key-" + "x" * 32, salt=FORM_SALT).dumps(data),
+        URLSafeTimedSerializer(rt.config.secret_key, salt="another-purpose").dumps(data),
+    ]
+    assert payload and len(set(forged)) == 4
+    visitor = app.test_client()
+    for bad in forged:
+        assert visitor.get(f"/form/{bad}").status_code == 404, bad
+        assert visitor.post(f"/form/{bad}/confirm", data=valid_answers(rt.offices["sakata"])).status_code == 404
+    assert visitor.get(path_of(url)).status_code == 200 and conversation != other
+    assert _bookings(rt) == 0
