@@ -10,10 +10,15 @@
   one link does not pass on another link open in the same browser.
 - "a guessed or altered token is a 404": a link whose contents were changed (another conversation, another
   office) under its old signature, or signed with another SECRET_KEY, opens nothing.
+- "Logs carry event ids, types, states and outcomes only — never message text or personal data": no logger call
+  in the code passes such a value or an exception whole (the full runs check what is logged on their paths; this
+  checks every call, also on the paths they do not take).
 """
 from __future__ import annotations
 
+import ast
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from cryptography.fernet import Fernet
@@ -146,3 +151,88 @@ def test_a_form_link_altered_under_its_signature_or_signed_with_another_key_is_a
         assert visitor.post(f"/form/{bad}/confirm", data=valid_answers(rt.offices["sakata"])).status_code == 404
     assert visitor.get(path_of(url)).status_code == 200 and conversation != other
     assert _bookings(rt) == 0
+
+
+# -- what the log may say ---------------------------------------------------------------------------------
+
+# "Logs carry event ids, types, states and outcomes only — never message text or personal data; a database error
+# is logged by its type and SQLSTATE, never its message". Read from the code: no call of a logger in bot/ passes
+# a value named like a personal one, a LINE id or token, a request's address or body, or an exception itself (its
+# message may quote a row); `describe_error` and `type(...).__name__` are how an error is named.
+LOG_LEVELS = {"debug", "info", "warning", "error", "exception", "critical", "log"}
+PERSONAL_NAMES = {"user_id", "line_user_id", "recipient", "reply_token", "token", "text", "details", "note",
+                  "staff_note", "name", "name_kana", "phone", "seeker_number", "birth_date", "consultation",
+                  "companion", "values", "payload", "messages", "path", "full_path", "url", "form", "args", "data",
+                  "json", "body", "override_reason", "memo"}
+# The local LINE simulator (development only, 404 in production) names its made-up users.
+DEVELOPMENT_ONLY = ("bot/simulator/",)
+# Names that mean something else where they are logged: (file, name) -> what it is.
+NOT_PERSONAL = {("bot/staff/jobs.py", "details"): "the number of bookings whose details the purge took"}
+
+
+def _logger_calls(tree):
+    for node in ast.walk(tree):
+        if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in LOG_LEVELS
+                and isinstance(node.func.value, ast.Name) and node.func.value.id in ("log", "logger", "logging")):
+            yield node
+
+
+def _what_a_log_call_passes(call, caught: set[str]) -> list[str]:
+    """The problems of one call: names of personal values among its arguments, an exception passed whole."""
+    found = []
+    if call.func.attr == "exception" or any(k.arg == "exc_info" for k in call.keywords):
+        found.append("a traceback (with the error's message)")
+    for argument in [*call.args, *(k.value for k in call.keywords)]:
+        for node in ast.walk(argument):
+            named = node.attr if isinstance(node, ast.Attribute) else node.id if isinstance(node, ast.Name) else None
+            if named in PERSONAL_NAMES:
+                found.append(named)
+        if isinstance(argument, ast.Name) and argument.id in caught:
+            found.append(f"the exception {argument.id} itself")
+        if (isinstance(argument, ast.Call) and isinstance(argument.func, ast.Name)
+                and argument.func.id in ("str", "repr") and any(
+                    isinstance(a, ast.Name) and a.id in caught for a in argument.args)):
+            found.append(f"the message of {argument.args[0].id}")
+    return found
+
+
+def logger_problems(root) -> list[str]:
+    problems = []
+    for path in sorted(Path(root).rglob("*.py")):
+        shown = path.relative_to(Path(root).parent).as_posix()
+        if shown.startswith(DEVELOPMENT_ONLY):
+            continue
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        caught = {h.name for h in ast.walk(tree) if isinstance(h, ast.ExceptHandler) and h.name}
+        for call in sorted(_logger_calls(tree), key=lambda c: c.lineno):
+            problems += [f"{shown}:{call.lineno}: {what}" for what in _what_a_log_call_passes(call, caught)
+                         if (shown, what) not in NOT_PERSONAL]
+    return problems
+
+
+def test_no_logger_call_passes_a_personal_value_or_an_errors_message():
+    root = Path(__file__).resolve().parent.parent / "bot"
+    calls = [c for p in root.rglob("*.py") for c in _logger_calls(ast.parse(p.read_text(encoding="utf-8")))]
+    assert len(calls) > 40, "no logger call was found: the check proves nothing"
+    assert logger_problems(root) == []
+
+
+def test_the_log_check_finds_what_it_looks_for(tmp_path):
+    """The check above, on a module that does each thing it refuses (so it cannot pass by finding nothing)."""
+    bot = tmp_path / "bot"
+    bot.mkdir()
+    (bot / "leaky.py").write_text(
+        "import logging\nlog = logging.getLogger(__name__)\n"
+        "def f(conv, request, row):\n"
+        "    log.info('user=%s', conv.line_user_id)\n"
+        "    log.info('path=%s', request.path)\n"
+        "    try:\n        pass\n    except Exception as exc:\n"
+        "        log.error('failed: %s', exc)\n"
+        "        log.error('failed: %s', str(exc))\n"
+        "        log.warning('failed', exc_info=True)\n"
+        "        log.exception('failed')\n"
+        "    log.info('note=%s', row.staff_note)\n", encoding="utf-8")
+    found = logger_problems(bot)
+    assert [line.split(": ", 1)[1] for line in found] == [
+        "line_user_id", "path", "the exception exc itself", "the message of exc",
+        "a traceback (with the error's message)", "a traceback (with the error's message)", "staff_note"], found
