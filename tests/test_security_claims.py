@@ -123,6 +123,9 @@ def test_a_form_csrf_token_is_bound_to_its_link_as_well_as_the_browser(app, rt):
     answers = valid_answers(rt.offices["sakata"])
     crossed = page.submit(browser, answers, extra={"csrf_token": token_of_first})
     assert crossed.status == 400
+    for step in ("/resume", "/edit", "/confirm"):    # every POST of the form, the kept page's 「続ける」 included
+        data = {**page.form.fields, **answers, "csrf_token": token_of_first}
+        assert browser.post(path_of(second) + step, data=data).status_code == 400, step
     confirmation = page.submit(browser, answers)
     assert confirmation.status == 200
     data = {**confirmation.form.fields, "csrf_token": token_of_first}
