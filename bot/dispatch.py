@@ -146,7 +146,7 @@ class Dispatcher:
         if older_than_its_marks(office, event, now):
             log.warning("event=%s older than its dedupe mark would be kept: ignored as a replay", event_id)
             return []
-        if not event_rows.claim(tx.conn, office.id, event_id, now):
+        if not event_rows.claim(tx.conn, office.id, event_id, now, happened_at=event_time(event)):
             log.info("event=%s duplicate, skipped", event_id)
             return []
         if getattr(event, "mode", "active") == "standby":

@@ -105,11 +105,18 @@ class ClaimedElsewhere(Exception):
     while the first delivery was still being handled. That delivery answers the user (or apologises)."""
 
 
-def claim(conn: Connection, office_id: str, event_id: str, now: datetime) -> bool:
+def claim(conn: Connection, office_id: str, event_id: str, now: datetime,
+          happened_at: datetime | None = None) -> bool:
     """Record the event as processed; False when it was already (LINE redelivered it). Raises
-    `ClaimedElsewhere` when another delivery's claim of it is still uncommitted after the lock timeout."""
+    `ClaimedElsewhere` when another delivery's claim of it is still uncommitted after the lock timeout.
+
+    The mark is stamped with the later of `now` and the event's own time (`happened_at`): marks are purged
+    `dedupe_days` after their stamp, and an event is refused as too old for its mark `dedupe_days` after it
+    happened (`dispatch.older_than_its_marks`). An event stamped by a clock ahead of ours would otherwise lose its
+    mark before it counts as too old, and a replay in between would be handled again."""
+    stamp = now if happened_at is None else max(now, happened_at)
     try:
-        return bool(_CLAIM.rows(conn, {"event_id": event_id, "office_id": office_id, "now": now}))
+        return bool(_CLAIM.rows(conn, {"event_id": event_id, "office_id": office_id, "now": stamp}))
     except DBAPIError as error:
         if is_lock_timeout(error):
             raise ClaimedElsewhere(event_id) from error

@@ -212,6 +212,27 @@ def test_a_body_replayed_after_its_dedupe_mark_is_gone_changes_nothing(rt, clien
         assert s.scalar(select(Conversation.context)) == conversation
 
 
+
+def test_an_event_stamped_ahead_of_our_clock_keeps_its_mark_until_it_counts_as_too_old(rt, client, sakata_user,
+                                                                                       fake_line):
+    """LINE's clock a few minutes ahead of ours: the event's mark must not be purged (7 days after it came) before
+    the event itself counts as too old to handle (7 days after it happened), or a replay in between is handled
+    again."""
+    from datetime import timedelta
+
+    from bot.staff import jobs
+
+    raw = sakata_user.body(sakata_user.text_event("予約", timestamp=rt.clock.now() + timedelta(minutes=3)))
+    signature = sign(raw, sakata_user.channel_secret)
+    assert post(client, "sakata", raw, signature).status_code == 200
+    after_first = footprint(rt)
+    for later, marks in (({"days": 7, "minutes": 1}, 1), ({"minutes": 5}, 0)):   # between the two, past both
+        rt.clock.advance(**later)
+        with rt.db.transaction() as s:
+            jobs.purge_expired_data(s, rt, rt.offices["sakata"], rt.clock.now())
+        assert post(client, "sakata", raw, signature).status_code == 200
+        assert footprint(rt) == {**after_first, "processed_events": marks}, later
+
 # -- floods --------------------------------------------------------------------------------------------
 
 def _replies_to(fake, user) -> list[str]:
