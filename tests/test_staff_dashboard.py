@@ -112,6 +112,27 @@ def test_each_block_button_and_reason_field_of_the_schedule_names_its_day_or_slo
     assert re.findall(r'name="reason"[^>]*aria-label="([^"]+)"', page) == ["理由（12/7(月)を停止する理由）"]
 
 
+def test_the_schedule_points_out_a_session_whose_invitation_or_call_is_due_and_not_recorded(rt, staff):
+    """From the office's last business day before a session (Friday for Monday), the day's glance names it
+    while its invitation is not marked sent or the date not phoned: the 予定表 is where staff start the day."""
+    reference = make_request(rt)                 # Monday 12/7 14:00
+    post(staff, f"/staff/bookings/{reference}/confirm")
+    rt.clock.freeze(datetime(2026, 12, 3, 18, 0, tzinfo=TOKYO))    # Thursday: not due yet
+    login(staff)
+    assert 'id="today-unprepared"' not in _page(staff, "/staff/")
+    rt.clock.freeze(datetime(2026, 12, 4, 9, 0, tzinfo=TOKYO))     # Friday, the last business day before
+    login(staff)
+    glance = _page(staff, "/staff/").split('id="today"')[1].split("</section>")[0]
+    due = glance.split('id="today-unprepared"')[1].split("</li>")[0]
+    assert "準備の記録がまだの相談（1件）" in due and reference in due and "12/7(月) 14:00" in due
+    assert "会議招待メールの送付が未記録・電話でのお知らせが未了" in due
+    post(staff, f"/staff/bookings/{reference}/invitation")
+    due = _page(staff, "/staff/").split('id="today-unprepared"')[1].split("</li>")[0]
+    assert "（電話でのお知らせが未了）" in due and "会議招待" not in due
+    post(staff, f"/staff/bookings/{reference}/called")
+    assert 'id="today-unprepared"' not in _page(staff, "/staff/")
+
+
 def test_the_queue_lists_undecided_calls_invitations_and_attendance(rt, staff):
     reference = make_request(rt)
     page = _page(staff, "/staff/queue")
