@@ -236,6 +236,38 @@ def test_confirm_from_the_dashboard_tells_the_user_and_opens_the_call_task(rt, s
     assert ["confirm", "called", "invitation_sent"] == [a for a in _actions(rt, reference) if a != "view_details"]
 
 
+def test_an_invitation_or_call_recorded_by_mistake_is_taken_back_before_the_session(rt, staff):
+    """「会議招待メールの送付を記録」 tapped on the wrong booking silenced the queue, the schedule and the group's
+    follow-up card for an invitation never sent, with no way back: until the start the record can be taken back."""
+    reference = make_request(rt)
+    post(staff, f"/staff/bookings/{reference}/confirm")
+    post(staff, f"/staff/bookings/{reference}/invitation")
+    post(staff, f"/staff/bookings/{reference}/called")
+    page = _page(staff, f"/staff/bookings/{reference}")
+    assert 'data-action="invitation_undo">会議招待メールの送付の記録を取り消す<' in page
+    assert 'data-action="called_undo">電話連絡の記録を取り消す<' in page
+    assert post(staff, f"/staff/bookings/{reference}/invitation_undo").status_code == 302
+    assert "会議招待メールの送付の記録を取り消しました" in _page(staff, f"/staff/bookings/{reference}")
+    assert post(staff, f"/staff/bookings/{reference}/called_undo").status_code == 302
+    assert booking(rt, reference).invitation_sent_at is None
+    with rt.db.reading() as s:
+        assert s.get(BookingHandoff, booking(rt, reference).id).called_at is None
+    queue = _page(staff, "/staff/queue")
+    assert reference in queue.split("電話でのお知らせ")[1].split("会議招待メールの送付が未記録")[0]
+    assert reference in queue.split("会議招待メールの送付が未記録")[1].split("出欠の記録待ち")[0]
+    assert [a for a in _actions(rt, reference) if a != "view_details"] == [
+        "confirm", "invitation_sent", "called", "invitation_undone", "called_undone"]
+    audit_page = _page(staff, "/staff/audit")
+    assert "会議招待メールの送付の記録を取り消し" in audit_page and "電話連絡の記録を取り消し" in audit_page
+    # Once the session has begun, the record stays as it is (its attendance is what is left to do).
+    post(staff, f"/staff/bookings/{reference}/invitation")
+    rt.clock.freeze(SAKATA_MONDAY + timedelta(minutes=1))
+    login(staff)
+    assert 'data-action="invitation_undo"' not in _page(staff, f"/staff/bookings/{reference}")
+    post(staff, f"/staff/bookings/{reference}/invitation_undo")
+    assert booking(rt, reference).invitation_sent_at is not None
+
+
 def test_the_call_task_leaves_the_queue_once_the_session_has_begun(rt, staff):
     """対応待ち's phone list asks to tell the user the confirmed date: a task before the session, as the invitation
     is. During and after it, the list named a session under way (出欠 is what is left to do)."""

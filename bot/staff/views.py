@@ -42,7 +42,8 @@ JSON_ENDPOINTS = frozenset({"staff.extend_session"})  # answer the page's script
 SESSION_WARNING = timedelta(minutes=5)
 TIMELINE_DAYS = 14
 UNDELIVERED = ("failed", "held", "unknown", "stale")  # outbox states a message to the user may be stuck in
-BOOKING_ACTIONS = ("confirm", "decline", "propose", "invitation", "called", "attended", "no_show",
+BOOKING_ACTIONS = ("confirm", "decline", "propose", "invitation", "called", "invitation_undo", "called_undo",
+                   "attended", "no_show",
                    "correct_attendance", "cancel_user", "cancel_office", "block_user", "unblock_user", "note")
 DETAIL_FIELDS = ("name", "name_kana", "birth_date", "seeker_number", "phone", "category", "consultation",
                  "companion", "companion_detail", "mypage_email_confirmed")
@@ -469,6 +470,8 @@ def _apply(s, rt, office, row: Booking, action: str, form, now: datetime) -> dec
         return decisions.mark_invitation_sent(s, office, row, actor, now)
     if action == "called":
         return decisions.mark_called(s, office, row, actor, now)
+    if action in ("invitation_undo", "called_undo"):
+        return decisions.undo_preparation(s, office, row, actor, now, task=action.removesuffix("_undo"))
     if action in ("attended", "no_show"):
         return decisions.mark_attendance(s, rt, office, row, actor, now, attended=action == "attended")
     if action == "correct_attendance":
