@@ -268,6 +268,22 @@ def test_an_invitation_or_call_recorded_by_mistake_is_taken_back_before_the_sess
     assert booking(rt, reference).invitation_sent_at is not None
 
 
+def test_cancelling_on_the_users_behalf_first_opens_what_it_does(rt, staff, user):
+    """「ご本人に代わってキャンセル」 sat among the buttons of every day, one click from cancelling a confirmed session
+    and telling the user, with no way back: as 中止, one click opens what it does and a second one does it."""
+    reference = make_request(rt, user_id=user.user_id)
+    post(staff, f"/staff/bookings/{reference}/confirm")
+    page = _page(staff, f"/staff/bookings/{reference}")
+    opened = page.split('<details class="block" id="cancel-user">')[1].split("</details>")[0]
+    assert "<summary>ご本人に代わってキャンセル（電話などで連絡があったとき）</summary>" in opened
+    assert "ご本人にLINEでキャンセルのお知らせが届きます。元には戻せません。" in opened
+    assert 'data-action="cancel_user">キャンセルを確定する</button>' in opened and 'id="cancel-note"' in opened
+    assert page.count('data-action="cancel_user"') == 1
+    phoned = make_request(rt, start=SAKATA_MONDAY + timedelta(hours=1))   # no LINE to tell them on
+    opened = _page(staff, f"/staff/bookings/{phoned}").split('id="cancel-user">')[1].split("</details>")[0]
+    assert "<summary>ご本人に代わって取り下げ（" in opened and "LINEではご本人にお知らせできません" in opened
+
+
 def test_the_call_task_leaves_the_queue_once_the_session_has_begun(rt, staff):
     """対応待ち's phone list asks to tell the user the confirmed date: a task before the session, as the invitation
     is. During and after it, the list named a session under way (出欠 is what is left to do)."""
