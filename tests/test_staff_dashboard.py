@@ -146,6 +146,18 @@ def test_the_queue_lists_undecided_calls_invitations_and_attendance(rt, staff):
     assert reference in _page(staff, "/staff/queue").split("出欠の記録待ち")[1].split("お知らせ（")[0]
 
 
+def test_the_queues_notices_say_each_bookings_status_now(rt, staff):
+    """「新しい申込」 stayed in お知らせ after the request was decided: beside each notice, where the booking is now,
+    so that nobody opens a request another member already approved to see whether it is still to do."""
+    decided, waiting = make_request(rt), make_request(rt, start=SAKATA_MONDAY + timedelta(hours=1))
+    post(staff, f"/staff/bookings/{decided}/confirm")
+    notices = _page(staff, "/staff/queue").split("お知らせ（新しい順）")[1]
+    assert "<th scope=\"col\">現在の状況</th>" in notices
+    rows = notices.split("<tr>")
+    assert '<span class="status status-confirmed">確定</span>' in next(r for r in rows if decided in r)
+    assert '<span class="status status-requested">確認待ち</span>' in next(r for r in rows if waiting in r)
+
+
 def test_the_queue_shows_each_requests_booking_deadline_and_when_it_was_loaded(rt, staff):
     from bot.services import slots as slotsvc
 

@@ -353,7 +353,7 @@ def queue():
         attendance = s.scalars(select(Booking).where(
             Booking.office_id == office.id, Booking.status == "confirmed",
             Booking.slot_start <= now - timedelta(minutes=office.no_show_minutes)).order_by(Booking.slot_start)).all()
-        notices = s.execute(select(StaffNotice, Booking.reference).join(
+        notices = s.execute(select(StaffNotice, Booking.reference, Booking.status).join(
             Booking, Booking.id == StaffNotice.booking_id).where(StaffNotice.office_id == office.id)
             .order_by(StaffNotice.created_at.desc(), StaffNotice.id.desc()).limit(50)).all()
         return render_template("staff/queue.html", undecided=undecided, calls=calls, invitations=invitations,
