@@ -297,6 +297,17 @@ def test_cancelling_on_the_users_behalf_first_opens_what_it_does(rt, staff, user
     assert "<summary>ご本人に代わって取り下げ（" in opened and "LINEではご本人にお知らせできません" in opened
 
 
+def test_stopping_a_phone_booking_for_the_office_does_not_promise_a_line_message(rt, staff, user):
+    """ハローワークの都合で中止する said the user would get a LINE message even on a phone booking, which has no
+    LINE to tell them on: the member learned it only after it was done. It says before to phone them."""
+    on_line = make_request(rt, user_id=user.user_id, status="confirmed")
+    phoned = make_request(rt, start=SAKATA_MONDAY + timedelta(hours=1), status="confirmed")
+    told = _page(staff, f"/staff/bookings/{on_line}").split('id="told-cancel-office">')[1].split("</p>")[0]
+    assert "ご本人にLINEで中止のお知らせが届きます。" in told
+    told = _page(staff, f"/staff/bookings/{phoned}").split('id="told-cancel-office">')[1].split("</p>")[0]
+    assert "LINE" in told and "届きます" not in told and "中止したら、必ずお電話でお伝えください。" in told
+
+
 def test_the_call_task_leaves_the_queue_once_the_session_has_begun(rt, staff):
     """対応待ち's phone list asks to tell the user the confirmed date: a task before the session, as the invitation
     is. During and after it, the list named a session under way (出欠 is what is left to do)."""
