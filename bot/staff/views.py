@@ -178,11 +178,14 @@ def _guard():
         who = Who(user.id, user.username, user.role, user.office_id, bool(user.totp_secret)) if user else None
         limits = auth.deadlines(s, token) if user else None
     if who is None or who.office_id not in rt.offices:
-        session.pop(TOKEN_KEY, None)
+        had_session = session.pop(TOKEN_KEY, None) is not None
         if request.endpoint in JSON_ENDPOINTS:
             return {"error": "ended"}, 401
         if request.method == "GET":
-            return redirect(url_for("staff.login", next=request.full_path.rstrip("?")))
+            # A page opened after the session ended (a link in a tab left open, the group card's link): the
+            # login page says why it asks again; a first visit is simply asked to log in.
+            return redirect(url_for("staff.login", next=request.full_path.rstrip("?"), ended=1 if had_session
+                                    else None))
         if request.endpoint == "staff.logout":  # what the button asked for is already so
             return redirect(url_for("staff.login", logged_out=1))
         # A button pressed after the session ended did nothing: the login page says so, and leads back to
