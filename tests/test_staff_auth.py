@@ -230,6 +230,24 @@ def test_an_idle_session_times_out(rt, client):
     assert client.get("/staff/").status_code == 302
 
 
+def test_a_page_opened_after_the_session_ended_says_why_the_login_is_asked_again(rt, client):
+    """A tab left open over lunch, then a link (or the group card's dashboard link): the login page came up
+    without a word, as if something had gone wrong. It says the session ended and leads back to the page."""
+    create_staff(rt)
+    assert "ended=1" not in client.get("/staff/queue").headers["Location"]   # never logged in: just the login
+    login(client)
+    rt.clock.advance(minutes=auth.IDLE_TIMEOUT.total_seconds() / 60 + 1)
+    response = client.get("/staff/queue")
+    assert response.status_code == 302 and "ended=1" in response.headers["Location"]
+    page = client.get(response.headers["Location"]).get_data(as_text=True)
+    assert "ログインの有効期限が切れたため、自動的にログアウトしました。" in page and 'id="login-error"' not in page
+    back = client.post(response.headers["Location"],
+                       data={"username": "tanaka", "password": PASSWORD, "csrf_token": csrf(client)})
+    assert back.status_code == 302 and back.headers["Location"] == "/staff/queue"
+    client.post("/staff/logout", data={"csrf_token": csrf(client)})
+    assert "ended=1" not in client.get("/staff/queue").headers["Location"]   # logged out on purpose
+
+
 def test_a_button_pressed_after_the_session_ended_says_nothing_was_done_and_leads_back(rt, client):
     create_staff(rt)
     login(client)

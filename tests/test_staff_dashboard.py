@@ -112,6 +112,27 @@ def test_each_block_button_and_reason_field_of_the_schedule_names_its_day_or_slo
     assert re.findall(r'name="reason"[^>]*aria-label="([^"]+)"', page) == ["理由（12/7(月)を停止する理由）"]
 
 
+def test_the_schedule_points_out_a_session_whose_invitation_or_call_is_due_and_not_recorded(rt, staff):
+    """From the office's last business day before a session (Friday for Monday), the day's glance names it
+    while its invitation is not marked sent or the date not phoned: the 予定表 is where staff start the day."""
+    reference = make_request(rt)                 # Monday 12/7 14:00
+    post(staff, f"/staff/bookings/{reference}/confirm")
+    rt.clock.freeze(datetime(2026, 12, 3, 18, 0, tzinfo=TOKYO))    # Thursday: not due yet
+    login(staff)
+    assert 'id="today-unprepared"' not in _page(staff, "/staff/")
+    rt.clock.freeze(datetime(2026, 12, 4, 9, 0, tzinfo=TOKYO))     # Friday, the last business day before
+    login(staff)
+    glance = _page(staff, "/staff/").split('id="today"')[1].split("</section>")[0]
+    due = glance.split('id="today-unprepared"')[1].split("</li>")[0]
+    assert "準備の記録がまだの相談（1件）" in due and reference in due and "12/7(月) 14:00" in due
+    assert "会議招待メールの送付が未記録・電話でのお知らせが未了" in due
+    post(staff, f"/staff/bookings/{reference}/invitation")
+    due = _page(staff, "/staff/").split('id="today-unprepared"')[1].split("</li>")[0]
+    assert "（電話でのお知らせが未了）" in due and "会議招待" not in due
+    post(staff, f"/staff/bookings/{reference}/called")
+    assert 'id="today-unprepared"' not in _page(staff, "/staff/")
+
+
 def test_the_queue_lists_undecided_calls_invitations_and_attendance(rt, staff):
     reference = make_request(rt)
     page = _page(staff, "/staff/queue")
@@ -123,6 +144,18 @@ def test_the_queue_lists_undecided_calls_invitations_and_attendance(rt, staff):
     rt.clock.freeze(SAKATA_MONDAY + timedelta(minutes=15))
     login(staff)  # days later: the old session timed out
     assert reference in _page(staff, "/staff/queue").split("出欠の記録待ち")[1].split("お知らせ（")[0]
+
+
+def test_the_queues_notices_say_each_bookings_status_now(rt, staff):
+    """「新しい申込」 stayed in お知らせ after the request was decided: beside each notice, where the booking is now,
+    so that nobody opens a request another member already approved to see whether it is still to do."""
+    decided, waiting = make_request(rt), make_request(rt, start=SAKATA_MONDAY + timedelta(hours=1))
+    post(staff, f"/staff/bookings/{decided}/confirm")
+    notices = _page(staff, "/staff/queue").split("お知らせ（新しい順）")[1]
+    assert "<th scope=\"col\">現在の状況</th>" in notices
+    rows = notices.split("<tr>")
+    assert '<span class="status status-confirmed">確定</span>' in next(r for r in rows if decided in r)
+    assert '<span class="status status-requested">確認待ち</span>' in next(r for r in rows if waiting in r)
 
 
 def test_the_queue_shows_each_requests_booking_deadline_and_when_it_was_loaded(rt, staff):
@@ -137,7 +170,8 @@ def test_the_queue_shows_each_requests_booking_deadline_and_when_it_was_loaded(r
     page = _page(staff, "/staff/queue")
     row = next(r for r in page.split("<tr>") if reference in r)
     assert "（締切を過ぎています）" in row
-    assert f"{deadline.strftime('%m/%d')} {(deadline + timedelta(minutes=1)).strftime('%H:%M')}時点の内容です" in page
+    # Said as every other date of the dashboard is (12/4(金), not 12/04).
+    assert f"{slotsvc.slot_label(deadline + timedelta(minutes=1))}時点の内容です" in page
 
 
 def test_dates_of_today_and_tomorrow_say_so_on_the_queue_and_the_booking_page(rt, staff):
@@ -213,6 +247,65 @@ def test_confirm_from_the_dashboard_tells_the_user_and_opens_the_call_task(rt, s
     queue = _page(staff, "/staff/queue")
     assert reference not in queue.split("電話でのお知らせ")[1].split("出欠の記録待ち")[0]
     assert ["confirm", "called", "invitation_sent"] == [a for a in _actions(rt, reference) if a != "view_details"]
+
+
+def test_an_invitation_or_call_recorded_by_mistake_is_taken_back_before_the_session(rt, staff):
+    """「会議招待メールの送付を記録」 tapped on the wrong booking silenced the queue, the schedule and the group's
+    follow-up card for an invitation never sent, with no way back: until the start the record can be taken back."""
+    reference = make_request(rt)
+    post(staff, f"/staff/bookings/{reference}/confirm")
+    post(staff, f"/staff/bookings/{reference}/invitation")
+    post(staff, f"/staff/bookings/{reference}/called")
+    page = _page(staff, f"/staff/bookings/{reference}")
+    assert 'data-action="invitation_undo">会議招待メールの送付の記録を取り消す<' in page
+    assert 'data-action="called_undo">電話連絡の記録を取り消す<' in page
+    assert post(staff, f"/staff/bookings/{reference}/invitation_undo").status_code == 302
+    assert "会議招待メールの送付の記録を取り消しました" in _page(staff, f"/staff/bookings/{reference}")
+    assert post(staff, f"/staff/bookings/{reference}/called_undo").status_code == 302
+    assert booking(rt, reference).invitation_sent_at is None
+    with rt.db.reading() as s:
+        assert s.get(BookingHandoff, booking(rt, reference).id).called_at is None
+    queue = _page(staff, "/staff/queue")
+    assert reference in queue.split("電話でのお知らせ")[1].split("会議招待メールの送付が未記録")[0]
+    assert reference in queue.split("会議招待メールの送付が未記録")[1].split("出欠の記録待ち")[0]
+    assert [a for a in _actions(rt, reference) if a != "view_details"] == [
+        "confirm", "invitation_sent", "called", "invitation_undone", "called_undone"]
+    audit_page = _page(staff, "/staff/audit")
+    assert "会議招待メールの送付の記録を取り消し" in audit_page and "電話連絡の記録を取り消し" in audit_page
+    # Once the session has begun, the record stays as it is (its attendance is what is left to do).
+    post(staff, f"/staff/bookings/{reference}/invitation")
+    rt.clock.freeze(SAKATA_MONDAY + timedelta(minutes=1))
+    login(staff)
+    assert 'data-action="invitation_undo"' not in _page(staff, f"/staff/bookings/{reference}")
+    post(staff, f"/staff/bookings/{reference}/invitation_undo")
+    assert booking(rt, reference).invitation_sent_at is not None
+
+
+def test_cancelling_on_the_users_behalf_first_opens_what_it_does(rt, staff, user):
+    """「ご本人に代わってキャンセル」 sat among the buttons of every day, one click from cancelling a confirmed session
+    and telling the user, with no way back: as 中止, one click opens what it does and a second one does it."""
+    reference = make_request(rt, user_id=user.user_id)
+    post(staff, f"/staff/bookings/{reference}/confirm")
+    page = _page(staff, f"/staff/bookings/{reference}")
+    opened = page.split('<details class="block" id="cancel-user">')[1].split("</details>")[0]
+    assert "<summary>ご本人に代わってキャンセル（電話などで連絡があったとき）</summary>" in opened
+    assert "ご本人にLINEでキャンセルのお知らせが届きます。元には戻せません。" in opened
+    assert 'data-action="cancel_user">キャンセルを確定する</button>' in opened and 'id="cancel-note"' in opened
+    assert page.count('data-action="cancel_user"') == 1
+    phoned = make_request(rt, start=SAKATA_MONDAY + timedelta(hours=1))   # no LINE to tell them on
+    opened = _page(staff, f"/staff/bookings/{phoned}").split('id="cancel-user">')[1].split("</details>")[0]
+    assert "<summary>ご本人に代わって取り下げ（" in opened and "LINEではご本人にお知らせできません" in opened
+
+
+def test_stopping_a_phone_booking_for_the_office_does_not_promise_a_line_message(rt, staff, user):
+    """ハローワークの都合で中止する said the user would get a LINE message even on a phone booking, which has no
+    LINE to tell them on: the member learned it only after it was done. It says before to phone them."""
+    on_line = make_request(rt, user_id=user.user_id, status="confirmed")
+    phoned = make_request(rt, start=SAKATA_MONDAY + timedelta(hours=1), status="confirmed")
+    told = _page(staff, f"/staff/bookings/{on_line}").split('id="told-cancel-office">')[1].split("</p>")[0]
+    assert "ご本人にLINEで中止のお知らせが届きます。" in told
+    told = _page(staff, f"/staff/bookings/{phoned}").split('id="told-cancel-office">')[1].split("</p>")[0]
+    assert "LINE" in told and "届きます" not in told and "中止したら、必ずお電話でお伝えください。" in told
 
 
 def test_the_call_task_leaves_the_queue_once_the_session_has_begun(rt, staff):

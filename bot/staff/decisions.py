@@ -359,6 +359,26 @@ def mark_called(session: Session, office, booking: Booking, actor: Actor, now: d
     return Result(booking, "called", True)
 
 
+def undo_preparation(session: Session, office, booking: Booking, actor: Actor, now: datetime, task: str) -> Result:
+    """Take back the record of the invitation sent (`task` "invitation") or of the call made ("called"), tapped
+    by mistake: until the session starts the task is open again, where the queue and the schedule show it."""
+    action = f"{task}_undone"
+    if booking.status != "confirmed" or booking.slot_start <= now:
+        raise Refused("status", booking)
+    if task == "invitation":
+        if booking.invitation_sent_at is None:
+            return Result(booking, action, False)
+        booking.invitation_sent_at = None
+    else:
+        row = handoff_of(session, booking, now)
+        if row.called_at is None:
+            return Result(booking, action, False)
+        row.called_at, row.updated_at = None, now
+    booking.updated_at = now
+    audit.record(session, office.id, actor, action, now, booking)
+    return Result(booking, action, True)
+
+
 def _nothing_written_after_erasure(booking: Booking, text: str | None) -> None:
     """Free text staff write about a booking (a note, a memo) is personal: once its details were erased (the
     retention purge, or the user's データ削除) none is written back, not even encrypted; Refused('erased')."""

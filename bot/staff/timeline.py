@@ -10,10 +10,12 @@ from sqlalchemy.orm import Session
 
 from bot.clock import TOKYO
 from bot.models import Booking, SlotBlock, SlotHold
-from bot.services.calendar import holiday_name, is_closed
+from bot.services.calendar import holiday_name, is_closed, last_business_day_on_or_before
 from bot.services.slots import slot_label
+from bot.staff.models import BookingHandoff
 
 SHOWN_STATUSES = ("requested", "proposed", "confirmed", "attended", "no_show")
+PREPARATION_LOOKAHEAD_DAYS = 14      # the last business day before a session is never further back than this
 
 
 @dataclass
@@ -56,6 +58,17 @@ class DayView:
 
 
 @dataclass
+class Unprepared:
+    """A confirmed session still to start whose preparation is due (from the office's last business day before
+    it, when the staff group's follow-up card comes too) and not recorded: the invitation not marked sent, or the
+    phone call telling the date (offices whose rules ask for one) not made."""
+
+    booking: Booking
+    invitation: bool                 # the invitation is not marked sent
+    call: bool                       # the call telling the date is needed and not made
+
+
+@dataclass
 class Today:
     """What a counsellor between sessions looks for first: the session under way or next, and whose attendance
     is still to be recorded."""
@@ -66,6 +79,7 @@ class Today:
     later_today: int                 # confirmed sessions still to start today, `next` included
     attendance_due: list[Booking]    # confirmed sessions that started, attendance not recorded yet
     undecided_today: list[Booking] = field(default_factory=list)  # requests for today's slots still to decide
+    unprepared: list[Unprepared] = field(default_factory=list)     # sessions whose preparation is due, not recorded
 
     @property
     def minutes_to_next(self) -> int | None:
@@ -90,7 +104,27 @@ def today(session: Session, office, now: datetime) -> Today:
         Booking.office_id == office.id, Booking.status.in_(("requested", "proposed")), Booking.slot_start > now,
         Booking.slot_start < end_of_day).order_by(Booking.slot_start, Booking.id)).all()
     return Today(now=now, current=current, next=upcoming, later_today=later, attendance_due=list(started),
-                 undecided_today=list(undecided))
+                 undecided_today=list(undecided), unprepared=unprepared(session, office, now))
+
+
+def unprepared(session: Session, office, now: datetime) -> list[Unprepared]:
+    """Confirmed sessions still to start whose invitation or call is due by today and not recorded."""
+    today_ = now.astimezone(TOKYO).date()
+    rows = session.execute(select(Booking, BookingHandoff).outerjoin(
+        BookingHandoff, BookingHandoff.booking_id == Booking.id).where(
+        Booking.office_id == office.id, Booking.status == "confirmed", Booking.slot_start > now,
+        Booking.slot_start < now + timedelta(days=PREPARATION_LOOKAHEAD_DAYS))
+        .order_by(Booking.slot_start, Booking.id)).all()
+    out: list[Unprepared] = []
+    for booking, handed in rows:
+        session_day = booking.slot_start.astimezone(TOKYO).date()
+        if last_business_day_on_or_before(session_day - timedelta(days=1), office.schedule.closures) > today_:
+            continue
+        invitation = booking.invitation_sent_at is None
+        call = handed is not None and handed.call_needed and handed.called_at is None
+        if invitation or call:
+            out.append(Unprepared(booking=booking, invitation=invitation, call=bool(call)))
+    return out
 
 
 def days(session: Session, office, now: datetime, first: date, count: int,

@@ -42,7 +42,8 @@ JSON_ENDPOINTS = frozenset({"staff.extend_session"})  # answer the page's script
 SESSION_WARNING = timedelta(minutes=5)
 TIMELINE_DAYS = 14
 UNDELIVERED = ("failed", "held", "unknown", "stale")  # outbox states a message to the user may be stuck in
-BOOKING_ACTIONS = ("confirm", "decline", "propose", "invitation", "called", "attended", "no_show",
+BOOKING_ACTIONS = ("confirm", "decline", "propose", "invitation", "called", "invitation_undo", "called_undo",
+                   "attended", "no_show",
                    "correct_attendance", "cancel_user", "cancel_office", "block_user", "unblock_user", "note")
 DETAIL_FIELDS = ("name", "name_kana", "birth_date", "seeker_number", "phone", "category", "consultation",
                  "companion", "companion_detail", "mypage_email_confirmed")
@@ -177,11 +178,14 @@ def _guard():
         who = Who(user.id, user.username, user.role, user.office_id, bool(user.totp_secret)) if user else None
         limits = auth.deadlines(s, token) if user else None
     if who is None or who.office_id not in rt.offices:
-        session.pop(TOKEN_KEY, None)
+        had_session = session.pop(TOKEN_KEY, None) is not None
         if request.endpoint in JSON_ENDPOINTS:
             return {"error": "ended"}, 401
         if request.method == "GET":
-            return redirect(url_for("staff.login", next=request.full_path.rstrip("?")))
+            # A page opened after the session ended (a link in a tab left open, the group card's link): the
+            # login page says why it asks again; a first visit is simply asked to log in.
+            return redirect(url_for("staff.login", next=request.full_path.rstrip("?"), ended=1 if had_session
+                                    else None))
         if request.endpoint == "staff.logout":  # what the button asked for is already so
             return redirect(url_for("staff.login", logged_out=1))
         # A button pressed after the session ended did nothing: the login page says so, and leads back to
@@ -352,7 +356,7 @@ def queue():
         attendance = s.scalars(select(Booking).where(
             Booking.office_id == office.id, Booking.status == "confirmed",
             Booking.slot_start <= now - timedelta(minutes=office.no_show_minutes)).order_by(Booking.slot_start)).all()
-        notices = s.execute(select(StaffNotice, Booking.reference).join(
+        notices = s.execute(select(StaffNotice, Booking.reference, Booking.status).join(
             Booking, Booking.id == StaffNotice.booking_id).where(StaffNotice.office_id == office.id)
             .order_by(StaffNotice.created_at.desc(), StaffNotice.id.desc()).limit(50)).all()
         return render_template("staff/queue.html", undecided=undecided, calls=calls, invitations=invitations,
@@ -469,6 +473,8 @@ def _apply(s, rt, office, row: Booking, action: str, form, now: datetime) -> dec
         return decisions.mark_invitation_sent(s, office, row, actor, now)
     if action == "called":
         return decisions.mark_called(s, office, row, actor, now)
+    if action in ("invitation_undo", "called_undo"):
+        return decisions.undo_preparation(s, office, row, actor, now, task=action.removesuffix("_undo"))
     if action in ("attended", "no_show"):
         return decisions.mark_attendance(s, rt, office, row, actor, now, attended=action == "attended")
     if action == "correct_attendance":
