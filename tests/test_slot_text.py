@@ -109,11 +109,14 @@ def test_parse_slot_text_natural_forms(text, now, expected):
                                   "ごご2じ", "14じ", "12/7 No.14じ", "12/7 #14じ",
                                   "12/7 2時間", "12/7 2時間後", "12/7 1時間で", "12/7 2じかん", "12/7 2じかんご",
                                   "12/7 1ジカン", "12/7 2じつは", "12/7 2じぶんで", "12/7 3じげん", "12/7 1じめんせつ",
-                                  "12/7 2ジャ", "12/7 じかん 2", "12/7 30ぷん", "12/7 2じかんはんくらい"])
+                                  "12/7 2ジャ", "12/7 じかん 2", "12/7 30ぷん", "12/7 2じかんはんくらい",
+                                  "求職番号14時 12/7", "求職番号14じ 12/7", "求職番号は 14時 12/7",
+                                  "#14時 12/7", "No. 14時 12/7"])
 def test_parse_slot_text_refuses_natural_forms_that_are_not_a_slot(text):
     """A weekday that does not match, a 13 pm, a date without a time, a time without a date, a span of days
     (`3日前`: read as the 3rd before) or hours (`2時間`, `2じかん`), kana after a digit that begins another word
-    (`じつは`, `じぶん`, `1じめんせつ`: no `じ` of an hour)."""
+    (`じつは`, `じぶん`, `1じめんせつ`: no `じ` of an hour), a number after a word that says it is one (`求職番号`,
+    `No.`, `#`: the time beside a date is that number, not an hour)."""
     assert parse_slot_text(text, at(2026, 11, 30, 10)) is None
 
 
@@ -182,14 +185,16 @@ def test_four_digits_that_are_no_time_or_stand_alone_are_no_slot(text):
     "12/7 090-1234-5678", "090-1234-5678 12/7", "12/7 1234-5678", "12/7 0120-123-456",       # a phone number
     "〒123-4567 12/7", "12/7 〒1234567", "12/7 1234567",                                       # a postcode
     "求職番号 0123 12/7", "求職番号は0123 12/7", "12/7 求職番号1234", "12/7 No.1234", "12/7 #1234",  # a number
+    "求職番号: 0123 12/7", "求職番号は 0123 12/7", "No. 0123 12/7", "# 0930 12/7",
     "2026/12/7", "2026年12月7日", "12/7 2026", "12/7 1400年",                                 # a year
     "12/7 1400人", "12/7 1400件", "12/7 1400番", "12/7 1400号室", "12/7 1400回", "12/7 1400分",  # a count
-    "12/7 1400時間", "12/7 1400個", "12/7 1400 people", "12/7 1400th", "12/7 1400%", "12/7 1400.5",
+    "12/7 1400時間", "12/7 1234時", "12/7 1234じ", "12/7 1400 時", "12/7 1234時30分", "12/7 1400個", "12/7 1400 people", "12/7 1400th", "12/7 1400%", "12/7 1400.5",
     "12/7 1,200円", "1. 12/7", "12/7 1. 2. 3.",                                               # a list's numbers
     "12/7 1200えん", "12/7 1200 エン", "12/7 1400ぷん", "12/7 1400じかん",                        # ... in kana
 ])
 def test_four_digits_of_another_number_are_no_time(text):
-    """A price, a phone number, a postcode, a job seeker number, a year, a count beside a date: no slot."""
+    """A price, a phone number, a postcode, a job seeker number, a year, a count beside a date: no slot. Four digits
+    with 時 are no hour (there is no 1234th hour, and 12:34 is not written 1234時): the bot asks again."""
     assert parse_slot_text(text, TUESDAY) is None
 
 
@@ -198,6 +203,7 @@ def test_four_digits_of_another_number_are_no_time(text):
     ("12/7 1400~", at(2026, 12, 7, 14)), ("12/7 1400から", at(2026, 12, 7, 14)),
     ("1. 12/7 1400", at(2026, 12, 7, 14)),                                              # a list number before it
     ("求職番号 12345-12345678 12/7 1400", at(2026, 12, 7, 14)),
+    ("求職番号は1234です 12/7 14時", at(2026, 12, 7, 14)), ("番号: 0123 12/7 14じ", at(2026, 12, 7, 14)),
     ("12/7 1400希望", at(2026, 12, 7, 14)), ("12/7 1400で", at(2026, 12, 7, 14)),
     ("12/7 1400です", at(2026, 12, 7, 14)), ("12/7 1400 please", at(2026, 12, 7, 14)),
 ])

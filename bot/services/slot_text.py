@@ -13,7 +13,8 @@ Read after NFKC (so full-width forms too) and lower-casing, anywhere in the text
   `10 am`, `noon`, the Japanese morning or afternoon word before the hour, four digits as a phone's keypad
   types them (`1400`, `0930`; not `20xx`, which beside a date reads as a year as much as a time) (the marks are
   `_*_MARK` below; the tests spell every form out). The marks may be typed in kana, as on a phone (`_KANA_TIME`);
-  `2<hour><interval>` (two hours) is a span, no time.
+  `2<hour><interval>` (two hours) is a span, no time; four digits with the hour mark (`1234<hour>`) are no time
+  either, nor is a number right after a word that says it is one (`<number>14<hour>`, `No. 0123`, `#14<hour>`).
 The date and the time stand side by side, in either order, with only spaces, commas, `at`, `on`, `around`,
 `from`, `@` or `<no>` between them. The first such pair decides. A date without a time, or a time without a
 date, is no slot (None), as the bot then asks for both.
@@ -131,17 +132,19 @@ _DATE = re.compile(
     rf"(?:\s*\(\s*(?P<bracket>[^)]*)\)|\s*,?\s*(?P<trail_wd>{_WEEKDAY}))?"
     rf"|(?:(?P<week>{_words(_WEEK_WORDS)}|{_NEXT_WEEK}|{_THIS_WEEK})\s*(?:on\s+|{_NO}\s*)?)?(?P<weekday>{_WEEKDAY})"
 )
-# Before four digits, a mark of some other number (a dash of a phone number or postcode, money, `#`, `No.`,
-# <number>), and after them a unit (<yen>, <people>, <year>, <minutes>, ..., yen, people, th) or a dash with
-# more digits that are no time (1234-5678; 1400-1500 is a span of time): no time.
+# Before four digits, a mark of some other number (a dash of a phone number or postcode, money), and after them
+# a unit (<yen>, <people>, <year>, <hour>, <minutes>, ..., yen, people, th) or a dash with more digits that are no
+# time (1234-5678; 1400-1500 is a span of time): no time. (1234<hour> is no hour either: 12:34 is not written so.)
 _DASHES = "\u2010-\u2015\u2212\u30fc\u301c~"
+_NOT_A_NUMBERS_PIECE = rf"(?<![-{_DASHES}\u00a5$\u3012])"
+# Right before any time (`0123`, `14<hour>`, `2pm`), a word that says a number follows (<number>, <number><topic>,
+# <number>:, `No.`, `#`): that number is no time (`<job seeker number>14<hour> 12/7`, `No. 0123 12/7`).
 _NUMBER_WORD = "\u756a\u53f7"                                                                  # number
-_NOT_A_NUMBERS_PIECE = (rf"(?<![-{_DASHES}\u00a5$#\u3012])(?<!no\.)(?<!no)(?<!{_NUMBER_WORD})"
-                        rf"(?<!{_NUMBER_WORD}\s)(?<!{_NUMBER_WORD}:)(?<!{_NUMBER_WORD}\u306f)")
+_NUMBER_LEAD = re.compile(rf"(?:(?:{_NUMBER_WORD}|#|(?<![a-z])no\.)\s?(?:[:\u306f]\s?)?|(?<![a-z])no)$")
 _UNIT_WORDS = ("yen", "jpy", "dollar", "dollars", "usd", "people", "persons", "th", "st", "nd", "rd", "km", "kg", "cm",
                "mm", "m", "g")
 _UNIT = (r"(?:[\u5186\u4eba\u540d\u4ef6\u756a\u53f7\u500b\u56de\u6b73\u624d\u5e74\u5206\u79d2\u70b9\u679a\u672c\u53f0"
-         r"\u968e\u5ba4\u4e07\u5343\u767e\u500d\u4f4d%]|" + _HOUR_MARK + _INTERVAL +        # ..., hours
+         r"\u968e\u5ba4\u4e07\u5343\u767e\u500d\u4f4d%]|" + _HOUR_MARK +    # ..., <hour>, <hour><interval>
          rf"|{_words(_UNIT_WORDS)})")
 _TIME = re.compile(
     r"(?<![\d:.])(?:"
@@ -151,7 +154,7 @@ _TIME = re.compile(
     r"|(?=\s*[ap]\.?m(?![a-z])))"
     r"(?:\s*(?P<meridiem>[ap])\.?m(?![a-z])\.?)?"
     # 1400, 0930 as typed on a phone (not 20xx: beside a date, that reads as a year as much as a time; not a
-    # piece of a longer number, an amount or a count: 090-1234-5678, 1234-5678, <number> 0123, 1200<yen>, #1400)
+    # piece of a longer number, an amount or a count: 090-1234-5678, 1234-5678, 1200<yen>, 1234<hour>)
     rf"|{_NOT_A_NUMBERS_PIECE}(?!20\d\d)(?P<hhmm_hour>\d{{2}})(?P<hhmm_minute>\d{{2}})"
     rf"(?![\d/]|\s*(?:[:.,]\d|[ap]\.?m(?![a-z])|{_UNIT}|[-{_DASHES}]\s*(?!(?:[01]\d|2[0-3])[0-5]\d(?!\d))\d))"
     r"|(?:12\s*)?(?P<noon>noon|midday)(?![a-z])"
@@ -294,7 +297,7 @@ def _read(text: str) -> tuple[str, list[re.Match], Pair | None, bool]:
     declining word with a date, a time or a number named (`<impossible>` alone turns nothing down)."""
     value = _normalised(text)
     dates = list(_DATE.finditer(value))
-    times = list(_TIME.finditer(value))
+    times = [t for t in _TIME.finditer(value) if not _NUMBER_LEAD.search(value, 0, t.start())]
     choice, declined = _choice(value, _pairs(value, dates, times))
     named = bool(dates or times or re.search(r"\d", value))
     return value, dates, choice, declined and named
