@@ -171,8 +171,9 @@ _SHIFTED = re.compile(
 # text, they make it no choice. Reading which part they deny is guesswork (`12/7 14<hour> and 12/8 <other than>`,
 # `only 12/7 14<hour> <cannot otherwise>`), and holding a slot the user said they do not want is worse than
 # asking again.
-# Some words in kanji or kana, as typed on a phone: other than, convenience, plan, mistake.
-_OTHER_THAN = "(?:\u4ee5\u5916|\u3044\u304c\u3044)"
+# Some words in kanji or kana, as typed on a phone: other than (in kana not <igai>-<to>, which is <surprisingly>),
+# convenience, plan, mistake.
+_OTHER_THAN = "(?:\u4ee5\u5916|\u3044\u304c\u3044(?!\u3068))"
 _CONVENIENCE = "(?:\u90fd\u5408|\u3064\u3054\u3046)"
 _PLAN = "(?:\u4e88\u5b9a|\u3088\u3066\u3044)"
 _MISTAKE = "(?:\u9593\u9055|\u307e\u3061\u304c)"
@@ -190,7 +191,7 @@ _DECLINING_JA = (
     "\u96e3\u3057|\u3080\u305a\u304b\u3057|\u53b3\u3057|\u304d\u3073\u3057",                    # difficult
     "\u907f\u3051|\u3055\u3051\u3066|\u3055\u3051\u305f\u3044"                                  # avoid, dislike, pass
     "|\u5acc|\u9060\u616e|\u3048\u3093\u308a\u3087|\u3084\u3081",
-    f"{_PLAN}\u304c?(?:\u3042|\u5165|\u306f\u3044)"                                          # busy then, not free
+    f"{_PLAN}\u304c?(?:\u3042(?!\u3044\u3066)|\u5165|\u306f\u3044)"   # busy then (<plan> <is free> is not), not free
     "|(?:\u7a7a|\u3042)\u3044\u3066(?:\u306a|\u307e\u305b|\u3044\u306a|\u3044\u307e\u305b)",
     "\u9055|\u3061\u304c[\u3046\u3044]",                                                        # wrong
     "\u30ad\u30e3\u30f3\u30bb\u30eb|\u53d6\u308a?\u6d88|\u3068\u308a\u3051|\u4e2d\u6b62",        # cancel, stop
@@ -201,12 +202,14 @@ _DECLINING_EN = ("not", "cannot", "cant", "dont", "wont", "isnt", "doesnt", "exc
                  "canceled", "ng")
 _DECLINING = re.compile("|".join(_DECLINING_JA) + rf"|{_words(_DECLINING_EN)}|n't(?![a-z])")
 # Phrases that hold a declining word yet ask for the slot: no mistake (<mistake> <none>), to put an appointment in
-# (<plan> <put in>), a waiting list (<cancel> <wait>), could you / could I book (<please> <cannot> <?>), is it
-# not free (<free> <not> <?>; not after <only>): a declining word inside one of them declines nothing.
+# (<plan> <put in>), a waiting list (<cancel> <wait>), feel free to (<reserve> <without>), could you / could I book
+# (<please> <cannot> <?>), is it not free (<free> <not> <?>; not after <only>): a declining word inside one of
+# them declines nothing.
 _NOT_DECLINING = re.compile(
     f"{_MISTAKE}\u3044(?:\u306a|\u3042\u308a|\u3054\u3056\u3044)"
     f"|{_PLAN}(?:\u3092|\u304c)?(?:\u5165|\u306f\u3044)\u308c"
     "|\u30ad\u30e3\u30f3\u30bb\u30eb(?:\u5f85|\u307e)\u3061"
+    "|(?:\u9060\u616e|\u3048\u3093\u308a\u3087)(?:\u306a|\u7121)\u304f"
     "|(?:(?:\u9858\u3044|\u4e88\u7d04|\u7533\u3057?\u8fbc\u307f?)(?:\u3067\u304d|\u51fa\u6765)"
     "|(?<!\u3057\u304b)(?:\u7a7a|\u3042)\u3044\u3066\u3044?)"
     "(?:\u307e\u305b\u3093|\u306a\u3044(?:\u3093\u3067\u3059|\u3067\u3057\u3087\u3046|\u3067\u3059)?)\u304b")
