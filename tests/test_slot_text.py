@@ -111,12 +111,15 @@ def test_parse_slot_text_natural_forms(text, now, expected):
                                   "12/7 1ジカン", "12/7 2じつは", "12/7 2じぶんで", "12/7 3じげん", "12/7 1じめんせつ",
                                   "12/7 2ジャ", "12/7 じかん 2", "12/7 30ぷん", "12/7 2じかんはんくらい",
                                   "求職番号14時 12/7", "求職番号14じ 12/7", "求職番号は 14時 12/7",
-                                  "#14時 12/7", "No. 14時 12/7"])
+                                  "#14時 12/7", "No. 14時 12/7",
+                                  "12/7 にじ", "12/7 じゅうよじ", "12/7 ごごにじ", "12/7 じゅうよじはん", "12/7 ニジ",
+                                  "12/7 にじがきれいでした", "12/7 くじびきで", "12/7 いちじてきに", "12/7 ごじがあります"])
 def test_parse_slot_text_refuses_natural_forms_that_are_not_a_slot(text):
     """A weekday that does not match, a 13 pm, a date without a time, a time without a date, a span of days
     (`3日前`: read as the 3rd before) or hours (`2時間`, `2じかん`), kana after a digit that begins another word
     (`じつは`, `じぶん`, `1じめんせつ`: no `じ` of an hour), a number after a word that says it is one (`求職番号`,
-    `No.`, `#`: the time beside a date is that number, not an hour)."""
+    `No.`, `#`: the time beside a date is that number, not an hour), an hour in kana numerals (`にじ`: phones
+    convert it, and most such hours are words too: 虹, くじ, 誤字, 一時)."""
     assert parse_slot_text(text, at(2026, 11, 30, 10)) is None
 
 
@@ -188,7 +191,8 @@ def test_four_digits_that_are_no_time_or_stand_alone_are_no_slot(text):
     "求職番号: 0123 12/7", "求職番号は 0123 12/7", "No. 0123 12/7", "# 0930 12/7",
     "2026/12/7", "2026年12月7日", "12/7 2026", "12/7 1400年",                                 # a year
     "12/7 1400人", "12/7 1400件", "12/7 1400番", "12/7 1400号室", "12/7 1400回", "12/7 1400分",  # a count
-    "12/7 1400時間", "12/7 1234時", "12/7 1234じ", "12/7 1400 時", "12/7 1234時30分", "12/7 1400個", "12/7 1400 people", "12/7 1400th", "12/7 1400%", "12/7 1400.5",
+    "12/7 1400時間", "12/7 1400個", "12/7 1400 people", "12/7 1400th", "12/7 1400%", "12/7 1400.5",
+    "12/7 1234時", "12/7 1234じ", "12/7 1400 時", "12/7 1234時30分",                          # no 1234th hour
     "12/7 1,200円", "1. 12/7", "12/7 1. 2. 3.",                                               # a list's numbers
     "12/7 1200えん", "12/7 1200 エン", "12/7 1400ぷん", "12/7 1400じかん",                        # ... in kana
 ])

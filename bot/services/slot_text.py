@@ -12,9 +12,10 @@ Read after NFKC (so full-width forms too) and lower-casing, anywhere in the text
 - a time: `14:00`, `14.00`, `14<hour>`, `14<hour>30<minute>`, `14<hour><half>`, `2pm`, `2 p.m.`, `2:30pm`,
   `10 am`, `noon`, the Japanese morning or afternoon word before the hour, four digits as a phone's keypad
   types them (`1400`, `0930`; not `20xx`, which beside a date reads as a year as much as a time) (the marks are
-  `_*_MARK` below; the tests spell every form out). The marks may be typed in kana, as on a phone (`_KANA_TIME`);
-  `2<hour><interval>` (two hours) is a span, no time; four digits with the hour mark (`1234<hour>`) are no time
-  either, nor is a number right after a word that says it is one (`<number>14<hour>`, `No. 0123`, `#14<hour>`).
+  `_*_MARK` below; the tests spell every form out). The marks may be typed in kana, as on a phone, the hour's
+  number not (`_KANA_TIME`); `2<hour><interval>` (two hours) is a span, no time; four digits with the hour mark
+  (`1234<hour>`) are no time either, nor is a number right after a word that says it is one (`<number>14<hour>`,
+  `No. 0123`, `#14<hour>`).
 The date and the time stand side by side, in either order, with only spaces, commas, `at`, `on`, `around`,
 `from`, `@` or `<no>` between them. The first such pair decides. A date without a time, or a time without a
 date, is no slot (None), as the bot then asks for both.
@@ -234,7 +235,10 @@ _MISTAKE_LEAD = "\u9593\u307e"
 # katakana), and the yen of a price (1200<en>): written in kanji before reading, so they read exactly as the kanji
 # marks do. <ji> only right after a digit and not where it begins another word: <ji-ya> (of <not>), <ji-tsu> (<in
 # fact>), <ji-bun> (<oneself>), <ji-gen> (<dimension>), <ji-men(setsu)> (<first-round interview>); <ji-kan> after a
-# digit is <hours>, a span that is no time of day, as 2<hour><interval> is.
+# digit is <hours>, a span that is no time of day, as 2<hour><interval> is. An hour in kana numerals (<ni-ji>,
+# <juu-yo-ji>, <gogo-ni-ji>) is not read: a phone's input converts it as it converts the digits, and most hours of
+# the day are words as well (<ni-ji> rainbow, <ku-ji> lottery, <go-ji> typo, <ichi-ji> for a while, <juu-ji> cross,
+# <san-ji> disaster); the bot asks again rather than hold a slot for a rainbow.
 _KANA_TIME = (
     (re.compile("(?<=\\d)(?:\u3058\u304b\u3093|\u30b8\u30ab\u30f3)"), _HOUR_MARK + _INTERVAL),     # hours
     (re.compile("(?<=\\d)[\u3058\u30b8](?![\u3083\u3085\u3087\u3047\u30e3\u30e5\u30e7\u30a7]"
