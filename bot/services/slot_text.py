@@ -214,10 +214,12 @@ _NOT_DECLINING = re.compile(
     "|(?:(?:\u9858\u3044|\u4e88\u7d04|\u7533\u3057?\u8fbc\u307f?)(?:\u3067\u304d|\u51fa\u6765)"
     "|(?<!\u3057\u304b)(?:\u7a7a|\u3042)\u3044\u3066\u3044?)"
     "(?:\u307e\u305b\u3093|\u306a\u3044(?:\u3093\u3067\u3059|\u3067\u3057\u3087\u3046|\u3067\u3059)?)\u304b")
-# Right after the slot, <only> or <other than> (<topic>): with a declining word after it in the same sentence
-# (`12/7 14<hour> <only> <can-not>`, `12/7 14<hour> <other than> <is impossible>`) the slot is the only one that
-# suits, so it is chosen; asked as a question (`... <can-not> <?>`) it is not.
+# Right after the slot, <only> or <other than> (<topic>): with a declining word a few characters after it in the
+# same clause (`12/7 14<hour> <only> <can-not>`, `12/7 14<hour> <other than> <is impossible>`) the slot is the only
+# one that suits, so it is chosen; asked as a question (`... <can-not> <?>`), or with another word first (`<other
+# than> <is fine>, 12/8 <impossible>`), it is not.
 _ONLY = re.compile(f"\\s*(?:[\u306f\u304c]\\s*)?(?:\u3057\u304b|{_OTHER_THAN}\\s*[\u306f\u3067]*)")
+_ONLY_GAP = 6                                   # <only> ... <can-not>: characters at most between them
 _ONLY_WORDS = re.compile(f"\u3057\u304b|{_OTHER_THAN}")
 _SENTENCE_END = re.compile("[\u3002!?\n]")
 _QUESTION = re.compile("\u304b[\u306d\u306a]?[^\\w]*$")        # <?>, <?-ne>, <?-na>, then emoji or marks
@@ -357,9 +359,11 @@ def _choice(value: str, pairs: list[Pair]) -> tuple[Pair | None, bool]:
 
 
 def _only(value: str, end: int, declining: list[re.Match]) -> bool:
-    """`12/7 14<hour> <only> <can-not>`: every declining word is in the sentence right after the slot (ending at
-    `end`, the text's only one), which goes on with <only> or <other than> and a declining word, and asks no
-    question."""
+    """`12/7 14<hour> <only> <can-not>`: the slot (ending at `end`, the text's only one) goes on with <only> or
+    <other than> and, a few characters on in the same clause, a declining word (`<other than> <topic> <somewhat>
+    <difficult>`); every declining word is in that sentence, with no other date, time or number named among them,
+    and the sentence asks no question. Where the clause says something else first (`12/7 14<hour> <other than>
+    <is fine>, 12/8 <impossible>`), the slot is the one the user does not want."""
     only = _ONLY.match(value, end)
     if only is None:
         return False
@@ -367,8 +371,12 @@ def _only(value: str, end: int, declining: list[re.Match]) -> bool:
     sentence_end = stop.start() if stop else len(value)
     if (stop is not None and stop.group() == "?") or _QUESTION.search(value, 0, sentence_end):
         return False
-    return (any(d.start() >= only.end() for d in declining)
-            and all(end <= d.start() and d.end() <= sentence_end for d in declining))
+    first = next((d for d in declining if d.start() >= only.end()), None)
+    if (first is None or first.start() - only.end() > _ONLY_GAP
+            or any(m.group() != "\u3066" for m in _CLAUSE_END_JA.finditer(value, only.end(), first.start()))):
+        return False                                  # `<other than> <is fine>, <morning> <impossible>`
+    return (all(end <= d.start() and d.end() <= sentence_end for d in declining)
+            and not _named(value, only.end(), declining[-1].start()))
 
 
 def _if_not_free(value: str, end: int, declining: list[re.Match]) -> bool:
