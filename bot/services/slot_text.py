@@ -12,8 +12,10 @@ Read after NFKC (so full-width forms too) and lower-casing, anywhere in the text
 - a time: `14:00`, `14.00`, `14<hour>`, `14<hour>30<minute>`, `14<hour><half>`, `2pm`, `2 p.m.`, `2:30pm`,
   `10 am`, `noon`, the Japanese morning or afternoon word before the hour, four digits as a phone's keypad
   types them (`1400`, `0930`; not `20xx`, which beside a date reads as a year as much as a time) (the marks are
-  `_*_MARK` below; the tests spell every form out). The marks may be typed in kana, as on a phone (`_KANA_TIME`);
-  `2<hour><interval>` (two hours) is a span, no time.
+  `_*_MARK` below; the tests spell every form out). The marks may be typed in kana, as on a phone, the hour's
+  number not (`_KANA_TIME`); `2<hour><interval>` (two hours) is a span, no time; four digits with the hour mark
+  (`1234<hour>`) are no time either, nor is a number right after a word that says it is one (`<number>14<hour>`,
+  `No. 0123`, `#14<hour>`).
 The date and the time stand side by side, in either order, with only spaces, commas, `at`, `on`, `around`,
 `from`, `@` or `<no>` between them. The first such pair decides. A date without a time, or a time without a
 date, is no slot (None), as the bot then asks for both.
@@ -131,17 +133,19 @@ _DATE = re.compile(
     rf"(?:\s*\(\s*(?P<bracket>[^)]*)\)|\s*,?\s*(?P<trail_wd>{_WEEKDAY}))?"
     rf"|(?:(?P<week>{_words(_WEEK_WORDS)}|{_NEXT_WEEK}|{_THIS_WEEK})\s*(?:on\s+|{_NO}\s*)?)?(?P<weekday>{_WEEKDAY})"
 )
-# Before four digits, a mark of some other number (a dash of a phone number or postcode, money, `#`, `No.`,
-# <number>), and after them a unit (<yen>, <people>, <year>, <minutes>, ..., yen, people, th) or a dash with
-# more digits that are no time (1234-5678; 1400-1500 is a span of time): no time.
+# Before four digits, a mark of some other number (a dash of a phone number or postcode, money), and after them
+# a unit (<yen>, <people>, <year>, <hour>, <minutes>, ..., yen, people, th) or a dash with more digits that are no
+# time (1234-5678; 1400-1500 is a span of time): no time. (1234<hour> is no hour either: 12:34 is not written so.)
 _DASHES = "\u2010-\u2015\u2212\u30fc\u301c~"
+_NOT_A_NUMBERS_PIECE = rf"(?<![-{_DASHES}\u00a5$\u3012])"
+# Right before any time (`0123`, `14<hour>`, `2pm`), a word that says a number follows (<number>, <number><topic>,
+# <number>:, `No.`, `#`): that number is no time (`<job seeker number>14<hour> 12/7`, `No. 0123 12/7`).
 _NUMBER_WORD = "\u756a\u53f7"                                                                  # number
-_NOT_A_NUMBERS_PIECE = (rf"(?<![-{_DASHES}\u00a5$#\u3012])(?<!no\.)(?<!no)(?<!{_NUMBER_WORD})"
-                        rf"(?<!{_NUMBER_WORD}\s)(?<!{_NUMBER_WORD}:)(?<!{_NUMBER_WORD}\u306f)")
+_NUMBER_LEAD = re.compile(rf"(?:(?:{_NUMBER_WORD}|#|(?<![a-z])no\.)\s?(?:[:\u306f]\s?)?|(?<![a-z])no)$")
 _UNIT_WORDS = ("yen", "jpy", "dollar", "dollars", "usd", "people", "persons", "th", "st", "nd", "rd", "km", "kg", "cm",
                "mm", "m", "g")
 _UNIT = (r"(?:[\u5186\u4eba\u540d\u4ef6\u756a\u53f7\u500b\u56de\u6b73\u624d\u5e74\u5206\u79d2\u70b9\u679a\u672c\u53f0"
-         r"\u968e\u5ba4\u4e07\u5343\u767e\u500d\u4f4d%]|" + _HOUR_MARK + _INTERVAL +        # ..., hours
+         r"\u968e\u5ba4\u4e07\u5343\u767e\u500d\u4f4d%]|" + _HOUR_MARK +    # ..., <hour>, <hour><interval>
          rf"|{_words(_UNIT_WORDS)})")
 _TIME = re.compile(
     r"(?<![\d:.])(?:"
@@ -151,7 +155,7 @@ _TIME = re.compile(
     r"|(?=\s*[ap]\.?m(?![a-z])))"
     r"(?:\s*(?P<meridiem>[ap])\.?m(?![a-z])\.?)?"
     # 1400, 0930 as typed on a phone (not 20xx: beside a date, that reads as a year as much as a time; not a
-    # piece of a longer number, an amount or a count: 090-1234-5678, 1234-5678, <number> 0123, 1200<yen>, #1400)
+    # piece of a longer number, an amount or a count: 090-1234-5678, 1234-5678, 1200<yen>, 1234<hour>)
     rf"|{_NOT_A_NUMBERS_PIECE}(?!20\d\d)(?P<hhmm_hour>\d{{2}})(?P<hhmm_minute>\d{{2}})"
     rf"(?![\d/]|\s*(?:[:.,]\d|[ap]\.?m(?![a-z])|{_UNIT}|[-{_DASHES}]\s*(?!(?:[01]\d|2[0-3])[0-5]\d(?!\d))\d))"
     r"|(?:12\s*)?(?P<noon>noon|midday)(?![a-z])"
@@ -168,8 +172,9 @@ _SHIFTED = re.compile(
 # text, they make it no choice. Reading which part they deny is guesswork (`12/7 14<hour> and 12/8 <other than>`,
 # `only 12/7 14<hour> <cannot otherwise>`), and holding a slot the user said they do not want is worse than
 # asking again.
-# Some words in kanji or kana, as typed on a phone: other than, convenience, plan, mistake.
-_OTHER_THAN = "(?:\u4ee5\u5916|\u3044\u304c\u3044)"
+# Some words in kanji or kana, as typed on a phone: other than (in kana not <igai>-<to>, which is <surprisingly>),
+# convenience, plan, mistake.
+_OTHER_THAN = "(?:\u4ee5\u5916|\u3044\u304c\u3044(?!\u3068))"
 _CONVENIENCE = "(?:\u90fd\u5408|\u3064\u3054\u3046)"
 _PLAN = "(?:\u4e88\u5b9a|\u3088\u3066\u3044)"
 _MISTAKE = "(?:\u9593\u9055|\u307e\u3061\u304c)"
@@ -187,7 +192,7 @@ _DECLINING_JA = (
     "\u96e3\u3057|\u3080\u305a\u304b\u3057|\u53b3\u3057|\u304d\u3073\u3057",                    # difficult
     "\u907f\u3051|\u3055\u3051\u3066|\u3055\u3051\u305f\u3044"                                  # avoid, dislike, pass
     "|\u5acc|\u9060\u616e|\u3048\u3093\u308a\u3087|\u3084\u3081",
-    f"{_PLAN}\u304c?(?:\u3042|\u5165|\u306f\u3044)"                                          # busy then, not free
+    f"{_PLAN}\u304c?(?:\u3042(?!\u3044\u3066)|\u5165|\u306f\u3044)"   # busy then (<plan> <is free> is not), not free
     "|(?:\u7a7a|\u3042)\u3044\u3066(?:\u306a|\u307e\u305b|\u3044\u306a|\u3044\u307e\u305b)",
     "\u9055|\u3061\u304c[\u3046\u3044]",                                                        # wrong
     "\u30ad\u30e3\u30f3\u30bb\u30eb|\u53d6\u308a?\u6d88|\u3068\u308a\u3051|\u4e2d\u6b62",        # cancel, stop
@@ -198,19 +203,23 @@ _DECLINING_EN = ("not", "cannot", "cant", "dont", "wont", "isnt", "doesnt", "exc
                  "canceled", "ng")
 _DECLINING = re.compile("|".join(_DECLINING_JA) + rf"|{_words(_DECLINING_EN)}|n't(?![a-z])")
 # Phrases that hold a declining word yet ask for the slot: no mistake (<mistake> <none>), to put an appointment in
-# (<plan> <put in>), a waiting list (<cancel> <wait>), could you / could I book (<please> <cannot> <?>), is it
-# not free (<free> <not> <?>; not after <only>): a declining word inside one of them declines nothing.
+# (<plan> <put in>), a waiting list (<cancel> <wait>), feel free to (<reserve> <without>), could you / could I book
+# (<please> <cannot> <?>), is it not free (<free> <not> <?>; not after <only>): a declining word inside one of
+# them declines nothing.
 _NOT_DECLINING = re.compile(
     f"{_MISTAKE}\u3044(?:\u306a|\u3042\u308a|\u3054\u3056\u3044)"
     f"|{_PLAN}(?:\u3092|\u304c)?(?:\u5165|\u306f\u3044)\u308c"
     "|\u30ad\u30e3\u30f3\u30bb\u30eb(?:\u5f85|\u307e)\u3061"
+    "|(?:\u9060\u616e|\u3048\u3093\u308a\u3087)(?:\u306a|\u7121)\u304f"
     "|(?:(?:\u9858\u3044|\u4e88\u7d04|\u7533\u3057?\u8fbc\u307f?)(?:\u3067\u304d|\u51fa\u6765)"
     "|(?<!\u3057\u304b)(?:\u7a7a|\u3042)\u3044\u3066\u3044?)"
     "(?:\u307e\u305b\u3093|\u306a\u3044(?:\u3093\u3067\u3059|\u3067\u3057\u3087\u3046|\u3067\u3059)?)\u304b")
-# Right after the slot, <only> or <other than> (<topic>): with a declining word after it in the same sentence
-# (`12/7 14<hour> <only> <can-not>`, `12/7 14<hour> <other than> <is impossible>`) the slot is the only one that
-# suits, so it is chosen; asked as a question (`... <can-not> <?>`) it is not.
+# Right after the slot, <only> or <other than> (<topic>): with a declining word a few characters after it in the
+# same clause (`12/7 14<hour> <only> <can-not>`, `12/7 14<hour> <other than> <is impossible>`) the slot is the only
+# one that suits, so it is chosen; asked as a question (`... <can-not> <?>`), or with another word first (`<other
+# than> <is fine>, 12/8 <impossible>`), it is not.
 _ONLY = re.compile(f"\\s*(?:[\u306f\u304c]\\s*)?(?:\u3057\u304b|{_OTHER_THAN}\\s*[\u306f\u3067]*)")
+_ONLY_GAP = 6                                   # <only> ... <can-not>: characters at most between them
 _ONLY_WORDS = re.compile(f"\u3057\u304b|{_OTHER_THAN}")
 _SENTENCE_END = re.compile("[\u3002!?\n]")
 _QUESTION = re.compile("\u304b[\u306d\u306a]?[^\\w]*$")        # <?>, <?-ne>, <?-na>, then emoji or marks
@@ -228,7 +237,10 @@ _MISTAKE_LEAD = "\u9593\u307e"
 # katakana), and the yen of a price (1200<en>): written in kanji before reading, so they read exactly as the kanji
 # marks do. <ji> only right after a digit and not where it begins another word: <ji-ya> (of <not>), <ji-tsu> (<in
 # fact>), <ji-bun> (<oneself>), <ji-gen> (<dimension>), <ji-men(setsu)> (<first-round interview>); <ji-kan> after a
-# digit is <hours>, a span that is no time of day, as 2<hour><interval> is.
+# digit is <hours>, a span that is no time of day, as 2<hour><interval> is. An hour in kana numerals (<ni-ji>,
+# <juu-yo-ji>, <gogo-ni-ji>) is not read: a phone's input converts it as it converts the digits, and most hours of
+# the day are words as well (<ni-ji> rainbow, <ku-ji> lottery, <go-ji> typo, <ichi-ji> for a while, <juu-ji> cross,
+# <san-ji> disaster); the bot asks again rather than hold a slot for a rainbow.
 _KANA_TIME = (
     (re.compile("(?<=\\d)(?:\u3058\u304b\u3093|\u30b8\u30ab\u30f3)"), _HOUR_MARK + _INTERVAL),     # hours
     (re.compile("(?<=\\d)[\u3058\u30b8](?![\u3083\u3085\u3087\u3047\u30e3\u30e5\u30e7\u30a7]"
@@ -294,7 +306,7 @@ def _read(text: str) -> tuple[str, list[re.Match], Pair | None, bool]:
     declining word with a date, a time or a number named (`<impossible>` alone turns nothing down)."""
     value = _normalised(text)
     dates = list(_DATE.finditer(value))
-    times = list(_TIME.finditer(value))
+    times = [t for t in _TIME.finditer(value) if not _NUMBER_LEAD.search(value, 0, t.start())]
     choice, declined = _choice(value, _pairs(value, dates, times))
     named = bool(dates or times or re.search(r"\d", value))
     return value, dates, choice, declined and named
@@ -347,9 +359,11 @@ def _choice(value: str, pairs: list[Pair]) -> tuple[Pair | None, bool]:
 
 
 def _only(value: str, end: int, declining: list[re.Match]) -> bool:
-    """`12/7 14<hour> <only> <can-not>`: every declining word is in the sentence right after the slot (ending at
-    `end`, the text's only one), which goes on with <only> or <other than> and a declining word, and asks no
-    question."""
+    """`12/7 14<hour> <only> <can-not>`: the slot (ending at `end`, the text's only one) goes on with <only> or
+    <other than> and, a few characters on in the same clause, a declining word (`<other than> <topic> <somewhat>
+    <difficult>`); every declining word is in that sentence, with no other date, time or number named among them,
+    and the sentence asks no question. Where the clause says something else first (`12/7 14<hour> <other than>
+    <is fine>, 12/8 <impossible>`), the slot is the one the user does not want."""
     only = _ONLY.match(value, end)
     if only is None:
         return False
@@ -357,8 +371,12 @@ def _only(value: str, end: int, declining: list[re.Match]) -> bool:
     sentence_end = stop.start() if stop else len(value)
     if (stop is not None and stop.group() == "?") or _QUESTION.search(value, 0, sentence_end):
         return False
-    return (any(d.start() >= only.end() for d in declining)
-            and all(end <= d.start() and d.end() <= sentence_end for d in declining))
+    first = next((d for d in declining if d.start() >= only.end()), None)
+    if (first is None or first.start() - only.end() > _ONLY_GAP
+            or any(m.group() != "\u3066" for m in _CLAUSE_END_JA.finditer(value, only.end(), first.start()))):
+        return False                                  # `<other than> <is fine>, <morning> <impossible>`
+    return (all(end <= d.start() and d.end() <= sentence_end for d in declining)
+            and not _named(value, only.end(), declining[-1].start()))
 
 
 def _if_not_free(value: str, end: int, declining: list[re.Match]) -> bool:
