@@ -38,6 +38,13 @@ class Clock:
             return self._frozen
         return datetime.now(TOKYO) + timedelta(seconds=self._current_offset())
 
+    def device_now(self) -> datetime:
+        """The time on a person's own device, which an authenticator app's one-time codes follow: real time,
+        without the development offset (the simulator's clock, APP_FAKE_NOW); a frozen clock (tests) pins it."""
+        if self._frozen is not None:
+            return self._frozen
+        return datetime.now(TOKYO)
+
     def freeze(self, at: datetime | None) -> None:
         self._frozen = at.astimezone(TOKYO) if at is not None else None
 

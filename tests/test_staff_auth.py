@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pyotp
 import pytest
@@ -321,6 +321,32 @@ def test_totp_second_factor(rt, client):
     assert login(client, otp=code).status_code == 401                         # a code works once
     rt.clock.advance(seconds=31)
     assert login(client, otp=totp.at(rt.clock.now())).status_code == 302
+
+
+def test_a_moved_development_clock_does_not_move_the_one_time_codes(rt, client):
+    """An authenticator app shows the codes of real time: the simulator's clock (APP_FAKE_NOW, 日時を設定), an
+    offset over real time, must not decide which code is right, at enrolment or at login."""
+    from bot import settings_store
+    from bot.clock import TOKYO
+
+    create_staff(rt)
+    rt.clock.freeze(None)
+    settings_store.set_clock(rt.db, datetime.now(TOKYO) - timedelta(days=5))
+    rt.clock.forget()
+    try:
+        assert abs((datetime.now(TOKYO) - rt.clock.now()) - timedelta(days=5)) < timedelta(minutes=1)
+        login(client)
+        post(client, "/staff/account/totp", step="start")
+        totp = pyotp.TOTP(pending_totp_secret(client))
+        moved = post(client, "/staff/account/totp", step="confirm", otp=totp.at(rt.clock.now()))
+        assert moved.headers["Location"].endswith("error=otp")          # the moved clock's code
+        assert not post(client, "/staff/account/totp", step="confirm",
+                        otp=totp.now()).headers["Location"].endswith("error=otp")
+        post(client, "/staff/logout")
+        assert login(client, otp=totp.at(rt.clock.now())).status_code == 401
+        assert login(client, otp=totp.at(datetime.now(TOKYO) + timedelta(seconds=30))).status_code == 302
+    finally:
+        settings_store.set_clock(rt.db, None)
 
 
 def test_a_totp_code_typed_in_full_width_digits_works_and_never_errs(rt, client):

@@ -89,9 +89,10 @@ def set_password(session: Session, user: StaffUser, password: str) -> None:
 # -- logging in -----------------------------------------------------------------------------------
 
 def authenticate(session: Session, config, *, username: str, password: str, otp: str | None, ip: str | None,
-                 now: datetime) -> LoginResult:
+                 now: datetime, device_now: datetime | None = None) -> LoginResult:
     """Check a login; failures are counted per username (known or not) and lock it for a while, and per client
-    address, which a spray over many names throttles (nothing is checked while it is)."""
+    address, which a spray over many names throttles (nothing is checked while it is). A one-time code is
+    checked against `device_now` (`Clock.device_now`: the authenticator's real time), else `now`."""
     address = _address_counter(session, config, ip)
     wait = throttle.throttled_for(session, address, now)
     if wait is not None:
@@ -117,7 +118,7 @@ def authenticate(session: Session, config, *, username: str, password: str, otp:
             error = "ip"
         return _refused(session, address, error, now)
     if user.totp_secret:
-        step = verify_totp(config, user, otp or "", now)
+        step = verify_totp(config, user, otp or "", device_now or now)
         if step is None:
             return _refused(session, address, _count_failure(session, key, failure, now, otp=True), now)
         user.totp_last_step = step

@@ -253,7 +253,8 @@ def login():
     with rt.db.transaction() as s:
         now = rt.clock.now()
         result = auth.authenticate(s, rt.config, username=username, password=request.form.get("password", ""),
-                                   otp=request.form.get("otp"), ip=request.remote_addr, now=now)
+                                   otp=request.form.get("otp"), ip=request.remote_addr, now=now,
+                                   device_now=rt.clock.device_now())
         token = None
         if result.user is not None:
             auth.end_session(s, session.get(TOKEN_KEY))
@@ -738,7 +739,7 @@ def account_totp():
     with rt.db.transaction() as s:
         user = s.get(StaffUser, g.who.id)
         now = rt.clock.now()
-        ok = auth.enroll_totp(rt.config, user, pending, request.form.get("otp", ""), now)
+        ok = auth.enroll_totp(rt.config, user, pending, request.form.get("otp", ""), rt.clock.device_now())
         if ok:
             audit.record(s, user.office_id, _actor(), "enroll_totp", now)
     if not ok:
