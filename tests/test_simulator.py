@@ -120,6 +120,20 @@ def test_cross_site_posts_are_refused(client):
     assert answer.status_code == 403
 
 
+def test_an_unknown_office_is_named_with_the_offices_there_are_not_replaced_by_another(client, rt):
+    """`?office=sakta` used to show Sakata's chat as if asked for; it is a 404 page naming the office asked for
+    and linking the ones there are."""
+    answer = client.get("/simulator?office=sakta")
+    assert answer.status_code == 404
+    html = answer.get_data(as_text=True)
+    assert "事業所「sakta」は見つかりません" in html
+    for office in rt.offices.values():
+        if office.enabled:
+            assert f'?office={office.id}">{office.name}</a>' in html
+    assert 'id="sim-texts"' not in html  # not the chat page
+    assert client.get("/simulator?office=sakata").status_code == 200
+
+
 # -- the fake Messaging API ---------------------------------------------------------------------------------
 
 def test_fake_api_stores_a_reply_once_per_token(client, rt):

@@ -66,11 +66,15 @@ def _message_json(row: SimMessage) -> dict:
 def index():
     rt = _rt()
     offices = [o for o in rt.offices.values() if o.enabled]
+    requested = request.args.get("office") or ""
+    if requested and rt.enabled_office(requested) is None:
+        # A mistyped or disabled office: say so and offer the ones there are, rather than show another office.
+        return render_template("simulator/unknown_office.html", requested=requested[:MAX_NAME], offices=offices), 404
     groups = {o.id: chat.staff_group(rt.config, o.id) for o in offices}
     return render_template("simulator/index.html", offices=offices, groups=groups,
                            config_json={"offices": [{"id": o.id, "name": o.name} for o in offices],
                                         "publicBaseUrl": rt.config.public_base_url},
-                           selected=request.args.get("office") or (offices[0].id if offices else ""),
+                           selected=requested or (offices[0].id if offices else ""),
                            now_label=_now_label(rt.clock.now()))
 
 

@@ -157,3 +157,12 @@ def test_setting_the_clock_with_no_time_chosen_sends_nothing(page, live_server):
     form.get_by_role("button", name="設定", exact=True).click()
     assert page.evaluate("window.clockSubmits") == 0                    # a submit event fires during the click
     expect(page.locator("#clock-input")).to_have_js_property("validity.valueMissing", True)
+
+
+def test_an_unknown_office_offers_the_offices_there_are(page, live_server):
+    answer = page.goto(f"{live_server.url}/simulator?office=sakta")
+    assert answer.status == 404
+    expect(page.get_by_role("heading", name=re.compile("事業所「sakta」は見つかりません"))).to_be_visible()
+    page.get_by_role("link", name="ハローワーク酒田").click()
+    page.wait_for_selector("body[data-ready]", state="attached")
+    expect(page.locator("#office")).to_have_value("sakata")
