@@ -113,25 +113,34 @@ def test_sakata_user_reaches_slot_selection_by_typing(page, live_server, screens
     screenshot("slots")
 
 
+def lines_of(locator) -> int:
+    """How many lines a node's text takes."""
+    return locator.evaluate("""node => {
+        const range = document.createRange(); range.selectNodeContents(node);
+        return new Set([...range.getClientRects()].map(r => Math.round(r.top))).size; }""")
 
-@pytest.fixture
-def phone_screen(browser, live_server):
-    """The simulator on a 360 x 640 phone screen."""
-    context = browser.new_context(viewport={"width": 360, "height": 640}, locale="ja-JP", timezone_id="Asia/Tokyo")
+
+def on_a_phone(browser, live_server, width: int, height: int):
+    """The simulator opened in a phone's screen (a fixture's body: yields the page, then closes it)."""
+    context = browser.new_context(viewport={"width": width, "height": height}, locale="ja-JP",
+                                  timezone_id="Asia/Tokyo")
     phone = context.new_page()
     open_simulator(phone, live_server.url)
     yield phone
     context.close()
 
 
+@pytest.fixture
+def phone_screen(browser, live_server):
+    """The simulator on a 360 x 640 phone screen."""
+    yield from on_a_phone(browser, live_server, 360, 640)
+
+
 def test_on_a_phone_screen_the_composer_keeps_its_send_button_on_one_line(phone_screen):
     """At 360 px the text box takes the room left: 送信 must not break into two lines of one letter each."""
     send = phone_screen.locator("#user-composer").get_by_role("button", name="送信", exact=True)
     expect(send).to_be_visible()
-    lines = send.evaluate("""button => {
-        const range = document.createRange(); range.selectNodeContents(button);
-        return new Set([...range.getClientRects()].map(r => Math.round(r.top))).size; }""")
-    assert lines == 1
+    assert lines_of(send) == 1
 
 
 def test_on_a_phone_screen_the_form_links_bubble_fits_the_chat(phone_screen):
@@ -235,3 +244,32 @@ def test_a_server_out_of_reach_is_said_not_kept_silent(page, live_server):
     expect(page.locator("#toast")).to_have_text("サーバーに接続できません。サーバーが動いているか確認してください。")
     page.unroute("**/simulator/poll*")
 
+
+@pytest.fixture
+def phone_375(browser, live_server):
+    """The simulator on a 375 x 740 phone screen."""
+    yield from on_a_phone(browser, live_server, 375, 740)
+
+
+def test_on_a_phone_the_development_badge_stays_whole(phone_375):
+    """開発用 used to break into 開 / 発用 at the end of the title's line."""
+    assert lines_of(phone_375.locator("h1 .badge")) == 1
+
+
+def test_on_a_phone_the_simulated_phone_fills_the_screen(phone_375):
+    """Scrolled to, the simulated phone takes the screen's height (not 80% of it, which left the chat two bubbles
+    high under the rich menu), and no more: the chat, its buttons and the menu are seen together."""
+    phone = phone_375.locator("section.phone")
+    phone.scroll_into_view_if_needed()
+    height = phone.evaluate("node => node.getBoundingClientRect().height")
+    assert 740 - 32 <= height <= 740
+
+
+def test_on_a_phone_what_a_setting_did_is_said_on_screen(phone_375):
+    """The settings are at the top of the page and the chat's message bar far below: saving the limit is said
+    where it can be seen (it used to be said inside the chat, off the screen)."""
+    page = phone_375
+    page.get_by_text("詳細設定").click()
+    page.locator("#quota-form").get_by_role("button", name="保存").click()  # blank: no limit, as it was
+    expect(page.locator("#toast")).to_have_text("上限を保存しました")
+    expect(page.locator("#toast")).to_be_in_viewport(ratio=1)
