@@ -8,7 +8,8 @@ chat again, open the office's current terms, check with 予約確認 whether a r
 at its confirmed number); it shows nothing that was sent and not the address (a form's address is the user's link).
 
 The webhook, the health check and the simulator's fake Messaging API answer programs, not people: an error of
-theirs keeps its status, with a short JSON body.
+theirs keeps its status, with a short JSON body. So does the simulator page's script, which asks for JSON (`Accept`);
+a browser opening a simulator address gets the page.
 """
 from __future__ import annotations
 
@@ -21,6 +22,9 @@ from bot.render import LANGUAGES
 # The routes that answer programs (an address no route knows is a person's, wherever it points).
 MACHINE_BLUEPRINTS = ("webhook", "simulator_api")
 MACHINE_ENDPOINTS = ("web.healthz",)
+# The addresses a page's script calls as well as people open: a call asking for JSON gets JSON. By path, as a 405
+# is matched to no route.
+SCRIPT_PREFIXES = ("/simulator/",)
 STAFF_PREFIX = "/staff"
 # The public page's kind of each status; any other 4xx is a request that could not be used, any 5xx a failure.
 KINDS = {404: "not_found", 405: "method", 413: "too_large"}
@@ -28,6 +32,16 @@ KINDS = {404: "not_found", 405: "method", 413: "too_large"}
 
 def register(app: Flask) -> None:
     app.register_error_handler(HTTPException, _answer)
+
+
+def asks_for_json() -> bool:
+    """The request comes from a script that reads JSON (it says so in `Accept`, or sends JSON)."""
+    return request.is_json or "application/json" in (request.headers.get("Accept") or "")
+
+
+def _script_call(path: str) -> bool:
+    """An address of the simulator page's calls, in development (production has no simulator)."""
+    return path.startswith(SCRIPT_PREFIXES) and "simulator" in current_app.blueprints
 
 
 def _kind(code: int) -> str:
@@ -38,7 +52,8 @@ def _answer(error: HTTPException):
     code = error.code or 500
     path = request.path
     headers = {name: value for name, value in error.get_headers() if name.lower() != "content-type"}  # 405: Allow
-    if request.blueprint in MACHINE_BLUEPRINTS or request.endpoint in MACHINE_ENDPOINTS:
+    if (request.blueprint in MACHINE_BLUEPRINTS or request.endpoint in MACHINE_ENDPOINTS
+            or (_script_call(path) and asks_for_json())):
         return {"message": error.name}, code, headers
     if path == STAFF_PREFIX or path.startswith(STAFF_PREFIX + "/"):
         html = render_template("staff/refused.html", code=code)

@@ -120,6 +120,49 @@ def test_cross_site_posts_are_refused(client):
     assert answer.status_code == 403
 
 
+def test_an_unknown_office_is_named_with_the_offices_there_are_not_replaced_by_another(client, rt):
+    """`?office=sakta` used to show Sakata's chat as if asked for; it is a 404 page naming the office asked for
+    and linking the ones there are."""
+    answer = client.get("/simulator?office=sakta")
+    assert answer.status_code == 404
+    html = answer.get_data(as_text=True)
+    assert "事業所「sakta」は見つかりません" in html
+    for office in rt.offices.values():
+        if office.enabled:
+            assert f'?office={office.id}">{office.name}</a>' in html
+    assert 'id="sim-texts"' not in html  # not the chat page
+    assert client.get("/simulator?office=sakata").status_code == 200
+
+
+def test_the_pages_script_gets_its_errors_as_json_and_a_browser_the_sites_page(client):
+    """The page's script asks for JSON: an error answers it in JSON with the status (it used to get the HTML
+    page meant for people, which the script could not read); a browser opening the same address gets the page."""
+    for answer, status in ((client.get("/simulator/users?office=nowhere", headers=JSON), 404),
+                           (client.post("/simulator/users", json={"office": "nowhere"}), 404),
+                           (client.post("/simulator/users", json={"office": "sakata"},
+                                        headers={"Origin": "http://evil.example"}), 403),
+                           (client.get("/simulator/send", headers=JSON), 405),
+                           (client.post("/simulator/send", json={"office": "sakata", "chat": "U" + "9" * 32,
+                                                                 "action": text("x")}), 404)):
+        assert answer.status_code == status
+        assert answer.is_json and answer.get_json()["message"], answer.get_data(as_text=True)[:80]
+    page = client.get("/simulator/users?office=nowhere", headers={"Accept": "text/html,*/*;q=0.8"})
+    assert page.status_code == 404 and page.mimetype == "text/html" and "<h1>" in page.get_data(as_text=True)
+
+
+def test_the_saved_monthly_limit_is_read_back_for_the_settings_field(client):
+    """The 詳細設定 field shows the office's limit: GET /simulator/quota answers what was saved (0 is a limit;
+    null is none). A limit sent as a JSON number 0 is kept as 0, not taken for "no limit"."""
+    assert client.get("/simulator/quota?office=sakata", headers=JSON).get_json() == {"limit": None}
+    client.post("/simulator/quota", json={"office": "sakata", "limit": "0"})
+    assert client.get("/simulator/quota?office=sakata", headers=JSON).get_json() == {"limit": 0}
+    assert client.get("/simulator/quota?office=otaru", headers=JSON).get_json() == {"limit": None}
+    client.post("/simulator/quota", json={"office": "sakata", "limit": ""})
+    assert client.get("/simulator/quota?office=sakata", headers=JSON).get_json() == {"limit": None}
+    assert client.post("/simulator/quota", json={"office": "sakata", "limit": 0}).get_json() == {"limit": 0}
+    assert client.get("/simulator/quota?office=sakata", headers=JSON).get_json() == {"limit": 0}
+
+
 # -- the fake Messaging API ---------------------------------------------------------------------------------
 
 def test_fake_api_stores_a_reply_once_per_token(client, rt):
@@ -275,6 +318,21 @@ def test_the_simulators_rich_menu_button_deletes_the_menus_earlier_installs_made
             [second["rich_menu_id"], "richmenu-campaign"])
     assert second["rich_menu_id"] != first and second["deleted"] == [first] and second["left"] == []
     assert client.get("/simulator/richmenu?office=sakata").get_json()["rich_menu_id"] == second["rich_menu_id"]
+    assert second["unlisted"] is False
+
+
+def test_the_rich_menu_button_says_when_the_earlier_menus_could_not_be_listed(live, monkeypatch):
+    """The new menu is the default; the earlier ones, not listed, are not deleted: the answer says so (the page
+    tells the person to run the deploy again)."""
+    rt = live.extensions["madoguchi"]
+
+    def unlistable(office_id, name):
+        raise ConnectionError("listing failed")
+
+    monkeypatch.setattr(rt.line, "rich_menu_ids", unlistable)
+    answer = live.test_client().post("/simulator/richmenu/deploy", json={"office": "sakata"})
+    assert answer.status_code == 200
+    assert answer.get_json()["unlisted"] is True and answer.get_json()["deleted"] == []
 
 
 # -- the simulator's events: signed, LINE-shaped, through the real callback -----------------------------------
@@ -393,6 +451,11 @@ def test_clock_post_moves_the_clock_of_every_process(client, make_app):
     assert back.status_code == 200
     other.clock.forget()
     assert abs((other.clock.now() - datetime.now(TOKYO)).total_seconds()) < 60
+
+    by_script = client.post("/simulator/clock", json={"now": "2027-01-05T09:00"})  # the page's script sends JSON
+    assert by_script.status_code == 200
+    other.clock.forget()
+    assert abs((other.clock.now() - target - timedelta(days=1)).total_seconds()) < 60
 
 
 def test_clock_refuses_what_is_not_a_time(client):

@@ -12,6 +12,7 @@ from flask import Blueprint, Response, abort, current_app, jsonify, redirect, re
 
 from bot import richmenu, settings_store
 from bot.clock import parse_instant
+from bot.error_pages import asks_for_json
 from bot.render import _md
 from bot.simulator import chat, store
 from bot.simulator.models import SimMessage
@@ -41,10 +42,6 @@ def _now_label(now) -> str:
     return f"{now.year}/{_md(now)} {now:%H:%M:%S}"
 
 
-def _wants_json() -> bool:
-    return request.is_json or "application/json" in (request.headers.get("Accept") or "")
-
-
 @bp.before_request
 def _same_origin_only():
     """The page's own calls only: a cross-site page must not drive the simulator."""
@@ -66,11 +63,15 @@ def _message_json(row: SimMessage) -> dict:
 def index():
     rt = _rt()
     offices = [o for o in rt.offices.values() if o.enabled]
+    requested = request.args.get("office") or ""
+    if requested and rt.enabled_office(requested) is None:
+        # A mistyped or disabled office: say so and offer the ones there are, rather than show another office.
+        return render_template("simulator/unknown_office.html", requested=requested[:MAX_NAME], offices=offices), 404
     groups = {o.id: chat.staff_group(rt.config, o.id) for o in offices}
     return render_template("simulator/index.html", offices=offices, groups=groups,
                            config_json={"offices": [{"id": o.id, "name": o.name} for o in offices],
                                         "publicBaseUrl": rt.config.public_base_url},
-                           selected=request.args.get("office") or (offices[0].id if offices else ""),
+                           selected=requested or (offices[0].id if offices else ""),
                            now_label=_now_label(rt.clock.now()))
 
 
@@ -182,7 +183,8 @@ def richmenu_deploy():
     if done.unlisted is not None or done.left:
         log.warning("simulator rich menu deploy left earlier menus office=%s left=%s unlisted=%s", office.id,
                     len(done.left), type(done.unlisted).__name__ if done.unlisted is not None else "-")
-    return jsonify({"rich_menu_id": done.menu_id, "deleted": done.deleted, "left": done.left})
+    return jsonify({"rich_menu_id": done.menu_id, "deleted": done.deleted, "left": done.left,
+                    "unlisted": done.unlisted is not None})
 
 
 # -- the shared clock, the worker, the quota --------------------------------------------------------
@@ -195,13 +197,13 @@ def clock():
     try:
         target = parse_instant(text) if text else None
     except ValueError:
-        if _wants_json():
+        if asks_for_json():
             return jsonify({"error": "now must be ISO 8601"}), 400
         abort(400)
     settings_store.set_clock(rt.db, target)
     rt.clock.forget()
     now = rt.clock.now()
-    if _wants_json():
+    if asks_for_json():
         return jsonify({"now": now.isoformat(), "now_label": _now_label(now)})
     return redirect(url_for(".index", office=request.form.get("office") or None), code=303)
 
@@ -215,11 +217,20 @@ def run_worker():
     return jsonify({"figures": figures})
 
 
+@bp.get("/quota")
+def quota_view():
+    """The office's monthly message limit as saved (null: no limit), for the page's 詳細設定."""
+    office = _office(request.args.get("office"))
+    with _rt().db.reading() as s:
+        return jsonify({"limit": store.quota_limit(s, office.id)})
+
+
 @bp.post("/quota")
 def quota():
     data = _payload()
     office = _office(data.get("office"))
-    raw = str(data.get("limit") or "").strip()
+    limit = data.get("limit")
+    raw = "" if limit is None else str(limit).strip()
     if raw and not raw.isdigit():
         return jsonify({"error": "limit must be a whole number"}), 400
     with _rt().db.transaction() as s:

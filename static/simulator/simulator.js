@@ -44,13 +44,31 @@
   }
 
   // -- talking to the server -------------------------------------------------------------------------
+  /* What a failed call means to the person at the page: the server is down, the office or user is gone
+   * (the database was made again), the call was refused, or the server failed (its log says why); anything
+   * else is this page's own fault, kept in the console for whoever fixes it. */
+  function failure(error) {
+    var status = error && error.status;
+    if (error && error.unreachable) return T.errors.network;
+    if (!status) {
+      if (window.console) console.error(error);
+      return T.errors.page;
+    }
+    if (status === 404) return T.errors.notFound;
+    return fmt(status >= 500 ? T.errors.server : T.errors.refused, {status: status});
+  }
+  function showFailure(error) { toast(failure(error)); }
   function api(method, url, body) {
     var options = {method: method, headers: {"Accept": "application/json"}, credentials: "same-origin"};
     if (body !== undefined) {
       options.headers["Content-Type"] = "application/json";
       options.body = JSON.stringify(body);
     }
-    return fetch(url, options).then(function (response) {
+    return fetch(url, options).catch(function () {
+      var error = new Error("unreachable");
+      error.unreachable = true;
+      throw error;
+    }).then(function (response) {
       return response.json().catch(function () { return {}; }).then(function (data) {
         if (!response.ok) {
           var error = new Error(String(response.status));
@@ -63,16 +81,18 @@
     });
   }
 
+  /* Resolves to whether the server took the action (the webhook's answer aside). */
   function send(pane, action) {
-    if (pane === "user" && !state.user) { toast(T.noUsers); return Promise.resolve(); }
+    if (pane === "user" && !state.user) { toast(T.noUsers); return Promise.resolve(false); }
     hideQuick(pane);
     var chat = pane === "staff" ? "staff" : state.user;
     return api("POST", "/simulator/send", {office: state.office, chat: chat, action: action})
       .then(function (data) {
         if (data.webhook_status !== 200) toast(fmt(T.webhookError, {status: data.webhook_status}));
+        return true;
       })
-      .catch(function (error) { toast(fmt(T.requestError, {status: error.status || error.message})); })
-      .then(function () { poll(); });
+      .catch(function (error) { showFailure(error); return false; })
+      .then(function (taken) { poll(); return taken; });
   }
 
   // -- actions (what a tap does, as on LINE) --------------------------------------------------------
@@ -567,7 +587,7 @@
       var typing = $("user-chat").querySelector(".typing");
       if (typing && Date.now() > state.loadingUntil) typing.remove();
       if (!state.richmenuLoading && data.richmenu_id !== state.richmenuId) loadRichMenu();
-    }).catch(function () { /* the server restarts: try again on the next tick */ })
+    }).catch(showFailure)  /* said while it lasts (a server restarting); the next tick tries again */
       .then(function () {
         state.polling = false;
         if (state.pollAgain) { state.pollAgain = false; poll(); }
@@ -614,14 +634,22 @@
         $("richmenu-note").hidden = data.source !== "definition";
         setMenuOpen(menu.selected !== false);
       })
-      .catch(function () { state.richmenuId = undefined; })
+      .catch(function (error) { state.richmenuId = undefined; showFailure(error); })
       .then(function () { state.richmenuLoading = false; });
+  }
+  /* The install deletes the menus earlier installs made (as `richmenu deploy` does): say what went. */
+  function deployedText(data) {
+    var parts = [fmt(T.deployed, {id: data.rich_menu_id})];
+    if (data.deleted && data.deleted.length) parts.push(fmt(T.deployDeleted, {count: data.deleted.length}));
+    if (data.left && data.left.length) parts.push(fmt(T.deployLeft, {count: data.left.length}));
+    if (data.unlisted) parts.push(T.deployUnlisted);
+    return parts.join("");
   }
   $("menu-toggle").addEventListener("click", function () { setMenuOpen($("richmenu").hidden); });
   $("richmenu-deploy").addEventListener("click", function () {
     api("POST", "/simulator/richmenu/deploy", {office: state.office})
-      .then(function (data) { toast(fmt(T.deployed, {id: data.rich_menu_id})); loadRichMenu(); })
-      .catch(function () { toast(T.deployError); });
+      .then(function (data) { toast(deployedText(data)); loadRichMenu(); })
+      .catch(function (error) { toast(T.deployError + failure(error)); });
   });
 
   // -- offices and users ------------------------------------------------------------------------------
@@ -670,7 +698,7 @@
     return api("POST", "/simulator/users", {office: state.office, name_prefix: T.userPrefix}).then(function (user) {
       state.users.push(user);
       selectUser(user.user_id);
-    });
+    }, showFailure);
   }
   function selectOffice(officeId, preferredUser) {
     state.office = officeId;
@@ -686,7 +714,8 @@
     resetChat("staff");
     var stored = null;
     try { stored = localStorage.getItem("sim.user." + officeId); } catch (e) { /* private mode */ }
-    return loadUsers(preferredUser || stored);
+    loadQuota();
+    return loadUsers(preferredUser || stored).catch(showFailure);
   }
   $("office").addEventListener("change", function () { selectOffice($("office").value); });
   $("user").addEventListener("change", function () { selectUser($("user").value); });
@@ -694,7 +723,8 @@
   function setFollowed(followed) {
     var user = currentUser();
     if (!user) return;
-    send("user", followed ? {type: "follow", unblocked: true} : {type: "unfollow"}).then(function () {
+    send("user", followed ? {type: "follow", unblocked: true} : {type: "unfollow"}).then(function (taken) {
+      if (!taken) return;
       user.followed = followed;
       renderUsers();
     });
@@ -729,17 +759,12 @@
 
   // -- clock, worker, quota -----------------------------------------------------------------------------
   function setClock(value) {
-    var body = new URLSearchParams();
-    body.set("now", value);
-    return fetch("/simulator/clock", {method: "POST", body: body, headers: {"Accept": "application/json"},
-                                      credentials: "same-origin"})
-      .then(function (response) { return response.json().then(function (data) { return [response.ok, data]; }); })
-      .then(function (result) {
-        if (!result[0]) { toast(T.clockError); return; }
-        $("now").textContent = result[1].now_label;
-        toast(fmt(T.clockSet, {now: result[1].now_label}));
+    return api("POST", "/simulator/clock", {now: value})
+      .then(function (data) {
+        $("now").textContent = data.now_label;
+        toast(fmt(T.clockSet, {now: data.now_label}));
       })
-      .catch(function () { toast(T.clockError); });
+      .catch(function (error) { toast(error.status === 400 ? T.clockError : failure(error)); });
   }
   $("clock-form").addEventListener("submit", function (event) {
     event.preventDefault();
@@ -750,14 +775,24 @@
     api("POST", "/simulator/worker", {}).then(function (data) {
       toast(fmt(T.workerDone, {sent: (data.figures && data.figures.sent) || 0}));
       poll();
-    }).catch(function (error) { toast(fmt(T.requestError, {status: error.status || error.message})); });
+    }).catch(showFailure);
   });
   $("quota-form").addEventListener("submit", function (event) {
     event.preventDefault();
-    api("POST", "/simulator/quota", {office: state.office, limit: $("quota-limit").value})
-      .then(function () { toast(T.quotaSaved); })
-      .catch(function (error) { toast(fmt(T.requestError, {status: error.status || error.message})); });
+    var office = state.office;
+    api("POST", "/simulator/quota", {office: office, limit: $("quota-limit").value})
+      .then(function (data) { if (office === state.office) showQuota(data.limit); toast(T.quotaSaved); })
+      .catch(showFailure);
   });
+  /* The field shows the office's saved limit (blank: none). */
+  function showQuota(limit) { $("quota-limit").value = limit === null || limit === undefined ? "" : String(limit); }
+  function loadQuota() {
+    var office = state.office;
+    showQuota(null);
+    return api("GET", "/simulator/quota?office=" + encodeURIComponent(office))
+      .then(function (data) { if (office === state.office) showQuota(data.limit); })
+      .catch(showFailure);
+  }
 
   // -- start ----------------------------------------------------------------------------------------------
   var params = new URLSearchParams(location.search);

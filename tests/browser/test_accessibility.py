@@ -181,6 +181,11 @@ def test_the_simulator_passes_axe(page, live_server, axe):
     assert blocking_violations(axe, page) == []
 
 
+def test_the_simulators_unknown_office_page_passes_axe(page, live_server, axe):
+    page.goto(f"{live_server.url}/simulator?office=sakta")
+    assert blocking_violations(axe, page) == []
+
+
 # -- the keyboard alone ------------------------------------------------------------------------------------
 
 def test_the_form_is_filled_in_and_sent_with_the_keyboard_alone(page, live_server, screenshot):

@@ -6,6 +6,10 @@ import re
 import pytest
 from playwright.sync_api import Page, expect
 
+from bot import richmenu
+from bot.simulator import store
+from bot.simulator.models import SimUser
+
 pytestmark = pytest.mark.browser
 
 SLOT_LABEL = re.compile(r"^\d{1,2}/\d{1,2}\(.\) \d{2}:\d{2}$")
@@ -109,25 +113,34 @@ def test_sakata_user_reaches_slot_selection_by_typing(page, live_server, screens
     screenshot("slots")
 
 
+def lines_of(locator) -> int:
+    """How many lines a node's text takes."""
+    return locator.evaluate("""node => {
+        const range = document.createRange(); range.selectNodeContents(node);
+        return new Set([...range.getClientRects()].map(r => Math.round(r.top))).size; }""")
 
-@pytest.fixture
-def phone_screen(browser, live_server):
-    """The simulator on a 360 x 640 phone screen."""
-    context = browser.new_context(viewport={"width": 360, "height": 640}, locale="ja-JP", timezone_id="Asia/Tokyo")
+
+def on_a_phone(browser, live_server, width: int, height: int):
+    """The simulator opened in a phone's screen (a fixture's body: yields the page, then closes it)."""
+    context = browser.new_context(viewport={"width": width, "height": height}, locale="ja-JP",
+                                  timezone_id="Asia/Tokyo")
     phone = context.new_page()
     open_simulator(phone, live_server.url)
     yield phone
     context.close()
 
 
+@pytest.fixture
+def phone_screen(browser, live_server):
+    """The simulator on a 360 x 640 phone screen."""
+    yield from on_a_phone(browser, live_server, 360, 640)
+
+
 def test_on_a_phone_screen_the_composer_keeps_its_send_button_on_one_line(phone_screen):
     """At 360 px the text box takes the room left: 送信 must not break into two lines of one letter each."""
     send = phone_screen.locator("#user-composer").get_by_role("button", name="送信", exact=True)
     expect(send).to_be_visible()
-    lines = send.evaluate("""button => {
-        const range = document.createRange(); range.selectNodeContents(button);
-        return new Set([...range.getClientRects()].map(r => Math.round(r.top))).size; }""")
-    assert lines == 1
+    assert lines_of(send) == 1
 
 
 def test_on_a_phone_screen_the_form_links_bubble_fits_the_chat(phone_screen):
@@ -157,3 +170,106 @@ def test_setting_the_clock_with_no_time_chosen_sends_nothing(page, live_server):
     form.get_by_role("button", name="設定", exact=True).click()
     assert page.evaluate("window.clockSubmits") == 0                    # a submit event fires during the click
     expect(page.locator("#clock-input")).to_have_js_property("validity.valueMissing", True)
+
+
+def test_the_settings_field_shows_the_saved_monthly_limit(page, live_server):
+    """詳細設定's field says a blank means no limit: after saving 0 and reloading it shows 0 (it used to be blank,
+    as if there were no limit), and another office's field shows that office's limit."""
+    try:
+        open_simulator(page, live_server.url, "otaru")
+        page.get_by_text("詳細設定").click()
+        field = page.get_by_label(re.compile("今月のメッセージ上限"))
+        expect(field).to_have_value("")
+        field.fill("0")
+        page.locator("#quota-form").get_by_role("button", name="保存").click()
+        expect(page.locator("#toast")).to_have_text("上限を保存しました")
+        page.reload()
+        page.wait_for_selector("body[data-ready]", state="attached")
+        page.get_by_text("詳細設定").click()
+        expect(field).to_have_value("0")
+        page.locator("#office").select_option("sakata")
+        expect(field).to_have_value("")
+    finally:
+        with live_server.rt.db.transaction() as s:
+            store.set_quota_limit(s, "otaru", None)
+
+
+def test_the_rich_menu_install_says_the_earlier_menus_were_deleted(page, live_server):
+    """An earlier install's menu (same name, no longer the default) is deleted by the button, as by
+    `richmenu deploy`: the message after the install says so."""
+    rt = live_server.rt
+    with rt.db.transaction() as s:
+        store.create_rich_menu(s, "otaru", "richmenu-earlier", richmenu.default_menu().request(), rt.clock.now())
+    try:
+        open_simulator(page, live_server.url, "otaru")
+        page.get_by_role("button", name=re.compile("登録する")).click()
+        expect(page.locator("#toast")).to_contain_text("リッチメニューを登録しました（")
+        expect(page.locator("#toast")).to_contain_text("以前に登録したメニュー 1 件は削除しました。")
+        expect(page.locator("#richmenu-note")).to_be_hidden()
+    finally:
+        with rt.db.transaction() as s:
+            store.set_default_rich_menu(s, "otaru", None)
+            for menu in store.rich_menus(s, "otaru"):
+                store.delete_rich_menu(s, "otaru", menu.rich_menu_id)
+
+
+def test_a_failed_call_is_told_kindly(page, live_server):
+    """The user the page shows is gone (the database was made again): sending says the user is not found and
+    what to do, where it used to say only 送信できませんでした（404）."""
+    open_simulator(page, live_server.url)
+    new_user(page)
+    user_id = page.locator("#user").input_value()
+    with live_server.rt.db.transaction() as s:
+        s.delete(s.query(SimUser).filter_by(office_id="sakata", user_id=user_id).one())
+    page.get_by_role("textbox", name="メッセージを入力", exact=True).fill("予約")
+    page.locator("#user-composer").get_by_role("button", name="送信", exact=True).click()
+    expect(page.locator("#toast")).to_have_text(
+        "事業所か利用者が見つかりません。データベースを作り直したときは、ページを再読み込みしてください。")
+
+
+def test_an_unknown_office_offers_the_offices_there_are(page, live_server):
+    answer = page.goto(f"{live_server.url}/simulator?office=sakta")
+    assert answer.status == 404
+    expect(page.get_by_role("heading", name=re.compile("事業所「sakta」は見つかりません"))).to_be_visible()
+    page.get_by_role("link", name="ハローワーク酒田").click()
+    page.wait_for_selector("body[data-ready]", state="attached")
+    expect(page.locator("#office")).to_have_value("sakata")
+
+
+def test_a_server_out_of_reach_is_said_not_kept_silent(page, live_server):
+    """The page polls every second: while the server cannot be reached it says so (it used to say nothing), and
+    the message goes once the server answers again."""
+    open_simulator(page, live_server.url)
+    page.route("**/simulator/poll*", lambda route: route.abort())
+    expect(page.locator("#toast")).to_have_text("サーバーに接続できません。サーバーが動いているか確認してください。")
+    page.unroute("**/simulator/poll*")
+
+
+@pytest.fixture
+def phone_375(browser, live_server):
+    """The simulator on a 375 x 740 phone screen."""
+    yield from on_a_phone(browser, live_server, 375, 740)
+
+
+def test_on_a_phone_the_development_badge_stays_whole(phone_375):
+    """開発用 used to break into 開 / 発用 at the end of the title's line."""
+    assert lines_of(phone_375.locator("h1 .badge")) == 1
+
+
+def test_on_a_phone_the_simulated_phone_fills_the_screen(phone_375):
+    """Scrolled to, the simulated phone takes the screen's height (not 80% of it, which left the chat two bubbles
+    high under the rich menu), and no more: the chat, its buttons and the menu are seen together."""
+    phone = phone_375.locator("section.phone")
+    phone.scroll_into_view_if_needed()
+    height = phone.evaluate("node => node.getBoundingClientRect().height")
+    assert 740 - 32 <= height <= 740
+
+
+def test_on_a_phone_what_a_setting_did_is_said_on_screen(phone_375):
+    """The settings are at the top of the page and the chat's message bar far below: saving the limit is said
+    where it can be seen (it used to be said inside the chat, off the screen)."""
+    page = phone_375
+    page.get_by_text("詳細設定").click()
+    page.locator("#quota-form").get_by_role("button", name="保存").click()  # blank: no limit, as it was
+    expect(page.locator("#toast")).to_have_text("上限を保存しました")
+    expect(page.locator("#toast")).to_be_in_viewport(ratio=1)
