@@ -371,11 +371,18 @@ def test_approving_a_request_after_another_slot_was_proposed_is_refused(rt, fake
     user must not be booked for a time they never agreed to. Their own answer decides."""
     reference = make_request(rt, user_id=user.user_id)
     run_worker(rt)
-    approve = postback_value([_card(fake_line, group.group_id)], "承認")
+    card = _card(fake_line, group.group_id)
+    approve = postback_value([card], "承認")
+    group.taps(postback_value([card], "お断り"))
+    sure = postback_value([_question(fake_line, group.group_id)], "お断りする")
     with rt.db.transaction() as s:
         row = decisions.load(s, "sakata", reference=reference)
         decisions.propose(s, rt, rt.offices["sakata"], row, Actor(label="sakata-staff"), rt.clock.now(),
                           SAKATA_MONDAY + timedelta(days=7))
+    # 「お断りする」 asked for before the offer: it would take back the offer the user is answering.
+    group.taps(sure)
+    assert booking(rt, reference).status == "proposed"
+    assert "ご提案中のため、お断りできません" in fake_line.texts_to(group.group_id)[-1]
     group.taps(approve)
     assert booking(rt, reference).status == "proposed"
     assert "ご提案中のため、承認できません" in fake_line.texts_to(group.group_id)[-1]
