@@ -161,12 +161,14 @@ def postback(rt, session: Session, office, event, now: datetime) -> list[int]:
 
 def _ask_decline(session: Session, rt, office, event, group_id: str, now: datetime, booking: Booking) -> list[int]:
     """お断り tapped on an undecided request: ask in the group, naming the reference, the slot and the reason the user
-    will be told (as the dashboard words it); 「お断りする」 carries that reason, 「やめる」 changes nothing."""
+    will be told (as the dashboard words it), or that LINE cannot tell them (tell_user's rule); 「お断りする」 carries
+    that reason, 「やめる」 changes nothing."""
     reason = handoff.default_reason()
+    conv = session.get(Conversation, booking.conversation_id) if booking.conversation_id else None
     return _reply_in_group(
         session, rt, office, event, group_id, now, booking, template="staff_decline_confirm",
         booking=booking_view(booking), dashboard_url=dashboard_url(rt, booking),
-        reason_label=handoff.decline_reasons("ja")[reason]["label"],
+        reason_label=handoff.decline_reasons("ja")[reason]["label"], reachable=conv is not None and conv.followed,
         yes_data=staff_postback_data(office.id, "decline_yes", booking.reference, y=reason),
         no_data=staff_postback_data(office.id, "decline_no", booking.reference))
 

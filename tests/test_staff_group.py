@@ -296,6 +296,17 @@ def test_an_old_cards_one_tap_decline_asks_first(rt, fake_line, group, user):
     assert reference in text_of([_question(fake_line, group.group_id)])
 
 
+def test_the_question_for_a_user_who_blocked_the_account_promises_no_line_message(rt, fake_line, group):
+    from tests.staffkit import conversation
+
+    conversation(rt, "sakata", "U" + "b" * 32, followed=False)
+    reference = make_request(rt, user_id="U" + "b" * 32)
+    group.taps(f"a=staff&d=decline&r={reference}&o=sakata")
+    words = text_of([_question(fake_line, group.group_id)])
+    assert "ご本人にはLINEでお知らせできません" in words and "お電話などで" in words
+    assert "LINEでお知らせします" not in words and booking(rt, reference).status == "requested"
+
+
 def test_a_confirm_naming_a_reason_no_longer_offered_asks_again(rt, fake_line, group, user):
     reference = make_request(rt, user_id=user.user_id)
     group.taps(staff_postback_data("sakata", "decline_yes", reference, y="retired_reason"))
