@@ -4,6 +4,8 @@
   reference, office, slot, status and a dashboard link only (no name, number, birth date, phone, category
   or content). Each kind can be turned off in the profile's `staff_cards`.
 - `postback`: a tap on a card's button (approve / decline / attended / no-show), counted only from the configured group.
+  お断り cannot be undone and tells the user at once, so it asks first (`staff_decline_confirm`): 「お断りする」
+  declines, 「やめる」 changes nothing.
 - `tell_user`: a push telling the user an outcome (confirmed, declined, another slot, cancelled, reminders);
   its templates get `booking.timing` (services.bookings.message_timing): what it can still promise.
 """
@@ -19,14 +21,17 @@ from sqlalchemy.orm import Session
 
 from bot import outbox
 from bot.models import Booking, Conversation, OutboxMessage
-from bot.services import bookings
+from bot.services import bookings, lifecycle
 from bot.services import slots as slotsvc
 from bot.staff import export, handoff
 
 log = logging.getLogger(__name__)
 
 STAFF_ACTION = "staff"
-GROUP_ACTIONS = ("confirm", "decline", "attended", "no_show")
+# `decline` (a card's お断り, an old card's one-tap form too) only asks; `decline_yes` (「お断りする」, carrying the
+# reason the question named in `y`) declines and `decline_no` (「やめる」) changes nothing.
+GROUP_ACTIONS = ("confirm", "decline", "decline_yes", "decline_no", "attended", "no_show")
+REASON_KEY = re.compile(r"^[a-z_]{1,40}$")
 # Buttons on a card, by notice kind.
 CARD_BUTTONS = {
     "new_request": ("confirm", "decline"),
@@ -52,8 +57,8 @@ def dashboard_url(rt, booking: Booking) -> str:
     return f"{rt.config.public_base_url}/staff/bookings/{booking.reference}"
 
 
-def staff_postback_data(office_id: str, action: str, reference: str) -> str:
-    return urlencode({"a": STAFF_ACTION, "d": action, "r": reference, "o": office_id})
+def staff_postback_data(office_id: str, action: str, reference: str, **extra: str) -> str:
+    return urlencode({"a": STAFF_ACTION, "d": action, "r": reference, "o": office_id, **extra})
 
 
 # -- staff group cards ----------------------------------------------------------------------------
@@ -117,14 +122,25 @@ def postback(rt, session: Session, office, event, now: datetime) -> list[int]:
     told = None
     try:
         booking = decisions.load(session, office.id, reference=reference)
+        if action == "decline_no":
+            raise decisions.Refused("kept", booking)   # nothing changes, whatever happened meanwhile
+        # 「お断りする」 declines with the reason its question named; one no longer offered (the reasons changed
+        # since it was asked) asks again.
+        sure = action == "decline_yes" and fields.get("y") in handoff.office_decline_reasons(office)
+        action = "decline" if action == "decline_yes" else action
+        if action == "decline" and booking.status == lifecycle.PROPOSED:
+            # The card's お断り was for the request as it came; since then staff offered another slot, which
+            # the user may be accepting right now. The dashboard can still withdraw the offer, with a reason.
+            raise decisions.Refused("awaiting_user", booking)
+        if action == "decline" and not sure and booking.status == lifecycle.REQUESTED:
+            log.info("event=%s staff action=decline outcome=ask", event.webhook_event_id)
+            return _ask_decline(session, rt, office, event, group_id, now, booking)
         if action == "confirm":
             result = decisions.confirm(session, rt, office, booking, actor, now)
         elif action == "decline":
-            if booking.status == "proposed":
-                # The card's お断り was for the request as it came; since then staff offered another slot, which
-                # the user may be accepting right now. The dashboard can still withdraw the offer, with a reason.
-                raise decisions.Refused("awaiting_user", booking)
-            result = decisions.decline(session, rt, office, booking, actor, now)
+            # Undecided: 「お断りする」. Decided since: a stale tap, answered with what happened meanwhile.
+            result = decisions.decline(session, rt, office, booking, actor, now,
+                                       reason=fields.get("y") if sure else None)
         else:
             result = decisions.mark_attendance(session, rt, office, booking, actor, now,
                                                attended=action == "attended")
@@ -143,6 +159,20 @@ def postback(rt, session: Session, office, event, now: datetime) -> list[int]:
                            invitation=handoff.invitation_task(office))
 
 
+def _ask_decline(session: Session, rt, office, event, group_id: str, now: datetime, booking: Booking) -> list[int]:
+    """お断り tapped on an undecided request: ask in the group, naming the reference, the slot and the reason the user
+    will be told (as the dashboard words it), or that LINE cannot tell them (tell_user's rule); 「お断りする」 carries
+    that reason, 「やめる」 changes nothing."""
+    reason = handoff.default_reason()
+    conv = session.get(Conversation, booking.conversation_id) if booking.conversation_id else None
+    return _reply_in_group(
+        session, rt, office, event, group_id, now, booking, template="staff_decline_confirm",
+        booking=booking_view(booking), dashboard_url=dashboard_url(rt, booking),
+        reason_label=handoff.decline_reasons("ja")[reason]["label"], reachable=conv is not None and conv.followed,
+        yes_data=staff_postback_data(office.id, "decline_yes", booking.reference, y=reason),
+        no_data=staff_postback_data(office.id, "decline_no", booking.reference))
+
+
 def _parse(data: str) -> dict[str, str] | None:
     if not data or len(data) > 300:
         return None
@@ -154,15 +184,17 @@ def _parse(data: str) -> dict[str, str] | None:
         return None
     if not REFERENCE.match(fields.get("r", "")) or not fields.get("o"):
         return None
+    if "y" in fields and not REASON_KEY.match(fields["y"]):
+        return None
     return fields
 
 
 def _reply_in_group(session: Session, rt, office, event, group_id: str, now: datetime, about: Booking | None,
-                    **vars: Any) -> list[int]:
+                    template: str = "staff_group_reply", **vars: Any) -> list[int]:
     token = getattr(event, "reply_token", None)
     if not token:
         return []
-    messages = rt.renderer.messages("ja", "staff_group_reply", {"office": office, "statuses": staff_statuses(), **vars})
+    messages = rt.renderer.messages("ja", template, {"office": office, "statuses": staff_statuses(), **vars})
     row = outbox.add(session, office=office.id, kind="reply", recipient=group_id, reply_token=token,
                      messages=messages, now=now, event_id=event.webhook_event_id, purpose="staff_reply",
                      about=about)

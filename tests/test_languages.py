@@ -108,7 +108,12 @@ def all_samples(office) -> dict[str, list[dict[str, Any]]]:
                                    dashboard_url=f"{BASE_URL}/staff", late=late, statuses=staff_statuses())
                               for o in ("done", "already", "not_found", "started", "too_early",
                                         "too_early_no_show", "failed", "other")
-                              for late in (None, {"label": "12/4(金) 17:00", "passed": True})],
+                              for late in (None, {"label": "12/4(金) 17:00", "passed": True})] + [
+            dict(outcome="kept", action="decline_no", reference="ABCD-EFGH", booking=booking(),
+                 dashboard_url=f"{BASE_URL}/staff", statuses=staff_statuses())],
+        "staff_decline_confirm": [dict(booking=booking(), dashboard_url=f"{BASE_URL}/staff/bookings/ABCD-EFGH",
+                                       reason_label="日程の都合がつかない", yes_data="x", no_data="y",
+                                       statuses=staff_statuses())],
     })
     return out
 

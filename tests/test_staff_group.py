@@ -1,5 +1,5 @@
-"""The staff group on LINE: cards without personal data, one-tap decisions from the configured group only,
-and the user told each outcome by push."""
+"""The staff group on LINE: cards without personal data, decisions from the configured group only (承認 in one
+tap, お断り after a question), and the user told each outcome by push."""
 from __future__ import annotations
 
 import json
@@ -62,8 +62,9 @@ def test_a_new_request_cards_the_group_without_personal_data(rt, fake_line, grou
     for value in PERSONAL_VALUES:
         assert value not in serialised, f"personal value {value!r} went to LINE"
     assert "承認" in words and "お断り" in words
-    # A tap decides at once: the card says so, and which reason お断り gives the user.
-    assert "押すとすぐにご本人へLINEでお知らせします。お断りの理由は「日程の都合がつかない」として伝わります" in words
+    # 承認 decides at once, お断り asks first: the card says so, and which reason お断り gives the user.
+    assert "承認は、押すとすぐにご本人へLINEでお知らせします。お断りは、押すと確認のメッセージが出ます" in words
+    assert "お断りの理由は「日程の都合がつかない」として伝わります" in words
 
 
 def test_tapping_approve_confirms_tells_the_user_and_records_the_member(rt, fake_line, group, user):
@@ -175,15 +176,142 @@ def test_a_second_tap_answers_with_the_current_status_and_tells_the_user_once(rt
     assert sum("予約が確定しました" in t for t in fake_line.texts_to(user.user_id)) == 1
 
 
-def test_decline_from_the_group_frees_the_slot_and_tells_the_user_kindly(rt, fake_line, group, user):
+def _question(fake_line, group_id):
+    """The group's last message, checked to be the question a tap on お断り asks."""
+    question = fake_line.messages_to(group_id)[-1]
+    assert question["type"] == "flex" and question["altText"].startswith("【お断りの確認】"), question
+    return question
+
+
+def _declines(rt) -> int:
+    with rt.db.reading() as s:
+        return len(s.scalars(select(AuditEntry).where(AuditEntry.action == "decline")).all())
+
+
+def _told_declined(fake_line, user) -> int:
+    return sum("申し訳ありません" in t for t in fake_line.texts_to(user.user_id))
+
+
+def test_one_tap_on_decline_declines_nothing_and_asks_first(rt, fake_line, group, user):
+    """お断り tells the user at once and cannot be undone: a mis-tap next to 承認 must not do it."""
     reference = make_request(rt, user_id=user.user_id)
     run_worker(rt)
     group.taps(postback_value([_card(fake_line, group.group_id)], "お断り"))
-    assert booking(rt, reference).status == "declined"
+    assert booking(rt, reference).status == "requested" and _declines(rt) == 0
+    question = _question(fake_line, group.group_id)
+    words = text_of([question])
+    assert "この申込をお断りしますか？" in words and f"受付番号: {reference}" in words and "12/7(月) 14:00" in words
+    assert "お断りの理由を「日程の都合がつかない」としてLINEでお知らせします" in words
+    assert postback_value([question], "お断りする") and postback_value([question], "やめる")
+    serialised = json.dumps(question, ensure_ascii=False)
+    for value in PERSONAL_VALUES:
+        assert value not in serialised, f"personal value {value!r} went to LINE"
+    run_worker(rt)
+    assert _told_declined(fake_line, user) == 0
+
+
+def test_decline_confirmed_frees_the_slot_and_tells_the_user_kindly_once(rt, fake_line, group, user):
+    reference = make_request(rt, user_id=user.user_id)
+    run_worker(rt)
+    group.taps(postback_value([_card(fake_line, group.group_id)], "お断り"))
+    group.taps(postback_value([_question(fake_line, group.group_id)], "お断りする"))
+    assert booking(rt, reference).status == "declined" and _declines(rt) == 1
+    assert f"受付番号: {reference}（12/7(月) 14:00）をお断りしました。" in fake_line.texts_to(group.group_id)[-1]
     run_worker(rt)
     told = fake_line.texts_to(user.user_id)[-1]
     assert "申し訳ありません" in told and "予約" in told and "窓口" in told
+    assert "担当職員の都合がつかず" in told   # the reason the question named
+    assert _told_declined(fake_line, user) == 1
     make_request(rt, user_id=None)  # the slot is free again: another request takes it
+
+
+def test_a_double_tap_on_the_confirm_declines_once(rt, fake_line, group, user):
+    reference = make_request(rt, user_id=user.user_id)
+    run_worker(rt)
+    group.taps(postback_value([_card(fake_line, group.group_id)], "お断り"))
+    sure = postback_value([_question(fake_line, group.group_id)], "お断りする")
+    group.taps(sure)
+    group.taps(sure, user_id=None)   # LINE for PC: no member id
+    assert booking(rt, reference).status == "declined" and _declines(rt) == 1
+    assert f"受付番号: {reference} は、すでに「お断り」です。" in fake_line.texts_to(group.group_id)[-1]
+    run_worker(rt)
+    assert _told_declined(fake_line, user) == 1
+
+
+def test_keeping_the_request_changes_nothing_and_says_so(rt, fake_line, group, user):
+    reference = make_request(rt, user_id=user.user_id)
+    run_worker(rt)
+    card = _card(fake_line, group.group_id)
+    group.taps(postback_value([card], "お断り"))
+    keep = postback_value([_question(fake_line, group.group_id)], "やめる")
+    group.taps(keep)
+    assert booking(rt, reference).status == "requested" and _declines(rt) == 0
+    answer = fake_line.texts_to(group.group_id)[-1]
+    assert f"受付番号: {reference}（12/7(月) 14:00）は、お断りせずにそのままにしました（何も変更していません）。" in answer
+    assert "現在の状況は「確認待ち」です。" in answer
+    # An old やめる tapped after the request was approved: nothing changes, and the answer says where it stands.
+    group.taps(postback_value([card], "承認"))
+    group.taps(keep)
+    assert booking(rt, reference).status == "confirmed"
+    assert "何も変更していません" in fake_line.texts_to(group.group_id)[-1]
+    assert "現在の状況は「確定」です。" in fake_line.texts_to(group.group_id)[-1]
+    run_worker(rt)
+    assert _told_declined(fake_line, user) == 0
+
+
+def test_a_confirm_pressed_after_the_request_was_decided_declines_nothing(rt, fake_line, group, user, user_factory):
+    """The question stays in the group: 「お断りする」 pressed after another member approved, or after the user
+    withdrew, answers with what happened meanwhile, as any stale tap does."""
+    reference = make_request(rt, user_id=user.user_id)
+    run_worker(rt)
+    card = _card(fake_line, group.group_id)
+    group.taps(postback_value([card], "お断り"))
+    sure = postback_value([_question(fake_line, group.group_id)], "お断りする")
+    StaffGroup(group.target, "sakata", channel_secret=rt.config.channel_secret("sakata"), group_id=group.group_id,
+               fake=fake_line, clock=rt.clock).taps(postback_value([card], "承認"))   # another member
+    group.taps(sure)
+    assert booking(rt, reference).status == "confirmed" and _declines(rt) == 0
+    assert "すでに承認されています" in fake_line.texts_to(group.group_id)[-1]
+    run_worker(rt)
+    assert _told_declined(fake_line, user) == 0
+    assert sum("予約が確定しました" in t for t in fake_line.texts_to(user.user_id)) == 1
+    # The user withdrew while the question was open.
+    other = user_factory("sakata")
+    withdrawn = make_request(rt, start=SAKATA_MONDAY + timedelta(days=7), user_id=other.user_id)
+    run_worker(rt)
+    group.taps(postback_value([_card(fake_line, group.group_id)], "お断り"))
+    sure = postback_value([_question(fake_line, group.group_id)], "お断りする")
+    other.says("予約確認")
+    other.taps(postback_value(other.messages(), "取り下げる"))
+    group.taps(sure)
+    assert booking(rt, withdrawn).status == "withdrawn" and _declines(rt) == 0
+    assert "ご本人が申込を取り下げました" in fake_line.texts_to(group.group_id)[-1]
+
+
+def test_an_old_cards_one_tap_decline_asks_first(rt, fake_line, group, user):
+    """Cards sent before お断り asked first carry the one-tap form: it asks too, and declines nothing."""
+    reference = make_request(rt, user_id=user.user_id)
+    group.taps(f"a=staff&d=decline&r={reference}&o=sakata")
+    assert booking(rt, reference).status == "requested" and _declines(rt) == 0
+    assert reference in text_of([_question(fake_line, group.group_id)])
+
+
+def test_the_question_for_a_user_who_blocked_the_account_promises_no_line_message(rt, fake_line, group):
+    from tests.staffkit import conversation
+
+    conversation(rt, "sakata", "U" + "b" * 32, followed=False)
+    reference = make_request(rt, user_id="U" + "b" * 32)
+    group.taps(f"a=staff&d=decline&r={reference}&o=sakata")
+    words = text_of([_question(fake_line, group.group_id)])
+    assert "ご本人にはLINEでお知らせできません" in words and "お電話などで" in words
+    assert "LINEでお知らせします" not in words and booking(rt, reference).status == "requested"
+
+
+def test_a_confirm_naming_a_reason_no_longer_offered_asks_again(rt, fake_line, group, user):
+    reference = make_request(rt, user_id=user.user_id)
+    group.taps(staff_postback_data("sakata", "decline_yes", reference, y="retired_reason"))
+    assert booking(rt, reference).status == "requested" and _declines(rt) == 0
+    assert "「日程の都合がつかない」" in text_of([_question(fake_line, group.group_id)])
 
 
 def test_a_staff_postback_forged_in_a_user_chat_is_refused(rt, fake_line, user):
@@ -254,11 +382,18 @@ def test_approving_a_request_after_another_slot_was_proposed_is_refused(rt, fake
     user must not be booked for a time they never agreed to. Their own answer decides."""
     reference = make_request(rt, user_id=user.user_id)
     run_worker(rt)
-    approve = postback_value([_card(fake_line, group.group_id)], "承認")
+    card = _card(fake_line, group.group_id)
+    approve = postback_value([card], "承認")
+    group.taps(postback_value([card], "お断り"))
+    sure = postback_value([_question(fake_line, group.group_id)], "お断りする")
     with rt.db.transaction() as s:
         row = decisions.load(s, "sakata", reference=reference)
         decisions.propose(s, rt, rt.offices["sakata"], row, Actor(label="sakata-staff"), rt.clock.now(),
                           SAKATA_MONDAY + timedelta(days=7))
+    # 「お断りする」 asked for before the offer: it would take back the offer the user is answering.
+    group.taps(sure)
+    assert booking(rt, reference).status == "proposed"
+    assert "ご提案中のため、お断りできません" in fake_line.texts_to(group.group_id)[-1]
     group.taps(approve)
     assert booking(rt, reference).status == "proposed"
     assert "ご提案中のため、承認できません" in fake_line.texts_to(group.group_id)[-1]
@@ -450,6 +585,7 @@ def test_the_group_names_a_status_as_the_dashboard_does(rt, fake_line, group, us
     card = _card(fake_line, group.group_id)
     assert "状況: 確認待ち" in text_of([card]) and "受付済み" not in text_of([card])
     group.taps(postback_value([card], "お断り"))
+    group.taps(postback_value([_question(fake_line, group.group_id)], "お断りする"))
     group.taps(postback_value([card], "承認"))
     answer = fake_line.texts_to(group.group_id)[-1]
     assert "現在「お断り」のため、承認はできません。すでにお断りしています。" in answer

@@ -91,5 +91,5 @@ def office_decline_reasons(office, language: str = "ja") -> dict[str, dict[str, 
 
 
 def default_reason() -> str:
-    """The reason used when staff decline with one tap in the LINE group."""
+    """The reason used when staff decline from the LINE group (the question お断り asks names it)."""
     return next(iter(decline_reasons("ja")))
