@@ -904,6 +904,23 @@ def test_an_office_without_a_translation_never_calls_its_japanese_summary_a_tran
             assert {"en": "in Japanese", "easy": "ふつうの 日本語"}[language] in text
 
 
+NUMBER_DOES_NOT_CONSENT = {"ja": "番号や「はい」では同意になりません", "easy": "ばんごうや「はい」では 同意に なりません",
+                           "en": "a number"}
+
+
+@pytest.mark.parametrize("office_id", sorted(OFFICES))
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_a_consent_that_numbers_its_answers_says_a_number_does_not_consent(office_id, language):
+    """Only the button or the exact words 同意する consent; a typed number is refused. The yes/no questions number
+    their answers and take a typed number, so a consent message that numbers its answers too (やさしい日本語
+    gives steps as numbered lists) must say that a number does not consent, or it invites a 「1」 it refuses."""
+    office = OFFICES[office_id]
+    for sample in samples(office)["consent"]:
+        [consent] = render(office, language, "consent", sample)
+        if re.search(r"(?m)^\s*[0-9０-９]+[.．]", consent["text"]):
+            assert NUMBER_DOES_NOT_CONSENT[language] in consent["text"], consent["text"]
+
+
 # -- national holidays are named in the user's language ----------------------------------------------------
 
 @pytest.mark.parametrize("language", TRANSLATED)
