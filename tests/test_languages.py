@@ -921,6 +921,19 @@ def test_a_consent_that_numbers_its_answers_says_a_number_does_not_consent(offic
             assert NUMBER_DOES_NOT_CONSENT[language] in consent["text"], consent["text"]
 
 
+@pytest.mark.parametrize("language", LANGUAGES)
+@pytest.mark.parametrize("name,vars", [("unsupported", dict(kind="sticker", in_progress=False, state="idle")),
+                                       ("unsupported", dict(kind="image", in_progress=False, state="idle")),
+                                       ("stale_idle", {}), ("stale_idle", dict(late=True))])
+def test_a_stray_message_outside_a_booking_names_my_bookings_too(language, name, vars):
+    """A sticker, an image or an old button sent with no booking in progress comes most often from someone who
+    has already booked (a thank-you sticker, a tap on an old question): the answer names 予約確認 beside 予約,
+    rather than only 予約, which then tells them they already have a request."""
+    text = text_of(render(OFFICES["otaru"], language, name, vars))
+    assert "「予約」" in text or '"予約"' in text
+    assert "「予約確認」" in text or '"予約確認"' in text, text
+
+
 # -- national holidays are named in the user's language ----------------------------------------------------
 
 @pytest.mark.parametrize("language", TRANSLATED)
