@@ -333,6 +333,20 @@ def test_the_office_s_invitation_is_followed_by_a_blank_line(office_id, language
     assert f"{invitation}\n\n" in reminder
 
 
+TODAY = {"ja": "前日（本日）までに", "easy": "きょう（そうだんの 日の まえの 日）までに", "en": "By today (the day before the session)"}
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_the_day_before_reminder_says_sakatas_invitation_is_due_today(language):
+    """Sakata sends its invitation e-mail 「開催日の前日までに」 (利用規約 第6条(2)). Said on the day before, in the
+    reminder, that is today: it says so, while the confirmation, days ahead, keeps the terms' words."""
+    office = OFFICES["sakata"]
+    reminder = text_of(render(office, language, "reminder_day_before", dict(booking=booking("confirmed"))))
+    confirmed = text_of(render(office, language, "outcome_confirmed", dict(booking=booking("confirmed"))))
+    assert TODAY[language] in reminder
+    assert TODAY[language] not in confirmed
+
+
 WITHDRAW_WORDS = {"ja": "取り下げ", "easy": "とりけす", "en": "withdraw"}
 CANCEL_WORDS = {"ja": "キャンセル", "easy": "とりけす", "en": "cancel"}
 
