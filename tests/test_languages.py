@@ -948,6 +948,14 @@ def test_a_stray_message_outside_a_booking_names_my_bookings_too(language, name,
     assert "「予約確認」" in text or '"予約確認"' in text, text
 
 
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_an_old_slot_button_while_the_form_waits_says_how_to_choose_again(language):
+    """A tap on another slot's old button while the form waits is refused (its step is over): the answer says
+    how to choose again (戻る), as the answer to a word the bot cannot read there does."""
+    text = text_of(render(OFFICES["sakata"], language, "stale_button", dict(state="awaiting_form")))
+    assert "「戻る」" in text or '"戻る"' in text, text
+
+
 # -- national holidays are named in the user's language ----------------------------------------------------
 
 @pytest.mark.parametrize("language", TRANSLATED)
