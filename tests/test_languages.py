@@ -753,6 +753,8 @@ def test_a_whole_booking_in_each_language(rt, client, user_factory, fake_line, o
     done = confirmation.submit(client)
     reference = re.search(r"受付番号: ([A-HJ-NP-Z2-9]{4}-[A-HJ-NP-Z2-9]{4})", done.html).group(1)
     assert words["done"]["heading"] in done.html and local.after_request in visible(done.html)
+    assert words["done"]["reference_gloss"] in visible(done.html)   # 受付番号 said in the language, as in the chat
+    assert bool(words["done"]["reference_gloss"]) == (language != "ja")
     rt.clock.advance(minutes=1)
     receipt = says(fake_line, user, "予約確認")
     assert RECEIVED[language] in receipt and f"受付番号: {reference}" in receipt and first in receipt
