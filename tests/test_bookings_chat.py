@@ -499,7 +499,7 @@ def test_otaru_on_the_day_shows_the_phone_and_how_to_dial(rt, clock, client, use
     clock.freeze(booking.slot_start.replace(hour=8))              # the session day
     listing = says(fake_line, user, "予約確認")
     assert "0134-32-8689" in listing and "41#" in listing
-    assert "当日のキャンセルは、このトークではお受けできません" in listing
+    assert "当日のため、このトークではキャンセルできません" in listing                 # said once, with its reason
     assert last_buttons(fake_line, user) == {}
     reply = taps(fake_line, user, old_cancel)                     # an old button from the day before
     assert "このトークではキャンセルできません" in reply and "0134-32-8689" in reply
@@ -649,7 +649,7 @@ def test_on_the_session_day_otaru_takes_changes_by_phone_only(rt, clock, client,
     status = "confirmed" if decided else "requested"
     clock.freeze(booking.slot_start - timedelta(minutes=30))
     listing = says(fake_line, user, "予約確認")
-    assert "このトークではキャンセルできません" in listing and "当日のキャンセルは" in listing
+    assert "当日のため、このトークではキャンセルできません" in listing and listing.count("このトークでは") == 1
     assert "取り下げる場合は" not in listing
     reply = taps(fake_line, user, f"a=withdraw&at=any&o=otaru&v={booking.reference}")
     assert "このトークではキャンセルできません" in reply and "電話:" in reply and "メール:" not in reply

@@ -958,6 +958,21 @@ def test_an_old_slot_button_while_the_form_waits_says_how_to_choose_again(langua
     assert "「戻る」" in text or '"戻る"' in text, text
 
 
+IN_THIS_CHAT = {"ja": "このトークでは", "easy": "この トークでは", "en": "in this chat"}
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+@pytest.mark.parametrize("name", ["bookings", "withdraw_result"])
+def test_on_the_day_not_in_this_chat_is_said_once(language, name):
+    """Otaru cancels in chat until the day before; on the day, 予約確認 and an old cancel button say that the chat
+    cannot cancel, and why (the day itself), once, before the office's way: not twice in two wordings."""
+    same_day = {**booking("confirmed", "call", ("phone",)), "same_day": True}
+    vars = dict(bookings=[same_day], in_progress=False) if name == "bookings" else dict(
+        result={"outcome": "call", **same_day})
+    text = text_of(render(OFFICES["otaru"], language, name, vars))
+    assert text.count(IN_THIS_CHAT[language]) == 1, text
+
+
 # -- national holidays are named in the user's language ----------------------------------------------------
 
 @pytest.mark.parametrize("language", TRANSLATED)
