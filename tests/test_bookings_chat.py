@@ -403,6 +403,28 @@ def test_withdraw_a_request_then_again(rt, client, user_factory, fake_line):
     assert conversation(rt, user).state == "awaiting_eligibility"  # consented to these terms when booking
 
 
+@pytest.mark.parametrize(("language", "switch", "how_to_book"), [
+    ("ja", None, "「予約」と送ってください"),
+    ("en", "English", '"予約" (book)'),
+    ("easy", "やさしい日本語", "「予約」（よやく）と おくって ください"),
+])
+def test_the_list_of_only_closed_requests_says_how_to_book_again(rt, client, user_factory, fake_line, language,
+                                                                 switch, how_to_book):
+    """After withdrawing (or cancelling) the only request, 予約確認 lists it as closed: with nothing to tap, it
+    says what to send to book again, as the empty list does, rather than leave the user at a dead end."""
+    user = user_factory("otaru")
+    booking = request_for(rt, client, user)
+    if switch:
+        says(fake_line, user, switch)
+    says(fake_line, user, "予約確認")
+    [data] = last_buttons(fake_line, user).values()
+    taps(fake_line, user, data)
+    assert the_booking(rt, user).status == "withdrawn"
+    listing = says(fake_line, user, "予約確認")
+    assert booking.reference in listing and how_to_book in listing
+    assert not last_buttons(fake_line, user)
+
+
 @pytest.mark.parametrize("typed", ["取り下げる（{ref}）", "取り下げる ({ref})", "取り下げる（{lower}）。"])
 def test_a_withdraw_button_typed_as_it_reads_withdraws(rt, client, user_factory, fake_line, typed):
     """LINE for PC shows no quick replies: 「取り下げる（ABCD-EFGH）」 typed as the list says it does what the
@@ -477,7 +499,7 @@ def test_otaru_on_the_day_shows_the_phone_and_how_to_dial(rt, clock, client, use
     clock.freeze(booking.slot_start.replace(hour=8))              # the session day
     listing = says(fake_line, user, "予約確認")
     assert "0134-32-8689" in listing and "41#" in listing
-    assert "当日のキャンセルは、このトークではお受けできません" in listing
+    assert "当日のため、このトークではキャンセルできません" in listing                 # said once, with its reason
     assert last_buttons(fake_line, user) == {}
     reply = taps(fake_line, user, old_cancel)                     # an old button from the day before
     assert "このトークではキャンセルできません" in reply and "0134-32-8689" in reply
@@ -627,7 +649,7 @@ def test_on_the_session_day_otaru_takes_changes_by_phone_only(rt, clock, client,
     status = "confirmed" if decided else "requested"
     clock.freeze(booking.slot_start - timedelta(minutes=30))
     listing = says(fake_line, user, "予約確認")
-    assert "このトークではキャンセルできません" in listing and "当日のキャンセルは" in listing
+    assert "当日のため、このトークではキャンセルできません" in listing and listing.count("このトークでは") == 1
     assert "取り下げる場合は" not in listing
     reply = taps(fake_line, user, f"a=withdraw&at=any&o=otaru&v={booking.reference}")
     assert "このトークではキャンセルできません" in reply and "電話:" in reply and "メール:" not in reply

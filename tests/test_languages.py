@@ -338,6 +338,20 @@ def test_the_office_s_invitation_is_followed_by_a_blank_line(office_id, language
     assert f"{invitation}\n\n" in reminder
 
 
+TODAY = {"ja": "前日（本日）までに", "easy": "きょう（そうだんの 日の まえの 日）までに", "en": "By today (the day before the session)"}
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_the_day_before_reminder_says_sakatas_invitation_is_due_today(language):
+    """Sakata sends its invitation e-mail 「開催日の前日までに」 (利用規約 第6条(2)). Said on the day before, in the
+    reminder, that is today: it says so, while the confirmation, days ahead, keeps the terms' words."""
+    office = OFFICES["sakata"]
+    reminder = text_of(render(office, language, "reminder_day_before", dict(booking=booking("confirmed"))))
+    confirmed = text_of(render(office, language, "outcome_confirmed", dict(booking=booking("confirmed"))))
+    assert TODAY[language] in reminder
+    assert TODAY[language] not in confirmed
+
+
 WITHDRAW_WORDS = {"ja": "取り下げ", "easy": "とりけす", "en": "withdraw"}
 CANCEL_WORDS = {"ja": "キャンセル", "easy": "とりけす", "en": "cancel"}
 
@@ -744,6 +758,8 @@ def test_a_whole_booking_in_each_language(rt, client, user_factory, fake_line, o
     done = confirmation.submit(client)
     reference = re.search(r"受付番号: ([A-HJ-NP-Z2-9]{4}-[A-HJ-NP-Z2-9]{4})", done.html).group(1)
     assert words["done"]["heading"] in done.html and local.after_request in visible(done.html)
+    assert words["done"]["reference_gloss"] in visible(done.html)   # 受付番号 said in the language, as in the chat
+    assert bool(words["done"]["reference_gloss"]) == (language != "ja")
     rt.clock.advance(minutes=1)
     receipt = says(fake_line, user, "予約確認")
     assert RECEIVED[language] in receipt and f"受付番号: {reference}" in receipt and first in receipt
@@ -907,6 +923,59 @@ def test_an_office_without_a_translation_never_calls_its_japanese_summary_a_tran
         if not sample["brief"]:
             assert all(line in text for line in office.consent_summary)
             assert {"en": "in Japanese", "easy": "ふつうの 日本語"}[language] in text
+
+
+NUMBER_DOES_NOT_CONSENT = {"ja": "番号や「はい」では同意になりません", "easy": "ばんごうや「はい」では 同意に なりません",
+                           "en": "a number"}
+
+
+@pytest.mark.parametrize("office_id", sorted(OFFICES))
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_a_consent_that_numbers_its_answers_says_a_number_does_not_consent(office_id, language):
+    """Only the button or the exact words 同意する consent; a typed number is refused. The yes/no questions number
+    their answers and take a typed number, so a consent message that numbers its answers too (やさしい日本語
+    gives steps as numbered lists) must say that a number does not consent, or it invites a 「1」 it refuses."""
+    office = OFFICES[office_id]
+    for sample in samples(office)["consent"]:
+        [consent] = render(office, language, "consent", sample)
+        if re.search(r"(?m)^\s*[0-9０-９]+[.．]", consent["text"]):
+            assert NUMBER_DOES_NOT_CONSENT[language] in consent["text"], consent["text"]
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+@pytest.mark.parametrize("name,vars", [("unsupported", dict(kind="sticker", in_progress=False, state="idle")),
+                                       ("unsupported", dict(kind="image", in_progress=False, state="idle")),
+                                       ("stale_idle", {}), ("stale_idle", dict(late=True))])
+def test_a_stray_message_outside_a_booking_names_my_bookings_too(language, name, vars):
+    """A sticker, an image or an old button sent with no booking in progress comes most often from someone who
+    has already booked (a thank-you sticker, a tap on an old question): the answer names 予約確認 beside 予約,
+    rather than only 予約, which then tells them they already have a request."""
+    text = text_of(render(OFFICES["otaru"], language, name, vars))
+    assert "「予約」" in text or '"予約"' in text
+    assert "「予約確認」" in text or '"予約確認"' in text, text
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_an_old_slot_button_while_the_form_waits_says_how_to_choose_again(language):
+    """A tap on another slot's old button while the form waits is refused (its step is over): the answer says
+    how to choose again (戻る), as the answer to a word the bot cannot read there does."""
+    text = text_of(render(OFFICES["sakata"], language, "stale_button", dict(state="awaiting_form")))
+    assert "「戻る」" in text or '"戻る"' in text, text
+
+
+IN_THIS_CHAT = {"ja": "このトークでは", "easy": "この トークでは", "en": "in this chat"}
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+@pytest.mark.parametrize("name", ["bookings", "withdraw_result"])
+def test_on_the_day_not_in_this_chat_is_said_once(language, name):
+    """Otaru cancels in chat until the day before; on the day, 予約確認 and an old cancel button say that the chat
+    cannot cancel, and why (the day itself), once, before the office's way: not twice in two wordings."""
+    same_day = {**booking("confirmed", "call", ("phone",)), "same_day": True}
+    vars = dict(bookings=[same_day], in_progress=False) if name == "bookings" else dict(
+        result={"outcome": "call", **same_day})
+    text = text_of(render(OFFICES["otaru"], language, name, vars))
+    assert text.count(IN_THIS_CHAT[language]) == 1, text
 
 
 # -- national holidays are named in the user's language ----------------------------------------------------
