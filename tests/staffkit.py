@@ -143,6 +143,11 @@ def post(client, path: str, **data):
     return client.post(path, data={"csrf_token": csrf(client), **data})
 
 
+def reveal(client, reference: str):
+    """「個人情報を表示」 on a booking's page: its details show (and one view is logged) for a few minutes."""
+    return post(client, f"/staff/bookings/{reference}/reveal")
+
+
 def run_worker(rt) -> dict:
     return Worker(rt).run_once()
 

@@ -22,7 +22,7 @@ from bot.staff import auth
 from tests.formflow import Page, hold_directly, path_of, valid_answers
 from tests.staffkit import fast_password_hashing  # noqa: F401 - autouse fixture
 from tests.staffkit import (OTARU_WEDNESDAY, PASSWORD, SAKATA_MONDAY, booking, create_staff, csrf, login,
-                            make_request, post)
+                            make_request, post, reveal)
 
 XSS = "<script>alert(1)</script>"
 XSS_ATTR = '"><img src=x onerror=alert(1)>'
@@ -225,6 +225,7 @@ def test_script_in_a_name_is_shown_as_text_on_every_page(app, rt, client, langua
     staff = app.test_client()
     login(staff)
     reference = only_booking(rt).reference
+    reveal(staff, reference)
     detail = staff.get(f"/staff/bookings/{reference}")
     for page in (confirmation.response, detail, staff.get("/staff/queue"), staff.get("/staff/"), done.response):
         text = html(page)
@@ -250,6 +251,7 @@ def test_template_syntax_in_a_name_is_shown_literally(app, rt, client):
     confirmation, done = through_the_form(client, rt, "sakata", {"name": f"花子{SSTI}"})
     staff = app.test_client()
     login(staff)
+    reveal(staff, only_booking(rt).reference)
     detail = html(staff.get(f"/staff/bookings/{only_booking(rt).reference}"))
     for text in (confirmation.html, detail):
         assert "{{7*7}}{{config}}${7*7}" in text

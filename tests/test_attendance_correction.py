@@ -16,7 +16,7 @@ from bot.staff import jobs as staff_jobs
 from bot.staff.handoff import TEMPLATES_DIR
 from bot.staff.models import AuditEntry
 from tests.staffkit import fast_password_hashing, staff, user  # noqa: F401 - fixtures
-from tests.staffkit import SAKATA_MONDAY, booking, create_staff, login, make_request, outbox_rows, post
+from tests.staffkit import SAKATA_MONDAY, booking, create_staff, login, make_request, outbox_rows, post, reveal
 
 REASON = "本人より電話 090-9999-8888 接続できず窓口で相談済み"
 
@@ -76,6 +76,9 @@ def test_a_wrong_attendance_is_corrected_both_ways_with_a_reason_in_the_audit_lo
     assert second.detail == {"before": "no_show", "after": "attended", "reason": "other"}
     assert b"090-9999-8888" not in second.note and personal.open_note(rt, second.note) == REASON
     assert (first.actor, second.actor, second.at) == ("tanaka", "tanaka", rt.clock.now())
+    page = _page(staff, reference)
+    assert "（欠席（連絡なし） → 出席、理由: その他）（メモあり: 「個人情報を表示」で読めます）" in page   # a memo is personal
+    reveal(staff, reference)
     page = _page(staff, reference)
     assert f"（欠席（連絡なし） → 出席、理由: その他）（メモ: {REASON}）" in page
     assert "この方のオンライン予約は停止したままです" in page and 'data-action="unblock_user"' in page

@@ -37,7 +37,7 @@ from bot.worker import Worker
 from tests.formflow import Page, form_link, walk_to_slots
 from tests.reliability.kit import Person, leaks
 from tests.staffkit import fast_password_hashing  # noqa: F401 - autouse fixture
-from tests.staffkit import create_staff, login, post, postback_value
+from tests.staffkit import create_staff, login, post, postback_value, reveal
 
 
 def staff_note(person: Person) -> str:
@@ -116,7 +116,8 @@ def full_run(app, rt, fake, user_factory) -> FullRun:
     login(otaru, "otaru-admin")
     (a, b, c) = run.references.values()
     for client, reference in ((sakata, a), (otaru, b), (otaru, c)):
-        assert client.get(f"/staff/bookings/{reference}").status_code == 200     # details viewed (audited)
+        assert reveal(client, reference).status_code == 302                         # details viewed (audited)
+        assert client.get(f"/staff/bookings/{reference}").status_code == 200
     assert post(sakata, f"/staff/bookings/{a}/confirm").status_code == 302
     assert post(otaru, f"/staff/bookings/{b}/confirm").status_code == 302
     assert post(otaru, f"/staff/bookings/{c}/decline").status_code == 302
@@ -141,6 +142,7 @@ def full_run(app, rt, fake, user_factory) -> FullRun:
     assert made.status_code == 302, made.get_data(as_text=True)
     run.phone_reference = made.headers["Location"].rstrip("/").rsplit("/", 1)[1]
     run.reasons[run.phone_reference] = override_reason(phone)
+    assert reveal(otaru, run.phone_reference).status_code == 302
     assert override_reason(phone) in otaru.get(made.headers["Location"]).get_data(as_text=True)
     run.memos[run.phone_reference] = cancel_memo(phone)                # the caller phoned again: cancelled
     assert post(otaru, f"/staff/bookings/{run.phone_reference}/cancel_user",

@@ -197,6 +197,7 @@ def test_details_under_a_key_no_longer_configured_are_not_shown_as_erased(make_a
     other_keys = make_app(data_encryption_keys=(Fernet.generate_key().decode(),))
     client = other_keys.test_client()
     staffkit.login(client)
+    staffkit.reveal(client, reference)
     page = client.get(f"/staff/bookings/{reference}").get_data(as_text=True)
     assert "暗号鍵では読めません" in page and "削除されたのではありません" in page
     assert "申込内容はありません" not in page
@@ -220,6 +221,7 @@ def test_a_staff_note_under_a_key_no_longer_configured_is_not_overwritten(make_a
     other_keys = make_app(data_encryption_keys=(Fernet.generate_key().decode(),))
     other = other_keys.test_client()
     staffkit.login(other)
+    staffkit.reveal(other, reference)
     page = other.get(f"/staff/bookings/{reference}").get_data(as_text=True)
     assert 'id="note-unreadable"' in page and 'name="note_seen"' not in page
     answer = staffkit.post(other, f"/staff/bookings/{reference}/note", note="", note_seen=personal.note_digest(None))

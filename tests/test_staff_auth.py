@@ -17,7 +17,7 @@ from bot.staff import auth
 from bot.staff.models import AuditEntry, LoginFailure, StaffSession, StaffUser
 from tests.staffkit import fast_password_hashing  # noqa: F401 - autouse fixture
 from tests.staffkit import (OTARU_WEDNESDAY, PASSWORD, booking, create_staff, csrf, login, logins_at_once,
-                            make_request, pending_totp_secret, post)
+                            make_request, pending_totp_secret, post, reveal)
 
 
 def test_pages_need_a_login(client):
@@ -507,6 +507,8 @@ def test_an_otaru_account_never_sees_sakata_data(rt, client):
     assert "見つかりませんでした" in missing.get_data(as_text=True)   # in words, with the way on
     assert 'href="/staff/search"' in missing.get_data(as_text=True)
     assert post(client, f"/staff/bookings/{sakata_ref}/confirm").status_code == 404
+    assert reveal(client, sakata_ref).status_code == 404
+    assert reveal(client, otaru_ref).status_code == 302
     page = client.get(f"/staff/bookings/{otaru_ref}")
     assert page.status_code == 200 and "小樽 太郎" in page.get_data(as_text=True)
     queue = client.get("/staff/queue").get_data(as_text=True)

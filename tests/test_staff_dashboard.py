@@ -37,6 +37,12 @@ def _page(client, path) -> str:
     return response.get_data(as_text=True)
 
 
+def _revealed(client, path) -> str:
+    """A booking's page after 「個人情報を表示」."""
+    assert post(client, f"{path}/reveal").status_code == 302
+    return _page(client, path)
+
+
 # -- the day and the queue ------------------------------------------------------------------------
 
 def test_timeline_shows_free_held_requested_confirmed_and_blocked(rt, staff, user):
@@ -223,13 +229,75 @@ def test_the_invitation_task_is_named_as_the_offices_rules_name_it(rt, client, o
 
 # -- one booking ----------------------------------------------------------------------------------
 
-def test_booking_page_decrypts_details_and_audits_each_view(rt, staff):
+PERSONAL_VALUES = ("酒田 花子", "さかた はなこ", "12345-678901", "090-1234-5678", "UIJターン")
+
+
+def _shows_personal(page: str) -> list[str]:
+    return [value for value in PERSONAL_VALUES + ("電話で伝えた件",) if value in page]
+
+
+def test_opening_a_booking_page_shows_no_personal_value_and_logs_no_view(rt, staff):
+    """Staff opening a booking to record attendance or confirm it (from a group card, the queue, after each
+    action's redirect) saw every personal value and left a 個人情報の閲覧 each time: half the log was views, and
+    it no longer told who really looked at whose data. The page shows what is needed to act, details on request."""
     reference = make_request(rt)
+    post(staff, f"/staff/bookings/{reference}/note", note="電話で伝えた件", note_seen=personal.note_digest(""))
+    for _ in range(2):
+        page = _page(staff, f"/staff/bookings/{reference}")
+        assert _shows_personal(page) == []
+        assert reference in page and "確認待ち" in page and 'data-action="confirm"' in page
+        assert re.search(r'<button type="submit" data-action="reveal" aria-describedby="reveal-hint-details-h">'
+                         r"個人情報を表示</button>", page)
+        assert 'id="note-hidden"' in page and 'id="note-form"' not in page   # the 職員メモ is personal too
+    assert "view_details" not in _actions(rt)
+
+
+def test_revealing_shows_the_details_and_logs_one_view_that_the_actions_redirects_do_not_repeat(rt, staff):
+    reference = make_request(rt)
+    post(staff, f"/staff/bookings/{reference}/note", note="電話で伝えた件", note_seen=personal.note_digest(""))
+    response = post(staff, f"/staff/bookings/{reference}/reveal", then="details-h")
+    assert response.status_code == 302 and response.location.endswith(f"/staff/bookings/{reference}#details-h")
     page = _page(staff, f"/staff/bookings/{reference}")
-    assert "酒田 花子" in page and "12345-678901" in page and "UIJターン" in page
-    _page(staff, f"/staff/bookings/{reference}")
+    assert _shows_personal(page) == list(PERSONAL_VALUES) + ["電話で伝えた件"]
+    assert 'id="conceal"' in page and "個人情報の閲覧" in page.split('id="audit-h"')[1]
+    assert _actions(rt, reference).count("view_details") == 1
+    # An action's redirect, a reload, a second tap on the button: shown still, not logged again.
+    post(staff, f"/staff/bookings/{reference}/confirm")
+    post(staff, f"/staff/bookings/{reference}/reveal")
+    page = _page(staff, f"/staff/bookings/{reference}")
+    assert "承認しました" in page and "酒田 花子" in page
+    assert _actions(rt, reference) == ["note", "view_details", "confirm"]
+    # Five minutes later the page hides them again; another look is another entry.
+    rt.clock.freeze(rt.clock.now() + timedelta(minutes=5, seconds=1))
+    assert _shows_personal(_page(staff, f"/staff/bookings/{reference}")) == []
+    post(staff, f"/staff/bookings/{reference}/reveal")
+    assert "酒田 花子" in _page(staff, f"/staff/bookings/{reference}")
     assert _actions(rt, reference).count("view_details") == 2
-    assert "個人情報の閲覧" in _page(staff, f"/staff/bookings/{reference}")
+    # 個人情報を隠す ends it at once.
+    assert post(staff, f"/staff/bookings/{reference}/conceal").status_code == 302
+    assert _shows_personal(_page(staff, f"/staff/bookings/{reference}")) == []
+
+
+def test_a_reveal_is_a_post_with_the_csrf_token_of_this_offices_account(rt, staff, app):
+    reference = make_request(rt)
+    assert staff.get(f"/staff/bookings/{reference}/reveal").status_code == 405   # no prefetch reveals
+    refused = staff.post(f"/staff/bookings/{reference}/reveal", data={"csrf_token": "forged"})
+    assert refused.status_code == 400
+    assert _shows_personal(_page(staff, f"/staff/bookings/{reference}")) == []
+    create_staff(rt, office="otaru", username="otaru-staff")
+    other = app.test_client()
+    login(other, "otaru-staff")
+    assert post(other, f"/staff/bookings/{reference}/reveal").status_code == 404
+    assert post(other, f"/staff/bookings/{reference}/conceal").status_code == 404
+    assert "view_details" not in _actions(rt)
+
+
+def test_a_reveal_holds_for_the_account_that_made_it_only(rt, staff):
+    reference = make_request(rt)
+    post(staff, f"/staff/bookings/{reference}/reveal")
+    create_staff(rt, username="suzuki")
+    login(staff, "suzuki")   # the same browser, another member: a new session, nothing revealed
+    assert _shows_personal(_page(staff, f"/staff/bookings/{reference}")) == []
 
 
 def test_confirm_from_the_dashboard_tells_the_user_and_opens_the_call_task(rt, staff, fake_line, user):
@@ -628,7 +696,7 @@ def test_a_phone_booking_takes_the_slot_from_the_bot(rt, staff, user):
         assert row.status == "confirmed" and row.conversation_id is None
         page = holds.week_page(s, rt.offices["sakata"], rt.clock.now(), 0)
     assert SAKATA_MONDAY.isoformat() not in [slot["start"] for slot in page["slots"]]
-    detail = _page(staff, response.headers["Location"])
+    detail = _revealed(staff, response.headers["Location"])
     assert "窓口 一郎" in detail and "12345-6789" in detail and "電話" in detail
     assert _new(staff).status_code == 400      # the slot is taken now
 
@@ -708,7 +776,8 @@ def test_the_override_reason_is_stored_encrypted_and_shown_decrypted(rt, staff):
         stored = s.scalar(select(BookingHandoff.override_reason))
     assert isinstance(stored, bytes) and b"090-9999-8888" not in stored and OVERRIDE.encode() not in stored
     assert personal.open_note(rt, stored) == OVERRIDE
-    assert f"<dd>{OVERRIDE}</dd>" in _page(staff, response.headers["Location"])
+    assert OVERRIDE not in _page(staff, response.headers["Location"])
+    assert f"<dd>{OVERRIDE}</dd>" in _revealed(staff, response.headers["Location"])
     assert "090-9999-8888" not in _page(staff, "/staff/audit")
     # No override needed: whatever was typed as a reason is not kept.
     assert _new(staff, slot=(SAKATA_MONDAY + timedelta(days=7)).isoformat(), seeker_number="98765-432109",
@@ -1013,7 +1082,8 @@ def test_the_staff_note_is_stored_encrypted_and_shown_and_exported_decrypted(rt,
     stored = booking(rt, reference).staff_note
     assert isinstance(stored, bytes) and b"090-9999-8888" not in stored and NOTE.encode() not in stored
     assert personal.open_note(rt, stored) == NOTE
-    assert f">{NOTE}</textarea>" in _page(staff, f"/staff/bookings/{reference}")
+    assert NOTE not in _page(staff, f"/staff/bookings/{reference}")
+    assert f">{NOTE}</textarea>" in _revealed(staff, f"/staff/bookings/{reference}")
     export = post(staff, "/staff/export", **{"from": "2026-12-01", "to": "2026-12-31", "encoding": "utf8",
                                              "contents": "details"})
     table = list(csv.reader(io.StringIO(export.get_data().decode("utf-8-sig"))))
@@ -1038,6 +1108,7 @@ def test_two_staff_saving_the_note_at_once_never_overwrite_each_other_unseen(rt,
     text = clash.get_data(as_text=True)
     assert clash.status_code == 409 and "ほかの職員がメモを保存していた" in text
     assert "本人より電話あり" in text and ">招待メール送付済み</textarea>" in text   # theirs shown, mine kept
+    assert _actions(rt, reference).count("view_details") == 1   # reading theirs to merge is a look, logged once
     with rt.db.reading() as s:
         stored = s.scalar(select(Booking).where(Booking.reference == reference)).staff_note
     assert personal.open_note(rt, stored) == "本人より電話あり"
@@ -1148,7 +1219,8 @@ def test_the_memo_of_a_cancellation_is_encrypted_apart_from_the_audit_detail(rt,
                                                    AuditEntry.action == "withdraw_for_user")).one()
     assert entry.detail == {} and b"090-9999-8888" not in entry.note
     assert personal.open_note(rt, entry.note) == MEMO
-    assert f"（メモ: {MEMO}）" in _page(staff, f"/staff/bookings/{reference}")
+    assert MEMO not in _page(staff, f"/staff/bookings/{reference}")
+    assert f"（メモ: {MEMO}）" in _revealed(staff, f"/staff/bookings/{reference}")
     assert "090-9999-8888" not in _page(staff, "/staff/audit")
     other = make_request(rt, start=SAKATA_MONDAY + timedelta(hours=1))
     post(staff, f"/staff/bookings/{other}/cancel_user")                 # no memo: none stored

@@ -386,36 +386,112 @@ def booking(reference: str):
     return _booking_page(reference)
 
 
+# -- revealing a booking's personal details -------------------------------------------------------
+# The booking page shows what is needed to act; the details (and what staff wrote about the person) only once
+# a member asks for them with a POST (CSRF; never a prefetch or a mere opening of the page), which records one
+# 個人情報の閲覧. The reveal then holds for that booking in that member's session for REVEAL_FOR, so that
+# the page an action redirects to (or reloads) shows them again without a second entry: one entry for one
+# look at one person's data, as long as a phone call's work takes, not every time the page is opened.
+
+REVEALED_KEY = "staff_revealed"  # {"by": account id, "until": {reference: ISO time}}; cleared at login and logout
+REVEAL_FOR = timedelta(minutes=5)
+REVEALED_MAX = 20  # the cookie holds the newest few
+
+
+def _revealed_until(reference: str, now: datetime) -> datetime | None:
+    """Until when this session shows the booking's details (None: hidden)."""
+    grants = session.get(REVEALED_KEY) or {}
+    if grants.get("by") != g.who.id:
+        return None
+    until = (grants.get("until") or {}).get(reference)
+    moment = datetime.fromisoformat(until) if isinstance(until, str) else None
+    return moment if moment is not None and moment > now else None
+
+
+def _set_revealed(reference: str, until: datetime | None, now: datetime) -> None:
+    grants = session.get(REVEALED_KEY) or {}
+    kept = grants.get("until") if grants.get("by") == g.who.id else None
+    live = {ref: at for ref, at in (kept or {}).items() if datetime.fromisoformat(at) > now and ref != reference}
+    if until is not None:
+        live[reference] = until.isoformat()
+    newest = dict(sorted(live.items(), key=lambda item: item[1])[-REVEALED_MAX:])
+    session[REVEALED_KEY] = {"by": g.who.id, "until": newest}
+
+
+def _holds_personal(s, row: Booking) -> bool:
+    """Is there anything personal to show: the details, the 職員メモ, a memo or an override's reason?"""
+    if row.details is not None or row.staff_note is not None:
+        return True
+    handed = s.get(BookingHandoff, row.id)
+    return (handed is not None and handed.override_reason is not None) \
+        or any(e.note is not None for e in audit.for_booking(s, row.id))
+
+
+def _reveal(s, office, row: Booking, now: datetime) -> None:
+    """Show the booking's details in this session from now on, for REVEAL_FOR: one audit entry."""
+    if _revealed_until(row.reference, now) is None and _holds_personal(s, row):
+        audit.record(s, office.id, _actor(), "view_details", now, row)
+        _set_revealed(row.reference, now + REVEAL_FOR, now)
+
+
+REVEAL_TARGETS = frozenset({"details-h", "note"})  # where the page opens after a reveal
+
+
+@bp.post("/bookings/<reference>/reveal")
+def reveal(reference: str):
+    rt = _rt()
+    office = _office()
+    with rt.db.transaction() as s:
+        row = _booking_or_404(s, reference)
+        _reveal(s, office, row, rt.clock.now())
+    then = request.form.get("then")
+    return redirect(url_for("staff.booking", reference=reference,
+                            _anchor=then if then in REVEAL_TARGETS else "details-h"))
+
+
+@bp.post("/bookings/<reference>/conceal")
+def conceal(reference: str):
+    with _rt().db.reading() as s:
+        _booking_or_404(s, reference)
+    _set_revealed(reference, None, _now())
+    return redirect(url_for("staff.booking", reference=reference))
+
+
 def _booking_page(reference: str, note_draft: str | None = None, correction_draft: dict | None = None) -> str:
-    """The booking's page; `note_draft`: a note that could not be saved, kept in the box beside the current one;
-    `correction_draft`: an attendance correction sent without a usable reason, kept as chosen and typed."""
+    """The booking's page; `note_draft`: a note that could not be saved, kept in the box beside the current one
+    (which the member must read to merge: shown, as a reveal); `correction_draft`: an attendance correction sent
+    without a usable reason, kept as chosen and typed. Personal details only while revealed in this session."""
     rt = _rt()
     office = _office()
     with rt.db.transaction() as s:
         now = rt.clock.now()
         row = _booking_or_404(s, reference)
-        details = personal.decrypt(rt, row.details)
-        if details is not None:
-            audit.record(s, office.id, _actor(), "view_details", now, row)
-        details_unreadable = row.details is not None and details is None
+        if note_draft is not None and row.staff_note is not None:
+            _reveal(s, office, row, now)
+        until = _revealed_until(row.reference, now)
+        details = personal.decrypt(rt, row.details) if until else None
+        details_unreadable = until is not None and row.details is not None and details is None
         if details_unreadable:  # kept, but under a key no longer configured: not the same as erased
             log.error("booking=%s details open under no key in DATA_ENCRYPTION_KEY: add the key they were "
                       "written with after the newest (`flask --app app keys rotate` lists every such row)", row.id)
         conv = s.get(Conversation, row.conversation_id) if row.conversation_id else None
         entries = audit.for_booking(s, row.id)
         handed = s.get(BookingHandoff, row.id)
-        note = personal.open_note(rt, row.staff_note)
+        note = personal.open_note(rt, row.staff_note) if until else None
         # What LINE has not delivered to the user about this booking: staff may need to phone instead.
         undelivered = s.scalars(select(OutboxMessage).where(
             OutboxMessage.recipient == conv.line_user_id, OutboxMessage.booking_reference == row.reference,
             _not_delivered(now)).order_by(OutboxMessage.id)).all() if conv else []
         page = render_template(
             "staff/booking.html", booking=row, details=details, details_unreadable=details_unreadable,
-            fields=DETAIL_FIELDS,
+            fields=DETAIL_FIELDS, revealed_until=until.astimezone(TOKYO) if until else None,
+            reveal_minutes=REVEAL_FOR // timedelta(minutes=1),
+            personal_held=_holds_personal(s, row), has_note=row.staff_note is not None,
             staff_note=note, note_draft=note_draft, note_seen=personal.note_digest(note),
-            note_unreadable=row.staff_note is not None and note is None,
-            memos={e.id: personal.open_note(rt, e.note) for e in entries if e.note is not None},
-            handoff=handed, override_reason=personal.open_note(rt, handed.override_reason if handed else None),
+            note_unreadable=until is not None and row.staff_note is not None and note is None,
+            memos={e.id: personal.open_note(rt, e.note) if until else None for e in entries if e.note is not None},
+            handoff=handed,
+            override_reason=personal.open_note(rt, handed.override_reason) if until and handed else None,
             conv=conv, entries=entries, reachable=conv is not None and bool(conv.followed), undelivered=undelivered,
             reasons=handoff.decline_reasons("ja"), offered_reasons=handoff.office_decline_reasons(office), now=now,
             deadline=slotsvc.booking_deadline(office, row.slot_start),

@@ -166,6 +166,10 @@ def test_the_dashboard_passes_axe(page, live_server, axe, account):
                  "/staff/outbox", "/staff/groups", "/staff/export", "/staff/audit", "/staff/account", "/staff/users"):
         page.goto(f"{live_server.url}{path}")
         assert blocking_violations(axe, page) == [], path
+    page.goto(f"{live_server.url}/staff/bookings/{reference}")
+    page.get_by_role("button", name="個人情報を表示", exact=True).click()
+    expect(page.locator("table.details")).to_be_visible()
+    assert blocking_violations(axe, page) == [], "the details shown"
 
 
 @pytest.mark.parametrize("path", ["/terms/sakata", "/terms/otaru?lang=en", "/terms/sakata?lang=easy",
@@ -285,5 +289,9 @@ def test_nothing_is_lost_at_200_percent(browser, live_server, account, viewport)
             page.goto(f"{live_server.url}{path}")
             assert not overflows_sideways(page), path
             assert clipped_elements(page) == [], path
+        page.goto(f"{live_server.url}/staff/bookings/{reference}")
+        page.get_by_role("button", name="個人情報を表示", exact=True).click()   # the long name and address shown
+        expect(page.get_by_text("Bartholomew-Nguyen-Van-An-Longname")).to_be_visible()
+        assert not overflows_sideways(page) and clipped_elements(page) == [], "the details shown"
     finally:
         context.close()

@@ -52,6 +52,7 @@ def booking_page_with_a_note(page: Page, live_server, hour: int) -> str:
     page.get_by_role("button", name="ログイン", exact=True).click()
     expect(page.get_by_role("heading", name="予定表", exact=True)).to_be_visible()
     page.goto(f"{live_server.url}/staff/bookings/{reference}")
+    page.get_by_role("button", name="個人情報を表示", exact=True).click()
     page.get_by_label("職員メモ").fill(NOTE)
     return reference
 
@@ -149,6 +150,7 @@ def test_without_script_the_pages_work_as_before(browser, live_server, account, 
         page.get_by_label("職員メモ").fill(NOTE)
         page.get_by_role("button", name="メモを保存").click()
         expect(page.get_by_role("status").first).to_contain_text("メモを保存しました")
+        page.get_by_role("button", name="個人情報を表示して職員メモを読む").click()   # a note is personal too
         expect(page.get_by_label("職員メモ")).to_have_value(NOTE)
     finally:
         context.close()

@@ -42,6 +42,8 @@ def test_log_in_and_confirm_a_request(page, live_server, account, screenshot):
     expect(page.get_by_role("heading", name="確認待ちの申込（1件）")).to_be_visible()
     page.get_by_role("link", name=reference).first.click()
     expect(page.get_by_role("heading", name=f"受付番号 {reference}")).to_be_visible()
+    expect(page.get_by_text("酒田 花子")).to_have_count(0)         # shown on request only, and logged
+    page.get_by_role("button", name="個人情報を表示", exact=True).click()
     expect(page.get_by_text("酒田 花子")).to_be_visible()
     screenshot("request")
     page.get_by_role("button", name="承認する（予約を確定）").click()
