@@ -228,6 +228,17 @@ def test_a_slot_typed_as_people_say_it_is_held(rt, user_factory, fake_line, type
     assert conversation(rt, user).state == "awaiting_form"
 
 
+def test_an_hour_said_without_the_afternoon_word_holds_the_afternoons_slot(rt, user_factory, fake_line):
+    """「12月7日 3時」 is 15:00, as people say it in office hours; 午前3時 written out is no slot, and holds none."""
+    user = user_factory("sakata")
+    walk_to_slots(user, rt)
+    reply = says(fake_line, user, "12月7日 午前3時")
+    assert "相談の枠ではありません" in reply and rows(rt, SlotHold) == []
+    reply = says(fake_line, user, "12月7日 3時")
+    assert "読み取れませんでした" not in reply and "12/7(月) 15:00" in reply
+    assert [h.slot_start.hour for h in rows(rt, SlotHold)] == [15]
+
+
 @pytest.mark.parametrize("office_id", ["sakata", "otaru"])
 @pytest.mark.parametrize("typed", ["12/7 1400", "１２／７　１４００"])
 def test_a_slot_typed_as_a_phone_keypad_types_it_is_held(rt, user_factory, fake_line, office_id, typed):
