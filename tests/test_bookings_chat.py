@@ -217,9 +217,10 @@ def test_back_from_the_slots_shown_again_after_the_hold_ran_out_goes_to_the_chec
     assert (conversation(rt, user).state, rows(rt, SlotHold)) == ("awaiting_checklist", [])
 
 
-@pytest.mark.parametrize("typed", ["12月7日 午後2時", "12/7 2pm", "7日の14時", "７日 午後２時から"])
+@pytest.mark.parametrize("typed", ["12月7日 午後2時", "12/7 2pm", "7日の14時", "７日 午後２時から", "１２月７日　２じ"])
 def test_a_slot_typed_as_people_say_it_is_held(rt, user_factory, fake_line, typed):
-    """午後2時, 2pm, a day of this month alone: read as the slot, not answered 読み取れませんでした."""
+    """午後2時, 2pm, a day of this month alone, 2じ without 午後 (full width, an ideographic space, the hour's mark in
+    kana, as a phone types it): read as the slot, not answered 読み取れませんでした."""
     user = user_factory("sakata")
     walk_to_slots(user, rt)
     reply = says(fake_line, user, typed)
