@@ -30,6 +30,7 @@ from bot.clock import TOKYO
 from bot.db import describe_error, is_disconnect, is_lock_timeout
 from bot.models import Conversation, OutboxMessage, StaffGroupSighting
 from bot.ports import SessionPorts
+from bot.render import first_offered_slot
 from dialogs import engine
 from dialogs.effects import LeaveGroup, NotifyStaff, Say
 from dialogs.inputs import Incoming
@@ -296,9 +297,10 @@ class Dispatcher:
         """Render the effects of one event; staff notices and group calls are queued in the session, the rows
         to the user are returned for the caller to write (same transaction)."""
         messages: list[dict] = []
+        example = {"example_slot": first_offered_slot(effects)}   # "send e.g. 12/7 14:00": a slot on offer
         for effect in effects:
             if isinstance(effect, Say):
-                vars = {**self.rt.template_globals(office, conv), **effect.vars}
+                vars = {**self.rt.template_globals(office, conv), **example, **effect.vars}
                 messages.extend(self.rt.renderer.messages(conv.language, effect.template, vars, effect.choices))
             elif isinstance(effect, NotifyStaff):
                 self.rt.notify_staff(session, office, effect.kind, effect.booking_id, now)

@@ -14,7 +14,7 @@ from jinja2 import BaseLoader, ChoiceLoader, Environment, FileSystemLoader, Stri
 
 from bot.clock import TOKYO
 from bot.offices import ChecklistItem, Office, Question
-from dialogs.effects import Choice
+from dialogs.effects import Choice, Say
 from dialogs.router import Vocabulary
 
 TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
@@ -42,6 +42,25 @@ def _slot(value) -> str:
     """`M/D(曜) HH:MM`: the fixed slot format in every language."""
     value = value.astimezone(TOKYO)
     return f"{_md(value)} {value:%H:%M}"
+
+
+def _typed_slot(value) -> str:
+    """`M/D HH:MM`, as a slot is typed in the chat (the messages' example of one); a datetime or ISO 8601."""
+    value = datetime.fromisoformat(value) if isinstance(value, str) else value
+    value = value.astimezone(TOKYO)
+    return f"{value.month}/{value.day} {value:%H:%M}"
+
+
+def first_offered_slot(effects: Iterable[Any]) -> datetime | None:
+    """The start of the first slot a reply's list of slots offers (None where it lists none): the example of a
+    typed slot in that reply's messages (ヘルプ, "could not read", a slot turned down), so that the example is
+    a slot the user can choose, not a fixed date that may have passed."""
+    for effect in effects:
+        if isinstance(effect, Say) and effect.template == "slots":
+            slots = effect.vars.get("page", {}).get("slots") or []
+            if slots:
+                return datetime.fromisoformat(slots[0]["start"]).astimezone(TOKYO)
+    return None
 
 
 def local_date(value, language: str = "ja") -> str:
@@ -112,6 +131,7 @@ def environment() -> Environment:
     )
     env.filters["md"] = _md
     env.filters["slot"] = _slot
+    env.filters["typed_slot"] = _typed_slot
     env.filters["local_date"] = local_date
     env.filters["session_length"] = session_length
     env.filters["own_invitation"] = _own_invitation

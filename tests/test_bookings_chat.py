@@ -217,15 +217,52 @@ def test_back_from_the_slots_shown_again_after_the_hold_ran_out_goes_to_the_chec
     assert (conversation(rt, user).state, rows(rt, SlotHold)) == ("awaiting_checklist", [])
 
 
-@pytest.mark.parametrize("typed", ["12月7日 午後2時", "12/7 2pm", "7日の14時", "７日 午後２時から"])
+@pytest.mark.parametrize("typed", ["12月7日 午後2時", "12/7 2pm", "7日の14時", "７日 午後２時から", "１２月７日　２じ"])
 def test_a_slot_typed_as_people_say_it_is_held(rt, user_factory, fake_line, typed):
-    """午後2時, 2pm, a day of this month alone: read as the slot, not answered 読み取れませんでした."""
+    """午後2時, 2pm, a day of this month alone, 2じ without 午後 (full width, an ideographic space, the hour's mark in
+    kana, as a phone types it): read as the slot, not answered 読み取れませんでした."""
     user = user_factory("sakata")
     walk_to_slots(user, rt)
     reply = says(fake_line, user, typed)
     assert "読み取れませんでした" not in reply and "12/7(月) 14:00" in reply
     assert [h.slot_start.hour for h in rows(rt, SlotHold)] == [14]
     assert conversation(rt, user).state == "awaiting_form"
+
+
+def test_an_hour_said_without_the_afternoon_word_holds_the_afternoons_slot(rt, user_factory, fake_line):
+    """「12月7日 3時」 is 15:00, as people say it in office hours; 午前3時 written out is no slot, and holds none."""
+    user = user_factory("sakata")
+    walk_to_slots(user, rt)
+    reply = says(fake_line, user, "12月7日 午前3時")
+    assert "相談の枠ではありません" in reply and rows(rt, SlotHold) == []
+    reply = says(fake_line, user, "12月7日 3時")
+    assert "読み取れませんでした" not in reply and "12/7(月) 15:00" in reply
+    assert [h.slot_start.hour for h in rows(rt, SlotHold)] == [15]
+
+
+EXAMPLE = re.compile(r'[「"](\d{1,2}/\d{1,2} \d{2}:\d{2})[」"]')
+
+
+@pytest.mark.parametrize(("language", "switch"), [("ja", None), ("easy", "やさしい日本語"), ("en", "English")])
+def test_help_and_could_not_read_at_the_slot_step_give_an_offered_slot_as_the_example(rt, user_factory, fake_line,
+                                                                                       language, switch):
+    """Otaru on Tuesday 12/1: the list starts at 12/2(水) 10:00. ヘルプ, an unread answer and a slot turned down
+    say "send e.g. 12/2 10:00", a slot the user can choose, not a fixed 12/7 14:00; the form's step, which lists
+    no slot, gives the form in words."""
+    user = user_factory("otaru")
+    if switch:
+        says(fake_line, user, switch)
+    walk_to_slots(user, rt)
+    first = list(last_buttons(fake_line, user))[0]
+    assert first == "12/2(水) 10:00"
+    for typed in ("ヘルプ" if language != "en" else "help", "Dec 8", "12/2 10:00以外"):
+        reply = says(fake_line, user, typed)
+        assert set(EXAMPLE.findall(reply)) == {"12/2 10:00"}, reply
+        assert "12/7 14:00" not in reply
+    says(fake_line, user, "1")
+    reply = says(fake_line, user, "12/2 10:00以外")                 # a live hold: no list of slots in the reply
+    assert EXAMPLE.findall(reply) == [] and "12/7 14:00" not in reply
+    assert {"ja": "「月/日 時:分」", "easy": "「月/日 時:分」", "en": '"month/day hh:mm"'}[language] in reply
 
 
 @pytest.mark.parametrize("office_id", ["sakata", "otaru"])

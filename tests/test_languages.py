@@ -22,6 +22,8 @@ from bot.notify import staff_statuses
 from bot.offices import ProfileError, load_offices, read_office, untranslated
 from bot.render import MAX_LABEL, TEMPLATES_DIR, Renderer, load_labels, load_vocabulary, text_of
 from bot.services.calendar import holiday_name
+from bot.services.slot_text import parse_slot_text
+from bot.services.slots import slot_label
 from bot.staff import decisions
 from bot.staff.audit import Actor
 from bot.worker import Worker
@@ -197,6 +199,22 @@ def test_every_listed_slot_shows_the_fixed_label_it_can_be_typed_as(office_id, l
         said = text_of(render(office, language, "slot_unavailable", vars))
         for alternative in vars["alternatives"]:
             assert alternative["label"] in said, said
+
+
+TYPED_EXAMPLE = re.compile(r'[「"](\d{1,2}/\d{1,2} \d{2}:\d{2})[」"]')
+
+
+@pytest.mark.parametrize("office_id", sorted(OFFICES))
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_the_slot_lists_example_of_a_typed_slot_is_its_own_first_slot(office_id, language):
+    """"Send e.g. 12/7 14:00": the example is the list's first slot, typed as it reads back to that very slot,
+    not a fixed 12/7 14:00 that has passed or is no slot of the office."""
+    office = OFFICES[office_id]
+    starts = [datetime(2026, 12, 9, 15, 30, tzinfo=TOKYO), datetime(2026, 12, 10, 10, 0, tzinfo=TOKYO)]
+    page = {**week(days=2), "slots": [{"start": at.isoformat(), "label": slot_label(at), "at": at} for at in starts]}
+    said = text_of(render(office, language, "slots", dict(page=page)))
+    [example] = TYPED_EXAMPLE.findall(said)
+    assert parse_slot_text(example, datetime(2026, 12, 1, 10, 0, tzinfo=TOKYO)) == starts[0], said
 
 
 @pytest.mark.parametrize("office_id", sorted(OFFICES))
@@ -1028,14 +1046,14 @@ def test_a_typed_date_that_cannot_be_booked_is_said_back_written_out(rt, user_fa
 @pytest.mark.parametrize("language", TRANSLATED)
 def test_an_unread_date_is_answered_with_how_to_write_one(rt, user_factory, fake_line, language):
     """A date without a time ("Dec 8"), or a time without am/pm or minutes ("tomorrow at 2"), is not read: the
-    answer says a date is month/day, with an example."""
+    answer says a date is month/day, with an example: the first slot the list offers (12/7 14:00)."""
     user = user_factory("sakata")
     says(fake_line, user, SWITCH[language])
     walk_to_slots(user, rt)
     for typed in ("Dec 8", "tomorrow at 2"):
         reply = says(fake_line, user, typed)
         assert {"en": "month/day", "easy": "月/日"}[language] in reply, reply
-        assert {"en": "7 December at 2 pm", "easy": "12月7日の 14時"}[language] in reply
+        assert {"en": '"12/7 14:00" is Mon 7 Dec 2026, 14:00', "easy": "「12/7 14:00」は 12月7日の 14時"}[language] in reply
 
 
 UNREAD = {"ja": "読み取れませんでした", "easy": "わかりませんでした", "en": "could not read"}

@@ -58,7 +58,7 @@ def test_parse_slot_text_forms(text):
         ("12月7日14じ30ふん", at(2026, 11, 30), at(2026, 12, 7, 14, 30)),
         ("12/7 ゴゴ2ジハン", at(2026, 11, 30), at(2026, 12, 7, 14, 30)),
         ("12/7 ごぜん10じ", at(2026, 11, 30), at(2026, 12, 7, 10)),
-        ("12/7 ２じ", at(2026, 11, 30), at(2026, 12, 7, 2)),            # as 12/7 2時 reads
+        ("12/7 ２じ", at(2026, 11, 30), at(2026, 12, 7, 14)),           # as 12/7 2時 reads: the afternoon
     ],
 )
 def test_parse_slot_text_years_and_minutes(text, now, expected):
@@ -154,6 +154,65 @@ def test_a_day_moved_by_the_word_before_it_is_not_read_as_another_day(text):
 )
 def test_a_day_after_other_words_is_read_as_before(text, expected):
     assert parse_slot_text(text, TUESDAY) == expected
+
+
+# --- an hour of 1 to 7 without 午前/午後 or am/pm: the afternoon's -------------------------------------------
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("12月7日 3時", at(2026, 12, 7, 15)),
+        ("12/14 2じ", at(2026, 12, 14, 14)),                      # as the easy Japanese example is typed
+        ("12/7 1時", at(2026, 12, 7, 13)),
+        ("12/7 7時", at(2026, 12, 7, 19)),
+        ("12/7 2時半", at(2026, 12, 7, 14, 30)),
+        ("12/7 3じはん", at(2026, 12, 7, 15, 30)),
+        ("12/7 2時30分", at(2026, 12, 7, 14, 30)),
+        ("12/7 3:30", at(2026, 12, 7, 15, 30)),
+        ("１２／７　２：００", at(2026, 12, 7, 14)),
+        ("１２月７日　３じ", at(2026, 12, 7, 15)),
+        ("12/7 3時でお願いします", at(2026, 12, 7, 15)),
+        ("7日の3時", at(2026, 12, 7, 15)),
+        ("明日 3時", at(2026, 12, 2, 15)),
+        ("月曜 2時", at(2026, 12, 7, 14)),
+        ("Dec 7 3:00", at(2026, 12, 7, 15)),
+        ("Dec 7 2.30", at(2026, 12, 7, 14, 30)),
+    ],
+)
+def test_an_hour_of_one_to_seven_said_without_morning_or_afternoon_is_the_afternoons(text, expected):
+    """Hello Work counsels in office hours (about 8:30 to 17:15): 「12月7日 3時」 means 15:00, as people say it,
+    not 3 at night."""
+    assert parse_slot_text(text, TUESDAY) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("12/7 午前3時", at(2026, 12, 7, 3)),                      # the morning said: 03:00, no slot
+        ("12/7 ごぜん3じ", at(2026, 12, 7, 3)),
+        ("12/7 3am", at(2026, 12, 7, 3)),
+        ("12/7 3 a.m.", at(2026, 12, 7, 3)),
+        ("12/7 午後3時", at(2026, 12, 7, 15)),                     # the afternoon said: as before
+        ("12/7 3pm", at(2026, 12, 7, 15)),
+        ("12/7 03:00", at(2026, 12, 7, 3)),                        # a 24-hour time with its leading zero
+        ("12/7 0300", at(2026, 12, 7, 3)),
+        ("12/7 0時", at(2026, 12, 7, 0)),
+        ("12/7 8時", at(2026, 12, 7, 8)),
+        ("12/7 8:30", at(2026, 12, 7, 8, 30)),
+        ("12/7 9時半", at(2026, 12, 7, 9, 30)),
+        ("12/7 12時", at(2026, 12, 7, 12)),
+        ("12/7 15時", at(2026, 12, 7, 15)),
+        ("１２月３日　１０じ", at(2026, 12, 3, 10)),                # full width, 月日, an ideographic space, kana じ
+    ],
+)
+def test_an_hour_said_with_morning_or_afternoon_or_outside_one_to_seven_stays(text, expected):
+    assert parse_slot_text(text, TUESDAY) == expected
+
+
+@pytest.mark.parametrize("text", ["12/7 2時間", "12/7 3じかん", "Dec 7 at 3", "12/7 3", "3時"])
+def test_an_afternoon_hour_is_still_no_time_where_no_hour_is_said(text):
+    """A span of hours, a bare number, a time without a date: still no slot."""
+    assert parse_slot_text(text, TUESDAY) is None
 
 
 # --- four digits, as a phone's keypad types a time ----------------------------------------------------------
@@ -586,8 +645,9 @@ def test_english_dates_name_the_same_moment_as_month_day(now, ahead, hour, minut
     """Every English way of writing a date reads as the month/day form does, in 24-hour or am/pm time."""
     day = now.date() + timedelta(days=ahead)
     twelve = f"{hour % 12 or 12}:{minute:02d}{'pm' if hour >= 12 else 'am'}"
-    clock = f"{hour}:{minute:02d}" if hour > 12 or minute % 30 else twelve
+    # a 24-hour time with its leading zero: `3:15` alone is the afternoon's, as people say it
+    clock = f"{hour:02d}:{minute:02d}" if hour > 12 or minute % 30 else twelve
     text = style.format(mon=calendar.month_abbr[day.month], month=calendar.month_name[day.month], d=day.day,
                         t=clock, wd=calendar.day_abbr[day.weekday()])
-    assert parse_slot_text(text, now) == parse_slot_text(f"{day.month}/{day.day} {hour}:{minute:02d}", now)
+    assert parse_slot_text(text, now) == parse_slot_text(f"{day.month}/{day.day} {hour:02d}:{minute:02d}", now)
     assert parse_slot_text(text, now) is not None

@@ -10,12 +10,13 @@ Read after NFKC (so full-width forms too) and lower-casing, anywhere in the text
   Japanese or English, `3<day><later>` (three days from today; `3<day>` before a word of a span — before, for,
   within — is no date); or a weekday (`Mon`, `Monday`, `<W><youbi>`), see below;
 - a time: `14:00`, `14.00`, `14<hour>`, `14<hour>30<minute>`, `14<hour><half>`, `2pm`, `2 p.m.`, `2:30pm`,
-  `10 am`, `noon`, the Japanese morning or afternoon word before the hour, four digits as a phone's keypad
-  types them (`1400`, `0930`; not `20xx`, which beside a date reads as a year as much as a time) (the marks are
-  `_*_MARK` below; the tests spell every form out). The marks may be typed in kana, as on a phone, the hour's
-  number not (`_KANA_TIME`); `2<hour><interval>` (two hours) is a span, no time; four digits with the hour mark
-  (`1234<hour>`) are no time either, nor is a number right after a word that says it is one (`<number>14<hour>`,
-  `No. 0123`, `#14<hour>`).
+  `10 am`, `noon`, the Japanese morning or afternoon word before the hour (without it, or am/pm, an hour of 1 to 7
+  is the afternoon's, as people say it in office hours: `3<hour>` is 15:00; `03:00` is not), four digits as a
+  phone's keypad types them (`1400`, `0930`; not `20xx`, which beside a date reads as a year as much as a time)
+  (the marks are `_*_MARK` below; the tests spell every form out). The marks may be typed in kana, as on a
+  phone, the hour's number not (`_KANA_TIME`); `2<hour><interval>` (two hours) is a span, no time; four digits
+  with the hour mark (`1234<hour>`) are no time either, nor is a number right after a word that says it is one
+  (`<number>14<hour>`, `No. 0123`, `#14<hour>`).
 The date and the time stand side by side, in either order, with only spaces, commas, `at`, `on`, `around`,
 `from`, `@` or `<no>` between them. The first such pair decides. A date without a time, or a time without a
 date, is no slot (None), as the bot then asks for both.
@@ -256,6 +257,8 @@ _HALF_DAY = re.compile(rf"{_MORNING}|{_AFTERNOON}|(?<![a-z])(?:mornings?|afterno
 # What may stand between a date and its time (at most _MAX_BETWEEN characters, after spaces are folded).
 _BETWEEN = re.compile(rf"(?:\s|,|@|{_NO}|{_COMMA}|{_words(('at', 'on', 'around', 'about', 'from'))})*")
 _MAX_BETWEEN = 24
+# An hour up to this one, said without the morning or afternoon word (`3<hour>`, `2:30`), is the afternoon's.
+_LAST_AFTERNOON_HOUR = 7
 # A typed month/day means its next occurrence, counting dates up to this far back as this one (so a date
 # that just passed is answered "past", not silently moved to next year).
 _RECENT_PAST = timedelta(days=31)
@@ -456,7 +459,7 @@ def _time(said: re.Match) -> time | None:
     if said["hhmm_hour"]:
         hour, minute = int(said["hhmm_hour"]), int(said["hhmm_minute"])
         return time(hour, minute) if hour <= 23 and minute <= 59 else None
-    hour = _hour(int(said["hour"]), said["half_day"], said["meridiem"] or "")
+    hour = _hour(said["hour"], said["half_day"], said["meridiem"] or "")
     minute_text = said["minute"] or said["minute_mark"]
     minute = int(minute_text) if minute_text else (30 if said["half"] else 0)
     if hour is None or not (0 <= hour <= 23 and 0 <= minute <= 59):
@@ -464,8 +467,12 @@ def _time(said: re.Match) -> time | None:
     return time(hour, minute)
 
 
-def _hour(hour: int, half_day: str | None, meridiem: str) -> int | None:
-    """The 24-hour hour of `2` in the afternoon, `2pm`, `10am`; a 24-hour time after the afternoon word stays."""
+def _hour(typed: str, half_day: str | None, meridiem: str) -> int | None:
+    """The 24-hour hour of `2` in the afternoon, `2pm`, `10am`; a 24-hour time after the afternoon word stays.
+    An hour of 1 to 7 with neither the morning nor the afternoon said (`3<hour>`, `2:30`, `3<hour><half>`) is
+    the afternoon's, as people say it: the offices counsel in office hours (about 8:30 to 17:15), and nobody
+    means 3 at night. Written with a leading zero (`03:00`, `0300`) it is a 24-hour time, and stays."""
+    hour = int(typed)
     afternoon = half_day == _AFTERNOON or meridiem == "p"
     morning = half_day == _MORNING or meridiem == "a"
     if meridiem and not 1 <= hour <= 12:
@@ -474,6 +481,8 @@ def _hour(hour: int, half_day: str | None, meridiem: str) -> int | None:
         return hour + 12
     if morning and hour == 12:
         return 0
+    if not (morning or afternoon) and 1 <= hour <= _LAST_AFTERNOON_HOUR and not typed.startswith("0"):
+        return hour + 12                              # 12/7 3<hour>: 15:00
     return hour
 
 
