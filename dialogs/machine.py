@@ -133,15 +133,25 @@ def shown_page(talk: Talk) -> dict[str, Any]:
 
 #: context key: データ削除 was just asked, with what it said about the bookings (`b` of its 削除する button).
 DELETE_ASKED = "delete_asked"
+#: context key: a withdrawal or cancellation was just asked: the booking's reference `r`, the button that asked
+#: `k` (withdraw | cancel), its status `s` and what confirming does `d` (withdraw | cancel | proposal).
+CANCEL_ASKED = "cancel_asked"
+#: the label of the button that confirms each in-chat action (`d` of CANCEL_ASKED).
+CONFIRM_LABELS = {"withdraw": "confirm_withdraw", "cancel": "confirm_cancel", "proposal": "decline_proposal"}
 
 
 def typed_aliases(talk: Talk) -> list[tuple[str, list[str]]]:
     """(value, labels) chosen by typing a label that is not on this page's buttons (never by number):
     次の週 / 前の週 go to that week's first page, 次へ / 前へ turn the page, where these moves exist; 削除する /
-    削除しない right after データ削除 asked."""
+    削除しない right after データ削除 asked; キャンセルする (取り下げる) / やめる, or はい / いいえ, right after a
+    cancellation was asked."""
     asked = [(f"confirm_delete:{value}", [talk.labels[key]])
              for key, value in (("delete_yes", "yes"), ("delete_no", "no"))
              if DELETE_ASKED in talk.context and key in talk.labels]
+    cancel = talk.context.get(CANCEL_ASKED)
+    if cancel:
+        keys = ((CONFIRM_LABELS.get(cancel.get("d"), ""), "yes"), ("yes", "yes"), ("keep", "no"), ("no", "no"))
+        asked += [(f"confirm_cancel:{value}", [talk.labels[key]]) for key, value in keys if key in talk.labels]
     if not offers_slots(talk):
         return asked
     page = shown_page(talk)

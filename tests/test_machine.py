@@ -44,6 +44,7 @@ class FakePorts:
     typed: dict = field(default_factory=dict)         # what read_slot says of a text (else: nothing)
     read: list = field(default_factory=list)
     held: list = field(default_factory=list)
+    holding: dict | None = None                         # the live hold held_slot reports
 
     def terms_version(self) -> str:
         return self.version
@@ -89,9 +90,10 @@ class FakePorts:
 
     def release_hold(self) -> None:
         self.released += 1
+        self.holding = None
 
     def held_slot(self) -> dict[str, Any] | None:
-        return None
+        return self.holding
 
     def hold_ran_out(self) -> bool:
         return True
@@ -100,7 +102,8 @@ class FakePorts:
         self.read.append(text)
         return self.typed.get(text, TypedSlot())
 
-    def withdraw(self, reference: str, offered: str | None = None) -> dict[str, Any]:
+    def withdraw(self, reference: str, offered: str | None = None, *, confirmed: bool,
+                 asked_status: str | None = None) -> dict[str, Any]:
         return {"outcome": "not_found"}
 
     def delete_personal_data(self) -> dict[str, Any]:
