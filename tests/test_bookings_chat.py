@@ -379,6 +379,17 @@ def test_a_double_tap_holds_once(rt, user_factory, fake_line):
     assert len(rows(rt, SlotHold)) == 1
 
 
+def test_restart_while_a_slot_is_held_says_so_and_gives_the_slot_back(rt, user_factory, fake_line):
+    user = user_factory("otaru")
+    walk_to_slots(user, rt)
+    taps(fake_line, user, list(last_buttons(fake_line, user).values())[0])
+    assert len(rows(rt, SlotHold)) == 1
+    reply = says(fake_line, user, "最初から")
+    first = reply.splitlines()[0]
+    assert first.startswith("最初からやり直します。") and "枠もお返ししました" in first
+    assert rows(rt, SlotHold) == [] and conversation(rt, user).state == "awaiting_eligibility"
+
+
 def test_an_expired_hold_offers_the_slots_again(rt, clock, user_factory, fake_line):
     user = user_factory("sakata")
     walk_to_slots(user, rt)

@@ -336,6 +336,37 @@ def test_stop_gives_back_a_held_slot_and_forgets_everything():
     assert (session.state, session.context) == ("idle", {}) and session.ports.released == released + 1
 
 
+def test_restart_says_it_starts_over_then_asks_the_first_step():
+    session = Session()
+    _through_questions(session)
+    session.says("最初から")
+    assert session.templates() == ["restarted", "eligibility_question"]
+    assert session.effects[0].vars == {"in_progress": True, "going_on": True, "released": None}
+    assert session.context["i"] == 0
+
+
+def test_restart_while_a_slot_is_held_says_the_slot_was_given_back():
+    session = Session()
+    _through_questions(session)
+    session.state, session.ports.holding = "awaiting_form", {"label": "12/7(月) 14:00"}
+    released = session.ports.released
+    session.says("最初から")
+    assert session.templates()[0] == "restarted" and session.effects[0].vars["released"] == {"label": "12/7(月) 14:00"}
+    assert session.ports.released == released + 1 and session.state == "awaiting_eligibility"
+
+
+def test_restart_that_cannot_start_says_only_what_was_dropped():
+    idle = Session(ports=FakePorts(blocked=True))
+    idle.says("最初から")
+    assert idle.templates() == ["booking_blocked"]               # nothing was in progress: nothing to drop
+    busy = Session()
+    _through_questions(busy)
+    busy.ports.blocked = True
+    busy.says("最初から")
+    assert busy.templates() == ["restarted", "booking_blocked"] and busy.state == "idle"
+    assert busy.effects[0].vars["going_on"] is False
+
+
 def test_after_a_day_booking_offers_to_continue_or_start_over():
     session = Session()
     _through_questions(session)

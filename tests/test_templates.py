@@ -179,6 +179,9 @@ def samples(office) -> dict[str, list[dict[str, Any]]]:
                              (("requested", "withdraw"), ("confirmed", "cancel"), ("proposed", "proposal"))],
         "withdraw_kept": [dict(reference=r, action=a) for r in ("ABCD-EFGH", "")
                           for a in ("withdraw", "cancel", "proposal")],
+        "restarted": [dict(in_progress=p, going_on=g, released=h) for p, g, h in
+                      ((False, True, None), (True, True, None), (True, True, HELD), (True, False, None),
+                       (True, False, HELD))],
         "proposal_result": [dict(result={"outcome": o, **booking("confirmed", "none")})
                             for o in ("confirmed", "declined", "already", "not_found")],
     }
