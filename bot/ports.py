@@ -67,8 +67,10 @@ class SessionPorts:
     def open_booking(self) -> dict[str, Any] | None:
         return bookings.open_summary(self.s, self.office, self.conv, self.now)
 
-    def withdraw(self, reference: str, offered: str | None = None) -> dict[str, Any]:
-        return bookings.withdraw_in_chat(self.s, self.rt, self.office, self.conv, reference, self.now, offered)
+    def withdraw(self, reference: str, offered: str | None = None, *, confirmed: bool,
+                 asked_status: str | None = None) -> dict[str, Any]:
+        return bookings.withdraw_in_chat(self.s, self.rt, self.office, self.conv, reference, self.now, offered,
+                                         confirmed=confirmed, asked_status=asked_status)
 
     def delete_personal_data(self) -> dict[str, Any]:
         return bookings.delete_personal_data(self.s, self.rt, self.office, self.conv, self.now)

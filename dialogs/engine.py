@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dialogs.effects import Say
 from dialogs.inputs import Incoming
-from dialogs.machine import (DELETE_ASKED, MACHINE, MAX_MISSES, State, Talk, ask, choices_for_routing, fire,
+from dialogs.machine import (CANCEL_ASKED, CONFIRM_LABELS, DELETE_ASKED, MACHINE, MAX_MISSES, State, Talk, ask, choices_for_routing, fire,
                              offers_slots, typed_aliases, typed_booking_actions, typed_proposal_answers)
 from dialogs.router import Routed, Vocabulary, route
 
@@ -22,6 +22,8 @@ def handle(talk: Talk, inp: Incoming, vocab: Vocabulary) -> Routed:
                    booking_actions=typed_booking_actions(talk), proposal_answers=typed_proposal_answers(talk))
     if routed.trigger != "confirm_delete":
         talk.context.pop(DELETE_ASKED, None)      # typed 削除する answers only the message right before it
+    if routed.trigger != "confirm_cancel":
+        talk.context.pop(CANCEL_ASKED, None)      # typed キャンセルする / はい likewise
     if inp.stale and routed.trigger not in ("follow", "unfollow"):
         routed = Routed("stale", value="button" if inp.kind == "postback" else "message")
     apply(talk, routed)
@@ -171,9 +173,41 @@ def _confirm_delete(talk: Talk, routed: Routed) -> None:
 
 
 def _withdraw(talk: Talk, routed: Routed) -> None:
-    """Withdraw or cancel as the button said; a request confirmed since its button was offered is shown as it is now."""
+    """取り下げる / キャンセルする on a booking: first ask, saying what would be done and that it cannot be undone
+    (only the confirmation acts); what may not be done in chat, or not any more, is answered at once."""
+    from dialogs.effects import Choice
+    from dialogs.router import postback
+
     offered = "cancel" if routed.trigger == "cancel_booking" else "withdraw"
-    result = talk.ports.withdraw(routed.value or "", offered)
+    result = talk.ports.withdraw(routed.value or "", offered, confirmed=False)
+    if result["outcome"] != "ask":
+        _say_withdrawn(talk, routed, result)
+        return
+    asked = {"r": result["reference"], "k": offered, "s": result["status"], "d": result["action"]}
+    talk.context[CANCEL_ASKED] = asked
+    yes = postback("confirm_cancel", talk.position(), talk.office.id, "yes", **asked)
+    no = postback("confirm_cancel", talk.position(), talk.office.id, "no", r=asked["r"], d=asked["d"])
+    talk.say("withdraw_confirm", (Choice(label_key=CONFIRM_LABELS[asked["d"]], data=yes),
+                                  Choice(label_key="keep", data=no)), booking=result)
+
+
+def _confirm_withdraw(talk: Talk, routed: Routed) -> None:
+    """The answer to the question `_withdraw` asked: the button carries what it asked about; typed, the
+    question right before it."""
+    asked = talk.context.pop(CANCEL_ASKED, None) or {}
+    fields = routed.extra if routed.method == "button" else asked
+    if routed.value != "yes":
+        talk.say("withdraw_kept", reference=fields.get("r", ""), action=fields.get("d", "withdraw"))
+        if talk.state != State.IDLE:
+            ask(talk, again=True)
+        return
+    result = talk.ports.withdraw(fields.get("r", ""), fields.get("k", "withdraw"), confirmed=True,
+                                 asked_status=fields.get("s", ""))
+    _say_withdrawn(talk, routed, result)
+
+
+def _say_withdrawn(talk: Talk, routed: Routed, result: dict) -> None:
+    """What was done, or why not; a request confirmed since its button was offered is shown as it is now."""
     talk.say("withdraw_result", result=result)
     if result["outcome"] == "changed":
         _show_bookings(talk, routed)
@@ -210,6 +244,7 @@ GLOBAL = {
     "confirm_delete": _confirm_delete,
     "withdraw": _withdraw,
     "cancel_booking": _withdraw,
+    "confirm_cancel": _confirm_withdraw,
     "answer_proposal": _answer_proposal,
     "ignore": _ignore,
 }

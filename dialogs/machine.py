@@ -133,15 +133,25 @@ def shown_page(talk: Talk) -> dict[str, Any]:
 
 #: context key: データ削除 was just asked, with what it said about the bookings (`b` of its 削除する button).
 DELETE_ASKED = "delete_asked"
+#: context key: a withdrawal or cancellation was just asked: the booking's reference `r`, the button that asked
+#: `k` (withdraw | cancel), its status `s` and what confirming does `d` (withdraw | cancel | proposal).
+CANCEL_ASKED = "cancel_asked"
+#: the label of the button that confirms each in-chat action (`d` of CANCEL_ASKED).
+CONFIRM_LABELS = {"withdraw": "confirm_withdraw", "cancel": "confirm_cancel", "proposal": "decline_proposal"}
 
 
 def typed_aliases(talk: Talk) -> list[tuple[str, list[str]]]:
     """(value, labels) chosen by typing a label that is not on this page's buttons (never by number):
     次の週 / 前の週 go to that week's first page, 次へ / 前へ turn the page, where these moves exist; 削除する /
-    削除しない right after データ削除 asked."""
+    削除しない right after データ削除 asked; キャンセルする (取り下げる) / やめる, or はい / いいえ, right after a
+    cancellation was asked."""
     asked = [(f"confirm_delete:{value}", [talk.labels[key]])
              for key, value in (("delete_yes", "yes"), ("delete_no", "no"))
              if DELETE_ASKED in talk.context and key in talk.labels]
+    cancel = talk.context.get(CANCEL_ASKED)
+    if cancel:
+        keys = ((CONFIRM_LABELS.get(cancel.get("d"), ""), "yes"), ("yes", "yes"), ("keep", "no"), ("no", "no"))
+        asked += [(f"confirm_cancel:{value}", [talk.labels[key]]) for key, value in keys if key in talk.labels]
     if not offers_slots(talk):
         return asked
     page = shown_page(talk)
@@ -607,6 +617,18 @@ def start_over(e: EventData) -> None:
     talk.scratch.clear()
 
 
+def say_restarted(e: EventData) -> None:
+    """最初から: say in one line that the booking starts over, and what is dropped (a held slot is given back;
+    the answers so far); said before start_over gives the hold back. Nothing to say where nothing was in
+    progress and nothing starts (blocked, or at the booking limit: that answer follows)."""
+    talk: Talk = e.model
+    going_on = e.transition.dest in (State.AWAITING_CONSENT.value, State.AWAITING_ELIGIBILITY.value)
+    in_progress = talk.state != State.IDLE
+    if going_on or in_progress:
+        held = talk.ports.held_slot() if talk.state == State.AWAITING_FORM else None
+        talk.say("restarted", in_progress=in_progress, going_on=going_on, released=held)
+
+
 _S = State
 # Steps past consent: a terms version taking effect while the user is at one of them is consented to first.
 _PAST_CONSENT = [_S.AWAITING_ELIGIBILITY, _S.AWAITING_CHECKLIST, _S.AWAITING_SLOT, _S.AWAITING_FORM]
@@ -629,9 +651,9 @@ MACHINE_TRANSITIONS: list[dict] = [
     dict(trigger="start", source=IN_PROGRESS, dest=None, after=resume_here),
     # 続きから / 最初から after a long pause
     dict(trigger="resume", source=IN_PROGRESS, dest=_S.AWAITING_CONSENT, conditions=[resume_pending, resume_fresh],
-         unless=[consented_current], before=start_over, after=ask_step),
+         unless=[consented_current], before=[say_restarted, start_over], after=ask_step),
     dict(trigger="resume", source=IN_PROGRESS, dest=_S.AWAITING_ELIGIBILITY,
-         conditions=[resume_pending, resume_fresh], before=start_over, after=begin_eligibility),
+         conditions=[resume_pending, resume_fresh], before=[say_restarted, start_over], after=begin_eligibility),
     dict(trigger="resume", source=_PAST_CONSENT, dest=_S.AWAITING_CONSENT,
          conditions=[resume_pending, terms_changed], before=consent_again, after=ask_step),
     dict(trigger="resume", source=IN_PROGRESS, dest=None, conditions=[resume_pending], after=resume_here),
@@ -682,12 +704,12 @@ MACHINE_TRANSITIONS: list[dict] = [
     dict(trigger="back", source="*", dest=None, after=say_no_earlier_step),
     # 最初から (from anywhere, idle included)
     dict(trigger="restart", source="*", dest=_S.AWAITING_CONSENT, conditions=[lambda e: not is_blocked(e)],
-         unless=[consented_current, at_booking_limit], before=start_over, after=ask_step),
+         unless=[consented_current, at_booking_limit], before=[say_restarted, start_over], after=ask_step),
     dict(trigger="restart", source="*", dest=_S.AWAITING_ELIGIBILITY,
-         unless=[is_blocked, at_booking_limit], before=start_over, after=begin_eligibility),
-    dict(trigger="restart", source="*", dest=_S.IDLE, conditions=[is_blocked], before=start_over,
+         unless=[is_blocked, at_booking_limit], before=[say_restarted, start_over], after=begin_eligibility),
+    dict(trigger="restart", source="*", dest=_S.IDLE, conditions=[is_blocked], before=[say_restarted, start_over],
          after=say_blocked),
-    dict(trigger="restart", source="*", dest=_S.IDLE, before=start_over, after=say_at_booking_limit),
+    dict(trigger="restart", source="*", dest=_S.IDLE, before=[say_restarted, start_over], after=say_at_booking_limit),
     # 中止
     dict(trigger="stop", source=IN_PROGRESS, dest=_S.IDLE, before=clear_context, after=say_stopped),
     dict(trigger="stop", source=_S.IDLE, dest=None, after=say_nothing_to_stop),

@@ -67,10 +67,12 @@ class Ports(Protocol):
     def read_slot(self, text: str) -> TypedSlot:
         """A typed text read once: the slot start it chooses, or whether it turns a date or time down."""
 
-    def withdraw(self, reference: str, offered: str | None = None) -> dict[str, Any]:
+    def withdraw(self, reference: str, offered: str | None = None, *, confirmed: bool,
+                 asked_status: str | None = None) -> dict[str, Any]:
         """Withdraw a request / cancel a booking in chat where the office allows it; `offered` is what the
         user's button named (withdraw | cancel): a withdraw button does nothing (outcome `changed`) for a
-        request confirmed since."""
+        request confirmed since. Not `confirmed`: nothing is done, outcome `ask` where it would be (the
+        user confirms first); `asked_status`: the status the question showed (changed since: nothing done)."""
 
     def delete_personal_data(self) -> dict[str, Any]:
         """Delete the user's personal data; open requests/bookings are withdrawn first (outcome `deleted`,

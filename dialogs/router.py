@@ -37,8 +37,11 @@ POSTBACK_ACTIONS = {
     "withdraw": "withdraw",
     "cancel_booking": "cancel_booking",
     "confirm_delete": "confirm_delete",
+    "confirm_cancel": "confirm_cancel",  # the answer to 「キャンセルしますか」 (取り下げ, 辞退 alike)
     "proposal": "answer_proposal",  # the user answers another slot staff proposed
 }
+# Postback actions about a booking or the user's data, valid at any step (their own checks guard them).
+BOOKING_ACTIONS = frozenset({"withdraw", "cancel_booking", "confirm_delete", "confirm_cancel", "proposal"})
 MAX_POSTBACK = 300
 _SPACES = re.compile(r"\s+")
 _TRAILING = re.compile(r"[。．.!！?？、,]+$")
@@ -253,7 +256,7 @@ def _route_postback(inp: Incoming, *, office: str, position: str) -> Routed:
             return Routed(WORD_TRIGGERS[word], value=LANGUAGE_OF_WORD.get(word, word), method="button")
         return Routed("stale")
     # Buttons that act on a booking are valid at any position; step buttons only where offered.
-    if action not in ("withdraw", "cancel_booking", "confirm_delete", "proposal") and fields.get("at") != position:
+    if action not in BOOKING_ACTIONS and fields.get("at") != position:
         return Routed("stale")
     extra = {k: v for k, v in fields.items() if k not in ("a", "at", "o", "v")}
     extra.update(inp.params)

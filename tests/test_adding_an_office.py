@@ -170,6 +170,8 @@ def test_a_booking_of_the_new_office_end_to_end(make_app, tmp_path, fake_line):
     user.says("予約確認")
     assert "（前日まで）" in fake_line.texts_to(user.user_id)[-1]
     user.says(f"キャンセルする（{reference}）")
+    assert "よろしいですか" in fake_line.texts_to(user.user_id)[-1]      # asked first: one tap cancels nothing
+    user.says("キャンセルする")
     assert "キャンセルしました" in fake_line.texts_to(user.user_id)[-1]
     with rt.db.reading() as s:
         assert s.scalar(select(Booking.status).where(Booking.reference == reference)) == "cancelled"

@@ -70,6 +70,19 @@ def last_buttons(fake_line, user) -> dict[str, str]:
     return quick_reply_data(fake_line.messages_to(user.user_id)[-1])
 
 
+def confirmed(fake_line, user, asked: str) -> str:
+    """Answer 「…キャンセルします。よろしいですか。」 (withdraw, decline alike) with its first button, as one
+    cancels in two steps."""
+    assert "受付番号: " in asked and not rows_changed_by(asked)
+    yes = next(iter(last_buttons(fake_line, user).values()))
+    return taps(fake_line, user, yes)
+
+
+def rows_changed_by(asked: str) -> bool:
+    """Does the answer to the first tap say something was done (it must only ask)?"""
+    return any(done in asked for done in ("取り下げました", "キャンセルしました", "has been", "辞退されたこと"))
+
+
 def request_for(rt, client, user) -> Booking:
     """A request of this LINE user, made on the form from a hold set up directly (no intake walk)."""
     _, url = hold_directly(rt, user.office, user_id=user.user_id)
@@ -403,6 +416,17 @@ def test_a_double_tap_holds_once(rt, user_factory, fake_line):
     assert len(rows(rt, SlotHold)) == 1
 
 
+def test_restart_while_a_slot_is_held_says_so_and_gives_the_slot_back(rt, user_factory, fake_line):
+    user = user_factory("otaru")
+    walk_to_slots(user, rt)
+    taps(fake_line, user, list(last_buttons(fake_line, user).values())[0])
+    assert len(rows(rt, SlotHold)) == 1
+    reply = says(fake_line, user, "最初から")
+    first = reply.splitlines()[0]
+    assert first.startswith("最初からやり直します。") and "枠もお返ししました" in first
+    assert rows(rt, SlotHold) == [] and conversation(rt, user).state == "awaiting_eligibility"
+
+
 def test_an_expired_hold_offers_the_slots_again(rt, clock, user_factory, fake_line):
     user = user_factory("sakata")
     walk_to_slots(user, rt)
@@ -427,7 +451,7 @@ def test_withdraw_a_request_then_again(rt, client, user_factory, fake_line):
     buttons = last_buttons(fake_line, user)
     label = f"取り下げる（{booking.reference}）"
     assert label in listing and list(buttons) == [label]
-    reply = taps(fake_line, user, buttons[label])
+    reply = confirmed(fake_line, user, taps(fake_line, user, buttons[label]))
     assert f"受付番号: {booking.reference}" in reply and "取り下げました" in reply
     assert the_booking(rt, user).status == "withdrawn"
     assert rows(rt, SlotClaim) == []
@@ -455,7 +479,7 @@ def test_the_list_of_only_closed_requests_says_how_to_book_again(rt, client, use
         says(fake_line, user, switch)
     says(fake_line, user, "予約確認")
     [data] = last_buttons(fake_line, user).values()
-    taps(fake_line, user, data)
+    confirmed(fake_line, user, taps(fake_line, user, data))
     assert the_booking(rt, user).status == "withdrawn"
     listing = says(fake_line, user, "予約確認")
     assert booking.reference in listing and how_to_book in listing
@@ -469,20 +493,31 @@ def test_a_withdraw_button_typed_as_it_reads_withdraws(rt, client, user_factory,
     user = user_factory("otaru")
     booking = request_for(rt, client, user)
     says(fake_line, user, "予約確認")
-    reply = says(fake_line, user, typed.format(ref=booking.reference, lower=booking.reference.lower()))
+    asked = says(fake_line, user, typed.format(ref=booking.reference, lower=booking.reference.lower()))
+    assert "よろしいですか" in asked and the_booking(rt, user).status == "requested"
+    reply = says(fake_line, user, "取り下げる")                     # the confirming button's words, typed
     assert f"受付番号: {booking.reference}" in reply and "取り下げました" in reply
     assert the_booking(rt, user).status == "withdrawn"
 
 
-def test_a_cancel_button_typed_in_english_cancels(rt, client, user_factory, fake_line):
+@pytest.mark.parametrize("switch, listed, typed, asked_says, yes, done", [
+    (None, "キャンセル", "キャンセルする（{ref}）", "よろしいですか", "はい", "キャンセルしました"),
+    ("English", "予約確認", "cancel ({ref})", "cannot be undone", "yes", "has been cancelled"),
+])
+def test_a_cancel_button_typed_then_yes_typed_cancels(rt, client, user_factory, fake_line, switch, listed, typed,
+                                                      asked_says, yes, done):
+    """「キャンセル」 (予約確認), the button's words typed (LINE for PC shows no quick replies), then はい: the
+    question is answered by typing as the chat words work, in English too."""
     user = user_factory("otaru")
     booking = request_for(rt, client, user)
     confirm(rt, booking)
-    says(fake_line, user, "English")
-    says(fake_line, user, "予約確認")
-    assert f"Cancel ({booking.reference})" in last_buttons(fake_line, user)
-    assert "has been cancelled" in says(fake_line, user, f"cancel ({booking.reference})")
-    assert the_booking(rt, user).status == "cancelled"
+    if switch:
+        says(fake_line, user, switch)
+    says(fake_line, user, listed)
+    asked = says(fake_line, user, typed.format(ref=booking.reference))
+    assert asked_says in asked and the_booking(rt, user).status == "confirmed"
+    assert done in says(fake_line, user, yes)
+    assert the_booking(rt, user).status == "cancelled" and notices(rt) == ["new_request", "cancelled"]
 
 
 def test_one_open_request_per_user(rt, client, user_factory, fake_line):
@@ -502,7 +537,7 @@ def test_otaru_cancels_in_chat_until_the_previous_day(rt, clock, client, user_fa
     label = f"キャンセルする（{booking.reference}）"
     buttons = last_buttons(fake_line, user)
     assert list(buttons) == [label]
-    reply = taps(fake_line, user, buttons[label])
+    reply = confirmed(fake_line, user, taps(fake_line, user, buttons[label]))
     assert "キャンセルしました" in reply
     assert the_booking(rt, user).status == "cancelled" and rows(rt, SlotClaim) == []
     assert rows(rt, StaffNotice)[-1].kind == "cancelled"
@@ -523,7 +558,7 @@ def test_a_withdraw_button_from_before_staff_confirmed_does_not_cancel_the_booki
     assert [n.kind for n in rows(rt, StaffNotice)] == ["new_request"]
     cancel = f"キャンセルする（{booking.reference}）"
     assert list(last_buttons(fake_line, user)) == [cancel]
-    assert "キャンセルしました" in taps(fake_line, user, last_buttons(fake_line, user)[cancel])
+    assert "キャンセルしました" in confirmed(fake_line, user, taps(fake_line, user, last_buttons(fake_line, user)[cancel]))
     assert the_booking(rt, user).status == "cancelled"
 
 
@@ -563,6 +598,107 @@ def test_another_users_reference_is_not_found(rt, client, user_factory, fake_lin
     reply = taps(fake_line, other, f"a=withdraw&at=any&o=sakata&v={booking.reference}")
     assert "見つかりませんでした" in reply
     assert the_booking(rt, owner).status == "requested"
+
+
+# -- cancelling takes two steps: the first tap only asks ------------------------------------------------
+
+def confirmed_booking_asked(rt, client, user_factory, fake_line):
+    """An Otaru booking confirmed, 予約確認 listed and its キャンセルする tapped once: (user, booking, answer)."""
+    user = user_factory("otaru")
+    booking = request_for(rt, client, user)
+    confirm(rt, booking)
+    says(fake_line, user, "予約確認")
+    asked = taps(fake_line, user, last_buttons(fake_line, user)[f"キャンセルする（{booking.reference}）"])
+    return user, booking, asked
+
+
+def notices(rt) -> list[str]:
+    return [n.kind for n in rows(rt, StaffNotice)]
+
+
+def test_one_tap_on_cancel_cancels_nothing_and_asks(rt, client, user_factory, fake_line):
+    """A mis-tap on a phone must not cancel a counselling session: the first tap says what would be cancelled
+    (reference, date and time; no personal detail), that it cannot be undone, and asks."""
+    user, booking, asked = confirmed_booking_asked(rt, client, user_factory, fake_line)
+    assert the_booking(rt, user).status == "confirmed" and rows(rt, SlotClaim) != []
+    assert notices(rt) == ["new_request"]
+    assert f"受付番号: {booking.reference}" in asked and "12/2(水) 10:00" in asked
+    assert "キャンセルします。よろしいですか" in asked and "元に戻せません" in asked
+    assert list(last_buttons(fake_line, user)) == ["キャンセルする", "やめる"]
+    answers = valid_answers(rt.offices["otaru"])
+    assert not any(value in asked for key, value in answers.items() if key in ("name", "phone", "seeker_number"))
+
+
+def test_the_confirmation_cancels_once_and_tells_staff_once(rt, client, user_factory, fake_line):
+    user, booking, asked = confirmed_booking_asked(rt, client, user_factory, fake_line)
+    yes = last_buttons(fake_line, user)["キャンセルする"]
+    reply = taps(fake_line, user, yes)
+    assert f"受付番号: {booking.reference}" in reply and "予約をキャンセルしました" in reply
+    assert the_booking(rt, user).status == "cancelled" and rows(rt, SlotClaim) == []
+    assert notices(rt) == ["new_request", "cancelled"]
+    again = taps(fake_line, user, yes)                            # tapped twice
+    assert "現在の状況は「キャンセル済み」です" in again and "何も変更していません" in again
+    assert "キャンセルしました" not in again
+    assert notices(rt) == ["new_request", "cancelled"]
+
+
+@pytest.mark.parametrize("how", ["tap", "typed"])
+def test_yameru_keeps_the_booking_and_says_so(rt, client, user_factory, fake_line, how):
+    """やめる (tapped, or typed: then it answers the question rather than being the chat word 中止)."""
+    user, booking, _ = confirmed_booking_asked(rt, client, user_factory, fake_line)
+    keep = last_buttons(fake_line, user)["やめる"]
+    reply = taps(fake_line, user, keep) if how == "tap" else says(fake_line, user, "やめる")
+    assert "キャンセルはしていません" in reply and f"受付番号: {booking.reference} の予約はそのままです" in reply
+    assert the_booking(rt, user).status == "confirmed" and notices(rt) == ["new_request"]
+    # Typed キャンセルする now is the chat word again (予約確認): only the message right after the question counts.
+    says(fake_line, user, "キャンセルする")
+    assert the_booking(rt, user).status == "confirmed"
+
+
+@pytest.mark.parametrize("staff_did, status, said", [
+    ("decline", "declined", "現在の状況は「お受けできませんでした」です"),
+    ("confirm", "confirmed", "取り下げ・キャンセルはしていません"),
+])
+def test_a_withdraw_confirmed_after_staff_decided_changes_nothing(rt, client, user_factory, fake_line, staff_did,
+                                                                 status, said):
+    """Asked to withdraw a request; staff declined (or confirmed) it before the confirmation was tapped."""
+    user = user_factory("sakata")
+    booking = request_for(rt, client, user)
+    says(fake_line, user, "予約確認")
+    asked = taps(fake_line, user, last_buttons(fake_line, user)[f"取り下げる（{booking.reference}）"])
+    assert "取り下げます。よろしいですか" in asked
+    yes = last_buttons(fake_line, user)["取り下げる"]
+    with rt.db.transaction() as s:
+        assert lifecycle.fire(s, s.get(Booking, booking.id), staff_did, rt.clock.now())
+    reply = taps(fake_line, user, yes)
+    assert said in reply and "取り下げました" not in reply
+    assert the_booking(rt, user).status == status
+    assert "withdrawn" not in notices(rt)
+
+
+def test_a_cancel_confirmed_after_the_office_cancelled_changes_nothing(rt, client, user_factory, fake_line):
+    user, booking, _ = confirmed_booking_asked(rt, client, user_factory, fake_line)
+    yes = last_buttons(fake_line, user)["キャンセルする"]
+    with rt.db.transaction() as s:
+        assert lifecycle.fire(s, s.get(Booking, booking.id), "cancel_by_office", rt.clock.now())
+    reply = taps(fake_line, user, yes)
+    assert "「ハローワークの都合により中止」です" in reply and "キャンセルしました" not in reply
+    assert the_booking(rt, user).status == "cancelled_by_office" and "cancelled" not in notices(rt)
+
+
+def test_a_cancel_confirmed_on_the_session_day_says_to_phone(rt, clock, client, user_factory, fake_line):
+    """Asked the day before, confirmed on the session day: Otaru takes same-day cancellations by phone only."""
+    user = user_factory("otaru")
+    booking = request_for(rt, client, user)
+    confirm(rt, booking)
+    clock.freeze(booking.slot_start.replace(hour=23, minute=50) - timedelta(days=1))
+    says(fake_line, user, "予約確認")
+    taps(fake_line, user, last_buttons(fake_line, user)[f"キャンセルする（{booking.reference}）"])
+    yes = last_buttons(fake_line, user)["キャンセルする"]
+    clock.freeze(booking.slot_start.replace(hour=8))
+    reply = taps(fake_line, user, yes)
+    assert "当日のため、このトークではキャンセルできません" in reply and "0134-32-8689" in reply
+    assert the_booking(rt, user).status == "confirmed" and notices(rt) == ["new_request"]
 
 
 # -- データ削除 and unfollow ------------------------------------------------------------------------------
@@ -699,7 +835,7 @@ def test_the_day_before_a_request_is_still_withdrawn_in_chat(rt, clock, client, 
     user = user_factory("otaru")
     booking = request_for(rt, client, user)
     clock.freeze(booking.slot_start - timedelta(days=1))
-    reply = taps(fake_line, user, f"a=withdraw&at=any&o=otaru&v={booking.reference}")
+    reply = confirmed(fake_line, user, taps(fake_line, user, f"a=withdraw&at=any&o=otaru&v={booking.reference}"))
     assert "お申込みを取り下げました" in reply
     assert the_booking(rt, user).status == "withdrawn"
 
@@ -822,7 +958,7 @@ def test_a_proposal_is_answered_from_the_list(rt, client, user_factory, fake_lin
     fields = parse_postback(buttons["辞退する"])
     assert (fields["a"], fields["v"], fields["r"], fields["o"]) == ("proposal", "decline", booking.reference, "otaru")
     # An old 取り下げる button turns the proposal down (a proposal cannot be withdrawn: it is declined).
-    reply = taps(fake_line, user, f"a=withdraw&at=any&o=otaru&v={booking.reference}")
+    reply = confirmed(fake_line, user, taps(fake_line, user, f"a=withdraw&at=any&o=otaru&v={booking.reference}"))
     assert "辞退されたこと" in reply
     assert the_booking(rt, user).status == "declined" and rows(rt, SlotClaim) == []
 

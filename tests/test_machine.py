@@ -44,6 +44,7 @@ class FakePorts:
     typed: dict = field(default_factory=dict)         # what read_slot says of a text (else: nothing)
     read: list = field(default_factory=list)
     held: list = field(default_factory=list)
+    holding: dict | None = None                         # the live hold held_slot reports
 
     def terms_version(self) -> str:
         return self.version
@@ -89,9 +90,10 @@ class FakePorts:
 
     def release_hold(self) -> None:
         self.released += 1
+        self.holding = None
 
     def held_slot(self) -> dict[str, Any] | None:
-        return None
+        return self.holding
 
     def hold_ran_out(self) -> bool:
         return True
@@ -100,7 +102,8 @@ class FakePorts:
         self.read.append(text)
         return self.typed.get(text, TypedSlot())
 
-    def withdraw(self, reference: str, offered: str | None = None) -> dict[str, Any]:
+    def withdraw(self, reference: str, offered: str | None = None, *, confirmed: bool,
+                 asked_status: str | None = None) -> dict[str, Any]:
         return {"outcome": "not_found"}
 
     def delete_personal_data(self) -> dict[str, Any]:
@@ -331,6 +334,37 @@ def test_stop_gives_back_a_held_slot_and_forgets_everything():
     released = session.ports.released
     session.says("中止")
     assert (session.state, session.context) == ("idle", {}) and session.ports.released == released + 1
+
+
+def test_restart_says_it_starts_over_then_asks_the_first_step():
+    session = Session()
+    _through_questions(session)
+    session.says("最初から")
+    assert session.templates() == ["restarted", "eligibility_question"]
+    assert session.effects[0].vars == {"in_progress": True, "going_on": True, "released": None}
+    assert session.context["i"] == 0
+
+
+def test_restart_while_a_slot_is_held_says_the_slot_was_given_back():
+    session = Session()
+    _through_questions(session)
+    session.state, session.ports.holding = "awaiting_form", {"label": "12/7(月) 14:00"}
+    released = session.ports.released
+    session.says("最初から")
+    assert session.templates()[0] == "restarted" and session.effects[0].vars["released"] == {"label": "12/7(月) 14:00"}
+    assert session.ports.released == released + 1 and session.state == "awaiting_eligibility"
+
+
+def test_restart_that_cannot_start_says_only_what_was_dropped():
+    idle = Session(ports=FakePorts(blocked=True))
+    idle.says("最初から")
+    assert idle.templates() == ["booking_blocked"]               # nothing was in progress: nothing to drop
+    busy = Session()
+    _through_questions(busy)
+    busy.ports.blocked = True
+    busy.says("最初から")
+    assert busy.templates() == ["restarted", "booking_blocked"] and busy.state == "idle"
+    assert busy.effects[0].vars["going_on"] is False
 
 
 def test_after_a_day_booking_offers_to_continue_or_start_over():

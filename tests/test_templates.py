@@ -175,6 +175,13 @@ def samples(office) -> dict[str, list[dict[str, Any]]]:
         "withdraw_result": [dict(result={"outcome": o, **booking("confirmed", "call", ("phone", "email"))})
                             for o in ("withdrawn", "cancelled", "call", "already", "changed", "declined", "started",
                                       "not_found")],
+        "withdraw_confirm": [dict(booking=booking(status, action)) for status, action in
+                             (("requested", "withdraw"), ("confirmed", "cancel"), ("proposed", "proposal"))],
+        "withdraw_kept": [dict(reference=r, action=a) for r in ("ABCD-EFGH", "")
+                          for a in ("withdraw", "cancel", "proposal")],
+        "restarted": [dict(in_progress=p, going_on=g, released=h) for p, g, h in
+                      ((False, True, None), (True, True, None), (True, True, HELD), (True, False, None),
+                       (True, False, HELD))],
         "proposal_result": [dict(result={"outcome": o, **booking("confirmed", "none")})
                             for o in ("confirmed", "declined", "already", "not_found")],
     }

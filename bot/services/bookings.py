@@ -164,21 +164,29 @@ def _find(session: Session, office, conv: Conversation, reference: str) -> Booki
 
 
 def withdraw_in_chat(session: Session, rt, office, conv: Conversation, reference: str,
-                     now: datetime, offered: str | None = None) -> dict[str, Any]:
+                     now: datetime, offered: str | None = None, *, confirmed: bool,
+                     asked_status: str | None = None) -> dict[str, Any]:
     """Withdraw an undecided request, or cancel a confirmed booking where the office allows it in chat.
 
-    `offered`: the action the user's button named (withdraw | cancel). A withdraw button for a request that
-    staff have confirmed since does nothing (outcome `changed`): a confirmed booking is cancelled only by a
-    button that says so. (One for a request answered with another slot declines it: that ends the request too.)
-    outcome: withdrawn | cancelled | declined (a proposal turned down) | call (use another route) |
+    Two steps, as neither can be undone: the 予約確認 button asks (`confirmed` false: nothing is done; outcome
+    `ask`, with what would be done as the summary's `action`), its confirmation acts (`confirmed`, with the
+    status the question showed as `asked_status`). A confirmation for a booking still open whose status
+    changed since its question does nothing (outcome `changed`: it is shown as it is now), as does a withdraw
+    button for a request that staff have confirmed since: a confirmed booking is cancelled only by a button
+    that says so. (One for a request answered with another slot declines it: that ends the request too.)
+    outcome: ask | withdrawn | cancelled | declined (a proposal turned down) | call (use another route) |
     started (its slot has begun) | already (closed before) | changed | not_found.
     """
     booking = _find(session, office, conv, reference)
     if booking is None:
         return {"outcome": "not_found", "reference": reference}
     action = _action(office, booking, now)
-    if offered == "withdraw" and action == "cancel":
+    in_chat = action in ("withdraw", "proposal", "cancel")
+    if (offered == "withdraw" and action == "cancel") or (
+            action is not None and asked_status is not None and booking.status != asked_status):
         return {"outcome": "changed", **summary(office, booking, now)}
+    if in_chat and not confirmed:
+        return {"outcome": "ask", **summary(office, booking, now)}
     if action == "withdraw" and lifecycle.fire(session, booking, "withdraw", now):
         rt.notify_staff(session, office, "withdrawn", booking.id, now)
         return {"outcome": "withdrawn", **summary(office, booking, now)}

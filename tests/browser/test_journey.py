@@ -275,6 +275,8 @@ def test_an_otaru_session_booked_approved_and_cancelled_in_chat(page, live_serve
     cancel = f"キャンセルする（{reference}）"
     assert cancel in sim.quick()
     sim.tap(cancel)
+    expect(sim.last()).to_contain_text("元に戻せません")          # the first tap only asks
+    sim.tap("キャンセルする")
     expect(sim.last()).to_contain_text(f"受付番号: {reference}")
     expect(sim.last()).to_contain_text("キャンセルしました")
     card = page.locator(GROUP_ROWS, has_text="予約のキャンセル")
