@@ -1,11 +1,12 @@
 """Run one incoming event through the dialog: route it, fire the machine, leave effects."""
 from __future__ import annotations
 
-from dialogs.effects import Say
+from dialogs.effects import Choice, Say
 from dialogs.inputs import Incoming
-from dialogs.machine import (CANCEL_ASKED, CONFIRM_LABELS, DELETE_ASKED, MACHINE, MAX_MISSES, State, Talk, ask, choices_for_routing, fire,
-                             offers_slots, typed_aliases, typed_booking_actions, typed_proposal_answers)
-from dialogs.router import Routed, Vocabulary, route
+from dialogs.machine import (CANCEL_ASKED, CONFIRM_LABELS, DELETE_ASKED, MACHINE, MAX_MISSES, State, Talk, ask,
+                             choices_for_routing, fire, offers_slots, typed_aliases, typed_booking_actions,
+                             typed_proposal_answers)
+from dialogs.router import Routed, Vocabulary, postback, route
 
 
 def handle(talk: Talk, inp: Incoming, vocab: Vocabulary) -> Routed:
@@ -125,9 +126,6 @@ def _deletion_mark(talk: Talk, booking: dict | None) -> str:
 
 
 def _delete_data(talk: Talk, routed: Routed, changed: bool = False) -> None:
-    from dialogs.effects import Choice
-    from dialogs.router import postback
-
     booking = talk.ports.open_booking()
     if booking is not None and booking["action"] == "call":
         _deletion_blocked(talk, [booking])
@@ -175,9 +173,6 @@ def _confirm_delete(talk: Talk, routed: Routed) -> None:
 def _withdraw(talk: Talk, routed: Routed) -> None:
     """取り下げる / キャンセルする on a booking: first ask, saying what would be done and that it cannot be undone
     (only the confirmation acts); what may not be done in chat, or not any more, is answered at once."""
-    from dialogs.effects import Choice
-    from dialogs.router import postback
-
     offered = "cancel" if routed.trigger == "cancel_booking" else "withdraw"
     result = talk.ports.withdraw(routed.value or "", offered, confirmed=False)
     if result["outcome"] != "ask":
