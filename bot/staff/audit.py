@@ -6,12 +6,13 @@ log shows it."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session
 
+from bot.clock import TOKYO
 from bot.models import Booking
 from bot.staff.models import AuditEntry
 
@@ -70,11 +71,102 @@ def for_booking(session: Session, booking_id: int) -> list[AuditEntry]:
                                 .order_by(AuditEntry.at, AuditEntry.id)))
 
 
-def recent(session: Session, office_id: str, limit: int = 200) -> list[AuditEntry]:
-    """The office's latest entries, with those of the whole deployment."""
-    mine = or_(AuditEntry.office_id == office_id, AuditEntry.office_id.is_(None))
-    return list(session.scalars(select(AuditEntry).where(mine)
-                                .order_by(AuditEntry.at.desc(), AuditEntry.id.desc()).limit(limit)))
+PAGE_SIZE = 100   # the audit page's entries per page, newest first
+
+
+@dataclass(frozen=True)
+class Filters:
+    """What the audit page narrows its entries to; None: any. `first`/`last`: days of Asia/Tokyo, both kept.
+    `action` a key of labels.yaml `actions`, where `export_details` is an export that held the details."""
+
+    reference: str | None = None
+    actor: str | None = None
+    action: str | None = None
+    first: date | None = None
+    last: date | None = None
+
+
+@dataclass(frozen=True)
+class Page:
+    entries: list[AuditEntry]
+    total: int            # entries matching the filters, on every page
+    older: int | None     # the id to page on from (`before`), None: no older entry
+    newer: int | None     # the id to page back from (`after`), None: no newer entry
+
+
+def _mine(office_id: str):
+    """The office's entries and the whole deployment's, never another office's."""
+    return or_(AuditEntry.office_id == office_id, AuditEntry.office_id.is_(None))
+
+
+def _matching(office_id: str, filters: Filters) -> list:
+    conditions = [_mine(office_id)]
+    if filters.reference is not None:
+        conditions.append(AuditEntry.reference == filters.reference)
+    if filters.actor is not None:
+        conditions.append(AuditEntry.actor == filters.actor)
+    if filters.action is not None:
+        contents = AuditEntry.detail["contents"].as_string()
+        held_details = or_(contents.is_(None), contents == "details")   # before the choice, every export did
+        if filters.action == "export_details":
+            conditions += [AuditEntry.action == "export", held_details]
+        elif filters.action == "export":
+            conditions += [AuditEntry.action == "export", contents.is_not(None), contents != "details"]
+        else:
+            conditions.append(AuditEntry.action == filters.action)
+    if filters.first is not None:
+        conditions.append(AuditEntry.at >= datetime.combine(filters.first, time(), TOKYO))
+    if filters.last is not None:
+        conditions.append(AuditEntry.at < datetime.combine(filters.last + timedelta(days=1), time(), TOKYO))
+    return conditions
+
+
+def _beyond(entry: AuditEntry, older: bool):
+    """Entries after `entry` in the page's order (newest first) when `older`, before it otherwise: keyset on
+    (at, id), so that a page stays where it was while new entries come in."""
+    if older:
+        return or_(AuditEntry.at < entry.at, and_(AuditEntry.at == entry.at, AuditEntry.id < entry.id))
+    return or_(AuditEntry.at > entry.at, and_(AuditEntry.at == entry.at, AuditEntry.id > entry.id))
+
+
+class UnknownPosition(LookupError):
+    """The entry a page was to start from is none of the office's (a mistyped or stale link)."""
+
+
+def page(session: Session, office_id: str, filters: Filters = Filters(), *, before: int | None = None,
+         after: int | None = None, size: int = PAGE_SIZE) -> Page:
+    """One page of the office's entries (with the whole deployment's) matching `filters`, newest first: the
+    newest, or those just older than entry `before`, or just newer than entry `after`."""
+    conditions = _matching(office_id, filters)
+    query = select(AuditEntry).where(*conditions)
+    anchor_id = before if before is not None else after
+    if anchor_id is None:
+        rows = list(session.scalars(query.order_by(AuditEntry.at.desc(), AuditEntry.id.desc()).limit(size)))
+    else:
+        anchor = session.scalar(select(AuditEntry).where(AuditEntry.id == anchor_id, _mine(office_id)))
+        if anchor is None:
+            raise UnknownPosition(anchor_id)
+        if before is not None:
+            rows = list(session.scalars(query.where(_beyond(anchor, older=True))
+                                        .order_by(AuditEntry.at.desc(), AuditEntry.id.desc()).limit(size)))
+        else:
+            rows = list(session.scalars(query.where(_beyond(anchor, older=False))
+                                        .order_by(AuditEntry.at, AuditEntry.id).limit(size)))[::-1]
+
+    def more(edge: AuditEntry | None, older: bool) -> int | None:
+        if edge is None:
+            return None
+        found = session.scalar(select(AuditEntry.id).where(*conditions, _beyond(edge, older)).limit(1))
+        return edge.id if found is not None else None
+
+    if rows:
+        older, newer = more(rows[-1], True), more(rows[0], False)
+    else:   # paged past the end: the way back is from where the page started
+        older = newer = None
+        if anchor_id is not None:
+            older, newer = (None, anchor_id) if before is not None else (anchor_id, None)
+    total = session.scalar(select(func.count()).select_from(AuditEntry).where(*conditions))
+    return Page(rows, total, older, newer)
 
 
 def subject(entry: AuditEntry) -> dict[str, Any]:

@@ -779,12 +779,66 @@ def export_csv():
 
 # -- the audit log --------------------------------------------------------------------------------
 
+# Actors that are no account: their labels are the page's (templates/staff/audit.html).
+AUDIT_OTHER_ACTORS = (audit.LINE_GROUP, "user", audit.SYSTEM, audit.CLI)
+AUDIT_FILTERS = ("reference", "actor", "action", "from", "to")   # kept in the links to other pages
+
+
+def _audit_filters(accounts: list[str]) -> tuple[audit.Filters, dict[str, int | None], list[str]]:
+    """The audit page's GET parameters as filters and the page's position, with what is wrong with them (the
+    names of the page's messages): a 受付番号 as staff type it, an account or action of the lists, dates."""
+    args = request.args
+    errors: list[str] = []
+    typed = (args.get("reference") or "").strip()
+    reference = _typed_reference(typed) if typed else None
+    if typed and reference is None:
+        errors.append("reference")
+    actor = args.get("actor") or None
+    if actor is not None and actor not in accounts and actor not in AUDIT_OTHER_ACTORS:
+        errors.append("actor")
+    action = args.get("action") or None
+    if action is not None and action not in export.labels()["actions"]:
+        errors.append("action")
+    days: dict[str, date | None] = {}
+    for name in ("from", "to"):
+        try:
+            days[name] = date.fromisoformat(args[name]) if args.get(name) else None
+        except ValueError:
+            days[name] = None
+            errors.append(name)
+    if days["from"] and days["to"] and days["from"] > days["to"]:
+        errors.append("period")
+    position: dict[str, int | None] = {}
+    for name in ("before", "after"):
+        value = args.get(name) or None
+        position[name] = int(value) if value is not None and value.isdigit() and len(value) < 19 else None
+        if value is not None and position[name] is None:
+            errors.append("position")
+    if position["before"] is not None and position["after"] is not None:
+        errors.append("position")
+    return audit.Filters(reference, actor, action, days["from"], days["to"]), position, sorted(set(errors))
+
+
 @bp.get("/audit")
 def audit_log():
+    """The office's audit log (with the whole deployment's entries), newest first, a page at a time, narrowed
+    by GET parameters (a link to a search can be kept): nothing is recorded or changed here."""
     rt = _rt()
     with rt.db.reading() as s:
-        entries = audit.recent(s, g.who.office_id)
-        return render_template("staff/audit.html", entries=entries, subjects={e.id: audit.subject(e) for e in entries})
+        accounts = sorted(s.scalars(select(StaffUser.username).where(StaffUser.office_id == g.who.office_id)))
+        filters, position, errors = _audit_filters(accounts)
+        found = None
+        if not errors:
+            try:
+                found = audit.page(s, g.who.office_id, filters, **position)
+            except audit.UnknownPosition:
+                errors = ["position"]
+        entries = found.entries if found else []
+        return render_template("staff/audit.html", found=found, errors=errors, accounts=accounts,
+                               other_actors=AUDIT_OTHER_ACTORS, args=request.args,
+                               kept={k: request.args[k] for k in AUDIT_FILTERS if request.args.get(k)},
+                               page_size=audit.PAGE_SIZE,
+                               subjects={e.id: audit.subject(e) for e in entries}), 400 if errors else 200
 
 
 # -- my account -----------------------------------------------------------------------------------
