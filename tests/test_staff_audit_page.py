@@ -168,6 +168,7 @@ def test_invalid_filters_get_a_kind_message_not_an_error_page(rt, staff):
         "?from=2026-12-01&to=2026-11-01": "期間の開始日は終了日より前の日付にしてください。",
         "?before=x": "ページの位置がわかりませんでした。",
         "?before=99999999999999999999999": "ページの位置がわかりませんでした。",
+        "?before=²": "ページの位置がわかりませんでした。",   # a digit to str.isdigit, none to int()
         "?before=1&after=1": "ページの位置がわかりませんでした。",
         "?after=999999": "ページの位置がわかりませんでした。",
     }

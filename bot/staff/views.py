@@ -811,7 +811,7 @@ def _audit_filters(accounts: list[str]) -> tuple[audit.Filters, dict[str, int | 
     position: dict[str, int | None] = {}
     for name in ("before", "after"):
         value = args.get(name) or None
-        position[name] = int(value) if value is not None and value.isdigit() and len(value) < 19 else None
+        position[name] = int(value) if value is not None and re.fullmatch(r"[0-9]{1,18}", value) else None
         if value is not None and position[name] is None:
             errors.append("position")
     if position["before"] is not None and position["after"] is not None:
