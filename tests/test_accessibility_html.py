@@ -131,6 +131,21 @@ def test_an_export_period_that_cannot_be_used_marks_both_dates(rt, client):
     assert "期間を正しく指定してください" in page.description("from") == page.description("to")
 
 
+def test_the_audit_logs_filters_are_labelled_and_a_wrong_one_is_marked(rt, client):
+    create_staff(rt)
+    login(client)
+    page = dom(client.get("/staff/audit"))
+    labelled = {e.attrs["for"] for e in page.elements if e.tag == "label"}
+    controls = {e.attrs["id"] for e in page.elements if e.tag in ("input", "select") and e.attrs.get("type") != "hidden"}
+    assert controls == {"f-reference", "f-actor", "f-action", "f-from", "f-to"} and controls <= labelled
+    headings = ["".join(e.text).strip() for e in page.elements if e.tag in ("h1", "h2")]
+    assert headings[headings.index("操作記録"):] == ["操作記録", "絞り込み", "記録（1件）"]   # the login
+    page = dom(client.get("/staff/audit?from=2026-12-31&to=2026-12-01&reference=zz"))
+    assert page.invalid() == {"f-from", "f-to", "f-reference"}
+    assert "開始日は終了日より前" in page.description("f-from") == page.description("f-to")
+    assert "英数字8文字" in page.description("f-reference")
+
+
 def test_a_search_that_finds_nothing_marks_what_was_typed(rt, client):
     create_staff(rt)
     login(client)

@@ -1,7 +1,10 @@
 """The staff dashboard in Debian's Chromium: log in, confirm a request, block a day, export CSV."""
 from __future__ import annotations
 
+import re
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 
 import pytest
@@ -31,6 +34,17 @@ def log_in(page: Page, base: str) -> None:
     page.get_by_label("パスワード", exact=True).fill(PASSWORD)
     page.get_by_role("button", name="ログイン", exact=True).click()
     expect(page.get_by_role("heading", name="予定表", exact=True)).to_be_visible()
+
+
+@contextmanager
+def phone_at(browser, width: int = 375, height: int = 812) -> Iterator[Page]:
+    """A page of a phone's screen (touch, Japanese, Tokyo time), closed afterwards."""
+    context = browser.new_context(viewport={"width": width, "height": height}, locale="ja-JP",
+                                  timezone_id="Asia/Tokyo", is_mobile=True, has_touch=True)
+    try:
+        yield context.new_page()
+    finally:
+        context.close()
 
 
 def test_log_in_and_confirm_a_request(page, live_server, account, screenshot):
@@ -153,10 +167,7 @@ def test_on_a_phone_the_days_table_keeps_each_time_on_one_line(browser, live_ser
     day = SAKATA_MONDAY + timedelta(days=70)
     for hours in (0, 1):
         make_request(rt, start=day + timedelta(hours=hours), user_id="U" + uuid.uuid4().hex)
-    context = browser.new_context(viewport={"width": 375, "height": 812}, locale="ja-JP", timezone_id="Asia/Tokyo",
-                                  is_mobile=True, has_touch=True)
-    phone = context.new_page()
-    try:
+    with phone_at(browser) as phone:
         log_in(phone, live_server.url)
         phone.goto(f"{live_server.url}/staff/?from={day.date().isoformat()}")
         cell = phone.locator(f'tr[data-slot="{day.isoformat()}"] td').first
@@ -165,5 +176,20 @@ def test_on_a_phone_the_days_table_keeps_each_time_on_one_line(browser, live_ser
                               " return r.getClientRects().length; }")
         assert lines == 1, "14:00 is split across lines"
         assert phone.evaluate("document.documentElement.scrollWidth") <= 375
-    finally:
-        context.close()
+
+
+def test_on_a_phone_the_audit_logs_filters_fit_and_narrow_the_list(browser, live_server, account):
+    """At 375 px the 操作記録's filters stand one under another, nothing wider than the screen, and 絞り込む keeps
+    them in the address."""
+    with phone_at(browser) as phone:
+        log_in(phone, live_server.url)
+        phone.goto(f"{live_server.url}/staff/audit")
+        phone.get_by_label("操作の種類").select_option(label="ログイン")
+        phone.get_by_label("期間（開始日）").fill("2026-11-01")
+        phone.get_by_role("button", name="絞り込む").click()
+        expect(phone.get_by_role("heading", name=re.compile("条件に合う記録"))).to_be_visible()
+        assert "action=login" in phone.url and "from=2026-11-01" in phone.url
+        for label in ("受付番号（例: AB2C-D3EF）", "操作した人", "操作の種類", "期間（開始日）", "期間（終了日）"):
+            box = phone.get_by_label(label).bounding_box()
+            assert box["x"] >= 0 and box["x"] + box["width"] <= 375, label
+        assert phone.evaluate("document.documentElement.scrollWidth") <= 375
