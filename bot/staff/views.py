@@ -782,6 +782,8 @@ def export_csv():
 # Actors that are no account: their labels are the page's (templates/staff/audit.html).
 AUDIT_OTHER_ACTORS = (audit.LINE_GROUP, "user", audit.SYSTEM, audit.CLI)
 AUDIT_FILTERS = ("reference", "actor", "action", "from", "to")   # kept in the links to other pages
+AUDIT_YEARS = (2000, 2999)      # a period's dates outside are typing mistakes
+AUDIT_MAX_ID = 2**31 - 1        # the id column's range (an integer) on PostgreSQL
 
 
 def _audit_filters(accounts: list[str]) -> tuple[audit.Filters, dict[str, int | None], list[str]]:
@@ -805,13 +807,16 @@ def _audit_filters(accounts: list[str]) -> tuple[audit.Filters, dict[str, int | 
             days[name] = date.fromisoformat(args[name]) if args.get(name) else None
         except ValueError:
             days[name] = None
+        if args.get(name) and not (days[name] and AUDIT_YEARS[0] <= days[name].year <= AUDIT_YEARS[1]):
+            days[name] = None   # a year 1 or 9999 would overflow at the time zone's edge
             errors.append(name)
     if days["from"] and days["to"] and days["from"] > days["to"]:
         errors.append("period")
     position: dict[str, int | None] = {}
     for name in ("before", "after"):
         value = args.get(name) or None
-        position[name] = int(value) if value is not None and re.fullmatch(r"[0-9]{1,18}", value) else None
+        fits = value is not None and re.fullmatch(r"[0-9]{1,10}", value) and int(value) <= AUDIT_MAX_ID
+        position[name] = int(value) if fits else None
         if value is not None and position[name] is None:
             errors.append("position")
     if position["before"] is not None and position["after"] is not None:
