@@ -326,7 +326,7 @@ def test_lifting_a_throttle_is_in_every_offices_audit_log(rt, app):
         staff = app.test_client()
         assert login(staff, username=username).status_code == 302
         page = staff.get("/staff/audit").get_data(as_text=True)
-        assert page.count("接続元アドレスのログイン制限の解除") == 2, username
+        assert page.count("接続元アドレスのログイン制限の解除（") == 2, username   # the two entries (not the filter's option)
         assert "（全事業所共通）（コマンド: staff unthrottle）" in page
         assert "（制限中ではありませんでした）（全事業所共通）" in page
         assert "サーバー上のコマンド" in page and ELSEWHERE not in page
