@@ -32,6 +32,7 @@ IDLE_PING_SECONDS = 10.0  # a pooled connection idle this long is checked before
 CONNECT_TIMEOUT_SECONDS = 2
 LOCK_TIMEOUT_MS = 250
 STATEMENT_TIMEOUT_MS = 500
+MIGRATION_LOCK_WAIT_MS = 300_000   # a process starting waits this long for another's migration or seeding
 
 
 def describe_error(exc: BaseException, frames: int = 4) -> str:
@@ -280,6 +281,11 @@ class Database:
                     fcntl.flock(fh, fcntl.LOCK_UN)
         else:
             with self.engine.connect() as conn:
+                # Another process may hold it for a whole migration: waited for longer than the connection's
+                # bounds for an event's row locks and statements (set for this transaction only, which the
+                # session-level lock outlives), but not for ever.
+                conn.execute(text("SELECT set_config('lock_timeout', :t, true), set_config('statement_timeout', :t, "
+                                  "true)"), {"t": f"{MIGRATION_LOCK_WAIT_MS}ms"})
                 conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": ADVISORY_LOCK_ID})
                 conn.commit()
                 try:

@@ -336,3 +336,40 @@ def test_healthz_is_503_when_the_database_does_not_answer(app, rt, tmp_path):
         rt.db.engine = healthy
     assert response.status_code == 503
     assert response.get_json() == {"status": "database unavailable"}
+
+
+def test_a_process_starting_waits_for_another_ones_migration_lock(empty_database_url):
+    """At start-up the shipped data is seeded under the migration lock, on an ordinary connection (whose lock and
+    statement timeouts are an event's, 250 and 500 ms). Another process starting at the same moment may hold the
+    lock for a whole migration, for seconds: this one waits for it rather than failing to start (CI saw three
+    `db upgrade` at once fail so)."""
+    if not empty_database_url.startswith("postgresql"):
+        pytest.skip("PostgreSQL only (SQLite's lock is a file lock without a timeout)")
+    from bot.db import ADVISORY_LOCK_ID
+
+    holder, waiter = Database(empty_database_url), Database(empty_database_url)
+    taken, done = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with holder.engine.connect() as conn:
+            conn.execute(text("SELECT set_config('statement_timeout', '0', true)"))
+            conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": ADVISORY_LOCK_ID})
+            conn.commit()
+            taken.set()
+            done.wait(1.2)                     # a migration of over a second
+            conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": ADVISORY_LOCK_ID})
+            conn.commit()
+
+    thread = threading.Thread(target=hold)
+    thread.start()
+    try:
+        assert taken.wait(10)
+        with waiter.migration_lock():
+            pass
+        with waiter.engine.connect() as conn:       # the lock's connection, back in the pool: an event's bounds
+            assert conn.execute(text("SHOW lock_timeout")).scalar() == "250ms"
+    finally:
+        done.set()
+        thread.join(10)
+        holder.dispose()
+        waiter.dispose()
