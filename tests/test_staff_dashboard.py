@@ -103,6 +103,22 @@ def test_the_schedule_shows_todays_next_session_and_the_attendance_to_record_at_
     assert "この後に確定している相談はありません。" in glance and "今日これから始まる相談: 0件" in glance
 
 
+def test_a_slot_whose_attendance_is_recorded_reads_as_finished_not_confirmed(rt, staff):
+    """Once every session of a slot has 出席 or 欠席, the slot's 状態 says 実施済み: 確定 beside a booking that says
+    出席 read as if something were still to be done."""
+    attended, missed, open_ = (make_request(rt, start=SAKATA_MONDAY + timedelta(hours=h), user_id=f"U{h}" + "f" * 31,
+                                            status="confirmed") for h in (0, 1, 2))
+    rt.clock.freeze(SAKATA_MONDAY + timedelta(hours=2, minutes=20))
+    login(staff)
+    post(staff, f"/staff/bookings/{attended}/attended")
+    post(staff, f"/staff/bookings/{missed}/no_show")
+    rows = _page(staff, "/staff/").split('data-day="2026-12-07"')[1].split("</section>")[0].split("<tr")
+    state = {h: re.search(r'<span class="state state-(\w+)">([^<]+)</span>',
+                          next(r for r in rows if f'data-slot="2026-12-07T{h}:00:00+09:00"' in r)).groups()
+             for h in ("14", "15", "16")}
+    assert state == {"14": ("finished", "実施済み"), "15": ("finished", "実施済み"), "16": ("confirmed", "確定")}
+
+
 def test_each_block_button_and_reason_field_of_the_schedule_names_its_day_or_slot(rt, staff):
     """A screen reader lists the page's buttons by name: ten 「この枠を停止」 a day told nobody which slot."""
     post(staff, "/staff/blocks", day="2026-12-07", slot=SAKATA_MONDAY.isoformat())

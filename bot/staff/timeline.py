@@ -29,12 +29,17 @@ class SlotView:
 
     @property
     def state(self) -> str:
-        """confirmed | requested | held | blocked | free (what staff most need to see first)."""
+        """confirmed | requested | finished | held | blocked | free (what staff most need to see first).
+
+        A slot whose every session has its attendance recorded is finished, not confirmed: its bookings say
+        出席 or 欠席, and the slot column saying 確定 beside them read as if something were still to do."""
         statuses = {b.status for b in self.bookings}
-        if statuses & {"confirmed", "attended", "no_show"}:
+        if "confirmed" in statuses:
             return "confirmed"
         if statuses & {"requested", "proposed"}:
             return "requested"
+        if statuses & {"attended", "no_show"}:
+            return "finished"
         if self.held:
             return "held"
         if self.block_id is not None:
