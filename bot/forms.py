@@ -45,13 +45,13 @@ SECURITY_HEADERS = {
 # The kind page for each way a link cannot be used, and its HTTP status.
 PROBLEM_STATUS = {
     "forged": 404, "refused": 403, "expired": 410, "superseded": 410, "csrf": 400,
-    "full": 409, "blocked": 403, "limit": 409, "seeker_open": 409, "notice_passed": 410, "unavailable": 503,
+    "full": 409, "blocked": 403, "limit": 409, "notice_passed": 410, "unavailable": 503,
     "waiting": 409,
 }
 # The kinds of page after which the user goes on by choosing another slot in the chat: after a post, the page
 # keeps what was typed, to send it again once they have (`_cannot`, `resume`). Not `limit` or `blocked`: another
 # slot does not help there.
-CARRIED = frozenset({"full", "expired", "notice_passed", "seeker_open"})
+CARRIED = frozenset({"full", "expired", "notice_passed"})
 # The hidden field of such a page saying when it was sent (the app's clock, ISO 8601): a request the conversation
 # made from another link since then is what the page's button finds, not a slot to go on to (`resume`).
 KEPT_AT = "kept_at"

@@ -498,7 +498,7 @@ def test_a_page_keeping_what_was_typed_never_says_it_was_not_kept(language):
     problem = form_texts(language)["page"]["problem"]
     said = {key: words for key, words in problem.items()
             if key.startswith(tuple(f"text_{kind}" for kind in CARRIED | {"waiting"}))}
-    assert "text_notice_passed" in said and "text_seeker_open" in said
+    assert "text_notice_passed" in said and "text_full" in said
     assert {key for key, words in said.items() if NOT_KEPT[language].search(words)} == set()
 
 

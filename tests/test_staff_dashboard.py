@@ -656,6 +656,25 @@ def test_block_a_users_online_booking_after_no_shows(rt, staff, fake_line, user)
     assert "block_user" in _actions(rt, reference) and "unblock_user" in _actions(rt, reference)
 
 
+def test_a_request_shows_the_same_job_seeker_number_on_other_line_accounts(rt, staff, user, user_factory):
+    """The form takes a request whatever its number (its answer must not tell a stranger typing someone's number
+    that they booked, or were refused): staff see the same number's open request and stop on another account,
+    and cannot confirm while that account is stopped."""
+    first = make_request(rt, user_id=user.user_id)
+    again = make_request(rt, start=SAKATA_MONDAY + timedelta(days=7), user_id=user_factory("sakata").user_id)
+    same = _page(staff, f"/staff/bookings/{again}").split('id="same-number"')[1].split("</dd>")[0]
+    assert first in same and "停止中" not in same
+    post(staff, f"/staff/bookings/{first}/block_user")
+    post(staff, f"/staff/bookings/{first}/cancel_user")
+    same = _page(staff, f"/staff/bookings/{again}").split('id="same-number"')[1].split("</dd>")[0]
+    assert first not in same and "停止中" in same
+    post(staff, f"/staff/bookings/{again}/confirm")
+    assert "停止中です" in _page(staff, f"/staff/bookings/{again}") and booking(rt, again).status == "requested"
+    alone = make_request(rt, start=SAKATA_MONDAY + timedelta(days=14), user_id=user_factory("sakata").user_id,
+                         details={**DETAILS["sakata"], "seeker_number": "77777-123456"})
+    assert 'id="same-number"' not in _page(staff, f"/staff/bookings/{alone}")
+
+
 def test_a_request_shows_the_persons_earlier_no_shows(rt, staff, user, user_factory):
     """第6条(3) / 第4条(3): after a no-show 「今後のオンライン職業相談の利用をお断りする場合があります」. Staff
     deciding the person's next request (or taking one by phone) see the earlier no-shows, from the same LINE

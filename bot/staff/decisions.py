@@ -126,6 +126,11 @@ def confirm(session: Session, rt, office, booking: Booking, actor: Actor, now: d
         # Another slot was proposed: only the user's own answer confirms it (a stale 承認 on the request's
         # card would book them for a time they never agreed to).
         raise Refused("awaiting_user", booking)
+    if booking.status in UNDECIDED and requests.same_number(session, office.id, booking, now).refused_online:
+        # 第10条: the office refused this person online counselling on another LINE account (found by the job
+        # seeker number; the form no longer refuses it, which would tell anyone typing the number). Declined, or
+        # confirmed once staff lift the stop on the users page.
+        raise Refused("refused_online", booking)
     changed = _move(session, booking, "confirm", lifecycle.CONFIRMED, now)
     late = changed and slotsvc.deadline_passed(office, booking.slot_start, now)
     told = None
