@@ -278,6 +278,15 @@ def test_revealing_shows_the_details_and_logs_one_view_that_the_actions_redirect
     assert _shows_personal(_page(staff, f"/staff/bookings/{reference}")) == []
 
 
+@pytest.mark.parametrize("reading", ["Nguyen Van An", ""])
+def test_the_reading_is_shown_as_given_and_an_empty_one_says_so(rt, staff, reading):
+    """The form in English takes the reading in the Latin alphabet, or none: staff see what was given, and an
+    empty field is named as such, not a blank cell that looks like a fault."""
+    reference = make_request(rt, details={**DETAILS["sakata"], "name_kana": reading})
+    row = _revealed(staff, f"/staff/bookings/{reference}").split("<th scope=\"row\">ふりがな</th>")[1].split("</tr>")[0]
+    assert re.sub(r"<[^>]+>", "", row).strip() == (reading or "（記入なし）")
+
+
 def test_a_reveal_is_a_post_with_the_csrf_token_of_this_offices_account(rt, staff, app):
     reference = make_request(rt)
     assert staff.get(f"/staff/bookings/{reference}/reveal").status_code == 405   # no prefetch reveals
