@@ -156,6 +156,10 @@ def test_a_job_seeker_blocked_on_one_line_account_cannot_be_confirmed_from_anoth
     with pytest.raises(decisions.Refused) as refused:
         confirm(again.booking_id)
     assert refused.value.code == "refused_online" and booking(rt, again.booking_id).status == "requested"
+    with pytest.raises(decisions.Refused) as refused, rt.db.transaction() as s:      # a yes to a proposal confirms
+        decisions.propose(s, rt, rt.offices["sakata"], s.get(Booking, again.booking_id), actor, rt.clock.now(),
+                          later + timedelta(hours=1))
+    assert refused.value.code == "refused_online" and booking(rt, again.booking_id).status == "requested"
     with rt.db.transaction() as s:
         s.get(Conversation, blocked).booking_blocked = False                      # unblocked by staff
     assert confirm(again.booking_id).changed and booking(rt, again.booking_id).status == "confirmed"
