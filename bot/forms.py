@@ -45,16 +45,19 @@ SECURITY_HEADERS = {
 # The kind page for each way a link cannot be used, and its HTTP status.
 PROBLEM_STATUS = {
     "forged": 404, "refused": 403, "expired": 410, "superseded": 410, "csrf": 400,
-    "full": 409, "blocked": 403, "limit": 409, "seeker_open": 409, "notice_passed": 410, "unavailable": 503,
+    "full": 409, "blocked": 403, "limit": 409, "notice_passed": 410, "unavailable": 503,
     "waiting": 409,
 }
 # The kinds of page after which the user goes on by choosing another slot in the chat: after a post, the page
 # keeps what was typed, to send it again once they have (`_cannot`, `resume`). Not `limit` or `blocked`: another
 # slot does not help there.
-CARRIED = frozenset({"full", "expired", "notice_passed", "seeker_open"})
+CARRIED = frozenset({"full", "expired", "notice_passed"})
 # The hidden field of such a page saying when it was sent (the app's clock, ISO 8601): a request the conversation
 # made from another link since then is what the page's button finds, not a slot to go on to (`resume`).
 KEPT_AT = "kept_at"
+# The languages whose form takes the name's reading in the Latin alphabet too, and leaves it optional: a foreign job
+# seeker may have no katakana reading, and staff find the person by the job seeker number (`validation`).
+READING_IN_LATIN = frozenset({"en"})
 
 
 @dataclass(frozen=True)
@@ -270,6 +273,7 @@ def _page_vars(link: Link, held: _Held) -> dict[str, Any]:
         "categories": {c.id: c.text for c in office.categories},
         "sensitive": [c.id for c in office.categories if c.sensitive],
         "companions": validation.COMPANIONS, "retention": office.retention,
+        "reading_required": link.language not in READING_IN_LATIN,
     }
 
 
@@ -414,9 +418,7 @@ def _requested_since(link: Link) -> str | None:
 
 def _checked(link: Link, held: _Held):
     """The input sent to an open link, checked: errors on the input page, or the confirmation page."""
-    rt = _runtime()
-    result = validation.validate(link.office.form_fields, request.form, rt.clock.now().date(),
-                                 [c.id for c in link.office.categories])
+    result = _validate(link)
     raw = {name: request.form.get(name, "") for name in link.office.form_fields}
     if not result.ok:
         log.info("form page=input office=%s conversation=%s invalid=%s", link.office.id, link.conversation_id,
@@ -427,6 +429,13 @@ def _checked(link: Link, held: _Held):
                            hidden=_hidden_values(result.values), readback=_readback(result.values),
                            action=url_for("forms.submit", token=link.token),
                            edit_action=url_for("forms.edit", token=link.token))
+
+
+def _validate(link: Link) -> validation.Validated:
+    """The form as this post sent it, checked by the office's fields and the rules of the link's language."""
+    return validation.validate(link.office.form_fields, request.form, _runtime().clock.now().date(),
+                               [c.id for c in link.office.categories],
+                               reading_in_latin=link.language in READING_IN_LATIN)
 
 
 def _hidden_values(values: Mapping[str, Any]) -> dict[str, str]:
@@ -454,8 +463,7 @@ def submit(token: str):
         return _csrf_problem(link)
     rt = _runtime()
     raw = {name: request.form.get(name, "") for name in link.office.form_fields}
-    result = validation.validate(link.office.form_fields, request.form, rt.clock.now().date(),
-                                 [c.id for c in link.office.categories])
+    result = _validate(link)
     if not result.ok:
         return _back_to_input(link, raw, error_messages(result.errors, link.language))
     with rt.db.transaction() as s:

@@ -244,6 +244,18 @@ def test_the_translated_summary_is_in_its_own_language_right_under_the_title(cli
     assert section.attrs["lang"] == "en" and "".join(page.by_id("translated-summary-title").text) == summary
 
 
+@pytest.mark.parametrize(("url", "skip", "language"), [("/terms/sakata?lang=en", "Skip to the main content", "en"),
+                                                     ("/terms/otaru?lang=easy", "ページの 中身（なかみ）へ すすむ", "ja"),
+                                                     ("/terms/sakata", "本文へ移動", None)])
+def test_the_terms_skip_link_speaks_the_language_the_chat_linked(client, url, skip, language):
+    """The skip link is the first thing a screen reader says: in the reader's language, marked as such."""
+    page = dom(client.get(url))
+    link = next(e for e in page.elements if e.tag == "a" and e.attrs.get("class") == "skip")
+    assert "".join(link.text).strip() == skip
+    assert [e.attrs.get("lang") for e in page.elements if e.tag == "span" and "".join(e.text) == skip][:1] == \
+        ([language] if language else [])
+
+
 @pytest.mark.parametrize(("url", "version"), [("/terms/sakata/2022-07-01", "2022-07-01"),
                                               ("/terms/sakata/2023-11-01", "2023-11-01"),
                                               ("/terms/otaru/2023-10-01", "2023-10-01")])
@@ -432,3 +444,28 @@ def test_marking_japanese_escapes_first_and_keeps_a_phrase_whole():
                                           '<span lang="ja">平成2年4月1日</span> or H2.4.1')
     assert mark_japanese(typed, "ja") == Markup.escape(typed)                  # a Japanese page: nothing to mark
     assert mark_japanese(Markup("<em>予約</em>"), "en") == "<em>予約</em>"     # ours: marked where written
+
+
+# -- the form: the box and the time the slot is held ---------------------------------------------------------
+
+def test_the_my_page_boxs_error_is_tied_to_the_box_itself(rt, client):
+    """The summary's link puts the focus on the box: VoiceOver and TalkBack read the box's own description there,
+    not its group's, so the hint and the error are tied to the box (WCAG 3.3.1, 1.3.1)."""
+    refused = Page.get(client, hold_first_free(rt, "sakata", "en")).submit(
+        client, {**valid_answers(rt.offices["sakata"]), "mypage_email_confirmed": ""})
+    page = dom(refused.response)
+    box = page.by_id("f-mypage_email_confirmed-yes")
+    assert box.attrs.get("aria-invalid") == "true"
+    assert "".join(page.by_id("f-mypage_email_confirmed-error").text).strip() in page.description(box.attrs["id"])
+    assert "tick the box" in page.description(box.attrs["id"])
+
+
+@pytest.mark.parametrize(("language", "after"), [("ja", "時間を過ぎても"), ("easy", "その あとでも"),
+                                                 ("en", "If that time passes")])
+def test_the_confirmation_page_says_a_late_send_still_counts(rt, client, language, after):
+    """WCAG 2.2.1: the slot is held for a time; the confirmation page names it and, like the input page, says that
+    what was typed is not lost when it passes (sent late, the request is made while the slot is still free)."""
+    confirmation = Page.get(client, hold_first_free(rt, "otaru", language)).submit(
+        client, valid_answers(rt.offices["otaru"]))
+    notice = next(e for e in dom(confirmation.response).elements if e.attrs.get("class") == "notice")
+    assert after in "".join(notice.text)

@@ -16,6 +16,7 @@ from sqlalchemy import select, update
 
 from bot.clock import TOKYO
 from bot.config import DEFAULT_OFFICES_DIR
+from bot.crypto import for_config
 from bot.forms import form_texts
 from bot.models import Booking, Conversation
 from bot.notify import staff_statuses
@@ -497,7 +498,7 @@ def test_a_page_keeping_what_was_typed_never_says_it_was_not_kept(language):
     problem = form_texts(language)["page"]["problem"]
     said = {key: words for key, words in problem.items()
             if key.startswith(tuple(f"text_{kind}" for kind in CARRIED | {"waiting"}))}
-    assert "text_notice_passed" in said and "text_seeker_open" in said
+    assert "text_notice_passed" in said and "text_full" in said
     assert {key for key, words in said.items() if NOT_KEPT[language].search(words)} == set()
 
 
@@ -869,6 +870,29 @@ def test_the_forms_errors_follow_the_language_and_an_interpreter_needs_a_languag
     assert html.escape(form_texts(language)["page"]["confirm"]["heading"]) in fixed.html
     assert "ベトナム語 / Vietnamese" in fixed.html
     assert "国籍" not in page.html and "nationality" not in page.html.lower()
+
+
+@pytest.mark.parametrize("reading", ["Nguyen Van An", "Nguyễn Văn An", "", "グエン ヴァン アン"])
+def test_in_english_the_names_reading_may_be_in_latin_letters_or_left_out(rt, client, reading):
+    """A foreign job seeker may have no katakana reading: in English the field is optional, says so, and takes the
+    name as it sounds in the Latin alphabet; the request keeps what was given for staff (their job seeker number
+    finds the person). Letters that are no reading are still refused, and every other language keeps kana."""
+    page = Page.get(client, form_in(rt, "sakata", "en"))
+    field = re.search(r'<label for="f-name_kana">(.*?)</label>\s*(.*?)<input id="f-name_kana"([^>]*)>', page.html, re.S)
+    assert form_texts("en")["page"]["optional"] in field.group(1) and "aria-required" not in field.group(3)
+    answers = {**valid_answers(rt.offices["sakata"]), "name_kana": reading, "name": "Nguyen Van An"}
+    refused = page.submit(client, {**answers, "name_kana": "阮 文安"})
+    assert 'id="f-name_kana-error"' in refused.html and 'aria-invalid="true"' in refused.html
+    confirmation = refused.submit(client, answers)
+    assert html.escape(form_texts("en")["page"]["confirm"]["heading"]) in confirmation.html, confirmation.html
+    assert confirmation.submit(client).status == 200
+    with rt.db.reading() as s:
+        [details] = s.scalars(select(Booking.details).where(Booking.status == "requested")).all()
+    assert for_config(rt.config).decrypt(details)["name_kana"] == reading
+    japanese = Page.get(client, form_in(rt, "otaru", "ja"))
+    assert re.search(r'<input id="f-name_kana"[^>]*aria-required="true"', japanese.html)
+    kept = japanese.submit(client, {**valid_answers(rt.offices["otaru"]), "name_kana": "Nguyen Van An"})
+    assert 'id="f-name_kana-error"' in kept.html
 
 
 def test_in_easy_japanese_a_choice_or_checkbox_is_not_marked_as_something_to_write(rt, client):

@@ -101,17 +101,28 @@ def test_one_open_request_per_user_per_office(rt):
     assert create(rt, conv, start=later).status == "created"
 
 
-def test_the_same_job_seeker_from_another_line_account_is_refused(rt):
-    create(rt, new_conversation(rt), seeker_number="01234-56789")
+def same_number(rt, outcome: requests.Outcome) -> requests.SameNumber:
+    with rt.db.reading() as s:
+        return requests.same_number(s, "sakata", s.get(Booking, outcome.booking_id), rt.clock.now())
+
+
+def test_the_same_job_seeker_from_another_line_account_is_made_and_shown_to_staff(rt):
+    """Refusing it would tell whoever types other people's numbers that they have a booking: the request is made,
+    and staff deciding it see the other account's open request (one open booking per person)."""
+    first = create(rt, new_conversation(rt), seeker_number="01234-56789")
     other = create(rt, new_conversation(rt), start=MONDAY + timedelta(weeks=1), seeker_number="0123456789")
-    assert other.status == "seeker_open"
+    assert other.status == "created"
+    assert same_number(rt, other) == requests.SameNumber((first.reference,), False)
+    assert same_number(rt, first).open_references == (other.reference,)
+    assert fire(rt, first.booking_id, "withdraw")
+    assert same_number(rt, other) == requests.SameNumber((), False)
 
 
 @pytest.mark.parametrize("typed", ["٠١٢٣٤-٥٦٧٨٩", "०१२३४५६७८९"])
 def test_the_same_number_in_another_scripts_digits_is_the_same_job_seeker(rt, typed):
-    create(rt, new_conversation(rt), seeker_number="01234-56789")
+    first = create(rt, new_conversation(rt), seeker_number="01234-56789")
     other = create(rt, new_conversation(rt), start=MONDAY + timedelta(weeks=1), seeker_number=typed)
-    assert other.status == "seeker_open"
+    assert same_number(rt, other).open_references == (first.reference,)
 
 
 def test_a_user_blocked_by_staff_cannot_request(rt):
@@ -119,21 +130,39 @@ def test_a_user_blocked_by_staff_cannot_request(rt):
     assert count(rt, Booking) == 0
 
 
-def test_a_job_seeker_blocked_on_one_line_account_is_refused_on_another(rt):
+def test_a_job_seeker_blocked_on_one_line_account_cannot_be_confirmed_from_another(rt):
     """第10条: staff may refuse a person further online counselling after a no-show; a second LINE account
-    with the same job seeker number does not get round it."""
+    with the same job seeker number does not get round it. The form takes the request (its answer must not
+    tell a stranger the person was refused); staff see the stop and cannot confirm it until it is lifted."""
+    from bot.staff import decisions
+    from bot.staff.audit import Actor
+
     blocked = new_conversation(rt)
     first = create(rt, blocked, seeker_number="01234-56789")
     assert fire(rt, first.booking_id, "withdraw")
     with rt.db.transaction() as s:
         s.get(Conversation, blocked).booking_blocked = True
     later = MONDAY + timedelta(weeks=1)
-    assert create(rt, new_conversation(rt), start=later, seeker_number="0123456789").status == "blocked"
-    assert create(rt, new_conversation(rt), start=later, seeker_number="98765-43210").status == "created"
+    again = create(rt, new_conversation(rt), start=later, seeker_number="0123456789")
+    assert again.status == "created" and same_number(rt, again) == requests.SameNumber((), True)
+    stranger = create(rt, new_conversation(rt), start=later + timedelta(weeks=1), seeker_number="98765-43210")
+    assert same_number(rt, stranger) == requests.SameNumber((), False)
+    actor = Actor(label="tanaka", user_id=None, ip=None)
+
+    def confirm(booking_id: int):
+        with rt.db.transaction() as s:
+            return decisions.confirm(s, rt, rt.offices["sakata"], s.get(Booking, booking_id), actor, rt.clock.now())
+
+    with pytest.raises(decisions.Refused) as refused:
+        confirm(again.booking_id)
+    assert refused.value.code == "refused_online" and booking(rt, again.booking_id).status == "requested"
+    with pytest.raises(decisions.Refused) as refused, rt.db.transaction() as s:      # a yes to a proposal confirms
+        decisions.propose(s, rt, rt.offices["sakata"], s.get(Booking, again.booking_id), actor, rt.clock.now(),
+                          later + timedelta(hours=1))
+    assert refused.value.code == "refused_online" and booking(rt, again.booking_id).status == "requested"
     with rt.db.transaction() as s:
         s.get(Conversation, blocked).booking_blocked = False                      # unblocked by staff
-    assert create(rt, new_conversation(rt), start=later + timedelta(weeks=1),
-                  seeker_number="0123456789").status == "created"
+    assert confirm(again.booking_id).changed and booking(rt, again.booking_id).status == "confirmed"
 
 
 def test_no_request_once_the_slots_booking_deadline_has_passed(rt, clock):

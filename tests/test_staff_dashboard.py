@@ -294,6 +294,15 @@ def test_revealing_shows_the_details_and_logs_one_view_that_the_actions_redirect
     assert _shows_personal(_page(staff, f"/staff/bookings/{reference}")) == []
 
 
+@pytest.mark.parametrize("reading", ["Nguyen Van An", ""])
+def test_the_reading_is_shown_as_given_and_an_empty_one_says_so(rt, staff, reading):
+    """The form in English takes the reading in the Latin alphabet, or none: staff see what was given, and an
+    empty field is named as such, not a blank cell that looks like a fault."""
+    reference = make_request(rt, details={**DETAILS["sakata"], "name_kana": reading})
+    row = _revealed(staff, f"/staff/bookings/{reference}").split("<th scope=\"row\">ふりがな</th>")[1].split("</tr>")[0]
+    assert re.sub(r"<[^>]+>", "", row).strip() == (reading or "（記入なし）")
+
+
 def test_a_reveal_is_a_post_with_the_csrf_token_of_this_offices_account(rt, staff, app):
     reference = make_request(rt)
     assert staff.get(f"/staff/bookings/{reference}/reveal").status_code == 405   # no prefetch reveals
@@ -670,6 +679,25 @@ def test_block_a_users_online_booking_after_no_shows(rt, staff, fake_line, user)
     with rt.db.reading() as s:
         assert not s.scalar(select(Conversation.booking_blocked).where(Conversation.line_user_id == user.user_id))
     assert "block_user" in _actions(rt, reference) and "unblock_user" in _actions(rt, reference)
+
+
+def test_a_request_shows_the_same_job_seeker_number_on_other_line_accounts(rt, staff, user, user_factory):
+    """The form takes a request whatever its number (its answer must not tell a stranger typing someone's number
+    that they booked, or were refused): staff see the same number's open request and stop on another account,
+    and cannot confirm while that account is stopped."""
+    first = make_request(rt, user_id=user.user_id)
+    again = make_request(rt, start=SAKATA_MONDAY + timedelta(days=7), user_id=user_factory("sakata").user_id)
+    same = _page(staff, f"/staff/bookings/{again}").split('id="same-number"')[1].split("</dd>")[0]
+    assert first in same and "停止中" not in same
+    post(staff, f"/staff/bookings/{first}/block_user")
+    post(staff, f"/staff/bookings/{first}/cancel_user")
+    same = _page(staff, f"/staff/bookings/{again}").split('id="same-number"')[1].split("</dd>")[0]
+    assert first not in same and "停止中" in same
+    post(staff, f"/staff/bookings/{again}/confirm")
+    assert "停止中です" in _page(staff, f"/staff/bookings/{again}") and booking(rt, again).status == "requested"
+    alone = make_request(rt, start=SAKATA_MONDAY + timedelta(days=14), user_id=user_factory("sakata").user_id,
+                         details={**DETAILS["sakata"], "seeker_number": "77777-123456"})
+    assert 'id="same-number"' not in _page(staff, f"/staff/bookings/{alone}")
 
 
 def test_a_request_shows_the_persons_earlier_no_shows(rt, staff, user, user_factory):

@@ -42,7 +42,7 @@ SUBMISSION_KEEP = timedelta(days=1)  # how long a used link still shows its comp
 
 AccessKind = Literal["open", "done", "expired", "superseded", "refused", "notice_passed"]
 OutcomeStatus = Literal["created", "duplicate", "expired", "superseded", "refused", "full", "blocked",
-                        "limit", "seeker_open", "notice_passed", "terms_changed"]
+                        "limit", "notice_passed", "terms_changed"]
 
 
 @dataclass(frozen=True)
@@ -153,7 +153,7 @@ def create_request(session: Session, rt, office, conv: Conversation, slot_start:
                    values: dict[str, Any], now: datetime) -> Outcome:
     """Create a `requested` booking for the slot if a seat is free (no hold needed: the seat decides) and
     its booking deadline has not passed."""
-    refusal = _refusal(session, rt, office, conv, values, now)
+    refusal = _refusal(session, office, conv, now)
     if refusal is None and slotsvc.deadline_passed(office, slot_start, now):
         refusal = "notice_passed"
     if refusal is not None:
@@ -193,9 +193,8 @@ def _insert_with_seat(session: Session, rt, office, conv: Conversation, slot_sta
     return booking, seat
 
 
-def _refusal(session: Session, rt, office, conv: Conversation, values: dict[str, Any],
-             now: datetime) -> OutcomeStatus | None:
-    """Why this user may not request now: blocked by staff, at the office's limit, or already booked."""
+def _refusal(session: Session, office, conv: Conversation, now: datetime) -> OutcomeStatus | None:
+    """Why this user may not request now: this LINE account blocked by staff, or at the office's limit."""
     if conv.booking_blocked:
         return "blocked"
     open_count = session.scalar(select(func.count()).select_from(Booking).where(
@@ -203,18 +202,31 @@ def _refusal(session: Session, rt, office, conv: Conversation, values: dict[str,
         Booking.status.in_(lifecycle.OPEN_STATUSES), Booking.slot_start > now)) or 0
     if open_count >= office.booking.max_open_per_user:
         return "limit"
-    digest = seeker_hash(rt, values)
-    if digest:
-        # Staff refused this person further online counselling (第10条: a no-show, misuse) on another LINE
-        # account: the same job seeker number is refused here too, while the office keeps its details.
-        if refused_online(session, office.id, digest, other_than=conv.id):
-            return "blocked"
-        other = session.scalar(select(Booking.id).where(
-            Booking.office_id == office.id, Booking.seeker_hash == digest, Booking.conversation_id != conv.id,
-            Booking.status.in_(lifecycle.OPEN_STATUSES), Booking.slot_start > now).limit(1))
-        if other is not None:
-            return "seeker_open"
+    # The job seeker number typed is not checked here against other LINE accounts' requests or stops: an answer
+    # that differed for a number in use would tell whoever types other people's numbers that they have a
+    # booking, or were refused online counselling (第10条). The request is made as any other; staff deciding it
+    # see the same number elsewhere (`same_number`), and cannot confirm one the office refused online.
     return None
+
+
+@dataclass(frozen=True)
+class SameNumber:
+    """What staff deciding a request see of its job seeker number on other LINE accounts at the office."""
+    open_references: tuple[str, ...]   # their open requests and bookings (one open booking per person)
+    refused_online: bool               # an account of theirs was refused online counselling (第10条)
+
+
+def same_number(session: Session, office_id: str, booking: Booking, now: datetime) -> SameNumber:
+    """The request's job seeker number (its keyed hash) on other LINE accounts: their open requests and bookings,
+    and whether one was refused online counselling. A booking staff made by phone belongs to no account."""
+    if not booking.seeker_hash or booking.conversation_id is None:
+        return SameNumber((), False)
+    references = session.scalars(select(Booking.reference).where(
+        Booking.office_id == office_id, Booking.seeker_hash == booking.seeker_hash, Booking.id != booking.id,
+        Booking.conversation_id.is_not(None), Booking.conversation_id != booking.conversation_id,
+        Booking.status.in_(lifecycle.OPEN_STATUSES), Booking.slot_start > now).order_by(Booking.slot_start))
+    return SameNumber(tuple(references), refused_online(session, office_id, booking.seeker_hash,
+                                                        other_than=booking.conversation_id))
 
 
 def refused_online(session: Session, office_id: str, digest: str, other_than: int | None = None) -> bool:

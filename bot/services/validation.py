@@ -8,6 +8,9 @@ templates/forms/errors.<language>.yaml (the words live there, not here). Rules:
 - Job seeker number (kyushoku bangou): 5 digits, hyphen, 1 to 8 digits; a missing hyphen is inserted,
   leading zeros are kept. It has the same shape as a job offer number (kyujin bangou), which the
   message warns about.
+- Name reading (furigana): hiragana or katakana. Where the form is in English, a reading is optional and may be
+  in the Latin alphabet too: a foreign job seeker may have no katakana reading, and staff find the person by
+  the job seeker number (what was given is shown to them as typed).
 - Birth date: western `YYYY-MM-DD` (also `/`, `.`, spaces and the year/month/day marks, or 8 digits) or a Japanese
   era date (Reiwa, Heisei, Showa: written out, as a letter R/H/S, or as the one-character era sign),
   with the first-year mark (gannen) for year 1. The date must exist, lie inside its era, and give a plausible age.
@@ -256,6 +259,29 @@ def normalise_kana(raw: str | None) -> str | FieldError:
     return kana
 
 
+# The letters of a reading written in the Latin alphabet (after NFKC: accented letters of any language written in
+# it, Vietnamese included), with the marks names are spelled with.
+_READING_MARKS = frozenset(" -'.\u2019")
+
+
+def _latin_or_kana(ch: str) -> bool:
+    return ch in _READING_MARKS or bool(_KANA.match(ch)) or (
+        ch.isalpha() and unicodedata.name(ch, "").startswith("LATIN"))
+
+
+def normalise_reading(raw: str | None) -> str | FieldError:
+    """A name's reading where the Latin alphabet is accepted beside kana (the English form): optional; kana
+    normalised as `normalise_kana` does, letters kept as typed (spaces folded)."""
+    reading = _SPACES.sub(" ", nfkc(raw)).strip()
+    if not reading:
+        return ""
+    if len(reading) > KANA_MAX:
+        return FieldError("too_long", {"max": KANA_MAX, "length": len(reading)})
+    if not all(_latin_or_kana(ch) for ch in reading) or not any(ch.isalpha() for ch in reading):
+        return FieldError("reading_letters")
+    return reading
+
+
 # --------------------------------------------------------------------------- free text and choices
 
 def check_text(raw: str | None, limit: int, required: bool) -> str | FieldError:
@@ -283,9 +309,10 @@ def check_confirmed(raw: str | None) -> bool | FieldError:
 # --------------------------------------------------------------------------- the form
 
 def validate(fields: Iterable[str], form: Mapping[str, str], today: date,
-             categories: Iterable[str] = ()) -> Validated:
+             categories: Iterable[str] = (), reading_in_latin: bool = False) -> Validated:
     """Check the office's fields in `form` (raw strings); unknown keys are ignored. `categories`: the ids the
-    office's `category` field offers (its profile's `categories`)."""
+    office's `category` field offers (its profile's `categories`). `reading_in_latin`: the name's reading is
+    optional and may be in the Latin alphabet (`normalise_reading`: the form in English)."""
     fields = tuple(fields)
     values: dict[str, Any] = {}
     errors: dict[str, FieldError] = {}
@@ -301,7 +328,7 @@ def validate(fields: Iterable[str], form: Mapping[str, str], today: date,
         if name == "name":
             take(name, check_name(get(name)))
         elif name == "name_kana":
-            take(name, normalise_kana(get(name)))
+            take(name, normalise_reading(get(name)) if reading_in_latin else normalise_kana(get(name)))
         elif name == "seeker_number":
             take(name, normalise_seeker_number(get(name)))
         elif name == "birth_date":

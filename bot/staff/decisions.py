@@ -126,6 +126,7 @@ def confirm(session: Session, rt, office, booking: Booking, actor: Actor, now: d
         # Another slot was proposed: only the user's own answer confirms it (a stale 承認 on the request's
         # card would book them for a time they never agreed to).
         raise Refused("awaiting_user", booking)
+    _not_refused_online(session, office, booking, now)
     changed = _move(session, booking, "confirm", lifecycle.CONFIRMED, now)
     late = changed and slotsvc.deadline_passed(office, booking.slot_start, now)
     told = None
@@ -136,6 +137,14 @@ def confirm(session: Session, rt, office, booking: Booking, actor: Actor, now: d
         audit.record(session, office.id, actor, "confirm", now, booking, **detail)
         told = _tell(session, rt, office, booking, "outcome_confirmed", now)
     return Result(booking, "confirm", changed, after_deadline=late, told=told)
+
+
+def _not_refused_online(session: Session, office, booking: Booking, now: datetime) -> None:
+    """第10条: the office refused this person online counselling on another LINE account (found by the job seeker
+    number; the form does not refuse the request, which would tell anyone typing the number). Such a request is
+    declined, or confirmed (or another slot proposed) once staff lift the stop on the users page."""
+    if booking.status in UNDECIDED and requests.same_number(session, office.id, booking, now).refused_online:
+        raise Refused("refused_online", booking)
 
 
 def decline(session: Session, rt, office, booking: Booking, actor: Actor, now: datetime,
@@ -162,6 +171,7 @@ def propose(session: Session, rt, office, booking: Booking, actor: Actor, now: d
         return Result(booking, "propose", False)
     if booking.status != "requested":
         raise Refused("status", booking)
+    _not_refused_online(session, office, booking, now)   # the user's yes to a proposal confirms it
     conv = session.get(Conversation, booking.conversation_id) if booking.conversation_id else None
     if conv is None or not conv.followed:
         # Only the user's answer in LINE decides a proposal: one they cannot receive would hold the slot unanswered.

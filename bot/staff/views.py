@@ -24,7 +24,7 @@ from sqlalchemy.exc import DBAPIError
 from bot import notify, outbox, security_headers
 from bot.clock import TOKYO
 from bot.models import Booking, Conversation, OutboxMessage, StaffGroupSighting, StaffNotice
-from bot.services import holds, validation
+from bot.services import holds, requests, validation
 from bot.services import slots as slotsvc
 from bot.staff import audit, auth, decisions, export, handoff, personal, timeline
 from bot.staff.audit import Actor
@@ -500,6 +500,7 @@ def _booking_page(reference: str, note_draft: str | None = None, correction_draf
             attendance_open=row.status == "confirmed" and row.slot_start <= now,
             no_show_from=decisions.no_show_from(office, row),
             earlier_no_shows=decisions.earlier_no_shows(s, office, row),
+            same_number=requests.same_number(s, office.id, row, now),
             correction=_correction_view(office, row, now), correction_draft=correction_draft,
         )
     return page
