@@ -212,7 +212,8 @@ def tell_user(session: Session, rt, office, booking: Booking, template: str, now
     conv = session.get(Conversation, booking.conversation_id)
     if conv is None or not conv.followed:
         return None
-    view = {**booking_view(booking), "timing": bookings.message_timing(office, booking.slot_start, now)}
+    view = {**booking_view(booking), "timing": bookings.message_timing(
+        office, booking.slot_start, now, invitation_sent=booking.invitation_sent_at is not None)}
     context = {**rt.template_globals(office, conv), "booking": view, **vars}
     if "reason" in vars:
         context["reason_text"] = handoff.decline_reasons(conv.language)[vars["reason"]]["text"]

@@ -84,7 +84,7 @@ def all_samples(office) -> dict[str, list[dict[str, Any]]]:
     """Every template's variable sets: the dialog's (tests/test_templates.py) and the pushes and staff cards."""
     out = samples(office)
     confirmed = booking("confirmed", "none")
-    on_the_day = {**confirmed, "timing": {"session_day": True, "cancel_in_chat": False}}   # confirmed late
+    on_the_day = {**confirmed, "timing": {"session_day": True, "cancel_in_chat": False, "invitation_sent": False}}   # confirmed late
     out.update({
         "outcome_confirmed": [dict(booking=confirmed), dict(booking=on_the_day)],
         "outcome_declined": [dict(booking=booking("declined", "none"), reason_text="ご希望の日時はお受けできません。")],
@@ -370,6 +370,30 @@ def test_the_day_before_reminder_says_sakatas_invitation_is_due_today(language):
     assert TODAY[language] not in confirmed
 
 
+SENT = {
+    "sakata": {"ja": "お送りしています", "easy": "もう おくりました", "en": "has sent the meeting invitation"},
+    "otaru": {"ja": "お知らせしています", "easy": "もう 知らせました", "en": "has given you the Zoom meeting ID"},
+}
+NOT_ARRIVED = {"ja": "開始時刻までに", "easy": "はじまる まえに", "en": "before the session starts"}
+
+
+@pytest.mark.parametrize("office_id", sorted(OFFICES))
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_the_reminder_says_an_invitation_staff_recorded_as_sent_went(office_id, language):
+    """Sakata 第6条(2) (会議招待メール 「開催日前日までに」), Otaru 第4条(2) and its notice ③ (meeting ID and password
+    「事前に」): once staff recorded it as sent, the day-before reminder says it went and to contact the office
+    before the start if it is missing, instead of promising it again."""
+    office = OFFICES[office_id]
+    sent = booking("confirmed")
+    sent["timing"] = {**sent["timing"], "invitation_sent": True}
+    told = text_of(render(office, language, "reminder_day_before", dict(booking=sent)))
+    not_told = text_of(render(office, language, "reminder_day_before", dict(booking=booking("confirmed"))))
+    assert SENT[office_id][language] in told and SENT[office_id][language] not in not_told
+    line = next(line for line in told.splitlines() if SENT[office_id][language] in line)
+    assert NOT_ARRIVED[language] in line
+    assert TODAY[language] not in told
+
+
 WITHDRAW_WORDS = {"ja": "取り下げ", "easy": "とりけす", "en": "withdraw"}
 CANCEL_WORDS = {"ja": "キャンセル", "easy": "とりけす", "en": "cancel"}
 
@@ -403,7 +427,7 @@ def test_where_the_chat_cancels_the_offices_note_reads_as_the_other_way(language
     note = office.localized(language).cancellation.note
     in_chat = text_of(render(office, language, name, dict(booking=booking("confirmed", "cancel"))))
     assert f"{OUTSIDE_THE_CHAT[language]}{note}" in in_chat
-    on_the_day = {**booking("confirmed", "call"), "timing": {"session_day": True, "cancel_in_chat": False}}
+    on_the_day = {**booking("confirmed", "call"), "timing": {"session_day": True, "cancel_in_chat": False, "invitation_sent": False}}
     by_phone = text_of(render(office, language, name, dict(booking=on_the_day)))
     assert note in by_phone and OUTSIDE_THE_CHAT[language] not in by_phone
 

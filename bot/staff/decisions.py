@@ -193,7 +193,8 @@ def answer_proposal(session: Session, rt, office, conv: Conversation, reference:
         return {"outcome": "not_found", "reference": reference}
     summary = {"reference": booking.reference, "at": booking.slot_start,
                "label": slotsvc.slot_label(booking.slot_start),
-               "timing": bookingsvc.message_timing(office, booking.slot_start, now)}
+               "timing": bookingsvc.message_timing(office, booking.slot_start, now,
+                                                   invitation_sent=booking.invitation_sent_at is not None)}
     if booking.conversation_id != conv.id:
         return {"outcome": "not_found", "reference": reference}
     if booking.status != "proposed":
