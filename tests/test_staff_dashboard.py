@@ -679,6 +679,33 @@ def test_a_request_shows_the_persons_earlier_no_shows(rt, staff, user, user_fact
     assert "これまでの欠席" not in _page(staff, f"/staff/bookings/{missed}")   # not the booking itself
 
 
+@pytest.mark.parametrize("office_id,start,shown", [("otaru", OTARU_WEDNESDAY, True), ("sakata", SAKATA_MONDAY, False)])
+def test_a_request_shows_how_often_the_person_used_the_service_where_the_office_may_limit_it(
+        rt, client, user_factory, office_id, start, shown):
+    """Otaru's notice: 「対応スタッフや機材に限られることから、利用回数に制限を設ける場合があります」. Staff deciding a
+    request (and who may decline it for that reason) see how many sessions the person attended, from the same LINE
+    account; Sakata's terms set no such limit, and its pages say nothing of it."""
+    user = user_factory(office_id)
+    create_staff(rt, office=office_id)
+    login(client)
+    used = make_request(rt, office=office_id, start=start, user_id=user.user_id)
+    post(client, f"/staff/bookings/{used}/confirm")
+    rt.clock.freeze(start + timedelta(minutes=1))
+    login(client)
+    post(client, f"/staff/bookings/{used}/attended")
+    assert booking(rt, used).status == "attended"
+    again = make_request(rt, office=office_id, start=start + timedelta(days=7), user_id=user.user_id)
+    page = _page(client, f"/staff/bookings/{again}")
+    assert ('id="earlier-sessions"' in page) == shown
+    if shown:
+        line = page.split('id="earlier-sessions"')[1].split("</dd>")[0]
+        assert "1回" in line and used in line and "利用回数に制限を設ける場合があります" in line
+        first = make_request(rt, office=office_id, start=start + timedelta(days=7, hours=1),
+                             user_id=user_factory(office_id).user_id,
+                             details={**DETAILS[office_id], "seeker_number": "77777-123456"})   # someone else
+        assert "なし" in _page(client, f"/staff/bookings/{first}").split('id="earlier-sessions"')[1].split("</dd>")[0]
+
+
 # -- phone and window bookings --------------------------------------------------------------------
 
 def _new(staff, **data):

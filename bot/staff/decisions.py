@@ -302,6 +302,20 @@ def earlier_no_shows(session: Session, office, booking: Booking) -> list[Booking
     """The person's other bookings at this office recorded as a no-show, latest first: from the same LINE account
     or the same job seeker number (a phone booking, another account). After one, the office 「今後のオンライン職業
     相談の利用をお断りする場合があります」 (Sakata 第6条(3), Otaru 第4条(3)): staff deciding the next request see them."""
+    return _same_persons(session, office, booking, lifecycle.NO_SHOW)
+
+
+def earlier_sessions(session: Session, office, booking: Booking) -> list[Booking]:
+    """The person's sessions at this office recorded as attended, latest first, where the office may limit how
+    often one uses the service (profile `booking.usage_limit_note`; Otaru's notice: 「対応スタッフや機材に限られる
+    ことから、利用回数に制限を設ける場合があります」): staff deciding a request see how often it was used."""
+    if not office.booking.usage_limit_note:
+        return []
+    return _same_persons(session, office, booking, lifecycle.ATTENDED)
+
+
+def _same_persons(session: Session, office, booking: Booking, status: str) -> list[Booking]:
+    """The other bookings in `status` of the person behind `booking` (same LINE account or job seeker number)."""
     same = []
     if booking.conversation_id is not None:
         same.append(Booking.conversation_id == booking.conversation_id)
@@ -310,7 +324,7 @@ def earlier_no_shows(session: Session, office, booking: Booking) -> list[Booking
     if not same:
         return []
     return list(session.scalars(select(Booking).where(
-        Booking.office_id == office.id, Booking.id != booking.id, Booking.status == lifecycle.NO_SHOW, or_(*same),
+        Booking.office_id == office.id, Booking.id != booking.id, Booking.status == status, or_(*same),
     ).order_by(Booking.slot_start.desc())))
 
 

@@ -500,6 +500,7 @@ def _booking_page(reference: str, note_draft: str | None = None, correction_draf
             attendance_open=row.status == "confirmed" and row.slot_start <= now,
             no_show_from=decisions.no_show_from(office, row),
             earlier_no_shows=decisions.earlier_no_shows(s, office, row),
+            earlier_sessions=decisions.earlier_sessions(s, office, row),
             correction=_correction_view(office, row, now), correction_draft=correction_draft,
         )
     return page
