@@ -227,6 +227,26 @@ def test_the_invitation_task_is_named_as_the_offices_rules_name_it(rt, client, o
         assert f"{task}を記録" in log and other not in log
 
 
+@pytest.mark.parametrize("office_id,start", [("sakata", SAKATA_MONDAY), ("otaru", OTARU_WEDNESDAY)])
+def test_the_booking_page_says_where_a_companion_is_named_before_approval_and_before_the_session(
+        rt, client, office_id, start):
+    """Sakata 第12条(3), Otaru 第10条(3): an interpreter or caregiver joining is told in advance (the form's 同席者).
+    Before 承認 and before the session the page says where that is (the details, shown on 「個人情報を表示」) so
+    that staff arrange an interpreter; it never says whether anyone joins until the details are revealed."""
+    create_staff(rt, office=office_id)
+    login(client)
+    reference = make_request(rt, office=office_id, start=start)
+    page = _page(client, f"/staff/bookings/{reference}")
+    hint = page.split('id="companion-check">')[1].split("</p>")[0]
+    assert "申込内容の「同席者」" in hint and "承認の前に" in hint
+    post(client, f"/staff/bookings/{reference}/confirm")
+    hint = _page(client, f"/staff/bookings/{reference}").split('id="companion-check">')[1].split("</p>")[0]
+    assert "相談の前に" in hint
+    rt.clock.freeze(start + timedelta(minutes=1))
+    login(client)
+    assert 'id="companion-check"' not in _page(client, f"/staff/bookings/{reference}")   # under way: attendance
+
+
 # -- one booking ----------------------------------------------------------------------------------
 
 PERSONAL_VALUES = ("酒田 花子", "さかた はなこ", "12345-678901", "090-1234-5678", "UIJターン")
