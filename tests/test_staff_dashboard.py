@@ -734,6 +734,22 @@ def _new(staff, **data):
     return post(staff, "/staff/bookings/new", **form)
 
 
+def test_a_request_shows_the_persons_next_session_booked_during_a_session(rt, staff, user, user_factory):
+    """Sakata 第6条(1): 「2回目以降の予約申込みは、オンライン職業相談の際にも行うことができます」. Staff register it
+    (オンライン相談中（次回の予約）); it has no LINE account, so the chat lets the person request another slot too:
+    the request's page lists the booking already ahead under the same job seeker number, before 承認."""
+    nxt = _new(staff, source="online", slot=(SAKATA_MONDAY + timedelta(days=7)).isoformat(),
+               seeker_number=DETAILS["sakata"]["seeker_number"]).headers["Location"].rsplit("/", 1)[1]
+    again = make_request(rt, user_id=user.user_id)
+    line = _page(staff, f"/staff/bookings/{again}").split('id="other-open">')[1].split("</dd>")[0]
+    assert nxt in line and "確定" in line and "オンライン相談中" in line
+    other = make_request(rt, start=SAKATA_MONDAY + timedelta(hours=1), user_id=user_factory("sakata").user_id,
+                         details={**DETAILS["sakata"], "seeker_number": "77777-123456"})
+    assert 'id="other-open"' not in _page(staff, f"/staff/bookings/{other}")
+    post(staff, f"/staff/bookings/{again}/confirm")
+    assert 'id="other-open"' not in _page(staff, f"/staff/bookings/{again}")   # decided: nothing left to weigh
+
+
 def test_a_phone_booking_takes_the_slot_from_the_bot(rt, staff, user):
     assert _page(staff, "/staff/bookings/new")
     response = _new(staff)

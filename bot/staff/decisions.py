@@ -314,8 +314,16 @@ def earlier_sessions(session: Session, office, booking: Booking) -> list[Booking
     return _same_persons(session, office, booking, lifecycle.ATTENDED)
 
 
-def _same_persons(session: Session, office, booking: Booking, status: str) -> list[Booking]:
-    """The other bookings in `status` of the person behind `booking` (same LINE account or job seeker number)."""
+def other_open_bookings(session: Session, office, booking: Booking, now: datetime) -> list[Booking]:
+    """The person's other requests and bookings still ahead, from any route, soonest first. Sakata 第6条(1):
+    「2回目以降の予約申込みは、オンライン職業相談の際にも行うことができます」: a next session staff registered during
+    one has no LINE account, so the chat does not count it; staff deciding a LINE request see it here."""
+    return [b for b in _same_persons(session, office, booking, *OPEN_STATUSES) if b.slot_start > now][::-1]
+
+
+def _same_persons(session: Session, office, booking: Booking, *statuses: str) -> list[Booking]:
+    """The other bookings in `statuses` of the person behind `booking` (same LINE account or job seeker number),
+    latest first."""
     same = []
     if booking.conversation_id is not None:
         same.append(Booking.conversation_id == booking.conversation_id)
@@ -324,7 +332,7 @@ def _same_persons(session: Session, office, booking: Booking, status: str) -> li
     if not same:
         return []
     return list(session.scalars(select(Booking).where(
-        Booking.office_id == office.id, Booking.id != booking.id, Booking.status == status, or_(*same),
+        Booking.office_id == office.id, Booking.id != booking.id, Booking.status.in_(statuses), or_(*same),
     ).order_by(Booking.slot_start.desc())))
 
 
