@@ -394,6 +394,39 @@ def test_the_reminder_says_an_invitation_staff_recorded_as_sent_went(office_id, 
     assert TODAY[language] not in told
 
 
+@pytest.mark.parametrize("office_id", sorted(OFFICES))
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_the_day_before_reminder_repeats_the_rules_of_the_session_itself(office_id, language):
+    """Sakata 第12条(2)(3) and 第5条(5), Otaru 第10条(2)(3) and its notice: no recording, a private room (and at
+    Otaru no extension, no free Wi-Fi) hold on the day itself. Said at consent and in the confirmation days before,
+    they are said again in the reminder read the day before (profile `day_before_notices`)."""
+    office = OFFICES[office_id]
+    notices = office.localized(language).day_before_notices
+    assert notices and len(notices) == len(office.day_before_notices)
+    reminder = text_of(render(office, language, "reminder_day_before", dict(booking=booking("confirmed"))))
+    for notice in notices:
+        assert notice in reminder, notice
+    if language == "ja":
+        assert any("録画・録音" in n for n in notices) and any("個室" in n for n in notices)
+
+
+def test_day_before_notices_are_optional_and_translated_line_for_line(tmp_path):
+    profile = yaml.safe_load((DEFAULT_OFFICES_DIR / "otaru.yaml").read_text(encoding="utf-8"))
+    del profile["translations"]["en"]["day_before_notices"]
+    path = tmp_path / "otaru.yaml"
+    path.write_text(yaml.safe_dump(profile, allow_unicode=True), encoding="utf-8")
+    assert untranslated(read_office(path)) == ["translations.en.day_before_notices"]
+    profile["translations"]["easy"]["day_before_notices"].pop()
+    path.write_text(yaml.safe_dump(profile, allow_unicode=True), encoding="utf-8")
+    with pytest.raises(ProfileError) as refused:
+        read_office(path)
+    assert "translations.easy.day_before_notices" in str(refused.value)
+    del profile["day_before_notices"], profile["translations"]["easy"]["day_before_notices"]
+    path.write_text(yaml.safe_dump(profile, allow_unicode=True), encoding="utf-8")
+    office = read_office(path)
+    assert office.day_before_notices == () and "day_before_notices" not in " ".join(untranslated(office))
+
+
 WITHDRAW_WORDS = {"ja": "取り下げ", "easy": "とりけす", "en": "withdraw"}
 CANCEL_WORDS = {"ja": "キャンセル", "easy": "とりけす", "en": "cancel"}
 
