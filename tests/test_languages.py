@@ -84,7 +84,7 @@ def all_samples(office) -> dict[str, list[dict[str, Any]]]:
     """Every template's variable sets: the dialog's (tests/test_templates.py) and the pushes and staff cards."""
     out = samples(office)
     confirmed = booking("confirmed", "none")
-    on_the_day = {**confirmed, "timing": {"session_day": True, "cancel_in_chat": False, "invitation_sent": False}}   # confirmed late
+    on_the_day = {**confirmed, "timing": {"session_day": True, "cancel_in_chat": False, "invitation_sent": False, "called": False}}   # confirmed late
     out.update({
         "outcome_confirmed": [dict(booking=confirmed), dict(booking=on_the_day)],
         "outcome_declined": [dict(booking=booking("declined", "none"), reason_text="ご希望の日時はお受けできません。")],
@@ -394,6 +394,21 @@ def test_the_reminder_says_an_invitation_staff_recorded_as_sent_went(office_id, 
     assert TODAY[language] not in told
 
 
+CALL = {"ja": "お電話でもお知らせします", "easy": "でんわでも 知らせます", "en": "tell you the date and time by phone"}
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_sakatas_call_with_the_date_is_not_promised_again_once_staff_recorded_it(language):
+    """Sakata 第6条(2): 「日時を電話連絡します」. The confirmation says the call will come; the day-before reminder
+    says so only while staff have not recorded it (電話連絡を記録)."""
+    office = OFFICES["sakata"]
+    called = booking("confirmed")
+    called["timing"] = {**called["timing"], "called": True}
+    for name in ("outcome_confirmed", "reminder_day_before"):
+        assert CALL[language] in text_of(render(office, language, name, dict(booking=booking("confirmed"))))
+        assert CALL[language] not in text_of(render(office, language, name, dict(booking=called)))
+
+
 @pytest.mark.parametrize("office_id", sorted(OFFICES))
 @pytest.mark.parametrize("language", LANGUAGES)
 def test_the_day_before_reminder_repeats_the_rules_of_the_session_itself(office_id, language):
@@ -460,7 +475,7 @@ def test_where_the_chat_cancels_the_offices_note_reads_as_the_other_way(language
     note = office.localized(language).cancellation.note
     in_chat = text_of(render(office, language, name, dict(booking=booking("confirmed", "cancel"))))
     assert f"{OUTSIDE_THE_CHAT[language]}{note}" in in_chat
-    on_the_day = {**booking("confirmed", "call"), "timing": {"session_day": True, "cancel_in_chat": False, "invitation_sent": False}}
+    on_the_day = {**booking("confirmed", "call"), "timing": {"session_day": True, "cancel_in_chat": False, "invitation_sent": False, "called": False}}
     by_phone = text_of(render(office, language, name, dict(booking=on_the_day)))
     assert note in by_phone and OUTSIDE_THE_CHAT[language] not in by_phone
 
