@@ -750,6 +750,23 @@ def test_a_request_shows_the_persons_next_session_booked_during_a_session(rt, st
     assert 'id="other-open"' not in _page(staff, f"/staff/bookings/{again}")   # decided: nothing left to weigh
 
 
+def test_a_no_show_lists_the_persons_bookings_still_ahead(rt, staff, user):
+    """Sakata 第6条(3): after an unannounced absence 「今後のオンライン職業相談の利用をお断りする場合があります」:
+    the absence's page lists the bookings the person still has ahead (one registered during an earlier session),
+    the ones such a refusal would concern."""
+    missed = make_request(rt, user_id=user.user_id)
+    post(staff, f"/staff/bookings/{missed}/confirm")
+    nxt = _new(staff, source="online", slot=(SAKATA_MONDAY + timedelta(days=7)).isoformat(),
+               seeker_number=DETAILS["sakata"]["seeker_number"],
+               override_reason="相談中に次回を受付").headers["Location"].rsplit("/", 1)[1]
+    assert 'id="other-open"' not in _page(staff, f"/staff/bookings/{missed}")   # confirmed: not asked
+    rt.clock.freeze(SAKATA_MONDAY + timedelta(minutes=11))
+    login(staff)
+    post(staff, f"/staff/bookings/{missed}/no_show")
+    line = _page(staff, f"/staff/bookings/{missed}").split('id="other-open">')[1].split("</dd>")[0]
+    assert nxt in line and "今後のご利用をお断りする場合は" in line
+
+
 def test_a_phone_booking_takes_the_slot_from_the_bot(rt, staff, user):
     assert _page(staff, "/staff/bookings/new")
     response = _new(staff)

@@ -317,7 +317,8 @@ def earlier_sessions(session: Session, office, booking: Booking) -> list[Booking
 def other_open_bookings(session: Session, office, booking: Booking, now: datetime) -> list[Booking]:
     """The person's other requests and bookings still ahead, from any route, soonest first. Sakata 第6条(1):
     「2回目以降の予約申込みは、オンライン職業相談の際にも行うことができます」: a next session staff registered during
-    one has no LINE account, so the chat does not count it; staff deciding a LINE request see it here."""
+    one has no LINE account, so the chat does not count it; staff deciding a LINE request see it here, and so do
+    staff who recorded a no-show (「今後のオンライン職業相談の利用をお断りする場合があります」)."""
     return [b for b in _same_persons(session, office, booking, *OPEN_STATUSES) if b.slot_start > now][::-1]
 
 

@@ -502,7 +502,7 @@ def _booking_page(reference: str, note_draft: str | None = None, correction_draf
             earlier_no_shows=decisions.earlier_no_shows(s, office, row),
             earlier_sessions=decisions.earlier_sessions(s, office, row),
             other_open=decisions.other_open_bookings(s, office, row, now)
-            if row.status in ("requested", "proposed") else [],
+            if row.status in ("requested", "proposed", "no_show") else [],
             correction=_correction_view(office, row, now), correction_draft=correction_draft,
         )
     return page
