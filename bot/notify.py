@@ -24,6 +24,7 @@ from bot.models import Booking, Conversation, OutboxMessage
 from bot.services import bookings, lifecycle
 from bot.services import slots as slotsvc
 from bot.staff import export, handoff
+from bot.staff.models import BookingHandoff
 
 log = logging.getLogger(__name__)
 
@@ -212,7 +213,10 @@ def tell_user(session: Session, rt, office, booking: Booking, template: str, now
     conv = session.get(Conversation, booking.conversation_id)
     if conv is None or not conv.followed:
         return None
-    view = {**booking_view(booking), "timing": bookings.message_timing(office, booking.slot_start, now)}
+    handed = session.get(BookingHandoff, booking.id)
+    view = {**booking_view(booking), "timing": bookings.message_timing(
+        office, booking.slot_start, now, invitation_sent=booking.invitation_sent_at is not None,
+        called=handed is not None and handed.called_at is not None)}
     context = {**rt.template_globals(office, conv), "booking": view, **vars}
     if "reason" in vars:
         context["reason_text"] = handoff.decline_reasons(conv.language)[vars["reason"]]["text"]

@@ -212,6 +212,9 @@ class Office:
     court: str
     documents_route: str | None = None   # how to send documents (Otaru: e-mail), None if none
     categories: tuple[Category, ...] = ()   # the form's `category` choices (form_fields has `category`)
+    # What the user must remember on the session itself (no recording, a private room...): said again in the
+    # day-before reminder, which does not repeat the confirmation's `notices`.
+    day_before_notices: tuple[str, ...] = ()
     retention: dict = field(default_factory=dict)
     staff_cards: dict = field(default_factory=dict)
     reminders: dict = field(default_factory=dict)
@@ -338,7 +341,7 @@ def untranslated(office: Office) -> list[str]:
         for key in ("name", "formal_name", "controller", "other_routes", "consent_summary", "after_request"):
             if key not in overlay:
                 missing.append(f"{base}.{key}")
-        for key in ("notices",):
+        for key in ("notices", "day_before_notices"):
             if getattr(office, key) and key not in overlay:
                 missing.append(f"{base}.{key}")
         for key, items in (("eligibility", office.eligibility), ("checklist", office.checklist),
@@ -861,8 +864,8 @@ _TOP_REQUIRED = (
     "checklist", "consent_summary", "notices", "after_request", "schedule", "booking", "cancellation",
     "no_show_minutes", "form_fields", "terms", "court",
 )
-_TOP_OPTIONAL = ("enabled", "categories", "documents_route", "retention", "staff_cards", "reminders", "handoff",
-                 "translations")
+_TOP_OPTIONAL = ("enabled", "categories", "documents_route", "day_before_notices", "retention", "staff_cards",
+                 "reminders", "handoff", "translations")
 
 
 def _office(raw: Any, path: Path, terms_dir: Path) -> Office:
@@ -893,6 +896,7 @@ def _office(raw: Any, path: Path, terms_dir: Path) -> Office:
     read("checklist", lambda v, p: _each(v, p, _checklist_item, non_empty=True))
     read("consent_summary", lambda v, p: _texts(v, p, non_empty=True))
     read("notices", _texts)
+    read("day_before_notices", _texts, ())
     read("schedule", _schedule)
     read("booking", _booking)
     read("cancellation", _cancellation)
@@ -927,7 +931,8 @@ def _office(raw: Any, path: Path, terms_dir: Path) -> Office:
         after_request=values["after_request"], schedule=values["schedule"], booking=values["booking"],
         cancellation=values["cancellation"], no_show_minutes=values["no_show_minutes"],
         form_fields=values["form_fields"], terms=values["terms"], court=values["court"],
-        documents_route=values["documents_route"], categories=values["categories"], retention=values["retention"],
+        documents_route=values["documents_route"], categories=values["categories"],
+        day_before_notices=values["day_before_notices"], retention=values["retention"],
         staff_cards=values["staff_cards"], reminders=values["reminders"], handoff=values["handoff"],
         source_file=str(path),
         translations=values.get("translations") or {},
@@ -971,6 +976,8 @@ def _length_problems(office: Office) -> list[_Invalid]:
             (at("notices", "notices"), "the confirmation", [*o.notices, o.after_request, o.cancellation.note,
                                                              o.booking.usage_limit_note, o.documents_route or "",
                                                              *contacts]),
+            (at("day_before_notices", "day_before_notices"), "the day-before reminder",
+             [*o.day_before_notices, o.cancellation.note, *contacts]),
         ]
         for i, q in enumerate(o.eligibility):
             groups.append((at(f"eligibility[{i}]", f"eligibility.{q.id}"), "the question", [q.text, *q.detail]))
@@ -1076,12 +1083,13 @@ def _by_id(value: Any, path: str, steps: tuple[Any, ...], read: Callable[[Any, s
 def _translation(value: Any, path: str, values: dict[str, Any]) -> dict[str, Any]:
     raw = _fields(value, path, (), (
         "name", "formal_name", "controller", "contacts", "other_routes", "video_app", "eligibility", "checklist",
-        "consent_summary", "notices", "after_request", "booking", "cancellation", "documents_route", "categories"))
+        "consent_summary", "notices", "day_before_notices", "after_request", "booking", "cancellation",
+        "documents_route", "categories"))
     out: dict[str, Any] = {}
     for key in ("name", "formal_name", "controller", "after_request", "documents_route"):
         if key in raw:
             out[key] = _text(raw[key], _at(path, key))
-    for key in ("other_routes", "consent_summary", "notices"):
+    for key in ("other_routes", "consent_summary", "notices", "day_before_notices"):
         if key in raw:
             out[key] = _same_length(_texts(raw[key], _at(path, key)), values[key], _at(path, key))
     if "contacts" in raw:
@@ -1133,7 +1141,7 @@ def _apply_translation(office: Office, overlay: dict[str, Any]) -> Office:
     contacts = overlay.get("contacts", {})
     changes: dict[str, Any] = {key: overlay[key] for key in ("name", "formal_name", "controller", "after_request",
                                                               "other_routes", "consent_summary", "notices",
-                                                              "documents_route")
+                                                              "day_before_notices", "documents_route")
                                if key in overlay}
     changes.update({key: replace(getattr(office, key), **contacts[key]) for key in contacts})
     for key in ("video_app", "booking", "cancellation"):

@@ -85,7 +85,7 @@ def all_samples(office) -> dict[str, list[dict[str, Any]]]:
     """Every template's variable sets: the dialog's (tests/test_templates.py) and the pushes and staff cards."""
     out = samples(office)
     confirmed = booking("confirmed", "none")
-    on_the_day = {**confirmed, "timing": {"session_day": True, "cancel_in_chat": False}}   # confirmed late
+    on_the_day = {**confirmed, "timing": {"session_day": True, "cancel_in_chat": False, "invitation_sent": False, "called": False}}   # confirmed late
     out.update({
         "outcome_confirmed": [dict(booking=confirmed), dict(booking=on_the_day)],
         "outcome_declined": [dict(booking=booking("declined", "none"), reason_text="ご希望の日時はお受けできません。")],
@@ -371,6 +371,78 @@ def test_the_day_before_reminder_says_sakatas_invitation_is_due_today(language):
     assert TODAY[language] not in confirmed
 
 
+SENT = {
+    "sakata": {"ja": "お送りしています", "easy": "もう おくりました", "en": "has sent the meeting invitation"},
+    "otaru": {"ja": "お知らせしています", "easy": "もう 知らせました", "en": "has given you the Zoom meeting ID"},
+}
+NOT_ARRIVED = {"ja": "開始時刻までに", "easy": "はじまる まえに", "en": "before the session starts"}
+
+
+@pytest.mark.parametrize("office_id", sorted(OFFICES))
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_the_reminder_says_an_invitation_staff_recorded_as_sent_went(office_id, language):
+    """Sakata 第6条(2) (会議招待メール 「開催日前日までに」), Otaru 第4条(2) and its notice ③ (meeting ID and password
+    「事前に」): once staff recorded it as sent, the day-before reminder says it went and to contact the office
+    before the start if it is missing, instead of promising it again."""
+    office = OFFICES[office_id]
+    sent = booking("confirmed")
+    sent["timing"] = {**sent["timing"], "invitation_sent": True}
+    told = text_of(render(office, language, "reminder_day_before", dict(booking=sent)))
+    not_told = text_of(render(office, language, "reminder_day_before", dict(booking=booking("confirmed"))))
+    assert SENT[office_id][language] in told and SENT[office_id][language] not in not_told
+    line = next(line for line in told.splitlines() if SENT[office_id][language] in line)
+    assert NOT_ARRIVED[language] in line
+    assert TODAY[language] not in told
+
+
+CALL = {"ja": "お電話でもお知らせします", "easy": "でんわでも 知らせます", "en": "tell you the date and time by phone"}
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_sakatas_call_with_the_date_is_not_promised_again_once_staff_recorded_it(language):
+    """Sakata 第6条(2): 「日時を電話連絡します」. The confirmation says the call will come; the day-before reminder
+    says so only while staff have not recorded it (電話連絡を記録)."""
+    office = OFFICES["sakata"]
+    called = booking("confirmed")
+    called["timing"] = {**called["timing"], "called": True}
+    for name in ("outcome_confirmed", "reminder_day_before"):
+        assert CALL[language] in text_of(render(office, language, name, dict(booking=booking("confirmed"))))
+        assert CALL[language] not in text_of(render(office, language, name, dict(booking=called)))
+
+
+@pytest.mark.parametrize("office_id", sorted(OFFICES))
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_the_day_before_reminder_repeats_the_rules_of_the_session_itself(office_id, language):
+    """Sakata 第12条(2)(3) and 第5条(5), Otaru 第10条(2)(3) and its notice: no recording, a private room (and at
+    Otaru no extension, no free Wi-Fi) hold on the day itself. Said at consent and in the confirmation days before,
+    they are said again in the reminder read the day before (profile `day_before_notices`)."""
+    office = OFFICES[office_id]
+    notices = office.localized(language).day_before_notices
+    assert notices and len(notices) == len(office.day_before_notices)
+    reminder = text_of(render(office, language, "reminder_day_before", dict(booking=booking("confirmed"))))
+    for notice in notices:
+        assert notice in reminder, notice
+    if language == "ja":
+        assert any("録画・録音" in n for n in notices) and any("個室" in n for n in notices)
+
+
+def test_day_before_notices_are_optional_and_translated_line_for_line(tmp_path):
+    profile = yaml.safe_load((DEFAULT_OFFICES_DIR / "otaru.yaml").read_text(encoding="utf-8"))
+    del profile["translations"]["en"]["day_before_notices"]
+    path = tmp_path / "otaru.yaml"
+    path.write_text(yaml.safe_dump(profile, allow_unicode=True), encoding="utf-8")
+    assert untranslated(read_office(path)) == ["translations.en.day_before_notices"]
+    profile["translations"]["easy"]["day_before_notices"].pop()
+    path.write_text(yaml.safe_dump(profile, allow_unicode=True), encoding="utf-8")
+    with pytest.raises(ProfileError) as refused:
+        read_office(path)
+    assert "translations.easy.day_before_notices" in str(refused.value)
+    del profile["day_before_notices"], profile["translations"]["easy"]["day_before_notices"]
+    path.write_text(yaml.safe_dump(profile, allow_unicode=True), encoding="utf-8")
+    office = read_office(path)
+    assert office.day_before_notices == () and "day_before_notices" not in " ".join(untranslated(office))
+
+
 WITHDRAW_WORDS = {"ja": "取り下げ", "easy": "とりけす", "en": "withdraw"}
 CANCEL_WORDS = {"ja": "キャンセル", "easy": "とりけす", "en": "cancel"}
 
@@ -404,7 +476,7 @@ def test_where_the_chat_cancels_the_offices_note_reads_as_the_other_way(language
     note = office.localized(language).cancellation.note
     in_chat = text_of(render(office, language, name, dict(booking=booking("confirmed", "cancel"))))
     assert f"{OUTSIDE_THE_CHAT[language]}{note}" in in_chat
-    on_the_day = {**booking("confirmed", "call"), "timing": {"session_day": True, "cancel_in_chat": False}}
+    on_the_day = {**booking("confirmed", "call"), "timing": {"session_day": True, "cancel_in_chat": False, "invitation_sent": False, "called": False}}
     by_phone = text_of(render(office, language, name, dict(booking=on_the_day)))
     assert note in by_phone and OUTSIDE_THE_CHAT[language] not in by_phone
 

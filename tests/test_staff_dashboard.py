@@ -243,6 +243,26 @@ def test_the_invitation_task_is_named_as_the_offices_rules_name_it(rt, client, o
         assert f"{task}を記録" in log and other not in log
 
 
+@pytest.mark.parametrize("office_id,start", [("sakata", SAKATA_MONDAY), ("otaru", OTARU_WEDNESDAY)])
+def test_the_booking_page_says_where_a_companion_is_named_before_approval_and_before_the_session(
+        rt, client, office_id, start):
+    """Sakata 第12条(3), Otaru 第10条(3): an interpreter or caregiver joining is told in advance (the form's 同席者).
+    Before 承認 and before the session the page says where that is (the details, shown on 「個人情報を表示」) so
+    that staff arrange an interpreter; it never says whether anyone joins until the details are revealed."""
+    create_staff(rt, office=office_id)
+    login(client)
+    reference = make_request(rt, office=office_id, start=start)
+    page = _page(client, f"/staff/bookings/{reference}")
+    hint = page.split('id="companion-check">')[1].split("</p>")[0]
+    assert "申込内容の「同席者」" in hint and "承認の前に" in hint
+    post(client, f"/staff/bookings/{reference}/confirm")
+    hint = _page(client, f"/staff/bookings/{reference}").split('id="companion-check">')[1].split("</p>")[0]
+    assert "相談の前に" in hint
+    rt.clock.freeze(start + timedelta(minutes=1))
+    login(client)
+    assert 'id="companion-check"' not in _page(client, f"/staff/bookings/{reference}")   # under way: attendance
+
+
 # -- one booking ----------------------------------------------------------------------------------
 
 PERSONAL_VALUES = ("酒田 花子", "さかた はなこ", "12345-678901", "090-1234-5678", "UIJターン")
@@ -723,12 +743,72 @@ def test_a_request_shows_the_persons_earlier_no_shows(rt, staff, user, user_fact
     assert "これまでの欠席" not in _page(staff, f"/staff/bookings/{missed}")   # not the booking itself
 
 
+@pytest.mark.parametrize("office_id,start,shown", [("otaru", OTARU_WEDNESDAY, True), ("sakata", SAKATA_MONDAY, False)])
+def test_a_request_shows_how_often_the_person_used_the_service_where_the_office_may_limit_it(
+        rt, client, user_factory, office_id, start, shown):
+    """Otaru's notice: 「対応スタッフや機材に限られることから、利用回数に制限を設ける場合があります」. Staff deciding a
+    request (and who may decline it for that reason) see how many sessions the person attended, from the same LINE
+    account; Sakata's terms set no such limit, and its pages say nothing of it."""
+    user = user_factory(office_id)
+    create_staff(rt, office=office_id)
+    login(client)
+    used = make_request(rt, office=office_id, start=start, user_id=user.user_id)
+    post(client, f"/staff/bookings/{used}/confirm")
+    rt.clock.freeze(start + timedelta(minutes=1))
+    login(client)
+    post(client, f"/staff/bookings/{used}/attended")
+    assert booking(rt, used).status == "attended"
+    again = make_request(rt, office=office_id, start=start + timedelta(days=7), user_id=user.user_id)
+    page = _page(client, f"/staff/bookings/{again}")
+    assert ('id="earlier-sessions"' in page) == shown
+    if shown:
+        line = page.split('id="earlier-sessions"')[1].split("</dd>")[0]
+        assert "1回" in line and used in line and "利用回数に制限を設ける場合があります" in line
+        first = make_request(rt, office=office_id, start=start + timedelta(days=7, hours=1),
+                             user_id=user_factory(office_id).user_id,
+                             details={**DETAILS[office_id], "seeker_number": "77777-123456"})   # someone else
+        assert "なし" in _page(client, f"/staff/bookings/{first}").split('id="earlier-sessions"')[1].split("</dd>")[0]
+
+
 # -- phone and window bookings --------------------------------------------------------------------
 
 def _new(staff, **data):
     form = {"source": "phone", "slot": SAKATA_MONDAY.isoformat(), "name": "窓口 一郎",
             "seeker_number": "１２３４５６７８９", **data}
     return post(staff, "/staff/bookings/new", **form)
+
+
+def test_a_request_shows_the_persons_next_session_booked_during_a_session(rt, staff, user, user_factory):
+    """Sakata 第6条(1): 「2回目以降の予約申込みは、オンライン職業相談の際にも行うことができます」. Staff register it
+    (オンライン相談中（次回の予約）); it has no LINE account, so the chat lets the person request another slot too:
+    the request's page lists the booking already ahead under the same job seeker number, before 承認."""
+    nxt = _new(staff, source="online", slot=(SAKATA_MONDAY + timedelta(days=7)).isoformat(),
+               seeker_number=DETAILS["sakata"]["seeker_number"]).headers["Location"].rsplit("/", 1)[1]
+    again = make_request(rt, user_id=user.user_id)
+    line = _page(staff, f"/staff/bookings/{again}").split('id="other-open">')[1].split("</dd>")[0]
+    assert nxt in line and "確定" in line and "オンライン相談中" in line
+    other = make_request(rt, start=SAKATA_MONDAY + timedelta(hours=1), user_id=user_factory("sakata").user_id,
+                         details={**DETAILS["sakata"], "seeker_number": "77777-123456"})
+    assert 'id="other-open"' not in _page(staff, f"/staff/bookings/{other}")
+    post(staff, f"/staff/bookings/{again}/confirm")
+    assert 'id="other-open"' not in _page(staff, f"/staff/bookings/{again}")   # decided: nothing left to weigh
+
+
+def test_a_no_show_lists_the_persons_bookings_still_ahead(rt, staff, user):
+    """Sakata 第6条(3): after an unannounced absence 「今後のオンライン職業相談の利用をお断りする場合があります」:
+    the absence's page lists the bookings the person still has ahead (one registered during an earlier session),
+    the ones such a refusal would concern."""
+    missed = make_request(rt, user_id=user.user_id)
+    post(staff, f"/staff/bookings/{missed}/confirm")
+    nxt = _new(staff, source="online", slot=(SAKATA_MONDAY + timedelta(days=7)).isoformat(),
+               seeker_number=DETAILS["sakata"]["seeker_number"],
+               override_reason="相談中に次回を受付").headers["Location"].rsplit("/", 1)[1]
+    assert 'id="other-open"' not in _page(staff, f"/staff/bookings/{missed}")   # confirmed: not asked
+    rt.clock.freeze(SAKATA_MONDAY + timedelta(minutes=11))
+    login(staff)
+    post(staff, f"/staff/bookings/{missed}/no_show")
+    line = _page(staff, f"/staff/bookings/{missed}").split('id="other-open">')[1].split("</dd>")[0]
+    assert nxt in line and "今後のご利用をお断りする場合は" in line
 
 
 def test_a_phone_booking_takes_the_slot_from_the_bot(rt, staff, user):

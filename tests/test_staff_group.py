@@ -115,6 +115,18 @@ def test_approving_before_the_deadline_promises_the_day_before(rt, fake_line, gr
     assert booking(rt, reference).status == "confirmed" and "開催日の前日までに" in told
 
 
+def test_approving_in_the_group_points_to_the_companion_the_form_may_name(rt, fake_line, group, user):
+    """Sakata 第12条(3): 「通訳、介助者等同行者の同席が必要な場合には、予め当ハローワークにお伝えください」. The user
+    says so on the form; a member approving from the group, who sees no details there, is told where to look
+    (the dashboard's details), never whether anyone joins."""
+    make_request(rt, user_id=user.user_id)
+    run_worker(rt)
+    group.taps(postback_value([_card(fake_line, group.group_id)], "承認"))
+    answer = fake_line.texts_to(group.group_id)[-1]
+    assert "通訳・介助者など同席される方のご希望は、ダッシュボードの予約の画面の申込内容（同席者）でご確認ください。" in answer
+    assert "通訳者1名" not in answer and "ベトナム" not in answer
+
+
 def test_a_no_show_tapped_within_the_grace_period_is_refused(rt, fake_line, group, user):
     reference = make_request(rt, user_id=user.user_id)
     run_worker(rt)

@@ -131,6 +131,32 @@ def test_the_user_gets_one_reminder_the_day_before(rt, cli, fake_line, user_fact
     assert "会議招待メール" in reminders[0]
 
 
+@pytest.mark.parametrize("recorded", [False, True])
+def test_the_reminder_says_an_invitation_and_a_call_recorded_as_done_went_rather_than_promising_them(
+        rt, cli, fake_line, user_factory, recorded):
+    """Sakata 第6条(2): the 会議招待メール goes 「開催日前日までに」. Staff send it on Friday, the office's last business
+    day before a Monday; the reminder, on Sunday, then says it was sent and to tell the office before the start if
+    it did not arrive, not that it will come 「本日までに」 (a Sunday, when the office is closed)."""
+    from bot.staff import decisions
+    from bot.staff.audit import Actor
+
+    user = user_factory("sakata")
+    reference = make_request(rt, user_id=user.user_id)
+    _confirm(rt, reference)
+    if recorded:
+        with rt.db.transaction() as s:
+            row = decisions.load(s, "sakata", reference=reference)
+            decisions.mark_invitation_sent(s, rt.offices["sakata"], row, Actor(label="tanaka"), FRIDAY_AFTERNOON)
+            decisions.mark_called(s, rt.offices["sakata"], row, Actor(label="tanaka"), FRIDAY_AFTERNOON)
+    _rehearse(cli, SUNDAY_NOON)
+    reminder = next(t for t in fake_line.texts_to(user.user_id) if "明日はオンライン職業相談の日です" in t)
+    assert ("会議招待メールは、求職者マイページに登録されたメールアドレスあてに、ハローワーク酒田からお送りしています。"
+            in reminder) == recorded
+    assert ("届いていない場合は、開始時刻までにハローワーク酒田へご連絡ください" in reminder) == recorded
+    assert ("前日（本日）までに" in reminder) != recorded
+    assert ("日時は、ハローワーク酒田からお電話でもお知らせします。" in reminder) != recorded   # the call was made
+
+
 def test_the_user_reminder_follows_the_profile(rt, cli, fake_line, user_factory):
     office = rt.offices["sakata"]
     rt.offices["sakata"] = dataclasses.replace(office, reminders={"user_day_before": False})

@@ -77,7 +77,8 @@ def test_every_template_a_dialog_names_exists(name):
 
 def booking(status: str = "requested", action: str = "withdraw", routes: tuple = ()) -> dict[str, Any]:
     return {"reference": "ABCD-EFGH", "status": status, "at": AT, "label": "12/7(月) 14:00", "action": action,
-            "routes": routes, "same_day": False, "timing": {"session_day": False, "cancel_in_chat": True}}
+            "routes": routes, "same_day": False, "timing": {"session_day": False, "cancel_in_chat": True,
+                                                           "invitation_sent": False, "called": False}}
 
 
 def week(slots: bool = True, reason: str | None = None, page: int = 0, pages: int = 1, days: int = 1,

@@ -46,15 +46,20 @@ def _in_chat_open(office, slot_start: datetime, now: datetime) -> bool:
     return now.date() <= last_day
 
 
-def message_timing(office, slot_start: datetime, now: datetime) -> dict[str, bool]:
+def message_timing(office, slot_start: datetime, now: datetime, invitation_sent: bool = False,
+                   called: bool = False) -> dict[str, bool]:
     """What a message about a confirmed booking, sent now, may still promise (`booking.timing` in
     the templates).
 
     `session_day`: it is the session's day already (staff may confirm that late), so nothing can come "by
-    the day before" any more; `cancel_in_chat`: the office's in-chat cancellation is still open for it.
+    the day before" any more; `cancel_in_chat`: the office's in-chat cancellation is still open for it;
+    `invitation_sent`: staff recorded the invitation (Sakata's e-mail, Otaru's meeting ID) as sent, so the
+    day-before reminder says it went and whom to tell if it did not arrive, instead of promising it again;
+    `called`: staff recorded the phone call with the date (Sakata 第6条(2)), which is then not promised again.
     """
     return {"session_day": now.astimezone(TOKYO).date() >= slot_start.astimezone(TOKYO).date(),
-            "cancel_in_chat": _in_chat_open(office, slot_start, now)}
+            "cancel_in_chat": _in_chat_open(office, slot_start, now), "invitation_sent": invitation_sent,
+            "called": called}
 
 
 def _same_day(booking: Booking, now: datetime) -> bool:

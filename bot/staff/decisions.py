@@ -203,7 +203,8 @@ def answer_proposal(session: Session, rt, office, conv: Conversation, reference:
         return {"outcome": "not_found", "reference": reference}
     summary = {"reference": booking.reference, "at": booking.slot_start,
                "label": slotsvc.slot_label(booking.slot_start),
-               "timing": bookingsvc.message_timing(office, booking.slot_start, now)}
+               "timing": bookingsvc.message_timing(office, booking.slot_start, now,
+                                                   invitation_sent=booking.invitation_sent_at is not None)}
     if booking.conversation_id != conv.id:
         return {"outcome": "not_found", "reference": reference}
     if booking.status != "proposed":
@@ -311,6 +312,29 @@ def earlier_no_shows(session: Session, office, booking: Booking) -> list[Booking
     """The person's other bookings at this office recorded as a no-show, latest first: from the same LINE account
     or the same job seeker number (a phone booking, another account). After one, the office 「今後のオンライン職業
     相談の利用をお断りする場合があります」 (Sakata 第6条(3), Otaru 第4条(3)): staff deciding the next request see them."""
+    return _same_persons(session, office, booking, lifecycle.NO_SHOW)
+
+
+def earlier_sessions(session: Session, office, booking: Booking) -> list[Booking]:
+    """The person's sessions at this office recorded as attended, latest first, where the office may limit how
+    often one uses the service (profile `booking.usage_limit_note`; Otaru's notice: 「対応スタッフや機材に限られる
+    ことから、利用回数に制限を設ける場合があります」): staff deciding a request see how often it was used."""
+    if not office.booking.usage_limit_note:
+        return []
+    return _same_persons(session, office, booking, lifecycle.ATTENDED)
+
+
+def other_open_bookings(session: Session, office, booking: Booking, now: datetime) -> list[Booking]:
+    """The person's other requests and bookings still ahead, from any route, soonest first. Sakata 第6条(1):
+    「2回目以降の予約申込みは、オンライン職業相談の際にも行うことができます」: a next session staff registered during
+    one has no LINE account, so the chat does not count it; staff deciding a LINE request see it here, and so do
+    staff who recorded a no-show (「今後のオンライン職業相談の利用をお断りする場合があります」)."""
+    return [b for b in _same_persons(session, office, booking, *OPEN_STATUSES) if b.slot_start > now][::-1]
+
+
+def _same_persons(session: Session, office, booking: Booking, *statuses: str) -> list[Booking]:
+    """The other bookings in `statuses` of the person behind `booking` (same LINE account or job seeker number),
+    latest first."""
     same = []
     if booking.conversation_id is not None:
         same.append(Booking.conversation_id == booking.conversation_id)
@@ -319,7 +343,7 @@ def earlier_no_shows(session: Session, office, booking: Booking) -> list[Booking
     if not same:
         return []
     return list(session.scalars(select(Booking).where(
-        Booking.office_id == office.id, Booking.id != booking.id, Booking.status == lifecycle.NO_SHOW, or_(*same),
+        Booking.office_id == office.id, Booking.id != booking.id, Booking.status.in_(statuses), or_(*same),
     ).order_by(Booking.slot_start.desc())))
 
 

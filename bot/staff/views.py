@@ -501,6 +501,9 @@ def _booking_page(reference: str, note_draft: str | None = None, correction_draf
             no_show_from=decisions.no_show_from(office, row),
             earlier_no_shows=decisions.earlier_no_shows(s, office, row),
             same_number=requests.same_number(s, office.id, row, now),
+            earlier_sessions=decisions.earlier_sessions(s, office, row),
+            other_open=decisions.other_open_bookings(s, office, row, now)
+            if row.status in ("requested", "proposed", "no_show") else [],
             correction=_correction_view(office, row, now), correction_draft=correction_draft,
         )
     return page
