@@ -14,7 +14,7 @@ from bot.db import Database
 from bot.line_client import LineClient
 from bot.models import StaffNotice
 from bot.render import Renderer, load_labels, load_vocabulary
-from bot.services import staleness
+from bot.services import push_hours, staleness
 
 FORM_SALT = "madoguchi-form"
 
@@ -88,4 +88,8 @@ class Runtime:
 
     def sender(self) -> outbox.Sender:
         return outbox.Sender(self.db, self.line, self.clock, can_push=self.can_push,
-                             why_stale=staleness.why_stale)
+                             why_stale=staleness.why_stale, hold_until=self.hold_until)
+
+    def hold_until(self, session: Session, row, now):
+        """Until when a message that is not urgent waits for its office's push hours (None: it may go now)."""
+        return push_hours.hold_until(session, row, now, self.offices)

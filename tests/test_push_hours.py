@@ -1,0 +1,160 @@
+"""Quiet hours: a push that can wait is not sent at night; it goes when the office's push hours open.
+
+The profile's `push_hours` (both offices: 08:00-21:00, Asia/Tokyo) hold the decisions, reminders, receipts and
+staff-group cards; an urgent message (the office cancels, or confirms, a session early next morning) and the rest
+of an answer to what someone just sent still go at once (bot/services/push_hours.py).
+"""
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from bot.clock import TOKYO
+from tests.staffkit import fast_password_hashing, user  # noqa: F401 - fixtures
+from tests.staffkit import (
+    OTARU_WEDNESDAY, SAKATA_MONDAY, booking, create_staff, login, make_request, outbox_rows, post, run_worker,
+)
+from tests.test_stale_messages import group_id, grouped  # noqa: F401 - fixtures (Sakata's staff group)
+
+CONFIRMED = "予約が確定しました"
+CANCELLED = "都合により中止となりました"
+REMINDER = "明日はオンライン職業相談の日です"
+
+
+def at(day: int, hour: int, minute: int = 0) -> datetime:
+    return datetime(2026, 12, day, hour, minute, tzinfo=TOKYO)
+
+
+def worker_at(rt, moment: datetime) -> dict:
+    rt.clock.freeze(moment)
+    return run_worker(rt)
+
+
+def staff_at(rt, client, moment: datetime, office: str = "sakata"):
+    """A staff member signed in at `moment` (a session does not last from the morning into the night)."""
+    rt.clock.freeze(moment)
+    create_staff(rt, office=office, username=f"late_{office}")
+    assert login(client, username=f"late_{office}").status_code == 302
+    return client
+
+
+def test_a_decision_taken_late_in_the_evening_reaches_the_user_in_the_morning_once(rt, client, fake_line, user):
+    reference = make_request(rt, user_id=user.user_id)
+    staff_at(rt, client, at(1, 22, 30))
+    post(client, f"/staff/bookings/{reference}/confirm")
+    assert booking(rt, reference).status == "confirmed"
+    figures = worker_at(rt, at(1, 22, 31))
+    assert fake_line.texts_to(user.user_id) == []
+    assert figures["quiet"] == 1
+    [row] = outbox_rows(rt, purpose="outcome_confirmed")
+    assert (row.status, row.attempts, row.due_at) == ("pending", 0, at(2, 8, 0))
+    key = row.retry_key
+    worker_at(rt, at(2, 7, 59))
+    assert fake_line.texts_to(user.user_id) == []
+    worker_at(rt, at(2, 8, 0))
+    worker_at(rt, at(2, 8, 1))                        # a second pass (or a second worker) sends nothing more
+    texts = fake_line.texts_to(user.user_id)
+    assert len(texts) == 1 and CONFIRMED in texts[0]
+    [row] = outbox_rows(rt, purpose="outcome_confirmed")
+    assert (row.status, row.attempts, row.retry_key) == ("sent", 1, key)
+
+
+def test_a_message_queued_by_day_but_delayed_into_the_night_waits_too(rt, client, fake_line, user):
+    """The worker was stopped (or LINE was down) from the afternoon: its backlog does not go out at 23:00."""
+    reference = make_request(rt, user_id=user.user_id)
+    staff_at(rt, client, at(1, 16, 0))
+    post(client, f"/staff/bookings/{reference}/decline", reason="schedule")
+    worker_at(rt, at(1, 23, 0))
+    assert fake_line.texts_to(user.user_id) == []
+    worker_at(rt, at(2, 8, 0))
+    assert "担当職員の都合がつかず" in fake_line.texts_to(user.user_id)[0]
+
+
+def test_a_day_before_reminder_delayed_into_the_night_is_dropped_in_the_morning_never_saying_tomorrow(
+        rt, client, fake_line, user):
+    reference = make_request(rt, user_id=user.user_id)
+    staff_at(rt, client, at(1, 11, 0))
+    post(client, f"/staff/bookings/{reference}/confirm")
+    run_worker(rt)
+    worker_at(rt, at(6, 21, 30))                      # the worker was down from before noon
+    [reminder] = outbox_rows(rt, purpose="reminder_day_before")
+    assert reminder.status == "pending"
+    worker_at(rt, at(7, 8, 0))
+    assert not any(REMINDER in t for t in fake_line.texts_to(user.user_id))
+    [reminder] = outbox_rows(rt, purpose="reminder_day_before")
+    assert (reminder.status, reminder.last_error) == ("stale", "stale: session_day_began")
+
+
+def test_the_office_cancelling_a_session_early_next_morning_goes_at_once_and_a_later_one_waits(
+        rt, client, fake_line, user_factory):
+    """Otaru's sessions of 10:00 and 16:00 tomorrow, both cancelled by the office at 22:00: waiting until 08:00
+    would leave 2 hours before the first (less than `urgent_notice_hours`), so it goes now, even though a message
+    about the second, to the same chat, waits (a held message does not hold the urgent one behind it)."""
+    otaru = user_factory("otaru")
+    late = make_request(rt, office="otaru", start=OTARU_WEDNESDAY + timedelta(hours=6), user_id=otaru.user_id,
+                        status="confirmed")
+    early = make_request(rt, office="otaru", start=OTARU_WEDNESDAY, user_id=otaru.user_id, status="confirmed")
+    staff_at(rt, client, at(1, 22, 0), office="otaru")
+    post(client, f"/staff/bookings/{late}/cancel_office", note="システム障害")
+    post(client, f"/staff/bookings/{early}/cancel_office", note="システム障害")
+    assert (booking(rt, late).status, booking(rt, early).status) == ("cancelled_by_office", "cancelled_by_office")
+    worker_at(rt, at(1, 22, 1))
+    texts = fake_line.texts_to(otaru.user_id)
+    assert len(texts) == 1 and CANCELLED in texts[0] and early in texts[0]
+    worker_at(rt, at(2, 8, 0))
+    texts = fake_line.texts_to(otaru.user_id)
+    assert len(texts) == 2 and late in texts[1]
+
+
+def test_a_late_confirmation_of_a_session_early_next_morning_goes_at_once(rt, client, fake_line, user_factory):
+    otaru = user_factory("otaru")
+    reference = make_request(rt, office="otaru", start=OTARU_WEDNESDAY, user_id=otaru.user_id)
+    staff_at(rt, client, at(1, 21, 45), office="otaru")
+    post(client, f"/staff/bookings/{reference}/confirm")
+    worker_at(rt, at(1, 21, 46))
+    assert any(CONFIRMED in t for t in fake_line.texts_to(otaru.user_id))
+
+
+def test_the_rest_of_an_answer_to_what_the_user_just_sent_is_not_held(rt, fake_line, user):
+    """A push that carries an event's answer (a reply that did not fit, or whose token ran out): they are awake."""
+    from tests.test_outbox import push
+
+    rt.clock.freeze(at(1, 23, 30))
+    push(rt, user.user_id, "ご質問への回答です。", event_id="01ABCDEFGHJKMNPQRSTVWXYZ0")
+    push(rt, user.user_id, "お知らせです。")
+    run_worker(rt)
+    assert fake_line.texts_to(user.user_id) == ["ご質問への回答です。"]
+    worker_at(rt, at(2, 8, 0))
+    assert fake_line.texts_to(user.user_id) == ["ご質問への回答です。", "お知らせです。"]
+
+
+def test_the_staff_group_is_not_woken_at_night_by_a_new_request(grouped, fake_line, group_id):
+    rt = grouped.extensions["madoguchi"]
+    rt.clock.freeze(at(1, 23, 10))
+    reference = make_request(rt)
+    run_worker(rt)
+    assert fake_line.deliveries("push") == []
+    rt.clock.freeze(at(2, 8, 0))
+    run_worker(rt)
+    [card] = fake_line.deliveries("push")
+    assert card.to == group_id and reference in fake_line.texts_to(group_id)[0]
+
+
+def test_an_office_s_own_push_hours_are_followed(rt, fake_line, user):
+    """An office whose profile allows pushes from 07:00 to 20:00."""
+    from dataclasses import replace
+    from datetime import time
+
+    from bot.offices import PushHours
+    from tests.test_outbox import push
+
+    rt.offices["sakata"] = replace(rt.offices["sakata"], push_hours=PushHours(start=time(7), end=time(20)))
+    rt.clock.freeze(at(2, 7, 30))
+    push(rt, user.user_id, "朝のお知らせです。")
+    run_worker(rt)
+    rt.clock.freeze(at(2, 20, 30))
+    push(rt, user.user_id, "夜のお知らせです。")
+    run_worker(rt)
+    assert fake_line.texts_to(user.user_id) == ["朝のお知らせです。"]
+    worker_at(rt, at(3, 7, 0))
+    assert fake_line.texts_to(user.user_id) == ["朝のお知らせです。", "夜のお知らせです。"]
+
