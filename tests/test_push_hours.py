@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from bot.clock import TOKYO
 from tests.staffkit import fast_password_hashing, user  # noqa: F401 - fixtures
 from tests.staffkit import (
-    OTARU_WEDNESDAY, SAKATA_MONDAY, booking, create_staff, login, make_request, outbox_rows, post, run_worker,
+    OTARU_WEDNESDAY, booking, create_staff, login, make_request, outbox_rows, post, run_worker,
 )
 from tests.test_stale_messages import group_id, grouped  # noqa: F401 - fixtures (Sakata's staff group)
 
@@ -157,4 +157,36 @@ def test_an_office_s_own_push_hours_are_followed(rt, fake_line, user):
     assert fake_line.texts_to(user.user_id) == ["朝のお知らせです。"]
     worker_at(rt, at(3, 7, 0))
     assert fake_line.texts_to(user.user_id) == ["朝のお知らせです。", "夜のお知らせです。"]
+
+
+def test_a_receipt_is_not_pushed_at_night_and_the_user_who_writes_first_in_the_morning_gets_it_free(
+        rt, fake_line, user_factory):
+    from tests.formflow import hold_directly
+    from tests.test_requests import nonce_of, submit
+
+    otaru = user_factory("otaru")
+    rt.clock.freeze(at(1, 23, 0))
+    conv, _ = hold_directly(rt, "otaru", user_id=otaru.user_id)
+    outcome = submit(rt, conv, nonce_of(rt, conv), "otaru")
+    assert worker_at(rt, at(1, 23, 10))["receipts_pushed"] == 0
+    assert fake_line.deliveries("push") == []
+    rt.clock.freeze(at(2, 7, 30))
+    otaru.says("予約確認")
+    assert worker_at(rt, at(2, 8, 5))["receipts_pushed"] == 0
+    assert [d.kind for d in fake_line.deliveries() if otaru.user_id in d.recipients] == ["reply"]
+    assert f"受付番号: {outcome.reference}" in "\n".join(fake_line.texts_to(otaru.user_id))
+
+
+def test_a_receipt_still_due_goes_when_the_push_hours_open(rt, fake_line, user_factory):
+    from tests.formflow import hold_directly
+    from tests.test_requests import nonce_of, submit
+
+    otaru = user_factory("otaru")
+    rt.clock.freeze(at(1, 20, 58))
+    conv, _ = hold_directly(rt, "otaru", user_id=otaru.user_id)
+    outcome = submit(rt, conv, nonce_of(rt, conv), "otaru")
+    assert worker_at(rt, at(1, 21, 5))["receipts_pushed"] == 0
+    assert worker_at(rt, at(2, 8, 0))["receipts_pushed"] == 1
+    [text] = fake_line.texts_to(otaru.user_id)
+    assert "お申込みを受け付けました" in text and outcome.reference in text
 
