@@ -190,3 +190,48 @@ def test_a_receipt_still_due_goes_when_the_push_hours_open(rt, fake_line, user_f
     [text] = fake_line.texts_to(otaru.user_id)
     assert "お申込みを受け付けました" in text and outcome.reference in text
 
+
+def test_a_terms_notice_to_every_follower_is_refused_at_night_and_sent_in_the_morning(app, rt, fake_line,
+                                                                                      tmp_path):
+    from tests.test_terms_updates import _cli, _followers, _publish
+
+    _publish(app, tmp_path)
+    _followers(rt, 3)
+    rt.clock.freeze(at(1, 22, 0))
+    refused = _cli(app, "terms", "broadcast", "--office", "sakata", "--mode", "multicast", "--yes")
+    assert refused.exit_code == 1
+    assert ("outside sakata's push hours (08:00-21:00, Japan time): nothing sent; run the same command again from "
+            "2026-12-02 08:00, or use --mode next-message") in " ".join(refused.output.split())
+    assert fake_line.deliveries("multicast") == []
+    assert _cli(app, "terms", "broadcast", "--office", "sakata", "--mode", "multicast").exit_code == 0  # estimate
+    rt.clock.freeze(at(2, 8, 0))
+    sent = _cli(app, "terms", "broadcast", "--office", "sakata", "--mode", "multicast", "--yes")
+    assert sent.exit_code == 0, sent.output
+    assert len(fake_line.deliveries("multicast")) == 1
+
+
+def test_a_long_multicast_stops_when_the_push_hours_end_and_the_rerun_resumes(app, rt, fake_line, tmp_path,
+                                                                             monkeypatch):
+    from tests.test_terms_updates import _cli, _followers, _publish
+
+    _publish(app, tmp_path)
+    _followers(rt, 1200)                                 # three calls of 500 at most
+    sent = rt.line.multicast
+
+    def slow(*args, **kwargs):                          # each call takes an hour of the app's clock
+        result = sent(*args, **kwargs)
+        rt.clock.advance(hours=1)
+        return result
+
+    monkeypatch.setattr(rt.line, "multicast", slow)
+    rt.clock.freeze(at(1, 20, 30))
+    stopped = _cli(app, "terms", "broadcast", "--office", "sakata", "--mode", "multicast", "--yes")
+    assert stopped.exit_code == 1
+    assert "stopped; 1 of 3 calls sent; run the same command again from 2026-12-02 08:00" in \
+        " ".join(stopped.output.split())
+    assert len(fake_line.deliveries("multicast")) == 1
+    rt.clock.freeze(at(2, 8, 0))
+    monkeypatch.setattr(rt.line, "multicast", sent)
+    resumed = _cli(app, "terms", "broadcast", "--office", "sakata", "--mode", "multicast", "--yes")
+    assert resumed.exit_code == 0, resumed.output
+    assert len(fake_line.deliveries("multicast")) == 3
