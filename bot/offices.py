@@ -57,6 +57,7 @@ DEFAULT_RETENTION = {
 }
 DEFAULT_STAFF_CARDS = {"new_request": True, "withdrawn": True, "cancelled": True, "expired": True}
 DEFAULT_REMINDERS = {"user_day_before": True}
+DEFAULT_QUOTA_RESERVE = 20
 UNCONFIRMED = "to be confirmed by the office"
 TRANSLATED_LANGUAGES = ("en", "easy")   # chat languages besides the office's Japanese
 
@@ -226,6 +227,9 @@ class Office:
     staff_cards: dict = field(default_factory=dict)
     reminders: dict = field(default_factory=dict)
     push_hours: PushHours = field(default_factory=PushHours)
+    # Messages of the month's quota kept for the job seekers: with fewer left, staff-group cards (each counts once
+    # per member; the dashboard shows the same) are not pushed (bot/services/quota.py). 0: no reserve.
+    quota_reserve: int = DEFAULT_QUOTA_RESERVE
     handoff: dict = field(default_factory=dict)   # staff wording after a decision (bot/staff/handoff.py)
     source_file: str = ""
     translations: dict = field(default_factory=dict, repr=False)  # language -> validated overlay
@@ -888,7 +892,7 @@ _TOP_REQUIRED = (
     "no_show_minutes", "form_fields", "terms", "court",
 )
 _TOP_OPTIONAL = ("enabled", "categories", "documents_route", "retention", "staff_cards", "reminders", "push_hours",
-                 "handoff", "translations")
+                 "quota_reserve", "handoff", "translations")
 
 
 def _office(raw: Any, path: Path, terms_dir: Path) -> Office:
@@ -931,6 +935,7 @@ def _office(raw: Any, path: Path, terms_dir: Path) -> Office:
     read("staff_cards", _settings(DEFAULT_STAFF_CARDS), dict(DEFAULT_STAFF_CARDS))
     read("reminders", _settings(DEFAULT_REMINDERS), dict(DEFAULT_REMINDERS))
     read("push_hours", _push_hours, PushHours())
+    read("quota_reserve", lambda v, p: _int(v, p, 0, 100000), DEFAULT_QUOTA_RESERVE)
     read("handoff", _handoff, {})
 
     office_id = values.get("id")
@@ -956,7 +961,7 @@ def _office(raw: Any, path: Path, terms_dir: Path) -> Office:
         form_fields=values["form_fields"], terms=values["terms"], court=values["court"],
         documents_route=values["documents_route"], categories=values["categories"], retention=values["retention"],
         staff_cards=values["staff_cards"], reminders=values["reminders"], push_hours=values["push_hours"],
-        handoff=values["handoff"],
+        quota_reserve=values["quota_reserve"], handoff=values["handoff"],
         source_file=str(path),
         translations=values.get("translations") or {},
     )

@@ -209,6 +209,7 @@ def test_pushes_wait_for_the_morning_by_default_and_in_both_profiles(offices: di
     assert Office.__dataclass_fields__["push_hours"].default_factory() == PushHours(time(8), time(21), 4)
     for office in offices.values():
         assert office.push_hours == PushHours(start=time(8), end=time(21), urgent_notice_hours=4)
+        assert office.quota_reserve == 20   # messages of the month kept for the job seekers
 
 
 def test_consent_summaries_cover_the_terms(offices: dict[str, Office]) -> None:
@@ -324,6 +325,8 @@ def _delete(path: str) -> Callable[[dict[str, Any]], None]:
     (_set("push_hours.urgent_notice_hours", 30), "otaru.yaml: push_hours.urgent_notice_hours: must be between 0"),
     (_set("push_hours.quiet", True), "otaru.yaml: push_hours.quiet: unknown field"),
     (_delete("push_hours"), None),  # the default hours
+    (_set("quota_reserve", -1), "otaru.yaml: quota_reserve: must be between 0 and 100000"),
+    (_delete("quota_reserve"), None),  # the default reserve
 ])
 def test_a_broken_profile_is_refused_naming_file_and_field(
         tmp_path: Path, change: Callable[[dict[str, Any]], None], expected: str | None) -> None:

@@ -235,3 +235,48 @@ def test_a_long_multicast_stops_when_the_push_hours_end_and_the_rerun_resumes(ap
     resumed = _cli(app, "terms", "broadcast", "--office", "sakata", "--mode", "multicast", "--yes")
     assert resumed.exit_code == 0, resumed.output
     assert len(fake_line.deliveries("multicast")) == 3
+
+
+# -- the monthly quota nearly used up ---------------------------------------------------------------
+
+def test_with_the_quota_down_to_its_reserve_staff_cards_give_way_to_the_users_messages(grouped, fake_line,
+                                                                                       group_id, user_factory):
+    """Sakata keeps 20 messages of the month for job seekers: with 15 left, the new request's card (5 members: 5
+    messages) is not pushed (the dashboard shows it; LINE送信状況 says why), and the user's confirmation goes."""
+    rt = grouped.extensions["madoguchi"]
+    sakata = user_factory("sakata")
+    fake_line.quota_limit, fake_line.consumption = 200, 185
+    reference = make_request(rt, user_id=sakata.user_id)
+    run_worker(rt)
+    assert fake_line.deliveries("push") == []
+    [card] = outbox_rows(rt, purpose="staff_card")
+    assert (card.status, card.last_error) == ("stale", "stale: quota_reserved")
+    client = staff_at(rt, grouped.test_client(), rt.clock.now())
+    post(client, f"/staff/bookings/{reference}/confirm")
+    run_worker(rt)
+    assert any(CONFIRMED in t for t in fake_line.texts_to(sakata.user_id))
+    page = client.get("/staff/outbox").get_data(as_text=True)
+    assert "利用者へのお知らせを優先し、職員グループには送りませんでした" in page
+
+
+def test_with_quota_to_spare_the_staff_cards_go(grouped, fake_line, group_id):
+    rt = grouped.extensions["madoguchi"]
+    fake_line.quota_limit, fake_line.consumption = 200, 170
+    make_request(rt)
+    run_worker(rt)
+    [card] = fake_line.deliveries("push")
+    assert card.to == group_id
+
+
+def test_with_the_quota_used_up_a_card_is_held_with_the_rest_and_goes_once_the_plan_allows(grouped, fake_line,
+                                                                                           group_id):
+    rt = grouped.extensions["madoguchi"]
+    fake_line.quota_limit, fake_line.consumption = 200, 200
+    make_request(rt)
+    run_worker(rt)
+    [card] = outbox_rows(rt, purpose="staff_card")
+    assert card.status == "held"
+    fake_line.quota_limit = 5000                        # a larger plan
+    rt.clock.advance(minutes=2)
+    run_worker(rt)
+    assert [d.to for d in fake_line.deliveries("push")] == [group_id]

@@ -35,7 +35,8 @@ STATUS_CHANGED = "status_changed"
 SESSION_STARTED = "session_started"
 SESSION_DAY_BEGAN = "session_day_began"
 INVITATION_SENT = "invitation_sent"
-REASONS = (BOOKING_GONE, STATUS_CHANGED, SESSION_STARTED, SESSION_DAY_BEGAN, INVITATION_SENT)
+QUOTA_RESERVED = "quota_reserved"   # not staleness: a staff card dropped to keep the quota (bot/services/quota.py)
+REASONS = (BOOKING_GONE, STATUS_CHANGED, SESSION_STARTED, SESSION_DAY_BEGAN, INVITATION_SENT, QUOTA_RESERVED)
 
 # What a message is: the user's template (its purpose), or a staff card's notice kind.
 USER_UNTIL_DAY_BEGINS = frozenset({"reminder_day_before"})
