@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from bot.clock import TOKYO
 from tests.staffkit import fast_password_hashing, user  # noqa: F401 - fixtures
 from tests.staffkit import (
-    OTARU_WEDNESDAY, booking, create_staff, login, make_request, outbox_rows, post, run_worker,
+    OTARU_WEDNESDAY, SAKATA_MONDAY, booking, create_staff, login, make_request, outbox_rows, post, run_worker,
 )
 from tests.test_stale_messages import group_id, grouped  # noqa: F401 - fixtures (Sakata's staff group)
 
@@ -69,19 +69,39 @@ def test_a_message_queued_by_day_but_delayed_into_the_night_waits_too(rt, client
     assert "担当職員の都合がつかず" in fake_line.texts_to(user.user_id)[0]
 
 
-def test_a_day_before_reminder_delayed_into_the_night_is_dropped_in_the_morning_never_saying_tomorrow(
-        rt, client, fake_line, user):
+def test_a_day_before_reminder_the_worker_missed_is_made_in_the_morning_saying_today(rt, client, fake_line, user):
+    """The worker was stopped from before noon until 21:30 the day before: no reminder at night; when the push
+    hours open on the session's day, one that says 本日 (never 明日), sent once."""
     reference = make_request(rt, user_id=user.user_id)
     staff_at(rt, client, at(1, 11, 0))
     post(client, f"/staff/bookings/{reference}/confirm")
     run_worker(rt)
-    worker_at(rt, at(6, 21, 30))                      # the worker was down from before noon
-    [reminder] = outbox_rows(rt, purpose="reminder_day_before")
-    assert reminder.status == "pending"
+    worker_at(rt, at(6, 21, 30))
+    worker_at(rt, at(7, 7, 59))
+    assert outbox_rows(rt, purpose="reminder_day_before") == []
+    assert len(fake_line.texts_to(user.user_id)) == 1            # the confirmation
     worker_at(rt, at(7, 8, 0))
-    assert not any(REMINDER in t for t in fake_line.texts_to(user.user_id))
-    [reminder] = outbox_rows(rt, purpose="reminder_day_before")
-    assert (reminder.status, reminder.last_error) == ("stale", "stale: session_day_began")
+    worker_at(rt, at(7, 8, 5))
+    texts = fake_line.texts_to(user.user_id)
+    assert len(texts) == 2 and texts[1].startswith("本日はオンライン職業相談の日です。") and reference in texts[1]
+    assert not any(REMINDER in t for t in texts)
+    assert "開始時刻までに" in texts[1]                           # the invitation: before the start, not 前日までに
+    [row] = outbox_rows(rt, purpose="reminder_same_day")
+    assert row.status == "sent"
+
+
+def test_a_reminder_made_on_the_day_is_dropped_once_the_session_has_begun(rt, client, fake_line, user):
+    reference = make_request(rt, user_id=user.user_id)
+    staff_at(rt, client, at(1, 11, 0))
+    post(client, f"/staff/bookings/{reference}/confirm")
+    run_worker(rt)
+    fake_line.quota_limit = 0                                    # LINE refuses from the morning on
+    worker_at(rt, at(7, 8, 0))
+    fake_line.quota_limit = None
+    worker_at(rt, SAKATA_MONDAY)
+    [row] = outbox_rows(rt, purpose="reminder_same_day")
+    assert (row.status, row.last_error) == ("stale", "stale: session_started")
+    assert len(fake_line.texts_to(user.user_id)) == 1
 
 
 def test_the_office_cancelling_a_session_early_next_morning_goes_at_once_and_a_later_one_waits(
