@@ -3,7 +3,8 @@
 - A request completed on the form is confirmed in chat by a free reply when the user next writes. If they
   have not written within RECEIPT_PUSH_AFTER, one push carries the receipt (and `receipt_pending` goes
   False, so it is never shown twice). The conversation row is locked first, as an incoming event does,
-  so the push and a reply cannot both show it.
+  so the push and a reply cannot both show it. Outside the office's push hours the receipt is not pushed:
+  it waits for the morning, when the user who writes first still gets it free as a reply.
 - A request still undecided (requested or proposed) when its slot begins expires: the lifecycle frees
   its seat, staff are told, and the user gets one push.
 - Used form links are forgotten after a day.
@@ -20,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from bot import notify
 from bot.models import Booking, Conversation
-from bot.services import bookings, lifecycle, requests
+from bot.services import bookings, lifecycle, push_hours, requests
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +72,8 @@ def push_receipts(session: Session, rt, now: datetime) -> int:
     pushed = 0
     for booking_id, office_id, conversation_id in due:
         office = rt.offices.get(office_id)
+        if office is not None and push_hours.next_opening(office, now) is not None:
+            continue  # night: the receipt can wait for the push hours, or the user's next message
         conv = _locked_conversation(session, conversation_id) if conversation_id is not None else None
         if office is None or conv is None:
             continue  # the user is mid-event (their reply will show it), or there is nobody to tell

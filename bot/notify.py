@@ -206,8 +206,9 @@ def _reply_in_group(session: Session, rt, office, event, group_id: str, now: dat
 # -- the user -------------------------------------------------------------------------------------
 
 def tell_user(session: Session, rt, office, booking: Booking, template: str, now: datetime,
-              **vars: Any) -> OutboxMessage | None:
-    """One push to the user behind a booking (none for phone/window bookings or a user who unfollowed)."""
+              purpose: str | None = None, **vars: Any) -> OutboxMessage | None:
+    """One push to the user behind a booking (none for phone/window bookings or a user who unfollowed); its
+    purpose is the template's name unless given (what the message is, for staleness and the dashboard)."""
     if booking.conversation_id is None:
         return None
     conv = session.get(Conversation, booking.conversation_id)
@@ -228,4 +229,4 @@ def tell_user(session: Session, rt, office, booking: Booking, template: str, now
     messages = rt.renderer.messages(conv.language, template, context)
     log.info("user push office=%s booking=%s template=%s", office.id, booking.id, template)
     return outbox.add(session, office=office.id, kind="push", recipient=conv.line_user_id, messages=messages,
-                      now=now, purpose=template[:40], about=booking)
+                      now=now, purpose=(purpose or template)[:40], about=booking)

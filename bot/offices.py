@@ -57,6 +57,7 @@ DEFAULT_RETENTION = {
 }
 DEFAULT_STAFF_CARDS = {"new_request": True, "withdrawn": True, "cancelled": True, "expired": True}
 DEFAULT_REMINDERS = {"user_day_before": True}
+DEFAULT_QUOTA_RESERVE = 20
 UNCONFIRMED = "to be confirmed by the office"
 TRANSLATED_LANGUAGES = ("en", "easy")   # chat languages besides the office's Japanese
 
@@ -70,6 +71,16 @@ class ProfileError(ValueError):
     def __init__(self, *problems: str) -> None:
         super().__init__("\n".join(problems))
         self.problems: tuple[str, ...] = problems
+
+
+@dataclass(frozen=True)
+class PushHours:
+    """When LINE pushes may reach people (Asia/Tokyo): a push that is not urgent waits for `start` outside
+    [start, end) (bot/services/push_hours.py). A message a session depends on (the office cancels it, or confirms
+    it) is urgent when waiting for `start` would leave less than `urgent_notice_hours` before the session."""
+    start: time = time(8, 0)
+    end: time = time(21, 0)
+    urgent_notice_hours: int = 4
 
 
 @dataclass(frozen=True)
@@ -218,6 +229,10 @@ class Office:
     retention: dict = field(default_factory=dict)
     staff_cards: dict = field(default_factory=dict)
     reminders: dict = field(default_factory=dict)
+    push_hours: PushHours = field(default_factory=PushHours)
+    # Messages of the month's quota kept for the job seekers: with fewer left, staff-group cards (each counts once
+    # per member; the dashboard shows the same) are not pushed (bot/services/quota.py). 0: no reserve.
+    quota_reserve: int = DEFAULT_QUOTA_RESERVE
     handoff: dict = field(default_factory=dict)   # staff wording after a decision (bot/staff/handoff.py)
     source_file: str = ""
     translations: dict = field(default_factory=dict, repr=False)  # language -> validated overlay
@@ -832,6 +847,21 @@ def _terms(value: Any, path: str, roots: tuple[Path, ...]) -> tuple[TermsSpec, .
     return tuple(sorted(specs, key=lambda spec: spec.version))
 
 
+def _push_hours(value: Any, path: str) -> PushHours:
+    raw = _fields(value, path, (), ("start", "end", "urgent_notice_hours"))
+    default = PushHours()
+    start = _time(raw["start"], _at(path, "start")) if "start" in raw else default.start
+    end = _time(raw["end"], _at(path, "end")) if "end" in raw else default.end
+    if end <= start:
+        raise _Invalid(_at(path, "end"), f"{end:%H:%M} is not after start {start:%H:%M}: pushes would never go "
+                       "(the hours are one span within a day, Asia/Tokyo)")
+    if (end.hour - start.hour) * 60 + end.minute - start.minute < 4 * 60:
+        raise _Invalid(_at(path, "end"), "pushes need at least 4 hours a day: a reminder or a decision would "
+                       "wait too long")
+    urgent = _int(raw.get("urgent_notice_hours", default.urgent_notice_hours), _at(path, "urgent_notice_hours"), 0, 24)
+    return PushHours(start=start, end=end, urgent_notice_hours=urgent)
+
+
 def _settings(defaults: dict[str, Any]) -> Callable[[Any, str], dict[str, Any]]:
     """A reader for a small mapping of settings, each of the type of its default (whole days or flags)."""
 
@@ -865,7 +895,7 @@ _TOP_REQUIRED = (
     "no_show_minutes", "form_fields", "terms", "court",
 )
 _TOP_OPTIONAL = ("enabled", "categories", "documents_route", "day_before_notices", "retention", "staff_cards",
-                 "reminders", "handoff", "translations")
+                 "reminders", "push_hours", "quota_reserve", "handoff", "translations")
 
 
 def _office(raw: Any, path: Path, terms_dir: Path) -> Office:
@@ -908,6 +938,8 @@ def _office(raw: Any, path: Path, terms_dir: Path) -> Office:
     read("retention", _settings(DEFAULT_RETENTION), dict(DEFAULT_RETENTION))
     read("staff_cards", _settings(DEFAULT_STAFF_CARDS), dict(DEFAULT_STAFF_CARDS))
     read("reminders", _settings(DEFAULT_REMINDERS), dict(DEFAULT_REMINDERS))
+    read("push_hours", _push_hours, PushHours())
+    read("quota_reserve", lambda v, p: _int(v, p, 0, 100000), DEFAULT_QUOTA_RESERVE)
     read("handoff", _handoff, {})
 
     office_id = values.get("id")
@@ -933,7 +965,8 @@ def _office(raw: Any, path: Path, terms_dir: Path) -> Office:
         form_fields=values["form_fields"], terms=values["terms"], court=values["court"],
         documents_route=values["documents_route"], categories=values["categories"],
         day_before_notices=values["day_before_notices"], retention=values["retention"],
-        staff_cards=values["staff_cards"], reminders=values["reminders"], handoff=values["handoff"],
+        staff_cards=values["staff_cards"], reminders=values["reminders"], push_hours=values["push_hours"],
+        quota_reserve=values["quota_reserve"], handoff=values["handoff"],
         source_file=str(path),
         translations=values.get("translations") or {},
     )

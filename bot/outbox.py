@@ -45,6 +45,7 @@ MAYBE_SENT = "; an earlier try may have arrived"   # ...and this when an earlier
 # reply's last_error, once one of its tries went unanswered: it is never pushed then)
 NOT_SENT = ("429", "http 401")   # the last_error of a try LINE refused before taking it (quota, rate, token)
 _UNFOLLOWED = "unfollowed"
+VERDICT_KINDS = ("push", "multicast", "broadcast")   # rows asked whether they may go now (not replies, not leaves)
 _ASK = object()            # a push whose verdict was not asked with its batch
 
 
@@ -165,14 +166,18 @@ def release_unsent_replies(session: Session, ids: list[int], now: datetime) -> l
 class Sender:
     """Claims outbox rows, calls LINE, and records each row's outcome."""
 
-    def __init__(self, db: Database, client: lc.LineClient, clock, can_push=None, why_stale=None):
+    def __init__(self, db: Database, client: lc.LineClient, clock, can_push=None, why_stale=None, hold_until=None):
         self.db = db
         self.client = client
         self.clock = clock
         self.can_push = can_push or (lambda session, row: True)
         # The reason a push may no longer go (its booking moved on), or None; see bot/services/staleness.py.
         self.why_stale = why_stale or (lambda session, row, now: None)
-        self.stats = {"sent": 0, "retried": 0, "held": 0, "failed": 0, "unknown": 0, "skipped": 0, "stale": 0}
+        # When a message that is not urgent must wait for (the office's push hours), or None; see
+        # bot/services/push_hours.py.
+        self.hold_until = hold_until or (lambda session, row, now: None)
+        self.stats = {"sent": 0, "retried": 0, "held": 0, "failed": 0, "unknown": 0, "skipped": 0, "stale": 0,
+                      "quiet": 0}
         self._batch: list | None = None  # outcomes waiting for one commit (the worker's passes)
 
     # The web process: this request's replies, within a time budget.
@@ -237,20 +242,23 @@ class Sender:
             self._commit_changes(batch)
         return len(rows)
 
-    def _verdicts(self, rows: list[OutboxMessage]) -> dict[int, str | None]:
-        """Why each push must not go (the recipient unfollowed, or it went stale), None when it may go.
-        Asked for the whole batch in one read."""
-        pushes = [row for row in rows if row.kind == "push"]
+    def _verdicts(self, rows: list[OutboxMessage]) -> dict[int, str | datetime | None]:
+        """Why each push must not go (the recipient unfollowed, or it went stale), until when it must wait (the
+        office's push hours), None when it may go. Asked for the whole batch in one read."""
+        pushes = [row for row in rows if row.kind in VERDICT_KINDS]
         if not pushes:
             return {}
         with self.db.reading() as s:
             return {row.id: self._verdict(s, row) for row in pushes}
 
-    def _verdict(self, session: Session, row: OutboxMessage) -> str | None:
+    def _verdict(self, session: Session, row: OutboxMessage) -> str | datetime | None:
         if not self.can_push(session, row):
             return _UNFOLLOWED
-        reason = self.why_stale(session, row, self.clock.now())
-        return STALE_PREFIX + reason if reason else None
+        now = self.clock.now()
+        reason = self.why_stale(session, row, now)
+        if reason:
+            return STALE_PREFIX + reason
+        return self.hold_until(session, row, now)
 
     def recover_stale(self) -> int:
         """Rows left 'sending' by a killed process: replies become unknown, pushes retry."""
@@ -332,12 +340,15 @@ class Sender:
             # Not sent in time: pushed instead when no try may have arrived, else of unknown fate.
             self._record(row.id, lambda r, now, s: self._reply_expired(r, now))
             return None
-        if row.kind == "push":
+        if row.kind in VERDICT_KINDS:
             if verdict is _ASK:
                 with self.db.reading() as s:
                     verdict = self._verdict(s, row)
             if verdict == _UNFOLLOWED:
                 self._record(row.id, lambda r, now, s: self._skip(r))
+                return None
+            if isinstance(verdict, datetime):
+                self._record(row.id, lambda r, now, s: self._wait_for(r, verdict))
                 return None
             if verdict:
                 self._record(row.id, lambda r, now, s: self._drop_stale(r, verdict))
@@ -394,6 +405,16 @@ class Sender:
     def _skip(self, row: OutboxMessage) -> None:
         row.status, row.last_error = "skipped", "recipient unfollowed"
         self.stats["skipped"] += 1
+
+    def _wait_for(self, row: OutboxMessage, until: datetime) -> None:
+        """Outside the office's push hours: back in the queue, not tried, due when they open. Its due time moves,
+        so a later urgent message to the same chat does not wait behind it; the morning's pass checks it for
+        staleness again."""
+        row.status, row.attempts = "pending", row.attempts - 1
+        row.due_at = row.next_attempt_at = until
+        self.stats["quiet"] += 1
+        log.info("outbox row=%s kind=%s purpose=%s waits for the push hours until %s", row.id, row.kind,
+                 row.purpose, until.isoformat())
 
     def _drop_stale(self, row: OutboxMessage, reason: str) -> None:
         """Out of date: not sent, kept with its reason for the dashboard (LINE送信状況). An earlier try that LINE

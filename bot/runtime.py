@@ -14,7 +14,7 @@ from bot.db import Database
 from bot.line_client import LineClient
 from bot.models import StaffNotice
 from bot.render import Renderer, load_labels, load_vocabulary
-from bot.services import staleness
+from bot.services import push_hours, quota, staleness
 
 FORM_SALT = "madoguchi-form"
 
@@ -87,5 +87,15 @@ class Runtime:
         return followed is not False
 
     def sender(self) -> outbox.Sender:
-        return outbox.Sender(self.db, self.line, self.clock, can_push=self.can_push,
-                             why_stale=staleness.why_stale)
+        guard = quota.QuotaGuard(self.line, self.offices)
+
+        def why_not(session: Session, row, now):
+            # Out of date, or a staff card while the month's quota is down to the reserve for job seekers.
+            return staleness.why_stale(session, row, now) or guard.why_not(row)
+
+        return outbox.Sender(self.db, self.line, self.clock, can_push=self.can_push, why_stale=why_not,
+                             hold_until=self.hold_until)
+
+    def hold_until(self, session: Session, row, now):
+        """Until when a message that is not urgent waits for its office's push hours (None: it may go now)."""
+        return push_hours.hold_until(session, row, now, self.offices)

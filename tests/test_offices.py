@@ -23,6 +23,7 @@ from bot.offices import (
     Contact,
     Office,
     ProfileError,
+    PushHours,
     check_offices,
     load_offices,
 )
@@ -203,6 +204,14 @@ def test_form_fields_terms_and_settings(offices: dict[str, Office]) -> None:
         assert office.reminders == {"user_day_before": True}
 
 
+def test_pushes_wait_for_the_morning_by_default_and_in_both_profiles(offices: dict[str, Office]) -> None:
+    """Nothing that can wait is pushed at night (public-sector practice): 08:00-21:00, Asia/Tokyo."""
+    assert Office.__dataclass_fields__["push_hours"].default_factory() == PushHours(time(8), time(21), 4)
+    for office in offices.values():
+        assert office.push_hours == PushHours(start=time(8), end=time(21), urgent_notice_hours=4)
+        assert office.quota_reserve == 20   # messages of the month kept for the job seekers
+
+
 def test_consent_summaries_cover_the_terms(offices: dict[str, Office]) -> None:
     for office_id, words in {
         "sakata": ("無料", "従量制", "30分", "録画・録音", "個室", "通訳", "有償版相当", "電話", "10分",
@@ -310,6 +319,14 @@ def _delete(path: str) -> Callable[[dict[str, Any]], None]:
     (_set("contacts.email.value", "not-an-address"), "otaru.yaml: contacts.email.value"),
     (_set("checklist[1].id", "topic"), "otaru.yaml: checklist[1].id: 'topic' is already used by eligibility[1]"),
     (_set("retention.drafts_days", "one"), "otaru.yaml: retention.drafts_days: must be a whole number"),
+    (_set("push_hours.start", "8:00"), "otaru.yaml: push_hours.start: not a HH:MM time"),
+    (_set("push_hours.end", "07:00"), "otaru.yaml: push_hours.end: 07:00 is not after start 08:00"),
+    (_set("push_hours.end", "10:00"), "otaru.yaml: push_hours.end: pushes need at least 4 hours a day"),
+    (_set("push_hours.urgent_notice_hours", 30), "otaru.yaml: push_hours.urgent_notice_hours: must be between 0"),
+    (_set("push_hours.quiet", True), "otaru.yaml: push_hours.quiet: unknown field"),
+    (_delete("push_hours"), None),  # the default hours
+    (_set("quota_reserve", -1), "otaru.yaml: quota_reserve: must be between 0 and 100000"),
+    (_delete("quota_reserve"), None),  # the default reserve
 ])
 def test_a_broken_profile_is_refused_naming_file_and_field(
         tmp_path: Path, change: Callable[[dict[str, Any]], None], expected: str | None) -> None:

@@ -541,7 +541,7 @@ def test_a_push_that_keeps_failing_is_given_up_and_recorded(rt, fake_line):
     """It fails alone: LINE takes the office's other pushes meanwhile (tests/test_outage.py: LINE down)."""
     row_id = push(rt, "U" + "8" * 32)
     for n in range(outbox.MAX_ATTEMPTS + 2):
-        rt.clock.advance(seconds=1800)
+        rt.clock.advance(seconds=600)     # within the push hours (bot/services/push_hours.py)
         fake_line.fail_next(n=1, status=500, path_contains="/push")   # the first push tried: the failing one
         push(rt, "U" + "7" * 32, f"お知らせです。{n}")                  # then another, which LINE takes
         run_worker(rt)

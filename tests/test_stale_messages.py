@@ -55,7 +55,7 @@ def outbox_page(staff) -> str:
 
 # -- the user's messages ------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("back_at, sent", [(at(6, 23, 59), True), (at(7, 0, 0), False)])
+@pytest.mark.parametrize("back_at, sent", [(at(6, 20, 59), True), (at(7, 8, 0), False)])
 def test_a_day_before_reminder_is_dropped_once_the_session_day_has_begun(rt, staff, fake_line, user, line_down,
                                                                        back_at, sent):
     reference = make_request(rt, user_id=user.user_id)

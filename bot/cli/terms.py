@@ -13,7 +13,7 @@ from flask.cli import AppGroup
 
 from bot.cli.common import office_or_exit, schema_or_exit, simulator_hint
 from bot import line_client as lc
-from bot.services import broadcasts, terms
+from bot.services import broadcasts, push_hours, terms
 
 terms_group = AppGroup("terms", help="Terms versions, re-consent and notices to followers.")
 SECONDS_BETWEEN_MULTICASTS = 1 / 150  # LINE allows about 200 multicast calls a second
@@ -104,7 +104,21 @@ def broadcast_command(office_id: str, mode: str, version: str | None, dry_run: b
     if dry_run or not yes:
         click.echo("nothing sent" + ("" if dry_run else " (add --yes to send)"))
         return
+    if mode != "next-message":
+        _stop_outside_push_hours(office, rt.clock.now(), "nothing sent")
     _send(rt, office, version, mode)
+
+
+def _stop_outside_push_hours(office, now, done: str) -> None:
+    """A notice to every follower is not urgent: never pushed at night (the office's `push_hours`)."""
+    opening = push_hours.next_opening(office, now)
+    if opening is None:
+        return
+    hours = office.push_hours
+    click.echo(f"outside {office.id}'s push hours ({hours.start:%H:%M}-{hours.end:%H:%M}, Japan time): {done}; "
+               f"run the same command again from {opening:%Y-%m-%d %H:%M}, or use --mode next-message (free, "
+               "told in each follower's next reply)", err=True)
+    sys.exit(1)
 
 
 def _stop_unless_free(office_id: str, version: str, mode: str, existing, other) -> None:
@@ -187,6 +201,11 @@ def _send_chunks(rt, office, mode: str, run_id: int, runner: str, chunks, notice
     with click.progressbar(length=total, label="sending", file=sys.stderr) as bar:
         bar.update(done)
         for chunk_id, to, language, key in chunks:
+            if push_hours.next_opening(office, rt.clock.now()) is not None:
+                # A long run that reaches the end of the push hours stops there; the rerun resumes in the morning.
+                with rt.db.transaction() as s:
+                    broadcasts.finish(s, run_id, rt.clock.now(), "paused", "the office's push hours ended")
+                _stop_outside_push_hours(office, rt.clock.now(), f"stopped; {done} of {total} calls sent")
             result = _call(rt, office.id, mode, to, notices[language], key)
             now = rt.clock.now()
             if result.delivered:

@@ -8,7 +8,8 @@ when it was queued); once the booking has moved on, the message would now mislea
   and staff already: a later message queued behind this one (per-chat order is kept, so it follows),
   or the chat's own answer to what the user did there. A 予約が確定しました after the user cancelled, a staff
   card asking to decide a request already decided, an offered slot staff took back: dropped.
-- **Its moment passed.** A day-before reminder is stale once the session's day has begun (it says 明日);
+- **Its moment passed.** A day-before reminder is stale once the session's day has begun (it says 明日; the
+  reminder made on the session's day, `reminder_same_day`, says 本日 and is stale once the session begins);
   a confirmation, a proposed slot, and the staff cards that ask for something before the session (an
   undecided request, an invitation not recorded) are stale once the session has begun. The invitation
   card is also done with once staff record the invitation sent.
@@ -35,11 +36,12 @@ STATUS_CHANGED = "status_changed"
 SESSION_STARTED = "session_started"
 SESSION_DAY_BEGAN = "session_day_began"
 INVITATION_SENT = "invitation_sent"
-REASONS = (BOOKING_GONE, STATUS_CHANGED, SESSION_STARTED, SESSION_DAY_BEGAN, INVITATION_SENT)
+QUOTA_RESERVED = "quota_reserved"   # not staleness: a staff card dropped to keep the quota (bot/services/quota.py)
+REASONS = (BOOKING_GONE, STATUS_CHANGED, SESSION_STARTED, SESSION_DAY_BEGAN, INVITATION_SENT, QUOTA_RESERVED)
 
 # What a message is: the user's template (its purpose), or a staff card's notice kind.
 USER_UNTIL_DAY_BEGINS = frozenset({"reminder_day_before"})
-USER_UNTIL_SESSION_STARTS = frozenset({"outcome_confirmed", "outcome_proposed"})
+USER_UNTIL_SESSION_STARTS = frozenset({"outcome_confirmed", "outcome_proposed", "reminder_same_day"})
 CARDS_UNTIL_SESSION_STARTS = frozenset({"undecided", "invitation"})
 
 

@@ -20,7 +20,7 @@ from bot.models import (
     Booking, Conversation, OutboxMessage, ProcessedEvent, SlotBlock, SlotClaim, SlotHold, StaffNotice,
 )
 from bot.offices import DEFAULT_RETENTION
-from bot.services import broadcasts, lifecycle
+from bot.services import broadcasts, lifecycle, push_hours
 from bot.services.bookings import erase_staff_text
 from bot.services.calendar import last_business_day_on_or_before
 from bot.staff import audit, auth
@@ -97,7 +97,9 @@ def remind_undecided(session: Session, rt, office, now: datetime) -> dict[str, i
 
 
 def remind_user_day_before(session: Session, rt, office, now: datetime) -> dict[str, int]:
-    """The day before a confirmed session, one push to the user (profile `reminders.user_day_before`)."""
+    """The day before a confirmed session, one push to the user (profile `reminders.user_day_before`), within
+    the office's push hours. One not made by the end of the day before (the worker was stopped) is made when the
+    hours open on the session's day, saying 本日 (`reminder_same_day`), while the session is still ahead."""
     if not (office.reminders or {}).get("user_day_before", True):
         return {}
     sent = 0
@@ -107,8 +109,12 @@ def remind_user_day_before(session: Session, rt, office, now: datetime) -> dict[
         moment = _at(booking.slot_start.astimezone(TOKYO).date() - timedelta(days=1), USER_REMINDER_AT)
         if now < moment or (booking.decided_at is not None and booking.decided_at >= moment):
             continue  # confirmed after the reminder time: the confirmation itself said it all
+        if push_hours.next_opening(office, now) is not None:
+            continue  # night: made when the push hours open
+        same_day = now.astimezone(TOKYO).date() >= booking.slot_start.astimezone(TOKYO).date()
         if _mark(session, "user_day_before", str(booking.id), now):
-            if notify.tell_user(session, rt, office, booking, "reminder_day_before", now) is not None:
+            if notify.tell_user(session, rt, office, booking, "reminder_day_before", now,
+                                purpose="reminder_same_day" if same_day else None) is not None:
                 sent += 1
     return {"users_reminded": sent}
 

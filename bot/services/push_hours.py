@@ -1,0 +1,61 @@
+"""Quiet hours: a push that is not urgent waits for the office's `push_hours` (a LINE push at 02:00 wakes people).
+
+Japanese public-sector practice sends nothing that can wait at night. The office's profile says when pushes may
+go (`push_hours`, default 08:00-21:00 Asia/Tokyo). The worker asks as it is about to send each message, so a
+message that was queued by day but delayed into the night (the worker was stopped, LINE was down or refused the
+quota) waits for the morning too, and is then checked again for staleness (bot/services/staleness.py): a
+day-before reminder that would arrive on the session's day is dropped, never sent saying 明日.
+
+What waits: every push to a job seeker (a decision, a reminder, a receipt, an expiry) and every staff-group card,
+and the terms notices (`terms broadcast`, refused outside the hours by the command itself).
+
+What never waits:
+- a reply, and a push that carries the rest of an answer to what the person just sent (the row of an event,
+  `source_event_id`): they are awake and waiting for it;
+- an urgent message: one a session depends on (the office cancelled it, or confirmed it) when waiting until the
+  hours open would leave less than `push_hours.urgent_notice_hours` before the session starts (the office
+  cancels at 22:00 a session of 09:00 the next morning: the person should not set out for it);
+- leaving a group (not a message).
+"""
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from bot.clock import TOKYO
+from bot.models import Booking, OutboxMessage
+
+# The user's templates (a row's purpose) that a session depends on: urgent when the session is near.
+URGENT_PURPOSES = frozenset({"outcome_cancelled_by_office", "outcome_confirmed"})
+# Outbox kinds that deliver a message to people (a leave_group call is not one).
+MESSAGE_KINDS = frozenset({"push", "multicast", "broadcast"})
+
+
+def next_opening(office, now: datetime) -> datetime | None:
+    """When pushes may go again: None while `now` is inside the office's push hours, else the next start."""
+    hours = office.push_hours
+    local = now.astimezone(TOKYO)
+    if hours.start <= local.time() < hours.end:
+        return None
+    day = local.date() if local.time() < hours.start else local.date() + timedelta(days=1)
+    return datetime.combine(day, hours.start, tzinfo=TOKYO)
+
+
+def hold_until(session: Session, row: OutboxMessage, now: datetime, offices) -> datetime | None:
+    """The time `row` must wait for (the next opening of its office's push hours), or None when it may go now."""
+    if row.kind not in MESSAGE_KINDS or row.source_event_id is not None:
+        return None
+    office = offices.get(row.office_id)
+    if office is None:
+        return None
+    opening = next_opening(office, now)
+    if opening is None:
+        return None
+    if row.purpose in URGENT_PURPOSES and row.booking_reference is not None and row.notice_kind is None:
+        start = session.scalar(select(Booking.slot_start).where(Booking.office_id == row.office_id,
+                                                                Booking.reference == row.booking_reference))
+        if start is not None and start - opening < timedelta(hours=office.push_hours.urgent_notice_hours):
+            return None
+    return opening
