@@ -42,7 +42,7 @@ class Worker:
                 if time.monotonic() - self._last_jobs >= JOBS_EVERY_SECONDS:
                     jobs.run_due(self.rt)
                     self._last_jobs = time.monotonic()
-                sent = self.sender.send_due()
+                sent = self.sender.send_due(stopping=lambda: self._stop)
             except Exception as exc:  # noqa: BLE001 - keep the worker alive; the rows stay queued
                 log.error("worker pass failed: %s", describe_error(exc))
                 sent = 0

@@ -321,3 +321,32 @@ def test_a_failing_pass_keeps_the_worker_alive_and_logs_no_values(rt, fake_line,
     assert texts(fake_line, USER_A) == ["still delivered"]
     assert "worker pass failed: IntegrityError" in caplog.text
     assert secret_words not in caplog.text
+
+
+def test_sigterm_mid_pass_ends_the_pass_after_the_row_being_sent_and_hands_the_rest_back(rt, fake_line):
+    """A platform stops the worker with SIGTERM and kills it a grace period later (Heroku: 30 s). A pass holds up
+    to 200 claimed rows, `sending`: one that went on through all of them after SIGTERM could be killed midway,
+    and every claimed row it had not tried yet would wait out the lease (a reply becomes `unknown`, never sent).
+    The row being sent when the signal comes is finished and recorded; the others go back to the queue as they
+    were, for the next worker."""
+    users = [f"U{i:032x}" for i in range(1, 9)]
+    ids = [push(rt, user, f"row {i}") for i, user in enumerate(users)]
+    fake_line.set_delay(0.3)
+    worker = Worker(rt)
+    sending = worker.sender._deliver
+
+    def deliver_then_signal(row, *args, **kwargs):
+        result = sending(row, *args, **kwargs)
+        worker.stop()   # what the SIGTERM handler does, while the first row is on its way
+        return result
+
+    worker.sender._deliver = deliver_then_signal
+    thread = threading.Thread(target=worker.run_forever, daemon=True)
+    thread.start()
+    thread.join(timeout=30)
+    assert not thread.is_alive()
+    statuses = [row(rt, i).status for i in ids]
+    assert statuses[0] == "sent"
+    assert statuses[1:] == ["pending"] * (len(ids) - 1), statuses
+    assert [row(rt, i).attempts for i in ids[1:]] == [0] * (len(ids) - 1)   # not counted as tries
+    assert [user for user in users if texts(fake_line, user)] == users[:1]
