@@ -67,6 +67,9 @@ class Config:
     # Channel credentials from the channels store (bot/channels.py), for offices the environment misses:
     # office id -> {"secret": ..., "token": ...}. The environment wins, setting by setting.
     stored_channels: dict[str, dict[str, str]] = field(default_factory=dict, repr=False)
+    # Offices whose stored credentials none of the DATA_ENCRYPTION_KEY keys opens (the key they were stored
+    # under is missing): production's refusal says so instead of asking for the settings again.
+    unreadable_channels: tuple[str, ...] = ()
 
     @property
     def is_production(self) -> bool:
@@ -226,6 +229,7 @@ def check_production(cfg: Config, office_ids: list[str]) -> None:
     if not cfg.is_production:
         return
     missing = []
+    missing_channels: dict[str, str] = {}   # setting name -> its office
     if not cfg.secret_key:
         missing.append("SECRET_KEY")
     if not cfg.data_encryption_keys:
@@ -235,6 +239,7 @@ def check_production(cfg: Config, office_ids: list[str]) -> None:
             name = f"{prefix}_{office.upper()}"
             if not cfg._per_office(prefix, office):  # the environment, then the channels store
                 missing.append(name)
+                missing_channels[name] = office
     short = ""
     if cfg.secret_key and len(cfg.secret_key) < MIN_SECRET_KEY:  # its length only: the value is never shown
         short = (f"SECRET_KEY is too short for production: {len(cfg.secret_key)} characters, at least "
@@ -250,7 +255,13 @@ def check_production(cfg: Config, office_ids: list[str]) -> None:
             hint += ("\nDATA_ENCRYPTION_KEY encrypts personal data at rest: make one with "
                      f"`{MAKE_DATA_ENCRYPTION_KEY}` and keep it in the platform's secret store, apart from the "
                      "backups.")
-        if any(name.startswith("LINE_") for name in missing):
+        locked = sorted({office for office in missing_channels.values() if office in cfg.unreadable_channels})
+        if locked:
+            hint += (f"\nThe channels store holds the channel of {', '.join(locked)}, but no key in "
+                     "DATA_ENCRYPTION_KEY opens it: it was stored under another key. Put that key back into "
+                     "DATA_ENCRYPTION_KEY (comma-separated, newest first: `<new>,<old>` until `flask --app app keys "
+                     "rotate` has run), or store the channel again under the current key.")
+        if any(office not in locked for office in missing_channels.values()):
             hint += ("\nA channel's secret and token come from the environment or from the channels store. To keep "
                      "them in the store, set the office's profile to `enabled: false`, run `flask --app app db "
                      "upgrade` and `flask --app app channels set --office <office> --secret-stdin --token-stdin`, "
