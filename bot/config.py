@@ -7,6 +7,7 @@ import secrets
 import warnings
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import click
 from cryptography.fernet import Fernet
@@ -141,6 +142,17 @@ def _proxy_hops(value: str) -> int:
     return int(value)
 
 
+def _base_url_problem(url: str) -> str | None:
+    """Why PUBLIC_BASE_URL cannot make the links that users and staff open, or None. Without a scheme and host
+    (`madoguchi.example.jp`) every form, terms and dashboard link would be broken, and LINE refuses a message
+    whose button opens one."""
+    parts = urlsplit(url)
+    if parts.scheme in ("http", "https") and parts.hostname:
+        return None
+    return (f"PUBLIC_BASE_URL must be the bot's address with its scheme, e.g. https://madoguchi.example.jp, not "
+            f"{url!r}: the links to the details form, the terms and the dashboard are made from it")
+
+
 def load_config(overrides: dict | None = None, environ: dict | None = None) -> Config:
     """Build the Config from the environment, then apply overrides (tests)."""
     environ = dict(os.environ if environ is None else environ)
@@ -191,6 +203,8 @@ def load_config(overrides: dict | None = None, environ: dict | None = None) -> C
     cfg = replace(cfg, **overrides)
     if cfg.is_production and cfg.fake_now:
         raise ConfigError("APP_FAKE_NOW is for development only; unset it in production")
+    if problem := _base_url_problem(cfg.public_base_url):
+        raise ConfigError(problem)
     # Warned about as finally configured (overrides included), not as the environment alone says.
     if cfg.is_production and cfg.public_base_url.startswith("http://"):
         given = environ.get("PUBLIC_BASE_URL") or "public_base_url" in overrides
