@@ -41,3 +41,4 @@ def test_going_live_says_what_sigterm_does_to_the_worker_and_what_a_wrong_key_do
     assert "SIGTERM" in processes and "the others staying queued for the next worker" in processes
     backups = readme.split("### 7. Backups", 1)[1].split("\n### ", 1)[0]
     assert "no key in `DATA_ENCRYPTION_KEY` opens the channels\nstore" in backups
+    assert "never a worker with the offices' real channel settings" in backups
