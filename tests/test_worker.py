@@ -350,3 +350,29 @@ def test_sigterm_mid_pass_ends_the_pass_after_the_row_being_sent_and_hands_the_r
     assert statuses[1:] == ["pending"] * (len(ids) - 1), statuses
     assert [row(rt, i).attempts for i in ids[1:]] == [0] * (len(ids) - 1)   # not counted as tries
     assert [user for user in users if texts(fake_line, user)] == users[:1]
+
+
+def test_a_pass_that_cannot_connect_says_why_and_names_the_setting(rt, fake_line, monkeypatch, caplog):
+    """The database gone (dropped, renamed, its password changed): the on-call engineer reads the driver's reason
+    and DATABASE_URL in the worker's log, not only the exception's type and where it was raised."""
+    from sqlalchemy.exc import OperationalError
+
+    from bot import jobs
+
+    def unreachable(runtime):
+        raise OperationalError(None, None, Exception('connection failed: FATAL:  database "ops" does not exist'))
+
+    monkeypatch.setattr(jobs, "run_due", unreachable)
+    caplog.set_level(logging.INFO)
+    worker = Worker(rt)
+    thread = threading.Thread(target=worker.run_forever, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 10
+        while "worker pass failed" not in caplog.text and time.monotonic() < deadline:
+            time.sleep(0.02)
+    finally:
+        worker.stop()
+        thread.join(timeout=10)
+    assert 'worker pass failed: cannot connect to the database at' in caplog.text
+    assert 'database "ops" does not exist' in caplog.text and "check DATABASE_URL" in caplog.text
