@@ -24,6 +24,7 @@ from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from bot.config import Config, ConfigError
+from bot.db import connect_problem
 from bot.models import Base
 
 log = logging.getLogger(__name__)
@@ -78,17 +79,25 @@ def remove(session: Session, office_id: str) -> bool:
 
 def stored(session: Session, keys: Sequence[str], office_ids: Iterable[str] | None = None) -> dict[str, dict]:
     """{office id: {"secret": ..., "token": ...}} for the rows the keys open (others are logged by id)."""
+    return read(session, keys, office_ids)[0]
+
+
+def read(session: Session, keys: Sequence[str],
+         office_ids: Iterable[str] | None = None) -> tuple[dict[str, dict], list[str]]:
+    """The rows the keys open, as `stored` gives them, and the offices whose row none of the keys opens."""
     fernet = _fernet(keys)
     query = select(ChannelCredentials)
     if office_ids is not None:
         query = query.where(ChannelCredentials.office_id.in_(list(office_ids)))
     found: dict[str, dict] = {}
+    unreadable: list[str] = []
     for row in session.scalars(query):
         try:
             found[row.office_id] = _open(fernet, row.credentials)
         except (InvalidToken, ValueError):
             log.warning("channels store: office=%s cannot be decrypted with DATA_ENCRYPTION_KEY", row.office_id)
-    return found
+            unreadable.append(row.office_id)
+    return found, unreadable
 
 
 def listing(session: Session) -> dict[str, datetime]:
@@ -112,7 +121,7 @@ def missing_from_env(cfg: Config, office_ids: Iterable[str]) -> list[str]:
             if not all(cfg.env.get(f"{prefix}_{o.upper()}") for prefix in ENV_PREFIX.values())]
 
 
-def _read_waiting(db, cfg: Config, wanted) -> dict:
+def _read_waiting(db, cfg: Config, wanted) -> tuple[dict[str, dict], list[str]]:
     """The stored credentials of `wanted`, waiting up to STARTUP_WAIT_SECONDS for a database that does not answer
     (a production process started while it restarts must not refuse to start for want of a channel the store
     holds). Outside production nothing waits: the simulator needs no channel, and the schema's upgrade, next,
@@ -121,23 +130,28 @@ def _read_waiting(db, cfg: Config, wanted) -> dict:
     while True:
         try:
             if not inspect(db.engine).has_table(ChannelCredentials.__tablename__):
-                return {}
+                return {}, []
             with db.reading() as session:
-                return stored(session, cfg.data_encryption_keys, wanted)
+                return read(session, cfg.data_encryption_keys, wanted)
         except OperationalError as exc:
             if not cfg.is_production:  # the channels are optional here; the schema's upgrade names the database
                 log.warning("channels store: the database does not answer (%s)", type(exc).__name__)
-                return {}
+                return {}, []
             if time.monotonic() >= deadline:
-                raise ConfigError(f"the database does not answer ({type(exc).__name__}), and the channels store is "
-                                  f"where {', '.join(sorted(wanted))}'s LINE channel settings would come from: start "
+                source = (f"the channels store is where {', '.join(sorted(wanted))}'s LINE channel settings would "
+                          "come from")
+                # Connecting failed: the driver's reason (no such database, a wrong password, nothing listening)
+                # tells the operator what to fix, where "does not answer" leaves them guessing.
+                if reason := connect_problem(exc, cfg.database_url):
+                    raise ConfigError(f"{reason}; {source}") from None
+                raise ConfigError(f"the database does not answer ({type(exc).__name__}), and {source}: start "
                                   "again once the database answers (`/healthz` says so)") from None
             log.warning("channels store: the database does not answer (%s); trying again", type(exc).__name__)
             time.sleep(pause)
             pause = min(pause * 2, 4.0)
         except SQLAlchemyError as exc:
             log.warning("channels store not readable (%s); using the environment only", type(exc).__name__)
-            return {}
+            return {}, []
 
 
 def attach(cfg: Config, db, office_ids: Iterable[str]) -> Config:
@@ -145,7 +159,9 @@ def attach(cfg: Config, db, office_ids: Iterable[str]) -> Config:
     wanted = missing_from_env(cfg, office_ids)
     if not wanted or not cfg.data_encryption_keys:
         return cfg
-    found = _read_waiting(db, cfg, wanted)
+    found, unreadable = _read_waiting(db, cfg, wanted)
+    if unreadable:
+        cfg = replace(cfg, unreadable_channels=tuple(sorted(unreadable)))
     if not found:
         return cfg
     log.info("channels store: credentials for %d offices", len(found))

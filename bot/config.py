@@ -7,6 +7,7 @@ import secrets
 import warnings
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import click
 from cryptography.fernet import Fernet
@@ -67,6 +68,9 @@ class Config:
     # Channel credentials from the channels store (bot/channels.py), for offices the environment misses:
     # office id -> {"secret": ..., "token": ...}. The environment wins, setting by setting.
     stored_channels: dict[str, dict[str, str]] = field(default_factory=dict, repr=False)
+    # Offices whose stored credentials none of the DATA_ENCRYPTION_KEY keys opens (the key they were stored
+    # under is missing): production's refusal says so instead of asking for the settings again.
+    unreadable_channels: tuple[str, ...] = ()
 
     @property
     def is_production(self) -> bool:
@@ -138,6 +142,17 @@ def _proxy_hops(value: str) -> int:
     return int(value)
 
 
+def _base_url_problem(url: str) -> str | None:
+    """Why PUBLIC_BASE_URL cannot make the links that users and staff open, or None. Without a scheme and host
+    (`madoguchi.example.jp`) every form, terms and dashboard link would be broken, and LINE refuses a message
+    whose button opens one."""
+    parts = urlsplit(url)
+    if parts.scheme in ("http", "https") and parts.hostname:
+        return None
+    return (f"PUBLIC_BASE_URL must be the bot's address with its scheme, e.g. https://madoguchi.example.jp, not "
+            f"{url!r}: the links to the details form, the terms and the dashboard are made from it")
+
+
 def load_config(overrides: dict | None = None, environ: dict | None = None) -> Config:
     """Build the Config from the environment, then apply overrides (tests)."""
     environ = dict(os.environ if environ is None else environ)
@@ -188,6 +203,8 @@ def load_config(overrides: dict | None = None, environ: dict | None = None) -> C
     cfg = replace(cfg, **overrides)
     if cfg.is_production and cfg.fake_now:
         raise ConfigError("APP_FAKE_NOW is for development only; unset it in production")
+    if problem := _base_url_problem(cfg.public_base_url):
+        raise ConfigError(problem)
     # Warned about as finally configured (overrides included), not as the environment alone says.
     if cfg.is_production and cfg.public_base_url.startswith("http://"):
         given = environ.get("PUBLIC_BASE_URL") or "public_base_url" in overrides
@@ -226,6 +243,7 @@ def check_production(cfg: Config, office_ids: list[str]) -> None:
     if not cfg.is_production:
         return
     missing = []
+    missing_channels: dict[str, str] = {}   # setting name -> its office
     if not cfg.secret_key:
         missing.append("SECRET_KEY")
     if not cfg.data_encryption_keys:
@@ -235,6 +253,7 @@ def check_production(cfg: Config, office_ids: list[str]) -> None:
             name = f"{prefix}_{office.upper()}"
             if not cfg._per_office(prefix, office):  # the environment, then the channels store
                 missing.append(name)
+                missing_channels[name] = office
     short = ""
     if cfg.secret_key and len(cfg.secret_key) < MIN_SECRET_KEY:  # its length only: the value is never shown
         short = (f"SECRET_KEY is too short for production: {len(cfg.secret_key)} characters, at least "
@@ -250,7 +269,13 @@ def check_production(cfg: Config, office_ids: list[str]) -> None:
             hint += ("\nDATA_ENCRYPTION_KEY encrypts personal data at rest: make one with "
                      f"`{MAKE_DATA_ENCRYPTION_KEY}` and keep it in the platform's secret store, apart from the "
                      "backups.")
-        if any(name.startswith("LINE_") for name in missing):
+        locked = sorted({office for office in missing_channels.values() if office in cfg.unreadable_channels})
+        if locked:
+            hint += (f"\nThe channels store holds the channel of {', '.join(locked)}, but no key in "
+                     "DATA_ENCRYPTION_KEY opens it: it was stored under another key. Put that key back into "
+                     "DATA_ENCRYPTION_KEY (comma-separated, newest first: `<new>,<old>` until `flask --app app keys "
+                     "rotate` has run), or store the channel again under the current key.")
+        if any(office not in locked for office in missing_channels.values()):
             hint += ("\nA channel's secret and token come from the environment or from the channels store. To keep "
                      "them in the store, set the office's profile to `enabled: false`, run `flask --app app db "
                      "upgrade` and `flask --app app channels set --office <office> --secret-stdin --token-stdin`, "

@@ -250,9 +250,19 @@ class Database:
             session.close()
 
     def ping(self) -> bool:
+        """The database answers. A pooled connection that a restart of the database cut is no outage: its error
+        invalidates the pool, and the check is made once more on a new connection."""
+        try:
+            self._select_one()
+        except exc.DBAPIError as error:
+            if not is_disconnect(error):
+                raise
+            self._select_one()
+        return True
+
+    def _select_one(self) -> None:
         with self.engine.connect().execution_options(readonly=True) as conn:
             conn.execute(text("SELECT 1"))
-        return True
 
     def allow_long_statements(self) -> None:
         """This process runs commands (the worker, migrations, broadcasts, purges), not the webhook: its

@@ -10,7 +10,7 @@ import logging
 import time
 import uuid
 from datetime import datetime, timedelta
-from typing import Iterable
+from typing import Callable, Iterable
 
 from sqlalchemy import and_, bindparam, exists, or_, select, update
 from sqlalchemy.exc import DBAPIError
@@ -213,12 +213,14 @@ class Sender:
                 .execution_options(synchronize_session=False))
 
     # The worker: everything due.
-    def send_due(self, limit: int = 200) -> int:
+    def send_due(self, limit: int = 200, stopping: Callable[[], bool] = lambda: False) -> int:
         """Send the due rows, recording outcomes RECORD_BATCH at a time (one commit each, not one per row).
 
         A row stays `sending` until its batch is committed, so a later row to the same chat still waits; a
         worker that dies in between leaves rows that the lease hands back: pushes go again under their retry
-        key (LINE answers 409: delivered once), replies become `unknown`, as for a single row.
+        key (LINE answers 409: delivered once), replies become `unknown`, as for a single row. Once `stopping()`
+        says so (the worker got SIGTERM), the row on its way is finished and the rows not yet tried go back to
+        the queue as they were, so that a stop does not wait for the whole pass (nor a kill strand it).
         """
         rows = self._claim_due(limit)
         verdicts = self._verdicts(rows)
@@ -226,9 +228,10 @@ class Sender:
         failing: set[str] = set()   # offices whose call LINE failed in this pass (down, slow, rate-limited)
         try:
             for row in rows:
-                if row.office_id in failing:
+                if row.office_id in failing or stopping():
                     # Not tried: a slow or down LINE would hold the pass (and the jobs after it) for a timeout
-                    # per row. Back in the queue as it was, without a try counted, for the next pass.
+                    # per row, and a stopping worker would hold its stop. Back in the queue as it was, without a
+                    # try counted, for the next pass.
                     self._record(row.id, self._defer)
                 else:
                     result = self._deliver(row, timeout=None, verdict=verdicts.get(row.id, _ASK))

@@ -7,7 +7,9 @@ import threading
 import time
 
 from bot import jobs
-from bot.db import describe_error
+from sqlalchemy.exc import DBAPIError
+
+from bot.db import connect_problem, describe_error
 
 log = logging.getLogger(__name__)
 POLL_SECONDS = 0.5        # a due row leaves within about this long after its commit
@@ -42,9 +44,13 @@ class Worker:
                 if time.monotonic() - self._last_jobs >= JOBS_EVERY_SECONDS:
                     jobs.run_due(self.rt)
                     self._last_jobs = time.monotonic()
-                sent = self.sender.send_due()
+                sent = self.sender.send_due(stopping=lambda: self._stop)
             except Exception as exc:  # noqa: BLE001 - keep the worker alive; the rows stay queued
-                log.error("worker pass failed: %s", describe_error(exc))
+                # Not connecting says why (no such database, a refused password, nothing listening) and names
+                # DATABASE_URL; any other failure is described without its message, which may quote a row.
+                unreachable = connect_problem(exc, self.rt.config.database_url) if isinstance(exc, DBAPIError) \
+                    else None
+                log.error("worker pass failed: %s", unreachable or describe_error(exc))
                 sent = 0
             if not sent:
                 self._wake.wait(POLL_SECONDS)

@@ -63,6 +63,22 @@ def test_a_partial_store_still_refuses_naming_what_is_missing(rt, production):
     assert str(refused.value).splitlines()[0].endswith(": LINE_CHANNEL_ACCESS_TOKEN_OTARU")  # the secret is there
 
 
+def test_a_store_the_keys_cannot_open_is_named_as_a_key_problem(rt, make_app):
+    """The old key dropped from DATA_ENCRYPTION_KEY too early (a rotation, a backup restored under another key):
+    the store is there, its channels are not readable. The refusal says which key to put back, not to store the
+    channels again as if there were none."""
+    store_all(rt)
+    other_key = Fernet.generate_key().decode()
+    with pytest.raises(ConfigError) as refused:
+        make_app(app_env="production", secret_key="s" * 32, data_encryption_keys=(other_key,), env={})
+    message = str(refused.value)
+    assert "LINE_CHANNEL_SECRET_SAKATA" in message and "LINE_CHANNEL_ACCESS_TOKEN_OTARU" in message
+    assert "channels store holds the channel of otaru, sakata, but no key in DATA_ENCRYPTION_KEY opens it" in message
+    assert "`<new>,<old>`" in message
+    assert "enabled: false" not in message   # not the way to a store that has them already
+    assert other_key not in message and SECRET not in message
+
+
 def test_a_signed_webhook_is_verified_with_the_stored_secret(rt, production, fake_line):
     from tests.lineuser import LineUser
 

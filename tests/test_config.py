@@ -337,6 +337,25 @@ def test_a_new_app_fake_now_moves_the_clock_again(tmp_path, database_url, monkey
         second.db.dispose()
 
 
+@pytest.mark.parametrize("value", ["madoguchi.example.jp", "madoguchi.example.jp/", "https://", "ftp://madoguchi.example.jp",
+                                   "//madoguchi.example.jp"])
+@pytest.mark.parametrize("env", ["production", "development"])
+def test_a_public_base_url_without_scheme_or_host_is_refused_naming_the_setting(tmp_path, value, env):
+    """The operator forgot `https://`: every link in the chat would be broken (and LINE refuses a button that opens
+    one), so the start is refused, naming the setting and the form it takes."""
+    environ = production_env(tmp_path, PUBLIC_BASE_URL=value, APP_ENV=env)
+    with pytest.raises(ConfigError) as refused:
+        load_config(environ=environ)
+    assert "PUBLIC_BASE_URL must be the bot's address with its scheme, e.g. https://madoguchi.example.jp" in str(
+        refused.value)
+
+
+@pytest.mark.parametrize("value", ["https://madoguchi.example.jp", "https://madoguchi.example.jp/",
+                                   "http://localhost:8000", "https://example.jp/madoguchi"])
+def test_a_public_base_url_with_scheme_and_host_is_taken(tmp_path, value):
+    assert load_config(environ=production_env(tmp_path, PUBLIC_BASE_URL=value)).public_base_url == value.rstrip("/")
+
+
 @pytest.mark.parametrize("value, hops", [("", 0), ("0", 0), ("1", 1), (" 2 ", 2)])
 def test_trusted_proxy_hops(tmp_path, value, hops):
     assert load_config(environ={"INSTANCE_PATH": str(tmp_path), "TRUSTED_PROXY_HOPS": value}).trusted_proxy_hops == hops

@@ -358,3 +358,25 @@ def test_healthz_logs_why_the_database_cannot_be_reached(tmp_path, fake_line, ca
         assert "check DATABASE_URL" in line and "hunter2" not in caplog.text
     finally:
         rt.db.dispose()
+
+
+def test_healthz_is_200_once_the_database_is_back_though_its_pooled_connection_was_cut(production_app, rt,
+                                                                                        database_url):
+    """The database restarted (or a failover cut the connections): once it answers again, `/healthz` says 200 on
+    the first check. A pooled connection the restart closed is no outage: the check tries again on a new one,
+    instead of answering 503 once per process and connection and making the monitor flap."""
+    from sqlalchemy import create_engine, text
+
+    if database_url.startswith("sqlite"):
+        pytest.skip("a SQLite file has no server to cut a connection")
+    app_db = production_app.extensions["madoguchi"].db
+    with app_db.engine.connect() as conn:   # the pooled connection the next check will take
+        pid = conn.execute(text("SELECT pg_backend_pid()")).scalar()
+    other = create_engine(rt.config.database_url)
+    try:
+        with other.connect() as conn:
+            assert conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid}).scalar()
+    finally:
+        other.dispose()
+    answer = production_app.test_client().get("/healthz")
+    assert (answer.status_code, answer.get_json()) == (200, {"status": "ok"})

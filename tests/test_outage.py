@@ -292,14 +292,14 @@ def test_a_process_started_while_the_database_restarts_waits_for_it_and_reads_th
         stored_channels_production, monkeypatch):
     from bot import channels
 
-    clock, read, answers = _PausedClock(), channels.stored, iter([False, False, True])
+    clock, read, answers = _PausedClock(), channels.read, iter([False, False, True])
     def stored(*args, **kwargs):
         if not next(answers):
             raise OperationalError("SELECT", {}, Exception("the database system is starting up"))
         return read(*args, **kwargs)
 
     monkeypatch.setattr(channels, "time", clock, raising=False)
-    monkeypatch.setattr(channels, "stored", stored)
+    monkeypatch.setattr(channels, "read", stored)
     config = stored_channels_production().extensions["madoguchi"].config
     assert config.channel_secret("sakata") == "stored-secret-sakata" and len(clock.slept) == 2
 
@@ -313,10 +313,32 @@ def test_a_process_refused_for_a_database_that_stays_down_says_so(stored_channel
         raise OperationalError("SELECT", {}, Exception("connection refused"))
 
     monkeypatch.setattr(channels, "time", _PausedClock(), raising=False)
-    monkeypatch.setattr(channels, "stored", down)
+    monkeypatch.setattr(channels, "read", down)
     with pytest.raises(ConfigError) as refused:
         stored_channels_production()
     assert "the database does not answer" in str(refused.value) and "otaru" in str(refused.value)
+
+
+@pytest.mark.filterwarnings("ignore:PUBLIC_BASE_URL is plain http", "ignore:SQLite in production")
+def test_a_process_refused_for_a_database_it_cannot_connect_to_names_the_setting_and_the_reason(
+        make_app, rt, database_url, monkeypatch):
+    """A DATABASE_URL naming a database that is not there (a typo, a restore into another name): the refusal gives
+    the driver's reason and names DATABASE_URL, as it does without a channels store, not only "does not answer"."""
+    from sqlalchemy.engine import make_url
+
+    from bot import channels
+    from bot.config import ConfigError
+
+    if database_url.startswith("sqlite"):
+        pytest.skip("a SQLite URL names a file the app creates: there is no database it cannot connect to")
+    wrong = make_url(database_url).set(database="no_such_database_madoguchi").render_as_string(hide_password=False)
+    monkeypatch.setattr(channels, "time", _PausedClock(), raising=False)
+    with pytest.raises(ConfigError) as refused:
+        make_app(app_env="production", secret_key="s" * 32, data_encryption_keys=rt.config.data_encryption_keys,
+                 env={}, database_url=wrong)
+    message = str(refused.value)
+    assert "cannot connect to the database at" in message and "check DATABASE_URL" in message, message
+    assert "otaru, sakata's LINE channel settings" in message
 
 
 # -- a staff member's tap while the database restarts ------------------------------------------------------

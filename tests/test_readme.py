@@ -31,3 +31,14 @@ def test_going_live_says_where_the_bare_commands_come_from():
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     processes = readme.split("### 4. Processes", 1)[1].split("\n### ", 1)[0]
     assert "`.venv/bin` first on its `PATH`" in processes
+
+
+def test_going_live_says_what_sigterm_does_to_the_worker_and_what_a_wrong_key_does_to_the_restore_check():
+    """An on-call engineer restarting the worker needs to know a message is not lost (tests/test_worker.py), and
+    one rehearsing a restore under the wrong key meets a refusal before any count (tests/test_channels.py)."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    processes = readme.split("### 4. Processes", 1)[1].split("\n### ", 1)[0]
+    assert "SIGTERM" in processes and "the others staying queued for the next worker" in processes
+    backups = readme.split("### 7. Backups", 1)[1].split("\n### ", 1)[0]
+    assert "no key in `DATA_ENCRYPTION_KEY` opens the channels\nstore" in backups
+    assert "never a worker with the offices' real channel settings" in backups

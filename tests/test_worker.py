@@ -322,3 +322,58 @@ def test_a_failing_pass_keeps_the_worker_alive_and_logs_no_values(rt, fake_line,
     assert texts(fake_line, USER_A) == ["still delivered"]
     assert "worker pass failed: IntegrityError" in caplog.text
     assert secret_words not in caplog.text
+
+
+def test_sigterm_mid_pass_ends_the_pass_after_the_row_being_sent_and_hands_the_rest_back(rt, fake_line):
+    """A platform stops the worker with SIGTERM and kills it a grace period later (Heroku: 30 s). A pass holds up
+    to 200 claimed rows, `sending`: one that went on through all of them after SIGTERM could be killed midway,
+    and every claimed row it had not tried yet would wait out the lease (a reply becomes `unknown`, never sent).
+    The row being sent when the signal comes is finished and recorded; the others go back to the queue as they
+    were, for the next worker."""
+    users = [f"U{i:032x}" for i in range(1, 9)]
+    ids = [push(rt, user, f"row {i}") for i, user in enumerate(users)]
+    fake_line.set_delay(0.3)
+    worker = Worker(rt)
+    sending = worker.sender._deliver
+
+    def deliver_then_signal(row, *args, **kwargs):
+        result = sending(row, *args, **kwargs)
+        worker.stop()   # what the SIGTERM handler does, while the first row is on its way
+        return result
+
+    worker.sender._deliver = deliver_then_signal
+    thread = threading.Thread(target=worker.run_forever, daemon=True)
+    thread.start()
+    thread.join(timeout=30)
+    assert not thread.is_alive()
+    statuses = [row(rt, i).status for i in ids]
+    assert statuses[0] == "sent"
+    assert statuses[1:] == ["pending"] * (len(ids) - 1), statuses
+    assert [row(rt, i).attempts for i in ids[1:]] == [0] * (len(ids) - 1)   # not counted as tries
+    assert [user for user in users if texts(fake_line, user)] == users[:1]
+
+
+def test_a_pass_that_cannot_connect_says_why_and_names_the_setting(rt, fake_line, monkeypatch, caplog):
+    """The database gone (dropped, renamed, its password changed): the on-call engineer reads the driver's reason
+    and DATABASE_URL in the worker's log, not only the exception's type and where it was raised."""
+    from sqlalchemy.exc import OperationalError
+
+    from bot import jobs
+
+    def unreachable(runtime):
+        raise OperationalError(None, None, Exception('connection failed: FATAL:  database "ops" does not exist'))
+
+    monkeypatch.setattr(jobs, "run_due", unreachable)
+    caplog.set_level(logging.INFO)
+    worker = Worker(rt)
+    thread = threading.Thread(target=worker.run_forever, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 10
+        while "worker pass failed" not in caplog.text and time.monotonic() < deadline:
+            time.sleep(0.02)
+    finally:
+        worker.stop()
+        thread.join(timeout=10)
+    assert 'worker pass failed: cannot connect to the database at' in caplog.text
+    assert 'database "ops" does not exist' in caplog.text and "check DATABASE_URL" in caplog.text
