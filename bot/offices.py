@@ -73,6 +73,9 @@ class ProfileError(ValueError):
         self.problems: tuple[str, ...] = problems
 
 
+END_OF_DAY = "24:00"   # push_hours.end may say "until midnight"
+
+
 @dataclass(frozen=True)
 class PushHours:
     """When LINE pushes may reach people (Asia/Tokyo): a push that is not urgent waits for `start` outside
@@ -851,7 +854,10 @@ def _push_hours(value: Any, path: str) -> PushHours:
     raw = _fields(value, path, (), ("start", "end", "urgent_notice_hours"))
     default = PushHours()
     start = _time(raw["start"], _at(path, "start")) if "start" in raw else default.start
-    end = _time(raw["end"], _at(path, "end")) if "end" in raw else default.end
+    if raw.get("end") == END_OF_DAY:
+        end = time.max          # until midnight: with start "00:00", pushes go at any hour
+    else:
+        end = _time(raw["end"], _at(path, "end")) if "end" in raw else default.end
     if end <= start:
         raise _Invalid(_at(path, "end"), f"{end:%H:%M} is not after start {start:%H:%M}: pushes would never go "
                        "(the hours are one span within a day, Asia/Tokyo)")

@@ -112,3 +112,21 @@ def test_the_table_shows_the_median_of_the_per_round_ratios_and_their_range():
     assert "0.80x (0.80-1.25x)" in table                            # against the durable floor: 0.8, 1.25, 0.8
     assert "no SQLite today" in table
     assert "| 67 (0.40×) |" in markdown({"webhook": webhook})
+
+
+def test_the_benchmark_s_profiles_allow_pushes_at_any_hour(tmp_path):
+    """The worker and broadcast figures must not depend on the hour the benchmark runs at: at night the shipped
+    `push_hours` would hold every push (the worker would deliver nothing) and refuse the broadcast."""
+    from datetime import datetime
+
+    from bot.clock import TOKYO
+    from bot.config import DEFAULT_OFFICES_DIR
+    from bot.offices import load_offices
+    from bot.services.push_hours import next_opening
+    from tests.bench.servers import all_day_profiles
+
+    offices = load_offices(all_day_profiles(tmp_path / "offices"))
+    assert sorted(offices) == sorted(p.stem for p in DEFAULT_OFFICES_DIR.glob("*.yaml"))
+    for office in offices.values():
+        for hour in (0, 3, 8, 21, 23):
+            assert next_opening(office, datetime(2026, 12, 8, hour, 59, tzinfo=TOKYO)) is None, (office.id, hour)

@@ -325,6 +325,8 @@ def _delete(path: str) -> Callable[[dict[str, Any]], None]:
     (_set("push_hours.urgent_notice_hours", 30), "otaru.yaml: push_hours.urgent_notice_hours: must be between 0"),
     (_set("push_hours.quiet", True), "otaru.yaml: push_hours.quiet: unknown field"),
     (_delete("push_hours"), None),  # the default hours
+    (_set("push_hours", {"start": "00:00", "end": "24:00"}), None),  # any hour (the benchmark's profiles)
+    (_set("push_hours.end", "24:30"), "otaru.yaml: push_hours.end: not a HH:MM time"),
     (_set("quota_reserve", -1), "otaru.yaml: quota_reserve: must be between 0 and 100000"),
     (_delete("quota_reserve"), None),  # the default reserve
 ])

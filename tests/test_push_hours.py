@@ -179,6 +179,24 @@ def test_an_office_s_own_push_hours_are_followed(rt, fake_line, user):
     assert fake_line.texts_to(user.user_id) == ["朝のお知らせです。", "夜のお知らせです。"]
 
 
+def test_an_office_whose_push_hours_end_at_24_00_is_pushed_at_any_hour(rt, fake_line, user, tmp_path):
+    """`end: "24:00"` with `start: "00:00"`: the benchmark's profiles, so that its figures do not depend on the hour."""
+    from bot.offices import read_office
+    from tests.test_outbox import push
+
+    shipped = open(rt.offices["sakata"].source_file, encoding="utf-8").read()
+    profile = shipped.replace('start: "08:00"\n  end: "21:00"', 'start: "00:00"\n  end: "24:00"')
+    assert profile != shipped
+    path = tmp_path / "sakata.yaml"
+    path.write_text(profile, encoding="utf-8")
+    rt.offices["sakata"] = read_office(path)
+    for hour, minute in ((0, 0), (3, 30), (23, 59)):
+        rt.clock.freeze(at(2, hour, minute))
+        push(rt, user.user_id, f"{hour}時{minute}分のお知らせです。")
+        run_worker(rt)
+    assert fake_line.texts_to(user.user_id) == ["0時0分のお知らせです。", "3時30分のお知らせです。", "23時59分のお知らせです。"]
+
+
 def test_a_receipt_is_not_pushed_at_night_and_the_user_who_writes_first_in_the_morning_gets_it_free(
         rt, fake_line, user_factory):
     from tests.formflow import hold_directly
