@@ -11,7 +11,9 @@ did and checks what the others must see of it. After every step:
 - no slot is over capacity; at most `max_open_per_user` open bookings per LINE account and one per job seeker
   number (the offices' rule) among bookings made online;
 - every booking status change is one of interface.md's (bot/services/lifecycle.py TRANSITIONS);
-- no value typed on the form reaches LINE;
+- no value typed on the form, nor what staff type (notes, memos, reasons), reaches LINE;
+- no page answers 5xx (the form, the dashboard, a dashboard button's address opened again);
+- an open booking ahead or under way keeps its details (staff run the session with them);
 - every push row is delivered at most once (its retry key) and every reply token used once;
 - every reference the user saw (the form's completion page, a LINE message) is a booking of theirs staff can
   open on the dashboard.
@@ -51,11 +53,12 @@ WORDS = ["予約", "よやく", "ﾖﾔｸ", "予約確認", "予約の確認", 
          "12/7 14:00", "１２／１４　１５：００", "12月14日15時", "キャンセル", "取り消し", "データ削除", "English",
          "やさしい日本語", "日本語", "😀", "ありがとう"]
 STAFF_ACTIONS = ("confirm", "decline", "propose", "attended", "no_show", "cancel_user", "cancel_office",
-                 "block_user", "unblock_user", "correct_attendance", "invitation", "called")
+                 "block_user", "unblock_user", "correct_attendance", "invitation", "called", "note")
 FITS = {"confirm": ("requested",), "decline": ("requested", "proposed"), "propose": ("requested",),
         "attended": ("confirmed",), "no_show": ("confirmed",), "cancel_user": ("requested", "proposed", "confirmed"),
         "cancel_office": ("confirmed",), "block_user": ("no_show", "confirmed"), "unblock_user": ("no_show",),
-        "correct_attendance": ("attended", "no_show"), "invitation": ("confirmed",), "called": ("confirmed",)}
+        "correct_attendance": ("attended", "no_show"), "invitation": ("confirmed",), "called": ("confirmed",),
+        "note": ("requested", "confirmed")}
 APOLOGY = "システムの不具合"
 REFERENCE = re.compile(r"\b[A-HJ-NP-Z2-9]{4}-[A-HJ-NP-Z2-9]{4}\b")
 # Every change a step may make to one booking: one lifecycle transition.
@@ -93,6 +96,14 @@ def _person() -> Person:
     Env.people += 1
     Env.secrets.extend(person.secrets())
     return person
+
+
+def _canary(what: str) -> str:
+    """Free text staff type, naming someone (a value no message can contain by chance)."""
+    value = f"{what}{Env.people:04d} 本人より電話 080-7{Env.people % 1000:03d}-{Env.people % 10000:04d}"
+    Env.people += 1
+    Env.secrets.append(value)
+    return value
 
 
 class ActorsModel(RuleBasedStateMachine):
@@ -285,12 +296,13 @@ class ActorsModel(RuleBasedStateMachine):
         Env.statuses.append((what, status))
 
     # -- staff ----------------------------------------------------------------------------------------------
-    def _staff(self, office: str, path: str, **data):
-        """A dashboard request of the office's staff member (a POST when `data` is given), logged in again when
-        their session ran out (the clock moves days)."""
+    def _staff(self, office: str, path: str, data: dict | None = None):
+        """A dashboard request of the office's staff member (a POST of `data` when given; its redirect is not
+        followed, so its message waits for the next page), logged in again when the session ran out (the clock
+        moves days)."""
         client = self.staff[office]
         for _ in range(2):
-            if data:
+            if data is not None:
                 response = client.post(path, data={"csrf_token": csrf(client), **data},
                                        headers={"Sec-Fetch-Site": "same-origin"})
             else:
@@ -326,10 +338,13 @@ class ActorsModel(RuleBasedStateMachine):
         if action == "decline":
             data["reason"] = ""
         if action == "correct_attendance":
-            data.update(to="attended" if status == "no_show" else "no_show", reason="mistap")
-        if action == "cancel_user":
-            data["note"] = ""
-        self._staff(office, f"/staff/bookings/{reference}/{action}", **data)
+            data.update(to="attended" if status == "no_show" else "no_show", reason="other",
+                        note=_canary("訂正理由"))
+        if action in ("cancel_user", "note"):   # what staff write may name the person: never sent to LINE
+            data["note"] = _canary("職員メモ")
+        self._staff(office, f"/staff/bookings/{reference}/{action}", data)
+        if pick % 7 == 0:   # the button's address opened again from the history: a page, never a 500
+            self._staff(office, f"/staff/bookings/{reference}/{action}")
         with self.rt.db.reading() as s:
             after = s.scalar(select(Booking.status).where(Booking.reference == reference))
         Env.outcomes[f"{action}:{status}->{after}"] += 1
@@ -354,14 +369,14 @@ class ActorsModel(RuleBasedStateMachine):
     def staff_block_a_slot_or_day(self, office, day, whole):
         now = self.rt.clock.now()
         when = now.date() + timedelta(days=day)
-        data = {"day": when.isoformat()}
+        data = {"day": when.isoformat(), "reason": _canary("停止理由")}
         if not whole:
             starts = slotsvc.candidate_starts(self.rt.offices[office], when, when + timedelta(days=1))
             starts = [t for t in starts if t.date() == when]
             if not starts:
                 return
             data["slot"] = starts[0].isoformat()
-        self._staff(office, "/staff/blocks", **data)
+        self._staff(office, "/staff/blocks", data)
 
     # -- time, terms and the worker -----------------------------------------------------------------------------
     @rule(minutes=st.sampled_from([0, 1, 5, 16, 61, 3 * 60, 13 * 60, 24 * 60, 49 * 60, 7 * 24 * 60]),
