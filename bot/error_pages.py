@@ -18,6 +18,7 @@ from werkzeug.exceptions import HTTPException
 
 from bot.forms import form_texts
 from bot.render import LANGUAGES
+from bot.staff.export import labels as staff_labels
 
 # The routes that answer programs (an address no route knows is a person's, wherever it points).
 MACHINE_BLUEPRINTS = ("webhook", "simulator_api")
@@ -56,7 +57,9 @@ def _answer(error: HTTPException):
             or (_script_call(path) and asks_for_json())):
         return {"message": error.name}, code, headers
     if path == STAFF_PREFIX or path.startswith(STAFF_PREFIX + "/"):
-        html = render_template("staff/refused.html", code=code)
+        # An address no route matched (404, 405) gets none of the dashboard's template globals, yet a button's
+        # message may wait in the session to be shown on this page, in words from the dashboard's labels.
+        html = render_template("staff/refused.html", code=code, labels=staff_labels())
     else:
         html = _public_page(_kind(code))
     return html, code, {**headers, "Cache-Control": "no-store"}

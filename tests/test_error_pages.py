@@ -9,6 +9,8 @@ from sqlalchemy import update
 
 from bot.models import Conversation
 from tests.formflow import Page, hold_directly, path_of, valid_answers
+from tests.staffkit import fast_password_hashing, staff  # noqa: F401 - fixtures
+from tests.staffkit import make_request, post
 
 WERKZEUG = ("The requested URL", "Method Not Allowed", "Not Found", "Internal Server Error", "Request Entity")
 
@@ -62,6 +64,20 @@ def test_a_wrong_method_on_a_public_page_is_a_japanese_page(client):
 def test_the_dashboards_errors_are_its_own_pages(client, method, path, status, words):
     html = assert_own_page(getattr(client, method)(path), status, words, "職員用ページ", 'href="/staff/search"')
     assert "staff.css" in html
+
+
+def test_a_dashboard_message_left_unshown_is_shown_on_an_error_page(rt, staff):
+    """A button's message waits in the session for the next page (the redirect after it was not followed: the tab
+    closed, the connection dropped). That next page may be an address of no page or a button's address opened
+    directly (405): the page says its error and the message, never fails with a 500 (found by
+    tests/test_model_actors.py)."""
+    reference = make_request(rt)
+    for _ in range(2):   # the second: 「この操作はすでに済んでいます（現在: 予約確定）」, which names the status
+        assert post(staff, f"/staff/bookings/{reference}/confirm").status_code == 302
+    html = assert_own_page(staff.get(f"/staff/bookings/{reference}/confirm"), 405, "この画面は直接開けません")
+    assert "この操作はすでに済んでいます" in html
+    post(staff, f"/staff/bookings/{reference}/confirm")
+    assert_own_page(staff.get("/staff/nothing"), 404, "見つかりませんでした", "この操作はすでに済んでいます")
 
 
 def test_a_body_too_large_on_the_dashboard_changes_nothing_and_says_so(client):

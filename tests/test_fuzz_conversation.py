@@ -20,13 +20,11 @@ The default run is bounded and derandomised (the same examples on every CI run);
 from __future__ import annotations
 
 import json
-import logging
 from datetime import timedelta
 
 import pytest
-from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule, run_state_machine_as_test
+from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 from sqlalchemy import select
 
 from bot.models import Booking, Conversation
@@ -34,10 +32,11 @@ from bot.services import holds, lifecycle
 from bot.staff import decisions
 from bot.staff.audit import Actor
 from bot.worker import Worker
-from tests.formflow import ANSWER_WORD, Page, form_link, path_of
-from tests.lineuser import LineUser, as_redelivery
-from tests.reliability.kit import (Person, capacity_problems, leaks, postbacks, quick_labels, reply_rows_per_token,
-                                   skip_unless_heavy, states_valid)
+from tests.formflow import Page, form_link, path_of
+from tests.lineuser import as_redelivery
+from tests.reliability.kit import (Person, capacity_problems, forward_word, last_message, leaks, line_users, postbacks, quick_labels,
+                                   recent_postbacks, reply_rows_per_token, run_machine, skip_unless_heavy,
+                                   states_valid)
 
 OFFICES = ("sakata", "sakata", "otaru")
 WORDS = ["予約", "予約確認", "ヘルプ", "戻る", "最初から", "中止", "データ削除", "English", "やさしい日本語",
@@ -74,18 +73,11 @@ class Env:
     errors: list[str] = []   # error records logged by the app (an event rolled back, a send that blew up)
 
 
-class _Errors(logging.Handler):
-    def emit(self, record: logging.LogRecord) -> None:
-        Env.errors.append(f"{record.name}: {record.getMessage()}")
-
-
 class ConversationFuzz(RuleBasedStateMachine):
     def __init__(self):
         super().__init__()
         self.rt, self.fake = Env.rt, Env.fake
-        self.client = Env.app.test_client()
-        self.users = [LineUser(self.client, office, channel_secret=self.rt.config.channel_secret(office),
-                               fake=self.fake, clock=self.rt.clock) for office in OFFICES]
+        self.client, self.users = line_users(Env.app, self.fake, OFFICES)
         self.browsers = [Env.app.test_client() for _ in OFFICES]
         self.bodies: list[tuple[int, bytes]] = []        # (user index, raw body) already delivered
         self.held_back: list[tuple[int, dict]] = []      # events built earlier, delivered later
@@ -98,15 +90,13 @@ class ConversationFuzz(RuleBasedStateMachine):
         response = user.send(*events)
         Env.statuses.append(response.status_code)
         self.bodies.append((i, user.last_body))
-        for message in self.fake.messages_to(user.user_id)[-5:]:
-            self.seen_postbacks.extend((i, data) for data in postbacks(message))
+        self.seen_postbacks.extend((i, data) for data in recent_postbacks(self.fake, user.user_id))
 
     def _text(self, i: int, text: str) -> None:
         self._post(i, self.users[i].text_event(text))
 
     def _last_message(self, i: int) -> dict | None:
-        messages = self.fake.messages_to(self.users[i].user_id)
-        return messages[-1] if messages else None
+        return last_message(self.fake, self.users[i].user_id)
 
     # -- what users do ------------------------------------------------------------------------------------
     @rule(i=st.integers(0, len(OFFICES) - 1), word=st.sampled_from(WORDS))
@@ -205,33 +195,11 @@ class ConversationFuzz(RuleBasedStateMachine):
     def walks_ahead(self, i, steps):
         """The user does what the step asks, for a while: without this, random input rarely gets past consent."""
         for _ in range(steps):
-            word = self._forward_word(i)
+            word = forward_word(self.rt, self.users[i])
             if word is None:
                 self.completes_the_form(i, edit=False)
                 return
             self._text(i, word)
-
-    def _forward_word(self, i: int) -> str | None:
-        """What moves this user on from where they are (None: fill in the form)."""
-        user = self.users[i]
-        with self.rt.db.reading() as s:
-            conv = s.scalar(select(Conversation).where(Conversation.office_id == user.office,
-                                                       Conversation.line_user_id == user.user_id))
-        if conv is None or (conv.context or {}).get("resume_offered"):
-            return "予約" if conv is None else "続きから"
-        state, index = conv.state, int((conv.context or {}).get("i", 0))
-        office = self.rt.offices[user.office]
-        if state == "awaiting_consent":
-            return "同意する"
-        if state == "awaiting_eligibility":
-            return ANSWER_WORD[office.eligibility[index].passing[0]]
-        if state == "awaiting_checklist":
-            return "はい"
-        if state == "awaiting_slot":
-            return "1"
-        if state == "awaiting_form":
-            return None
-        return "予約"
 
     # -- the form and staff ---------------------------------------------------------------------------------
     @rule(i=st.integers(0, len(OFFICES) - 1), edit=st.booleans())
@@ -338,15 +306,7 @@ def _run(app, fake, *, examples: int, steps: int) -> None:
     Env.app, Env.rt, Env.fake = app, app.extensions["madoguchi"], fake
     Env.people, Env.secrets, Env.calls_seen, Env.deliveries_seen = 0, [], 0, 0
     Env.reply_tokens, Env.statuses, Env.errors = set(), [], []
-    handler = _Errors(level=logging.ERROR)
-    logging.getLogger("bot").addHandler(handler)
-    try:
-        run_state_machine_as_test(ConversationFuzz, settings=settings(
-            max_examples=examples, stateful_step_count=steps, deadline=None, derandomize=True, database=None,
-            suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much, HealthCheck.data_too_large],
-            print_blob=True))
-    finally:
-        logging.getLogger("bot").removeHandler(handler)
+    run_machine(ConversationFuzz, examples=examples, steps=steps, errors=Env.errors)
     with Env.rt.db.reading() as s:
         made = s.scalar(select(Booking.id).order_by(Booking.id.desc()).limit(1)) or 0
     print(f"\nfuzz: {examples} examples x {steps} steps, {len(fake.calls)} LINE calls, {Env.people} forms "

@@ -567,6 +567,24 @@ def test_propose_another_slot_and_the_user_accepts_in_chat(rt, staff, fake_line,
     assert taken.get(SAKATA_MONDAY, 0) == 0 and taken[other] == 1
 
 
+def test_a_started_request_is_not_proposed_another_slot_when_the_user_has_booked_again(rt, staff, fake_line, user):
+    """A request whose slot began undecided no longer counts against the office's one open booking, so the user may
+    request again; another slot proposed for the old one then would give them two open (found by
+    tests/test_model_actors.py). Refused, and nothing changes; without a newer request it is proposed as before."""
+    reference = make_request(rt, user_id=user.user_id)
+    rt.clock.freeze(SAKATA_MONDAY + timedelta(minutes=5))   # started, undecided; the worker has not expired it yet
+    assert login(staff).status_code == 302                  # days later: a new session
+    other = SAKATA_MONDAY + timedelta(days=7, hours=1)
+    again = make_request(rt, start=SAKATA_MONDAY + timedelta(days=7), user_id=user.user_id)   # the form allows it
+    post(staff, f"/staff/bookings/{reference}/propose", slot=other.isoformat())
+    row = booking(rt, reference)
+    assert (row.status, row.slot_start) == ("requested", SAKATA_MONDAY)
+    assert "ご本人はその後、別の申込をされています" in _page(staff, f"/staff/bookings/{reference}")
+    post(staff, f"/staff/bookings/{again}/decline", reason="")
+    post(staff, f"/staff/bookings/{reference}/propose", slot=other.isoformat())
+    assert booking(rt, reference).status == "proposed"
+
+
 def test_proposing_a_slot_taken_while_the_page_was_open_changes_nothing_and_says_so(rt, staff, fake_line, user):
     reference = make_request(rt, user_id=user.user_id)
     other = SAKATA_MONDAY + timedelta(days=7, hours=1)

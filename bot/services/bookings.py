@@ -221,9 +221,9 @@ def delete_personal_data(session: Session, rt, office, conv: Conversation, now: 
     """Close what is still ahead (withdrawn/cancelled, staff told), then erase every detail we hold.
 
     outcome `deleted`, with `closed`: the summaries of what was closed, each with how (`closed_as`).
-    outcome `call`, with `kept`: nothing done, because a booking ahead may not be closed in chat by the
-    office's rule (a confirmed session the office cancels only by phone, or anything on the session day
-    where same-day cancellations go by phone): its details are what staff run the session with, so the
+    outcome `call`, with `kept`: nothing done, because a booking ahead (or whose session is under way) may not be
+    closed in chat by the office's rule (a confirmed session the office cancels only by phone, or anything on the
+    session day where same-day cancellations go by phone): its details are what staff run the session with, so the
     user is told to cancel it by the office's route first (or to ask again after the session).
 
     What staff wrote about the user's bookings (the 職員メモ, the memos of cancellations, the reasons for
@@ -234,8 +234,10 @@ def delete_personal_data(session: Session, rt, office, conv: Conversation, now: 
     # Locked (PostgreSQL; SQLite's write lock already serialises): a staff note or a decision committed while
     # this runs is read as it ended, so what staff just wrote is erased too and no decision is overwritten.
     bookings = _user_bookings(session, office, conv, lock=True)
+    # A session under way (its start passed, the no-show minutes not yet) is run with its details too, and the
+    # user may still call about it: kept like one just before its start.
     kept = [summary(office, b, now) for b in bookings
-            if _open_ahead(b, now) and _action(office, b, now) == "call"]
+            if (_open_ahead(b, now) or _in_grace(office, b, now)) and _action(office, b, now) == "call"]
     if kept:
         return {"outcome": "call", "kept": sorted(kept, key=lambda k: k["at"])}
     closed: list[dict[str, Any]] = []

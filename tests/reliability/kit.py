@@ -7,6 +7,7 @@ to LINE, a database file or a log line is a leak and never a coincidence.
 from __future__ import annotations
 
 import json
+import logging
 import os
 from collections import Counter
 from dataclasses import dataclass
@@ -126,8 +127,8 @@ def states_valid(rt) -> list[str]:
     """Conversations whose state is not one of the dialog's states."""
     valid = {s.value for s in State}
     with rt.db.reading() as s:
-        return [f"conversation {cid}: {state!r}" for cid, state in s.execute(select(Conversation.id, Conversation.state))
-                if state not in valid]
+        rows = s.execute(select(Conversation.id, Conversation.state))
+        return [f"conversation {cid}: {state!r}" for cid, state in rows if state not in valid]
 
 
 def capacity_problems(rt) -> list[str]:
@@ -183,7 +184,83 @@ def postbacks(node: Any) -> list[str]:
     return found
 
 
+def line_users(app, fake, offices: Iterable[str]) -> tuple[Any, list]:
+    """A test client posting webhooks, and one new LINE user per office named (the app's clock stamps events)."""
+    from tests.lineuser import LineUser
+
+    rt = app.extensions["madoguchi"]
+    client = app.test_client()
+    return client, [LineUser(client, office, channel_secret=rt.config.channel_secret(office), fake=fake,
+                             clock=rt.clock) for office in offices]
+
+
+# What moves a user on from each step of the intake (typed as a person would; `wide`: full-width or half-width
+# kana, as phones' keyboards give them).
+_FORWARD = {"awaiting_consent": ("同意する", "同意する"), "awaiting_checklist": ("はい", "ﾊｲ"),
+            "awaiting_slot": ("1", "１")}
+
+
+def forward_word(rt, user, wide: bool = False) -> str | None:
+    """What moves this LINE user on from where their conversation is (None: fill in the form)."""
+    from tests.formflow import ANSWER_WORD
+
+    with rt.db.reading() as s:
+        conv = s.scalar(select(Conversation).where(Conversation.office_id == user.office,
+                                                   Conversation.line_user_id == user.user_id))
+    if conv is None:
+        return "よやく" if wide else "予約"
+    if (conv.context or {}).get("resume_offered"):
+        return "続きから"
+    if conv.state == "awaiting_eligibility":
+        question = rt.offices[user.office].eligibility[int((conv.context or {}).get("i", 0))]
+        return ANSWER_WORD[question.passing[0]]
+    if conv.state == "awaiting_form":
+        return None
+    return _FORWARD.get(conv.state, ("予約", "予約"))[wide]
+
+
+def last_message(fake, chat_id: str) -> dict | None:
+    """The last message the fake LINE API delivered to a chat, if any."""
+    messages = fake.messages_to(chat_id)
+    return messages[-1] if messages else None
+
+
+def recent_postbacks(fake, chat_id: str, last: int = 5) -> list[str]:
+    """The postback data of the buttons in a chat's last few messages (to tap later, when they are old)."""
+    return [data for message in fake.messages_to(chat_id)[-last:] for data in postbacks(message)]
+
+
 def quick_labels(message: dict) -> list[str]:
     """The labels of a message's quick-reply buttons, in order."""
     items = (message.get("quickReply") or {}).get("items", [])
     return [item["action"].get("label", "") for item in items if isinstance(item.get("action"), dict)]
+
+
+# -- state machines -------------------------------------------------------------------------------------
+
+class _ErrorsInto(logging.Handler):
+    def __init__(self, into: list[str]):
+        super().__init__(level=logging.ERROR)
+        self.into = into
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.into.append(f"{record.name}: {record.getMessage()}")
+
+
+def run_machine(machine, *, examples: int, steps: int, errors: list[str], **options) -> None:
+    """Run a hypothesis state machine against the app, each error the app logs appended to `errors` (an
+    invariant of the machine checks it is empty). Derandomised (CI sees the same examples), no database of
+    examples; `options` are more hypothesis settings."""
+    from hypothesis import HealthCheck, settings
+    from hypothesis.stateful import run_state_machine_as_test
+
+    handler = _ErrorsInto(errors)
+    logging.getLogger("bot").addHandler(handler)
+    try:
+        run_state_machine_as_test(machine, settings=settings(**{
+            "max_examples": examples, "stateful_step_count": steps, "deadline": None, "derandomize": True,
+            "database": None, "print_blob": True,
+            "suppress_health_check": [HealthCheck.too_slow, HealthCheck.filter_too_much, HealthCheck.data_too_large],
+            **options}))
+    finally:
+        logging.getLogger("bot").removeHandler(handler)
