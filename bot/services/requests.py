@@ -193,14 +193,23 @@ def _insert_with_seat(session: Session, rt, office, conv: Conversation, slot_sta
     return booking, seat
 
 
+def open_ahead(session: Session, office_id: str, conversation_id: int, now: datetime,
+               other_than: int | None = None) -> int:
+    """The LINE account's open requests and bookings at the office whose slot is still ahead (what the office's
+    `max_open_per_user` counts), the booking `other_than` left out."""
+    query = select(func.count()).select_from(Booking).where(
+        Booking.office_id == office_id, Booking.conversation_id == conversation_id,
+        Booking.status.in_(lifecycle.OPEN_STATUSES), Booking.slot_start > now)
+    if other_than is not None:
+        query = query.where(Booking.id != other_than)
+    return session.scalar(query) or 0
+
+
 def _refusal(session: Session, office, conv: Conversation, now: datetime) -> OutcomeStatus | None:
     """Why this user may not request now: this LINE account blocked by staff, or at the office's limit."""
     if conv.booking_blocked:
         return "blocked"
-    open_count = session.scalar(select(func.count()).select_from(Booking).where(
-        Booking.office_id == office.id, Booking.conversation_id == conv.id,
-        Booking.status.in_(lifecycle.OPEN_STATUSES), Booking.slot_start > now)) or 0
-    if open_count >= office.booking.max_open_per_user:
+    if open_ahead(session, office.id, conv.id, now) >= office.booking.max_open_per_user:
         return "limit"
     # The job seeker number typed is not checked here against other LINE accounts' requests or stops: an answer
     # that differed for a number in use would tell whoever types other people's numbers that they have a

@@ -176,7 +176,8 @@ def propose(session: Session, rt, office, booking: Booking, actor: Actor, now: d
     if conv is None or not conv.followed:
         # Only the user's answer in LINE decides a proposal: one they cannot receive would hold the slot unanswered.
         raise Refused("unreachable", booking)
-    if _other_open_ahead(session, booking, now) >= office.booking.max_open_per_user:
+    if (requests.open_ahead(session, office.id, booking.conversation_id, now, other_than=booking.id)
+            >= office.booking.max_open_per_user):
         # Its slot began undecided, so it stopped counting against the office's limit and the user requested
         # again: moving it ahead would give them more open bookings than the office allows.
         raise Refused("user_has_open", booking)
@@ -196,13 +197,6 @@ def propose(session: Session, rt, office, booking: Booking, actor: Actor, now: d
     audit.record(session, office.id, actor, "propose", now, booking, original=original, proposed=start)
     told = _tell(session, rt, office, booking, "outcome_proposed", now, original=original)
     return Result(booking, "propose", True, told=told)
-
-
-def _other_open_ahead(session: Session, booking: Booking, now: datetime) -> int:
-    """The user's other open requests and bookings at this office whose slot is still ahead."""
-    return session.scalar(select(func.count()).select_from(Booking).where(
-        Booking.office_id == booking.office_id, Booking.conversation_id == booking.conversation_id,
-        Booking.id != booking.id, Booking.status.in_(OPEN_STATUSES), Booking.slot_start > now)) or 0
 
 
 def answer_proposal(session: Session, rt, office, conv: Conversation, reference: str, accept: bool,
