@@ -45,13 +45,13 @@ SECURITY_HEADERS = {
 # The kind page for each way a link cannot be used, and its HTTP status.
 PROBLEM_STATUS = {
     "forged": 404, "refused": 403, "expired": 410, "superseded": 410, "csrf": 400,
-    "full": 409, "blocked": 403, "limit": 409, "notice_passed": 410, "unavailable": 503,
+    "full": 409, "closed": 409, "blocked": 403, "limit": 409, "notice_passed": 410, "unavailable": 503,
     "waiting": 409,
 }
 # The kinds of page after which the user goes on by choosing another slot in the chat: after a post, the page
 # keeps what was typed, to send it again once they have (`_cannot`, `resume`). Not `limit` or `blocked`: another
 # slot does not help there.
-CARRIED = frozenset({"full", "expired", "notice_passed"})
+CARRIED = frozenset({"full", "closed", "expired", "notice_passed"})
 # The hidden field of such a page saying when it was sent (the app's clock, ISO 8601): a request the conversation
 # made from another link since then is what the page's button finds, not a slot to go on to (`resume`).
 KEPT_AT = "kept_at"
@@ -280,8 +280,8 @@ def _page_vars(link: Link, held: _Held) -> dict[str, Any]:
 def _open(link: Link, revive: bool = False):
     """Check the link in a short transaction, keeping the hold alive; (access, what the pages say of it).
 
-    A slot whose booking deadline passed while the user was on the form is given back at once: no request
-    can be made for it, so the chat offers the slots again. `revive` (the input being sent): a hold that
+    A slot whose booking deadline passed, or which staff took out of online booking, while the user was on
+    the form is given back at once: no request can be made for it, so the chat offers the slots again. `revive` (the input being sent): a hold that
     ran out while the user typed is held again if the slot is still free (`requests.form_access`).
     """
     rt = _runtime()
@@ -289,7 +289,7 @@ def _open(link: Link, revive: bool = False):
     with rt.db.transaction() as s:
         now = rt.clock.now()
         access = requests.form_access(s, office, link.conversation_id, link.nonce, now, lock=True, revive=revive)
-        if access.kind == "notice_passed":
+        if access.kind in ("notice_passed", "closed"):
             holds.release(s, access.conversation)
         if access.kind != "open":
             return access, None

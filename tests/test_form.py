@@ -354,6 +354,55 @@ def test_a_form_sent_after_its_slot_was_taken_keeps_what_was_typed_until_another
         assert value not in chat and value not in caplog.text, value
 
 
+def _block(rt, start, whole_day: bool) -> None:
+    """Staff take the slot (or its whole day) out of online booking, as the 予定表's buttons do."""
+    from bot.models import SlotBlock
+    with rt.db.transaction() as s:
+        s.add(SlotBlock(office_id="sakata", day=start.astimezone(TOKYO).date().isoformat(),
+                        slot_start=None if whole_day else start, created_at=rt.clock.now()))
+
+
+@pytest.mark.parametrize("whole_day", [False, True], ids=["slot", "day"])
+@pytest.mark.parametrize("sent_from", ["input", "confirmation"])
+def test_a_form_sent_after_staff_blocked_its_slot_is_refused_and_keeps_what_was_typed(
+        chatting, client, rt, fake_line, sent_from, whole_day):
+    """Staff blocked the held slot (a counsellor fell ill) while the user typed: no request is made for it
+    (it would only be declined later), the page says the office stopped taking it, keeps what was typed, and
+    the chat offers the other slots; one tap then carries it on to the slot chosen instead."""
+    user, first = chatting("sakata")
+    blocked = _held_slot(rt, user)
+    answers = {**valid_answers(rt.offices["sakata"]), "name": "停止 花子"}
+    page = Page.get(client, first)
+    if sent_from == "confirmation":
+        page = page.submit(client, answers)
+        assert "入力内容の確認" in page.html
+    _block(rt, blocked, whole_day)
+    late = page.submit(client, answers if sent_from == "input" else None)
+    assert late.status == 409 and "受付を終了しました" in late.html and "お申込みは送信されていません" in late.html
+    assert "このページは閉じずに" in visible_text(late.html)
+    assert late.form.fields["name"] == "停止 花子" and bookings(rt) == []
+    assert _held_slot(rt, user) is None                        # given back: the chat offers the slots again
+
+    user.says("予約")
+    if whole_day:
+        user.says("次の週")                      # the only day of this week is blocked: the week says so
+    user.says("1")
+    second = form_link(fake_line.messages_to(user.user_id))
+    newest = _held_slot(rt, user)
+    assert newest is not None and newest != blocked
+    booking = resumes_on_the_newest(client, rt, late.submit(client), newest, second, "停止 花子")
+    assert booking.slot_start == newest
+
+
+def test_a_form_opened_after_staff_blocked_its_slot_says_so_at_once(chatting, client, rt):
+    """Opened after the block: told before typing anything, not after."""
+    user, first = chatting("sakata")
+    _block(rt, _held_slot(rt, user), whole_day=False)
+    page = Page.get(client, first)
+    assert page.status == 409 and "受付を終了しました" in page.html and "「予約」と送り" in visible_text(page.html)
+    assert _held_slot(rt, user) is None and bookings(rt) == []
+
+
 def test_a_form_sent_after_the_chat_gave_the_slot_back_keeps_what_was_typed(chatting, client, rt, fake_line):
     """戻る in the chat gave the slot back while the form was open: sent, the page keeps what was typed for the
     slot chosen next."""

@@ -74,6 +74,12 @@ def blocks(session: Session, office_id: str, now: datetime) -> tuple[set[datetim
             {date.fromisoformat(day) for start, day in rows if start is None})
 
 
+def blocked(session: Session, office_id: str, slot_start: datetime, now: datetime) -> bool:
+    """Has staff taken this slot, or its whole day, out of online booking (since it was held, say)?"""
+    starts, days = blocks(session, office_id, now)
+    return slot_start in starts or slot_start.astimezone(TOKYO).date() in days
+
+
 def week_page(session: Session, office, now: datetime, index: int, page: int = 0) -> dict[str, Any]:
     """One page of the index-th bookable week (see `slots.week_view`): its slots, why the week is empty if it
     is, the days shown, and where the previous and next page lie.

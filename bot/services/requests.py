@@ -40,9 +40,9 @@ REFERENCE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # upper-case letters an
 DETAILS_VERSION = 1
 SUBMISSION_KEEP = timedelta(days=1)  # how long a used link still shows its completion page
 
-AccessKind = Literal["open", "done", "expired", "superseded", "refused", "notice_passed"]
+AccessKind = Literal["open", "done", "expired", "superseded", "refused", "notice_passed", "closed"]
 OutcomeStatus = Literal["created", "duplicate", "expired", "superseded", "refused", "full", "blocked",
-                        "limit", "notice_passed", "terms_changed"]
+                        "limit", "notice_passed", "closed", "terms_changed"]
 
 
 @dataclass(frozen=True)
@@ -52,7 +52,8 @@ class FormAccess:
     open: the hold is live and this link is its latest; done: this link already made a request;
     expired: the conversation holds no live slot; superseded: it holds another one (a newer link);
     refused: the link names a conversation it does not belong to; notice_passed: the hold is live and
-    this link is its latest, but the slot's booking deadline has passed since it was held.
+    this link is its latest, but the slot's booking deadline has passed since it was held; closed: the same,
+    but staff took the slot (or its day) out of online booking since it was held.
     """
     kind: AccessKind
     conversation: Conversation | None = None
@@ -103,14 +104,17 @@ def form_access(session: Session, office, conversation_id: int, nonce: str, now:
     hold = session.scalar(select(SlotHold).where(SlotHold.conversation_id == conv.id))
     if revive and hold is not None and hold.token_nonce == nonce and hold.expires_at <= now:
         reason = holds.revive(session, office, hold, now)
-        if reason in ("full", "notice_passed"):
-            return FormAccess(reason, conv, hold=hold, slot_start=hold.slot_start)
+        if reason in ("full", "notice_passed", "blocked"):
+            return FormAccess("closed" if reason == "blocked" else reason, conv, hold=hold,
+                              slot_start=hold.slot_start)
     if hold is None or hold.expires_at <= now:
         return FormAccess("expired", conv)
     if hold.token_nonce != nonce:
         return FormAccess("superseded", conv, hold=hold, slot_start=hold.slot_start)
     if slotsvc.deadline_passed(office, hold.slot_start, now):
         return FormAccess("notice_passed", conv, hold=hold, slot_start=hold.slot_start)
+    if holds.blocked(session, office.id, hold.slot_start, now):
+        return FormAccess("closed", conv, hold=hold, slot_start=hold.slot_start)
     return FormAccess("open", conv, hold=hold, slot_start=hold.slot_start)
 
 
@@ -132,6 +136,9 @@ def submit(session: Session, rt, office, conversation_id: int, nonce: str, value
     access = form_access(session, office, conversation_id, nonce, now, lock=True, revive=True)
     if access.kind == "done":
         return Outcome("duplicate", reference=access.reference, slot_start=access.slot_start)
+    if access.kind == "closed":
+        session.delete(access.hold)  # staff blocked the slot: given back for good, the chat offers the others
+        return Outcome("closed", slot_start=access.slot_start)
     if access.kind not in ("open", "notice_passed"):  # notice_passed: create_request refuses it below
         return Outcome(access.kind)
     conv, hold = access.conversation, access.hold
