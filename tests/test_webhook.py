@@ -419,6 +419,25 @@ def test_standby_sends_nothing_and_changes_nothing(rt, sakata_user, fake_line):
     assert conversation(rt, sakata_user) is None
 
 
+def test_a_block_or_unblock_in_standby_still_says_whether_the_user_can_be_pushed_to(rt, sakata_user, fake_line):
+    """Another channel (a module) answers the chat, so nothing is sent; but a block is a block: a confirmation
+    must not be pushed to a user who blocked meanwhile, nor withheld from one who unblocked (LINE leaves the
+    reply token out of a standby follow, which the SDK's model requires)."""
+    now_ms = int(rt.clock.now().timestamp() * 1000)
+    sakata_user.says("予約", timestamp=now_ms)
+    calls = len(fake_line.calls)
+    assert sakata_user.unfollows(mode="standby", timestamp=now_ms + 1000).status_code == 200
+    assert conversation(rt, sakata_user).followed is False
+    # An older unblock arriving late changes nothing.
+    assert sakata_user.follows(unblocked=True, mode="standby", timestamp=now_ms + 500).status_code == 200
+    assert conversation(rt, sakata_user).followed is False
+    assert sakata_user.follows(unblocked=True, mode="standby", timestamp=now_ms + 2000).status_code == 200
+    conv = conversation(rt, sakata_user)
+    assert conv.followed is True and conv.state == "awaiting_consent"
+    assert len(fake_line.calls) == calls   # nothing sent in standby
+    assert [r.kind for r in outbox_rows(rt)] == ["reply"]
+
+
 def test_events_in_one_body_are_handled_by_timestamp(rt, sakata_user, fake_line):
     """予約 (older) then 中止 (newer), delivered newest first: handled oldest first, so the booking stops."""
     now_ms = int(rt.clock.now().timestamp() * 1000)
