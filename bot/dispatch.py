@@ -74,7 +74,7 @@ def to_incoming(event) -> Incoming:
         params = {k: str(v) for k, v in (event.postback.params or {}).items() if v is not None}
         return Incoming(kind="postback", data=event.postback.data or "", params=params, **base)
     if isinstance(event, FollowEvent):
-        return Incoming(kind="follow", **base)
+        return Incoming(kind="follow", unblocked=bool(getattr(event.follow, "is_unblocked", False)), **base)
     if isinstance(event, UnfollowEvent):
         return Incoming(kind="unfollow", **base)
     return Incoming(kind="other", **base)
