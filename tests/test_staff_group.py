@@ -636,3 +636,20 @@ def test_a_user_who_unblocks_with_no_booking_ahead_is_greeted_as_before(rt, fake
     user.follows(unblocked=True)
     again = user.texts()[len(first):]
     assert len(again) == 1 and "ブロックされていた間" not in again[0] and "「予約」と送ってください" in again[0]
+
+
+def test_staff_are_told_when_the_bot_was_removed_from_the_staff_group(rt, client, fake_line, group):
+    """A leave event from the staff group: no card can reach it any more, and the pages where staff look for
+    handoffs say so until the bot is invited back."""
+    from tests.staffkit import create_staff, login
+
+    create_staff(rt)
+    login(client)
+    group.joins()
+    assert "退出しました" not in client.get("/staff/queue").get_data(as_text=True)
+    group.leaves()
+    for path in ("/staff/queue", "/staff/groups"):
+        page = client.get(path).get_data(as_text=True)
+        assert "公式アカウントが職員グループから退出しました" in page and "招待し直してください" in page
+    group.joins()
+    assert "退出しました" not in client.get("/staff/queue").get_data(as_text=True)
