@@ -679,6 +679,20 @@ def test_a_chat_word_in_a_group_is_told_to_book_in_a_one_to_one_chat(rt, staff_g
         assert s.scalar(select(func.count()).select_from(Conversation)) == 0   # no conversation for a group
 
 
+def test_the_hint_in_a_group_is_never_pushed_when_its_reply_cannot_go(rt, staff_group_factory, fake_line):
+    """A push to a group counts once per member against the month's quota, and the hint answers one message:
+    when its reply token is refused or gone, it is not sent at all."""
+    group = staff_group_factory("sakata")
+    event = group.text_event("予約")
+    fake_line.expire_reply_token(event["replyToken"])
+    assert group.send(event).status_code == 200
+    Worker(rt).run_once()
+    rt.clock.advance(minutes=5)
+    Worker(rt).run_once()
+    assert [d.kind for d in fake_line.deliveries()] == []
+    assert [(r.kind, r.status) for r in outbox_rows(rt)] == [("reply", "skipped")]
+
+
 @pytest.fixture
 def staffed(make_app, fake_line):
     """An app whose Sakata office has a configured staff group."""
