@@ -74,7 +74,7 @@ def to_incoming(event) -> Incoming:
         params = {k: str(v) for k, v in (event.postback.params or {}).items() if v is not None}
         return Incoming(kind="postback", data=event.postback.data or "", params=params, **base)
     if isinstance(event, FollowEvent):
-        return Incoming(kind="follow", **base)
+        return Incoming(kind="follow", unblocked=bool(getattr(event.follow, "is_unblocked", False)), **base)
     if isinstance(event, UnfollowEvent):
         return Incoming(kind="unfollow", **base)
     return Incoming(kind="other", **base)
@@ -151,7 +151,7 @@ class Dispatcher:
             log.info("event=%s duplicate, skipped", event_id)
             return []
         if getattr(event, "mode", "active") == "standby":
-            log.info("event=%s standby, nothing sent", event_id)
+            self._standby(tx, office, event, event_id)
             return []
         source = getattr(event, "source", None)
         source_type = getattr(source, "type", None)
@@ -161,6 +161,27 @@ class Dispatcher:
         if source_type != "user" or not user_id:
             return []
         return self._user_event(tx, office, event, user_id, now)
+
+    @staticmethod
+    def _standby(tx: event_rows.EventTransaction, office, event, event_id: str) -> None:
+        """Another channel (a module) answers this chat: nothing is sent. A block or an unblock is still the
+        user's own fact about the account: `followed` follows it, so that a confirmation is not pushed to a user
+        who blocked meanwhile (staff are asked to phone instead), nor withheld from one who unblocked. Only a
+        conversation there is already: a follow in standby starts none."""
+        source = getattr(event, "source", None)
+        user_id = getattr(source, "user_id", None)
+        if not isinstance(event, (FollowEvent, UnfollowEvent)) or getattr(source, "type", None) != "user" \
+                or not user_id:
+            log.info("event=%s standby, nothing sent", event_id)
+            return
+        conv = event_rows.existing_conversation(tx.conn, office.id, user_id)
+        timestamp = int(event.timestamp)
+        if conv is None or timestamp < conv.last_event_ms:
+            log.info("event=%s standby, nothing sent or changed", event_id)
+            return
+        conv.followed, conv.last_event_ms = isinstance(event, FollowEvent), timestamp
+        event_rows.save(tx.conn, conv)
+        log.info("event=%s standby kind=%s recorded, nothing sent", event_id, event.type)
 
     def apologise(self, office, event) -> list:
         """An event failed and was rolled back: tell the user, or the staff member who tapped a card's button in

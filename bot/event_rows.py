@@ -165,16 +165,20 @@ def _new_conversation(dialect: str) -> Statement:
 _NEW = {name: _new_conversation(name) for name in ("postgresql", "sqlite")}
 
 
+def existing_conversation(conn: Connection, office_id: str, user_id: str) -> ConversationRow | None:
+    """The user's row, locked; None for a user who has none."""
+    found = _SELECT.get(conn.dialect.name, _SELECT_UNLOCKED).rows(conn, {"office_id": office_id, "user_id": user_id})
+    return ConversationRow(found[0]) if found else None
+
+
 def conversation(conn: Connection, office_id: str, user_id: str, now: datetime) -> ConversationRow:
     """The user's row, locked; created first for a new user (a known user costs one statement)."""
-    dialect = conn.dialect.name
-    select_ = _SELECT.get(dialect, _SELECT_UNLOCKED)
-    params = {"office_id": office_id, "user_id": user_id}
-    found = select_.rows(conn, params)
-    if not found:
-        _NEW[dialect].rowcount(conn, {**params, "now": now})  # two first events racing: the other waits here
-        found = select_.rows(conn, params)
-    return ConversationRow(found[0])
+    found = existing_conversation(conn, office_id, user_id)
+    if found is None:
+        # Two first events racing: the other waits here.
+        _NEW[conn.dialect.name].rowcount(conn, {"office_id": office_id, "user_id": user_id, "now": now})
+        found = existing_conversation(conn, office_id, user_id)
+    return found
 
 
 _UPDATES: dict[tuple[str, ...], Statement] = {}

@@ -45,6 +45,9 @@ MAYBE_SENT = "; an earlier try may have arrived"   # ...and this when an earlier
 # reply's last_error, once one of its tries went unanswered: it is never pushed then)
 NOT_SENT = ("429", "http 401")   # the last_error of a try LINE refused before taking it (quota, rate, token)
 _UNFOLLOWED = "unfollowed"
+# Replies that answer one message and are not worth a push when their token is refused or gone: the hint in a
+# group that is not the staff group (a push there counts once per member against the month's quota).
+REPLY_ONLY = frozenset({"group_hint"})
 VERDICT_KINDS = ("push", "multicast", "broadcast")   # rows asked whether they may go now (not replies, not leaves)
 _ASK = object()            # a push whose verdict was not asked with its batch
 
@@ -485,20 +488,25 @@ class Sender:
             row.status, row.next_attempt_at = "pending", now + wait
             self.stats["retried"] += 1
             return
-        if _maybe_sent(row):
-            self._unknown(row)
-            return
         # Certainly not delivered and the token is gone or refused: fall back to one push (not before LINE's
         # Retry-After, when it gave one).
-        self._reply_to_push(row, now, row.last_error)
-        if result.retry_after:
+        self._reply_gone(row, now, row.last_error)
+        if row.kind == "push" and result.retry_after:
             row.next_attempt_at = now + timedelta(seconds=result.retry_after)
 
     def _reply_expired(self, row: OutboxMessage, now: datetime) -> None:
+        self._reply_gone(row, now, "reply token expired")
+
+    def _reply_gone(self, row: OutboxMessage, now: datetime, reason: str | None) -> None:
+        """A reply that can no longer go as one: of unknown fate when a try may have arrived, not sent at all when
+        it answers on its token only (REPLY_ONLY), else one push."""
         if _maybe_sent(row):
             self._unknown(row)
+        elif row.purpose in REPLY_ONLY:
+            row.status, row.last_error = "skipped", f"{reason or 'reply not delivered'}; not pushed"[:255]
+            self.stats["skipped"] += 1
         else:
-            self._reply_to_push(row, now, "reply token expired")
+            self._reply_to_push(row, now, reason)
 
     def _unknown(self, row: OutboxMessage) -> None:
         row.status = "unknown"

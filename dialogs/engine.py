@@ -53,9 +53,16 @@ def apply(talk: Talk, routed: Routed) -> None:
 
 
 def _follow(talk: Talk, routed: Routed) -> None:
-    """Added or unblocked: the greeting, which says when a booking is part way through (予約 goes on)."""
+    """Added or unblocked: the greeting, which says when a booking is part way through (予約 goes on). Nothing
+    reached a user who had blocked the account (a decision, another slot proposed, a reminder): one who unblocks
+    with a booking whose slot is still ahead is told so, and shown their bookings as 予約確認 shows them."""
     talk.ports.set_followed(True)
-    talk.say("greeting", in_progress=talk.state != State.IDLE)
+    in_progress = talk.state != State.IDLE
+    bookings = talk.ports.bookings() if routed.value == "unblocked" else []
+    missed = any(b["at"] > talk.now for b in bookings)
+    talk.say("greeting", in_progress=in_progress, unblocked=routed.value == "unblocked", missed=missed)
+    if missed:
+        talk.say("bookings", bookings=bookings, in_progress=False)   # the greeting says what is in progress
 
 
 def _help(talk: Talk, routed: Routed) -> None:

@@ -15,4 +15,5 @@ class Incoming:
     data: str = ""            # postback data
     params: Mapping[str, str] = field(default_factory=dict)   # datetime-picker params
     media_type: str = ""      # image | video | audio | file
+    unblocked: bool = False   # a follow that unblocks the account (LINE's follow.isUnblocked)
     stale: bool = False       # older than what the conversation already reflects

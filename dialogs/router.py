@@ -157,7 +157,7 @@ def route(inp: Incoming, *, office: str, position: str, choices: list[tuple[str,
     (accept | decline -> label) answer a slot staff proposed, typed as their label where nothing on offer reads so.
     """
     if inp.kind in ("follow", "unfollow"):
-        return Routed(inp.kind)
+        return Routed(inp.kind, value="unblocked" if inp.unblocked else None)
     if inp.kind in ("sticker", "media", "location"):
         return Routed("unsupported", value=inp.kind if inp.kind != "media" else inp.media_type or "media")
     if inp.kind == "postback":

@@ -103,7 +103,7 @@ class _Chat:
     """What LineUser and StaffGroup share: event building, signing and posting."""
 
     #: event types whose real webhooks carry a reply token (in mode "active")
-    REPLYABLE = frozenset({"message", "follow", "join", "memberJoined", "postback", "beacon",
+    REPLYABLE = frozenset({"message", "follow", "join", "memberJoined", "postback", "beacon", "membership",
                            "accountLink", "things", "videoPlayComplete"})
 
     def __init__(

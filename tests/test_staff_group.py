@@ -609,3 +609,47 @@ def test_the_group_names_a_status_as_the_dashboard_does(rt, fake_line, group, us
     login(client)
     page = client.get(f"/staff/bookings/{reference}").get_data(as_text=True)
     assert '<span class="status status-declined" id="status">お断り</span>' in page
+
+
+def test_a_user_who_unblocks_is_shown_what_happened_to_their_booking_meanwhile(rt, fake_line, group, user):
+    """Approved while the user had blocked the account: LINE could not tell them. When they unblock, the greeting
+    says so and lists their bookings, so they learn that the session is confirmed without having to ask."""
+    reference = make_request(rt, user_id=user.user_id)
+    run_worker(rt)
+    user.unfollows()
+    group.taps(postback_value([_card(fake_line, group.group_id)], "承認"))
+    run_worker(rt)
+    assert booking(rt, reference).status == "confirmed"
+    assert not any("予約が確定しました" in t for t in user.texts())
+    before = len(user.texts())
+    user.follows(unblocked=True)
+    back = "\n".join(user.texts()[before:])
+    assert "ブロックされていた間" in back
+    assert reference in back and "予約確定" in back
+    assert "友だち追加ありがとうございます" not in back
+
+
+def test_a_user_who_unblocks_with_no_booking_ahead_is_greeted_as_before(rt, fake_line, user):
+    user.follows()
+    first = user.texts()
+    user.unfollows()
+    user.follows(unblocked=True)
+    again = user.texts()[len(first):]
+    assert len(again) == 1 and "ブロックされていた間" not in again[0] and "「予約」と送ってください" in again[0]
+
+
+def test_staff_are_told_when_the_bot_was_removed_from_the_staff_group(rt, client, fake_line, group):
+    """A leave event from the staff group: no card can reach it any more, and the pages where staff look for
+    handoffs say so until the bot is invited back."""
+    from tests.staffkit import create_staff, login
+
+    create_staff(rt)
+    login(client)
+    group.joins()
+    assert "退出しました" not in client.get("/staff/queue").get_data(as_text=True)
+    group.leaves()
+    for path in ("/staff/queue", "/staff/groups"):
+        page = client.get(path).get_data(as_text=True)
+        assert "公式アカウントが職員グループから退出しました" in page and "招待し直してください" in page
+    group.joins()
+    assert "退出しました" not in client.get("/staff/queue").get_data(as_text=True)

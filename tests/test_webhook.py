@@ -419,6 +419,25 @@ def test_standby_sends_nothing_and_changes_nothing(rt, sakata_user, fake_line):
     assert conversation(rt, sakata_user) is None
 
 
+def test_a_block_or_unblock_in_standby_still_says_whether_the_user_can_be_pushed_to(rt, sakata_user, fake_line):
+    """Another channel (a module) answers the chat, so nothing is sent; but a block is a block: a confirmation
+    must not be pushed to a user who blocked meanwhile, nor withheld from one who unblocked (LINE leaves the
+    reply token out of a standby follow, which the SDK's model requires)."""
+    now_ms = int(rt.clock.now().timestamp() * 1000)
+    sakata_user.says("予約", timestamp=now_ms)
+    calls = len(fake_line.calls)
+    assert sakata_user.unfollows(mode="standby", timestamp=now_ms + 1000).status_code == 200
+    assert conversation(rt, sakata_user).followed is False
+    # An older unblock arriving late changes nothing.
+    assert sakata_user.follows(unblocked=True, mode="standby", timestamp=now_ms + 500).status_code == 200
+    assert conversation(rt, sakata_user).followed is False
+    assert sakata_user.follows(unblocked=True, mode="standby", timestamp=now_ms + 2000).status_code == 200
+    conv = conversation(rt, sakata_user)
+    assert conv.followed is True and conv.state == "awaiting_consent"
+    assert len(fake_line.calls) == calls   # nothing sent in standby
+    assert [r.kind for r in outbox_rows(rt)] == ["reply"]
+
+
 def test_events_in_one_body_are_handled_by_timestamp(rt, sakata_user, fake_line):
     """予約 (older) then 中止 (newer), delivered newest first: handled oldest first, so the booking stops."""
     now_ms = int(rt.clock.now().timestamp() * 1000)
@@ -660,6 +679,20 @@ def test_a_chat_word_in_a_group_is_told_to_book_in_a_one_to_one_chat(rt, staff_g
         assert s.scalar(select(func.count()).select_from(Conversation)) == 0   # no conversation for a group
 
 
+def test_the_hint_in_a_group_is_never_pushed_when_its_reply_cannot_go(rt, staff_group_factory, fake_line):
+    """A push to a group counts once per member against the month's quota, and the hint answers one message:
+    when its reply token is refused or gone, it is not sent at all."""
+    group = staff_group_factory("sakata")
+    event = group.text_event("予約")
+    fake_line.expire_reply_token(event["replyToken"])
+    assert group.send(event).status_code == 200
+    Worker(rt).run_once()
+    rt.clock.advance(minutes=5)
+    Worker(rt).run_once()
+    assert [d.kind for d in fake_line.deliveries()] == []
+    assert [(r.kind, r.status) for r in outbox_rows(rt)] == [("reply", "skipped")]
+
+
 @pytest.fixture
 def staffed(make_app, fake_line):
     """An app whose Sakata office has a configured staff group."""
@@ -729,7 +762,7 @@ FUTURE_EVENTS = ["brandNewThing", "membership", "module", "activated", "botSuspe
 
 @pytest.mark.parametrize("kind", FUTURE_EVENTS)
 def test_other_and_unknown_event_types_are_200_and_ignored(rt, sakata_user, fake_line, kind):
-    event = sakata_user.event(kind, reply=False)
+    event = sakata_user.event(kind)   # with a reply token where LINE gives one
     event["somethingNew"] = {"x": [1, 2, 3]}
     assert sakata_user.send(event).status_code == 200
     assert fake_line.calls == []

@@ -362,7 +362,7 @@ def queue():
             .order_by(StaffNotice.created_at.desc(), StaffNotice.id.desc()).limit(50)).all()
         return render_template("staff/queue.html", undecided=undecided, calls=calls, invitations=invitations,
                                call_task=handoff.call_user_on_confirm(office), attendance=attendance,
-                               notices=notices, now=now,
+                               notices=notices, now=now, group_left=_staff_group_left(s, rt, office),
                                deadlines={b.id: notify.deadline_view(office, b, now) for b in undecided})
 
 
@@ -740,6 +740,16 @@ def outbox_rows():
                                token_setting=f"LINE_CHANNEL_ACCESS_TOKEN_{office.id.upper()}")
 
 
+def _staff_group_left(s, rt, office) -> datetime | None:
+    """When the bot was removed from the configured staff group (LINE's leave event), if it has not been invited
+    back since: no card reaches the group then, and staff are told so where they look for handoffs."""
+    configured = rt.config.staff_group_id(office.id)
+    if not configured:
+        return None
+    return s.scalar(select(StaffGroupSighting.left_at).where(
+        StaffGroupSighting.office_id == office.id, StaffGroupSighting.group_id == configured))
+
+
 @bp.get("/groups")
 def groups():
     rt = _rt()
@@ -747,7 +757,7 @@ def groups():
     with rt.db.reading() as s:
         sightings = s.scalars(select(StaffGroupSighting).where(StaffGroupSighting.office_id == office.id)
                               .order_by(StaffGroupSighting.joined_at.desc())).all()
-        return render_template("staff/groups.html", sightings=sightings,
+        return render_template("staff/groups.html", sightings=sightings, group_left=_staff_group_left(s, rt, office),
                                configured=rt.config.staff_group_id(office.id),
                                setting=f"LINE_STAFF_GROUP_ID_{office.id.upper()}")
 
