@@ -477,6 +477,25 @@ def test_a_next_message_notice_is_not_sent_to_who_consented_to_that_version(app,
     assert not any("利用規約が改定" in text for text in fake_line.texts_to(sakata_user.user_id))
 
 
+def test_a_next_message_notice_of_a_version_superseded_before_the_user_wrote_is_not_told(app, rt, sakata_user,
+                                                                                         fake_line, tmp_path):
+    """Told by next-message, then a newer version took effect (told by multicast) before the user wrote: the
+    chat announces no superseded version beside a consent that asks the newer one (they would disagree)."""
+    sakata_user.follows()
+    _publish(app, tmp_path)                                          # 2026-12-10
+    assert _cli(app, "terms", "broadcast", "--office", "sakata", "--mode", "next-message", "--yes").exit_code == 0
+    _publish(app, tmp_path, version="2026-12-20", summary="第8条を変更しました。")
+    rt.clock.freeze(datetime(2026, 12, 20, 9, 0, tzinfo=TOKYO))     # the newer one applies
+    assert _cli(app, "terms", "broadcast", "--office", "sakata", "--mode", "multicast", "--yes").exit_code == 0
+    sakata_user.says("ヘルプ")
+    sakata_user.says("予約")
+    texts = fake_line.texts_to(sakata_user.user_id)
+    assert not any("2026-12-10" in text for text in texts)
+    assert "2026-12-20" in texts[-1]                                 # the consent asks the version in force
+    with rt.db.reading() as s:
+        assert s.scalar(select(Conversation.pending_notice)) is None
+
+
 def test_consent_log_exports_per_office(app, rt, sakata_user, otaru_user, fake_line):
     _consent_via_chat(sakata_user, fake_line)
     _consent_via_chat(otaru_user, fake_line)
