@@ -684,3 +684,30 @@ def test_a_form_open_when_a_version_takes_effect_waits_for_consent_and_keeps_wha
         assert s.scalar(select(Booking.status)) == "requested"
         assert s.scalar(select(Conversation.state)) == "idle"
     assert _consents(rt) == 1
+
+
+# -- what the terms say of using the service after a change ------------------------------------------------
+
+DEEMED = {"ja": "規約の定め（第13条）により、規約の変更後にオンライン職業相談をご利用になると、変更後の規約に同意したものと"
+                "みなされます。",
+          "en": "Under the terms (article 13), using online job counselling after a change counts as agreeing to the "
+                "changed terms.",
+          "easy": "ルールが かわった あとで そうだんを つかうと、あたらしい ルールに 同意（どうい）した ことに "
+                  "なります。"}
+
+
+@pytest.mark.parametrize("language", ["ja", "en", "easy"])
+def test_the_notice_of_a_new_version_says_what_the_terms_say_of_using_a_booking_after_it(app, rt, fake_line,
+                                                                                        tmp_path, language):
+    """Both offices' terms (Sakata 第13条, Otaru 第11条): using the service after a change is agreeing to it. The
+    notice says a booking made stays valid, and so what attending it after the change means (a user with one
+    ahead is not asked to consent again while it is open: the office takes one open booking per user)."""
+    now = rt.clock.now()
+    with rt.db.transaction() as s:
+        s.add(Conversation(office_id="sakata", line_user_id="U" + "1" * 32, state="idle", context={}, step=0,
+                           misses=0, language=language, followed=True, booking_blocked=False, last_event_ms=0,
+                           created_at=now))
+    _publish(app, tmp_path)
+    assert _cli(app, "terms", "broadcast", "--office", "sakata", "--mode", "multicast", "--yes").exit_code == 0
+    notice = fake_line.deliveries("multicast")[-1].messages[0]["text"]
+    assert DEEMED[language] in notice
