@@ -11,7 +11,8 @@ from sqlalchemy import func, select
 from bot.clock import TOKYO
 from bot.models import Booking, BroadcastChunk, Consent, Conversation, SlotHold, TermsBroadcast
 from bot.services import broadcasts
-from tests.formflow import Page, form_link, valid_answers, walk_to_slots
+from tests.formflow import Page, complete_form, form_link, valid_answers, walk_to_slots
+from tests.staffkit import create_staff, login
 
 NEW_VERSION = "2026-12-10"
 
@@ -711,3 +712,24 @@ def test_the_notice_of_a_new_version_says_what_the_terms_say_of_using_a_booking_
     assert _cli(app, "terms", "broadcast", "--office", "sakata", "--mode", "multicast", "--yes").exit_code == 0
     notice = fake_line.deliveries("multicast")[-1].messages[0]["text"]
     assert DEEMED[language] in notice
+
+
+# -- the security officer: under which terms each request was made -------------------------------------------
+
+def test_the_booking_page_names_the_terms_version_the_request_was_made_under(app, rt, client, sakata_user,
+                                                                           fake_line, tmp_path):
+    walk_to_slots(sakata_user, rt)                                   # consents to 2023-11-01 on 12/1
+    sakata_user.says("1")
+    done = complete_form(client, form_link(fake_line.messages_to(sakata_user.user_id)),
+                         valid_answers(rt.offices["sakata"]))
+    reference = done.html.split("受付番号: ")[1][:9]
+    assert _publish(app, tmp_path, version="2026-12-05").exit_code == 0
+    rt.clock.freeze(datetime(2026, 12, 5, 0, 0, tzinfo=TOKYO))      # JST midnight: the new version applies
+    create_staff(rt)
+    assert login(client).status_code == 302
+    page = client.get(f"/staff/bookings/{reference}").get_data(as_text=True)
+    consent = page.split('id="terms-consent">')[1].split("</dd>")[0]
+    assert "2023-11-01版" in consent and 'href="/terms/sakata/2023-11-01"' in consent
+    assert "2026-12-01 10:00にLINEで同意" in consent
+    assert "現在の版は" in consent and 'href="/terms/sakata/2026-12-05"' in consent
+    assert "山形地方裁判所" in client.get("/terms/sakata/2023-11-01").get_data(as_text=True)   # its text stays

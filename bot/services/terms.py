@@ -130,6 +130,14 @@ def publish(session: Session, office_id: str, version: str, body: str, summary: 
     return row
 
 
+def consent_behind(session: Session, conversation_id: int, made_at: datetime) -> Consent | None:
+    """The consent a request made at `made_at` went in under: the user's newest one by then (the form takes a
+    request only once the version in force is consented to, so it is that version's)."""
+    return session.scalar(select(Consent).where(Consent.conversation_id == conversation_id,
+                                                Consent.consented_at <= made_at)
+                          .order_by(Consent.consented_at.desc(), Consent.id.desc()).limit(1))
+
+
 def consent_log(session: Session, office_id: str) -> list[Consent]:
     """The office's consent record, oldest first."""
     return list(session.scalars(select(Consent).where(Consent.office_id == office_id)
