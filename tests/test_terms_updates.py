@@ -106,6 +106,63 @@ def test_publish_unknown_office_is_misuse(app, tmp_path):
     assert result.exit_code == 2
 
 
+# -- a version published by mistake ------------------------------------------------------------------
+
+def _withdraw(app, version=NEW_VERSION):
+    return _cli(app, "terms", "withdraw", "--office", "sakata", "--version", version)
+
+
+def test_a_version_published_by_mistake_is_withdrawn_before_it_takes_effect_and_published_again(
+        app, rt, client, sakata_user, fake_line, tmp_path):
+    """A typo in a version not yet in effect: withdrawn (its notice not yet told goes too), then the corrected text
+    published for the same date; nobody is asked to consent twice, and the mistaken text is nowhere."""
+    _consent_via_chat(sakata_user, fake_line)
+    sakata_user.says("中止")
+    assert _publish(app, tmp_path, text="第1条 誤記のある本文です。").exit_code == 0
+    assert _cli(app, "terms", "broadcast", "--office", "sakata", "--mode", "next-message", "--yes").exit_code == 0
+    withdrawn = _withdraw(app)
+    assert withdrawn.exit_code == 0 and "withdrew sakata terms 2026-12-10" in withdrawn.output
+    assert client.get(f"/terms/sakata/{NEW_VERSION}").status_code == 404
+    sakata_user.says("ヘルプ")                                  # the notice of the withdrawn version is not told
+    assert not any("改定" in text for text in fake_line.texts_to(sakata_user.user_id))
+    rt.clock.freeze(datetime(2026, 12, 10, 9, 0, tzinfo=TOKYO))
+    sakata_user.says("予約")                                    # it never took effect: no consent asked
+    assert "【確認 1/" in fake_line.texts_to(sakata_user.user_id)[-1]
+    sakata_user.says("中止")
+
+    rt.clock.freeze(datetime(2026, 12, 2, 9, 0, tzinfo=TOKYO))
+    assert _publish(app, tmp_path, text="第1条 訂正した本文です。").exit_code == 0   # the same date again
+    assert _cli(app, "terms", "broadcast", "--office", "sakata", "--mode", "next-message", "--yes").exit_code == 0
+    page = client.get(f"/terms/sakata/{NEW_VERSION}").get_data(as_text=True)
+    assert "訂正した本文" in page and "誤記" not in page
+    sakata_user.says("ヘルプ")
+    assert "利用規約が改定されます" in fake_line.texts_to(sakata_user.user_id)[-1]
+
+
+def test_a_withdrawn_version_told_by_multicast_says_so_and_its_correction_may_be_told_again(app, rt, fake_line,
+                                                                                            tmp_path):
+    _followers(rt, 3)
+    _publish(app, tmp_path)
+    assert _cli(app, "terms", "broadcast", "--office", "sakata", "--mode", "multicast", "--yes").exit_code == 0
+    withdrawn = _withdraw(app)
+    assert withdrawn.exit_code == 0 and "its notice had gone by multicast to 3 followers" in withdrawn.output
+    _publish(app, tmp_path, text="第1条 訂正した本文です。")
+    assert _cli(app, "terms", "broadcast", "--office", "sakata", "--mode", "multicast", "--yes").exit_code == 0
+    assert len(fake_line.deliveries("multicast")) == 2
+
+
+@pytest.mark.parametrize("version,why", [
+    ("2026-12-01", "has taken effect (2026-12-01 in Japan)"),      # published for today: in force already
+    ("2023-11-01", "has taken effect"),
+    ("2026-12-24", "no version 2026-12-24"),
+])
+def test_a_version_in_effect_or_unknown_is_not_withdrawn(app, rt, client, tmp_path, version, why):
+    _publish(app, tmp_path, version="2026-12-01")
+    result = _withdraw(app, version)
+    assert result.exit_code == 1 and why in result.output
+    assert client.get(f"/terms/sakata/{version}").status_code == (404 if version == "2026-12-24" else 200)
+
+
 # -- consenting again -------------------------------------------------------------------------------
 
 def test_old_consenter_consents_again_from_the_effective_date(app, rt, sakata_user, fake_line, tmp_path):

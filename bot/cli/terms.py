@@ -45,6 +45,27 @@ def publish_command(office_id: str, version: str, path: str, summary: str) -> No
     click.echo(f"published {office.id} terms {version}; users consent again from {version} before booking")
 
 
+@terms_group.command("withdraw")
+@click.option("--office", "office_id", required=True)
+@click.option("--version", required=True, help="A version not yet in effect (its date is after today in Japan).")
+def withdraw_command(office_id: str, version: str) -> None:
+    """Take back a version published by mistake, before it takes effect."""
+    rt = current_app.extensions["madoguchi"]
+    schema_or_exit(rt)
+    office = office_or_exit(rt, office_id)
+    try:
+        with rt.db.transaction() as s:
+            told = terms.withdraw(s, office.id, version, today=rt.clock.now().date())
+            told = [(run.mode, run.recipients) for run in told]
+    except terms.PublishError as exc:
+        click.echo(str(exc), err=True)
+        sys.exit(1)
+    click.echo(f"withdrew {office.id} terms {version}; it will not take effect")
+    for mode, recipients in told:
+        click.echo(f"its notice had gone by {mode} to {recipients} followers: once the corrected version is "
+                   "published, tell them with `terms broadcast` (it is a new notice)")
+
+
 def _notices(rt, office, version: str, languages) -> dict[str, list[dict]]:
     """The notice of this version in each of these languages (the summary read once)."""
     with rt.db.reading() as s:

@@ -3,10 +3,10 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import bindparam, insert, select
+from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.orm import Session
 
-from bot.models import Consent, Conversation, TermsVersion
+from bot.models import BroadcastChunk, Consent, Conversation, TermsBroadcast, TermsVersion
 from bot.offices import TERMS_SUMMARY_MAX
 from bot.rawsql import Statement, bound
 
@@ -128,6 +128,34 @@ def publish(session: Session, office_id: str, version: str, body: str, summary: 
                        published_at=now)
     session.add(row)
     return row
+
+
+def withdraw(session: Session, office_id: str, version: str, *, today: date) -> list[TermsBroadcast]:
+    """Take back a version published by mistake before it takes effect (nobody consented to it, no request was
+    made under it): its row, its notices' runs (so that the version published again in its place may be told)
+    and the next-message notices not yet told. Returns the runs that had told followers, for the operator."""
+    row = get(session, office_id, version)
+    if row is None:
+        raise PublishError(f"no version {version} for {office_id}")
+    if version <= today.isoformat():
+        raise PublishError(f"version {version} has taken effect ({today.isoformat()} in Japan): users may have "
+                           "consented to it and made requests under it, so it stays on record; publish a corrected "
+                           "version with a later date instead")
+    # Under the version row's lock, as every notice's start: a run starting now waits, then finds no version.
+    session.execute(select(TermsVersion.id).where(TermsVersion.id == row.id).with_for_update())
+    runs = list(session.scalars(select(TermsBroadcast).where(
+        TermsBroadcast.office_id == office_id, TermsBroadcast.version == version).order_by(TermsBroadcast.id)))
+    if any(run.status == "running" for run in runs):
+        raise PublishError(f"a notice of {version} is being sent: stop it (Ctrl+C) first, then withdraw")
+    told = [run for run in runs if run.mode != "next-message" and session.scalar(
+        select(BroadcastChunk.id).where(BroadcastChunk.broadcast_id == run.id, BroadcastChunk.status == "sent")
+        .limit(1)) is not None]
+    session.execute(delete(BroadcastChunk).where(BroadcastChunk.broadcast_id.in_([run.id for run in runs])))
+    session.execute(delete(TermsBroadcast).where(TermsBroadcast.id.in_([run.id for run in runs])))
+    session.execute(update(Conversation).where(Conversation.office_id == office_id,
+                                               Conversation.pending_notice == version).values(pending_notice=None))
+    session.delete(row)
+    return told
 
 
 def consent_behind(session: Session, conversation_id: int, made_at: datetime) -> Consent | None:
