@@ -151,6 +151,37 @@ def test_a_withdrawn_version_told_by_multicast_says_so_and_its_correction_may_be
     assert len(fake_line.deliveries("multicast")) == 2
 
 
+def test_a_notice_started_as_its_version_is_withdrawn_sends_nothing(app, rt, fake_line, tmp_path, monkeypatch):
+    """The operator's second terminal withdraws the version between the estimate and the first call."""
+    from bot.cli import terms as terms_cli
+
+    _followers(rt, 3)
+    _publish(app, tmp_path)
+    checked = terms_cli._stop_outside_push_hours
+
+    def withdrawn_meanwhile(*args):
+        checked(*args)
+        assert _withdraw(app).exit_code == 0
+
+    monkeypatch.setattr(terms_cli, "_stop_outside_push_hours", withdrawn_meanwhile)
+    result = _cli(app, "terms", "broadcast", "--office", "sakata", "--mode", "multicast", "--yes")
+    assert result.exit_code == 1 and "version 2026-12-10 was withdrawn meanwhile" in result.output
+    assert fake_line.deliveries("multicast") == []
+    with rt.db.reading() as s:
+        assert s.scalar(select(func.count()).select_from(TermsBroadcast)) == 0
+
+
+def test_a_notice_being_sent_holds_its_withdrawal_until_stopped_or_its_command_is_gone(app, rt, tmp_path):
+    _publish(app, tmp_path)
+    with rt.db.transaction() as s:
+        run = broadcasts.plan(s, "sakata", NEW_VERSION, "multicast", rt.clock.now())
+        assert broadcasts.claim(s, run.id, "runner-1", rt.clock.now())
+    going = _withdraw(app)
+    assert going.exit_code == 1 and "is being sent: stop it (Ctrl+C) first" in going.output
+    rt.clock.advance(seconds=broadcasts.LEASE.total_seconds() + 1)   # its command was killed: nothing is sending
+    assert _withdraw(app).exit_code == 0
+
+
 @pytest.mark.parametrize("version,why", [
     ("2026-12-01", "has taken effect (2026-12-01 in Japan)"),      # published for today: in force already
     ("2023-11-01", "has taken effect"),

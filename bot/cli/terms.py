@@ -55,7 +55,7 @@ def withdraw_command(office_id: str, version: str) -> None:
     office = office_or_exit(rt, office_id)
     try:
         with rt.db.transaction() as s:
-            told = terms.withdraw(s, office.id, version, today=rt.clock.now().date())
+            told = terms.withdraw(s, office.id, version, now=rt.clock.now())
             told = [(run.mode, run.recipients) for run in told]
     except terms.PublishError as exc:
         click.echo(str(exc), err=True)
@@ -177,7 +177,9 @@ def _send(rt, office, version: str, mode: str) -> None:
         # Every start of a notice of this version, in any mode, takes its terms version row first and decides
         # again under that lock: two operators starting at once (the same mode or two) cannot both send, as
         # what the estimate read before may have changed since.
-        broadcasts.lock_version(s, office.id, version)
+        if not broadcasts.lock_version(s, office.id, version):
+            click.echo(f"version {version} was withdrawn meanwhile (terms withdraw): nothing sent", err=True)
+            sys.exit(1)
         _stop_unless_free(office.id, version, mode, broadcasts.find(s, office.id, version, mode),
                           broadcasts.other_run(s, office.id, version, mode))
         run = broadcasts.plan(s, office.id, version, mode, now)

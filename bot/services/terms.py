@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session
 from bot.models import BroadcastChunk, Consent, Conversation, TermsBroadcast, TermsVersion
 from bot.offices import TERMS_SUMMARY_MAX
 from bot.rawsql import Statement, bound
+from bot.services.broadcasts import LEASE
 
 
 def _in_force(what, office_id, today):
@@ -130,10 +131,11 @@ def publish(session: Session, office_id: str, version: str, body: str, summary: 
     return row
 
 
-def withdraw(session: Session, office_id: str, version: str, *, today: date) -> list[TermsBroadcast]:
+def withdraw(session: Session, office_id: str, version: str, *, now: datetime) -> list[TermsBroadcast]:
     """Take back a version published by mistake before it takes effect (nobody consented to it, no request was
     made under it): its row, its notices' runs (so that the version published again in its place may be told)
     and the next-message notices not yet told. Returns the runs that had told followers, for the operator."""
+    today = now.date()
     row = get(session, office_id, version)
     if row is None:
         raise PublishError(f"no version {version} for {office_id}")
@@ -145,7 +147,8 @@ def withdraw(session: Session, office_id: str, version: str, *, today: date) -> 
     session.execute(select(TermsVersion.id).where(TermsVersion.id == row.id).with_for_update())
     runs = list(session.scalars(select(TermsBroadcast).where(
         TermsBroadcast.office_id == office_id, TermsBroadcast.version == version).order_by(TermsBroadcast.id)))
-    if any(run.status == "running" for run in runs):
+    if any(run.status == "running" and run.heartbeat_at is not None and run.heartbeat_at >= now - LEASE
+           for run in runs):   # a run whose command was killed is taken over after LEASE: it is not going
         raise PublishError(f"a notice of {version} is being sent: stop it (Ctrl+C) first, then withdraw")
     told = [run for run in runs if run.mode != "next-message" and session.scalar(
         select(BroadcastChunk.id).where(BroadcastChunk.broadcast_id == run.id, BroadcastChunk.status == "sent")
