@@ -326,7 +326,8 @@ class Dispatcher:
                for e in effects):
             return True
         in_force = terms.current_version(session, conv.office_id, now.date())
-        return (in_force is not None and in_force > version) or terms.has_consented(session, conv.id, version)
+        return ((in_force is not None and terms.consent_base(session, conv.office_id, in_force) > version)
+                or terms.has_consented(session, conv.id, version))
 
     def _terms_notice(self, session: Session, office, conv, now: datetime) -> list[dict]:
         """A terms notice sent `next-message` style: inside this (free) reply, once."""

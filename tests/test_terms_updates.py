@@ -194,6 +194,67 @@ def test_a_version_in_effect_or_unknown_is_not_withdrawn(app, rt, client, tmp_pa
     assert client.get(f"/terms/sakata/{version}").status_code == (404 if version == "2026-12-24" else 200)
 
 
+# -- a correction of wording: no new consent ---------------------------------------------------------------
+
+def _correct(app, tmp_path, version=NEW_VERSION, text="第1条 誤字を訂正した本文です。"):
+    path = tmp_path / f"correction-{version}.md"
+    path.write_text(text, encoding="utf-8")
+    return _cli(app, "terms", "publish", "--office", "sakata", "--version", version, "--file", str(path),
+                "--summary", "誤字を訂正しました。", "--no-reconsent")
+
+
+def test_a_typo_fixed_without_new_consent_asks_no_one_who_consented_and_asks_a_new_user(
+        app, rt, client, sakata_user, user_factory, fake_line, tmp_path):
+    _consent_via_chat(sakata_user, fake_line)                   # 2023-11-01, on 12/1
+    sakata_user.says("中止")
+    published = _correct(app, tmp_path)
+    assert published.exit_code == 0 and "users who consented to 2023-11-01 or later are not asked" in published.output
+    rt.clock.freeze(datetime(2026, 12, 10, 9, 0, tzinfo=TOKYO))
+    sakata_user.says("予約")
+    assert "【確認 1/" in fake_line.texts_to(sakata_user.user_id)[-1]   # straight to the questions
+    newcomer = user_factory("sakata")
+    newcomer.says("予約")
+    assert NEW_VERSION in fake_line.texts_to(newcomer.user_id)[-1]       # consents to the corrected text
+    newcomer.says("同意する")
+    assert _consents(rt) == 1
+    page = client.get("/terms/sakata").get_data(as_text=True)
+    assert "誤字を訂正した本文" in page and "この版は字句の訂正です。2023-11-01版以降" in page
+    notice = _cli(app, "terms", "broadcast", "--office", "sakata", "--mode", "next-message", "--yes")
+    assert notice.exit_code == 1 and "nothing to ask of users" in notice.output
+    # A second correction: a consent to the first correction, or to what it corrected, still stands.
+    assert _correct(app, tmp_path, version="2026-12-20").exit_code == 0
+    rt.clock.freeze(datetime(2026, 12, 20, 9, 0, tzinfo=TOKYO))
+    for user in (sakata_user, newcomer):
+        user.says("中止")
+        user.says("予約")
+        assert "【確認 1/" in fake_line.texts_to(user.user_id)[-1]
+
+
+def test_a_form_open_when_a_typo_fix_takes_effect_is_sent_as_it_is(app, rt, client, sakata_user, fake_line,
+                                                                   tmp_path):
+    _effective_tomorrow(app, rt, tmp_path)                       # NEW_VERSION asks for consent: withdrawn
+    assert _withdraw(app).exit_code == 0
+    assert _correct(app, tmp_path).exit_code == 0
+    rt.clock.freeze(datetime(2026, 12, 9, 23, 55, tzinfo=TOKYO))
+    walk_to_slots(sakata_user, rt)
+    sakata_user.says("1")
+    confirmation = Page.get(client, form_link(fake_line.messages_to(sakata_user.user_id))).submit(
+        client, valid_answers(rt.offices["sakata"]))
+    rt.clock.freeze(datetime(2026, 12, 10, 0, 2, tzinfo=TOKYO))  # the correction is in force
+    assert "受付番号" in confirmation.submit(client).html
+
+
+def test_a_version_between_a_correction_and_what_it_corrects_is_refused(app, rt, tmp_path):
+    assert _correct(app, tmp_path, version="2026-12-20").exit_code == 0     # corrects 2023-11-01
+    between = _publish(app, tmp_path)                                        # 2026-12-10
+    assert between.exit_code == 1 and "2026-12-20 corrects 2023-11-01" in between.output
+    assert _withdraw(app, "2026-12-20").exit_code == 0
+    assert _publish(app, tmp_path).exit_code == 0
+    assert _correct(app, tmp_path, version="2026-12-20").exit_code == 0     # now corrects 2026-12-10
+    refused = _withdraw(app, NEW_VERSION)
+    assert refused.exit_code == 1 and "2026-12-20 corrects 2026-12-10: withdraw 2026-12-20 first" in refused.output
+
+
 # -- consenting again -------------------------------------------------------------------------------
 
 def test_old_consenter_consents_again_from_the_effective_date(app, rt, sakata_user, fake_line, tmp_path):

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import bindparam, delete, insert, select, update
+from sqlalchemy import bindparam, delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from bot.models import BroadcastChunk, Consent, Conversation, TermsBroadcast, TermsVersion
@@ -30,9 +30,15 @@ def current(session: Session, office_id: str, today: date) -> TermsVersion | Non
 # through the ORM each cost several times the query itself.
 _consents = Consent.__table__
 _CURRENT_VERSION = Statement(_in_force(TermsVersion.version, bindparam("office_id"), bindparam("today")))
+# A consent to the version, or (a correction published with --no-reconsent) to any since the one whose consent
+# stands for it: one statement still, the version's own `consent_from` read in it.
+_CONSENT_BASE = (select(func.coalesce(TermsVersion.consent_from, TermsVersion.version))
+                 .where(TermsVersion.office_id == Consent.office_id, TermsVersion.version == bindparam("version"))
+                 .scalar_subquery())
 _CONSENTED = Statement(
     select(Consent.id)
-    .where(Consent.conversation_id == bindparam("conversation_id"), Consent.version == bindparam("version"))
+    .where(Consent.conversation_id == bindparam("conversation_id"), Consent.version <= bindparam("version"),
+           Consent.version >= func.coalesce(_CONSENT_BASE, bindparam("version")))
     .limit(1))
 _LATEST_CONSENTED_VERSION = Statement(
     select(Consent.version).where(Consent.conversation_id == bindparam("conversation_id"))
@@ -44,6 +50,13 @@ _RECORD_CONSENT = Statement(insert(_consents).inline().values(bound(
 def current_version(session: Session, office_id: str, today: date) -> str | None:
     """`current`'s version string alone (the dialog asks on each consent step; the body is not needed)."""
     return _CURRENT_VERSION.scalar(session, {"office_id": office_id, "today": today.isoformat()})
+
+
+def consent_base(session: Session, office_id: str, version: str) -> str:
+    """The version whose consent stands for `version`: itself, or for a correction (`--no-reconsent`) the
+    version it corrects. A notice of a version older than the base of the one in force is superseded."""
+    return session.scalar(select(TermsVersion.consent_from).where(
+        TermsVersion.office_id == office_id, TermsVersion.version == version)) or version
 
 
 def summary(session: Session, office_id: str, version: str) -> str | None:
@@ -105,8 +118,10 @@ class PublishError(ValueError):
 
 
 def publish(session: Session, office_id: str, version: str, body: str, summary: str, *,
-            today: date, now: datetime) -> TermsVersion:
-    """Add a new version, effective on its date (today or later); older versions stay readable."""
+            today: date, now: datetime, reconsent: bool = True) -> TermsVersion:
+    """Add a new version, effective on its date (today or later); older versions stay readable. `reconsent`
+    False: a correction of wording (a typo) that changes nothing a user agreed to; whoever consented to the
+    version before it (or to the one that version corrects, or any since) is not asked again."""
     try:
         effective = date.fromisoformat(version)
     except ValueError as exc:
@@ -125,8 +140,22 @@ def publish(session: Session, office_id: str, version: str, body: str, summary: 
                            "characters (what changed, in a few lines: the full text is on the terms page)")
     if get(session, office_id, version) is not None:
         raise PublishError(f"version {version} already exists for {office_id}")
+    later = session.scalar(select(TermsVersion).where(
+        TermsVersion.office_id == office_id, TermsVersion.version > version,
+        TermsVersion.consent_from < version).order_by(TermsVersion.version).limit(1))
+    if later is not None:   # its consents would stand for this one's changes, which it would not show
+        raise PublishError(f"version {later.version} corrects {later.consent_from} without new consent; a version "
+                           f"between them would be skipped: withdraw {later.version} first (terms withdraw)")
+    consent_from = None
+    if not reconsent:
+        before = session.scalar(select(TermsVersion).where(
+            TermsVersion.office_id == office_id, TermsVersion.version < version)
+            .order_by(TermsVersion.version.desc()).limit(1))
+        if before is None:
+            raise PublishError("--no-reconsent corrects the version before; there is none")
+        consent_from = before.consent_from or before.version
     row = TermsVersion(office_id=office_id, version=version, body=body.strip() + "\n", summary=summary.strip(),
-                       published_at=now)
+                       published_at=now, consent_from=consent_from)
     session.add(row)
     return row
 
@@ -143,6 +172,10 @@ def withdraw(session: Session, office_id: str, version: str, *, now: datetime) -
         raise PublishError(f"version {version} has taken effect ({today.isoformat()} in Japan): users may have "
                            "consented to it and made requests under it, so it stays on record; publish a corrected "
                            "version with a later date instead")
+    correction = session.scalar(select(TermsVersion.version).where(
+        TermsVersion.office_id == office_id, TermsVersion.consent_from == version).limit(1))
+    if correction is not None:
+        raise PublishError(f"version {correction} corrects {version}: withdraw {correction} first")
     # Under the version row's lock, as every notice's start: a run starting now waits, then finds no version.
     session.execute(select(TermsVersion.id).where(TermsVersion.id == row.id).with_for_update())
     runs = list(session.scalars(select(TermsBroadcast).where(
