@@ -244,6 +244,18 @@ def test_a_form_open_when_a_typo_fix_takes_effect_is_sent_as_it_is(app, rt, clie
     assert "受付番号" in confirmation.submit(client).html
 
 
+def test_consenting_again_under_a_correction_shows_what_changed_not_the_typo_fixed(app, rt, sakata_user, fake_line,
+                                                                                   tmp_path):
+    _consent_via_chat(sakata_user, fake_line)                   # 2023-11-01
+    sakata_user.says("中止")
+    assert _publish(app, tmp_path, version="2026-12-05").exit_code == 0      # asks consent: 第6条の予約方法を変更
+    assert _correct(app, tmp_path).exit_code == 0                            # 12/10: its typo fixed
+    rt.clock.freeze(datetime(2026, 12, 10, 9, 0, tzinfo=TOKYO))
+    sakata_user.says("予約")
+    asked = fake_line.texts_to(sakata_user.user_id)[-1]
+    assert NEW_VERSION in asked and "第6条の予約方法を変更しました。" in asked and "誤字を訂正しました。" not in asked
+
+
 def test_a_version_between_a_correction_and_what_it_corrects_is_refused(app, rt, tmp_path):
     assert _correct(app, tmp_path, version="2026-12-20").exit_code == 0     # corrects 2023-11-01
     between = _publish(app, tmp_path)                                        # 2026-12-10

@@ -60,9 +60,13 @@ def consent_base(session: Session, office_id: str, version: str) -> str:
 
 
 def summary(session: Session, office_id: str, version: str) -> str | None:
-    """A version's summary alone (None for an unknown version or one without a summary)."""
-    return session.scalar(select(TermsVersion.summary).where(
-        TermsVersion.office_id == office_id, TermsVersion.version == version))
+    """A version's summary alone (None for an unknown version or one without a summary); of a correction
+    (`--no-reconsent`), the summary of the version it corrects: what a user consenting to it agrees to anew."""
+    found = session.execute(select(TermsVersion.summary, TermsVersion.consent_from).where(
+        TermsVersion.office_id == office_id, TermsVersion.version == version)).first()
+    if found is None or found.consent_from is None:
+        return found.summary if found else None
+    return summary(session, office_id, found.consent_from)
 
 
 def get(session: Session, office_id: str, version: str) -> TermsVersion | None:
