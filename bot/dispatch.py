@@ -327,7 +327,7 @@ class Dispatcher:
                 self.rt.notify_staff(session, office, effect.kind, effect.booking_id, now)
             elif isinstance(effect, LeaveGroup):
                 outbox.add(session, office=office.id, kind="leave_group", recipient=effect.group_id, now=now)
-        if conv.pending_notice and self._notice_told(session, conv, effects):
+        if conv.pending_notice and self._notice_told(session, conv, effects, now):
             conv.pending_notice = None
         if conv.pending_notice and reply_token and messages and len(messages) < outbox.MAX_REPLY_MESSAGES:
             messages.extend(self._terms_notice(session, office, conv, now))
@@ -335,14 +335,19 @@ class Dispatcher:
                               reply_token=reply_token, event_id=event_id, may_push=conv.followed)
 
     @staticmethod
-    def _notice_told(session: Session, conv, effects) -> bool:
+    def _notice_told(session: Session, conv, effects, now: datetime) -> bool:
         """The pending terms notice has nothing left to tell: this reply asks consent to that very version,
-        or the user consented to it already (the notice would ask them to do what they did)."""
+        the user consented to it already (the notice would ask them to do what they did), or a newer version
+        has taken effect since (the notice would announce a superseded version, as `terms broadcast` refuses
+        to, beside a consent step that asks the newer one)."""
         from bot.services import terms
 
         version = conv.pending_notice
-        return (any(isinstance(e, Say) and e.template == "consent" and e.vars.get("version") == version
-                    for e in effects)
+        if any(isinstance(e, Say) and e.template == "consent" and e.vars.get("version") == version
+               for e in effects):
+            return True
+        in_force = terms.current_version(session, conv.office_id, now.date())
+        return ((in_force is not None and terms.consent_base(session, conv.office_id, in_force) > version)
                 or terms.has_consented(session, conv.id, version))
 
     def _terms_notice(self, session: Session, office, conv, now: datetime) -> list[dict]:

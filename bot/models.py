@@ -135,6 +135,9 @@ class TermsVersion(Base):
     body: Mapped[str | None] = mapped_column(Text, default=None)  # None: known by date only
     summary: Mapped[str | None] = mapped_column(Text, default=None)
     published_at: Mapped[datetime]
+    # A correction needing no new consent (`terms publish --no-reconsent`): the version whose consent, or any
+    # since, stands for this one. None: this version asks for consent.
+    consent_from: Mapped[str | None] = mapped_column(String(10), default=None)
 
 
 class Consent(Base):

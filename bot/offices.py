@@ -225,6 +225,9 @@ class Office:
     terms: tuple[TermsSpec, ...]
     court: str
     documents_route: str | None = None   # how to send documents (Otaru: e-mail), None if none
+    # The terms' own rule on changes to them (both offices: using the service after a change is agreeing to it),
+    # said where a new version is announced or declined while a booking stays; None: nothing said.
+    terms_changes: str | None = None
     categories: tuple[Category, ...] = ()   # the form's `category` choices (form_fields has `category`)
     # What the user must remember on the session itself (no recording, a private room...): said again in the
     # day-before reminder, which does not repeat the confirmation's `notices`.
@@ -366,7 +369,8 @@ def untranslated(office: Office) -> list[str]:
                            ("categories", office.categories)):
             given = overlay.get(key, {})
             missing += [f"{base}.{key}.{item.id}" for item in items if item.id not in given]
-        optional = (("documents_route", office.documents_route), ("booking.usage_limit_note",
+        optional = (("documents_route", office.documents_route), ("terms_changes", office.terms_changes),
+                    ("booking.usage_limit_note",
                     office.booking.usage_limit_note), ("cancellation.note", office.cancellation.note),
                     ("contacts.phone.note", office.phone.confirmed and office.phone.note),
                     ("contacts.email.note", office.email.confirmed and office.email.note),
@@ -900,7 +904,7 @@ _TOP_REQUIRED = (
     "checklist", "consent_summary", "notices", "after_request", "schedule", "booking", "cancellation",
     "no_show_minutes", "form_fields", "terms", "court",
 )
-_TOP_OPTIONAL = ("enabled", "categories", "documents_route", "day_before_notices", "retention", "staff_cards",
+_TOP_OPTIONAL = ("enabled", "categories", "documents_route", "terms_changes", "day_before_notices", "retention", "staff_cards",
                  "reminders", "push_hours", "quota_reserve", "handoff", "translations")
 
 
@@ -941,6 +945,7 @@ def _office(raw: Any, path: Path, terms_dir: Path) -> Office:
     read("categories", _categories, ())
     read("terms", lambda v, p: _terms(v, p, (path.parent.absolute() / "terms", terms_dir)))
     read("documents_route", _optional_text)
+    read("terms_changes", _optional_text)
     read("retention", _settings(DEFAULT_RETENTION), dict(DEFAULT_RETENTION))
     read("staff_cards", _settings(DEFAULT_STAFF_CARDS), dict(DEFAULT_STAFF_CARDS))
     read("reminders", _settings(DEFAULT_REMINDERS), dict(DEFAULT_REMINDERS))
@@ -969,7 +974,8 @@ def _office(raw: Any, path: Path, terms_dir: Path) -> Office:
         after_request=values["after_request"], schedule=values["schedule"], booking=values["booking"],
         cancellation=values["cancellation"], no_show_minutes=values["no_show_minutes"],
         form_fields=values["form_fields"], terms=values["terms"], court=values["court"],
-        documents_route=values["documents_route"], categories=values["categories"],
+        documents_route=values["documents_route"], terms_changes=values["terms_changes"],
+        categories=values["categories"],
         day_before_notices=values["day_before_notices"], retention=values["retention"],
         staff_cards=values["staff_cards"], reminders=values["reminders"], push_hours=values["push_hours"],
         quota_reserve=values["quota_reserve"], handoff=values["handoff"],
@@ -1123,9 +1129,9 @@ def _translation(value: Any, path: str, values: dict[str, Any]) -> dict[str, Any
     raw = _fields(value, path, (), (
         "name", "formal_name", "controller", "contacts", "other_routes", "video_app", "eligibility", "checklist",
         "consent_summary", "notices", "day_before_notices", "after_request", "booking", "cancellation",
-        "documents_route", "categories"))
+        "documents_route", "terms_changes", "categories"))
     out: dict[str, Any] = {}
-    for key in ("name", "formal_name", "controller", "after_request", "documents_route"):
+    for key in ("name", "formal_name", "controller", "after_request", "documents_route", "terms_changes"):
         if key in raw:
             out[key] = _text(raw[key], _at(path, key))
     for key in ("other_routes", "consent_summary", "notices", "day_before_notices"):
@@ -1180,7 +1186,8 @@ def _apply_translation(office: Office, overlay: dict[str, Any]) -> Office:
     contacts = overlay.get("contacts", {})
     changes: dict[str, Any] = {key: overlay[key] for key in ("name", "formal_name", "controller", "after_request",
                                                               "other_routes", "consent_summary", "notices",
-                                                              "day_before_notices", "documents_route")
+                                                              "day_before_notices", "documents_route",
+                                                              "terms_changes")
                                if key in overlay}
     changes.update({key: replace(getattr(office, key), **contacts[key]) for key in contacts})
     for key in ("video_app", "booking", "cancellation"):

@@ -99,6 +99,12 @@ def test_a_future_version_is_shown_as_such_and_the_current_one_stays(rt, client)
     assert "この版の主な変更点: 変更点" in html                   # what the notice's link is opened for
     assert "「同意する」を押してください" in page(client, "/terms/sakata")
     assert "「同意する」を押してください" not in page(client, "/terms/sakata/2022-09-15")  # a past version
+    # The list of versions (the future one first) says which applies now and which only from its date.
+    listed = page(client, "/terms/sakata").split('class="versions"')[1]
+    assert re.search(r'2027-01-01版</a>（2027-01-01から適用）', listed)
+    assert re.search(r'aria-current="page">2023-11-01版</a>（現在の版）', listed)
+    assert re.search(r'2022-09-15版</a>（本文なし）', listed)
+    assert 'aria-current="page">2027-01-01版' in page(client, "/terms/sakata/2027-01-01")
 
 
 def test_a_disabled_office_has_no_terms_page(make_app, tmp_path):

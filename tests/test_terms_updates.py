@@ -11,7 +11,8 @@ from sqlalchemy import func, select
 from bot.clock import TOKYO
 from bot.models import Booking, BroadcastChunk, Consent, Conversation, SlotHold, TermsBroadcast
 from bot.services import broadcasts
-from tests.formflow import Page, form_link, valid_answers, walk_to_slots
+from tests.formflow import Page, complete_form, form_link, valid_answers, walk_to_slots
+from tests.staffkit import create_staff, login
 
 NEW_VERSION = "2026-12-10"
 
@@ -103,6 +104,167 @@ def test_publish_unknown_office_is_misuse(app, tmp_path):
     result = _cli(app, "terms", "publish", "--office", "nowhere", "--version", NEW_VERSION, "--file", str(path),
                   "--summary", "s")
     assert result.exit_code == 2
+
+
+# -- a version published by mistake ------------------------------------------------------------------
+
+def _withdraw(app, version=NEW_VERSION):
+    return _cli(app, "terms", "withdraw", "--office", "sakata", "--version", version)
+
+
+def test_a_version_published_by_mistake_is_withdrawn_before_it_takes_effect_and_published_again(
+        app, rt, client, sakata_user, fake_line, tmp_path):
+    """A typo in a version not yet in effect: withdrawn (its notice not yet told goes too), then the corrected text
+    published for the same date; nobody is asked to consent twice, and the mistaken text is nowhere."""
+    _consent_via_chat(sakata_user, fake_line)
+    sakata_user.says("中止")
+    assert _publish(app, tmp_path, text="第1条 誤記のある本文です。").exit_code == 0
+    assert _cli(app, "terms", "broadcast", "--office", "sakata", "--mode", "next-message", "--yes").exit_code == 0
+    withdrawn = _withdraw(app)
+    assert withdrawn.exit_code == 0 and "withdrew sakata terms 2026-12-10" in withdrawn.output
+    assert client.get(f"/terms/sakata/{NEW_VERSION}").status_code == 404
+    sakata_user.says("ヘルプ")                                  # the notice of the withdrawn version is not told
+    assert not any("改定" in text for text in fake_line.texts_to(sakata_user.user_id))
+    rt.clock.freeze(datetime(2026, 12, 10, 9, 0, tzinfo=TOKYO))
+    sakata_user.says("予約")                                    # it never took effect: no consent asked
+    assert "【確認 1/" in fake_line.texts_to(sakata_user.user_id)[-1]
+    sakata_user.says("中止")
+
+    rt.clock.freeze(datetime(2026, 12, 2, 9, 0, tzinfo=TOKYO))
+    assert _publish(app, tmp_path, text="第1条 訂正した本文です。").exit_code == 0   # the same date again
+    assert _cli(app, "terms", "broadcast", "--office", "sakata", "--mode", "next-message", "--yes").exit_code == 0
+    page = client.get(f"/terms/sakata/{NEW_VERSION}").get_data(as_text=True)
+    assert "訂正した本文" in page and "誤記" not in page
+    sakata_user.says("ヘルプ")
+    assert "利用規約が改定されます" in fake_line.texts_to(sakata_user.user_id)[-1]
+
+
+def test_a_withdrawn_version_told_by_multicast_says_so_and_its_correction_may_be_told_again(app, rt, fake_line,
+                                                                                            tmp_path):
+    _followers(rt, 3)
+    _publish(app, tmp_path)
+    assert _cli(app, "terms", "broadcast", "--office", "sakata", "--mode", "multicast", "--yes").exit_code == 0
+    withdrawn = _withdraw(app)
+    assert withdrawn.exit_code == 0 and "its notice had gone by multicast to 3 followers" in withdrawn.output
+    _publish(app, tmp_path, text="第1条 訂正した本文です。")
+    assert _cli(app, "terms", "broadcast", "--office", "sakata", "--mode", "multicast", "--yes").exit_code == 0
+    assert len(fake_line.deliveries("multicast")) == 2
+
+
+def test_a_notice_started_as_its_version_is_withdrawn_sends_nothing(app, rt, fake_line, tmp_path, monkeypatch):
+    """The operator's second terminal withdraws the version between the estimate and the first call."""
+    from bot.cli import terms as terms_cli
+
+    _followers(rt, 3)
+    _publish(app, tmp_path)
+    checked = terms_cli._stop_outside_push_hours
+
+    def withdrawn_meanwhile(*args):
+        checked(*args)
+        assert _withdraw(app).exit_code == 0
+
+    monkeypatch.setattr(terms_cli, "_stop_outside_push_hours", withdrawn_meanwhile)
+    result = _cli(app, "terms", "broadcast", "--office", "sakata", "--mode", "multicast", "--yes")
+    assert result.exit_code == 1 and "version 2026-12-10 was withdrawn meanwhile" in result.output
+    assert fake_line.deliveries("multicast") == []
+    with rt.db.reading() as s:
+        assert s.scalar(select(func.count()).select_from(TermsBroadcast)) == 0
+
+
+def test_a_notice_being_sent_holds_its_withdrawal_until_stopped_or_its_command_is_gone(app, rt, tmp_path):
+    _publish(app, tmp_path)
+    with rt.db.transaction() as s:
+        run = broadcasts.plan(s, "sakata", NEW_VERSION, "multicast", rt.clock.now())
+        assert broadcasts.claim(s, run.id, "runner-1", rt.clock.now())
+    going = _withdraw(app)
+    assert going.exit_code == 1 and "is being sent: stop it (Ctrl+C) first" in going.output
+    rt.clock.advance(seconds=broadcasts.LEASE.total_seconds() + 1)   # its command was killed: nothing is sending
+    assert _withdraw(app).exit_code == 0
+
+
+@pytest.mark.parametrize("version,why", [
+    ("2026-12-01", "has taken effect (2026-12-01 in Japan)"),      # published for today: in force already
+    ("2023-11-01", "has taken effect"),
+    ("2026-12-24", "no version 2026-12-24"),
+])
+def test_a_version_in_effect_or_unknown_is_not_withdrawn(app, rt, client, tmp_path, version, why):
+    _publish(app, tmp_path, version="2026-12-01")
+    result = _withdraw(app, version)
+    assert result.exit_code == 1 and why in result.output
+    assert client.get(f"/terms/sakata/{version}").status_code == (404 if version == "2026-12-24" else 200)
+
+
+# -- a correction of wording: no new consent ---------------------------------------------------------------
+
+def _correct(app, tmp_path, version=NEW_VERSION, text="第1条 誤字を訂正した本文です。"):
+    path = tmp_path / f"correction-{version}.md"
+    path.write_text(text, encoding="utf-8")
+    return _cli(app, "terms", "publish", "--office", "sakata", "--version", version, "--file", str(path),
+                "--summary", "誤字を訂正しました。", "--no-reconsent")
+
+
+def test_a_typo_fixed_without_new_consent_asks_no_one_who_consented_and_asks_a_new_user(
+        app, rt, client, sakata_user, user_factory, fake_line, tmp_path):
+    _consent_via_chat(sakata_user, fake_line)                   # 2023-11-01, on 12/1
+    sakata_user.says("中止")
+    published = _correct(app, tmp_path)
+    assert published.exit_code == 0 and "users who consented to 2023-11-01 or later are not asked" in published.output
+    rt.clock.freeze(datetime(2026, 12, 10, 9, 0, tzinfo=TOKYO))
+    sakata_user.says("予約")
+    assert "【確認 1/" in fake_line.texts_to(sakata_user.user_id)[-1]   # straight to the questions
+    newcomer = user_factory("sakata")
+    newcomer.says("予約")
+    assert NEW_VERSION in fake_line.texts_to(newcomer.user_id)[-1]       # consents to the corrected text
+    newcomer.says("同意する")
+    assert _consents(rt) == 1
+    page = client.get("/terms/sakata").get_data(as_text=True)
+    assert "誤字を訂正した本文" in page and "この版は字句の訂正です。2023-11-01版以降" in page
+    notice = _cli(app, "terms", "broadcast", "--office", "sakata", "--mode", "next-message", "--yes")
+    assert notice.exit_code == 1 and "nothing to ask of users" in notice.output
+    # A second correction: a consent to the first correction, or to what it corrected, still stands.
+    assert _correct(app, tmp_path, version="2026-12-20").exit_code == 0
+    rt.clock.freeze(datetime(2026, 12, 20, 9, 0, tzinfo=TOKYO))
+    for user in (sakata_user, newcomer):
+        user.says("中止")
+        user.says("予約")
+        assert "【確認 1/" in fake_line.texts_to(user.user_id)[-1]
+
+
+def test_a_form_open_when_a_typo_fix_takes_effect_is_sent_as_it_is(app, rt, client, sakata_user, fake_line,
+                                                                   tmp_path):
+    _effective_tomorrow(app, rt, tmp_path)                       # NEW_VERSION asks for consent: withdrawn
+    assert _withdraw(app).exit_code == 0
+    assert _correct(app, tmp_path).exit_code == 0
+    rt.clock.freeze(datetime(2026, 12, 9, 23, 55, tzinfo=TOKYO))
+    walk_to_slots(sakata_user, rt)
+    sakata_user.says("1")
+    confirmation = Page.get(client, form_link(fake_line.messages_to(sakata_user.user_id))).submit(
+        client, valid_answers(rt.offices["sakata"]))
+    rt.clock.freeze(datetime(2026, 12, 10, 0, 2, tzinfo=TOKYO))  # the correction is in force
+    assert "受付番号" in confirmation.submit(client).html
+
+
+def test_consenting_again_under_a_correction_shows_what_changed_not_the_typo_fixed(app, rt, sakata_user, fake_line,
+                                                                                   tmp_path):
+    _consent_via_chat(sakata_user, fake_line)                   # 2023-11-01
+    sakata_user.says("中止")
+    assert _publish(app, tmp_path, version="2026-12-05").exit_code == 0      # asks consent: 第6条の予約方法を変更
+    assert _correct(app, tmp_path).exit_code == 0                            # 12/10: its typo fixed
+    rt.clock.freeze(datetime(2026, 12, 10, 9, 0, tzinfo=TOKYO))
+    sakata_user.says("予約")
+    asked = fake_line.texts_to(sakata_user.user_id)[-1]
+    assert NEW_VERSION in asked and "第6条の予約方法を変更しました。" in asked and "誤字を訂正しました。" not in asked
+
+
+def test_a_version_between_a_correction_and_what_it_corrects_is_refused(app, rt, tmp_path):
+    assert _correct(app, tmp_path, version="2026-12-20").exit_code == 0     # corrects 2023-11-01
+    between = _publish(app, tmp_path)                                        # 2026-12-10
+    assert between.exit_code == 1 and "2026-12-20 corrects 2023-11-01" in between.output
+    assert _withdraw(app, "2026-12-20").exit_code == 0
+    assert _publish(app, tmp_path).exit_code == 0
+    assert _correct(app, tmp_path, version="2026-12-20").exit_code == 0     # now corrects 2026-12-10
+    refused = _withdraw(app, NEW_VERSION)
+    assert refused.exit_code == 1 and "2026-12-20 corrects 2026-12-10: withdraw 2026-12-20 first" in refused.output
 
 
 # -- consenting again -------------------------------------------------------------------------------
@@ -477,6 +639,25 @@ def test_a_next_message_notice_is_not_sent_to_who_consented_to_that_version(app,
     assert not any("利用規約が改定" in text for text in fake_line.texts_to(sakata_user.user_id))
 
 
+def test_a_next_message_notice_of_a_version_superseded_before_the_user_wrote_is_not_told(app, rt, sakata_user,
+                                                                                         fake_line, tmp_path):
+    """Told by next-message, then a newer version took effect (told by multicast) before the user wrote: the
+    chat announces no superseded version beside a consent that asks the newer one (they would disagree)."""
+    sakata_user.follows()
+    _publish(app, tmp_path)                                          # 2026-12-10
+    assert _cli(app, "terms", "broadcast", "--office", "sakata", "--mode", "next-message", "--yes").exit_code == 0
+    _publish(app, tmp_path, version="2026-12-20", summary="第8条を変更しました。")
+    rt.clock.freeze(datetime(2026, 12, 20, 9, 0, tzinfo=TOKYO))     # the newer one applies
+    assert _cli(app, "terms", "broadcast", "--office", "sakata", "--mode", "multicast", "--yes").exit_code == 0
+    sakata_user.says("ヘルプ")
+    sakata_user.says("予約")
+    texts = fake_line.texts_to(sakata_user.user_id)
+    assert not any("2026-12-10" in text for text in texts)
+    assert "2026-12-20" in texts[-1]                                 # the consent asks the version in force
+    with rt.db.reading() as s:
+        assert s.scalar(select(Conversation.pending_notice)) is None
+
+
 def test_consent_log_exports_per_office(app, rt, sakata_user, otaru_user, fake_line):
     _consent_via_chat(sakata_user, fake_line)
     _consent_via_chat(otaru_user, fake_line)
@@ -665,3 +846,51 @@ def test_a_form_open_when_a_version_takes_effect_waits_for_consent_and_keeps_wha
         assert s.scalar(select(Booking.status)) == "requested"
         assert s.scalar(select(Conversation.state)) == "idle"
     assert _consents(rt) == 1
+
+
+# -- what the terms say of using the service after a change ------------------------------------------------
+
+DEEMED = {"ja": "規約の定め（第13条）により、規約の変更後にオンライン職業相談をご利用になると、変更後の規約に同意したものと"
+                "みなされます。",
+          "en": "Under the terms (article 13), using online job counselling after a change counts as agreeing to the "
+                "changed terms.",
+          "easy": "ルールが かわった あとで そうだんを つかうと、あたらしい ルールに 同意（どうい）した ことに "
+                  "なります。"}
+
+
+@pytest.mark.parametrize("language", ["ja", "en", "easy"])
+def test_the_notice_of_a_new_version_says_what_the_terms_say_of_using_a_booking_after_it(app, rt, fake_line,
+                                                                                        tmp_path, language):
+    """Both offices' terms (Sakata 第13条, Otaru 第11条): using the service after a change is agreeing to it. The
+    notice says a booking made stays valid, and so what attending it after the change means (a user with one
+    ahead is not asked to consent again while it is open: the office takes one open booking per user)."""
+    now = rt.clock.now()
+    with rt.db.transaction() as s:
+        s.add(Conversation(office_id="sakata", line_user_id="U" + "1" * 32, state="idle", context={}, step=0,
+                           misses=0, language=language, followed=True, booking_blocked=False, last_event_ms=0,
+                           created_at=now))
+    _publish(app, tmp_path)
+    assert _cli(app, "terms", "broadcast", "--office", "sakata", "--mode", "multicast", "--yes").exit_code == 0
+    notice = fake_line.deliveries("multicast")[-1].messages[0]["text"]
+    assert DEEMED[language] in notice
+
+
+# -- the security officer: under which terms each request was made -------------------------------------------
+
+def test_the_booking_page_names_the_terms_version_the_request_was_made_under(app, rt, client, sakata_user,
+                                                                           fake_line, tmp_path):
+    walk_to_slots(sakata_user, rt)                                   # consents to 2023-11-01 on 12/1
+    sakata_user.says("1")
+    done = complete_form(client, form_link(fake_line.messages_to(sakata_user.user_id)),
+                         valid_answers(rt.offices["sakata"]))
+    reference = done.html.split("受付番号: ")[1][:9]
+    assert _publish(app, tmp_path, version="2026-12-05").exit_code == 0
+    rt.clock.freeze(datetime(2026, 12, 5, 0, 0, tzinfo=TOKYO))      # JST midnight: the new version applies
+    create_staff(rt)
+    assert login(client).status_code == 302
+    page = client.get(f"/staff/bookings/{reference}").get_data(as_text=True)
+    consent = page.split('id="terms-consent">')[1].split("</dd>")[0]
+    assert "2023-11-01版" in consent and 'href="/terms/sakata/2023-11-01"' in consent
+    assert "2026-12-01 10:00にLINEで同意" in consent
+    assert "現在の版は" in consent and 'href="/terms/sakata/2026-12-05"' in consent
+    assert "山形地方裁判所" in client.get("/terms/sakata/2023-11-01").get_data(as_text=True)   # its text stays

@@ -327,9 +327,16 @@ def test_readme_says_to_enable_a_new_office_to_try_it_in_the_simulator(make_app,
     assert "enabled: true" in step and "simulator" in step
 
 
-def test_declining_new_terms_with_a_request_open_says_it_stays_and_how_to_withdraw_it(third, third_user, fake_line):
+DEEMED = "規約の定め（第9条）により、変更後にご利用になると、変更後の規約に同意したものとみなされます。"
+
+
+@pytest.mark.parametrize("terms_changes", [None, DEEMED])
+def test_declining_new_terms_with_a_request_open_says_it_stays_and_how_to_withdraw_it(make_app, tmp_path, fake_line,
+                                                                                      terms_changes):
     """An office allowing two open requests: a user with one asked to consent to a new version declines; they are
-    told that their request stays valid under the earlier terms and how to see or withdraw it, and it stays."""
+    told that their request stays valid and how to see or withdraw it, and it stays. Not "under the earlier
+    terms": an office's terms may say that using the service after a change is agreeing to it (both shipped
+    offices' do, `terms_changes`), and the message then says that."""
     from datetime import datetime
 
     from sqlalchemy import select
@@ -338,7 +345,13 @@ def test_declining_new_terms_with_a_request_open_says_it_stays_and_how_to_withdr
     from bot.models import Booking
     from bot.services import terms
 
-    rt, client = third
+    data = third_office.profile()
+    if terms_changes:
+        data["terms_changes"] = terms_changes
+    app = make_app(offices_dir=third_office.write_offices(tmp_path / "offices", data))
+    rt, client = app.extensions["madoguchi"], app.test_client()
+    third_user = LineUser(client, third_office.OFFICE_ID, channel_secret=rt.config.channel_secret(
+        third_office.OFFICE_ID), fake=fake_line, clock=rt.clock)
     office = rt.offices["kakuu"]
     third_user.says("予約")
     third_user.says("同意する")
@@ -355,7 +368,8 @@ def test_declining_new_terms_with_a_request_open_says_it_stays_and_how_to_withdr
     third_user.says("同意しない")
     declined = fake_line.texts_to(third_user.user_id)[-1]
     assert reference in declined and "そのまま有効です" in declined and "「予約確認」" in declined
-    assert "オンライン職業相談はご利用いただけません" not in declined
+    assert "オンライン職業相談はご利用いただけません" not in declined and "これまでの規約のもとで" not in declined
+    assert (DEEMED in declined) == bool(terms_changes)
     with rt.db.reading() as s:
         assert s.scalar(select(Booking.status)) == "requested"
 

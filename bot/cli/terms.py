@@ -25,7 +25,10 @@ LONGEST_WAIT = 30.0   # seconds the command waits when LINE asks it to (Retry-Af
 @click.option("--version", required=True, help="Effective date YYYY-MM-DD (today or later).")
 @click.option("--file", "path", required=True, type=click.Path(dir_okay=False))
 @click.option("--summary", required=True, help="What changed, shown to users before they consent again.")
-def publish_command(office_id: str, version: str, path: str, summary: str) -> None:
+@click.option("--no-reconsent", is_flag=True,
+              help="A correction of wording (a typo) that changes nothing users agreed to: who consented to the "
+                   "version before is not asked again.")
+def publish_command(office_id: str, version: str, path: str, summary: str, no_reconsent: bool) -> None:
     """Publish a new terms version."""
     rt = current_app.extensions["madoguchi"]
     schema_or_exit(rt)
@@ -38,11 +41,38 @@ def publish_command(office_id: str, version: str, path: str, summary: str) -> No
     now = rt.clock.now()
     try:
         with rt.db.transaction() as s:
-            terms.publish(s, office.id, version, body, summary, today=now.date(), now=now)
+            row = terms.publish(s, office.id, version, body, summary, today=now.date(), now=now,
+                                reconsent=not no_reconsent)
+            consent_from = row.consent_from
     except terms.PublishError as exc:
         click.echo(str(exc), err=True)
         sys.exit(1)
-    click.echo(f"published {office.id} terms {version}; users consent again from {version} before booking")
+    if consent_from:
+        click.echo(f"published {office.id} terms {version}, a correction: users who consented to {consent_from} or "
+                   "later are not asked again (a new user consents to it)")
+    else:
+        click.echo(f"published {office.id} terms {version}; users consent again from {version} before booking")
+
+
+@terms_group.command("withdraw")
+@click.option("--office", "office_id", required=True)
+@click.option("--version", required=True, help="A version not yet in effect (its date is after today in Japan).")
+def withdraw_command(office_id: str, version: str) -> None:
+    """Take back a version published by mistake, before it takes effect."""
+    rt = current_app.extensions["madoguchi"]
+    schema_or_exit(rt)
+    office = office_or_exit(rt, office_id)
+    try:
+        with rt.db.transaction() as s:
+            told = terms.withdraw(s, office.id, version, now=rt.clock.now())
+            told = [(run.mode, run.recipients) for run in told]
+    except terms.PublishError as exc:
+        click.echo(str(exc), err=True)
+        sys.exit(1)
+    click.echo(f"withdrew {office.id} terms {version}; it will not take effect")
+    for mode, recipients in told:
+        click.echo(f"its notice had gone by {mode} to {recipients} followers: once the corrected version is "
+                   "published, tell them with `terms broadcast` (it is a new notice)")
 
 
 def _notices(rt, office, version: str, languages) -> dict[str, list[dict]]:
@@ -76,9 +106,14 @@ def broadcast_command(office_id: str, mode: str, version: str | None, dry_run: b
             click.echo(f"unknown version {version}", err=True)
             sys.exit(1)
         in_force = terms.current_version(s, office.id, now.date())
-        if in_force is not None and version < in_force:
+        if in_force is not None and version < terms.consent_base(s, office.id, in_force):
             click.echo(f"{version} is no longer in force ({in_force} is): a notice would announce a superseded "
                        "version", err=True)
+            sys.exit(1)
+        corrects = terms.get(s, office.id, version).consent_from
+        if corrects:
+            click.echo(f"{version} corrects {corrects} without new consent: there is nothing to ask of users, so "
+                       "no notice (its text is on the terms page)", err=True)
             sys.exit(1)
         existing = broadcasts.find(s, office.id, version, mode)
         other = broadcasts.other_run(s, office.id, version, mode)
@@ -156,7 +191,9 @@ def _send(rt, office, version: str, mode: str) -> None:
         # Every start of a notice of this version, in any mode, takes its terms version row first and decides
         # again under that lock: two operators starting at once (the same mode or two) cannot both send, as
         # what the estimate read before may have changed since.
-        broadcasts.lock_version(s, office.id, version)
+        if not broadcasts.lock_version(s, office.id, version):
+            click.echo(f"version {version} was withdrawn meanwhile (terms withdraw): nothing sent", err=True)
+            sys.exit(1)
         _stop_unless_free(office.id, version, mode, broadcasts.find(s, office.id, version, mode),
                           broadcasts.other_run(s, office.id, version, mode))
         run = broadcasts.plan(s, office.id, version, mode, now)

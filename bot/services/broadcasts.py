@@ -51,13 +51,13 @@ def estimate(session: Session, office_id: str, mode: str) -> Estimate:
     return Estimate(known, 0, 0)
 
 
-def lock_version(session: Session, office_id: str, version: str) -> None:
+def lock_version(session: Session, office_id: str, version: str) -> bool:
     """Hold the version's terms_versions row until the caller's transaction ends, so that the runs of one
     office and version (every mode) are planned and claimed one after the other: a start that waited here
     reads the runs the other committed. PostgreSQL takes the row lock; SQLite's write transaction (BEGIN
-    IMMEDIATE) already keeps every other writer out."""
-    session.execute(select(TermsVersion.id).where(
-        TermsVersion.office_id == office_id, TermsVersion.version == version).with_for_update())
+    IMMEDIATE) already keeps every other writer out. False: the version is gone (`terms withdraw`)."""
+    return session.scalar(select(TermsVersion.id).where(
+        TermsVersion.office_id == office_id, TermsVersion.version == version).with_for_update()) is not None
 
 
 def find(session: Session, office_id: str, version: str, mode: str) -> TermsBroadcast | None:

@@ -3,12 +3,13 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import bindparam, insert, select
+from sqlalchemy import bindparam, delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
-from bot.models import Consent, Conversation, TermsVersion
+from bot.models import BroadcastChunk, Consent, Conversation, TermsBroadcast, TermsVersion
 from bot.offices import TERMS_SUMMARY_MAX
 from bot.rawsql import Statement, bound
+from bot.services.broadcasts import LEASE
 
 
 def _in_force(what, office_id, today):
@@ -29,9 +30,15 @@ def current(session: Session, office_id: str, today: date) -> TermsVersion | Non
 # through the ORM each cost several times the query itself.
 _consents = Consent.__table__
 _CURRENT_VERSION = Statement(_in_force(TermsVersion.version, bindparam("office_id"), bindparam("today")))
+# A consent to the version, or (a correction published with --no-reconsent) to any since the one whose consent
+# stands for it: one statement still, the version's own `consent_from` read in it.
+_CONSENT_BASE = (select(func.coalesce(TermsVersion.consent_from, TermsVersion.version))
+                 .where(TermsVersion.office_id == Consent.office_id, TermsVersion.version == bindparam("version"))
+                 .scalar_subquery())
 _CONSENTED = Statement(
     select(Consent.id)
-    .where(Consent.conversation_id == bindparam("conversation_id"), Consent.version == bindparam("version"))
+    .where(Consent.conversation_id == bindparam("conversation_id"), Consent.version <= bindparam("version"),
+           Consent.version >= func.coalesce(_CONSENT_BASE, bindparam("version")))
     .limit(1))
 _LATEST_CONSENTED_VERSION = Statement(
     select(Consent.version).where(Consent.conversation_id == bindparam("conversation_id"))
@@ -45,10 +52,21 @@ def current_version(session: Session, office_id: str, today: date) -> str | None
     return _CURRENT_VERSION.scalar(session, {"office_id": office_id, "today": today.isoformat()})
 
 
+def consent_base(session: Session, office_id: str, version: str) -> str:
+    """The version whose consent stands for `version`: itself, or for a correction (`--no-reconsent`) the
+    version it corrects. A notice of a version older than the base of the one in force is superseded."""
+    return session.scalar(select(TermsVersion.consent_from).where(
+        TermsVersion.office_id == office_id, TermsVersion.version == version)) or version
+
+
 def summary(session: Session, office_id: str, version: str) -> str | None:
-    """A version's summary alone (None for an unknown version or one without a summary)."""
-    return session.scalar(select(TermsVersion.summary).where(
-        TermsVersion.office_id == office_id, TermsVersion.version == version))
+    """A version's summary alone (None for an unknown version or one without a summary); of a correction
+    (`--no-reconsent`), the summary of the version it corrects: what a user consenting to it agrees to anew."""
+    found = session.execute(select(TermsVersion.summary, TermsVersion.consent_from).where(
+        TermsVersion.office_id == office_id, TermsVersion.version == version)).first()
+    if found is None or found.consent_from is None:
+        return found.summary if found else None
+    return summary(session, office_id, found.consent_from)
 
 
 def get(session: Session, office_id: str, version: str) -> TermsVersion | None:
@@ -104,8 +122,10 @@ class PublishError(ValueError):
 
 
 def publish(session: Session, office_id: str, version: str, body: str, summary: str, *,
-            today: date, now: datetime) -> TermsVersion:
-    """Add a new version, effective on its date (today or later); older versions stay readable."""
+            today: date, now: datetime, reconsent: bool = True) -> TermsVersion:
+    """Add a new version, effective on its date (today or later); older versions stay readable. `reconsent`
+    False: a correction of wording (a typo) that changes nothing a user agreed to; whoever consented to the
+    version before it (or to the one that version corrects, or any since) is not asked again."""
     try:
         effective = date.fromisoformat(version)
     except ValueError as exc:
@@ -124,10 +144,66 @@ def publish(session: Session, office_id: str, version: str, body: str, summary: 
                            "characters (what changed, in a few lines: the full text is on the terms page)")
     if get(session, office_id, version) is not None:
         raise PublishError(f"version {version} already exists for {office_id}")
+    later = session.scalar(select(TermsVersion).where(
+        TermsVersion.office_id == office_id, TermsVersion.version > version,
+        TermsVersion.consent_from < version).order_by(TermsVersion.version).limit(1))
+    if later is not None:   # its consents would stand for this one's changes, which it would not show
+        raise PublishError(f"version {later.version} corrects {later.consent_from} without new consent; a version "
+                           f"between them would be skipped: withdraw {later.version} first (terms withdraw)")
+    consent_from = None
+    if not reconsent:
+        before = session.scalar(select(TermsVersion).where(
+            TermsVersion.office_id == office_id, TermsVersion.version < version)
+            .order_by(TermsVersion.version.desc()).limit(1))
+        if before is None:
+            raise PublishError("--no-reconsent corrects the version before; there is none")
+        consent_from = before.consent_from or before.version
     row = TermsVersion(office_id=office_id, version=version, body=body.strip() + "\n", summary=summary.strip(),
-                       published_at=now)
+                       published_at=now, consent_from=consent_from)
     session.add(row)
     return row
+
+
+def withdraw(session: Session, office_id: str, version: str, *, now: datetime) -> list[TermsBroadcast]:
+    """Take back a version published by mistake before it takes effect (nobody consented to it, no request was
+    made under it): its row, its notices' runs (so that the version published again in its place may be told)
+    and the next-message notices not yet told. Returns the runs that had told followers, for the operator."""
+    today = now.date()
+    row = get(session, office_id, version)
+    if row is None:
+        raise PublishError(f"no version {version} for {office_id}")
+    if version <= today.isoformat():
+        raise PublishError(f"version {version} has taken effect ({today.isoformat()} in Japan): users may have "
+                           "consented to it and made requests under it, so it stays on record; publish a corrected "
+                           "version with a later date instead")
+    correction = session.scalar(select(TermsVersion.version).where(
+        TermsVersion.office_id == office_id, TermsVersion.consent_from == version).limit(1))
+    if correction is not None:
+        raise PublishError(f"version {correction} corrects {version}: withdraw {correction} first")
+    # Under the version row's lock, as every notice's start: a run starting now waits, then finds no version.
+    session.execute(select(TermsVersion.id).where(TermsVersion.id == row.id).with_for_update())
+    runs = list(session.scalars(select(TermsBroadcast).where(
+        TermsBroadcast.office_id == office_id, TermsBroadcast.version == version).order_by(TermsBroadcast.id)))
+    if any(run.status == "running" and run.heartbeat_at is not None and run.heartbeat_at >= now - LEASE
+           for run in runs):   # a run whose command was killed is taken over after LEASE: it is not going
+        raise PublishError(f"a notice of {version} is being sent: stop it (Ctrl+C) first, then withdraw")
+    told = [run for run in runs if run.mode != "next-message" and session.scalar(
+        select(BroadcastChunk.id).where(BroadcastChunk.broadcast_id == run.id, BroadcastChunk.status == "sent")
+        .limit(1)) is not None]
+    session.execute(delete(BroadcastChunk).where(BroadcastChunk.broadcast_id.in_([run.id for run in runs])))
+    session.execute(delete(TermsBroadcast).where(TermsBroadcast.id.in_([run.id for run in runs])))
+    session.execute(update(Conversation).where(Conversation.office_id == office_id,
+                                               Conversation.pending_notice == version).values(pending_notice=None))
+    session.delete(row)
+    return told
+
+
+def consent_behind(session: Session, conversation_id: int, made_at: datetime) -> Consent | None:
+    """The consent a request made at `made_at` went in under: the user's newest one by then (the form takes a
+    request only once the version in force is consented to, so it is that version's)."""
+    return session.scalar(select(Consent).where(Consent.conversation_id == conversation_id,
+                                                Consent.consented_at <= made_at)
+                          .order_by(Consent.consented_at.desc(), Consent.id.desc()).limit(1))
 
 
 def consent_log(session: Session, office_id: str) -> list[Consent]:

@@ -24,7 +24,7 @@ from sqlalchemy.exc import DBAPIError
 from bot import notify, outbox, security_headers
 from bot.clock import TOKYO
 from bot.models import Booking, Conversation, OutboxMessage, StaffGroupSighting, StaffNotice
-from bot.services import holds, requests, validation
+from bot.services import holds, requests, terms, validation
 from bot.services import slots as slotsvc
 from bot.staff import audit, auth, decisions, export, handoff, personal, timeline
 from bot.staff.audit import Actor
@@ -492,7 +492,9 @@ def _booking_page(reference: str, note_draft: str | None = None, correction_draf
             memos={e.id: personal.open_note(rt, e.note) if until else None for e in entries if e.note is not None},
             handoff=handed,
             override_reason=personal.open_note(rt, handed.override_reason) if until and handed else None,
-            conv=conv, entries=entries, reachable=conv is not None and bool(conv.followed), undelivered=undelivered,
+            conv=conv, consent=terms.consent_behind(s, conv.id, row.created_at) if conv else None,
+            terms_in_force=terms.current_version(s, office.id, now.date()),
+            entries=entries, reachable=conv is not None and bool(conv.followed), undelivered=undelivered,
             reasons=handoff.decline_reasons("ja"), offered_reasons=handoff.office_decline_reasons(office), now=now,
             deadline=slotsvc.booking_deadline(office, row.slot_start),
             deadline_passed=slotsvc.deadline_passed(office, row.slot_start, now),
