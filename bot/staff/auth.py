@@ -20,6 +20,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 
 from bot.models import AppSetting
 from bot.staff import throttle
+from bot.staff.audit import NOT_ACCOUNTS
 from bot.staff.models import LoginFailure, StaffSession, StaffUser
 
 ROLES = ("staff", "admin")
@@ -66,6 +67,8 @@ def create_user(session: Session, *, office_id: str, username: str, password: st
     username = username.strip()
     if not USERNAME.match(username):
         raise AccountError("username")
+    if username.lower() in NOT_ACCOUNTS:
+        raise AccountError("username_reserved")
     if role not in ROLES:
         raise AccountError("role")
     check_password_rules(password)

@@ -216,7 +216,7 @@ def answer_proposal(session: Session, rt, office, conv: Conversation, reference:
         return {"outcome": "already", "status": booking.status, **summary}
     if booking.slot_start <= now:
         return {"outcome": "already", "status": "expired", **summary}
-    actor = Actor(label="user")
+    actor = Actor(label=audit.USER)
     if accept:
         _move(session, booking, "confirm", lifecycle.CONFIRMED, now)
         if handoff.call_user_on_confirm(office):

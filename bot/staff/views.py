@@ -784,7 +784,7 @@ def export_csv():
 # -- the audit log --------------------------------------------------------------------------------
 
 # Actors that are no account: their labels are the page's (templates/staff/audit.html).
-AUDIT_OTHER_ACTORS = (audit.LINE_GROUP, "user", audit.SYSTEM, audit.CLI)
+AUDIT_OTHER_ACTORS = audit.NOT_ACCOUNTS
 AUDIT_FILTERS = ("reference", "actor", "action", "from", "to")   # kept in the links to other pages
 AUDIT_YEARS = (2000, 2999)      # a period's dates outside are typing mistakes
 AUDIT_MAX_ID = 2**31 - 1        # the id column's range (an integer) on PostgreSQL
