@@ -761,6 +761,30 @@ def test_a_request_shows_the_persons_earlier_no_shows(rt, staff, user, user_fact
     assert "これまでの欠席" not in _page(staff, f"/staff/bookings/{missed}")   # not the booking itself
 
 
+def test_bookings_matched_only_by_a_number_typed_on_another_line_account_are_marked_as_such(
+        rt, staff, user, user_factory):
+    """Anyone may type someone else's job seeker number on the form (its answer must not tell them whose it is).
+    A stranger who books with the victim's number and stays away must not pass for the victim: the no-show listed
+    on the victim's next request, and the victim's bookings listed on the stranger's no-show (which a refusal of
+    further use would concern), say they came from another LINE account with the same number, for staff to check
+    by phone; the person's own account's bookings are not marked."""
+    stranger = user_factory("sakata")
+    mine = make_request(rt, start=SAKATA_MONDAY + timedelta(days=14), user_id=user.user_id)
+    missed = make_request(rt, user_id=stranger.user_id)   # the victim's number (DETAILS) typed by a stranger
+    post(staff, f"/staff/bookings/{missed}/confirm")
+    rt.clock.freeze(SAKATA_MONDAY + timedelta(minutes=11))
+    login(staff)
+    post(staff, f"/staff/bookings/{missed}/no_show")
+    ahead = _page(staff, f"/staff/bookings/{missed}").split('id="other-open">')[1].split("</dd>")[0]
+    assert mine in ahead and "別のLINEアカウント" in ahead
+    again = make_request(rt, start=SAKATA_MONDAY + timedelta(days=7), user_id=user.user_id)
+    page = _page(staff, f"/staff/bookings/{again}")
+    missed_line = page.split('id="earlier-no-shows"')[1].split("</dd>")[0]
+    assert missed in missed_line and "別のLINEアカウント" in missed_line and "お電話で確かめて" in missed_line
+    own = page.split('id="other-open">')[1].split("</dd>")[0]
+    assert mine in own and "別のLINEアカウント" not in own   # the same account's: the person's own
+
+
 @pytest.mark.parametrize("office_id,start,shown", [("otaru", OTARU_WEDNESDAY, True), ("sakata", SAKATA_MONDAY, False)])
 def test_a_request_shows_how_often_the_person_used_the_service_where_the_office_may_limit_it(
         rt, client, user_factory, office_id, start, shown):

@@ -482,6 +482,9 @@ def _booking_page(reference: str, note_draft: str | None = None, correction_draf
         undelivered = s.scalars(select(OutboxMessage).where(
             OutboxMessage.recipient == conv.line_user_id, OutboxMessage.booking_reference == row.reference,
             _not_delivered(now)).order_by(OutboxMessage.id)).all() if conv else []
+        no_shows, sessions = decisions.earlier_no_shows(s, office, row), decisions.earlier_sessions(s, office, row)
+        other_open = decisions.other_open_bookings(s, office, row, now) \
+            if row.status in ("requested", "proposed", "no_show") else []
         page = render_template(
             "staff/booking.html", booking=row, details=details, details_unreadable=details_unreadable,
             fields=DETAIL_FIELDS, revealed_until=until.astimezone(TOKYO) if until else None,
@@ -499,11 +502,9 @@ def _booking_page(reference: str, note_draft: str | None = None, correction_draf
             proposable=_proposable(s, office, now, row.slot_start) if row.status == "requested" else [],
             attendance_open=row.status == "confirmed" and row.slot_start <= now,
             no_show_from=decisions.no_show_from(office, row),
-            earlier_no_shows=decisions.earlier_no_shows(s, office, row),
-            same_number=requests.same_number(s, office.id, row, now),
-            earlier_sessions=decisions.earlier_sessions(s, office, row),
-            other_open=decisions.other_open_bookings(s, office, row, now)
-            if row.status in ("requested", "proposed", "no_show") else [],
+            earlier_no_shows=no_shows, same_number=requests.same_number(s, office.id, row, now),
+            earlier_sessions=sessions, other_open=other_open,
+            typed_elsewhere=decisions.typed_elsewhere(row, [*no_shows, *sessions, *other_open]),
             correction=_correction_view(office, row, now), correction_draft=correction_draft,
         )
     return page
