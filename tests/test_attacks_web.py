@@ -370,19 +370,35 @@ OFF_SITE = ["https://evil.example/", "//evil.example", "/\\evil.example", "\\\\e
             "/%2F%2Fevil.example", " //evil.example", "/staff@evil.example"]
 
 
-@pytest.mark.parametrize("target", OFF_SITE)
-def test_login_never_redirects_off_site(rt, app, target):
+def _login_with_next(rt, app, target: str):
     create_staff(rt)
     client = app.test_client()
     client.get("/staff/login")
-    response = client.post("/staff/login", query_string={"next": target},
-                           data={"username": "tanaka", "password": PASSWORD, "csrf_token": csrf(client)})
+    return client.post("/staff/login", query_string={"next": target},
+                       data={"username": "tanaka", "password": PASSWORD, "csrf_token": csrf(client)})
+
+
+@pytest.mark.parametrize("target", OFF_SITE)
+def test_login_never_redirects_off_site(rt, app, target):
+    response = _login_with_next(rt, app, target)
     assert response.status_code == 302
     location = response.headers["Location"]
     parts = urlsplit(location)
     assert parts.netloc in ("", "localhost"), location
     assert parts.path.startswith("/staff/") and "\\" not in location and "\n" not in location, location
     assert "Set-Cookie: x" not in str(response.headers)
+
+
+# Dot segments a browser resolves even percent-encoded (WHATWG URL: `.%2e`, `%2E%2E` are `..`): they lead out of
+# /staff/ to another page of the site (the form, the terms), which `next` is no way to.
+OUT_OF_STAFF = ["/staff/.%2e/terms/sakata", "/staff/%2e%2e/healthz", "/staff/%2E./form/x", "/staff/x/%2e%2e/%2e%2e/y",
+                "/staff/%2e/../healthz"]
+
+
+@pytest.mark.parametrize("target", OUT_OF_STAFF)
+def test_login_never_leads_out_of_the_dashboard_by_encoded_dot_segments(rt, app, target):
+    response = _login_with_next(rt, app, target)
+    assert response.status_code == 302 and response.headers["Location"] == "/staff/", response.headers["Location"]
 
 
 # -- guessing ---------------------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ import unicodedata
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from functools import wraps
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from flask import (
     Blueprint, Response, abort, current_app, flash, g, redirect, render_template, request, session, url_for,
@@ -282,8 +282,10 @@ _LOCAL_TARGET = re.compile(r"/staff/[A-Za-z0-9/_.~%?=&+-]*")
 
 
 def _local_target(target: str) -> str:
-    """Where to go after login: a dashboard path of this site, nothing else (no other host, no header tricks)."""
-    if _LOCAL_TARGET.fullmatch(target) and "//" not in target and "/.." not in target:
+    """Where to go after login: a dashboard path of this site, nothing else (no other host, no header tricks, no
+    dot segment, which a browser resolves even percent-encoded: `/staff/.%2e/form/…` is `/form/…`)."""
+    path = unquote(target.partition("?")[0])
+    if _LOCAL_TARGET.fullmatch(target) and "//" not in path and not {".", ".."} & set(path.split("/")):
         return target
     return url_for("staff.home")
 
