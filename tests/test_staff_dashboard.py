@@ -727,6 +727,8 @@ def test_a_request_shows_the_same_job_seeker_number_on_other_line_accounts(rt, s
     again = make_request(rt, start=SAKATA_MONDAY + timedelta(days=7), user_id=user_factory("sakata").user_id)
     same = _page(staff, f"/staff/bookings/{again}").split('id="same-number"')[1].split("</dd>")[0]
     assert first in same and "停止中" not in same
+    # The caller may be the stranger who typed the number: the call must not tell them what the form kept back.
+    assert "お電話では、同じ番号の別の申込・予約があることやその日時を伝えずに" in same
     post(staff, f"/staff/bookings/{first}/block_user")
     post(staff, f"/staff/bookings/{first}/cancel_user")
     same = _page(staff, f"/staff/bookings/{again}").split('id="same-number"')[1].split("</dd>")[0]
