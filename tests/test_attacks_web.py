@@ -58,7 +58,7 @@ def test_the_form_refuses_a_post_without_its_browsers_token(app, rt):
     page = Page.get(victim, url)
     answers = valid_answers(rt.offices["sakata"])
     stolen = Page.get(attacker, url).form.fields["csrf_token"]   # a token of another browser
-    for token in (None, "", "forged", stolen):
+    for token in (None, "", "forged", stolen, "トークン", stolen[:-1] + "é"):   # not ASCII: refused, not a 500
         data = {**page.form.fields, **answers}
         data.pop("csrf_token")
         if token is not None:
@@ -74,7 +74,7 @@ def test_the_dashboard_refuses_a_post_without_the_sessions_token(rt, app):
     reference = make_request(rt)
     staff, attacker = app.test_client(), app.test_client()
     login(staff)
-    for token in (None, "", csrf(attacker)):
+    for token in (None, "", csrf(attacker), "トークン"):   # not ASCII: refused, not a 500
         data = {} if token is None else {"csrf_token": token}
         assert staff.post(f"/staff/bookings/{reference}/confirm", data=data).status_code == 400
         assert staff.post("/staff/logout", data=data).status_code == 400

@@ -93,7 +93,8 @@ def csrf_token() -> str:
 def _csrf_ok() -> bool:
     sent = request.form.get("csrf_token", "")
     expected = session.get(CSRF_KEY, "")
-    return bool(sent) and bool(expected) and hmac.compare_digest(sent, expected)
+    # As bytes: compare_digest refuses a str that is not ASCII (a TypeError, a 500) instead of saying no.
+    return bool(sent) and bool(expected) and hmac.compare_digest(sent.encode(), expected.encode())
 
 
 @bp.context_processor
