@@ -19,6 +19,7 @@ from sqlalchemy import func, inspect, select, update
 
 from bot.models import Booking, Conversation, SlotClaim
 from bot.staff import auth
+from bot.staff.models import LoginFailure
 from tests.formflow import Page, hold_directly, path_of, valid_answers
 from tests.staffkit import fast_password_hashing  # noqa: F401 - autouse fixture
 from tests.staffkit import (OTARU_WEDNESDAY, PASSWORD, SAKATA_MONDAY, booking, create_staff, csrf, login,
@@ -285,6 +286,32 @@ def test_sql_injection_strings_are_just_text(app, rt, client, sakata_user):
     with rt.db.reading() as s:
         tables = set(inspect(s.bind).get_table_names())
     assert {"bookings", "conversations", "staff_users"} <= tables
+
+
+def test_a_nul_character_anywhere_is_a_bad_request_not_a_database_error(app, rt, client):
+    """No person types a NUL, and PostgreSQL text cannot hold one: a query carrying it failed, answered as the
+    database being down (503) and logged as an error. Refused first, whatever the page, in the address, the query
+    or a form's field; the login is refused before it is checked or counted."""
+    create_staff(rt)
+    reference = make_request(rt)
+    staff = app.test_client()
+    login(staff)
+    intruder = app.test_client()
+    intruder.get("/staff/login")
+    for who, method, path, data in [
+            (intruder, "post", "/staff/login", {"username": "tanaka\x00", "password": "x", "csrf_token": csrf(intruder)}),
+            (staff, "get", "/staff/bookings/AB%00C", None), (staff, "get", "/staff/audit?actor=tanaka%00", None),
+            (staff, "get", "/staff/search?reference=%00", None), (staff, "get", "/terms/sakata?lang=en%00", None),
+            (staff, "post", f"/staff/bookings/{reference}/note", {"note": "x\x00", "csrf_token": csrf(staff)})]:
+        response = getattr(who, method)(path, data=data)
+        assert response.status_code == 400, (path, response.status_code)
+    assert booking(rt, reference).staff_note is None
+    with rt.db.reading() as s:
+        assert s.scalar(select(func.count()).select_from(LoginFailure)) == 0
+    # The details form says so beside the field, keeping what was typed (its validation refuses control characters).
+    answered = Page.get(client, hold_directly(rt, "sakata")[1]).submit(
+        client, {**valid_answers(rt.offices["sakata"]), "name": "山田\x00太郎"})
+    assert answered.status == 200 and 'aria-invalid="true"' in answered.html and "山田" in answered.html
 
 
 def test_the_csv_export_defuses_formulas(app, rt, client):
