@@ -2,17 +2,17 @@
 
 No person types one (the form refuses control characters anyway), PostgreSQL text cannot hold one (a query
 carrying it fails, which would be answered as the database being down and logged as an error), and a value
-stored with one is not what it shows. Checked in the address, the query string and a form's fields; the webhook
-is left to its own checks, which read its body as bytes before anything else, and the details form's fields to
-its validation, which refuses a control character beside the field, keeping what was typed.
+stored with one is not what it shows. Checked in the address, the query string and a form's fields. Two
+blueprints keep their own checks: the webhook, which reads its body as bytes before anything else, and the
+details form, whose link is signed (a guessed or altered one is a 404) and whose fields its validation checks,
+refusing a control character beside the field and keeping what was typed.
 """
 from __future__ import annotations
 
 from flask import Flask, abort, request
 
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
-OWN_CHECKS = ("webhook",)   # blueprints that read their body themselves
-FIELDS_CHECKED = ("forms",)  # blueprints whose fields are validated (bot.services.validation) and never queried
+OWN_CHECKS = ("webhook", "forms")
 
 
 def _holds_nul(pairs) -> bool:
@@ -26,11 +26,6 @@ def register(app: Flask) -> None:
             return None
         if "\x00" in request.path or _holds_nul(request.args.items(multi=True)):
             abort(400)
-        limit = request.max_content_length
-        if limit is not None and (request.content_length or 0) > limit:
-            return None   # refused unread by the view, whose 413 page speaks the form link's language
-        if request.blueprint in FIELDS_CHECKED:
-            return None
         if request.mimetype in FORM_TYPES and _holds_nul(request.form.items(multi=True)):
             abort(400)
         return None
