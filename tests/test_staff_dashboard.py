@@ -814,6 +814,21 @@ def test_a_request_shows_how_often_the_person_used_the_service_where_the_office_
         assert "なし" in _page(client, f"/staff/bookings/{first}").split('id="earlier-sessions"')[1].split("</dd>")[0]
 
 
+@pytest.mark.parametrize("year", ["0001", "9999"])
+def test_a_date_far_out_is_a_typing_mistake_on_every_page_never_an_error(rt, staff, year):
+    """A date of year 1 or 9999 (typed, or an edited address) overflowed at the time zone's edge or a day after
+    it: the day's page, the export, a block and a phone booking failed with 500. Taken as a mistake, as the audit
+    log's period is: the day's page opens at today, the others refuse it kindly and change nothing."""
+    staff.application.config["PROPAGATE_EXCEPTIONS"] = False
+    assert staff.get(f"/staff/?from={year}-12-31").status_code == 200
+    assert post(staff, "/staff/export", **{"from": f"{year}-01-01", "to": f"{year}-01-02"}).status_code == 400
+    assert post(staff, "/staff/blocks", day=f"{year}-01-01").status_code == 400
+    assert post(staff, "/staff/bookings/new", slot=f"{year}-01-01T10:00:00", source="phone",
+                name="窓口 一郎").status_code == 400
+    with rt.db.reading() as s:
+        assert s.scalar(select(SlotBlock.id)) is None and s.scalar(select(Booking.id)) is None
+
+
 # -- phone and window bookings --------------------------------------------------------------------
 
 def _new(staff, **data):

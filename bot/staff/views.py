@@ -315,11 +315,21 @@ def extend_session():
 
 # -- the day --------------------------------------------------------------------------------------
 
+# The years a date staff type or an address names may be in: one outside is a typing mistake, and a year 1 or
+# 9999 would overflow at the time zone's edge or a day after it.
+YEARS = (2000, 2999)
+
+
+def _in_years(moment: date | datetime | None) -> bool:
+    return moment is not None and YEARS[0] <= moment.year <= YEARS[1]
+
+
 def _date_arg(name: str, default: date) -> date:
     try:
-        return date.fromisoformat(request.args.get(name) or request.form.get(name) or "")
+        day = date.fromisoformat(request.args.get(name) or request.form.get(name) or "")
     except ValueError:
         return default
+    return day if _in_years(day) else default
 
 
 @bp.get("/")
@@ -588,6 +598,8 @@ def _slot_arg(value: str | None) -> datetime | None:
         moment = datetime.fromisoformat(value or "")
     except ValueError:
         return None
+    if not _in_years(moment):
+        return None
     return (moment if moment.tzinfo else moment.replace(tzinfo=TOKYO)).astimezone(TOKYO)
 
 
@@ -790,7 +802,6 @@ def export_csv():
 # Actors that are no account: their labels are the page's (templates/staff/audit.html).
 AUDIT_OTHER_ACTORS = audit.NOT_ACCOUNTS
 AUDIT_FILTERS = ("reference", "actor", "action", "from", "to")   # kept in the links to other pages
-AUDIT_YEARS = (2000, 2999)      # a period's dates outside are typing mistakes
 AUDIT_MAX_ID = 2**31 - 1        # the id column's range (an integer) on PostgreSQL
 
 
@@ -815,7 +826,7 @@ def _audit_filters(accounts: list[str]) -> tuple[audit.Filters, dict[str, int | 
             days[name] = date.fromisoformat(args[name]) if args.get(name) else None
         except ValueError:
             days[name] = None
-        if args.get(name) and not (days[name] and AUDIT_YEARS[0] <= days[name].year <= AUDIT_YEARS[1]):
+        if args.get(name) and not _in_years(days[name]):
             days[name] = None   # a year 1 or 9999 would overflow at the time zone's edge
             errors.append(name)
     if days["from"] and days["to"] and days["from"] > days["to"]:
