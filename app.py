@@ -10,8 +10,8 @@ def create_app(config: dict | None = None) -> Flask:
     """Build the app from the environment, with `config` overriding settings (tests)."""
     from functools import partial
 
-    from bot import (channels, error_pages, errorlog, forms, notify, security_headers, settings_store, textfmt, web,
-                     webhook)
+    from bot import (channels, error_pages, errorlog, forms, notify, request_guard, security_headers, settings_store,
+                     textfmt, web, webhook)
     from bot.cli import register_cli
     from bot.clock import Clock, parse_instant
     from bot.config import ConfigError, check_production, load_config
@@ -56,6 +56,7 @@ def create_app(config: dict | None = None) -> Flask:
         hops = cfg.trusted_proxy_hops
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)  # type: ignore[method-assign]
     app.extensions["madoguchi"] = rt
+    request_guard.register(app)   # before the blueprints' own hooks (the dashboard's session check reads the database)
     textfmt.register(app)
     app.register_blueprint(webhook.bp)
     app.register_blueprint(web.bp)

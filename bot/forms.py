@@ -150,7 +150,9 @@ def csrf_token(nonce: str) -> str:
 def csrf_ok(nonce: str) -> bool:
     browser_secret = session.get(CSRF_SESSION_KEY)
     sent = request.form.get("csrf_token", "")
-    return bool(browser_secret) and bool(sent) and hmac.compare_digest(_csrf_expected(nonce, browser_secret), sent)
+    # As bytes: compare_digest refuses a str that is not ASCII (a TypeError, a 500) instead of saying no.
+    return bool(browser_secret) and bool(sent) and hmac.compare_digest(
+        _csrf_expected(nonce, browser_secret).encode(), sent.encode())
 
 
 @bp.after_request

@@ -19,6 +19,7 @@ from sqlalchemy import func, inspect, select, update
 
 from bot.models import Booking, Conversation, SlotClaim
 from bot.staff import auth
+from bot.staff.models import LoginFailure
 from tests.formflow import Page, hold_directly, path_of, valid_answers
 from tests.staffkit import fast_password_hashing  # noqa: F401 - autouse fixture
 from tests.staffkit import (OTARU_WEDNESDAY, PASSWORD, SAKATA_MONDAY, booking, create_staff, csrf, login,
@@ -58,7 +59,7 @@ def test_the_form_refuses_a_post_without_its_browsers_token(app, rt):
     page = Page.get(victim, url)
     answers = valid_answers(rt.offices["sakata"])
     stolen = Page.get(attacker, url).form.fields["csrf_token"]   # a token of another browser
-    for token in (None, "", "forged", stolen):
+    for token in (None, "", "forged", stolen, "トークン", stolen[:-1] + "é"):   # not ASCII: refused, not a 500
         data = {**page.form.fields, **answers}
         data.pop("csrf_token")
         if token is not None:
@@ -74,7 +75,7 @@ def test_the_dashboard_refuses_a_post_without_the_sessions_token(rt, app):
     reference = make_request(rt)
     staff, attacker = app.test_client(), app.test_client()
     login(staff)
-    for token in (None, "", csrf(attacker)):
+    for token in (None, "", csrf(attacker), "トークン"):   # not ASCII: refused, not a 500
         data = {} if token is None else {"csrf_token": token}
         assert staff.post(f"/staff/bookings/{reference}/confirm", data=data).status_code == 400
         assert staff.post("/staff/logout", data=data).status_code == 400
@@ -287,6 +288,32 @@ def test_sql_injection_strings_are_just_text(app, rt, client, sakata_user):
     assert {"bookings", "conversations", "staff_users"} <= tables
 
 
+def test_a_nul_character_anywhere_is_a_bad_request_not_a_database_error(app, rt, client):
+    """No person types a NUL, and PostgreSQL text cannot hold one: a query carrying it failed, answered as the
+    database being down (503) and logged as an error. Refused first, whatever the page, in the address, the query
+    or a form's field; the login is refused before it is checked or counted."""
+    create_staff(rt)
+    reference = make_request(rt)
+    staff = app.test_client()
+    login(staff)
+    intruder = app.test_client()
+    intruder.get("/staff/login")
+    for who, method, path, data in [
+            (intruder, "post", "/staff/login", {"username": "tanaka\x00", "password": "x", "csrf_token": csrf(intruder)}),
+            (staff, "get", "/staff/bookings/AB%00C", None), (staff, "get", "/staff/audit?actor=tanaka%00", None),
+            (staff, "get", "/staff/search?reference=%00", None), (staff, "get", "/terms/sakata?lang=en%00", None),
+            (staff, "post", f"/staff/bookings/{reference}/note", {"note": "x\x00", "csrf_token": csrf(staff)})]:
+        response = getattr(who, method)(path, data=data)
+        assert response.status_code == 400, (path, response.status_code)
+    assert booking(rt, reference).staff_note is None
+    with rt.db.reading() as s:
+        assert s.scalar(select(func.count()).select_from(LoginFailure)) == 0
+    # The details form says so beside the field, keeping what was typed (its validation refuses control characters).
+    answered = Page.get(client, hold_directly(rt, "sakata")[1]).submit(
+        client, {**valid_answers(rt.offices["sakata"]), "name": "山田\x00太郎"})
+    assert answered.status == 200 and 'aria-invalid="true"' in answered.html and "山田" in answered.html
+
+
 def test_the_csv_export_defuses_formulas(app, rt, client):
     create_staff(rt, office="otaru")
     formula = '=HYPERLINK("http://evil.example","x")'
@@ -370,19 +397,35 @@ OFF_SITE = ["https://evil.example/", "//evil.example", "/\\evil.example", "\\\\e
             "/%2F%2Fevil.example", " //evil.example", "/staff@evil.example"]
 
 
-@pytest.mark.parametrize("target", OFF_SITE)
-def test_login_never_redirects_off_site(rt, app, target):
+def _login_with_next(rt, app, target: str):
     create_staff(rt)
     client = app.test_client()
     client.get("/staff/login")
-    response = client.post("/staff/login", query_string={"next": target},
-                           data={"username": "tanaka", "password": PASSWORD, "csrf_token": csrf(client)})
+    return client.post("/staff/login", query_string={"next": target},
+                       data={"username": "tanaka", "password": PASSWORD, "csrf_token": csrf(client)})
+
+
+@pytest.mark.parametrize("target", OFF_SITE)
+def test_login_never_redirects_off_site(rt, app, target):
+    response = _login_with_next(rt, app, target)
     assert response.status_code == 302
     location = response.headers["Location"]
     parts = urlsplit(location)
     assert parts.netloc in ("", "localhost"), location
     assert parts.path.startswith("/staff/") and "\\" not in location and "\n" not in location, location
     assert "Set-Cookie: x" not in str(response.headers)
+
+
+# Dot segments a browser resolves even percent-encoded (WHATWG URL: `.%2e`, `%2E%2E` are `..`): they lead out of
+# /staff/ to another page of the site (the form, the terms), which `next` is no way to.
+OUT_OF_STAFF = ["/staff/.%2e/terms/sakata", "/staff/%2e%2e/healthz", "/staff/%2E./form/x", "/staff/x/%2e%2e/%2e%2e/y",
+                "/staff/%2e/../healthz"]
+
+
+@pytest.mark.parametrize("target", OUT_OF_STAFF)
+def test_login_never_leads_out_of_the_dashboard_by_encoded_dot_segments(rt, app, target):
+    response = _login_with_next(rt, app, target)
+    assert response.status_code == 302 and response.headers["Location"] == "/staff/", response.headers["Location"]
 
 
 # -- guessing ---------------------------------------------------------------------------------------------

@@ -6,14 +6,15 @@ import html
 import re
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from bot.clock import TOKYO
 from bot.models import Booking
-from bot.staff import audit
+from bot.staff import audit, auth
+from bot.staff.models import StaffUser
 from bot.staff.audit import Actor
 from tests.staffkit import fast_password_hashing, staff  # noqa: F401 - fixtures
-from tests.staffkit import OTARU_WEDNESDAY, create_staff, make_request, post
+from tests.staffkit import OTARU_WEDNESDAY, create_staff, login, make_request, post
 
 ROW = re.compile(r"<tr><td>(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)</td>\s*<td>(.*?)</td>\s*<td>(.*?)</td>\s*<td>(.*?)</td></tr>",
                  re.S)
@@ -181,3 +182,25 @@ def test_invalid_filters_get_a_kind_message_not_an_error_page(rt, staff):
         if "before" not in query and "after" not in query:   # the field it is about says so
             assert 'aria-invalid="true"' in page, query
         assert "<h1>操作記録</h1>" in page and 'id="f-reference"' in page, query
+
+
+def test_an_account_cannot_pass_for_the_system_the_staff_group_the_user_or_the_server(rt, staff):
+    """The log names who acted: an account named like one of the actors that are no account (system, cli, user,
+    line_group) would have every entry of its own read as 自動処理, サーバー上のコマンド… So such a name is refused
+    when an account is made, and an entry made by an account shows as the account's whatever its name."""
+    create_staff(rt, username="sato", role="admin")
+    for name in ("system", "SYSTEM", "cli", "user", "line_group"):
+        with rt.db.transaction() as s:
+            try:
+                auth.create_user(s, office_id="sakata", username=name, password="x" * 12, role="staff",
+                                 now=rt.clock.now())
+            except auth.AccountError as refused:
+                assert refused.code == "username_reserved", name
+            else:
+                raise AssertionError(f"an account named {name} was made")
+    # One made before the rule (straight into the table): its entries still name the account.
+    with rt.db.transaction() as s:
+        s.execute(update(StaffUser).where(StaffUser.username == "sato").values(username="system"))
+    login(staff, username="system")
+    page = _get(staff, "?action=login")
+    assert [r[1] for r in _rows(page)][0] == "system"

@@ -727,6 +727,8 @@ def test_a_request_shows_the_same_job_seeker_number_on_other_line_accounts(rt, s
     again = make_request(rt, start=SAKATA_MONDAY + timedelta(days=7), user_id=user_factory("sakata").user_id)
     same = _page(staff, f"/staff/bookings/{again}").split('id="same-number"')[1].split("</dd>")[0]
     assert first in same and "停止中" not in same
+    # The caller may be the stranger who typed the number: the call must not tell them what the form kept back.
+    assert "お電話では、同じ番号の別の申込・予約があることやその日時を伝えずに" in same
     post(staff, f"/staff/bookings/{first}/block_user")
     post(staff, f"/staff/bookings/{first}/cancel_user")
     same = _page(staff, f"/staff/bookings/{again}").split('id="same-number"')[1].split("</dd>")[0]
@@ -761,6 +763,30 @@ def test_a_request_shows_the_persons_earlier_no_shows(rt, staff, user, user_fact
     assert "これまでの欠席" not in _page(staff, f"/staff/bookings/{missed}")   # not the booking itself
 
 
+def test_bookings_matched_only_by_a_number_typed_on_another_line_account_are_marked_as_such(
+        rt, staff, user, user_factory):
+    """Anyone may type someone else's job seeker number on the form (its answer must not tell them whose it is).
+    A stranger who books with the victim's number and stays away must not pass for the victim: the no-show listed
+    on the victim's next request, and the victim's bookings listed on the stranger's no-show (which a refusal of
+    further use would concern), say they came from another LINE account with the same number, for staff to check
+    by phone; the person's own account's bookings are not marked."""
+    stranger = user_factory("sakata")
+    mine = make_request(rt, start=SAKATA_MONDAY + timedelta(days=14), user_id=user.user_id)
+    missed = make_request(rt, user_id=stranger.user_id)   # the victim's number (DETAILS) typed by a stranger
+    post(staff, f"/staff/bookings/{missed}/confirm")
+    rt.clock.freeze(SAKATA_MONDAY + timedelta(minutes=11))
+    login(staff)
+    post(staff, f"/staff/bookings/{missed}/no_show")
+    ahead = _page(staff, f"/staff/bookings/{missed}").split('id="other-open">')[1].split("</dd>")[0]
+    assert mine in ahead and "別のLINEアカウント" in ahead
+    again = make_request(rt, start=SAKATA_MONDAY + timedelta(days=7), user_id=user.user_id)
+    page = _page(staff, f"/staff/bookings/{again}")
+    missed_line = page.split('id="earlier-no-shows"')[1].split("</dd>")[0]
+    assert missed in missed_line and "別のLINEアカウント" in missed_line and "お電話で確かめて" in missed_line
+    own = page.split('id="other-open">')[1].split("</dd>")[0]
+    assert mine in own and "別のLINEアカウント" not in own   # the same account's: the person's own
+
+
 @pytest.mark.parametrize("office_id,start,shown", [("otaru", OTARU_WEDNESDAY, True), ("sakata", SAKATA_MONDAY, False)])
 def test_a_request_shows_how_often_the_person_used_the_service_where_the_office_may_limit_it(
         rt, client, user_factory, office_id, start, shown):
@@ -786,6 +812,21 @@ def test_a_request_shows_how_often_the_person_used_the_service_where_the_office_
                              user_id=user_factory(office_id).user_id,
                              details={**DETAILS[office_id], "seeker_number": "77777-123456"})   # someone else
         assert "なし" in _page(client, f"/staff/bookings/{first}").split('id="earlier-sessions"')[1].split("</dd>")[0]
+
+
+@pytest.mark.parametrize("year", ["0001", "9999"])
+def test_a_date_far_out_is_a_typing_mistake_on_every_page_never_an_error(rt, staff, year):
+    """A date of year 1 or 9999 (typed, or an edited address) overflowed at the time zone's edge or a day after
+    it: the day's page, the export, a block and a phone booking failed with 500. Taken as a mistake, as the audit
+    log's period is: the day's page opens at today, the others refuse it kindly and change nothing."""
+    staff.application.config["PROPAGATE_EXCEPTIONS"] = False
+    assert staff.get(f"/staff/?from={year}-12-31").status_code == 200
+    assert post(staff, "/staff/export", **{"from": f"{year}-01-01", "to": f"{year}-01-02"}).status_code == 400
+    assert post(staff, "/staff/blocks", day=f"{year}-01-01").status_code == 400
+    assert post(staff, "/staff/bookings/new", slot=f"{year}-01-01T10:00:00", source="phone",
+                name="窓口 一郎").status_code == 400
+    with rt.db.reading() as s:
+        assert s.scalar(select(SlotBlock.id)) is None and s.scalar(select(Booking.id)) is None
 
 
 # -- phone and window bookings --------------------------------------------------------------------

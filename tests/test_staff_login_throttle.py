@@ -106,6 +106,21 @@ def test_an_office_network_in_the_allow_list_is_never_throttled(rt, app):
     assert "この接続元" in login(_from(app, ELSEWHERE)).get_data(as_text=True)
 
 
+@pytest.mark.parametrize("everyone", ["0.0.0.0/0", "0.0.0.0/1\n128.0.0.0/1", "::/0\n0.0.0.0/0", "2000::/3"])
+def test_an_allow_list_admitting_the_internet_does_not_turn_the_throttle_off(rt, app, everyone):
+    """The throttle holds for every office, and one office's allow-list exempts its own network only because all
+    its members log in from there: a list that admits the internet (or most of it: no office's network is wider
+    than a /8, or a /32 in IPv6), which an administrator may type meaning 'no restriction', exempts nobody, or one
+    office's list would end the spray throttle of the whole deployment."""
+    create_staff(rt)
+    create_staff(rt, office="otaru", username="suzuki", role="admin")
+    with rt.db.transaction() as s:
+        auth.set_allowlist(s, "otaru", auth.parse_allowlist(everyone))
+    sprayer = _from(app, "2001:db8::7" if everyone == "2000::/3" else ELSEWHERE)
+    assert _spray(sprayer, throttle.ADDRESS_LIMIT)[-1] == 429
+    assert login(sprayer).status_code == 429
+
+
 def test_a_successful_login_does_not_reset_the_address_count(rt, app):
     """A colleague's success behind the same router (or an account the sprayer holds) does not wipe a spray's
     count: it ends with its window."""

@@ -90,4 +90,6 @@ def _explain(code: str) -> str:
         "password_short": f"the password must be at least {auth.MIN_PASSWORD} characters",
         "password_long": "the password is too long",
         "exists": "that username is already taken",
+        "username_reserved": "that username names an actor of the audit log that is no account (system, cli, user, "
+                             "line_group): choose another",
     }.get(code, code)

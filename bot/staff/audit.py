@@ -19,6 +19,10 @@ from bot.staff.models import AuditEntry
 SYSTEM = "system"
 LINE_GROUP = "line_group"
 CLI = "cli"                 # an operator at the server's shell (`flask --app app …`)
+USER = "user"               # the job seeker, answering a proposal in the chat
+# The actors that are no account: no account may bear one of these names (`auth.create_user`), or the log would
+# read its entries as the system's, the staff group's, the user's or the server's.
+NOT_ACCOUNTS = (LINE_GROUP, USER, SYSTEM, CLI)
 DEPLOYMENT = None           # the office of an entry that concerns every office
 
 

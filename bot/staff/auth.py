@@ -20,6 +20,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 
 from bot.models import AppSetting
 from bot.staff import throttle
+from bot.staff.audit import NOT_ACCOUNTS
 from bot.staff.models import LoginFailure, StaffSession, StaffUser
 
 ROLES = ("staff", "admin")
@@ -66,6 +67,8 @@ def create_user(session: Session, *, office_id: str, username: str, password: st
     username = username.strip()
     if not USERNAME.match(username):
         raise AccountError("username")
+    if username.lower() in NOT_ACCOUNTS:
+        raise AccountError("username_reserved")
     if role not in ROLES:
         raise AccountError("role")
     check_password_rules(password)
@@ -152,10 +155,23 @@ def _address_counter(session: Session, config, ip: str | None) -> str:
     """The per-address counter of a login (throttle.address_key), or none from a network an office's allow-list
     names: every member of that office logs in from it, often through one router (or one gateway shared by
     several offices), so a few people's typos at opening time would refuse them all, and anyone who shares it
-    could keep them out with 30 failed logins every 15 minutes. There each name's own lock-out still holds."""
-    if any(networks and address_in(networks, ip) for networks in _allowlists(session)):
+    could keep them out with 30 failed logins every 15 minutes. There each name's own lock-out still holds. A
+    network wider than any office's (the internet, or much of it, typed to mean 'no restriction') exempts nobody:
+    one office's list would otherwise end the throttle for every office."""
+    offices = [[net for net in networks if _office_sized(net)] for networks in _allowlists(session)]
+    if any(networks and address_in(networks, ip) for networks in offices):
         return ""
     return throttle.address_key(config, ip)
+
+
+# The widest network an office's allow-list exempts from the address throttle: an office's, or a gateway several
+# offices share, is far narrower (a /8 is 16 million addresses; a /32 an Internet provider's IPv6 allocation).
+OFFICE_WIDEST_PREFIX = {4: 8, 6: 32}
+
+
+def _office_sized(network: str) -> bool:
+    net = ipaddress.ip_network(network)
+    return net.prefixlen >= OFFICE_WIDEST_PREFIX[net.version]
 
 
 def _refused(session: Session, address: str, error: str, now: datetime) -> LoginResult:

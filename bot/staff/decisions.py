@@ -7,6 +7,7 @@ it decided and gets `changed=False` (the same outcome) or `Refused` (another out
 """
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -216,7 +217,7 @@ def answer_proposal(session: Session, rt, office, conv: Conversation, reference:
         return {"outcome": "already", "status": booking.status, **summary}
     if booking.slot_start <= now:
         return {"outcome": "already", "status": "expired", **summary}
-    actor = Actor(label="user")
+    actor = Actor(label=audit.USER)
     if accept:
         _move(session, booking, "confirm", lifecycle.CONFIRMED, now)
         if handoff.call_user_on_confirm(office):
@@ -335,6 +336,14 @@ def other_open_bookings(session: Session, office, booking: Booking, now: datetim
     one has no LINE account, so the chat does not count it; staff deciding a LINE request see it here, and so do
     staff who recorded a no-show (「今後のオンライン職業相談の利用をお断りする場合があります」)."""
     return [b for b in _same_persons(session, office, booking, *OPEN_STATUSES) if b.slot_start > now][::-1]
+
+
+def typed_elsewhere(booking: Booking, found: Iterable[Booking]) -> set[int]:
+    """Of the person's bookings `_same_persons` found, the ids of those found only because the same job seeker
+    number was typed on another LINE account. Anyone may type anyone's number on the form, which must not tell
+    whose it is: such a booking (a no-show, sessions used, a request ahead) is the person's only once they say so
+    on the phone, and staff see it marked before holding it against them, or acting on it because of them."""
+    return {b.id for b in found if b.conversation_id is not None and b.conversation_id != booking.conversation_id}
 
 
 def _same_persons(session: Session, office, booking: Booking, *statuses: str) -> list[Booking]:

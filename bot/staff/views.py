@@ -13,7 +13,7 @@ import unicodedata
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from functools import wraps
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from flask import (
     Blueprint, Response, abort, current_app, flash, g, redirect, render_template, request, session, url_for,
@@ -93,7 +93,8 @@ def csrf_token() -> str:
 def _csrf_ok() -> bool:
     sent = request.form.get("csrf_token", "")
     expected = session.get(CSRF_KEY, "")
-    return bool(sent) and bool(expected) and hmac.compare_digest(sent, expected)
+    # As bytes: compare_digest refuses a str that is not ASCII (a TypeError, a 500) instead of saying no.
+    return bool(sent) and bool(expected) and hmac.compare_digest(sent.encode(), expected.encode())
 
 
 @bp.context_processor
@@ -282,8 +283,10 @@ _LOCAL_TARGET = re.compile(r"/staff/[A-Za-z0-9/_.~%?=&+-]*")
 
 
 def _local_target(target: str) -> str:
-    """Where to go after login: a dashboard path of this site, nothing else (no other host, no header tricks)."""
-    if _LOCAL_TARGET.fullmatch(target) and "//" not in target and "/.." not in target:
+    """Where to go after login: a dashboard path of this site, nothing else (no other host, no header tricks, no
+    dot segment, which a browser resolves even percent-encoded: `/staff/.%2e/form/…` is `/form/…`)."""
+    path = unquote(target.partition("?")[0])
+    if _LOCAL_TARGET.fullmatch(target) and "//" not in path and not {".", ".."} & set(path.split("/")):
         return target
     return url_for("staff.home")
 
@@ -312,11 +315,21 @@ def extend_session():
 
 # -- the day --------------------------------------------------------------------------------------
 
+# The years a date staff type or an address names may be in: one outside is a typing mistake, and a year 1 or
+# 9999 would overflow at the time zone's edge or a day after it.
+YEARS = (2000, 2999)
+
+
+def _in_years(moment: date | datetime | None) -> bool:
+    return moment is not None and YEARS[0] <= moment.year <= YEARS[1]
+
+
 def _date_arg(name: str, default: date) -> date:
     try:
-        return date.fromisoformat(request.args.get(name) or request.form.get(name) or "")
+        day = date.fromisoformat(request.args.get(name) or request.form.get(name) or "")
     except ValueError:
         return default
+    return day if _in_years(day) else default
 
 
 @bp.get("/")
@@ -482,6 +495,9 @@ def _booking_page(reference: str, note_draft: str | None = None, correction_draf
         undelivered = s.scalars(select(OutboxMessage).where(
             OutboxMessage.recipient == conv.line_user_id, OutboxMessage.booking_reference == row.reference,
             _not_delivered(now)).order_by(OutboxMessage.id)).all() if conv else []
+        no_shows, sessions = decisions.earlier_no_shows(s, office, row), decisions.earlier_sessions(s, office, row)
+        other_open = decisions.other_open_bookings(s, office, row, now) \
+            if row.status in ("requested", "proposed", "no_show") else []
         page = render_template(
             "staff/booking.html", booking=row, details=details, details_unreadable=details_unreadable,
             fields=DETAIL_FIELDS, revealed_until=until.astimezone(TOKYO) if until else None,
@@ -501,11 +517,9 @@ def _booking_page(reference: str, note_draft: str | None = None, correction_draf
             proposable=_proposable(s, office, now, row.slot_start) if row.status == "requested" else [],
             attendance_open=row.status == "confirmed" and row.slot_start <= now,
             no_show_from=decisions.no_show_from(office, row),
-            earlier_no_shows=decisions.earlier_no_shows(s, office, row),
-            same_number=requests.same_number(s, office.id, row, now),
-            earlier_sessions=decisions.earlier_sessions(s, office, row),
-            other_open=decisions.other_open_bookings(s, office, row, now)
-            if row.status in ("requested", "proposed", "no_show") else [],
+            earlier_no_shows=no_shows, same_number=requests.same_number(s, office.id, row, now),
+            earlier_sessions=sessions, other_open=other_open,
+            typed_elsewhere=decisions.typed_elsewhere(row, [*no_shows, *sessions, *other_open]),
             correction=_correction_view(office, row, now), correction_draft=correction_draft,
         )
     return page
@@ -585,6 +599,8 @@ def _slot_arg(value: str | None) -> datetime | None:
     try:
         moment = datetime.fromisoformat(value or "")
     except ValueError:
+        return None
+    if not _in_years(moment):
         return None
     return (moment if moment.tzinfo else moment.replace(tzinfo=TOKYO)).astimezone(TOKYO)
 
@@ -796,9 +812,8 @@ def export_csv():
 # -- the audit log --------------------------------------------------------------------------------
 
 # Actors that are no account: their labels are the page's (templates/staff/audit.html).
-AUDIT_OTHER_ACTORS = (audit.LINE_GROUP, "user", audit.SYSTEM, audit.CLI)
+AUDIT_OTHER_ACTORS = audit.NOT_ACCOUNTS
 AUDIT_FILTERS = ("reference", "actor", "action", "from", "to")   # kept in the links to other pages
-AUDIT_YEARS = (2000, 2999)      # a period's dates outside are typing mistakes
 AUDIT_MAX_ID = 2**31 - 1        # the id column's range (an integer) on PostgreSQL
 
 
@@ -823,7 +838,7 @@ def _audit_filters(accounts: list[str]) -> tuple[audit.Filters, dict[str, int | 
             days[name] = date.fromisoformat(args[name]) if args.get(name) else None
         except ValueError:
             days[name] = None
-        if args.get(name) and not (days[name] and AUDIT_YEARS[0] <= days[name].year <= AUDIT_YEARS[1]):
+        if args.get(name) and not _in_years(days[name]):
             days[name] = None   # a year 1 or 9999 would overflow at the time zone's edge
             errors.append(name)
     if days["from"] and days["to"] and days["from"] > days["to"]:
