@@ -503,6 +503,21 @@ def test_a_proposal_not_yet_answered_says_too_what_the_user_will_be_told_on_decl
     assert "日程の都合がつかない" in told and "担当職員の都合がつかず、お受けすることができませんでした" in told
 
 
+def test_decline_is_a_second_button_inside_what_it_does(rt, staff, user):
+    """お断り cannot be undone and tells the user at once: like 中止, the page offers it closed (a summary that
+    opens it), and the button that declines is inside, named for what it does."""
+    for status in ("requested", "proposed"):
+        reference = make_request(rt, start=SAKATA_MONDAY + timedelta(hours=1 if status == "proposed" else 0),
+                                 user_id="U" + status[0] * 32, status=status)
+        page = _page(staff, f"/staff/bookings/{reference}")
+        assert '<details class="block" id="decline">' in page, status
+        before = page.split('<details class="block" id="decline">')[1].split('data-action="decline"')[0]
+        assert before.count("</details>") == before.count("<details"), "the button is inside the closed block"
+        assert "<summary>お断りする</summary>" in before
+        assert "お断りは取り消せません" in before
+        assert re.search(r'data-action="decline">お断りを確定して、ご本人に知らせる</button>', page)
+
+
 def test_decline_with_a_reason_template(rt, staff, fake_line, user):
     reference = make_request(rt, user_id=user.user_id)
     post(staff, f"/staff/bookings/{reference}/decline", reason="details_unconfirmed")

@@ -193,3 +193,26 @@ def test_on_a_phone_the_audit_logs_filters_fit_and_narrow_the_list(browser, live
             box = phone.get_by_label(label).bounding_box()
             assert box["x"] >= 0 and box["x"] + box["width"] <= 375, label
         assert phone.evaluate("document.documentElement.scrollWidth") <= 375
+
+
+@pytest.mark.parametrize("status", ["requested", "proposed"])
+def test_declining_takes_a_second_deliberate_tap(browser, live_server, account, status):
+    """お断り tells the user at once and cannot be undone: on a phone, a double tap on it (or a stray tap while
+    scrolling) only opens and closes what it does; the reason is chosen and a second, named button declines."""
+    rt = live_server.rt
+    reference = make_request(rt, start=SAKATA_MONDAY + timedelta(days=84, hours=1 if status == "proposed" else 0),
+                             user_id="U" + uuid.uuid4().hex, status=status)
+    with phone_at(browser) as phone:
+        log_in(phone, live_server.url)
+        phone.goto(f"{live_server.url}/staff/bookings/{reference}")
+        decline = phone.get_by_text("お断りする", exact=True)
+        decline.tap()
+        decline.tap()
+        assert booking(rt, reference).status == status
+        expect(phone.get_by_role("heading", name=f"受付番号 {reference}")).to_be_visible()
+        decline.tap()
+        phone.get_by_label(re.compile("^お断りの理由")).select_option(label="申込内容を確認できない")
+        expect(phone.locator("#told-decline-final")).to_contain_text("お断りは取り消せません")
+        phone.get_by_role("button", name="お断りを確定して、ご本人に知らせる").tap()
+        expect(phone.locator("#status")).to_have_text("お断り")
+    assert booking(rt, reference).status == "declined"
