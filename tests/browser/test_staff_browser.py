@@ -5,12 +5,13 @@ import re
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from playwright.sync_api import Page, expect
 from sqlalchemy import select
 
+from bot.clock import TOKYO
 from bot.models import SlotBlock
 from bot.services import holds
 from bot.staff import personal
@@ -216,3 +217,53 @@ def test_declining_takes_a_second_deliberate_tap(browser, live_server, account, 
         phone.get_by_role("button", name="お断りを確定して、ご本人に知らせる").tap()
         expect(phone.locator("#status")).to_have_text("お断り")
     assert booking(rt, reference).status == "declined"
+
+
+# What a thumb taps on the dashboard: the menu, every control (a choice is its whole line), a summary that opens an
+# action, and the links that stand alone; a link inside a sentence is left as it is (WCAG 2.5.5's inline case).
+STAFF_TARGETS = ("header nav a, header nav button, main button, main select, main textarea, main label.choice, "
+                 "main input:not([type=hidden]):not([type=radio]):not([type=checkbox]), main summary, "
+                 ".jump a, td a, .paging a, nav.pager a, ul.next-steps a")
+THUMB = 44
+
+
+def small_targets(tab) -> list[str]:
+    return tab.evaluate("""([selector, least]) => [...document.querySelectorAll(selector)].filter(e => {
+        const r = e.getBoundingClientRect();
+        return r.width > 0 && (r.height < least - 0.5 || r.width < least - 0.5);
+    }).map(e => `${e.tagName} ${(e.name || e.textContent).trim().slice(0, 20)} ${Math.round(e.getBoundingClientRect().width)}x${Math.round(e.getBoundingClientRect().height)}`)""",
+                        [STAFF_TARGETS, THUMB])
+
+
+@pytest.mark.parametrize("width", [375, 320])
+def test_on_a_phone_every_control_is_big_enough_for_a_thumb(browser, live_server, width):
+    """Between sessions, on a phone: the menu, 予定表's buttons, a booking's actions, the accounts table's buttons
+    and the forms' fields and choices are all 44 px and more (they were 20 to 40 px: a menu link, 停止, a radio)."""
+    rt = live_server.rt
+    day = SAKATA_MONDAY + timedelta(days=98 + (7 if width == 320 else 0))
+    requested = make_request(rt, start=day, user_id="U" + uuid.uuid4().hex)
+    confirmed = make_request(rt, start=day + timedelta(hours=1), user_id="U" + uuid.uuid4().hex, status="confirmed")
+    started = make_request(rt, start=datetime(2026, 11, 30 - (7 if width == 320 else 0), 14, 0, tzinfo=TOKYO),
+                           user_id="U" + uuid.uuid4().hex, status="confirmed")
+    attended = make_request(rt, start=datetime(2026, 11, 30 - (7 if width == 320 else 0), 15, 0, tzinfo=TOKYO),
+                            user_id="U" + uuid.uuid4().hex, status="attended")
+    admin = f"thumb-admin-{width}"
+    create_staff(rt, username=admin, role="admin")
+    with phone_at(browser, width=width) as phone:
+        phone.goto(f"{live_server.url}/staff/login")
+        assert small_targets(phone) == [], "login"
+        phone.get_by_label("ユーザー名", exact=True).fill(admin)
+        phone.get_by_label("パスワード", exact=True).fill(PASSWORD)
+        phone.get_by_role("button", name="ログイン", exact=True).click()
+        expect(phone.get_by_role("heading", name="予定表", exact=True)).to_be_visible()
+        for path in (f"/staff/?from={day.date().isoformat()}", "/staff/queue", f"/staff/bookings/{requested}",
+                     f"/staff/bookings/{confirmed}", f"/staff/bookings/{started}", f"/staff/bookings/{attended}",
+                     "/staff/bookings/new", "/staff/search", "/staff/export", "/staff/audit", "/staff/account",
+                     "/staff/users", "/staff/bookings/ZZZZ-ZZZZ"):
+            phone.goto(f"{live_server.url}{path}")
+            phone.wait_for_load_state("load")
+            assert small_targets(phone) == [], path
+            assert phone.evaluate("document.documentElement.scrollWidth") <= width, path
+        phone.goto(f"{live_server.url}/staff/bookings/{requested}")
+        phone.get_by_text("お断りする", exact=True).tap()                   # what opens is thumb-sized too
+        assert small_targets(phone) == [], "お断り opened"
