@@ -211,6 +211,47 @@ def test_the_menu_marks_the_page_one_is_on(rt, client, path, words):
     assert current == [words]
 
 
+def test_every_dashboard_table_is_named_by_its_heading_and_each_booking_row_by_its_first_cell(rt, client):
+    """A screen reader lists a page's tables by name and reads a cell with its row's header: each table is named
+    by the heading it stands under (the day, the queue's section, 申込内容…), and a row of a list of bookings or
+    of the day's slots is headed by its 受付番号 or time, so that moving across a row says which one it is."""
+    from bot import outbox
+    from tests.staffkit import DETAILS, SAKATA_MONDAY, booking, make_request
+
+    create_staff(rt, role="admin")
+    login(client)
+    requested = make_request(rt, user_id="U" + "a" * 32)
+    confirmed = make_request(rt, start=SAKATA_MONDAY + timedelta(hours=1), user_id="U" + "c" * 32,
+                             status="confirmed")
+    with rt.db.transaction() as s:
+        outbox.add(s, office="sakata", kind="push", recipient="U" + "c" * 32, messages=[{"type": "text", "text": "x"}],
+                   now=rt.clock.now(), purpose="outcome_confirmed", about=booking(rt, confirmed)).status = "failed"
+    post(client, f"/staff/bookings/{requested}/reveal", then="details-h")
+    pages = {path: client.get(path) for path in ("/staff/", "/staff/queue", f"/staff/bookings/{requested}",
+                                                  "/staff/outbox", "/staff/groups", "/staff/users", "/staff/audit")}
+    pages["search"] = post(client, "/staff/search", seeker_number=DETAILS["sakata"]["seeker_number"])
+    listed = 0
+    for name, response in pages.items():
+        assert response.status_code == 200, name
+        page = dom(response)
+        tables = [e for e in page.elements if e.tag == "table"]
+        assert tables, name
+        for table in tables:
+            heading = page.by_id(table.attrs.get("aria-labelledby", "(none)"))
+            assert heading.tag in ("h1", "h2") and "".join(heading.text).strip(), (name, table.attrs)
+        html = response.get_data(as_text=True)
+        for head, body in re.findall(r"<thead>(.*?)</thead>\s*<tbody>(.*?)</tbody>", html, re.S):
+            first = re.search(r"<th[^>]*>([^<]*)</th>", head).group(1)
+            rows = re.findall(r"<tr[ >](.*?)</tr>", body, re.S)
+            if first in ("受付番号", "時刻") and rows:
+                listed += 1
+                assert all(re.match(r'(?:[^>]*>)?\s*<th scope="row"', row) for row in rows), (name, rows[0][:200])
+    assert listed >= 5, listed       # the queue's lists, the day's slots, the search's result
+    # (the session warning's dialog, closed, is no heading of the page)
+    levels = [level for level, text in headings(dom(pages["/staff/queue"])) if "自動的にログアウト" not in text]
+    assert levels[0] == 1 and levels.count(1) == 1 and all(b <= a + 1 for a, b in zip(levels, levels[1:]))
+
+
 def test_the_login_page_states_the_session_limits_before_they_apply(client):
     words = "".join(dom(client.get("/staff/login")).by_id("session-limits").text)
     idle, longest = auth.IDLE_TIMEOUT.total_seconds() // 60, auth.MAX_SESSION.total_seconds() // 3600

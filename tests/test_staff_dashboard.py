@@ -204,7 +204,7 @@ def test_dates_of_today_and_tomorrow_say_so_on_the_queue_and_the_booking_page(rt
     assert "12/7(月) 14:00（明日）" in next(r for r in rows if tomorrow in r)
     assert "12/14(月) 14:00<" in next(r for r in rows if later in r)
     assert '<dd id="slot-time">12/7(月) 14:00（明日）・30分</dd>' in _page(staff, f"/staff/bookings/{tomorrow}")
-    assert "<h2>2026年12/7(月)（明日）</h2>" in _page(staff, "/staff/")   # and the schedule's day
+    assert '<h2 id="day-2026-12-07-h">2026年12/7(月)（明日）</h2>' in _page(staff, "/staff/")   # and the schedule's day
     rt.clock.freeze(datetime(2026, 12, 7, 9, 0, tzinfo=TOKYO))
     login(staff)
     assert '<dd id="slot-time">12/7(月) 14:00（今日）・30分</dd>' in _page(staff, f"/staff/bookings/{tomorrow}")

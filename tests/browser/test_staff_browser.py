@@ -171,7 +171,7 @@ def test_on_a_phone_the_days_table_keeps_each_time_on_one_line(browser, live_ser
     with phone_at(browser) as phone:
         log_in(phone, live_server.url)
         phone.goto(f"{live_server.url}/staff/?from={day.date().isoformat()}")
-        cell = phone.locator(f'tr[data-slot="{day.isoformat()}"] td').first
+        cell = phone.locator(f'tr[data-slot="{day.isoformat()}"] th')
         expect(cell).to_contain_text("14:00")
         lines = cell.evaluate("td => { const r = document.createRange(); r.selectNodeContents(td.firstChild);"
                               " return r.getClientRects().length; }")
