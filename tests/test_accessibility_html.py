@@ -169,6 +169,27 @@ def test_a_booking_by_phone_that_cannot_be_registered_marks_each_field_at_fault(
     assert "日時を選んでください" in page.description("slot")
 
 
+def test_a_refused_form_puts_the_focus_on_what_was_wrong(rt, client):
+    """Sent back with an error, a dashboard page opens with the focus on its message (as the form's error summary
+    does): one element takes it, the message a screen reader then reads first."""
+    create_staff(rt, role="admin")
+    sent = {"login": login(client, password="wrong password")}
+    login(client)
+    sent.update({
+        "export": post(client, "/staff/export", **{"from": "2026-12-31", "to": "2026-12-01"}),
+        "search": post(client, "/staff/search", seeker_number="12-34"),
+        "new booking": post(client, "/staff/bookings/new", source="phone", slot="", name=""),
+        "audit": client.get("/staff/audit?from=2026-12-31&to=2026-12-01&reference=zz"),
+        "password": client.get(post(client, "/staff/account/password", current=PASSWORD, new="short").headers["Location"]),
+        "account made": post(client, "/staff/users", username="a", password="short", role="staff"),
+    })
+    for name, response in sent.items():
+        page = dom(response)
+        focused = [e for e in page.elements if "autofocus" in e.attrs]
+        assert len(focused) == 1, (name, response.status_code)
+        assert focused[0].attrs.get("role") == "alert" and focused[0].attrs.get("tabindex") == "-1", name
+
+
 def test_an_attendance_correction_without_its_reason_marks_the_field_to_fill(rt, client):
     from tests.staffkit import SAKATA_MONDAY, make_request
 
