@@ -267,3 +267,36 @@ def test_on_a_phone_every_control_is_big_enough_for_a_thumb(browser, live_server
         phone.goto(f"{live_server.url}/staff/bookings/{requested}")
         phone.get_by_text("お断りする", exact=True).tap()                   # what opens is thumb-sized too
         assert small_targets(phone) == [], "お断り opened"
+
+
+def test_on_a_phone_a_table_of_many_columns_scrolls_in_its_own_box_and_keeps_its_words_readable(browser,
+                                                                                               live_server):
+    """At 320 px the LINE送信状況 and the accounts' tables split every word a letter a line (a date took eleven
+    lines): they keep room for their words and scroll sideways in a box the keyboard can scroll too, named by the
+    page's heading, while the page itself stays as wide as the screen."""
+    from bot import outbox
+
+    rt = live_server.rt
+    reference = make_request(rt, start=SAKATA_MONDAY + timedelta(days=126), user_id="U" + uuid.uuid4().hex)
+    with rt.db.transaction() as s:
+        outbox.add(s, office="sakata", kind="push", recipient="U" + "e" * 32, messages=[{"type": "text", "text": "x"}],
+                   now=rt.clock.now(), purpose="outcome_confirmed", about=booking(rt, reference)).status = "failed"
+    create_staff(rt, username="narrow-admin", role="admin")
+    with phone_at(browser, width=320) as phone:
+        phone.goto(f"{live_server.url}/staff/login")
+        phone.get_by_label("ユーザー名", exact=True).fill("narrow-admin")
+        phone.get_by_label("パスワード", exact=True).fill(PASSWORD)
+        phone.get_by_role("button", name="ログイン", exact=True).click()
+        expect(phone.get_by_role("heading", name="予定表", exact=True)).to_be_visible()
+        for path, name in (("/staff/outbox", "LINE送信状況"), ("/staff/users", re.compile("^アカウント管理"))):
+            phone.goto(f"{live_server.url}{path}")
+            assert phone.evaluate("document.documentElement.scrollWidth") <= 320, path
+            box = phone.get_by_role("region", name=name)
+            expect(box).to_have_attribute("tabindex", "0")
+            first = box.locator("tbody td").first                      # a date, or a user name
+            lines = first.evaluate("td => { const r = document.createRange(); r.selectNodeContents(td);"
+                                   " return new Set([...r.getClientRects()].map(x => Math.round(x.top))).size; }")
+            assert lines <= 2, f"{path}: the first cell takes {lines} lines"
+            box.focus()
+            phone.keyboard.press("ArrowRight")                         # scrolls (smoothly: waited for)
+            phone.wait_for_function("e => e.scrollLeft > 0", arg=box.element_handle())
