@@ -28,10 +28,10 @@ def account(live_server):
     return USERNAME
 
 
-def log_in(page: Page, base: str) -> None:
+def log_in(page: Page, base: str, username: str = USERNAME) -> None:
     page.goto(f"{base}/staff/")
     expect(page.get_by_role("heading", name="職員用ページ ログイン")).to_be_visible()
-    page.get_by_label("ユーザー名", exact=True).fill(USERNAME)
+    page.get_by_label("ユーザー名", exact=True).fill(username)
     page.get_by_label("パスワード", exact=True).fill(PASSWORD)
     page.get_by_role("button", name="ログイン", exact=True).click()
     expect(page.get_by_role("heading", name="予定表", exact=True)).to_be_visible()
@@ -252,10 +252,7 @@ def test_on_a_phone_every_control_is_big_enough_for_a_thumb(browser, live_server
     with phone_at(browser, width=width) as phone:
         phone.goto(f"{live_server.url}/staff/login")
         assert small_targets(phone) == [], "login"
-        phone.get_by_label("ユーザー名", exact=True).fill(admin)
-        phone.get_by_label("パスワード", exact=True).fill(PASSWORD)
-        phone.get_by_role("button", name="ログイン", exact=True).click()
-        expect(phone.get_by_role("heading", name="予定表", exact=True)).to_be_visible()
+        log_in(phone, live_server.url, admin)
         for path in (f"/staff/?from={day.date().isoformat()}", "/staff/queue", f"/staff/bookings/{requested}",
                      f"/staff/bookings/{confirmed}", f"/staff/bookings/{started}", f"/staff/bookings/{attended}",
                      "/staff/bookings/new", "/staff/search", "/staff/export", "/staff/audit", "/staff/account",
@@ -283,11 +280,7 @@ def test_on_a_phone_a_table_of_many_columns_scrolls_in_its_own_box_and_keeps_its
                    now=rt.clock.now(), purpose="outcome_confirmed", about=booking(rt, reference)).status = "failed"
     create_staff(rt, username="narrow-admin", role="admin")
     with phone_at(browser, width=320) as phone:
-        phone.goto(f"{live_server.url}/staff/login")
-        phone.get_by_label("ユーザー名", exact=True).fill("narrow-admin")
-        phone.get_by_label("パスワード", exact=True).fill(PASSWORD)
-        phone.get_by_role("button", name="ログイン", exact=True).click()
-        expect(phone.get_by_role("heading", name="予定表", exact=True)).to_be_visible()
+        log_in(phone, live_server.url, "narrow-admin")
         for path, name in (("/staff/outbox", "LINE送信状況"), ("/staff/users", re.compile("^アカウント管理"))):
             phone.goto(f"{live_server.url}{path}")
             assert phone.evaluate("document.documentElement.scrollWidth") <= 320, path
