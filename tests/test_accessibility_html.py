@@ -190,6 +190,30 @@ def test_a_refused_form_puts_the_focus_on_what_was_wrong(rt, client):
         assert focused[0].attrs.get("role") == "alert" and focused[0].attrs.get("tabindex") == "-1", name
 
 
+def test_a_booking_button_that_tells_the_user_or_cannot_be_undone_says_so_when_reached(rt, client):
+    """Tabbing to 承認, お断り, 中止, a cancel for the user, 出席 or 欠席, a screen reader reads what the button does
+    (the words beside it on the page), not only its name."""
+    from tests.staffkit import SAKATA_MONDAY, make_request
+
+    create_staff(rt)
+    login(client)
+    requested = make_request(rt, user_id="U" + "r" * 32)
+    confirmed = make_request(rt, start=SAKATA_MONDAY + timedelta(hours=1), user_id="U" + "s" * 32, status="confirmed")
+    started = make_request(rt, start=datetime(2026, 11, 30, 14, 0, tzinfo=TOKYO), user_id="U" + "t" * 32,
+                           status="confirmed")
+    expected = {requested: {"confirm": "「予約が確定しました」", "decline": "お断りは取り消せません",
+                            "propose": "提案した日時", "cancel_user": "元には戻せません"},
+                confirmed: {"cancel_office": "中止は取り消せません", "cancel_user": "元には戻せません"},
+                started: {"attended": "押すとすぐに記録されます", "no_show": "押すとすぐに記録されます"}}
+    for reference, buttons in expected.items():
+        page = dom(client.get(f"/staff/bookings/{reference}"))
+        for action, words in buttons.items():
+            [button] = [e for e in page.elements if e.tag == "button" and e.attrs.get("data-action") == action]
+            ids = button.attrs.get("aria-describedby", "").split()
+            said = " ".join("".join(page.by_id(i).text) for i in ids)
+            assert words in said, (action, ids)
+
+
 def test_an_attendance_correction_without_its_reason_marks_the_field_to_fill(rt, client):
     from tests.staffkit import SAKATA_MONDAY, make_request
 
