@@ -169,6 +169,51 @@ def test_a_booking_by_phone_that_cannot_be_registered_marks_each_field_at_fault(
     assert "日時を選んでください" in page.description("slot")
 
 
+def test_a_refused_form_puts_the_focus_on_what_was_wrong(rt, client):
+    """Sent back with an error, a dashboard page opens with the focus on its message (as the form's error summary
+    does): one element takes it, the message a screen reader then reads first."""
+    create_staff(rt, role="admin")
+    sent = {"login": login(client, password="wrong password")}
+    login(client)
+    sent.update({
+        "export": post(client, "/staff/export", **{"from": "2026-12-31", "to": "2026-12-01"}),
+        "search": post(client, "/staff/search", seeker_number="12-34"),
+        "new booking": post(client, "/staff/bookings/new", source="phone", slot="", name=""),
+        "audit": client.get("/staff/audit?from=2026-12-31&to=2026-12-01&reference=zz"),
+        "password": client.get(post(client, "/staff/account/password", current=PASSWORD, new="short").headers["Location"]),
+        "account made": post(client, "/staff/users", username="a", password="short", role="staff"),
+    })
+    for name, response in sent.items():
+        page = dom(response)
+        focused = [e for e in page.elements if "autofocus" in e.attrs]
+        assert len(focused) == 1, (name, response.status_code)
+        assert focused[0].attrs.get("role") == "alert" and focused[0].attrs.get("tabindex") == "-1", name
+
+
+def test_a_booking_button_that_tells_the_user_or_cannot_be_undone_says_so_when_reached(rt, client):
+    """Tabbing to 承認, お断り, 中止, a cancel for the user, 出席 or 欠席, a screen reader reads what the button does
+    (the words beside it on the page), not only its name."""
+    from tests.staffkit import SAKATA_MONDAY, make_request
+
+    create_staff(rt)
+    login(client)
+    requested = make_request(rt, user_id="U" + "r" * 32)
+    confirmed = make_request(rt, start=SAKATA_MONDAY + timedelta(hours=1), user_id="U" + "s" * 32, status="confirmed")
+    started = make_request(rt, start=datetime(2026, 11, 30, 14, 0, tzinfo=TOKYO), user_id="U" + "t" * 32,
+                           status="confirmed")
+    expected = {requested: {"confirm": "「予約が確定しました」", "decline": "お断りは取り消せません",
+                            "propose": "提案した日時", "cancel_user": "元には戻せません"},
+                confirmed: {"cancel_office": "中止は取り消せません", "cancel_user": "元には戻せません"},
+                started: {"attended": "押すとすぐに記録されます", "no_show": "押すとすぐに記録されます"}}
+    for reference, buttons in expected.items():
+        page = dom(client.get(f"/staff/bookings/{reference}"))
+        for action, words in buttons.items():
+            [button] = [e for e in page.elements if e.tag == "button" and e.attrs.get("data-action") == action]
+            ids = button.attrs.get("aria-describedby", "").split()
+            said = " ".join("".join(page.by_id(i).text) for i in ids)
+            assert words in said, (action, ids)
+
+
 def test_an_attendance_correction_without_its_reason_marks_the_field_to_fill(rt, client):
     from tests.staffkit import SAKATA_MONDAY, make_request
 
@@ -209,6 +254,47 @@ def test_the_menu_marks_the_page_one_is_on(rt, client, path, words):
             and e.attrs.get("href") != "#main"]
     current = ["".join(e.text).strip() for e in menu if e.attrs.get("aria-current") == "page"]
     assert current == [words]
+
+
+def test_every_dashboard_table_is_named_by_its_heading_and_each_booking_row_by_its_first_cell(rt, client):
+    """A screen reader lists a page's tables by name and reads a cell with its row's header: each table is named
+    by the heading it stands under (the day, the queue's section, 申込内容…), and a row of a list of bookings or
+    of the day's slots is headed by its 受付番号 or time, so that moving across a row says which one it is."""
+    from bot import outbox
+    from tests.staffkit import DETAILS, SAKATA_MONDAY, booking, make_request
+
+    create_staff(rt, role="admin")
+    login(client)
+    requested = make_request(rt, user_id="U" + "a" * 32)
+    confirmed = make_request(rt, start=SAKATA_MONDAY + timedelta(hours=1), user_id="U" + "c" * 32,
+                             status="confirmed")
+    with rt.db.transaction() as s:
+        outbox.add(s, office="sakata", kind="push", recipient="U" + "c" * 32, messages=[{"type": "text", "text": "x"}],
+                   now=rt.clock.now(), purpose="outcome_confirmed", about=booking(rt, confirmed)).status = "failed"
+    post(client, f"/staff/bookings/{requested}/reveal", then="details-h")
+    pages = {path: client.get(path) for path in ("/staff/", "/staff/queue", f"/staff/bookings/{requested}",
+                                                  "/staff/outbox", "/staff/groups", "/staff/users", "/staff/audit")}
+    pages["search"] = post(client, "/staff/search", seeker_number=DETAILS["sakata"]["seeker_number"])
+    listed = 0
+    for name, response in pages.items():
+        assert response.status_code == 200, name
+        page = dom(response)
+        tables = [e for e in page.elements if e.tag == "table"]
+        assert tables, name
+        for table in tables:
+            heading = page.by_id(table.attrs.get("aria-labelledby", "(none)"))
+            assert heading.tag in ("h1", "h2") and "".join(heading.text).strip(), (name, table.attrs)
+        html = response.get_data(as_text=True)
+        for head, body in re.findall(r"<thead>(.*?)</thead>\s*<tbody>(.*?)</tbody>", html, re.S):
+            first = re.search(r"<th[^>]*>([^<]*)</th>", head).group(1)
+            rows = re.findall(r"<tr[ >](.*?)</tr>", body, re.S)
+            if first in ("受付番号", "時刻") and rows:
+                listed += 1
+                assert all(re.match(r'(?:[^>]*>)?\s*<th scope="row"', row) for row in rows), (name, rows[0][:200])
+    assert listed >= 5, listed       # the queue's lists, the day's slots, the search's result
+    # (the session warning's dialog, closed, is no heading of the page)
+    levels = [level for level, text in headings(dom(pages["/staff/queue"])) if "自動的にログアウト" not in text]
+    assert levels[0] == 1 and levels.count(1) == 1 and all(b <= a + 1 for a, b in zip(levels, levels[1:]))
 
 
 def test_the_login_page_states_the_session_limits_before_they_apply(client):

@@ -204,7 +204,7 @@ def test_dates_of_today_and_tomorrow_say_so_on_the_queue_and_the_booking_page(rt
     assert "12/7(月) 14:00（明日）" in next(r for r in rows if tomorrow in r)
     assert "12/14(月) 14:00<" in next(r for r in rows if later in r)
     assert '<dd id="slot-time">12/7(月) 14:00（明日）・30分</dd>' in _page(staff, f"/staff/bookings/{tomorrow}")
-    assert "<h2>2026年12/7(月)（明日）</h2>" in _page(staff, "/staff/")   # and the schedule's day
+    assert '<h2 id="day-2026-12-07-h">2026年12/7(月)（明日）</h2>' in _page(staff, "/staff/")   # and the schedule's day
     rt.clock.freeze(datetime(2026, 12, 7, 9, 0, tzinfo=TOKYO))
     login(staff)
     assert '<dd id="slot-time">12/7(月) 14:00（今日）・30分</dd>' in _page(staff, f"/staff/bookings/{tomorrow}")
@@ -503,6 +503,21 @@ def test_a_proposal_not_yet_answered_says_too_what_the_user_will_be_told_on_decl
     assert "日程の都合がつかない" in told and "担当職員の都合がつかず、お受けすることができませんでした" in told
 
 
+def test_decline_is_a_second_button_inside_what_it_does(rt, staff, user):
+    """お断り cannot be undone and tells the user at once: like 中止, the page offers it closed (a summary that
+    opens it), and the button that declines is inside, named for what it does."""
+    for status in ("requested", "proposed"):
+        reference = make_request(rt, start=SAKATA_MONDAY + timedelta(hours=1 if status == "proposed" else 0),
+                                 user_id="U" + status[0] * 32, status=status)
+        page = _page(staff, f"/staff/bookings/{reference}")
+        assert '<details class="block" id="decline">' in page, status
+        before = page.split('<details class="block" id="decline">')[1].split('data-action="decline"')[0]
+        assert before.count("</details>") == before.count("<details"), "the button is inside the closed block"
+        assert "<summary>お断りする</summary>" in before
+        assert "お断りは取り消せません" in before
+        assert re.search(r'data-action="decline">お断りを確定して、ご本人に知らせる</button>', page)
+
+
 def test_decline_with_a_reason_template(rt, staff, fake_line, user):
     reference = make_request(rt, user_id=user.user_id)
     post(staff, f"/staff/bookings/{reference}/decline", reason="details_unconfirmed")
@@ -672,7 +687,7 @@ def test_once_the_session_has_begun_its_attendance_comes_first_and_says_how_a_wr
     post(staff, f"/staff/bookings/{reference}/confirm")
 
     def actions(page):
-        return re.findall(r'<button type="submit" class="([a-z]*)" data-action="([a-z_]+)"', page)
+        return re.findall(r'<button type="submit" class="([a-z]*)"[^>]*? data-action="([a-z_]+)"', page)
 
     before = _page(staff, f"/staff/bookings/{reference}")
     assert actions(before)[:2] == [("", "invitation"), ("", "called")] and 'id="invitation-how"' in before

@@ -252,6 +252,34 @@ def test_errors_are_tied_to_their_fields_and_reachable_from_the_summary(page, li
     expect(page.locator("#f-companion_detail")).to_be_focused()
 
 
+def test_on_the_dashboard_what_a_button_did_takes_the_focus(page, live_server, account):
+    """With the keyboard alone (and a screen reader): a refused login, and what 承認 did, are where the focus is
+    once the page comes back, with a visible ring; the next Tab goes on from there, not from the top of the page."""
+    reference = a_request(live_server)
+    page.goto(f"{live_server.url}/staff/login")
+    page.locator("#username").focus()
+    page.keyboard.type(USERNAME)
+    page.keyboard.press("Tab")
+    page.keyboard.type("not the password")
+    page.keyboard.press("Enter")
+    expect(page.locator("#login-error")).to_be_focused()
+    ring = focus_ring(page)
+    assert ring["outline"] or ring["shadow"], ring
+    page.keyboard.press("Tab")
+    expect(page.locator("#username")).to_be_focused()
+    page.locator("#password").focus()
+    page.keyboard.type(PASSWORD)
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("heading", name="予定表", exact=True)).to_be_visible()
+    page.goto(f"{live_server.url}/staff/bookings/{reference}")
+    page.get_by_role("button", name="承認する（予約を確定）").focus()
+    page.keyboard.press("Enter")
+    done = page.get_by_role("status").filter(has_text="承認しました")
+    expect(done).to_be_focused()
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.querySelector('main').contains(document.activeElement)")
+
+
 def test_a_date_field_keeps_its_focus_ring_on_its_calendar_button(page, live_server, account):
     """Tab walks through a date field's parts, its calendar button last: the ring stays on the field."""
     log_in_by_keyboard(page, live_server.url)

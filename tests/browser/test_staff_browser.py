@@ -5,12 +5,13 @@ import re
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from playwright.sync_api import Page, expect
 from sqlalchemy import select
 
+from bot.clock import TOKYO
 from bot.models import SlotBlock
 from bot.services import holds
 from bot.staff import personal
@@ -27,10 +28,10 @@ def account(live_server):
     return USERNAME
 
 
-def log_in(page: Page, base: str) -> None:
+def log_in(page: Page, base: str, username: str = USERNAME) -> None:
     page.goto(f"{base}/staff/")
     expect(page.get_by_role("heading", name="職員用ページ ログイン")).to_be_visible()
-    page.get_by_label("ユーザー名", exact=True).fill(USERNAME)
+    page.get_by_label("ユーザー名", exact=True).fill(username)
     page.get_by_label("パスワード", exact=True).fill(PASSWORD)
     page.get_by_role("button", name="ログイン", exact=True).click()
     expect(page.get_by_role("heading", name="予定表", exact=True)).to_be_visible()
@@ -170,7 +171,7 @@ def test_on_a_phone_the_days_table_keeps_each_time_on_one_line(browser, live_ser
     with phone_at(browser) as phone:
         log_in(phone, live_server.url)
         phone.goto(f"{live_server.url}/staff/?from={day.date().isoformat()}")
-        cell = phone.locator(f'tr[data-slot="{day.isoformat()}"] td').first
+        cell = phone.locator(f'tr[data-slot="{day.isoformat()}"] th')
         expect(cell).to_contain_text("14:00")
         lines = cell.evaluate("td => { const r = document.createRange(); r.selectNodeContents(td.firstChild);"
                               " return r.getClientRects().length; }")
@@ -193,3 +194,102 @@ def test_on_a_phone_the_audit_logs_filters_fit_and_narrow_the_list(browser, live
             box = phone.get_by_label(label).bounding_box()
             assert box["x"] >= 0 and box["x"] + box["width"] <= 375, label
         assert phone.evaluate("document.documentElement.scrollWidth") <= 375
+
+
+@pytest.mark.parametrize("status", ["requested", "proposed"])
+def test_declining_takes_a_second_deliberate_tap(browser, live_server, account, status):
+    """お断り tells the user at once and cannot be undone: on a phone, a double tap on it (or a stray tap while
+    scrolling) only opens and closes what it does; the reason is chosen and a second, named button declines."""
+    rt = live_server.rt
+    reference = make_request(rt, start=SAKATA_MONDAY + timedelta(days=84, hours=1 if status == "proposed" else 0),
+                             user_id="U" + uuid.uuid4().hex, status=status)
+    with phone_at(browser) as phone:
+        log_in(phone, live_server.url)
+        phone.goto(f"{live_server.url}/staff/bookings/{reference}")
+        decline = phone.get_by_text("お断りする", exact=True)
+        decline.tap()
+        decline.tap()
+        assert booking(rt, reference).status == status
+        expect(phone.get_by_role("heading", name=f"受付番号 {reference}")).to_be_visible()
+        decline.tap()
+        phone.get_by_label(re.compile("^お断りの理由")).select_option(label="申込内容を確認できない")
+        expect(phone.locator("#told-decline-final")).to_contain_text("お断りは取り消せません")
+        phone.get_by_role("button", name="お断りを確定して、ご本人に知らせる").tap()
+        expect(phone.locator("#status")).to_have_text("お断り")
+    assert booking(rt, reference).status == "declined"
+
+
+# What a thumb taps on the dashboard: the menu, every control (a choice is its whole line), a summary that opens an
+# action, and the links that stand alone; a link inside a sentence is left as it is (WCAG 2.5.5's inline case).
+STAFF_TARGETS = ("header nav a, header nav button, main button, main select, main textarea, main label.choice, "
+                 "main input:not([type=hidden]):not([type=radio]):not([type=checkbox]), main summary, "
+                 ".jump a, td a, .paging a, nav.pager a, ul.next-steps a")
+THUMB = 44
+
+
+def small_targets(tab) -> list[str]:
+    return tab.evaluate("""([selector, least]) => [...document.querySelectorAll(selector)].filter(e => {
+        const r = e.getBoundingClientRect();
+        return r.width > 0 && (r.height < least - 0.5 || r.width < least - 0.5);
+    }).map(e => `${e.tagName} ${(e.name || e.textContent).trim().slice(0, 20)} ${Math.round(e.getBoundingClientRect().width)}x${Math.round(e.getBoundingClientRect().height)}`)""",
+                        [STAFF_TARGETS, THUMB])
+
+
+@pytest.mark.parametrize("width", [375, 320])
+def test_on_a_phone_every_control_is_big_enough_for_a_thumb(browser, live_server, width):
+    """Between sessions, on a phone: the menu, 予定表's buttons, a booking's actions, the accounts table's buttons
+    and the forms' fields and choices are all 44 px and more (they were 20 to 40 px: a menu link, 停止, a radio)."""
+    rt = live_server.rt
+    day = SAKATA_MONDAY + timedelta(days=98 + (7 if width == 320 else 0))
+    requested = make_request(rt, start=day, user_id="U" + uuid.uuid4().hex)
+    confirmed = make_request(rt, start=day + timedelta(hours=1), user_id="U" + uuid.uuid4().hex, status="confirmed")
+    started = make_request(rt, start=datetime(2026, 11, 30 - (7 if width == 320 else 0), 14, 0, tzinfo=TOKYO),
+                           user_id="U" + uuid.uuid4().hex, status="confirmed")
+    attended = make_request(rt, start=datetime(2026, 11, 30 - (7 if width == 320 else 0), 15, 0, tzinfo=TOKYO),
+                            user_id="U" + uuid.uuid4().hex, status="attended")
+    admin = f"thumb-admin-{width}"
+    create_staff(rt, username=admin, role="admin")
+    with phone_at(browser, width=width) as phone:
+        phone.goto(f"{live_server.url}/staff/login")
+        assert small_targets(phone) == [], "login"
+        log_in(phone, live_server.url, admin)
+        for path in (f"/staff/?from={day.date().isoformat()}", "/staff/queue", f"/staff/bookings/{requested}",
+                     f"/staff/bookings/{confirmed}", f"/staff/bookings/{started}", f"/staff/bookings/{attended}",
+                     "/staff/bookings/new", "/staff/search", "/staff/export", "/staff/audit", "/staff/account",
+                     "/staff/users", "/staff/bookings/ZZZZ-ZZZZ"):
+            phone.goto(f"{live_server.url}{path}")
+            phone.wait_for_load_state("load")
+            assert small_targets(phone) == [], path
+            assert phone.evaluate("document.documentElement.scrollWidth") <= width, path
+        phone.goto(f"{live_server.url}/staff/bookings/{requested}")
+        phone.get_by_text("お断りする", exact=True).tap()                   # what opens is thumb-sized too
+        assert small_targets(phone) == [], "お断り opened"
+
+
+def test_on_a_phone_a_table_of_many_columns_scrolls_in_its_own_box_and_keeps_its_words_readable(browser,
+                                                                                               live_server):
+    """At 320 px the LINE送信状況 and the accounts' tables split every word a letter a line (a date took eleven
+    lines): they keep room for their words and scroll sideways in a box the keyboard can scroll too, named by the
+    page's heading, while the page itself stays as wide as the screen."""
+    from bot import outbox
+
+    rt = live_server.rt
+    reference = make_request(rt, start=SAKATA_MONDAY + timedelta(days=126), user_id="U" + uuid.uuid4().hex)
+    with rt.db.transaction() as s:
+        outbox.add(s, office="sakata", kind="push", recipient="U" + "e" * 32, messages=[{"type": "text", "text": "x"}],
+                   now=rt.clock.now(), purpose="outcome_confirmed", about=booking(rt, reference)).status = "failed"
+    create_staff(rt, username="narrow-admin", role="admin")
+    with phone_at(browser, width=320) as phone:
+        log_in(phone, live_server.url, "narrow-admin")
+        for path, name in (("/staff/outbox", "LINE送信状況"), ("/staff/users", re.compile("^アカウント管理"))):
+            phone.goto(f"{live_server.url}{path}")
+            assert phone.evaluate("document.documentElement.scrollWidth") <= 320, path
+            box = phone.get_by_role("region", name=name)
+            expect(box).to_have_attribute("tabindex", "0")
+            first = box.locator("tbody td").first                      # a date, or a user name
+            lines = first.evaluate("td => { const r = document.createRange(); r.selectNodeContents(td);"
+                                   " return new Set([...r.getClientRects()].map(x => Math.round(x.top))).size; }")
+            assert lines <= 2, f"{path}: the first cell takes {lines} lines"
+            box.focus()
+            phone.keyboard.press("ArrowRight")                         # scrolls (smoothly: waited for)
+            phone.wait_for_function("e => e.scrollLeft > 0", arg=box.element_handle())
