@@ -247,6 +247,8 @@ class StaffNotice(Base):
     """A handoff for the office's staff: shown on the dashboard, carded to the LINE group if set."""
 
     __tablename__ = "staff_notices"
+    # The queue page: an office's newest notices first (migration 0021).
+    __table_args__ = (Index("ix_staff_notices_office_created", "office_id", "created_at", "id"),)
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     office_id: Mapped[str] = mapped_column(String(32), index=True)
     kind: Mapped[str] = mapped_column(String(20))  # new_request | withdrawn | cancelled | expired

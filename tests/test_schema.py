@@ -291,6 +291,23 @@ def test_the_closed_at_migration_stamps_closed_bookings_with_when_they_closed(em
         db.dispose()
 
 
+def test_the_queue_notices_migration_adds_its_index_and_goes_back(empty_database_url):
+    """0021: the queue page's newest notices of an office come from an index; the downgrade drops it."""
+    def names(db) -> set[str]:
+        with db.engine.connect() as conn:
+            return {i["name"] for i in sa.inspect(conn).get_indexes("staff_notices")}
+
+    db = Database(empty_database_url)
+    try:
+        upgrade_schema(db)
+        assert "ix_staff_notices_office_created" in names(db)
+        _migrate_to(db, "0020_worker_job_indexes", down=True)
+        assert names(db) == {"ix_staff_notices_office_id", "ix_staff_notices_booking_id"}
+        upgrade_schema(db)
+    finally:
+        db.dispose()
+
+
 WORKER_JOB_INDEXES = {"bookings": {"ix_bookings_status_slot", "ix_bookings_details_kept", "ix_bookings_noted",
                                    "ix_bookings_receipt_pending"},
                       "staff_audit": {"ix_staff_audit_noted"}, "outbox": {"ix_outbox_created_at"},
