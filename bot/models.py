@@ -16,6 +16,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     false,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
@@ -68,11 +69,18 @@ class ProcessedEvent(Base):
     received_at: Mapped[datetime] = mapped_column(index=True)
 
 
+def _where(condition: str) -> dict:
+    """A partial index's condition, on both backends (the worker's jobs read only the rows it names)."""
+    return {"postgresql_where": text(condition), "sqlite_where": text(condition)}
+
+
 class Conversation(Base):
     """A LINE user at one office: where they are in the dialog, and what they answered."""
 
     __tablename__ = "conversations"
-    __table_args__ = (UniqueConstraint("office_id", "line_user_id"),)
+    __table_args__ = (UniqueConstraint("office_id", "line_user_id"),
+                      Index("ix_conversations_to_forget", "id",
+                            **_where("followed IS false AND line_user_id NOT LIKE 'forgotten:%'")))
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     office_id: Mapped[str] = mapped_column(String(32))
     line_user_id: Mapped[str] = mapped_column(String(64))
@@ -97,7 +105,7 @@ class OutboxMessage(Base):
     """A message on its way to LINE, written in the same transaction as what caused it."""
 
     __tablename__ = "outbox"
-    __table_args__ = (Index("ix_outbox_due", "status", "due_at"),)
+    __table_args__ = (Index("ix_outbox_due", "status", "due_at"), Index("ix_outbox_created_at", "created_at"))
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     office_id: Mapped[str] = mapped_column(String(32))
     kind: Mapped[str] = mapped_column(String(16))  # reply | push | multicast | broadcast | leave_group
@@ -184,6 +192,11 @@ class Booking(Base):
     """A request and, once staff decide, the booking it became."""
 
     __tablename__ = "bookings"
+    # The worker's jobs, across every office on every pass (migration 0020).
+    __table_args__ = (Index("ix_bookings_status_slot", "status", "slot_start"),
+                      Index("ix_bookings_details_kept", "slot_start", **_where("details IS NOT NULL")),
+                      Index("ix_bookings_noted", "slot_start", **_where("staff_note IS NOT NULL")),
+                      Index("ix_bookings_receipt_pending", "id", **_where("receipt_pending IS true")))
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     reference: Mapped[str] = mapped_column(String(9), unique=True)
     office_id: Mapped[str] = mapped_column(String(32), index=True)
@@ -237,6 +250,8 @@ class StaffNotice(Base):
     """A handoff for the office's staff: shown on the dashboard, carded to the LINE group if set."""
 
     __tablename__ = "staff_notices"
+    # The queue page: an office's newest notices first (migration 0021).
+    __table_args__ = (Index("ix_staff_notices_office_created", "office_id", "created_at", "id"),)
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     office_id: Mapped[str] = mapped_column(String(32), index=True)
     kind: Mapped[str] = mapped_column(String(20))  # new_request | withdrawn | cancelled | expired

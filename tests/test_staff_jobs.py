@@ -18,7 +18,7 @@ from bot.staff.models import AuditEntry, BookingHandoff
 from tests.lineuser import LineUser, StaffGroup, new_group_id
 from tests.staffkit import fast_password_hashing  # noqa: F401 - autouse fixture
 from tests.staffkit import (
-    DETAILS, SAKATA_MONDAY, booking, conversation, make_request, outbox_rows, postback_value,
+    DETAILS, OTARU_WEDNESDAY, SAKATA_MONDAY, booking, conversation, make_request, outbox_rows, postback_value,
 )
 
 FRIDAY_MORNING = datetime(2026, 12, 4, 9, 5, tzinfo=TOKYO)
@@ -267,6 +267,74 @@ def _memos(rt) -> dict[str, tuple[str, str, bool]]:
     with rt.db.reading() as s:
         return {e.reference: (e.action, e.actor, e.note is not None) for e in s.scalars(
             select(AuditEntry).where(AuditEntry.action.in_(("withdraw_for_user", "cancel_for_user"))))}
+
+
+def _pass_statements(make_app, folder, copies: int, weeks_ahead: int) -> list[str]:
+    """The statements of a pass of the jobs (after a first one) on a deployment of the shipped offices and
+    `copies` more like Sakata, each with a request `weeks_ahead` (nothing due)."""
+    import shutil
+
+    from bot.config import DEFAULT_OFFICES_DIR
+    from tests.bench.bench_scale import make_profiles
+    from tests.sqlwatch import watch
+
+    shutil.copytree(DEFAULT_OFFICES_DIR, folder)
+    make_profiles(folder, copies)
+    rt = make_app(offices_dir=str(folder)).extensions["madoguchi"]
+    for office in rt.offices:
+        start = OTARU_WEDNESDAY if office == "otaru" else SAKATA_MONDAY
+        make_request(rt, office, start=start + timedelta(weeks=weeks_ahead), details={}, notify=False)
+    staff_jobs.run_due(rt)
+    with watch(rt.db.engine) as seen:
+        staff_jobs.run_due(rt)
+    return [s for s in seen if s.split()[0].upper() not in ("BEGIN", "COMMIT", "ROLLBACK")]
+
+
+def test_a_pass_sends_as_many_statements_for_hundreds_of_offices_as_for_two(make_app, tmp_path):
+    """A pass runs every few seconds: each job reads every office's rows at once and the retention purge runs
+    once for the offices that keep data alike, so a national deployment's pass costs what two offices' does
+    (it was 14 statements and 5 transactions more for each office)."""
+    two = _pass_statements(make_app, tmp_path / "two", 0, weeks_ahead=3)
+    many = _pass_statements(make_app, tmp_path / "many", 12, weeks_ahead=4)   # the same database
+    assert len(many) == len(two), (len(two), len(many))
+    assert len(two) <= 30
+
+
+def test_a_pass_after_the_reminders_were_made_does_not_grow_with_the_bookings(rt):
+    """Once a booking's reminder or prompt is made, later passes (every few seconds) neither read it again nor
+    claim its mark again: a pass costs the same for 3 such bookings as for 30."""
+    from tests.sqlwatch import watch
+
+    def add(count: int, first: int) -> None:
+        now = FRIDAY_MORNING - timedelta(days=3)   # requested and decided before the reminders' times
+        with rt.db.transaction() as s:
+            for i in range(first, first + count):
+                conv = Conversation(office_id="sakata", line_user_id=f"U{i:032d}", state="idle", context={},
+                                    step=0, misses=0, language="ja", followed=True, booking_blocked=False,
+                                    last_event_ms=0, created_at=now)
+                s.add(conv)
+                s.flush()
+                for status, start in (("requested", SAKATA_MONDAY), ("confirmed", SAKATA_MONDAY),
+                                      ("confirmed", SUNDAY_AFTERNOON - timedelta(hours=2))):
+                    s.add(Booking(reference=f"T{status[0]}{i:03d}{start.day:02d}", office_id="sakata",
+                                  conversation_id=conv.id, slot_start=start + timedelta(minutes=i), status=status,
+                                  source="line", created_at=now, updated_at=now,
+                                  decided_at=None if status == "requested" else now))
+
+    def pass_cost() -> int:
+        staff_jobs.run_due(rt)   # makes what is due
+        with watch(rt.db.engine) as seen:
+            staff_jobs.run_due(rt)
+        return len([s for s in seen if s.split()[0].upper() not in ("BEGIN", "COMMIT", "ROLLBACK")])
+
+    rt.clock.freeze(SUNDAY_AFTERNOON)
+    add(3, 0)
+    few = pass_cost()
+    assert {k: _notices(rt, k) for k in ("undecided", "invitation", "no_show_check")} == \
+        {"undecided": 3, "invitation": 3, "no_show_check": 3}
+    add(27, 3)
+    assert pass_cost() == few
+    assert _notices(rt, "undecided") == 30 and _notices(rt, "no_show_check") == 30
 
 
 def test_closed_requests_go_a_batch_per_pass(rt, monkeypatch):

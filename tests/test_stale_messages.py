@@ -162,7 +162,7 @@ def test_a_message_about_a_booking_no_longer_kept_is_dropped(rt, staff, fake_lin
     post(staff, f"/staff/bookings/{reference}/decline", reason="schedule")
     run_worker(rt)
     with rt.db.transaction() as s:   # the retention purge took the closed request meanwhile
-        assert jobs._delete_closed_requests(s, "sakata", rt.clock.now() + timedelta(seconds=1)) == 1
+        assert jobs._delete_closed_requests(s, ["sakata"], rt.clock.now() + timedelta(seconds=1)) == {"sakata": 1}
     line_down.end()
     worker_at(rt, rt.clock.now() + timedelta(minutes=2))
     assert row_of(rt, "outcome_declined").last_error == "stale: booking_gone"

@@ -557,6 +557,20 @@ def test_broadcast_mode_is_one_call(app, rt, fake_line, tmp_path):
         assert s.scalar(select(func.count()).select_from(BroadcastChunk)) == 1
 
 
+def test_preparing_a_broadcast_counts_the_followers_without_reading_their_ids(app, rt, fake_line, tmp_path):
+    """A broadcast or next-message run needs how many follow, not who: the estimate and the plan count them in
+    the database instead of loading every follower's id (100,000 of them for a big office)."""
+    from tests.sqlwatch import watch
+
+    _publish(app, tmp_path)
+    _followers(rt, 3)
+    with watch(rt.db.engine) as seen:
+        out = _cli(app, "terms", "broadcast", "--office", "sakata", "--mode", "broadcast", "--yes")
+    assert out.exit_code == 0 and "recipients: 3" in out.output
+    assert not [s for s in seen if s.startswith("SELECT conversations.line_user_id")]
+    assert len([s for s in seen if s.startswith("SELECT count(*)") and "FROM conversations" in s]) == 2
+
+
 def test_a_version_told_in_one_mode_is_not_told_again_in_another(app, rt, fake_line, tmp_path):
     _publish(app, tmp_path)
     _followers(rt, 3)

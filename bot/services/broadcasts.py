@@ -5,7 +5,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from bot.models import BroadcastChunk, Conversation, TermsBroadcast, TermsVersion
@@ -22,10 +22,11 @@ class Estimate:
     messages: int         # messages counted against the monthly quota (known followers for broadcast)
 
 
-def followers(session: Session, office_id: str) -> list[str]:
-    """Users of this office known to the bot who still follow it (blocked users are skipped)."""
-    return list(session.scalars(select(Conversation.line_user_id).where(
-        Conversation.office_id == office_id, Conversation.followed.is_(True)).order_by(Conversation.id)))
+def follower_count(session: Session, office_id: str) -> int:
+    """Users of this office known to the bot who still follow it (blocked users are skipped), counted by the
+    database: a broadcast or next-message run needs their number, not their ids (an office's may be 100,000)."""
+    return session.scalar(select(func.count()).select_from(Conversation).where(
+        Conversation.office_id == office_id, Conversation.followed.is_(True))) or 0
 
 
 def multicast_chunks(session: Session, office_id: str) -> list[tuple[str, list[str]]]:
@@ -45,7 +46,7 @@ def estimate(session: Session, office_id: str, mode: str) -> Estimate:
         chunks = multicast_chunks(session, office_id)
         known = sum(len(to) for _, to in chunks)
         return Estimate(known, len(chunks), known)
-    known = len(followers(session, office_id))
+    known = follower_count(session, office_id)
     if mode == "broadcast":
         return Estimate(known, 1, known)
     return Estimate(known, 0, 0)
@@ -117,7 +118,7 @@ def plan(session: Session, office_id: str, version: str, mode: str, now: datetim
         run.recipients = _hand_over(session, other, version, now)
         run.status, run.completed_at = "complete", now
         return run
-    run.recipients = len(followers(session, office_id))
+    run.recipients = follower_count(session, office_id)
     if mode == "broadcast":
         session.add(BroadcastChunk(broadcast_id=run.id, seq=0, recipients={"to": []},
                                    retry_key=str(uuid.uuid4()), status="pending"))

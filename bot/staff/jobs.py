@@ -3,6 +3,10 @@
 Each job is idempotent: a job done for a booking leaves a JobMark row (unique per job and key), so a rerun,
 a second worker or a pass after a crash finds it and does nothing. A job whose transaction rolls back
 leaves no mark and runs again on the next pass.
+
+A pass runs every few seconds, and one deployment may serve hundreds of offices: each job reads the rows of
+every office at once (the office's own rules applied to its rows afterwards), and the retention purge runs once
+for all the offices that keep data alike. What a pass sends to the database does not grow with the offices.
 """
 from __future__ import annotations
 
@@ -10,7 +14,7 @@ import logging
 from collections import Counter
 from datetime import date, datetime, time, timedelta
 
-from sqlalchemy import and_, delete, exists, func, or_, select, update
+from sqlalchemy import String, and_, cast, delete, exists, func, literal_column, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -37,21 +41,36 @@ ATTENDANCE_LOOKBACK = timedelta(days=1)
 CLOSED_STATUSES = ("declined", "expired", "withdrawn")
 JOB_MARK_KEEP = timedelta(days=180)
 FORGOTTEN = "forgotten:"   # a forgotten user's pseudonym: this and the conversation's id (never a LINE user id)
-PURGE_BATCH = 200          # closed requests deleted, and users forgotten, per office and pass
+# Users still to forget, as the partial index ix_conversations_to_forget names them (migration 0020): written as
+# literals, so that the plan of a prepared statement can use it (a forgotten user leaves the index).
+TO_FORGET = (Conversation.followed.is_(False),
+             Conversation.line_user_id.not_like(literal_column(f"'{FORGOTTEN}%'")))
+PURGE_BATCH = 200          # closed requests deleted, and users forgotten, per pass of offices kept alike
 
 
 def run_due(rt) -> dict[str, int]:
     """Every staff-handoff job for every office; figures for the worker's summary line."""
     now = rt.clock.now()
+    offices = list(rt.offices.values())
     figures: Counter[str] = Counter()
-    for office in rt.offices.values():
-        for job in (remind_undecided, remind_user_day_before, check_invitations, prompt_attendance,
-                    purge_expired_data):
-            with rt.db.transaction() as s:
-                figures.update(job(s, rt, office, now))
+    for job in (remind_undecided, remind_user_day_before, check_invitations, prompt_attendance):
+        with rt.db.transaction() as s:
+            figures.update(job(s, rt, offices, now))
+    for keep, office_ids in _kept_alike(offices):
+        with rt.db.transaction() as s:
+            figures.update(_purge(s, office_ids, keep, now))
     with rt.db.transaction() as s:
         figures.update(purge_unknown_offices(s, rt, now))
     return dict(figures)
+
+
+def _kept_alike(offices) -> list[tuple[dict[str, int], list[str]]]:
+    """The offices grouped by their retention rules: each group is purged by one set of statements."""
+    groups: dict[tuple, tuple[dict[str, int], list[str]]] = {}
+    for office in offices:
+        keep = office.retention_rules()
+        groups.setdefault(tuple(sorted(keep.items())), (keep, []))[1].append(office.id)
+    return list(groups.values())
 
 
 def _mark(session: Session, job: str, key: str, now: datetime) -> bool:
@@ -68,10 +87,23 @@ def _at(day: date, moment: time) -> datetime:
     return datetime.combine(day, moment, tzinfo=TOKYO)
 
 
-def _upcoming(session: Session, office, now: datetime, statuses: tuple[str, ...], days: int) -> list[Booking]:
-    return list(session.scalars(select(Booking).where(
-        Booking.office_id == office.id, Booking.status.in_(statuses), Booking.slot_start > now,
-        Booking.slot_start < now + timedelta(days=days)).order_by(Booking.slot_start, Booking.id)))
+def _not_done(job: str):
+    """No mark of `job` for the booking yet: a booking whose job is done is not read again on every pass (nor
+    claimed again, one statement each)."""
+    return ~exists().where(JobMark.job == job, JobMark.key == cast(Booking.id, String))
+
+
+def _upcoming(session: Session, offices, now: datetime, statuses: tuple[str, ...], days: int,
+              job: str) -> list[tuple[object, Booking]]:
+    """(office, booking) of these offices' bookings in these statuses whose session is within `days`, `job` not
+    yet done for them."""
+    by_id = {office.id: office for office in offices}
+    if not by_id:
+        return []
+    found = session.scalars(select(Booking).where(
+        Booking.office_id.in_(by_id), Booking.status.in_(statuses), Booking.slot_start > now,
+        Booking.slot_start < now + timedelta(days=days), _not_done(job)).order_by(Booking.slot_start, Booking.id))
+    return [(by_id[booking.office_id], booking) for booking in found]
 
 
 def _business_day_before(office, booking: Booking) -> date:
@@ -83,10 +115,11 @@ def _business_day_before(office, booking: Booking) -> date:
 
 # -- reminders -------------------------------------------------------------------------------------
 
-def remind_undecided(session: Session, rt, office, now: datetime) -> dict[str, int]:
+def remind_undecided(session: Session, rt, offices, now: datetime) -> dict[str, int]:
     """On the business day before a session, remind staff of a request still undecided (once)."""
     sent = 0
-    for booking in _upcoming(session, office, now, ("requested", "proposed"), days=STAFF_LOOKAHEAD_DAYS):
+    for office, booking in _upcoming(session, offices, now, ("requested", "proposed"), STAFF_LOOKAHEAD_DAYS,
+                                     "undecided"):
         moment = _at(_business_day_before(office, booking), STAFF_REMINDER_AT)
         if now < moment or booking.created_at >= moment:
             continue  # not yet; or it arrived after the reminder time and its new-request card just went
@@ -96,21 +129,19 @@ def remind_undecided(session: Session, rt, office, now: datetime) -> dict[str, i
     return {"staff_reminded_undecided": sent}
 
 
-def remind_user_day_before(session: Session, rt, office, now: datetime) -> dict[str, int]:
+def remind_user_day_before(session: Session, rt, offices, now: datetime) -> dict[str, int]:
     """The day before a confirmed session, one push to the user (profile `reminders.user_day_before`), within
     the office's push hours. One not made by the end of the day before (the worker was stopped) is made when the
     hours open on the session's day, saying 本日 (`reminder_same_day`), while the session is still ahead."""
-    if not (office.reminders or {}).get("user_day_before", True):
-        return {}
+    reminding = [office for office in offices if (office.reminders or {}).get("user_day_before", True)
+                 and push_hours.next_opening(office, now) is None]   # at night: made when the push hours open
     sent = 0
-    for booking in _upcoming(session, office, now, ("confirmed",), days=2):
+    for office, booking in _upcoming(session, reminding, now, ("confirmed",), 2, "user_day_before"):
         if booking.source != "line":
             continue
         moment = _at(booking.slot_start.astimezone(TOKYO).date() - timedelta(days=1), USER_REMINDER_AT)
         if now < moment or (booking.decided_at is not None and booking.decided_at >= moment):
             continue  # confirmed after the reminder time: the confirmation itself said it all
-        if push_hours.next_opening(office, now) is not None:
-            continue  # night: made when the push hours open
         same_day = now.astimezone(TOKYO).date() >= booking.slot_start.astimezone(TOKYO).date()
         if _mark(session, "user_day_before", str(booking.id), now):
             if notify.tell_user(session, rt, office, booking, "reminder_day_before", now,
@@ -119,11 +150,11 @@ def remind_user_day_before(session: Session, rt, office, now: datetime) -> dict[
     return {"users_reminded": sent}
 
 
-def check_invitations(session: Session, rt, office, now: datetime) -> dict[str, int]:
+def check_invitations(session: Session, rt, offices, now: datetime) -> dict[str, int]:
     """On the office's last business day before a confirmed session, remind staff when the invitation is not
     marked sent (Sakata sends it 「開催日前日までに」: for a Monday, that is Friday, when the office is open)."""
     sent = 0
-    for booking in _upcoming(session, office, now, ("confirmed",), days=STAFF_LOOKAHEAD_DAYS):
+    for office, booking in _upcoming(session, offices, now, ("confirmed",), STAFF_LOOKAHEAD_DAYS, "invitation"):
         if booking.invitation_sent_at is not None:
             continue
         moment = _at(_business_day_before(office, booking), INVITATION_CHECK_AT)
@@ -133,14 +164,21 @@ def check_invitations(session: Session, rt, office, now: datetime) -> dict[str, 
     return {"staff_reminded_invitation": sent}
 
 
-def prompt_attendance(session: Session, rt, office, now: datetime) -> dict[str, int]:
+def prompt_attendance(session: Session, rt, offices, now: datetime) -> dict[str, int]:
     """At start + the office's no-show minutes, ask staff to record attendance if nobody has."""
-    limit = now - timedelta(minutes=office.no_show_minutes)
+    by_id = {office.id: office for office in offices}
+    if not by_id:
+        return {}
+    soonest = now - timedelta(minutes=min(office.no_show_minutes for office in offices))
     found = session.scalars(select(Booking).where(
-        Booking.office_id == office.id, Booking.status == "confirmed", Booking.slot_start <= limit,
-        Booking.slot_start > now - ATTENDANCE_LOOKBACK)).all()
+        Booking.office_id.in_(by_id), Booking.status == "confirmed", Booking.slot_start <= soonest,
+        Booking.slot_start > now - ATTENDANCE_LOOKBACK, _not_done("no_show_check"))
+        .order_by(Booking.slot_start, Booking.id)).all()
     sent = 0
     for booking in found:
+        office = by_id[booking.office_id]
+        if booking.slot_start > now - timedelta(minutes=office.no_show_minutes):
+            continue  # this office waits longer before asking
         if _mark(session, "no_show_check", str(booking.id), now):
             rt.notify_staff(session, office, "no_show_check", booking.id, now)
             sent += 1
@@ -155,44 +193,44 @@ def purge_expired_data(session: Session, rt, office, now: datetime) -> dict[str,
     A booking's details go with what staff wrote about it: its 職員メモ, the memos in its audit entries
     (the entries themselves stay) and the reason it was booked by exception.
     """
-    return _purge(session, office.id, office.retention_rules(), now)
+    return _purge(session, [office.id], office.retention_rules(), now)
 
 
-def _purge(session: Session, office_id: str, keep: dict[str, int], now: datetime) -> dict[str, int]:
-    past = (Booking.office_id == office_id,
-            Booking.slot_start < now - timedelta(days=keep["personal_details_days_after_session"]))
-    details = session.execute(update(Booking).where(*past, Booking.details.is_not(None)).values(
-        details=None, seeker_hash=None, details_purged_at=now)).rowcount or 0
+def _purge(session: Session, office_ids: list[str], keep: dict[str, int], now: datetime) -> dict[str, int]:
+    """The retention rules `keep` applied to these offices' data at once (the offices that keep data alike)."""
+    past = (Booking.office_id.in_(office_ids), Booking.slot_start < now - timedelta(days=keep["personal_details_days_after_session"]))
+    details = Counter(session.scalars(update(Booking).where(*past, Booking.details.is_not(None)).values(
+        details=None, seeker_hash=None, details_purged_at=now).returning(Booking.office_id)))
     # The notes go whether or not the details were still there (a purge before notes were erased kept them).
     session.execute(update(Booking).where(*past, Booking.staff_note.is_not(None)).values(staff_note=None))
     erase_staff_text(session, select(Booking.id).where(*past))
     # Why staff blocked a slot or day is free text like the note (「本人より電話 090-… 通院の付き添い」): it goes
     # as long after the day as the details after a session; the block itself stays (the day view's history).
     last_day = (now - timedelta(days=keep["personal_details_days_after_session"])).astimezone(TOKYO).date()
-    session.execute(update(SlotBlock).where(SlotBlock.office_id == office_id, SlotBlock.reason.is_not(None),
+    session.execute(update(SlotBlock).where(SlotBlock.office_id.in_(office_ids), SlotBlock.reason.is_not(None),
                                             SlotBlock.day < last_day.isoformat()).values(reason=None))
-    closed = _delete_closed_requests(session, office_id, now - timedelta(days=keep["closed_requests_days"]))
+    closed = _delete_closed_requests(session, office_ids, now - timedelta(days=keep["closed_requests_days"]))
     drafts = session.execute(delete(SlotHold).where(
-        SlotHold.office_id == office_id,
+        SlotHold.office_id.in_(office_ids),
         SlotHold.expires_at < now - timedelta(days=keep["drafts_days"]))).rowcount or 0
     dedupe = session.execute(delete(ProcessedEvent).where(
-        ProcessedEvent.office_id == office_id,
+        ProcessedEvent.office_id.in_(office_ids),
         ProcessedEvent.received_at < now - timedelta(days=keep["dedupe_days"]))).rowcount or 0
     sent = session.execute(delete(OutboxMessage).where(
-        OutboxMessage.office_id == office_id, OutboxMessage.status.in_(outbox.FINISHED),
+        OutboxMessage.office_id.in_(office_ids), OutboxMessage.status.in_(outbox.FINISHED),
         OutboxMessage.created_at < now - timedelta(days=keep["outbox_days"]))).rowcount or 0
-    forgotten = forget_unfollowed(session, office_id, now - timedelta(days=keep["unfollowed_days"]), now)
-    if details or closed:
-        audit.record(session, office_id, audit.Actor.system(), "retention_purge", now, details=details,
-                     requests=closed)
-        log.info("retention office=%s details=%d requests=%d", office_id, details, closed)
-    if forgotten:
-        log.info("retention office=%s users_forgotten=%d", office_id, forgotten)
-    return {"details_purged": details, "requests_purged": closed, "drafts_purged": drafts,
-            "dedupe_purged": dedupe, "outbox_purged": sent, "users_forgotten": forgotten}
+    forgotten = forget_unfollowed(session, office_ids, now - timedelta(days=keep["unfollowed_days"]), now)
+    for office_id in sorted(details.keys() | closed.keys()):
+        audit.record(session, office_id, audit.Actor.system(), "retention_purge", now, details=details[office_id],
+                     requests=closed[office_id])
+        log.info("retention office=%s details=%d requests=%d", office_id, details[office_id], closed[office_id])
+    for office_id, count in sorted(forgotten.items()):
+        log.info("retention office=%s users_forgotten=%d", office_id, count)
+    return {"details_purged": details.total(), "requests_purged": closed.total(), "drafts_purged": drafts,
+            "dedupe_purged": dedupe, "outbox_purged": sent, "users_forgotten": forgotten.total()}
 
 
-def forget_unfollowed(session: Session, office_id: str, before: datetime, now: datetime) -> int:
+def forget_unfollowed(session: Session, office_ids: list[str], before: datetime, now: datetime) -> Counter[str]:
     """Users who unfollowed (blocked) the account before `before` and none of whose bookings is open with its
     session ahead or holds details: their LINE user id is replaced by a pseudonym (FORGOTTEN + the
     conversation's id). A booking left `confirmed` after its session (attendance never recorded) holds
@@ -204,18 +242,18 @@ def forget_unfollowed(session: Session, office_id: str, before: datetime, now: d
     finds them). Terms broadcasts' chunk lists lose the id. A user who follows again later is a new user (a new
     conversation: asked to consent again; the old bookings are not shown). A user whose online booking staff
     blocked is kept until they unblock it: a new conversation would not be blocked. A batch per pass; a rerun
-    finds nothing more to do (a pseudonym is never forgotten again)."""
+    finds nothing more to do (a pseudonym is never forgotten again). One batch for all these offices; returns
+    the users forgotten per office."""
     holding = exists().where(Booking.conversation_id == Conversation.id,
                              or_(Booking.details.is_not(None),
                                  and_(Booking.status.in_(lifecycle.OPEN_STATUSES), Booking.slot_start > now)))
-    found = session.execute(select(Conversation.id, Conversation.line_user_id).where(
-        Conversation.office_id == office_id, Conversation.followed.is_(False),
+    found = session.execute(select(Conversation.id, Conversation.office_id, Conversation.line_user_id).where(
+        Conversation.office_id.in_(office_ids), *TO_FORGET,
         Conversation.booking_blocked.is_(False),   # staff refused them online booking: kept while that holds
-        Conversation.last_event_ms < int(before.timestamp() * 1000),
-        ~Conversation.line_user_id.startswith(FORGOTTEN), ~holding,
+        Conversation.last_event_ms < int(before.timestamp() * 1000), ~holding,
     ).order_by(Conversation.id).limit(PURGE_BATCH)).all()
-    forgotten: set[str] = set()
-    for conv_id, user_id in found:
+    forgotten: dict[str, set[str]] = {}
+    for conv_id, office_id, user_id in found:
         pseudonym = f"{FORGOTTEN}{conv_id}"
         # Followed again meanwhile (an event committed first): left alone.
         done = session.execute(update(Conversation).where(
@@ -226,29 +264,30 @@ def forget_unfollowed(session: Session, office_id: str, before: datetime, now: d
             session.execute(update(OutboxMessage).where(OutboxMessage.office_id == office_id,
                                                         OutboxMessage.recipient == user_id)
                             .values(recipient=pseudonym))
-            forgotten.add(user_id)
-    if forgotten:
-        broadcasts.forget_recipients(session, office_id, forgotten)
-    return len(forgotten)
+            forgotten.setdefault(office_id, set()).add(user_id)
+    for office_id, user_ids in forgotten.items():
+        broadcasts.forget_recipients(session, office_id, user_ids)
+    return Counter({office_id: len(user_ids) for office_id, user_ids in forgotten.items()})
 
 
-def _delete_closed_requests(session: Session, office_id: str, before: datetime) -> int:
+def _delete_closed_requests(session: Session, office_ids: list[str], before: datetime) -> Counter[str]:
+    """Closed requests of these offices that closed before `before`, deleted (a batch); how many per office."""
     # Counted from when the request closed, stamped once by the lifecycle: a later touch of the row (a staff
     # note moves `updated_at`) must not keep it longer. A closed status written without the stamp (outside the
     # lifecycle) falls back to the last change, so nothing is kept for ever.
     closed = func.coalesce(Booking.closed_at, Booking.updated_at)
     # A batch per pass (the next pass takes the rest): a backlog never makes one statement too big to run.
     ids = list(session.scalars(select(Booking.id).where(
-        Booking.office_id == office_id, Booking.status.in_(CLOSED_STATUSES), closed < before)
+        Booking.office_id.in_(office_ids), Booking.status.in_(CLOSED_STATUSES), closed < before)
         .order_by(Booking.id).limit(PURGE_BATCH)))
     if not ids:
-        return 0
+        return Counter()
     # The audit log outlives the rows it names: it keeps the reference, not the link, and not the memo.
     # The handoff row, with its override reason, goes with the booking.
     session.execute(update(AuditEntry).where(AuditEntry.booking_id.in_(ids)).values(booking_id=None, note=None))
     for table in (StaffNotice, BookingHandoff, SlotClaim):
         session.execute(delete(table).where(table.booking_id.in_(ids)))
-    return session.execute(delete(Booking).where(Booking.id.in_(ids))).rowcount or 0
+    return Counter(session.scalars(delete(Booking).where(Booking.id.in_(ids)).returning(Booking.office_id)))
 
 
 def purge_unknown_offices(session: Session, rt, now: datetime) -> dict[str, int]:
@@ -265,7 +304,4 @@ def purge_unknown_offices(session: Session, rt, now: datetime) -> dict[str, int]
     gone: set[str] = set()
     for table in (Booking, Conversation, SlotBlock, SlotHold, ProcessedEvent, OutboxMessage):
         gone.update(session.scalars(select(table.office_id).distinct().where(table.office_id.not_in(known))))
-    figures: Counter[str] = Counter()
-    for office_id in sorted(gone):
-        figures.update(_purge(session, office_id, DEFAULT_RETENTION, now))
-    return dict(figures)
+    return _purge(session, sorted(gone), DEFAULT_RETENTION, now) if gone else {}

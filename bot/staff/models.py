@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, LargeBinary, String, UniqueConstraint
+from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, LargeBinary, String, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from bot.models import Base
@@ -71,8 +71,11 @@ class AuditEntry(Base):
 
     __tablename__ = "staff_audit"
     # The audit page: an office's entries newest first, paged on (at, id); narrowed to one booking's reference.
+    # The retention purge erases the memos kept (migration 0020).
     __table_args__ = (Index("ix_staff_audit_office_at", "office_id", "at", "id"),
-                      Index("ix_staff_audit_office_reference", "office_id", "reference"))
+                      Index("ix_staff_audit_office_reference", "office_id", "reference"),
+                      Index("ix_staff_audit_noted", "booking_id", postgresql_where=text("note IS NOT NULL"),
+                            sqlite_where=text("note IS NOT NULL")))
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     office_id: Mapped[str | None] = mapped_column(String(32), index=True)  # None: the whole deployment
     at: Mapped[datetime] = mapped_column(index=True)
