@@ -292,7 +292,7 @@ def test_the_closed_at_migration_stamps_closed_bookings_with_when_they_closed(em
 
 
 def test_the_queue_notices_migration_adds_its_index_and_goes_back(empty_database_url):
-    """0021: the queue page's newest notices of an office come from an index; the downgrade drops it."""
+    """0022: the queue page's newest notices of an office come from an index; the downgrade drops it."""
     def names(db) -> set[str]:
         with db.engine.connect() as conn:
             return {i["name"] for i in sa.inspect(conn).get_indexes("staff_notices")}
@@ -301,7 +301,7 @@ def test_the_queue_notices_migration_adds_its_index_and_goes_back(empty_database
     try:
         upgrade_schema(db)
         assert "ix_staff_notices_office_created" in names(db)
-        _migrate_to(db, "0020_worker_job_indexes", down=True)
+        _migrate_to(db, "0021_worker_job_indexes", down=True)
         assert names(db) == {"ix_staff_notices_office_id", "ix_staff_notices_booking_id"}
         upgrade_schema(db)
     finally:
@@ -315,7 +315,7 @@ WORKER_JOB_INDEXES = {"bookings": {"ix_bookings_status_slot", "ix_bookings_detai
 
 
 def test_the_worker_job_indexes_migration_adds_them_and_goes_back(empty_database_url):
-    """0020: the indexes a pass of the worker's jobs reads by, the partial ones keeping only the rows their
+    """0021: the indexes a pass of the worker's jobs reads by, the partial ones keeping only the rows their
     condition names (the purge's rows still holding details); the downgrade drops them, nothing else."""
     def indexes(db) -> dict[str, set[str]]:
         with db.engine.connect() as conn:
@@ -331,7 +331,7 @@ def test_the_worker_job_indexes_migration_adds_them_and_goes_back(empty_database
                                  "receipt_pending, created_at, updated_at) VALUES (1, 'AAAA-AAA2', 'sakata', "
                                  ":at, 'attended', 'line', false, :at, :at)"), {"at": AT})
             conn.execute(sa.text("UPDATE bookings SET details = :d"), {"d": b"sealed"})
-        _migrate_to(db, "0019_audit_page_indexes", down=True)
+        _migrate_to(db, "0020_terms_corrections", down=True)
         assert all(not (names & indexes(db)[table]) for table, names in WORKER_JOB_INDEXES.items())
         assert "ix_staff_audit_office_at" in indexes(db)["staff_audit"]
         upgrade_schema(db)

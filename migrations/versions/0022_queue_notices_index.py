@@ -5,13 +5,13 @@ office only, every notice of the office was sorted, and joined to the bookings o
 rows for a year of a national deployment) on every load. An index on (office_id, created_at, id) gives the 50 in
 order, and each booking is then read by its key.
 
-Revision ID: 0021_queue_notices_index
-Revises: 0020_worker_job_indexes
+Revision ID: 0022_queue_notices_index
+Revises: 0021_worker_job_indexes
 """
 from alembic import op
 
-revision = "0021_queue_notices_index"
-down_revision = "0020_worker_job_indexes"
+revision = "0022_queue_notices_index"
+down_revision = "0021_worker_job_indexes"
 branch_labels = None
 depends_on = None
 

@@ -16,14 +16,14 @@ bookings, the audit log, the outbox) on every pass; with them each reads the few
 The partial indexes' conditions are the jobs' own, written as literals in their queries, so that a prepared
 statement's plan uses them too. Created in place (no table copy), as in 0019.
 
-Revision ID: 0020_worker_job_indexes
-Revises: 0019_audit_page_indexes
+Revision ID: 0021_worker_job_indexes
+Revises: 0020_terms_corrections
 """
 from alembic import op
 import sqlalchemy as sa
 
-revision = "0020_worker_job_indexes"
-down_revision = "0019_audit_page_indexes"
+revision = "0021_worker_job_indexes"
+down_revision = "0020_terms_corrections"
 branch_labels = None
 depends_on = None
 
