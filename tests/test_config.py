@@ -192,6 +192,19 @@ def test_development_has_safe_defaults(tmp_path):
     check_production(cfg, OFFICES)  # development never refuses
 
 
+def test_development_line_urls_follow_public_base_url_and_offices_default_to_the_shipped_ones(tmp_path):
+    """interface.md: in development both LINE API base URLs are the app's own fake, `<PUBLIC_BASE_URL>/simulator/api`
+    (the data API by the same rule); OFFICES_DIR defaults to the shipped profiles, and another folder is taken."""
+    cfg = load_config(environ={"INSTANCE_PATH": str(tmp_path), "PUBLIC_BASE_URL": "http://localhost:8000/"})
+    assert cfg.public_base_url == "http://localhost:8000"
+    assert cfg.line_api_base_url == "http://localhost:8000/simulator/api"
+    assert cfg.line_api_data_base_url == "http://localhost:8000/simulator/api"
+    assert cfg.offices_dir == ROOT / "dialogs" / "offices"
+    assert {"sakata.yaml", "otaru.yaml"} <= {p.name for p in cfg.offices_dir.glob("*.yaml")}
+    elsewhere = load_config(environ={"INSTANCE_PATH": str(tmp_path), "OFFICES_DIR": str(tmp_path / "offices")})
+    assert elsewhere.offices_dir == tmp_path / "offices"
+
+
 def test_the_environment_wins_over_placeholders(tmp_path):
     cfg = load_config(environ={"INSTANCE_PATH": str(tmp_path), "LINE_CHANNEL_SECRET_SAKATA": "real",
                                "LINE_STAFF_GROUP_ID_SAKATA": "C" + "1" * 32, "LINE_BASIC_ID_OTARU": "@otaru"})

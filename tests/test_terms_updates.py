@@ -316,6 +316,23 @@ def test_multicast_shows_the_cost_first_and_sends_nothing_without_yes(app, rt, f
     assert fake_line.deliveries("multicast") == []
 
 
+def test_exceeding_the_remaining_quota_warns_and_yes_sends_anyway(app, rt, fake_line, tmp_path, monkeypatch):
+    """interface.md: an estimate over the remaining monthly quota warns; with --yes the notice is sent anyway, as
+    far as LINE takes it (here two of three calls), and the rest waits for a rerun."""
+    _publish(app, tmp_path)
+    _followers(rt, 1200)
+    monkeypatch.setattr(fake_line, "quota_limit", 1000)     # a fixture knob reset() keeps: restored after the test
+    estimate = _cli(app, "terms", "broadcast", "--office", "sakata", "--mode", "multicast")
+    assert estimate.exit_code == 0, estimate.output
+    assert "remaining monthly quota: 1000" in estimate.output
+    assert "warning: this exceeds the remaining quota" in estimate.output
+    assert fake_line.deliveries("multicast") == []
+    sent = _cli(app, "terms", "broadcast", "--office", "sakata", "--mode", "multicast", "--yes")
+    assert "warning: this exceeds the remaining quota" in sent.output
+    assert [len(d.to) for d in fake_line.deliveries("multicast")] == [500, 500]
+    assert sent.exit_code == 1 and "monthly quota" in sent.output
+
+
 @pytest.mark.parametrize("mode,rest", [
     ("multicast", ", or tell the rest for free in their next reply: the same command with --mode next-message."),
     ("broadcast", "."),
