@@ -225,6 +225,33 @@ def test_without_public_base_url_dev_uses_its_port_and_the_simulators_staff_grou
     stop_and_check(dev, workers[0])
 
 
+def test_flask_run_serves_the_app(tmp_path):
+    """interface.md: `flask --app app run` serves the app (as `gunicorn app:app` does, tests/test_gunicorn.py):
+    Flask finds `app` in app.py, and the health check and the development simulator answer."""
+    env = {k: v for k, v in os.environ.items() if not CLEARED.match(k)}
+    port = free_port()
+    env.update(INSTANCE_PATH=str(tmp_path / "instance"), DATABASE_URL=f"sqlite:///{tmp_path / 'run.sqlite3'}",
+               PUBLIC_BASE_URL=f"http://127.0.0.1:{port}")
+    proc = subprocess.Popen([sys.executable, "-m", "flask", "--app", "app", "run", "--port", str(port)], cwd=ROOT,
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + START_SECONDS
+        while True:
+            try:
+                status, body = get(f"{base}/healthz")
+                break
+            except OSError:
+                assert proc.poll() is None, f"flask run exited with {proc.returncode}"
+                assert time.monotonic() < deadline, "flask run did not serve"
+                time.sleep(0.2)
+        assert (status, json.loads(body)) == (200, {"status": "ok"})
+        assert get(f"{base}/simulator")[0] == 200
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=STOP_SECONDS)
+
+
 # -- README's list of commands --------------------------------------------------------------------------
 
 def _commands(group, prefix: str = "") -> set[str]:

@@ -580,6 +580,10 @@ def test_create_user_command(cli, rt):
     again = cli.invoke(args=["staff", "create-user", "--office", "sakata", "--username", "suzuki",
                              "--password-stdin"], input=PASSWORD + "\n")
     assert again.exit_code == 1
+    plain = cli.invoke(args=["staff", "create-user", "--office", "otaru", "--username", "sato", "--password-stdin"],
+                       input=PASSWORD + "\n")
+    assert plain.exit_code == 0, plain.output                    # --role is optional: staff
+    assert next(u for u in _users(rt) if u.username == "sato").role == "staff"
 
 
 @pytest.mark.parametrize("args,stdin", [

@@ -181,6 +181,14 @@ def test_unknown_office_is_checked_before_size(client):
     assert client.post("/callback/nagoya", data=raw, headers={"X-Line-Signature": "x"}).status_code == 404
 
 
+def test_a_disabled_office_is_checked_before_size(make_app, otaru_disabled_dir):
+    """interface.md's order: an unknown or disabled office is 404 before a body over 1 MiB is 413."""
+    client = make_app(offices_dir=str(otaru_disabled_dir)).test_client()
+    raw = b"{" + b" " * (2 * MIB) + b"}"
+    assert client.post("/callback/otaru", data=raw, headers={"X-Line-Signature": "x"}).status_code == 404
+    assert client.post("/callback/sakata", data=raw, headers={"X-Line-Signature": "x"}).status_code == 413
+
+
 def test_chunked_body_over_one_mib_is_413(app, rt, sakata_user):
     """A body without Content-Length (chunked) is limited while it is read."""
     import requests
