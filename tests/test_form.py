@@ -179,7 +179,7 @@ def test_edit_goes_back_to_the_input_with_the_values(holding, client, rt):
     _, url = holding("sakata")
     confirmation = Page.get(client, url).submit(client, valid_answers(rt.offices["sakata"]))
     form = confirmation.form
-    assert all(name is None for name, _ in form.buttons)          # no button needs a name
+    assert form.buttons and all(name is None for name, _ in form.buttons)   # no button needs a name
     edit_target = re.search(r'formaction="([^"]+)"', confirmation.html).group(1)
     again = Page(client.post(edit_target, data=form.fields, follow_redirects=True))
     assert "ご本人情報の入力" in again.html

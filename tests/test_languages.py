@@ -234,6 +234,7 @@ def test_the_offices_wording_is_translated(office_id, language):
         [fix] = render(office, language, "checklist_fix", dict(item=item))
         assert translated.fix in fix["text"]
     [consent] = render(office, language, "consent", samples(office)["consent"][0])
+    assert len(local.consent_summary) == len(office.consent_summary) > 0
     assert all(line in consent["text"] for line in local.consent_summary)
     assert not any(line in consent["text"] for line in office.consent_summary)
     label = {"en": "Summary (translation)", "easy": "やさしい 日本語に したもの"}[language]
@@ -636,15 +637,18 @@ def test_what_my_bookings_says_about_an_entry_stays_inside_that_entry(office_id,
     """予約確認's numbered list: how to cancel one booking by phone is indented under it, not a loose line that
     reads as if it were about the whole list or the next entry."""
     office = OFFICES[office_id]
+    listed = 0
     for vars in all_samples(office)["bookings"]:
         lines = text_of(render(office, language, "bookings", vars)).splitlines()
         items = [i for i, line in enumerate(lines) if re.match(r"\d+\. ", line)]
         if not items:
             continue
+        listed += 1
         tail = next((i for i in range(items[-1] + 1, len(lines)) if not lines[i].startswith("   ")), len(lines))
         for line in lines[items[0]:tail]:
             assert re.match(r"\d+\. ", line) or line.startswith("   "), (language, line)
         assert all(not re.match(r"\d+\. ", line) for line in lines[tail:])
+    assert listed, "no sample listed a booking"
 
 
 # -- phone routes: e-mail where accepted, and the telephone relay service -------------------------------------
@@ -1029,6 +1033,7 @@ def test_an_office_without_a_translation_never_calls_its_japanese_summary_a_tran
     path = tmp_path / "otaru.yaml"
     path.write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False), encoding="utf-8")
     office = read_office(path)
+    assert office.consent_summary and any(not sample["brief"] for sample in samples(office)["consent"])
     for sample in samples(office)["consent"]:
         [consent] = render(office, language, "consent", sample)
         text = consent["text"]
