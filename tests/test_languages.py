@@ -607,10 +607,13 @@ def test_english_glosses_a_chat_word_the_same_way_everywhere():
     glosses = dict(re.findall(r"^- (\S+) \(([^)]+)\):", help_text, re.M))
     assert glosses["データ削除"] == "delete my data" and glosses["予約確認"] == "my bookings"
     files = [*(TEMPLATES_DIR / "messages" / "en").glob("*"), TEMPLATES_DIR / "forms" / "page.en.yaml"]
+    compared = 0
     for path in files:
         for word, gloss in re.findall(r'\\?"(\S+?)\\?" \(([^)]+)\)', visible(path.read_text(encoding="utf-8"))):
             if word in glosses and not gloss.startswith("or "):         # 'send "予約" (or "book")' offers the word
                 assert gloss == glosses[word], (path.name, word, gloss)
+                compared += 1
+    assert compared >= 10, compared
 
 
 
@@ -625,11 +628,14 @@ def test_english_quotes_and_glosses_every_chat_word_it_asks_for():
              for office in OFFICES.values() for name, var_sets in all_samples(office).items()
              if not name.startswith("staff_") and name not in LISTS_THE_CHAT_WORDS for vars in var_sets]
     texts.append(("forms", visible(yaml.safe_dump(form_texts("en"), allow_unicode=True, width=10_000))))
+    found = 0
     for name, words in texts:
         words = words.replace("予約が確定しました", "")                # the fixed confirmation phrase
         for match in CHAT_WORD.finditer(words):
             quoted = words[match.start() - 1:match.start()] == '"' and words[match.end():].startswith('" (')
             assert quoted, (name, words[max(0, match.start() - 30):match.end() + 20])
+            found += 1
+    assert found >= 10, found
 
 @pytest.mark.parametrize("office_id", sorted(OFFICES))
 @pytest.mark.parametrize("language", LANGUAGES)
@@ -751,6 +757,7 @@ def test_easy_japanese_gives_a_hard_word_its_reading_where_a_message_first_uses_
     easy_form = form_texts("easy")
     notices = [leaf for part in ("hints", "errors") for leaf in form_notices(easy_form[part], part)]
     notices += [("page.skip", easy_form["page"]["skip"]), *form_notices(easy_form["page"]["problem"], "page.problem")]
+    checked = 0
     for name, words in [*easy_texts(), *notices]:
         words = PROPER_NAMES.sub("", words.replace(STAFF_WORDS, ""))
         seen: set[str] = set()
@@ -762,6 +769,8 @@ def test_easy_japanese_gives_a_hard_word_its_reading_where_a_message_first_uses_
             rest = words[match.end():]
             before_the_bracket = re.match(r"[^\s（]*", rest).end()    # okurigana, a closing quote, more kanji
             assert GIVEN_READING.match(rest, before_the_bracket), (name, word, words[match.start():match.end() + 20])
+            checked += 1
+    assert checked >= 10, checked
 
 # One word, one written form: the chat word 予約 is what the user types and taps, so the texts write it so too
 # (with its reading where it is quoted as a word to send), never as よやく in one message and 予約 in the next.
