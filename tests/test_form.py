@@ -550,8 +550,9 @@ def test_an_expired_hold_gets_a_kind_page(holding, client, rt, clock):
 def test_a_page_that_asks_to_choose_again_says_what_to_send(language):
     """Back in the chat nothing new has arrived: the page names the word that brings the slots (予約)."""
     problem = form_texts(language)["page"]["problem"]
+    word = '"<span lang="ja">予約</span>"' if language == "en" else "「予約」"   # the word to send, quoted
     for kind in ("text_expired", "text_expired_kept", "text_full"):
-        assert "予約" in problem[kind], (language, kind)
+        assert word in problem[kind], (language, kind)
 
 
 # Two minutes before the booking deadline of the first slot offered: Sakata's Monday 12/7 closes on
