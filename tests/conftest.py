@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import socket
 import sqlite3
@@ -40,6 +41,32 @@ def _guarded_connect(self, address):
 @pytest.fixture(autouse=True)
 def _no_network(monkeypatch):
     monkeypatch.setattr(socket.socket, "connect", _guarded_connect)
+
+
+# -- skips ---------------------------------------------------------------------------------------
+# With PostgreSQL configured (as `.ci/run` does) every test can run, and the one skip that stays is a PostgreSQL-only
+# test's SQLite variant. Anything else skipped (a tool not installed, a race that did not happen) would hide a test
+# that did not run behind a green run: it fails the run instead.
+_SQLITE_VARIANT = re.compile(r"\[(?:[^\]]*-)?sqlite(?:-[^\]]*)?\]$")
+_UNEXPECTED_SKIPS: list[str] = []
+
+
+def pytest_runtest_logreport(report):
+    if report.skipped and os.environ.get(PG_ENV) and not _SQLITE_VARIANT.search(report.nodeid):
+        _UNEXPECTED_SKIPS.append(report.nodeid)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    if _UNEXPECTED_SKIPS and exitstatus == 0 and not hasattr(session.config, "workerinput"):  # xdist's controller
+        session.exitstatus = 1
+
+
+def pytest_terminal_summary(terminalreporter):
+    if _UNEXPECTED_SKIPS:
+        terminalreporter.write_line(f"{PG_ENV} is set, so nothing but a PostgreSQL-only test's SQLite variant may "
+                                    f"skip; these did (the run fails):", red=True)
+        for nodeid in sorted(set(_UNEXPECTED_SKIPS)):
+            terminalreporter.write_line(f"  {nodeid}", red=True)
 
 
 # -- office profiles ------------------------------------------------------------------------------

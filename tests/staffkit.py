@@ -189,3 +189,14 @@ def all_text(messages: list[dict]) -> str:
 
 
 REFERENCE = re.compile(r"[A-HJ-NP-Z2-9]{4}-[A-HJ-NP-Z2-9]{4}")
+
+
+AUDIT_ROW = re.compile(r"<tr><td>(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)</td>\s*<td>(.*?)</td>\s*<td>(.*?)</td>\s*<td>(.*?)</td></tr>",
+                       re.S)
+
+
+def audit_rows(page: str) -> list[tuple[str, str, str, str]]:
+    """The audit page's entries as (time, actor, action, reference), tags stripped (its filters name every actor
+    and action, so words found anywhere on the page prove nothing)."""
+    return [tuple(re.sub(r"<[^>]+>|\s+", "", cell) if i else cell for i, cell in enumerate(row))
+            for row in AUDIT_ROW.findall(page)]

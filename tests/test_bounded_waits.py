@@ -178,11 +178,17 @@ def test_a_web_process_starting_while_another_migrates_waits_for_it(rt):
 
     migrating = rt.db.engine.connect()
     migrating.execute(text("SELECT pg_advisory_lock(:k)"), {"k": ADVISORY_LOCK_ID})
-    done = threading.Timer(0.7, lambda: migrating.execute(text("SELECT pg_advisory_unlock(:k)"),
-                                                          {"k": ADVISORY_LOCK_ID}))
+    unlocking = threading.Event()
+
+    def migrated():
+        unlocking.set()
+        migrating.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": ADVISORY_LOCK_ID})
+
+    done = threading.Timer(0.7, migrated)
     done.start()
     try:
         upgrade_schema(rt.db, rt.config.data_encryption_keys)
+        assert unlocking.is_set(), "the start went ahead while the other process still held the migration lock"
     finally:
         done.join()
         migrating.close()

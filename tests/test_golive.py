@@ -53,7 +53,7 @@ def test_readme_backup_and_restore_drill_restores_a_readable_copy(database_url, 
     if not database_url.startswith("postgresql"):
         pytest.skip("backups are PostgreSQL's (pg_dump)")
     if not (shutil.which("pg_dump") and shutil.which("pg_restore")):
-        pytest.skip("the PostgreSQL client tools are not installed")
+        pytest.fail("TEST_DATABASE_URL is set but the PostgreSQL client tools (pg_dump, pg_restore) are not installed")
     reference = staffkit.make_request(rt, "sakata")
     backups = _section("### 7. Backups")
     [backup] = _inline_commands(backups, "pg_dump")

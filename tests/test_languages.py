@@ -234,6 +234,7 @@ def test_the_offices_wording_is_translated(office_id, language):
         [fix] = render(office, language, "checklist_fix", dict(item=item))
         assert translated.fix in fix["text"]
     [consent] = render(office, language, "consent", samples(office)["consent"][0])
+    assert len(local.consent_summary) == len(office.consent_summary) > 0
     assert all(line in consent["text"] for line in local.consent_summary)
     assert not any(line in consent["text"] for line in office.consent_summary)
     label = {"en": "Summary (translation)", "easy": "やさしい 日本語に したもの"}[language]
@@ -606,10 +607,13 @@ def test_english_glosses_a_chat_word_the_same_way_everywhere():
     glosses = dict(re.findall(r"^- (\S+) \(([^)]+)\):", help_text, re.M))
     assert glosses["データ削除"] == "delete my data" and glosses["予約確認"] == "my bookings"
     files = [*(TEMPLATES_DIR / "messages" / "en").glob("*"), TEMPLATES_DIR / "forms" / "page.en.yaml"]
+    compared = 0
     for path in files:
         for word, gloss in re.findall(r'\\?"(\S+?)\\?" \(([^)]+)\)', visible(path.read_text(encoding="utf-8"))):
             if word in glosses and not gloss.startswith("or "):         # 'send "予約" (or "book")' offers the word
                 assert gloss == glosses[word], (path.name, word, gloss)
+                compared += 1
+    assert compared >= 10, compared
 
 
 
@@ -624,11 +628,14 @@ def test_english_quotes_and_glosses_every_chat_word_it_asks_for():
              for office in OFFICES.values() for name, var_sets in all_samples(office).items()
              if not name.startswith("staff_") and name not in LISTS_THE_CHAT_WORDS for vars in var_sets]
     texts.append(("forms", visible(yaml.safe_dump(form_texts("en"), allow_unicode=True, width=10_000))))
+    found = 0
     for name, words in texts:
         words = words.replace("予約が確定しました", "")                # the fixed confirmation phrase
         for match in CHAT_WORD.finditer(words):
             quoted = words[match.start() - 1:match.start()] == '"' and words[match.end():].startswith('" (')
             assert quoted, (name, words[max(0, match.start() - 30):match.end() + 20])
+            found += 1
+    assert found >= 10, found
 
 @pytest.mark.parametrize("office_id", sorted(OFFICES))
 @pytest.mark.parametrize("language", LANGUAGES)
@@ -636,15 +643,18 @@ def test_what_my_bookings_says_about_an_entry_stays_inside_that_entry(office_id,
     """予約確認's numbered list: how to cancel one booking by phone is indented under it, not a loose line that
     reads as if it were about the whole list or the next entry."""
     office = OFFICES[office_id]
+    listed = 0
     for vars in all_samples(office)["bookings"]:
         lines = text_of(render(office, language, "bookings", vars)).splitlines()
         items = [i for i, line in enumerate(lines) if re.match(r"\d+\. ", line)]
         if not items:
             continue
+        listed += 1
         tail = next((i for i in range(items[-1] + 1, len(lines)) if not lines[i].startswith("   ")), len(lines))
         for line in lines[items[0]:tail]:
             assert re.match(r"\d+\. ", line) or line.startswith("   "), (language, line)
         assert all(not re.match(r"\d+\. ", line) for line in lines[tail:])
+    assert listed, "no sample listed a booking"
 
 
 # -- phone routes: e-mail where accepted, and the telephone relay service -------------------------------------
@@ -747,6 +757,7 @@ def test_easy_japanese_gives_a_hard_word_its_reading_where_a_message_first_uses_
     easy_form = form_texts("easy")
     notices = [leaf for part in ("hints", "errors") for leaf in form_notices(easy_form[part], part)]
     notices += [("page.skip", easy_form["page"]["skip"]), *form_notices(easy_form["page"]["problem"], "page.problem")]
+    checked = 0
     for name, words in [*easy_texts(), *notices]:
         words = PROPER_NAMES.sub("", words.replace(STAFF_WORDS, ""))
         seen: set[str] = set()
@@ -758,6 +769,8 @@ def test_easy_japanese_gives_a_hard_word_its_reading_where_a_message_first_uses_
             rest = words[match.end():]
             before_the_bracket = re.match(r"[^\s（]*", rest).end()    # okurigana, a closing quote, more kanji
             assert GIVEN_READING.match(rest, before_the_bracket), (name, word, words[match.start():match.end() + 20])
+            checked += 1
+    assert checked >= 10, checked
 
 # One word, one written form: the chat word 予約 is what the user types and taps, so the texts write it so too
 # (with its reading where it is quoted as a word to send), never as よやく in one message and 予約 in the next.
@@ -1029,6 +1042,7 @@ def test_an_office_without_a_translation_never_calls_its_japanese_summary_a_tran
     path = tmp_path / "otaru.yaml"
     path.write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False), encoding="utf-8")
     office = read_office(path)
+    assert office.consent_summary and any(not sample["brief"] for sample in samples(office)["consent"])
     for sample in samples(office)["consent"]:
         [consent] = render(office, language, "consent", sample)
         text = consent["text"]

@@ -1,5 +1,8 @@
 """README's two commands are the real ones: .ci/run runs exactly the README's test command."""
 from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -42,3 +45,29 @@ def test_going_live_says_what_sigterm_does_to_the_worker_and_what_a_wrong_key_do
     backups = readme.split("### 7. Backups", 1)[1].split("\n### ", 1)[0]
     assert "no key in `DATA_ENCRYPTION_KEY` opens the channels\nstore" in backups
     assert "never a worker with the offices' real channel settings" in backups
+
+
+@pytest.mark.parametrize(("nodeid", "hidden"), [
+    ("tests/test_db.py::test_postgresql_only[sqlite]", False),
+    ("tests/test_x.py::test_both_counted[sqlite-known_name]", False),
+    ("tests/test_x.py::test_y[a-sqlite-b]", False),
+    ("tests/test_golive.py::test_backup_drill[postgresql]", True),
+    ("tests/test_db.py::test_a_race_that_did_not_happen", True),
+    ("tests/test_x.py::test_sqlite_file_name[postgresql]", True),
+])
+def test_with_postgresql_configured_a_skip_fails_the_run_unless_it_is_a_sqlite_variant(monkeypatch, nodeid, hidden):
+    """CI (`.ci/run` sets TEST_DATABASE_URL) fails rather than going green around a test that did not run."""
+    from tests import conftest
+
+    monkeypatch.setattr(conftest, "_UNEXPECTED_SKIPS", [])
+    skipped = SimpleNamespace(nodeid=nodeid, skipped=True)
+    monkeypatch.setenv(conftest.PG_ENV, "postgresql://postgres@127.0.0.1:5432/test")
+    conftest.pytest_runtest_logreport(skipped)
+    assert conftest._UNEXPECTED_SKIPS == ([nodeid] if hidden else [])
+    session = SimpleNamespace(config=SimpleNamespace(), exitstatus=0)
+    conftest.pytest_sessionfinish(session, 0)
+    assert session.exitstatus == (1 if hidden else 0)
+    monkeypatch.delenv(conftest.PG_ENV)                     # without PostgreSQL, skipping is how its tests go
+    monkeypatch.setattr(conftest, "_UNEXPECTED_SKIPS", [])
+    conftest.pytest_runtest_logreport(skipped)
+    assert conftest._UNEXPECTED_SKIPS == []

@@ -226,11 +226,16 @@ def test_fake_api_checks_like_line(client, rt):
 
 
 def test_the_office_is_the_one_whose_token_is_used(client, rt):
-    user = "U" + "3" * 32
+    user, other = "U" + "3" * 32, "U" + "4" * 32
     client.post("/simulator/api/v2/bot/message/push", json={"to": user, "messages": [text("otaru")]},
                 headers=bearer(rt, "otaru"))
     assert chat(client, user, "sakata") == []
     assert bot_texts(chat(client, user, "otaru")) == ["otaru"]
+    # Either office's token, not only the first office's (an office picked by position would pass above).
+    client.post("/simulator/api/v2/bot/message/push", json={"to": other, "messages": [text("sakata")]},
+                headers=bearer(rt, "sakata"))
+    assert chat(client, other, "otaru") == []
+    assert bot_texts(chat(client, other, "sakata")) == ["sakata"]
 
 
 def test_monthly_quota_answers_429(client, rt):

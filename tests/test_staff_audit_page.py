@@ -15,21 +15,12 @@ from bot.staff.models import StaffUser
 from bot.staff.audit import Actor
 from tests.staffkit import fast_password_hashing, staff  # noqa: F401 - fixtures
 from tests.staffkit import OTARU_WEDNESDAY, create_staff, login, make_request, post
-
-ROW = re.compile(r"<tr><td>(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)</td>\s*<td>(.*?)</td>\s*<td>(.*?)</td>\s*<td>(.*?)</td></tr>",
-                 re.S)
-
+from tests.staffkit import audit_rows as _rows
 
 def _get(client, query: str = "", status: int = 200) -> str:
     response = client.get(f"/staff/audit{query}")
     assert response.status_code == status, response.status_code
     return response.get_data(as_text=True)
-
-
-def _rows(page: str) -> list[tuple[str, str, str, str]]:
-    """(time, actor, action, reference) of each entry shown, tags stripped."""
-    return [tuple(re.sub(r"<[^>]+>|\s+", "", cell) if i else cell for i, cell in enumerate(row))
-            for row in ROW.findall(page)]
 
 
 def _link(page: str, rel: str) -> str | None:
