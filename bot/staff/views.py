@@ -23,10 +23,11 @@ from sqlalchemy.exc import DBAPIError
 
 from bot import notify, outbox, security_headers
 from bot.clock import TOKYO
-from bot.models import Booking, Conversation, OutboxMessage, StaffGroupSighting, StaffNotice
+from bot.models import Booking, Conversation, OutboxMessage, StaffGroupSighting
 from bot.services import holds, requests, terms, validation
 from bot.services import slots as slotsvc
 from bot.staff import audit, auth, decisions, export, handoff, personal, timeline
+from bot.staff import queue as queue_lists
 from bot.staff.audit import Actor
 from bot.staff.models import BookingHandoff, StaffUser
 
@@ -342,8 +343,7 @@ def home():
         day_views = timeline.days(s, office, now, first, TIMELINE_DAYS,
                                   open_reason=lambda token: personal.open_note(rt, token))
         today = timeline.today(s, office, now)
-        pending = s.scalar(select(Booking.id).where(
-            Booking.office_id == office.id, Booking.status.in_(decisions.UNDECIDED)).limit(1)) is not None
+        pending = queue_lists.has_undecided(s, office.id)
         return render_template("staff/timeline.html", days=day_views, first=first, now=now, pending=pending,
                                today=today, next_id=today.next.id if today.next else None,
                                prev=first - timedelta(days=TIMELINE_DAYS),
@@ -356,27 +356,12 @@ def queue():
     office = _office()
     now = rt.clock.now()
     with rt.db.reading() as s:
-        undecided = s.scalars(select(Booking).where(
-            Booking.office_id == office.id, Booking.status.in_(decisions.UNDECIDED)
-        ).order_by(Booking.slot_start)).all()
-        # To phone the date is a task before the session only, as the invitation is: once it has begun, a call
-        # "to tell the date" is moot and its attendance is what is left to do.
-        calls = s.scalars(select(Booking).join(BookingHandoff, BookingHandoff.booking_id == Booking.id).where(
-            Booking.office_id == office.id, Booking.status == "confirmed", BookingHandoff.call_needed.is_(True),
-            BookingHandoff.called_at.is_(None), Booking.slot_start > now).order_by(Booking.slot_start)).all()
-        invitations = s.scalars(select(Booking).where(
-            Booking.office_id == office.id, Booking.status == "confirmed", Booking.invitation_sent_at.is_(None),
-            Booking.slot_start > now).order_by(Booking.slot_start)).all()
-        attendance = s.scalars(select(Booking).where(
-            Booking.office_id == office.id, Booking.status == "confirmed",
-            Booking.slot_start <= now - timedelta(minutes=office.no_show_minutes)).order_by(Booking.slot_start)).all()
-        notices = s.execute(select(StaffNotice, Booking.reference, Booking.status).join(
-            Booking, Booking.id == StaffNotice.booking_id).where(StaffNotice.office_id == office.id)
-            .order_by(StaffNotice.created_at.desc(), StaffNotice.id.desc()).limit(50)).all()
-        return render_template("staff/queue.html", undecided=undecided, calls=calls, invitations=invitations,
-                               call_task=handoff.call_user_on_confirm(office), attendance=attendance,
-                               notices=notices, now=now, group_left=_staff_group_left(s, rt, office),
-                               deadlines={b.id: notify.deadline_view(office, b, now) for b in undecided})
+        todo = queue_lists.load(s, office, now)
+        return render_template("staff/queue.html", undecided=todo.undecided, calls=todo.calls,
+                               invitations=todo.invitations, call_task=handoff.call_user_on_confirm(office),
+                               attendance=todo.attendance, notices=todo.notices, now=now,
+                               group_left=_staff_group_left(s, rt, office),
+                               deadlines={b.id: notify.deadline_view(office, b, now) for b in todo.undecided})
 
 
 # -- one booking ----------------------------------------------------------------------------------
