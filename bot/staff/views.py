@@ -18,16 +18,17 @@ from urllib.parse import unquote, urlsplit
 from flask import (
     Blueprint, Response, abort, current_app, flash, g, redirect, render_template, request, session, url_for,
 )
-from sqlalchemy import and_, or_, select
+from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError
 
 from bot import notify, outbox, security_headers
 from bot.clock import TOKYO
-from bot.models import Booking, Conversation, OutboxMessage, StaffGroupSighting
+from bot.models import Booking, Conversation, StaffGroupSighting
 from bot.services import holds, requests, terms, validation
 from bot.services import slots as slotsvc
 from bot.staff import audit, auth, decisions, export, handoff, personal, timeline
 from bot.staff import queue as queue_lists
+from bot.staff import undelivered
 from bot.staff.audit import Actor
 from bot.staff.models import BookingHandoff, StaffUser
 
@@ -42,7 +43,6 @@ JSON_ENDPOINTS = frozenset({"staff.extend_session"})  # answer the page's script
 # How long before the session ends the page's script warns (WCAG 2.2.1: at least 20 seconds to answer).
 SESSION_WARNING = timedelta(minutes=5)
 TIMELINE_DAYS = 14
-UNDELIVERED = ("failed", "held", "unknown", "stale")  # outbox states a message to the user may be stuck in
 BOOKING_ACTIONS = ("confirm", "decline", "propose", "invitation", "called", "invitation_undo", "called_undo",
                    "attended", "no_show",
                    "correct_attendance", "cancel_user", "cancel_office", "block_user", "unblock_user", "note")
@@ -477,9 +477,7 @@ def _booking_page(reference: str, note_draft: str | None = None, correction_draf
         handed = s.get(BookingHandoff, row.id)
         note = personal.open_note(rt, row.staff_note) if until else None
         # What LINE has not delivered to the user about this booking: staff may need to phone instead.
-        undelivered = s.scalars(select(OutboxMessage).where(
-            OutboxMessage.recipient == conv.line_user_id, OutboxMessage.booking_reference == row.reference,
-            _not_delivered(now)).order_by(OutboxMessage.id)).all() if conv else []
+        stuck = undelivered.of_booking(s, conv.line_user_id, row.reference, now) if conv else []
         no_shows, sessions = decisions.earlier_no_shows(s, office, row), decisions.earlier_sessions(s, office, row)
         other_open = decisions.other_open_bookings(s, office, row, now) \
             if row.status in ("requested", "proposed", "no_show") else []
@@ -495,7 +493,7 @@ def _booking_page(reference: str, note_draft: str | None = None, correction_draf
             override_reason=personal.open_note(rt, handed.override_reason) if until and handed else None,
             conv=conv, consent=terms.consent_behind(s, conv.id, row.created_at) if conv else None,
             terms_in_force=terms.current_version(s, office.id, now.date()),
-            entries=entries, reachable=conv is not None and bool(conv.followed), undelivered=undelivered,
+            entries=entries, reachable=conv is not None and bool(conv.followed), undelivered=stuck,
             reasons=handoff.decline_reasons("ja"), offered_reasons=handoff.office_decline_reasons(office), now=now,
             deadline=slotsvc.booking_deadline(office, row.slot_start),
             deadline_passed=slotsvc.deadline_passed(office, row.slot_start, now),
@@ -713,30 +711,12 @@ def delete_block(block_id: int):
 
 # -- what LINE did not take ----------------------------------------------------------------------
 
-# A message not yet tried this long after it was due waits behind another (the chat's order is kept: one held
-# for the quota or the token holds the messages queued after it): listed, so that staff see those too.
-OUTBOX_OVERDUE = timedelta(minutes=5)
-
-
-def _not_delivered(now):
-    """Messages LINE has not taken (yet): given up, held, of unknown fate, dropped, waiting for a retry after a
-    refused try (LINE down), or overdue behind another. LINE送信状況 lists them; a booking page, its user's."""
-    return or_(OutboxMessage.status.in_(UNDELIVERED),
-               and_(OutboxMessage.status == "pending",
-                    or_(OutboxMessage.attempts > 0, OutboxMessage.next_attempt_at < now - OUTBOX_OVERDUE)))
-
-
 @bp.get("/outbox")
 def outbox_rows():
     rt = _rt()
     office = _office()
     with rt.db.reading() as s:
-        rows = s.scalars(select(OutboxMessage).where(
-            OutboxMessage.office_id == office.id, _not_delivered(rt.clock.now()),
-        ).order_by(OutboxMessage.id.desc()).limit(200)).all()
-        references = {r.booking_reference for r in rows if r.booking_reference}
-        bookings = {b.reference: b for b in s.scalars(select(Booking).where(
-            Booking.office_id == office.id, Booking.reference.in_(references)))} if references else {}
+        rows, bookings = undelivered.of_office(s, office.id, rt.clock.now())
         dropped = {r.id: outbox.stale_reason(r) for r in rows if r.status == "stale"}
         errors = {r.id: outbox.error_detail(r) for r in rows}
         return render_template("staff/outbox.html", rows=rows, bookings=bookings, dropped=dropped, errors=errors,
