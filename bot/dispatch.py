@@ -34,7 +34,7 @@ from bot.render import first_offered_slot
 from dialogs import engine
 from dialogs.effects import LeaveGroup, NotifyStaff, Say
 from dialogs.inputs import Incoming
-from dialogs.machine import Talk
+from dialogs.machine import Talk, fire
 from dialogs.router import normalise
 
 log = logging.getLogger(__name__)
@@ -86,6 +86,22 @@ def _conversation_query(dialect: str):
     query = select(Conversation).where(Conversation.office_id == bindparam("office_id"),
                                        Conversation.line_user_id == bindparam("user_id"))
     return query.with_for_update() if dialect == "postgresql" else query
+
+
+def talk_of(rt, office, conv, ports: SessionPorts, now: datetime) -> Talk:
+    """The dialog machine's model for one step of the conversation row `conv` (a record or an ORM object)."""
+    return Talk(state=conv.state, context=dict(conv.context or {}), office=office, ports=ports, now=now,
+                labels=rt.button_labels(conv.language), misses=conv.misses, last_active=conv.last_active_at,
+                language=conv.language)
+
+
+def complete_form(session: Session, rt, office, conversation_id: int, now: datetime) -> None:
+    """The details form was sent: the conversation moves on through the dialog machine (nothing more to ask),
+    in the caller's transaction."""
+    conv = session.get(Conversation, conversation_id)
+    talk = talk_of(rt, office, conv, SessionPorts(session, rt, office, conv, now), now)
+    if fire(talk, "complete_form"):
+        conv.state, conv.context = talk.state, talk.context
 
 
 class Dispatcher:
@@ -301,10 +317,8 @@ class Dispatcher:
         """Run the dialog for an admitted event; the conversation takes its new state, the effects are returned."""
         if stale:
             inp = Incoming(**{**inp.__dict__, "stale": True})
-        ports = SessionPorts(tx.session, self.rt, office, conv, now, event_id=inp.event_id)
-        talk = Talk(state=conv.state, context=dict(conv.context or {}), office=office, ports=ports, now=now,
-                    labels=self.rt.button_labels(conv.language), misses=conv.misses,
-                    last_active=conv.last_active_at, language=conv.language)
+        talk = talk_of(self.rt, office, conv, SessionPorts(tx.session, self.rt, office, conv, now,
+                                                           event_id=inp.event_id), now)
         before = conv.state
         routed = engine.handle(talk, inp, self.rt.vocabulary(conv.language))
         conv.state, conv.context, conv.misses = talk.state, talk.context, talk.misses
