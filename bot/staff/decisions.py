@@ -79,6 +79,12 @@ def load(session: Session, office_id: str, *, reference: str | None = None,
     return booking
 
 
+def by_seeker(session: Session, office_id: str, seeker_hash: str) -> list[Booking]:
+    """The office's bookings of one job seeker number (its keyed hash), latest slot first: the dashboard's search."""
+    return list(session.scalars(select(Booking).where(
+        Booking.office_id == office_id, Booking.seeker_hash == seeker_hash).order_by(Booking.slot_start.desc())))
+
+
 def handoff_of(session: Session, booking: Booking, now: datetime) -> BookingHandoff:
     row = session.get(BookingHandoff, booking.id)
     if row is None:

@@ -661,8 +661,10 @@ def search():
         reference = _typed_reference(request.args["reference"])
         if reference is not None:
             with rt.db.reading() as s:
-                known = s.scalar(select(Booking.reference).where(
-                    Booking.office_id == office.id, Booking.reference == reference))
+                try:
+                    known = decisions.load(s, office.id, reference=reference, lock=False).reference
+                except decisions.Refused:
+                    known = None
             if known is not None:
                 return redirect(url_for("staff.booking", reference=known))
         return render_template("staff/search.html", found=None, invalid=False,
@@ -671,9 +673,7 @@ def search():
         seeker_hash = personal.seeker_hash(rt, request.form.get("seeker_number", ""))
         invalid = seeker_hash is None
         with rt.db.transaction() as s:
-            found = [] if invalid else s.scalars(select(Booking).where(
-                Booking.office_id == office.id, Booking.seeker_hash == seeker_hash
-            ).order_by(Booking.slot_start.desc())).all()
+            found = [] if invalid else decisions.by_seeker(s, office.id, seeker_hash)
             audit.record(s, office.id, _actor(), "search", rt.clock.now(), results=len(found))
     return render_template("staff/search.html", found=found, invalid=invalid, reference_missing=None), \
         400 if invalid else 200
@@ -826,7 +826,7 @@ def audit_log():
     by GET parameters (a link to a search can be kept): nothing is recorded or changed here."""
     rt = _rt()
     with rt.db.reading() as s:
-        accounts = sorted(s.scalars(select(StaffUser.username).where(StaffUser.office_id == g.who.office_id)))
+        accounts = sorted(u.username for u in auth.accounts(s, g.who.office_id))
         filters, position, errors = _audit_filters(accounts)
         found = None
         if not errors:
@@ -914,8 +914,7 @@ def _users_page(error: str | None, typed: dict | None = None) -> str:
     rt = _rt()
     with rt.db.reading() as s:
         now = rt.clock.now()
-        rows = s.scalars(select(StaffUser).where(StaffUser.office_id == g.who.office_id)
-                         .order_by(StaffUser.username)).all()
+        rows = auth.accounts(s, g.who.office_id)
         locked = {u.id for u in rows if auth.is_locked(s, rt.config, u.username, now)}
         return render_template("staff/users.html", users=rows, locked=locked,
                                allowlist="\n".join(auth.allowlist(s, g.who.office_id)),
