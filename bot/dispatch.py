@@ -28,9 +28,10 @@ from sqlalchemy.orm import Session
 from bot import event_rows, outbox, ratelimit
 from bot.clock import TOKYO
 from bot.db import describe_error, is_disconnect, is_lock_timeout
-from bot.models import Conversation, OutboxMessage, StaffGroupSighting
+from bot.models import Conversation, OutboxMessage
 from bot.ports import SessionPorts
 from bot.render import first_offered_slot
+from bot.staff import groups as staff_groups
 from dialogs import engine
 from dialogs.effects import LeaveGroup, NotifyStaff, Say
 from dialogs.inputs import Incoming
@@ -384,19 +385,13 @@ class Dispatcher:
         staff_group = self.rt.config.staff_group_id(office.id)
         other_group = bool(staff_group) and group_id != staff_group
         if isinstance(event, JoinEvent):
-            sighting = self._sighting(session, office.id, group_id)
-            if sighting is None:
-                session.add(StaffGroupSighting(office_id=office.id, group_id=group_id, joined_at=now))
-            else:
-                sighting.joined_at, sighting.left_at = now, None
+            staff_groups.joined(session, office.id, group_id, now)
             log.info("event=%s join recorded", event.webhook_event_id)
             if other_group:
                 self._leave(session, office.id, group_id, room, now)
             return []
         if isinstance(event, LeaveEvent):
-            sighting = self._sighting(session, office.id, group_id)
-            if sighting is not None:
-                sighting.left_at = now
+            staff_groups.left(session, office.id, group_id, now)
             log.info("event=%s leave recorded", event.webhook_event_id)
             return []
         if other_group:
@@ -424,11 +419,6 @@ class Dispatcher:
                                     reply_token=getattr(event, "reply_token", None), event_id=event.webhook_event_id,
                                     purpose="group_hint", may_push=False)
         return outbox.reserve_replies(rows, now)
-
-    @staticmethod
-    def _sighting(session: Session, office_id: str, group_id: str) -> StaffGroupSighting | None:
-        return session.scalar(select(StaffGroupSighting).where(
-            StaffGroupSighting.office_id == office_id, StaffGroupSighting.group_id == group_id))
 
     @staticmethod
     def _leave(session: Session, office_id: str, group_id: str, room: bool, now: datetime) -> None:

@@ -139,7 +139,8 @@ def test_the_scan_allows_what_the_rules_allow(relative, source):
 
 SESSION_TAKERS = ("bot/services/", "dialogs/", "bot/ports.py", "bot/notify.py",
                   "bot/staff/decisions.py", "bot/staff/audit.py", "bot/staff/timeline.py", "bot/staff/queue.py",
-                  "bot/staff/undelivered.py", "bot/staff/handoff.py", "bot/staff/personal.py")
+                  "bot/staff/undelivered.py", "bot/staff/handoff.py", "bot/staff/personal.py", "bot/staff/groups.py",
+                  "bot/staff/auth.py")
 TRANSACTION_CALLS = frozenset({"commit", "rollback", "begin", "transaction", "reading", "close"})
 DIALOG_IMPORTS = ("__future__", "collections", "dataclasses", "datetime", "enum", "functools", "itertools", "re",
                   "typing", "unicodedata", "urllib.parse", "transitions", "dialogs")

@@ -18,15 +18,15 @@ from urllib.parse import unquote, urlsplit
 from flask import (
     Blueprint, Response, abort, current_app, flash, g, redirect, render_template, request, session, url_for,
 )
-from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError
 
 from bot import notify, outbox, security_headers
 from bot.clock import TOKYO
-from bot.models import Booking, Conversation, StaffGroupSighting
+from bot.models import Booking, Conversation
 from bot.services import holds, requests, terms, validation
 from bot.services import slots as slotsvc
 from bot.staff import audit, auth, decisions, export, handoff, personal, timeline
+from bot.staff import groups as staff_groups
 from bot.staff import queue as queue_lists
 from bot.staff import undelivered
 from bot.staff.audit import Actor
@@ -729,8 +729,7 @@ def _staff_group_left(s, rt, office) -> datetime | None:
     configured = rt.config.staff_group_id(office.id)
     if not configured:
         return None
-    return s.scalar(select(StaffGroupSighting.left_at).where(
-        StaffGroupSighting.office_id == office.id, StaffGroupSighting.group_id == configured))
+    return staff_groups.left_at(s, office.id, configured)
 
 
 @bp.get("/groups")
@@ -738,8 +737,7 @@ def groups():
     rt = _rt()
     office = _office()
     with rt.db.reading() as s:
-        sightings = s.scalars(select(StaffGroupSighting).where(StaffGroupSighting.office_id == office.id)
-                              .order_by(StaffGroupSighting.joined_at.desc())).all()
+        sightings = staff_groups.sightings(s, office.id)
         return render_template("staff/groups.html", sightings=sightings, group_left=_staff_group_left(s, rt, office),
                                configured=rt.config.staff_group_id(office.id),
                                setting=f"LINE_STAFF_GROUP_ID_{office.id.upper()}")
