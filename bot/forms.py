@@ -24,10 +24,8 @@ from urllib.parse import urlsplit
 import yaml
 from flask import Blueprint, current_app, g, redirect, render_template, request, session, url_for
 from markupsafe import Markup
-from sqlalchemy import select
 
 from bot import dispatch
-from bot.models import Conversation
 from bot.render import LANGUAGES, TEMPLATES_DIR, local_date
 from bot.services import holds, requests, terms, validation
 from bot.services import slots as slotsvc
@@ -327,7 +325,7 @@ def _resolve(token: str):
 def _language(rt, conversation_id: int) -> str:
     """The chat language of the link's conversation (the pages speak it too)."""
     with rt.db.reading() as s:
-        language = s.scalar(select(Conversation.language).where(Conversation.id == conversation_id))
+        language = requests.chat_language(s, conversation_id)
     return language if language in LANGUAGES else "ja"
 
 
