@@ -9,7 +9,6 @@ import hmac
 import logging
 import re
 import secrets
-import unicodedata
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from functools import wraps
@@ -638,18 +637,6 @@ def new_booking():
 
 # -- search ---------------------------------------------------------------------------------------
 
-_REFERENCE_TYPED = re.compile(r"([A-Z0-9]{4})-?([A-Z0-9]{4})")
-
-
-def _typed_reference(text: str) -> str | None:
-    """A 受付番号 as staff type it from a phone call: full-width, lower-case, spaces, with or without the
-    hyphen or the words 受付番号 — as `XXXX-XXXX`, or None."""
-    plain = unicodedata.normalize("NFKC", text or "").upper().replace("受付番号", "")
-    plain = re.sub(r"[\s:：]+", "", plain).replace("ー", "-").replace("‐", "-").replace("−", "-")
-    match = _REFERENCE_TYPED.fullmatch(plain)
-    return f"{match.group(1)}-{match.group(2)}" if match else None
-
-
 @bp.route("/search", methods=["GET", "POST"])
 def search():
     rt = _rt()
@@ -658,7 +645,7 @@ def search():
     invalid = False
     if request.method == "GET" and "reference" in request.args:
         # A caller quotes the only number the chat gave them: open that booking of this office.
-        reference = _typed_reference(request.args["reference"])
+        reference = decisions.typed_reference(request.args["reference"])
         if reference is not None:
             with rt.db.reading() as s:
                 try:
