@@ -16,6 +16,7 @@ only), and only the outbox sends messages to LINE.
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -267,3 +268,43 @@ def test_only_the_outbox_sends_messages_to_line(path):
 ])
 def test_the_send_scan_catches_a_message_sent_beside_the_outbox(relative, source):
     assert send_violations(relative, source)
+
+
+# -- user-facing words live in templates/ -----------------------------------------------------------
+# Python holds no Japanese text for people to read: messages, pages and labels are templates found by name. What it
+# may hold is what it reads: the words and marks of typed input (a slot, a date of birth, a 受付番号), in the parsers
+# below, and the weekday of the fixed slot format `M/D(曜) HH:MM` (interface.md). Docstrings and comments may quote.
+
+JAPANESE = re.compile(r"[\u3000-\u303f\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uff00-\uffef]")
+READERS_OF_TYPED_TEXT = ("bot/services/slot_text.py", "bot/services/validation.py", "bot/services/slots.py",
+                         "dialogs/router.py", "bot/textfmt.py", "bot/staff/decisions.py")
+
+
+def japanese_violations(relative: str, source: str) -> list[str]:
+    if not relative.startswith(("bot/", "dialogs/", "app.py")) or _covered(relative, READERS_OF_TYPED_TEXT):
+        return []
+    tree = ast.parse(source)
+    docstrings = {id(node.body[0].value) for node in ast.walk(tree)
+                  if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))
+                  and node.body and isinstance(node.body[0], ast.Expr) and isinstance(node.body[0].value, ast.Constant)}
+    return [f"{relative}:{node.lineno} holds Japanese text {node.value[:30]!r} (it belongs in templates/)"
+            for node in ast.walk(tree) if isinstance(node, ast.Constant) and isinstance(node.value, str)
+            and id(node) not in docstrings and JAPANESE.search(node.value)]
+
+
+@pytest.mark.parametrize("path", python_files(), ids=lambda p: p.relative_to(ROOT).as_posix())
+def test_python_holds_no_japanese_text_for_people_to_read(path):
+    assert _scanned(path, japanese_violations) == []
+
+
+@pytest.mark.parametrize("relative,source", [
+    ("bot/notify.py", "def f():\n    return '予約が確定しました。'\n"),
+    ("bot/staff/views.py", "def f(n):\n    return f'{n}件の申込みがあります'\n"),
+    ("dialogs/machine.py", "LABEL = '\\u540c\\u610f\\u3059\\u308b'\n"),   # escaped is still Japanese
+])
+def test_the_japanese_scan_catches_text_in_python(relative, source):
+    assert japanese_violations(relative, source)
+
+
+def test_the_japanese_scan_lets_docstrings_quote():
+    assert japanese_violations("bot/notify.py", 'def f():\n    """Sends 予約確定のお知らせ."""\n    # 予約\n') == []
