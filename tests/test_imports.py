@@ -11,7 +11,8 @@
 
 Then, by the same reading of the source: domain code that takes a session never commits or opens a transaction,
 dialogs do no I/O (a small pure import list, no clock reads, no files), views build no query (sqlalchemy.exc
-only), and only the outbox sends messages to LINE.
+only), only the outbox sends messages to LINE, Python holds no Japanese text for people to read (templates/ does),
+and no function is longer than 80 lines.
 """
 from __future__ import annotations
 
@@ -308,3 +309,28 @@ def test_the_japanese_scan_catches_text_in_python(relative, source):
 
 def test_the_japanese_scan_lets_docstrings_quote():
     assert japanese_violations("bot/notify.py", 'def f():\n    """Sends 予約確定のお知らせ."""\n    # 予約\n') == []
+
+
+# -- functions one can read at once ---------------------------------------------------------------
+
+LONGEST_FUNCTION = 80   # lines, decorators left out
+
+
+def long_functions(relative: str, source: str) -> list[str]:
+    if not relative.startswith(("bot/", "dialogs/", "app.py")):
+        return []
+    return [f"{relative}:{node.lineno} {node.name} has {node.end_lineno - node.lineno + 1} lines "
+            f"(split it at most at {LONGEST_FUNCTION})" for node in ast.walk(ast.parse(source))
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
+            and node.end_lineno - node.lineno + 1 > LONGEST_FUNCTION]
+
+
+@pytest.mark.parametrize("path", python_files(), ids=lambda p: p.relative_to(ROOT).as_posix())
+def test_no_function_is_longer_than_a_screen(path):
+    assert _scanned(path, long_functions) == []
+
+
+def test_the_length_scan_counts_a_functions_lines():
+    body = "".join(f"    x{i} = {i}\n" for i in range(LONGEST_FUNCTION))
+    assert long_functions("bot/notify.py", "def f():\n" + body)
+    assert long_functions("bot/notify.py", "def f():\n" + body[: -len(body.splitlines(True)[-1])]) == []
