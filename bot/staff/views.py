@@ -773,7 +773,7 @@ def _audit_filters(accounts: list[str]) -> tuple[audit.Filters, dict[str, int | 
     args = request.args
     errors: list[str] = []
     typed = (args.get("reference") or "").strip()
-    reference = _typed_reference(typed) if typed else None
+    reference = decisions.typed_reference(typed) if typed else None
     if typed and reference is None:
         errors.append("reference")
     actor = args.get("actor") or None
