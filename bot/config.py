@@ -200,15 +200,19 @@ def load_config(overrides: dict | None = None, environ: dict | None = None) -> C
         overrides["database_url"] = _normalise_db_url(overrides["database_url"])
     if "offices_dir" in overrides:
         overrides["offices_dir"] = Path(overrides["offices_dir"])
-    cfg = replace(cfg, **overrides)
+    return _checked(replace(cfg, **overrides), public_given=bool(environ.get("PUBLIC_BASE_URL"))
+                    or "public_base_url" in overrides)
+
+
+def _checked(cfg: Config, public_given: bool) -> Config:
+    """The configuration as finally given (overrides included), checked; development's missing secrets made."""
     if cfg.is_production and cfg.fake_now:
         raise ConfigError("APP_FAKE_NOW is for development only; unset it in production")
     if problem := _base_url_problem(cfg.public_base_url):
         raise ConfigError(problem)
     # Warned about as finally configured (overrides included), not as the environment alone says.
     if cfg.is_production and cfg.public_base_url.startswith("http://"):
-        given = environ.get("PUBLIC_BASE_URL") or "public_base_url" in overrides
-        unset = "" if given else ", the default: it is not set"
+        unset = "" if public_given else ", the default: it is not set"
         warnings.warn(f"PUBLIC_BASE_URL is plain http in production ({cfg.public_base_url}{unset}): the links to the "
                       "details form, the terms and the dashboard use it; serve the bot over https and set it to that "
                       "https:// address (staff cannot log in over plain http: the session cookie is https-only)",

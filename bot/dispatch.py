@@ -28,13 +28,14 @@ from sqlalchemy.orm import Session
 from bot import event_rows, outbox, ratelimit
 from bot.clock import TOKYO
 from bot.db import describe_error, is_disconnect, is_lock_timeout
-from bot.models import Conversation, OutboxMessage, StaffGroupSighting
+from bot.models import Conversation, OutboxMessage
 from bot.ports import SessionPorts
 from bot.render import first_offered_slot
+from bot.staff import groups as staff_groups
 from dialogs import engine
 from dialogs.effects import LeaveGroup, NotifyStaff, Say
 from dialogs.inputs import Incoming
-from dialogs.machine import Talk
+from dialogs.machine import Talk, fire
 from dialogs.router import normalise
 
 log = logging.getLogger(__name__)
@@ -86,6 +87,22 @@ def _conversation_query(dialect: str):
     query = select(Conversation).where(Conversation.office_id == bindparam("office_id"),
                                        Conversation.line_user_id == bindparam("user_id"))
     return query.with_for_update() if dialect == "postgresql" else query
+
+
+def talk_of(rt, office, conv, ports: SessionPorts, now: datetime) -> Talk:
+    """The dialog machine's model for one step of the conversation row `conv` (a record or an ORM object)."""
+    return Talk(state=conv.state, context=dict(conv.context or {}), office=office, ports=ports, now=now,
+                labels=rt.button_labels(conv.language), misses=conv.misses, last_active=conv.last_active_at,
+                language=conv.language)
+
+
+def complete_form(session: Session, rt, office, conversation_id: int, now: datetime) -> None:
+    """The details form was sent: the conversation moves on through the dialog machine (nothing more to ask),
+    in the caller's transaction."""
+    conv = session.get(Conversation, conversation_id)
+    talk = talk_of(rt, office, conv, SessionPorts(session, rt, office, conv, now), now)
+    if fire(talk, "complete_form"):
+        conv.state, conv.context = talk.state, talk.context
 
 
 class Dispatcher:
@@ -301,10 +318,8 @@ class Dispatcher:
         """Run the dialog for an admitted event; the conversation takes its new state, the effects are returned."""
         if stale:
             inp = Incoming(**{**inp.__dict__, "stale": True})
-        ports = SessionPorts(tx.session, self.rt, office, conv, now, event_id=inp.event_id)
-        talk = Talk(state=conv.state, context=dict(conv.context or {}), office=office, ports=ports, now=now,
-                    labels=self.rt.button_labels(conv.language), misses=conv.misses,
-                    last_active=conv.last_active_at, language=conv.language)
+        talk = talk_of(self.rt, office, conv, SessionPorts(tx.session, self.rt, office, conv, now,
+                                                           event_id=inp.event_id), now)
         before = conv.state
         routed = engine.handle(talk, inp, self.rt.vocabulary(conv.language))
         conv.state, conv.context, conv.misses = talk.state, talk.context, talk.misses
@@ -370,19 +385,13 @@ class Dispatcher:
         staff_group = self.rt.config.staff_group_id(office.id)
         other_group = bool(staff_group) and group_id != staff_group
         if isinstance(event, JoinEvent):
-            sighting = self._sighting(session, office.id, group_id)
-            if sighting is None:
-                session.add(StaffGroupSighting(office_id=office.id, group_id=group_id, joined_at=now))
-            else:
-                sighting.joined_at, sighting.left_at = now, None
+            staff_groups.joined(session, office.id, group_id, now)
             log.info("event=%s join recorded", event.webhook_event_id)
             if other_group:
                 self._leave(session, office.id, group_id, room, now)
             return []
         if isinstance(event, LeaveEvent):
-            sighting = self._sighting(session, office.id, group_id)
-            if sighting is not None:
-                sighting.left_at = now
+            staff_groups.left(session, office.id, group_id, now)
             log.info("event=%s leave recorded", event.webhook_event_id)
             return []
         if other_group:
@@ -410,11 +419,6 @@ class Dispatcher:
                                     reply_token=getattr(event, "reply_token", None), event_id=event.webhook_event_id,
                                     purpose="group_hint", may_push=False)
         return outbox.reserve_replies(rows, now)
-
-    @staticmethod
-    def _sighting(session: Session, office_id: str, group_id: str) -> StaffGroupSighting | None:
-        return session.scalar(select(StaffGroupSighting).where(
-            StaffGroupSighting.office_id == office_id, StaffGroupSighting.group_id == group_id))
 
     @staticmethod
     def _leave(session: Session, office_id: str, group_id: str, room: bool, now: datetime) -> None:

@@ -24,9 +24,8 @@ from urllib.parse import urlsplit
 import yaml
 from flask import Blueprint, current_app, g, redirect, render_template, request, session, url_for
 from markupsafe import Markup
-from sqlalchemy import select
 
-from bot.models import Conversation
+from bot import dispatch
 from bot.render import LANGUAGES, TEMPLATES_DIR, local_date
 from bot.services import holds, requests, terms, validation
 from bot.services import slots as slotsvc
@@ -326,7 +325,7 @@ def _resolve(token: str):
 def _language(rt, conversation_id: int) -> str:
     """The chat language of the link's conversation (the pages speak it too)."""
     with rt.db.reading() as s:
-        language = s.scalar(select(Conversation.language).where(Conversation.id == conversation_id))
+        language = requests.chat_language(s, conversation_id)
     return language if language in LANGUAGES else "ja"
 
 
@@ -472,7 +471,7 @@ def submit(token: str):
         now = rt.clock.now()
         outcome = requests.submit(s, rt, link.office, link.conversation_id, link.nonce, result.values, now)
         if outcome.status == "created":
-            _close_dialog(s, rt, link.office, link.conversation_id, now)
+            dispatch.complete_form(s, rt, link.office, link.conversation_id, now)
     log.info("form page=submit office=%s conversation=%s outcome=%s", link.office.id, link.conversation_id,
              outcome.status)
     if outcome.status in ("created", "duplicate"):
@@ -522,19 +521,3 @@ def done_page(token: str):
                            decided=access.status != "requested",
                            basic_id=rt.config.basic_id(link.office.id), text=form_texts(link.language))
 
-
-# -- the conversation -----------------------------------------------------------------------------------
-
-def _close_dialog(session, rt, office, conversation_id: int, now) -> None:
-    """Move the conversation on through the dialog machine: the form is done, nothing more to ask."""
-    from bot.models import Conversation
-    from bot.ports import SessionPorts
-    from dialogs.machine import Talk, fire
-
-    conv = session.get(Conversation, conversation_id)
-    talk = Talk(state=conv.state, context=dict(conv.context or {}), office=office,
-                ports=SessionPorts(session, rt, office, conv, now), now=now,
-                labels=rt.button_labels(conv.language), misses=conv.misses, last_active=conv.last_active_at,
-                language=conv.language)
-    if fire(talk, "complete_form"):
-        conv.state, conv.context = talk.state, talk.context

@@ -237,7 +237,7 @@ class Office:
     reminders: dict = field(default_factory=dict)
     push_hours: PushHours = field(default_factory=PushHours)
     # Messages of the month's quota kept for the job seekers: with fewer left, staff-group cards (each counts once
-    # per member; the dashboard shows the same) are not pushed (bot/services/quota.py). 0: no reserve.
+    # per member; the dashboard shows the same) are not pushed (bot/quota.py). 0: no reserve.
     quota_reserve: int = DEFAULT_QUOTA_RESERVE
     handoff: dict = field(default_factory=dict)   # staff wording after a decision (bot/staff/handoff.py)
     source_file: str = ""

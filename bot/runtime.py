@@ -7,14 +7,14 @@ from typing import Any
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from sqlalchemy.orm import Session
 
-from bot import outbox
+from bot import outbox, quota
 from bot.clock import Clock
 from bot.config import Config
 from bot.db import Database
 from bot.line_client import LineClient
 from bot.models import StaffNotice
 from bot.render import Renderer, load_labels, load_vocabulary
-from bot.services import push_hours, quota, staleness
+from bot.services import push_hours, staleness
 
 FORM_SALT = "madoguchi-form"
 

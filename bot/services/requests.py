@@ -80,6 +80,11 @@ def _conversation(session: Session, conversation_id: int, lock: bool) -> Convers
     return session.scalar(query)
 
 
+def chat_language(session: Session, conversation_id: int) -> str | None:
+    """The chat language of a form link's conversation (its pages speak it too); None when the row is gone."""
+    return session.scalar(select(Conversation.language).where(Conversation.id == conversation_id))
+
+
 def form_access(session: Session, office, conversation_id: int, nonce: str, now: datetime, *,
                 lock: bool = False, revive: bool = False) -> FormAccess:
     """Check a link's (office, conversation, nonce) against the database; `lock` the conversation row.

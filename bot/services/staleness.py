@@ -36,7 +36,7 @@ STATUS_CHANGED = "status_changed"
 SESSION_STARTED = "session_started"
 SESSION_DAY_BEGAN = "session_day_began"
 INVITATION_SENT = "invitation_sent"
-QUOTA_RESERVED = "quota_reserved"   # not staleness: a staff card dropped to keep the quota (bot/services/quota.py)
+QUOTA_RESERVED = "quota_reserved"   # not staleness: a staff card dropped to keep the quota (bot/quota.py)
 REASONS = (BOOKING_GONE, STATUS_CHANGED, SESSION_STARTED, SESSION_DAY_BEGAN, INVITATION_SENT, QUOTA_RESERVED)
 
 # What a message is: the user's template (its purpose), or a staff card's notice kind.

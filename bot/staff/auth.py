@@ -82,6 +82,12 @@ def create_user(session: Session, *, office_id: str, username: str, password: st
     return user
 
 
+def accounts(session: Session, office_id: str) -> list[StaffUser]:
+    """The office's dashboard accounts, by name."""
+    return list(session.scalars(select(StaffUser).where(StaffUser.office_id == office_id)
+                                .order_by(StaffUser.username)))
+
+
 def set_password(session: Session, user: StaffUser, password: str) -> None:
     """A new password ends every session of the account."""
     check_password_rules(password)

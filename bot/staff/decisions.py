@@ -7,6 +7,8 @@ it decided and gets `changed=False` (the same outcome) or `Refused` (another out
 """
 from __future__ import annotations
 
+import re
+import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -77,6 +79,24 @@ def load(session: Session, office_id: str, *, reference: str | None = None,
     if booking is None:
         raise Refused("not_found")
     return booking
+
+
+REFERENCE_TYPED = re.compile(r"([A-Z0-9]{4})-?([A-Z0-9]{4})")
+
+
+def typed_reference(text: str) -> str | None:
+    """A 受付番号 as staff type it from a phone call: full-width, lower-case, spaces, with or without the
+    hyphen or the words 受付番号 — as `XXXX-XXXX`, or None."""
+    plain = unicodedata.normalize("NFKC", text or "").upper().replace("受付番号", "")
+    plain = re.sub(r"[\s:：]+", "", plain).replace("ー", "-").replace("‐", "-").replace("−", "-")
+    match = REFERENCE_TYPED.fullmatch(plain)
+    return f"{match.group(1)}-{match.group(2)}" if match else None
+
+
+def by_seeker(session: Session, office_id: str, seeker_hash: str) -> list[Booking]:
+    """The office's bookings of one job seeker number (its keyed hash), latest slot first: the dashboard's search."""
+    return list(session.scalars(select(Booking).where(
+        Booking.office_id == office_id, Booking.seeker_hash == seeker_hash).order_by(Booking.slot_start.desc())))
 
 
 def handoff_of(session: Session, booking: Booking, now: datetime) -> BookingHandoff:

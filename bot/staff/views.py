@@ -9,7 +9,6 @@ import hmac
 import logging
 import re
 import secrets
-import unicodedata
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from functools import wraps
@@ -18,15 +17,17 @@ from urllib.parse import unquote, urlsplit
 from flask import (
     Blueprint, Response, abort, current_app, flash, g, redirect, render_template, request, session, url_for,
 )
-from sqlalchemy import and_, or_, select
 from sqlalchemy.exc import DBAPIError
 
 from bot import notify, outbox, security_headers
 from bot.clock import TOKYO
-from bot.models import Booking, Conversation, OutboxMessage, StaffGroupSighting, StaffNotice
+from bot.models import Booking, Conversation
 from bot.services import holds, requests, terms, validation
 from bot.services import slots as slotsvc
 from bot.staff import audit, auth, decisions, export, handoff, personal, timeline
+from bot.staff import groups as staff_groups
+from bot.staff import queue as queue_lists
+from bot.staff import undelivered
 from bot.staff.audit import Actor
 from bot.staff.models import BookingHandoff, StaffUser
 
@@ -41,7 +42,6 @@ JSON_ENDPOINTS = frozenset({"staff.extend_session"})  # answer the page's script
 # How long before the session ends the page's script warns (WCAG 2.2.1: at least 20 seconds to answer).
 SESSION_WARNING = timedelta(minutes=5)
 TIMELINE_DAYS = 14
-UNDELIVERED = ("failed", "held", "unknown", "stale")  # outbox states a message to the user may be stuck in
 BOOKING_ACTIONS = ("confirm", "decline", "propose", "invitation", "called", "invitation_undo", "called_undo",
                    "attended", "no_show",
                    "correct_attendance", "cancel_user", "cancel_office", "block_user", "unblock_user", "note")
@@ -342,8 +342,7 @@ def home():
         day_views = timeline.days(s, office, now, first, TIMELINE_DAYS,
                                   open_reason=lambda token: personal.open_note(rt, token))
         today = timeline.today(s, office, now)
-        pending = s.scalar(select(Booking.id).where(
-            Booking.office_id == office.id, Booking.status.in_(decisions.UNDECIDED)).limit(1)) is not None
+        pending = queue_lists.has_undecided(s, office.id)
         return render_template("staff/timeline.html", days=day_views, first=first, now=now, pending=pending,
                                today=today, next_id=today.next.id if today.next else None,
                                prev=first - timedelta(days=TIMELINE_DAYS),
@@ -356,27 +355,12 @@ def queue():
     office = _office()
     now = rt.clock.now()
     with rt.db.reading() as s:
-        undecided = s.scalars(select(Booking).where(
-            Booking.office_id == office.id, Booking.status.in_(decisions.UNDECIDED)
-        ).order_by(Booking.slot_start)).all()
-        # To phone the date is a task before the session only, as the invitation is: once it has begun, a call
-        # "to tell the date" is moot and its attendance is what is left to do.
-        calls = s.scalars(select(Booking).join(BookingHandoff, BookingHandoff.booking_id == Booking.id).where(
-            Booking.office_id == office.id, Booking.status == "confirmed", BookingHandoff.call_needed.is_(True),
-            BookingHandoff.called_at.is_(None), Booking.slot_start > now).order_by(Booking.slot_start)).all()
-        invitations = s.scalars(select(Booking).where(
-            Booking.office_id == office.id, Booking.status == "confirmed", Booking.invitation_sent_at.is_(None),
-            Booking.slot_start > now).order_by(Booking.slot_start)).all()
-        attendance = s.scalars(select(Booking).where(
-            Booking.office_id == office.id, Booking.status == "confirmed",
-            Booking.slot_start <= now - timedelta(minutes=office.no_show_minutes)).order_by(Booking.slot_start)).all()
-        notices = s.execute(select(StaffNotice, Booking.reference, Booking.status).join(
-            Booking, Booking.id == StaffNotice.booking_id).where(StaffNotice.office_id == office.id)
-            .order_by(StaffNotice.created_at.desc(), StaffNotice.id.desc()).limit(50)).all()
-        return render_template("staff/queue.html", undecided=undecided, calls=calls, invitations=invitations,
-                               call_task=handoff.call_user_on_confirm(office), attendance=attendance,
-                               notices=notices, now=now, group_left=_staff_group_left(s, rt, office),
-                               deadlines={b.id: notify.deadline_view(office, b, now) for b in undecided})
+        todo = queue_lists.load(s, office, now)
+        return render_template("staff/queue.html", undecided=todo.undecided, calls=todo.calls,
+                               invitations=todo.invitations, call_task=handoff.call_user_on_confirm(office),
+                               attendance=todo.attendance, notices=todo.notices, now=now,
+                               group_left=_staff_group_left(s, rt, office),
+                               deadlines={b.id: notify.deadline_view(office, b, now) for b in todo.undecided})
 
 
 # -- one booking ----------------------------------------------------------------------------------
@@ -492,9 +476,7 @@ def _booking_page(reference: str, note_draft: str | None = None, correction_draf
         handed = s.get(BookingHandoff, row.id)
         note = personal.open_note(rt, row.staff_note) if until else None
         # What LINE has not delivered to the user about this booking: staff may need to phone instead.
-        undelivered = s.scalars(select(OutboxMessage).where(
-            OutboxMessage.recipient == conv.line_user_id, OutboxMessage.booking_reference == row.reference,
-            _not_delivered(now)).order_by(OutboxMessage.id)).all() if conv else []
+        stuck = undelivered.of_booking(s, conv.line_user_id, row.reference, now) if conv else []
         no_shows, sessions = decisions.earlier_no_shows(s, office, row), decisions.earlier_sessions(s, office, row)
         other_open = decisions.other_open_bookings(s, office, row, now) \
             if row.status in ("requested", "proposed", "no_show") else []
@@ -510,7 +492,7 @@ def _booking_page(reference: str, note_draft: str | None = None, correction_draf
             override_reason=personal.open_note(rt, handed.override_reason) if until and handed else None,
             conv=conv, consent=terms.consent_behind(s, conv.id, row.created_at) if conv else None,
             terms_in_force=terms.current_version(s, office.id, now.date()),
-            entries=entries, reachable=conv is not None and bool(conv.followed), undelivered=undelivered,
+            entries=entries, reachable=conv is not None and bool(conv.followed), undelivered=stuck,
             reasons=handoff.decline_reasons("ja"), offered_reasons=handoff.office_decline_reasons(office), now=now,
             deadline=slotsvc.booking_deadline(office, row.slot_start),
             deadline_passed=slotsvc.deadline_passed(office, row.slot_start, now),
@@ -655,18 +637,6 @@ def new_booking():
 
 # -- search ---------------------------------------------------------------------------------------
 
-_REFERENCE_TYPED = re.compile(r"([A-Z0-9]{4})-?([A-Z0-9]{4})")
-
-
-def _typed_reference(text: str) -> str | None:
-    """A 受付番号 as staff type it from a phone call: full-width, lower-case, spaces, with or without the
-    hyphen or the words 受付番号 — as `XXXX-XXXX`, or None."""
-    plain = unicodedata.normalize("NFKC", text or "").upper().replace("受付番号", "")
-    plain = re.sub(r"[\s:：]+", "", plain).replace("ー", "-").replace("‐", "-").replace("−", "-")
-    match = _REFERENCE_TYPED.fullmatch(plain)
-    return f"{match.group(1)}-{match.group(2)}" if match else None
-
-
 @bp.route("/search", methods=["GET", "POST"])
 def search():
     rt = _rt()
@@ -675,11 +645,13 @@ def search():
     invalid = False
     if request.method == "GET" and "reference" in request.args:
         # A caller quotes the only number the chat gave them: open that booking of this office.
-        reference = _typed_reference(request.args["reference"])
+        reference = decisions.typed_reference(request.args["reference"])
         if reference is not None:
             with rt.db.reading() as s:
-                known = s.scalar(select(Booking.reference).where(
-                    Booking.office_id == office.id, Booking.reference == reference))
+                try:
+                    known = decisions.load(s, office.id, reference=reference, lock=False).reference
+                except decisions.Refused:
+                    known = None
             if known is not None:
                 return redirect(url_for("staff.booking", reference=known))
         return render_template("staff/search.html", found=None, invalid=False,
@@ -688,9 +660,7 @@ def search():
         seeker_hash = personal.seeker_hash(rt, request.form.get("seeker_number", ""))
         invalid = seeker_hash is None
         with rt.db.transaction() as s:
-            found = [] if invalid else s.scalars(select(Booking).where(
-                Booking.office_id == office.id, Booking.seeker_hash == seeker_hash
-            ).order_by(Booking.slot_start.desc())).all()
+            found = [] if invalid else decisions.by_seeker(s, office.id, seeker_hash)
             audit.record(s, office.id, _actor(), "search", rt.clock.now(), results=len(found))
     return render_template("staff/search.html", found=found, invalid=invalid, reference_missing=None), \
         400 if invalid else 200
@@ -728,30 +698,12 @@ def delete_block(block_id: int):
 
 # -- what LINE did not take ----------------------------------------------------------------------
 
-# A message not yet tried this long after it was due waits behind another (the chat's order is kept: one held
-# for the quota or the token holds the messages queued after it): listed, so that staff see those too.
-OUTBOX_OVERDUE = timedelta(minutes=5)
-
-
-def _not_delivered(now):
-    """Messages LINE has not taken (yet): given up, held, of unknown fate, dropped, waiting for a retry after a
-    refused try (LINE down), or overdue behind another. LINE送信状況 lists them; a booking page, its user's."""
-    return or_(OutboxMessage.status.in_(UNDELIVERED),
-               and_(OutboxMessage.status == "pending",
-                    or_(OutboxMessage.attempts > 0, OutboxMessage.next_attempt_at < now - OUTBOX_OVERDUE)))
-
-
 @bp.get("/outbox")
 def outbox_rows():
     rt = _rt()
     office = _office()
     with rt.db.reading() as s:
-        rows = s.scalars(select(OutboxMessage).where(
-            OutboxMessage.office_id == office.id, _not_delivered(rt.clock.now()),
-        ).order_by(OutboxMessage.id.desc()).limit(200)).all()
-        references = {r.booking_reference for r in rows if r.booking_reference}
-        bookings = {b.reference: b for b in s.scalars(select(Booking).where(
-            Booking.office_id == office.id, Booking.reference.in_(references)))} if references else {}
+        rows, bookings = undelivered.of_office(s, office.id, rt.clock.now())
         dropped = {r.id: outbox.stale_reason(r) for r in rows if r.status == "stale"}
         errors = {r.id: outbox.error_detail(r) for r in rows}
         return render_template("staff/outbox.html", rows=rows, bookings=bookings, dropped=dropped, errors=errors,
@@ -764,8 +716,7 @@ def _staff_group_left(s, rt, office) -> datetime | None:
     configured = rt.config.staff_group_id(office.id)
     if not configured:
         return None
-    return s.scalar(select(StaffGroupSighting.left_at).where(
-        StaffGroupSighting.office_id == office.id, StaffGroupSighting.group_id == configured))
+    return staff_groups.left_at(s, office.id, configured)
 
 
 @bp.get("/groups")
@@ -773,8 +724,7 @@ def groups():
     rt = _rt()
     office = _office()
     with rt.db.reading() as s:
-        sightings = s.scalars(select(StaffGroupSighting).where(StaffGroupSighting.office_id == office.id)
-                              .order_by(StaffGroupSighting.joined_at.desc())).all()
+        sightings = staff_groups.sightings(s, office.id)
         return render_template("staff/groups.html", sightings=sightings, group_left=_staff_group_left(s, rt, office),
                                configured=rt.config.staff_group_id(office.id),
                                setting=f"LINE_STAFF_GROUP_ID_{office.id.upper()}")
@@ -823,7 +773,7 @@ def _audit_filters(accounts: list[str]) -> tuple[audit.Filters, dict[str, int | 
     args = request.args
     errors: list[str] = []
     typed = (args.get("reference") or "").strip()
-    reference = _typed_reference(typed) if typed else None
+    reference = decisions.typed_reference(typed) if typed else None
     if typed and reference is None:
         errors.append("reference")
     actor = args.get("actor") or None
@@ -861,7 +811,7 @@ def audit_log():
     by GET parameters (a link to a search can be kept): nothing is recorded or changed here."""
     rt = _rt()
     with rt.db.reading() as s:
-        accounts = sorted(s.scalars(select(StaffUser.username).where(StaffUser.office_id == g.who.office_id)))
+        accounts = sorted(u.username for u in auth.accounts(s, g.who.office_id))
         filters, position, errors = _audit_filters(accounts)
         found = None
         if not errors:
@@ -949,8 +899,7 @@ def _users_page(error: str | None, typed: dict | None = None) -> str:
     rt = _rt()
     with rt.db.reading() as s:
         now = rt.clock.now()
-        rows = s.scalars(select(StaffUser).where(StaffUser.office_id == g.who.office_id)
-                         .order_by(StaffUser.username)).all()
+        rows = auth.accounts(s, g.who.office_id)
         locked = {u.id for u in rows if auth.is_locked(s, rt.config, u.username, now)}
         return render_template("staff/users.html", users=rows, locked=locked,
                                allowlist="\n".join(auth.allowlist(s, g.who.office_id)),

@@ -7,7 +7,8 @@ profile's `quota_reserve` messages are left, a staff-group card is not pushed: i
 out of date (reason `quota_reserved`, listed on LINE送信状況), as the dashboard shows every handoff anyway, and
 what is left goes to the job seekers. With nothing left, LINE refuses every push and cards are held with the rest
 (they all go if the office chooses a larger plan, less those gone out of date). The quota is asked of LINE at most once per CHECK_EVERY per office and
-worker pass loop, only when a card is about to go; when LINE does not answer, the card goes.
+worker pass loop, only when a card is about to go; when LINE does not answer, the card goes. It asks LINE (through
+the client it is given), so it sits beside the outbox and not in bot/services, whose rules never talk to LINE.
 """
 from __future__ import annotations
 

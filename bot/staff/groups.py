@@ -1,0 +1,42 @@
+"""The groups the bot has been in (LINE's join and leave events), and whether the staff group still has it."""
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from bot.models import StaffGroupSighting
+
+
+def _sighting(session: Session, office_id: str, group_id: str) -> StaffGroupSighting | None:
+    return session.scalar(select(StaffGroupSighting).where(
+        StaffGroupSighting.office_id == office_id, StaffGroupSighting.group_id == group_id))
+
+
+def joined(session: Session, office_id: str, group_id: str, now: datetime) -> None:
+    """The bot was invited into the group (again): one row per group, its leaving forgotten."""
+    sighting = _sighting(session, office_id, group_id)
+    if sighting is None:
+        session.add(StaffGroupSighting(office_id=office_id, group_id=group_id, joined_at=now))
+    else:
+        sighting.joined_at, sighting.left_at = now, None
+
+
+def left(session: Session, office_id: str, group_id: str, now: datetime) -> None:
+    """The bot was removed from the group (a group never seen joining stays unrecorded)."""
+    sighting = _sighting(session, office_id, group_id)
+    if sighting is not None:
+        sighting.left_at = now
+
+
+def left_at(session: Session, office_id: str, group_id: str) -> datetime | None:
+    """When the bot was removed from the group, if it has not been invited back since."""
+    return session.scalar(select(StaffGroupSighting.left_at).where(
+        StaffGroupSighting.office_id == office_id, StaffGroupSighting.group_id == group_id))
+
+
+def sightings(session: Session, office_id: str) -> list[StaffGroupSighting]:
+    """The office's groups, the latest joined first."""
+    return list(session.scalars(select(StaffGroupSighting).where(StaffGroupSighting.office_id == office_id)
+                                .order_by(StaffGroupSighting.joined_at.desc())))
