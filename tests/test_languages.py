@@ -1204,3 +1204,21 @@ def test_english_refuses_kindly_and_reminds_in_plain_word_order(office_id):
         assert refusal.startswith("Sorry"), refusal
     reminder = text_of(render(office, "en", "reminder_day_before", dict(booking=booking("confirmed"))))
     assert reminder.startswith("Your online job counselling is tomorrow.")
+
+
+@pytest.mark.parametrize("language", TRANSLATED)
+def test_a_booking_or_held_slot_named_in_a_message_is_written_out_too(language):
+    """The fixed label 12/7(月) 14:00 names a slot in every language, but a reader of English or やさしい日本語
+    gets the date written out in their language beside it wherever a message names one (above all where they
+    are asked to confirm a cancellation that cannot be undone)."""
+    office = OFFICES["otaru"]
+    bare = []
+    for name, var_sets in all_samples(office).items():
+        if name.startswith("staff_"):                                  # staff read Japanese in their group
+            continue
+        for i, vars in enumerate(var_sets):
+            for message in render(office, language, name, vars):
+                words = text_of([message])
+                if LABEL in words and WRITTEN_OUT[language] not in words:
+                    bare.append(f"{name} #{i}")
+    assert not bare, f"the slot is named only as {LABEL!r} in {sorted(set(bare))}"
