@@ -1222,3 +1222,30 @@ def test_a_booking_or_held_slot_named_in_a_message_is_written_out_too(language):
                 if LABEL in words and WRITTEN_OUT[language] not in words:
                     bare.append(f"{name} #{i}")
     assert not bare, f"the slot is named only as {LABEL!r} in {sorted(set(bare))}"
+
+
+def test_easy_japanese_keeps_a_booking_with_a_button_that_does_not_read_as_stopping_it():
+    """At 「キャンセルしますか」 the other button keeps the booking. In やさしい日本語 the help and 予約確認 teach
+    やめる as what 中止 does (予約を やめる: stop the booking), so a keep button reading やめる would say the
+    opposite of what it does to the readers who rely most on one word meaning one thing."""
+    keep = load_labels("easy")["buttons"]["keep"]
+    assert load_vocabulary("easy").words.get(normalise(keep)) is None, f"{keep!r} is a chat word of its own"
+    taught = (MESSAGES / "easy" / "help.txt").read_text("utf-8")
+    assert keep not in taught and normalise(keep) not in {"やめる", "やめます"}
+
+
+def test_an_easy_japanese_cancel_question_is_answered_by_its_keep_button(rt, client, user_factory, fake_line):
+    user = user_factory("otaru")
+    _, url = hold_directly(rt, "otaru", user_id=user.user_id)
+    Page.get(client, url).submit(client, valid_answers(OFFICES["otaru"])).submit(client)
+    confirm_by_staff(rt, user)
+    says(fake_line, user, "やさしい日本語")
+    says(fake_line, user, "予約確認")
+    [cancel] = [label for label in quick_reply_data(fake_line.messages_to(user.user_id)[-1])]
+    asked = taps_label(fake_line, user, cancel)
+    keep = load_labels("easy")["buttons"]["keep"]
+    assert f"「{keep}」" in asked
+    kept = taps_label(fake_line, user, keep)
+    assert "キャンセルは して いません" in kept
+    with rt.db.reading() as s:
+        assert s.scalar(select(Booking.status)) == "confirmed"
