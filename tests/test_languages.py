@@ -21,7 +21,7 @@ from bot.forms import form_texts
 from bot.models import Booking, Conversation
 from bot.notify import staff_statuses
 from bot.offices import ProfileError, load_offices, read_office, untranslated
-from bot.render import MAX_LABEL, TEMPLATES_DIR, Renderer, load_labels, load_vocabulary, text_of
+from bot.render import MAX_LABEL, TEMPLATES_DIR, Renderer, load_labels, load_vocabulary, local_date, text_of
 from bot.services.calendar import holiday_name
 from bot.services.slot_text import parse_slot_text
 from bot.services.slots import slot_label
@@ -1249,3 +1249,13 @@ def test_an_easy_japanese_cancel_question_is_answered_by_its_keep_button(rt, cli
     assert "キャンセルは して いません" in kept
     with rt.db.reading() as s:
         assert s.scalar(select(Booking.status)) == "confirmed"
+
+
+@pytest.mark.parametrize("language", TRANSLATED)
+def test_a_terms_notice_writes_the_date_the_terms_apply_from_in_the_language(language):
+    """The version's id (YYYY-MM-DD) stays in the link; the date the terms apply from is written as every other
+    date in the chat is (Thu 1 Apr 2027 / 2027年4月1日(木)), not as 2027-04-01."""
+    for vars in all_samples(OFFICES["sakata"])["terms_updated"]:
+        words = text_of(render(OFFICES["sakata"], language, "terms_updated", vars))
+        assert local_date(date(2027, 4, 1), language) in words
+        assert re.sub(r"https?://\S+", "", words).count("2027-04-01") == 0, words
