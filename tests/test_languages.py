@@ -1259,3 +1259,15 @@ def test_a_terms_notice_writes_the_date_the_terms_apply_from_in_the_language(lan
         words = text_of(render(OFFICES["sakata"], language, "terms_updated", vars))
         assert local_date(date(2027, 4, 1), language) in words
         assert re.sub(r"https?://\S+", "", words).count("2027-04-01") == 0, words
+
+
+@pytest.mark.parametrize("office_id", sorted(OFFICES))
+@pytest.mark.parametrize("language", LANGUAGES)
+@pytest.mark.parametrize("name", ["reminder_day_before", "outcome_confirmed"])
+def test_every_list_in_the_confirmation_and_the_reminder_comes_under_a_heading(office_id, language, name):
+    """A list after a blank line with no heading reads as part of the one above it (the rules of the session
+    under 'How to join'): each section of these two messages starts with its heading."""
+    for vars in all_samples(OFFICES[office_id])[name]:
+        words = text_of(render(OFFICES[office_id], language, name, vars))
+        for block in words.split("\n\n")[1:]:
+            assert not block.startswith(("・", "- ", "1.")), f"no heading above:\n{block}"
