@@ -1271,3 +1271,15 @@ def test_every_list_in_the_confirmation_and_the_reminder_comes_under_a_heading(o
         words = text_of(render(OFFICES[office_id], language, name, vars))
         for block in words.split("\n\n")[1:]:
             assert not block.startswith(("・", "- ", "1.")), f"no heading above:\n{block}"
+
+
+def test_easy_japanese_reads_a_chat_word_out_where_a_message_first_asks_for_it():
+    """「予約確認」（よやく かくにん）: a reader who cannot read the kanji still has to send the word, so the first time
+    a message quotes a chat word written in kanji, its reading follows."""
+    unread = set()
+    for name, words in easy_texts():
+        for word in ("予約確認", "予約", "データ削除", "最初から", "中止", "戻る"):
+            at = words.find(f"「{word}」")
+            if at >= 0 and not words.startswith("（", at + len(word) + 2):
+                unread.add((name, word, words[at:at + 20]))
+    assert not unread, sorted(unread)
