@@ -1221,6 +1221,9 @@ def test_a_booking_or_held_slot_named_in_a_message_is_written_out_too(language):
                 words = text_of([message])
                 if LABEL in words and WRITTEN_OUT[language] not in words:
                     bare.append(f"{name} #{i}")
+                alt = message.get("altText", "")                     # the notification and the chat list
+                if LABEL in alt and WRITTEN_OUT[language] not in alt:
+                    bare.append(f"{name} #{i} (altText)")
     assert not bare, f"the slot is named only as {LABEL!r} in {sorted(set(bare))}"
 
 
