@@ -617,7 +617,7 @@ def test_english_glosses_a_chat_word_the_same_way_everywhere():
 
 
 
-CHAT_WORD = re.compile("予約確認|データ削除|最初から|予約|ヘルプ|戻る|中止")
+CHAT_WORD = re.compile("予約確認|データ削除|最初から|予約|ヘルプ|戻る|中止|同意する")
 LISTS_THE_CHAT_WORDS = ("help", "language_switched")          # they name the words in lists of their own
 
 
