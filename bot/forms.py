@@ -270,6 +270,8 @@ def _page_vars(link: Link, held: _Held) -> dict[str, Any]:
         "office": office, "fields": office.form_fields, "text": form_texts(link.language), "slot_text": held.label,
         "expires_at": held.expires_at, "deadline": held.deadline, "csrf_token": csrf_token(link.nonce),
         "terms_version": held.terms_version,
+        # The date that version applies from (its id), written as the page's language writes dates.
+        "terms_from": local_date(held.terms_version, link.language) if held.terms_version else None,
         # The office's own `category` choices: id -> its wording, and the ids that are 要配慮個人情報.
         "categories": {c.id: c.text for c in office.categories},
         "sensitive": [c.id for c in office.categories if c.sensitive],

@@ -21,7 +21,7 @@ from bot.forms import form_texts
 from bot.models import Booking, Conversation
 from bot.notify import staff_statuses
 from bot.offices import ProfileError, load_offices, read_office, untranslated
-from bot.render import MAX_LABEL, TEMPLATES_DIR, Renderer, load_labels, load_vocabulary, text_of
+from bot.render import MAX_LABEL, TEMPLATES_DIR, Renderer, load_labels, load_vocabulary, local_date, text_of
 from bot.services.calendar import holiday_name
 from bot.services.slot_text import parse_slot_text
 from bot.services.slots import slot_label
@@ -617,7 +617,7 @@ def test_english_glosses_a_chat_word_the_same_way_everywhere():
 
 
 
-CHAT_WORD = re.compile("予約確認|データ削除|最初から|予約|ヘルプ|戻る|中止")
+CHAT_WORD = re.compile("予約確認|データ削除|最初から|予約|ヘルプ|戻る|中止|同意する")
 LISTS_THE_CHAT_WORDS = ("help", "language_switched")          # they name the words in lists of their own
 
 
@@ -1204,3 +1204,85 @@ def test_english_refuses_kindly_and_reminds_in_plain_word_order(office_id):
         assert refusal.startswith("Sorry"), refusal
     reminder = text_of(render(office, "en", "reminder_day_before", dict(booking=booking("confirmed"))))
     assert reminder.startswith("Your online job counselling is tomorrow.")
+
+
+@pytest.mark.parametrize("language", TRANSLATED)
+def test_a_booking_or_held_slot_named_in_a_message_is_written_out_too(language):
+    """The fixed label 12/7(月) 14:00 names a slot in every language, but a reader of English or やさしい日本語
+    gets the date written out in their language beside it wherever a message names one (above all where they
+    are asked to confirm a cancellation that cannot be undone)."""
+    office = OFFICES["otaru"]
+    bare = []
+    for name, var_sets in all_samples(office).items():
+        if name.startswith("staff_"):                                  # staff read Japanese in their group
+            continue
+        for i, vars in enumerate(var_sets):
+            for message in render(office, language, name, vars):
+                words = text_of([message])
+                if LABEL in words and WRITTEN_OUT[language] not in words:
+                    bare.append(f"{name} #{i}")
+                alt = message.get("altText", "")                     # the notification and the chat list
+                if LABEL in alt and WRITTEN_OUT[language] not in alt:
+                    bare.append(f"{name} #{i} (altText)")
+    assert not bare, f"the slot is named only as {LABEL!r} in {sorted(set(bare))}"
+
+
+def test_easy_japanese_keeps_a_booking_with_a_button_that_does_not_read_as_stopping_it():
+    """At 「キャンセルしますか」 the other button keeps the booking. In やさしい日本語 the help and 予約確認 teach
+    やめる as what 中止 does (予約を やめる: stop the booking), so a keep button reading やめる would say the
+    opposite of what it does to the readers who rely most on one word meaning one thing."""
+    keep = load_labels("easy")["buttons"]["keep"]
+    assert load_vocabulary("easy").words.get(normalise(keep)) is None, f"{keep!r} is a chat word of its own"
+    taught = (MESSAGES / "easy" / "help.txt").read_text("utf-8")
+    assert keep not in taught and normalise(keep) not in {"やめる", "やめます"}
+
+
+def test_an_easy_japanese_cancel_question_is_answered_by_its_keep_button(rt, client, user_factory, fake_line):
+    user = user_factory("otaru")
+    _, url = hold_directly(rt, "otaru", user_id=user.user_id)
+    Page.get(client, url).submit(client, valid_answers(OFFICES["otaru"])).submit(client)
+    confirm_by_staff(rt, user)
+    says(fake_line, user, "やさしい日本語")
+    says(fake_line, user, "予約確認")
+    [cancel] = [label for label in quick_reply_data(fake_line.messages_to(user.user_id)[-1])]
+    asked = taps_label(fake_line, user, cancel)
+    keep = load_labels("easy")["buttons"]["keep"]
+    assert f"「{keep}」" in asked
+    kept = taps_label(fake_line, user, keep)
+    assert "キャンセルは して いません" in kept
+    with rt.db.reading() as s:
+        assert s.scalar(select(Booking.status)) == "confirmed"
+
+
+@pytest.mark.parametrize("language", TRANSLATED)
+def test_a_terms_notice_writes_the_date_the_terms_apply_from_in_the_language(language):
+    """The version's id (YYYY-MM-DD) stays in the link; the date the terms apply from is written as every other
+    date in the chat is (Thu 1 Apr 2027 / 2027年4月1日(木)), not as 2027-04-01."""
+    for vars in all_samples(OFFICES["sakata"])["terms_updated"]:
+        words = text_of(render(OFFICES["sakata"], language, "terms_updated", vars))
+        assert local_date(date(2027, 4, 1), language) in words
+        assert re.sub(r"https?://\S+", "", words).count("2027-04-01") == 0, words
+
+
+@pytest.mark.parametrize("office_id", sorted(OFFICES))
+@pytest.mark.parametrize("language", LANGUAGES)
+@pytest.mark.parametrize("name", ["reminder_day_before", "outcome_confirmed"])
+def test_every_list_in_the_confirmation_and_the_reminder_comes_under_a_heading(office_id, language, name):
+    """A list after a blank line with no heading reads as part of the one above it (the rules of the session
+    under 'How to join'): each section of these two messages starts with its heading."""
+    for vars in all_samples(OFFICES[office_id])[name]:
+        words = text_of(render(OFFICES[office_id], language, name, vars))
+        for block in words.split("\n\n")[1:]:
+            assert not block.startswith(("・", "- ", "1.")), f"no heading above:\n{block}"
+
+
+def test_easy_japanese_reads_a_chat_word_out_where_a_message_first_asks_for_it():
+    """「予約確認」（よやく かくにん）: a reader who cannot read the kanji still has to send the word, so the first time
+    a message quotes a chat word written in kanji, its reading follows."""
+    unread = set()
+    for name, words in easy_texts():
+        for word in ("予約確認", "予約", "データ削除", "最初から", "中止", "戻る"):
+            at = words.find(f"「{word}」")
+            if at >= 0 and not words.startswith("（", at + len(word) + 2):
+                unread.add((name, word, words[at:at + 20]))
+    assert not unread, sorted(unread)

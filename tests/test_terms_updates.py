@@ -925,3 +925,19 @@ def test_the_booking_page_names_the_terms_version_the_request_was_made_under(app
     assert "2026-12-01 10:00にLINEで同意" in consent
     assert "現在の版は" in consent and 'href="/terms/sakata/2026-12-05"' in consent
     assert "山形地方裁判所" in client.get("/terms/sakata/2023-11-01").get_data(as_text=True)   # its text stays
+
+
+@pytest.mark.parametrize("language, switch, said", [("en", "English", "The terms of use changed on Thu 10 Dec 2026."),
+                                                    ("easy", "やさしい日本語", "2026年12月10日(木)から ルール")])
+def test_the_forms_terms_notice_writes_the_date_in_the_forms_language(app, rt, client, sakata_user, fake_line,
+                                                                      tmp_path, language, switch, said):
+    _effective_tomorrow(app, rt, tmp_path)
+    rt.clock.freeze(datetime(2026, 12, 9, 23, 55, tzinfo=TOKYO))
+    sakata_user.says(switch)
+    walk_to_slots(sakata_user, rt)
+    sakata_user.says("1")
+    confirmation = Page.get(client, form_link(fake_line.messages_to(sakata_user.user_id))).submit(
+        client, valid_answers(rt.offices["sakata"]))
+    rt.clock.freeze(datetime(2026, 12, 10, 0, 2, tzinfo=TOKYO))  # the new terms are in force
+    sent = confirmation.submit(client)
+    assert said in sent.html and f"{NEW_VERSION}から" not in sent.html and f"on {NEW_VERSION}" not in sent.html
