@@ -284,8 +284,9 @@ def _open(link: Link, revive: bool = False):
     """Check the link in a short transaction, keeping the hold alive; (access, what the pages say of it).
 
     A slot whose booking deadline passed, or which staff took out of online booking, while the user was on
-    the form is given back at once: no request can be made for it, so the chat offers the slots again. `revive` (the input being sent): a hold that
-    ran out while the user typed is held again if the slot is still free (`requests.form_access`).
+    the form is given back at once: no request can be made for it, so the chat offers the slots again.
+    `revive` (the input being sent): a hold that ran out while the user typed is held again if the slot is
+    still free (`requests.form_access`).
     """
     rt = _runtime()
     office = link.office
