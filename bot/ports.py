@@ -34,8 +34,8 @@ class SessionPorts:
             self._terms_version = self._current_terms()
         return self._terms_version
 
-    def terms_url(self) -> str:
-        return f"{self.rt.config.public_base_url}/terms/{self.office.id}"
+    def terms_url(self, version: str) -> str:
+        return f"{self.rt.config.public_base_url}/terms/{self.office.id}/{version}"
 
     def has_consented(self, version: str) -> bool:
         return terms.has_consented(self.s, self.conv.id, version)

@@ -17,8 +17,9 @@ class Ports(Protocol):
     def terms_version(self) -> str:
         """The office's current terms version id."""
 
-    def terms_url(self) -> str:
-        """Where the full current terms can be read."""
+    def terms_url(self, version: str) -> str:
+        """Where that version's full text can be read (the page of that version, so that what the user reads is
+        what they agree to, even if a newer version comes into force before they tap)."""
 
     def has_consented(self, version: str) -> bool:
         """Did this user consent to that version?"""

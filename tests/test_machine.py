@@ -49,8 +49,8 @@ class FakePorts:
     def terms_version(self) -> str:
         return self.version
 
-    def terms_url(self) -> str:
-        return "https://bot.example/terms/x"
+    def terms_url(self, version: str) -> str:
+        return f"https://bot.example/terms/x/{version}"
 
     def has_consented(self, version: str) -> bool:
         return version in self.consented

@@ -118,14 +118,28 @@ def test_a_disabled_office_has_no_terms_page(make_app, tmp_path):
 
 
 @pytest.mark.parametrize("office,version", [("sakata", "2023-11-01"), ("otaru", "2023-10-01")])
-def test_the_link_in_the_consent_message_opens_the_current_terms(user_factory, fake_line, rt, client, office,
+def test_the_link_in_the_consent_message_opens_the_version_asked_for(user_factory, fake_line, rt, client, office,
                                                                  version):
     chat = Chat(user_factory(office), fake_line, rt)
     [consent] = chat.say("予約")
     url = next(line for line in consent.splitlines() if line.startswith(rt.config.public_base_url + "/terms/"))
     path = url.removeprefix(rt.config.public_base_url)
-    assert path == f"/terms/{office}"
+    assert path == f"/terms/{office}/{version}"
     assert f"{version}版" in page(client, path)
+
+
+@pytest.mark.parametrize(("language", "heading"), [("English", "Summary (translation)"),
+                                                 ("やさしい日本語", "やさしい 日本語に したもの")])
+def test_a_translated_consents_link_opens_that_version_with_the_translated_summary(user_factory, fake_line, rt,
+                                                                                   client, language, heading):
+    chat = Chat(user_factory("otaru"), fake_line, rt)
+    chat.say(language)
+    consent = chat.say("予約")[-1]
+    url = next(line for line in consent.splitlines() if line.startswith(rt.config.public_base_url + "/terms/"))
+    path = url.removeprefix(rt.config.public_base_url)
+    assert path.startswith("/terms/otaru/2023-10-01?lang=")
+    html = page(client, path)
+    assert heading in html and "2023-10-01版" in html
 
 
 def test_no_path_of_this_machine_in_the_pages(client):

@@ -766,6 +766,21 @@ def test_typed_consent_to_the_terms_shown_before_a_new_version_took_effect_is_no
     assert _consents(rt) == 1 and "【確認 1/" in fake_line.texts_to(sakata_user.user_id)[-1]
 
 
+def test_the_consent_links_the_text_of_the_version_it_asks_for(app, rt, sakata_user, fake_line, tmp_path):
+    # Read at 23:59, tapped after midnight: the link still shows what was asked, not the version in force by then.
+    _effective_tomorrow(app, rt, tmp_path)
+    rt.clock.freeze(datetime(2026, 12, 9, 23, 59, tzinfo=TOKYO))
+    sakata_user.says("予約")
+    asked = fake_line.texts_to(sakata_user.user_id)[-1]
+    assert f"{rt.config.public_base_url}/terms/sakata/2023-11-01\n" in asked
+    rt.clock.freeze(datetime(2026, 12, 10, 0, 1, tzinfo=TOKYO))
+    page = app.test_client().get("/terms/sakata/2023-11-01").get_data(as_text=True)
+    assert "山形地方裁判所" in page and "改定後の本文" not in page
+
+    sakata_user.says("同意する")
+    assert f"{rt.config.public_base_url}/terms/sakata/{NEW_VERSION}\n" in fake_line.texts_to(sakata_user.user_id)[-1]
+
+
 def test_a_version_taking_effect_while_a_slot_is_held_keeps_the_slot(app, rt, sakata_user, fake_line, tmp_path):
     _effective_tomorrow(app, rt, tmp_path)
     walk_to_slots(sakata_user, rt)
