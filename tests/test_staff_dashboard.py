@@ -1205,7 +1205,7 @@ def test_csv_export_utf8_with_bom_and_cp932(rt, staff):
     body = response.get_data()
     assert body.startswith(b"\xef\xbb\xbf")
     table = list(csv.reader(io.StringIO(body.decode("utf-8-sig"))))
-    assert table[0][:4] == ["受付番号", "事業所", "相談日時", "状況"] and len(table[0]) == 19
+    assert table[0][:4] == ["受付番号", "事業所", "相談日時", "状況"] and len(table[0]) == 20
     assert len(table) == 2 and table[1][0] == reference and "酒田 花子" in table[1]
     sjis = post(staff, "/staff/export", **{"from": "2026-12-01", "to": "2026-12-31", "encoding": "cp932",
                                            "contents": "details"})
@@ -1243,7 +1243,8 @@ def test_the_csv_export_holds_no_personal_data_unless_staff_ask_for_it(rt, staff
     body = listed.get_data().decode("utf-8-sig")
     table = list(csv.reader(io.StringIO(body)))
     assert listed.status_code == 200 and table[1][0] == reference
-    assert table[0] == ["受付番号", "事業所", "相談日時", "状況", "受付経路", "申込日時", "決定日時", "招待送付日時"]
+    assert table[0] == ["受付番号", "事業所", "相談日時", "状況", "受付経路", "申込日時", "決定日時", "招待送付日時",
+                        "同意した利用規約の版"]
     for personal_value in ("酒田 花子", "12345-678901", "090-1234-5678", "障害", "090-9999-8888", "うつ病"):
         assert personal_value not in body
     assert "-details" not in listed.headers["Content-Disposition"]

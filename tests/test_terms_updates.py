@@ -1,6 +1,8 @@
 """Terms updates: publishing versions, consenting again, and telling followers at a known cost."""
 from __future__ import annotations
 
+import csv
+import io
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
@@ -12,7 +14,7 @@ from bot.clock import TOKYO
 from bot.models import Booking, BroadcastChunk, Consent, Conversation, SlotHold, TermsBroadcast
 from bot.services import broadcasts
 from tests.formflow import Page, complete_form, form_link, valid_answers, walk_to_slots
-from tests.staffkit import create_staff, login
+from tests.staffkit import create_staff, login, make_request, post
 
 NEW_VERSION = "2026-12-10"
 
@@ -940,6 +942,30 @@ def test_the_booking_page_names_the_terms_version_the_request_was_made_under(app
     assert "2026-12-01 10:00にLINEで同意" in consent
     assert "現在の版は" in consent and 'href="/terms/sakata/2026-12-05"' in consent
     assert "山形地方裁判所" in client.get("/terms/sakata/2023-11-01").get_data(as_text=True)   # its text stays
+
+
+def test_the_csv_export_names_the_terms_version_each_request_was_made_under(app, rt, client, sakata_user,
+                                                                           fake_line, tmp_path):
+    walk_to_slots(sakata_user, rt)                                   # consents to 2023-11-01 on 12/1
+    sakata_user.says("1")
+    first = complete_form(client, form_link(fake_line.messages_to(sakata_user.user_id)),
+                          valid_answers(rt.offices["sakata"])).html.split("受付番号: ")[1][:9]
+    sakata_user.says("中止")
+    assert _publish(app, tmp_path, version="2026-12-05").exit_code == 0
+    rt.clock.freeze(datetime(2026, 12, 5, 9, 0, tzinfo=TOKYO))
+    with rt.db.transaction() as s:                                   # a later consent, after the request
+        conv = s.scalar(select(Conversation).where(Conversation.line_user_id == sakata_user.user_id))
+        s.add(Consent(office_id="sakata", conversation_id=conv.id, version="2026-12-05", consented_at=rt.clock.now(),
+                      webhook_event_id="e" * 26, method="button"))
+    phone = make_request(rt, start=datetime(2026, 12, 14, 14, 0, tzinfo=TOKYO))   # no conversation, no consent
+    create_staff(rt)
+    assert login(client).status_code == 302
+    body = post(client, "/staff/export", **{"from": "2026-12-01", "to": "2026-12-31", "encoding": "utf8"}
+                ).get_data().decode("utf-8-sig")
+    table = list(csv.reader(io.StringIO(body)))
+    column = table[0].index("同意した利用規約の版")
+    versions = {row[0]: row[column] for row in table[1:]}
+    assert versions == {first: "2023-11-01", phone: ""}
 
 
 @pytest.mark.parametrize("language, switch, said", [("en", "English", "The terms of use changed on Thu 10 Dec 2026."),

@@ -21,16 +21,18 @@ from sqlalchemy.orm import Session
 
 from bot.clock import TOKYO
 from bot.models import Booking
+from bot.services import terms
 from bot.staff import personal
 from bot.render import TEMPLATES_DIR
 
 # Fixed columns, in order; their headers are in templates/staff/labels.yaml (columns).
 COLUMNS = (
     "reference", "office", "slot", "status", "source", "requested_at", "decided_at", "invitation_sent_at",
+    "terms_version",
     "name", "name_kana", "seeker_number", "birth_date", "phone", "category", "consultation", "companion",
     "companion_detail", "mypage_email_confirmed", "staff_note",
 )
-DETAIL_COLUMNS = frozenset(COLUMNS[8:18])
+DETAIL_COLUMNS = frozenset(COLUMNS[COLUMNS.index("name"):COLUMNS.index("staff_note")])
 PERSONAL_COLUMNS = DETAIL_COLUMNS | {"staff_note"}
 CONTENTS = ("schedule", "details")  # the first is the default
 ENCODINGS = {"utf8": "utf-8-sig", "cp932": "cp932"}
@@ -72,6 +74,7 @@ def rows(session: Session, rt, office, first: date, last: date, contents: str = 
         Booking.office_id == office.id, Booking.slot_start >= lo, Booking.slot_start < hi,
     ).order_by(Booking.slot_start, Booking.id)).all()
     wanted, with_details = columns(contents), contents == "details"
+    versions = terms.versions_consented_behind(session, [(b.conversation_id, b.created_at) for b in found])
     out = []
     for booking in found:
         details = (personal.decrypt(rt, booking.details) or {}) if with_details else {}
@@ -81,6 +84,7 @@ def rows(session: Session, rt, office, first: date, last: date, contents: str = 
             "source": names["sources"].get(booking.source, booking.source),
             "requested_at": _when(booking.created_at), "decided_at": _when(booking.decided_at),
             "invitation_sent_at": _when(booking.invitation_sent_at),
+            "terms_version": versions.get((booking.conversation_id, booking.created_at), ""),
         }
         if with_details:
             base["staff_note"] = personal.open_note(rt, booking.staff_note) or ""
