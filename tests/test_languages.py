@@ -260,6 +260,44 @@ def test_the_summary_gives_the_session_times_and_the_booking_notice(office_id, l
     assert SUMMARY_NOTICE[office_id][language] in summary
 
 
+# Both terms make the booking notice (and Sakata's Monday times) the rule 「原則として」, not without exception:
+# Sakata 第6条(1) 「原則として開催日の3日前までに」「原則毎週月曜日」, Otaru 第4条(1) 「原則として、前日までに」.
+IN_PRINCIPLE = {"ja": "原則として", "easy": "きほんは", "en": "In principle"}
+
+
+@pytest.mark.parametrize("office_id", sorted(OFFICES))
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_the_summary_gives_the_booking_notice_as_the_rule_in_principle(office_id, language):
+    [line] = [line for line in OFFICES[office_id].localized(language).consent_summary
+              if SUMMARY_NOTICE[office_id][language] in line]
+    assert IN_PRINCIPLE[language] in line, line
+
+
+# Sakata 第5条(6) 「ウイルス対策ソフト(有償版相当に限ります。)」: a free one does not do, in every language's 要約.
+PAID_GRADE = {"ja": "有償版相当", "easy": "おかねを はらう ものと おなじ くらい いい もの", "en": "paid-version quality"}
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_sakatas_summary_asks_for_antivirus_of_paid_grade(language):
+    summary = "\n".join(OFFICES["sakata"].localized(language).consent_summary)
+    assert PAID_GRADE[language] in summary, summary
+
+
+# Sakata 第5条(4), 第12条(4) and Otaru 第10条(4): 「パーソナルファイアウォールの機能を有効にし、必要なサービスの許可だけを
+# 最小限に設定」. Someone who answers いいえ is told both halves, not only to turn the firewall on.
+FIREWALL_MINIMUM = {"ja": "必要なサービスの許可だけを最小限に", "easy": "ひつような ものだけ",
+                    "en": "only the services that are needed"}
+
+
+@pytest.mark.parametrize("office_id", sorted(OFFICES))
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_the_firewall_fix_says_to_allow_only_the_services_needed(office_id, language):
+    office = OFFICES[office_id]
+    [item] = [item for item in office.checklist if item.id == "firewall"]
+    [fix] = render(office, language, "checklist_fix", dict(item=item))
+    assert FIREWALL_MINIMUM[language] in fix["text"], fix["text"]
+
+
 @pytest.mark.parametrize("office_id", sorted(OFFICES))
 @pytest.mark.parametrize("language", LANGUAGES)
 def test_the_receipt_says_the_offices_limit_on_how_often_the_service_is_used(office_id, language):
