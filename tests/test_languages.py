@@ -260,6 +260,21 @@ def test_the_summary_gives_the_session_times_and_the_booking_notice(office_id, l
     assert SUMMARY_NOTICE[office_id][language] in summary
 
 
+# Otaru's notice prints its one e-mail address for 「応募書類等のデータ送信」; its terms (第4条(3)) say to cancel 「電話又は
+# メール」 without naming an address. Where a cancellation's routes list that address (an office cancelling only
+# outside the chat, or a stale キャンセル button), the purpose the notice prints stays beside it, as in the contacts.
+@pytest.mark.parametrize("language", LANGUAGES)
+@pytest.mark.parametrize("name", ["withdraw_result", "delete_blocked"])
+def test_an_email_route_to_cancel_keeps_the_purpose_the_office_printed_for_that_address(language, name):
+    office = OFFICES["otaru"]
+    email = office.localized(language).email
+    kept = booking("confirmed", "call", ("phone", "email"))
+    vars = dict(result={"outcome": "call", **kept}) if name == "withdraw_result" else dict(kept=[kept])
+    words = text_of(render(office, language, name, vars))
+    [line] = [line for line in words.split("\n") if email.value in line]
+    assert email.note and line.endswith(email.note + ("）" if language != "en" else ")")), line
+
+
 # Both terms make the booking notice (and Sakata's Monday times) the rule 「原則として」, not without exception:
 # Sakata 第6条(1) 「原則として開催日の3日前までに」「原則毎週月曜日」, Otaru 第4条(1) 「原則として、前日までに」.
 IN_PRINCIPLE = {"ja": "原則として", "easy": "きほんは", "en": "In principle"}
