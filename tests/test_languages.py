@@ -260,6 +260,21 @@ def test_the_summary_gives_the_session_times_and_the_booking_notice(office_id, l
     assert SUMMARY_NOTICE[office_id][language] in summary
 
 
+# Sakata 第5条(2) forbids 「秘匿性や安全性が不明なものや接続経路の管理状況が不明な無料のインターネット接続サービス等」, not
+# every free connection: the fix after いいえ says which ones, in every language.
+SAFE_CONNECTION_FIX = {"ja": "管理状況が分からない無料のインターネット接続サービスは使えません",
+                       "easy": "わからない むりょうの インターネットは つかえません",
+                       "en": "whose safety or management you do not know cannot be used"}
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_sakatas_connection_fix_forbids_the_free_services_the_terms_forbid(language):
+    office = OFFICES["sakata"]
+    [item] = [item for item in office.checklist if item.id == "safe_connection"]
+    [fix] = render(office, language, "checklist_fix", dict(item=item))
+    assert SAFE_CONNECTION_FIX[language] in fix["text"], fix["text"]
+
+
 # Otaru's notice prints its one e-mail address for 「応募書類等のデータ送信」; its terms (第4条(3)) say to cancel 「電話又は
 # メール」 without naming an address. Where a cancellation's routes list that address (an office cancelling only
 # outside the chat, or a stale キャンセル button), the purpose the notice prints stays beside it, as in the contacts.
