@@ -1100,6 +1100,33 @@ def test_the_terms_page_keeps_the_japanese_text_and_labels_the_translated_summar
     assert heading not in plain and "Summary (translation)" not in odd
 
 
+# Otaru's 要約 gives rules of its notice 「オンライン職業相談のお知らせ」 (no extension, Zoom without an account, free
+# Wi-Fi, no staff nomination, the usage limit, documents by e-mail) beside its terms': the consent step and the
+# translated terms page say so, so that a user does not look for them in the terms. Sakata's 要約 is of its terms.
+SUMMARY_ALSO_FROM = {"ja": "※これは利用規約と「オンライン職業相談のお知らせ」の要約です。",
+                     "en": "This summary also gives the rules of Hello Work Otaru's notice of online job counselling",
+                     "easy": "ルール いがいの ことも あります。「オンライン職業相談（しょくぎょう そうだん）の お知らせ」に"}
+ALSO_FROM_WORDS = {"ja": "利用規約と「", "en": "This summary also gives", "easy": "ルール いがいの ことも"}
+
+
+def _page_words(client, path: str) -> str:
+    return html.unescape(re.sub(r"<[^>]+>", "", client.get(path).get_data(as_text=True)))
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_a_summary_that_gives_the_offices_notice_too_says_so(language):
+    otaru, sakata = (render(OFFICES[o], language, "consent", samples(OFFICES[o])["consent"][0])[0]["text"]
+                     for o in ("otaru", "sakata"))
+    assert SUMMARY_ALSO_FROM[language] in otaru, otaru
+    assert ALSO_FROM_WORDS[language] not in sakata, sakata
+
+
+@pytest.mark.parametrize("language", TRANSLATED)
+def test_the_translated_terms_page_says_when_the_summary_gives_the_offices_notice_too(client, language):
+    assert SUMMARY_ALSO_FROM[language] in _page_words(client, f"/terms/otaru?lang={language}")
+    assert ALSO_FROM_WORDS[language] not in _page_words(client, f"/terms/sakata?lang={language}")
+
+
 @pytest.mark.parametrize("language", TRANSLATED)
 def test_an_office_without_a_translation_never_calls_its_japanese_summary_a_translation(tmp_path, language):
     """An office may write no English (or no やさしい日本語): the chat's consent then shows its Japanese summary
