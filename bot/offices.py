@@ -225,6 +225,9 @@ class Office:
     terms: tuple[TermsSpec, ...]
     court: str
     documents_route: str | None = None   # how to send documents (Otaru: e-mail), None if none
+    # The title of the office's own notice whose rules the 要約 gives beside the terms' (Otaru: 「オンライン職業
+    # 相談のお知らせ」), so that the chat does not present them as the terms'; None: the 要約 is of the terms alone.
+    summary_notice: str | None = None
     # The terms' own rule on changes to them (both offices: using the service after a change is agreeing to it),
     # said where a new version is announced or declined while a booking stays; None: nothing said.
     terms_changes: str | None = None
@@ -370,6 +373,7 @@ def untranslated(office: Office) -> list[str]:
             given = overlay.get(key, {})
             missing += [f"{base}.{key}.{item.id}" for item in items if item.id not in given]
         optional = (("documents_route", office.documents_route), ("terms_changes", office.terms_changes),
+                    ("summary_notice", office.summary_notice),
                     ("booking.usage_limit_note",
                     office.booking.usage_limit_note), ("cancellation.note", office.cancellation.note),
                     ("contacts.phone.note", office.phone.confirmed and office.phone.note),
@@ -904,8 +908,8 @@ _TOP_REQUIRED = (
     "checklist", "consent_summary", "notices", "after_request", "schedule", "booking", "cancellation",
     "no_show_minutes", "form_fields", "terms", "court",
 )
-_TOP_OPTIONAL = ("enabled", "categories", "documents_route", "terms_changes", "day_before_notices", "retention", "staff_cards",
-                 "reminders", "push_hours", "quota_reserve", "handoff", "translations")
+_TOP_OPTIONAL = ("enabled", "categories", "documents_route", "terms_changes", "summary_notice", "day_before_notices",
+                 "retention", "staff_cards", "reminders", "push_hours", "quota_reserve", "handoff", "translations")
 
 
 def _office(raw: Any, path: Path, terms_dir: Path) -> Office:
@@ -946,6 +950,7 @@ def _office(raw: Any, path: Path, terms_dir: Path) -> Office:
     read("terms", lambda v, p: _terms(v, p, (path.parent.absolute() / "terms", terms_dir)))
     read("documents_route", _optional_text)
     read("terms_changes", _optional_text)
+    read("summary_notice", _optional_text)
     read("retention", _settings(DEFAULT_RETENTION), dict(DEFAULT_RETENTION))
     read("staff_cards", _settings(DEFAULT_STAFF_CARDS), dict(DEFAULT_STAFF_CARDS))
     read("reminders", _settings(DEFAULT_REMINDERS), dict(DEFAULT_REMINDERS))
@@ -975,6 +980,7 @@ def _office(raw: Any, path: Path, terms_dir: Path) -> Office:
         cancellation=values["cancellation"], no_show_minutes=values["no_show_minutes"],
         form_fields=values["form_fields"], terms=values["terms"], court=values["court"],
         documents_route=values["documents_route"], terms_changes=values["terms_changes"],
+        summary_notice=values["summary_notice"],
         categories=values["categories"],
         day_before_notices=values["day_before_notices"], retention=values["retention"],
         staff_cards=values["staff_cards"], reminders=values["reminders"], push_hours=values["push_hours"],
@@ -1017,7 +1023,7 @@ def _length_problems(office: Office) -> list[_Invalid]:
         contacts = [c.note or "" for c in (o.phone, o.email)] + [o.hours.value or ""]
         groups: list[tuple[str, str, list[str]]] = [
             (at("consent_summary", "consent_summary"), "the consent step",
-             [*o.consent_summary, o.video_app.terms_name or ""]),
+             [*o.consent_summary, o.video_app.terms_name or "", o.summary_notice or ""]),
             (at("notices", "notices"), "the confirmation", [*o.notices, o.after_request, o.cancellation.note,
                                                              o.booking.usage_limit_note, o.documents_route or "",
                                                              *contacts]),
@@ -1129,9 +1135,10 @@ def _translation(value: Any, path: str, values: dict[str, Any]) -> dict[str, Any
     raw = _fields(value, path, (), (
         "name", "formal_name", "controller", "contacts", "other_routes", "video_app", "eligibility", "checklist",
         "consent_summary", "notices", "day_before_notices", "after_request", "booking", "cancellation",
-        "documents_route", "terms_changes", "categories"))
+        "documents_route", "terms_changes", "summary_notice", "categories"))
     out: dict[str, Any] = {}
-    for key in ("name", "formal_name", "controller", "after_request", "documents_route", "terms_changes"):
+    for key in ("name", "formal_name", "controller", "after_request", "documents_route", "terms_changes",
+                "summary_notice"):
         if key in raw:
             out[key] = _text(raw[key], _at(path, key))
     for key in ("other_routes", "consent_summary", "notices", "day_before_notices"):
@@ -1187,7 +1194,7 @@ def _apply_translation(office: Office, overlay: dict[str, Any]) -> Office:
     changes: dict[str, Any] = {key: overlay[key] for key in ("name", "formal_name", "controller", "after_request",
                                                               "other_routes", "consent_summary", "notices",
                                                               "day_before_notices", "documents_route",
-                                                              "terms_changes")
+                                                              "terms_changes", "summary_notice")
                                if key in overlay}
     changes.update({key: replace(getattr(office, key), **contacts[key]) for key in contacts})
     for key in ("video_app", "booking", "cancellation"):

@@ -59,7 +59,9 @@ def _translated_summary(office, language: str | None) -> dict | None:
     local = office.localized(language) if words else None
     if local is None or local.consent_summary == office.consent_summary:
         return None
-    return {**words, "lines": local.consent_summary}
+    also_from = words["also_from"].format(office=local.name, notice=local.summary_notice) \
+        if local.summary_notice else None
+    return {**words, "lines": local.consent_summary, "also_from": also_from}
 
 
 @bp.get("/terms/<office_id>")

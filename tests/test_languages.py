@@ -260,6 +260,74 @@ def test_the_summary_gives_the_session_times_and_the_booking_notice(office_id, l
     assert SUMMARY_NOTICE[office_id][language] in summary
 
 
+# Sakata 第5条(2) forbids 「秘匿性や安全性が不明なものや接続経路の管理状況が不明な無料のインターネット接続サービス等」, not
+# every free connection: the fix after いいえ says which ones, in every language.
+SAFE_CONNECTION_FIX = {"ja": "管理状況が分からない無料のインターネット接続サービスは使えません",
+                       "easy": "わからない むりょうの インターネットは つかえません",
+                       "en": "whose safety or management you do not know cannot be used"}
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_sakatas_connection_fix_forbids_the_free_services_the_terms_forbid(language):
+    office = OFFICES["sakata"]
+    [item] = [item for item in office.checklist if item.id == "safe_connection"]
+    [fix] = render(office, language, "checklist_fix", dict(item=item))
+    assert SAFE_CONNECTION_FIX[language] in fix["text"], fix["text"]
+
+
+# Otaru's notice prints its one e-mail address for 「応募書類等のデータ送信」; its terms (第4条(3)) say to cancel 「電話又は
+# メール」 without naming an address. Where a cancellation's routes list that address (an office cancelling only
+# outside the chat, or a stale キャンセル button), the purpose the notice prints stays beside it, as in the contacts.
+@pytest.mark.parametrize("language", LANGUAGES)
+@pytest.mark.parametrize("name", ["withdraw_result", "delete_blocked"])
+def test_an_email_route_to_cancel_keeps_the_purpose_the_office_printed_for_that_address(language, name):
+    office = OFFICES["otaru"]
+    email = office.localized(language).email
+    kept = booking("confirmed", "call", ("phone", "email"))
+    vars = dict(result={"outcome": "call", **kept}) if name == "withdraw_result" else dict(kept=[kept])
+    words = text_of(render(office, language, name, vars))
+    [line] = [line for line in words.split("\n") if email.value in line]
+    assert email.note and line.endswith(email.note + ("）" if language != "en" else ")")), line
+
+
+# Both terms make the booking notice (and Sakata's Monday times) the rule 「原則として」, not without exception:
+# Sakata 第6条(1) 「原則として開催日の3日前までに」「原則毎週月曜日」, Otaru 第4条(1) 「原則として、前日までに」.
+IN_PRINCIPLE = {"ja": "原則として", "easy": "きほんは", "en": "In principle"}
+
+
+@pytest.mark.parametrize("office_id", sorted(OFFICES))
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_the_summary_gives_the_booking_notice_as_the_rule_in_principle(office_id, language):
+    [line] = [line for line in OFFICES[office_id].localized(language).consent_summary
+              if SUMMARY_NOTICE[office_id][language] in line]
+    assert IN_PRINCIPLE[language] in line, line
+
+
+# Sakata 第5条(6) 「ウイルス対策ソフト(有償版相当に限ります。)」: a free one does not do, in every language's 要約.
+PAID_GRADE = {"ja": "有償版相当", "easy": "おかねを はらう ものと おなじ くらい いい もの", "en": "paid-version quality"}
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_sakatas_summary_asks_for_antivirus_of_paid_grade(language):
+    summary = "\n".join(OFFICES["sakata"].localized(language).consent_summary)
+    assert PAID_GRADE[language] in summary, summary
+
+
+# Sakata 第5条(4), 第12条(4) and Otaru 第10条(4): 「パーソナルファイアウォールの機能を有効にし、必要なサービスの許可だけを
+# 最小限に設定」. Someone who answers いいえ is told both halves, not only to turn the firewall on.
+FIREWALL_MINIMUM = {"ja": "必要なサービスの許可だけを最小限に", "easy": "ひつような ものだけ",
+                    "en": "only the services that are needed"}
+
+
+@pytest.mark.parametrize("office_id", sorted(OFFICES))
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_the_firewall_fix_says_to_allow_only_the_services_needed(office_id, language):
+    office = OFFICES[office_id]
+    [item] = [item for item in office.checklist if item.id == "firewall"]
+    [fix] = render(office, language, "checklist_fix", dict(item=item))
+    assert FIREWALL_MINIMUM[language] in fix["text"], fix["text"]
+
+
 @pytest.mark.parametrize("office_id", sorted(OFFICES))
 @pytest.mark.parametrize("language", LANGUAGES)
 def test_the_receipt_says_the_offices_limit_on_how_often_the_service_is_used(office_id, language):
@@ -1030,6 +1098,33 @@ def test_the_terms_page_keeps_the_japanese_text_and_labels_the_translated_summar
     plain = client.get("/terms/otaru").get_data(as_text=True)
     odd = client.get("/terms/otaru?lang=fr").get_data(as_text=True)
     assert heading not in plain and "Summary (translation)" not in odd
+
+
+# Otaru's 要約 gives rules of its notice 「オンライン職業相談のお知らせ」 (no extension, Zoom without an account, free
+# Wi-Fi, no staff nomination, the usage limit, documents by e-mail) beside its terms': the consent step and the
+# translated terms page say so, so that a user does not look for them in the terms. Sakata's 要約 is of its terms.
+SUMMARY_ALSO_FROM = {"ja": "※これは利用規約と「オンライン職業相談のお知らせ」の要約です。",
+                     "en": "This summary also gives the rules of Hello Work Otaru's notice of online job counselling",
+                     "easy": "ルール いがいの ことも あります。「オンライン職業相談（しょくぎょう そうだん）の お知らせ」に"}
+ALSO_FROM_WORDS = {"ja": "利用規約と「", "en": "This summary also gives", "easy": "ルール いがいの ことも"}
+
+
+def _page_words(client, path: str) -> str:
+    return html.unescape(re.sub(r"<[^>]+>", "", client.get(path).get_data(as_text=True)))
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_a_summary_that_gives_the_offices_notice_too_says_so(language):
+    otaru, sakata = (render(OFFICES[o], language, "consent", samples(OFFICES[o])["consent"][0])[0]["text"]
+                     for o in ("otaru", "sakata"))
+    assert SUMMARY_ALSO_FROM[language] in otaru, otaru
+    assert ALSO_FROM_WORDS[language] not in sakata, sakata
+
+
+@pytest.mark.parametrize("language", TRANSLATED)
+def test_the_translated_terms_page_says_when_the_summary_gives_the_offices_notice_too(client, language):
+    assert SUMMARY_ALSO_FROM[language] in _page_words(client, f"/terms/otaru?lang={language}")
+    assert ALSO_FROM_WORDS[language] not in _page_words(client, f"/terms/sakata?lang={language}")
 
 
 @pytest.mark.parametrize("language", TRANSLATED)

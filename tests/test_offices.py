@@ -244,6 +244,9 @@ def test_terms_files_keep_the_text_with_listed_corrections() -> None:
     corrections = (terms / "CORRECTIONS.md").read_text(encoding="utf-8")
     for listed in ("まザース", "バージョン", "第 1 2 条", "等的一切"):
         assert listed in corrections
+    # The form's privacy notice (the bot's wording) cites the current number: the offices are told they differ.
+    form = (PROJECT_ROOT / "templates" / "forms" / "page.ja.yaml").read_text(encoding="utf-8")
+    assert "職業安定法第5条の5に基づき" in form and "「職業安定法第5条の5に基づき」" in corrections
 
 
 def test_profile_texts_have_no_folded_line_spaces(offices: dict[str, Office]) -> None:
