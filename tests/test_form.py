@@ -546,6 +546,57 @@ def test_an_expired_hold_gets_a_kind_page(holding, client, rt, clock):
     assert bookings(rt) == []
 
 
+def signed_long_ago(rt, url: str, monkeypatch) -> str:
+    """The same form link as the chat sent it two days ago: its token's signature older than the link's lifetime
+    (a link tapped again in the chat's history the next day or later)."""
+    from itsdangerous import TimestampSigner
+
+    data = rt.read_form_token(path_of(url).rsplit("/", 1)[-1])
+    signed_now = TimestampSigner.get_timestamp
+    with monkeypatch.context() as m:
+        m.setattr(TimestampSigner, "get_timestamp", lambda self: signed_now(self) - 2 * 24 * 3600)
+        old = rt.form_url(data["o"], data["c"], data["n"])
+    assert rt.read_form_token(path_of(old).rsplit("/", 1)[-1]) is None     # too old to be used
+    return old
+
+
+@pytest.mark.parametrize("language", ["ja", "easy", "en"])
+def test_a_used_link_tapped_again_days_later_shows_its_request_not_to_book_again(client, rt, language, monkeypatch):
+    """The chat keeps the form's link; tapped days later to find the 受付番号, it must show the request that was
+    made (in the chat's language), not "the page expired: choose a date again" — which would send the user to
+    book a second time."""
+    office = rt.offices["sakata"]
+    url = hold_first_free(rt, "sakata", language)
+    assert Page.get(client, url).submit(client, valid_answers(office)).submit(client).status == 200
+    [booking] = bookings(rt)
+    old = signed_long_ago(rt, url, monkeypatch)
+    words = form_texts(language)["page"]
+    for path in (path_of(old), path_of(old) + "/done"):
+        again = Page(client.get(path, follow_redirects=True))
+        assert again.status == 200 and f"受付番号: {booking.reference}" in again.html, path
+        assert f'<html lang="{words["lang"]}">' in again.html
+        assert visible_text(words["done"]["heading"]) in visible_text(again.html)
+        assert visible_text(words["problem"]["text_expired"]) not in visible_text(again.html)
+    assert [b.id for b in bookings(rt)] == [booking.id]
+
+
+@pytest.mark.parametrize("language", ["ja", "easy", "en"])
+def test_an_unused_link_from_days_ago_says_so_in_the_chat_language_with_the_way_back(make_app, language, monkeypatch):
+    """A link never sent, tapped a day or more later: the page that it can no longer be used speaks the chat's
+    language and has the button back to the office's LINE chat, like every other page that says so."""
+    app = make_app(env={"LINE_BASIC_ID_SAKATA": "@madoguchi"})
+    rt, client = app.extensions["madoguchi"], app.test_client()
+    old = signed_long_ago(rt, hold_first_free(rt, "sakata", language), monkeypatch)
+    words = form_texts(language)["page"]
+    for page in (Page.get(client, old), Page(client.post(path_of(old) + "/confirm", data={"name": "x"}))):
+        assert page.status == 410
+        assert f'<html lang="{words["lang"]}">' in page.html
+        assert visible_text(words["problem"]["text_expired"]) in visible_text(page.html)
+        assert "https://line.me/R/oaMessage/%40madoguchi/" in page.html
+        assert len(page.forms) == 0
+    assert bookings(rt) == []
+
+
 @pytest.mark.parametrize("language", ["ja", "en", "easy"])
 def test_a_page_that_asks_to_choose_again_says_what_to_send(language):
     """Back in the chat nothing new has arrived: the page names the word that brings the slots (予約)."""
