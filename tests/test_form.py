@@ -140,6 +140,27 @@ def test_sensitive_categories_are_marked_with_the_purpose_first(holding, client)
         assert re.search(rf'value="{value}"[^<]*>\s*<span>[^<]*</span>', html), value   # no mark before it ends
 
 
+@pytest.mark.parametrize("language", ["ja", "easy", "en"])
+def test_the_category_question_is_read_with_its_purpose(client, rt, language):
+    """A screen reader user moves from field to field (Tab, or the list of form controls) and never reads the
+    paragraph between them: the purpose of the category question, and that two of its answers are 要配慮個人情報,
+    is the group's description, read on entering it before anything is chosen — with the error once there is
+    one."""
+    from tests.test_accessibility_html import dom
+
+    words = form_texts(language)["page"]["input"]
+    url = hold_first_free(rt, "sakata", language)
+    page = Page.get(client, url)
+    sent = page.submit(client, {})                                              # nothing chosen: the error too
+    error = "".join(dom(sent.response).by_id("f-category-error").text).strip()
+    assert error
+    purpose = visible_text(words["sensitive_text"].split("{sensitive}")[0])
+    for response, errors in ((page.response, ()), (sent.response, (error,))):
+        described = dom(response).description("f-category")
+        assert purpose in described and "要配慮個人情報" in described, described
+        assert all(e in described for e in errors), described
+
+
 @pytest.mark.parametrize("language, words", [("ja", ("病気や障害", "書かなくても")),
                                              ("easy", ("びょうきや しょうがい", "書かなくても")),
                                              ("en", ("illness, disability", "without them"))])
