@@ -128,6 +128,31 @@ def test_the_fields_are_the_profiles(holding, client, rt, office_id):
             assert f"f-{name}" in parser.labels_for, f"{name} has no label"
 
 
+# What a phone's keyboard is told about each field: the right keys, what the browser may fill in, and no
+# "correction" of a name (iOS autocorrect turns a romanised name into a dictionary word).
+KEYBOARD = {
+    "name": {"type": "text", "autocomplete": "name", "autocapitalize": "words", "autocorrect": "off",
+             "spellcheck": "false", "inputmode": None},
+    "name_kana": {"type": "text", "autocomplete": None, "autocapitalize": "words", "autocorrect": "off",
+                  "spellcheck": "false", "inputmode": None},
+    "seeker_number": {"type": "text", "inputmode": "numeric", "autocorrect": None},
+    "birth_date": {"type": "text", "autocomplete": "bday", "inputmode": None},   # 和暦 needs letters
+    "phone": {"type": "tel", "autocomplete": "tel", "inputmode": "tel"},
+}
+
+
+@pytest.mark.parametrize("office_id, language", [("sakata", "ja"), ("otaru", "easy"), ("otaru", "en")])
+def test_each_field_asks_the_phone_for_the_keyboard_it_needs(client, rt, office_id, language):
+    from tests.test_accessibility_html import dom
+
+    page = dom(Page.get(client, hold_first_free(rt, office_id, language)).response)
+    fields = [name for name in KEYBOARD if name in rt.offices[office_id].form_fields]
+    assert "name" in fields and "phone" in fields
+    for name in fields:
+        attrs = page.by_id(f"f-{name}").attrs
+        assert {key: attrs.get(key) for key in KEYBOARD[name]} == KEYBOARD[name], name
+
+
 def test_sensitive_categories_are_marked_with_the_purpose_first(holding, client):
     _, url = holding("sakata")
     html = Page.get(client, url).html
