@@ -82,6 +82,7 @@ def test_long_unbroken_answers_wrap_on_the_confirmation_page(small_phone, live_s
         small_phone.locator(field).fill(value)
     small_phone.get_by_role("button", name="入力内容を確認する").click()
     expect(small_phone.get_by_role("heading", name="入力内容の確認")).to_be_visible()
+    small_phone.wait_for_load_state("load")  # its stylesheet applied: a busy machine measured the page unstyled
     assert small_phone.evaluate("document.documentElement.scrollWidth") <= SMALL_PHONE["width"]
     review = small_phone.evaluate("""() => {
         const dt = document.querySelector('.review dt'), dd = document.querySelector('.review dd');
@@ -113,6 +114,7 @@ def test_the_reference_stands_out_on_the_completion_page(small_phone, live_serve
     small_phone.get_by_role("button", name="この内容で申し込む").click()
     reference = small_phone.get_by_text(re.compile(r"^受付番号: "))
     expect(reference).to_be_visible()
+    small_phone.wait_for_load_state("load")  # its stylesheet applied before anything is measured
     sizes = small_phone.evaluate("""() => [getComputedStyle(document.querySelector('.reference strong')).fontSize,
                                             getComputedStyle(document.querySelector('main p:not(.reference)')).fontSize]""")
     assert float(sizes[0].rstrip("px")) >= 1.25 * float(sizes[1].rstrip("px")), sizes
