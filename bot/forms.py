@@ -312,17 +312,35 @@ def _input_page(link: Link, held: _Held, values: Mapping[str, Any], errors: Mapp
 
 
 def _resolve(token: str):
-    """The link of a token, or the kind page to answer with instead (a genuine but old link: expired)."""
+    """The link of a token, or the page to answer with instead (a genuine link older than a link lives:
+    `_old_link`)."""
     rt = _runtime()
     data = rt.read_form_token(token)
-    if data is None:
-        return None, _problem("expired" if rt.read_form_token(token, max_age=None) is not None else "forged")
-    link = _link(rt, token, data)
+    old = data is None
+    if old:
+        data = rt.read_form_token(token, max_age=None)
+    link = _link(rt, token, data) if data is not None else None
     if link is None:
         return None, _problem("forged")
     # Kept for a page that fails later: the error pages speak the link's language (bot/error_pages.py).
     g.form_link = replace(link, language=_language(rt, link.conversation_id))
+    if old:
+        return None, _old_link(g.form_link)
     return g.form_link, None
+
+
+def _old_link(link: Link):
+    """A genuine link older than a link lives, tapped again in the chat's history: the request it made (its
+    completion page: the user came for the reference, and "choose a date again" would have them book twice),
+    else the page saying it can no longer be used, in the chat's language with the way back to the chat."""
+    rt = _runtime()
+    with rt.db.reading() as s:
+        access = requests.form_access(s, link.office, link.conversation_id, link.nonce, rt.clock.now())
+    if access.kind != "done" or not access.reference:
+        return _problem("expired", link.office, link.language)
+    if request.endpoint != "forms.done_page":
+        return redirect(url_for("forms.done_page", token=link.token), 303)
+    return _completion(link, access)
 
 
 def _language(rt, conversation_id: int) -> str:
@@ -519,6 +537,12 @@ def done_page(token: str):
     if access.kind != "done" or not access.reference:
         return _problem(access.kind if access.kind != "done" else "expired", link.office, link.language,
                         access.slot_start)
+    return _completion(link, access)
+
+
+def _completion(link: Link, access: requests.FormAccess):
+    """The completion page of the request a link made."""
+    rt = _runtime()
     return render_template("forms/done.html", office=link.office.localized(link.language),
                            reference=access.reference, slot_text=slot_text(access.slot_start, link.language),
                            decided=access.status != "requested",

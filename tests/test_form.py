@@ -128,6 +128,31 @@ def test_the_fields_are_the_profiles(holding, client, rt, office_id):
             assert f"f-{name}" in parser.labels_for, f"{name} has no label"
 
 
+# What a phone's keyboard is told about each field: the right keys, what the browser may fill in, and no
+# "correction" of a name (iOS autocorrect turns a romanised name into a dictionary word).
+KEYBOARD = {
+    "name": {"type": "text", "autocomplete": "name", "autocapitalize": "words", "autocorrect": "off",
+             "spellcheck": "false", "inputmode": None},
+    "name_kana": {"type": "text", "autocomplete": None, "autocapitalize": "words", "autocorrect": "off",
+                  "spellcheck": "false", "inputmode": None},
+    "seeker_number": {"type": "text", "inputmode": "numeric", "autocorrect": None},
+    "birth_date": {"type": "text", "autocomplete": "bday", "inputmode": None},   # 和暦 needs letters
+    "phone": {"type": "tel", "autocomplete": "tel", "inputmode": "tel"},
+}
+
+
+@pytest.mark.parametrize("office_id, language", [("sakata", "ja"), ("otaru", "easy"), ("otaru", "en")])
+def test_each_field_asks_the_phone_for_the_keyboard_it_needs(client, rt, office_id, language):
+    from tests.test_accessibility_html import dom
+
+    page = dom(Page.get(client, hold_first_free(rt, office_id, language)).response)
+    fields = [name for name in KEYBOARD if name in rt.offices[office_id].form_fields]
+    assert "name" in fields and "phone" in fields
+    for name in fields:
+        attrs = page.by_id(f"f-{name}").attrs
+        assert {key: attrs.get(key) for key in KEYBOARD[name]} == KEYBOARD[name], name
+
+
 def test_sensitive_categories_are_marked_with_the_purpose_first(holding, client):
     _, url = holding("sakata")
     html = Page.get(client, url).html
@@ -138,6 +163,27 @@ def test_sensitive_categories_are_marked_with_the_purpose_first(holding, client)
         assert option, value
     for value in ("graduate", "uij", "mothers"):
         assert re.search(rf'value="{value}"[^<]*>\s*<span>[^<]*</span>', html), value   # no mark before it ends
+
+
+@pytest.mark.parametrize("language", ["ja", "easy", "en"])
+def test_the_category_question_is_read_with_its_purpose(client, rt, language):
+    """A screen reader user moves from field to field (Tab, or the list of form controls) and never reads the
+    paragraph between them: the purpose of the category question, and that two of its answers are 要配慮個人情報,
+    is the group's description, read on entering it before anything is chosen — with the error once there is
+    one."""
+    from tests.test_accessibility_html import dom
+
+    words = form_texts(language)["page"]["input"]
+    url = hold_first_free(rt, "sakata", language)
+    page = Page.get(client, url)
+    sent = page.submit(client, {})                                              # nothing chosen: the error too
+    error = "".join(dom(sent.response).by_id("f-category-error").text).strip()
+    assert error
+    purpose = visible_text(words["sensitive_text"].split("{sensitive}")[0])
+    for response, errors in ((page.response, ()), (sent.response, (error,))):
+        described = dom(response).description("f-category")
+        assert purpose in described and "要配慮個人情報" in described, described
+        assert all(e in described for e in errors), described
 
 
 @pytest.mark.parametrize("language, words", [("ja", ("病気や障害", "書かなくても")),
@@ -543,6 +589,57 @@ def test_an_expired_hold_gets_a_kind_page(holding, client, rt, clock):
     assert late.status == 410
     assert "もう一度日時をお選びください" in late.html
     assert len(late.forms) == 0
+    assert bookings(rt) == []
+
+
+def signed_long_ago(rt, url: str, monkeypatch) -> str:
+    """The same form link as the chat sent it two days ago: its token's signature older than the link's lifetime
+    (a link tapped again in the chat's history the next day or later)."""
+    from itsdangerous import TimestampSigner
+
+    data = rt.read_form_token(path_of(url).rsplit("/", 1)[-1])
+    signed_now = TimestampSigner.get_timestamp
+    with monkeypatch.context() as m:
+        m.setattr(TimestampSigner, "get_timestamp", lambda self: signed_now(self) - 2 * 24 * 3600)
+        old = rt.form_url(data["o"], data["c"], data["n"])
+    assert rt.read_form_token(path_of(old).rsplit("/", 1)[-1]) is None     # too old to be used
+    return old
+
+
+@pytest.mark.parametrize("language", ["ja", "easy", "en"])
+def test_a_used_link_tapped_again_days_later_shows_its_request_not_to_book_again(client, rt, language, monkeypatch):
+    """The chat keeps the form's link; tapped days later to find the 受付番号, it must show the request that was
+    made (in the chat's language), not "the page expired: choose a date again" — which would send the user to
+    book a second time."""
+    office = rt.offices["sakata"]
+    url = hold_first_free(rt, "sakata", language)
+    assert Page.get(client, url).submit(client, valid_answers(office)).submit(client).status == 200
+    [booking] = bookings(rt)
+    old = signed_long_ago(rt, url, monkeypatch)
+    words = form_texts(language)["page"]
+    for path in (path_of(old), path_of(old) + "/done"):
+        again = Page(client.get(path, follow_redirects=True))
+        assert again.status == 200 and f"受付番号: {booking.reference}" in again.html, path
+        assert f'<html lang="{words["lang"]}">' in again.html
+        assert visible_text(words["done"]["heading"]) in visible_text(again.html)
+        assert visible_text(words["problem"]["text_expired"]) not in visible_text(again.html)
+    assert [b.id for b in bookings(rt)] == [booking.id]
+
+
+@pytest.mark.parametrize("language", ["ja", "easy", "en"])
+def test_an_unused_link_from_days_ago_says_so_in_the_chat_language_with_the_way_back(make_app, language, monkeypatch):
+    """A link never sent, tapped a day or more later: the page that it can no longer be used speaks the chat's
+    language and has the button back to the office's LINE chat, like every other page that says so."""
+    app = make_app(env={"LINE_BASIC_ID_SAKATA": "@madoguchi"})
+    rt, client = app.extensions["madoguchi"], app.test_client()
+    old = signed_long_ago(rt, hold_first_free(rt, "sakata", language), monkeypatch)
+    words = form_texts(language)["page"]
+    for page in (Page.get(client, old), Page(client.post(path_of(old) + "/confirm", data={"name": "x"}))):
+        assert page.status == 410
+        assert f'<html lang="{words["lang"]}">' in page.html
+        assert visible_text(words["problem"]["text_expired"]) in visible_text(page.html)
+        assert "https://line.me/R/oaMessage/%40madoguchi/" in page.html
+        assert len(page.forms) == 0
     assert bookings(rt) == []
 
 

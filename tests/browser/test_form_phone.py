@@ -82,6 +82,7 @@ def test_long_unbroken_answers_wrap_on_the_confirmation_page(small_phone, live_s
         small_phone.locator(field).fill(value)
     small_phone.get_by_role("button", name="入力内容を確認する").click()
     expect(small_phone.get_by_role("heading", name="入力内容の確認")).to_be_visible()
+    small_phone.wait_for_load_state("load")  # its stylesheet applied: a busy machine measured the page unstyled
     assert small_phone.evaluate("document.documentElement.scrollWidth") <= SMALL_PHONE["width"]
     review = small_phone.evaluate("""() => {
         const dt = document.querySelector('.review dt'), dd = document.querySelector('.review dd');
@@ -113,11 +114,81 @@ def test_the_reference_stands_out_on_the_completion_page(small_phone, live_serve
     small_phone.get_by_role("button", name="この内容で申し込む").click()
     reference = small_phone.get_by_text(re.compile(r"^受付番号: "))
     expect(reference).to_be_visible()
+    small_phone.wait_for_load_state("load")  # its stylesheet applied before anything is measured
     sizes = small_phone.evaluate("""() => [getComputedStyle(document.querySelector('.reference strong')).fontSize,
                                             getComputedStyle(document.querySelector('main p:not(.reference)')).fontSize]""")
     assert float(sizes[0].rstrip("px")) >= 1.25 * float(sizes[1].rstrip("px")), sizes
     box = reference.bounding_box()
     assert box["x"] >= 0 and box["x"] + box["width"] <= SMALL_PHONE["width"] and box["height"] < 40   # one line
+
+
+# -- the phone's text size at 200% --------------------------------------------------------------------------
+
+# A phone's larger-text setting, as Chromium on Android applies it to a page sized in rem: every size doubled.
+# (Injected, so the context allows a style of the test's own; the pages themselves have no script.)
+LARGER_TEXT = "html { font-size: 200% !important; }"
+SIDEWAYS = """() => { const page = document.documentElement, width = page.clientWidth;
+    const wide = [...document.querySelectorAll('body *:not(.skip)')].filter(e => {   // the skip link waits off screen
+        const r = e.getBoundingClientRect(), s = getComputedStyle(e);
+        return r.width > 0 && (r.right > width + 1 || r.left < -1 || e.scrollWidth > e.clientWidth + 1
+                               && ['hidden', 'clip'].includes(s.overflowX));
+    }).map(e => e.tagName + (e.id ? '#' + e.id : '') + ' ' + (e.textContent || '').trim().slice(0, 20));
+    return page.scrollWidth > width + 1 ? ['the page scrolls sideways', ...wide] : wide; }"""
+
+
+@pytest.mark.parametrize("width", [320, 375])
+@pytest.mark.parametrize("office_id, language", [("sakata", "ja"), ("otaru", "en")])
+def test_with_the_phones_text_at_200_percent_no_form_page_is_cut_off_or_scrolls_sideways(
+        browser, live_server, office_id, language, width):
+    """WCAG 1.4.4 on the phone itself: the larger-text setting at 200% on a 320 or 375 px screen. The input page
+    with its errors, the confirmation, the completion and the page keeping what was typed: every word wraps
+    inside the screen, nothing is cut off, and every control can still be reached."""
+    from bot.forms import form_texts
+
+    words = form_texts(language)["page"]
+    context = browser.new_context(viewport={"width": width, "height": 640}, locale="ja-JP", timezone_id="Asia/Tokyo",
+                                  has_touch=True, is_mobile=True, bypass_csp=True)
+    tab = context.new_page()
+    tab.set_default_timeout(10_000)
+
+    def measured(heading: str) -> list[str]:
+        expect(tab.get_by_role("heading", name=heading, exact=True)).to_be_visible()
+        tab.wait_for_load_state("load")
+        tab.add_style_tag(content=LARGER_TEXT)
+        return tab.evaluate(SIDEWAYS)
+
+    try:
+        url = hold_first_free(live_server.rt, office_id, language)
+        tab.goto(url)
+        tab.get_by_role("button", name=words["input"]["submit"]).click()                  # nothing filled in
+        assert measured(words["input"]["heading"]) == [], "errors"
+        typed = {"#f-name": "Wolfeschlegelsteinhausenbergerdorff", "#f-name_kana": "ばーそろみゅー",
+                 "#f-seeker_number": f"{width}{len(office_id):02d}-{len(language)}1", "#f-phone": "090-1234-5678",
+                 "#f-birth_date": "平成2年4月1日", "#f-consultation": "応募書類の添削をお願いしたいです。"}
+        for field, value in typed.items():
+            if tab.locator(field).count():
+                tab.locator(field).fill(value)
+        if office_id == "sakata":
+            tab.locator("#f-category-uij").check()
+            tab.locator("#f-mypage_email_confirmed-yes").check()
+        tab.get_by_role("button", name=words["input"]["submit"]).click()
+        assert measured(words["confirm"]["heading"]) == [], "confirmation"
+        taken_by_another(live_server.rt, url)
+        tab.get_by_role("button", name=words["confirm"]["submit"]).click()
+        assert measured(words["problem"]["full"]) == [], "kept"
+        expect(tab.get_by_role("button", name=words["problem"]["resume"])).to_be_visible()
+        tab.goto(hold_first_free(live_server.rt, office_id, language))
+        for field, value in typed.items():
+            if tab.locator(field).count():
+                tab.locator(field).fill(value[:-1] + "2" if field == "#f-seeker_number" else value)   # another request
+        if office_id == "sakata":
+            tab.locator("#f-category-uij").check()
+            tab.locator("#f-mypage_email_confirmed-yes").check()
+        tab.get_by_role("button", name=words["input"]["submit"]).click()
+        tab.get_by_role("button", name=words["confirm"]["submit"]).click()
+        assert measured(words["done"]["heading"]) == [], "completion"
+    finally:
+        context.close()
 
 
 # -- a form sent after its slot was gone: what was typed waits on the page --------------------------------
