@@ -102,6 +102,23 @@ def shown_url(url: str) -> str:
         return "(DATABASE_URL)"
 
 
+class _RowValuesHidden(logging.Filter):
+    """SQLAlchemy's engine logger at DEBUG logs every row it fetches (`Row (...)`), whatever `hide_parameters`
+    says: LINE user ids, a staff account's password hash, staff addresses, the text of a message waiting to go.
+    An operator who turns that logger up to see the statements gets the rows' count, never their values."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.msg == "Row %r":
+            record.msg, record.args = "Row [values hidden]", ()
+        return True
+
+
+# On the logger every engine of the process writes to (the app's, the migrations'), once.
+ENGINE_LOGGER = logging.getLogger("sqlalchemy.engine.Engine")
+if not any(isinstance(f, _RowValuesHidden) for f in ENGINE_LOGGER.filters):
+    ENGINE_LOGGER.addFilter(_RowValuesHidden())
+
+
 def is_sqlite(engine: Engine) -> bool:
     return engine.dialect.name == "sqlite"
 

@@ -5,7 +5,8 @@ block reasons carry what staff really write there (a phone number, an illness).
 
 - Neither the database (the SQLite files byte for byte, and every text, JSON and binary column read back on
   either backend, as a dump would) nor anything logged holds a plaintext personal value; nor does the log name
-  a user's LINE id, the reply token of their event or the token of their form link.
+  a user's LINE id, the reply token of their event or the token of their form link, even with SQLAlchemy's
+  engine logger at DEBUG (which logs every row fetched).
 - `flask --app app keys rotate` re-encrypts under the new key without losing a value; the old key can go.
 - The retention purge removes what the office's schedule says, when it says.
 - `データ削除` leaves none of the user's values behind, even encrypted (details, notes, memos, override reasons);
@@ -198,11 +199,14 @@ def database_blobs(rt, database_url: str) -> list[bytes]:
 def test_no_plaintext_is_stored_or_logged_and_keys_rotate_without_loss(make_app, app, rt, fake_line, user_factory,
                                                                        database_url, caplog, capfd):
     caplog.set_level(logging.DEBUG)
+    caplog.set_level(logging.DEBUG, logger="sqlalchemy.engine")   # as an operator chasing a query would
     run = full_run(app, rt, fake_line, user_factory)
     secrets = run.secrets()
     logged = caplog.text + "".join(capfd.readouterr())
     no_plaintext_anywhere(rt, database_url, secrets, logged, fake_line)
     assert len(caplog.records) > 20, "nothing was logged: the check proves nothing"
+    assert any(r.name.startswith("sqlalchemy.engine") and r.getMessage().startswith("Row ") for r in caplog.records), \
+        "no row was logged: the check of the engine's log proves nothing"
     assert leaks(logged.encode(), identifiers(run, fake_line)) == []
     keys_rotate_without_loss(make_app, rt, run)
     no_plaintext_anywhere(rt, database_url, secrets, caplog.text + "".join(capfd.readouterr()), fake_line)
