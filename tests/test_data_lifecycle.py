@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -219,6 +220,43 @@ def test_deletion_unfollow_and_retention_after_a_full_run(app, rt, fake_line, us
     unfollow_only_marks_the_user(app, rt, fake_line, run, otaru_user)
     retention_follows_the_schedule(rt, run, confirmed=run.references[otaru_user],
                                    closed=run.references[declined_user])
+
+
+def test_what_data_deletion_erased_leaves_the_sqlite_files_within_the_hour(app, rt, fake_line, user_factory,
+                                                                          database_url):
+    """SQLite's write-ahead log keeps earlier page images, so the erased details and note, encrypted, still
+    opened from the `-wal` file with the key after `データ削除`: the worker's hourly pass truncates it."""
+    run = full_run(app, rt, fake_line, user_factory)
+    sakata_user = next(iter(run.users))
+    data_deletion_leaves_nothing(rt, database_url, run, sakata_user)
+    rt.clock.freeze(rt.clock.now() + timedelta(hours=1))
+    figures = Worker(rt).run_once()
+    if not database_url.startswith("sqlite"):
+        assert "sqlite_log_truncated" not in figures     # PostgreSQL vacuums its old rows itself
+        return
+    assert figures["sqlite_log_truncated"] == 1
+    opened = _tokens_in_files(rt, database_url)
+    mine = run.people[sakata_user].secrets() + note_secrets(staff_note(run.people[sakata_user]))
+    assert [text for text in opened if leaks(text.encode(), mine)] == []
+    others = [person.name for uid, person in run.people.items() if uid != sakata_user]
+    assert all(any(name in text for text in opened) for name in others), "the scan found nothing: it proves nothing"
+
+
+def _tokens_in_files(rt, database_url: str) -> list[str]:
+    """Every Fernet token in the SQLite files (the database, its log) that a configured key opens, opened."""
+    vault = Vault(rt.config.data_encryption_keys, rt.config.secret_key)
+    path = database_url.split("///", 1)[1]
+    opened = []
+    for file in (Path(path), Path(path + "-wal")):
+        for run in re.findall(rb"gAAAAA[A-Za-z0-9_=-]+", file.read_bytes() if file.exists() else b""):
+            # The next column may go on in the same letters (a time: 2026-12-01): the token is a prefix.
+            for end in range(len(run) - len(run) % 4, 0, -4):
+                try:
+                    opened.append(vault.decrypt_text(run[:end]))
+                    break
+                except InvalidToken:
+                    pass
+    return opened
 
 
 # -- the checks -----------------------------------------------------------------------------------------------
