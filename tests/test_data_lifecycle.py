@@ -235,16 +235,15 @@ def test_what_data_deletion_erased_leaves_the_sqlite_files_within_the_hour(app, 
         assert "sqlite_log_truncated" not in figures     # PostgreSQL vacuums its old rows itself
         return
     assert figures["sqlite_log_truncated"] == 1
-    opened = _tokens_in_files(rt, database_url)
+    opened = _tokens_in_files(Vault(rt.config.data_encryption_keys, rt.config.secret_key), database_url)
     mine = run.people[sakata_user].secrets() + note_secrets(staff_note(run.people[sakata_user]))
     assert [text for text in opened if leaks(text.encode(), mine)] == []
     others = [person.name for uid, person in run.people.items() if uid != sakata_user]
     assert all(any(name in text for text in opened) for name in others), "the scan found nothing: it proves nothing"
 
 
-def _tokens_in_files(rt, database_url: str) -> list[str]:
-    """Every Fernet token in the SQLite files (the database, its log) that a configured key opens, opened."""
-    vault = Vault(rt.config.data_encryption_keys, rt.config.secret_key)
+def _tokens_in_files(vault: Vault, database_url: str) -> list[str]:
+    """Every Fernet token in the SQLite files (the database, its log) that the vault's keys open, opened."""
     path = database_url.split("///", 1)[1]
     opened = []
     for file in (Path(path), Path(path + "-wal")):
@@ -292,6 +291,8 @@ def keys_rotate_without_loss(make_app, rt, run: FullRun) -> None:
     assert "slot block reasons: rotated=1 already_current=0 unreadable=0" in result.output
     assert "staff second factors: rotated=1" in result.output
     assert leaks(result.output.encode(), run.secrets()) == []
+    if rt.config.database_url.startswith("sqlite"):              # no copy the old key alone opens is left,
+        assert _tokens_in_files(Vault([old], rt.config.secret_key), rt.config.database_url) == []  # in the log either
     only_new = make_app(data_encryption_keys=(new,))             # the old key removed
     new_rt = only_new.extensions["madoguchi"]
     with new_rt.db.reading() as s:
