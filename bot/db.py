@@ -102,6 +102,23 @@ def shown_url(url: str) -> str:
         return "(DATABASE_URL)"
 
 
+class _RowValuesHidden(logging.Filter):
+    """SQLAlchemy's engine logger at DEBUG logs every row it fetches (`Row (...)`), whatever `hide_parameters`
+    says: LINE user ids, a staff account's password hash, staff addresses, the text of a message waiting to go.
+    An operator who turns that logger up to see the statements gets the rows' count, never their values."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.msg == "Row %r":
+            record.msg, record.args = "Row [values hidden]", ()
+        return True
+
+
+# On the logger every engine of the process writes to (the app's, the migrations'), once.
+ENGINE_LOGGER = logging.getLogger("sqlalchemy.engine.Engine")
+if not any(isinstance(f, _RowValuesHidden) for f in ENGINE_LOGGER.filters):
+    ENGINE_LOGGER.addFilter(_RowValuesHidden())
+
+
 def is_sqlite(engine: Engine) -> bool:
     return engine.dialect.name == "sqlite"
 
@@ -197,6 +214,8 @@ def _make_sqlite_safe(engine: Engine) -> None:
         cur.execute("PRAGMA synchronous=FULL")
         cur.execute("PRAGMA busy_timeout=30000")
         cur.execute("PRAGMA foreign_keys=ON")
+        # Freed space (an erased row's old bytes) overwritten with zeros, whatever the build's default.
+        cur.execute("PRAGMA secure_delete=ON")
         cur.close()
 
     @event.listens_for(engine, "begin")
@@ -273,6 +292,18 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+    def truncate_log(self) -> bool:
+        """SQLite: copy the write-ahead log into the database and cut it to nothing (earlier page images, erased
+        values among them, go with it); False when a reader or writer kept it. No-op elsewhere (True)."""
+        if not self.sqlite:
+            return True
+        raw = self.engine.raw_connection()   # outside any transaction: a checkpoint cannot run inside one
+        try:
+            busy, _, _ = raw.cursor().execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        finally:
+            raw.close()
+        return busy == 0
 
     @contextlib.contextmanager
     def migration_lock(self) -> Iterator[None]:

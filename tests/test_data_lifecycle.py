@@ -5,7 +5,8 @@ block reasons carry what staff really write there (a phone number, an illness).
 
 - Neither the database (the SQLite files byte for byte, and every text, JSON and binary column read back on
   either backend, as a dump would) nor anything logged holds a plaintext personal value; nor does the log name
-  a user's LINE id, the reply token of their event or the token of their form link.
+  a user's LINE id, the reply token of their event or the token of their form link, even with SQLAlchemy's
+  engine logger at DEBUG (which logs every row fetched).
 - `flask --app app keys rotate` re-encrypts under the new key without losing a value; the old key can go.
 - The retention purge removes what the office's schedule says, when it says.
 - `データ削除` leaves none of the user's values behind, even encrypted (details, notes, memos, override reasons);
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -198,11 +200,14 @@ def database_blobs(rt, database_url: str) -> list[bytes]:
 def test_no_plaintext_is_stored_or_logged_and_keys_rotate_without_loss(make_app, app, rt, fake_line, user_factory,
                                                                        database_url, caplog, capfd):
     caplog.set_level(logging.DEBUG)
+    caplog.set_level(logging.DEBUG, logger="sqlalchemy.engine")   # as an operator chasing a query would
     run = full_run(app, rt, fake_line, user_factory)
     secrets = run.secrets()
     logged = caplog.text + "".join(capfd.readouterr())
     no_plaintext_anywhere(rt, database_url, secrets, logged, fake_line)
     assert len(caplog.records) > 20, "nothing was logged: the check proves nothing"
+    assert any(r.name.startswith("sqlalchemy.engine") and r.getMessage().startswith("Row ") for r in caplog.records), \
+        "no row was logged: the check of the engine's log proves nothing"
     assert leaks(logged.encode(), identifiers(run, fake_line)) == []
     keys_rotate_without_loss(make_app, rt, run)
     no_plaintext_anywhere(rt, database_url, secrets, caplog.text + "".join(capfd.readouterr()), fake_line)
@@ -215,6 +220,42 @@ def test_deletion_unfollow_and_retention_after_a_full_run(app, rt, fake_line, us
     unfollow_only_marks_the_user(app, rt, fake_line, run, otaru_user)
     retention_follows_the_schedule(rt, run, confirmed=run.references[otaru_user],
                                    closed=run.references[declined_user])
+
+
+def test_what_data_deletion_erased_leaves_the_sqlite_files_within_the_hour(app, rt, fake_line, user_factory,
+                                                                          database_url):
+    """SQLite's write-ahead log keeps earlier page images, so the erased details and note, encrypted, still
+    opened from the `-wal` file with the key after `データ削除`: the worker's hourly pass truncates it."""
+    run = full_run(app, rt, fake_line, user_factory)
+    sakata_user = next(iter(run.users))
+    data_deletion_leaves_nothing(rt, database_url, run, sakata_user)
+    rt.clock.freeze(rt.clock.now() + timedelta(hours=1))
+    figures = Worker(rt).run_once()
+    if not database_url.startswith("sqlite"):
+        assert "sqlite_log_truncated" not in figures     # PostgreSQL vacuums its old rows itself
+        return
+    assert figures["sqlite_log_truncated"] == 1
+    opened = _tokens_in_files(Vault(rt.config.data_encryption_keys, rt.config.secret_key), database_url)
+    mine = run.people[sakata_user].secrets() + note_secrets(staff_note(run.people[sakata_user]))
+    assert [text for text in opened if leaks(text.encode(), mine)] == []
+    others = [person.name for uid, person in run.people.items() if uid != sakata_user]
+    assert all(any(name in text for text in opened) for name in others), "the scan found nothing: it proves nothing"
+
+
+def _tokens_in_files(vault: Vault, database_url: str) -> list[str]:
+    """Every Fernet token in the SQLite files (the database, its log) that the vault's keys open, opened."""
+    path = database_url.split("///", 1)[1]
+    opened = []
+    for file in (Path(path), Path(path + "-wal")):
+        for run in re.findall(rb"gAAAAA[A-Za-z0-9_=-]+", file.read_bytes() if file.exists() else b""):
+            # The next column may go on in the same letters (a time: 2026-12-01): the token is a prefix.
+            for end in range(len(run) - len(run) % 4, 0, -4):
+                try:
+                    opened.append(vault.decrypt_text(run[:end]))
+                    break
+                except InvalidToken:
+                    pass
+    return opened
 
 
 # -- the checks -----------------------------------------------------------------------------------------------
@@ -250,6 +291,8 @@ def keys_rotate_without_loss(make_app, rt, run: FullRun) -> None:
     assert "slot block reasons: rotated=1 already_current=0 unreadable=0" in result.output
     assert "staff second factors: rotated=1" in result.output
     assert leaks(result.output.encode(), run.secrets()) == []
+    if rt.config.database_url.startswith("sqlite"):              # no copy the old key alone opens is left,
+        assert _tokens_in_files(Vault([old], rt.config.secret_key), rt.config.database_url) == []  # in the log either
     only_new = make_app(data_encryption_keys=(new,))             # the old key removed
     new_rt = only_new.extensions["madoguchi"]
     with new_rt.db.reading() as s:

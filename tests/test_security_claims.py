@@ -12,11 +12,15 @@
   office) under its old signature, or signed with another SECRET_KEY, opens nothing.
 - "Logs carry event ids, types, states and outcomes only — never message text or personal data": no logger call
   in the code passes such a value or an exception whole (the full runs check what is logged on their paths; this
-  checks every call, also on the paths they do not take).
+  checks every call, also on the paths they do not take); a server's log of every request line (Werkzeug's
+  development server, gunicorn's access log) names the form's route, never the user's link.
 """
 from __future__ import annotations
 
 import ast
+import logging
+import threading
+import urllib.request
 from datetime import timedelta
 from pathlib import Path
 
@@ -239,3 +243,27 @@ def test_the_log_check_finds_what_it_looks_for(tmp_path):
     assert [line.split(": ", 1)[1] for line in found] == [
         "line_user_id", "path", "the exception exc itself", "the message of exc",
         "a traceback (with the error's message)", "a traceback (with the error's message)", "staff_note"], found
+
+
+def test_a_servers_request_log_names_the_forms_route_never_the_users_link(app, rt, caplog):
+    """Werkzeug's development server logs every request line, gunicorn's access log too when turned on: the
+    path of the form is the user's link, which opens their form while the slot is held."""
+    from werkzeug.serving import make_server
+
+    _, url = hold_directly(rt, "sakata")
+    token = path_of(url).rsplit("/", 1)[1]
+    caplog.set_level(logging.DEBUG)
+    server = make_server("127.0.0.1", 0, app)
+    thread = threading.Thread(target=server.serve_forever)
+    thread.start()
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{server.port}{path_of(url)}") as answer:
+            assert answer.status == 200
+    finally:
+        server.shutdown()
+        thread.join()
+    logging.getLogger("gunicorn.access").info('%(h)s "%(r)s" %(s)s', {   # as gunicorn's access log writes it
+        "h": "127.0.0.1", "r": f"GET {path_of(url)}/confirm HTTP/1.1", "s": "200"})
+    lines = [r.getMessage() for r in caplog.records if r.name in ("werkzeug", "gunicorn.access")]
+    assert len(lines) == 2 and all("/form/<token>" in line for line in lines), lines
+    assert token not in caplog.text

@@ -432,6 +432,29 @@ def test_an_office_whose_profile_was_removed_keeps_no_details_past_the_default_r
         assert [(e.office_id, e.detail) for e in purge] == [("sakata", {"details": 1, "requests": 0})]
 
 
+def test_an_office_whose_profile_was_removed_keeps_no_line_id_of_users_who_still_follow(rt, monkeypatch):
+    """Nothing reaches the users of a removed office any more (its webhook answers 404, so they never unfollow
+    either): their LINE ids go by the default rules as an unfollowed user's, once their details went."""
+    following = conversation(rt, "sakata", "U" + "f" * 32)
+    reference = make_request(rt, user_id="U" + "f" * 32)
+    idle = conversation(rt, "sakata", "U" + "e" * 32)
+    monkeypatch.setattr(rt, "offices", {k: v for k, v in rt.offices.items() if k != "sakata"})
+
+    def ids() -> list[str]:
+        with rt.db.reading() as s:
+            return [s.get(Conversation, conv).line_user_id for conv in (following, idle)]
+
+    rt.clock.freeze(SAKATA_MONDAY + timedelta(days=89))
+    staff_jobs.run_due(rt)
+    assert ids() == ["U" + "f" * 32, f"{staff_jobs.FORGOTTEN}{idle}"]       # its booking still holds details
+    rt.clock.freeze(SAKATA_MONDAY + timedelta(days=90, hours=1))
+    assert staff_jobs.run_due(rt)["users_forgotten"] == 1
+    assert ids() == [f"{staff_jobs.FORGOTTEN}{following}", f"{staff_jobs.FORGOTTEN}{idle}"]
+    assert booking(rt, reference).conversation_id == following
+    with rt.db.reading() as s:
+        assert not s.get(Conversation, following).followed                # nothing is ever pushed to it
+
+
 def test_retention_purge_takes_the_override_reason_with_the_details(rt, cli):
     """A phone booking of a blocked slot, taken with a reason: the reason goes with the details, the row stays."""
     from bot.staff import decisions, personal

@@ -5,8 +5,9 @@ Rotation, step by step: put the new key first in DATA_ENCRYPTION_KEY (`new,old`)
 request details, the staff notes, the memos of the audit log (of cancellations, of attendance corrections),
 override reasons and slot block reasons, the stored channel credentials and the staff second-factor secrets,
 a batch per transaction, and is safe to run again (tokens already under the newest key are left alone). It also computes again the search hash of each request's
-job seeker number, keyed with SECRET_KEY: run it after changing SECRET_KEY too. It prints counts only, never a
-value. Exit 0 when done, 1 when a token opens with no configured key.
+job seeker number, keyed with SECRET_KEY: run it after changing SECRET_KEY too. On SQLite it then truncates the
+write-ahead log, whose earlier page images would still hold the tokens under the old key. It prints counts only,
+never a value. Exit 0 when done, 1 when a token opens with no configured key (or the log was in use).
 """
 from __future__ import annotations
 
@@ -177,6 +178,10 @@ def rotate_command(batch: int) -> None:
     hashes = rehash_seekers(rt.db, vault, batch)
     click.echo(f"search hashes: rehashed={hashes.rotated} already_current={hashes.current} "
                f"unreadable={len(hashes.unreadable)}")
+    if not rt.db.truncate_log():
+        failed = True
+        click.echo("SQLite's write-ahead log is in use and still holds copies under the old keys: run "
+                   "`keys rotate` again before removing them", err=True)
     if failed:
         sys.exit(1)
     click.echo(f"keys rotated: everything is under the newest of {len(rt.config.data_encryption_keys)} key(s)")

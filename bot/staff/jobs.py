@@ -60,7 +60,11 @@ def run_due(rt) -> dict[str, int]:
         with rt.db.transaction() as s:
             figures.update(_purge(s, office_ids, keep, now))
     with rt.db.transaction() as s:
-        figures.update(purge_unknown_offices(s, rt, now))
+        hourly = housekeeping(s, now)
+        if hourly:
+            figures.update(purge_unknown_offices(s, rt, now))
+    if hourly:
+        figures.update(truncate_sqlite_log(rt))
     return dict(figures)
 
 
@@ -196,8 +200,10 @@ def purge_expired_data(session: Session, rt, office, now: datetime) -> dict[str,
     return _purge(session, [office.id], office.retention_rules(), now)
 
 
-def _purge(session: Session, office_ids: list[str], keep: dict[str, int], now: datetime) -> dict[str, int]:
-    """The retention rules `keep` applied to these offices' data at once (the offices that keep data alike)."""
+def _purge(session: Session, office_ids: list[str], keep: dict[str, int], now: datetime,
+           removed: bool = False) -> dict[str, int]:
+    """The retention rules `keep` applied to these offices' data at once (the offices that keep data alike);
+    `removed`: offices no longer configured, whose users are forgotten whether they still follow or not."""
     past = (Booking.office_id.in_(office_ids), Booking.slot_start < now - timedelta(days=keep["personal_details_days_after_session"]))
     details = Counter(session.scalars(update(Booking).where(*past, Booking.details.is_not(None)).values(
         details=None, seeker_hash=None, details_purged_at=now).returning(Booking.office_id)))
@@ -219,7 +225,8 @@ def _purge(session: Session, office_ids: list[str], keep: dict[str, int], now: d
     sent = session.execute(delete(OutboxMessage).where(
         OutboxMessage.office_id.in_(office_ids), OutboxMessage.status.in_(outbox.FINISHED),
         OutboxMessage.created_at < now - timedelta(days=keep["outbox_days"]))).rowcount or 0
-    forgotten = forget_unfollowed(session, office_ids, now - timedelta(days=keep["unfollowed_days"]), now)
+    forgotten = forget_unfollowed(session, office_ids, now - timedelta(days=keep["unfollowed_days"]), now,
+                                  following_too=removed)
     for office_id in sorted(details.keys() | closed.keys()):
         audit.record(session, office_id, audit.Actor.system(), "retention_purge", now, details=details[office_id],
                      requests=closed[office_id])
@@ -230,7 +237,8 @@ def _purge(session: Session, office_ids: list[str], keep: dict[str, int], now: d
             "dedupe_purged": dedupe, "outbox_purged": sent, "users_forgotten": forgotten.total()}
 
 
-def forget_unfollowed(session: Session, office_ids: list[str], before: datetime, now: datetime) -> Counter[str]:
+def forget_unfollowed(session: Session, office_ids: list[str], before: datetime, now: datetime,
+                      following_too: bool = False) -> Counter[str]:
     """Users who unfollowed (blocked) the account before `before` and none of whose bookings is open with its
     session ahead or holds details: their LINE user id is replaced by a pseudonym (FORGOTTEN + the
     conversation's id). A booking left `confirmed` after its session (attendance never recorded) holds
@@ -243,12 +251,14 @@ def forget_unfollowed(session: Session, office_ids: list[str], before: datetime,
     conversation: asked to consent again; the old bookings are not shown). A user whose online booking staff
     blocked is kept until they unblock it: a new conversation would not be blocked. A batch per pass; a rerun
     finds nothing more to do (a pseudonym is never forgotten again). One batch for all these offices; returns
-    the users forgotten per office."""
+    the users forgotten per office. `following_too`: the offices were removed from the deployment, so nothing
+    reaches their users any more (and no event of theirs arrives): those who still follow are forgotten alike."""
     holding = exists().where(Booking.conversation_id == Conversation.id,
                              or_(Booking.details.is_not(None),
                                  and_(Booking.status.in_(lifecycle.OPEN_STATUSES), Booking.slot_start > now)))
+    to_forget = TO_FORGET[1:] if following_too else TO_FORGET
     found = session.execute(select(Conversation.id, Conversation.office_id, Conversation.line_user_id).where(
-        Conversation.office_id.in_(office_ids), *TO_FORGET,
+        Conversation.office_id.in_(office_ids), *to_forget,
         Conversation.booking_blocked.is_(False),   # staff refused them online booking: kept while that holds
         Conversation.last_event_ms < int(before.timestamp() * 1000), ~holding,
     ).order_by(Conversation.id).limit(PURGE_BATCH)).all()
@@ -257,9 +267,10 @@ def forget_unfollowed(session: Session, office_ids: list[str], before: datetime,
         pseudonym = f"{FORGOTTEN}{conv_id}"
         # Followed again meanwhile (an event committed first): left alone.
         done = session.execute(update(Conversation).where(
-            Conversation.id == conv_id, Conversation.line_user_id == user_id, Conversation.followed.is_(False),
-        ).values(line_user_id=pseudonym, state="idle", context={}, step=0, misses=0, pending_notice=None,
-                 receipt_due=False, flood_tat=None, flood_noticed_at=None)).rowcount or 0
+            Conversation.id == conv_id, Conversation.line_user_id == user_id,
+            *(() if following_too else (Conversation.followed.is_(False),)),
+        ).values(line_user_id=pseudonym, followed=False, state="idle", context={}, step=0, misses=0,
+                 pending_notice=None, receipt_due=False, flood_tat=None, flood_noticed_at=None)).rowcount or 0
         if done:
             session.execute(update(OutboxMessage).where(OutboxMessage.office_id == office_id,
                                                         OutboxMessage.recipient == user_id)
@@ -290,18 +301,35 @@ def _delete_closed_requests(session: Session, office_ids: list[str], before: dat
     return Counter(session.scalars(delete(Booking).where(Booking.id.in_(ids)).returning(Booking.office_id)))
 
 
-def purge_unknown_offices(session: Session, rt, now: datetime) -> dict[str, int]:
+def housekeeping(session: Session, now: datetime) -> bool:
     """Housekeeping that is not per office: old job marks, ended staff sessions, counts of wrong passwords
     that no longer lock anything (each keyed by the name as typed: sometimes a password typed in the wrong
-    box), and the data of offices no longer configured (a profile removed; a disabled one is still configured), purged by the default
-    retention rules so that no personal details outlive them. Such offices are looked for once an hour."""
+    box). True once an hour (for one worker): the pass that does the hourly work as well."""
     session.execute(delete(JobMark).where(JobMark.created_at < now - JOB_MARK_KEEP))
     session.execute(delete(StaffSession).where(StaffSession.created_at < now - MAX_SESSION))
     auth.purge_login_failures(session, now)
-    if not _mark(session, "unknown_offices", now.astimezone(TOKYO).strftime("%Y-%m-%dT%H"), now):
-        return {}
+    return _mark(session, "unknown_offices", now.astimezone(TOKYO).strftime("%Y-%m-%dT%H"), now)
+
+
+def purge_unknown_offices(session: Session, rt, now: datetime) -> dict[str, int]:
+    """The data of offices no longer configured (a profile removed; a disabled one is still configured), purged by
+    the default retention rules so that no personal details outlive them (looked for once an hour)."""
     known = list(rt.offices)
     gone: set[str] = set()
     for table in (Booking, Conversation, SlotBlock, SlotHold, ProcessedEvent, OutboxMessage):
         gone.update(session.scalars(select(table.office_id).distinct().where(table.office_id.not_in(known))))
-    return _purge(session, sorted(gone), DEFAULT_RETENTION, now) if gone else {}
+    return _purge(session, sorted(gone), DEFAULT_RETENTION, now, removed=True) if gone else {}
+
+
+def truncate_sqlite_log(rt) -> dict[str, int]:
+    """SQLite's write-ahead log (the `-wal` file beside the database) keeps earlier images of the pages it wrote
+    until later writes overwrite them: what `データ削除` or the purge erased from the rows would stay readable
+    there, with the key, for as long as the office writes little. Once an hour it is copied into the database
+    (whose freed space SQLite overwrites: `secure_delete`) and cut to nothing. A reader holding it makes the
+    checkpoint wait (the busy timeout) or give up until the next hour; PostgreSQL vacuums its own old rows."""
+    if not rt.db.sqlite:
+        return {}
+    done = rt.db.truncate_log()
+    if not done:
+        log.warning("sqlite write-ahead log not truncated (in use): tried again next hour")
+    return {"sqlite_log_truncated": int(done)}
