@@ -187,7 +187,8 @@ def test_stop_when_nothing_is_in_progress(chat):
 # -- making a choice ------------------------------------------------------------------------------
 
 # Every variant is covered in test_router; here each kind once, through real webhooks.
-@pytest.mark.parametrize("typed", ["はい", "1", "１", "ハイ", "yes", "ok", "はい。", "1\ufe0f\u20e3", "１番"])
+@pytest.mark.parametrize("typed", ["はい", "1", "１", "ハイ", "yes", "ok", "はい。", "1\ufe0f\u20e3", "１番", "一",
+                                   "一番", "はい👍", "👍", "はい〜"])
 def test_yes_by_label_number_width_and_variant(chat, typed):
     chat.walk_to("eligibility", 0)
     chat.say(typed)
