@@ -99,14 +99,16 @@ def _unsupported(talk: Talk, routed: Routed) -> None:
 
 
 def _miss(talk: Talk, routed: Routed) -> None:
+    """Text that answers nothing: said so, with the chat word it misspells if any (`near`), and the step again."""
     talk.misses += 1
+    near = {"near": routed.extra["near"]} if routed.extra.get("near") else {}
     if talk.state == State.IDLE:
-        talk.say("idle_hint", misses=talk.misses)
+        talk.say("idle_hint", misses=talk.misses, **near)
         return
     if talk.misses >= MAX_MISSES:
-        talk.say("miss_contact", state=talk.state)
+        talk.say("miss_contact", state=talk.state, **near)
     else:
-        talk.say("not_understood", state=_step_shown(talk))
+        talk.say("not_understood", state=_step_shown(talk), **near)
     ask(talk, again=True)
 
 

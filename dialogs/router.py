@@ -43,6 +43,7 @@ POSTBACK_ACTIONS = {
 # Postback actions about a booking or the user's data, valid at any step (their own checks guard them).
 BOOKING_ACTIONS = frozenset({"withdraw", "cancel_booking", "confirm_delete", "confirm_cancel", "proposal"})
 MAX_POSTBACK = 300
+_NEAR_LONGEST = 20   # longer text is a sentence, not a chat word mistyped
 _SPACES = re.compile(r"\s+")
 _TRAILING = re.compile(r"[。．.!！?？、,]+$")
 _CLAUSES = re.compile(r"[。．.!！?？、, ]+")
@@ -140,12 +141,51 @@ class Vocabulary:
         """The answer a normalised text is a common synonym of (ハイ, ok), if any."""
         return self.answers.get(text) or self.answers.get(key(text))
 
+    def near(self, text: str) -> str | None:
+        """The chat word a normalised text misspells by a letter or two (へるぶ, 予約確任, englsh; `_near_enough`),
+        if only one word is that near. Only suggested, never acted on."""
+        typed = key(self.without_ending(text))
+        if not 3 <= len(typed) <= _NEAR_LONGEST:
+            return None
+        found: dict[int, set[str]] = {}
+        for phrase, wid in self.words.items():
+            if abs(len(phrase) - len(typed)) <= 2:
+                distance = _distance(typed, phrase)
+                if 0 < distance <= _near_enough(phrase):
+                    found.setdefault(distance, set()).add(wid)
+        nearest = found[min(found)] if found else set()
+        return nearest.pop() if len(nearest) == 1 else None
+
     def without_ending(self, text: str) -> str:
         """The normalised text without one polite ending (予約をお願いします -> 予約); never down to nothing."""
         for ending in self.endings:
             if text.endswith(ending) and len(text) > len(ending):
                 return normalise(text[: -len(ending)]) or text
         return text
+
+
+def _near_enough(phrase: str) -> int:
+    """How many letters a phrase may be mistyped by and still be suggested: a kana or kanji says more than a
+    Latin letter (へるぶ is ヘルプ, but step is not stop)."""
+    latin = phrase.isascii()
+    if len(phrase) < (5 if latin else 3):
+        return 0
+    return 1 if len(phrase) < (8 if latin else 6) else 2
+
+
+def _distance(a: str, b: str) -> int:
+    """The edit distance between two short phrases: insertions, deletions, substitutions and two letters swapped
+    (hlep), one edit each."""
+    rows = [list(range(len(b) + 1))]
+    for i, char in enumerate(a, 1):
+        row = [i]
+        for j, other in enumerate(b, 1):
+            cost = min(rows[-1][j] + 1, row[j - 1] + 1, rows[-1][j - 1] + (char != other))
+            if i > 1 and j > 1 and char == b[j - 2] and a[i - 2] == other:
+                cost = min(cost, rows[-2][j - 2] + 1)
+            row.append(cost)
+        rows.append(row)
+    return rows[-1][-1]
 
 
 def _compact(phrase: str) -> str:
@@ -247,7 +287,8 @@ def route(inp: Incoming, *, office: str, position: str, choices: list[tuple[str,
     for answer, label in (proposal_answers or {}).items():
         if label and key(text) == key(normalise(label)):
             return Routed("answer_proposal", value=answer, method="text")
-    return Routed("typed", value=inp.text)
+    near = vocab.near(text)
+    return Routed("typed", value=inp.text, extra={"near": near} if near else {})
 
 
 def _matching(text: str, choices: list[tuple[str, Iterable[str]]], aliases: Iterable[tuple[str, Iterable[str]]],

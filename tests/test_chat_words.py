@@ -254,6 +254,21 @@ def test_text_that_matches_nothing_asks_again_and_offers_the_contact_after_three
     assert "読み取れませんでした" in out[0]
 
 
+def test_a_mistyped_chat_word_is_suggested_at_every_step_and_nothing_is_done(chat):
+    """ヘルブ for ヘルプ, 予約確任 for 予約確認: the answer names the word meant and how to send it, asks the step again
+    and changes nothing (a guess is never acted on)."""
+    for n, (step, index) in enumerate(every_step(chat)):
+        typed, word = (("ヘルブ", "ヘルプ"), ("予約確任", "予約確認"), ("さいしよから", "最初から"))[n % 3]
+        out = chat.say(typed)
+        assert f"もしかして「{word}」でしょうか。その場合は、「{word}」と送ってください。" in out[0], step
+        assert HELP_SAYS[step] not in joined(out) and "お申込み中の予約はありません" not in joined(out)
+        assert_asked_again(chat, out, step, index)
+    chat.say("中止")
+    [idle] = chat.say("でーたさくじよ")
+    assert "「予約確認」" in idle and "もしかして「データ削除」でしょうか" in idle
+    assert chat.conversation().state == "idle"
+
+
 def test_a_sticker_at_a_yes_no_step_gets_a_kind_answer_and_the_question_again(chat):
     chat.walk_to("checklist", 2)
     out = chat.sticker()

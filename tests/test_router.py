@@ -85,6 +85,23 @@ def test_a_chat_word_in_the_other_kana_or_with_an_emoji_is_that_word(typed, trig
     assert routed(text(typed), [], "idle").trigger == trigger
 
 
+@pytest.mark.parametrize("typed,near", [("へるぶ", "help"), ("ヘルブ", "help"), ("予約確任", "status"), ("englsh", "lang_en"),
+                                        ("Engilsh", "lang_en"), ("でーたさくじよ", "delete_data"),
+                                        ("さいしよから", "restart"), ("予約確認を", "status"), ("日本後", "lang_ja")])
+def test_a_chat_word_mistyped_is_suggested_and_not_acted_on(typed, near):
+    for choices, position in ((YES_NO_UNSURE, Q1), ([], "idle"), (CONSENT, "awaiting_consent")):
+        assert routed(text(typed), choices, position) == Routed("typed", value=typed, extra={"near": near})
+
+
+@pytest.mark.parametrize("typed", ["明日の午後がいいです", "ありがとう", "よろしくお願いします", "hello", "step", "look",
+                                   "hepl", "予約かな", "中正", "やめます", "a" * 300, "よやくかくにんかくにん"])
+def test_text_near_no_chat_word_or_near_two_suggests_nothing(typed):
+    """Short words differ by one letter from many others (step / stop), and a sentence is not a word."""
+    for language in ("ja", "en", "easy"):
+        got = route(text(typed), office="sakata", position=Q1, choices=YES_NO_UNSURE, vocab=load_vocabulary(language))
+        assert got.trigger in ("typed", "miss") and "near" not in got.extra, (language, got)
+
+
 # -- chat words -----------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("word,trigger", [
