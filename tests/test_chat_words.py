@@ -9,7 +9,7 @@ import re
 
 import pytest
 
-from tests.intake_walk import CONSENT_HEAD, NO, YES, Chat, joined, postback_fields
+from tests.intake_walk import CONSENT_HEAD, LABEL_AS_TYPED, NO, YES, Chat, joined, postback_fields
 
 OFFICES = ["sakata", "otaru"]
 # (step, index): where a test stands before it speaks.
@@ -417,3 +417,37 @@ def test_within_a_day_booking_simply_resumes(chat, rt):
     rt.clock.advance(hours=23, minutes=59)
     out = chat.say("予約")
     assert_asked_again(chat, out, "checklist", 2)
+
+
+# -- a label typed as people type it, at every step, in every language -------------------------------------
+
+def _typed_label(chat: Chat, action: str, value: str | None, n: int) -> str:
+    """The label of the button in the last message that carries `action` (and `value`), typed the n-th way."""
+    items = chat.last_message().get("quickReply", {}).get("items", [])
+    for item in items:
+        fields = postback_fields(item["action"]["data"])
+        if fields["a"] == action and (value is None or fields.get("v") == value):
+            return LABEL_AS_TYPED[n % len(LABEL_AS_TYPED)](item["action"]["label"])
+    raise AssertionError(f"no {action} {value} button in {chat.buttons()}")
+
+
+@pytest.mark.parametrize("language", ["ja", "en", "easy"])
+def test_every_step_is_answered_by_its_label_typed_without_spaces_in_katakana_or_decorated(chat, language):
+    """Each button of the walk (answers, the next week, a slot) typed without its spaces (この ままに する), with
+    full-width ones, with 。 / ！ / an emoji after it, in katakana, or with an invisible space: each step goes on as a
+    tap would. Consent is the exception: only the button or the exact words."""
+    chat.say({"ja": "日本語", "en": "English", "easy": "やさしい日本語"}[language])
+    chat.say("予約")
+    chat.tap_data(chat.button_data(chat.buttons()[0]))            # 同意する: by its button
+    n = 0
+    for index, question in enumerate(chat.office.eligibility):
+        chat.say(_typed_label(chat, "answer", question.passing[0], n := n + 1))
+        assert chat.position()[0] != "awaiting_eligibility" or chat.position()[1] == index + 1, (language, index)
+    for index in range(len(chat.office.checklist)):
+        chat.say(_typed_label(chat, "answer", "yes", n := n + 1))
+    assert chat.position()[0] == "awaiting_slot"
+    week = chat.conversation().context.get("week", 0)
+    chat.say(_typed_label(chat, "week", "next", n := n + 1))
+    assert chat.conversation().context.get("week", 0) != week or chat.conversation().context.get("page")
+    chat.say(_typed_label(chat, "slot", None, n := n + 1))
+    assert chat.position()[0] == "awaiting_form", language
