@@ -451,3 +451,21 @@ def test_every_step_is_answered_by_its_label_typed_without_spaces_in_katakana_or
     assert chat.conversation().context.get("week", 0) != week or chat.conversation().context.get("page")
     chat.say(_typed_label(chat, "slot", None, n := n + 1))
     assert chat.position()[0] == "awaiting_form", language
+
+
+def _in_kanji(number: int) -> str:
+    digits = "〇一二三四五六七八九"
+    tens, ones = divmod(number, 10)
+    return (f"{digits[tens] if tens > 1 else ''}十" if tens else "") + (digits[ones] if ones else "")
+
+
+@pytest.mark.parametrize("how", ["number", "date"])
+def test_a_slot_is_chosen_by_its_number_or_its_date_in_kanji_numerals(chat, how):
+    """一番 (the first), or 十二月七日十四時 for 12/7 14:00: the slot shown is held and the form link sent."""
+    chat.walk_to("slot")
+    first = chat.buttons()[0]
+    month, day, hour, minute = map(int, re.search(r"(\d+)/(\d+)\(.\) (\d+):(\d+)", first).groups())
+    minutes = f"{_in_kanji(minute)}分" if minute else ""
+    chat.say("一番" if how == "number" else f"{_in_kanji(month)}月{_in_kanji(day)}日{_in_kanji(hour)}時{minutes}")
+    assert chat.position()[0] == "awaiting_form"
+    assert first.split(" ")[0] in joined(chat.all_texts()[-2:])
