@@ -43,6 +43,7 @@ POSTBACK_ACTIONS = {
 # Postback actions about a booking or the user's data, valid at any step (their own checks guard them).
 BOOKING_ACTIONS = frozenset({"withdraw", "cancel_booking", "confirm_delete", "confirm_cancel", "proposal"})
 MAX_POSTBACK = 300
+_LONGEST_NUMBER = 4    # digits of a choice's number; a longer number chooses nothing
 _NEAR_LONGEST = 20   # longer text is a sentence, not a chat word mistyped
 _SPACES = re.compile(r"\s+")
 _TRAILING = re.compile(r"[。．.!！?？、,]+$")
@@ -271,8 +272,8 @@ def route(inp: Incoming, *, office: str, position: str, choices: list[tuple[str,
     text = vocab.without_ending(text)   # はいです: the choice itself
     # A choice by number, by its label, or by a common synonym of an answer. Consent is never
     # given or refused by a number: where 同意する is offered, numbers choose nothing.
-    if text.isdigit():
-        index = int(text) - 1
+    if text.isdecimal():   # not isdigit: ² and other digits int() does not read are text
+        index = int(text) - 1 if len(text) <= _LONGEST_NUMBER else -1   # int() refuses over 4300 digits
         if 0 <= index < len(choices) and not _offers_consent(choices):
             return _choice(choices[index][0])
         return Routed("miss")

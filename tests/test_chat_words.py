@@ -469,3 +469,13 @@ def test_a_slot_is_chosen_by_its_number_or_its_date_in_kanji_numerals(chat, how)
     chat.say("一番" if how == "number" else f"{_in_kanji(month)}月{_in_kanji(day)}日{_in_kanji(hour)}時{minutes}")
     assert chat.position()[0] == "awaiting_form"
     assert first.split(" ")[0] in joined(chat.all_texts()[-2:])
+
+
+@pytest.mark.parametrize("typed", ["1" * 5000, "\U00010a40"])
+def test_a_number_too_long_to_read_or_a_digit_of_another_script_is_not_understood_and_loses_nothing(chat, typed):
+    """LINE lets 5000 digits through (int() reads 4300 at most) and 𐩀 is a digit int() does not read: either
+    broke the event. Now: not understood, the question again, the answers so far kept."""
+    chat.walk_to("eligibility", 1)
+    out = chat.say(typed)
+    assert "読み取れませんでした" in out[0]
+    assert_asked_again(chat, out, "eligibility", 1)

@@ -175,7 +175,8 @@ def test_a_choice_by_number_label_or_variant(typed, value):
     assert routed(text(typed)) == Routed("answer", value=value, method="text")
 
 
-@pytest.mark.parametrize("typed", ["0", "4", "10", "-1", "1.5"])
+@pytest.mark.parametrize("typed", ["0", "4", "10", "-1", "1.5", "1" * 5000, "０" * 4400 + "1", "1" * 4400 + "番",
+                                   "\U00010a40", "\U00010a40" * 3])
 def test_a_number_outside_the_choices_is_a_miss(typed):
     assert routed(text(typed)).trigger in ("miss", "typed")
     assert routed(text(typed)).trigger != "answer"
