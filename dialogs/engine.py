@@ -46,8 +46,14 @@ def apply(talk: Talk, routed: Routed) -> None:
             talk.misses = 0
             return
         # A valid word with nothing to do here (e.g. an answer at the wrong step): re-ask. A button that does
-        # nothing here (tapped twice, or forged) is an old button, not an answer the bot could not read.
-        trigger = "stale" if routed.method == "button" else "miss"
+        # nothing here (tapped twice, or forged) is an old button, not an answer the bot could not read; nor is
+        # 同意する typed again past consent (said what it is for, and not counted as a miss).
+        if routed.method == "button":
+            trigger = "stale"
+        elif trigger == "agree" and talk.state != State.IDLE:
+            trigger, routed = "stale", Routed("stale", value="consent_word")
+        else:
+            trigger = "miss"
     handler = GLOBAL.get(trigger, _miss)
     handler(talk, routed)
 
@@ -83,8 +89,9 @@ def _step_shown(talk: Talk) -> str:
 
 
 def _stale(talk: Talk, routed: Routed) -> None:
-    """An out-of-date button, or a message that arrived after a newer one (`late`): nothing is applied."""
-    late = {"late": True} if routed.value == "message" else {}
+    """An out-of-date button, a message that arrived after a newer one (`late`), or 同意する typed where consent is
+    not asked (`consent_word`): nothing is applied."""
+    late = {"message": {"late": True}, "consent_word": {"consent_word": True}}.get(routed.value or "", {})
     if talk.state == State.IDLE:
         talk.say("stale_idle", **late)
     else:

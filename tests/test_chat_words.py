@@ -479,3 +479,17 @@ def test_a_number_too_long_to_read_or_a_digit_of_another_script_is_not_understoo
     out = chat.say(typed)
     assert "読み取れませんでした" in out[0]
     assert_asked_again(chat, out, "eligibility", 1)
+
+
+def test_agreeing_again_past_consent_says_what_the_words_are_for_and_is_no_miss(chat):
+    """同意する typed again (at a question, an item, the slots) was "not understood", and the third time brought the
+    other routes as for someone the chat fails. It is understood: said what it is for, the step asked again."""
+    for n, (step, index) in enumerate(every_step(chat)):
+        if step == "consent":
+            continue
+        for _ in range(3 if n == 1 else 1):
+            out = chat.say("同意する")
+            assert "「同意する」は、利用規約への同意をお願いしているときにだけお受けしています" in out[0], step
+            assert "読み取れませんでした" not in joined(out) and "このトーク以外の方法" not in joined(out)
+            assert_asked_again(chat, out, step, index)
+    assert chat.conversation().misses == 0

@@ -137,7 +137,8 @@ def samples(office) -> dict[str, list[dict[str, Any]]]:
         "no_earlier_step": [{}],
         "nothing_in_progress": [{}],
         "stale_button": [dict(state=s, late=late) for s in STATES if s != "idle" for late in (False, True)]
-                        + [dict(state="awaiting_consent", terms_changed=True)],
+                        + [dict(state="awaiting_consent", terms_changed=True)]
+                        + [dict(state=s, consent_word=True) for s in STATES if s not in ("idle", "awaiting_consent")],
         "stale_idle": [{}, dict(late=True)],
         "group_hint": [{}],
         "stopped": [{}],
