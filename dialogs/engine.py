@@ -31,6 +31,10 @@ def handle(talk: Talk, inp: Incoming, vocab: Vocabulary) -> Routed:
     return routed
 
 
+#: the steps before the slots are shown: a date and time typed there is understood, but its step is still ahead
+_BEFORE_SLOTS = (State.AWAITING_CONSENT, State.AWAITING_ELIGIBILITY, State.AWAITING_CHECKLIST)
+
+
 def apply(talk: Talk, routed: Routed) -> None:
     """Fire the routed trigger: a machine step, or one of the words that work at every step."""
     trigger = routed.trigger
@@ -40,6 +44,8 @@ def apply(talk: Talk, routed: Routed) -> None:
             trigger = "declined_slot"                 # 12/7以外, 12/7 14時は無理: never a choice of it
         elif typed.start:
             trigger, routed = "choose_slot", Routed("choose_slot", value=typed.start)
+    elif trigger == "typed" and talk.state in _BEFORE_SLOTS and talk.ports.read_slot(routed.value or "").start:
+        trigger, routed = "stale", Routed("stale", value="early_slot")    # a date and time ahead of its step
     if trigger in MACHINE.events:
         kwargs = {"value": routed.value, "method": routed.method, **routed.extra}
         if fire(talk, trigger, **kwargs):
@@ -89,9 +95,11 @@ def _step_shown(talk: Talk) -> str:
 
 
 def _stale(talk: Talk, routed: Routed) -> None:
-    """An out-of-date button, a message that arrived after a newer one (`late`), or 同意する typed where consent is
-    not asked (`consent_word`): nothing is applied."""
-    late = {"message": {"late": True}, "consent_word": {"consent_word": True}}.get(routed.value or "", {})
+    """An out-of-date button, a message that arrived after a newer one (`late`), 同意する typed where consent is
+    not asked (`consent_word`), or a date and time typed before the slots are shown (`early_slot`): nothing is
+    applied, and none of them is a miss."""
+    late = {"message": {"late": True}, "consent_word": {"consent_word": True},
+            "early_slot": {"early_slot": True}}.get(routed.value or "", {})
     if talk.state == State.IDLE:
         talk.say("stale_idle", **late)
     else:

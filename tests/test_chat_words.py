@@ -493,3 +493,16 @@ def test_agreeing_again_past_consent_says_what_the_words_are_for_and_is_no_miss(
             assert "読み取れませんでした" not in joined(out) and "このトーク以外の方法" not in joined(out)
             assert_asked_again(chat, out, step, index)
     assert chat.conversation().misses == 0
+
+
+@pytest.mark.parametrize("step,index", [("consent", None), ("eligibility", 1), ("checklist", 0)])
+def test_a_date_and_time_typed_before_the_slots_says_when_to_choose_and_is_no_miss(chat, step, index):
+    """12/7 14:00 typed at a question was "not understood", and the third time brought the other routes. It is
+    understood: the date and time are chosen at a later step; the step is asked again."""
+    stand_at(chat, step, index)
+    for typed in ("12/7 14:00", "明日の10時", "十二月七日十四時"):
+        out = chat.say(typed)
+        assert "ご希望の日時は、この後の手順で空いている枠の一覧からお選びいただけます" in out[0], typed
+        assert "読み取れませんでした" not in joined(out) and "このトーク以外の方法" not in joined(out)
+        assert_asked_again(chat, out, step, index)
+    assert chat.conversation().misses == 0

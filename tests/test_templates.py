@@ -138,7 +138,9 @@ def samples(office) -> dict[str, list[dict[str, Any]]]:
         "nothing_in_progress": [{}],
         "stale_button": [dict(state=s, late=late) for s in STATES if s != "idle" for late in (False, True)]
                         + [dict(state="awaiting_consent", terms_changed=True)]
-                        + [dict(state=s, consent_word=True) for s in STATES if s not in ("idle", "awaiting_consent")],
+                        + [dict(state=s, consent_word=True) for s in STATES if s not in ("idle", "awaiting_consent")]
+                        + [dict(state=s, early_slot=True) for s in STATES if s not in ("idle", "awaiting_slot",
+                                                                                       "awaiting_form")],
         "stale_idle": [{}, dict(late=True)],
         "group_hint": [{}],
         "stopped": [{}],
