@@ -31,6 +31,10 @@ def handle(talk: Talk, inp: Incoming, vocab: Vocabulary) -> Routed:
     return routed
 
 
+#: the steps before the slots are shown: a date and time typed there is understood, but its step is still ahead
+_BEFORE_SLOTS = (State.AWAITING_CONSENT, State.AWAITING_ELIGIBILITY, State.AWAITING_CHECKLIST)
+
+
 def apply(talk: Talk, routed: Routed) -> None:
     """Fire the routed trigger: a machine step, or one of the words that work at every step."""
     trigger = routed.trigger
@@ -40,14 +44,22 @@ def apply(talk: Talk, routed: Routed) -> None:
             trigger = "declined_slot"                 # 12/7以外, 12/7 14時は無理: never a choice of it
         elif typed.start:
             trigger, routed = "choose_slot", Routed("choose_slot", value=typed.start)
+    elif trigger == "typed" and talk.state in _BEFORE_SLOTS and talk.ports.read_slot(routed.value or "").start:
+        trigger, routed = "stale", Routed("stale", value="early_slot")    # a date and time ahead of its step
     if trigger in MACHINE.events:
         kwargs = {"value": routed.value, "method": routed.method, **routed.extra}
         if fire(talk, trigger, **kwargs):
             talk.misses = 0
             return
         # A valid word with nothing to do here (e.g. an answer at the wrong step): re-ask. A button that does
-        # nothing here (tapped twice, or forged) is an old button, not an answer the bot could not read.
-        trigger = "stale" if routed.method == "button" else "miss"
+        # nothing here (tapped twice, or forged) is an old button, not an answer the bot could not read; nor is
+        # 同意する typed again past consent (said what it is for, and not counted as a miss).
+        if routed.method == "button":
+            trigger = "stale"
+        elif trigger == "agree" and talk.state != State.IDLE:
+            trigger, routed = "stale", Routed("stale", value="consent_word")
+        else:
+            trigger = "miss"
     handler = GLOBAL.get(trigger, _miss)
     handler(talk, routed)
 
@@ -83,8 +95,11 @@ def _step_shown(talk: Talk) -> str:
 
 
 def _stale(talk: Talk, routed: Routed) -> None:
-    """An out-of-date button, or a message that arrived after a newer one (`late`): nothing is applied."""
-    late = {"late": True} if routed.value == "message" else {}
+    """An out-of-date button, a message that arrived after a newer one (`late`), 同意する typed where consent is
+    not asked (`consent_word`), or a date and time typed before the slots are shown (`early_slot`): nothing is
+    applied, and none of them is a miss."""
+    late = {"message": {"late": True}, "consent_word": {"consent_word": True},
+            "early_slot": {"early_slot": True}}.get(routed.value or "", {})
     if talk.state == State.IDLE:
         talk.say("stale_idle", **late)
     else:
@@ -99,14 +114,16 @@ def _unsupported(talk: Talk, routed: Routed) -> None:
 
 
 def _miss(talk: Talk, routed: Routed) -> None:
+    """Text that answers nothing: said so, with the chat word it misspells if any (`near`), and the step again."""
     talk.misses += 1
+    near = {"near": routed.extra["near"]} if routed.extra.get("near") else {}
     if talk.state == State.IDLE:
-        talk.say("idle_hint", misses=talk.misses)
+        talk.say("idle_hint", misses=talk.misses, **near)
         return
     if talk.misses >= MAX_MISSES:
-        talk.say("miss_contact", state=talk.state)
+        talk.say("miss_contact", state=talk.state, **near)
     else:
-        talk.say("not_understood", state=_step_shown(talk))
+        talk.say("not_understood", state=_step_shown(talk), **near)
     ask(talk, again=True)
 
 

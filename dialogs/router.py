@@ -43,26 +43,70 @@ POSTBACK_ACTIONS = {
 # Postback actions about a booking or the user's data, valid at any step (their own checks guard them).
 BOOKING_ACTIONS = frozenset({"withdraw", "cancel_booking", "confirm_delete", "confirm_cancel", "proposal"})
 MAX_POSTBACK = 300
+_LONGEST_NUMBER = 4    # digits of a choice's number; a longer number chooses nothing
+_NEAR_LONGEST = 20   # longer text is a sentence, not a chat word mistyped
 _SPACES = re.compile(r"\s+")
 _TRAILING = re.compile(r"[。．.!！?？、,]+$")
 _CLAUSES = re.compile(r"[。．.!！?？、, ]+")
-# Emoji presentation marks: a keycap digit (1️⃣) is the digit, VS16 and the enclosing keycap after it.
-_EMOJI_MARKS = re.compile("[\ufe0e\ufe0f\u20e3]")
+# Emoji presentation marks: a keycap digit (1️⃣) is the digit, VS16 and the enclosing keycap after it; a skin tone
+# and the gender sign of a ZWJ sequence (🙆🏻‍♀️ is 🙆).
+_EMOJI_MARKS = re.compile("[\ufe0e\ufe0f\u20e3\U0001f3fb-\U0001f3ff]|\u200d[\u2640\u2642]")
+# A wave dash or tilde drawn out after a word (はい〜), as an emoji or a symbol is: decoration, not a word.
+_DRAWN_OUT = "\u301c~"
 # A button label with a booking reference, as typed (normalised: NFKC made full-width brackets ASCII and
 # lower-cased the reference).
 _LABEL_WITH_REFERENCE = re.compile(r"^(?P<label>.+?) ?\( ?(?P<reference>[0-9a-z]{4}-[0-9a-z]{4}) ?\)$")
-# A number said as "the Nth" (N<ban>, N<ban><me>; escaped: Python holds no Japanese text).
-_NUMBERED = re.compile("^(\\d+) ?\u756a(?:\u76ee)?$")
+# A number said as "the Nth" (N<ban>, N<ban><me>, N<tsu><me>; escaped: Python holds no Japanese text).
+_NUMBERED = re.compile("^(\\d+) ?(?:\u756a(?:\u76ee)?|\u3064\u76ee)$")
+# A number written in kanji, one to ninety-nine (<ichi>, <juu><ni>, <ni><juu><san>), as a whole text.
+_KANJI_DIGITS = "\u4e00\u4e8c\u4e09\u56db\u4e94\u516d\u4e03\u516b\u4e5d"
+_KANJI_TEN = "\u5341"
+_KANJI_NUMBER = re.compile(f"^(?:(?P<tens>[{_KANJI_DIGITS}])?(?P<ten>{_KANJI_TEN}))?(?P<ones>[{_KANJI_DIGITS}])?")
 
 
 def normalise(text: str) -> str:
-    """NFKC, trimmed, lower-cased, inner spaces folded, trailing punctuation dropped; a keycap digit or a
-    number said as N番 becomes the number."""
-    value = unicodedata.normalize("NFKC", _EMOJI_MARKS.sub("", text or "")).strip().lower()
+    """NFKC, trimmed, lower-cased, inner spaces folded, trailing punctuation dropped; invisible characters
+    (zero-width spaces, direction marks) dropped and emoji or symbols around a word too (はい👍 is はい; 👍 alone
+    stays); a keycap digit, a number said as N番 or written in kanji (二, 二番) becomes the number."""
+    cleaned = "".join(c for c in _EMOJI_MARKS.sub("", text or "") if unicodedata.category(c) != "Cf")
+    value = unicodedata.normalize("NFKC", cleaned).strip().lower()
     value = _SPACES.sub(" ", value)
-    stripped = _TRAILING.sub("", value) or value
-    numbered = _NUMBERED.match(stripped)
-    return numbered.group(1) if numbered else stripped
+    stripped = _TRAILING.sub("", _undecorated(value)) or value
+    numbered = _NUMBERED.match(_kanji_number(stripped))
+    return numbered.group(1) if numbered else _kanji_number(stripped, whole=True)
+
+
+def _undecorated(value: str) -> str:
+    """The text without the emoji, symbols and drawn-out marks at its ends (and the punctuation between them:
+    はい！👍); the text itself if nothing else is left."""
+    start, end = 0, len(value)
+    while start < end and _decoration(value[start]):
+        start += 1
+    while end > start and (_decoration(value[end - 1]) or _TRAILING.match(value[end - 1]) and
+                           end - 1 > start and _decoration(value[end - 2])):
+        end -= 1
+    return value[start:end].strip() or value
+
+
+def _decoration(char: str) -> bool:
+    return char in _DRAWN_OUT or char.isspace() or unicodedata.category(char) in ("So", "Sk")
+
+
+def _kanji_number(text: str, whole: bool = False) -> str:
+    """A leading number in kanji as digits (二番 -> 2番); `whole`: only if the number is the whole text."""
+    found = _KANJI_NUMBER.match(text)
+    if not found or not (found["ten"] or found["ones"]) or whole and found.end() != len(text):
+        return text
+    tens = _KANJI_DIGITS.index(found["tens"]) + 1 if found["tens"] else 1 if found["ten"] else 0
+    ones = _KANJI_DIGITS.index(found["ones"]) + 1 if found["ones"] else 0
+    return f"{tens * 10 + ones}{text[found.end():]}"
+
+
+def key(text: str) -> str:
+    """What a normalised phrase is matched by: without its spaces (この ままに する is このままにする; they separate
+    nothing in Japanese) and with katakana read as hiragana (ヤメル is やめる). No two words, labels or answers of
+    a step share a key unless they are the same text (tests/test_chat_words.py checks every step)."""
+    return "".join(chr(ord(c) - 0x60) if "\u30a1" <= c <= "\u30f6" else c for c in _compact(text))
 
 
 @dataclass(frozen=True)
@@ -77,9 +121,10 @@ class Vocabulary:
     @classmethod
     def build(cls, words: Mapping[str, Iterable[str]], answers: Mapping[str, Iterable[str]],
               consent_phrase: str, endings: Iterable[str] = ()) -> "Vocabulary":
-        w = {key: wid for wid, phrases in words.items() for p in phrases
-             for key in (normalise(p), _compact(normalise(p)))}
-        a = {normalise(p): val for val, phrases in answers.items() for p in phrases}
+        w = {form: wid for wid, phrases in words.items() for p in phrases
+             for form in (normalise(p), _compact(normalise(p)), key(normalise(p)))}
+        a = {form: val for val, phrases in answers.items() for p in phrases
+             for form in (normalise(p), key(normalise(p)))}
         return cls(words=w, answers=a, consent_phrase=normalise(consent_phrase), endings=_longest_first(endings))
 
     def merged(self, other: "Vocabulary") -> "Vocabulary":
@@ -87,11 +132,30 @@ class Vocabulary:
                           self.consent_phrase or other.consent_phrase, _longest_first((*self.endings, *other.endings)))
 
     def word(self, text: str) -> str | None:
-        """The chat word a normalised text names, if any: spaces inside (予約 確認 is 予約確認) and a polite
-        ending (予約をお願いします, 予約 を お願いします) do not count."""
-        compact = _compact(text)
-        return (self.words.get(compact) or self.words.get(_compact(self.without_ending(text)))
+        """The chat word a normalised text names, if any: spaces inside (予約 確認 is 予約確認), katakana for
+        hiragana (ヤメル) and a polite ending (予約をお願いします, 予約 を お願いします) do not count."""
+        compact = key(text)
+        return (self.words.get(compact) or self.words.get(key(self.without_ending(text)))
                 or self.words.get(self.without_ending(compact)))
+
+    def answer(self, text: str) -> str | None:
+        """The answer a normalised text is a common synonym of (ハイ, ok), if any."""
+        return self.answers.get(text) or self.answers.get(key(text))
+
+    def near(self, text: str) -> str | None:
+        """The chat word a normalised text misspells by a letter or two (へるぶ, 予約確任, englsh; `_near_enough`),
+        if only one word is that near. Only suggested, never acted on."""
+        typed = key(self.without_ending(text))
+        if not 3 <= len(typed) <= _NEAR_LONGEST:
+            return None
+        found: dict[int, set[str]] = {}
+        for phrase, wid in self.words.items():
+            if abs(len(phrase) - len(typed)) <= 2:
+                distance = _distance(typed, phrase)
+                if 0 < distance <= _near_enough(phrase):
+                    found.setdefault(distance, set()).add(wid)
+        nearest = found[min(found)] if found else set()
+        return nearest.pop() if len(nearest) == 1 else None
 
     def without_ending(self, text: str) -> str:
         """The normalised text without one polite ending (予約をお願いします -> 予約); never down to nothing."""
@@ -99,6 +163,30 @@ class Vocabulary:
             if text.endswith(ending) and len(text) > len(ending):
                 return normalise(text[: -len(ending)]) or text
         return text
+
+
+def _near_enough(phrase: str) -> int:
+    """How many letters a phrase may be mistyped by and still be suggested: a kana or kanji says more than a
+    Latin letter (へるぶ is ヘルプ, but step is not stop)."""
+    latin = phrase.isascii()
+    if len(phrase) < (5 if latin else 3):
+        return 0
+    return 1 if len(phrase) < (8 if latin else 6) else 2
+
+
+def _distance(a: str, b: str) -> int:
+    """The edit distance between two short phrases: insertions, deletions, substitutions and two letters swapped
+    (hlep), one edit each."""
+    rows = [list(range(len(b) + 1))]
+    for i, char in enumerate(a, 1):
+        row = [i]
+        for j, other in enumerate(b, 1):
+            cost = min(rows[-1][j] + 1, row[j - 1] + 1, rows[-1][j - 1] + (char != other))
+            if i > 1 and j > 1 and char == b[j - 2] and a[i - 2] == other:
+                cost = min(cost, rows[-2][j - 2] + 1)
+            row.append(cost)
+        rows.append(row)
+    return rows[-1][-1]
 
 
 def _compact(phrase: str) -> str:
@@ -184,8 +272,8 @@ def route(inp: Incoming, *, office: str, position: str, choices: list[tuple[str,
     text = vocab.without_ending(text)   # はいです: the choice itself
     # A choice by number, by its label, or by a common synonym of an answer. Consent is never
     # given or refused by a number: where 同意する is offered, numbers choose nothing.
-    if text.isdigit():
-        index = int(text) - 1
+    if text.isdecimal():   # not isdigit: ² and other digits int() does not read are text
+        index = int(text) - 1 if len(text) <= _LONGEST_NUMBER else -1   # int() refuses over 4300 digits
         if 0 <= index < len(choices) and not _offers_consent(choices):
             return _choice(choices[index][0])
         return Routed("miss")
@@ -198,18 +286,20 @@ def route(inp: Incoming, *, office: str, position: str, choices: list[tuple[str,
     if value is not None:
         return _choice(value)
     for answer, label in (proposal_answers or {}).items():
-        if label and text == normalise(label):
+        if label and key(text) == key(normalise(label)):
             return Routed("answer_proposal", value=answer, method="text")
-    return Routed("typed", value=inp.text)
+    near = vocab.near(text)
+    return Routed("typed", value=inp.text, extra={"near": near} if near else {})
 
 
 def _matching(text: str, choices: list[tuple[str, Iterable[str]]], aliases: Iterable[tuple[str, Iterable[str]]],
               vocab: Vocabulary) -> str | None:
     """The choice value a phrase names by its label or by a common synonym of an answer, if any."""
+    typed = key(text)
     for value, labels in (*choices, *aliases):
-        if text in {normalise(label) for label in labels}:
+        if typed in {key(normalise(label)) for label in labels}:
             return value
-    synonym = vocab.answers.get(text)
+    synonym = vocab.answer(text)
     if synonym:
         for value, _ in choices:
             if synonym in (value, value.partition(":")[2]):
@@ -223,7 +313,7 @@ def _booking_action(text: str, actions: Mapping[str, str]) -> Routed | None:
     if typed is None:
         return None
     for trigger, label in actions.items():
-        if label and normalise(label) == typed["label"]:
+        if label and key(normalise(label)) == key(typed["label"]):
             return Routed(trigger, value=typed["reference"].upper(), method="text")
     return None
 

@@ -35,6 +35,16 @@ def closing_clauses(court: str) -> dict[str, list[str]]:
         "Japanese law and the court of first instance": ["日本法", court, "専属的合意管轄裁判所"],
     }
 
+# A button's label as people type it: without its spaces (この ままに する), with full-width ones and 。, with an
+# emoji after it, in katakana and ！, with an invisible space before it.
+LABEL_AS_TYPED = [lambda label: label.replace(" ", ""), lambda label: label.replace(" ", "\u3000") + "。",
+                  lambda label: f"{label}🙏", lambda label: katakana(label) + "！", lambda label: f"\u200b{label} "]
+
+
+def katakana(text: str) -> str:
+    """Hiragana written in katakana (はい -> ハイ)."""
+    return "".join(chr(ord(c) + 0x60) if "\u3041" <= c <= "\u3096" else c for c in text)
+
 
 @dataclass
 class Chat:

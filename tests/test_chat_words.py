@@ -9,7 +9,7 @@ import re
 
 import pytest
 
-from tests.intake_walk import CONSENT_HEAD, NO, YES, Chat, joined, postback_fields
+from tests.intake_walk import CONSENT_HEAD, LABEL_AS_TYPED, NO, YES, Chat, joined, postback_fields
 
 OFFICES = ["sakata", "otaru"]
 # (step, index): where a test stands before it speaks.
@@ -187,7 +187,8 @@ def test_stop_when_nothing_is_in_progress(chat):
 # -- making a choice ------------------------------------------------------------------------------
 
 # Every variant is covered in test_router; here each kind once, through real webhooks.
-@pytest.mark.parametrize("typed", ["はい", "1", "１", "ハイ", "yes", "ok", "はい。", "1\ufe0f\u20e3", "１番"])
+@pytest.mark.parametrize("typed", ["はい", "1", "１", "ハイ", "yes", "ok", "はい。", "1\ufe0f\u20e3", "１番", "一",
+                                   "一番", "はい👍", "👍", "はい〜"])
 def test_yes_by_label_number_width_and_variant(chat, typed):
     chat.walk_to("eligibility", 0)
     chat.say(typed)
@@ -251,6 +252,21 @@ def test_text_that_matches_nothing_asks_again_and_offers_the_contact_after_three
     chat.tap(chat.passing_label(chat.office.eligibility[1]))   # a good answer resets the count
     out = chat.say("えーと")
     assert "読み取れませんでした" in out[0]
+
+
+def test_a_mistyped_chat_word_is_suggested_at_every_step_and_nothing_is_done(chat):
+    """ヘルブ for ヘルプ, 予約確任 for 予約確認: the answer names the word meant and how to send it, asks the step again
+    and changes nothing (a guess is never acted on)."""
+    for n, (step, index) in enumerate(every_step(chat)):
+        typed, word = (("ヘルブ", "ヘルプ"), ("予約確任", "予約確認"), ("さいしよから", "最初から"))[n % 3]
+        out = chat.say(typed)
+        assert f"もしかして「{word}」でしょうか。その場合は、「{word}」と送ってください。" in out[0], step
+        assert HELP_SAYS[step] not in joined(out) and "お申込み中の予約はありません" not in joined(out)
+        assert_asked_again(chat, out, step, index)
+    chat.say("中止")
+    [idle] = chat.say("でーたさくじよ")
+    assert "「予約確認」" in idle and "もしかして「データ削除」でしょうか" in idle
+    assert chat.conversation().state == "idle"
 
 
 def test_a_sticker_at_a_yes_no_step_gets_a_kind_answer_and_the_question_again(chat):
@@ -401,3 +417,92 @@ def test_within_a_day_booking_simply_resumes(chat, rt):
     rt.clock.advance(hours=23, minutes=59)
     out = chat.say("予約")
     assert_asked_again(chat, out, "checklist", 2)
+
+
+# -- a label typed as people type it, at every step, in every language -------------------------------------
+
+def _typed_label(chat: Chat, action: str, value: str | None, n: int) -> str:
+    """The label of the button in the last message that carries `action` (and `value`), typed the n-th way."""
+    items = chat.last_message().get("quickReply", {}).get("items", [])
+    for item in items:
+        fields = postback_fields(item["action"]["data"])
+        if fields["a"] == action and (value is None or fields.get("v") == value):
+            return LABEL_AS_TYPED[n % len(LABEL_AS_TYPED)](item["action"]["label"])
+    raise AssertionError(f"no {action} {value} button in {chat.buttons()}")
+
+
+@pytest.mark.parametrize("language", ["ja", "en", "easy"])
+def test_every_step_is_answered_by_its_label_typed_without_spaces_in_katakana_or_decorated(chat, language):
+    """Each button of the walk (answers, the next week, a slot) typed without its spaces (この ままに する), with
+    full-width ones, with 。 / ！ / an emoji after it, in katakana, or with an invisible space: each step goes on as a
+    tap would. Consent is the exception: only the button or the exact words."""
+    chat.say({"ja": "日本語", "en": "English", "easy": "やさしい日本語"}[language])
+    chat.say("予約")
+    chat.tap_data(chat.button_data(chat.buttons()[0]))            # 同意する: by its button
+    n = 0
+    for index, question in enumerate(chat.office.eligibility):
+        chat.say(_typed_label(chat, "answer", question.passing[0], n := n + 1))
+        assert chat.position()[0] != "awaiting_eligibility" or chat.position()[1] == index + 1, (language, index)
+    for index in range(len(chat.office.checklist)):
+        chat.say(_typed_label(chat, "answer", "yes", n := n + 1))
+    assert chat.position()[0] == "awaiting_slot"
+    week = chat.conversation().context.get("week", 0)
+    chat.say(_typed_label(chat, "week", "next", n := n + 1))
+    assert chat.conversation().context.get("week", 0) != week or chat.conversation().context.get("page")
+    chat.say(_typed_label(chat, "slot", None, n := n + 1))
+    assert chat.position()[0] == "awaiting_form", language
+
+
+def _in_kanji(number: int) -> str:
+    digits = "〇一二三四五六七八九"
+    tens, ones = divmod(number, 10)
+    return (f"{digits[tens] if tens > 1 else ''}十" if tens else "") + (digits[ones] if ones else "")
+
+
+@pytest.mark.parametrize("how", ["number", "date"])
+def test_a_slot_is_chosen_by_its_number_or_its_date_in_kanji_numerals(chat, how):
+    """一番 (the first), or 十二月七日十四時 for 12/7 14:00: the slot shown is held and the form link sent."""
+    chat.walk_to("slot")
+    first = chat.buttons()[0]
+    month, day, hour, minute = map(int, re.search(r"(\d+)/(\d+)\(.\) (\d+):(\d+)", first).groups())
+    minutes = f"{_in_kanji(minute)}分" if minute else ""
+    chat.say("一番" if how == "number" else f"{_in_kanji(month)}月{_in_kanji(day)}日{_in_kanji(hour)}時{minutes}")
+    assert chat.position()[0] == "awaiting_form"
+    assert first.split(" ")[0] in joined(chat.all_texts()[-2:])
+
+
+@pytest.mark.parametrize("typed", ["1" * 5000, "\U00010a40"])
+def test_a_number_too_long_to_read_or_a_digit_of_another_script_is_not_understood_and_loses_nothing(chat, typed):
+    """LINE lets 5000 digits through (int() reads 4300 at most) and 𐩀 is a digit int() does not read: either
+    broke the event. Now: not understood, the question again, the answers so far kept."""
+    chat.walk_to("eligibility", 1)
+    out = chat.say(typed)
+    assert "読み取れませんでした" in out[0]
+    assert_asked_again(chat, out, "eligibility", 1)
+
+
+def test_agreeing_again_past_consent_says_what_the_words_are_for_and_is_no_miss(chat):
+    """同意する typed again (at a question, an item, the slots) was "not understood", and the third time brought the
+    other routes as for someone the chat fails. It is understood: said what it is for, the step asked again."""
+    for n, (step, index) in enumerate(every_step(chat)):
+        if step == "consent":
+            continue
+        for _ in range(3 if n == 1 else 1):
+            out = chat.say("同意する")
+            assert "「同意する」は、利用規約への同意をお願いしているときにだけお受けしています" in out[0], step
+            assert "読み取れませんでした" not in joined(out) and "このトーク以外の方法" not in joined(out)
+            assert_asked_again(chat, out, step, index)
+    assert chat.conversation().misses == 0
+
+
+@pytest.mark.parametrize("step,index", [("consent", None), ("eligibility", 1), ("checklist", 0)])
+def test_a_date_and_time_typed_before_the_slots_says_when_to_choose_and_is_no_miss(chat, step, index):
+    """12/7 14:00 typed at a question was "not understood", and the third time brought the other routes. It is
+    understood: the date and time are chosen at a later step; the step is asked again."""
+    stand_at(chat, step, index)
+    for typed in ("12/7 14:00", "明日の10時", "十二月七日十四時"):
+        out = chat.say(typed)
+        assert "ご希望の日時は、この後の手順で空いている枠の一覧からお選びいただけます" in out[0], typed
+        assert "読み取れませんでした" not in joined(out) and "このトーク以外の方法" not in joined(out)
+        assert_asked_again(chat, out, step, index)
+    assert chat.conversation().misses == 0

@@ -2,10 +2,11 @@
 complete the details form over HTTP, while staff decide and time passes.
 
 A hypothesis `RuleBasedStateMachine` drives three users (two at Sakata, one at Otaru) with chat words,
-choices by label, by number (half- and full-width, in range or not) and junk, emoji and full-width text,
-stickers, images and locations, the buttons on screen, stale buttons from earlier, forged postbacks,
-follow and unfollow, bodies delivered again, redelivered, and held back to arrive out of order. After
-every step:
+choices by label (as shown, and typed as people do: without spaces, in katakana, with an emoji), by number
+(half- and full-width, kanji, in range or not), mistyped chat words, and junk, emoji and full-width text,
+stickers, images, audio, video, files and locations, the buttons on screen, stale buttons from earlier,
+forged postbacks, follow and unfollow, bodies delivered again, redelivered, and held back to arrive out of
+order. After every step:
 
 - no answer of ours was a 5xx (webhook, form pages);
 - each reply token was queued by one outbox row at most and LINE got at most one reply for it, of at most
@@ -33,6 +34,7 @@ from bot.staff import decisions
 from bot.staff.audit import Actor
 from bot.worker import Worker
 from tests.formflow import Page, form_link, path_of
+from tests.intake_walk import LABEL_AS_TYPED
 from tests.lineuser import as_redelivery
 from tests.reliability.kit import (Person, capacity_problems, forward_word, last_message, leaks, line_users, postbacks, quick_labels,
                                    recent_postbacks, reply_rows_per_token, run_machine, skip_unless_heavy,
@@ -42,9 +44,15 @@ OFFICES = ("sakata", "sakata", "otaru")
 WORDS = ["予約", "予約確認", "ヘルプ", "戻る", "最初から", "中止", "データ削除", "English", "やさしい日本語",
          "日本語", "同意する", "同意しない", "はい", "いいえ", "わからない", "続きから", "はじめから", "よやく",
          "ＹＥＳ", "ｈｅｌｐ", "予　約", "予約。", " 同意する ", "次の週", "前の週", "12/7 14:00", "12月14日15時",
-         "12/2 10:00", "1/11 14:00"]
+         "12/2 10:00", "1/11 14:00",
+         # as people type them: in the other kana, mistyped, decorated, in kanji numbers, invisible characters
+         "ヨヤク", "ヨヤクカクニン", "ヤメル", "モドル", "ヘルブ", "予約確任", "でーたさくじよ", "englsh", "はい👍", "👍", "👍🏽",
+         "🙆\u200d♀️", "いいえ🙅", "はい〜", "一", "二番", "三つ目", "十二", "予約確認\u200b", "同意する👍", "同意スル",
+         "このままにする", "つぎのしゅう", "Nextweek", "十二月七日十四時"]
 JUNK = ["😀", "🙇\u200d♀️お願いします", "ｱｲｳｴｵ", "\u3000", "<script>alert(1)</script>", "{{7*7}}",
-        "' OR 1=1 --", "a" * 300, "﷽" * 20, "\u202eevil", "0", "-1", "99999999999999999999", "1.5", "１ ２"]
+        "' OR 1=1 --", "a" * 300, "﷽" * 20, "\u202eevil", "0", "-1", "99999999999999999999", "1.5", "１ ２",
+        "\u200b", "\u200b\u200d\ufe0f", "👍" * 500, "一" * 200, "予約" * 1000, "\u3000\t\n", "1" * 5000, "\U00010a40",
+        "２" * 4400 + "番"]
 FORGED = [
     "", "a=slot", "a=nope&at=idle&o=sakata", "a=agree&at=awaiting_consent&o=otaru&v=2023-10-01",
     "a=slot&at=awaiting_slot:0&o=sakata&v=2026-12-07T14:00:00+09:00",
@@ -114,6 +122,13 @@ class ConversationFuzz(RuleBasedStateMachine):
         labels = quick_labels(message) if message else []
         self._text(i, labels[pick % len(labels)] if labels else "予約")
 
+    @rule(i=st.integers(0, len(OFFICES) - 1), pick=st.integers(0, 12), how=st.integers(0, len(LABEL_AS_TYPED) - 1))
+    def types_a_label_as_people_do(self, i, pick, how):
+        """A label on screen without its spaces, in katakana, with 。 or an emoji (LABEL_AS_TYPED)."""
+        message = self._last_message(i)
+        labels = quick_labels(message) if message else []
+        self._text(i, LABEL_AS_TYPED[how](labels[pick % len(labels)]) if labels else "ヨヤク")
+
     @rule(i=st.integers(0, len(OFFICES) - 1), pick=st.integers(0, 12))
     def taps_a_button(self, i, pick):
         message = self._last_message(i)
@@ -142,11 +157,15 @@ class ConversationFuzz(RuleBasedStateMachine):
     def types_junk(self, i, text):
         self._text(i, text)
 
-    @rule(i=st.integers(0, len(OFFICES) - 1), kind=st.sampled_from(["sticker", "image", "location"]))
+    @rule(i=st.integers(0, len(OFFICES) - 1),
+          kind=st.sampled_from(["sticker", "image", "location", "audio", "video", "file"]))
     def sends_something_else(self, i, kind):
         user = self.users[i]
-        message = {"sticker": user.sticker_message, "image": user.image_message,
-                   "location": user.location_message}[kind]()
+        media = {"audio": {"duration": 4000}, "video": {"duration": 4000},
+                 "file": {"fileName": "rirekisho.pdf", "fileSize": 2048}}
+        message = ({**user.image_message(), "type": kind, **media[kind]} if kind in media else
+                   {"sticker": user.sticker_message, "image": user.image_message,
+                    "location": user.location_message}[kind]())
         self._post(i, user.event("message", message=message))
 
     @rule(i=st.integers(0, len(OFFICES) - 1))

@@ -1332,7 +1332,9 @@ def test_easy_japanese_keeps_a_booking_with_a_button_that_does_not_read_as_stopp
     assert keep not in taught and normalise(keep) not in {"やめる", "やめます"}
 
 
-def test_an_easy_japanese_cancel_question_is_answered_by_its_keep_button(rt, client, user_factory, fake_line):
+@pytest.mark.parametrize("typed", [None, "このままにする", "この\u3000ままに\u3000する", "このままにする。", "このままにする🙏"])
+def test_an_easy_japanese_cancel_question_is_answered_by_its_keep_button(rt, client, user_factory, fake_line, typed):
+    """Tapped, or typed as it reads (この ままに する) with or without its spaces, with 。 or an emoji after it."""
     user = user_factory("otaru")
     _, url = hold_directly(rt, "otaru", user_id=user.user_id)
     Page.get(client, url).submit(client, valid_answers(OFFICES["otaru"])).submit(client)
@@ -1343,7 +1345,7 @@ def test_an_easy_japanese_cancel_question_is_answered_by_its_keep_button(rt, cli
     asked = taps_label(fake_line, user, cancel)
     keep = load_labels("easy")["buttons"]["keep"]
     assert f"「{keep}」" in asked
-    kept = taps_label(fake_line, user, keep)
+    kept = taps_label(fake_line, user, keep) if typed is None else says(fake_line, user, typed)
     assert "キャンセルは して いません" in kept
     with rt.db.reading() as s:
         assert s.scalar(select(Booking.status)) == "confirmed"

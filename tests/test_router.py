@@ -1,14 +1,16 @@
 """The router: typed text and postbacks become whitelisted triggers (no Flask, database or network)."""
 from __future__ import annotations
 
+import itertools
 from datetime import datetime
 
 import pytest
+import yaml
 
 from bot.clock import TOKYO
-from bot.render import load_vocabulary
+from bot.render import TEMPLATES_DIR, load_labels, load_vocabulary
 from dialogs.inputs import Incoming
-from dialogs.router import MAX_POSTBACK, Routed, normalise, parse_postback, postback, route
+from dialogs.router import MAX_POSTBACK, Routed, key, normalise, parse_postback, postback, route
 
 AT = datetime(2026, 12, 1, 10, 0, tzinfo=TOKYO)
 VOCAB = load_vocabulary("ja")
@@ -36,9 +38,68 @@ def routed(inp: Incoming, choices=YES_NO_UNSURE, position: str = Q1, office: str
     ("予約\u3000確認", "予約 確認"), ("。", "。"), ("", ""),
     ("1\ufe0f\u20e3", "1"), ("2\u20e3", "2"), ("①", "1"), ("1番", "1"), ("１番目。", "1"), ("2 番", "2"),
     ("番", "番"), ("👍", "👍"),
+    ("はい👍", "はい"), ("はい！👍", "はい"), ("はい👍！", "はい"), ("👍🏻", "👍"), ("🙆\u200d♀️", "🙆"), ("はい〜", "はい"),
+    ("はい\u200b", "はい"), ("\u200b", ""), ("\u202eはい", "はい"), ("🙇\u200d♀️お願いします", "お願いします"),
+    ("一", "1"), ("二番", "2"), ("十二", "12"), ("二十三番目", "23"), ("三つ目", "3"), ("一日", "一日"), ("十分", "十分"),
 ])
 def test_normalise(raw, expected):
     assert normalise(raw) == expected
+
+
+@pytest.mark.parametrize("language", ["ja", "en", "easy"])
+def test_no_two_phrases_of_a_language_share_a_key_unless_written_alike(language):
+    """Spaces and katakana do not count when a phrase is matched (`key`): that may merge no two chat words,
+    answers or button labels that mean different things, in any language mode (both offices share the labels
+    and ask yes / no / unsure). Phrases written alike (the label やめる and the word やめる) were told apart by
+    where they are offered before, and still are."""
+    phrases = [(normalise(label), f"label:{name}") for name, label in load_labels(language)["buttons"].items()]
+    for source in {"ja", language}:
+        data = yaml.safe_load((TEMPLATES_DIR / "messages" / source / "vocabulary.yaml").read_text("utf-8"))
+        phrases += [(normalise(p), f"{kind}:{meaning}") for kind in ("words", "answers")
+                    for meaning, written in data[kind].items() for p in written]
+    meanings: dict[str, dict[str, set[str]]] = {}
+    for phrase, meaning in phrases:
+        meanings.setdefault(key(phrase), {}).setdefault(meaning, set()).add(phrase)
+    merged = {k: m for k, m in meanings.items()
+              if any(not a & b for a, b in itertools.combinations(m.values(), 2))}
+    assert not merged, merged
+
+
+@pytest.mark.parametrize("language", ["ja", "en", "easy"])
+def test_every_button_label_is_read_without_its_spaces_in_katakana_or_decorated(language):
+    """やさしい日本語 labels have spaces between words (この ままに する): typed without them, with full-width ones,
+    with 。 or an emoji after them, the label still chooses its button."""
+    vocab = load_vocabulary(language)
+    for name, label in load_labels(language)["buttons"].items():
+        choices = [("week:x", [label])]
+        for typed in {label.replace(" ", ""), label.replace(" ", "\u3000"), f"{label}。", f"{label}🙏",
+                      f" {label.replace(' ', '')}！"}:
+            got = route(text(typed), office="sakata", position="p", choices=[], vocab=vocab, aliases=choices)
+            assert got == Routed("turn_week", value="x", method="text"), (name, typed, got)
+
+
+@pytest.mark.parametrize("typed,trigger", [("ヨヤク", "start"), ("ヨヤクカクニン", "show_bookings"), ("モドル", "back"),
+                                           ("サイショカラ", "restart"), ("ヤメル", "stop"), ("きゃんせる", "show_bookings"),
+                                           ("ヘルプ😢", "help"), ("予約確認\u200b", "show_bookings")])
+def test_a_chat_word_in_the_other_kana_or_with_an_emoji_is_that_word(typed, trigger):
+    assert routed(text(typed), [], "idle").trigger == trigger
+
+
+@pytest.mark.parametrize("typed,near", [("へるぶ", "help"), ("ヘルブ", "help"), ("予約確任", "status"), ("englsh", "lang_en"),
+                                        ("Engilsh", "lang_en"), ("でーたさくじよ", "delete_data"),
+                                        ("さいしよから", "restart"), ("予約確認を", "status"), ("日本後", "lang_ja")])
+def test_a_chat_word_mistyped_is_suggested_and_not_acted_on(typed, near):
+    for choices, position in ((YES_NO_UNSURE, Q1), ([], "idle"), (CONSENT, "awaiting_consent")):
+        assert routed(text(typed), choices, position) == Routed("typed", value=typed, extra={"near": near})
+
+
+@pytest.mark.parametrize("typed", ["明日の午後がいいです", "ありがとう", "よろしくお願いします", "hello", "step", "look",
+                                   "hepl", "予約かな", "中正", "やめます", "a" * 300, "よやくかくにんかくにん"])
+def test_text_near_no_chat_word_or_near_two_suggests_nothing(typed):
+    """Short words differ by one letter from many others (step / stop), and a sentence is not a word."""
+    for language in ("ja", "en", "easy"):
+        got = route(text(typed), office="sakata", position=Q1, choices=YES_NO_UNSURE, vocab=load_vocabulary(language))
+        assert got.trigger in ("typed", "miss") and "near" not in got.extra, (language, got)
 
 
 # -- chat words -----------------------------------------------------------------------------------
@@ -106,12 +167,16 @@ def test_chat_words_win_over_choices_with_the_same_label():
     ("1", "yes"), ("１", "yes"), ("2", "no"), ("3", "unsure"), ("はい", "yes"), ("ハイ", "yes"), ("yes", "yes"),
     ("ok", "yes"), ("OK", "yes"), ("はい。", "yes"), ("いいえ", "no"), ("No", "no"), ("わからない", "unsure"),
     ("分かりません", "unsure"), ("1\ufe0f\u20e3", "yes"), ("2番", "no"),
+    ("一", "yes"), ("二番", "no"), ("三つ目", "unsure"), ("はい👍", "yes"), ("👍", "yes"), ("👍🏽", "yes"),
+    ("🙆\u200d♂️", "yes"), ("いいえ🙅", "no"), ("🙅", "no"), ("はい〜", "yes"), ("ワカラナイ", "unsure"),
+    ("イイエ。", "no"), ("はい\u200b", "yes"),
 ])
 def test_a_choice_by_number_label_or_variant(typed, value):
     assert routed(text(typed)) == Routed("answer", value=value, method="text")
 
 
-@pytest.mark.parametrize("typed", ["0", "4", "10", "-1", "1.5"])
+@pytest.mark.parametrize("typed", ["0", "4", "10", "-1", "1.5", "1" * 5000, "０" * 4400 + "1", "1" * 4400 + "番",
+                                   "\U00010a40", "\U00010a40" * 3])
 def test_a_number_outside_the_choices_is_a_miss(typed):
     assert routed(text(typed)).trigger in ("miss", "typed")
     assert routed(text(typed)).trigger != "answer"
@@ -150,7 +215,8 @@ def test_consent_by_the_exact_words(typed):
     assert routed(text(typed), CONSENT, "awaiting_consent") == Routed("agree", method="text")
 
 
-@pytest.mark.parametrize("typed", ["1", "１", "2", "ok", "はい", "yes", "同意", "同意します", "どういする",
+@pytest.mark.parametrize("typed", ["1", "１", "2", "ok", "はい", "yes", "同意", "同意します", "どういする", "ドウイスル",
+                                   "同意スル", "同意 する", "一", "👍", "はい👍",
                                    "同意するです", "1です", "同意をお願いします"])
 def test_nothing_else_typed_consents_or_declines(typed):
     assert routed(text(typed), CONSENT, "awaiting_consent").trigger in ("miss", "typed")

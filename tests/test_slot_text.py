@@ -41,6 +41,27 @@ def test_parse_slot_text_forms(text):
     assert parse_slot_text(text, at(2026, 11, 30, 10)) == at(2026, 12, 7, 14)
 
 
+@pytest.mark.parametrize(("text", "expected"), [
+    ("十二月七日十四時", at(2026, 12, 7, 14)), ("12月七日14時", at(2026, 12, 7, 14)),
+    ("十二月七日 14:00", at(2026, 12, 7, 14)), ("12/7 二時", at(2026, 12, 7, 14)),
+    ("十二月七日十四時三十分", at(2026, 12, 7, 14, 30)), ("十二月七日 午後二時半", at(2026, 12, 7, 14, 30)),
+    ("12月の七日 十時", at(2026, 12, 7, 10)), ("十二月二十三日 十時", at(2026, 12, 23, 10)),
+    ("12/7 14時で十分です", at(2026, 12, 7, 14)),          # <juu-bun>: enough, not ten minutes
+])
+def test_a_date_and_time_in_kanji_numerals(text, expected):
+    """A phone converts 十二月七日 as readily as 12月7日: the month, the day after it, the hour and the minutes after
+    it may be written in kanji numerals."""
+    assert parse_slot_text(text, at(2026, 11, 30, 10)) == expected
+
+
+@pytest.mark.parametrize("text", ["一日中大丈夫です 14時", "七日十四時以外", "十三月七日14時", "十二月三十二日 14時",
+                                  "12/7 一時的に", "12/7 一時間", "十二月七日"])
+def test_kanji_numerals_that_name_no_slot(text):
+    """A day alone in kanji (<ichi-nichi> is also "one day"), a month or day that does not exist, <ichi-ji-teki>
+    (for a while), a span of hours, or a date without its time: no slot."""
+    assert parse_slot_text(text, at(2026, 11, 30, 10)) is None
+
+
 @pytest.mark.parametrize(
     ("text", "now", "expected"),
     [

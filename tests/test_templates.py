@@ -103,6 +103,10 @@ HELD = {"ok": True, "start": AT.isoformat(), "at": AT, "label": "12/7(月) 14:00
         "form_url": f"{BASE_URL}/form/token"}
 
 
+# The chat words a typed message may be one letter away from (`near` in the miss messages).
+NEAR = ("book", "status", "help", "back", "restart", "stop", "delete_data", "lang_en", "lang_easy", "lang_ja")
+
+
 def samples(office) -> dict[str, list[dict[str, Any]]]:
     """Each template's variable sets, one per branch worth rendering."""
     failing = [(q, answer == "unsure") for q in office.eligibility for answer in q.choices if answer not in q.passing]
@@ -127,13 +131,16 @@ def samples(office) -> dict[str, list[dict[str, Any]]]:
         "ineligible": [dict(question=q, unsure=unsure) for q, unsure in failing],
         "help": [dict(state=s, resuming=r, answers=c) for s in STATES for r in (False, True)
                  for c in (("yes", "no", "unsure"), ("yes", "no"))],
-        "not_understood": [dict(state=s) for s in STATES],
-        "miss_contact": [dict(state=s) for s in STATES],
-        "idle_hint": [dict(misses=n) for n in (1, 3)],
+        "not_understood": [dict(state=s) for s in STATES] + [dict(state=s, near=w) for s in STATES for w in NEAR],
+        "miss_contact": [dict(state=s) for s in STATES] + [dict(state="awaiting_slot", near=w) for w in NEAR],
+        "idle_hint": [dict(misses=n) for n in (1, 3)] + [dict(misses=1, near=w) for w in NEAR],
         "no_earlier_step": [{}],
         "nothing_in_progress": [{}],
         "stale_button": [dict(state=s, late=late) for s in STATES if s != "idle" for late in (False, True)]
-                        + [dict(state="awaiting_consent", terms_changed=True)],
+                        + [dict(state="awaiting_consent", terms_changed=True)]
+                        + [dict(state=s, consent_word=True) for s in STATES if s not in ("idle", "awaiting_consent")]
+                        + [dict(state=s, early_slot=True) for s in STATES if s not in ("idle", "awaiting_slot",
+                                                                                       "awaiting_form")],
         "stale_idle": [{}, dict(late=True)],
         "group_hint": [{}],
         "stopped": [{}],

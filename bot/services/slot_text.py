@@ -3,7 +3,8 @@
 Pure: the text and the clock in, a timezone-aware Asia/Tokyo datetime (or None) out. Whether that moment is a
 slot, and whether it can still be booked, is for `bot.services.slots` to say.
 
-Read after NFKC (so full-width forms too) and lower-casing, anywhere in the text:
+Read after NFKC (so full-width forms too), lower-casing and writing a month, a day after its month, an hour and
+minutes after their hour in digits where they are in kanji numerals (`_KANJI_DATE`), anywhere in the text:
 - a date: `12/7` (always month/day, as every slot label is written), `12<month>7<day>`, a day of the month
   alone (`7<day>`: its next occurrence from today), `Dec 7`, `December 7th`, `7 Dec`, `the 7th of December`
   (a year may follow, `Dec 7, 2026`, or lead, `2026/12/7`); today / tomorrow / the day after tomorrow in
@@ -253,6 +254,19 @@ _KANA_TIME = (
     (re.compile("\u3054\u3054|\u30b4\u30b4"), _AFTERNOON),
     (re.compile("\u3054\u305c\u3093|\u30b4\u30bc\u30f3"), _MORNING),
 )
+# A month, a day after its month, an hour, or minutes after their hour written in kanji numerals (<juu-ni><month>
+# <nana><day> <juu-yon><hour> <san-juu><minute>) are the same in digits; a day alone is not (<ichi-nichi> is
+# also "one day", <ichi-nichi-juu> "all day"), nor minutes without their hour (<juu-bun> is "enough").
+_KANJI_DIGITS = "\u4e00\u4e8c\u4e09\u56db\u4e94\u516d\u4e03\u516b\u4e5d"
+_KANJI_TEN = "\u5341"
+_KANJI_NUMERAL = f"[{_KANJI_DIGITS}{_KANJI_TEN}]{{1,3}}"
+_NOT_AN_HOUR_JA = "[\u7684\u671f\u505c\u4fdd]"     # <ichi-ji>-teki, -ki, -teishi, -horyuu: for a while, no hour
+_KANJI_DATE = (
+    (re.compile(f"(?<![{_KANJI_DIGITS}{_KANJI_TEN}])({_KANJI_NUMERAL})(?={_MONTH_MARK})"), 12),
+    (re.compile(f"(?<=\\d{_MONTH_MARK})(\\s?{_NO}?\\s?)({_KANJI_NUMERAL})(?={_DAY_MARK})"), 31),
+    (re.compile(f"(?<![{_KANJI_DIGITS}{_KANJI_TEN}])({_KANJI_NUMERAL})(?={_HOUR_MARK}(?!{_NOT_AN_HOUR_JA}))"), 24),
+    (re.compile(f"(?<={_HOUR_MARK})(\\s?)({_KANJI_NUMERAL})(?={_MINUTE_MARK})"), 59),
+)
 _HALF_DAY = re.compile(rf"{_MORNING}|{_AFTERNOON}|(?<![a-z])(?:mornings?|afternoons?|evenings?)(?![a-z])")
 # What may stand between a date and its time (at most _MAX_BETWEEN characters, after spaces are folded).
 _BETWEEN = re.compile(rf"(?:\s|,|@|{_NO}|{_COMMA}|{_words(('at', 'on', 'around', 'about', 'from'))})*")
@@ -430,7 +444,23 @@ def _normalised(text: str) -> str:
     value = " ".join(unicodedata.normalize("NFKC", text or "").lower().replace("\u2019", "'").split())
     for kana, kanji in _KANA_TIME:
         value = kana.sub(kanji, value)
+    for numeral, largest in _KANJI_DATE:
+        value = numeral.sub(lambda found: _in_digits(found, largest), value)
     return value
+
+
+def _in_digits(found: re.Match, largest: int) -> str:
+    """A date's or time's number in kanji numerals (`_KANJI_DATE`) written in digits, if it is one up to `largest`
+    (<juu-ni> 12, <ni-juu-san> 23); else as it stands."""
+    *before, numeral = found.groups()
+    tens, ten, ones = numeral.rpartition(_KANJI_TEN)
+    if not ten:
+        number = _KANJI_DIGITS.index(ones) + 1 if len(ones) == 1 else 0
+    elif len(tens) <= 1 and len(ones) <= 1:
+        number = 10 * (_KANJI_DIGITS.index(tens) + 1 if tens else 1) + (_KANJI_DIGITS.index(ones) + 1 if ones else 0)
+    else:
+        number = 0
+    return "".join(before) + str(number) if 0 < number <= largest else found.group(0)
 
 
 def _moved(found: re.Match, value: str) -> bool:
