@@ -142,15 +142,30 @@ def _proxy_hops(value: str) -> int:
     return int(value)
 
 
+def _has_scheme_and_host(url: str) -> bool:
+    parts = urlsplit(url)
+    return parts.scheme in ("http", "https") and bool(parts.hostname)
+
+
 def _base_url_problem(url: str) -> str | None:
     """Why PUBLIC_BASE_URL cannot make the links that users and staff open, or None. Without a scheme and host
     (`madoguchi.example.jp`) every form, terms and dashboard link would be broken, and LINE refuses a message
     whose button opens one."""
-    parts = urlsplit(url)
-    if parts.scheme in ("http", "https") and parts.hostname:
+    if _has_scheme_and_host(url):
         return None
     return (f"PUBLIC_BASE_URL must be the bot's address with its scheme, e.g. https://madoguchi.example.jp, not "
             f"{url!r}: the links to the details form, the terms and the dashboard are made from it")
+
+
+def _line_api_problem(cfg: Config) -> str | None:
+    """Why a LINE API address cannot be used, or None. Without a scheme (`api.line.me`) the SDK's HTTP library
+    calls it over plain http, the channel access token in the clear."""
+    for setting, url, default in (("LINE_API_BASE_URL", cfg.line_api_base_url, PRODUCTION_LINE_API),
+                                  ("LINE_API_DATA_BASE_URL", cfg.line_api_data_base_url, PRODUCTION_LINE_DATA_API)):
+        if not _has_scheme_and_host(url):
+            return (f"{setting} must be an address with its scheme, e.g. {default}, not {url!r} (unset it to use "
+                    "LINE's own): without https:// the calls to LINE would go unencrypted, with the channel's token")
+    return None
 
 
 def load_config(overrides: dict | None = None, environ: dict | None = None) -> Config:
@@ -161,7 +176,9 @@ def load_config(overrides: dict | None = None, environ: dict | None = None) -> C
     if app_env not in ("development", "production"):
         raise ConfigError(f"APP_ENV must be 'development' or 'production', not {app_env!r}")
     production = app_env == "production"
-    instance = Path(overrides.pop("instance_path", None) or environ.get("INSTANCE_PATH") or PROJECT_ROOT / "instance")
+    # Absolute, as Flask takes it: a relative INSTANCE_PATH is the folder under the working directory.
+    instance = Path(overrides.pop("instance_path", None) or environ.get("INSTANCE_PATH")
+                    or PROJECT_ROOT / "instance").absolute()
 
     public = (environ.get("PUBLIC_BASE_URL") or "http://localhost:5000").rstrip("/")
 
@@ -208,7 +225,7 @@ def _checked(cfg: Config, public_given: bool) -> Config:
     """The configuration as finally given (overrides included), checked; development's missing secrets made."""
     if cfg.is_production and cfg.fake_now:
         raise ConfigError("APP_FAKE_NOW is for development only; unset it in production")
-    if problem := _base_url_problem(cfg.public_base_url):
+    if problem := _base_url_problem(cfg.public_base_url) or _line_api_problem(cfg):
         raise ConfigError(problem)
     # Warned about as finally configured (overrides included), not as the environment alone says.
     if cfg.is_production and cfg.public_base_url.startswith("http://"):

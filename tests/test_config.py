@@ -433,3 +433,34 @@ def test_production_refuses_a_secret_key_short_enough_to_guess(tmp_path, key):
         check_production(load_config(environ=env), OFFICES)
     assert "DATA_ENCRYPTION_KEY" in str(both.value) and "SECRET_KEY is too short" in str(both.value)
     check_production(load_config(environ=production_env(tmp_path, SECRET_KEY="s" * 32)), OFFICES)
+
+
+@pytest.mark.parametrize("env", ["production", "development"])
+def test_a_relative_instance_path_is_the_folder_under_the_working_directory(tmp_path, monkeypatch, env):
+    """`INSTANCE_PATH=instance` as an operator writes it: Flask takes only an absolute instance path and would stop
+    every command and the web process with a ValueError traceback; the folder is the one under the directory the
+    command runs in, as a relative `DATABASE_URL` or `OFFICES_DIR` is."""
+    from app import create_app
+
+    monkeypatch.chdir(tmp_path)
+    for name, value in production_env(tmp_path, APP_ENV=env, INSTANCE_PATH="instance").items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("APP_FAKE_NOW", raising=False)
+    assert load_config().instance_path == tmp_path / "instance"
+    app = create_app()
+    try:
+        assert app.instance_path == str(tmp_path / "instance")
+    finally:
+        app.extensions["madoguchi"].db.dispose()
+
+
+@pytest.mark.parametrize("setting", ["LINE_API_BASE_URL", "LINE_API_DATA_BASE_URL"])
+@pytest.mark.parametrize("value", ["api.line.me", "api-data.line.me/", "https://", "ftp://api.line.me"])
+@pytest.mark.parametrize("env", ["production", "development"])
+def test_a_line_api_url_without_scheme_or_host_is_refused_naming_the_setting(tmp_path, setting, value, env):
+    """`LINE_API_BASE_URL=api.line.me`: the LINE SDK's HTTP library takes an address without a scheme as plain
+    http, so every call would carry the channel access token unencrypted (or fail to connect, logged per
+    message): the start is refused, naming the setting, as with PUBLIC_BASE_URL."""
+    with pytest.raises(ConfigError) as refused:
+        load_config(environ=production_env(tmp_path, APP_ENV=env, **{setting: value}))
+    assert f"{setting} must be" in str(refused.value) and "https://" in str(refused.value)
