@@ -259,6 +259,25 @@ def _checked(cfg: Config, public_given: bool) -> Config:
     return cfg
 
 
+# The LINE_* settings read (README "Settings"): a name none of them matches is read by nothing.
+LINE_API_SETTINGS = ("LINE_API_BASE_URL", "LINE_API_DATA_BASE_URL")
+PER_OFFICE_LINE_SETTINGS = ("LINE_CHANNEL_SECRET", "LINE_CHANNEL_ACCESS_TOKEN", "LINE_STAFF_GROUP_ID", "LINE_BASIC_ID")
+
+
+def warn_unread_line_settings(cfg: Config, office_ids: list[str]) -> None:
+    """Warn of LINE_* settings that nothing reads: a typo (`LINE_STAFF_GROUP_ID_SAKTA`, `LINE_STAFF_GROUP_SAKATA`)
+    or an office the profiles do not hold would otherwise be ignored without a word, the staff group then never
+    told, or the 「LINEに戻る」 link missing. Names only: a value may be a secret."""
+    read = set(LINE_API_SETTINGS) | {f"{prefix}_{office.upper()}" for prefix in PER_OFFICE_LINE_SETTINGS
+                                     for office in office_ids}
+    unread = sorted(name for name in cfg.env if name not in read)
+    if unread:
+        warnings.warn(f"LINE settings that nothing reads, ignored (a typo?): {', '.join(unread)}. The per-office ones are "
+                      f"{', '.join(f'{prefix}_<OFFICE>' for prefix in PER_OFFICE_LINE_SETTINGS)}, <OFFICE> the "
+                      f"office id in capitals, of the offices {', '.join(sorted(office_ids))} (OFFICES_DIR "
+                      f"{cfg.offices_dir})", stacklevel=2)
+
+
 def check_production(cfg: Config, office_ids: list[str]) -> None:
     """Refuse to start in production without the secrets, naming what is missing."""
     if not cfg.is_production:

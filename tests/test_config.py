@@ -13,7 +13,7 @@ import pytest
 from cryptography.fernet import Fernet
 
 from bot.clock import TOKYO, parse_instant
-from bot.config import ConfigError, check_production, load_config
+from bot.config import ConfigError, check_production, load_config, warn_unread_line_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = [pytest.mark.filterwarnings("ignore:SQLite in production"),
@@ -464,3 +464,38 @@ def test_a_line_api_url_without_scheme_or_host_is_refused_naming_the_setting(tmp
     with pytest.raises(ConfigError) as refused:
         load_config(environ=production_env(tmp_path, APP_ENV=env, **{setting: value}))
     assert f"{setting} must be" in str(refused.value) and "https://" in str(refused.value)
+
+
+@pytest.mark.parametrize("typo", ["LINE_STAFF_GROUP_ID_SAKTA", "LINE_STAFF_GROUP_SAKATA", "LINE_BASIC_ID_KUSHIRO",
+                                  "LINE_CHANNEL_TOKEN_OTARU", "LINE_API_URL"])
+def test_a_line_setting_nothing_reads_is_warned_of_by_name_never_by_value(tmp_path, typo):
+    """A typo in a setting production does not require (the staff group, the basic id) was ignored without a word:
+    the staff group was then never told and the operator could not tell why. Nothing refuses (interface.md), but
+    the start warns, naming the setting and the names that are read; the value may be a secret and is not shown."""
+    cfg = load_config(environ=production_env(tmp_path, **{typo: "Csecret-value-0123"}))
+    with pytest.warns(UserWarning) as warned:
+        warn_unread_line_settings(cfg, OFFICES)
+    [said] = [str(w.message) for w in warned]
+    assert typo in said and "LINE_STAFF_GROUP_ID_<OFFICE>" in said and "otaru, sakata" in said
+    assert "Csecret-value-0123" not in said
+
+
+def test_the_line_settings_read_are_not_warned_of(tmp_path):
+    env = production_env(tmp_path, LINE_STAFF_GROUP_ID_SAKATA="C1", LINE_BASIC_ID_OTARU="@otaru",
+                         LINE_API_BASE_URL="https://api.line.me", LINE_API_DATA_BASE_URL="https://api-data.line.me",
+                         LINE_CHANNEL_SECRET_KUSHIRO="s", LINE_CHANNEL_ACCESS_TOKEN_KUSHIRO="t")
+    cfg = load_config(environ=env)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        warn_unread_line_settings(cfg, OFFICES + ["kushiro"])  # a disabled office's too
+
+
+def test_create_app_warns_of_a_line_setting_nothing_reads(tmp_path, monkeypatch):
+    from app import create_app
+
+    for name, value in production_env(tmp_path, LINE_STAFF_GROUP_ID_SAKTA="C1").items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("APP_FAKE_NOW", raising=False)
+    with pytest.warns(UserWarning, match="LINE_STAFF_GROUP_ID_SAKTA"):
+        app = create_app()
+    app.extensions["madoguchi"].db.dispose()
