@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import secrets
 import warnings
 from dataclasses import dataclass, field, fields, replace
@@ -221,11 +222,25 @@ def load_config(overrides: dict | None = None, environ: dict | None = None) -> C
                     or "public_base_url" in overrides)
 
 
+# A LINE Official Account's basic ID (`@123abcde`) or premium ID (`@madoguchi`), as its links take it.
+_BASIC_ID = re.compile(r"@[0-9A-Za-z._-]{1,40}")
+
+
+def _basic_id_problem(cfg: Config) -> str | None:
+    """Why a LINE_BASIC_ID_<OFFICE> cannot make the "back to LINE" link (`https://line.me/R/oaMessage/<id>/`), or None:
+    without its `@` (or as the account's URL) the link opens no chat, and nothing would say so."""
+    for name, value in sorted(cfg.env.items()):
+        if name.startswith("LINE_BASIC_ID_") and value and not _BASIC_ID.fullmatch(value):
+            return (f"{name} must be the account's basic ID with its @, e.g. @123abcde (LINE Official Account "
+                    f"Manager, account settings), not {value!r}: the links back to the chat open it by that ID")
+    return None
+
+
 def _checked(cfg: Config, public_given: bool) -> Config:
     """The configuration as finally given (overrides included), checked; development's missing secrets made."""
     if cfg.is_production and cfg.fake_now:
         raise ConfigError("APP_FAKE_NOW is for development only; unset it in production")
-    if problem := _base_url_problem(cfg.public_base_url) or _line_api_problem(cfg):
+    if problem := _base_url_problem(cfg.public_base_url) or _line_api_problem(cfg) or _basic_id_problem(cfg):
         raise ConfigError(problem)
     # Warned about as finally configured (overrides included), not as the environment alone says.
     if cfg.is_production and cfg.public_base_url.startswith("http://"):

@@ -472,12 +472,12 @@ def test_a_line_setting_nothing_reads_is_warned_of_by_name_never_by_value(tmp_pa
     """A typo in a setting production does not require (the staff group, the basic id) was ignored without a word:
     the staff group was then never told and the operator could not tell why. Nothing refuses (interface.md), but
     the start warns, naming the setting and the names that are read; the value may be a secret and is not shown."""
-    cfg = load_config(environ=production_env(tmp_path, **{typo: "Csecret-value-0123"}))
+    cfg = load_config(environ=production_env(tmp_path, **{typo: "@secretvalue0123"}))
     with pytest.warns(UserWarning) as warned:
         warn_unread_line_settings(cfg, OFFICES)
     [said] = [str(w.message) for w in warned]
     assert typo in said and "LINE_STAFF_GROUP_ID_<OFFICE>" in said and "otaru, sakata" in said
-    assert "Csecret-value-0123" not in said
+    assert "@secretvalue0123" not in said
 
 
 def test_the_line_settings_read_are_not_warned_of(tmp_path):
@@ -499,3 +499,18 @@ def test_create_app_warns_of_a_line_setting_nothing_reads(tmp_path, monkeypatch)
     with pytest.warns(UserWarning, match="LINE_STAFF_GROUP_ID_SAKTA"):
         app = create_app()
     app.extensions["madoguchi"].db.dispose()
+
+
+@pytest.mark.parametrize("value", ["123abcde", "https://lin.ee/AbCdEf", "@ 123abcde", "＠123abcde"])
+@pytest.mark.parametrize("env", ["production", "development"])
+def test_a_basic_id_without_its_at_sign_is_refused_naming_the_setting(tmp_path, value, env):
+    """The 「LINEに戻る」 link is `https://line.me/R/oaMessage/<basic id>/?…`: the ID without its `@` (or the
+    account's URL) opens no chat, and each completion page would show a link that does nothing."""
+    with pytest.raises(ConfigError) as refused:
+        load_config(environ=production_env(tmp_path, APP_ENV=env, LINE_BASIC_ID_SAKATA=value))
+    assert "LINE_BASIC_ID_SAKATA must be the account's basic ID with its @, e.g. @123abcde" in str(refused.value)
+
+
+@pytest.mark.parametrize("value", ["@123abcde", "@madoguchi", "@hw.sakata-1"])
+def test_a_basic_or_premium_id_is_taken(tmp_path, value):
+    assert load_config(environ=production_env(tmp_path, LINE_BASIC_ID_SAKATA=value)).basic_id("sakata") == value
