@@ -14,7 +14,7 @@ def create_app(config: dict | None = None) -> Flask:
                      textfmt, web, webhook)
     from bot.cli import register_cli
     from bot.clock import Clock, parse_instant
-    from bot.config import ConfigError, check_production, load_config
+    from bot.config import ConfigError, check_production, load_config, warn_unread_line_settings
     from bot.db import Database, upgrade_schema
     from bot.line_client import LineClient
     from bot.offices import ProfileError, load_offices
@@ -37,6 +37,7 @@ def create_app(config: dict | None = None) -> Flask:
     db = Database(cfg.database_url)
     cfg = channels.attach(cfg, db, [o.id for o in offices.values() if o.enabled])  # env wins; store fills gaps
     check_production(cfg, [o.id for o in offices.values() if o.enabled])
+    warn_unread_line_settings(cfg, list(offices))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     logging.getLogger("transitions").setLevel(logging.WARNING)  # two INFO lines per event, nothing ops need
     logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)  # seven lines on importing Alembic

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import secrets
 import warnings
 from dataclasses import dataclass, field, fields, replace
@@ -142,15 +143,30 @@ def _proxy_hops(value: str) -> int:
     return int(value)
 
 
+def _has_scheme_and_host(url: str) -> bool:
+    parts = urlsplit(url)
+    return parts.scheme in ("http", "https") and bool(parts.hostname)
+
+
 def _base_url_problem(url: str) -> str | None:
     """Why PUBLIC_BASE_URL cannot make the links that users and staff open, or None. Without a scheme and host
     (`madoguchi.example.jp`) every form, terms and dashboard link would be broken, and LINE refuses a message
     whose button opens one."""
-    parts = urlsplit(url)
-    if parts.scheme in ("http", "https") and parts.hostname:
+    if _has_scheme_and_host(url):
         return None
     return (f"PUBLIC_BASE_URL must be the bot's address with its scheme, e.g. https://madoguchi.example.jp, not "
             f"{url!r}: the links to the details form, the terms and the dashboard are made from it")
+
+
+def _line_api_problem(cfg: Config) -> str | None:
+    """Why a LINE API address cannot be used, or None. Without a scheme (`api.line.me`) the SDK's HTTP library
+    calls it over plain http, the channel access token in the clear."""
+    for setting, url, default in (("LINE_API_BASE_URL", cfg.line_api_base_url, PRODUCTION_LINE_API),
+                                  ("LINE_API_DATA_BASE_URL", cfg.line_api_data_base_url, PRODUCTION_LINE_DATA_API)):
+        if not _has_scheme_and_host(url):
+            return (f"{setting} must be an address with its scheme, e.g. {default}, not {url!r} (unset it to use "
+                    "LINE's own): without https:// the calls to LINE would go unencrypted, with the channel's token")
+    return None
 
 
 def load_config(overrides: dict | None = None, environ: dict | None = None) -> Config:
@@ -161,7 +177,9 @@ def load_config(overrides: dict | None = None, environ: dict | None = None) -> C
     if app_env not in ("development", "production"):
         raise ConfigError(f"APP_ENV must be 'development' or 'production', not {app_env!r}")
     production = app_env == "production"
-    instance = Path(overrides.pop("instance_path", None) or environ.get("INSTANCE_PATH") or PROJECT_ROOT / "instance")
+    # Absolute, as Flask takes it: a relative INSTANCE_PATH is the folder under the working directory.
+    instance = Path(overrides.pop("instance_path", None) or environ.get("INSTANCE_PATH")
+                    or PROJECT_ROOT / "instance").absolute()
 
     public = (environ.get("PUBLIC_BASE_URL") or "http://localhost:5000").rstrip("/")
 
@@ -204,11 +222,25 @@ def load_config(overrides: dict | None = None, environ: dict | None = None) -> C
                     or "public_base_url" in overrides)
 
 
+# A LINE Official Account's basic ID (`@123abcde`) or premium ID (`@madoguchi`), as its links take it.
+_BASIC_ID = re.compile(r"@[0-9A-Za-z._-]{1,40}")
+
+
+def _basic_id_problem(cfg: Config) -> str | None:
+    """Why a LINE_BASIC_ID_<OFFICE> cannot make the "back to LINE" link (`https://line.me/R/oaMessage/<id>/`), or None:
+    without its `@` (or as the account's URL) the link opens no chat, and nothing would say so."""
+    for name, value in sorted(cfg.env.items()):
+        if name.startswith("LINE_BASIC_ID_") and value and not _BASIC_ID.fullmatch(value):
+            return (f"{name} must be the account's basic ID with its @, e.g. @123abcde (LINE Official Account "
+                    f"Manager, account settings), not {value!r}: the links back to the chat open it by that ID")
+    return None
+
+
 def _checked(cfg: Config, public_given: bool) -> Config:
     """The configuration as finally given (overrides included), checked; development's missing secrets made."""
     if cfg.is_production and cfg.fake_now:
         raise ConfigError("APP_FAKE_NOW is for development only; unset it in production")
-    if problem := _base_url_problem(cfg.public_base_url):
+    if problem := _base_url_problem(cfg.public_base_url) or _line_api_problem(cfg) or _basic_id_problem(cfg):
         raise ConfigError(problem)
     # Warned about as finally configured (overrides included), not as the environment alone says.
     if cfg.is_production and cfg.public_base_url.startswith("http://"):
@@ -240,6 +272,25 @@ def _checked(cfg: Config, public_given: bool) -> Config:
                 f"Fernet key: it has {len(key)} characters, a Fernet key has 44 (URL-safe base64, usually ending "
                 f"in '='; make one with `{MAKE_DATA_ENCRYPTION_KEY}`)") from exc
     return cfg
+
+
+# The LINE_* settings read (README "Settings"): a name none of them matches is read by nothing.
+LINE_API_SETTINGS = ("LINE_API_BASE_URL", "LINE_API_DATA_BASE_URL")
+PER_OFFICE_LINE_SETTINGS = ("LINE_CHANNEL_SECRET", "LINE_CHANNEL_ACCESS_TOKEN", "LINE_STAFF_GROUP_ID", "LINE_BASIC_ID")
+
+
+def warn_unread_line_settings(cfg: Config, office_ids: list[str]) -> None:
+    """Warn of LINE_* settings that nothing reads: a typo (`LINE_STAFF_GROUP_ID_SAKTA`, `LINE_STAFF_GROUP_SAKATA`)
+    or an office the profiles do not hold would otherwise be ignored without a word, the staff group then never
+    told, or the 「LINEに戻る」 link missing. Names only: a value may be a secret."""
+    read = set(LINE_API_SETTINGS) | {f"{prefix}_{office.upper()}" for prefix in PER_OFFICE_LINE_SETTINGS
+                                     for office in office_ids}
+    unread = sorted(name for name in cfg.env if name not in read)
+    if unread:
+        warnings.warn(f"LINE settings that nothing reads, ignored (a typo?): {', '.join(unread)}. The per-office ones are "
+                      f"{', '.join(f'{prefix}_<OFFICE>' for prefix in PER_OFFICE_LINE_SETTINGS)}, <OFFICE> the "
+                      f"office id in capitals, of the offices {', '.join(sorted(office_ids))} (OFFICES_DIR "
+                      f"{cfg.offices_dir})", stacklevel=2)
 
 
 def check_production(cfg: Config, office_ids: list[str]) -> None:

@@ -85,6 +85,20 @@ def connect_problem(error: exc.DBAPIError, url: str) -> str | None:
 _SERVER_UP = "that the database server is running and accepts connections from here"
 
 
+def privilege_problem(error: exc.DBAPIError, url: str) -> str | None:
+    """The database user may not create the schema (PostgreSQL's insufficient_privilege): since PostgreSQL 15
+    only the database's owner creates tables in its `public` schema, so a user made beside a database the
+    administrator owns meets this on the first `db upgrade`. The driver's first line names the object only."""
+    if getattr(error.orig, "sqlstate", None) != "42501":
+        return None
+    reason = (str(error.orig).strip().splitlines() or [""])[0]
+    user = make_url(url).username or "<user>"
+    return (f"the database user cannot create the schema at {shown_url(url)} ({reason}): `db upgrade` creates "
+            f"and alters tables, so DATABASE_URL's user must own the database (`createdb --owner={user} <name>`, or "
+            f"`ALTER DATABASE <name> OWNER TO {user}`); PostgreSQL 15 and later let no other user create tables "
+            "in its public schema")
+
+
 def lost_problem(error: exc.DBAPIError, url: str) -> str | None:
     """The connection went away under a statement (the database stopped or restarted while a command ran): the
     driver's error type says so (its message is not shown: a statement's error may quote a row)."""
@@ -351,7 +365,7 @@ def upgrade_schema(database: Database, data_encryption_keys: Sequence[str] = ())
     except exc.DBAPIError as error:
         from bot.config import ConfigError
 
-        if problem := connect_problem(error, database.url):
+        if problem := connect_problem(error, database.url) or privilege_problem(error, database.url):
             raise ConfigError(problem) from None
         raise
     finally:

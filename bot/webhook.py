@@ -79,8 +79,12 @@ def callback(office_id: str):
     rt = current_app.extensions["madoguchi"]
     office = rt.enabled_office(office_id)
     if office is None:
-        if office_id in rt.offices:  # an unknown id is not logged: it is any client's text
+        if office_id in rt.offices:
             _refuse(404, office_id, "the office is disabled (`enabled: false` in its profile)")
+        # The id itself is not logged (any client's text): the offices served are, so that a Verify answered 404
+        # for a mistyped webhook URL says what the URL should name.
+        log.warning("webhook refused 404: the address names no office; the webhook URLs are %s",
+                    ", ".join(f"/callback/{office.id}" for office in rt.offices.values() if office.enabled))
         abort(404)
     if (request.content_length or 0) > MAX_BODY:
         _refuse(413, office.id, f"body over {MAX_BODY} bytes")

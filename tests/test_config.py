@@ -13,7 +13,7 @@ import pytest
 from cryptography.fernet import Fernet
 
 from bot.clock import TOKYO, parse_instant
-from bot.config import ConfigError, check_production, load_config
+from bot.config import ConfigError, check_production, load_config, warn_unread_line_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = [pytest.mark.filterwarnings("ignore:SQLite in production"),
@@ -433,3 +433,84 @@ def test_production_refuses_a_secret_key_short_enough_to_guess(tmp_path, key):
         check_production(load_config(environ=env), OFFICES)
     assert "DATA_ENCRYPTION_KEY" in str(both.value) and "SECRET_KEY is too short" in str(both.value)
     check_production(load_config(environ=production_env(tmp_path, SECRET_KEY="s" * 32)), OFFICES)
+
+
+@pytest.mark.parametrize("env", ["production", "development"])
+def test_a_relative_instance_path_is_the_folder_under_the_working_directory(tmp_path, monkeypatch, env):
+    """`INSTANCE_PATH=instance` as an operator writes it: Flask takes only an absolute instance path and would stop
+    every command and the web process with a ValueError traceback; the folder is the one under the directory the
+    command runs in, as a relative `DATABASE_URL` or `OFFICES_DIR` is."""
+    from app import create_app
+
+    monkeypatch.chdir(tmp_path)
+    for name, value in production_env(tmp_path, APP_ENV=env, INSTANCE_PATH="instance").items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("APP_FAKE_NOW", raising=False)
+    assert load_config().instance_path == tmp_path / "instance"
+    app = create_app()
+    try:
+        assert app.instance_path == str(tmp_path / "instance")
+    finally:
+        app.extensions["madoguchi"].db.dispose()
+
+
+@pytest.mark.parametrize("setting", ["LINE_API_BASE_URL", "LINE_API_DATA_BASE_URL"])
+@pytest.mark.parametrize("value", ["api.line.me", "api-data.line.me/", "https://", "ftp://api.line.me"])
+@pytest.mark.parametrize("env", ["production", "development"])
+def test_a_line_api_url_without_scheme_or_host_is_refused_naming_the_setting(tmp_path, setting, value, env):
+    """`LINE_API_BASE_URL=api.line.me`: the LINE SDK's HTTP library takes an address without a scheme as plain
+    http, so every call would carry the channel access token unencrypted (or fail to connect, logged per
+    message): the start is refused, naming the setting, as with PUBLIC_BASE_URL."""
+    with pytest.raises(ConfigError) as refused:
+        load_config(environ=production_env(tmp_path, APP_ENV=env, **{setting: value}))
+    assert f"{setting} must be" in str(refused.value) and "https://" in str(refused.value)
+
+
+@pytest.mark.parametrize("typo", ["LINE_STAFF_GROUP_ID_SAKTA", "LINE_STAFF_GROUP_SAKATA", "LINE_BASIC_ID_KUSHIRO",
+                                  "LINE_CHANNEL_TOKEN_OTARU", "LINE_API_URL"])
+def test_a_line_setting_nothing_reads_is_warned_of_by_name_never_by_value(tmp_path, typo):
+    """A typo in a setting production does not require (the staff group, the basic id) was ignored without a word:
+    the staff group was then never told and the operator could not tell why. Nothing refuses (interface.md), but
+    the start warns, naming the setting and the names that are read; the value may be a secret and is not shown."""
+    cfg = load_config(environ=production_env(tmp_path, **{typo: "@secretvalue0123"}))
+    with pytest.warns(UserWarning) as warned:
+        warn_unread_line_settings(cfg, OFFICES)
+    [said] = [str(w.message) for w in warned]
+    assert typo in said and "LINE_STAFF_GROUP_ID_<OFFICE>" in said and "otaru, sakata" in said
+    assert "@secretvalue0123" not in said
+
+
+def test_the_line_settings_read_are_not_warned_of(tmp_path):
+    env = production_env(tmp_path, LINE_STAFF_GROUP_ID_SAKATA="C1", LINE_BASIC_ID_OTARU="@otaru",
+                         LINE_API_BASE_URL="https://api.line.me", LINE_API_DATA_BASE_URL="https://api-data.line.me",
+                         LINE_CHANNEL_SECRET_KUSHIRO="s", LINE_CHANNEL_ACCESS_TOKEN_KUSHIRO="t")
+    cfg = load_config(environ=env)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        warn_unread_line_settings(cfg, OFFICES + ["kushiro"])  # a disabled office's too
+
+
+def test_create_app_warns_of_a_line_setting_nothing_reads(tmp_path, monkeypatch):
+    from app import create_app
+
+    for name, value in production_env(tmp_path, LINE_STAFF_GROUP_ID_SAKTA="C1").items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("APP_FAKE_NOW", raising=False)
+    with pytest.warns(UserWarning, match="LINE_STAFF_GROUP_ID_SAKTA"):
+        app = create_app()
+    app.extensions["madoguchi"].db.dispose()
+
+
+@pytest.mark.parametrize("value", ["123abcde", "https://lin.ee/AbCdEf", "@ 123abcde", "＠123abcde"])
+@pytest.mark.parametrize("env", ["production", "development"])
+def test_a_basic_id_without_its_at_sign_is_refused_naming_the_setting(tmp_path, value, env):
+    """The 「LINEに戻る」 link is `https://line.me/R/oaMessage/<basic id>/?…`: the ID without its `@` (or the
+    account's URL) opens no chat, and each completion page would show a link that does nothing."""
+    with pytest.raises(ConfigError) as refused:
+        load_config(environ=production_env(tmp_path, APP_ENV=env, LINE_BASIC_ID_SAKATA=value))
+    assert "LINE_BASIC_ID_SAKATA must be the account's basic ID with its @, e.g. @123abcde" in str(refused.value)
+
+
+@pytest.mark.parametrize("value", ["@123abcde", "@madoguchi", "@hw.sakata-1"])
+def test_a_basic_or_premium_id_is_taken(tmp_path, value):
+    assert load_config(environ=production_env(tmp_path, LINE_BASIC_ID_SAKATA=value)).basic_id("sakata") == value

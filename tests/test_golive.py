@@ -252,6 +252,38 @@ def test_a_command_before_the_first_db_upgrade_says_to_run_it(empty_database_url
         app.extensions["madoguchi"].db.dispose()
 
 
+def test_db_upgrade_as_a_user_who_may_not_create_tables_says_to_make_it_the_owner(empty_database_url, tmp_path,
+                                                                                fake_line):
+    """PostgreSQL 15 and later let only a database's owner create tables in its public schema: an operator who
+    made the bot's user beside a database of their own met a 120-line traceback on the first `db upgrade`."""
+    if not empty_database_url.startswith("postgresql"):
+        pytest.skip("PostgreSQL's privileges")
+    import secrets
+
+    import sqlalchemy as sa
+
+    role, password = f"madoguchi_{secrets.token_hex(4)}", secrets.token_hex(8)
+    admin = sa.create_engine(make_url(empty_database_url), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f"CREATE ROLE {role} LOGIN PASSWORD '{password}'"))
+    try:
+        url = make_url(empty_database_url).set(username=role, password=password).render_as_string(
+            hide_password=False)
+        app = _production_app(url, tmp_path, fake_line)
+        try:
+            result = app.test_cli_runner().invoke(args=["db", "upgrade"])
+        finally:
+            app.extensions["madoguchi"].db.dispose()
+        assert result.exit_code == 1, result.output
+        assert "Traceback" not in result.output and password not in result.output
+        assert "permission denied for schema public" in result.output
+        assert f"DATABASE_URL's user must own the database (`createdb --owner={role} <name>`" in result.output
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f"DROP ROLE {role}"))
+        admin.dispose()
+
+
 def test_the_worker_before_the_first_db_upgrade_says_to_run_it(empty_database_url, tmp_path, fake_line):
     """`worker --once` (a rehearsal, a cron pass) on a database the release process has not upgraded was a
     driver traceback ending in "no such table" / "relation does not exist"."""

@@ -36,6 +36,16 @@ def test_going_live_says_where_the_bare_commands_come_from():
     assert "`.venv/bin` first on its `PATH`" in processes
 
 
+def test_going_live_says_the_commands_run_in_the_project_folder():
+    """`flask --app app` and gunicorn's `app:create_app()` import app.py from the working directory: a service
+    started elsewhere (systemd's default is /) or a restore check run beside the dump says only "Could not import
+    'app'"."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    processes = readme.split("### 4. Processes", 1)[1].split("\n### ", 1)[0]
+    assert "in the project's folder\n(systemd's `WorkingDirectory=`" in processes
+    assert "Could not import 'app'" in processes
+
+
 def test_going_live_says_what_sigterm_does_to_the_worker_and_what_a_wrong_key_does_to_the_restore_check():
     """An on-call engineer restarting the worker needs to know a message is not lost (tests/test_worker.py), and
     one rehearsing a restore under the wrong key meets a refusal before any count (tests/test_channels.py)."""

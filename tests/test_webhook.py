@@ -161,6 +161,8 @@ def test_refused_deliveries_say_why_in_the_log_and_nothing_of_the_body(make_app,
     assert "office=otaru refused 404: the office is disabled" in caplog.text
     assert LineUser(client, "osaka", channel_secret="x").says("予約").status_code == 404
     assert "osaka" not in caplog.text  # an unknown id is the client's text, not logged
+    assert "refused 404: the address names no office; the webhook URLs are /callback/sakata" in caplog.text
+    assert "/callback/otaru" not in caplog.text  # disabled: not a webhook URL to give LINE
     assert "山田" not in caplog.text and "090" not in caplog.text
 
 
