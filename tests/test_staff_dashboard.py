@@ -757,6 +757,28 @@ def test_a_request_shows_the_same_job_seeker_number_on_other_line_accounts(rt, s
     assert 'id="same-number"' not in _page(staff, f"/staff/bookings/{alone}")
 
 
+def test_approving_a_job_seeker_number_another_line_account_has_booked_asks_for_the_check_first(
+        rt, staff, user, user_factory):
+    """The same number confirmed on another LINE account: the page says approving makes two bookings of one
+    number, and approving (or proposing, which the user's yes confirms) needs the member's tick that they checked
+    by phone; without it nothing changes."""
+    first = make_request(rt, user_id=user.user_id)
+    post(staff, f"/staff/bookings/{first}/confirm")
+    assert booking(rt, first).status == "confirmed"
+    again = make_request(rt, start=SAKATA_MONDAY + timedelta(days=7), user_id=user_factory("sakata").user_id)
+    page = _page(staff, f"/staff/bookings/{again}")
+    same = page.split('id="same-number"')[1].split("</dd>")[0]
+    assert "同じ求職番号の予約が2件になります" in same and first in same
+    assert 'name="same_number_checked"' in page.split('data-action="confirm"')[0].rsplit("<form", 1)[1]
+    post(staff, f"/staff/bookings/{again}/confirm")
+    assert booking(rt, again).status == "requested"
+    assert "何も変更していません" in _page(staff, f"/staff/bookings/{again}")
+    post(staff, f"/staff/bookings/{again}/propose", slot=(SAKATA_MONDAY + timedelta(days=8)).isoformat())
+    assert booking(rt, again).status == "requested"
+    post(staff, f"/staff/bookings/{again}/confirm", same_number_checked="1")
+    assert booking(rt, again).status == "confirmed"
+
+
 def test_a_request_shows_the_persons_earlier_no_shows(rt, staff, user, user_factory):
     """第6条(3) / 第4条(3): after a no-show 「今後のオンライン職業相談の利用をお断りする場合があります」. Staff
     deciding the person's next request (or taking one by phone) see the earlier no-shows, from the same LINE
@@ -917,7 +939,8 @@ def test_staff_are_told_when_the_user_cannot_be_told_on_line(rt, staff, fake_lin
     post(staff, f"/staff/bookings/{blocked}/confirm")
     page = _page(staff, f"/staff/bookings/{blocked}")
     assert "承認しました" in page and "LINEではご本人にお知らせできません" in page
-    reachable = make_request(rt, start=SAKATA_MONDAY + timedelta(hours=2), user_id="U" + "r" * 32)
+    reachable = make_request(rt, start=SAKATA_MONDAY + timedelta(hours=2), user_id="U" + "r" * 32,
+                             details={**DETAILS["sakata"], "seeker_number": "77777-123456"})   # another person
     post(staff, f"/staff/bookings/{reachable}/confirm")
     page = _page(staff, f"/staff/bookings/{reachable}")
     assert "承認しました。ご本人にLINEでお知らせします。" in page and "お知らせできません" not in page

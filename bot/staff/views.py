@@ -540,14 +540,15 @@ def booking_action(reference: str, action: str):
 def _apply(s, rt, office, row: Booking, action: str, form, now: datetime) -> decisions.Result:
     actor = _actor()
     if action == "confirm":
-        return decisions.confirm(s, rt, office, row, actor, now)
+        return decisions.confirm(s, rt, office, row, actor, now, same_number_checked=_same_number_checked(form))
     if action == "decline":
         return decisions.decline(s, rt, office, row, actor, now, reason=form.get("reason") or None)
     if action == "propose":
         start = _slot_arg(form.get("slot"))
         if start is None:
             raise decisions.Refused("not_a_slot", row)
-        return decisions.propose(s, rt, office, row, actor, now, start)
+        return decisions.propose(s, rt, office, row, actor, now, start,
+                                 same_number_checked=_same_number_checked(form))
     if action == "invitation":
         return decisions.mark_invitation_sent(s, office, row, actor, now)
     if action == "called":
@@ -565,6 +566,11 @@ def _apply(s, rt, office, row: Booking, action: str, form, now: datetime) -> dec
     if action in ("block_user", "unblock_user"):
         return decisions.set_user_blocked(s, office, row, actor, now, blocked=action == "block_user")
     return decisions.set_note(s, rt, office, row, actor, now, form.get("note", ""), seen=form.get("note_seen"))
+
+
+def _same_number_checked(form) -> bool:
+    """The member ticked that they checked the same job seeker number's booking on another LINE account."""
+    return form.get("same_number_checked") == "1"
 
 
 def _correction_view(office, row: Booking, now: datetime) -> dict | None:
