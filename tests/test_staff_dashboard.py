@@ -168,6 +168,30 @@ def test_the_queue_lists_undecided_calls_invitations_and_attendance(rt, staff):
     assert reference in _page(staff, "/staff/queue").split("出欠の記録待ち")[1].split("お知らせ（")[0]
 
 
+def test_the_attendance_to_record_is_counted_and_listed_a_page_at_a_time_oldest_first(rt, staff, monkeypatch):
+    """Unrecorded sessions add up over a year: the queue says how many and lists a page of them, oldest first,
+    with a link to the next; the schedule lists today's and only counts those of earlier days."""
+    from bot.staff import queue as queue_lists
+
+    monkeypatch.setattr(queue_lists, "ATTENDANCE_SHOWN", 2, raising=False)
+    older = [make_request(rt, start=SAKATA_MONDAY + timedelta(days=d), user_id=f"U{d}" + "a" * 31,
+                          status="confirmed") for d in (-28, -21, -14)]
+    today = make_request(rt, user_id="U" + "b" * 32, status="confirmed")
+    rt.clock.freeze(SAKATA_MONDAY + timedelta(minutes=15))
+    login(staff)
+    due = _page(staff, "/staff/queue").split('id="attendance-h"')[1].split('id="notices-h"')[0]
+    assert "出欠の記録待ち（4件）" in due and "古い順に1～2件目を表示しています" in due
+    assert [r for r in (*older, today) if r in due] == older[:2]
+    assert due.index(older[0]) < due.index(older[1])
+    assert "次の2件（新しいもの）" in due and "前の2件" not in due
+    following = _page(staff, "/staff/queue?attendance_from=2").split('id="attendance-h"')[1].split('id="notices-h"')[0]
+    assert [r for r in (*older, today) if r in following] == [older[2], today]
+    assert "前の2件（古いもの）" in following and "次の2件" not in following
+    glance = _page(staff, "/staff/").split('id="today-attendance"')[1].split("</li>")[0]
+    assert "始まった相談で出欠が未記録（4件）" in glance and today in glance
+    assert not any(r in glance for r in older) and "前日までの分3件" in glance
+
+
 def test_the_queues_notices_say_each_bookings_status_now(rt, staff):
     """「新しい申込」 stayed in お知らせ after the request was decided: beside each notice, where the booking is now,
     so that nobody opens a request another member already approved to see whether it is still to do."""
