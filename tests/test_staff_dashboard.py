@@ -746,6 +746,26 @@ def test_cancel_by_the_office_and_on_the_users_behalf(rt, staff, fake_line, user
     assert "取り下げました" in fake_line.texts_to(other_user.user_id)[-1]
 
 
+def test_a_cancellation_phoned_in_once_the_session_began_is_recorded_in_its_own_words(rt, staff, fake_line, user):
+    """キャンセルの場合は、電話にてご連絡を (Otaru: on the day, by phone only): a call at 14:05, within the 10
+    minutes before a no-show, is recorded as a cancellation (said so, not 「取り下げ」; and no slot is 「空き」 any
+    more for a session that began)."""
+    reference = make_request(rt, user_id=user.user_id, status="confirmed")
+    rt.clock.freeze(SAKATA_MONDAY + timedelta(minutes=5))
+    login(staff)
+    told = _page(staff, f"/staff/bookings/{reference}").split('id="told-cancel-user">')[1].split("</p>")[0]
+    assert "キャンセルすると、ご本人にLINEで" in told and "枠が空き" not in told
+    post(staff, f"/staff/bookings/{reference}/cancel_user", note="本人より電話")
+    flash = _page(staff, f"/staff/bookings/{reference}").split('class="flash')[1].split("</p>")[0]
+    assert "ご本人の申し出による予約のキャンセルを記録しました。" in flash and "取り下げ" not in flash
+    assert booking(rt, reference).status == "cancelled"
+    requested = make_request(rt, start=SAKATA_MONDAY + timedelta(days=7), user_id=user.user_id)
+    told = _page(staff, f"/staff/bookings/{requested}").split('id="told-cancel-user">')[1].split("</p>")[0]
+    assert "取り下げすると、枠が空き、" in told
+    post(staff, f"/staff/bookings/{requested}/cancel_user")
+    assert "ご本人の申し出による申込の取り下げを記録しました。" in _page(staff, f"/staff/bookings/{requested}")
+
+
 def test_block_a_users_online_booking_after_no_shows(rt, staff, fake_line, user):
     reference = make_request(rt, user_id=user.user_id)
     post(staff, f"/staff/bookings/{reference}/block_user")
