@@ -187,6 +187,8 @@ def test_the_attendance_to_record_is_counted_and_listed_a_page_at_a_time_oldest_
     following = _page(staff, "/staff/queue?attendance_from=2").split('id="attendance-h"')[1].split('id="notices-h"')[0]
     assert [r for r in (*older, today) if r in following] == [older[2], today]
     assert "前の2件（古いもの）" in following and "次の2件" not in following
+    past_the_end = _page(staff, "/staff/queue?attendance_from=6").split('id="attendance-h"')[1].split('id="notices-h"')[0]
+    assert "古い順に3～4件目を表示しています" in past_the_end
     glance = _page(staff, "/staff/").split('id="today-attendance"')[1].split("</li>")[0]
     assert "始まった相談で出欠が未記録（4件）" in glance and today in glance
     assert not any(r in glance for r in older) and "前日までの分3件" in glance

@@ -51,7 +51,8 @@ def load(session: Session, office, now: datetime, attendance_from: int = 0) -> Q
     due = (Booking.office_id == office.id, Booking.status == "confirmed",
            Booking.slot_start <= now - timedelta(minutes=office.no_show_minutes))
     total = session.scalar(select(func.count()).select_from(Booking).where(*due)) or 0
-    attendance_from = max(0, min(attendance_from, total - 1))
+    # A page past the end (its sessions were recorded meanwhile): the last page.
+    attendance_from = max(0, min(attendance_from, (total - 1) // ATTENDANCE_SHOWN * ATTENDANCE_SHOWN))
     attendance = session.scalars(select(Booking).where(*due).order_by(Booking.slot_start, Booking.id)
                                  .offset(attendance_from).limit(ATTENDANCE_SHOWN)).all()
     notices = session.execute(select(StaffNotice, Booking.reference, Booking.status).join(
