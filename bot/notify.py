@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from bot import outbox
 from bot.models import Booking, Conversation, OutboxMessage
-from bot.services import bookings, lifecycle
+from bot.services import bookings, lifecycle, requests
 from bot.services import slots as slotsvc
 from bot.staff import export, handoff
 from bot.staff.models import BookingHandoff
@@ -88,8 +88,13 @@ def cards(rt, session: Session, office, kind: str, booking_id: int, now: datetim
     booking = session.get(Booking, booking_id)
     if booking is None or booking.office_id != office.id:
         return None
+    actions = CARD_BUTTONS.get(kind, ())
+    # The same job seeker number already booked on another LINE account: approving needs the dashboard's check
+    # (decisions.confirm), so the card offers no 承認 and says why (only the 受付番号 goes to LINE).
+    booked_elsewhere = "confirm" in actions and booking.status in lifecycle.UNDECIDED_STATUSES and bool(
+        requests.same_number(session, office.id, booking, now).booked)
     buttons = [{"action": action, "data": staff_postback_data(office.id, action, booking.reference)}
-               for action in CARD_BUTTONS.get(kind, ())]
+               for action in actions if not (booked_elsewhere and action == "confirm")]
     messages = rt.renderer.messages("ja", "staff_card", {
         "office": office, "kind": kind, "booking": booking_view(booking),
         "dashboard_url": dashboard_url(rt, booking), "buttons": buttons,
@@ -97,6 +102,7 @@ def cards(rt, session: Session, office, kind: str, booking_id: int, now: datetim
         "invitation": handoff.invitation_task(office),
         "decline_label": handoff.decline_reasons("ja")[handoff.default_reason()]["label"],
         "call_task": handoff.call_user_on_confirm(office), "statuses": staff_statuses(),
+        "booked_elsewhere": booked_elsewhere,
     })
     log.info("staff card office=%s kind=%s booking=%s", office.id, kind, booking.id)
     return outbox.add(session, office=office.id, kind="push", recipient=group_id, messages=messages, now=now,

@@ -80,10 +80,13 @@ END_OF_DAY = "24:00"   # push_hours.end may say "until midnight"
 class PushHours:
     """When LINE pushes may reach people (Asia/Tokyo): a push that is not urgent waits for `start` outside
     [start, end) (bot/services/push_hours.py). A message a session depends on (the office cancels it, or confirms
-    it) is urgent when waiting for `start` would leave less than `urgent_notice_hours` before the session."""
+    it) is urgent when waiting for `start` would leave less than `urgent_notice_hours` before the session.
+    The staff group's cards go on the office's business days only (staff are off on closed days, and nothing can
+    be decided or prepared there until the office opens), unless `staff_cards_on_closed_days`."""
     start: time = time(8, 0)
     end: time = time(21, 0)
     urgent_notice_hours: int = 4
+    staff_cards_on_closed_days: bool = False
 
 
 @dataclass(frozen=True)
@@ -859,7 +862,7 @@ def _terms(value: Any, path: str, roots: tuple[Path, ...]) -> tuple[TermsSpec, .
 
 
 def _push_hours(value: Any, path: str) -> PushHours:
-    raw = _fields(value, path, (), ("start", "end", "urgent_notice_hours"))
+    raw = _fields(value, path, (), ("start", "end", "urgent_notice_hours", "staff_cards_on_closed_days"))
     default = PushHours()
     start = _time(raw["start"], _at(path, "start")) if "start" in raw else default.start
     if raw.get("end") == END_OF_DAY:
@@ -873,7 +876,8 @@ def _push_hours(value: Any, path: str) -> PushHours:
         raise _Invalid(_at(path, "end"), "pushes need at least 4 hours a day: a reminder or a decision would "
                        "wait too long")
     urgent = _int(raw.get("urgent_notice_hours", default.urgent_notice_hours), _at(path, "urgent_notice_hours"), 0, 24)
-    return PushHours(start=start, end=end, urgent_notice_hours=urgent)
+    closed_days = _bool(raw.get("staff_cards_on_closed_days", False), _at(path, "staff_cards_on_closed_days"))
+    return PushHours(start=start, end=end, urgent_notice_hours=urgent, staff_cards_on_closed_days=closed_days)
 
 
 def _settings(defaults: dict[str, Any]) -> Callable[[Any, str], dict[str, Any]]:

@@ -106,11 +106,14 @@ def all_samples(office) -> dict[str, list[dict[str, Any]]]:
                             buttons=[{"action": "confirm", "data": "x"}, {"action": "decline", "data": "y"}],
                             deadline=deadline, statuses=staff_statuses())
                        for k in ("new_request", "no_show_check", "unknown")
-                       for deadline in (None, {"label": "12/4(金) 17:00", "passed": True})],
+                       for deadline in (None, {"label": "12/4(金) 17:00", "passed": True})] + [
+            dict(kind="new_request", booking=booking(), dashboard_url=f"{BASE_URL}/staff/bookings/ABCD-EFGH",
+                 buttons=[{"action": "decline", "data": "y"}], deadline=None, statuses=staff_statuses(),
+                 booked_elsewhere=True)],
         "staff_group_reply": [dict(outcome=o, action="confirm", reference="ABCD-EFGH", booking=booking(),
                                    dashboard_url=f"{BASE_URL}/staff", late=late, statuses=staff_statuses())
                               for o in ("done", "already", "not_found", "started", "too_early",
-                                        "too_early_no_show", "failed", "other")
+                                        "too_early_no_show", "failed", "same_number", "other")
                               for late in (None, {"label": "12/4(金) 17:00", "passed": True})] + [
             dict(outcome="kept", action="decline_no", reference="ABCD-EFGH", booking=booking(),
                  dashboard_url=f"{BASE_URL}/staff", statuses=staff_statuses())],

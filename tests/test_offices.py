@@ -327,6 +327,8 @@ def _delete(path: str) -> Callable[[dict[str, Any]], None]:
     (_set("push_hours.end", "10:00"), "otaru.yaml: push_hours.end: pushes need at least 4 hours a day"),
     (_set("push_hours.urgent_notice_hours", 30), "otaru.yaml: push_hours.urgent_notice_hours: must be between 0"),
     (_set("push_hours.quiet", True), "otaru.yaml: push_hours.quiet: unknown field"),
+    (_set("push_hours.staff_cards_on_closed_days", "yes"),
+     "otaru.yaml: push_hours.staff_cards_on_closed_days: must be true or false"),
     (_delete("push_hours"), None),  # the default hours
     (_set("push_hours", {"start": "00:00", "end": "24:00"}), None),  # any hour (the benchmark's profiles)
     (_set("push_hours.end", "24:30"), "otaru.yaml: push_hours.end: not a HH:MM time"),

@@ -159,6 +159,34 @@ def test_the_staff_group_is_not_woken_at_night_by_a_new_request(grouped, fake_li
     assert card.to == group_id and reference in fake_line.texts_to(group_id)[0]
 
 
+def test_the_staff_group_is_not_pushed_on_the_office_s_closed_days(grouped, fake_line, group_id, user_factory):
+    """A request made on a Saturday morning: the user's own messages go (they are awake and asked), but the staff
+    group's card waits for Monday's push hours, when the office opens (staff are off, nothing can be decided
+    before); an office whose profile says `staff_cards_on_closed_days: true` gets it at once."""
+    from dataclasses import replace
+
+    from tests.test_outbox import push
+
+    rt = grouped.extensions["madoguchi"]
+    user = user_factory("sakata")
+    rt.clock.freeze(at(5, 10, 0))   # Saturday 12/5
+    reference = make_request(rt, start=at(7, 14), user_id=user.user_id)
+    push(rt, user.user_id, "お知らせです。")
+    run_worker(rt)
+    assert fake_line.texts_to(user.user_id) == ["お知らせです。"] and fake_line.texts_to(group_id) == []
+    worker_at(rt, at(6, 12, 0))     # Sunday
+    worker_at(rt, at(7, 7, 59))     # Monday, before the push hours
+    assert fake_line.texts_to(group_id) == []
+    worker_at(rt, at(7, 8, 0))
+    assert [reference in text for text in fake_line.texts_to(group_id)] == [True]
+    office = rt.offices["sakata"]
+    rt.offices["sakata"] = replace(office, push_hours=replace(office.push_hours, staff_cards_on_closed_days=True))
+    rt.clock.freeze(at(12, 10, 0))  # the next Saturday
+    other = make_request(rt, start=at(14, 15), user_id=user_factory("sakata").user_id)
+    run_worker(rt)
+    assert any(other in text for text in fake_line.texts_to(group_id))
+
+
 def test_an_office_s_own_push_hours_are_followed(rt, fake_line, user):
     """An office whose profile allows pushes from 07:00 to 20:00."""
     from dataclasses import replace

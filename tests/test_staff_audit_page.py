@@ -195,3 +195,22 @@ def test_an_account_cannot_pass_for_the_system_the_staff_group_the_user_or_the_s
     login(staff, username="system")
     page = _get(staff, "?action=login")
     assert [r[1] for r in _rows(page)][0] == "system"
+
+
+def test_the_count_of_entries_reads_no_further_than_its_limit(rt, staff, monkeypatch):
+    """A busy office's years of entries: the page's count stops at audit.COUNT_LIMIT (「…件を超えます」), so that a
+    page load never counts the whole table; below the limit the count is exact. Seen at the driver: the count
+    the page sends is bounded (LIMIT), on SQLite and PostgreSQL alike."""
+    from tests.sqlwatch import watch
+
+    monkeypatch.setattr(audit, "COUNT_LIMIT", 5, raising=False)
+    _add(rt, "sakata", "search", datetime(2026, 11, 30, 18, 0, tzinfo=TOKYO), actor=Actor(label="tanaka"),
+         count=3, results=0)
+    assert "記録（4件）" in _get(staff)   # the 3 and the login: exact
+    _add(rt, "sakata", "search", datetime(2026, 11, 29, 18, 0, tzinfo=TOKYO), actor=Actor(label="tanaka"),
+         count=5, results=0)
+    with watch(rt.db.engine) as seen:
+        page = _get(staff)
+    assert "記録（5件を超えます）" in page and len(_rows(page)) == 9
+    counts = [s for s in seen if "staff_audit" in s and "count(" in s.lower()]
+    assert counts and all(" LIMIT " in s.upper() for s in counts), counts

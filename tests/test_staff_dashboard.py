@@ -168,6 +168,32 @@ def test_the_queue_lists_undecided_calls_invitations_and_attendance(rt, staff):
     assert reference in _page(staff, "/staff/queue").split("出欠の記録待ち")[1].split("お知らせ（")[0]
 
 
+def test_the_attendance_to_record_is_counted_and_listed_a_page_at_a_time_oldest_first(rt, staff, monkeypatch):
+    """Unrecorded sessions add up over a year: the queue says how many and lists a page of them, oldest first,
+    with a link to the next; the schedule lists today's and only counts those of earlier days."""
+    from bot.staff import queue as queue_lists
+
+    monkeypatch.setattr(queue_lists, "ATTENDANCE_SHOWN", 2, raising=False)
+    older = [make_request(rt, start=SAKATA_MONDAY + timedelta(days=d), user_id=f"U{d}" + "a" * 31,
+                          status="confirmed") for d in (-28, -21, -14)]
+    today = make_request(rt, user_id="U" + "b" * 32, status="confirmed")
+    rt.clock.freeze(SAKATA_MONDAY + timedelta(minutes=15))
+    login(staff)
+    due = _page(staff, "/staff/queue").split('id="attendance-h"')[1].split('id="notices-h"')[0]
+    assert "出欠の記録待ち（4件）" in due and "古い順に1～2件目を表示しています" in due
+    assert [r for r in (*older, today) if r in due] == older[:2]
+    assert due.index(older[0]) < due.index(older[1])
+    assert "次の2件（新しいもの）" in due and "前の2件" not in due
+    following = _page(staff, "/staff/queue?attendance_from=2").split('id="attendance-h"')[1].split('id="notices-h"')[0]
+    assert [r for r in (*older, today) if r in following] == [older[2], today]
+    assert "前の2件（古いもの）" in following and "次の2件" not in following
+    past_the_end = _page(staff, "/staff/queue?attendance_from=6").split('id="attendance-h"')[1].split('id="notices-h"')[0]
+    assert "古い順に3～4件目を表示しています" in past_the_end
+    glance = _page(staff, "/staff/").split('id="today-attendance"')[1].split("</li>")[0]
+    assert "始まった相談で出欠が未記録（4件）" in glance and today in glance
+    assert not any(r in glance for r in older) and "前日までの分3件" in glance
+
+
 def test_the_queues_notices_say_each_bookings_status_now(rt, staff):
     """「新しい申込」 stayed in お知らせ after the request was decided: beside each notice, where the booking is now,
     so that nobody opens a request another member already approved to see whether it is still to do."""
@@ -722,6 +748,26 @@ def test_cancel_by_the_office_and_on_the_users_behalf(rt, staff, fake_line, user
     assert "取り下げました" in fake_line.texts_to(other_user.user_id)[-1]
 
 
+def test_a_cancellation_phoned_in_once_the_session_began_is_recorded_in_its_own_words(rt, staff, fake_line, user):
+    """キャンセルの場合は、電話にてご連絡を (Otaru: on the day, by phone only): a call at 14:05, within the 10
+    minutes before a no-show, is recorded as a cancellation (said so, not 「取り下げ」; and no slot is 「空き」 any
+    more for a session that began)."""
+    reference = make_request(rt, user_id=user.user_id, status="confirmed")
+    rt.clock.freeze(SAKATA_MONDAY + timedelta(minutes=5))
+    login(staff)
+    told = _page(staff, f"/staff/bookings/{reference}").split('id="told-cancel-user">')[1].split("</p>")[0]
+    assert "キャンセルすると、ご本人にLINEで" in told and "枠が空き" not in told
+    post(staff, f"/staff/bookings/{reference}/cancel_user", note="本人より電話")
+    flash = _page(staff, f"/staff/bookings/{reference}").split('class="flash')[1].split("</p>")[0]
+    assert "ご本人の申し出による予約のキャンセルを記録しました。" in flash and "取り下げ" not in flash
+    assert booking(rt, reference).status == "cancelled"
+    requested = make_request(rt, start=SAKATA_MONDAY + timedelta(days=7), user_id=user.user_id)
+    told = _page(staff, f"/staff/bookings/{requested}").split('id="told-cancel-user">')[1].split("</p>")[0]
+    assert "取り下げすると、枠が空き、" in told
+    post(staff, f"/staff/bookings/{requested}/cancel_user")
+    assert "ご本人の申し出による申込の取り下げを記録しました。" in _page(staff, f"/staff/bookings/{requested}")
+
+
 def test_block_a_users_online_booking_after_no_shows(rt, staff, fake_line, user):
     reference = make_request(rt, user_id=user.user_id)
     post(staff, f"/staff/bookings/{reference}/block_user")
@@ -755,6 +801,28 @@ def test_a_request_shows_the_same_job_seeker_number_on_other_line_accounts(rt, s
     alone = make_request(rt, start=SAKATA_MONDAY + timedelta(days=14), user_id=user_factory("sakata").user_id,
                          details={**DETAILS["sakata"], "seeker_number": "77777-123456"})
     assert 'id="same-number"' not in _page(staff, f"/staff/bookings/{alone}")
+
+
+def test_approving_a_job_seeker_number_another_line_account_has_booked_asks_for_the_check_first(
+        rt, staff, user, user_factory):
+    """The same number confirmed on another LINE account: the page says approving makes two bookings of one
+    number, and approving (or proposing, which the user's yes confirms) needs the member's tick that they checked
+    by phone; without it nothing changes."""
+    first = make_request(rt, user_id=user.user_id)
+    post(staff, f"/staff/bookings/{first}/confirm")
+    assert booking(rt, first).status == "confirmed"
+    again = make_request(rt, start=SAKATA_MONDAY + timedelta(days=7), user_id=user_factory("sakata").user_id)
+    page = _page(staff, f"/staff/bookings/{again}")
+    same = page.split('id="same-number"')[1].split("</dd>")[0]
+    assert "同じ求職番号の予約が2件になります" in same and first in same
+    assert 'name="same_number_checked"' in page.split('data-action="confirm"')[0].rsplit("<form", 1)[1]
+    post(staff, f"/staff/bookings/{again}/confirm")
+    assert booking(rt, again).status == "requested"
+    assert "何も変更していません" in _page(staff, f"/staff/bookings/{again}")
+    post(staff, f"/staff/bookings/{again}/propose", slot=(SAKATA_MONDAY + timedelta(days=8)).isoformat())
+    assert booking(rt, again).status == "requested"
+    post(staff, f"/staff/bookings/{again}/confirm", same_number_checked="1")
+    assert booking(rt, again).status == "confirmed"
 
 
 def test_a_request_shows_the_persons_earlier_no_shows(rt, staff, user, user_factory):
@@ -917,7 +985,8 @@ def test_staff_are_told_when_the_user_cannot_be_told_on_line(rt, staff, fake_lin
     post(staff, f"/staff/bookings/{blocked}/confirm")
     page = _page(staff, f"/staff/bookings/{blocked}")
     assert "承認しました" in page and "LINEではご本人にお知らせできません" in page
-    reachable = make_request(rt, start=SAKATA_MONDAY + timedelta(hours=2), user_id="U" + "r" * 32)
+    reachable = make_request(rt, start=SAKATA_MONDAY + timedelta(hours=2), user_id="U" + "r" * 32,
+                             details={**DETAILS["sakata"], "seeker_number": "77777-123456"})   # another person
     post(staff, f"/staff/bookings/{reachable}/confirm")
     page = _page(staff, f"/staff/bookings/{reachable}")
     assert "承認しました。ご本人にLINEでお知らせします。" in page and "お知らせできません" not in page

@@ -653,3 +653,32 @@ def test_staff_are_told_when_the_bot_was_removed_from_the_staff_group(rt, client
         assert "公式アカウントが職員グループから退出しました" in page and "招待し直してください" in page
     group.joins()
     assert "退出しました" not in client.get("/staff/queue").get_data(as_text=True)
+
+
+def test_approving_a_job_seeker_number_another_line_account_has_booked_is_left_to_the_dashboard(
+        rt, fake_line, group, user, user_factory):
+    """One open booking per person: a member approving from LINE never sees the booking page's 同じ求職番号. When
+    another LINE account's booking with the same number is already confirmed, 承認 in the group changes nothing
+    and sends them to the dashboard (naming no one: the reply carries only the 受付番号)."""
+    first = make_request(rt, user_id=user.user_id)
+    run_worker(rt)
+    first_card = _card(fake_line, group.group_id)
+    second = make_request(rt, start=SAKATA_MONDAY + timedelta(days=7), user_id=user_factory("sakata").user_id)
+    run_worker(rt)
+    second_card = _card(fake_line, group.group_id)   # carded while the first was still undecided
+    group.taps(postback_value([first_card], "承認"))
+    assert booking(rt, first).status == "confirmed"
+    group.taps(postback_value([second_card], "承認"))
+    assert booking(rt, second).status == "requested"
+    answer = fake_line.texts_to(group.group_id)[-1]
+    assert second in answer and "同じ求職番号" in answer and "ダッシュボード" in answer and first not in answer
+    for value in PERSONAL_VALUES:
+        assert value not in answer
+    # A request of that number made after the first was confirmed: its card offers no 承認, and says why.
+    third = make_request(rt, start=SAKATA_MONDAY + timedelta(days=14), user_id=user_factory("sakata").user_id)
+    run_worker(rt)
+    card = _card(fake_line, group.group_id)
+    words = text_of([card])
+    assert third in words and "同じ求職番号の別のLINEアカウントの予約が、すでに確定しています" in words
+    labels = [b["action"]["label"] for b in card["contents"]["footer"]["contents"]]
+    assert "承認" not in labels and "お断り" in labels and "承認は、押すとすぐに" not in words

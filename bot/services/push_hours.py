@@ -7,7 +7,10 @@ quota) waits for the morning too, and is then checked again for staleness (bot/s
 day-before reminder that would arrive on the session's day is dropped, never sent saying 明日.
 
 What waits: every push to a job seeker (a decision, a reminder, a receipt, an expiry) and every staff-group card,
-and the terms notices (`terms broadcast`, refused outside the hours by the command itself).
+and the terms notices (`terms broadcast`, refused outside the hours by the command itself). A staff-group card
+also waits over the office's closed days (weekends, holidays, its own closures) for the push hours of its next
+business day, unless the profile says `staff_cards_on_closed_days: true`: a card pushed on a Saturday reaches
+staff on their day off, about a request nobody can decide before the office opens.
 
 What never waits:
 - a reply, and a push that carries the rest of an answer to what the person just sent (the row of an event,
@@ -26,6 +29,7 @@ from sqlalchemy.orm import Session
 
 from bot.clock import TOKYO
 from bot.models import Booking, OutboxMessage
+from bot.services.calendar import is_business_day
 
 # The user's templates (a row's purpose) that a session depends on: urgent when the session is near.
 URGENT_PURPOSES = frozenset({"outcome_cancelled_by_office", "outcome_confirmed"})
@@ -43,6 +47,27 @@ def next_opening(office, now: datetime) -> datetime | None:
     return datetime.combine(day, hours.start, tzinfo=TOKYO)
 
 
+MAX_CLOSED_RUN = 31   # days: the calendar has no longer run of closed days (年末年始 is the longest)
+
+
+def next_staff_opening(office, now: datetime) -> datetime | None:
+    """When the staff group's cards may go again: None inside the push hours of one of the office's business
+    days, else the start of the push hours of the next business day (any day with `staff_cards_on_closed_days`)."""
+    opening = next_opening(office, now)
+    if office.push_hours.staff_cards_on_closed_days:
+        return opening
+    closures = office.schedule.closures
+    day = now.astimezone(TOKYO).date()
+    if opening is None and is_business_day(day, closures):
+        return None
+    day = opening.date() if opening is not None else day + timedelta(days=1)
+    for _ in range(MAX_CLOSED_RUN):
+        if is_business_day(day, closures):
+            break
+        day += timedelta(days=1)
+    return datetime.combine(day, office.push_hours.start, tzinfo=TOKYO)
+
+
 def hold_until(session: Session, row: OutboxMessage, now: datetime, offices) -> datetime | None:
     """The time `row` must wait for (the next opening of its office's push hours), or None when it may go now."""
     if row.kind not in MESSAGE_KINDS or row.source_event_id is not None:
@@ -50,7 +75,7 @@ def hold_until(session: Session, row: OutboxMessage, now: datetime, offices) -> 
     office = offices.get(row.office_id)
     if office is None:
         return None
-    opening = next_opening(office, now)
+    opening = next_staff_opening(office, now) if row.purpose == "staff_card" else next_opening(office, now)
     if opening is None:
         return None
     if row.purpose in URGENT_PURPOSES and row.booking_reference is not None and row.notice_kind is None:

@@ -235,6 +235,9 @@ class SameNumber:
     """What staff deciding a request see of its job seeker number on other LINE accounts at the office."""
     open_references: tuple[str, ...]   # their open requests and bookings (one open booking per person)
     refused_online: bool               # an account of theirs was refused online counselling (第10条)
+    # Of those, the ones already confirmed or offered another slot (the user's yes confirms it without staff):
+    # approving this one too would give the number two bookings, so staff say they checked first.
+    booked: tuple[str, ...] = ()
 
 
 def same_number(session: Session, office_id: str, booking: Booking, now: datetime) -> SameNumber:
@@ -242,12 +245,13 @@ def same_number(session: Session, office_id: str, booking: Booking, now: datetim
     and whether one was refused online counselling. A booking staff made by phone belongs to no account."""
     if not booking.seeker_hash or booking.conversation_id is None:
         return SameNumber((), False)
-    references = session.scalars(select(Booking.reference).where(
+    rows = session.execute(select(Booking.reference, Booking.status).where(
         Booking.office_id == office_id, Booking.seeker_hash == booking.seeker_hash, Booking.id != booking.id,
         Booking.conversation_id.is_not(None), Booking.conversation_id != booking.conversation_id,
-        Booking.status.in_(lifecycle.OPEN_STATUSES), Booking.slot_start > now).order_by(Booking.slot_start))
-    return SameNumber(tuple(references), refused_online(session, office_id, booking.seeker_hash,
-                                                        other_than=booking.conversation_id))
+        Booking.status.in_(lifecycle.OPEN_STATUSES), Booking.slot_start > now).order_by(Booking.slot_start)).all()
+    booked = tuple(ref for ref, status in rows if status in (lifecycle.CONFIRMED, lifecycle.PROPOSED))
+    return SameNumber(tuple(ref for ref, _ in rows), refused_online(session, office_id, booking.seeker_hash,
+                                                                    other_than=booking.conversation_id), booked)
 
 
 def refused_online(session: Session, office_id: str, digest: str, other_than: int | None = None) -> bool:

@@ -90,12 +90,18 @@ class Filters:
     last: date | None = None
 
 
+# The page says how many entries match, counting no further than this: a count of every entry of a busy office's
+# years would read the whole table on each page load, for a figure nobody needs exactly beyond it.
+COUNT_LIMIT = 1000
+
+
 @dataclass(frozen=True)
 class Page:
     entries: list[AuditEntry]
-    total: int            # entries matching the filters, on every page
+    total: int            # entries matching the filters, on every page (at most COUNT_LIMIT: see `more_than`)
     older: int | None     # the id to page on from (`before`), None: no older entry
     newer: int | None     # the id to page back from (`after`), None: no newer entry
+    more_than: bool = False   # more than `total` (COUNT_LIMIT) entries match
 
 
 def _mine(office_id: str):
@@ -169,8 +175,9 @@ def page(session: Session, office_id: str, filters: Filters = Filters(), *, befo
         older = newer = None
         if anchor_id is not None:
             older, newer = (None, anchor_id) if before is not None else (anchor_id, None)
-    total = session.scalar(select(func.count()).select_from(AuditEntry).where(*conditions))
-    return Page(rows, total, older, newer)
+    counted = session.scalar(select(func.count()).select_from(
+        select(AuditEntry.id).where(*conditions).limit(COUNT_LIMIT + 1).subquery())) or 0
+    return Page(rows, min(counted, COUNT_LIMIT), older, newer, more_than=counted > COUNT_LIMIT)
 
 
 def subject(entry: AuditEntry) -> dict[str, Any]:

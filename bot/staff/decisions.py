@@ -135,11 +135,14 @@ def _claims_on(session: Session, office_id: str, start: datetime) -> int:
 
 # -- decisions --------------------------------------------------------------------------------------
 
-def confirm(session: Session, rt, office, booking: Booking, actor: Actor, now: datetime) -> Result:
+def confirm(session: Session, rt, office, booking: Booking, actor: Actor, now: datetime,
+            same_number_checked: bool = False) -> Result:
     """Approve: the request becomes a booking; the user is told; the office's phone task is opened.
 
     Allowed after the slot's booking deadline too (the offices' rules say 原則), up to its start: the
     result and the audit entry then say so, and the user's message promises only what can still happen.
+    `same_number_checked`: the member said they checked the same job seeker number's booking on another LINE
+    account (`_not_booked_twice`); the LINE group's 承認 never does.
     """
     if booking.status in UNDECIDED and booking.slot_start <= now:
         raise Refused("started", booking)
@@ -148,6 +151,7 @@ def confirm(session: Session, rt, office, booking: Booking, actor: Actor, now: d
         # card would book them for a time they never agreed to).
         raise Refused("awaiting_user", booking)
     _not_refused_online(session, office, booking, now)
+    _not_booked_twice(session, office, booking, now, same_number_checked)
     changed = _move(session, booking, "confirm", lifecycle.CONFIRMED, now)
     late = changed and slotsvc.deadline_passed(office, booking.slot_start, now)
     told = None
@@ -168,6 +172,18 @@ def _not_refused_online(session: Session, office, booking: Booking, now: datetim
         raise Refused("refused_online", booking)
 
 
+def _not_booked_twice(session: Session, office, booking: Booking, now: datetime, checked: bool) -> None:
+    """One open booking per person: a request whose job seeker number another LINE account already has confirmed
+    (or offered another slot, which the user's yes confirms) is approved, or offered a slot, only once the member
+    says they checked by phone that it is not the same person twice (a mistyped or someone else's number);
+    Refused('same_number') otherwise, naming those bookings."""
+    if checked or booking.status not in UNDECIDED:
+        return
+    booked = requests.same_number(session, office.id, booking, now).booked
+    if booked:
+        raise Refused("same_number", booking, references=booked)
+
+
 def decline(session: Session, rt, office, booking: Booking, actor: Actor, now: datetime,
             reason: str | None = None) -> Result:
     """Decline with one of the office's reason templates; the seat is freed and the user told kindly."""
@@ -186,13 +202,15 @@ def decline(session: Session, rt, office, booking: Booking, actor: Actor, now: d
 
 
 def propose(session: Session, rt, office, booking: Booking, actor: Actor, now: datetime,
-            start: datetime) -> Result:
-    """Offer the user another slot instead: it is taken for them until they answer."""
+            start: datetime, same_number_checked: bool = False) -> Result:
+    """Offer the user another slot instead: it is taken for them until they answer (and their yes confirms it,
+    so the same job seeker number booked on another LINE account is checked first, as for `confirm`)."""
     if booking.status == "proposed" and booking.slot_start == start:
         return Result(booking, "propose", False)
     if booking.status != "requested":
         raise Refused("status", booking)
     _not_refused_online(session, office, booking, now)   # the user's yes to a proposal confirms it
+    _not_booked_twice(session, office, booking, now, same_number_checked)
     conv = session.get(Conversation, booking.conversation_id) if booking.conversation_id else None
     if conv is None or not conv.followed:
         # Only the user's answer in LINE decides a proposal: one they cannot receive would hold the slot unanswered.

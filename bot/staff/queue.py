@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from bot.models import Booking, StaffNotice
@@ -12,6 +12,9 @@ from bot.staff.decisions import UNDECIDED
 from bot.staff.models import BookingHandoff
 
 NOTICES_SHOWN = 50  # the newest notices of the office (migration 0022's index serves exactly this query)
+# Sessions whose attendance is still to record, a page at a time, oldest first: unrecorded ones add up over a
+# year, and a list of hundreds is not one anybody works through (the total is said above it).
+ATTENDANCE_SHOWN = 30
 
 
 @dataclass(frozen=True)
@@ -19,8 +22,10 @@ class Queue:
     undecided: list[Booking]
     calls: list[Booking]
     invitations: list[Booking]
-    attendance: list[Booking]
+    attendance: list[Booking]   # one page of `attendance_total`, oldest first
     notices: list  # rows of (StaffNotice, booking reference, booking status), newest first
+    attendance_total: int = 0
+    attendance_from: int = 0    # where the page of `attendance` starts in the whole list
 
 
 def has_undecided(session: Session, office_id: str) -> bool:
@@ -29,8 +34,9 @@ def has_undecided(session: Session, office_id: str) -> bool:
         Booking.office_id == office_id, Booking.status.in_(UNDECIDED)).limit(1)) is not None
 
 
-def load(session: Session, office, now: datetime) -> Queue:
-    """The office's queue at `now`, each list in slot order; no writes."""
+def load(session: Session, office, now: datetime, attendance_from: int = 0) -> Queue:
+    """The office's queue at `now`, each list in slot order (of the attendance to record, one page from
+    `attendance_from`); no writes."""
     undecided = session.scalars(select(Booking).where(
         Booking.office_id == office.id, Booking.status.in_(UNDECIDED)
     ).order_by(Booking.slot_start)).all()
@@ -42,11 +48,16 @@ def load(session: Session, office, now: datetime) -> Queue:
     invitations = session.scalars(select(Booking).where(
         Booking.office_id == office.id, Booking.status == "confirmed", Booking.invitation_sent_at.is_(None),
         Booking.slot_start > now).order_by(Booking.slot_start)).all()
-    attendance = session.scalars(select(Booking).where(
-        Booking.office_id == office.id, Booking.status == "confirmed",
-        Booking.slot_start <= now - timedelta(minutes=office.no_show_minutes)).order_by(Booking.slot_start)).all()
+    due = (Booking.office_id == office.id, Booking.status == "confirmed",
+           Booking.slot_start <= now - timedelta(minutes=office.no_show_minutes))
+    total = session.scalar(select(func.count()).select_from(Booking).where(*due)) or 0
+    # A page past the end (its sessions were recorded meanwhile): the last page.
+    attendance_from = max(0, min(attendance_from, (total - 1) // ATTENDANCE_SHOWN * ATTENDANCE_SHOWN))
+    attendance = session.scalars(select(Booking).where(*due).order_by(Booking.slot_start, Booking.id)
+                                 .offset(attendance_from).limit(ATTENDANCE_SHOWN)).all()
     notices = session.execute(select(StaffNotice, Booking.reference, Booking.status).join(
         Booking, Booking.id == StaffNotice.booking_id).where(StaffNotice.office_id == office.id)
         .order_by(StaffNotice.created_at.desc(), StaffNotice.id.desc()).limit(NOTICES_SHOWN)).all()
     return Queue(undecided=list(undecided), calls=list(calls), invitations=list(invitations),
-                 attendance=list(attendance), notices=list(notices))
+                 attendance=list(attendance), notices=list(notices), attendance_total=total,
+                 attendance_from=attendance_from)

@@ -82,7 +82,8 @@ class Today:
     current: Booking | None          # a confirmed session under way (started, its length not yet over)
     next: Booking | None             # the next confirmed session to start (any day)
     later_today: int                 # confirmed sessions still to start today, `next` included
-    attendance_due: list[Booking]    # confirmed sessions that started, attendance not recorded yet
+    attendance_due: list[Booking]    # confirmed sessions that started today, attendance not recorded yet
+    attendance_due_earlier: int = 0  # those of earlier days (the queue lists them, a page at a time)
     undecided_today: list[Booking] = field(default_factory=list)  # requests for today's slots still to decide
     unprepared: list[Unprepared] = field(default_factory=list)     # sessions whose preparation is due, not recorded
 
@@ -97,8 +98,13 @@ def today(session: Session, office, now: datetime) -> Today:
     """Today at a glance (see Today)."""
     confirmed = (Booking.office_id == office.id, Booking.status == "confirmed")
     end_of_day = datetime.combine(now.astimezone(TOKYO).date() + timedelta(days=1), time(), tzinfo=TOKYO)
-    started = session.scalars(select(Booking).where(*confirmed, Booking.slot_start <= now)
+    start_of_day = end_of_day - timedelta(days=1)
+    # Today's only: the unrecorded sessions of earlier days add up over a year and are counted, not listed.
+    started = session.scalars(select(Booking).where(*confirmed, Booking.slot_start <= now,
+                                                    Booking.slot_start >= start_of_day)
                               .order_by(Booking.slot_start, Booking.id)).all()
+    earlier = session.scalar(select(func.count()).select_from(Booking).where(
+        *confirmed, Booking.slot_start < start_of_day)) or 0
     upcoming = session.scalars(select(Booking).where(*confirmed, Booking.slot_start > now)
                                .order_by(Booking.slot_start, Booking.id).limit(1)).first()
     later = session.scalar(select(func.count()).select_from(Booking).where(
@@ -109,7 +115,7 @@ def today(session: Session, office, now: datetime) -> Today:
         Booking.office_id == office.id, Booking.status.in_(("requested", "proposed")), Booking.slot_start > now,
         Booking.slot_start < end_of_day).order_by(Booking.slot_start, Booking.id)).all()
     return Today(now=now, current=current, next=upcoming, later_today=later, attendance_due=list(started),
-                 undecided_today=list(undecided), unprepared=unprepared(session, office, now))
+                 attendance_due_earlier=earlier, undecided_today=list(undecided), unprepared=unprepared(session, office, now))
 
 
 def unprepared(session: Session, office, now: datetime) -> list[Unprepared]:

@@ -354,9 +354,13 @@ def queue():
     rt = _rt()
     office = _office()
     now = rt.clock.now()
+    start = request.args.get("attendance_from", "")
+    start_at = int(start) if start.isdigit() and len(start) < 7 else 0
     with rt.db.reading() as s:
-        todo = queue_lists.load(s, office, now)
+        todo = queue_lists.load(s, office, now, attendance_from=start_at)
         return render_template("staff/queue.html", undecided=todo.undecided, calls=todo.calls,
+                               attendance_total=todo.attendance_total, attendance_from=todo.attendance_from,
+                               attendance_shown=queue_lists.ATTENDANCE_SHOWN,
                                invitations=todo.invitations, call_task=handoff.call_user_on_confirm(office),
                                attendance=todo.attendance, notices=todo.notices, now=now,
                                group_left=_staff_group_left(s, rt, office),
@@ -540,14 +544,15 @@ def booking_action(reference: str, action: str):
 def _apply(s, rt, office, row: Booking, action: str, form, now: datetime) -> decisions.Result:
     actor = _actor()
     if action == "confirm":
-        return decisions.confirm(s, rt, office, row, actor, now)
+        return decisions.confirm(s, rt, office, row, actor, now, same_number_checked=_same_number_checked(form))
     if action == "decline":
         return decisions.decline(s, rt, office, row, actor, now, reason=form.get("reason") or None)
     if action == "propose":
         start = _slot_arg(form.get("slot"))
         if start is None:
             raise decisions.Refused("not_a_slot", row)
-        return decisions.propose(s, rt, office, row, actor, now, start)
+        return decisions.propose(s, rt, office, row, actor, now, start,
+                                 same_number_checked=_same_number_checked(form))
     if action == "invitation":
         return decisions.mark_invitation_sent(s, office, row, actor, now)
     if action == "called":
@@ -565,6 +570,11 @@ def _apply(s, rt, office, row: Booking, action: str, form, now: datetime) -> dec
     if action in ("block_user", "unblock_user"):
         return decisions.set_user_blocked(s, office, row, actor, now, blocked=action == "block_user")
     return decisions.set_note(s, rt, office, row, actor, now, form.get("note", ""), seen=form.get("note_seen"))
+
+
+def _same_number_checked(form) -> bool:
+    """The member ticked that they checked the same job seeker number's booking on another LINE account."""
+    return form.get("same_number_checked") == "1"
 
 
 def _correction_view(office, row: Booking, now: datetime) -> dict | None:

@@ -53,7 +53,7 @@ def all_day_profiles(directory: Path) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     for profile in sorted(DEFAULT_OFFICES_DIR.glob("*.yaml")):
         text, found = re.subn(r'^push_hours:\n  start: "\d\d:\d\d"\n  end: "\d\d:\d\d"\n',
-                              'push_hours:\n  start: "00:00"\n  end: "24:00"\n', profile.read_text(encoding="utf-8"),
+                              'push_hours:\n  start: "00:00"\n  end: "24:00"\n  staff_cards_on_closed_days: true\n', profile.read_text(encoding="utf-8"),
                               flags=re.M)
         if found != 1:
             raise RuntimeError(f"{profile.name}: no push_hours block to open for the benchmark")

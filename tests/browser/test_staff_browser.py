@@ -293,3 +293,27 @@ def test_on_a_phone_a_table_of_many_columns_scrolls_in_its_own_box_and_keeps_its
             box.focus()
             phone.keyboard.press("ArrowRight")                         # scrolls (smoothly: waited for)
             phone.wait_for_function("e => e.scrollLeft > 0", arg=box.element_handle())
+
+
+def test_approving_a_second_booking_of_one_job_seeker_number_needs_the_tick(page, live_server, account):
+    """Another LINE account's booking with the same job seeker number is confirmed: the browser does not send
+    承認 until the member ticks that they checked by phone, and then it goes."""
+    from tests.staffkit import DETAILS
+
+    rt = live_server.rt
+    details = {**DETAILS["sakata"], "seeker_number": "24680-135791"}   # no other test's number
+    make_request(rt, start=SAKATA_MONDAY + timedelta(days=63, hours=2), user_id="U" + uuid.uuid4().hex,
+                 status="confirmed", details=details)
+    reference = make_request(rt, start=SAKATA_MONDAY + timedelta(days=70, hours=2), user_id="U" + uuid.uuid4().hex,
+                             details=details)
+    log_in(page, live_server.url)
+    page.goto(f"{live_server.url}/staff/bookings/{reference}")
+    expect(page.locator("#same-number")).to_contain_text("同じ求職番号の予約が2件になります")
+    tick = page.locator('form:has(button[data-action="confirm"]) input[name="same_number_checked"]')
+    page.get_by_role("button", name="承認する（予約を確定）").click()
+    assert tick.evaluate("box => box.validity.valueMissing")   # the required tick stopped the form
+    assert booking(rt, reference).status == "requested"
+    tick.check()
+    page.get_by_role("button", name="承認する（予約を確定）").click()
+    expect(page.get_by_role("status").first).to_contain_text("承認しました")
+    assert booking(rt, reference).status == "confirmed"

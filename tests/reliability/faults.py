@@ -132,7 +132,7 @@ class FaultRun:
         with self.rt.db.transaction() as s:
             for booking in s.scalars(select(Booking).where(Booking.status == "requested")).all():
                 decisions.confirm(s, self.rt, self.rt.offices[booking.office_id], booking, Actor.system(),
-                                  self.rt.clock.now())
+                                  self.rt.clock.now(), same_number_checked=True)
 
     def _quota_runs_out_and_comes_back(self) -> None:
         self.fake.quota_limit = self.fake.consumption
