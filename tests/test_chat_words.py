@@ -489,7 +489,7 @@ def test_agreeing_again_past_consent_says_what_the_words_are_for_and_is_no_miss(
             continue
         for _ in range(3 if n == 1 else 1):
             out = chat.say("同意する")
-            assert "「同意する」は、利用規約への同意をお願いしているときにだけお受けしています" in out[0], step
+            assert "「同意する」は、利用規約への同意をお願いしているときにだけ受け付けています" in out[0], step
             assert "読み取れませんでした" not in joined(out) and "このトーク以外の方法" not in joined(out)
             assert_asked_again(chat, out, step, index)
     assert chat.conversation().misses == 0

@@ -667,6 +667,27 @@ def test_a_stale_button_points_to_the_step_in_hand_not_a_question_there_is_not(s
     assert NEXT_STEP[state][language] in said and QUESTION[language] not in said
 
 
+# 同意する typed past consent, and a date typed before the slots: said plainly in each language (English was
+# "is taken only while", "we have not taken it now"; easy Japanese nested a sentence in brackets and ran
+# あいている together where its neighbours write あいて いる).
+STALE_WORDS = {
+    "consent_word": {"ja": "利用規約への同意をお願いしているときにだけ受け付けています（同意はすでにいただいています）。",
+                     "easy": "ルールに 同意するか きく ときだけ つかいます。あなたは もう 同意して います。",
+                     "en": "is only used when we ask you to agree to the terms, and you have already agreed."},
+    "early_slot": {"ja": "この後の手順で空いている枠の一覧からお選びいただけます",
+                   "easy": "あいて いる 時間の リストから えらびます",
+                   "en": "You will choose the date and time at a later step, from the list of free slots (we cannot "
+                         "take a date and time at this step)."},
+}
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+@pytest.mark.parametrize("why", sorted(STALE_WORDS))
+def test_the_consent_words_or_a_date_at_the_wrong_step_are_said_plainly(why, language):
+    said = text_of(render(OFFICES["sakata"], language, "stale_button", {"state": "awaiting_checklist", why: True}))
+    assert STALE_WORDS[why][language] in said, said
+
+
 def visible(markup: str) -> str:
     """Words as read: without the tags (an English page marks its Japanese words <span lang="ja">)."""
     return html.unescape(re.sub(r"<[^>]*>", "", markup))
