@@ -267,7 +267,7 @@ def test_the_summary_gives_the_session_times_and_the_booking_notice(office_id, l
 # every free connection: the fix after いいえ says which ones, in every language.
 SAFE_CONNECTION_FIX = {"ja": "管理状況が分からない無料のインターネット接続サービスは使えません",
                        "easy": "わからない むりょうの インターネットは つかえません",
-                       "en": "whose safety or management you do not know cannot be used"}
+                       "en": "You cannot use a free internet connection service whose safety or management you do not know"}
 
 
 @pytest.mark.parametrize("language", LANGUAGES)
