@@ -194,6 +194,15 @@ def test_the_attendance_to_record_is_counted_and_listed_a_page_at_a_time_oldest_
     assert not any(r in glance for r in older) and "前日までの分3件" in glance
 
 
+def test_the_schedule_counting_only_earlier_days_attendance_separates_the_count_from_the_words(rt, staff):
+    """No session today left to record, some of earlier days: 「（1件）」 and 「前日までの分1件は…」 ran together."""
+    make_request(rt, start=SAKATA_MONDAY - timedelta(days=7), user_id="U" + "c" * 32, status="confirmed")
+    rt.clock.freeze(SAKATA_MONDAY + timedelta(minutes=15))
+    login(staff)
+    glance = _page(staff, "/staff/").split('id="today-attendance"')[1].split("</li>")[0]
+    assert re.search(r"始まった相談で出欠が未記録（1件）: <a [^>]*>前日までの分1件は", glance), glance
+
+
 def test_the_queues_notices_say_each_bookings_status_now(rt, staff):
     """「新しい申込」 stayed in お知らせ after the request was decided: beside each notice, where the booking is now,
     so that nobody opens a request another member already approved to see whether it is still to do."""
@@ -815,6 +824,7 @@ def test_approving_a_job_seeker_number_another_line_account_has_booked_asks_for_
     page = _page(staff, f"/staff/bookings/{again}")
     same = page.split('id="same-number"')[1].split("</dd>")[0]
     assert "同じ求職番号の予約が2件になります" in same and first in same
+    assert f"上の受付番号のうち {first} は、すでに確定" in same     # not a bare 「うち」 two sentences after the list
     assert 'name="same_number_checked"' in page.split('data-action="confirm"')[0].rsplit("<form", 1)[1]
     post(staff, f"/staff/bookings/{again}/confirm")
     assert booking(rt, again).status == "requested"
