@@ -182,6 +182,8 @@ class Sender:
         self.stats = {"sent": 0, "retried": 0, "held": 0, "failed": 0, "unknown": 0, "skipped": 0, "stale": 0,
                       "quiet": 0}
         self._batch: list | None = None  # outcomes waiting for one commit (the worker's passes)
+        # Outcomes of a pass whose commit the database refused (it went away): recorded first at the next pass.
+        self._kept: list = []
 
     # The web process: this request's replies, within a time budget.
     def send_replies(self, items: Iterable[int | OutboxMessage], budget_seconds: float) -> None:
@@ -226,11 +228,12 @@ class Sender:
         the queue as they were, so that a stop does not wait for the whole pass (nor a kill strand it).
         """
         rows = self._claim_due(limit)
-        verdicts = self._verdicts(rows)
         self._batch = []
         failing: set[str] = set()   # offices whose call LINE failed in this pass (down, slow, rate-limited)
+        at = 0   # the row being handled: those before it have their outcome in a batch
         try:
-            for row in rows:
+            verdicts = self._verdicts(rows)
+            for at, row in enumerate(rows):
                 if row.office_id in failing or stopping():
                     # Not tried: a slow or down LINE would hold the pass (and the jobs after it) for a timeout
                     # per row, and a stopping worker would hold its stop. Back in the queue as it was, without a
@@ -243,9 +246,16 @@ class Sender:
                 if len(self._batch) >= RECORD_BATCH:
                     self._commit_changes(self._batch)
                     self._batch = []
+        except DBAPIError:
+            # The database went away mid-pass (reading the verdicts, or recording a batch): the rows not tried go
+            # back as they were, rather than read `unknown` after the lease (a reply never sent, never pushed).
+            # Only the database raises here, never a call to LINE cut short (that row's fate would be unknown).
+            recorded = {row_id for row_id, _ in self._batch}
+            self._batch.extend((row.id, self._put_back) for row in rows[at:] if row.id not in recorded)
+            raise
         finally:
             batch, self._batch = self._batch, None
-            self._commit_changes(batch)
+            self._commit_or_keep(batch)
         return len(rows)
 
     def _verdicts(self, rows: list[OutboxMessage]) -> dict[int, str | datetime | None]:
@@ -266,8 +276,34 @@ class Sender:
             return STALE_PREFIX + reason
         return self.hold_until(session, row, now)
 
+    def _commit_or_keep(self, changes: list) -> None:
+        """Record a pass's outcomes; when the database refuses (it went away), they are kept for the next pass,
+        which records them before anything else (`recover_stale`): what LINE answered is not lost with the
+        connection. A reply LINE took would otherwise read `unknown` after the lease (staff would phone about a
+        message that arrived), and one it certainly refused would never be pushed."""
+        try:
+            self._commit_changes(changes)
+        except DBAPIError:
+            self._kept.extend(changes)
+            log.warning("outcomes of %d outbox rows kept until the database is back", len(self._kept))
+            raise
+
+    def record_kept(self) -> None:
+        """The outcomes an earlier pass could not record (`_commit_or_keep`), recorded now; raises (and keeps
+        them) while the database is still away."""
+        kept, self._kept = self._kept, []
+        try:
+            self._commit_changes(kept)
+        except BaseException:
+            self._kept = kept + self._kept
+            raise
+        if kept:
+            log.info("outcomes of %d outbox rows recorded now that the database is back", len(kept))
+
     def recover_stale(self) -> int:
-        """Rows left 'sending' by a killed process: replies become unknown, pushes retry."""
+        """Rows left 'sending' by a killed process: replies become unknown, pushes retry. This process's own
+        outcomes not yet recorded (the database went away) are recorded first: those rows are not stale."""
+        self.record_kept()
         now = self.clock.now()
         with self.db.transaction() as s:
             stale = s.scalars(select(OutboxMessage).where(
@@ -373,6 +409,11 @@ class Sender:
     @staticmethod
     def _defer(row: OutboxMessage, now: datetime, session: Session) -> None:
         row.status, row.attempts, row.next_attempt_at = "pending", row.attempts - 1, now + backoff(1)
+
+    @staticmethod
+    def _put_back(row: OutboxMessage, now: datetime, session: Session) -> None:
+        """Claimed but not tried (the database went away first): due again at once, as it was."""
+        row.status, row.attempts, row.next_attempt_at = "pending", row.attempts - 1, now
 
     def _mark_reply_sent(self, row_id: int) -> None:
         """The common case in one statement (what `_apply` does for a delivered reply, without loading it),
