@@ -26,6 +26,10 @@ log = logging.getLogger(__name__)
 MAX_REPLY_MESSAGES = 5
 REPLY_TOKEN_LIFETIME = timedelta(seconds=55)   # LINE: about one minute; keep a margin
 SENDING_LEASE = timedelta(seconds=60)
+# A worker's pass tries no row after this long (LINE slow): what it has not tried goes back, and its last call
+# (a connect and a read timeout at most) ends well within the lease, so that another worker's recovery never
+# takes rows this one still holds.
+PASS_TRIES_FOR = SENDING_LEASE / 2
 MAX_ATTEMPTS = 25         # tries (about 80 minutes) before a row that fails alone is given up
 OUTAGE_WINDOW = timedelta(hours=1)   # nothing of the office delivered for this long: LINE is down for all
 QUOTA_PROBE = timedelta(seconds=60)
@@ -225,16 +229,21 @@ class Sender:
         worker that dies in between leaves rows that the lease hands back: pushes go again under their retry
         key (LINE answers 409: delivered once), replies become `unknown`, as for a single row. Once `stopping()`
         says so (the worker got SIGTERM), the row on its way is finished and the rows not yet tried go back to
-        the queue as they were, so that a stop does not wait for the whole pass (nor a kill strand it).
+        the queue as they were, so that a stop does not wait for the whole pass (nor a kill strand it). A pass
+        that has tried rows for PASS_TRIES_FOR (LINE answers slowly) hands the rest back the same way, within the
+        lease.
         """
         rows = self._claim_due(limit)
         self._batch = []
         failing: set[str] = set()   # offices whose call LINE failed in this pass (down, slow, rate-limited)
         at = 0   # the row being handled: those before it have their outcome in a batch
+        until = self.clock.now() + PASS_TRIES_FOR
         try:
             verdicts = self._verdicts(rows)
             for at, row in enumerate(rows):
-                if row.office_id in failing or stopping():
+                if self.clock.now() >= until:
+                    self._record(row.id, self._put_back)   # the pass has run long enough: the next one goes on
+                elif row.office_id in failing or stopping():
                     # Not tried: a slow or down LINE would hold the pass (and the jobs after it) for a timeout
                     # per row, and a stopping worker would hold its stop. Back in the queue as it was, without a
                     # try counted, for the next pass.
