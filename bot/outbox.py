@@ -155,13 +155,15 @@ def reserve_replies(rows: Iterable[OutboxMessage], now: datetime) -> list[Outbox
     return replies
 
 
-def release_unsent_replies(session: Session, ids: list[int], now: datetime) -> list[int]:
+def release_unsent_replies(session: Session, event_id: str, ids: list[int], now: datetime) -> list[int]:
     """Replies an event reserved for this web process (`reserve_replies`, their ids known before its commit)
     and never tried: the commit reached the database, but the connection was lost before its answer came, so
     the event's second run found it handled already. Those that exist (the commit landed) go back to `pending`
-    as never tried; their ids, for the web process to claim and send (`Sender.send_replies`), or the worker."""
+    as never tried; their ids, for the web process to claim and send (`Sender.send_replies`), or the worker. Only
+    rows of that event: an id of a commit that did not land may be another's since (SQLite reuses ids)."""
     rows = session.scalars(select(OutboxMessage).where(
-        OutboxMessage.id.in_(ids), OutboxMessage.status == "sending", OutboxMessage.kind == "reply"
+        OutboxMessage.id.in_(ids), OutboxMessage.status == "sending", OutboxMessage.kind == "reply",
+        OutboxMessage.source_event_id == event_id,
     ).order_by(OutboxMessage.id)).all()
     for row in rows:
         row.status, row.attempts, row.next_attempt_at = "pending", max(0, row.attempts - 1), now
