@@ -237,7 +237,9 @@ class Sender:
         """
         rows = self._claim_due(limit)
         self._batch = []
-        failing: set[str] = set()   # offices whose call LINE failed in this pass (down, slow, rate-limited)
+        # Offices whose call LINE failed in this pass (down, slow, rate-limited), and how long their other rows
+        # wait: the next pass, or as long as LINE asked (Retry-After: the channel is rate-limited, not the row).
+        failing: dict[str, timedelta] = {}
         at = 0   # the row being handled: those before it have their outcome in a batch
         until = self.clock.now() + PASS_TRIES_FOR
         try:
@@ -249,11 +251,12 @@ class Sender:
                     # Not tried: a slow or down LINE would hold the pass (and the jobs after it) for a timeout
                     # per row, and a stopping worker would hold its stop. Back in the queue as it was, without a
                     # try counted, for the next pass.
-                    self._record(row.id, self._defer)
+                    wait = failing.get(row.office_id, backoff(1))
+                    self._record(row.id, lambda r, now, s, wait=wait: self._defer(r, now, s, wait))
                 else:
                     result = self._deliver(row, timeout=None, verdict=verdicts.get(row.id, _ASK))
                     if result is not None and _line_in_trouble(result):
-                        failing.add(row.office_id)
+                        failing[row.office_id] = backoff(1, result.retry_after)
                 if len(self._batch) >= RECORD_BATCH:
                     self._commit_changes(self._batch)
                     self._batch = []
@@ -418,8 +421,8 @@ class Sender:
         return result
 
     @staticmethod
-    def _defer(row: OutboxMessage, now: datetime, session: Session) -> None:
-        row.status, row.attempts, row.next_attempt_at = "pending", row.attempts - 1, now + backoff(1)
+    def _defer(row: OutboxMessage, now: datetime, session: Session, wait: timedelta) -> None:
+        row.status, row.attempts, row.next_attempt_at = "pending", row.attempts - 1, now + wait
 
     @staticmethod
     def _put_back(row: OutboxMessage, now: datetime, session: Session) -> None:

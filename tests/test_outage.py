@@ -258,6 +258,22 @@ def test_once_line_fails_a_call_the_worker_does_not_try_the_rest_of_the_office_i
     assert len(fake_line.deliveries("push")) == 5 and len(fake_line.calls_to("/push")) == 6
 
 
+def test_a_channel_rate_limited_with_retry_after_is_not_called_again_before_then(rt, fake_line):
+    """LINE rate-limits the channel and says when to come back (Retry-After: 60). Not only the row tried waits:
+    the office's other rows do too, rather than one of them being tried (and refused) each second in turn."""
+    ids = [push(rt, "U" + f"{n:032x}") for n in range(1, 21)]
+    fake_line.fail_next(n=10_000, status=429, path_contains="/push", headers={"Retry-After": "60"})
+    for _ in range(59):
+        run_worker(rt, 1)
+    assert len(fake_line.calls_to("/push")) == 1
+    fake_line.clear_faults()
+    run_worker(rt, 2)
+    while any(row(rt, i).status != "sent" for i in ids) and len(fake_line.calls_to("/push")) < 40:
+        run_worker(rt, 1)
+    assert [row(rt, i).status for i in ids] == ["sent"] * 20
+    assert len(fake_line.deliveries("push")) == 20 and len(fake_line.calls_to("/push")) == 21
+
+
 # -- a process started while the database restarts ---------------------------------------------------------
 
 class _PausedClock:
