@@ -452,16 +452,21 @@ class Sender:
         text (`spent_payload`)."""
         if not changes:
             return
-        with self.db.transaction() as s:
-            rows = {row.id: row for row in s.scalars(select(OutboxMessage).where(
-                OutboxMessage.id.in_([row_id for row_id, _ in changes])))}
-            now = self.clock.now()
-            for row_id, change in changes:
-                row = rows.get(row_id)
-                if row is not None and row.status == "sending":
-                    change(row, now, s)
-                    if row.status in FINISHED:
-                        row.payload = spent_payload()
+        counted = dict(self.stats)   # a commit refused counts nothing: the changes are made again later
+        try:
+            with self.db.transaction() as s:
+                rows = {row.id: row for row in s.scalars(select(OutboxMessage).where(
+                    OutboxMessage.id.in_([row_id for row_id, _ in changes])))}
+                now = self.clock.now()
+                for row_id, change in changes:
+                    row = rows.get(row_id)
+                    if row is not None and row.status == "sending":
+                        change(row, now, s)
+                        if row.status in FINISHED:
+                            row.payload = spent_payload()
+        except BaseException:
+            self.stats.update(counted)
+            raise
 
     def _skip(self, row: OutboxMessage) -> None:
         row.status, row.last_error = "skipped", "recipient unfollowed"

@@ -478,3 +478,33 @@ def test_rows_claimed_just_before_the_database_restarts_go_when_it_is_back_not_l
     worker.run_once()
     assert [(r.kind, r.status) for r in rows(rt)] == [("reply", "sent"), ("push", "sent")]
     assert len(sakata_user.texts()) == 1 and len(fake_line.deliveries()) == 2
+
+
+def test_outcomes_recorded_after_a_refused_commit_are_counted_once_in_the_worker_figures(rt, sakata_user, fake_line,
+                                                                                         monkeypatch):
+    """The commit of a pass's outcomes fails as the database goes away (the changes were made, then rolled back);
+    recorded at the next pass, each counts once in the figures `worker --once` prints."""
+    import contextlib
+
+    fake_line.fail_next(status=429, path_contains="/reply")
+    sakata_user.says("予約")
+    rt.clock.advance(seconds=2)
+    worker = Worker(rt)
+    real, failed = rt.db.transaction, []
+
+    @contextlib.contextmanager
+    def commit_refused():
+        with real() as session:
+            yield session
+            if fake_line.deliveries() and not failed:   # the outcomes' commit, after LINE took the reply
+                failed.append(True)
+                session.flush()
+                raise OperationalError("COMMIT", {}, Exception("terminating connection"))
+
+    monkeypatch.setattr(rt.db, "transaction", commit_refused)
+    with pytest.raises(OperationalError):
+        worker.run_once()
+    monkeypatch.undo()
+    figures = worker.run_once()
+    assert [r.status for r in rows(rt)] == ["sent"]
+    assert figures["sent"] == 1
