@@ -17,7 +17,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, aliased
 
 from bot import line_client as lc
-from bot.db import Database, describe_error
+from bot.db import Database, describe_error, is_disconnect
 from bot.models import Booking, OutboxMessage
 from bot.rawsql import Statement
 
@@ -415,7 +415,7 @@ class Sender:
                 row.id, row.kind, row.purpose, result.outcome, result.status,
                 hint.format(office=row.office_id, OFFICE=row.office_id.upper()) if hint else "")
         if row.kind == "reply" and result.delivered and self._batch is None:
-            self._mark_reply_sent(row.id)
+            _once_more_if_cut(lambda: self._mark_reply_sent(row.id))
             return result
         self._record(row.id, lambda r, now, s: self._apply(r, result, now, s))
         return result
@@ -445,7 +445,7 @@ class Sender:
         if self._batch is not None:
             self._batch.append((row_id, change))
             return
-        self._commit_changes([(row_id, change)])
+        _once_more_if_cut(lambda: self._commit_changes([(row_id, change)]))
 
     def _commit_changes(self, changes: list) -> None:
         """Apply outcomes to rows still `sending`, in one transaction; a row finished by its outcome keeps no
@@ -582,6 +582,19 @@ class Sender:
         row.retry_key = str(uuid.uuid4())
         row.last_error = (reason or "reply not delivered")[:255]
         self.stats["retried"] += 1
+
+
+def _once_more_if_cut(record: Callable[[], None]) -> None:
+    """Record an outcome (the web process: one row, right after LINE answered), once more on a new connection when
+    the one used was cut (the pool drops it), as an event is run again: else the row would stay `sending` and read
+    `unknown` after the lease, though LINE took it, or refused it and it is owed as a push."""
+    try:
+        record()
+    except DBAPIError as error:
+        if not is_disconnect(error):
+            raise
+        log.warning("outbox outcome not recorded, connection lost; recording it again")
+        record()
 
 
 def _maybe_sent(row: OutboxMessage) -> bool:

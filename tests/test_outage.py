@@ -508,3 +508,34 @@ def test_outcomes_recorded_after_a_refused_commit_are_counted_once_in_the_worker
     figures = worker.run_once()
     assert [r.status for r in rows(rt)] == ["sent"]
     assert figures["sent"] == 1
+
+
+@pytest.mark.parametrize("refused", [False, True], ids=["taken", "refused"])
+def test_a_reply_outcome_whose_connection_was_lost_is_recorded_on_a_new_one(rt, sakata_user, fake_line, monkeypatch,
+                                                                           refused):
+    """The web process's pooled connection was cut (a proxy, a database failover) just as it recorded what LINE
+    answered to a reply: recorded once more on a new connection, as an event is run again, not left `sending` to
+    read `unknown` after the lease (a reply LINE took, or one it refused and that is owed as a push)."""
+    lost = []
+
+    def cut_once(real):
+        def record(self, *args):
+            if not lost:
+                lost.append(True)
+                raise OperationalError("UPDATE outbox", {}, Exception("server closed the connection unexpectedly"),
+                                       connection_invalidated=True)
+            return real(self, *args)
+        return record
+
+    for name in ("_commit_changes", "_mark_reply_sent"):
+        monkeypatch.setattr(outbox.Sender, name, cut_once(getattr(outbox.Sender, name)))
+    event = sakata_user.text_event("予約")
+    if refused:
+        fake_line.expire_reply_token(event["replyToken"])
+    assert sakata_user.send(event).status_code == 200
+    monkeypatch.undo()
+    assert lost
+    [answer] = rows(rt)
+    assert (answer.kind, answer.status) == (("push", "pending") if refused else ("reply", "sent"))
+    run_worker(rt, outbox.SENDING_LEASE.total_seconds() + 1)
+    assert len(sakata_user.texts()) == 1 and len(fake_line.deliveries()) == 1
