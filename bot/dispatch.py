@@ -137,7 +137,11 @@ class Dispatcher:
                 log.warning("event=%s database connection lost; running it again", event_id)
                 # Lost while committing, the first run may have committed: the second then finds the event
                 # handled, and the replies the first reserved are still to send.
-                return self._handle(office, event, event_id) or self._unsent_replies(event_id, reserved)
+                try:
+                    return self._handle(office, event, event_id) or self._unsent_replies(event_id, reserved)
+                except BaseException:
+                    self.reserved = reserved   # the apology sends them if the first run's commit landed
+                    raise
         except event_rows.ClaimedElsewhere:
             log.info("event=%s being handled by another delivery, skipped", event_id)
             return []
@@ -146,7 +150,12 @@ class Dispatcher:
         if not reserved:
             return []
         with self.rt.db.transaction() as session:
-            ids = outbox.release_unsent_replies(session, reserved, self.rt.clock.now())
+            return self._release_reserved(session, event_id, reserved, self.rt.clock.now())
+
+    @staticmethod
+    def _release_reserved(session: Session, event_id: str, reserved: list[int], now: datetime) -> list:
+        """The replies a run of the event reserved, if its commit landed (`outbox.release_unsent_replies`)."""
+        ids = outbox.release_unsent_replies(session, event_id, reserved, now)
         if ids:
             log.warning("event=%s was committed before the connection was lost; its replies go now", event_id)
         return ids
@@ -225,7 +234,7 @@ class Dispatcher:
                 if self._answered_elsewhere(session, office, event, now):
                     log.info("event=%s answered by another delivery: no apology",
                              getattr(event, "webhook_event_id", "?"))
-                    return []
+                    return self._unsent_of_a_landed_commit(session, event, now)
                 conv = None if staff_tap else session.scalars(
                     _conversation_query(session.bind.dialect.name),
                     {"office_id": office.id, "user_id": chat_id}).one_or_none()
@@ -256,6 +265,13 @@ class Dispatcher:
         finally:
             self.direct_seconds += time.monotonic() - started
         return []
+
+    def _unsent_of_a_landed_commit(self, session: Session, event, now: datetime) -> list:
+        """The event is handled: if by this delivery's first run, whose commit landed as the connection was lost
+        (the run again failed too), the replies it reserved go now; none when another delivery handled it."""
+        reserved, self.reserved = self.reserved, []
+        event_id = getattr(event, "webhook_event_id", None)
+        return self._release_reserved(session, event_id, reserved, now) if reserved and event_id else []
 
     @staticmethod
     def _answered_elsewhere(session: Session, office, event, now: datetime) -> bool:

@@ -17,7 +17,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, aliased
 
 from bot import line_client as lc
-from bot.db import Database, describe_error
+from bot.db import Database, describe_error, is_disconnect
 from bot.models import Booking, OutboxMessage
 from bot.rawsql import Statement
 
@@ -26,6 +26,10 @@ log = logging.getLogger(__name__)
 MAX_REPLY_MESSAGES = 5
 REPLY_TOKEN_LIFETIME = timedelta(seconds=55)   # LINE: about one minute; keep a margin
 SENDING_LEASE = timedelta(seconds=60)
+# A worker's pass tries no row after this long (LINE slow): what it has not tried goes back, and its last call
+# (a connect and a read timeout at most) ends well within the lease, so that another worker's recovery never
+# takes rows this one still holds.
+PASS_TRIES_FOR = SENDING_LEASE / 2
 MAX_ATTEMPTS = 25         # tries (about 80 minutes) before a row that fails alone is given up
 OUTAGE_WINDOW = timedelta(hours=1)   # nothing of the office delivered for this long: LINE is down for all
 QUOTA_PROBE = timedelta(seconds=60)
@@ -151,13 +155,15 @@ def reserve_replies(rows: Iterable[OutboxMessage], now: datetime) -> list[Outbox
     return replies
 
 
-def release_unsent_replies(session: Session, ids: list[int], now: datetime) -> list[int]:
+def release_unsent_replies(session: Session, event_id: str, ids: list[int], now: datetime) -> list[int]:
     """Replies an event reserved for this web process (`reserve_replies`, their ids known before its commit)
     and never tried: the commit reached the database, but the connection was lost before its answer came, so
     the event's second run found it handled already. Those that exist (the commit landed) go back to `pending`
-    as never tried; their ids, for the web process to claim and send (`Sender.send_replies`), or the worker."""
+    as never tried; their ids, for the web process to claim and send (`Sender.send_replies`), or the worker. Only
+    rows of that event: an id of a commit that did not land may be another's since (SQLite reuses ids)."""
     rows = session.scalars(select(OutboxMessage).where(
-        OutboxMessage.id.in_(ids), OutboxMessage.status == "sending", OutboxMessage.kind == "reply"
+        OutboxMessage.id.in_(ids), OutboxMessage.status == "sending", OutboxMessage.kind == "reply",
+        OutboxMessage.source_event_id == event_id,
     ).order_by(OutboxMessage.id)).all()
     for row in rows:
         row.status, row.attempts, row.next_attempt_at = "pending", max(0, row.attempts - 1), now
@@ -182,6 +188,8 @@ class Sender:
         self.stats = {"sent": 0, "retried": 0, "held": 0, "failed": 0, "unknown": 0, "skipped": 0, "stale": 0,
                       "quiet": 0}
         self._batch: list | None = None  # outcomes waiting for one commit (the worker's passes)
+        # Outcomes of a pass whose commit the database refused (it went away): recorded first at the next pass.
+        self._kept: list = []
 
     # The web process: this request's replies, within a time budget.
     def send_replies(self, items: Iterable[int | OutboxMessage], budget_seconds: float) -> None:
@@ -223,29 +231,45 @@ class Sender:
         worker that dies in between leaves rows that the lease hands back: pushes go again under their retry
         key (LINE answers 409: delivered once), replies become `unknown`, as for a single row. Once `stopping()`
         says so (the worker got SIGTERM), the row on its way is finished and the rows not yet tried go back to
-        the queue as they were, so that a stop does not wait for the whole pass (nor a kill strand it).
+        the queue as they were, so that a stop does not wait for the whole pass (nor a kill strand it). A pass
+        that has tried rows for PASS_TRIES_FOR (LINE answers slowly) hands the rest back the same way, within the
+        lease.
         """
         rows = self._claim_due(limit)
-        verdicts = self._verdicts(rows)
         self._batch = []
-        failing: set[str] = set()   # offices whose call LINE failed in this pass (down, slow, rate-limited)
+        # Offices whose call LINE failed in this pass (down, slow, rate-limited), and how long their other rows
+        # wait: the next pass, or as long as LINE asked (Retry-After: the channel is rate-limited, not the row).
+        failing: dict[str, timedelta] = {}
+        at = 0   # the row being handled: those before it have their outcome in a batch
+        until = self.clock.now() + PASS_TRIES_FOR
         try:
-            for row in rows:
-                if row.office_id in failing or stopping():
+            verdicts = self._verdicts(rows)
+            for at, row in enumerate(rows):
+                if self.clock.now() >= until:
+                    self._record(row.id, self._put_back)   # the pass has run long enough: the next one goes on
+                elif row.office_id in failing or stopping():
                     # Not tried: a slow or down LINE would hold the pass (and the jobs after it) for a timeout
                     # per row, and a stopping worker would hold its stop. Back in the queue as it was, without a
                     # try counted, for the next pass.
-                    self._record(row.id, self._defer)
+                    wait = failing.get(row.office_id, backoff(1))
+                    self._record(row.id, lambda r, now, s, wait=wait: self._defer(r, now, s, wait))
                 else:
                     result = self._deliver(row, timeout=None, verdict=verdicts.get(row.id, _ASK))
                     if result is not None and _line_in_trouble(result):
-                        failing.add(row.office_id)
+                        failing[row.office_id] = backoff(1, result.retry_after)
                 if len(self._batch) >= RECORD_BATCH:
                     self._commit_changes(self._batch)
                     self._batch = []
+        except DBAPIError:
+            # The database went away mid-pass (reading the verdicts, or recording a batch): the rows not tried go
+            # back as they were, rather than read `unknown` after the lease (a reply never sent, never pushed).
+            # Only the database raises here, never a call to LINE cut short (that row's fate would be unknown).
+            recorded = {row_id for row_id, _ in self._batch}
+            self._batch.extend((row.id, self._put_back) for row in rows[at:] if row.id not in recorded)
+            raise
         finally:
             batch, self._batch = self._batch, None
-            self._commit_changes(batch)
+            self._commit_or_keep(batch)
         return len(rows)
 
     def _verdicts(self, rows: list[OutboxMessage]) -> dict[int, str | datetime | None]:
@@ -266,8 +290,34 @@ class Sender:
             return STALE_PREFIX + reason
         return self.hold_until(session, row, now)
 
+    def _commit_or_keep(self, changes: list) -> None:
+        """Record a pass's outcomes; when the database refuses (it went away), they are kept for the next pass,
+        which records them before anything else (`recover_stale`): what LINE answered is not lost with the
+        connection. A reply LINE took would otherwise read `unknown` after the lease (staff would phone about a
+        message that arrived), and one it certainly refused would never be pushed."""
+        try:
+            self._commit_changes(changes)
+        except DBAPIError:
+            self._kept.extend(changes)
+            log.warning("outcomes of %d outbox rows kept until the database is back", len(self._kept))
+            raise
+
+    def record_kept(self) -> None:
+        """The outcomes an earlier pass could not record (`_commit_or_keep`), recorded now; raises (and keeps
+        them) while the database is still away."""
+        kept, self._kept = self._kept, []
+        try:
+            self._commit_changes(kept)
+        except BaseException:
+            self._kept = kept + self._kept
+            raise
+        if kept:
+            log.info("outcomes of %d outbox rows recorded now that the database is back", len(kept))
+
     def recover_stale(self) -> int:
-        """Rows left 'sending' by a killed process: replies become unknown, pushes retry."""
+        """Rows left 'sending' by a killed process: replies become unknown, pushes retry. This process's own
+        outcomes not yet recorded (the database went away) are recorded first: those rows are not stale."""
+        self.record_kept()
         now = self.clock.now()
         with self.db.transaction() as s:
             stale = s.scalars(select(OutboxMessage).where(
@@ -365,14 +415,19 @@ class Sender:
                 row.id, row.kind, row.purpose, result.outcome, result.status,
                 hint.format(office=row.office_id, OFFICE=row.office_id.upper()) if hint else "")
         if row.kind == "reply" and result.delivered and self._batch is None:
-            self._mark_reply_sent(row.id)
+            _once_more_if_cut(lambda: self._mark_reply_sent(row.id))
             return result
         self._record(row.id, lambda r, now, s: self._apply(r, result, now, s))
         return result
 
     @staticmethod
-    def _defer(row: OutboxMessage, now: datetime, session: Session) -> None:
-        row.status, row.attempts, row.next_attempt_at = "pending", row.attempts - 1, now + backoff(1)
+    def _defer(row: OutboxMessage, now: datetime, session: Session, wait: timedelta) -> None:
+        row.status, row.attempts, row.next_attempt_at = "pending", row.attempts - 1, now + wait
+
+    @staticmethod
+    def _put_back(row: OutboxMessage, now: datetime, session: Session) -> None:
+        """Claimed but not tried (the database went away first): due again at once, as it was."""
+        row.status, row.attempts, row.next_attempt_at = "pending", row.attempts - 1, now
 
     def _mark_reply_sent(self, row_id: int) -> None:
         """The common case in one statement (what `_apply` does for a delivered reply, without loading it),
@@ -390,23 +445,28 @@ class Sender:
         if self._batch is not None:
             self._batch.append((row_id, change))
             return
-        self._commit_changes([(row_id, change)])
+        _once_more_if_cut(lambda: self._commit_changes([(row_id, change)]))
 
     def _commit_changes(self, changes: list) -> None:
         """Apply outcomes to rows still `sending`, in one transaction; a row finished by its outcome keeps no
         text (`spent_payload`)."""
         if not changes:
             return
-        with self.db.transaction() as s:
-            rows = {row.id: row for row in s.scalars(select(OutboxMessage).where(
-                OutboxMessage.id.in_([row_id for row_id, _ in changes])))}
-            now = self.clock.now()
-            for row_id, change in changes:
-                row = rows.get(row_id)
-                if row is not None and row.status == "sending":
-                    change(row, now, s)
-                    if row.status in FINISHED:
-                        row.payload = spent_payload()
+        counted = dict(self.stats)   # a commit refused counts nothing: the changes are made again later
+        try:
+            with self.db.transaction() as s:
+                rows = {row.id: row for row in s.scalars(select(OutboxMessage).where(
+                    OutboxMessage.id.in_([row_id for row_id, _ in changes])))}
+                now = self.clock.now()
+                for row_id, change in changes:
+                    row = rows.get(row_id)
+                    if row is not None and row.status == "sending":
+                        change(row, now, s)
+                        if row.status in FINISHED:
+                            row.payload = spent_payload()
+        except BaseException:
+            self.stats.update(counted)
+            raise
 
     def _skip(self, row: OutboxMessage) -> None:
         row.status, row.last_error = "skipped", "recipient unfollowed"
@@ -522,6 +582,19 @@ class Sender:
         row.retry_key = str(uuid.uuid4())
         row.last_error = (reason or "reply not delivered")[:255]
         self.stats["retried"] += 1
+
+
+def _once_more_if_cut(record: Callable[[], None]) -> None:
+    """Record an outcome (the web process: one row, right after LINE answered), once more on a new connection when
+    the one used was cut (the pool drops it), as an event is run again: else the row would stay `sending` and read
+    `unknown` after the lease, though LINE took it, or refused it and it is owed as a push."""
+    try:
+        record()
+    except DBAPIError as error:
+        if not is_disconnect(error):
+            raise
+        log.warning("outbox outcome not recorded, connection lost; recording it again")
+        record()
 
 
 def _maybe_sent(row: OutboxMessage) -> bool:

@@ -354,3 +354,38 @@ def test_a_process_starting_waits_for_another_ones_migration_lock(empty_database
         thread.join(10)
         holder.dispose()
         waiter.dispose()
+
+
+def test_an_event_committed_as_the_connection_was_lost_and_not_run_again_still_gets_its_reply(
+        rt, sakata_user, monkeypatch, caplog):
+    """The event's commit landed but its answer was lost with the connection, and running it again failed too (the
+    database still restarting). When the apology then finds the event handled (the first run's claim committed),
+    no apology goes, and nor must the first run's reply be left behind: it goes, once, not `unknown` after the
+    lease (never sent, the user left without an answer)."""
+    import contextlib
+
+    from sqlalchemy.exc import OperationalError
+
+    from bot import dispatch
+
+    real, runs = dispatch.event_rows.transaction, []
+
+    @contextlib.contextmanager
+    def committed_then_lost(db):
+        runs.append(True)
+        if len(runs) == 2:   # the run again: no connection yet
+            raise OperationalError("BEGIN", {}, Exception("the database system is starting up"),
+                                   connection_invalidated=True)
+        with real(db) as tx:
+            yield tx
+        if len(runs) == 1:
+            raise OperationalError("COMMIT", {}, Exception("server closed the connection unexpectedly"),
+                                   connection_invalidated=True)
+
+    monkeypatch.setattr(dispatch.event_rows, "transaction", committed_then_lost)
+    assert sakata_user.says("予約").status_code == 200
+    assert len(runs) == 2
+    texts = sakata_user.texts()
+    assert len(texts) == 1 and "同意" in texts[0], texts
+    with rt.db.reading() as s:
+        assert s.scalars(select(OutboxMessage.status)).all() == ["sent"]

@@ -15,6 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 
 from bot import outbox
+from bot.worker import Worker
 from bot.models import Booking
 from tests.staffkit import fast_password_hashing, staff, user  # noqa: F401 - fixtures
 from tests.lineuser import StaffGroup, new_group_id
@@ -257,6 +258,22 @@ def test_once_line_fails_a_call_the_worker_does_not_try_the_rest_of_the_office_i
     assert len(fake_line.deliveries("push")) == 5 and len(fake_line.calls_to("/push")) == 6
 
 
+def test_a_channel_rate_limited_with_retry_after_is_not_called_again_before_then(rt, fake_line):
+    """LINE rate-limits the channel and says when to come back (Retry-After: 60). Not only the row tried waits:
+    the office's other rows do too, rather than one of them being tried (and refused) each second in turn."""
+    ids = [push(rt, "U" + f"{n:032x}") for n in range(1, 21)]
+    fake_line.fail_next(n=10_000, status=429, path_contains="/push", headers={"Retry-After": "60"})
+    for _ in range(59):
+        run_worker(rt, 1)
+    assert len(fake_line.calls_to("/push")) == 1
+    fake_line.clear_faults()
+    run_worker(rt, 2)
+    while any(row(rt, i).status != "sent" for i in ids) and len(fake_line.calls_to("/push")) < 40:
+        run_worker(rt, 1)
+    assert [row(rt, i).status for i in ids] == ["sent"] * 20
+    assert len(fake_line.deliveries("push")) == 20 and len(fake_line.calls_to("/push")) == 21
+
+
 # -- a process started while the database restarts ---------------------------------------------------------
 
 class _PausedClock:
@@ -373,3 +390,152 @@ def test_a_staff_tap_that_fails_is_answered_in_the_group_and_works_when_tapped_a
     assert booking(rt, reference).status == "requested"
     group.taps(approve)
     assert booking(rt, reference).status == "confirmed" and "承認しました" in fake_line.texts_to(group_id)[-1]
+
+
+# -- the database gone while the worker records what LINE answered ---------------------------------------------
+
+def _database_goes_away_after_line_answers(monkeypatch, rt) -> None:
+    """The next call to LINE is answered; the database is gone from then on (until `monkeypatch.undo()`)."""
+    real = rt.line._send
+
+    def send(call, reply=False):
+        result = real(call, reply)
+        _database_down(monkeypatch, rt.db, "terminating connection due to administrator command")
+        return result
+
+    monkeypatch.setattr(rt.line, "_send", send)
+
+
+def test_a_reply_line_refused_while_the_database_restarts_still_goes_once_as_a_push(rt, sakata_user, fake_line,
+                                                                                   monkeypatch):
+    """The worker's try of a reply is refused (LINE asks to wait past the token's life: certainly not delivered,
+    so it is owed as a push) and the database restarts before the outcome is recorded. The worker keeps what LINE
+    answered and records it once the database is back: the message goes once as a push, not left of unknown fate
+    (never sent) after the lease."""
+    fake_line.fail_next(status=429, path_contains="/reply")
+    sakata_user.says("予約")
+    (reply,) = rows(rt)
+    assert (reply.kind, reply.status) == ("reply", "pending")
+    rt.clock.advance(seconds=2)
+    fake_line.fail_next(status=429, path_contains="/reply", headers={"Retry-After": "120"})
+    worker = Worker(rt)
+    _database_goes_away_after_line_answers(monkeypatch, rt)
+    with pytest.raises(OperationalError):
+        worker.run_once()
+    monkeypatch.undo()   # the database is back
+    rt.clock.advance(seconds=outbox.SENDING_LEASE.total_seconds() + 1)
+    worker.run_once()
+    rt.clock.advance(seconds=121)   # LINE's Retry-After
+    worker.run_once()
+    assert [(r.kind, r.status) for r in rows(rt)] == [("push", "sent")]
+    assert len(sakata_user.texts()) == 1
+    assert [d.kind for d in fake_line.deliveries()] == ["push"]
+
+
+def test_a_reply_delivered_while_the_database_restarts_is_recorded_sent_not_of_unknown_fate(rt, sakata_user,
+                                                                                          fake_line, monkeypatch):
+    """LINE took the worker's reply and the database restarted before the outcome was recorded: recorded `sent`
+    once the database is back, not `unknown` (which would have staff phone the user about a message that
+    arrived), and never sent again."""
+    fake_line.fail_next(status=429, path_contains="/reply")
+    sakata_user.says("予約")
+    rt.clock.advance(seconds=2)
+    worker = Worker(rt)
+    _database_goes_away_after_line_answers(monkeypatch, rt)
+    with pytest.raises(OperationalError):
+        worker.run_once()
+    monkeypatch.undo()
+    rt.clock.advance(seconds=outbox.SENDING_LEASE.total_seconds() + 1)
+    worker.run_once()
+    assert [(r.kind, r.status) for r in rows(rt)] == [("reply", "sent")]
+    assert len(sakata_user.texts()) == 1 and len(fake_line.deliveries()) == 1
+
+
+def test_rows_claimed_just_before_the_database_restarts_go_when_it_is_back_not_left_of_unknown_fate(
+        rt, sakata_user, fake_line, monkeypatch):
+    """The worker claimed a reply and a push, then the database went away before it could read whether the push
+    may go: neither was tried, so both go back as they were and leave once it is back: the reply on its token,
+    not recorded `unknown` after the lease (a message never sent, never pushed)."""
+    fake_line.fail_next(status=429, path_contains="/reply")
+    sakata_user.says("予約")
+    push(rt, "U" + "1" * 32, "お知らせです。")
+    rt.clock.advance(seconds=2)
+    worker = Worker(rt)
+    claim = worker.sender._claim_due
+
+    def claim_then_database_gone(limit):
+        claimed = claim(limit)
+        _database_down(monkeypatch, rt.db, "terminating connection due to administrator command")
+        return claimed
+
+    monkeypatch.setattr(worker.sender, "_claim_due", claim_then_database_gone)
+    calls = len(fake_line.calls)
+    with pytest.raises(OperationalError):
+        worker.sender.send_due()
+    assert len(fake_line.calls) == calls, "nothing was tried"
+    monkeypatch.undo()
+    rt.clock.advance(seconds=2)
+    worker.run_once()
+    assert [(r.kind, r.status) for r in rows(rt)] == [("reply", "sent"), ("push", "sent")]
+    assert len(sakata_user.texts()) == 1 and len(fake_line.deliveries()) == 2
+
+
+def test_outcomes_recorded_after_a_refused_commit_are_counted_once_in_the_worker_figures(rt, sakata_user, fake_line,
+                                                                                         monkeypatch):
+    """The commit of a pass's outcomes fails as the database goes away (the changes were made, then rolled back);
+    recorded at the next pass, each counts once in the figures `worker --once` prints."""
+    import contextlib
+
+    fake_line.fail_next(status=429, path_contains="/reply")
+    sakata_user.says("予約")
+    rt.clock.advance(seconds=2)
+    worker = Worker(rt)
+    real, failed = rt.db.transaction, []
+
+    @contextlib.contextmanager
+    def commit_refused():
+        with real() as session:
+            yield session
+            if fake_line.deliveries() and not failed:   # the outcomes' commit, after LINE took the reply
+                failed.append(True)
+                session.flush()
+                raise OperationalError("COMMIT", {}, Exception("terminating connection"))
+
+    monkeypatch.setattr(rt.db, "transaction", commit_refused)
+    with pytest.raises(OperationalError):
+        worker.run_once()
+    monkeypatch.undo()
+    figures = worker.run_once()
+    assert [r.status for r in rows(rt)] == ["sent"]
+    assert figures["sent"] == 1
+
+
+@pytest.mark.parametrize("refused", [False, True], ids=["taken", "refused"])
+def test_a_reply_outcome_whose_connection_was_lost_is_recorded_on_a_new_one(rt, sakata_user, fake_line, monkeypatch,
+                                                                           refused):
+    """The web process's pooled connection was cut (a proxy, a database failover) just as it recorded what LINE
+    answered to a reply: recorded once more on a new connection, as an event is run again, not left `sending` to
+    read `unknown` after the lease (a reply LINE took, or one it refused and that is owed as a push)."""
+    lost = []
+
+    def cut_once(real):
+        def record(self, *args):
+            if not lost:
+                lost.append(True)
+                raise OperationalError("UPDATE outbox", {}, Exception("server closed the connection unexpectedly"),
+                                       connection_invalidated=True)
+            return real(self, *args)
+        return record
+
+    for name in ("_commit_changes", "_mark_reply_sent"):
+        monkeypatch.setattr(outbox.Sender, name, cut_once(getattr(outbox.Sender, name)))
+    event = sakata_user.text_event("予約")
+    if refused:
+        fake_line.expire_reply_token(event["replyToken"])
+    assert sakata_user.send(event).status_code == 200
+    monkeypatch.undo()
+    assert lost
+    [answer] = rows(rt)
+    assert (answer.kind, answer.status) == (("push", "pending") if refused else ("reply", "sent"))
+    run_worker(rt, outbox.SENDING_LEASE.total_seconds() + 1)
+    assert len(sakata_user.texts()) == 1 and len(fake_line.deliveries()) == 1

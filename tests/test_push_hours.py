@@ -346,3 +346,25 @@ def test_with_the_quota_used_up_a_card_is_held_with_the_rest_and_goes_once_the_p
     rt.clock.advance(minutes=2)
     run_worker(rt)
     assert [d.to for d in fake_line.deliveries("push")] == [group_id]
+
+
+def test_an_answer_line_delayed_into_the_night_waits_for_the_morning_and_goes_once(rt, fake_line, user):
+    """The rest of an answer goes at once while the person is in the chat; one that LINE held up (it refused every
+    call from 20:55) until after 21:00 is a message delayed into the night like any other: it goes, once, when the
+    push hours open, not at 23:00 when LINE takes messages again."""
+    rt.clock.freeze(at(1, 20, 55))
+    fake_line.fail_next(status=429, n=10_000)
+    user.says("予約")
+    [answer] = outbox_rows(rt)
+    assert (answer.kind, answer.status) == ("reply", "pending")   # refused: owed, on its token while it lives
+    worker_at(rt, at(1, 20, 57))                                # the token ran out: owed as one push
+    [answer] = outbox_rows(rt)
+    assert (answer.kind, answer.status) == ("push", "pending")
+    worker_at(rt, at(1, 21, 30))
+    fake_line.clear_faults()
+    worker_at(rt, at(1, 23, 0))
+    assert fake_line.texts_to(user.user_id) == []
+    worker_at(rt, at(2, 8, 0))
+    worker_at(rt, at(2, 8, 5))
+    assert len(fake_line.texts_to(user.user_id)) == 1
+    assert [d.kind for d in fake_line.deliveries()] == ["push"]

@@ -18,6 +18,7 @@ from bot import outbox
 from bot.clock import TOKYO
 from bot.models import OutboxMessage, ProcessedEvent
 from bot.worker import Worker
+from tests.lineuser import LineUser
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -377,3 +378,44 @@ def test_a_pass_that_cannot_connect_says_why_and_names_the_setting(rt, fake_line
         thread.join(timeout=10)
     assert 'worker pass failed: cannot connect to the database at' in caplog.text
     assert 'database "ops" does not exist' in caplog.text and "check DATABASE_URL" in caplog.text
+
+
+def test_a_slow_pass_ends_within_its_lease_so_a_second_worker_takes_nothing_from_it(make_app, fake_line):
+    """LINE answers, slowly (a second a call), and a backlog of 70 pushes is due, a reply owed after them. One
+    worker's pass claims them all; it must not keep trying past half the lease, or a second worker's recovery
+    would take rows it still holds: the reply, its token run out by the time the first worker reaches it, would
+    be recorded `unknown` by the second (never sent, never pushed) and the first worker's push fallback ignored.
+    The first hands back what it has not tried, in time; every message arrives once."""
+    apps = make_app(), make_app()
+    first, second = (a.extensions["madoguchi"] for a in apps)
+    for n in range(70):
+        push(first, f"U{n:032x}", f"backlog {n}")
+    fake_line.fail_next(status=429, path_contains="/reply")
+    user = LineUser(apps[0].test_client(), "sakata", channel_secret=first.config.channel_secret("sakata"),
+                    fake=fake_line, clock=first.clock)
+    user.says("予約")                       # refused: owed, behind the backlog
+    for rt in (first, second):
+        rt.clock.advance(seconds=2)         # the reply is due again
+    real_push = first.line.push
+    recovered = []
+
+    def slow_push(*args, **kwargs):
+        for rt in (first, second):
+            rt.clock.advance(seconds=1)     # LINE takes a second per call
+        result = real_push(*args, **kwargs)
+        if first.clock.now() - started > outbox.SENDING_LEASE and not recovered:
+            recovered.append(Worker(second).sender.recover_stale())   # the second worker's pass begins
+        return result
+
+    started = first.clock.now()
+    slow = Worker(first)
+    slow.sender.client = type("Slow", (), {"push": staticmethod(slow_push), "reply": first.line.reply})()
+    slow.sender.send_due()
+    handed_back_at = first.clock.now()
+    for _ in range(5):
+        second.clock.advance(seconds=2)
+        Worker(second).run_once()
+    assert [(r.kind, r.status) for r in rows(first) if r.status != "sent"] == []
+    assert len(fake_line.deliveries()) == 71 and len(user.texts()) == 1
+    assert all(c.status == 200 for c in fake_line.calls_to("/push")), "a push tried by both workers"
+    assert handed_back_at - started < outbox.SENDING_LEASE and recovered == []

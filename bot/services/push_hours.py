@@ -14,7 +14,8 @@ staff on their day off, about a request nobody can decide before the office open
 
 What never waits:
 - a reply, and a push that carries the rest of an answer to what the person just sent (the row of an event,
-  `source_event_id`): they are awake and waiting for it;
+  `source_event_id`) while it is still the moment of that exchange (`ANSWER_MOMENT`): they are awake and waiting
+  for it. One that LINE held up past that (down, or refusing) is a message delayed into the night like any other;
 - an urgent message: one a session depends on (the office cancelled it, or confirmed it) when waiting until the
   hours open would leave less than `push_hours.urgent_notice_hours` before the session starts (the office
   cancels at 22:00 a session of 09:00 the next morning: the person should not set out for it);
@@ -35,6 +36,9 @@ from bot.services.calendar import is_business_day
 URGENT_PURPOSES = frozenset({"outcome_cancelled_by_office", "outcome_confirmed"})
 # Outbox kinds that deliver a message to people (a leave_group call is not one).
 MESSAGE_KINDS = frozenset({"push", "multicast", "broadcast"})
+# How long after what the person sent its answer still goes at any hour: the reply token's life, then a few
+# retries of the push it falls back to.
+ANSWER_MOMENT = timedelta(minutes=10)
 
 
 def next_opening(office, now: datetime) -> datetime | None:
@@ -70,7 +74,7 @@ def next_staff_opening(office, now: datetime) -> datetime | None:
 
 def hold_until(session: Session, row: OutboxMessage, now: datetime, offices) -> datetime | None:
     """The time `row` must wait for (the next opening of its office's push hours), or None when it may go now."""
-    if row.kind not in MESSAGE_KINDS or row.source_event_id is not None:
+    if row.kind not in MESSAGE_KINDS or (row.source_event_id is not None and now - row.created_at < ANSWER_MOMENT):
         return None
     office = offices.get(row.office_id)
     if office is None:
