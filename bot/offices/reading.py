@@ -27,7 +27,7 @@ from typing import Any, TypeVar
 
 import yaml
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 TERMS_DIR = PROJECT_ROOT / "templates" / "terms"
 
 OFFICE_ID = re.compile(r"^[a-z][a-z0-9_]*$")
