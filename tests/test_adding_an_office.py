@@ -286,5 +286,5 @@ def test_join_wording_beside_the_profile_is_checked(make_app, tmp_path):
     _join_wording(folder, languages=("en",), wording={"en": "・The link: {{ office.webex_url }}\n"})
     with pytest.raises(ConfigError) as refused:
         make_app(offices_dir=str(folder))
-    assert (f"{folder}/messages/en/invitation_hakodate.j2: line 1: UndefinedError: 'bot.offices.Office object' "
+    assert (f"{folder}/messages/en/invitation_hakodate.j2: line 1: UndefinedError: 'bot.offices.model.Office object' "
             "has no attribute 'webex_url'") in str(refused.value)

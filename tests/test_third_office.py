@@ -223,7 +223,7 @@ def own_templates(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("wording,expected", [
     ("・参加用のURLは{{ office.teams_url }}でご確認ください。\n",
-     "templates/messages/en/invitation_kakuu.j2: line 1: UndefinedError: 'bot.offices.Office object' has no "
+     "templates/messages/en/invitation_kakuu.j2: line 1: UndefinedError: 'bot.offices.model.Office object' has no "
      "attribute 'teams_url'"),
     ("・参加のご案内です。\n{% if booking.timing.session_day %}\n・当日お送りします。\n",
      "templates/messages/en/invitation_kakuu.j2: line 3: TemplateSyntaxError: Unexpected end of template."),

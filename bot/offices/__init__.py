@@ -53,9 +53,3 @@ __all__ = [
     "check_offices", "load_offices", "read_office", "untranslated",
 ]
 
-# The classes keep the name they were always known by, bot.offices.<Class>: `offices check` prints it in a template
-# error ("'bot.offices.Office object' has no attribute ..."), a traceback in a ProfileError's.
-for _public in (Booking, Cancellation, Category, ChecklistItem, Contact, NoticeRule, Office, ProfileError, PushHours,
-                Question, Redirect, Schedule, TermsSpec, VideoApp):
-    _public.__module__ = __name__
-del _public
