@@ -297,3 +297,42 @@ def test_a_port_in_use_stops_dev_before_it_says_it_is_running(app, monkeypatch):
     assert result.exit_code == 1, result.output
     assert f"cannot serve 127.0.0.1 port {port}" in result.output and "--port <another port>" in result.output
     assert "is running" not in result.output and not started
+
+
+class _Worker:
+    """Stands for the worker `dev` starts, in a test that serves nothing."""
+
+    def __init__(self, *args, **kwargs):
+        pass
+
+    def terminate(self) -> None:
+        pass
+
+    def wait(self, timeout=None) -> int:
+        return 0
+
+
+@pytest.mark.parametrize("moved", [False, True])
+def test_dev_says_when_it_starts_on_a_clock_an_earlier_run_moved(app, rt, monkeypatch, moved):
+    """The clock's offset outlives `dev` (it is in the database): a run after APP_FAKE_NOW or the simulator's
+    clock control starts at that moved time, and `dev` says so, naming how to set it back."""
+    from bot import settings_store
+    from bot.cli import dev
+
+    for office in ("SAKATA", "OTARU"):  # nothing for `dev` to fill in: the environment stays as it is
+        monkeypatch.setenv(f"LINE_BASIC_ID_{office}", f"@{office.lower()}")
+        monkeypatch.setenv(f"LINE_STAFF_GROUP_ID_{office}", "C" + "0" * 32)
+    monkeypatch.setenv("PUBLIC_BASE_URL", "http://localhost:5000")
+    monkeypatch.setattr(subprocess, "Popen", _Worker)
+    monkeypatch.setattr(dev, "run_simple", lambda *args, **kwargs: None)
+    if moved:
+        settings_store.set_clock(rt.db, datetime(2026, 12, 1, 10, 0, tzinfo=TOKYO))
+    rt.clock.forget()
+    result = app.test_cli_runner().invoke(args=["dev", "--port", str(free_port())])
+    assert result.exit_code == 0, result.output
+    assert "madoguchi is running" in result.output
+    said = "the app's clock is not the real time: it reads " in result.output
+    assert said == moved, result.output
+    if moved:
+        assert f"it reads {rt.clock.now():%Y-%m-%d %H:%M} (Japan time)" in result.output
+        assert "button for the real time sets it back" in result.output

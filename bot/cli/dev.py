@@ -19,6 +19,8 @@ from flask import current_app
 from flask.cli import with_appcontext
 from werkzeug.serving import run_simple
 
+from bot import settings_store
+
 # Hosts a browser on this machine reaches as `localhost` (the documented default PUBLIC_BASE_URL's host).
 LOCAL_HOSTS = frozenset({"", "127.0.0.1", "localhost", "0.0.0.0", "::", "::1"})
 WORKER_STOP_SECONDS = 10
@@ -75,6 +77,15 @@ def _exit_if_taken(host: str, port: int) -> None:
             sys.exit(1)
 
 
+def _say_if_the_clock_is_moved(rt) -> None:
+    """The shared clock's offset lives in the database: a run after one that moved it (the simulator's clock
+    control, APP_FAKE_NOW) starts at that moved time, which the newcomer would otherwise take for today."""
+    if settings_store.clock_offset(rt.db):
+        click.echo(f"the app's clock is not the real time: it reads {rt.clock.now():%Y-%m-%d %H:%M} (Japan time), "
+                   "as an earlier run moved it (the simulator's clock control or APP_FAKE_NOW); the simulator's "
+                   "button for the real time sets it back")
+
+
 def _stop(worker: subprocess.Popen) -> None:
     worker.terminate()
     try:
@@ -104,6 +115,7 @@ def dev_command(host: str, port: int) -> None:
         app = create_app()
         click.echo("development settings (unset, so filled in for the simulator): " + ", ".join(sorted(added)))
     base = app.extensions["madoguchi"].config.public_base_url
+    _say_if_the_clock_is_moved(app.extensions["madoguchi"])
     previous = signal.signal(signal.SIGTERM, _raise_interrupt)
     worker: subprocess.Popen | None = None
     try:
