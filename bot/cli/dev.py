@@ -64,6 +64,19 @@ def _raise_interrupt(signum, frame) -> None:
     raise KeyboardInterrupt
 
 
+# Ports above 1023 that Chromium and Firefox refuse to open (net::ERR_UNSAFE_PORT): kept for other protocols
+# (SIP 5060/5061, X11 6000, IRC 6665-6669, ...), from Chromium's net/base/port_util.cc kRestrictedPorts.
+BROWSER_BLOCKED_PORTS = frozenset({1719, 1720, 1723, 2049, 3659, 4045, 4190, 5060, 5061, 6000, 6566,
+                                   6665, 6666, 6667, 6668, 6669, 6679, 6697, 10080})
+
+
+def _warn_if_browsers_refuse(port: int) -> None:
+    """`dev --port 5061` serves, but the browser the newcomer opens the simulator in refuses that port."""
+    if port in BROWSER_BLOCKED_PORTS:
+        click.echo(f"browsers refuse port {port} (ERR_UNSAFE_PORT: it is kept for another protocol), so the "
+                   "simulator will not open there: start with `--port <another port>`", err=True)
+
+
 def _exit_if_taken(host: str, port: int) -> None:
     """A port another program serves stops `dev` before it starts the worker and says it is running (Werkzeug
     would say so too, but only after both)."""
@@ -106,6 +119,7 @@ def dev_command(host: str, port: int) -> None:
         click.echo("`dev` is for development only; use gunicorn and `flask --app app worker`.", err=True)
         sys.exit(2)
     _exit_if_taken(host, port)
+    _warn_if_browsers_refuse(port)
     app = current_app._get_current_object()
     added = development_settings(os.environ, [o.id for o in rt.offices.values() if o.enabled], host, port)
     if added:
