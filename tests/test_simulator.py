@@ -88,10 +88,13 @@ def test_page_is_served_in_development_with_nothing_from_outside(client):
 
 def test_page_tells_a_newcomer_how_to_log_in_to_the_dashboard_and_what_the_staff_pane_shows(client):
     """The dashboard link leads to a login no account exists for yet: the page gives the command that makes one
-    (the one README gives); the staff pane, empty until a request arrives, says what will appear in it."""
+    (README's), for the office shown: an account is one office's, and a username is taken once for all offices;
+    the staff pane, empty until a request arrives, says what will appear in it."""
     html = client.get("/simulator").get_data(as_text=True)
-    assert ("printf '%s\\n' \"$PASSWORD\" | .venv/bin/flask --app app staff create-user --office sakata --username "
-            "tanaka --role admin --password-stdin") in html
+    for office in ("sakata", "otaru"):
+        assert (f'<code class="group-note" data-office="{office}" hidden>printf \'%s\\n\' "$PASSWORD" | '
+                f".venv/bin/flask --app app staff create-user --office {office} --username tanaka-{office} "
+                "--role admin --password-stdin</code>") in html
     assert "ここに職員向けのカード" in html
 
 
