@@ -92,7 +92,7 @@ def test_page_tells_a_newcomer_how_to_log_in_to_the_dashboard_and_what_the_staff
     the staff pane, empty until a request arrives, says what will appear in it."""
     html = client.get("/simulator").get_data(as_text=True)
     for office in ("sakata", "otaru"):
-        assert (f'<code class="group-note" data-office="{office}" hidden>printf \'%s\\n\' "$PASSWORD" | '
+        assert (f'<code class="account-note" data-office="{office}" hidden>printf \'%s\\n\' "$PASSWORD" | '
                 f".venv/bin/flask --app app staff create-user --office {office} --username tanaka-{office} "
                 "--role admin --password-stdin</code>") in html
     assert "ここに職員向けのカード" in html
