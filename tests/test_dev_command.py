@@ -281,12 +281,17 @@ def test_readme_lists_every_command():
     assert not missing, f"README's Commands section does not name: {missing}"
 
 
-def test_a_port_in_use_stops_dev_before_it_says_it_is_running(app, monkeypatch):
-    """`dev` started the worker and printed "madoguchi is running: open …" before Werkzeug found the port taken."""
-    for office in ("SAKATA", "OTARU"):  # nothing for `dev` to fill in: the environment stays as it is
+def settings_set_by_hand(monkeypatch) -> None:
+    """Nothing for `dev` to fill in: the environment stays as it is (no second app is built)."""
+    for office in ("SAKATA", "OTARU"):
         monkeypatch.setenv(f"LINE_BASIC_ID_{office}", f"@{office.lower()}")
         monkeypatch.setenv(f"LINE_STAFF_GROUP_ID_{office}", "C" + "0" * 32)
     monkeypatch.setenv("PUBLIC_BASE_URL", "http://localhost:5000")
+
+
+def test_a_port_in_use_stops_dev_before_it_says_it_is_running(app, monkeypatch):
+    """`dev` started the worker and printed "madoguchi is running: open …" before Werkzeug found the port taken."""
+    settings_set_by_hand(monkeypatch)
     started = []
     monkeypatch.setattr(subprocess, "Popen", lambda *a, **k: started.append(a) or pytest.fail("worker started"))
     with socket.socket() as taken:
@@ -297,3 +302,55 @@ def test_a_port_in_use_stops_dev_before_it_says_it_is_running(app, monkeypatch):
     assert result.exit_code == 1, result.output
     assert f"cannot serve 127.0.0.1 port {port}" in result.output and "--port <another port>" in result.output
     assert "is running" not in result.output and not started
+
+
+class _Worker:
+    """Stands for the worker `dev` starts, in a test that serves nothing."""
+
+    def __init__(self, *args, **kwargs):
+        pass
+
+    def terminate(self) -> None:
+        pass
+
+    def wait(self, timeout=None) -> int:
+        return 0
+
+
+@pytest.mark.parametrize("moved", [False, True])
+def test_dev_says_when_it_starts_on_a_clock_an_earlier_run_moved(app, rt, monkeypatch, moved):
+    """The clock's offset outlives `dev` (it is in the database): a run after APP_FAKE_NOW or the simulator's
+    clock control starts at that moved time, and `dev` says so, naming how to set it back."""
+    from bot import settings_store
+    from bot.cli import dev
+
+    settings_set_by_hand(monkeypatch)
+    monkeypatch.setattr(subprocess, "Popen", _Worker)
+    monkeypatch.setattr(dev, "run_simple", lambda *args, **kwargs: None)
+    if moved:
+        settings_store.set_clock(rt.db, datetime(2026, 12, 1, 10, 0, tzinfo=TOKYO))
+    rt.clock.forget()
+    result = app.test_cli_runner().invoke(args=["dev", "--port", str(free_port())])
+    assert result.exit_code == 0, result.output
+    assert "madoguchi is running" in result.output
+    said = "the app's clock is not the real time: it reads " in result.output
+    assert said == moved, result.output
+    if moved:
+        assert f"it reads {rt.clock.now():%Y-%m-%d %H:%M} (Japan time)" in result.output
+        assert "button for the real time sets it back" in result.output
+
+
+@pytest.mark.parametrize(("port", "refused"), [(5061, True), (6667, True), (5062, False)])
+def test_dev_warns_of_a_port_browsers_refuse_to_open(app, monkeypatch, port, refused):
+    """Chromium and Firefox refuse some ports (5060/5061 SIP, 6665-6669 IRC, ...) with ERR_UNSAFE_PORT: `dev`
+    would serve there, but the simulator's URL it prints would not open in the newcomer's browser."""
+    from bot.cli import dev
+
+    settings_set_by_hand(monkeypatch)
+    monkeypatch.setattr(subprocess, "Popen", _Worker)
+    monkeypatch.setattr(dev, "run_simple", lambda *args, **kwargs: None)
+    monkeypatch.setattr(dev, "_exit_if_taken", lambda host, port: None)   # whether the port is free is not asked
+    result = app.test_cli_runner().invoke(args=["dev", "--port", str(port)])
+    assert result.exit_code == 0, result.output
+    assert (f"browsers refuse port {port} (ERR_UNSAFE_PORT" in result.output) == refused, result.output
+    assert "--port <another port>" in result.output or not refused

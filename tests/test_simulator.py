@@ -1,9 +1,11 @@
 """The local LINE simulator: its page, its fake Messaging API, its signed events and its clock."""
 from __future__ import annotations
 
+import dataclasses
+import re
 import threading
 import uuid
-from datetime import datetime, timedelta
+from datetime import datetime, time, timedelta
 
 import pytest
 from cryptography.fernet import Fernet
@@ -86,11 +88,29 @@ def test_page_is_served_in_development_with_nothing_from_outside(client):
 
 def test_page_tells_a_newcomer_how_to_log_in_to_the_dashboard_and_what_the_staff_pane_shows(client):
     """The dashboard link leads to a login no account exists for yet: the page gives the command that makes one
-    (the one README gives); the staff pane, empty until a request arrives, says what will appear in it."""
+    (README's), for the office shown: an account is one office's, and a username is taken once for all offices;
+    the staff pane, empty until a request arrives, says what will appear in it."""
     html = client.get("/simulator").get_data(as_text=True)
-    assert ("printf '%s\\n' \"$PASSWORD\" | .venv/bin/flask --app app staff create-user --office sakata --username "
-            "tanaka --role admin --password-stdin") in html
+    for office in ("sakata", "otaru"):
+        assert (f'<code class="account-note" data-office="{office}" hidden>printf \'%s\\n\' "$PASSWORD" | '
+                f".venv/bin/flask --app app staff create-user --office {office} --username tanaka-{office} "
+                "--role admin --password-stdin</code>") in html
     assert "ここに職員向けのカード" in html
+
+
+def test_the_staff_pane_says_when_its_cards_arrive_and_how_to_see_one_sent_at_night(client, rt, monkeypatch):
+    """Staff cards wait outside the office's push hours and over its closed days: a newcomer trying the simulator
+    at night or on a weekend would otherwise wait for a card the pane promises. Each office's own hours."""
+    otaru = rt.offices["otaru"]
+    hours = dataclasses.replace(otaru.push_hours, start=time(7, 30), end=time.max, staff_cards_on_closed_days=True)
+    monkeypatch.setitem(rt.offices, "otaru", dataclasses.replace(otaru, push_hours=hours))
+    html = client.get("/simulator").get_data(as_text=True)
+    notes = dict(re.findall(r'<div class="group-note" data-office="(\w+)"(.*?)</div>', html, re.S))
+    sakata_note, otaru_note = notes["sakata"], notes["otaru"]
+    assert "職員向けのカードは 08:00〜21:00（開庁日のみ）に届きます" in sakata_note
+    assert "次の開庁日の 08:00 まで待ちます" in sakata_note and "アプリの時刻" in sakata_note
+    assert "職員向けのカードは 07:30〜24:00に届きます" in otaru_note
+    assert "次の 07:30 まで待ちます" in otaru_note
 
 
 def test_development_note_names_the_staff_group_setting(client):

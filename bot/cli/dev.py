@@ -19,6 +19,8 @@ from flask import current_app
 from flask.cli import with_appcontext
 from werkzeug.serving import run_simple
 
+from bot import settings_store
+
 # Hosts a browser on this machine reaches as `localhost` (the documented default PUBLIC_BASE_URL's host).
 LOCAL_HOSTS = frozenset({"", "127.0.0.1", "localhost", "0.0.0.0", "::", "::1"})
 WORKER_STOP_SECONDS = 10
@@ -62,6 +64,19 @@ def _raise_interrupt(signum, frame) -> None:
     raise KeyboardInterrupt
 
 
+# Ports above 1023 that Chromium and Firefox refuse to open (net::ERR_UNSAFE_PORT): kept for other protocols
+# (SIP 5060/5061, X11 6000, IRC 6665-6669, ...), from Chromium's net/base/port_util.cc kRestrictedPorts.
+BROWSER_BLOCKED_PORTS = frozenset({1719, 1720, 1723, 2049, 3659, 4045, 4190, 5060, 5061, 6000, 6566,
+                                   6665, 6666, 6667, 6668, 6669, 6679, 6697, 10080})
+
+
+def _warn_if_browsers_refuse(port: int) -> None:
+    """`dev --port 5061` serves, but the browser the newcomer opens the simulator in refuses that port."""
+    if port in BROWSER_BLOCKED_PORTS:
+        click.echo(f"browsers refuse port {port} (ERR_UNSAFE_PORT: it is kept for another protocol), so the "
+                   "simulator will not open there: start with `--port <another port>`", err=True)
+
+
 def _exit_if_taken(host: str, port: int) -> None:
     """A port another program serves stops `dev` before it starts the worker and says it is running (Werkzeug
     would say so too, but only after both)."""
@@ -73,6 +88,15 @@ def _exit_if_taken(host: str, port: int) -> None:
             click.echo(f"cannot serve {host} port {port} ({error.strerror or error}): stop the program that uses "
                        "it, or start with `--port <another port>`", err=True)
             sys.exit(1)
+
+
+def _say_if_the_clock_is_moved(rt) -> None:
+    """The shared clock's offset lives in the database: a run after one that moved it (the simulator's clock
+    control, APP_FAKE_NOW) starts at that moved time, which the newcomer would otherwise take for today."""
+    if settings_store.clock_offset(rt.db):
+        click.echo(f"the app's clock is not the real time: it reads {rt.clock.now():%Y-%m-%d %H:%M} (Japan time), "
+                   "as an earlier run moved it (the simulator's clock control or APP_FAKE_NOW); the simulator's "
+                   "button for the real time sets it back")
 
 
 def _stop(worker: subprocess.Popen) -> None:
@@ -95,6 +119,7 @@ def dev_command(host: str, port: int) -> None:
         click.echo("`dev` is for development only; use gunicorn and `flask --app app worker`.", err=True)
         sys.exit(2)
     _exit_if_taken(host, port)
+    _warn_if_browsers_refuse(port)
     app = current_app._get_current_object()
     added = development_settings(os.environ, [o.id for o in rt.offices.values() if o.enabled], host, port)
     if added:
@@ -104,6 +129,7 @@ def dev_command(host: str, port: int) -> None:
         app = create_app()
         click.echo("development settings (unset, so filled in for the simulator): " + ", ".join(sorted(added)))
     base = app.extensions["madoguchi"].config.public_base_url
+    _say_if_the_clock_is_moved(app.extensions["madoguchi"])
     previous = signal.signal(signal.SIGTERM, _raise_interrupt)
     worker: subprocess.Popen | None = None
     try:

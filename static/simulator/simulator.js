@@ -707,7 +707,7 @@
     var office = OFFICES.filter(function (o) { return o.id === officeId; })[0];
     $("chat-title").textContent = office ? office.name : officeId;
     $("clock-office").value = officeId;
-    Array.prototype.forEach.call(document.querySelectorAll(".group-note"), function (note) {
+    Array.prototype.forEach.call(document.querySelectorAll(".group-note, .account-note"), function (note) {
       note.hidden = note.dataset.office !== officeId;
     });
     resetChat("user");

@@ -158,6 +158,23 @@ def test_on_a_phone_screen_the_form_links_bubble_fits_the_chat(phone_screen):
     assert bubble.evaluate("bubble => bubble.getBoundingClientRect().right") <= chat_right
 
 
+def test_the_dashboard_account_command_and_the_staff_cards_hours_follow_the_office_shown(page, live_server):
+    """An account is one office's and a username is taken once: the page's command is the shown office's; the
+    staff pane says when that office's cards arrive (they wait at night and over closed days)."""
+    open_simulator(page, live_server.url)
+    hint = page.locator("#staff-account-hint")
+    command = {office: hint.locator(f"code[data-office={office}]") for office in ("sakata", "otaru")}
+    expect(command["sakata"]).to_be_visible()
+    expect(command["sakata"]).to_contain_text("--office sakata --username tanaka-sakata")
+    expect(command["otaru"]).to_be_hidden()
+    expect(page.locator(".group-note:not([hidden])")).to_contain_text("08:00〜21:00（開庁日のみ）に届きます")
+    page.locator("#office").select_option("otaru")
+    expect(command["otaru"]).to_be_visible()
+    expect(command["otaru"]).to_contain_text("--office otaru --username tanaka-otaru")
+    expect(command["sakata"]).to_be_hidden()
+    expect(page.locator(".group-note:not([hidden])")).to_contain_text("LINE_STAFF_GROUP_ID_OTARU")
+
+
 def test_setting_the_clock_with_no_time_chosen_sends_nothing(page, live_server):
     """設定 with the field empty, or with only the date typed (a datetime-local field then has no value), is refused
     by the field and sends nothing; it used to send an empty time, which put the clock back to real time (the
