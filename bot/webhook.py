@@ -83,8 +83,8 @@ def callback(office_id: str):
             _refuse(404, office_id, "the office is disabled (`enabled: false` in its profile)")
         # The id itself is not logged (any client's text): the offices served are, so that a Verify answered 404
         # for a mistyped webhook URL says what the URL should name.
-        log.warning("webhook refused 404: the address names no office; the webhook URLs are %s",
-                    ", ".join(f"/callback/{office.id}" for office in rt.offices.values() if office.enabled))
+        served = ", ".join(f"/callback/{known}" for known in sorted(rt.offices) if rt.offices[known].enabled)
+        log.warning("webhook refused 404: the address names no office; the webhook URLs are %s", served)
         abort(404)
     if (request.content_length or 0) > MAX_BODY:
         _refuse(413, office.id, f"body over {MAX_BODY} bytes")
