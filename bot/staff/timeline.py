@@ -115,7 +115,8 @@ def today(session: Session, office, now: datetime) -> Today:
         Booking.office_id == office.id, Booking.status.in_(("requested", "proposed")), Booking.slot_start > now,
         Booking.slot_start < end_of_day).order_by(Booking.slot_start, Booking.id)).all()
     return Today(now=now, current=current, next=upcoming, later_today=later, attendance_due=list(started),
-                 attendance_due_earlier=earlier, undecided_today=list(undecided), unprepared=unprepared(session, office, now))
+                 attendance_due_earlier=earlier, undecided_today=list(undecided),
+                 unprepared=unprepared(session, office, now))
 
 
 def unprepared(session: Session, office, now: datetime) -> list[Unprepared]:
