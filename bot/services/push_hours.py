@@ -4,7 +4,8 @@ Japanese public-sector practice sends nothing that can wait at night. The office
 go (`push_hours`, default 08:00-21:00 Asia/Tokyo). The worker asks as it is about to send each message, so a
 message that was queued by day but delayed into the night (the worker was stopped, LINE was down or refused the
 quota) waits for the morning too, and is then checked again for staleness (bot/services/staleness.py): a
-day-before reminder that would arrive on the session's day is dropped, never sent saying 明日.
+day-before reminder that would arrive on the session's day is dropped, never sent saying 明日 (the reminder job
+makes one saying 本日 instead, while the session is ahead).
 
 What waits: every push to a job seeker (a decision, a reminder, a receipt, an expiry) and every staff-group card,
 and the terms notices (`terms broadcast`, refused outside the hours by the command itself). A staff-group card

@@ -9,7 +9,8 @@ when it was queued); once the booking has moved on, the message would now mislea
   or the chat's own answer to what the user did there. A 予約が確定しました after the user cancelled, a staff
   card asking to decide a request already decided, an offered slot staff took back: dropped.
 - **Its moment passed.** A day-before reminder is stale once the session's day has begun (it says 明日; the
-  reminder made on the session's day, `reminder_same_day`, says 本日 and is stale once the session begins);
+  reminder made on the session's day, `reminder_same_day`, says 本日 and is stale once the session begins: the
+  reminder jobs make one when the day-before one was dropped, bot/staff/jobs.py);
   a confirmation, a proposed slot, and the staff cards that ask for something before the session (an
   undecided request, an invitation not recorded) are stale once the session has begun. The invitation
   card is also done with once staff record the invitation sent.

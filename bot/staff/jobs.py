@@ -24,7 +24,7 @@ from bot.models import (
     Booking, Conversation, OutboxMessage, ProcessedEvent, SlotBlock, SlotClaim, SlotHold, StaffNotice,
 )
 from bot.offices import DEFAULT_RETENTION
-from bot.services import broadcasts, lifecycle, push_hours
+from bot.services import broadcasts, lifecycle, push_hours, staleness
 from bot.services.bookings import erase_staff_text
 from bot.services.calendar import last_business_day_on_or_before
 from bot.staff import audit, auth
@@ -38,6 +38,7 @@ USER_REMINDER_AT = time(12, 0)      # the user's reminder: the day before the se
 INVITATION_CHECK_AT = time(15, 0)   # invitation not marked sent: on the business day before the session
 STAFF_LOOKAHEAD_DAYS = 14           # the last business day before a session is never further back than this
 ATTENDANCE_LOOKBACK = timedelta(days=1)
+SAME_DAY_JOB = "user_same_day"     # the reminder made again on the session's day (one held past midnight)
 CLOSED_STATUSES = ("declined", "expired", "withdrawn")
 JOB_MARK_KEEP = timedelta(days=180)
 FORGOTTEN = "forgotten:"   # a forgotten user's pseudonym: this and the conversation's id (never a LINE user id)
@@ -151,7 +152,36 @@ def remind_user_day_before(session: Session, rt, offices, now: datetime) -> dict
             if notify.tell_user(session, rt, office, booking, "reminder_day_before", now,
                                 purpose="reminder_same_day" if same_day else None) is not None:
                 sent += 1
-    return {"users_reminded": sent}
+    return {"users_reminded": sent + _remind_again_on_the_day(session, rt, reminding, now)}
+
+
+def _remind_again_on_the_day(session: Session, rt, offices, now: datetime) -> int:
+    """A day-before reminder held past midnight (the push hours ended while LINE refused it, or asked to wait) is
+    dropped, as it says 明日 (bot/services/staleness.py): the person would get none. Once the push hours open on
+    the session's day, it is made again saying 本日 (`reminder_same_day`), once, while the booking is still
+    confirmed and its session ahead (dropped in turn once the session begins). The dropped rows are found by the
+    outbox's index of status and due time (it was due on the session's day at the latest)."""
+    by_id = {office.id: office for office in offices}
+    if not by_id:
+        return 0
+    found = session.scalars(select(Booking).join(OutboxMessage, and_(
+        OutboxMessage.booking_reference == Booking.reference, OutboxMessage.office_id == Booking.office_id)).where(
+        OutboxMessage.status == "stale", OutboxMessage.due_at > now - timedelta(days=2),
+        OutboxMessage.purpose == "reminder_day_before",
+        OutboxMessage.last_error.startswith(outbox.STALE_PREFIX + staleness.SESSION_DAY_BEGAN, autoescape=True),
+        Booking.office_id.in_(by_id), Booking.status == "confirmed", Booking.slot_start > now,
+        Booking.slot_start < now + timedelta(days=1), _not_done(SAME_DAY_JOB))
+        .order_by(Booking.slot_start, Booking.id)).unique().all()
+    today = now.astimezone(TOKYO).date()
+    sent = 0
+    for booking in found:
+        if booking.slot_start.astimezone(TOKYO).date() != today or not _mark(session, SAME_DAY_JOB,
+                                                                              str(booking.id), now):
+            continue
+        if notify.tell_user(session, rt, by_id[booking.office_id], booking, "reminder_day_before", now,
+                            purpose="reminder_same_day") is not None:
+            sent += 1
+    return sent
 
 
 def check_invitations(session: Session, rt, offices, now: datetime) -> dict[str, int]:
