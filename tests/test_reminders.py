@@ -4,7 +4,7 @@ could not arrive in time), never about a booking they cancelled or that moved on
 Sakata's session on Monday 12/7 14:00 (confirmed days ahead); push hours 08:00-21:00. LINE refuses pushes for
 a while (the monthly quota, or a 429 with a long Retry-After) so that the day-before reminder, made at 12:00 on
 Sunday, is held past midnight: it says 明日, so it is dropped (bot/services/staleness.py), and the morning brings
-one saying 本日 instead (bot/staff/jobs.py).
+one saying 本日 instead (bot/staff/jobs.py). Staff see a message waiting for the push hours as such, and until when.
 """
 from __future__ import annotations
 
@@ -138,3 +138,33 @@ def test_the_morning_reminder_says_today_in_every_language_and_nothing_personal(
     for value in DETAILS["sakata"].values():
         if isinstance(value, str) and len(value) > 4:
             assert value not in text
+
+
+def test_staff_see_a_message_held_for_the_push_hours_as_waiting_for_them_not_as_failing(rt, client, fake_line,
+                                                                                       user, confirmed):
+    """The reminder LINE refused in the afternoon waits, at 22:30, for the push hours of the morning: LINE送信状況
+    and the booking's page say so, and until when; not 再送を待っています (as if LINE kept refusing it)."""
+    hold_the_reminder_past_midnight(rt, fake_line, "quota")
+    staff = staff_at(rt, client, at(6, 22, 35))
+    page = staff.get("/staff/outbox").get_data(as_text=True)
+    assert "前日のお知らせ（利用者へ）" in page
+    assert "送信時間帯を待っています" in page and "12/07 08:00" in page
+    assert "再送を待っています" not in page
+    page = staff.get(f"/staff/bookings/{confirmed}").get_data(as_text=True)
+    assert "送信時間帯を待っています" in page and "12/07 08:00" in page
+
+
+def test_staff_see_a_decision_that_waits_for_the_morning_and_are_not_told_to_phone(rt, client, fake_line, user):
+    """Confirmed at 21:30 for the day after next: the confirmation (never tried) waits for 08:00; the booking's
+    page shows it waiting, without asking staff to phone as for a message LINE did not take."""
+    reference = make_request(rt, user_id=user.user_id, start=SAKATA_MONDAY + timedelta(days=1))
+    staff = staff_at(rt, client, at(6, 21, 30))
+    post(staff, f"/staff/bookings/{reference}/confirm")
+    worker_at(rt, at(6, 21, 31))
+    page = staff.get(f"/staff/bookings/{reference}").get_data(as_text=True)
+    notice = page.split('id="undelivered"')[1].split("</div>")[0]
+    assert "予約確定のお知らせ（利用者へ）" in notice and "送信時間帯を待っています（12/07 08:00に送ります）" in notice
+    assert "お電話でお伝えください" not in notice
+    worker_at(rt, at(7, 8, 0))
+    page = staff.get(f"/staff/bookings/{reference}").get_data(as_text=True)
+    assert 'id="undelivered"' not in page

@@ -497,6 +497,7 @@ def _booking_page(reference: str, note_draft: str | None = None, correction_draf
             conv=conv, consent=terms.consent_behind(s, conv.id, row.created_at) if conv else None,
             terms_in_force=terms.current_version(s, office.id, now.date()),
             entries=entries, reachable=conv is not None and bool(conv.followed), undelivered=stuck,
+            undelivered_states={m.id: undelivered.state(m, now) for m in stuck},
             reasons=handoff.decline_reasons("ja"), offered_reasons=handoff.office_decline_reasons(office), now=now,
             deadline=slotsvc.booking_deadline(office, row.slot_start),
             deadline_passed=slotsvc.deadline_passed(office, row.slot_start, now),
@@ -713,10 +714,12 @@ def outbox_rows():
     rt = _rt()
     office = _office()
     with rt.db.reading() as s:
-        rows, bookings = undelivered.of_office(s, office.id, rt.clock.now())
+        now = rt.clock.now()
+        rows, bookings = undelivered.of_office(s, office.id, now)
         dropped = {r.id: outbox.stale_reason(r) for r in rows if r.status == "stale"}
         errors = {r.id: outbox.error_detail(r) for r in rows}
         return render_template("staff/outbox.html", rows=rows, bookings=bookings, dropped=dropped, errors=errors,
+                               states={r.id: undelivered.state(r, now) for r in rows},
                                token_setting=f"LINE_CHANNEL_ACCESS_TOKEN_{office.id.upper()}")
 
 
