@@ -7,7 +7,8 @@
   お断り cannot be undone and tells the user at once, so it asks first (`staff_decline_confirm`): 「お断りする」
   declines, 「やめる」 changes nothing.
 - `tell_user`: a push telling the user an outcome (confirmed, declined, another slot, cancelled, reminders);
-  its templates get `booking.timing` (services.bookings.message_timing): what it can still promise.
+  its templates get `booking.timing` (services.bookings.message_timing): what it can still promise when it is
+  read (at once, or when the push hours open).
 """
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ from sqlalchemy.orm import Session
 
 from bot import outbox
 from bot.models import Booking, Conversation, OutboxMessage
-from bot.services import bookings, lifecycle, requests
+from bot.services import bookings, lifecycle, push_hours, requests
 from bot.services import slots as slotsvc
 from bot.staff import export, handoff
 from bot.staff.models import BookingHandoff
@@ -221,8 +222,11 @@ def tell_user(session: Session, rt, office, booking: Booking, template: str, now
     if conv is None or not conv.followed:
         return None
     handed = session.get(BookingHandoff, booking.id)
+    # Worded for when it will be read: a push queued at night waits for the push hours (on the session's day,
+    # perhaps).
+    read_at = push_hours.user_opening(office, purpose or template, booking.slot_start, now) or now
     view = {**booking_view(booking), "timing": bookings.message_timing(
-        office, booking.slot_start, now, invitation_sent=booking.invitation_sent_at is not None,
+        office, booking.slot_start, read_at, invitation_sent=booking.invitation_sent_at is not None,
         called=handed is not None and handed.called_at is not None)}
     context = {**rt.template_globals(office, conv), "booking": view, **vars}
     if "reason" in vars:

@@ -168,3 +168,19 @@ def test_staff_see_a_decision_that_waits_for_the_morning_and_are_not_told_to_pho
     worker_at(rt, at(7, 8, 0))
     page = staff.get(f"/staff/bookings/{reference}").get_data(as_text=True)
     assert 'id="undelivered"' not in page
+
+
+def test_a_booking_confirmed_late_in_the_evening_for_the_next_day_is_told_once_in_the_morning_as_today(
+        rt, client, fake_line, user):
+    """Confirmed at 21:30 on Sunday for Monday 14:00: the confirmation waits for 08:00 (the session is not
+    near enough to wake anyone), and then it is read on the session's day: it promises nothing "by the day
+    before", and no separate reminder follows it."""
+    reference = make_request(rt, user_id=user.user_id)
+    staff = staff_at(rt, client, at(6, 21, 30))
+    post(staff, f"/staff/bookings/{reference}/confirm")
+    for moment in (at(6, 21, 31), at(7, 8, 0), at(7, 8, 1), at(7, 12, 0)):
+        worker_at(rt, moment)
+    [text] = fake_line.texts_to(user.user_id)
+    assert "予約が確定しました" in text and reference in text
+    assert "開催日の前日までに" not in text and "開始時刻までに" in text
+    assert outbox_rows(rt, purpose="reminder_day_before") == outbox_rows(rt, purpose="reminder_same_day") == []

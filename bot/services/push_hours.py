@@ -80,12 +80,24 @@ def hold_until(session: Session, row: OutboxMessage, now: datetime, offices) -> 
     office = offices.get(row.office_id)
     if office is None:
         return None
-    opening = next_staff_opening(office, now) if row.purpose == "staff_card" else next_opening(office, now)
+    if row.purpose == "staff_card":
+        return next_staff_opening(office, now)
+    opening = next_opening(office, now)
     if opening is None:
         return None
     if row.purpose in URGENT_PURPOSES and row.booking_reference is not None and row.notice_kind is None:
         start = session.scalar(select(Booking.slot_start).where(Booking.office_id == row.office_id,
                                                                 Booking.reference == row.booking_reference))
-        if start is not None and start - opening < timedelta(hours=office.push_hours.urgent_notice_hours):
-            return None
+        return user_opening(office, row.purpose, start, now)
+    return opening
+
+
+def user_opening(office, purpose: str, slot_start: datetime | None, now: datetime) -> datetime | None:
+    """When a push to a user about the session at `slot_start`, queued now, will go: None when at once (inside the
+    push hours, or urgent), else the next opening. A message is worded for then (bot/notify.py): one confirmed at
+    21:30 is read at 08:00, on the session's day perhaps, when nothing can come "by the day before" any more."""
+    opening = next_opening(office, now)
+    if opening is None or (purpose in URGENT_PURPOSES and slot_start is not None and slot_start - opening
+                           < timedelta(hours=office.push_hours.urgent_notice_hours)):
+        return None
     return opening
