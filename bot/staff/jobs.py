@@ -159,8 +159,9 @@ def _remind_again_on_the_day(session: Session, rt, offices, now: datetime) -> in
     """A day-before reminder held past midnight (the push hours ended while LINE refused it, or asked to wait) is
     dropped, as it says 明日 (bot/services/staleness.py): the person would get none. Once the push hours open on
     the session's day, it is made again saying 本日 (`reminder_same_day`), once, while the booking is still
-    confirmed and its session ahead (dropped in turn once the session begins). The dropped rows are found by the
-    outbox's index of status and due time (it was due on the session's day at the latest)."""
+    confirmed and its session ahead (dropped in turn once the session begins). One dropped after a try LINE left
+    unanswered (it may have arrived the evening before) is made again too: a second reminder does less harm than
+    none. The dropped rows are found by the outbox's index of status and due time (due by the session's day)."""
     by_id = {office.id: office for office in offices}
     if not by_id:
         return 0
