@@ -38,7 +38,6 @@ def state(row: OutboxMessage, now: datetime) -> str:
     return row.status
 
 
-
 def of_booking(session: Session, recipient: str, reference: str, now: datetime) -> list[OutboxMessage]:
     """The booking's messages to its user that LINE has not taken, oldest first."""
     return list(session.scalars(select(OutboxMessage).where(
