@@ -1,0 +1,46 @@
+"""Which bookings' personal details a signed-in session shows, until when: grants kept on the server, as rows of
+the session (`RevealGrant`), never in the browser's cookie, so that the server can end them. Whatever ends the
+session ends its grants (the foreign key cascades): logout, a password change, the account disabled, the idle
+and absolute limits, the housekeeping. Pure functions over a session (no Flask here)."""
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from bot.staff.auth import session_key
+from bot.staff.models import RevealGrant, StaffSession
+
+
+def until(session: Session, token: str | None, booking_id: int, now: datetime) -> datetime | None:
+    """Until when the session behind the cookie's token shows the booking's details (None: hidden)."""
+    if not token:
+        return None
+    moment = session.scalar(select(RevealGrant.until).where(RevealGrant.session_id == session_key(token),
+                                                            RevealGrant.booking_id == booking_id))
+    return moment if moment is not None and moment > now else None
+
+
+def grant(session: Session, token: str, booking_id: int, until: datetime) -> None:
+    """Show the booking's details in the session until `until` (a grant it had is replaced)."""
+    key = session_key(token)
+    if session.get(StaffSession, key) is None:
+        raise LookupError("no live session to grant a reveal to")
+    row = session.get(RevealGrant, (key, booking_id))
+    if row is None:
+        session.add(RevealGrant(session_id=key, booking_id=booking_id, until=until))
+    else:
+        row.until = until
+
+
+def revoke(session: Session, token: str | None, booking_id: int) -> None:
+    """個人情報を隠す: the session shows the booking's details no more, in every copy of its cookie."""
+    if token:
+        session.execute(delete(RevealGrant).where(RevealGrant.session_id == session_key(token),
+                                                  RevealGrant.booking_id == booking_id))
+
+
+def purge(session: Session, now: datetime) -> None:
+    """Grants that ended: they show nothing any more."""
+    session.execute(delete(RevealGrant).where(RevealGrant.until <= now))
