@@ -274,3 +274,39 @@ def test_every_response_showing_personal_data_is_not_stored(rt, app, staff):
         assert answer.status_code in (200, 400, 409), (name, answer.status_code)
         assert NAME in answer.get_data(as_text=True) or reference in answer.get_data(as_text=True), name
         assert "no-store" in answer.headers.get("Cache-Control", ""), name
+
+
+def test_a_reveal_pressed_twice_at_once_shows_the_details_and_is_logged_once(rt, app, staff, monkeypatch):
+    """「個人情報を表示」 double-clicked, or pressed in two tabs of one browser at the same moment: both pages show
+    the details, one 個人情報の閲覧 is recorded, and neither answer is an error (the session's grant is written
+    once: the second waits for the first and finds it)."""
+    import threading
+    import time
+
+    from bot.staff import views
+
+    reference = make_request(rt)
+    real_holds = views._holds_personal
+
+    def slow_holds(*args):       # both reveals are past their check for a grant at the same time
+        time.sleep(0.5)
+        return real_holds(*args)
+
+    monkeypatch.setattr(views, "_holds_personal", slow_holds)
+    app.config["PROPAGATE_EXCEPTIONS"] = False   # as in production: a failed page is answered, not raised
+    tabs, barrier, statuses = [staff, _copy(staff, app)], threading.Barrier(2), []
+    token = csrf(staff)
+
+    def press(tab):
+        barrier.wait(timeout=10)
+        statuses.append(tab.post(f"/staff/bookings/{reference}/reveal", data={"csrf_token": token}).status_code)
+
+    threads = [threading.Thread(target=press, args=(tab,)) for tab in tabs]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert statuses == [302, 302]
+    assert all(_shows_details(tab, reference) for tab in tabs)
+    with rt.db.reading() as s:
+        assert s.scalar(select(func.count()).where(AuditEntry.action == "view_details")) == 1

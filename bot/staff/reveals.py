@@ -7,10 +7,11 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import delete, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from bot.staff.auth import session_key
-from bot.staff.models import RevealGrant, StaffSession
+from bot.staff.models import RevealGrant
 
 
 def until(session: Session, token: str | None, booking_id: int, now: datetime) -> datetime | None:
@@ -22,16 +23,16 @@ def until(session: Session, token: str | None, booking_id: int, now: datetime) -
     return moment if moment is not None and moment > now else None
 
 
-def grant(session: Session, token: str, booking_id: int, until: datetime) -> None:
-    """Show the booking's details in the session until `until` (a grant it had is replaced)."""
-    key = session_key(token)
-    if session.get(StaffSession, key) is None:
-        raise LookupError("no live session to grant a reveal to")
-    row = session.get(RevealGrant, (key, booking_id))
-    if row is None:
-        session.add(RevealGrant(session_id=key, booking_id=booking_id, until=until))
-    else:
-        row.until = until
+def grant(session: Session, token: str, booking_id: int, now: datetime, until: datetime) -> bool:
+    """Show the booking's details in the session until `until`, unless a grant of it is still live: True when
+    this one is new (the caller logs the view), False when one was there. In one statement (an upsert), so a
+    reveal sent twice at once (a double click, two tabs) writes one grant, finds the other's once it committed,
+    and is logged once; neither fails on the grant's key."""
+    insert = postgresql.insert if session.bind.dialect.name == "postgresql" else sqlite.insert
+    stmt = insert(RevealGrant).values(session_id=session_key(token), booking_id=booking_id, until=until)
+    stmt = stmt.on_conflict_do_update(index_elements=["session_id", "booking_id"],
+                                      set_={"until": stmt.excluded.until}, where=RevealGrant.until <= now)
+    return session.execute(stmt.returning(RevealGrant.booking_id)).first() is not None
 
 
 def revoke(session: Session, token: str | None, booking_id: int) -> None:

@@ -415,9 +415,8 @@ def _holds_personal(s, row: Booking) -> bool:
 
 def _reveal(s, office, row: Booking, now: datetime) -> None:
     """Show the booking's details in this session from now on, for REVEAL_FOR: one audit entry."""
-    if _revealed_until(s, row, now) is None and _holds_personal(s, row):
+    if _holds_personal(s, row) and reveals.grant(s, g.token, row.id, now, now + REVEAL_FOR):
         audit.record(s, office.id, _actor(), "view_details", now, row)
-        reveals.grant(s, g.token, row.id, now + REVEAL_FOR)
 
 
 REVEAL_TARGETS = frozenset({"details-h", "note"})  # where the page opens after a reveal
