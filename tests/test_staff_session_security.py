@@ -64,11 +64,19 @@ def _reset_password(rt, client, admin):
                 password=NEW_PASSWORD).status_code == 302
 
 
-@pytest.mark.parametrize("end", [_logout, _change_password, _disable, _reset_password])
+def _reset_second_factor(rt, client, admin):
+    with rt.db.transaction() as s:   # set up earlier (the phone now lost)
+        s.get(StaffUser, _user_id(rt, "tanaka")).totp_secret = auth.seal_totp_secret(rt.config,
+                                                                                    auth.new_totp_secret())
+    assert post(admin, f"/staff/users/{_user_id(rt, 'tanaka')}/reset_totp").status_code == 302
+
+
+@pytest.mark.parametrize("end", [_logout, _change_password, _disable, _reset_password, _reset_second_factor])
 def test_a_cookie_replayed_after_the_session_ended_opens_nothing(rt, app, end):
     """A copy of a signed-in cookie with the details on show: once the member logs out, changes the password,
-    or an admin disables the account or resets its password, the copy opens no page, shows no details and
-    does nothing."""
+    or an admin disables the account, resets its password or removes its second factor (a phone lost: a live
+    session must not be the one to set up the next one), the copy opens no page, shows no details and does
+    nothing."""
     create_staff(rt)
     create_staff(rt, username="kanri", role="admin")
     reference = make_request(rt)
@@ -88,6 +96,25 @@ def test_a_cookie_replayed_after_the_session_ended_opens_nothing(rt, app, end):
     assert not _shows_details(thief, reference)
     with rt.db.reading() as s:
         assert s.scalar(select(func.count()).where(AuditEntry.action == "confirm")) == 0
+
+
+@pytest.mark.parametrize("op", ["reset_password", "reset_totp"])
+def test_an_admin_resetting_their_own_credentials_stays_signed_in_in_that_browser_only(rt, app, op):
+    """As with a password changed on the account page: every other session of the account ends, the browser
+    that did it gets a new one."""
+    create_staff(rt, username="kanri", role="admin")
+    admin, elsewhere = app.test_client(), app.test_client()
+    login(admin, "kanri")
+    login(elsewhere, "kanri")
+    with rt.db.transaction() as s:
+        s.get(StaffUser, _user_id(rt, "kanri")).totp_secret = auth.seal_totp_secret(rt.config,
+                                                                                   auth.new_totp_secret())
+    done = post(admin, f"/staff/users/{_user_id(rt, 'kanri')}/{op}", password=NEW_PASSWORD)
+    assert done.status_code == 302 and "error" not in done.headers["Location"]
+    assert admin.get("/staff/users").status_code == 200
+    assert elsewhere.get("/staff/").status_code == 302
+    with rt.db.reading() as s:
+        assert s.scalar(select(func.count()).select_from(StaffSession)) == 1
 
 
 def test_the_reveal_is_held_on_the_server_so_hiding_it_hides_it_from_every_copy(rt, app, staff):

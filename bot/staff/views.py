@@ -946,12 +946,21 @@ def user_op(user_id: int, op: str):
             elif op == "unlock":
                 auth.unlock(s, rt.config, user.username)
             else:
+                # A second factor removed (a phone lost) ends the account's sessions too: none of them, a copied
+                # cookie's included, may be the one to set up the next factor without the password.
                 user.totp_secret, user.totp_last_step = None, 0
+                auth.end_sessions(s, user.id)
             action = {"deactivate": "deactivate_user", "activate": "activate_user", "unlock": "unlock_user"}.get(op, op)
             audit.record(s, g.who.office_id, _actor(), action, now, account=user.username)
             account_name = user.username
+            # An admin resetting their own credentials stays signed in here, as after a password change on the
+            # account page: every other session ended, this browser gets a new one.
+            token = auth.start_session(s, user, now, request.remote_addr) \
+                if op in ("reset_password", "reset_totp") and user.id == g.who.id else None
     except auth.AccountError as exc:
         return redirect(url_for("staff.users", error=exc.code))
+    if token is not None:
+        session[TOKEN_KEY] = token
     flash(f"{op}:done:::{account_name}", "ok")   # which account: the rows look alike
     return redirect(url_for("staff.users"))
 
