@@ -254,6 +254,32 @@ def test_every_post_route_under_staff_refuses_a_missing_or_forged_csrf_token(rt,
     assert booking(rt, reference).status == "requested" and _grants(rt) == 0
 
 
+def test_no_get_route_under_staff_changes_anything_or_reveals(rt, app):
+    """Every GET route under /staff (from the url_map), opened by a signed-in admin with the parameters a forged
+    link could carry: nothing is recorded, revealed, exported or changed (a prefetch, a link in a mail)."""
+    create_staff(rt, role="admin", username="kanri")
+    reference = make_request(rt)
+    admin = app.test_client()
+    login(admin, "kanri")
+    with rt.db.reading() as s:
+        entries = s.scalar(select(func.count()).select_from(AuditEntry))
+    query = {"from": "2026-12-01", "to": "2026-12-31", "contents": "details", "then": "details-h",
+             "csrf_token": csrf(admin), "step": "start"}
+    rules = sorted((r for r in app.url_map.iter_rules() if r.rule.startswith("/staff") and "GET" in r.methods),
+                   key=lambda r: r.rule)
+    for rule in rules:
+        missing = set(rule.arguments) - {"reference"}
+        assert not missing, f"{rule.rule}: give this test a value for {missing}"
+        path = rule.build({"reference": reference} if rule.arguments else {}, append_unknown=False)[1]
+        answer = admin.get(path, query_string=query)
+        assert answer.status_code in (200, 302, 404, 405), (path, answer.status_code)
+        assert NAME not in answer.get_data(as_text=True), path
+        assert answer.mimetype != "text/csv", path
+    with rt.db.reading() as s:
+        assert s.scalar(select(func.count()).select_from(AuditEntry)) == entries
+    assert booking(rt, reference).status == "requested" and _grants(rt) == 0
+
+
 # -- the CSV export ---------------------------------------------------------------------------------
 
 def test_the_export_needs_a_session_of_the_office_and_is_logged_without_its_data(rt, app):
