@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import delete, func, select, update
 
 from bot.models import Booking, SlotBlock, SlotClaim, StaffNotice
-from bot.staff import auth, jobs, personal
+from bot.staff import auth, jobs, personal, reveals
 from bot.staff.models import AuditEntry, RevealGrant, StaffSession, StaffUser
 from tests.staffkit import fast_password_hashing, staff  # noqa: F401 - fixtures
 from tests.staffkit import (DETAILS, PASSWORD, SAKATA_MONDAY, booking, create_staff, csrf, login, make_request,
@@ -169,6 +169,16 @@ def test_a_reveal_in_one_session_shows_nothing_in_another_of_the_same_account(rt
     login(other)
     reveal(staff, reference)
     assert _shows_details(staff, reference) and not _shows_details(other, reference)
+
+
+def test_a_session_ended_before_its_reveal_was_written_gets_none_and_no_error(rt, staff):
+    """Logged out in another tab at the moment 「個人情報を表示」 was pressed: no grant to a session that is
+    gone (the grant's key names a live session), and no failing page."""
+    reference = make_request(rt)
+    with rt.db.transaction() as s:
+        assert not reveals.grant(s, "a token of no session", booking(rt, reference).id, rt.clock.now(),
+                                 rt.clock.now() + timedelta(minutes=5))
+    assert _grants(rt) == 0
 
 
 def test_ended_reveals_are_purged_with_the_housekeeping(rt, staff):

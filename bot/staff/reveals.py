@@ -11,7 +11,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from bot.staff.auth import session_key
-from bot.staff.models import RevealGrant
+from bot.staff.models import RevealGrant, StaffSession
 
 
 def until(session: Session, token: str | None, booking_id: int, now: datetime) -> datetime | None:
@@ -27,9 +27,14 @@ def grant(session: Session, token: str, booking_id: int, now: datetime, until: d
     """Show the booking's details in the session until `until`, unless a grant of it is still live: True when
     this one is new (the caller logs the view), False when one was there. In one statement (an upsert), so a
     reveal sent twice at once (a double click, two tabs) writes one grant, finds the other's once it committed,
-    and is logged once; neither fails on the grant's key."""
+    and is logged once; neither fails on the grant's key. A session that ended since the request's guard let it
+    in (logged out in another tab at that moment) gets none: False; its row is held (FOR SHARE) until the
+    transaction ends, so it cannot end in between either."""
+    key = session_key(token)
+    if session.scalar(select(StaffSession.id).where(StaffSession.id == key).with_for_update(read=True)) is None:
+        return False
     insert = postgresql.insert if session.bind.dialect.name == "postgresql" else sqlite.insert
-    stmt = insert(RevealGrant).values(session_id=session_key(token), booking_id=booking_id, until=until)
+    stmt = insert(RevealGrant).values(session_id=key, booking_id=booking_id, until=until)
     stmt = stmt.on_conflict_do_update(index_elements=["session_id", "booking_id"],
                                       set_={"until": stmt.excluded.until}, where=RevealGrant.until <= now)
     return session.execute(stmt.returning(RevealGrant.booking_id)).first() is not None
