@@ -338,3 +338,22 @@ def test_the_worker_job_indexes_migration_adds_them_and_goes_back(empty_database
         assert all(names <= indexes(db)[table] for table, names in WORKER_JOB_INDEXES.items())
     finally:
         db.dispose()
+
+
+def test_the_staff_reveals_migration_adds_its_table_with_cascading_keys_and_goes_back(empty_database_url):
+    """0023: the reveals of personal details get their own table, whose rows go with their session or booking;
+    the downgrade drops it, nothing else."""
+    db = Database(empty_database_url)
+    try:
+        upgrade_schema(db)
+        with db.engine.connect() as conn:
+            keys = sa.inspect(conn).get_foreign_keys("staff_reveals")
+        assert {(k["referred_table"], (k.get("options") or {}).get("ondelete", "").upper()) for k in keys} == \
+            {("staff_sessions", "CASCADE"), ("bookings", "CASCADE")}
+        _migrate_to(db, "0022_queue_notices_index", down=True)
+        with db.engine.connect() as conn:
+            tables = sa.inspect(conn).get_table_names()
+        assert "staff_reveals" not in tables and "staff_sessions" in tables
+        upgrade_schema(db)
+    finally:
+        db.dispose()

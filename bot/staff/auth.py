@@ -234,14 +234,15 @@ def purge_login_failures(session: Session, now: datetime) -> None:
 
 # -- sessions -------------------------------------------------------------------------------------
 
-def _session_id(token: str) -> str:
+def session_key(token: str) -> str:
+    """The row id of the session behind a cookie's token: a hash, so the table holds no usable token."""
     return hashlib.sha256(token.encode()).hexdigest()
 
 
 def start_session(session: Session, user: StaffUser, now: datetime, ip: str | None) -> str:
     """A fresh session for a login (never the one the browser had): returns the cookie's token."""
     token = secrets.token_urlsafe(32)
-    session.add(StaffSession(id=_session_id(token), user_id=user.id, created_at=now, last_seen_at=now,
+    session.add(StaffSession(id=session_key(token), user_id=user.id, created_at=now, last_seen_at=now,
                              ip=(ip or "")[:45] or None))
     return token
 
@@ -250,7 +251,7 @@ def resume_session(session: Session, token: str | None, now: datetime) -> StaffU
     """The account behind a cookie's token, if its session is still alive (idle and absolute limits)."""
     if not token:
         return None
-    row = session.get(StaffSession, _session_id(token))
+    row = session.get(StaffSession, session_key(token))
     if row is None:
         return None
     if now - row.last_seen_at > IDLE_TIMEOUT or now - row.created_at > MAX_SESSION:
@@ -275,7 +276,7 @@ class Deadlines:
 
 def deadlines(session: Session, token: str | None) -> Deadlines | None:
     """The limits of the session behind a cookie's token, as they stand after `resume_session` (None: no row)."""
-    row = session.get(StaffSession, _session_id(token)) if token else None
+    row = session.get(StaffSession, session_key(token)) if token else None
     if row is None:
         return None
     return Deadlines(idle=row.last_seen_at + IDLE_TIMEOUT, absolute=row.created_at + MAX_SESSION)
@@ -283,7 +284,7 @@ def deadlines(session: Session, token: str | None) -> Deadlines | None:
 
 def end_session(session: Session, token: str | None) -> None:
     if token:
-        session.execute(delete(StaffSession).where(StaffSession.id == _session_id(token)))
+        session.execute(delete(StaffSession).where(StaffSession.id == session_key(token)))
 
 
 def end_sessions(session: Session, user_id: int) -> None:

@@ -27,7 +27,7 @@ from bot.offices import DEFAULT_RETENTION
 from bot.services import broadcasts, lifecycle, push_hours, staleness
 from bot.services.bookings import erase_staff_text
 from bot.services.calendar import last_business_day_on_or_before
-from bot.staff import audit, auth
+from bot.staff import audit, auth, reveals
 from bot.staff.auth import MAX_SESSION
 from bot.staff.models import AuditEntry, BookingHandoff, JobMark, StaffSession
 
@@ -333,11 +333,12 @@ def _delete_closed_requests(session: Session, office_ids: list[str], before: dat
 
 
 def housekeeping(session: Session, now: datetime) -> bool:
-    """Housekeeping that is not per office: old job marks, ended staff sessions, counts of wrong passwords
-    that no longer lock anything (each keyed by the name as typed: sometimes a password typed in the wrong
+    """Housekeeping that is not per office: old job marks, ended staff sessions and reveals, counts of wrong
+    passwords that no longer lock anything (each keyed by the name as typed: sometimes a password typed in the wrong
     box). True once an hour (for one worker): the pass that does the hourly work as well."""
     session.execute(delete(JobMark).where(JobMark.created_at < now - JOB_MARK_KEEP))
     session.execute(delete(StaffSession).where(StaffSession.created_at < now - MAX_SESSION))
+    reveals.purge(session, now)
     auth.purge_login_failures(session, now)
     return _mark(session, "unknown_offices", now.astimezone(TOKYO).strftime("%Y-%m-%dT%H"), now)
 

@@ -36,6 +36,20 @@ class StaffSession(Base):
     ip: Mapped[str | None] = mapped_column(String(45), default=None)
 
 
+class RevealGrant(Base):
+    """A booking whose personal details a signed-in session shows, until when (bot/staff/reveals.py).
+
+    Kept here, not in the browser's cookie (signed, not revocable: a copy kept the grant after 個人情報を隠す),
+    and the session's: whatever ends the session (logout, a password change, the account disabled, a time limit,
+    the housekeeping) ends its grants with it, and so does the booking's purge (both foreign keys cascade)."""
+
+    __tablename__ = "staff_reveals"
+    session_id: Mapped[str] = mapped_column(ForeignKey("staff_sessions.id", ondelete="CASCADE"), primary_key=True)
+    booking_id: Mapped[int] = mapped_column(ForeignKey("bookings.id", ondelete="CASCADE"), primary_key=True,
+                                            index=True)
+    until: Mapped[datetime] = mapped_column(index=True)
+
+
 class LoginFailure(Base):
     """Wrong passwords per username (known or not), for the temporary lock-out."""
 

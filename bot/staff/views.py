@@ -24,7 +24,7 @@ from bot.clock import TOKYO
 from bot.models import Booking, Conversation
 from bot.services import holds, requests, terms, validation
 from bot.services import slots as slotsvc
-from bot.staff import audit, auth, decisions, export, handoff, personal, timeline
+from bot.staff import audit, auth, decisions, export, handoff, personal, reveals, timeline
 from bot.staff import groups as staff_groups
 from bot.staff import queue as queue_lists
 from bot.staff import undelivered
@@ -192,7 +192,7 @@ def _guard():
         # A button pressed after the session ended did nothing: the login page says so, and leads back to
         # the page the button was on (a booking's action: its booking page) to press it again.
         return redirect(url_for("staff.login", next=_page_of_post(), not_done=1))
-    g.who, g.deadlines, g.seen_at = who, limits, now
+    g.who, g.deadlines, g.seen_at, g.token = who, limits, now, token
     return None
 
 
@@ -390,33 +390,18 @@ def booking(reference: str):
 # -- revealing a booking's personal details -------------------------------------------------------
 # The booking page shows what is needed to act; the details (and what staff wrote about the person) only once
 # a member asks for them with a POST (CSRF; never a prefetch or a mere opening of the page), which records one
-# 個人情報の閲覧. The reveal then holds for that booking in that member's session for REVEAL_FOR, so that
+# 個人情報の閲覧. The reveal then holds for that booking in that member's login session for REVEAL_FOR, so that
 # the page an action redirects to (or reloads) shows them again without a second entry: one entry for one
-# look at one person's data, as long as a phone call's work takes, not every time the page is opened.
+# look at one person's data, as long as a phone call's work takes, not every time the page is opened. The
+# grant is kept on the server with the session (bot/staff/reveals.py), never in the cookie: 個人情報を隠す
+# and whatever ends the session end it for every copy of the cookie.
 
-REVEALED_KEY = "staff_revealed"  # {"by": account id, "until": {reference: ISO time}}; cleared at login and logout
 REVEAL_FOR = timedelta(minutes=5)
-REVEALED_MAX = 20  # the cookie holds the newest few
 
 
-def _revealed_until(reference: str, now: datetime) -> datetime | None:
+def _revealed_until(s, row: Booking, now: datetime) -> datetime | None:
     """Until when this session shows the booking's details (None: hidden)."""
-    grants = session.get(REVEALED_KEY) or {}
-    if grants.get("by") != g.who.id:
-        return None
-    until = (grants.get("until") or {}).get(reference)
-    moment = datetime.fromisoformat(until) if isinstance(until, str) else None
-    return moment if moment is not None and moment > now else None
-
-
-def _set_revealed(reference: str, until: datetime | None, now: datetime) -> None:
-    grants = session.get(REVEALED_KEY) or {}
-    kept = grants.get("until") if grants.get("by") == g.who.id else None
-    live = {ref: at for ref, at in (kept or {}).items() if datetime.fromisoformat(at) > now and ref != reference}
-    if until is not None:
-        live[reference] = until.isoformat()
-    newest = dict(sorted(live.items(), key=lambda item: item[1])[-REVEALED_MAX:])
-    session[REVEALED_KEY] = {"by": g.who.id, "until": newest}
+    return reveals.until(s, g.token, row.id, now)
 
 
 def _holds_personal(s, row: Booking) -> bool:
@@ -430,9 +415,8 @@ def _holds_personal(s, row: Booking) -> bool:
 
 def _reveal(s, office, row: Booking, now: datetime) -> None:
     """Show the booking's details in this session from now on, for REVEAL_FOR: one audit entry."""
-    if _revealed_until(row.reference, now) is None and _holds_personal(s, row):
+    if _holds_personal(s, row) and reveals.grant(s, g.token, row.id, now, now + REVEAL_FOR):
         audit.record(s, office.id, _actor(), "view_details", now, row)
-        _set_revealed(row.reference, now + REVEAL_FOR, now)
 
 
 REVEAL_TARGETS = frozenset({"details-h", "note"})  # where the page opens after a reveal
@@ -452,9 +436,8 @@ def reveal(reference: str):
 
 @bp.post("/bookings/<reference>/conceal")
 def conceal(reference: str):
-    with _rt().db.reading() as s:
-        _booking_or_404(s, reference)
-    _set_revealed(reference, None, _now())
+    with _rt().db.transaction() as s:
+        reveals.revoke(s, g.token, _booking_or_404(s, reference).id)
     return redirect(url_for("staff.booking", reference=reference))
 
 
@@ -469,7 +452,7 @@ def _booking_page(reference: str, note_draft: str | None = None, correction_draf
         row = _booking_or_404(s, reference)
         if note_draft is not None and row.staff_note is not None:
             _reveal(s, office, row, now)
-        until = _revealed_until(row.reference, now)
+        until = _revealed_until(s, row, now)
         details = personal.decrypt(rt, row.details) if until else None
         details_unreadable = until is not None and row.details is not None and details is None
         if details_unreadable:  # kept, but under a key no longer configured: not the same as erased
@@ -966,12 +949,21 @@ def user_op(user_id: int, op: str):
             elif op == "unlock":
                 auth.unlock(s, rt.config, user.username)
             else:
+                # A second factor removed (a phone lost) ends the account's sessions too: none of them, a copied
+                # cookie's included, may be the one to set up the next factor without the password.
                 user.totp_secret, user.totp_last_step = None, 0
+                auth.end_sessions(s, user.id)
             action = {"deactivate": "deactivate_user", "activate": "activate_user", "unlock": "unlock_user"}.get(op, op)
             audit.record(s, g.who.office_id, _actor(), action, now, account=user.username)
             account_name = user.username
+            # An admin resetting their own credentials stays signed in here, as after a password change on the
+            # account page: every other session ended, this browser gets a new one.
+            token = auth.start_session(s, user, now, request.remote_addr) \
+                if op in ("reset_password", "reset_totp") and user.id == g.who.id else None
     except auth.AccountError as exc:
         return redirect(url_for("staff.users", error=exc.code))
+    if token is not None:
+        session[TOKEN_KEY] = token
     flash(f"{op}:done:::{account_name}", "ok")   # which account: the rows look alike
     return redirect(url_for("staff.users"))
 
