@@ -181,6 +181,9 @@ class Cell:
     def staff_correct_to_no_show(self) -> str:
         return self._staff("correct_attendance", to="no_show", reason="mistap")
 
+    def staff_correct_to_cancelled(self) -> str:
+        return self._staff("correct_attendance", to="cancelled", reason="contacted")
+
     def staff_cancel_user(self) -> str:
         return self._staff("cancel_user")
 
@@ -196,7 +199,7 @@ class Cell:
 
 # Actions tried once the session has begun and its no-show minutes passed (the others: well before it).
 AFTER_START = {"staff_attended", "staff_no_show", "staff_correct_to_attended", "staff_correct_to_no_show",
-               "expiry_job"}
+               "staff_correct_to_cancelled", "expiry_job"}
 ACTIONS = [name for name in vars(Cell) if name.startswith(("chat_", "stale_", "proposal_", "book_", "form_",
                                                            "staff_", "expiry"))]
 
@@ -230,6 +233,7 @@ ALLOWED: dict[tuple[str, str], tuple[str, tuple[str, ...], tuple[str, ...], tupl
     # A recorded attendance corrected (never told: the record was not either).
     ("attended", "staff_correct_to_no_show"): ("no_show", ("correct_attendance",), (), ()),
     ("no_show", "staff_correct_to_attended"): ("attended", ("correct_attendance",), (), ()),
+    ("no_show", "staff_correct_to_cancelled"): ("cancelled", ("correct_attendance",), (), ()),
 }
 # What the user is told in chat when it was done (once), and the words of a refusal.
 CHAT_DONE = {"withdrawn": "取り下げました", "declined": "辞退", "cancelled": "キャンセルしました",
