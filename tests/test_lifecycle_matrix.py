@@ -1,5 +1,6 @@
 """Every booking status against every action that may reach it: the user's chat (fresh and stale buttons, 予約 again,
-the details form sent again from an old page), the staff dashboard's buttons, the expiry job.
+the details form sent again from an old page), the staff dashboard's buttons, the staff group's card buttons (tapped
+whenever), the expiry job.
 
 For each cell of the table: an allowed transition happens exactly once (the status, one audit entry or staff notice,
 the user told once by the outbox where they are told at all); a refused one changes nothing (status, seat, audit,
@@ -20,12 +21,21 @@ from bot.services import lifecycle
 from bot.staff import decisions, handoff
 from bot.staff.audit import Actor
 from bot.staff.models import AuditEntry
+from bot.notify import staff_postback_data
 from dialogs.router import postback
 from tests.formflow import Page, hold_directly, valid_answers
+from tests.lineuser import StaffGroup, new_group_id
 from tests.staffkit import create_staff, fast_password_hashing, login, post  # noqa: F401 - fixture
 
 OFFICE = "otaru"   # cancels in chat until the day before, so a chat cancellation is allowed somewhere
 STAFF = Actor(label="setup")
+GROUP = new_group_id()
+
+
+@pytest.fixture
+def app(make_app):
+    """The app with Otaru's staff group configured: its cards' buttons are one more way staff act."""
+    return make_app(env={"LINE_STAFF_GROUP_ID_OTARU": GROUP})
 
 # How each status is reached from a request (lifecycle triggers; `proposed` through the staff service).
 PATHS = {
@@ -190,6 +200,27 @@ class Cell:
     def staff_cancel_office(self) -> str:
         return self._staff("cancel_office")
 
+    # -- staff in the LINE group (a card's button, tapped whenever) ---------------------------------------
+
+    def _group(self, action: str, **extra) -> str:
+        group = StaffGroup(self.client, OFFICE, channel_secret=self.rt.config.channel_secret(OFFICE),
+                           group_id=GROUP, fake=self.fake_line, clock=self.rt.clock)
+        before = len(self.fake_line.texts_to(GROUP))
+        assert group.taps(staff_postback_data(OFFICE, action, self.reference, **extra)).status_code == 200
+        return "\n".join(self.fake_line.texts_to(GROUP)[before:])
+
+    def group_confirm(self) -> str:
+        return self._group("confirm")
+
+    def group_decline(self) -> str:
+        return self._group("decline_yes", y=handoff.default_reason())
+
+    def group_attended(self) -> str:
+        return self._group("attended")
+
+    def group_no_show(self) -> str:
+        return self._group("no_show")
+
     # -- jobs ----------------------------------------------------------------------------------------
 
     def expiry_job(self) -> str:
@@ -198,10 +229,10 @@ class Cell:
 
 
 # Actions tried once the session has begun and its no-show minutes passed (the others: well before it).
-AFTER_START = {"staff_attended", "staff_no_show", "staff_correct_to_attended", "staff_correct_to_no_show",
+AFTER_START = {"staff_attended", "staff_no_show", "group_attended", "group_no_show", "staff_correct_to_attended", "staff_correct_to_no_show",
                "staff_correct_to_cancelled", "expiry_job"}
 ACTIONS = [name for name in vars(Cell) if name.startswith(("chat_", "stale_", "proposal_", "book_", "form_",
-                                                           "staff_", "expiry"))]
+                                                           "staff_", "group_", "expiry"))]
 
 
 
@@ -216,6 +247,8 @@ ALLOWED: dict[tuple[str, str], tuple[str, tuple[str, ...], tuple[str, ...], tupl
     ("requested", "staff_propose"): ("proposed", ("propose",), (), ("outcome_proposed",)),
     ("requested", "staff_cancel_user"): ("withdrawn", ("withdraw_for_user",), (), ("outcome_cancelled_for_user",)),
     ("requested", "expiry_job"): ("expired", (), ("expired",), ("request_expired",)),
+    ("requested", "group_confirm"): ("confirmed", ("confirm",), (), ("outcome_confirmed",)),
+    ("requested", "group_decline"): ("declined", ("decline",), (), ("outcome_declined",)),
     ("proposed", "chat_withdraw"): ("declined", (), ("proposal_declined",), ()),
     ("proposed", "chat_cancel"): ("declined", (), ("proposal_declined",), ()),
     ("proposed", "proposal_accept"): ("confirmed", ("accept_proposal",), ("proposal_accepted",), ()),
@@ -227,6 +260,8 @@ ALLOWED: dict[tuple[str, str], tuple[str, tuple[str, ...], tuple[str, ...], tupl
     ("confirmed", "stale_cancel_yes"): ("cancelled", (), ("cancelled",), ()),
     ("confirmed", "staff_attended"): ("attended", ("attended",), (), ()),
     ("confirmed", "staff_no_show"): ("no_show", ("no_show",), (), ()),
+    ("confirmed", "group_attended"): ("attended", ("attended",), (), ()),
+    ("confirmed", "group_no_show"): ("no_show", ("no_show",), (), ()),
     ("confirmed", "staff_cancel_user"): ("cancelled", ("cancel_for_user",), (), ("outcome_cancelled_for_user",)),
     ("confirmed", "staff_cancel_office"): ("cancelled_by_office", ("cancel_by_office",), (),
                                            ("outcome_cancelled_by_office",)),
@@ -240,6 +275,8 @@ CHAT_DONE = {"withdrawn": "取り下げました", "declined": "辞退", "cancel
              "confirmed": "予約が確定しました"}
 CHAT_REFUSED = ("何も変更していません", "していません", "現在の状況は")
 STAFF_REFUSED = ("何も変更していません", "すでに済んでいます", "できません", "お待ちください")
+GROUP_REFUSED = ("できません", "すでに「")
+GROUP_DONE = ("を承認しました", "をお断りしました", "を記録しました")
 
 
 def test_the_table_names_every_status_and_only_real_cells():
@@ -268,6 +305,8 @@ def test_every_status_against_every_action(rt, app, client, user_factory, fake_l
             assert said.count(CHAT_DONE[to]) >= 1
         elif action.startswith("staff_"):
             assert said and "何も変更していません" not in said and "できません" not in said, said
+        elif action.startswith("group_"):
+            assert f"{cell.reference}" in said and any(done in said for done in GROUP_DONE), said
         return
     assert change == {"status": None, "bookings": None, "seats": None, "audit": [], "notices": [], "told": []}
     if action == "book_again":
@@ -278,6 +317,9 @@ def test_every_status_against_every_action(rt, app, client, user_factory, fake_l
             status == "requested" or "その後、状況が変わっています" in said)
     elif action == "expiry_job":
         assert said == ""
+    elif action.startswith("group_"):
+        assert f"{cell.reference}" in said and any(words in said for words in GROUP_REFUSED), said
+        assert not any(done in said for done in GROUP_DONE), said
     elif action.startswith("staff_"):
         assert any(words in said for words in STAFF_REFUSED), said
         assert "この操作はできませんでした" not in said, said           # the unexplained fallback
