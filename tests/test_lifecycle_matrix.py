@@ -322,6 +322,9 @@ def test_every_status_against_every_action(rt, app, client, user_factory, fake_l
         assert not any(done in said for done in GROUP_DONE), said
     elif action.startswith("staff_"):
         assert any(words in said for words in STAFF_REFUSED), said
+        if status == "no_show" and action == "staff_cancel_user":
+            # The person phoned after the 欠席 was recorded: the refusal points to the correction that fits.
+            assert "「欠席の訂正」から「キャンセル（本人）」に訂正できます" in said, said
         assert "この操作はできませんでした" not in said, said           # the unexplained fallback
     else:
         assert any(words in said for words in CHAT_REFUSED), said
