@@ -17,13 +17,13 @@ from sqlalchemy import func, select
 
 from bot import booking_jobs
 from bot.models import Booking, OutboxMessage, SlotClaim, StaffNotice
-from bot.services import lifecycle
+from bot.notify import staff_postback_data
+from bot.services import holds, lifecycle
 from bot.staff import decisions, handoff
 from bot.staff.audit import Actor
 from bot.staff.models import AuditEntry
-from bot.notify import staff_postback_data
 from dialogs.router import postback
-from tests.formflow import Page, hold_directly, valid_answers
+from tests.formflow import Page, hold_directly, quick_reply_data, valid_answers
 from tests.lineuser import StaffGroup, new_group_id
 from tests.staffkit import create_staff, fast_password_hashing, login, post  # noqa: F401 - fixture
 
@@ -36,6 +36,7 @@ GROUP = new_group_id()
 def app(make_app):
     """The app with Otaru's staff group configured: its cards' buttons are one more way staff act."""
     return make_app(env={"LINE_STAFF_GROUP_ID_OTARU": GROUP})
+
 
 # How each status is reached from a request (lifecycle triggers; `proposed` through the staff service).
 PATHS = {
@@ -70,8 +71,8 @@ class Cell:
         assert login(self.staff, username="sato").status_code == 302
         self.before = self.observed()
 
-    def _another_slot(self):
-        from bot.services import holds
+    def _another_slot(self) -> datetime:
+        """A bookable slot other than the request's (for 別日時の提案)."""
         with self.rt.db.reading() as s:
             slots = holds.week_page(s, self.office, self.rt.clock.now(), 0)["slots"]
         starts = [datetime.fromisoformat(slot["start"]) if isinstance(slot["start"], str) else slot["start"]
@@ -111,9 +112,10 @@ class Cell:
     def change(self) -> dict:
         """What the action added: the new status (None: unchanged) and the new rows of each kind."""
         after = self.observed()
-        return {key: (after[key] if after[key] != self.before[key] else None) if key in ("status", "bookings",
-                                                                                          "seats")
-                else after[key][len(self.before[key]):] for key in after}
+        changed = {key: after[key] if after[key] != self.before[key] else None
+                   for key in ("status", "bookings", "seats")}
+        added = {key: after[key][len(self.before[key]):] for key in ("audit", "notices", "told")}
+        return {**changed, **added}
 
     # -- the user ------------------------------------------------------------------------------------
 
@@ -131,7 +133,6 @@ class Cell:
         """A question 「…よろしいですか」 answered with its first button, as the user would."""
         if "よろしいですか" not in asked:
             return asked
-        from tests.formflow import quick_reply_data
         yes = next(iter(quick_reply_data(self.fake_line.messages_to(self.user.user_id)[-1]).values()))
         return asked + "\n" + self._tap(yes)
 
