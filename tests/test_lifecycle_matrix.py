@@ -1,5 +1,5 @@
 """Every booking status against every action that may reach it: the user's chat (fresh and stale buttons, 予約 again,
-the details form sent again from an old page), the staff dashboard's buttons, the staff group's card buttons (tapped
+the details form sent again from an old page, データ削除), the staff dashboard's buttons, the staff group's card buttons (tapped
 whenever), the expiry job.
 
 For each cell of the table: an allowed transition happens exactly once (the status, one audit entry or staff notice,
@@ -156,6 +156,12 @@ class Cell:
     def proposal_decline(self) -> str:
         return self._tap(postback("proposal", "any", OFFICE, "decline", r=self.reference))
 
+    def delete_data(self) -> str:
+        """データ削除, then 削除する: what is still ahead is closed (staff told), every detail erased."""
+        asked = self._say("データ削除")
+        yes = quick_reply_data(self.fake_line.messages_to(self.user.user_id)[-1])["削除する"]
+        return asked + "\n" + self._tap(yes)
+
     def book_again(self) -> str:
         return self._say("予約")
 
@@ -233,7 +239,7 @@ class Cell:
 AFTER_START = {"staff_attended", "staff_no_show", "group_attended", "group_no_show", "staff_correct_to_attended", "staff_correct_to_no_show",
                "staff_correct_to_cancelled", "expiry_job"}
 ACTIONS = [name for name in vars(Cell) if name.startswith(("chat_", "stale_", "proposal_", "book_", "form_",
-                                                           "staff_", "group_", "expiry"))]
+                                                           "staff_", "group_", "expiry", "delete_"))]
 
 
 
@@ -250,6 +256,9 @@ ALLOWED: dict[tuple[str, str], tuple[str, tuple[str, ...], tuple[str, ...], tupl
     ("requested", "expiry_job"): ("expired", (), ("expired",), ("request_expired",)),
     ("requested", "group_confirm"): ("confirmed", ("confirm",), (), ("outcome_confirmed",)),
     ("requested", "group_decline"): ("declined", ("decline",), (), ("outcome_declined",)),
+    ("requested", "delete_data"): ("withdrawn", (), ("withdrawn",), ()),
+    ("proposed", "delete_data"): ("declined", (), ("proposal_declined",), ()),
+    ("confirmed", "delete_data"): ("cancelled", (), ("cancelled",), ()),
     ("proposed", "chat_withdraw"): ("declined", (), ("proposal_declined",), ()),
     ("proposed", "chat_cancel"): ("declined", (), ("proposal_declined",), ()),
     ("proposed", "proposal_accept"): ("confirmed", ("accept_proposal",), ("proposal_accepted",), ()),
@@ -302,7 +311,9 @@ def test_every_status_against_every_action(rt, app, client, user_factory, fake_l
             to, audited, noticed, told)
         if to in lifecycle.TERMINAL_STATUSES and status in lifecycle.OPEN_STATUSES:
             assert cell.booking().closed_at == rt.clock.now() and cell.observed()["seats"] == 0
-        if action.startswith(("chat_", "stale_", "proposal_")):
+        if action == "delete_data":
+            assert "個人情報を削除しました" in said and cell.booking().details is None, said
+        elif action.startswith(("chat_", "stale_", "proposal_")):
             assert said.count(CHAT_DONE[to]) >= 1
         elif action.startswith("staff_"):
             assert said and "何も変更していません" not in said and "できません" not in said, said
@@ -316,6 +327,8 @@ def test_every_status_against_every_action(rt, app, client, user_factory, fake_l
     elif action == "form_again":
         assert f"受付番号: {cell.reference}" in said and (
             status == "requested" or "その後、状況が変わっています" in said)
+    elif action == "delete_data":                      # closed already: only the details go
+        assert "個人情報を削除しました" in said and cell.booking().details is None, said
     elif action == "expiry_job":
         assert said == ""
     elif action.startswith("group_"):
