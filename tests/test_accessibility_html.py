@@ -236,9 +236,10 @@ def test_an_attendance_correction_without_its_reason_marks_the_field_to_fill(rt,
     assert chosen == ["other"]
     # Each control has its own label, inside a group that names the correction.
     labelled = {e.attrs["for"] for e in page.elements if e.tag == "label"}
-    assert {"correction-reason", "correction-note"} <= labelled
+    assert {"correction-reason", "correction-note", "correction-reason-cancel", "correction-note-cancel"} <= labelled
     legend = [e for e in page.elements if e.tag == "legend"]
-    assert ["".join(e.text) for e in legend] == ["出欠の訂正（「欠席（連絡なし）」から「出席」へ）"]
+    assert ["".join(e.text) for e in legend] == ["出欠の訂正（「欠席（連絡なし）」から「出席」へ）",
+                                                 "欠席の訂正（「欠席（連絡なし）」から「キャンセル（本人）」へ）"]
 
 
 # -- where one is, and for how long -----------------------------------------------------------------------

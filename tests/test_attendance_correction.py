@@ -220,3 +220,63 @@ def test_every_correction_reason_has_a_label_for_staff():
     labels = yaml.safe_load((TEMPLATES_DIR / "staff" / "labels.yaml").read_text(encoding="utf-8"))
     assert set(labels["attendance_corrections"]) == set(decisions.CORRECTION_REASONS)
     assert labels["actions"]["correct_attendance"] == "出欠の訂正"
+
+
+def test_a_no_show_the_person_had_called_about_is_corrected_to_a_cancellation(rt, staff, user):
+    """The terms' no-show is an absence 「連絡がないまま」 (Sakata 第6条(3), Otaru 第4条(3)). When the person's
+    cancellation had reached the office (a call another member took, an e-mail read after the start), or the office
+    accepts why they could not tell it in time, the 欠席 becomes a cancellation: with a reason, audited with both
+    values, never told to the user, no longer counted as a no-show; 出席 is never made a cancellation."""
+    reference = _recorded(rt, staff, "no_show", user_id=user.user_id)
+    later = make_request(rt, user_id=user.user_id, start=SAKATA_MONDAY + timedelta(days=7))
+    with rt.db.reading() as s:
+        assert [b.reference for b in decisions.earlier_no_shows(s, rt.offices["sakata"], booking(rt, later))] == [
+            reference]
+    closed_on, told = booking(rt, reference).closed_at, len(outbox_rows(rt, recipient=user.user_id))
+    post(staff, f"/staff/bookings/{reference}/block_user")          # stopped for the 欠席
+    page = _page(staff, reference)
+    assert "欠席の訂正（「欠席（連絡なし）」から「キャンセル（本人）」へ）" in page
+    assert 'name="to" value="cancelled"' in page and 'value="contacted"' in page
+    assert "出欠の訂正（「欠席（連絡なし）」から「出席」へ）" in page              # the other correction stays
+
+    rt.clock.advance(minutes=30)
+    answer = _correct(staff, reference, to="cancelled", reason="mistap", note="")
+    assert answer.status_code == 302 and booking(rt, reference).status == "cancelled"   # a reason from the list
+    page = _page(staff, reference)
+    assert "出欠を「キャンセル（本人）」に訂正しました。" in page
+    assert "出欠の訂正（欠席（連絡なし） → キャンセル（本人）、理由: 押し間違い）" in page
+    assert "「欠席（連絡なし）」の記録を「キャンセル（本人）」に訂正済みです" in page
+    assert "欠席の記録を「キャンセル（本人）」に訂正しましたが、この方のオンライン予約は停止したままです" in page
+    assert 'data-action="unblock_user"' in page and 'name="to"' not in page    # nothing further to correct
+    row = booking(rt, reference)
+    assert row.closed_at == closed_on and row.updated_at == rt.clock.now()
+    [entry] = _corrections(rt, reference)
+    assert entry.detail == {"before": "no_show", "after": "cancelled", "reason": "mistap"}
+    with rt.db.reading() as s:
+        assert decisions.earlier_no_shows(s, rt.offices["sakata"], booking(rt, later)) == []
+    assert len(outbox_rows(rt, recipient=user.user_id)) == told
+    # Done already: a second tap (another member's page) finds it done and changes nothing.
+    _correct(staff, reference, to="cancelled", reason="contacted")
+    assert "この操作はすでに済んでいます（現在: キャンセル（本人））。" in _page(staff, reference)
+    assert len(_corrections(rt, reference)) == 1
+
+
+def test_a_cancellation_correction_needs_a_reason_that_fits_and_a_recorded_no_show(rt, staff):
+    reference = _recorded(rt, staff, "no_show")
+    for form in ({}, {"reason": "joined_late"}, {"reason": "other", "note": " "}):
+        answer = _correct(staff, reference, to="cancelled", **form)
+        assert answer.status_code == 400, form
+        page = answer.get_data(as_text=True)
+        assert 'id="correction-error-' in page and ('id="correction-error-reason-cancel"' in page
+                                                   or 'id="correction-error-note-cancel"' in page), form
+    assert booking(rt, reference).status == "no_show" and not _corrections(rt, reference)
+    # 遅れて参加 is no reason for a cancellation, nor 連絡があった for 出席.
+    assert _correct(staff, reference, to="attended", reason="contacted").status_code == 400
+    attended = _recorded(rt, staff, "attended", start=SAKATA_MONDAY + timedelta(hours=1), minutes=71)
+    assert 'name="to" value="cancelled"' not in _page(staff, attended)
+    _correct(staff, attended, to="cancelled", reason="contacted")
+    assert booking(rt, attended).status == "attended" and not _corrections(rt, attended)
+    assert "現在の状況では、この操作はできません。出欠はすでに「出席」と記録されています。" in _page(staff, attended)
+    _correct(staff, reference, to="cancelled", reason="other", note="本人より電話、通院のため。所長了承")
+    assert booking(rt, reference).status == "cancelled"
+    assert personal.open_note(rt, _corrections(rt, reference)[0].note) == "本人より電話、通院のため。所長了承"

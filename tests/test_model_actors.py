@@ -339,8 +339,9 @@ class ActorsModel(RuleBasedStateMachine):
         if action == "decline":
             data["reason"] = ""
         if action == "correct_attendance":
-            data.update(to="attended" if status == "no_show" else "no_show", reason="other",
-                        note=_canary("訂正理由"))
+            # A 欠席 becomes 出席, or a cancellation the person had called about in time.
+            to = ("attended" if pick % 3 else "cancelled") if status == "no_show" else "no_show"
+            data.update(to=to, reason="other", note=_canary("訂正理由"))
         if action in ("cancel_user", "note"):   # what staff write may name the person: never sent to LINE
             data["note"] = _canary("職員メモ")
         self._staff(office, f"/staff/bookings/{reference}/{action}", data)

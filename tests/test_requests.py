@@ -284,6 +284,7 @@ def test_the_statuses_are_exactly_the_interfaces():
         ("confirmed", "attended"), ("confirmed", "no_show"), ("confirmed", "cancelled"),
         ("confirmed", "cancelled_by_office"),
         ("attended", "no_show"), ("no_show", "attended"),    # a wrong record corrected on the dashboard
+        ("no_show", "cancelled"),     # a 欠席 the person had called about (or the office excused), corrected likewise
     }
 
 

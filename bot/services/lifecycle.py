@@ -4,6 +4,8 @@
     proposed  -> confirmed | declined | expired
     confirmed -> attended | no_show | cancelled | cancelled_by_office
     attended <-> no_show  (a recorded attendance corrected on the dashboard, with a reason)
+    no_show   -> cancelled  (corrected likewise: the person had called or written in time, or the office accepted
+                             why they could not; the terms' no-show is an absence 「連絡がないまま」)
 
 The machine is built once (model=None) and fired on a small wrapper around one Booking row, so the
 row's `status` column is the state. Entering a terminal status gives the seat back (the SlotClaim row
@@ -46,7 +48,13 @@ TRANSITIONS: list[dict] = [
     # A wrong tap of 出席 / 欠席 put right (bot.staff.decisions.correct_attendance checks when and why).
     dict(trigger="correct_to_attended", source=NO_SHOW, dest=ATTENDED),
     dict(trigger="correct_to_no_show", source=ATTENDED, dest=NO_SHOW),
+    # A 欠席（連絡なし） that was not one: the cancellation reached the office (a call taken by another member, an
+    # e-mail read after the start) or the office accepts why the person could not tell it in time.
+    dict(trigger="correct_to_cancelled", source=NO_SHOW, dest=CANCELLED),
 ]
+# What a recorded attendance may be corrected to, by the record (bot.staff.decisions.correct_attendance).
+CORRECTIONS: dict[str, tuple[str, ...]] = {ATTENDED: (NO_SHOW,), NO_SHOW: (ATTENDED, CANCELLED)}
+CORRECTED_TO: frozenset[str] = frozenset(to for targets in CORRECTIONS.values() for to in targets)
 
 
 class BookingFlow:

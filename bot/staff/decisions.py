@@ -35,10 +35,11 @@ MEMO_LIMIT = 200    # characters of the memo of a cancellation on the user's beh
 OVERRIDE_LIMIT = 200  # characters of the reason for booking a slot that could not normally be booked
 BLOCK_REASON_LIMIT = 200  # characters of the reason for blocking a slot or a day (the page's field says the same)
 # Why a recorded attendance was corrected: a key of templates/staff/labels.yaml `attendance_corrections`, mapped to
-# the one correction it fits (None: either). `other` needs the reason typed; what staff type may name the person
+# the one correction it fits (None: any). `other` needs the reason typed; what staff type may name the person
 # or their circumstances (「本人より電話 090-…」), so it is sealed like a memo and erased with the details.
 CORRECTION_REASONS: dict[str, str | None] = {
-    "mistap": None, "mixed_up": None, "joined_late": lifecycle.ATTENDED, "other": None}
+    "mistap": None, "mixed_up": None, "joined_late": lifecycle.ATTENDED, "contacted": lifecycle.CANCELLED,
+    "other": None}
 CORRECTION_LIMIT = 200  # characters of the typed reason (the page's field says the same)
 
 
@@ -289,7 +290,10 @@ def mark_attendance(session: Session, rt, office, booking: Booking, actor: Actor
 
 def correct_attendance(session: Session, rt, office, booking: Booking, actor: Actor, now: datetime, to: str,
                        reason: str | None, note: str | None = None) -> Result:
-    """Put a wrong 出席 / 欠席 right (attended <-> no_show), with a reason, on the dashboard only.
+    """Put a wrong 出席 / 欠席 right, with a reason, on the dashboard only: attended <-> no_show, and no_show ->
+    cancelled (the terms' no-show is an absence 「連絡がないまま」: when the person's cancellation had reached the
+    office — a call another member took, an e-mail read after the start — or the office accepts why they could not
+    tell it in time, it was a cancellation; the audit entry keeps what was recorded first).
 
     A wrong 欠席 can cost the person future bookings (「今後のご利用をお断りする場合があります」), so a record is
     not final: it may be corrected under the rules of recording it (never before the start; to a no-show only
@@ -298,7 +302,7 @@ def correct_attendance(session: Session, rt, office, booking: Booking, actor: Ac
     were not told of the record either (予約確認 shows the current status when they ask). Two members
     correcting at once: the first changes it, the second finds it done (`changed=False`).
     """
-    if to not in lifecycle.ATTENDANCE_STATUSES:
+    if to not in lifecycle.CORRECTED_TO:
         raise Refused("status", booking)
     if booking.status == to:
         return Result(booking, "correct_attendance", False)
@@ -316,8 +320,13 @@ def correct_attendance(session: Session, rt, office, booking: Booking, actor: Ac
     return Result(booking, "correct_attendance", True)
 
 
+def correction_targets(status: str) -> tuple[str, ...]:
+    """What a booking recorded as `status` may be corrected to (none: nothing recorded)."""
+    return lifecycle.CORRECTIONS.get(status, ())
+
+
 def correction_target(booking: Booking) -> str | None:
-    """The status a recorded attendance may be corrected to (the other one); None when none is recorded."""
+    """The other attendance a recorded one may be corrected to; None when none is recorded."""
     return {lifecycle.ATTENDED: lifecycle.NO_SHOW, lifecycle.NO_SHOW: lifecycle.ATTENDED}.get(booking.status)
 
 
@@ -330,7 +339,7 @@ def correction_problem(office, booking: Booking, now: datetime, to: str) -> str 
     """Why the booking's attendance cannot be corrected to `to` now; None when it can."""
     if booking.status == lifecycle.CONFIRMED:
         return "not_recorded"
-    if booking.status not in lifecycle.ATTENDANCE_STATUSES:
+    if to not in correction_targets(booking.status):
         return "status"
     if booking.slot_start > now:
         return "too_early"

@@ -490,7 +490,8 @@ def _booking_page(reference: str, note_draft: str | None = None, correction_draf
             earlier_no_shows=no_shows, same_number=requests.same_number(s, office.id, row, now),
             earlier_sessions=sessions, other_open=other_open,
             typed_elsewhere=decisions.typed_elsewhere(row, [*no_shows, *sessions, *other_open]),
-            correction=_correction_view(office, row, now), correction_draft=correction_draft,
+            correction=_correction_view(office, row, now, decisions.correction_target(row)),
+            cancel_correction=_correction_view(office, row, now, "cancelled"), correction_draft=correction_draft,
         )
     return page
 
@@ -519,7 +520,8 @@ def booking_action(reference: str, action: str):
         return _booking_page(reference, note_draft=form.get("note", "")), 409
     if message == "correction_reason":
         # Said beside the reason's fields, which keep what was chosen and typed.
-        draft = {"reason": form.get("reason", ""), "note": form.get("note", "")[:decisions.CORRECTION_LIMIT]}
+        draft = {"to": form.get("to", ""), "reason": form.get("reason", ""),
+                 "note": form.get("note", "")[:decisions.CORRECTION_LIMIT]}
         return _booking_page(reference, correction_draft=draft), 400
     flash(f"{action}:{message}:{status}:{told}", category)
     return redirect(url_for("staff.booking", reference=reference))
@@ -561,11 +563,10 @@ def _same_number_checked(form) -> bool:
     return form.get("same_number_checked") == "1"
 
 
-def _correction_view(office, row: Booking, now: datetime) -> dict | None:
-    """A recorded attendance's correction as the page offers it: the other status, why it cannot be made now
-    (None: it can), from when a no-show may be recorded, and the reasons that fit it. None: nothing recorded."""
-    to = decisions.correction_target(row)
-    if to is None:
+def _correction_view(office, row: Booking, now: datetime, to: str | None) -> dict | None:
+    """A recorded attendance's correction to `to` as the page offers it: why it cannot be made now (None: it can)
+    and the reasons that fit it. None: nothing recorded, or no such correction of this record."""
+    if to is None or to not in decisions.correction_targets(row.status):
         return None
     return {"to": to, "problem": decisions.correction_problem(office, row, now, to),
             "reasons": decisions.correction_reasons(to), "limit": decisions.CORRECTION_LIMIT}
