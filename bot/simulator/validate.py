@@ -14,13 +14,14 @@ from __future__ import annotations
 import json
 from typing import Any, Iterator
 
+from bot.linetext import MAX_TEXT, line_length
+
 MESSAGE_TYPES = frozenset({"text", "textV2", "sticker", "image", "video", "audio", "location", "imagemap",
                            "template", "flex"})
 ACTION_TYPES = frozenset({"postback", "message", "uri", "datetimepicker", "camera", "cameraRoll", "location",
                           "richmenuswitch", "clipboard"})
 URI_SCHEMES = ("http://", "https://", "line://", "tel:")
 MAX_MESSAGES = 5
-MAX_TEXT = 5000
 MAX_ALT_TEXT = 400
 MAX_QUICK_REPLY = 13
 MAX_LABEL = 20
@@ -48,11 +49,6 @@ def _detail(message: str, prop: str) -> Detail:
 
 def _json_size(obj: Any) -> int:
     return len(json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode("utf-8"))
-
-
-def line_length(text: str) -> int:
-    """A text's length as LINE counts a message's text: UTF-16 code units."""
-    return len(text.encode("utf-16-le")) // 2
 
 
 def _length(value: Any, prop: str, low: int, high: int, utf16: bool = False) -> list[Detail]:
