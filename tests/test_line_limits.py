@@ -221,3 +221,66 @@ def test_a_text_of_emoji_is_split_by_lines_count_of_utf16_units():
     lines = "\n".join("🍎" * 100 for _ in range(30))
     messages = Renderer({}).split_long_texts([{"type": "text", "text": lines}])
     assert [line_length(m["text"]) for m in messages] == [200 * 24 + 23, 200 * 6 + 5]
+
+
+# -- the staff group's cards and answers ------------------------------------------------------------------
+
+STAFF_KINDS = ("new_request", "withdrawn", "cancelled", "expired", "proposal_accepted", "proposal_declined",
+               "undecided", "invitation", "no_show_check", "something_new")
+OUTCOMES = ("done", "already", "kept", "failed", "not_found", "started", "refused_online", "same_number",
+            "awaiting_user", "too_early", "too_early_no_show", "changed")
+LONG_BASE_URL = "https://" + "madoguchi-" * 20 + ".example.jp"   # a long PUBLIC_BASE_URL (about 200 characters)
+
+
+def staff_office(stem: str) -> Office:
+    """The office with a name as long as the checks allow and the longest handoff wording staff are shown."""
+    office = shipped(stem)
+    how = "招待メールを送ってください。" * (UNBOUNDED // 14)
+    return replace(office, id=LONGEST_ID, name="窓" * 60,
+                   handoff={**office.handoff, "invitation": {"label": "招" * 60, "how": how}})
+
+
+def staff_samples(office: Office) -> list[tuple[str, dict[str, Any]]]:
+    from bot.notify import CARD_BUTTONS, staff_postback_data, staff_statuses
+    from bot.staff import handoff
+
+    view = {"reference": "ABCD-EFGH", "at": AT, "label": slot_label(AT), "status": "requested"}
+    url = f"{LONG_BASE_URL}/staff/bookings/ABCD-EFGH"
+    reasons = handoff.decline_reasons("ja")
+    common = {"office": office, "statuses": staff_statuses(), "dashboard_url": url,
+              "invitation": handoff.invitation_task(office), "call_task": True}
+    out = []
+    for kind in STAFF_KINDS:
+        for elsewhere in (False, True):
+            buttons = [{"action": a, "data": staff_postback_data(office.id, a, "ABCD-EFGH")}
+                       for a in CARD_BUTTONS.get(kind, ("confirm", "decline")) if not (elsewhere and a == "confirm")]
+            out.append(("staff_card", {**common, "kind": kind, "booking": view, "buttons": buttons,
+                                       "deadline": {"label": slot_label(AT), "at": AT, "passed": True},
+                                       "decline_label": max((r["label"] for r in reasons.values()), key=len),
+                                       "booked_elsewhere": elsewhere}))
+    for key, reason in reasons.items():
+        for reachable in (True, False):
+            out.append(("staff_decline_confirm", {**common, "booking": view, "reason_label": reason["label"],
+                                                  "reachable": reachable,
+                                                  "yes_data": staff_postback_data(office.id, "decline_yes",
+                                                                                  "ABCD-EFGH", y=key),
+                                                  "no_data": staff_postback_data(office.id, "decline_no",
+                                                                                 "ABCD-EFGH")}))
+    for outcome in OUTCOMES:
+        for action in ("confirm", "decline", "attended", "no_show"):
+            for status in ("requested", "confirmed", "attended", "withdrawn"):
+                out.append(("staff_group_reply", {**common, "outcome": outcome, "action": action,
+                                                  "reference": "ABCD-EFGH", "booking": {**view, "status": status},
+                                                  "late": {"label": slot_label(AT), "passed": True},
+                                                  "told": False}))
+    return out
+
+
+@pytest.mark.parametrize("stem", [p.stem for p in PROFILES])
+def test_every_staff_card_and_answer_is_one_line_accepts(stem):
+    office = staff_office(stem)
+    found = []
+    for i, (template, vars) in enumerate(staff_samples(office)):
+        messages = Renderer({}).messages("ja", template, vars)
+        found += [f"{template}[{i}]: {d['property']}: {d['message']}" for d in validate_messages(messages)]
+    assert found == []
