@@ -2,15 +2,16 @@
 the longest words an office profile may carry.
 
 The checker is LINE's documented limits (bot/simulator/validate.py, which the tests' fake and the dev simulator
-answer 400 with). Each message is rendered with every sample of tests/test_templates.py (each branch of each
-template), in Japanese, English and easy Japanese:
+answer 400 with). Each message is rendered with every sample of tests/test_languages.py (each branch of each
+template: the dialog's, the pushes and the staff cards), in Japanese, English and easy Japanese:
 
 * for the shipped profiles as they are;
 * for the "longest" profiles: one part of a profile at a time (its notices, its eligibility questions, its
   contacts, ... and each translation's) has every one of its words lengthened by as much as the profile checks
   (bot/offices/checks.py) still accept, the office's limit found from what the checks say when it is exceeded;
 * with the longest lists a message carries: a page of the most slots shown (PAGE_SLOTS) with both page turns,
-  and 予約確認 with its ten bookings (LIST_LIMIT), each one that must be cancelled by phone.
+  and 予約確認 with its ten bookings (LIST_LIMIT), each one that must be cancelled by phone; and a new terms
+  version's longest summary (TERMS_SUMMARY_MAX) in the consent step and the terms notice.
 
 The staff group's cards are rendered for every kind with every button.
 """
@@ -36,7 +37,9 @@ from bot.linetext import line_length
 from bot.simulator.validate import validate_messages
 from dialogs.effects import Choice
 from dialogs.router import postback
-from tests.test_templates import AT, BASE_URL, booking, samples, week
+from bot.offices import TERMS_SUMMARY_MAX
+from tests.test_languages import all_samples
+from tests.test_templates import AT, BASE_URL, booking, week
 
 PROFILES = sorted(DEFAULT_OFFICES_DIR.glob("*.yaml"))
 FILL = "字"
@@ -132,7 +135,7 @@ def problems(office: Office, languages=LANGUAGES) -> list[str]:
     """What LINE would refuse among every sample message of `office` in `languages` (one line each)."""
     found = []
     globals_ = {"office": office, "public_base_url": BASE_URL, "terms_url": f"{BASE_URL}/terms/{office.id}"}
-    for name, var_sets in {**samples(office), **worst_samples(office)}.items():
+    for name, var_sets in {**all_samples(office), **worst_samples(office)}.items():
         for i, vars in enumerate(var_sets):
             for language in languages:
                 choices = worst_choices(office, language, name, vars)
@@ -155,8 +158,13 @@ def worst_samples(office: Office) -> dict[str, list[dict[str, Any]]]:
     full.update(page=1, pages=3, parts=2, part=2, prev_is_week=False, next_is_week=False)
     calls = [{**booking("confirmed", "call", ("phone", "email")), "same_day": n % 2 == 0} for n in range(LIST_LIMIT)]
     proposals = [booking("proposed", "proposal") for _ in range(LIST_LIMIT)]
+    summary = "改" * TERMS_SUMMARY_MAX   # the longest summary of a new terms version (bot/services/terms.py)
+    consent = dict(version="2027-04-01", terms_url=f"{BASE_URL}/terms/{office.id}", reconsent=True, brief=False,
+                   summary=summary, open_booking=booking(), resuming=True)
     return {"slots": [dict(page=full)], "bookings": [dict(bookings=calls, in_progress=True),
-                                                       dict(bookings=proposals, in_progress=False)]}
+                                                       dict(bookings=proposals, in_progress=False)],
+            "consent": [consent], "terms_updated": [dict(version="2027-04-01", summary=summary, in_force=f)
+                                                    for f in (False, True)]}
 
 
 def worst_choices(office: Office, language: str, name: str, vars: dict[str, Any]) -> tuple[Choice, ...]:
