@@ -342,6 +342,8 @@ def _delete(path: str) -> Callable[[dict[str, Any]], None]:
     (_set("video_app.name", "Z" * 61), "otaru.yaml: video_app.name: 61 characters"),
     (_set("translations.en.name", "H" * 66), "otaru.yaml: translations.en.name: 66 characters"),
     (_set("name", "ハローワーク" * 10), None),
+    (_set("handoff", {"invitation": {"label": "招待" * 200, "how": "送ります。"}}),
+     "otaru.yaml: handoff.invitation.label: 400 characters"),
 ])
 def test_a_broken_profile_is_refused_naming_file_and_field(
         tmp_path: Path, change: Callable[[dict[str, Any]], None], expected: str | None) -> None:

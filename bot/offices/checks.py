@@ -86,14 +86,17 @@ def line_length(text: str) -> int:
 
 def _name_problems(office: Office) -> list[_Invalid]:
     """The names the chat's messages repeat (the consent step names the video app's terms three times, most
-    messages name the office), in each language: unbounded, one long name would make those messages too long
-    for LINE."""
+    messages name the office), in each language, and the staff cards' name of the invitation task: unbounded,
+    one long name would make those messages too long for LINE (a card's alternative text takes 400)."""
     problems: list[_Invalid] = []
     for language in ("ja", *office.translations):
         o = office.localized(language)
         where = "" if language == "ja" else f"translations.{language}."
-        for path, name in (("name", o.name), ("video_app.name", o.video_app.name),
-                           ("video_app.terms_name", o.video_app.terms_name)):
+        names = [("name", o.name), ("video_app.name", o.video_app.name),
+                 ("video_app.terms_name", o.video_app.terms_name)]
+        if language == "ja":   # the staff cards' heading (and the card's alternative text): Japanese only
+            names.append(("handoff.invitation.label", (office.handoff.get("invitation") or {}).get("label")))
+        for path, name in names:
             if name and line_length(name) > NAME_MAX:
                 problems.append(_Invalid(where + path, f"{line_length(name)} characters; keep it to at most "
                                          f"{NAME_MAX} (the chat repeats it in many messages)"))
