@@ -30,7 +30,7 @@ import yaml
 from bot.config import DEFAULT_OFFICES_DIR
 from bot.offices import Office, ProfileError
 from bot.offices.reading import read_office
-from bot.render import LANGUAGES, Renderer, RenderError
+from bot.render import LANGUAGES, MAX_QUICK_REPLY, Renderer, RenderError
 from bot.services.bookings import LIST_LIMIT
 from bot.services.slots import PAGE_SLOTS, slot_label
 from bot.linetext import line_length
@@ -139,6 +139,8 @@ def problems(office: Office, languages=LANGUAGES) -> list[str]:
         for i, vars in enumerate(var_sets):
             for language in languages:
                 choices = worst_choices(office, language, name, vars)
+                if len(choices) > MAX_QUICK_REPLY:   # the renderer would drop the last (a page turn)
+                    found.append(f"{name}[{i}] {language}: {len(choices)} buttons, LINE shows {MAX_QUICK_REPLY}")
                 try:
                     messages = Renderer({}).messages(language, name, {**globals_, **vars}, choices)
                 except RenderError as exc:   # the bot would send nothing: the user is stuck at that step
