@@ -13,7 +13,8 @@ template: the dialog's, the pushes and the staff cards), in Japanese, English an
   and 予約確認 with its ten bookings (LIST_LIMIT), each one that must be cancelled by phone; and a new terms
   version's longest summary (TERMS_SUMMARY_MAX) in the consent step and the terms notice.
 
-The staff group's cards are rendered for every kind with every button.
+The staff group's cards, decline questions and answers are rendered for every kind, button and outcome, with
+the longest office name and id, handoff wording and dashboard URL.
 """
 from __future__ import annotations
 
@@ -28,16 +29,15 @@ import pytest
 import yaml
 
 from bot.config import DEFAULT_OFFICES_DIR
-from bot.offices import Office, ProfileError
+from bot.linetext import line_length
+from bot.offices import TERMS_SUMMARY_MAX, Office, ProfileError
 from bot.offices.reading import read_office
 from bot.render import LANGUAGES, MAX_QUICK_REPLY, Renderer, RenderError
 from bot.services.bookings import LIST_LIMIT
 from bot.services.slots import PAGE_SLOTS, slot_label
-from bot.linetext import line_length
 from bot.simulator.validate import validate_messages
 from dialogs.effects import Choice
 from dialogs.router import postback
-from bot.offices import TERMS_SUMMARY_MAX
 from tests.test_languages import all_samples
 from tests.test_templates import AT, BASE_URL, booking, week
 
@@ -47,7 +47,7 @@ UNBOUNDED = 3000                                       # how much longer words n
 LONGEST_ID = "o" * 32                                  # OFFICE_ID_MAX: the longest office id postback data carries
 _WORDS = re.compile(r"[^\x00-\x7f]| ")                 # a profile's words: Japanese, or English with spaces
 _NOT_WORDS = re.compile(r"^(https?://|[\w.+-]+@)")     # URLs and addresses are not lengthened
-_SIZE = re.compile(r"^(?P<where>.*?)(?P<size>\d+) characters")
+_SIZE = re.compile(r"^.*?(?P<size>\d+) characters")
 
 
 def lengthen(node: Any, k: int) -> Any:
@@ -102,8 +102,7 @@ def longest(raw: dict, part: tuple[str, ...], folder: Path) -> tuple[Office, int
     fits = []
     for where, size in two.items():
         per_k = (size - one[where]) / (high - low)
-        reason = where
-        limit = int((re.search(r"under (\d+)", reason) or re.search(r"at most (\d+)", reason)).group(1))
+        limit = int((re.search(r"under (\d+)", where) or re.search(r"at most (\d+)", where)).group(1))
         fits.append(int((limit - (one[where] - per_k * low)) // per_k))
     k = max(0, min(fits))
     office = _load(raw, part, k, folder)
