@@ -13,6 +13,7 @@ import yaml
 from jinja2 import BaseLoader, ChoiceLoader, Environment, FileSystemLoader, StrictUndefined, TemplateNotFound
 
 from bot.clock import TOKYO
+from bot.linetext import MAX_TEXT, line_length
 from bot.offices import ChecklistItem, Office, Question
 from dialogs.effects import Choice, Say
 from dialogs.router import Vocabulary
@@ -21,7 +22,24 @@ TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
 LANGUAGES = ("ja", "easy", "en")
 MAX_QUICK_REPLY = 13
 MAX_LABEL = 20
-MAX_TEXT = 5000
+
+
+def split_text(text: str, limit: int = MAX_TEXT) -> list[str]:
+    """`text` in parts of at most `limit` UTF-16 units, each cut at the last paragraph break (else line break) in
+    its second half, else where the limit falls."""
+    parts: list[str] = []
+    while line_length(text) > limit:
+        units, end = 0, len(text)
+        for i, char in enumerate(text):
+            units += 2 if ord(char) > 0xFFFF else 1
+            if units > limit:
+                end = i
+                break
+        window = text[:end]
+        cut = next((at for at in (window.rfind("\n\n"), window.rfind("\n")) if at > end // 2), end)
+        parts.append(text[:cut].rstrip("\n"))
+        text = text[cut:].lstrip("\n")
+    return [*parts, text]
 
 
 class RenderError(RuntimeError):
@@ -184,14 +202,28 @@ class Renderer:
                  choices: Iterable[Choice] = ()) -> list[dict]:
         context = localize({**self.globals, **vars}, language)
         context.update(labels=load_labels(language), language=language)
-        messages = self._render(language, template, context)
+        messages = self.split_long_texts(self._render(language, template, context))
         choices = list(choices)
         if choices and messages:
             messages[-1]["quickReply"] = {"items": [self._item(language, c) for c in choices[:MAX_QUICK_REPLY]]}
-        for m in messages:
-            if m.get("type") == "text" and len(m["text"]) > MAX_TEXT:
-                raise RenderError(f"{template}: text over {MAX_TEXT} characters")
         return messages
+
+    @staticmethod
+    def split_long_texts(messages: list[dict]) -> list[dict]:
+        """Each text over LINE's MAX_TEXT as several texts, cut between paragraphs (else lines) so that no word is
+        lost; its quick reply goes with the last part. (More than five messages are sent as the outbox sends any
+        long list: the first five as the reply, the rest pushed.)"""
+        out: list[dict] = []
+        for message in messages:
+            if message.get("type") != "text" or line_length(message["text"]) <= MAX_TEXT:
+                out.append(message)
+                continue
+            parts = split_text(message["text"])
+            rest = {key: value for key, value in message.items() if key not in ("text", "quickReply")}
+            out += [{**rest, "text": part} for part in parts]
+            if "quickReply" in message:
+                out[-1]["quickReply"] = message["quickReply"]
+        return out
 
     def _render(self, language: str, template: str, context: Mapping[str, Any]) -> list[dict]:
         name, kind = template_file(language, template)

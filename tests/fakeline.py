@@ -27,10 +27,13 @@ What it checks, like LINE does (within what a test needs):
 * Reply tokens are single use; ``expire_reply_token()`` makes one invalid; with
   ``strict_reply_tokens=True`` only tokens registered through ``register_reply_token()``
   (``LineUser`` does that when given the fake) are valid.
-* Message objects: 1-5 per call; text 1-5,000 chars; altText 1-400; quick reply <= 13 items with
-  labels <= 20 chars; postback data <= 300 chars; buttons <= 4 actions, confirm exactly 2,
-  carousel <= 10 columns; Flex carousel <= 12 bubbles, bubble <= 30 KB.  Failures answer 400 in
-  LINE's error shape (``message`` + ``details[{message, property}]``).
+* Message objects, by the same checker as the dev simulator (``bot/simulator/validate.py``): 1-5 per
+  call; text 1-5,000 and altText 1-400 UTF-16 units; quick reply 1-13 items, each labelled (<= 20)
+  and a postback one with a displayText; action labels <= 20, postback data and displayText <= 300,
+  URIs <= 1,000; template titles <= 40, texts within 160/60 (buttons), 240 (confirm), 120/60
+  (carousel column), buttons <= 4 actions, confirm exactly 2, carousel <= 10 columns; Flex carousel
+  <= 12 bubbles, bubble <= 30 KB, carousel <= 50 KB.  Failures answer 400 in LINE's error shape
+  (``message`` + ``details[{message, property}]``).
 * ``X-Line-Retry-Key`` (push, multicast, narrowcast, broadcast only; a UUID; 400 elsewhere): a key
   already accepted answers 409 with ``x-line-accepted-request-id`` and delivers nothing.
 * Monthly quota: ``quota_limit`` (None = unlimited) against ``consumption``, which counts a
@@ -45,7 +48,8 @@ fault with ``fail_after_accept=True`` delivers first and then errors (the "outco
 
 Everything recorded is readable from any thread: ``calls`` (every request), ``deliveries()``
 (full records), ``delivered()`` (``(kind, to, messages)`` triples), ``messages_to()`` and
-``texts_to()``.  Stdlib only (the optional ``configuration()`` helper imports the SDK lazily).
+``texts_to()``.  Stdlib only, and the message checker it shares with the dev simulator (the optional
+``configuration()`` helper imports the SDK lazily).
 """
 from __future__ import annotations
 
@@ -64,6 +68,8 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable, NamedTuple
 from urllib.parse import parse_qs, urlsplit
+
+from bot.simulator.validate import validate_messages
 
 __all__ = ["FakeLineApi", "Call", "Delivery", "Sent", "Fault"]
 
@@ -84,9 +90,6 @@ FAULT_RESET = "reset"
 RETRYABLE_KINDS = frozenset({"push", "multicast", "narrowcast", "broadcast"})
 
 _UUID_RE = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
-_MESSAGE_TYPES = frozenset(
-    {"text", "textV2", "sticker", "image", "video", "audio", "location", "imagemap", "template", "flex"}
-)
 
 
 # --------------------------------------------------------------------------- records
@@ -201,77 +204,6 @@ def _error(message: str, details: list[dict] | None = None, status: int = 400) -
 
 def _body_errors(details: list[dict]) -> _Answer:
     return _error(f"The request body has {len(details)} error(s)", details)
-
-
-def _walk_actions(node: Any, prop: str):
-    """Yield (property path, object) for every postback/datetimepicker action under ``node``."""
-    if isinstance(node, dict):
-        if node.get("type") in ("postback", "datetimepicker") and "data" in node:
-            yield prop, node
-        for key, value in node.items():
-            yield from _walk_actions(value, f"{prop}.{key}")
-    elif isinstance(node, list):
-        for i, value in enumerate(node):
-            yield from _walk_actions(value, f"{prop}[{i}]")
-
-
-def _json_size(obj: Any) -> int:
-    return len(json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode("utf-8"))
-
-
-def validate_messages(messages: Any) -> list[dict]:
-    """LINE-style ``details`` for what is wrong with a ``messages`` array ([] when fine)."""
-    if not isinstance(messages, list) or not 1 <= len(messages) <= 5:
-        return [{"message": "Size must be between 1 and 5", "property": "messages"}]
-    details: list[dict] = []
-    for i, msg in enumerate(messages):
-        p = f"messages[{i}]"
-        if not isinstance(msg, dict) or msg.get("type") not in _MESSAGE_TYPES:
-            details.append({"message": "Invalid message type", "property": f"{p}.type"})
-            continue
-        kind = msg["type"]
-        if kind in ("text", "textV2"):
-            text = msg.get("text")
-            if not isinstance(text, str) or not 1 <= len(text) <= 5000:
-                details.append({"message": "Length must be between 1 and 5000", "property": f"{p}.text"})
-        if kind in ("template", "flex"):
-            alt = msg.get("altText")
-            if not isinstance(alt, str) or not 1 <= len(alt) <= 400:
-                details.append({"message": "Length must be between 1 and 400", "property": f"{p}.altText"})
-        if kind == "template":
-            tpl = msg.get("template") or {}
-            t = tpl.get("type")
-            n_actions = len(tpl.get("actions") or [])
-            if t == "buttons" and not 1 <= n_actions <= 4:
-                details.append({"message": "Size must be between 1 and 4", "property": f"{p}.template.actions"})
-            if t == "confirm" and n_actions != 2:
-                details.append({"message": "Size must be 2", "property": f"{p}.template.actions"})
-            if t in ("carousel", "image_carousel") and not 1 <= len(tpl.get("columns") or []) <= 10:
-                details.append({"message": "Size must be between 1 and 10", "property": f"{p}.template.columns"})
-        if kind == "flex":
-            contents = msg.get("contents") or {}
-            bubbles = contents.get("contents", []) if contents.get("type") == "carousel" else [contents]
-            if contents.get("type") == "carousel" and not 1 <= len(bubbles) <= 12:
-                details.append({"message": "Size must be between 1 and 12", "property": f"{p}.contents.contents"})
-            for j, bubble in enumerate(bubbles):
-                if _json_size(bubble) > 30 * 1024:
-                    details.append({"message": "Bubble size must be at most 30KB", "property": f"{p}.contents[{j}]"})
-        quick = msg.get("quickReply")
-        if quick is not None:
-            items = quick.get("items") if isinstance(quick, dict) else None
-            if not isinstance(items, list) or not 1 <= len(items) <= 13:
-                details.append({"message": "Size must be between 1 and 13", "property": f"{p}.quickReply.items"})
-            else:
-                for j, item in enumerate(items):
-                    label = ((item or {}).get("action") or {}).get("label")
-                    if isinstance(label, str) and len(label) > 20:
-                        details.append({"message": "Length must be between 0 and 20",
-                                        "property": f"{p}.quickReply.items[{j}].action.label"})
-        for prop, action in _walk_actions(msg, p):
-            data = action.get("data")
-            if isinstance(data, str) and len(data) > 300:
-                details.append({"message": "Length must be between 0 and 300", "property": f"{prop}.data"})
-    return details
 
 
 # --------------------------------------------------------------------------- the server

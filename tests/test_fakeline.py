@@ -197,11 +197,91 @@ def test_message_limits(fake, api):
         push(api, msg="あ" * 5001)
     assert err.value.status == 400
     push(api, msg="あ" * 5000)
-    long_data = {"type": "action", "action": {"type": "postback", "label": "l", "data": "d" * 301}}
+    long_data = {"type": "action", "action": {"type": "postback", "label": "l", "data": "d" * 301, "displayText": "l"}}
     r = raw_post(fake, "/v2/bot/message/push",
                  {"to": USER, "messages": [{"type": "text", "text": "x", "quickReply": {"items": [long_data]}}]})
     assert r.status_code == 400 and r.json()["details"][0]["property"].endswith(".data")
     assert [d.kind for d in fake.deliveries()] == ["push"]
+
+
+def refused(fake, message: dict) -> list[str]:
+    """The properties LINE's 400 names for a push of `message` (asserting it is refused)."""
+    r = raw_post(fake, "/v2/bot/message/push", {"to": USER, "messages": [message]})
+    assert r.status_code == 400, message
+    assert r.json()["message"].startswith("The request body has")
+    return [d["property"] for d in r.json()["details"]]
+
+
+def postback_item(**action) -> dict:
+    return {"type": "action", "action": {"type": "postback", "label": "はい", "data": "a=1", "displayText": "はい",
+                                         **action}}
+
+
+def confirm(text: str) -> dict:
+    yes = {"type": "postback", "label": "はい", "data": "y"}
+    return {"type": "template", "altText": "x", "template": {"type": "confirm", "text": text, "actions": [yes, yes]}}
+
+
+def buttons(text: str, **more) -> dict:
+    act = {"type": "postback", "label": "はい", "data": "y"}
+    return {"type": "template", "altText": "x", "template": {"type": "buttons", "text": text, "actions": [act],
+                                                            **more}}
+
+
+def test_text_is_counted_in_utf16_units_as_line_does(fake, api):
+    """🍎 is two units to LINE: 2,501 of them are 5,002, refused; 2,500 are accepted."""
+    assert refused(fake, {"type": "text", "text": "🍎" * 2501}) == ["messages[0].text"]
+    assert refused(fake, {"type": "flex", "altText": "🍎" * 201, "contents": {"type": "bubble"}}) == [
+        "messages[0].altText"]
+    push(api, msg="🍎" * 2500)
+
+
+def test_quick_reply_buttons_need_a_label_and_a_display_text(fake):
+    item = postback_item()
+    del item["action"]["displayText"]
+    assert refused(fake, {"type": "text", "text": "x", "quickReply": {"items": [item]}}) == [
+        "messages[0].quickReply.items[0].action.displayText"]
+    assert refused(fake, {"type": "text", "text": "x", "quickReply": {"items": [postback_item(label="")]}}) == [
+        "messages[0].quickReply.items[0].action.label"]
+    assert refused(fake, {"type": "text", "text": "x", "quickReply": {"items": [postback_item(label="あ" * 21)]}}) == [
+        "messages[0].quickReply.items[0].action.label"]
+
+
+def test_action_fields_have_lines_limits(fake):
+    assert refused(fake, {"type": "text", "text": "x", "quickReply": {"items": [postback_item(displayText="あ" * 301)]}}
+                   ) == ["messages[0].quickReply.items[0].action.displayText"]
+    uri = {"type": "uri", "label": "開く", "uri": "https://example.com/" + "a" * 981}
+    button = {"type": "button", "action": uri}
+    bubble = {"type": "bubble", "body": {"type": "box", "layout": "vertical", "contents": [button]}}
+    assert refused(fake, {"type": "flex", "altText": "x", "contents": bubble}) == [
+        "messages[0].contents.body.contents[0].action.uri"]
+    uri["uri"] = "javascript:alert(1)"
+    assert refused(fake, {"type": "flex", "altText": "x", "contents": bubble}) == [
+        "messages[0].contents.body.contents[0].action.uri"]
+    uri["uri"], uri["label"] = "https://example.com/", "あ" * 21
+    assert refused(fake, {"type": "flex", "altText": "x", "contents": bubble}) == [
+        "messages[0].contents.body.contents[0].action.label"]
+
+
+def test_template_texts_have_lines_limits(fake):
+    assert refused(fake, confirm("あ" * 241)) == ["messages[0].template.text"]
+    assert refused(fake, confirm("")) == ["messages[0].template.text"]
+    assert refused(fake, buttons("あ" * 161)) == ["messages[0].template.text"]
+    assert refused(fake, buttons("あ" * 61, title="題")) == ["messages[0].template.text"]
+    assert refused(fake, buttons("あ", title="題" * 41)) == ["messages[0].template.title"]
+    for ok in (confirm("あ" * 240), buttons("あ" * 160), buttons("あ" * 60, title="題" * 40)):
+        r = raw_post(fake, "/v2/bot/message/push", {"to": USER, "messages": [ok]})
+        assert r.status_code == 200, r.json()
+
+
+def test_a_flex_carousel_is_at_most_50_kb(fake):
+    bubble = {"type": "bubble", "body": {"type": "box", "layout": "vertical",
+                                         "contents": [{"type": "text", "text": "あ" * 6000}]}}   # about 18 KB each
+    carousel = {"type": "carousel", "contents": [bubble] * 3}
+    assert refused(fake, {"type": "flex", "altText": "x", "contents": carousel}) == ["messages[0].contents"]
+    carousel["contents"] = [bubble] * 2
+    assert raw_post(fake, "/v2/bot/message/push", {"to": USER, "messages": [
+        {"type": "flex", "altText": "x", "contents": carousel}]}).status_code == 200
 
 
 def test_retry_key_is_refused_on_reply_and_must_be_a_uuid(fake):

@@ -334,6 +334,16 @@ def _delete(path: str) -> Callable[[dict[str, Any]], None]:
     (_set("push_hours.end", "24:30"), "otaru.yaml: push_hours.end: not a HH:MM time"),
     (_set("quota_reserve", -1), "otaru.yaml: quota_reserve: must be between 0 and 100000"),
     (_delete("quota_reserve"), None),  # the default reserve
+    # LINE counts UTF-16 units: 2,100 emoji are 4,200 of them, over the office's 4,000 in one message.
+    (_set("checklist[0].fix", "🍎" * 2100), "otaru.yaml: checklist[0].fix: 4201 characters"),
+    (_set("checklist[0].fix", "あ" * 2100), None),
+    # Names the chat repeats in many messages: one long name would make them too long for LINE.
+    (_set("name", "ハローワーク" * 11), "otaru.yaml: name: 66 characters; keep it to at most 60"),
+    (_set("video_app.name", "Z" * 61), "otaru.yaml: video_app.name: 61 characters"),
+    (_set("translations.en.name", "H" * 66), "otaru.yaml: translations.en.name: 66 characters"),
+    (_set("name", "ハローワーク" * 10), None),
+    (_set("handoff", {"invitation": {"label": "招待" * 200, "how": "送ります。"}}),
+     "otaru.yaml: handoff.invitation.label: 400 characters"),
 ])
 def test_a_broken_profile_is_refused_naming_file_and_field(
         tmp_path: Path, change: Callable[[dict[str, Any]], None], expected: str | None) -> None:

@@ -73,13 +73,40 @@ def _category_problems(raw: dict[str, Any], values: dict[str, Any]) -> list[_Inv
     return []
 
 
-LINE_TEXT_MAX = 5000      # characters in one LINE text message
+LINE_TEXT_MAX = 5000      # characters in one LINE text message (bot/linetext.py MAX_TEXT)
 OFFICE_TEXT_BUDGET = 4000  # the office's words in one message: the rest is for the bot's own (headings, links, steps)
+NAME_MAX = 60              # a name the chat repeats in many messages (the office's, its video app's and its terms')
+
+
+def line_length(text: str) -> int:
+    """As LINE counts a message's text (bot/linetext.py; the loader imports nothing outside bot.offices): UTF-16
+    code units, so an emoji or a rare kanji is two."""
+    return len(text.encode("utf-16-le")) // 2
+
+
+def _name_problems(office: Office) -> list[_Invalid]:
+    """The names the chat's messages repeat (the consent step names the video app's terms three times, most
+    messages name the office), in each language, and the staff cards' name of the invitation task: unbounded,
+    one long name would make those messages too long for LINE (a card's alternative text takes 400)."""
+    problems: list[_Invalid] = []
+    for language in ("ja", *office.translations):
+        o = office.localized(language)
+        where = "" if language == "ja" else f"translations.{language}."
+        names = [("name", o.name), ("video_app.name", o.video_app.name),
+                 ("video_app.terms_name", o.video_app.terms_name)]
+        if language == "ja":   # the staff cards' heading (and the card's alternative text): Japanese only
+            names.append(("handoff.invitation.label", (office.handoff.get("invitation") or {}).get("label")))
+        for path, name in names:
+            if name and line_length(name) > NAME_MAX:
+                problems.append(_Invalid(where + path, f"{line_length(name)} characters; keep it to at most "
+                                         f"{NAME_MAX} (the chat repeats it in many messages)"))
+    return problems
 
 
 def _length_problems(office: Office) -> list[_Invalid]:
     """The office's words that one chat message carries, in each language, must leave room for the bot's own
-    within LINE's 5000 characters: a longer message is refused by LINE and the user would be stuck at that step."""
+    within LINE's 5000 characters (counted as LINE counts them), and the names it repeats must be short: a longer
+    message would otherwise be cut into several."""
     problems: list[_Invalid] = []
     for language in ("ja", *office.translations):
         o = office.localized(language)
@@ -107,13 +134,13 @@ def _length_problems(office: Office) -> list[_Invalid]:
                            [item.text]))
             groups.append((at(f"checklist[{i}].fix", f"checklist.{item.id}.fix"), "the answer to no", [item.fix]))
         for path, message, texts in groups:
-            size = sum(len(text) + 1 for text in texts if text)
+            size = sum(line_length(text) + 1 for text in texts if text)
             if size > OFFICE_TEXT_BUDGET:
                 problems.append(_Invalid(path, f"{size} characters of the office's words in one chat message "
                                          f"({message}): LINE takes at most {LINE_TEXT_MAX} with the bot's own, so keep "
                                          f"them under {OFFICE_TEXT_BUDGET} (shorten the text, or say the rest on the "
                                          "terms page)"))
-    return problems
+    return problems + _name_problems(office)
 
 
 def _same_day_deadline_problems(booking: Booking | None, schedule: Schedule | None) -> list[_Invalid]:
