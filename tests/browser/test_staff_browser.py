@@ -317,3 +317,41 @@ def test_approving_a_second_booking_of_one_job_seeker_number_needs_the_tick(page
     page.get_by_role("button", name="承認する（予約を確定）").click()
     expect(page.get_by_role("status").first).to_contain_text("承認しました")
     assert booking(rt, reference).status == "confirmed"
+
+
+def test_a_larger_text_size_set_in_the_browser_enlarges_the_dashboard(browser, live_server, account):
+    """A member who set the tablet's browser to large text (200%: 32 px instead of 16) read the dashboard at 15 px
+    all the same (its size was in px); now the text doubles, and no page grows wider than the screen."""
+    rt = live_server.rt
+    reference = make_request(rt, start=SAKATA_MONDAY + timedelta(days=133), user_id="U" + uuid.uuid4().hex)
+    context = browser.new_context(viewport={"width": 768, "height": 1024}, locale="ja-JP", timezone_id="Asia/Tokyo",
+                                  is_mobile=True, has_touch=True)
+    tablet = context.new_page()
+    try:
+        context.new_cdp_session(tablet).send("Page.setFontSizes", {"fontSizes": {"standard": 32, "fixed": 26}})
+        log_in(tablet, live_server.url)
+        for path in ("/staff/login", "/staff/", "/staff/queue", f"/staff/bookings/{reference}", "/staff/audit",
+                     "/staff/export", "/staff/outbox", "/staff/account"):
+            tablet.goto(f"{live_server.url}{path}")
+            size = tablet.evaluate("parseFloat(getComputedStyle(document.body).fontSize)")
+            assert size >= 28, f"{path}: the text is {size}px with the browser's text at 200%"
+            assert tablet.evaluate("document.documentElement.scrollWidth") <= 768, path
+    finally:
+        context.close()
+
+
+def test_on_a_phone_a_short_word_in_a_table_stays_whole(browser, live_server, account):
+    """At 320 px 対応待ち's 経路 column read 「LIN」 over 「E」: a table cell broke any word to make its column a
+    letter wide. A word now breaks only when it cannot fit its column alone; the page stays as wide as the screen."""
+    rt = live_server.rt
+    reference = make_request(rt, start=SAKATA_MONDAY + timedelta(days=140), user_id="U" + uuid.uuid4().hex)
+    with phone_at(browser, width=320) as phone:
+        log_in(phone, live_server.url)
+        phone.goto(f"{live_server.url}/staff/queue")
+        row = phone.locator("tr").filter(has=phone.get_by_role("link", name=reference, exact=True)).first
+        cell = row.locator("td").last
+        expect(cell).to_have_text("LINE")
+        lines = cell.evaluate("td => { const r = document.createRange(); r.selectNodeContents(td);"
+                              " return new Set([...r.getClientRects()].map(x => Math.round(x.top))).size; }")
+        assert lines == 1, f"「LINE」 takes {lines} lines"
+        assert phone.evaluate("document.documentElement.scrollWidth") <= 320
