@@ -360,3 +360,36 @@ def test_on_a_phone_a_short_word_in_a_table_stays_whole(browser, live_server, ac
                               " return new Set([...r.getClientRects()].map(x => Math.round(x.top))).size; }")
         assert lines == 1, f"「LINE」 takes {lines} lines"
         assert phone.evaluate("document.documentElement.scrollWidth") <= 320
+
+
+def test_stopping_an_account_or_its_two_step_login_takes_a_second_deliberate_tap(browser, live_server):
+    """停止 logs the member out at once (what they were typing is lost) and 二段階認証を解除 lets the password alone
+    in: both were one tap in a dense row on a phone. A tap now opens what it does; a second button does it."""
+    from bot.staff.models import StaffUser
+
+    rt = live_server.rt
+    create_staff(rt, username="confirm-admin", role="admin")
+    create_staff(rt, username="colleague-x")
+    with rt.db.transaction() as s:
+        s.scalar(select(StaffUser).where(StaffUser.username == "colleague-x")).totp_secret = "JBSWY3DPEHPK3PXP"
+
+    def colleague() -> StaffUser:
+        with rt.db.reading() as s:
+            return s.scalar(select(StaffUser).where(StaffUser.username == "colleague-x"))
+
+    with phone_at(browser, width=390) as phone:
+        log_in(phone, live_server.url, "confirm-admin")
+        phone.goto(f"{live_server.url}/staff/users")
+        for opener, told, done in (("二段階認証を解除する（colleague-x）", "パスワードだけでログイン", "二段階認証を解除（colleague-x）"),
+                                   ("停止する（colleague-x）", "すぐにログアウト", "停止（colleague-x）")):
+            summary = phone.locator(f"details.confirm > summary[aria-label=\"{opener}\"]")
+            before = (colleague().active, colleague().totp_secret)
+            summary.tap()
+            summary.tap()                                             # a double tap only opens and closes it
+            assert (colleague().active, colleague().totp_secret) == before, opener
+            summary.tap()
+            button = phone.get_by_role("button", name=done, exact=True)
+            expect(button).to_have_accessible_description(re.compile(told))
+            button.tap()
+            expect(phone.get_by_role("status").first).to_contain_text("（アカウント: colleague-x）")
+    assert colleague().totp_secret is None and not colleague().active
