@@ -280,6 +280,29 @@ def test_on_the_dashboard_what_a_button_did_takes_the_focus(page, live_server, a
     assert page.evaluate("document.querySelector('main').contains(document.activeElement)")
 
 
+def test_showing_and_hiding_the_details_by_keyboard_keeps_the_focus_at_the_details(page, live_server, account):
+    """個人情報を表示 brought the focus to 申込内容, but 個人情報を隠す left it at the top of the page (the next Tab
+    went to the skip link): a keyboard or screen reader member had to find their way back down. Both now leave it
+    on the 申込内容 heading, and the next Tab reaches the button beside it."""
+    reference = a_request(live_server)
+    log_in_by_keyboard(page, live_server.url)
+    page.goto(f"{live_server.url}/staff/bookings/{reference}")
+    page.get_by_role("button", name="個人情報を表示", exact=True).focus()
+    page.keyboard.press("Enter")
+    heading = page.get_by_role("heading", name="申込内容", exact=True)
+    expect(page.locator("table.details")).to_be_visible()
+    expect(heading).to_be_focused()
+    page.keyboard.press("Tab")
+    expect(page.get_by_role("button", name="個人情報を隠す", exact=True)).to_be_focused()
+    page.keyboard.press("Enter")
+    expect(page.locator("table.details")).to_have_count(0)
+    expect(heading).to_be_focused()
+    ring = focus_ring(page)
+    assert ring["outline"] or ring["shadow"], ring
+    page.keyboard.press("Tab")
+    expect(page.get_by_role("button", name="個人情報を表示", exact=True)).to_be_focused()
+
+
 def test_a_date_field_keeps_its_focus_ring_on_its_calendar_button(page, live_server, account):
     """Tab walks through a date field's parts, its calendar button last: the ring stays on the field."""
     log_in_by_keyboard(page, live_server.url)

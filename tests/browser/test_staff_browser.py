@@ -317,3 +317,79 @@ def test_approving_a_second_booking_of_one_job_seeker_number_needs_the_tick(page
     page.get_by_role("button", name="承認する（予約を確定）").click()
     expect(page.get_by_role("status").first).to_contain_text("承認しました")
     assert booking(rt, reference).status == "confirmed"
+
+
+@pytest.mark.parametrize("width", [768, 390], ids=["tablet", "phone"])
+def test_a_larger_text_size_set_in_the_browser_enlarges_the_dashboard(browser, live_server, account, width):
+    """A member who set the tablet's or phone's browser to large text (200%: 32 px instead of 16) read the
+    dashboard at 15 px all the same (its size was in px); now the text doubles, and no page grows wider than the
+    screen: a booking's facts stand label over value, 予定表's reason field and 操作記録's filters fit, and the
+    tables of 予定表 and 対応待ち scroll in their own boxes."""
+    rt = live_server.rt
+    day = SAKATA_MONDAY + timedelta(days=133 + (7 if width == 390 else 0))
+    reference = make_request(rt, start=day, user_id="U" + uuid.uuid4().hex)
+    context = browser.new_context(viewport={"width": width, "height": 1024}, locale="ja-JP", timezone_id="Asia/Tokyo",
+                                  is_mobile=True, has_touch=True)
+    tablet = context.new_page()
+    try:
+        context.new_cdp_session(tablet).send("Page.setFontSizes", {"fontSizes": {"standard": 32, "fixed": 26}})
+        log_in(tablet, live_server.url)
+        for path in ("/staff/login", f"/staff/?from={day.date().isoformat()}", "/staff/queue",
+                     f"/staff/bookings/{reference}", "/staff/audit", "/staff/export", "/staff/outbox", "/staff/account"):
+            tablet.goto(f"{live_server.url}{path}")
+            size = tablet.evaluate("parseFloat(getComputedStyle(document.body).fontSize)")
+            assert size >= 28, f"{path}: the text is {size}px with the browser's text at 200%"
+            wide = tablet.evaluate("document.documentElement.scrollWidth")
+            assert wide <= width, f"{path} is {wide}px wide on a {width}px screen"
+    finally:
+        context.close()
+
+
+def test_on_a_phone_a_short_word_in_a_table_stays_whole(browser, live_server, account):
+    """At 320 px 対応待ち's 経路 column read 「LIN」 over 「E」: a table cell broke any word to make its column a
+    letter wide. A word now breaks only when it cannot fit its column alone; the page stays as wide as the screen."""
+    rt = live_server.rt
+    reference = make_request(rt, start=SAKATA_MONDAY + timedelta(days=147), user_id="U" + uuid.uuid4().hex)
+    with phone_at(browser, width=320) as phone:
+        log_in(phone, live_server.url)
+        phone.goto(f"{live_server.url}/staff/queue")
+        row = phone.locator("tr").filter(has=phone.get_by_role("link", name=reference, exact=True)).first
+        cell = row.locator("td").last
+        expect(cell).to_have_text("LINE")
+        lines = cell.evaluate("td => { const r = document.createRange(); r.selectNodeContents(td);"
+                              " return new Set([...r.getClientRects()].map(x => Math.round(x.top))).size; }")
+        assert lines == 1, f"「LINE」 takes {lines} lines"
+        assert phone.evaluate("document.documentElement.scrollWidth") <= 320
+
+
+def test_stopping_an_account_or_its_two_step_login_takes_a_second_deliberate_tap(browser, live_server):
+    """停止 logs the member out at once (what they were typing is lost) and 二段階認証を解除 lets the password alone
+    in: both were one tap in a dense row on a phone. A tap now opens what it does; a second button does it."""
+    from bot.staff.models import StaffUser
+
+    rt = live_server.rt
+    create_staff(rt, username="confirm-admin", role="admin")
+    create_staff(rt, username="colleague-x")
+    with rt.db.transaction() as s:
+        s.scalar(select(StaffUser).where(StaffUser.username == "colleague-x")).totp_secret = "JBSWY3DPEHPK3PXP"
+
+    def colleague() -> StaffUser:
+        with rt.db.reading() as s:
+            return s.scalar(select(StaffUser).where(StaffUser.username == "colleague-x"))
+
+    with phone_at(browser, width=390) as phone:
+        log_in(phone, live_server.url, "confirm-admin")
+        phone.goto(f"{live_server.url}/staff/users")
+        for opener, told, done in (("二段階認証を解除する（colleague-x）", "パスワードだけでログイン", "二段階認証を解除（colleague-x）"),
+                                   ("停止する（colleague-x）", "すぐにログアウト", "停止（colleague-x）")):
+            summary = phone.locator(f"details.confirm > summary[aria-label=\"{opener}\"]")
+            before = (colleague().active, colleague().totp_secret)
+            summary.tap()
+            summary.tap()                                             # a double tap only opens and closes it
+            assert (colleague().active, colleague().totp_secret) == before, opener
+            summary.tap()
+            button = phone.get_by_role("button", name=done, exact=True)
+            expect(button).to_have_accessible_description(re.compile(told))
+            button.tap()
+            expect(phone.get_by_role("status").first).to_contain_text("（アカウント: colleague-x）")
+    assert colleague().totp_secret is None and not colleague().active
