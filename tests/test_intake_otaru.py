@@ -295,10 +295,10 @@ def test_a_closed_day_already_past_is_not_named(chat, clock):
 
 def test_the_page_tells_which_part_of_the_week_it_is(chat):
     out = chat.walk_to("slots")
-    assert "11/30(月)〜12/6(日)の週は、空いている枠を3回に分けてお見せしています（1/3）。" in out[-1]
+    assert "11/30(月)〜12/6(日)の週は、空いている枠を3回に分けてお見せしています。これは1回目です。" in out[-1]
     assert "「次へ」を押すと、ほかの枠をご覧いただけます。" in out[-1]
     out = chat.tap("次へ")
-    assert "（2/3）" in out[-1] and "「前へ」「次へ」を押すと、ほかの枠" in out[-1]
+    assert "これは2回目です。" in out[-1] and "「前へ」「次へ」を押すと、ほかの枠" in out[-1]
 
 
 @pytest.mark.parametrize("typed", ["3", "３"])

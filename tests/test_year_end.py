@@ -7,6 +7,10 @@ app's frozen clock (conftest `clock`), moved to the day each rule is walked on.
 """
 from __future__ import annotations
 
+import csv
+import io
+import re
+from dataclasses import replace
 from datetime import date, datetime, timedelta
 
 import pytest
@@ -14,11 +18,19 @@ import pytest
 from bot.clock import TOKYO
 from bot.config import DEFAULT_OFFICES_DIR
 from bot.offices import load_offices
+from bot.services import push_hours
 from bot.services import slots as slotsvc
 from bot.models import SlotHold
+from bot.render import text_of
+from bot.staff import export
 from bot.services.slot_text import parse_slot_text
 from tests.formflow import walk_to_slots
 from tests.test_bookings_chat import rows, says
+from tests.test_languages import render
+from tests.staffkit import fast_password_hashing, user  # noqa: F401 - fixtures
+from tests.staffkit import create_staff, login, make_request, post, run_worker
+from tests.test_stale_messages import group_id, grouped  # noqa: F401 - fixtures (Sakata's staff group)
+from tests.test_templates import week
 
 OFFICES = load_offices(DEFAULT_OFFICES_DIR)
 SAKATA, OTARU = OFFICES["sakata"], OFFICES["otaru"]
@@ -118,3 +130,110 @@ def test_a_closed_day_typed_in_the_chat_is_named(rt, clock, user_factory, fake_l
     reply = says(fake_line, user, typed)
     assert CLOSED_WORDS[language] in reply, reply
     assert rows(rt, SlotHold) == []
+
+
+# A month/day in a message that is not a date shown with its weekday or a time: `（1/4）` for "page 1 of 4".
+BARE_MONTH_DAY = re.compile(r"(?<![\d/])\d{1,2}/\d{1,2}(?![\d/(]| \d{2}:\d{2})")
+
+
+@pytest.mark.parametrize("language", ["ja", "easy"])
+def test_a_page_number_does_not_read_as_a_january_date(rt, clock, user_factory, fake_line, language):
+    """Otaru on 12/28 after 17:00: the week of 1/4 is shown in four pages. 「1/4(月)〜1/10(日)の週は…（1/4）」
+    read as the 4th of January; the page is said in words, and every M/D left is a date with its weekday."""
+    clock.freeze(at(2026, 12, 28, 18))
+    user = user_factory("otaru")
+    walk_to_slots(user, rt)
+    if language != "ja":
+        says(fake_line, user, SWITCH[language])
+        says(fake_line, user, "予約")
+    shown = fake_line.texts_to(user.user_id)[-1]
+    assert "1/5(火) 10:00" in shown and "4" in shown
+    assert BARE_MONTH_DAY.findall(shown) == [], shown
+
+
+@pytest.mark.parametrize("language", ["ja", "easy"])
+def test_a_day_split_over_pages_says_its_part_in_words(language):
+    """A day with more slots than a page holds says which part it is in words, not `1/2` (January 2nd)."""
+    page = week(page=0, pages=2, parts=2)
+    said = text_of(render(OTARU, language, "slots", dict(page=page)))
+    assert BARE_MONTH_DAY.findall(said) == [], said
+
+
+# -- staff: cards and pushes over the closed days --------------------------------------------------------
+
+@pytest.mark.parametrize(("now", "staff_card", "user_push"), [
+    (at(2026, 12, 28, 21, 30), at(2027, 1, 4, 8), at(2026, 12, 29, 8)),   # after the last evening of the year
+    (at(2026, 12, 30, 12), at(2027, 1, 4, 8), None),                     # a request during the closure
+    (at(2027, 1, 2, 7), at(2027, 1, 4, 8), at(2027, 1, 2, 8)),
+    (at(2027, 1, 8, 22), at(2027, 1, 12, 8), at(2027, 1, 9, 8)),          # over the weekend and 成人の日
+    (at(2027, 1, 4, 8), None, None),
+])
+def test_staff_cards_wait_for_the_first_business_morning_and_user_pushes_for_the_morning(now, staff_card,
+                                                                                          user_push):
+    for office in (SAKATA, OTARU):
+        assert push_hours.next_staff_opening(office, now) == staff_card
+        assert push_hours.next_opening(office, now) == user_push
+
+
+def test_an_office_that_takes_cards_on_closed_days_gets_them_on_new_years_day():
+    office = replace(OTARU, push_hours=replace(OTARU.push_hours, staff_cards_on_closed_days=True))
+    assert push_hours.next_staff_opening(office, at(2027, 1, 1, 10)) is None
+    assert push_hours.next_staff_opening(office, at(2026, 12, 31, 22)) == at(2027, 1, 1, 8)
+
+
+def test_a_request_sent_on_new_years_eve_reaches_the_staff_group_on_1_4(grouped, fake_line, user, group_id):
+    rt = grouped.extensions["madoguchi"]
+    clock = rt.clock
+    clock.freeze(at(2026, 12, 31, 15))
+    make_request(rt, start=at(2027, 1, 4, 14), user_id=user.user_id)
+    for moment in (at(2026, 12, 31, 15, 1), at(2027, 1, 1, 9), at(2027, 1, 3, 20), at(2027, 1, 4, 7, 59)):
+        clock.freeze(moment)
+        run_worker(rt)
+        assert fake_line.texts_to(group_id) == [], moment
+    clock.freeze(at(2027, 1, 4, 8))
+    run_worker(rt)
+    [card] = fake_line.texts_to(group_id)
+    assert "1/4(月) 14:00" in card
+
+
+# -- staff: the schedule, attendance and the export across the year boundary ------------------------------
+
+def test_the_schedule_across_the_new_year(rt, client):
+    create_staff(rt, office="otaru", username="otaru_staff")
+    rt.clock.freeze(at(2026, 12, 28, 9))
+    assert login(client, username="otaru_staff").status_code == 302
+    page = client.get("/staff/?from=2026-12-28").get_data(as_text=True)
+    heading = re.compile(r'<h2 id="day-(\d{4}-\d\d-\d\d)-h">([^<]*)</h2>\s*(?:<p class="closed">([^<]*)</p>)?')
+    shown = {day: (title, closed) for day, title, closed in heading.findall(page)}
+    assert shown["2026-12-28"] == ("2026年12/28(月)（今日）", "")
+    for day in ("2026-12-29", "2026-12-30", "2026-12-31", "2027-01-01"):
+        assert shown[day][1] == "休み: 年末年始", day
+    assert shown["2027-01-04"] == ("2027年1/4(月)", "")
+    later = client.get("/staff/?from=2027-01-11").get_data(as_text=True)
+    assert "2027年1/11(月)" in later and "休み: 祝日（成人の日）" in later
+
+
+def test_attendance_left_over_the_closure_is_still_asked_for_on_1_4(rt, client, user):
+    create_staff(rt)
+    rt.clock.freeze(at(2026, 12, 21, 10))
+    reference = make_request(rt, start=at(2026, 12, 28, 14), user_id=user.user_id, status="confirmed")
+    rt.clock.freeze(at(2027, 1, 4, 9))
+    assert login(client).status_code == 302
+    glance = client.get("/staff/").get_data(as_text=True).split('id="today"')[1].split("</section>")[0]
+    assert "前日までの分1件" in glance
+    assert reference in client.get("/staff/queue").get_data(as_text=True)
+
+
+def test_the_export_across_the_year_boundary_has_full_dates_in_order(rt, client, user):
+    create_staff(rt, office="otaru", username="otaru_staff")
+    rt.clock.freeze(at(2026, 12, 21, 10))
+    later = make_request(rt, "otaru", start=at(2027, 1, 4, 10), user_id=user.user_id, notify=False)
+    earlier = make_request(rt, "otaru", start=at(2026, 12, 28, 10), notify=False)
+    make_request(rt, "otaru", start=at(2027, 1, 18, 10), notify=False)                  # after the range
+    assert login(client, username="otaru_staff").status_code == 302
+    sent = post(client, "/staff/export", **{"from": "2026-12-21", "to": "2027-01-15", "encoding": "utf8"})
+    assert sent.status_code == 200
+    assert "madoguchi-otaru-20261221-20270115.csv" in sent.headers["Content-Disposition"]
+    table = list(csv.reader(io.StringIO(sent.get_data().decode("utf-8-sig"))))
+    slot = table[0].index(export.labels()["columns"]["slot"])
+    assert [(row[0], row[slot]) for row in table[1:]] == [(earlier, "2026-12-28 10:00"), (later, "2027-01-04 10:00")]
