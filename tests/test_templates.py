@@ -86,7 +86,7 @@ def week(slots: bool = True, reason: str | None = None, page: int = 0, pages: in
     """A page of week 1 (12/7-12/13): one slot a day from 12/7 on, `days` of them on the page."""
     start = date(2026, 12, 7)
     shown = [AT + timedelta(days=n) for n in range(days)] if slots else []
-    return {"week_start": start, "week_end": start + timedelta(days=6),
+    return {"week_start": start, "week_end": start + timedelta(days=6), "year": start.year,
             "slots": [{"start": at.isoformat(), "label": slot_label(at), "at": at} for at in shown],
             "closed_days": [{"day": date(2026, 12, 7), "reason": "holiday", "holiday": "祝日"}],
             "closed_ahead": [{"day": date(2026, 12, 9), "reason": "holiday", "holiday": "祝日"},

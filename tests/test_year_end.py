@@ -25,7 +25,7 @@ from bot.render import text_of
 from bot.staff import export
 from bot.services.slot_text import parse_slot_text
 from tests.formflow import walk_to_slots
-from tests.test_bookings_chat import rows, says
+from tests.test_bookings_chat import last_buttons, rows, says, taps
 from tests.test_languages import render
 from tests.staffkit import fast_password_hashing, user  # noqa: F401 - fixtures
 from tests.staffkit import create_staff, login, make_request, post, run_worker
@@ -237,3 +237,30 @@ def test_the_export_across_the_year_boundary_has_full_dates_in_order(rt, client,
     table = list(csv.reader(io.StringIO(sent.get_data().decode("utf-8-sig"))))
     slot = table[0].index(export.labels()["columns"]["slot"])
     assert [(row[0], row[slot]) for row in table[1:]] == [(earlier, "2026-12-28 10:00"), (later, "2027-01-04 10:00")]
+
+
+# -- the year, where the list reaches into the next one ----------------------------------------------------
+
+def test_the_japanese_slot_pages_name_the_next_year(rt, clock, user_factory, fake_line):
+    """English and やさしい日本語 write every date out with its year; standard Japanese keeps the short `M/D(曜)`
+    and writes the year where a page's days reach into a year other than today's."""
+    clock.freeze(at(2026, 12, 21, 10))
+    user = user_factory("sakata")
+    walk_to_slots(user, rt)
+    assert fake_line.texts_to(user.user_id)[-1].startswith("12/28(月)〜2027年1/3(日)の空いている枠です")
+    moved = taps(fake_line, user, last_buttons(fake_line, user)["次の週"])
+    assert moved.startswith("2027年1/4(月)〜1/10(日)の空いている枠です"), moved
+    moved = taps(fake_line, user, last_buttons(fake_line, user)["次の週"])
+    assert moved.startswith("2027年1/11(月)〜1/17(日)は、祝日のため相談をお休みしています"), moved
+    clock.freeze(at(2027, 1, 5, 10))                       # in the new year, its own dates need no year
+    other = user_factory("sakata")
+    walk_to_slots(other, rt)
+    assert fake_line.texts_to(other.user_id)[-1].startswith("1/18(月)〜1/24(日)の空いている枠です")
+
+
+def test_an_ordinary_week_shows_no_year(rt, clock, user_factory, fake_line):
+    clock.freeze(at(2026, 12, 1, 10))
+    user = user_factory("otaru")
+    walk_to_slots(user, rt)
+    shown = fake_line.texts_to(user.user_id)[-1]
+    assert "年" not in shown.split("\n")[0] and "11/30(月)〜12/6(日)の週は" in shown

@@ -95,6 +95,8 @@ def week_page(session: Session, office, now: datetime, index: int, page: int = 0
     days = shown.days
     return {
         "week_start": view.week_start,
+        # Today's year: a date in another is written with its year where the short M/D(曜) stands alone (ja).
+        "year": now.astimezone(TOKYO).year,
         "week_end": view.week_start + timedelta(days=6),
         "slots": [{"start": s.start.isoformat(), "label": s.label, "at": s.start} for s in shown.slots],
         "closed_days": [{"day": d, "reason": r, "holiday": h} for d, r, h in view.closed_days],
