@@ -18,9 +18,9 @@ import pytest
 from bot.clock import TOKYO
 from bot.config import DEFAULT_OFFICES_DIR
 from bot.offices import load_offices
-from bot.services import push_hours
+from bot.services import bookings, push_hours
 from bot.services import slots as slotsvc
-from bot.models import SlotHold
+from bot.models import Booking, SlotHold
 from bot.render import text_of
 from bot.staff import export
 from bot.services.slot_text import parse_slot_text
@@ -264,3 +264,22 @@ def test_an_ordinary_week_shows_no_year(rt, clock, user_factory, fake_line):
     walk_to_slots(user, rt)
     shown = fake_line.texts_to(user.user_id)[-1]
     assert "年" not in shown.split("\n")[0] and "11/30(月)〜12/6(日)の週は" in shown
+
+
+# -- cancelling over the closure -------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("now", "action", "routes"), [
+    (at(2026, 12, 28, 18), "cancel", ()),
+    (at(2027, 1, 3, 23, 59), "cancel", ()),           # 「前日まで」 is the calendar's day before, closed or not
+    (at(2027, 1, 4, 0, 0), "call", ("phone",)),       # the session's day: by phone only (Otaru 第4条(3))
+])
+def test_otaru_cancels_in_chat_until_the_day_before_even_when_it_is_closed(now, action, routes):
+    booking = Booking(reference="ABCD-EFGH", slot_start=at(2027, 1, 4, 10), status="confirmed")
+    said = bookings.summary(OTARU, booking, now)
+    assert (said["action"], tuple(said["routes"])) == (action, routes)
+
+
+def test_sakata_bookings_are_cancelled_by_phone_over_the_closure_too():
+    booking = Booking(reference="ABCD-EFGH", slot_start=at(2027, 1, 4, 14), status="confirmed")
+    said = bookings.summary(SAKATA, booking, at(2026, 12, 30, 10))
+    assert (said["action"], tuple(said["routes"])) == ("call", ("phone",))
