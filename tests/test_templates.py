@@ -103,6 +103,12 @@ HELD = {"ok": True, "start": AT.isoformat(), "at": AT, "label": "12/7(月) 14:00
         "form_url": f"{BASE_URL}/form/token"}
 
 
+# A date typed alone on a closed day (`TypedSlot.closed_day`): the year end, a holiday, the office's own closure.
+CLOSED_DAYS = ({"day": "2026-12-30", "closure": "year_end", "holiday": None},
+               {"day": "2027-01-11", "closure": "holiday", "holiday": "成人の日"},
+               {"day": "2026-12-10", "closure": "office_closure", "holiday": None})
+
+
 # The chat words a typed message may be one letter away from (`near` in the miss messages).
 NEAR = ("book", "status", "help", "back", "restart", "stop", "delete_data", "lang_en", "lang_easy", "lang_ja")
 
@@ -131,7 +137,8 @@ def samples(office) -> dict[str, list[dict[str, Any]]]:
         "ineligible": [dict(question=q, unsure=unsure) for q, unsure in failing],
         "help": [dict(state=s, resuming=r, answers=c) for s in STATES for r in (False, True)
                  for c in (("yes", "no", "unsure"), ("yes", "no"))],
-        "not_understood": [dict(state=s) for s in STATES] + [dict(state=s, near=w) for s in STATES for w in NEAR],
+        "not_understood": [dict(state=s) for s in STATES] + [dict(state=s, near=w) for s in STATES for w in NEAR]
+        + [dict(state=s, closed_day=day) for s in ("awaiting_slot", "awaiting_form") for day in CLOSED_DAYS],
         "miss_contact": [dict(state=s) for s in STATES] + [dict(state="awaiting_slot", near=w) for w in NEAR],
         "idle_hint": [dict(misses=n) for n in (1, 3)] + [dict(misses=1, near=w) for w in NEAR],
         "no_earlier_step": [{}],

@@ -117,17 +117,23 @@ CLOSED_WORDS = {"ja": "年末年始で閉庁日のため", "en": "(the New Year 
 SWITCH = {"en": "English", "easy": "やさしい日本語"}
 
 
-@pytest.mark.parametrize(("office_id", "typed", "language"), [
-    ("sakata", "12/30 14:00", "ja"), ("sakata", "12/30 14:00", "en"), ("sakata", "12/30 14:00", "easy"),
-    ("otaru", "12/30 9:00", "ja"), ("sakata", "1月1日 14時", "ja"),
-])
-def test_a_closed_day_typed_in_the_chat_is_named(rt, clock, user_factory, fake_line, office_id, typed, language):
+def typed_on_12_21(rt, clock, user_factory, fake_line, office_id: str, language: str, typed: str) -> str:
+    """What the bot answers a user of `office_id` (chatting in `language`) who types `typed` at the slots on
+    Monday 12/21."""
     clock.freeze(at(2026, 12, 21, 10))
     user = user_factory(office_id)
     walk_to_slots(user, rt)
     if language != "ja":
         says(fake_line, user, SWITCH[language])
-    reply = says(fake_line, user, typed)
+    return says(fake_line, user, typed)
+
+
+@pytest.mark.parametrize(("office_id", "typed", "language"), [
+    ("sakata", "12/30 14:00", "ja"), ("sakata", "12/30 14:00", "en"), ("sakata", "12/30 14:00", "easy"),
+    ("otaru", "12/30 9:00", "ja"), ("sakata", "1月1日 14時", "ja"),
+])
+def test_a_closed_day_typed_in_the_chat_is_named(rt, clock, user_factory, fake_line, office_id, typed, language):
+    reply = typed_on_12_21(rt, clock, user_factory, fake_line, office_id, language, typed)
     assert CLOSED_WORDS[language] in reply, reply
     assert rows(rt, SlotHold) == []
 
@@ -283,3 +289,31 @@ def test_sakata_bookings_are_cancelled_by_phone_over_the_closure_too():
     booking = Booking(reference="ABCD-EFGH", slot_start=at(2027, 1, 4, 14), status="confirmed")
     said = bookings.summary(SAKATA, booking, at(2026, 12, 30, 10))
     assert (said["action"], tuple(said["routes"])) == ("call", ("phone",))
+
+
+# -- a closed day typed alone ------------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("office_id", "typed", "language", "said"), [
+    ("sakata", "12/30", "ja", "2026年12月30日(水)は年末年始（12/29〜1/3）で閉庁日のため、相談をお休みしています。"),
+    ("otaru", "1月1日は？", "ja", "2027年1月1日(金)は年末年始（12/29〜1/3）で閉庁日のため"),
+    ("otaru", "1/11", "ja", "2027年1月11日(月)は成人の日で閉庁日のため"),
+    ("sakata", "12/30", "en", "The office is closed on Wed 30 Dec 2026 (the New Year holidays, 12/29 to 1/3)"),
+    ("sakata", "12/30", "easy", "2026年12月30日(水)は 休みの 日です（年末年始（ねんまつ ねんし））。"),
+])
+def test_a_closed_day_typed_without_a_time_is_named(rt, clock, user_factory, fake_line, office_id, typed, language,
+                                                     said):
+    """「12/30」 alone in December: the bot says that the office is closed that day and why, with the slots
+    again; it is no text it could not read (no miss), and nothing is held."""
+    reply = typed_on_12_21(rt, clock, user_factory, fake_line, office_id, language, typed)
+    assert said in reply, reply
+    assert "読み取れませんでした" not in reply and "could not read" not in reply and "わかりませんでした" not in reply
+    assert "12/28(月) 14:00" in reply or "12/22(火) 10:00" in reply                       # the slots again
+    assert rows(rt, SlotHold) == []
+
+
+def test_an_open_day_typed_without_a_time_is_still_asked_for_a_time(rt, clock, user_factory, fake_line):
+    clock.freeze(at(2026, 12, 21, 10))
+    user = user_factory("otaru")
+    walk_to_slots(user, rt)
+    assert "読み取れませんでした" in says(fake_line, user, "1/5")
+    assert "読み取れませんでした" in says(fake_line, user, "12/26")                          # a Saturday: the schedule

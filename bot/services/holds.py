@@ -119,6 +119,16 @@ def week_page(session: Session, office, now: datetime, index: int, page: int = 0
     }
 
 
+def closed_day(office, day: date) -> dict[str, str | None] | None:
+    """Why the office is closed on `day` where the chat names it (the year end, a holiday, its own closure), as
+    `hold` says it for a closed slot; None on an open day or a weekend (the schedule says which days there are)."""
+    closure = calendar.is_closed(day, office.schedule.closures)
+    if closure in (None, "weekend"):
+        return None
+    return {"day": day.isoformat(), "closure": closure,
+            "holiday": calendar.holiday_name(day) if closure == "holiday" else None}
+
+
 def _parse_iso(value: str) -> datetime | None:
     try:
         moment = datetime.fromisoformat(value)
