@@ -17,18 +17,18 @@ import pytest
 
 from bot.clock import TOKYO
 from bot.config import DEFAULT_OFFICES_DIR
+from bot.models import Booking, SlotHold
 from bot.offices import load_offices
+from bot.render import text_of
 from bot.services import bookings, push_hours
 from bot.services import slots as slotsvc
-from bot.models import Booking, SlotHold
-from bot.render import text_of
-from bot.staff import export
 from bot.services.slot_text import parse_slot_text
+from bot.staff import export
 from tests.formflow import walk_to_slots
-from tests.test_bookings_chat import last_buttons, rows, says, taps
-from tests.test_languages import render
 from tests.staffkit import fast_password_hashing, user  # noqa: F401 - fixtures
 from tests.staffkit import create_staff, login, make_request, post, run_worker
+from tests.test_bookings_chat import last_buttons, rows, says, taps
+from tests.test_languages import render
 from tests.test_stale_messages import group_id, grouped  # noqa: F401 - fixtures (Sakata's staff group)
 from tests.test_templates import week
 
