@@ -90,8 +90,9 @@ def week(slots: bool = True, reason: str | None = None, page: int = 0, pages: in
             "slots": [{"start": at.isoformat(), "label": slot_label(at), "at": at} for at in shown],
             "closed_days": [{"day": date(2026, 12, 7), "reason": "holiday", "holiday": "祝日"}],
             "closed_ahead": [{"day": date(2026, 12, 9), "reason": "holiday", "holiday": "祝日"},
-                             {"day": date(2026, 12, 10), "reason": "year_end", "holiday": None},
-                             {"day": date(2026, 12, 11), "reason": "blocked", "holiday": None}] if slots else [],
+                             {"day": date(2026, 12, 10), "reason": "year_end", "holiday": None,
+                              "until": date(2026, 12, 11)},                      # a run of closed days as one
+                             {"day": date(2026, 12, 12), "reason": "blocked", "holiday": None}] if slots else [],
             "reason": reason, "index": 1, "page": page, "pages": pages,
             "first_day": shown[0].date() if shown else start, "last_day": shown[-1].date() if shown else start,
             "part": min(page + 1, parts), "parts": parts,

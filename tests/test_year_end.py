@@ -142,17 +142,22 @@ def test_a_closed_day_typed_in_the_chat_is_named(rt, clock, user_factory, fake_l
 BARE_MONTH_DAY = re.compile(r"(?<![\d/])\d{1,2}/\d{1,2}(?![\d/(]| \d{2}:\d{2})")
 
 
-@pytest.mark.parametrize("language", ["ja", "easy"])
-def test_a_page_number_does_not_read_as_a_january_date(rt, clock, user_factory, fake_line, language):
-    """Otaru on 12/28 after 17:00: the week of 1/4 is shown in four pages. 「1/4(月)〜1/10(日)の週は…（1/4）」
-    read as the 4th of January; the page is said in words, and every M/D left is a date with its weekday."""
-    clock.freeze(at(2026, 12, 28, 18))
+def otaru_slots_at(rt, clock, user_factory, fake_line, now: datetime, language: str) -> str:
+    """The first page of slots an Otaru user chatting in `language` is shown at `now`."""
+    clock.freeze(now)
     user = user_factory("otaru")
     walk_to_slots(user, rt)
     if language != "ja":
         says(fake_line, user, SWITCH[language])
         says(fake_line, user, "予約")
-    shown = fake_line.texts_to(user.user_id)[-1]
+    return fake_line.texts_to(user.user_id)[-1]
+
+
+@pytest.mark.parametrize("language", ["ja", "easy"])
+def test_a_page_number_does_not_read_as_a_january_date(rt, clock, user_factory, fake_line, language):
+    """Otaru on 12/28 after 17:00: the week of 1/4 is shown in four pages. 「1/4(月)〜1/10(日)の週は…（1/4）」
+    read as the 4th of January; the page is said in words, and every M/D left is a date with its weekday."""
+    shown = otaru_slots_at(rt, clock, user_factory, fake_line, at(2026, 12, 28, 18), language)
     assert "1/5(火) 10:00" in shown and "4" in shown
     assert BARE_MONTH_DAY.findall(shown) == [], shown
 
@@ -317,3 +322,14 @@ def test_an_open_day_typed_without_a_time_is_still_asked_for_a_time(rt, clock, u
     walk_to_slots(user, rt)
     assert "読み取れませんでした" in says(fake_line, user, "1/5")
     assert "読み取れませんでした" in says(fake_line, user, "12/26")                          # a Saturday: the schedule
+
+
+@pytest.mark.parametrize(("language", "said"), [
+    ("ja", "※この週のお休み: 12/29(火)〜1/1(金) 年末年始\n"),
+    ("en", "Closed this week: 12/29(火) to 1/1(金) (Tue 29 Dec 2026 to Fri 1 Jan 2027, New Year holidays)\n"),
+    ("easy", "※この 週の 休みの 日: 2026年12月29日(火)から 2027年1月1日(金)まで（年末年始（ねんまつ ねんし））\n"),
+])
+def test_the_new_year_closure_is_named_once_beside_the_slots(rt, clock, user_factory, fake_line, language, said):
+    """Otaru's week of 12/28: one span for the four closed weekdays, not 年末年始 four times over."""
+    shown = otaru_slots_at(rt, clock, user_factory, fake_line, at(2026, 12, 25, 10), language)
+    assert said in shown, shown

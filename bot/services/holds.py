@@ -101,7 +101,8 @@ def week_page(session: Session, office, now: datetime, index: int, page: int = 0
         "slots": [{"start": s.start.isoformat(), "label": s.label, "at": s.start} for s in shown.slots],
         "closed_days": [{"day": d, "reason": r, "holiday": h} for d, r, h in view.closed_days],
         # The week's closed days still to come, named beside its slots so that a missing day is explained.
-        "closed_ahead": [{"day": d, "reason": r, "holiday": h} for d, r, h in view.closed_days if d > now.date()],
+        "closed_ahead": _year_end_as_one(
+            [{"day": d, "reason": r, "holiday": h} for d, r, h in view.closed_days if d > now.date()]),
         "reason": view.reason_if_empty,
         "index": index,
         "page": page,
@@ -117,6 +118,19 @@ def week_page(session: Session, office, now: datetime, index: int, page: int = 0
         "has_prev_week": view.has_prev,
         "has_next_week": view.has_next,
     }
+
+
+def _year_end_as_one(closed: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The closed days with the year end's run of them as one (`until` its last day): 12/29(火)〜1/1(金) 年末年始,
+    not the same reason four times over."""
+    out: list[dict[str, Any]] = []
+    for day in closed:
+        last = out[-1] if out else None
+        if day["reason"] == "year_end" and last is not None and last["reason"] == "year_end":
+            last["until"] = day["day"]
+        else:
+            out.append({**day, "until": None})
+    return out
 
 
 def closed_day(office, day: date) -> dict[str, str | None] | None:
