@@ -44,6 +44,8 @@ def apply(talk: Talk, routed: Routed) -> None:
             trigger = "declined_slot"                 # 12/7以外, 12/7 14時は無理: never a choice of it
         elif typed.start:
             trigger, routed = "choose_slot", Routed("choose_slot", value=typed.start)
+        elif typed.closed_day:                        # 12/30 alone: said why there is no slot that day
+            routed = Routed(trigger, routed.value, routed.method, {**routed.extra, "closed_day": typed.closed_day})
     elif trigger == "typed" and talk.state in _BEFORE_SLOTS and talk.ports.read_slot(routed.value or "").start:
         trigger, routed = "stale", Routed("stale", value="early_slot")    # a date and time ahead of its step
     if trigger in MACHINE.events:
@@ -115,8 +117,13 @@ def _unsupported(talk: Talk, routed: Routed) -> None:
 
 def _miss(talk: Talk, routed: Routed) -> None:
     """Text that answers nothing: said so, with the chat word it misspells if any (`near`), and the step again."""
-    talk.misses += 1
     near = {"near": routed.extra["near"]} if routed.extra.get("near") else {}
+    if routed.extra.get("closed_day"):
+        # A closed day typed alone was read: no miss, its closure named, and the slots again.
+        talk.say("not_understood", state=_step_shown(talk), closed_day=routed.extra["closed_day"], **near)
+        ask(talk, again=True)
+        return
+    talk.misses += 1
     if talk.state == State.IDLE:
         talk.say("idle_hint", misses=talk.misses, **near)
         return

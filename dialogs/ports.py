@@ -11,6 +11,9 @@ class TypedSlot:
     time down (12/7以外, 12/7 14時は無理: it then chooses nothing), or neither."""
     start: str | None = None
     declined: bool = False
+    # A date typed without a time on a day the office is closed: {"day": ISO date, "closure": calendar reason,
+    # "holiday": its name or None}; the answer names why (12/30: the New Year closure).
+    closed_day: dict[str, str | None] | None = None
 
 
 class Ports(Protocol):

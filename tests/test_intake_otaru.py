@@ -233,8 +233,11 @@ def shown(chat) -> tuple[str, list[str], list[str]]:
     return text.splitlines()[0], slots, buttons[len(slots):]
 
 
-def heading(days: list[date]) -> str:
-    named = md(days[0]) if len(days) == 1 else f"{md(days[0])}〜{md(days[-1])}"
+def heading(days: list[date], this_year: int = 2026) -> str:
+    """A page's heading; a day in a year other than today's (the chat's clock: 2026) is written with its year."""
+    first = f"{days[0].year}年{md(days[0])}" if days[0].year != this_year else md(days[0])
+    last = f"{days[-1].year}年{md(days[-1])}" if days[-1].year != days[0].year else md(days[-1])
+    named = first if len(days) == 1 else f"{first}〜{last}"
     return f"{named}の空いている枠です（1回30分）。"
 
 
@@ -275,8 +278,8 @@ def test_a_week_with_a_closed_day_ahead_names_it_beside_its_slots(chat):
     assert CLOSED_THIS_WEEK not in out[-1]                     # 11/30-12/6: nothing closed
     for _ in range(4):
         chat.say("次の週")
-    assert shown(chat)[0] == "12/28(月)〜1/3(日)の空いている枠です（1回30分）。"   # Monday, then the year end
-    assert f"{CLOSED_THIS_WEEK}12/29(火) 年末年始、12/30(水) 年末年始、12/31(木) 年末年始、1/1(金) 年末年始\n" in \
+    assert shown(chat)[0] == "12/28(月)〜2027年1/3(日)の空いている枠です（1回30分）。"   # Monday, then the year end
+    assert f"{CLOSED_THIS_WEEK}12/29(火)〜1/1(金) 年末年始\n" in \
         chat.last_message()["text"]
     chat.say("次の週")
     chat.say("次の週")
@@ -289,16 +292,16 @@ def test_a_week_with_a_closed_day_ahead_names_it_beside_its_slots(chat):
 def test_a_closed_day_already_past_is_not_named(chat, clock):
     clock.freeze(datetime(2027, 1, 12, 9, 0, tzinfo=TOKYO))   # the day after 成人の日
     out = chat.walk_to("slots")
-    assert shown(chat)[0] == heading([date(2027, 1, 13)])
+    assert shown(chat)[0] == heading([date(2027, 1, 13)], this_year=2027)
     assert CLOSED_THIS_WEEK not in out[-1]
 
 
 def test_the_page_tells_which_part_of_the_week_it_is(chat):
     out = chat.walk_to("slots")
-    assert "11/30(月)〜12/6(日)の週は、空いている枠を3回に分けてお見せしています（1/3）。" in out[-1]
+    assert "11/30(月)〜12/6(日)の週は、空いている枠を3回に分けてお見せしています。これは1回目です。" in out[-1]
     assert "「次へ」を押すと、ほかの枠をご覧いただけます。" in out[-1]
     out = chat.tap("次へ")
-    assert "（2/3）" in out[-1] and "「前へ」「次へ」を押すと、ほかの枠" in out[-1]
+    assert "これは2回目です。" in out[-1] and "「前へ」「次へ」を押すと、ほかの枠" in out[-1]
 
 
 @pytest.mark.parametrize("typed", ["3", "３"])

@@ -86,12 +86,13 @@ def week(slots: bool = True, reason: str | None = None, page: int = 0, pages: in
     """A page of week 1 (12/7-12/13): one slot a day from 12/7 on, `days` of them on the page."""
     start = date(2026, 12, 7)
     shown = [AT + timedelta(days=n) for n in range(days)] if slots else []
-    return {"week_start": start, "week_end": start + timedelta(days=6),
+    return {"week_start": start, "week_end": start + timedelta(days=6), "year": start.year,
             "slots": [{"start": at.isoformat(), "label": slot_label(at), "at": at} for at in shown],
             "closed_days": [{"day": date(2026, 12, 7), "reason": "holiday", "holiday": "祝日"}],
             "closed_ahead": [{"day": date(2026, 12, 9), "reason": "holiday", "holiday": "祝日"},
-                             {"day": date(2026, 12, 10), "reason": "year_end", "holiday": None},
-                             {"day": date(2026, 12, 11), "reason": "blocked", "holiday": None}] if slots else [],
+                             {"day": date(2026, 12, 10), "reason": "year_end", "holiday": None,
+                              "until": date(2026, 12, 11)},                      # a run of closed days as one
+                             {"day": date(2026, 12, 12), "reason": "blocked", "holiday": None}] if slots else [],
             "reason": reason, "index": 1, "page": page, "pages": pages,
             "first_day": shown[0].date() if shown else start, "last_day": shown[-1].date() if shown else start,
             "part": min(page + 1, parts), "parts": parts,
@@ -101,6 +102,12 @@ def week(slots: bool = True, reason: str | None = None, page: int = 0, pages: in
 
 HELD = {"ok": True, "start": AT.isoformat(), "at": AT, "label": "12/7(月) 14:00", "expires_at": AT,
         "form_url": f"{BASE_URL}/form/token"}
+
+
+# A date typed alone on a closed day (`TypedSlot.closed_day`): the year end, a holiday, the office's own closure.
+CLOSED_DAYS = ({"day": "2026-12-30", "closure": "year_end", "holiday": None},
+               {"day": "2027-01-11", "closure": "holiday", "holiday": "成人の日"},
+               {"day": "2026-12-10", "closure": "office_closure", "holiday": None})
 
 
 # The chat words a typed message may be one letter away from (`near` in the miss messages).
@@ -131,7 +138,8 @@ def samples(office) -> dict[str, list[dict[str, Any]]]:
         "ineligible": [dict(question=q, unsure=unsure) for q, unsure in failing],
         "help": [dict(state=s, resuming=r, answers=c) for s in STATES for r in (False, True)
                  for c in (("yes", "no", "unsure"), ("yes", "no"))],
-        "not_understood": [dict(state=s) for s in STATES] + [dict(state=s, near=w) for s in STATES for w in NEAR],
+        "not_understood": [dict(state=s) for s in STATES] + [dict(state=s, near=w) for s in STATES for w in NEAR]
+        + [dict(state=s, closed_day=day) for s in ("awaiting_slot", "awaiting_form") for day in CLOSED_DAYS],
         "miss_contact": [dict(state=s) for s in STATES] + [dict(state="awaiting_slot", near=w) for w in NEAR],
         "idle_hint": [dict(misses=n) for n in (1, 3)] + [dict(misses=1, near=w) for w in NEAR],
         "no_earlier_step": [{}],

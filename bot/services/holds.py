@@ -95,11 +95,14 @@ def week_page(session: Session, office, now: datetime, index: int, page: int = 0
     days = shown.days
     return {
         "week_start": view.week_start,
+        # Today's year: a date in another is written with its year where the short M/D(曜) stands alone (ja).
+        "year": now.astimezone(TOKYO).year,
         "week_end": view.week_start + timedelta(days=6),
         "slots": [{"start": s.start.isoformat(), "label": s.label, "at": s.start} for s in shown.slots],
         "closed_days": [{"day": d, "reason": r, "holiday": h} for d, r, h in view.closed_days],
         # The week's closed days still to come, named beside its slots so that a missing day is explained.
-        "closed_ahead": [{"day": d, "reason": r, "holiday": h} for d, r, h in view.closed_days if d > now.date()],
+        "closed_ahead": _year_end_as_one(
+            [{"day": d, "reason": r, "holiday": h} for d, r, h in view.closed_days if d > now.date()]),
         "reason": view.reason_if_empty,
         "index": index,
         "page": page,
@@ -115,6 +118,29 @@ def week_page(session: Session, office, now: datetime, index: int, page: int = 0
         "has_prev_week": view.has_prev,
         "has_next_week": view.has_next,
     }
+
+
+def _year_end_as_one(closed: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The closed days with the year end's run of them as one (`until` its last day): 12/29(火)〜1/1(金) 年末年始,
+    not the same reason four times over."""
+    out: list[dict[str, Any]] = []
+    for day in closed:
+        last = out[-1] if out else None
+        if day["reason"] == "year_end" and last is not None and last["reason"] == "year_end":
+            last["until"] = day["day"]
+        else:
+            out.append({**day, "until": None})
+    return out
+
+
+def closed_day(office, day: date) -> dict[str, str | None] | None:
+    """Why the office is closed on `day` where the chat names it (the year end, a holiday, its own closure), as
+    `hold` says it for a closed slot; None on an open day or a weekend (the schedule says which days there are)."""
+    closure = calendar.is_closed(day, office.schedule.closures)
+    if closure in (None, "weekend"):
+        return None
+    return {"day": day.isoformat(), "closure": closure,
+            "holiday": calendar.holiday_name(day) if closure == "holiday" else None}
 
 
 def _parse_iso(value: str) -> datetime | None:

@@ -281,9 +281,11 @@ _RECENT_PAST = timedelta(days=31)
 @dataclass(frozen=True)
 class SlotReading:
     """What a typed text says of a slot: the start it chooses, or that it turns a date, a time or a number down
-    (`declined`: it then chooses nothing, and the bot asks again which slot is wanted), or neither."""
+    (`declined`: it then chooses nothing, and the bot asks again which slot is wanted), or neither; `day` is the
+    one date it names with its month but without a time (no slot: the bot asks for both, naming a closed day)."""
     start: datetime | None = None
     declined: bool = False
+    day: date | None = None   # a month and day named alone (`12/30`, `12<month>30<day>`): no slot, but a day
 
 
 def read_slot_text(text: str, now: datetime) -> SlotReading:
@@ -298,8 +300,16 @@ def read_slot_text(text: str, now: datetime) -> SlotReading:
         raise ValueError("a timezone-aware datetime is required")
     value, dates, choice, declined = _read(text)
     if choice is None:
-        return SlotReading(declined=declined)             # `12/7 14<hour> <is no good>`: see declines_slot
+        return SlotReading(declined=declined, day=None if declined else _day_alone(dates, now.astimezone(TOKYO)))
     return SlotReading(start=_start(value, dates, choice, now.astimezone(TOKYO)))
+
+
+def _day_alone(dates: list[re.Match], now: datetime) -> date | None:
+    """The day of the text's one date, when it names its month (`12/30`, `Dec 30`) and no time stands beside it:
+    the bot can then say what it knows of that day (closed for the New Year) as it asks for a date and time."""
+    if len(dates) != 1 or not any(dates[0][f"{kind}_day"] for kind in ("num", "md", "dm")):
+        return None
+    return _date(dates[0], time(), now)
 
 
 def parse_slot_text(text: str, now: datetime) -> datetime | None:

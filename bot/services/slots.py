@@ -395,16 +395,22 @@ def is_bookable(
     """None if a user may request the slot starting at `start` now, else why not.
 
     Checked in this order: "past", "not_a_slot" (not a schedule weekday and start), "closed" (calendar or
-    office closure), "notice_passed", "outside_window", "blocked" (the slot or its day), "full".
+    office closure), "notice_passed", "outside_window", "blocked" (the slot or its day), "full". A day closed
+    for a reason the chat names (the year end, a holiday, the office's own closure) is "closed" even at a time
+    or on a weekday the schedule has no slot: 12/30 14:00 typed to Sakata (a Wednesday) is answered with the
+    New Year closure, not only with "Mondays". A weekend stays "not_a_slot": the schedule says which days there are.
     """
     walk = _walk(office, now, taken, blocked, blocked_days)
     start = _aware(start)
     schedule = office.schedule
     if start <= walk.now:
         return "past"
+    closure = is_closed(start.date(), schedule.closures)
+    if closure not in (None, "weekend"):
+        return "closed"
     if start.weekday() not in schedule.weekdays or start.time() not in schedule.starts:
         return "not_a_slot"
-    if is_closed(start.date(), schedule.closures) is not None:
+    if closure is not None:
         return "closed"
     if booking_deadline(office, start) <= walk.now:
         return "notice_passed"
