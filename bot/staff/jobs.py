@@ -27,7 +27,7 @@ from bot.offices import DEFAULT_RETENTION
 from bot.services import broadcasts, lifecycle, push_hours
 from bot.services.bookings import erase_staff_text
 from bot.services.calendar import last_business_day_on_or_before
-from bot.staff import audit, auth
+from bot.staff import audit, auth, personal
 from bot.staff.auth import MAX_SESSION
 from bot.staff.models import AuditEntry, BookingHandoff, JobMark, StaffSession
 
@@ -46,6 +46,11 @@ FORGOTTEN = "forgotten:"   # a forgotten user's pseudonym: this and the conversa
 TO_FORGET = (Conversation.followed.is_(False),
              Conversation.line_user_id.not_like(literal_column(f"'{FORGOTTEN}%'")))
 PURGE_BATCH = 200          # closed requests deleted, and users forgotten, per pass of offices kept alike
+# The sensitive answer (which of the office's categories applies: a disability certificate, a hospital's
+# programme, the Mothers' Corner) decides only whether online counselling is open to the person: it goes from
+# the details once the request closed or its session is over (attendance recorded, or this long after the start).
+SENSITIVE_KEYS = ("category",)
+SESSION_OVER = timedelta(days=1)
 
 
 def run_due(rt) -> dict[str, int]:
@@ -56,6 +61,8 @@ def run_due(rt) -> dict[str, int]:
     for job in (remind_undecided, remind_user_day_before, check_invitations, prompt_attendance):
         with rt.db.transaction() as s:
             figures.update(job(s, rt, offices, now))
+    with rt.db.transaction() as s:
+        figures.update(erase_sensitive_answers(s, rt, now))
     for keep, office_ids in _kept_alike(offices):
         with rt.db.transaction() as s:
             figures.update(_purge(s, office_ids, keep, now))
@@ -198,6 +205,30 @@ def purge_expired_data(session: Session, rt, office, now: datetime) -> dict[str,
     (the entries themselves stay) and the reason it was booked by exception.
     """
     return _purge(session, [office.id], office.retention_rules(), now)
+
+
+def erase_sensitive_answers(session: Session, rt, now: datetime) -> dict[str, int]:
+    """The sensitive answer taken out of the details of every booking (of any office, a removed one's too) that
+    closed or whose session is over: it has no use left, while the rest of the details stay the office's time.
+
+    A booking done once leaves a JobMark (it is not read again on every pass); a batch per pass. Each details
+    blob is replaced only if it is still the one read (`データ削除` or the purge meanwhile wins: nothing comes
+    back). Details no configured key opens are left as they are (marked: the key is gone, and they with it)."""
+    found = session.execute(select(Booking.id, Booking.details).where(
+        Booking.details.is_not(None),
+        or_(Booking.status.not_in(lifecycle.OPEN_STATUSES), Booking.slot_start < now - SESSION_OVER),
+        _not_done("sensitive")).order_by(Booking.id).limit(PURGE_BATCH)).all()
+    erased = 0
+    for booking_id, token in found:
+        if not _mark(session, "sensitive", str(booking_id), now):
+            continue
+        details = personal.decrypt(rt, token)
+        if details is None or not any(key in details for key in SENSITIVE_KEYS):
+            continue
+        kept = {key: value for key, value in details.items() if key not in SENSITIVE_KEYS}
+        erased += session.execute(update(Booking).where(Booking.id == booking_id, Booking.details == token)
+                                  .values(details=personal.encrypt(rt, kept))).rowcount or 0
+    return {"sensitive_answers_erased": erased} if erased else {}
 
 
 def _purge(session: Session, office_ids: list[str], keep: dict[str, int], now: datetime,

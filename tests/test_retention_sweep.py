@@ -1,0 +1,317 @@
+"""Delete when no longer needed, end to end: job seekers book through the chat and the form, each booking ends one
+way (attended, no-show, cancelled, declined, expired, withdrawn, `データ削除`, its user unfollowed, its office's
+profile removed), staff write about it, and the clock runs past every retention period SECURITY.md states.
+Then the WHOLE database is searched: every table the database has (not only the ones the models know), every
+column, on SQLite and PostgreSQL, every encrypted value opened with the key, for the seeded values (name, kana,
+birth date, job seeker number, phone, consultation, companion, what staff wrote) and the users' LINE ids.
+Nothing is left but what SECURITY.md keeps on purpose: the LINE id of a user who still follows, in their
+conversation.
+
+The sensitive answer (which of the office's categories applies: a disability certificate, Nihonkai General
+Hospital's programme, the Mothers' Corner) goes first: once the request closed or its session is over, it has
+no use left, while the rest of the details stay for the office's 90 days.
+"""
+from __future__ import annotations
+
+import json
+import re
+from datetime import datetime, timedelta
+
+from sqlalchemy import select, text
+
+from bot.clock import TOKYO
+from bot.crypto import InvalidToken, Vault
+from bot.models import Booking, Conversation
+from bot.services import bookings as bookingsvc
+from bot.staff import decisions, jobs as staff_jobs, personal
+from bot.staff.audit import Actor
+from bot.worker import Worker
+from tests.formflow import Page, form_link, walk_to_slots
+from tests.reliability.kit import Person, leaks
+from tests.staffkit import fast_password_hashing  # noqa: F401 - autouse fixture
+from tests.staffkit import DETAILS, SAKATA_MONDAY, create_staff, login, make_request, post, postback_value
+
+FERNET = re.compile(rb"gAAAAA[A-Za-z0-9_=-]+")
+STAFF = Actor(label="tanaka")
+ALLOWED_FOR_A_FOLLOWER = {("conversations", "line_user_id")}
+
+
+# -- the whole database, as a copy of it would give it away -------------------------------------------------
+
+def _tables(s) -> list[str]:
+    if s.bind.dialect.name == "postgresql":
+        return list(s.scalars(text("SELECT table_name FROM information_schema.tables "
+                                   "WHERE table_schema = 'public' AND table_type = 'BASE TABLE'")))
+    return list(s.scalars(text("SELECT name FROM sqlite_master WHERE type = 'table'")))
+
+
+def _opened(vault: Vault, blob: bytes) -> list[bytes]:
+    """Every Fernet token in a value, opened with the configured keys (a token may run on into the next text)."""
+    found = []
+    for run in FERNET.findall(blob):
+        for end in range(len(run) - len(run) % 4, 0, -4):
+            try:
+                found.append(vault.decrypt_text(run[:end]).encode())
+                break
+            except (InvalidToken, UnicodeDecodeError):
+                pass
+    return found
+
+
+def stored(rt) -> list[tuple[str, str, bytes]]:
+    """(table, column, value) of every value in every table of the database, and of every encrypted value
+    opened (its column marked `(opened)`)."""
+    vault = Vault(rt.config.data_encryption_keys, rt.config.secret_key)
+    values: list[tuple[str, str, bytes]] = []
+    with rt.db.reading() as s:
+        for table in _tables(s):
+            result = s.execute(text(f'SELECT * FROM "{table}"'))
+            columns = list(result.keys())
+            for row in result:
+                for column, value in zip(columns, row):
+                    if value is None:
+                        continue
+                    if isinstance(value, (bytes, bytearray, memoryview)):
+                        blob = bytes(value)
+                    elif isinstance(value, (dict, list)):
+                        blob = json.dumps(value, ensure_ascii=False).encode()
+                    else:
+                        blob = str(value).encode()
+                    values.append((table, column, blob))
+                    values += [(table, f"{column} (opened)", opened) for opened in _opened(vault, blob)]
+    assert len(values) > 50, "the database looked empty: the search proves nothing"
+    return values
+
+
+def where(values: list[tuple[str, str, bytes]], secrets: list[str]) -> set[tuple[str, str]]:
+    """The (table, column) that hold any of these values, in any shape."""
+    return {(table, column) for table, column, blob in values if leaks(blob, secrets)}
+
+
+# -- a full run --------------------------------------------------------------------------------------------
+
+def _book(app, rt, fake, user, answers: dict[str, str]) -> str:
+    walk_to_slots(user, rt)
+    user.says("1")
+    browser = app.test_client()
+    confirmation = Page.get(browser, form_link(fake.messages_to(user.user_id))).submit(browser, answers)
+    assert confirmation.status == 200, confirmation.html
+    done = confirmation.submit(browser)
+    assert done.status == 200
+    return done.html.split("受付番号: ")[1][:9]
+
+
+def _row(rt, reference: str) -> Booking | None:
+    with rt.db.reading() as s:
+        return s.scalar(select(Booking).where(Booking.reference == reference))
+
+
+def _act(rt, reference: str, step, *args, **kwargs):
+    with rt.db.transaction() as s:
+        row = s.scalar(select(Booking).where(Booking.reference == reference))
+        return step(s, rt, rt.offices[row.office_id], row, STAFF, rt.clock.now(), *args, **kwargs)
+
+
+def _note(rt, reference: str, person: Person) -> str:
+    written = f"本人より電話 {person.phone} メモ{person.n:04d}番 うつ病で通院中"
+    with rt.db.transaction() as s:
+        row = s.scalar(select(Booking).where(Booking.reference == reference))
+        decisions.set_note(s, rt, rt.offices[row.office_id], row, STAFF, rt.clock.now(), written)
+    return written
+
+
+class Run:
+    """Who booked (user id -> person, reference, how it ends), and what staff wrote about them."""
+
+    def __init__(self):
+        self.people: dict[str, Person] = {}
+        self.users: dict[str, object] = {}
+        self.references: dict[str, str] = {}
+        self.written: dict[str, list[str]] = {}
+
+    def add(self, app, rt, fake, user_factory, office: str, ending: str, category: str | None = None) -> str:
+        user = user_factory(office)
+        person = Person(700 + len(self.people))
+        answers = person.answers(rt.offices[office])
+        if category is not None:
+            answers["category"] = category
+        user.says(f"{person.name}です。{person.phone}に電話ください")          # typed in the chat, as people do
+        reference = _book(app, rt, fake, user, answers)
+        user.says(f"相談したいのは{person.consultation}")
+        self.people[ending], self.users[ending], self.references[ending] = person, user, reference
+        self.written[ending] = [_note(rt, reference, person)]
+        return reference
+
+    def secrets(self, ending: str) -> list[str]:
+        found = list(self.people[ending].secrets())
+        for note in self.written[ending]:
+            found += [note, note.split()[2]]
+        return found
+
+
+def _deep_run(app, rt, fake, user_factory) -> Run:
+    run = Run()
+    for ending, category in (("attended", "disability"), ("no_show", "hospital"), ("expired", "mothers")):
+        run.add(app, rt, fake, user_factory, "sakata", ending, category)      # Sakata's three slots of a week
+    for ending in ("deleted", "cancelled", "declined", "withdrawn", "unfollowed"):
+        run.add(app, rt, fake, user_factory, "otaru", ending)
+    for ending in ("attended", "no_show", "cancelled", "unfollowed"):
+        assert _act(rt, run.references[ending], decisions.confirm).changed
+    assert _act(rt, run.references["declined"], decisions.decline).changed
+    with rt.db.transaction() as s:                                       # withdrawn in the chat
+        row = s.scalar(select(Booking).where(Booking.reference == run.references["withdrawn"]))
+        conv = s.get(Conversation, row.conversation_id)
+        assert bookingsvc.withdraw_in_chat(s, rt, rt.offices["otaru"], conv, row.reference, rt.clock.now(),
+                                           confirmed=True)["outcome"] == "withdrawn"
+    run.written["cancelled"].append("本人より取消の電話 {} 取消メモ{:04d}番 入院のため".format(
+        run.people["cancelled"].phone, run.people["cancelled"].n))
+    assert _act(rt, run.references["cancelled"], decisions.cancel, by_office=False,
+                note=run.written["cancelled"][-1]).changed
+    deleting = run.users["deleted"]
+    deleting.says("データ削除")
+    deleting.taps(postback_value(deleting.messages(), "削除する"))
+    assert _row(rt, run.references["deleted"]).details is None
+    staff = app.test_client()                                             # a search and an export, audited
+    create_staff(rt, "otaru", "otaru-admin", role="admin")
+    login(staff, "otaru-admin")
+    assert post(staff, "/staff/search", seeker_number=run.people["cancelled"].seeker_number).status_code == 200
+    exported = post(staff, "/staff/export", **{"from": "2026-12-01", "to": "2027-01-31", "encoding": "utf8",
+                                               "contents": "details"})
+    assert run.people["cancelled"].name in exported.get_data().decode("utf-8-sig")
+    Worker(rt).run_once()
+    for ending in ("attended", "no_show", "unfollowed"):                 # after their sessions
+        rt.clock.freeze(_row(rt, run.references[ending]).slot_start + timedelta(hours=1))
+        Worker(rt).run_once()
+        assert _act(rt, run.references[ending], decisions.mark_attendance, attended=ending != "no_show").changed
+    run.users["unfollowed"].unfollows()
+    return run
+
+
+def _run_until(rt, moment: datetime) -> None:
+    """The worker on schedule up to `moment`: a pass a day, then passes at `moment` until nothing is left to do
+    (closed requests and forgotten users go 200 a pass)."""
+    now = rt.clock.now()
+    while now < moment:
+        now = min(now + timedelta(days=1), moment)
+        rt.clock.freeze(now)
+        Worker(rt).run_once()
+    for _ in range(3):
+        Worker(rt).run_once()
+
+
+def _deadlines(rt, run: Run) -> list[tuple[datetime, str]]:
+    """When SECURITY.md says each booking's values are gone, in order: a closed request whole
+    `closed_requests_days` after it closed; a booking's details `personal_details_days_after_session` after its
+    session (a booking cancelled before its session too); what `データ削除` erased, at once."""
+    keep = rt.offices["sakata"].retention_rules()
+    assert keep == rt.offices["otaru"].retention_rules()
+    found = []
+    for ending, reference in run.references.items():
+        row = _row(rt, reference)
+        if ending == "deleted":
+            found.append((rt.clock.now(), ending))
+        elif row.status in staff_jobs.CLOSED_STATUSES:
+            found.append((row.closed_at + timedelta(days=keep["closed_requests_days"]), ending))
+        else:
+            found.append((row.slot_start + timedelta(days=keep["personal_details_days_after_session"]), ending))
+    return sorted(found)
+
+
+def test_nothing_of_a_job_seeker_outlives_the_retention_stated_in_security_md(app, rt, fake_line, user_factory):
+    run = _deep_run(app, rt, fake_line, user_factory)
+    before = stored(rt)
+    for ending in run.people:                                          # the search finds what is there
+        if ending != "deleted":
+            assert where(before, run.secrets(ending)), f"{ending}: its values were never found: proves nothing"
+    expired = _row(rt, run.references["expired"])
+    assert expired.status == "expired", expired.status
+    unfollowed_at = rt.clock.now()
+    for deadline, ending in _deadlines(rt, run):
+        if deadline > rt.clock.now():
+            _run_until(rt, deadline - timedelta(minutes=5))
+            assert where(stored(rt), run.secrets(ending)), f"{ending}: went before its time"
+            _run_until(rt, deadline + timedelta(minutes=5))
+        assert where(stored(rt), run.secrets(ending)) == set(), f"{ending}: a value outlived its retention"
+    keep = rt.offices["otaru"].retention_rules()
+    _run_until(rt, max(rt.clock.now(), unfollowed_at + timedelta(days=keep["unfollowed_days"], minutes=5)))
+    after = stored(rt)
+    for ending, user in run.users.items():
+        allowed = ALLOWED_FOR_A_FOLLOWER if ending != "unfollowed" else set()
+        assert where(after, [user.user_id]) <= allowed, f"{ending}: the LINE id outlived its retention"
+    assert where(after, [run.users["attended"].user_id]) == ALLOWED_FOR_A_FOLLOWER   # the search finds ids
+
+
+def test_an_office_removed_leaves_nothing_of_its_users_past_the_default_retention(app, rt, fake_line, user_factory,
+                                                                                 monkeypatch):
+    """A profile taken out of the deployment: its webhook answers 404, so its users can neither unfollow nor ask
+    for deletion. Its bookings' values and its users' LINE ids (those who still follow too) go by the default
+    rules, and nothing of theirs is left anywhere."""
+    run = Run()
+    for ending in ("confirmed", "withdrawn"):
+        run.add(app, rt, fake_line, user_factory, "otaru", ending)
+    assert _act(rt, run.references["confirmed"], decisions.confirm).changed
+    with rt.db.transaction() as s:
+        row = s.scalar(select(Booking).where(Booking.reference == run.references["withdrawn"]))
+        assert bookingsvc.withdraw_in_chat(s, rt, rt.offices["otaru"], s.get(Conversation, row.conversation_id),
+                                           row.reference, rt.clock.now(), confirmed=True)["outcome"] == "withdrawn"
+    chatted = user_factory("otaru")
+    chatted.says("予約")                                                   # only asked, never booked
+    session = _row(rt, run.references["confirmed"]).slot_start
+    before = stored(rt)
+    assert where(before, [chatted.user_id]) and all(where(before, run.secrets(e)) for e in run.people)
+    monkeypatch.setattr(rt, "offices", {k: v for k, v in rt.offices.items() if k != "otaru"})
+    _run_until(rt, session + timedelta(days=staff_jobs.DEFAULT_RETENTION["personal_details_days_after_session"],
+                                       hours=2))
+    after = stored(rt)
+    for ending in run.people:
+        assert where(after, run.secrets(ending)) == set(), f"{ending}: a value outlived its office"
+    for user in (*run.users.values(), chatted):
+        assert where(after, [user.user_id]) == set(), "a LINE id outlived its office"
+
+
+def _category(rt, reference: str) -> tuple[str | None, str | None]:
+    """(the category answered, the name) as the booking's details hold them now."""
+    details = personal.decrypt(rt, _row(rt, reference).details) or {}
+    return details.get("category"), details.get("name")
+
+
+def test_the_sensitive_answer_goes_first_once_the_request_closed_or_its_session_is_over(rt):
+    """Which category applies (a disability certificate, Nihonkai General Hospital's programme, the Mothers'
+    Corner) is asked only to decide whether online counselling is open to the person. Once the request closed
+    (declined, withdrawn, expired, cancelled) or its session is over (attendance recorded, or a day after its
+    start), it has no use left: the next pass of the worker erases it from the details, which stay for the
+    office's 90 days (name, number, phone: the record of the session)."""
+    def request(start: datetime, category: str) -> str:
+        return make_request(rt, "sakata", start, user_id=f"U{category:0>32}"[:33],
+                            details={**DETAILS["sakata"], "category": category})
+
+    attended = request(SAKATA_MONDAY, "disability")
+    declined = request(SAKATA_MONDAY + timedelta(hours=1), "hospital")
+    withdrawn = request(SAKATA_MONDAY + timedelta(hours=2), "mothers")
+    unrecorded = request(SAKATA_MONDAY + timedelta(days=7), "disability")
+    name = DETAILS["sakata"]["name"]
+    for reference in (attended, unrecorded):
+        assert _act(rt, reference, decisions.confirm).changed
+    assert _act(rt, declined, decisions.decline).changed
+    with rt.db.transaction() as s:
+        row = s.scalar(select(Booking).where(Booking.reference == withdrawn))
+        assert bookingsvc.withdraw_in_chat(s, rt, rt.offices["sakata"], s.get(Conversation, row.conversation_id),
+                                           withdrawn, rt.clock.now(), confirmed=True)["outcome"] == "withdrawn"
+    Worker(rt).run_once()
+    assert _category(rt, declined) == (None, name) and _category(rt, withdrawn) == (None, name)
+    assert _category(rt, attended) == ("disability", name)             # still needed: its session is ahead
+    rt.clock.freeze(SAKATA_MONDAY + timedelta(minutes=20))
+    Worker(rt).run_once()
+    assert _category(rt, attended) == ("disability", name)             # under way, attendance not recorded
+    assert _act(rt, attended, decisions.mark_attendance, attended=True).changed
+    Worker(rt).run_once()
+    assert _category(rt, attended) == (None, name)
+    rt.clock.freeze(SAKATA_MONDAY + timedelta(days=8) - timedelta(minutes=5))
+    Worker(rt).run_once()
+    assert _category(rt, unrecorded) == ("disability", name)           # nobody recorded attendance: a day
+    rt.clock.freeze(SAKATA_MONDAY + timedelta(days=8, minutes=5))
+    Worker(rt).run_once()
+    assert _category(rt, unrecorded) == (None, name)
+    for reference in (attended, declined, withdrawn, unrecorded):      # the rest of the details stay their time
+        assert personal.decrypt(rt, _row(rt, reference).details) == {
+            k: v for k, v in DETAILS["sakata"].items() if k != "category"}
