@@ -19,9 +19,8 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import select, text
 
-from bot.clock import TOKYO
 from bot.crypto import InvalidToken, Vault
-from bot.models import Booking, Conversation
+from bot.models import Booking, Conversation, OutboxMessage
 from bot.services import bookings as bookingsvc
 from bot.staff import decisions, jobs as staff_jobs, personal
 from bot.staff.audit import Actor
@@ -183,6 +182,11 @@ def _deep_run(app, rt, fake, user_factory) -> Run:
         rt.clock.freeze(_row(rt, run.references[ending]).slot_start + timedelta(hours=1))
         Worker(rt).run_once()
         assert _act(rt, run.references[ending], decisions.mark_attendance, attended=ending != "no_show").changed
+        if ending == "no_show":                                            # a wrong 欠席 put right, with a memo
+            person = run.people[ending]
+            run.written[ending].append(f"本人より電話 {person.phone} 訂正メモ{person.n:04d}番 通院で遅れた")
+            assert _act(rt, run.references[ending], decisions.correct_attendance, "attended", "other",
+                        run.written[ending][-1]).changed
     run.users["unfollowed"].unfollows()
     return run
 
@@ -259,10 +263,14 @@ def test_an_office_removed_leaves_nothing_of_its_users_past_the_default_retentio
     session = _row(rt, run.references["confirmed"]).slot_start
     before = stored(rt)
     assert where(before, [chatted.user_id]) and all(where(before, run.secrets(e)) for e in run.people)
+    assert _act(rt, run.references["confirmed"], decisions.cancel, by_office=True).changed   # told: not yet sent
     monkeypatch.setattr(rt, "offices", {k: v for k, v in rt.offices.items() if k != "otaru"})
     _run_until(rt, session + timedelta(days=staff_jobs.DEFAULT_RETENTION["personal_details_days_after_session"],
                                        hours=2))
     after = stored(rt)
+    with rt.db.reading() as s:                                             # no message to them is left to go
+        assert [r.payload for r in s.scalars(select(OutboxMessage).where(OutboxMessage.office_id == "otaru"))
+                if r.payload.get("messages")] == []
     for ending in run.people:
         assert where(after, run.secrets(ending)) == set(), f"{ending}: a value outlived its office"
     for user in (*run.users.values(), chatted):
