@@ -28,7 +28,7 @@ from bot.worker import Worker
 from tests.formflow import Page, form_link, walk_to_slots
 from tests.reliability.kit import Person, leaks
 from tests.staffkit import fast_password_hashing  # noqa: F401 - autouse fixture
-from tests.staffkit import DETAILS, SAKATA_MONDAY, create_staff, login, make_request, post, postback_value
+from tests.staffkit import DETAILS, SAKATA_MONDAY, create_staff, login, make_request, post, postback_value, reveal
 
 FERNET = re.compile(rb"gAAAAA[A-Za-z0-9_=-]+")
 STAFF = Actor(label="tanaka")
@@ -283,7 +283,7 @@ def _category(rt, reference: str) -> tuple[str | None, str | None]:
     return details.get("category"), details.get("name")
 
 
-def test_the_sensitive_answer_goes_first_once_the_request_closed_or_its_session_is_over(rt):
+def test_the_sensitive_answer_goes_first_once_the_request_closed_or_its_session_is_over(app, rt):
     """Which category applies (a disability certificate, Nihonkai General Hospital's programme, the Mothers'
     Corner) is asked only to decide whether online counselling is open to the person. Once the request closed
     (declined, withdrawn, expired, cancelled) or its session is over (attendance recorded, or a day after its
@@ -323,3 +323,12 @@ def test_the_sensitive_answer_goes_first_once_the_request_closed_or_its_session_
     for reference in (attended, declined, withdrawn, unrecorded):      # the rest of the details stay their time
         assert personal.decrypt(rt, _row(rt, reference).details) == {
             k: v for k, v in DETAILS["sakata"].items() if k != "category"}
+    staff = app.test_client()                                          # the dashboard shows the rest
+    create_staff(rt, "sakata", "sakata-admin", role="admin")
+    login(staff, "sakata-admin")
+    exported = post(staff, "/staff/export", **{"from": "2026-12-01", "to": "2026-12-31", "encoding": "utf8",
+                                               "contents": "details"}).get_data().decode("utf-8-sig")
+    assert exported.count(name) == 4 and "障害者手帳" not in exported and "病院" not in exported
+    assert reveal(staff, attended).status_code == 302
+    page = staff.get(f"/staff/bookings/{attended}").get_data(as_text=True)
+    assert name in page and "障害者手帳" not in page
