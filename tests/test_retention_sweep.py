@@ -332,3 +332,22 @@ def test_the_sensitive_answer_goes_first_once_the_request_closed_or_its_session_
     assert reveal(staff, attended).status_code == 302
     page = staff.get(f"/staff/bookings/{attended}").get_data(as_text=True)
     assert name in page and "障害者手帳" not in page
+
+
+def test_erasing_the_sensitive_answer_never_brings_back_details_erased_meanwhile(rt, monkeypatch):
+    """The answer is taken out by decrypting the details and writing them back: details erased between the read
+    and the write (`データ削除`, the purge) stay erased."""
+    reference = make_request(rt, "sakata", SAKATA_MONDAY, user_id="U" + "d" * 32,
+                             details={**DETAILS["sakata"], "category": "disability"})
+    assert _act(rt, reference, decisions.decline).changed
+    opened = personal.decrypt
+
+    def erased_meanwhile(rt_, token):
+        with_it = opened(rt_, token)
+        session.execute(text("UPDATE bookings SET details = NULL WHERE reference = :r"), {"r": reference})
+        return with_it
+
+    monkeypatch.setattr(staff_jobs.personal, "decrypt", erased_meanwhile)
+    with rt.db.transaction() as session:
+        assert staff_jobs.erase_sensitive_answers(session, rt, rt.clock.now()) == {}
+    assert _row(rt, reference).details is None
