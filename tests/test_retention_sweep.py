@@ -351,3 +351,30 @@ def test_erasing_the_sensitive_answer_never_brings_back_details_erased_meanwhile
     with rt.db.transaction() as session:
         assert staff_jobs.erase_sensitive_answers(session, rt, rt.clock.now()) == {}
     assert _row(rt, reference).details is None
+
+
+def test_staff_side_rows_go_when_the_retention_table_says(rt):
+    """The table's last rows: a staff session 12 hours after login, a count of wrong passwords (keyed by the
+    name typed, sometimes a password typed in the wrong box) once it locks nothing, a job mark after 180 days."""
+    from bot.staff.models import JobMark, LoginFailure, StaffSession
+
+    now = rt.clock.now()
+    user_id = create_staff(rt)
+    with rt.db.transaction() as s:
+        s.add(StaffSession(id="s" * 64, user_id=user_id, created_at=now, last_seen_at=now, ip="192.0.2.7"))
+        s.add(LoginFailure(username="correct horse battery", count=3, first_at=now))
+        s.add(JobMark(job="sensitive", key="1", created_at=now))
+
+    def left_at(moment: datetime) -> tuple[int, int, int]:
+        rt.clock.freeze(moment)
+        with rt.db.transaction() as s:
+            staff_jobs.housekeeping(s, moment)
+        with rt.db.reading() as s:
+            return (len(s.scalars(select(StaffSession)).all()), len(s.scalars(select(LoginFailure)).all()),
+                    len(s.scalars(select(JobMark).where(JobMark.job == "sensitive")).all()))
+
+    assert left_at(now + timedelta(minutes=14)) == (1, 1, 1)
+    assert left_at(now + timedelta(minutes=16)) == (1, 0, 1)
+    assert left_at(now + timedelta(hours=12, minutes=1)) == (0, 0, 1)
+    assert left_at(now + timedelta(days=180) - timedelta(minutes=1)) == (0, 0, 1)
+    assert left_at(now + timedelta(days=180, minutes=1)) == (0, 0, 0)
