@@ -378,3 +378,19 @@ def test_staff_side_rows_go_when_the_retention_table_says(rt):
     assert left_at(now + timedelta(hours=12, minutes=1)) == (0, 0, 1)
     assert left_at(now + timedelta(days=180) - timedelta(minutes=1)) == (0, 0, 1)
     assert left_at(now + timedelta(days=180, minutes=1)) == (0, 0, 0)
+
+
+def test_a_removed_office_keeps_no_line_id_of_a_user_whose_online_booking_it_blocked(rt, monkeypatch):
+    """A blocked user is kept while the block holds, because as a new user they would not be blocked. An office
+    whose profile was removed takes no booking any more and nothing reaches its users: the block ends with it,
+    and the user's id goes by the default rules like every other user's of that office."""
+    user_id = "U" + "b" * 32
+    reference = make_request(rt, "sakata", SAKATA_MONDAY, user_id=user_id)
+    assert _act(rt, reference, decisions.confirm).changed
+    with rt.db.transaction() as s:                                        # after no-shows, say (第10条)
+        row = s.scalar(select(Booking).where(Booking.reference == reference))
+        assert decisions.set_user_blocked(s, rt.offices["sakata"], row, STAFF, rt.clock.now(), True).changed
+    monkeypatch.setattr(rt, "offices", {k: v for k, v in rt.offices.items() if k != "sakata"})
+    _run_until(rt, SAKATA_MONDAY + timedelta(
+        days=staff_jobs.DEFAULT_RETENTION["personal_details_days_after_session"], hours=2))
+    assert where(stored(rt), [user_id]) == set()

@@ -280,7 +280,8 @@ def forget_unfollowed(session: Session, office_ids: list[str], before: datetime,
     last 30 days (their recipient becomes the pseudonym: the booking page's list of undelivered messages still
     finds them). Terms broadcasts' chunk lists lose the id. A user who follows again later is a new user (a new
     conversation: asked to consent again; the old bookings are not shown). A user whose online booking staff
-    blocked is kept until they unblock it: a new conversation would not be blocked. A batch per pass; a rerun
+    blocked is kept until they unblock it: a new conversation would not be blocked (unless `following_too`: a removed
+    office blocks nothing any more). A batch per pass; a rerun
     finds nothing more to do (a pseudonym is never forgotten again). One batch for all these offices; returns
     the users forgotten per office. `following_too`: the offices were removed from the deployment, so nothing
     reaches their users any more (and no event of theirs arrives): those who still follow are forgotten alike."""
@@ -290,7 +291,8 @@ def forget_unfollowed(session: Session, office_ids: list[str], before: datetime,
     to_forget = TO_FORGET[1:] if following_too else TO_FORGET
     found = session.execute(select(Conversation.id, Conversation.office_id, Conversation.line_user_id).where(
         Conversation.office_id.in_(office_ids), *to_forget,
-        Conversation.booking_blocked.is_(False),   # staff refused them online booking: kept while that holds
+        # Staff refused them online booking: kept while that holds, unless the office is gone (the block with it).
+        *(() if following_too else (Conversation.booking_blocked.is_(False),)),
         Conversation.last_event_ms < int(before.timestamp() * 1000), ~holding,
     ).order_by(Conversation.id).limit(PURGE_BATCH)).all()
     forgotten: dict[str, set[str]] = {}
