@@ -336,21 +336,33 @@ def test_the_sensitive_answer_goes_first_once_the_request_closed_or_its_session_
 
 def test_erasing_the_sensitive_answer_never_brings_back_details_erased_meanwhile(rt, monkeypatch):
     """The answer is taken out by decrypting the details and writing them back: details erased between the read
-    and the write (`データ削除`, the purge) stay erased."""
-    reference = make_request(rt, "sakata", SAKATA_MONDAY, user_id="U" + "d" * 32,
-                             details={**DETAILS["sakata"], "category": "disability"})
-    assert _act(rt, reference, decisions.decline).changed
+    and the write (`データ削除`, the purge) stay erased; details rewritten meanwhile (`keys rotate`, with the answer
+    still in them) are read again on the next pass, and lose it then."""
+    erased, rotated = (make_request(rt, "sakata", SAKATA_MONDAY + timedelta(hours=n), user_id=f"U{n:032d}",
+                                    details={**DETAILS["sakata"], "category": "disability"}) for n in (1, 2))
+    for reference in (erased, rotated):
+        assert _act(rt, reference, decisions.decline).changed
     opened = personal.decrypt
 
-    def erased_meanwhile(rt_, token):
+    def changed_meanwhile(rt_, token):
         with_it = opened(rt_, token)
-        session.execute(text("UPDATE bookings SET details = NULL WHERE reference = :r"), {"r": reference})
+        session.execute(text("UPDATE bookings SET details = NULL WHERE reference = :r"), {"r": erased})
+        session.execute(text("UPDATE bookings SET details = :d WHERE reference = :r"),
+                        {"r": rotated, "d": personal.encrypt(rt_, with_it)})
         return with_it
 
-    monkeypatch.setattr(staff_jobs.personal, "decrypt", erased_meanwhile)
+    monkeypatch.setattr(staff_jobs.personal, "decrypt", changed_meanwhile)
     with rt.db.transaction() as session:
         assert staff_jobs.erase_sensitive_answers(session, rt, rt.clock.now()) == {}
-    assert _row(rt, reference).details is None
+    monkeypatch.setattr(staff_jobs.personal, "decrypt", opened)
+    assert _row(rt, erased).details is None
+    assert _category(rt, rotated) == ("disability", DETAILS["sakata"]["name"])
+    with rt.db.transaction() as session:
+        assert staff_jobs.erase_sensitive_answers(session, rt, rt.clock.now()) == {"sensitive_answers_erased": 1}
+    assert _row(rt, erased).details is None
+    assert _category(rt, rotated) == (None, DETAILS["sakata"]["name"])
+    with rt.db.transaction() as session:                               # done: not read again
+        assert staff_jobs.erase_sensitive_answers(session, rt, rt.clock.now()) == {}
 
 
 def test_staff_side_rows_go_when_the_retention_table_says(rt):

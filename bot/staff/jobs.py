@@ -212,22 +212,23 @@ def erase_sensitive_answers(session: Session, rt, now: datetime) -> dict[str, in
     closed or whose session is over: it has no use left, while the rest of the details stay the office's time.
 
     A booking done once leaves a JobMark (it is not read again on every pass); a batch per pass. Each details
-    blob is replaced only if it is still the one read (`データ削除` or the purge meanwhile wins: nothing comes
-    back). Details no configured key opens are left as they are (marked: the key is gone, and they with it)."""
+    blob is replaced only if it is still the one read: details erased meanwhile (`データ削除`, the purge) never
+    come back, and details rewritten meanwhile (`keys rotate`) are read again on the next pass. Details no
+    configured key opens are left as they are (marked: the key is gone, and they with it)."""
     found = session.execute(select(Booking.id, Booking.details).where(
         Booking.details.is_not(None),
         or_(Booking.status.not_in(lifecycle.OPEN_STATUSES), Booking.slot_start < now - SESSION_OVER),
         _not_done("sensitive")).order_by(Booking.id).limit(PURGE_BATCH)).all()
     erased = 0
     for booking_id, token in found:
-        if not _mark(session, "sensitive", str(booking_id), now):
-            continue
         details = personal.decrypt(rt, token)
-        if details is None or not any(key in details for key in SENSITIVE_KEYS):
-            continue
-        kept = {key: value for key, value in details.items() if key not in SENSITIVE_KEYS}
-        erased += session.execute(update(Booking).where(Booking.id == booking_id, Booking.details == token)
-                                  .values(details=personal.encrypt(rt, kept))).rowcount or 0
+        if details is not None and any(key in details for key in SENSITIVE_KEYS):
+            kept = {key: value for key, value in details.items() if key not in SENSITIVE_KEYS}
+            if not session.execute(update(Booking).where(Booking.id == booking_id, Booking.details == token)
+                                   .values(details=personal.encrypt(rt, kept))).rowcount:
+                continue   # changed meanwhile: gone, or read again on the next pass
+            erased += 1
+        _mark(session, "sensitive", str(booking_id), now)
     return {"sensitive_answers_erased": erased} if erased else {}
 
 
