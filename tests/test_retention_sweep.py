@@ -234,8 +234,12 @@ def test_nothing_of_a_job_seeker_outlives_the_retention_stated_in_security_md(ap
         if deadline > rt.clock.now():
             _run_until(rt, deadline - timedelta(minutes=5))
             assert where(stored(rt), run.secrets(ending)), f"{ending}: went before its time"
+            if ending == "unfollowed":
+                assert where(stored(rt), [run.users[ending].user_id]) == {("conversations", "line_user_id")}
             _run_until(rt, deadline + timedelta(minutes=5))
         assert where(stored(rt), run.secrets(ending)) == set(), f"{ending}: a value outlived its retention"
+        if ending == "unfollowed":         # its 30 days long past: the id goes with the details, in the same pass
+            assert where(stored(rt), [run.users[ending].user_id]) == set(), "the unfollowed user's id outlived them"
     keep = rt.offices["otaru"].retention_rules()
     _run_until(rt, max(rt.clock.now(), unfollowed_at + timedelta(days=keep["unfollowed_days"], minutes=5)))
     after = stored(rt)
