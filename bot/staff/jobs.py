@@ -51,6 +51,9 @@ PURGE_BATCH = 200          # closed requests deleted, and users forgotten, per p
 # the details once the request closed or its session is over (attendance recorded, or this long after the start).
 SENSITIVE_KEYS = ("category",)
 SESSION_OVER = timedelta(days=1)
+# Bookings are looked at until this long after their session's start (the rows of the partial index
+# ix_bookings_details_kept, not the whole history): a worker stopped longer leaves an answer to the details' end.
+SENSITIVE_LOOKBACK = timedelta(days=14)
 
 
 def run_due(rt) -> dict[str, int]:
@@ -216,9 +219,9 @@ def erase_sensitive_answers(session: Session, rt, now: datetime) -> dict[str, in
     come back, and details rewritten meanwhile (`keys rotate`) are read again on the next pass. Details no
     configured key opens are left as they are (marked: the key is gone, and they with it)."""
     found = session.execute(select(Booking.id, Booking.details).where(
-        Booking.details.is_not(None),
+        Booking.details.is_not(None), Booking.slot_start > now - SENSITIVE_LOOKBACK,
         or_(Booking.status.not_in(lifecycle.OPEN_STATUSES), Booking.slot_start < now - SESSION_OVER),
-        _not_done("sensitive")).order_by(Booking.id).limit(PURGE_BATCH)).all()
+        _not_done("sensitive")).order_by(Booking.slot_start, Booking.id).limit(PURGE_BATCH)).all()
     erased = 0
     for booking_id, token in found:
         details = personal.decrypt(rt, token)
