@@ -229,6 +229,12 @@ def test_nothing_of_a_job_seeker_outlives_the_retention_stated_in_security_md(ap
             assert where(before, run.secrets(ending)), f"{ending}: its values were never found: proves nothing"
     expired = _row(rt, run.references["expired"])
     assert expired.status == "expired", expired.status
+    Worker(rt).run_once()                                              # the category answers went first
+    for ending, reference in run.references.items():
+        row = _row(rt, reference)
+        details = personal.decrypt(rt, row.details) or {}
+        assert row.status not in ("requested", "proposed", "confirmed") and "category" not in details, ending
+    assert personal.decrypt(rt, _row(rt, run.references["expired"]).details)["name"] == run.people["expired"].name
     unfollowed_at = rt.clock.now()
     for deadline, ending in _deadlines(rt, run):
         if deadline > rt.clock.now():
