@@ -27,7 +27,7 @@ from bot.offices import DEFAULT_RETENTION
 from bot.services import broadcasts, lifecycle, push_hours, staleness
 from bot.services.bookings import erase_staff_text
 from bot.services.calendar import last_business_day_on_or_before
-from bot.staff import audit, auth, reveals
+from bot.staff import audit, auth, personal, reveals
 from bot.staff.auth import MAX_SESSION
 from bot.staff.models import AuditEntry, BookingHandoff, JobMark, StaffSession
 
@@ -47,6 +47,14 @@ FORGOTTEN = "forgotten:"   # a forgotten user's pseudonym: this and the conversa
 TO_FORGET = (Conversation.followed.is_(False),
              Conversation.line_user_id.not_like(literal_column(f"'{FORGOTTEN}%'")))
 PURGE_BATCH = 200          # closed requests deleted, and users forgotten, per pass of offices kept alike
+# The sensitive answer (which of the office's categories applies: a disability certificate, a hospital's
+# programme, the Mothers' Corner) decides only whether online counselling is open to the person: it goes from
+# the details once the request closed or its session is over (attendance recorded, or this long after the start).
+SENSITIVE_KEYS = ("category",)
+SESSION_OVER = timedelta(days=1)
+# Bookings are looked at until this long after their session's start (the rows of the partial index
+# ix_bookings_details_kept, not the whole history): a worker stopped longer leaves an answer to the details' end.
+SENSITIVE_LOOKBACK = timedelta(days=14)
 
 
 def run_due(rt) -> dict[str, int]:
@@ -57,6 +65,8 @@ def run_due(rt) -> dict[str, int]:
     for job in (remind_undecided, remind_user_day_before, check_invitations, prompt_attendance):
         with rt.db.transaction() as s:
             figures.update(job(s, rt, offices, now))
+    with rt.db.transaction() as s:
+        figures.update(erase_sensitive_answers(s, rt, now))
     for keep, office_ids in _kept_alike(offices):
         with rt.db.transaction() as s:
             figures.update(_purge(s, office_ids, keep, now))
@@ -231,6 +241,31 @@ def purge_expired_data(session: Session, rt, office, now: datetime) -> dict[str,
     return _purge(session, [office.id], office.retention_rules(), now)
 
 
+def erase_sensitive_answers(session: Session, rt, now: datetime) -> dict[str, int]:
+    """The sensitive answer taken out of the details of every booking (of any office, a removed one's too) that
+    closed or whose session is over: it has no use left, while the rest of the details stay the office's time.
+
+    A booking done once leaves a JobMark (it is not read again on every pass); a batch per pass. Each details
+    blob is replaced only if it is still the one read: details erased meanwhile (`データ削除`, the purge) never
+    come back, and details rewritten meanwhile (`keys rotate`) are read again on the next pass. Details no
+    configured key opens are left as they are (marked: the key is gone, and they with it)."""
+    found = session.execute(select(Booking.id, Booking.details).where(
+        Booking.details.is_not(None), Booking.slot_start > now - SENSITIVE_LOOKBACK,
+        or_(Booking.status.not_in(lifecycle.OPEN_STATUSES), Booking.slot_start < now - SESSION_OVER),
+        _not_done("sensitive")).order_by(Booking.slot_start, Booking.id).limit(PURGE_BATCH)).all()
+    erased = 0
+    for booking_id, token in found:
+        details = personal.decrypt(rt, token)
+        if details is not None and any(key in details for key in SENSITIVE_KEYS):
+            kept = {key: value for key, value in details.items() if key not in SENSITIVE_KEYS}
+            if not session.execute(update(Booking).where(Booking.id == booking_id, Booking.details == token)
+                                   .values(details=personal.encrypt(rt, kept))).rowcount:
+                continue   # changed meanwhile: gone, or read again on the next pass
+            erased += 1
+        _mark(session, "sensitive", str(booking_id), now)
+    return {"sensitive_answers_erased": erased} if erased else {}
+
+
 def _purge(session: Session, office_ids: list[str], keep: dict[str, int], now: datetime,
            removed: bool = False) -> dict[str, int]:
     """The retention rules `keep` applied to these offices' data at once (the offices that keep data alike);
@@ -280,7 +315,8 @@ def forget_unfollowed(session: Session, office_ids: list[str], before: datetime,
     last 30 days (their recipient becomes the pseudonym: the booking page's list of undelivered messages still
     finds them). Terms broadcasts' chunk lists lose the id. A user who follows again later is a new user (a new
     conversation: asked to consent again; the old bookings are not shown). A user whose online booking staff
-    blocked is kept until they unblock it: a new conversation would not be blocked. A batch per pass; a rerun
+    blocked is kept until they unblock it: a new conversation would not be blocked (unless `following_too`: a removed
+    office blocks nothing any more). A batch per pass; a rerun
     finds nothing more to do (a pseudonym is never forgotten again). One batch for all these offices; returns
     the users forgotten per office. `following_too`: the offices were removed from the deployment, so nothing
     reaches their users any more (and no event of theirs arrives): those who still follow are forgotten alike."""
@@ -290,7 +326,8 @@ def forget_unfollowed(session: Session, office_ids: list[str], before: datetime,
     to_forget = TO_FORGET[1:] if following_too else TO_FORGET
     found = session.execute(select(Conversation.id, Conversation.office_id, Conversation.line_user_id).where(
         Conversation.office_id.in_(office_ids), *to_forget,
-        Conversation.booking_blocked.is_(False),   # staff refused them online booking: kept while that holds
+        # Staff refused them online booking: kept while that holds, unless the office is gone (the block with it).
+        *(() if following_too else (Conversation.booking_blocked.is_(False),)),
         Conversation.last_event_ms < int(before.timestamp() * 1000), ~holding,
     ).order_by(Conversation.id).limit(PURGE_BATCH)).all()
     forgotten: dict[str, set[str]] = {}
