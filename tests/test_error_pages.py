@@ -152,9 +152,9 @@ def test_a_failure_on_a_public_page_gives_the_offices_confirmed_phone(app, monke
     (OperationalError("SELECT 1", None, Exception("restarting")), 503, ["一時的に応答できませんでした"]),
 ])
 def test_a_failure_on_the_dashboard_is_its_own_page(app, monkeypatch, failure, code, words):
-    from bot.staff import views
+    from bot.staff.views import login
 
-    real = views.render_template
+    real = login.render_template
 
     def failing(name, **context):
         if name == "staff/login.html":
@@ -162,7 +162,7 @@ def test_a_failure_on_the_dashboard_is_its_own_page(app, monkeypatch, failure, c
         return real(name, **context)
 
     app.config["PROPAGATE_EXCEPTIONS"] = False
-    monkeypatch.setattr(views, "render_template", failing)
+    monkeypatch.setattr(login, "render_template", failing)
     html = assert_own_page(app.test_client().get("/staff/login"), code, "職員用ページ", *words)
     assert "RuntimeError" not in html and "restarting" not in html
 

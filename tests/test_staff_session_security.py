@@ -346,16 +346,16 @@ def test_a_reveal_pressed_twice_at_once_shows_the_details_and_is_logged_once(rt,
     import threading
     import time
 
-    from bot.staff import views
+    from bot.staff.views import details
 
     reference = make_request(rt)
-    real_holds = views._holds_personal
+    real_holds = details._holds_personal
 
     def slow_holds(*args):       # both reveals are past their check for a grant at the same time
         time.sleep(0.5)
         return real_holds(*args)
 
-    monkeypatch.setattr(views, "_holds_personal", slow_holds)
+    monkeypatch.setattr(details, "_holds_personal", slow_holds)
     app.config["PROPAGATE_EXCEPTIONS"] = False   # as in production: a failed page is answered, not raised
     tabs, barrier, statuses = [staff, _copy(staff, app)], threading.Barrier(2), []
     token = csrf(staff)
