@@ -1,8 +1,9 @@
 """A booking's row id is not forever: SQLite gives the id of a deleted row that had the largest id to the next row
 (tables without AUTOINCREMENT), so once the newest request is purged (closed_requests_days), the next booking takes
 its id. Nothing kept of the purged booking may then apply to the new one: its job marks (a reminder skipped as
-made), its audit trail and memos, a reveal of its details, its handoff. PostgreSQL never reuses an id: there these
-tests check the same outcome without the reuse."""
+made), its audit trail and memos, a reveal of its details. Likewise a terms notice's run and chunks, deleted when
+their version is withdrawn: a command still holding their ids records nothing on the run that took them. PostgreSQL
+never reuses an id: there these tests check the same outcomes without the reuse."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta
@@ -10,7 +11,9 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, select, update
 
 from bot.clock import TOKYO
-from bot.models import Booking, StaffNotice
+from bot.cli import terms as terms_cli
+from bot.models import Booking, BroadcastChunk, Conversation, StaffNotice, TermsBroadcast
+from bot.services import broadcasts, terms
 from bot.staff import jobs as staff_jobs
 from bot.staff.models import JobMark
 from tests.staffkit import fast_password_hashing  # noqa: F401 - autouse fixture
@@ -109,3 +112,82 @@ def test_nothing_of_a_purged_booking_shows_on_the_page_of_the_next_one_on_its_id
     page = staff.get(f"/staff/bookings/{second}").get_data(as_text=True)
     assert first not in page
     assert "鳥海 次郎" not in page and "本人より電話あり" not in page
+
+
+# -- terms notices: a command held up past its lease -------------------------------------------------
+
+NEW_VERSION = "2026-12-10"
+
+
+def _publish(rt) -> None:
+    with rt.db.transaction() as s:
+        terms.publish(s, "sakata", NEW_VERSION, "第1条 改定後の本文です。", "第6条の予約方法を変更しました。",
+                      today=rt.clock.now().date(), now=rt.clock.now())
+
+
+def _followers(rt, n: int) -> None:
+    with rt.db.transaction() as s:
+        for i in range(n):
+            s.add(Conversation(office_id="sakata", line_user_id=f"U{i:032x}", state="idle", context={}, step=0,
+                               misses=0, language="ja", followed=True, booking_blocked=False, last_event_ms=0,
+                               created_at=rt.clock.now()))
+
+
+def _withdrawn_and_planned_again(rt, runner: str) -> int:
+    """Past the lease of a run nobody heard from, its version is withdrawn and published again, and a new run of
+    it is planned and claimed (the run and its chunks the newest rows: SQLite gives their ids to the new ones)."""
+    rt.clock.advance(seconds=broadcasts.LEASE.total_seconds() + 1)
+    with rt.db.transaction() as s:
+        terms.withdraw(s, "sakata", NEW_VERSION, now=rt.clock.now())
+    _publish(rt)
+    with rt.db.transaction() as s:
+        run = broadcasts.plan(s, "sakata", NEW_VERSION, "multicast", rt.clock.now())
+        assert broadcasts.claim(s, run.id, runner, rt.clock.now())
+        return run.id
+
+
+def _run_state(rt, run_id: int) -> tuple[str, str | None, list[tuple[str, int]]]:
+    with rt.db.reading() as s:
+        run = s.get(TermsBroadcast, run_id)
+        chunks = s.scalars(select(BroadcastChunk).where(BroadcastChunk.broadcast_id == run_id)
+                           .order_by(BroadcastChunk.seq)).all()
+        return run.status, run.runner, [(c.status, len(c.recipients.get("to") or [])) for c in chunks]
+
+
+def test_a_notice_command_whose_run_was_withdrawn_records_nothing_on_the_run_that_took_its_ids(rt):
+    _publish(rt)
+    _followers(rt, 600)
+    with rt.db.transaction() as s:
+        old = broadcasts.plan(s, "sakata", NEW_VERSION, "multicast", rt.clock.now())
+        assert broadcasts.claim(s, old.id, "runner-1", rt.clock.now())
+        old_id, old_chunks = old.id, [c.id for c in broadcasts.pending_chunks(s, old.id)]
+    new_id = _withdrawn_and_planned_again(rt, "runner-2")
+    if rt.db.sqlite:
+        assert new_id == old_id  # the ids came back
+    # The first command comes back (a suspended terminal) and records its call, then ends its run.
+    with rt.db.transaction() as s:
+        held = broadcasts.mark_sent(s, old_chunks[0], "runner-1", old_id, rt.clock.now())
+    assert _run_state(rt, new_id) == ("running", "runner-2", [("pending", 500), ("pending", 100)])
+    assert held is False   # the command stops
+    with rt.db.transaction() as s:
+        broadcasts.finish(s, old_id, rt.clock.now(), "complete", runner="runner-1")
+    assert _run_state(rt, new_id) == ("running", "runner-2", [("pending", 500), ("pending", 100)])
+
+
+def test_a_notice_command_held_up_while_its_run_was_taken_over_stops(app, rt, fake_line, monkeypatch):
+    _publish(rt)
+    _followers(rt, 600)
+    monkeypatch.setattr(terms_cli, "SECONDS_BETWEEN_MULTICASTS", 0)
+    send, taken = rt.line.multicast, []
+
+    def multicast(*args, **kwargs):
+        if not taken:   # the command is suspended just before its first call
+            taken.append(_withdrawn_and_planned_again(rt, "runner-2"))
+        return send(*args, **kwargs)
+
+    monkeypatch.setattr(rt.line, "multicast", multicast)
+    result = app.test_cli_runner().invoke(args=["terms", "broadcast", "--office", "sakata", "--mode", "multicast",
+                                                "--yes"])
+    assert _run_state(rt, taken[0]) == ("running", "runner-2", [("pending", 500), ("pending", 100)])
+    assert result.exit_code == 1 and "stopped: this command was held up" in result.output
+    assert len(fake_line.deliveries("multicast")) == 1
