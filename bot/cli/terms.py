@@ -218,13 +218,13 @@ def _send(rt, office, version: str, mode: str) -> None:
         # Ctrl+C: let the run go now, so that the same command resumes at once (not after the lease runs out);
         # a call LINE took just before is not sent twice (its chunk keeps its retry key).
         with rt.db.transaction() as s:
-            broadcasts.finish(s, run_id, rt.clock.now(), "paused", "interrupted")
+            broadcasts.finish(s, run_id, rt.clock.now(), "paused", "interrupted", runner)
         done, total = _progress(rt, run_id)
         click.echo(f"\nstopped: interrupted; {done} of {total} calls sent. Run the same command again to resume.",
                    err=True)
         sys.exit(1)
     with rt.db.transaction() as s:
-        broadcasts.finish(s, run_id, rt.clock.now(), "complete")
+        broadcasts.finish(s, run_id, rt.clock.now(), "complete", runner=runner)
     click.echo(f"complete: {total} calls sent")
 
 
@@ -241,13 +241,19 @@ def _send_chunks(rt, office, mode: str, run_id: int, runner: str, chunks, notice
             if push_hours.next_opening(office, rt.clock.now()) is not None:
                 # A long run that reaches the end of the push hours stops there; the rerun resumes in the morning.
                 with rt.db.transaction() as s:
-                    broadcasts.finish(s, run_id, rt.clock.now(), "paused", "the office's push hours ended")
+                    broadcasts.finish(s, run_id, rt.clock.now(), "paused", "the office's push hours ended",
+                                      runner)
                 _stop_outside_push_hours(office, rt.clock.now(), f"stopped; {done} of {total} calls sent")
             result = _call(rt, office.id, mode, to, notices[language], key)
             now = rt.clock.now()
             if result.delivered:
                 with rt.db.transaction() as s:
-                    broadcasts.mark_sent(s, chunk_id, runner, run_id, now)
+                    held = broadcasts.mark_sent(s, chunk_id, runner, run_id, now)
+                if not held:
+                    click.echo(f"\nstopped: this command was held up past {int(broadcasts.LEASE.total_seconds())} s "
+                               "and its run was taken over by another or withdrawn with its version meanwhile "
+                               "(terms withdraw); the last call was not recorded", err=True)
+                    sys.exit(1)
                 bar.update(1)
                 done += 1
                 if mode == "multicast":
@@ -257,7 +263,7 @@ def _send_chunks(rt, office, mode: str, run_id: int, runner: str, chunks, notice
             if result.retry_after:
                 reason += f" and asked to wait {result.retry_after:.0f} s before trying again"
             with rt.db.transaction() as s:
-                broadcasts.finish(s, run_id, now, "paused", reason)
+                broadcasts.finish(s, run_id, now, "paused", reason, runner)
             unreached = simulator_hint(rt) if result.outcome in (lc.RETRY, lc.UNKNOWN) else ""
             click.echo(f"\nstopped: {reason}{unreached}; {done} of {total} calls sent. {_resume_hint(result, mode)}",
                        err=True)

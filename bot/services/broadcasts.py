@@ -151,20 +151,29 @@ def progress(session: Session, run_id: int) -> tuple[int, int]:
     return sum(1 for s in chunks if s == "sent"), len(chunks)
 
 
-def mark_sent(session: Session, chunk_id: int, runner: str, run_id: int, now: datetime) -> None:
-    """A chunk LINE took: its list of user ids has done its work and goes (the count and language stay)."""
+def mark_sent(session: Session, chunk_id: int, runner: str, run_id: int, now: datetime) -> bool:
+    """A chunk LINE took: its list of user ids has done its work and goes (the count and language stay). False,
+    and nothing recorded, when this runner holds the run no more: a command held up past LEASE (suspended, say)
+    whose run was taken over, or withdrawn with its version (`terms withdraw`), when a later run and its chunks
+    may have taken the same row ids (SQLite reuses the ids of the newest rows deleted): the caller stops."""
+    held = session.execute(update(TermsBroadcast).where(TermsBroadcast.id == run_id, TermsBroadcast.runner == runner)
+                           .values(heartbeat_at=now)).rowcount
+    if held != 1:
+        return False
     chunk = session.get(BroadcastChunk, chunk_id)
-    if chunk is not None:
+    if chunk is not None and chunk.broadcast_id == run_id:
         chunk.status, chunk.sent_at, chunk.recipients = "sent", now, _spent(chunk.recipients)
-    session.execute(update(TermsBroadcast).where(TermsBroadcast.id == run_id, TermsBroadcast.runner == runner)
-                    .values(heartbeat_at=now))
+    return True
 
 
-def finish(session: Session, run_id: int, now: datetime, status: str, note: str | None = None) -> None:
+def finish(session: Session, run_id: int, now: datetime, status: str, note: str | None = None,
+           runner: str | None = None) -> None:
+    """The run ends (complete) or pauses; `runner`: only while that runner holds it (a command's own run)."""
     values = {"status": status, "runner": None, "note": note}
     if status == "complete":
         values["completed_at"] = now
-    session.execute(update(TermsBroadcast).where(TermsBroadcast.id == run_id).values(**values))
+    held = (TermsBroadcast.runner == runner,) if runner is not None else ()
+    session.execute(update(TermsBroadcast).where(TermsBroadcast.id == run_id, *held).values(**values))
 
 
 def _spent(recipients: dict) -> dict:

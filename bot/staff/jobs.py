@@ -104,8 +104,21 @@ def _at(day: date, moment: time) -> datetime:
 
 def _not_done(job: str):
     """No mark of `job` for the booking yet: a booking whose job is done is not read again on every pass (nor
-    claimed again, one statement each)."""
-    return ~exists().where(JobMark.job == job, JobMark.key == cast(Booking.id, String))
+    claimed again, one statement each).
+
+    A booking's marks are keyed by its reference (`_key`), never by its row id: SQLite gives the id of a deleted
+    row that had the largest id to the next row, so once the newest request was purged (closed_requests_days), the
+    next booking took its id, and with it its marks: its reminder was never made. Marks written before keyed by the
+    id still count, but only for a booking created before them (a mark of an earlier booking of that id is older
+    than the booking); they are gone JOB_MARK_KEEP after, and so can this arm be."""
+    return ~exists().where(JobMark.job == job, or_(
+        JobMark.key == Booking.reference,
+        and_(JobMark.key == cast(Booking.id, String), JobMark.created_at >= Booking.created_at)))
+
+
+def _key(booking: Booking) -> str:
+    """A booking's key in the job marks: its reference, which no later booking takes (its id may be reused)."""
+    return booking.reference
 
 
 def _upcoming(session: Session, offices, now: datetime, statuses: tuple[str, ...], days: int,
@@ -138,7 +151,7 @@ def remind_undecided(session: Session, rt, offices, now: datetime) -> dict[str, 
         moment = _at(_business_day_before(office, booking), STAFF_REMINDER_AT)
         if now < moment or booking.created_at >= moment:
             continue  # not yet; or it arrived after the reminder time and its new-request card just went
-        if _mark(session, "undecided", str(booking.id), now):
+        if _mark(session, "undecided", _key(booking), now):
             rt.notify_staff(session, office, "undecided", booking.id, now)
             sent += 1
     return {"staff_reminded_undecided": sent}
@@ -158,7 +171,7 @@ def remind_user_day_before(session: Session, rt, offices, now: datetime) -> dict
         if now < moment or (booking.decided_at is not None and booking.decided_at >= moment):
             continue  # confirmed after the reminder time: the confirmation itself said it all
         same_day = now.astimezone(TOKYO).date() >= booking.slot_start.astimezone(TOKYO).date()
-        if _mark(session, "user_day_before", str(booking.id), now):
+        if _mark(session, "user_day_before", _key(booking), now):
             if notify.tell_user(session, rt, office, booking, "reminder_day_before", now,
                                 purpose="reminder_same_day" if same_day else None) is not None:
                 sent += 1
@@ -187,7 +200,7 @@ def _remind_again_on_the_day(session: Session, rt, offices, now: datetime) -> in
     sent = 0
     for booking in found:
         if booking.slot_start.astimezone(TOKYO).date() != today or not _mark(session, SAME_DAY_JOB,
-                                                                              str(booking.id), now):
+                                                                              _key(booking), now):
             continue
         if notify.tell_user(session, rt, by_id[booking.office_id], booking, "reminder_day_before", now,
                             purpose="reminder_same_day") is not None:
@@ -203,7 +216,7 @@ def check_invitations(session: Session, rt, offices, now: datetime) -> dict[str,
         if booking.invitation_sent_at is not None:
             continue
         moment = _at(_business_day_before(office, booking), INVITATION_CHECK_AT)
-        if now >= moment and _mark(session, "invitation", str(booking.id), now):
+        if now >= moment and _mark(session, "invitation", _key(booking), now):
             rt.notify_staff(session, office, "invitation", booking.id, now)
             sent += 1
     return {"staff_reminded_invitation": sent}
@@ -224,7 +237,7 @@ def prompt_attendance(session: Session, rt, offices, now: datetime) -> dict[str,
         office = by_id[booking.office_id]
         if booking.slot_start > now - timedelta(minutes=office.no_show_minutes):
             continue  # this office waits longer before asking
-        if _mark(session, "no_show_check", str(booking.id), now):
+        if _mark(session, "no_show_check", _key(booking), now):
             rt.notify_staff(session, office, "no_show_check", booking.id, now)
             sent += 1
     return {"staff_prompted_attendance": sent}

@@ -123,7 +123,8 @@ class BookingHandoff(Base):
 
 
 class JobMark(Base):
-    """A scheduled job done once for one key (a booking): reruns and other workers find it and skip."""
+    """A scheduled job done once for one key (a booking's reference, never its id, which SQLite may give to a later
+    booking once the row is purged: bot/staff/jobs.py `_not_done`): reruns and other workers find it and skip."""
 
     __tablename__ = "staff_job_marks"
     __table_args__ = (UniqueConstraint("job", "key"),)
