@@ -17,7 +17,7 @@ from bot.staff import personal
 from bot.staff.models import AuditEntry, BookingHandoff
 from tests.staffkit import fast_password_hashing, staff, user  # noqa: F401 - fixtures
 from tests.staffkit import (
-    DETAILS, OTARU_WEDNESDAY, SAKATA_MONDAY, audit_rows, booking, conversation, create_staff, login, make_request,
+    DETAILS, OTARU_WEDNESDAY, SAKATA_MONDAY, audit_rows, booking, conversation, create_staff, csrf, login, make_request,
     outbox_rows, post, postback_value, run_worker,
 )
 from tests.lineuser import StaffGroup
@@ -1106,11 +1106,38 @@ def test_block_and_unblock_a_day(rt, staff, user):
         page = holds.week_page(s, rt.offices["sakata"], rt.clock.now(), 0)
         block_id = s.scalar(select(SlotBlock.id))
     assert page["slots"] == [] or all(not slot["start"].startswith("2026-12-07") for slot in page["slots"])
-    post(staff, f"/staff/blocks/{block_id}/delete")
+    post(staff, f"/staff/blocks/{block_id}/delete", day="2026-12-07")
     with rt.db.reading() as s:
         page = holds.week_page(s, rt.offices["sakata"], rt.clock.now(), 0)
     assert any(slot["start"].startswith("2026-12-07") for slot in page["slots"])
     assert _actions(rt)[-2:] == ["block_day", "unblock_day"]
+
+
+def test_unblock_pressed_on_an_old_page_never_opens_another_day(rt, staff):
+    """停止を解除 names its block by id; once the block was lifted, SQLite gives that id to the next block made.
+    The button pressed again on the old page must not open that other day: it says the block is gone."""
+    post(staff, "/staff/blocks", day="2026-12-07")
+    page = _page(staff, "/staff/?from=2026-12-07")
+    action = re.search(r'action="(/staff/blocks/\d+/delete)"', page).group(1)
+    form = {"day": "2026-12-07"}
+    assert 'name="day" value="2026-12-07"' in page.split(action, 1)[1].split("</form>", 1)[0]
+    post(staff, action, **form)                          # a colleague lifts it
+    post(staff, "/staff/blocks", day="2026-12-14")       # and someone blocks another day (the same id on SQLite)
+    response = staff.post(action, data={**form, "csrf_token": csrf(staff)}, follow_redirects=True)
+    assert "この停止は、すでに解除されています" in response.get_data(as_text=True)
+    with rt.db.reading() as s:
+        assert s.scalars(select(SlotBlock.day)).all() == ["2026-12-14"]
+    assert _actions(rt)[-3:] == ["block_day", "unblock_day", "block_day"]
+
+
+def test_unblock_without_the_pages_day_is_refused(rt, staff):
+    post(staff, "/staff/blocks", day="2026-12-07")
+    with rt.db.reading() as s:
+        block_id = s.scalar(select(SlotBlock.id))
+    response = staff.post(f"/staff/blocks/{block_id}/delete", data={"csrf_token": csrf(staff)})
+    assert response.status_code == 400
+    with rt.db.reading() as s:
+        assert s.scalars(select(SlotBlock.day)).all() == ["2026-12-07"]
 
 
 def test_a_block_reason_is_stored_encrypted_and_shown_decrypted(rt, staff):
@@ -1135,7 +1162,7 @@ def test_unblocking_opens_a_slot_two_members_blocked_at_the_same_moment(rt, staf
                         created_at=rt.clock.now()))
     with rt.db.reading() as s:
         first = s.scalar(select(SlotBlock.id).where(SlotBlock.slot_start == start).order_by(SlotBlock.id))
-    post(staff, f"/staff/blocks/{first}/delete")
+    post(staff, f"/staff/blocks/{first}/delete", day="2026-12-07", slot=start.isoformat())
     with rt.db.reading() as s:
         assert s.scalars(select(SlotBlock.slot_start)).all() == [start + timedelta(hours=1)]
 
@@ -1486,7 +1513,7 @@ def test_the_audit_log_says_which_slot_day_account_and_period_an_entry_is_about(
     post(staff, "/staff/export", **{"from": "2026-12-01", "to": "2026-12-31", "encoding": "utf8"})
     with rt.db.reading() as s:
         slot_block = s.scalar(select(SlotBlock.id).where(SlotBlock.slot_start.is_not(None)))
-    post(staff, f"/staff/blocks/{slot_block}/delete")
+    post(staff, f"/staff/blocks/{slot_block}/delete", day="2026-12-07", slot=SAKATA_MONDAY.isoformat())
     log = re.sub(r"\s+", "", _page(staff, "/staff/audit"))
     assert "日の停止（12/14(月)）" in log and "枠の停止（12/7(月)14:00）" in log
     assert "アカウントの作成（アカウント:suzuki）" in log and "枠の再開（12/7(月)14:00）" in log

@@ -540,10 +540,15 @@ def block(session: Session, office, actor: Actor, now: datetime, day: date,
     return row
 
 
-def unblock(session: Session, office, actor: Actor, now: datetime, block_id: int) -> None:
+def unblock(session: Session, office, actor: Actor, now: datetime, block_id: int, day: str,
+            slot_start: datetime | None) -> None:
+    """Open the day or slot of block `block_id` again, as the page that offered it showed it (`day`, `slot_start`).
+
+    The page's day and slot are checked as well as the id: once the block was lifted, SQLite gives its id to the
+    next block made, so a 停止を解除 pressed on an old page would otherwise open another day (`block_gone`)."""
     row = session.get(SlotBlock, block_id)
-    if row is None or row.office_id != office.id:
-        raise Refused("not_found")
+    if row is None or row.office_id != office.id or row.day != day or row.slot_start != slot_start:
+        raise Refused("block_gone")
     audit.record(session, office.id, actor, "unblock_slot" if row.slot_start else "unblock_day", now,
                  day=row.day, slot=row.slot_start)
     # Every block of that slot or day goes: two members blocking it at the same moment may both have added one.

@@ -8,6 +8,7 @@ from bot.staff.views import bp
 from bot.staff.views.args import _date_arg, _slot_arg
 from bot.staff.views.context import _actor, _office, _rt
 
+
 @bp.post("/blocks")
 def add_block():
     rt = _rt()
@@ -27,10 +28,15 @@ def add_block():
 def delete_block(block_id: int):
     rt = _rt()
     office = _office()
+    day = _date_arg("day", None)
+    start = _slot_arg(request.form.get("slot")) if request.form.get("slot") else None
+    if day is None:
+        abort(400)
     with rt.db.transaction() as s:
         try:
-            decisions.unblock(s, office, _actor(), rt.clock.now(), block_id)
-        except decisions.Refused:
-            abort(404)
-    flash("unblock:done:", "ok")
+            decisions.unblock(s, office, _actor(), rt.clock.now(), block_id, day.isoformat(), start)
+        except decisions.Refused as refused:
+            flash(f"unblock:{refused.code}:", "error")
+        else:
+            flash("unblock:done:", "ok")
     return redirect(url_for("staff.home", **({"from": request.form["back"]} if request.form.get("back") else {})))
