@@ -1463,6 +1463,24 @@ def test_a_button_on_a_page_older_than_the_booking_says_what_happened_meanwhile(
     assert [booking(rt, r).status for r in (withdrawn, expired)] == ["withdrawn", "expired"]
 
 
+def test_a_stale_decline_with_a_reason_no_longer_offered_says_what_happened_meanwhile(rt, staff, app):
+    """お断り from a page opened before the booking was decided (and before the office stopped offering the reason it
+    chose, here Otaru's usage_limit at Sakata): the member is told the booking was approved, not asked for a
+    reason that no longer matters. A request still undecided is asked for one."""
+    approved, undecided, declined = (make_request(rt, start=SAKATA_MONDAY + timedelta(hours=h),
+                                                  user_id=f"U{h}" + "s" * 31) for h in (0, 1, 2))
+    post(staff, f"/staff/bookings/{approved}/confirm")
+    post(staff, f"/staff/bookings/{approved}/decline", reason="usage_limit")
+    assert "この申込は、すでに承認されています（ほかの職員が先に承認しました）。何も変更していません。" in _page(
+        staff, f"/staff/bookings/{approved}")
+    post(staff, f"/staff/bookings/{undecided}/decline", reason="usage_limit")
+    assert "お断りの理由を選んでください。" in _page(staff, f"/staff/bookings/{undecided}")
+    post(staff, f"/staff/bookings/{declined}/decline", reason="schedule")
+    post(staff, f"/staff/bookings/{declined}/decline", reason="usage_limit")
+    assert "この操作はすでに済んでいます（現在: お断り）。" in _page(staff, f"/staff/bookings/{declined}")
+    assert [booking(rt, r).status for r in (approved, undecided, declined)] == ["confirmed", "requested", "declined"]
+
+
 def test_a_phone_call_is_not_recorded_on_a_booking_no_longer_confirmed(rt, staff):
     reference = make_request(rt)
     post(staff, f"/staff/bookings/{reference}/confirm")
