@@ -137,6 +137,19 @@ def test_the_admin_is_told_the_member_was_signed_out_everywhere(rt, app, op, the
     assert "（アカウント: tanaka）tanaka は、ログインしていたすべての端末（ブラウザ）でログアウトしました。" + then in page
 
 
+def test_what_removing_a_second_factor_does_says_the_member_is_signed_out(rt, app):
+    """二段階認証を解除 opens what it does before it is done: that includes the logout, as 停止's does."""
+    create_staff(rt)
+    create_staff(rt, username="kanri", role="admin")
+    with rt.db.transaction() as s:
+        s.get(StaffUser, _user_id(rt, "tanaka")).totp_secret = auth.seal_totp_secret(rt.config,
+                                                                                    auth.new_totp_secret())
+    admin = app.test_client()
+    login(admin, "kanri")
+    told = admin.get("/staff/users").get_data(as_text=True).split(f'id="told-reset_totp-{_user_id(rt, "tanaka")}">')[1]
+    assert told.split("</p>")[0].startswith("解除すると、tanaka はすぐにログアウトし、")
+
+
 @pytest.mark.parametrize("op", ["reset_password", "reset_totp"])
 def test_an_admin_resetting_their_own_credentials_is_told_this_browser_stays_signed_in(rt, app, op):
     create_staff(rt, username="kanri", role="admin")
