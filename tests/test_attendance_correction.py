@@ -174,7 +174,8 @@ def test_only_a_recorded_attendance_is_corrected(rt, staff):
     assert not any(_corrections(rt, r) for r in (confirmed, cancelled, requested))
     assert said[confirmed].count("出欠はまだ記録されていないため、訂正はできません。") == 2
     assert said[cancelled].count("この予約は、ご本人がキャンセルしました。何も変更していません。") == 2
-    assert said[requested].count("現在の状況では、この操作はできません。（現在: 確認待ち）") == 2
+    assert said[requested].count(
+        "現在の状況では、この操作はできません。この申込は、まだ承認していません（確認待ち）。何も変更していません。") == 2
     post(staff, f"/staff/bookings/{recorded}/attended")
     _correct(staff, recorded, to="cancelled", reason="mistap")          # only 出席 <-> 欠席
     assert booking(rt, recorded).status == "attended" and not _corrections(rt, recorded)

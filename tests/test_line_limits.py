@@ -31,11 +31,12 @@ import yaml
 from bot.config import DEFAULT_OFFICES_DIR
 from bot.linetext import line_length
 from bot.offices import TERMS_SUMMARY_MAX, Office, ProfileError
+from bot.offices.checks import HANDOFF_HOW_MAX, NAME_MAX
 from bot.offices.reading import read_office
 from bot.render import LANGUAGES, MAX_QUICK_REPLY, Renderer, RenderError
 from bot.services.bookings import LIST_LIMIT
 from bot.services.slots import PAGE_SLOTS, slot_label
-from bot.simulator.validate import validate_messages
+from bot.simulator.validate import MAX_LABEL, validate_messages
 from dialogs.effects import Choice
 from dialogs.router import postback
 from tests.test_languages import all_samples
@@ -244,9 +245,9 @@ LONG_BASE_URL = "https://" + "madoguchi-" * 20 + ".example.jp"   # a long PUBLIC
 def staff_office(stem: str) -> Office:
     """The office with a name as long as the checks allow and the longest handoff wording staff are shown."""
     office = shipped(stem)
-    how = "招待メールを送ってください。" * (UNBOUNDED // 14)
-    return replace(office, id=LONGEST_ID, name="窓" * 60,
-                   handoff={**office.handoff, "invitation": {"label": "招" * 60, "how": how}})
+    how = ("招待メールを送ってください。" * HANDOFF_HOW_MAX)[:HANDOFF_HOW_MAX]   # as long as the checks allow
+    return replace(office, id=LONGEST_ID, name="窓" * NAME_MAX,
+                   handoff={**office.handoff, "invitation": {"label": "招" * NAME_MAX, "how": how}})
 
 
 def staff_samples(office: Office) -> list[tuple[str, dict[str, Any]]]:
@@ -293,3 +294,15 @@ def test_every_staff_card_and_answer_is_one_line_accepts(stem):
         messages = Renderer({}).messages("ja", template, vars)
         found += [f"{template}[{i}]: {d['property']}: {d['message']}" for d in validate_messages(messages)]
     assert found == []
+
+
+def test_every_label_of_the_shipped_handoff_settings_fits_a_line_button():
+    """The staff's names of the invitation task in templates/staff/handoff.yaml (each office's and the default)
+    are kept within LINE's 20 characters for an action label, so that one may name a button as it is."""
+    from bot.staff import handoff
+
+    settings = yaml.safe_load((handoff.TEMPLATES_DIR / "staff" / "handoff.yaml").read_text(encoding="utf-8"))
+    labels = {office: entry["invitation"]["label"] for office, entry in settings.items()
+              if "label" in (entry.get("invitation") or {})}
+    assert {"_default", "sakata", "otaru"} <= set(labels)
+    assert {office: label for office, label in labels.items() if line_length(label) > MAX_LABEL} == {}

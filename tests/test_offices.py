@@ -344,6 +344,13 @@ def _delete(path: str) -> Callable[[dict[str, Any]], None]:
     (_set("name", "ハローワーク" * 10), None),
     (_set("handoff", {"invitation": {"label": "招待" * 200, "how": "送ります。"}}),
      "otaru.yaml: handoff.invitation.label: 400 characters"),
+    # How the invitation goes is said in every staff card of a confirmed booking and the group's answer: about
+    # 10,000 characters would make a card bigger than LINE's 30 KB.
+    (_set("handoff", {"invitation": {"label": "招待", "how": "送ります。" * 2000}}),
+     "otaru.yaml: handoff.invitation.how: 10000 characters; keep it to at most 500"),
+    (_set("handoff", {"invitation": {"label": "招待", "how": "🍎" * 251}}),
+     "otaru.yaml: handoff.invitation.how: 502 characters"),
+    (_set("handoff", {"invitation": {"label": "招待", "how": "送" * 500}}), None),
 ])
 def test_a_broken_profile_is_refused_naming_file_and_field(
         tmp_path: Path, change: Callable[[dict[str, Any]], None], expected: str | None) -> None:

@@ -454,6 +454,19 @@ def test_actions_are_checked(client):
                                                 "action": text("x")}).status_code == 404
 
 
+def test_a_typed_text_is_held_to_5000_as_line_counts_it():
+    """LINE counts a text in UTF-16 units (bot/linetext.py): 2,501 emoji are 5,002, more than a user can send,
+    though only 2,501 characters; 2,500 are exactly 5,000."""
+    from bot.simulator.chat import Action, ActionError
+
+    assert Action.from_json(text("🍎" * 2500)).text == "🍎" * 2500
+    with pytest.raises(ActionError):
+        Action.from_json(text("🍎" * 2501))
+    assert Action.from_json(text("字" * 5000)).kind == "text"
+    with pytest.raises(ActionError):
+        Action.from_json(text("字" * 5001))
+
+
 def test_event_times_never_go_back_for_a_chat(client, rt):
     user_id = add_user(client)
     with rt.db.transaction() as s:

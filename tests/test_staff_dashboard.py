@@ -6,6 +6,7 @@ import csv
 import io
 import re
 from datetime import datetime, timedelta
+from pathlib import Path
 
 import pytest
 from sqlalchemy import select
@@ -13,7 +14,7 @@ from sqlalchemy import select
 from bot.clock import TOKYO
 from bot.models import Booking, Conversation, SlotBlock, StaffGroupSighting
 from bot.services import holds
-from bot.staff import personal
+from bot.staff import decisions, personal
 from bot.staff.models import AuditEntry, BookingHandoff
 from tests.staffkit import fast_password_hashing, staff, user  # noqa: F401 - fixtures
 from tests.staffkit import (
@@ -1488,6 +1489,54 @@ def test_a_button_on_a_page_older_than_the_booking_says_what_happened_meanwhile(
     assert "開始時刻までに決まらなかったため期限切れになりました。ご本人にはLINEでお知らせしています。" in _page(
         staff, f"/staff/bookings/{expired}")
     assert [booking(rt, r).status for r in (withdrawn, expired)] == ["withdrawn", "expired"]
+
+
+def test_a_stale_decline_with_a_reason_no_longer_offered_says_what_happened_meanwhile(rt, staff, app):
+    """お断り from a page opened before the booking was decided (and before the office stopped offering the reason it
+    chose, here Otaru's usage_limit at Sakata): the member is told the booking was approved, not asked for a
+    reason that no longer matters. A request still undecided is asked for one."""
+    approved, undecided, declined = (make_request(rt, start=SAKATA_MONDAY + timedelta(hours=h),
+                                                  user_id=f"U{h}" + "s" * 31) for h in (0, 1, 2))
+    post(staff, f"/staff/bookings/{approved}/confirm")
+    post(staff, f"/staff/bookings/{approved}/decline", reason="usage_limit")
+    assert "この申込は、すでに承認されています（ほかの職員が先に承認しました）。何も変更していません。" in _page(
+        staff, f"/staff/bookings/{approved}")
+    post(staff, f"/staff/bookings/{undecided}/decline", reason="usage_limit")
+    assert "お断りの理由を選んでください。" in _page(staff, f"/staff/bookings/{undecided}")
+    post(staff, f"/staff/bookings/{declined}/decline", reason="schedule")
+    post(staff, f"/staff/bookings/{declined}/decline", reason="usage_limit")
+    assert "この操作はすでに済んでいます（現在: お断り）。" in _page(staff, f"/staff/bookings/{declined}")
+    assert [booking(rt, r).status for r in (approved, undecided, declined)] == ["confirmed", "requested", "declined"]
+
+
+def test_every_refusal_says_once_that_nothing_was_changed(rt, staff, user):
+    """A button refused on a request not yet approved, or on one whose other slot awaits the user's answer, says
+    what the booking is and that nothing changed, as a refusal on a booking decided meanwhile does; so does every
+    other refusal, once."""
+    requested = make_request(rt)
+    proposed = make_request(rt, start=SAKATA_MONDAY + timedelta(hours=1), user_id=user.user_id)
+    post(staff, f"/staff/bookings/{proposed}/propose", slot=(SAKATA_MONDAY + timedelta(days=7)).isoformat())
+    assert booking(rt, proposed).status == "proposed"
+    post(staff, f"/staff/bookings/{requested}/called")
+    assert ("現在の状況では、この操作はできません。この申込は、まだ承認していません（確認待ち）。何も変更していません。"
+            "下に現在の状況を表示しています。") in _page(staff, f"/staff/bookings/{requested}")
+    post(staff, f"/staff/bookings/{proposed}/called")
+    assert ("現在の状況では、この操作はできません。この申込は、別の日時をご提案中です（ご本人のお返事を待っています）。"
+            "何も変更していません。") in _page(staff, f"/staff/bookings/{proposed}")
+    for reference, action, refused in ((proposed, "confirm", "ご本人のお返事（承諾または辞退）をお待ちください。"),
+                                       (requested, "propose", "相談枠を選んでください。")):
+        post(staff, f"/staff/bookings/{reference}/{action}", slot="")
+        flash = _page(staff, f"/staff/bookings/{reference}").split('class="flash')[1].split("</p>")[0]
+        assert refused in flash and flash.count("何も変更していません") == 1, flash
+    # Every code decisions may refuse with, from any button (an attendance correction has words of its own).
+    codes = set(re.findall(r'Refused\("(\w+)"', Path(decisions.__file__).read_text())) - {"note_changed",
+                                                                                          "correction_reason"}
+    for code in sorted(codes):
+        for action in ("confirm", "correct_attendance"):
+            with staff.session_transaction() as sess:
+                sess["_flashes"] = [("error", f"{action}:{code}:requested:")]
+            flash = _page(staff, f"/staff/bookings/{requested}").split('class="flash')[1].split("</p>")[0]
+            assert flash.count("何も変更していません") == 1, (code, action, flash)
 
 
 def test_a_phone_call_is_not_recorded_on_a_booking_no_longer_confirmed(rt, staff):

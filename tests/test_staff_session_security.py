@@ -117,6 +117,56 @@ def test_an_admin_resetting_their_own_credentials_stays_signed_in_in_that_browse
         assert s.scalar(select(func.count()).select_from(StaffSession)) == 1
 
 
+@pytest.mark.parametrize("op,then", [
+    ("deactivate", "「再開」するまでログインできません。"),
+    ("reset_password", "新しいパスワードをご本人にお伝えください。"),
+    ("reset_totp", "次からはパスワードだけでログインできます。アカウントの画面で二段階認証を設定し直すよう、ご本人にお伝えください。"),
+])
+def test_the_admin_is_told_the_member_was_signed_out_everywhere(rt, app, op, then):
+    """停止, a password reset and 二段階認証を解除 end every session of the member's account (a copied cookie's
+    too): the flash says so, so that the admin can tell the member why the dashboard asked them to log in."""
+    create_staff(rt)
+    create_staff(rt, username="kanri", role="admin")
+    admin = app.test_client()
+    login(admin, "kanri")
+    with rt.db.transaction() as s:
+        s.get(StaffUser, _user_id(rt, "tanaka")).totp_secret = auth.seal_totp_secret(rt.config,
+                                                                                    auth.new_totp_secret())
+    assert post(admin, f"/staff/users/{_user_id(rt, 'tanaka')}/{op}", password=NEW_PASSWORD).status_code == 302
+    page = admin.get("/staff/users").get_data(as_text=True)
+    assert "（アカウント: tanaka）tanaka は、ログインしていたすべての端末（ブラウザ）でログアウトしました。" + then in page
+
+
+def test_what_removing_a_second_factor_does_says_the_member_is_signed_out(rt, app):
+    """二段階認証を解除 opens what it does before it is done: that includes the logout, as 停止's does."""
+    create_staff(rt)
+    create_staff(rt, username="kanri", role="admin")
+    with rt.db.transaction() as s:
+        s.get(StaffUser, _user_id(rt, "tanaka")).totp_secret = auth.seal_totp_secret(rt.config,
+                                                                                    auth.new_totp_secret())
+    admin = app.test_client()
+    login(admin, "kanri")
+    told = admin.get("/staff/users").get_data(as_text=True).split(f'id="told-reset_totp-{_user_id(rt, "tanaka")}">')[1]
+    assert told.split("</p>")[0].startswith("解除すると、tanaka はすぐにログアウトし、")
+
+
+@pytest.mark.parametrize("op", ["reset_password", "reset_totp"])
+def test_an_admin_resetting_their_own_credentials_is_told_this_browser_stays_signed_in(rt, app, op):
+    create_staff(rt, username="kanri", role="admin")
+    admin = app.test_client()
+    login(admin, "kanri")
+    assert post(admin, f"/staff/users/{_user_id(rt, 'kanri')}/{op}", password=NEW_PASSWORD).status_code == 302
+    page = admin.get("/staff/users").get_data(as_text=True)
+    assert "（アカウント: kanri）ほかの端末（ブラウザ）でのログインは、すべて終了しました。この画面はログインしたままです。" in page
+    assert "kanri は、ログインしていたすべての端末" not in page
+
+
+def test_a_member_changing_their_password_is_told_their_other_logins_ended(rt, app, staff):
+    _change_password(rt, staff, None)
+    page = staff.get("/staff/account").get_data(as_text=True)
+    assert "パスワードを変更しました。ほかの端末（ブラウザ）でのログインは、すべて終了しました。この画面はログインしたままです。" in page
+
+
 def test_the_reveal_is_held_on_the_server_so_hiding_it_hides_it_from_every_copy(rt, app, staff):
     """個人情報を隠す ends the reveal for the session, not only in the browser that pressed it: a copy of the
     cookie taken while the details showed (the signed cookie used to carry the grant) shows them no more."""

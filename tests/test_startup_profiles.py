@@ -69,6 +69,11 @@ def test_flask_commands_name_a_broken_profile_without_a_traceback(tmp_path):
      "templates/staff/handoff.yaml: nayoro.invitation.lable: unknown field (allowed: label, how)"),
     ("nayoro:\n  invitation: 会議URLの送付\n",
      "templates/staff/handoff.yaml: nayoro.invitation: must be a mapping"),
+    # As an office profile's own handoff: the cards and the group's answers carry these (LINE's limits).
+    ("nayoro:\n  invitation:\n    label: 招待\n    how: " + "送" * 501 + "\n",
+     "templates/staff/handoff.yaml: nayoro.invitation.how: 501 characters; keep it to at most 500"),
+    ("nayoro:\n  invitation:\n    label: " + "🍎" * 31 + "\n",
+     "templates/staff/handoff.yaml: nayoro.invitation.label: 62 characters; keep it to at most 60"),
 ])
 def test_a_misspelt_staff_handoff_setting_stops_start_up(tmp_path, make_app, monkeypatch, entry, expected):
     """An office's line in handoff.yaml that is misspelt was ignored: staff silently lost the phone task or the

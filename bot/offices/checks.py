@@ -76,6 +76,9 @@ def _category_problems(raw: dict[str, Any], values: dict[str, Any]) -> list[_Inv
 LINE_TEXT_MAX = 5000      # characters in one LINE text message (bot/linetext.py MAX_TEXT)
 OFFICE_TEXT_BUDGET = 4000  # the office's words in one message: the rest is for the bot's own (headings, links, steps)
 NAME_MAX = 60              # a name the chat repeats in many messages (the office's, its video app's and its terms')
+# How the invitation goes (handoff.invitation.how): said in the staff cards and the group's answer to 承認, and on
+# the dashboard. A few sentences; about 10,000 characters would make a card bigger than LINE's 30 KB Flex bubble.
+HANDOFF_HOW_MAX = 500
 
 
 def line_length(text: str) -> int:
@@ -140,7 +143,17 @@ def _length_problems(office: Office) -> list[_Invalid]:
                                          f"({message}): LINE takes at most {LINE_TEXT_MAX} with the bot's own, so keep "
                                          f"them under {OFFICE_TEXT_BUDGET} (shorten the text, or say the rest on the "
                                          "terms page)"))
-    return problems + _name_problems(office)
+    return problems + _name_problems(office) + _handoff_problems(office)
+
+
+def _handoff_problems(office: Office) -> list[_Invalid]:
+    """The staff's words of how the invitation goes: one paragraph of a staff card, kept well inside LINE's
+    limits."""
+    how = (office.handoff.get("invitation") or {}).get("how")
+    if how and line_length(how) > HANDOFF_HOW_MAX:
+        return [_Invalid("handoff.invitation.how", f"{line_length(how)} characters; keep it to at most "
+                         f"{HANDOFF_HOW_MAX} (the staff cards and the group's answers carry it)")]
+    return []
 
 
 def _same_day_deadline_problems(booking: Booking | None, schedule: Schedule | None) -> list[_Invalid]:

@@ -7,6 +7,7 @@ from typing import Any, Mapping
 
 from flask import Flask
 
+from bot.linetext import MAX_TEXT, line_length
 from bot.simulator import events, store, webhook_post
 
 KINDS = frozenset({"text", "postback", "sticker", "image", "follow", "unfollow", "join", "leave"})
@@ -14,7 +15,6 @@ USER_KINDS = KINDS - {"join", "leave"}
 GROUP_KINDS = KINDS - {"follow", "unfollow"}
 NO_REPLY_TOKEN = frozenset({"unfollow", "leave"})
 PICKER_PARAMS = frozenset({"date", "time", "datetime"})
-MAX_TEXT = 5000
 MAX_POSTBACK_DATA = 300
 
 
@@ -42,8 +42,8 @@ class Action:
         kind = raw["type"]
         text = str(raw.get("text") or "")
         data = str(raw.get("data") or "")
-        if kind == "text" and not 1 <= len(text) <= MAX_TEXT:
-            raise ActionError("text must be 1 to 5000 characters")
+        if kind == "text" and not 1 <= line_length(text) <= MAX_TEXT:   # as LINE counts: an emoji is two
+            raise ActionError(f"text must be 1 to {MAX_TEXT} characters")
         if kind == "postback" and not 1 <= len(data) <= MAX_POSTBACK_DATA:
             raise ActionError("postback data must be 1 to 300 characters")
         params = raw.get("params") or {}

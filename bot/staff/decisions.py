@@ -188,18 +188,21 @@ def _not_booked_twice(session: Session, office, booking: Booking, now: datetime,
 def decline(session: Session, rt, office, booking: Booking, actor: Actor, now: datetime,
             reason: str | None = None) -> Result:
     """Decline with one of the office's reason templates; the seat is freed and the user told kindly."""
-    reasons = handoff.office_decline_reasons(office)
+    # The status first: a stale お断り on a booking decided meanwhile is told what happened, not asked for a
+    # reason (one its old page offered may no longer be).
+    if booking.status == lifecycle.DECLINED:
+        return Result(booking, "decline", False)
+    if not lifecycle.can(booking, "decline"):
+        raise Refused("status", booking)
     reason = reason or handoff.default_reason()
-    if reason not in reasons:
+    if reason not in handoff.office_decline_reasons(office):
         raise Refused("reason", booking)
-    changed = _move(session, booking, "decline", lifecycle.DECLINED, now)
-    told = None
-    if changed:
-        row = handoff_of(session, booking, now)
-        row.decline_reason, row.updated_at = reason, now
-        audit.record(session, office.id, actor, "decline", now, booking, reason=reason)
-        told = _tell(session, rt, office, booking, "outcome_declined", now, reason=reason)
-    return Result(booking, "decline", changed, told=told)
+    _move(session, booking, "decline", lifecycle.DECLINED, now)
+    row = handoff_of(session, booking, now)
+    row.decline_reason, row.updated_at = reason, now
+    audit.record(session, office.id, actor, "decline", now, booking, reason=reason)
+    told = _tell(session, rt, office, booking, "outcome_declined", now, reason=reason)
+    return Result(booking, "decline", True, told=told)
 
 
 def propose(session: Session, rt, office, booking: Booking, actor: Actor, now: datetime,

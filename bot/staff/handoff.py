@@ -7,6 +7,9 @@ from typing import Any
 
 import yaml
 
+from bot.linetext import line_length
+from bot.offices.checks import HANDOFF_HOW_MAX, NAME_MAX
+
 TEMPLATES_DIR = Path(__file__).resolve().parent.parent.parent / "templates"
 
 
@@ -18,6 +21,7 @@ def _settings() -> dict[str, Any]:
 
 _FIELDS = ("call_user_on_confirm", "invitation")
 _INVITATION_FIELDS = ("label", "how")
+_INVITATION_MAX = {"label": NAME_MAX, "how": HANDOFF_HOW_MAX}
 
 
 def problems() -> list[str]:
@@ -46,6 +50,9 @@ def problems() -> list[str]:
                              f"(allowed: {', '.join(_INVITATION_FIELDS)})")
             elif not isinstance(value, str):
                 found.append(f"{file}: {office_id}.invitation.{key}: must be a text")
+            elif line_length(value) > _INVITATION_MAX[key]:   # as a profile's own handoff is held (checks.py)
+                found.append(f"{file}: {office_id}.invitation.{key}: {line_length(value)} characters; keep it to "
+                             f"at most {_INVITATION_MAX[key]} (the staff cards and the group's answers carry it)")
     return found
 
 
