@@ -49,6 +49,8 @@ def create_app(config: dict | None = None) -> Flask:
 
     app = Flask(__name__, template_folder="templates", static_folder="static", instance_path=str(cfg.instance_path))
     app.config.update(SECRET_KEY=cfg.secret_key, MAX_CONTENT_LENGTH=webhook.MAX_BODY, OFFICES_DIR=str(cfg.offices_dir),
+                      # A `__Host-` name (production) needs Path=/ and no Domain: see Config.session_cookie_name.
+                      SESSION_COOKIE_NAME=cfg.session_cookie_name, SESSION_COOKIE_PATH="/", SESSION_COOKIE_DOMAIN=None,
                       SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Lax",
                       SESSION_COOKIE_SECURE=cfg.is_production, TESTING=cfg.testing)
     if cfg.trusted_proxy_hops:  # behind a router: the client's address and scheme are in its headers

@@ -77,6 +77,13 @@ class Config:
     def is_production(self) -> bool:
         return self.app_env == "production"
 
+    @property
+    def session_cookie_name(self) -> str:
+        """Flask's session cookie. In production `__Host-`: browsers accept it only with Secure, Path=/ and no
+        Domain, so a sibling subdomain can neither plant nor overwrite it. Over plain http (development, the
+        simulator) they would drop such a cookie, so there it keeps the plain name."""
+        return "__Host-session" if self.is_production else "session"
+
     def channel_secret(self, office_id: str) -> str | None:
         return self._per_office("LINE_CHANNEL_SECRET", office_id)
 

@@ -1,4 +1,5 @@
-"""The HTML pages' Jinja set-up: filters for dates in Japanese style, the terms' light Markdown and the Japanese
+"""The HTML pages' Jinja set-up: filters for dates in Japanese style (with the year where a page says which year is
+the current one), the terms' light Markdown and the Japanese
 words on a page in another language, and each page template compiled once per process."""
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from jinja2 import BytecodeCache, pass_context
 from jinja2.bccache import Bucket
 from markupsafe import Markup, escape
 
+from bot.clock import TOKYO
 from bot.render import _md, _slot
 
 _HEADING = re.compile(r"^(#{1,6})\s*(.*)$")
@@ -108,6 +110,27 @@ def markdown_sections(text: str | None) -> list[tuple[str, str]]:
     return out
 
 
+def _year_before(value, this_year: int | None, year: bool | None) -> str:
+    """`YYYY年` before a date where it is wanted: `year` True always, False never, None (the default) where the
+    page gives `this_year` (the dashboard does) and the date, in Asia/Tokyo, falls in another one."""
+    day_year = (value.astimezone(TOKYO) if getattr(value, "tzinfo", None) else value).year
+    if year or (year is None and this_year is not None and day_year != this_year):
+        return f"{day_year}年"
+    return ""
+
+
+@pass_context
+def _page_md(context, value, year: bool | None = None) -> str:
+    """`M/D(曜)`, as the messages write it, after its year where that is not the page's current year."""
+    return _year_before(value, context.get("this_year"), year) + _md(value)
+
+
+@pass_context
+def _page_slot(context, value, year: bool | None = None) -> str:
+    """`M/D(曜) HH:MM`, after its year where that is not the page's current year."""
+    return _year_before(value, context.get("this_year"), year) + _slot(value)
+
+
 class _CompiledOnce(BytecodeCache):
     """Compiled page templates kept for every app this process builds (one in production; tests build
     thousands, and compiling the pages again for each was a fifth of their time). Keyed by template and
@@ -132,7 +155,7 @@ def register(app) -> None:
     app.jinja_env.bytecode_cache = _COMPILED
     app.jinja_env.filters["markdown_sections"] = markdown_sections
     app.jinja_env.filters["markdown_light"] = markdown_light
-    app.jinja_env.filters["md"] = _md
-    app.jinja_env.filters["slot"] = _slot
+    app.jinja_env.filters["md"] = _page_md
+    app.jinja_env.filters["slot"] = _page_slot
     app.jinja_env.filters["mark_japanese"] = _mark_japanese
     app.jinja_env.tests["japanese"] = has_japanese

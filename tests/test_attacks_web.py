@@ -87,15 +87,16 @@ def test_the_dashboard_refuses_a_post_without_the_sessions_token(rt, app):
 
 def test_a_session_fixed_before_login_grants_nothing(rt, app):
     create_staff(rt)
+    name = app.config["SESSION_COOKIE_NAME"]
     attacker = app.test_client()
     attacker.get("/staff/login")
-    planted = attacker.get_cookie("session").value
+    planted = attacker.get_cookie(name).value
     victim = app.test_client()
-    victim.set_cookie("session", planted)
+    victim.set_cookie(name, planted)
     assert login(victim).status_code == 302
-    assert victim.get_cookie("session").value != planted
+    assert victim.get_cookie(name).value != planted
     assert victim.get("/staff/").status_code == 200
-    attacker.set_cookie("session", planted)
+    attacker.set_cookie(name, planted)
     assert attacker.get("/staff/").status_code == 302, "the planted session must not be logged in"
 
 
@@ -103,10 +104,11 @@ def test_a_copied_session_dies_with_logout(rt, app):
     create_staff(rt)
     staff = app.test_client()
     login(staff)
-    copied = staff.get_cookie("session").value
+    name = app.config["SESSION_COOKIE_NAME"]
+    copied = staff.get_cookie(name).value
     assert post(staff, "/staff/logout").status_code == 302
     thief = app.test_client()
-    thief.set_cookie("session", copied)
+    thief.set_cookie(name, copied)
     assert thief.get("/staff/").status_code == 302
 
 
@@ -128,8 +130,29 @@ def test_cookies_are_httponly_samesite_and_secure_in_production(production_app, 
             assert {"httponly", "samesite"} <= flags, cookie
             assert ("secure" in flags) == secure, cookie
             assert re.search(r"samesite=(lax|strict)", cookie.lower()), cookie
+            # __Host-: browsers keep it only with Secure, Path=/ and no Domain, so a sibling subdomain can neither
+            # plant nor overwrite it; over plain http (development) they would drop it, so the name stays plain.
+            assert cookie.startswith("__Host-session=" if secure else "session="), cookie
+            assert "; path=/;" in cookie.lower() + ";" and "domain" not in flags, cookie
     assert production.test_client().get("/healthz").headers.get("Strict-Transport-Security")
     assert not app.test_client().get("/healthz").headers.get("Strict-Transport-Security")
+
+
+@pytest.mark.filterwarnings("ignore:.*production:UserWarning")
+def test_a_login_from_before_the_host_prefix_is_asked_to_log_in_again(production_app, rt):
+    """Staff logged in when the cookie was still called `session`: after the deploy the browser sends only that
+    name, which the app reads no more, so each is asked to log in again (no error, no session carried over)."""
+    create_staff(rt)
+    staff = production_app.test_client()
+    login(staff)
+    before_deploy = production_app.test_client()
+    before_deploy.set_cookie("session", staff.get_cookie("__Host-session").value)
+    opened = before_deploy.get("/staff/")
+    assert opened.status_code == 302 and "/staff/login" in opened.headers["Location"]
+    pressed = before_deploy.post("/staff/logout", data={"csrf_token": csrf(staff)})
+    assert pressed.status_code in (302, 400)
+    assert before_deploy.get("/staff/login").status_code == 200
+    assert login(before_deploy).status_code == 302 and before_deploy.get("/staff/").status_code == 200
 
 
 # -- headers ----------------------------------------------------------------------------------------------

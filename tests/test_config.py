@@ -142,6 +142,7 @@ def test_create_app_in_production_with_its_secrets(tmp_path, monkeypatch):
     try:
         assert rt.config.is_production
         assert app.config["SESSION_COOKIE_SECURE"] is True
+        assert app.config["SESSION_COOKIE_NAME"] == "__Host-session"
         assert app.test_client().get("/simulator").status_code == 404
     finally:
         rt.db.dispose()

@@ -298,7 +298,7 @@ def test_a_refused_post_offers_the_input_page_one_tap_away(holding, client, rt):
     input page, which sets a fresh token, and sending from it works."""
     _, url = holding("otaru")
     answers = valid_answers(rt.offices["otaru"])
-    client.delete_cookie("session")
+    client.delete_cookie(client.application.config["SESSION_COOKIE_NAME"])
     refused = Page.get(client, url).submit(client, answers, drop=("csrf_token",))
     assert refused.status == 400
     reopen = re.search(r'<a class="button" href="([^"]+)">入力ページを開き直す</a>', refused.html).group(1)

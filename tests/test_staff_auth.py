@@ -379,8 +379,9 @@ def test_the_secret_being_set_up_never_travels_in_the_cookie(rt, app, client):
     login(client)
     started = post(client, "/staff/account/totp", step="start")
     secret = pending_totp_secret(client)
-    cookie = client.get_cookie("session").value
-    assert any(header.startswith("session=") for header in started.headers.getlist("Set-Cookie"))
+    name = app.config["SESSION_COOKIE_NAME"]
+    cookie = client.get_cookie(name).value
+    assert any(header.startswith(f"{name}=") for header in started.headers.getlist("Set-Cookie"))
     opened = app.session_interface.get_signing_serializer(app).loads(cookie)
     assert "staff_totp_pending" in opened                       # the enrolment is under way ...
     assert secret not in json.dumps(opened) and secret not in cookie   # ... and its secret is not readable

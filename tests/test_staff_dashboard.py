@@ -1606,3 +1606,23 @@ def test_the_outbox_page_says_in_japanese_that_a_reply_of_unknown_fate_may_have_
     page = _page(staff, "/staff/outbox")
     assert "届いたか不明" in page and "すでに届いている場合があります" in page
     assert "may have arrived" not in page
+
+
+def test_a_date_in_another_year_says_its_year_on_the_staff_pages(rt, staff, user):
+    """`12/7(月)` alone is ambiguous across the New Year (last December's session, next January's request): a
+    date outside the current year (the app's clock, Asia/Tokyo) is written with its year; this year's stay short.
+    The day's heading writes its year always, once."""
+    january = datetime(2027, 1, 4, 14, 0, tzinfo=TOKYO)
+    december = make_request(rt, user_id=user.user_id)
+    ahead = make_request(rt, start=january, user_id=user.user_id)
+    line = _page(staff, f"/staff/bookings/{december}").split('id="other-open">')[1].split("</dd>")[0]
+    assert "2027年1/4(月) 14:00" in line
+    own = _page(staff, f"/staff/bookings/{december}").split('id="slot-time">')[1].split("</dd>")[0]
+    assert own.startswith("12/7(月) 14:00") and "年" not in own
+    day = _page(staff, "/staff/?from=2027-01-04")
+    assert "2027年1/4(月)</h2>" in day and "2027年2027年" not in day
+    rt.clock.freeze(datetime(2027, 1, 2, 10, 0, tzinfo=TOKYO))   # the New Year: now December is last year's
+    login(staff)
+    own = _page(staff, f"/staff/bookings/{december}").split('id="slot-time">')[1].split("</dd>")[0]
+    assert own.startswith("2026年12/7(月) 14:00")
+    assert _page(staff, f"/staff/bookings/{ahead}").split('id="slot-time">')[1].startswith("1/4(月) 14:00")

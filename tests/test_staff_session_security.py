@@ -25,7 +25,8 @@ NEW_PASSWORD = "a different password 2026"
 def _copy(client, app):
     """Another browser holding a copy of the client's cookie as it is now (a shared PC's profile, a proxy)."""
     thief = app.test_client()
-    thief.set_cookie("session", client.get_cookie("session").value)
+    name = app.config["SESSION_COOKIE_NAME"]
+    thief.set_cookie(name, client.get_cookie(name).value)
     return thief
 
 

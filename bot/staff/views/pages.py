@@ -23,7 +23,8 @@ def _template_globals():
     office = _rt().offices.get(g.who.office_id) if g.get("who") else None
     return {"csrf_token": csrf_token, "who": g.get("who"), "labels": export.labels(), "office": office,
             "invitation": handoff.invitation_task(office) if g.get("who") else None,
-            "relative_day": _relative_day, "session_limits": _SESSION_LIMITS, "session_timer": _session_timer}
+            "relative_day": _relative_day, "session_limits": _SESSION_LIMITS, "session_timer": _session_timer,
+            "this_year": _now().year}   # a date in another year is written with it (bot/textfmt.py)
 
 
 # The session's time limits as the pages state them in advance (WCAG 2.2.1: no limit comes unannounced).
