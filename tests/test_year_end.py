@@ -364,3 +364,25 @@ def test_the_cancel_contact_names_the_day_the_closed_office_answers(language, sa
     text = environment().get_template(f"messages/{language}/_cancel_contact.j2").render(
         **context, labels=load_labels(language), language=language)
     assert said in " ".join(text.split()) if language == "en" else said in text.replace("\n", "")
+
+
+@pytest.mark.parametrize(("office", "start", "opens"), [
+    (SAKATA, at(2027, 1, 4, 14), {"on": date(2027, 1, 4), "on_the_day": True, "start_time": "14:00"}),
+    (OTARU, at(2027, 1, 4, 10), None),                  # cancelled in the chat until the day before, closed or not
+])
+def test_the_reminder_on_a_closed_day_says_when_the_office_takes_calls(office, start, opens):
+    """Sakata's reminder for Monday 1/4 goes on Sunday 1/3, when only a call cancels and the office is closed."""
+    booking = Booking(reference="ABCD-EFGH", slot_start=start, status="confirmed")
+    said = bookings.phone_opens(office, booking, at(2027, 1, 3, 10))
+    assert (said if said is None else {key: said[key] for key in ("on", "on_the_day", "start_time")}) == opens
+
+
+def test_the_reminder_text_names_the_day_the_office_answers():
+    booking = Booking(reference="ABCD-EFGH", slot_start=at(2027, 1, 4, 14), status="confirmed")
+    now = at(2027, 1, 3, 10)
+    view = {"reference": "ABCD-EFGH", "at": booking.slot_start, "label": "1/4(月) 14:00", "status": "confirmed",
+            "timing": bookings.message_timing(SAKATA, booking.slot_start, now, invitation_sent=False, called=False),
+            "phone_opens": bookings.phone_opens(SAKATA, booking, now)}
+    text = text_of(render(SAKATA, "ja", "reminder_day_before", {"booking": view}))
+    assert "お電話は2027年1月4日(月)から受け付けます。" in text
+    assert "ご予約の当日になりますので、開始時刻（14:00）より前にお電話ください。" in text

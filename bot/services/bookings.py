@@ -104,11 +104,18 @@ def summary(office, booking: Booking, now: datetime) -> dict[str, Any]:
         "action": action,
         "routes": routes,
         "same_day": _same_day(booking, now),
-        "phone_opens": _phone_opens(office, booking, now) if "phone" in routes else None,
+        "phone_opens": _closed_today(office, booking, now) if "phone" in routes else None,
     }
 
 
-def _phone_opens(office, booking: Booking, now: datetime) -> dict[str, Any] | None:
+def phone_opens(office, booking: Booking, now: datetime) -> dict[str, Any] | None:
+    """`_closed_today` where the booking is now cancelled by phone (for a message read at `now`), else None."""
+    if _action(office, booking, now) != "call" or "phone" not in cancel_routes(office, booking, now):
+        return None
+    return _closed_today(office, booking, now)
+
+
+def _closed_today(office, booking: Booking, now: datetime) -> dict[str, Any] | None:
     """When the user is to call and the office is closed today (the year end, a holiday, a weekend, its own
     closure): why, the first business day it answers again, and whether that is the session's own day (the
     call must then come before the start). None on a business day. (The offices' profiles give no reception
