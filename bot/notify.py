@@ -227,7 +227,8 @@ def tell_user(session: Session, rt, office, booking: Booking, template: str, now
     read_at = push_hours.user_opening(office, purpose or template, booking.slot_start, now) or now
     view = {**booking_view(booking), "timing": bookings.message_timing(
         office, booking.slot_start, read_at, invitation_sent=booking.invitation_sent_at is not None,
-        called=handed is not None and handed.called_at is not None)}
+        called=handed is not None and handed.called_at is not None),
+        "phone_opens": bookings.phone_opens(office, booking, read_at)}
     context = {**rt.template_globals(office, conv), "booking": view, **vars}
     if "reason" in vars:
         context["reason_text"] = handoff.decline_reasons(conv.language)[vars["reason"]]["text"]

@@ -317,7 +317,7 @@ def office_wording_problems(offices: Mapping[str, Office]) -> list[str]:
                     for session_day, sent in ((False, False), (True, False), (False, True)):
                         booking = {"reference": "ABCD-EFGH", "at": at, "label": _slot(at), "status": "confirmed",
                                    "timing": {"session_day": session_day, "cancel_in_chat": not session_day,
-                                              "invitation_sent": sent, "called": sent}}
+                                              "invitation_sent": sent, "called": sent}, "phone_opens": None}
                         Renderer({}).messages(language, template, {
                             "office": office, "booking": booking, "public_base_url": "https://madoguchi.invalid",
                             "terms_url": f"https://madoguchi.invalid/terms/{office.id}"})

@@ -751,10 +751,12 @@ def test_what_my_bookings_says_about_an_entry_stays_inside_that_entry(office_id,
 
 # -- phone routes: e-mail where accepted, and the telephone relay service -------------------------------------
 
+# Told to call while the office is closed (the year end) until the session's own day.
+CLOSED_TODAY = {"closure": "year_end", "holiday": None, "on": date(2027, 1, 4), "on_the_day": True, "start_time": "14:00"}
 PHONE_ROUTES = {
     "booking_blocked": {}, "miss_contact": dict(state="awaiting_slot"), "consent_declined": dict(released=None, booking=None),
     "outcome_confirmed": dict(booking=booking("confirmed")), "reminder_day_before": dict(booking=booking("confirmed")),
-    "withdraw_result": dict(result={"outcome": "call", **booking("confirmed", "call", ("phone",))}),
+    "withdraw_result": dict(result={"outcome": "call", **booking("confirmed", "call", ("phone",), CLOSED_TODAY)}),
     "bookings": dict(bookings=[booking("confirmed", "call", ("phone", "email"))], in_progress=False),
 }
 

@@ -672,3 +672,33 @@ def test_english_dates_name_the_same_moment_as_month_day(now, ahead, hour, minut
                         t=clock, wd=calendar.day_abbr[day.weekday()])
     assert parse_slot_text(text, now) == parse_slot_text(f"{day.month}/{day.day} {hour:02d}:{minute:02d}", now)
     assert parse_slot_text(text, now) is not None
+
+
+# --- a year in the Japanese era ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("令和8年12月7日 14時", at(2026, 12, 7, 14)),
+        ("令和9年1月4日 14時", at(2027, 1, 4, 14)),
+        ("令和８年１２月７日　１４時", at(2026, 12, 7, 14)),           # full-width digits and space
+        ("令和 8 年 12 月 7 日 14:00", at(2026, 12, 7, 14)),
+        ("令和八年十二月七日 十四時", at(2026, 12, 7, 14)),            # kanji numerals
+        ("㋿8年12月7日 14時", at(2026, 12, 7, 14)),                    # the era in one character
+        ("R8/12/7 14:00", at(2026, 12, 7, 14)),
+        ("r9年1月4日 10時", at(2027, 1, 4, 10)),
+        ("Ｒ９／１／４　１０：００", at(2027, 1, 4, 10)),
+        ("令和8年1月4日 14時", at(2026, 1, 4, 14)),                    # the era's year, not next January's: past
+        ("令和元年5月7日 10時", at(2019, 5, 7, 10)),                   # the first year of the era
+    ],
+)
+def test_parse_slot_text_japanese_era(text, expected):
+    """令和N年 is the year 2018 + N (元年 its first), so `令和8年1月4日` typed in December 2026 is 4 January 2026,
+    a day past (the slot check then says so), never next year's 1/4."""
+    assert parse_slot_text(text, at(2026, 12, 7, 10)) == expected
+
+
+@pytest.mark.parametrize("text", ["令和8年2月30日 10時", "平成30年12月7日 14時", "100年1月4日 10時", "令和100年1月4日 10時", "CR8/12/7 14:00"])
+def test_parse_slot_text_japanese_era_refuses(text):
+    """A day that does not exist, another era (read as no year would misplace it), or no era at all."""
+    assert parse_slot_text(text, at(2026, 12, 7, 10)) is None

@@ -75,9 +75,10 @@ def test_every_template_a_dialog_names_exists(name):
 
 # -- rendering ------------------------------------------------------------------------------------
 
-def booking(status: str = "requested", action: str = "withdraw", routes: tuple = ()) -> dict[str, Any]:
+def booking(status: str = "requested", action: str = "withdraw", routes: tuple = (),
+            phone_opens: dict[str, Any] | None = None) -> dict[str, Any]:
     return {"reference": "ABCD-EFGH", "status": status, "at": AT, "label": "12/7(月) 14:00", "action": action,
-            "routes": routes, "same_day": False, "timing": {"session_day": False, "cancel_in_chat": True,
+            "routes": routes, "same_day": False, "phone_opens": phone_opens, "timing": {"session_day": False, "cancel_in_chat": True,
                                                            "invitation_sent": False, "called": False}}
 
 

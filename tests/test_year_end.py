@@ -19,7 +19,7 @@ from bot.clock import TOKYO
 from bot.config import DEFAULT_OFFICES_DIR
 from bot.models import Booking, SlotHold
 from bot.offices import load_offices
-from bot.render import text_of
+from bot.render import environment, load_labels, localize, text_of
 from bot.services import bookings, push_hours
 from bot.services import slots as slotsvc
 from bot.services.slot_text import parse_slot_text
@@ -333,3 +333,56 @@ def test_the_new_year_closure_is_named_once_beside_the_slots(rt, clock, user_fac
     """Otaru's week of 12/28: one span for the four closed weekdays, not 年末年始 four times over."""
     shown = otaru_slots_at(rt, clock, user_factory, fake_line, at(2026, 12, 25, 10), language)
     assert said in shown, shown
+
+
+# -- a phone call over the closure: when the office answers again --------------------------------------------
+
+@pytest.mark.parametrize(("now", "opens", "on_the_day"), [
+    (at(2026, 12, 30, 10), date(2027, 1, 4), True),     # closed until the session's own day
+    (at(2026, 12, 26, 10), date(2026, 12, 28), False),  # a Saturday: Monday, before the closure
+    (at(2026, 12, 28, 10), None, False),                # a business day: no word of it
+])
+def test_a_phone_cancellation_says_when_the_closed_office_answers_again(now, opens, on_the_day):
+    booking = Booking(reference="ABCD-EFGH", slot_start=at(2027, 1, 4, 14), status="confirmed")
+    said = bookings.summary(SAKATA, booking, now)
+    if opens is None:
+        assert said["phone_opens"] is None
+    else:
+        assert (said["phone_opens"]["on"], said["phone_opens"]["on_the_day"]) == (opens, on_the_day)
+
+
+@pytest.mark.parametrize(("language", "said"), [
+    ("ja", "本日は年末年始（12/29〜1/3）のため閉庁しています。お電話は2027年1月4日(月)から受け付けます。"),
+    ("ja", "ご予約の当日になりますので、開始時刻（14:00）より前にお電話ください。"),
+    ("en", "The office is closed today (the New Year holidays, 12/29 to 1/3). It takes calls again from Mon 4 Jan 2027."),
+    ("easy", "きょうは 休みの 日です（年末年始（ねんまつ ねんし））。でんわは 2027年1月4日(月)から できます。"),
+])
+def test_the_cancel_contact_names_the_day_the_closed_office_answers(language, said):
+    booking = Booking(reference="ABCD-EFGH", slot_start=at(2027, 1, 4, 14), status="confirmed")
+    b = bookings.summary(SAKATA, booking, at(2026, 12, 30, 10))
+    context = localize({"office": SAKATA, "b": b}, language)
+    text = environment().get_template(f"messages/{language}/_cancel_contact.j2").render(
+        **context, labels=load_labels(language), language=language)
+    assert said in " ".join(text.split()) if language == "en" else said in text.replace("\n", "")
+
+
+@pytest.mark.parametrize(("office", "start", "opens"), [
+    (SAKATA, at(2027, 1, 4, 14), {"on": date(2027, 1, 4), "on_the_day": True, "start_time": "14:00"}),
+    (OTARU, at(2027, 1, 4, 10), None),                  # cancelled in the chat until the day before, closed or not
+])
+def test_the_reminder_on_a_closed_day_says_when_the_office_takes_calls(office, start, opens):
+    """Sakata's reminder for Monday 1/4 goes on Sunday 1/3, when only a call cancels and the office is closed."""
+    booking = Booking(reference="ABCD-EFGH", slot_start=start, status="confirmed")
+    said = bookings.phone_opens(office, booking, at(2027, 1, 3, 10))
+    assert (said if said is None else {key: said[key] for key in ("on", "on_the_day", "start_time")}) == opens
+
+
+def test_the_reminder_text_names_the_day_the_office_answers():
+    booking = Booking(reference="ABCD-EFGH", slot_start=at(2027, 1, 4, 14), status="confirmed")
+    now = at(2027, 1, 3, 10)
+    view = {"reference": "ABCD-EFGH", "at": booking.slot_start, "label": "1/4(月) 14:00", "status": "confirmed",
+            "timing": bookings.message_timing(SAKATA, booking.slot_start, now, invitation_sent=False, called=False),
+            "phone_opens": bookings.phone_opens(SAKATA, booking, now)}
+    text = text_of(render(SAKATA, "ja", "reminder_day_before", {"booking": view}))
+    assert "お電話は2027年1月4日(月)から受け付けます。" in text
+    assert "ご予約の当日になりますので、開始時刻（14:00）より前にお電話ください。" in text

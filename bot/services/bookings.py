@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 from bot.clock import TOKYO
 from bot.models import Booking, Conversation, SlotHold
 from bot.rawsql import Statement
-from bot.services import lifecycle
+from bot.services import calendar, lifecycle
 from bot.services import slots as slotsvc
 from bot.staff.models import AuditEntry, BookingHandoff
 
@@ -95,15 +95,39 @@ def _action(office, booking: Booking, now: datetime) -> str | None:
 def summary(office, booking: Booking, now: datetime) -> dict[str, Any]:
     """What the chat may say about a booking: reference, slot, status, and what the user may do."""
     action = _action(office, booking, now)
+    routes = cancel_routes(office, booking, now) if action == "call" else ()
     return {
         "reference": booking.reference,
         "status": booking.status,
         "at": booking.slot_start,
         "label": slotsvc.slot_label(booking.slot_start),
         "action": action,
-        "routes": cancel_routes(office, booking, now) if action == "call" else (),
+        "routes": routes,
         "same_day": _same_day(booking, now),
+        "phone_opens": _closed_today(office, booking, now) if "phone" in routes else None,
     }
+
+
+def phone_opens(office, booking: Booking, now: datetime) -> dict[str, Any] | None:
+    """`_closed_today` where the booking is now cancelled by phone (for a message read at `now`), else None."""
+    if _action(office, booking, now) != "call" or "phone" not in cancel_routes(office, booking, now):
+        return None
+    return _closed_today(office, booking, now)
+
+
+def _closed_today(office, booking: Booking, now: datetime) -> dict[str, Any] | None:
+    """When the user is to call and the office is closed today (the year end, a holiday, a weekend, its own
+    closure): why, the first business day it answers again, and whether that is the session's own day (the
+    call must then come before the start). None on a business day. (The offices' profiles give no reception
+    hours to tell a closed hour by; where one does, `office.hours` is said beside the number.)"""
+    today = now.astimezone(TOKYO).date()
+    closure = calendar.is_closed(today, office.schedule.closures)
+    if closure is None:
+        return None
+    opens = calendar.first_business_day_on_or_after(today, office.schedule.closures)
+    return {"closure": closure, "holiday": calendar.holiday_name(today) if closure == "holiday" else None,
+            "on": opens, "on_the_day": opens == booking.slot_start.astimezone(TOKYO).date(),
+            "start_time": f"{booking.slot_start.astimezone(TOKYO):%H:%M}"}
 
 
 # -- listing ---------------------------------------------------------------------------------------

@@ -61,3 +61,12 @@ def last_business_day_on_or_before(d: date, extra_closures: Collection[date] = (
         if is_closed(candidate, extra_closures) is None:
             return candidate
     raise ValueError(f"no business day in the {_MAX_CLOSED_RUN} days up to {d.isoformat()}")
+
+
+def first_business_day_on_or_after(d: date, extra_closures: Collection[date] = ()) -> date:
+    """`d` itself if it is a business day, else the nearest business day after it."""
+    for ahead in range(_MAX_CLOSED_RUN):
+        candidate = d + timedelta(days=ahead)
+        if is_closed(candidate, extra_closures) is None:
+            return candidate
+    raise ValueError(f"no business day in the {_MAX_CLOSED_RUN} days from {d.isoformat()}")

@@ -7,7 +7,8 @@ Read after NFKC (so full-width forms too), lower-casing and writing a month, a d
 minutes after their hour in digits where they are in kanji numerals (`_KANJI_DATE`), anywhere in the text:
 - a date: `12/7` (always month/day, as every slot label is written), `12<month>7<day>`, a day of the month
   alone (`7<day>`: its next occurrence from today), `Dec 7`, `December 7th`, `7 Dec`, `the 7th of December`
-  (a year may follow, `Dec 7, 2026`, or lead, `2026/12/7`); today / tomorrow / the day after tomorrow in
+  (a year may follow, `Dec 7, 2026`, or lead, `2026/12/7`, also in the Reiwa era: `<Reiwa>8<year>12<month>7<day>`,
+  `R8/12/7`, see `_REIWA`; a date after a year read no other way is none); today / tomorrow / the day after tomorrow in
   Japanese or English, `3<day><later>` (three days from today; `3<day>` before a word of a span — before, for,
   within — is no date); or a weekday (`Mon`, `Monday`, `<W><youbi>`), see below;
 - a time: `14:00`, `14.00`, `14<hour>`, `14<hour>30<minute>`, `14<hour><half>`, `2pm`, `2 p.m.`, `2:30pm`,
@@ -111,8 +112,10 @@ _MONTH = rf"{_words(_MONTHS)}\.?"
 _NOT_AN_HOUR = r"(?!\d|\s*:|\.\d|\s*[ap]\.?m(?![a-z]))"
 
 _EXPLICIT_DATE = (
-    # 12/7, 12<month>7<day>, 2026/12/7, 2026<year>12<month>7<day> (a 7<day> followed by <youbi> is Sunday's mark)
-    rf"(?:(?P<num_year>{_YEAR})\s*(?:/|{_YEAR_MARK})\s*|(?<![\d/]))"
+    # 12/7, 12<month>7<day>, 2026/12/7, 2026<year>12<month>7<day> (a 7<day> followed by <youbi> is Sunday's mark);
+    # after a year that is none of these (<Heisei>30<year>, 2118<year>), no date: read without it, it is another
+    rf"(?:(?P<num_year>{_YEAR})\s*(?:/|{_YEAR_MARK})\s*|(?<![\d/])(?<!\d{_YEAR_MARK})(?<!\d\s{_YEAR_MARK})"
+    rf"(?<!\d{_YEAR_MARK}\s)(?<!\d\s{_YEAR_MARK}\s))"
     rf"(?P<num_month>\d{{1,2}})\s*(?:/|{_MONTH_MARK}(?:\s*{_NO})?)\s*(?P<num_day>\d{{1,2}})(?!\d)"
     rf"(?:\s*{_DAY_MARK}(?!{_WEEKDAY_MARK}))?"
     # Dec 7, December the 7th, Dec. 7, 2026
@@ -267,6 +270,13 @@ _KANJI_DATE = (
     (re.compile(f"(?<![{_KANJI_DIGITS}{_KANJI_TEN}])({_KANJI_NUMERAL})(?={_HOUR_MARK}(?!{_NOT_AN_HOUR_JA}))"), 24),
     (re.compile(f"(?<={_HOUR_MARK})(\\s?)({_KANJI_NUMERAL})(?={_MINUTE_MARK})"), 59),
 )
+# A year of the Reiwa era (<Reiwa>8<year>, R8/..., <Reiwa><first><year>, the era's one character after NFKC) is
+# the year 2018 + N, written so before reading; its number may be in kanji numerals (<Reiwa><eight><year>). Other
+# eras are not read (`_EXPLICIT_DATE` then reads no date after their year).
+_REIWA = re.compile(f"(?:\u4ee4\u548c|(?<![a-z])r)\\s?(\\d{{1,2}}|\u5143|{_KANJI_NUMERAL})\\s?({_YEAR_MARK}|/)")
+_REIWA_FIRST = "\u5143"
+_REIWA_BEFORE_FIRST = 2018
+_REIWA_LAST = 81                                # 2099: a year `_YEAR` reads
 _HALF_DAY = re.compile(rf"{_MORNING}|{_AFTERNOON}|(?<![a-z])(?:mornings?|afternoons?|evenings?)(?![a-z])")
 # What may stand between a date and its time (at most _MAX_BETWEEN characters, after spaces are folded).
 _BETWEEN = re.compile(rf"(?:\s|,|@|{_NO}|{_COMMA}|{_words(('at', 'on', 'around', 'about', 'from'))})*")
@@ -456,7 +466,20 @@ def _normalised(text: str) -> str:
         value = kana.sub(kanji, value)
     for numeral, largest in _KANJI_DATE:
         value = numeral.sub(lambda found: _in_digits(found, largest), value)
-    return value
+    return _REIWA.sub(_western_year, value)
+
+
+def _western_year(found: re.Match) -> str:
+    """<Reiwa>N<year> (or R N/) as the year it is (2018 + N), with its mark; a number that is no year of the era
+    as it stands (then no date is read after it)."""
+    number, mark = found.groups()
+    if number == _REIWA_FIRST:
+        number = "1"
+    elif not number.isdigit():
+        number = _in_digits(re.match("()(.*)", number), _REIWA_LAST)
+    if not number.isdigit() or not 1 <= int(number) <= _REIWA_LAST:
+        return found.group(0)
+    return f"{_REIWA_BEFORE_FIRST + int(number)}{mark}"
 
 
 def _in_digits(found: re.Match, largest: int) -> str:
