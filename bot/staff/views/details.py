@@ -61,4 +61,4 @@ def reveal(reference: str):
 def conceal(reference: str):
     with _rt().db.transaction() as s:
         reveals.revoke(s, g.token, _booking_or_404(s, reference).id)
-    return redirect(url_for("staff.booking", reference=reference))
+    return redirect(url_for("staff.booking", reference=reference, _anchor="details-h"))
