@@ -262,12 +262,12 @@ def erase_sensitive_answers(session: Session, rt, now: datetime) -> dict[str, in
     blob is replaced only if it is still the one read: details erased meanwhile (`データ削除`, the purge) never
     come back, and details rewritten meanwhile (`keys rotate`) are read again on the next pass. Details no
     configured key opens are left as they are (marked: the key is gone, and they with it)."""
-    found = session.execute(select(Booking.id, Booking.details).where(
+    found = session.execute(select(Booking.id, Booking.reference, Booking.details).where(
         Booking.details.is_not(None), Booking.slot_start > now - SENSITIVE_LOOKBACK,
         or_(Booking.status.not_in(lifecycle.OPEN_STATUSES), Booking.slot_start < now - SESSION_OVER),
         _not_done("sensitive")).order_by(Booking.slot_start, Booking.id).limit(PURGE_BATCH)).all()
     erased = 0
-    for booking_id, token in found:
+    for booking_id, reference, token in found:
         details = personal.decrypt(rt, token)
         if details is not None and any(key in details for key in SENSITIVE_KEYS):
             kept = {key: value for key, value in details.items() if key not in SENSITIVE_KEYS}
@@ -275,7 +275,7 @@ def erase_sensitive_answers(session: Session, rt, now: datetime) -> dict[str, in
                                    .values(details=personal.encrypt(rt, kept))).rowcount:
                 continue   # changed meanwhile: gone, or read again on the next pass
             erased += 1
-        _mark(session, "sensitive", str(booking_id), now)
+        _mark(session, "sensitive", reference, now)   # by reference, as every booking's mark (`_not_done`)
     return {"sensitive_answers_erased": erased} if erased else {}
 
 
