@@ -329,8 +329,9 @@ def correction_targets(status: str) -> tuple[str, ...]:
 
 
 def correction_target(booking: Booking) -> str | None:
-    """The other attendance a recorded one may be corrected to; None when none is recorded."""
-    return {lifecycle.ATTENDED: lifecycle.NO_SHOW, lifecycle.NO_SHOW: lifecycle.ATTENDED}.get(booking.status)
+    """The other attendance a recorded one may be corrected to (the first of `correction_targets`); None when none
+    is recorded."""
+    return next(iter(correction_targets(booking.status)), None)
 
 
 def correction_reasons(to: str) -> list[str]:
