@@ -25,8 +25,8 @@ from bot.services import slots as slotsvc
 from bot.services.slot_text import parse_slot_text
 from bot.staff import export
 from tests.formflow import walk_to_slots
-from tests.staffkit import fast_password_hashing, user  # noqa: F401 - fixtures
-from tests.staffkit import create_staff, login, make_request, post, run_worker
+from tests.staffkit import fast_password_hashing, staff, user  # noqa: F401 - fixtures
+from tests.staffkit import create_staff, login, make_request, post, postback_value, run_worker
 from tests.test_bookings_chat import last_buttons, rows, says, taps
 from tests.test_languages import render
 from tests.test_stale_messages import group_id, grouped  # noqa: F401 - fixtures (Sakata's staff group)
@@ -386,3 +386,79 @@ def test_the_reminder_text_names_the_day_the_office_answers():
     text = text_of(render(SAKATA, "ja", "reminder_day_before", {"booking": view}))
     assert "お電話は2027年1月4日(月)から受け付けます。" in text
     assert "ご予約の当日になりますので、開始時刻（14:00）より前にお電話ください。" in text
+
+
+# The confirmation (staff's 承認, or the user's yes to a proposal) says it too where a call is the way to cancel:
+# worded for when it is read (a 承認 given after the push hours is read the next morning).
+CLOSED = {"ja": "のため閉庁しています。", "en": "The office is closed today", "easy": "きょうは 休みの 日です"}
+CLOSED_SAID = {
+    ("ja", "year_end"): ["本日は年末年始（12/29〜1/3）のため閉庁しています。お電話は2027年1月4日(月)から受け付けます。",
+                         "ご予約の当日になりますので、開始時刻（14:00）より前にお電話ください。"],
+    ("ja", "weekend"): ["本日は土曜・日曜のため閉庁しています。お電話は2026年12月28日(月)から受け付けます。"],
+    ("en", "year_end"): ["The office is closed today (the New Year holidays, 12/29 to 1/3). It takes calls again from "
+                         "Mon 4 Jan 2027.", "That is the day of your session: please call before it starts (14:00)."],
+    ("en", "weekend"): ["The office is closed today (the weekend). It takes calls again from Mon 28 Dec 2026."],
+    ("easy", "year_end"): ["きょうは 休みの 日です（年末年始（ねんまつ ねんし））。でんわは 2027年1月4日(月)から できます。",
+                           "その 日は そうだんの 日です。そうだんが はじまる 時間（14:00）より 前に でんわして ください。"],
+    ("easy", "weekend"): ["きょうは 休みの 日です（土よう日・日よう日）。でんわは 2026年12月28日(月)から できます。"],
+}
+READ_ON = {"year_end": at(2026, 12, 30, 10), "weekend": at(2026, 12, 26, 10)}   # a Wednesday; a Saturday
+
+
+def flat(text: str, language: str) -> str:
+    return " ".join(text.split()) if language == "en" else text.replace("\n", "")
+
+
+@pytest.mark.parametrize("language", ["ja", "en", "easy"])
+@pytest.mark.parametrize("closure", ["year_end", "weekend"])
+@pytest.mark.parametrize("office", [SAKATA, OTARU], ids=["sakata", "otaru"])
+def test_the_confirmation_read_on_a_closed_day_says_when_the_office_takes_calls(office, closure, language):
+    """Sakata cancels by phone only: its confirmation, read while the office is closed, says from when it answers.
+    Otaru cancels in the chat until the day before (by phone only on the session's day, a business day): nothing."""
+    start = at(2027, 1, 4, 14 if office is SAKATA else 10)
+    booking = Booking(reference="ABCD-EFGH", slot_start=start, status="confirmed")
+    now = READ_ON[closure]
+    view = {"reference": "ABCD-EFGH", "at": start, "label": slotsvc.slot_label(start), "status": "confirmed",
+            "timing": bookings.message_timing(office, start, now, invitation_sent=False, called=False),
+            "phone_opens": bookings.phone_opens(office, booking, now)}
+    text = flat(text_of(render(office, language, "outcome_confirmed", {"booking": view})), language)
+    if office is SAKATA:
+        for said in CLOSED_SAID[(language, closure)]:
+            assert said in text, text
+    else:
+        assert CLOSED[language] not in text, text
+
+
+@pytest.mark.parametrize(("decided", "closure"), [(at(2026, 12, 25, 22), "weekend"),     # a Friday night
+                                                  (at(2026, 12, 28, 22), "year_end")])   # the last evening open
+def test_a_confirmation_given_after_hours_is_worded_for_the_closed_morning_it_is_read(rt, staff, fake_line, user,
+                                                                                       decided, closure):
+    """承認 at 22:00 on a business day: the push waits for 08:00, on a closed day, and says so (not 'call us')."""
+    rt.clock.freeze(at(2026, 12, 21, 10))
+    reference = make_request(rt, start=at(2027, 1, 4, 14), user_id=user.user_id)
+    rt.clock.freeze(decided)
+    login(staff)
+    post(staff, f"/staff/bookings/{reference}/confirm")
+    run_worker(rt)
+    assert fake_line.texts_to(user.user_id) == []                      # after the push hours: held
+    rt.clock.freeze(datetime.combine(decided.date() + timedelta(days=1), datetime.min.time(), TOKYO)
+                    + timedelta(hours=8))
+    run_worker(rt)
+    [told] = fake_line.texts_to(user.user_id)
+    assert "予約が確定しました" in told
+    for said in CLOSED_SAID[("ja", closure)]:
+        assert said in told.replace("\n", ""), told
+
+
+def test_a_proposal_accepted_on_a_saturday_says_when_the_office_takes_calls(rt, staff, fake_line, user):
+    """The user's yes is answered at once (a reply, read now): on a Saturday the office answers on Monday."""
+    rt.clock.freeze(at(2026, 12, 21, 10))
+    reference = make_request(rt, start=at(2026, 12, 28, 14), user_id=user.user_id)
+    login(staff)
+    post(staff, f"/staff/bookings/{reference}/propose", slot=at(2027, 1, 4, 14).isoformat())
+    run_worker(rt)
+    rt.clock.freeze(at(2026, 12, 26, 10))
+    user.taps(postback_value(fake_line.messages_to(user.user_id), "この日時で予約する"))
+    told = fake_line.texts_to(user.user_id)[-1]
+    assert "予約が確定しました" in told
+    assert CLOSED_SAID[("ja", "weekend")][0] in told.replace("\n", ""), told

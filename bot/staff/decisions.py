@@ -266,7 +266,9 @@ def answer_proposal(session: Session, rt, office, conv: Conversation, reference:
             handoff_of(session, booking, now).call_needed = True
         audit.record(session, office.id, actor, "accept_proposal", now, booking)
         rt.notify_staff(session, office, "proposal_accepted", booking.id, now)
-        return {"outcome": "confirmed", "status": booking.status, **summary}
+        # The confirmation is the reply (read now): on a closed day, when the office takes the cancelling call.
+        return {"outcome": "confirmed", "status": booking.status, **summary,
+                "phone_opens": bookingsvc.phone_opens(office, booking, now)}
     _move(session, booking, "decline", lifecycle.DECLINED, now)
     audit.record(session, office.id, actor, "reject_proposal", now, booking)
     rt.notify_staff(session, office, "proposal_declined", booking.id, now)
