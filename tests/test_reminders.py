@@ -148,10 +148,10 @@ def test_staff_see_a_message_held_for_the_push_hours_as_waiting_for_them_not_as_
     staff = staff_at(rt, client, at(6, 22, 35))
     page = staff.get("/staff/outbox").get_data(as_text=True)
     assert "前日のお知らせ（利用者へ）" in page
-    assert "送信時間帯を待っています" in page and "12/07 08:00" in page
+    assert "送信時間帯を待っています" in page and "12/7(月) 08:00" in page
     assert "再送を待っています" not in page
     page = staff.get(f"/staff/bookings/{confirmed}").get_data(as_text=True)
-    assert "送信時間帯を待っています" in page and "12/07 08:00" in page
+    assert "送信時間帯を待っています" in page and "12/7(月) 08:00" in page
 
 
 def test_staff_see_a_decision_that_waits_for_the_morning_and_are_not_told_to_phone(rt, client, fake_line, user):
@@ -163,7 +163,7 @@ def test_staff_see_a_decision_that_waits_for_the_morning_and_are_not_told_to_pho
     worker_at(rt, at(6, 21, 31))
     page = staff.get(f"/staff/bookings/{reference}").get_data(as_text=True)
     notice = page.split('id="undelivered"')[1].split("</div>")[0]
-    assert "予約確定のお知らせ（利用者へ）" in notice and "送信時間帯を待っています（12/07 08:00に送ります）" in notice
+    assert "予約確定のお知らせ（利用者へ）" in notice and "送信時間帯を待っています（12/7(月) 08:00に送ります）" in notice
     assert "お電話でお伝えください" not in notice
     worker_at(rt, at(7, 8, 0))
     page = staff.get(f"/staff/bookings/{reference}").get_data(as_text=True)

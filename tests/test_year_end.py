@@ -250,6 +250,39 @@ def test_the_export_across_the_year_boundary_has_full_dates_in_order(rt, client,
     assert [(row[0], row[slot]) for row in table[1:]] == [(earlier, "2026-12-28 10:00"), (later, "2027-01-04 10:00")]
 
 
+def test_a_staff_card_waiting_over_the_new_year_says_the_year_it_goes(grouped, group_id):
+    """LINE送信状況 on 12/31: the card waits for the first business morning, 2027-01-04, and says which year."""
+    rt = grouped.extensions["madoguchi"]
+    client = grouped.test_client()
+    create_staff(rt)
+    rt.clock.freeze(at(2026, 12, 31, 15))
+    make_request(rt, start=at(2027, 1, 4, 14))
+    run_worker(rt)
+    login(client)
+    page = client.get("/staff/outbox").get_data(as_text=True)
+    assert "送信時間帯を待っています（2027年1/4(月) 08:00に送ります）" in page, page
+
+
+def test_a_waiting_confirmation_on_the_booking_page_names_the_year_across_the_boundary(rt, staff, user):
+    """Confirmed at 22:00 on 12/31: the push waits for 08:00 on 1/1. The booking's page writes a time of the other
+    year with its year: the due time on 12/31, the time it was made on 1/1."""
+    rt.clock.freeze(at(2026, 12, 21, 10))
+    reference = make_request(rt, start=at(2027, 1, 4, 14), user_id=user.user_id)
+    rt.clock.freeze(at(2026, 12, 31, 22))
+    login(staff)
+    post(staff, f"/staff/bookings/{reference}/confirm")
+    run_worker(rt)
+
+    def notice() -> str:
+        return staff.get(f"/staff/bookings/{reference}").get_data(as_text=True).split(
+            'id="undelivered"')[1].split("</div>")[0]
+
+    assert "（12/31(木) 22:00）: 送信時間帯を待っています（2027年1/1(金) 08:00に送ります）" in notice()
+    rt.clock.freeze(at(2027, 1, 1, 7, 30))
+    login(staff)
+    assert "（2026年12/31(木) 22:00）: 送信時間帯を待っています（1/1(金) 08:00に送ります）" in notice()
+
+
 # -- the year, where the list reaches into the next one ----------------------------------------------------
 
 def test_the_japanese_slot_pages_name_the_next_year(rt, clock, user_factory, fake_line):
