@@ -8,6 +8,8 @@ warning before the session ends, `static/staff/session.js`, which calls only thi
 only, the local LINE simulator, which talks to its own API and shows the terms and the details form in its
 in-app browser, a same-origin frame; each gets a policy that allows exactly that. In production no path gets
 the simulator's allowances (`/simulator` is a 404 there).
+Production also expires the session cookie of before its `__Host-` name (bot/config.py, `session_cookie_name`)
+where a browser still sends it: read no more, it would otherwise stay in the browser until it ends.
 """
 from __future__ import annotations
 
@@ -30,6 +32,8 @@ ALWAYS = {
     "Cross-Origin-Opener-Policy": "same-origin",
 }
 HSTS = "max-age=31536000; includeSubDomains"
+# Production's session cookie before it was named `__Host-session`, and how it was set (Path=/, no Domain).
+RETIRED_SESSION_COOKIE = "session"
 
 
 def policy_for(path: str, production: bool = False) -> str:
@@ -54,4 +58,8 @@ def register(app: Flask, *, production: bool) -> None:
             response.headers.setdefault("Content-Security-Policy", policy_for(request.path, production))
         if production:
             response.headers.setdefault("Strict-Transport-Security", HSTS)
+            if (RETIRED_SESSION_COOKIE in request.cookies
+                    and app.config["SESSION_COOKIE_NAME"] != RETIRED_SESSION_COOKIE):   # never the live one
+                response.delete_cookie(RETIRED_SESSION_COOKIE, path="/", domain=None, secure=True, httponly=True,
+                                       samesite="Lax")
         return response

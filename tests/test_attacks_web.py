@@ -155,6 +155,37 @@ def test_a_login_from_before_the_host_prefix_is_asked_to_log_in_again(production
     assert login(before_deploy).status_code == 302 and before_deploy.get("/staff/").status_code == 200
 
 
+@pytest.mark.filterwarnings("ignore:.*production:UserWarning")
+@pytest.mark.parametrize("path", ["/staff/login", "/healthz", "/terms/sakata"])
+def test_production_expires_the_cookie_from_before_the_host_prefix(production_app, path):
+    """The browser still holds `session` from before the rename, read no more: production expires it, with the
+    attributes it was set with (Path=/, no Domain, Secure, HttpOnly, SameSite=Lax), and only when it is sent."""
+    before_deploy = production_app.test_client()
+    before_deploy.set_cookie("session", "left-over")
+    answer = before_deploy.get(path)
+    [expired] = [c for c in answer.headers.getlist("Set-Cookie") if c.startswith("session=")]
+    parts = [part.strip() for part in expired.split(";")]
+    assert parts[0] == "session=" and "Max-Age=0" in parts and "Path=/" in parts, expired
+    assert {"Secure", "HttpOnly", "SameSite=Lax"} <= set(parts), expired
+    assert not any(part.lower().startswith("domain") for part in parts), expired
+    assert before_deploy.get_cookie("session") is None
+    again = before_deploy.get(path)
+    assert not [c for c in again.headers.getlist("Set-Cookie") if c.startswith("session=")]
+    fresh = production_app.test_client().get(path)
+    assert not [c for c in fresh.headers.getlist("Set-Cookie") if c.startswith("session=")]
+
+
+def test_development_keeps_its_session_cookie_named_session(rt, app):
+    """In development `session` is the live cookie: it is never expired (a signed-in member stays signed in)."""
+    create_staff(rt)
+    staff = app.test_client()
+    assert login(staff).status_code == 302
+    for path in ("/staff/", "/healthz", "/terms/sakata"):
+        answer = staff.get(path)
+        assert not any("max-age=0" in c.lower() or "1970" in c for c in answer.headers.getlist("Set-Cookie")), path
+    assert staff.get_cookie("session") is not None and staff.get("/staff/").status_code == 200
+
+
 # -- headers ----------------------------------------------------------------------------------------------
 
 def _pages(app, rt) -> dict[str, object]:
