@@ -3,6 +3,7 @@ tap, お断り after a question), and the user told each outcome by push."""
 from __future__ import annotations
 
 import json
+import re
 import threading
 from datetime import datetime, timedelta
 
@@ -694,11 +695,17 @@ def _to_group(fake_line, group_id) -> list:
 
 
 def test_no_card_is_queued_to_a_group_the_bot_was_removed_from(rt, client, fake_line, group, user):
+    from tests.formflow import complete_form, form_link, valid_answers, walk_to_slots
+
     group.joins()
     group.leaves()
     rt.clock.advance(minutes=5)
-    reference = make_request(rt, user_id=user.user_id)
+    walk_to_slots(user, rt)       # a request as a job seeker makes it: the chat, then the details form
+    user.says("1")
+    done = complete_form(client, form_link(fake_line.messages_to(user.user_id)), valid_answers(rt.offices["sakata"]))
+    [reference] = re.findall(r"受付番号: ([A-Z0-9]{4}-[A-Z0-9]{4})", done.html)
     run_worker(rt)
+    assert booking(rt, reference).status == "requested"
     assert outbox_rows(rt, recipient=group.group_id) == []
     assert _to_group(fake_line, group.group_id) == [] and fake_line.messages_to(group.group_id) == []
     # The dashboard holds the request as ever: 対応待ち lists it, with the banner, and its page opens.
