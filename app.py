@@ -70,6 +70,7 @@ def create_app(config: dict | None = None) -> Flask:
     error_pages.register(app)
     rt.extras["staff_cards"] = partial(notify.cards, rt)
     rt.extras["staff_postback"] = partial(notify.postback, rt)
+    rt.extras["staff_rejoined"] = partial(notify.rejoined, rt)
     register_cli(app)
 
     if not cfg.is_production:

@@ -25,6 +25,8 @@ from bot.models import Booking, Conversation, OutboxMessage
 from bot.services import bookings, lifecycle, push_hours, requests
 from bot.services import slots as slotsvc
 from bot.staff import export, handoff
+from bot.staff import groups as staff_groups
+from bot.staff import queue as queue_lists
 from bot.staff.models import BookingHandoff
 
 log = logging.getLogger(__name__)
@@ -82,9 +84,14 @@ def staff_statuses() -> dict[str, str]:
 
 
 def cards(rt, session: Session, office, kind: str, booking_id: int, now: datetime) -> OutboxMessage | None:
-    """Queue the staff group's card for a notice (nothing when no group is set or the kind is off)."""
+    """Queue the staff group's card for a notice (nothing when no group is set or the kind is off, nor while the bot
+    is out of the group: LINE would refuse it; the notice is on the dashboard, and `rejoined` tells the group)."""
     group_id = rt.config.staff_group_id(office.id)
     if not group_id or not card_enabled(office, kind):
+        return None
+    if staff_groups.out_of(session, office.id, group_id):
+        log.info("staff card office=%s kind=%s booking=%s not queued: the bot is out of the staff group",
+                 office.id, kind, booking_id)
         return None
     booking = session.get(Booking, booking_id)
     if booking is None or booking.office_id != office.id:
@@ -108,6 +115,24 @@ def cards(rt, session: Session, office, kind: str, booking_id: int, now: datetim
     log.info("staff card office=%s kind=%s booking=%s", office.id, kind, booking.id)
     return outbox.add(session, office=office.id, kind="push", recipient=group_id, messages=messages, now=now,
                       purpose="staff_card", about=booking, notice_kind=kind)
+
+
+def rejoined(rt, session: Session, office, event, group_id: str, left_at: datetime,
+             now: datetime) -> list[OutboxMessage]:
+    """The bot was invited back into the staff group it had been removed from: one message there, answering the
+    join, on what staff missed meanwhile (how many notices went to the dashboard only, how many requests wait for a
+    decision) and where to see them; counts only, no reference or personal data. Not sent when request cards are
+    turned off (`staff_cards.new_request`)."""
+    if not card_enabled(office, "new_request"):
+        return []
+    messages = rt.renderer.messages("ja", "staff_rejoined", {
+        "office": office, "missed": queue_lists.notices_since(session, office.id, left_at),
+        "waiting": queue_lists.undecided_count(session, office.id),
+        "since": slotsvc.slot_label(left_at), "dashboard_url": f"{rt.config.public_base_url}/staff/queue"})
+    log.info("event=%s staff group rejoined office=%s", event.webhook_event_id, office.id)
+    return outbox.queue_to_user(session, office=office.id, user_id=group_id, messages=messages, now=now,
+                                reply_token=getattr(event, "reply_token", None), event_id=event.webhook_event_id,
+                                purpose="staff_summary")
 
 
 def postback(rt, session: Session, office, event, now: datetime) -> list[int]:

@@ -485,11 +485,8 @@ class Sender:
     def _drop_stale(self, row: OutboxMessage, reason: str) -> None:
         """Out of date: not sent, kept with its reason for the dashboard (LINE送信状況). An earlier try that LINE
         did not answer (a 5xx, a timeout) may have been delivered: the reason says so, for staff to know."""
-        if row.attempts > 1 and row.last_error not in NOT_SENT:   # None: a try cut short by a killed worker
-            reason += MAYBE_SENT
-        row.status, row.last_error = "stale", reason[:255]
+        _mark_stale(row, reason, tried=row.attempts - 1)   # this pass claimed it: one attempt counted, not tried
         self.stats["stale"] += 1
-        log.info("outbox row=%s kind=%s purpose=%s dropped: %s", row.id, row.kind, row.purpose, reason)
 
     def _apply(self, row: OutboxMessage, result: lc.SendResult, now: datetime, session: Session) -> None:
         outcome = result.outcome
@@ -582,6 +579,27 @@ class Sender:
         row.retry_key = str(uuid.uuid4())
         row.last_error = (reason or "reply not delivered")[:255]
         self.stats["retried"] += 1
+
+
+def _mark_stale(row: OutboxMessage, reason: str, tried: int) -> None:
+    """`row` will not be sent: `stale` with its reason (the dashboard names it), saying so when one of the `tried`
+    earlier tries may have arrived (LINE did not answer it)."""
+    if tried > 0 and row.last_error not in NOT_SENT:   # None: a try cut short by a killed worker
+        reason += MAYBE_SENT
+    row.status, row.last_error = "stale", reason[:255]
+    log.info("outbox row=%s kind=%s purpose=%s dropped: %s", row.id, row.kind, row.purpose, reason)
+
+
+def drop_queued_to(session: Session, office: str, recipient: str, reason: str) -> int:
+    """Pushes queued to `recipient` and not yet on their way (waiting, retrying or held) will not go: `stale` with
+    `reason` (one of bot/services/staleness.py's), their text gone. A row being sent is left to its outcome."""
+    rows = session.scalars(select(OutboxMessage).where(
+        OutboxMessage.office_id == office, OutboxMessage.recipient == recipient,
+        OutboxMessage.kind.in_(VERDICT_KINDS), OutboxMessage.status.in_(("pending", "held")))).all()
+    for row in rows:
+        _mark_stale(row, STALE_PREFIX + reason, tried=row.attempts)
+        row.payload = spent_payload()
+    return len(rows)
 
 
 def _once_more_if_cut(record: Callable[[], None]) -> None:

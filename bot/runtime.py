@@ -74,6 +74,11 @@ class Runtime:
         handler = self.extras.get("staff_postback")
         return handler(session, office, event, now) if handler is not None else []
 
+    def staff_rejoined(self, session: Session, office, event, group_id: str, left_at, now) -> list:
+        """The bot is back in the staff group it was removed from at `left_at`: the rows that tell the group."""
+        handler = self.extras.get("staff_rejoined")
+        return handler(session, office, event, group_id, left_at, now) if handler is not None else []
+
     def can_push(self, session: Session, row) -> bool:
         """Nothing is pushed to a user who unfollowed (groups are always allowed)."""
         from sqlalchemy import select

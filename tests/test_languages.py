@@ -117,6 +117,8 @@ def all_samples(office) -> dict[str, list[dict[str, Any]]]:
                               for late in (None, {"label": "12/4(金) 17:00", "passed": True})] + [
             dict(outcome="kept", action="decline_no", reference="ABCD-EFGH", booking=booking(),
                  dashboard_url=f"{BASE_URL}/staff", statuses=staff_statuses())],
+        "staff_rejoined": [dict(missed=m, waiting=w, since="12/4(金) 09:05", dashboard_url=f"{BASE_URL}/staff/queue")
+                           for m, w in ((0, 0), (3, 2))],
         "staff_decline_confirm": [dict(booking=booking(), dashboard_url=f"{BASE_URL}/staff/bookings/ABCD-EFGH",
                                        reason_label="日程の都合がつかない", yes_data="x", no_data="y",
                                        statuses=staff_statuses())],

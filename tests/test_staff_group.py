@@ -3,22 +3,25 @@ tap, お断り after a question), and the user told each outcome by push."""
 from __future__ import annotations
 
 import json
+import re
 import threading
 from datetime import datetime, timedelta
 
 import pytest
 from sqlalchemy import select
 
+from bot import outbox
 from bot.clock import TOKYO
 from bot.notify import staff_postback_data
 from bot.render import text_of
 from bot.staff import decisions
 from bot.staff.audit import Actor
 from bot.staff.models import AuditEntry
-from tests.lineuser import LineUser, StaffGroup, new_group_id
+from tests.lineuser import LineUser, StaffGroup, as_redelivery, new_group_id
 from tests.staffkit import fast_password_hashing  # noqa: F401 - autouse fixture
 from tests.staffkit import (
-    DETAILS, OTARU_WEDNESDAY, SAKATA_MONDAY, booking, make_request, outbox_rows, postback_value, run_worker,
+    DETAILS, OTARU_WEDNESDAY, SAKATA_MONDAY, booking, create_staff, login, make_request, outbox_rows, postback_value,
+    run_worker,
 )
 
 PERSONAL_VALUES = [v for d in DETAILS.values() for k, v in d.items() if isinstance(v, str) and k != "companion"]
@@ -593,8 +596,6 @@ def test_the_group_names_a_status_as_the_dashboard_does(rt, fake_line, group, us
     """Staff read one word for a status in the group and on the dashboard (確認待ち, お断り), not the user's words
     from 予約確認 (受付済み（職員の確認待ち）, お受けできませんでした): 「現在「お受けできませんでした」のため、承認は
     できません」 read as the user's answer, not as what a colleague did."""
-    from tests.staffkit import create_staff, login
-
     reference = make_request(rt, user_id=user.user_id)
     run_worker(rt)
     card = _card(fake_line, group.group_id)
@@ -641,8 +642,6 @@ def test_a_user_who_unblocks_with_no_booking_ahead_is_greeted_as_before(rt, fake
 def test_staff_are_told_when_the_bot_was_removed_from_the_staff_group(rt, client, fake_line, group):
     """A leave event from the staff group: no card can reach it any more, and the pages where staff look for
     handoffs say so until the bot is invited back."""
-    from tests.staffkit import create_staff, login
-
     create_staff(rt)
     login(client)
     group.joins()
@@ -682,3 +681,150 @@ def test_approving_a_job_seeker_number_another_line_account_has_booked_is_left_t
     assert third in words and "同じ求職番号の別のLINEアカウントの予約が、すでに確定しています" in words
     labels = [b["action"]["label"] for b in card["contents"]["footer"]["contents"]]
     assert "承認" not in labels and "お断り" in labels and "承認は、押すとすぐに" not in words
+
+
+# -- the bot removed from the staff group (LINE's leave event) and invited back (join) ------------------------------
+# Nothing is queued to a group that cannot take it, the dashboard keeps every request, and the group is told once,
+# when the bot is back, what waits.
+
+FRIDAY_MORNING = datetime(2026, 12, 4, 9, 5, tzinfo=TOKYO)   # the business day before SAKATA_MONDAY
+
+
+def _to_group(fake_line, group_id) -> list:
+    return [c for c in fake_line.calls if group_id in json.dumps(c.body or {}, ensure_ascii=False)]
+
+
+def test_no_card_is_queued_to_a_group_the_bot_was_removed_from(rt, client, fake_line, group, user):
+    from tests.formflow import complete_form, form_link, valid_answers, walk_to_slots
+
+    group.joins()
+    group.leaves()
+    rt.clock.advance(minutes=5)
+    walk_to_slots(user, rt)       # a request as a job seeker makes it: the chat, then the details form
+    user.says("1")
+    done = complete_form(client, form_link(fake_line.messages_to(user.user_id)), valid_answers(rt.offices["sakata"]))
+    [reference] = re.findall(r"受付番号: ([A-Z0-9]{4}-[A-Z0-9]{4})", done.html)
+    run_worker(rt)
+    assert booking(rt, reference).status == "requested"
+    assert outbox_rows(rt, recipient=group.group_id) == []
+    assert _to_group(fake_line, group.group_id) == [] and fake_line.messages_to(group.group_id) == []
+    # The dashboard holds the request as ever: 対応待ち lists it, with the banner, and its page opens.
+    create_staff(rt)
+    login(client)
+    page = client.get("/staff/queue").get_data(as_text=True)
+    assert reference in page and "確認待ちの申込（1件）" in page and "職員グループから退出しました" in page
+    assert client.get(f"/staff/bookings/{reference}").status_code == 200
+    # Nothing about it on LINE送信状況: no failure, no retry.
+    assert "問題のあるメッセージはありません" in client.get("/staff/outbox").get_data(as_text=True)
+
+
+def test_a_card_queued_before_the_leave_is_dropped_with_its_reason(rt, client, fake_line, group, user):
+    group.joins()
+    make_request(rt, user_id=user.user_id)     # its card waits for the worker
+    group.leaves()
+    [card] = outbox_rows(rt, recipient=group.group_id)
+    assert (card.status, outbox.stale_reason(card)) == ("stale", ("group_left", False))
+    run_worker(rt)
+    assert _to_group(fake_line, group.group_id) == []
+    create_staff(rt)
+    login(client)
+    page = client.get("/staff/outbox").get_data(as_text=True)
+    assert "公式アカウントが職員グループから退出したため、送りませんでした" in page
+
+
+def test_a_push_queued_to_the_group_as_the_bot_left_is_not_sent(rt, fake_line, group):
+    """A card queued by a transaction that read the group as joined and committed after the leave: the worker
+    drops it rather than call LINE."""
+    group.joins()
+    group.leaves()
+    with rt.db.transaction() as s:
+        outbox.add(s, office="sakata", kind="push", recipient=group.group_id, now=rt.clock.now(),
+                   messages=[{"type": "text", "text": "x"}], purpose="staff_card", notice_kind="new_request")
+    run_worker(rt)
+    assert _to_group(fake_line, group.group_id) == []
+    [row] = outbox_rows(rt, recipient=group.group_id)
+    assert (row.status, outbox.stale_reason(row)) == ("stale", ("group_left", False))
+
+
+def test_invited_back_the_group_is_told_once_what_waits(rt, fake_line, group, user_factory):
+    group.joins()
+    before = make_request(rt, user_id=user_factory("sakata").user_id)
+    run_worker(rt)
+    rt.clock.advance(minutes=1)
+    group.leaves()
+    rt.clock.advance(minutes=5)
+    make_request(rt, start=SAKATA_MONDAY + timedelta(hours=1), user_id=user_factory("sakata").user_id)
+    make_request(rt, start=SAKATA_MONDAY + timedelta(days=7), user_id=user_factory("sakata").user_id,
+                 status="confirmed")   # decided: not waiting
+    cards = len(fake_line.messages_to(group.group_id))
+    event = group.event("join", source=group._source(None))
+    assert group.send(event).status_code == 200
+    run_worker(rt)
+    [summary] = fake_line.texts_to(group.group_id)[cards:]
+    assert "確認待ちの申込が2件あります" in summary and "退出していた間（12/1(火) 10:01から）のお知らせ2件は" in summary
+    assert f"{rt.config.public_base_url}/staff/queue" in summary
+    assert before not in summary
+    serialised = json.dumps(fake_line.delivered(), ensure_ascii=False)
+    for value in PERSONAL_VALUES:
+        assert value not in serialised, f"personal value {value!r} went to LINE"
+    # Redelivered, or joined again without a leave in between: nothing more.
+    assert group.send(as_redelivery(event)).status_code == 200
+    group.joins()
+    run_worker(rt)
+    assert len(fake_line.texts_to(group.group_id)) == cards + 1
+    [row] = [r for r in outbox_rows(rt, recipient=group.group_id) if r.purpose == "staff_summary"]
+    assert row.status == "sent"
+
+
+def test_invited_back_with_nothing_waiting_says_so(rt, fake_line, group):
+    group.joins()
+    group.leaves()
+    group.joins()
+    run_worker(rt)
+    [summary] = fake_line.texts_to(group.group_id)
+    assert "確認待ちの申込はありません" in summary
+
+
+def test_cards_go_again_once_the_bot_is_back_and_the_undecided_reminder_reaches_the_group(
+        rt, fake_line, group, user_factory):
+    group.joins()
+    group.leaves()
+    make_request(rt, user_id=user_factory("sakata").user_id)
+    group.joins()
+    make_request(rt, start=SAKATA_MONDAY + timedelta(hours=1), user_id=user_factory("sakata").user_id)
+    run_worker(rt)
+    assert len([m for m in fake_line.messages_to(group.group_id) if m["type"] == "flex"]) == 1   # the second's
+    rt.clock.freeze(FRIDAY_MORNING)
+    run_worker(rt)
+    reminders = [m for m in fake_line.messages_to(group.group_id) if m["type"] == "flex"
+                 and "未決定の申込" in m["altText"]]
+    assert len(reminders) == 2   # both requests still undecided on the business day before
+
+
+def test_a_leave_of_another_group_changes_nothing_for_the_staff_groups_cards(rt, client, fake_line, group, user):
+    group.joins()
+    other = StaffGroup(client, "sakata", channel_secret=rt.config.channel_secret("sakata"), fake=fake_line,
+                       clock=rt.clock)
+    other.joins()
+    other.leaves()
+    make_request(rt, user_id=user.user_id)
+    run_worker(rt)
+    assert [m["type"] for m in fake_line.messages_to(group.group_id)] == ["flex"]
+    assert [r.status for r in outbox_rows(rt, recipient=group.group_id)] == ["sent"]
+    assert not [r for r in outbox_rows(rt) if r.purpose == "staff_summary"]
+    assert outbox_rows(rt, status="stale") == []
+
+
+def test_no_summary_when_the_office_turned_request_cards_off(rt, fake_line, group):
+    import dataclasses
+
+    office = rt.offices["sakata"]
+    rt.offices["sakata"] = dataclasses.replace(office, staff_cards={**office.staff_cards, "new_request": False})
+    try:
+        group.joins()
+        group.leaves()
+        group.joins()
+        run_worker(rt)
+        assert fake_line.messages_to(group.group_id) == []
+    finally:
+        rt.offices["sakata"] = office

@@ -19,6 +19,10 @@ Nothing else is dropped: while its booking stays as it said, a decline, a cancel
 and the staff notices of withdrawals, cancellations and expiries go however late, as they still tell something
 the user or staff did not know; a message about no booking (chat answers, notices) is never dropped. A dropped message is shown to staff (LINE送信状況)
 with its reason, so they can phone the person when it mattered.
+
+Apart from staleness, a push to a group the bot was removed from (LINE's leave event) and not invited back into is
+dropped too (`GROUP_LEFT`): LINE would refuse it. The leave drops what was queued to the group then
+(bot/dispatch.py); this catches a message queued by a transaction that read the group as joined.
 """
 from __future__ import annotations
 
@@ -28,7 +32,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bot.clock import TOKYO
-from bot.models import Booking, OutboxMessage
+from bot.models import Booking, OutboxMessage, StaffGroupSighting
 
 # Reasons, recorded in `last_error` after `outbox.STALE_PREFIX` (the dashboard names each:
 # templates/staff/labels.yaml).
@@ -38,7 +42,9 @@ SESSION_STARTED = "session_started"
 SESSION_DAY_BEGAN = "session_day_began"
 INVITATION_SENT = "invitation_sent"
 QUOTA_RESERVED = "quota_reserved"   # not staleness: a staff card dropped to keep the quota (bot/quota.py)
-REASONS = (BOOKING_GONE, STATUS_CHANGED, SESSION_STARTED, SESSION_DAY_BEGAN, INVITATION_SENT, QUOTA_RESERVED)
+GROUP_LEFT = "group_left"           # not staleness: the bot is out of the group it was queued to
+REASONS = (BOOKING_GONE, STATUS_CHANGED, SESSION_STARTED, SESSION_DAY_BEGAN, INVITATION_SENT, QUOTA_RESERVED,
+           GROUP_LEFT)
 
 # What a message is: the user's template (its purpose), or a staff card's notice kind.
 USER_UNTIL_DAY_BEGINS = frozenset({"reminder_day_before"})
@@ -48,6 +54,8 @@ CARDS_UNTIL_SESSION_STARTS = frozenset({"undecided", "invitation"})
 
 def why_stale(session: Session, row: OutboxMessage, now: datetime) -> str | None:
     """The reason `row` must not be sent any more (one of REASONS), or None when it may still go."""
+    if row.recipient and row.recipient.startswith(GROUP_PREFIXES) and _left(session, row):
+        return GROUP_LEFT
     if row.booking_reference is None:
         return None  # about no booking (or queued before bookings were recorded): never stale
     booking = session.scalar(select(Booking).where(Booking.reference == row.booking_reference,
@@ -65,6 +73,15 @@ def why_stale(session: Session, row: OutboxMessage, now: datetime) -> str | None
     if card == "invitation" and booking.invitation_sent_at is not None:
         return INVITATION_SENT
     return None
+
+
+GROUP_PREFIXES = ("C", "R")   # LINE's group and room ids
+
+
+def _left(session: Session, row: OutboxMessage) -> bool:
+    """The bot was removed from the group or room `row` goes to and not invited back."""
+    return session.scalar(select(StaffGroupSighting.left_at).where(
+        StaffGroupSighting.office_id == row.office_id, StaffGroupSighting.group_id == row.recipient)) is not None
 
 
 def _day_of(moment: datetime) -> datetime:

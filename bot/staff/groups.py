@@ -36,6 +36,11 @@ def left_at(session: Session, office_id: str, group_id: str) -> datetime | None:
         StaffGroupSighting.office_id == office_id, StaffGroupSighting.group_id == group_id))
 
 
+def out_of(session: Session, office_id: str, group_id: str) -> bool:
+    """Has the bot been removed from the group and not invited back since (nothing can be pushed there)?"""
+    return left_at(session, office_id, group_id) is not None
+
+
 def sightings(session: Session, office_id: str) -> list[StaffGroupSighting]:
     """The office's groups, the latest joined first."""
     return list(session.scalars(select(StaffGroupSighting).where(StaffGroupSighting.office_id == office_id)

@@ -34,6 +34,18 @@ def has_undecided(session: Session, office_id: str) -> bool:
         Booking.office_id == office_id, Booking.status.in_(UNDECIDED)).limit(1)) is not None
 
 
+def undecided_count(session: Session, office_id: str) -> int:
+    """How many of the office's requests wait for a decision (対応待ち's 確認待ちの申込)."""
+    return session.scalar(select(func.count()).select_from(Booking).where(
+        Booking.office_id == office_id, Booking.status.in_(UNDECIDED))) or 0
+
+
+def notices_since(session: Session, office_id: str, since: datetime) -> int:
+    """How many notices the office's staff were given from `since` on."""
+    return session.scalar(select(func.count()).select_from(StaffNotice).where(
+        StaffNotice.office_id == office_id, StaffNotice.created_at >= since)) or 0
+
+
 def load(session: Session, office, now: datetime, attendance_from: int = 0) -> Queue:
     """The office's queue at `now`, each list in slot order (of the attendance to record, one page from
     `attendance_from`); no writes."""
