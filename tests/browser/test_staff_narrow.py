@@ -105,6 +105,26 @@ def test_at_320_px_and_200_percent_each_session_of_the_schedule_is_a_block_read_
         assert "14:00" in chromium_roles(phone, "rowheader")
 
 
+def test_at_320_px_and_200_percent_a_reference_never_breaks_inside_itself(browser, live_server, account, references):
+    """On a 320 px phone with the text at 200% the booking page's heading 「受付番号 AB2C-D3EF」 broke at the
+    hyphen: the reference stays on one line (the words around it wrap), and the page is no wider than the screen."""
+    reference = references[2]
+    with large_text_phone(browser) as phone:
+        log_in(phone, live_server.url, account)
+        for path in (f"/staff/bookings/{reference}", "/staff/queue", f"/staff/?from={DAY.date().isoformat()}"):
+            phone.goto(f"{live_server.url}{path}")
+            assert page_width(phone) <= NARROW, path
+        phone.goto(f"{live_server.url}/staff/bookings/{reference}")
+        heading = phone.get_by_role("heading", name=f"受付番号 {reference}", level=1)
+        expect(heading).to_be_visible()
+        assert phone.evaluate(LINES_OF, [heading.element_handle(), reference]) == 1
+        box = heading.bounding_box()
+        assert box["x"] >= 0 and box["x"] + box["width"] <= NARROW
+        phone.goto(f"{live_server.url}/staff/queue")
+        link = phone.get_by_role("link", name=reference, exact=True).first
+        assert link.evaluate("e => e.getClientRects().length") == 1
+
+
 def test_at_1280_px_the_schedule_is_still_a_table(page, live_server, account, references):
     """The PC keeps the wide table: the headings' row shown, each session a row of four cells side by side."""
     log_in(page, live_server.url, account)
