@@ -13,6 +13,7 @@ from sqlalchemy import update
 
 from bot.models import Booking
 from tests.browser.test_staff_browser import log_in, phone_at
+from tests.conftest import DEFAULT_NOW
 from tests.staffkit import SAKATA_MONDAY, create_staff, make_request
 
 pytestmark = pytest.mark.browser
@@ -20,6 +21,7 @@ pytestmark = pytest.mark.browser
 NARROW = 320
 DAY = SAKATA_MONDAY + timedelta(days=7)           # Monday 12/14 14:00, bookable at the frozen clock
 WIDEST = "WMWM-WMWM"
+TODAY = DEFAULT_NOW.replace(hour=14)              # a request for this afternoon, listed in 予定表's 今日
 
 # Where every part of a session's block sits, relative to the screen and to the box that would scroll it.
 SESSION_PARTS = """rows => rows.map(row => {
@@ -56,8 +58,10 @@ def references(live_server):
     rt = live_server.rt
     made = [make_request(rt, start=DAY + timedelta(hours=n), user_id="U" + uuid.uuid4().hex, status=status)
             for n, status in enumerate(("requested", "confirmed", "requested"))]
+    today = make_request(rt, start=TODAY, user_id="U" + uuid.uuid4().hex)
     with rt.db.transaction() as s:
         s.execute(update(Booking).where(Booking.reference == made[2]).values(reference=WIDEST))
+        s.execute(update(Booking).where(Booking.reference == today).values(reference=WIDEST[::-1]))
     return [*made[:2], WIDEST]
 
 
@@ -123,6 +127,12 @@ def test_at_320_px_and_200_percent_a_reference_never_breaks_inside_itself(browse
         phone.goto(f"{live_server.url}/staff/queue")
         link = phone.get_by_role("link", name=reference, exact=True).first
         assert link.evaluate("e => e.getClientRects().length") == 1
+        # 予定表's 今日 names a session by its time and reference in one link: it may break between the two only.
+        phone.goto(f"{live_server.url}/staff/")
+        link = phone.locator("#today-undecided a").filter(has_text=WIDEST[::-1])
+        expect(link).to_have_text(f"14:00 {WIDEST[::-1]}")
+        assert phone.evaluate(LINES_OF, [link.element_handle(), WIDEST[::-1]]) == 1
+        assert page_width(phone) <= NARROW
 
 
 def test_at_1280_px_the_schedule_is_still_a_table(page, live_server, account, references):
