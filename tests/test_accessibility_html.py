@@ -286,7 +286,7 @@ def test_every_dashboard_table_is_named_by_its_heading_and_each_booking_row_by_i
             heading = page.by_id(table.attrs.get("aria-labelledby", "(none)"))
             assert heading.tag in ("h1", "h2") and "".join(heading.text).strip(), (name, table.attrs)
         html = response.get_data(as_text=True)
-        for head, body in re.findall(r"<thead>(.*?)</thead>\s*<tbody>(.*?)</tbody>", html, re.S):
+        for head, body in re.findall(r"<thead[^>]*>(.*?)</thead>\s*<tbody[^>]*>(.*?)</tbody>", html, re.S):
             first = re.search(r"<th[^>]*>([^<]*)</th>", head).group(1)
             rows = re.findall(r"<tr[ >](.*?)</tr>", body, re.S)
             if first in ("受付番号", "時刻") and rows:

@@ -95,7 +95,7 @@ def test_the_schedule_shows_todays_next_session_and_the_attendance_to_record_at_
         s.scalar(select(Booking).where(Booking.reference == last)).status = "requested"
     glance = _page(staff, "/staff/").split('id="today"')[1].split("</section>")[0]
     undecided = glance.split('id="today-undecided"')[1].split("</li>")[0]
-    assert "今日の枠で、まだ決まっていない申込（1件）" in undecided and f"16:00 {last}</a>（確認待ち）" in undecided
+    assert "今日の枠で、まだ決まっていない申込（1件）" in undecided and f"16:00 <span>{last}</span></a>（確認待ち）" in undecided
     assert "開始時刻までに決まらないと期限切れになり" in undecided and "今日これから始まる相談: 1件" in glance
     # Nothing left today: the next one is named with its day.
     rt.clock.freeze(SAKATA_MONDAY + timedelta(hours=2, minutes=40))

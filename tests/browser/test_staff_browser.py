@@ -323,8 +323,8 @@ def test_approving_a_second_booking_of_one_job_seeker_number_needs_the_tick(page
 def test_a_larger_text_size_set_in_the_browser_enlarges_the_dashboard(browser, live_server, account, width):
     """A member who set the tablet's or phone's browser to large text (200%: 32 px instead of 16) read the
     dashboard at 15 px all the same (its size was in px); now the text doubles, and no page grows wider than the
-    screen: a booking's facts stand label over value, 予定表's reason field and 操作記録's filters fit, and the
-    tables of 予定表 and 対応待ち scroll in their own boxes."""
+    screen: a booking's facts stand label over value, 予定表's reason field and 操作記録's filters fit, 予定表
+    stacks its sessions as blocks and 対応待ち's tables scroll in their own boxes."""
     rt = live_server.rt
     day = SAKATA_MONDAY + timedelta(days=133 + (7 if width == 390 else 0))
     reference = make_request(rt, start=day, user_id="U" + uuid.uuid4().hex)
