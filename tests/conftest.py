@@ -69,6 +69,26 @@ def pytest_terminal_summary(terminalreporter):
             terminalreporter.write_line(f"  {nodeid}", red=True)
 
 
+# -- tables of cases on PostgreSQL ------------------------------------------------------------------
+# A test marked `pg_sample` walks a table of cases (words, statuses × actions) whose logic does not depend on the
+# database. All of its cases run on SQLite; on PostgreSQL, by default, every `every`-th case runs (the first always)
+# and any the marker's `keep(params)` names (those that write, say), the rest with the `heavy` runs.
+def pytest_collection_modifyitems(config, items):
+    seen: dict = {}
+    for item in items:
+        marker = item.get_closest_marker("pg_sample")
+        callspec = getattr(item, "callspec", None)
+        if marker is None or callspec is None or callspec.params.get("database_url") != "postgresql":
+            continue
+        index = seen[item.function] = seen.get(item.function, -1) + 1
+        keep = marker.kwargs.get("keep")
+        if index % marker.kwargs.get("every", 4) and not (keep and keep(callspec.params)):
+            item.add_marker(pytest.mark.heavy)
+
+
+pytest_collection_modifyitems = pytest.hookimpl(tryfirst=True)(pytest_collection_modifyitems)   # before -m
+
+
 # -- office profiles ------------------------------------------------------------------------------
 def _files(directory) -> tuple[tuple[str, bytes], ...]:
     root = Path(directory)
@@ -314,6 +334,42 @@ def fake_line(_fake_line_server):
 # to the worker (which such a test does not run) looks like no answer at all. Tests that time the webhook
 # are marked `reply_budget` and keep production's.
 UNTIMED_REPLY_BUDGET_SECONDS = 10.0
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _app_building_cached():
+    """Two parts of building an app that give the same result for the same input, done once per test process:
+    Werkzeug's URL builder of each route (it writes and compiles Python source for every rule of every app:
+    half of building one) and the start's check of the offices' own wording (36 messages rendered for the same
+    frozen offices). A test whose offices or routes differ gets its own."""
+    from werkzeug.routing.rules import Rule
+
+    from bot import render
+
+    real_builder = Rule._compile_builder
+    builders: dict = {}
+
+    def compile_builder(rule, append_unknown=True):
+        key = (rule.rule, rule.host, rule.subdomain, rule.map.host_matching, tuple(rule._trace),
+               repr(sorted((rule.defaults or {}).items())),
+               tuple(sorted((name, type(conv)) for name, conv in rule._converters.items())), append_unknown)
+        if key not in builders:
+            builders[key] = real_builder(rule, append_unknown)
+        return builders[key]
+
+    real_wording = render.office_wording_problems
+    checked: dict = {}
+
+    def office_wording_problems(offices):
+        key = tuple((name, id(office)) for name, office in offices.items())
+        if key not in checked:
+            checked[key] = (real_wording(offices), list(offices.values()))   # the offices kept: ids stay theirs
+        return list(checked[key][0])
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(Rule, "_compile_builder", compile_builder)
+        patch.setattr(render, "office_wording_problems", office_wording_problems)
+        yield
 
 
 @pytest.fixture

@@ -295,6 +295,7 @@ def test_a_slot_typed_as_a_phone_keypad_types_it_is_held(rt, user_factory, fake_
     assert conversation(rt, user).state == "awaiting_form"
 
 
+@pytest.mark.pg_sample(every=4)   # words on any database: sampled on PostgreSQL
 @pytest.mark.parametrize("office_id", ["sakata", "otaru"])
 @pytest.mark.parametrize("typed", ["12/7以外", "12/7はだめ", "12/7は無理です", "12/7じゃなくて", "12/7 14:00以外",
                                    "12/7 14時はだめです", "12/7 14:00は無理です", "12/7 1400じゃなくて",
@@ -313,6 +314,7 @@ def test_a_date_the_user_turns_down_is_never_held(rt, user_factory, fake_line, o
     assert conversation(rt, user).state == "awaiting_slot" and conversation(rt, user).misses == 0
 
 
+@pytest.mark.pg_sample(every=4)   # words on any database: sampled on PostgreSQL
 @pytest.mark.parametrize("office_id", ["sakata", "otaru"])
 @pytest.mark.parametrize(("typed", "hour"), [
     ("12/7 14時しかできません", 14), ("12/7 14時以外は無理です", 14), ("12/7 14時でお願いできませんか", 14),
@@ -347,6 +349,7 @@ def test_a_date_turned_down_while_a_slot_is_held_leaves_the_hold_where_it_is(rt,
     assert conversation(rt, user).state == "awaiting_form"
 
 
+@pytest.mark.pg_sample(every=4)   # words on any database: sampled on PostgreSQL
 @pytest.mark.parametrize("office_id", ["sakata", "otaru"])
 @pytest.mark.parametrize(("language", "typed", "answer"), [
     ("English", "Dec 7 2pm is not ok", "To be safe, we have not chosen a slot yet"),

@@ -12,6 +12,8 @@ import pytest
 from tests.intake_walk import CONSENT_HEAD, LABEL_AS_TYPED, NO, YES, Chat, joined, postback_fields
 
 OFFICES = ["sakata", "otaru"]
+# Words are words on any database: all of them on SQLite, a sample on PostgreSQL (all with `-m heavy`).
+pytestmark = pytest.mark.pg_sample(every=4)
 # (step, index): where a test stands before it speaks.
 STEPS = [("consent", None), ("eligibility", 0), ("eligibility", 2), ("checklist", 0), ("checklist", 3),
          ("slot", None)]

@@ -295,6 +295,8 @@ def test_the_table_names_every_status_and_only_real_cells():
     assert {action for _, action in ALLOWED} <= set(ACTIONS)
 
 
+# On PostgreSQL by default: every cell that changes something, and every sixth of the rest (all with `-m heavy`).
+@pytest.mark.pg_sample(every=6, keep=lambda params: (params["status"], params["action"]) in ALLOWED)
 @pytest.mark.parametrize("action", ACTIONS)
 @pytest.mark.parametrize("status", lifecycle.STATUSES)
 def test_every_status_against_every_action(rt, app, client, user_factory, fake_line, status, action):

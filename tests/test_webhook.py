@@ -283,6 +283,7 @@ NOT_WEBHOOKS = {
 }
 
 
+@pytest.mark.pg_sample(every=4)
 @pytest.mark.parametrize("name", sorted(NOT_WEBHOOKS))
 def test_body_that_is_not_a_webhook_is_400_and_writes_nothing(rt, client, fake_line, name):
     raw = NOT_WEBHOOKS[name]

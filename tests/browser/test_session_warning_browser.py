@@ -53,6 +53,9 @@ def booking_page_with_a_note(page: Page, live_server, hour: int) -> str:
     expect(page.get_by_role("heading", name="予定表", exact=True)).to_be_visible()
     page.goto(f"{live_server.url}/staff/bookings/{reference}")
     page.get_by_role("button", name="個人情報を表示", exact=True).click()
+    # The page opens at its details heading and focuses it once loaded: typing before that (a loaded machine)
+    # would have the focus taken away, and the warning would give it back to the heading, not the note.
+    expect(page.get_by_role("heading", name="申込内容", exact=True)).to_be_focused()
     page.get_by_label("職員メモ").fill(NOTE)
     return reference
 
