@@ -226,6 +226,19 @@ def test_consent_summaries_cover_the_terms(offices: dict[str, Office]) -> None:
         assert "LINE" not in summary and "フォーム" not in summary, office_id
 
 
+def test_otaru_words_follow_the_notice_in_every_language(offices: dict[str, Office]) -> None:
+    """The notice asks 「飲食店等のフリーWi-Fiの使用はご遠慮ください」 (a request, not "cannot be used") and prints
+    「0134-32-8689 部門コード41#」 only: the bot claims no recorded guidance the notice does not mention."""
+    for language, wifi, guidance in (("ja", "フリーWi-Fiの使用はご遠慮ください", "音声ガイダンス"),
+                                     ("en", "Please do not use free Wi-Fi", "guidance"),
+                                     ("easy", "むりょうの Wi-Fiは つかわないで ください", "音声")):
+        otaru = offices["otaru"].localized(language)
+        summary = "\n".join(otaru.consent_summary)
+        assert wifi in summary, language
+        assert not re.search(r"Wi-Fi[^。.]*(使えません|cannot be used|つかえません)", summary), language
+        assert "41#" in otaru.phone.note and guidance not in otaru.phone.note, language
+
+
 def test_after_request_follows_the_terms(offices: dict[str, Office]) -> None:
     assert "電話" in offices["sakata"].after_request and "会議招待メール" in offices["sakata"].after_request
     assert "ミーティングID" in offices["otaru"].after_request and "パスワード" in offices["otaru"].after_request

@@ -72,7 +72,7 @@ class PushHours:
 @dataclass(frozen=True)
 class Contact:
     value: str | None          # e.g. "0134-32-8689"; None when unknown
-    note: str | None = None    # how to use it, e.g. "音声ガイダンスの後に部門コード41#を押してください"
+    note: str | None = None    # how to use it, e.g. "部門コードは41#です"
     confirmed: bool = False    # False: to be confirmed by the office; never shown to users
 
 
