@@ -269,7 +269,7 @@ def test_the_summary_gives_the_session_times_and_the_booking_notice(office_id, l
 # every free connection: the fix after いいえ says which ones, in every language.
 SAFE_CONNECTION_FIX = {"ja": "管理状況が分からない無料のインターネット接続サービスは使えません",
                        "easy": "わからない むりょうの インターネットは つかえません",
-                       "en": "You cannot use a free internet connection service whose safety or management you do not know"}
+                       "en": "You cannot use a free internet connection service whose confidentiality, safety or management you do not know"}
 
 
 @pytest.mark.parametrize("language", LANGUAGES)
@@ -278,6 +278,21 @@ def test_sakatas_connection_fix_forbids_the_free_services_the_terms_forbid(langu
     [item] = [item for item in office.checklist if item.id == "safe_connection"]
     [fix] = render(office, language, "checklist_fix", dict(item=item))
     assert SAFE_CONNECTION_FIX[language] in fix["text"], fix["text"]
+
+
+# The services it forbids are those whose confidentiality (秘匿性) or safety is unknown, or whose connection route is
+# not known to be managed: the question, the fix and the 要約 name confidentiality, as the terms do first.
+CONFIDENTIALITY = {"ja": "秘匿性", "easy": "ひみつが まもられるか", "en": "confidentiality"}
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_sakatas_connection_rule_names_confidentiality_as_the_terms_do(language):
+    office = OFFICES["sakata"].localized(language)
+    [item] = [item for item in office.checklist if item.id == "safe_connection"]
+    word = CONFIDENTIALITY[language]
+    assert word in item.text, item.text
+    assert word in item.fix, item.fix
+    assert word in "\n".join(office.consent_summary)
 
 
 # Otaru's notice prints its one e-mail address for 「応募書類等のデータ送信」; its terms (第4条(3)) say to cancel 「電話又は
