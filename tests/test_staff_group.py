@@ -828,3 +828,41 @@ def test_no_summary_when_the_office_turned_request_cards_off(rt, fake_line, grou
         assert fake_line.messages_to(group.group_id) == []
     finally:
         rt.offices["sakata"] = office
+
+
+def test_a_leave_delivered_after_the_join_that_followed_it_changes_nothing(rt, client, fake_line, group, user):
+    """LINE delivers the leave late (redelivered after a failure, or handled by another worker): the bot was invited
+    back after it, so it is in the group. Cards still go there, nothing queued is dropped, no banner."""
+    group.joins()
+    rt.clock.advance(minutes=1)
+    leave = group.event("leave", source=group._source(None))
+    rt.clock.advance(minutes=1)
+    group.joins()                                           # invited back (its summary: nothing missed)
+    make_request(rt, user_id=user.user_id)                  # its card waits for the worker
+    rt.clock.advance(minutes=1)
+    assert group.send(as_redelivery(leave)).status_code == 200
+    run_worker(rt)
+    assert [r.status for r in outbox_rows(rt, recipient=group.group_id) if r.purpose == "staff_card"] == ["sent"]
+    make_request(rt, start=SAKATA_MONDAY + timedelta(hours=1), user_id=user.user_id)
+    run_worker(rt)
+    assert len([m for m in fake_line.messages_to(group.group_id) if m["type"] == "flex"]) == 2
+    create_staff(rt)
+    login(client)
+    assert "職員グループから退出しました" not in client.get("/staff/queue").get_data(as_text=True)
+
+
+def test_a_join_delivered_after_a_later_leave_changes_nothing(rt, fake_line, group, user):
+    """The other order: a join older than the leave recorded (the bot was removed after it) neither brings the cards
+    back nor answers with a summary."""
+    group.joins()
+    rt.clock.advance(minutes=1)
+    group.leaves()
+    rt.clock.advance(minutes=1)
+    join = group.event("join", source=group._source(None))
+    rt.clock.advance(minutes=1)
+    group.leaves()                                          # removed again, delivered before the join
+    rt.clock.advance(minutes=1)
+    assert group.send(as_redelivery(join)).status_code == 200
+    make_request(rt, user_id=user.user_id)
+    run_worker(rt)
+    assert outbox_rows(rt, recipient=group.group_id) == [] and fake_line.messages_to(group.group_id) == []
