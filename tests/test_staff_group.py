@@ -866,3 +866,42 @@ def test_a_join_delivered_after_a_later_leave_changes_nothing(rt, fake_line, gro
     make_request(rt, user_id=user.user_id)
     run_worker(rt)
     assert outbox_rows(rt, recipient=group.group_id) == [] and fake_line.messages_to(group.group_id) == []
+
+
+def test_a_card_a_worker_claims_while_the_leave_is_handled_is_left_to_its_outcome(rt, fake_line, group, user,
+                                                                                   monkeypatch):
+    """Two processes: the worker claims the queued card (committed) between the leave's reading of what waits and
+    its writing. The leave must not then mark `stale` a row on its way (its outcome would be thrown away); on
+    PostgreSQL the leave locks what it drops, and the worker passes over a locked row."""
+    if rt.db.sqlite:
+        pytest.skip("SQLite runs one writer at a time: the leave holds the database from its first write")
+    from sqlalchemy import text
+
+    group.joins()
+    make_request(rt, user_id=user.user_id)
+    [card] = outbox_rows(rt, recipient=group.group_id)
+    claimed = []
+    real = outbox._mark_stale
+
+    def worker_claims_first(row, reason, tried):
+        if not claimed:
+            with rt.db.engine.connect() as conn:   # another process's transaction, as `_claim_due` runs it
+                conn.execute(text("SET lock_timeout = '300ms'"))
+                try:
+                    done = conn.execute(text(
+                        "SELECT id FROM outbox WHERE id = :id AND status = 'pending' FOR UPDATE SKIP LOCKED"),
+                        {"id": card.id}).first()
+                    if done:
+                        conn.execute(text("UPDATE outbox SET status = 'sending' WHERE id = :id"), {"id": card.id})
+                    conn.commit()
+                    claimed.append(bool(done))
+                except Exception:   # noqa: BLE001 - the leave holds the row: not claimed
+                    conn.rollback()
+                    claimed.append(False)
+        real(row, reason, tried)
+
+    monkeypatch.setattr(outbox, "_mark_stale", worker_claims_first)
+    group.leaves()
+    [row] = outbox_rows(rt, recipient=group.group_id)
+    assert claimed
+    assert row.status == ("sending" if claimed[0] else "stale"), (claimed, row.status)
