@@ -32,7 +32,9 @@ def left(session: Session, office_id: str, group_id: str, at: datetime) -> bool:
     """The bot was removed from the group at `at` (the event's time; a group never seen joining stays unrecorded).
     False, changing nothing, for a leave older than the latest join (delivered late: the bot is back)."""
     sighting = _sighting(session, office_id, group_id)
-    if sighting is None or at < sighting.joined_at:
+    if sighting is None:
+        return True
+    if at < sighting.joined_at:
         return False
     if sighting.left_at is None or sighting.left_at < at:
         sighting.left_at = at
