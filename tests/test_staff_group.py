@@ -905,3 +905,11 @@ def test_a_card_a_worker_claims_while_the_leave_is_handled_is_left_to_its_outcom
     [row] = outbox_rows(rt, recipient=group.group_id)
     assert claimed
     assert row.status == ("sending" if claimed[0] else "stale"), (claimed, row.status)
+
+
+def test_a_leave_of_the_staff_group_never_seen_joining_drops_what_waits_for_it(rt, group, user):
+    """The bot was in the configured group before joins were recorded: its leave still drops the queued card."""
+    make_request(rt, user_id=user.user_id)
+    group.leaves()
+    [card] = outbox_rows(rt, recipient=group.group_id)
+    assert (card.status, outbox.stale_reason(card)) == ("stale", ("group_left", False))
