@@ -404,8 +404,11 @@ class Dispatcher:
         the_staff_group = bool(staff_group) and group_id == staff_group
         if isinstance(event, JoinEvent):
             # Invited back into the staff group after a leave: staff are told there what they missed meanwhile.
+            # A join or leave is ordered by its own time: LINE may deliver one late (after a failed delivery).
             left_at = staff_groups.left_at(session, office.id, group_id) if the_staff_group else None
-            staff_groups.joined(session, office.id, group_id, now)
+            if not staff_groups.joined(session, office.id, group_id, event_time(event)):
+                log.info("event=%s join older than the group's last join or leave: ignored", event.webhook_event_id)
+                return []
             log.info("event=%s join recorded", event.webhook_event_id)
             if other_group:
                 self._leave(session, office.id, group_id, room, now)
@@ -414,7 +417,9 @@ class Dispatcher:
                                               now)
             return []
         if isinstance(event, LeaveEvent):
-            staff_groups.left(session, office.id, group_id, now)
+            if not staff_groups.left(session, office.id, group_id, event_time(event)):
+                log.info("event=%s leave older than the group's last join: ignored", event.webhook_event_id)
+                return []
             log.info("event=%s leave recorded", event.webhook_event_id)
             if the_staff_group:
                 # What waits for the group will not reach it (LINE refuses): dropped, shown on LINE送信状況; the

@@ -592,10 +592,15 @@ def _mark_stale(row: OutboxMessage, reason: str, tried: int) -> None:
 
 def drop_queued_to(session: Session, office: str, recipient: str, reason: str) -> int:
     """Pushes queued to `recipient` and not yet on their way (waiting, retrying or held) will not go: `stale` with
-    `reason` (one of bot/services/staleness.py's), their text gone. A row being sent is left to its outcome."""
-    rows = session.scalars(select(OutboxMessage).where(
+    `reason` (one of bot/services/staleness.py's), their text gone. A row being sent is left to its outcome: on
+    PostgreSQL the rows are locked as read (a worker claiming one meanwhile passes over it; one it claimed first is
+    read as `sending`, once its claim commits)."""
+    query = select(OutboxMessage).where(
         OutboxMessage.office_id == office, OutboxMessage.recipient == recipient,
-        OutboxMessage.kind.in_(VERDICT_KINDS), OutboxMessage.status.in_(("pending", "held")))).all()
+        OutboxMessage.kind.in_(VERDICT_KINDS), OutboxMessage.status.in_(("pending", "held")))
+    if session.bind.dialect.name == "postgresql":
+        query = query.with_for_update()
+    rows = session.scalars(query).all()
     for row in rows:
         _mark_stale(row, STALE_PREFIX + reason, tried=row.attempts)
         row.payload = spent_payload()

@@ -341,7 +341,7 @@ def _app_building_cached():
     """Two parts of building an app that give the same result for the same input, done once per test process:
     Werkzeug's URL builder of each route (it writes and compiles Python source for every rule of every app:
     half of building one) and the start's check of the offices' own wording (36 messages rendered for the same
-    frozen offices). A test whose offices or routes differ gets its own."""
+    frozen offices). A test whose offices, routes or wording files differ gets its own."""
     from werkzeug.routing.rules import Rule
 
     from bot import render
@@ -360,8 +360,18 @@ def _app_building_cached():
     real_wording = render.office_wording_problems
     checked: dict = {}
 
+    def wording_files(offices) -> tuple:
+        """What the check reads besides the offices: their wording files, wherever the templates are."""
+        found = []
+        for office in offices.values():
+            for language in render.LANGUAGES:
+                for path in (render.own_invitation_file(office, language),
+                             render.TEMPLATES_DIR / "messages" / language / f"invitation_{office.id}.j2"):
+                    found.append((str(path), path.read_bytes() if path is not None and path.is_file() else None))
+        return tuple(found)
+
     def office_wording_problems(offices):
-        key = tuple((name, id(office)) for name, office in offices.items())
+        key = (tuple((name, id(office)) for name, office in offices.items()), wording_files(offices))
         if key not in checked:
             checked[key] = (real_wording(offices), list(offices.values()))   # the offices kept: ids stay theirs
         return list(checked[key][0])

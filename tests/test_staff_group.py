@@ -828,3 +828,88 @@ def test_no_summary_when_the_office_turned_request_cards_off(rt, fake_line, grou
         assert fake_line.messages_to(group.group_id) == []
     finally:
         rt.offices["sakata"] = office
+
+
+def test_a_leave_delivered_after_the_join_that_followed_it_changes_nothing(rt, client, fake_line, group, user):
+    """LINE delivers the leave late (redelivered after a failure, or handled by another worker): the bot was invited
+    back after it, so it is in the group. Cards still go there, nothing queued is dropped, no banner."""
+    group.joins()
+    rt.clock.advance(minutes=1)
+    leave = group.event("leave", source=group._source(None))
+    rt.clock.advance(minutes=1)
+    group.joins()                                           # invited back (its summary: nothing missed)
+    make_request(rt, user_id=user.user_id)                  # its card waits for the worker
+    rt.clock.advance(minutes=1)
+    assert group.send(as_redelivery(leave)).status_code == 200
+    run_worker(rt)
+    assert [r.status for r in outbox_rows(rt, recipient=group.group_id) if r.purpose == "staff_card"] == ["sent"]
+    make_request(rt, start=SAKATA_MONDAY + timedelta(hours=1), user_id=user.user_id)
+    run_worker(rt)
+    assert len([m for m in fake_line.messages_to(group.group_id) if m["type"] == "flex"]) == 2
+    create_staff(rt)
+    login(client)
+    assert "職員グループから退出しました" not in client.get("/staff/queue").get_data(as_text=True)
+
+
+def test_a_join_delivered_after_a_later_leave_changes_nothing(rt, fake_line, group, user):
+    """The other order: a join older than the leave recorded (the bot was removed after it) neither brings the cards
+    back nor answers with a summary."""
+    group.joins()
+    rt.clock.advance(minutes=1)
+    group.leaves()
+    rt.clock.advance(minutes=1)
+    join = group.event("join", source=group._source(None))
+    rt.clock.advance(minutes=1)
+    group.leaves()                                          # removed again, delivered before the join
+    rt.clock.advance(minutes=1)
+    assert group.send(as_redelivery(join)).status_code == 200
+    make_request(rt, user_id=user.user_id)
+    run_worker(rt)
+    assert outbox_rows(rt, recipient=group.group_id) == [] and fake_line.messages_to(group.group_id) == []
+
+
+def test_a_card_a_worker_claims_while_the_leave_is_handled_is_left_to_its_outcome(rt, fake_line, group, user,
+                                                                                   monkeypatch):
+    """Two processes: the worker claims the queued card (committed) between the leave's reading of what waits and
+    its writing. The leave must not then mark `stale` a row on its way (its outcome would be thrown away); on
+    PostgreSQL the leave locks what it drops, and the worker passes over a locked row."""
+    if rt.db.sqlite:
+        pytest.skip("SQLite runs one writer at a time: the leave holds the database from its first write")
+    from sqlalchemy import text
+
+    group.joins()
+    make_request(rt, user_id=user.user_id)
+    [card] = outbox_rows(rt, recipient=group.group_id)
+    claimed = []
+    real = outbox._mark_stale
+
+    def worker_claims_first(row, reason, tried):
+        if not claimed:
+            with rt.db.engine.connect() as conn:   # another process's transaction, as `_claim_due` runs it
+                conn.execute(text("SET lock_timeout = '300ms'"))
+                try:
+                    done = conn.execute(text(
+                        "SELECT id FROM outbox WHERE id = :id AND status = 'pending' FOR UPDATE SKIP LOCKED"),
+                        {"id": card.id}).first()
+                    if done:
+                        conn.execute(text("UPDATE outbox SET status = 'sending' WHERE id = :id"), {"id": card.id})
+                    conn.commit()
+                    claimed.append(bool(done))
+                except Exception:   # noqa: BLE001 - the leave holds the row: not claimed
+                    conn.rollback()
+                    claimed.append(False)
+        real(row, reason, tried)
+
+    monkeypatch.setattr(outbox, "_mark_stale", worker_claims_first)
+    group.leaves()
+    [row] = outbox_rows(rt, recipient=group.group_id)
+    assert claimed
+    assert row.status == ("sending" if claimed[0] else "stale"), (claimed, row.status)
+
+
+def test_a_leave_of_the_staff_group_never_seen_joining_drops_what_waits_for_it(rt, group, user):
+    """The bot was in the configured group before joins were recorded: its leave still drops the queued card."""
+    make_request(rt, user_id=user.user_id)
+    group.leaves()
+    [card] = outbox_rows(rt, recipient=group.group_id)
+    assert (card.status, outbox.stale_reason(card)) == ("stale", ("group_left", False))

@@ -243,6 +243,21 @@ def test_a_mistake_in_an_offices_own_join_wording_stops_the_start(make_app, tmp_
     assert "invitation_kakuu.j2" not in str(refused.value).replace(expected, "")   # the other languages are fine
 
 
+def test_a_wording_broken_after_a_start_stops_the_next_start(make_app, tmp_path, own_templates):
+    """The same offices started twice in one process (as tests do), their wording file broken in between: the
+    second start checks it again (conftest's cache of the check must not answer from the first)."""
+    from bot.config import ConfigError
+
+    for language in ("ja", "en", "easy"):
+        (own_templates / "messages" / language / "invitation_kakuu.j2").write_text("・参加のご案内です。\n", "utf-8")
+    offices_dir = third_office.write_offices(tmp_path / "offices")
+    make_app(offices_dir=offices_dir)
+    (own_templates / "messages" / "en" / "invitation_kakuu.j2").write_text("{{ office.teams_url }}\n", "utf-8")
+    with pytest.raises(ConfigError) as refused:
+        make_app(offices_dir=offices_dir)
+    assert "templates/messages/en/invitation_kakuu.j2: line 1: UndefinedError" in str(refused.value)
+
+
 def test_offices_show_lists_the_forms_categories(tmp_path):
     """`offices show` prints the dialog as the user meets it: the form's category choices are the office's."""
     from flask import Flask

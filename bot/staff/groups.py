@@ -14,20 +14,31 @@ def _sighting(session: Session, office_id: str, group_id: str) -> StaffGroupSigh
         StaffGroupSighting.office_id == office_id, StaffGroupSighting.group_id == group_id))
 
 
-def joined(session: Session, office_id: str, group_id: str, now: datetime) -> None:
-    """The bot was invited into the group (again): one row per group, its leaving forgotten."""
+def joined(session: Session, office_id: str, group_id: str, at: datetime) -> bool:
+    """The bot was invited into the group (again) at `at` (the event's time): one row per group, its leaving
+    forgotten. False, changing nothing, for a join older than what is recorded (LINE delivered it late, after the
+    leave that followed it or a later join)."""
     sighting = _sighting(session, office_id, group_id)
     if sighting is None:
-        session.add(StaffGroupSighting(office_id=office_id, group_id=group_id, joined_at=now))
-    else:
-        sighting.joined_at, sighting.left_at = now, None
+        session.add(StaffGroupSighting(office_id=office_id, group_id=group_id, joined_at=at))
+        return True
+    if at < (sighting.left_at or sighting.joined_at):
+        return False
+    sighting.joined_at, sighting.left_at = at, None
+    return True
 
 
-def left(session: Session, office_id: str, group_id: str, now: datetime) -> None:
-    """The bot was removed from the group (a group never seen joining stays unrecorded)."""
+def left(session: Session, office_id: str, group_id: str, at: datetime) -> bool:
+    """The bot was removed from the group at `at` (the event's time; a group never seen joining stays unrecorded).
+    False, changing nothing, for a leave older than the latest join (delivered late: the bot is back)."""
     sighting = _sighting(session, office_id, group_id)
-    if sighting is not None:
-        sighting.left_at = now
+    if sighting is None:
+        return True
+    if at < sighting.joined_at:
+        return False
+    if sighting.left_at is None or sighting.left_at < at:
+        sighting.left_at = at
+    return True
 
 
 def left_at(session: Session, office_id: str, group_id: str) -> datetime | None:
