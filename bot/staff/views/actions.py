@@ -14,7 +14,8 @@ from bot.staff.views.context import _actor, _booking_or_404, _office, _rt
 
 BOOKING_ACTIONS = ("confirm", "decline", "propose", "invitation", "called", "invitation_undo", "called_undo",
                    "attended", "no_show",
-                   "correct_attendance", "cancel_user", "cancel_office", "cancel_terms", "block_user", "unblock_user", "note")
+                   "correct_attendance", "cancel_user", "cancel_office", "cancel_terms", "block_user", "unblock_user",
+                   "note")
 
 
 @bp.post("/bookings/<reference>/<action>")
