@@ -685,7 +685,7 @@ def test_a_cancel_confirmed_after_the_office_cancelled_changes_nothing(rt, clien
     with rt.db.transaction() as s:
         assert lifecycle.fire(s, s.get(Booking, booking.id), "cancel_by_office", rt.clock.now())
     reply = taps(fake_line, user, yes)
-    assert "「ハローワークの都合により中止」です" in reply and "キャンセルしました" not in reply
+    assert "「ハローワークにより中止」です" in reply and "キャンセルしました" not in reply
     assert the_booking(rt, user).status == "cancelled_by_office" and "cancelled" not in notices(rt)
 
 

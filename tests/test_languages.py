@@ -92,6 +92,7 @@ def all_samples(office) -> dict[str, list[dict[str, Any]]]:
         "outcome_proposed": [dict(booking=booking("proposed", "proposal"), original=AT, accept_data="a=proposal&v=accept",
                                   decline_data="a=proposal&v=decline")],
         "outcome_cancelled_by_office": [dict(booking=booking("cancelled_by_office", "none"))],
+        "outcome_cancelled_by_terms": [dict(booking=booking("cancelled_by_office", "none"))],
         "outcome_cancelled_for_user": [dict(booking=booking(s, "none")) for s in ("withdrawn", "cancelled")],
         "reminder_day_before": [dict(booking=confirmed)],
         "request_expired": [dict(booking=booking("expired", "none"))],

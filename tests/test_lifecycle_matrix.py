@@ -207,6 +207,10 @@ class Cell:
     def staff_cancel_office(self) -> str:
         return self._staff("cancel_office")
 
+    def staff_cancel_terms(self) -> str:
+        """利用規約に基づき中止する (Sakata 第12条(1), Otaru 第10条(1)): dashboard only, the group has no button."""
+        return self._staff("cancel_terms")
+
     # -- staff in the LINE group (a card's button, tapped whenever) ---------------------------------------
 
     def _group(self, action: str, **extra) -> str:
@@ -275,6 +279,8 @@ ALLOWED: dict[tuple[str, str], tuple[str, tuple[str, ...], tuple[str, ...], tupl
     ("confirmed", "staff_cancel_user"): ("cancelled", ("cancel_for_user",), (), ("outcome_cancelled_for_user",)),
     ("confirmed", "staff_cancel_office"): ("cancelled_by_office", ("cancel_by_office",), (),
                                            ("outcome_cancelled_by_office",)),
+    ("confirmed", "staff_cancel_terms"): ("cancelled_by_office", ("cancel_by_terms",), (),
+                                          ("outcome_cancelled_by_terms",)),
     # A recorded attendance corrected (never told: the record was not either).
     ("attended", "staff_correct_to_no_show"): ("no_show", ("correct_attendance",), (), ()),
     ("no_show", "staff_correct_to_attended"): ("attended", ("correct_attendance",), (), ()),

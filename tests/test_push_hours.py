@@ -125,6 +125,18 @@ def test_the_office_cancelling_a_session_early_next_morning_goes_at_once_and_a_l
     assert len(texts) == 2 and late in texts[1]
 
 
+def test_a_stop_under_the_terms_of_a_session_early_next_morning_goes_at_once(rt, client, fake_line, user_factory):
+    """利用規約に基づき中止する is as urgent as the 都合's: the person must not prepare for a session that is off."""
+    otaru = user_factory("otaru")
+    reference = make_request(rt, office="otaru", start=OTARU_WEDNESDAY, user_id=otaru.user_id, status="confirmed")
+    staff_at(rt, client, at(1, 22, 0), office="otaru")
+    post(client, f"/staff/bookings/{reference}/cancel_terms")
+    assert booking(rt, reference).status == "cancelled_by_office"
+    worker_at(rt, at(1, 22, 1))
+    texts = fake_line.texts_to(otaru.user_id)
+    assert len(texts) == 1 and "利用規約第10条(1)に基づき" in texts[0] and reference in texts[0]
+
+
 def test_a_late_confirmation_of_a_session_early_next_morning_goes_at_once(rt, client, fake_line, user_factory):
     otaru = user_factory("otaru")
     reference = make_request(rt, office="otaru", start=OTARU_WEDNESDAY, user_id=otaru.user_id)

@@ -163,6 +163,10 @@ class Cancellation:
     same_day_routes: tuple[str, ...]
     note: str = ""                   # the office's own rule in words
     confirmed: bool = False
+    # The article of the terms under which the office may stop or refuse online counselling for the person's
+    # conduct (threats, abusive language, use other than finding work): named in the message that says a booking
+    # was stopped under the terms ("" : the message says 利用規約に基づき only).
+    conduct_article: str = ""
 
 
 @dataclass(frozen=True)

@@ -314,9 +314,21 @@ def _booking(value: Any, path: str) -> Booking:
     )
 
 
+# An article of an office's terms as the terms print it: 第12条, or with its paragraph in half- or full-width
+# brackets, 第12条(1) (escaped below: the loader's strings hold no Japanese text).
+TERMS_ARTICLE = re.compile("\u7b2c[0-9]{1,2}\u6761(?:[\uff08(][0-9]{1,2}[\uff09)])?")
+
+
+def _terms_article(value: Any, path: str) -> str:
+    text = _text_or_empty(value, path)
+    if text and not TERMS_ARTICLE.fullmatch(text):
+        raise _Invalid(path, f"{text!r} is not an article of the terms as they print it (dai N jou, then (n) if any)")
+    return text
+
+
 def _cancellation(value: Any, path: str) -> Cancellation:
     raw = _fields(value, path, ("in_chat", "in_chat_until_days_before", "routes", "same_day_routes"),
-                  ("note", "confirmed"))
+                  ("note", "confirmed", "conduct_article"))
     routes = _subset(raw["routes"], _at(path, "routes"), CANCEL_ROUTES)
     same_day = _subset(raw["same_day_routes"], _at(path, "same_day_routes"), CANCEL_ROUTES, non_empty=False)
     for i, route in enumerate(same_day):
@@ -330,6 +342,7 @@ def _cancellation(value: Any, path: str) -> Cancellation:
         same_day_routes=same_day,
         note=_text_or_empty(raw.get("note", ""), _at(path, "note")),
         confirmed=_bool(raw.get("confirmed", False), _at(path, "confirmed")),
+        conduct_article=_terms_article(raw.get("conduct_article", ""), _at(path, "conduct_article")),
     )
 
 

@@ -34,7 +34,7 @@ from bot.models import Booking, OutboxMessage
 from bot.services.calendar import is_business_day
 
 # The user's templates (a row's purpose) that a session depends on: urgent when the session is near.
-URGENT_PURPOSES = frozenset({"outcome_cancelled_by_office", "outcome_confirmed"})
+URGENT_PURPOSES = frozenset({"outcome_cancelled_by_office", "outcome_cancelled_by_terms", "outcome_confirmed"})
 # Outbox kinds that deliver a message to people (a leave_group call is not one).
 MESSAGE_KINDS = frozenset({"push", "multicast", "broadcast"})
 # How long after what the person sent its answer still goes at any hour: the reply token's life, then a few

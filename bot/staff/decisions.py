@@ -23,7 +23,7 @@ from bot.services import holds, lifecycle, requests
 from bot.services import slots as slotsvc
 from bot.staff import audit, handoff, personal
 from bot.staff.audit import Actor
-from bot.staff.models import BookingHandoff
+from bot.staff.models import AuditEntry, BookingHandoff
 
 OPEN_STATUSES = lifecycle.OPEN_STATUSES
 UNDECIDED = lifecycle.UNDECIDED_STATUSES
@@ -427,6 +427,8 @@ def cancel(session: Session, rt, office, booking: Booking, actor: Actor, now: da
     else:
         action, trigger, target = "cancel_for_user", "cancel", lifecycle.CANCELLED
     _nothing_written_after_erasure(booking, note)
+    if by_office and _stopped_under_terms(session, booking):
+        raise Refused("status", booking)   # stopped the other way: this 都合 was not done
     changed = _move(session, booking, trigger, target, now)
     told = None
     if changed:
@@ -435,6 +437,32 @@ def cancel(session: Session, rt, office, booking: Booking, actor: Actor, now: da
         template = "outcome_cancelled_by_office" if by_office else "outcome_cancelled_for_user"
         told = _tell(session, rt, office, booking, template, now)
     return Result(booking, action, changed, told=told)
+
+
+def cancel_under_terms(session: Session, rt, office, booking: Booking, actor: Actor, now: datetime,
+                       block: bool = False) -> Result:
+    """Stop a confirmed booking under the office's terms (Sakata 第12条(1), Otaru 第10条(1): threats, abusive
+    language, use other than finding work): cancelled by the office like 都合 but recorded as its own action, and
+    the user told neutrally, naming the article, without the 都合's apology. `block`: the same tap also stops the
+    user's future online booking (`set_user_blocked`), only when this tap stopped the booking."""
+    if booking.status == lifecycle.CANCELLED_BY_OFFICE and not _stopped_under_terms(session, booking):
+        raise Refused("status", booking)   # stopped for the office's 都合: this was not done
+    changed = _move(session, booking, "cancel_by_office", lifecycle.CANCELLED_BY_OFFICE, now)
+    told = None
+    if changed:
+        audit.record(session, office.id, actor, "cancel_by_terms", now, booking)
+        told = _tell(session, rt, office, booking, "outcome_cancelled_by_terms", now)
+        conv = session.get(Conversation, booking.conversation_id) if booking.conversation_id else None
+        if block and conv is not None and conv.office_id == office.id:
+            set_user_blocked(session, office, booking, actor, now, blocked=True)
+    return Result(booking, "cancel_by_terms", changed, told=told)
+
+
+def _stopped_under_terms(session: Session, booking: Booking) -> bool:
+    """Was this booking, cancelled by the office, stopped under the terms (not for the office's 都合)?"""
+    return booking.status == lifecycle.CANCELLED_BY_OFFICE and session.scalar(
+        select(func.count()).select_from(AuditEntry).where(
+            AuditEntry.booking_id == booking.id, AuditEntry.action == "cancel_by_terms")) > 0
 
 
 def mark_invitation_sent(session: Session, office, booking: Booking, actor: Actor, now: datetime) -> Result:

@@ -116,7 +116,7 @@ def test_cancelling_for_the_office_takes_a_second_deliberate_click(page, live_se
     assert booking(rt, reference).status == "confirmed"
     screenshot("cancel-office-asked")
     do_it.click()
-    expect(page.locator("#status")).to_have_text("中止（ハローワーク都合）")
+    expect(page.locator("#status")).to_have_text("中止（ハローワーク）")
     assert booking(rt, reference).status == "cancelled_by_office"
 
 

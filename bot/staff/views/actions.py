@@ -14,7 +14,8 @@ from bot.staff.views.context import _actor, _booking_or_404, _office, _rt
 
 BOOKING_ACTIONS = ("confirm", "decline", "propose", "invitation", "called", "invitation_undo", "called_undo",
                    "attended", "no_show",
-                   "correct_attendance", "cancel_user", "cancel_office", "block_user", "unblock_user", "note")
+                   "correct_attendance", "cancel_user", "cancel_office", "cancel_terms", "block_user", "unblock_user",
+                   "note")
 
 
 @bp.post("/bookings/<reference>/<action>")
@@ -74,6 +75,8 @@ def _apply(s, rt, office, row: Booking, action: str, form, now: datetime) -> dec
     if action in ("cancel_user", "cancel_office"):
         return decisions.cancel(s, rt, office, row, actor, now, by_office=action == "cancel_office",
                                 note=form.get("note"))
+    if action == "cancel_terms":
+        return decisions.cancel_under_terms(s, rt, office, row, actor, now, block=form.get("block_user") == "1")
     if action in ("block_user", "unblock_user"):
         return decisions.set_user_blocked(s, office, row, actor, now, blocked=action == "block_user")
     return decisions.set_note(s, rt, office, row, actor, now, form.get("note", ""), seen=form.get("note_seen"))
