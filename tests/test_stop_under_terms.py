@@ -18,6 +18,7 @@ from bot.models import Conversation, OutboxMessage, SlotClaim
 from bot.staff.models import AuditEntry
 from bot.notify import GROUP_ACTIONS, staff_postback_data
 from bot.offices import load_offices
+from bot.offices.model import TermsArticle
 from tests.lineuser import StaffGroup, new_group_id
 from tests.staffkit import fast_password_hashing, staff, user  # noqa: F401 - fixtures
 from tests.staffkit import (
@@ -26,7 +27,8 @@ from tests.staffkit import (
 from tests.test_offices import edit_profile, problems_of
 
 APOLOGY = ("申し訳", "おわび", "ごめんなさい", "sorry", "apologi", "都合", "つごう")
-ARTICLES = {"sakata": "第12条(1)", "otaru": "第10条(1)"}
+ARTICLES = {"sakata": "第12条(1)", "otaru": "第10条(1)"}   # as the Japanese messages write them
+EN_ARTICLES = {"sakata": "Article 12(1)", "otaru": "Article 10(1)"}
 GROUP = new_group_id()
 
 
@@ -183,7 +185,8 @@ def test_the_message_names_the_offices_article_without_apology(rt, client, user_
     run_worker(rt)
     text = fake_line.texts_to(user.user_id)[-1]
     stopped, ask = WORDS[language]
-    assert stopped.format(article=ARTICLES[office]) in text and ask in text, text
+    article = (EN_ARTICLES if language == "en" else ARTICLES)[office]
+    assert stopped.format(article=article) in text and ask in text, text
     assert reference in text and f"/terms/{office}" in text
     assert not any(word in text.lower() for word in APOLOGY), text
     # The office's contacts, as the other messages give them (its confirmed phone number, or where to find it).
@@ -197,7 +200,7 @@ def test_the_message_names_the_offices_article_without_apology(rt, client, user_
 def test_without_an_article_the_message_says_under_the_terms(rt, staff, user, fake_line, monkeypatch):
     sakata = rt.offices["sakata"]
     monkeypatch.setitem(rt.offices, "sakata", replace(
-        sakata, cancellation=replace(sakata.cancellation, conduct_article="")))
+        sakata, cancellation=replace(sakata.cancellation, conduct_article=None)))
     reference = _confirmed(rt, staff, user_id=user.user_id)
     post(staff, f"/staff/bookings/{reference}/cancel_terms")
     run_worker(rt)
@@ -209,15 +212,22 @@ def test_without_an_article_the_message_says_under_the_terms(rt, staff, user, fa
 
 def test_the_profiles_name_their_article_and_the_loader_checks_it(tmp_path):
     offices = load_offices(DEFAULT_OFFICES_DIR)
-    assert {o: offices[o].cancellation.conduct_article for o in ARTICLES} == ARTICLES
+    assert {o: offices[o].cancellation.conduct_article for o in ARTICLES} == {
+        "sakata": TermsArticle(12, 1), "otaru": TermsArticle(10, 1)}
 
     def absent(data):
         data["cancellation"].pop("conduct_article")
-    assert load_offices(edit_profile(tmp_path / "a", "sakata", absent))["sakata"].cancellation.conduct_article == ""
-    for wrong in ("12条", "第12条(1)(2)", "Article 12", 12):
+    assert load_offices(edit_profile(tmp_path / "a", "sakata", absent))["sakata"].cancellation.conduct_article is None
+
+    def article_alone(data):
+        data["cancellation"]["conduct_article"] = {"number": 12}
+    assert load_offices(edit_profile(tmp_path / "b", "sakata", article_alone))[
+        "sakata"].cancellation.conduct_article == TermsArticle(12)
+    for i, wrong in enumerate(("第12条(1)", 12, {"paragraph": 1}, {"number": 0}, {"number": "12"},
+                               {"number": 12, "paragraph": 100}, {"number": 12, "clause": 1})):
         def change(data, wrong=wrong):
             data["cancellation"]["conduct_article"] = wrong
-        problems = problems_of(edit_profile(tmp_path / str(abs(hash(str(wrong)))), "sakata", change))
+        problems = problems_of(edit_profile(tmp_path / f"w{i}", "sakata", change))
         assert "cancellation.conduct_article" in problems, problems
 
 

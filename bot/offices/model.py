@@ -156,6 +156,14 @@ class Booking:
 
 
 @dataclass(frozen=True)
+class TermsArticle:
+    """An article of the office's terms and its paragraph, if any (Sakata's article 12, paragraph 1); the templates
+    write it in each language."""
+    number: int
+    paragraph: int | None = None
+
+
+@dataclass(frozen=True)
 class Cancellation:
     in_chat: bool                    # may a confirmed booking be cancelled in chat?
     in_chat_until_days_before: int   # 1 = until the previous day
@@ -165,8 +173,8 @@ class Cancellation:
     confirmed: bool = False
     # The article of the terms under which the office may stop or refuse online counselling for the person's
     # conduct (threats, abusive language, use other than finding work): named in the message that says a booking
-    # was stopped under the terms ("" : the message says 利用規約に基づき only).
-    conduct_article: str = ""
+    # was stopped under the terms (None: the message says "under the terms" only).
+    conduct_article: TermsArticle | None = None
 
 
 @dataclass(frozen=True)

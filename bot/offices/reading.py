@@ -69,6 +69,7 @@ from bot.offices.model import (
     Question,
     Redirect,
     Schedule,
+    TermsArticle,
     TermsSpec,
     VideoApp,
 )
@@ -314,16 +315,14 @@ def _booking(value: Any, path: str) -> Booking:
     )
 
 
-# An article of an office's terms as the terms print it: 第12条, or with its paragraph in half- or full-width
-# brackets, 第12条(1) (escaped below: the loader's strings hold no Japanese text).
-TERMS_ARTICLE = re.compile("\u7b2c[0-9]{1,2}\u6761(?:[\uff08(][0-9]{1,2}[\uff09)])?")
-
-
-def _terms_article(value: Any, path: str) -> str:
-    text = _text_or_empty(value, path)
-    if text and not TERMS_ARTICLE.fullmatch(text):
-        raise _Invalid(path, f"{text!r} is not an article of the terms as they print it (dai N jou, then (n) if any)")
-    return text
+def _terms_article(value: Any, path: str) -> TermsArticle | None:
+    """`{number: 12, paragraph: 1}` (paragraph optional), or absent."""
+    if value is None:
+        return None
+    raw = _fields(value, path, ("number",), ("paragraph",))
+    paragraph = raw.get("paragraph")
+    return TermsArticle(number=_int(raw["number"], _at(path, "number"), 1, 99),
+                        paragraph=None if paragraph is None else _int(paragraph, _at(path, "paragraph"), 1, 99))
 
 
 def _cancellation(value: Any, path: str) -> Cancellation:
@@ -342,7 +341,7 @@ def _cancellation(value: Any, path: str) -> Cancellation:
         same_day_routes=same_day,
         note=_text_or_empty(raw.get("note", ""), _at(path, "note")),
         confirmed=_bool(raw.get("confirmed", False), _at(path, "confirmed")),
-        conduct_article=_terms_article(raw.get("conduct_article", ""), _at(path, "conduct_article")),
+        conduct_article=_terms_article(raw.get("conduct_article"), _at(path, "conduct_article")),
     )
 
 
