@@ -77,6 +77,11 @@ def card_enabled(office, kind: str) -> bool:
     return bool((office.staff_cards or {}).get(CARD_SWITCH.get(kind, kind), True))
 
 
+def cards_off(office) -> set[str]:
+    """The notice kinds whose cards the office turned off (the switches and the kinds that follow them)."""
+    return {kind for kind in {*CARD_SWITCH, *(office.staff_cards or {})} if not card_enabled(office, kind)}
+
+
 def staff_statuses() -> dict[str, str]:
     """A status as staff read it on the dashboard (確定, お断り, 出席): the group's cards and answers use the same
     words, not the ones the user reads in 予約確認 (予約確定, お受けできませんでした, 相談済み)."""
@@ -120,13 +125,13 @@ def cards(rt, session: Session, office, kind: str, booking_id: int, now: datetim
 def rejoined(rt, session: Session, office, event, group_id: str, left_at: datetime,
              now: datetime) -> list[OutboxMessage]:
     """The bot was invited back into the staff group it had been removed from: one message there, answering the
-    join, on what staff missed meanwhile (how many notices went to the dashboard only, how many requests wait for a
-    decision) and where to see them; counts only, no reference or personal data. Not sent when request cards are
-    turned off (`staff_cards.new_request`)."""
+    join, on what staff missed meanwhile (how many notices went to the dashboard only, of the kinds whose cards the
+    office sends; how many requests wait for a decision) and where to see them; counts only, no reference or
+    personal data. Not sent when request cards are turned off (`staff_cards.new_request`)."""
     if not card_enabled(office, "new_request"):
         return []
     messages = rt.renderer.messages("ja", "staff_rejoined", {
-        "office": office, "missed": queue_lists.notices_since(session, office.id, left_at),
+        "office": office, "missed": queue_lists.notices_since(session, office.id, left_at, cards_off(office)),
         "waiting": queue_lists.undecided_count(session, office.id),
         "since": slotsvc.slot_label(left_at), "dashboard_url": f"{rt.config.public_base_url}/staff/queue"})
     log.info("event=%s staff group rejoined office=%s", event.webhook_event_id, office.id)

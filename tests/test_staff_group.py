@@ -830,6 +830,30 @@ def test_no_summary_when_the_office_turned_request_cards_off(rt, fake_line, grou
         rt.offices["sakata"] = office
 
 
+def test_the_summary_counts_only_the_notices_whose_cards_the_office_sends(rt, fake_line, group, user_factory):
+    """Withdrawal cards turned off: a withdrawal would never have gone to the group, so it is not counted missed."""
+    import dataclasses
+
+    office = rt.offices["sakata"]
+    rt.offices["sakata"] = dataclasses.replace(office, staff_cards={**office.staff_cards, "withdrawn": False})
+    try:
+        group.joins()
+        group.leaves()
+        rt.clock.advance(minutes=1)
+        withdrawing = user_factory("sakata")
+        reference = make_request(rt, user_id=withdrawing.user_id)            # a new_request notice: counted
+        withdrawing.says("予約確認")
+        withdrawing.taps(postback_value(withdrawing.messages(), "取り下げる"))
+        withdrawing.taps(postback_value(withdrawing.messages()[-1:], "取り下げる"))
+        assert booking(rt, reference).status == "withdrawn"                  # a withdrawn notice: not counted
+        group.joins()
+        run_worker(rt)
+        [summary] = fake_line.texts_to(group.group_id)
+        assert "のお知らせ1件は" in summary, summary
+    finally:
+        rt.offices["sakata"] = office
+
+
 def test_a_leave_delivered_after_the_join_that_followed_it_changes_nothing(rt, client, fake_line, group, user):
     """LINE delivers the leave late (redelivered after a failure, or handled by another worker): the bot was invited
     back after it, so it is in the group. Cards still go there, nothing queued is dropped, no banner."""

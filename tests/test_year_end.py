@@ -495,3 +495,28 @@ def test_a_proposal_accepted_on_a_saturday_says_when_the_office_takes_calls(rt, 
     told = fake_line.texts_to(user.user_id)[-1]
     assert "予約が確定しました" in told
     assert CLOSED_SAID[("ja", "weekend")][0] in told.replace("\n", ""), told
+
+
+def test_a_proposal_answer_pushed_after_its_reply_failed_is_not_held_into_a_business_morning(rt, staff, fake_line,
+                                                                                               user):
+    """The answer to the user's own tap is worded for now (bot/staff/decisions.py `answer_proposal`): its reply's
+    fallback push carries the tap's event, and the push hours let it through in that moment, so a yes tapped at
+    20:59 on a Sunday whose reply LINE refused is read that Sunday night (closed, calls from Monday), never held
+    until Monday 08:00, when 本日は…閉庁 would be untrue."""
+    rt.clock.freeze(at(2026, 12, 21, 10))
+    reference = make_request(rt, start=at(2026, 12, 28, 14), user_id=user.user_id)
+    login(staff)
+    post(staff, f"/staff/bookings/{reference}/propose", slot=at(2027, 1, 4, 14).isoformat())
+    run_worker(rt)
+    before = len(fake_line.texts_to(user.user_id))
+    rt.clock.freeze(at(2026, 12, 27, 20, 59))                          # a Sunday, a minute before the push hours end
+    fake_line.fail_next(n=10_000, status=429, path_contains="/reply")
+    user.taps(postback_value(fake_line.messages_to(user.user_id), "この日時で予約する"))
+    assert fake_line.texts_to(user.user_id)[before:] == []
+    rt.clock.freeze(at(2026, 12, 27, 21, 1))                           # the token ran out: owed as a push
+    run_worker(rt)
+    run_worker(rt)
+    [told] = fake_line.texts_to(user.user_id)[before:]
+    assert [d.kind for d in fake_line.deliveries()][-1] == "push"
+    assert "予約が確定しました" in told
+    assert CLOSED_SAID[("ja", "weekend")][0] in told.replace("\n", ""), told

@@ -1,6 +1,7 @@
 """The dashboard's to-do lists: what staff still have to decide, phone, send or record for an office, and its notices."""
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -40,10 +41,13 @@ def undecided_count(session: Session, office_id: str) -> int:
         Booking.office_id == office_id, Booking.status.in_(UNDECIDED))) or 0
 
 
-def notices_since(session: Session, office_id: str, since: datetime) -> int:
-    """How many notices the office's staff were given from `since` on."""
-    return session.scalar(select(func.count()).select_from(StaffNotice).where(
-        StaffNotice.office_id == office_id, StaffNotice.created_at >= since)) or 0
+def notices_since(session: Session, office_id: str, since: datetime, leaving_out: Collection[str] = ()) -> int:
+    """How many notices the office's staff were given from `since` on, not counting the kinds `leaving_out`."""
+    query = select(func.count()).select_from(StaffNotice).where(
+        StaffNotice.office_id == office_id, StaffNotice.created_at >= since)
+    if leaving_out:
+        query = query.where(StaffNotice.kind.not_in(sorted(leaving_out)))
+    return session.scalar(query) or 0
 
 
 def load(session: Session, office, now: datetime, attendance_from: int = 0) -> Queue:
