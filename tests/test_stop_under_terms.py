@@ -107,6 +107,8 @@ def test_the_same_tap_may_also_stop_future_online_booking(rt, staff, user):
     assert booking(rt, reference).status == "cancelled_by_office" and _blocked(rt, user.user_id)
     actions = [e.action for e in audit_rows(rt) if e.reference == reference]
     assert actions == ["confirm", "cancel_by_terms", "block_user"]
+    # The member is told both were done (the page's 停止中 line alone is easy to miss).
+    assert "利用規約に基づく中止を記録し、この方のLINEでのオンライン予約も停止しました。" in _flash(staff, reference)
 
 
 def test_a_stale_second_tap_changes_nothing(rt, staff, user):

@@ -60,6 +60,7 @@ class Result:
     changed: bool  # False: it had already been done (a second tap, another member, the dashboard)
     after_deadline: bool = False  # confirmed after the slot's booking deadline (allowed: the rule says 原則)
     told: bool | None = None  # the user was sent a LINE message about it (False: no LINE to reach; None: n/a)
+    blocked: bool = False  # the same tap also stopped the user's online booking (a stop under the terms)
 
 
 # -- loading ----------------------------------------------------------------------------------------
@@ -448,14 +449,14 @@ def cancel_under_terms(session: Session, rt, office, booking: Booking, actor: Ac
     if booking.status == lifecycle.CANCELLED_BY_OFFICE and not _stopped_under_terms(session, booking):
         raise Refused("status", booking)   # stopped for the office's 都合: this was not done
     changed = _move(session, booking, "cancel_by_office", lifecycle.CANCELLED_BY_OFFICE, now)
-    told = None
+    told, blocked = None, False
     if changed:
         audit.record(session, office.id, actor, "cancel_by_terms", now, booking)
         told = _tell(session, rt, office, booking, "outcome_cancelled_by_terms", now)
         conv = session.get(Conversation, booking.conversation_id) if booking.conversation_id else None
         if block and conv is not None and conv.office_id == office.id:
-            set_user_blocked(session, office, booking, actor, now, blocked=True)
-    return Result(booking, "cancel_by_terms", changed, told=told)
+            blocked = set_user_blocked(session, office, booking, actor, now, blocked=True).changed
+    return Result(booking, "cancel_by_terms", changed, told=told, blocked=blocked)
 
 
 def _stopped_under_terms(session: Session, booking: Booking) -> bool:

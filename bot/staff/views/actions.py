@@ -28,9 +28,12 @@ def booking_action(reference: str, action: str):
     with rt.db.transaction() as s:
         now = rt.clock.now()
         row = _booking_or_404(s, reference, lock=True)
+        done = action   # what the flash says was done
         try:
             result = _apply(s, rt, office, row, action, form, now)
             message, category = ("done" if result.changed else "already"), "ok"
+            if result.blocked:
+                done = f"{action}_block"   # the same tap also stopped the user's online booking
             if result.after_deadline:
                 message = "done_after_deadline"
             told = {True: "line", False: "none"}.get(result.told, "")
@@ -45,7 +48,7 @@ def booking_action(reference: str, action: str):
         draft = {"to": form.get("to", ""), "reason": form.get("reason", ""),
                  "note": form.get("note", "")[:decisions.CORRECTION_LIMIT]}
         return _booking_page(reference, correction_draft=draft), 400
-    flash(f"{action}:{message}:{status}:{told}", category)
+    flash(f"{done}:{message}:{status}:{told}", category)
     return redirect(url_for("staff.booking", reference=reference))
 
 
