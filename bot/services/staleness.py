@@ -32,7 +32,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bot.clock import TOKYO
-from bot.models import Booking, OutboxMessage, StaffGroupSighting
+from bot.models import Booking, OutboxMessage
+from bot.staff import groups as staff_groups
 
 # Reasons, recorded in `last_error` after `outbox.STALE_PREFIX` (the dashboard names each:
 # templates/staff/labels.yaml).
@@ -80,8 +81,7 @@ GROUP_PREFIXES = ("C", "R")   # LINE's group and room ids
 
 def _left(session: Session, row: OutboxMessage) -> bool:
     """The bot was removed from the group or room `row` goes to and not invited back."""
-    return session.scalar(select(StaffGroupSighting.left_at).where(
-        StaffGroupSighting.office_id == row.office_id, StaffGroupSighting.group_id == row.recipient)) is not None
+    return staff_groups.out_of(session, row.office_id, row.recipient)
 
 
 def _day_of(moment: datetime) -> datetime:
