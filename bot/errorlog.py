@@ -6,7 +6,8 @@ says), and the path of a form holds the user's link. So the app logs the route (
 method, and the exception as `describe_error` gives it (type, SQLSTATE, where), never its message.
 
 A server's log of every request (Werkzeug's development server always; gunicorn's access log when an operator
-turns it on) shows the path too: the form's link there is logged as `/form/<token>`.
+turns it on, and its error log at `--log-level debug` or for a request that failed outside the app) shows the
+path too: the form's link there is logged as `/form/<token>`.
 """
 from __future__ import annotations
 
@@ -20,7 +21,9 @@ from bot.db import describe_error
 log = logging.getLogger(__name__)
 
 FORM_LINK = re.compile(r"/form/[^/\s?#\"]+")
-REQUEST_LOGGERS = ("werkzeug", "gunicorn.access")
+# gunicorn writes a request's path to its error log too: every request at `--log-level debug` (its default
+# `pre_request` hook), and a request that failed outside the app (`Error handling request POST /form/…`).
+REQUEST_LOGGERS = ("werkzeug", "gunicorn.access", "gunicorn.error")
 
 
 class FormLinksHidden(logging.Filter):

@@ -13,7 +13,8 @@
 - "Logs carry event ids, types, states and outcomes only — never message text or personal data": no logger call
   in the code passes such a value or an exception whole (the full runs check what is logged on their paths; this
   checks every call, also on the paths they do not take); a server's log of every request line (Werkzeug's
-  development server, gunicorn's access log) names the form's route, never the user's link.
+  development server, gunicorn's access log, and gunicorn's error log at debug level or for a request failing
+  outside the app) names the form's route, never the user's link.
 """
 from __future__ import annotations
 
@@ -267,3 +268,44 @@ def test_a_servers_request_log_names_the_forms_route_never_the_users_link(app, r
     lines = [r.getMessage() for r in caplog.records if r.name in ("werkzeug", "gunicorn.access")]
     assert len(lines) == 2 and all("/form/<token>" in line for line in lines), lines
     assert token not in caplog.text
+
+
+def test_gunicorns_error_log_names_the_forms_route_never_the_users_link(app, rt):
+    """gunicorn's error log (`gunicorn.error`, on by default) writes a request's path too: at `--log-level debug`
+    its default `pre_request` hook logs every request as `GET /form/…`, and a request failing outside the app
+    is logged as `Error handling request POST /form/…`. Neither may carry the user's link."""
+    from types import SimpleNamespace
+
+    from gunicorn.config import Config
+    from gunicorn.glogging import Logger
+
+    _, url = hold_directly(rt, "sakata")
+    token = path_of(url).rsplit("/", 1)[1]
+    cfg = Config()
+    cfg.set("loglevel", "debug")
+    error_log = logging.getLogger("gunicorn.error")
+    level, propagate, handlers = error_log.level, error_log.propagate, list(error_log.handlers)
+    seen: list[str] = []
+
+    class Kept(logging.Handler):
+        def emit(self, record):
+            seen.append(record.getMessage())
+
+    kept = Kept()
+    glog = Logger(cfg)  # as gunicorn's arbiter sets its loggers up (its handler: stderr, not propagated)
+    error_log.addHandler(kept)
+    try:
+        request = SimpleNamespace(method="POST", path=path_of(url), uri=f"{path_of(url)}/confirm")
+        cfg.pre_request(SimpleNamespace(log=glog), request)
+        try:
+            raise OSError("client went away")
+        except OSError:
+            glog.exception("Error handling request %s %s", request.method, request.uri)  # gunicorn/workers/base.py
+    finally:
+        for handler in list(error_log.handlers):
+            if handler not in handlers:
+                error_log.removeHandler(handler)
+        error_log.setLevel(level)
+        error_log.propagate = propagate
+    assert len(seen) == 2 and all("/form/<token>" in line for line in seen), seen
+    assert not any(token in line for line in seen), seen
