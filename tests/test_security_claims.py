@@ -15,6 +15,7 @@
   checks every call, also on the paths they do not take); a server's log of every request line (Werkzeug's
   development server, gunicorn's access log, and gunicorn's error log at debug level or for a request failing
   outside the app) names the form's route, never the user's link.
+- "a database error is logged by its type and SQLSTATE, never its message": a command stopped by one too.
 """
 from __future__ import annotations
 
@@ -309,3 +310,30 @@ def test_gunicorns_error_log_names_the_forms_route_never_the_users_link(app, rt)
         error_log.propagate = propagate
     assert len(seen) == 2 and all("/form/<token>" in line for line in seen), seen
     assert not any(token in line for line in seen), seen
+
+
+def test_a_command_stopped_by_a_database_error_prints_its_type_never_its_message(app, monkeypatch):
+    """"a database error is logged by its type and SQLSTATE, never its message (which may quote row values)": a
+    command is run by hand or by a scheduler whose output goes to the same log, and a `worker --once` pass (or
+    `keys rotate`, a purge) that meets a constraint violation got the driver's traceback, with PostgreSQL's DETAIL
+    quoting the row (here a LINE user id)."""
+    from sqlalchemy.exc import IntegrityError
+
+    from bot.outbox import Sender
+
+    line_id = "U" + "7" * 32
+
+    class UniqueViolation(Exception):
+        sqlstate = "23505"
+
+    def violated(self):
+        raise IntegrityError("UPDATE conversations SET line_user_id=%(line_user_id)s", None, UniqueViolation(
+            'duplicate key value violates unique constraint "uq_conversations_office_user"\n'
+            f"DETAIL:  Key (office_id, line_user_id)=(sakata, {line_id}) already exists."), hide_parameters=True)
+
+    monkeypatch.setattr(Sender, "recover_stale", violated)
+    result = app.test_cli_runner().invoke(args=["worker", "--once"])
+    assert result.exit_code == 1, result.output
+    assert isinstance(result.exception, SystemExit), "an exception left the command: a traceback with its message"
+    assert "IntegrityError (UniqueViolation, 23505)" in result.output, result.output
+    assert line_id not in result.output

@@ -34,6 +34,8 @@ def register_cli(app) -> None:
 def _plain_database_errors(command: click.Command, schema_hint: bool = True) -> None:
     """A command stopped by the database (unreachable, gone while it ran, or its schema older than this release)
     prints what to do about it and exits 1 (`bot.db.database_problem`, `lost_problem`), not a driver traceback.
+    Any other database error is printed as `describe_error` names it (type, SQLSTATE, where), never with its
+    message: PostgreSQL's DETAIL quotes the row a constraint refused, and a command's output goes to the log.
     Commands are module objects that every app registers again: each is wrapped once."""
     for sub in getattr(command, "commands", {}).values():
         _plain_database_errors(sub, schema_hint)
@@ -47,7 +49,7 @@ def _plain_database_errors(command: click.Command, schema_hint: bool = True) -> 
         from sqlalchemy.exc import DBAPIError
 
         from bot.config import ConfigError
-        from bot.db import connect_problem, database_problem, lost_problem
+        from bot.db import connect_problem, database_problem, describe_error, lost_problem
 
         rt = click.get_current_context().ensure_object(ScriptInfo).load_app().extensions.get("madoguchi")
         if rt is None:  # not madoguchi's app (a bare Flask app, as some tests build): nothing to wrap
@@ -58,9 +60,8 @@ def _plain_database_errors(command: click.Command, schema_hint: bool = True) -> 
         except DBAPIError as error:
             url = rt.db.url
             problem = (database_problem if schema_hint else connect_problem)(error, url) or lost_problem(error, url)
-            if problem is None:
-                raise
-            raise ConfigError(problem) from None
+            raise ConfigError(problem or f"the command stopped on a database error: {describe_error(error)}") \
+                from None
 
     run.plain_database_errors = True  # type: ignore[attr-defined]
     command.callback = run
