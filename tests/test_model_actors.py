@@ -36,12 +36,13 @@ from datetime import timedelta
 
 import pytest
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 from sqlalchemy import func, select
 
-from bot.models import Booking, Conversation, OutboxMessage, SlotClaim, TermsVersion
+from bot.models import Booking, Conversation, OutboxMessage, SlotBlock, SlotClaim, TermsVersion
 from bot.services import holds, lifecycle, requests
 from bot.services import slots as slotsvc
+from bot.staff import personal
 from bot.staff.models import AuditEntry
 from bot.worker import Worker
 from tests.formflow import Page, form_link, path_of, uris
@@ -71,6 +72,8 @@ FITS = {"confirm": ("requested",), "decline": ("requested", "proposed"), "propos
 # 利用規約に基づき中止する: the article each office's message names (ja and easy write it one way, en another).
 ARTICLES = {"sakata": ("第12条(1)", "Article 12(1)"), "otaru": ("第10条(1)", "Article 10(1)")}
 NO_APOLOGY = ("申し訳", "おわび", "ごめんなさい", "sorry", "apologi", "都合", "つごう")
+# What the user, or staff with a page left open, try after a stop under the terms.
+LATER = ("キャンセル", "予約", "予約確認", "attended", "cancel_user", "cancel_office", "cancel_terms", "confirm")
 APOLOGY = "システムの不具合"
 REFERENCE = re.compile(r"\b[A-HJ-NP-Z2-9]{4}-[A-HJ-NP-Z2-9]{4}\b")
 # Every change a step may make to one booking: one lifecycle transition.
@@ -100,7 +103,9 @@ class Env:
     push_keys: set[str] = set()          # retry keys of every push row seen (the purge deletes old rows)
     outcomes: Counter = Counter()        # staff action: status before -> after (the run's coverage)
     purged: set[str] = set()             # references of closed requests the retention purge deleted
+    typed: dict[str, list[str]] = {}     # per office: job seeker numbers typed on the form
     stopped: dict[str, str] = {}         # reference -> office: bookings staff stopped under the terms
+    stopped_after: dict[str, tuple[str, int]] = {}   # reference -> (its user, the LINE deliveries before the stop)
     stop_keys: dict[str, str] = {}       # retry key of the user's message of such a stop -> its reference
     blocked_since: dict[int, object] = {}   # conversation id -> when its online booking was seen stopped
     tmp = None
@@ -255,6 +260,8 @@ class ActorsModel(RuleBasedStateMachine):
             if not pool:
                 pool.append(person.seeker_number)
             answers["seeker_number"] = pool[0]
+        if answers.get("seeker_number"):   # a number staff may later hear on the phone
+            Env.typed.setdefault(user.office, []).append(answers["seeker_number"])
         if how == "invalid":
             answers = {**answers, "phone": "０９０-ｘｘｘ", "birth_date": "2999-01-01"}
             answers.pop("name", None)
@@ -387,6 +394,7 @@ class ActorsModel(RuleBasedStateMachine):
                     OutboxMessage.booking_reference == reference, OutboxMessage.kind == "push")
                     .order_by(OutboxMessage.id)).all()),
                 "conv": None if conv is None else conv.id, "conv_office": None if conv is None else conv.office_id,
+                "user": None if conv is None else conv.line_user_id,
                 "followed": conv is not None and conv.followed,
                 "blocked": conv is not None and bool(conv.booking_blocked),
                 "open_ahead": None if conv is None else requests.open_ahead(s, conv.office_id, conv.id, now),
@@ -413,10 +421,12 @@ class ActorsModel(RuleBasedStateMachine):
         if blocks:
             Env.blocked_since.setdefault(before["conv"], self.rt.clock.now())
         Env.stopped[reference] = office
+        if before["user"] is not None:
+            Env.stopped_after[reference] = (before["user"], len(self.fake.deliveries()))
         Env.stop_keys.update({key: reference for _, key in told})
 
-    @rule(i=st.sampled_from(USERS), stop=st.sampled_from([None, None, "plain", "ticked"]), later=st.sampled_from(
-        ["キャンセル", "予約", "予約確認", "attended", "cancel_user", "cancel_office", "cancel_terms", "confirm"]))
+    @rule(i=st.sampled_from(USERS), stop=st.sampled_from([None, None, "plain", "ticked"]),
+          later=st.sampled_from(LATER))
     def a_user_books_and_staff_confirm(self, i, stop, later):
         """A user walks to a request and staff confirm it (confirmed bookings are rare otherwise); or then stop it
         under the terms at once (the box ticked or not), after which the user, or staff with a page left open,
@@ -450,6 +460,13 @@ class ActorsModel(RuleBasedStateMachine):
         else:
             self._text(i, later)
 
+    @initialize(i=st.sampled_from(USERS), stop=st.sampled_from(["plain", "ticked", None]),
+                later=st.sampled_from(LATER))
+    def an_example_opens_with_a_confirmed_booking(self, i, stop, later):
+        """Every example starts with a confirmed booking, mostly stopped under the terms at once: whatever the
+        examples drawn (they change with this file), the run sees a stop and what comes after it."""
+        self.a_user_books_and_staff_confirm(i, stop, later)
+
     @rule(pick=st.integers(0, 10_000), action=st.sampled_from(STAFF_ACTIONS[:5]), slot_pick=st.integers(0, 50))
     def staff_decide(self, pick, action, slot_pick):
         """The decisions again (a busy office): rules are drawn evenly, and a request waits for these."""
@@ -478,6 +495,54 @@ class ActorsModel(RuleBasedStateMachine):
                 return
             data["slot"] = starts[0].isoformat()
         self._staff(office, "/staff/blocks", data)
+
+    @rule(office=st.sampled_from(["sakata", "otaru"]), pick=st.integers(0, 1000))
+    def staff_lift_a_block(self, office, pick):
+        """停止を解除: a slot or day staff closed opens again (as the page offered it)."""
+        with self.rt.db.reading() as s:
+            rows = s.execute(select(SlotBlock.id, SlotBlock.day, SlotBlock.slot_start).where(
+                SlotBlock.office_id == office).order_by(SlotBlock.id)).all()
+        if not rows:
+            return
+        block_id, day, start = rows[pick % len(rows)]
+        data = {"day": day, **({"slot": start.isoformat()} if start else {})}
+        self._staff(office, f"/staff/blocks/{block_id}/delete", data)
+        with self.rt.db.reading() as s:
+            left = s.scalar(select(func.count()).select_from(SlotBlock).where(
+                SlotBlock.office_id == office, SlotBlock.day == day,
+                SlotBlock.slot_start.is_(None) if start is None else SlotBlock.slot_start == start))
+        assert left == 0, f"{office} {day} {start}: still closed after 停止を解除"
+
+    @rule(office=st.sampled_from(["sakata", "otaru"]), slot_pick=st.integers(0, 200),
+          source=st.sampled_from(["phone", "window", "online"]), known=st.integers(0, 3), reason=st.booleans())
+    def staff_take_a_phone_booking(self, office, slot_pick, source, known, reason):
+        """A booking staff make for a caller or a visitor (no LINE account): sometimes of a job seeker number a
+        LINE user typed, whose online booking may be stopped (then only with a reason staff give)."""
+        now = self.rt.clock.now()
+        starts = [t for t in slotsvc.candidate_starts(self.rt.offices[office], now.date(),
+                                                      now.date() + timedelta(days=28)) if t > now]
+        if not starts:
+            return
+        answers = _person().answers(self.rt.offices[office])
+        typed = Env.typed.get(office, [])
+        if known and typed and "seeker_number" in answers:
+            answers["seeker_number"] = typed[(slot_pick + known) % len(typed)]
+        data = {**answers, "slot": starts[slot_pick % len(starts)].isoformat(), "source": source}
+        if reason:
+            data["override_reason"] = _canary("理由")
+        with self.rt.db.reading() as s:
+            digest = personal.seeker_hash(self.rt, answers.get("seeker_number") or "")
+            refused = bool(digest) and requests.refused_online(s, office, digest)
+            last = s.scalar(select(func.max(Booking.id))) or 0
+        response = self._staff(office, "/staff/bookings/new", data)
+        with self.rt.db.reading() as s:
+            new = s.scalars(select(Booking).where(Booking.id > last)).all()
+        assert len(new) == (response.status_code == 302), (response.status_code, new)
+        for booking in new:
+            assert (booking.status, booking.source, booking.conversation_id) == ("confirmed", source, None), booking
+            Env.outcomes[f"create_booking:{source}{'+refused_online' if refused else ''}"] += 1
+        if refused and not reason:
+            assert not new, "a booking made by phone for a person whose online booking is stopped, without a reason"
 
     # -- time, terms and the worker -----------------------------------------------------------------------------
     @rule(minutes=st.sampled_from([0, 1, 5, 16, 61, 3 * 60, 13 * 60, 24 * 60, 49 * 60, 7 * 24 * 60]),
@@ -611,13 +676,20 @@ class ActorsModel(RuleBasedStateMachine):
             assert row.status == lifecycle.CANCELLED_BY_OFFICE, f"{reference} stopped under the terms is {row.status}"
             assert row.id not in seated and stops[row.id] == 1, f"{reference}: a seat, or not one stop recorded"
             assert reference not in apologies, f"{reference} stopped under the terms, told of the office's 都合"
-        for delivery in self.fake.deliveries("push"):
+        deliveries = self.fake.deliveries("push")
+        for delivery in deliveries:
             reference = Env.stop_keys.get(delivery.retry_key)
             if reference is None:
                 continue
             text = _flat(delivery.messages)
             assert reference in text and any(a in text for a in ARTICLES[Env.stopped[reference]]), text
             assert not any(word in text.lower() for word in NO_APOLOGY), text
+        # Nothing queued before the stop (a confirmation, a reminder) reaches them after it: it went stale.
+        everything = self.fake.deliveries()
+        for reference, (user_id, seen) in Env.stopped_after.items():
+            for delivery in everything[seen:]:
+                if delivery.kind == "push" and delivery.to == user_id and reference in _flat(delivery.messages):
+                    assert delivery.retry_key in Env.stop_keys, f"{reference}: told more after its stop"
 
     @invariant()
     def a_stopped_account_makes_no_request(self):
@@ -687,7 +759,7 @@ def _run(app, fake, *, examples: int, steps: int) -> None:
     Env.people, Env.secrets, Env.seekers, Env.statuses, Env.errors = 0, [], {}, [], []
     Env.calls_seen, Env.status_of, Env.acknowledged, Env.tokens = 0, {}, {}, {}
     Env.terms_published, Env.push_keys, Env.purged, Env.outcomes = 0, set(), set(), Counter()
-    Env.stopped, Env.stop_keys, Env.blocked_since = {}, {}, {}
+    Env.stopped, Env.stop_keys, Env.blocked_since, Env.typed, Env.stopped_after = {}, {}, {}, {}, {}
     # The database outlives an example, so a failure shrunk is not the same run: the first one reported is it.
     run_machine(ActorsModel, examples=examples, steps=steps, errors=Env.errors,
                 derandomize=os.environ.get(HUNT_ENV) != "1")
@@ -698,6 +770,9 @@ def _run(app, fake, *, examples: int, steps: int) -> None:
           f"{dict(statuses)}, {len(Env.acknowledged)} acknowledged, {Env.terms_published} terms versions\n"
           f"staff actions (before->after): {dict(Env.outcomes)}")
     assert made > 0, "the model never got as far as a request: it tests too little"
+    stops = sum(n for outcome, n in Env.outcomes.items() if outcome.startswith("cancel_terms")
+                and outcome.endswith("confirmed->cancelled_by_office"))
+    assert stops > 0, "the model never stopped a booking under the terms: it tests too little"
 
 
 DEFAULT_RUN = (8, 40)   # examples x steps: bounded for CI
