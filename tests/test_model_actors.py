@@ -702,10 +702,16 @@ class ActorsModel(RuleBasedStateMachine):
                 del Env.blocked_since[conv]
             for conv in blocked:
                 Env.blocked_since.setdefault(conv, now)
-            made = s.execute(select(Booking.reference, Booking.conversation_id, Booking.created_at).where(
+            made = s.execute(select(Booking.reference, Booking.conversation_id, Booking.created_at,
+                                    Booking.decided_at, Booking.status).where(
                 Booking.conversation_id.in_(list(blocked)))).all()
-        late = [ref for ref, conv, created in made if created > Env.blocked_since[conv]]
+        late = [ref for ref, conv, created, _, _ in made if created > Env.blocked_since[conv]]
         assert late == [], f"requests made while the account's online booking was stopped: {late}"
+        # Nor is a request it made before confirmed meanwhile (by staff, or by its yes to a slot staff offered),
+        # as a request of the same job seeker number on another LINE account is not (requests.same_number).
+        booked = [ref for ref, conv, _, decided, status in made
+                  if decided is not None and decided > Env.blocked_since[conv] and status != lifecycle.DECLINED]
+        assert booked == [], f"requests confirmed while the account's online booking was stopped: {booked}"
 
     @invariant()
     def outbox_rows_delivered_at_most_once(self):
