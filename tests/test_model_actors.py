@@ -105,6 +105,7 @@ class Env:
     purged: set[str] = set()             # references of closed requests the retention purge deleted
     typed: dict[str, list[str]] = {}     # per office: job seeker numbers typed on the form
     stopped: dict[str, str] = {}         # reference -> office: bookings staff stopped under the terms
+    deliveries_checked = 0               # LINE deliveries the stop's invariant has seen
     stopped_after: dict[str, tuple[str, int]] = {}   # reference -> (its user, the LINE deliveries before the stop)
     stop_keys: dict[str, str] = {}       # retry key of the user's message of such a stop -> its reference
     blocked_since: dict[int, object] = {}   # conversation id -> when its online booking was seen stopped
@@ -427,12 +428,13 @@ class ActorsModel(RuleBasedStateMachine):
 
     @rule(i=st.sampled_from(USERS), stop=st.sampled_from([None, None, "plain", "ticked"]),
           later=st.sampled_from(LATER))
-    def a_user_books_and_staff_confirm(self, i, stop, later):
-        """A user walks to a request and staff confirm it (confirmed bookings are rare otherwise); or then stop it
-        under the terms at once (the box ticked or not), after which the user, or staff with a page left open,
-        try what they may: a cancel, a new booking, a record of attendance, the other stop."""
-        self.walks_ahead(i, 25, False)
-        self.status_changes_follow_the_lifecycle()   # each change of this step, seen as it happens
+    def staff_confirm_a_users_request(self, i, stop, later, walk=False):
+        """Staff confirm the user's request (confirmed bookings are rare otherwise; `walk`: the user walks to one
+        first); or then stop it under the terms at once (the box ticked or not), after which the user, or staff
+        with a page left open, try what they may: a cancel, a new booking, a record of attendance, the other stop."""
+        if walk:
+            self.walks_ahead(i, 25, False)
+            self.status_changes_follow_the_lifecycle()   # each change of this step, seen as it happens
         user = self.users[i]
         with self.rt.db.reading() as s:
             rows = s.execute(select(Booking.reference, Booking.status).join(
@@ -463,9 +465,9 @@ class ActorsModel(RuleBasedStateMachine):
     @initialize(i=st.sampled_from(USERS), stop=st.sampled_from(["plain", "ticked", None]),
                 later=st.sampled_from(LATER))
     def an_example_opens_with_a_confirmed_booking(self, i, stop, later):
-        """Every example starts with a confirmed booking, mostly stopped under the terms at once: whatever the
-        examples drawn (they change with this file), the run sees a stop and what comes after it."""
-        self.a_user_books_and_staff_confirm(i, stop, later)
+        """Every example starts with a user's booking confirmed, mostly stopped under the terms at once: whatever
+        the examples drawn (they change with this file), the run sees a stop and what comes after it."""
+        self.staff_confirm_a_users_request(i, stop, later, walk=True)
 
     @rule(pick=st.integers(0, 10_000), action=st.sampled_from(STAFF_ACTIONS[:5]), slot_pick=st.integers(0, 50))
     def staff_decide(self, pick, action, slot_pick):
@@ -676,20 +678,22 @@ class ActorsModel(RuleBasedStateMachine):
             assert row.status == lifecycle.CANCELLED_BY_OFFICE, f"{reference} stopped under the terms is {row.status}"
             assert row.id not in seated and stops[row.id] == 1, f"{reference}: a seat, or not one stop recorded"
             assert reference not in apologies, f"{reference} stopped under the terms, told of the office's 都合"
-        deliveries = self.fake.deliveries("push")
-        for delivery in deliveries:
-            reference = Env.stop_keys.get(delivery.retry_key)
-            if reference is None:
-                continue
-            text = _flat(delivery.messages)
-            assert reference in text and any(a in text for a in ARTICLES[Env.stopped[reference]]), text
-            assert not any(word in text.lower() for word in NO_APOLOGY), text
-        # Nothing queued before the stop (a confirmation, a reminder) reaches them after it: it went stale.
         everything = self.fake.deliveries()
-        for reference, (user_id, seen) in Env.stopped_after.items():
-            for delivery in everything[seen:]:
-                if delivery.kind == "push" and delivery.to == user_id and reference in _flat(delivery.messages):
-                    assert delivery.retry_key in Env.stop_keys, f"{reference}: told more after its stop"
+        for n in range(Env.deliveries_checked, len(everything)):   # each delivery once, when it is new
+            delivery = everything[n]
+            if delivery.kind != "push":
+                continue
+            reference = Env.stop_keys.get(delivery.retry_key)
+            if reference is not None:
+                text = _flat(delivery.messages)
+                assert reference in text and any(a in text for a in ARTICLES[Env.stopped[reference]]), text
+                assert not any(word in text.lower() for word in NO_APOLOGY), text
+                continue
+            # Nothing queued before the stop (a confirmation, a reminder) reaches them after it: it went stale.
+            for stopped, (user_id, seen) in Env.stopped_after.items():
+                if delivery.to == user_id and stopped in _flat(delivery.messages):
+                    assert n < seen, f"{stopped}: told more after its stop"
+        Env.deliveries_checked = len(everything)
 
     @invariant()
     def a_stopped_account_makes_no_request(self):
@@ -766,6 +770,7 @@ def _run(app, fake, *, examples: int, steps: int) -> None:
     Env.calls_seen, Env.status_of, Env.acknowledged, Env.tokens = 0, {}, {}, {}
     Env.terms_published, Env.push_keys, Env.purged, Env.outcomes = 0, set(), set(), Counter()
     Env.stopped, Env.stop_keys, Env.blocked_since, Env.typed, Env.stopped_after = {}, {}, {}, {}, {}
+    Env.deliveries_checked = 0
     # The database outlives an example, so a failure shrunk is not the same run: the first one reported is it.
     run_machine(ActorsModel, examples=examples, steps=steps, errors=Env.errors,
                 derandomize=os.environ.get(HUNT_ENV) != "1")
