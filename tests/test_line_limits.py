@@ -237,7 +237,7 @@ def test_a_text_of_emoji_is_split_by_lines_count_of_utf16_units():
 
 STAFF_KINDS = ("new_request", "withdrawn", "cancelled", "expired", "proposal_accepted", "proposal_declined",
                "undecided", "invitation", "no_show_check", "something_new")
-OUTCOMES = ("done", "already", "kept", "failed", "not_found", "started", "refused_online", "same_number",
+OUTCOMES = ("done", "already", "kept", "failed", "not_found", "started", "refused_online", "user_blocked", "same_number",
             "awaiting_user", "too_early", "too_early_no_show", "changed")
 LONG_BASE_URL = "https://" + "madoguchi-" * 20 + ".example.jp"   # a long PUBLIC_BASE_URL (about 200 characters)
 

@@ -17,7 +17,12 @@ did and checks what the others must see of it. After every step:
 - an open booking ahead or under way keeps its details (staff run the session with them);
 - every push row is delivered at most once (its retry key) and every reply token used once;
 - every reference the user saw (the form's completion page, a LINE message) is a booking of theirs staff can
-  open on the dashboard.
+  open on the dashboard;
+- a booking stopped under the terms (利用規約に基づき中止する) stays cancelled by the office, seatless and recorded
+  once as such, whatever the user or staff do after; its user is told once, naming their office's article,
+  never with the office's 都合 apology (each stop is checked as it is made: see `_expect_stop`);
+- while a LINE account's online booking is stopped (on a booking's page, or with a stop under the terms), it
+  makes no request.
 
 The default run is bounded and derandomised (CI sees the same examples every time); `-m heavy` runs far more.
 """
@@ -31,12 +36,14 @@ from datetime import timedelta
 
 import pytest
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 from sqlalchemy import func, select
 
-from bot.models import Booking, Conversation, OutboxMessage, TermsVersion
+from bot.models import Booking, Conversation, OutboxMessage, SlotBlock, SlotClaim, TermsVersion
 from bot.services import holds, lifecycle, requests
 from bot.services import slots as slotsvc
+from bot.staff import personal
+from bot.staff.models import AuditEntry
 from bot.worker import Worker
 from tests.formflow import Page, form_link, path_of, uris
 from tests.lineuser import StaffGroup, as_redelivery, new_group_id
@@ -54,12 +61,19 @@ WORDS = ["予約", "よやく", "ﾖﾔｸ", "予約確認", "予約の確認", 
          "12/7 14:00", "１２／１４　１５：００", "12月14日15時", "キャンセル", "取り消し", "データ削除", "English",
          "やさしい日本語", "日本語", "😀", "ありがとう"]
 STAFF_ACTIONS = ("confirm", "decline", "propose", "attended", "no_show", "cancel_user", "cancel_office",
-                 "block_user", "unblock_user", "correct_attendance", "invitation", "called", "note")
+                 "block_user", "unblock_user", "correct_attendance", "invitation", "called", "note", "cancel_terms",
+                 "invitation_undo", "called_undo")
 FITS = {"confirm": ("requested",), "decline": ("requested", "proposed"), "propose": ("requested",),
         "attended": ("confirmed",), "no_show": ("confirmed",), "cancel_user": ("requested", "proposed", "confirmed"),
         "cancel_office": ("confirmed",), "block_user": ("no_show", "confirmed"), "unblock_user": ("no_show",),
         "correct_attendance": ("attended", "no_show"), "invitation": ("confirmed",), "called": ("confirmed",),
-        "note": ("requested", "confirmed")}
+        "note": ("requested", "confirmed"), "cancel_terms": ("confirmed",), "invitation_undo": ("confirmed",),
+        "called_undo": ("confirmed",)}
+# 利用規約に基づき中止する: the article each office's message names (ja and easy write it one way, en another).
+ARTICLES = {"sakata": ("第12条(1)", "Article 12(1)"), "otaru": ("第10条(1)", "Article 10(1)")}
+NO_APOLOGY = ("申し訳", "おわび", "ごめんなさい", "sorry", "apologi", "都合", "つごう")
+# What the user, or staff with a page left open, try after a stop under the terms.
+LATER = ("キャンセル", "予約", "予約確認", "attended", "cancel_user", "cancel_office", "cancel_terms", "confirm")
 APOLOGY = "システムの不具合"
 REFERENCE = re.compile(r"\b[A-HJ-NP-Z2-9]{4}-[A-HJ-NP-Z2-9]{4}\b")
 # Every change a step may make to one booking: one lifecycle transition.
@@ -89,6 +103,12 @@ class Env:
     push_keys: set[str] = set()          # retry keys of every push row seen (the purge deletes old rows)
     outcomes: Counter = Counter()        # staff action: status before -> after (the run's coverage)
     purged: set[str] = set()             # references of closed requests the retention purge deleted
+    typed: dict[str, list[str]] = {}     # per office: job seeker numbers typed on the form
+    stopped: dict[str, str] = {}         # reference -> office: bookings staff stopped under the terms
+    deliveries_checked = 0               # LINE deliveries the stop's invariant has seen
+    stopped_after: dict[str, tuple[str, int]] = {}   # reference -> (its user, the LINE deliveries before the stop)
+    stop_keys: dict[str, str] = {}       # retry key of the user's message of such a stop -> its reference
+    blocked_since: dict[int, object] = {}   # conversation id -> when its online booking was seen stopped
     tmp = None
 
 
@@ -241,6 +261,8 @@ class ActorsModel(RuleBasedStateMachine):
             if not pool:
                 pool.append(person.seeker_number)
             answers["seeker_number"] = pool[0]
+        if answers.get("seeker_number"):   # a number staff may later hear on the phone
+            Env.typed.setdefault(user.office, []).append(answers["seeker_number"])
         if how == "invalid":
             answers = {**answers, "phone": "０９０-ｘｘｘ", "birth_date": "2999-01-01"}
             answers.pop("name", None)
@@ -315,8 +337,8 @@ class ActorsModel(RuleBasedStateMachine):
         return response
 
     @rule(pick=st.integers(0, 10_000), action=st.sampled_from(STAFF_ACTIONS), slot_pick=st.integers(0, 50),
-          aimed=st.integers(0, 4))
-    def staff_act_on_the_dashboard(self, pick, action, slot_pick, aimed):
+          aimed=st.integers(0, 4), tick=st.booleans())
+    def staff_act_on_the_dashboard(self, pick, action, slot_pick, aimed, tick=False):
         """A staff member presses a booking page's button: mostly on a booking it fits, sometimes on any (a page
         left open while the booking moved on)."""
         with self.rt.db.reading() as s:
@@ -344,12 +366,108 @@ class ActorsModel(RuleBasedStateMachine):
             data.update(to=to, reason="other", note=_canary("訂正理由"))
         if action in ("cancel_user", "note"):   # what staff write may name the person: never sent to LINE
             data["note"] = _canary("職員メモ")
+        if action == "cancel_terms" and tick:   # 「今後のオンライン予約も停止する」 ticked
+            data["block_user"] = "1"
+        before = self._stop_view(reference) if action == "cancel_terms" else None
         self._staff(office, f"/staff/bookings/{reference}/{action}", data)
+        if before is not None:
+            self._expect_stop(reference, office, before, self._stop_view(reference), block=tick)
         if pick % 7 == 0:   # the button's address opened again from the history: a page, never a 500
             self._staff(office, f"/staff/bookings/{reference}/{action}")
         with self.rt.db.reading() as s:
             after = s.scalar(select(Booking.status).where(Booking.reference == reference))
         Env.outcomes[f"{action}:{status}->{after}"] += 1
+
+    def _stop_view(self, reference: str) -> dict:
+        """What a stop under the terms may change of a booking: its status and seat, its audit trail, the
+        messages queued to its user, whether their online booking is stopped, their open bookings ahead."""
+        now = self.rt.clock.now()
+        with self.rt.db.reading() as s:
+            booking = s.scalar(select(Booking).where(Booking.reference == reference))
+            conv = s.get(Conversation, booking.conversation_id) if booking.conversation_id else None
+            return {
+                "status": booking.status, "booking_id": booking.id, "ahead": booking.slot_start > now,
+                "seats": s.scalar(select(func.count()).select_from(SlotClaim).where(
+                    SlotClaim.booking_id == booking.id)),
+                "audit": list(s.scalars(select(AuditEntry.action).where(AuditEntry.booking_id == booking.id)
+                                        .order_by(AuditEntry.id))),
+                "pushes": list(s.execute(select(OutboxMessage.purpose, OutboxMessage.retry_key).where(
+                    OutboxMessage.booking_reference == reference, OutboxMessage.kind == "push")
+                    .order_by(OutboxMessage.id)).all()),
+                "conv": None if conv is None else conv.id, "conv_office": None if conv is None else conv.office_id,
+                "user": None if conv is None else conv.line_user_id,
+                "followed": conv is not None and conv.followed,
+                "blocked": conv is not None and bool(conv.booking_blocked),
+                "open_ahead": None if conv is None else requests.open_ahead(s, conv.office_id, conv.id, now),
+            }
+
+    def _expect_stop(self, reference: str, office: str, before: dict, after: dict, block: bool) -> None:
+        """利用規約に基づき中止する (decisions.cancel_under_terms), as the model expects it: a confirmed booking is
+        cancelled by the office, recorded as a stop under the terms, its seat given back, its user (when LINE
+        reaches them) sent one message naming the article, and their online booking stopped too when the box was
+        ticked; on any other booking (a stale page) nothing at all changes."""
+        if before["status"] != lifecycle.CONFIRMED:
+            assert after == before, f"{reference}: a stop under the terms on a {before['status']} booking acted"
+            return
+        assert after["status"] == lifecycle.CANCELLED_BY_OFFICE and after["seats"] == 0, after
+        blocks = block and before["conv"] is not None and before["conv_office"] == office
+        added = ["cancel_by_terms"] + (["block_user"] if blocks and not before["blocked"] else [])
+        assert after["audit"] == before["audit"] + added, (reference, before["audit"], after["audit"])
+        told = after["pushes"][len(before["pushes"]):]
+        assert [purpose for purpose, _ in told] == (["outcome_cancelled_by_terms"] if before["followed"] else []), told
+        assert after["blocked"] == (before["blocked"] or blocks), f"{reference}: the tick box ({block}) not obeyed"
+        if before["conv"] is not None:
+            # Its seat is free and it counts no more against the user's limit: they may book again (unless stopped).
+            assert after["open_ahead"] == before["open_ahead"] - before["ahead"], (before, after)
+        if blocks:
+            Env.blocked_since.setdefault(before["conv"], self.rt.clock.now())
+        Env.stopped[reference] = office
+        if before["user"] is not None:
+            Env.stopped_after[reference] = (before["user"], len(self.fake.deliveries()))
+        Env.stop_keys.update({key: reference for _, key in told})
+
+    @rule(i=st.sampled_from(USERS), stop=st.sampled_from([None, None, "plain", "ticked"]),
+          later=st.sampled_from(LATER))
+    def staff_confirm_a_users_request(self, i, stop, later, walk=False):
+        """Staff confirm the user's request (confirmed bookings are rare otherwise; `walk`: the user walks to one
+        first); or then stop it under the terms at once (the box ticked or not), after which the user, or staff
+        with a page left open, try what they may: a cancel, a new booking, a record of attendance, the other stop."""
+        if walk:
+            self.walks_ahead(i, 25, False)
+            self.status_changes_follow_the_lifecycle()   # each change of this step, seen as it happens
+        user = self.users[i]
+        with self.rt.db.reading() as s:
+            rows = s.execute(select(Booking.reference, Booking.status).join(
+                Conversation, Conversation.id == Booking.conversation_id).where(
+                Conversation.line_user_id == user.user_id, Conversation.office_id == user.office,
+                Booking.status.in_((lifecycle.REQUESTED, lifecycle.CONFIRMED)),
+                Booking.slot_start > self.rt.clock.now()).order_by(Booking.id.desc())).all()
+        if not rows:
+            return
+        reference, status = rows[0]
+        if status == lifecycle.REQUESTED:
+            self._staff(user.office, f"/staff/bookings/{reference}/confirm", {"same_number_checked": "1"})
+        if stop is None:
+            return
+        self.status_changes_follow_the_lifecycle()
+        before = self._stop_view(reference)
+        self._staff(user.office, f"/staff/bookings/{reference}/cancel_terms",
+                    {"block_user": "1"} if stop == "ticked" else {})
+        settled = self._stop_view(reference)
+        self._expect_stop(reference, user.office, before, settled, block=stop == "ticked")
+        Env.outcomes[f"cancel_terms({stop}):{before['status']}->{settled['status']}"] += 1
+        if later in STAFF_ACTIONS:
+            self._staff(user.office, f"/staff/bookings/{reference}/{later}")
+            assert self._stop_view(reference) == settled, f"{later} changed {reference} stopped under the terms"
+        else:
+            self._text(i, later)
+
+    @initialize(i=st.sampled_from(USERS), stop=st.sampled_from(["plain", "ticked", None]),
+                later=st.sampled_from(LATER))
+    def an_example_opens_with_a_confirmed_booking(self, i, stop, later):
+        """Every example starts with a user's booking confirmed, mostly stopped under the terms at once: whatever
+        the examples drawn (they change with this file), the run sees a stop and what comes after it."""
+        self.staff_confirm_a_users_request(i, stop, later, walk=True)
 
     @rule(pick=st.integers(0, 10_000), action=st.sampled_from(STAFF_ACTIONS[:5]), slot_pick=st.integers(0, 50))
     def staff_decide(self, pick, action, slot_pick):
@@ -379,6 +497,54 @@ class ActorsModel(RuleBasedStateMachine):
                 return
             data["slot"] = starts[0].isoformat()
         self._staff(office, "/staff/blocks", data)
+
+    @rule(office=st.sampled_from(["sakata", "otaru"]), pick=st.integers(0, 1000))
+    def staff_lift_a_block(self, office, pick):
+        """停止を解除: a slot or day staff closed opens again (as the page offered it)."""
+        with self.rt.db.reading() as s:
+            rows = s.execute(select(SlotBlock.id, SlotBlock.day, SlotBlock.slot_start).where(
+                SlotBlock.office_id == office).order_by(SlotBlock.id)).all()
+        if not rows:
+            return
+        block_id, day, start = rows[pick % len(rows)]
+        data = {"day": day, **({"slot": start.isoformat()} if start else {})}
+        self._staff(office, f"/staff/blocks/{block_id}/delete", data)
+        with self.rt.db.reading() as s:
+            left = s.scalar(select(func.count()).select_from(SlotBlock).where(
+                SlotBlock.office_id == office, SlotBlock.day == day,
+                SlotBlock.slot_start.is_(None) if start is None else SlotBlock.slot_start == start))
+        assert left == 0, f"{office} {day} {start}: still closed after 停止を解除"
+
+    @rule(office=st.sampled_from(["sakata", "otaru"]), slot_pick=st.integers(0, 200),
+          source=st.sampled_from(["phone", "window", "online"]), known=st.integers(0, 3), reason=st.booleans())
+    def staff_take_a_phone_booking(self, office, slot_pick, source, known, reason):
+        """A booking staff make for a caller or a visitor (no LINE account): sometimes of a job seeker number a
+        LINE user typed, whose online booking may be stopped (then only with a reason staff give)."""
+        now = self.rt.clock.now()
+        starts = [t for t in slotsvc.candidate_starts(self.rt.offices[office], now.date(),
+                                                      now.date() + timedelta(days=28)) if t > now]
+        if not starts:
+            return
+        answers = _person().answers(self.rt.offices[office])
+        typed = Env.typed.get(office, [])
+        if known and typed and "seeker_number" in answers:
+            answers["seeker_number"] = typed[(slot_pick + known) % len(typed)]
+        data = {**answers, "slot": starts[slot_pick % len(starts)].isoformat(), "source": source}
+        if reason:
+            data["override_reason"] = _canary("理由")
+        with self.rt.db.reading() as s:
+            digest = personal.seeker_hash(self.rt, answers.get("seeker_number") or "")
+            refused = bool(digest) and requests.refused_online(s, office, digest)
+            last = s.scalar(select(func.max(Booking.id))) or 0
+        response = self._staff(office, "/staff/bookings/new", data)
+        with self.rt.db.reading() as s:
+            new = s.scalars(select(Booking).where(Booking.id > last)).all()
+        assert len(new) == (response.status_code == 302), (response.status_code, new)
+        for booking in new:
+            assert (booking.status, booking.source, booking.conversation_id) == ("confirmed", source, None), booking
+            Env.outcomes[f"create_booking:{source}{'+refused_online' if refused else ''}"] += 1
+        if refused and not reason:
+            assert not new, "a booking made by phone for a person whose online booking is stopped, without a reason"
 
     # -- time, terms and the worker -----------------------------------------------------------------------------
     @rule(minutes=st.sampled_from([0, 1, 5, 16, 61, 3 * 60, 13 * 60, 24 * 60, 49 * 60, 7 * 24 * 60]),
@@ -493,6 +659,65 @@ class ActorsModel(RuleBasedStateMachine):
             Env.purged.add(reference)
 
     @invariant()
+    def a_stop_under_the_terms_stays_one(self):
+        """A booking stopped under the terms stays cancelled by the office, without a seat and recorded once as
+        such (a later cancel by the user, a record of attendance, the office's 都合 change nothing); its user is
+        never sent the 都合's apology for it, and what they are sent names their office's article."""
+        with self.rt.db.reading() as s:
+            rows = {r.reference: r for r in s.execute(select(Booking.reference, Booking.id, Booking.status).where(
+                Booking.reference.in_(list(Env.stopped)))).all()}
+            seated = set(s.scalars(select(SlotClaim.booking_id)))
+            stops = Counter(s.scalars(select(AuditEntry.booking_id).where(AuditEntry.action == "cancel_by_terms")))
+            apologies = set(s.scalars(select(OutboxMessage.booking_reference).where(
+                OutboxMessage.purpose == "outcome_cancelled_by_office")))
+        for reference, office in Env.stopped.items():
+            row = rows.get(reference)
+            if row is None:
+                assert reference in Env.purged, f"{reference} stopped under the terms vanished"
+                continue
+            assert row.status == lifecycle.CANCELLED_BY_OFFICE, f"{reference} stopped under the terms is {row.status}"
+            assert row.id not in seated and stops[row.id] == 1, f"{reference}: a seat, or not one stop recorded"
+            assert reference not in apologies, f"{reference} stopped under the terms, told of the office's 都合"
+        everything = self.fake.deliveries()
+        for n in range(Env.deliveries_checked, len(everything)):   # each delivery once, when it is new
+            delivery = everything[n]
+            if delivery.kind != "push":
+                continue
+            reference = Env.stop_keys.get(delivery.retry_key)
+            if reference is not None:
+                text = _flat(delivery.messages)
+                assert reference in text and any(a in text for a in ARTICLES[Env.stopped[reference]]), text
+                assert not any(word in text.lower() for word in NO_APOLOGY), text
+                continue
+            # Nothing queued before the stop (a confirmation, a reminder) reaches them after it: it went stale.
+            for stopped, (user_id, seen) in Env.stopped_after.items():
+                if delivery.to == user_id and stopped in _flat(delivery.messages):
+                    assert n < seen, f"{stopped}: told more after its stop"
+        Env.deliveries_checked = len(everything)
+
+    @invariant()
+    def a_stopped_account_makes_no_request(self):
+        """While a LINE account's online booking is stopped (on the booking page, or with a stop under the terms),
+        neither the chat nor the form makes it a request."""
+        now = self.rt.clock.now()
+        with self.rt.db.reading() as s:
+            blocked = set(s.scalars(select(Conversation.id).where(Conversation.booking_blocked.is_(True))))
+            for conv in set(Env.blocked_since) - blocked:   # lifted (unblock_user): it may book again
+                del Env.blocked_since[conv]
+            for conv in blocked:
+                Env.blocked_since.setdefault(conv, now)
+            made = s.execute(select(Booking.reference, Booking.conversation_id, Booking.created_at,
+                                    Booking.decided_at, Booking.status).where(
+                Booking.conversation_id.in_(list(blocked)))).all()
+        late = [ref for ref, conv, created, _, _ in made if created > Env.blocked_since[conv]]
+        assert late == [], f"requests made while the account's online booking was stopped: {late}"
+        # Nor is a request it made before confirmed meanwhile (by staff, or by its yes to a slot staff offered),
+        # as a request of the same job seeker number on another LINE account is not (requests.same_number).
+        booked = [ref for ref, conv, _, decided, status in made
+                  if decided is not None and decided > Env.blocked_since[conv] and status != lifecycle.DECLINED]
+        assert booked == [], f"requests confirmed while the account's online booking was stopped: {booked}"
+
+    @invariant()
     def outbox_rows_delivered_at_most_once(self):
         with self.rt.db.reading() as s:   # rows the purge deletes later are remembered
             Env.push_keys.update(s.scalars(select(OutboxMessage.retry_key).where(OutboxMessage.kind == "push")))
@@ -544,6 +769,8 @@ def _run(app, fake, *, examples: int, steps: int) -> None:
     Env.people, Env.secrets, Env.seekers, Env.statuses, Env.errors = 0, [], {}, [], []
     Env.calls_seen, Env.status_of, Env.acknowledged, Env.tokens = 0, {}, {}, {}
     Env.terms_published, Env.push_keys, Env.purged, Env.outcomes = 0, set(), set(), Counter()
+    Env.stopped, Env.stop_keys, Env.blocked_since, Env.typed, Env.stopped_after = {}, {}, {}, {}, {}
+    Env.deliveries_checked = 0
     # The database outlives an example, so a failure shrunk is not the same run: the first one reported is it.
     run_machine(ActorsModel, examples=examples, steps=steps, errors=Env.errors,
                 derandomize=os.environ.get(HUNT_ENV) != "1")
@@ -554,6 +781,9 @@ def _run(app, fake, *, examples: int, steps: int) -> None:
           f"{dict(statuses)}, {len(Env.acknowledged)} acknowledged, {Env.terms_published} terms versions\n"
           f"staff actions (before->after): {dict(Env.outcomes)}")
     assert made > 0, "the model never got as far as a request: it tests too little"
+    stops = sum(n for outcome, n in Env.outcomes.items() if outcome.startswith("cancel_terms")
+                and outcome.endswith("confirmed->cancelled_by_office"))
+    assert stops > 0, "the model never stopped a booking under the terms: it tests too little"
 
 
 DEFAULT_RUN = (8, 40)   # examples x steps: bounded for CI

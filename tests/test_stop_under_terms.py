@@ -22,7 +22,8 @@ from bot.offices.model import TermsArticle
 from tests.lineuser import StaffGroup, new_group_id
 from tests.staffkit import fast_password_hashing, staff, user  # noqa: F401 - fixtures
 from tests.staffkit import (
-    DETAILS, OTARU_WEDNESDAY, booking, create_staff, login, make_request, post, run_worker,
+    DETAILS, OTARU_WEDNESDAY, SAKATA_MONDAY, booking, create_staff, login, make_request, post, postback_value,
+    run_worker,
 )
 from tests.test_offices import edit_profile, problems_of
 
@@ -164,6 +165,60 @@ def test_a_phone_booking_is_stopped_and_staff_asked_to_phone(rt, staff):
     post(staff, f"/staff/bookings/{reference}/cancel_terms", block_user="1")   # no chat: nothing to block
     assert booking(rt, reference).status == "cancelled_by_office"
     assert "LINEではご本人にお知らせできません" in _flash(staff, reference)
+
+
+# -- the person's other requests, once their online booking is stopped -------------------------------
+
+def _stopped_with_a_next_request(rt, staff, user, *, proposed: bool = False) -> str:
+    """A session stopped under the terms (the box ticked) while the person had already asked for the next one
+    (the first slot had begun, so it no longer counted against the office's limit); the next request's reference."""
+    first = _confirmed(rt, staff, user_id=user.user_id)
+    rt.clock.freeze(SAKATA_MONDAY + timedelta(minutes=5))
+    assert login(staff).status_code == 302
+    following = make_request(rt, user_id=user.user_id, start=SAKATA_MONDAY + timedelta(days=7))
+    if proposed:
+        post(staff, f"/staff/bookings/{following}/propose",
+             slot=(SAKATA_MONDAY + timedelta(days=7, hours=1)).isoformat())
+        assert booking(rt, following).status == "proposed"
+    post(staff, f"/staff/bookings/{first}/cancel_terms", block_user="1")
+    assert booking(rt, first).status == "cancelled_by_office" and _blocked(rt, user.user_id)
+    return following
+
+
+def test_a_request_of_a_stopped_account_is_not_confirmed_until_the_stop_is_lifted(rt, staff, user):
+    """As a request of the same job seeker number on another LINE account (第10条, tests/test_requests.py): staff
+    cannot confirm one the stopped account made before, nor offer it another slot (the yes would confirm it);
+    they may decline it, or lift the stop first."""
+    following = _stopped_with_a_next_request(rt, staff, user)
+    count = len(audit_rows(rt))
+    post(staff, f"/staff/bookings/{following}/confirm")
+    assert booking(rt, following).status == "requested" and len(audit_rows(rt)) == count
+    assert "この方のLINEでのオンライン予約は停止中です" in _flash(staff, following)
+    post(staff, f"/staff/bookings/{following}/propose", slot=(SAKATA_MONDAY + timedelta(days=8)).isoformat())
+    assert booking(rt, following).status == "requested" and len(audit_rows(rt)) == count
+    post(staff, f"/staff/bookings/{following}/unblock_user")
+    post(staff, f"/staff/bookings/{following}/confirm")
+    assert booking(rt, following).status == "confirmed"
+
+
+def test_the_staff_groups_approval_of_a_stopped_accounts_request_is_refused(rt, staff, client, user, fake_line):
+    following = _stopped_with_a_next_request(rt, staff, user)
+    group = StaffGroup(client, "sakata", channel_secret=rt.config.channel_secret("sakata"), group_id=GROUP,
+                       fake=fake_line, clock=rt.clock)
+    assert group.taps(staff_postback_data("sakata", "confirm", following)).status_code == 200
+    assert booking(rt, following).status == "requested"
+    assert "オンライン予約を停止中" in fake_line.texts_to(GROUP)[-1]
+
+
+def test_a_slot_offered_before_the_stop_is_not_booked_by_the_users_yes(rt, staff, user, fake_line):
+    following = _stopped_with_a_next_request(rt, staff, user, proposed=True)
+    run_worker(rt)
+    offer = fake_line.messages_to(user.user_id)
+    user.taps(postback_value(offer, "この日時で予約する"))
+    assert booking(rt, following).status == "proposed"
+    assert "このアカウントからはオンライン職業相談の予約をお受けできません" in fake_line.texts_to(user.user_id)[-1]
+    user.taps(postback_value(offer, "辞退する"))          # declining stays possible
+    assert booking(rt, following).status == "declined"
 
 
 # -- the message, by office and language -------------------------------------------------------------

@@ -200,7 +200,7 @@ def samples(office) -> dict[str, list[dict[str, Any]]]:
                       ((False, True, None), (True, True, None), (True, True, HELD), (True, False, None),
                        (True, False, HELD))],
         "proposal_result": [dict(result={"outcome": o, **booking("confirmed", "none")})
-                            for o in ("confirmed", "declined", "already", "not_found")],
+                            for o in ("confirmed", "declined", "already", "blocked", "not_found")],
     }
 
 

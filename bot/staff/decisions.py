@@ -167,11 +167,24 @@ def confirm(session: Session, rt, office, booking: Booking, actor: Actor, now: d
 
 
 def _not_refused_online(session: Session, office, booking: Booking, now: datetime) -> None:
-    """第10条: the office refused this person online counselling on another LINE account (found by the job seeker
-    number; the form does not refuse the request, which would tell anyone typing the number). Such a request is
-    declined, or confirmed (or another slot proposed) once staff lift the stop on the users page."""
-    if booking.status in UNDECIDED and requests.same_number(session, office.id, booking, now).refused_online:
+    """第10条: the office refused this person online counselling: on the request's own LINE account after it asked
+    (`user_blocked`), or on another one (`refused_online`, found by the job seeker number; the form does not refuse
+    the request, which would tell anyone typing the number). Such a request is declined, or confirmed (or another
+    slot proposed) once staff lift the stop."""
+    if booking.status not in UNDECIDED:
+        return
+    if _account_stopped(session, booking):
+        # Its own LINE account was stopped after it asked (a no-show, a stop under the terms): as for another
+        # account's, staff decline it, or lift the stop first.
+        raise Refused("user_blocked", booking)
+    if requests.same_number(session, office.id, booking, now).refused_online:
         raise Refused("refused_online", booking)
+
+
+def _account_stopped(session: Session, booking: Booking) -> bool:
+    """Is the online booking of the LINE account behind this booking stopped by staff?"""
+    conv = session.get(Conversation, booking.conversation_id) if booking.conversation_id else None
+    return conv is not None and bool(conv.booking_blocked)
 
 
 def _not_booked_twice(session: Session, office, booking: Booking, now: datetime, checked: bool) -> None:
@@ -261,6 +274,10 @@ def answer_proposal(session: Session, rt, office, conv: Conversation, reference:
     if booking.slot_start <= now:
         return {"outcome": "already", "status": "expired", **summary}
     actor = Actor(label=audit.USER)
+    if accept and conv.booking_blocked:
+        # Offered before staff stopped this account's online booking: its yes books nothing (staff must not confirm
+        # it either, `_not_refused_online`); declining stays possible.
+        return {"outcome": "blocked", "status": booking.status, **summary}
     if accept:
         _move(session, booking, "confirm", lifecycle.CONFIRMED, now)
         if handoff.call_user_on_confirm(office):
