@@ -474,6 +474,27 @@ def test_the_call_task_leaves_the_queue_once_the_session_has_begun(rt, staff):
     assert reference in queue.split("出欠の記録待ち")[1].split("お知らせ（")[0]
 
 
+def test_the_booking_page_asks_to_phone_the_date_only_while_the_call_can_still_come_before_the_session(rt, staff):
+    """The booking's facts said 未了（日時をお電話でお知らせしてください） during the session, after 出席 was recorded
+    and on a booking cancelled since: a busy member read a task that no longer is one (対応待ち drops it then)."""
+    ahead, cancelled = make_request(rt), make_request(rt, start=SAKATA_MONDAY + timedelta(hours=1))
+    for reference in (ahead, cancelled):
+        post(staff, f"/staff/bookings/{reference}/confirm")
+    post(staff, f"/staff/bookings/{cancelled}/cancel_user")
+    ask = "未了（日時をお電話でお知らせしてください）"
+
+    def call_fact(reference):
+        return _page(staff, f"/staff/bookings/{reference}").split("<dt>電話でのお知らせ</dt><dd>")[1].split("</dd>")[0]
+
+    assert call_fact(ahead) == ask
+    assert call_fact(cancelled) == "未記録"
+    rt.clock.freeze(SAKATA_MONDAY + timedelta(minutes=15))
+    login(staff)
+    assert call_fact(ahead) == "未記録"
+    post(staff, f"/staff/bookings/{ahead}/attended")
+    assert call_fact(ahead) == "未記録"
+
+
 def test_confirming_after_the_deadline_is_allowed_and_the_dashboard_says_it_is_late(rt, staff, fake_line, user):
     reference = make_request(rt, user_id=user.user_id)
     page = _page(staff, f"/staff/bookings/{reference}")
