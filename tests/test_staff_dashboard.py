@@ -508,6 +508,9 @@ def test_confirming_after_the_deadline_is_allowed_and_the_dashboard_says_it_is_l
     page = _page(staff, f"/staff/bookings/{reference}")
     assert "承認しました。ご本人にLINEでお知らせします。予約の締切を過ぎてからの承認です" in page
     assert "承認（予約の締切後）" in page and "（過ぎています）" not in page
+    # On the session's day the invitation can no longer go 「開催日の前日までに」: the task says by the start.
+    how = page.split('id="invitation-how">')[1].split("</p>")[0]
+    assert how == "求職者マイページに登録されたメールアドレスあてに、開始時刻までに会議招待メールをお送りください。"
     run_worker(rt)
     told = fake_line.texts_to(user.user_id)[-1]
     assert "予約が確定しました" in told and "開始時刻までに" in told and "前日までに" not in told
