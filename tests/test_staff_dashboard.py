@@ -738,6 +738,8 @@ def test_a_no_show_only_after_the_offices_grace_period_attended_from_the_start(r
     assert 'data-action="no_show"' in _page(staff, f"/staff/bookings/{late}")
     post(staff, f"/staff/bookings/{late}/no_show")
     assert booking(rt, late).status == "no_show"
+    # Said in the button's and the status's words (a bare 欠席 could be read as one the person told of).
+    assert "欠席（連絡なし）を記録しました。" in _page(staff, f"/staff/bookings/{late}")
     rt.clock.freeze(SAKATA_MONDAY + timedelta(hours=1))   # attended: from the start itself
     login(staff)
     post(staff, f"/staff/bookings/{present}/attended")
