@@ -1517,6 +1517,21 @@ def test_a_button_on_a_page_older_than_the_booking_says_what_happened_meanwhile(
     assert [booking(rt, r).status for r in (withdrawn, expired)] == ["withdrawn", "expired"]
 
 
+def test_a_stale_decline_of_a_proposal_the_user_accepted_says_the_user_accepted_it(rt, staff, fake_line, user):
+    """お断り on a page opened while another slot was proposed, pressed after the user accepted it: the page said
+    「ほかの職員が先に承認しました」, sending the member to ask colleagues who approved it (nobody did)."""
+    reference = make_request(rt, user_id=user.user_id, start=SAKATA_MONDAY + timedelta(days=7))
+    post(staff, f"/staff/bookings/{reference}/propose", slot=SAKATA_MONDAY.isoformat())
+    run_worker(rt)
+    user.taps(postback_value(fake_line.messages_to(user.user_id), "この日時で予約する"))
+    assert booking(rt, reference).status == "confirmed"
+    post(staff, f"/staff/bookings/{reference}/decline", reason="schedule")
+    shown = _page(staff, f"/staff/bookings/{reference}")
+    assert "ほかの職員が先に承認しました" not in shown
+    assert "この申込は、ご本人がご提案した日時を承諾され、確定しています。何も変更していません。" in shown
+    assert booking(rt, reference).status == "confirmed"
+
+
 def test_a_stale_decline_with_a_reason_no_longer_offered_says_what_happened_meanwhile(rt, staff, app):
     """お断り from a page opened before the booking was decided (and before the office stopped offering the reason it
     chose, here Otaru's usage_limit at Sakata): the member is told the booking was approved, not asked for a
