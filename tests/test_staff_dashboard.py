@@ -169,6 +169,18 @@ def test_the_queue_lists_undecided_calls_invitations_and_attendance(rt, staff):
     assert reference in _page(staff, "/staff/queue").split("出欠の記録待ち")[1].split("お知らせ（")[0]
 
 
+def test_the_queue_lists_a_session_whose_attendance_is_due_from_its_start_as_the_schedule_does(rt, staff):
+    """At 14:05 the 予定表 said 出欠が未記録（1件） while 対応待ち said 出欠の記録待ち（0件）・ありません: 出席 is recorded
+    from the start, so the queue lists the session from then too (欠席 still waits for the grace period)."""
+    reference = make_request(rt)
+    post(staff, f"/staff/bookings/{reference}/confirm")
+    rt.clock.freeze(SAKATA_MONDAY + timedelta(minutes=5))
+    login(staff)
+    assert reference in _page(staff, "/staff/").split('id="today-attendance"')[1].split("</li>")[0]
+    queue = _page(staff, "/staff/queue").split("出欠の記録待ち")[1].split("お知らせ（")[0]
+    assert queue.startswith("（1件）") and reference in queue
+
+
 def test_the_attendance_to_record_is_counted_and_listed_a_page_at_a_time_oldest_first(rt, staff, monkeypatch):
     """Unrecorded sessions add up over a year: the queue says how many and lists a page of them, oldest first,
     with a link to the next; the schedule lists today's and only counts those of earlier days."""
