@@ -816,6 +816,22 @@ def test_a_cancellation_phoned_in_once_the_session_began_is_recorded_in_its_own_
     assert "ご本人の申し出による申込の取り下げを記録しました。" in _page(staff, f"/staff/bookings/{requested}")
 
 
+def test_a_second_stop_of_a_users_online_booking_says_it_is_already_stopped(rt, staff, user):
+    """Two members (or a double tap) stopping the same person's online booking: the second was told
+    「すでに済んでいます（現在: 確認待ち）」, the booking's status, which says nothing of the stop."""
+    reference = make_request(rt, user_id=user.user_id)
+    post(staff, f"/staff/bookings/{reference}/block_user")
+    _page(staff, f"/staff/bookings/{reference}")
+    post(staff, f"/staff/bookings/{reference}/block_user")
+    flash = _page(staff, f"/staff/bookings/{reference}").split('class="flash')[1].split("</p>")[0]
+    assert "この方のオンライン予約は、すでに停止しています" in flash and "現在: 確認待ち" not in flash
+    post(staff, f"/staff/bookings/{reference}/unblock_user")
+    _page(staff, f"/staff/bookings/{reference}")
+    post(staff, f"/staff/bookings/{reference}/unblock_user")
+    flash = _page(staff, f"/staff/bookings/{reference}").split('class="flash')[1].split("</p>")[0]
+    assert "この方のオンライン予約は、すでに再開しています" in flash and "現在: 確認待ち" not in flash
+
+
 def test_block_a_users_online_booking_after_no_shows(rt, staff, fake_line, user):
     reference = make_request(rt, user_id=user.user_id)
     post(staff, f"/staff/bookings/{reference}/block_user")
