@@ -1560,6 +1560,15 @@ def test_a_stale_decline_of_a_proposal_the_user_accepted_says_the_user_accepted_
     assert booking(rt, reference).status == "confirmed"
 
 
+def test_the_jump_to_a_proposals_actions_names_what_is_there(rt, staff, user):
+    """A proposal's page offers お断り and 取り下げ: its jump link said 「職員メモなど」 only."""
+    reference = make_request(rt, user_id=user.user_id, start=SAKATA_MONDAY + timedelta(days=7))
+    post(staff, f"/staff/bookings/{reference}/propose", slot=SAKATA_MONDAY.isoformat())
+    page = _page(staff, f"/staff/bookings/{reference}")
+    assert booking(rt, reference).status == "proposed"
+    assert ">操作（お断り・取り下げ・職員メモなど）へ移動</a>" in page
+
+
 def test_a_stale_decline_with_a_reason_no_longer_offered_says_what_happened_meanwhile(rt, staff, app):
     """お断り from a page opened before the booking was decided (and before the office stopped offering the reason it
     chose, here Otaru's usage_limit at Sakata): the member is told the booking was approved, not asked for a
