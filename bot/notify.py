@@ -21,6 +21,7 @@ from urllib.parse import parse_qsl, urlencode
 from sqlalchemy.orm import Session
 
 from bot import outbox
+from bot.clock import TOKYO
 from bot.models import Booking, Conversation, OutboxMessage
 from bot.services import bookings, lifecycle, push_hours, requests
 from bot.services import slots as slotsvc
@@ -55,6 +56,11 @@ def deadline_view(office, booking: Booking, now: datetime) -> dict[str, Any]:
     """The booking deadline of the booking's slot, for staff deciding on it: when, and whether it has passed."""
     deadline = slotsvc.booking_deadline(office, booking.slot_start)
     return {"label": slotsvc.slot_label(deadline), "at": deadline, "passed": deadline <= now}
+
+
+def _on_the_day(booking: Booking | None, now: datetime) -> bool:
+    """Is it the booking's session day (Japan time)? Then the invitation's usual timing may be past."""
+    return booking is not None and booking.slot_start.astimezone(TOKYO).date() == now.astimezone(TOKYO).date()
 
 
 def dashboard_url(rt, booking: Booking) -> str:
@@ -112,7 +118,7 @@ def cards(rt, session: Session, office, kind: str, booking_id: int, now: datetim
         "office": office, "kind": kind, "booking": booking_view(booking),
         "dashboard_url": dashboard_url(rt, booking), "buttons": buttons,
         "deadline": deadline_view(office, booking, now) if "confirm" in CARD_BUTTONS.get(kind, ()) else None,
-        "invitation": handoff.invitation_task(office),
+        "invitation": handoff.invitation_task(office, on_the_day=_on_the_day(booking, now)),
         "decline_label": handoff.decline_reasons("ja")[handoff.default_reason()]["label"],
         "call_task": handoff.call_user_on_confirm(office), "statuses": staff_statuses(),
         "booked_elsewhere": booked_elsewhere,
@@ -194,7 +200,7 @@ def postback(rt, session: Session, office, event, now: datetime) -> list[int]:
                            reference=reference, booking=booking_view(booking) if booking else None,
                            dashboard_url=dashboard_url(rt, booking) if booking else None, late=late,
                            call_task=handoff.call_user_on_confirm(office), told=told,
-                           invitation=handoff.invitation_task(office))
+                           invitation=handoff.invitation_task(office, on_the_day=_on_the_day(booking, now)))
 
 
 def _ask_decline(session: Session, rt, office, event, group_id: str, now: datetime, booking: Booking) -> list[int]:

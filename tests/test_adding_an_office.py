@@ -235,7 +235,7 @@ def test_staff_wording_mistakes_in_the_profile_are_named(tmp_path):
             (("call_user_on_confirm: true", "call_user_on_confirm: 'yes'"),
              "hakodate.yaml: handoff.call_user_on_confirm: must be true or false"),
             (("    how:", "    howto:"),
-             "hakodate.yaml: handoff.invitation.howto: unknown field (allowed: label, how)"))):
+             "hakodate.yaml: handoff.invitation.howto: unknown field (allowed: label, how, how_on_the_day)"))):
         folder = hakodate(tmp_path / f"offices{n}")
         with (folder / "hakodate.yaml").open("a", encoding="utf-8") as profile:
             profile.write(HANDOFF.replace(*mistake))

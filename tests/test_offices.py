@@ -364,6 +364,9 @@ def _delete(path: str) -> Callable[[dict[str, Any]], None]:
     (_set("handoff", {"invitation": {"label": "招待", "how": "🍎" * 251}}),
      "otaru.yaml: handoff.invitation.how: 502 characters"),
     (_set("handoff", {"invitation": {"label": "招待", "how": "送" * 500}}), None),
+    # Said instead of `how` on the session's own day: held as `how` is.
+    (_set("handoff", {"invitation": {"label": "招待", "how": "送ります。", "how_on_the_day": "送ります。" * 101}}),
+     "otaru.yaml: handoff.invitation.how_on_the_day: 505 characters; keep it to at most 500"),
 ])
 def test_a_broken_profile_is_refused_naming_file_and_field(
         tmp_path: Path, change: Callable[[dict[str, Any]], None], expected: str | None) -> None:

@@ -169,6 +169,18 @@ def test_the_queue_lists_undecided_calls_invitations_and_attendance(rt, staff):
     assert reference in _page(staff, "/staff/queue").split("出欠の記録待ち")[1].split("お知らせ（")[0]
 
 
+def test_the_queue_lists_a_session_whose_attendance_is_due_from_its_start_as_the_schedule_does(rt, staff):
+    """At 14:05 the 予定表 said 出欠が未記録（1件） while 対応待ち said 出欠の記録待ち（0件）・ありません: 出席 is recorded
+    from the start, so the queue lists the session from then too (欠席 still waits for the grace period)."""
+    reference = make_request(rt)
+    post(staff, f"/staff/bookings/{reference}/confirm")
+    rt.clock.freeze(SAKATA_MONDAY + timedelta(minutes=5))
+    login(staff)
+    assert reference in _page(staff, "/staff/").split('id="today-attendance"')[1].split("</li>")[0]
+    queue = _page(staff, "/staff/queue").split("出欠の記録待ち")[1].split("お知らせ（")[0]
+    assert queue.startswith("（1件）") and reference in queue
+
+
 def test_the_attendance_to_record_is_counted_and_listed_a_page_at_a_time_oldest_first(rt, staff, monkeypatch):
     """Unrecorded sessions add up over a year: the queue says how many and lists a page of them, oldest first,
     with a link to the next; the schedule lists today's and only counts those of earlier days."""
@@ -474,6 +486,27 @@ def test_the_call_task_leaves_the_queue_once_the_session_has_begun(rt, staff):
     assert reference in queue.split("出欠の記録待ち")[1].split("お知らせ（")[0]
 
 
+def test_the_booking_page_asks_to_phone_the_date_only_while_the_call_can_still_come_before_the_session(rt, staff):
+    """The booking's facts said 未了（日時をお電話でお知らせしてください） during the session, after 出席 was recorded
+    and on a booking cancelled since: a busy member read a task that no longer is one (対応待ち drops it then)."""
+    ahead, cancelled = make_request(rt), make_request(rt, start=SAKATA_MONDAY + timedelta(hours=1))
+    for reference in (ahead, cancelled):
+        post(staff, f"/staff/bookings/{reference}/confirm")
+    post(staff, f"/staff/bookings/{cancelled}/cancel_user")
+    ask = "未了（日時をお電話でお知らせしてください）"
+
+    def call_fact(reference):
+        return _page(staff, f"/staff/bookings/{reference}").split("<dt>電話でのお知らせ</dt><dd>")[1].split("</dd>")[0]
+
+    assert call_fact(ahead) == ask
+    assert call_fact(cancelled) == "未記録"
+    rt.clock.freeze(SAKATA_MONDAY + timedelta(minutes=15))
+    login(staff)
+    assert call_fact(ahead) == "未記録"
+    post(staff, f"/staff/bookings/{ahead}/attended")
+    assert call_fact(ahead) == "未記録"
+
+
 def test_confirming_after_the_deadline_is_allowed_and_the_dashboard_says_it_is_late(rt, staff, fake_line, user):
     reference = make_request(rt, user_id=user.user_id)
     page = _page(staff, f"/staff/bookings/{reference}")
@@ -487,6 +520,9 @@ def test_confirming_after_the_deadline_is_allowed_and_the_dashboard_says_it_is_l
     page = _page(staff, f"/staff/bookings/{reference}")
     assert "承認しました。ご本人にLINEでお知らせします。予約の締切を過ぎてからの承認です" in page
     assert "承認（予約の締切後）" in page and "（過ぎています）" not in page
+    # On the session's day the invitation can no longer go 「開催日の前日までに」: the task says by the start.
+    how = page.split('id="invitation-how">')[1].split("</p>")[0]
+    assert how == "求職者マイページに登録されたメールアドレスあてに、開始時刻までに会議招待メールをお送りください。"
     run_worker(rt)
     told = fake_line.texts_to(user.user_id)[-1]
     assert "予約が確定しました" in told and "開始時刻までに" in told and "前日までに" not in told
@@ -714,6 +750,8 @@ def test_a_no_show_only_after_the_offices_grace_period_attended_from_the_start(r
     assert 'data-action="no_show"' in _page(staff, f"/staff/bookings/{late}")
     post(staff, f"/staff/bookings/{late}/no_show")
     assert booking(rt, late).status == "no_show"
+    # Said in the button's and the status's words (a bare 欠席 could be read as one the person told of).
+    assert "欠席（連絡なし）を記録しました。" in _page(staff, f"/staff/bookings/{late}")
     rt.clock.freeze(SAKATA_MONDAY + timedelta(hours=1))   # attended: from the start itself
     login(staff)
     post(staff, f"/staff/bookings/{present}/attended")
@@ -776,6 +814,22 @@ def test_a_cancellation_phoned_in_once_the_session_began_is_recorded_in_its_own_
     assert "取り下げすると、枠が空き、" in told
     post(staff, f"/staff/bookings/{requested}/cancel_user")
     assert "ご本人の申し出による申込の取り下げを記録しました。" in _page(staff, f"/staff/bookings/{requested}")
+
+
+def test_a_second_stop_of_a_users_online_booking_says_it_is_already_stopped(rt, staff, user):
+    """Two members (or a double tap) stopping the same person's online booking: the second was told
+    「すでに済んでいます（現在: 確認待ち）」, the booking's status, which says nothing of the stop."""
+    reference = make_request(rt, user_id=user.user_id)
+    post(staff, f"/staff/bookings/{reference}/block_user")
+    _page(staff, f"/staff/bookings/{reference}")
+    post(staff, f"/staff/bookings/{reference}/block_user")
+    flash = _page(staff, f"/staff/bookings/{reference}").split('class="flash')[1].split("</p>")[0]
+    assert "この方のオンライン予約は、すでに停止しています" in flash and "現在: 確認待ち" not in flash
+    post(staff, f"/staff/bookings/{reference}/unblock_user")
+    _page(staff, f"/staff/bookings/{reference}")
+    post(staff, f"/staff/bookings/{reference}/unblock_user")
+    flash = _page(staff, f"/staff/bookings/{reference}").split('class="flash')[1].split("</p>")[0]
+    assert "この方のオンライン予約は、すでに再開しています" in flash and "現在: 確認待ち" not in flash
 
 
 def test_block_a_users_online_booking_after_no_shows(rt, staff, fake_line, user):
@@ -1489,6 +1543,30 @@ def test_a_button_on_a_page_older_than_the_booking_says_what_happened_meanwhile(
     assert "開始時刻までに決まらなかったため期限切れになりました。ご本人にはLINEでお知らせしています。" in _page(
         staff, f"/staff/bookings/{expired}")
     assert [booking(rt, r).status for r in (withdrawn, expired)] == ["withdrawn", "expired"]
+
+
+def test_a_stale_decline_of_a_proposal_the_user_accepted_says_the_user_accepted_it(rt, staff, fake_line, user):
+    """お断り on a page opened while another slot was proposed, pressed after the user accepted it: the page said
+    「ほかの職員が先に承認しました」, sending the member to ask colleagues who approved it (nobody did)."""
+    reference = make_request(rt, user_id=user.user_id, start=SAKATA_MONDAY + timedelta(days=7))
+    post(staff, f"/staff/bookings/{reference}/propose", slot=SAKATA_MONDAY.isoformat())
+    run_worker(rt)
+    user.taps(postback_value(fake_line.messages_to(user.user_id), "この日時で予約する"))
+    assert booking(rt, reference).status == "confirmed"
+    post(staff, f"/staff/bookings/{reference}/decline", reason="schedule")
+    shown = _page(staff, f"/staff/bookings/{reference}")
+    assert "ほかの職員が先に承認しました" not in shown
+    assert "この申込は、ご本人がご提案した日時を承諾され、確定しています。何も変更していません。" in shown
+    assert booking(rt, reference).status == "confirmed"
+
+
+def test_the_jump_to_a_proposals_actions_names_what_is_there(rt, staff, user):
+    """A proposal's page offers お断り and 取り下げ: its jump link said 「職員メモなど」 only."""
+    reference = make_request(rt, user_id=user.user_id, start=SAKATA_MONDAY + timedelta(days=7))
+    post(staff, f"/staff/bookings/{reference}/propose", slot=SAKATA_MONDAY.isoformat())
+    page = _page(staff, f"/staff/bookings/{reference}")
+    assert booking(rt, reference).status == "proposed"
+    assert ">操作（お断り・取り下げ・職員メモなど）へ移動</a>" in page
 
 
 def test_a_stale_decline_with_a_reason_no_longer_offered_says_what_happened_meanwhile(rt, staff, app):

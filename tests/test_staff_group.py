@@ -100,6 +100,9 @@ def test_approving_on_the_session_day_says_the_deadline_passed_and_promises_only
     assert booking(rt, reference).status == "confirmed"             # still allowed: the rule says 原則
     reply = fake_line.texts_to(group.group_id)[-1]
     assert "承認しました" in reply and "予約の締切（12/4(金) 17:00）を過ぎてからの承認です" in reply
+    # The member is not told to send the invitation 「開催日の前日までに」 on the session's own day.
+    assert "前日までに" not in reply
+    assert "・求職者マイページに登録されたメールアドレスあてに、開始時刻までに会議招待メールをお送りください。" in reply
     run_worker(rt)
     told = fake_line.texts_to(user.user_id)[-1]
     assert "予約が確定しました" in told and "会議招待メール" in told
@@ -113,6 +116,7 @@ def test_approving_before_the_deadline_promises_the_day_before(rt, fake_line, gr
     run_worker(rt)
     group.taps(postback_value([_card(fake_line, group.group_id)], "承認"))
     assert "締切" not in fake_line.texts_to(group.group_id)[-1]
+    assert "・求職者マイページに登録されたメールアドレスあてに、開催日の前日までに" in fake_line.texts_to(group.group_id)[-1]
     run_worker(rt)
     told = fake_line.texts_to(user.user_id)[-1]
     assert booking(rt, reference).status == "confirmed" and "開催日の前日までに" in told

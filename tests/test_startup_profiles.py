@@ -66,7 +66,7 @@ def test_flask_commands_name_a_broken_profile_without_a_traceback(tmp_path):
     ("nayoro:\n  call_user_on_confirm: 'yes'\n",
      "templates/staff/handoff.yaml: nayoro.call_user_on_confirm: must be true or false"),
     ("nayoro:\n  invitation:\n    lable: 会議URLの送付\n",
-     "templates/staff/handoff.yaml: nayoro.invitation.lable: unknown field (allowed: label, how)"),
+     "templates/staff/handoff.yaml: nayoro.invitation.lable: unknown field (allowed: label, how, how_on_the_day)"),
     ("nayoro:\n  invitation: 会議URLの送付\n",
      "templates/staff/handoff.yaml: nayoro.invitation: must be a mapping"),
     # As an office profile's own handoff: the cards and the group's answers carry these (LINE's limits).

@@ -149,11 +149,10 @@ def _length_problems(office: Office) -> list[_Invalid]:
 def _handoff_problems(office: Office) -> list[_Invalid]:
     """The staff's words of how the invitation goes: one paragraph of a staff card, kept well inside LINE's
     limits."""
-    how = (office.handoff.get("invitation") or {}).get("how")
-    if how and line_length(how) > HANDOFF_HOW_MAX:
-        return [_Invalid("handoff.invitation.how", f"{line_length(how)} characters; keep it to at most "
-                         f"{HANDOFF_HOW_MAX} (the staff cards and the group's answers carry it)")]
-    return []
+    invitation = office.handoff.get("invitation") or {}
+    return [_Invalid(f"handoff.invitation.{key}", f"{line_length(invitation[key])} characters; keep it to at most "
+                     f"{HANDOFF_HOW_MAX} (the staff cards and the group's answers carry it)")
+            for key in ("how", "how_on_the_day") if line_length(invitation.get(key) or "") > HANDOFF_HOW_MAX]
 
 
 def _same_day_deadline_problems(booking: Booking | None, schedule: Schedule | None) -> list[_Invalid]:

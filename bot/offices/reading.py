@@ -225,7 +225,8 @@ def _categories(value: Any, path: str) -> tuple[Category, ...]:
 
 def _handoff(value: Any, path: str) -> dict[str, Any]:
     """What staff do after a decision, in the office's words: `call_user_on_confirm` (the office phones the user
-    once a request is confirmed) and `invitation` (`label`, `how`: what staff send outside LINE before a session).
+    once a request is confirmed) and `invitation` (`label`, `how`: what staff send outside LINE before a session; `how_on_the_day`: how,
+    said on the session's own day when `how`'s timing can no longer be kept).
     """
     raw = _fields(value, path, (), ("call_user_on_confirm", "invitation"))
     found: dict[str, Any] = {}
@@ -233,7 +234,7 @@ def _handoff(value: Any, path: str) -> dict[str, Any]:
         found["call_user_on_confirm"] = _bool(raw["call_user_on_confirm"], _at(path, "call_user_on_confirm"))
     if "invitation" in raw:
         where = _at(path, "invitation")
-        invitation = _fields(raw["invitation"], where, (), ("label", "how"))
+        invitation = _fields(raw["invitation"], where, (), ("label", "how", "how_on_the_day"))
         found["invitation"] = {key: _text(text, _at(where, key)) for key, text in invitation.items()}
     return found
 

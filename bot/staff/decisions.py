@@ -121,6 +121,14 @@ def _move(session: Session, booking: Booking, trigger: str, target: str, now: da
     return True
 
 
+def confirmed_by_the_user(session: Session, booking: Booking) -> bool:
+    """Is this a confirmed booking the user's yes to a proposed slot confirmed (staff never confirm a proposal)?"""
+    if booking.status != lifecycle.CONFIRMED:
+        return False
+    row = session.get(BookingHandoff, booking.id)
+    return row is not None and row.proposed_from is not None
+
+
 # -- seats ------------------------------------------------------------------------------------------
 
 def claim_seat(session: Session, office, booking: Booking) -> bool:

@@ -20,8 +20,8 @@ def _settings() -> dict[str, Any]:
 
 
 _FIELDS = ("call_user_on_confirm", "invitation")
-_INVITATION_FIELDS = ("label", "how")
-_INVITATION_MAX = {"label": NAME_MAX, "how": HANDOFF_HOW_MAX}
+_INVITATION_FIELDS = ("label", "how", "how_on_the_day")
+_INVITATION_MAX = {"label": NAME_MAX, "how": HANDOFF_HOW_MAX, "how_on_the_day": HANDOFF_HOW_MAX}
 
 
 def problems() -> list[str]:
@@ -69,15 +69,17 @@ def call_user_on_confirm(office) -> bool:
     return bool((_settings().get(office.id) or {}).get("call_user_on_confirm", False))
 
 
-def invitation_task(office) -> dict[str, str]:
+def invitation_task(office, on_the_day: bool = False) -> dict[str, str]:
     """What the office sends outside LINE before a session, as staff name it: {label, how}: the profile's
     `handoff.invitation`, else handoff.yaml's entry, else the file's `_default` (also for no office: one this
-    deployment no longer serves)."""
+    deployment no longer serves). `on_the_day` (said on the session's own day): `how` is `how_on_the_day` where
+    the office has one, since its usual timing (Sakata: 「開催日の前日までに」) can no longer be kept."""
     default = (_settings().get("_default") or {}).get("invitation") or {}
-    if office is None:
-        return dict(default)
-    return {**default, **((_settings().get(office.id) or {}).get("invitation") or {}),
-            **office.handoff.get("invitation", {})}
+    found = dict(default) if office is None else {
+        **default, **((_settings().get(office.id) or {}).get("invitation") or {}), **office.handoff.get("invitation", {})}
+    if on_the_day and found.get("how_on_the_day"):
+        found["how"] = found["how_on_the_day"]
+    return found
 
 
 @lru_cache(maxsize=None)

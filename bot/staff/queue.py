@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -64,8 +64,8 @@ def load(session: Session, office, now: datetime, attendance_from: int = 0) -> Q
     invitations = session.scalars(select(Booking).where(
         Booking.office_id == office.id, Booking.status == "confirmed", Booking.invitation_sent_at.is_(None),
         Booking.slot_start > now).order_by(Booking.slot_start)).all()
-    due = (Booking.office_id == office.id, Booking.status == "confirmed",
-           Booking.slot_start <= now - timedelta(minutes=office.no_show_minutes))
+    # From the start, as the 予定表 counts them: 出席 is recorded from then (欠席 after the grace period).
+    due = (Booking.office_id == office.id, Booking.status == "confirmed", Booking.slot_start <= now)
     total = session.scalar(select(func.count()).select_from(Booking).where(*due)) or 0
     # A page past the end (its sessions were recorded meanwhile): the last page.
     attendance_from = max(0, min(attendance_from, (total - 1) // ATTENDANCE_SHOWN * ATTENDANCE_SHOWN))

@@ -39,6 +39,8 @@ def booking_action(reference: str, action: str):
             told = {True: "line", False: "none"}.get(result.told, "")
         except decisions.Refused as refused:
             message, category, told = refused.code, "error", ""
+            if message == "status" and decisions.confirmed_by_the_user(s, row):
+                message = "status_accepted"   # not 「ほかの職員が先に承認しました」: nobody on the staff did
         status = row.status
     if message == "note_changed":
         # The page shows the note as it is now and keeps what this member typed, to merge and save again.
