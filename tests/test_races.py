@@ -1,0 +1,156 @@
+"""Reliability at the edges the random runs reach only by luck: the same thing done twice at one moment, by
+two processes on one database (SQLite and PostgreSQL), and clock edges to the second."""
+from __future__ import annotations
+
+import threading
+
+import pytest
+from sqlalchemy import select, text
+
+from bot.models import Booking
+from tests.formflow import Page, hold_directly, path_of, valid_answers
+from tests.staffkit import fast_password_hashing  # noqa: F401 - autouse fixture
+
+
+def _at_once(*calls):
+    """Run each call in its own thread, released together; their results in order."""
+    barrier, results = threading.Barrier(len(calls)), [None] * len(calls)
+
+    def run(i, call):
+        barrier.wait()
+        results[i] = call()
+
+    threads = [threading.Thread(target=run, args=(i, c)) for i, c in enumerate(calls)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return results
+
+
+def _same_browser(client, app):
+    """Another tab of the same browser, served by another process: a client with the same cookies."""
+    tab = app.test_client()
+    for cookie in client._cookies.values():
+        tab.set_cookie(cookie.key, cookie.value, domain=cookie.domain, path=cookie.path)
+    return tab
+
+
+def test_the_confirmation_sent_from_two_tabs_at_once_makes_one_request(make_app):
+    """確定する tapped in two tabs at one moment, each post served by another process: one request, and both
+    tabs show its 受付番号 (or, on PostgreSQL when the first held the conversation past the second's lock wait,
+    the kind page that sends the same again, which then shows it)."""
+    apps = [make_app() for _ in range(2)]
+    rt = apps[0].extensions["madoguchi"]
+    _, url = hold_directly(rt, "sakata")
+    first = apps[0].test_client()
+    confirmation = Page.get(first, url).submit(first, valid_answers(rt.offices["sakata"]))
+    assert confirmation.status == 200 and "入力内容の確認" in confirmation.html
+    second = _same_browser(first, apps[1])
+    pages = _at_once(lambda: confirmation.submit(first), lambda: confirmation.submit(second))
+    with rt.db.reading() as s:
+        [booking] = s.scalars(select(Booking)).all()
+        reference = booking.reference
+    for page, tab in zip(pages, (first, second)):
+        if page.status == 503:          # the lock wait ran out: the page's one button sends it again
+            page = page.submit(tab)
+        assert page.status == 200 and f"受付番号: {reference}" in page.html, page.html
+    assert Page(first.get(path_of(url) + "/done")).status == 200
+
+
+def test_approved_in_the_group_and_on_the_dashboard_at_once_decides_once(make_app, fake_line):
+    """承認 tapped on the group's card and on the dashboard at one moment, each served by another process: one
+    decision, one audit entry, the user told once; the group's tap is answered, the dashboard shows the
+    booking confirmed (never an error page)."""
+    from bot.staff.models import AuditEntry
+    from tests.lineuser import StaffGroup, new_group_id
+    from tests.staffkit import booking, create_staff, login, make_request, outbox_rows, post
+
+    group_id = new_group_id()
+    apps = [make_app(env={"LINE_STAFF_GROUP_ID_SAKATA": group_id}) for _ in range(2)]
+    rt = apps[0].extensions["madoguchi"]
+    reference = make_request(rt, user_id="U" + "c" * 32)
+    group = StaffGroup(apps[0].test_client(), "sakata", channel_secret=rt.config.channel_secret("sakata"),
+                       group_id=group_id, fake=fake_line, clock=rt.clock)
+    create_staff(rt)
+    dashboard = apps[1].test_client()
+    assert login(dashboard).status_code == 302
+    tap, press = _at_once(lambda: group.taps(f"a=staff&d=confirm&r={reference}&o=sakata"),
+                          lambda: post(dashboard, f"/staff/bookings/{reference}/confirm"))
+    assert tap.status_code == 200 and press.status_code in (302, 503), press.get_data(as_text=True)
+    # On a machine so loaded that one side held the booking's row past the other's lock wait (250 ms), that
+    # side changed nothing and said so (the group: tap again; the dashboard: its own 503 page); done again,
+    # it is told the request was decided already. Never a second decision.
+    if press.status_code == 503:
+        press = post(dashboard, f"/staff/bookings/{reference}/confirm")
+        assert press.status_code == 302
+    assert booking(rt, reference).status == "confirmed"
+    with rt.db.reading() as s:
+        assert len(s.scalars(select(AuditEntry).where(AuditEntry.action == "confirm")).all()) == 1
+    assert len(outbox_rows(rt, purpose="outcome_confirmed")) == 1
+    assert len(fake_line.texts_to(group_id)) == 1
+    page = dashboard.get(press.headers["Location"], follow_redirects=True)
+    assert page.status_code == 200
+
+
+def test_postgresql_the_form_sent_as_the_database_ends_its_connection_keeps_what_was_typed(app, rt, database_url,
+                                                                                           monkeypatch):
+    """確定する sent and, in the middle of its transaction, the server process of its connection ends (a
+    database restart, pg_terminate_backend): the kind page (503) with the one button that sends what was typed
+    again; sent, one request. The dead connection is not handed to the next page."""
+    if rt.db.sqlite:
+        pytest.skip("PostgreSQL only")
+    from bot.services import requests as requestsvc
+    from tests.test_db import _drop_app_connections
+
+    app.config["PROPAGATE_EXCEPTIONS"] = False   # as in production: a failing page is answered, not raised
+    browser = app.test_client()
+    _, url = hold_directly(rt, "sakata")
+    confirmation = Page.get(browser, url).submit(browser, valid_answers(rt.offices["sakata"]))
+    real_submit = requestsvc.submit
+
+    def submit_as_the_server_goes(session, *args, **kwargs):
+        session.execute(text("SELECT 1"))            # the transaction has begun on its connection
+        assert _drop_app_connections(database_url) >= 1
+        return real_submit(session, *args, **kwargs)
+
+    with monkeypatch.context() as m:
+        m.setattr(requestsvc, "submit", submit_as_the_server_goes)
+        failed = confirmation.submit(browser)
+    assert failed.status == 503 and "もう一度送信する" in failed.html, failed.html
+    assert failed.form.fields["name"] == valid_answers(rt.offices["sakata"])["name"]
+    with rt.db.reading() as s:
+        assert s.scalars(select(Booking)).all() == []
+    done = failed.submit(browser)
+    assert done.status == 200 and "受付番号: " in done.html, done.html
+    with rt.db.reading() as s:
+        assert len(s.scalars(select(Booking)).all()) == 1
+
+
+def test_postgresql_a_dashboard_approval_behind_a_held_booking_row_says_so_and_works_when_pressed_again(
+        app, rt, fake_line):
+    """承認 pressed on the dashboard while another transaction holds the booking's row (the group's tap of the
+    same moment, slowed down) past the 250 ms lock wait: the dashboard's own page says it could not answer (503,
+    never a traceback), nothing is decided; pressed again once the row is free, decided once."""
+    if rt.db.sqlite:
+        pytest.skip("PostgreSQL only")
+    from bot.staff.models import AuditEntry
+    from tests.staffkit import booking, create_staff, login, make_request, outbox_rows, post
+
+    app.config["PROPAGATE_EXCEPTIONS"] = False
+    reference = make_request(rt, user_id="U" + "d" * 32)
+    create_staff(rt)
+    dashboard = app.test_client()
+    assert login(dashboard).status_code == 302
+    with rt.db.engine.connect() as other:
+        other.execute(text("SELECT id FROM bookings WHERE reference = :r FOR UPDATE"), {"r": reference})
+        press = post(dashboard, f"/staff/bookings/{reference}/confirm")
+        other.rollback()
+    html = press.get_data(as_text=True)
+    assert press.status_code == 503 and "一時的に応答できませんでした" in html, (press.status_code, html)
+    assert booking(rt, reference).status == "requested"
+    assert post(dashboard, f"/staff/bookings/{reference}/confirm").status_code == 302
+    assert booking(rt, reference).status == "confirmed"
+    with rt.db.reading() as s:
+        assert len(s.scalars(select(AuditEntry).where(AuditEntry.action == "confirm")).all()) == 1
+    assert len(outbox_rows(rt, purpose="outcome_confirmed")) == 1
