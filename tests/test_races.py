@@ -182,3 +182,41 @@ def test_details_changed_in_another_tab_after_the_request_was_made_are_said_not_
     assert late.status == 200 and f"受付番号: {booking.reference}" in late.html
     assert "反映されていません" in late.html and "ハローワーク酒田にお電話" in late.html, late.html
     assert "080-9999-0000" not in late.html
+
+
+def test_withdrawn_in_the_chat_as_staff_approve_on_the_dashboard_ends_one_way_and_says_it(make_app, fake_line):
+    """The user confirms 取り下げる while staff press 承認 on the dashboard, each in another process at one moment:
+    one of the two happens. Withdrawn: no confirmation is ever pushed, the dashboard says it was not approved.
+    Approved: the chat does not say 取り下げました, and the user is told once that the booking is confirmed."""
+    from bot.models import OutboxMessage
+    from tests.lineuser import LineUser
+    from tests.staffkit import booking, create_staff, login, make_request, post, postback_value, run_worker
+
+    apps = [make_app() for _ in range(2)]
+    rt = apps[0].extensions["madoguchi"]
+    user = LineUser(apps[0].test_client(), "sakata", channel_secret=rt.config.channel_secret("sakata"),
+                    fake=fake_line, clock=rt.clock)
+    reference = make_request(rt, user_id=user.user_id)
+    create_staff(rt)
+    dashboard = apps[1].test_client()
+    assert login(dashboard).status_code == 302
+    user.says("予約確認")
+    user.taps(postback_value(user.messages(), "取り下げる"))
+    withdraw = postback_value(user.messages()[-1:], "取り下げる")      # the chat asks first: this is the yes
+    before = len(fake_line.texts_to(user.user_id))
+    tap, press = _at_once(lambda: user.taps(withdraw),
+                          lambda: post(dashboard, f"/staff/bookings/{reference}/confirm"))
+    assert tap.status_code == 200 and press.status_code in (302, 503)
+    status = booking(rt, reference).status
+    assert status in ("withdrawn", "confirmed")
+    answer = "\n".join(fake_line.texts_to(user.user_id)[before:])
+    run_worker(rt)
+    after = "\n".join(fake_line.texts_to(user.user_id)[before:])
+    with rt.db.reading() as s:
+        queued = [r.purpose for r in s.scalars(select(OutboxMessage))]
+    if status == "withdrawn":
+        assert "取り下げました" in answer
+        assert "予約が確定しました" not in after and "outcome_confirmed" not in queued
+    else:
+        assert "取り下げました" not in answer, answer
+        assert after.count("予約が確定しました") == 1, after
