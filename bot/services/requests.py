@@ -167,11 +167,15 @@ def submit(session: Session, rt, office, conversation_id: int, nonce: str, value
 def _differs(session: Session, rt, nonce: str, values: dict[str, Any]) -> bool:
     """A link's form sent again after its request was made carries other values than the request holds (another
     tab, corrected after the first was sent): the request keeps what was sent first, so the page must not say
-    the change was received. Details erased since (データ削除): nothing to compare, nothing said."""
+    the change was received. Details erased since (データ削除), or under a key no longer configured: nothing to
+    compare, nothing said."""
     booking = session.get(Booking, session.get(FormSubmission, nonce).booking_id)
     if booking is None or booking.details is None:
         return False
-    kept = crypto.for_config(rt.config).decrypt(booking.details)
+    try:
+        kept = crypto.for_config(rt.config).decrypt(booking.details)
+    except crypto.InvalidToken:
+        return False
     sent = json.loads(json.dumps(values, ensure_ascii=False))   # as stored: JSON's own types
     return any(kept.get(name) != value for name, value in sent.items())
 
