@@ -220,3 +220,35 @@ def test_withdrawn_in_the_chat_as_staff_approve_on_the_dashboard_ends_one_way_an
     else:
         assert "取り下げました" not in answer, answer
         assert after.count("予約が確定しました") == 1, after
+
+
+@pytest.mark.parametrize("office_id", ["sakata", "otaru"])
+@pytest.mark.parametrize(("before_deadline", "made"), [(1, True), (0, False)])
+def test_the_form_sent_at_the_deadlines_minute_is_taken_up_to_it_and_not_at_it(make_app, office_id,
+                                                                                 before_deadline, made):
+    """The page says 「締切は 12/4(金) 17:00 です」: sent at 16:59:59 the request is made; at 17:00:00 it is not,
+    and the page says the deadline passed (what was typed kept on it), never a request staff must refuse."""
+    from datetime import timedelta
+
+    from bot.services import slots as slotsvc
+    from tests.formflow import held_slot
+    from tests.test_form import JUST_BEFORE
+
+    app = make_app()
+    rt, browser = app.extensions["madoguchi"], app.test_client()
+    office = rt.offices[office_id]
+    rt.clock.freeze(JUST_BEFORE[office_id])                      # two minutes before the first slot's deadline
+    _, url = hold_directly(rt, office_id)
+    deadline = slotsvc.booking_deadline(office, held_slot(rt, url))
+    assert deadline - rt.clock.now() == timedelta(minutes=2)
+    confirmation = Page.get(browser, url).submit(browser, valid_answers(office))
+    assert confirmation.status == 200 and "入力内容の確認" in confirmation.html
+    rt.clock.freeze(deadline - timedelta(seconds=before_deadline))
+    sent = confirmation.submit(browser)
+    with rt.db.reading() as s:
+        requests_made = s.scalars(select(Booking)).all()
+    if made:
+        assert sent.status == 200 and "受付番号: " in sent.html and len(requests_made) == 1
+    else:
+        assert sent.status == 410 and "お申込みの締切を過ぎました" in sent.html and requests_made == []
+        assert sent.form.fields["name"] == valid_answers(office)["name"]
