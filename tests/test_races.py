@@ -252,3 +252,43 @@ def test_the_form_sent_at_the_deadlines_minute_is_taken_up_to_it_and_not_at_it(m
     else:
         assert sent.status == 410 and "お申込みの締切を過ぎました" in sent.html and requests_made == []
         assert sent.form.fields["name"] == valid_answers(office)["name"]
+
+
+@pytest.mark.parametrize("order", ["at_once", "form_first", "chat_first"])
+def test_the_form_confirmed_as_the_chat_picks_another_slot_ends_one_way(make_app, fake_line, order):
+    """確定する in the browser while the chat is sent another slot (typed, as the form step reads it), each in another process at one
+    moment: either the request is made (for the first slot; the chat holds nothing) or the chat holds the new
+    slot (the form page says so and keeps what was typed for it) — never a request and a hold, never two."""
+    from bot.models import SlotHold
+    from tests.formflow import form_link, walk_to_slots
+    from tests.lineuser import LineUser
+
+    apps = [make_app() for _ in range(2)]
+    rt = apps[0].extensions["madoguchi"]
+    user = LineUser(apps[0].test_client(), "sakata", channel_secret=rt.config.channel_secret("sakata"),
+                    fake=fake_line, clock=rt.clock)
+    walk_to_slots(user, rt)
+    user.says("1")
+    url = form_link(fake_line.messages_to(user.user_id))
+    browser = apps[1].test_client()
+    answers = {**valid_answers(rt.offices["sakata"]), "name": "同時 花子"}
+    confirmation = Page.get(browser, url).submit(browser, answers)
+    assert confirmation.status == 200
+    send, say = (lambda: confirmation.submit(browser)), (lambda: user.says("12/14 14:00"))
+    if order == "at_once":
+        sent, said = _at_once(send, say)
+    elif order == "form_first":
+        sent, said = send(), say()
+    else:
+        said, sent = say(), send()
+    assert said.status_code == 200
+    with rt.db.reading() as s:
+        made = s.scalars(select(Booking)).all()
+        held = s.scalars(select(SlotHold)).all()
+    assert bool(made) == (order != "chat_first") or order == "at_once", fake_line.texts_to(user.user_id)[-1]
+    if made:
+        assert len(made) == 1 and held == [], (made, held)
+        assert sent.status == 200 and f"受付番号: {made[0].reference}" in sent.html
+    else:
+        assert len(held) == 1 and sent.status == 410, sent.html
+        assert sent.form.fields["name"] == "同時 花子"
