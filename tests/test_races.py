@@ -156,31 +156,38 @@ def test_postgresql_a_dashboard_approval_behind_a_held_booking_row_says_so_and_w
     assert len(outbox_rows(rt, purpose="outcome_confirmed")) == 1
 
 
-def test_details_changed_in_another_tab_after_the_request_was_made_are_said_not_to_be_sent(app, rt):
+NOT_SENT = {"ja": "お申込みに反映されていません", "en": "have not been sent", "easy": "もうしこみに 入って いません"}
+
+
+@pytest.mark.parametrize("language", ["ja", "en", "easy"])
+def test_details_changed_in_another_tab_after_the_request_was_made_are_said_not_to_be_sent(app, rt, language):
     """Two tabs of the form: one sends the request; the other, its phone number corrected, is sent after it.
     One request, with what the first sent; the second tab shows that request and says its change was not
     sent (and how to correct it), rather than 「受付けました」 over a change that went nowhere. The same page
     sent twice says nothing of the kind."""
     from bot.crypto import for_config
 
+    from tests.formflow import hold_first_free
+
     browser = app.test_client()
-    _, url = hold_directly(rt, "sakata")
+    url = hold_first_free(rt, "sakata", language)
     answers = valid_answers(rt.offices["sakata"])
     page = Page.get(browser, url)
     first = page.submit(browser, answers)
     corrected = page.submit(browser, {**answers, "phone": "080-9999-0000"})
     done = first.submit(browser)
     assert done.status == 200 and "受付番号: " in done.html
-    assert "反映されていません" not in done.html
+    assert NOT_SENT[language] not in done.html
     again = first.submit(browser)                  # the same page sent twice: nothing to say
-    assert again.status == 200 and "反映されていません" not in again.html
+    assert again.status == 200 and NOT_SENT[language] not in again.html
     late = corrected.submit(browser)
     with rt.db.reading() as s:
         [booking] = s.scalars(select(Booking)).all()
         details = for_config(rt.config).decrypt(booking.details)
     assert "9999" not in details["phone"]
     assert late.status == 200 and f"受付番号: {booking.reference}" in late.html
-    assert "反映されていません" in late.html and "ハローワーク酒田にお電話" in late.html, late.html
+    office_name = rt.offices["sakata"].localized(language).name
+    assert NOT_SENT[language] in late.html and office_name in late.html, late.html
     assert "080-9999-0000" not in late.html
 
 
