@@ -495,6 +495,8 @@ def submit(token: str):
             dispatch.complete_form(s, rt, link.office, link.conversation_id, now)
     log.info("form page=submit office=%s conversation=%s outcome=%s", link.office.id, link.conversation_id,
              outcome.status)
+    if outcome.status == "duplicate" and outcome.differs:   # another tab's request went first: say so
+        return _done(link, not_sent=True)
     if outcome.status in ("created", "duplicate"):
         return redirect(url_for("forms.done_page", token=token), 303)
     if outcome.status == "terms_changed":  # consent first, in the chat; what was typed stays on the page
@@ -527,24 +529,28 @@ def confirm_reloaded(token: str):
 @bp.get("/form/<token>/done")
 def done_page(token: str):
     link, problem = _resolve(token)
-    if problem:
-        return problem
+    return problem or _done(link)
+
+
+def _done(link: Link, not_sent: bool = False):
+    """The completion page of the link's request; `not_sent`: what this page sent differs from the request made
+    before it (another tab), and was not sent."""
     rt = _runtime()
     with rt.db.reading() as s:
         access = requests.form_access(s, link.office, link.conversation_id, link.nonce, rt.clock.now())
     if access.kind == "open":
-        return redirect(url_for("forms.input_page", token=token), 303)
+        return redirect(url_for("forms.input_page", token=link.token), 303)
     if access.kind != "done" or not access.reference:
         return _problem(access.kind if access.kind != "done" else "expired", link.office, link.language,
                         access.slot_start)
-    return _completion(link, access)
+    return _completion(link, access, not_sent)
 
 
-def _completion(link: Link, access: requests.FormAccess):
+def _completion(link: Link, access: requests.FormAccess, not_sent: bool = False):
     """The completion page of the request a link made."""
     rt = _runtime()
     return render_template("forms/done.html", office=link.office.localized(link.language),
                            reference=access.reference, slot_text=slot_text(access.slot_start, link.language),
-                           decided=access.status != "requested",
+                           decided=access.status != "requested", not_sent=not_sent,
                            basic_id=rt.config.basic_id(link.office.id), text=form_texts(link.language))
 

@@ -430,7 +430,8 @@ def test_approving_a_request_after_another_slot_was_proposed_is_refused(rt, fake
 
 
 def test_two_staff_confirming_at_once_decide_once(make_app, group_id, fake_line, user_factory):
-    """The group and the dashboard (two app processes) race on one request: one decision, one push."""
+    """Two staff members tap 承認 on the same card at once, each tap served by another app process: one decision,
+    one push (the group against the dashboard: tests/test_races.py)."""
     apps = [make_app(env={"LINE_STAFF_GROUP_ID_SAKATA": group_id}) for _ in range(2)]
     rt = apps[0].extensions["madoguchi"]
     user = LineUser(apps[0].test_client(), "sakata", channel_secret=rt.config.channel_secret("sakata"),

@@ -18,6 +18,7 @@ Nothing here logs personal values: ids and outcomes only.
 """
 from __future__ import annotations
 
+import json
 import logging
 import secrets
 from dataclasses import dataclass
@@ -69,6 +70,7 @@ class Outcome:
     reference: str | None = None
     booking_id: int | None = None
     slot_start: datetime | None = None
+    differs: bool = False   # duplicate: what was sent this time is not what the request holds
 
 
 # -- the link ---------------------------------------------------------------------------------------
@@ -140,7 +142,8 @@ def submit(session: Session, rt, office, conversation_id: int, nonce: str, value
     """A confirmed form: create the request for the held slot (or say why not)."""
     access = form_access(session, office, conversation_id, nonce, now, lock=True, revive=True)
     if access.kind == "done":
-        return Outcome("duplicate", reference=access.reference, slot_start=access.slot_start)
+        return Outcome("duplicate", reference=access.reference, slot_start=access.slot_start,
+                       differs=_differs(session, rt, nonce, values))
     if access.kind == "closed":
         session.delete(access.hold)  # staff blocked the slot: given back for good, the chat offers the others
         return Outcome("closed", slot_start=access.slot_start)
@@ -159,6 +162,22 @@ def submit(session: Session, rt, office, conversation_id: int, nonce: str, value
                                    booking_id=outcome.booking_id, created_at=now))
     session.flush()
     return outcome
+
+
+def _differs(session: Session, rt, nonce: str, values: dict[str, Any]) -> bool:
+    """A link's form sent again after its request was made carries other values than the request holds (another
+    tab, corrected after the first was sent): the request keeps what was sent first, so the page must not say
+    the change was received. Details erased since (データ削除), or under a key no longer configured: nothing to
+    compare, nothing said."""
+    booking = session.get(Booking, session.get(FormSubmission, nonce).booking_id)
+    if booking is None or booking.details is None:
+        return False
+    try:
+        kept = crypto.for_config(rt.config).decrypt(booking.details)
+    except crypto.InvalidToken:
+        return False
+    sent = json.loads(json.dumps(values, ensure_ascii=False))   # as stored: JSON's own types
+    return any(kept.get(name) != value for name, value in sent.items())
 
 
 def create_request(session: Session, rt, office, conv: Conversation, slot_start: datetime,
