@@ -59,6 +59,7 @@ def create_app(config: dict | None = None) -> Flask:
         hops = cfg.trusted_proxy_hops
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)  # type: ignore[method-assign]
     app.extensions["madoguchi"] = rt
+    app.session_interface = webhook.SessionInterface()   # none opened for LINE's webhook
     request_guard.register(app)   # before the blueprints' own hooks (the dashboard's session check reads the database)
     textfmt.register(app)
     app.register_blueprint(webhook.bp)

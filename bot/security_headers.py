@@ -14,6 +14,7 @@ where a browser still sends it: read no more, it would otherwise stay in the bro
 from __future__ import annotations
 
 from flask import Flask, Response, request
+from werkzeug.datastructures import Headers
 
 PAGE_CSP = ("default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
             "frame-ancestors 'none'; base-uri 'none'")
@@ -43,21 +44,36 @@ def policy_for(path: str, production: bool = False) -> str:
     return PAGE_CSP
 
 
+class _Missing:
+    """Adds a header only where the response has none of that name yet, as `Headers.setdefault` does, without
+    the KeyError it raises and catches for each header not set yet (every response lacks five or six)."""
+
+    def __init__(self, headers: Headers):
+        self._headers = headers
+        self._present = {name.lower() for name in headers.keys()}
+
+    def add(self, name: str, value: str) -> None:
+        if name.lower() not in self._present:
+            self._headers.add(name, value)
+            self._present.add(name.lower())
+
+
 def register(app: Flask, *, production: bool) -> None:
     """Add the headers to every response of `app` (HSTS only in production, where the site is https)."""
 
     @app.after_request
     def _security_headers(response: Response) -> Response:
+        fill = _Missing(response.headers)
         if not production and request.path.startswith(FRAMED_IN_DEV):
             # Development: the simulator's in-app browser shows the terms and the form in a same-origin frame.
-            response.headers.setdefault("X-Frame-Options", "SAMEORIGIN")
-            response.headers.setdefault("Content-Security-Policy", DEV_FRAMED_CSP)
+            fill.add("X-Frame-Options", "SAMEORIGIN")
+            fill.add("Content-Security-Policy", DEV_FRAMED_CSP)
         for name, value in ALWAYS.items():
-            response.headers.setdefault(name, value)
+            fill.add(name, value)
         if response.mimetype == "text/html":
-            response.headers.setdefault("Content-Security-Policy", policy_for(request.path, production))
+            fill.add("Content-Security-Policy", policy_for(request.path, production))
         if production:
-            response.headers.setdefault("Strict-Transport-Security", HSTS)
+            fill.add("Strict-Transport-Security", HSTS)
             if (RETIRED_SESSION_COOKIE in request.cookies
                     and app.config["SESSION_COOKIE_NAME"] != RETIRED_SESSION_COOKIE):   # never the live one
                 response.delete_cookie(RETIRED_SESSION_COOKIE, path="/", domain=None, secure=True, httponly=True,

@@ -8,6 +8,7 @@ import json
 import logging
 
 from flask import Blueprint, abort, current_app, request
+from flask.sessions import SecureCookieSessionInterface
 from linebot.v3 import WebhookParser
 from linebot.v3.models.events import UnknownEvent
 from linebot.v3.webhooks import Event
@@ -18,7 +19,19 @@ from bot.dispatch import Dispatcher
 
 log = logging.getLogger(__name__)
 bp = Blueprint("webhook", __name__)
+PATH_PREFIX = "/callback/"
 MAX_BODY = 1024 * 1024
+
+
+class SessionInterface(SecureCookieSessionInterface):
+    """Flask's cookie session, except for the webhook: LINE sends no cookie and the webhook reads no session, so
+    opening one (a signing serializer built, the cookies read) was work done for nothing on every event. The
+    webhook gets Flask's null session, which refuses to be written."""
+
+    def open_session(self, app, request):  # type: ignore[override]
+        if request.path.startswith(PATH_PREFIX):
+            return None
+        return super().open_session(app, request)
 
 
 def _read_body() -> bytes:

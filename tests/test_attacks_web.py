@@ -16,7 +16,9 @@ from urllib.parse import urlsplit
 
 import pytest
 from sqlalchemy import func, inspect, select, update
+from werkzeug.exceptions import BadRequestKeyError
 
+from bot import security_headers
 from bot.models import Booking, Conversation, SlotClaim
 from bot.staff import auth
 from bot.staff.models import LoginFailure
@@ -136,6 +138,28 @@ def test_cookies_are_httponly_samesite_and_secure_in_production(production_app, 
             assert "; path=/;" in cookie.lower() + ";" and "domain" not in flags, cookie
     assert production.test_client().get("/healthz").headers.get("Strict-Transport-Security")
     assert not app.test_client().get("/healthz").headers.get("Strict-Transport-Security")
+
+
+@pytest.mark.filterwarnings("ignore:.*production:UserWarning")
+def test_the_headers_every_response_gets_cost_no_exception_each(production_app, app, monkeypatch):
+    """The security headers are added where missing without Werkzeug's `Headers.setdefault`, which raises and
+    catches a KeyError for every header not set yet: five or six an answer, every webhook's included (12 µs of
+    the hook's 18, measured alone). Counted, not timed: no such error is made for one of these headers."""
+    ours = {*security_headers.ALWAYS, "Strict-Transport-Security", "Content-Security-Policy"}
+    made: list[str] = []
+    original = BadRequestKeyError.__init__
+
+    def counting(self, *args, **kwargs):
+        if args and args[0] in ours:
+            made.append(args[0])
+        original(self, *args, **kwargs)
+
+    monkeypatch.setattr(BadRequestKeyError, "__init__", counting)
+    for application in (app, production_app):
+        response = application.test_client().get("/healthz")
+        assert response.headers["X-Content-Type-Options"] == "nosniff"
+        assert response.headers["X-Frame-Options"] == "DENY"
+    assert made == []
 
 
 @pytest.mark.filterwarnings("ignore:.*production:UserWarning")
