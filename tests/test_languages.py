@@ -461,6 +461,20 @@ def test_the_day_before_reminder_says_sakatas_invitation_is_due_today(language):
     assert TODAY[language] not in confirmed
 
 
+# The session is online: the heading of what to do when the day no longer suits says so, as the Japanese
+# 「ご都合が悪くなったとき」 does, not "if you cannot come" (nobody comes anywhere).
+CANCEL_HEADING = {"ja": "【ご都合が悪くなったとき】", "easy": "【つごうが わるく なった とき】",
+                  "en": "[If the date no longer suits you]"}
+
+
+@pytest.mark.parametrize("office_id", sorted(OFFICES))
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_the_reminder_s_cancel_heading_fits_an_online_session(office_id, language):
+    reminder = text_of(render(OFFICES[office_id], language, "reminder_day_before", dict(booking=booking("confirmed"))))
+    assert f"\n{CANCEL_HEADING[language]}\n" in reminder
+    assert "cannot come" not in reminder and "行けなく" not in reminder
+
+
 SENT = {
     "sakata": {"ja": "お送りしています", "easy": "もう おくりました", "en": "has sent the meeting invitation"},
     "otaru": {"ja": "お知らせしています", "easy": "もう 知らせました", "en": "has given you the Zoom meeting ID"},
