@@ -108,6 +108,14 @@ def offers_slots(talk: Talk) -> bool:
         state == State.AWAITING_SLOT or (state == State.AWAITING_FORM and hold_lapsed_now(talk)))
 
 
+def shown_slot_at(talk: Talk, hhmm: str) -> str | None:
+    """The start of the one slot of the list last shown that begins at `hhmm` (a time typed alone, 14時: Sakata's
+    week and Otaru's page are one day each), or None where the list has none or several."""
+    shown = talk.context.get("shown_slots") or []   # ISO starts in the office's time, as the service wrote them
+    starts = [start for start, _label in shown if datetime.fromisoformat(start).strftime("%H:%M") == hhmm]
+    return starts[0] if len(starts) == 1 else None
+
+
 def _turns(page: Mapping[str, Any]) -> list[tuple[str, str]]:
     """(value, label key) of the buttons that turn the page: 前の週 / 次の週 where they cross a week's end."""
     turns = []

@@ -300,3 +300,27 @@ def test_a_week_of_three_slots_is_one_page_as_before(chat):
     assert {postback_fields(chat.button_data(label))["at"] for label in chat.buttons()} == {"awaiting_slot:1"}
     out = chat.say("2")
     assert "12/14(月) 15:00" in out[-1] and chat.conversation().state == "awaiting_form"
+
+
+@pytest.mark.parametrize("typed", ["15時", "１５時でお願いします", "15:00", "午後3時", "3時"])
+def test_a_time_typed_alone_chooses_the_one_slot_of_the_week_shown_at_that_time(chat, typed):
+    """Sakata's week is one Monday: a person who reads 「2. 12/7(月) 15:00」 and types 15時 means that slot."""
+    chat.walk_to("slots")
+    out = chat.say(typed)
+    assert "12/7(月) 15:00" in out[-1] and "仮押さえ" in out[-1]
+    assert chat.conversation().state == "awaiting_form"
+
+
+@pytest.mark.parametrize("typed", ["14:30", "15時か16時", "15時は無理です", "090-1234-1500"])
+def test_a_time_alone_that_names_no_single_slot_shown_chooses_nothing(chat, typed):
+    chat.walk_to("slots")
+    out = chat.say(typed)
+    assert "仮押さえ" not in joined(out)
+    assert chat.conversation().state == "awaiting_slot"
+
+
+def test_a_time_alone_chooses_in_the_week_shown_after_turning_it(chat):
+    chat.walk_to("slots")
+    chat.tap("次の週")
+    out = chat.say("14時")
+    assert "12/14(月) 14:00" in out[-1] and chat.conversation().state == "awaiting_form"
