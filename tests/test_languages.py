@@ -911,6 +911,23 @@ def test_easy_japanese_writes_a_word_one_way():
             assert not other.search(plain), (name, written, other.search(plain))
 
 
+# A yes/no question asked in the negative (入って いませんか, "Is there no ...?") has no safe はい or Yes: a learner
+# answers it the other way round from a native speaker (the guideline asks for plain positive questions).
+NEGATIVE_QUESTION = {"ja": re.compile(r"ませんか|ないですか"), "easy": re.compile(r"ませんか|ないですか"),
+                     "en": re.compile(r"\b(?:Is|Are|Do|Does|Have|Has) (?:there|you|it)? ?(?:no|not)\b|n't (?:it|there|you)\b")}
+
+
+@pytest.mark.parametrize("office_id", sorted(OFFICES))
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_the_offices_yes_no_questions_are_asked_in_the_positive(office_id, language):
+    office = OFFICES[office_id]
+    own = office.translations.get(language, {}) if language != "ja" else {}
+    asked = [(item.id, own.get(part, {}).get(item.id, {}).get("text", item.text))
+             for part, items in (("eligibility", office.eligibility), ("checklist", office.checklist)) for item in items]
+    for item_id, text in asked:
+        assert not NEGATIVE_QUESTION[language].search(text), (item_id, text)
+
+
 def test_easy_japanese_gives_steps_as_numbered_lists():
     office = OFFICES["sakata"]
     for name, vars in (("form_link", samples(office)["form_link"][0]), ("consent", samples(office)["consent"][0]),
