@@ -337,7 +337,7 @@ def _old_link(link: Link):
     with rt.db.reading() as s:
         access = requests.form_access(s, link.office, link.conversation_id, link.nonce, rt.clock.now())
     if access.kind != "done" or not access.reference:
-        return _problem("expired", link.office, link.language)
+        return _problem("limit" if access.kind == "limit" else "expired", link.office, link.language)
     if request.endpoint != "forms.done_page":
         return redirect(url_for("forms.done_page", token=link.token), 303)
     return _completion(link, access)

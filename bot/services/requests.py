@@ -53,7 +53,8 @@ class FormAccess:
     expired: the conversation holds no live slot; superseded: it holds another one (a newer link);
     refused: the link names a conversation it does not belong to; notice_passed: the hold is live and
     this link is its latest, but the slot's booking deadline has passed since it was held; closed: the same,
-    but staff took the slot (or its day) out of online booking since it was held.
+    but staff took the slot (or its day) out of online booking since it was held; limit: it holds no slot, and
+    the user has as many open requests as the office allows (one made from a later link).
     """
     kind: AccessKind
     conversation: Conversation | None = None
@@ -112,6 +113,10 @@ def form_access(session: Session, office, conversation_id: int, nonce: str, now:
         if reason in ("full", "notice_passed", "blocked"):
             return FormAccess("closed" if reason == "blocked" else reason, conv, hold=hold,
                               slot_start=hold.slot_start)
+    if hold is None and _refusal(session, office, conv, now) == "limit":
+        # An earlier link tapped in the chat's history after a request made from a later one: choosing a slot
+        # again (what an expired link says) would only meet that request; it is what to look at (予約確認).
+        return FormAccess("limit", conv)
     if hold is None or hold.expires_at <= now:
         return FormAccess("expired", conv)
     if hold.token_nonce != nonce:
