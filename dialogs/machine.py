@@ -521,9 +521,13 @@ def say_slot_unavailable(e: EventData) -> None:
     talk: Talk = e.model
     talk.scratch.pop("week", None)
     result = talk.scratch.get("hold", {})
+    alternatives = result.get("alternatives", [])
+    if offers_slots(talk):   # the list asked next: a slot it shows is not named twice (on a phone, six lines for three)
+        listed = {slot["start"] for slot in shown_page(talk)["slots"]}
+        alternatives = [a for a in alternatives if a["start"] not in listed]
     talk.say("slot_unavailable", reason=result.get("reason"), requested=result.get("start"),
              deadline=result.get("deadline"), closure=result.get("closure"), holiday=result.get("holiday"),
-             alternatives=result.get("alternatives", []))
+             alternatives=alternatives)
     ask(talk)
 
 

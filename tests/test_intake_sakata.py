@@ -7,6 +7,7 @@ it), 第3条 (cost), 第5条 and 第12条 (device and room), 第6条 (30 minutes
 from __future__ import annotations
 
 import shutil
+from datetime import datetime
 
 import pytest
 
@@ -324,3 +325,28 @@ def test_a_time_alone_chooses_in_the_week_shown_after_turning_it(chat):
     chat.tap("次の週")
     out = chat.say("14時")
     assert "12/14(月) 14:00" in out[-1] and chat.conversation().state == "awaiting_form"
+
+
+def test_a_slot_past_its_deadline_is_answered_without_listing_the_same_slots_twice(chat, rt):
+    """Friday 17:05: Monday's booking closed. The week shown next is the following Monday's three slots; the
+    answer does not list them first as 近い日時の空き枠 as well (six lines where three say it, on a phone)."""
+    rt.clock.freeze(datetime(2026, 12, 4, 16, 50, tzinfo=TOKYO))
+    chat.walk_to("slots")
+    monday = chat.button_data("12/7(月) 14:00")
+    rt.clock.freeze(datetime(2026, 12, 4, 17, 5, tzinfo=TOKYO))
+    out = chat.tap_data(monday)
+    assert "受付期限を過ぎています" in out[0] and "近い日時の空き枠" not in joined(out)
+    assert joined(out).count("12/14(月) 14:00") == 1 and "1. 12/14(月) 14:00" in out[-1]
+
+
+def test_a_slot_just_taken_still_names_the_near_ones_the_list_below_does_not_show(chat, rt, user_factory,
+                                                                                  fake_line):
+    chat.walk_to("slots")
+    seen = chat.button_data("12/7(月) 14:00")
+    other = Chat(user_factory(OFFICE), fake_line, rt)
+    other.walk_to("slots")
+    other.tap("12/7(月) 14:00")
+    out = chat.tap_data(seen)
+    assert "埋まりました" in out[0]
+    assert "近い日時の空き枠" in out[0] and "12/14(月) 14:00" in out[0]   # the next week's: not on this page
+    assert "12/7(月) 15:00" not in out[0] and "1. 12/7(月) 15:00" in out[-1]
