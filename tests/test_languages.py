@@ -928,6 +928,15 @@ def test_the_offices_yes_no_questions_are_asked_in_the_positive(office_id, langu
         assert not NEGATIVE_QUESTION[language].search(text), (item_id, text)
 
 
+def test_easy_japanese_names_sakatas_video_software_one_way():
+    """Sakata's terms say 「ハローワークが指定するソフト」: the やさしい日本語 profile says ハローワークが きめた ソフト
+    (its video_app name, the questions, the checklist); a notice that said アプリ read as another thing to get."""
+    easy = OFFICES["sakata"].translations["easy"]
+    said = yaml.safe_dump(easy, allow_unicode=True)
+    assert easy["video_app"]["name"] == "ハローワークが きめた ソフト"
+    assert "きめた アプリ" not in said and "きめた ソフト" in " ".join(easy["notices"])
+
+
 def test_easy_japanese_gives_steps_as_numbered_lists():
     office = OFFICES["sakata"]
     for name, vars in (("form_link", samples(office)["form_link"][0]), ("consent", samples(office)["consent"][0]),
