@@ -740,8 +740,8 @@ def test_an_earlier_link_opened_after_a_request_made_from_a_later_one_points_to_
     complete_form(client, second, valid_answers(rt.offices["sakata"]))
     old = Page.get(client, first)
     text = visible_text(old.html)
-    assert old.status == 409 and "すでにお申込み中の予約がある" in text and "「予約確認」" in text
-    assert "もう一度日時をお選びください" not in text
+    assert old.status == 409 and "お申込みは受付済みです" in text and "「予約確認」" in text
+    assert "もう一度日時をお選びください" not in text and "お受けできません" not in text   # not read as refused
 
 
 def test_a_form_sent_from_a_superseded_page_goes_on_to_the_newest_with_what_was_typed(chatting, client, rt,

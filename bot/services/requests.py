@@ -40,7 +40,8 @@ REFERENCE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # upper-case letters an
 DETAILS_VERSION = 1
 SUBMISSION_KEEP = timedelta(days=1)  # how long a used link still shows its completion page
 
-AccessKind = Literal["open", "done", "expired", "superseded", "refused", "notice_passed", "closed"]
+AccessKind = Literal["open", "done", "expired", "superseded", "refused", "notice_passed", "closed",
+                     "applied"]
 OutcomeStatus = Literal["created", "duplicate", "expired", "superseded", "refused", "full", "blocked",
                         "limit", "notice_passed", "closed", "terms_changed"]
 
@@ -53,7 +54,7 @@ class FormAccess:
     expired: the conversation holds no live slot; superseded: it holds another one (a newer link);
     refused: the link names a conversation it does not belong to; notice_passed: the hold is live and
     this link is its latest, but the slot's booking deadline has passed since it was held; closed: the same,
-    but staff took the slot (or its day) out of online booking since it was held; limit: it holds no slot, and
+    but staff took the slot (or its day) out of online booking since it was held; applied: it holds no slot, and
     the user has as many open requests as the office allows (one made from a later link).
     """
     kind: AccessKind
@@ -116,7 +117,7 @@ def form_access(session: Session, office, conversation_id: int, nonce: str, now:
     if hold is None and _refusal(session, office, conv, now) == "limit":
         # An earlier link tapped in the chat's history after a request made from a later one: choosing a slot
         # again (what an expired link says) would only meet that request; it is what to look at (予約確認).
-        return FormAccess("limit", conv)
+        return FormAccess("applied", conv)
     if hold is None or hold.expires_at <= now:
         return FormAccess("expired", conv)
     if hold.token_nonce != nonce:
@@ -146,6 +147,8 @@ def submit(session: Session, rt, office, conversation_id: int, nonce: str, value
     access = form_access(session, office, conversation_id, nonce, now, lock=True, revive=True)
     if access.kind == "done":
         return Outcome("duplicate", reference=access.reference, slot_start=access.slot_start)
+    if access.kind == "applied":  # a page of an earlier link sent after a request was made from a later one
+        return Outcome("limit")
     if access.kind == "closed":
         session.delete(access.hold)  # staff blocked the slot: given back for good, the chat offers the others
         return Outcome("closed", slot_start=access.slot_start)
