@@ -150,7 +150,8 @@ CONFIRM_LABELS = {"withdraw": "confirm_withdraw", "cancel": "confirm_cancel", "p
 
 def typed_aliases(talk: Talk) -> list[tuple[str, list[str]]]:
     """(value, labels) chosen by typing a label that is not on this page's buttons (never by number):
-    次の週 / 前の週 go to that week's first page, 次へ / 前へ turn the page, where these moves exist; 削除する /
+    次の週 / 前の週 go to that week's first page, 次へ / 前へ turn the page, where these moves exist (a week's
+    move also where its button shows, for the words vocabulary.yaml gives it: 来週, 先週); 削除する /
     削除しない right after データ削除 asked; キャンセルする (取り下げる) / やめる, or はい / いいえ, right after a
     cancellation was asked."""
     asked = [(f"confirm_delete:{value}", [talk.labels[key]])
@@ -168,8 +169,9 @@ def typed_aliases(talk: Talk) -> list[tuple[str, list[str]]]:
              ("prev_week", "week:-1", page.get("has_prev_week")),
              ("next_page", "week:next", page.get("has_next")),
              ("prev_page", "week:prev", page.get("has_prev"))]
-    return asked + [(value, [talk.labels[key]]) for key, value, possible in moves
-                    if possible and key not in shown and key in talk.labels]
+    weeks = {"week:1", "week:-1"}   # also typed in other words (来週, 先週: vocabulary.yaml), button or not
+    return asked + [(value, [] if key in shown else [talk.labels[key]]) for key, value, possible in moves
+                    if possible and key in talk.labels and (key not in shown or value in weeks)]
 
 
 def typed_booking_actions(talk: Talk) -> dict[str, str]:

@@ -350,3 +350,14 @@ def test_a_slot_just_taken_still_names_the_near_ones_the_list_below_does_not_sho
     assert "埋まりました" in out[0]
     assert "近い日時の空き枠" in out[0] and "12/14(月) 14:00" in out[0]   # the next week's: not on this page
     assert "12/7(月) 15:00" not in out[0] and "1. 12/7(月) 15:00" in out[-1]
+
+
+@pytest.mark.parametrize("typed", ["来週", "らいしゅう", "次週", "来週でお願いします"])
+def test_next_week_typed_in_other_words_turns_to_it_as_the_button_does(chat, typed):
+    chat.walk_to("slots")
+    out = chat.say(typed)
+    assert out[-1].startswith("12/14(月)〜12/20(日)の空いている枠です") and "読み取れません" not in joined(out)
+    out = chat.say("先週")
+    assert out[-1].startswith("12/7(月)〜12/13(日)の空いている枠です")
+    out = chat.say("先週")                              # there is no week before the first: not understood
+    assert "読み取れませんでした" in out[0] and chat.conversation().state == "awaiting_slot"
