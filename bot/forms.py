@@ -45,7 +45,7 @@ SECURITY_HEADERS = {
 PROBLEM_STATUS = {
     "forged": 404, "refused": 403, "expired": 410, "superseded": 410, "csrf": 400,
     "full": 409, "closed": 409, "blocked": 403, "limit": 409, "notice_passed": 410, "unavailable": 503,
-    "waiting": 409,
+    "waiting": 409, "applied": 409,
 }
 # The kinds of page after which the user goes on by choosing another slot in the chat: after a post, the page
 # keeps what was typed, to send it again once they have (`_cannot`, `resume`). Not `limit` or `blocked`: another
@@ -337,7 +337,7 @@ def _old_link(link: Link):
     with rt.db.reading() as s:
         access = requests.form_access(s, link.office, link.conversation_id, link.nonce, rt.clock.now())
     if access.kind != "done" or not access.reference:
-        return _problem("expired", link.office, link.language)
+        return _problem("applied" if access.kind == "applied" else "expired", link.office, link.language)
     if request.endpoint != "forms.done_page":
         return redirect(url_for("forms.done_page", token=link.token), 303)
     return _completion(link, access)

@@ -102,4 +102,5 @@ class SessionPorts:
     def read_slot(self, text: str) -> TypedSlot:
         reading = read_slot_text(text, self.now)
         return TypedSlot(start=reading.start.isoformat() if reading.start else None, declined=reading.declined,
-                         closed_day=holds.closed_day(self.office, reading.day) if reading.day else None)
+                         closed_day=holds.closed_day(self.office, reading.day) if reading.day else None,
+                         time=reading.time.strftime("%H:%M") if reading.time else None)

@@ -4,8 +4,8 @@ from __future__ import annotations
 from dialogs.effects import Choice, Say
 from dialogs.inputs import Incoming
 from dialogs.machine import (CANCEL_ASKED, CONFIRM_LABELS, DELETE_ASKED, MACHINE, MAX_MISSES, State, Talk, ask,
-                             choices_for_routing, fire, offers_slots, typed_aliases, typed_booking_actions,
-                             typed_proposal_answers)
+                             choices_for_routing, fire, offers_slots, shown_slot_at, typed_aliases,
+                             typed_booking_actions, typed_proposal_answers)
 from dialogs.router import Routed, Vocabulary, postback, route
 
 
@@ -44,6 +44,8 @@ def apply(talk: Talk, routed: Routed) -> None:
             trigger = "declined_slot"                 # 12/7以外, 12/7 14時は無理: never a choice of it
         elif typed.start:
             trigger, routed = "choose_slot", Routed("choose_slot", value=typed.start)
+        elif typed.time and offers_slots(talk) and (start := shown_slot_at(talk, typed.time)):
+            trigger, routed = "choose_slot", Routed("choose_slot", value=start)   # 14時: the list's one 14:00
         elif typed.closed_day:                        # 12/30 alone: said why there is no slot that day
             routed = Routed(trigger, routed.value, routed.method, {**routed.extra, "closed_day": typed.closed_day})
     elif trigger == "typed" and talk.state in _BEFORE_SLOTS and talk.ports.read_slot(routed.value or "").start:

@@ -108,6 +108,14 @@ def offers_slots(talk: Talk) -> bool:
         state == State.AWAITING_SLOT or (state == State.AWAITING_FORM and hold_lapsed_now(talk)))
 
 
+def shown_slot_at(talk: Talk, hhmm: str) -> str | None:
+    """The start of the one slot of the list last shown that begins at `hhmm` (a time typed alone, 14時: Sakata's
+    week and Otaru's page are one day each), or None where the list has none or several."""
+    shown = talk.context.get("shown_slots") or []   # ISO starts in the office's time, as the service wrote them
+    starts = [start for start, _label in shown if datetime.fromisoformat(start).strftime("%H:%M") == hhmm]
+    return starts[0] if len(starts) == 1 else None
+
+
 def _turns(page: Mapping[str, Any]) -> list[tuple[str, str]]:
     """(value, label key) of the buttons that turn the page: 前の週 / 次の週 where they cross a week's end."""
     turns = []
@@ -142,7 +150,8 @@ CONFIRM_LABELS = {"withdraw": "confirm_withdraw", "cancel": "confirm_cancel", "p
 
 def typed_aliases(talk: Talk) -> list[tuple[str, list[str]]]:
     """(value, labels) chosen by typing a label that is not on this page's buttons (never by number):
-    次の週 / 前の週 go to that week's first page, 次へ / 前へ turn the page, where these moves exist; 削除する /
+    次の週 / 前の週 go to that week's first page, 次へ / 前へ turn the page, where these moves exist (a week's
+    move also where its button shows, for the words vocabulary.yaml gives it: 来週, 先週); 削除する /
     削除しない right after データ削除 asked; キャンセルする (取り下げる) / やめる, or はい / いいえ, right after a
     cancellation was asked."""
     asked = [(f"confirm_delete:{value}", [talk.labels[key]])
@@ -160,8 +169,9 @@ def typed_aliases(talk: Talk) -> list[tuple[str, list[str]]]:
              ("prev_week", "week:-1", page.get("has_prev_week")),
              ("next_page", "week:next", page.get("has_next")),
              ("prev_page", "week:prev", page.get("has_prev"))]
-    return asked + [(value, [talk.labels[key]]) for key, value, possible in moves
-                    if possible and key not in shown and key in talk.labels]
+    weeks = {"week:1", "week:-1"}   # also typed in other words (来週, 先週: vocabulary.yaml), button or not
+    return asked + [(value, [] if key in shown else [talk.labels[key]]) for key, value, possible in moves
+                    if possible and key in talk.labels and (key not in shown or value in weeks)]
 
 
 def typed_booking_actions(talk: Talk) -> dict[str, str]:
@@ -513,9 +523,13 @@ def say_slot_unavailable(e: EventData) -> None:
     talk: Talk = e.model
     talk.scratch.pop("week", None)
     result = talk.scratch.get("hold", {})
+    alternatives = result.get("alternatives", [])
+    if offers_slots(talk):   # the list asked next: a slot it shows is not named twice (on a phone, six lines for three)
+        listed = {slot["start"] for slot in shown_page(talk)["slots"]}
+        alternatives = [a for a in alternatives if a["start"] not in listed]
     talk.say("slot_unavailable", reason=result.get("reason"), requested=result.get("start"),
              deadline=result.get("deadline"), closure=result.get("closure"), holiday=result.get("holiday"),
-             alternatives=result.get("alternatives", []))
+             alternatives=alternatives)
     ask(talk)
 
 

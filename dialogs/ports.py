@@ -14,6 +14,8 @@ class TypedSlot:
     # A date typed without a time on a day the office is closed: {"day": ISO date, "closure": calendar reason,
     # "holiday": its name or None}; the answer names why (12/30: the New Year closure).
     closed_day: dict[str, str | None] | None = None
+    # A time typed alone ("HH:MM", 14時): it chooses the one slot of the list shown that starts then, if there is one.
+    time: str | None = None
 
 
 class Ports(Protocol):

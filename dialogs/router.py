@@ -304,6 +304,9 @@ def _matching(text: str, choices: list[tuple[str, Iterable[str]]], aliases: Iter
         for value, _ in choices:
             if synonym in (value, value.partition(":")[2]):
                 return value
+        for value, _ in aliases:   # by its own value only (来週 is week:1), never by an answer's (はい is no 削除する)
+            if synonym == value:
+                return value
     return None
 
 

@@ -16,7 +16,8 @@ from bot.forms import form_texts
 from bot.models import Booking, Conversation, SlotHold
 from bot.render import text_of
 from bot.services.slots import slot_label
-from tests.formflow import Page, form_link, hold_directly, hold_first_free, path_of, valid_answers, walk_to_slots
+from tests.formflow import (Page, complete_form, form_link, hold_directly, hold_first_free, path_of, valid_answers,
+                            walk_to_slots)
 
 REFERENCE_LINE = re.compile(r"受付番号: [A-HJ-NP-Z2-9]{4}-[A-HJ-NP-Z2-9]{4}")
 
@@ -726,6 +727,21 @@ def test_a_superseded_link_points_to_the_newest(chatting, client, rt, fake_line)
     assert old.status == 410 and "前にお選びいただいた日時" in old.html
     assert any(same_link(rt, link, second) for link in old.parsed.links)  # the newest input page, one tap away
     assert Page.get(client, second).status == 200
+
+
+def test_an_earlier_link_opened_after_a_request_made_from_a_later_one_points_to_the_request(chatting, client, rt,
+                                                                                           fake_line):
+    """Scrolling up the chat after applying, the user taps the first 入力ページを開く: not "the hold ran out,
+    send 予約 and choose again" (予約 would only say a request is open), but that one is, and 予約確認."""
+    user, first = chatting("sakata")
+    user.says("戻る")
+    user.says("2")
+    second = form_link(fake_line.messages_to(user.user_id))
+    complete_form(client, second, valid_answers(rt.offices["sakata"]))
+    old = Page.get(client, first)
+    text = visible_text(old.html)
+    assert old.status == 409 and "お申込みは受付済みです" in text and "「予約確認」" in text
+    assert "もう一度日時をお選びください" not in text and "お受けできません" not in text   # not read as refused
 
 
 def test_a_form_sent_from_a_superseded_page_goes_on_to_the_newest_with_what_was_typed(chatting, client, rt,

@@ -7,6 +7,7 @@ it), 第3条 (cost), 第5条 and 第12条 (device and room), 第6条 (30 minutes
 from __future__ import annotations
 
 import shutil
+from datetime import datetime
 
 import pytest
 
@@ -300,3 +301,63 @@ def test_a_week_of_three_slots_is_one_page_as_before(chat):
     assert {postback_fields(chat.button_data(label))["at"] for label in chat.buttons()} == {"awaiting_slot:1"}
     out = chat.say("2")
     assert "12/14(月) 15:00" in out[-1] and chat.conversation().state == "awaiting_form"
+
+
+@pytest.mark.parametrize("typed", ["15時", "１５時でお願いします", "15:00", "午後3時", "3時"])
+def test_a_time_typed_alone_chooses_the_one_slot_of_the_week_shown_at_that_time(chat, typed):
+    """Sakata's week is one Monday: a person who reads 「2. 12/7(月) 15:00」 and types 15時 means that slot."""
+    chat.walk_to("slots")
+    out = chat.say(typed)
+    assert "12/7(月) 15:00" in out[-1] and "仮押さえ" in out[-1]
+    assert chat.conversation().state == "awaiting_form"
+
+
+@pytest.mark.parametrize("typed", ["14:30", "15時か16時", "15時は無理です", "090-1234-1500"])
+def test_a_time_alone_that_names_no_single_slot_shown_chooses_nothing(chat, typed):
+    chat.walk_to("slots")
+    out = chat.say(typed)
+    assert "仮押さえ" not in joined(out)
+    assert chat.conversation().state == "awaiting_slot"
+
+
+def test_a_time_alone_chooses_in_the_week_shown_after_turning_it(chat):
+    chat.walk_to("slots")
+    chat.tap("次の週")
+    out = chat.say("14時")
+    assert "12/14(月) 14:00" in out[-1] and chat.conversation().state == "awaiting_form"
+
+
+def test_a_slot_past_its_deadline_is_answered_without_listing_the_same_slots_twice(chat, rt):
+    """Friday 17:05: Monday's booking closed. The week shown next is the following Monday's three slots; the
+    answer does not list them first as 近い日時の空き枠 as well (six lines where three say it, on a phone)."""
+    rt.clock.freeze(datetime(2026, 12, 4, 16, 50, tzinfo=TOKYO))
+    chat.walk_to("slots")
+    monday = chat.button_data("12/7(月) 14:00")
+    rt.clock.freeze(datetime(2026, 12, 4, 17, 5, tzinfo=TOKYO))
+    out = chat.tap_data(monday)
+    assert "受付期限を過ぎています" in out[0] and "近い日時の空き枠" not in joined(out)
+    assert joined(out).count("12/14(月) 14:00") == 1 and "1. 12/14(月) 14:00" in out[-1]
+
+
+def test_a_slot_just_taken_still_names_the_near_ones_the_list_below_does_not_show(chat, rt, user_factory,
+                                                                                  fake_line):
+    chat.walk_to("slots")
+    seen = chat.button_data("12/7(月) 14:00")
+    other = Chat(user_factory(OFFICE), fake_line, rt)
+    other.walk_to("slots")
+    other.tap("12/7(月) 14:00")
+    out = chat.tap_data(seen)
+    assert "埋まりました" in out[0]
+    assert "近い日時の空き枠" in out[0] and "12/14(月) 14:00" in out[0]   # the next week's: not on this page
+    assert "12/7(月) 15:00" not in out[0] and "1. 12/7(月) 15:00" in out[-1]
+
+
+@pytest.mark.parametrize("typed", ["来週", "らいしゅう", "次週", "来週でお願いします"])
+def test_next_week_typed_in_other_words_turns_to_it_as_the_button_does(chat, typed):
+    chat.walk_to("slots")
+    out = chat.say(typed)
+    assert out[-1].startswith("12/14(月)〜12/20(日)の空いている枠です") and "読み取れません" not in joined(out)
+    out = chat.say("先週")
+    assert out[-1].startswith("12/7(月)〜12/13(日)の空いている枠です")
+    out = chat.say("先週")                              # there is no week before the first: not understood
+    assert "読み取れませんでした" in out[0] and chat.conversation().state == "awaiting_slot"

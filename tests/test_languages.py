@@ -461,6 +461,20 @@ def test_the_day_before_reminder_says_sakatas_invitation_is_due_today(language):
     assert TODAY[language] not in confirmed
 
 
+# The session is online: the heading of what to do when the day no longer suits says so, as the Japanese
+# 「ご都合が悪くなったとき」 does, not "if you cannot come" (nobody comes anywhere).
+CANCEL_HEADING = {"ja": "【ご都合が悪くなったとき】", "easy": "【つごうが わるく なった とき】",
+                  "en": "[If the date no longer suits you]"}
+
+
+@pytest.mark.parametrize("office_id", sorted(OFFICES))
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_the_reminder_s_cancel_heading_fits_an_online_session(office_id, language):
+    reminder = text_of(render(OFFICES[office_id], language, "reminder_day_before", dict(booking=booking("confirmed"))))
+    assert f"\n{CANCEL_HEADING[language]}\n" in reminder
+    assert "cannot come" not in reminder and "行けなく" not in reminder
+
+
 SENT = {
     "sakata": {"ja": "お送りしています", "easy": "もう おくりました", "en": "has sent the meeting invitation"},
     "otaru": {"ja": "お知らせしています", "easy": "もう 知らせました", "en": "has given you the Zoom meeting ID"},
@@ -895,6 +909,32 @@ def test_easy_japanese_writes_a_word_one_way():
         plain = re.sub(r"（[^（）]*）", "", words)
         for written, other in EASY_FORMS.items():
             assert not other.search(plain), (name, written, other.search(plain))
+
+
+# A yes/no question asked in the negative (入って いませんか, "Is there no ...?") has no safe はい or Yes: a learner
+# answers it the other way round from a native speaker (the guideline asks for plain positive questions).
+NEGATIVE_QUESTION = {"ja": re.compile(r"ませんか|ないですか"), "easy": re.compile(r"ませんか|ないですか"),
+                     "en": re.compile(r"\b(?:Is|Are|Do|Does|Have|Has) (?:there|you|it)? ?(?:no|not)\b|n't (?:it|there|you)\b")}
+
+
+@pytest.mark.parametrize("office_id", sorted(OFFICES))
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_the_offices_yes_no_questions_are_asked_in_the_positive(office_id, language):
+    office = OFFICES[office_id]
+    own = office.translations.get(language, {}) if language != "ja" else {}
+    asked = [(item.id, own.get(part, {}).get(item.id, {}).get("text", item.text))
+             for part, items in (("eligibility", office.eligibility), ("checklist", office.checklist)) for item in items]
+    for item_id, text in asked:
+        assert not NEGATIVE_QUESTION[language].search(text), (item_id, text)
+
+
+def test_easy_japanese_names_sakatas_video_software_one_way():
+    """Sakata's terms say 「ハローワークが指定するソフト」: the やさしい日本語 profile says ハローワークが きめた ソフト
+    (its video_app name, the questions, the checklist); a notice that said アプリ read as another thing to get."""
+    easy = OFFICES["sakata"].translations["easy"]
+    said = yaml.safe_dump(easy, allow_unicode=True)
+    assert easy["video_app"]["name"] == "ハローワークが きめた ソフト"
+    assert "きめた アプリ" not in said and "きめた ソフト" in " ".join(easy["notices"])
 
 
 def test_easy_japanese_gives_steps_as_numbered_lists():

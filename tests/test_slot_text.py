@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bot.clock import TOKYO
-from bot.services.slot_text import declines_slot, parse_slot_text
+from bot.services.slot_text import declines_slot, parse_slot_text, read_slot_text
 
 
 def at(y: int, m: int, d: int, hh: int = 0, mm: int = 0) -> datetime:
@@ -702,3 +702,13 @@ def test_parse_slot_text_japanese_era(text, expected):
 def test_parse_slot_text_japanese_era_refuses(text):
     """A day that does not exist, another era (read as no year would misplace it), or no era at all."""
     assert parse_slot_text(text, at(2026, 12, 7, 10)) is None
+
+
+@pytest.mark.parametrize("typed,hour", [("14時", 14), ("１５時でお願いします", 15), ("15:00", 15), ("午後3時", 15), ("3時", 15),
+                                        ("2pm", 14), ("14時は無理です", None), ("14時か15時", None), ("12/7", None),
+                                        ("090-1234-1500", None), ("14時から2時間", None), ("予約", None)])
+def test_a_time_alone_is_kept_for_the_dialog_to_match_with_the_list_shown(typed, hour):
+    """No slot on its own (14:00 is on many days), but the one time of a text naming no date and no other number."""
+    reading = read_slot_text(typed, at(2026, 12, 1, 10))
+    assert reading.start is None
+    assert reading.time == (None if hour is None else datetime(2026, 1, 1, hour).time())

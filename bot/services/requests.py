@@ -41,7 +41,8 @@ REFERENCE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # upper-case letters an
 DETAILS_VERSION = 1
 SUBMISSION_KEEP = timedelta(days=1)  # how long a used link still shows its completion page
 
-AccessKind = Literal["open", "done", "expired", "superseded", "refused", "notice_passed", "closed"]
+AccessKind = Literal["open", "done", "expired", "superseded", "refused", "notice_passed", "closed",
+                     "applied"]
 OutcomeStatus = Literal["created", "duplicate", "expired", "superseded", "refused", "full", "blocked",
                         "limit", "notice_passed", "closed", "terms_changed"]
 
@@ -54,7 +55,8 @@ class FormAccess:
     expired: the conversation holds no live slot; superseded: it holds another one (a newer link);
     refused: the link names a conversation it does not belong to; notice_passed: the hold is live and
     this link is its latest, but the slot's booking deadline has passed since it was held; closed: the same,
-    but staff took the slot (or its day) out of online booking since it was held.
+    but staff took the slot (or its day) out of online booking since it was held; applied: it holds no slot, and
+    the user has as many open requests as the office allows (one made from a later link).
     """
     kind: AccessKind
     conversation: Conversation | None = None
@@ -114,6 +116,10 @@ def form_access(session: Session, office, conversation_id: int, nonce: str, now:
         if reason in ("full", "notice_passed", "blocked"):
             return FormAccess("closed" if reason == "blocked" else reason, conv, hold=hold,
                               slot_start=hold.slot_start)
+    if hold is None and _refusal(session, office, conv, now) == "limit":
+        # An earlier link tapped in the chat's history after a request made from a later one: choosing a slot
+        # again (what an expired link says) would only meet that request; it is what to look at (予約確認).
+        return FormAccess("applied", conv)
     if hold is None or hold.expires_at <= now:
         return FormAccess("expired", conv)
     if hold.token_nonce != nonce:
@@ -144,6 +150,8 @@ def submit(session: Session, rt, office, conversation_id: int, nonce: str, value
     if access.kind == "done":
         return Outcome("duplicate", reference=access.reference, slot_start=access.slot_start,
                        differs=_differs(session, rt, nonce, values))
+    if access.kind == "applied":  # a page of an earlier link sent after a request was made from a later one
+        return Outcome("limit")
     if access.kind == "closed":
         session.delete(access.hold)  # staff blocked the slot: given back for good, the chat offers the others
         return Outcome("closed", slot_start=access.slot_start)

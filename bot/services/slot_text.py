@@ -21,7 +21,8 @@ minutes after their hour in digits where they are in kanji numerals (`_KANJI_DAT
   (`<number>14<hour>`, `No. 0123`, `#14<hour>`).
 The date and the time stand side by side, in either order, with only spaces, commas, `at`, `on`, `around`,
 `from`, `@` or `<no>` between them. The first such pair decides. A date without a time, or a time without a
-date, is no slot (None), as the bot then asks for both.
+date, is no slot (None), as the bot then asks for both (a time alone is kept in `SlotReading.time`: the
+dialog matches it with the list it showed).
 
 A weekday beside a date (`Mon Dec 7`, `12/7(<W>)`, `Dec 7 Monday`) must be that date's weekday. A weekday alone
 means the first such day whose time has not passed yet: today, if it is that weekday and the time is still
@@ -296,6 +297,10 @@ class SlotReading:
     start: datetime | None = None
     declined: bool = False
     day: date | None = None   # a month and day named alone (`12/30`, `12<month>30<day>`): no slot, but a day
+    # A time named alone (`14<hour>`, `14:00`, `2pm`): no slot on its own, but the bot may match it with the one
+    # slot of the list it showed that starts then (Sakata's week has one day). None where the text names a date,
+    # a second time or any other number (a phone number's `1400` is no time), or turns something down.
+    time: time | None = None
 
 
 def read_slot_text(text: str, now: datetime) -> SlotReading:
@@ -310,7 +315,9 @@ def read_slot_text(text: str, now: datetime) -> SlotReading:
         raise ValueError("a timezone-aware datetime is required")
     value, dates, choice, declined = _read(text)
     if choice is None:
-        return SlotReading(declined=declined, day=None if declined else _day_alone(dates, now.astimezone(TOKYO)))
+        if declined:
+            return SlotReading(declined=True)
+        return SlotReading(day=_day_alone(dates, now.astimezone(TOKYO)), time=_time_alone(value, dates))
     return SlotReading(start=_start(value, dates, choice, now.astimezone(TOKYO)))
 
 
@@ -320,6 +327,16 @@ def _day_alone(dates: list[re.Match], now: datetime) -> date | None:
     if len(dates) != 1 or not any(dates[0][f"{kind}_day"] for kind in ("num", "md", "dm")):
         return None
     return _date(dates[0], time(), now)
+
+
+def _time_alone(value: str, dates: list[re.Match]) -> time | None:
+    """The one time the normalised text names, where it names no date and no other number (see SlotReading)."""
+    if dates:
+        return None
+    times = [t for t in _TIME.finditer(value) if not _NUMBER_LEAD.search(value, 0, t.start())]
+    if len(times) != 1 or re.search(r"\d", value[:times[0].start()] + value[times[0].end():]):
+        return None
+    return _time(times[0])
 
 
 def parse_slot_text(text: str, now: datetime) -> datetime | None:

@@ -300,3 +300,13 @@ def requested_slot(rt, user):
     with rt.db.reading() as s:
         return s.scalar(select(Booking.slot_start).join(Conversation, Conversation.id == Booking.conversation_id)
                         .where(Conversation.line_user_id == user.user_id))
+
+
+def test_the_purpose_before_the_sensitive_question_stands_apart_from_the_field_above(small_phone, live_server):
+    """Sakata's purpose of the category question is a box of its own: not glued to the phone field above it,
+    where it read as that field's note."""
+    url = hold_first_free(live_server.rt, "sakata")
+    small_phone.goto(url)
+    above = small_phone.locator("#f-phone").bounding_box()
+    box = small_phone.locator("section.sensitive").bounding_box()
+    assert box["y"] - (above["y"] + above["height"]) >= 12
