@@ -174,6 +174,20 @@ def test_a_typed_holiday_past_or_far_slot_is_explained(rt, clock, user_factory, 
     assert conversation(rt, user).state == "awaiting_slot" and rows(rt, SlotHold) == []
 
 
+def test_the_free_slots_offered_near_a_closed_day_are_near_it_though_weeks_ahead(rt, clock, user_factory,
+                                                                                  fake_line):
+    """Otaru has ten slots a weekday: the slots named 近い日時 beside 12/29 (the year end, weeks ahead) are the
+    ones around it (12/28, 1/4), not the first free ones of next week."""
+    clock.freeze(datetime(2026, 12, 3, 10, 0, tzinfo=TOKYO))
+    user = user_factory("otaru")
+    walk_to_slots(user, rt)
+    reply = says(fake_line, user, "12/29 10:00")
+    near = reply.split("近い日時の空き枠:")[1].split("\n\n")[0]
+    assert "年末年始" in reply
+    days = re.findall(r"・(\d+/\d+)\(", near)
+    assert len(days) == 3 and set(days) <= {"12/28", "1/4"}, near
+
+
 @pytest.mark.parametrize("office_id,label", [("sakata", "12/7(月) 14:00"), ("otaru", "12/7(月) 10:00")])
 def test_a_slot_whose_deadline_passed_while_shown_names_the_deadline(rt, clock, user_factory, fake_line,
                                                                       office_id, label):
