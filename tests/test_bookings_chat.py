@@ -3,6 +3,7 @@ LINE API recording what the users saw. Also 予約確認 (withdraw, cancel, the 
 and the bad inputs of the slot step."""
 from __future__ import annotations
 
+import json
 import re
 import threading
 import time
@@ -201,6 +202,29 @@ def test_a_slot_whose_deadline_passed_while_shown_names_the_deadline(rt, clock, 
     reply = taps(fake_line, user, button)
     assert "受付期限" in reply and "2026年12月4日(金) 17:00" in reply
     assert rows(rt, SlotHold) == []
+
+
+@pytest.mark.parametrize("switch,words", [(None, "お申込みの締切は 2026年12月3日(木) 17:00"),
+                                           ("English", "close at Thu 3 Dec 2026, 17:00"),
+                                           ("やさしい日本語", "しめきりは 2026年12月3日(木) 17:00")])
+def test_a_slot_held_minutes_before_its_deadline_names_the_deadline_in_the_chat(rt, clock, user_factory,
+                                                                               fake_line, switch, words):
+    """Otaru 「前日までに」: Friday's slots close Thursday 17:00. Held at 16:50, the chat says it is held until
+    17:05 (the hold's own time) and must also say the request is to be sent by 17:00, as the form does."""
+    clock.freeze(datetime(2026, 12, 3, 16, 50, tzinfo=TOKYO))                 # Thursday
+    user = user_factory("otaru")
+    if switch:
+        says(fake_line, user, switch)
+    walk_to_slots(user, rt)
+    says(fake_line, user, "12/4 10:00")
+    [bubble] = [m for m in fake_line.messages_to(user.user_id) if m["type"] == "flex"]
+    assert words in json.dumps(bubble, ensure_ascii=False)
+    clock.freeze(datetime(2026, 12, 3, 10, 0, tzinfo=TOKYO))                  # far from it: not said
+    other = user_factory("otaru")
+    walk_to_slots(other, rt)
+    says(fake_line, other, "12/4 10:30")
+    [bubble] = [m for m in fake_line.messages_to(other.user_id) if m["type"] == "flex"]
+    assert "17:00" not in json.dumps(bubble, ensure_ascii=False)
 
 
 def with_a_lapsed_hold(rt, clock, user):

@@ -198,8 +198,12 @@ def hold(session: Session, rt, office, conv: Conversation, start_iso: str, now: 
 
 
 def _held_dict(rt, office, conv: Conversation, row: SlotHold) -> dict[str, Any]:
+    # The slot's booking deadline where an open form could outlast it (as the form says it): held until 17:05
+    # is no use to a request that must be sent by 17:00.
+    deadline = slotsvc.booking_deadline(office, row.slot_start)
     return {"ok": True, "start": row.slot_start.isoformat(), "at": row.slot_start,
             "label": slotsvc.slot_label(row.slot_start), "expires_at": row.expires_at,
+            "deadline": deadline if deadline <= latest_expiry(office, row) else None,
             "form_url": rt.form_url(office.id, conv.id, row.token_nonce)}
 
 
