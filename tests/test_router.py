@@ -108,6 +108,7 @@ def test_text_near_no_chat_word_or_near_two_suggests_nothing(typed):
     ("予約", "start"), ("よやく", "start"), ("予約確認", "show_bookings"), ("ヘルプ", "help"), ("戻る", "back"),
     ("最初から", "restart"), ("中止", "stop"), ("データ削除", "delete_data"), ("English", "switch_language"),
     ("キャンセル", "show_bookings"), ("キャンセルしたい", "show_bookings"),   # what may be cancelled, and how
+    ("予約かくにん", "show_bookings"), ("よやく確認", "show_bookings"),      # half converted by the keyboard
 ])
 def test_chat_words_work_at_any_position(word, trigger):
     for position, choices in ((Q1, YES_NO_UNSURE), ("awaiting_consent", CONSENT), ("idle", [])):
