@@ -569,6 +569,21 @@ def test_one_open_request_per_user(rt, client, user_factory, fake_line):
     assert conversation(rt, user).state == "idle"
 
 
+@pytest.mark.parametrize("switch,words", [(None, "日時を変更される場合は、取り下げてから"),
+                                           ("English", "To change the date or time, withdraw it first"),
+                                           ("やさしい日本語", "日と 時間を かえる ときは、さきに とりけして")])
+def test_booking_again_while_a_request_is_open_says_how_to_change_its_date(rt, client, user_factory, fake_line,
+                                                                          switch, words):
+    """One open request at a time: a person who sends 予約 to move theirs to another day is told how (withdraw
+    or cancel it in 予約確認, then book again), not only that they have one."""
+    user = user_factory("otaru")
+    request_for(rt, client, user)
+    if switch:
+        says(fake_line, user, switch)
+    reply = says(fake_line, user, "予約")
+    assert words in reply
+
+
 def test_otaru_cancels_in_chat_until_the_previous_day(rt, clock, client, user_factory, fake_line):
     user = user_factory("otaru")
     booking = request_for(rt, client, user)   # 12/2(水) 10:00

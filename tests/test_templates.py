@@ -165,7 +165,8 @@ def samples(office) -> dict[str, list[dict[str, Any]]]:
                     + [dict(bookings=[booking(), booking("confirmed", "cancel"),
                                       booking("confirmed", "call", ("phone",)), booking("proposed", "proposal")],
                             in_progress=False)],
-        "already_booked": [dict(booking=booking())],
+        "already_booked": [dict(booking=booking()), dict(booking=booking("confirmed", "cancel")),
+                           dict(booking=booking("confirmed", "call", ("phone",)))],
         "receipt": [dict(receipt=booking())],
         "slots": [dict(page=week()), dict(page=week(days=2, pages=3)), dict(page=week(page=1, pages=3)),
                   dict(page=week(page=2, pages=3, parts=2))]
