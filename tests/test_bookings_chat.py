@@ -3,6 +3,7 @@ LINE API recording what the users saw. Also 予約確認 (withdraw, cancel, the 
 and the bad inputs of the slot step."""
 from __future__ import annotations
 
+import json
 import re
 import threading
 import time
@@ -174,6 +175,20 @@ def test_a_typed_holiday_past_or_far_slot_is_explained(rt, clock, user_factory, 
     assert conversation(rt, user).state == "awaiting_slot" and rows(rt, SlotHold) == []
 
 
+def test_the_free_slots_offered_near_a_closed_day_are_near_it_though_weeks_ahead(rt, clock, user_factory,
+                                                                                  fake_line):
+    """Otaru has ten slots a weekday: the slots named 近い日時 beside 12/29 (the year end, weeks ahead) are the
+    ones around it (12/28, 1/4), not the first free ones of next week."""
+    clock.freeze(datetime(2026, 12, 3, 10, 0, tzinfo=TOKYO))
+    user = user_factory("otaru")
+    walk_to_slots(user, rt)
+    reply = says(fake_line, user, "12/29 10:00")
+    near = reply.split("近い日時の空き枠:")[1].split("\n\n")[0]
+    assert "年末年始" in reply
+    days = re.findall(r"・(\d+/\d+)\(", near)
+    assert len(days) == 3 and set(days) <= {"12/28", "1/4"}, near
+
+
 @pytest.mark.parametrize("office_id,label", [("sakata", "12/7(月) 14:00"), ("otaru", "12/7(月) 10:00")])
 def test_a_slot_whose_deadline_passed_while_shown_names_the_deadline(rt, clock, user_factory, fake_line,
                                                                       office_id, label):
@@ -187,6 +202,29 @@ def test_a_slot_whose_deadline_passed_while_shown_names_the_deadline(rt, clock, 
     reply = taps(fake_line, user, button)
     assert "受付期限" in reply and "2026年12月4日(金) 17:00" in reply
     assert rows(rt, SlotHold) == []
+
+
+@pytest.mark.parametrize("switch,words", [(None, "お申込みの締切は 2026年12月3日(木) 17:00"),
+                                           ("English", "close at Thu 3 Dec 2026, 17:00"),
+                                           ("やさしい日本語", "しめきりは 2026年12月3日(木) 17:00")])
+def test_a_slot_held_minutes_before_its_deadline_names_the_deadline_in_the_chat(rt, clock, user_factory,
+                                                                               fake_line, switch, words):
+    """Otaru 「前日までに」: Friday's slots close Thursday 17:00. Held at 16:50, the chat says it is held until
+    17:05 (the hold's own time) and must also say the request is to be sent by 17:00, as the form does."""
+    clock.freeze(datetime(2026, 12, 3, 16, 50, tzinfo=TOKYO))                 # Thursday
+    user = user_factory("otaru")
+    if switch:
+        says(fake_line, user, switch)
+    walk_to_slots(user, rt)
+    says(fake_line, user, "12/4 10:00")
+    [bubble] = [m for m in fake_line.messages_to(user.user_id) if m["type"] == "flex"]
+    assert words in json.dumps(bubble, ensure_ascii=False)
+    clock.freeze(datetime(2026, 12, 3, 10, 0, tzinfo=TOKYO))                  # far from it: not said
+    other = user_factory("otaru")
+    walk_to_slots(other, rt)
+    says(fake_line, other, "12/4 10:30")
+    [bubble] = [m for m in fake_line.messages_to(other.user_id) if m["type"] == "flex"]
+    assert "17:00" not in json.dumps(bubble, ensure_ascii=False)
 
 
 def with_a_lapsed_hold(rt, clock, user):
@@ -529,6 +567,21 @@ def test_one_open_request_per_user(rt, client, user_factory, fake_line):
     reply = says(fake_line, user, "予約")
     assert "すでにお申込み中の予約があります" in reply and booking.reference in reply
     assert conversation(rt, user).state == "idle"
+
+
+@pytest.mark.parametrize("switch,words", [(None, "日時を変更される場合は、取り下げてから"),
+                                           ("English", "To change the date or time, withdraw it first"),
+                                           ("やさしい日本語", "日と 時間を かえる ときは、さきに とりけして")])
+def test_booking_again_while_a_request_is_open_says_how_to_change_its_date(rt, client, user_factory, fake_line,
+                                                                          switch, words):
+    """One open request at a time: a person who sends 予約 to move theirs to another day is told how (withdraw
+    or cancel it in 予約確認, then book again), not only that they have one."""
+    user = user_factory("otaru")
+    request_for(rt, client, user)
+    if switch:
+        says(fake_line, user, switch)
+    reply = says(fake_line, user, "予約")
+    assert words in reply
 
 
 def test_otaru_cancels_in_chat_until_the_previous_day(rt, clock, client, user_factory, fake_line):

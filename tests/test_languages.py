@@ -172,6 +172,19 @@ def test_renders_in_every_language(office_id, language, name, i):
 
 # -- fixed formats and what each language says --------------------------------------------------------------
 
+@pytest.mark.parametrize("language,cancel", [("ja", "キャンセル"), ("en", "cancel"), ("easy", "キャンセル")])
+def test_help_at_rest_gives_the_offices_phone_and_says_what_予約確認_can_cancel(language, cancel):
+    """ヘルプ outside a booking: how to reach the office (Otaru's number and its department code 41#), and that
+    予約確認 cancels a confirmed booking where the office lets the chat do it (Otaru), not where it does not
+    (Sakata: by phone)."""
+    vars = dict(state="idle", resuming=False, answers=("yes", "no"))
+    otaru = text_of(render(OFFICES["otaru"], language, "help", vars))
+    assert "0134-32-8689" in otaru and "41#" in otaru
+    assert cancel in next(line for line in otaru.splitlines() if "予約確認" in line)
+    sakata = text_of(render(OFFICES["sakata"], language, "help", vars))
+    assert cancel not in next(line for line in sakata.splitlines() if "予約確認" in line)
+
+
 @pytest.mark.parametrize("office_id", sorted(OFFICES))
 @pytest.mark.parametrize("language", LANGUAGES)
 def test_the_fixed_formats_stand_in_every_language(office_id, language):

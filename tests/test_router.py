@@ -140,7 +140,10 @@ def test_a_choice_said_politely_is_that_choice(typed, value):
 
 
 @pytest.mark.parametrize("typed,value", [("はい、済んでいます", "yes"), ("はい、大丈夫です。", "yes"), ("いいえ まだです", "no"),
-                                         ("いいえ、していません", "no"), ("はい,できます", "yes")])
+                                         ("いいえ、していません", "no"), ("はい,できます", "yes"),
+                                         # Otaru asks 「次のいずれかにあたりますか」: answered in its own verb
+                                         ("あたりません", "no"), ("いいえ、当たりません", "no"), ("いいえ、違います", "no"),
+                                         ("あたります", "yes"), ("はい、当たります", "yes")])
 def test_an_answer_said_twice_in_one_sentence_is_that_answer(typed, value):
     assert routed(text(typed)) == Routed("answer", value=value, method="text")
 

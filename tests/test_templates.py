@@ -102,7 +102,9 @@ def week(slots: bool = True, reason: str | None = None, page: int = 0, pages: in
 
 
 HELD = {"ok": True, "start": AT.isoformat(), "at": AT, "label": "12/7(月) 14:00", "expires_at": AT,
-        "form_url": f"{BASE_URL}/form/token"}
+        "deadline": None, "form_url": f"{BASE_URL}/form/token"}
+# Held minutes before the slot's booking deadline (Friday 17:00 for a Monday slot): the chat names it.
+HELD_NEAR_DEADLINE = {**HELD, "deadline": datetime(2026, 12, 4, 17, 0, tzinfo=TOKYO)}
 
 
 # A date typed alone on a closed day (`TypedSlot.closed_day`): the year end, a holiday, the office's own closure.
@@ -163,7 +165,8 @@ def samples(office) -> dict[str, list[dict[str, Any]]]:
                     + [dict(bookings=[booking(), booking("confirmed", "cancel"),
                                       booking("confirmed", "call", ("phone",)), booking("proposed", "proposal")],
                             in_progress=False)],
-        "already_booked": [dict(booking=booking())],
+        "already_booked": [dict(booking=booking()), dict(booking=booking("confirmed", "cancel")),
+                           dict(booking=booking("confirmed", "call", ("phone",)))],
         "receipt": [dict(receipt=booking())],
         "slots": [dict(page=week()), dict(page=week(days=2, pages=3)), dict(page=week(page=1, pages=3)),
                   dict(page=week(page=2, pages=3, parts=2))]
@@ -179,7 +182,7 @@ def samples(office) -> dict[str, list[dict[str, Any]]]:
                             + [dict(reason="closed", deadline=None, closure=c, holiday=h, alternatives=[])
                                for c, h in (("holiday", "成人の日"), ("year_end", None), ("office_closure", None))],
         "slot_declined": [dict(state=s) for s in ("awaiting_slot", "awaiting_form")],
-        "form_link": [dict(held=HELD)],
+        "form_link": [dict(held=HELD), dict(held=HELD_NEAR_DEADLINE)],
         "hold_expired": [dict(ran_out=r) for r in (True, False)],
         "delete_confirm": [dict(open_booking=b, changed=c, in_progress=p) for b in (None, booking())
                            for c in (False, True) for p in (False, True)],

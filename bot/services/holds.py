@@ -165,7 +165,9 @@ def hold(session: Session, rt, office, conv: Conversation, start_iso: str, now: 
     taken, blocked, blocked_days = seats(session, office.id, now, exclude_conversation=conv.id)
     reason = slotsvc.is_bookable(office, now, start, taken, blocked, blocked_days)
     if reason is not None:
-        nearest = slotsvc.available_slots(office, now, taken, blocked, blocked_days, limit=60)
+        # The whole booking window (a few hundred starts at most): a cap would keep only the first days'
+        # slots, far from a start weeks ahead where an office has many slots a day.
+        nearest = slotsvc.available_slots(office, now, taken, blocked, blocked_days)
         nearest.sort(key=lambda s: abs((s.start - start).total_seconds()))
         alternatives = sorted(nearest[:3], key=lambda s: s.start)
         # A slot whose booking closed says when (the office's notice rule, as this bot reads it).
@@ -196,8 +198,12 @@ def hold(session: Session, rt, office, conv: Conversation, start_iso: str, now: 
 
 
 def _held_dict(rt, office, conv: Conversation, row: SlotHold) -> dict[str, Any]:
+    # The slot's booking deadline where an open form could outlast it (as the form says it): held until 17:05
+    # is no use to a request that must be sent by 17:00.
+    deadline = slotsvc.booking_deadline(office, row.slot_start)
     return {"ok": True, "start": row.slot_start.isoformat(), "at": row.slot_start,
             "label": slotsvc.slot_label(row.slot_start), "expires_at": row.expires_at,
+            "deadline": deadline if deadline <= latest_expiry(office, row) else None,
             "form_url": rt.form_url(office.id, conv.id, row.token_nonce)}
 
 
