@@ -120,6 +120,44 @@ def test_a_slot_whose_attendance_is_recorded_reads_as_finished_not_confirmed(rt,
     assert state == {"14": ("finished", "実施済み"), "15": ("finished", "実施済み"), "16": ("confirmed", "確定")}
 
 
+def test_a_slot_whose_booking_waits_for_the_users_answer_to_a_proposal_reads_as_such_not_as_to_confirm(rt, staff,
+                                                                                                      user):
+    """A proposal waits for the user's answer, not for staff: its slot said 確認待ち beside a booking that said
+    別日時を提案中, and a busy member took it for something to approve. It has its own state, legend entry and
+    colour, and the schedule's 「確認待ちの申込があります」 no longer points to it."""
+    reference = make_request(rt, user_id=user.user_id)
+    post(staff, f"/staff/bookings/{reference}/propose", slot=(SAKATA_MONDAY + timedelta(hours=1)).isoformat())
+    assert booking(rt, reference).status == "proposed"
+    page = _page(staff, "/staff/")
+    rows = page.split('data-day="2026-12-07"')[1].split("</section>")[0].split("<tr")
+    row = next(r for r in rows if 'data-slot="2026-12-07T15:00:00+09:00"' in r)
+    assert re.search(r'<span class="state state-(\w+)">([^<]+)</span>', row).groups() == ("proposed", "本人の回答待ち")
+    assert "state-row-proposed" in row and reference in row and "確認待ち" not in row
+    legend = page.split('<p class="legend">')[1].split("</p>")[0]
+    assert '<span class="state state-proposed">本人の回答待ち</span>' in legend
+    assert ".state-proposed" in Path("static/staff/staff.css").read_text(encoding="utf-8")
+    assert "確認待ちの申込があります" not in page
+    make_request(rt, start=SAKATA_MONDAY + timedelta(hours=2))
+    assert "確認待ちの申込があります" in _page(staff, "/staff/")
+
+
+def test_the_queue_lists_proposals_apart_from_the_requests_staff_still_have_to_decide(rt, staff, user):
+    """対応待ち's 確認待ちの申込 counted the proposals too, though staff have nothing to do on them but wait: they are
+    listed on their own, as waiting for the user's answer."""
+    proposed = make_request(rt, user_id=user.user_id)
+    post(staff, f"/staff/bookings/{proposed}/propose", slot=(SAKATA_MONDAY + timedelta(hours=1)).isoformat())
+    requested = make_request(rt, start=SAKATA_MONDAY + timedelta(hours=2))
+    page = _page(staff, "/staff/queue")
+    undecided = page.split('id="undecided-h"')[1].split("</section>")[0]
+    assert undecided.startswith(">確認待ちの申込（1件）") and requested in undecided and proposed not in undecided
+    answers = page.split('id="proposals-h"')[1].split("</section>")[0]
+    assert answers.startswith(">本人の回答待ち（別日時を提案中）（1件）") and proposed in answers
+    assert requested not in answers and "締切" in answers
+    with rt.db.reading() as s:
+        from bot.staff import queue as queue_lists
+        assert queue_lists.undecided_count(s, "sakata") == 1
+
+
 def test_each_block_button_and_reason_field_of_the_schedule_names_its_day_or_slot(rt, staff):
     """A screen reader lists the page's buttons by name: ten 「この枠を停止」 a day told nobody which slot."""
     post(staff, "/staff/blocks", day="2026-12-07", slot=SAKATA_MONDAY.isoformat())
