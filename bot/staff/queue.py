@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from bot.models import Booking, StaffNotice
-from bot.staff.decisions import UNDECIDED
+from bot.services import lifecycle
 from bot.staff.models import BookingHandoff
 
 NOTICES_SHOWN = 50  # the newest notices of the office (migration 0022's index serves exactly this query)
@@ -20,7 +20,8 @@ ATTENDANCE_SHOWN = 30
 
 @dataclass(frozen=True)
 class Queue:
-    undecided: list[Booking]
+    undecided: list[Booking]    # requests staff still have to decide (確認待ち)
+    proposals: list[Booking]    # another slot proposed: the user's answer is awaited, not staff's
     calls: list[Booking]
     invitations: list[Booking]
     attendance: list[Booking]   # one page of `attendance_total`, oldest first
@@ -30,15 +31,16 @@ class Queue:
 
 
 def has_undecided(session: Session, office_id: str) -> bool:
-    """Is any request of the office waiting for a decision (the day view points to the queue then)?"""
+    """Is any request of the office waiting for staff's decision (the day view points to the queue then)?
+    A proposal waits for the user's answer, not for staff."""
     return session.scalar(select(Booking.id).where(
-        Booking.office_id == office_id, Booking.status.in_(UNDECIDED)).limit(1)) is not None
+        Booking.office_id == office_id, Booking.status == lifecycle.REQUESTED).limit(1)) is not None
 
 
 def undecided_count(session: Session, office_id: str) -> int:
-    """How many of the office's requests wait for a decision (対応待ち's 確認待ちの申込)."""
+    """How many of the office's requests wait for staff's decision (対応待ち's 確認待ちの申込, proposals not)."""
     return session.scalar(select(func.count()).select_from(Booking).where(
-        Booking.office_id == office_id, Booking.status.in_(UNDECIDED))) or 0
+        Booking.office_id == office_id, Booking.status == lifecycle.REQUESTED)) or 0
 
 
 def notices_since(session: Session, office_id: str, since: datetime, leaving_out: Collection[str] = ()) -> int:
@@ -54,7 +56,7 @@ def load(session: Session, office, now: datetime, attendance_from: int = 0) -> Q
     """The office's queue at `now`, each list in slot order (of the attendance to record, one page from
     `attendance_from`); no writes."""
     undecided = session.scalars(select(Booking).where(
-        Booking.office_id == office.id, Booking.status.in_(UNDECIDED)
+        Booking.office_id == office.id, Booking.status.in_(lifecycle.UNDECIDED_STATUSES)
     ).order_by(Booking.slot_start)).all()
     # To phone the date is a task before the session only, as the invitation is: once it has begun, a call
     # "to tell the date" is moot and its attendance is what is left to do.
@@ -74,6 +76,7 @@ def load(session: Session, office, now: datetime, attendance_from: int = 0) -> Q
     notices = session.execute(select(StaffNotice, Booking.reference, Booking.status).join(
         Booking, Booking.id == StaffNotice.booking_id).where(StaffNotice.office_id == office.id)
         .order_by(StaffNotice.created_at.desc(), StaffNotice.id.desc()).limit(NOTICES_SHOWN)).all()
-    return Queue(undecided=list(undecided), calls=list(calls), invitations=list(invitations),
+    return Queue(undecided=[b for b in undecided if b.status == lifecycle.REQUESTED],
+                 proposals=[b for b in undecided if b.status == lifecycle.PROPOSED], calls=list(calls), invitations=list(invitations),
                  attendance=list(attendance), notices=list(notices), attendance_total=total,
                  attendance_from=attendance_from)

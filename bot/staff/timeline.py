@@ -1,4 +1,4 @@
-"""The dashboard's view of days: each scheduled slot as free, held, requested, confirmed or blocked."""
+"""The dashboard's view of days: each scheduled slot as free, held, requested, proposed, confirmed or blocked."""
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -29,15 +29,19 @@ class SlotView:
 
     @property
     def state(self) -> str:
-        """confirmed | requested | finished | held | blocked | free (what staff most need to see first).
+        """confirmed | requested | proposed | finished | held | blocked | free (what staff most need to see first).
 
+        A slot whose booking waits for the user's answer to the slot staff proposed is proposed, not requested:
+        staff have nothing to do on it but wait, and 確認待ち beside it read as a request still to approve.
         A slot whose every session has its attendance recorded is finished, not confirmed: its bookings say
         出席 or 欠席, and the slot column saying 確定 beside them read as if something were still to do."""
         statuses = {b.status for b in self.bookings}
         if "confirmed" in statuses:
             return "confirmed"
-        if statuses & {"requested", "proposed"}:
+        if "requested" in statuses:
             return "requested"
+        if "proposed" in statuses:
+            return "proposed"
         if statuses & {"attended", "no_show"}:
             return "finished"
         if self.held:

@@ -42,10 +42,11 @@ def queue():
     start_at = int(start) if start.isdigit() and len(start) < 7 else 0
     with rt.db.reading() as s:
         todo = queue_lists.load(s, office, now, attendance_from=start_at)
-        return render_template("staff/queue.html", undecided=todo.undecided, calls=todo.calls,
+        return render_template("staff/queue.html", undecided=todo.undecided, proposals=todo.proposals,
+                               calls=todo.calls,
                                attendance_total=todo.attendance_total, attendance_from=todo.attendance_from,
                                attendance_shown=queue_lists.ATTENDANCE_SHOWN,
                                invitations=todo.invitations, call_task=handoff.call_user_on_confirm(office),
                                attendance=todo.attendance, notices=todo.notices, now=now,
                                group_left=_staff_group_left(s, rt, office),
-                               deadlines={b.id: notify.deadline_view(office, b, now) for b in todo.undecided})
+                               deadlines={b.id: notify.deadline_view(office, b, now) for b in (*todo.undecided, *todo.proposals)})
