@@ -1114,3 +1114,33 @@ def test_the_migration_marks_receipts_already_waiting(rt, client, user_factory, 
     assert conversation(rt, waiting).receipt_due
     assert not conversation(rt, shown).receipt_due
     assert "受付番号" in says(fake_line, waiting, "ヘルプ")
+
+
+@pytest.mark.parametrize(("language", "switch", "booked", "running", "over"), [
+    ("ja", None, "予約確定", "相談の時間中です", "相談の予定時刻は終わりました"),
+    ("en", "English", ": confirmed", "the session time has begun", "the session time has passed"),
+    ("easy", "やさしい日本語", "予約が きまりました", "いま そうだんの 時間です", "そうだんの 時間は おわりました"),
+])
+def test_a_confirmed_session_whose_time_came_is_not_listed_as_still_ahead(rt, clock, client, user_factory,
+                                                                         fake_line, language, switch, booked,
+                                                                         running, over):
+    """Until staff record 出席 or 欠席, a booking stays confirmed; 予約確認 must not list it as a booking still
+    to come once its time came: while the session runs it says so, after its end that the time has passed,
+    with nothing to tap for it and how to book again."""
+    user = user_factory("otaru")
+    booking = request_for(rt, client, user)
+    confirm(rt, booking)
+    if switch:
+        says(fake_line, user, switch)
+    assert booked in says(fake_line, user, "予約確認")
+    duration = rt.offices["otaru"].schedule.duration_minutes
+    clock.freeze(booking.slot_start + timedelta(minutes=rt.offices["otaru"].no_show_minutes + 1))
+    listing = says(fake_line, user, "予約確認")
+    assert running in listing and booked not in listing and over not in listing
+    assert last_buttons(fake_line, user) == {}
+    clock.freeze(booking.slot_start + timedelta(minutes=duration))
+    listing = says(fake_line, user, "予約確認")
+    assert over in listing and booked not in listing and running not in listing
+    assert booking.reference in listing and "予約" in listing.split(over)[1]   # how to book again follows
+    assert last_buttons(fake_line, user) == {}
+    assert the_booking(rt, user).status == "confirmed"

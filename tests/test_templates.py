@@ -76,8 +76,8 @@ def test_every_template_a_dialog_names_exists(name):
 # -- rendering ------------------------------------------------------------------------------------
 
 def booking(status: str = "requested", action: str = "withdraw", routes: tuple = (),
-            phone_opens: dict[str, Any] | None = None) -> dict[str, Any]:
-    return {"reference": "ABCD-EFGH", "status": status, "at": AT, "label": "12/7(月) 14:00", "action": action,
+            phone_opens: dict[str, Any] | None = None, phase: str | None = None) -> dict[str, Any]:
+    return {"reference": "ABCD-EFGH", "status": status, "phase": phase, "at": AT, "label": "12/7(月) 14:00", "action": action,
             "routes": routes, "same_day": False, "phone_opens": phone_opens, "timing": {"session_day": False, "cancel_in_chat": True,
                                                            "invitation_sent": False, "called": False}}
 
@@ -163,7 +163,9 @@ def samples(office) -> dict[str, list[dict[str, Any]]]:
         "language_switched": [dict(language=lang) for lang in ("ja", "easy", "en")],
         "bookings": [dict(bookings=[], in_progress=p) for p in (False, True)]
                     + [dict(bookings=[booking(), booking("confirmed", "cancel"),
-                                      booking("confirmed", "call", ("phone",)), booking("proposed", "proposal")],
+                                      booking("confirmed", "call", ("phone",)), booking("proposed", "proposal"),
+                                      booking("confirmed", "call", ("phone",), phase="running"),
+                                      booking("confirmed", None, phase="over")],
                             in_progress=False)],
         "already_booked": [dict(booking=booking()), dict(booking=booking("confirmed", "cancel")),
                            dict(booking=booking("confirmed", "call", ("phone",)))],

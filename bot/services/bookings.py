@@ -11,6 +11,10 @@ What a user may do about each (the `action` of a summary):
   (`same_day_routes` on the session day), and the templates show each route's confirmed contact; also one
   whose session began less than `no_show_minutes` ago (a call now is not an unannounced absence).
 Every withdrawal or cancellation is handed to staff (a StaffNotice). Summaries carry no personal values.
+
+A confirmed booking stays confirmed until staff record 出席 or 欠席; once its session began, its `phase` says
+so (`running` until the office's session length has passed, then `over`), and the list says that instead of
+予約確定, so a session whose time came is never shown as one still ahead (None for anything else).
 """
 from __future__ import annotations
 
@@ -92,6 +96,12 @@ def _action(office, booking: Booking, now: datetime) -> str | None:
     return None
 
 
+def _phase(office, booking: Booking, now: datetime) -> str | None:
+    if booking.status != lifecycle.CONFIRMED or now < booking.slot_start:
+        return None
+    return "running" if now < booking.slot_start + timedelta(minutes=office.schedule.duration_minutes) else "over"
+
+
 def summary(office, booking: Booking, now: datetime) -> dict[str, Any]:
     """What the chat may say about a booking: reference, slot, status, and what the user may do."""
     action = _action(office, booking, now)
@@ -99,6 +109,7 @@ def summary(office, booking: Booking, now: datetime) -> dict[str, Any]:
     return {
         "reference": booking.reference,
         "status": booking.status,
+        "phase": _phase(office, booking, now),
         "at": booking.slot_start,
         "label": slotsvc.slot_label(booking.slot_start),
         "action": action,
