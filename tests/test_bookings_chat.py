@@ -1117,7 +1117,7 @@ def test_the_migration_marks_receipts_already_waiting(rt, client, user_factory, 
 
 
 @pytest.mark.parametrize(("language", "switch", "booked", "running", "over"), [
-    ("ja", None, "予約確定", "相談の時間中です", "相談の予定時刻は終わりました"),
+    ("ja", None, "予約確定", "相談の時間中です", "相談の予定時間を過ぎました"),
     ("en", "English", ": confirmed", "the session time has begun", "the session time has passed"),
     ("easy", "やさしい日本語", "予約が きまりました", "いま そうだんの 時間です", "そうだんの 時間は おわりました"),
 ])
