@@ -30,7 +30,7 @@ from bot.clock import TOKYO
 from bot.db import describe_error, is_disconnect, is_lock_timeout
 from bot.models import Conversation, OutboxMessage
 from bot.ports import SessionPorts
-from bot.render import first_offered_slot
+from bot.render import LANGUAGES, first_offered_slot
 from bot.services import staleness
 from bot.staff import groups as staff_groups
 from dialogs import engine
@@ -94,7 +94,8 @@ def talk_of(rt, office, conv, ports: SessionPorts, now: datetime) -> Talk:
     """The dialog machine's model for one step of the conversation row `conv` (a record or an ORM object)."""
     return Talk(state=conv.state, context=dict(conv.context or {}), office=office, ports=ports, now=now,
                 labels=rt.button_labels(conv.language), misses=conv.misses, last_active=conv.last_active_at,
-                language=conv.language)
+                language=conv.language,
+                other_labels=tuple(rt.button_labels(lang) for lang in LANGUAGES if lang != conv.language))
 
 
 def complete_form(session: Session, rt, office, conversation_id: int, now: datetime) -> None:

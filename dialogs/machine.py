@@ -15,7 +15,7 @@ from transitions import EventData, Machine
 
 from dialogs.effects import Choice, Say
 from dialogs.ports import Ports
-from dialogs.router import postback
+from dialogs.router import key, normalise, postback
 
 
 class State(str, Enum):
@@ -45,6 +45,7 @@ class Talk:
     misses: int = 0
     last_active: datetime | None = None
     language: str = "ja"
+    other_labels: tuple[Mapping[str, str], ...] = ()   # the labels in the other languages (page moves typed)
     effects: list = field(default_factory=list)
     scratch: dict = field(default_factory=dict)  # per-event values shared by prepare/conditions
 
@@ -151,7 +152,8 @@ CONFIRM_LABELS = {"withdraw": "confirm_withdraw", "cancel": "confirm_cancel", "p
 def typed_aliases(talk: Talk) -> list[tuple[str, list[str]]]:
     """(value, labels) chosen by typing a label that is not on this page's buttons (never by number):
     次の週 / 前の週 go to that week's first page, 次へ / 前へ turn the page, where these moves exist (a week's
-    move also where its button shows, for the words vocabulary.yaml gives it: 来週, 先週); 削除する /
+    move also where its button shows, for the words vocabulary.yaml gives it: 来週, 先週; and every move in the
+    other languages' labels, `_moves_elsewhere`); 削除する /
     削除しない right after データ削除 asked; キャンセルする (取り下げる) / やめる, or はい / いいえ, right after a
     cancellation was asked."""
     asked = [(f"confirm_delete:{value}", [talk.labels[key]])
@@ -170,8 +172,29 @@ def typed_aliases(talk: Talk) -> list[tuple[str, list[str]]]:
              ("next_page", "week:next", page.get("has_next")),
              ("prev_page", "week:prev", page.get("has_prev"))]
     weeks = {"week:1", "week:-1"}   # also typed in other words (来週, 先週: vocabulary.yaml), button or not
-    return asked + [(value, [] if key in shown else [talk.labels[key]]) for key, value, possible in moves
-                    if possible and key in talk.labels and (key not in shown or value in weeks)]
+    own = [(value, [] if name in shown else [talk.labels[name]]) for name, value, possible in moves
+           if possible and name in talk.labels and (name not in shown or value in weeks)]
+    return asked + own + _moves_elsewhere(talk, moves, page, own)
+
+
+def _moves_elsewhere(talk: Talk, moves: list[tuple[str, str, Any]], page: Mapping[str, Any],
+                     own: list[tuple[str, list[str]]]) -> list[tuple[str, list[str]]]:
+    """The page moves in the other languages' labels (次へ typed in English mode): each does what its own label
+    does here (the button that reads so, or its move), unless it reads as another choice or move on this page."""
+    buttons = {name: f"week:{value}" for value, name in _turns(page)}
+    moves_here = [(name, buttons.get(name, value)) for name, value, possible in moves if possible or name in buttons]
+    found: dict[str, tuple[str, set[str]]] = {}   # as typed -> (a label, the values it names)
+    for labels in talk.other_labels:
+        for name, value in moves_here:
+            if labels.get(name):
+                found.setdefault(key(normalise(labels[name])), (labels[name], set()))[1].add(value)
+    taken = {key(normalise(label)): value for value, labels in (*choices_for_routing(talk), *own) for label in labels}
+    result = []
+    for typed, (label, values) in found.items():
+        value = values.pop() if len(values) == 1 else None
+        if value and taken.get(typed, value) == value:
+            result.append((value, [label]))
+    return result
 
 
 def typed_booking_actions(talk: Talk) -> dict[str, str]:

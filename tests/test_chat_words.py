@@ -9,6 +9,7 @@ import re
 
 import pytest
 
+from bot.render import load_labels
 from tests.intake_walk import CONSENT_HEAD, LABEL_AS_TYPED, NO, YES, Chat, joined, postback_fields
 
 OFFICES = ["sakata", "otaru"]
@@ -509,3 +510,25 @@ def test_a_date_and_time_typed_before_the_slots_says_when_to_choose_and_is_no_mi
         assert "読み取れませんでした" not in joined(out) and "このトーク以外の方法" not in joined(out)
         assert_asked_again(chat, out, step, index)
     assert chat.conversation().misses == 0
+
+
+LANGUAGE_WORD = {"ja": "日本語", "en": "English", "easy": "やさしい日本語"}
+
+
+@pytest.mark.parametrize("shown_in, typed_in", [("en", "ja"), ("easy", "ja"), ("ja", "en"), ("ja", "easy")])
+def test_the_page_moves_are_understood_in_the_words_of_another_language(chat, shown_in, typed_in):
+    """A Japanese keyboard in English mode, or the words of the language used before: 次へ / 前へ (次の週 / 前の週)
+    turn the page as its button does, and a week's move not on the buttons goes to that week as in its language."""
+    shown_labels, typed_labels = load_labels(shown_in)["buttons"], load_labels(typed_in)["buttons"]
+    chat.walk_to("slot")
+    chat.say(LANGUAGE_WORD[shown_in])
+    first = chat.buttons()[0]
+    turn = next(k for k in ("next_page", "next_week") if shown_labels[k] in chat.buttons())
+    chat.say(typed_labels[turn])
+    assert chat.position()[0] == "awaiting_slot" and chat.buttons()[0] != first, (turn, chat.buttons())
+    back = next(k for k in ("prev_page", "prev_week") if shown_labels[k] in chat.buttons())
+    chat.say(typed_labels[back])
+    assert chat.buttons()[0] == first and chat.conversation().misses == 0
+    if shown_labels["next_week"] not in chat.buttons():   # Otaru's first page: 次の週 is not on a button
+        chat.say(typed_labels["next_week"])
+        assert chat.conversation().context.get("week") == 1 and chat.conversation().misses == 0

@@ -296,6 +296,28 @@ def test_a_closed_day_already_past_is_not_named(chat, clock):
     assert CLOSED_THIS_WEEK not in out[-1]
 
 
+DEADLINE_PASSED = "※予約の受付期限を過ぎた日: "
+
+
+@pytest.mark.parametrize("now, first_day, line", [
+    (datetime(2026, 12, 2, 17, 30, tzinfo=TOKYO), date(2026, 12, 4), "12/3(木)（受付は12/2(水) 17:00まで）"),
+    (datetime(2026, 12, 3, 17, 30, tzinfo=TOKYO), date(2026, 12, 7), "12/4(金)（受付は12/3(木) 17:00まで）"),
+    (datetime(2026, 12, 2, 16, 30, tzinfo=TOKYO), date(2026, 12, 3), None),
+])
+def test_a_day_whose_booking_deadline_has_passed_is_named_beside_the_slots(chat, clock, now, first_day, line):
+    """Otaru takes requests until 17:00 the business day before: after it, tomorrow is missing from the list,
+    and the list says why (on Thursday evening, from next week's first page); before it, nothing is said."""
+    clock.freeze(now)
+    out = chat.walk_to("slots")
+    assert shown(chat)[1][0].startswith(md(first_day))
+    if line is None:
+        assert DEADLINE_PASSED not in out[-1]
+    else:
+        assert f"{DEADLINE_PASSED}{line}\n" in out[-1]
+        chat.tap(shown(chat)[2][-1])                               # 次へ, or 次の週
+        assert DEADLINE_PASSED not in chat.last_message()["text"]   # the first page says it, once
+
+
 def test_the_page_tells_which_part_of_the_week_it_is(chat):
     out = chat.walk_to("slots")
     assert "11/30(月)〜12/6(日)の週は、空いている枠を3回に分けてお見せしています。これは1回目です。" in out[-1]

@@ -21,9 +21,11 @@ from dialogs.machine import (
     STEP_TRIGGERS,
     State,
     Talk,
+    choices_for_routing,
+    typed_aliases,
 )
 from dialogs.ports import TypedSlot
-from dialogs.router import postback
+from dialogs.router import Routed, postback, route
 
 NOW = datetime(2026, 12, 1, 10, 0, tzinfo=TOKYO)
 OFFICES = load_offices(DEFAULT_OFFICES_DIR)
@@ -394,3 +396,19 @@ def test_a_button_for_another_position_is_stale():
     session.taps(stale)
     assert session.templates() == ["stale_button", "eligibility_question"] and session.context["i"] == 0
     assert session.effects[0].vars == {"state": "awaiting_eligibility"}   # the step the answer names
+
+
+def test_a_page_move_in_another_language_does_what_its_own_label_does_and_never_reads_as_another_choice():
+    """Other languages' labels of the page moves, typed: one that reads as the page's next-week button is that
+    button; one that reads as a slot, or as a move not possible here, chooses nothing."""
+    office = OFFICES["sakata"]
+    elsewhere = {"next_week": "Next week", "next_page": "12/7(月) 14:00", "prev_page": "Previous"}
+    talk = Talk(state=State.AWAITING_SLOT.value, context={}, office=office,
+                ports=FakePorts(version=office.current_terms.version), now=NOW, labels=LABELS,
+                other_labels=(elsewhere,))
+    aliases = typed_aliases(talk)
+    assert ("week:next", ["Next week"]) in aliases                     # the 次の週 button: has_next, a week's end
+    assert not [value for value, labels in aliases if "12/7(月) 14:00" in labels or "Previous" in labels]
+    assert route(Incoming(kind="text", event_id="e", at=NOW, text="next week"), office="sakata",
+                 position=talk.position(), choices=choices_for_routing(talk), vocab=VOCAB,
+                 aliases=aliases) == Routed("turn_week", value="next", method="text")

@@ -280,6 +280,20 @@ def test_week_zero_is_the_first_week_still_open_for_booking():
     assert (full_week.week_start, full_week.slots, full_week.reason_if_empty) == (date(2026, 12, 14), [], "full")
 
 
+def test_a_week_names_the_days_ahead_whose_booking_deadline_has_passed():
+    """Tomorrow on, the open days no longer bookable for the notice rule, with their deadline: Sakata's Monday
+    after Friday 17:00 (week 0 is then the week after); Otaru's Tuesday after a holiday Monday (the holiday is a
+    closed day, not a passed one). Later weeks have none."""
+    friday_evening = at(2026, 12, 4, 18)
+    assert week_view(SAKATA, friday_evening, 0, {}).deadline_passed == [(date(2026, 12, 7), at(2026, 12, 4, 17))]
+    assert week_view(SAKATA, friday_evening, 1, {}).deadline_passed == []
+    wednesday_evening = week_view(OTARU, at(2026, 12, 2, 17, 30), 0, {})
+    assert wednesday_evening.deadline_passed == [(date(2026, 12, 3), at(2026, 12, 2, 17))]
+    assert week_view(OTARU, at(2026, 12, 2, 16, 59), 0, {}).deadline_passed == []
+    before_holiday = week_view(OTARU, at(2026, 11, 20, 17, 30), 0, {})   # Monday 11/23 is 勤労感謝の日
+    assert before_holiday.deadline_passed == [(date(2026, 11, 24), at(2026, 11, 20, 17))]
+
+
 def test_holiday_week_says_holiday():
     week = week_view(SAKATA, at(2026, 11, 2, 9), 2, {})  # week 0 = 11/9: Monday 11/2 has passed
     assert week.week_start == date(2026, 11, 23)

@@ -122,11 +122,14 @@ class WeekView:
 
     `closed_days` lists the schedule's weekdays in this week on which there are no sessions:
     (date, reason, holiday name or None); reason is a calendar reason ("year_end", "holiday", "weekend",
-    "office_closure") or "blocked" (a day staff blocked). `reason_if_empty` is None when there are slots.
+    "office_closure") or "blocked" (a day staff blocked). `deadline_passed` lists the open days from tomorrow
+    to the week's end (in week 0, before its start too) whose booking deadline has passed, each with that
+    deadline: why they are missing. `reason_if_empty` is None when there are slots.
     """
     week_start: date
     slots: list[Slot]
     closed_days: list[tuple[date, str, str | None]] = field(default_factory=list)
+    deadline_passed: list[tuple[date, datetime]] = field(default_factory=list)
     has_prev: bool = False
     has_next: bool = False
     reason_if_empty: EmptyWeekReason | None = None
@@ -282,6 +285,16 @@ class _Walk:
                 return d
         return None
 
+    def deadline_passed(self, frm: date, to: date) -> list[tuple[date, datetime]]:
+        """The open days in [frm, to] within the window whose booking deadline has passed, with that deadline."""
+        passed = []
+        for d in _scheduled_days(self.office, frm, min(to, self.window_end)):
+            if is_closed(d, self.office.schedule.closures) is None and d not in self.blocked_days:
+                deadline = booking_deadline(self.office, datetime.combine(d, time(), tzinfo=TOKYO))
+                if deadline <= self.now:
+                    passed.append((d, deadline))
+        return passed
+
     def week_start(self, week_index: int) -> date:
         """Week 0 is the week of the first day still open for booking (see `week_view`)."""
         if week_index < 0:
@@ -361,6 +374,8 @@ def week_view(
         week_start=week_start,
         slots=slots,
         closed_days=_closed_days(walk, week_start, week_end),
+        deadline_passed=walk.deadline_passed(walk.now.date() + timedelta(days=1) if week_index == 0 else week_start,
+                                             week_end),
         has_prev=week_index > 0,
         has_next=any(_scheduled_days(office, week_end + timedelta(days=1), walk.window_end)),
         reason_if_empty=None if slots else _empty_week_reason(open_reasons or late_reasons),
