@@ -141,7 +141,9 @@ def test_a_booking_of_the_new_office_end_to_end(make_app, tmp_path, fake_line):
         assert user.says(text).status_code == 200
     offered = _texts(fake_line, user)
     assert "ハローワーク函館の利用規約" in offered and "/terms/hakodate" in offered
-    assert "12/7(月)" not in offered.split("空いている枠")[-1]                # its deadline, Thu 15:00, passed
+    listed = offered.split("空いている枠")[-1]
+    assert not re.search(r"^\d+\. 12/7\(月\)", listed, re.M)                  # its deadline, Thu 15:00, passed,
+    assert "受付期限を過ぎた日: 12/7(月)（受付は12/3(木) 15:00まで）" in listed   # and the list says so
     assert "1. 12/9(水) 09:00" in offered and "（1回45分）" in offered
     user.says("1")
     done = complete_form(client, form_link(fake_line.messages_to(user.user_id)),
