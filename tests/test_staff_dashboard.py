@@ -1594,7 +1594,7 @@ def test_a_stale_decline_of_a_proposal_the_user_accepted_says_the_user_accepted_
     post(staff, f"/staff/bookings/{reference}/decline", reason="schedule")
     shown = _page(staff, f"/staff/bookings/{reference}")
     assert "ほかの職員が先に承認しました" not in shown
-    assert "この申込は、ご本人がご提案した日時を承諾され、確定しています。何も変更していません。" in shown
+    assert "この申込は、こちらからご提案した日時をご本人が承諾され、確定しています。何も変更していません。" in shown
     assert booking(rt, reference).status == "confirmed"
 
 
