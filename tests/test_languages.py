@@ -337,6 +337,29 @@ def test_the_summary_gives_the_booking_notice_as_the_rule_in_principle(office_id
     assert IN_PRINCIPLE[language] in line, line
 
 
+# Sakata 第11条 and Otaru 第9条 (法令等の遵守) bind the user to the law as well as the terms; Sakata 第7条(2) and
+# Otaru 第5条(2) promise that what is recorded of their use is not made public in a form that identifies a device
+# (except when an authority requires it under the law). Both are in every language's 要約, the duty with its article.
+KEEPS_THE_LAW = {"ja": ("関係する法令を守って", "第{}条"), "easy": ("法律（ほうりつ）などの きまりも まもって", "第{}条"),
+                 "en": ("keep to the laws and regulations", "article {}")}
+LAW_ARTICLE = {"sakata": 11, "otaru": 9}
+NOT_PUBLISHED = {"ja": ("特定できる形では公開されません", "法令に基づき"),
+                 "easy": ("みんなに 見せる ことは しません", "法律（ほうりつ）で"),
+                 "en": ("not made public in a form that identifies", "under the law")}
+
+
+@pytest.mark.parametrize("office_id", sorted(OFFICES))
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_the_summary_binds_the_user_to_the_law_and_says_records_are_not_published(office_id, language):
+    summary = OFFICES[office_id].localized(language).consent_summary
+    duty, article = KEEPS_THE_LAW[language]
+    [line] = [line for line in summary if duty in line]
+    assert article.format(LAW_ARTICLE[office_id]) in line, line
+    promise, exception = NOT_PUBLISHED[language]
+    [line] = [line for line in summary if promise in line]
+    assert exception in line, line
+
+
 # Sakata 第5条(6) 「ウイルス対策ソフト(有償版相当に限ります。)」: a free one does not do, in every language's 要約.
 PAID_GRADE = {"ja": "有償版相当", "easy": "おかねを はらう ものと おなじ くらい いい もの", "en": "paid-version quality"}
 
