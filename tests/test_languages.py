@@ -376,6 +376,20 @@ def test_otarus_new_graduate_topic_reads_the_same_everywhere_in_easy_japanese():
             assert half in text, text
 
 
+# Sakata 第12条(3) and Otaru 第10条(3) ask for a private room 「秘密保持のため」: every language's 要約 gives the
+# reason with the rule, as the day-before reminder does.
+PRIVATE_ROOM = {"ja": ("個室", "秘密保持のため"), "easy": ("ひとりの へや", "ひみつを まもるため"),
+                "en": ("private room", "confidential")}
+
+
+@pytest.mark.parametrize("office_id", sorted(OFFICES))
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_the_summary_asks_for_a_private_room_to_keep_the_talk_confidential(office_id, language):
+    room, reason = PRIVATE_ROOM[language]
+    [line] = [line for line in OFFICES[office_id].localized(language).consent_summary if room in line]
+    assert reason in line, line
+
+
 # Sakata 第5条(6) 「ウイルス対策ソフト(有償版相当に限ります。)」: a free one does not do, in every language's 要約.
 PAID_GRADE = {"ja": "有償版相当", "easy": "おかねを はらう ものと おなじ くらい いい もの", "en": "paid-version quality"}
 
