@@ -375,6 +375,24 @@ def test_erasing_the_sensitive_answer_never_brings_back_details_erased_meanwhile
         assert staff_jobs.erase_sensitive_answers(session, rt, rt.clock.now()) == {}
 
 
+def test_an_answer_a_pass_could_not_open_goes_once_its_key_is_back(make_app, rt):
+    """A worker started without the key the details were written with (DATA_ENCRYPTION_KEY set to the new key
+    alone before `keys rotate` ran, the old one forgotten) cannot take the answer out. Once the key is back, the
+    next pass must: marked as done, the answer of a disability certificate stayed the details' 90 days."""
+    from cryptography.fernet import Fernet
+
+    reference = make_request(rt, "sakata", SAKATA_MONDAY, user_id="U" + "d" * 32,
+                             details={**DETAILS["sakata"], "category": "disability"})
+    assert _act(rt, reference, decisions.decline).changed
+    wrong = make_app(data_encryption_keys=(Fernet.generate_key().decode(),)).extensions["madoguchi"]
+    for _ in range(2):
+        with wrong.db.transaction() as session:
+            assert staff_jobs.erase_sensitive_answers(session, wrong, rt.clock.now()) == {}
+    assert _category(rt, reference) == ("disability", DETAILS["sakata"]["name"])   # untouched, still readable
+    Worker(rt).run_once()                                              # the key is back
+    assert _category(rt, reference) == (None, DETAILS["sakata"]["name"])
+
+
 def test_staff_side_rows_go_when_the_retention_table_says(rt):
     """The table's last rows: a staff session 12 hours after login, a count of wrong passwords (keyed by the
     name typed, sometimes a password typed in the wrong box) once it locks nothing, a job mark after 180 days."""
