@@ -116,6 +116,29 @@ def test_the_privacy_notice_comes_before_any_field(holding, client, rt, office_i
     assert "開示" in notice
 
 
+# What the notice says of deletion by `データ削除`: while a booking the chat cannot cancel is ahead (Sakata's
+# confirmed session, Otaru's on its day), nothing is deleted until the office was told (delete_blocked).
+DELETION_CONDITION = {"ja": "キャンセルのご連絡", "en": "cannot be cancelled in the chat", "easy": "とりけしの れんらく"}
+
+
+@pytest.mark.parametrize("language", ["ja", "en", "easy"])
+@pytest.mark.parametrize("office_id", ["sakata", "otaru"])
+def test_the_privacy_notice_says_before_any_field_when_each_answer_goes(client, rt, office_id, language):
+    """Purpose and retention come before the first field in every language, and say what the code does: the
+    category answer (要配慮個人情報 for a disability certificate or the hospital's programme) goes sooner than the
+    other details, said where the form asks it; `データ削除` deletes at once only where no booking ahead must be
+    cancelled by the office's route first (never "at any time")."""
+    words = form_texts(language)["page"]["privacy"]
+    html = Page.get(client, hold_first_free(rt, office_id, language)).html
+    notice = visible_text(html[:html.index("<form")])
+    first_field = min(html.index(f'name="{name}"') for name in rt.offices[office_id].form_fields)
+    assert html.index(words["purpose"]) < first_field and html.index(words["retention"]) < first_field
+    asks_category = "category" in rt.offices[office_id].form_fields
+    assert (visible_text(words["retention_category"]) in notice) == asks_category, notice
+    assert DELETION_CONDITION[language] in notice, notice
+    assert "いつでも" not in notice and "at any time" not in notice
+
+
 @pytest.mark.parametrize("office_id", ["sakata", "otaru"])
 def test_the_fields_are_the_profiles(holding, client, rt, office_id):
     _, url = holding(office_id)

@@ -38,14 +38,15 @@ def free_port() -> int:
 class Gunicorn:
     """A gunicorn subprocess serving the app; always stopped (then killed if it lingers)."""
 
-    def __init__(self, target: str, env: dict[str, str], log_path: Path, workers: int = 3):
+    def __init__(self, target: str, env: dict[str, str], log_path: Path, workers: int = 3,
+                 options: tuple[str, ...] = ()):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
         self._log = open(log_path, "wb")
         self.proc = subprocess.Popen(
             [str(GUNICORN), "-w", str(workers), "-b", f"127.0.0.1:{self.port}", "--timeout", "30",
-             "--graceful-timeout", "5", target],
+             "--graceful-timeout", "5", *options, target],
             cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
 
     def wait_ready(self) -> None:
@@ -84,9 +85,10 @@ class Gunicorn:
             self.proc.wait(timeout=10)
         self._log.close()
 
-    def log(self) -> str:
+    def log(self, whole: bool = False) -> str:
         self._log.flush()
-        return self.log_path.read_text(errors="replace")[-4000:]
+        text = self.log_path.read_text(errors="replace")
+        return text if whole else text[-4000:]
 
 
 def server_env(tmp_path: Path, database_url: str, fake_url: str) -> dict[str, str]:
@@ -105,9 +107,9 @@ def server_env(tmp_path: Path, database_url: str, fake_url: str) -> dict[str, st
 
 @pytest.fixture
 def served(tmp_path, database_url, fake_line):
-    def start(target: str = "app:app", workers: int = 3) -> Gunicorn:
+    def start(target: str = "app:app", workers: int = 3, options: tuple[str, ...] = ()) -> Gunicorn:
         server = Gunicorn(target, server_env(tmp_path, database_url, fake_line.url), tmp_path / "gunicorn.log",
-                          workers=workers)
+                          workers=workers, options=options)
         servers.append(server)
         server.wait_ready()
         return server
@@ -215,3 +217,92 @@ def test_procfile_web_command_serves_the_webhook(served, tmp_path, fake_line):
     assert len(user.texts()) == 1
     assert user.post(user.body(user.last_event)).status_code == 200
     assert len(user.texts()) == 1
+
+
+# An operator chasing a problem: everything at DEBUG, SQLAlchemy's engine logger too, gunicorn's access log on.
+DEBUG_LOGGING = """\
+[loggers]
+keys = root, sqlalchemy, access, error
+
+[handlers]
+keys = out
+
+[formatters]
+keys = plain
+
+[logger_root]
+level = DEBUG
+handlers = out
+
+[logger_sqlalchemy]
+level = DEBUG
+handlers =
+qualname = sqlalchemy.engine
+
+[logger_access]
+level = DEBUG
+handlers = out
+propagate = 0
+qualname = gunicorn.access
+
+[logger_error]
+level = DEBUG
+handlers = out
+propagate = 0
+qualname = gunicorn.error
+
+[handler_out]
+class = StreamHandler
+formatter = plain
+args = (sys.stdout,)
+
+[formatter_plain]
+format = %(levelname)s %(name)s %(message)s
+"""
+
+
+def _form_post(session: requests.Session, url: str, html: str, values: dict[str, str]) -> requests.Response:
+    """The page's one form sent with `values` over its own fields (hidden ones, the CSRF token)."""
+    fields = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', html))
+    action = re.search(r'<form method="post" action="([^"]+)"', html)[1]
+    return session.post(url + action, data={**fields, **values}, timeout=20, allow_redirects=True)
+
+
+def test_a_booking_under_gunicorn_at_debug_logs_no_personal_value_nor_the_form_link(served, tmp_path, fake_line,
+                                                                                      rt):
+    """SECURITY.md, "The operator": a whole booking through gunicorn with every logger at DEBUG (the app's,
+    SQLAlchemy's engine logger, gunicorn's access and error logs), and the form's error paths (a value refused,
+    a stale CSRF token, an altered link): the server's output holds none of the values typed, the sensitive
+    answer or the user's form link."""
+    from tests.formflow import form_link, path_of, walk_to_slots
+    from tests.reliability.kit import Person, leaks
+
+    config = tmp_path / "logging.ini"
+    config.write_text(DEBUG_LOGGING)
+    server = served("app:app", workers=1, options=("--log-config", str(config), "--log-level", "debug",
+                                                   "--access-logfile", "-"))
+    user = LineUser(server.url, "sakata", channel_secret=secrets_for(tmp_path)["sakata"], fake=fake_line)
+    walk_to_slots(user, rt)
+    user.says("1")
+    path = path_of(form_link(fake_line.messages_to(user.user_id)))
+    token = path.rsplit("/form/", 1)[1]
+    person = Person(4242)
+    answers = {**person.answers(rt.offices["sakata"]), "category": "disability"}
+    browser = requests.Session()
+    page = browser.get(server.url + path, timeout=20)
+    assert page.status_code == 200 and 'name="csrf_token"' in page.text, server.log()
+    refused = _form_post(browser, server.url, page.text, {**answers, "phone": "12"})    # a value refused
+    assert refused.status_code == 200 and person.name in refused.text
+    stale = browser.post(server.url + path, data={**answers, "csrf_token": "stale"}, timeout=20)
+    assert stale.status_code in (400, 403)
+    altered = browser.post(server.url + path[:-3] + "xyz", data=answers, timeout=20)
+    assert altered.status_code == 404
+    confirmation = _form_post(browser, server.url, page.text, answers)
+    assert confirmation.status_code == 200 and "/confirm" in confirmation.text, server.log()
+    done = _form_post(browser, server.url, confirmation.text, {})
+    assert "受付番号: " in done.text, server.log()
+    user.says("予約確認")
+    log = server.log(whole=True)
+    assert "sqlalchemy.engine" in log and "gunicorn.access" in log and "bot.forms" in log, log[-4000:]
+    assert "/form/<token>" in log
+    assert leaks(log.encode(), [*person.secrets(), token, "disability", user.user_id]) == []

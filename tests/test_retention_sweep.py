@@ -375,6 +375,44 @@ def test_erasing_the_sensitive_answer_never_brings_back_details_erased_meanwhile
         assert staff_jobs.erase_sensitive_answers(session, rt, rt.clock.now()) == {}
 
 
+def test_an_answer_a_pass_could_not_open_goes_once_its_key_is_back(make_app, rt):
+    """A worker started without the key the details were written with (DATA_ENCRYPTION_KEY set to the new key
+    alone before `keys rotate` ran, the old one forgotten) cannot take the answer out. Once the key is back, the
+    next pass must: marked as done, the answer of a disability certificate stayed the details' 90 days."""
+    from cryptography.fernet import Fernet
+
+    reference = make_request(rt, "sakata", SAKATA_MONDAY, user_id="U" + "d" * 32,
+                             details={**DETAILS["sakata"], "category": "disability"})
+    assert _act(rt, reference, decisions.decline).changed
+    wrong = make_app(data_encryption_keys=(Fernet.generate_key().decode(),)).extensions["madoguchi"]
+    for _ in range(2):
+        with wrong.db.transaction() as session:
+            assert staff_jobs.erase_sensitive_answers(session, wrong, rt.clock.now()) == {}
+    assert _category(rt, reference) == ("disability", DETAILS["sakata"]["name"])   # untouched, still readable
+    Worker(rt).run_once()                                              # the key is back
+    assert _category(rt, reference) == (None, DETAILS["sakata"]["name"])
+
+
+def test_a_disabled_office_keeps_its_users_details_no_longer_than_its_schedule(rt, monkeypatch):
+    """`enabled: false` closes an office's webhook and form (404), not its retention: the worker still erases the
+    answer once the session is over, the details 90 days after it, and a closed request 30 days after it closed."""
+    from dataclasses import replace
+
+    held = make_request(rt, "sakata", SAKATA_MONDAY, user_id="U" + "e" * 32,
+                        details={**DETAILS["sakata"], "category": "hospital"})
+    closed = make_request(rt, "sakata", SAKATA_MONDAY + timedelta(hours=1), user_id="U" + "f" * 32,
+                          details={**DETAILS["sakata"], "category": "disability"})
+    assert _act(rt, held, decisions.confirm).changed and _act(rt, closed, decisions.decline).changed
+    monkeypatch.setitem(rt.offices, "sakata", replace(rt.offices["sakata"], enabled=False))
+    assert rt.enabled_office("sakata") is None
+    _run_until(rt, SAKATA_MONDAY + staff_jobs.SESSION_OVER + timedelta(minutes=5))
+    assert _category(rt, held) == (None, DETAILS["sakata"]["name"])
+    assert _category(rt, closed) == (None, DETAILS["sakata"]["name"])
+    keep = rt.offices["sakata"].retention
+    _run_until(rt, SAKATA_MONDAY + timedelta(days=keep["personal_details_days_after_session"], minutes=5))
+    assert _row(rt, held).details is None and _row(rt, closed) is None
+
+
 def test_staff_side_rows_go_when_the_retention_table_says(rt):
     """The table's last rows: a staff session 12 hours after login, a count of wrong passwords (keyed by the
     name typed, sometimes a password typed in the wrong box) once it locks nothing, a job mark after 180 days."""

@@ -261,15 +261,22 @@ def erase_sensitive_answers(session: Session, rt, now: datetime) -> dict[str, in
     A booking done once leaves a JobMark (it is not read again on every pass); a batch per pass. Each details
     blob is replaced only if it is still the one read: details erased meanwhile (`データ削除`, the purge) never
     come back, and details rewritten meanwhile (`keys rotate`) are read again on the next pass. Details no
-    configured key opens are left as they are (marked: the key is gone, and they with it)."""
+    configured key opens are left as they are, marked for this set of keys only: a worker started without the
+    key they were written with (the old key dropped before `keys rotate` ran) leaves them, and the first pass
+    once the key is back in DATA_ENCRYPTION_KEY takes the answer out (not the details' 90 days later)."""
+    unreadable = "sensitive?" + personal.key_set_id(rt)
     found = session.execute(select(Booking.id, Booking.reference, Booking.details).where(
         Booking.details.is_not(None), Booking.slot_start > now - SENSITIVE_LOOKBACK,
         or_(Booking.status.not_in(lifecycle.OPEN_STATUSES), Booking.slot_start < now - SESSION_OVER),
-        _not_done("sensitive")).order_by(Booking.slot_start, Booking.id).limit(PURGE_BATCH)).all()
+        _not_done("sensitive"), _not_done(unreadable)).order_by(Booking.slot_start, Booking.id)
+        .limit(PURGE_BATCH)).all()
     erased = 0
     for booking_id, reference, token in found:
         details = personal.decrypt(rt, token)
-        if details is not None and any(key in details for key in SENSITIVE_KEYS):
+        if details is None:
+            _mark(session, unreadable, reference, now)   # not read again until the keys change
+            continue
+        if any(key in details for key in SENSITIVE_KEYS):
             kept = {key: value for key, value in details.items() if key not in SENSITIVE_KEYS}
             if not session.execute(update(Booking).where(Booking.id == booking_id, Booking.details == token)
                                    .values(details=personal.encrypt(rt, kept))).rowcount:

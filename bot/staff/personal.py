@@ -50,6 +50,13 @@ def open_note(rt, token: bytes | None) -> str | None:
         return None
 
 
+def key_set_id(rt) -> str:
+    """A short name of the configured DATA_ENCRYPTION_KEY keys (a digest: no key can be read from it), which
+    changes when a key is added or removed: what none of them opened may open under the next set."""
+    keys = "|".join(rt.config.data_encryption_keys)
+    return hashlib.sha256(("madoguchi-key-set|" + keys).encode("utf-8")).hexdigest()[:16]
+
+
 def note_digest(text: str | None) -> str:
     """A short fingerprint of a note as a page showed it: saving over a note someone changed since is caught."""
     return hashlib.sha256((text or "").encode("utf-8")).hexdigest()[:16]
