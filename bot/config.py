@@ -35,6 +35,21 @@ MAKE_DATA_ENCRYPTION_KEY = "python3 -c 'from cryptography.fernet import Fernet; 
 MIN_SECRET_KEY = 32
 
 
+class SettingWarning(UserWarning):
+    """A setting that works but should change (plain http, SQLite in production, a LINE_… name nothing reads):
+    printed as `warning: <message>` alone, without the file, line and source that Python's warnings show, which
+    say nothing to an operator reading a command's output or the web process's log."""
+
+
+def _format_warning(message, category, filename, lineno, line=None, _python=warnings.formatwarning):
+    if isinstance(category, type) and issubclass(category, SettingWarning):
+        return f"warning: {message}\n"
+    return _python(message, category, filename, lineno, line)
+
+
+warnings.formatwarning = _format_warning
+
+
 class ConfigError(click.ClickException, RuntimeError, AppLoadRefused):
     """Raised when the app cannot start with the settings it was given.
 
@@ -255,9 +270,10 @@ def _checked(cfg: Config, public_given: bool) -> Config:
         warnings.warn(f"PUBLIC_BASE_URL is plain http in production ({cfg.public_base_url}{unset}): the links to the "
                       "details form, the terms and the dashboard use it; serve the bot over https and set it to that "
                       "https:// address (staff cannot log in over plain http: the session cookie is https-only)",
-                      stacklevel=2)
+                      SettingWarning, stacklevel=2)
     if cfg.is_production and cfg.database_url.startswith("sqlite"):
-        warnings.warn("SQLite in production: fine for a pilot, PostgreSQL is recommended", stacklevel=2)
+        warnings.warn("SQLite in production: fine for a pilot, PostgreSQL is recommended", SettingWarning,
+                      stacklevel=2)
     if cfg.fake_now:
         try:
             parse_instant(cfg.fake_now)
@@ -297,7 +313,7 @@ def warn_unread_line_settings(cfg: Config, office_ids: list[str]) -> None:
         warnings.warn(f"LINE settings that nothing reads, ignored (a typo?): {', '.join(unread)}. The per-office ones are "
                       f"{', '.join(f'{prefix}_<OFFICE>' for prefix in PER_OFFICE_LINE_SETTINGS)}, <OFFICE> the "
                       f"office id in capitals, of the offices {', '.join(sorted(office_ids))} (OFFICES_DIR "
-                      f"{cfg.offices_dir})", stacklevel=2)
+                      f"{cfg.offices_dir})", SettingWarning, stacklevel=2)
 
 
 def check_production(cfg: Config, office_ids: list[str]) -> None:

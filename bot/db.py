@@ -411,7 +411,8 @@ class SchemaState:
         return bool(self.unknown)
 
     def describe(self) -> str:
-        return f"database at {', '.join(self.database) or 'no schema'}; this release needs {', '.join(self.release)}"
+        at = f"database at {', '.join(self.database)}" if self.database else "the database has no schema yet"
+        return f"{at}; this release needs {', '.join(self.release)}"
 
 
 @lru_cache(maxsize=1)

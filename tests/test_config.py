@@ -481,6 +481,20 @@ def test_a_line_setting_nothing_reads_is_warned_of_by_name_never_by_value(tmp_pa
     assert "@secretvalue0123" not in said
 
 
+def test_a_setting_warning_is_printed_as_its_message_alone(tmp_path):
+    """An operator reading a command's output or the web log saw each warning as Python prints one: a path into
+    bot/config.py, `UserWarning`, then a line of its source. It reads `warning: <message>`, nothing else."""
+    code = "from bot.config import load_config, warn_unread_line_settings as w; w(load_config(), ['sakata'])"
+    env = {**production_env(tmp_path, PUBLIC_BASE_URL="http://madoguchi.example.jp", LINE_BASIC_ID_SAKTA="@x"),
+           "PATH": "/usr/bin:/bin"}
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, timeout=60)
+    assert done.returncode == 0, done.stderr.decode()
+    lines = done.stderr.decode().splitlines()
+    assert [line[:40] for line in lines] == ["warning: PUBLIC_BASE_URL is plain http i",
+                                             "warning: SQLite in production: fine for ",
+                                             "warning: LINE settings that nothing read"]
+
+
 def test_the_line_settings_read_are_not_warned_of(tmp_path):
     env = production_env(tmp_path, LINE_STAFF_GROUP_ID_SAKATA="C1", LINE_BASIC_ID_OTARU="@otaru",
                          LINE_API_BASE_URL="https://api.line.me", LINE_API_DATA_BASE_URL="https://api-data.line.me",

@@ -118,6 +118,19 @@ def test_a_simulator_that_does_not_answer_names_the_port_setting(make_app):
         in " ".join(result.output.split())
 
 
+def test_a_command_run_without_app_env_beside_production_says_to_set_it(make_app, fake_line):
+    """A Procfile gives APP_ENV=production to its processes only: a one-off command without it runs in
+    development, where LINE is the simulator under PUBLIC_BASE_URL, and the production web process there answers
+    404. The operator is told to run it with APP_ENV=production, not only that LINE refused."""
+    app = make_app(public_base_url=fake_line.url, line_api_base_url=f"{fake_line.url}/simulator/api",
+                   line_api_data_base_url=f"{fake_line.url}/simulator/api")
+    result = app.test_cli_runner().invoke(args=["richmenu", "deploy", "otaru"])
+    assert result.exit_code == 1
+    said = " ".join(result.output.split())
+    assert "http 404); this command ran in development (APP_ENV is not `production`)" in said
+    assert "to reach LINE, run it with APP_ENV=production" in said
+
+
 def test_deploy_fails_when_line_refuses(app, fake_line):
     fake_line.fail_next(500, path_contains="/richmenu")
     result = app.test_cli_runner().invoke(args=["richmenu", "deploy", "otaru"])

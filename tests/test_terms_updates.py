@@ -353,18 +353,32 @@ def test_a_quota_stop_says_when_a_rerun_helps_and_what_else_tells_the_rest(app, 
         in stopped.output
 
 
-def test_a_notice_in_development_without_the_simulator_says_how_to_reach_it(make_app, tmp_path):
-    nowhere = "http://127.0.0.1:1"   # `dev` serves elsewhere: nothing listens here
-    app = make_app(public_base_url=nowhere, line_api_base_url=f"{nowhere}/simulator/api",
-                   line_api_data_base_url=f"{nowhere}/simulator/api")
+def _notice_in_development_at(make_app, tmp_path, base: str) -> str:
+    """`terms broadcast --yes` run in development with PUBLIC_BASE_URL (and so the simulator) at `base`: what it
+    said, once it stopped (exit 1)."""
+    app = make_app(public_base_url=base, line_api_base_url=f"{base}/simulator/api",
+                   line_api_data_base_url=f"{base}/simulator/api")
     _publish(app, tmp_path)
     _followers(app.extensions["madoguchi"], 2)
     result = _cli(app, "terms", "broadcast", "--office", "sakata", "--mode", "multicast", "--yes")
     assert result.exit_code == 1
-    said = " ".join(result.output.split())
+    return " ".join(result.output.split())
+
+
+def test_a_notice_in_development_without_the_simulator_says_how_to_reach_it(make_app, tmp_path):
+    said = _notice_in_development_at(make_app, tmp_path, "http://127.0.0.1:1")  # nothing listens here
     hint = "in development this is the simulator: start `flask --app app dev`, and when it serves another --port"
     assert f"remaining quota unknown (NewConnectionError; {hint}" in said
     assert f"tried again as long as it allowed; {hint}" in said
+
+
+def test_a_notice_run_without_app_env_beside_production_says_to_set_it(make_app, fake_line, tmp_path):
+    """A one-off command without the Procfile's APP_ENV=production runs in development: its LINE is a simulator
+    that the address (the production web process) does not serve (404); it says so and what to set."""
+    said = _notice_in_development_at(make_app, tmp_path, fake_line.url)   # answers 404 to /simulator/api/…
+    hint = "this command ran in development (APP_ENV is not `production`)"
+    assert f"remaining quota unknown (NotFoundException; {hint}" in said
+    assert f"see its log line; {hint}" in said
 
 
 def test_multicast_chunks_within_limits_and_resumes_after_a_quota_stop(app, rt, fake_line, tmp_path):

@@ -27,11 +27,17 @@ def schema_or_exit(rt) -> None:
         sys.exit(1)
 
 
-def simulator_hint(rt) -> str:
+def simulator_hint(rt, status: int | None = None) -> str:
     """In development the LINE API is `flask --app app dev`'s simulator: when it does not answer, how to reach it
-    (a command does not know the port `dev` serves on; it reads PUBLIC_BASE_URL like the app). Empty otherwise."""
+    (a command does not know the port `dev` serves on; it reads PUBLIC_BASE_URL like the app). When something
+    answers there but serves no simulator (404), most likely the production web process: the command ran without
+    the APP_ENV the Procfile gives only its processes. Empty otherwise."""
     cfg = rt.config
     if cfg.is_production or cfg.line_api_base_url != f"{cfg.public_base_url}/simulator/api":
         return ""
+    if status == 404:
+        return (f"; this command ran in development (APP_ENV is not `production`), where LINE is the simulator at "
+                f"{cfg.line_api_base_url}, and that address serves none: to reach LINE, run it with "
+                "APP_ENV=production, as the Procfile's processes run")
     return (f"; in development this is the simulator: start `flask --app app dev`, and when it serves another "
             f"--port, run this command with PUBLIC_BASE_URL=http://localhost:<port> (now {cfg.public_base_url})")

@@ -76,7 +76,7 @@ def _what_to_check(rt, office_id: str, status: int | None) -> str:
     if status is None:
         return (f": LINE could not be reached at {rt.config.line_api_base_url} (LINE_API_BASE_URL); check the network"
                 + simulator_hint(rt))
-    return ""
+    return simulator_hint(rt, status) if status == 404 else ""
 
 
 @richmenu_group.command("picture")

@@ -180,7 +180,8 @@ def _remaining_quota(rt, office_id: str):
     try:
         return rt.line.remaining_quota(office_id)
     except Exception as exc:  # noqa: BLE001 - the estimate still helps without the quota
-        click.echo(f"remaining quota unknown ({type(exc).__name__}{simulator_hint(rt)})", err=True)
+        click.echo(f"remaining quota unknown ({type(exc).__name__}{simulator_hint(rt, getattr(exc, 'status', None))})",
+                   err=True)
         return None
 
 
@@ -264,7 +265,8 @@ def _send_chunks(rt, office, mode: str, run_id: int, runner: str, chunks, notice
                 reason += f" and asked to wait {result.retry_after:.0f} s before trying again"
             with rt.db.transaction() as s:
                 broadcasts.finish(s, run_id, now, "paused", reason, runner)
-            unreached = simulator_hint(rt) if result.outcome in (lc.RETRY, lc.UNKNOWN) else ""
+            unreached = (simulator_hint(rt) if result.outcome in (lc.RETRY, lc.UNKNOWN)
+                         else simulator_hint(rt, 404) if result.status == 404 else "")
             click.echo(f"\nstopped: {reason}{unreached}; {done} of {total} calls sent. {_resume_hint(result, mode)}",
                        err=True)
             sys.exit(1)
