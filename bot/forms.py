@@ -67,6 +67,10 @@ class Link:
     conversation_id: int
     nonce: str
     language: str = "ja"       # the conversation's chat language: the pages follow it
+    # A page of this link sent from the browser that opened it, after the link outlived its day (left open
+    # overnight): what was typed is kept and carried on to a slot chosen since, but its own slot is never
+    # taken again once the hold ran out (SECURITY.md: "never after a day").
+    outlived: bool = False
 
 
 # -- texts (templates/forms/*.yaml) ------------------------------------------------------------------
@@ -237,7 +241,7 @@ def _superseded(link: Link, waiting: bool = False):
     newest = urlsplit(rt.form_url(link.office.id, link.conversation_id, hold.token_nonce)).path
     if waiting:
         # The button said another slot was chosen: straight on to that slot's check, not a page to tap again.
-        return _go_on(replace(link, token=newest.rsplit("/", 1)[-1], nonce=hold.token_nonce))
+        return _go_on(replace(link, token=newest.rsplit("/", 1)[-1], nonce=hold.token_nonce, outlived=False))
     resend = None
     if request.method == "POST":
         resend = [*_typed(link), ("csrf_token", csrf_token(hold.token_nonce))]
@@ -292,7 +296,8 @@ def _open(link: Link, revive: bool = False):
     office = link.office
     with rt.db.transaction() as s:
         now = rt.clock.now()
-        access = requests.form_access(s, office, link.conversation_id, link.nonce, now, lock=True, revive=revive)
+        access = requests.form_access(s, office, link.conversation_id, link.nonce, now, lock=True,
+                                      revive=revive and not link.outlived)
         if access.kind in ("notice_passed", "closed"):
             holds.release(s, access.conversation)
         if access.kind != "open":
@@ -324,7 +329,9 @@ def _resolve(token: str):
         return None, _problem("forged")
     # Kept for a page that fails later: the error pages speak the link's language (bot/error_pages.py).
     g.form_link = replace(link, language=_language(rt, link.conversation_id))
-    if old:
+    if old and request.method == "POST" and csrf_ok(link.nonce):
+        g.form_link = replace(g.form_link, outlived=True)
+    elif old:
         return None, _old_link(g.form_link)
     return g.form_link, None
 
@@ -490,7 +497,8 @@ def submit(token: str):
         return _back_to_input(link, raw, error_messages(result.errors, link.language))
     with rt.db.transaction() as s:
         now = rt.clock.now()
-        outcome = requests.submit(s, rt, link.office, link.conversation_id, link.nonce, result.values, now)
+        outcome = requests.submit(s, rt, link.office, link.conversation_id, link.nonce, result.values, now,
+                                  revive=not link.outlived)
         if outcome.status == "created":
             dispatch.complete_form(s, rt, link.office, link.conversation_id, now)
     log.info("form page=submit office=%s conversation=%s outcome=%s", link.office.id, link.conversation_id,

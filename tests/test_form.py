@@ -630,6 +630,66 @@ def signed_long_ago(rt, url: str, monkeypatch) -> str:
     return old
 
 
+def link_outlived(monkeypatch) -> None:
+    """From now on every form token reads as signed two days earlier than it was: older than a link lives (a
+    page left open in the in-app browser overnight and more)."""
+    from itsdangerous import TimestampSigner
+
+    read_now = TimestampSigner.get_timestamp
+    monkeypatch.setattr(TimestampSigner, "get_timestamp", lambda self: read_now(self) + 2 * 24 * 3600)
+
+
+@pytest.mark.parametrize("taken", [False, True], ids=["free", "taken"])
+@pytest.mark.parametrize("sent_from", ["input", "confirmation"])
+def test_a_form_left_open_longer_than_its_link_lives_and_then_sent_keeps_what_was_typed(
+        chatting, client, rt, fake_line, clock, monkeypatch, sent_from, taken):
+    """The page opened from the chat, left open in LINE's browser into the next day, then sent: its slot is not
+    taken again after a day (SECURITY.md), but what was typed is not lost either. The page keeps it, says to
+    choose a slot again in the chat, and its button then carries it on to that slot's confirmation."""
+    user, first = chatting("sakata")
+    answers = {**valid_answers(rt.offices["sakata"]), "name": "夜更 花子"}
+    page = Page.get(client, first)
+    if sent_from == "confirmation":
+        page = page.submit(client, answers)
+        assert "入力内容の確認" in page.html
+    link_outlived(monkeypatch)
+    clock.advance(minutes=rt.offices["sakata"].booking.hold_minutes + 1)
+    if taken:
+        hold_directly(rt, "sakata")                                             # someone else holds the slot
+    late = page.submit(client, answers if sent_from == "input" else None)
+    assert late.status == 410, visible_text(late.html)
+    words = visible_text(late.html)
+    assert "もう一度日時をお選びください" in words and "日時を選び直したので、この内容で続ける" in words
+    assert late.form.action == path_of(first) + "/resume"
+    assert late.form.fields["name"] == "夜更 花子" and late.form.fields["seeker_number"] == answers["seeker_number"]
+    assert bookings(rt) == []
+
+    user.says("予約")                                                            # the chat offers the slots
+    user.says("1")
+    second = form_link(fake_line.messages_to(user.user_id))
+    onward = late.submit(client)
+    assert onward.status == 200 and "入力内容の確認" in onward.html and "夜更 花子" in onward.html
+    newer = onward.form.action.removeprefix("/form/").removesuffix("/confirm")
+    assert rt.read_form_token(newer, max_age=None) == rt.read_form_token(path_of(second).rsplit("/", 1)[-1],
+                                                                         max_age=None)
+    assert onward.submit(client).status == 200
+    [booking] = bookings(rt)
+    assert for_config(rt.config).decrypt(booking.details)["name"] == "夜更 花子"
+
+
+def test_a_page_sent_after_its_link_outlived_a_day_without_this_browsers_token_keeps_nothing(
+        holding, client, app, rt, monkeypatch):
+    """Only the browser that opened the page in time gets it kept: another (no CSRF token of its own) gets the
+    page that the link can no longer be used, with nothing in it."""
+    _, url = holding("sakata")
+    page = Page.get(client, url)
+    link_outlived(monkeypatch)
+    other = Page(app.test_client().post(page.form.action, data={**page.form.fields,
+                                                                **valid_answers(rt.offices["sakata"])}))
+    assert other.status == 410 and len(other.forms) == 0
+    assert "山田" not in other.html
+
+
 @pytest.mark.parametrize("language", ["ja", "easy", "en"])
 def test_a_used_link_tapped_again_days_later_shows_its_request_not_to_book_again(client, rt, language, monkeypatch):
     """The chat keeps the form's link; tapped days later to find the 受付番号, it must show the request that was

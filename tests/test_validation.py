@@ -168,6 +168,21 @@ def test_japanese_phone_numbers(typed, stored):
     assert v.normalise_phone(typed) == stored
 
 
+# Invisible characters a phone puts around or inside a number: iOS wraps a number copied from Contacts or the
+# Phone app in LEFT-TO-RIGHT OVERRIDE ... POP DIRECTIONAL FORMATTING; pasted text brings zero-width spaces and a
+# byte-order mark. The person sees `090-1234-5678` in the field and the message asks for exactly that.
+INVISIBLE = [("\u202d", "\u202c"), ("\u2066", "\u2069"), ("\ufeff", ""), ("\u200e", "\u200b")]
+
+
+@pytest.mark.parametrize("before, after", INVISIBLE)
+def test_a_number_pasted_with_invisible_marks_is_the_number_seen(before, after):
+    assert v.normalise_phone(f"{before}090-1234-5678{after}") == "090-1234-5678"
+    assert v.normalise_phone(f"090{after or before}1234{before}5678") == "09012345678"
+    assert v.normalise_seeker_number(f"{before}12345-678901{after}") == "12345-678901"
+    assert v.parse_birth_date(f"{before}1990-04-01{after}", date(2026, 12, 1)) == date(1990, 4, 1)
+    assert v.parse_birth_date(f"{before}H2.4.1{after}", date(2026, 12, 1)) == date(1990, 4, 1)
+
+
 @pytest.mark.parametrize("typed", ["1234", "080-1234-567", "0001234567", "03-1234-56789", "+1 212 555 0100",
                                    "090-1234-5678 内線", "ab-cdef-ghij", "0901234567"])
 def test_not_a_japanese_phone_number(typed):

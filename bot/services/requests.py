@@ -144,9 +144,10 @@ def submitted_since(session: Session, office_id: str, conversation_id: int, sinc
 # -- completing the form ------------------------------------------------------------------------------
 
 def submit(session: Session, rt, office, conversation_id: int, nonce: str, values: dict[str, Any],
-           now: datetime) -> Outcome:
-    """A confirmed form: create the request for the held slot (or say why not)."""
-    access = form_access(session, office, conversation_id, nonce, now, lock=True, revive=True)
+           now: datetime, revive: bool = True) -> Outcome:
+    """A confirmed form: create the request for the held slot (or say why not). `revive`: a hold that ran out
+    may be taken again (`form_access`); not for a link older than a link lives."""
+    access = form_access(session, office, conversation_id, nonce, now, lock=True, revive=revive)
     if access.kind == "done":
         return Outcome("duplicate", reference=access.reference, slot_start=access.slot_start,
                        differs=_differs(session, rt, nonce, values))

@@ -3,7 +3,8 @@
 Each check returns either a normalised value or a `FieldError` whose `code` names a message in
 templates/forms/errors.<language>.yaml (the words live there, not here). Rules:
 
-- Digits, phone numbers, dates and kana are NFKC-normalised (full-width digits, half-width kana).
+- Digits, phone numbers, dates and kana are NFKC-normalised (full-width digits, half-width kana); numbers and
+  dates drop invisible format characters (a number copied on iOS comes wrapped in direction marks).
 - Names are stored as typed (only surrounding spaces dropped); an emoji-only name is refused.
 - Job seeker number (kyushoku bangou): 5 digits, hyphen, 1 to 8 digits; a missing hyphen is inserted,
   leading zeros are kept. It has the same shape as a job offer number (kyujin bangou), which the
@@ -91,9 +92,17 @@ def _ascii_digits(text: str) -> str:
                    for ch in text)
 
 
+def _invisible_dropped(text: str) -> str:
+    """Without the invisible format characters (Unicode Cf) a phone puts in a number: iOS wraps one copied from
+    Contacts in LEFT-TO-RIGHT OVERRIDE ... POP DIRECTIONAL FORMATTING, pasted text brings zero-width spaces and a
+    byte-order mark. Only for numbers and dates: what is kept is digits and hyphens, read back on the
+    confirmation page as stored (a name keeps refusing them: `_has_control`)."""
+    return "".join(ch for ch in text if unicodedata.category(ch) != "Cf")
+
+
 def _compact(text: str) -> str:
-    """NFKC, digits of any script as 0-9, dashes unified to '-', all spaces removed."""
-    return _DASHES.sub("-", _SPACES.sub("", _ascii_digits(nfkc(text))))
+    """NFKC, digits of any script as 0-9, dashes unified to '-', all spaces and invisible marks removed."""
+    return _DASHES.sub("-", _SPACES.sub("", _ascii_digits(_invisible_dropped(nfkc(text)))))
 
 
 # Bidirectional embeddings, overrides and isolates: text after one is shown in another order than it is stored
