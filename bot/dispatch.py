@@ -308,6 +308,12 @@ class Dispatcher:
             # A newer event already tells whether the user follows: an older one changes nothing.
             log.info("event=%s kind=%s stale, ignored", inp.event_id, inp.kind)
             return []
+        if not stale and not conv.followed and inp.kind != "unfollow":
+            # LINE takes a message or a tap only from a user who follows the account: an unblock whose follow
+            # event was lost (the database down as it came: acknowledged, never redelivered) is read from it, so
+            # that what is pushed to them later is not skipped as to a user who blocked.
+            log.info("event=%s kind=%s from a user marked unfollowed: following again", inp.event_id, inp.kind)
+            conv.followed = True
         verdict = None
         effects = None
         if inp.kind not in ratelimit.EXEMPT_KINDS:
