@@ -659,6 +659,40 @@ def test_staff_are_told_when_the_bot_was_removed_from_the_staff_group(rt, client
     assert "退出しました" not in client.get("/staff/queue").get_data(as_text=True)
 
 
+def test_staff_are_told_when_line_refuses_the_cards_to_the_staff_group(rt, client, fake_line, group, user):
+    """The bot removed from the staff group while the webhook was down (its leave event never handled), or the
+    group's id mistyped: LINE refuses every card (400), and no leave event says so. The request waits in 対応待ち all
+    the same, and the pages where staff look for handoffs say that the group's cards are refused, until one goes
+    through again."""
+    create_staff(rt)
+    login(client)
+    group.joins()
+    make_request(rt, user_id=user.user_id)
+    fake_line.fail_next(status=400, path_contains="/push", body={"message": "Failed to send messages"})
+    run_worker(rt)
+    assert [r.status for r in outbox_rows(rt, purpose="staff_card")] == ["failed"]
+    for path in ("/staff/queue", "/staff/groups"):
+        page = client.get(path).get_data(as_text=True)
+        assert "職員グループへのお知らせをLINEが受け付けていません" in page, path
+        assert "退出しました" not in page
+    queue = client.get("/staff/queue").get_data(as_text=True)
+    assert "対応待ち" in queue
+    make_request(rt, user_id=user.user_id, start=SAKATA_MONDAY + timedelta(hours=1))   # a card that arrives
+    run_worker(rt)
+    assert "LINEが受け付けていません" not in client.get("/staff/queue").get_data(as_text=True)
+
+
+def test_a_message_refused_to_a_user_raises_no_alarm_about_the_staff_group(rt, client, fake_line, group, user):
+    create_staff(rt)
+    login(client)
+    fake_line.fail_next(status=400, path_contains="/push", body={"message": "Failed to send messages"})
+    with rt.db.transaction() as s:
+        outbox.add(s, office="sakata", kind="push", recipient=user.user_id,
+                   messages=[{"type": "text", "text": "x"}], now=rt.clock.now())
+    run_worker(rt)
+    assert "LINEが受け付けていません" not in client.get("/staff/queue").get_data(as_text=True)
+
+
 def test_approving_a_job_seeker_number_another_line_account_has_booked_is_left_to_the_dashboard(
         rt, fake_line, group, user, user_factory):
     """One open booking per person: a member approving from LINE never sees the booking page's 同じ求職番号. When
