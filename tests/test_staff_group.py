@@ -682,13 +682,19 @@ def test_staff_are_told_when_line_refuses_the_cards_to_the_staff_group(rt, clien
     assert "LINEが受け付けていません" not in client.get("/staff/queue").get_data(as_text=True)
 
 
-def test_a_message_refused_to_a_user_raises_no_alarm_about_the_staff_group(rt, client, fake_line, group, user):
+def test_no_alarm_about_the_staff_group_for_a_users_refusal_or_a_card_given_up_after_outages(rt, client, fake_line,
+                                                                                               group, user):
+    """A push refused to a user says nothing of the group; nor does a card given up after its tries through LINE's
+    5xx (LINE was in trouble, it did not refuse the group)."""
     create_staff(rt)
     login(client)
     fake_line.fail_next(status=400, path_contains="/push", body={"message": "Failed to send messages"})
     with rt.db.transaction() as s:
         outbox.add(s, office="sakata", kind="push", recipient=user.user_id,
                    messages=[{"type": "text", "text": "x"}], now=rt.clock.now())
+        card = outbox.add(s, office="sakata", kind="push", recipient=group.group_id,
+                          messages=[{"type": "text", "text": "x"}], now=rt.clock.now(), purpose="staff_card")
+        card.status, card.last_error, card.attempts = "failed", "http 500", outbox.MAX_ATTEMPTS
     run_worker(rt)
     assert "LINEが受け付けていません" not in client.get("/staff/queue").get_data(as_text=True)
 

@@ -53,7 +53,7 @@ def out_of(session: Session, office_id: str, group_id: str) -> bool:
 
 
 def refused_since(session: Session, office_id: str, group_id: str) -> datetime | None:
-    """When LINE began refusing what is pushed to the group for good (a card given up: `failed`), if nothing pushed
+    """When LINE began refusing what is pushed to the group for good (a 4xx: the card is `failed`), if nothing pushed
     there went through since: the bot was removed while its leave event was not handled (the webhook down), or the
     configured id names no group the bot is in. No leave event tells staff so; None while the group's pushes go."""
     group_pushes = (OutboxMessage.office_id == office_id, OutboxMessage.recipient == group_id,
@@ -61,7 +61,8 @@ def refused_since(session: Session, office_id: str, group_id: str) -> datetime |
     last_sent = select(func.coalesce(func.max(OutboxMessage.id), 0)).where(
         *group_pushes, OutboxMessage.status == "sent").scalar_subquery()
     return session.scalar(select(func.min(OutboxMessage.created_at)).where(
-        *group_pushes, OutboxMessage.status == "failed", OutboxMessage.id > last_sent))
+        *group_pushes, OutboxMessage.status == "failed", OutboxMessage.last_error.like("http 4%"),
+        OutboxMessage.id > last_sent))
 
 
 def sightings(session: Session, office_id: str) -> list[StaffGroupSighting]:
