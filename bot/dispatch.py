@@ -226,8 +226,11 @@ class Dispatcher:
         reply_token = getattr(event, "reply_token", None)
         if not chat_id or not reply_token:
             return []
-        # The staff group's answer is in Japanese, like its cards; a user's in their language.
-        template, variables = ("trouble", {})
+        # The staff group's answer is in Japanese, like its cards; a user's in their language, saying what was not
+        # taken (a message, a tap, or a friend added: then no greeting went, so it names the word that books).
+        what = "button" if isinstance(event, PostbackEvent) else "follow" if isinstance(event, FollowEvent) \
+            else "message"
+        template, variables = ("trouble", {"what": what})
         if staff_tap:
             template, variables = "staff_group_reply", {"office": office, "outcome": "failed", "dashboard_url": None}
         try:

@@ -945,6 +945,30 @@ def test_with_the_database_down_the_apology_goes_straight_to_line(rt, sakata_use
     assert apology.startswith(TROUBLE_JA)
 
 
+@pytest.mark.parametrize("what", ["follow", "unblock", "button"])
+def test_with_the_database_down_the_apology_says_what_was_not_taken_and_what_to_do(rt, sakata_user, monkeypatch,
+                                                                                     fake_line, what):
+    """Not every event is a message: a friend added (or an unblock) while the database is down gets no greeting, so
+    the apology says the guidance could not be sent and names the word that starts (or resumes) a booking; a tap
+    is asked to be tapped again, nothing changed."""
+    from sqlalchemy.exc import OperationalError
+
+    def down(*args, **kwargs):
+        raise OperationalError("SELECT 1", {}, Exception("connection refused"))
+
+    monkeypatch.setattr(rt.db, "transaction", down)
+    monkeypatch.setattr(rt.db, "connected", down)
+    send = {"follow": sakata_user.follows, "unblock": lambda: sakata_user.follows(unblocked=True),
+            "button": lambda: sakata_user.taps("a=agree&at=awaiting_consent&o=sakata")}[what]
+    assert send().status_code == 200
+    [apology] = fake_line.texts_to(sakata_user.user_id)
+    assert apology.startswith("申し訳ありません。") and "メッセージ" not in apology.split("\n")[0]
+    if what == "button":
+        assert "もう一度押してください" in apology and "何も変更していません" in apology
+    else:
+        assert "「予約」と送ってください" in apology and "お送りください" not in apology
+
+
 def test_a_delivery_that_fails_after_another_delivery_answered_does_not_apologise(rt, sakata_user, monkeypatch,
                                                                                    fake_line):
     """LINE sent the event twice; one delivery answered it, the other then failed (it could not connect in
