@@ -682,6 +682,21 @@ def test_staff_are_told_when_line_refuses_the_cards_to_the_staff_group(rt, clien
     assert "LINEが受け付けていません" not in client.get("/staff/queue").get_data(as_text=True)
 
 
+def test_invited_back_after_refused_cards_the_group_is_no_longer_said_to_refuse_them(rt, client, fake_line, group,
+                                                                                      user):
+    """The bot was removed without a leave event, and staff invite it back: its join says it is in the group."""
+    create_staff(rt)
+    login(client)
+    group.joins()
+    make_request(rt, user_id=user.user_id)
+    fake_line.fail_next(status=400, path_contains="/push", body={"message": "Failed to send messages"})
+    run_worker(rt)
+    assert "LINEが受け付けていません" in client.get("/staff/queue").get_data(as_text=True)
+    rt.clock.advance(seconds=60)
+    group.joins()
+    assert "LINEが受け付けていません" not in client.get("/staff/queue").get_data(as_text=True)
+
+
 def test_no_alarm_about_the_staff_group_for_a_users_refusal_or_a_card_given_up_after_outages(rt, client, fake_line,
                                                                                                group, user):
     """A push refused to a user says nothing of the group; nor does a card given up after its tries through LINE's
