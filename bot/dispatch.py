@@ -226,8 +226,11 @@ class Dispatcher:
         reply_token = getattr(event, "reply_token", None)
         if not chat_id or not reply_token:
             return []
-        # The staff group's answer is in Japanese, like its cards; a user's in their language.
-        template, variables = ("trouble", {})
+        # The staff group's answer is in Japanese, like its cards; a user's in their language, saying what was not
+        # taken (a message, a tap, or a friend added: then no greeting went, so it names the word that books).
+        what = "button" if isinstance(event, PostbackEvent) else "follow" if isinstance(event, FollowEvent) \
+            else "message"
+        template, variables = ("trouble", {"what": what})
         if staff_tap:
             template, variables = "staff_group_reply", {"office": office, "outcome": "failed", "dashboard_url": None}
         try:
@@ -308,6 +311,12 @@ class Dispatcher:
             # A newer event already tells whether the user follows: an older one changes nothing.
             log.info("event=%s kind=%s stale, ignored", inp.event_id, inp.kind)
             return []
+        if not stale and not conv.followed and inp.kind != "unfollow":
+            # LINE takes a message or a tap only from a user who follows the account: an unblock whose follow
+            # event was lost (the database down as it came: acknowledged, never redelivered) is read from it, so
+            # that what is pushed to them later is not skipped as to a user who blocked.
+            log.info("event=%s kind=%s from a user marked unfollowed: following again", inp.event_id, inp.kind)
+            conv.followed = True
         verdict = None
         effects = None
         if inp.kind not in ratelimit.EXEMPT_KINDS:

@@ -99,7 +99,7 @@ def all_samples(office) -> dict[str, list[dict[str, Any]]]:
         "terms_updated": [dict(version="2027-04-01", summary=s, in_force=f) for s in ("", "第3条を改めました。")
                           for f in (False, True)],
         "flood": [{}],
-        "trouble": [{}],
+        "trouble": [{}, {"what": "button"}, {"what": "follow"}],
         "slot_unavailable": out["slot_unavailable"] + [
             dict(reason=r, requested="2027-08-12T14:00:00+09:00", deadline=None, closure=None, holiday=None,
                  alternatives=[]) for r in ("past", "outside_window", "full")],

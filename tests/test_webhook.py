@@ -613,6 +613,42 @@ def test_unfollow_marks_the_user_and_nothing_is_pushed_afterwards(app, rt, sakat
     sakata_user.follows(unblocked=True)
     assert conversation(rt, sakata_user).followed is True
 
+def test_a_user_who_writes_follows_though_their_unblock_was_lost(rt, sakata_user, monkeypatch, fake_line):
+    """LINE takes a message only from a user who follows the account: when the unblock's follow event was lost
+    (the database down as it came: apologised, acknowledged, never redelivered), the user's next message says
+    they follow again, so that what is pushed to them later (a decision) reaches them instead of being skipped."""
+    from sqlalchemy.exc import OperationalError
+
+    from bot import dispatch, outbox
+
+    sakata_user.says("予約")
+    sakata_user.unfollows()
+    assert conversation(rt, sakata_user).followed is False
+
+    def cannot_connect(self, *args):
+        raise OperationalError("connect", {}, Exception("connection refused"))
+
+    with monkeypatch.context() as m:
+        m.setattr(dispatch.Dispatcher, "_handle", cannot_connect)
+        assert sakata_user.follows(unblocked=True).status_code == 200   # lost: rolled back, 200, no redelivery
+    assert conversation(rt, sakata_user).followed is False
+    assert sakata_user.says("予約確認").status_code == 200
+    assert conversation(rt, sakata_user).followed is True
+    with rt.db.transaction() as s:
+        outbox.add(s, office="sakata", kind="push", recipient=sakata_user.user_id,
+                   messages=[{"type": "text", "text": "x"}], now=rt.clock.now())
+    Worker(rt).run_once()
+    assert [r.status for r in outbox_rows(rt) if r.kind == "push"] == ["sent"]
+
+
+def test_a_late_message_from_before_a_block_does_not_say_the_user_follows(rt, sakata_user, fake_line):
+    """A message sent before the block and delivered after it (LINE's redelivery) is no sign of following."""
+    early = sakata_user.text_event("予約確認")
+    rt.clock.advance(seconds=5)
+    sakata_user.unfollows()
+    sakata_user.send(early)
+    assert conversation(rt, sakata_user).followed is False
+
 
 def test_text_is_answered(sakata_user, fake_line):
     assert sakata_user.says("こんにちは").status_code == 200
@@ -907,6 +943,30 @@ def test_with_the_database_down_the_apology_goes_straight_to_line(rt, sakata_use
     assert sakata_user.says("予約").status_code == 200
     [apology] = fake_line.texts_to(sakata_user.user_id)
     assert apology.startswith(TROUBLE_JA)
+
+
+@pytest.mark.parametrize("what", ["follow", "unblock", "button"])
+def test_with_the_database_down_the_apology_says_what_was_not_taken_and_what_to_do(rt, sakata_user, monkeypatch,
+                                                                                     fake_line, what):
+    """Not every event is a message: a friend added (or an unblock) while the database is down gets no greeting, so
+    the apology says the guidance could not be sent and names the word that starts (or resumes) a booking; a tap
+    is asked to be tapped again, nothing changed."""
+    from sqlalchemy.exc import OperationalError
+
+    def down(*args, **kwargs):
+        raise OperationalError("SELECT 1", {}, Exception("connection refused"))
+
+    monkeypatch.setattr(rt.db, "transaction", down)
+    monkeypatch.setattr(rt.db, "connected", down)
+    send = {"follow": sakata_user.follows, "unblock": lambda: sakata_user.follows(unblocked=True),
+            "button": lambda: sakata_user.taps("a=agree&at=awaiting_consent&o=sakata")}[what]
+    assert send().status_code == 200
+    [apology] = fake_line.texts_to(sakata_user.user_id)
+    assert apology.startswith("申し訳ありません。") and "メッセージ" not in apology.split("\n")[0]
+    if what == "button":
+        assert "もう一度押してください" in apology and "何も変更していません" in apology
+    else:
+        assert "「予約」と送ってください" in apology and "お送りください" not in apology
 
 
 def test_a_delivery_that_fails_after_another_delivery_answered_does_not_apologise(rt, sakata_user, monkeypatch,

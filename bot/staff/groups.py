@@ -3,10 +3,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from bot.models import StaffGroupSighting
+from bot.models import OutboxMessage, StaffGroupSighting
 
 
 def _sighting(session: Session, office_id: str, group_id: str) -> StaffGroupSighting | None:
@@ -50,6 +50,23 @@ def left_at(session: Session, office_id: str, group_id: str) -> datetime | None:
 def out_of(session: Session, office_id: str, group_id: str) -> bool:
     """Has the bot been removed from the group and not invited back since (nothing can be pushed there)?"""
     return left_at(session, office_id, group_id) is not None
+
+
+def refused_since(session: Session, office_id: str, group_id: str) -> datetime | None:
+    """When LINE began refusing what is pushed to the group for good (a 4xx: the card is `failed`), if nothing reached
+    the group since (a push or a reply) and the bot was not invited into it since: the bot was removed while its leave
+    event was not handled (the webhook down), or the configured id names no group the bot is in. No leave event tells
+    staff so; None while the group's messages go."""
+    to_group = (OutboxMessage.office_id == office_id, OutboxMessage.recipient == group_id)
+    last_sent = select(func.coalesce(func.max(OutboxMessage.id), 0)).where(
+        *to_group, OutboxMessage.status == "sent").scalar_subquery()
+    query = select(func.min(OutboxMessage.created_at)).where(
+        *to_group, OutboxMessage.kind == "push", OutboxMessage.status == "failed",
+        OutboxMessage.last_error.like("http 4%"), OutboxMessage.id > last_sent)
+    sighting = _sighting(session, office_id, group_id)
+    if sighting is not None:
+        query = query.where(OutboxMessage.created_at >= sighting.joined_at)
+    return session.scalar(query)
 
 
 def sightings(session: Session, office_id: str) -> list[StaffGroupSighting]:

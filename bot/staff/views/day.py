@@ -11,7 +11,7 @@ from bot.staff import queue as queue_lists
 from bot.staff.views import bp
 from bot.staff.views.args import _date_arg
 from bot.staff.views.context import _office, _rt
-from bot.staff.views.line import _staff_group_left
+from bot.staff.views.line import _staff_group_left, _staff_group_refused
 
 TIMELINE_DAYS = 14
 
@@ -49,4 +49,5 @@ def queue():
                                invitations=todo.invitations, call_task=handoff.call_user_on_confirm(office),
                                attendance=todo.attendance, notices=todo.notices, now=now,
                                group_left=_staff_group_left(s, rt, office),
+                               group_refused=_staff_group_refused(s, rt, office),
                                deadlines={b.id: notify.deadline_view(office, b, now) for b in (*todo.undecided, *todo.proposals)})

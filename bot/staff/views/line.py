@@ -34,6 +34,15 @@ def _staff_group_left(s, rt, office) -> datetime | None:
     return staff_groups.left_at(s, office.id, configured)
 
 
+def _staff_group_refused(s, rt, office) -> datetime | None:
+    """Since when LINE refuses the cards pushed to the configured staff group, though no leave event came (see
+    `staff_groups.refused_since`): staff are told so where they look for handoffs."""
+    configured = rt.config.staff_group_id(office.id)
+    if not configured:
+        return None
+    return staff_groups.refused_since(s, office.id, configured)
+
+
 @bp.get("/groups")
 def groups():
     rt = _rt()
@@ -41,5 +50,6 @@ def groups():
     with rt.db.reading() as s:
         sightings = staff_groups.sightings(s, office.id)
         return render_template("staff/groups.html", sightings=sightings, group_left=_staff_group_left(s, rt, office),
+                               group_refused=_staff_group_refused(s, rt, office),
                                configured=rt.config.staff_group_id(office.id),
                                setting=f"LINE_STAFF_GROUP_ID_{office.id.upper()}")
