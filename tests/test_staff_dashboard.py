@@ -173,6 +173,24 @@ def test_each_block_button_and_reason_field_of_the_schedule_names_its_day_or_slo
     assert re.findall(r'name="reason"[^>]*aria-label="([^"]+)"', page) == ["理由（12/7(月)を停止する理由）"]
 
 
+def test_closing_a_day_or_slot_says_which_and_that_its_bookings_still_stand(rt, staff):
+    """「日を停止しました。」 named neither the day nor what became of the sessions booked on it: a member who closed
+    a training day read it as done, while its confirmed sessions (and the requests) still stood, their users
+    expecting them. The answer names the day or slot and counts what it kept, and how to call it off."""
+    confirmed = make_request(rt)                                  # Monday 12/7 14:00
+    post(staff, f"/staff/bookings/{confirmed}/confirm")
+    make_request(rt, start=SAKATA_MONDAY + timedelta(hours=1))    # 15:00, still to decide
+    page = staff.get(post(staff, "/staff/blocks", day="2026-12-07").headers["Location"]).get_data(as_text=True)
+    flash = re.findall(r'<p class="flash[^>]*>(.*?)</p>', page, re.S)[-1]
+    assert "12/7(月)" in flash and "停止しました" in flash, flash
+    assert "2件" in flash and "そのまま" in flash and "ハローワークの都合で中止する" in flash, flash
+    page = staff.get(post(staff, "/staff/blocks", day="2026-12-14",
+                          slot=(SAKATA_MONDAY + timedelta(days=7)).isoformat()).headers["Location"]).get_data(as_text=True)
+    flash = re.findall(r'<p class="flash[^>]*>(.*?)</p>', page, re.S)[-1]
+    assert "12/14(月) 14:00" in flash and "停止しました" in flash, flash
+    assert "件" not in flash, flash     # nothing booked there: nothing to say about it
+
+
 def test_the_schedule_points_out_a_session_whose_invitation_or_call_is_due_and_not_recorded(rt, staff):
     """From the office's last business day before a session (Friday for Monday), the day's glance names it
     while its invitation is not marked sent or the date not phoned: the 予定表 is where staff start the day."""
