@@ -648,6 +648,25 @@ def test_decline_is_a_second_button_inside_what_it_does(rt, staff, user):
         assert re.search(r'data-action="decline">お断りを確定して、ご本人に知らせる</button>', page)
 
 
+def test_decline_and_propose_choose_nothing_for_the_member(rt, staff, fake_line, user):
+    """Both tell the user at once and cannot be undone, yet the page chose for the member: 「日程の都合がつかない」 as
+    the reason (a person refused as 対象外 was told to pick another date) and the first slot of the list as the
+    date to propose. Each list now starts with 選んでください and must be chosen; a decline sent without a reason
+    from the dashboard changes nothing and says so."""
+    reference = make_request(rt, user_id=user.user_id)
+    page = _page(staff, f"/staff/bookings/{reference}")
+    for name in ("reason", "slot"):
+        select = re.search(rf'<select id="{name}" name="{name}"[^>]*>(.*?)</select>', page, re.S)
+        assert select and "required" in select.group(0).split(">")[0], name
+        first = re.search(r"<option[^>]*>[^<]*</option>", select.group(1)).group(0)
+        assert 'value=""' in first and "selected" in first and "選んでください" in first, first
+    flashed = staff.get(post(staff, f"/staff/bookings/{reference}/decline").headers["Location"]).get_data(as_text=True)
+    assert booking(rt, reference).status == "requested"
+    assert "お断りの理由を選んでください。" in flashed and "何も変更していません" in flashed
+    run_worker(rt)
+    assert fake_line.texts_to(user.user_id) == []
+
+
 def test_decline_with_a_reason_template(rt, staff, fake_line, user):
     reference = make_request(rt, user_id=user.user_id)
     post(staff, f"/staff/bookings/{reference}/decline", reason="details_unconfirmed")
@@ -725,7 +744,7 @@ def test_a_started_request_is_not_proposed_another_slot_when_the_user_has_booked
     row = booking(rt, reference)
     assert (row.status, row.slot_start) == ("requested", SAKATA_MONDAY)
     assert "ご本人はその後、別の申込をされています" in _page(staff, f"/staff/bookings/{reference}")
-    post(staff, f"/staff/bookings/{again}/decline", reason="")
+    post(staff, f"/staff/bookings/{again}/decline", reason="schedule")
     post(staff, f"/staff/bookings/{reference}/propose", slot=other.isoformat())
     assert booking(rt, reference).status == "proposed"
 
