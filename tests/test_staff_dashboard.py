@@ -1109,6 +1109,25 @@ def test_a_phone_booking_takes_the_slot_from_the_bot(rt, staff, user):
     assert _new(staff).status_code == 400      # the slot is taken now
 
 
+def test_a_full_slot_past_its_deadline_reads_as_full_on_the_phone_booking_page(rt, staff, user):
+    """A session booked for today is past its deadline and full: the list called it 「予約の締切を過ぎた枠です」, and
+    offered it, first of all (so chosen already), as a slot to book with an exception's reason, which then failed
+    as full after the member had typed the caller's details. Full is what cannot be overridden: it says so, and it
+    cannot be chosen; and the list chooses no slot for the member."""
+    taken = make_request(rt, user_id=user.user_id)          # Monday 12/7 14:00
+    post(staff, f"/staff/bookings/{taken}/confirm")
+    rt.clock.freeze(SAKATA_MONDAY - timedelta(hours=5))     # the session's morning: past its deadline
+    login(staff)
+    page = _page(staff, "/staff/bookings/new")
+    select = re.search(r'<select id="slot"[^>]*>(.*?)</select>', page, re.S).group(1)
+    options = [re.sub(r"\s+", " ", o) for o in re.findall(r"<option[^>]*>[^<]*</option>", select)]
+    assert 'value=""' in options[0] and "selected" in options[0], options[0]
+    today = next(o for o in options if SAKATA_MONDAY.isoformat() in o)
+    assert "埋まっています" in today and "disabled" in today, today
+    later = next(o for o in options if (SAKATA_MONDAY + timedelta(hours=1)).isoformat() in o)
+    assert "予約の締切を過ぎた枠です" in later and "disabled" not in later, later
+
+
 def test_staff_are_told_when_the_user_cannot_be_told_on_line(rt, staff, fake_line):
     """A phone booking has no LINE chat and a user who blocked the account gets no push: the dashboard must not
     say 「ご本人にLINEでお知らせします」 then, but ask staff to phone them; nor offer them a slot to answer in LINE."""
