@@ -712,9 +712,15 @@ def test_every_rule_a_decline_reason_needs_is_a_booking_setting_of_the_profile()
 def test_propose_another_slot_and_the_user_accepts_in_chat(rt, staff, fake_line, user):
     reference = make_request(rt, user_id=user.user_id)
     other = SAKATA_MONDAY + timedelta(days=7, hours=1)
-    post(staff, f"/staff/bookings/{reference}/propose", slot=other.isoformat())
+    answered = post(staff, f"/staff/bookings/{reference}/propose", slot=other.isoformat())
     row = booking(rt, reference)
     assert row.status == "proposed" and row.slot_start == other
+    # What was done, then what the member does next, in that order (it said 「ご本人の返事を待っています。」 before
+    # 「ご本人にLINEでお知らせします。」, waiting for an answer to a message not yet sent).
+    flash = re.findall(r'<p class="flash[^>]*>(.*?)</p>', staff.get(answered.headers["Location"]).get_data(as_text=True),
+                       re.S)[-1].strip()
+    assert flash == ("別の日時を提案しました。ご本人にLINEでお知らせします。"
+                     "ご本人のお返事（承諾または辞退）をお待ちください。承諾されると予約が確定します。"), flash
     run_worker(rt)
     offer = fake_line.messages_to(user.user_id)
     assert "12/14(月) 15:00" in fake_line.texts_to(user.user_id)[-2]
