@@ -124,7 +124,7 @@ def test_a_slot_whose_booking_waits_for_the_users_answer_to_a_proposal_reads_as_
                                                                                                       user):
     """A proposal waits for the user's answer, not for staff: its slot said 確認待ち beside a booking that said
     別日時を提案中, and a busy member took it for something to approve. It has its own state, legend entry and
-    colour, and the schedule's 「確認待ちの申込があります」 no longer points to it."""
+    colour, and the schedule's pointer to 確認待ちの申込 no longer counts it."""
     reference = make_request(rt, user_id=user.user_id)
     post(staff, f"/staff/bookings/{reference}/propose", slot=(SAKATA_MONDAY + timedelta(hours=1)).isoformat())
     assert booking(rt, reference).status == "proposed"
@@ -136,9 +136,27 @@ def test_a_slot_whose_booking_waits_for_the_users_answer_to_a_proposal_reads_as_
     legend = page.split('<p class="legend">')[1].split("</p>")[0]
     assert '<span class="state state-proposed">本人の回答待ち</span>' in legend
     assert ".state-proposed" in Path("static/staff/staff.css").read_text(encoding="utf-8")
-    assert "確認待ちの申込があります" not in page
+    assert 'id="pending"' not in page
     make_request(rt, start=SAKATA_MONDAY + timedelta(hours=2))
-    assert "確認待ちの申込があります" in _page(staff, "/staff/")
+    assert "確認待ちの申込が1件あります" in _page(staff, "/staff/")
+
+
+def test_the_schedules_pointer_to_the_queue_says_how_many_wait_and_the_nearest_deadline(rt, staff):
+    """「確認待ちの申込があります」 said neither how many nor how soon: a member starting the day on the 予定表 could
+    not tell a request due by 17:00 today from one due next week without opening 対応待ち. It counts them and gives
+    the nearest deadline (with 今日 / 明日, and when it has passed)."""
+    make_request(rt, start=SAKATA_MONDAY + timedelta(days=7))       # 12/14: due Friday 12/11
+    make_request(rt)                                                # 12/7: due Friday 12/4 17:00
+    pointer = _page(staff, "/staff/").split('id="pending"')[1].split("</p>")[0]
+    assert "確認待ちの申込が2件あります" in pointer and "締切がいちばん近いもの: 12/4(金) 17:00" in pointer, pointer
+    rt.clock.freeze(datetime(2026, 12, 4, 9, 0, tzinfo=TOKYO))
+    login(staff)
+    pointer = _page(staff, "/staff/").split('id="pending"')[1].split("</p>")[0]
+    assert "12/4(金) 17:00（今日）" in pointer and "過ぎ" not in pointer, pointer
+    rt.clock.freeze(datetime(2026, 12, 4, 18, 0, tzinfo=TOKYO))
+    login(staff)
+    pointer = _page(staff, "/staff/").split('id="pending"')[1].split("</p>")[0]
+    assert "12/4(金) 17:00（今日）、締切を過ぎています" in pointer, pointer
 
 
 def test_the_queue_lists_proposals_apart_from_the_requests_staff_still_have_to_decide(rt, staff, user):
