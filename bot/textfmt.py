@@ -4,6 +4,7 @@ words on a page in another language, and each page template compiled once per pr
 from __future__ import annotations
 
 import re
+from datetime import datetime
 
 from jinja2 import BytecodeCache, pass_context
 from jinja2.bccache import Bucket
@@ -131,6 +132,15 @@ def _page_slot(context, value, year: bool | None = None) -> str:
     return _year_before(value, context.get("this_year"), year) + _slot(value)
 
 
+def _from_iso(value: str) -> datetime | None:
+    """A moment a flash message carries as text (`2026-12-07`, `2026-12-07T1400`), in Japan time; None if not one."""
+    try:
+        moment = datetime.fromisoformat(value)
+    except (TypeError, ValueError):
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=TOKYO)
+
+
 class _CompiledOnce(BytecodeCache):
     """Compiled page templates kept for every app this process builds (one in production; tests build
     thousands, and compiling the pages again for each was a fifth of their time). Keyed by template and
@@ -157,5 +167,6 @@ def register(app) -> None:
     app.jinja_env.filters["markdown_light"] = markdown_light
     app.jinja_env.filters["md"] = _page_md
     app.jinja_env.filters["slot"] = _page_slot
+    app.jinja_env.filters["from_iso"] = _from_iso
     app.jinja_env.filters["mark_japanese"] = _mark_japanese
     app.jinja_env.tests["japanese"] = has_japanese

@@ -122,7 +122,7 @@ def full_run(app, rt, fake, user_factory) -> FullRun:
         assert client.get(f"/staff/bookings/{reference}").status_code == 200
     assert post(sakata, f"/staff/bookings/{a}/confirm").status_code == 302
     assert post(otaru, f"/staff/bookings/{b}/confirm").status_code == 302
-    assert post(otaru, f"/staff/bookings/{c}/decline").status_code == 302
+    assert post(otaru, f"/staff/bookings/{c}/decline", reason="schedule").status_code == 302
     (person_a, person_b, _) = run.people.values()
     for client, reference, person in ((sakata, a, person_a), (otaru, b, person_b)):
         run.notes[reference] = staff_note(person)

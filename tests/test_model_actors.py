@@ -42,7 +42,7 @@ from sqlalchemy import func, select
 from bot.models import Booking, Conversation, OutboxMessage, SlotBlock, SlotClaim, TermsVersion
 from bot.services import holds, lifecycle, requests
 from bot.services import slots as slotsvc
-from bot.staff import personal
+from bot.staff import handoff, personal
 from bot.staff.models import AuditEntry
 from bot.worker import Worker
 from tests.formflow import Page, form_link, path_of, uris
@@ -359,7 +359,7 @@ class ActorsModel(RuleBasedStateMachine):
                 return
             data["slot"] = free[slot_pick % len(free)].isoformat()
         if action == "decline":
-            data["reason"] = ""
+            data["reason"] = handoff.default_reason()   # the dashboard's reason is chosen, never defaulted
         if action == "correct_attendance":
             # A 欠席 becomes 出席, or a cancellation the person had called about in time.
             to = ("attended" if pick % 3 else "cancelled") if status == "no_show" else "no_show"

@@ -124,7 +124,7 @@ def test_a_slot_whose_booking_waits_for_the_users_answer_to_a_proposal_reads_as_
                                                                                                       user):
     """A proposal waits for the user's answer, not for staff: its slot said 確認待ち beside a booking that said
     別日時を提案中, and a busy member took it for something to approve. It has its own state, legend entry and
-    colour, and the schedule's 「確認待ちの申込があります」 no longer points to it."""
+    colour, and the schedule's pointer to 確認待ちの申込 no longer counts it."""
     reference = make_request(rt, user_id=user.user_id)
     post(staff, f"/staff/bookings/{reference}/propose", slot=(SAKATA_MONDAY + timedelta(hours=1)).isoformat())
     assert booking(rt, reference).status == "proposed"
@@ -136,9 +136,27 @@ def test_a_slot_whose_booking_waits_for_the_users_answer_to_a_proposal_reads_as_
     legend = page.split('<p class="legend">')[1].split("</p>")[0]
     assert '<span class="state state-proposed">本人の回答待ち</span>' in legend
     assert ".state-proposed" in Path("static/staff/staff.css").read_text(encoding="utf-8")
-    assert "確認待ちの申込があります" not in page
+    assert 'id="pending"' not in page
     make_request(rt, start=SAKATA_MONDAY + timedelta(hours=2))
-    assert "確認待ちの申込があります" in _page(staff, "/staff/")
+    assert "確認待ちの申込が1件あります" in _page(staff, "/staff/")
+
+
+def test_the_schedules_pointer_to_the_queue_says_how_many_wait_and_the_nearest_deadline(rt, staff):
+    """「確認待ちの申込があります」 said neither how many nor how soon: a member starting the day on the 予定表 could
+    not tell a request due by 17:00 today from one due next week without opening 対応待ち. It counts them and gives
+    the nearest deadline (with 今日 / 明日, and when it has passed)."""
+    make_request(rt, start=SAKATA_MONDAY + timedelta(days=7))       # 12/14: due Friday 12/11
+    make_request(rt)                                                # 12/7: due Friday 12/4 17:00
+    pointer = _page(staff, "/staff/").split('id="pending"')[1].split("</p>")[0]
+    assert "確認待ちの申込が2件あります" in pointer and "締切がいちばん近いもの: 12/4(金) 17:00" in pointer, pointer
+    rt.clock.freeze(datetime(2026, 12, 4, 9, 0, tzinfo=TOKYO))
+    login(staff)
+    pointer = _page(staff, "/staff/").split('id="pending"')[1].split("</p>")[0]
+    assert "12/4(金) 17:00（今日）" in pointer and "過ぎ" not in pointer, pointer
+    rt.clock.freeze(datetime(2026, 12, 4, 18, 0, tzinfo=TOKYO))
+    login(staff)
+    pointer = _page(staff, "/staff/").split('id="pending"')[1].split("</p>")[0]
+    assert "12/4(金) 17:00（今日）、締切を過ぎています" in pointer, pointer
 
 
 def test_the_queue_lists_proposals_apart_from_the_requests_staff_still_have_to_decide(rt, staff, user):
@@ -171,6 +189,24 @@ def test_each_block_button_and_reason_field_of_the_schedule_names_its_day_or_slo
     assert "停止を解除（12/7(月) 14:00）" in names and "この枠を停止（12/7(月) 15:00）" in names
     assert "この日の停止を解除（12/14(月)）" in names
     assert re.findall(r'name="reason"[^>]*aria-label="([^"]+)"', page) == ["理由（12/7(月)を停止する理由）"]
+
+
+def test_closing_a_day_or_slot_says_which_and_that_its_bookings_still_stand(rt, staff):
+    """「日を停止しました。」 named neither the day nor what became of the sessions booked on it: a member who closed
+    a training day read it as done, while its confirmed sessions (and the requests) still stood, their users
+    expecting them. The answer names the day or slot and counts what it kept, and how to call it off."""
+    confirmed = make_request(rt)                                  # Monday 12/7 14:00
+    post(staff, f"/staff/bookings/{confirmed}/confirm")
+    make_request(rt, start=SAKATA_MONDAY + timedelta(hours=1))    # 15:00, still to decide
+    page = staff.get(post(staff, "/staff/blocks", day="2026-12-07").headers["Location"]).get_data(as_text=True)
+    flash = re.findall(r'<p class="flash[^>]*>(.*?)</p>', page, re.S)[-1]
+    assert "12/7(月)" in flash and "停止しました" in flash, flash
+    assert "2件" in flash and "そのまま" in flash and "ハローワークの都合で中止する" in flash, flash
+    page = staff.get(post(staff, "/staff/blocks", day="2026-12-14",
+                          slot=(SAKATA_MONDAY + timedelta(days=7)).isoformat()).headers["Location"]).get_data(as_text=True)
+    flash = re.findall(r'<p class="flash[^>]*>(.*?)</p>', page, re.S)[-1]
+    assert "12/14(月) 14:00" in flash and "停止しました" in flash, flash
+    assert "件" not in flash, flash     # nothing booked there: nothing to say about it
 
 
 def test_the_schedule_points_out_a_session_whose_invitation_or_call_is_due_and_not_recorded(rt, staff):
@@ -630,6 +666,25 @@ def test_decline_is_a_second_button_inside_what_it_does(rt, staff, user):
         assert re.search(r'data-action="decline">お断りを確定して、ご本人に知らせる</button>', page)
 
 
+def test_decline_and_propose_choose_nothing_for_the_member(rt, staff, fake_line, user):
+    """Both tell the user at once and cannot be undone, yet the page chose for the member: 「日程の都合がつかない」 as
+    the reason (a person refused as 対象外 was told to pick another date) and the first slot of the list as the
+    date to propose. Each list now starts with 選んでください and must be chosen; a decline sent without a reason
+    from the dashboard changes nothing and says so."""
+    reference = make_request(rt, user_id=user.user_id)
+    page = _page(staff, f"/staff/bookings/{reference}")
+    for name in ("reason", "slot"):
+        select = re.search(rf'<select id="{name}" name="{name}"[^>]*>(.*?)</select>', page, re.S)
+        assert select and "required" in select.group(0).split(">")[0], name
+        first = re.search(r"<option[^>]*>[^<]*</option>", select.group(1)).group(0)
+        assert 'value=""' in first and "selected" in first and "選んでください" in first, first
+    flashed = staff.get(post(staff, f"/staff/bookings/{reference}/decline").headers["Location"]).get_data(as_text=True)
+    assert booking(rt, reference).status == "requested"
+    assert "お断りの理由を選んでください。" in flashed and "何も変更していません" in flashed
+    run_worker(rt)
+    assert fake_line.texts_to(user.user_id) == []
+
+
 def test_decline_with_a_reason_template(rt, staff, fake_line, user):
     reference = make_request(rt, user_id=user.user_id)
     post(staff, f"/staff/bookings/{reference}/decline", reason="details_unconfirmed")
@@ -675,9 +730,15 @@ def test_every_rule_a_decline_reason_needs_is_a_booking_setting_of_the_profile()
 def test_propose_another_slot_and_the_user_accepts_in_chat(rt, staff, fake_line, user):
     reference = make_request(rt, user_id=user.user_id)
     other = SAKATA_MONDAY + timedelta(days=7, hours=1)
-    post(staff, f"/staff/bookings/{reference}/propose", slot=other.isoformat())
+    answered = post(staff, f"/staff/bookings/{reference}/propose", slot=other.isoformat())
     row = booking(rt, reference)
     assert row.status == "proposed" and row.slot_start == other
+    # What was done, then what the member does next, in that order (it said 「ご本人の返事を待っています。」 before
+    # 「ご本人にLINEでお知らせします。」, waiting for an answer to a message not yet sent).
+    flash = re.findall(r'<p class="flash[^>]*>(.*?)</p>', staff.get(answered.headers["Location"]).get_data(as_text=True),
+                       re.S)[-1].strip()
+    assert flash == ("別の日時を提案しました。ご本人にLINEでお知らせします。"
+                     "ご本人のお返事（承諾または辞退）をお待ちください。承諾されると予約が確定します。"), flash
     run_worker(rt)
     offer = fake_line.messages_to(user.user_id)
     assert "12/14(月) 15:00" in fake_line.texts_to(user.user_id)[-2]
@@ -707,7 +768,7 @@ def test_a_started_request_is_not_proposed_another_slot_when_the_user_has_booked
     row = booking(rt, reference)
     assert (row.status, row.slot_start) == ("requested", SAKATA_MONDAY)
     assert "ご本人はその後、別の申込をされています" in _page(staff, f"/staff/bookings/{reference}")
-    post(staff, f"/staff/bookings/{again}/decline", reason="")
+    post(staff, f"/staff/bookings/{again}/decline", reason="schedule")
     post(staff, f"/staff/bookings/{reference}/propose", slot=other.isoformat())
     assert booking(rt, reference).status == "proposed"
 
@@ -1070,6 +1131,25 @@ def test_a_phone_booking_takes_the_slot_from_the_bot(rt, staff, user):
     detail = _revealed(staff, response.headers["Location"])
     assert "窓口 一郎" in detail and "12345-6789" in detail and "電話" in detail
     assert _new(staff).status_code == 400      # the slot is taken now
+
+
+def test_a_full_slot_past_its_deadline_reads_as_full_on_the_phone_booking_page(rt, staff, user):
+    """A session booked for today is past its deadline and full: the list called it 「予約の締切を過ぎた枠です」, and
+    offered it, first of all (so chosen already), as a slot to book with an exception's reason, which then failed
+    as full after the member had typed the caller's details. Full is what cannot be overridden: it says so, and it
+    cannot be chosen; and the list chooses no slot for the member."""
+    taken = make_request(rt, user_id=user.user_id)          # Monday 12/7 14:00
+    post(staff, f"/staff/bookings/{taken}/confirm")
+    rt.clock.freeze(SAKATA_MONDAY - timedelta(hours=5))     # the session's morning: past its deadline
+    login(staff)
+    page = _page(staff, "/staff/bookings/new")
+    select = re.search(r'<select id="slot"[^>]*>(.*?)</select>', page, re.S).group(1)
+    options = [re.sub(r"\s+", " ", o) for o in re.findall(r"<option[^>]*>[^<]*</option>", select)]
+    assert 'value=""' in options[0] and "selected" in options[0], options[0]
+    today = next(o for o in options if SAKATA_MONDAY.isoformat() in o)
+    assert "埋まっています" in today and "disabled" in today, today
+    later = next(o for o in options if (SAKATA_MONDAY + timedelta(hours=1)).isoformat() in o)
+    assert "予約の締切を過ぎた枠です" in later and "disabled" not in later, later
 
 
 def test_staff_are_told_when_the_user_cannot_be_told_on_line(rt, staff, fake_line):

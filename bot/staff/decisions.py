@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import delete, func, or_, select
 from sqlalchemy.orm import Session
 
+from bot.clock import TOKYO
 from bot.models import Booking, Conversation, SlotBlock, SlotClaim
 from bot.services import bookings as bookingsvc
 from bot.services import holds, lifecycle, requests
@@ -598,6 +599,18 @@ def block(session: Session, office, actor: Actor, now: datetime, day: date,
     audit.record(session, office.id, actor, "block_slot" if start else "block_day", now,
                  day=day.isoformat(), slot=start)
     return row
+
+
+def open_bookings_within(session: Session, office_id: str, day: date, start: datetime | None = None) -> int:
+    """How many requests and bookings still open a block of `day` (or of its slot `start`) leaves standing:
+    a block only stops new online requests, so staff are told what it kept and call those off one by one."""
+    if start is not None:
+        within = Booking.slot_start == start
+    else:
+        first = datetime.combine(day, datetime.min.time(), tzinfo=TOKYO)
+        within = (Booking.slot_start >= first) & (Booking.slot_start < first + timedelta(days=1))
+    return session.scalar(select(func.count(Booking.id)).where(
+        Booking.office_id == office_id, Booking.status.in_(OPEN_STATUSES), within)) or 0
 
 
 def unblock(session: Session, office, actor: Actor, now: datetime, block_id: int, day: str,

@@ -30,11 +30,12 @@ class Queue:
     attendance_from: int = 0    # where the page of `attendance` starts in the whole list
 
 
-def has_undecided(session: Session, office_id: str) -> bool:
-    """Is any request of the office waiting for staff's decision (the day view points to the queue then)?
-    A proposal waits for the user's answer, not for staff."""
-    return session.scalar(select(Booking.id).where(
-        Booking.office_id == office_id, Booking.status == lifecycle.REQUESTED).limit(1)) is not None
+def undecided_soonest(session: Session, office_id: str) -> tuple[int, datetime | None]:
+    """How many requests of the office wait for staff's decision, and the earliest slot among them (whose
+    deadline comes first): the day view points to the queue with both. A proposal waits for the user, not staff."""
+    count, soonest = session.execute(select(func.count(), func.min(Booking.slot_start)).where(
+        Booking.office_id == office_id, Booking.status == lifecycle.REQUESTED)).one()
+    return count or 0, soonest
 
 
 def undecided_count(session: Session, office_id: str) -> int:

@@ -59,6 +59,9 @@ def _apply(s, rt, office, row: Booking, action: str, form, now: datetime) -> dec
     if action == "confirm":
         return decisions.confirm(s, rt, office, row, actor, now, same_number_checked=_same_number_checked(form))
     if action == "decline":
+        if not form.get("reason") and row.status in decisions.UNDECIDED:
+            # The page's reason is chosen by the member, never defaulted (the group's お断り names its one reason).
+            raise decisions.Refused("reason", row)
         return decisions.decline(s, rt, office, row, actor, now, reason=form.get("reason") or None)
     if action == "propose":
         start = _slot_arg(form.get("slot"))

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from flask import abort, flash, redirect, request, url_for
 
+from bot.clock import TOKYO
 from bot.staff import decisions, personal
 from bot.staff.views import bp
 from bot.staff.views.args import _date_arg, _slot_arg
@@ -20,7 +21,11 @@ def add_block():
     with rt.db.transaction() as s:
         decisions.block(s, office, _actor(), rt.clock.now(), day, start,
                         personal.seal_note(rt, request.form.get("reason"), decisions.BLOCK_REASON_LIMIT))
-    flash(f"{'block_slot' if start else 'block_day'}:done:", "ok")
+        kept = decisions.open_bookings_within(s, office.id, day, start)
+    # The day or slot, and how many requests and bookings on it the block left standing (kind:done:kept::moment;
+    # the moment without colons, which separate the parts).
+    moment = f"{start.astimezone(TOKYO):%Y-%m-%dT%H%M}" if start else day.isoformat()
+    flash(f"{'block_slot' if start else 'block_day'}:done:{kept}::{moment}", "ok")
     return redirect(url_for("staff.home", **({"from": request.form["back"]} if request.form.get("back") else {})))
 
 

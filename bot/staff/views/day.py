@@ -6,6 +6,7 @@ from datetime import timedelta
 from flask import render_template, request
 
 from bot import notify
+from bot.services import slots as slotsvc
 from bot.staff import handoff, personal, timeline
 from bot.staff import queue as queue_lists
 from bot.staff.views import bp
@@ -26,7 +27,9 @@ def home():
         day_views = timeline.days(s, office, now, first, TIMELINE_DAYS,
                                   open_reason=lambda token: personal.open_note(rt, token))
         today = timeline.today(s, office, now)
-        pending = queue_lists.has_undecided(s, office.id)
+        count, soonest = queue_lists.undecided_soonest(s, office.id)
+        deadline = slotsvc.booking_deadline(office, soonest) if soonest is not None else None
+        pending = {"count": count, "deadline": deadline, "passed": deadline is not None and deadline <= now}
         return render_template("staff/timeline.html", days=day_views, first=first, now=now, pending=pending,
                                today=today, next_id=today.next.id if today.next else None,
                                prev=first - timedelta(days=TIMELINE_DAYS),

@@ -13,11 +13,14 @@ from bot.staff.views.args import _slot_arg
 from bot.staff.views.context import _actor, _office, _rt
 
 def _staff_slot_choices(s, office, now: datetime) -> list[tuple[datetime, str | None]]:
-    """Every scheduled start from now to the window's end, with why a user could not book it."""
+    """Every scheduled start from now to the window's end, with why a user could not book it: a full slot says
+    `full` whatever else stops users (its deadline passed, a block), as no reason staff give books it."""
     taken, blocked, blocked_days = holds.seats(s, office.id, now)
     end = now.date() + timedelta(weeks=office.booking.window_weeks + 4)
     starts = [t for t in slotsvc.candidate_starts(office, now.date(), end) if t > now]
-    return [(t, slotsvc.is_bookable(office, now, t, taken, blocked, blocked_days)) for t in starts]
+    choices = [(t, slotsvc.is_bookable(office, now, t, taken, blocked, blocked_days)) for t in starts]
+    return [(t, "full" if why in decisions.OVERRIDABLE and taken.get(t, 0) >= office.schedule.capacity else why)
+            for t, why in choices]
 
 
 @bp.route("/bookings/new", methods=["GET", "POST"])
