@@ -43,8 +43,8 @@ class SessionPorts:
     def consented_version(self) -> str | None:
         return terms.latest_consented_version(self.s, self.conv.id)
 
-    def terms_summary(self, version: str) -> str | None:
-        return terms.summary(self.s, self.office.id, version)
+    def terms_changes(self, since: str | None, version: str) -> tuple[list[dict], bool]:
+        return terms.changes_since(self.s, self.office.id, since, version)
 
     def record_consent(self, version: str, method: str) -> None:
         terms.record_consent(self.s, self.conv, version, now=self.now, event_id=self.event_id,

@@ -124,11 +124,16 @@ def samples(office) -> dict[str, list[dict[str, Any]]]:
     """Each template's variable sets, one per branch worth rendering."""
     failing = [(q, answer == "unsure") for q in office.eligibility for answer in q.choices if answer not in q.passing]
     consent = [dict(version=office.current_terms.version, terms_url=f"{BASE_URL}/terms/{office.id}",
-                    reconsent=reconsent, brief=brief, summary="第3条を改めました。" if reconsent else None,
-                    open_booking=booking() if reconsent else None, resuming=False)
+                    reconsent=reconsent, brief=brief,
+                    changes=[{"version": "2027-04-01", "summary": "第3条を改めました。"}] if reconsent else [],
+                    earlier_changes=False, open_booking=booking() if reconsent else None, resuming=False)
                for reconsent in (False, True) for brief in (False, True)]
     # A version that took effect mid-booking: consent again, then go on where the booking was.
     consent.append({**consent[2], "resuming": True})
+    # Versions published one after the other: each one's change, older ones left to the full text.
+    consent.append({**consent[2], "earlier_changes": True,
+                    "changes": [{"version": "2027-04-01", "summary": "第3条を改めました。"},
+                                {"version": "2027-05-01", "summary": "第6条を改めました。"}]})
     return {
         "consent": consent,
         "consent_thanks": [{"resuming": False}, {"resuming": True}],

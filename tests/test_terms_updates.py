@@ -258,6 +258,55 @@ def test_consenting_again_under_a_correction_shows_what_changed_not_the_typo_fix
     assert NEW_VERSION in asked and "第6条の予約方法を変更しました。" in asked and "誤字を訂正しました。" not in asked
 
 
+CHANGES = {"ja": ("（2026-12-05版）", "※これより前の改定もあります"),
+           "en": ("(version 2026-12-05) ", "There were earlier changes too"),
+           "easy": ("（2026-12-05）", "※この まえにも かわった ところが あります")}
+
+
+@pytest.mark.parametrize("language", ["ja", "en", "easy"])
+def test_consenting_again_after_two_versions_says_what_each_changed(app, rt, sakata_user, fake_line, tmp_path,
+                                                                   language):
+    """Two versions published one after the other (the second while the first is still being consented to): a
+    user who consented to neither agrees to both changes at once, so both are said, not only the newest's."""
+    _consent_via_chat(sakata_user, fake_line)                   # 2023-11-01
+    sakata_user.says("中止")
+    if language != "ja":
+        sakata_user.says({"easy": "やさしい日本語", "en": "English"}[language])
+    assert _publish(app, tmp_path, version="2026-12-05", summary="第6条の予約方法を変更しました。").exit_code == 0
+    assert _publish(app, tmp_path, summary="第8条の個人情報の扱いを変更しました。").exit_code == 0
+    rt.clock.freeze(datetime(2026, 12, 10, 9, 0, tzinfo=TOKYO))
+    sakata_user.says("予約")
+    asked = fake_line.texts_to(sakata_user.user_id)[-1]
+    label, earlier = CHANGES[language]
+    assert f"{label}第6条の予約方法を変更しました。" in asked and "第8条の個人情報の扱いを変更しました。" in asked
+    assert asked.index("第6条") < asked.index("第8条") and earlier not in asked
+    sakata_user.says("同意する")
+    sakata_user.says("中止")
+
+    # Consented to the newer: the next version says its own change alone, unlabelled.
+    assert _publish(app, tmp_path, version="2026-12-20", summary="第12条を変更しました。").exit_code == 0
+    rt.clock.freeze(datetime(2026, 12, 20, 9, 0, tzinfo=TOKYO))
+    sakata_user.says("予約")
+    asked = fake_line.texts_to(sakata_user.user_id)[-1]
+    assert "第12条を変更しました。" in asked and "第8条" not in asked and "2026-12-20版）第12条" not in asked
+
+
+def test_consenting_again_after_many_versions_says_the_newest_changes_that_fit_and_that_there_were_more(
+        app, rt, sakata_user, fake_line, tmp_path):
+    from bot.offices import TERMS_SUMMARY_MAX
+
+    _consent_via_chat(sakata_user, fake_line)                   # 2023-11-01
+    sakata_user.says("中止")
+    for day in (3, 4, 5, 6):
+        assert _publish(app, tmp_path, version=f"2026-12-0{day}", summary=f"{day}日の変更です。").exit_code == 0
+    assert _publish(app, tmp_path, summary="改" * (TERMS_SUMMARY_MAX - 10)).exit_code == 0
+    rt.clock.freeze(datetime(2026, 12, 10, 9, 0, tzinfo=TOKYO))
+    sakata_user.says("予約")
+    asked = fake_line.texts_to(sakata_user.user_id)[-1]
+    assert "改" * (TERMS_SUMMARY_MAX - 10) in asked and "（2026-12-06版）6日の変更です。" in asked
+    assert "5日の変更" not in asked and "※これより前の改定もあります" in asked
+
+
 def test_a_version_between_a_correction_and_what_it_corrects_is_refused(app, rt, tmp_path):
     assert _correct(app, tmp_path, version="2026-12-20").exit_code == 0     # corrects 2023-11-01
     between = _publish(app, tmp_path)                                        # 2026-12-10
