@@ -43,6 +43,12 @@ class SessionPorts:
     def consented_version(self) -> str | None:
         return terms.latest_consented_version(self.s, self.conv.id)
 
+    def upcoming_terms(self) -> dict[str, Any] | None:
+        found = terms.upcoming(self.s, self.office.id, self.now.date())
+        if found is None:
+            return None
+        return {"version": found[0], "summary": found[1], "url": self.terms_url(found[0])}
+
     def terms_changes(self, since: str | None, version: str) -> tuple[list[dict], bool]:
         return terms.changes_since(self.s, self.office.id, since, version)
 

@@ -242,6 +242,7 @@ def ask(talk: Talk, again: bool = False) -> None:
         changes, earlier = talk.ports.terms_changes(previous, version) if reconsent and not again else ([], False)
         talk.say("consent", buttons, version=version, terms_url=talk.ports.terms_url(version), reconsent=reconsent,
                  brief=again, resuming=bool(talk.context.get("return_to")), changes=changes, earlier_changes=earlier,
+                 upcoming=None if again else talk.ports.upcoming_terms(),
                  open_booking=talk.ports.open_booking() if reconsent else None)
     elif state == State.AWAITING_ELIGIBILITY:
         talk.say("eligibility_question", buttons, question=office.eligibility[talk.index],

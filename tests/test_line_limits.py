@@ -168,7 +168,9 @@ def worst_samples(office: Office) -> dict[str, list[dict[str, Any]]]:
     sizes = [1] * (CHANGES_SHOWN - 1) + [TERMS_SUMMARY_MAX - (CHANGES_SHOWN - 1)]   # oldest first, the newest last
     changes = [{"version": f"2027-{n + 1:02d}-01", "summary": "改" * size} for n, size in enumerate(sizes)]
     consent = dict(version="2027-04-01", terms_url=f"{BASE_URL}/terms/{office.id}", reconsent=True, brief=False,
-                   changes=changes, earlier_changes=True, open_booking=booking(), resuming=True)
+                   changes=changes, earlier_changes=True, open_booking=booking(), resuming=True,
+                   upcoming={"version": "2027-06-01", "summary": summary,
+                             "url": f"{BASE_URL}/terms/{office.id}/2027-06-01"})
     return {"slots": [dict(page=full)], "bookings": [dict(bookings=calls, in_progress=True),
                                                        dict(bookings=proposals, in_progress=False)],
             "consent": [consent], "terms_updated": [dict(version="2027-04-01", summary=summary, in_force=f)

@@ -60,6 +60,9 @@ class FakePorts:
     def consented_version(self) -> str | None:
         return max(self.consented) if self.consented else None
 
+    def upcoming_terms(self) -> dict | None:
+        return None
+
     def terms_changes(self, since: str | None, version: str) -> tuple[list[dict], bool]:
         return [], False
 

@@ -126,7 +126,8 @@ def samples(office) -> dict[str, list[dict[str, Any]]]:
     consent = [dict(version=office.current_terms.version, terms_url=f"{BASE_URL}/terms/{office.id}",
                     reconsent=reconsent, brief=brief,
                     changes=[{"version": "2027-04-01", "summary": "第3条を改めました。"}] if reconsent else [],
-                    earlier_changes=False, open_booking=booking() if reconsent else None, resuming=False)
+                    earlier_changes=False, open_booking=booking() if reconsent else None, resuming=False,
+                    upcoming=None)
                for reconsent in (False, True) for brief in (False, True)]
     # A version that took effect mid-booking: consent again, then go on where the booking was.
     consent.append({**consent[2], "resuming": True})
@@ -134,6 +135,10 @@ def samples(office) -> dict[str, list[dict[str, Any]]]:
     consent.append({**consent[2], "earlier_changes": True,
                     "changes": [{"version": "2027-04-01", "summary": "第3条を改めました。"},
                                 {"version": "2027-05-01", "summary": "第6条を改めました。"}]})
+    # A version published, not in force yet: said to who consents now (they may book a session after it).
+    upcoming = {"version": "2027-06-01", "summary": "第8条を改めました。",
+                "url": f"{BASE_URL}/terms/{office.id}/2027-06-01"}
+    consent += [{**consent[0], "upcoming": upcoming}, {**consent[2], "upcoming": {**upcoming, "summary": None}}]
     return {
         "consent": consent,
         "consent_thanks": [{"resuming": False}, {"resuming": True}],

@@ -692,6 +692,53 @@ def test_a_notice_told_after_the_effective_date_says_the_terms_have_changed(app,
     assert "改定されます" not in notice and "2026-12-10以降に" not in notice
 
 
+UPCOMING = {"ja": ("※この規約は2026-12-10から改定されます。主な変更点: 第6条の予約方法を変更しました。",
+                   "改定後の全文（2026-12-10版）: http://localhost:5000/terms/sakata/2026-12-10\n",
+                   "2026-12-10以降に新しく予約するときは、改定後の規約への同意を改めてお願いします。"),
+            "en": ("Note: these terms will change from Thu 10 Dec 2026. Main changes",
+                   "(version 2026-12-10, in Japanese): http://localhost:5000/terms/sakata/2026-12-10\n",
+                   "When you make a new booking on or after Thu 10 Dec 2026, you will be asked to agree"),
+            "easy": ("※この ルールは 2026年12月10日(木)から かわります。",
+                     "ぜんぶ（ふつうの 日本語）: http://localhost:5000/terms/sakata/2026-12-10\n",
+                     "2026年12月10日(木)から あとに あたらしく 予約する ときに、もう一度 同意")}
+
+
+@pytest.mark.parametrize("language", ["ja", "en", "easy"])
+def test_a_new_follower_consenting_before_a_published_version_takes_effect_is_told_it_is_coming(
+        app, rt, user_factory, fake_line, tmp_path, language):
+    """Followers were told of the new version when it was published; someone who follows later, before its
+    date, consents to the terms in force and may book a session that falls after it (which the terms count as
+    agreeing to the change): the consent step says the terms change, from when, what, and where to read it."""
+    _publish(app, tmp_path)
+    assert _cli(app, "terms", "broadcast", "--office", "sakata", "--mode", "next-message", "--yes").exit_code == 0
+    user = user_factory("sakata")
+    user.follows()
+    if language != "ja":
+        user.says({"easy": "やさしい日本語", "en": "English"}[language])
+    user.says("予約")
+    asked = fake_line.texts_to(user.user_id)[-1]
+    assert "2023-11-01" in asked and all(part in asked for part in UPCOMING[language])
+    assert DEEMED[language] in asked
+    user.says("同意する")
+    assert _consents(rt, "2023-11-01") == 1 and _consents(rt) == 0
+
+    # A follower told by next-message is not told twice in one reply: the consent step says it already.
+    told = user_factory("sakata")
+    told.follows()
+    assert _cli(app, "terms", "withdraw", "--office", "sakata", "--version", NEW_VERSION).exit_code == 0
+    assert _publish(app, tmp_path).exit_code == 0
+    assert _cli(app, "terms", "broadcast", "--office", "sakata", "--mode", "next-message", "--yes").exit_code == 0
+    told.says("予約")
+    reply = fake_line.messages_to(told.user_id)[-1:]
+    assert len([m for m in fake_line.texts_to(told.user_id) if "2026-12-10" in m]) == 1, reply
+
+
+def test_a_correction_to_come_is_not_announced_at_the_consent_step(app, rt, sakata_user, fake_line, tmp_path):
+    assert _correct(app, tmp_path).exit_code == 0
+    sakata_user.says("予約")
+    assert NEW_VERSION not in fake_line.texts_to(sakata_user.user_id)[-1]
+
+
 def test_a_next_message_notice_is_not_added_to_the_consent_it_announces(app, rt, sakata_user, fake_line, tmp_path):
     _consent_via_chat(sakata_user, fake_line)
     sakata_user.says("中止")

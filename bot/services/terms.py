@@ -69,6 +69,16 @@ def summary(session: Session, office_id: str, version: str) -> str | None:
     return summary(session, office_id, found.consent_from)
 
 
+def upcoming(session: Session, office_id: str, today: date) -> tuple[str, str | None] | None:
+    """The next published version not in force yet that will ask consent (a correction, `--no-reconsent`, asks
+    none): its (version, summary); None without one. Said to a user consenting now, who may book a session that
+    falls after it (the terms count using the service after a change as agreeing to it)."""
+    found = session.execute(select(TermsVersion.version, TermsVersion.summary).where(
+        TermsVersion.office_id == office_id, TermsVersion.version > today.isoformat(),
+        TermsVersion.consent_from.is_(None)).order_by(TermsVersion.version).limit(1)).first()
+    return (found.version, found.summary) if found else None
+
+
 CHANGES_SHOWN = 3   # at most this many versions' summaries in one consent prompt (one LINE message)
 
 
