@@ -595,7 +595,9 @@ def say_no_earlier_step(e: EventData) -> None:
     if talk.state == State.IDLE:
         talk.say("nothing_in_progress")
     else:
-        talk.say("no_earlier_step")
+        # New terms asked in the middle of a booking: there were steps before, but consent comes first.
+        resuming = talk.state == State.AWAITING_CONSENT and bool(talk.context.get("return_to"))
+        talk.say("no_earlier_step", resuming=resuming)
         ask(talk, again=True)
 
 

@@ -158,7 +158,7 @@ def samples(office) -> dict[str, list[dict[str, Any]]]:
         + [dict(state=s, closed_day=day) for s in ("awaiting_slot", "awaiting_form") for day in CLOSED_DAYS],
         "miss_contact": [dict(state=s) for s in STATES] + [dict(state="awaiting_slot", near=w) for w in NEAR],
         "idle_hint": [dict(misses=n) for n in (1, 3)] + [dict(misses=1, near=w) for w in NEAR],
-        "no_earlier_step": [{}],
+        "no_earlier_step": [{}, {"resuming": True}],
         "nothing_in_progress": [{}],
         "stale_button": [dict(state=s, late=late) for s in STATES if s != "idle" for late in (False, True)]
                         + [dict(state="awaiting_consent", terms_changed=True)]

@@ -849,6 +849,44 @@ def test_a_version_taking_effect_at_the_questions_is_consented_to_before_the_nex
     assert _consents(rt) == 1
 
 
+BACK = {"ja": "改定後の利用規約に同意いただくまでは、前の手順には戻れません",
+        "en": "You cannot go back to an earlier step until you agree to the new terms",
+        "easy": "あたらしい ルールに 同意（どうい）する まえは、まえの しつもんに もどれません"}
+
+
+@pytest.mark.parametrize("language", ["ja", "en", "easy"])
+def test_back_at_a_consent_asked_mid_booking_says_why_not_that_there_is_no_earlier_step(
+        app, rt, sakata_user, fake_line, tmp_path, language):
+    """戻る at the new terms' consent, asked in the middle of a booking: there were earlier steps (the slot
+    chosen), so 「これより前の手順はありません」 is wrong; the user is told that consent comes first, and that
+    戻る works again once they agree."""
+    _effective_tomorrow(app, rt, tmp_path)
+    rt.clock.freeze(datetime(2026, 12, 9, 23, 55, tzinfo=TOKYO))
+    walk_to_slots(sakata_user, rt)
+    sakata_user.says("1")
+    if language != "ja":
+        sakata_user.says({"easy": "やさしい日本語", "en": "English"}[language])
+    rt.clock.freeze(datetime(2026, 12, 10, 0, 2, tzinfo=TOKYO))
+    sakata_user.says("予約")
+    sakata_user.says("戻る")
+    said = fake_line.texts_to(sakata_user.user_id)[-2]
+    assert BACK[language] in said and "戻る" in said
+    assert "これより前の手順はありません" not in said and "no earlier step" not in said
+    sakata_user.says("同意する")
+    assert form_link(fake_line.messages_to(sakata_user.user_id))           # the held slot, as before
+    sakata_user.says("戻る")                                               # and now back to the slots
+    with rt.db.reading() as s:
+        assert s.scalar(select(Conversation.state)) == "awaiting_slot"
+
+
+def test_back_at_the_first_consent_still_says_there_is_no_earlier_step(app, rt, sakata_user, fake_line, tmp_path):
+    _effective_tomorrow(app, rt, tmp_path)
+    rt.clock.freeze(datetime(2026, 12, 10, 9, 0, tzinfo=TOKYO))
+    sakata_user.says("予約")
+    sakata_user.says("戻る")
+    assert "これより前の手順はありません" in fake_line.texts_to(sakata_user.user_id)[-2]
+
+
 def test_typed_consent_to_the_terms_shown_before_a_new_version_took_effect_is_not_taken_for_it(
         app, rt, sakata_user, fake_line, tmp_path):
     _effective_tomorrow(app, rt, tmp_path)
