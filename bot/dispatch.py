@@ -378,14 +378,15 @@ class Dispatcher:
 
     @staticmethod
     def _notice_told(session: Session, conv, effects, now: datetime) -> bool:
-        """The pending terms notice has nothing left to tell: this reply asks consent to that very version,
-        the user consented to it already (the notice would ask them to do what they did), or a newer version
-        has taken effect since (the notice would announce a superseded version, as `terms broadcast` refuses
-        to, beside a consent step that asks the newer one)."""
+        """The pending terms notice has nothing left to tell: this reply asks consent to that very version or
+        says it is coming (a consent step before its date), the user consented to it already (the notice would
+        ask them to do what they did), or a newer version has taken effect since (the notice would announce a
+        superseded version, as `terms broadcast` refuses to, beside a consent step that asks the newer one)."""
         from bot.services import terms
 
         version = conv.pending_notice
-        if any(isinstance(e, Say) and e.template == "consent" and e.vars.get("version") == version
+        if any(isinstance(e, Say) and e.template == "consent"
+               and version in (e.vars.get("version"), (e.vars.get("upcoming") or {}).get("version"))
                for e in effects):
             return True
         in_force = terms.current_version(session, conv.office_id, now.date())

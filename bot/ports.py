@@ -43,8 +43,14 @@ class SessionPorts:
     def consented_version(self) -> str | None:
         return terms.latest_consented_version(self.s, self.conv.id)
 
-    def terms_summary(self, version: str) -> str | None:
-        return terms.summary(self.s, self.office.id, version)
+    def upcoming_terms(self) -> dict[str, Any] | None:
+        found = terms.upcoming(self.s, self.office.id, self.now.date())
+        if found is None:
+            return None
+        return {"version": found[0], "summary": found[1], "url": self.terms_url(found[0])}
+
+    def terms_changes(self, since: str | None, version: str) -> tuple[list[dict], bool]:
+        return terms.changes_since(self.s, self.office.id, since, version)
 
     def record_consent(self, version: str, method: str) -> None:
         terms.record_consent(self.s, self.conv, version, now=self.now, event_id=self.event_id,

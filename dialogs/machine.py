@@ -239,9 +239,10 @@ def ask(talk: Talk, again: bool = False) -> None:
         previous = talk.ports.consented_version()
         reconsent = previous is not None and previous < version
         talk.context["terms_shown"] = version   # typed 同意する agrees to this version, not to one that follows
+        changes, earlier = talk.ports.terms_changes(previous, version) if reconsent and not again else ([], False)
         talk.say("consent", buttons, version=version, terms_url=talk.ports.terms_url(version), reconsent=reconsent,
-                 brief=again, resuming=bool(talk.context.get("return_to")),
-                 summary=talk.ports.terms_summary(version) if reconsent else None,
+                 brief=again, resuming=bool(talk.context.get("return_to")), changes=changes, earlier_changes=earlier,
+                 upcoming=None if again else talk.ports.upcoming_terms(),
                  open_booking=talk.ports.open_booking() if reconsent else None)
     elif state == State.AWAITING_ELIGIBILITY:
         talk.say("eligibility_question", buttons, question=office.eligibility[talk.index],
@@ -594,7 +595,9 @@ def say_no_earlier_step(e: EventData) -> None:
     if talk.state == State.IDLE:
         talk.say("nothing_in_progress")
     else:
-        talk.say("no_earlier_step")
+        # New terms asked in the middle of a booking: there were steps before, but consent comes first.
+        resuming = talk.state == State.AWAITING_CONSENT and bool(talk.context.get("return_to"))
+        talk.say("no_earlier_step", resuming=resuming)
         ask(talk, again=True)
 
 

@@ -32,8 +32,12 @@ class Ports(Protocol):
     def consented_version(self) -> str | None:
         """The newest terms version this user consented to, if any."""
 
-    def terms_summary(self, version: str) -> str | None:
-        """What changed in that version (shown before consenting again)."""
+    def upcoming_terms(self) -> dict[str, Any] | None:
+        """The next terms version published but not in force yet that asks consent: version, summary, url."""
+
+    def terms_changes(self, since: str | None, version: str) -> tuple[list[dict], bool]:
+        """What changed since the version `since` up to `version` (shown before consenting again): each
+        version's {version, summary}, oldest first, and whether older changes were left out."""
 
     def record_consent(self, version: str, method: str) -> None:
         """Record consent to `version` (method: button | text)."""

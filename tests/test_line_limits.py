@@ -11,7 +11,8 @@ template: the dialog's, the pushes and the staff cards), in Japanese, English an
   (bot/offices/checks.py) still accept, the office's limit found from what the checks say when it is exceeded;
 * with the longest lists a message carries: a page of the most slots shown (PAGE_SLOTS) with both page turns,
   and 予約確認 with its ten bookings (LIST_LIMIT), each one that must be cancelled by phone; and a new terms
-  version's longest summary (TERMS_SUMMARY_MAX) in the consent step and the terms notice.
+  version's longest summary (TERMS_SUMMARY_MAX) in the terms notice, and in the consent step the most it says of
+  what changed (CHANGES_SHOWN versions' summaries, TERMS_SUMMARY_MAX characters together, older ones left out).
 
 The staff group's cards, decline questions and answers are rendered for every kind, button and outcome, with
 the longest office name and id, handoff wording and dashboard URL.
@@ -36,6 +37,7 @@ from bot.offices.reading import read_office
 from bot.render import LANGUAGES, MAX_QUICK_REPLY, Renderer, RenderError
 from bot.services.bookings import LIST_LIMIT
 from bot.services.slots import PAGE_SLOTS, slot_label
+from bot.services.terms import CHANGES_SHOWN
 from bot.simulator.validate import MAX_LABEL, validate_messages
 from dialogs.effects import Choice
 from dialogs.router import postback
@@ -161,8 +163,14 @@ def worst_samples(office: Office) -> dict[str, list[dict[str, Any]]]:
     calls = [{**booking("confirmed", "call", ("phone", "email")), "same_day": n % 2 == 0} for n in range(LIST_LIMIT)]
     proposals = [booking("proposed", "proposal") for _ in range(LIST_LIMIT)]
     summary = "改" * TERMS_SUMMARY_MAX   # the longest summary of a new terms version (bot/services/terms.py)
+    # The most a consent prompt says of what changed (bot/services/terms.py `changes_since`): summaries of at
+    # most TERMS_SUMMARY_MAX characters together, of CHANGES_SHOWN versions each labelled, and older ones left out.
+    sizes = [1] * (CHANGES_SHOWN - 1) + [TERMS_SUMMARY_MAX - (CHANGES_SHOWN - 1)]   # oldest first, the newest last
+    changes = [{"version": f"2027-{n + 1:02d}-01", "summary": "改" * size} for n, size in enumerate(sizes)]
     consent = dict(version="2027-04-01", terms_url=f"{BASE_URL}/terms/{office.id}", reconsent=True, brief=False,
-                   summary=summary, open_booking=booking(), resuming=True)
+                   changes=changes, earlier_changes=True, open_booking=booking(), resuming=True,
+                   upcoming={"version": "2027-06-01", "summary": summary,
+                             "url": f"{BASE_URL}/terms/{office.id}/2027-06-01"})
     return {"slots": [dict(page=full)], "bookings": [dict(bookings=calls, in_progress=True),
                                                        dict(bookings=proposals, in_progress=False)],
             "consent": [consent], "terms_updated": [dict(version="2027-04-01", summary=summary, in_force=f)

@@ -60,8 +60,11 @@ class FakePorts:
     def consented_version(self) -> str | None:
         return max(self.consented) if self.consented else None
 
-    def terms_summary(self, version: str) -> str | None:
+    def upcoming_terms(self) -> dict | None:
         return None
+
+    def terms_changes(self, since: str | None, version: str) -> tuple[list[dict], bool]:
+        return [], False
 
     def record_consent(self, version: str, method: str) -> None:
         self.recorded.append((version, method))

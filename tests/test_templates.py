@@ -124,11 +124,21 @@ def samples(office) -> dict[str, list[dict[str, Any]]]:
     """Each template's variable sets, one per branch worth rendering."""
     failing = [(q, answer == "unsure") for q in office.eligibility for answer in q.choices if answer not in q.passing]
     consent = [dict(version=office.current_terms.version, terms_url=f"{BASE_URL}/terms/{office.id}",
-                    reconsent=reconsent, brief=brief, summary="第3条を改めました。" if reconsent else None,
-                    open_booking=booking() if reconsent else None, resuming=False)
+                    reconsent=reconsent, brief=brief,
+                    changes=[{"version": "2027-04-01", "summary": "第3条を改めました。"}] if reconsent else [],
+                    earlier_changes=False, open_booking=booking() if reconsent else None, resuming=False,
+                    upcoming=None)
                for reconsent in (False, True) for brief in (False, True)]
     # A version that took effect mid-booking: consent again, then go on where the booking was.
     consent.append({**consent[2], "resuming": True})
+    # Versions published one after the other: each one's change, older ones left to the full text.
+    consent.append({**consent[2], "earlier_changes": True,
+                    "changes": [{"version": "2027-04-01", "summary": "第3条を改めました。"},
+                                {"version": "2027-05-01", "summary": "第6条を改めました。"}]})
+    # A version published, not in force yet: said to who consents now (they may book a session after it).
+    upcoming = {"version": "2027-06-01", "summary": "第8条を改めました。",
+                "url": f"{BASE_URL}/terms/{office.id}/2027-06-01"}
+    consent += [{**consent[0], "upcoming": upcoming}, {**consent[2], "upcoming": {**upcoming, "summary": None}}]
     return {
         "consent": consent,
         "consent_thanks": [{"resuming": False}, {"resuming": True}],
@@ -148,7 +158,7 @@ def samples(office) -> dict[str, list[dict[str, Any]]]:
         + [dict(state=s, closed_day=day) for s in ("awaiting_slot", "awaiting_form") for day in CLOSED_DAYS],
         "miss_contact": [dict(state=s) for s in STATES] + [dict(state="awaiting_slot", near=w) for w in NEAR],
         "idle_hint": [dict(misses=n) for n in (1, 3)] + [dict(misses=1, near=w) for w in NEAR],
-        "no_earlier_step": [{}],
+        "no_earlier_step": [{}, {"resuming": True}],
         "nothing_in_progress": [{}],
         "stale_button": [dict(state=s, late=late) for s in STATES if s != "idle" for late in (False, True)]
                         + [dict(state="awaiting_consent", terms_changed=True)]

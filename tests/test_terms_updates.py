@@ -258,6 +258,55 @@ def test_consenting_again_under_a_correction_shows_what_changed_not_the_typo_fix
     assert NEW_VERSION in asked and "第6条の予約方法を変更しました。" in asked and "誤字を訂正しました。" not in asked
 
 
+CHANGES = {"ja": ("（2026-12-05版）", "※これより前の改定もあります"),
+           "en": ("(version 2026-12-05) ", "There were earlier changes too"),
+           "easy": ("（2026-12-05）", "※この まえにも かわった ところが あります")}
+
+
+@pytest.mark.parametrize("language", ["ja", "en", "easy"])
+def test_consenting_again_after_two_versions_says_what_each_changed(app, rt, sakata_user, fake_line, tmp_path,
+                                                                   language):
+    """Two versions published one after the other (the second while the first is still being consented to): a
+    user who consented to neither agrees to both changes at once, so both are said, not only the newest's."""
+    _consent_via_chat(sakata_user, fake_line)                   # 2023-11-01
+    sakata_user.says("中止")
+    if language != "ja":
+        sakata_user.says({"easy": "やさしい日本語", "en": "English"}[language])
+    assert _publish(app, tmp_path, version="2026-12-05", summary="第6条の予約方法を変更しました。").exit_code == 0
+    assert _publish(app, tmp_path, summary="第8条の個人情報の扱いを変更しました。").exit_code == 0
+    rt.clock.freeze(datetime(2026, 12, 10, 9, 0, tzinfo=TOKYO))
+    sakata_user.says("予約")
+    asked = fake_line.texts_to(sakata_user.user_id)[-1]
+    label, earlier = CHANGES[language]
+    assert f"{label}第6条の予約方法を変更しました。" in asked and "第8条の個人情報の扱いを変更しました。" in asked
+    assert asked.index("第6条") < asked.index("第8条") and earlier not in asked
+    sakata_user.says("同意する")
+    sakata_user.says("中止")
+
+    # Consented to the newer: the next version says its own change alone, unlabelled.
+    assert _publish(app, tmp_path, version="2026-12-20", summary="第12条を変更しました。").exit_code == 0
+    rt.clock.freeze(datetime(2026, 12, 20, 9, 0, tzinfo=TOKYO))
+    sakata_user.says("予約")
+    asked = fake_line.texts_to(sakata_user.user_id)[-1]
+    assert "第12条を変更しました。" in asked and "第8条" not in asked and "2026-12-20版）第12条" not in asked
+
+
+def test_consenting_again_after_many_versions_says_the_newest_changes_that_fit_and_that_there_were_more(
+        app, rt, sakata_user, fake_line, tmp_path):
+    from bot.offices import TERMS_SUMMARY_MAX
+
+    _consent_via_chat(sakata_user, fake_line)                   # 2023-11-01
+    sakata_user.says("中止")
+    for day in (3, 4, 5, 6):
+        assert _publish(app, tmp_path, version=f"2026-12-0{day}", summary=f"{day}日の変更です。").exit_code == 0
+    assert _publish(app, tmp_path, summary="改" * (TERMS_SUMMARY_MAX - 10)).exit_code == 0
+    rt.clock.freeze(datetime(2026, 12, 10, 9, 0, tzinfo=TOKYO))
+    sakata_user.says("予約")
+    asked = fake_line.texts_to(sakata_user.user_id)[-1]
+    assert "改" * (TERMS_SUMMARY_MAX - 10) in asked and "（2026-12-06版）6日の変更です。" in asked
+    assert "5日の変更" not in asked and "※これより前の改定もあります" in asked
+
+
 def test_a_version_between_a_correction_and_what_it_corrects_is_refused(app, rt, tmp_path):
     assert _correct(app, tmp_path, version="2026-12-20").exit_code == 0     # corrects 2023-11-01
     between = _publish(app, tmp_path)                                        # 2026-12-10
@@ -657,6 +706,53 @@ def test_a_notice_told_after_the_effective_date_says_the_terms_have_changed(app,
     assert "改定されます" not in notice and "2026-12-10以降に" not in notice
 
 
+UPCOMING = {"ja": ("※この規約は2026-12-10から改定されます。主な変更点: 第6条の予約方法を変更しました。",
+                   "改定後の全文（2026-12-10版）: http://localhost:5000/terms/sakata/2026-12-10\n",
+                   "2026-12-10以降に新しく予約するときは、改定後の規約への同意を改めてお願いします。"),
+            "en": ("Note: these terms will change from Thu 10 Dec 2026. Main changes",
+                   "(version 2026-12-10, in Japanese): http://localhost:5000/terms/sakata/2026-12-10\n",
+                   "When you make a new booking on or after Thu 10 Dec 2026, you will be asked to agree"),
+            "easy": ("※この ルールは 2026年12月10日(木)から かわります。",
+                     "ぜんぶ（ふつうの 日本語）: http://localhost:5000/terms/sakata/2026-12-10\n",
+                     "2026年12月10日(木)から あとに あたらしく 予約する ときに、もう一度 同意")}
+
+
+@pytest.mark.parametrize("language", ["ja", "en", "easy"])
+def test_a_new_follower_consenting_before_a_published_version_takes_effect_is_told_it_is_coming(
+        app, rt, user_factory, fake_line, tmp_path, language):
+    """Followers were told of the new version when it was published; someone who follows later, before its
+    date, consents to the terms in force and may book a session that falls after it (which the terms count as
+    agreeing to the change): the consent step says the terms change, from when, what, and where to read it."""
+    _publish(app, tmp_path)
+    assert _cli(app, "terms", "broadcast", "--office", "sakata", "--mode", "next-message", "--yes").exit_code == 0
+    user = user_factory("sakata")
+    user.follows()
+    if language != "ja":
+        user.says({"easy": "やさしい日本語", "en": "English"}[language])
+    user.says("予約")
+    asked = fake_line.texts_to(user.user_id)[-1]
+    assert "2023-11-01" in asked and all(part in asked for part in UPCOMING[language])
+    assert DEEMED[language] in asked
+    user.says("同意する")
+    assert _consents(rt, "2023-11-01") == 1 and _consents(rt) == 0
+
+    # A follower told by next-message is not told twice in one reply: the consent step says it already.
+    told = user_factory("sakata")
+    told.follows()
+    assert _cli(app, "terms", "withdraw", "--office", "sakata", "--version", NEW_VERSION).exit_code == 0
+    assert _publish(app, tmp_path).exit_code == 0
+    assert _cli(app, "terms", "broadcast", "--office", "sakata", "--mode", "next-message", "--yes").exit_code == 0
+    told.says("予約")
+    reply = fake_line.messages_to(told.user_id)[-1:]
+    assert len([m for m in fake_line.texts_to(told.user_id) if "2026-12-10" in m]) == 1, reply
+
+
+def test_a_correction_to_come_is_not_announced_at_the_consent_step(app, rt, sakata_user, fake_line, tmp_path):
+    assert _correct(app, tmp_path).exit_code == 0
+    sakata_user.says("予約")
+    assert NEW_VERSION not in fake_line.texts_to(sakata_user.user_id)[-1]
+
+
 def test_a_next_message_notice_is_not_added_to_the_consent_it_announces(app, rt, sakata_user, fake_line, tmp_path):
     _consent_via_chat(sakata_user, fake_line)
     sakata_user.says("中止")
@@ -765,6 +861,44 @@ def test_a_version_taking_effect_at_the_questions_is_consented_to_before_the_nex
     texts = fake_line.texts_to(sakata_user.user_id)
     assert thanks in texts[-2] and "2/5" in texts[-1]          # the question reached, not the first one again
     assert _consents(rt) == 1
+
+
+BACK = {"ja": "改定後の利用規約に同意いただくまでは、前の手順には戻れません",
+        "en": "You cannot go back to an earlier step until you agree to the new terms",
+        "easy": "あたらしい ルールに 同意（どうい）する まえは、まえの しつもんに もどれません"}
+
+
+@pytest.mark.parametrize("language", ["ja", "en", "easy"])
+def test_back_at_a_consent_asked_mid_booking_says_why_not_that_there_is_no_earlier_step(
+        app, rt, sakata_user, fake_line, tmp_path, language):
+    """戻る at the new terms' consent, asked in the middle of a booking: there were earlier steps (the slot
+    chosen), so 「これより前の手順はありません」 is wrong; the user is told that consent comes first, and that
+    戻る works again once they agree."""
+    _effective_tomorrow(app, rt, tmp_path)
+    rt.clock.freeze(datetime(2026, 12, 9, 23, 55, tzinfo=TOKYO))
+    walk_to_slots(sakata_user, rt)
+    sakata_user.says("1")
+    if language != "ja":
+        sakata_user.says({"easy": "やさしい日本語", "en": "English"}[language])
+    rt.clock.freeze(datetime(2026, 12, 10, 0, 2, tzinfo=TOKYO))
+    sakata_user.says("予約")
+    sakata_user.says("戻る")
+    said = fake_line.texts_to(sakata_user.user_id)[-2]
+    assert BACK[language] in said and "戻る" in said
+    assert "これより前の手順はありません" not in said and "no earlier step" not in said
+    sakata_user.says("同意する")
+    assert form_link(fake_line.messages_to(sakata_user.user_id))           # the held slot, as before
+    sakata_user.says("戻る")                                               # and now back to the slots
+    with rt.db.reading() as s:
+        assert s.scalar(select(Conversation.state)) == "awaiting_slot"
+
+
+def test_back_at_the_first_consent_still_says_there_is_no_earlier_step(app, rt, sakata_user, fake_line, tmp_path):
+    _effective_tomorrow(app, rt, tmp_path)
+    rt.clock.freeze(datetime(2026, 12, 10, 9, 0, tzinfo=TOKYO))
+    sakata_user.says("予約")
+    sakata_user.says("戻る")
+    assert "これより前の手順はありません" in fake_line.texts_to(sakata_user.user_id)[-2]
 
 
 def test_typed_consent_to_the_terms_shown_before_a_new_version_took_effect_is_not_taken_for_it(

@@ -69,6 +69,43 @@ def summary(session: Session, office_id: str, version: str) -> str | None:
     return summary(session, office_id, found.consent_from)
 
 
+def upcoming(session: Session, office_id: str, today: date) -> tuple[str, str | None] | None:
+    """The next published version not in force yet that will ask consent (a correction, `--no-reconsent`, asks
+    none): its (version, summary); None without one. Said to a user consenting now, who may book a session that
+    falls after it (the terms count using the service after a change as agreeing to it)."""
+    found = session.execute(select(TermsVersion.version, TermsVersion.summary).where(
+        TermsVersion.office_id == office_id, TermsVersion.version > today.isoformat(),
+        TermsVersion.consent_from.is_(None)).order_by(TermsVersion.version).limit(1)).first()
+    return (found.version, found.summary) if found else None
+
+
+CHANGES_SHOWN = 3   # at most this many versions' summaries in one consent prompt (one LINE message)
+
+
+def changes_since(session: Session, office_id: str, since: str | None, version: str) -> tuple[list[dict], bool]:
+    """What changed from the version a user last consented to (`since`, excluded) up to `version`: the summary of
+    each version asking consent between them, oldest first (a correction, `--no-reconsent`, adds none: its
+    summary is its base's). Two versions published one after the other and a user who booked under neither
+    consents to both changes at once, so both are said. The newest always; older ones while they fit in
+    TERMS_SUMMARY_MAX characters together (at most CHANGES_SHOWN): the second value tells that older changes were
+    left to the full text."""
+    rows = session.execute(select(TermsVersion.version, TermsVersion.summary).where(
+        TermsVersion.office_id == office_id, TermsVersion.version <= version,
+        TermsVersion.version > (since or ""), TermsVersion.consent_from.is_(None),
+        TermsVersion.summary.is_not(None)).order_by(TermsVersion.version.desc())).all()
+    shown: list[dict] = []
+    size = 0
+    for row in rows:
+        text = row.summary.strip()
+        if not text:
+            continue
+        if shown and (len(shown) >= CHANGES_SHOWN or size + len(text) > TERMS_SUMMARY_MAX):
+            return shown[::-1], True
+        shown.append({"version": row.version, "summary": text})
+        size += len(text)
+    return shown[::-1], False
+
+
 def get(session: Session, office_id: str, version: str) -> TermsVersion | None:
     return session.scalar(select(TermsVersion).where(
         TermsVersion.office_id == office_id, TermsVersion.version == version))
