@@ -55,6 +55,15 @@ def test_publish_accepts_today_or_later_and_keeps_old_versions_readable(app, cli
     assert "改定後の本文" in client.get(f"/terms/sakata/{NEW_VERSION}").get_data(as_text=True)
 
 
+def test_publish_reminds_that_the_offices_summary_is_not_part_of_the_version(app, tmp_path):
+    # The 要約 shown with 同意する comes from the office profile; a new text that changes a rule it states
+    # (cancellation, say) would be summarised wrongly unless the operator revises it.
+    result = _publish(app, tmp_path)
+    assert result.exit_code == 0
+    assert "consent_summary in dialogs/offices/sakata.yaml" in result.output
+    assert NEW_VERSION in result.output.splitlines()[-1]
+
+
 @pytest.mark.parametrize("version,text,summary,why", [
     ("2026-11-30", "本文", "要約", "past"),
     ("2023-11-01", "本文", "要約", "past"),

@@ -52,6 +52,9 @@ def publish_command(office_id: str, version: str, path: str, summary: str, no_re
                    "later are not asked again (a new user consents to it)")
     else:
         click.echo(f"published {office.id} terms {version}; users consent again from {version} before booking")
+        # The consent step's bullet summary is office data, not part of a version: a new text can contradict it.
+        click.echo(f"check that consent_summary in dialogs/offices/{office.id}.yaml (and its translations) still "
+                   f"matches the {version} text: the chat shows it beside the new terms from {version}")
 
 
 @terms_group.command("withdraw")
