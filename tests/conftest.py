@@ -7,6 +7,9 @@ import re
 import shutil
 import socket
 import sqlite3
+import subprocess
+import threading
+import time
 import uuid
 from datetime import datetime
 from pathlib import Path
@@ -18,7 +21,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import NullPool
 
 from bot.clock import TOKYO
-from tests.fakeline import FakeLineApi
+from tests.fakeline import HANDLER_THREAD_PREFIX, FakeLineApi
 from tests.lineuser import LineUser, StaffGroup
 
 # Tuesday 2026-12-01 10:00 in Tokyo: Sakata's next Mondays are 12/7, 12/14, ...
@@ -314,18 +317,78 @@ def empty_database_url(request, tmp_path, pg_databases):
 
 
 # -- the fake LINE API ---------------------------------------------------------------------------
+# One server per test process, each test in its own turn (`FakeLineApi.begin`): a call from a thread or process of
+# a test that has ended (a worker, a request it gave up waiting for, a server) is answered 410 and kept apart, never
+# recorded with a later test's calls. A test that leaves such a thread or process running fails at its teardown,
+# named; a stray call that still comes fails the test during which it came, naming the test it came from.
+LEFT_RUNNING_GRACE_SECONDS = 5.0
+_STARTED_PROCESSES: list[subprocess.Popen] = []
+_REPORTED_LEAKING: set[str] = set()
+
+
 @pytest.fixture(scope="session")
 def _fake_line_server():
+    real_init = subprocess.Popen.__init__
+
+    def init(self, *args, **kwargs):
+        real_init(self, *args, **kwargs)
+        _STARTED_PROCESSES.append(self)
+
     fake = FakeLineApi().start()
-    yield fake
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(subprocess.Popen, "__init__", init)
+        yield fake
     fake.stop()
+    problem = _strays_problem(fake, "the test process's end")
+    if problem:
+        pytest.fail(problem, pytrace=False)
 
 
 @pytest.fixture
-def fake_line(_fake_line_server):
-    _fake_line_server.reset()
-    yield _fake_line_server
-    _fake_line_server.reset()
+def fake_line(request, _fake_line_server):
+    fake = _fake_line_server
+    threads = set(threading.enumerate())
+    _STARTED_PROCESSES.clear()
+    fake.begin(request.node.nodeid)
+    yield fake
+    left = _left_running(threads, time.monotonic() + LEFT_RUNNING_GRACE_SECONDS)
+    fake.end()
+    problems = [_strays_problem(fake, "this test")]
+    if left:
+        _REPORTED_LEAKING.add(request.node.nodeid)   # its stray calls are not blamed on later tests again
+        problems.append(f"{request.node.nodeid} left running after its end, where it can still call LINE: "
+                        f"{'; '.join(left)}. Join or stop it before the test ends.")
+    if any(problems):
+        pytest.fail("\n".join(p for p in problems if p), pytrace=False)
+
+
+def _left_running(threads_before: set, deadline: float) -> list[str]:
+    """Threads and processes a test started and left running (after waiting until `deadline` for them to end); the
+    fake's own connection threads are not the test's."""
+    threads = [t for t in threading.enumerate() if t not in threads_before and t.is_alive()
+               and not t.name.startswith(HANDLER_THREAD_PREFIX)
+               and not isinstance(t, threading._DummyThread)]   # one not started by Python cannot be joined
+    for thread in threads:
+        thread.join(max(0.0, deadline - time.monotonic()))
+    processes = list(_STARTED_PROCESSES)
+    _STARTED_PROCESSES.clear()
+    while any(p.poll() is None for p in processes) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return ([f"thread {t.name!r}" for t in threads if t.is_alive()]
+            + [f"process {p.pid} ({' '.join(map(str, p.args)) if isinstance(p.args, (list, tuple)) else p.args})"
+               for p in processes if p.poll() is None])
+
+
+def _strays_problem(fake: FakeLineApi, during: str) -> str | None:
+    """What the calls from tests that had ended say (the tests they came from named), or None; the calls of a test
+    that already failed for what it left running are not reported again."""
+    strays = [s for s in fake.take_strays() if s.origin not in _REPORTED_LEAKING]
+    if not strays:
+        return None
+    origins = sorted({s.origin for s in strays})
+    return (f"{len(strays)} call(s) reached the fake LINE API from a test that had ended, during {during} (which "
+            f"they did not affect: answered 410, not recorded): {'; '.join(s.describe() for s in strays[:5])}. "
+            f"{', '.join(origins)} left a thread or process running.")
 
 
 # -- the app --------------------------------------------------------------------------------------

@@ -46,6 +46,12 @@ Faults (``fail_next``, ``random_faults``, ``set_delay``) are described on those 
 rule that matters for exactly-once tests: a fault *before acceptance* records no delivery; a
 fault with ``fail_after_accept=True`` delivers first and then errors (the "outcome unknown" case).
 
+One server for many tests (``tests/conftest.py`` starts one per test process): ``begin(label)`` starts a
+test's turn, and ``url`` then carries that turn's tag (``/_test/<tag>``); ``end()`` ends it. A call with an
+earlier turn's tag (a thread or process of a test that has ended) is not recorded with the running test's calls
+and changes nothing: it is answered 410 and kept in ``strays()``, naming the test it came from. So is a call of a
+test's own turn that LINE would take only after that turn ended (it was delayed or stalled past it).
+
 Everything recorded is readable from any thread: ``calls`` (every request), ``deliveries()``
 (full records), ``delivered()`` (``(kind, to, messages)`` triples), ``messages_to()`` and
 ``texts_to()``.  Stdlib only, and the message checker it shares with the dev simulator (the optional
@@ -71,7 +77,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from bot.simulator.validate import validate_messages
 
-__all__ = ["FakeLineApi", "Call", "Delivery", "Sent", "Fault"]
+__all__ = ["FakeLineApi", "Call", "Delivery", "Sent", "Stray", "Fault"]
 
 # LINE's own error texts, where the fake answers with them.
 MSG_RATE_LIMIT = "The API rate limit has been exceeded. Try again later."
@@ -88,6 +94,12 @@ FAULT_RESET = "reset"
 
 #: Senders that accept X-Line-Retry-Key.
 RETRYABLE_KINDS = frozenset({"push", "multicast", "narrowcast", "broadcast"})
+
+#: The name of each thread that answers a connection starts with this.
+HANDLER_THREAD_PREFIX = "FakeLineApi handler:"
+#: A test's turn, at the start of the path (``FakeLineApi.begin``).
+_TURN_RE = re.compile(r"^/_test/(?P<tag>[0-9a-f]+)(?P<path>/.*)$")
+MSG_STRAY = "FakeLineApi: this call comes from a test that has ended ({origin})"
 
 _UUID_RE = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 
@@ -116,6 +128,7 @@ class Call:
     status: int | None = None
     fault: str | None = None
     response: Any = None
+    answered_at: float | None = None   # when the answer was sent (``at``: when the request arrived)
 
     @property
     def retry_key(self) -> str | None:
@@ -153,6 +166,26 @@ class Sent(NamedTuple):
     kind: str
     to: Any
     messages: list
+
+
+@dataclass(frozen=True)
+class Stray:
+    """A call that reached the fake after the test it came from had ended (see ``FakeLineApi.begin``).
+
+    ``origin``: the label of the test whose turn the call belongs to; ``during``: the label of the test whose
+    turn it was when the call came (None between tests); ``late``: the call came in its own test's turn but was
+    held (a delay, a stall) until after that turn ended."""
+
+    method: str
+    path: str
+    origin: str
+    during: str | None
+    at: float
+    late: bool = False
+
+    def describe(self) -> str:
+        when = "held past its end" if self.late else "after it ended"
+        return f"{self.method} {self.path} from {self.origin} ({when}; during {self.during or 'no test'})"
 
 
 @dataclass
@@ -213,6 +246,13 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
     fake: "FakeLineApi"
+
+    def process_request(self, request, client_address):
+        """A thread per connection, as ThreadingHTTPServer does, named after the fake (a test's check for threads
+        left running tells them from its own)."""
+        thread = threading.Thread(target=self.process_request_thread, args=(request, client_address),
+                                  name=f"{HANDLER_THREAD_PREFIX}{self.server_address[1]}", daemon=True)
+        thread.start()
 
     def handle_error(self, request, client_address):
         """Connection errors are normal here (clients time out); anything else is a bug in the fake,
@@ -319,6 +359,9 @@ class FakeLineApi:
         self.errors: list[str] = []   # tracebacks of bugs inside the fake (should stay empty)
         self._host = host
         self._lock = threading.RLock()
+        self._turn: str | None = None             # the running test's tag (``begin``), None outside a test
+        self._turn_labels: dict[str, str] = {}    # tag -> the test's label
+        self._strays: list[Stray] = []
         self._stopping = threading.Event()
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
@@ -383,8 +426,51 @@ class FakeLineApi:
 
     @property
     def url(self) -> str:
-        """Base URL without a trailing slash, e.g. ``http://127.0.0.1:54321``."""
+        """Base URL without a trailing slash, e.g. ``http://127.0.0.1:54321``; within a test's turn
+        (``begin``), with the turn's tag: ``http://127.0.0.1:54321/_test/3f2a...``."""
+        with self._lock:
+            turn = self._turn
+        return self.server_url + (f"/_test/{turn}" if turn else "")
+
+    @property
+    def server_url(self) -> str:
+        """The server's own address, without a test's tag."""
         return f"http://{self._host}:{self.port}"
+
+    # ------------------------------------------------------------------ tests sharing one server
+
+    def begin(self, label: str) -> str:
+        """Start a test's turn: everything recorded is forgotten (``reset``), and ``url`` carries a new tag. Calls
+        made with an earlier tag from now on are strays (``strays``). Returns the tag."""
+        with self._lock:
+            self._clear_state()
+            tag = secrets.token_hex(8)
+            self._turn, self._turn_labels[tag] = tag, label
+            return tag
+
+    def end(self) -> None:
+        """End the running test's turn: everything recorded is forgotten; calls with its tag are strays now."""
+        with self._lock:
+            self._clear_state()
+            self._turn = None
+
+    def strays(self) -> list[Stray]:
+        """Calls that came from tests that had ended, oldest first (kept across ``reset``)."""
+        with self._lock:
+            return list(self._strays)
+
+    def take_strays(self) -> list[Stray]:
+        """``strays()``, forgotten once read."""
+        with self._lock:
+            strays, self._strays = self._strays, []
+            return strays
+
+    def _stray(self, call: Call, tag: str | None, late: bool) -> _Answer:
+        with self._lock:
+            origin = self._turn_labels.get(tag, f"an unknown test (tag {tag})") if tag else "outside any test"
+            self._strays.append(Stray(call.method, call.path, origin, self._turn_labels.get(self._turn or ""),
+                                      call.at, late))
+        return _Answer(410, {"message": MSG_STRAY.format(origin=origin)})
 
     def configuration(self, access_token: str = "test-token"):
         """A ``linebot.v3.messaging.Configuration`` aimed at this fake (SDK imported lazily)."""
@@ -593,6 +679,8 @@ class FakeLineApi:
 
     def _handle(self, h: _Handler) -> None:
         split = urlsplit(h.path)
+        tagged = _TURN_RE.match(split.path)
+        tag, path = (tagged["tag"], tagged["path"]) if tagged else (None, split.path)
         try:
             raw = h.read_body()
         except OSError:
@@ -605,10 +693,16 @@ class FakeLineApi:
                 body = json.loads(raw.decode("utf-8"))
             except (UnicodeDecodeError, ValueError):
                 body = None
-        call = Call(h.command, split.path, parse_qs(split.query), headers, body, raw, time.time(),
+        call = Call(h.command, path, parse_qs(split.query), headers, body, raw, time.time(),
                     str(uuid.uuid4()))
         with self._lock:
-            self._calls.append(call)
+            turn = self._turn if tag is None else tag   # untagged: the running test's (or no test's) call
+            ended = turn != self._turn   # a test that has ended: nothing of the running test's is touched
+            if not ended:
+                self._calls.append(call)
+        if ended:
+            self._finish(h, call, self._stray(call, turn, late=False))
+            return
 
         answer = self._check_auth(call)
         if answer is not None:
@@ -619,8 +713,11 @@ class FakeLineApi:
             self._finish(h, call, _Answer(404, {"message": "Not found"}))
             return
 
-        fault = self._take_fault(call.path)
         with self._lock:
+            if turn != self._turn:
+                self._finish(h, call, self._stray(call, turn, late=True))
+                return
+            fault = self._take_fault(call.path)
             delay = self._delay
         delay += fault.delay if fault else 0.0
         if delay:
@@ -638,10 +735,15 @@ class FakeLineApi:
             return
 
         try:
-            answer = handler(_Request(call, params))
+            with self._lock:   # a test's turn does not end while one of its calls changes what is recorded
+                late = turn != self._turn
+                answer = self._stray(call, turn, late=True) if late else handler(_Request(call, params))
         except Exception as exc:  # a bug in the fake must show, not hang the client
             self.errors.append(traceback.format_exc())
             answer = _Answer(500, {"message": f"FakeLineApi error: {exc!r}"})
+        if late:
+            self._finish(h, call, answer)
+            return
 
         if fault is None or answer.status >= 300:
             # Refused as LINE would refuse it (quota, token, body): nothing was accepted, so no fault
@@ -674,6 +776,7 @@ class FakeLineApi:
     def _finish(self, h: _Handler, call: Call, answer: _Answer) -> None:
         call.status = answer.status
         call.response = answer.body if answer.content is None else None
+        call.answered_at = time.time()
         h.send_answer(answer, call.request_id)
 
     # ------------------------------------------------------------------ sending

@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import struct
 import threading
 import time
 import zlib
+from pathlib import Path
 
 import pytest
 import requests
@@ -55,6 +57,9 @@ from linebot.v3.models.events import UnknownEvent  # what WebhookParser yields f
 from tests.fakeline import MSG_MONTHLY_LIMIT, MSG_RATE_LIMIT, FakeLineApi
 from tests.lineuser import LineUser, StaffGroup, as_redelivery, sign, ulid
 
+pytest_plugins = ["pytester"]   # the fixture's isolation, checked on a run of two tests of its own
+
+ROOT = Path(__file__).resolve().parent.parent
 SECRET = "0123456789abcdef0123456789abcdef"
 KEY = "123e4567-e89b-12d3-a456-426614174000"
 USER = "U" + "a" * 32
@@ -77,6 +82,10 @@ def api(fake):
 
 def text(*texts):
     return [TextMessage(text=t) for t in texts]
+
+
+def text_json(*texts):
+    return [{"type": "text", "text": t} for t in texts]
 
 
 def push(api, to=USER, msg="hi", key=None, timeout=T):
@@ -112,6 +121,93 @@ def png(width=2500, height=843) -> bytes:
 def test_url_is_loopback_with_ephemeral_port(fake):
     assert re.fullmatch(r"http://127\.0\.0\.1:\d+", fake.url)
     assert fake.port > 0
+
+
+def test_a_call_from_a_test_that_has_ended_is_kept_apart_from_the_running_test(fake):
+    """One server for a test process: a test's turn tags its url, and a call with an earlier turn's tag (a thread
+    the first test left running) is refused and kept apart, naming that test; the second test records nothing."""
+    fake.begin("test_first")
+    first_url = fake.url
+    assert first_url.startswith(fake.server_url + "/_test/")
+    assert requests.post(first_url + "/v2/bot/message/push", json={"to": USER, "messages": text_json("1")},
+                         headers={"Authorization": "Bearer t"}, timeout=T).status_code == 200
+    fake.begin("test_second")
+    late = requests.post(first_url + "/v2/bot/message/push", json={"to": USER, "messages": text_json("2")},
+                         headers={"Authorization": "Bearer t", "X-Line-Retry-Key": KEY}, timeout=T)
+    assert late.status_code == 410 and "test_first" in late.json()["message"]
+    assert fake.calls == [] and fake.deliveries() == [] and fake.accepted_retry_keys() == set()
+    (stray,) = fake.strays()
+    assert (stray.path, stray.origin, stray.during, stray.late) == ("/v2/bot/message/push", "test_first",
+                                                                     "test_second", False)
+    assert "test_first" in stray.describe()
+    assert requests.post(fake.url + "/v2/bot/message/push", json={"to": USER, "messages": text_json("3")},
+                         headers={"Authorization": "Bearer t", "X-Line-Retry-Key": KEY}, timeout=T).status_code == 200
+    assert [c.path for c in fake.calls] == ["/v2/bot/message/push"] and fake.texts_to(USER) == ["3"]
+    fake.end()
+    assert fake.calls == [] and fake.take_strays() == [stray] and fake.strays() == []
+
+
+def test_a_call_held_past_its_test_s_end_changes_nothing_of_the_next_test(fake):
+    """A call that came in its test's turn but would be taken after it ended (LINE slow) is refused then, not
+    delivered into the next test's record, nor given its faults."""
+    fake.begin("test_slow")
+    fake.set_delay(0.5)
+    answers = []
+    url = fake.url
+    thread = threading.Thread(target=lambda: answers.append(requests.post(
+        url + "/v2/bot/message/push", json={"to": USER, "messages": text_json("slow")},
+        headers={"Authorization": "Bearer t"}, timeout=5).status_code))
+    thread.start()
+    assert wait_for(lambda: len(fake.calls) == 1)
+    fake.begin("test_next")
+    fake.fail_next(status=500, path_contains="/push")
+    thread.join(5)
+    assert answers == [410]
+    assert fake.deliveries() == [] and fake.calls == [] and fake.pending_faults() == 1
+    assert [(s.origin, s.during, s.late) for s in fake.strays()] == [("test_slow", "test_next", True)]
+
+
+LEAKING_THEN_VICTIM = """
+import threading
+import time
+
+import requests
+
+CALLED = threading.Event()
+
+
+def push_later(url):
+    time.sleep(1.0)   # the test has ended by then
+    requests.post(url + "/v2/bot/message/push", headers={"Authorization": "Bearer t"}, timeout=5,
+                  json={"to": "U" + "a" * 32, "messages": [{"type": "text", "text": "x"}]})
+    CALLED.set()
+
+
+def test_a_leaks_a_thread(fake_line):
+    threading.Thread(target=push_later, args=(fake_line.url,), daemon=True).start()
+
+
+def test_b_records_only_its_own_calls(fake_line):
+    assert CALLED.wait(10)
+    assert fake_line.calls == [] and fake_line.deliveries() == []
+"""
+
+
+def test_the_fake_line_fixture_keeps_a_leaked_thread_s_call_from_the_next_test_and_names_the_leaking_test(
+        pytester, monkeypatch):
+    """The fixture's promise, on a run of its own: a thread a test left running does not reach the next test's
+    record (the next test passes), and the test that left it fails at its teardown, named."""
+    pytester.makeconftest('import tests.conftest\ntests.conftest.LEFT_RUNNING_GRACE_SECONDS = 0.1\n'
+                          'pytest_plugins = ["tests.conftest"]\n')
+    pytester.makepyfile(test_two=LEAKING_THEN_VICTIM)
+    monkeypatch.setenv("PYTHONPATH", str(ROOT))
+    monkeypatch.delenv("TEST_DATABASE_URL", raising=False)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-p", "no:xdist", "-rA")
+    outcomes = result.parseoutcomes()
+    assert (outcomes.get("passed"), outcomes.get("errors"), outcomes.get("failed")) == (2, 1, None), result.stdout.str()
+    result.stdout.fnmatch_lines(["*ERROR at teardown of test_a_leaks_a_thread*",
+                                 "*test_two.py::test_a_leaks_a_thread left running after its end*thread*"])
+    assert "ERROR at teardown of test_b" not in result.stdout.str()
 
 
 def test_start_stop_without_context_manager():
