@@ -9,6 +9,7 @@ from functools import lru_cache
 import yaml
 from flask import Blueprint, abort, current_app, render_template, request
 
+from bot import keycheck
 from bot.db import SCHEMA_BEHIND_HINT, database_problem, schema_state
 from bot.render import TEMPLATES_DIR
 
@@ -34,6 +35,7 @@ def healthz():
             log.error("healthz: %s (%s)", SCHEMA_BEHIND_HINT, state.describe())
             return {"status": "database schema out of date: run flask --app app db upgrade"}, 503
         rt.extras["schema_ready"] = True  # current, or upgraded by a newer release while this one still runs
+        keycheck.warn_if_keys_open_nothing(rt)  # once per process: logged only, the answer stays the same
     return {"status": "ok"}, 200
 
 

@@ -6,7 +6,7 @@ import signal
 import threading
 import time
 
-from bot import jobs
+from bot import jobs, keycheck
 from sqlalchemy.exc import DBAPIError
 
 from bot.db import connect_problem, describe_error
@@ -38,6 +38,7 @@ class Worker:
             signal.signal(signal.SIGTERM, lambda *_: self.stop())
             signal.signal(signal.SIGINT, lambda *_: self.stop())
         log.info("worker started")
+        keycheck.warn_if_keys_open_nothing(self.rt)   # the retention jobs erase nothing they cannot open
         while not self._stop:
             try:
                 self.sender.recover_stale()

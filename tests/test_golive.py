@@ -229,6 +229,57 @@ def test_a_staff_note_under_a_key_no_longer_configured_is_not_overwritten(make_a
     assert staffkit.booking(rt, reference).staff_note == sealed
 
 
+def _run_worker_briefly(worker_rt) -> None:
+    """Start the worker as its process does (run_forever), and stop it once it has started."""
+    import threading
+
+    from bot.worker import Worker
+
+    worker = Worker(worker_rt)
+    thread = threading.Thread(target=worker.run_forever)
+    thread.start()
+    worker.stop()
+    thread.join(timeout=30)
+    assert not thread.is_alive()
+
+
+def test_a_key_that_opens_no_stored_details_is_said_when_worker_and_web_start(make_app, rt, caplog):
+    """DATA_ENCRYPTION_KEY replaced (`<new>` where `<new>,<old>` was meant) before `keys rotate`: the worker says
+    so when it starts, and the web process on its first health check, the answer unchanged; no key is logged."""
+    from cryptography.fernet import Fernet
+
+    staffkit.make_request(rt, "sakata")
+    staffkit.make_request(rt, "otaru", start=staffkit.OTARU_WEDNESDAY)
+    new = Fernet.generate_key().decode()
+    replaced = make_app(data_encryption_keys=(new,)).extensions["madoguchi"]
+    caplog.set_level(logging.INFO)
+    _run_worker_briefly(replaced)
+    said = [r.getMessage() for r in caplog.records if "DATA_ENCRYPTION_KEY opens" in r.getMessage()]
+    assert len(said) == 1 and "opens 0 of the 2 newest stored request details" in said[0], caplog.text
+    assert "DATA_ENCRYPTION_KEY=<new>,<old>" in said[0] and "keys rotate" in said[0]
+    assert new not in caplog.text and rt.config.data_encryption_keys[0] not in caplog.text
+
+    caplog.clear()
+    client = make_app(data_encryption_keys=(new,)).test_client()
+    for _ in range(2):   # once per process
+        answer = client.get("/healthz")
+        assert (answer.status_code, answer.get_json()) == (200, {"status": "ok"})
+    assert sum("DATA_ENCRYPTION_KEY opens 0 of the 2" in r.getMessage() for r in caplog.records) == 1
+
+
+def test_keys_that_open_the_stored_details_say_nothing_at_start(make_app, rt, caplog):
+    """The new key first and the old one after it (rotation under way), or no details stored yet: no warning."""
+    from cryptography.fernet import Fernet
+
+    caplog.set_level(logging.INFO)
+    _run_worker_briefly(rt)   # nothing stored
+    staffkit.make_request(rt, "sakata")
+    both = make_app(data_encryption_keys=(Fernet.generate_key().decode(), *rt.config.data_encryption_keys))
+    _run_worker_briefly(both.extensions["madoguchi"])
+    assert both.test_client().get("/healthz").status_code == 200
+    assert "worker started" in caplog.text and "DATA_ENCRYPTION_KEY opens" not in caplog.text
+
+
 # -- commands in the order an operator might guess ---------------------------------------------------------
 
 @pytest.mark.parametrize("args, stdin", [
