@@ -5,9 +5,11 @@ TEST_DATABASE_URL is set; `-m heavy` runs more seeds, people and kills.
 """
 from __future__ import annotations
 
+import time
+
 import pytest
 
-from tests.reliability.crash import run_crash
+from tests.reliability.crash import CrashRun, run_crash
 from tests.reliability.kit import skip_unless_heavy
 
 
@@ -28,3 +30,48 @@ def test_killed_processes_lose_and_duplicate_nothing(rt, fake_line, tmp_path, da
 def test_killed_processes_lose_and_duplicate_nothing_heavy(request, rt, fake_line, tmp_path, database_url, seed):
     skip_unless_heavy(request)
     _run(rt, fake_line, tmp_path, database_url, seed=seed, users=12, kills=16)
+
+
+class _RecordingStack:
+    """Stands for gunicorn and the worker: records what is done to them, in order. Its stop plays an event that a
+    person's thread still running delivers at that moment, which is the killer's cue."""
+
+    def __init__(self, run):
+        self.run, self.done = run, []
+        self.web = self.worker = self
+
+    def kill(self) -> None:
+        self.done.append("kill")
+
+    def start(self) -> None:
+        self.done.append("start")
+
+    start_web = start
+
+    def alive(self) -> bool:
+        return True
+
+    def stop(self) -> None:
+        self.done.append("stop")
+        self.run._next_kill.set()
+        time.sleep(0.6)   # longer than the killer's pause between a kill and the restart
+
+
+class _Broken:
+    @property
+    def journey(self):
+        raise RuntimeError("a run that raises partway")
+
+
+def test_a_run_that_raises_stops_its_killer_before_the_processes(rt, fake_line, tmp_path, database_url):
+    """Nothing is killed or restarted after the stack has stopped, however run() ends."""
+    run = CrashRun(rt, fake_line, tmp_path, database_url, seed=1, users=1, kills=1)
+    run.kill_plan = [(0, "web")]
+    run.prepare = lambda: None
+    stack = run.stack = _RecordingStack(run)
+    run.people = [_Broken()]
+    with pytest.raises(RuntimeError, match="raises partway"):
+        run.run()
+    time.sleep(0.2)
+    assert stack.done == ["start", "stop"], stack.done
+    assert run._kills_done.is_set()

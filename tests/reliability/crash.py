@@ -329,6 +329,11 @@ class CrashRun:
         self.kill_plan = [(p, "web" if k % 2 == 0 else "worker") for k, p in enumerate(points)]
         self._next_kill = threading.Event()
         self._kills_done = threading.Event()
+        # Set before the stack stops, on every way out of run(): the killer then kills and restarts nothing more.
+        # `_restarting` is held across each kill and restart and across the stack's stop, so a restart the
+        # killer has begun ends before the stop, and none begins after it.
+        self._stopping = threading.Event()
+        self._restarting = threading.Lock()
 
     # -- helpers used by people --------------------------------------------------------------------------
     def http(self, session: requests.Session, method: str, url: str, **kwargs) -> requests.Response:
@@ -357,22 +362,40 @@ class CrashRun:
 
     # -- killing -----------------------------------------------------------------------------------------
     def _killer(self) -> None:
-        while self.kill_plan:
-            if not self._next_kill.wait(timeout=JOURNEY_TIMEOUT):
-                break
-            self._next_kill.clear()
-            _, target = self.kill_plan.pop(0)
-            process = self.stack.web if target == "web" else self.stack.worker
-            process.kill()
-            if target == "web":
-                self.figures.web_kills += 1
-            else:
-                self.figures.worker_kills += 1
-            time.sleep(self.rng.uniform(0.0, 0.4))
-            self.stack.start_web() if target == "web" else self.stack.worker.start()
-            if self.kill_plan and self.figures.events >= self.kill_plan[0][0]:
-                self._next_kill.set()
-        self._kills_done.set()
+        try:
+            while self.kill_plan and not self._stopping.is_set():
+                if not self._next_kill.wait(timeout=JOURNEY_TIMEOUT):
+                    break
+                self._next_kill.clear()
+                with self._restarting:
+                    if self._stopping.is_set() or not self.kill_plan:
+                        break
+                    _, target = self.kill_plan.pop(0)
+                    process = self.stack.web if target == "web" else self.stack.worker
+                    process.kill()
+                    if target == "web":
+                        self.figures.web_kills += 1
+                    else:
+                        self.figures.worker_kills += 1
+                    time.sleep(self.rng.uniform(0.0, 0.4))
+                    self.stack.start_web() if target == "web" else self.stack.worker.start()
+                if self.kill_plan and self.figures.events >= self.kill_plan[0][0]:
+                    self._next_kill.set()
+        finally:
+            self._kills_done.set()
+
+    def _stop_killer(self, killer: threading.Thread) -> None:
+        """No kill and no restart after this: the killer is told to stop, and waited for."""
+        self._stopping.set()
+        self.kill_plan.clear()
+        self._next_kill.set()
+        if killer.is_alive():
+            killer.join(timeout=START_TIMEOUT + 15)
+
+    def _stop_stack(self, killer: threading.Thread) -> None:
+        self._stop_killer(killer)
+        with self._restarting:   # a restart still running (the join timed out) ends first; none starts after
+            self.stack.stop()
 
     # -- the run -----------------------------------------------------------------------------------------
     def prepare(self) -> None:
@@ -384,9 +407,9 @@ class CrashRun:
     def run(self) -> CrashFigures:
         started = time.monotonic()
         self.prepare()
-        self.stack.start()
+        killer = threading.Thread(target=self._killer, daemon=True)
         try:
-            killer = threading.Thread(target=self._killer, daemon=True)
+            self.stack.start()   # inside: a gunicorn that did not answer in time is stopped too
             killer.start()
             journeys = [threading.Thread(target=p.journey) for p in self.people]
             staff_done = threading.Event()
@@ -398,9 +421,7 @@ class CrashRun:
             staff_done.set()
             for thread in staffers:
                 thread.join(timeout=JOURNEY_TIMEOUT)
-            self.kill_plan.clear()
-            self._next_kill.set()
-            killer.join(timeout=START_TIMEOUT)
+            self._stop_killer(killer)
             self._settle()
             seen = {person: len(self.fake.texts_to(person.user.user_id)) for person in self.people}
             for person in self.people:
@@ -409,7 +430,7 @@ class CrashRun:
             for person in self.people:
                 person.resumed = len(self.fake.texts_to(person.user.user_id)) > seen[person]
         finally:
-            self.stack.stop()
+            self._stop_stack(killer)
         self.figures.seconds = time.monotonic() - started
         self._tally()
         return self.figures
