@@ -2,12 +2,13 @@
 
 A key replaced instead of added before `keys rotate` (`<new>` where `<new>,<old>` was meant), or a backup
 restored under the wrong key, leaves every request's details unreadable: staff pages then say so one booking
-at a time, and the retention jobs cannot erase the sensitive answers inside them. Nothing would be said at
-start-up. This samples the newest few encrypted request details (one small query on the primary key) and logs a
+at a time, and the retention jobs cannot erase the sensitive answers inside them, without a word at start-up.
+This samples the newest few encrypted request details (one small query on the primary key) and logs a
 warning naming the setting and the remedy when any of them opens with none of the configured keys.
 
 The worker checks when it starts; the web process once, on its first health check that finds the schema current
-(the answer of /healthz does not change). Counts only: no key, no value, no booking id is logged.
+(the answer of /healthz does not change), not in create_app: in production building the app reads no database,
+and one that does not answer must not hold up gunicorn's boot. Counts only: no key, no value, no booking id is logged.
 """
 from __future__ import annotations
 
