@@ -850,6 +850,26 @@ def test_a_user_blocking_during_a_notice_is_told_once_on_unblocking(app, rt, sak
     assert "blocking the account now: 1 users, told in their first reply once they follow again" in run.output
 
 
+def test_a_follower_blocking_before_their_multicast_call_goes_is_told_later(app, rt, fake_line, tmp_path,
+                                                                           monkeypatch):
+    """A multicast's recipients are fixed when it is planned; one who blocks before their call goes (a run
+    resumed after the quota stopped it) is skipped by LINE, and told in a next reply like any user blocking."""
+    _publish(app, tmp_path)
+    _followers(rt, 1200)
+    blocking = f"U{700:032x}"                                          # in the second call
+
+    def block():
+        with rt.db.transaction() as s:
+            s.execute(update(Conversation).where(Conversation.line_user_id == blocking).values(followed=False))
+
+    _at_the_second_multicast(rt, monkeypatch, block)
+    assert _cli(app, "terms", "broadcast", "--office", "sakata", "--mode", "multicast", "--yes").exit_code == 0
+    with rt.db.reading() as s:
+        waiting = s.execute(select(Conversation.line_user_id, Conversation.pending_notice)
+                            .where(Conversation.pending_notice.is_not(None))).all()
+    assert waiting == [(blocking, NEW_VERSION)]
+
+
 def test_a_user_blocking_during_a_notice_is_told_when_they_write_again(app, rt, sakata_user, fake_line, tmp_path):
     """The unblock's follow event was lost (or answered by another channel): their first message tells it."""
     sakata_user.follows()

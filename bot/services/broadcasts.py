@@ -203,6 +203,10 @@ def mark_sent(session: Session, chunk_id: int, runner: str, run_id: int, now: da
         return False
     chunk = session.get(BroadcastChunk, chunk_id)
     if chunk is not None and chunk.broadcast_id == run_id:
+        run = session.get(TermsBroadcast, run_id)
+        # Planned while they followed, blocked since (a run resumed after the quota, next month): LINE skipped them.
+        mark_pending(session, run.office_id, run.version, Conversation.followed.is_(False),
+                     Conversation.line_user_id.in_(chunk.recipients.get("to") or []))
         chunk.status, chunk.sent_at, chunk.recipients = "sent", now, _spent(chunk.recipients)
     return True
 
