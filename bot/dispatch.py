@@ -369,39 +369,46 @@ class Dispatcher:
                 self.rt.notify_staff(session, office, effect.kind, effect.booking_id, now)
             elif isinstance(effect, LeaveGroup):
                 outbox.add(session, office=office.id, kind="leave_group", recipient=effect.group_id, now=now)
-        if conv.pending_notice and self._notice_told(session, conv, effects, now):
-            conv.pending_notice = None
+        if conv.pending_notice:
+            left = " ".join(self._notices_left(session, conv, effects, now)) or None
+            if left != conv.pending_notice:
+                conv.pending_notice = left
         if conv.pending_notice and reply_token and messages and len(messages) < outbox.MAX_REPLY_MESSAGES:
-            messages.extend(self._terms_notice(session, office, conv, now))
+            messages.extend(self._terms_notices(session, office, conv, now, outbox.MAX_REPLY_MESSAGES - len(messages)))
         return outbox.to_user(office=office.id, user_id=conv.line_user_id, messages=messages, now=now,
                               reply_token=reply_token, event_id=event_id, may_push=conv.followed)
 
     @staticmethod
-    def _notice_told(session: Session, conv, effects, now: datetime) -> bool:
-        """The pending terms notice has nothing left to tell: this reply asks consent to that very version or
-        says it is coming (a consent step before its date), the user consented to it already (the notice would
-        ask them to do what they did), or a newer version has taken effect since (the notice would announce a
-        superseded version, as `terms broadcast` refuses to, beside a consent step that asks the newer one)."""
-        from bot.services import terms
+    def _notices_left(session: Session, conv, effects, now: datetime) -> list[str]:
+        """The pending terms notices (`pending_notice`: a next-message notice, or a notice the user missed while
+        blocking the account) that still have something to tell, oldest first. Dropped: a version this reply asks
+        consent to or says is coming (a consent step before its date), one the user consented to already (the
+        notice would ask them to do what they did), and one a newer version in force has superseded (it would
+        announce a superseded version, as `terms broadcast` refuses to, beside a consent step that asks the
+        newer one)."""
+        from bot.services import broadcasts, terms
 
-        version = conv.pending_notice
-        if any(isinstance(e, Say) and e.template == "consent"
-               and version in (e.vars.get("version"), (e.vars.get("upcoming") or {}).get("version"))
-               for e in effects):
-            return True
+        shown = {version for e in effects if isinstance(e, Say) and e.template == "consent"
+                 for version in (e.vars.get("version"), (e.vars.get("upcoming") or {}).get("version"))}
         in_force = terms.current_version(session, conv.office_id, now.date())
-        return ((in_force is not None and terms.consent_base(session, conv.office_id, in_force) > version)
-                or terms.has_consented(session, conv.id, version))
+        base = terms.consent_base(session, conv.office_id, in_force) if in_force is not None else ""
+        return [version for version in broadcasts.pending_versions(conv.pending_notice)
+                if version not in shown and version >= base and not terms.has_consented(session, conv.id, version)]
 
-    def _terms_notice(self, session: Session, office, conv, now: datetime) -> list[dict]:
-        """A terms notice sent `next-message` style: inside this (free) reply, once."""
-        from bot.services import terms
+    def _terms_notices(self, session: Session, office, conv, now: datetime, room: int) -> list[dict]:
+        """The pending terms notices, sent `next-message` style: inside this (free) reply, each once, oldest first;
+        what does not fit in the reply waits for the next one."""
+        from bot.services import broadcasts, terms
 
-        version, conv.pending_notice = conv.pending_notice, None
-        vars = {**self.rt.template_globals(office, conv), "version": version,
-                "summary": terms.summary(session, office.id, version) or "",
-                "in_force": version <= now.date().isoformat()}   # told later than planned: it has taken effect
-        return self.rt.renderer.messages(conv.language, "terms_updated", vars)
+        versions = broadcasts.pending_versions(conv.pending_notice)
+        told, conv.pending_notice = versions[:room], " ".join(versions[room:]) or None
+        messages: list[dict] = []
+        for version in told:
+            vars = {**self.rt.template_globals(office, conv), "version": version,
+                    "summary": terms.summary(session, office.id, version) or "",
+                    "in_force": version <= now.date().isoformat()}   # told later than planned: it has taken effect
+            messages.extend(self.rt.renderer.messages(conv.language, "terms_updated", vars))
+        return messages
 
     # -- groups -------------------------------------------------------------------------------
     def _group_event(self, session: Session, office, event, now: datetime):

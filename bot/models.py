@@ -93,7 +93,7 @@ class Conversation(Base):
     booking_blocked: Mapped[bool] = mapped_column(Boolean, default=False)  # staff blocked online booking
     last_event_ms: Mapped[int] = mapped_column(BigInteger, default=0)
     last_active_at: Mapped[datetime | None] = mapped_column(default=None)
-    pending_notice: Mapped[str | None] = mapped_column(String(64), default=None)  # next-message notices
+    pending_notice: Mapped[str | None] = mapped_column(String(64), default=None)  # versions told in the next reply
     flood_tat: Mapped[datetime | None] = mapped_column(default=None)          # flood control (bot/ratelimit.py)
     flood_noticed_at: Mapped[datetime | None] = mapped_column(default=None)   # last flood notice sent
     # A request's receipt may be waiting to be shown in chat (set with the request; cleared once none is).

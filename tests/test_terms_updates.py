@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from bot.clock import TOKYO
 from bot.models import Booking, BroadcastChunk, Consent, Conversation, SlotHold, TermsBroadcast
@@ -659,7 +659,9 @@ def test_preparing_a_broadcast_counts_the_followers_without_reading_their_ids(ap
         out = _cli(app, "terms", "broadcast", "--office", "sakata", "--mode", "broadcast", "--yes")
     assert out.exit_code == 0 and "recipients: 3" in out.output
     assert not [s for s in seen if s.startswith("SELECT conversations.line_user_id")]
-    assert len([s for s in seen if s.startswith("SELECT count(*)") and "FROM conversations" in s]) == 2
+    counts = [s for s in seen if s.startswith("SELECT count(*)") and "FROM conversations" in s]
+    assert len([s for s in counts if "NOT LIKE" not in s]) == 2      # the followers; and those blocking it, once
+    assert len(counts) == 3
 
 
 def test_a_version_told_in_one_mode_is_not_told_again_in_another(app, rt, fake_line, tmp_path):
@@ -808,6 +810,170 @@ def test_a_next_message_notice_of_a_version_superseded_before_the_user_wrote_is_
     assert "2026-12-20" in texts[-1]                                 # the consent asks the version in force
     with rt.db.reading() as s:
         assert s.scalar(select(Conversation.pending_notice)) is None
+
+
+# -- users who block the account while a notice goes ---------------------------------------------------------
+
+def _notices_to(fake_line, user, version=NEW_VERSION):
+    return [text for text in fake_line.texts_to(user.user_id) if text.startswith("【お知らせ】")
+            and f"（{version}から適用）" in text]
+
+
+@pytest.mark.parametrize("mode", ["multicast", "broadcast", "next-message"])
+def test_a_user_blocking_during_a_notice_is_told_once_on_unblocking(app, rt, sakata_user, fake_line, tmp_path, mode):
+    """LINE delivers nothing to a user who blocks the account, and they are asked no consent while their booking
+    is open; the terms count using it after the change as agreeing to it: once they unblock, the notice they
+    missed comes with the greeting (free, once, after the bookings the greeting says they missed)."""
+    sakata_user.follows()
+    make_request(rt, user_id=sakata_user.user_id, status="confirmed", notify=False)
+    sakata_user.unfollows()
+    _publish(app, tmp_path)
+    run = _cli(app, "terms", "broadcast", "--office", "sakata", "--mode", mode, "--yes")
+    assert run.exit_code == 0, run.output
+    assert _notices_to(fake_line, sakata_user) == []
+
+    before = len(fake_line.messages_to(sakata_user.user_id))
+    sakata_user.follows(unblocked=True)
+    reply = fake_line.texts_to(sakata_user.user_id)[before:]
+    assert reply[0].startswith("ブロックを解除していただき") and "お送りできませんでした" in reply[0]
+    assert "受付番号" in reply[1]                                  # the bookings, as the greeting says
+    assert "利用規約が改定されます（2026-12-10から適用）" in reply[-1] and "第6条の予約方法を変更しました。" in reply[-1]
+    sakata_user.says("ヘルプ")
+    assert len(_notices_to(fake_line, sakata_user)) == 1
+
+    # The greeting itself is the one of any unblock: only the notice was added after it.
+    sakata_user.unfollows()
+    again = len(fake_line.messages_to(sakata_user.user_id))
+    sakata_user.follows(unblocked=True)
+    assert fake_line.texts_to(sakata_user.user_id)[again:] == reply[:-1]
+    assert len(_notices_to(fake_line, sakata_user)) == 1
+    assert "blocking the account now: 1 users, told in their first reply once they follow again" in run.output
+
+
+def test_a_follower_blocking_before_their_multicast_call_goes_is_told_later(app, rt, fake_line, tmp_path,
+                                                                           monkeypatch):
+    """A multicast's recipients are fixed when it is planned; one who blocks before their call goes (a run
+    resumed after the quota stopped it) is skipped by LINE, and told in a next reply like any user blocking."""
+    _publish(app, tmp_path)
+    _followers(rt, 1200)
+    blocking = f"U{700:032x}"                                          # in the second call
+
+    def block():
+        with rt.db.transaction() as s:
+            s.execute(update(Conversation).where(Conversation.line_user_id == blocking).values(followed=False))
+
+    _at_the_second_multicast(rt, monkeypatch, block)
+    assert _cli(app, "terms", "broadcast", "--office", "sakata", "--mode", "multicast", "--yes").exit_code == 0
+    with rt.db.reading() as s:
+        waiting = s.execute(select(Conversation.line_user_id, Conversation.pending_notice)
+                            .where(Conversation.pending_notice.is_not(None))).all()
+    assert waiting == [(blocking, NEW_VERSION)]
+
+
+def test_a_user_blocking_during_a_notice_is_told_when_they_write_again(app, rt, sakata_user, fake_line, tmp_path):
+    """The unblock's follow event was lost (or answered by another channel): their first message tells it."""
+    sakata_user.follows()
+    sakata_user.unfollows()
+    _publish(app, tmp_path)
+    assert _cli(app, "terms", "broadcast", "--office", "sakata", "--mode", "multicast", "--yes").exit_code == 0
+    sakata_user.says("予約確認")
+    assert "利用規約が改定されます" in fake_line.texts_to(sakata_user.user_id)[-1]
+    sakata_user.says("ヘルプ")
+    assert len(_notices_to(fake_line, sakata_user)) == 1
+
+
+def test_a_user_who_consented_to_the_version_is_not_told_of_it_on_unblocking(app, rt, sakata_user, fake_line,
+                                                                             tmp_path):
+    """Consented to the version in force, then blocked; the operator tells followers of it late: nothing to
+    tell them when they come back. Nor is one told who, back by a message (the follow event lost), is asked
+    that very version's consent."""
+    _publish(app, tmp_path, version="2026-12-01")                     # in force today
+    _consent_via_chat(sakata_user, fake_line)
+    sakata_user.says("中止")
+    sakata_user.unfollows()
+    assert _cli(app, "terms", "broadcast", "--office", "sakata", "--mode", "multicast", "--yes").exit_code == 0
+    sakata_user.follows(unblocked=True)
+    sakata_user.says("ヘルプ")
+    assert _notices_to(fake_line, sakata_user, "2026-12-01") == []
+    with rt.db.reading() as s:
+        assert s.scalar(select(Conversation.pending_notice)) is None
+
+
+def test_a_user_back_by_a_message_and_asked_that_versions_consent_is_not_told_it(app, rt, sakata_user, fake_line,
+                                                                                 tmp_path):
+    sakata_user.follows()
+    sakata_user.unfollows()
+    _publish(app, tmp_path, version="2026-12-01")                     # in force today
+    assert _cli(app, "terms", "broadcast", "--office", "sakata", "--mode", "multicast", "--yes").exit_code == 0
+    sakata_user.says("予約")                                         # the consent step asks 2026-12-01
+    sakata_user.says("同意する")
+    sakata_user.says("ヘルプ")
+    assert _notices_to(fake_line, sakata_user, "2026-12-01") == []
+    assert _consents(rt, "2026-12-01") == 1
+
+
+def test_a_user_blocking_through_two_notices_is_told_both_unless_one_is_superseded(app, rt, user_factory,
+                                                                                   fake_line, tmp_path):
+    early, late = user_factory("sakata"), user_factory("sakata")
+    for user in (early, late):
+        user.follows()
+        user.unfollows()
+    _publish(app, tmp_path)                                              # 2026-12-10
+    assert _cli(app, "terms", "broadcast", "--office", "sakata", "--mode", "multicast", "--yes").exit_code == 0
+    _publish(app, tmp_path, version="2026-12-20", summary="第8条を変更しました。")
+    assert _cli(app, "terms", "broadcast", "--office", "sakata", "--mode", "next-message", "--yes").exit_code == 0
+
+    early.follows(unblocked=True)                                        # before either applies: both, in order
+    reply = fake_line.texts_to(early.user_id)
+    assert "（2026-12-10から適用）" in reply[-2] and "（2026-12-20から適用）" in reply[-1]
+    assert "第8条を変更しました。" in reply[-1]
+    early.says("ヘルプ")
+    assert len(_notices_to(fake_line, early)) == 1 and len(_notices_to(fake_line, early, "2026-12-20")) == 1
+
+    rt.clock.freeze(datetime(2026, 12, 21, 9, 0, tzinfo=TOKYO))          # the newer applies: the older is superseded
+    late.follows(unblocked=True)
+    assert _notices_to(fake_line, late) == []
+    told = _notices_to(fake_line, late, "2026-12-20")
+    assert len(told) == 1 and "利用規約が改定されました" in told[0]
+
+
+def test_two_next_message_notices_to_a_follower_who_did_not_write_between_are_both_told(app, rt, sakata_user,
+                                                                                         fake_line, tmp_path):
+    sakata_user.follows()
+    _publish(app, tmp_path)
+    assert _cli(app, "terms", "broadcast", "--office", "sakata", "--mode", "next-message", "--yes").exit_code == 0
+    _publish(app, tmp_path, version="2026-12-20", summary="第8条を変更しました。")
+    assert _cli(app, "terms", "broadcast", "--office", "sakata", "--mode", "next-message", "--yes").exit_code == 0
+    sakata_user.says("ヘルプ")
+    sakata_user.says("ヘルプ")
+    assert len(_notices_to(fake_line, sakata_user)) == 1 and len(_notices_to(fake_line, sakata_user, "2026-12-20")) == 1
+
+
+def test_withdrawing_a_version_keeps_the_other_notice_a_blocking_user_missed(app, rt, sakata_user, fake_line,
+                                                                              tmp_path):
+    sakata_user.follows()
+    sakata_user.unfollows()
+    _publish(app, tmp_path)
+    assert _cli(app, "terms", "broadcast", "--office", "sakata", "--mode", "multicast", "--yes").exit_code == 0
+    _publish(app, tmp_path, version="2026-12-20", summary="第8条を変更しました。")
+    assert _cli(app, "terms", "broadcast", "--office", "sakata", "--mode", "multicast", "--yes").exit_code == 0
+    assert _cli(app, "terms", "withdraw", "--office", "sakata", "--version", "2026-12-20").exit_code == 0
+    with rt.db.reading() as s:
+        assert s.scalar(select(Conversation.pending_notice)) == NEW_VERSION
+    sakata_user.follows(unblocked=True)
+    assert len(_notices_to(fake_line, sakata_user)) == 1
+    assert _notices_to(fake_line, sakata_user, "2026-12-20") == []
+
+
+def test_a_long_list_of_waiting_notices_keeps_the_newest_that_fit(app, rt, tmp_path):
+    _followers(rt, 1, followed=False)
+    waiting = [f"2027-0{month}-01" for month in range(1, 6)]
+    with rt.db.transaction() as s:
+        s.execute(update(Conversation).values(pending_notice=" ".join(waiting)))
+        broadcasts.mark_skipped(s, "sakata", "2027-06-01")
+        broadcasts.mark_skipped(s, "sakata", "2027-06-01")            # once
+    with rt.db.reading() as s:
+        assert s.scalar(select(Conversation.pending_notice)) == " ".join(waiting[1:] + ["2027-06-01"])
 
 
 def test_consent_log_exports_per_office(app, rt, sakata_user, otaru_user, fake_line):

@@ -121,6 +121,7 @@ def broadcast_command(office_id: str, mode: str, version: str | None, dry_run: b
         existing = broadcasts.find(s, office.id, version, mode)
         other = broadcasts.other_run(s, office.id, version, mode)
         est = broadcasts.estimate(s, office.id, mode)
+        blocking = broadcasts.not_following(s, office.id)
         if broadcasts.handing_over(other, mode):
             left = len(broadcasts.untold(s, other.id))
             est = broadcasts.Estimate(left, 0, 0)
@@ -132,6 +133,9 @@ def broadcast_command(office_id: str, mode: str, version: str | None, dry_run: b
     click.echo(f"office {office.id}, version {version}, mode {mode}")
     click.echo(f"recipients: {est.recipients} known followers"
                + (" (broadcast reaches every friend)" if mode == "broadcast" else ""))
+    if blocking and not broadcasts.handing_over(other, mode):
+        click.echo(f"blocking the account now: {blocking} users, told in their first reply once they follow again "
+                   "(free)")
     click.echo(f"API calls: {est.calls}; messages counted against the monthly quota: {est.messages}"
                + (" or more (every friend counts)" if mode == "broadcast" else ""))
     if remaining is not None:

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from bot.models import BroadcastChunk, Conversation, TermsBroadcast, TermsVersion
 
 MULTICAST_MAX = 500
+PENDING_MAX = 64   # the width of conversations.pending_notice: versions (YYYY-MM-DD) waiting, space-separated
 MODES = ("multicast", "broadcast", "next-message")
 LEASE = timedelta(seconds=60)
 
@@ -20,6 +21,47 @@ class Estimate:
     recipients: int       # users who will get the notice (known followers; broadcast: all friends)
     calls: int            # Messaging API calls
     messages: int         # messages counted against the monthly quota (known followers for broadcast)
+
+
+def pending_versions(value: str | None) -> list[str]:
+    """The versions whose notice waits for a conversation's next reply (`pending_notice`), oldest first."""
+    return sorted(set((value or "").split()))
+
+
+def mark_pending(session: Session, office_id: str, version: str, *where) -> None:
+    """Queue `version`'s notice for the next reply of the office's conversations matching `where`, beside the
+    notices of other versions still waiting there (each told once; `bot.dispatch` drops what is superseded or
+    consented to). Lists that fit take it in one statement; a longer one (six versions waiting, in practice
+    never) keeps its newest that fit."""
+    column = Conversation.pending_notice
+    scope = (Conversation.office_id == office_id, *where)
+    unsynced = {"synchronize_session": False}
+    session.execute(update(Conversation).where(*scope, column.is_(None)).values(pending_notice=version)
+                    .execution_options(**unsynced))
+    waiting = (*scope, column.is_not(None), ~column.contains(version, autoescape=True))
+    session.execute(update(Conversation).where(*waiting, func.length(column) <= PENDING_MAX - len(version) - 1)
+                    .values(pending_notice=column + " " + version).execution_options(**unsynced))
+    for conversation_id, value in session.execute(select(Conversation.id, column).where(*waiting)).all():
+        kept = pending_versions(f"{value} {version}")
+        while len(" ".join(kept)) > PENDING_MAX:
+            kept.pop(0)
+        session.execute(update(Conversation).where(Conversation.id == conversation_id)
+                        .values(pending_notice=" ".join(kept)).execution_options(**unsynced))
+
+
+def mark_skipped(session: Session, office_id: str, version: str) -> None:
+    """The office's users who do not follow it now (blocked; LINE delivers nothing to them) hear of `version`
+    in their first reply once they follow again or write: the greeting of an unblock, say. Their bookings stay
+    and the terms count using the service after a change as agreeing to it, so nobody is left untold."""
+    mark_pending(session, office_id, version, Conversation.followed.is_(False),
+                 Conversation.line_user_id.not_like("forgotten:%"))
+
+
+def not_following(session: Session, office_id: str) -> int:
+    """How many of the office's users known to the bot block it now (`mark_skipped` tells them later)."""
+    return session.scalar(select(func.count()).select_from(Conversation).where(
+        Conversation.office_id == office_id, Conversation.followed.is_(False),
+        Conversation.line_user_id.not_like("forgotten:%"))) or 0
 
 
 def follower_count(session: Session, office_id: str) -> int:
@@ -90,10 +132,9 @@ def _hand_over(session: Session, paused: TermsBroadcast, version: str, now: date
     users = untold(session, paused.id)
     for chunk in pending_chunks(session, paused.id):
         chunk.status, chunk.recipients = "next-message", _spent(chunk.recipients)
-    for start in range(0, len(users), MULTICAST_MAX):
-        session.execute(update(Conversation).where(
-            Conversation.office_id == paused.office_id, Conversation.followed.is_(True),
-            Conversation.line_user_id.in_(users[start:start + MULTICAST_MAX])).values(pending_notice=version))
+    for start in range(0, len(users), MULTICAST_MAX):   # blocked since the plan or not: told in a next reply
+        mark_pending(session, paused.office_id, version,
+                     Conversation.line_user_id.in_(users[start:start + MULTICAST_MAX]))
     finish(session, paused.id, now, "complete", "the rest told by next-message")
     return len(users)
 
@@ -112,6 +153,7 @@ def plan(session: Session, office_id: str, version: str, mode: str, now: datetim
         for seq, (language, to) in enumerate(chunks):
             session.add(BroadcastChunk(broadcast_id=run.id, seq=seq, recipients={"to": to, "language": language},
                                        retry_key=str(uuid.uuid4()), status="pending"))
+        mark_skipped(session, office_id, version)
         return run
     other = other_run(session, office_id, version, mode)
     if handing_over(other, mode):
@@ -119,13 +161,12 @@ def plan(session: Session, office_id: str, version: str, mode: str, now: datetim
         run.status, run.completed_at = "complete", now
         return run
     run.recipients = follower_count(session, office_id)
+    mark_skipped(session, office_id, version)
     if mode == "broadcast":
         session.add(BroadcastChunk(broadcast_id=run.id, seq=0, recipients={"to": []},
                                    retry_key=str(uuid.uuid4()), status="pending"))
     else:
-        session.execute(update(Conversation).where(
-            Conversation.office_id == office_id, Conversation.followed.is_(True)
-        ).values(pending_notice=version))
+        mark_pending(session, office_id, version, Conversation.followed.is_(True))
         run.status, run.completed_at = "complete", now
     return run
 
@@ -162,6 +203,10 @@ def mark_sent(session: Session, chunk_id: int, runner: str, run_id: int, now: da
         return False
     chunk = session.get(BroadcastChunk, chunk_id)
     if chunk is not None and chunk.broadcast_id == run_id:
+        run = session.get(TermsBroadcast, run_id)
+        # Planned while they followed, blocked since (a run resumed after the quota, next month): LINE skipped them.
+        mark_pending(session, run.office_id, run.version, Conversation.followed.is_(False),
+                     Conversation.line_user_id.in_(chunk.recipients.get("to") or []))
         chunk.status, chunk.sent_at, chunk.recipients = "sent", now, _spent(chunk.recipients)
     return True
 

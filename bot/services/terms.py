@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 from bot.models import BroadcastChunk, Consent, Conversation, TermsBroadcast, TermsVersion
 from bot.offices import TERMS_SUMMARY_MAX
 from bot.rawsql import Statement, bound
-from bot.services.broadcasts import LEASE
+from bot.services.broadcasts import LEASE, pending_versions
 
 
 def _in_force(what, office_id, today):
@@ -229,10 +229,21 @@ def withdraw(session: Session, office_id: str, version: str, *, now: datetime) -
         .limit(1)) is not None]
     session.execute(delete(BroadcastChunk).where(BroadcastChunk.broadcast_id.in_([run.id for run in runs])))
     session.execute(delete(TermsBroadcast).where(TermsBroadcast.id.in_([run.id for run in runs])))
-    session.execute(update(Conversation).where(Conversation.office_id == office_id,
-                                               Conversation.pending_notice == version).values(pending_notice=None))
+    forget_notice(session, office_id, version)
     session.delete(row)
     return told
+
+
+def forget_notice(session: Session, office_id: str, version: str) -> None:
+    """Take `version` out of the notices waiting for next replies (`pending_notice`, a list of versions)."""
+    column = Conversation.pending_notice
+    session.execute(update(Conversation).where(Conversation.office_id == office_id, column == version)
+                    .values(pending_notice=None).execution_options(synchronize_session=False))
+    for conversation_id, value in session.execute(select(Conversation.id, column).where(
+            Conversation.office_id == office_id, column.contains(version, autoescape=True))).all():
+        kept = [waiting for waiting in pending_versions(value) if waiting != version]
+        session.execute(update(Conversation).where(Conversation.id == conversation_id)
+                        .values(pending_notice=" ".join(kept) or None).execution_options(synchronize_session=False))
 
 
 def consent_behind(session: Session, conversation_id: int, made_at: datetime) -> Consent | None:
