@@ -404,6 +404,36 @@ def test_a_closed_day_before_the_first_week_is_named_on_its_first_page_only(rt, 
     assert "この週より前のお休み: 1/11(月) 成人の日" in back, back
 
 
+# -- a request made while the office is closed: when it is looked at ------------------------------------------
+
+def receipt_text(office, now: datetime, language: str = "ja") -> str:
+    booking = Booking(reference="ABCD-EFGH", slot_start=at(2027, 1, 5, 10), status="requested", receipt_pending=True)
+    receipt = bookings.take_receipt_of(office, booking, now)
+    return flat(text_of(render(office, language, "receipt", {"receipt": receipt})), language)
+
+
+@pytest.mark.parametrize(("now", "language", "said"), [
+    (at(2026, 12, 30, 12), "ja", "※本日は年末年始（12/29〜1/3）のため閉庁しています。"
+                                 "お申込みの確認とご連絡は、2027年1月4日(月)以降になります。"),
+    (at(2027, 1, 2, 8), "en", "* The office is closed today (the New Year holidays, 12/29 to 1/3). It will look at "
+                              "your request and contact you from Mon 4 Jan 2027."),
+    (at(2026, 12, 30, 12), "easy", "※きょうは 休みの 日です（年末年始（ねんまつ ねんし））。もうしこみを 見て、れんらくするのは "
+                                   "2027年1月4日(月)からです。"),
+    (at(2027, 1, 11, 9), "ja", "※本日は成人の日のため閉庁しています。"
+                               "お申込みの確認とご連絡は、2027年1月12日(火)以降になります。"),
+])
+def test_a_request_made_during_the_closure_is_told_when_the_office_looks_at_it(now, language, said):
+    """Otaru, a request on 12/30 for 1/5: its card reaches staff on 1/4 at 08:00, so the receipt says that nothing
+    comes before 1/4, rather than leaving the person five days without a word."""
+    assert said in receipt_text(OTARU, now, language)
+
+
+def test_a_request_made_on_a_business_day_or_seen_on_closed_days_says_no_closure():
+    assert "閉庁" not in receipt_text(OTARU, at(2026, 12, 28, 16, 59))
+    office = replace(OTARU, push_hours=replace(OTARU.push_hours, staff_cards_on_closed_days=True))
+    assert "閉庁" not in receipt_text(office, at(2026, 12, 30, 12))
+
+
 # -- a phone call over the closure: when the office answers again --------------------------------------------
 
 @pytest.mark.parametrize(("now", "opens", "on_the_day"), [

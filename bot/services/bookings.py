@@ -326,10 +326,15 @@ def take_receipt(session: Session, office, conv: Conversation, now: datetime) ->
 
 
 def take_receipt_of(office, booking: Booking, now: datetime) -> dict[str, Any] | None:
-    """This request's receipt, once: None when already shown or when it was decided meanwhile."""
+    """This request's receipt, once: None when already shown or when it was decided meanwhile.
+
+    `office_opens` (`_closed_today`) where the receipt is read on a day the office is closed: its staff card waits
+    for the next business morning (bot/services/push_hours.py), so the receipt says from when the request is looked
+    at (a request on 12/30 hears nothing before 1/4). None where the office takes cards on closed days."""
     if not booking.receipt_pending:
         return None
     booking.receipt_pending = False
     if booking.status != lifecycle.REQUESTED:
         return None  # decided meanwhile: the decision itself was told
-    return summary(office, booking, now)
+    closed = None if office.push_hours.staff_cards_on_closed_days else _closed_today(office, booking, now)
+    return {**summary(office, booking, now), "office_opens": closed}
