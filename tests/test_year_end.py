@@ -413,25 +413,29 @@ def receipt_text(office, now: datetime, language: str = "ja") -> str:
 
 
 @pytest.mark.parametrize(("now", "language", "said"), [
-    (at(2026, 12, 30, 12), "ja", "※本日は年末年始（12/29〜1/3）のため閉庁しています。"
-                                 "お申込みの確認とご連絡は、2027年1月4日(月)以降になります。"),
-    (at(2027, 1, 2, 8), "en", "* The office is closed today (the New Year holidays, 12/29 to 1/3). It will look at "
-                              "your request and contact you from Mon 4 Jan 2027."),
-    (at(2026, 12, 30, 12), "easy", "※きょうは 休みの 日です（年末年始（ねんまつ ねんし））。もうしこみを 見て、れんらくするのは "
-                                   "2027年1月4日(月)からです。"),
-    (at(2027, 1, 11, 9), "ja", "※本日は成人の日のため閉庁しています。"
-                               "お申込みの確認とご連絡は、2027年1月12日(火)以降になります。"),
+    (at(2026, 12, 30, 12), "ja", "※年末年始（12/29〜1/3）の閉庁日のため、お申込みの確認とご連絡は、2027年1月4日(月)以降になります。"),
+    (at(2026, 12, 28, 21, 30), "ja", "※年末年始（12/29〜1/3）の閉庁日のため、"
+                                     "お申込みの確認とご連絡は、2027年1月4日(月)以降になります。"),   # after the push hours
+    (at(2027, 1, 2, 8), "en", "* The office is closed until then (the New Year holidays, 12/29 to 1/3): it will "
+                              "look at your request and contact you from Mon 4 Jan 2027."),
+    (at(2026, 12, 30, 12), "easy", "※ハローワークが 休みの 日（年末年始（ねんまつ ねんし））が あるので、もうしこみを 見て、"
+                                   "れんらくするのは 2027年1月4日(月)からです。"),
+    (at(2027, 1, 8, 22), "ja", "※閉庁日のため、お申込みの確認とご連絡は、2027年1月12日(火)以降になります。"),  # 成人の日
 ])
-def test_a_request_made_during_the_closure_is_told_when_the_office_looks_at_it(now, language, said):
-    """Otaru, a request on 12/30 for 1/5: its card reaches staff on 1/4 at 08:00, so the receipt says that nothing
-    comes before 1/4, rather than leaving the person five days without a word."""
+def test_a_request_made_before_closed_days_is_told_when_the_office_looks_at_it(now, language, said):
+    """Otaru, a request on 12/30 (or on 12/28 after the push hours) for 1/5: its card reaches staff on 1/4 at 08:00,
+    so the receipt says that nothing comes before 1/4, rather than leave the person days without a word."""
     assert said in receipt_text(OTARU, now, language)
 
 
-def test_a_request_made_on_a_business_day_or_seen_on_closed_days_says_no_closure():
-    assert "閉庁" not in receipt_text(OTARU, at(2026, 12, 28, 16, 59))
+@pytest.mark.parametrize("now", [at(2026, 12, 28, 16, 59), at(2026, 12, 22, 22), at(2027, 1, 3, 10)])
+def test_a_request_looked_at_today_or_tomorrow_says_no_closure(now):
+    assert "閉庁日" not in receipt_text(OTARU, now)
+
+
+def test_an_office_that_takes_cards_on_closed_days_says_no_closure():
     office = replace(OTARU, push_hours=replace(OTARU.push_hours, staff_cards_on_closed_days=True))
-    assert "閉庁" not in receipt_text(office, at(2026, 12, 30, 12))
+    assert "閉庁日" not in receipt_text(office, at(2026, 12, 30, 12))
 
 
 # -- a phone call over the closure: when the office answers again --------------------------------------------
