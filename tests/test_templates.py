@@ -94,6 +94,9 @@ def week(slots: bool = True, reason: str | None = None, page: int = 0, pages: in
                              {"day": date(2026, 12, 10), "reason": "year_end", "holiday": None,
                               "until": date(2026, 12, 11)},                      # a run of closed days as one
                              {"day": date(2026, 12, 12), "reason": "blocked", "holiday": None}] if slots else [],
+            # week 0's first page: the closed days of the weeks skipped to reach it, named beside the slots
+            "closed_before": [{"day": date(2026, 12, 1), "reason": "holiday", "holiday": "祝日", "until": None}]
+            if slots else [],
             # days whose booking deadline has passed (the day before's 17:00, as Otaru's), named beside the slots
             "deadline_passed": [{"day": date(2026, 12, 3 + n), "deadline": datetime(2026, 12, 2 + n, 17, tzinfo=TOKYO)}
                                 for n in range(2)] if slots else [],

@@ -142,10 +142,10 @@ def test_a_closed_day_typed_in_the_chat_is_named(rt, clock, user_factory, fake_l
 BARE_MONTH_DAY = re.compile(r"(?<![\d/])\d{1,2}/\d{1,2}(?![\d/(]| \d{2}:\d{2})")
 
 
-def otaru_slots_at(rt, clock, user_factory, fake_line, now: datetime, language: str) -> str:
-    """The first page of slots an Otaru user chatting in `language` is shown at `now`."""
+def otaru_slots_at(rt, clock, user_factory, fake_line, now: datetime, language: str, office_id: str = "otaru") -> str:
+    """The first page of slots an Otaru user (or one of `office_id`) chatting in `language` is shown at `now`."""
     clock.freeze(now)
-    user = user_factory("otaru")
+    user = user_factory(office_id)
     walk_to_slots(user, rt)
     if language != "ja":
         says(fake_line, user, SWITCH[language])
@@ -366,6 +366,76 @@ def test_the_new_year_closure_is_named_once_beside_the_slots(rt, clock, user_fac
     """Otaru's week of 12/28: one span for the four closed weekdays, not 年末年始 four times over."""
     shown = otaru_slots_at(rt, clock, user_factory, fake_line, at(2026, 12, 25, 10), language)
     assert said in shown, shown
+
+
+@pytest.mark.parametrize(("now", "language", "said"), [
+    (at(2026, 12, 30, 12), "ja", "※この週より前のお休み: 1/11(月) 成人の日\n"
+                                 "※予約の受付期限を過ぎた日: 1/4(月)（受付は12/28(月) 17:00まで）\n"),
+    (at(2027, 1, 4, 8, 1), "ja", "※この週より前のお休み: 1/11(月) 成人の日\n"),
+    (at(2027, 1, 8, 18), "en", "Closed before this week: 1/11(月) (Mon 11 Jan 2027, Coming of Age Day)\n"),
+    (at(2027, 1, 8, 18), "easy", "※この 週より 前の 休みの 日: 2027年1月11日(月)（成人の日（せいじんの ひ））\n"),
+])
+def test_a_closed_monday_skipped_before_the_first_week_shown_is_named(rt, clock, user_factory, fake_line, now,
+                                                                      language, said):
+    """Sakata from 12/29 to 1/11: the first bookable Monday is 1/18, and its page opens on that week. The Monday
+    in between, 1/11 成人の日, is named as the passed 1/4 is: a user looking for the next Monday sees why it is
+    not there, not only that 1/18 is the first."""
+    shown = otaru_slots_at(rt, clock, user_factory, fake_line, now, language, office_id="sakata")
+    assert shown.startswith(("1/18(月)〜1/24(日)の空いている枠です", "2027年1/18(月)〜1/24(日)の空いている枠です",
+                             "Free slots", "あいて いる")), shown
+    assert said in shown, shown
+
+
+def test_a_closure_already_begun_is_named_from_today(rt, clock, user_factory, fake_line):
+    """Otaru on 12/30: the first week shown is 1/4's; the closure it skipped is named from today, not tomorrow."""
+    shown = otaru_slots_at(rt, clock, user_factory, fake_line, at(2026, 12, 30, 12), "ja")
+    assert "※この週より前のお休み: 12/30(水)〜1/1(金) 年末年始\n" in shown, shown
+
+
+def test_a_closed_day_before_the_first_week_is_named_on_its_first_page_only(rt, clock, user_factory, fake_line):
+    """Moving on to the next week and back: the skipped 1/11 is said on week 0's page, never on a later week's."""
+    clock.freeze(at(2027, 1, 5, 10))
+    user = user_factory("sakata")
+    walk_to_slots(user, rt)
+    assert "この週より前のお休み: 1/11(月) 成人の日" in fake_line.texts_to(user.user_id)[-1]
+    later = taps(fake_line, user, last_buttons(fake_line, user)["次の週"])
+    assert later.startswith("1/25(月)〜1/31(日)の空いている枠です") and "お休み" not in later, later
+    back = taps(fake_line, user, last_buttons(fake_line, user)["前の週"])
+    assert "この週より前のお休み: 1/11(月) 成人の日" in back, back
+
+
+# -- a request made while the office is closed: when it is looked at ------------------------------------------
+
+def receipt_text(office, now: datetime, language: str = "ja") -> str:
+    booking = Booking(reference="ABCD-EFGH", slot_start=at(2027, 1, 5, 10), status="requested", receipt_pending=True)
+    receipt = bookings.take_receipt_of(office, booking, now)
+    return flat(text_of(render(office, language, "receipt", {"receipt": receipt})), language)
+
+
+@pytest.mark.parametrize(("now", "language", "said"), [
+    (at(2026, 12, 30, 12), "ja", "※年末年始（12/29〜1/3）の閉庁日のため、お申込みの確認とご連絡は、2027年1月4日(月)以降になります。"),
+    (at(2026, 12, 28, 21, 30), "ja", "※年末年始（12/29〜1/3）の閉庁日のため、"
+                                     "お申込みの確認とご連絡は、2027年1月4日(月)以降になります。"),   # after the push hours
+    (at(2027, 1, 2, 8), "en", "* The office is closed until then (the New Year holidays, 12/29 to 1/3): it will "
+                              "look at your request and contact you from Mon 4 Jan 2027."),
+    (at(2026, 12, 30, 12), "easy", "※ハローワークが 休みの 日（年末年始（ねんまつ ねんし））が あるので、もうしこみを 見て、"
+                                   "れんらくするのは 2027年1月4日(月)からです。"),
+    (at(2027, 1, 8, 22), "ja", "※閉庁日のため、お申込みの確認とご連絡は、2027年1月12日(火)以降になります。"),  # 成人の日
+])
+def test_a_request_made_before_closed_days_is_told_when_the_office_looks_at_it(now, language, said):
+    """Otaru, a request on 12/30 (or on 12/28 after the push hours) for 1/5: its card reaches staff on 1/4 at 08:00,
+    so the receipt says that nothing comes before 1/4, rather than leave the person days without a word."""
+    assert said in receipt_text(OTARU, now, language)
+
+
+@pytest.mark.parametrize("now", [at(2026, 12, 28, 16, 59), at(2026, 12, 22, 22), at(2027, 1, 3, 10)])
+def test_a_request_looked_at_today_or_tomorrow_says_no_closure(now):
+    assert "閉庁日" not in receipt_text(OTARU, now)
+
+
+def test_an_office_that_takes_cards_on_closed_days_says_no_closure():
+    office = replace(OTARU, push_hours=replace(OTARU.push_hours, staff_cards_on_closed_days=True))
+    assert "閉庁日" not in receipt_text(office, at(2026, 12, 30, 12))
 
 
 # -- a phone call over the closure: when the office answers again --------------------------------------------

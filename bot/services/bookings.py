@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session
 from bot.clock import TOKYO
 from bot.models import Booking, Conversation, SlotHold
 from bot.rawsql import Statement
-from bot.services import calendar, lifecycle
+from bot.services import calendar, lifecycle, push_hours
 from bot.services import slots as slotsvc
 from bot.staff.models import AuditEntry, BookingHandoff
 
@@ -326,10 +326,26 @@ def take_receipt(session: Session, office, conv: Conversation, now: datetime) ->
 
 
 def take_receipt_of(office, booking: Booking, now: datetime) -> dict[str, Any] | None:
-    """This request's receipt, once: None when already shown or when it was decided meanwhile."""
+    """This request's receipt, once: None when already shown or when it was decided meanwhile. With
+    `office_opens` (`_looked_at_from`) where closed days keep the request from staff past tomorrow."""
     if not booking.receipt_pending:
         return None
     booking.receipt_pending = False
     if booking.status != lifecycle.REQUESTED:
         return None  # decided meanwhile: the decision itself was told
-    return summary(office, booking, now)
+    return {**summary(office, booking, now), "office_opens": _looked_at_from(office, now)}
+
+
+def _looked_at_from(office, now: datetime) -> dict[str, Any] | None:
+    """When the request made now reaches staff, where closed days hold its card past tomorrow (the cards wait for
+    a business morning, bot/services/push_hours.py): made on 12/30, or on 12/28 after the push hours, it is looked
+    at from 1/4, and the receipt says so rather than leave the person days without a word. With the first closed
+    day's reason (today's or tomorrow's). None when the card goes today or tomorrow morning, or on closed days too
+    (`staff_cards_on_closed_days`)."""
+    card_at = push_hours.next_staff_opening(office, now)
+    today = now.astimezone(TOKYO).date()
+    if office.push_hours.staff_cards_on_closed_days or card_at is None or card_at.date() <= today + timedelta(days=1):
+        return None
+    closures = office.schedule.closures
+    return {"closure": calendar.is_closed(today, closures) or calendar.is_closed(today + timedelta(days=1), closures),
+            "on": card_at.date()}

@@ -103,6 +103,9 @@ def week_page(session: Session, office, now: datetime, index: int, page: int = 0
         # The week's closed days still to come, named beside its slots so that a missing day is explained.
         "closed_ahead": _year_end_as_one(
             [{"day": d, "reason": r, "holiday": h} for d, r, h in view.closed_days if d > now.date()]),
+        # Week 0's first page: the closed days (today on) of the weeks skipped to reach it (1/11 成人の日 before 1/18's).
+        "closed_before": _year_end_as_one(
+            [{"day": d, "reason": r, "holiday": h} for d, r, h in (view.closed_before if page == 0 else [])]),
         # Tomorrow on, the days whose booking deadline has passed: said on the week's first page.
         "deadline_passed": [{"day": d, "deadline": deadline}
                             for d, deadline in (view.deadline_passed if page == 0 else [])],

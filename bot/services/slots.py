@@ -124,12 +124,17 @@ class WeekView:
     (date, reason, holiday name or None); reason is a calendar reason ("year_end", "holiday", "weekend",
     "office_closure") or "blocked" (a day staff blocked). `deadline_passed` lists the open days from tomorrow
     to the week's end (in week 0, before its start too) whose booking deadline has passed, each with that
-    deadline: why they are missing. `reason_if_empty` is None when there are slots.
+    deadline: why they are missing. `closed_before`, in week 0 only, lists as `closed_days` does the closed
+    schedule days from today to the day before the week's start: the weeks skipped to reach the first open
+    day (Sakata from 12/29: 1/11 成人の日 between the passed 1/4 and the first week shown, 1/18's; today
+    counted, so that Otaru on 12/30 says 12/30〜1/1, not a closure that seems to begin tomorrow).
+    `reason_if_empty` is None when there are slots.
     """
     week_start: date
     slots: list[Slot]
     closed_days: list[tuple[date, str, str | None]] = field(default_factory=list)
     deadline_passed: list[tuple[date, datetime]] = field(default_factory=list)
+    closed_before: list[tuple[date, str, str | None]] = field(default_factory=list)
     has_prev: bool = False
     has_next: bool = False
     reason_if_empty: EmptyWeekReason | None = None
@@ -361,6 +366,7 @@ def week_view(
     walk = _walk(office, now, taken, blocked, blocked_days)
     week_start = walk.week_start(week_index)
     week_end = week_start + timedelta(days=6)
+    tomorrow = walk.now.date() + timedelta(days=1)
     slots: list[Slot] = []
     open_reasons: Counter[EmptyWeekReason] = Counter()  # why slot times still open for booking are unavailable
     late_reasons: Counter[EmptyWeekReason] = Counter()  # passed or beyond the window
@@ -374,8 +380,8 @@ def week_view(
         week_start=week_start,
         slots=slots,
         closed_days=_closed_days(walk, week_start, week_end),
-        deadline_passed=walk.deadline_passed(walk.now.date() + timedelta(days=1) if week_index == 0 else week_start,
-                                             week_end),
+        deadline_passed=walk.deadline_passed(tomorrow if week_index == 0 else week_start, week_end),
+        closed_before=_closed_days(walk, walk.now.date(), week_start - timedelta(days=1)) if week_index == 0 else [],
         has_prev=week_index > 0,
         has_next=any(_scheduled_days(office, week_end + timedelta(days=1), walk.window_end)),
         reason_if_empty=None if slots else _empty_week_reason(open_reasons or late_reasons),
