@@ -16,10 +16,12 @@ from datetime import date, datetime, time, timedelta
 
 from sqlalchemy import String, and_, cast, delete, exists, func, literal_column, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from bot import notify, outbox
 from bot.clock import TOKYO
+from bot.db import is_lock_timeout
 from bot.models import (
     Booking, Conversation, OutboxMessage, ProcessedEvent, SlotBlock, SlotClaim, SlotHold, StaffNotice,
 )
@@ -89,13 +91,27 @@ def _kept_alike(offices) -> list[tuple[dict[str, int], list[str]]]:
 
 
 def _mark(session: Session, job: str, key: str, now: datetime) -> bool:
-    """Claim (job, key) once across reruns and workers; False when it was already done."""
-    insert = postgresql.insert if session.bind.dialect.name == "postgresql" else sqlite.insert
+    """Claim (job, key) once across reruns and workers; False when it was already done, or when another worker's
+    open transaction holds the same claim (it is doing the job; if it rolls back, a later pass claims it).
+
+    On PostgreSQL the insert waits for that transaction to end, at most LOCK_TIMEOUT_MS: two workers at the top of
+    the hour both claim the hourly mark, and a peer slower than that (a busy machine) made the other's whole pass
+    fail with LockNotAvailable. The claim runs in a savepoint so that giving it up leaves the pass's transaction
+    usable. (SQLite serialises writers from BEGIN IMMEDIATE: no such wait.)"""
+    postgres = session.bind.dialect.name == "postgresql"
+    insert = postgresql.insert if postgres else sqlite.insert
     # RETURNING, not rowcount: an ORM insert on PostgreSQL (psycopg) reports rowcount -1.
-    marked = session.execute(insert(JobMark).values(job=job, key=key, created_at=now)
-                             .on_conflict_do_nothing(index_elements=["job", "key"])
-                             .returning(JobMark.id)).scalar_one_or_none()
-    return marked is not None
+    statement = (insert(JobMark).values(job=job, key=key, created_at=now)
+                 .on_conflict_do_nothing(index_elements=["job", "key"]).returning(JobMark.id))
+    if not postgres:
+        return session.execute(statement).scalar_one_or_none() is not None
+    try:
+        with session.begin_nested():
+            return session.execute(statement).scalar_one_or_none() is not None
+    except DBAPIError as error:
+        if not is_lock_timeout(error):
+            raise
+        return False
 
 
 def _at(day: date, moment: time) -> datetime:
